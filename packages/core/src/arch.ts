@@ -1,0 +1,75 @@
+import type { FeatureSet } from './features.js';
+
+/**
+ * What an architecture plugin tells the kernel about its MMU. Values are per arch and base page
+ * size; cite arch/<arch>/include/asm/*.h for each constant in the plugin.
+ */
+export interface Mmu {
+  /** Short arch name used in scenarios and reports: 'x86', 'arm64', 'ppc-hash', 's390'. */
+  readonly arch: string;
+  /** PAGE_SIZE in bytes. */
+  readonly basePageSize: number;
+  /** PMD_SIZE: the size a PMD leaf maps. */
+  readonly pmdSize: number;
+  /** PUD_SIZE when the arch can map device memory with a PUD leaf (THP PUD), else null. */
+  readonly pudSize: number | null;
+  /** Number of page-table levels in use. */
+  readonly levels: number;
+  /** sizeof(struct page). */
+  readonly structPageSize: number;
+  /** 1 << SECTION_SIZE_BITS. */
+  readonly sectionSize: number;
+  /** 1 << SUBSECTION_SHIFT (2 MiB in mm/sparse.c unless the arch says otherwise). */
+  readonly subsectionSize: number;
+  /** PTE bits the arch has: pte_special (ARCH_HAS_PTE_SPECIAL) and pte_devmap (ARCH_HAS_PTE_DEVMAP). */
+  readonly pteBits: { readonly special: boolean; readonly devmap: boolean };
+  /** Device-dax alignments the arch offers (bytes). */
+  readonly devdaxAlignments: readonly number[];
+}
+
+/** Result of populating (and initialising) the memmap of one device range. */
+export interface VmemmapFigures {
+  /** struct pages the range needs (one per base page, minus altmap metadata pfns). */
+  readonly structPages: number;
+  /** struct pages memmap_init_zone_device() writes. */
+  readonly structPagesInitialized: number;
+  /** pages of memory that back struct pages (not page tables). */
+  readonly vmemmapPages: number;
+  readonly vmemmapBytes: number;
+  /** vmemmap pages not allocated thanks to compound tail reuse. */
+  readonly savedPages: number;
+  /** true when vmemmap_populate_compound_pages() was used. */
+  readonly optimized: boolean;
+}
+
+/** The outcome of vmemmap population: figures, or the oops the real kernel hits. */
+export type VmemmapOutcome =
+  | { readonly ok: true; readonly figures: VmemmapFigures }
+  | { readonly ok: false; readonly oops: string };
+
+export interface VmemmapRequest {
+  /** physical start and size of the device range, bytes */
+  readonly start: number;
+  readonly size: number;
+  /** pgmap->vmemmap_shift (0 for order-0 pages) */
+  readonly vmemmapShift: number;
+  /** memmap allocated from the device (vmem_altmap) instead of RAM */
+  readonly altmap: boolean;
+  /** the kernel's features (vmemmap-optimize decides the populator) */
+  readonly features: FeatureSet;
+  /** kernel version preset name, for arch facts that changed over time */
+  readonly version: string;
+}
+
+/**
+ * How an arch maps struct-page memory (arch/<arch>/mm/init*.c vmemmap_populate()).
+ * Implemented by each arch plugin; core's vmemmap module calls it.
+ */
+export interface VmemmapPopulator {
+  /** Whether vmemmap lives in init_mm page tables (false on ppc64 hash: bolted HPTEs). */
+  readonly vmemmapInInitMm: boolean;
+  /** Whether the arch selects the DAX vmemmap optimisation opt-in in this version. */
+  optsInToDaxVmemmapOptimization(version: string): boolean;
+  /** Populate the memmap of a device range; pure arithmetic over sections and blocks. */
+  populate(mmu: Mmu, request: VmemmapRequest): VmemmapOutcome;
+}

@@ -1,0 +1,43 @@
+/** Kernel error codes a step can fail with (the errno the real kernel returns). */
+export type Errno =
+  | 'EPERM' | 'ENOENT' | 'EIO' | 'ENXIO' | 'EAGAIN' | 'ENOMEM' | 'EFAULT' | 'EBUSY' | 'EEXIST'
+  | 'EINVAL' | 'ENOSPC' | 'ENODEV' | 'ESRCH' | 'EOPNOTSUPP' | 'ERESTARTSYS' | 'EHWPOISON' | 'SIGBUS' | 'SIGSEGV' | 'EBADE' | 'EXDEV';
+
+/** A failure the simulated kernel reports to its caller, like a negative errno. */
+export class KernelError extends Error {
+  constructor(
+    readonly code: Errno,
+    message: string,
+  ) {
+    super(`${code}: ${message}`);
+    this.name = 'KernelError';
+  }
+}
+
+/** The simulated kernel crashed (BUG/Oops); the run ends with outcome `oops`. */
+export class KernelOops extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'KernelOops';
+  }
+}
+
+/** The combination cannot be built by the real kernel (e.g. fs-dax on s390). */
+export class UnsupportedError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UnsupportedError';
+  }
+}
+
+/** Bad user input (scenario, flag, option): names where and how to fix it. */
+export class InputError extends Error {
+  constructor(
+    message: string,
+    readonly file?: string,
+    readonly field?: string,
+  ) {
+    super(message);
+    this.name = 'InputError';
+  }
+}

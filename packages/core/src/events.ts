@@ -1,0 +1,42 @@
+/**
+ * Every state change of the simulated kernel is one typed event on the bus. Payloads are small
+ * flat objects; `pfn` identifies a struct page, `mm` a process by name.
+ */
+export interface KernelEvents {
+  /** a folio's _refcount changed (rc is the new value) */
+  'page.ref': { pfn: number; rc: number; delta: number; why: string };
+  /** a folio's mapcount changed (page-table mappings counted by rmap) */
+  'page.map': { pfn: number; mapcount: number };
+  /** the final put: the page went back to its pgmap / driver / allocator */
+  'page.free': { pfn: number; type: string };
+  /** wake_up_var() on a page: waiters for idle are woken */
+  'page.wake': { pfn: number };
+  /** folio_test_anon() was evaluated by an mm path */
+  'page.anon-test': { pfn: number; anon: boolean; by: string };
+  /** page->mapping / index / share changed (dax association) */
+  'page.mapping': { pfn: number; mapping: string; index: number; share: number };
+  'pte.set': { mm: string; vaddr: number; pfn: number; level: 'pte' | 'pmd' | 'pud'; write: boolean; devmap: boolean; special: boolean; device?: boolean };
+  'pte.clear': { mm: string; vaddr: number; pfn: number; level: 'pte' | 'pmd' | 'pud' };
+  'tlb.flush': { mm: string };
+  'fault': { mm: string; vaddr: number; write: boolean; kind: string };
+  'cow': { mm: string; vaddr: number; from: number; to: number; why: string };
+  'fork': { parent: string; child: string };
+  'gup.pin': { mm: string; name: string; pfns: number[]; pin: boolean; longterm: boolean; write: boolean; fast: boolean };
+  'gup.unpin': { name: string; pfns: number[]; pin: boolean };
+  'dma.write': { name: string; pfn: number; data: string };
+  'dma.read': { name: string; pfn: number; data: string };
+  'block.alloc': { device: string; block: number; file: string; index: number };
+  'block.free': { device: string; block: number; pfn: number; file: string };
+  'dax.entry': { file: string; index: number; op: 'create' | 'insert' | 'delete' | 'lock' | 'unlock'; pfn: number; kind: string };
+  'dax.busy': { file: string; pfn: number | null };
+  'dax.wait': { file: string; pfn: number; until: string };
+  'lock': { lock: string; op: string; thread: number };
+  'pgmap.probe': { device: string; type: string; startPfn: number; nrPages: number; vmemmapShift: number };
+  'pgmap.kill': { device: string };
+  'pgmap.teardown': { device: string; type: string };
+  'warn': { message: string };
+  'oops': { message: string };
+  'step': { thread: string; index: number; op: string };
+}
+
+export type KernelEventName = keyof KernelEvents;

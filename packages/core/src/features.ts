@@ -1,0 +1,281 @@
+import { InputError } from './errors.js';
+
+/**
+ * Kernel features: each a behaviour of the real kernel that changed at a known commit, switchable
+ * on its own like a Kconfig option or a patch. Values are documented with the commit and the
+ * mainline release that introduced them. Presets combine them the way mainline releases did
+ * (not their later stable backports). Sources: shared/reference/kernel-reference.md sections
+ * cited per feature, checked against the kernel source; [M] marks a release that was taken from
+ * the commit date rather than read in that release's tree.
+ */
+export interface FeatureSpec {
+  readonly name: string;
+  readonly values: readonly (string | boolean)[];
+  readonly summary: string;
+  /** What each value means, with the kernel commit/release it corresponds to. */
+  readonly meaning: Readonly<Record<string, string>>;
+}
+
+export const FEATURES = [
+  {
+    name: 'fsdax-refcount',
+    values: ['legacy', 'zero-based', 'entry-holds-ref'],
+    summary: 'how fs-dax pages are reference-counted (seed 004)',
+    meaning: {
+      legacy: 'idle at 1; PTE/PMD mappings hold no reference (devmap PTEs); put_page wakes waiters on 2->1 (put_devmap_managed_page, mm/memremap.c; <= v6.14)',
+      'zero-based': 'idle at 0; each PTE/PMD mapping holds a reference and a mapcount; the DAX entry holds none; free_zone_device_folio wakes waiters at 1->0 ("fs/dax: Properly refcount fs dax pages", series "fs/dax: Fix ZONE_DEVICE page reference counts" v9, merged v6.15)',
+      'entry-holds-ref': 'the alternative argued in seed 004 (Dan Williams): dax_create_folio() takes a reference when the entry is created (idle-but-tracked at 1), mappings add theirs, deleting the entry drops it; never merged',
+    },
+  },
+  {
+    name: 'devmem-extra-ref',
+    values: [true, false],
+    summary: 'device-private/coherent/p2pdma pages idle at refcount 1 with an extra reference (seeds 000/001)',
+    meaning: {
+      true: 'free device pages sit at rc 1, allocated at 2, ops->page_free on 2->1 (put_devmap_managed_page; <= v5.17)',
+      false: 'free device pages sit at rc 0, zone_device_page_init() sets 1, free_zone_device_page() on 1->0 (27674ef6c73f "mm: remove the extra ZONE_DEVICE struct page refcount", v5.18 [M]); GENERIC (device-dax) pages stay idle at 1 in every era (mm/mm_init.c __init_zone_device_page)',
+    },
+  },
+  {
+    name: 'fork-cow-pinned',
+    values: [true, false],
+    summary: 'fork copies maybe-DMA-pinned anonymous pages eagerly (seed 002)',
+    meaning: {
+      true: 'copy_present_page() copies an anon page for the child when mm->has_pinned and page_maybe_dma_pinned() (70e806e4e645 "mm: Do early cow for pinned pages during fork() for ptes", v5.9 [M]); later page_try_dup_anon_rmap() -EBUSY (v5.19)',
+      false: 'fork shares every anon page and write-protects both PTEs; a later write fault in the parent moves it away from the pin (v5.8 and earlier)',
+    },
+  },
+  {
+    name: 'gup-fast-fork-seq',
+    values: [true, false],
+    summary: 'GUP-fast FOLL_PIN checks mm->write_protect_seq against a concurrent fork',
+    meaning: {
+      true: 'lockless GUP-fast samples write_protect_seq, bails if a fork is copying, and unpins if one ran meanwhile (57efa1fe5957 "mm/gup: prevent gup_fast from racing with COW during fork", v5.11 [M]; mm/gup.c lockless_pages_from_mm)',
+      false: 'no sequence count: a GUP-fast pin can land between fork deciding to share a page and write-protecting it (v5.10 and earlier)',
+    },
+  },
+  {
+    name: 'wp-reuse',
+    values: ['mapcount', 'refcount', 'anon-exclusive'],
+    summary: 'when do_wp_page() reuses an anonymous page instead of copying it',
+    meaning: {
+      mapcount: 'reuse when the page is mapped once (reuse_swap_page(); <= v5.8)',
+      refcount: 'reuse only when page_count() == 1 (09854ba94c6a "mm: do_wp_page() simplification", v5.9 [M]); a pinned page is always copied',
+      'anon-exclusive': 'reuse when PageAnonExclusive, else when the refcount says nobody else holds it (6c287605fd56 "mm/memory: remember exclusively mapped anonymous pages with PG_anon_exclusive", v5.19 [M])',
+    },
+  },
+  {
+    name: 'compound-devmap',
+    values: [true, false],
+    summary: 'device-dax uses compound pages from its alignment (vmemmap_shift)',
+    meaning: {
+      true: 'dev_dax_probe() sets pgmap->vmemmap_shift = order_base_2(align >> PAGE_SHIFT) and memmap_init_zone_device() builds compound pages (c4386bd8ee3a "mm/memremap: add ZONE_DEVICE support for compound pages", v5.17 [M])',
+      false: 'every device-dax page is an order-0 page (v5.16 and earlier)',
+    },
+  },
+  {
+    name: 'vmemmap-optimize',
+    values: ['off', 'unguarded', 'arch-opt-in'],
+    summary: 'compound devmap vmemmap tail-page reuse (seed 003)',
+    meaning: {
+      off: 'vmemmap_populate() maps every struct page (no compound devmap tail reuse)',
+      unguarded: 'vmemmap_populate_compound_pages() whenever sizeof(struct page) is a power of two, the pgmap is compound and there is no altmap, on every arch (6fd3620b3428/4917f55b4ef9, v5.17-v6.3 [M]): walks init_mm page tables, which ppc64 hash does not have',
+      'arch-opt-in': 'only where the arch selects ARCH_WANT_OPTIMIZE_VMEMMAP (vmemmap_can_optimize(), 87a7ae75d738 "mm/vmemmap/devdax: fix kernel crash when probing devdax devices", v6.4 [M])',
+    },
+  },
+  {
+    name: 'dax-busy-mapping-mapped-check',
+    values: [true, false],
+    summary: 'dax_layout_busy_page_range() returns early when !mapping_mapped() (seed 004)',
+    meaning: {
+      true: 'no scan when the file has no VMA: a page pinned and then unmapped is never waited for (fs/dax.c dax_layout_busy_page_range, v4.18-v6.14)',
+      false: 'the scan always runs ("fs/dax: Return unmapped busy pages from dax_layout_busy_page_range()", v6.15)',
+    },
+  },
+  {
+    name: 'pte-devmap',
+    values: [true, false],
+    summary: 'the PTE/PMD devmap bit is used for device pages',
+    meaning: {
+      true: 'fs-dax and device-dax install devmap PTEs/PMDs with vmf_insert_mixed()/vmf_insert_pfn_pmd(): vm_normal_page() returns NULL, no reference, no mapcount; GUP takes a pgmap reference (<= v6.14)',
+      false: 'device pages are mapped as normal pages (vmf_insert_page_mkwrite(), vmf_insert_folio_pmd/pud(): folio_get + rmap) (v6.15; the bit itself was removed later, ~v6.17 [M])',
+    },
+  },
+  {
+    name: 'memunmap-waits-page-refs',
+    values: [true, false],
+    summary: 'memunmap_pages() waits until every page reference is gone',
+    meaning: {
+      true: 'memunmap_pages() put_page()s every page and waits for all per-page pgmap references: pins delay teardown, PTEs (no refs) do not (mm/memremap.c, <= v5.17)',
+      false: 'FS_DAX/GENERIC per-folio pgmap refs are dropped in bulk and only other pgmap refs are waited for: pins do not delay teardown (v5.18+, 27674ef6c73f [M])',
+    },
+  },
+  {
+    name: 'dax-pre-remove-notify',
+    values: [true, false],
+    summary: 'kill_dax() tells the filesystem (MF_MEM_PRE_REMOVE) before a pmem device goes away',
+    meaning: {
+      true: 'the holder (XFS/ext4) invalidates and unmaps every DAX mapping before memunmap_pages() (fe2da7a52b9d-era "mm: pmem: notify on pre-remove", v6.6 [M])',
+      false: 'kill_dax() only marks the dax device dead: user mappings of the fs survive the unbind (v6.5 and earlier)',
+    },
+  },
+  {
+    name: 'fsdax-reflink',
+    values: [true, false],
+    summary: 'XFS may share (reflink) extents between DAX files',
+    meaning: {
+      true: 'fsdax reflink/dedupe with PAGE_MAPPING_DAX_COW/SHARED share counts (v6.0 [M])',
+      false: 'xfs_reflink_remap_prep() refuses DAX files with -EINVAL ("Don\'t share DAX file data for now", v5.10 fs/xfs/xfs_reflink.c)',
+    },
+  },
+  {
+    name: 'dax-shared-anon-alias',
+    values: [true, false],
+    summary: 'a shared fs-dax page is marked with PAGE_MAPPING_DAX_SHARED = 0x1 = PAGE_MAPPING_ANON (seed 004)',
+    meaning: {
+      true: 'page->mapping = 0x1 and page->share counts the files: folio_test_anon() is true for it (v6.0-v6.14)',
+      false: 'shared = mapping NULL and share > 0 ("fs/dax: Remove PAGE_MAPPING_DAX_SHARED mapping flag", v6.15)',
+    },
+  },
+  {
+    name: 'longterm-fsdax-folio-check',
+    values: [true, false],
+    summary: 'folio_is_longterm_pinnable() refuses fs-dax folios (GUP-fast without the devmap bail)',
+    meaning: {
+      true: '"mm/gup: Don\'t allow FOLL_LONGTERM pinning of FS DAX pages" (v6.15): the fast path refuses fs-dax folios itself',
+      false: 'only check_vma_flags() (slow path, -EOPNOTSUPP) and the pte_devmap bail of GUP-fast refuse fs-dax (<= v6.14)',
+    },
+  },
+  {
+    name: 'dax-delete-entries-before-wait',
+    values: [false, true],
+    summary: 'bug variant: truncate deletes the DAX entries before waiting for busy pages',
+    meaning: {
+      false: 'the busy-page scan and wait run while the entries still exist (break layouts, then truncate_pagecache / dax_delete_mapping_range), as every release does',
+      true: 'steps 2 and 3 of the seed-004 proposal reversed: entries are gone, so the scan finds no busy page and nothing waits',
+    },
+  },
+  {
+    name: 'dax-wait-refcount-one',
+    values: [false, true],
+    summary: 'bug variant: dax_busy_page() tests rc > 1 and the wait is for rc == 1 whatever the convention',
+    meaning: {
+      false: 'busy/idle follow the convention (legacy rc > 1 / rc == 1; zero-based rc - mapcount != 0 / rc == 0)',
+      true: 'the v1 series helper dax_wait_page_idle() (rc == 1) and "keep checking refcount > 1" applied to zero-based counting: a GET or a large-folio pin (rc 1) is missed',
+    },
+  },
+  {
+    name: 'fuse-break-whole-file',
+    values: [true, false],
+    summary: 'FUSE truncate/punch break layouts over the whole file',
+    meaning: {
+      true: 'fuse_dax_break_layouts(inode, 0, -1) (7851bf649d42 "fuse: fix dax truncate/punch_hole fault path", v6.15)',
+      false: 'fuse_dax_break_layouts(inode, 0, 0): only page index 0 is unmapped and scanned (6ae330cad6ef, v5.10-v6.14)',
+    },
+  },
+] as const satisfies readonly FeatureSpec[];
+
+export type FeatureName = (typeof FEATURES)[number]['name'];
+type SpecOf<N extends FeatureName> = Extract<(typeof FEATURES)[number], { name: N }>;
+export type FeatureValue<N extends FeatureName> = SpecOf<N>['values'][number];
+export type FeatureSet = { readonly [N in FeatureName]: FeatureValue<N> };
+export type FeatureOverrides = { [N in FeatureName]?: FeatureValue<N> };
+
+export interface Preset {
+  readonly name: string;
+  readonly release: string;
+  readonly features: FeatureSet;
+  /** Why each value is what it is in this release. */
+  readonly notes: string;
+}
+
+const V5_4: FeatureSet = {
+  'fsdax-refcount': 'legacy',
+  'devmem-extra-ref': true,
+  'fork-cow-pinned': false,
+  'gup-fast-fork-seq': false,
+  'wp-reuse': 'mapcount',
+  'compound-devmap': false,
+  'vmemmap-optimize': 'off',
+  'dax-busy-mapping-mapped-check': true,
+  'pte-devmap': true,
+  'memunmap-waits-page-refs': true,
+  'dax-pre-remove-notify': false,
+  'fsdax-reflink': false,
+  'dax-shared-anon-alias': false,
+  'longterm-fsdax-folio-check': false,
+  'dax-delete-entries-before-wait': false,
+  'dax-wait-refcount-one': false,
+  'fuse-break-whole-file': false,
+};
+const V5_10: FeatureSet = { ...V5_4, 'fork-cow-pinned': true, 'wp-reuse': 'refcount' };
+const V6_1: FeatureSet = {
+  ...V5_10,
+  'devmem-extra-ref': false,
+  'gup-fast-fork-seq': true,
+  'wp-reuse': 'anon-exclusive',
+  'compound-devmap': true,
+  'vmemmap-optimize': 'unguarded',
+  'memunmap-waits-page-refs': false,
+  'fsdax-reflink': true,
+  'dax-shared-anon-alias': true,
+};
+const V6_6: FeatureSet = { ...V6_1, 'vmemmap-optimize': 'arch-opt-in', 'dax-pre-remove-notify': true };
+const V6_15: FeatureSet = {
+  ...V6_6,
+  'fsdax-refcount': 'zero-based',
+  'dax-busy-mapping-mapped-check': false,
+  'pte-devmap': false,
+  'dax-shared-anon-alias': false,
+  'longterm-fsdax-folio-check': true,
+  'fuse-break-whole-file': true,
+};
+
+export const PRESETS: readonly Preset[] = [
+  { name: 'v5.4', release: 'Linux 5.4 (Nov 2019)', features: V5_4, notes: 'era (a): every ZONE_DEVICE page idle at 1, devmap PTEs, no early COW at fork, COW reuse by mapcount' },
+  { name: 'v5.10', release: 'Linux 5.10 (Dec 2020)', features: V5_10, notes: 'era (a) plus early COW of pinned pages at fork and page_count-based COW reuse (v5.9); write_protect_seq came in v5.11' },
+  { name: 'v6.1', release: 'Linux 6.1 (Dec 2022)', features: V6_1, notes: 'era (b): device-private 0-based, fs-dax still 1-based; compound devmaps with unguarded vmemmap tail reuse; fsdax reflink with PAGE_MAPPING_DAX_COW' },
+  { name: 'v6.3', release: 'Linux 6.3 (Apr 2023)', features: V6_1, notes: 'as v6.1: the last release before the vmemmap_can_optimize() arch opt-in (seed 003 crashes here on ppc64 hash)' },
+  { name: 'v6.6', release: 'Linux 6.6 (Oct 2023)', features: V6_6, notes: 'era (b) with the seed-003 fix (arch opt-in) and MF_MEM_PRE_REMOVE notification on pmem unbind' },
+  { name: 'v6.15', release: 'Linux 6.15 (May 2025)', features: V6_15, notes: 'era (c): fs-dax and device-dax pages refcounted normally, no mapping_mapped() shortcut, no DAX_SHARED alias, FUSE breaks the whole file' },
+  { name: 'latest', release: 'mainline as read (7.2)', features: V6_15, notes: 'as v6.15; pte_devmap and pfn_t removed altogether' },
+];
+
+export const DEFAULT_PRESET = 'latest';
+
+export function featureSpec(name: string): FeatureSpec | undefined {
+  return FEATURES.find((f) => f.name === name);
+}
+
+export function presetNamed(name: string): Preset {
+  const p = PRESETS.find((x) => x.name === name);
+  if (!p) throw new InputError(`unknown kernel version '${name}': use one of ${PRESETS.map((x) => x.name).join(', ')} (see 'daxlab list kernels')`, undefined, 'version');
+  return p;
+}
+
+/** Parse a feature value given as text (CLI `--feature k=v`, YAML scalars). */
+export function parseFeatureValue(name: string, raw: unknown, where = 'features'): string | boolean {
+  const spec = featureSpec(name);
+  if (!spec) {
+    throw new InputError(`${where}: unknown feature '${name}'; known features: ${FEATURES.map((f) => f.name).join(', ')}`, undefined, `${where}.${name}`);
+  }
+  const v = raw === 'true' ? true : raw === 'false' ? false : raw;
+  if (!spec.values.includes(v as never)) {
+    throw new InputError(`${where}.${name}: '${String(raw)}' is not a value of ${name}; use one of ${spec.values.join(', ')}`, undefined, `${where}.${name}`);
+  }
+  return v as string | boolean;
+}
+
+export function resolveFeatures(version: string, overrides: Readonly<Record<string, unknown>> = {}): FeatureSet {
+  const base: Record<string, unknown> = { ...presetNamed(version).features };
+  for (const [k, v] of Object.entries(overrides)) base[k] = parseFeatureValue(k, v);
+  return base as FeatureSet;
+}
+
+/** The overrides that differ from the preset (for reports). */
+export function featureDiff(version: string, features: FeatureSet): FeatureOverrides {
+  const base = presetNamed(version).features as Record<string, unknown>;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(features)) if (base[k] !== v) out[k] = v;
+  return out as FeatureOverrides;
+}

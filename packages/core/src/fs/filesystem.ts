@@ -1,0 +1,144 @@
+import type { Kernel } from '../kernel.js';
+import type { Iomap, DaxIomapOps, WaitCallbacks } from '../dax/dax.js';
+import { KernelError } from '../errors.js';
+import type { Vmf } from '../mm/fault.js';
+import type { KernelDescription } from '../plugin.js';
+import { RwSem, type Op } from '../sched.js';
+import type { Device, FsHandle, Inode, VmFlags } from '../types.js';
+import { BlockAllocator } from './blocks.js';
+
+/** A filesystem plugin: mounts a DAX filesystem on a device. */
+export interface FilesystemPlugin {
+  readonly kind: 'fs';
+  readonly name: string;
+  /** 'xfs', 'ext4', 'fuse' */
+  readonly fsName: string;
+  readonly coreRange?: string;
+  unsupported?(kernel: KernelDescription): string | null;
+  mount(k: Kernel, device: Device): DaxFilesystem;
+}
+
+/**
+ * What every DAX filesystem shares: inodes with their block maps on the shared allocator,
+ * iomap_begin() for DAX faults, the fault-lock wait callbacks. Each filesystem writes its own
+ * truncate / punch-hole / reflink / break-layouts ordering as small named steps.
+ */
+export abstract class DaxFilesystem implements FsHandle, DaxIomapOps {
+  abstract readonly name: string;
+  /** VM flags its ->mmap sets (xfs_file_mmap/ext4_file_mmap: VM_HUGEPAGE; fuse_dax_mmap: VM_MIXEDMAP|VM_HUGEPAGE) */
+  abstract readonly mmapFlags: Partial<VmFlags>;
+  readonly inodes = new Map<string, Inode>();
+  readonly blocks: BlockAllocator;
+  private nextIno = 1;
+
+  constructor(
+    protected readonly k: Kernel,
+    readonly device: Device,
+  ) {
+    this.blocks = new BlockAllocator(k, device);
+  }
+
+  /** Truncate to `size` bytes with the filesystem's full ordering. */
+  abstract truncate(inode: Inode, size: number): Op;
+  /** fallocate(FALLOC_FL_PUNCH_HOLE) with the filesystem's ordering. */
+  abstract punchHole(inode: Inode, offset: number, length: number): Op;
+  /** The filesystem's ->fault / ->huge_fault for a DAX file (takes its fault lock shared). */
+  abstract fault(vmf: Vmf, inode: Inode): Op;
+  /** ->pfn_mkwrite: a write to a present read-only DAX PTE (a full DAX write fault). */
+  abstract pfnMkwrite(vmf: Vmf, inode: Inode): Op;
+
+  /** FICLONE: share all of src's blocks with a new file. Filesystems without reflink refuse. */
+  *reflink(src: Inode, _to: string): Op<Inode> {
+    throw new KernelError('EOPNOTSUPP', `${this.name} does not support reflink (${src.name})`);
+  }
+
+  get pageSize(): number {
+    return this.k.mmu.basePageSize;
+  }
+
+  newInode(name: string, size: number): Inode {
+    if (this.inodes.has(name)) throw new KernelError('EEXIST', `file '${name}' exists`);
+    const id = this.k.newAddressSpaceId();
+    const inode: Inode = {
+      id: this.nextIno++,
+      name,
+      size,
+      blocks: new Map(),
+      mapping: { id, owner: name, entries: new Map(), mmaps: new Set() },
+      iolock: new RwSem(`${name}:i_rwsem`, () => this.k.currentThread),
+      mmaplock: new RwSem(`${name}:invalidate_lock`, () => this.k.currentThread),
+      device: this.device,
+      state: {},
+    };
+    this.inodes.set(name, inode);
+    return inode;
+  }
+
+  /** Create a file and allocate all its blocks (like fallocate after open(O_CREAT)). */
+  *create(name: string, size: number): Op<Inode> {
+    const inode = this.newInode(name, size);
+    const pages = Math.ceil(size / this.pageSize);
+    const blocks = this.blocks.alloc(name, 0, pages);
+    blocks.forEach((b, i) => inode.blocks.set(i, b));
+    return inode;
+  }
+
+  /** iomap_begin(): the extent behind a file page; a write to a hole allocates it. */
+  *iomapBegin(inode: Inode, index: number, write: boolean): Op<Iomap> {
+    let block = inode.blocks.get(index);
+    if (block === undefined) {
+      if (!write) return { type: 'hole', pfn: 0, contiguous: 1, shared: false };
+      block = this.blocks.alloc(inode.name, index, 1)[0]!;
+      inode.blocks.set(index, block);
+    }
+    let contiguous = 1;
+    while (inode.blocks.get(index + contiguous) === block + contiguous) contiguous++;
+    const shared = this.blocks.ownersOf(block).length > 1;
+    return { type: 'mapped', pfn: this.blocks.pfnOf(block), contiguous, shared };
+  }
+
+  /** Who owns the block behind a pfn, as `file[index]` (null: free, or not a data block). */
+  ownerOfPfn(pfn: number): string | null {
+    const b = this.blocks.blockOfPfn(pfn);
+    if (b === null) return null;
+    const owners = this.blocks.ownersOf(b);
+    return owners.length ? owners.map((o) => `${o.file}[${o.index}]`).join('+') : null;
+  }
+
+  /** Free the file's blocks for pages [from, to) (xfs_itruncate_extents, ext4_ext_remove_space). */
+  protected freeBlocks(inode: Inode, from: number, to: number): void {
+    const idx = [...inode.blocks.keys()].filter((i) => i >= from && i < to).sort((a, b) => a - b);
+    for (const i of idx) {
+      this.blocks.release(inode.blocks.get(i)!, inode.name);
+      inode.blocks.delete(i);
+    }
+  }
+
+  /** The wait callback of break layouts: drop the fault lock across schedule(), retake it. */
+  protected dropFaultLockWhileWaiting(inode: Inode): WaitCallbacks {
+    return {
+      release: () => {
+        inode.mmaplock.upWrite();
+        this.k.lockEvent(inode.mmaplock.name, 'up_write (wait)');
+      },
+      reacquire: function* (this: DaxFilesystem): Op {
+        yield* inode.mmaplock.downWrite();
+      }.bind(this),
+    };
+  }
+
+  /** The common DAX fault: fault lock shared, try a PMD, else a PTE (dax_iomap_fault). */
+  protected *daxFault(vmf: Vmf, inode: Inode): Op {
+    yield* inode.mmaplock.downRead();
+    try {
+      const huge = yield* this.k.dax.pmdFault(vmf, inode, this);
+      if (huge === 'fallback') yield* this.k.dax.pteFault(vmf, inode, this);
+    } finally {
+      inode.mmaplock.upRead();
+    }
+  }
+
+  pages(bytes: number): number {
+    return Math.ceil(bytes / this.pageSize);
+  }
+}

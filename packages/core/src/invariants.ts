@@ -1,0 +1,209 @@
+import { Subscription } from 'rxjs';
+import type { Envelope } from './bus.js';
+import type { KernelEvents } from './events.js';
+import type { Kernel } from './kernel.js';
+
+export interface Violation {
+  readonly invariant: string;
+  readonly message: string;
+  /** the events up to and including the one that broke it */
+  readonly trace: readonly string[];
+}
+
+/** Format one event as a trace line. */
+export function formatEvent(e: Envelope<KernelEvents>): string {
+  const d = e.data as unknown as Record<string, unknown>;
+  const fields = Object.entries(d)
+    .filter(([, v]) => v !== undefined)
+    .map(([k, v]) => `${k}=${Array.isArray(v) ? `[${v.join(',')}]` : String(v)}`)
+    .join(' ');
+  return `#${e.seq} ${String(e.type)} ${fields}`;
+}
+
+/**
+ * A kernel rule, checked by subscribing to the bus. Each has the stable name DESIGN.md gives it;
+ * a violation records the trace of events that led to it.
+ */
+export abstract class Invariant {
+  abstract readonly name: string;
+  abstract readonly description: string;
+  abstract attach(k: Kernel, report: (message: string) => void, bag: Subscription): void;
+}
+
+class BlockFreedWhilePinned extends Invariant {
+  readonly name = 'block-freed-while-pinned';
+  readonly description = 'a filesystem block went back to the allocator while its page still had a GUP reference';
+  attach(k: Kernel, report: (m: string) => void, bag: Subscription): void {
+    k.bus.listen('block.free', (e) => {
+      const { pfn, block, file } = e.data;
+      if (k.pages.has(pfn) && k.pages.gup[k.pages.slot(pfn)]! > 0) report(`block ${block} of ${file} freed while pfn ${pfn} is pinned`);
+    }, bag);
+  }
+}
+
+class DmaToForeignBlock extends Invariant {
+  readonly name = 'dma-to-foreign-block';
+  readonly description = 'a DMA write landed in a block that now belongs to another file (or to nobody)';
+  attach(k: Kernel, report: (m: string) => void, bag: Subscription): void {
+    k.bus.listen('dma.write', (e) => {
+      const h = k.pins.get(e.data.name);
+      if (!h) return;
+      const i = h.pfns.indexOf(e.data.pfn);
+      const then = h.owners[i] ?? null;
+      if (then === null) return;
+      const now = k.blockOwner(e.data.pfn);
+      if (now !== then) report(`DMA through '${h.name}' wrote pfn ${e.data.pfn}, pinned as ${then}, now ${now ?? 'a free block'}`);
+    }, bag);
+  }
+}
+
+class MappedPageZeroRef extends Invariant {
+  readonly name = 'mapped-page-zero-ref';
+  readonly description = 'a PTE/PMD maps a page whose refcount is 0 under a convention where mappings hold references';
+  attach(k: Kernel, report: (m: string) => void, bag: Subscription): void {
+    const check = (pfn: number, why: string): void => {
+      if (!k.convention.mappingsHoldRefs || k.folios.kind(pfn) !== 'fsdax' || k.isGone(pfn)) return;
+      if (k.refcount(pfn) === 0 && k.vm.isMapped(pfn)) report(`pfn ${pfn} is mapped with refcount 0 (${why})`);
+    };
+    k.bus.listen('pte.set', (e) => check(e.data.pfn, `${e.data.level} set in ${e.data.mm}`), bag);
+    k.bus.listen('page.ref', (e) => e.data.rc === 0 && check(e.data.pfn, e.data.why), bag);
+  }
+}
+
+class RefcountUnderflow extends Invariant {
+  readonly name = 'refcount-underflow';
+  readonly description = "a put dropped a refcount below its convention's floor";
+  attach(k: Kernel, report: (m: string) => void, bag: Subscription): void {
+    k.bus.listen('page.ref', (e) => {
+      if (e.data.delta >= 0) return;
+      const floor = k.folios.floor(e.data.pfn);
+      if (e.data.rc < floor) report(`pfn ${e.data.pfn} refcount ${e.data.rc} < floor ${floor} after ${e.data.why}`);
+    }, bag);
+  }
+}
+
+class PageFreedWhileMapped extends Invariant {
+  readonly name = 'page-freed-while-mapped';
+  readonly description = 'a page was freed (back to its driver or pgmap) while a PTE still maps it';
+  attach(k: Kernel, report: (m: string) => void, bag: Subscription): void {
+    k.bus.listen('page.free', (e) => {
+      if (e.data.type === 'ram' || !k.vm.isMapped(e.data.pfn)) return;
+      report(`${e.data.type} pfn ${e.data.pfn} freed while still mapped`);
+    }, bag);
+  }
+}
+
+class PgmapTeardownWhileReferenced extends Invariant {
+  readonly name = 'pgmap-teardown-while-referenced';
+  readonly description = 'memunmap_pages() completed while pages of the pgmap were mapped or referenced';
+  attach(k: Kernel, report: (m: string) => void, bag: Subscription): void {
+    k.bus.listen('pgmap.teardown', (e) => {
+      const pgmap = k.memremap.pgmaps.find((p) => p.device === e.data.device && !p.gone);
+      if (!pgmap) return;
+      for (const pfn of k.pages.touched(pgmap.startPfn, pgmap.nrPages)) {
+        const s = k.pages.slot(pfn);
+        if (k.pages.gup[s]! > 0) return report(`${e.data.device} torn down while pfn ${pfn} is pinned`);
+        if (k.vm.isMapped(pfn)) return report(`${e.data.device} torn down while pfn ${pfn} is mapped`);
+      }
+    }, bag);
+  }
+}
+
+class PinnedPageDiverged extends Invariant {
+  readonly name = 'pinned-page-diverged';
+  readonly description = 'after fork/COW the pinned page is no longer the page mapped at that address in the pinning process';
+  attach(k: Kernel, report: (m: string) => void, bag: Subscription): void {
+    const check = (mmName: string): void => {
+      for (const h of k.pins.values()) {
+        if (h.released || h.mm.name !== mmName || !h.mm.vmas.includes(h.vma)) continue;
+        h.pfns.forEach((pfn, i) => {
+          const leaf = k.vm.lookup(h.mm, h.vpn + i);
+          if (leaf && !leaf.pte.devicePrivate && k.vm.pfnAt(leaf, h.vpn + i) !== pfn) {
+            report(`'${h.name}' pins pfn ${pfn} but ${h.mm.name} now maps pfn ${k.vm.pfnAt(leaf, h.vpn + i)} there`);
+          }
+        });
+      }
+    };
+    k.bus.listen('cow', (e) => check(e.data.mm), bag);
+    k.bus.listen('pte.set', (e) => check(e.data.mm), bag);
+  }
+}
+
+class LongtermPinOfFsdax extends Invariant {
+  readonly name = 'longterm-pin-of-fsdax';
+  readonly description = 'a FOLL_LONGTERM pin succeeded on an fs-dax page';
+  attach(k: Kernel, report: (m: string) => void, bag: Subscription): void {
+    k.bus.listen('gup.pin', (e) => {
+      if (!e.data.longterm) return;
+      const pfn = e.data.pfns.find((p) => k.folios.kind(p) === 'fsdax');
+      if (pfn !== undefined) report(`'${e.data.name}' holds a longterm pin on fs-dax pfn ${pfn}`);
+    }, bag);
+  }
+}
+
+class DaxPageSeenAsAnon extends Invariant {
+  readonly name = 'dax-page-seen-as-anon';
+  readonly description = 'an fs-dax file page tested as anonymous (PAGE_MAPPING_DAX_SHARED == PAGE_MAPPING_ANON)';
+  attach(k: Kernel, report: (m: string) => void, bag: Subscription): void {
+    k.bus.listen('page.anon-test', (e) => {
+      if (e.data.anon && k.folios.kind(e.data.pfn) === 'fsdax') report(`fs-dax pfn ${e.data.pfn} reads as anonymous in ${e.data.by}`);
+    }, bag);
+  }
+}
+
+class KernelOopsInvariant extends Invariant {
+  readonly name = 'kernel-oops';
+  readonly description = 'the simulated kernel crashed';
+  attach(k: Kernel, report: (m: string) => void, bag: Subscription): void {
+    k.bus.listen('oops', (e) => report(e.data.message), bag);
+  }
+}
+
+/** Every invariant, in DESIGN.md's order. */
+export function allInvariants(): Invariant[] {
+  return [
+    new BlockFreedWhilePinned(),
+    new DmaToForeignBlock(),
+    new MappedPageZeroRef(),
+    new RefcountUnderflow(),
+    new PageFreedWhileMapped(),
+    new PgmapTeardownWhileReferenced(),
+    new PinnedPageDiverged(),
+    new LongtermPinOfFsdax(),
+    new DaxPageSeenAsAnon(),
+    new KernelOopsInvariant(),
+  ];
+}
+
+/**
+ * Watch a kernel: a trace of every event (optional) and every invariant. Each invariant reports
+ * once per run (its first violation), with the trace up to that event.
+ */
+export class Monitor {
+  readonly violations: Violation[] = [];
+  readonly trace: string[] = [];
+  private readonly bag = new Subscription();
+  private readonly reported = new Set<string>();
+
+  constructor(
+    readonly kernel: Kernel,
+    invariants: readonly Invariant[] = allInvariants(),
+  ) {
+    kernel.bus.listenAll((e) => this.trace.push(formatEvent(e)), this.bag);
+    for (const inv of invariants) {
+      inv.attach(kernel, (message) => {
+        if (this.reported.has(inv.name)) return;
+        this.reported.add(inv.name);
+        this.violations.push({ invariant: inv.name, message, trace: [...this.trace] });
+      }, this.bag);
+    }
+  }
+
+  has(name: string): boolean {
+    return this.reported.has(name);
+  }
+
+  dispose(): void {
+    this.bag.unsubscribe();
+  }
+}

@@ -1,0 +1,549 @@
+import type { ArchPlugin, KernelDescription } from './plugin.js';
+import type { Mmu, VmemmapPopulator } from './arch.js';
+import { EventBus } from './bus.js';
+import { Dax } from './dax/dax.js';
+import { createKernelContainer, token, type DependencyContainer } from './di.js';
+import type { DriverPlugin, ProbeRequest } from './driver.js';
+import { InputError, KernelError, UnsupportedError } from './errors.js';
+import type { KernelEvents } from './events.js';
+import { DEFAULT_PRESET, presetNamed, resolveFeatures, type FeatureSet } from './features.js';
+import type { DaxFilesystem, FilesystemPlugin } from './fs/filesystem.js';
+import { conventionFor, type RefcountConvention } from './mm/convention.js';
+import { Faults, type Vmf } from './mm/fault.js';
+import { Folios } from './mm/folio.js';
+import { Fork } from './mm/fork.js';
+import { Gup, type GupRequest } from './mm/gup.js';
+import { Memremap } from './mm/memremap.js';
+import { PageStore, PG } from './mm/pages.js';
+import { Ram } from './mm/ram.js';
+import { Vm, type Leaf } from './mm/vm.js';
+import { runToCompletion, type Op } from './sched.js';
+import type { Device, GupHandle, Inode, Mm, Pte, Vma } from './types.js';
+
+/** Injection tokens: what plugins provide and core consumes, one child container per kernel. */
+export const TOKENS = {
+  Mmu: token<Mmu>('Mmu'),
+  VmemmapPopulator: token<VmemmapPopulator>('VmemmapPopulator'),
+  Features: token<FeatureSet>('Features'),
+  RefcountConvention: token<RefcountConvention>('RefcountConvention'),
+  EventBus: token<EventBus<KernelEvents>>('EventBus'),
+  Filesystem: token<FilesystemPlugin>('Filesystem'),
+  PagemapProvider: token<DriverPlugin>('PagemapProvider'),
+} as const;
+
+export interface CreateKernelOptions {
+  readonly arch: ArchPlugin;
+  readonly fs?: FilesystemPlugin | null;
+  readonly driver?: DriverPlugin | null;
+  /** more drivers a `probe { driver }` may name (the default is `driver`) */
+  readonly drivers?: readonly DriverPlugin[];
+  /** more filesystems a `mount { fs }` may name */
+  readonly filesystems?: readonly FilesystemPlugin[];
+  /** a preset name (`daxlab list kernels`) */
+  readonly kernel?: string;
+  readonly features?: Readonly<Record<string, unknown>>;
+}
+
+/**
+ * Compose a kernel from plugins (describe, check, instantiate). Throws UnsupportedError with the
+ * reason when the real kernel could not be built that way.
+ */
+export function createKernel(options: CreateKernelOptions): Kernel {
+  const version = options.kernel ?? DEFAULT_PRESET;
+  presetNamed(version);
+  const features = resolveFeatures(version, options.features ?? {});
+  const desc: KernelDescription = {
+    arch: options.arch.arch,
+    pageSize: options.arch.mmu.basePageSize,
+    fs: options.fs?.fsName ?? null,
+    driver: options.driver?.driverName ?? null,
+    version,
+    features,
+  };
+  const reason = unsupportedReason(desc, [options.arch, options.fs ?? null, options.driver ?? null]);
+  if (reason) throw new UnsupportedError(reason);
+  return new Kernel(desc, options);
+}
+
+/** The first reason any part gives for why this kernel cannot exist. */
+export function unsupportedReason(desc: KernelDescription, parts: readonly ({ name: string; unsupported?(k: KernelDescription): string | null } | null)[]): string | null {
+  if (desc.features['fsdax-refcount'] === 'legacy' && !desc.features['pte-devmap'] && desc.fs) {
+    return 'fsdax-refcount=legacy needs pte-devmap=true: legacy fs-dax pages are mapped with devmap PTEs that hold no reference (vm_normal_page() must not return them)';
+  }
+  for (const p of parts) {
+    const r = p?.unsupported?.(desc);
+    if (r) return `${p!.name}: ${r}`;
+  }
+  return null;
+}
+
+/**
+ * The simulated kernel: one per run, with its own DI container, event bus and state.
+ * Operations are generators (see sched.ts); the methods without a `*` run one to completion.
+ */
+export class Kernel {
+  readonly container: DependencyContainer;
+  readonly desc: KernelDescription;
+  readonly version: string;
+  readonly features: FeatureSet;
+  readonly mmu: Mmu;
+  readonly populator: VmemmapPopulator;
+  readonly convention: RefcountConvention;
+  readonly bus: EventBus<KernelEvents>;
+  readonly pages: PageStore;
+  readonly folios: Folios;
+  readonly ram: Ram;
+  readonly memremap: Memremap;
+  readonly vm: Vm;
+  readonly faults: Faults;
+  readonly gupper: Gup;
+  readonly forker: Fork;
+  readonly dax: Dax;
+  /** pfn of the shared zero page */
+  readonly zeroPfn = Ram.BASE_PFN;
+  readonly devices = new Map<string, Device>();
+  readonly files = new Map<string, { fs: DaxFilesystem; inode: Inode }>();
+  readonly processes = new Map<string, Mm>();
+  readonly pins = new Map<string, GupHandle>();
+  /** which process created each named mapping */
+  readonly mapOwners = new Map<string, Mm>();
+  readonly warnings: string[] = [];
+  /** the simulated thread now running (set by the scheduler) */
+  currentThread = 0;
+  private readonly driverPlugins = new Map<string, DriverPlugin>();
+  private readonly fsPlugins = new Map<string, FilesystemPlugin>();
+  private readonly defaultDriver: DriverPlugin | null;
+  private readonly defaultFs: FilesystemPlugin | null;
+  private nextSpaceId = 1;
+
+  constructor(desc: KernelDescription, options: CreateKernelOptions) {
+    this.desc = desc;
+    this.version = desc.version;
+    const c = (this.container = createKernelContainer());
+    c.register(TOKENS.Mmu, { useValue: options.arch.mmu });
+    c.register(TOKENS.VmemmapPopulator, { useValue: options.arch.populator });
+    c.register(TOKENS.Features, { useValue: desc.features });
+    c.register(TOKENS.RefcountConvention, { useValue: conventionFor(desc.features) });
+    c.register(TOKENS.EventBus, { useValue: new EventBus<KernelEvents>() });
+    if (options.fs) c.register(TOKENS.Filesystem, { useValue: options.fs });
+    if (options.driver) c.register(TOKENS.PagemapProvider, { useValue: options.driver });
+    // plugins may override what core registered (a proposed convention, a patched populator)
+    for (const p of [options.arch, options.fs, options.driver]) (p as { register?(c: DependencyContainer): void } | null | undefined)?.register?.(c);
+    this.mmu = c.resolve(TOKENS.Mmu);
+    this.populator = c.resolve(TOKENS.VmemmapPopulator);
+    this.features = c.resolve(TOKENS.Features);
+    this.convention = c.resolve(TOKENS.RefcountConvention);
+    this.bus = c.resolve(TOKENS.EventBus);
+    this.defaultFs = c.isRegistered(TOKENS.Filesystem) ? c.resolve(TOKENS.Filesystem) : null;
+    this.defaultDriver = c.isRegistered(TOKENS.PagemapProvider) ? c.resolve(TOKENS.PagemapProvider) : null;
+    for (const d of [this.defaultDriver, ...(options.drivers ?? [])]) if (d && !this.driverPlugins.has(d.driverName)) this.driverPlugins.set(d.driverName, d);
+    for (const f of [this.defaultFs, ...(options.filesystems ?? [])]) if (f && !this.fsPlugins.has(f.fsName)) this.fsPlugins.set(f.fsName, f);
+
+    this.memremap = new Memremap(this);
+    this.pages = new PageStore((pfn) => this.memremap.initialPage(pfn));
+    this.folios = new Folios(this);
+    this.ram = new Ram(this);
+    this.vm = new Vm(this);
+    this.faults = new Faults(this);
+    this.gupper = new Gup(this);
+    this.forker = new Fork(this);
+    this.dax = new Dax(this);
+    this.processes.set('init', this.vm.newMm('init'));
+  }
+
+  // ---- plumbing ------------------------------------------------------------------------
+
+  emit<K extends keyof KernelEvents>(type: K, data: KernelEvents[K]): void {
+    this.bus.emit(type, data);
+  }
+
+  /** WARN_ON_ONCE(): recorded and emitted; the kernel carries on. */
+  warn(message: string): void {
+    this.warnings.push(message);
+    this.emit('warn', { message });
+  }
+
+  lockEvent(lock: string, op: string): void {
+    if (this.bus.wants('lock')) this.emit('lock', { lock, op, thread: this.currentThread });
+  }
+
+  newAddressSpaceId(): number {
+    return this.nextSpaceId++;
+  }
+
+  /** Run one operation alone to completion (throws BlockedError if it would wait forever). */
+  run<T>(op: Op<T>): T {
+    return runToCompletion(op);
+  }
+
+  /** The pfn's pgmap was torn down: its struct page no longer exists. */
+  isGone(pfn: number): boolean {
+    for (const p of this.memremap.pgmaps) if (p.gone && pfn >= p.startPfn && pfn < p.startPfn + p.nrPages) return true;
+    return false;
+  }
+
+  // ---- hooks the mm code calls into plugins -------------------------------------------
+
+  /** ->fault / ->huge_fault of a DAX file mapping. */
+  *fileFault(vmf: Vmf): Op {
+    const inode = vmf.vma.inode!;
+    yield* this.fsOf(inode).fault(vmf, inode);
+  }
+
+  /** ->pfn_mkwrite of a DAX file mapping. */
+  *pfnMkwrite(vmf: Vmf): Op {
+    const inode = vmf.vma.inode!;
+    yield* this.fsOf(inode).pfnMkwrite(vmf, inode);
+  }
+
+  /** A fault on a device mapping (device-dax) or on a device-private entry (migrate_to_ram). */
+  *deviceFault(vmf: Vmf, leaf: Leaf | null): Op {
+    const device = leaf ? this.deviceOfPfn(leaf.pte.pfn) : vmf.vma.device;
+    if (!device) throw new KernelError('SIGBUS', `no device behind the fault at ${vmf.vma.name}`);
+    const driver = this.driverOf(device);
+    if (!driver.fault) throw new KernelError('SIGBUS', `${driver.name} has no fault handler`);
+    yield* driver.fault(this, vmf, device, leaf);
+  }
+
+  /** copy_pte_range() for a device-private entry: provided by the driver that owns it. */
+  *copyDevicePrivateEntry(src: Vma, dst: Vma, vpn: number, pte: Pte): Op {
+    const head = this.folios.folio(pte.pfn);
+    // copy_nonpresent_pte(): the entry is copied (made read-only for COW), and the page gets a ref + rmap
+    this.folios.get(head, 1, 'copy_nonpresent_pte');
+    this.folios.addMap(head);
+    const cow = !src.flags.shared && src.flags.write;
+    if (cow) pte.write = false;
+    this.vm.install(dst.mm, vpn, { ...pte });
+    yield* [];
+  }
+
+  /** FOLL_LONGTERM on pages that must not stay pinned (device-coherent): migrate them (driver). */
+  *checkAndMigrateLongterm(req: GupRequest, pfns: number[]): Op {
+    for (const pfn of pfns) {
+      if (this.folios.kind(pfn) !== 'coherent') continue;
+      const device = this.deviceOfPfn(pfn);
+      throw new KernelError('EBUSY', `longterm pin of device-coherent memory on ${device?.name ?? 'a device'} needs migration (${req.name})`);
+    }
+    yield* [];
+  }
+
+  /** folio_is_longterm_pinnable(). */
+  longtermPinnable(head: number): boolean {
+    const kind = this.folios.kind(head);
+    if (kind === 'zero') return true;
+    if (kind === 'coherent') return false;
+    if (kind === 'fsdax' && this.features['longterm-fsdax-folio-check']) return false;
+    return true;
+  }
+
+  /** vma_is_fsdax(): a DAX file that is not a character device. */
+  isFsdaxVma(vma: Vma): boolean {
+    return vma.kind === 'file' && vma.inode !== null;
+  }
+
+  /** `file[index]` owning the block behind a pfn, for DMA ownership checks. */
+  blockOwner(pfn: number): string | null {
+    const device = this.deviceOfPfn(pfn);
+    const fs = device?.fs as DaxFilesystem | null | undefined;
+    return fs ? fs.ownerOfPfn(pfn) : null;
+  }
+
+  /** The data a private mapping would copy on a COW fault of an unmapped file page. */
+  fileData(vma: Vma, pgoff: number): string {
+    const block = vma.inode?.blocks.get(pgoff);
+    if (block === undefined || !vma.inode) return '';
+    const fs = this.fsOf(vma.inode);
+    return this.pages.data.get(fs.blocks.pfnOf(block)) ?? '';
+  }
+
+  deviceOfPfn(pfn: number): Device | null {
+    const pgmap = this.memremap.pgmapOf(pfn);
+    return pgmap ? (this.devices.get(pgmap.device) ?? null) : null;
+  }
+
+  fsOf(inode: Inode): DaxFilesystem {
+    return inode.device.fs as DaxFilesystem;
+  }
+
+  driverOf(device: Device): DriverPlugin {
+    const d = this.driverPlugins.get(device.driver);
+    if (!d) throw new Error(`no driver plugin '${device.driver}'`);
+    return d;
+  }
+
+  // ---- names (scenario objects) ---------------------------------------------------------
+
+  device(name: string): Device {
+    const d = this.devices.get(name);
+    if (!d) throw new InputError(`unknown device '${name}'`, undefined, 'device');
+    return d;
+  }
+
+  file(name: string): { fs: DaxFilesystem; inode: Inode } {
+    const f = this.files.get(name);
+    if (!f) throw new KernelError('ENOENT', `no file '${name}'`);
+    return f;
+  }
+
+  process(name: string | undefined): Mm {
+    const mm = this.processes.get(name ?? 'init');
+    if (!mm) throw new InputError(`unknown process '${name}'`, undefined, 'process');
+    if (!mm.alive) throw new KernelError('ESRCH', `process '${name}' has exited`);
+    return mm;
+  }
+
+  /** A named mapping in the given process (default: the process that created it). */
+  map(name: string, process?: string): Vma {
+    const mm = process ? this.process(process) : this.mapOwners.get(name);
+    if (!mm) throw new InputError(`unknown mapping '${name}'`, undefined, 'map');
+    const vma = mm.vmas.find((v) => v.name === name);
+    if (!vma) throw new KernelError('EFAULT', `mapping '${name}' is not mapped in ${mm.name}`);
+    return vma;
+  }
+
+  pin(name: string): GupHandle {
+    const h = this.pins.get(name);
+    if (!h) throw new InputError(`unknown pin '${name}'`, undefined, 'pin');
+    return h;
+  }
+
+  // ---- operations -------------------------------------------------------------------------
+
+  *probe(a: { driver?: string; size: number; align?: number; altmap?: boolean; kind?: string; as: string }): Op<Device> {
+    if (this.devices.has(a.as)) throw new InputError(`device '${a.as}' already exists`, undefined, 'as');
+    const name = a.driver ?? this.defaultDriver?.driverName;
+    const driver = name ? this.driverPlugins.get(name) : undefined;
+    if (!driver) throw new InputError(`no driver plugin '${name ?? '(none)'}' in this kernel`, undefined, 'driver');
+    const req: ProbeRequest = { name: a.as, size: a.size, align: a.align ?? null, altmap: a.altmap ?? false, kind: a.kind ?? null };
+    const device = yield* driver.probe(this, req);
+    this.devices.set(a.as, device);
+    return device;
+  }
+
+  *unbind(a: { device: string }): Op {
+    const device = this.device(a.device);
+    if (!device.bound) throw new KernelError('ENODEV', `${a.device} is not bound`);
+    yield* this.driverOf(device).unbind(this, device);
+    device.bound = false;
+  }
+
+  *mount(a: { device: string; fs?: string }): Op {
+    const device = this.device(a.device);
+    const name = a.fs ?? this.defaultFs?.fsName;
+    const plugin = name ? this.fsPlugins.get(name) : undefined;
+    if (!plugin) throw new InputError(`no filesystem plugin '${name ?? '(none)'}' in this kernel`, undefined, 'fs');
+    if (device.fs) throw new KernelError('EBUSY', `${a.device} is already mounted`);
+    if (device.pgmap.type !== 'fsdax') throw new KernelError('EINVAL', `${a.device} is not an fs-dax device (mount -o dax needs a pmem namespace in fsdax mode)`);
+    device.fs = plugin.mount(this, device);
+    yield* [];
+  }
+
+  private mountedFs(): DaxFilesystem {
+    const mounted = [...this.devices.values()].filter((d) => d.fs && d.bound);
+    if (mounted.length === 0) throw new KernelError('ENOENT', 'no filesystem is mounted');
+    return mounted[0]!.fs as DaxFilesystem;
+  }
+
+  *create(a: { file: string; size: number; device?: string }): Op {
+    if (this.files.has(a.file)) throw new KernelError('EEXIST', `file '${a.file}' exists`);
+    const fs = a.device ? (this.device(a.device).fs as DaxFilesystem) : this.mountedFs();
+    const inode = yield* fs.create(a.file, a.size);
+    this.files.set(a.file, { fs, inode });
+  }
+
+  *truncate(a: { file: string; size: number }): Op {
+    const { fs, inode } = this.file(a.file);
+    yield* fs.truncate(inode, a.size);
+  }
+
+  *punchHole(a: { file: string; offset: number; length: number }): Op {
+    const { fs, inode } = this.file(a.file);
+    yield* fs.punchHole(inode, a.offset, a.length);
+  }
+
+  *reflink(a: { from: string; to: string }): Op {
+    const { fs, inode } = this.file(a.from);
+    if (this.files.has(a.to)) throw new KernelError('EEXIST', `file '${a.to}' exists`);
+    const dst = yield* fs.reflink(inode, a.to);
+    this.files.set(a.to, { fs, inode: dst });
+  }
+
+  *spawn(a: { as: string }): Op {
+    if (this.processes.has(a.as)) throw new InputError(`process '${a.as}' already exists`, undefined, 'as');
+    this.processes.set(a.as, this.vm.newMm(a.as));
+    yield* [];
+  }
+
+  *mmap(a: { process?: string; file?: string; device?: string; anon?: boolean; length: number; offset?: number; shared?: boolean; write?: boolean; as: string }): Op<Vma> {
+    const mm = this.process(a.process);
+    if (mm.vmas.some((v) => v.name === a.as)) throw new InputError(`mapping '${a.as}' already exists in ${mm.name}`, undefined, 'as');
+    const ps = this.mmu.basePageSize;
+    if (a.length <= 0) throw new KernelError('EINVAL', 'mmap length must be positive');
+    const offset = a.offset ?? 0;
+    if (offset % ps !== 0) throw new KernelError('EINVAL', `mmap offset ${offset} is not page aligned`);
+    const pages = Math.ceil(a.length / ps);
+    const shared = a.shared ?? false;
+    const write = a.write ?? false;
+    let vma: Vma;
+    if (a.file !== undefined) {
+      const { fs, inode } = this.file(a.file);
+      const start = this.vm.placeVma(mm, pages, 1);
+      vma = this.vm.addVma(mm, { name: a.as, start, pages, pgoff: offset / ps, flags: this.vm.flags({ write, shared, ...fs.mmapFlags }), kind: 'file', inode, device: null, anonVma: 0 });
+    } else if (a.device !== undefined) {
+      const device = this.device(a.device);
+      const driver = this.driverOf(device);
+      if (!driver.mmapDevice) throw new KernelError('ENODEV', `${a.device} cannot be mmapped directly (${driver.driverName})`);
+      const { flags, align } = driver.mmapDevice(this, device, { length: a.length, offset, shared, write });
+      const start = this.vm.placeVma(mm, pages, align / ps);
+      vma = this.vm.addVma(mm, { name: a.as, start, pages, pgoff: offset / ps, flags: this.vm.flags({ write, shared, ...flags }), kind: 'device', inode: null, device, anonVma: 0 });
+    } else {
+      const start = this.vm.placeVma(mm, pages, 1);
+      vma = this.vm.addVma(mm, { name: a.as, start, pages, pgoff: 0, flags: this.vm.flags({ write, shared }), kind: 'anon', inode: null, device: null, anonVma: 0 });
+    }
+    if (!a.process || !this.mapOwners.has(a.as)) this.mapOwners.set(a.as, mm);
+    yield* [];
+    return vma;
+  }
+
+  *munmap(a: { map: string; process?: string }): Op {
+    yield* this.vm.unmapVma(this.map(a.map, a.process));
+  }
+
+  private pageOf(vma: Vma, page: number): number {
+    if (!Number.isInteger(page) || page < 0 || page >= vma.pages) throw new KernelError('EFAULT', `page ${page} is outside mapping '${vma.name}' (${vma.pages} pages)`);
+    return vma.start + page;
+  }
+
+  /** A CPU load: fault in if needed, return the page's data. */
+  *read(a: { map: string; page: number; process?: string }): Op<string> {
+    const vma = this.map(a.map, a.process);
+    const vpn = this.pageOf(vma, a.page);
+    if (!this.vm.lookup(vma.mm, vpn) || this.vm.lookup(vma.mm, vpn)!.pte.devicePrivate) yield* this.faults.handle(vma, vpn, false);
+    const leaf = this.vm.lookup(vma.mm, vpn)!;
+    return this.pages.data.get(this.vm.pfnAt(leaf, vpn)) ?? '';
+  }
+
+  /** A CPU store: write-fault as needed, then the data lands in the mapped page. */
+  *write(a: { map: string; page: number; data: string; process?: string }): Op {
+    const vma = this.map(a.map, a.process);
+    const vpn = this.pageOf(vma, a.page);
+    let leaf = this.vm.lookup(vma.mm, vpn);
+    if (!leaf || !leaf.pte.write || leaf.pte.devicePrivate) {
+      yield* this.faults.handle(vma, vpn, true);
+      leaf = this.vm.lookup(vma.mm, vpn)!;
+    }
+    leaf.pte.dirty = true;
+    this.pages.data.set(this.vm.pfnAt(leaf, vpn), a.data);
+  }
+
+  *fork(a: { process?: string; as: string }): Op {
+    if (this.processes.has(a.as)) throw new InputError(`process '${a.as}' already exists`, undefined, 'as');
+    const child = yield* this.forker.fork(this.process(a.process), a.as);
+    this.processes.set(a.as, child);
+  }
+
+  *exit(a: { process: string }): Op {
+    const mm = this.process(a.process);
+    for (const vma of [...mm.vmas]) yield* this.vm.unmapVma(vma);
+    mm.alive = false;
+  }
+
+  *gup(a: { map: string; page: number; pages?: number; write?: boolean; longterm?: boolean; fast?: boolean; as: string; process?: string }, pin: boolean): Op<GupHandle> {
+    if (this.pins.has(a.as)) throw new InputError(`pin '${a.as}' already exists`, undefined, 'as');
+    const vma = this.map(a.map, a.process);
+    const vpn = this.pageOf(vma, a.page);
+    const h = yield* this.gupper.gup({ name: a.as, vma, vpn, nr: a.pages ?? 1, pin, write: a.write ?? false, longterm: a.longterm ?? false, fast: a.fast ?? false });
+    this.pins.set(a.as, h);
+    return h;
+  }
+
+  *unpin(a: { name: string }): Op {
+    this.gupper.release(this.pin(a.name), true);
+    yield* [];
+  }
+
+  *put(a: { name: string }): Op {
+    this.gupper.release(this.pin(a.name), false);
+    yield* [];
+  }
+
+  /** A device writes through its GUP reference: the data lands in the physical pages. */
+  *dmaWrite(a: { pin: string; data: string }): Op {
+    const h = this.pin(a.pin);
+    if (h.released) throw new KernelError('EFAULT', `DMA through released pin '${a.pin}'`);
+    for (const pfn of h.pfns) {
+      this.pages.data.set(pfn, a.data);
+      this.emit('dma.write', { name: h.name, pfn, data: a.data });
+    }
+    yield* [];
+  }
+
+  *dmaRead(a: { pin: string }): Op<string> {
+    const h = this.pin(a.pin);
+    if (h.released) throw new KernelError('EFAULT', `DMA through released pin '${a.pin}'`);
+    const data = this.pages.data.get(h.pfns[0]!) ?? '';
+    for (const pfn of h.pfns) this.emit('dma.read', { name: h.name, pfn, data: this.pages.data.get(pfn) ?? '' });
+    yield* [];
+    return data;
+  }
+
+  *memoryFailure(a: { device: string; page: number }): Op {
+    const device = this.device(a.device);
+    const driver = this.driverOf(device);
+    if (!driver.memoryFailure) throw new KernelError('EOPNOTSUPP', `${driver.name} does not handle memory failure`);
+    yield* driver.memoryFailure(this, device, device.dataPfn + a.page);
+  }
+
+  // ---- state queries (check steps) -------------------------------------------------------
+
+  /** The pfn behind a check target: a mapped page, a file page (mapped or not), a device page. */
+  pfnOf(t: { map?: string; page?: number; process?: string; file?: string; device?: string }): number | null {
+    if (t.map !== undefined) {
+      const vma = this.map(t.map, t.process);
+      const vpn = this.pageOf(vma, t.page ?? 0);
+      const leaf = this.vm.lookup(vma.mm, vpn);
+      return leaf ? this.vm.pfnAt(leaf, vpn) : null;
+    }
+    if (t.file !== undefined) {
+      const { fs, inode } = this.file(t.file);
+      const block = inode.blocks.get(t.page ?? 0);
+      return block === undefined ? null : fs.blocks.pfnOf(block);
+    }
+    if (t.device !== undefined) return this.device(t.device).dataPfn + (t.page ?? 0);
+    throw new InputError('check target needs map, file or device', undefined, 'check');
+  }
+
+  /** folio_ref_count(page_folio(page)) */
+  refcount(pfn: number): number {
+    return this.folios.rc(this.folios.folio(pfn));
+  }
+
+  mapcount(pfn: number): number {
+    return this.folios.mapcount(this.folios.folio(pfn));
+  }
+
+  maybePinned(pfn: number): boolean {
+    return this.folios.maybeDmaPinned(this.folios.folio(pfn));
+  }
+
+  isAnon(pfn: number): boolean {
+    return this.folios.testAnon(this.folios.folio(pfn), 'check');
+  }
+
+  isMappedIn(t: { map: string; page: number; process?: string }): boolean {
+    const vma = this.map(t.map, t.process);
+    const leaf = this.vm.lookup(vma.mm, this.pageOf(vma, t.page));
+    return leaf !== null && !leaf.pte.devicePrivate;
+  }
+
+  blockFree(t: { file: string; page: number }): boolean {
+    const { fs, inode } = this.file(t.file);
+    const block = inode.blocks.get(t.page);
+    return block === undefined || fs.blocks.isFree(block);
+  }
+
+  /** The anon-exclusive bit, for checks and tests. */
+  anonExclusive(pfn: number): boolean {
+    return (this.folios.flags(this.folios.folio(pfn)) & PG.anonExclusive) !== 0;
+  }
+}

@@ -1,0 +1,147 @@
+import type { Kernel } from '../kernel.js';
+import { KernelError } from '../errors.js';
+import { preempt, type Op } from '../sched.js';
+import type { Pte, Vma } from '../types.js';
+import { PG } from './pages.js';
+import type { Leaf } from './vm.js';
+
+/** A page fault as the handlers see it (struct vm_fault). */
+export interface Vmf {
+  readonly vma: Vma;
+  /** faulting virtual page */
+  readonly vpn: number;
+  /** file/device page index of vpn (linear_page_index) */
+  readonly pgoff: number;
+  readonly write: boolean;
+}
+
+/**
+ * handle_mm_fault(): dispatch on what the page table holds (mm/memory.c handle_pte_fault):
+ * nothing -> do_anonymous_page / do_cow_fault / ->huge_fault / ->fault; a device-private entry ->
+ * do_swap_page (migrate_to_ram); a present read-only PTE and a write -> do_wp_page.
+ */
+export class Faults {
+  constructor(private readonly k: Kernel) {}
+
+  *handle(vma: Vma, vpn: number, write: boolean): Op {
+    const k = this.k;
+    if (write && !vma.flags.write) throw new KernelError('EFAULT', `write to a read-only mapping '${vma.name}'`);
+    const leaf = k.vm.lookup(vma.mm, vpn);
+    const vmf: Vmf = { vma, vpn, pgoff: vma.pgoff + (vpn - vma.start), write };
+    if (leaf?.pte.devicePrivate) {
+      k.emit('fault', { mm: vma.mm.name, vaddr: vpn, write, kind: 'device-private' });
+      yield* k.deviceFault(vmf, leaf);
+      return;
+    }
+    if (!leaf) {
+      k.emit('fault', { mm: vma.mm.name, vaddr: vpn, write, kind: vma.kind });
+      if (vma.kind === 'anon') yield* this.anonymous(vmf);
+      else if (vma.kind === 'file' && write && !vma.flags.shared) yield* this.cowFault(vmf);
+      else if (vma.kind === 'file') yield* k.fileFault(vmf);
+      else yield* k.deviceFault(vmf, null);
+      return;
+    }
+    if (write && !leaf.pte.write) yield* this.wpPage(vmf, leaf);
+  }
+
+  /** do_anonymous_page(): read -> the shared zero page (special PTE, no ref); write -> a new page. */
+  private *anonymous(vmf: Vmf): Op {
+    const k = this.k;
+    const { vma, vpn } = vmf;
+    if (!vmf.write) {
+      k.vm.install(vma.mm, vpn, this.pte(k.zeroPfn, 'pte', { special: true }));
+      return;
+    }
+    if (!vma.anonVma) vma.anonVma = k.vm.newAnonVma();
+    const pfn = k.ram.allocAnon(vma.anonVma, '');
+    if (pfn === null) throw new KernelError('ENOMEM', 'out of memory in do_anonymous_page');
+    k.folios.addMap(pfn);
+    k.vm.install(vma.mm, vpn, this.pte(pfn, 'pte', { write: true, dirty: true }));
+  }
+
+  /** do_cow_fault(): a private write to an unmapped file page copies it into a new anon page. */
+  private *cowFault(vmf: Vmf): Op {
+    const k = this.k;
+    const data = k.fileData(vmf.vma, vmf.pgoff);
+    yield preempt('do_cow_fault');
+    if (!vmf.vma.anonVma) vmf.vma.anonVma = k.vm.newAnonVma();
+    const pfn = k.ram.allocAnon(vmf.vma.anonVma, data);
+    if (pfn === null) throw new KernelError('ENOMEM', 'out of memory in do_cow_fault');
+    k.folios.addMap(pfn);
+    k.vm.install(vmf.vma.mm, vmf.vpn, this.pte(pfn, 'pte', { write: true, dirty: true }));
+  }
+
+  /**
+   * do_wp_page() (mm/memory.c): shared mappings reuse the page (wp_page_shared) or, for pages
+   * without a normal struct page and — from v6.15 — fs-dax pages, call ->pfn_mkwrite
+   * (wp_pfn_shared); private mappings reuse an anon page when the era's rule allows, else copy.
+   */
+  private *wpPage(vmf: Vmf, leaf: Leaf): Op {
+    const k = this.k;
+    const { vma, vpn } = vmf;
+    const pfn = k.vm.pfnAt(leaf, vpn);
+    const page = k.vm.normalPage(leaf.pte, pfn);
+    if (vma.flags.shared) {
+      const fsdax = page !== null && k.folios.kind(page) === 'fsdax';
+      if ((page === null || fsdax) && vma.kind === 'file') {
+        yield* k.pfnMkwrite(vmf);
+        return;
+      }
+      leaf.pte.write = true; // wp_page_reuse()
+      leaf.pte.dirty = true;
+      k.emit('pte.set', { mm: vma.mm.name, vaddr: leaf.base, pfn: leaf.pte.pfn, level: leaf.pte.level, write: true, devmap: leaf.pte.devmap, special: leaf.pte.special });
+      return;
+    }
+    if (page !== null) {
+      const head = k.folios.folio(page);
+      if (k.folios.testAnon(head, 'do_wp_page') && this.canReuseAnon(head)) {
+        k.folios.setFlag(head, PG.anonExclusive, true);
+        leaf.pte.write = true;
+        leaf.pte.dirty = true;
+        k.emit('pte.set', { mm: vma.mm.name, vaddr: leaf.base, pfn, level: leaf.pte.level, write: true, devmap: false, special: false });
+        return;
+      }
+    }
+    yield* this.copyPage(vmf, leaf, pfn, page, 'do_wp_page');
+  }
+
+  /** Whether do_wp_page() may reuse an anon page, per the era (feature `wp-reuse`). */
+  private canReuseAnon(head: number): boolean {
+    const k = this.k;
+    switch (k.features['wp-reuse']) {
+      case 'mapcount': // reuse_swap_page(): mapped once
+        return k.folios.mapcount(head) === 1;
+      case 'refcount': // 09854ba94c6a: page_count() == 1
+        return k.folios.rc(head) === 1;
+      case 'anon-exclusive': // PageAnonExclusive, else wp_can_reuse_anon_folio(): rc == 1
+        return (k.folios.flags(head) & PG.anonExclusive) !== 0 || k.folios.rc(head) === 1;
+    }
+  }
+
+  /** wp_page_copy(): a new anon page with the old contents replaces the PTE. */
+  private *copyPage(vmf: Vmf, leaf: Leaf, pfn: number, page: number | null, why: string): Op {
+    const k = this.k;
+    const { vma, vpn } = vmf;
+    if (!vma.anonVma) vma.anonVma = k.vm.newAnonVma();
+    const copy = k.ram.allocAnon(vma.anonVma, k.pages.data.get(pfn) ?? '');
+    if (copy === null) throw new KernelError('ENOMEM', 'out of memory in wp_page_copy');
+    yield preempt('wp_page_copy');
+    // A huge leaf is split first: only PTE-level leaves are COWed here.
+    if (leaf.pte.level !== 'pte') k.vm.clear(vma.mm, leaf.base, leaf.pte.level);
+    else k.vm.clear(vma.mm, vpn, 'pte');
+    k.folios.addMap(copy);
+    k.vm.install(vma.mm, vpn, this.pte(copy, 'pte', { write: true, dirty: true }));
+    k.emit('cow', { mm: vma.mm.name, vaddr: vpn, from: pfn, to: copy, why });
+    if (page !== null && leaf.pte.level === 'pte') {
+      const head = k.folios.folio(page);
+      k.folios.removeMap(head);
+      yield preempt('wp_page_copy: flush before put');
+      k.emit('tlb.flush', { mm: vma.mm.name });
+      k.folios.put(head, 1, 'wp_page_copy: old page');
+    }
+  }
+
+  pte(pfn: number, level: Pte['level'], bits: Partial<Omit<Pte, 'pfn' | 'level'>> = {}): Pte {
+    return { pfn, level, write: false, dirty: false, special: false, devmap: false, devicePrivate: false, ...bits };
+  }
+}

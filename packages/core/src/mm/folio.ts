@@ -1,0 +1,175 @@
+import type { Kernel } from '../kernel.js';
+import type { Pgmap, PgmapType } from '../types.js';
+import { PG } from './pages.js';
+
+export type PageKind = PgmapType | 'ram' | 'zero';
+
+/** GUP_PIN_COUNTING_BIAS (include/linux/mm.h): 1U << 10 in every version read. */
+export const GUP_PIN_COUNTING_BIAS = 1024;
+
+/**
+ * Reference counting of folios: folio_get/folio_put and the per-type final-put paths
+ * (free_zone_device_folio, put_devmap_managed_page), mapcounts and the anon test.
+ */
+export class Folios {
+  constructor(private readonly k: Kernel) {}
+
+  kind(pfn: number): PageKind {
+    if (pfn === this.k.zeroPfn) return 'zero';
+    return this.k.memremap.pgmapOf(pfn)?.type ?? 'ram';
+  }
+
+  /** page_folio(): the head pfn of the folio containing pfn. */
+  folio(pfn: number): number {
+    return this.k.pages.headOf(pfn);
+  }
+
+  rc(head: number): number {
+    return this.k.pages.rc[this.k.pages.slot(head)]!;
+  }
+
+  mapcount(head: number): number {
+    return this.k.pages.mapcount[this.k.pages.slot(head)]!;
+  }
+
+  order(head: number): number {
+    return this.k.pages.orderOf(head);
+  }
+
+  nr(head: number): number {
+    return 1 << this.order(head);
+  }
+
+  /**
+   * Whether the folio has a _pincount: every large folio on 64-bit (include/linux/mm.h
+   * folio_has_pincount, v6.1+). v5.10 needed order > 1, but the model builds no order-1 folio
+   * in the v5.x presets (no compound devmaps, no anon THP), so the rules coincide.
+   */
+  hasPincount(head: number): boolean {
+    return this.order(head) >= 1;
+  }
+
+  /** folio_maybe_dma_pinned(): exact with a pincount, else rc >= GUP_PIN_COUNTING_BIAS. */
+  maybeDmaPinned(head: number): boolean {
+    const s = this.k.pages.slot(head);
+    if (this.hasPincount(head)) return this.k.pages.pincount[s]! > 0;
+    return this.k.pages.rc[s]! >>> 0 >= GUP_PIN_COUNTING_BIAS;
+  }
+
+  /** The lowest _refcount a folio of this kind may have while its pgmap is live. */
+  floor(head: number): number {
+    const pgmap = this.k.memremap.pgmapOf(head);
+    if (!pgmap) return 0;
+    if (pgmap.killed) return 0;
+    switch (pgmap.type) {
+      case 'fsdax':
+        return this.k.convention.floor;
+      case 'generic':
+        return 1;
+      default:
+        return this.k.features['devmem-extra-ref'] ? 1 : 0;
+    }
+  }
+
+  get(head: number, n: number, why: string): void {
+    this.change(head, n, why);
+  }
+
+  /**
+   * folio_put_refs() with the era's device-page special cases:
+   * - FS_DAX: put_devmap_managed_page wakes on 2->1 (legacy) or free_zone_device_folio wakes at 0;
+   * - GENERIC: era (c) re-arms at 1 (folio_set_count), earlier 1->0 happens only at teardown;
+   * - PRIVATE/COHERENT: ops->page_free at 2->1 (extra ref) or 1->0 (0-based).
+   */
+  put(head: number, n: number, why: string): void {
+    const before = this.rc(head);
+    const after = this.change(head, -n, why);
+    const pgmap = this.k.memremap.pgmapOf(head);
+    if (!pgmap) {
+      if (after === 0 && head !== this.k.zeroPfn) this.freeRam(head);
+      return;
+    }
+    this.devicePut(pgmap, head, before, after);
+  }
+
+  private devicePut(pgmap: Pgmap, head: number, before: number, after: number): void {
+    const k = this.k;
+    switch (pgmap.type) {
+      case 'fsdax':
+        if (k.convention.wakes(before, after)) k.emit('page.wake', { pfn: head });
+        if (after === 0) k.emit('page.free', { pfn: head, type: pgmap.type });
+        return;
+      case 'generic':
+        if (after === 0) {
+          k.emit('page.free', { pfn: head, type: pgmap.type });
+          // free_zone_device_folio(): v6.15+ re-arms device-dax pages at 1; v6.1-v6.14 WARNs
+          // (device-dax pgmaps have no ops->page_free) and leaves the count at 0.
+          if (!pgmap.killed && !k.features['pte-devmap']) this.change(head, 1, 'free_zone_device_folio: folio_set_count(1)');
+          else if (!pgmap.killed) k.warn('free_zone_device_page: device-dax page reached refcount 0 (no page_free op)');
+        }
+        return;
+      case 'private':
+      case 'coherent':
+      case 'p2pdma': {
+        const freeAt = k.features['devmem-extra-ref'] ? 1 : 0;
+        if (after === freeAt && before > freeAt) {
+          const slot = k.pages.slot(head);
+          k.pages.mapping[slot] = 0;
+          k.pages.flags[slot]! &= ~PG.anonExclusive;
+          k.emit('page.free', { pfn: head, type: pgmap.type });
+          pgmap.ops.pageFree?.(head);
+        }
+        return;
+      }
+    }
+  }
+
+  private change(head: number, delta: number, why: string): number {
+    const p = this.k.pages;
+    const s = p.slot(head);
+    const rc = (p.rc[s] = p.rc[s]! + delta);
+    if (this.k.bus.wants('page.ref')) this.k.emit('page.ref', { pfn: head, rc, delta, why });
+    return rc;
+  }
+
+  private freeRam(head: number): void {
+    this.k.emit('page.free', { pfn: head, type: 'ram' });
+    this.k.ram.free(head);
+  }
+
+  /** folio_add_*_rmap: one more page-table mapping. */
+  addMap(head: number): void {
+    const p = this.k.pages;
+    const s = p.slot(head);
+    const mapcount = ++p.mapcount[s]!;
+    if (this.k.bus.wants('page.map')) this.k.emit('page.map', { pfn: head, mapcount });
+  }
+
+  removeMap(head: number): void {
+    const p = this.k.pages;
+    const s = p.slot(head);
+    const mapcount = --p.mapcount[s]!;
+    if (this.k.bus.wants('page.map')) this.k.emit('page.map', { pfn: head, mapcount });
+  }
+
+  /** folio_test_anon(): page->mapping & PAGE_MAPPING_ANON, evaluated by an mm path. */
+  testAnon(head: number, by: string): boolean {
+    const anon = (this.k.pages.mapping[this.k.pages.slot(head)]! & 1) === 1;
+    this.k.emit('page.anon-test', { pfn: head, anon, by });
+    return anon;
+  }
+
+  isAnon(head: number): boolean {
+    return (this.k.pages.mapping[this.k.pages.slot(head)]! & 1) === 1;
+  }
+
+  flags(head: number): number {
+    return this.k.pages.flags[this.k.pages.slot(head)]!;
+  }
+
+  setFlag(head: number, flag: number, on: boolean): void {
+    const s = this.k.pages.slot(head);
+    if (on) this.k.pages.flags[s]! |= flag;
+    else this.k.pages.flags[s]! &= ~flag;
+  }
+}

@@ -1,0 +1,92 @@
+import type { Kernel } from '../kernel.js';
+import { KernelError } from '../errors.js';
+import { preempt, type Op } from '../sched.js';
+import type { Mm, Vma } from '../types.js';
+import { PG } from './pages.js';
+
+/**
+ * fork(): dup_mmap() copies the VMAs; copy_page_range() copies page tables only for VMAs that
+ * need it (vma_needs_copy: anon_vma, VM_PFNMAP|VM_MIXEDMAP), per PTE in copy_present_pte().
+ */
+export class Fork {
+  constructor(private readonly k: Kernel) {}
+
+  *fork(parent: Mm, childName: string): Op<Mm> {
+    const k = this.k;
+    const child = k.vm.newMm(childName);
+    child.nextVpn = parent.nextVpn;
+    k.emit('fork', { parent: parent.name, child: childName });
+    for (const src of [...parent.vmas]) {
+      const dst = k.vm.addVma(child, { ...src, mm: child, anonVma: src.anonVma });
+      if (!(src.anonVma || src.flags.mixedmap || src.flags.pfnmap)) continue; // child refaults
+      const cow = !src.flags.shared && src.flags.write; // is_cow_mapping()
+      // copy_page_range(): raw_write_seqcount_begin(&src_mm->write_protect_seq) for COW mappings
+      if (cow) parent.writeProtectSeq++;
+      try {
+        yield* this.copyRange(src, dst, cow);
+      } finally {
+        if (cow) parent.writeProtectSeq++;
+      }
+    }
+    return child;
+  }
+
+  private *copyRange(src: Vma, dst: Vma, cow: boolean): Op {
+    const k = this.k;
+    const parent = src.mm;
+    const bases = [...parent.ptes.keys()].filter((v) => v >= src.start && v < src.start + src.pages).sort((a, b) => a - b);
+    // copy_huge_pmd()/copy_huge_pud(): "skip if can be re-filled on fault" for non-anonymous
+    // VMAs, so DAX PMDs are not copied; the model has no anonymous THP.
+    for (const vpn of bases) {
+      const pte = parent.ptes.get(vpn);
+      if (!pte) continue;
+      yield preempt('copy_pte_range');
+      const current = parent.ptes.get(vpn);
+      if (!current) continue;
+      if (current.devicePrivate) {
+        yield* k.copyDevicePrivateEntry(src, dst, vpn, current);
+        continue;
+      }
+      const page = k.vm.normalPage(current, current.pfn);
+      if (page === null) {
+        // devmap/special PTE: copied as is, no reference, no rmap
+        if (cow && current.write) current.write = false;
+        k.vm.install(dst.mm, vpn, { ...current, write: cow ? false : current.write, dirty: src.flags.shared ? false : current.dirty });
+        continue;
+      }
+      const head = k.folios.folio(page);
+      if (k.folios.testAnon(head, 'copy_present_pte') && this.needsCowForDma(parent, head)) {
+        // copy_present_page(): the child gets a private copy now; the parent keeps the pinned page writable
+        if (!dst.anonVma) dst.anonVma = src.anonVma;
+        const copy = k.ram.allocAnon(dst.anonVma, k.pages.data.get(page) ?? '');
+        if (copy === null) throw new KernelError('ENOMEM', 'fork: could not allocate the early-COW copy of a pinned page');
+        k.folios.addMap(copy);
+        k.vm.install(dst.mm, vpn, { ...current, pfn: copy, write: true, dirty: true });
+        k.emit('cow', { mm: dst.mm.name, vaddr: vpn, from: page, to: copy, why: 'fork: early COW of a maybe-pinned page' });
+        continue;
+      }
+      k.folios.get(head, 1, 'copy_present_pte');
+      k.folios.addMap(head);
+      k.folios.setFlag(head, PG.anonExclusive, false);
+      if (cow && current.write) {
+        current.write = false; // ptep_set_wrprotect(src_mm)
+        k.emit('pte.set', { mm: parent.name, vaddr: vpn, pfn: current.pfn, level: 'pte', write: false, devmap: current.devmap, special: current.special });
+      }
+      k.vm.install(dst.mm, vpn, { ...current, write: cow ? false : current.write, dirty: src.flags.shared ? false : current.dirty });
+    }
+  }
+
+  /**
+   * Early COW decision (feature fork-cow-pinned): 5.10 copy_present_page() —
+   * has_pinned && page_maybe_dma_pinned && anon; v5.19+ page_try_dup_anon_rmap() — exclusive and
+   * folio_needs_cow_for_dma(). A shared (non-exclusive) anon page cannot be pinned in the
+   * anon-exclusive era, so it is shared again.
+   */
+  private needsCowForDma(parent: Mm, head: number): boolean {
+    const k = this.k;
+    if (!k.features['fork-cow-pinned']) return false;
+    if (!parent.hasPinned) return false;
+    if (k.features['wp-reuse'] === 'anon-exclusive' && (k.folios.flags(head) & PG.anonExclusive) === 0) return false;
+    return k.folios.maybeDmaPinned(head);
+  }
+}

@@ -1,0 +1,180 @@
+import type { Kernel } from '../kernel.js';
+import { KernelError } from '../errors.js';
+import { preempt, type Op } from '../sched.js';
+import type { GupHandle, Mm, Vma } from '../types.js';
+import { GUP_PIN_COUNTING_BIAS } from './folio.js';
+
+export interface GupRequest {
+  readonly name: string;
+  readonly vma: Vma;
+  readonly vpn: number;
+  readonly nr: number;
+  /** FOLL_PIN (pin_user_pages) vs FOLL_GET (get_user_pages) */
+  readonly pin: boolean;
+  readonly write: boolean;
+  readonly longterm: boolean;
+  /** try the lockless GUP-fast walk first */
+  readonly fast: boolean;
+}
+
+/**
+ * get_user_pages / pin_user_pages (mm/gup.c): the lockless fast walk with its fall-back to the
+ * slow path, try_grab_folio's accounting (GUP_PIN_COUNTING_BIAS or _pincount), and unpin.
+ */
+export class Gup {
+  constructor(private readonly k: Kernel) {}
+
+  *gup(req: GupRequest): Op<GupHandle> {
+    const k = this.k;
+    const mm = req.vma.mm;
+    // mm_set_has_pinned_flag(): FOLL_PIN marks the mm, never cleared (MMF_HAS_PINNED, v5.16; has_pinned v5.9)
+    if (req.pin) mm.hasPinned = true;
+    let pfns = req.fast ? yield* this.fast(req, mm) : null;
+    if (pfns === null) pfns = yield* this.slow(req);
+    if (req.longterm && req.pin) yield* k.checkAndMigrateLongterm(req, pfns);
+    const owners = pfns.map((pfn) => k.blockOwner(pfn));
+    for (const pfn of pfns) {
+      const p = k.pages;
+      p.gup[p.slot(pfn)]! += 1;
+    }
+    const handle: GupHandle = { name: req.name, mm, vma: req.vma, vpn: req.vpn, pfns, pin: req.pin, write: req.write, longterm: req.longterm, owners, released: false };
+    k.emit('gup.pin', { mm: mm.name, name: req.name, pfns: [...pfns], pin: req.pin, longterm: req.longterm, write: req.write, fast: req.fast });
+    return handle;
+  }
+
+  /** try_grab_folio(): FOLL_GET +1; FOLL_PIN +1024 on a small folio, +1 and _pincount +1 on a large one. */
+  grab(head: number, pin: boolean, why: string): void {
+    const k = this.k;
+    if (!pin) return k.folios.get(head, 1, why);
+    if (k.folios.hasPincount(head)) {
+      k.pages.pincount[k.pages.slot(head)]! += 1;
+      k.folios.get(head, 1, why);
+    } else k.folios.get(head, GUP_PIN_COUNTING_BIAS, why);
+  }
+
+  /** gup_put_folio(): the exact inverse of grab for the kind of reference the caller says it holds. */
+  ungrab(head: number, pin: boolean, why: string): void {
+    const k = this.k;
+    if (!pin) return k.folios.put(head, 1, why);
+    if (k.folios.hasPincount(head)) {
+      k.pages.pincount[k.pages.slot(head)]! -= 1;
+      k.folios.put(head, 1, why);
+    } else k.folios.put(head, GUP_PIN_COUNTING_BIAS, why);
+  }
+
+  /**
+   * GUP-fast (lockless_pages_from_mm / gup_fast_pte_range): bails to the slow path on anything
+   * unusual; after grabbing, re-reads the PTE and drops the reference if it changed.
+   */
+  private *fast(req: GupRequest, mm: Mm): Op<number[] | null> {
+    const k = this.k;
+    const seqCheck = req.pin && k.features['gup-fast-fork-seq'];
+    const seq = mm.writeProtectSeq;
+    if (seqCheck && seq % 2 === 1) return null;
+    const got: number[] = [];
+    const undo = (): null => {
+      for (const pfn of got) if (pfn !== k.zeroPfn) this.ungrab(k.folios.folio(pfn), req.pin, 'gup-fast: undo');
+      return null;
+    };
+    for (let i = 0; i < req.nr; i++) {
+      const vpn = req.vpn + i;
+      const leaf = k.vm.lookup(mm, vpn);
+      if (!leaf || leaf.pte.devicePrivate) return undo();
+      if (req.write && !leaf.pte.write) return undo();
+      const pfn = k.vm.pfnAt(leaf, vpn);
+      if (leaf.pte.devmap) {
+        // eras (a)/(b): devmap leaves need a live pgmap; FOLL_LONGTERM always goes slow
+        if (req.longterm) return undo();
+        const pgmap = k.memremap.pgmapOf(pfn);
+        if (!pgmap || pgmap.killed) return undo();
+      } else if (leaf.pte.special) return undo();
+      const head = k.folios.folio(pfn);
+      if (k.folios.rc(head) <= 0) return undo(); // folio_ref_try_add: add-unless-zero fails
+      this.grab(head, req.pin, 'gup-fast');
+      if (req.longterm && !k.longtermPinnable(head)) {
+        this.ungrab(head, req.pin, 'gup-fast: not longterm-pinnable');
+        return undo();
+      }
+      yield preempt('gup-fast: re-check pte');
+      if (k.vm.lookup(mm, vpn)?.pte !== leaf.pte) {
+        this.ungrab(head, req.pin, 'gup-fast: pte changed');
+        return undo();
+      }
+      got.push(pfn);
+    }
+    if (seqCheck && mm.writeProtectSeq !== seq) return undo(); // read_seqcount_retry: a fork ran
+    return got;
+  }
+
+  /** __get_user_pages(): check_vma_flags, then fault in and grab each page under the PTE lock. */
+  private *slow(req: GupRequest): Op<number[]> {
+    const k = this.k;
+    const { vma } = req;
+    if (vma.flags.io || vma.flags.pfnmap) throw new KernelError('EFAULT', `GUP on a VM_IO/VM_PFNMAP mapping '${vma.name}'`);
+    // check_vma_flags(): FOLL_LONGTERM && vma_is_fsdax() -> -EOPNOTSUPP (5.10: check_dax_vmas, same code)
+    if (req.longterm && vma.kind === 'file' && k.isFsdaxVma(vma)) {
+      throw new KernelError('EOPNOTSUPP', `FOLL_LONGTERM on fs-dax mapping '${vma.name}' (check_vma_flags)`);
+    }
+    if (req.write && !vma.flags.write) throw new KernelError('EFAULT', `FOLL_WRITE on read-only mapping '${vma.name}'`);
+    const got: number[] = [];
+    try {
+      for (let i = 0; i < req.nr; i++) {
+        const vpn = req.vpn + i;
+        if (vpn >= vma.start + vma.pages) throw new KernelError('EFAULT', `page ${vpn - vma.start} is beyond mapping '${vma.name}'`);
+        let leaf = k.vm.lookup(vma.mm, vpn);
+        for (let tries = 0; !leaf || leaf.pte.devicePrivate || (req.write && !leaf.pte.write); tries++) {
+          if (tries === 2) throw new KernelError('EFAULT', `GUP could not fault in page ${vpn - vma.start} of '${vma.name}'`);
+          yield* k.faults.handle(vma, vpn, req.write);
+          leaf = k.vm.lookup(vma.mm, vpn);
+        }
+        const pfn = k.vm.pfnAt(leaf, vpn);
+        let page = k.vm.normalPage(leaf.pte, pfn);
+        if (page === null && leaf.pte.devmap) {
+          // follow_page_pte(): get_dev_pagemap() must succeed (eras (a)/(b))
+          const pgmap = k.memremap.pgmapOf(pfn);
+          if (!pgmap || pgmap.killed) throw new KernelError('EFAULT', `pgmap of pfn ${pfn} is going away`);
+          page = pfn;
+        }
+        if (page === null) {
+          if (pfn !== k.zeroPfn) throw new KernelError('EFAULT', `no struct page behind page ${vpn - vma.start} of '${vma.name}'`);
+          got.push(pfn); // the zero page is never pinned (is_zero_folio short-circuit)
+          continue;
+        }
+        const head = k.folios.folio(page);
+        if (k.folios.rc(head) <= 0) {
+          k.warn(`try_grab_folio: refcount ${k.folios.rc(head)} <= 0 on pfn ${page}`);
+          throw new KernelError('ENOMEM', `try_grab_folio failed on a page with refcount ${k.folios.rc(head)}`);
+        }
+        this.grab(head, req.pin, req.pin ? 'pin_user_pages' : 'get_user_pages');
+        got.push(pfn);
+        yield preempt('gup: next page');
+      }
+    } catch (e) {
+      for (const pfn of got) if (pfn !== k.zeroPfn) this.ungrab(k.folios.folio(pfn), req.pin, 'gup: error unwind');
+      throw e;
+    }
+    return got;
+  }
+
+  /**
+   * unpin_user_page() (asPin) or put_page(): release a GUP reference. Releasing with the wrong
+   * call is a driver bug the kernel does not catch: put_page() on a pin leaks the bias,
+   * unpin_user_page() on a get underflows.
+   */
+  release(h: GupHandle, asPin: boolean): void {
+    const k = this.k;
+    if (h.released) throw new KernelError('EINVAL', `'${h.name}' was already released`);
+    h.released = true;
+    for (const pfn of h.pfns) {
+      if (pfn === k.zeroPfn) continue;
+      if (k.isGone(pfn)) {
+        k.warn(`release of '${h.name}': pfn ${pfn} belongs to a pgmap that was torn down (use after free)`);
+        continue;
+      }
+      const p = k.pages;
+      p.gup[p.slot(pfn)]! -= 1;
+      this.ungrab(k.folios.folio(pfn), asPin, asPin ? 'unpin_user_page' : 'put_page');
+    }
+    k.emit('gup.unpin', { name: h.name, pfns: [...h.pfns], pin: asPin });
+  }
+}

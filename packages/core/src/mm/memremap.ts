@@ -1,0 +1,124 @@
+import type { Kernel } from '../kernel.js';
+import { KernelError, KernelOops } from '../errors.js';
+import { waitUntil, type Op } from '../sched.js';
+import type { Pgmap, PgmapType } from '../types.js';
+import { GiB } from '../units.js';
+import { PG, type PageInit } from './pages.js';
+
+export interface MemremapRequest {
+  readonly device: string;
+  readonly type: PgmapType;
+  readonly size: number;
+  /** pgmap->vmemmap_shift: compound page order of the memmap */
+  readonly vmemmapShift: number;
+  /** pfns at the start of the range that hold the memmap itself (vmem_altmap reserve + free) */
+  readonly altmapPfns: number;
+  readonly ops?: Pgmap['ops'];
+}
+
+/**
+ * dev_pagemap registration and teardown (mm/memremap.c memremap_pages / memunmap_pages) and the
+ * initial struct page state memmap_init_zone_device() gives each page (mm/mm_init.c).
+ */
+export class Memremap {
+  /** Device physical ranges start at 64 GiB, each aligned to 1 GiB (and to a section). */
+  private nextPhys = 64 * GiB;
+  private nextId = 1;
+  readonly pgmaps: Pgmap[] = [];
+
+  constructor(private readonly k: Kernel) {}
+
+  pgmapOf(pfn: number): Pgmap | null {
+    for (const p of this.pgmaps) if (!p.gone && pfn >= p.startPfn && pfn < p.startPfn + p.nrPages) return p;
+    return null;
+  }
+
+  /** The state memmap_init_zone_device() / __init_zone_device_page() leave a page in. */
+  initialPage(pfn: number): PageInit {
+    const k = this.k;
+    if (pfn === k.zeroPfn) return { rc: 1, headPfn: pfn, order: 0, flags: PG.reserved, pgmap: -1 };
+    const pgmap = this.pgmapOf(pfn);
+    if (!pgmap) return { rc: 0, headPfn: pfn, order: 0, flags: 0, pgmap: -1 };
+    // __init_zone_device_page(): init_page_count() (1), then 0 for types whose free state is 0.
+    const rc =
+      pgmap.type === 'fsdax'
+        ? k.convention.initialRefcount
+        : pgmap.type === 'generic'
+          ? 1
+          : k.features['devmem-extra-ref']
+            ? 1
+            : 0;
+    if (pgmap.vmemmapShift === 0) return { rc, headPfn: pfn, order: 0, flags: PG.reserved, pgmap: pgmap.id };
+    // memmap_init_compound(): tails get set_page_count(0) and point at their head.
+    const nr = 2 ** pgmap.vmemmapShift;
+    const head = pgmap.firstPfn + Math.floor((pfn - pgmap.firstPfn) / nr) * nr;
+    if (head === pfn) return { rc, headPfn: pfn, order: pgmap.vmemmapShift, flags: PG.reserved | PG.head, pgmap: pgmap.id };
+    return { rc: 0, headPfn: head, order: 0, flags: PG.reserved | PG.tail, pgmap: pgmap.id };
+  }
+
+  /** memremap_pages(): place the range, populate its memmap (may oops), publish the pgmap. */
+  memremapPages(req: MemremapRequest): Pgmap {
+    const k = this.k;
+    const pageSize = k.mmu.basePageSize;
+    if (req.size <= 0 || req.size % pageSize !== 0) throw new KernelError('EINVAL', `device size ${req.size} is not a multiple of PAGE_SIZE`);
+    const align = Math.max(GiB, k.mmu.sectionSize);
+    const start = Math.ceil(this.nextPhys / align) * align;
+    this.nextPhys = start + Math.ceil(req.size / align) * align;
+    const outcome = k.populator.populate(k.mmu, {
+      start,
+      size: req.size,
+      vmemmapShift: req.vmemmapShift,
+      altmap: req.altmapPfns > 0,
+      features: k.features,
+      version: k.version,
+    });
+    if (!outcome.ok) {
+      k.emit('oops', { message: outcome.oops });
+      throw new KernelOops(outcome.oops);
+    }
+    const startPfn = start / pageSize;
+    const pgmap: Pgmap = {
+      id: this.nextId++,
+      device: req.device,
+      type: req.type,
+      startPfn,
+      nrPages: req.size / pageSize,
+      firstPfn: startPfn + req.altmapPfns,
+      vmemmapShift: req.vmemmapShift,
+      altmap: req.altmapPfns > 0,
+      vmemmap: outcome.figures,
+      killed: false,
+      gone: false,
+      ops: req.ops ?? {},
+    };
+    this.pgmaps.push(pgmap);
+    k.emit('pgmap.probe', { device: req.device, type: req.type, startPfn, nrPages: pgmap.nrPages, vmemmapShift: req.vmemmapShift });
+    return pgmap;
+  }
+
+  /**
+   * memunmap_pages(). Era (a) (memunmap-waits-page-refs): kill the pgmap ref, put every page's
+   * initial reference, wait until every page reference is gone — pins delay teardown, PTEs (which
+   * hold no reference) do not. Eras (b)/(c): kill, drop the FS_DAX/GENERIC per-folio pgmap refs
+   * in bulk regardless of page refcounts, and wait only for the refs allocated device-private /
+   * coherent pages hold.
+   */
+  *memunmapPages(pgmap: Pgmap): Op {
+    const k = this.k;
+    pgmap.killed = true;
+    k.emit('pgmap.kill', { device: pgmap.device });
+    const touched = [...k.pages.touched(pgmap.firstPfn, pgmap.nrPages - (pgmap.firstPfn - pgmap.startPfn))];
+    const heads = touched.filter((pfn) => k.pages.headOf(pfn) === pfn);
+    const waitsForPages = k.features['memunmap-waits-page-refs'] || pgmap.type === 'private' || pgmap.type === 'coherent';
+    if (k.features['memunmap-waits-page-refs']) {
+      for (const head of heads) if (k.folios.rc(head) > 0) k.folios.put(head, 1, 'memunmap_pages: put initial ref');
+    }
+    if (waitsForPages) {
+      yield* waitUntil(`memunmap_pages(${pgmap.device}): wait for page references`, () => heads.every((h) => k.folios.rc(h) <= 0));
+    }
+    // pageunmap_range(): arch_remove_memory() frees the memmap — the struct pages are gone.
+    k.emit('pgmap.teardown', { device: pgmap.device, type: pgmap.type });
+    pgmap.gone = true;
+    for (const pfn of touched) k.pages.drop(pfn);
+  }
+}

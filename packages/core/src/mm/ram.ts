@@ -1,0 +1,36 @@
+import type { Kernel } from '../kernel.js';
+import { anonMappingOf, PG } from './pages.js';
+
+/** System RAM for anonymous pages and COW copies: a simple page allocator with reuse. */
+export class Ram {
+  /** RAM pfns start at 4 GiB; device ranges are placed far above (see Memremap). */
+  static readonly BASE_PFN = 0x100000;
+  private next = Ram.BASE_PFN + 1;
+  private readonly freed: number[] = [];
+  readonly live = new Set<number>();
+  /** pages left before alloc_page() fails (fault-injection for fork's -ENOMEM path) */
+  limit = Number.POSITIVE_INFINITY;
+
+  constructor(private readonly k: Kernel) {}
+
+  /** alloc_page() + folio_add_new_anon_rmap(): rc 1, exclusive anon page, or null (ENOMEM). */
+  allocAnon(anonVma: number, data: string): number | null {
+    if (this.live.size >= this.limit) return null;
+    const pfn = this.freed.pop() ?? this.next++;
+    this.live.add(pfn);
+    const p = this.k.pages;
+    const s = p.slot(pfn);
+    p.rc[s] = 1;
+    p.flags[s] = PG.anonExclusive;
+    p.mapping[s] = anonMappingOf(anonVma);
+    p.data.set(pfn, data);
+    this.k.emit('page.ref', { pfn, rc: 1, delta: 1, why: 'alloc_page' });
+    return pfn;
+  }
+
+  free(pfn: number): void {
+    if (!this.live.delete(pfn)) return;
+    this.k.pages.drop(pfn);
+    this.freed.push(pfn);
+  }
+}

@@ -1,0 +1,214 @@
+import type { Kernel } from '../kernel.js';
+import { KernelError } from '../errors.js';
+import { preempt, type Op } from '../sched.js';
+import type { AddressSpace, Mm, Pte, PteLevel, Vma, VmFlags } from '../types.js';
+
+export interface Leaf {
+  readonly pte: Pte;
+  /** vpn of the first page the entry maps */
+  readonly base: number;
+  /** pages it maps */
+  readonly pages: number;
+}
+
+/**
+ * Processes, VMAs and page tables: installing and clearing entries at each level, the lookup a
+ * page walk does, and zap with the reference drop deferred until after the TLB flush
+ * (mm/memory.c zap_pte_range, mm/mmu_gather.c).
+ */
+export class Vm {
+  private nextMmId = 1;
+  private nextVmaId = 1;
+  private nextAnonVma = 1;
+  /** ground truth for invariants: huge leaves currently installed, by first pfn */
+  private readonly hugeMapped = new Map<number, { pages: number; count: number }>();
+
+  constructor(private readonly k: Kernel) {}
+
+  get pmdPages(): number {
+    return this.k.mmu.pmdSize / this.k.mmu.basePageSize;
+  }
+  get pudPages(): number {
+    return (this.k.mmu.pudSize ?? 0) / this.k.mmu.basePageSize;
+  }
+
+  newMm(name: string): Mm {
+    // user mappings start at 1 TiB of virtual space; placement keeps PUD alignment available
+    const start = (2 ** 40) / this.k.mmu.basePageSize;
+    return { id: this.nextMmId++, name, vmas: [], ptes: new Map(), pmds: new Map(), puds: new Map(), hasPinned: false, writeProtectSeq: 0, nextVpn: start, alive: true };
+  }
+
+  newAnonVma(): number {
+    return this.nextAnonVma++;
+  }
+
+  /** get_unmapped_area() with THP-style alignment: align to the largest leaf the length allows. */
+  placeVma(mm: Mm, pages: number, align: number): number {
+    const a = Math.max(align, pages >= this.pudPages && this.pudPages > 0 ? this.pudPages : pages >= this.pmdPages ? this.pmdPages : 1);
+    const start = Math.ceil(mm.nextVpn / a) * a;
+    mm.nextVpn = start + pages + this.pmdPages; // leave a guard gap
+    return start;
+  }
+
+  addVma(mm: Mm, v: Omit<Vma, 'id' | 'mm'> & { readonly mm?: Mm }): Vma {
+    const vma: Vma = { ...v, id: this.nextVmaId++, mm };
+    mm.vmas.push(vma);
+    this.mappingOf(vma)?.mmaps.add(vma);
+    return vma;
+  }
+
+  mappingOf(vma: Vma): AddressSpace | null {
+    return vma.inode?.mapping ?? vma.device?.mapping ?? null;
+  }
+
+  vmaAt(mm: Mm, vpn: number): Vma | null {
+    for (const v of mm.vmas) if (vpn >= v.start && vpn < v.start + v.pages) return v;
+    return null;
+  }
+
+  /** The leaf entry translating vpn, at whatever level. */
+  lookup(mm: Mm, vpn: number): Leaf | null {
+    if (this.pudPages > 0) {
+      const base = vpn - (vpn % this.pudPages);
+      const pud = mm.puds.get(base);
+      if (pud) return { pte: pud, base, pages: this.pudPages };
+    }
+    const pbase = vpn - (vpn % this.pmdPages);
+    const pmd = mm.pmds.get(pbase);
+    if (pmd) return { pte: pmd, base: pbase, pages: this.pmdPages };
+    const pte = mm.ptes.get(vpn);
+    return pte ? { pte, base: vpn, pages: 1 } : null;
+  }
+
+  /** The pfn a present leaf maps at vpn. */
+  pfnAt(leaf: Leaf, vpn: number): number {
+    return leaf.pte.pfn + (vpn - leaf.base);
+  }
+
+  /** set_pte_at / set_pmd_at / set_pud_at. Reference and rmap accounting is the caller's. */
+  install(mm: Mm, base: number, pte: Pte): void {
+    const table = pte.level === 'pte' ? mm.ptes : pte.level === 'pmd' ? mm.pmds : mm.puds;
+    table.set(base, pte);
+    this.track(pte, +1);
+    this.k.emit('pte.set', { mm: mm.name, vaddr: base, pfn: pte.pfn, level: pte.level, write: pte.write, devmap: pte.devmap, special: pte.special, device: pte.devicePrivate || undefined });
+  }
+
+  /** ptep_get_and_clear(): remove the leaf at base. */
+  clear(mm: Mm, base: number, level: PteLevel): Pte | null {
+    const table = level === 'pte' ? mm.ptes : level === 'pmd' ? mm.pmds : mm.puds;
+    const pte = table.get(base);
+    if (!pte) return null;
+    table.delete(base);
+    this.track(pte, -1);
+    this.k.emit('pte.clear', { mm: mm.name, vaddr: base, pfn: pte.pfn, level });
+    return pte;
+  }
+
+  private track(pte: Pte, d: number): void {
+    if (pte.special && pte.pfn === this.k.zeroPfn) return;
+    if (pte.level === 'pte') {
+      const p = this.k.pages;
+      p.ptes[p.slot(pte.pfn)]! += d;
+      return;
+    }
+    const pages = pte.level === 'pmd' ? this.pmdPages : this.pudPages;
+    const e = this.hugeMapped.get(pte.pfn) ?? { pages, count: 0 };
+    e.count += d;
+    if (e.count === 0) this.hugeMapped.delete(pte.pfn);
+    else this.hugeMapped.set(pte.pfn, e);
+  }
+
+  /** Ground truth: does any page-table entry of any process map this pfn? */
+  isMapped(pfn: number): boolean {
+    const p = this.k.pages;
+    if (p.has(pfn) && p.ptes[p.slot(pfn)]! > 0) return true;
+    for (const [start, e] of this.hugeMapped) if (pfn >= start && pfn < start + e.pages) return true;
+    return false;
+  }
+
+  /** vm_normal_page(): the struct page behind a present PTE, or null for special/devmap PTEs. */
+  normalPage(pte: Pte, pfn: number): number | null {
+    if (pte.devicePrivate) return null;
+    if (pte.special || pte.devmap) return null;
+    return pfn;
+  }
+
+  /**
+   * zap_page_range(): clear every leaf in [start, end) of the VMA; mapcounts drop at once, the
+   * page references only after the TLB flush (tlb_finish_mmu -> tlb_flush_mmu -> folios_put).
+   */
+  *zap(vma: Vma, start: number, end: number, why: string): Op {
+    const k = this.k;
+    const mm = vma.mm;
+    const gathered: number[] = [];
+    const leaves: Leaf[] = [];
+    for (let vpn = start; vpn < end; ) {
+      const leaf = this.lookup(mm, vpn);
+      if (!leaf) {
+        vpn = this.nextMapped(mm, vpn, end);
+        continue;
+      }
+      leaves.push(leaf);
+      vpn = leaf.base + leaf.pages;
+    }
+    for (const leaf of leaves) {
+      const pte = this.clear(mm, leaf.base, leaf.pte.level);
+      if (!pte) continue;
+      if (pte.devicePrivate) {
+        // device-private swap entries: rmap and reference dropped at once, no TLB involved
+        const head = k.folios.folio(pte.pfn);
+        k.folios.removeMap(head);
+        k.folios.put(head, 1, `${why}: zap device-private entry`);
+        continue;
+      }
+      const page = this.normalPage(pte, pte.pfn);
+      if (page === null || k.isGone(page)) continue;
+      const head = k.folios.folio(page);
+      k.folios.testAnon(head, 'zap_present_folio_ptes');
+      k.folios.removeMap(head);
+      gathered.push(head);
+    }
+    if (leaves.length === 0) return;
+    yield preempt(`tlb_finish_mmu(${mm.name})`);
+    k.emit('tlb.flush', { mm: mm.name });
+    for (const head of gathered) k.folios.put(head, 1, `${why}: tlb_flush_mmu_free`);
+  }
+
+  private nextMapped(mm: Mm, from: number, end: number): number {
+    let next = end;
+    for (const table of [mm.ptes, mm.pmds, mm.puds]) for (const base of table.keys()) if (base > from && base < next) next = base;
+    return next;
+  }
+
+  /** munmap(): zap the whole VMA, then remove it (and from its file's i_mmap). */
+  *unmapVma(vma: Vma): Op {
+    yield* this.zap(vma, vma.start, vma.start + vma.pages, 'munmap');
+    const i = vma.mm.vmas.indexOf(vma);
+    if (i >= 0) vma.mm.vmas.splice(i, 1);
+    this.mappingOf(vma)?.mmaps.delete(vma);
+  }
+
+  /**
+   * unmap_mapping_pages(mapping, start, nr): zap every VMA of the file in the index range, each a
+   * full gather/zap/flush cycle, so references are dropped by the time it returns.
+   */
+  *unmapMappingPages(mapping: AddressSpace, startIndex: number, nr: number): Op {
+    const endIndex = nr === Infinity ? Infinity : startIndex + nr;
+    for (const vma of [...mapping.mmaps]) {
+      const from = Math.max(vma.pgoff, startIndex);
+      const to = Math.min(vma.pgoff + vma.pages, endIndex);
+      if (from >= to) continue;
+      yield* this.zap(vma, vma.start + (from - vma.pgoff), vma.start + (to - vma.pgoff), 'unmap_mapping_pages');
+    }
+  }
+
+  flags(partial: Partial<VmFlags>): VmFlags {
+    return { read: true, write: false, shared: false, mixedmap: false, pfnmap: false, hugepage: false, io: false, ...partial };
+  }
+
+  requireVma(mm: Mm, vpn: number): Vma {
+    const v = this.vmaAt(mm, vpn);
+    if (!v) throw new KernelError('EFAULT', `no VMA at page ${vpn} of ${mm.name}`);
+    return v;
+  }
+}

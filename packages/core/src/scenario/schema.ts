@@ -1,0 +1,380 @@
+import { z } from 'zod';
+import type { Errno } from '../errors.js';
+import { FEATURES, PRESETS } from '../features.js';
+import { isPowerOfTwo, parseSize } from '../units.js';
+import type { CheckArgs, CheckWhat, OpName } from './types.js';
+
+/**
+ * The scenario file format of SCENARIOS.md as zod schemas. The same schemas validate files
+ * (load.ts) and produce the JSON Schema that `daxlab schema` prints for editors. Sizes are
+ * normalised to bytes and `unpin: dma` to `{ name: 'dma' }` here; names are resolved in load.ts.
+ */
+
+/** The invariants of DESIGN.md: stable names used by `expect.violations` and by reports. */
+export const INVARIANTS = [
+  { name: 'block-freed-while-pinned', brokenWhen: 'a filesystem block is returned to the allocator while a page backed by it still has a GUP reference (DMA could still write it)' },
+  { name: 'dma-to-foreign-block', brokenWhen: 'a DMA write lands in a block that now belongs to another file (the data corruption itself)' },
+  { name: 'mapped-page-zero-ref', brokenWhen: 'a PTE/PMD maps a page whose refcount is 0 under a convention where mappings hold references' },
+  { name: 'refcount-underflow', brokenWhen: "a put drops a refcount below its convention's floor" },
+  { name: 'page-freed-while-mapped', brokenWhen: 'a page is freed (back to its driver or pgmap) while a PTE still maps it' },
+  { name: 'pgmap-teardown-while-referenced', brokenWhen: 'memunmap_pages completes while pages of the pgmap are mapped or referenced' },
+  { name: 'pinned-page-diverged', brokenWhen: 'after fork/COW, the page a pin refers to is no longer the page mapped at that address in the pinning process' },
+  { name: 'longterm-pin-of-fsdax', brokenWhen: 'a FOLL_LONGTERM pin succeeds on an fs-dax page' },
+  { name: 'dax-page-seen-as-anon', brokenWhen: 'an fs-dax file page tests as anonymous (PAGE_MAPPING_DAX_SHARED alias)' },
+  { name: 'kernel-oops', brokenWhen: 'the simulated kernel crashed (e.g. walking init_mm vmemmap tables that do not exist)' },
+] as const;
+
+export type InvariantName = (typeof INVARIANTS)[number]['name'];
+export const INVARIANT_NAMES: readonly InvariantName[] = INVARIANTS.map((i) => i.name);
+
+/** Every errno a step may expect; the Record type keeps it in step with `Errno`. */
+const ERRNO_MEANING: Readonly<Record<Errno, string>> = {
+  EPERM: 'operation not permitted',
+  ENOENT: 'no such entry',
+  EIO: 'I/O error',
+  ENXIO: 'no such device or address',
+  EAGAIN: 'try again',
+  ENOMEM: 'out of memory',
+  EFAULT: 'bad address',
+  EBUSY: 'device or resource busy',
+  EEXIST: 'already exists',
+  EINVAL: 'invalid argument',
+  ENOSPC: 'no space left on device',
+  EOPNOTSUPP: 'operation not supported',
+  ERESTARTSYS: 'interrupted wait',
+  EHWPOISON: 'memory page has a hardware error',
+  SIGBUS: 'bus error delivered to the process',
+  SIGSEGV: 'segmentation fault delivered to the process',
+  EBADE: 'invalid exchange',
+  EXDEV: 'cross-device link',
+};
+export const ERRNO_NAMES = Object.keys(ERRNO_MEANING) as Errno[];
+
+export const FS_NAMES = ['xfs', 'ext4', 'fuse'] as const;
+export const DRIVER_NAMES = ['nvdimm', 'devdax', 'hmm'] as const;
+export const PRESET_NAMES = PRESETS.map((p) => p.name);
+export const CHECK_WHATS = ['refcount', 'mapcount', 'pinned', 'mapped', 'anon', 'blockFree', 'vmemmap'] as const satisfies readonly CheckWhat[];
+
+// ---------------------------------------------------------------------------------------------
+// scalars
+
+/** Names given with `as:` (and the files, devices, processes they name). */
+export const NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_.-]*$/;
+const SCENARIO_NAME_PATTERN = /^[a-z0-9]+(?:-[a-z0-9]+)*$/;
+const SIZE_PATTERN = /^\s*\d+\s*(?:[KMGT](?:i?B)?|B)?\s*$/i;
+
+const Name = z
+  .string()
+  .regex(NAME_PATTERN, { error: (iss) => `'${String(iss.input)}' is not a name: use letters, digits, '_', '-' or '.', starting with a letter or '_'` })
+  .describe('a name given with `as:` (or a file name)');
+
+const sizeInput = z.union([
+  z.number().int().nonnegative(),
+  z.string().regex(SIZE_PATTERN, { error: (iss) => `'${String(iss.input)}' is not a size: write bytes or a number with K, M, G or T (e.g. 4KiB, 2MiB, 1GiB)` }),
+], { error: 'expected a size: a whole number of bytes or a string like 4KiB, 2MiB, 1GiB' });
+
+/** Bytes or `4KiB`/`2M`/`1GiB`… → bytes. */
+const Size = sizeInput
+  .transform((v, ctx) => {
+    try {
+      return parseSize(v);
+    } catch (e) {
+      ctx.issues.push({ code: 'custom', input: v, message: e instanceof Error ? e.message.replace(/^size: /, '') : String(e) });
+      return z.NEVER;
+    }
+  })
+  .describe('bytes, or a number with a binary unit: 4KiB, 2MiB, 1GiB, 4TiB (K, M, G, T mean the same)');
+
+const PageIndex = z.number().int().nonnegative().describe('a base-page index within the mapping (0-based)');
+const PageCount = z.number().int().positive().describe('a number of base pages');
+const Data = z.string({ error: (iss) => (iss.input === undefined ? undefined : `expected a string of data; quote it (data: '${String(iss.input)}')`) }).describe('the data written or expected (a string)');
+const Flag = z.boolean();
+
+// ---------------------------------------------------------------------------------------------
+// operations
+
+const obj = z.strictObject;
+
+const pinArgs = obj({
+  map: Name,
+  page: PageIndex,
+  pages: PageCount.optional(),
+  write: Flag.optional().describe('FOLL_WRITE'),
+  longterm: Flag.optional().describe('FOLL_LONGTERM'),
+  fast: Flag.optional().describe('gup-fast (lockless) instead of the slow path'),
+  as: Name,
+  process: Name.optional().describe('act in this process (after fork: the child)'),
+});
+
+const releaseArgs = z
+  .union([Name, obj({ name: Name })], { error: 'expected the name of a pin, e.g. `unpin: dma`' })
+  .transform((v) => (typeof v === 'string' ? { name: v } : v));
+
+/** `{map, page, process?}` | `{file, page}` | `{device, page?}` (one of map/file/device). */
+const CheckTarget = obj({
+  map: Name.optional(),
+  file: Name.optional(),
+  device: Name.optional(),
+  page: PageIndex.optional(),
+  process: Name.optional(),
+}).describe('what to look at: {map, page, process?} | {file, page} | {device, page?}');
+
+const VmemmapFigures = obj({
+  bytes: Size.optional().describe('memory backing struct pages, bytes'),
+  pages: z.number().int().nonnegative().optional().describe('pages of memory backing struct pages'),
+  structPagesInitialized: z.number().int().nonnegative().optional(),
+});
+
+const checkShape = {
+  refcount: CheckTarget.optional().describe('the struct page _refcount'),
+  mapcount: CheckTarget.optional().describe('the page mapcount'),
+  pinned: CheckTarget.optional().describe('folio_maybe_dma_pinned()'),
+  mapped: CheckTarget.optional().describe('a PTE/PMD maps it in that process'),
+  anon: CheckTarget.optional().describe('folio_test_anon()'),
+  blockFree: CheckTarget.optional().describe("{file, page}: the file's block is back in the allocator"),
+  vmemmap: CheckTarget.optional().describe("{device}: the device's memmap figures"),
+  equals: z.union([z.number().int(), z.boolean(), VmemmapFigures]).optional(),
+  min: z.number().int().optional(),
+  max: z.number().int().optional(),
+} satisfies Record<CheckWhat | 'equals' | 'min' | 'max', z.ZodType>;
+
+const NUMERIC_CHECKS: readonly CheckWhat[] = ['refcount', 'mapcount'];
+const BOOLEAN_CHECKS: readonly CheckWhat[] = ['pinned', 'mapped', 'anon', 'blockFree'];
+
+const checkArgs = obj(checkShape)
+  .superRefine((c, ctx) => {
+    const whats = CHECK_WHATS.filter((w) => c[w] !== undefined);
+    if (whats.length !== 1) {
+      ctx.addIssue({
+        code: 'custom',
+        input: c,
+        message: whats.length === 0
+          ? `say what to check: one of ${CHECK_WHATS.join(', ')} (e.g. check: { refcount: { map: m, page: 0 }, equals: 1 })`
+          : `check one thing at a time: found ${whats.join(' and ')}; split it into separate check steps`,
+      });
+      return;
+    }
+    const what = whats[0]!;
+    const t = c[what]!;
+    const targets = (['map', 'file', 'device'] as const).filter((k) => t[k] !== undefined);
+    const form = what === 'vmemmap' ? '{ device }' : what === 'blockFree' ? '{ file, page }' : '{ map, page } or { file, page } or { device, page }';
+    const bad = (message: string, path: PropertyKey[] = [what]) => ctx.addIssue({ code: 'custom', input: t, path, message });
+    if (targets.length !== 1) return bad(`name one target: ${form}`);
+    const target = targets[0]!;
+    if (what === 'vmemmap' && target !== 'device') return bad(`vmemmap is a property of a device: write ${form}`);
+    if (what === 'blockFree' && target !== 'file') return bad(`blockFree looks at a file's block: write ${form}`);
+    if (what === 'vmemmap' && t.page !== undefined) return bad('vmemmap is per device: remove page', [what, 'page']);
+    if (target !== 'device' && t.page === undefined) return bad(`add page: the base-page index to look at (${form})`);
+    if (t.process !== undefined && target !== 'map') return bad('process only applies to a mapping target { map, page, process }', [what, 'process']);
+    const hasRange = c.min !== undefined || c.max !== undefined;
+    if ((c.equals === undefined) === !hasRange) {
+      return ctx.addIssue({ code: 'custom', input: c, message: hasRange ? 'use equals or min/max, not both' : 'say what to expect: equals, or min and/or max' });
+    }
+    const expected = NUMERIC_CHECKS.includes(what) ? 'number' : BOOLEAN_CHECKS.includes(what) ? 'boolean' : 'object';
+    if (hasRange && expected !== 'number') return ctx.addIssue({ code: 'custom', input: c, path: [c.min !== undefined ? 'min' : 'max'], message: `${what} is not a count: use equals` });
+    if (c.equals !== undefined && typeof c.equals !== expected) {
+      const example = expected === 'number' ? 'equals: 1' : expected === 'boolean' ? 'equals: true' : 'equals: { pages: 16, bytes: 64KiB }';
+      ctx.addIssue({ code: 'custom', input: c.equals, path: ['equals'], message: `${what} compares with a${expected === 'object' ? 'n object' : ` ${expected}`} (${example})` });
+    }
+  })
+  .transform((c): CheckArgs => {
+    const what = CHECK_WHATS.find((w) => c[w] !== undefined)!;
+    const target: Record<string, string | number> = {};
+    for (const [k, v] of Object.entries(c[what]!)) if (v !== undefined) target[k] = v;
+    return {
+      what,
+      target,
+      ...(c.equals !== undefined ? { equals: c.equals as CheckArgs['equals'] } : {}),
+      ...(c.min !== undefined ? { min: c.min } : {}),
+      ...(c.max !== undefined ? { max: c.max } : {}),
+    };
+  });
+
+const mmapArgs = obj({
+  process: Name.optional().describe('the process that maps (default init)'),
+  file: Name.optional(),
+  device: Name.optional().describe('a device-dax device'),
+  anon: z.literal(true).optional().describe('anonymous memory'),
+  length: Size,
+  offset: Size.optional(),
+  shared: Flag.optional(),
+  write: Flag.optional(),
+  as: Name,
+}).superRefine((m, ctx) => {
+  const what = (['file', 'device', 'anon'] as const).filter((k) => m[k] !== undefined);
+  if (what.length !== 1) {
+    ctx.addIssue({
+      code: 'custom',
+      input: m,
+      message: what.length === 0 ? 'say what to map: file: <name>, device: <name> or anon: true' : `map one thing: found ${what.join(' and ')}`,
+    });
+  }
+});
+
+/** Each operation's arguments (SCENARIOS.md "Operations"). */
+export const OP_ARGS = {
+  probe: obj({
+    driver: z.enum(DRIVER_NAMES).optional().describe('default: the kernel driver'),
+    size: Size,
+    align: Size.optional(),
+    altmap: Flag.optional().describe('memmap on the device (vmem_altmap)'),
+    kind: z.enum(['private', 'coherent']).optional().describe('hmm: device-private or device-coherent memory'),
+    as: Name,
+  }).describe('bind a device: pmem namespace (nvdimm) or device-dax instance; memremap_pages'),
+  unbind: obj({ device: Name }).describe('driver unbind: memunmap_pages (waits for references; may block)'),
+  mount: obj({ device: Name, fs: z.enum(FS_NAMES).optional() }).describe('mount the filesystem with DAX on the device (fs: default kernel.fs)'),
+  create: obj({ file: Name, size: Size }).describe('create a file and allocate its blocks'),
+  truncate: obj({ file: Name, size: Size }).describe("truncate (the filesystem's full ordering)"),
+  'punch-hole': obj({ file: Name, offset: Size, length: Size }).describe('fallocate punch hole'),
+  reflink: obj({ from: Name, to: Name }).describe("share all of from's blocks with a new file to (XFS)"),
+  spawn: obj({ as: Name }).describe('a new process (init always exists)'),
+  mmap: mmapArgs.describe('map a file, a device-dax device, or anonymous memory'),
+  munmap: obj({ map: Name, process: Name.optional() }).describe('unmap (zap, deferred reference drop after TLB flush)'),
+  read: obj({ map: Name, page: PageIndex, process: Name.optional(), expect: Data.optional() }).describe('CPU read of a base page (faults as needed)'),
+  write: obj({ map: Name, page: PageIndex, data: Data, process: Name.optional() }).describe('CPU write of a base page (faults as needed)'),
+  fork: obj({ process: Name.optional().describe('the parent (default init)'), as: Name }).describe('fork: copy VMAs and page tables (copy_page_range)'),
+  exit: obj({ process: Name }).describe('process exit: unmap everything'),
+  pin: pinArgs.describe('pin_user_pages (FOLL_PIN)'),
+  get: pinArgs.describe('get_user_pages (FOLL_GET)'),
+  unpin: releaseArgs.describe('release a pin'),
+  put: releaseArgs.describe('release a get'),
+  'dma-write': obj({ pin: Name, data: Data }).describe('a device writes the pinned pages'),
+  'dma-read': obj({ pin: Name, expect: Data.optional() }).describe('a device reads the pinned pages'),
+  'memory-failure': obj({ device: Name, page: PageIndex }).describe('poison a device page (memory_failure_dev_pagemap)'),
+  migrate: obj({ map: Name, page: PageIndex, pages: PageCount.optional(), to: Name.describe("'ram', or the name of a device to migrate to") }).describe('migrate anonymous pages to device memory or back (migrate_vma_*)'),
+  'device-read': obj({ device: Name, map: Name, page: PageIndex, expect: Data.optional() }).describe("a mirror device reads a process's page (hmm)"),
+  'device-write': obj({ device: Name, map: Name, page: PageIndex, data: Data }).describe("a mirror device writes a process's page (hmm)"),
+  check: checkArgs.describe('assert state now: refcount, mapcount, pinned, mapped, anon, blockFree or vmemmap'),
+} satisfies Record<OpName, z.ZodType>;
+
+export const OP_NAMES = Object.keys(OP_ARGS) as OpName[];
+
+/** `expect: { error: CODE }`, `expect: blocks` or `expect: { blocks: true }`. */
+export const StepExpectSchema = z
+  .union([
+    z.literal('blocks').describe('the step must not complete in a sequential run'),
+    obj({ error: z.enum(ERRNO_NAMES as [Errno, ...Errno[]]).describe('the errno the step must fail with') }),
+    obj({ blocks: z.literal(true) }),
+  ], { error: "expected expect: { error: CODE } or expect: blocks" })
+  .transform((e) => (e === 'blocks' ? { blocks: true as const } : e));
+
+/** One step as written: `{ <op>: args, expect? }`, for each op. */
+export const OP_STEP_SCHEMAS = Object.fromEntries(
+  OP_NAMES.map((op) => [op, obj({ [op]: OP_ARGS[op], expect: StepExpectSchema.optional() })]),
+) as Record<OpName, z.ZodType>;
+
+// ---------------------------------------------------------------------------------------------
+// kernel, expectations, scenario
+
+/** `{ feature: value }`, one optional field per feature of FEATURES, or lists of values. */
+function featureMap(list: boolean) {
+  const shape: Record<string, z.ZodType> = {};
+  for (const f of FEATURES) {
+    const one: z.ZodType = typeof f.values[0] === 'boolean' ? z.boolean() : z.enum(f.values as unknown as [string, ...string[]]);
+    shape[f.name] = (list ? z.union([one, z.array(one).min(1)]).transform((v) => (Array.isArray(v) ? v : [v])) : one).optional().describe(f.summary);
+  }
+  return obj(shape);
+}
+
+const KernelSchema = obj({
+  arch: Name.optional().describe('x86 | arm64 | ppc-hash | s390 | a plugin arch'),
+  pageSize: Size.refine((n) => isPowerOfTwo(n), { error: 'a page size is a power of two (4KiB, 16KiB, 64KiB)' }).optional().describe('for arches with a choice (arm64: 4/16/64KiB)'),
+  fs: z.enum(FS_NAMES).optional(),
+  driver: z.enum(DRIVER_NAMES).optional(),
+  version: z.enum(PRESET_NAMES as [string, ...string[]]).optional().describe('a preset (`daxlab list kernels`)'),
+  features: featureMap(false).optional().describe('feature overrides on top of the preset'),
+}).describe('defaults for this scenario; CLI flags override');
+
+function oneOrMany<T extends z.ZodType>(one: T) {
+  return z.union([one, z.array(one).min(1)]).transform((v) => (Array.isArray(v) ? v : [v]) as z.output<T>[]);
+}
+
+const WhenSchema = obj({
+  arch: oneOrMany(Name).optional(),
+  fs: oneOrMany(z.enum(FS_NAMES)).optional(),
+  driver: oneOrMany(z.enum(DRIVER_NAMES)).optional(),
+  version: oneOrMany(z.enum(PRESET_NAMES as [string, ...string[]])).optional(),
+  features: featureMap(true).optional(),
+}).describe('the rule applies when the kernel matches all of these (a list means any of)');
+
+const ExpectRuleSchema = obj({
+  when: WhenSchema.optional(),
+  violations: z
+    .union([z.literal('none'), z.array(z.enum(INVARIANT_NAMES as [InvariantName, ...InvariantName[]]))], { error: 'expected violations: none or a list of invariant names (daxlab list invariants)' })
+    .optional()
+    .describe('none, or exactly these invariants are broken'),
+  outcome: z.enum(['completed', 'oops', 'blocked']).optional(),
+  unsupported: z.literal(true).optional().describe('this combination must be refused'),
+}).superRefine((r, ctx) => {
+  if (r.violations === undefined && r.outcome === undefined && r.unsupported === undefined) {
+    ctx.addIssue({ code: 'custom', input: r, message: 'a rule needs violations, outcome or unsupported: true (e.g. - violations: none)' });
+  }
+});
+
+/**
+ * The top level of a scenario file. `step` is the schema of one step: the union of all
+ * operations for the JSON Schema, or a loose mapping when load.ts dispatches steps itself.
+ */
+export function scenarioObject<S extends z.ZodType>(step: S) {
+  const Steps = z.array(step).min(1, { error: 'a thread needs at least one step' });
+  return obj({
+    $schema: z.string().optional().describe('the JSON Schema this file follows (for editors)'),
+    name: z.string().regex(SCENARIO_NAME_PATTERN, { error: (iss) => `'${String(iss.input)}' is not kebab-case: use lower-case letters, digits and '-' (e.g. dma-vs-truncate)` }).describe('kebab-case, unique in a library'),
+    description: z.string().optional(),
+    mode: z.enum(['run', 'explore']).default('run').describe('run: judge one deterministic schedule; explore: judge all interleavings'),
+    kernel: KernelSchema.optional(),
+    setup: z.array(step).optional().describe('run to completion before the threads, never interleaved'),
+    threads: z.array(obj({ name: Name, steps: Steps })).min(1).optional().describe('threads interleaved in one kernel'),
+    steps: Steps.optional().describe('a single thread (named main)'),
+    expect: z.array(ExpectRuleSchema).optional().describe('rules; none means violations: none and outcome: completed'),
+  });
+}
+
+/** The whole file, with every operation spelled out (for the JSON Schema). */
+export const ScenarioFileSchema = scenarioObject(z.union(OP_NAMES.map((op) => OP_STEP_SCHEMAS[op]) as [z.ZodType, z.ZodType, ...z.ZodType[]]));
+
+export const SCENARIO_SCHEMA_ID = 'https://daxlab.dev/schema/scenario.json';
+
+/** JSON Schema (draft 2020-12) of scenario files, for editors (`daxlab schema`). */
+export function scenarioJsonSchema(): Record<string, unknown> {
+  const schema = z.toJSONSchema(ScenarioFileSchema, { target: 'draft-2020-12', io: 'input', unrepresentable: 'any' }) as Record<string, unknown>;
+  const { $schema, ...rest } = schema;
+  return {
+    $schema,
+    $id: SCENARIO_SCHEMA_ID,
+    title: 'daxlab scenario',
+    description: 'A daxlab scenario: a simulated kernel, steps in one or more threads, and the expected outcome (docs/scenarios.md).',
+    ...rest,
+    required: ['name'],
+    oneOf: [{ required: ['threads'] }, { required: ['steps'] }],
+  };
+}
+
+/** Suggest the nearest of `candidates` to a misspelt `input` (edit distance), or undefined. */
+export function didYouMean(input: string, candidates: readonly string[]): string | undefined {
+  const a = input.toLowerCase();
+  let best: string | undefined;
+  let bestD = Infinity;
+  for (const c of candidates) {
+    const d = editDistance(a, c.toLowerCase());
+    if (d < bestD) {
+      bestD = d;
+      best = c;
+    }
+  }
+  const limit = Math.max(1, Math.floor(Math.max(a.length, 3) / 3));
+  if (best !== undefined && (bestD <= limit || best.toLowerCase().startsWith(a) || a.startsWith(best.toLowerCase()))) return best;
+  return undefined;
+}
+
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) {
+      cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    prev = cur;
+  }
+  return prev[b.length]!;
+}

@@ -1,0 +1,130 @@
+import type { Errno } from '../errors.js';
+
+/**
+ * A scenario after loading and validation (SCENARIOS.md). Sizes are bytes; every step keeps
+ * the path of its source field so errors and reports can point at it.
+ */
+export interface Scenario {
+  readonly name: string;
+  readonly description?: string;
+  /** the file it was loaded from, for messages */
+  readonly file?: string;
+  readonly kernel: ScenarioKernel;
+  readonly setup: readonly Step[];
+  readonly threads: readonly Thread[];
+  readonly expect: readonly ExpectRule[];
+  /** 'explore' scenarios are judged over all interleavings (matrix runs them with the explorer) */
+  readonly mode: 'run' | 'explore';
+}
+
+export interface ScenarioKernel {
+  readonly arch?: string;
+  readonly pageSize?: number;
+  readonly fs?: string;
+  readonly driver?: string;
+  readonly version?: string;
+  readonly features?: Readonly<Record<string, string | boolean>>;
+}
+
+export interface Thread {
+  readonly name: string;
+  readonly steps: readonly Step[];
+}
+
+/** Operation names exactly as written in scenario files. */
+export type OpName =
+  | 'probe' | 'unbind' | 'mount' | 'create' | 'truncate' | 'punch-hole' | 'reflink'
+  | 'spawn' | 'mmap' | 'munmap' | 'read' | 'write' | 'fork' | 'exit'
+  | 'pin' | 'get' | 'unpin' | 'put' | 'dma-write' | 'dma-read'
+  | 'memory-failure' | 'migrate' | 'device-read' | 'device-write' | 'check';
+
+export interface Step {
+  readonly op: OpName;
+  /**
+   * The step's arguments, validated and normalised: sizes in bytes; `unpin: dma` / `put: dma`
+   * become `{ name: 'dma' }`. See StepArgs for each op's shape.
+   */
+  readonly args: Readonly<Record<string, unknown>>;
+  readonly expect?: StepExpect;
+  /** e.g. `threads[1].steps[0]` or `setup[2]` */
+  readonly path: string;
+}
+
+export interface StepExpect {
+  readonly error?: Errno;
+  readonly blocks?: true;
+}
+
+/** check: { <what>: target, equals | min | max } */
+export type CheckWhat = 'refcount' | 'mapcount' | 'pinned' | 'mapped' | 'anon' | 'blockFree' | 'vmemmap';
+
+export interface CheckArgs {
+  readonly what: CheckWhat;
+  /** { map, page, process? } | { file, page } | { device, page? } */
+  readonly target: Readonly<Record<string, string | number>>;
+  readonly equals?: number | boolean | Readonly<Record<string, number>>;
+  readonly min?: number;
+  readonly max?: number;
+}
+
+export interface ExpectWhen {
+  readonly arch?: readonly string[];
+  readonly fs?: readonly string[];
+  readonly driver?: readonly string[];
+  readonly version?: readonly string[];
+  readonly features?: Readonly<Record<string, readonly (string | boolean)[]>>;
+}
+
+export interface ExpectRule {
+  readonly when?: ExpectWhen;
+  readonly violations?: 'none' | readonly string[];
+  readonly outcome?: 'completed' | 'oops' | 'blocked';
+  readonly unsupported?: boolean;
+  readonly path: string;
+}
+
+/** One scenario on one kernel. */
+export interface CellKernel {
+  readonly arch: string;
+  readonly pageSize: number;
+  readonly fs: string | null;
+  readonly driver: string | null;
+  readonly version: string;
+  /** features that differ from the preset */
+  readonly features: Readonly<Record<string, string | boolean>>;
+}
+
+export type CellStatus = 'pass' | 'fail' | 'unsupported' | 'error';
+export type Outcome = 'completed' | 'oops' | 'blocked' | 'error' | 'unsupported';
+
+export interface ViolationReport {
+  readonly invariant: string;
+  readonly message: string;
+  readonly trace: readonly string[];
+  /** explore: the schedule that reproduces it */
+  readonly schedule?: readonly ScheduleStep[];
+}
+
+export interface ScheduleStep {
+  readonly thread: string;
+  readonly step: number;
+}
+
+export interface CellResult {
+  readonly scenario: string;
+  readonly file?: string;
+  readonly kernel: CellKernel;
+  readonly status: CellStatus;
+  readonly outcome: Outcome;
+  readonly violations: readonly ViolationReport[];
+  /** why the cell failed: each unmet expectation or failed step, in words */
+  readonly failures: readonly string[];
+  /** unsupported / error reason */
+  readonly reason: string | null;
+  readonly seed?: number;
+  /** the schedule the run used (thread names in switch order) */
+  readonly schedule?: readonly ScheduleStep[];
+  /** the event trace of the run, when asked for (--trace / html) */
+  readonly trace?: readonly string[];
+  readonly ms: number;
+}

@@ -1,0 +1,162 @@
+import type { VmemmapFigures } from './arch.js';
+import type { RwSem } from './sched.js';
+
+/** enum memory_type (include/linux/memremap.h), by name: numeric values shifted in v6.0. */
+export type PgmapType = 'private' | 'coherent' | 'fsdax' | 'generic' | 'p2pdma';
+
+/** struct dev_pagemap */
+export interface Pgmap {
+  readonly id: number;
+  readonly device: string;
+  readonly type: PgmapType;
+  /** first pfn of the range (range.start >> PAGE_SHIFT) */
+  readonly startPfn: number;
+  readonly nrPages: number;
+  /** pfn_first(): the first pfn with a usable struct page (after the altmap's metadata pfns) */
+  readonly firstPfn: number;
+  readonly vmemmapShift: number;
+  readonly altmap: boolean;
+  readonly vmemmap: VmemmapFigures | null;
+  /** percpu_ref_kill() ran: get_dev_pagemap() fails from now on */
+  killed: boolean;
+  /** memunmap_pages() finished: the struct pages are gone */
+  gone: boolean;
+  /** dev_pagemap_ops present for this type (pmem fs-dax and device-dax have no page_free) */
+  readonly ops: { readonly pageFree?: (pfn: number) => void; readonly migrateToRam?: true; readonly memoryFailure?: true };
+}
+
+/** A bound device: a pmem namespace, a device-dax instance, a mirror device, a DAX window. */
+export interface Device {
+  readonly name: string;
+  readonly driver: string;
+  readonly size: number;
+  readonly align: number;
+  readonly pgmap: Pgmap;
+  /** first pfn usable for data (filesystem block 0 on pmem) */
+  readonly dataPfn: number;
+  readonly dataPages: number;
+  bound: boolean;
+  /** the filesystem mounted on it, if any */
+  fs: FsHandle | null;
+  /** device-dax: the character device's address_space (its inode's i_mapping) */
+  readonly mapping: AddressSpace;
+  /** driver-private state */
+  readonly state: Record<string, unknown>;
+}
+
+/** The part of a mounted filesystem core needs to reach. */
+export interface FsHandle {
+  readonly name: string;
+}
+
+/** struct address_space: the DAX entries (i_pages) and the VMAs mapping it (i_mmap). */
+export interface AddressSpace {
+  readonly id: number;
+  readonly owner: string;
+  readonly entries: Map<number, DaxEntry>;
+  readonly mmaps: Set<Vma>;
+}
+
+/** A DAX XArray value entry (fs/dax.c): pfn << DAX_SHIFT | flags. */
+export interface DaxEntry {
+  pfn: number;
+  pmd: boolean;
+  zero: boolean;
+  empty: boolean;
+  locked: boolean;
+  dirty: boolean;
+}
+
+/** An inode of a DAX filesystem. */
+export interface Inode {
+  readonly id: number;
+  readonly name: string;
+  size: number;
+  /** file page index -> filesystem block */
+  readonly blocks: Map<number, number>;
+  readonly mapping: AddressSpace;
+  /** VFS inode->i_rwsem (XFS_IOLOCK) */
+  readonly iolock: RwSem;
+  /** mapping->invalidate_lock (XFS_MMAPLOCK, ext4 i_mmap_sem) */
+  readonly mmaplock: RwSem;
+  readonly device: Device;
+  /** per-filesystem state (FUSE dmap tree, ...) */
+  readonly state: Record<string, unknown>;
+}
+
+export interface VmFlags {
+  read: boolean;
+  write: boolean;
+  shared: boolean;
+  mixedmap: boolean;
+  pfnmap: boolean;
+  hugepage: boolean;
+  io: boolean;
+}
+
+export type VmaKind = 'anon' | 'file' | 'device';
+
+/** struct vm_area_struct */
+export interface Vma {
+  readonly id: number;
+  /** the scenario's name for the mapping (kept by the child after fork) */
+  readonly name: string;
+  readonly mm: Mm;
+  readonly start: number;
+  readonly pages: number;
+  readonly pgoff: number;
+  readonly flags: VmFlags;
+  readonly kind: VmaKind;
+  readonly inode: Inode | null;
+  readonly device: Device | null;
+  /** anon_vma id once the VMA has anonymous pages (or inherited them) */
+  anonVma: number;
+}
+
+export type PteLevel = 'pte' | 'pmd' | 'pud';
+
+/** A page-table entry at any level. */
+export interface Pte {
+  pfn: number;
+  write: boolean;
+  dirty: boolean;
+  special: boolean;
+  devmap: boolean;
+  readonly level: PteLevel;
+  /** a non-present device-private entry (swap-like) */
+  devicePrivate: boolean;
+}
+
+/** struct mm_struct with its page tables. */
+export interface Mm {
+  readonly id: number;
+  readonly name: string;
+  readonly vmas: Vma[];
+  /** PTE-level entries by virtual page number */
+  readonly ptes: Map<number, Pte>;
+  /** PMD leaves by vpn of their first page */
+  readonly pmds: Map<number, Pte>;
+  readonly puds: Map<number, Pte>;
+  /** MMF_HAS_PINNED / mm->has_pinned: set by the first FOLL_PIN, never cleared, not inherited */
+  hasPinned: boolean;
+  /** mm->write_protect_seq: odd while fork copies page tables */
+  writeProtectSeq: number;
+  /** next free virtual page for mmap placement */
+  nextVpn: number;
+  alive: boolean;
+}
+
+/** A GUP reference handed to a driver: the pages it may DMA to. */
+export interface GupHandle {
+  readonly name: string;
+  readonly mm: Mm;
+  readonly vma: Vma;
+  readonly vpn: number;
+  readonly pfns: number[];
+  readonly pin: boolean;
+  readonly write: boolean;
+  readonly longterm: boolean;
+  /** who owned each pfn's block when pinned (for dma-to-foreign-block) */
+  readonly owners: (string | null)[];
+  released: boolean;
+}

@@ -1,0 +1,91 @@
+import { KernelError, mappingOf, orderBase2, type Device, type DeviceMmapRequest, type DriverPlugin, type Kernel, type KernelDescription, type Op, type ProbeRequest, type Vmf } from '@daxlab/core';
+
+export interface DevdaxOptions {
+  /** dev_dax->align: 4KiB, 2MiB or 1GiB (the arch decides which it offers); default PMD_SIZE */
+  readonly align?: number;
+}
+
+/**
+ * device-dax (drivers/dax/device.c): a MEMORY_DEVICE_GENERIC pgmap whose vmemmap_shift follows
+ * the alignment (compound pages, v5.17+), a character device mmapped shared only, and faults that
+ * map exactly `align`-sized leaves (smaller faults SIGBUS, larger ones fall back).
+ */
+export function devdax(options: DevdaxOptions = {}): DriverPlugin {
+  return {
+    kind: 'driver',
+    name: '@daxlab/driver-devdax',
+    driverName: 'devdax',
+    coreRange: '>=0.1.0 <1.0.0',
+    unsupported(k: KernelDescription): string | null {
+      if (k.fs !== null && k.driver === 'devdax') return 'a filesystem cannot be mounted on a device-dax character device';
+      return null;
+    },
+
+    /** dev_dax_probe(): GENERIC pgmap, vmemmap_shift = order_base_2(align >> PAGE_SHIFT) when align > PAGE_SIZE. */
+    *probe(k: Kernel, req: ProbeRequest): Op<Device> {
+      const ps = k.mmu.basePageSize;
+      const align = req.align ?? options.align ?? k.mmu.pmdSize;
+      if (!k.mmu.devdaxAlignments.includes(align)) {
+        throw new KernelError('EINVAL', `device-dax align ${align} is not offered on ${k.mmu.arch} (${k.mmu.devdaxAlignments.join(', ')})`);
+      }
+      if (req.size % align !== 0) throw new KernelError('EINVAL', `device-dax size ${req.size} is not a multiple of its align ${align}`);
+      const shift = k.features['compound-devmap'] && align > ps ? orderBase2(align / ps) : 0;
+      const pgmap = k.memremap.memremapPages({ device: req.name, type: 'generic', size: req.size, vmemmapShift: shift, altmapPfns: 0 });
+      yield* [];
+      return {
+        name: req.name,
+        driver: 'devdax',
+        size: req.size,
+        align,
+        pgmap,
+        dataPfn: pgmap.firstPfn,
+        dataPages: pgmap.nrPages,
+        bound: true,
+        fs: null,
+        mapping: { id: k.newAddressSpaceId(), owner: req.name, entries: new Map(), mmaps: new Set() },
+        state: {},
+      };
+    },
+
+    /** dax_mmap() -> check_vma(): shared only, start/end aligned to the device align; VM_HUGEPAGE. */
+    mmapDevice(k: Kernel, device: Device, req: DeviceMmapRequest) {
+      if (!device.bound) throw new KernelError('ENXIO', `${device.name} is not alive`);
+      if (!req.shared) throw new KernelError('EINVAL', `${device.name}: attempted private mapping (device-dax needs MAP_SHARED)`);
+      if (req.length % device.align !== 0 || req.offset % device.align !== 0) {
+        throw new KernelError('EINVAL', `${device.name}: mapping of ${req.length} bytes at offset ${req.offset} is not aligned to ${device.align}`);
+      }
+      return { flags: { hugepage: true }, align: Math.max(device.align, k.mmu.basePageSize) };
+    },
+
+    /**
+     * dev_dax_huge_fault(): serve a fault of exactly the device's align — PUD, PMD or PTE. A fault
+     * smaller than align is SIGBUS, larger falls back; dax_set_mapping() associates the head page.
+     */
+    *fault(k: Kernel, vmf: Vmf, device: Device): Op {
+      const ps = k.mmu.basePageSize;
+      const level = device.align === ps ? 'pte' : device.align === k.mmu.pmdSize ? 'pmd' : device.align === k.mmu.pudSize ? 'pud' : null;
+      if (!level) throw new KernelError('SIGBUS', `${device.name}: no ${device.align}-byte fault size on ${k.mmu.arch}`);
+      const n = device.align / ps;
+      const base = vmf.vpn - (vmf.vpn % n);
+      const pgoff = vmf.pgoff - (vmf.vpn - base);
+      if (base < vmf.vma.start || base + n > vmf.vma.start + vmf.vma.pages) throw new KernelError('SIGBUS', `${device.name}: ${level} fault outside the VMA`);
+      if (pgoff + n > device.dataPages) throw new KernelError('SIGBUS', `${device.name}: offset beyond the device`);
+      const pfn = device.dataPfn + pgoff;
+      yield* [];
+      // dax_set_mapping(): page->mapping/index, only on the head with compound pages (v6.1+)
+      const head = k.folios.folio(pfn);
+      const s = k.pages.slot(head);
+      if (k.pages.mapping[s] === 0) {
+        k.pages.mapping[s] = mappingOf(device.mapping.id);
+        k.pages.index[s] = pgoff;
+      }
+      k.dax.installPage({ ...vmf, vpn: base, pgoff }, pfn, level);
+    },
+
+    /** kill_dev_dax(): unmap every user mapping of the device, then memunmap_pages(). */
+    *unbind(k: Kernel, device: Device): Op {
+      yield* k.vm.unmapMappingPages(device.mapping, 0, Infinity);
+      yield* k.memremap.memunmapPages(device.pgmap);
+    },
+  };
+}

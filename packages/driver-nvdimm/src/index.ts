@@ -1,0 +1,110 @@
+import { KernelError, PG, type Device, type DriverPlugin, type Kernel, type KernelDescription, type Op, type ProbeRequest, type DaxFilesystem } from '@daxlab/core';
+
+/** nd_info_block_reserve(): ALIGN(SZ_8K, PAGE_SIZE) at the start of a pfn namespace (drivers/nvdimm/nd.h). */
+export function infoBlockReserve(pageSize: number): number {
+  return Math.ceil(8192 / pageSize) * pageSize;
+}
+
+/** MAX_STRUCT_PAGE_SIZE (drivers/nvdimm/nd.h): nd_pfn_init() sizes the on-device memmap with 64 bytes per page. */
+export const MAX_STRUCT_PAGE_SIZE = 64;
+
+/**
+ * Where data starts in an fsdax-mode namespace (drivers/nvdimm/pfn_devs.c nd_pfn_init):
+ * PFN_MODE_PMEM (memmap on the device, the altmap) puts info block + memmap first;
+ * PFN_MODE_RAM only the info block; both rounded up to the namespace alignment.
+ */
+export function dataOffset(size: number, pageSize: number, align: number, altmap: boolean): number {
+  const reserve = infoBlockReserve(pageSize);
+  const npfns = Math.floor((size - reserve) / pageSize);
+  const memmap = altmap ? MAX_STRUCT_PAGE_SIZE * npfns : 0;
+  return Math.ceil((reserve + memmap) / align) * align;
+}
+
+export interface NvdimmOptions {
+  /** namespace alignment (nd_pfn->align); default PMD_SIZE as ndctl's default for fsdax */
+  readonly align?: number;
+}
+
+/**
+ * A pmem namespace in fsdax mode (drivers/nvdimm/pmem.c pmem_attach_disk): a MEMORY_DEVICE_FS_DAX
+ * pgmap over the namespace, the memmap in RAM or on the device (altmap), DAX for a filesystem.
+ */
+export function nvdimm(options: NvdimmOptions = {}): DriverPlugin {
+  return {
+    kind: 'driver',
+    name: '@daxlab/driver-nvdimm',
+    driverName: 'nvdimm',
+    coreRange: '>=0.1.0 <1.0.0',
+    unsupported(k: KernelDescription): string | null {
+      if (k.fs === null) return null;
+      return null;
+    },
+
+    *probe(k: Kernel, req: ProbeRequest): Op<Device> {
+      const ps = k.mmu.basePageSize;
+      const align = req.align ?? options.align ?? k.mmu.pmdSize;
+      if (align % ps !== 0) throw new KernelError('EINVAL', `namespace align ${align} is not a multiple of PAGE_SIZE`);
+      if (req.size % align !== 0) throw new KernelError('EINVAL', `namespace size ${req.size} is not a multiple of its align ${align}`);
+      const dataoff = dataOffset(req.size, ps, align, req.altmap);
+      if (dataoff >= req.size) throw new KernelError('ENOSPC', `namespace of ${req.size} bytes has no room for data after its ${dataoff}-byte metadata`);
+      // with an altmap, memmap_init_zone_device() starts after reserve + free (the memmap's own pfns)
+      const pgmap = k.memremap.memremapPages({
+        device: req.name,
+        type: 'fsdax',
+        size: req.size,
+        vmemmapShift: 0,
+        altmapPfns: req.altmap ? dataoff / ps : 0,
+        ops: { memoryFailure: true },
+      });
+      yield* [];
+      return {
+        name: req.name,
+        driver: 'nvdimm',
+        size: req.size,
+        align,
+        pgmap,
+        dataPfn: pgmap.startPfn + dataoff / ps,
+        dataPages: (req.size - dataoff) / ps,
+        bound: true,
+        fs: null,
+        mapping: { id: k.newAddressSpaceId(), owner: req.name, entries: new Map(), mmaps: new Set() },
+        state: { dataOffset: dataoff },
+      };
+    },
+
+    /**
+     * pmem_release_disk() -> kill_dax(): from v6.6 the holder is told (MF_MEM_PRE_REMOVE) and the
+     * filesystem invalidates every DAX mapping first; before, user mappings survive. Then the
+     * devm action memunmap_pages() runs.
+     */
+    *unbind(k: Kernel, device: Device): Op {
+      const fs = device.fs as DaxFilesystem | null;
+      if (fs && k.features['dax-pre-remove-notify']) {
+        for (const inode of fs.inodes.values()) {
+          // invalidate_inode_pages2_range(): invalidate entries, then unmap (mm/truncate.c)
+          yield* k.dax.deleteMappingRange(inode, 0, Infinity);
+          yield* k.vm.unmapMappingPages(inode.mapping, 0, Infinity);
+        }
+      }
+      yield* k.memremap.memunmapPages(device.pgmap);
+    },
+
+    /**
+     * memory_failure_dev_pagemap(): poison the page, find who maps it (collect_procs() tests
+     * PageAnon() to pick the rmap walk) and unmap the file range from them.
+     */
+    *memoryFailure(k: Kernel, device: Device, pfn: number): Op {
+      if (pfn < device.dataPfn || pfn >= device.dataPfn + device.dataPages) throw new KernelError('ENXIO', `pfn ${pfn} holds ${device.name}'s metadata (pgmap_pfn_valid)`);
+      const head = k.folios.folio(pfn);
+      k.folios.setFlag(head, PG.hwpoison, true);
+      k.folios.testAnon(head, 'collect_procs');
+      const fs = device.fs as DaxFilesystem | null;
+      if (!fs) return;
+      for (const inode of fs.inodes.values()) {
+        for (const [index, block] of inode.blocks) {
+          if (fs.blocks.pfnOf(block) === pfn) yield* k.vm.unmapMappingPages(inode.mapping, index, 1);
+        }
+      }
+    },
+  };
+}
