@@ -21,4 +21,5 @@ export * from './mm/pages.js';
 export * from './mm/vm.js';
 export * from './sched.js';
 export * from './scenario/types.js';
+export * from './scenario/run.js';
 export * from './types.js';

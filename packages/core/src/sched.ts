@@ -34,10 +34,9 @@ export function runToCompletion<T>(op: Op<T>): T {
     const r = op.next();
     if (r.done) return r.value;
     const y = r.value;
-    if (y.kind === 'block' && !y.ready()) {
-      op.return(undefined as never);
-      throw new BlockedError(y.reason);
-    }
+    // The thread sleeps forever: abandon the generator without unwinding it (its locks stay
+    // held, as a task stuck in the kernel keeps them).
+    if (y.kind === 'block' && !y.ready()) throw new BlockedError(y.reason);
   }
 }
 

@@ -9,11 +9,11 @@ export interface BlockOwner {
 
 /**
  * The block allocator the filesystems share: one block per base page of the device's data area
- * (DAX needs block size == PAGE_SIZE). A freed block is handed out again first (most recently
- * freed first), so a block freed while DMA is in flight is reused by the next allocation, as a
- * real allocator's free-space search readily does. Extents of at least a PMD are carved
- * PMD-aligned from never-used space so PMD faults are possible. Blocks are refcounted for
- * reflink (XFS refcount btree): a shared block is freed when its last owner lets go.
+ * (DAX needs block size == PAGE_SIZE). First fit from the lowest free block, as a free-space
+ * search near a low goal does, so a block freed while DMA is in flight is what the next
+ * allocation gets. PMD-sized, PMD-aligned pieces of a file get PMD-aligned runs so PMD faults
+ * are possible. Blocks are refcounted for reflink (XFS refcount btree): a shared block is freed
+ * when its last owner lets go.
  */
 export class BlockAllocator {
   private nextFresh = 0;
@@ -51,25 +51,26 @@ export class BlockAllocator {
     return this.owners.get(block) ?? [];
   }
 
-  /** Allocate `count` blocks for file pages index..index+count-1. */
+  /**
+   * Allocate `count` blocks for file pages index..index+count-1, first fit: the lowest free
+   * block, and for PMD-sized, PMD-aligned pieces of a file the lowest PMD-aligned free run.
+   */
   alloc(file: string, index: number, count: number): number[] {
     const pmd = this.k.vm.pmdPages;
     const out: number[] = [];
     while (out.length < count) {
       const remaining = count - out.length;
-      const fileIndex = index + out.length;
-      if (remaining >= pmd && fileIndex % pmd === 0) {
-        const start = Math.ceil(this.nextFresh / pmd) * pmd;
-        if (start + pmd <= this.nrBlocks) {
-          for (let b = this.nextFresh; b < start; b++) this.freed.unshift(b);
-          this.nextFresh = start + pmd;
-          for (let i = 0; i < pmd; i++) out.push(start + i);
+      if (remaining >= pmd && (index + out.length) % pmd === 0) {
+        const run = this.takeAlignedRun(pmd);
+        if (run !== null) {
+          for (let i = 0; i < pmd; i++) out.push(run + i);
           continue;
         }
       }
-      const b = this.freed.pop() ?? (this.nextFresh < this.nrBlocks ? this.nextFresh++ : null);
+      const b = this.freed.length ? this.freed.shift()! : this.nextFresh < this.nrBlocks ? this.nextFresh++ : null;
       if (b === null) {
-        for (const x of out) this.release(x, file);
+        for (const x of out) this.freed.push(x);
+        this.freed.sort((x, y) => x - y);
         throw new KernelError('ENOSPC', `no free blocks on ${this.device.name}`);
       }
       out.push(b);
@@ -77,11 +78,29 @@ export class BlockAllocator {
     out.forEach((b, i) => {
       this.refs.set(b, 1);
       this.owners.set(b, [{ file, index: index + i }]);
-      // fresh extents read as zeroes (unwritten/zeroed on allocation)
+      // newly allocated extents read as zeroes (unwritten, or zeroed by the DAX allocation path)
       this.k.pages.data.set(this.pfnOf(b), '');
       this.k.emit('block.alloc', { device: this.device.name, block: b, file, index: index + i });
     });
     return out;
+  }
+
+  /** The lowest free PMD-aligned run of `n` blocks, taken from the free set or fresh space. */
+  private takeAlignedRun(n: number): number | null {
+    const f = this.freed;
+    for (let i = 0; i + n <= f.length; i++) {
+      if (f[i]! % n === 0 && f[i + n - 1] === f[i]! + n - 1) {
+        const start = f[i]!;
+        f.splice(i, n);
+        return start;
+      }
+    }
+    const start = Math.ceil(this.nextFresh / n) * n;
+    if (start + n > this.nrBlocks) return null;
+    for (let b = this.nextFresh; b < start; b++) this.freed.push(b);
+    this.freed.sort((x, y) => x - y);
+    this.nextFresh = start + n;
+    return start;
   }
 
   /** Share a block with another file page (reflink). */
@@ -105,7 +124,8 @@ export class BlockAllocator {
     }
     this.refs.delete(block);
     this.owners.delete(block);
-    this.freed.push(block);
+    const at = this.freed.findIndex((b) => b > block);
+    this.freed.splice(at < 0 ? this.freed.length : at, 0, block);
     this.k.emit('block.free', { device: this.device.name, block, pfn: this.pfnOf(block), file });
   }
 }

@@ -1,0 +1,375 @@
+import type { ArchPlugin } from '../plugin.js';
+import type { DriverPlugin } from '../driver.js';
+import { InputError, KernelError, KernelOops, UnsupportedError } from '../errors.js';
+import { featureDiff, resolveFeatures, type FeatureSet } from '../features.js';
+import type { FilesystemPlugin } from '../fs/filesystem.js';
+import { Monitor } from '../invariants.js';
+import { createKernel, type Kernel } from '../kernel.js';
+import type { Op, Yield } from '../sched.js';
+import type { CellKernel, CellResult, CheckArgs, ExpectRule, Outcome, Scenario, ScheduleStep, Step } from './types.js';
+
+/** The plugins a runner may compose kernels from, by the names scenarios and flags use. */
+export interface PluginCatalog {
+  readonly arch: Readonly<Record<string, (o: { pageSize?: number }) => ArchPlugin>>;
+  readonly fs: Readonly<Record<string, () => FilesystemPlugin>>;
+  readonly driver: Readonly<Record<string, () => DriverPlugin>>;
+}
+
+export interface CellKernelRequest {
+  readonly arch: string;
+  readonly pageSize?: number;
+  readonly fs: string | null;
+  readonly driver: string | null;
+  readonly version: string;
+  /** feature overrides (on top of the scenario's own `kernel.features`) */
+  readonly features: Readonly<Record<string, string | boolean>>;
+}
+
+export interface RunOptions {
+  /** 0: run the lowest-numbered runnable thread until it blocks or ends; N > 0: seeded random switches */
+  readonly seed?: number;
+  /** keep the event trace in the result */
+  readonly trace?: boolean;
+  /** replay: the thread to run at each decision point with more than one runnable thread */
+  readonly schedule?: readonly ScheduleStep[];
+}
+
+interface ThreadState {
+  readonly name: string;
+  readonly steps: readonly Step[];
+  index: number;
+  op: Op<unknown> | null;
+  pending: Yield | null;
+  done: boolean;
+  /** parked on a step that was expected to block */
+  parked: boolean;
+}
+
+/** mulberry32: a small, well-distributed, seedable PRNG. */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+class StepFailure extends Error {}
+
+/** The generator that performs one scenario step on a kernel. */
+export function stepOp(k: Kernel, step: Step, failures: string[]): Op<unknown> {
+  // args were validated against the schema when the scenario was loaded
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  const a = step.args as any;
+  switch (step.op) {
+    case 'probe': return k.probe(a);
+    case 'unbind': return k.unbind(a);
+    case 'mount': return k.mount(a);
+    case 'create': return k.create(a);
+    case 'truncate': return k.truncate(a);
+    case 'punch-hole': return k.punchHole(a);
+    case 'reflink': return k.reflink(a);
+    case 'spawn': return k.spawn(a);
+    case 'mmap': return k.mmap(a);
+    case 'munmap': return k.munmap(a);
+    case 'fork': return k.fork(a);
+    case 'exit': return k.exit(a);
+    case 'write': return k.write(a);
+    case 'pin': return k.gup(a, true);
+    case 'get': return k.gup(a, false);
+    case 'unpin': return k.unpin(a);
+    case 'put': return k.put(a);
+    case 'dma-write': return k.dmaWrite(a);
+    case 'memory-failure': return k.memoryFailure(a);
+    case 'read':
+      return (function* () {
+        const data = yield* k.read(a);
+        const want = (step.args as { expect?: string }).expect;
+        if (want !== undefined && data !== want) failures.push(`${step.path}: read '${data}', expected '${want}'`);
+      })();
+    case 'dma-read':
+      return (function* () {
+        const data = yield* k.dmaRead(a);
+        const want = (step.args as { expect?: string }).expect;
+        if (want !== undefined && data !== want) failures.push(`${step.path}: DMA read '${data}', expected '${want}'`);
+      })();
+    case 'check':
+      return (function* () {
+        const msg = check(k, step.args as unknown as CheckArgs);
+        if (msg) failures.push(`${step.path}: ${msg}`);
+        yield* [];
+      })();
+    case 'migrate':
+    case 'device-read':
+    case 'device-write':
+      return (function* () {
+        const ext = (k as unknown as Record<string, ((a: unknown) => Op<unknown>) | undefined>)[camel(step.op)];
+        if (!ext) throw new UnsupportedError(`'${step.op}' needs a driver that provides it (driver-hmm)`);
+        yield* ext.call(k, a);
+      })();
+  }
+}
+
+function camel(op: string): string {
+  return op.replace(/-([a-z])/g, (_m, c: string) => c.toUpperCase());
+}
+
+/** Evaluate a check step; returns a failure message or null. */
+export function check(k: Kernel, c: CheckArgs): string | null {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  const t = c.target as any;
+  const cmp = (what: string, actual: number | boolean): string | null => {
+    if (c.equals !== undefined && typeof c.equals !== 'object' && actual !== c.equals) return `${what} is ${String(actual)}, expected ${String(c.equals)}`;
+    if (typeof actual === 'number' && c.min !== undefined && actual < c.min) return `${what} is ${actual}, expected at least ${c.min}`;
+    if (typeof actual === 'number' && c.max !== undefined && actual > c.max) return `${what} is ${actual}, expected at most ${c.max}`;
+    return null;
+  };
+  const where = Object.entries(t).map(([key, v]) => `${key}=${String(v)}`).join(' ');
+  switch (c.what) {
+    case 'mapped':
+      return cmp(`mapped(${where})`, k.isMappedIn(t));
+    case 'blockFree':
+      return cmp(`blockFree(${where})`, k.blockFree(t));
+    case 'vmemmap': {
+      const d = k.device(t.device);
+      const f = d.pgmap.vmemmap;
+      const actual: Record<string, number> = { bytes: f?.vmemmapBytes ?? 0, pages: f?.vmemmapPages ?? 0, structPagesInitialized: f?.structPagesInitialized ?? 0 };
+      const want = (c.equals ?? {}) as Record<string, number>;
+      const bad = Object.entries(want).filter(([key, v]) => actual[key] !== v);
+      return bad.length ? `vmemmap(${where}) ${bad.map(([key, v]) => `${key} is ${actual[key]}, expected ${v}`).join('; ')}` : null;
+    }
+  }
+  const pfn = k.pfnOf(t);
+  if (pfn === null) return `${c.what}(${where}): nothing there (not mapped / no block)`;
+  switch (c.what) {
+    case 'refcount':
+      return cmp(`refcount(${where})`, k.refcount(pfn));
+    case 'mapcount':
+      return cmp(`mapcount(${where})`, k.mapcount(pfn));
+    case 'pinned':
+      return cmp(`pinned(${where})`, k.maybePinned(pfn));
+    case 'anon':
+      return cmp(`anon(${where})`, k.isAnon(pfn));
+  }
+}
+
+/** Does an expect rule's `when` match this kernel? */
+export function ruleApplies(rule: ExpectRule, kernel: { arch: string; fs: string | null; driver: string | null; version: string; features: FeatureSet }): boolean {
+  const w = rule.when;
+  if (!w) return true;
+  if (w.arch && !w.arch.includes(kernel.arch)) return false;
+  if (w.fs && !w.fs.includes(kernel.fs ?? '')) return false;
+  if (w.driver && !w.driver.includes(kernel.driver ?? '')) return false;
+  if (w.version && !w.version.includes(kernel.version)) return false;
+  for (const [name, values] of Object.entries(w.features ?? {})) {
+    if (!values.includes((kernel.features as Record<string, string | boolean>)[name]!)) return false;
+  }
+  return true;
+}
+
+/** Run one scenario on one kernel: never throws for scenario or kernel problems. */
+export function runScenario(scenario: Scenario, req: CellKernelRequest, catalog: PluginCatalog, options: RunOptions = {}): CellResult {
+  const t0 = performance.now();
+  const seed = options.seed ?? 0;
+  const pageSize = req.pageSize ?? scenario.kernel.pageSize;
+  let features: FeatureSet;
+  let cellKernel: CellKernel = { arch: req.arch, pageSize: pageSize ?? 0, fs: req.fs, driver: req.driver, version: req.version, features: { ...(scenario.kernel.features ?? {}), ...req.features } };
+  const result = (r: Omit<CellResult, 'scenario' | 'kernel' | 'ms' | 'file'>): CellResult => ({
+    scenario: scenario.name,
+    ...(scenario.file ? { file: scenario.file } : {}),
+    kernel: cellKernel,
+    ...r,
+    ms: Math.round((performance.now() - t0) * 1000) / 1000,
+  });
+  try {
+    features = resolveFeatures(req.version, cellKernel.features);
+  } catch (e) {
+    return result({ status: 'error', outcome: 'error', violations: [], failures: [], reason: (e as Error).message });
+  }
+  const archFactory = catalog.arch[req.arch];
+  const fsFactory = req.fs ? catalog.fs[req.fs] : undefined;
+  const driverFactory = req.driver ? catalog.driver[req.driver] : undefined;
+  const missing = !archFactory ? `arch '${req.arch}'` : req.fs && !fsFactory ? `fs '${req.fs}'` : req.driver && !driverFactory ? `driver '${req.driver}'` : null;
+  if (missing) return result({ status: 'error', outcome: 'error', violations: [], failures: [], reason: `no plugin for ${missing} (known: arch ${Object.keys(catalog.arch).join('/')}, fs ${Object.keys(catalog.fs).join('/')}, driver ${Object.keys(catalog.driver).join('/')})` });
+  const kdesc = { arch: req.arch, fs: req.fs, driver: req.driver, version: req.version, features };
+  const rules = scenario.expect.filter((r) => ruleApplies(r, kdesc));
+  const expectsUnsupported = rules.some((r) => r.unsupported === true);
+
+  let k: Kernel;
+  try {
+    const arch = archFactory!(pageSize ? { pageSize } : {});
+    cellKernel = { ...cellKernel, pageSize: arch.mmu.basePageSize, features: featureDiff(req.version, features) };
+    k = createKernel({
+      arch,
+      fs: fsFactory?.() ?? null,
+      driver: driverFactory?.() ?? null,
+      drivers: Object.values(catalog.driver).map((f) => f()),
+      filesystems: Object.values(catalog.fs).map((f) => f()),
+      kernel: req.version,
+      features,
+    });
+  } catch (e) {
+    if (e instanceof UnsupportedError) {
+      return result(expectsUnsupported
+        ? { status: 'pass', outcome: 'unsupported', violations: [], failures: [], reason: e.message }
+        : { status: 'unsupported', outcome: 'unsupported', violations: [], failures: [], reason: e.message });
+    }
+    return result({ status: 'error', outcome: 'error', violations: [], failures: [], reason: (e as Error).message });
+  }
+
+  const monitor = new Monitor(k);
+  const failures: string[] = [];
+  const schedule: ScheduleStep[] = [];
+  let outcome: Outcome = 'completed';
+  let reason: string | null = null;
+  try {
+    outcome = execute(k, scenario, seed, options.schedule, failures, schedule);
+  } catch (e) {
+    if (e instanceof InputError || e instanceof UnsupportedError) {
+      reason = e.message;
+      outcome = e instanceof UnsupportedError ? 'unsupported' : 'error';
+    } else throw e;
+  } finally {
+    monitor.dispose();
+  }
+  const violations = monitor.violations.map((v) => ({ invariant: v.invariant, message: v.message, trace: v.trace }));
+  if (outcome === 'error') return result({ status: 'error', outcome, violations, failures, reason, seed, schedule });
+  if (outcome === 'unsupported') {
+    return result({ status: expectsUnsupported ? 'pass' : 'unsupported', outcome, violations, failures, reason, seed, schedule });
+  }
+  if (expectsUnsupported) failures.push('expected this kernel to be unsupported, but it was built and ran');
+  judge(rules, outcome, violations.map((v) => v.invariant), failures);
+  return result({
+    status: failures.length ? 'fail' : 'pass',
+    outcome,
+    violations,
+    failures,
+    reason,
+    seed,
+    schedule,
+    ...(options.trace ? { trace: monitor.trace } : {}),
+  });
+}
+
+/** Apply the expect rules (defaults: no violations, outcome completed). */
+function judge(rules: readonly ExpectRule[], outcome: Outcome, broken: readonly string[], failures: string[]): void {
+  const outcomeRules = rules.filter((r) => r.outcome);
+  if (outcomeRules.length === 0 && outcome !== 'completed') failures.push(`outcome ${outcome}, expected completed`);
+  for (const r of outcomeRules) if (r.outcome !== outcome) failures.push(`${r.path}: outcome ${outcome}, expected ${r.outcome}`);
+  const violationRules = rules.filter((r) => r.violations);
+  const got = [...new Set(broken)].sort();
+  if (violationRules.length === 0 && got.length) failures.push(`violations [${got.join(', ')}], expected none`);
+  for (const r of violationRules) {
+    const want = r.violations === 'none' ? [] : [...r.violations!].sort();
+    if (want.join() !== got.join()) failures.push(`${r.path}: violations [${got.join(', ')}], expected ${want.length ? `[${want.join(', ')}]` : 'none'}`);
+  }
+}
+
+/** Setup to completion, then the threads under the schedule. Returns the outcome. */
+function execute(k: Kernel, s: Scenario, seed: number, replay: readonly ScheduleStep[] | undefined, failures: string[], schedule: ScheduleStep[]): Outcome {
+  const setup: ThreadState = { name: 'setup', steps: s.setup, index: 0, op: null, pending: null, done: s.setup.length === 0, parked: false };
+  const threads: ThreadState[] = s.threads.map((t) => ({ name: t.name, steps: t.steps, index: 0, op: null, pending: null, done: t.steps.length === 0, parked: false }));
+  const random = seed > 0 ? prng(seed) : null;
+  let replayAt = 0;
+  try {
+    const r = runGroup(k, [setup], () => 0, failures, null);
+    if (r !== 'completed') return r;
+    let last = -1;
+    return runGroup(k, threads, (runnable) => {
+      let pick: number;
+      const wanted = replay?.[replayAt];
+      if (replay && wanted && runnable.some((i) => threads[i]!.name === wanted.thread)) {
+        pick = runnable.find((i) => threads[i]!.name === wanted.thread)!;
+        replayAt++;
+      } else if (random) pick = runnable[Math.floor(random() * runnable.length)]!;
+      else pick = runnable.includes(last) ? last : runnable[0]!;
+      if (runnable.length > 1 || pick !== last) schedule.push({ thread: threads[pick]!.name, step: threads[pick]!.index });
+      last = pick;
+      return pick;
+    }, failures, threads);
+  } catch (e) {
+    if (e instanceof KernelOops) return 'oops';
+    if (e instanceof StepFailure) return 'completed';
+    throw e;
+  }
+}
+
+/** Interleave a group of threads until all finish, one fails, or none can run. */
+function runGroup(k: Kernel, threads: ThreadState[], choose: (runnable: number[]) => number, failures: string[], _all: ThreadState[] | null): Outcome {
+  for (;;) {
+    const runnable: number[] = [];
+    threads.forEach((t, i) => {
+      if (t.done || t.parked) return;
+      if (t.pending?.kind === 'block' && !t.pending.ready()) return;
+      runnable.push(i);
+    });
+    if (runnable.length === 0) {
+      const stuck = threads.filter((t) => !t.done && !t.parked);
+      for (const t of threads.filter((x) => !x.done)) {
+        const step = t.steps[t.index]!;
+        if (step.expect?.blocks) continue;
+        if (!stuck.includes(t)) continue;
+      }
+      const unexpected = stuck.filter((t) => !t.steps[t.index]!.expect?.blocks);
+      for (const t of stuck) if (t.steps[t.index]!.expect?.blocks) t.parked = true;
+      if (unexpected.length > 0) {
+        for (const t of unexpected) failures.push(`${t.steps[t.index]!.path}: blocked — ${t.pending?.kind === 'block' ? t.pending.reason : 'waiting'}`);
+        return 'blocked';
+      }
+      if (threads.every((t) => t.done || t.parked)) return 'completed';
+      continue;
+    }
+    const i = choose(runnable);
+    const t = threads[i]!;
+    k.currentThread = i + 1;
+    advance(k, t, failures);
+  }
+}
+
+/** Run one thread until its next preemption point (or the end of its current step). */
+function advance(k: Kernel, t: ThreadState, failures: string[]): void {
+  const step = t.steps[t.index]!;
+  if (!t.op) {
+    k.emit('step', { thread: t.name, index: t.index, op: step.op });
+    t.op = stepOp(k, step, failures);
+  }
+  t.pending = null;
+  for (;;) {
+    let r: IteratorResult<Yield, unknown>;
+    try {
+      r = t.op.next();
+    } catch (e) {
+      t.op = null;
+      if (e instanceof KernelError) {
+        if (step.expect?.error === e.code) return finishStep(t);
+        failures.push(`${step.path}: ${step.op} failed with ${e.message}`);
+        throw new StepFailure(e.message);
+      }
+      throw e;
+    }
+    if (r.done) {
+      t.op = null;
+      if (step.expect?.error) failures.push(`${step.path}: ${step.op} succeeded, expected error ${step.expect.error}`);
+      if (step.expect?.blocks) failures.push(`${step.path}: ${step.op} completed, expected it to block`);
+      return finishStep(t);
+    }
+    const y = r.value;
+    if (y.kind === 'block' && !y.ready()) {
+      t.pending = y;
+      return;
+    }
+    if (y.kind === 'preempt') {
+      t.pending = y;
+      return;
+    }
+  }
+}
+
+function finishStep(t: ThreadState): void {
+  t.index++;
+  t.pending = null;
+  if (t.index >= t.steps.length) t.done = true;
+}

@@ -1,0 +1,39 @@
+import type { ArchPlugin, Mmu, VmemmapPopulator } from '../src/index.js';
+
+/**
+ * A test arch for core's own tests (core cannot depend on the arch packages, which depend on
+ * core). It has x86-64's MMU constants (arch/x86/include/asm/pgtable_64_types.h: 4 KiB pages,
+ * 2 MiB PMD, 1 GiB PUD, 128 MiB sections) and a plain base-page populator: one struct page per
+ * page, every struct page initialised — enough for the page-lifecycle tests, which do not look
+ * at vmemmap figures (the arch packages test those).
+ */
+export function testArch(): ArchPlugin {
+  const mmu: Mmu = {
+    arch: 'x86',
+    basePageSize: 4096,
+    pmdSize: 2 * 1024 * 1024,
+    pudSize: 1024 * 1024 * 1024,
+    levels: 4,
+    structPageSize: 64,
+    sectionSize: 128 * 1024 * 1024,
+    subsectionSize: 2 * 1024 * 1024,
+    pteBits: { special: true, devmap: true },
+    devdaxAlignments: [4096, 2 * 1024 * 1024, 1024 * 1024 * 1024],
+  };
+  const populator: VmemmapPopulator = {
+    vmemmapInInitMm: true,
+    optsInToDaxVmemmapOptimization: () => true,
+    populate: (m, req) => {
+      const pages = req.size / m.basePageSize;
+      const bytes = pages * m.structPageSize;
+      return { ok: true, figures: { structPages: pages, structPagesInitialized: pages, vmemmapPages: Math.ceil(bytes / m.basePageSize), vmemmapBytes: bytes, savedPages: 0, optimized: false } };
+    },
+  };
+  return { kind: 'arch', name: 'test-arch', arch: 'x86', mmu, populator };
+}
+
+/** An arch whose vmemmap population crashes, to test that a populator oops ends the run. */
+export function crashingArch(): ArchPlugin {
+  const a = testArch();
+  return { ...a, name: 'crashing-arch', populator: { ...a.populator, populate: () => ({ ok: false, oops: 'Unable to handle kernel paging request (test)' }) } };
+}
