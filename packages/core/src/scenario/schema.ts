@@ -47,6 +47,8 @@ const ERRNO_MEANING: Readonly<Record<Errno, string>> = {
   SIGSEGV: 'segmentation fault delivered to the process',
   EBADE: 'invalid exchange',
   EXDEV: 'cross-device link',
+  ENODEV: 'no such device',
+  ESRCH: 'no such process',
 };
 export const ERRNO_NAMES = Object.keys(ERRNO_MEANING) as Errno[];
 
@@ -66,7 +68,7 @@ const SIZE_PATTERN = /^\s*\d+\s*(?:[KMGT](?:i?B)?|B)?\s*$/i;
 const Name = z
   .string()
   .regex(NAME_PATTERN, { error: (iss) => `'${String(iss.input)}' is not a name: use letters, digits, '_', '-' or '.', starting with a letter or '_'` })
-  .describe('a name given with `as:` (or a file name)');
+  .meta({ id: 'Name', description: 'a name given with `as:` (or a file name)' });
 
 const sizeInput = z.union([
   z.number().int().nonnegative(),
@@ -83,7 +85,7 @@ const Size = sizeInput
       return z.NEVER;
     }
   })
-  .describe('bytes, or a number with a binary unit: 4KiB, 2MiB, 1GiB, 4TiB (K, M, G, T mean the same)');
+  .meta({ id: 'Size', description: 'bytes, or a number with a binary unit: 4KiB, 2MiB, 1GiB, 4TiB (K, M, G, T mean the same)' });
 
 const PageIndex = z.number().int().nonnegative().describe('a base-page index within the mapping (0-based)');
 const PageCount = z.number().int().positive().describe('a number of base pages');
@@ -223,7 +225,7 @@ export const OP_ARGS = {
   }).describe('bind a device: pmem namespace (nvdimm) or device-dax instance; memremap_pages'),
   unbind: obj({ device: Name }).describe('driver unbind: memunmap_pages (waits for references; may block)'),
   mount: obj({ device: Name, fs: z.enum(FS_NAMES).optional() }).describe('mount the filesystem with DAX on the device (fs: default kernel.fs)'),
-  create: obj({ file: Name, size: Size }).describe('create a file and allocate its blocks'),
+  create: obj({ file: Name, size: Size, device: Name.optional().describe('the mounted device to create it on (default: the first mount)') }).describe('create a file and allocate its blocks'),
   truncate: obj({ file: Name, size: Size }).describe("truncate (the filesystem's full ordering)"),
   'punch-hole': obj({ file: Name, offset: Size, length: Size }).describe('fallocate punch hole'),
   reflink: obj({ from: Name, to: Name }).describe("share all of from's blocks with a new file to (XFS)"),
@@ -256,11 +258,12 @@ export const StepExpectSchema = z
     obj({ error: z.enum(ERRNO_NAMES as [Errno, ...Errno[]]).describe('the errno the step must fail with') }),
     obj({ blocks: z.literal(true) }),
   ], { error: "expected expect: { error: CODE } or expect: blocks" })
+  .meta({ id: 'StepExpect', description: 'the step must fail with this errno, or must block (never complete in a sequential run)' })
   .transform((e) => (e === 'blocks' ? { blocks: true as const } : e));
 
 /** One step as written: `{ <op>: args, expect? }`, for each op. */
 export const OP_STEP_SCHEMAS = Object.fromEntries(
-  OP_NAMES.map((op) => [op, obj({ [op]: OP_ARGS[op], expect: StepExpectSchema.optional() })]),
+  OP_NAMES.map((op): [OpName, z.ZodType] => [op, obj({ [op]: OP_ARGS[op], expect: StepExpectSchema.optional() })]),
 ) as Record<OpName, z.ZodType>;
 
 // ---------------------------------------------------------------------------------------------
@@ -331,7 +334,9 @@ export function scenarioObject<S extends z.ZodType>(step: S) {
 }
 
 /** The whole file, with every operation spelled out (for the JSON Schema). */
-export const ScenarioFileSchema = scenarioObject(z.union(OP_NAMES.map((op) => OP_STEP_SCHEMAS[op]) as [z.ZodType, z.ZodType, ...z.ZodType[]]));
+export const ScenarioFileSchema = scenarioObject(
+  z.union(OP_NAMES.map((op) => OP_STEP_SCHEMAS[op]) as [z.ZodType, z.ZodType, ...z.ZodType[]]).meta({ id: 'Step', description: 'one operation, `- <op>: { … }`, with an optional expect' }),
+);
 
 export const SCENARIO_SCHEMA_ID = 'https://daxlab.dev/schema/scenario.json';
 
@@ -353,28 +358,33 @@ export function scenarioJsonSchema(): Record<string, unknown> {
 /** Suggest the nearest of `candidates` to a misspelt `input` (edit distance), or undefined. */
 export function didYouMean(input: string, candidates: readonly string[]): string | undefined {
   const a = input.toLowerCase();
-  let best: string | undefined;
-  let bestD = Infinity;
-  for (const c of candidates) {
-    const d = editDistance(a, c.toLowerCase());
-    if (d < bestD) {
-      bestD = d;
-      best = c;
-    }
+  if (a.length >= 3) {
+    const prefixed = candidates.filter((c) => c.toLowerCase().startsWith(a)).sort((x, y) => x.length - y.length);
+    if (prefixed.length > 0) return prefixed[0];
   }
-  const limit = Math.max(1, Math.floor(Math.max(a.length, 3) / 3));
-  if (best !== undefined && (bestD <= limit || best.toLowerCase().startsWith(a) || a.startsWith(best.toLowerCase()))) return best;
-  return undefined;
+  const scored = candidates
+    .map((c) => ({ c, d: editDistance(a, c.toLowerCase()), common: commonPrefix(a, c.toLowerCase()), diff: Math.abs(c.length - a.length) }))
+    .sort((x, y) => x.d - y.d || y.common - x.common || x.diff - y.diff);
+  const best = scored[0];
+  return best && best.d <= Math.max(1, Math.round(a.length * 0.4)) ? best.c : undefined;
 }
 
+function commonPrefix(a: string, b: string): number {
+  let i = 0;
+  while (i < a.length && i < b.length && a[i] === b[i]) i++;
+  return i;
+}
+
+/** Edit distance with adjacent transpositions (optimal string alignment). */
 function editDistance(a: string, b: string): number {
-  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
   for (let i = 1; i <= a.length; i++) {
-    const cur = [i];
     for (let j = 1; j <= b.length; j++) {
-      cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let v = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) v = Math.min(v, d[i - 2]![j - 2]! + 1);
+      d[i]![j] = v;
     }
-    prev = cur;
   }
-  return prev[b.length]!;
+  return d[a.length]![b.length]!;
 }
