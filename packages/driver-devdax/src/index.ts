@@ -1,4 +1,4 @@
-import { KernelError, mappingOf, orderBase2, type Device, type DeviceMmapRequest, type DriverPlugin, type Kernel, type KernelDescription, type Op, type ProbeRequest, type Vmf } from '@daxlab/core';
+import { KernelError, mappingOf, orderBase2, type Device, type DeviceMmapRequest, type DriverPlugin, type Kernel, type Op, type ProbeRequest, type Vmf } from '@daxlab/core';
 
 export interface DevdaxOptions {
   /** dev_dax->align: 4KiB, 2MiB or 1GiB (the arch decides which it offers); default PMD_SIZE */
@@ -16,10 +16,6 @@ export function devdax(options: DevdaxOptions = {}): DriverPlugin {
     name: '@daxlab/driver-devdax',
     driverName: 'devdax',
     coreRange: '>=0.1.0 <1.0.0',
-    unsupported(k: KernelDescription): string | null {
-      if (k.fs !== null && k.driver === 'devdax') return 'a filesystem cannot be mounted on a device-dax character device';
-      return null;
-    },
 
     /** dev_dax_probe(): GENERIC pgmap, vmemmap_shift = order_base_2(align >> PAGE_SHIFT) when align > PAGE_SIZE. */
     *probe(k: Kernel, req: ProbeRequest): Op<Device> {

@@ -1,4 +1,4 @@
-import { KernelError, PG, type Device, type DriverPlugin, type Kernel, type KernelDescription, type Op, type ProbeRequest, type DaxFilesystem } from '@daxlab/core';
+import { KernelError, PG, type Device, type DriverPlugin, type Kernel, type Op, type ProbeRequest, type DaxFilesystem } from '@daxlab/core';
 
 /** nd_info_block_reserve(): ALIGN(SZ_8K, PAGE_SIZE) at the start of a pfn namespace (drivers/nvdimm/nd.h). */
 export function infoBlockReserve(pageSize: number): number {
@@ -35,10 +35,6 @@ export function nvdimm(options: NvdimmOptions = {}): DriverPlugin {
     name: '@daxlab/driver-nvdimm',
     driverName: 'nvdimm',
     coreRange: '>=0.1.0 <1.0.0',
-    unsupported(k: KernelDescription): string | null {
-      if (k.fs === null) return null;
-      return null;
-    },
 
     *probe(k: Kernel, req: ProbeRequest): Op<Device> {
       const ps = k.mmu.basePageSize;

@@ -1,4 +1,4 @@
-import { DaxFilesystem, KernelError, type Device, type FilesystemPlugin, type Inode, type Kernel, type KernelDescription, type Op, type Vmf } from '@daxlab/core';
+import { DaxFilesystem, KernelError, type Device, type FilesystemPlugin, type Inode, type Kernel, type Op, type Vmf } from '@daxlab/core';
 
 /**
  * XFS on a DAX device. Orderings follow fs/xfs: xfs_vn_setattr_size (truncate),
@@ -119,10 +119,6 @@ export function xfs(_options: XfsOptions = {}): FilesystemPlugin {
     name: '@daxlab/fs-xfs',
     fsName: 'xfs',
     coreRange: '>=0.1.0 <1.0.0',
-    unsupported(k: KernelDescription): string | null {
-      if (k.driver === 'devdax') return 'xfs mounts on a pmem (fsdax) namespace, not on a device-dax character device';
-      return null;
-    },
     mount: (k, device) => new Xfs(k, device),
   };
 }

@@ -270,8 +270,15 @@ function judge(rules: readonly ExpectRule[], outcome: Outcome, broken: readonly 
 
 /** Setup to completion, then the threads under the schedule. Returns the outcome. */
 function execute(k: Kernel, s: Scenario, seed: number, replay: readonly ScheduleStep[] | undefined, failures: string[], schedule: ScheduleStep[]): Outcome {
-  const setup: ThreadState = { name: 'setup', steps: s.setup, index: 0, op: null, pending: null, done: s.setup.length === 0, parked: false };
-  const threads: ThreadState[] = s.threads.map((t) => ({ name: t.name, steps: t.steps, index: 0, op: null, pending: null, done: t.steps.length === 0, parked: false }));
+  // steps with a `when` that does not match this kernel are left out
+  const kdesc = { ...k.desc };
+  const applicable = (steps: readonly Step[]): Step[] => steps.filter((st) => !st.when || ruleApplies({ when: st.when, path: st.path }, kdesc));
+  const setupSteps = applicable(s.setup);
+  const setup: ThreadState = { name: 'setup', steps: setupSteps, index: 0, op: null, pending: null, done: setupSteps.length === 0, parked: false };
+  const threads: ThreadState[] = s.threads.map((t) => {
+    const steps = applicable(t.steps);
+    return { name: t.name, steps, index: 0, op: null, pending: null, done: steps.length === 0, parked: false };
+  });
   const random = seed > 0 ? prng(seed) : null;
   let replayAt = 0;
   try {

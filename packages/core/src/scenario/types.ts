@@ -46,6 +46,8 @@ export interface Step {
    */
   readonly args: Readonly<Record<string, unknown>>;
   readonly expect?: StepExpect;
+  /** run the step only on kernels that match (same form as an expect rule's `when`) */
+  readonly when?: ExpectWhen;
   /** e.g. `threads[1].steps[0]` or `setup[2]` */
   readonly path: string;
 }
