@@ -3,7 +3,7 @@ import type { Vmf } from './mm/fault.js';
 import type { Leaf } from './mm/vm.js';
 import type { KernelDescription } from './plugin.js';
 import type { Op } from './sched.js';
-import type { Device, VmFlags } from './types.js';
+import type { Device, Vma, VmFlags } from './types.js';
 
 export interface ProbeRequest {
   /** the device's name (`as:`) */
@@ -42,4 +42,22 @@ export interface DriverPlugin {
   fault?(k: Kernel, vmf: Vmf, device: Device, leaf: Leaf | null): Op;
   /** memory_failure() on one of the device's pages. */
   memoryFailure?(k: Kernel, device: Device, pfn: number): Op;
+  /** migrate_vma_setup/pages/finalize between a process's anon pages and the device (hmm). */
+  migrate?(k: Kernel, device: Device, req: MigrateRequest): Op;
+  /** The device itself reads or writes a process's page (a mirror device, as test_hmm). */
+  deviceAccess?(k: Kernel, device: Device, req: DeviceAccessRequest): Op<string>;
+}
+
+export interface MigrateRequest {
+  readonly vma: Vma;
+  readonly page: number;
+  readonly pages: number;
+  readonly to: 'device' | 'ram';
+}
+
+export interface DeviceAccessRequest {
+  readonly vma: Vma;
+  readonly page: number;
+  readonly write: boolean;
+  readonly data?: string;
 }

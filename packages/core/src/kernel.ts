@@ -311,8 +311,10 @@ export class Kernel {
 
   *probe(a: { driver?: string; size: number; align?: number; altmap?: boolean; kind?: string; as: string }): Op<Device> {
     if (this.devices.has(a.as)) throw new InputError(`device '${a.as}' already exists`, undefined, 'as');
-    const name = a.driver ?? this.defaultDriver?.driverName;
-    const driver = name ? this.driverPlugins.get(name) : undefined;
+    const fsDriver = a.driver === undefined ? this.defaultFs?.probeDriver : undefined;
+    const name = a.driver ?? fsDriver?.driverName ?? this.defaultDriver?.driverName;
+    const driver = fsDriver ?? (name ? this.driverPlugins.get(name) : undefined);
+    if (fsDriver && !this.driverPlugins.has(fsDriver.driverName)) this.driverPlugins.set(fsDriver.driverName, fsDriver);
     if (!driver) throw new InputError(`no driver plugin '${name ?? '(none)'}' in this kernel`, undefined, 'driver');
     const req: ProbeRequest = { name: a.as, size: a.size, align: a.align ?? null, altmap: a.altmap ?? false, kind: a.kind ?? null };
     const device = yield* driver.probe(this, req);
@@ -485,6 +487,34 @@ export class Kernel {
     for (const pfn of h.pfns) this.emit('dma.read', { name: h.name, pfn, data: this.pages.data.get(pfn) ?? '' });
     yield* [];
     return data;
+  }
+
+  /** Migrate anonymous pages to device memory or back (`migrate_vma_*`), through the device's driver. */
+  *migrate(a: { map: string; page: number; pages?: number; to: 'device' | 'ram'; device?: string; process?: string }): Op {
+    const vma = this.map(a.map, a.process);
+    this.pageOf(vma, a.page);
+    const device = a.device ? this.device(a.device) : [...this.devices.values()].find((d) => d.bound && this.driverOf(d).migrate);
+    if (!device) throw new KernelError('ENODEV', 'no bound device that can migrate pages (probe one with driver: hmm)');
+    const driver = this.driverOf(device);
+    if (!driver.migrate) throw new KernelError('EOPNOTSUPP', `${driver.name} cannot migrate pages`);
+    yield* driver.migrate(this, device, { vma, page: a.page, pages: a.pages ?? 1, to: a.to });
+  }
+
+  private *deviceAccess(a: { device: string; map: string; page: number; process?: string }, write: boolean, data?: string): Op<string> {
+    const device = this.device(a.device);
+    const driver = this.driverOf(device);
+    if (!driver.deviceAccess) throw new KernelError('EOPNOTSUPP', `${driver.name} cannot access process memory`);
+    const vma = this.map(a.map, a.process);
+    this.pageOf(vma, a.page);
+    return yield* driver.deviceAccess(this, device, { vma, page: a.page, write, ...(data !== undefined ? { data } : {}) });
+  }
+
+  *deviceRead(a: { device: string; map: string; page: number; process?: string }): Op<string> {
+    return yield* this.deviceAccess(a, false);
+  }
+
+  *deviceWrite(a: { device: string; map: string; page: number; data: string; process?: string }): Op {
+    yield* this.deviceAccess(a, true, a.data);
   }
 
   *memoryFailure(a: { device: string; page: number }): Op {

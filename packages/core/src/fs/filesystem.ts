@@ -3,6 +3,7 @@ import type { Iomap, DaxIomapOps, WaitCallbacks } from '../dax/dax.js';
 import { KernelError } from '../errors.js';
 import type { Vmf } from '../mm/fault.js';
 import type { KernelDescription } from '../plugin.js';
+import type { DriverPlugin } from '../driver.js';
 import { RwSem, type Op } from '../sched.js';
 import type { Device, FsHandle, Inode, VmFlags } from '../types.js';
 import { BlockAllocator } from './blocks.js';
@@ -16,6 +17,11 @@ export interface FilesystemPlugin {
   readonly coreRange?: string;
   unsupported?(kernel: KernelDescription): string | null;
   mount(k: Kernel, device: Device): DaxFilesystem;
+  /**
+   * A driver that a `probe` without an explicit driver uses when this filesystem is the
+   * kernel's (virtio-fs: the DAX cache window), so scenarios written for pmem run unchanged.
+   */
+  readonly probeDriver?: DriverPlugin;
 }
 
 /**
