@@ -147,3 +147,30 @@ describe('the same race under the scheduler', () => {
     expect(JSON.stringify({ ...a, ms: 0 })).toBe(JSON.stringify({ ...b, ms: 0 }));
   });
 });
+
+describe('schedule replay', () => {
+  it('a recorded schedule replays to the same result under another seed', async () => {
+    const { runScenario: run } = await import('@daxlab/core');
+    const catalog: PluginCatalog = { arch: { x86: () => testArch() }, fs: { xfs: () => xfs() }, driver: { nvdimm: () => nvdimm() } };
+    const s = (path: string, op: Step['op'], args: Record<string, unknown>): Step => ({ op, args, path });
+    const scenario: Scenario = {
+      name: 'replay', kernel: {}, mode: 'run', expect: [],
+      setup: [
+        s('setup[0]', 'probe', { size: 1024 * MiB, as: 'pmem0' }), s('setup[1]', 'mount', { device: 'pmem0' }),
+        s('setup[2]', 'create', { file: 'a', size: 2 * MiB }), s('setup[3]', 'mmap', { file: 'a', length: 2 * MiB, shared: true, write: true, as: 'm' }),
+        s('setup[4]', 'write', { map: 'm', page: 0, data: 'A' }), s('setup[5]', 'pin', { map: 'm', page: 0, write: true, as: 'dma' }), s('setup[6]', 'munmap', { map: 'm' }),
+      ],
+      threads: [
+        { name: 'trunc', steps: [s('t0', 'truncate', { file: 'a', size: 0 }), s('t1', 'create', { file: 'b', size: 2 * MiB })] },
+        { name: 'app', steps: [s('a0', 'dma-write', { pin: 'dma', data: 'B' }), s('a1', 'unpin', { name: 'dma' })] },
+      ],
+    };
+    const req = { arch: 'x86', fs: 'xfs', driver: 'nvdimm', version: 'v6.6', features: {} };
+    for (const seed of [1, 2, 3, 4, 5]) {
+      const first = run(scenario, req, catalog, { seed, trace: true });
+      const again = run(scenario, req, catalog, { seed: 99, schedule: first.schedule!, trace: true });
+      expect(again.trace, `seed ${seed}`).toEqual(first.trace);
+      expect(again.violations.map((v) => v.invariant)).toEqual(first.violations.map((v) => v.invariant));
+    }
+  });
+});

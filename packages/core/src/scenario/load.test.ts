@@ -303,6 +303,14 @@ describe('loadScenarioFile', () => {
     expect(() => loadScenarioFile(f)).toThrow(expect.objectContaining({ message: `${f}: cannot read the scenario: no such file`, file: f }));
   });
 
+  it('can name the file differently in messages and in the result', () => {
+    const f = join(dir, 'bad.yaml');
+    writeFileSync(f, 'name: t\nsteps:\n  - spawn: { as: 1 }\n');
+    expect(() => loadScenarioFile(f, 'scenarios/bad.yaml')).toThrow(expect.objectContaining({ message: expect.stringMatching(/^scenarios\/bad\.yaml:3:18: steps\[0\]\.spawn\.as: expected a string; got 1$/), file: 'scenarios/bad.yaml' }));
+    writeFileSync(f, SPEC_EXAMPLE);
+    expect(loadScenarioFile(f, 'scenarios/ok.yaml').file).toBe('scenarios/ok.yaml');
+  });
+
   it('a byte-order mark is ignored', () => {
     const f = join(dir, 'bom.yaml');
     writeFileSync(f, `\uFEFF${oneStep('spawn: { as: p }')}`);

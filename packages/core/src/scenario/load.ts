@@ -368,15 +368,15 @@ function build(data: unknown, file: string): Scenario {
   };
 }
 
-/** Read and parse a scenario file (.yaml, .yml or .json). */
-export function loadScenarioFile(path: string): Scenario {
+/** Read and parse a scenario file (.yaml, .yml or .json); `shownAs` names it in messages and in `Scenario.file`. */
+export function loadScenarioFile(path: string, shownAs: string = path): Scenario {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a directory' : code === 'EACCES' ? 'permission denied' : String((e as Error).message);
-    throw new InputError(`${path}: cannot read the scenario: ${why}`, path);
+    throw new InputError(`${shownAs}: cannot read the scenario: ${why}`, shownAs);
   }
-  return parseScenario(text, path);
+  return parseScenario(text, shownAs);
 }

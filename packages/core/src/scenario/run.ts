@@ -34,7 +34,7 @@ export interface RunOptions {
   readonly schedule?: readonly ScheduleStep[];
 }
 
-interface ThreadState {
+export interface ThreadState {
   readonly name: string;
   readonly steps: readonly Step[];
   index: number;
@@ -168,90 +168,229 @@ export function ruleApplies(rule: ExpectRule, kernel: { arch: string; fs: string
 
 /** Run one scenario on one kernel: never throws for scenario or kernel problems. */
 export function runScenario(scenario: Scenario, req: CellKernelRequest, catalog: PluginCatalog, options: RunOptions = {}): CellResult {
-  const t0 = performance.now();
   const seed = options.seed ?? 0;
-  const pageSize = req.pageSize ?? scenario.kernel.pageSize;
-  let features: FeatureSet;
-  let cellKernel: CellKernel = { arch: req.arch, pageSize: pageSize ?? 0, fs: req.fs, driver: req.driver, version: req.version, features: { ...(scenario.kernel.features ?? {}), ...req.features } };
-  const result = (r: Omit<CellResult, 'scenario' | 'kernel' | 'ms' | 'file'>): CellResult => ({
-    scenario: scenario.name,
-    ...(scenario.file ? { file: scenario.file } : {}),
-    kernel: cellKernel,
-    ...r,
-    ms: Math.round((performance.now() - t0) * 1000) / 1000,
-  });
-  try {
-    features = resolveFeatures(req.version, cellKernel.features);
-  } catch (e) {
-    return result({ status: 'error', outcome: 'error', violations: [], failures: [], reason: (e as Error).message });
-  }
-  const archFactory = catalog.arch[req.arch];
-  const fsFactory = req.fs ? catalog.fs[req.fs] : undefined;
-  const driverFactory = req.driver ? catalog.driver[req.driver] : undefined;
-  const missing = !archFactory ? `arch '${req.arch}'` : req.fs && !fsFactory ? `fs '${req.fs}'` : req.driver && !driverFactory ? `driver '${req.driver}'` : null;
-  if (missing) return result({ status: 'error', outcome: 'error', violations: [], failures: [], reason: `no plugin for ${missing} (known: arch ${Object.keys(catalog.arch).join('/')}, fs ${Object.keys(catalog.fs).join('/')}, driver ${Object.keys(catalog.driver).join('/')})` });
-  const kdesc = { arch: req.arch, fs: req.fs, driver: req.driver, version: req.version, features };
-  const rules = scenario.expect.filter((r) => ruleApplies(r, kdesc));
-  const expectsUnsupported = rules.some((r) => r.unsupported === true);
-
-  let k: Kernel;
-  try {
-    const arch = archFactory!(pageSize ? { pageSize } : {});
-    cellKernel = { ...cellKernel, pageSize: arch.mmu.basePageSize, features: featureDiff(req.version, features) };
-    k = createKernel({
-      arch,
-      fs: fsFactory?.() ?? null,
-      driver: driverFactory?.() ?? null,
-      drivers: Object.values(catalog.driver).map((f) => f()),
-      filesystems: Object.values(catalog.fs).map((f) => f()),
-      kernel: req.version,
-      features,
-    });
-  } catch (e) {
-    if (e instanceof UnsupportedError) {
-      return result(expectsUnsupported
-        ? { status: 'pass', outcome: 'unsupported', violations: [], failures: [], reason: e.message }
-        : { status: 'unsupported', outcome: 'unsupported', violations: [], failures: [], reason: e.message });
+  const opened = ScenarioSession.open(scenario, req, catalog);
+  if (!(opened instanceof ScenarioSession)) return opened;
+  const session = opened;
+  const random = seed > 0 ? prng(seed) : null;
+  const replay = options.schedule ?? [];
+  let at = 0;
+  let used = 0;
+  let last = -1;
+  session.run((runnable) => {
+    // replay: run each recorded slice's thread for as many preemption points as it ran
+    while (at < replay.length && used >= (replay[at]!.slices ?? 1)) {
+      at++;
+      used = 0;
     }
-    return result({ status: 'error', outcome: 'error', violations: [], failures: [], reason: (e as Error).message });
+    const wanted = replay[at];
+    const named = wanted ? runnable.find((i) => session.threads[i]!.name === wanted.thread) : undefined;
+    let pick: number;
+    if (named !== undefined) {
+      pick = named;
+      used++;
+    } else if (random) pick = runnable[Math.floor(random() * runnable.length)]!;
+    else pick = runnable.includes(last) ? last : runnable[0]!;
+    last = pick;
+    return pick;
+  });
+  return session.result({ seed, trace: options.trace ?? false });
+}
+
+/**
+ * One scenario on one kernel, advanced one preemption point at a time: the scheduler (run) and
+ * the explorer drive it by choosing which runnable thread goes next.
+ */
+export class ScenarioSession {
+  readonly monitor: Monitor;
+  readonly failures: string[] = [];
+  /** thread switches so far (thread and its step index) */
+  readonly schedule: { thread: string; step: number; slices: number }[] = [];
+  readonly threads: ThreadState[];
+  private readonly setupThread: ThreadState;
+  private outcome: Outcome | null = null;
+  private reason: string | null = null;
+  private lastThread = -1;
+  private readonly t0 = performance.now();
+
+  private constructor(
+    readonly scenario: Scenario,
+    readonly kernel: Kernel,
+    readonly cellKernel: CellKernel,
+    private readonly rules: readonly ExpectRule[],
+    private readonly expectsUnsupported: boolean,
+  ) {
+    this.monitor = new Monitor(kernel);
+    const kdesc = { ...kernel.desc };
+    const applicable = (steps: readonly Step[]): Step[] => steps.filter((st) => !st.when || ruleApplies({ when: st.when, path: st.path }, kdesc));
+    const state = (name: string, steps: Step[]): ThreadState => ({ name, steps, index: 0, op: null, pending: null, done: steps.length === 0, parked: false });
+    this.setupThread = state('setup', applicable(scenario.setup));
+    this.threads = scenario.threads.map((t) => state(t.name, applicable(t.steps)));
   }
 
-  const monitor = new Monitor(k);
-  const failures: string[] = [];
-  const schedule: ScheduleStep[] = [];
-  let outcome: Outcome = 'completed';
-  let reason: string | null = null;
-  try {
-    outcome = execute(k, scenario, seed, options.schedule, failures, schedule);
-  } catch (e) {
-    if (e instanceof InputError || e instanceof UnsupportedError) {
-      reason = e.message;
-      outcome = e instanceof UnsupportedError ? 'unsupported' : 'error';
-    } else throw e;
-  } finally {
-    monitor.dispose();
+  /** Build the kernel; an unbuildable or invalid cell comes back as its CellResult. */
+  static open(scenario: Scenario, req: CellKernelRequest, catalog: PluginCatalog): ScenarioSession | CellResult {
+    const t0 = performance.now();
+    const pageSize = req.pageSize ?? scenario.kernel.pageSize;
+    let cellKernel: CellKernel = { arch: req.arch, pageSize: pageSize ?? 0, fs: req.fs, driver: req.driver, version: req.version, features: { ...(scenario.kernel.features ?? {}), ...req.features } };
+    const early = (r: Pick<CellResult, 'status' | 'outcome' | 'reason'>): CellResult => ({
+      scenario: scenario.name,
+      ...(scenario.file ? { file: scenario.file } : {}),
+      kernel: cellKernel,
+      violations: [],
+      failures: [],
+      ...r,
+      ms: Math.round((performance.now() - t0) * 1000) / 1000,
+    });
+    let features: FeatureSet;
+    try {
+      features = resolveFeatures(req.version, cellKernel.features);
+    } catch (e) {
+      return early({ status: 'error', outcome: 'error', reason: (e as Error).message });
+    }
+    const archFactory = catalog.arch[req.arch];
+    const fsFactory = req.fs ? catalog.fs[req.fs] : undefined;
+    const driverFactory = req.driver ? catalog.driver[req.driver] : undefined;
+    const missing = !archFactory ? `arch '${req.arch}'` : req.fs && !fsFactory ? `fs '${req.fs}'` : req.driver && !driverFactory ? `driver '${req.driver}'` : null;
+    if (missing) return early({ status: 'error', outcome: 'error', reason: `no plugin for ${missing} (known: arch ${Object.keys(catalog.arch).join('/')}, fs ${Object.keys(catalog.fs).join('/')}, driver ${Object.keys(catalog.driver).join('/')})` });
+    const rules = scenario.expect.filter((r) => ruleApplies(r, { arch: req.arch, fs: req.fs, driver: req.driver, version: req.version, features }));
+    const expectsUnsupported = rules.some((r) => r.unsupported === true);
+    try {
+      const arch = archFactory!(pageSize ? { pageSize } : {});
+      cellKernel = { ...cellKernel, pageSize: arch.mmu.basePageSize, features: featureDiff(req.version, features) };
+      const k = createKernel({
+        arch,
+        fs: fsFactory?.() ?? null,
+        driver: driverFactory?.() ?? null,
+        drivers: Object.values(catalog.driver).map((f) => f()),
+        filesystems: Object.values(catalog.fs).map((f) => f()),
+        kernel: req.version,
+        features,
+      });
+      return new ScenarioSession(scenario, k, cellKernel, rules, expectsUnsupported);
+    } catch (e) {
+      if (e instanceof UnsupportedError) return early({ status: expectsUnsupported ? 'pass' : 'unsupported', outcome: 'unsupported', reason: e.message });
+      if (e instanceof InputError) return early({ status: 'error', outcome: 'error', reason: e.message });
+      throw e;
+    }
   }
-  const violations = monitor.violations.map((v) => ({ invariant: v.invariant, message: v.message, trace: v.trace }));
-  if (outcome === 'error') return result({ status: 'error', outcome, violations, failures, reason, seed, schedule });
-  if (outcome === 'unsupported') {
-    return result({ status: expectsUnsupported ? 'pass' : 'unsupported', outcome, violations, failures, reason, seed, schedule });
+
+  /** The run's outcome once it has ended (null while threads can still run). */
+  get ended(): Outcome | null {
+    return this.outcome;
   }
-  if (expectsUnsupported) failures.push('expected this kernel to be unsupported, but it was built and ran');
-  judge(rules, outcome, violations.map((v) => v.invariant), failures);
-  return result({
-    status: failures.length ? 'fail' : 'pass',
-    outcome,
-    violations,
-    failures,
-    reason,
-    seed,
-    schedule,
-    ...(options.trace ? { trace: monitor.trace } : {}),
-  });
+
+  /** Run setup to completion (never interleaved), then hand out the threads. */
+  runSetup(): void {
+    if (this.outcome) return;
+    this.guard(() => {
+      while (!this.setupThread.done && !this.outcome) {
+        const t = this.setupThread;
+        if (t.pending?.kind === 'block' && !t.pending.ready()) {
+          if (t.steps[t.index]!.expect?.blocks) {
+            t.parked = true;
+            break;
+          }
+          this.failures.push(`${t.steps[t.index]!.path}: blocked — ${t.pending.reason}`);
+          this.outcome = 'blocked';
+          return;
+        }
+        this.kernel.currentThread = 0;
+        advance(this.kernel, t, this.failures);
+      }
+    });
+  }
+
+  /** Threads that can take a step now. When empty, the run is settled (see `ended`). */
+  runnable(): number[] {
+    if (this.outcome) return [];
+    const out: number[] = [];
+    this.threads.forEach((t, i) => {
+      if (t.done || t.parked) return;
+      if (t.pending?.kind === 'block' && !t.pending.ready()) return;
+      out.push(i);
+    });
+    if (out.length === 0) this.settle();
+    return out;
+  }
+
+  /** Advance thread i to its next preemption point. */
+  step(i: number): void {
+    const t = this.threads[i]!;
+    if (i !== this.lastThread) this.schedule.push({ thread: t.name, step: t.index, slices: 1 });
+    else this.schedule[this.schedule.length - 1]!.slices++;
+    this.lastThread = i;
+    this.kernel.currentThread = i + 1;
+    this.guard(() => advance(this.kernel, t, this.failures));
+  }
+
+  /** Drive the run to its end with a scheduling policy. */
+  run(choose: (runnable: number[]) => number): Outcome {
+    this.runSetup();
+    for (let r = this.runnable(); r.length > 0; r = this.runnable()) this.step(choose(r));
+    return this.outcome!;
+  }
+
+  /** Nothing can run: all done (completed), or some thread waits forever (blocked). */
+  private settle(): void {
+    const stuck = this.threads.filter((t) => !t.done && !t.parked);
+    const unexpected = stuck.filter((t) => !t.steps[t.index]!.expect?.blocks);
+    for (const t of stuck) if (t.steps[t.index]!.expect?.blocks) t.parked = true;
+    if (unexpected.length > 0) {
+      for (const t of unexpected) this.failures.push(`${t.steps[t.index]!.path}: blocked — ${t.pending?.kind === 'block' ? t.pending.reason : 'waiting'}`);
+      this.outcome = 'blocked';
+    } else this.outcome = 'completed';
+  }
+
+  private guard(fn: () => void): void {
+    try {
+      fn();
+    } catch (e) {
+      if (e instanceof KernelOops) this.outcome = 'oops';
+      else if (e instanceof StepFailure) this.outcome = 'completed';
+      else if (e instanceof InputError) {
+        this.outcome = 'error';
+        this.reason = e.message;
+      } else if (e instanceof UnsupportedError) {
+        this.outcome = 'unsupported';
+        this.reason = e.message;
+      } else throw e;
+    }
+  }
+
+  /** The cell's result: status from the expect rules (defaults: no violations, completed). */
+  result(opts: { seed?: number; trace?: boolean } = {}): CellResult {
+    this.monitor.dispose();
+    const outcome = this.outcome ?? 'completed';
+    const violations = this.monitor.violations.map((v) => ({ invariant: v.invariant, message: v.message, trace: v.trace }));
+    const failures = [...this.failures];
+    let status: CellResult['status'];
+    if (outcome === 'error') status = 'error';
+    else if (outcome === 'unsupported') status = this.expectsUnsupported ? 'pass' : 'unsupported';
+    else {
+      if (this.expectsUnsupported) failures.push('expected this kernel to be unsupported, but it was built and ran');
+      judge(this.rules, outcome, violations.map((v) => v.invariant), failures);
+      status = failures.length ? 'fail' : 'pass';
+    }
+    return {
+      scenario: this.scenario.name,
+      ...(this.scenario.file ? { file: this.scenario.file } : {}),
+      kernel: this.cellKernel,
+      status,
+      outcome,
+      violations,
+      failures,
+      reason: this.reason,
+      ...(opts.seed !== undefined ? { seed: opts.seed } : {}),
+      schedule: this.schedule.map((x) => ({ ...x })),
+      ...(opts.trace ? { trace: [...this.monitor.trace] } : {}),
+      ms: Math.round((performance.now() - this.t0) * 1000) / 1000,
+    };
+  }
 }
 
 /** Apply the expect rules (defaults: no violations, outcome completed). */
-function judge(rules: readonly ExpectRule[], outcome: Outcome, broken: readonly string[], failures: string[]): void {
+export function judge(rules: readonly ExpectRule[], outcome: Outcome, broken: readonly string[], failures: string[]): void {
   const outcomeRules = rules.filter((r) => r.outcome);
   if (outcomeRules.length === 0 && outcome !== 'completed') failures.push(`outcome ${outcome}, expected completed`);
   for (const r of outcomeRules) if (r.outcome !== outcome) failures.push(`${r.path}: outcome ${outcome}, expected ${r.outcome}`);
@@ -261,74 +400,6 @@ function judge(rules: readonly ExpectRule[], outcome: Outcome, broken: readonly 
   for (const r of violationRules) {
     const want = r.violations === 'none' ? [] : [...r.violations!].sort();
     if (want.join() !== got.join()) failures.push(`${r.path}: violations [${got.join(', ')}], expected ${want.length ? `[${want.join(', ')}]` : 'none'}`);
-  }
-}
-
-/** Setup to completion, then the threads under the schedule. Returns the outcome. */
-function execute(k: Kernel, s: Scenario, seed: number, replay: readonly ScheduleStep[] | undefined, failures: string[], schedule: ScheduleStep[]): Outcome {
-  // steps with a `when` that does not match this kernel are left out
-  const kdesc = { ...k.desc };
-  const applicable = (steps: readonly Step[]): Step[] => steps.filter((st) => !st.when || ruleApplies({ when: st.when, path: st.path }, kdesc));
-  const setupSteps = applicable(s.setup);
-  const setup: ThreadState = { name: 'setup', steps: setupSteps, index: 0, op: null, pending: null, done: setupSteps.length === 0, parked: false };
-  const threads: ThreadState[] = s.threads.map((t) => {
-    const steps = applicable(t.steps);
-    return { name: t.name, steps, index: 0, op: null, pending: null, done: steps.length === 0, parked: false };
-  });
-  const random = seed > 0 ? prng(seed) : null;
-  let replayAt = 0;
-  try {
-    const r = runGroup(k, [setup], () => 0, failures, null);
-    if (r !== 'completed') return r;
-    let last = -1;
-    return runGroup(k, threads, (runnable) => {
-      let pick: number;
-      const wanted = replay?.[replayAt];
-      if (replay && wanted && runnable.some((i) => threads[i]!.name === wanted.thread)) {
-        pick = runnable.find((i) => threads[i]!.name === wanted.thread)!;
-        replayAt++;
-      } else if (random) pick = runnable[Math.floor(random() * runnable.length)]!;
-      else pick = runnable.includes(last) ? last : runnable[0]!;
-      if (runnable.length > 1 || pick !== last) schedule.push({ thread: threads[pick]!.name, step: threads[pick]!.index });
-      last = pick;
-      return pick;
-    }, failures, threads);
-  } catch (e) {
-    if (e instanceof KernelOops) return 'oops';
-    if (e instanceof StepFailure) return 'completed';
-    throw e;
-  }
-}
-
-/** Interleave a group of threads until all finish, one fails, or none can run. */
-function runGroup(k: Kernel, threads: ThreadState[], choose: (runnable: number[]) => number, failures: string[], _all: ThreadState[] | null): Outcome {
-  for (;;) {
-    const runnable: number[] = [];
-    threads.forEach((t, i) => {
-      if (t.done || t.parked) return;
-      if (t.pending?.kind === 'block' && !t.pending.ready()) return;
-      runnable.push(i);
-    });
-    if (runnable.length === 0) {
-      const stuck = threads.filter((t) => !t.done && !t.parked);
-      for (const t of threads.filter((x) => !x.done)) {
-        const step = t.steps[t.index]!;
-        if (step.expect?.blocks) continue;
-        if (!stuck.includes(t)) continue;
-      }
-      const unexpected = stuck.filter((t) => !t.steps[t.index]!.expect?.blocks);
-      for (const t of stuck) if (t.steps[t.index]!.expect?.blocks) t.parked = true;
-      if (unexpected.length > 0) {
-        for (const t of unexpected) failures.push(`${t.steps[t.index]!.path}: blocked — ${t.pending?.kind === 'block' ? t.pending.reason : 'waiting'}`);
-        return 'blocked';
-      }
-      if (threads.every((t) => t.done || t.parked)) return 'completed';
-      continue;
-    }
-    const i = choose(runnable);
-    const t = threads[i]!;
-    k.currentThread = i + 1;
-    advance(k, t, failures);
   }
 }
 
@@ -360,14 +431,9 @@ function advance(k: Kernel, t: ThreadState, failures: string[]): void {
       return finishStep(t);
     }
     const y = r.value;
-    if (y.kind === 'block' && !y.ready()) {
-      t.pending = y;
-      return;
-    }
-    if (y.kind === 'preempt') {
-      t.pending = y;
-      return;
-    }
+    if (y.kind === 'block' && y.ready()) continue;
+    t.pending = y;
+    return;
   }
 }
 

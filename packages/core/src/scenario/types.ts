@@ -107,9 +107,14 @@ export interface ViolationReport {
   readonly schedule?: readonly ScheduleStep[];
 }
 
+/**
+ * One slice of a schedule: the thread that ran, the index of the step it was in when the slice
+ * began, and for how many preemption points it ran (so a replay switches at the same place).
+ */
 export interface ScheduleStep {
   readonly thread: string;
   readonly step: number;
+  readonly slices?: number;
 }
 
 export interface CellResult {
