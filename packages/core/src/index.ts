@@ -22,4 +22,6 @@ export * from './mm/vm.js';
 export * from './sched.js';
 export * from './scenario/types.js';
 export * from './scenario/run.js';
+export * from './scenario/schema.js';
+export * from './scenario/load.js';
 export * from './types.js';
