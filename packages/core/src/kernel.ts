@@ -101,6 +101,15 @@ export class Kernel {
   readonly dax: Dax;
   /** pfn of the shared zero page */
   readonly zeroPfn = Ram.BASE_PFN;
+  /** first pfn of the huge zero page (mm_get_huge_zero_folio), PMD-aligned after the zero page */
+  get hugeZeroPfn(): number {
+    return Ram.BASE_PFN + this.vm.pmdPages;
+  }
+
+  /** is_zero_pfn() || is_huge_zero_pfn(): never refcounted, never pinned */
+  isZeroPfn(pfn: number): boolean {
+    return pfn === this.zeroPfn || (pfn >= this.hugeZeroPfn && pfn < this.hugeZeroPfn + this.vm.pmdPages);
+  }
   readonly devices = new Map<string, Device>();
   readonly files = new Map<string, { fs: DaxFilesystem; inode: Inode }>();
   readonly processes = new Map<string, Mm>();

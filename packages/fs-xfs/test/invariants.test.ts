@@ -135,3 +135,42 @@ describe('XFS orderings', () => {
     expect(k.blockFree({ file: 'a', page: 3 })).toBe(false);
   });
 });
+
+describe('holes and the zero pages (fs/dax.c dax_load_hole, dax_pmd_load_hole)', () => {
+  it('a read of a PMD-sized hole maps the huge zero page; a write inside it downgrades to PTEs', () => {
+    const { k, m } = boot('v6.15');
+    k.run(k.punchHole({ file: 'a', offset: 0, length: 2 * MiB }));
+    expect(k.run(k.read({ map: 'm', page: 3 }))).toBe('');
+    const mm = k.process('init');
+    const leaf = k.vm.lookup(mm, k.map('m').start + 3)!;
+    expect(leaf.pte.level).toBe('pmd');
+    expect(leaf.pte.pfn).toBe(k.hugeZeroPfn);
+    expect(k.file('a').inode.mapping.entries.get(0)).toMatchObject({ pmd: true, zero: true });
+    k.run(k.write({ map: 'm', page: 3, data: 'W' }));
+    const after = k.vm.lookup(mm, k.map('m').start + 3)!;
+    expect(after.pte.level).toBe('pte');
+    expect(k.file('a').inode.mapping.entries.get(0)).toBeUndefined();
+    expect(k.file('a').inode.mapping.entries.get(3)).toMatchObject({ pmd: false, zero: false });
+    expect(k.refcount(after.pte.pfn)).toBe(1);
+    expect(k.run(k.read({ map: 'm', page: 3 }))).toBe('W');
+    expect(names(m)).toEqual([]);
+  });
+
+  it('a read of a 4 KiB hole maps the zero page with no reference; pfn_mkwrite upgrades a read-faulted page in place', () => {
+    const { k } = boot('v6.15', {}, 4096);
+    k.run(k.punchHole({ file: 'a', offset: 0, length: 4096 }));
+    k.run(k.read({ map: 'm', page: 0 }));
+    expect(k.pfnOf({ map: 'm', page: 0 })).toBe(k.zeroPfn);
+    k.run(k.write({ map: 'm', page: 0, data: 'W' }));
+    const pfn = k.pfnOf({ map: 'm', page: 0 })!;
+    expect(pfn).not.toBe(k.zeroPfn);
+    // a fresh read-faulted page, then a write: same pfn, PTE made writable by ->pfn_mkwrite
+    const b = boot('v6.15', {}, 4096);
+    b.k.run(b.k.read({ map: 'm', page: 0 }));
+    const before = b.k.pfnOf({ map: 'm', page: 0 });
+    expect(b.k.vm.lookup(b.k.process('init'), b.k.map('m').start)!.pte.write).toBe(false);
+    b.k.run(b.k.write({ map: 'm', page: 0, data: 'W' }));
+    expect(b.k.pfnOf({ map: 'm', page: 0 })).toBe(before);
+    expect(b.k.refcount(before!)).toBe(1);
+  });
+});

@@ -277,14 +277,40 @@ export class Dax {
     if ((index + n) * k.mmu.basePageSize > inode.size) return 'fallback';
     for (let v = base; v < base + n; v++) if (vma.mm.ptes.has(v)) return 'fallback'; // a PTE table exists
     const iomap = yield* ops.iomapBegin(inode, index, write);
+    if (iomap.type === 'hole' && !write) return yield* this.pmdLoadHole(vmf, inode, index, base);
     if (iomap.type !== 'mapped' || iomap.contiguous < n || iomap.pfn % n !== 0 || iomap.shared) return 'fallback';
     const at = yield* this.grabEntry(inode, index, true);
     if (at === 'fallback') return 'fallback';
+    if (at.entry.zero) {
+      // a write to a hole that was read-mapped with the huge zero page: drop the zero PMD first
+      this.unlockEntry(inode, at.index, at.entry);
+      return 'fallback';
+    }
     try {
       if (at.entry.empty || at.entry.zero) yield* this.insertEntry(inode, at, iomap.pfn, { zero: false, dirty: write, shared: false });
       else if (write) at.entry.dirty = true;
       yield preempt('dax_fault_iter: insert pmd');
       this.installPage({ ...vmf, vpn: base }, at.entry.pfn, 'pmd');
+    } finally {
+      this.unlockEntry(inode, at.index, at.entry);
+    }
+    return 'done';
+  }
+
+  /**
+   * dax_pmd_load_hole(): a read of a PMD-sized hole maps the huge zero page (special, no
+   * reference) under a DAX_PMD|DAX_ZERO_PAGE entry. A later PTE fault inside it downgrades the
+   * entry (grab_mapping_entry), unmapping the zero PMD.
+   */
+  private *pmdLoadHole(vmf: Vmf, inode: Inode, index: number, base: number): Op<'done' | 'fallback'> {
+    const k = this.k;
+    for (let i = index; i < index + this.pmdPages; i++) if (inode.blocks.has(i)) return 'fallback'; // not all hole
+    const at = yield* this.grabEntry(inode, index, true);
+    if (at === 'fallback') return 'fallback';
+    try {
+      if (at.entry.empty) yield* this.insertEntry(inode, at, k.hugeZeroPfn, { zero: true, dirty: false, shared: false });
+      if (!at.entry.zero) return 'fallback';
+      if (!k.vm.lookup(vmf.vma.mm, base)) k.vm.install(vmf.vma.mm, base, k.faults.pte(k.hugeZeroPfn, 'pmd', { special: true }));
     } finally {
       this.unlockEntry(inode, at.index, at.entry);
     }

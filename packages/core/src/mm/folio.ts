@@ -15,7 +15,7 @@ export class Folios {
   constructor(private readonly k: Kernel) {}
 
   kind(pfn: number): PageKind {
-    if (pfn === this.k.zeroPfn) return 'zero';
+    if (this.k.isZeroPfn(pfn)) return 'zero';
     return this.k.memremap.pgmapOf(pfn)?.type ?? 'ram';
   }
 
@@ -86,7 +86,7 @@ export class Folios {
     const after = this.change(head, -n, why);
     const pgmap = this.k.memremap.pgmapOf(head);
     if (!pgmap) {
-      if (after === 0 && head !== this.k.zeroPfn) this.freeRam(head);
+      if (after === 0 && !this.k.isZeroPfn(head)) this.freeRam(head);
       return;
     }
     this.devicePut(pgmap, head, before, after);

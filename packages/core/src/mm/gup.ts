@@ -73,7 +73,7 @@ export class Gup {
     if (seqCheck && seq % 2 === 1) return null;
     const got: number[] = [];
     const undo = (): null => {
-      for (const pfn of got) if (pfn !== k.zeroPfn) this.ungrab(k.folios.folio(pfn), req.pin, 'gup-fast: undo');
+      for (const pfn of got) if (!k.isZeroPfn(pfn)) this.ungrab(k.folios.folio(pfn), req.pin, 'gup-fast: undo');
       return null;
     };
     for (let i = 0; i < req.nr; i++) {
@@ -136,7 +136,7 @@ export class Gup {
           page = pfn;
         }
         if (page === null) {
-          if (pfn !== k.zeroPfn) throw new KernelError('EFAULT', `no struct page behind page ${vpn - vma.start} of '${vma.name}'`);
+          if (!k.isZeroPfn(pfn)) throw new KernelError('EFAULT', `no struct page behind page ${vpn - vma.start} of '${vma.name}'`);
           got.push(pfn); // the zero page is never pinned (is_zero_folio short-circuit)
           continue;
         }
@@ -150,7 +150,7 @@ export class Gup {
         yield preempt('gup: next page');
       }
     } catch (e) {
-      for (const pfn of got) if (pfn !== k.zeroPfn) this.ungrab(k.folios.folio(pfn), req.pin, 'gup: error unwind');
+      for (const pfn of got) if (!k.isZeroPfn(pfn)) this.ungrab(k.folios.folio(pfn), req.pin, 'gup: error unwind');
       throw e;
     }
     return got;
@@ -166,7 +166,7 @@ export class Gup {
     if (h.released) throw new KernelError('EINVAL', `'${h.name}' was already released`);
     h.released = true;
     for (const pfn of h.pfns) {
-      if (pfn === k.zeroPfn) continue;
+      if (k.isZeroPfn(pfn)) continue;
       if (k.isGone(pfn)) {
         k.warn(`release of '${h.name}': pfn ${pfn} belongs to a pgmap that was torn down (use after free)`);
         continue;

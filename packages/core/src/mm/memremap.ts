@@ -36,7 +36,7 @@ export class Memremap {
   /** The state memmap_init_zone_device() / __init_zone_device_page() leave a page in. */
   initialPage(pfn: number): PageInit {
     const k = this.k;
-    if (pfn === k.zeroPfn) return { rc: 1, headPfn: pfn, order: 0, flags: PG.reserved, pgmap: -1 };
+    if (k.isZeroPfn(pfn)) return { rc: 1, headPfn: pfn, order: 0, flags: PG.reserved, pgmap: -1 };
     const pgmap = this.pgmapOf(pfn);
     if (!pgmap) return { rc: 0, headPfn: pfn, order: 0, flags: 0, pgmap: -1 };
     // __init_zone_device_page(): init_page_count() (1), then 0 for types whose free state is 0.

@@ -5,7 +5,7 @@ import { anonMappingOf, PG } from './pages.js';
 export class Ram {
   /** RAM pfns start at 4 GiB; device ranges are placed far above (see Memremap). */
   static readonly BASE_PFN = 0x100000;
-  private next = Ram.BASE_PFN + 1;
+  private next = 0;
   private readonly freed: number[] = [];
   readonly live = new Set<number>();
   /** pages left before alloc_page() fails (fault-injection for fork's -ENOMEM path) */
@@ -16,6 +16,7 @@ export class Ram {
   /** alloc_page() + folio_add_new_anon_rmap(): rc 1, exclusive anon page, or null (ENOMEM). */
   allocAnon(anonVma: number, data: string): number | null {
     if (this.live.size >= this.limit) return null;
+    if (this.next === 0) this.next = Ram.BASE_PFN + 2 * this.k.vm.pmdPages; // after the zero and huge zero pages
     const pfn = this.freed.pop() ?? this.next++;
     this.live.add(pfn);
     const p = this.k.pages;

@@ -105,7 +105,7 @@ export class Vm {
   }
 
   private track(pte: Pte, d: number): void {
-    if (pte.special && pte.pfn === this.k.zeroPfn) return;
+    if (pte.special && this.k.isZeroPfn(pte.pfn)) return;
     if (pte.level === 'pte') {
       const p = this.k.pages;
       p.ptes[p.slot(pte.pfn)]! += d;
