@@ -106,6 +106,12 @@ describe('parseScenario: forms', () => {
     expect(s.threads[0]!.steps.map((st) => st.expect)).toEqual([{ error: 'EBUSY' }, { blocks: true }, { blocks: true }]);
   });
 
+  it('a step may carry when: (the same form as an expect rule)', () => {
+    const s = parseScenario(oneStep('spawn: { as: p }\n    when: { features: { fsdax-refcount: [legacy, zero-based] }, arch: x86 }'), 'x.yaml');
+    expect(s.threads[0]!.steps[0]).toEqual({ op: 'spawn', args: { as: 'p' }, when: { features: { 'fsdax-refcount': ['legacy', 'zero-based'] }, arch: ['x86'] }, path: 'steps[0]' });
+    expect(errorOf(oneStep('spawn: { as: p }\n    when: { features: { fsdax-refcount: legcy } }')).message).toMatch(/steps\[0\]\.when\.features\.fsdax-refcount: 'legcy' is not one of legacy, zero-based, entry-holds-ref; did you mean 'legacy'\?/);
+  });
+
   it('check forms normalise to { what, target, equals | min | max }', () => {
     const setup = 'setup:\n  - probe: { size: 1GiB, as: d }\n  - mount: { device: d }\n  - create: { file: f, size: 4KiB }\n  - mmap: { file: f, length: 4KiB, as: m }\n  - fork: { as: c }\n';
     const s = parseScenario(

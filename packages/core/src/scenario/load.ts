@@ -3,7 +3,7 @@ import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document } fro
 import { z } from 'zod';
 import { InputError } from '../errors.js';
 import { didYouMean, OP_NAMES, OP_STEP_SCHEMAS, scenarioObject } from './schema.js';
-import type { CheckArgs, ExpectRule, OpName, Scenario, ScenarioKernel, Step, StepExpect, Thread } from './types.js';
+import type { CheckArgs, ExpectRule, ExpectWhen, OpName, Scenario, ScenarioKernel, Step, StepExpect, Thread } from './types.js';
 
 /**
  * Loading a scenario file: YAML (or JSON, which YAML reads too) → the zod schemas of schema.ts →
@@ -128,16 +128,16 @@ function isOp(k: string): k is OpName {
 }
 
 function parseStep(raw: Record<string, unknown>, path: Path): Step {
-  const keys = Object.keys(raw).filter((k) => k !== 'expect');
+  const keys = Object.keys(raw).filter((k) => k !== 'expect' && k !== 'when');
   if (keys.length === 0) {
-    throw new Problem(path, `a step needs an operation (one of ${OP_NAMES.join(', ')})${'expect' in raw ? ' besides expect' : ''}`);
+    throw new Problem(path, `a step needs an operation (one of ${OP_NAMES.join(', ')})${'expect' in raw || 'when' in raw ? ' besides expect and when' : ''}`);
   }
   const ops = keys.filter(isOp);
   if (keys.length > 1) {
     if (ops.length > 1) throw new Problem(path, `one operation per step: found ${ops.join(' and ')}; start each step with '- '`);
     const stray = keys.find((k) => !isOp(k))!;
     if (ops.length === 1) {
-      throw new Problem([...path, stray], `unknown field '${stray}' next to '${ops[0]}': a step is '- ${ops[0]}: { … }' with an optional expect; indent ${stray} under ${ops[0]}`, true);
+      throw new Problem([...path, stray], `unknown field '${stray}' next to '${ops[0]}': a step is '- ${ops[0]}: { … }' with optional expect and when; indent ${stray} under ${ops[0]}`, true);
     }
   }
   const op = keys[0]!;
@@ -147,7 +147,8 @@ function parseStep(raw: Record<string, unknown>, path: Path): Step {
   }
   const parsed = check(OP_STEP_SCHEMAS[op], raw, path) as Record<string, unknown>;
   const expect = parsed.expect as StepExpect | undefined;
-  return { op, args: parsed[op] as Record<string, unknown>, ...(expect ? { expect } : {}), path: pathString(path) };
+  const when = parsed.when as ExpectWhen | undefined;
+  return { op, args: parsed[op] as Record<string, unknown>, ...(expect ? { expect } : {}), ...(when ? { when } : {}), path: pathString(path) };
 }
 
 // ---------------------------------------------------------------------------------------------

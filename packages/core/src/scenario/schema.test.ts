@@ -71,7 +71,7 @@ describe('scenarioJsonSchema', () => {
   it('offers one step form per operation, each requiring its operation key', () => {
     const step = (schema.$defs as Record<string, { anyOf: { required: string[]; properties: Record<string, unknown> }[] }>).Step!;
     expect(step.anyOf.map((s) => s.required[0])).toEqual(OP_NAMES);
-    for (const s of step.anyOf) expect(Object.keys(s.properties).sort()).toEqual([s.required[0], 'expect'].sort());
+    for (const s of step.anyOf) expect(Object.keys(s.properties).sort()).toEqual([s.required[0]!, 'expect', 'when'].sort());
   });
 
   it('lists every feature with its values, every preset and invariant', () => {

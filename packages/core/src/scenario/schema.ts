@@ -261,11 +261,6 @@ export const StepExpectSchema = z
   .meta({ id: 'StepExpect', description: 'the step must fail with this errno, or must block (never complete in a sequential run)' })
   .transform((e) => (e === 'blocks' ? { blocks: true as const } : e));
 
-/** One step as written: `{ <op>: args, expect? }`, for each op. */
-export const OP_STEP_SCHEMAS = Object.fromEntries(
-  OP_NAMES.map((op): [OpName, z.ZodType] => [op, obj({ [op]: OP_ARGS[op], expect: StepExpectSchema.optional() })]),
-) as Record<OpName, z.ZodType>;
-
 // ---------------------------------------------------------------------------------------------
 // kernel, expectations, scenario
 
@@ -298,7 +293,12 @@ const WhenSchema = obj({
   driver: oneOrMany(z.enum(DRIVER_NAMES)).optional(),
   version: oneOrMany(z.enum(PRESET_NAMES as [string, ...string[]])).optional(),
   features: featureMap(true).optional(),
-}).describe('the rule applies when the kernel matches all of these (a list means any of)');
+}).meta({ id: 'When', description: 'matches when the kernel matches all of these (a list means any of)' });
+
+/** One step as written: `{ <op>: args, expect?, when? }`, for each op. */
+export const OP_STEP_SCHEMAS = Object.fromEntries(
+  OP_NAMES.map((op): [OpName, z.ZodType] => [op, obj({ [op]: OP_ARGS[op], expect: StepExpectSchema.optional(), when: WhenSchema.optional().describe('run this step only on kernels that match (as in expect rules)') })]),
+) as Record<OpName, z.ZodType>;
 
 const ExpectRuleSchema = obj({
   when: WhenSchema.optional(),
@@ -335,7 +335,7 @@ export function scenarioObject<S extends z.ZodType>(step: S) {
 
 /** The whole file, with every operation spelled out (for the JSON Schema). */
 export const ScenarioFileSchema = scenarioObject(
-  z.union(OP_NAMES.map((op) => OP_STEP_SCHEMAS[op]) as [z.ZodType, z.ZodType, ...z.ZodType[]]).meta({ id: 'Step', description: 'one operation, `- <op>: { … }`, with an optional expect' }),
+  z.union(OP_NAMES.map((op) => OP_STEP_SCHEMAS[op]) as [z.ZodType, z.ZodType, ...z.ZodType[]]).meta({ id: 'Step', description: 'one operation, `- <op>: { … }`, with optional expect and when' }),
 );
 
 export const SCENARIO_SCHEMA_ID = 'https://daxlab.dev/schema/scenario.json';
