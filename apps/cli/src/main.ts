@@ -1,0 +1,106 @@
+import { readFileSync } from 'node:fs';
+import { Argument, Command, CommanderError, Option } from 'commander';
+import { InputError, runScenario, scenarioJsonSchema } from '@daxlab/core';
+import { builtinCatalog } from './catalog.js';
+import { runCommand, REPORT_FILES, REPORTERS, type Deps, type RunCommandOptions } from './execute.js';
+import { processIo, type CliIo } from './io.js';
+import { list, LIST_TOPICS, type ListTopic } from './list.js';
+import { loadPlugin, withPlugins } from './plugins.js';
+import { UsageError } from './usage.js';
+
+/** The @daxlab/cli version (package.json next to src/ and dist/). */
+export const VERSION: string = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
+const collect = (value: string, previous: string[] = []) => [...previous, value];
+
+function kernelOptions(cmd: Command, multi: boolean): Command {
+  const list = multi ? ' (a list a,b or all)' : '';
+  return cmd
+    .option(`--arch <${multi ? 'names' : 'name'}>`, `architecture${list}; default: the scenario's, else ${multi ? 'all' : 'x86'}`)
+    .option('--page-size <size>', 'base page size for arches with a choice (arm64: 4KiB, 16KiB, 64KiB)')
+    .option(`--fs <${multi ? 'names' : 'name'}>`, `filesystem${list}; default: the scenario's, else ${multi ? 'all' : 'xfs'} (scenarios that never mount run without one)`)
+    .option(`--driver <${multi ? 'names' : 'name'}>`, `device driver${list}; default: the scenario's, else nvdimm (scenarios that never probe run without one)`)
+    .option(`--kernel <${multi ? 'versions' : 'version'}>`, `kernel preset${list}; default: the scenario's, else ${multi ? 'all' : 'latest'} (daxlab list kernels)`)
+    .option(`--feature <name=value${multi ? '[,value]' : ''}>`, `override a kernel feature (repeatable${multi ? '; a list or all tries each value' : ''})`, collect)
+    .option('--plugin <package>', 'load a third-party arch, fs or driver plugin (repeatable)', collect);
+}
+
+function runOptions(cmd: Command): Command {
+  return cmd
+    .option('--seed <n>', 'schedule seed: 0 runs threads in order until they block; N > 0 switches at random, reproducibly')
+    .option('--trace', "print each cell's event trace")
+    .option('--schedule <json|file>', 'replay a schedule: [{"thread":"app","step":0}, …] (from a report)')
+    .option('--reporter <names>', `${REPORTERS.join(', ')} (several: a,b; machine reports go to --out)`, 'table')
+    .option('--out <dir>', `write machine reports here (${Object.values(REPORT_FILES).join(', ')})`)
+    .option('--quiet', 'no progress; the table shows only cells that did not pass');
+}
+
+/**
+ * The daxlab command line. `argv` is process.argv-shaped. Returns the exit code: 0 all cells
+ * pass, 1 a cell failed or errored, 2 the command line was wrong.
+ */
+export async function main(argv: readonly string[], io: CliIo = processIo(), deps: Partial<Deps> = {}): Promise<number> {
+  const d: Deps = { runScenario, catalog: builtinCatalog(), version: VERSION, ...deps };
+  let code = 0;
+  const program = new Command('daxlab')
+    .description("an executable model of the Linux kernel's device-memory page lifecycle (ZONE_DEVICE, fs-dax, device-dax, GUP pins, fork/COW, vmemmap)")
+    .version(d.version, '-V, --version', 'print the version')
+    .helpOption('-h, --help', 'show help')
+    .exitOverride()
+    .configureOutput({ writeOut: io.stdout, writeErr: io.stderr })
+    .showSuggestionAfterError(true);
+
+  runOptions(kernelOptions(program.command('run'), false))
+    .description('run scenarios, each once on one kernel (no scenario: the built-in library)')
+    .argument('[scenario...]', 'scenario files or directories')
+    .action(async (scenarios: string[], o: RunCommandOptions) => {
+      code = await runCommand('run', scenarios, o, io, d);
+    });
+
+  runOptions(kernelOptions(program.command('matrix'), true))
+    .description('run scenarios across arch × fs × driver × kernel (no scenario: the built-in library)')
+    .argument('[scenario...]', 'scenario files or directories')
+    .option('--jobs <n>', 'parallel workers (accepted; cells run one after another for now)')
+    .option('--shard <i/n>', 'run only shard i of n (round-robin over the sorted cell list)')
+    .action(async (scenarios: string[], o: RunCommandOptions) => {
+      code = await runCommand('matrix', scenarios, o, io, d);
+    });
+
+  program
+    .command('list')
+    .description('list plugins, kernel presets, features, invariants or built-in scenarios')
+    .addArgument(new Argument('[what]', 'what to list (default: everything)').choices(LIST_TOPICS))
+    .addOption(new Option('--plugin <package>', 'also list this plugin (repeatable)').argParser(collect))
+    .action(async (what: ListTopic | undefined, o: { plugin?: string[] }) => {
+      const plugins = [];
+      for (const p of o.plugin ?? []) plugins.push(await loadPlugin(p, io.cwd, d.importer));
+      io.stdout(list(what, withPlugins(d.catalog, plugins), io.cwd, d.libraryDir));
+    });
+
+  program
+    .command('schema')
+    .description('print the JSON Schema (draft 2020-12) of scenario files, for editors')
+    .action(() => {
+      io.stdout(`${JSON.stringify(scenarioJsonSchema(), null, 2)}\n`);
+    });
+
+  try {
+    await program.parseAsync([...argv], { from: 'node' });
+    return code;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      if (e.exitCode === 0) return 0;
+      const sub = program.commands.find((c) => argv.slice(2).includes(c.name()));
+      io.stderr(`hint: run 'daxlab ${sub ? `${sub.name()} ` : ''}--help' for usage\n`);
+      return 2;
+    }
+    if (e instanceof UsageError || e instanceof InputError) {
+      io.stderr(`error: ${e.message}\n`);
+      if (e instanceof UsageError && e.hint) io.stderr(`hint: ${e.hint}\n`);
+      return 2;
+    }
+    const err = e as Error;
+    io.stderr(`error: internal error: ${err.message}\n${io.env.DAXLAB_DEBUG ? `${err.stack ?? ''}\n` : 'this is a bug in daxlab; DAXLAB_DEBUG=1 shows the stack\n'}`);
+    return 1;
+  }
+}

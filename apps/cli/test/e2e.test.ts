@@ -1,0 +1,53 @@
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { PRESETS } from '@daxlab/core';
+import { describe, expect, it } from 'vitest';
+import { tempTree } from './helpers.js';
+
+const CLI_DIR = join(import.meta.dirname, '..');
+const BIN = join(CLI_DIR, 'dist', 'bin.js');
+const built = existsSync(BIN);
+if (!built) console.warn(`e2e: skipped, ${BIN} is not built (run 'npm run build' or the root 'npm test', which builds first)`);
+
+/** Run the built CLI as a user would: `node dist/bin.js …`, outside CI and without a terminal. */
+function daxlab(args: string[], cwd = CLI_DIR) {
+  const env = { ...process.env, NO_COLOR: '1' };
+  delete env.CI;
+  const r = spawnSync(process.execPath, [BIN, ...args], { cwd, env, encoding: 'utf8', timeout: 60_000 });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+describe.skipIf(!built)('the built daxlab command (dist/bin.js)', () => {
+  it('prints its version', () => {
+    const pkg = JSON.parse(readFileSync(join(CLI_DIR, 'package.json'), 'utf8')) as { version: string };
+    expect(daxlab(['--version'])).toEqual({ code: 0, out: `${pkg.version}\n`, err: '' });
+  });
+
+  it('lists every kernel preset', () => {
+    const r = daxlab(['list', 'kernels']);
+    expect(r.code).toBe(0);
+    for (const p of PRESETS) expect(r.out).toContain(`\n${p.name.padEnd(8)}${p.release}`);
+  });
+
+  it('usage errors exit 2 with one line and a hint, no stack', () => {
+    const r = daxlab(['matrix', '--kernel', 'v6.16']);
+    expect(r).toEqual({ code: 2, out: '', err: "error: --kernel: unknown value 'v6.16'; did you mean 'v6.15'?\nhint: known: " + PRESETS.map((p) => p.name).join(', ') + ', or all\n' });
+  });
+
+  it('an invalid scenario is an error cell in the JSON report, exit 1', () => {
+    const dir = tempTree({ 'bad.yaml': 'name: bad\nsteps:\n  - truncate: { file: a, sise: 0 }\n' });
+    const r = daxlab(['run', 'bad.yaml', '--reporter', 'json'], dir);
+    expect(r.code).toBe(1);
+    const doc = JSON.parse(r.out) as { tool: string; cells: { status: string; reason: string; file: string }[]; summary: object };
+    expect(doc.tool).toBe('daxlab');
+    expect(doc.summary).toEqual({ pass: 0, fail: 0, unsupported: 0, error: 1 });
+    expect(doc.cells[0]).toMatchObject({ status: 'error', file: 'bad.yaml', reason: "bad.yaml:3:26: steps[0].truncate.sise: unknown field 'sise'; did you mean 'size'? (fields here: { file, size })" });
+  });
+
+  it('prints the scenario JSON Schema', () => {
+    const r = daxlab(['schema']);
+    expect(r.code).toBe(0);
+    expect((JSON.parse(r.out) as { $schema: string }).$schema).toBe('https://json-schema.org/draft/2020-12/schema');
+  });
+});
