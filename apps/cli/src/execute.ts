@@ -129,7 +129,7 @@ export async function runCommand(kind: ReportKind, args: readonly string[], o: R
   }
   progress.finish();
 
-  const report: Report = { kind, version: deps.version, cells };
+  const report: Report = { kind, version: deps.version, cells, plugins: o.plugin ?? [] };
   const elapsedMs = io.now() - started;
   if (o.out !== undefined) mkdirSync(resolve(io.cwd, o.out), { recursive: true });
   for (const r of reporters) {

@@ -50,4 +50,18 @@ describe.skipIf(!built)('the built daxlab command (dist/bin.js)', () => {
     expect(r.code).toBe(0);
     expect((JSON.parse(r.out) as { $schema: string }).$schema).toBe('https://json-schema.org/draft/2020-12/schema');
   });
+
+  it('runs scenarios end to end with a --plugin arch: pass exits 0, an unmet check exits 1 with the reason', () => {
+    const steps = (bound: string) =>
+      `name: anon-pin\nsteps:\n  - mmap: { anon: true, length: 8KiB, write: true, as: m }\n  - write: { map: m, page: 0, data: A }\n  - pin: { map: m, page: 0, write: true, as: dma }\n  - check: { pinned: { map: m, page: 0 }, equals: true }\n  - check: { refcount: { map: m, page: 0 }, ${bound} }\n  - dma-read: { pin: dma, expect: A }\n  - unpin: dma\n`;
+    const dir = tempTree({ 'ok.yaml': steps('min: 2'), 'bad/no.yaml': steps('max: 1').replace('anon-pin', 'anon-pin-wrong') });
+    const plugin = ['--plugin', join(CLI_DIR, 'test', 'fixtures', 'toy-arch.mjs'), '--arch', 'toy'];
+    const ok = daxlab(['run', 'ok.yaml', ...plugin, '--reporter', 'json'], dir);
+    const doc = JSON.parse(ok.out) as { cells: { status: string; outcome: string; kernel: { arch: string; pageSize: number; fs: string | null } }[] };
+    expect({ code: ok.code, cells: doc.cells.map((c) => [c.status, c.outcome, c.kernel.arch, c.kernel.pageSize, c.kernel.fs]) }).toEqual({ code: 0, cells: [['pass', 'completed', 'toy', 4096, null]] });
+    const no = daxlab(['matrix', 'bad', ...plugin, '--kernel', 'v5.10,v6.15'], dir);
+    expect(no.code).toBe(1);
+    expect(no.out).toMatch(/^FAIL   anon-pin-wrong  toy 4KiB no-fs no-driver v5\.10\n {7}steps\[4\]: refcount\(map=m page=0\) is 1025, expected at most 1\n {7}replay: daxlab run bad\/no\.yaml --arch toy --page-size 4KiB --kernel v5\.10 --seed 0 --plugin \S+toy-arch\.mjs\n/);
+    expect(no.out).toMatch(/\n2 cells: 0 pass, 2 fail, 0 unsupported, 0 error in \d+/);
+  });
 });

@@ -37,6 +37,7 @@ describe('kernelLabel and replayCommand', () => {
     expect(replayCommand(CELLS[1]!)).toBe('daxlab run scenarios/dma.yaml --arch x86 --page-size 4KiB --fs xfs --driver nvdimm --kernel v6.6 --feature fsdax-refcount=legacy --feature pte-devmap=true --seed 7');
     expect(replayCommand({ ...CELLS[1]!, file: 'my dir/it\'s.yaml' })).toMatch(/^daxlab run 'my dir\/it'\\''s\.yaml' /);
     expect(replayCommand(CELLS[2]!)).toBeNull();
+    expect(replayCommand(CELLS[0]!, ['./toy.mjs', 'daxlab-plugin-x'])).toMatch(/ --seed 0 --plugin \.\/toy\.mjs --plugin daxlab-plugin-x$/);
   });
 });
 

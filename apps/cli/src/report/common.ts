@@ -8,6 +8,8 @@ export interface Report {
   /** the @daxlab/cli version */
   readonly version: string;
   readonly cells: readonly CellResult[];
+  /** the --plugin specs the run loaded (a replay needs them too) */
+  readonly plugins?: readonly string[];
 }
 
 export type Summary = Record<CellStatus, number>;
@@ -36,7 +38,7 @@ export function kernelLabel(k: CellKernel): string {
 }
 
 /** The command that reruns one cell exactly (run uses one deterministic schedule per seed). */
-export function replayCommand(c: CellResult): string | null {
+export function replayCommand(c: CellResult, plugins: readonly string[] = []): string | null {
   if (!c.file) return null;
   const k = c.kernel;
   const parts = ['daxlab run', quote(c.file), `--arch ${k.arch}`];
@@ -46,6 +48,7 @@ export function replayCommand(c: CellResult): string | null {
   parts.push(`--kernel ${k.version}`);
   for (const f of featureList(k)) parts.push(`--feature ${f}`);
   if (c.seed !== undefined) parts.push(`--seed ${c.seed}`);
+  for (const p of plugins) parts.push(`--plugin ${quote(p)}`);
   return parts.join(' ');
 }
 

@@ -19,7 +19,7 @@ function attrs(a: Record<string, string | number>): string {
   return Object.entries(a).map(([k, v]) => ` ${k}="${xmlEscape(String(v))}"`).join('');
 }
 
-function testcase(c: CellResult): string[] {
+function testcase(c: CellResult, plugins: readonly string[]): string[] {
   const out = [`    <testcase${attrs({ classname: c.scenario, name: kernelLabel(c.kernel), time: seconds(c.ms) })}>`];
   const props: [string, string][] = [];
   if (c.file) props.push(['file', c.file]);
@@ -36,7 +36,7 @@ function testcase(c: CellResult): string[] {
       ...c.failures,
       ...c.violations.flatMap((v) => [`${v.invariant}: ${v.message}`, ...v.trace.map((t) => `  ${t}`)]),
       ...(c.reason ? [c.reason] : []),
-      ...(replayCommand(c) ? [`replay: ${replayCommand(c)}`] : []),
+      ...(replayCommand(c, plugins) ? [`replay: ${replayCommand(c, plugins)}`] : []),
     ];
     out.push(`      <failure${attrs({ message, type: c.violations[0]?.invariant ?? 'expectation' })}>${xmlEscape(body.join('\n'))}</failure>`);
   } else if (c.status === 'error') {
@@ -58,7 +58,7 @@ export function renderJunit(report: Report): string {
   };
   const lines = ['<?xml version="1.0" encoding="UTF-8"?>', `<testsuites${attrs({ name: `daxlab ${report.kind}`, ...counts(report.cells) })}>`];
   for (const [name, cells] of bySuite) {
-    lines.push(`  <testsuite${attrs({ name, ...counts(cells) })}>`, ...cells.flatMap(testcase), '  </testsuite>');
+    lines.push(`  <testsuite${attrs({ name, ...counts(cells) })}>`, ...cells.flatMap((c) => testcase(c, report.plugins ?? [])), '  </testsuite>');
   }
   lines.push('</testsuites>');
   return `${lines.join('\n')}\n`;

@@ -28,7 +28,7 @@ export function renderTable(report: Report, o: TableOptions): string {
   for (const cell of shown) {
     const word = WORD[cell.status].padEnd(5);
     lines.push(`${paint[cell.status](word)}  ${cell.scenario.padEnd(nameWidth)}  ${kernelLabel(cell.kernel)}`.trimEnd());
-    lines.push(...details(cell, c.dim).map((l) => `       ${l}`));
+    lines.push(...details(cell, c.dim, report.plugins).map((l) => `       ${l}`));
     if (o.trace && cell.trace?.length) lines.push(`       trace (${cell.trace.length} events):`, ...cell.trace.map((t) => `         ${t}`));
   }
   const s = summarize(report.cells);
@@ -45,7 +45,7 @@ export function renderTable(report: Report, o: TableOptions): string {
 }
 
 /** Why a cell did not pass: the unmet expectations, the first violation and its trace tail, how to replay. */
-function details(cell: CellResult, dim: (s: string) => string): string[] {
+function details(cell: CellResult, dim: (s: string) => string, plugins: readonly string[] = []): string[] {
   if (cell.status === 'pass') return [];
   if (cell.status === 'error' || cell.status === 'unsupported') return cell.reason ? cell.reason.split('\n') : [];
   const out = [...cell.failures];
@@ -57,7 +57,7 @@ function details(cell: CellResult, dim: (s: string) => string): string[] {
     out.push(...tail.map((t) => dim(`  ${t}`)));
   }
   if (cell.reason) out.push(cell.reason);
-  const replay = replayCommand(cell);
+  const replay = replayCommand(cell, plugins);
   if (replay) out.push(dim(`replay: ${replay}`));
   return out;
 }
