@@ -12,7 +12,7 @@ if (!built) console.warn(`e2e: skipped, ${BIN} is not built (run 'npm run build'
 
 /** Run the built CLI as a user would: `node dist/bin.js …`, outside CI and without a terminal. */
 function daxlab(args: string[], cwd = CLI_DIR) {
-  const env = { ...process.env, NO_COLOR: '1' };
+  const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1' };
   delete env.CI;
   const r = spawnSync(process.execPath, [BIN, ...args], { cwd, env, encoding: 'utf8', timeout: 60_000 });
   return { code: r.status, out: r.stdout, err: r.stderr };
