@@ -1,1 +1,242 @@
-export {};
+import { DaxFilesystem, KernelError, type Device, type FilesystemPlugin, type Inode, type Kernel, type Op, type Vmf } from '@daxlab/core';
+
+declare module '@daxlab/core' {
+  interface KernelEvents {
+    /** a filesystem reached a named step of its ordering (the kernel function it models) */
+    'fs.step': { fs: string; file: string; step: string };
+  }
+}
+
+/** `v6.15` -> [6, 15]; `latest` and unknown names sort after every release. */
+function release(version: string): readonly [number, number] {
+  const m = /^v(\d+)\.(\d+)/.exec(version);
+  return m ? [Number(m[1]), Number(m[2])] : [Infinity, Infinity];
+}
+
+function atLeast(version: string, major: number, minor: number): boolean {
+  const [a, b] = release(version);
+  return a > major || (a === major && b >= minor);
+}
+
+/**
+ * ext4 on a DAX device (mount -o dax). Orderings follow fs/ext4: ext4_setattr(ATTR_SIZE)
+ * (truncate), ext4_punch_hole() / ext4_fallocate() (punch hole), ext4_break_layouts(), and
+ * ext4_dax_huge_fault() (faults and ->pfn_mkwrite). ext4 has no reflink: FICLONE fails with
+ * EOPNOTSUPP (the VFS: no ->remap_file_range in ext4_file_operations).
+ *
+ * Differences from XFS that the model keeps: the busy-page loop of eras (a)/(b) lives inside
+ * ext4_break_layouts() (XFS restarts from xfs_break_layouts()' outer loop, which also breaks
+ * pNFS leases); ext4 has no leases; v5.10 punch hole returns before breaking layouts when the
+ * hole starts at or beyond EOF, while v6.15 breaks layouts in ext4_fallocate() first.
+ * Block allocation is the shared first-fit allocator, not mballoc; ext4's delayed reuse of
+ * freed blocks until the journal commits (ext4_free_blocks -> ext4_mb_free_metadata) is not
+ * modelled, as XFS's busy extents are not.
+ */
+export class Ext4 extends DaxFilesystem {
+  readonly name = 'ext4';
+  /** ext4_file_mmap(): a DAX file gets ext4_dax_vm_ops and VM_HUGEPAGE (no VM_MIXEDMAP) */
+  readonly mmapFlags = { hugepage: true };
+
+  constructor(k: Kernel, device: Device) {
+    super(k, device);
+  }
+
+  private step(inode: Inode, step: string): void {
+    this.k.emit('fs.step', { fs: this.name, file: inode.name, step });
+  }
+
+  /**
+   * The fault lock: EXT4_I(inode)->i_mmap_sem up to v5.14, mapping->invalidate_lock from v5.15
+   * (730633f0b7f9 "mm: Protect operations adding pages to page cache with invalidate_lock").
+   */
+  private get faultLock(): { down: string; up: string } {
+    return atLeast(this.k.version, 5, 15)
+      ? { down: 'filemap_invalidate_lock', up: 'filemap_invalidate_unlock' }
+      : { down: 'down_write(i_mmap_sem)', up: 'up_write(i_mmap_sem)' };
+  }
+
+  private *lockInode(inode: Inode): Op {
+    yield* inode.iolock.downWrite();
+    this.step(inode, 'inode_lock');
+  }
+
+  private unlockInode(inode: Inode): void {
+    inode.iolock.upWrite();
+    this.step(inode, 'inode_unlock');
+  }
+
+  private *lockFaults(inode: Inode): Op {
+    yield* inode.mmaplock.downWrite();
+    this.step(inode, this.faultLock.down);
+  }
+
+  private unlockFaults(inode: Inode): void {
+    inode.mmaplock.upWrite();
+    this.step(inode, this.faultLock.up);
+  }
+
+  /**
+   * ext4_setattr(ATTR_SIZE) [5.10 and 7.2 fs/ext4/inode.c]. notify_change() is called with
+   * inode_lock held by the VFS (do_truncate). Shrinking waits for direct I/O (inode_dio_wait;
+   * no DIO in the model), then under the fault lock: ext4_break_layouts(), the size change
+   * (ext4_orphan_add on shrink, i_disksize and i_size under i_data_sem), truncate_pagecache()
+   * (DAX entries deleted in eras (a)/(b); none left in (c)), and ext4_truncate() frees the
+   * blocks beyond EOF (ext4_ext_truncate -> ext4_ext_remove_space), called even when the size
+   * did not change.
+   */
+  *truncate(inode: Inode, size: number): Op {
+    yield* this.lockInode(inode);
+    try {
+      const oldsize = inode.size;
+      const shrink = size < oldsize;
+      if (shrink) this.step(inode, 'inode_dio_wait');
+      yield* this.lockFaults(inode);
+      try {
+        yield* this.breakLayouts(inode);
+        if (size !== oldsize) {
+          if (shrink) this.step(inode, 'ext4_orphan_add');
+          inode.size = size;
+          this.step(inode, 'i_size_write');
+        }
+        this.step(inode, 'truncate_pagecache');
+        yield* this.k.dax.truncatePagecache(inode, this.pages(size), Infinity);
+        if (size <= oldsize) {
+          this.step(inode, 'ext4_truncate');
+          this.freeBlocks(inode, this.pages(size), Infinity);
+        }
+      } finally {
+        this.unlockFaults(inode);
+      }
+    } finally {
+      this.unlockInode(inode);
+    }
+  }
+
+  /**
+   * fallocate(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE). Two orderings:
+   * - up to v6.14, ext4_punch_hole() [5.10 fs/ext4/inode.c]: write back a dirty mapping before
+   *   any lock (DAX writeback, not modelled), inode_lock, return if the hole starts at or beyond
+   *   i_size, end the hole after the page holding i_size, inode_dio_wait, the fault lock,
+   *   ext4_break_layouts(), truncate_pagecache_range() over the whole blocks, zero the partial
+   *   blocks (page data is one token here: not modelled), then under i_data_sem
+   *   ext4_es_remove_extent + ext4_ext_remove_space() free the whole blocks inside the hole;
+   * - from v6.15 (Zhang Yi's fallocate rework, 2890e5e0f49e "ext4: move out common parts into
+   *   ext4_fallocate()"), ext4_fallocate() takes inode_lock, inode_dio_wait, the fault lock and
+   *   ext4_break_layouts() for every non-allocating mode, then ext4_punch_hole() clamps to
+   *   i_size (round_up to a page), truncates the page cache of the range
+   *   (ext4_truncate_page_cache_block_range) and removes the whole blocks.
+   */
+  *punchHole(inode: Inode, offset: number, length: number): Op {
+    if (atLeast(this.k.version, 6, 15)) yield* this.fallocatePunch(inode, offset, length);
+    else yield* this.punchHoleV510(inode, offset, length);
+  }
+
+  private *punchHoleV510(inode: Inode, offset: number, length: number): Op {
+    const ps = this.pageSize;
+    yield* this.lockInode(inode);
+    try {
+      if (offset >= inode.size) return; // "No need to punch hole beyond i_size"
+      const size = inode.size;
+      const end = offset + length > size ? size + ps - (size % ps) : offset + length;
+      this.step(inode, 'inode_dio_wait');
+      yield* this.lockFaults(inode);
+      try {
+        yield* this.breakLayouts(inode);
+        yield* this.removeRange(inode, offset, end);
+      } finally {
+        this.unlockFaults(inode);
+      }
+    } finally {
+      this.unlockInode(inode);
+    }
+  }
+
+  private *fallocatePunch(inode: Inode, offset: number, length: number): Op {
+    const ps = this.pageSize;
+    this.step(inode, 'ext4_fallocate');
+    yield* this.lockInode(inode);
+    try {
+      this.step(inode, 'inode_dio_wait');
+      yield* this.lockFaults(inode);
+      try {
+        yield* this.breakLayouts(inode);
+        this.step(inode, 'ext4_punch_hole');
+        if (offset >= inode.size) return;
+        const end = Math.min(offset + length, Math.ceil(inode.size / ps) * ps);
+        yield* this.removeRange(inode, offset, end);
+      } finally {
+        this.unlockFaults(inode);
+      }
+    } finally {
+      this.unlockInode(inode);
+    }
+  }
+
+  /**
+   * The common tail of both punch orderings for the byte range [offset, end): drop the page
+   * cache / DAX entries of the whole pages inside it (truncate_pagecache_range keeps partial
+   * pages), then free the whole blocks inside it (block size == PAGE_SIZE under DAX).
+   */
+  private *removeRange(inode: Inode, offset: number, end: number): Op {
+    const ps = this.pageSize;
+    const first = Math.ceil(offset / ps);
+    const stop = Math.floor(end / ps);
+    if (stop <= first) return;
+    this.step(inode, 'truncate_pagecache_range');
+    yield* this.k.dax.truncatePagecache(inode, first, stop - 1);
+    this.step(inode, 'ext4_ext_remove_space');
+    this.freeBlocks(inode, first, stop);
+  }
+
+  /**
+   * ext4_break_layouts() over the whole file, with the fault lock held exclusively (it WARNs
+   * and fails with -EINVAL otherwise). Eras (a)/(b): the do/while lives in ext4 —
+   * dax_layout_busy_page(), then ___wait_var_event(rc == 1) with ext4_wait_dax_page() dropping
+   * the fault lock across schedule() — until no page is busy. Era (c):
+   * dax_break_layout_inode(inode, ext4_wait_dax_page), which also deletes every DAX entry.
+   */
+  *breakLayouts(inode: Inode): Op {
+    if (!inode.mmaplock.heldExclusive) throw new KernelError('EINVAL', `ext4_break_layouts(${inode.name}) without the fault lock held`);
+    this.step(inode, 'ext4_break_layouts');
+    const cb = this.dropFaultLockWhileWaiting(inode);
+    if (this.k.features['fsdax-refcount'] !== 'legacy') {
+      yield* this.k.dax.breakLayout(inode, 0, Infinity, cb);
+      return;
+    }
+    for (;;) {
+      const page = yield* this.k.dax.layoutBusyPageRange(inode, 0, Infinity);
+      if (page === null) return;
+      yield* this.k.dax.waitPageIdle(inode, page, cb);
+    }
+  }
+
+  /**
+   * ext4_dax_fault -> ext4_dax_huge_fault(): the fault lock shared around dax_iomap_fault()
+   * (write faults also take sb_start_pagefault and a journal handle, retried on ENOSPC: not
+   * modelled). The huge fault is tried first; a fallback retries with PTEs.
+   */
+  *fault(vmf: Vmf, inode: Inode): Op {
+    yield* this.daxFault(vmf, inode);
+  }
+
+  /** ext4_dax_vm_ops.pfn_mkwrite = ext4_dax_fault: a full PTE write fault under the fault lock. */
+  *pfnMkwrite(vmf: Vmf, inode: Inode): Op {
+    yield* this.daxFault({ ...vmf, write: true }, inode);
+  }
+}
+
+export interface Ext4Options {}
+
+/** The ext4 filesystem plugin. */
+export function ext4(_options: Ext4Options = {}): FilesystemPlugin {
+  return {
+    kind: 'fs',
+    name: '@daxlab/fs-ext4',
+    fsName: 'ext4',
+    coreRange: '>=0.1.0 <1.0.0',
+    mount: (k, device) => {
+      if (device.driver === 'virtiofs') throw new KernelError('EINVAL', `ext4: ${device.name} is a virtio-fs DAX window, not a block device`);
+      return new Ext4(k, device);
+    },
+  };
+}

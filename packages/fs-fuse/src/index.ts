@@ -1,1 +1,594 @@
-export {};
+import {
+  DaxFilesystem,
+  KernelError,
+  preempt,
+  RwSem,
+  waitUntil,
+  type DaxIomapOps,
+  type Device,
+  type DriverPlugin,
+  type FilesystemPlugin,
+  type Inode,
+  type Iomap,
+  type Kernel,
+  type KernelDescription,
+  type Op,
+  type ProbeRequest,
+  type Vmf,
+} from '@daxlab/core';
+import { DaxRanges, FUSE_DAX_RECLAIM_CHUNK, FUSE_DAX_SHIFT, FUSE_DAX_SZ, type Dmap } from './window.js';
+
+export { DaxRanges, FUSE_DAX_RECLAIM_CHUNK, FUSE_DAX_RECLAIM_THRESHOLD, FUSE_DAX_SHIFT, FUSE_DAX_SZ, type Dmap } from './window.js';
+
+declare module '@daxlab/core' {
+  interface KernelEvents {
+    /** a filesystem reached a named step of its ordering (the kernel function it models) */
+    'fs.step': { fs: string; file: string; step: string };
+  }
+}
+
+/** `v6.15` -> [6, 15]; `latest` and unknown names sort after every release. */
+function release(version: string): readonly [number, number] {
+  const m = /^v(\d+)\.(\d+)/.exec(version);
+  return m ? [Number(m[1]), Number(m[2])] : [Infinity, Infinity];
+}
+
+function atLeast(version: string, major: number, minor: number): boolean {
+  const [a, b] = release(version);
+  return a > major || (a === major && b >= minor);
+}
+
+/**
+ * A virtio-fs device's DAX cache window (drivers: fs/fuse/virtio_fs.c virtio_fs_setup_dax):
+ * the VIRTIO_FS_SHMCAP_ID_CACHE shared-memory region registered with devm_memremap_pages() as a
+ * MEMORY_DEVICE_FS_DAX pgmap, memmap in RAM (no altmap: nothing of the window is reserved), every
+ * page usable as window. `size` is the window size; `align` and `altmap` of a pmem probe have no
+ * meaning for a PCI BAR and are ignored, so a scenario written for pmem runs unchanged.
+ */
+export function virtiofs(): DriverPlugin {
+  return {
+    kind: 'driver',
+    name: '@daxlab/fs-fuse/virtiofs',
+    driverName: 'virtiofs',
+    coreRange: '>=0.1.0 <1.0.0',
+
+    *probe(k: Kernel, req: ProbeRequest): Op<Device> {
+      const ps = k.mmu.basePageSize;
+      const pgmap = k.memremap.memremapPages({ device: req.name, type: 'fsdax', size: req.size, vmemmapShift: 0, altmapPfns: 0 });
+      yield* [];
+      return {
+        name: req.name,
+        driver: 'virtiofs',
+        size: req.size,
+        align: FUSE_DAX_SZ,
+        pgmap,
+        dataPfn: pgmap.startPfn,
+        dataPages: req.size / ps,
+        bound: true,
+        fs: null,
+        mapping: { id: k.newAddressSpaceId(), owner: req.name, entries: new Map(), mmaps: new Set() },
+        state: { window: 'VIRTIO_FS_SHMCAP_ID_CACHE' },
+      };
+    },
+
+    /**
+     * Device removal: the devm actions run in reverse, virtio_fs_cleanup_dax() (kill_dax(): FUSE
+     * registers no dax holder, so no MF_MEM_PRE_REMOVE reaches the filesystem and its mappings
+     * survive) and then memunmap_pages().
+     */
+    *unbind(k: Kernel, device: Device): Op {
+      yield* k.memremap.memunmapPages(device.pgmap);
+    },
+  };
+}
+
+/** Per-inode DAX state (struct fuse_inode_dax) and the host file behind the inode. */
+interface FuseInodeDax {
+  /** fi->dax->sem: protects the dmap tree */
+  readonly sem: RwSem;
+  /** fi->dax->tree (interval tree of 2 MiB chunks); its size is fi->dax->nr */
+  readonly tree: Map<number, Dmap>;
+  /** the host file's data as virtiofsd sees it, by file page; pages not listed read as zeroes */
+  readonly host: Map<number, string>;
+}
+
+const HOLE: Iomap = { type: 'hole', pfn: 0, contiguous: 1, shared: false };
+
+/**
+ * FUSE (virtio-fs) with DAX: file data lives in host files; the guest maps 2 MiB chunks of a
+ * file into ranges of the DAX window (FUSE_SETUPMAPPING), and those window pages are what the
+ * page tables map and what DMA reaches. Orderings follow fs/fuse/dax.c (fuse_iomap_begin,
+ * __fuse_dax_fault, fuse_dax_break_layouts, lookup_and_reclaim_dmap), fs/fuse/dir.c
+ * fuse_do_setattr (truncate) and fs/fuse/file.c fuse_file_fallocate (punch hole).
+ *
+ * What "block" and "free" mean here: `create` asks the server for a host file (no window range is
+ * touched); the first DAX fault in a 2 MiB chunk sets up a window range for it (`block.alloc` of
+ * its pages); truncate and punch hole free *host* blocks on the server (FUSE_SETATTR /
+ * FUSE_FALLOCATE) and leave the inode's ranges set up; a range is released (`block.free`) only
+ * by range reclaim, which then hands it to another file. So on FUSE the stale-DMA hazard is the
+ * reclaim of a range with a pinned page, and truncate alone never reuses a window page.
+ */
+export class Fuse extends DaxFilesystem {
+  readonly name = 'fuse';
+  /** fuse_dax_mmap(): VM_MIXEDMAP | VM_HUGEPAGE (MIXEDMAP: fork copies the page tables) */
+  readonly mmapFlags = { mixedmap: true, hugepage: true };
+  declare readonly blocks: DaxRanges;
+
+  constructor(k: Kernel, device: Device) {
+    super(k, device);
+    this.blocks = new DaxRanges(k, device);
+  }
+
+  /** FUSE_DAX_PAGES */
+  get rangePages(): number {
+    return this.blocks.rangePages;
+  }
+
+  private step(inode: Inode, step: string): void {
+    this.k.emit('fs.step', { fs: this.name, file: inode.name, step });
+  }
+
+  /** fuse_dax_inode_alloc() state, created with the inode */
+  private daxOf(inode: Inode): FuseInodeDax {
+    const s = inode.state['fuseDax'] as FuseInodeDax | undefined;
+    if (s) return s;
+    const created: FuseInodeDax = { sem: new RwSem(`${inode.name}:dax->sem`, () => this.k.currentThread), tree: new Map(), host: new Map() };
+    inode.state['fuseDax'] = created;
+    return created;
+  }
+
+  /** The host file's contents for file page `index` (what the server would return). */
+  hostData(inode: Inode, index: number): string {
+    return this.daxOf(inode).host.get(index) ?? '';
+  }
+
+  /** The fault lock: fi->i_mmap_sem up to v5.14, mapping->invalidate_lock from v5.15 (8bcbbe9c7c8e). */
+  private get faultLock(): { down: string; up: string } {
+    return atLeast(this.k.version, 5, 15)
+      ? { down: 'filemap_invalidate_lock', up: 'filemap_invalidate_unlock' }
+      : { down: 'down_write(i_mmap_sem)', up: 'up_write(i_mmap_sem)' };
+  }
+
+  private *lockInode(inode: Inode): Op {
+    yield* inode.iolock.downWrite();
+    this.step(inode, 'inode_lock');
+  }
+
+  private unlockInode(inode: Inode): void {
+    inode.iolock.upWrite();
+    this.step(inode, 'inode_unlock');
+  }
+
+  private *lockFaults(inode: Inode): Op {
+    yield* inode.mmaplock.downWrite();
+    this.step(inode, this.faultLock.down);
+  }
+
+  private unlockFaults(inode: Inode): void {
+    inode.mmaplock.upWrite();
+    this.step(inode, this.faultLock.up);
+  }
+
+  // ---- files ---------------------------------------------------------------------------
+
+  /**
+   * open(O_CREAT) + fallocate: FUSE_CREATE and FUSE_FALLOCATE make a host file of `size` bytes
+   * on the server. Nothing in the DAX window is assigned until a DAX access needs it.
+   */
+  override *create(name: string, size: number): Op<Inode> {
+    const inode = this.newInode(name, size);
+    this.daxOf(inode);
+    this.step(inode, 'FUSE_CREATE');
+    yield preempt('FUSE_CREATE');
+    this.step(inode, 'FUSE_FALLOCATE');
+    return inode;
+  }
+
+  // ---- iomap: the DAX window ranges ------------------------------------------------------
+
+  /**
+   * fuse_iomap_begin() for one fault (IOMAP_FAULT): under fi->dax->sem shared, use the range set
+   * up for the chunk (upgrading a read-only one for a write), or set one up; beyond EOF it is a
+   * hole. The dmap reference fuse_fill_iomap() takes goes in `held` for fuse_iomap_end().
+   */
+  private *iomapBeginFault(inode: Inode, index: number, write: boolean, held: Dmap[]): Op<Iomap> {
+    const dax = this.daxOf(inode);
+    const pos = index * this.pageSize;
+    const chunk = Math.floor(pos / FUSE_DAX_SZ);
+    yield* dax.sem.downRead();
+    const dmap = dax.tree.get(chunk);
+    if (dmap) {
+      if (write && !dmap.writable) {
+        dmap.refcnt++; // keep it from range reclaim while the lock is dropped
+        dax.sem.upRead();
+        return yield* this.upgradeDaxMapping(inode, index, dmap, held);
+      }
+      const map = this.fillIomap(inode, index, dmap, held);
+      dax.sem.upRead();
+      return map;
+    }
+    dax.sem.upRead();
+    if (pos >= inode.size) return HOLE;
+    return yield* this.setupNewDaxMapping(inode, index, write, held);
+  }
+
+  /** fuse_iomap_end(): drop the reference fuse_fill_iomap() took (it never reaches 0). */
+  private iomapEnd(dmap: Dmap): void {
+    if (--dmap.refcnt <= 0) throw new Error(`fuse_iomap_end: dmap ${dmap.range} refcount hit 0`);
+  }
+
+  /** Any other iomap user: one complete iteration, fuse_iomap_begin() then fuse_iomap_end(). */
+  override *iomapBegin(inode: Inode, index: number, write: boolean): Op<Iomap> {
+    const held: Dmap[] = [];
+    try {
+      return yield* this.iomapBeginFault(inode, index, write, held);
+    } finally {
+      for (const d of held) this.iomapEnd(d);
+    }
+  }
+
+  /**
+   * fuse_fill_iomap(): the window address of `index` within its range (window_offset + offset),
+   * clipped to EOF (a range past EOF is a hole); takes a dmap reference.
+   */
+  private fillIomap(inode: Inode, index: number, dmap: Dmap, held: Dmap[]): Iomap {
+    const rp = this.rangePages;
+    const inRange = index - dmap.chunk * rp;
+    const toEof = this.pages(inode.size) - index;
+    const pages = Math.min(rp - inRange, toEof);
+    if (pages <= 0) return HOLE;
+    dmap.refcnt++;
+    held.push(dmap);
+    return { type: 'mapped', pfn: this.blocks.pfnOf(dmap.range * rp + inRange), contiguous: pages, shared: false };
+  }
+
+  /**
+   * fuse_setup_new_dax_mapping() in a fault: alloc_dax_mapping() — no free range is -EAGAIN (a
+   * fault cannot reclaim inline: it holds the fault lock shared) — then under fi->dax->sem
+   * exclusive re-check the tree (another thread may have set it up: the range goes back to the
+   * free pool) and fuse_setup_one_mapping().
+   */
+  private *setupNewDaxMapping(inode: Inode, index: number, write: boolean, held: Dmap[]): Op<Iomap> {
+    const dax = this.daxOf(inode);
+    const chunk = Math.floor((index * this.pageSize) / FUSE_DAX_SZ);
+    const alloc = this.blocks.allocDaxMapping();
+    if (!alloc) throw new KernelError('EAGAIN', `fuse: no free DAX range for ${inode.name} chunk ${chunk}`);
+    yield* dax.sem.downWrite();
+    try {
+      const node = dax.tree.get(chunk);
+      if (node) {
+        this.blocks.addToFreePool(alloc);
+        return this.fillIomap(inode, index, node, held);
+      }
+      yield* this.setupOneMapping(inode, chunk, alloc, write, false);
+      return this.fillIomap(inode, index, alloc, held);
+    } finally {
+      dax.sem.upWrite();
+    }
+  }
+
+  /** fuse_upgrade_dax_mapping(): re-send FUSE_SETUPMAPPING with WRITE for a read-only range. */
+  private *upgradeDaxMapping(inode: Inode, index: number, dmap: Dmap, held: Dmap[]): Op<Iomap> {
+    const dax = this.daxOf(inode);
+    yield* dax.sem.downWrite();
+    try {
+      if (dax.tree.get(dmap.chunk) !== dmap) throw new KernelError('EIO', `fuse: dmap of ${inode.name} chunk ${dmap.chunk} vanished during upgrade`);
+      dmap.refcnt--; // the extra reference is not needed under the lock
+      if (!dmap.writable) yield* this.setupOneMapping(inode, dmap.chunk, dmap, true, true);
+      return this.fillIomap(inode, index, dmap, held);
+    } finally {
+      dax.sem.upWrite();
+    }
+  }
+
+  /**
+   * fuse_setup_one_mapping(): FUSE_SETUPMAPPING {foffset = chunk << 21, moffset = window_offset,
+   * len = FUSE_DAX_SZ, READ [| WRITE]}. The server maps that part of the host file into the
+   * window, so the window pages now show the host file's data. Unless upgrading, the range joins
+   * the inode's tree and the busy list.
+   */
+  private *setupOneMapping(inode: Inode, chunk: number, dmap: Dmap, writable: boolean, upgrade: boolean): Op {
+    this.step(inode, `FUSE_SETUPMAPPING(foffset=${chunk}<<${FUSE_DAX_SHIFT}, moffset=${dmap.range}<<${FUSE_DAX_SHIFT}, ${writable ? 'rw' : 'r'})`);
+    yield preempt('FUSE_SETUPMAPPING');
+    dmap.writable = writable;
+    if (upgrade) return;
+    const rp = this.rangePages;
+    const blocks = this.blocks.assign(dmap, inode, chunk);
+    this.daxOf(inode).tree.set(chunk, dmap);
+    blocks.forEach((block, i) => {
+      const index = chunk * rp + i;
+      inode.blocks.set(index, block);
+      this.k.pages.data.set(this.blocks.pfnOf(block), this.hostData(inode, index));
+    });
+  }
+
+  /**
+   * FUSE_REMOVEMAPPING {moffset, len}: the server unmaps the range from the window. What was
+   * written through it is in the host file (the window was a shared mapping of it), up to EOF;
+   * the window pages are unbacked until the range is set up again.
+   */
+  private *removeMapping(inode: Inode, dmap: Dmap): Op {
+    this.step(inode, `FUSE_REMOVEMAPPING(moffset=${dmap.range}<<${FUSE_DAX_SHIFT})`);
+    yield preempt('FUSE_REMOVEMAPPING');
+    const rp = this.rangePages;
+    const host = this.daxOf(inode).host;
+    for (let i = 0; i < rp; i++) {
+      const index = dmap.chunk * rp + i;
+      const pfn = this.blocks.pfnOf(dmap.range * rp + i);
+      if (index < this.pages(inode.size)) host.set(index, this.k.pages.data.get(pfn) ?? '');
+      this.k.pages.data.set(pfn, '');
+    }
+  }
+
+  // ---- faults ----------------------------------------------------------------------------
+
+  /**
+   * __fuse_dax_fault(): the fault lock shared around dax_iomap_fault() ("serialize against not
+   * only truncate but also against fuse dax memory range reclaim"); -EAGAIN (no free range)
+   * drops the lock, waits for a free range (range_waitq) and retries. fuse_iomap_end() runs
+   * for every range fuse_iomap_begin() used.
+   */
+  private *fuseDaxFault(vmf: Vmf, inode: Inode, huge: boolean): Op<'done' | 'fallback'> {
+    let retry = false;
+    for (;;) {
+      if (retry && this.blocks.nrFree === 0) yield* this.waitForFreeRange();
+      yield* inode.mmaplock.downRead();
+      const held: Dmap[] = [];
+      const ops: DaxIomapOps = { iomapBegin: (i, index, write) => this.iomapBeginFault(i, index, write, held) };
+      try {
+        if (huge) return yield* this.k.dax.pmdFault(vmf, inode, ops);
+        yield* this.k.dax.pteFault(vmf, inode, ops);
+        return 'done';
+      } catch (e) {
+        if (!(e instanceof KernelError) || e.code !== 'EAGAIN') throw e;
+        retry = true;
+      } finally {
+        for (const d of held) this.iomapEnd(d);
+        inode.mmaplock.upRead();
+      }
+    }
+  }
+
+  /** fuse_dax_huge_fault() for the PMD, then fuse_dax_fault() for a PTE if it falls back. */
+  *fault(vmf: Vmf, inode: Inode): Op {
+    if ((yield* this.fuseDaxFault(vmf, inode, true)) === 'fallback') yield* this.fuseDaxFault(vmf, inode, false);
+  }
+
+  /**
+   * fuse_dax_pfn_mkwrite() -> __fuse_dax_fault(PTE, write); a write to a read-only PMD comes in
+   * through ->huge_fault instead (wp_huge_pmd).
+   */
+  *pfnMkwrite(vmf: Vmf, inode: Inode): Op {
+    const w = { ...vmf, write: true };
+    const leaf = this.k.vm.lookup(vmf.vma.mm, vmf.vpn);
+    if (leaf?.pte.level === 'pmd' && (yield* this.fuseDaxFault(w, inode, true)) === 'done') return;
+    yield* this.fuseDaxFault(w, inode, false);
+  }
+
+  // ---- range reclaim ---------------------------------------------------------------------
+
+  /**
+   * wait_event(fcd->range_waitq, nr_free_ranges > 0) in __fuse_dax_fault(). Ranges come back
+   * from fuse_dax_free_mem_worker, which alloc_dax_mapping() queues once fewer than
+   * FUSE_DAX_RECLAIM_THRESHOLD % of the ranges are free; daxlab runs the worker's pass
+   * (try_to_free_dmap_chunks) where the fault waits for it, in the faulting thread: the worker's
+   * own kernel thread is not modelled, so the pass happens when a range is needed rather than as
+   * soon as the window runs low.
+   */
+  private *waitForFreeRange(): Op {
+    while (this.blocks.nrFree === 0) {
+      const tried = yield* this.tryToFreeDmapChunks(FUSE_DAX_RECLAIM_CHUNK);
+      if (this.blocks.nrFree > 0) return;
+      if (tried === 0) yield* waitUntil('fuse: wait for a free DAX range (range_waitq)', () => this.blocks.nrFree > 0 || this.blocks.hasReclaimable());
+    }
+  }
+
+  /**
+   * try_to_free_dmap_chunks(): up to `nr` times, pick the first busy range not in use and
+   * reclaim it with lookup_and_reclaim_dmap(). Returns how many it tried.
+   */
+  private *tryToFreeDmapChunks(nr: number): Op<number> {
+    let tried = 0;
+    while (tried < nr) {
+      const dmap = this.blocks.pickReclaimable();
+      if (!dmap?.inode) return tried;
+      yield* this.lookupAndReclaimDmap(dmap.inode, dmap.chunk);
+      tried++;
+    }
+    return tried;
+  }
+
+  /**
+   * lookup_and_reclaim_dmap(): "1. Take mapping->invalidate_lock to block dax faults. 2. Take
+   * fi->dax->sem to protect interval tree" — fault lock exclusive, fuse_dax_break_layouts() over
+   * the 2 MiB of the range, dax->sem exclusive, then the range is skipped if it is gone or in use
+   * (refcnt > 1), else reclaim_one_dmap_locked() and dmap_reinit_add_to_free_pool().
+   */
+  private *lookupAndReclaimDmap(inode: Inode, chunk: number): Op {
+    const rp = this.rangePages;
+    this.step(inode, `lookup_and_reclaim_dmap(chunk=${chunk})`);
+    yield* this.lockFaults(inode);
+    try {
+      yield* this.breakLayouts(inode, chunk * rp, chunk * rp + rp - 1);
+      const dax = this.daxOf(inode);
+      yield* dax.sem.downWrite();
+      try {
+        const dmap = dax.tree.get(chunk);
+        if (!dmap || dmap.refcnt > 1) return;
+        yield* this.reclaimOneDmapLocked(inode, dmap);
+        this.blocks.reinitAddToFreePool(dmap);
+      } finally {
+        dax.sem.upWrite();
+      }
+    } finally {
+      this.unlockFaults(inode);
+    }
+  }
+
+  /**
+   * reclaim_one_dmap_locked(): dmap_writeback_invalidate() — filemap_fdatawrite_range (DAX
+   * writeback cleans the entries) then invalidate_inode_pages2_range() over the range — then
+   * out of the inode's tree, and FUSE_REMOVEMAPPING.
+   */
+  private *reclaimOneDmapLocked(inode: Inode, dmap: Dmap): Op {
+    const rp = this.rangePages;
+    const first = dmap.chunk * rp;
+    for (const [i, e] of inode.mapping.entries) if (i >= first && i < first + rp) e.dirty = false;
+    yield* this.invalidatePages2Range(inode, first, first + rp - 1);
+    this.daxOf(inode).tree.delete(dmap.chunk);
+    for (let i = first; i < first + rp; i++) inode.blocks.delete(i);
+    yield* this.removeMapping(inode, dmap);
+  }
+
+  /**
+   * invalidate_inode_pages2_range() on a DAX mapping [mm/truncate.c]: each clean entry is
+   * invalidated (dax_invalidate_mapping_entry_sync -> __dax_invalidate_entry(trunc = false):
+   * waits for a locked entry, keeps dirty ones), then the range is unmapped, after.
+   */
+  private *invalidatePages2Range(inode: Inode, start: number, end: number): Op {
+    const mapping = inode.mapping;
+    const indices = [...mapping.entries.keys()].filter((i) => i >= start && i <= end).sort((a, b) => a - b);
+    for (const i of indices) {
+      if (mapping.entries.get(i)?.locked) yield* waitUntil(`DAX entry ${inode.name}[${i}] locked`, () => !mapping.entries.get(i)?.locked);
+      const e = mapping.entries.get(i);
+      if (!e || e.dirty) continue;
+      this.k.dax.disassociate(inode, e, false);
+      mapping.entries.delete(i);
+      this.k.emit('dax.entry', { file: inode.name, index: i, op: 'delete', pfn: e.pfn, kind: `${e.pmd ? 'pmd ' : ''}${e.empty ? 'empty' : e.zero ? 'zero' : 'pfn'}` });
+    }
+    yield* this.k.vm.unmapMappingPages(mapping, start, end === Infinity ? Infinity : end - start + 1);
+  }
+
+  // ---- break layouts, truncate, punch hole -----------------------------------------------
+
+  /**
+   * fuse_dax_break_layouts(inode, dmap_start, dmap_end) over file pages [start, end], with the
+   * fault lock held exclusively. Eras (a)/(b): the do/while of __fuse_dax_break_layouts() —
+   * dax_layout_busy_page_range(), then wait for rc == 1 with fuse_wait_dax_page() dropping the
+   * fault lock. Era (c): dax_break_layout(inode, start, end, fuse_wait_dax_page), which deletes
+   * the range's DAX entries once idle.
+   */
+  private *breakLayouts(inode: Inode, start: number, end: number): Op {
+    this.step(inode, `fuse_dax_break_layouts(${start}, ${end === Infinity ? -1 : end})`);
+    const cb = this.dropFaultLockWhileWaiting(inode);
+    if (this.k.features['fsdax-refcount'] !== 'legacy') {
+      yield* this.k.dax.breakLayout(inode, start, end, cb);
+      return;
+    }
+    for (;;) {
+      const page = yield* this.k.dax.layoutBusyPageRange(inode, start, end);
+      if (page === null) return;
+      yield* this.k.dax.waitPageIdle(inode, page, cb);
+    }
+  }
+
+  /**
+   * The range truncate and punch hole break: (inode, 0, -1) — the whole file — with 7851bf649d42
+   * "fuse: fix dax truncate/punch_hole fault path" (v6.15); (inode, 0, 0) before (6ae330cad6ef,
+   * v5.10-v6.14), whose comment "dmap_end == 0 leads to unmapping of whole file" is false: only
+   * page index 0 is unmapped and scanned.
+   */
+  private truncateBreakEnd(): number {
+    return this.k.features['fuse-break-whole-file'] ? Infinity : 0;
+  }
+
+  /**
+   * fuse_do_setattr(ATTR_SIZE) on a DAX inode [5.10 and 7.2 fs/fuse/dir.c]: the VFS holds
+   * inode_lock; the fault lock (fault_blocked), fuse_dax_break_layouts(), the FUSE_SETATTR
+   * request (the server truncates the host file and frees its blocks), i_size from the reply,
+   * truncate_pagecache() and invalidate_inode_pages2() when the size changed, unlock. The
+   * inode's window ranges stay set up.
+   */
+  *truncate(inode: Inode, size: number): Op {
+    yield* this.lockInode(inode);
+    try {
+      yield* this.lockFaults(inode);
+      try {
+        yield* this.breakLayouts(inode, 0, this.truncateBreakEnd());
+        yield* this.serverSetattr(inode, size);
+        const oldsize = inode.size;
+        inode.size = size;
+        this.step(inode, 'i_size_write');
+        if (oldsize !== size) {
+          this.step(inode, 'truncate_pagecache');
+          yield* this.k.dax.truncatePagecache(inode, this.pages(size), Infinity);
+          this.step(inode, 'invalidate_inode_pages2');
+          yield* this.invalidatePages2Range(inode, 0, Infinity);
+        }
+      } finally {
+        this.unlockFaults(inode);
+      }
+    } finally {
+      this.unlockInode(inode);
+    }
+  }
+
+  /**
+   * FUSE_SETATTR(size): the server truncates the host file. Host pages past the new EOF are gone,
+   * and so is what the window showed of them.
+   */
+  private *serverSetattr(inode: Inode, size: number): Op {
+    this.step(inode, `FUSE_SETATTR(size=${size})`);
+    yield preempt('FUSE_SETATTR');
+    const from = this.pages(size);
+    this.dropHostPages(inode, (i) => i >= from);
+  }
+
+  /** The server dropped host file pages: forget their data, in the host and in any window page showing them. */
+  private dropHostPages(inode: Inode, gone: (index: number) => boolean): void {
+    const host = this.daxOf(inode).host;
+    for (const i of [...host.keys()]) if (gone(i)) host.delete(i);
+    for (const [i, block] of inode.blocks) if (gone(i)) this.k.pages.data.set(this.blocks.pfnOf(block), '');
+  }
+
+  /**
+   * fuse_file_fallocate(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE) [5.10 and 7.2 fs/fuse/file.c]:
+   * inode_lock; block_faults (DAX): the fault lock and fuse_dax_break_layouts(); write back the
+   * range (fuse_writeback_range: DAX writeback, not modelled); FUSE_FALLOCATE (the server punches
+   * the host file and frees its blocks); truncate_pagecache_range(); unlock.
+   */
+  *punchHole(inode: Inode, offset: number, length: number): Op {
+    const ps = this.pageSize;
+    yield* this.lockInode(inode);
+    try {
+      yield* this.lockFaults(inode);
+      try {
+        yield* this.breakLayouts(inode, 0, this.truncateBreakEnd());
+        const first = Math.ceil(offset / ps);
+        const stop = Math.floor((offset + length) / ps);
+        this.step(inode, `FUSE_FALLOCATE(PUNCH_HOLE|KEEP_SIZE, ${offset}, ${length})`);
+        yield preempt('FUSE_FALLOCATE');
+        this.dropHostPages(inode, (i) => i >= first && i < stop);
+        if (stop > first) {
+          this.step(inode, 'truncate_pagecache_range');
+          yield* this.k.dax.truncatePagecache(inode, first, stop - 1);
+        }
+      } finally {
+        this.unlockFaults(inode);
+      }
+    } finally {
+      this.unlockInode(inode);
+    }
+  }
+}
+
+export interface FuseOptions {}
+
+/**
+ * The FUSE (virtio-fs DAX) filesystem plugin. Its probe driver brings up the virtio-fs DAX
+ * window, so `probe` + `mount` in a scenario written for pmem give a virtiofs mount with DAX.
+ */
+export function fuse(_options: FuseOptions = {}): FilesystemPlugin {
+  return {
+    kind: 'fs',
+    name: '@daxlab/fs-fuse',
+    fsName: 'fuse',
+    coreRange: '>=0.1.0 <1.0.0',
+    probeDriver: virtiofs(),
+    unsupported: (kernel: KernelDescription) => (atLeast(kernel.version, 5, 10) ? null : 'virtio-fs DAX (fs/fuse/dax.c: the DAX window, FUSE_SETUPMAPPING) arrived in v5.10'),
+    mount: (k, device) => {
+      if (device.driver !== 'virtiofs') throw new KernelError('EINVAL', `virtiofs -o dax: ${device.name} is a ${device.driver} device, not a virtio-fs DAX window`);
+      return new Fuse(k, device);
+    },
+  };
+}

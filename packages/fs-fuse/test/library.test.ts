@@ -1,0 +1,61 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { loadScenarioFile, runScenario, type PluginCatalog } from '@daxlab/core';
+import { nvdimm } from '@daxlab/driver-nvdimm';
+import { ext4 } from '@daxlab/fs-ext4';
+import { xfs } from '@daxlab/fs-xfs';
+import { describe, expect, it } from 'vitest';
+import { fuse } from '../src/index.js';
+import { testArch } from '../../core/test/fixtures.js';
+
+/**
+ * The built-in fs scenario family (apps/cli/scenarios/fs): every file on every filesystem, on
+ * the presets of the three eras and on the feature variants the files have rules for, under the
+ * default schedule (seed 0).
+ */
+const dir = fileURLToPath(new URL('../../../apps/cli/scenarios/fs/', import.meta.url));
+const files = readdirSync(dir).filter((f) => f.endsWith('.yaml')).sort();
+
+const catalog: PluginCatalog = {
+  arch: { x86: () => testArch() },
+  fs: { xfs: () => xfs(), ext4: () => ext4(), fuse: () => fuse() },
+  driver: { nvdimm: () => nvdimm() },
+};
+
+/** Presets, the third convention, and fixes applied to older kernels: every scenario must pass on these. */
+const kernels: readonly [string, Record<string, string | boolean>][] = [
+  ['v5.10', {}],
+  ['v6.6', {}],
+  ['v6.15', {}],
+  ['v6.15', { 'fsdax-refcount': 'entry-holds-ref' }],
+  ['v6.6', { 'dax-busy-mapping-mapped-check': false }],
+  ['v6.6', { 'fuse-break-whole-file': true }],
+  ['v6.15', { 'fuse-break-whole-file': false }],
+];
+
+/** The bug variants of seed 004: a scenario that has rules for one is run with it. */
+const variants: readonly [string, Record<string, string | boolean>][] = [
+  ['v6.15', { 'dax-delete-entries-before-wait': true }],
+  ['v6.6', { 'dax-delete-entries-before-wait': true }],
+  ['v6.15', { 'dax-wait-refcount-one': true }],
+  ['v6.6', { 'dax-wait-refcount-one': true }],
+  ['v6.15', { 'fsdax-refcount': 'entry-holds-ref', 'dax-wait-refcount-one': true }],
+];
+
+describe('the fs scenario family on xfs, ext4 and fuse', () => {
+  it('has scenarios', () => expect(files.length).toBeGreaterThan(5));
+  for (const file of files) {
+    const scenario = loadScenarioFile(join(dir, file), `fs/${file}`);
+    const text = readFileSync(join(dir, file), 'utf8');
+    const mine = variants.filter(([, f]) => Object.keys(f).some((name) => name.startsWith('dax-') && text.includes(name)));
+    for (const fs of ['xfs', 'ext4', 'fuse']) {
+      for (const [version, features] of [...kernels, ...mine]) {
+        it(`${scenario.name} on ${fs} ${version} ${JSON.stringify(features)}`, () => {
+          const r = runScenario(scenario, { arch: 'x86', fs, driver: 'nvdimm', version, features }, catalog, { seed: 0 });
+          expect({ status: r.status, failures: r.failures, reason: r.reason }).toEqual({ status: 'pass', failures: [], reason: null });
+        });
+      }
+    }
+  }
+});
