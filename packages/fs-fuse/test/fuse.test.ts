@@ -1,0 +1,270 @@
+import { createKernel, Monitor, type Kernel } from '@daxlab/core';
+import { nvdimm } from '@daxlab/driver-nvdimm';
+import { describe, expect, it } from 'vitest';
+import { DaxRanges, fuse, type Fuse } from '../src/index.js';
+import { testArch } from '../../core/test/fixtures.js';
+
+const MiB = 1024 * 1024;
+
+/** A kernel whose fs is FUSE: `probe` without a driver brings up the virtio-fs DAX window. */
+function boot(version: string, features: Record<string, unknown> = {}, window = 1024 * MiB): { k: Kernel; m: Monitor; fs: Fuse } {
+  const k = createKernel({ arch: testArch(), fs: fuse(), driver: nvdimm(), kernel: version, features });
+  const m = new Monitor(k);
+  k.run(k.probe({ size: window, as: 'vfs0' }));
+  k.run(k.mount({ device: 'vfs0' }));
+  return { k, m, fs: k.device('vfs0').fs as Fuse };
+}
+
+function file(k: Kernel, name: string, size: number, map = `m${name}`): void {
+  k.run(k.create({ file: name, size }));
+  k.run(k.mmap({ file: name, length: size, shared: true, write: true, as: map }));
+}
+
+const names = (m: Monitor): string[] => m.violations.map((v) => v.invariant).sort();
+
+/** fs steps and the DAX/mm facts between them (block events once per range), repeats folded. */
+function sequence(k: Kernel): string[] {
+  const seen: string[] = [];
+  k.bus.all().subscribe((e) => {
+    const d = e.data as Record<string, unknown>;
+    let s: string | null = null;
+    if (e.type === 'fs.step') s = String(d['step']);
+    if (e.type === 'pte.clear') s = 'unmap';
+    if (e.type === 'dax.busy') s = d['pfn'] === null ? 'scan' : 'busy';
+    if (e.type === 'dax.wait') s = 'wait';
+    if (e.type === 'dax.entry' && d['op'] === 'delete') s = 'delete-entry';
+    if (e.type === 'block.free') s = 'free-range';
+    if (e.type === 'block.alloc') s = 'alloc-range';
+    if (s !== null && s !== seen[seen.length - 1]) seen.push(s);
+  });
+  return seen;
+}
+
+describe('virtio-fs DAX window (virtio_fs_setup_dax)', () => {
+  it('probe maps the window as an FS_DAX pgmap with its memmap in RAM; FUSE splits it into 2 MiB ranges', () => {
+    const { k, fs } = boot('v6.15', {}, 64 * MiB + 12 * 4096);
+    const dev = k.device('vfs0');
+    expect(dev.driver).toBe('virtiofs');
+    expect(dev.pgmap.type).toBe('fsdax');
+    expect(dev.pgmap.altmap).toBe(false);
+    expect(dev.dataPfn).toBe(dev.pgmap.startPfn);
+    expect(fs.blocks).toBeInstanceOf(DaxRanges);
+    expect(fs.blocks.nrRanges).toBe(32); // the 12 pages past the last whole range are never used
+    expect(fs.blocks.rangePages).toBe(512);
+    expect(fs.mmapFlags).toEqual({ mixedmap: true, hugepage: true });
+  });
+
+  it('refuses to mount a pmem namespace, and is unsupported before v5.10', () => {
+    const k = createKernel({ arch: testArch(), fs: fuse(), driver: nvdimm(), kernel: 'v6.6' });
+    k.run(k.probe({ driver: 'nvdimm', size: 1024 * MiB, as: 'pmem0' }));
+    expect(() => k.run(k.mount({ device: 'pmem0' }))).toThrow(/EINVAL.*not a virtio-fs DAX window/);
+    expect(() => createKernel({ arch: testArch(), fs: fuse(), driver: nvdimm(), kernel: 'v5.4' })).toThrow(/v5\.10/);
+  });
+});
+
+describe('FUSE_SETUPMAPPING: fuse_iomap_begin and the first fault of a chunk', () => {
+  it('create asks the server for a host file and touches no window range; the first fault sets one up', () => {
+    const { k, fs } = boot('v6.15');
+    const seen = sequence(k);
+    file(k, 'a', 2 * MiB);
+    expect(seen).toEqual(['FUSE_CREATE', 'FUSE_FALLOCATE']);
+    expect(fs.blocks.used).toBe(0);
+    k.run(k.read({ map: 'ma', page: 3 }));
+    expect(seen.slice(2)).toEqual(['FUSE_SETUPMAPPING(foffset=0<<21, moffset=0<<21, r)', 'alloc-range']);
+    // fuse_iomap_begin(): window_offset + offset, and the 2 MiB range maps with a PMD
+    const leaf = k.vm.lookup(k.process('init'), k.map('ma').start + 3)!;
+    expect(leaf.pte.level).toBe('pmd');
+    expect(k.pfnOf({ map: 'ma', page: 3 })).toBe(k.device('vfs0').dataPfn + 3);
+    expect(k.blockOwner(k.device('vfs0').dataPfn + 511)).toBe('a[511]');
+    expect(fs.blocks.used).toBe(512);
+  });
+
+  it('a write to a read-only range re-sends FUSE_SETUPMAPPING with WRITE and upgrades the PTE in place (pfn_mkwrite)', () => {
+    const { k } = boot('v6.15');
+    file(k, 'a', 4096);
+    k.run(k.read({ map: 'ma', page: 0 }));
+    const pfn = k.pfnOf({ map: 'ma', page: 0 })!;
+    const seen = sequence(k);
+    k.run(k.write({ map: 'ma', page: 0, data: 'W' }));
+    expect(seen).toEqual(['FUSE_SETUPMAPPING(foffset=0<<21, moffset=0<<21, rw)']);
+    expect(k.pfnOf({ map: 'ma', page: 0 })).toBe(pfn);
+    expect(k.vm.lookup(k.process('init'), k.map('ma').start)!.pte.write).toBe(true);
+    expect(k.refcount(pfn)).toBe(1);
+  });
+
+  it('a file smaller than its range maps with PTEs, and the range still covers 2 MiB of file offsets', () => {
+    const { k } = boot('v6.6');
+    file(k, 'a', 8192);
+    k.run(k.write({ map: 'ma', page: 1, data: 'B' }));
+    expect(k.vm.lookup(k.process('init'), k.map('ma').start + 1)!.pte.level).toBe('pte');
+    expect(k.blockOwner(k.device('vfs0').dataPfn + 300)).toBe('a[300]');
+  });
+
+  it('VM_MIXEDMAP makes fork copy the DAX PTEs into the child (XFS/ext4 VMAs are refaulted instead)', () => {
+    const { k } = boot('v6.6');
+    file(k, 'a', 4096);
+    k.run(k.write({ map: 'ma', page: 0, data: 'A' }));
+    k.run(k.fork({ as: 'child' }));
+    expect(k.isMappedIn({ map: 'ma', page: 0, process: 'child' })).toBe(true);
+  });
+
+  it('refuses reflink with EOPNOTSUPP', () => {
+    const { k } = boot('v6.15');
+    file(k, 'a', 4096);
+    expect(() => k.run(k.reflink({ from: 'a', to: 'b' }))).toThrow(/EOPNOTSUPP/);
+  });
+});
+
+describe('truncate: fuse_do_setattr(ATTR_SIZE)', () => {
+  it('v6.15: fault lock, fuse_dax_break_layouts(0, -1) deletes the entries, FUSE_SETATTR, truncate_pagecache; the range stays', () => {
+    const { k } = boot('v6.15');
+    file(k, 'a', 4096);
+    k.run(k.write({ map: 'ma', page: 0, data: 'A' }));
+    const seen = sequence(k);
+    k.run(k.truncate({ file: 'a', size: 0 }));
+    expect(seen).toEqual([
+      'inode_lock', 'filemap_invalidate_lock', 'fuse_dax_break_layouts(0, -1)', 'unmap', 'scan', 'delete-entry',
+      'FUSE_SETATTR(size=0)', 'i_size_write', 'truncate_pagecache', 'invalidate_inode_pages2', 'filemap_invalidate_unlock', 'inode_unlock',
+    ]);
+    expect(k.blockFree({ file: 'a', page: 0 })).toBe(false);
+    expect(k.warnings).toEqual([]);
+  });
+
+  it('v5.10: fi->i_mmap_sem and fuse_dax_break_layouts(0, 0); truncate_pagecache deletes the entries', () => {
+    const { k } = boot('v5.10');
+    file(k, 'a', 4096);
+    k.run(k.write({ map: 'ma', page: 0, data: 'A' }));
+    const seen = sequence(k);
+    k.run(k.truncate({ file: 'a', size: 0 }));
+    expect(seen).toEqual([
+      'inode_lock', 'down_write(i_mmap_sem)', 'fuse_dax_break_layouts(0, 0)', 'unmap', 'scan',
+      'FUSE_SETATTR(size=0)', 'i_size_write', 'truncate_pagecache', 'delete-entry', 'invalidate_inode_pages2', 'up_write(i_mmap_sem)', 'inode_unlock',
+    ]);
+  });
+
+  it('the (0, 0) range of v5.10-v6.14 does not see a pin on page 1; the whole-file fix waits for it', () => {
+    for (const [version, waits] of [['v6.6', false], ['v6.15', true], ['v6.6', true]] as const) {
+      const { k, m } = boot(version, waits && version === 'v6.6' ? { 'fuse-break-whole-file': true } : {});
+      file(k, 'a', 8192);
+      k.run(k.write({ map: 'ma', page: 1, data: 'A' }));
+      k.run(k.gup({ map: 'ma', page: 1, write: true, as: 'dma' }, true));
+      const truncate = (): void => k.run(k.truncate({ file: 'a', size: 0 }));
+      if (waits) expect(truncate, version).toThrow(/idle/);
+      else expect(truncate, version).not.toThrow();
+      expect(names(m)).toEqual([]);
+    }
+  });
+
+  it('the server drops the host data past EOF: growing the file again reads zeroes', () => {
+    const { k } = boot('v6.15');
+    file(k, 'a', 8192);
+    k.run(k.write({ map: 'ma', page: 1, data: 'B' }));
+    k.run(k.truncate({ file: 'a', size: 4096 }));
+    k.run(k.truncate({ file: 'a', size: 8192 }));
+    k.run(k.mmap({ file: 'a', length: 8192, shared: true, as: 'again' }));
+    expect(k.run(k.read({ map: 'again', page: 1 }))).toBe('');
+  });
+});
+
+describe('punch hole: fuse_file_fallocate(PUNCH_HOLE | KEEP_SIZE)', () => {
+  it('inode_lock, fault lock, break layouts, FUSE_FALLOCATE, truncate_pagecache_range; the host hole reads as zeroes', () => {
+    const { k } = boot('v6.15');
+    file(k, 'a', 4 * 4096);
+    for (const page of [0, 1, 2, 3]) k.run(k.write({ map: 'ma', page, data: `D${page}` }));
+    const seen = sequence(k);
+    k.run(k.punchHole({ file: 'a', offset: 2048, length: 2 * 4096 }));
+    expect(seen).toEqual([
+      'inode_lock', 'filemap_invalidate_lock', 'fuse_dax_break_layouts(0, -1)', 'unmap', 'scan', 'delete-entry',
+      'FUSE_FALLOCATE(PUNCH_HOLE|KEEP_SIZE, 2048, 8192)', 'truncate_pagecache_range', 'filemap_invalidate_unlock', 'inode_unlock',
+    ]);
+    expect([0, 1, 2, 3].map((page) => k.run(k.read({ map: 'ma', page })))).toEqual(['D0', '', 'D2', 'D3']);
+    expect(k.blockFree({ file: 'a', page: 1 })).toBe(false); // host blocks freed; the window range stays
+  });
+});
+
+describe('range reclaim: lookup_and_reclaim_dmap, FUSE_REMOVEMAPPING, the free list', () => {
+  /** a 2-range window, a and b set up, then c needs a range */
+  function full(version: string, features: Record<string, unknown> = {}): { k: Kernel; m: Monitor; fs: Fuse } {
+    const r = boot(version, features, 4 * MiB);
+    file(r.k, 'a', 4096);
+    file(r.k, 'b', 4096);
+    file(r.k, 'c', 4096);
+    r.k.run(r.k.write({ map: 'ma', page: 0, data: 'A' }));
+    r.k.run(r.k.write({ map: 'mb', page: 0, data: 'B' }));
+    return r;
+  }
+
+  it('a fault with no free range waits for the worker, which reclaims the busy ranges in order and frees them to the tail', () => {
+    const { k, fs } = full('v6.15');
+    const seen = sequence(k);
+    k.run(k.write({ map: 'mc', page: 0, data: 'C' }));
+    expect(seen).toEqual([
+      'lookup_and_reclaim_dmap(chunk=0)', 'filemap_invalidate_lock', 'fuse_dax_break_layouts(0, 511)', 'unmap', 'scan', 'delete-entry',
+      'FUSE_REMOVEMAPPING(moffset=0<<21)', 'free-range', 'filemap_invalidate_unlock',
+      'lookup_and_reclaim_dmap(chunk=0)', 'filemap_invalidate_lock', 'fuse_dax_break_layouts(0, 511)', 'unmap', 'scan', 'delete-entry',
+      'FUSE_REMOVEMAPPING(moffset=1<<21)', 'free-range', 'filemap_invalidate_unlock',
+      'FUSE_SETUPMAPPING(foffset=0<<21, moffset=0<<21, rw)', 'alloc-range',
+    ]);
+    expect(k.blockOwner(k.device('vfs0').dataPfn)).toBe('c[0]');
+    expect(fs.blocks.nrFree).toBe(1);
+    // what a and b wrote went to their host files with FUSE_REMOVEMAPPING and comes back with the next setup
+    expect(k.run(k.read({ map: 'mc', page: 0 }))).toBe('C');
+    expect(k.run(k.read({ map: 'ma', page: 0 }))).toBe('A');
+    expect(k.blockOwner(k.pfnOf({ map: 'ma', page: 0 })!)).toBe('a[0]');
+  });
+
+  it('a range with an unmapped pinned page: v6.6 reclaims it under the pin (mapping_mapped), v6.15 waits in the reclaim', () => {
+    const old = full('v6.6');
+    old.k.run(old.k.gup({ map: 'ma', page: 0, write: true, as: 'dma' }, true));
+    old.k.run(old.k.munmap({ map: 'ma' }));
+    old.k.run(old.k.write({ map: 'mc', page: 0, data: 'C' }));
+    old.k.run(old.k.dmaWrite({ pin: 'dma', data: 'X' }));
+    expect(names(old.m)).toEqual(['block-freed-while-pinned', 'dma-to-foreign-block']);
+    expect(old.k.run(old.k.read({ map: 'mc', page: 0 }))).toBe('X');
+
+    const fixed = full('v6.15');
+    fixed.k.run(fixed.k.gup({ map: 'ma', page: 0, write: true, as: 'dma' }, true));
+    fixed.k.run(fixed.k.munmap({ map: 'ma' }));
+    expect(() => fixed.k.run(fixed.k.write({ map: 'mc', page: 0, data: 'C' }))).toThrow(/idle/);
+    expect(names(fixed.m)).toEqual([]);
+  });
+
+  it('the worker skips ranges in use by an iomap operation (refcnt > 1) and rotates the busy list', () => {
+    const { fs } = full('v6.15');
+    const [r0, r1] = fs.blocks.dmaps;
+    r0!.refcnt = 2;
+    expect(fs.blocks.pickReclaimable()).toBe(r1);
+    r1!.refcnt = 2;
+    expect(fs.blocks.pickReclaimable()).toBeNull();
+    expect(fs.blocks.hasReclaimable()).toBe(false);
+    r0!.refcnt = 1;
+    expect(fs.blocks.pickReclaimable()).toBe(r0);
+  });
+
+  it('window pages are not allocated, shared or released one by one', () => {
+    const { fs } = full('v6.15');
+    expect(() => fs.blocks.alloc('x', 0, 1)).toThrow(/EOPNOTSUPP/);
+    expect(() => fs.blocks.share(0, 'x', 0)).toThrow(/EOPNOTSUPP/);
+    expect(() => fs.blocks.release(0, 'a')).toThrow(/EOPNOTSUPP/);
+  });
+});
+
+describe('virtio-fs device removal', () => {
+  it('no dax holder: nothing unmaps the file before memunmap_pages, so v6.6 tears down a mapped page', () => {
+    const { k, m } = boot('v6.6');
+    file(k, 'a', 4096);
+    k.run(k.write({ map: 'ma', page: 0, data: 'A' }));
+    k.run(k.unbind({ device: 'vfs0' }));
+    expect(names(m)).toEqual(['pgmap-teardown-while-referenced']);
+  });
+
+  it('v5.10: memunmap_pages waits for a pinned page', () => {
+    const { k, m } = boot('v5.10');
+    file(k, 'a', 4096);
+    k.run(k.write({ map: 'ma', page: 0, data: 'A' }));
+    k.run(k.gup({ map: 'ma', page: 0, write: true, as: 'dma' }, true));
+    k.run(k.munmap({ map: 'ma' }));
+    expect(() => k.run(k.unbind({ device: 'vfs0' }))).toThrow(/wait for page references/);
+    expect(names(m)).toEqual([]);
+  });
+});
