@@ -1,6 +1,7 @@
 import { createKernel, Monitor, type Kernel } from '@daxlab/core';
 import { nvdimm } from '@daxlab/driver-nvdimm';
 import { describe, expect, it } from 'vitest';
+import { ext4 } from '@daxlab/fs-ext4';
 import { DaxRanges, fuse, type Fuse } from '../src/index.js';
 import { testArch } from '../../core/test/fixtures.js';
 
@@ -59,6 +60,12 @@ describe('virtio-fs DAX window (virtio_fs_setup_dax)', () => {
     k.run(k.probe({ driver: 'nvdimm', size: 1024 * MiB, as: 'pmem0' }));
     expect(() => k.run(k.mount({ device: 'pmem0' }))).toThrow(/EINVAL.*not a virtio-fs DAX window/);
     expect(() => createKernel({ arch: testArch(), fs: fuse(), driver: nvdimm(), kernel: 'v5.4' })).toThrow(/v5\.10/);
+  });
+
+  it('ext4 refuses the window: it is no block device', () => {
+    const k = createKernel({ arch: testArch(), fs: fuse(), driver: nvdimm(), filesystems: [ext4()], kernel: 'v6.6' });
+    k.run(k.probe({ size: 64 * MiB, as: 'vfs0' }));
+    expect(() => k.run(k.mount({ device: 'vfs0', fs: 'ext4' }))).toThrow(/EINVAL.*virtio-fs DAX window/);
   });
 });
 

@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadScenarioFile, runScenario, type PluginCatalog } from '@daxlab/core';
+import { loadScenarioFile, resolveFeatures, ruleApplies, runScenario, type PluginCatalog } from '@daxlab/core';
 import { nvdimm } from '@daxlab/driver-nvdimm';
 import { ext4 } from '@daxlab/fs-ext4';
 import { xfs } from '@daxlab/fs-xfs';
@@ -54,6 +54,26 @@ describe('the fs scenario family on xfs, ext4 and fuse', () => {
         it(`${scenario.name} on ${fs} ${version} ${JSON.stringify(features)}`, () => {
           const r = runScenario(scenario, { arch: 'x86', fs, driver: 'nvdimm', version, features }, catalog, { seed: 0 });
           expect({ status: r.status, failures: r.failures, reason: r.reason }).toEqual({ status: 'pass', failures: [], reason: null });
+        });
+      }
+    }
+  }
+});
+
+describe('kernels the rules call correct stay correct under other schedules', () => {
+  // `violations: none` claims no interleaving breaks an invariant: seeded random schedules sample that
+  for (const file of files) {
+    const scenario = loadScenarioFile(join(dir, file), `fs/${file}`);
+    for (const fs of ['xfs', 'ext4', 'fuse']) {
+      for (const [version, features] of kernels) {
+        const desc = { arch: 'x86', fs, driver: 'nvdimm', version, features: resolveFeatures(version, { ...scenario.kernel.features, ...features }) };
+        const rules = scenario.expect.filter((r) => ruleApplies(r, desc));
+        if (rules.some((r) => r.violations && r.violations !== 'none')) continue;
+        it(`${scenario.name} on ${fs} ${version} ${JSON.stringify(features)}, seeds 1-12`, () => {
+          for (let seed = 1; seed <= 12; seed++) {
+            const r = runScenario(scenario, { arch: 'x86', fs, driver: 'nvdimm', version, features }, catalog, { seed });
+            expect(r.violations.map((v) => v.invariant), `seed ${seed}`).toEqual([]);
+          }
         });
       }
     }
