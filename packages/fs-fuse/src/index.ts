@@ -217,7 +217,12 @@ export class Fuse extends DaxFilesystem {
     if (--dmap.refcnt <= 0) throw new Error(`fuse_iomap_end: dmap ${dmap.range} refcount hit 0`);
   }
 
-  /** Any other iomap user: one complete iteration, fuse_iomap_begin() then fuse_iomap_end(). */
+  /**
+   * DaxIomapOps for callers other than this filesystem's faults: one complete iteration,
+   * fuse_iomap_begin() then fuse_iomap_end(), as a DAX fault runs it (IOMAP_FAULT: no free range
+   * is -EAGAIN). daxlab has no read(2)/write(2), whose iomap would reclaim one of the inode's own
+   * ranges inline (alloc_dax_mapping_reclaim) instead.
+   */
   override *iomapBegin(inode: Inode, index: number, write: boolean): Op<Iomap> {
     const held: Dmap[] = [];
     try {
