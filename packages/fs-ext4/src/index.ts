@@ -47,7 +47,7 @@ export class Ext4 extends DaxFilesystem {
 
   /**
    * The fault lock: EXT4_I(inode)->i_mmap_sem up to v5.14, mapping->invalidate_lock from v5.15
-   * (730633f0b7f9 "mm: Protect operations adding pages to page cache with invalidate_lock").
+   * ("ext4: Convert to use mapping->invalidate_lock", Jan Kara's invalidate_lock series).
    */
   private get faultLock(): { down: string; up: string } {
     return atLeast(this.k.version, 5, 15)

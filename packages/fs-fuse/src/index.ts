@@ -142,7 +142,7 @@ export class Fuse extends DaxFilesystem {
     return this.daxOf(inode).host.get(index) ?? '';
   }
 
-  /** The fault lock: fi->i_mmap_sem up to v5.14, mapping->invalidate_lock from v5.15 (8bcbbe9c7c8e). */
+  /** The fault lock: fi->i_mmap_sem up to v5.14, mapping->invalidate_lock from v5.15 ("fuse: Convert to using invalidate_lock"). */
   private get faultLock(): { down: string; up: string } {
     return atLeast(this.k.version, 5, 15)
       ? { down: 'filemap_invalidate_lock', up: 'filemap_invalidate_unlock' }
