@@ -1,0 +1,455 @@
+import { Subscription } from 'rxjs';
+import type { Envelope } from '../bus.js';
+import type { KernelEvents } from '../events.js';
+import type { Yield } from '../sched.js';
+import { judge, ruleApplies, ScenarioSession, type CellKernelRequest, type PluginCatalog } from '../scenario/run.js';
+import type { CellResult, Outcome, Scenario, ScheduleStep } from '../scenario/types.js';
+import { Hash64, KeyTable } from './hash.js';
+import { StateWalker } from './state.js';
+import type { Counterexample, ExploreEnds, ExploreFinding, ExploreOptions, ExploreResult, ExploreViolation, Reduction } from './types.js';
+
+const DEFAULT_MAX_STATES = 1_000_000;
+const DEFAULT_MAX_DEPTH = 10_000;
+/** Frontier states that keep their live session (saving one replay each); the rest are replayed. */
+const LIVE_SESSIONS = 1024;
+const PROGRESS_EVERY = 1000;
+
+/**
+ * Explore every interleaving of a scenario's threads on one kernel (SCENARIOS.md, `daxlab
+ * explore`). The threads' operations yield at the kernel's preemption points (sched.ts); one
+ * transition runs one thread to its next point. Sessions cannot be copied (operations are live
+ * generators), so a state is reached by replaying its schedule from a fresh session: opening a
+ * kernel and running setup costs about as much as a few dozen steps.
+ *
+ * `state-hash` (the default) is a breadth-first search: the first schedule that reaches a
+ * violation, a blocked run or a failed step is a shortest one (fewest steps; among those, the
+ * fewest preemptions). A state is the kernel's state (StateWalker) plus, per thread, its step,
+ * the point it waits at, whether that wait is satisfied, and a hash of the preemption points it
+ * passed and the events it emitted since its current step began: the values an operation holds
+ * across a yield (the pages a zap gathered, the page a GUP-fast grabbed, the busy page a
+ * truncate waits for) are what those events and points record. `none` explores the tree of all
+ * schedules depth-first, without merging states.
+ *
+ * With a preemption bound, only schedules with at most that many preemptions are explored
+ * (iterative context bounding: bugs need few); the result is then complete only if no schedule
+ * was cut.
+ */
+export function exploreScenario(scenario: Scenario, req: CellKernelRequest, catalog: PluginCatalog, options: ExploreOptions = {}): ExploreResult | CellResult {
+  return new Explorer(scenario, req, catalog, options).run();
+}
+
+interface Node {
+  readonly prefix: Uint8Array;
+  readonly runnable: readonly number[];
+  /** two words per thread: hash of the points passed and events emitted in its current step */
+  readonly hist: Uint32Array;
+  readonly last: number;
+  readonly preemptions: number;
+  session: ScenarioSession | null;
+}
+
+interface Child {
+  readonly session: ScenarioSession;
+  readonly prefix: Uint8Array;
+  readonly runnable: readonly number[];
+  readonly preemptions: number;
+}
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
+class Explorer {
+  private readonly reduction: Reduction;
+  private readonly maxStates: number;
+  private readonly maxDepth: number;
+  private readonly bound: number | null;
+  private readonly t0 = performance.now();
+  private states = 0;
+  private transitions = 0;
+  private depth = 0;
+  private readonly limits = new Set<string>();
+  private stopped = false;
+  private readonly violations = new Map<string, ExploreViolation>();
+  private blocked: ExploreFinding | null = null;
+  private oops: ExploreFinding | null = null;
+  private readonly failures = new Map<string, ExploreFinding>();
+  private error: { reason: string; finding: ExploreFinding } | null = null;
+  private readonly ends: Mutable<ExploreEnds> = { completed: 0, blocked: 0, oops: 0, failed: 0 };
+  private threadCount = 0;
+  /** the session whose events go into `ev` (the one taking the transition being hashed) */
+  private capturing: ScenarioSession | null = null;
+  private readonly ev = new Hash64();
+  private readonly scratch = new Hash64();
+  private readonly walkers = new WeakMap<ScenarioSession, StateWalker>();
+
+  constructor(
+    private readonly scenario: Scenario,
+    private readonly req: CellKernelRequest,
+    private readonly catalog: PluginCatalog,
+    private readonly options: ExploreOptions,
+  ) {
+    this.reduction = options.reduction ?? 'state-hash';
+    this.maxStates = options.maxStates ?? DEFAULT_MAX_STATES;
+    this.maxDepth = options.maxDepth ?? DEFAULT_MAX_DEPTH;
+    this.bound = options.preemptions ?? null;
+  }
+
+  run(): ExploreResult | CellResult {
+    const root = this.open();
+    if (!(root instanceof ScenarioSession)) return root;
+    this.threadCount = root.threads.length;
+    if (this.threadCount > 255) throw new Error('the explorer handles at most 255 threads');
+    root.runSetup();
+    const runnable = root.runnable();
+    this.states = 1;
+    const prefix = new Uint8Array(0);
+    if (runnable.length === 0) this.end(root, prefix, 0);
+    else if (this.reduction === 'none') this.tree(root, runnable);
+    else this.bfs(root, runnable);
+    return this.result(root);
+  }
+
+  // ---- sessions ---------------------------------------------------------------------------
+
+  private open(): ScenarioSession | CellResult {
+    const s = ScenarioSession.open(this.scenario, this.req, this.catalog);
+    if (s instanceof ScenarioSession && this.reduction === 'state-hash') {
+      // the events of the transition being taken, for the acting thread's position
+      s.kernel.bus.listenAll((e) => {
+        if (this.capturing === s) this.mixEvent(e);
+      }, new Subscription());
+    }
+    return s;
+  }
+
+  /** A fresh session at the end of `prefix` (setup, then one step per entry). */
+  private replay(prefix: Uint8Array): ScenarioSession {
+    const s = this.open() as ScenarioSession;
+    s.runSetup();
+    for (const i of prefix) s.step(i);
+    return s;
+  }
+
+  private mixEvent(e: Envelope<KernelEvents>): void {
+    if (e.type === 'step') return;
+    const h = this.ev;
+    h.str(e.type);
+    const d = e.data as unknown as Record<string, unknown>;
+    for (const key in d) {
+      // absolute counts depend on what other threads did; the event's own identity does not
+      if (key === 'rc' || key === 'mapcount') continue;
+      const v = d[key];
+      if (v === undefined) continue;
+      h.str(key);
+      if (typeof v === 'number') h.num(v);
+      else if (typeof v === 'string') h.str(v);
+      else if (typeof v === 'boolean') h.bool(v);
+      else if (Array.isArray(v)) for (const x of v) h.num(Number(x));
+      else if (v === null) h.u32(0);
+    }
+  }
+
+  /** Take thread i's next step on `s` (which is at `from`). */
+  private step(s: ScenarioSession, from: { prefix: Uint8Array; runnable: readonly number[]; last: number; preemptions: number }, i: number): Child & { fresh: ExploreViolation[] } {
+    const before = s.monitor.violations.length;
+    s.step(i);
+    this.transitions++;
+    const prefix = new Uint8Array(from.prefix.length + 1);
+    prefix.set(from.prefix);
+    prefix[from.prefix.length] = i;
+    const preemptions = from.preemptions + (this.preempts(from, i) ? 1 : 0);
+    const fresh = s.monitor.violations.slice(before).map((v) => ({ ...this.counterexample(s, prefix.length, preemptions, false), invariant: v.invariant, message: v.message, trace: v.trace }));
+    const runnable = s.runnable();
+    return { session: s, prefix, runnable, preemptions, fresh };
+  }
+
+  private preempts(from: { runnable: readonly number[]; last: number }, i: number): boolean {
+    return from.last >= 0 && i !== from.last && from.runnable.includes(from.last);
+  }
+
+  private counterexample(s: ScenarioSession, length: number, preemptions: number, withTrace: boolean): Counterexample {
+    return { schedule: s.schedule.map((x) => ({ ...x })), trace: withTrace ? [...s.monitor.trace] : [], length, preemptions };
+  }
+
+  // ---- the two searches -------------------------------------------------------------------
+
+  /** Breadth-first over states, merging states already reached. */
+  private bfs(root: ScenarioSession, runnable: readonly number[]): void {
+    const visited = new KeyTable();
+    const hist0 = new Uint32Array(this.threadCount * 2);
+    visited.visit(this.key(root, hist0, -1), 0);
+    let frontier: Node[] = [{ prefix: new Uint8Array(0), runnable, hist: hist0, last: -1, preemptions: 0, session: root }];
+    while (frontier.length > 0 && !this.stopped) {
+      const next: Node[] = [];
+      // states first reached in this layer, so a later path with fewer preemptions can take over
+      const layer = new Map<string, number>();
+      for (const node of frontier) {
+        for (const i of node.runnable) {
+          if (this.stopped) break;
+          if (!this.withinBound(node, i)) continue;
+          const s = node.session ?? this.replay(node.prefix);
+          node.session = null;
+          const inFlight = s.threads[i]!.op !== null;
+          this.ev.reset();
+          this.capturing = s;
+          const child = this.step(s, node, i);
+          this.capturing = null;
+          for (const v of child.fresh) this.violation(v);
+          const hist = this.threadHistory(s, node.hist, i, inFlight);
+          const key = this.key(s, hist, i);
+          const seen = visited.visit(key, child.preemptions);
+          if (seen === 'seen') {
+            // the same state at the same depth by a schedule with fewer preemptions: keep that one
+            const at = layer.get(`${key[0]}:${key[1]}`);
+            const had = at === undefined ? undefined : next[at];
+            if (had && child.preemptions < had.preemptions) {
+              next[at!] = { prefix: child.prefix, runnable: child.runnable, hist, last: i, preemptions: child.preemptions, session: null };
+            }
+            continue;
+          }
+          if (seen === 'new') this.countState(child.prefix.length);
+          if (child.runnable.length === 0) {
+            // an end state reached again with fewer preemptions: only its schedule may improve
+            this.end(s, child.prefix, child.preemptions, seen === 'new');
+            continue;
+          }
+          if (child.prefix.length >= this.maxDepth) {
+            this.limits.add('max-depth');
+            continue;
+          }
+          if (seen === 'new') layer.set(`${key[0]}:${key[1]}`, next.length);
+          next.push({ prefix: child.prefix, runnable: child.runnable, hist, last: i, preemptions: child.preemptions, session: next.length < LIVE_SESSIONS ? s : null });
+        }
+        node.session = null;
+        if (this.stopped) break;
+      }
+      frontier = next;
+    }
+  }
+
+  /** Every schedule, depth-first, without merging states (reduction `none`). */
+  private tree(root: ScenarioSession, runnable: readonly number[]): void {
+    interface Frame {
+      readonly prefix: Uint8Array;
+      readonly runnable: readonly number[];
+      readonly last: number;
+      readonly preemptions: number;
+      next: number;
+      session: ScenarioSession | null;
+    }
+    const stack: Frame[] = [{ prefix: new Uint8Array(0), runnable, last: -1, preemptions: 0, next: 0, session: root }];
+    while (stack.length > 0 && !this.stopped) {
+      const f = stack[stack.length - 1]!;
+      if (f.next >= f.runnable.length) {
+        stack.pop();
+        continue;
+      }
+      const i = f.runnable[f.next++]!;
+      if (!this.withinBound(f, i)) continue;
+      const s = f.session ?? this.replay(f.prefix);
+      f.session = null;
+      const child = this.step(s, f, i);
+      for (const v of child.fresh) this.violation(v);
+      this.countState(child.prefix.length);
+      if (child.runnable.length === 0) {
+        this.end(s, child.prefix, child.preemptions);
+        continue;
+      }
+      if (child.prefix.length >= this.maxDepth) {
+        this.limits.add('max-depth');
+        continue;
+      }
+      stack.push({ prefix: child.prefix, runnable: child.runnable, last: i, preemptions: child.preemptions, next: 0, session: s });
+    }
+  }
+
+  private withinBound(from: { runnable: readonly number[]; last: number; preemptions: number }, i: number): boolean {
+    if (this.bound === null || !this.preempts(from, i) || from.preemptions < this.bound) return true;
+    this.limits.add('preemptions');
+    return false;
+  }
+
+  private countState(depth: number): void {
+    this.states++;
+    if (depth > this.depth) this.depth = depth;
+    if (this.options.progress && this.states % PROGRESS_EVERY === 0) {
+      this.options.progress({ states: this.states, transitions: this.transitions, depth: this.depth, ms: performance.now() - this.t0 });
+    }
+    if (this.states >= this.maxStates) {
+      this.limits.add('max-states');
+      this.stopped = true;
+    }
+  }
+
+  // ---- state identity ---------------------------------------------------------------------
+
+  /** The acting thread's position after a transition: its step's points and events so far. */
+  private threadHistory(s: ScenarioSession, parent: Uint32Array, i: number, inFlight: boolean): Uint32Array {
+    const hist = parent.slice();
+    const t = s.threads[i]!;
+    if (t.op === null) {
+      hist[2 * i] = 0;
+      hist[2 * i + 1] = 0;
+      return hist;
+    }
+    const h = this.scratch.reset();
+    if (inFlight) h.u32(parent[2 * i]!).u32(parent[2 * i + 1]!);
+    const [ea, eb] = this.ev.digest();
+    h.u32(ea).u32(eb).str(label(t.pending));
+    const [a, b] = h.digest();
+    hist[2 * i] = a;
+    hist[2 * i + 1] = b;
+    return hist;
+  }
+
+  private key(s: ScenarioSession, hist: Uint32Array, last: number): [number, number] {
+    let walker = this.walkers.get(s);
+    if (!walker) this.walkers.set(s, (walker = new StateWalker(s.kernel)));
+    const h = this.scratch.reset();
+    walker.hashKernel(h);
+    s.threads.forEach((t, j) => {
+      h.u32(t.index).u32((t.done ? 1 : 0) | (t.parked ? 2 : 0) | (t.op ? 4 : 0));
+      const p = t.pending;
+      h.str(label(p));
+      if (p?.kind === 'block') h.bool(p.ready());
+      h.u32(hist[2 * j]!).u32(hist[2 * j + 1]!);
+    });
+    h.u32(s.failures.length);
+    for (const f of s.failures) h.str(f);
+    for (const name of s.monitor.violations.map((v) => v.invariant).sort()) h.str(name);
+    h.str(s.ended ?? '');
+    // under a preemption bound, what a state can still reach depends on who ran last
+    if (this.bound !== null) h.u32(last + 1);
+    return h.digest();
+  }
+
+  // ---- findings ---------------------------------------------------------------------------
+
+  private violation(v: ExploreViolation): void {
+    const had = this.violations.get(v.invariant);
+    if (!had || shorter(v, had)) this.violations.set(v.invariant, v);
+    if (this.options.stopAtFirst) this.stop();
+  }
+
+  /** A run that cannot go on: completed, blocked, oops, or ended by a failed step. */
+  private end(s: ScenarioSession, prefix: Uint8Array, preemptions: number, count = true): void {
+    const outcome: Outcome = s.ended ?? 'completed';
+    const n = count ? 1 : 0;
+    const found = (messages: string[]): ExploreFinding => ({ ...this.counterexample(s, prefix.length, preemptions, true), messages });
+    switch (outcome) {
+      case 'blocked': {
+        this.ends.blocked += n;
+        const waits = s.failures.filter((f) => f.includes(': blocked — '));
+        const f = found(waits);
+        if (!this.blocked || shorter(f, this.blocked)) this.blocked = f;
+        this.recordFailures(s, f, waits);
+        if (this.options.stopAtFirst) this.stop();
+        return;
+      }
+      case 'oops': {
+        this.ends.oops += n;
+        const f = found(s.monitor.violations.filter((v) => v.invariant === 'kernel-oops').map((v) => v.message));
+        if (!this.oops || shorter(f, this.oops)) this.oops = f;
+        if (this.options.stopAtFirst) this.stop();
+        return;
+      }
+      case 'error':
+      case 'unsupported': {
+        const reason = s.result().reason ?? outcome;
+        if (!this.error) this.error = { reason, finding: found([reason]) };
+        this.stop();
+        return;
+      }
+      case 'completed':
+        if (s.failures.length === 0) {
+          this.ends.completed += n;
+          return;
+        }
+        this.ends.failed += n;
+        this.recordFailures(s, found(s.failures), []);
+        if (this.options.stopAtFirst) this.stop();
+    }
+  }
+
+  private recordFailures(s: ScenarioSession, f: ExploreFinding, except: readonly string[]): void {
+    for (const message of s.failures) {
+      if (except.includes(message)) continue;
+      const had = this.failures.get(message);
+      const mine = { ...f, messages: [message] };
+      if (!had || shorter(mine, had)) this.failures.set(message, mine);
+    }
+  }
+
+  private stop(): void {
+    if (!this.stopped && this.options.stopAtFirst) this.limits.add('stop-at-first');
+    this.stopped = true;
+  }
+
+  // ---- the verdict ------------------------------------------------------------------------
+
+  private result(root: ScenarioSession): ExploreResult {
+    const features = root.kernel.features;
+    const rules = this.scenario.expect.filter((r) => ruleApplies(r, { arch: this.req.arch, fs: this.req.fs, driver: this.req.driver, version: this.req.version, features }));
+    const expectsUnsupported = rules.some((r) => r.unsupported === true);
+    const violations = [...this.violations.values()].sort((a, b) => a.invariant.localeCompare(b.invariant));
+    const stepFailures = [...this.failures.values()];
+    const outcome: Outcome = this.error ? 'error' : this.oops ? 'oops' : this.blocked ? 'blocked' : 'completed';
+    const failures: string[] = [];
+    let status: CellResult['status'];
+    if (this.error) status = 'error';
+    else {
+      if (expectsUnsupported) failures.push('expected this kernel to be unsupported, but it was built and ran');
+      for (const f of stepFailures) failures.push(`${f.messages[0]} (schedule: ${describeSchedule(f.schedule)})`);
+      judge(rules, outcome, violations.map((v) => v.invariant), failures);
+      status = failures.length ? 'fail' : 'pass';
+    }
+    const first: Counterexample | undefined = violations[0] ?? this.blocked ?? this.oops ?? stepFailures[0] ?? this.error?.finding;
+    const limits = [...this.limits];
+    return {
+      scenario: this.scenario.name,
+      ...(this.scenario.file ? { file: this.scenario.file } : {}),
+      kernel: root.cellKernel,
+      status,
+      outcome,
+      violations,
+      failures,
+      reason: this.error?.reason ?? null,
+      ...(first ? { schedule: first.schedule } : {}),
+      ms: Math.round((performance.now() - this.t0) * 1000) / 1000,
+      mode: 'explore',
+      complete: limits.length === 0,
+      states: this.states,
+      transitions: this.transitions,
+      depth: this.depth,
+      reduction: this.reduction,
+      preemptionBound: this.bound,
+      limits,
+      blocked: this.blocked,
+      oops: this.oops,
+      stepFailures,
+      ends: { ...this.ends },
+    };
+  }
+}
+
+function label(p: Yield | null): string {
+  if (!p) return '';
+  return p.kind === 'preempt' ? p.point : `block: ${p.reason}`;
+}
+
+/** Fewer steps, then fewer preemptions, then fewer slices. */
+function shorter(a: Counterexample, b: Counterexample): boolean {
+  if (a.length !== b.length) return a.length < b.length;
+  if (a.preemptions !== b.preemptions) return a.preemptions < b.preemptions;
+  return a.schedule.length < b.schedule.length;
+}
+
+/** `trunc×3 → app → trunc×2`: who ran, for how many preemption points, in order. */
+export function describeSchedule(schedule: readonly ScheduleStep[]): string {
+  if (schedule.length === 0) return '(setup only)';
+  return schedule.map((x) => `${x.thread}${(x.slices ?? 1) > 1 ? `×${x.slices}` : ''}`).join(' → ');
+}
+
+/** Whether a cell result came from the explorer. */
+export function isExploreResult(r: CellResult): r is ExploreResult {
+  return (r as Partial<ExploreResult>).mode === 'explore';
+}

@@ -1,0 +1,203 @@
+import type { Kernel } from '../kernel.js';
+import { PageStore } from '../mm/pages.js';
+import { Hash64 } from './hash.js';
+
+const T_NULL = 0x6e756c6c;
+const T_UNDEF = 0x756e6466;
+const T_FN = 0x666e6374;
+const T_SKIP = 0x736b6970;
+const T_REF = 0x72656600;
+const T_OBJ = 0x6f626a00;
+const T_ARR = 0x61727200;
+const T_MAP = 0x6d617000;
+const T_SET = 0x73657400;
+const T_TYPED = 0x74797000;
+const T_PAGES = 0x70677300;
+
+/**
+ * Kernel fields that hold configuration or plumbing (the DI container, the event bus, the plugin
+ * objects, the MMU constants, the feature set): fixed for the life of a run, so not state.
+ */
+const KERNEL_PLUMBING = [
+  'container', 'bus', 'desc', 'version', 'features', 'mmu', 'populator', 'convention',
+  'driverPlugins', 'fsPlugins', 'defaultDriver', 'defaultFs', 'currentThread',
+] as const;
+
+/**
+ * Fields left out because the thread positions already carry what they decide. `wakeCounts`
+ * (fs/dax.c's wake-up counters): a waiter only compares the count with the one it saw when it
+ * went to sleep, and whether that comparison holds is hashed with the waiting thread.
+ */
+const DERIVED = new Set(['wakeCounts']);
+
+const codes = new Map<string, number>();
+
+/** A field name as one word (names repeat in every state: hash each once). */
+function fieldCode(name: string): number {
+  let c = codes.get(name);
+  if (c === undefined) {
+    const [a] = new Hash64().str(name).digest();
+    codes.set(name, (c = a));
+  }
+  return c;
+}
+
+/**
+ * Whether keys are all numbers, not in ascending order: such a map or set is hashed sorted.
+ * (Numbers already ascending, or any non-number key: hashed in iteration order.)
+ */
+function numericUnsorted(keys: Iterable<unknown>): boolean {
+  let last = -Infinity;
+  let sorted = true;
+  for (const k of keys) {
+    if (typeof k !== 'number') return false;
+    if (k < last) sorted = false;
+    last = k;
+  }
+  return !sorted;
+}
+
+/**
+ * A canonical hash of everything a kernel holds: it walks the kernel's object graph (every
+ * object reachable from the Kernel, plugins' state included, private fields too), so state a
+ * plugin or a later core change adds is hashed without the explorer knowing about it.
+ *
+ * Canonical means two kernels in the same state hash the same whatever path led there:
+ * - maps and sets whose keys are all numbers (page tables by vpn, DAX entries by index, block
+ *   maps, refcounts by block) are hashed in key order; every other map, set and array in its
+ *   own order, because that order can decide behaviour (i_mmap's VMA order, FUSE's free-range
+ *   FIFO), which errs on the safe side (equal states may hash apart, distinct ones never merge);
+ * - object identity is kept: an object met again hashes as a reference to its first visit, so
+ *   "these two VMAs are the same object" is part of the state;
+ * - struct pages are hashed per pfn in pfn order, and a page still in the state its pgmap
+ *   initialised it to hashes like a page nobody touched (materialising it changes nothing);
+ *   page contents that are empty hash like no contents (reads return '' for both);
+ * - functions (closures such as a pgmap's page_free op) and RxJS subscriptions are skipped.
+ */
+export class StateWalker {
+  private readonly ids = new Map<object, number>();
+  private readonly skip = new Set<object>();
+
+  constructor(private readonly k: Kernel) {
+    const fields = k as unknown as Record<string, unknown>;
+    for (const key of KERNEL_PLUMBING) {
+      const v = fields[key];
+      if (typeof v === 'object' && v !== null) this.skip.add(v);
+    }
+  }
+
+  /** Hash the kernel's whole state into `h`. */
+  hashKernel(h: Hash64): void {
+    this.ids.clear();
+    this.ids.set(this.k, 0);
+    h.tag(T_OBJ);
+    const fields = this.k as unknown as Record<string, unknown>;
+    for (const key of Object.keys(fields)) {
+      if ((KERNEL_PLUMBING as readonly string[]).includes(key)) continue;
+      this.field(h, key, fields[key]);
+    }
+  }
+
+  private field(h: Hash64, key: string, v: unknown): void {
+    if (typeof v === 'function' || DERIVED.has(key)) return;
+    h.u32(fieldCode(key));
+    this.value(h, v);
+  }
+
+  private value(h: Hash64, v: unknown): void {
+    switch (typeof v) {
+      case 'number':
+        h.num(v);
+        return;
+      case 'string':
+        h.str(v);
+        return;
+      case 'boolean':
+        h.bool(v);
+        return;
+      case 'undefined':
+        h.tag(T_UNDEF);
+        return;
+      case 'bigint':
+        h.str(`n${v.toString()}`);
+        return;
+      case 'function':
+      case 'symbol':
+        h.tag(T_FN);
+        return;
+    }
+    if (v === null) {
+      h.tag(T_NULL);
+      return;
+    }
+    const o = v as object;
+    if (this.skip.has(o)) {
+      h.tag(T_SKIP);
+      return;
+    }
+    const seen = this.ids.get(o);
+    if (seen !== undefined) {
+      h.tag(T_REF).u32(seen);
+      return;
+    }
+    this.ids.set(o, this.ids.size);
+    if (o instanceof PageStore) return this.pages(h, o);
+    if (Array.isArray(o)) {
+      h.tag(T_ARR).u32(o.length);
+      for (const e of o) this.value(h, e);
+      return;
+    }
+    if (ArrayBuffer.isView(o)) {
+      const a = o as unknown as ArrayLike<number>;
+      h.tag(T_TYPED).u32(a.length);
+      for (let i = 0; i < a.length; i++) h.num(a[i]!);
+      return;
+    }
+    if (o instanceof Map) {
+      h.tag(T_MAP).u32(o.size);
+      if (numericUnsorted(o.keys())) {
+        for (const [key, val] of [...o.entries()].sort((x, y) => (x[0] as number) - (y[0] as number))) {
+          h.num(key as number);
+          this.value(h, val);
+        }
+      } else {
+        for (const [key, val] of o) {
+          this.value(h, key);
+          this.value(h, val);
+        }
+      }
+      return;
+    }
+    if (o instanceof Set) {
+      h.tag(T_SET).u32(o.size);
+      const items = numericUnsorted(o.values()) ? [...(o as Set<number>)].sort((x, y) => x - y) : o;
+      for (const x of items) this.value(h, x);
+      return;
+    }
+    const rec = o as Record<string, unknown>;
+    if (typeof rec.unsubscribe === 'function' || typeof rec.subscribe === 'function') {
+      h.tag(T_SKIP);
+      return;
+    }
+    h.tag(T_OBJ);
+    for (const key of Object.keys(rec)) this.field(h, key, rec[key]);
+  }
+
+  /** struct pages in pfn order, skipping pages still as their pgmap initialised them. */
+  private pages(h: Hash64, p: PageStore): void {
+    h.tag(T_PAGES);
+    for (const pfn of p.touched(0, Number.MAX_SAFE_INTEGER)) {
+      const s = p.slot(pfn);
+      const init = this.k.memremap.initialPage(pfn);
+      if (
+        p.rc[s] === init.rc && p.flags[s] === init.flags && p.order[s] === init.order && p.head[s] === init.headPfn && p.pgmap[s] === init.pgmap &&
+        p.mapcount[s] === 0 && p.pincount[s] === 0 && p.mapping[s] === 0 && p.index[s] === 0 && p.share[s] === 0 && p.ptes[s] === 0 && p.gup[s] === 0
+      ) continue;
+      h.num(pfn).num(p.rc[s]!).num(p.mapcount[s]!).num(p.pincount[s]!).num(p.flags[s]!).num(p.order[s]!).num(p.head[s]!);
+      h.num(p.mapping[s]!).num(p.index[s]!).num(p.share[s]!).num(p.pgmap[s]!).num(p.ptes[s]!).num(p.gup[s]!);
+    }
+    const data = [...p.data.entries()].filter(([, d]) => d !== '').sort((x, y) => x[0] - y[0]);
+    h.u32(data.length);
+    for (const [pfn, d] of data) h.num(pfn).str(d);
+  }
+}

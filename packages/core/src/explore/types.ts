@@ -1,0 +1,95 @@
+import type { CellResult, ScheduleStep, ViolationReport } from '../scenario/types.js';
+
+/**
+ * How the explorer avoids exploring the same thing twice:
+ * - `state-hash`: a breadth-first search over states; a state already reached (kernel state,
+ *   every thread's position, see StateWalker and explorer.ts) is not expanded again, so
+ *   independent steps taken in either order meet in one state and are explored once;
+ * - `none`: every interleaving, as a tree (each prefix of each schedule is a state).
+ */
+export type Reduction = 'state-hash' | 'none';
+
+export const REDUCTIONS: readonly Reduction[] = ['state-hash', 'none'];
+
+export interface ExploreOptions {
+  /** stop after this many states (the result is then bounded, not complete); default 1,000,000 */
+  readonly maxStates?: number;
+  /**
+   * explore only schedules with at most this many preemptions (a switch away from a thread that
+   * could have gone on); default: no bound
+   */
+  readonly preemptions?: number;
+  /** default `state-hash` */
+  readonly reduction?: Reduction;
+  /** do not extend a schedule beyond this many steps; default 10,000 */
+  readonly maxDepth?: number;
+  /** stop at the first violation, blocked run, oops or failed step (a verdict, not the full space) */
+  readonly stopAtFirst?: boolean;
+  /** called about every 1,000 states */
+  readonly progress?: (p: ExploreProgress) => void;
+}
+
+export interface ExploreProgress {
+  readonly states: number;
+  readonly transitions: number;
+  readonly depth: number;
+  readonly ms: number;
+}
+
+/** A schedule that reaches something, and what happened on the way. */
+export interface Counterexample {
+  /** thread and step at each switch, with the number of preemption points each slice ran */
+  readonly schedule: readonly ScheduleStep[];
+  /** the kernel's events from the start of the run (setup included) to the finding */
+  readonly trace: readonly string[];
+  /** steps taken after setup (one per preemption point passed) */
+  readonly length: number;
+  /** switches away from a thread that could have gone on */
+  readonly preemptions: number;
+}
+
+export interface ExploreViolation extends ViolationReport, Counterexample {
+  readonly schedule: readonly ScheduleStep[];
+}
+
+/** A blocked run, an oops or a failed step, with the shortest schedule that leads to it. */
+export interface ExploreFinding extends Counterexample {
+  /** what the run reported: the waits that never end, the oops, the failed step */
+  readonly messages: readonly string[];
+}
+
+/** How the explored schedules ended (counted per end state). */
+export interface ExploreEnds {
+  readonly completed: number;
+  readonly blocked: number;
+  readonly oops: number;
+  /** ended early because a step failed (or a read/check did not match) */
+  readonly failed: number;
+}
+
+/**
+ * One scenario on one kernel, judged over all interleavings (SCENARIOS.md): a CellResult plus
+ * the size of the search. `outcome` is the worst seen (error > oops > blocked > completed);
+ * `violations` holds every invariant broken in some interleaving, each with the shortest
+ * schedule that breaks it (fewest steps, then fewest preemptions).
+ */
+export interface ExploreResult extends CellResult {
+  readonly mode: 'explore';
+  /** every schedule within the bounds was explored (false: a bound or stopAtFirst cut it short) */
+  readonly complete: boolean;
+  readonly states: number;
+  readonly transitions: number;
+  /** the longest schedule explored, in steps */
+  readonly depth: number;
+  readonly reduction: Reduction;
+  readonly preemptionBound: number | null;
+  /** why the search is not complete: 'max-states', 'max-depth', 'preemptions', 'stop-at-first' */
+  readonly limits: readonly string[];
+  readonly violations: readonly ExploreViolation[];
+  /** some interleaving waits forever: the shortest such schedule */
+  readonly blocked: ExploreFinding | null;
+  readonly oops: ExploreFinding | null;
+  /** steps that failed (or reads/checks that did not match) in some interleaving, one per message */
+  readonly stepFailures: readonly ExploreFinding[];
+  readonly ends: ExploreEnds;
+}

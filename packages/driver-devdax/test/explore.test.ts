@@ -1,0 +1,33 @@
+import type { PluginCatalog } from '@daxlab/core';
+import { describe, expect, it } from 'vitest';
+import { devdax } from '../src/index.js';
+import { testArch } from '../../core/test/fixtures.js';
+import { exploreOn, expectReplays } from '../../fs-xfs/test/explore-family.js';
+
+const catalog: PluginCatalog = { arch: { x86: () => testArch() }, fs: {}, driver: { devdax: () => devdax() } };
+const explore = (version: string, features: Record<string, string | boolean> = {}) => exploreOn(catalog, 'unbind-vs-dma.yaml', null, 'devdax', version, features);
+
+describe('device-dax unbind racing the DMA on a pinned page, under every interleaving', () => {
+  for (const version of ['v5.4', 'v5.10']) {
+    it(`${version}: memunmap_pages() waits for the page references, so no interleaving tears the pinned page down`, () => {
+      const r = explore(version);
+      expect({ status: r.status, complete: r.complete, outcome: r.outcome, violations: r.violations }).toEqual({ status: 'pass', complete: true, outcome: 'completed', violations: [] });
+    });
+  }
+
+  for (const version of ['v6.1', 'v6.6', 'v6.15']) {
+    it(`${version}: nothing waits for the pin; the shortest schedule is the unbind running alone`, () => {
+      const r = explore(version);
+      expect({ status: r.status, complete: r.complete, violations: r.violations.map((v) => v.invariant) }).toEqual({ status: 'pass', complete: true, violations: ['pgmap-teardown-while-referenced'] });
+      const v = r.violations[0]!;
+      expect(v.schedule.map((s) => s.thread)).toEqual(['remove']);
+      expect(v.message).toMatch(/torn down while pfn \d+ is pinned/);
+      expectReplays(catalog, 'unbind-vs-dma.yaml', { arch: 'x86', fs: null, driver: 'devdax', version, features: {} }, r);
+    });
+  }
+
+  it('the feature alone decides: v6.15 with memunmap-waits-page-refs=true is safe, v5.10 without it is not', () => {
+    expect(explore('v6.15', { 'memunmap-waits-page-refs': true }).violations).toEqual([]);
+    expect(explore('v5.10', { 'memunmap-waits-page-refs': false }).violations.map((v) => v.invariant)).toEqual(['pgmap-teardown-while-referenced']);
+  });
+});
