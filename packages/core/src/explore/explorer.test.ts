@@ -29,6 +29,10 @@ describe('GUP-fast racing fork (seed 002) under explore', () => {
     expect(v.trace.at(-1)).toMatch(/pte\.set mm=init .* write=true/);
     expect(v.trace.some((l) => / fork parent=init child=child/.test(l))).toBe(true);
     expect(v.trace.some((l) => / gup\.pin mm=init name=rdma /.test(l))).toBe(true);
+    // each event of the trace with the thread that emitted it (for timelines)
+    expect(v.threads).toHaveLength(v.trace.length);
+    expect([v.threads[0], v.threads.at(-1)]).toEqual(['setup', 'app']);
+    expect(v.threads[v.trace.findIndex((l) => / fork parent=init/.test(l))]).toBe('forker');
     const again = runScenario(scenario, req('v5.4'), catalog, { schedule: v.schedule });
     expect(again.violations.map((x) => x.invariant)).toEqual(['pinned-page-diverged']);
   });

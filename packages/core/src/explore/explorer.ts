@@ -73,6 +73,8 @@ class Explorer {
   private oops: ExploreFinding | null = null;
   private readonly failures = new Map<string, ExploreFinding>();
   private error: { reason: string; finding: ExploreFinding } | null = null;
+  /** the schedule of each finding as thread indices, to replay it for its timeline */
+  private readonly prefixes = new WeakMap<Counterexample, Uint8Array>();
   private readonly ends: Mutable<ExploreEnds> = { completed: 0, blocked: 0, oops: 0, failed: 0 };
   private threadCount = 0;
   /** the session whose events go into `ev` (the one taking the transition being hashed) */
@@ -157,7 +159,7 @@ class Explorer {
     prefix.set(from.prefix);
     prefix[from.prefix.length] = i;
     const preemptions = from.preemptions + (this.preempts(from, i) ? 1 : 0);
-    const fresh = s.monitor.violations.slice(before).map((v) => ({ ...this.counterexample(s, prefix.length, preemptions, false), invariant: v.invariant, message: v.message, trace: v.trace }));
+    const fresh = s.monitor.violations.slice(before).map((v) => this.keep({ ...this.counterexample(s, prefix.length, preemptions, false), invariant: v.invariant, message: v.message, trace: v.trace }, prefix));
     const runnable = s.runnable();
     return { session: s, prefix, runnable, preemptions, fresh };
   }
@@ -167,7 +169,25 @@ class Explorer {
   }
 
   private counterexample(s: ScenarioSession, length: number, preemptions: number, withTrace: boolean): Counterexample {
-    return { schedule: s.schedule.map((x) => ({ ...x })), trace: withTrace ? [...s.monitor.trace] : [], length, preemptions };
+    return { schedule: s.schedule.map((x) => ({ ...x })), trace: withTrace ? [...s.monitor.trace] : [], threads: [], length, preemptions };
+  }
+
+  private keep<T extends Counterexample>(c: T, prefix: Uint8Array): T {
+    this.prefixes.set(c, prefix);
+    return c;
+  }
+
+  /** Replay a finding's schedule to learn which thread emitted each event of its trace. */
+  private withThreads<T extends Counterexample>(c: T): T {
+    const prefix = this.prefixes.get(c);
+    if (!prefix) return c;
+    const s = ScenarioSession.open(this.scenario, this.req, this.catalog) as ScenarioSession;
+    const names = ['setup', ...s.threads.map((t) => t.name)];
+    const threads: string[] = [];
+    s.kernel.bus.listenAll(() => threads.push(names[s.kernel.currentThread] ?? '?'), new Subscription());
+    s.runSetup();
+    for (const i of prefix) s.step(i);
+    return { ...c, threads: threads.slice(0, c.trace.length) };
   }
 
   // ---- the two searches -------------------------------------------------------------------
@@ -334,7 +354,7 @@ class Explorer {
   private end(s: ScenarioSession, prefix: Uint8Array, preemptions: number, count = true): void {
     const outcome: Outcome = s.ended ?? 'completed';
     const n = count ? 1 : 0;
-    const found = (messages: string[]): ExploreFinding => ({ ...this.counterexample(s, prefix.length, preemptions, true), messages });
+    const found = (messages: string[]): ExploreFinding => this.keep({ ...this.counterexample(s, prefix.length, preemptions, true), messages }, prefix);
     switch (outcome) {
       case 'blocked': {
         this.ends.blocked += n;
@@ -374,7 +394,7 @@ class Explorer {
     for (const message of s.failures) {
       if (except.includes(message)) continue;
       const had = this.failures.get(message);
-      const mine = { ...f, messages: [message] };
+      const mine = this.keep({ ...f, messages: [message] }, this.prefixes.get(f)!);
       if (!had || shorter(mine, had)) this.failures.set(message, mine);
     }
   }
@@ -390,9 +410,11 @@ class Explorer {
     const features = root.kernel.features;
     const rules = this.scenario.expect.filter((r) => ruleApplies(r, { arch: this.req.arch, fs: this.req.fs, driver: this.req.driver, version: this.req.version, features }));
     const expectsUnsupported = rules.some((r) => r.unsupported === true);
-    const violations = [...this.violations.values()].sort((a, b) => a.invariant.localeCompare(b.invariant));
-    const stepFailures = [...this.failures.values()];
-    const outcome: Outcome = this.error ? 'error' : this.oops ? 'oops' : this.blocked ? 'blocked' : 'completed';
+    const violations = [...this.violations.values()].sort((a, b) => a.invariant.localeCompare(b.invariant)).map((v) => this.withThreads(v));
+    const stepFailures = [...this.failures.values()].map((f) => this.withThreads(f));
+    const blocked = this.blocked && this.withThreads(this.blocked);
+    const oops = this.oops && this.withThreads(this.oops);
+    const outcome: Outcome = this.error ? 'error' : oops ? 'oops' : blocked ? 'blocked' : 'completed';
     const failures: string[] = [];
     let status: CellResult['status'];
     if (this.error) status = 'error';
@@ -402,7 +424,7 @@ class Explorer {
       judge(rules, outcome, violations.map((v) => v.invariant), failures);
       status = failures.length ? 'fail' : 'pass';
     }
-    const first: Counterexample | undefined = violations[0] ?? this.blocked ?? this.oops ?? stepFailures[0] ?? this.error?.finding;
+    const first: Counterexample | undefined = violations[0] ?? blocked ?? oops ?? stepFailures[0] ?? this.error?.finding;
     const limits = [...this.limits];
     return {
       scenario: this.scenario.name,
@@ -423,8 +445,8 @@ class Explorer {
       reduction: this.reduction,
       preemptionBound: this.bound,
       limits,
-      blocked: this.blocked,
-      oops: this.oops,
+      blocked,
+      oops,
       stepFailures,
       ends: { ...this.ends },
     };

@@ -42,6 +42,8 @@ export interface Counterexample {
   readonly schedule: readonly ScheduleStep[];
   /** the kernel's events from the start of the run (setup included) to the finding */
   readonly trace: readonly string[];
+  /** the thread that emitted each event of `trace` ('setup' for the setup steps) */
+  readonly threads: readonly string[];
   /** steps taken after setup (one per preemption point passed) */
   readonly length: number;
   /** switches away from a thread that could have gone on */
