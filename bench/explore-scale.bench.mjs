@@ -1,16 +1,18 @@
 // How the explorer scales (issue 6): N pages in the punched range and K concurrent pins, N and K in
 // 1..3, on the scenarios apps/cli/scenarios/explore/spin/scale-n{N}k{K}.yaml (XFS), for V2
 // (v6.15: no violation, the whole space must be searched) and B1 (the mapping_mapped() early
-// return: stop at the first violation), with the state-hash reduction and without it (every
-// schedule as a tree). Run after `npm run build` with `npm run bench explore` or directly.
+// return: stop at the first violation), with the state-hash reduction (breadth-first: shortest
+// counterexamples; depth-first: fewer replays) and without it (every schedule as a tree). Run after `npm run build` with `npm run bench explore` or directly.
 //
-//   MAX_STATES=200000  cap per run (a capped run is reported as bounded, with its numbers)
+//   MAX_STATES=1000000 cap per state-hash run, MAX_TREE=100000 per run without reduction (a capped
+//                      run is reported as bounded, with its numbers)
 //   ONLY=n1k1,n2k2     some sizes only
 import { join } from 'node:path';
 import { daxlab, verdictOf } from './spin-vs-daxlab.mjs';
 
 const ROOT = join(import.meta.dirname, '..');
-const cap = Number(process.env.MAX_STATES ?? 200_000);
+const cap = Number(process.env.MAX_STATES ?? 1_000_000);
+const treeCap = Number(process.env.MAX_TREE ?? 100_000);
 const only = process.env.ONLY ? process.env.ONLY.split(',') : null;
 const { core, exploreScenario, catalog } = await daxlab();
 
@@ -19,17 +21,17 @@ const kernels = [
   ['B1', 'v6.15', { 'dax-busy-mapping-mapped-check': true }, true],
 ];
 
-console.log(`| N | K | variant | reduction | verdict | complete | states | transitions | depth | ms |`);
-console.log(`|---:|---:|---|---|---|---|---:|---:|---:|---:|`);
+console.log(`| N | K | variant | reduction | search | verdict | complete | states | transitions | depth | ms |`);
+console.log(`|---:|---:|---|---|---|---|---|---:|---:|---:|---:|`);
 for (const n of [1, 2, 3]) {
   for (const k of [1, 2, 3]) {
     if (only && !only.includes(`n${n}k${k}`)) continue;
     const scenario = core.loadScenarioFile(join(ROOT, `apps/cli/scenarios/explore/spin/scale-n${n}k${k}.yaml`));
     for (const [id, version, features, stopAtFirst] of kernels) {
-      for (const reduction of ['state-hash', 'none']) {
-        const r = exploreScenario(scenario, { arch: 'x86', fs: 'xfs', driver: 'nvdimm', version, features }, catalog, { reduction, maxStates: cap, stopAtFirst });
+      for (const [reduction, search] of [['state-hash', 'bfs'], ['state-hash', 'dfs'], ['none', 'dfs']]) {
+        const r = exploreScenario(scenario, { arch: 'x86', fs: 'xfs', driver: 'nvdimm', version, features }, catalog, { reduction, search, maxStates: reduction === 'none' ? treeCap : cap, stopAtFirst });
         const done = r.complete ? 'yes' : r.limits.join(', ');
-        console.log(`| ${n} | ${k} | ${id} | ${reduction} | ${verdictOf(r)} | ${done} | ${r.states} | ${r.transitions} | ${r.depth} | ${Math.round(r.ms)} |`);
+        console.log(`| ${n} | ${k} | ${id} | ${reduction} | ${search} | ${verdictOf(r)} | ${done} | ${r.states} | ${r.transitions} | ${r.depth} | ${Math.round(r.ms)} |`);
       }
     }
   }

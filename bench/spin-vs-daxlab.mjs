@@ -12,7 +12,9 @@
 // time to a verdict is build_s (spin -a + gcc -O2) + the pan process's wall time.
 //
 // daxlab side: one process per variant, timed from spawn to exit (node start-up, module loading,
-// kernel construction, the search, the report): `daxlab explore --stop-at-first` when the built
+// kernel construction, the search, the report), searching as pan does for a verdict: depth-first
+// over hashed states, stopping at the first violation or blocked run (`daxlab explore --search dfs
+// --stop-at-first`; a variant without a finding is searched completely). The built CLI is used when the built
 // CLI has the explore command and an x86 arch plugin; until then this script's own --explore mode,
 // which imports the built @daxlab/core and plugins and calls the same explorer.
 import { spawnSync } from 'node:child_process';
@@ -78,13 +80,14 @@ export function verdictOf(r) {
 async function exploreMode(args) {
   const [file, version, ...rest] = args;
   const stopAtFirst = rest.includes('--stop-at-first');
+  const search = rest.includes('--dfs') ? 'dfs' : 'bfs';
   const features = Object.fromEntries(rest.filter((x) => x.includes('=')).map((kv) => {
     const [k, v] = kv.split('=');
     return [k, v === 'true' ? true : v === 'false' ? false : v];
   }));
   const { core, exploreScenario, catalog } = await daxlab();
   const scenario = core.loadScenarioFile(file);
-  const r = exploreScenario(scenario, { arch: 'x86', fs: scenario.kernel.fs ?? null, driver: scenario.kernel.driver ?? null, version, features }, catalog, { stopAtFirst, maxStates: Number(process.env.MAX_STATES ?? 5e6) });
+  const r = exploreScenario(scenario, { arch: 'x86', fs: scenario.kernel.fs ?? null, driver: scenario.kernel.driver ?? null, version, features }, catalog, { stopAtFirst, search, maxStates: Number(process.env.MAX_STATES ?? 5e6) });
   console.log(JSON.stringify({ verdict: verdictOf(r), status: r.status, complete: r.complete, states: r.states, transitions: r.transitions, ms: r.ms, limits: r.limits }));
 }
 
@@ -147,8 +150,8 @@ function runDaxlab(file, [version, features], useCli) {
   const path = join(SCENARIOS, file);
   const flags = Object.entries(features).map(([k, v]) => `${k}=${v}`);
   const args = useCli
-    ? [CLI, 'explore', path, '--kernel', version, ...flags.flatMap((f) => ['--feature', f]), '--stop-at-first', '--reporter', 'json', '--quiet']
-    : [fileURLToPath(import.meta.url), '--explore', path, version, ...flags, '--stop-at-first'];
+    ? [CLI, 'explore', path, '--kernel', version, ...flags.flatMap((f) => ['--feature', f]), '--search', 'dfs', '--stop-at-first', '--reporter', 'json', '--quiet']
+    : [fileURLToPath(import.meta.url), '--explore', path, version, ...flags, '--dfs', '--stop-at-first'];
   const t0 = performance.now();
   const r = spawnSync(process.execPath, args, { encoding: 'utf8', maxBuffer: 1 << 28, timeout: Number(process.env.DAXLAB_TIMEOUT_S ?? 900) * 1000 });
   const wall = (performance.now() - t0) / 1000;

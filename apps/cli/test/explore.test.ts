@@ -81,6 +81,13 @@ describe('daxlab explore', () => {
     expect(r.out).toContain('at most 1 preemptions');
   });
 
+  it('--search dfs --stop-at-first: a verdict from the first finding, flagged as not complete', async () => {
+    const r = await explore(['explore/truncate-vs-dma.yaml', '--kernel', 'v6.6', '--search', 'dfs', '--stop-at-first', '--reporter', 'json']);
+    const cell = JSON.parse(r.out).cells[0];
+    expect(cell).toMatchObject({ complete: false, limits: ['stop-at-first'], search: 'dfs' });
+    expect(cell.violations.map((v: { invariant: string }) => v.invariant)).toEqual(['block-freed-while-pinned']);
+  });
+
   it('html: a self-contained page with a timeline per counterexample, one column per thread', async () => {
     const dir = tempTree({});
     const r = await explore(['--kernel', 'v6.6', '--reporter', 'table,html', '--out', dir, join(library, 'explore/truncate-vs-dma.yaml')]);
@@ -99,5 +106,6 @@ describe('daxlab explore', () => {
     await expect(explore(['explore/truncate-vs-dma.yaml', '--reporter', 'html'])).rejects.toThrow(/--reporter html writes a file: add --out DIR/);
     await expect(explore(['explore/truncate-vs-dma.yaml', '--max-states', '0'])).rejects.toThrow(/--max-states 0: expected a whole number of at least 1/);
     await expect(explore(['explore/truncate-vs-dma.yaml', '--reduction', 'dpor'])).rejects.toThrow(/Allowed choices are state-hash, none/);
+    await expect(explore(['explore/truncate-vs-dma.yaml', '--search', 'random'])).rejects.toThrow(/Allowed choices are bfs, dfs/);
   });
 });

@@ -43,6 +43,7 @@ export interface ExploreCell extends CellResult {
   readonly transitions: number;
   readonly depth: number;
   readonly reduction: string;
+  readonly search?: string;
   readonly preemptionBound: number | null;
   readonly limits: readonly string[];
   readonly violations: readonly (ViolationReport & ExploreCounterexample)[];
@@ -56,6 +57,7 @@ export interface ExploreRunOptions {
   readonly maxStates?: number;
   readonly preemptions?: number;
   readonly reduction?: 'state-hash' | 'none';
+  readonly search?: 'bfs' | 'dfs';
   readonly stopAtFirst?: boolean;
   readonly progress?: (p: { states: number; transitions: number; depth: number; ms: number }) => void;
 }
@@ -76,6 +78,7 @@ export interface ExploreCommandOptions extends KernelOptions {
   readonly maxStates?: string;
   readonly preemptions?: string;
   readonly reduction?: string;
+  readonly search?: string;
   readonly stopAtFirst?: boolean;
   readonly reporter?: string;
   readonly out?: string;
@@ -89,6 +92,7 @@ export type ExploreReporter = (typeof EXPLORE_REPORTERS)[number];
 /** Files the machine reporters write under --out. */
 export const EXPLORE_FILES: Record<Exclude<ExploreReporter, 'table'>, string> = { json: 'daxlab-explore.json', html: 'daxlab-explore.html' };
 const REDUCTIONS = ['state-hash', 'none'] as const;
+const SEARCHES = ['bfs', 'dfs'] as const;
 
 /** The explore command's own options and argument (the kernel flags come from main.ts). */
 export function exploreOptions(cmd: Command): Command {
@@ -98,6 +102,7 @@ export function exploreOptions(cmd: Command): Command {
     .option('--max-states <n>', 'stop after this many states (the result is then bounded, not complete)', '1000000')
     .option('--preemptions <k>', 'explore only schedules with at most k preemptions (switches away from a thread that could go on)')
     .addOption(new Option('--reduction <name>', 'state-hash: merge states already reached; none: every schedule as a tree').choices(REDUCTIONS).default('state-hash'))
+    .addOption(new Option('--search <order>', 'bfs: shortest counterexamples first; dfs: fewer replays, deep findings sooner, counterexamples not shortest').choices(SEARCHES).default('bfs'))
     .option('--stop-at-first', 'stop at the first violation, blocked run or failed step (a verdict without the whole state space)')
     .option('--reporter <names>', `${EXPLORE_REPORTERS.join(', ')} (several: a,b; json and html go to --out)`, 'table')
     .option('--out <dir>', `write machine reports here (${Object.values(EXPLORE_FILES).join(', ')})`)
@@ -132,6 +137,8 @@ export async function exploreCommand(args: readonly string[], o: ExploreCommandO
   const preemptions = o.preemptions !== undefined ? parseWhole('--preemptions', o.preemptions, 0) : undefined;
   const reduction = (o.reduction ?? 'state-hash') as ExploreRunOptions['reduction'];
   if (!(REDUCTIONS as readonly string[]).includes(reduction!)) throw new UsageError(`--reduction ${o.reduction}: use one of ${REDUCTIONS.join(', ')}`);
+  const search = (o.search ?? 'bfs') as ExploreRunOptions['search'];
+  if (!(SEARCHES as readonly string[]).includes(search!)) throw new UsageError(`--search ${o.search}: use one of ${SEARCHES.join(', ')}`);
   const plugins = [];
   for (const p of o.plugin ?? []) plugins.push(await loadPlugin(p, io.cwd, deps.importer));
   const catalog = withPlugins(deps.catalog, plugins);
@@ -150,6 +157,7 @@ export async function exploreCommand(args: readonly string[], o: ExploreCommandO
       const options: ExploreRunOptions = {
         maxStates,
         reduction,
+        search,
         ...(preemptions !== undefined ? { preemptions } : {}),
         ...(o.stopAtFirst ? { stopAtFirst: true } : {}),
         ...(progress ? { progress: (p) => io.stderr(`\r\x1b[2K${l.scenario}: ${p.states} states, ${p.transitions} transitions, depth ${p.depth}, ${formatMs(p.ms)}`) } : {}),
@@ -227,7 +235,8 @@ export function renderExploreTable(cells: readonly CellResult[], o: ExploreTable
       continue;
     }
     const bound = cell.complete ? 'complete' : `bounded (${cell.limits.join(', ')})`;
-    lines.push(...indent([`${bound}: ${cell.states} states, ${cell.transitions} transitions, depth ${cell.depth}, ${formatMs(cell.ms)} (${cell.reduction}${cell.preemptionBound !== null ? `, at most ${cell.preemptionBound} preemptions` : ''})`]));
+    const how = [cell.reduction, cell.search === 'dfs' ? 'depth-first' : null, cell.preemptionBound !== null ? `at most ${cell.preemptionBound} preemptions` : null].filter((x) => x !== null).join(', ');
+    lines.push(...indent([`${bound}: ${cell.states} states, ${cell.transitions} transitions, depth ${cell.depth}, ${formatMs(cell.ms)} (${how})`]));
     lines.push(...indent([`outcome ${cell.outcome}; schedules ended: ${cell.ends.completed} completed, ${cell.ends.blocked} blocked, ${cell.ends.oops} oops, ${cell.ends.failed} failed`]));
     for (const f of cell.failures) lines.push(...indent([paint.fail(f)]));
     const finding = (title: string, x: ExploreCounterexample, extra: readonly string[] = []) => {
@@ -286,6 +295,7 @@ export function renderExploreJson(cells: readonly CellResult[], version: string)
         depth: c.depth,
         ms: c.ms,
         reduction: c.reduction,
+        search: c.search ?? 'bfs',
         preemptionBound: c.preemptionBound,
         limits: [...c.limits],
         ends: { ...c.ends },

@@ -59,6 +59,15 @@ describe('GUP-fast racing fork (seed 002) under explore', () => {
     }
   });
 
+  it('depth-first over the same hashed states: the same states, transitions and findings', () => {
+    for (const version of ['v5.4', 'v6.15']) {
+      const bfs = explore(version, {}, { search: 'bfs' });
+      const dfs = explore(version, {}, { search: 'dfs' });
+      expect({ search: dfs.search, states: dfs.states, transitions: dfs.transitions, violations: dfs.violations.map((v) => v.invariant), ends: dfs.ends }).toEqual({ search: 'dfs', states: bfs.states, transitions: bfs.transitions, violations: bfs.violations.map((v) => v.invariant), ends: bfs.ends });
+      for (const v of dfs.violations) expect(v.length).toBeGreaterThanOrEqual(bfs.violations.find((x) => x.invariant === v.invariant)!.length);
+    }
+  });
+
   it('a preemption bound of 0 runs each thread until it blocks or ends: the divergence needs one preemption', () => {
     expect(explore('v5.4', {}, { preemptions: 0 }).violations).toEqual([]);
     const one = explore('v5.4', {}, { preemptions: 1 });
@@ -69,7 +78,7 @@ describe('GUP-fast racing fork (seed 002) under explore', () => {
 
   it('a result reports the size of the search and how the schedules ended', () => {
     const r = explore('v6.15');
-    expect(r).toMatchObject({ mode: 'explore', reduction: 'state-hash', preemptionBound: null, limits: [], blocked: null, oops: null, stepFailures: [] });
+    expect(r).toMatchObject({ mode: 'explore', reduction: 'state-hash', search: 'bfs', preemptionBound: null, limits: [], blocked: null, oops: null, stepFailures: [] });
     expect(r.transitions).toBeGreaterThanOrEqual(r.states - 1);
     expect(r.ends.completed).toBeGreaterThan(0);
     expect(r.ends.blocked + r.ends.oops + r.ends.failed).toBe(0);

@@ -28,7 +28,8 @@ const PROGRESS_EVERY = 1000;
  * passed and the events it emitted since its current step began: the values an operation holds
  * across a yield (the pages a zap gathered, the page a GUP-fast grabbed, the busy page a
  * truncate waits for) are what those events and points record. `none` explores the tree of all
- * schedules depth-first, without merging states.
+ * schedules depth-first, without merging states. `search: 'dfs'` walks the hashed states
+ * depth-first instead (fewer replays, deep violations sooner, counterexamples not shortest).
  *
  * With a preemption bound, only schedules with at most that many preemptions are explored
  * (iterative context bounding: bugs need few); the result is then complete only if no schedule
@@ -106,6 +107,7 @@ class Explorer {
     const prefix = new Uint8Array(0);
     if (runnable.length === 0) this.end(root, prefix, 0);
     else if (this.reduction === 'none') this.tree(root, runnable);
+    else if (this.options.search === 'dfs') this.dfs(root, runnable);
     else this.bfs(root, runnable);
     return this.result(root);
   }
@@ -190,7 +192,7 @@ class Explorer {
     return { ...c, threads: threads.slice(0, c.trace.length) };
   }
 
-  // ---- the two searches -------------------------------------------------------------------
+  // ---- the searches ----------------------------------------------------------------------
 
   /** Breadth-first over states, merging states already reached. */
   private bfs(root: ScenarioSession, runnable: readonly number[]): void {
@@ -216,7 +218,7 @@ class Explorer {
           for (const v of child.fresh) this.violation(v);
           const hist = this.threadHistory(s, node.hist, i, inFlight);
           const key = this.key(s, hist, i);
-          const seen = visited.visit(key, child.preemptions);
+          const seen = visited.visit(key, this.cost(child));
           if (seen === 'seen') {
             // the same state at the same depth by a schedule with fewer preemptions: keep that one
             const at = layer.get(`${key[0]}:${key[1]}`);
@@ -243,6 +245,51 @@ class Explorer {
         if (this.stopped) break;
       }
       frontier = next;
+    }
+  }
+
+  /**
+   * Depth-first over states, merging states already reached (search `dfs`): one session follows
+   * the path down and only a backtrack replays, so a violation deep in the space is reached
+   * sooner; the first counterexample found is not necessarily a shortest one.
+   */
+  private dfs(root: ScenarioSession, runnable: readonly number[]): void {
+    interface Frame extends Node {
+      next: number;
+    }
+    const visited = new KeyTable();
+    const hist0 = new Uint32Array(this.threadCount * 2);
+    visited.visit(this.key(root, hist0, -1), 0);
+    const stack: Frame[] = [{ prefix: new Uint8Array(0), runnable, hist: hist0, last: -1, preemptions: 0, session: root, next: 0 }];
+    while (stack.length > 0 && !this.stopped) {
+      const f = stack[stack.length - 1]!;
+      if (f.next >= f.runnable.length) {
+        stack.pop();
+        continue;
+      }
+      const i = f.runnable[f.next++]!;
+      if (!this.withinBound(f, i)) continue;
+      const s = f.session ?? this.replay(f.prefix);
+      f.session = null;
+      const inFlight = s.threads[i]!.op !== null;
+      this.ev.reset();
+      this.capturing = s;
+      const child = this.step(s, f, i);
+      this.capturing = null;
+      for (const v of child.fresh) this.violation(v);
+      const hist = this.threadHistory(s, f.hist, i, inFlight);
+      const seen = visited.visit(this.key(s, hist, i), this.cost(child));
+      if (seen === 'seen') continue;
+      if (seen === 'new') this.countState(child.prefix.length);
+      if (child.runnable.length === 0) {
+        this.end(s, child.prefix, child.preemptions, seen === 'new');
+        continue;
+      }
+      if (child.prefix.length >= this.maxDepth) {
+        this.limits.add('max-depth');
+        continue;
+      }
+      stack.push({ prefix: child.prefix, runnable: child.runnable, hist, last: i, preemptions: child.preemptions, session: s, next: 0 });
     }
   }
 
@@ -280,6 +327,14 @@ class Explorer {
       }
       stack.push({ prefix: child.prefix, runnable: child.runnable, last: i, preemptions: child.preemptions, next: 0, session: s });
     }
+  }
+
+  /**
+   * What a revisit must beat to be expanded again: under a preemption bound, a state reached
+   * with fewer preemptions can reach more within the bound; without one, nothing.
+   */
+  private cost(child: { preemptions: number }): number {
+    return this.bound === null ? 0 : child.preemptions;
   }
 
   private withinBound(from: { runnable: readonly number[]; last: number; preemptions: number }, i: number): boolean {
@@ -443,6 +498,7 @@ class Explorer {
       transitions: this.transitions,
       depth: this.depth,
       reduction: this.reduction,
+      search: this.reduction === 'none' || this.options.search === 'dfs' ? 'dfs' : 'bfs',
       preemptionBound: this.bound,
       limits,
       blocked,

@@ -21,6 +21,12 @@ export interface ExploreOptions {
   readonly preemptions?: number;
   /** default `state-hash` */
   readonly reduction?: Reduction;
+  /**
+   * with `state-hash`: `bfs` (default) finds shortest counterexamples first; `dfs` follows one
+   * schedule down and replays only on backtracking, reaching deep violations sooner (with
+   * stopAtFirst: a verdict like Spin's pan), but its counterexamples need not be shortest
+   */
+  readonly search?: 'bfs' | 'dfs';
   /** do not extend a schedule beyond this many steps; default 10,000 */
   readonly maxDepth?: number;
   /** stop at the first violation, blocked run, oops or failed step (a verdict, not the full space) */
@@ -84,6 +90,8 @@ export interface ExploreResult extends CellResult {
   /** the longest schedule explored, in steps */
   readonly depth: number;
   readonly reduction: Reduction;
+  /** `bfs` or `dfs` (the `none` reduction always walks its tree depth-first) */
+  readonly search: 'bfs' | 'dfs';
   readonly preemptionBound: number | null;
   /** why the search is not complete: 'max-states', 'max-depth', 'preemptions', 'stop-at-first' */
   readonly limits: readonly string[];
