@@ -106,8 +106,8 @@ class Explorer {
     this.states = 1;
     const prefix = new Uint8Array(0);
     if (runnable.length === 0) this.end(root, prefix, 0);
-    else if (this.reduction === 'none') this.tree(root, runnable);
-    else if (this.options.search === 'dfs') this.dfs(root, runnable);
+    else if (this.reduction === 'none') this.dfs(root, runnable, null);
+    else if (this.options.search === 'dfs') this.dfs(root, runnable, new KeyTable());
     else this.bfs(root, runnable);
     return this.result(root);
   }
@@ -194,54 +194,73 @@ class Explorer {
 
   // ---- the searches ----------------------------------------------------------------------
 
+  /**
+   * Take thread i's step from `node`. With a visited table, the new state is hashed and looked
+   * up; `expand` says whether it is a state to expand (new or reached more cheaply, not an end,
+   * not too deep), and `node` is it either way (with the session now at it).
+   */
+  private expand(from: Node, i: number, visited: KeyTable | null): { node: Node; key: [number, number] | null; seen: 'new' | 'better' | 'seen'; expand: boolean } {
+    const s = from.session ?? this.replay(from.prefix);
+    from.session = null;
+    const inFlight = s.threads[i]!.op !== null;
+    if (visited) {
+      this.ev.reset();
+      this.capturing = s;
+    }
+    const child = this.step(s, from, i);
+    this.capturing = null;
+    for (const v of child.fresh) this.violation(v);
+    const hist = visited ? this.threadHistory(s, from.hist, i, inFlight) : from.hist;
+    const key = visited ? this.key(s, hist, i) : null;
+    const seen = visited ? visited.visit(key!, this.cost(child)) : 'new';
+    const node: Node = { prefix: child.prefix, runnable: child.runnable, hist, last: i, preemptions: child.preemptions, session: s };
+    if (seen === 'seen') return { node, key, seen, expand: false };
+    if (seen === 'new') this.countState(child.prefix.length);
+    if (child.runnable.length === 0) {
+      // an end state reached again with fewer preemptions: only its schedule may improve
+      this.end(s, child.prefix, child.preemptions, seen === 'new');
+      return { node, key, seen, expand: false };
+    }
+    if (child.prefix.length >= this.maxDepth) {
+      this.limits.add('max-depth');
+      return { node, key, seen, expand: false };
+    }
+    return { node, key, seen, expand: true };
+  }
+
+  private root(root: ScenarioSession, runnable: readonly number[], visited: KeyTable | null): Node {
+    const hist = new Uint32Array(visited ? this.threadCount * 2 : 0);
+    visited?.visit(this.key(root, hist, -1), 0);
+    return { prefix: new Uint8Array(0), runnable, hist, last: -1, preemptions: 0, session: root };
+  }
+
   /** Breadth-first over states, merging states already reached. */
   private bfs(root: ScenarioSession, runnable: readonly number[]): void {
     const visited = new KeyTable();
-    const hist0 = new Uint32Array(this.threadCount * 2);
-    visited.visit(this.key(root, hist0, -1), 0);
-    let frontier: Node[] = [{ prefix: new Uint8Array(0), runnable, hist: hist0, last: -1, preemptions: 0, session: root }];
+    let frontier: Node[] = [this.root(root, runnable, visited)];
     while (frontier.length > 0 && !this.stopped) {
       const next: Node[] = [];
       // states first reached in this layer, so a later path with fewer preemptions can take over
       const layer = new Map<string, number>();
-      for (const node of frontier) {
-        for (const i of node.runnable) {
+      for (const from of frontier) {
+        for (const i of from.runnable) {
           if (this.stopped) break;
-          if (!this.withinBound(node, i)) continue;
-          const s = node.session ?? this.replay(node.prefix);
-          node.session = null;
-          const inFlight = s.threads[i]!.op !== null;
-          this.ev.reset();
-          this.capturing = s;
-          const child = this.step(s, node, i);
-          this.capturing = null;
-          for (const v of child.fresh) this.violation(v);
-          const hist = this.threadHistory(s, node.hist, i, inFlight);
-          const key = this.key(s, hist, i);
-          const seen = visited.visit(key, this.cost(child));
+          if (!this.withinBound(from, i)) continue;
+          const { node, key, seen, expand } = this.expand(from, i, visited);
+          const id = `${key![0]}:${key![1]}`;
           if (seen === 'seen') {
             // the same state at the same depth by a schedule with fewer preemptions: keep that one
-            const at = layer.get(`${key[0]}:${key[1]}`);
+            const at = layer.get(id);
             const had = at === undefined ? undefined : next[at];
-            if (had && child.preemptions < had.preemptions) {
-              next[at!] = { prefix: child.prefix, runnable: child.runnable, hist, last: i, preemptions: child.preemptions, session: null };
-            }
+            if (had && node.preemptions < had.preemptions) next[at!] = { ...node, session: null };
             continue;
           }
-          if (seen === 'new') this.countState(child.prefix.length);
-          if (child.runnable.length === 0) {
-            // an end state reached again with fewer preemptions: only its schedule may improve
-            this.end(s, child.prefix, child.preemptions, seen === 'new');
-            continue;
-          }
-          if (child.prefix.length >= this.maxDepth) {
-            this.limits.add('max-depth');
-            continue;
-          }
-          if (seen === 'new') layer.set(`${key[0]}:${key[1]}`, next.length);
-          next.push({ prefix: child.prefix, runnable: child.runnable, hist, last: i, preemptions: child.preemptions, session: next.length < LIVE_SESSIONS ? s : null });
+          if (!expand) continue;
+          if (seen === 'new') layer.set(id, next.length);
+          if (next.length >= LIVE_SESSIONS) node.session = null;
+          next.push(node);
         }
-        node.session = null;
+        from.session = null;
         if (this.stopped) break;
       }
       frontier = next;
@@ -249,18 +268,13 @@ class Explorer {
   }
 
   /**
-   * Depth-first over states, merging states already reached (search `dfs`): one session follows
-   * the path down and only a backtrack replays, so a violation deep in the space is reached
-   * sooner; the first counterexample found is not necessarily a shortest one.
+   * Depth-first: over hashed states (search `dfs`), or over every schedule without merging
+   * (reduction `none`). One session follows the path down and only a backtrack replays, so a
+   * violation deep in the space is reached sooner; the first counterexample found is not
+   * necessarily a shortest one.
    */
-  private dfs(root: ScenarioSession, runnable: readonly number[]): void {
-    interface Frame extends Node {
-      next: number;
-    }
-    const visited = new KeyTable();
-    const hist0 = new Uint32Array(this.threadCount * 2);
-    visited.visit(this.key(root, hist0, -1), 0);
-    const stack: Frame[] = [{ prefix: new Uint8Array(0), runnable, hist: hist0, last: -1, preemptions: 0, session: root, next: 0 }];
+  private dfs(root: ScenarioSession, runnable: readonly number[], visited: KeyTable | null): void {
+    const stack: (Node & { next: number })[] = [{ ...this.root(root, runnable, visited), next: 0 }];
     while (stack.length > 0 && !this.stopped) {
       const f = stack[stack.length - 1]!;
       if (f.next >= f.runnable.length) {
@@ -269,63 +283,8 @@ class Explorer {
       }
       const i = f.runnable[f.next++]!;
       if (!this.withinBound(f, i)) continue;
-      const s = f.session ?? this.replay(f.prefix);
-      f.session = null;
-      const inFlight = s.threads[i]!.op !== null;
-      this.ev.reset();
-      this.capturing = s;
-      const child = this.step(s, f, i);
-      this.capturing = null;
-      for (const v of child.fresh) this.violation(v);
-      const hist = this.threadHistory(s, f.hist, i, inFlight);
-      const seen = visited.visit(this.key(s, hist, i), this.cost(child));
-      if (seen === 'seen') continue;
-      if (seen === 'new') this.countState(child.prefix.length);
-      if (child.runnable.length === 0) {
-        this.end(s, child.prefix, child.preemptions, seen === 'new');
-        continue;
-      }
-      if (child.prefix.length >= this.maxDepth) {
-        this.limits.add('max-depth');
-        continue;
-      }
-      stack.push({ prefix: child.prefix, runnable: child.runnable, hist, last: i, preemptions: child.preemptions, session: s, next: 0 });
-    }
-  }
-
-  /** Every schedule, depth-first, without merging states (reduction `none`). */
-  private tree(root: ScenarioSession, runnable: readonly number[]): void {
-    interface Frame {
-      readonly prefix: Uint8Array;
-      readonly runnable: readonly number[];
-      readonly last: number;
-      readonly preemptions: number;
-      next: number;
-      session: ScenarioSession | null;
-    }
-    const stack: Frame[] = [{ prefix: new Uint8Array(0), runnable, last: -1, preemptions: 0, next: 0, session: root }];
-    while (stack.length > 0 && !this.stopped) {
-      const f = stack[stack.length - 1]!;
-      if (f.next >= f.runnable.length) {
-        stack.pop();
-        continue;
-      }
-      const i = f.runnable[f.next++]!;
-      if (!this.withinBound(f, i)) continue;
-      const s = f.session ?? this.replay(f.prefix);
-      f.session = null;
-      const child = this.step(s, f, i);
-      for (const v of child.fresh) this.violation(v);
-      this.countState(child.prefix.length);
-      if (child.runnable.length === 0) {
-        this.end(s, child.prefix, child.preemptions);
-        continue;
-      }
-      if (child.prefix.length >= this.maxDepth) {
-        this.limits.add('max-depth');
-        continue;
-      }
-      stack.push({ prefix: child.prefix, runnable: child.runnable, last: i, preemptions: child.preemptions, next: 0, session: s });
+      const { node, expand } = this.expand(f, i, visited);
+      if (expand) stack.push({ ...node, next: 0 });
     }
   }
 
