@@ -1,13 +1,16 @@
 import type { PluginCatalog } from '@daxlab/core';
+import { x86 } from '@daxlab/arch-x86';
 import { devdax } from '@daxlab/driver-devdax';
 import { nvdimm } from '@daxlab/driver-nvdimm';
+import { ext4 } from '@daxlab/fs-ext4';
+import { fuse } from '@daxlab/fs-fuse';
 import { xfs } from '@daxlab/fs-xfs';
 
 /** The plugins that ship with the CLI, by the names scenarios and flags use. */
 export function builtinCatalog(): PluginCatalog {
   return {
-    arch: {},
-    fs: { xfs: () => xfs() },
+    arch: { x86: (o) => x86(o.pageSize !== undefined ? { pageSize: o.pageSize } : {}) },
+    fs: { xfs: () => xfs(), ext4: () => ext4(), fuse: () => fuse() },
     driver: { nvdimm: () => nvdimm(), devdax: () => devdax() },
   };
 }

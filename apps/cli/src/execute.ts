@@ -1,3 +1,4 @@
+import { exploreScenario } from '@daxlab/core';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { CellKernel, CellKernelRequest, CellResult, PluginCatalog, RunOptions, Scenario, ScheduleStep } from '@daxlab/core';
@@ -106,7 +107,12 @@ export async function runCommand(kind: ReportKind, args: readonly string[], o: R
   for (const p of o.plugin ?? []) plugins.push(await loadPlugin(p, io.cwd, deps.importer));
   const catalog = withPlugins(deps.catalog, plugins);
   const axes = parseKernelFlags(o, catalog, kind === 'matrix');
-  const loaded = loadScenarios(collectScenarioFiles(args, io.cwd, deps.libraryDir), io.cwd);
+  const all = loadScenarios(collectScenarioFiles(args, io.cwd, deps.libraryDir), io.cwd);
+  // The built-in library's `mode: explore` scenarios are judged over every interleaving by
+  // `daxlab explore`; run/matrix over the library leave them to it (named files still run, explored).
+  const loaded = args.length === 0 ? all.filter((l) => !(l.ok && l.scenario.mode === 'explore')) : all;
+  const skipped = all.length - loaded.length;
+  if (skipped > 0 && !o.quiet) io.stderr(`daxlab: ${skipped} explore-mode scenarios left to 'daxlab explore' (apps/cli/scenarios/explore, …)\n`);
 
   const plan: Planned[] = loaded.flatMap((l): Planned[] =>
     l.ok
@@ -152,6 +158,8 @@ export async function runCommand(kind: ReportKind, args: readonly string[], o: R
 /** One cell; a crash inside the simulator becomes an `error` cell, so one bug does not end a matrix. */
 function runOne(p: Extract<Planned, { kind: 'cell' }>, catalog: PluginCatalog, options: RunOptions, deps: Deps, io: CliIo): CellResult {
   try {
+    // `mode: explore` scenarios are judged over every interleaving (unless a schedule is replayed)
+    if (p.scenario.mode === 'explore' && !options.schedule) return exploreScenario(p.scenario, p.kernel, catalog, { maxStates: 200000 });
     return deps.runScenario(p.scenario, p.kernel, catalog, options);
   } catch (e) {
     const err = e as Error;

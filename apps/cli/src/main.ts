@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { Argument, Command, CommanderError, Option } from 'commander';
 import { InputError, runScenario, scenarioJsonSchema } from '@daxlab/core';
 import { builtinCatalog } from './catalog.js';
+import { exploreCommand, exploreOptions, type ExploreCommandOptions } from './commands/explore.js';
 import { runCommand, REPORT_FILES, REPORTERS, type Deps, type RunCommandOptions } from './execute.js';
 import { processIo, type CliIo } from './io.js';
 import { list, LIST_TOPICS, type ListTopic } from './list.js';
@@ -65,6 +66,10 @@ export async function main(argv: readonly string[], io: CliIo = processIo(), dep
     .action(async (scenarios: string[], o: RunCommandOptions) => {
       code = await runCommand('matrix', scenarios, o, io, d);
     });
+
+  exploreOptions(kernelOptions(program.command('explore'), false)).action(async (scenarios: string[], o: ExploreCommandOptions) => {
+    code = await exploreCommand(scenarios, o, io, { catalog: d.catalog, version: d.version, ...(d.libraryDir ? { libraryDir: d.libraryDir } : {}), ...(d.importer ? { importer: d.importer } : {}) });
+  });
 
   program
     .command('list')

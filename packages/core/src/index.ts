@@ -25,3 +25,4 @@ export * from './scenario/run.js';
 export * from './scenario/schema.js';
 export * from './scenario/load.js';
 export * from './types.js';
+export * from './explore/index.js';
