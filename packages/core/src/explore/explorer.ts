@@ -372,7 +372,9 @@ class Explorer {
     switch (outcome) {
       case 'blocked': {
         this.ends.blocked += n;
-        const waits = s.failures.filter((f) => f.includes(': blocked — '));
+        // the waits that never end, from the threads themselves (the session lists them as
+        // failures only when no rule expects the run to block)
+        const waits = s.threads.filter((t) => !t.done && !t.parked).map((t) => `${t.steps[t.index]!.path}: blocked — ${t.pending?.kind === 'block' ? t.pending.reason : 'waiting'}`);
         const f = found(waits);
         if (!this.blocked || shorter(f, this.blocked)) this.blocked = f;
         this.recordFailures(s, f, waits);
