@@ -198,16 +198,7 @@ export class Ext4 extends DaxFilesystem {
   *breakLayouts(inode: Inode): Op {
     if (!inode.mmaplock.heldExclusive) throw new KernelError('EINVAL', `ext4_break_layouts(${inode.name}) without the fault lock held`);
     this.step(inode, 'ext4_break_layouts');
-    const cb = this.dropFaultLockWhileWaiting(inode);
-    if (this.k.features['fsdax-refcount'] !== 'legacy') {
-      yield* this.k.dax.breakLayout(inode, 0, Infinity, cb);
-      return;
-    }
-    for (;;) {
-      const page = yield* this.k.dax.layoutBusyPageRange(inode, 0, Infinity);
-      if (page === null) return;
-      yield* this.k.dax.waitPageIdle(inode, page, cb);
-    }
+    yield* this.breakDaxLayouts(inode, 0, Infinity); // whole file, ext4_wait_dax_page()
   }
 
   /**

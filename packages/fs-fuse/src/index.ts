@@ -475,16 +475,7 @@ export class Fuse extends DaxFilesystem {
    */
   private *breakLayouts(inode: Inode, start: number, end: number): Op {
     this.step(inode, `fuse_dax_break_layouts(${start}, ${end === Infinity ? -1 : end})`);
-    const cb = this.dropFaultLockWhileWaiting(inode);
-    if (this.k.features['fsdax-refcount'] !== 'legacy') {
-      yield* this.k.dax.breakLayout(inode, start, end, cb);
-      return;
-    }
-    for (;;) {
-      const page = yield* this.k.dax.layoutBusyPageRange(inode, start, end);
-      if (page === null) return;
-      yield* this.k.dax.waitPageIdle(inode, page, cb);
-    }
+    yield* this.breakDaxLayouts(inode, start, end); // fuse_wait_dax_page()
   }
 
   /**

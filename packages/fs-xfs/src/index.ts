@@ -64,16 +64,7 @@ export class Xfs extends DaxFilesystem {
    * loop rescans. Era (c): dax_break_layout_inode(), which also deletes every DAX entry.
    */
   *breakLayouts(inode: Inode): Op {
-    const cb = this.dropFaultLockWhileWaiting(inode); // xfs_wait_dax_page()
-    if (this.k.features['fsdax-refcount'] !== 'legacy') {
-      yield* this.k.dax.breakLayout(inode, 0, Infinity, cb);
-      return;
-    }
-    for (;;) {
-      const page = yield* this.k.dax.layoutBusyPageRange(inode, 0, Infinity);
-      if (page === null) return;
-      yield* this.k.dax.waitPageIdle(inode, page, cb);
-    }
+    yield* this.breakDaxLayouts(inode, 0, Infinity); // whole file, xfs_wait_dax_page()
   }
 
   /** xfs_filemap_fault / xfs_filemap_huge_fault: MMAPLOCK_SHARED around dax_iomap_fault(). */

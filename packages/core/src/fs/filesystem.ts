@@ -133,6 +133,25 @@ export abstract class DaxFilesystem implements FsHandle, DaxIomapOps {
     };
   }
 
+  /**
+   * Wait until no DAX page of [start, end] is busy, dropping the fault lock while sleeping.
+   * Eras (a)/(b): the filesystem's own loop — dax_layout_busy_page_range() and one wait for the
+   * page's idle refcount, then rescan (xfs_break_dax_layouts, ext4_break_layouts,
+   * __fuse_dax_break_layouts). Era (c): dax_break_layout(), which also deletes the entries.
+   */
+  protected *breakDaxLayouts(inode: Inode, start: number, end: number): Op {
+    const cb = this.dropFaultLockWhileWaiting(inode);
+    if (this.k.features['fsdax-refcount'] !== 'legacy') {
+      yield* this.k.dax.breakLayout(inode, start, end, cb);
+      return;
+    }
+    for (;;) {
+      const page = yield* this.k.dax.layoutBusyPageRange(inode, start, end);
+      if (page === null) return;
+      yield* this.k.dax.waitPageIdle(inode, page, cb);
+    }
+  }
+
   /** The common DAX fault: fault lock shared, try a PMD, else a PTE (dax_iomap_fault). */
   protected *daxFault(vmf: Vmf, inode: Inode): Op {
     yield* inode.mmaplock.downRead();
