@@ -2,19 +2,17 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
-import { runScenario, type PluginCatalog, type ScheduleStep } from '@daxlab/core';
+import { exploreScenario, loadScenarioFile, runScenario, type PluginCatalog, type ScheduleStep } from '@daxlab/core';
 import { nvdimm } from '@daxlab/driver-nvdimm';
 import { xfs } from '@daxlab/fs-xfs';
 import { describe, expect, it } from 'vitest';
-import { exploreCommand, exploreOptions, type ExploreCommandOptions, type Explorer } from '../src/commands/explore.js';
-import { loadScenarioFile } from '@daxlab/core';
+import { exploreCommand, exploreOptions, type ExploreCommandOptions } from '../src/commands/explore.js';
 import { testArch } from '../../../packages/core/test/fixtures.js';
-import { exploreScenario } from '../../../packages/core/src/explore/index.js';
 import { memoryIo, tempTree } from './helpers.js';
 
 const library = fileURLToPath(new URL('../scenarios/', import.meta.url));
 const catalog: PluginCatalog = { arch: { x86: () => testArch() }, fs: { xfs: () => xfs() }, driver: { nvdimm: () => nvdimm() } };
-const deps = { catalog, version: '9.9.9', libraryDir: library, explore: exploreScenario as unknown as Explorer };
+const deps = { catalog, version: '9.9.9', libraryDir: library, explore: exploreScenario };
 
 /** `daxlab explore …` through commander, as main.ts registers it (kernel flags included). */
 async function explore(args: string[], cwd = library) {

@@ -1,8 +1,7 @@
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadScenarioFile, runScenario, type CellKernelRequest, type PluginCatalog, type Scenario } from '@daxlab/core';
+import { exploreScenario, isExploreResult, loadScenarioFile, runScenario, type CellKernelRequest, type ExploreResult, type PluginCatalog, type Scenario } from '@daxlab/core';
 import { describe, expect, it } from 'vitest';
-import { exploreScenario, isExploreResult, type ExploreResult } from '../../core/src/explore/index.js';
 
 /** The explore scenarios shipped with the CLI (apps/cli/scenarios/explore). */
 export const EXPLORE_DIR = fileURLToPath(new URL('../../../apps/cli/scenarios/explore/', import.meta.url));

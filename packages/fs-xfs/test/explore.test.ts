@@ -1,9 +1,8 @@
-import type { PluginCatalog } from '@daxlab/core';
+import { exploreScenario, isExploreResult, type PluginCatalog } from '@daxlab/core';
 import { nvdimm } from '@daxlab/driver-nvdimm';
 import { describe, expect, it } from 'vitest';
 import { xfs } from '../src/index.js';
 import { testArch } from '../../core/test/fixtures.js';
-import { exploreScenario, isExploreResult } from '../../core/src/explore/index.js';
 import { exploreOn, exploreScenarioFile, exploreSeed004Family, expectReplays } from './explore-family.js';
 
 const catalog: PluginCatalog = { arch: { x86: () => testArch() }, fs: { xfs: () => xfs() }, driver: { nvdimm: () => nvdimm() } };

@@ -1,6 +1,6 @@
-import type { CellResult } from '@daxlab/core';
+import { isExploreResult, type CellResult, type Counterexample } from '@daxlab/core';
 import { kernelLabel } from '../report/common.js';
-import { isExploreCell, scheduleText, type ExploreCounterexample } from './explore.js';
+import { scheduleText } from './explore.js';
 
 const esc = (s: string): string => s.replace(/[&<>"']/g, (ch) => `&#${ch.charCodeAt(0)};`);
 
@@ -24,7 +24,7 @@ function family(line: string): string {
  * One counterexample as a timeline: a column per thread (setup first), one row per kernel event
  * in order, in the column of the thread that emitted it; the last row is the finding.
  */
-function timeline(x: ExploreCounterexample): string {
+function timeline(x: Counterexample): string {
   const threads = [...new Set(['setup', ...x.threads])];
   const head = threads.map((t) => `<th>${esc(t)}</th>`).join('');
   const rows = x.trace.map((line, i) => {
@@ -41,7 +41,7 @@ function timeline(x: ExploreCounterexample): string {
 export function renderExploreHtml(cells: readonly CellResult[], version: string): string {
   const sections = cells.map((cell) => {
     const title = `<h2 class="${cell.status}">${esc(cell.status.toUpperCase())} ${esc(cell.scenario)} <small>${esc(kernelLabel(cell.kernel))}</small></h2>`;
-    if (!isExploreCell(cell)) return `<section>${title}<pre>${esc(cell.reason ?? '')}</pre></section>`;
+    if (!isExploreResult(cell)) return `<section>${title}<pre>${esc(cell.reason ?? '')}</pre></section>`;
     const facts = `<p>${cell.complete ? 'complete' : `bounded (${esc(cell.limits.join(', '))})`}: ${cell.states} states, ${cell.transitions} transitions, depth ${cell.depth}, ${cell.ms} ms (${esc(cell.reduction)}). Outcome <b>${esc(cell.outcome)}</b>; schedules ended ${cell.ends.completed} completed, ${cell.ends.blocked} blocked, ${cell.ends.oops} oops, ${cell.ends.failed} failed.</p>`;
     const failures = cell.failures.length ? `<ul class="fail">${cell.failures.map((f) => `<li>${esc(f)}</li>`).join('')}</ul>` : '';
     const findings: string[] = [];

@@ -2,7 +2,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Option, type Command } from 'commander';
 import pc from 'picocolors';
-import type { CellKernelRequest, CellResult, CellStatus, PluginCatalog, Scenario, ScheduleStep, ViolationReport } from '@daxlab/core';
+import { exploreScenario, isExploreResult, REDUCTIONS, type CellKernelRequest, type CellResult, type CellStatus, type Counterexample, type ExploreOptions, type PluginCatalog, type Scenario, type ScheduleStep } from '@daxlab/core';
 import { colorOnStdout, type CliIo } from '../io.js';
 import { kernelsFor, parseKernelFlags, type KernelOptions } from '../kernel.js';
 import { loadPlugin, withPlugins, type Importer } from '../plugins.js';
@@ -20,49 +20,8 @@ import { renderExploreHtml } from './explore-html.js';
  *     .action(async (scenarios: string[], o: ExploreCommandOptions) => { code = await exploreCommand(scenarios, o, io, d); });
  */
 
-// ---- the explorer's result, as @daxlab/core's explore module defines it ------------------------
-
-/** A schedule that reaches a finding (core: explore/types.ts Counterexample). */
-export interface ExploreCounterexample {
-  readonly schedule: readonly ScheduleStep[];
-  readonly trace: readonly string[];
-  readonly threads: readonly string[];
-  readonly length: number;
-  readonly preemptions: number;
-}
-
-export interface ExploreFindingReport extends ExploreCounterexample {
-  readonly messages: readonly string[];
-}
-
-/** One explored cell (core: explore/types.ts ExploreResult). */
-export interface ExploreCell extends CellResult {
-  readonly mode: 'explore';
-  readonly complete: boolean;
-  readonly states: number;
-  readonly transitions: number;
-  readonly depth: number;
-  readonly reduction: string;
-  readonly search?: string;
-  readonly preemptionBound: number | null;
-  readonly limits: readonly string[];
-  readonly violations: readonly (ViolationReport & ExploreCounterexample)[];
-  readonly blocked: ExploreFindingReport | null;
-  readonly oops: ExploreFindingReport | null;
-  readonly stepFailures: readonly ExploreFindingReport[];
-  readonly ends: { readonly completed: number; readonly blocked: number; readonly oops: number; readonly failed: number };
-}
-
-export interface ExploreRunOptions {
-  readonly maxStates?: number;
-  readonly preemptions?: number;
-  readonly reduction?: 'state-hash' | 'none';
-  readonly search?: 'bfs' | 'dfs';
-  readonly stopAtFirst?: boolean;
-  readonly progress?: (p: { states: number; transitions: number; depth: number; ms: number }) => void;
-}
-
-export type Explorer = (scenario: Scenario, kernel: CellKernelRequest, catalog: PluginCatalog, options: ExploreRunOptions) => CellResult;
+/** The explorer: @daxlab/core's exploreScenario, or a stand-in for tests. */
+export type Explorer = (scenario: Scenario, kernel: CellKernelRequest, catalog: PluginCatalog, options: ExploreOptions) => CellResult;
 
 export interface ExploreDeps {
   readonly catalog: PluginCatalog;
@@ -91,7 +50,6 @@ export const EXPLORE_REPORTERS = ['table', 'json', 'html'] as const;
 export type ExploreReporter = (typeof EXPLORE_REPORTERS)[number];
 /** Files the machine reporters write under --out. */
 export const EXPLORE_FILES: Record<Exclude<ExploreReporter, 'table'>, string> = { json: 'daxlab-explore.json', html: 'daxlab-explore.html' };
-const REDUCTIONS = ['state-hash', 'none'] as const;
 const SEARCHES = ['bfs', 'dfs'] as const;
 
 /** The explore command's own options and argument (the kernel flags come from main.ts). */
@@ -119,31 +77,21 @@ function parseReporters(value: string, out: string | undefined): ExploreReporter
   return names as ExploreReporter[];
 }
 
-async function coreExplorer(): Promise<Explorer> {
-  const core = (await import('@daxlab/core')) as unknown as { exploreScenario?: Explorer };
-  if (typeof core.exploreScenario !== 'function') throw new UsageError('this @daxlab/core has no explorer (exploreScenario)', 'install a @daxlab/core that exports exploreScenario');
-  return core.exploreScenario;
-}
-
-export function isExploreCell(c: CellResult): c is ExploreCell {
-  return (c as Partial<ExploreCell>).mode === 'explore';
-}
-
 /** `daxlab explore`: explore each scenario on its kernel, report. Returns the exit code (0 pass, 1 fail or error). */
 export async function exploreCommand(args: readonly string[], o: ExploreCommandOptions, io: CliIo, deps: ExploreDeps): Promise<number> {
   const started = io.now();
   const reporters = parseReporters(o.reporter ?? 'table', o.out);
   const maxStates = parseWhole('--max-states', o.maxStates ?? '1000000', 1);
   const preemptions = o.preemptions !== undefined ? parseWhole('--preemptions', o.preemptions, 0) : undefined;
-  const reduction = (o.reduction ?? 'state-hash') as ExploreRunOptions['reduction'];
+  const reduction = (o.reduction ?? 'state-hash') as ExploreOptions['reduction'];
   if (!(REDUCTIONS as readonly string[]).includes(reduction!)) throw new UsageError(`--reduction ${o.reduction}: use one of ${REDUCTIONS.join(', ')}`);
-  const search = (o.search ?? 'bfs') as ExploreRunOptions['search'];
+  const search = (o.search ?? 'bfs') as ExploreOptions['search'];
   if (!(SEARCHES as readonly string[]).includes(search!)) throw new UsageError(`--search ${o.search}: use one of ${SEARCHES.join(', ')}`);
   const plugins = [];
   for (const p of o.plugin ?? []) plugins.push(await loadPlugin(p, io.cwd, deps.importer));
   const catalog = withPlugins(deps.catalog, plugins);
   const axes = parseKernelFlags(o, catalog, false);
-  const explore = deps.explore ?? (await coreExplorer());
+  const explore = deps.explore ?? exploreScenario;
   const loaded = loadScenarios(collectScenarioFiles(args, io.cwd, deps.libraryDir), io.cwd);
   const progress = !o.quiet && io.stderrIsTTY && !io.env.CI;
 
@@ -154,7 +102,7 @@ export async function exploreCommand(args: readonly string[], o: ExploreCommandO
       continue;
     }
     for (const kernel of kernelsFor(l.scenario, axes, catalog, false)) {
-      const options: ExploreRunOptions = {
+      const options: ExploreOptions = {
         maxStates,
         reduction,
         search,
@@ -230,7 +178,7 @@ export function renderExploreTable(cells: readonly CellResult[], o: ExploreTable
   const indent = (xs: readonly string[]) => xs.map((l) => `       ${l}`);
   for (const cell of cells) {
     lines.push(`${paint[cell.status](WORD[cell.status].padEnd(5))}  ${cell.scenario}  ${kernelLabel(cell.kernel)}`.trimEnd());
-    if (!isExploreCell(cell)) {
+    if (!isExploreResult(cell)) {
       if (cell.reason) lines.push(...indent(cell.reason.split('\n')));
       continue;
     }
@@ -239,7 +187,7 @@ export function renderExploreTable(cells: readonly CellResult[], o: ExploreTable
     lines.push(...indent([`${bound}: ${cell.states} states, ${cell.transitions} transitions, depth ${cell.depth}, ${formatMs(cell.ms)} (${how})`]));
     lines.push(...indent([`outcome ${cell.outcome}; schedules ended: ${cell.ends.completed} completed, ${cell.ends.blocked} blocked, ${cell.ends.oops} oops, ${cell.ends.failed} failed`]));
     for (const f of cell.failures) lines.push(...indent([paint.fail(f)]));
-    const finding = (title: string, x: ExploreCounterexample, extra: readonly string[] = []) => {
+    const finding = (title: string, x: Counterexample, extra: readonly string[] = []) => {
       lines.push(...indent([title, ...extra.map((m) => `  ${m}`)]));
       lines.push(...indent([`  schedule (${x.length} steps, ${x.preemptions} preemption${x.preemptions === 1 ? '' : 's'}): ${scheduleText(x.schedule)}`]));
       const shown = o.trace ? x.trace.length : Math.min(EXPLORE_TRACE_TAIL, x.trace.length);
@@ -261,7 +209,7 @@ export function renderExploreTable(cells: readonly CellResult[], o: ExploreTable
   return `${lines.join('\n')}\n`;
 }
 
-const counterexampleJson = (x: ExploreCounterexample) => ({
+const counterexampleJson = (x: Counterexample) => ({
   schedule: x.schedule.map((s) => ({ thread: s.thread, step: s.step, slices: s.slices ?? 1 })),
   length: x.length,
   preemptions: x.preemptions,
@@ -286,7 +234,7 @@ export function renderExploreJson(cells: readonly CellResult[], version: string)
         status: c.status,
         outcome: c.outcome,
       };
-      if (!isExploreCell(c)) return { ...base, violations: [], failures: [...c.failures], reason: c.reason, ms: c.ms };
+      if (!isExploreResult(c)) return { ...base, violations: [], failures: [...c.failures], reason: c.reason, ms: c.ms };
       return {
         ...base,
         complete: c.complete,
