@@ -5,6 +5,7 @@ export * from './errors.js';
 export * from './features.js';
 export * from './plugin.js';
 export * from './units.js';
+export * from './version.js';
 export * from './vmemmap/index.js';
 export * from './dax/dax.js';
 export * from './driver.js';
