@@ -65,6 +65,16 @@ export const FEATURES = [
     },
   },
   {
+    name: 'gup-unshare',
+    values: ['off', 'anon', 'cow-mapping'],
+    summary: 'a R/O FOLL_PIN on a R/O-mapped page first breaks COW (FAULT_FLAG_UNSHARE), so the pin stays coherent with the page table',
+    meaning: {
+      off: 'GUP pins whatever page is mapped: a later write fault in a COW mapping replaces it and the R/O pin reads stale data (v5.18 and earlier)',
+      anon: 'gup_must_unshare(): R/O FOLL_PIN of an anon page that is not PageAnonExclusive faults with FAULT_FLAG_UNSHARE first (a7f226604170 "mm/gup: trigger FAULT_FLAG_UNSHARE when R/O-pinning a possibly shared anonymous page", v5.19 [M]); non-anon pages and the zero page are pinned as mapped',
+      'cow-mapping': 'also R/O FOLL_LONGTERM pins of non-anon pages (shared zero page, page cache) in a COW mapping unshare into an exclusive anon page; GUP-fast, without the VMA, always falls back for them (84209e87c696 "mm/gup: reliable R/O long-term pinning in COW mappings" and 8d6a0ac09a16, v6.2 [M])',
+    },
+  },
+  {
     name: 'compound-devmap',
     values: [true, false],
     summary: 'device-dax uses compound pages from its alignment (vmemmap_shift)',
@@ -195,6 +205,7 @@ const V5_4: FeatureSet = {
   'fork-cow-pinned': false,
   'gup-fast-fork-seq': false,
   'wp-reuse': 'mapcount',
+  'gup-unshare': 'off',
   'compound-devmap': false,
   'vmemmap-optimize': 'off',
   'dax-busy-mapping-mapped-check': true,
@@ -214,13 +225,14 @@ const V6_1: FeatureSet = {
   'devmem-extra-ref': false,
   'gup-fast-fork-seq': true,
   'wp-reuse': 'anon-exclusive',
+  'gup-unshare': 'anon',
   'compound-devmap': true,
   'vmemmap-optimize': 'unguarded',
   'memunmap-waits-page-refs': false,
   'fsdax-reflink': true,
   'dax-shared-anon-alias': true,
 };
-const V6_6: FeatureSet = { ...V6_1, 'vmemmap-optimize': 'arch-opt-in', 'dax-pre-remove-notify': true };
+const V6_6: FeatureSet = { ...V6_1, 'vmemmap-optimize': 'arch-opt-in', 'dax-pre-remove-notify': true, 'gup-unshare': 'cow-mapping' };
 const V6_15: FeatureSet = {
   ...V6_6,
   'fsdax-refcount': 'zero-based',

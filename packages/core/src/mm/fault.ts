@@ -29,8 +29,12 @@ export class Faults {
     const leaf = k.vm.lookup(vma.mm, vpn);
     const vmf: Vmf = { vma, vpn, pgoff: vma.pgoff + (vpn - vma.start), write };
     if (leaf?.pte.devicePrivate) {
+      // do_swap_page(): a device-private entry calls pgmap->ops->migrate_to_ram(); the access is
+      // then retried, so a write to a read-only result (a COW page after fork) goes to do_wp_page
       k.emit('fault', { mm: vma.mm.name, vaddr: vpn, write, kind: 'device-private' });
       yield* k.deviceFault(vmf, leaf);
+      const after = k.vm.lookup(vma.mm, vpn);
+      if (write && after && !after.pte.devicePrivate && !after.pte.write) yield* this.wpPage(vmf, after);
       return;
     }
     if (!leaf) {
@@ -42,6 +46,18 @@ export class Faults {
       return;
     }
     if (write && !leaf.pte.write) yield* this.wpPage(vmf, leaf);
+  }
+
+  /**
+   * handle_mm_fault(FAULT_FLAG_UNSHARE), as GUP raises it when gup_must_unshare() says a R/O pin
+   * would not stay coherent (mm/gup.c faultin_page, v5.19+): do_wp_page() without making the
+   * PTE writable — reuse marks the page exclusive, a copy is mapped read-only.
+   */
+  *unshare(vma: Vma, vpn: number): Op {
+    const leaf = this.k.vm.lookup(vma.mm, vpn);
+    if (!leaf || leaf.pte.devicePrivate || leaf.pte.write) return;
+    this.k.emit('fault', { mm: vma.mm.name, vaddr: vpn, write: false, kind: 'unshare' });
+    yield* this.wpPage({ vma, vpn, pgoff: vma.pgoff + (vpn - vma.start), write: false }, leaf, true);
   }
 
   /** do_anonymous_page(): read -> the shared zero page (special PTE, no ref); write -> a new page. */
@@ -76,11 +92,13 @@ export class Faults {
    * without a normal struct page and — from v6.15 — fs-dax pages, call ->pfn_mkwrite
    * (wp_pfn_shared); private mappings reuse an anon page when the era's rule allows, else copy.
    */
-  private *wpPage(vmf: Vmf, leaf: Leaf): Op {
+  private *wpPage(vmf: Vmf, leaf: Leaf, unshare = false): Op {
     const k = this.k;
     const { vma, vpn } = vmf;
     const pfn = k.vm.pfnAt(leaf, vpn);
     const page = k.vm.normalPage(leaf.pte, pfn);
+    // unsharing only concerns COW mappings (do_wp_page: shared + FAULT_FLAG_UNSHARE does nothing)
+    if (unshare && vma.flags.shared) return;
     if (vma.flags.shared) {
       const fsdax = page !== null && k.folios.kind(page) === 'fsdax';
       if ((page === null || fsdax) && vma.kind === 'file') {
@@ -96,13 +114,16 @@ export class Faults {
       const head = k.folios.folio(page);
       if (k.folios.testAnon(head, 'do_wp_page') && this.canReuseAnon(head)) {
         k.folios.setFlag(head, PG.anonExclusive, true);
+        if (unshare) return; // R/O and now exclusive: GUP may pin it
         leaf.pte.write = true;
         leaf.pte.dirty = true;
         k.emit('pte.set', { mm: vma.mm.name, vaddr: leaf.base, pfn, level: leaf.pte.level, write: true, devmap: false, special: false });
         return;
       }
     }
-    yield* this.copyPage(vmf, leaf, pfn, page, 'do_wp_page');
+    // v5.19-v6.1 do_wp_page(): "No anonymous page -> nothing to do" for an unshare fault
+    if (unshare && page === null && k.features['gup-unshare'] !== 'cow-mapping') return;
+    yield* this.copyPage(vmf, leaf, pfn, page, unshare ? 'do_wp_page: unshare' : 'do_wp_page', unshare);
   }
 
   /** Whether do_wp_page() may reuse an anon page, per the era (feature `wp-reuse`). */
@@ -119,7 +140,7 @@ export class Faults {
   }
 
   /** wp_page_copy(): a new anon page with the old contents replaces the PTE. */
-  private *copyPage(vmf: Vmf, leaf: Leaf, pfn: number, page: number | null, why: string): Op {
+  private *copyPage(vmf: Vmf, leaf: Leaf, pfn: number, page: number | null, why: string, unshare = false): Op {
     const k = this.k;
     const { vma, vpn } = vmf;
     if (!vma.anonVma) vma.anonVma = k.vm.newAnonVma();
@@ -130,7 +151,8 @@ export class Faults {
     if (leaf.pte.level !== 'pte') k.vm.clear(vma.mm, leaf.base, leaf.pte.level);
     else k.vm.clear(vma.mm, vpn, 'pte');
     k.folios.addMap(copy);
-    k.vm.install(vma.mm, vpn, this.pte(copy, 'pte', { write: true, dirty: true }));
+    // wp_page_copy(): an unshare copy is mapped R/O (maybe_mkwrite only for a write fault)
+    k.vm.install(vma.mm, vpn, this.pte(copy, 'pte', { write: !unshare, dirty: !unshare }));
     k.emit('cow', { mm: vma.mm.name, vaddr: vpn, from: pfn, to: copy, why });
     if (page !== null && leaf.pte.level === 'pte') {
       const head = k.folios.folio(page);

@@ -3,6 +3,8 @@ import { KernelError } from '../errors.js';
 import { preempt, type Op } from '../sched.js';
 import type { GupHandle, Mm, Vma } from '../types.js';
 import { GUP_PIN_COUNTING_BIAS } from './folio.js';
+import { PG } from './pages.js';
+import type { Leaf } from './vm.js';
 
 export interface GupRequest {
   readonly name: string;
@@ -31,7 +33,12 @@ export class Gup {
     if (req.pin) mm.hasPinned = true;
     let pfns = req.fast ? yield* this.fast(req, mm) : null;
     if (pfns === null) pfns = yield* this.slow(req);
-    if (req.longterm && req.pin) yield* k.checkAndMigrateLongterm(req, pfns);
+    // __gup_longterm_locked(): check_and_migrate_movable_pages() returns -EAGAIN after migrating
+    // unpinnable pages (device-coherent), and the pages are pinned again
+    for (let round = 0; req.longterm && req.pin && (yield* k.checkAndMigrateLongterm(req, pfns)); round++) {
+      if (round === 2) throw new KernelError('EBUSY', `FOLL_LONGTERM pin '${req.name}' keeps finding unpinnable pages`);
+      pfns = yield* this.slow(req);
+    }
     const owners = pfns.map((pfn) => k.blockOwner(pfn));
     for (const pfn of pfns) {
       const p = k.pages;
@@ -95,7 +102,12 @@ export class Gup {
         this.ungrab(head, req.pin, 'gup-fast: not longterm-pinnable');
         return undo();
       }
-      yield preempt('gup-fast: re-check pte');
+      if (this.mustUnshare(req, null, leaf, vpn)) {
+        this.ungrab(head, req.pin, 'gup-fast: must unshare');
+        return undo();
+      }
+      // the re-check compares PTE identity: a zapped and re-faulted PTE with the same contents fails it
+      yield preempt('gup-fast: re-check pte', () => k.vm.lookup(mm, vpn)?.pte === leaf.pte);
       if (k.vm.lookup(mm, vpn)?.pte !== leaf.pte) {
         this.ungrab(head, req.pin, 'gup-fast: pte changed');
         return undo();
@@ -104,6 +116,27 @@ export class Gup {
     }
     if (seqCheck && mm.writeProtectSeq !== seq) return undo(); // read_seqcount_retry: a fork ran
     return got;
+  }
+
+  /**
+   * gup_must_unshare() (feature gup-unshare): a R/O FOLL_PIN of a R/O-mapped anon page that is not
+   * PageAnonExclusive (a7f226604170, v5.19); from v6.2 (84209e87c696) also a R/O FOLL_LONGTERM pin
+   * of a non-anon page — the zero page here — in a COW mapping, always when GUP-fast has no VMA.
+   * Pages behind devmap/special PTEs other than the zero page are not checked (see docs/selftests.md).
+   */
+  private mustUnshare(req: GupRequest, vma: Vma | null, leaf: Leaf, vpn: number): boolean {
+    const k = this.k;
+    const mode = k.features['gup-unshare'];
+    if (mode === 'off' || !req.pin || req.write || leaf.pte.write) return false;
+    const pfn = k.vm.pfnAt(leaf, vpn);
+    const page = k.vm.normalPage(leaf.pte, pfn);
+    if (page !== null) {
+      const head = k.folios.folio(page);
+      if (k.folios.testAnon(head, 'gup_must_unshare')) return (k.folios.flags(head) & PG.anonExclusive) === 0;
+    } else if (!k.isZeroPfn(pfn)) return false;
+    if (mode !== 'cow-mapping' || !req.longterm) return false;
+    // is_cow_mapping(): private mappings keep VM_MAYWRITE (do_mmap; no mprotect in the model)
+    return vma === null || !vma.flags.shared;
   }
 
   /** __get_user_pages(): check_vma_flags, then fault in and grab each page under the PTE lock. */
@@ -122,11 +155,17 @@ export class Gup {
         const vpn = req.vpn + i;
         if (vpn >= vma.start + vma.pages) throw new KernelError('EFAULT', `page ${vpn - vma.start} is beyond mapping '${vma.name}'`);
         let leaf = k.vm.lookup(vma.mm, vpn);
-        for (let tries = 0; !leaf || leaf.pte.devicePrivate || (req.write && !leaf.pte.write); tries++) {
+        for (let tries = 0; ; tries++) {
+          const fault = !leaf || leaf.pte.devicePrivate || (req.write && !leaf.pte.write);
+          // follow_page_pte() -EMLINK -> faultin_page(FAULT_FLAG_UNSHARE) (v5.19+)
+          const unshare = !fault && this.mustUnshare(req, vma, leaf!, vpn);
+          if (!fault && !unshare) break;
           if (tries === 2) throw new KernelError('EFAULT', `GUP could not fault in page ${vpn - vma.start} of '${vma.name}'`);
-          yield* k.faults.handle(vma, vpn, req.write);
+          if (unshare) yield* k.faults.unshare(vma, vpn);
+          else yield* k.faults.handle(vma, vpn, req.write);
           leaf = k.vm.lookup(vma.mm, vpn);
         }
+        if (!leaf) throw new KernelError('EFAULT', `GUP lost page ${vpn - vma.start} of '${vma.name}'`);
         const pfn = k.vm.pfnAt(leaf, vpn);
         let page = k.vm.normalPage(leaf.pte, pfn);
         if (page === null && leaf.pte.devmap) {
