@@ -6,7 +6,7 @@ import { colorOnStdout, type CliIo } from './io.js';
 import { DEFAULT_KERNEL, kernelsFor, parseKernelFlags, parseShard, takeShard, type KernelAxes, type KernelOptions } from './kernel.js';
 import { loadPlugin, withPlugins, type Importer } from './plugins.js';
 import { cellGroup, Progress } from './progress.js';
-import { failed, renderJson, renderJunit, renderTable, type Report, type ReportKind } from './report/index.js';
+import { failed, renderHtml, renderJson, renderJunit, renderTable, type Report, type ReportKind } from './report/index.js';
 import { collectScenarioFiles, loadScenarios } from './scenarios.js';
 import { parseWhole, splitList, UsageError } from './usage.js';
 
@@ -33,17 +33,16 @@ export interface RunCommandOptions extends KernelOptions {
   readonly shard?: string;
 }
 
-export const REPORTERS = ['table', 'json', 'junit'] as const;
+export const REPORTERS = ['table', 'json', 'junit', 'html'] as const;
 export type ReporterName = (typeof REPORTERS)[number];
 /** Files the machine reporters write under --out. */
-export const REPORT_FILES: Record<Exclude<ReporterName, 'table'>, string> = { json: 'daxlab-report.json', junit: 'junit.xml' };
+export const REPORT_FILES: Record<Exclude<ReporterName, 'table'>, string> = { json: 'daxlab-report.json', junit: 'junit.xml', html: 'daxlab-report.html' };
 
 /** `--reporter a,b`: known names; machine reports need --out unless one alone goes to stdout. */
 export function parseReporters(value: string, out: string | undefined): ReporterName[] {
   const names = splitList(value);
   if (names.length === 0) throw new UsageError('--reporter needs a value', `reporters: ${REPORTERS.join(', ')}`);
   for (const n of names) {
-    if (n === 'html') throw new UsageError('--reporter html is not available yet', `reporters: ${REPORTERS.join(', ')}`);
     if (!(REPORTERS as readonly string[]).includes(n)) throw new UsageError(`--reporter: unknown reporter '${n}'`, `reporters: ${REPORTERS.join(', ')}`);
   }
   const machine = names.filter((n) => n !== 'table');
@@ -126,7 +125,8 @@ export async function runCommand(kind: ReportKind, args: readonly string[], o: R
     groups.set(g, (groups.get(g) ?? 0) + 1);
   }
   const progress = new Progress(io, mine.length, groups, o.quiet === true, kind === 'matrix');
-  const options: RunOptions = { ...(seed !== undefined ? { seed } : {}), ...(o.trace ? { trace: true } : {}), ...(schedule ? { schedule } : {}) };
+  // the html report draws each cell's timeline from its whole trace
+  const options: RunOptions = { ...(seed !== undefined ? { seed } : {}), ...(o.trace || reporters.includes('html') ? { trace: true } : {}), ...(schedule ? { schedule } : {}) };
   const cells: CellResult[] = [];
   for (const p of mine) {
     const cell = p.kind === 'problem' ? p.cell : runOne(p, catalog, options, deps, io);
@@ -143,7 +143,7 @@ export async function runCommand(kind: ReportKind, args: readonly string[], o: R
       io.stdout(renderTable(report, { color: colorOnStdout(io), quiet: o.quiet === true, trace: o.trace === true, elapsedMs }));
       continue;
     }
-    const text = r === 'json' ? renderJson(report) : renderJunit(report);
+    const text = r === 'json' ? renderJson(report) : r === 'junit' ? renderJunit(report) : renderHtml(report);
     if (o.out === undefined) {
       io.stdout(text);
     } else {
