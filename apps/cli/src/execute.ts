@@ -1,16 +1,21 @@
-import { exploreScenario } from '@daxlab/core';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
-import type { CellKernel, CellKernelRequest, CellResult, PluginCatalog, RunOptions, Scenario, ScheduleStep } from '@daxlab/core';
+import type { CellKernel, CellResult, PluginCatalog, RunOptions, ScheduleStep } from '@daxlab/core';
 import { colorOnStdout, type CliIo } from './io.js';
 import { DEFAULT_KERNEL, kernelsFor, parseKernelFlags, parseShard, takeShard, type KernelAxes, type KernelOptions } from './kernel.js';
+import type { Runner } from './matrix/cell.js';
+import { CELL_LOG, CellLog } from './matrix/log.js';
+import { errorCell, planInfo, type PlannedCell } from './matrix/plan.js';
+import { inProcessExecutor, type CellExecutor, type CellTask, type WorkerSetup } from './matrix/pool.js';
 import { loadPlugin, withPlugins, type Importer } from './plugins.js';
-import { cellGroup, Progress } from './progress.js';
+import { cellGroup, Progress, progressMode } from './progress.js';
 import { failed, renderHtml, renderJson, renderJunit, renderTable, type Report, type ReportKind } from './report/index.js';
+import { ReportReadError } from './report/read.js';
 import { collectScenarioFiles, loadScenarios } from './scenarios.js';
 import { parseWhole, splitList, UsageError } from './usage.js';
 
-export type Runner = (scenario: Scenario, kernel: CellKernelRequest, catalog: PluginCatalog, options?: RunOptions) => CellResult;
+export type { Runner } from './matrix/cell.js';
 
 /** What the commands need from outside: the simulator, the built-in plugins, where the library is. */
 export interface Deps {
@@ -19,6 +24,11 @@ export interface Deps {
   readonly version: string;
   readonly libraryDir?: string;
   readonly importer?: Importer;
+  /**
+   * Runs cells on `jobs` threads (--jobs N > 1). Absent, every cell runs in the main thread:
+   * a worker rebuilds the catalog from plugin names, so an injected runner or catalog stays here.
+   */
+  readonly parallel?: (jobs: number, setup: WorkerSetup) => CellExecutor;
 }
 
 export interface RunCommandOptions extends KernelOptions {
@@ -31,6 +41,7 @@ export interface RunCommandOptions extends KernelOptions {
   readonly plugin?: readonly string[];
   readonly jobs?: string;
   readonly shard?: string;
+  readonly resume?: boolean;
 }
 
 export const REPORTERS = ['table', 'json', 'junit', 'html'] as const;
@@ -72,10 +83,6 @@ export function parseSchedule(value: string, cwd: string): ScheduleStep[] {
   return (list as ScheduleStep[]).map((x) => ({ thread: x.thread, step: x.step }));
 }
 
-type Planned =
-  | { readonly kind: 'cell'; readonly scenario: Scenario; readonly kernel: CellKernelRequest }
-  | { readonly kind: 'problem'; readonly cell: CellResult };
-
 /** The kernel a scenario that could not be loaded is reported under: the first the flags ask for. */
 function nominalKernel(axes: KernelAxes): CellKernel {
   const features: Record<string, string | boolean> = {};
@@ -90,8 +97,14 @@ function nominalKernel(axes: KernelAxes): CellKernel {
   };
 }
 
-function problemCell(scenario: string, file: string | undefined, kernel: CellKernel, reason: string): CellResult {
-  return { scenario, ...(file !== undefined ? { file } : {}), kernel, status: 'error', outcome: 'error', violations: [], failures: [], reason, ms: 0 };
+/**
+ * The test hook for "a run killed mid-way": DAXLAB_ABORT_AFTER_CELLS=K makes the process
+ * SIGKILL itself right after the K-th cell of this invocation is on disk (tests of --resume
+ * kill at a known point instead of racing a timer).
+ */
+function abortAfterCells(io: CliIo): number | null {
+  const v = io.env.DAXLAB_ABORT_AFTER_CELLS;
+  return v !== undefined && /^\d+$/.test(v) && Number(v) > 0 ? Number(v) : null;
 }
 
 /** `daxlab run` and `daxlab matrix`: plan the cells, run them, report. Returns the exit code. */
@@ -100,8 +113,9 @@ export async function runCommand(kind: ReportKind, args: readonly string[], o: R
   const reporters = parseReporters(o.reporter ?? 'table', o.out);
   const seed = o.seed !== undefined ? parseWhole('--seed', o.seed, 0) : undefined;
   const schedule = o.schedule !== undefined ? parseSchedule(o.schedule, io.cwd) : undefined;
-  if (o.jobs !== undefined) parseWhole('--jobs', o.jobs, 1);
+  const jobs = o.jobs !== undefined ? parseWhole('--jobs', o.jobs, 1) : availableParallelism();
   const shard = o.shard !== undefined ? parseShard(o.shard) : undefined;
+  if (o.resume && o.out === undefined) throw new UsageError('--resume needs --out DIR: the directory of the run to finish', 'daxlab matrix … --out DIR --resume');
   const plugins = [];
   for (const p of o.plugin ?? []) plugins.push(await loadPlugin(p, io.cwd, deps.importer));
   const catalog = withPlugins(deps.catalog, plugins);
@@ -113,36 +127,80 @@ export async function runCommand(kind: ReportKind, args: readonly string[], o: R
   const skipped = all.length - loaded.length;
   if (skipped > 0 && !o.quiet) io.stderr(`daxlab: ${skipped} explore-mode scenarios left to 'daxlab explore' (apps/cli/scenarios/explore, …)\n`);
 
-  const plan: Planned[] = loaded.flatMap((l): Planned[] =>
+  let index = 0;
+  const plan: PlannedCell[] = loaded.flatMap((l): PlannedCell[] =>
     l.ok
-      ? kernelsFor(l.scenario, axes, catalog, kind === 'matrix').map((kernel) => ({ kind: 'cell', scenario: l.scenario, kernel }))
-      : [{ kind: 'problem', cell: problemCell(l.name, l.file, nominalKernel(axes), l.reason) }],
+      ? kernelsFor(l.scenario, axes, catalog, kind === 'matrix').map((kernel) => ({ kind: 'cell', index: index++, scenario: l.scenario, kernel }))
+      : [{ kind: 'problem', index: index++, cell: errorCell(l.name, l.file, nominalKernel(axes), l.reason) }],
   );
-  const mine = takeShard(plan, shard);
-  const groups = new Map<string, number>();
-  for (const p of mine) {
-    const g = p.kind === 'cell' ? cellGroup({ scenario: p.scenario.name, ...(p.scenario.file !== undefined ? { file: p.scenario.file } : {}) }) : cellGroup(p.cell);
-    groups.set(g, (groups.get(g) ?? 0) + 1);
-  }
-  const progress = new Progress(io, mine.length, groups, o.quiet === true, kind === 'matrix');
   // the html report draws each cell's timeline from its whole trace
   const options: RunOptions = { ...(seed !== undefined ? { seed } : {}), ...(o.trace || reporters.includes('html') ? { trace: true } : {}), ...(schedule ? { schedule } : {}) };
-  const cells: CellResult[] = [];
+  const pluginSpecs = o.plugin ?? [];
+  const info = planInfo(plan, { kind, version: deps.version, options, plugins: pluginSpecs }, shard);
+  const mine = takeShard(plan, shard);
+
+  let log: CellLog | null = null;
+  if (o.out !== undefined) {
+    const dir = resolve(io.cwd, o.out);
+    mkdirSync(dir, { recursive: true });
+    try {
+      log = CellLog.open(dir, o.out, info, o.resume === true);
+    } catch (e) {
+      if (e instanceof ReportReadError) throw new UsageError(e.message);
+      throw e;
+    }
+  }
+  const results = new Map<number, CellResult>(log?.done ?? []);
+  const groups = new Map<string, number>();
   for (const p of mine) {
-    const cell = p.kind === 'problem' ? p.cell : runOne(p, catalog, options, deps, io);
-    cells.push(cell);
+    const g = cellGroup(p.kind === 'cell' ? { scenario: p.scenario.name, ...(p.scenario.file !== undefined ? { file: p.scenario.file } : {}) } : p.cell);
+    groups.set(g, (groups.get(g) ?? 0) + 1);
+  }
+  const progress = new Progress(io, mine.length, groups, progressMode(io, o.quiet === true, kind === 'matrix'));
+  for (const c of results.values()) progress.restore(c);
+  if (o.resume && !o.quiet) io.stderr(`daxlab: --resume: ${results.size} of ${mine.length} cells already in ${join(o.out!, CELL_LOG)}; running the other ${mine.length - results.size}\n`);
+
+  const abortAfter = abortAfterCells(io);
+  let finishedNow = 0;
+  const finish = (i: number, cell: CellResult) => {
+    results.set(i, cell);
+    log?.append(i, cell);
     progress.cell(cell);
+    if (abortAfter !== null && ++finishedNow >= abortAfter) process.kill(process.pid, 'SIGKILL');
+  };
+  const todo = mine.filter((p) => !results.has(p.index));
+  const tasks: CellTask[] = [];
+  for (const p of todo) {
+    if (p.kind === 'problem') finish(p.index, p.cell);
+    else tasks.push({ index: p.index, scenario: p.scenario, kernel: p.kernel });
+  }
+  const debug = Boolean(io.env.DAXLAB_DEBUG);
+  const execute =
+    jobs > 1 && tasks.length > 1 && deps.parallel
+      ? deps.parallel(jobs, { plugins: pluginSpecs, cwd: io.cwd, options, debug })
+      : inProcessExecutor(catalog, options, deps.runScenario, debug);
+  try {
+    await execute(tasks, finish);
+  } finally {
+    log?.close();
   }
   progress.finish();
 
-  const report: Report = { kind, version: deps.version, cells, plugins: o.plugin ?? [] };
-  const elapsedMs = io.now() - started;
+  const report: Report = { kind, version: deps.version, cells: mine.map((p) => results.get(p.index)!), plugins: pluginSpecs, plan: info };
+  writeReports(report, reporters, o, io, io.now() - started);
+  return failed(report.cells) ? 1 : 0;
+}
+
+/**
+ * Print or write the reports: the table to stdout; machine reports to stdout (one alone) or
+ * under --out. With --out the JSON report is always written: it is what `daxlab merge` reads.
+ */
+export function writeReports(report: Report, reporters: readonly ReporterName[], o: { readonly out?: string; readonly quiet?: boolean; readonly trace?: boolean }, io: CliIo, elapsedMs?: number): void {
   if (o.out !== undefined) mkdirSync(resolve(io.cwd, o.out), { recursive: true });
-  for (const r of reporters) {
-    if (r === 'table') {
-      io.stdout(renderTable(report, { color: colorOnStdout(io), quiet: o.quiet === true, trace: o.trace === true, elapsedMs }));
-      continue;
-    }
+  const machine = reporters.filter((r): r is Exclude<ReporterName, 'table'> => r !== 'table');
+  if (o.out !== undefined && !machine.includes('json')) machine.unshift('json');
+  if (reporters.includes('table')) io.stdout(renderTable(report, { color: colorOnStdout(io), quiet: o.quiet === true, trace: o.trace === true, ...(elapsedMs !== undefined ? { elapsedMs } : {}) }));
+  for (const r of machine) {
     const text = r === 'json' ? renderJson(report) : r === 'junit' ? renderJunit(report) : renderHtml(report);
     if (o.out === undefined) {
       io.stdout(text);
@@ -151,21 +209,5 @@ export async function runCommand(kind: ReportKind, args: readonly string[], o: R
       writeFileSync(resolve(io.cwd, file), text);
       if (!o.quiet) io.stderr(`daxlab: wrote ${file}\n`);
     }
-  }
-  return failed(cells) ? 1 : 0;
-}
-
-/** One cell; a crash inside the simulator becomes an `error` cell, so one bug does not end a matrix. */
-function runOne(p: Extract<Planned, { kind: 'cell' }>, catalog: PluginCatalog, options: RunOptions, deps: Deps, io: CliIo): CellResult {
-  try {
-    // `mode: explore` scenarios are judged over every interleaving (unless a schedule is replayed)
-    if (p.scenario.mode === 'explore' && !options.schedule) return exploreScenario(p.scenario, p.kernel, catalog, { maxStates: 200000 });
-    return deps.runScenario(p.scenario, p.kernel, catalog, options);
-  } catch (e) {
-    const err = e as Error;
-    const k = p.kernel;
-    const kernel: CellKernel = { arch: k.arch, pageSize: k.pageSize ?? p.scenario.kernel.pageSize ?? 0, fs: k.fs, driver: k.driver, version: k.version, features: { ...k.features } };
-    const detail = io.env.DAXLAB_DEBUG ? `\n${err.stack ?? ''}` : ' (a bug in daxlab: please report it; DAXLAB_DEBUG=1 shows the stack)';
-    return problemCell(p.scenario.name, p.scenario.file, kernel, `internal error: ${err.message}${detail}`);
   }
 }

@@ -28,6 +28,8 @@ export interface KernelOptions {
 export interface KernelAxes {
   readonly arch?: readonly string[];
   readonly pageSize?: number;
+  /** matrix: every --page-size value (a list a,b); `pageSize` is the first */
+  readonly pageSizes?: readonly number[];
   readonly fs?: readonly string[];
   readonly driver?: readonly string[];
   readonly version?: readonly string[];
@@ -57,20 +59,29 @@ export function parseKernelFlags(o: KernelOptions, catalog: PluginCatalog, multi
       throw e;
     }
   }
-  let pageSize: number | undefined;
+  let pageSizes: number[] | undefined;
   if (o.pageSize !== undefined) {
-    try {
-      pageSize = parseSize(o.pageSize, '--page-size');
-    } catch (e) {
-      if (e instanceof InputError) throw new UsageError(e.message);
-      throw e;
-    }
-    if (!isPowerOfTwo(pageSize)) throw new UsageError(`--page-size ${o.pageSize}: a page size is a power of two (4KiB, 16KiB, 64KiB)`);
+    const raw = splitList(o.pageSize);
+    if (raw.length === 0) throw new UsageError('--page-size needs a value (4KiB, 16KiB, 64KiB)');
+    if (!multi && raw.length > 1) throw new UsageError(`--page-size ${o.pageSize}: 'run' takes one value; use 'daxlab matrix' to try several`);
+    pageSizes = raw.map((v) => {
+      let size: number;
+      try {
+        size = parseSize(v, '--page-size');
+      } catch (e) {
+        if (e instanceof InputError) throw new UsageError(e.message);
+        throw e;
+      }
+      if (!isPowerOfTwo(size)) throw new UsageError(`--page-size ${v}: a page size is a power of two (4KiB, 16KiB, 64KiB)`);
+      return size;
+    });
   }
+  const pageSize = pageSizes?.[0];
   const axis = (flag: string, value: string | undefined, known: readonly string[]) => (value === undefined ? undefined : pickNames(flag, value, known, multi));
   return {
     ...optional('arch', axis('--arch', o.arch, Object.keys(catalog.arch))),
     ...optional('pageSize', pageSize),
+    ...optional('pageSizes', multi ? pageSizes : undefined),
     ...optional('fs', axis('--fs', o.fs, Object.keys(catalog.fs))),
     ...optional('driver', axis('--driver', o.driver, Object.keys(catalog.driver))),
     ...optional('version', axis('--kernel', o.kernel, PRESETS.map((p) => p.name))),
@@ -122,13 +133,16 @@ export function kernelsFor(s: Scenario, axes: KernelAxes, catalog: PluginCatalog
     (sets, [name, values]) => sets.flatMap((set) => values.map((v) => ({ ...set, [name]: v }))),
     [{}],
   );
+  const pageSizes: readonly (number | undefined)[] = axes.pageSizes ?? [axes.pageSize];
   const out: CellKernelRequest[] = [];
   for (const arch of archs) {
-    for (const fs of fss) {
-      for (const driver of drivers) {
-        for (const version of versions) {
-          for (const features of featureSets) {
-            out.push({ arch, ...(axes.pageSize !== undefined ? { pageSize: axes.pageSize } : {}), fs, driver, version, features });
+    for (const pageSize of pageSizes) {
+      for (const fs of fss) {
+        for (const driver of drivers) {
+          for (const version of versions) {
+            for (const features of featureSets) {
+              out.push({ arch, ...(pageSize !== undefined ? { pageSize } : {}), fs, driver, version, features });
+            }
           }
         }
       }

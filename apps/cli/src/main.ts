@@ -1,8 +1,11 @@
 import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { Argument, Command, CommanderError, Option } from 'commander';
 import { InputError, runScenario, scenarioJsonSchema } from '@daxlab/core';
 import { builtinCatalog } from './catalog.js';
 import { exploreCommand, exploreOptions, type ExploreCommandOptions } from './commands/explore.js';
+import { mergeCommand, type MergeCommandOptions } from './commands/merge.js';
+import { workerExecutor, workersAvailable } from './matrix/pool.js';
 import { runCommand, REPORT_FILES, REPORTERS, type Deps, type RunCommandOptions } from './execute.js';
 import { processIo, type CliIo } from './io.js';
 import { list, LIST_TOPICS, type ListTopic } from './list.js';
@@ -18,7 +21,7 @@ function kernelOptions(cmd: Command, multi: boolean): Command {
   const list = multi ? ' (a list a,b or all)' : '';
   return cmd
     .option(`--arch <${multi ? 'names' : 'name'}>`, `architecture${list}; default: the scenario's, else ${multi ? 'all' : 'x86'}`)
-    .option('--page-size <size>', 'base page size for arches with a choice (arm64: 4KiB, 16KiB, 64KiB)')
+    .option(`--page-size <${multi ? 'sizes' : 'size'}>`, `base page size for arches with a choice (arm64: 4KiB, 16KiB, 64KiB)${multi ? '; a list a,b tries each (an arch without that size: unsupported)' : ''}`)
     .option(`--fs <${multi ? 'names' : 'name'}>`, `filesystem${list}; default: the scenario's, else ${multi ? 'all' : 'xfs'} (scenarios that never mount run without one)`)
     .option(`--driver <${multi ? 'names' : 'name'}>`, `device driver${list}; default: the scenario's, else nvdimm (scenarios that never probe run without one)`)
     .option(`--kernel <${multi ? 'versions' : 'version'}>`, `kernel preset${list}; default: the scenario's, else ${multi ? 'all' : 'latest'} (daxlab list kernels)`)
@@ -41,7 +44,9 @@ function runOptions(cmd: Command): Command {
  * pass, 1 a cell failed or errored, 2 the command line was wrong.
  */
 export async function main(argv: readonly string[], io: CliIo = processIo(), deps: Partial<Deps> = {}): Promise<number> {
-  const d: Deps = { runScenario, catalog: builtinCatalog(), version: VERSION, ...deps };
+  // worker threads rebuild the built-in catalog by name: only for the built-in runner and catalog
+  const builtins = deps.runScenario === undefined && deps.catalog === undefined;
+  const d: Deps = { runScenario, catalog: builtinCatalog(), version: VERSION, ...(builtins && workersAvailable() ? { parallel: workerExecutor } : {}), ...deps };
   let code = 0;
   const program = new Command('daxlab')
     .description("an executable model of the Linux kernel's device-memory page lifecycle (ZONE_DEVICE, fs-dax, device-dax, GUP pins, fork/COW, vmemmap)")
@@ -61,8 +66,9 @@ export async function main(argv: readonly string[], io: CliIo = processIo(), dep
   runOptions(kernelOptions(program.command('matrix'), true))
     .description('run scenarios across arch × fs × driver × kernel (no scenario: the built-in library)')
     .argument('[scenario...]', 'scenario files or directories')
-    .option('--jobs <n>', 'parallel workers (accepted; cells run one after another for now)')
-    .option('--shard <i/n>', 'run only shard i of n (round-robin over the sorted cell list)')
+    .option('--jobs <n>', `cells in parallel on n worker threads (default: ${availableParallelism()}, the cores; results as with --jobs 1)`)
+    .option('--shard <i/n>', "run only shard i of n (round-robin over the cell list); 'daxlab merge' joins the shards' reports")
+    .option('--resume', 'with --out DIR: run only the cells missing from DIR/cells.ndjson (a killed run), then write the full reports')
     .action(async (scenarios: string[], o: RunCommandOptions) => {
       code = await runCommand('matrix', scenarios, o, io, d);
     });
@@ -70,6 +76,17 @@ export async function main(argv: readonly string[], io: CliIo = processIo(), dep
   exploreOptions(kernelOptions(program.command('explore'), false)).action(async (scenarios: string[], o: ExploreCommandOptions) => {
     code = await exploreCommand(scenarios, o, io, { catalog: d.catalog, version: d.version, ...(d.libraryDir ? { libraryDir: d.libraryDir } : {}), ...(d.importer ? { importer: d.importer } : {}) });
   });
+
+  program
+    .command('merge')
+    .description("join the JSON reports of a run's shards (--shard i/n) into the report of the whole run")
+    .argument('<results...>', `JSON reports, or --out directories holding ${REPORT_FILES.json}`)
+    .option('--reporter <names>', `${REPORTERS.join(', ')} (several: a,b; machine reports go to --out)`, 'table')
+    .option('--out <dir>', `write machine reports here (${Object.values(REPORT_FILES).join(', ')})`)
+    .option('--quiet', 'the table shows only cells that did not pass')
+    .action((results: string[], o: MergeCommandOptions) => {
+      code = mergeCommand(results, o, io);
+    });
 
   program
     .command('list')

@@ -1,65 +1,115 @@
-import type { CellResult } from '@daxlab/core';
+import type { CellResult, CellStatus } from '@daxlab/core';
 import type { CliIo } from './io.js';
+import { kernelLabel } from './report/index.js';
 
-/**
- * Progress on stderr (stdout may carry a JSON report): a redrawn counter line on a terminal
- * outside CI, plain lines otherwise (one per finished scenario), nothing with --quiet.
- */
 /** The scenario a cell belongs to (its file and name). */
 export function cellGroup(c: { readonly scenario: string; readonly file?: string }): string {
   return `${c.file ?? ''}#${c.scenario}`;
 }
 
+/** How long the rest will take at the pace so far: `ETA 1m05s`. */
+export function formatEta(ms: number): string {
+  const s = Math.max(0, Math.round(ms / 1000));
+  return s < 60 ? `${s}s` : `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
+}
+
+const BAR = 20;
+/** The bar line stays within a classic 80-column terminal, so `\r` redraws one line. */
+const WIDTH = 79;
+const WORD: Record<CellStatus, string> = { pass: 'PASS', fail: 'FAIL', unsupported: 'UNSUP', error: 'ERROR' };
+
+export type ProgressMode = 'bar' | 'lines' | 'problems' | 'off';
+
+/**
+ * The progress mode: a redrawn bar on a terminal outside CI; plain lines otherwise (one per
+ * finished scenario, for matrix; `run` shows its cells in the table anyway); with --quiet only
+ * a line per cell that did not pass (matrix), as it finishes.
+ */
+export function progressMode(io: CliIo, quiet: boolean, matrix: boolean): ProgressMode {
+  if (quiet) return matrix ? 'problems' : 'off';
+  if (io.stderrIsTTY && !io.env.CI) return 'bar';
+  return matrix ? 'lines' : 'off';
+}
+
+/**
+ * Progress on stderr (stdout may carry a JSON report). Cells may finish in any order (--jobs):
+ * counts are per status and per scenario, whatever the order.
+ */
 export class Progress {
   private done = 0;
-  private failed = 0;
-  private lastDraw = -Infinity;
-  private readonly mode: 'tty' | 'lines' | 'off';
-  private current: { scenario: string; left: number; pass: number; notPass: Map<string, number> } | null = null;
+  private ran = 0;
+  private readonly counts: Record<CellStatus, number> = { pass: 0, fail: 0, unsupported: 0, error: 0 };
+  private readonly groups = new Map<string, { left: number; counts: Map<CellStatus, number> }>();
   private scenariosDone = 0;
+  private lastDraw = -Infinity;
+  private readonly started: number;
 
   constructor(
     private readonly io: CliIo,
+    /** cells in this run, including those restored from a cell log */
     private readonly total: number,
-    /** cells per scenario (by cellGroup()), in plan order */
+    /** cells per scenario (by cellGroup()) */
     private readonly perScenario: ReadonlyMap<string, number>,
-    quiet: boolean,
-    /** print plain lines when not on a terminal (matrix); `run` shows its cells in the table anyway */
-    plainLines: boolean,
+    private readonly mode: ProgressMode,
   ) {
-    this.mode = quiet ? 'off' : io.stderrIsTTY && !io.env.CI ? 'tty' : plainLines ? 'lines' : 'off';
+    this.started = io.now();
   }
 
+  /** A cell finished in an earlier, interrupted run (--resume): counted, not shown, not timed. */
+  restore(c: CellResult): void {
+    this.count(c);
+  }
+
+  /** A cell finished now. */
   cell(c: CellResult): void {
-    this.done++;
-    if (c.status === 'fail' || c.status === 'error') this.failed++;
-    if (this.mode === 'tty') {
+    this.ran++;
+    const groupDone = this.count(c);
+    if (this.mode === 'bar') {
+      if (c.status === 'fail' || c.status === 'error') this.io.stderr(`\r\x1b[2K${this.problemLine(c)}\n`);
       const now = this.io.now();
       if (now - this.lastDraw >= 50 || this.done === this.total) {
         this.lastDraw = now;
-        const width = String(this.total).length;
-        this.io.stderr(`\r\x1b[2K[${String(this.done).padStart(width)}/${this.total}] ${this.failed ? `${this.failed} failing · ` : ''}${c.scenario}`);
+        this.io.stderr(`\r\x1b[2K${this.bar(c.scenario, now)}`);
       }
-    } else if (this.mode === 'lines') {
-      const group = cellGroup(c);
-      if (!this.current || this.current.scenario !== group) {
-        this.current = { scenario: group, left: this.perScenario.get(group) ?? 1, pass: 0, notPass: new Map() };
-      }
-      const cur = this.current;
-      if (c.status === 'pass') cur.pass++;
-      else cur.notPass.set(c.status, (cur.notPass.get(c.status) ?? 0) + 1);
-      if (--cur.left === 0) {
-        this.scenariosDone++;
-        const rest = [...cur.notPass].map(([s, n]) => `, ${n} ${s}`).join('');
-        const n = this.perScenario.get(group) ?? 1;
-        this.io.stderr(`daxlab: [${this.scenariosDone}/${this.perScenario.size}] ${c.scenario}: ${n} cell${n === 1 ? '' : 's'}, ${cur.pass} pass${rest}\n`);
-        this.current = null;
-      }
+    } else if (this.mode === 'problems') {
+      if (c.status !== 'pass') this.io.stderr(`daxlab: ${this.problemLine(c)}\n`);
+    } else if (this.mode === 'lines' && groupDone) {
+      const g = this.groups.get(cellGroup(c))!;
+      const n = this.perScenario.get(cellGroup(c)) ?? 1;
+      const rest = (['fail', 'unsupported', 'error'] as const).filter((s) => g.counts.get(s)).map((s) => `, ${g.counts.get(s)} ${s}`).join('');
+      this.io.stderr(`daxlab: [${this.scenariosDone}/${this.perScenario.size}] ${c.scenario}: ${n} cell${n === 1 ? '' : 's'}, ${g.counts.get('pass') ?? 0} pass${rest}\n`);
     }
   }
 
-  /** Clear the counter line before the report. */
+  /** Clear the bar before the report. */
   finish(): void {
-    if (this.mode === 'tty' && this.done > 0) this.io.stderr('\r\x1b[2K');
+    if (this.mode === 'bar' && this.ran > 0) this.io.stderr('\r\x1b[2K');
+  }
+
+  /** Count a cell; true when it was its scenario's last. */
+  private count(c: CellResult): boolean {
+    this.done++;
+    this.counts[c.status]++;
+    const key = cellGroup(c);
+    let g = this.groups.get(key);
+    if (!g) this.groups.set(key, (g = { left: this.perScenario.get(key) ?? 1, counts: new Map() }));
+    g.counts.set(c.status, (g.counts.get(c.status) ?? 0) + 1);
+    if (--g.left !== 0) return false;
+    this.scenariosDone++;
+    return true;
+  }
+
+  private problemLine(c: CellResult): string {
+    return `${WORD[c.status]} ${c.scenario} ${kernelLabel(c.kernel)}`;
+  }
+
+  /** `[#####---------------]  12/280 10 pass 1 fail 1 unsup 0 error ETA 3s scenario` */
+  private bar(scenario: string, now: number): string {
+    const filled = this.total > 0 ? Math.round((BAR * this.done) / this.total) : BAR;
+    const width = String(this.total).length;
+    const c = this.counts;
+    const eta = this.done >= this.total ? 'done' : `ETA ${formatEta(((now - this.started) / this.ran) * (this.total - this.done))}`;
+    const line = `[${'#'.repeat(filled)}${'-'.repeat(BAR - filled)}] ${String(this.done).padStart(width)}/${this.total} ${c.pass} pass ${c.fail} fail ${c.unsupported} unsup ${c.error} error ${eta} ${scenario}`;
+    return line.length > WIDTH ? `${line.slice(0, WIDTH - 1)}…` : line;
   }
 }

@@ -10,6 +10,19 @@ export interface Report {
   readonly cells: readonly CellResult[];
   /** the --plugin specs the run loaded (a replay needs them too) */
   readonly plugins?: readonly string[];
+  /** which planned run the cells belong to (for `daxlab merge` and `--resume`) */
+  readonly plan?: PlanInfo;
+}
+
+/**
+ * The identity of a run's whole cell list: `id` hashes every planned cell (scenario content and
+ * kernel), the options that change results and the plugins; `cells` counts the whole list.
+ * A shard's report adds which shard it holds; a merged report is the whole run's (no shard).
+ */
+export interface PlanInfo {
+  readonly id: string;
+  readonly cells: number;
+  readonly shard?: { readonly index: number; readonly count: number };
 }
 
 export type Summary = Record<CellStatus, number>;

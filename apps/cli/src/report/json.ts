@@ -1,10 +1,10 @@
 import type { CellResult, ScheduleStep } from '@daxlab/core';
-import { summarize, type Report } from './common.js';
+import { summarize, type PlanInfo, type Report } from './common.js';
 
 const schedule = (s: readonly ScheduleStep[]) => s.map((x) => ({ thread: x.thread, step: x.step }));
 
 /** One cell with a fixed key order (SCENARIOS.md "Reports", plus file, seed, schedule and trace). */
-function cellJson(c: CellResult): Record<string, unknown> {
+export function cellJson(c: CellResult): Record<string, unknown> {
   const k = c.kernel;
   const features: Record<string, string | boolean> = {};
   for (const name of Object.keys(k.features).sort()) features[name] = k.features[name]!;
@@ -29,13 +29,20 @@ function cellJson(c: CellResult): Record<string, unknown> {
   };
 }
 
-/** The machine report: `{ tool, version, kind, cells, summary }`, stable key order, 2-space indent. */
+/** `plan` with a fixed key order; `shard` only in a shard's report. */
+export function planJson(p: PlanInfo): Record<string, unknown> {
+  return { id: p.id, cells: p.cells, ...(p.shard ? { shard: { index: p.shard.index, count: p.shard.count } } : {}) };
+}
+
+/** The machine report: `{ tool, version, kind, plan?, plugins?, cells, summary }`, stable key order, 2-space indent. */
 export function renderJson(report: Report): string {
   const s = summarize(report.cells);
   const doc = {
     tool: 'daxlab',
     version: report.version,
     kind: report.kind,
+    ...(report.plan ? { plan: planJson(report.plan) } : {}),
+    ...(report.plugins?.length ? { plugins: [...report.plugins] } : {}),
     cells: report.cells.map(cellJson),
     summary: { pass: s.pass, fail: s.fail, unsupported: s.unsupported, error: s.error },
   };

@@ -1,0 +1,130 @@
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import type { CellKernelRequest, CellResult, PluginCatalog, RunOptions, Scenario } from '@daxlab/core';
+import { runCell, type Runner } from './cell.js';
+import { errorCell, requestedKernel } from './plan.js';
+
+/** A cell to run: the scenario as loaded (plain data, so it crosses to a worker by structured clone). */
+export interface CellTask {
+  readonly index: number;
+  readonly scenario: Scenario;
+  readonly kernel: CellKernelRequest;
+}
+
+/**
+ * Runs cells and reports each as it finishes (in any order; the caller orders the report by
+ * index). Resolves once every task has reported.
+ */
+export type CellExecutor = (tasks: readonly CellTask[], onCell: (index: number, cell: CellResult) => void) => Promise<void>;
+
+/** In the calling thread, one after another: --jobs 1, or an injected runner/catalog (tests, embedders). */
+export function inProcessExecutor(catalog: PluginCatalog, options: RunOptions, runner: Runner, debug: boolean): CellExecutor {
+  return async (tasks, onCell) => {
+    for (const t of tasks) onCell(t.index, runCell(t.scenario, t.kernel, catalog, options, runner, debug));
+  };
+}
+
+/** What a worker needs to rebuild the catalog and run cells exactly as the main thread would. */
+export interface WorkerSetup {
+  /** --plugin specs, loaded again by name in each worker */
+  readonly plugins: readonly string[];
+  readonly cwd: string;
+  readonly options: RunOptions;
+  readonly debug: boolean;
+}
+
+export type ToWorker = CellTask;
+export type FromWorker = { readonly type: 'ready' } | { readonly type: 'cell'; readonly index: number; readonly cell: CellResult } | { readonly type: 'init-failed'; readonly message: string };
+
+/** The worker entry, next to this file once built (dist/matrix/worker.js); absent when running from sources. */
+export const WORKER_FILE = fileURLToPath(new URL('./worker.js', import.meta.url));
+
+export function workersAvailable(): boolean {
+  return existsSync(WORKER_FILE);
+}
+
+interface Slot {
+  readonly worker: Worker;
+  ready: boolean;
+  busy: CellTask | null;
+  cause: string | null;
+}
+
+/**
+ * `jobs` worker threads, one cell in flight each (so a crash is pinned on the cell that caused
+ * it). A worker that dies mid-cell turns that cell into an `error` naming the cause and is
+ * replaced; one that cannot start fails the cells still queued once no worker is left, so a
+ * broken setup ends the run with error cells instead of hanging it.
+ */
+export function workerExecutor(jobs: number, setup: WorkerSetup): CellExecutor {
+  return (tasks, onCell) =>
+    new Promise<void>((resolveAll, rejectAll) => {
+      const queue = [...tasks];
+      const slots = new Set<Slot>();
+      let finished = 0;
+      let settled = false;
+      let startFailure: string | null = null;
+
+      const end = (err?: unknown) => {
+        if (settled) return;
+        settled = true;
+        const stops = [...slots].map((s) => s.worker.terminate());
+        slots.clear();
+        void Promise.allSettled(stops).then(() => (err === undefined ? resolveAll() : rejectAll(err)));
+      };
+      const report = (index: number, cell: CellResult) => {
+        try {
+          onCell(index, cell);
+        } catch (e) {
+          end(e);
+          return;
+        }
+        if (++finished === tasks.length) end();
+      };
+      const failQueued = (why: string) => {
+        for (const t of queue.splice(0)) report(t.index, errorCell(t.scenario.name, t.scenario.file, requestedKernel(t.kernel, t.scenario), why));
+      };
+      const feed = (s: Slot) => {
+        if (settled || !s.ready || s.busy) return;
+        const t = queue.shift();
+        if (!t) return;
+        s.busy = t;
+        s.worker.postMessage(t satisfies ToWorker);
+      };
+      const spawn = () => {
+        const worker = new Worker(WORKER_FILE, { workerData: setup satisfies WorkerSetup });
+        const s: Slot = { worker, ready: false, busy: null, cause: null };
+        slots.add(s);
+        worker.on('message', (m: FromWorker) => {
+          if (m.type === 'ready') {
+            s.ready = true;
+            feed(s);
+          } else if (m.type === 'init-failed') {
+            s.cause = m.message;
+          } else {
+            s.busy = null;
+            report(m.index, m.cell);
+            feed(s);
+          }
+        });
+        worker.on('error', (e: Error) => {
+          s.cause ??= e.message.split('\n')[0] ?? String(e);
+        });
+        worker.on('exit', (code) => {
+          if (settled || !slots.delete(s)) return;
+          const cause = s.cause ?? `it exited with code ${code}`;
+          if (s.busy) {
+            const t = s.busy;
+            report(t.index, errorCell(t.scenario.name, t.scenario.file, requestedKernel(t.kernel, t.scenario), `the worker thread running this cell crashed: ${cause} (the other cells ran on; --jobs 1 runs it in the main thread)`));
+          }
+          if (settled) return;
+          if (!s.ready) startFailure = cause;
+          else if (queue.length > 0) spawn();
+          if (slots.size === 0 && queue.length > 0) failQueued(`no worker thread could start: ${startFailure ?? cause}`);
+        });
+      };
+      if (tasks.length === 0) return resolveAll();
+      for (let i = 0; i < Math.min(jobs, tasks.length); i++) spawn();
+    });
+}

@@ -1,0 +1,26 @@
+import { parentPort, workerData } from 'node:worker_threads';
+import { runScenario } from '@daxlab/core';
+import { builtinCatalog } from '../catalog.js';
+import { loadPlugin, withPlugins } from '../plugins.js';
+import { runCell } from './cell.js';
+import type { FromWorker, ToWorker, WorkerSetup } from './pool.js';
+
+// A matrix worker thread: rebuilds the catalog the main thread has (built-ins plus the same
+// --plugin packages, loaded by name), then runs the cells it is handed, one at a time.
+const port = parentPort;
+if (port) {
+  const setup = workerData as WorkerSetup;
+  const send = (m: FromWorker) => port.postMessage(m);
+  try {
+    const plugins = [];
+    for (const spec of setup.plugins) plugins.push(await loadPlugin(spec, setup.cwd));
+    const catalog = withPlugins(builtinCatalog(), plugins);
+    port.on('message', (t: ToWorker) => {
+      send({ type: 'cell', index: t.index, cell: runCell(t.scenario, t.kernel, catalog, setup.options, runScenario, setup.debug) });
+    });
+    send({ type: 'ready' });
+  } catch (e) {
+    send({ type: 'init-failed', message: (e as Error).message });
+    port.close();
+  }
+}
