@@ -8,9 +8,20 @@ export class KernelError extends Error {
   constructor(
     readonly code: Errno,
     message: string,
+    /**
+     * Set when the errno means "this kernel cannot do that at all" (an operation the
+     * filesystem does not implement), not a failure of this run: a scenario step that does not
+     * expect the error makes the cell `unsupported` with this reason instead of `fail`.
+     */
+    readonly unsupported: string | null = null,
   ) {
     super(`${code}: ${message}`);
     this.name = 'KernelError';
+  }
+
+  /** The kernel refuses an operation it does not implement (e.g. FICLONE on ext4: EOPNOTSUPP). */
+  static unsupported(code: Errno, reason: string): KernelError {
+    return new KernelError(code, reason, reason);
   }
 }
 

@@ -1,4 +1,4 @@
-import type { ArchPlugin, Mmu, VmemmapPopulator } from '../src/index.js';
+import type { ArchPlugin, Kernel, Mmu, VmemmapPopulator } from '../src/index.js';
 
 /**
  * A test arch for core's own tests (core cannot depend on the arch packages, which depend on
@@ -36,4 +36,28 @@ export function testArch(): ArchPlugin {
 export function crashingArch(): ArchPlugin {
   const a = testArch();
   return { ...a, name: 'crashing-arch', populator: { ...a.populator, populate: () => ({ ok: false, oops: 'Unable to handle kernel paging request (test)' }) } };
+}
+
+/**
+ * Record a filesystem's ordering as the tests of fs-xfs, fs-ext4 and fs-fuse assert it: the
+ * `fs.step` names (the kernel functions the plugin cites) and the DAX/mm facts between them —
+ * `unmap` (pte.clear), `scan`/`busy` (dax.busy), `wait` (dax.wait), `delete-entry`, and the block
+ * events under the names given (a filesystem block, or a FUSE window range) — with consecutive
+ * repeats folded.
+ */
+export function fsSequence(k: Kernel, blocks: { free: string; alloc?: string } = { free: 'free-block' }): string[] {
+  const seen: string[] = [];
+  k.bus.all().subscribe((e) => {
+    const d = e.data as Record<string, unknown>;
+    let s: string | null = null;
+    if (e.type === 'fs.step') s = String(d['step']);
+    if (e.type === 'pte.clear') s = 'unmap';
+    if (e.type === 'dax.busy') s = d['pfn'] === null ? 'scan' : 'busy';
+    if (e.type === 'dax.wait') s = 'wait';
+    if (e.type === 'dax.entry' && d['op'] === 'delete') s = 'delete-entry';
+    if (e.type === 'block.free') s = blocks.free;
+    if (e.type === 'block.alloc' && blocks.alloc) s = blocks.alloc;
+    if (s !== null && s !== seen[seen.length - 1]) seen.push(s);
+  });
+  return seen;
 }

@@ -1,22 +1,4 @@
-import { DaxFilesystem, KernelError, type Device, type FilesystemPlugin, type Inode, type Kernel, type Op, type Vmf } from '@daxlab/core';
-
-declare module '@daxlab/core' {
-  interface KernelEvents {
-    /** a filesystem reached a named step of its ordering (the kernel function it models) */
-    'fs.step': { fs: string; file: string; step: string };
-  }
-}
-
-/** `v6.15` -> [6, 15]; `latest` and unknown names sort after every release. */
-function release(version: string): readonly [number, number] {
-  const m = /^v(\d+)\.(\d+)/.exec(version);
-  return m ? [Number(m[1]), Number(m[2])] : [Infinity, Infinity];
-}
-
-function atLeast(version: string, major: number, minor: number): boolean {
-  const [a, b] = release(version);
-  return a > major || (a === major && b >= minor);
-}
+import { DaxFilesystem, KernelError, kernelAtLeast, type Device, type FilesystemPlugin, type Inode, type Kernel, type Op, type Vmf } from '@daxlab/core';
 
 /**
  * ext4 on a DAX device (mount -o dax). Orderings follow fs/ext4: ext4_setattr(ATTR_SIZE)
@@ -39,40 +21,6 @@ export class Ext4 extends DaxFilesystem {
 
   constructor(k: Kernel, device: Device) {
     super(k, device);
-  }
-
-  private step(inode: Inode, step: string): void {
-    this.k.emit('fs.step', { fs: this.name, file: inode.name, step });
-  }
-
-  /**
-   * The fault lock: EXT4_I(inode)->i_mmap_sem up to v5.14, mapping->invalidate_lock from v5.15
-   * ("ext4: Convert to use mapping->invalidate_lock", Jan Kara's invalidate_lock series).
-   */
-  private get faultLock(): { down: string; up: string } {
-    return atLeast(this.k.version, 5, 15)
-      ? { down: 'filemap_invalidate_lock', up: 'filemap_invalidate_unlock' }
-      : { down: 'down_write(i_mmap_sem)', up: 'up_write(i_mmap_sem)' };
-  }
-
-  private *lockInode(inode: Inode): Op {
-    yield* inode.iolock.downWrite();
-    this.step(inode, 'inode_lock');
-  }
-
-  private unlockInode(inode: Inode): void {
-    inode.iolock.upWrite();
-    this.step(inode, 'inode_unlock');
-  }
-
-  private *lockFaults(inode: Inode): Op {
-    yield* inode.mmaplock.downWrite();
-    this.step(inode, this.faultLock.down);
-  }
-
-  private unlockFaults(inode: Inode): void {
-    inode.mmaplock.upWrite();
-    this.step(inode, this.faultLock.up);
   }
 
   /**
@@ -127,7 +75,7 @@ export class Ext4 extends DaxFilesystem {
    *   (ext4_truncate_page_cache_block_range) and removes the whole blocks.
    */
   *punchHole(inode: Inode, offset: number, length: number): Op {
-    if (atLeast(this.k.version, 6, 15)) yield* this.fallocatePunch(inode, offset, length);
+    if (kernelAtLeast(this.k.version, 6, 15)) yield* this.fallocatePunch(inode, offset, length);
     else yield* this.punchHoleV510(inode, offset, length);
   }
 

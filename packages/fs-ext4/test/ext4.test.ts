@@ -2,7 +2,7 @@ import { createKernel, Monitor, type Kernel } from '@daxlab/core';
 import { nvdimm } from '@daxlab/driver-nvdimm';
 import { describe, expect, it } from 'vitest';
 import { ext4 } from '../src/index.js';
-import { testArch } from '../../core/test/fixtures.js';
+import { fsSequence, testArch } from '../../core/test/fixtures.js';
 
 const MiB = 1024 * 1024;
 
@@ -19,20 +19,7 @@ function boot(version: string, features: Record<string, unknown> = {}, fileSize 
 
 const names = (m: Monitor): string[] => m.violations.map((v) => v.invariant).sort();
 
-/** The filesystem's named steps and the DAX/mm facts between them, consecutive repeats folded. */
-function sequence(k: Kernel): string[] {
-  const seen: string[] = [];
-  k.bus.all().subscribe((e) => {
-    const d = e.data as Record<string, unknown>;
-    if (e.type === 'fs.step') seen.push(String(d['step']));
-    if (e.type === 'pte.clear') seen.push('unmap');
-    if (e.type === 'dax.busy') seen.push(d['pfn'] === null ? 'scan' : 'busy');
-    if (e.type === 'dax.wait') seen.push('wait');
-    if (e.type === 'dax.entry' && d['op'] === 'delete') seen.push('delete-entry');
-    if (e.type === 'block.free') seen.push('free-block');
-  });
-  return seen;
-}
+const sequence = (k: Kernel): string[] => fsSequence(k);
 const folded = (s: string[]): string[] => s.filter((x, i) => x !== s[i - 1]);
 
 describe('ext4 truncate ordering (ext4_setattr ATTR_SIZE)', () => {

@@ -1,6 +1,7 @@
 import {
   DaxFilesystem,
   KernelError,
+  kernelAtLeast,
   preempt,
   RwSem,
   waitUntil,
@@ -19,24 +20,6 @@ import {
 import { DaxRanges, FUSE_DAX_RECLAIM_CHUNK, FUSE_DAX_SHIFT, FUSE_DAX_SZ, type Dmap } from './window.js';
 
 export { DaxRanges, FUSE_DAX_RECLAIM_CHUNK, FUSE_DAX_RECLAIM_THRESHOLD, FUSE_DAX_SHIFT, FUSE_DAX_SZ, type Dmap } from './window.js';
-
-declare module '@daxlab/core' {
-  interface KernelEvents {
-    /** a filesystem reached a named step of its ordering (the kernel function it models) */
-    'fs.step': { fs: string; file: string; step: string };
-  }
-}
-
-/** `v6.15` -> [6, 15]; `latest` and unknown names sort after every release. */
-function release(version: string): readonly [number, number] {
-  const m = /^v(\d+)\.(\d+)/.exec(version);
-  return m ? [Number(m[1]), Number(m[2])] : [Infinity, Infinity];
-}
-
-function atLeast(version: string, major: number, minor: number): boolean {
-  const [a, b] = release(version);
-  return a > major || (a === major && b >= minor);
-}
 
 /**
  * A virtio-fs device's DAX cache window (drivers: fs/fuse/virtio_fs.c virtio_fs_setup_dax):
@@ -124,10 +107,6 @@ export class Fuse extends DaxFilesystem {
     return this.blocks.rangePages;
   }
 
-  private step(inode: Inode, step: string): void {
-    this.k.emit('fs.step', { fs: this.name, file: inode.name, step });
-  }
-
   /** fuse_dax_inode_alloc() state, created with the inode */
   private daxOf(inode: Inode): FuseInodeDax {
     const s = inode.state['fuseDax'] as FuseInodeDax | undefined;
@@ -140,33 +119,6 @@ export class Fuse extends DaxFilesystem {
   /** The host file's contents for file page `index` (what the server would return). */
   hostData(inode: Inode, index: number): string {
     return this.daxOf(inode).host.get(index) ?? '';
-  }
-
-  /** The fault lock: fi->i_mmap_sem up to v5.14, mapping->invalidate_lock from v5.15 ("fuse: Convert to using invalidate_lock"). */
-  private get faultLock(): { down: string; up: string } {
-    return atLeast(this.k.version, 5, 15)
-      ? { down: 'filemap_invalidate_lock', up: 'filemap_invalidate_unlock' }
-      : { down: 'down_write(i_mmap_sem)', up: 'up_write(i_mmap_sem)' };
-  }
-
-  private *lockInode(inode: Inode): Op {
-    yield* inode.iolock.downWrite();
-    this.step(inode, 'inode_lock');
-  }
-
-  private unlockInode(inode: Inode): void {
-    inode.iolock.upWrite();
-    this.step(inode, 'inode_unlock');
-  }
-
-  private *lockFaults(inode: Inode): Op {
-    yield* inode.mmaplock.downWrite();
-    this.step(inode, this.faultLock.down);
-  }
-
-  private unlockFaults(inode: Inode): void {
-    inode.mmaplock.upWrite();
-    this.step(inode, this.faultLock.up);
   }
 
   // ---- files ---------------------------------------------------------------------------
@@ -581,7 +533,7 @@ export function fuse(_options: FuseOptions = {}): FilesystemPlugin {
     fsName: 'fuse',
     coreRange: '>=0.1.0 <1.0.0',
     probeDriver: virtiofs(),
-    unsupported: (kernel: KernelDescription) => (atLeast(kernel.version, 5, 10) ? null : 'virtio-fs DAX (fs/fuse/dax.c: the DAX window, FUSE_SETUPMAPPING) arrived in v5.10'),
+    unsupported: (kernel: KernelDescription) => (kernelAtLeast(kernel.version, 5, 10) ? null : 'virtio-fs DAX (fs/fuse/dax.c: the DAX window, FUSE_SETUPMAPPING) arrived in v5.10'),
     mount: (k, device) => {
       if (device.driver !== 'virtiofs') throw new KernelError('EINVAL', `virtiofs -o dax: ${device.name} is a ${device.driver} device, not a virtio-fs DAX window`);
       return new Fuse(k, device);

@@ -3,7 +3,7 @@ import { nvdimm } from '@daxlab/driver-nvdimm';
 import { describe, expect, it } from 'vitest';
 import { ext4 } from '@daxlab/fs-ext4';
 import { DaxRanges, fuse, type Fuse } from '../src/index.js';
-import { testArch } from '../../core/test/fixtures.js';
+import { fsSequence, testArch } from '../../core/test/fixtures.js';
 
 const MiB = 1024 * 1024;
 
@@ -23,23 +23,7 @@ function file(k: Kernel, name: string, size: number, map = `m${name}`): void {
 
 const names = (m: Monitor): string[] => m.violations.map((v) => v.invariant).sort();
 
-/** fs steps and the DAX/mm facts between them (block events once per range), repeats folded. */
-function sequence(k: Kernel): string[] {
-  const seen: string[] = [];
-  k.bus.all().subscribe((e) => {
-    const d = e.data as Record<string, unknown>;
-    let s: string | null = null;
-    if (e.type === 'fs.step') s = String(d['step']);
-    if (e.type === 'pte.clear') s = 'unmap';
-    if (e.type === 'dax.busy') s = d['pfn'] === null ? 'scan' : 'busy';
-    if (e.type === 'dax.wait') s = 'wait';
-    if (e.type === 'dax.entry' && d['op'] === 'delete') s = 'delete-entry';
-    if (e.type === 'block.free') s = 'free-range';
-    if (e.type === 'block.alloc') s = 'alloc-range';
-    if (s !== null && s !== seen[seen.length - 1]) seen.push(s);
-  });
-  return seen;
-}
+const sequence = (k: Kernel): string[] => fsSequence(k, { free: 'free-range', alloc: 'alloc-range' });
 
 describe('virtio-fs DAX window (virtio_fs_setup_dax)', () => {
   it('probe maps the window as an FS_DAX pgmap with its memmap in RAM; FUSE splits it into 2 MiB ranges', () => {

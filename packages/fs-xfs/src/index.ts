@@ -15,55 +15,90 @@ export class Xfs extends DaxFilesystem {
     super(k, device);
   }
 
-  /** notify_change -> xfs_vn_setattr: the VFS already holds IOLOCK_EXCL (inode_lock). */
+  /**
+   * XFS_IOLOCK is the VFS inode->i_rwsem and XFS_MMAPLOCK the fault lock (a private mrlock in
+   * v5.10, mapping->invalidate_lock from v5.15); xfs_ilock() takes IOLOCK before MMAPLOCK.
+   */
+  protected override lockNames(): { inode: readonly [string, string]; faults: readonly [string, string] } {
+    return { inode: ['xfs_ilock(IOLOCK_EXCL)', 'xfs_iunlock(IOLOCK_EXCL)'], faults: ['xfs_ilock(MMAPLOCK_EXCL)', 'xfs_iunlock(MMAPLOCK_EXCL)'] };
+  }
+
+  /**
+   * notify_change -> xfs_vn_setattr(ATTR_SIZE) [5.10 and 7.2 fs/xfs/xfs_iops.c]: the VFS already
+   * holds IOLOCK_EXCL (do_truncate's inode_lock); MMAPLOCK_EXCL, xfs_break_layouts(BREAK_UNMAP),
+   * then xfs_vn_setattr_size() -> xfs_setattr_size(); MMAPLOCK is dropped before the VFS unlocks.
+   */
   *truncate(inode: Inode, size: number): Op {
     yield* inode.iolock.downWrite();
-    yield* inode.mmaplock.downWrite(); // xfs_ilock(ip, XFS_MMAPLOCK_EXCL)
+    this.step(inode, 'inode_lock');
     try {
-      yield* this.breakLayouts(inode); // xfs_break_layouts(BREAK_UNMAP)
-      yield* this.setattrSize(inode, size);
+      yield* this.lockFaults(inode);
+      try {
+        yield* this.breakLayouts(inode);
+        yield* this.setattrSize(inode, size);
+      } finally {
+        this.unlockFaults(inode);
+      }
     } finally {
-      inode.mmaplock.upWrite();
       inode.iolock.upWrite();
+      this.step(inode, 'inode_unlock');
     }
   }
 
   /**
-   * xfs_setattr_size(): inode_dio_wait (no direct I/O in the model), truncate_setsize() (i_size,
-   * then truncate_pagecache: unmap, DAX entries, unmap), then xfs_itruncate_extents() frees blocks.
+   * xfs_setattr_size(): inode_dio_wait (no direct I/O in the model); zeroing the EOF block is a
+   * partial-page matter (page data is one token here); truncate_setsize() (i_size, then
+   * truncate_pagecache: unmap, DAX entries, unmap); then in a transaction xfs_itruncate_extents()
+   * frees the blocks past EOF.
    */
   private *setattrSize(inode: Inode, size: number): Op {
+    this.step(inode, 'inode_dio_wait');
+    this.step(inode, 'truncate_setsize');
     inode.size = size;
     const from = this.pages(size);
     yield* this.k.dax.truncatePagecache(inode, from, Infinity);
+    this.step(inode, 'xfs_itruncate_extents');
     this.freeBlocks(inode, from, Infinity);
   }
 
-  /** xfs_file_fallocate(FALLOC_FL_PUNCH_HOLE) */
+  /**
+   * xfs_file_fallocate(FALLOC_FL_PUNCH_HOLE) [5.10 fs/xfs/xfs_file.c; 7.2 __xfs_file_fallocate]:
+   * xfs_ilock(IOLOCK_EXCL | MMAPLOCK_EXCL), xfs_break_layouts(BREAK_UNMAP), inode_dio_wait,
+   * xfs_flush_unmap_range() (rounded out to whole blocks: truncate_pagecache_range; in 7.2 it is
+   * the first thing xfs_free_file_space() does), then xfs_free_file_space() unmaps and frees the
+   * whole blocks inside the hole (xfs_unmap_extent) and zeroes the partial ones at the edges.
+   */
   *punchHole(inode: Inode, offset: number, length: number): Op {
     const ps = this.pageSize;
-    yield* inode.iolock.downWrite(); // xfs_ilock(IOLOCK_EXCL | MMAPLOCK_EXCL)
-    yield* inode.mmaplock.downWrite();
+    yield* this.lockInode(inode);
     try {
-      yield* this.breakLayouts(inode);
-      // xfs_flush_unmap_range(): rounded out to whole blocks, truncate_pagecache_range()
-      const first = Math.floor(offset / ps);
-      const last = Math.ceil((offset + length) / ps) - 1;
-      yield* this.k.dax.truncatePagecache(inode, first, last);
-      // xfs_free_file_space(): only whole blocks inside the hole are unmapped and freed
-      this.freeBlocks(inode, Math.ceil(offset / ps), Math.floor((offset + length) / ps));
+      yield* this.lockFaults(inode);
+      try {
+        yield* this.breakLayouts(inode);
+        this.step(inode, 'inode_dio_wait');
+        this.step(inode, 'xfs_flush_unmap_range');
+        const first = Math.floor(offset / ps);
+        const last = Math.ceil((offset + length) / ps) - 1;
+        yield* this.k.dax.truncatePagecache(inode, first, last);
+        this.step(inode, 'xfs_free_file_space');
+        this.freeBlocks(inode, Math.ceil(offset / ps), Math.floor((offset + length) / ps));
+      } finally {
+        this.unlockFaults(inode);
+      }
     } finally {
-      inode.mmaplock.upWrite();
-      inode.iolock.upWrite();
+      this.unlockInode(inode);
     }
   }
 
   /**
-   * xfs_break_dax_layouts() over the whole file. Eras (a)/(b): dax_layout_busy_page() and one
-   * wait for the page's refcount to reach the idle value, then the outer xfs_break_layouts()
-   * loop rescans. Era (c): dax_break_layout_inode(), which also deletes every DAX entry.
+   * xfs_break_layouts(BREAK_UNMAP) -> xfs_break_dax_layouts() over the whole file. Eras (a)/(b):
+   * dax_layout_busy_page() and one wait for the page's refcount to reach the idle value, then the
+   * outer xfs_break_layouts() loop rescans. Era (c): dax_break_layout_inode(), which also deletes
+   * every DAX entry. The loop's BREAK_WRITE half (xfs_break_leased_layouts, pNFS leases) has
+   * nothing to break: the model has no leases.
    */
   *breakLayouts(inode: Inode): Op {
+    this.step(inode, 'xfs_break_layouts');
     yield* this.breakDaxLayouts(inode, 0, Infinity); // whole file, xfs_wait_dax_page()
   }
 
@@ -78,24 +113,38 @@ export class Xfs extends DaxFilesystem {
   }
 
   /**
-   * FICLONE (xfs_file_remap_range): v5.10 refuses DAX files ("Don't share DAX file data for
-   * now", -EINVAL); from v6.0 xfs_reflink_remap_prep() locks both inodes, breaks the source's
-   * DAX layouts (xfs_mmaplock_two_inodes_and_break_dax_layout) and the blocks are shared.
+   * FICLONE (xfs_file_remap_range -> xfs_reflink_remap_prep). xfs_ilock2_io_mmap() takes both
+   * inodes' IOLOCK (xfs_iolock_two_inodes_and_break_layout) and MMAPLOCK; for DAX files from v6.0
+   * xfs_mmaplock_two_inodes_and_break_dax_layout() breaks the source's DAX layouts too (the
+   * destination is new: nothing maps it). v5.10 then refuses DAX files with -EINVAL ("Don't share
+   * DAX file data for now"); later releases share the extents (xfs_reflink_remap_blocks: refcount
+   * btree +1 per block).
    */
   override *reflink(src: Inode, to: string): Op<Inode> {
-    if (!this.k.features['fsdax-reflink']) throw new KernelError('EINVAL', `xfs: reflink of DAX file ${src.name} refused (no fsdax reflink in ${this.k.version})`);
+    const dst = this.newInode(to, 0);
     yield* src.iolock.downWrite();
+    yield* dst.iolock.downWrite();
+    this.step(src, 'xfs_iolock_two_inodes_and_break_layout');
     yield* src.mmaplock.downWrite();
+    yield* dst.mmaplock.downWrite();
     try {
-      yield* this.breakLayouts(src);
-      const dst = this.newInode(to, src.size);
+      if (!this.k.features['fsdax-reflink']) {
+        this.inodes.delete(to);
+        throw new KernelError('EINVAL', `xfs_reflink_remap_prep: DAX file ${src.name} cannot be shared (no fsdax reflink in ${this.k.version})`);
+      }
+      this.step(src, 'xfs_mmaplock_two_inodes_and_break_dax_layout');
+      yield* this.breakDaxLayouts(src, 0, Infinity);
+      this.step(src, 'xfs_reflink_remap_blocks');
+      dst.size = src.size;
       for (const [index, block] of [...src.blocks].sort((a, b) => a[0] - b[0])) {
-        this.blocks.share(block, to, index); // xfs_reflink_remap_blocks(): refcount btree +1
+        this.blocks.share(block, to, index);
         dst.blocks.set(index, block);
       }
       return dst;
     } finally {
+      dst.mmaplock.upWrite();
       src.mmaplock.upWrite();
+      dst.iolock.upWrite();
       src.iolock.upWrite();
     }
   }

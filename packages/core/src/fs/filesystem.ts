@@ -8,6 +8,18 @@ import { RwSem, type Op } from '../sched.js';
 import type { Device, FsHandle, Inode, VmFlags } from '../types.js';
 import { BlockAllocator } from './blocks.js';
 
+/**
+ * Whether a preset is release major.minor or later (`latest` and unknown names sort after every
+ * release). Filesystems use it for orderings that changed with a release rather than with a
+ * switchable feature (a lock's name, a function moved into another).
+ */
+export function kernelAtLeast(version: string, major: number, minor: number): boolean {
+  const m = /^v(\d+)\.(\d+)/.exec(version);
+  if (!m) return true;
+  const a = Number(m[1]);
+  return a > major || (a === major && Number(m[2]) >= minor);
+}
+
 /** A filesystem plugin: mounts a DAX filesystem on a device. */
 export interface FilesystemPlugin {
   readonly kind: 'fs';
@@ -53,9 +65,52 @@ export abstract class DaxFilesystem implements FsHandle, DaxIomapOps {
   /** ->pfn_mkwrite: a write to a present read-only DAX PTE (a full DAX write fault). */
   abstract pfnMkwrite(vmf: Vmf, inode: Inode): Op;
 
-  /** FICLONE: share all of src's blocks with a new file. Filesystems without reflink refuse. */
+  /**
+   * FICLONE: share all of src's blocks with a new file. A filesystem without ->remap_file_range
+   * never gets the call: do_clone_file_range() (fs/remap_range.c) fails it with -EOPNOTSUPP, an
+   * operation this kernel does not have (a scenario about reflink is `unsupported` there).
+   */
   *reflink(src: Inode, _to: string): Op<Inode> {
-    throw new KernelError('EOPNOTSUPP', `${this.name} does not support reflink (${src.name})`);
+    throw KernelError.unsupported('EOPNOTSUPP', `${this.name} has no ->remap_file_range: do_clone_file_range() refuses FICLONE of ${src.name} (fs/remap_range.c)`);
+  }
+
+  /** Emit `fs.step`: the ordering reached the kernel function `step` names. */
+  protected step(inode: Inode, step: string): void {
+    this.k.emit('fs.step', { fs: this.name, file: inode.name, step });
+  }
+
+  /**
+   * The names the ordering gives its two locks (fs.step): the VFS inode lock (i_rwsem) and the
+   * fault lock. ext4 and FUSE: EXT4_I()->i_mmap_sem / fi->i_mmap_sem up to v5.14,
+   * mapping->invalidate_lock from v5.15 (Jan Kara's invalidate_lock series: "ext4: Convert to
+   * use mapping->invalidate_lock", "fuse: Convert to using invalidate_lock"). XFS overrides.
+   */
+  protected lockNames(): { inode: readonly [string, string]; faults: readonly [string, string] } {
+    return {
+      inode: ['inode_lock', 'inode_unlock'],
+      faults: kernelAtLeast(this.k.version, 5, 15) ? ['filemap_invalidate_lock', 'filemap_invalidate_unlock'] : ['down_write(i_mmap_sem)', 'up_write(i_mmap_sem)'],
+    };
+  }
+
+  protected *lockInode(inode: Inode): Op {
+    yield* inode.iolock.downWrite();
+    this.step(inode, this.lockNames().inode[0]);
+  }
+
+  protected unlockInode(inode: Inode): void {
+    inode.iolock.upWrite();
+    this.step(inode, this.lockNames().inode[1]);
+  }
+
+  /** Take the fault lock exclusively: no new DAX fault can map the file until unlockFaults(). */
+  protected *lockFaults(inode: Inode): Op {
+    yield* inode.mmaplock.downWrite();
+    this.step(inode, this.lockNames().faults[0]);
+  }
+
+  protected unlockFaults(inode: Inode): void {
+    inode.mmaplock.upWrite();
+    this.step(inode, this.lockNames().faults[1]);
   }
 
   get pageSize(): number {

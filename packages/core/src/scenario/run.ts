@@ -422,6 +422,8 @@ function advance(k: Kernel, t: ThreadState, failures: string[]): void {
       t.op = null;
       if (e instanceof KernelError) {
         if (step.expect?.error === e.code) return finishStep(t);
+        // an operation this kernel does not implement: the cell is unsupported, with the reason
+        if (e.unsupported !== null) throw new UnsupportedError(`${step.path}: ${step.op}: ${e.unsupported} (${e.code})`);
         failures.push(`${step.path}: ${step.op} failed with ${e.message}`);
         throw new StepFailure(e.message);
       }
