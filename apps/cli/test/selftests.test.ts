@@ -1,0 +1,296 @@
+import { createKernel, KernelError, Monitor, PRESETS, runScenario, type Kernel } from '@daxlab/core';
+import { x86 } from '@daxlab/arch-x86';
+import { devdax } from '@daxlab/driver-devdax';
+import { nvdimm } from '@daxlab/driver-nvdimm';
+import { ext4 } from '@daxlab/fs-ext4';
+import { fuse } from '@daxlab/fs-fuse';
+import { xfs } from '@daxlab/fs-xfs';
+import { basename, dirname, join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { builtinCatalog } from '../src/catalog.js';
+import { kernelsFor } from '../src/kernel.js';
+import { collectScenarioFiles, LIBRARY_DIR, loadScenarios } from '../src/scenarios.js';
+
+// Conformance with the kernel's own mm selftests (docs/selftests.md): the scenario library in
+// apps/cli/scenarios/selftests must pass in every cell of the default matrix, and — checked
+// independently of the scenarios' own `when` rules — the model must give, release by release,
+// the verdict the selftest itself prints on that release.
+
+const RELEASES = PRESETS.map((p) => p.name);
+const catalog = builtinCatalog();
+
+describe('the selftests scenario library passes the default matrix', () => {
+  const dir = join(LIBRARY_DIR, 'selftests');
+  const loaded = loadScenarios(collectScenarioFiles([dir], dir), dir);
+  const scenarios = loaded.map((l) => {
+    if (!l.ok) throw new Error(l.reason);
+    return l.scenario;
+  });
+
+  it('has one scenario per modelled case of each family (one directory per family)', () => {
+    const count: Record<string, number> = {};
+    for (const l of loaded) count[basename(dirname(l.file))] = (count[basename(dirname(l.file))] ?? 0) + 1;
+    // cow.c: 9 anon cases on a base page; 3 non-anon cases with the shared zeropage and 3 with
+    // a tmpfile on fs-dax; gup_longterm.c: 8 GUP cases on fs-dax, 4 on device-dax; gup_test: 5 ioctls
+    expect(count).toEqual({ 'cow-anon': 9, 'cow-non-anon': 6, 'gup-longterm': 12, 'gup-test': 5 });
+    expect(scenarios.every((s) => s.name.startsWith('selftest-'))).toBe(true);
+  });
+
+  for (const s of scenarios) {
+    it(s.name, () => {
+      const cells = kernelsFor(s, { features: [] }, catalog, true);
+      const statuses = cells.map((k) => {
+        const r = runScenario(s, k, catalog);
+        const tag = `${k.fs ?? 'no-fs'}/${k.driver ?? 'no-driver'}/${k.version}`;
+        return r.status === 'pass' ? 'pass' : `${tag}: ${r.status} ${[...r.failures, r.reason ?? ''].join('; ')}`;
+      });
+      // FUSE DAX (virtio-fs) arrived in v5.10: that one cell is refused, every other passes
+      const unsupported = cells.filter((k) => k.fs === 'fuse' && k.version === 'v5.4').length;
+      expect(statuses.filter((x) => x !== 'pass')).toEqual(cells.filter((k) => k.fs === 'fuse' && k.version === 'v5.4').map((k) => expect.stringContaining(`fuse/${k.driver}/v5.4: unsupported`)));
+      const mounts = s.setup.some((st) => st.op === 'mount') || s.threads.some((t) => t.steps.some((st) => st.op === 'mount'));
+      expect(cells.length).toBe(RELEASES.length * (mounts ? 3 : 1));
+      expect(unsupported).toBe(mounts ? 1 : 0);
+    });
+  }
+});
+
+// ---- the selftests, driven through the kernel API ---------------------------------------
+
+function anonKernel(version: string, features: Record<string, unknown> = {}): { k: Kernel; m: Monitor } {
+  const k = createKernel({ arch: x86(), kernel: version, features });
+  return { k, m: new Monitor(k) };
+}
+
+/** do_run_with_base_page(): one private anonymous page, memset(mem, 1). */
+function basePage(k: Kernel): void {
+  k.run(k.mmap({ anon: true, length: 4096, write: true, as: 'mem' }));
+  k.run(k.write({ map: 'mem', page: 0, data: '0x01' }));
+}
+
+/** cow.c do_test_cow_in_parent(child_memcmp_fn): true = "No leak from parent into child". */
+function cowInParent(k: Kernel): boolean {
+  basePage(k);
+  k.run(k.fork({ as: 'child' }));
+  const old = k.run(k.read({ map: 'mem', page: 0, process: 'child' }));
+  k.run(k.write({ map: 'mem', page: 0, data: '0xff' }));
+  return k.run(k.read({ map: 'mem', page: 0, process: 'child' })) === old;
+}
+
+/** cow.c do_test_cow_in_parent(child_vmsplice_memcmp_fn): vmsplice = R/O FOLL_GET held by the pipe. */
+function vmspliceInChild(k: Kernel): boolean {
+  basePage(k);
+  k.run(k.fork({ as: 'child' }));
+  k.run(k.gup({ map: 'mem', page: 0, fast: true, process: 'child', as: 'pipe' }, false));
+  k.run(k.munmap({ map: 'mem', process: 'child' }));
+  k.run(k.write({ map: 'mem', page: 0, data: '0xff' }));
+  return k.run(k.dmaRead({ pin: 'pipe' })) === '0x01';
+}
+
+/** cow.c do_test_vmsplice_in_parent(before_fork): true = "No leak from child into parent". */
+function vmspliceInParent(k: Kernel, beforeFork: boolean): boolean {
+  basePage(k);
+  if (beforeFork) k.run(k.gup({ map: 'mem', page: 0, fast: true, as: 'pipe' }, false));
+  k.run(k.fork({ as: 'child' }));
+  if (!beforeFork) k.run(k.gup({ map: 'mem', page: 0, fast: true, as: 'pipe' }, false));
+  k.run(k.munmap({ map: 'mem' }));
+  k.run(k.write({ map: 'mem', page: 0, process: 'child', data: '0xff' }));
+  k.run(k.exit({ process: 'child' }));
+  return k.run(k.dmaRead({ pin: 'pipe' })) === '0x01';
+}
+
+/** cow.c do_test_iouring(use_fork): true = "Longterm R/W pin is reliable". */
+function iouringFork(k: Kernel): boolean {
+  basePage(k);
+  k.run(k.gup({ map: 'mem', page: 0, write: true, longterm: true, as: 'fixed' }, true));
+  k.run(k.fork({ as: 'child' }));
+  k.run(k.write({ map: 'mem', page: 0, data: '0xff' }));
+  return k.run(k.dmaRead({ pin: 'fixed' })) === k.run(k.read({ map: 'mem', page: 0 }));
+}
+
+/** cow.c do_test_ro_pin(RO_PIN_TEST_SHARED / _PREVIOUSLY_SHARED): true = "Longterm R/O pin is reliable". */
+function roPin(k: Kernel, test: 'shared' | 'previously-shared', fast: boolean): boolean {
+  basePage(k);
+  k.run(k.fork({ as: 'child' }));
+  if (test === 'previously-shared') k.run(k.exit({ process: 'child' }));
+  k.run(k.gup({ map: 'mem', page: 0, longterm: true, fast, as: 'ro' }, true));
+  k.run(k.write({ map: 'mem', page: 0, data: '0xff' }));
+  return k.run(k.dmaRead({ pin: 'ro' })) === k.run(k.read({ map: 'mem', page: 0 }));
+}
+
+/** cow.c run_with_zeropage + test_ro_pin / test_ro_fast_pin (RO_PIN_TEST). */
+function zeropageRoPin(k: Kernel, fast: boolean): boolean {
+  k.run(k.mmap({ anon: true, length: 4096, write: true, as: 'mem' }));
+  k.run(k.read({ map: 'mem', page: 0 }));
+  k.run(k.gup({ map: 'mem', page: 0, longterm: true, fast, as: 'ro' }, true));
+  k.run(k.write({ map: 'mem', page: 0, data: '0xff' }));
+  return k.run(k.dmaRead({ pin: 'ro' })) === k.run(k.read({ map: 'mem', page: 0 }));
+}
+
+const verdicts = (run: (k: Kernel) => boolean) => RELEASES.map((v) => (run(anonKernel(v).k) ? 'pass' : 'FAIL'));
+const P = 'pass';
+const F = 'FAIL';
+
+describe('cow.c verdicts per release (base page; releases v5.4 v5.10 v6.1 v6.3 v6.6 v6.15 latest)', () => {
+  it('the presets are the releases these tables are written for', () => {
+    expect(RELEASES).toEqual(['v5.4', 'v5.10', 'v6.1', 'v6.3', 'v6.6', 'v6.15', 'latest']);
+  });
+
+  it('Basic COW after fork(): no leak on any release', () => {
+    expect(verdicts(cowInParent)).toEqual([P, P, P, P, P, P, P]);
+  });
+
+  // CVE-2020-29374: v5.4 reuses a page mapped once even with a pipe's reference on it;
+  // 09854ba94c6a (v5.9) reuses only at page_count() == 1
+  it('vmsplice() + unmap in child: leaks on v5.4 only', () => {
+    expect(verdicts(vmspliceInChild)).toEqual([F, P, P, P, P, P, P]);
+  });
+
+  it('vmsplice() before fork(), unmap in parent after fork(): leaks on v5.4 only', () => {
+    expect(verdicts((k) => vmspliceInParent(k, true))).toEqual([F, P, P, P, P, P, P]);
+  });
+
+  it('vmsplice() + unmap in parent after fork(): leaks on v5.4 only', () => {
+    expect(verdicts((k) => vmspliceInParent(k, false))).toEqual([F, P, P, P, P, P, P]);
+  });
+
+  // seed 002: early COW of maybe-pinned pages at fork (v5.9)
+  it('fork() with an iouring fixed buffer: unreliable on v5.4 only', () => {
+    expect(verdicts(iouringFork)).toEqual([F, P, P, P, P, P, P]);
+  });
+
+  // a7f226604170 (v5.19): R/O pins unshare a possibly shared anon page first
+  it('R/O GUP (and GUP-fast) pin on R/O-mapped shared page: reliable from v5.19 (v6.1 preset)', () => {
+    expect(verdicts((k) => roPin(k, 'shared', false))).toEqual([F, F, P, P, P, P, P]);
+    expect(verdicts((k) => roPin(k, 'shared', true))).toEqual([F, F, P, P, P, P, P]);
+  });
+
+  // v5.4 reuses by mapcount (1) so the write stays in the pinned page; v5.10 copies because the
+  // pin raises page_count(); v5.19+ unshares by reuse (page_count() == 1) before pinning
+  it('R/O GUP (and GUP-fast) pin on R/O-mapped previously-shared page: fails on v5.10 only', () => {
+    expect(verdicts((k) => roPin(k, 'previously-shared', false))).toEqual([P, F, P, P, P, P, P]);
+    expect(verdicts((k) => roPin(k, 'previously-shared', true))).toEqual([P, F, P, P, P, P, P]);
+  });
+
+  // 84209e87c696 (v6.2): R/O longterm pins in COW mappings unshare non-anon pages too
+  it('non-anon R/O longterm GUP (and GUP-fast) pin with the shared zeropage: reliable from v6.2 (v6.6 preset)', () => {
+    expect(verdicts((k) => zeropageRoPin(k, false))).toEqual([F, F, F, F, P, P, P]);
+    expect(verdicts((k) => zeropageRoPin(k, true))).toEqual([F, F, F, F, P, P, P]);
+  });
+
+  it('an unreliable R/O pin is the pinned-page-diverged invariant; a reliable one leaves the copy exclusive', () => {
+    const bad = anonKernel('v5.10');
+    roPin(bad.k, 'shared', false);
+    expect(bad.m.violations.map((v) => v.invariant)).toEqual(['pinned-page-diverged']);
+    const good = anonKernel('v6.1');
+    roPin(good.k, 'shared', false);
+    expect(good.m.violations).toEqual([]);
+    const pfn = good.k.pfnOf({ map: 'mem', page: 0 })!;
+    // the parent's exclusive copy: mapped once, one mapping reference + GUP_PIN_COUNTING_BIAS
+    expect([good.k.refcount(pfn), good.k.mapcount(pfn), good.k.anonExclusive(pfn)]).toEqual([1 + 1024, 1, true]);
+    // the child keeps the old page alone (rc 1 after the parent's copy dropped its reference)
+    const old = good.k.pfnOf({ map: 'mem', page: 0, process: 'child' })!;
+    expect(old).not.toBe(pfn);
+    expect([good.k.refcount(old), good.k.mapcount(old)]).toEqual([1, 1]);
+  });
+
+  it('the feature alone decides: latest without unsharing fails, v5.10 with the v5.19 rules passes', () => {
+    expect(roPin(anonKernel('latest', { 'gup-unshare': 'off' }).k, 'shared', false)).toBe(false);
+    expect(roPin(anonKernel('v5.10', { 'gup-unshare': 'anon', 'wp-reuse': 'anon-exclusive' }).k, 'shared', false)).toBe(true);
+    expect(zeropageRoPin(anonKernel('v6.1', { 'gup-unshare': 'cow-mapping' }).k, false)).toBe(true);
+    expect(zeropageRoPin(anonKernel('latest', { 'gup-unshare': 'anon' }).k, false)).toBe(false);
+  });
+
+  it('unsharing happens on R/O FOLL_PIN only: a R/O FOLL_GET on a shared page still takes the shared page', () => {
+    const { k } = anonKernel('latest');
+    basePage(k);
+    k.run(k.fork({ as: 'child' }));
+    const shared = k.pfnOf({ map: 'mem', page: 0 })!;
+    k.run(k.gup({ map: 'mem', page: 0, as: 'g' }, false));
+    expect(k.pfnOf({ map: 'mem', page: 0 })).toBe(shared);
+    // parent + child mappings, and the GET
+    expect(k.refcount(shared)).toBe(3);
+  });
+});
+
+// ---- gup_longterm.c with the local tmpfile on a DAX filesystem, and on device-dax -----------
+
+type Outcome = 'works' | string;
+
+function longtermOnFsdax(fs: 'xfs' | 'ext4' | 'fuse', version: string, shared: boolean, rw: boolean, fast: boolean): Outcome {
+  const plugin = fs === 'xfs' ? xfs() : fs === 'ext4' ? ext4() : fuse();
+  const k = createKernel({ arch: x86(), fs: plugin, driver: nvdimm(), kernel: version });
+  const m = new Monitor(k);
+  k.run(k.probe({ size: 2 ** 30, as: 'pmem0' }));
+  k.run(k.mount({ device: 'pmem0' }));
+  k.run(k.create({ file: 'tmpfile', size: 4096 }));
+  k.run(k.mmap({ file: 'tmpfile', length: 4096, shared, write: true, as: 'mem' }));
+  k.run(k.write({ map: 'mem', page: 0, data: '0x00' }));
+  try {
+    k.run(k.gup({ map: 'mem', page: 0, longterm: true, write: rw, fast, as: 'p' }, true));
+  } catch (e) {
+    if (e instanceof KernelError) return e.code;
+    throw e;
+  }
+  expect(m.violations).toEqual([]); // never a longterm pin of an fs-dax page
+  return 'works';
+}
+
+describe('gup_longterm.c on fs-dax: only GUP-fast in a MAP_PRIVATE mapping (an anon COW copy) pins', () => {
+  const cases = [
+    // [shared, rw, fast] in gup_longterm.c's test_cases[] order
+    [true, true, false], [true, true, true], [true, false, false], [true, false, true],
+    [false, true, false], [false, true, true], [false, false, false], [false, false, true],
+  ] as const;
+  for (const fs of ['xfs', 'ext4', 'fuse'] as const) {
+    it(fs, () => {
+      for (const version of RELEASES) {
+        if (fs === 'fuse' && version === 'v5.4') continue; // virtio-fs DAX: v5.10+
+        const got = cases.map(([shared, rw, fast]) => longtermOnFsdax(fs, version, shared, rw, fast));
+        // check_vma_flags() -EOPNOTSUPP wherever the slow path runs; GUP-fast needs no VMA
+        expect({ version, got }).toEqual({ version, got: ['EOPNOTSUPP', 'EOPNOTSUPP', 'EOPNOTSUPP', 'EOPNOTSUPP', 'EOPNOTSUPP', 'works', 'EOPNOTSUPP', 'works'] });
+      }
+    });
+  }
+
+  it('device-dax (MEMORY_DEVICE_GENERIC) is longterm-pinnable on every release, GUP and GUP-fast, R/O and R/W', () => {
+    for (const version of RELEASES) {
+      for (const [rw, fast] of [[true, false], [true, true], [false, false], [false, true]] as const) {
+        const k = createKernel({ arch: x86(), driver: devdax(), kernel: version });
+        k.run(k.probe({ driver: 'devdax', size: 2 ** 30, align: 2 ** 21, as: 'dax0' }));
+        k.run(k.mmap({ device: 'dax0', length: 2 ** 21, shared: true, write: true, as: 'mem' }));
+        k.run(k.write({ map: 'mem', page: 0, data: '0x00' }));
+        k.run(k.gup({ map: 'mem', page: 0, longterm: true, write: rw, fast, as: 'p' }, true));
+        expect(k.maybePinned(k.pfnOf({ device: 'dax0', page: 0 })!)).toBe(true);
+      }
+    }
+  });
+});
+
+// ---- gup_test ioctls on private anon memory -----------------------------------------------
+
+describe('gup_test: the reference each command takes and gives back (order-0 anon folios)', () => {
+  const commands = [
+    // [ioctl, FOLL_PIN, FOLL_LONGTERM, fast, reference per page]
+    ['GUP_FAST_BENCHMARK (-u)', false, false, true, 1],
+    ['GUP_BASIC_TEST (-U)', false, false, false, 1],
+    ['PIN_FAST_BENCHMARK (-a)', true, false, true, 1024],
+    ['PIN_BASIC_TEST (-b)', true, false, false, 1024],
+    ['PIN_LONGTERM_BENCHMARK (-L)', true, true, false, 1024],
+  ] as const;
+  for (const [name, pin, longterm, fast, ref] of commands) {
+    it(name, () => {
+      for (const version of RELEASES) {
+        const { k } = anonKernel(version);
+        k.run(k.mmap({ anon: true, length: 8 * 4096, write: true, as: 'buf' }));
+        for (let p = 0; p < 8; p++) k.run(k.write({ map: 'buf', page: p, data: '0x00' }));
+        k.run(k.gup({ map: 'buf', page: 0, pages: 8, write: true, longterm, fast, as: 'all' }, pin));
+        const pfns = [...Array(8).keys()].map((p) => k.pfnOf({ map: 'buf', page: p })!);
+        expect(pfns.map((f) => k.refcount(f))).toEqual(Array(8).fill(1 + ref));
+        // verify_dma_pinned(): folio_maybe_dma_pinned() for the PIN commands only
+        expect(pfns.map((f) => k.maybePinned(f))).toEqual(Array(8).fill(pin));
+        k.run(pin ? k.unpin({ name: 'all' }) : k.put({ name: 'all' }));
+        expect(pfns.map((f) => [k.refcount(f), k.maybePinned(f)])).toEqual(Array(8).fill([1, false]));
+      }
+    });
+  }
+});
