@@ -188,8 +188,10 @@ export class Monitor {
   constructor(
     readonly kernel: Kernel,
     invariants: readonly Invariant[] = allInvariants(),
+    /** trace: false keeps no trace (violations then carry none): the explorer's searching runs */
+    options: { readonly trace?: boolean } = {},
   ) {
-    kernel.bus.listenAll((e) => this.trace.push(formatEvent(e)), this.bag);
+    if (options.trace !== false) kernel.bus.listenAll((e) => this.trace.push(formatEvent(e)), this.bag);
     for (const inv of invariants) {
       inv.attach(kernel, (message) => {
         if (this.reported.has(inv.name)) return;

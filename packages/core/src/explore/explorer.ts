@@ -5,6 +5,7 @@ import type { Yield } from '../sched.js';
 import { judge, ruleApplies, ScenarioSession, type CellKernelRequest, type PluginCatalog } from '../scenario/run.js';
 import type { CellResult, Outcome, Scenario, ScheduleStep } from '../scenario/types.js';
 import { Hash64, KeyTable } from './hash.js';
+import { Memento } from './memento.js';
 import { StateWalker } from './state.js';
 import type { Counterexample, ExploreEnds, ExploreFinding, ExploreOptions, ExploreResult, ExploreViolation, Reduction } from './types.js';
 
@@ -13,6 +14,8 @@ const DEFAULT_MAX_DEPTH = 10_000;
 /** Frontier states that keep their live session (saving one replay each); the rest are replayed. */
 const LIVE_SESSIONS = 1024;
 const PROGRESS_EVERY = 1000;
+/** Finished sessions kept to be put back to their post-setup snapshot for the next replay. */
+const SPARE_SESSIONS = 64;
 
 /**
  * Explore every interleaving of a scenario's threads on one kernel (SCENARIOS.md, `daxlab
@@ -83,6 +86,9 @@ class Explorer {
   private readonly ev = new Hash64();
   private readonly scratch = new Hash64();
   private readonly walkers = new WeakMap<ScenarioSession, StateWalker>();
+  /** each session's post-setup snapshot (none when setup left an operation in flight) */
+  private readonly mementos = new WeakMap<ScenarioSession, Memento>();
+  private readonly spare: ScenarioSession[] = [];
 
   constructor(
     private readonly scenario: Scenario,
@@ -101,7 +107,7 @@ class Explorer {
     if (!(root instanceof ScenarioSession)) return root;
     this.threadCount = root.threads.length;
     if (this.threadCount > 255) throw new Error('the explorer handles at most 255 threads');
-    root.runSetup();
+    this.setup(root);
     const runnable = root.runnable();
     this.states = 1;
     const prefix = new Uint8Array(0);
@@ -115,7 +121,8 @@ class Explorer {
   // ---- sessions ---------------------------------------------------------------------------
 
   private open(): ScenarioSession | CellResult {
-    const s = ScenarioSession.open(this.scenario, this.req, this.catalog);
+    // no trace while searching: a finding's trace comes from one replay of its schedule (traced)
+    const s = ScenarioSession.open(this.scenario, this.req, this.catalog, { trace: false });
     if (s instanceof ScenarioSession && this.reduction === 'state-hash') {
       // the events of the transition being taken, for the acting thread's position
       s.kernel.bus.listenAll((e) => {
@@ -125,12 +132,32 @@ class Explorer {
     return s;
   }
 
-  /** A fresh session at the end of `prefix` (setup, then one step per entry). */
-  private replay(prefix: Uint8Array): ScenarioSession {
-    const s = this.open() as ScenarioSession;
+  /** Run setup on a new session and snapshot it there (see Memento), unless told not to. */
+  private setup(s: ScenarioSession): void {
     s.runSetup();
+    if (this.options.sessions === 'fresh') return;
+    const m = Memento.take(s, [this.scenario, s.kernel.container]);
+    if (m) this.mementos.set(s, m);
+  }
+
+  /**
+   * A session at the end of `prefix`: a finished one put back to its post-setup snapshot, or a
+   * new one (open, setup), then one step per entry.
+   */
+  private replay(prefix: Uint8Array): ScenarioSession {
+    let s = this.spare.pop();
+    if (s) this.mementos.get(s)!.restore();
+    else {
+      s = this.open() as ScenarioSession;
+      this.setup(s);
+    }
     for (const i of prefix) s.step(i);
     return s;
+  }
+
+  /** A session no state needs any more: kept for a later replay if it can be put back. */
+  private release(s: ScenarioSession | null): void {
+    if (s && this.spare.length < SPARE_SESSIONS && this.mementos.has(s)) this.spare.push(s);
   }
 
   private mixEvent(e: Envelope<KernelEvents>): void {
@@ -161,7 +188,7 @@ class Explorer {
     prefix.set(from.prefix);
     prefix[from.prefix.length] = i;
     const preemptions = from.preemptions + (this.preempts(from, i) ? 1 : 0);
-    const fresh = s.monitor.violations.slice(before).map((v) => this.keep({ ...this.counterexample(s, prefix.length, preemptions, false), invariant: v.invariant, message: v.message, trace: v.trace }, prefix));
+    const fresh = s.monitor.violations.slice(before).map((v) => this.keep({ ...this.counterexample(s, prefix.length, preemptions), invariant: v.invariant, message: v.message }, prefix));
     const runnable = s.runnable();
     return { session: s, prefix, runnable, preemptions, fresh };
   }
@@ -170,8 +197,9 @@ class Explorer {
     return from.last >= 0 && i !== from.last && from.runnable.includes(from.last);
   }
 
-  private counterexample(s: ScenarioSession, length: number, preemptions: number, withTrace: boolean): Counterexample {
-    return { schedule: s.schedule.map((x) => ({ ...x })), trace: withTrace ? [...s.monitor.trace] : [], threads: [], length, preemptions };
+  /** A finding's schedule; its trace and threads are filled in by `traced` once the search ends. */
+  private counterexample(s: ScenarioSession, length: number, preemptions: number): Counterexample {
+    return { schedule: s.schedule.map((x) => ({ ...x })), trace: [], threads: [], length, preemptions };
   }
 
   private keep<T extends Counterexample>(c: T, prefix: Uint8Array): T {
@@ -179,8 +207,11 @@ class Explorer {
     return c;
   }
 
-  /** Replay a finding's schedule to learn which thread emitted each event of its trace. */
-  private withThreads<T extends Counterexample>(c: T): T {
+  /**
+   * Replay a finding's schedule once with the trace on: its events up to the finding (for a
+   * violation, up to the event that broke the invariant) and the thread that emitted each.
+   */
+  private traced<T extends Counterexample>(c: T): T {
     const prefix = this.prefixes.get(c);
     if (!prefix) return c;
     const s = ScenarioSession.open(this.scenario, this.req, this.catalog) as ScenarioSession;
@@ -189,7 +220,10 @@ class Explorer {
     s.kernel.bus.listenAll(() => threads.push(names[s.kernel.currentThread] ?? '?'), new Subscription());
     s.runSetup();
     for (const i of prefix) s.step(i);
-    return { ...c, threads: threads.slice(0, c.trace.length) };
+    s.runnable(); // settles an end state (a blocked run's waits)
+    const invariant = (c as Partial<ExploreViolation>).invariant;
+    const trace = invariant !== undefined ? (s.monitor.violations.find((v) => v.invariant === invariant)?.trace ?? []) : [...s.monitor.trace];
+    return { ...c, trace, threads: threads.slice(0, trace.length) };
   }
 
   // ---- the searches ----------------------------------------------------------------------
@@ -197,33 +231,40 @@ class Explorer {
   /**
    * Take thread i's step from `node`. With a visited table, the new state is hashed and looked
    * up; `expand` says whether it is a state to expand (new or reached more cheaply, not an end,
-   * not too deep), and `node` is it either way (with the session now at it).
+   * not too deep), and `node` is it either way (with the session now at it when it is to be
+   * expanded; otherwise the session is released).
    */
   private expand(from: Node, i: number, visited: KeyTable | null): { node: Node; key: [number, number] | null; seen: 'new' | 'better' | 'seen'; expand: boolean } {
     const s = from.session ?? this.replay(from.prefix);
     from.session = null;
-    const inFlight = s.threads[i]!.op !== null;
     if (visited) {
-      this.ev.reset();
+      // the acting thread's position stream goes on where its last step left it
+      if (s.threads[i]!.op !== null) this.ev.resume(from.hist, 2 * i);
+      else this.ev.reset();
       this.capturing = s;
     }
     const child = this.step(s, from, i);
     this.capturing = null;
     for (const v of child.fresh) this.violation(v);
-    const hist = visited ? this.threadHistory(s, from.hist, i, inFlight) : from.hist;
+    const hist = visited ? this.threadPosition(s, from.hist, i) : from.hist;
     const key = visited ? this.key(s, hist, i) : null;
     const seen = visited ? visited.visit(key!, this.cost(child)) : 'new';
     const node: Node = { prefix: child.prefix, runnable: child.runnable, hist, last: i, preemptions: child.preemptions, session: s };
-    if (seen === 'seen') return { node, key, seen, expand: false };
+    const done = (): { node: Node; key: [number, number] | null; seen: 'new' | 'better' | 'seen'; expand: boolean } => {
+      this.release(s);
+      node.session = null;
+      return { node, key, seen, expand: false };
+    };
+    if (seen === 'seen') return done();
     if (seen === 'new') this.countState(child.prefix.length);
     if (child.runnable.length === 0) {
       // an end state reached again with fewer preemptions: only its schedule may improve
       this.end(s, child.prefix, child.preemptions, seen === 'new');
-      return { node, key, seen, expand: false };
+      return done();
     }
     if (child.prefix.length >= this.maxDepth) {
       this.limits.add('max-depth');
-      return { node, key, seen, expand: false };
+      return done();
     }
     return { node, key, seen, expand: true };
   }
@@ -252,12 +293,18 @@ class Explorer {
             // the same state at the same depth by a schedule with fewer preemptions: keep that one
             const at = layer.get(id);
             const had = at === undefined ? undefined : next[at];
-            if (had && node.preemptions < had.preemptions) next[at!] = { ...node, session: null };
+            if (had && node.preemptions < had.preemptions) {
+              this.release(had.session);
+              next[at!] = node;
+            }
             continue;
           }
           if (!expand) continue;
           if (seen === 'new') layer.set(id, next.length);
-          if (next.length >= LIVE_SESSIONS) node.session = null;
+          if (next.length >= LIVE_SESSIONS) {
+            this.release(node.session);
+            node.session = null;
+          }
           next.push(node);
         }
         from.session = null;
@@ -316,22 +363,34 @@ class Explorer {
 
   // ---- state identity ---------------------------------------------------------------------
 
-  /** The acting thread's position after a transition: its step's points and events so far. */
-  private threadHistory(s: ScenarioSession, parent: Uint32Array, i: number, inFlight: boolean): Uint32Array {
+  /**
+   * The acting thread's position after a transition, as the state of one hash stream over its
+   * current step: the events it emitted and the preemption points it passed, in order, since
+   * the step began or since its last `fresh` wait. The stream is what stands for the values the
+   * operation keeps across a yield (the pages a zap gathered, the page a GUP-fast grabbed, the
+   * busy page a truncate waits for are in those events and points). Two things are left out
+   * because they cannot change those values:
+   * - waits: sleeping in waitUntil() returns to the caller with its locals as they were, so a
+   *   thread that had to wait and one that did not are at the same position (the stream is one
+   *   stream whichever slices it was emitted in: nothing is mixed at a wait);
+   * - everything before a `fresh` wait (sched.ts): the operation declares that the wait's reason,
+   *   `ready()` and the kernel decide the rest (break layouts' idle wait: how many times the
+   *   truncate already scanned and slept does not matter).
+   * A preemption point's `holds` (sched.ts) is hashed with the state, live, like `ready()`.
+   */
+  private threadPosition(s: ScenarioSession, parent: Uint32Array, i: number): Uint32Array {
     const hist = parent.slice();
     const t = s.threads[i]!;
+    const p = t.pending;
     if (t.op === null) {
       hist[2 * i] = 0;
       hist[2 * i + 1] = 0;
       return hist;
     }
-    const h = this.scratch.reset();
-    if (inFlight) h.u32(parent[2 * i]!).u32(parent[2 * i + 1]!);
-    const [ea, eb] = this.ev.digest();
-    h.u32(ea).u32(eb).str(label(t.pending));
-    const [a, b] = h.digest();
-    hist[2 * i] = a;
-    hist[2 * i + 1] = b;
+    if (p?.kind === 'block') {
+      if (p.fresh) this.ev.reset();
+    } else if (p) this.ev.str(p.point);
+    this.ev.save(hist, 2 * i);
     return hist;
   }
 
@@ -345,6 +404,12 @@ class Explorer {
       const p = t.pending;
       h.str(label(p));
       if (p?.kind === 'block') h.bool(p.ready());
+      else if (p?.holds) {
+        const v = p.holds();
+        if (typeof v === 'number') h.num(v);
+        else if (typeof v === 'string') h.str(v);
+        else h.bool(v);
+      }
       h.u32(hist[2 * j]!).u32(hist[2 * j + 1]!);
     });
     h.u32(s.failures.length);
@@ -368,7 +433,7 @@ class Explorer {
   private end(s: ScenarioSession, prefix: Uint8Array, preemptions: number, count = true): void {
     const outcome: Outcome = s.ended ?? 'completed';
     const n = count ? 1 : 0;
-    const found = (messages: string[]): ExploreFinding => this.keep({ ...this.counterexample(s, prefix.length, preemptions, true), messages }, prefix);
+    const found = (messages: string[]): ExploreFinding => this.keep({ ...this.counterexample(s, prefix.length, preemptions), messages }, prefix);
     switch (outcome) {
       case 'blocked': {
         this.ends.blocked += n;
@@ -426,10 +491,10 @@ class Explorer {
     const features = root.kernel.features;
     const rules = this.scenario.expect.filter((r) => ruleApplies(r, { arch: this.req.arch, fs: this.req.fs, driver: this.req.driver, version: this.req.version, features }));
     const expectsUnsupported = rules.some((r) => r.unsupported === true);
-    const violations = [...this.violations.values()].sort((a, b) => a.invariant.localeCompare(b.invariant)).map((v) => this.withThreads(v));
-    const stepFailures = [...this.failures.values()].map((f) => this.withThreads(f));
-    const blocked = this.blocked && this.withThreads(this.blocked);
-    const oops = this.oops && this.withThreads(this.oops);
+    const violations = [...this.violations.values()].sort((a, b) => a.invariant.localeCompare(b.invariant)).map((v) => this.traced(v));
+    const stepFailures = [...this.failures.values()].map((f) => this.traced(f));
+    const blocked = this.blocked && this.traced(this.blocked);
+    const oops = this.oops && this.traced(this.oops);
     const outcome: Outcome = this.error ? 'error' : oops ? 'oops' : blocked ? 'blocked' : 'completed';
     const failures: string[] = [];
     let status: CellResult['status'];
@@ -440,7 +505,7 @@ class Explorer {
       judge(rules, outcome, violations.map((v) => v.invariant), failures);
       status = failures.length ? 'fail' : 'pass';
     }
-    const first: Counterexample | undefined = violations[0] ?? blocked ?? oops ?? stepFailures[0] ?? this.error?.finding;
+    const first: Counterexample | undefined = violations[0] ?? blocked ?? oops ?? stepFailures[0] ?? (this.error ? this.traced(this.error.finding) : undefined);
     const limits = [...this.limits];
     return {
       scenario: this.scenario.name,

@@ -20,6 +20,26 @@ export class Hash64 {
     return this;
   }
 
+  /** Whether nothing was mixed in since the last reset. */
+  get empty(): boolean {
+    return this.a === (0x811c9dc5 | 0) && this.b === (0x9747b28c | 0);
+  }
+
+  /**
+   * The two lanes before the final avalanche: a stream hashed in pieces (`save`, then `resume`
+   * and go on) ends in the same state as the stream hashed in one go.
+   */
+  save(out: Uint32Array, at: number): void {
+    out[at] = this.a;
+    out[at + 1] = this.b;
+  }
+
+  resume(from: Uint32Array, at: number): this {
+    this.a = from[at]! | 0;
+    this.b = from[at + 1]! | 0;
+    return this;
+  }
+
   /** Mix one 32-bit word into both lanes (lane a: murmur3 block mix; lane b: a multiply-xorshift). */
   u32(x: number): this {
     let k = Math.imul(x | 0, 0xcc9e2d51);

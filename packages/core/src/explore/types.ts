@@ -29,6 +29,12 @@ export interface ExploreOptions {
   readonly search?: 'bfs' | 'dfs';
   /** do not extend a schedule beyond this many steps; default 10,000 */
   readonly maxDepth?: number;
+  /**
+   * how a state is reached again: `restore` (default) puts a finished session back to its
+   * post-setup snapshot and replays the schedule on it; `fresh` opens a new kernel and runs
+   * setup every time (slower; the reference the snapshot is checked against)
+   */
+  readonly sessions?: 'restore' | 'fresh';
   /** stop at the first violation, blocked run, oops or failed step (a verdict, not the full space) */
   readonly stopAtFirst?: boolean;
   /** called about every 1,000 states */

@@ -219,8 +219,9 @@ export class ScenarioSession {
     readonly cellKernel: CellKernel,
     private readonly rules: readonly ExpectRule[],
     private readonly expectsUnsupported: boolean,
+    trace: boolean,
   ) {
-    this.monitor = new Monitor(kernel);
+    this.monitor = new Monitor(kernel, undefined, { trace });
     const kdesc = { ...kernel.desc };
     const applicable = (steps: readonly Step[]): Step[] => steps.filter((st) => !st.when || ruleApplies({ when: st.when, path: st.path }, kdesc));
     const state = (name: string, steps: Step[]): ThreadState => ({ name, steps, index: 0, op: null, pending: null, done: steps.length === 0, parked: false });
@@ -228,8 +229,11 @@ export class ScenarioSession {
     this.threads = scenario.threads.map((t) => state(t.name, applicable(t.steps)));
   }
 
-  /** Build the kernel; an unbuildable or invalid cell comes back as its CellResult. */
-  static open(scenario: Scenario, req: CellKernelRequest, catalog: PluginCatalog): ScenarioSession | CellResult {
+  /**
+   * Build the kernel; an unbuildable or invalid cell comes back as its CellResult. `trace: false`
+   * keeps no event trace (the explorer's search, which replays a finding's schedule with it on).
+   */
+  static open(scenario: Scenario, req: CellKernelRequest, catalog: PluginCatalog, options: { readonly trace?: boolean } = {}): ScenarioSession | CellResult {
     const t0 = performance.now();
     const pageSize = req.pageSize ?? scenario.kernel.pageSize;
     let cellKernel: CellKernel = { arch: req.arch, pageSize: pageSize ?? 0, fs: req.fs, driver: req.driver, version: req.version, features: { ...(scenario.kernel.features ?? {}), ...req.features } };
@@ -267,7 +271,7 @@ export class ScenarioSession {
         kernel: req.version,
         features,
       });
-      return new ScenarioSession(scenario, k, cellKernel, rules, expectsUnsupported);
+      return new ScenarioSession(scenario, k, cellKernel, rules, expectsUnsupported, options.trace !== false);
     } catch (e) {
       if (e instanceof UnsupportedError) return early({ status: expectsUnsupported ? 'pass' : 'unsupported', outcome: 'unsupported', reason: e.message });
       if (e instanceof InputError) return early({ status: 'error', outcome: 'error', reason: e.message });
