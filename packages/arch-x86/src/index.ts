@@ -1,4 +1,4 @@
-import type { ArchPlugin, KernelDescription, Mmu, VmemmapOutcome, VmemmapPopulator, VmemmapRequest } from '@daxlab/core';
+import { populateDeviceMemmap, vmemmapPopulator, type ArchPlugin, type KernelDescription, type MemmapBacking, type Mmu, type SectionRun, type VmemmapArchModel, type VmemmapOutcome, type VmemmapRequest } from '@daxlab/core';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -12,74 +12,51 @@ export const X86_MMU: Mmu = {
   pudSize: GiB, // PUD_SHIFT 30; HAVE_ARCH_TRANSPARENT_HUGEPAGE_PUD (device-dax PUD faults)
   levels: 4,
   structPageSize: 64, // sizeof(struct page) on x86-64 without debug options
-  sectionSize: 128 * MiB, // SECTION_SIZE_BITS 27
+  sectionSize: 128 * MiB, // SECTION_SIZE_BITS 27 (arch/x86/include/asm/sparsemem.h, "matt - 128 is convenient right now")
   subsectionSize: 2 * MiB, // SUBSECTION_SHIFT 21 (include/linux/mmzone.h)
   pteBits: { special: true, devmap: true }, // ARCH_HAS_PTE_SPECIAL, ARCH_HAS_PTE_DEVMAP (devmap bit gone ~v6.17)
-  devdaxAlignments: [4 * KiB, 2 * MiB, GiB], // dev_dax_size alignments: PAGE_SIZE, PMD_SIZE, PUD_SIZE
+  // dax_align_valid() (drivers/dax/bus.c): PAGE_SIZE, PMD_SIZE with THP, PUD_SIZE with
+  // HAVE_ARCH_TRANSPARENT_HUGEPAGE_PUD (x86-64 selects it)
+  devdaxAlignments: [4 * KiB, 2 * MiB, GiB],
 };
 
-/** VMEMMAP_RESERVE_NR (include/linux/mm.h): vmemmap pages kept per compound page. */
-const VMEMMAP_RESERVE_NR = 2;
-
 /**
- * vmemmap_can_optimize() / its unguarded predecessor (mm/sparse-vmemmap.c
- * __populate_section_memmap): power-of-two struct page, compound pgmap, no altmap, more than
- * VMEMMAP_RESERVE_NR vmemmap pages per compound page; feature `vmemmap-optimize` says whether the
- * arch opt-in matters (v6.4+, ARCH_WANT_OPTIMIZE_VMEMMAP selected by x86-64).
+ * Which vmemmap features x86-64 opts in to, per version (arch/x86/Kconfig):
+ * - ARCH_WANT_HUGETLB_PAGE_OPTIMIZE_VMEMMAP `if X86_64` from v5.14 (HVO), the symbol the
+ *   87a7ae75d738 fix first keyed the DAX optimisation on (its 6.3-stable backport);
+ * - ARCH_WANT_OPTIMIZE_VMEMMAP `if X86_64` in v6.4-v6.5 (0b376f1e0ff5 rename, with 87a7ae75d738);
+ * - ARCH_WANT_OPTIMIZE_DAX_VMEMMAP `if X86_64` from v6.6 (Aneesh's split of the option).
+ * So wherever `vmemmap-optimize: arch-opt-in` applies, x86-64 is in.
  */
-export function canOptimize(mmu: Mmu, req: VmemmapRequest, archOptsIn: boolean): boolean {
-  const mode = req.features['vmemmap-optimize'];
-  if (mode === 'off' || req.vmemmapShift === 0 || req.altmap) return false;
-  if ((mmu.structPageSize & (mmu.structPageSize - 1)) !== 0) return false;
-  const perCompound = (2 ** req.vmemmapShift * mmu.structPageSize) / mmu.basePageSize;
-  if (perCompound <= VMEMMAP_RESERVE_NR) return false;
-  return mode === 'unguarded' || archOptsIn;
+export function x86OptsInToDaxVmemmap(_version: string): boolean {
+  return true;
 }
 
 /**
- * vmemmap figures for a device range:
- * - unoptimised: vmemmap_populate() maps 64 bytes per page; x86 backs it with PMD-sized blocks
- *   (vmemmap_populate_hugepages, base pages when a block cannot be had), so the memory is the
- *   struct-page bytes rounded up to whole 2 MiB blocks per section range;
- * - optimised: vmemmap_populate_compound_pages() keeps VMEMMAP_RESERVE_NR vmemmap pages per
- *   compound page and maps the rest to the reused tail page; memmap_init_zone_device()
- *   initialises compound_nr_pages() = VMEMMAP_RESERVE_NR * PAGE_SIZE / sizeof(struct page)
- *   struct pages per compound page instead of all of them.
+ * arch/x86/mm/init_64.c vmemmap_populate(): a chunk smaller than a section (sub-section hotplug,
+ * v5.3) gets base pages from RAM — vmemmap_populate_basepages(start, end, node, NULL), the altmap
+ * ignored; a full section gets PMD-sized blocks (vmemmap_populate_hugepages, with X86_FEATURE_PSE,
+ * which every x86-64 CPU has), taken from the altmap when there is one, -ENOMEM when it cannot
+ * supply one ("no fallback").
  */
-export function populateX86(mmu: Mmu, req: VmemmapRequest, archOptsIn: boolean): VmemmapOutcome {
-  const pages = req.size / mmu.basePageSize;
-  const optimized = canOptimize(mmu, req, archOptsIn);
-  const bytes = pages * mmu.structPageSize;
-  if (!optimized) {
-    // altmap: the memmap comes from the device in base pages; RAM: PMD-sized vmemmap blocks
-    const block = req.altmap ? mmu.basePageSize : mmu.pmdSize;
-    const vmemmapBytes = Math.ceil(bytes / block) * block;
-    return { ok: true, figures: { structPages: pages, structPagesInitialized: pages, vmemmapPages: vmemmapBytes / mmu.basePageSize, vmemmapBytes, savedPages: 0, optimized: false } };
-  }
-  const nr = 2 ** req.vmemmapShift;
-  const compounds = pages / nr;
-  const perCompound = (nr * mmu.structPageSize) / mmu.basePageSize;
-  const vmemmapPages = compounds * VMEMMAP_RESERVE_NR;
-  const initPerCompound = (VMEMMAP_RESERVE_NR * mmu.basePageSize) / mmu.structPageSize;
-  return {
-    ok: true,
-    figures: {
-      structPages: pages,
-      structPagesInitialized: compounds * initPerCompound,
-      vmemmapPages,
-      vmemmapBytes: vmemmapPages * mmu.basePageSize,
-      savedPages: compounds * (perCompound - VMEMMAP_RESERVE_NR),
-      optimized: true,
-    },
-  };
+export function x86Backing(run: SectionRun, mmu: Mmu): MemmapBacking {
+  if (!run.full) return { blockSize: mmu.basePageSize, useAltmap: false, onAltmapFailure: 'enomem', via: 'vmemmap_populate_basepages' };
+  return { blockSize: mmu.pmdSize, useAltmap: true, onAltmapFailure: 'enomem', via: 'vmemmap_populate_hugepages' };
 }
 
-const X86_POPULATOR: VmemmapPopulator = {
+const x86Model = (archOptsIn: (version: string) => boolean): VmemmapArchModel => ({
   vmemmapInInitMm: true,
-  // x86-64 selects ARCH_WANT_OPTIMIZE_VMEMMAP (v6.4, 87a7ae75d738) / _DAX_VMEMMAP (v6.6)
-  optsInToDaxVmemmapOptimization: () => true,
-  populate: (mmu, req) => populateX86(mmu, req, true),
-};
+  optsInToDaxVmemmapOptimization: archOptsIn,
+  backing: (run, { mmu }) => x86Backing(run, mmu),
+});
+
+/**
+ * x86-64 memmap figures through core's generic model (sections, compound tail reuse, altmap).
+ * `archOptsIn` overrides the Kconfig opt-in (to ask "what if x86 had not selected it").
+ */
+export function populateX86(mmu: Mmu, req: VmemmapRequest, archOptsIn = true): VmemmapOutcome {
+  return populateDeviceMemmap(mmu, x86Model(() => archOptsIn), req);
+}
 
 export interface X86Options {
   /** x86-64 has only 4 KiB base pages */
@@ -96,7 +73,7 @@ export function x86(options: X86Options = {}): ArchPlugin {
     arch: 'x86',
     coreRange: '>=0.1.0 <1.0.0',
     mmu: X86_MMU,
-    populator: X86_POPULATOR,
+    populator: vmemmapPopulator(x86Model(x86OptsInToDaxVmemmap)),
     unsupported(_k: KernelDescription): string | null {
       return null;
     },

@@ -1,4 +1,5 @@
 import type { FeatureSet } from './features.js';
+import type { AltmapLayout } from './vmemmap/altmap.js';
 
 /**
  * What an architecture plugin tells the kernel about its MMU. Values are per arch and base page
@@ -25,11 +26,17 @@ export interface Mmu {
   readonly pteBits: { readonly special: boolean; readonly devmap: boolean };
   /** Device-dax alignments the arch offers (bytes). */
   readonly devdaxAlignments: readonly number[];
+  /**
+   * memremap_compat_align(): the alignment nd_pfn namespaces get at least (mm/memremap.c:
+   * SUBSECTION_SIZE unless the arch overrides it; ppc64 hash: its linear-map page size).
+   * Absent means subsectionSize.
+   */
+  readonly memremapCompatAlign?: number;
 }
 
 /** Result of populating (and initialising) the memmap of one device range. */
 export interface VmemmapFigures {
-  /** struct pages the range needs (one per base page, minus altmap metadata pfns). */
+  /** struct pages the memmap of the range holds: one per base page of the range (altmap metadata pfns included). */
   readonly structPages: number;
   /** struct pages memmap_init_zone_device() writes. */
   readonly structPagesInitialized: number;
@@ -40,12 +47,31 @@ export interface VmemmapFigures {
   readonly savedPages: number;
   /** true when vmemmap_populate_compound_pages() was used. */
   readonly optimized: boolean;
+  /** How the figures came about (core's generic model fills it; other populators may not). */
+  readonly detail?: VmemmapDetail;
+}
+
+export interface VmemmapDetail {
+  /** sections (mem_section) the range touches: one section_activate() each */
+  readonly sections: number;
+  /** vmemmap pages (PAGE_SIZE) allocated from RAM */
+  readonly ramPages: number;
+  /** vmemmap pages allocated from the device (vmem_altmap) */
+  readonly altmapPages: number;
+  /** altmap pfns skipped to align its blocks (vmem_altmap.align) */
+  readonly altmapAlignPages: number;
+  /** compound_nr_pages(): struct pages memmap_init_zone_device() writes per compound page (null: order-0) */
+  readonly compoundNrPages: number | null;
+  /** the kernel routines that populated the memmap */
+  readonly via: readonly string[];
 }
 
 /** The outcome of vmemmap population: figures, or the oops the real kernel hits. */
 export type VmemmapOutcome =
   | { readonly ok: true; readonly figures: VmemmapFigures }
-  | { readonly ok: false; readonly oops: string };
+  | { readonly ok: false; readonly oops: string }
+  /** memremap_pages() fails with an errno (check_pfn_span, an exhausted altmap) */
+  | { readonly ok: false; readonly errno: 'EINVAL' | 'ENOMEM'; readonly message: string };
 
 export interface VmemmapRequest {
   /** physical start and size of the device range, bytes */
@@ -55,6 +81,8 @@ export interface VmemmapRequest {
   readonly vmemmapShift: number;
   /** memmap allocated from the device (vmem_altmap) instead of RAM */
   readonly altmap: boolean;
+  /** the altmap's reserve and free pfns (nd_pfn layout); absent: reserve 0 and room for the whole memmap */
+  readonly altmapLayout?: AltmapLayout;
   /** the kernel's features (vmemmap-optimize decides the populator) */
   readonly features: FeatureSet;
   /** kernel version preset name, for arch facts that changed over time */

@@ -13,6 +13,8 @@ export interface MemremapRequest {
   readonly vmemmapShift: number;
   /** pfns at the start of the range that hold the memmap itself (vmem_altmap reserve + free) */
   readonly altmapPfns: number;
+  /** of altmapPfns, those the memmap may not use (vmem_altmap reserve: nd_pfn's info block); default 0 */
+  readonly altmapReservePfns?: number;
   readonly ops?: Pgmap['ops'];
 }
 
@@ -69,10 +71,13 @@ export class Memremap {
       size: req.size,
       vmemmapShift: req.vmemmapShift,
       altmap: req.altmapPfns > 0,
+      ...(req.altmapPfns > 0 ? { altmapLayout: { reserve: req.altmapReservePfns ?? 0, free: req.altmapPfns - (req.altmapReservePfns ?? 0) } } : {}),
       features: k.features,
       version: k.version,
     });
     if (!outcome.ok) {
+      // pagemap_range() -> arch_add_memory() failed: memremap_pages() returns the errno
+      if ('errno' in outcome) throw new KernelError(outcome.errno, outcome.message);
       k.emit('oops', { message: outcome.oops });
       throw new KernelOops(outcome.oops);
     }
@@ -114,7 +119,10 @@ export class Memremap {
       for (const head of heads) if (k.folios.rc(head) > 0) k.folios.put(head, 1, 'memunmap_pages: put initial ref');
     }
     if (waitsForPages) {
-      yield* waitUntil(`memunmap_pages(${pgmap.device}): wait for page references`, () => heads.every((h) => k.folios.rc(h) <= 0));
+      // device-private/coherent pages hold a pgmap reference from allocation to page_free: with
+      // the extra reference (and no put of the initial one) a freed page idles at 1, not 0
+      const idle = !k.features['memunmap-waits-page-refs'] && k.features['devmem-extra-ref'] ? 1 : 0;
+      yield* waitUntil(`memunmap_pages(${pgmap.device}): wait for page references`, () => heads.every((h) => k.folios.rc(h) <= idle));
     }
     // pageunmap_range(): arch_remove_memory() frees the memmap — the struct pages are gone.
     k.emit('pgmap.teardown', { device: pgmap.device, type: pgmap.type });
