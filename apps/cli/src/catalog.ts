@@ -1,6 +1,7 @@
 import type { PluginCatalog } from '@daxlab/core';
 import { x86 } from '@daxlab/arch-x86';
 import { devdax } from '@daxlab/driver-devdax';
+import { hmm } from '@daxlab/driver-hmm';
 import { nvdimm } from '@daxlab/driver-nvdimm';
 import { ext4 } from '@daxlab/fs-ext4';
 import { fuse } from '@daxlab/fs-fuse';
@@ -11,6 +12,6 @@ export function builtinCatalog(): PluginCatalog {
   return {
     arch: { x86: (o) => x86(o.pageSize !== undefined ? { pageSize: o.pageSize } : {}) },
     fs: { xfs: () => xfs(), ext4: () => ext4(), fuse: () => fuse() },
-    driver: { nvdimm: () => nvdimm(), devdax: () => devdax() },
+    driver: { nvdimm: () => nvdimm(), devdax: () => devdax(), hmm: () => hmm() },
   };
 }

@@ -121,6 +121,15 @@ export const FEATURES = [
     },
   },
   {
+    name: 'migrate-device-range',
+    values: [true, false],
+    summary: 'a device-memory driver can migrate its in-use pages back to RAM before memunmap_pages() (hmm unbind)',
+    meaning: {
+      true: 'migrate_device_range()/migrate_device_pages()/migrate_device_finalize() evict every in-use device-private/coherent page of a chunk by pfn, then memunmap_pages() finds no page reference to wait for (series "Fix several device private page reference counting issues", mm/migrate_device.c, with lib/test_hmm.c dmirror_device_evict_chunk and HMM_DMIRROR_RELEASE; v6.1 [M])',
+      false: 'only migrate_vma_*() by virtual address exists: a driver being removed cannot reach pages still mapped by processes, so memunmap_pages() waits for their references (v6.0 and earlier)',
+    },
+  },
+  {
     name: 'dax-pre-remove-notify',
     values: [true, false],
     summary: 'kill_dax() tells the filesystem (MF_MEM_PRE_REMOVE) before a pmem device goes away',
@@ -211,6 +220,7 @@ const V5_4: FeatureSet = {
   'dax-busy-mapping-mapped-check': true,
   'pte-devmap': true,
   'memunmap-waits-page-refs': true,
+  'migrate-device-range': false,
   'dax-pre-remove-notify': false,
   'fsdax-reflink': false,
   'dax-shared-anon-alias': false,
@@ -229,6 +239,7 @@ const V6_1: FeatureSet = {
   'compound-devmap': true,
   'vmemmap-optimize': 'unguarded',
   'memunmap-waits-page-refs': false,
+  'migrate-device-range': true,
   'fsdax-reflink': true,
   'dax-shared-anon-alias': true,
 };
@@ -254,6 +265,18 @@ export const PRESETS: readonly Preset[] = [
 ];
 
 export const DEFAULT_PRESET = 'latest';
+
+/**
+ * Whether a preset is mainline release major.minor or later ('latest' is newer than every
+ * numbered preset). For plugin facts that follow the release rather than a feature.
+ */
+export function versionAtLeast(version: string, major: number, minor: number): boolean {
+  if (version === 'latest') return true;
+  const m = /^v(\d+)\.(\d+)/.exec(version);
+  if (!m) return false;
+  const [a, b] = [Number(m[1]), Number(m[2])];
+  return a > major || (a === major && b >= minor);
+}
 
 export function featureSpec(name: string): FeatureSpec | undefined {
   return FEATURES.find((f) => f.name === name);

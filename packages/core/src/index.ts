@@ -17,6 +17,7 @@ export * from './mm/convention.js';
 export * from './mm/fault.js';
 export * from './mm/folio.js';
 export * from './mm/memremap.js';
+export * from './mm/migrate.js';
 export * from './mm/pages.js';
 export * from './mm/vm.js';
 export * from './sched.js';

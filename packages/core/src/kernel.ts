@@ -14,6 +14,7 @@ import { Folios } from './mm/folio.js';
 import { Fork } from './mm/fork.js';
 import { Gup, type GupRequest } from './mm/gup.js';
 import { Memremap } from './mm/memremap.js';
+import { DeviceMigration } from './mm/migrate.js';
 import { PageStore, PG } from './mm/pages.js';
 import { Ram } from './mm/ram.js';
 import { Vm, type Leaf } from './mm/vm.js';
@@ -59,6 +60,7 @@ export function createKernel(options: CreateKernelOptions): Kernel {
     driver: options.driver?.driverName ?? null,
     version,
     features,
+    mmu: options.arch.mmu,
   };
   const reason = unsupportedReason(desc, [options.arch, options.fs ?? null, options.driver ?? null]);
   if (reason) throw new UnsupportedError(reason);
@@ -99,6 +101,7 @@ export class Kernel {
   readonly gupper: Gup;
   readonly forker: Fork;
   readonly dax: Dax;
+  readonly migration: DeviceMigration;
   /** pfn of the shared zero page */
   readonly zeroPfn = Ram.BASE_PFN;
   /** first pfn of the huge zero page (mm_get_huge_zero_folio), PMD-aligned after the zero page */
@@ -157,6 +160,7 @@ export class Kernel {
     this.gupper = new Gup(this);
     this.forker = new Fork(this);
     this.dax = new Dax(this);
+    this.migration = new DeviceMigration(this);
     this.processes.set('init', this.vm.newMm('init'));
   }
 
@@ -214,26 +218,46 @@ export class Kernel {
     yield* driver.fault(this, vmf, device, leaf);
   }
 
-  /** copy_pte_range() for a device-private entry: provided by the driver that owns it. */
+  /**
+   * copy_nonpresent_pte() for a device-private entry (mm/memory.c, v4.14+): get_page + rss + dup
+   * rmap (v5.19+: folio_try_dup_anon_rmap, which never refuses device-private pages and clears
+   * PageAnonExclusive); a writable entry in a COW mapping becomes readable in parent and child.
+   */
   *copyDevicePrivateEntry(src: Vma, dst: Vma, vpn: number, pte: Pte): Op {
     const head = this.folios.folio(pte.pfn);
-    // copy_nonpresent_pte(): the entry is copied (made read-only for COW), and the page gets a ref + rmap
     this.folios.get(head, 1, 'copy_nonpresent_pte');
     this.folios.addMap(head);
+    this.folios.setFlag(head, PG.anonExclusive, false);
     const cow = !src.flags.shared && src.flags.write;
-    if (cow) pte.write = false;
+    if (cow && pte.write) {
+      pte.write = false; // make_readable_device_private_entry + set_pte_at(src_mm)
+      this.emit('pte.set', { mm: src.mm.name, vaddr: vpn, pfn: pte.pfn, level: 'pte', write: false, devmap: false, special: false, device: true });
+    }
     this.vm.install(dst.mm, vpn, { ...pte });
     yield* [];
   }
 
-  /** FOLL_LONGTERM on pages that must not stay pinned (device-coherent): migrate them (driver). */
-  *checkAndMigrateLongterm(req: GupRequest, pfns: number[]): Op {
+  /**
+   * check_and_migrate_movable_pages() for FOLL_LONGTERM (mm/gup.c, v6.0+ for device-coherent):
+   * a device-coherent page's pin becomes a plain reference and migrate_device_coherent_folio()
+   * moves it to system memory; every other pin is released and the caller re-pins (-EAGAIN).
+   * Returns true when the caller must retry.
+   */
+  *checkAndMigrateLongterm(req: GupRequest, pfns: number[]): Op<boolean> {
+    if (!pfns.some((pfn) => this.folios.kind(pfn) === 'coherent')) return false;
     for (const pfn of pfns) {
-      if (this.folios.kind(pfn) !== 'coherent') continue;
-      const device = this.deviceOfPfn(pfn);
-      throw new KernelError('EBUSY', `longterm pin of device-coherent memory on ${device?.name ?? 'a device'} needs migration (${req.name})`);
+      if (this.isZeroPfn(pfn)) continue;
+      const head = this.folios.folio(pfn);
+      if (this.folios.kind(head) !== 'coherent') {
+        this.gupper.ungrab(head, req.pin, 'check_and_migrate_movable_pages: unpin for retry');
+        continue;
+      }
+      this.folios.get(head, 1, 'check_and_migrate_movable_pages: pin -> reference');
+      this.gupper.ungrab(head, req.pin, 'check_and_migrate_movable_pages: unpin device-coherent');
+      this.migration.migrateCoherentToRam(pfn);
     }
     yield* [];
+    return true;
   }
 
   /** folio_is_longterm_pinnable(). */
@@ -439,9 +463,11 @@ export class Kernel {
     const vma = this.map(a.map, a.process);
     const vpn = this.pageOf(vma, a.page);
     let leaf = this.vm.lookup(vma.mm, vpn);
-    if (!leaf || !leaf.pte.write || leaf.pte.devicePrivate) {
+    // the access is retried until the PTE allows it (a device-private entry first migrates back)
+    for (let tries = 0; !leaf || !leaf.pte.write || leaf.pte.devicePrivate; tries++) {
+      if (tries === 2) throw new KernelError('EFAULT', `write to page ${a.page} of '${vma.name}' could not be faulted in`);
       yield* this.faults.handle(vma, vpn, true);
-      leaf = this.vm.lookup(vma.mm, vpn)!;
+      leaf = this.vm.lookup(vma.mm, vpn);
     }
     leaf.pte.dirty = true;
     this.pages.data.set(this.vm.pfnAt(leaf, vpn), a.data);
@@ -498,15 +524,29 @@ export class Kernel {
     return data;
   }
 
-  /** Migrate anonymous pages to device memory or back (`migrate_vma_*`), through the device's driver. */
-  *migrate(a: { map: string; page: number; pages?: number; to: 'device' | 'ram'; device?: string; process?: string }): Op {
+  /**
+   * Migrate anonymous pages to a device's memory (`to: <device>`) or back (`to: ram`), through
+   * the device's driver (`migrate_vma_*`). Back to RAM, each device migrates the pages it owns
+   * (migrate_vma_setup selects device pages by pgmap_owner).
+   */
+  *migrate(a: { map: string; page: number; pages?: number; to: string; process?: string }): Op {
     const vma = this.map(a.map, a.process);
+    const pages = a.pages ?? 1;
     this.pageOf(vma, a.page);
-    const device = a.device ? this.device(a.device) : [...this.devices.values()].find((d) => d.bound && this.driverOf(d).migrate);
-    if (!device) throw new KernelError('ENODEV', 'no bound device that can migrate pages (probe one with driver: hmm)');
-    const driver = this.driverOf(device);
-    if (!driver.migrate) throw new KernelError('EOPNOTSUPP', `${driver.name} cannot migrate pages`);
-    yield* driver.migrate(this, device, { vma, page: a.page, pages: a.pages ?? 1, to: a.to });
+    this.pageOf(vma, a.page + pages - 1);
+    const devices: Device[] = [];
+    if (a.to === 'ram') {
+      for (let v = vma.start + a.page; v < vma.start + a.page + pages; v++) {
+        const leaf = this.vm.lookup(vma.mm, v);
+        const d = leaf ? this.deviceOfPfn(leaf.pte.pfn) : null;
+        if (d && !devices.includes(d) && this.driverOf(d).migrate) devices.push(d);
+      }
+    } else devices.push(this.device(a.to));
+    for (const device of devices) {
+      const driver = this.driverOf(device);
+      if (!driver.migrate) throw new KernelError('EOPNOTSUPP', `${device.name} (${driver.driverName}) cannot migrate pages`);
+      yield* driver.migrate(this, device, { vma, page: a.page, pages, to: a.to === 'ram' ? 'ram' : 'device' });
+    }
   }
 
   private *deviceAccess(a: { device: string; map: string; page: number; process?: string }, write: boolean, data?: string): Op<string> {

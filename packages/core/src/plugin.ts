@@ -10,6 +10,8 @@ export interface KernelDescription {
   readonly driver: string | null;
   readonly version: string;
   readonly features: FeatureSet;
+  /** the arch's MMU facts (set by createKernel), for plugins whose Kconfig depends on them */
+  readonly mmu?: Mmu;
 }
 
 interface PluginBase {

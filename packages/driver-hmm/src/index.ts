@@ -1,0 +1,261 @@
+import {
+  KernelError,
+  UnsupportedError,
+  versionAtLeast,
+  type DeviceAccessRequest,
+  type Device,
+  type DriverPlugin,
+  type Kernel,
+  type KernelDescription,
+  type Leaf,
+  type MigrateRequest,
+  type MigrateSlot,
+  type Op,
+  type ProbeRequest,
+  type Vmf,
+} from '@daxlab/core';
+
+export type HmmKind = 'private' | 'coherent';
+
+export interface HmmOptions {
+  /** the memory a probe without `kind` creates; default device-private (/dev/hmm_dmirror0) */
+  readonly kind?: HmmKind;
+}
+
+/**
+ * The mirror device's own state (lib/test_hmm.c struct dmirror_device): the free list page_free
+ * refills, the pages handed out, and whether its chunks are being removed.
+ */
+interface MirrorState {
+  readonly kind: HmmKind;
+  /** pages returned by page_free, reused first (test_hmm pushes them on the head of free_pages) */
+  readonly freed: number[];
+  /** next never-used page (the rest of the chunk's free list, in pfn order) */
+  next: number;
+  readonly allocated: Set<number>;
+  /** dmirror_chunk->remove: page_free no longer returns pages to the free list */
+  removing: boolean;
+  calloc: number;
+  cfree: number;
+}
+
+function mirror(device: Device): MirrorState {
+  return device.state as unknown as MirrorState;
+}
+
+/**
+ * dmirror_devmem_alloc_page(): take a free device page and make it the driver's. Before the extra
+ * reference was removed the free page sits at 1 and get_page() takes it to 2; since 27674ef6c73f
+ * (v5.18) it sits at 0 and zone_device_page_init() sets 1 (and takes a pgmap reference, which the
+ * model keeps as the page's refcount: memunmap_pages waits for it). Both lock the page.
+ */
+function allocPage(k: Kernel, device: Device): number | null {
+  const m = mirror(device);
+  if (m.removing) return null;
+  const pfn = m.freed.pop() ?? (m.next < device.dataPages ? device.dataPfn + m.next++ : null);
+  if (pfn === null) return null;
+  m.allocated.add(pfn);
+  m.calloc++;
+  if (k.features['devmem-extra-ref']) {
+    k.folios.get(pfn, 1, 'dmirror_devmem_alloc_page: get_page');
+  } else {
+    // zone_device_page_init(): WARN_ON_ONCE(!percpu_ref_tryget_live) then set_page_count(page, 1)
+    if (k.folios.rc(pfn) !== 0) k.warn(`zone_device_page_init: pfn ${pfn} has refcount ${k.folios.rc(pfn)}, expected 0`);
+    k.folios.get(pfn, 1 - k.folios.rc(pfn), 'zone_device_page_init');
+  }
+  return pfn;
+}
+
+/**
+ * dmirror_devmem_free() (ops->page_free): the backing data goes, and the page returns to the free
+ * list unless its chunk is being removed.
+ */
+function pageFree(k: Kernel, device: Device, pfn: number): void {
+  const m = mirror(device);
+  m.allocated.delete(pfn);
+  k.pages.data.delete(pfn);
+  if (m.removing) return;
+  m.cfree++;
+  m.freed.push(pfn);
+}
+
+/** The destination pages of a migration to system memory: alloc_page + copy (…_alloc_and_copy). */
+function allocAndCopyToRam(k: Kernel, slots: readonly MigrateSlot[]): void {
+  for (const s of slots) {
+    if (!s.migrate || s.src === null) continue;
+    const anonVma = k.pages.mapping[k.pages.slot(s.src)]! >>> 2;
+    s.dst = k.ram.allocAnon(anonVma, k.pages.data.get(s.src) ?? '');
+  }
+}
+
+/**
+ * A mirror device modelled on lib/test_hmm.c (dmirror): device-private (MEMORY_DEVICE_PRIVATE) or
+ * device-coherent (MEMORY_DEVICE_COHERENT) memory with its own page allocator, page_free and
+ * migrate_to_ram, migration both ways with migrate_vma_*, device reads and writes through
+ * hmm_range_fault, and chunk removal that evicts in-use pages before memunmap_pages().
+ */
+export function hmm(options: HmmOptions = {}): DriverPlugin {
+  return {
+    kind: 'driver',
+    name: '@daxlab/driver-hmm',
+    driverName: 'hmm',
+    coreRange: '>=0.1.0 <1.0.0',
+
+    unsupported(desc: KernelDescription): string | null {
+      // mm/Kconfig: DEVICE_PRIVATE depends on ZONE_DEVICE, which depends on ARCH_HAS_PTE_DEVMAP
+      // until the pXX_devmap bit was removed (~v6.17 [M]); TEST_HMM selects DEVICE_PRIVATE.
+      if (desc.mmu && !desc.mmu.pteBits.devmap && !versionAtLeast(desc.version, 6, 17)) {
+        return `CONFIG_ZONE_DEVICE (needed by DEVICE_PRIVATE and the HMM mirror) depends on ARCH_HAS_PTE_DEVMAP in ${desc.version}, and ${desc.arch} has no devmap PTE bit`;
+      }
+      // MEMORY_DEVICE_PRIVATE: 5042db43cc26 "mm/ZONE_DEVICE: new type of ZONE_DEVICE for unaddressable memory", v4.14
+      if (!versionAtLeast(desc.version, 4, 14)) return `MEMORY_DEVICE_PRIVATE arrived in v4.14; ${desc.version} has no device-private memory`;
+      return null;
+    },
+
+    /**
+     * dmirror_allocate_chunk(): memremap_pages() of a MEMORY_DEVICE_PRIVATE range (a free
+     * physical region, struct pages only) or MEMORY_DEVICE_COHERENT range (real memory at a
+     * given address), with page_free (and migrate_to_ram for private) and the device as owner;
+     * every page goes on the free list.
+     */
+    *probe(k: Kernel, req: ProbeRequest): Op<Device> {
+      const kind = (req.kind ?? options.kind ?? 'private') as HmmKind;
+      if (kind !== 'private' && kind !== 'coherent') throw new KernelError('EINVAL', `hmm: kind '${String(kind)}' is neither private nor coherent`);
+      if (kind === 'coherent' && !versionAtLeast(k.version, 6, 0)) {
+        throw new UnsupportedError(`MEMORY_DEVICE_COHERENT arrived in v6.0 (f25cbb7a95a2 "mm: add zone device coherent type memory support"); ${k.version} has no device-coherent memory`);
+      }
+      if (req.altmap) throw new KernelError('EINVAL', 'hmm: device memory has no altmap (memremap_pages is called without one)');
+      const state: MirrorState = { kind, freed: [], next: 0, allocated: new Set(), removing: false, calloc: 0, cfree: 0 };
+      let device: Device | null = null;
+      const pgmap = k.memremap.memremapPages({
+        device: req.name,
+        type: kind,
+        size: req.size,
+        vmemmapShift: 0,
+        altmapPfns: 0,
+        // memremap_pages() refuses PRIVATE without migrate_to_ram and page_free, COHERENT without page_free
+        ops: { pageFree: (pfn) => pageFree(k, device!, pfn), ...(kind === 'private' ? { migrateToRam: true as const } : {}) },
+      });
+      device = {
+        name: req.name,
+        driver: 'hmm',
+        size: req.size,
+        align: k.mmu.basePageSize,
+        pgmap,
+        dataPfn: pgmap.firstPfn,
+        dataPages: pgmap.nrPages,
+        bound: true,
+        fs: null,
+        mapping: { id: k.newAddressSpaceId(), owner: req.name, entries: new Map(), mmaps: new Set() },
+        state: state as unknown as Record<string, unknown>,
+      };
+      yield* [];
+      return device;
+    },
+
+    /**
+     * HMM_DMIRROR_MIGRATE_TO_DEV (dmirror_migrate_to_device): migrate_vma_setup(SELECT_SYSTEM),
+     * allocate and copy, migrate_vma_pages, map in the device's page table, migrate_vma_finalize;
+     * then the range is read back from the device (-ENOENT if a page did not migrate).
+     * HMM_DMIRROR_MIGRATE_TO_SYS (dmirror_migrate_to_system): select this device's private and
+     * coherent pages (pgmap_owner) and copy them to new system pages.
+     */
+    *migrate(k: Kernel, device: Device, req: MigrateRequest): Op {
+      if (!device.bound) throw new KernelError('ENODEV', `${device.name} is not bound`);
+      const { vma } = req;
+      const start = vma.start + req.page;
+      if (req.to === 'ram') {
+        const slots = k.migration.setup(vma, start, req.pages, { system: false, owner: device });
+        allocAndCopyToRam(k, slots);
+        k.migration.pages(slots, vma);
+        k.migration.finalize(slots);
+        yield* [];
+        return;
+      }
+      // MIGRATE_VMA_SELECT_SYSTEM only: device pages (ours or another device's) are not selected
+      const slots = k.migration.setup(vma, start, req.pages, { system: true, owner: null });
+      for (const s of slots) {
+        if (!s.migrate) continue;
+        const dpage = allocPage(k, device);
+        if (dpage === null) continue;
+        k.pages.data.set(dpage, s.src === null ? '' : (k.pages.data.get(s.src) ?? ''));
+        s.dst = dpage;
+      }
+      k.migration.pages(slots, vma);
+      k.migration.finalize(slots);
+      yield* [];
+      for (let v = start; v < start + req.pages; v++) {
+        const leaf = k.vm.lookup(vma.mm, v);
+        if (!leaf || k.deviceOfPfn(leaf.pte.pfn) !== device) throw new KernelError('ENOENT', `page ${v - vma.start} of '${vma.name}' is not in ${device.name}'s memory after migration`);
+      }
+    },
+
+    /**
+     * ops->migrate_to_ram (dmirror_devmem_fault): a CPU fault on a device-private entry migrates
+     * that one page back: migrate_vma_setup(SELECT_DEVICE_PRIVATE, owner), alloc_page_vma and copy,
+     * migrate_vma_pages, invalidate the device page table, migrate_vma_finalize.
+     */
+    *fault(k: Kernel, vmf: Vmf, device: Device, leaf: Leaf | null): Op {
+      if (!leaf) throw new KernelError('SIGBUS', `${device.name}: the mirror device itself cannot be mapped in this model`);
+      const slots = k.migration.setup(vmf.vma, vmf.vpn, 1, { system: false, owner: device });
+      allocAndCopyToRam(k, slots);
+      k.migration.pages(slots, vmf.vma);
+      k.migration.finalize(slots);
+      if (!slots.some((s) => s.migrate)) throw new KernelError('SIGBUS', `migrate_to_ram of page ${vmf.vpn - vmf.vma.start} of '${vmf.vma.name}' failed`);
+      yield* [];
+    },
+
+    /**
+     * HMM_DMIRROR_READ / WRITE: look the page up as hmm_range_fault() reports it
+     * (dev_private_owner = this device): this device's private entries are used as they are,
+     * anything else is faulted in (another device's private page migrates to RAM); a write needs
+     * VM_WRITE (-EPERM) and a writable entry.
+     */
+    *deviceAccess(k: Kernel, device: Device, req: DeviceAccessRequest): Op<string> {
+      if (!device.bound) throw new KernelError('ENODEV', `${device.name} is not bound`);
+      const { vma } = req;
+      const vpn = vma.start + req.page;
+      if (req.write && !vma.flags.write) throw new KernelError('EPERM', `${device.name}: write to read-only mapping '${vma.name}' (hmm_range_fault needs VM_WRITE)`);
+      for (let tries = 0; ; tries++) {
+        if (tries === 3) throw new KernelError('EFAULT', `${device.name}: hmm_range_fault could not fault in page ${req.page} of '${vma.name}'`);
+        const leaf = k.vm.lookup(vma.mm, vpn);
+        if (leaf?.pte.devicePrivate && k.deviceOfPfn(leaf.pte.pfn) === device) {
+          // hmm_vma_handle_pte(): reported with its own permission, never faulted; test_hmm's
+          // dmirror_do_fault() refuses a read-only page for a write (-EFAULT)
+          if (req.write && !leaf.pte.write) throw new KernelError('EFAULT', `${device.name}: page ${req.page} of '${vma.name}' is a read-only device-private entry`);
+          return access(k, leaf.pte.pfn, req);
+        }
+        if (!leaf || leaf.pte.devicePrivate || (req.write && !leaf.pte.write)) {
+          yield* k.faults.handle(vma, vpn, req.write);
+          continue;
+        }
+        if (req.write) leaf.pte.dirty = true;
+        return access(k, k.vm.pfnAt(leaf, vpn), req);
+      }
+    },
+
+    /**
+     * Device removal (dmirror_device_remove_chunks): mark each chunk removed and drop its free
+     * pages; evict in-use pages to system memory (dmirror_device_evict_chunk: migrate_device_range,
+     * v6.1+); then memunmap_pages(), which waits for what is left.
+     */
+    *unbind(k: Kernel, device: Device): Op {
+      const m = mirror(device);
+      m.removing = true;
+      m.freed.length = 0;
+      if (k.features['migrate-device-range']) {
+        const slots = k.migration.setupRange([...m.allocated].sort((a, b) => a - b));
+        allocAndCopyToRam(k, slots);
+        k.migration.pages(slots, null);
+        k.migration.finalize(slots);
+      }
+      yield* k.memremap.memunmapPages(device.pgmap);
+    },
+  };
+}
+
+function access(k: Kernel, pfn: number, req: DeviceAccessRequest): string {
+  if (!req.write) return k.pages.data.get(pfn) ?? '';
+  k.pages.data.set(pfn, req.data ?? '');
+  return req.data ?? '';
+}

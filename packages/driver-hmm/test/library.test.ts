@@ -1,0 +1,41 @@
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { loadScenarioFile, PRESETS, runScenario, type PluginCatalog } from '@daxlab/core';
+import { x86 } from '@daxlab/arch-x86';
+import { describe, expect, it } from 'vitest';
+import { hmm } from '../src/index.js';
+
+/**
+ * The built-in hmm scenarios (apps/cli/scenarios/hmm), each mirroring a hmm-tests.c case: every
+ * preset, plus the two seed-000/001 features flipped on kernels of the other era. Device-coherent
+ * memory arrived in v6.0, so its scenarios are refused on v5.4 and v5.10 with that reason.
+ */
+const dir = fileURLToPath(new URL('../../../apps/cli/scenarios/hmm/', import.meta.url));
+const files = readdirSync(dir).filter((f) => f.endsWith('.yaml')).sort();
+const catalog: PluginCatalog = { arch: { x86: (o) => x86(o.pageSize !== undefined ? { pageSize: o.pageSize } : {}) }, fs: {}, driver: { hmm: () => hmm() } };
+
+const kernels: readonly [string, Record<string, string | boolean>][] = [
+  ...PRESETS.map((p): [string, Record<string, string | boolean>] => [p.name, {}]),
+  // the extra reference alone, and migrate_device_range alone, on kernels of the other era
+  ['v6.6', { 'devmem-extra-ref': true }],
+  ['v6.6', { 'migrate-device-range': false }],
+  ['v5.10', { 'migrate-device-range': true }],
+  ['v5.10', { 'devmem-extra-ref': false, 'memunmap-waits-page-refs': false }],
+];
+
+describe('the hmm scenario library', () => {
+  it('has the six hmm-tests cases, private and coherent', () => expect(files.length).toBeGreaterThanOrEqual(10));
+  for (const file of files) {
+    const scenario = loadScenarioFile(join(dir, file), `hmm/${file}`);
+    const coherent = file.includes('coherent');
+    for (const [version, features] of kernels) {
+      it(`${scenario.name} on ${version} ${JSON.stringify(features)}`, () => {
+        const r = runScenario(scenario, { arch: 'x86', fs: null, driver: 'hmm', version, features }, catalog, { seed: 0 });
+        if (coherent && (version === 'v5.4' || version === 'v5.10')) {
+          expect({ status: r.status, reason: r.reason }).toEqual({ status: 'unsupported', reason: expect.stringMatching(/MEMORY_DEVICE_COHERENT arrived in v6\.0/) });
+        } else expect({ status: r.status, failures: r.failures, reason: r.reason }).toEqual({ status: 'pass', failures: [], reason: null });
+      });
+    }
+  }
+});

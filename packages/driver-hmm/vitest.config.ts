@@ -1,0 +1,3 @@
+import { daxlabProject } from '../../vitest.shared.js';
+
+export default daxlabProject('driver-hmm');
