@@ -432,6 +432,9 @@ export class Kernel {
       const start = this.vm.placeVma(mm, pages, align / ps);
       vma = this.vm.addVma(mm, { name: a.as, start, pages, pgoff: offset / ps, flags: this.vm.flags({ write, shared, ...flags }), kind: 'device', inode: null, device, anonVma: 0 });
     } else {
+      // MAP_SHARED|MAP_ANONYMOUS is shmem (do_mmap -> shmem_zero_setup): page cache, never anon
+      // pages, so fork, COW and GUP would treat it wrongly as private anonymous memory
+      if (shared) throw new InputError(`mmap '${a.as}': anon: true with shared: true is shared anonymous memory (shmem), which daxlab does not model; map anonymous memory private (drop shared) or map a DAX file or device`, undefined, 'shared');
       const start = this.vm.placeVma(mm, pages, 1);
       vma = this.vm.addVma(mm, { name: a.as, start, pages, pgoff: 0, flags: this.vm.flags({ write, shared }), kind: 'anon', inode: null, device: null, anonVma: 0 });
     }

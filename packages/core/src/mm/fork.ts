@@ -19,7 +19,9 @@ export class Fork {
     for (const src of [...parent.vmas]) {
       const dst = k.vm.addVma(child, { ...src, mm: child, anonVma: src.anonVma });
       if (!(src.anonVma || src.flags.mixedmap || src.flags.pfnmap)) continue; // child refaults
-      const cow = !src.flags.shared && src.flags.write; // is_cow_mapping()
+      // is_cow_mapping(): VM_MAYWRITE && !VM_SHARED; do_mmap() sets VM_MAYWRITE on every
+      // private mapping, PROT_READ ones too
+      const cow = !src.flags.shared;
       // copy_page_range(): raw_write_seqcount_begin(&src_mm->write_protect_seq) for COW mappings
       if (cow) parent.writeProtectSeq++;
       try {
