@@ -161,7 +161,9 @@ function blockRun(t: Tally, run: SectionRun, b: MemmapBacking, altmap: AltmapSta
   let hi = blocks;
   if (b.altmapBoundaryCheck) {
     lo = Math.min(blocks, Math.max(0, Math.ceil((altmap.basePfn * sps - first) / B)));
-    hi = Math.max(lo, Math.min(blocks, Math.floor(((altmap.endPfn + 1) * sps - B - first) / B) + 1));
+    // altmap_cross_boundary() refuses start_pfn + nr_pfn > end_pfn, end_pfn being the last pfn
+    // (nd_pfn: PHYS_PFN(res.end)): a block whose window ends exactly at the device's end is refused
+    hi = Math.max(lo, Math.min(blocks, Math.floor((altmap.endPfn * sps - B - first) / B) + 1));
   }
   const want = hi - lo;
   const got = altmapAllocBlocks(altmap, pagesPerBlock, want);
