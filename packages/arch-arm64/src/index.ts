@@ -1,1 +1,160 @@
-export {};
+import {
+  KiB,
+  MiB,
+  parseSize,
+  populateDeviceMemmap,
+  kernelAtLeast,
+  type ArchPlugin,
+  type KernelDescription,
+  type MemmapBacking,
+  type Mmu,
+  type SectionRun,
+  type VmemmapArchModel,
+  type VmemmapPopulator,
+} from '@daxlab/core';
+
+/** arm64 translation granules (CONFIG_ARM64_4K_PAGES / _16K_PAGES / _64K_PAGES). */
+export const ARM64_PAGE_SIZES = [4 * KiB, 16 * KiB, 64 * KiB] as const;
+export type Arm64PageSize = (typeof ARM64_PAGE_SIZES)[number];
+
+/**
+ * Per granule, with CONFIG_ARM64_VA_BITS=48 (arch/arm64/include/asm/pgtable-hwdef.h: each level
+ * resolves PAGE_SHIFT - 3 bits, PMD_SHIFT = ARM64_HW_PGTABLE_LEVEL_SHIFT(2) = 2 * PAGE_SHIFT - 3,
+ * CONFIG_PGTABLE_LEVELS = (VA_BITS - 4) / (PAGE_SHIFT - 3)):
+ * - 4K: PAGE_SHIFT 12, PMD_SHIFT 21 (2 MiB), PUD_SHIFT 30 (1 GiB), 4 levels;
+ * - 16K: PAGE_SHIFT 14, PMD_SHIFT 25 (32 MiB), PUD 36 (64 GiB), 4 levels;
+ * - 64K: PAGE_SHIFT 16, PMD_SHIFT 29 (512 MiB), 3 levels (the PUD is folded: 42 bits per PGD entry).
+ * pudSize is null for all: arm64 does not select HAVE_ARCH_TRANSPARENT_HUGEPAGE_PUD, so no
+ * device memory is ever mapped by a PUD leaf and dax_align_valid() offers no PUD_SIZE alignment.
+ */
+interface GranuleFacts {
+  readonly pmdSize: number;
+  readonly levels: number;
+  readonly sectionBits: number;
+}
+const GRANULES = new Map<Arm64PageSize, GranuleFacts>([
+  // SECTION_SIZE_BITS (arch/arm64/include/asm/sparsemem.h): 27 for 4K and 16K ("at least 128MB
+  // for 4K base page size config. Otherwise PMD based huge page entries could not be created for
+  // vmemmap mappings. 16K follows 4K for simplicity"), 29 for 64K (to hold MAX_ORDER), since
+  // f0b13ee23241 "arm64/sparsemem: reduce SECTION_SIZE_BITS" (v5.12 [M]); 30 for all before.
+  [4 * KiB, { pmdSize: 2 * MiB, levels: 4, sectionBits: 27 }],
+  [16 * KiB, { pmdSize: 32 * MiB, levels: 4, sectionBits: 27 }],
+  [64 * KiB, { pmdSize: 512 * MiB, levels: 3, sectionBits: 29 }],
+]);
+const facts = (p: Arm64PageSize): GranuleFacts => GRANULES.get(p)!;
+
+/** 1 << SECTION_SIZE_BITS in this release (see GRANULES). */
+export function arm64SectionSize(pageSize: Arm64PageSize, version: string): number {
+  return 2 ** (kernelAtLeast(version, 5, 12) ? facts(pageSize).sectionBits : 30);
+}
+
+export function arm64Mmu(pageSize: Arm64PageSize): Mmu {
+  const g = facts(pageSize);
+  return {
+    arch: 'arm64',
+    basePageSize: pageSize,
+    pmdSize: g.pmdSize,
+    pudSize: null,
+    levels: g.levels,
+    structPageSize: 64, // sizeof(struct page), no debug options
+    sectionSize: 2 ** g.sectionBits, // the current SECTION_SIZE_BITS; older releases: arm64SectionSize()
+    subsectionSize: 2 * MiB, // SUBSECTION_SHIFT 21 on every arch (include/linux/mmzone.h)
+    // ARCH_HAS_PTE_SPECIAL; ARCH_HAS_PTE_DEVMAP from 73b20c84d42d "arm64: mm: implement pte_devmap
+    // support" (v5.7 [M]) until the devmap bit was removed (~v6.17 [M])
+    pteBits: { special: true, devmap: true },
+    // dax_align_valid() (drivers/dax/bus.c): PAGE_SIZE, and PMD_SIZE with THP; no PUD_SIZE
+    devdaxAlignments: [pageSize, g.pmdSize],
+  };
+}
+
+/**
+ * arm64 and the DAX vmemmap optimisation, per version (arch/arm64/Kconfig): arm64 selected
+ * ARCH_WANT_HUGETLB_PAGE_OPTIMIZE_VMEMMAP (HugeTLB only) in v6.1-v6.2 and dropped it again with
+ * 060a2c92d1b6 "arm64: mm: hugetlb: Disable HUGETLB_PAGE_OPTIMIZE_VMEMMAP" (v6.3), so it did not
+ * select ARCH_WANT_OPTIMIZE_VMEMMAP when 87a7ae75d738 (v6.4) keyed the DAX optimisation on it,
+ * and it has never selected ARCH_WANT_OPTIMIZE_DAX_VMEMMAP (v6.6+). Under the unguarded form
+ * (v5.19-v6.3) the generic code optimised on arm64 regardless — arm64 keeps vmemmap in init_mm
+ * page tables, so that worked.
+ */
+export function arm64OptsInToDaxVmemmap(_version: string): boolean {
+  return false;
+}
+
+/**
+ * arch/arm64/mm/mmu.c vmemmap_populate(): with 16K or 64K pages always
+ * vmemmap_populate_basepages(start, end, node, altmap); with 4K pages PMD blocks
+ * (vmemmap_populate_hugepages: -ENOMEM when the altmap cannot supply one), and — since
+ * "arm64: mm: Populate vmemmap at the page level if not section aligned" (v6.14, Zhenhua Huang;
+ * stable-backported) — base pages for a chunk smaller than a section. Before that fix a
+ * sub-section chunk still got a whole PMD block. The altmap is honoured on every path since
+ * eee07935bb52 "arm64/mm: enable vmem_altmap support for vmemmap mappings" (v5.9 [M]), before
+ * the first release with arm64 ZONE_DEVICE we model.
+ */
+export function arm64Backing(pageSize: Arm64PageSize, run: SectionRun, version: string): MemmapBacking {
+  const basepages: MemmapBacking = { blockSize: pageSize, useAltmap: true, onAltmapFailure: 'enomem', via: 'vmemmap_populate_basepages' };
+  if (pageSize !== 4 * KiB) return basepages;
+  if (!run.full && kernelAtLeast(version, 6, 14)) return basepages;
+  return { blockSize: facts(pageSize).pmdSize, useAltmap: true, onAltmapFailure: 'enomem', via: 'vmemmap_populate_hugepages' };
+}
+
+export function arm64ArchModel(pageSize: Arm64PageSize): VmemmapArchModel {
+  return {
+    vmemmapInInitMm: true,
+    optsInToDaxVmemmapOptimization: arm64OptsInToDaxVmemmap,
+    backing: (run, ctx) => arm64Backing(pageSize, run, ctx.version),
+  };
+}
+
+/** The populator, with the SECTION_SIZE_BITS of the release being modelled. */
+export function arm64Populator(pageSize: Arm64PageSize): VmemmapPopulator {
+  const model = arm64ArchModel(pageSize);
+  return {
+    vmemmapInInitMm: model.vmemmapInInitMm,
+    optsInToDaxVmemmapOptimization: (version) => model.optsInToDaxVmemmapOptimization(version),
+    populate: (mmu, req) => populateDeviceMemmap({ ...mmu, sectionSize: arm64SectionSize(pageSize, req.version) }, model, req),
+  };
+}
+
+/**
+ * Why arm64 cannot run a kernel with a device driver in this release: ZONE_DEVICE needs
+ * ARCH_HAS_PTE_DEVMAP and memory hot-remove (mm/Kconfig), which arm64 got in v5.7
+ * (73b20c84d42d; bbd6ec605c0f "arm64/mm: Enable memory hot remove") [M].
+ */
+export function arm64Unsupported(k: KernelDescription): string | null {
+  if (k.driver !== null && !kernelAtLeast(k.version, 5, 7)) {
+    return `arm64 has no ZONE_DEVICE in ${k.version}: it needs ARCH_HAS_PTE_DEVMAP and MEMORY_HOTREMOVE, which arm64 selects from v5.7`;
+  }
+  return null;
+}
+
+export interface Arm64Options {
+  /** translation granule: 4KiB (default), 16KiB or 64KiB */
+  readonly pageSize?: number | string;
+}
+
+function granule(value: number | string | undefined): Arm64PageSize {
+  if (value === undefined) return 4 * KiB;
+  let bytes: number;
+  try {
+    bytes = parseSize(value, 'pageSize');
+  } catch {
+    bytes = NaN;
+  }
+  const g = ARM64_PAGE_SIZES.find((p) => p === bytes);
+  if (g === undefined) throw new Error(`@daxlab/arch-arm64: pageSize ${value} is not an arm64 granule; use 4KiB, 16KiB or 64KiB`);
+  return g;
+}
+
+/** The arm64 arch plugin. */
+export function arm64(options: Arm64Options = {}): ArchPlugin {
+  const pageSize = granule(options.pageSize);
+  return {
+    kind: 'arch',
+    name: '@daxlab/arch-arm64',
+    arch: 'arm64',
+    coreRange: '>=0.1.0 <1.0.0',
+    mmu: arm64Mmu(pageSize),
+    populator: arm64Populator(pageSize),
+    unsupported: arm64Unsupported,
+  };
+}
