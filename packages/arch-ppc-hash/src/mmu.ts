@@ -1,0 +1,69 @@
+import { GiB, InputError, KiB, MiB, parseSize, type Mmu } from '@daxlab/core';
+
+/**
+ * powerpc64 book3s with the hash MMU (HPT). Geometry of the Linux page tables
+ * (arch/powerpc/include/asm/book3s/64/hash-64k.h and hash-4k.h):
+ *   64K pages: H_PTE_INDEX_SIZE 8, H_PMD_INDEX_SIZE 10 -> PMD 16 MiB, PUD 16 GiB
+ *   4K pages:  H_PTE_INDEX_SIZE 9, H_PMD_INDEX_SIZE 7  -> PMD 2 MiB,  PUD 256 MiB
+ * The kernel linear map and the vmemmap are not translated through these tables: they are
+ * bolted entries in the hash page table (see vmemmap.ts).
+ */
+export const PAGE_SIZES = [64 * KiB, 4 * KiB] as const;
+
+/** SECTION_SIZE_BITS 24 (arch/powerpc/include/asm/sparsemem.h), for both page sizes. */
+export const PPC_SECTION_SIZE = 16 * MiB;
+/** PUD_SIZE of the Linux tables; never a device mapping size on hash (has_transparent_pud_hugepage() is 0). */
+export const H_PUD_SIZE_64K = 16 * GiB;
+export const H_PUD_SIZE_4K = 256 * MiB;
+
+/**
+ * 64K base pages (PPC_64K_PAGES, the distribution default and the configuration of seed 003:
+ * "LE PAGE_SIZE=64K MMU=Hash").
+ * - devdax alignments: dax_align_valid() (drivers/dax/dax-private.h) accepts PAGE_SIZE, PMD_SIZE
+ *   when has_transparent_hugepage() and PUD_SIZE when HAVE_ARCH_TRANSPARENT_HUGEPAGE_PUD;
+ *   hash__has_transparent_hugepage() (arch/powerpc/mm/book3s64/hash_pgtable.c) is true only when
+ *   16M pages exist and PMD_SHIFT is 24, i.e. with 64K pages; PUD-sized device mappings need
+ *   has_transparent_pud_hugepage(), which is radix-only on powerpc -> 64 KiB and 16 MiB.
+ * - pte bits: ARCH_HAS_PTE_SPECIAL; ARCH_HAS_PTE_DEVMAP "if PPC_BOOK3S_64" (arch/powerpc/Kconfig,
+ *   _PAGE_DEVMAP in book3s/64/pgtable.h) until the devmap bit was removed (~v6.17).
+ */
+export const PPC_HASH_64K_MMU: Mmu = {
+  arch: 'ppc-hash',
+  basePageSize: 64 * KiB,
+  pmdSize: 16 * MiB,
+  pudSize: null,
+  levels: 4, // pgd, pud, pmd, pte (p4d folded)
+  structPageSize: 64,
+  sectionSize: PPC_SECTION_SIZE,
+  subsectionSize: 2 * MiB, // SUBSECTION_SHIFT 21 (include/linux/mmzone.h): 32 pages of 64K
+  pteBits: { special: true, devmap: true },
+  devdaxAlignments: [64 * KiB, 16 * MiB],
+  // memremap_compat_align() (arch/powerpc/mm/book3s64/pgtable.c): on hash, max(SUBSECTION_SIZE,
+  // the linear map's page size), 16 MiB where the MMU has 16M pages (htab_init_page_sizes())
+  memremapCompatAlign: 16 * MiB,
+};
+
+/**
+ * 4K base pages (PPC_4K_PAGES) with hash: PMD 2 MiB, but hash THP needs PMD_SHIFT == 24
+ * (hash__has_transparent_hugepage(); hash-4k.h: H_PAGE_THP_HUGE 0, hash__pmd_trans_huge() 0),
+ * so device-dax offers PAGE_SIZE only: no compound devmaps, nothing for seed 003 to trip on.
+ */
+export const PPC_HASH_4K_MMU: Mmu = {
+  ...PPC_HASH_64K_MMU,
+  basePageSize: 4 * KiB,
+  pmdSize: 2 * MiB,
+  devdaxAlignments: [4 * KiB],
+};
+
+/** The MMU for a page-size option (default 64 KiB); other sizes are refused with the fix. */
+export function ppcHashMmu(pageSize?: number | string): Mmu {
+  if (pageSize === undefined) return PPC_HASH_64K_MMU;
+  const bytes = typeof pageSize === 'number' ? pageSize : parseSize(pageSize, 'pageSize');
+  if (bytes === 64 * KiB) return PPC_HASH_64K_MMU;
+  if (bytes === 4 * KiB) return PPC_HASH_4K_MMU;
+  throw new InputError(
+    `@daxlab/arch-ppc-hash: pageSize ${pageSize} is not a powerpc64 book3s page size; use 64KiB (PPC_64K_PAGES, the default) or 4KiB (PPC_4K_PAGES)`,
+    undefined,
+    'pageSize',
+  );
+}

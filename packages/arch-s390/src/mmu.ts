@@ -1,0 +1,52 @@
+import { GiB, InputError, kernelAtLeast, KiB, MiB, parseSize, type Mmu } from '@daxlab/core';
+
+/**
+ * s390x (z/Architecture). 4 KiB pages only; the Linux PMD is the segment table (1 MiB segments,
+ * "large" segment frames with EDAT1) and the PUD the region-third table (2 GiB). Up to five
+ * table levels (region-first/second/third, segment, page; CONFIG_PGTABLE_LEVELS 5, the ASCE
+ * decides how many are in use).
+ */
+export const S390_PAGE_SIZE = 4 * KiB;
+
+/**
+ * SECTION_SIZE_BITS (arch/s390/include/asm/sparsemem.h): 28 (256 MiB) since "[S390] Add support
+ * for memory hot-add" until e3a6970b7daf "s390/sparsemem: Reduce section size to 128 MiB"
+ * (s390 pull for v6.13 [M], with virtio-mem support), 27 from then on.
+ */
+export function s390SectionSize(version: string): number {
+  return kernelAtLeast(version, 6, 13) ? 128 * MiB : 256 * MiB;
+}
+
+/**
+ * - pte bits: ARCH_HAS_PTE_SPECIAL (arch/s390/Kconfig, since 3010a5ea665a "mm: introduce
+ *   ARCH_HAS_PTE_SPECIAL", v4.18; pte_special existed before as __HAVE_ARCH_PTE_SPECIAL); never
+ *   ARCH_HAS_PTE_DEVMAP: s390 has no devmap PTE/PMD bit.
+ * - devdax alignments: what dax_align_valid() (drivers/dax/dax-private.h) would accept if a
+ *   device-dax instance existed: PAGE_SIZE and PMD_SIZE (s390 has THP on EDAT1 machines), no
+ *   PUD (no HAVE_ARCH_TRANSPARENT_HUGEPAGE_PUD). The driver itself cannot run: see unsupported.ts.
+ * - sectionSize: the current 128 MiB; the populator substitutes s390SectionSize(version) for the
+ *   release it models (only the section count changes: a 1 MiB vmemmap frame holds the struct
+ *   pages of 64 MiB, which divides both section sizes).
+ */
+export const S390_MMU: Mmu = {
+  arch: 's390',
+  basePageSize: S390_PAGE_SIZE,
+  pmdSize: 1 * MiB,
+  pudSize: null, // PUD_SIZE is 2 GiB, but no PUD-sized device mappings (no THP PUD)
+  levels: 5,
+  structPageSize: 64,
+  sectionSize: 128 * MiB,
+  subsectionSize: 2 * MiB, // SUBSECTION_SHIFT 21 (include/linux/mmzone.h)
+  pteBits: { special: true, devmap: false },
+  devdaxAlignments: [4 * KiB, 1 * MiB],
+};
+
+/** PUD_SIZE (region-third entry): 2 GiB. */
+export const S390_PUD_SIZE = 2 * GiB;
+
+export function s390Mmu(pageSize?: number | string): Mmu {
+  if (pageSize === undefined) return S390_MMU;
+  const bytes = typeof pageSize === 'number' ? pageSize : parseSize(pageSize, 'pageSize');
+  if (bytes === S390_PAGE_SIZE) return S390_MMU;
+  throw new InputError(`@daxlab/arch-s390: pageSize ${pageSize} is not supported; s390 has 4KiB pages only`, undefined, 'pageSize');
+}
