@@ -1,0 +1,258 @@
+import { createKernel, KernelError, Monitor, UnsupportedError } from '@daxlab/core';
+import { x86 } from '@daxlab/arch-x86';
+import { describe, expect, it } from 'vitest';
+import { hmm } from '../src/index.js';
+
+const PAGE = 4096;
+
+/** A kernel with one mirror device and an anonymous buffer of `pages` pages holding d0, d1, … */
+function setup(version: string, opts: { kind?: 'private' | 'coherent'; pages?: number; size?: number; features?: Record<string, unknown> } = {}) {
+  const k = createKernel({ arch: x86(), driver: hmm(), kernel: version, features: opts.features ?? {} });
+  const mon = new Monitor(k);
+  const dev = k.run(k.probe({ driver: 'hmm', kind: opts.kind ?? 'private', size: opts.size ?? 256 * 1024 * 1024, as: 'dmirror0' }));
+  const pages = opts.pages ?? 1;
+  k.run(k.mmap({ anon: true, length: pages * PAGE, write: true, as: 'buf' }));
+  for (let i = 0; i < pages; i++) k.run(k.write({ map: 'buf', page: i, data: `d${i}` }));
+  return { k, mon, dev, dpfn: (i: number) => dev.dataPfn + i, pfn: (page: number, process?: string) => k.pfnOf({ map: 'buf', page, ...(process ? { process } : {}) })! };
+}
+
+function whys(mon: Monitor, pfn: number): string[] {
+  return mon.trace.filter((l) => l.includes(` page.ref pfn=${pfn} `)).map((l) => /why=(.*)$/.exec(l)![1]!);
+}
+
+const violations = (mon: Monitor) => mon.violations.map((v) => v.invariant);
+
+describe('allocation and migration to the device: the extra reference (seeds 000/001)', () => {
+  // Free device pages: memmap_init_zone_device() leaves them at 1 before 27674ef6c73f and at 0
+  // after. test_hmm's allocation was get_page() (1->2) before and zone_device_page_init() (0->1)
+  // after. migrate_vma_pages() installs the entry (+1, remove_migration_pte) and
+  // migrate_vma_finalize() drops the allocation reference (-1): one reference per mapping on top
+  // of the idle count, mapcount 1.
+  for (const [version, idle] of [['v5.10', 1], ['v6.1', 0], ['latest', 0]] as const) {
+    it(`${version}: a free page idles at ${idle}, a migrated one holds ${idle + 1}`, () => {
+      const { k, mon, dpfn, pfn } = setup(version);
+      expect(k.refcount(dpfn(0))).toBe(idle);
+      const ram = pfn(0);
+      k.run(k.migrate({ map: 'buf', page: 0, to: 'dmirror0' }));
+      expect(pfn(0)).toBe(dpfn(0));
+      expect([k.refcount(dpfn(0)), k.mapcount(dpfn(0))]).toEqual([idle + 1, 1]);
+      expect(k.isMappedIn({ map: 'buf', page: 0 })).toBe(false); // a non-present device-private entry
+      expect(k.isAnon(dpfn(0))).toBe(true);
+      const alloc = idle === 1 ? 'dmirror_devmem_alloc_page: get_page' : 'zone_device_page_init';
+      expect(whys(mon, dpfn(0))).toEqual([alloc, 'migrate: remove_migration_pte', 'migrate_finalize: put destination']);
+      // the system page: collect +1, unmap -1, finalize -1 -> 0 and freed
+      expect(whys(mon, ram)).toEqual(['alloc_page', 'migrate: collect', 'migrate: unmap (try_to_migrate)', 'migrate_finalize: put source']);
+      expect(mon.trace.some((l) => l.includes(`page.free pfn=${ram} type=ram`))).toBe(true);
+      expect(violations(mon)).toEqual([]);
+    });
+  }
+
+  it('the device copy is what the device reads; a CPU read faults it back (migrate_to_ram)', () => {
+    const { k, dpfn, pfn } = setup('v6.6', { pages: 2 });
+    k.run(k.migrate({ map: 'buf', page: 0, pages: 2, to: 'dmirror0' }));
+    expect(k.run(k.deviceRead({ device: 'dmirror0', map: 'buf', page: 1 }))).toBe('d1');
+    expect(pfn(1)).toBe(dpfn(1)); // the device's own access does not migrate its pages
+    expect(k.run(k.read({ map: 'buf', page: 1 }))).toBe('d1');
+    expect(k.folios.kind(pfn(1))).toBe('ram');
+    expect(k.isMappedIn({ map: 'buf', page: 1 })).toBe(true);
+  });
+});
+
+describe('page_free: when the page goes back to the mirror', () => {
+  // migrate_to_ram drops the last reference of the device page. With the extra reference
+  // put_devmap_managed_page() calls page_free at 2->1 and the page stays at 1; without it
+  // free_zone_device_page() calls it at 1->0. Either way the next allocation reuses it (test_hmm
+  // pushes freed pages on the head of its free list).
+  for (const [version, after] of [['v5.10', 1], ['v6.6', 0]] as const) {
+    it(`${version}: page_free at ${after + 1}->${after}, then the page is reused`, () => {
+      const { k, mon, dpfn, pfn } = setup(version, { pages: 2 });
+      k.run(k.migrate({ map: 'buf', page: 0, pages: 2, to: 'dmirror0' }));
+      k.run(k.read({ map: 'buf', page: 0 }));
+      expect(k.refcount(dpfn(0))).toBe(after);
+      const free = mon.trace.findIndex((l) => l.includes(`page.free pfn=${dpfn(0)} type=private`));
+      const put = mon.trace.findIndex((l) => l.includes(`page.ref pfn=${dpfn(0)} rc=${after} delta=-1`));
+      expect(put).toBeGreaterThan(0);
+      expect(free).toBe(put + 1);
+      k.run(k.mmap({ anon: true, length: PAGE, write: true, as: 'b2' }));
+      k.run(k.write({ map: 'b2', page: 0, data: 'x' }));
+      k.run(k.migrate({ map: 'b2', page: 0, to: 'dmirror0' }));
+      expect(k.pfnOf({ map: 'b2', page: 0 })).toBe(dpfn(0));
+      expect(pfn(1)).toBe(dpfn(1));
+      expect(violations(mon)).toEqual([]);
+    });
+  }
+
+  it('munmap drops a device-private entry at once, before any TLB flush (zap_pte_range)', () => {
+    const { k, mon, dpfn } = setup('v6.6');
+    k.run(k.migrate({ map: 'buf', page: 0, to: 'dmirror0' }));
+    k.run(k.munmap({ map: 'buf' }));
+    expect(k.refcount(dpfn(0))).toBe(0);
+    // present pages wait for tlb_finish_mmu; the device page was freed before the flush
+    const free = mon.trace.findIndex((l) => l.includes(`page.free pfn=${dpfn(0)} type=private`));
+    expect(free).toBeGreaterThan(0);
+    expect(free).toBeLessThan(mon.trace.findIndex((l) => l.includes('tlb.flush')));
+  });
+});
+
+describe('fork over device memory', () => {
+  // copy_nonpresent_pte(): get_page + dup rmap; a writable entry in a COW mapping is made
+  // readable in the parent and copied readable to the child; PageAnonExclusive is cleared.
+  for (const [version, idle] of [['v5.10', 1], ['latest', 0]] as const) {
+    it(`${version}: the device page gets a reference and a mapcount per process`, () => {
+      const { k, dpfn, pfn } = setup(version);
+      k.run(k.migrate({ map: 'buf', page: 0, to: 'dmirror0' }));
+      expect(k.anonExclusive(dpfn(0))).toBe(true);
+      k.run(k.fork({ as: 'child' }));
+      expect([k.refcount(dpfn(0)), k.mapcount(dpfn(0))]).toEqual([idle + 2, 2]);
+      expect(pfn(0, 'child')).toBe(dpfn(0));
+      const parent = k.vm.lookup(k.process('init'), k.map('buf').start)!.pte;
+      const child = k.vm.lookup(k.process('child'), k.map('buf', 'child').start)!.pte;
+      expect([parent.devicePrivate, parent.write, child.devicePrivate, child.write]).toEqual([true, false, true, false]);
+      expect(k.anonExclusive(dpfn(0))).toBe(false);
+      // the child's exit drops its entry: back to one reference per remaining mapping
+      k.run(k.exit({ process: 'child' }));
+      expect([k.refcount(dpfn(0)), k.mapcount(dpfn(0))]).toEqual([idle + 1, 1]);
+    });
+  }
+
+  it("a write after fork migrates the shared page for both, then COWs the writer's copy", () => {
+    // migrate_to_ram unmaps every entry of the page (try_to_migrate walks the anon_vma), so the
+    // child ends up mapping the same system page read-only; the parent's retried write finds a
+    // shared page (mapcount 2, not exclusive) and do_wp_page copies it.
+    const { k, mon, dpfn, pfn } = setup('v6.6');
+    k.run(k.migrate({ map: 'buf', page: 0, to: 'dmirror0' }));
+    k.run(k.fork({ as: 'child' }));
+    k.run(k.write({ map: 'buf', page: 0, data: 'P' }));
+    const cow = mon.trace.filter((l) => l.includes(' cow '));
+    expect(cow).toHaveLength(1);
+    expect(k.folios.kind(pfn(0, 'child'))).toBe('ram');
+    expect(pfn(0)).not.toBe(pfn(0, 'child'));
+    expect([k.refcount(pfn(0)), k.refcount(pfn(0, 'child'))]).toEqual([1, 1]);
+    expect(k.refcount(dpfn(0))).toBe(0);
+    expect(k.run(k.read({ map: 'buf', page: 0, process: 'child' }))).toBe('d0');
+  });
+});
+
+describe('GUP on device memory', () => {
+  it('device-private pages are faulted back to RAM before GUP takes them (fast falls back to slow)', () => {
+    const { k, dpfn, pfn } = setup('v6.6');
+    k.run(k.migrate({ map: 'buf', page: 0, to: 'dmirror0' }));
+    const h = k.run(k.gup({ map: 'buf', page: 0, write: true, fast: true, as: 'g' }, false));
+    expect(h.pfns[0]).toBe(pfn(0));
+    expect(k.folios.kind(h.pfns[0]!)).toBe('ram');
+    expect(k.refcount(h.pfns[0]!)).toBe(2); // the mapping and FOLL_GET
+    expect(k.refcount(dpfn(0))).toBe(0);
+  });
+
+  it('device-coherent pages are pinned where they are without FOLL_LONGTERM', () => {
+    const { k, dpfn } = setup('v6.6', { kind: 'coherent' });
+    k.run(k.migrate({ map: 'buf', page: 0, to: 'dmirror0' }));
+    const h = k.run(k.gup({ map: 'buf', page: 0, write: true, as: 'p' }, true));
+    expect(h.pfns[0]).toBe(dpfn(0));
+    expect(k.refcount(dpfn(0))).toBe(1 + 1024); // the mapping and GUP_PIN_COUNTING_BIAS
+  });
+
+  for (const fast of [false, true]) {
+    it(`FOLL_LONGTERM migrates a device-coherent page to RAM first (${fast ? 'gup-fast' : 'slow path'})`, () => {
+      // folio_is_longterm_pinnable() is false for coherent folios; check_and_migrate_movable_pages()
+      // turns the pin into a reference, migrate_device_coherent_folio() moves the page (the old
+      // page is freed: 1 -> 0), and the pages are pinned again.
+      const { k, mon, dpfn, pfn } = setup('v6.6', { kind: 'coherent' });
+      k.run(k.migrate({ map: 'buf', page: 0, to: 'dmirror0' }));
+      const h = k.run(k.gup({ map: 'buf', page: 0, write: true, longterm: true, fast, as: 'p' }, true));
+      expect(h.pfns[0]).toBe(pfn(0));
+      expect(k.folios.kind(h.pfns[0]!)).toBe('ram');
+      expect(k.refcount(h.pfns[0]!)).toBe(1 + 1024);
+      expect(k.refcount(dpfn(0))).toBe(0);
+      expect(mon.trace.some((l) => l.includes(`page.free pfn=${dpfn(0)} type=coherent`))).toBe(true);
+      expect(k.run(k.read({ map: 'buf', page: 0 }))).toBe('d0');
+      expect(violations(mon)).toEqual([]);
+    });
+  }
+
+  it('a pinned system page is not migrated to the device (migrate_vma_check_page)', () => {
+    const { k, mon, pfn } = setup('v6.6', { pages: 2 });
+    const pinned = pfn(0);
+    k.run(k.gup({ map: 'buf', page: 0, write: true, as: 'dma' }, true));
+    expect(() => k.run(k.migrate({ map: 'buf', page: 0, pages: 2, to: 'dmirror0' }))).toThrow(KernelError);
+    expect(pfn(0)).toBe(pinned);
+    expect([k.refcount(pinned), k.mapcount(pinned)]).toEqual([1025, 1]);
+    expect(k.folios.kind(pfn(1))).toBe('private'); // the other page did move
+    expect(violations(mon)).toEqual([]);
+  });
+});
+
+describe('what the mirror refuses', () => {
+
+  it('a device write to a read-only mapping: -EPERM (hmm.anon_write_prot)', () => {
+    const k = createKernel({ arch: x86(), driver: hmm(), kernel: 'latest' });
+    k.run(k.probe({ driver: 'hmm', size: 1024 * PAGE, as: 'd' }));
+    k.run(k.mmap({ anon: true, length: PAGE, as: 'ro' }));
+    expect(k.run(k.deviceRead({ device: 'd', map: 'ro', page: 0 }))).toBe(''); // the zero page
+    expect(() => k.run(k.deviceWrite({ device: 'd', map: 'ro', page: 0, data: 'x' }))).toThrow(expect.objectContaining({ code: 'EPERM' }));
+  });
+
+  it('a full device leaves the rest in RAM and the read-back fails with -ENOENT', () => {
+    // a 2 MiB device (one subsection) has 512 pages; the 513th stays where it is
+    const { k, dpfn, pfn } = setup('v6.6', { pages: 513, size: 512 * PAGE });
+    expect(() => k.run(k.migrate({ map: 'buf', page: 0, pages: 513, to: 'dmirror0' }))).toThrow(expect.objectContaining({ code: 'ENOENT' }));
+    expect([pfn(0), pfn(511)]).toEqual([dpfn(0), dpfn(511)]);
+    expect(k.folios.kind(pfn(512))).toBe('ram');
+    expect(k.run(k.read({ map: 'buf', page: 512 }))).toBe('d512');
+  });
+
+  it("another device's private page is faulted back to RAM when this device reads it (hmm2.double_map)", () => {
+    const { k, pfn } = setup('v6.6');
+    k.run(k.probe({ driver: 'hmm', size: 1024 * PAGE, as: 'dmirror1' }));
+    k.run(k.migrate({ map: 'buf', page: 0, to: 'dmirror1' }));
+    expect(k.deviceOfPfn(pfn(0))?.name).toBe('dmirror1');
+    expect(k.run(k.deviceRead({ device: 'dmirror0', map: 'buf', page: 0 }))).toBe('d0');
+    expect(k.folios.kind(pfn(0))).toBe('ram');
+  });
+});
+
+describe('unbind with pages in use (hmm.migrate_release)', () => {
+  it('v6.1+: in-use pages are evicted to RAM, then memunmap_pages() completes', () => {
+    const { k, mon, pfn } = setup('v6.1', { pages: 2 });
+    k.run(k.migrate({ map: 'buf', page: 0, pages: 2, to: 'dmirror0' }));
+    k.run(k.unbind({ device: 'dmirror0' }));
+    expect(k.folios.kind(pfn(0))).toBe('ram');
+    expect([k.refcount(pfn(0)), k.mapcount(pfn(0))]).toEqual([1, 1]);
+    expect(k.run(k.read({ map: 'buf', page: 1 }))).toBe('d1');
+    expect(mon.trace.some((l) => l.includes('pgmap.teardown device=dmirror0'))).toBe(true);
+    expect(violations(mon)).toEqual([]);
+  });
+
+  it('v5.10: memunmap_pages() puts every page: page_free on a mapped page (2->1), then waits forever', () => {
+    const { k, mon, dpfn } = setup('v5.10');
+    k.run(k.migrate({ map: 'buf', page: 0, to: 'dmirror0' }));
+    expect(() => k.run(k.unbind({ device: 'dmirror0' }))).toThrow(/memunmap_pages\(dmirror0\): wait for page references/);
+    expect(k.refcount(dpfn(0))).toBe(1);
+    expect(violations(mon)).toEqual(['page-freed-while-mapped']);
+  });
+
+  it('0-based pages without migrate_device_range: no early page_free, memunmap_pages() just waits', () => {
+    const { k, mon, dpfn } = setup('v6.6', { features: { 'migrate-device-range': false } });
+    k.run(k.migrate({ map: 'buf', page: 0, to: 'dmirror0' }));
+    expect(() => k.run(k.unbind({ device: 'dmirror0' }))).toThrow(/wait for page references/);
+    expect(k.refcount(dpfn(0))).toBe(1);
+    expect(violations(mon)).toEqual([]);
+  });
+});
+
+describe('which kernels have it', () => {
+  it('device-coherent memory needs v6.0: the probe is unsupported with the reason', () => {
+    const k = createKernel({ arch: x86(), driver: hmm(), kernel: 'v5.10' });
+    expect(() => k.run(k.probe({ driver: 'hmm', kind: 'coherent', size: 1024 * PAGE, as: 'd' }))).toThrow(UnsupportedError);
+    expect(() => k.run(k.probe({ driver: 'hmm', kind: 'private', size: 1024 * PAGE, as: 'd' }))).not.toThrow();
+  });
+
+  it('ZONE_DEVICE needs ARCH_HAS_PTE_DEVMAP until the devmap bit was removed', () => {
+    const plugin = hmm();
+    const noDevmap = { ...x86().mmu, arch: 'nodevmap', pteBits: { special: true, devmap: false } };
+    const desc = (version: string, mmu = noDevmap) => ({ arch: mmu.arch, pageSize: PAGE, fs: null, driver: 'hmm', version, features: {} as never, mmu });
+    expect(plugin.unsupported!(desc('v6.6'))).toMatch(/ARCH_HAS_PTE_DEVMAP/);
+    expect(plugin.unsupported!(desc('latest'))).toBeNull();
+    expect(plugin.unsupported!(desc('v6.6', x86().mmu))).toBeNull();
+  });
+});
