@@ -1,22 +1,15 @@
-import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PRESETS } from '@daxlab/core';
 import { describe, expect, it } from 'vitest';
-import { tempTree } from './helpers.js';
+import { BIN, BUILT as built, CLI_DIR, daxlab as spawnDaxlab, tempTree } from './helpers.js';
 
-const CLI_DIR = join(import.meta.dirname, '..');
-const BIN = join(CLI_DIR, 'dist', 'bin.js');
-const built = existsSync(BIN);
 if (!built) console.warn(`e2e: skipped, ${BIN} is not built (run 'npm run build' or the root 'npm test', which builds first)`);
 
-/** Run the built CLI as a user would: `node dist/bin.js …`, outside CI and without a terminal. */
-function daxlab(args: string[], cwd = CLI_DIR) {
-  const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1' };
-  delete env.CI;
-  const r = spawnSync(process.execPath, [BIN, ...args], { cwd, env, encoding: 'utf8', timeout: 60_000 });
-  return { code: r.status, out: r.stdout, err: r.stderr };
-}
+const daxlab = (args: string[], cwd = CLI_DIR) => {
+  const r = spawnDaxlab(args, cwd);
+  return { code: r.code, out: r.out, err: r.err };
+};
 
 describe.skipIf(!built)('the built daxlab command (dist/bin.js)', () => {
   it('prints its version', () => {

@@ -1,4 +1,5 @@
-import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { ArchPlugin, CellKernelRequest, CellResult, CellStatus, DriverPlugin, FilesystemPlugin, PluginCatalog, Scenario } from '@daxlab/core';
@@ -76,3 +77,16 @@ export const SIMPLE = (name: string, extra = '') => `name: ${name}\n${extra}step
 
 export const FS_SCENARIO = (name: string, kernel = '') =>
   `name: ${name}\n${kernel}setup:\n  - probe: { size: 1GiB, as: pmem0 }\n  - mount: { device: pmem0 }\nsteps:\n  - create: { file: a, size: 4KiB }\n`;
+
+export const CLI_DIR = join(import.meta.dirname, '..');
+/** The built command (`npm run build`); end-to-end tests skip when it is missing. */
+export const BIN = join(CLI_DIR, 'dist', 'bin.js');
+export const BUILT = existsSync(BIN);
+
+/** Run the built CLI as a user would: `node dist/bin.js …`, outside CI and without a terminal. */
+export function daxlab(args: readonly string[], cwd = CLI_DIR, extraEnv: Record<string, string> = {}) {
+  const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1', ...extraEnv };
+  delete env.CI;
+  const r = spawnSync(process.execPath, [BIN, ...args], { cwd, env, encoding: 'utf8', timeout: 120_000 });
+  return { code: r.status, signal: r.signal, out: r.stdout, err: r.stderr };
+}

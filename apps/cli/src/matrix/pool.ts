@@ -116,7 +116,7 @@ export function workerExecutor(jobs: number, setup: WorkerSetup): CellExecutor {
           const cause = s.cause ?? `it exited with code ${code}`;
           if (s.busy) {
             const t = s.busy;
-            report(t.index, errorCell(t.scenario.name, t.scenario.file, requestedKernel(t.kernel, t.scenario), `the worker thread running this cell crashed: ${cause} (the other cells ran on; --jobs 1 runs it in the main thread)`));
+            report(t.index, errorCell(t.scenario.name, t.scenario.file, requestedKernel(t.kernel, t.scenario), `the worker thread running this cell crashed: ${cause} (the other cells ran on)`));
           }
           if (settled) return;
           if (!s.ready) startFailure = cause;
