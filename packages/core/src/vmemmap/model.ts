@@ -46,6 +46,11 @@ export interface VmemmapArchModel {
    * vmemmapInInitMm, and oopses with a generic message when not.
    */
   compoundPathOops?(mmu: Mmu, req: VmemmapRequest): string;
+  /**
+   * SECTION_SIZE_BITS of this release as a size, when it changed over time (arm64 before v5.12,
+   * s390 before v6.13); absent: mmu.sectionSize, the current value.
+   */
+  sectionSize?(version: string): number;
 }
 
 export interface BackingContext {
@@ -76,7 +81,7 @@ export function populateDeviceMemmap(mmu: Mmu, arch: VmemmapArchModel, req: Vmem
   const ps = mmu.basePageSize;
   const sps = mmu.structPageSize;
   const subPages = mmu.subsectionSize / ps;
-  const secPages = mmu.sectionSize / ps;
+  const secPages = (arch.sectionSize?.(req.version) ?? mmu.sectionSize) / ps;
   if (req.start % ps !== 0 || req.size % ps !== 0 || req.size <= 0) return fail('EINVAL', `range ${req.start}+${req.size} is not in whole pages of ${formatSize(ps)}`);
   const startPfn = req.start / ps;
   const nrPages = req.size / ps;
