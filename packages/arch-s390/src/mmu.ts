@@ -24,7 +24,7 @@ export function s390SectionSize(version: string): number {
  * - devdax alignments: what dax_align_valid() (drivers/dax/dax-private.h) would accept if a
  *   device-dax instance existed: PAGE_SIZE and PMD_SIZE (s390 has THP on EDAT1 machines), no
  *   PUD (no HAVE_ARCH_TRANSPARENT_HUGEPAGE_PUD). The driver itself cannot run: see unsupported.ts.
- * - sectionSize: the current 128 MiB; the populator substitutes s390SectionSize(version) for the
+ * - sectionSize: the current 128 MiB; the vmemmap model asks s390SectionSize(version) for the
  *   release it models (only the section count changes: a 1 MiB vmemmap frame holds the struct
  *   pages of 64 MiB, which divides both section sizes).
  */

@@ -1,4 +1,4 @@
-import { kernelAtLeast, KiB, MiB, populateDeviceMemmap, type Mmu, type VmemmapArchModel, type VmemmapPopulator, type VmemmapRequest } from '@daxlab/core';
+import { kernelAtLeast, KiB, MiB, vmemmapPopulator, type Mmu, type VmemmapArchModel, type VmemmapPopulator, type VmemmapRequest } from '@daxlab/core';
 import { s390SectionSize } from './mmu.js';
 
 /**
@@ -41,6 +41,7 @@ export function s390ArchModel(edat1: boolean): VmemmapArchModel {
   return {
     vmemmapInInitMm: true,
     compoundPathOops: s390CompoundPathOops,
+    sectionSize: s390SectionSize, // 28 bits before v6.13
     optsInToDaxVmemmapOptimization: (version) => kernelAtLeast(version, 6, 4) && !kernelAtLeast(version, 6, 6),
     backing: (_chunk, ctx) => ({
       blockSize: edat1 ? 1 * MiB : 4 * KiB,
@@ -51,12 +52,6 @@ export function s390ArchModel(edat1: boolean): VmemmapArchModel {
   };
 }
 
-/** The populator, with the section size of the release being modelled (28 bits before v6.13). */
 export function s390Populator(edat1 = true): VmemmapPopulator {
-  const model = s390ArchModel(edat1);
-  return {
-    vmemmapInInitMm: model.vmemmapInInitMm,
-    optsInToDaxVmemmapOptimization: (version) => model.optsInToDaxVmemmapOptimization(version),
-    populate: (mmu, req) => populateDeviceMemmap({ ...mmu, sectionSize: s390SectionSize(req.version) }, model, req),
-  };
+  return vmemmapPopulator(s390ArchModel(edat1));
 }
