@@ -4,18 +4,20 @@ import { Argument, Command, CommanderError, Option } from 'commander';
 import { InputError, runScenario, scenarioJsonSchema } from '@daxlab/core';
 import { builtinCatalog } from './catalog.js';
 import { exploreCommand, exploreOptions, type ExploreCommandOptions } from './commands/explore.js';
+import { vmemmapCommand, vmemmapOptions, type VmemmapCommandOptions } from './commands/vmemmap.js';
 import { mergeCommand, type MergeCommandOptions } from './commands/merge.js';
 import { workerExecutor, workersAvailable } from './matrix/pool.js';
 import { runCommand, REPORT_FILES, REPORTERS, type Deps, type RunCommandOptions } from './execute.js';
 import { processIo, type CliIo } from './io.js';
 import { list, LIST_TOPICS, type ListTopic } from './list.js';
-import { loadPlugin, withPlugins } from './plugins.js';
+import { CONFIG_FILES, loadPlugin, pluginSpecs, withPlugins } from './plugins.js';
 import { UsageError } from './usage.js';
 
 /** The @daxlab/cli version (package.json next to src/ and dist/). */
 export const VERSION: string = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
+const CONFIG_HELP = `a config file whose 'plugins' list is loaded as --plugin (default: ${CONFIG_FILES.join(', ')} in the working directory)`;
 
 function kernelOptions(cmd: Command, multi: boolean): Command {
   const list = multi ? ' (a list a,b or all)' : '';
@@ -26,7 +28,8 @@ function kernelOptions(cmd: Command, multi: boolean): Command {
     .option(`--driver <${multi ? 'names' : 'name'}>`, `device driver${list}; default: the scenario's, else nvdimm (scenarios that never probe run without one)`)
     .option(`--kernel <${multi ? 'versions' : 'version'}>`, `kernel preset${list}; default: the scenario's, else ${multi ? 'all' : 'latest'} (daxlab list kernels)`)
     .option(`--feature <name=value${multi ? '[,value]' : ''}>`, `override a kernel feature (repeatable${multi ? '; a list or all tries each value' : ''})`, collect)
-    .option('--plugin <package>', 'load a third-party arch, fs or driver plugin (repeatable)', collect);
+    .option('--plugin <package>', 'load a third-party arch, fs or driver plugin (repeatable)', collect)
+    .option('--config <file>', CONFIG_HELP);
 }
 
 function runOptions(cmd: Command): Command {
@@ -54,7 +57,14 @@ export async function main(argv: readonly string[], io: CliIo = processIo(), dep
     .helpOption('-h, --help', 'show help')
     .exitOverride()
     .configureOutput({ writeOut: io.stdout, writeErr: io.stderr })
-    .showSuggestionAfterError(true);
+    .showSuggestionAfterError(true)
+    // a config file's plugins join the command line's --plugin (plugins.ts: pluginSpecs)
+    .hook('preAction', (_program, cmd) => {
+      if (!cmd.options.some((opt) => opt.long === '--plugin')) return;
+      const o = cmd.opts<{ plugin?: string[]; config?: string }>();
+      const specs = pluginSpecs(io.cwd, o.plugin, o.config);
+      if (specs.length > 0) cmd.setOptionValue('plugin', specs);
+    });
 
   runOptions(kernelOptions(program.command('run'), false))
     .description('run scenarios, each once on one kernel (no scenario: the built-in library)')
@@ -77,6 +87,10 @@ export async function main(argv: readonly string[], io: CliIo = processIo(), dep
     code = await exploreCommand(scenarios, o, io, { catalog: d.catalog, version: d.version, ...(d.libraryDir ? { libraryDir: d.libraryDir } : {}), ...(d.importer ? { importer: d.importer } : {}) });
   });
 
+  vmemmapOptions(kernelOptions(program.command('vmemmap'), false)).action(async (o: VmemmapCommandOptions) => {
+    code = await vmemmapCommand(o, io, { catalog: d.catalog, ...(d.importer ? { importer: d.importer } : {}) });
+  });
+
   program
     .command('merge')
     .description("join the JSON reports of a run's shards (--shard i/n) into the report of the whole run")
@@ -93,6 +107,7 @@ export async function main(argv: readonly string[], io: CliIo = processIo(), dep
     .description('list plugins, kernel presets, features, invariants or built-in scenarios')
     .addArgument(new Argument('[what]', 'what to list (default: everything)').choices(LIST_TOPICS))
     .addOption(new Option('--plugin <package>', 'also list this plugin (repeatable)').argParser(collect))
+    .option('--config <file>', CONFIG_HELP)
     .action(async (what: ListTopic | undefined, o: { plugin?: string[] }) => {
       const plugins = [];
       for (const p of o.plugin ?? []) plugins.push(await loadPlugin(p, io.cwd, d.importer));

@@ -1,7 +1,9 @@
+import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { isAbsolute, join, resolve } from 'node:path';
+import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import type { ArchPlugin, DriverPlugin, FilesystemPlugin, PluginCatalog } from '@daxlab/core';
+import { parse as parseYaml } from 'yaml';
+import { didYouMean, type ArchPlugin, type DriverPlugin, type FilesystemPlugin, type PluginCatalog } from '@daxlab/core';
 import { UsageError } from './usage.js';
 
 type AnyPlugin = ArchPlugin | FilesystemPlugin | DriverPlugin;
@@ -102,4 +104,73 @@ export function withPlugins(base: PluginCatalog, plugins: readonly LoadedPlugin[
     else driver[p.id] = () => p.factory() as DriverPlugin;
   }
   return { arch, fs, driver };
+}
+
+// ---------------------------------------------------------------------------------------------
+// daxlab.config.{json,yaml,yml}: the plugins a project always loads. Only the command line and
+// this file can name code to import; scenario files name arches, filesystems and drivers only
+// by the names of plugins already loaded (an unknown name is an input error, never an import).
+
+/** The config files looked for in the working directory, in this order. */
+export const CONFIG_FILES = ['daxlab.config.json', 'daxlab.config.yaml', 'daxlab.config.yml'] as const;
+const CONFIG_KEYS = ['plugins', '$schema'];
+
+export interface DaxlabConfig {
+  /** the file it came from */
+  readonly file: string;
+  /**
+   * plugin specs as `--plugin` takes them: package names as written (resolved from the working
+   * directory), paths made absolute against the config file's directory
+   */
+  readonly plugins: readonly string[];
+}
+
+/** `--config FILE`, else the first of CONFIG_FILES in `cwd`, else none. */
+export function findConfig(cwd: string, explicit?: string): string | null {
+  if (explicit !== undefined) {
+    const file = resolve(cwd, explicit);
+    if (!existsSync(file)) throw new UsageError(`--config ${explicit}: no such file`, `give a daxlab.config.json or .yaml file, e.g. { "plugins": ["daxlab-plugin-riscv64"] }`);
+    return file;
+  }
+  for (const name of CONFIG_FILES) if (existsSync(join(cwd, name))) return join(cwd, name);
+  return null;
+}
+
+/** Read and check a config file; every problem names the file, the field and the fix. */
+export function readConfig(file: string, cwd: string): DaxlabConfig {
+  const shown = relative(cwd, file) || file;
+  const fix = 'write { "plugins": ["package-name", "./path/to/plugin.mjs"] }';
+  let data: unknown;
+  try {
+    const text = readFileSync(file, 'utf8');
+    data = file.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
+  } catch (e) {
+    throw new UsageError(`${shown}: cannot read it: ${(e as Error).message.split('\n')[0]}`, fix);
+  }
+  if (data === null || data === undefined) return { file, plugins: [] };
+  if (typeof data !== 'object' || Array.isArray(data)) throw new UsageError(`${shown}: expected a mapping with a 'plugins' list, got ${Array.isArray(data) ? 'a list' : typeof data}`, fix);
+  for (const key of Object.keys(data)) {
+    if (!CONFIG_KEYS.includes(key)) {
+      const near = didYouMean(key, CONFIG_KEYS);
+      throw new UsageError(`${shown}: ${key}: unknown field${near ? `; did you mean '${near}'?` : ''} (fields: plugins)`, fix);
+    }
+  }
+  const list = (data as { plugins?: unknown }).plugins;
+  if (list === undefined || list === null) return { file, plugins: [] };
+  if (!Array.isArray(list)) throw new UsageError(`${shown}: plugins: expected a list of package names or paths, got ${typeof list}`, fix);
+  const plugins = list.map((spec, i) => {
+    if (typeof spec !== 'string' || spec.trim() === '') throw new UsageError(`${shown}: plugins[${i}]: expected a package name or a path (a non-empty string), got ${JSON.stringify(spec)}`, fix);
+    return spec.startsWith('.') ? resolve(dirname(file), spec) : spec;
+  });
+  return { file, plugins };
+}
+
+/**
+ * The plugin specs a command loads: the config file's (when there is one), then the command
+ * line's `--plugin`s; a spec given twice is loaded once.
+ */
+export function pluginSpecs(cwd: string, cli: readonly string[] = [], configFile?: string): string[] {
+  const found = findConfig(cwd, configFile);
+  const fromConfig = found ? readConfig(found, cwd).plugins : [];
+  return [...new Set([...fromConfig, ...cli])];
 }

@@ -55,7 +55,7 @@ describe('exit codes', () => {
       [['matrix', '--shard', '3/2'], /^error: --shard 3\/2: expected i\/n with 1 <= i <= n/],
       [['run', '--kernel', 'v9'], /^error: --kernel: unknown value 'v9'\nhint: known: v5\.4, /],
       [['run', '--seed', '-1'], /^error: --seed -1: expected a whole number\n$/],
-      [['run', '--reporter', 'tap'], /^error: --reporter: unknown reporter 'tap'\nhint: reporters: table, json, junit\n$/],
+      [['run', '--reporter', 'tap'], /^error: --reporter: unknown reporter 'tap'\nhint: reporters: table, json, junit, html\n$/],
       [['run', '--reporter', 'table,json'], /^error: --reporter table,json: json goes to files when combined with other reporters; add --out DIR/],
       [['run', 'nope.yaml'], /^error: no such file or directory: nope\.yaml\n/],
       [['list', 'kernel'], /^error: command-argument value 'kernel' is invalid for argument 'what'\. Allowed choices are plugins, kernels, features, invariants, scenarios\.\n/],
