@@ -5,6 +5,7 @@ import { InputError, runScenario, scenarioJsonSchema } from '@daxlab/core';
 import { builtinCatalog } from './catalog.js';
 import { exploreCommand, exploreOptions, type ExploreCommandOptions } from './commands/explore.js';
 import { vmemmapCommand, vmemmapOptions, type VmemmapCommandOptions } from './commands/vmemmap.js';
+import { vmemmapCommand, vmemmapOptions, type VmemmapCommandOptions } from './commands/vmemmap.js';
 import { mergeCommand, type MergeCommandOptions } from './commands/merge.js';
 import { workerExecutor, workersAvailable } from './matrix/pool.js';
 import { runCommand, REPORT_FILES, REPORTERS, type Deps, type RunCommandOptions } from './execute.js';
@@ -85,6 +86,10 @@ export async function main(argv: readonly string[], io: CliIo = processIo(), dep
 
   exploreOptions(kernelOptions(program.command('explore'), false)).action(async (scenarios: string[], o: ExploreCommandOptions) => {
     code = await exploreCommand(scenarios, o, io, { catalog: d.catalog, version: d.version, ...(d.libraryDir ? { libraryDir: d.libraryDir } : {}), ...(d.importer ? { importer: d.importer } : {}) });
+  });
+
+  vmemmapOptions(kernelOptions(program.command('vmemmap'), false)).action(async (o: VmemmapCommandOptions) => {
+    code = await vmemmapCommand(o, io, { catalog: d.catalog, ...(d.importer ? { importer: d.importer } : {}) });
   });
 
   vmemmapOptions(kernelOptions(program.command('vmemmap'), false)).action(async (o: VmemmapCommandOptions) => {

@@ -50,6 +50,8 @@ export function nvdimm(options: NvdimmOptions = {}): DriverPlugin {
         size: req.size,
         vmemmapShift: 0,
         altmapPfns: req.altmap ? dataoff / ps : 0,
+        // vmem_altmap.reserve (__nvdimm_setup_pfn): the info block's pfns never hold the memmap
+        altmapReservePfns: req.altmap ? infoBlockReserve(ps) / ps : 0,
         ops: { memoryFailure: true },
       });
       yield* [];

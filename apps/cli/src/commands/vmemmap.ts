@@ -1,0 +1,235 @@
+import type { Command } from 'commander';
+import {
+  featureDiff,
+  formatSize,
+  GiB,
+  InputError,
+  isPowerOfTwo,
+  orderBase2,
+  parseSize,
+  resolveFeatures,
+  type ArchPlugin,
+  type FeatureOverrides,
+  type PluginCatalog,
+  type VmemmapOutcome,
+} from '@daxlab/core';
+import { dataOffset, infoBlockReserve } from '@daxlab/driver-nvdimm';
+import type { CliIo } from '../io.js';
+import { DEFAULT_KERNEL, parseKernelFlags, type KernelOptions } from '../kernel.js';
+import { loadPlugin, withPlugins, type Importer } from '../plugins.js';
+import { UsageError } from '../usage.js';
+
+/**
+ * `daxlab vmemmap --arch A [--page-size S] --size S --align S [--altmap] [--kernel V] [--feature k=v] [--json]`
+ * (SCENARIOS.md): what the memmap of one device-dax range costs on a kernel — struct pages, those
+ * memmap_init_zone_device() writes, the pages and bytes of memory behind them (not the page
+ * tables), and the pages tail reuse saves — through the arch plugin's own populator, so every
+ * arch in the catalog or loaded with --plugin answers. Register it in main.ts with the kernel
+ * flags: `vmemmapOptions(kernelOptions(program.command('vmemmap'), false))`.
+ */
+
+export interface VmemmapCommandOptions extends KernelOptions {
+  readonly size?: string;
+  readonly align?: string;
+  readonly start?: string;
+  readonly altmap?: boolean;
+  readonly json?: boolean;
+  readonly plugin?: readonly string[];
+}
+
+export interface VmemmapDeps {
+  readonly catalog: PluginCatalog;
+  readonly importer?: Importer;
+}
+
+/** Where a device sits when --start is not given: where memremap_pages() places the first one (64 GiB). */
+export const DEFAULT_DEVICE_START = 64 * GiB;
+
+/** The vmemmap command's own options (the kernel flags come from main.ts; --fs and --driver are ignored). */
+export function vmemmapOptions(cmd: Command): Command {
+  return cmd
+    .description('struct-page memory of one device-dax range: struct pages, those initialised, vmemmap pages and bytes, pages saved by tail reuse')
+    .option('--size <size>', 'device size (4GiB, 1TiB, …)')
+    .option('--align <size>', 'device-dax alignment: compound page size (vmemmap_shift); PAGE_SIZE for order-0 pages')
+    .option('--start <address>', `physical start of the range (default ${formatSize(DEFAULT_DEVICE_START)}, where the first probe lands)`)
+    .option('--altmap', 'memmap on the device (vmem_altmap), laid out as nd_pfn_init() does for a pmem namespace in devdax mode')
+    .option('--json', 'print the figures as JSON');
+}
+
+export interface VmemmapQuery {
+  readonly size: number;
+  readonly align: number;
+  readonly start?: number;
+  readonly altmap?: boolean;
+  readonly version: string;
+  readonly features?: FeatureOverrides | Readonly<Record<string, unknown>>;
+}
+
+/** The JSON shape of SCENARIOS.md plus how the figures came about. */
+export interface VmemmapReport {
+  readonly arch: string;
+  readonly pageSize: number;
+  readonly structPageSize: number;
+  readonly size: number;
+  readonly align: number;
+  readonly altmap: boolean;
+  readonly optimized: boolean | null;
+  readonly structPages: number | null;
+  readonly structPagesInitialized: number | null;
+  readonly vmemmapPages: number | null;
+  readonly vmemmapBytes: number | null;
+  readonly savedPages: number | null;
+  readonly kernel: { readonly version: string; readonly features: FeatureOverrides };
+  readonly start: number;
+  readonly vmemmapShift: number;
+  /** the altmap's nd_pfn layout (pfns), when --altmap */
+  readonly altmapLayout: { readonly reserve: number; readonly free: number } | null;
+  readonly sections: number | null;
+  readonly ramPages: number | null;
+  readonly altmapPages: number | null;
+  readonly altmapAlignPages: number | null;
+  readonly compoundNrPages: number | null;
+  readonly via: readonly string[];
+  /** the alignment is one dax_align_valid() accepts on this arch */
+  readonly alignOffered: boolean;
+  /** why the arch cannot build a device-dax kernel in this version, or null */
+  readonly unsupported: string | null;
+  readonly outcome: 'completed' | 'oops' | 'error';
+  readonly oops: string | null;
+  readonly error: string | null;
+}
+
+/**
+ * The figures for one device on one arch plugin: dev_dax_probe()'s vmemmap_shift from the
+ * alignment (with compound devmaps), nd_pfn_init()'s altmap layout when the memmap is on the
+ * device (info block reserve, memmap rounded up to the namespace alignment, which is at least
+ * memremap_compat_align()), then the arch's populator. Throws InputError on a size or alignment
+ * the kernel cannot describe.
+ */
+export function vmemmapReport(arch: ArchPlugin, q: VmemmapQuery): VmemmapReport {
+  const mmu = arch.mmu;
+  const ps = mmu.basePageSize;
+  if (!isPowerOfTwo(q.align) || q.align < ps) throw new InputError(`--align ${formatSize(q.align)}: an alignment is a power of two of at least PAGE_SIZE (${formatSize(ps)} on ${arch.arch})`, undefined, 'align');
+  if (q.size <= 0 || q.size % q.align !== 0) throw new InputError(`--size ${formatSize(q.size)}: a device-dax range is a whole number of its alignment (${formatSize(q.align)})`, undefined, 'size');
+  const start = q.start ?? DEFAULT_DEVICE_START;
+  if (start % q.align !== 0) throw new InputError(`--start ${formatSize(start)}: a device-dax range starts on its alignment (${formatSize(q.align)})`, undefined, 'start');
+  const features = resolveFeatures(q.version, q.features ?? {});
+  const vmemmapShift = features['compound-devmap'] && q.align > ps ? orderBase2(q.align / ps) : 0;
+  const altmap = q.altmap ?? false;
+  let layout: { reserve: number; free: number } | null = null;
+  let error: string | null = null;
+  if (altmap) {
+    const nsAlign = Math.max(q.align, mmu.memremapCompatAlign ?? mmu.subsectionSize);
+    const offset = dataOffset(q.size, ps, nsAlign, true);
+    const reserve = infoBlockReserve(ps) / ps;
+    if (offset >= q.size) error = `ENXIO: nd_pfn_init: a ${formatSize(q.size)} namespace has no room for data after its ${formatSize(offset)} of info block and memmap`;
+    layout = { reserve, free: offset / ps - reserve };
+  }
+  const unsupported = arch.unsupported?.({ arch: arch.arch, pageSize: ps, fs: null, driver: 'devdax', version: q.version, features }) ?? null;
+  const outcome: VmemmapOutcome = error
+    ? { ok: false, errno: 'EINVAL', message: error }
+    : arch.populator.populate(mmu, { start, size: q.size, vmemmapShift, altmap, ...(layout ? { altmapLayout: layout } : {}), features, version: q.version });
+  const f = outcome.ok ? outcome.figures : null;
+  const d = f?.detail;
+  return {
+    arch: arch.arch,
+    pageSize: ps,
+    structPageSize: mmu.structPageSize,
+    size: q.size,
+    align: q.align,
+    altmap,
+    optimized: f?.optimized ?? null,
+    structPages: f?.structPages ?? null,
+    structPagesInitialized: f?.structPagesInitialized ?? null,
+    vmemmapPages: f?.vmemmapPages ?? null,
+    vmemmapBytes: f?.vmemmapBytes ?? null,
+    savedPages: f?.savedPages ?? null,
+    kernel: { version: q.version, features: featureDiff(q.version, features) },
+    start,
+    vmemmapShift,
+    altmapLayout: layout,
+    sections: d?.sections ?? null,
+    ramPages: d?.ramPages ?? null,
+    altmapPages: d?.altmapPages ?? null,
+    altmapAlignPages: d?.altmapAlignPages ?? null,
+    compoundNrPages: d?.compoundNrPages ?? null,
+    via: d?.via ?? [],
+    alignOffered: mmu.devdaxAlignments.includes(q.align),
+    unsupported,
+    outcome: outcome.ok ? 'completed' : 'oops' in outcome ? 'oops' : 'error',
+    oops: !outcome.ok && 'oops' in outcome ? outcome.oops : null,
+    error: !outcome.ok && 'errno' in outcome ? `${outcome.errno}: ${outcome.message}` : null,
+  };
+}
+
+const n = (v: number | null) => (v === null ? '-' : v.toLocaleString('en-US'));
+
+/** The default (table) rendering: one fact per line. */
+export function renderVmemmapTable(r: VmemmapReport): string {
+  const rows: [string, string][] = [
+    ['arch', `${r.arch} (PAGE_SIZE ${formatSize(r.pageSize)}, struct page ${r.structPageSize} B)`],
+    ['kernel', `${r.kernel.version}${Object.keys(r.kernel.features).length ? ` ${Object.entries(r.kernel.features).map(([k, v]) => `${k}=${String(v)}`).join(' ')}` : ''}`],
+    ['device', `${formatSize(r.size)} at ${formatSize(r.start)}, align ${formatSize(r.align)}${r.alignOffered ? '' : ' (not a device-dax alignment on this arch)'}, vmemmap_shift ${r.vmemmapShift}`],
+    ['memmap', r.altmap ? `on the device (altmap reserve ${r.altmapLayout?.reserve}, free ${n(r.altmapLayout?.free ?? null)} pfns)` : 'in RAM'],
+  ];
+  if (r.unsupported) rows.push(['unsupported', r.unsupported]);
+  if (r.outcome === 'completed') {
+    rows.push(
+      ['optimized', r.optimized ? `yes (${r.via.join(', ')})` : `no (${r.via.join(', ')})`],
+      ['struct pages', n(r.structPages)],
+      ['initialised', `${n(r.structPagesInitialized)}${r.compoundNrPages !== null ? ` (compound_nr_pages ${n(r.compoundNrPages)})` : ''}`],
+      ['vmemmap pages', `${n(r.vmemmapPages)} (RAM ${n(r.ramPages)}, device ${n(r.altmapPages)}${r.altmapAlignPages ? `, ${n(r.altmapAlignPages)} altmap pfns of alignment` : ''})`],
+      ['vmemmap bytes', `${n(r.vmemmapBytes)} (${formatSize(r.vmemmapBytes ?? 0)})`],
+      ['saved pages', n(r.savedPages)],
+      ['sections', n(r.sections)],
+    );
+  } else if (r.outcome === 'oops') {
+    rows.push(['outcome', 'kernel oops'], ['oops', r.oops ?? '']);
+  } else {
+    rows.push(['outcome', 'memremap_pages() failed'], ['error', r.error ?? '']);
+  }
+  const w = Math.max(...rows.map(([k]) => k.length));
+  return `${rows.map(([k, v]) => `${k.padEnd(w)}  ${v}`).join('\n')}\n`;
+}
+
+function sizeFlag(flag: string, value: string | undefined, required: boolean): number | undefined {
+  if (value === undefined) {
+    if (required) throw new UsageError(`${flag} is required`, 'e.g. daxlab vmemmap --arch x86 --size 1TiB --align 2MiB');
+    return undefined;
+  }
+  try {
+    return parseSize(value, flag);
+  } catch (e) {
+    if (e instanceof InputError) throw new UsageError(e.message);
+    throw e;
+  }
+}
+
+/** `daxlab vmemmap`: print the figures. Exit code 0, or 1 when the kernel oopses or memremap_pages() fails. */
+export async function vmemmapCommand(o: VmemmapCommandOptions, io: CliIo, deps: VmemmapDeps): Promise<number> {
+  const plugins = [];
+  for (const p of o.plugin ?? []) plugins.push(await loadPlugin(p, io.cwd, deps.importer));
+  const catalog = withPlugins(deps.catalog, plugins);
+  if (o.arch === undefined) throw new UsageError('--arch is required', `arches: ${Object.keys(catalog.arch).join(', ')}`);
+  const axes = parseKernelFlags(o, catalog, false);
+  const size = sizeFlag('--size', o.size, true)!;
+  const align = sizeFlag('--align', o.align, true)!;
+  const start = sizeFlag('--start', o.start, false);
+  const archName = axes.arch![0]!;
+  let arch: ArchPlugin;
+  try {
+    arch = catalog.arch[archName]!(axes.pageSize !== undefined ? { pageSize: axes.pageSize } : {});
+  } catch (e) {
+    throw new UsageError(`--page-size ${o.pageSize ?? ''}: ${(e as Error).message}`.trim(), `page sizes are per arch (arm64: 4KiB, 16KiB, 64KiB)`);
+  }
+  const features = Object.fromEntries(axes.features.map(([k, v]) => [k, v[0]]));
+  let report: VmemmapReport;
+  try {
+    report = vmemmapReport(arch, { size, align, altmap: o.altmap ?? false, version: axes.version?.[0] ?? DEFAULT_KERNEL.version, features, ...(start !== undefined ? { start } : {}) });
+  } catch (e) {
+    if (e instanceof InputError) throw new UsageError(e.message);
+    throw e;
+  }
+  io.stdout(o.json ? `${JSON.stringify(report, null, 2)}\n` : renderVmemmapTable(report));
+  return report.outcome === 'completed' ? 0 : 1;
+}
