@@ -1,6 +1,6 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join, resolve, sep } from 'node:path';
 import type { CellKernel, CellResult, PluginCatalog, RunOptions, ScheduleStep } from '@daxlab/core';
 import { colorOnStdout, type CliIo } from './io.js';
 import { DEFAULT_KERNEL, kernelsFor, parseKernelFlags, parseShard, takeShard, type KernelAxes, type KernelOptions } from './kernel.js';
@@ -120,7 +120,10 @@ export async function runCommand(kind: ReportKind, args: readonly string[], o: R
   for (const p of o.plugin ?? []) plugins.push(await loadPlugin(p, io.cwd, deps.importer));
   const catalog = withPlugins(deps.catalog, plugins);
   const axes = parseKernelFlags(o, catalog, kind === 'matrix');
-  const all = loadScenarios(collectScenarioFiles(args, io.cwd, deps.libraryDir), io.cwd);
+  // the reports under --out are not scenarios, even when DIR is inside a scanned directory
+  const outDir = o.out !== undefined ? resolve(io.cwd, o.out) + sep : null;
+  const files = collectScenarioFiles(args, io.cwd, deps.libraryDir).filter((f) => outDir === null || !f.startsWith(outDir));
+  const all = loadScenarios(files, io.cwd);
   // The built-in library's `mode: explore` scenarios are judged over every interleaving by
   // `daxlab explore`; run/matrix over the library leave them to it (named files still run, explored).
   const loaded = args.length === 0 ? all.filter((l) => !(l.ok && l.scenario.mode === 'explore')) : all;

@@ -4,14 +4,14 @@ import { describe, expect, it } from 'vitest';
 import { BUILT, CLI_DIR, daxlab, tempTree } from './helpers.js';
 
 // The matrix runner end to end, through the built CLI and the real simulator: a library subset
-// keeps each run to a few seconds: the 10 fs scenarios on xfs, ext4 and fuse, on v5.4 and v6.15
-// (60 cells; FUSE DAX arrived in v5.10, so the 10 fuse cells on v5.4 are unsupported).
-const SUBSET = ['matrix', 'scenarios/fs', '--kernel', 'v5.4,v6.15', '--quiet'];
+// keeps each run to a few seconds: the 10 fs scenarios on x86 with xfs, ext4 and fuse, on v5.4
+// and v6.15 (60 cells and more as the library grows; the fuse cells on v5.4 are unsupported).
+const SUBSET = ['matrix', 'scenarios/fs', '--arch', 'x86', '--fs', 'xfs,ext4,fuse', '--kernel', 'v5.4,v6.15', '--quiet'];
 const SLOW = 120_000;
 
 interface Doc {
   plan: { id: string; cells: number; shard?: { index: number; count: number } };
-  cells: { scenario: string; status: string; reason: string | null; kernel: { arch: string; version: string } }[];
+  cells: { scenario: string; status: string; reason: string | null; kernel: { arch: string; fs: string | null; version: string } }[];
   summary: Record<string, number>;
 }
 
@@ -36,9 +36,12 @@ describe.skipIf(!BUILT)('daxlab matrix: jobs, shards, merge, --out and --resume 
   it('--jobs 2 (worker threads) gives the report of --jobs 1, in the same order', () => {
     const one = fullRun();
     const doc = JSON.parse(one) as Doc;
-    expect(doc.cells.length).toBe(60);
-    expect(doc.plan.cells).toBe(60);
-    expect(doc.summary).toEqual({ pass: 50, fail: 0, unsupported: 10, error: 0 });
+    expect(doc.cells.length).toBe(doc.plan.cells);
+    expect(doc.cells.length).toBeGreaterThanOrEqual(60);
+    // fs/fuse/dax.c (virtio-fs DAX windows) arrived in v5.10: on v5.4 every fuse cell is unsupported
+    const fuseOld = doc.cells.filter((c) => c.kernel.fs === 'fuse' && c.kernel.version === 'v5.4');
+    expect(fuseOld.length).toBeGreaterThanOrEqual(10);
+    expect(fuseOld.every((c) => c.status === 'unsupported')).toBe(true);
     const two = daxlab([...SUBSET, '--jobs', '2', '--reporter', 'json']);
     expect(two.code).toBe(0);
     expect(untimed(two.out)).toBe(untimed(one));
@@ -82,7 +85,7 @@ describe.skipIf(!BUILT)('daxlab matrix: jobs, shards, merge, --out and --resume 
     const dir = scratch();
     const out = join(dir, 'out');
     expect(daxlab([...SUBSET, '--jobs', '1', '--out', out]).code).toBe(0);
-    const other = daxlab(['matrix', 'scenarios/fs', '--kernel', 'v6.15', '--quiet', '--out', out, '--resume']);
+    const other = daxlab(['matrix', 'scenarios/fs', '--arch', 'x86', '--kernel', 'v6.15', '--quiet', '--out', out, '--resume']);
     expect(other.code).toBe(2);
     expect(other.err).toMatch(/^error: --resume: \S+cells\.ndjson belongs to a different matrix \(\d+ cells, plan [0-9a-f]{12}\); this command plans \d+ cells, plan [0-9a-f]{12}\. Resume with the same scenarios, flags, plugins and daxlab version, or drop --resume/);
     rmSync(dir, { recursive: true, force: true });
