@@ -184,6 +184,15 @@ export const FEATURES = [
     },
   },
   {
+    name: 'dax-insert-failure-cleanup',
+    values: [false, true],
+    summary: 'a DAX fault whose vmf_insert_*() fails deletes the entry it associated (seed 004)',
+    meaning: {
+      false: 'dax_fault_iter() returns the insert\'s error and the entry stays, associating the page (v6.15: folio_ref_inc, vmf_insert_page_mkwrite() fails, folio_put() takes the page to 0 while tracked; every release does this)',
+      true: 'the "full cleanup on vmf_insert_XXX() failure" agreed in seed 004 (Dan Williams: "not leaving a zero-referenced entry"; Alistair Popple: "deletion on insert failure makes sense"): the failed fault deletes the entry; never merged',
+    },
+  },
+  {
     name: 'fuse-break-whole-file',
     values: [true, false],
     summary: 'FUSE truncate/punch break layouts over the whole file',
@@ -227,6 +236,7 @@ const V5_4: FeatureSet = {
   'longterm-fsdax-folio-check': false,
   'dax-delete-entries-before-wait': false,
   'dax-wait-refcount-one': false,
+  'dax-insert-failure-cleanup': false,
   'fuse-break-whole-file': false,
 };
 const V5_10: FeatureSet = { ...V5_4, 'fork-cow-pinned': true, 'wp-reuse': 'refcount' };

@@ -2,6 +2,7 @@ export * from './arch.js';
 export * from './bus.js';
 export * from './di.js';
 export * from './errors.js';
+export * from './fault-inject.js';
 export * from './features.js';
 export * from './plugin.js';
 export * from './units.js';

@@ -5,6 +5,7 @@ import { Dax } from './dax/dax.js';
 import { createKernelContainer, token, type DependencyContainer } from './di.js';
 import type { DriverPlugin, ProbeRequest } from './driver.js';
 import { InputError, KernelError, UnsupportedError } from './errors.js';
+import { FaultInjection, type FaultSite } from './fault-inject.js';
 import type { KernelEvents } from './events.js';
 import { DEFAULT_PRESET, presetNamed, resolveFeatures, type FeatureSet } from './features.js';
 import type { DaxFilesystem, FilesystemPlugin } from './fs/filesystem.js';
@@ -101,6 +102,8 @@ export class Kernel {
   readonly gupper: Gup;
   readonly forker: Fork;
   readonly dax: Dax;
+  /** should_fail() sites armed by `inject-fault` steps (fault-inject.ts) */
+  readonly faultInject = new FaultInjection();
   readonly migration: DeviceMigration;
   /** pfn of the shared zero page */
   readonly zeroPfn = Ram.BASE_PFN;
@@ -567,6 +570,12 @@ export class Kernel {
 
   *deviceWrite(a: { device: string; map: string; page: number; data: string; process?: string }): Op {
     yield* this.deviceAccess(a, true, a.data);
+  }
+
+  /** Arm a fault-injection site: its `nth` call from now fails, and the `times - 1` after it. */
+  *injectFault(a: { site: FaultSite; nth?: number; times?: number }): Op {
+    this.faultInject.arm(a.site, a.nth ?? 1, a.times ?? 1);
+    yield* [];
   }
 
   *memoryFailure(a: { device: string; page: number }): Op {

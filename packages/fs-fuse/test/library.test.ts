@@ -39,6 +39,9 @@ const variants: readonly [string, Record<string, string | boolean>][] = [
   ['v6.15', { 'dax-wait-refcount-one': true }],
   ['v6.6', { 'dax-wait-refcount-one': true }],
   ['v6.15', { 'fsdax-refcount': 'entry-holds-ref', 'dax-wait-refcount-one': true }],
+  ['v6.15', { 'dax-insert-failure-cleanup': true }],
+  ['v6.6', { 'dax-insert-failure-cleanup': true }],
+  ['v6.15', { 'fsdax-refcount': 'entry-holds-ref', 'dax-insert-failure-cleanup': true }],
 ];
 
 describe('the fs scenario family on xfs, ext4 and fuse', () => {

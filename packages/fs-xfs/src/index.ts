@@ -1,4 +1,4 @@
-import { DaxFilesystem, KernelError, type Device, type FilesystemPlugin, type Inode, type Kernel, type Op, type Vmf } from '@daxlab/core';
+import { DaxFilesystem, KernelError, type Device, type FilesystemPlugin, type Inode, type Iomap, type Kernel, type Op, type Vmf } from '@daxlab/core';
 
 /**
  * XFS on a DAX device. Orderings follow fs/xfs: xfs_vn_setattr_size (truncate),
@@ -100,6 +100,27 @@ export class Xfs extends DaxFilesystem {
   *breakLayouts(inode: Inode): Op {
     this.step(inode, 'xfs_break_layouts');
     yield* this.breakDaxLayouts(inode, 0, Infinity); // whole file, xfs_wait_dax_page()
+  }
+
+  /**
+   * A write fault on a shared (reflinked) extent is a copy-on-write [6.12 fs/xfs/xfs_iomap.c]:
+   * xfs_dax_write_iomap_begin -> xfs_direct_write_iomap_begin(IOMAP_DAX) allocates a CoW fork
+   * block (xfs_reflink_allocate_cow, converted at once for DAX) and returns it with
+   * IOMAP_F_SHARED and the old extent as srcmap; dax_fault_iter() copies the page
+   * (dax_iomap_copy_around) and maps the new block; xfs_dax_write_iomap_end ->
+   * xfs_reflink_end_cow() remaps the file to it and drops this file's share of the old block
+   * (the refcount btree -1: the other file keeps it). A PMD-sized write falls back to PTEs here.
+   */
+  override *iomapBegin(inode: Inode, index: number, write: boolean, pages = 1): Op<Iomap> {
+    const map = yield* super.iomapBegin(inode, index, write, pages);
+    if (!write || !map.shared || pages > 1) return map;
+    const old = inode.blocks.get(index)!;
+    this.step(inode, 'xfs_reflink_allocate_cow');
+    const [cow] = this.blocks.alloc(inode.name, index, 1);
+    this.step(inode, 'xfs_reflink_end_cow');
+    inode.blocks.set(index, cow!);
+    this.blocks.release(old, inode.name);
+    return { type: 'mapped', pfn: this.blocks.pfnOf(cow!), contiguous: 1, shared: true, srcPfn: this.blocks.pfnOf(old) };
   }
 
   /** xfs_filemap_fault / xfs_filemap_huge_fault: MMAPLOCK_SHARED around dax_iomap_fault(). */

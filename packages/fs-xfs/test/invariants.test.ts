@@ -137,7 +137,7 @@ describe('XFS orderings', () => {
 });
 
 describe('holes and the zero pages (fs/dax.c dax_load_hole, dax_pmd_load_hole)', () => {
-  it('a read of a PMD-sized hole maps the huge zero page; a write inside it downgrades to PTEs', () => {
+  it('a read of a PMD-sized hole maps the huge zero page; a write inside it maps a PMD of new blocks over it', () => {
     const { k, m } = boot('v6.15');
     k.run(k.punchHole({ file: 'a', offset: 0, length: 2 * MiB }));
     expect(k.run(k.read({ map: 'm', page: 3 }))).toBe('');
@@ -146,12 +146,18 @@ describe('holes and the zero pages (fs/dax.c dax_load_hole, dax_pmd_load_hole)',
     expect(leaf.pte.level).toBe('pmd');
     expect(leaf.pte.pfn).toBe(k.hugeZeroPfn);
     expect(k.file('a').inode.mapping.entries.get(0)).toMatchObject({ pmd: true, zero: true });
+    // the write faults on the read-only zero PMD: wp_huge_pmd() -> ->huge_fault(PMD_ORDER) ->
+    // dax_iomap_pmd_fault(write): iomap_begin allocates the 2 MiB hole (one aligned extent here),
+    // dax_insert_entry() unmaps the zero PMD and vmf_insert_folio_pmd() maps the new folio
     k.run(k.write({ map: 'm', page: 3, data: 'W' }));
     const after = k.vm.lookup(mm, k.map('m').start + 3)!;
-    expect(after.pte.level).toBe('pte');
-    expect(k.file('a').inode.mapping.entries.get(0)).toBeUndefined();
-    expect(k.file('a').inode.mapping.entries.get(3)).toMatchObject({ pmd: false, zero: false });
+    expect(after.pte.level).toBe('pmd');
+    expect(after.pte.pfn).not.toBe(k.hugeZeroPfn);
+    expect(k.file('a').inode.mapping.entries.get(0)).toMatchObject({ pmd: true, zero: false });
+    expect(k.file('a').inode.blocks.size).toBe(512);
+    // one order-9 folio, one PMD mapping: rc 1, mapcount 1 (zero-based)
     expect(k.refcount(after.pte.pfn)).toBe(1);
+    expect(k.mapcount(after.pte.pfn)).toBe(1);
     expect(k.run(k.read({ map: 'm', page: 3 }))).toBe('W');
     expect(names(m)).toEqual([]);
   });

@@ -106,3 +106,111 @@ describe('XFS reflink ordering: xfs_file_remap_range -> xfs_reflink_remap_prep',
     expect(a.iolock.heldExclusive || a.mmaplock.heldExclusive).toBe(false);
   });
 });
+
+describe('DAX faults on holes: iomap_begin over the fault size (no stray block)', () => {
+  function sparse(version: string): Kernel {
+    const k = createKernel({ arch: testArch(), fs: xfs(), driver: nvdimm(), kernel: version });
+    k.run(k.probe({ size: 1024 * MiB, as: 'pmem0' }));
+    k.run(k.mount({ device: 'pmem0' }));
+    k.run(k.create({ file: 'a', size: 2 * MiB }));
+    k.run(k.punchHole({ file: 'a', offset: 0, length: 2 * MiB }));
+    k.run(k.mmap({ file: 'a', length: 2 * MiB, shared: true, write: true, as: 'm' }));
+    return k;
+  }
+
+  it('a PMD write fault on a PMD-sized hole allocates the whole 2 MiB and maps it with one PMD', () => {
+    for (const version of ['v6.6', 'v6.15']) {
+      const k = sparse(version);
+      k.run(k.write({ map: 'm', page: 5, data: 'W' }));
+      const { inode } = k.file('a');
+      // xfs_iomap_write_direct() over the hole [0, 512): 512 blocks, not the faulting page's one
+      expect(inode.blocks.size, version).toBe(512);
+      expect(k.vm.lookup(k.process('init'), k.map('m').start + 5)!.pte.level, version).toBe('pmd');
+      expect(k.run(k.read({ map: 'm', page: 5 })), version).toBe('W');
+    }
+  });
+
+  it('a PMD write fault whose first page is a one-block hole allocates that block, then falls back to a PTE', () => {
+    const k = createKernel({ arch: testArch(), fs: xfs(), driver: nvdimm(), kernel: 'v6.15' });
+    k.run(k.probe({ size: 1024 * MiB, as: 'pmem0' }));
+    k.run(k.mount({ device: 'pmem0' }));
+    k.run(k.create({ file: 'a', size: 2 * MiB }));
+    k.run(k.punchHole({ file: 'a', offset: 0, length: 4096 }));
+    k.run(k.create({ file: 'b', size: 4096 })); // takes the block the punch freed
+    k.run(k.mmap({ file: 'a', length: 2 * MiB, shared: true, write: true, as: 'm' }));
+    k.run(k.write({ map: 'm', page: 5, data: 'W' }));
+    const { inode } = k.file('a');
+    // the hole xfs_bmapi_read finds at offset 0 ends at block 1: one block is allocated there (as
+    // in the kernel) and it is not contiguous with the rest, so the extent is shorter than
+    // PMD_SIZE and the fault falls back to page 5's PTE
+    expect(inode.blocks.size).toBe(512);
+    expect(inode.blocks.get(0)).not.toBe(inode.blocks.get(1)! - 1);
+    expect(k.vm.lookup(k.process('init'), k.map('m').start + 5)!.pte.level).toBe('pte');
+    expect(k.isMappedIn({ map: 'm', page: 0 })).toBe(false);
+  });
+});
+
+describe('copy-on-write of a shared (reflinked) extent on a write fault', () => {
+  it('v6.15: b gets a CoW block with the old data, a keeps the shared block; the old page loses one share', () => {
+    const k = boot('v6.15');
+    k.run(k.reflink({ from: 'a', to: 'b' }));
+    k.run(k.mmap({ file: 'b', length: 16384, shared: true, write: true, as: 'mb' }));
+    k.run(k.mmap({ file: 'a', length: 16384, shared: true, write: true, as: 'ma' }));
+    expect(k.run(k.read({ map: 'mb', page: 1 }))).toBe('A1');
+    expect(k.run(k.read({ map: 'ma', page: 1 }))).toBe('A1');
+    const shared = k.pfnOf({ file: 'a', page: 1 })!;
+    expect(k.pfnOf({ file: 'b', page: 1 })).toBe(shared);
+    // mapping NULL + share 2: both files map it (era (c) dax_folio_make_shared)
+    expect(k.pages.share[k.pages.slot(shared)]).toBe(2);
+    const seen = fsSequence(k);
+    k.run(k.write({ map: 'mb', page: 1, data: 'B1' }));
+    expect(seen.filter((s) => s.startsWith('xfs_'))).toEqual(['xfs_reflink_allocate_cow', 'xfs_reflink_end_cow']);
+    const cow = k.pfnOf({ file: 'b', page: 1 })!;
+    expect(cow).not.toBe(shared);
+    expect(k.pfnOf({ map: 'mb', page: 1 })).toBe(cow);
+    expect(k.run(k.read({ map: 'mb', page: 1 }))).toBe('B1');
+    expect(k.run(k.read({ map: 'ma', page: 1 }))).toBe('A1');
+    // b's other pages are still shared; a's page 1 is a's alone now (refcount btree 2 -> 1)
+    expect(k.pfnOf({ file: 'b', page: 2 })).toBe(k.pfnOf({ file: 'a', page: 2 }));
+    expect(k.file('a').fs.blocks.ownersOf(k.file('a').inode.blocks.get(1)!)).toEqual([{ file: 'a', index: 1 }]);
+    expect(k.pages.share[k.pages.slot(shared)]).toBe(1);
+  });
+});
+
+describe('fault injection: the failed insert (seed 004)', () => {
+  it('fail-nth 1 fails __do_fault\'s prealloc: no entry is created; fail-nth 2 fails the insert after the entry', () => {
+    const k = createKernel({ arch: testArch(), fs: xfs(), driver: nvdimm(), kernel: 'v6.15' });
+    k.run(k.probe({ size: 1024 * MiB, as: 'pmem0' }));
+    k.run(k.mount({ device: 'pmem0' }));
+    k.run(k.create({ file: 'a', size: 4096 }));
+    k.run(k.mmap({ file: 'a', length: 4096, shared: true, write: true, as: 'm' }));
+    k.run(k.injectFault({ site: 'insert-pgtable', nth: 1 }));
+    expect(() => k.run(k.write({ map: 'm', page: 0, data: 'A' }))).toThrow(/ENOMEM.*prealloc/);
+    expect(k.file('a').inode.mapping.entries.size).toBe(0);
+    k.run(k.injectFault({ site: 'insert-pgtable', nth: 2 }));
+    expect(() => k.run(k.write({ map: 'm', page: 0, data: 'A' }))).toThrow(/ENOMEM.*vmf_insert_page/);
+    // merged behaviour: the entry stays, associating the page, which is back at 0
+    const e = k.file('a').inode.mapping.entries.get(0)!;
+    expect(e).toMatchObject({ empty: false, zero: false, locked: false });
+    expect(k.refcount(e.pfn)).toBe(0);
+    expect(k.faultInject.injected.get('insert-pgtable')).toBe(2);
+    // nothing armed any more: the retry maps the page, the existing entry is reused
+    k.run(k.write({ map: 'm', page: 0, data: 'A' }));
+    expect(k.pfnOf({ map: 'm', page: 0 })).toBe(e.pfn);
+    expect(k.refcount(e.pfn)).toBe(1);
+  });
+
+  it('with a PTE table already there (another page of the PMD range mapped) nothing is allocated and nothing fails', () => {
+    const k = createKernel({ arch: testArch(), fs: xfs(), driver: nvdimm(), kernel: 'v6.15' });
+    k.run(k.probe({ size: 1024 * MiB, as: 'pmem0' }));
+    k.run(k.mount({ device: 'pmem0' }));
+    k.run(k.create({ file: 'a', size: 16384 }));
+    k.run(k.mmap({ file: 'a', length: 16384, shared: true, write: true, as: 'm' }));
+    k.run(k.write({ map: 'm', page: 0, data: 'A' }));
+    k.run(k.injectFault({ site: 'insert-pgtable' }));
+    // page 1 shares page 0's PTE table: neither __do_fault nor insert_page allocates one
+    k.run(k.write({ map: 'm', page: 1, data: 'B' }));
+    expect(k.faultInject.injected.get('insert-pgtable')).toBeUndefined();
+    expect(k.faultInject.isArmed('insert-pgtable')).toBe(true);
+  });
+});

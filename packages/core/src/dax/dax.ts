@@ -12,13 +12,23 @@ export interface Iomap {
   readonly pfn: number;
   /** physically contiguous pages from this one within the extent */
   readonly contiguous: number;
-  /** IOMAP_F_SHARED: the extent is shared with another file (reflink) */
+  /** IOMAP_F_SHARED: the extent is shared with another file (reflink), or is a CoW destination */
   readonly shared: boolean;
+  /**
+   * A write to a shared extent: the filesystem gave a new (CoW) block in `pfn` and the old data
+   * in this srcmap pfn, which dax_iomap_copy_around() copies before the page is mapped.
+   */
+  readonly srcPfn?: number;
 }
 
 /** The filesystem side of a DAX fault: its iomap and the locks it holds around the fault. */
 export interface DaxIomapOps {
-  iomapBegin(inode: Inode, index: number, write: boolean): Op<Iomap>;
+  /**
+   * iomap_begin() for `pages` pages from `index` (a PTE fault asks for 1, a PMD fault for
+   * PMD_SIZE): the extent at index, which a write allocates when it is a hole (up to `pages`
+   * pages, or to the next allocated block).
+   */
+  iomapBegin(inode: Inode, index: number, write: boolean, pages?: number): Op<Iomap>;
 }
 
 /**
@@ -108,20 +118,28 @@ export class Dax {
    * dax_insert_entry(): replace an empty/zero entry with a pfn (or zero) entry and associate the
    * page(s) with the file; a shared extent (IOMAP_F_SHARED) always re-associates.
    */
-  *insertEntry(inode: Inode, at: { index: number; entry: DaxEntry }, pfn: number, opts: { zero: boolean; dirty: boolean; shared: boolean }): Op {
+  *insertEntry(inode: Inode, at: { index: number; entry: DaxEntry }, pfn: number, opts: { zero: boolean; dirty: boolean; shared: boolean }): Op<boolean> {
     const { entry, index } = at;
     const replacing = entry.empty || entry.zero || opts.shared;
-    if (entry.zero && !opts.zero) yield* this.k.vm.unmapMappingPages(inode.mapping, index, entry.pmd ? this.pmdPages : 1);
+    // v6.x: a shared (or CoW) insert, or a zero entry getting a block, unmaps the old translation
+    if ((entry.zero && !opts.zero) || (opts.shared && !entry.empty && entry.pfn !== pfn)) {
+      yield* this.k.vm.unmapMappingPages(inode.mapping, index, entry.pmd ? this.pmdPages : 1);
+    }
+    let associated = false;
     if (replacing) {
       if (!entry.empty && !entry.zero && !(opts.shared && entry.pfn === pfn)) this.disassociate(inode, entry, false);
       const sameShared = opts.shared && !entry.empty && !entry.zero && entry.pfn === pfn;
       entry.pfn = pfn;
       entry.zero = opts.zero;
       entry.empty = false;
-      if (!opts.zero && !sameShared) this.associate(inode, entry, index, opts.shared);
+      if (!opts.zero && !sameShared) {
+        this.associate(inode, entry, index, opts.shared);
+        associated = true;
+      }
       this.event(inode, index, 'insert', entry);
     }
     if (opts.dirty) entry.dirty = true;
+    return associated;
   }
 
   /**
@@ -233,37 +251,83 @@ export class Dax {
    * dax_iomap_pte_fault(): lock the entry, ask the filesystem, map a hole read to the zero page,
    * associate and install the page. Eras (a)/(b) install a devmap PTE without a reference
    * (vmf_insert_mixed); era (c) takes a temporary reference around vmf_insert_page_mkwrite(),
-   * which takes the mapping's own reference and mapcount.
+   * which takes the mapping's own reference and mapcount. A write to a shared extent gets the
+   * filesystem's CoW block and the old data copied into it (dax_iomap_copy_around, copy_all).
    */
   *pteFault(vmf: Vmf, inode: Inode, ops: DaxIomapOps): Op {
     const k = this.k;
     const { vma, vpn, write } = vmf;
     const index = vmf.pgoff;
+    // __do_fault(): with no PTE table under the PMD yet, prealloc_pte first (mm/memory.c)
+    if (this.needsPteTable(vmf) && k.faultInject.shouldFail('insert-pgtable')) throw new KernelError('ENOMEM', `VM_FAULT_OOM: __do_fault() could not preallocate a page table for ${inode.name}[${index}]`);
     if (index * k.mmu.basePageSize >= inode.size) throw new KernelError('SIGBUS', `fault beyond EOF of ${inode.name}`);
     const at = yield* this.grabEntry(inode, index, false);
     if (at === 'fallback') throw new Error('unreachable: PTE faults never fall back');
+    let deleted = false;
     try {
       if (k.vm.lookup(vma.mm, vpn)?.pte.level === 'pmd') return; // a PMD appeared meanwhile: VM_FAULT_NOPAGE
-      const iomap = yield* ops.iomapBegin(inode, index, write);
+      const iomap = yield* ops.iomapBegin(inode, index, write, 1);
       if (iomap.type === 'hole' && !write) {
         // dax_load_hole(): zero entry, the zero page mapped special with no reference
         yield* this.insertEntry(inode, at, k.zeroPfn, { zero: true, dirty: false, shared: false });
-        if (!k.vm.lookup(vma.mm, vpn)) k.vm.install(vma.mm, vpn, k.faults.pte(k.zeroPfn, 'pte', { special: true }));
+        if (!k.vm.lookup(vma.mm, vpn)) {
+          if (this.needsPteTable(vmf) && k.faultInject.shouldFail('insert-pgtable')) throw new KernelError('ENOMEM', `VM_FAULT_OOM: dax_load_hole() could not insert the zero page for ${inode.name}[${index}]`);
+          k.vm.install(vma.mm, vpn, k.faults.pte(k.zeroPfn, 'pte', { special: true }));
+        }
         return;
       }
       const pfn = at.entry.pmd ? at.entry.pfn + (index - at.index) : iomap.pfn;
-      if (!at.entry.pmd) yield* this.insertEntry(inode, at, iomap.pfn, { zero: false, dirty: write, shared: iomap.shared });
+      let associated = false;
+      if (!at.entry.pmd) associated = yield* this.insertEntry(inode, at, iomap.pfn, { zero: false, dirty: write, shared: iomap.shared });
       else if (write) at.entry.dirty = true;
+      if (write && iomap.srcPfn !== undefined) k.pages.data.set(pfn, k.pages.data.get(iomap.srcPfn) ?? '');
       yield preempt('dax_fault_iter: insert');
-      this.installPage(vmf, pfn, 'pte');
+      // insert_page()/insert_pfn(): get_locked_pte() allocates the PTE table if there is none
+      const allocFails = !k.vm.lookup(vma.mm, vpn) && this.needsPteTable(vmf) && k.faultInject.shouldFail('insert-pgtable');
+      if (!this.installPage(vmf, pfn, 'pte', allocFails)) deleted = this.insertFailed(inode, at, associated);
     } finally {
-      this.unlockEntry(inode, at.index, at.entry);
+      if (!deleted) this.unlockEntry(inode, at.index, at.entry);
     }
+    if (deleted || !k.vm.lookup(vma.mm, vpn)) throw new KernelError('ENOMEM', `VM_FAULT_OOM: vmf_insert_page failed for ${inode.name}[${index}]`);
   }
 
   /**
-   * dax_iomap_pmd_fault(): a PMD mapping when the VMA, file offset, extent and pfn allow it;
-   * otherwise 'fallback' to PTEs (dax_fault_check_fallback, length and alignment checks).
+   * The page-table page a PTE insert needs: none exists for this PMD range yet (pmd_none). The
+   * model keeps no page tables, so "exists" means some PTE of the range is present.
+   */
+  private needsPteTable(vmf: Vmf): boolean {
+    if (!this.k.faultInject.isArmed('insert-pgtable')) return false;
+    const mm = vmf.vma.mm;
+    const base = vmf.vpn - (vmf.vpn % this.pmdPages);
+    if (mm.pmds.has(base)) return false;
+    for (let v = base; v < base + this.pmdPages; v++) if (mm.ptes.has(v)) return false;
+    return true;
+  }
+
+  /**
+   * vmf_insert_*() failed after dax_insert_entry() (the injected page-table allocation): every
+   * release returns the error and leaves the entry (dax_fault_iter); with
+   * dax-insert-failure-cleanup the fault deletes an entry it associated itself, the cleanup seed
+   * 004 asked for. Returns whether the entry is gone.
+   */
+  private insertFailed(inode: Inode, at: { index: number; entry: DaxEntry }, associated: boolean): boolean {
+    const k = this.k;
+    const cleanup = associated && k.features['dax-insert-failure-cleanup'];
+    if (cleanup) {
+      this.disassociate(inode, at.entry, false);
+      inode.mapping.entries.delete(at.index);
+      this.event(inode, at.index, 'delete', at.entry);
+    }
+    k.emit('dax.insert-failed', { file: inode.name, index: at.index, pfn: at.entry.pfn, entryLeft: !cleanup });
+    return cleanup;
+  }
+
+  /**
+   * dax_iomap_pmd_fault(): the fallback checks (dax_fault_check_fallback), the PMD entry
+   * (grab_mapping_entry: PTE entries in the range fall back), then iomap_begin for PMD_SIZE —
+   * a write allocates the hole — and a PMD mapping when the extent is PMD_SIZE long and aligned;
+   * a read of a PMD-sized hole maps the huge zero page. Shared (reflinked) extents fall back to
+   * PTEs here (the kernel CoWs a whole PMD: not modelled).
    */
   *pmdFault(vmf: Vmf, inode: Inode, ops: DaxIomapOps): Op<'done' | 'fallback'> {
     const k = this.k;
@@ -275,21 +339,17 @@ export class Dax {
     if (index % n !== 0) return 'fallback'; // file offset colour differs from the address colour
     if (write && !vma.flags.shared) return 'fallback'; // private writes COW through PTEs
     if ((index + n) * k.mmu.basePageSize > inode.size) return 'fallback';
-    for (let v = base; v < base + n; v++) if (vma.mm.ptes.has(v)) return 'fallback'; // a PTE table exists
-    const iomap = yield* ops.iomapBegin(inode, index, write);
-    if (iomap.type === 'hole' && !write) return yield* this.pmdLoadHole(vmf, inode, index, base);
-    if (iomap.type !== 'mapped' || iomap.contiguous < n || iomap.pfn % n !== 0 || iomap.shared) return 'fallback';
     const at = yield* this.grabEntry(inode, index, true);
     if (at === 'fallback') return 'fallback';
-    if (at.entry.zero) {
-      // a write to a hole that was read-mapped with the huge zero page: drop the zero PMD first
-      this.unlockEntry(inode, at.index, at.entry);
-      return 'fallback';
-    }
     try {
+      for (let v = base; v < base + n; v++) if (vma.mm.ptes.has(v)) return 'fallback'; // a PTE table exists
+      const iomap = yield* ops.iomapBegin(inode, index, write, n);
+      if (iomap.type === 'hole' && !write) return yield* this.pmdLoadHole(vmf, inode, at, base, iomap);
+      if (iomap.type !== 'mapped' || iomap.contiguous < n || iomap.pfn % n !== 0 || iomap.shared) return 'fallback';
       if (at.entry.empty || at.entry.zero) yield* this.insertEntry(inode, at, iomap.pfn, { zero: false, dirty: write, shared: false });
       else if (write) at.entry.dirty = true;
       yield preempt('dax_fault_iter: insert pmd');
+      // vmf_insert_folio_pmd() allocates only the deposit table arches like ppc64 need: not x86
       this.installPage({ ...vmf, vpn: base }, at.entry.pfn, 'pmd');
     } finally {
       this.unlockEntry(inode, at.index, at.entry);
@@ -299,29 +359,25 @@ export class Dax {
 
   /**
    * dax_pmd_load_hole(): a read of a PMD-sized hole maps the huge zero page (special, no
-   * reference) under a DAX_PMD|DAX_ZERO_PAGE entry. A later PTE fault inside it downgrades the
-   * entry (grab_mapping_entry), unmapping the zero PMD.
+   * reference) under a DAX_PMD|DAX_ZERO_PAGE entry. A shorter hole (iomap length < PMD_SIZE)
+   * falls back. A later PTE fault inside it downgrades the entry (grab_mapping_entry),
+   * unmapping the zero PMD.
    */
-  private *pmdLoadHole(vmf: Vmf, inode: Inode, index: number, base: number): Op<'done' | 'fallback'> {
+  private *pmdLoadHole(vmf: Vmf, inode: Inode, at: { index: number; entry: DaxEntry }, base: number, iomap: Iomap): Op<'done' | 'fallback'> {
     const k = this.k;
-    for (let i = index; i < index + this.pmdPages; i++) if (inode.blocks.has(i)) return 'fallback'; // not all hole
-    const at = yield* this.grabEntry(inode, index, true);
-    if (at === 'fallback') return 'fallback';
-    try {
-      if (at.entry.empty) yield* this.insertEntry(inode, at, k.hugeZeroPfn, { zero: true, dirty: false, shared: false });
-      if (!at.entry.zero) return 'fallback';
-      if (!k.vm.lookup(vmf.vma.mm, base)) k.vm.install(vmf.vma.mm, base, k.faults.pte(k.hugeZeroPfn, 'pmd', { special: true }));
-    } finally {
-      this.unlockEntry(inode, at.index, at.entry);
-    }
+    if (iomap.contiguous < this.pmdPages) return 'fallback';
+    if (at.entry.empty) yield* this.insertEntry(inode, at, k.hugeZeroPfn, { zero: true, dirty: false, shared: false });
+    if (!at.entry.zero) return 'fallback';
+    if (!k.vm.lookup(vmf.vma.mm, base)) k.vm.install(vmf.vma.mm, base, k.faults.pte(k.hugeZeroPfn, 'pmd', { special: true }));
     return 'done';
   }
 
   /**
    * Install (or upgrade) the leaf for a DAX page: devmap without a reference when the era uses the
-   * devmap bit, else folio_ref_inc + insert (folio_get + rmap) + folio_put.
+   * devmap bit, else folio_ref_inc + insert (folio_get + rmap) + folio_put. `allocFails`: the
+   * insert's page-table allocation fails (fault injection); it returns false (VM_FAULT_OOM).
    */
-  installPage(vmf: Vmf, pfn: number, level: 'pte' | 'pmd' | 'pud'): void {
+  installPage(vmf: Vmf, pfn: number, level: 'pte' | 'pmd' | 'pud', allocFails = false): boolean {
     const k = this.k;
     const { vma, vpn, write } = vmf;
     const existing = k.vm.lookup(vma.mm, vpn);
@@ -332,20 +388,24 @@ export class Dax {
         existing.pte.dirty = true;
         k.emit('pte.set', { mm: vma.mm.name, vaddr: existing.base, pfn, level, write: true, devmap: existing.pte.devmap, special: existing.pte.special });
       }
-      return;
+      return true;
     }
-    if (existing) return; // another translation is there: VM_FAULT_NOPAGE
+    if (existing) return true; // another translation is there: VM_FAULT_NOPAGE
     if (k.features['pte-devmap']) {
+      if (allocFails) return false;
       // pte_mkdevmap() sets _PAGE_SPECIAL too on x86; pmd_mkdevmap() only _PAGE_DEVMAP
       k.vm.install(vma.mm, vpn, k.faults.pte(pfn, level, { write, dirty: write, devmap: true, special: level === 'pte' && k.mmu.pteBits.special }));
-      return;
+      return true;
     }
     const head = k.folios.folio(pfn);
     k.folios.get(head, 1, 'dax_fault_iter: folio_ref_inc (temporary)');
-    k.folios.get(head, 1, `vmf_insert_${level === 'pte' ? 'page_mkwrite' : `folio_${level}`}`);
-    k.folios.addMap(head);
-    k.vm.install(vma.mm, vpn, k.faults.pte(pfn, level, { write, dirty: write }));
+    if (!allocFails) {
+      k.folios.get(head, 1, `vmf_insert_${level === 'pte' ? 'page_mkwrite' : `folio_${level}`}`);
+      k.folios.addMap(head);
+      k.vm.install(vma.mm, vpn, k.faults.pte(pfn, level, { write, dirty: write }));
+    }
     k.folios.put(head, 1, 'dax_fault_iter: folio_put (temporary)');
+    return !allocFails;
   }
 
   /**
@@ -407,9 +467,7 @@ export class Dax {
     while (!idle()) {
       const seen = this.wakeCounts.get(head) ?? 0;
       cb.release();
-      // fresh: no caller (xfs/ext4/fuse break layouts, eras (a)-(c)) keeps a loop-carried value
-      // across this sleep: after it, each rechecks the page and rescans from the kernel's state
-      yield* waitUntil(`wait for pfn ${head} of ${inode.name} to become idle`, () => (this.wakeCounts.get(head) ?? 0) > seen, { fresh: true });
+      yield* waitUntil(`wait for pfn ${head} of ${inode.name} to become idle`, () => (this.wakeCounts.get(head) ?? 0) > seen);
       yield* cb.reacquire();
     }
   }

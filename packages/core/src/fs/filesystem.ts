@@ -144,13 +144,21 @@ export abstract class DaxFilesystem implements FsHandle, DaxIomapOps {
     return inode;
   }
 
-  /** iomap_begin(): the extent behind a file page; a write to a hole allocates it. */
-  *iomapBegin(inode: Inode, index: number, write: boolean): Op<Iomap> {
+  /**
+   * iomap_begin() for `pages` pages from `index`: the extent at index. A hole reads as a hole as
+   * long as it lasts (up to `pages`); a write allocates it, clipped to the next allocated block
+   * (xfs_direct_write_iomap_begin -> xfs_iomap_write_direct over the hole xfs_bmapi_read found;
+   * ext4_iomap_alloc -> ext4_map_blocks, which allocates up to the next extent), so a PMD write
+   * fault on a PMD-sized hole allocates the whole PMD, not the faulting page.
+   */
+  *iomapBegin(inode: Inode, index: number, write: boolean, pages = 1): Op<Iomap> {
     let block = inode.blocks.get(index);
     if (block === undefined) {
-      if (!write) return { type: 'hole', pfn: 0, contiguous: 1, shared: false };
-      block = this.blocks.alloc(inode.name, index, 1)[0]!;
-      inode.blocks.set(index, block);
+      let hole = 1;
+      while (hole < pages && !inode.blocks.has(index + hole)) hole++;
+      if (!write) return { type: 'hole', pfn: 0, contiguous: hole, shared: false };
+      this.blocks.alloc(inode.name, index, hole).forEach((b, i) => inode.blocks.set(index + i, b));
+      block = inode.blocks.get(index)!;
     }
     let contiguous = 1;
     while (inode.blocks.get(index + contiguous) === block + contiguous) contiguous++;

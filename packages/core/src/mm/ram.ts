@@ -15,7 +15,7 @@ export class Ram {
 
   /** alloc_page() + folio_add_new_anon_rmap(): rc 1, exclusive anon page, or null (ENOMEM). */
   allocAnon(anonVma: number, data: string): number | null {
-    if (this.live.size >= this.limit) return null;
+    if (this.live.size >= this.limit || this.k.faultInject.shouldFail('page-alloc')) return null;
     if (this.next === 0) this.next = Ram.BASE_PFN + 2 * this.k.vm.pmdPages; // after the zero and huge zero pages
     const pfn = this.freed.pop() ?? this.next++;
     this.live.add(pfn);

@@ -84,6 +84,7 @@ export function stepOp(k: Kernel, step: Step, failures: string[]): Op<unknown> {
     case 'put': return k.put(a);
     case 'dma-write': return k.dmaWrite(a);
     case 'memory-failure': return k.memoryFailure(a);
+    case 'inject-fault': return k.injectFault(a);
     case 'read':
       return (function* () {
         const data = yield* k.read(a);

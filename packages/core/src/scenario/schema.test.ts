@@ -86,15 +86,15 @@ describe('constants', () => {
   it('every operation of SCENARIOS.md has a schema', () => {
     expect(OP_NAMES).toEqual([
       'probe', 'unbind', 'mount', 'create', 'truncate', 'punch-hole', 'reflink', 'spawn', 'mmap', 'munmap', 'read', 'write',
-      'fork', 'exit', 'pin', 'get', 'unpin', 'put', 'dma-write', 'dma-read', 'memory-failure', 'migrate', 'device-read', 'device-write', 'check',
+      'fork', 'exit', 'pin', 'get', 'unpin', 'put', 'dma-write', 'dma-read', 'memory-failure', 'migrate', 'device-read', 'device-write', 'inject-fault', 'check',
     ]);
     expect(Object.keys(OP_ARGS)).toEqual(OP_NAMES);
   });
 
-  it('invariant names are the ten of DESIGN.md', () => {
+  it('invariant names are the ten of DESIGN.md, plus dax-entry-zero-ref (seed 004, documented in docs/scenarios.md)', () => {
     expect(INVARIANT_NAMES).toEqual([
       'block-freed-while-pinned', 'dma-to-foreign-block', 'mapped-page-zero-ref', 'refcount-underflow', 'page-freed-while-mapped',
-      'pgmap-teardown-while-referenced', 'pinned-page-diverged', 'longterm-pin-of-fsdax', 'dax-page-seen-as-anon', 'kernel-oops',
+      'pgmap-teardown-while-referenced', 'pinned-page-diverged', 'longterm-pin-of-fsdax', 'dax-page-seen-as-anon', 'dax-entry-zero-ref', 'kernel-oops',
     ]);
   });
 

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { Errno } from '../errors.js';
 import { FEATURES, PRESETS } from '../features.js';
+import { FAULT_SITE_NAMES, type FaultSite } from '../fault-inject.js';
 import { isPowerOfTwo, parseSize } from '../units.js';
 import type { CheckArgs, CheckWhat, OpName } from './types.js';
 
@@ -21,6 +22,7 @@ export const INVARIANTS = [
   { name: 'pinned-page-diverged', brokenWhen: 'after fork/COW, the page a pin refers to is no longer the page mapped at that address in the pinning process' },
   { name: 'longterm-pin-of-fsdax', brokenWhen: 'a FOLL_LONGTERM pin succeeds on an fs-dax page' },
   { name: 'dax-page-seen-as-anon', brokenWhen: 'an fs-dax file page tests as anonymous (PAGE_MAPPING_DAX_SHARED alias)' },
+  { name: 'dax-entry-zero-ref', brokenWhen: 'a DAX fault that associated a page with a file fails to map it and leaves the entry associating the page at refcount 0 (seed 004: "not leaving a zero-referenced entry")' },
   { name: 'kernel-oops', brokenWhen: 'the simulated kernel crashed (e.g. walking init_mm vmemmap tables that do not exist)' },
 ] as const;
 
@@ -246,6 +248,11 @@ export const OP_ARGS = {
   migrate: obj({ map: Name, page: PageIndex, pages: PageCount.optional(), to: Name.describe("'ram', or the name of a device to migrate to"), process: Name.optional().describe('act in this process (default: the one that created the mapping)') }).describe('migrate anonymous pages to device memory or back (migrate_vma_*)'),
   'device-read': obj({ device: Name, map: Name, page: PageIndex, process: Name.optional().describe('the process whose memory the device mirrors'), expect: Data.optional() }).describe("a mirror device reads a process's page (hmm)"),
   'device-write': obj({ device: Name, map: Name, page: PageIndex, data: Data, process: Name.optional().describe('the process whose memory the device mirrors') }).describe("a mirror device writes a process's page (hmm)"),
+  'inject-fault': obj({
+    site: z.enum(FAULT_SITE_NAMES as [FaultSite, ...FaultSite[]]).describe('the allocation that fails (fault-inject.ts FAULT_SITES)'),
+    nth: z.number().int().positive().optional().describe('the nth call at the site from now fails (default 1, as /proc/<pid>/fail-nth)'),
+    times: z.number().int().positive().optional().describe('how many calls fail from there (default 1)'),
+  }).describe("arm the kernel's fault injection: an allocation at the site fails (fail_page_alloc with fail-nth)"),
   check: checkArgs.describe('assert state now: refcount, mapcount, pinned, mapped, anon, blockFree or vmemmap'),
 } satisfies Record<OpName, z.ZodType>;
 
@@ -289,6 +296,7 @@ function oneOrMany<T extends z.ZodType>(one: T) {
 
 const WhenSchema = obj({
   arch: oneOrMany(Name).optional(),
+  pageSize: oneOrMany(Size.refine((n) => isPowerOfTwo(n), { error: 'a page size is a power of two (4KiB, 16KiB, 64KiB)' })).optional().describe('PAGE_SIZE of the kernel (the arch default unless --page-size or kernel.pageSize chose one)'),
   fs: oneOrMany(z.enum(FS_NAMES)).optional(),
   driver: oneOrMany(z.enum(DRIVER_NAMES)).optional(),
   version: oneOrMany(z.enum(PRESET_NAMES as [string, ...string[]])).optional(),

@@ -36,7 +36,7 @@ export type OpName =
   | 'probe' | 'unbind' | 'mount' | 'create' | 'truncate' | 'punch-hole' | 'reflink'
   | 'spawn' | 'mmap' | 'munmap' | 'read' | 'write' | 'fork' | 'exit'
   | 'pin' | 'get' | 'unpin' | 'put' | 'dma-write' | 'dma-read'
-  | 'memory-failure' | 'migrate' | 'device-read' | 'device-write' | 'check';
+  | 'memory-failure' | 'migrate' | 'device-read' | 'device-write' | 'inject-fault' | 'check';
 
 export interface Step {
   readonly op: OpName;
@@ -71,6 +71,8 @@ export interface CheckArgs {
 
 export interface ExpectWhen {
   readonly arch?: readonly string[];
+  /** PAGE_SIZE in bytes (arches with a choice: arm64, ppc-hash) */
+  readonly pageSize?: readonly number[];
   readonly fs?: readonly string[];
   readonly driver?: readonly string[];
   readonly version?: readonly string[];
