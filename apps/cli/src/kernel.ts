@@ -28,8 +28,8 @@ export interface KernelOptions {
 export interface KernelAxes {
   readonly arch?: readonly string[];
   readonly pageSize?: number;
-  /** matrix: every --page-size value (a list a,b); `pageSize` is the first */
-  readonly pageSizes?: readonly number[];
+  /** matrix: every --page-size value (a list a,b; `pageSize` is the first), or each arch's own sizes (`all`) */
+  readonly pageSizes?: readonly number[] | 'all';
   readonly fs?: readonly string[];
   readonly driver?: readonly string[];
   readonly version?: readonly string[];
@@ -59,8 +59,11 @@ export function parseKernelFlags(o: KernelOptions, catalog: PluginCatalog, multi
       throw e;
     }
   }
-  let pageSizes: number[] | undefined;
-  if (o.pageSize !== undefined) {
+  let pageSizes: number[] | 'all' | undefined;
+  if (o.pageSize !== undefined && splitList(o.pageSize).includes('all')) {
+    if (!multi) throw new UsageError(`--page-size all: 'run' takes one value; use 'daxlab matrix' to try several`);
+    pageSizes = 'all';
+  } else if (o.pageSize !== undefined) {
     const raw = splitList(o.pageSize);
     if (raw.length === 0) throw new UsageError('--page-size needs a value (4KiB, 16KiB, 64KiB)');
     if (!multi && raw.length > 1) throw new UsageError(`--page-size ${o.pageSize}: 'run' takes one value; use 'daxlab matrix' to try several`);
@@ -76,7 +79,7 @@ export function parseKernelFlags(o: KernelOptions, catalog: PluginCatalog, multi
       return size;
     });
   }
-  const pageSize = pageSizes?.[0];
+  const pageSize = Array.isArray(pageSizes) ? pageSizes[0] : undefined;
   const axis = (flag: string, value: string | undefined, known: readonly string[]) => (value === undefined ? undefined : pickNames(flag, value, known, multi));
   return {
     ...optional('arch', axis('--arch', o.arch, Object.keys(catalog.arch))),
@@ -133,9 +136,9 @@ export function kernelsFor(s: Scenario, axes: KernelAxes, catalog: PluginCatalog
     (sets, [name, values]) => sets.flatMap((set) => values.map((v) => ({ ...set, [name]: v }))),
     [{}],
   );
-  const pageSizes: readonly (number | undefined)[] = axes.pageSizes ?? [axes.pageSize];
   const out: CellKernelRequest[] = [];
   for (const arch of archs) {
+    const pageSizes: readonly (number | undefined)[] = axes.pageSizes === 'all' ? archPageSizes(catalog, arch) : (axes.pageSizes ?? [axes.pageSize]);
     for (const pageSize of pageSizes) {
       for (const fs of fss) {
         for (const driver of drivers) {
@@ -149,6 +152,32 @@ export function kernelsFor(s: Scenario, axes: KernelAxes, catalog: PluginCatalog
     }
   }
   return out;
+}
+
+/**
+ * Base page sizes Linux arches configure: PAGE_SHIFT 12 to 18 (4KiB everywhere, 8KiB sparc64
+ * and alpha, 16KiB/64KiB arm64, loongarch and mips, 64KiB powerpc, 256KiB hexagon and ppc44x).
+ */
+const CANDIDATE_PAGE_SIZES = [12, 13, 14, 15, 16, 17, 18].map((shift) => 2 ** shift);
+
+/**
+ * `--page-size all`: the base page sizes an arch offers, as its plugin says: each candidate its
+ * factory builds without refusing, by the page size the built MMU reports (a plugin that
+ * ignores the option yields its one size once). No list of arches here: the catalog decides.
+ */
+export function archPageSizes(catalog: PluginCatalog, arch: string): number[] {
+  const factory = catalog.arch[arch];
+  if (!factory) return [];
+  const sizes = new Set<number>();
+  for (const candidate of CANDIDATE_PAGE_SIZES) {
+    try {
+      const size = (factory({ pageSize: candidate }) as { mmu?: { basePageSize?: unknown } }).mmu?.basePageSize;
+      if (typeof size === 'number') sizes.add(size);
+    } catch {
+      // the arch has no such page size
+    }
+  }
+  return [...sizes].sort((a, b) => a - b);
 }
 
 export interface Shard {

@@ -5,7 +5,6 @@ import { InputError, runScenario, scenarioJsonSchema } from '@daxlab/core';
 import { builtinCatalog } from './catalog.js';
 import { exploreCommand, exploreOptions, type ExploreCommandOptions } from './commands/explore.js';
 import { vmemmapCommand, vmemmapOptions, type VmemmapCommandOptions } from './commands/vmemmap.js';
-import { vmemmapCommand, vmemmapOptions, type VmemmapCommandOptions } from './commands/vmemmap.js';
 import { mergeCommand, type MergeCommandOptions } from './commands/merge.js';
 import { workerExecutor, workersAvailable } from './matrix/pool.js';
 import { runCommand, REPORT_FILES, REPORTERS, type Deps, type RunCommandOptions } from './execute.js';
@@ -24,7 +23,7 @@ function kernelOptions(cmd: Command, multi: boolean): Command {
   const list = multi ? ' (a list a,b or all)' : '';
   return cmd
     .option(`--arch <${multi ? 'names' : 'name'}>`, `architecture${list}; default: the scenario's, else ${multi ? 'all' : 'x86'}`)
-    .option(`--page-size <${multi ? 'sizes' : 'size'}>`, `base page size for arches with a choice (arm64: 4KiB, 16KiB, 64KiB)${multi ? '; a list a,b tries each (an arch without that size: unsupported)' : ''}`)
+    .option(`--page-size <${multi ? 'sizes' : 'size'}>`, `base page size for arches with a choice (arm64: 4KiB, 16KiB, 64KiB)${multi ? '; a list a,b tries each (an arch without that size: unsupported); all: each arch\'s own sizes' : ''}`)
     .option(`--fs <${multi ? 'names' : 'name'}>`, `filesystem${list}; default: the scenario's, else ${multi ? 'all' : 'xfs'} (scenarios that never mount run without one)`)
     .option(`--driver <${multi ? 'names' : 'name'}>`, `device driver${list}; default: the scenario's, else nvdimm (scenarios that never probe run without one)`)
     .option(`--kernel <${multi ? 'versions' : 'version'}>`, `kernel preset${list}; default: the scenario's, else ${multi ? 'all' : 'latest'} (daxlab list kernels)`)
@@ -86,10 +85,6 @@ export async function main(argv: readonly string[], io: CliIo = processIo(), dep
 
   exploreOptions(kernelOptions(program.command('explore'), false)).action(async (scenarios: string[], o: ExploreCommandOptions) => {
     code = await exploreCommand(scenarios, o, io, { catalog: d.catalog, version: d.version, ...(d.libraryDir ? { libraryDir: d.libraryDir } : {}), ...(d.importer ? { importer: d.importer } : {}) });
-  });
-
-  vmemmapOptions(kernelOptions(program.command('vmemmap'), false)).action(async (o: VmemmapCommandOptions) => {
-    code = await vmemmapCommand(o, io, { catalog: d.catalog, ...(d.importer ? { importer: d.importer } : {}) });
   });
 
   vmemmapOptions(kernelOptions(program.command('vmemmap'), false)).action(async (o: VmemmapCommandOptions) => {

@@ -202,6 +202,20 @@ describe('--page-size lists', () => {
     expect(r.code).toBe(0);
   });
 
+  it("all: each arch's own sizes, as its plugin accepts them (no list of arches in the CLI)", async () => {
+    const granules = (o: { pageSize?: number }) => {
+      const size = o.pageSize ?? 4096;
+      if (![4096, 16384, 65536].includes(size)) throw new Error(`pageSize ${size} is not an arm64 granule`);
+      return { name: '@test/arm64', mmu: { basePageSize: size } } as unknown as ArchPlugin;
+    };
+    // a plugin that ignores the option: its one size, once
+    const fixed = () => ({ name: '@test/fixed', mmu: { basePageSize: 8192 } }) as unknown as ArchPlugin;
+    const dir = tempTree({ 'a.yaml': SIMPLE('a') });
+    const r = await cli(['matrix', 'a.yaml', '--kernel', 'v6.6', '--page-size', 'all', '--reporter', 'json'], dir, { catalog: { ...namesCatalog(), arch: { granules, fixed } } });
+    const doc = JSON.parse(r.out) as { cells: { kernel: { arch: string; pageSize: number }; status: string }[] };
+    expect(doc.cells.map((c) => `${c.kernel.arch} ${c.kernel.pageSize} ${c.status}`)).toEqual(['granules 4096 pass', 'granules 16384 pass', 'granules 65536 pass', 'fixed 8192 pass']);
+  });
+
   it("'run' takes one page size", async () => {
     const r = await cli(['run', 'a.yaml', '--page-size', '4KiB,16KiB'], tempTree({ 'a.yaml': SIMPLE('a') }));
     expect({ code: r.code, err: r.err }).toEqual({ code: 2, err: "error: --page-size 4KiB,16KiB: 'run' takes one value; use 'daxlab matrix' to try several\n" });
