@@ -106,10 +106,12 @@ export class Kernel {
   readonly faultInject = new FaultInjection();
   readonly migration: DeviceMigration;
   /** pfn of the shared zero page */
-  readonly zeroPfn = Ram.BASE_PFN;
+  get zeroPfn(): number {
+    return this.ram.basePfn;
+  }
   /** first pfn of the huge zero page (mm_get_huge_zero_folio), PMD-aligned after the zero page */
   get hugeZeroPfn(): number {
-    return Ram.BASE_PFN + this.vm.pmdPages;
+    return this.ram.basePfn + this.vm.pmdPages;
   }
 
   /** is_zero_pfn() || is_huge_zero_pfn(): never refcounted, never pinned */

@@ -3,20 +3,27 @@ import { anonMappingOf, PG } from './pages.js';
 
 /** System RAM for anonymous pages and COW copies: a simple page allocator with reuse. */
 export class Ram {
-  /** RAM pfns start at 4 GiB; device ranges are placed far above (see Memremap). */
-  static readonly BASE_PFN = 0x100000;
+  /**
+   * RAM starts at 4 GiB physical, for every base page size (a pfn base fixed for 4 KiB pages
+   * would put 64 KiB-page RAM at 64 GiB, on top of the first device range: see Memremap).
+   */
+  static readonly BASE = 4 * 2 ** 30;
+  /** first RAM pfn: the shared zero page, then the huge zero page, then allocations */
+  readonly basePfn: number;
   private next = 0;
   private readonly freed: number[] = [];
   readonly live = new Set<number>();
   /** pages left before alloc_page() fails (fault-injection for fork's -ENOMEM path) */
   limit = Number.POSITIVE_INFINITY;
 
-  constructor(private readonly k: Kernel) {}
+  constructor(private readonly k: Kernel) {
+    this.basePfn = Ram.BASE / k.mmu.basePageSize;
+  }
 
   /** alloc_page() + folio_add_new_anon_rmap(): rc 1, exclusive anon page, or null (ENOMEM). */
   allocAnon(anonVma: number, data: string): number | null {
     if (this.live.size >= this.limit || this.k.faultInject.shouldFail('page-alloc')) return null;
-    if (this.next === 0) this.next = Ram.BASE_PFN + 2 * this.k.vm.pmdPages; // after the zero and huge zero pages
+    if (this.next === 0) this.next = this.basePfn + 2 * this.k.vm.pmdPages; // after the zero and huge zero pages
     const pfn = this.freed.pop() ?? this.next++;
     this.live.add(pfn);
     const p = this.k.pages;
