@@ -51,7 +51,7 @@ describe('the reduction (state hashing over canonical thread positions) against 
       expect(hashed.violations.map((v) => [v.invariant, v.length])).toEqual(tree.violations.map((v) => [v.invariant, v.length]));
       expect(hashed.blocked?.length ?? null).toBe(tree.blocked?.length ?? null);
       expect({ hashed: hashed.states, tree: tree.states }).toEqual({ hashed: hashedStates, tree: treeStates });
-    });
+    }, 120_000);
   }
 });
 
@@ -63,7 +63,7 @@ describe('the cost side of the search: snapshots, traces, depth-first', () => {
       const size = (r: ExploreResult) => ({ states: r.states, transitions: r.transitions, depth: r.depth, ends: r.ends, ...verdict(r), schedules: r.violations.map((v) => v.schedule) });
       expect(size(restored), file).toEqual(size(fresh));
     }
-  });
+  }, 120_000);
 
   it('N = 1, K = 2 on v6.15: depth-first and breadth-first store the same 1,198 states and take the same 2,710 transitions', () => {
     // 2,815 states and 5,713 transitions with the thread positions of fb57153 (BENCHMARKS.md)
@@ -71,7 +71,7 @@ describe('the cost side of the search: snapshots, traces, depth-first', () => {
     const bfs = explore('spin/scale-n1k2.yaml', 'v6.15', {}, { search: 'bfs' });
     expect([dfs.states, dfs.transitions, bfs.states, bfs.transitions]).toEqual([1198, 2710, 1198, 2710]);
     expect(verdict(dfs)).toEqual({ complete: true, outcome: 'completed', violations: [], blocked: false, status: 'pass' });
-  });
+  }, 120_000);
 
   it('no trace is kept while searching; a finding\'s trace comes from one traced replay of its schedule and ends at the breaking event', () => {
     const r = explore('truncate-vs-dma.yaml', 'v6.6', {}, {});

@@ -11,7 +11,10 @@ import type { Counterexample, ExploreEnds, ExploreFinding, ExploreOptions, Explo
 
 const DEFAULT_MAX_STATES = 1_000_000;
 const DEFAULT_MAX_DEPTH = 10_000;
-/** Frontier states that keep their live session (saving one replay each); the rest are replayed. */
+/**
+ * Sessions a breadth-first layer keeps at its states (each saves one replay; about 100 KiB each
+ * with its snapshot); past that, states are replayed.
+ */
 const LIVE_SESSIONS = 1024;
 const PROGRESS_EVERY = 1000;
 /** Finished sessions kept to be put back to their post-setup snapshot for the next replay. */
@@ -50,6 +53,11 @@ interface Node {
   readonly last: number;
   readonly preemptions: number;
   session: ScenarioSession | null;
+  /**
+   * breadth-first: more sessions at this same state, left by other schedules that reached it in
+   * the same layer (each saves one replay when the state is expanded)
+   */
+  spares?: ScenarioSession[];
 }
 
 interface Child {
@@ -188,7 +196,7 @@ class Explorer {
     prefix.set(from.prefix);
     prefix[from.prefix.length] = i;
     const preemptions = from.preemptions + (this.preempts(from, i) ? 1 : 0);
-    const fresh = s.monitor.violations.slice(before).map((v) => this.keep({ ...this.counterexample(s, prefix.length, preemptions), invariant: v.invariant, message: v.message }, prefix));
+    const fresh = s.monitor.violations.slice(before).map((v) => this.keep({ ...this.counterexample(prefix.length, preemptions), invariant: v.invariant, message: v.message }, prefix));
     const runnable = s.runnable();
     return { session: s, prefix, runnable, preemptions, fresh };
   }
@@ -197,9 +205,13 @@ class Explorer {
     return from.last >= 0 && i !== from.last && from.runnable.includes(from.last);
   }
 
-  /** A finding's schedule; its trace and threads are filled in by `traced` once the search ends. */
-  private counterexample(s: ScenarioSession, length: number, preemptions: number): Counterexample {
-    return { schedule: s.schedule.map((x) => ({ ...x })), trace: [], threads: [], length, preemptions };
+  /**
+   * A finding, known by its schedule as thread indices (`keep`); its schedule in the report's
+   * form, its trace and threads come from `traced` once the search ends (the session that found
+   * it may have reached the same state by another schedule, see bfs).
+   */
+  private counterexample(length: number, preemptions: number): Counterexample {
+    return { schedule: [], trace: [], threads: [], length, preemptions };
   }
 
   private keep<T extends Counterexample>(c: T, prefix: Uint8Array): T {
@@ -223,7 +235,7 @@ class Explorer {
     s.runnable(); // settles an end state (a blocked run's waits)
     const invariant = (c as Partial<ExploreViolation>).invariant;
     const trace = invariant !== undefined ? (s.monitor.violations.find((v) => v.invariant === invariant)?.trace ?? []) : [...s.monitor.trace];
-    return { ...c, trace, threads: threads.slice(0, trace.length) };
+    return { ...c, schedule: s.schedule.map((x) => ({ ...x })), trace, threads: threads.slice(0, trace.length) };
   }
 
   // ---- the searches ----------------------------------------------------------------------
@@ -234,8 +246,8 @@ class Explorer {
    * not too deep), and `node` is it either way (with the session now at it when it is to be
    * expanded; otherwise the session is released).
    */
-  private expand(from: Node, i: number, visited: KeyTable | null): { node: Node; key: [number, number] | null; seen: 'new' | 'better' | 'seen'; expand: boolean } {
-    const s = from.session ?? this.replay(from.prefix);
+  private expand(from: Node, i: number, visited: KeyTable | null, keepSeen = false): { node: Node; key: [number, number] | null; seen: 'new' | 'better' | 'seen'; expand: boolean } {
+    const s = from.session ?? from.spares?.pop() ?? this.replay(from.prefix);
     from.session = null;
     if (visited) {
       // the acting thread's position stream goes on where its last step left it
@@ -255,7 +267,7 @@ class Explorer {
       node.session = null;
       return { node, key, seen, expand: false };
     };
-    if (seen === 'seen') return done();
+    if (seen === 'seen') return keepSeen ? { node, key, seen, expand: false } : done();
     if (seen === 'new') this.countState(child.prefix.length);
     if (child.runnable.length === 0) {
       // an end state reached again with fewer preemptions: only its schedule may improve
@@ -275,7 +287,13 @@ class Explorer {
     return { prefix: new Uint8Array(0), runnable, hist, last: -1, preemptions: 0, session: root };
   }
 
-  /** Breadth-first over states, merging states already reached. */
+  /**
+   * Breadth-first over states, merging states already reached. A schedule that reaches a state
+   * of the next layer already reached by another leaves its session there: the state is the
+   * same (that is what merging it assumes), so when the state is expanded that session takes
+   * one of its transitions instead of a replay. Findings are still reported with the schedule
+   * the state is known by (`prefix`): the session only does the stepping.
+   */
   private bfs(root: ScenarioSession, runnable: readonly number[]): void {
     const visited = new KeyTable();
     let frontier: Node[] = [this.root(root, runnable, visited)];
@@ -283,31 +301,48 @@ class Explorer {
       const next: Node[] = [];
       // states first reached in this layer, so a later path with fewer preemptions can take over
       const layer = new Map<string, number>();
+      let kept = 0;
+      const keep = (at: Node, s: ScenarioSession | null): void => {
+        if (!s) return;
+        if (kept >= LIVE_SESSIONS) return this.release(s);
+        kept++;
+        if (!at.session) at.session = s;
+        else (at.spares ??= []).push(s);
+      };
       for (const from of frontier) {
         for (const i of from.runnable) {
           if (this.stopped) break;
           if (!this.withinBound(from, i)) continue;
-          const { node, key, seen, expand } = this.expand(from, i, visited);
+          const { node, key, seen, expand } = this.expand(from, i, visited, true);
           const id = `${key![0]}:${key![1]}`;
           if (seen === 'seen') {
-            // the same state at the same depth by a schedule with fewer preemptions: keep that one
             const at = layer.get(id);
             const had = at === undefined ? undefined : next[at];
-            if (had && node.preemptions < had.preemptions) {
-              this.release(had.session);
-              next[at!] = node;
+            if (!had) {
+              this.release(node.session);
+              continue;
             }
+            // the same state at the same depth by a schedule with fewer preemptions: keep that
+            // one; either way the sessions stay with the state
+            const [keepNode, other] = node.preemptions < had.preemptions ? [node, had] : [had, node];
+            const sessions = [keepNode.session, ...(keepNode.spares ?? []), other.session, ...(other.spares ?? [])];
+            kept -= (had.session ? 1 : 0) + (had.spares?.length ?? 0);
+            keepNode.session = null;
+            keepNode.spares = [];
+            for (const s of sessions) keep(keepNode, s);
+            next[at!] = keepNode;
             continue;
           }
           if (!expand) continue;
           if (seen === 'new') layer.set(id, next.length);
-          if (next.length >= LIVE_SESSIONS) {
-            this.release(node.session);
-            node.session = null;
-          }
+          const s = node.session;
+          node.session = null;
+          keep(node, s);
           next.push(node);
         }
         from.session = null;
+        for (const s of from.spares ?? []) this.release(s);
+        from.spares = [];
         if (this.stopped) break;
       }
       frontier = next;
@@ -425,7 +460,7 @@ class Explorer {
 
   private violation(v: ExploreViolation): void {
     const had = this.violations.get(v.invariant);
-    if (!had || shorter(v, had)) this.violations.set(v.invariant, v);
+    if (!had || this.shorter(v, had)) this.violations.set(v.invariant, v);
     if (this.options.stopAtFirst) this.stop();
   }
 
@@ -433,7 +468,7 @@ class Explorer {
   private end(s: ScenarioSession, prefix: Uint8Array, preemptions: number, count = true): void {
     const outcome: Outcome = s.ended ?? 'completed';
     const n = count ? 1 : 0;
-    const found = (messages: string[]): ExploreFinding => this.keep({ ...this.counterexample(s, prefix.length, preemptions), messages }, prefix);
+    const found = (messages: string[]): ExploreFinding => this.keep({ ...this.counterexample(prefix.length, preemptions), messages }, prefix);
     switch (outcome) {
       case 'blocked': {
         this.ends.blocked += n;
@@ -441,7 +476,7 @@ class Explorer {
         // failures only when no rule expects the run to block)
         const waits = s.threads.filter((t) => !t.done && !t.parked).map((t) => `${t.steps[t.index]!.path}: blocked — ${t.pending?.kind === 'block' ? t.pending.reason : 'waiting'}`);
         const f = found(waits);
-        if (!this.blocked || shorter(f, this.blocked)) this.blocked = f;
+        if (!this.blocked || this.shorter(f, this.blocked)) this.blocked = f;
         this.recordFailures(s, f, waits);
         if (this.options.stopAtFirst) this.stop();
         return;
@@ -449,7 +484,7 @@ class Explorer {
       case 'oops': {
         this.ends.oops += n;
         const f = found(s.monitor.violations.filter((v) => v.invariant === 'kernel-oops').map((v) => v.message));
-        if (!this.oops || shorter(f, this.oops)) this.oops = f;
+        if (!this.oops || this.shorter(f, this.oops)) this.oops = f;
         if (this.options.stopAtFirst) this.stop();
         return;
       }
@@ -476,8 +511,15 @@ class Explorer {
       if (except.includes(message)) continue;
       const had = this.failures.get(message);
       const mine = this.keep({ ...f, messages: [message] }, this.prefixes.get(f)!);
-      if (!had || shorter(mine, had)) this.failures.set(message, mine);
+      if (!had || this.shorter(mine, had)) this.failures.set(message, mine);
     }
+  }
+
+  /** Fewer steps, then fewer preemptions, then fewer slices. */
+  private shorter(a: Counterexample, b: Counterexample): boolean {
+    if (a.length !== b.length) return a.length < b.length;
+    if (a.preemptions !== b.preemptions) return a.preemptions < b.preemptions;
+    return slices(this.prefixes.get(a)) < slices(this.prefixes.get(b));
   }
 
   private stop(): void {
@@ -489,7 +531,7 @@ class Explorer {
 
   private result(root: ScenarioSession): ExploreResult {
     const features = root.kernel.features;
-    const rules = this.scenario.expect.filter((r) => ruleApplies(r, { arch: this.req.arch, fs: this.req.fs, driver: this.req.driver, version: this.req.version, features }));
+    const rules = this.scenario.expect.filter((r) => ruleApplies(r, { arch: this.req.arch, pageSize: root.kernel.desc.pageSize, fs: this.req.fs, driver: this.req.driver, version: this.req.version, features }));
     const expectsUnsupported = rules.some((r) => r.unsupported === true);
     const violations = [...this.violations.values()].sort((a, b) => a.invariant.localeCompare(b.invariant)).map((v) => this.traced(v));
     const stepFailures = [...this.failures.values()].map((f) => this.traced(f));
@@ -540,11 +582,12 @@ function label(p: Yield | null): string {
   return p.kind === 'preempt' ? p.point : `block: ${p.reason}`;
 }
 
-/** Fewer steps, then fewer preemptions, then fewer slices. */
-function shorter(a: Counterexample, b: Counterexample): boolean {
-  if (a.length !== b.length) return a.length < b.length;
-  if (a.preemptions !== b.preemptions) return a.preemptions < b.preemptions;
-  return a.schedule.length < b.schedule.length;
+/** How many slices (runs of one thread) a schedule of thread indices has. */
+function slices(prefix: Uint8Array | undefined): number {
+  if (!prefix) return 0;
+  let n = 0;
+  for (let j = 0; j < prefix.length; j++) if (j === 0 || prefix[j] !== prefix[j - 1]) n++;
+  return n;
 }
 
 /** `trunc×3 → app → trunc×2`: who ran, for how many preemption points, in order. */
