@@ -176,3 +176,25 @@ describe('sections and the altmap allocator', () => {
     expect(altmapAllocBlocks(a, 1, 3)).toBe(3); // base pages never need padding
   });
 });
+
+describe('altmap_cross_boundary() forms (ppc64 hash blocks: one 16 MiB block describes 16 GiB of 64K pages)', () => {
+  const hash64k: Mmu = { ...MMU64K, arch: 'hash', sectionSize: 16 * MiB };
+  const hashArch = (check: 'inside' | 'before-end'): VmemmapArchModel => ({
+    vmemmapInInitMm: false,
+    optsInToDaxVmemmapOptimization: () => false,
+    backing: () => ({ blockSize: 16 * MiB, useAltmap: true, onAltmapFailure: 'ram', altmapBoundaryCheck: check, via: 'hash' }),
+  });
+  // 128 GiB at 64 GiB: 8 windows; nd_pfn free = ALIGN(64K + 64 * 2097151, 16M) / 64K - 1 = 2303 =
+  // 255 pfns of padding + 8 x 256: exactly enough for all eight blocks
+  it('v6.5+ (6722b2571205): the window ending at the device\'s last pfn comes from the altmap: all 8 blocks on the device', () => {
+    const f = figures(run(hash64k, hashArch('inside'), 128 * GiB, 64 * KiB, { altmap: true, reserve: 1, free: 2303 }));
+    expect(f.detail).toMatchObject({ altmapPages: 2048, ramPages: 0, altmapAlignPages: 255 });
+  });
+  it('before v6.5 (start_pfn + nr_pfn > end_pfn): that last window went to RAM', () => {
+    const f = figures(run(hash64k, hashArch('before-end'), 128 * GiB, 64 * KiB, { altmap: true, reserve: 1, free: 2303 }));
+    expect(f.detail).toMatchObject({ altmapPages: 7 * 256, ramPages: 256 });
+  });
+  it('a device smaller than a window gets its block from RAM either way', () => {
+    expect(figures(run(hash64k, hashArch('inside'), 2 * GiB, 64 * KiB, { altmap: true, reserve: 1, free: 511 })).detail).toMatchObject({ altmapPages: 0, ramPages: 256 });
+  });
+});

@@ -24,10 +24,16 @@ export interface MemmapBacking {
    */
   readonly onAltmapFailure: 'enomem' | 'ram';
   /**
-   * ppc64 altmap_cross_boundary(): a block whose struct pages describe pfns outside
-   * [altmap base_pfn, end_pfn] is never taken from the altmap.
+   * ppc64 altmap_cross_boundary() (arch/powerpc/mm/init_64.c): a block whose struct pages describe
+   * pfns outside the altmap's range is never taken from the altmap. end_pfn is the range's last
+   * pfn (nd_pfn: PHYS_PFN(res->end)), and the test changed:
+   * - `inside` (v6.5+, 6722b2571205 "powerpc/mm/altmap: Fix altmap boundary check", also in the
+   *   stable trees): refused when start_pfn + nr_pfn - 1 > end_pfn, so a window ending at the
+   *   device's last pfn qualifies;
+   * - `before-end` (before v6.5; `true` means the same): refused when start_pfn + nr_pfn > end_pfn,
+   *   which also sent the window ending exactly at end_pfn to RAM.
    */
-  readonly altmapBoundaryCheck?: boolean;
+  readonly altmapBoundaryCheck?: boolean | 'inside' | 'before-end';
   /** the kernel routine, for reports: 'vmemmap_populate_hugepages', ... */
   readonly via: string;
 }
@@ -166,9 +172,9 @@ function blockRun(t: Tally, run: SectionRun, b: MemmapBacking, altmap: AltmapSta
   let hi = blocks;
   if (b.altmapBoundaryCheck) {
     lo = Math.min(blocks, Math.max(0, Math.ceil((altmap.basePfn * sps - first) / B)));
-    // altmap_cross_boundary() refuses start_pfn + nr_pfn > end_pfn, end_pfn being the last pfn
-    // (nd_pfn: PHYS_PFN(res.end)): a block whose window ends exactly at the device's end is refused
-    hi = Math.max(lo, Math.min(blocks, Math.floor((altmap.endPfn * sps - B - first) / B) + 1));
+    // the last pfn a block's window may describe: end_pfn ('inside'), or one less ('before-end')
+    const lastPfn = b.altmapBoundaryCheck === 'inside' ? altmap.endPfn : altmap.endPfn - 1;
+    hi = Math.max(lo, Math.min(blocks, Math.floor(((lastPfn + 1) * sps - B - first) / B) + 1));
   }
   const want = hi - lo;
   const got = altmapAllocBlocks(altmap, pagesPerBlock, want);
