@@ -2,7 +2,6 @@ import {
   KiB,
   MiB,
   parseSize,
-  populateDeviceMemmap,
   kernelAtLeast,
   type ArchPlugin,
   type KernelDescription,
@@ -11,6 +10,7 @@ import {
   type SectionRun,
   type VmemmapArchModel,
   type VmemmapPopulator,
+  vmemmapPopulator,
 } from '@daxlab/core';
 
 /** arm64 translation granules (CONFIG_ARM64_4K_PAGES / _16K_PAGES / _64K_PAGES). */
@@ -102,17 +102,13 @@ export function arm64ArchModel(pageSize: Arm64PageSize): VmemmapArchModel {
     vmemmapInInitMm: true,
     optsInToDaxVmemmapOptimization: arm64OptsInToDaxVmemmap,
     backing: (run, ctx) => arm64Backing(pageSize, run, ctx.version),
+    sectionSize: (version) => arm64SectionSize(pageSize, version),
   };
 }
 
-/** The populator, with the SECTION_SIZE_BITS of the release being modelled. */
+/** The populator: core's model with arm64's backing and the SECTION_SIZE_BITS of each release. */
 export function arm64Populator(pageSize: Arm64PageSize): VmemmapPopulator {
-  const model = arm64ArchModel(pageSize);
-  return {
-    vmemmapInInitMm: model.vmemmapInInitMm,
-    optsInToDaxVmemmapOptimization: (version) => model.optsInToDaxVmemmapOptimization(version),
-    populate: (mmu, req) => populateDeviceMemmap({ ...mmu, sectionSize: arm64SectionSize(pageSize, req.version) }, model, req),
-  };
+  return vmemmapPopulator(arm64ArchModel(pageSize));
 }
 
 /**
