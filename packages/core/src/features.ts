@@ -33,7 +33,7 @@ export const FEATURES = [
     summary: 'device-private/coherent/p2pdma pages idle at refcount 1 with an extra reference (seeds 000/001)',
     meaning: {
       true: 'free device pages sit at rc 1, allocated at 2, ops->page_free on 2->1 (put_devmap_managed_page; <= v5.17)',
-      false: 'free device pages sit at rc 0, zone_device_page_init() sets 1, free_zone_device_page() on 1->0 (27674ef6c73f "mm: remove the extra ZONE_DEVICE struct page refcount", v5.18 [M]); GENERIC (device-dax) pages stay idle at 1 in every era (mm/mm_init.c __init_zone_device_page)',
+      false: 'in-use device pages hold no extra reference: ops->page_free on the 1->0 put (free_zone_device_page; 27674ef6c73f "mm: remove the extra ZONE_DEVICE struct page refcount", v5.18); free pages sit at rc 0 and the driver allocates with zone_device_page_init() (set 1, take a pgmap reference; ef233450898f "mm: free device private pages have zero refcount" and 0dc45ca1ce18, v6.1). v5.18-v6.0 reset a freed page to 1 instead; no preset covers those releases. GENERIC (device-dax) pages stay idle at 1 in every era (mm/mm_init.c __init_zone_device_page)',
     },
   },
   {

@@ -44,10 +44,11 @@ function mirror(device: Device): MirrorState {
 }
 
 /**
- * dmirror_devmem_alloc_page(): take a free device page and make it the driver's. Before the extra
- * reference was removed the free page sits at 1 and get_page() takes it to 2; since 27674ef6c73f
- * (v5.18) it sits at 0 and zone_device_page_init() sets 1 (and takes a pgmap reference, which the
- * model keeps as the page's refcount: memunmap_pages waits for it). Both lock the page.
+ * dmirror_devmem_alloc_page(): take a free device page and make it the driver's. With the extra
+ * reference (v5.17 and earlier) the free page sits at 1 and get_page() takes it to 2; 27674ef6c73f
+ * (v5.18) dropped that get_page, and since ef233450898f/0dc45ca1ce18 (v6.1) a free page sits at 0
+ * and zone_device_page_init() sets 1 (and takes a pgmap reference, which the model keeps as the
+ * page's refcount: memunmap_pages waits for it). Both lock the page.
  */
 function allocPage(k: Kernel, device: Device): number | null {
   const m = mirror(device);
