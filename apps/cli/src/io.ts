@@ -4,6 +4,8 @@ export interface CliIo {
   readonly stderr: (s: string) => void;
   readonly stdoutIsTTY: boolean;
   readonly stderrIsTTY: boolean;
+  /** the terminal's width, when stderr is one (progress fits its bar to it) */
+  readonly stderrColumns?: number;
   readonly env: Readonly<Record<string, string | undefined>>;
   readonly cwd: string;
   /** milliseconds, for timing the run */
@@ -16,6 +18,7 @@ export function processIo(): CliIo {
     stderr: (s) => process.stderr.write(s),
     stdoutIsTTY: process.stdout.isTTY === true,
     stderrIsTTY: process.stderr.isTTY === true,
+    ...(process.stderr.columns ? { stderrColumns: process.stderr.columns } : {}),
     env: process.env,
     cwd: process.cwd(),
     now: () => performance.now(),

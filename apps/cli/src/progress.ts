@@ -14,8 +14,8 @@ export function formatEta(ms: number): string {
 }
 
 const BAR = 20;
-/** The bar line stays within a classic 80-column terminal, so `\r` redraws one line. */
-const WIDTH = 79;
+/** Without a known width the bar line stays within a classic 80-column terminal, so `\r` redraws one line. */
+const WIDTH = 80;
 const WORD: Record<CellStatus, string> = { pass: 'PASS', fail: 'FAIL', unsupported: 'UNSUP', error: 'ERROR' };
 
 export type ProgressMode = 'bar' | 'lines' | 'problems' | 'off';
@@ -42,7 +42,8 @@ export class Progress {
   private readonly groups = new Map<string, { left: number; counts: Map<CellStatus, number> }>();
   private scenariosDone = 0;
   private lastDraw = -Infinity;
-  private readonly started: number;
+  /** when the first cell of this invocation finished: the pace is measured from there (start-up aside) */
+  private firstAt = 0;
 
   constructor(
     private readonly io: CliIo,
@@ -51,9 +52,7 @@ export class Progress {
     /** cells per scenario (by cellGroup()) */
     private readonly perScenario: ReadonlyMap<string, number>,
     private readonly mode: ProgressMode,
-  ) {
-    this.started = io.now();
-  }
+  ) {}
 
   /** A cell finished in an earlier, interrupted run (--resume): counted, not shown, not timed. */
   restore(c: CellResult): void {
@@ -62,7 +61,7 @@ export class Progress {
 
   /** A cell finished now. */
   cell(c: CellResult): void {
-    this.ran++;
+    if (this.ran++ === 0) this.firstAt = this.io.now();
     const groupDone = this.count(c);
     if (this.mode === 'bar') {
       if (c.status === 'fail' || c.status === 'error') this.io.stderr(`\r\x1b[2K${this.problemLine(c)}\n`);
@@ -103,13 +102,18 @@ export class Progress {
     return `${WORD[c.status]} ${c.scenario} ${kernelLabel(c.kernel)}`;
   }
 
-  /** `[#####---------------]  12/280 10 pass 1 fail 1 unsup 0 error ETA 3s scenario` */
+  /**
+   * `[#####---------------]  12/280 10 pass 1 fail 1 unsup 0 error ETA 3s scenario`. The ETA is
+   * the pace between the first cell and this one times the cells left ('ETA …' until two ran).
+   */
   private bar(scenario: string, now: number): string {
     const filled = this.total > 0 ? Math.round((BAR * this.done) / this.total) : BAR;
     const width = String(this.total).length;
     const c = this.counts;
-    const eta = this.done >= this.total ? 'done' : `ETA ${formatEta(((now - this.started) / this.ran) * (this.total - this.done))}`;
+    const eta = this.done >= this.total ? 'done' : this.ran < 2 ? 'ETA …' : `ETA ${formatEta(((now - this.firstAt) / (this.ran - 1)) * (this.total - this.done))}`;
     const line = `[${'#'.repeat(filled)}${'-'.repeat(BAR - filled)}] ${String(this.done).padStart(width)}/${this.total} ${c.pass} pass ${c.fail} fail ${c.unsupported} unsup ${c.error} error ${eta} ${scenario}`;
-    return line.length > WIDTH ? `${line.slice(0, WIDTH - 1)}…` : line;
+    // one column short of the width: a line that fills it wraps on some terminals
+    const max = (this.io.stderrColumns ?? WIDTH) - 1;
+    return line.length > max ? `${line.slice(0, max - 1)}…` : line;
   }
 }

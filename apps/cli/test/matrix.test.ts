@@ -247,12 +247,12 @@ describe('progress', () => {
   it('on a terminal: a bar with counts per status and an ETA at the pace so far; fail and error lines above it', () => {
     const { io, advance } = clockIo(true);
     const p = new Progress(io, 4, new Map([['a.yaml#a', 2], ['b.yaml#b', 2]]), 'bar');
-    advance(1000);
+    advance(5000); // start-up: not part of the pace
     p.cell(cell('a'));
-    // 1 cell in 1 s, 3 to go: 3 s
-    expect(io.err()).toBe('\r\x1b[2K[#####---------------] 1/4 1 pass 0 fail 0 unsup 0 error ETA 3s a');
+    expect(io.err()).toBe('\r\x1b[2K[#####---------------] 1/4 1 pass 0 fail 0 unsup 0 error ETA … a');
     advance(1000);
     p.cell(cell('a', 'fail'));
+    // one cell per second since the first, 2 to go: 2 s
     expect(io.err().endsWith('\r\x1b[2KFAIL a x86 4KiB no-fs no-driver v6.6\n\r\x1b[2K[##########----------] 2/4 1 pass 1 fail 0 unsup 0 error ETA 2s a')).toBe(true);
     advance(10);
     p.cell(cell('b', 'unsupported'));
@@ -266,11 +266,21 @@ describe('progress', () => {
 
   it('restored cells (--resume) count toward the bar but not toward the pace', () => {
     const { io, advance } = clockIo(true);
-    const p = new Progress(io, 10, new Map([['s0.yaml#s0', 10]]), 'bar');
+    const p = new Progress(io, 12, new Map([['s0.yaml#s0', 12]]), 'bar');
     for (let i = 0; i < 8; i++) p.restore(cell('s0'));
+    advance(1000);
+    p.cell(cell('s0'));
     advance(2000);
     p.cell(cell('s0'));
-    expect(io.err()).toBe('\r\x1b[2K[##################--]  9/10 9 pass 0 fail 0 unsup 0 error ETA 2s s0');
+    // 2 s per cell run now, 2 to go
+    expect(io.err().endsWith('\r\x1b[2K[#################---] 10/12 10 pass 0 fail 0 unsup 0 error ETA 4s s0')).toBe(true);
+  });
+
+  it('the bar fits the terminal width when known', () => {
+    const io = memoryIo('/', { stderrIsTTY: true, stderrColumns: 40, now: () => 0 });
+    const p = new Progress(io, 2, new Map([['a.yaml#a', 2]]), 'bar');
+    p.cell(cell('a-scenario-with-a-long-name'));
+    expect(io.err()).toBe('\r\x1b[2K[##########----------] 1/2 1 pass 0 fa…'); // 39 columns
   });
 
   it('--quiet: a line for each cell that did not pass, nothing else', () => {
