@@ -154,10 +154,11 @@ export function check(k: Kernel, c: CheckArgs): string | null {
 }
 
 /** Does an expect rule's `when` match this kernel? */
-export function ruleApplies(rule: ExpectRule, kernel: { arch: string; fs: string | null; driver: string | null; version: string; features: FeatureSet }): boolean {
+export function ruleApplies(rule: ExpectRule, kernel: { arch: string; pageSize?: number; fs: string | null; driver: string | null; version: string; features: FeatureSet }): boolean {
   const w = rule.when;
   if (!w) return true;
   if (w.arch && !w.arch.includes(kernel.arch)) return false;
+  if (w.pageSize && (kernel.pageSize === undefined || !w.pageSize.includes(kernel.pageSize))) return false;
   if (w.fs && !w.fs.includes(kernel.fs ?? '')) return false;
   if (w.driver && !w.driver.includes(kernel.driver ?? '')) return false;
   if (w.version && !w.version.includes(kernel.version)) return false;
@@ -258,10 +259,16 @@ export class ScenarioSession {
     const driverFactory = req.driver ? catalog.driver[req.driver] : undefined;
     const missing = !archFactory ? `arch '${req.arch}'` : req.fs && !fsFactory ? `fs '${req.fs}'` : req.driver && !driverFactory ? `driver '${req.driver}'` : null;
     if (missing) return early({ status: 'error', outcome: 'error', reason: `no plugin for ${missing} (known: arch ${Object.keys(catalog.arch).join('/')}, fs ${Object.keys(catalog.fs).join('/')}, driver ${Object.keys(catalog.driver).join('/')})` });
-    const rules = scenario.expect.filter((r) => ruleApplies(r, { arch: req.arch, fs: req.fs, driver: req.driver, version: req.version, features }));
+    let arch: ArchPlugin;
+    try {
+      arch = archFactory!(pageSize ? { pageSize } : {});
+    } catch (e) {
+      if (e instanceof InputError) return early({ status: 'error', outcome: 'error', reason: e.message });
+      throw e;
+    }
+    const rules = scenario.expect.filter((r) => ruleApplies(r, { arch: req.arch, pageSize: arch.mmu.basePageSize, fs: req.fs, driver: req.driver, version: req.version, features }));
     const expectsUnsupported = rules.some((r) => r.unsupported === true);
     try {
-      const arch = archFactory!(pageSize ? { pageSize } : {});
       cellKernel = { ...cellKernel, pageSize: arch.mmu.basePageSize, features: featureDiff(req.version, features) };
       const k = createKernel({
         arch,
