@@ -98,6 +98,14 @@ function nominalKernel(axes: KernelAxes): CellKernel {
 }
 
 /**
+ * Without --jobs, runs smaller than this stay in the main thread: a worker first loads core and
+ * every plugin (about as long as 100 cells of the default matrix take, ~3 ms each), so two
+ * workers only pay off from about 200 cells. The report is the same either way; an explicit
+ * --jobs is always honoured.
+ */
+export const DEFAULT_WORKERS_MIN_CELLS = 200;
+
+/**
  * The test hook for "a run killed mid-way": DAXLAB_ABORT_AFTER_CELLS=K makes the process
  * SIGKILL itself right after the K-th cell of this invocation is on disk (tests of --resume
  * kill at a known point instead of racing a timer).
@@ -178,8 +186,9 @@ export async function runCommand(kind: ReportKind, args: readonly string[], o: R
     else tasks.push({ index: p.index, scenario: p.scenario, kernel: p.kernel });
   }
   const debug = Boolean(io.env.DAXLAB_DEBUG);
+  const parallel = o.jobs !== undefined ? tasks.length > 1 : tasks.length >= DEFAULT_WORKERS_MIN_CELLS;
   const execute =
-    jobs > 1 && tasks.length > 1 && deps.parallel
+    jobs > 1 && parallel && deps.parallel
       ? deps.parallel(jobs, { plugins: pluginSpecs, cwd: io.cwd, options, debug })
       : inProcessExecutor(catalog, options, deps.runScenario, debug);
   try {

@@ -167,6 +167,17 @@ describe('--jobs', () => {
     expect(two.code).toBe(1);
   });
 
+  it('without --jobs a run below DEFAULT_WORKERS_MIN_CELLS stays in the main thread; --jobs is always honoured', async () => {
+    const dir = tempTree({ 'a.yaml': SIMPLE('a') });
+    const seen: { jobs?: number } = {};
+    const small = await cli(['matrix', 'a.yaml', '--kernel', 'v6.6,v6.15'], dir, { parallel: reversed(seen) });
+    expect(small.calls.length).toBe(4);
+    expect(seen.jobs).toBeUndefined();
+    const asked = await cli(['matrix', 'a.yaml', '--kernel', 'v6.6,v6.15', '--jobs', '2'], dir, { parallel: reversed(seen) });
+    expect(asked.calls.length).toBe(0);
+    expect(seen.jobs).toBe(2);
+  });
+
   it('progress lines come per scenario as each completes, whatever the order', async () => {
     const dir = tempTree({ 'a.yaml': SIMPLE('a'), 'b.yaml': SIMPLE('b') });
     const r = await cli(['matrix', '.', '--kernel', 'v6.6', '--jobs', '2'], dir, { parallel: reversed({}) });
