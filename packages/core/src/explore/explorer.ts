@@ -24,16 +24,16 @@ const SPARE_SESSIONS = 64;
  * Explore every interleaving of a scenario's threads on one kernel (SCENARIOS.md, `daxlab
  * explore`). The threads' operations yield at the kernel's preemption points (sched.ts); one
  * transition runs one thread to its next point. Sessions cannot be copied (operations are live
- * generators), so a state is reached by replaying its schedule from a fresh session: opening a
- * kernel and running setup costs about as much as a few dozen steps.
+ * generators), so a state is reached by replaying its schedule, on a finished session put back
+ * to its post-setup snapshot (Memento; opening a kernel and running setup cost ten times more).
  *
  * `state-hash` (the default) is a breadth-first search: the first schedule that reaches a
  * violation, a blocked run or a failed step is a shortest one (fewest steps; among those, the
  * fewest preemptions). A state is the kernel's state (StateWalker) plus, per thread, its step,
- * the point it waits at, whether that wait is satisfied, and a hash of the preemption points it
- * passed and the events it emitted since its current step began: the values an operation holds
- * across a yield (the pages a zap gathered, the page a GUP-fast grabbed, the busy page a
- * truncate waits for) are what those events and points record. `none` explores the tree of all
+ * the point it waits at, whether that wait is satisfied, what the point `holds`, and its
+ * position in its current step (threadPosition: the events and points since the step began or
+ * since its last fresh wait, waits left out). Orders of steps that commute reach the same state
+ * and are expanded once (why that is sound: threadPosition, docs/kernel-model.md). `none` explores the tree of all
  * schedules depth-first, without merging states. `search: 'dfs'` walks the hashed states
  * depth-first instead (fewer replays, deep violations sooner, counterexamples not shortest).
  *
