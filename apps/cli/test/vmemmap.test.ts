@@ -123,6 +123,15 @@ describe('daxlab vmemmap table, oops and errors', () => {
     expect(r.out).toMatch(/^error +EINVAL: ENXIO: nd_pfn_init: a 2MiB namespace has no room for data/m);
   });
 
+  it('an arch loaded with --plugin answers through its own populator (figures without core\'s detail)', async () => {
+    const toy = join(import.meta.dirname, 'fixtures', 'toy-arch.mjs');
+    const r = await cli(['vmemmap', '--plugin', toy, '--arch', 'toy', '--size', '1GiB', '--align', '2MiB', '--json']);
+    expect(r.err).toBe('');
+    expect(r.code).toBe(0);
+    // toy-arch.mjs: one 64-byte struct page per 4 KiB page, all initialised, never optimised
+    expect(JSON.parse(r.out)).toMatchObject({ arch: 'toy', optimized: false, structPages: 262144, structPagesInitialized: 262144, vmemmapPages: 4096, vmemmapBytes: 16 * MiB, sections: null, via: [] });
+  });
+
   it('vmemmapReport works on any arch plugin object (the docs table and the bench use it)', () => {
     const r = vmemmapReport(arm64({ pageSize: '16KiB' }), { size: 128 * GiB, align: 32 * MiB, version: 'latest' });
     // 128 GiB of 16K pages = 8 Mi struct pages = 512 MiB = 32768 pages of 16 KiB
