@@ -27,8 +27,14 @@ export type Arm64PageSize = (typeof ARM64_PAGE_SIZES)[number];
  * pudSize is null for all: arm64 does not select HAVE_ARCH_TRANSPARENT_HUGEPAGE_PUD, so no
  * device memory is ever mapped by a PUD leaf and dax_align_valid() offers no PUD_SIZE alignment.
  */
-interface GranuleFacts {
+export interface GranuleFacts {
   readonly pmdSize: number;
+  /**
+   * What one entry of the level above the PMD maps (PUD_SIZE; with 64K pages and 3 levels the
+   * PUD is folded into the PGD, whose entries map 4 TiB). Page-table geometry only: arm64 never
+   * maps device memory with it (Mmu.pudSize is null).
+   */
+  readonly pudSize: number;
   readonly levels: number;
   readonly sectionBits: number;
 }
@@ -37,11 +43,16 @@ const GRANULES = new Map<Arm64PageSize, GranuleFacts>([
   // for 4K base page size config. Otherwise PMD based huge page entries could not be created for
   // vmemmap mappings. 16K follows 4K for simplicity"), 29 for 64K (to hold MAX_ORDER), since
   // f0b13ee23241 "arm64/sparsemem: reduce SECTION_SIZE_BITS" (v5.12 [M]); 30 for all before.
-  [4 * KiB, { pmdSize: 2 * MiB, levels: 4, sectionBits: 27 }],
-  [16 * KiB, { pmdSize: 32 * MiB, levels: 4, sectionBits: 27 }],
-  [64 * KiB, { pmdSize: 512 * MiB, levels: 3, sectionBits: 29 }],
+  [4 * KiB, { pmdSize: 2 * MiB, pudSize: 2 ** 30, levels: 4, sectionBits: 27 }],
+  [16 * KiB, { pmdSize: 32 * MiB, pudSize: 2 ** 36, levels: 4, sectionBits: 27 }],
+  [64 * KiB, { pmdSize: 512 * MiB, pudSize: 2 ** 42, levels: 3, sectionBits: 29 }],
 ]);
 const facts = (p: Arm64PageSize): GranuleFacts => GRANULES.get(p)!;
+
+/** The page-table geometry of a granule (48-bit VA). */
+export function arm64Granule(pageSize: Arm64PageSize): GranuleFacts {
+  return facts(pageSize);
+}
 
 /** 1 << SECTION_SIZE_BITS in this release (see GRANULES). */
 export function arm64SectionSize(pageSize: Arm64PageSize, version: string): number {

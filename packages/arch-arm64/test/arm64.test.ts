@@ -1,6 +1,6 @@
 import { resolveFeatures, type FeatureOverrides, type VmemmapOutcome } from '@daxlab/core';
 import { describe, expect, it } from 'vitest';
-import { arm64, arm64SectionSize, type Arm64PageSize } from '../src/index.js';
+import { arm64, arm64Granule, arm64SectionSize, type Arm64PageSize } from '../src/index.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -33,6 +33,8 @@ describe('arm64 constants per granule', () => {
     expect([m(4 * KiB).pmdSize, m(16 * KiB).pmdSize, m(64 * KiB).pmdSize]).toEqual([2 * MiB, 32 * MiB, 512 * MiB]);
     expect([m(4 * KiB).levels, m(16 * KiB).levels, m(64 * KiB).levels]).toEqual([4, 4, 3]);
     expect([m(4 * KiB).pudSize, m(16 * KiB).pudSize, m(64 * KiB).pudSize]).toEqual([null, null, null]);
+    // the level above the PMD: PUD_SHIFT 30 (4K), 36 (16K); 64K's 3 levels fold it into 42-bit PGD entries
+    expect([arm64Granule(4 * KiB).pudSize, arm64Granule(16 * KiB).pudSize, arm64Granule(64 * KiB).pudSize]).toEqual([GiB, 64 * GiB, 4 * TiB]);
   });
   it('devdax alignments: PAGE_SIZE and PMD_SIZE only (dax_align_valid without HAVE_ARCH_TRANSPARENT_HUGEPAGE_PUD)', () => {
     expect(arm64({ pageSize: '4KiB' }).mmu.devdaxAlignments).toEqual([4 * KiB, 2 * MiB]);
