@@ -153,11 +153,12 @@ export async function runCommand(kind: ReportKind, args: readonly string[], o: R
   let log: CellLog | null = null;
   if (o.out !== undefined) {
     const dir = resolve(io.cwd, o.out);
-    mkdirSync(dir, { recursive: true });
     try {
+      mkdirSync(dir, { recursive: true });
       log = CellLog.open(dir, o.out, info, o.resume === true);
     } catch (e) {
       if (e instanceof ReportReadError) throw new UsageError(e.message);
+      if ((e as NodeJS.ErrnoException).code) throw new UsageError(`--out ${o.out}: cannot write the cell log there: ${(e as Error).message}`, 'give a directory you can create and write to');
       throw e;
     }
   }

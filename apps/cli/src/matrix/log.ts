@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import type { CellResult } from '@daxlab/core';
 import { cellJson, planJson, type PlanInfo } from '../report/index.js';
 import { parseCell, parsePlan, ReportReadError } from '../report/read.js';
+import { UsageError } from '../usage.js';
 
 /** The cell log under --out: a header line, then one line per finished cell, in finishing order. */
 export const CELL_LOG = 'cells.ndjson';
@@ -26,6 +27,8 @@ export class CellLog {
     private fd: number | null,
     /** the cells already in the log (on --resume), by plan index */
     readonly done: ReadonlyMap<number, CellResult>,
+    /** how messages name the log */
+    private readonly file: string,
   ) {}
 
   /**
@@ -41,21 +44,26 @@ export class CellLog {
       const fd = openSync(path, 'r+');
       ftruncateSync(fd, validBytes);
       closeSync(fd);
-      return new CellLog(openSync(path, 'a'), done);
+      return new CellLog(openSync(path, 'a'), done, file);
     }
     const fd = openSync(path, 'w');
     writeSync(fd, `${JSON.stringify({ format: FORMAT, plan: planJson(plan) })}\n`);
     fsyncSync(fd);
-    return new CellLog(fd, new Map());
+    return new CellLog(fd, new Map(), file);
   }
 
   append(index: number, cell: CellResult): void {
     if (this.fd === null) throw new Error('cell log is closed');
-    writeSync(this.fd, `${JSON.stringify({ index, cell: cellJson(cell) })}\n`);
-    const now = performance.now();
-    if (now - this.lastSync >= SYNC_INTERVAL_MS) {
-      fsyncSync(this.fd);
-      this.lastSync = now;
+    try {
+      writeSync(this.fd, `${JSON.stringify({ index, cell: cellJson(cell) })}\n`);
+      const now = performance.now();
+      if (now - this.lastSync >= SYNC_INTERVAL_MS) {
+        fsyncSync(this.fd);
+        this.lastSync = now;
+      }
+    } catch (e) {
+      // a full disk or a vanished directory: stop, keeping what is on disk for --resume
+      throw new UsageError(`cannot append to ${this.file}: ${(e as Error).message}`, 'the cells written so far are kept: free space, then rerun the same command with --resume');
     }
   }
 
