@@ -549,6 +549,11 @@ export class Kernel {
         const d = leaf ? this.deviceOfPfn(leaf.pte.pfn) : null;
         if (d && !devices.includes(d) && this.driverOf(d).migrate) devices.push(d);
       }
+    } else if (a.to === 'device' && !this.devices.has('device')) {
+      // SCENARIOS.md's `to: device`: the one bound device that can take the pages
+      const able = [...this.devices.values()].filter((d) => d.bound && this.driverOf(d).migrate);
+      if (able.length !== 1) throw new InputError(`migrate to: device needs exactly one bound device that can migrate pages (found ${able.length}); name it instead (to: <device>)`, undefined, 'to');
+      devices.push(able[0]!);
     } else devices.push(this.device(a.to));
     for (const device of devices) {
       const driver = this.driverOf(device);

@@ -256,3 +256,14 @@ describe('which kernels have it', () => {
     expect(plugin.unsupported!(desc('v6.6', x86().mmu))).toBeNull();
   });
 });
+
+describe('the migrate step', () => {
+  it("`to: device` (SCENARIOS.md's form) means the only bound device that can migrate", () => {
+    const { k, dpfn, pfn } = setup('latest');
+    k.run(k.migrate({ map: 'buf', page: 0, to: 'device' }));
+    expect(pfn(0)).toBe(dpfn(0));
+    k.run(k.probe({ driver: 'hmm', size: 1024 * PAGE, as: 'other' }));
+    k.run(k.migrate({ map: 'buf', page: 0, to: 'ram' }));
+    expect(() => k.run(k.migrate({ map: 'buf', page: 0, to: 'device' }))).toThrow(/exactly one bound device/);
+  });
+});

@@ -245,7 +245,7 @@ export const OP_ARGS = {
   'dma-write': obj({ pin: Name, data: Data }).describe('a device writes the pinned pages'),
   'dma-read': obj({ pin: Name, expect: Data.optional() }).describe('a device reads the pinned pages'),
   'memory-failure': obj({ device: Name, page: PageIndex }).describe('poison a device page (memory_failure_dev_pagemap)'),
-  migrate: obj({ map: Name, page: PageIndex, pages: PageCount.optional(), to: Name.describe("'ram', or the name of a device to migrate to"), process: Name.optional().describe('act in this process (default: the one that created the mapping)') }).describe('migrate anonymous pages to device memory or back (migrate_vma_*)'),
+  migrate: obj({ map: Name, page: PageIndex, pages: PageCount.optional(), to: Name.describe("'ram', the name of a device to migrate to, or 'device' (the only bound device that can)"), process: Name.optional().describe('act in this process (default: the one that created the mapping)') }).describe('migrate anonymous pages to device memory or back (migrate_vma_*)'),
   'device-read': obj({ device: Name, map: Name, page: PageIndex, process: Name.optional().describe('the process whose memory the device mirrors'), expect: Data.optional() }).describe("a mirror device reads a process's page (hmm)"),
   'device-write': obj({ device: Name, map: Name, page: PageIndex, data: Data, process: Name.optional().describe('the process whose memory the device mirrors') }).describe("a mirror device writes a process's page (hmm)"),
   'inject-fault': obj({
