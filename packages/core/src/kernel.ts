@@ -541,7 +541,6 @@ export class Kernel {
     const vma = this.map(a.map, a.process);
     const pages = a.pages ?? 1;
     this.pageOf(vma, a.page);
-    this.pageOf(vma, a.page + pages - 1);
     const devices: Device[] = [];
     if (a.to === 'ram') {
       for (let v = vma.start + a.page; v < vma.start + a.page + pages; v++) {

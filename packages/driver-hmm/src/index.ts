@@ -165,6 +165,8 @@ export function hmm(options: HmmOptions = {}): DriverPlugin {
       if (!device.bound) throw new KernelError('ENODEV', `${device.name} is not bound`);
       const { vma } = req;
       const start = vma.start + req.page;
+      // dmirror_migrate_to_{device,system}(): every address must be in a VMA (vma_lookup), else -EINVAL
+      if (req.page + req.pages > vma.pages) throw new KernelError('EINVAL', `${device.name}: pages ${req.page}..${req.page + req.pages - 1} run past mapping '${vma.name}' (${vma.pages} pages)`);
       if (req.to === 'ram') {
         const slots = k.migration.setup(vma, start, req.pages, { system: false, owner: device });
         allocAndCopyToRam(k, slots);

@@ -267,3 +267,14 @@ describe('the migrate step', () => {
     expect(() => k.run(k.migrate({ map: 'buf', page: 0, to: 'device' }))).toThrow(/exactly one bound device/);
   });
 });
+
+describe('hmm2.migrate_mixed', () => {
+  it('a range running past the mapping is -EINVAL; a page on another device is not migrated: -ENOENT', () => {
+    const { k, pfn } = setup('latest', { pages: 2 });
+    expect(() => k.run(k.migrate({ map: 'buf', page: 1, pages: 2, to: 'dmirror0' }))).toThrow(expect.objectContaining({ code: 'EINVAL' }));
+    k.run(k.probe({ driver: 'hmm', size: 1024 * PAGE, as: 'dmirror1' }));
+    k.run(k.migrate({ map: 'buf', page: 1, to: 'dmirror1' }));
+    expect(() => k.run(k.migrate({ map: 'buf', page: 1, to: 'dmirror0' }))).toThrow(expect.objectContaining({ code: 'ENOENT' }));
+    expect(k.deviceOfPfn(pfn(1))?.name).toBe('dmirror1');
+  });
+});
