@@ -286,12 +286,15 @@ export class Kernel {
     return fs ? fs.ownerOfPfn(pfn) : null;
   }
 
-  /** The data a private mapping would copy on a COW fault of an unmapped file page. */
-  fileData(vma: Vma, pgoff: number): string {
-    const block = vma.inode?.blocks.get(pgoff);
-    if (block === undefined || !vma.inode) return '';
-    const fs = this.fsOf(vma.inode);
-    return this.pages.data.get(fs.blocks.pfnOf(block)) ?? '';
+  /**
+   * do_cow_fault() of a DAX file: the filesystem's ->fault with vmf->cow_page reads the file page
+   * through its iomap (dax_fault_cow_page: a hole is zeroes, a mapped extent is copied), so FUSE
+   * reads the host file through a window range it sets up.
+   */
+  *fileData(vmf: Vmf): Op<string> {
+    const inode = vmf.vma.inode;
+    if (!inode) return '';
+    return yield* this.fsOf(inode).cowData(vmf, inode);
   }
 
   deviceOfPfn(pfn: number): Device | null {

@@ -71,19 +71,13 @@ export function nvdimm(options: NvdimmOptions = {}): DriverPlugin {
     },
 
     /**
-     * pmem_release_disk() -> kill_dax(): from v6.6 the holder is told (MF_MEM_PRE_REMOVE) and the
-     * filesystem invalidates every DAX mapping first; before, user mappings survive. Then the
-     * devm action memunmap_pages() runs.
+     * pmem_release_disk() -> kill_dax(): from v6.6 a registered dax holder is told
+     * (MF_MEM_PRE_REMOVE) and invalidates every DAX mapping first — XFS does; ext4 registers
+     * none, so its user mappings survive, as every filesystem's did before. Then the devm action
+     * memunmap_pages() runs.
      */
     *unbind(k: Kernel, device: Device): Op {
-      const fs = device.fs as DaxFilesystem | null;
-      if (fs && k.features['dax-pre-remove-notify']) {
-        for (const inode of fs.inodes.values()) {
-          // invalidate_inode_pages2_range(): invalidate entries, then unmap (mm/truncate.c)
-          yield* k.dax.deleteMappingRange(inode, 0, Infinity);
-          yield* k.vm.unmapMappingPages(inode.mapping, 0, Infinity);
-        }
-      }
+      yield* k.dax.killDax(device);
       yield* k.memremap.memunmapPages(device.pgmap);
     },
 

@@ -60,6 +60,7 @@ export function virtiofs(): DriverPlugin {
      * survive) and then memunmap_pages().
      */
     *unbind(k: Kernel, device: Device): Op {
+      yield* k.dax.killDax(device);
       yield* k.memremap.memunmapPages(device.pgmap);
     },
   };
@@ -286,6 +287,19 @@ export class Fuse extends DaxFilesystem {
    * for every range fuse_iomap_begin() used.
    */
   private *fuseDaxFault(vmf: Vmf, inode: Inode, huge: boolean): Op<'done' | 'fallback'> {
+    return yield* this.underFaultLock(inode, function* (this: Fuse, ops: DaxIomapOps): Op<'done' | 'fallback'> {
+      if (huge) return yield* this.k.dax.pmdFault(vmf, inode, ops);
+      yield* this.k.dax.pteFault(vmf, inode, ops);
+      return 'done';
+    }.bind(this));
+  }
+
+  /**
+   * The frame of __fuse_dax_fault() around dax_iomap_fault(): the fault lock shared, the iomap
+   * ops whose dmap references fuse_iomap_end() drops afterwards, and on -EAGAIN (no free range)
+   * unlock, wait for a free range and retry.
+   */
+  private *underFaultLock<T>(inode: Inode, body: (ops: DaxIomapOps) => Op<T>): Op<T> {
     let retry = false;
     for (;;) {
       if (retry && this.blocks.nrFree === 0) yield* this.waitForFreeRange();
@@ -293,9 +307,7 @@ export class Fuse extends DaxFilesystem {
       const held: Dmap[] = [];
       const ops: DaxIomapOps = { iomapBegin: (i, index, write) => this.iomapBeginFault(i, index, write, held) };
       try {
-        if (huge) return yield* this.k.dax.pmdFault(vmf, inode, ops);
-        yield* this.k.dax.pteFault(vmf, inode, ops);
-        return 'done';
+        return yield* body(ops);
       } catch (e) {
         if (!(e instanceof KernelError) || e.code !== 'EAGAIN') throw e;
         retry = true;
@@ -304,6 +316,19 @@ export class Fuse extends DaxFilesystem {
         inode.mmaplock.upRead();
       }
     }
+  }
+
+  /**
+   * A private write fault's copy (do_cow_fault -> __fuse_dax_fault -> dax_fault_cow_page):
+   * fuse_iomap_begin() sets up a window range for the chunk if it has none, so the copy is the
+   * host file's data as the server maps it; beyond EOF is SIGBUS.
+   */
+  override *cowData(vmf: Vmf, inode: Inode): Op<string> {
+    if (vmf.pgoff * this.pageSize >= inode.size) throw new KernelError('SIGBUS', `fault beyond EOF of ${inode.name}`);
+    return yield* this.underFaultLock(inode, function* (this: Fuse, ops: DaxIomapOps): Op<string> {
+      const map = yield* ops.iomapBegin(inode, vmf.pgoff, false);
+      return map.type === 'hole' ? '' : (this.k.pages.data.get(map.pfn) ?? '');
+    }.bind(this));
   }
 
   /** fuse_dax_huge_fault() for the PMD, then fuse_dax_fault() for a PTE if it falls back. */
@@ -391,29 +416,10 @@ export class Fuse extends DaxFilesystem {
     const rp = this.rangePages;
     const first = dmap.chunk * rp;
     for (const [i, e] of inode.mapping.entries) if (i >= first && i < first + rp) e.dirty = false;
-    yield* this.invalidatePages2Range(inode, first, first + rp - 1);
+    yield* this.k.dax.invalidateInodePages2Range(inode, first, first + rp - 1);
     this.daxOf(inode).tree.delete(dmap.chunk);
     for (let i = first; i < first + rp; i++) inode.blocks.delete(i);
     yield* this.removeMapping(inode, dmap);
-  }
-
-  /**
-   * invalidate_inode_pages2_range() on a DAX mapping [mm/truncate.c]: each clean entry is
-   * invalidated (dax_invalidate_mapping_entry_sync -> __dax_invalidate_entry(trunc = false):
-   * waits for a locked entry, keeps dirty ones), then the range is unmapped, after.
-   */
-  private *invalidatePages2Range(inode: Inode, start: number, end: number): Op {
-    const mapping = inode.mapping;
-    const indices = [...mapping.entries.keys()].filter((i) => i >= start && i <= end).sort((a, b) => a - b);
-    for (const i of indices) {
-      if (mapping.entries.get(i)?.locked) yield* waitUntil(`DAX entry ${inode.name}[${i}] locked`, () => !mapping.entries.get(i)?.locked);
-      const e = mapping.entries.get(i);
-      if (!e || e.dirty) continue;
-      this.k.dax.disassociate(inode, e, false);
-      mapping.entries.delete(i);
-      this.k.emit('dax.entry', { file: inode.name, index: i, op: 'delete', pfn: e.pfn, kind: `${e.pmd ? 'pmd ' : ''}${e.empty ? 'empty' : e.zero ? 'zero' : 'pfn'}` });
-    }
-    yield* this.k.vm.unmapMappingPages(mapping, start, end === Infinity ? Infinity : end - start + 1);
   }
 
   // ---- break layouts, truncate, punch hole -----------------------------------------------
@@ -461,7 +467,7 @@ export class Fuse extends DaxFilesystem {
           this.step(inode, 'truncate_pagecache');
           yield* this.k.dax.truncatePagecache(inode, this.pages(size), Infinity);
           this.step(inode, 'invalidate_inode_pages2');
-          yield* this.invalidatePages2Range(inode, 0, Infinity);
+          yield* this.k.dax.invalidateInodePages2Range(inode, 0, Infinity);
         }
       } finally {
         this.unlockFaults(inode);

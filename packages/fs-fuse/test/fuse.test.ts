@@ -240,6 +240,31 @@ describe('range reclaim: lookup_and_reclaim_dmap, FUSE_REMOVEMAPPING, the free l
   });
 });
 
+describe('a private write fault copies the file page through FUSE (do_cow_fault -> dax_fault_cow_page)', () => {
+  it('sets up a read-only window range for the chunk to read the host data, and maps an anonymous copy', () => {
+    const { k, fs } = boot('v6.15');
+    k.run(k.create({ file: 'a', size: 8192 }));
+    k.run(k.mmap({ file: 'a', length: 8192, shared: false, write: true, as: 'p' }));
+    const seen = sequence(k);
+    k.run(k.write({ map: 'p', page: 0, data: 'P' }));
+    expect(seen).toEqual(['FUSE_SETUPMAPPING(foffset=0<<21, moffset=0<<21, r)', 'alloc-range']);
+    const pfn = k.pfnOf({ map: 'p', page: 0 })!;
+    expect(k.deviceOfPfn(pfn)).toBeNull(); // a RAM page, not a window page
+    expect(k.isAnon(pfn)).toBe(true);
+    expect(fs.blocks.nrFree).toBe(fs.blocks.nrRanges - 1);
+    // the file itself is unchanged: the host still has nothing at page 0
+    k.run(k.mmap({ file: 'a', length: 8192, shared: true, as: 's' }));
+    expect(k.run(k.read({ map: 's', page: 0 }))).toBe('');
+  });
+
+  it('a private write fault beyond EOF is SIGBUS, on FUSE as on XFS and ext4', () => {
+    const { k } = boot('v6.15');
+    k.run(k.create({ file: 'a', size: 4096 }));
+    k.run(k.mmap({ file: 'a', length: 8192, shared: false, write: true, as: 'p' }));
+    expect(() => k.run(k.write({ map: 'p', page: 1, data: 'P' }))).toThrow(/SIGBUS/);
+  });
+});
+
 describe('virtio-fs device removal', () => {
   it('no dax holder: nothing unmaps the file before memunmap_pages, so v6.6 tears down a mapped page', () => {
     const { k, m } = boot('v6.6');

@@ -1,4 +1,4 @@
-import { DaxFilesystem, KernelError, type Device, type FilesystemPlugin, type Inode, type Iomap, type Kernel, type Op, type Vmf } from '@daxlab/core';
+import { DaxFilesystem, KernelError, type DaxHolder, type Device, type FilesystemPlugin, type Inode, type Iomap, type Kernel, type Op, type Vmf } from '@daxlab/core';
 
 /**
  * XFS on a DAX device. Orderings follow fs/xfs: xfs_vn_setattr_size (truncate),
@@ -10,6 +10,23 @@ export class Xfs extends DaxFilesystem {
   readonly name = 'xfs';
   /** xfs_file_mmap(): DAX files get VM_HUGEPAGE only (no VM_MIXEDMAP) */
   readonly mmapFlags = { hugepage: true };
+
+  /**
+   * xfs_dax_holder_operations (fs/xfs/xfs_notify_failure.c), registered by xfs_open_devices()
+   * through fs_dax_get_by_bdev(). For MF_MEM_PRE_REMOVE of the whole device (v6.6): freeze the
+   * filesystem, walk the rmap btree and invalidate every in-core file's DAX pages
+   * (invalidate_inode_pages2_range: clean entries deleted, every mapping zapped), then shut the
+   * filesystem down. Killing the processes that map the pages (mf_dax_kill_procs) is not
+   * modelled; their mappings are gone either way.
+   */
+  override readonly daxHolder: DaxHolder = {
+    notifyFailure: function* (this: Xfs, _offset: number, _length: number, kind: 'pre-remove'): Op {
+      for (const inode of this.inodes.values()) {
+        this.step(inode, `xfs_dax_notify_failure(${kind === 'pre-remove' ? 'MF_MEM_PRE_REMOVE' : kind})`);
+        yield* this.k.dax.invalidateInodePages2Range(inode, 0, Infinity);
+      }
+    }.bind(this),
+  };
 
   constructor(k: Kernel, device: Device) {
     super(k, device);

@@ -3,7 +3,8 @@ import { KernelError } from '../errors.js';
 import type { Vmf } from '../mm/fault.js';
 import { mappingOf, PAGE_MAPPING_DAX_SHARED, PG } from '../mm/pages.js';
 import { preempt, waitUntil, type Op } from '../sched.js';
-import type { AddressSpace, DaxEntry, Inode } from '../types.js';
+import type { DaxFilesystem } from '../fs/filesystem.js';
+import type { AddressSpace, DaxEntry, Device, Inode } from '../types.js';
 
 /** What a filesystem's iomap_begin() says about one file page (include/linux/iomap.h). */
 export interface Iomap {
@@ -502,6 +503,37 @@ export class Dax {
       mapping.entries.delete(i);
       this.event(inode, i, 'delete', e);
     }
+  }
+
+  /**
+   * invalidate_inode_pages2_range() on a DAX mapping [mm/truncate.c]: each clean entry is
+   * invalidated (dax_invalidate_mapping_entry_sync -> __dax_invalidate_entry(trunc = false):
+   * waits for a locked entry, keeps dirty ones), then the range is unmapped, after.
+   */
+  *invalidateInodePages2Range(inode: Inode, start: number, end: number): Op {
+    const mapping = inode.mapping;
+    const indices = [...mapping.entries.keys()].filter((i) => i >= start && i <= end).sort((a, b) => a - b);
+    for (const i of indices) {
+      if (mapping.entries.get(i)?.locked) yield* waitUntil(`DAX entry ${inode.name}[${i}] locked`, () => !mapping.entries.get(i)?.locked);
+      const e = mapping.entries.get(i);
+      if (!e || e.dirty) continue;
+      this.disassociate(inode, e, false);
+      mapping.entries.delete(i);
+      this.event(inode, i, 'delete', e);
+    }
+    yield* this.k.vm.unmapMappingPages(mapping, start, end === Infinity ? Infinity : end - start + 1);
+  }
+
+  /**
+   * kill_dax() [drivers/dax/super.c] when a DAX device goes away (pmem_release_disk,
+   * virtio_fs_cleanup_dax): from v6.6 a registered holder is told first,
+   * dax_holder_notify_failure(dax_dev, 0, U64_MAX, MF_MEM_PRE_REMOVE). Only XFS registers one
+   * (xfs_dax_holder_operations); ext4 (fs_dax_get_by_bdev(..., NULL, NULL)) and FUSE do not, so
+   * their mappings survive into memunmap_pages().
+   */
+  *killDax(device: Device): Op {
+    const holder = (device.fs as DaxFilesystem | null)?.daxHolder ?? null;
+    if (holder && this.k.features['dax-pre-remove-notify']) yield* holder.notifyFailure(0, Infinity, 'pre-remove');
   }
 
   /**

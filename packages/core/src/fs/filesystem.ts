@@ -37,6 +37,15 @@ export interface FilesystemPlugin {
 }
 
 /**
+ * struct dax_holder_operations: what a filesystem registers with fs_dax_get_by_bdev() to hear
+ * about failures of its DAX device; `pre-remove` is MF_MEM_PRE_REMOVE, sent by kill_dax() before
+ * the device goes away (offset/length in bytes of the device; Infinity = to its end).
+ */
+export interface DaxHolder {
+  notifyFailure(offset: number, length: number, kind: 'pre-remove'): Op;
+}
+
+/**
  * What every DAX filesystem shares: inodes with their block maps on the shared allocator,
  * iomap_begin() for DAX faults, the fault-lock wait callbacks. Each filesystem writes its own
  * truncate / punch-hole / reflink / break-layouts ordering as small named steps.
@@ -45,6 +54,8 @@ export abstract class DaxFilesystem implements FsHandle, DaxIomapOps {
   abstract readonly name: string;
   /** VM flags its ->mmap sets (xfs_file_mmap/ext4_file_mmap: VM_HUGEPAGE; fuse_dax_mmap: VM_MIXEDMAP|VM_HUGEPAGE) */
   abstract readonly mmapFlags: Partial<VmFlags>;
+  /** The dax holder it registers, if any (only XFS does: ext4 and FUSE pass NULL holder ops). */
+  readonly daxHolder: DaxHolder | null = null;
   readonly inodes = new Map<string, Inode>();
   readonly blocks: BlockAllocator;
   private nextIno = 1;
@@ -212,6 +223,23 @@ export abstract class DaxFilesystem implements FsHandle, DaxIomapOps {
       const page = yield* this.k.dax.layoutBusyPageRange(inode, start, end);
       if (page === null) return;
       yield* this.k.dax.waitPageIdle(inode, page, cb);
+    }
+  }
+
+  /**
+   * The copy a private write fault takes of a file page (do_cow_fault -> ->fault with cow_page ->
+   * dax_iomap_pte_fault -> dax_fault_cow_page): under the fault lock shared, iomap_begin for a
+   * read; a hole or unwritten extent is zeroes (clear_user_highpage), a mapped one is copied
+   * (copy_cow_page_dax).
+   */
+  *cowData(vmf: Vmf, inode: Inode): Op<string> {
+    if (vmf.pgoff * this.pageSize >= inode.size) throw new KernelError('SIGBUS', `fault beyond EOF of ${inode.name}`);
+    yield* inode.mmaplock.downRead();
+    try {
+      const map = yield* this.iomapBegin(inode, vmf.pgoff, false, 1);
+      return map.type === 'hole' ? '' : (this.k.pages.data.get(map.pfn) ?? '');
+    } finally {
+      inode.mmaplock.upRead();
     }
   }
 

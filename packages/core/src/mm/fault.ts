@@ -78,7 +78,7 @@ export class Faults {
   /** do_cow_fault(): a private write to an unmapped file page copies it into a new anon page. */
   private *cowFault(vmf: Vmf): Op {
     const k = this.k;
-    const data = k.fileData(vmf.vma, vmf.pgoff);
+    const data = yield* k.fileData(vmf);
     yield preempt('do_cow_fault');
     if (!vmf.vma.anonVma) vmf.vma.anonVma = k.vm.newAnonVma();
     const pfn = k.ram.allocAnon(vmf.vma.anonVma, data);
