@@ -1,5 +1,7 @@
 import type { PluginCatalog } from '@daxlab/core';
 import { arm64 } from '@daxlab/arch-arm64';
+import { ppcHash } from '@daxlab/arch-ppc-hash';
+import { s390 } from '@daxlab/arch-s390';
 import { x86 } from '@daxlab/arch-x86';
 import { devdax } from '@daxlab/driver-devdax';
 import { hmm } from '@daxlab/driver-hmm';
@@ -14,6 +16,8 @@ export function builtinCatalog(): PluginCatalog {
     arch: {
       x86: (o) => x86(o.pageSize !== undefined ? { pageSize: o.pageSize } : {}),
       arm64: (o) => arm64(o.pageSize !== undefined ? { pageSize: o.pageSize } : {}),
+      'ppc-hash': (o) => ppcHash(o.pageSize !== undefined ? { pageSize: o.pageSize } : {}),
+      s390: (o) => s390(o.pageSize !== undefined ? { pageSize: o.pageSize } : {}),
     },
     fs: { xfs: () => xfs(), ext4: () => ext4(), fuse: () => fuse() },
     driver: { nvdimm: () => nvdimm(), devdax: () => devdax(), hmm: () => hmm() },

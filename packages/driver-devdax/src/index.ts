@@ -20,9 +20,11 @@ export function devdax(options: DevdaxOptions = {}): DriverPlugin {
     /** dev_dax_probe(): GENERIC pgmap, vmemmap_shift = order_base_2(align >> PAGE_SHIFT) when align > PAGE_SIZE. */
     *probe(k: Kernel, req: ProbeRequest): Op<Device> {
       const ps = k.mmu.basePageSize;
-      const align = req.align ?? options.align ?? k.mmu.pmdSize;
+      // nd_pfn_default_alignment() (drivers/nvdimm/pfn_devs.c): PMD_SIZE when the arch has THP, else PAGE_SIZE
+      const align = req.align ?? options.align ?? (k.mmu.devdaxAlignments.includes(k.mmu.pmdSize) ? k.mmu.pmdSize : ps);
       if (!k.mmu.devdaxAlignments.includes(align)) {
-        throw new KernelError('EINVAL', `device-dax align ${align} is not offered on ${k.mmu.arch} (${k.mmu.devdaxAlignments.join(', ')})`);
+        // dax_align_valid() (drivers/dax/dax-private.h) refuses it: this kernel cannot have such a device
+        throw KernelError.unsupported('EINVAL', `device-dax align ${align} is not offered on ${k.mmu.arch} with ${ps / 1024}KiB pages (dax_align_valid(): ${k.mmu.devdaxAlignments.join(', ')})`);
       }
       if (req.size % align !== 0) throw new KernelError('EINVAL', `device-dax size ${req.size} is not a multiple of its align ${align}`);
       const shift = k.features['compound-devmap'] && align > ps ? orderBase2(align / ps) : 0;
