@@ -168,7 +168,7 @@ export class Xfs extends DaxFilesystem {
     try {
       if (!this.k.features['fsdax-reflink']) {
         this.inodes.delete(to);
-        throw new KernelError('EINVAL', `xfs_reflink_remap_prep: DAX file ${src.name} cannot be shared (no fsdax reflink in ${this.k.version})`);
+        throw KernelError.unsupported('EINVAL', `xfs_reflink_remap_prep() refuses to share DAX file ${src.name} ("Don't share DAX file data for now": no fsdax reflink before v6.0)`);
       }
       this.step(src, 'xfs_mmaplock_two_inodes_and_break_dax_layout');
       yield* this.breakDaxLayouts(src, 0, Infinity);

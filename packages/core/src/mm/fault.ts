@@ -147,14 +147,16 @@ export class Faults {
     const copy = k.ram.allocAnon(vma.anonVma, k.pages.data.get(pfn) ?? '');
     if (copy === null) throw new KernelError('ENOMEM', 'out of memory in wp_page_copy');
     yield preempt('wp_page_copy');
-    // A huge leaf is split first: only PTE-level leaves are COWed here.
+    // A huge file leaf is zapped first, not split into PTEs (__split_huge_pmd_locked() on a
+    // non-anonymous VMA: pmdp_huge_clear_flush, then for a normal folio — v6.15 DAX —
+    // folio_remove_rmap_pmd + folio_put, below); the write is then COWed at PTE level.
     if (leaf.pte.level !== 'pte') k.vm.clear(vma.mm, leaf.base, leaf.pte.level);
     else k.vm.clear(vma.mm, vpn, 'pte');
     k.folios.addMap(copy);
     // wp_page_copy(): an unshare copy is mapped R/O (maybe_mkwrite only for a write fault)
     k.vm.install(vma.mm, vpn, this.pte(copy, 'pte', { write: !unshare, dirty: !unshare }));
     k.emit('cow', { mm: vma.mm.name, vaddr: vpn, from: pfn, to: copy, why });
-    if (page !== null && leaf.pte.level === 'pte') {
+    if (page !== null) {
       const head = k.folios.folio(page);
       k.folios.removeMap(head);
       yield preempt('wp_page_copy: flush before put');
