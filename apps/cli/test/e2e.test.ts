@@ -11,7 +11,8 @@ const daxlab = (args: string[], cwd = CLI_DIR) => {
   return { code: r.code, out: r.out, err: r.err };
 };
 
-describe.skipIf(!built)('the built daxlab command (dist/bin.js)', () => {
+// each test spawns node (one to three times): on a loaded machine one spawn alone can take seconds
+describe.skipIf(!built)('the built daxlab command (dist/bin.js)', { timeout: 60_000 }, () => {
   it('prints its version', () => {
     const pkg = JSON.parse(readFileSync(join(CLI_DIR, 'package.json'), 'utf8')) as { version: string };
     expect(daxlab(['--version'])).toEqual({ code: 0, out: `${pkg.version}\n`, err: '' });
