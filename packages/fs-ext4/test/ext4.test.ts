@@ -181,3 +181,14 @@ describe('ext4 faults, holes and refusals', () => {
     expect(() => k.run(fs.breakLayouts(k.file('a').inode) as never)).toThrow(/EINVAL/);
   });
 });
+
+describe('ext4 registers no dax holder (fs_dax_get_by_bdev(..., NULL, NULL))', () => {
+  it('v6.6 and v6.15: pmem unbind tears the pgmap down under a mapped page; XFS would have unmapped it', () => {
+    for (const version of ['v6.6', 'v6.15']) {
+      const { k, m } = boot(version);
+      k.run(k.unbind({ device: 'pmem0' }));
+      expect(k.isMappedIn({ map: 'm', page: 0 }), version).toBe(true);
+      expect(names(m), version).toEqual(['pgmap-teardown-while-referenced']);
+    }
+  });
+});

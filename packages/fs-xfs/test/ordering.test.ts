@@ -214,3 +214,26 @@ describe('fault injection: the failed insert (seed 004)', () => {
     expect(k.faultInject.isArmed('insert-pgtable')).toBe(true);
   });
 });
+
+describe('the dax holder: kill_dax() on pmem unbind', () => {
+  it('v6.6: MF_MEM_PRE_REMOVE reaches xfs_dax_notify_failure, which invalidates the file before memunmap_pages', () => {
+    const k = boot('v6.6');
+    const events: string[] = [];
+    k.bus.all().subscribe((e) => {
+      if (e.type === 'fs.step') events.push(String((e.data as { step: string }).step));
+      if (e.type === 'pte.clear' && events.at(-1) !== 'unmap') events.push('unmap');
+      if (e.type === 'pgmap.kill' || e.type === 'pgmap.teardown') events.push(e.type);
+    });
+    k.run(k.unbind({ device: 'pmem0' }));
+    expect(events).toEqual(['xfs_dax_notify_failure(MF_MEM_PRE_REMOVE)', 'unmap', 'pgmap.kill', 'pgmap.teardown']);
+    // invalidate_inode_pages2_range keeps dirty entries (the four written pages): only the PTEs went
+    expect(k.file('a').inode.mapping.entries.size).toBe(4);
+    expect(k.isMappedIn({ map: 'm', page: 0 })).toBe(false);
+  });
+
+  it('v6.1: kill_dax() notifies nobody yet; the mapping survives into memunmap_pages', () => {
+    const k = boot('v6.1');
+    k.run(k.unbind({ device: 'pmem0' }));
+    expect(k.isMappedIn({ map: 'm', page: 0 })).toBe(true);
+  });
+});
