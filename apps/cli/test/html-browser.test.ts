@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -32,12 +32,15 @@ describe.skipIf(!haveBrowser && !inCi)('html report in headless Chromium', () =>
   beforeAll(async () => {
     if (!haveBrowser) throw new Error(`CI=true but there is no browser at ${CHROMIUM}: .ci/run installs Debian's chromium (apt-get install -y chromium); or set DAXLAB_CHROMIUM`);
     dir = mkdtempSync(join(tmpdir(), 'daxlab-html-'));
+    // an anonymous page mapped once has refcount 1, so this check fails on every kernel
+    const failing = join(dir, 'always-fails.yaml');
+    writeFileSync(failing, 'name: always-fails\nsteps:\n  - mmap: { anon: true, length: 4KiB, write: true, as: m }\n  - write: { map: m, page: 0, data: A }\n  - check: { refcount: { map: m, page: 0 }, equals: 99 }\n');
     const io = memoryIo(library);
-    // two seed scenarios on three kernels, with features both ways: passes and failures
-    const code = await main(['node', 'daxlab', 'matrix', 'seed-004/dma-vs-truncate.yaml', 'seed-002/gup-after-fork.yaml', '--arch', 'x86', '--fs', 'xfs', '--kernel', 'v5.10,v6.6,latest', '--feature', 'dax-busy-mapping-mapped-check=true,false', '--reporter', 'json,html', '--out', dir, '--quiet', '--jobs', '1'], io, { libraryDir: library });
+    // two seed scenarios and a failing one on three kernels, with a feature both ways
+    const code = await main(['node', 'daxlab', 'matrix', 'seed-004/dma-vs-truncate.yaml', 'seed-002/gup-after-fork.yaml', failing, '--arch', 'x86', '--fs', 'xfs', '--kernel', 'v5.10,v6.6,latest', '--feature', 'dax-busy-mapping-mapped-check=true,false', '--reporter', 'json,html', '--out', join(dir, 'out'), '--quiet', '--jobs', '1'], io, { libraryDir: library });
     expect(code, io.err()).toBeLessThan(2);
-    html = join(dir, 'daxlab-report.html');
-    cells = (JSON.parse(readFileSync(join(dir, 'daxlab-report.json'), 'utf8')) as { cells: typeof cells }).cells;
+    html = join(dir, 'out', 'daxlab-report.html');
+    cells = (JSON.parse(readFileSync(join(dir, 'out', 'daxlab-report.json'), 'utf8')) as { cells: typeof cells }).cells;
     const { chromium } = await import('playwright-core');
     browser = await chromium.launch({ executablePath: CHROMIUM, args: FLAGS, timeout: 30_000 });
   }, 90_000);
@@ -56,15 +59,23 @@ describe.skipIf(!haveBrowser && !inCi)('html report in headless Chromium', () =>
     await page.goto(pathToFileURL(html).href, { timeout: 30_000 });
     expect(requests).toEqual([pathToFileURL(html).href]);
     expect(errors).toEqual([]);
-    // 2 scenarios × 3 kernels × 2 feature values, each on x86 xfs nvdimm
-    expect(cells).toHaveLength(12);
-    expect(await page.locator('td.cell button').count()).toBe(12);
+    // 3 scenarios × 3 kernels × 2 feature values (x86; xfs and nvdimm where the scenario mounts and probes)
+    expect(cells).toHaveLength(18);
+    expect(cells.filter((c) => c.status === 'fail')).toHaveLength(6);
+    expect(await page.locator('td.cell button').count()).toBe(18);
     for (const status of ['pass', 'fail', 'unsupported', 'error']) {
       const n = cells.filter((c) => c.status === status).length;
       expect(await page.locator(`td.cell.${status} button`).count()).toBe(n);
       expect(await page.locator(`.key.${status} b`).textContent()).toBe(String(n));
     }
     expect(await page.locator('#detail').isHidden()).toBe(true);
+    // 'only rows with a failed or erroneous cell' hides the rows whose cells all passed (or were unsupported)
+    await page.locator('#only-bad').check();
+    // the failing scenario: its header row and one backend row, 6 cells in it
+    expect(await page.locator('table.grid tbody tr:visible').count()).toBe(2);
+    expect(await page.locator('td.cell button:visible').count()).toBe(6);
+    await page.locator('#only-bad').uncheck();
+    expect(await page.locator('td.cell button:visible').count()).toBe(18);
     await page.close();
   });
 

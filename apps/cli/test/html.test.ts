@@ -89,9 +89,13 @@ describe('renderHtml', () => {
   it('is a grid: rows per scenario and backend, columns per kernel, one button per cell, a legend with counts', () => {
     expect(html.match(/data-cell="\d+"/g)).toEqual(['data-cell="0"', 'data-cell="1"', 'data-cell="2"', 'data-cell="3"']);
     // columns: v6.6, v6.15, v6.6 with the feature override
-    expect(html).toContain('<th scope="col">v6.6</th><th scope="col">v6.15</th><th scope="col">v6.6 fsdax-refcount=legacy</th>');
-    // rows: a on xfs (v6.6 and v6.15), a on ext4, b on xfs; empty slots are marked empty
-    expect(html).toContain('<th class="sc" rowspan="2" scope="rowgroup">a</th><th class="be" scope="row">x86 4KiB xfs nvdimm</th><td class="cell pass">');
+    expect(html).toContain('<th class="k" scope="col">v6.6</th><th class="k" scope="col">v6.15</th><th class="k" scope="col">v6.6 fsdax-refcount=legacy</th>');
+    // rows: a header row per scenario, then its backends: a on xfs (v6.6 and v6.15), a on ext4;
+    // b on xfs. A row with a fail or error cell is 'bad' (the page can show only those)
+    expect(html).toContain('<tr class="sc bad"><th colspan="4" scope="rowgroup">a</th></tr>\n<tr class="bad"><th class="be" scope="row">x86 4KiB xfs nvdimm</th><td class="cell pass">');
+    expect(html).toContain('<tr class="ok"><th class="be" scope="row">x86 4KiB ext4 nvdimm</th><td class="cell unsupported">');
+    expect(html).toContain('<tr class="sc bad"><th colspan="4" scope="rowgroup">b</th></tr>');
+    // empty slots are marked empty: 3 rows × 3 columns, 4 cells
     expect(html.match(/<td class="empty"><\/td>/g)).toHaveLength(3 * 3 - 4);
     expect(html).toContain('4 cells: <span class="key pass"><span class="sw">✓</span> pass <b>1</b></span>');
     expect(html).toContain('<span class="key error"><span class="sw">!</span> error <b>1</b></span>');

@@ -305,22 +305,24 @@ export function renderHtml(report: Report): string {
     rows.set(key, row);
   });
   const bySeen = [...rows.values()];
-  const span = new Map<string, number>();
-  for (const r of bySeen) span.set(r.scenario, (span.get(r.scenario) ?? 0) + 1);
-  // keep each scenario's rows together, in first-seen order
+  // keep each scenario's rows together, in first-seen order, under a header row of its own
   const order = [...new Set(bySeen.map((r) => r.scenario))];
-  const grouped = order.flatMap((s) => bySeen.filter((r) => r.scenario === s));
-  const body = grouped.map((r, n) => {
-    const first = n === 0 || grouped[n - 1]!.scenario !== r.scenario;
-    const name = first ? `<th class="sc" rowspan="${span.get(r.scenario)}" scope="rowgroup">${esc(r.scenario)}</th>` : '';
-    const tds = columns.map((col) => {
-      const i = r.at.get(col);
-      if (i === undefined) return '<td class="empty"></td>';
-      const c = cells[i]!;
-      const label = `${c.status} ${c.scenario} ${kernelLabel(c.kernel)}`;
-      return `<td class="cell ${c.status}"><button type="button" data-cell="${i}" title="${esc(label)}" aria-label="${esc(label)}">${GLYPH[c.status]}</button></td>`;
+  const bad = (st: CellStatus) => st === 'fail' || st === 'error';
+  const body = order.flatMap((scenario) => {
+    const mine = bySeen.filter((r) => r.scenario === scenario);
+    const rowBad = mine.map((r) => [...r.at.values()].some((i) => bad(cells[i]!.status)));
+    const head = `<tr class="sc ${rowBad.some(Boolean) ? 'bad' : 'ok'}"><th colspan="${columns.length + 1}" scope="rowgroup">${esc(scenario)}</th></tr>`;
+    const lines = mine.map((r, n) => {
+      const tds = columns.map((col) => {
+        const i = r.at.get(col);
+        if (i === undefined) return '<td class="empty"></td>';
+        const c = cells[i]!;
+        const label = `${c.status} ${c.scenario} ${kernelLabel(c.kernel)}`;
+        return `<td class="cell ${c.status}"><button type="button" data-cell="${i}" title="${esc(label)}" aria-label="${esc(label)}">${GLYPH[c.status]}</button></td>`;
+      });
+      return `<tr class="${rowBad[n] ? 'bad' : 'ok'}"><th class="be" scope="row">${esc(r.backend)}</th>${tds.join('')}</tr>`;
     });
-    return `<tr>${name}<th class="be" scope="row">${esc(r.backend)}</th>${tds.join('')}</tr>`;
+    return [head, ...lines];
   });
   const s = summarize(cells);
   const legend = STATUSES.map((st) => `<span class="key ${st}"><span class="sw">${GLYPH[st]}</span> ${st} <b>${s[st]}</b></span>`).join(' ');
@@ -332,9 +334,11 @@ export function renderHtml(report: Report): string {
 ${HTML_STYLE}
 table.grid{border-collapse:collapse;font-size:12px}
 table.grid th{padding:2px 8px;text-align:left;font-weight:normal;white-space:nowrap}
-table.grid thead th{font-family:monospace;writing-mode:vertical-rl;transform:rotate(180deg);vertical-align:bottom}
-table.grid th.sc{font-weight:bold;vertical-align:top;border-top:1px solid #ddd}
-table.grid th.be{font-family:monospace;color:#555;border-top:1px solid #f0f0f0}
+table.grid thead th{vertical-align:bottom}
+table.grid thead th.k{font-family:monospace;writing-mode:vertical-rl;transform:rotate(180deg)}
+table.grid tr.sc th{font-weight:bold;padding-top:.6em;border-bottom:1px solid #ddd}
+table.grid th.be{font-family:monospace;color:#555;padding-left:1.2em}
+body.only-bad table.grid tr.ok{display:none}
 table.grid td{padding:1px;border:1px solid #fff}
 td.cell button{width:2.2em;height:1.6em;border:0;border-radius:3px;cursor:pointer;font:bold 12px monospace;color:#fff}
 td.cell button[aria-pressed=true]{outline:3px solid #0969da}
@@ -342,16 +346,23 @@ td.cell button[aria-pressed=true]{outline:3px solid #0969da}
 .unsupported button,.key.unsupported .sw{background:#bf8700} .error button,.key.error .sw{background:#8250df}
 td.empty{background:#f6f8fa}
 .key{margin-right:1.2em} .key .sw{display:inline-block;width:1.6em;text-align:center;color:#fff;border-radius:3px;font:bold 12px monospace}
-#detail{margin-top:1.5em;border-top:2px solid #ddd} .hint{color:#666}
+.layout{display:flex;flex-wrap:wrap;align-items:flex-start;gap:1.5em}
+.gridwrap{flex:none}
+#detail{flex:1 1 40em;min-width:0;position:sticky;top:0;max-height:100vh;overflow:auto;border-left:2px solid #ddd;padding-left:1em}
+.hint{color:#666}
 </style></head><body>
 <h1>${esc(title)} <small>${esc(report.version)}</small></h1>
 <p class="legend">${cells.length} cell${cells.length === 1 ? '' : 's'}: ${legend}</p>
-<table class="grid"><thead><tr><th>scenario</th><th>backend</th>${columns.map((c) => `<th scope="col">${esc(c)}</th>`).join('')}</tr></thead>
+<p><label><input type="checkbox" id="only-bad"> only rows with a failed or erroneous cell</label></p>
+<div class="layout"><div class="gridwrap">
+<table class="grid"><thead><tr><th scope="col">scenario / backend</th>${columns.map((c) => `<th class="k" scope="col">${esc(c)}</th>`).join('')}</tr></thead>
 <tbody>
 ${body.join('\n')}
 </tbody></table>
 <p class="hint">Click a cell for its details and timeline.</p>
+</div>
 <section id="detail" hidden></section>
+</div>
 ${cells.map((c, i) => cellDetail(c, i, report.plugins ?? [])).join('\n')}
 <script>
 (() => {
@@ -364,6 +375,7 @@ ${cells.map((c, i) => cellDetail(c, i, report.plugins ?? [])).join('\n')}
     for (const b of document.querySelectorAll('[data-cell]')) b.setAttribute('aria-pressed', String(b.dataset.cell === id));
     history.replaceState(null, '', '#cell-' + id);
   };
+  document.getElementById('only-bad').addEventListener('change', (e) => document.body.classList.toggle('only-bad', e.target.checked));
   document.addEventListener('click', (e) => {
     const b = e.target.closest('[data-cell]');
     if (b) open(b.dataset.cell);
