@@ -83,6 +83,13 @@ export interface VmemmapRequest {
   readonly altmap: boolean;
   /** the altmap's reserve and free pfns (nd_pfn layout); absent: reserve 0 and room for the whole memmap */
   readonly altmapLayout?: AltmapLayout;
+  /**
+   * Other device ranges (bytes) whose memmap is populated now (live pgmaps): a vmemmap block
+   * their struct pages already occupy is not allocated again (pte/pmd not none; ppc64 hash
+   * vmemmap_populated()). Matters where one block spans more than the 1 GiB between devices:
+   * ppc64 hash's 16 MiB block holds the struct pages of 16 GiB.
+   */
+  readonly present?: readonly { readonly start: number; readonly size: number }[];
   /** the kernel's features (vmemmap-optimize decides the populator) */
   readonly features: FeatureSet;
   /** kernel version preset name, for arch facts that changed over time */

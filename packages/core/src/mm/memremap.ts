@@ -72,6 +72,7 @@ export class Memremap {
       vmemmapShift: req.vmemmapShift,
       altmap: req.altmapPfns > 0,
       ...(req.altmapPfns > 0 ? { altmapLayout: { reserve: req.altmapReservePfns ?? 0, free: req.altmapPfns - (req.altmapReservePfns ?? 0) } } : {}),
+      present: this.pgmaps.filter((p) => !p.gone).map((p) => ({ start: p.startPfn * pageSize, size: p.nrPages * pageSize })),
       features: k.features,
       version: k.version,
     });

@@ -125,7 +125,7 @@ export function populateDeviceMemmap(mmu: Mmu, arch: VmemmapArchModel, req: Vmem
     for (const run of runs) {
       const b = arch.backing(run, { mmu, version: req.version, altmap: req.altmap });
       via.add(b.via);
-      const err = blockRun(t, run, b, altmap, ps, sps);
+      const err = blockRun(t, run, b, altmap, ps, sps, req.present ?? []);
       if (err) return fail('ENOMEM', err);
     }
   }
@@ -154,12 +154,17 @@ export function populateDeviceMemmap(mmu: Mmu, arch: VmemmapArchModel, req: Vmem
 }
 
 /** Unoptimised: count the new blocks each run's vmemmap VA needs and where they come from. */
-function blockRun(t: Tally, run: SectionRun, b: MemmapBacking, altmap: AltmapState | null, ps: number, sps: number): string | null {
+function blockRun(t: Tally, run: SectionRun, b: MemmapBacking, altmap: AltmapState | null, ps: number, sps: number, present: NonNullable<VmemmapRequest['present']>): string | null {
   const B = b.blockSize;
   const vstart = run.pfn * sps;
   const vend = (run.pfn + run.nrPages * run.count) * sps;
-  const first = Math.max(Math.floor(vstart / B) * B, Math.ceil((t.end * ps) / B) * B);
-  const last = Math.ceil(vend / B) * B;
+  let first = Math.max(Math.floor(vstart / B) * B, Math.ceil((t.end * ps) / B) * B);
+  let last = Math.ceil(vend / B) * B;
+  // a neighbour's memmap lies wholly before or after this range, so it can only have populated
+  // the first or the last block of it already
+  const populated = (blockStart: number) => present.some((r) => (r.start / ps) * sps < blockStart + B && ((r.start + r.size) / ps) * sps > blockStart);
+  if (last > first && populated(first)) first += B;
+  if (last > first && populated(last - B)) last -= B;
   const blocks = Math.max(0, (last - first) / B);
   t.end = Math.max(t.end, last / ps);
   const pagesPerBlock = B / ps;
