@@ -106,6 +106,16 @@ describe('hash vmemmap population: bolted mmu_vmemmap_psize blocks (arch/powerpc
     expect([f.vmemmapBytes, f.vmemmapPages]).toEqual([MiB, 16]);
   });
 
+  it('a device in the same 16 GiB window as a live one allocates nothing: vmemmap_populated() finds its block already bolted', () => {
+    // devices are 1 GiB apart: the second (65 GiB) shares the first's block (64-80 GiB)
+    const second = figures(req(GiB, 0, 'latest', { start: 65 * GiB, present: [{ start: 64 * GiB, size: GiB }] }));
+    expect([second.vmemmapBytes, second.structPagesInitialized]).toEqual([0, 16384]);
+    // a neighbour in another window changes nothing (79 GiB is in the 64-80 GiB window) ...
+    expect(figures(req(32 * GiB, 0, 'latest', { start: 80 * GiB, present: [{ start: 79 * GiB, size: GiB }] })).vmemmapBytes).toBe(32 * MiB);
+    // ... one in the window where the range starts saves that block: 81-112 GiB needs 80-96 (shared) and 96-112
+    expect(figures(req(31 * GiB, 0, 'latest', { start: 81 * GiB, present: [{ start: 80 * GiB, size: GiB }] })).vmemmapBytes).toBe(16 * MiB);
+  });
+
   it('a 64 TiB device is arithmetic: 4096 blocks, 64 GiB of vmemmap for 2^30 struct pages', () => {
     expect(figures(req(64 * TiB, 0, 'latest'))).toMatchObject({ vmemmapBytes: 64 * GiB, structPages: 2 ** 30 });
   });
