@@ -1,6 +1,6 @@
 import type { Kernel } from '../kernel.js';
 import { KernelError } from '../errors.js';
-import { preempt, type Op } from '../sched.js';
+import { preempt, waitUntil, type Op } from '../sched.js';
 import type { GupHandle, Mm, Vma } from '../types.js';
 import { GUP_PIN_COUNTING_BIAS } from './folio.js';
 import { PG } from './pages.js';
@@ -122,17 +122,20 @@ export class Gup {
    * gup_must_unshare() (feature gup-unshare): a R/O FOLL_PIN of a R/O-mapped anon page that is not
    * PageAnonExclusive (a7f226604170, v5.19); from v6.2 (84209e87c696) also a R/O FOLL_LONGTERM pin
    * of a non-anon page — the zero page here — in a COW mapping, always when GUP-fast has no VMA.
-   * Pages behind devmap/special PTEs other than the zero page are not checked (see docs/selftests.md).
+   * A devmap PTE's page is checked too (follow_page_pte() takes it from get_dev_pagemap() before
+   * the check; follow_devmap_pmd/pud never check): with PAGE_MAPPING_DAX_SHARED it tests anon.
+   * `observe`: emit the folio_test_anon() fact (false when only polling a retry's condition).
    */
-  private mustUnshare(req: GupRequest, vma: Vma | null, leaf: Leaf, vpn: number): boolean {
+  private mustUnshare(req: GupRequest, vma: Vma | null, leaf: Leaf, vpn: number, observe = true): boolean {
     const k = this.k;
     const mode = k.features['gup-unshare'];
     if (mode === 'off' || !req.pin || req.write || leaf.pte.write) return false;
     const pfn = k.vm.pfnAt(leaf, vpn);
-    const page = k.vm.normalPage(leaf.pte, pfn);
+    const page = k.vm.normalPage(leaf.pte, pfn) ?? (leaf.pte.devmap && leaf.pte.level === 'pte' ? pfn : null);
     if (page !== null) {
       const head = k.folios.folio(page);
-      if (k.folios.testAnon(head, 'gup_must_unshare')) return (k.folios.flags(head) & PG.anonExclusive) === 0;
+      const anon = observe ? k.folios.testAnon(head, 'gup_must_unshare') : k.folios.isAnon(head);
+      if (anon) return (k.folios.flags(head) & PG.anonExclusive) === 0;
     } else if (!k.isZeroPfn(pfn)) return false;
     if (mode !== 'cow-mapping' || !req.longterm) return false;
     // is_cow_mapping(): private mappings keep VM_MAYWRITE (do_mmap; no mprotect in the model)
@@ -163,7 +166,20 @@ export class Gup {
           if (tries === 2) throw new KernelError('EFAULT', `GUP could not fault in page ${vpn - vma.start} of '${vma.name}'`);
           if (unshare) yield* k.faults.unshare(vma, vpn);
           else yield* k.faults.handle(vma, vpn, req.write);
+          const before = leaf;
           leaf = k.vm.lookup(vma.mm, vpn);
+          if (unshare && leaf && leaf.pte === before?.pte && this.mustUnshare(req, vma, leaf, vpn, false)) {
+            // The unshare fault changed nothing (a page that only looks anon in a shared mapping:
+            // the PAGE_MAPPING_DAX_SHARED alias): follow_page_pte() says -EMLINK again and
+            // __get_user_pages() retries until the page table changes or a fatal signal comes.
+            const stuck = leaf.pte;
+            yield* waitUntil(`GUP retrying an unshare fault that cannot make progress (page ${vpn - vma.start} of '${vma.name}')`, () => {
+              const now = k.vm.lookup(vma.mm, vpn);
+              return !now || now.pte !== stuck || !this.mustUnshare(req, vma, now, vpn, false);
+            });
+            leaf = k.vm.lookup(vma.mm, vpn);
+            tries = -1;
+          }
         }
         if (!leaf) throw new KernelError('EFAULT', `GUP lost page ${vpn - vma.start} of '${vma.name}'`);
         const pfn = k.vm.pfnAt(leaf, vpn);
