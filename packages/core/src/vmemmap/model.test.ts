@@ -198,3 +198,36 @@ describe('altmap_cross_boundary() forms (ppc64 hash blocks: one 16 MiB block des
     expect(figures(run(hash64k, hashArch('inside'), 2 * GiB, 64 * KiB, { altmap: true, reserve: 1, free: 511 })).detail).toMatchObject({ altmapPages: 0, ramPages: 256 });
   });
 });
+
+describe('runs of sections are multiplied out only when they repeat', () => {
+  // The model simulates two periods of a run of full sections and multiplies the rest; a device
+  // made of k identical, independently aligned pieces must cost exactly k times one piece.
+  const cases: [string, Mmu, number, number, 'unguarded' | 'arch-opt-in'][] = [
+    ['4K, 1 GiB compounds (period 8 sections)', MMU4K, GiB, GiB, 'arch-opt-in'],
+    ['4K, 2 MiB compounds (64 per section)', MMU4K, 128 * MiB, 2 * MiB, 'arch-opt-in'],
+    ['64K, 512 MiB compounds (1 per section)', MMU64K, 512 * MiB, 512 * MiB, 'unguarded'],
+    ['64K, 2 MiB compounds (sub-page struct pages)', MMU64K, 512 * MiB, 2 * MiB, 'unguarded'],
+  ];
+  it.each(cases)('%s: 4096 pieces cost 4096 times one (savings), initialised likewise', (_name, mmu, piece, align, mode) => {
+    const arch = mmu === MMU4K ? pmdArch(true) : baseArch;
+    const one = figures(run(mmu, arch, piece, align, { mode }));
+    const many = figures(run(mmu, arch, 4096 * piece, align, { mode }));
+    expect(many.savedPages).toBe(4096 * one.savedPages);
+    expect(many.structPagesInitialized).toBe(4096 * one.structPagesInitialized);
+    // sub-page compounds (64K, 2 MiB) populate one vmemmap page past the end of the range: once
+    // for one piece (8 + 1 pages), once for the whole run (4096 x 8 + 1)
+    const pastTheEnd = mmu === MMU64K && align === 2 * MiB ? 1 : 0;
+    expect(many.vmemmapPages - pastTheEnd).toBe(4096 * (one.vmemmapPages - pastTheEnd));
+  });
+
+  it('compounds that do not start on section boundaries: after the first, no chunk starts on a compound, so every PTE reuses (as the kernel would)', () => {
+    // 1 GiB compounds from 64 MiB into a section: chunk offsets are 16384 + k * 32768 pages, never
+    // a multiple of 262144, so reuse_compound_section() holds for every chunk after the first and
+    // only the first compound gets its 2 pages; the heads of the others would then be written into
+    // the shared page. Device-dax never builds such a range (its ranges start on their alignment,
+    // and `daxlab vmemmap --start` refuses one), so this documents the kernel's assumption.
+    const f = figures(run(MMU4K, pmdArch(true), 1024 * GiB, GiB, { start: 64 * GiB + 64 * MiB }));
+    expect(f).toMatchObject({ vmemmapPages: 2, savedPages: 1024 * 4096 - 2, structPagesInitialized: 128 * 1024 });
+    expect(f.detail?.sections).toBe(8193);
+  });
+});
