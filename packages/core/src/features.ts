@@ -89,7 +89,7 @@ export const FEATURES = [
     summary: 'compound devmap vmemmap tail-page reuse (seed 003)',
     meaning: {
       off: 'vmemmap_populate() maps every struct page (no compound devmap tail reuse)',
-      unguarded: 'vmemmap_populate_compound_pages() whenever sizeof(struct page) is a power of two, the pgmap is compound and there is no altmap, on every arch (6fd3620b3428/4917f55b4ef9, v5.17-v6.3 [M]): walks init_mm page tables, which ppc64 hash does not have',
+      unguarded: 'vmemmap_populate_compound_pages() whenever sizeof(struct page) is a power of two, the pgmap is compound and there is no altmap, on every arch (6fd3620b3428/4917f55b4ef9, the v9 series of Apr 2022: v5.19-v6.3 [M]; seed 003 dates the affected trees from v5.19 too): it maps the vmemmap through init_mm page tables, which the ppc64 hash MMU never walks for the vmemmap (bolted HPTEs): oops',
       'arch-opt-in': 'only where the arch selects ARCH_WANT_OPTIMIZE_VMEMMAP (vmemmap_can_optimize(), 87a7ae75d738 "mm/vmemmap/devdax: fix kernel crash when probing devdax devices", v6.4 [M])',
     },
   },
