@@ -48,8 +48,8 @@ export function compoundPathOops(mmu: Mmu, req: VmemmapRequest): string {
  * - otherwise the block comes from the altmap when there is one and the pfns its struct pages
  *   describe stay inside it (altmap_cross_boundary(): `start_pfn + nr_pfn > altmap->end_pfn`
  *   with end_pfn the last pfn, so the window ending exactly at the device's end does not
- *   qualify), falling back to RAM when the altmap allocation fails ("This may fail due to
- *   alignment issues when using 16MB hugepages, so fall back to system memory");
+ *   qualify), falling back to RAM when the altmap allocation fails (16 MiB blocks may not fit
+ *   the altmap's alignment);
  * - the block is recorded on vmemmap_list and bolted into the hash table with htab_bolt_mapping():
  *   no Linux page table is built.
  * One 16 MiB block holds 262144 struct pages: the memmap of 16 GiB of 64K pages.

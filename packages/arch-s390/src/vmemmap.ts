@@ -5,9 +5,9 @@ import { s390SectionSize } from './mmu.js';
  * s390's own vmemmap_populate() (arch/s390/mm/vmem.c): add_pagetable(start, end, false) ->
  * modify_pmd_table(direct = false). It never calls vmemmap_populate_basepages():
  * - with EDAT1 every empty segment (PMD, 1 MiB of vmemmap VA = the struct pages of 64 MiB) gets
- *   a whole 1 MiB frame, "even if they are only partially used. Otherwise we would have also
- *   page tables since vmemmap_populate gets called for each section separately"; partly used
- *   frames are tracked with vmemmap_use_new_sub_pmd(), a segment that is already a leaf is
+ *   a whole 1 MiB frame, even when only part of it will hold struct pages (the kernel's comment:
+ *   smaller mappings would cost page tables, as vmemmap_populate() runs once per section); partly
+ *   used frames are tracked with vmemmap_use_new_sub_pmd(), a segment that is already a leaf is
  *   reused (vmemmap_use_sub_pmd());
  * - without EDAT1 (or when no frame can be had) a page table and 4 KiB pages.
  * The frames came from RAM (vmemmap_alloc_block(PMD_SIZE, ...)) until "s390/mm: allocate vmemmap
@@ -19,14 +19,15 @@ import { s390SectionSize } from './mmu.js';
  * DAX vmemmap optimisation: s390 selected ARCH_WANT_HUGETLB_PAGE_OPTIMIZE_VMEMMAP (HugeTLB), which
  * 0b376f1e0ff5 renamed to ARCH_WANT_OPTIMIZE_VMEMMAP in v6.4, so in v6.4-v6.5 vmemmap_can_optimize()
  * said yes for s390 (moot: no device-dax there). The v6.6 split gave s390 only
- * ARCH_WANT_OPTIMIZE_HUGETLB_VMEMMAP ("s390, loongarch and riscv don't have devdax support").
+ * ARCH_WANT_OPTIMIZE_HUGETLB_VMEMMAP (the series left out the arches without device-dax: s390,
+ * loongarch, riscv).
  */
 /**
  * The generic vmemmap_populate_compound_pages() builds its tables with vmemmap_p?d_populate(),
  * one zeroed PAGE_SIZE block per table: s390 region and segment tables are 16 KiB CRST tables of
  * 2048 entries whose empty value has the invalid bit set, so a zeroed 4 KiB page is neither big
- * enough nor empty ("my apologies for regressing s390 ... s390 does not support
- * vmemmap_populate_basepages()", Joao Martins in seed 003). Reachable only in the unguarded
+ * enough nor empty (in seed 003 Joao Martins notes that the change regressed s390, which never
+ * uses vmemmap_populate_basepages()). Reachable only in the unguarded
  * releases with a compound pgmap, which s390 could not create then (no ZONE_DEVICE): the answer
  * of `daxlab vmemmap --arch s390 --kernel v6.1 --align 1MiB`, not of any real probe.
  */
