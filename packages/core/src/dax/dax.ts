@@ -340,10 +340,13 @@ export class Dax {
     if (index % n !== 0) return 'fallback'; // file offset colour differs from the address colour
     if (write && !vma.flags.shared) return 'fallback'; // private writes COW through PTEs
     if ((index + n) * k.mmu.basePageSize > inode.size) return 'fallback';
+    // __handle_mm_fault() only tries ->huge_fault while pmd_none(): a PTE table means PTE faults
+    for (let v = base; v < base + n; v++) if (vma.mm.ptes.has(v)) return 'fallback';
     const at = yield* this.grabEntry(inode, index, true);
     if (at === 'fallback') return 'fallback';
     try {
-      for (let v = base; v < base + n; v++) if (vma.mm.ptes.has(v)) return 'fallback'; // a PTE table exists
+      // raced with a PTE fault while waiting for the entry: the fault is retried (at PTE level)
+      for (let v = base; v < base + n; v++) if (vma.mm.ptes.has(v)) return 'fallback';
       const iomap = yield* ops.iomapBegin(inode, index, write, n);
       if (iomap.type === 'hole' && !write) return yield* this.pmdLoadHole(vmf, inode, at, base, iomap);
       if (iomap.type !== 'mapped' || iomap.contiguous < n || iomap.pfn % n !== 0 || iomap.shared) return 'fallback';
