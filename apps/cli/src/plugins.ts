@@ -83,6 +83,7 @@ export async function loadPlugin(spec: string, cwd: string, importer: Importer =
       continue;
     }
     const plugin = instance as AnyPlugin;
+    checkCoreRange(spec, plugin);
     const id = plugin.kind === 'arch' ? plugin.arch : plugin.kind === 'fs' ? plugin.fsName : plugin.driverName;
     const factory = typeof value === 'function' ? (o: { pageSize?: number } = {}) => (value as (o: object) => AnyPlugin)(o) : () => plugin;
     return { spec, kind: plugin.kind, id, factory };
@@ -173,4 +174,75 @@ export function pluginSpecs(cwd: string, cli: readonly string[] = [], configFile
   const found = findConfig(cwd, configFile);
   const fromConfig = found ? readConfig(found, cwd).plugins : [];
   return [...new Set([...fromConfig, ...cli])];
+}
+
+// ---------------------------------------------------------------------------------------------
+// A plugin says which @daxlab/core it was written against (`coreRange`, core's PluginBase); the
+// CLI refuses to load it into another one, as Babel's api.assertVersion() and fastify-plugin do.
+
+/** The @daxlab/core version this CLI runs with. */
+export const CORE_VERSION: string = (createRequire(import.meta.url)('@daxlab/core/package.json') as { version: string }).version;
+
+type Triple = [number, number, number];
+const cmp = (a: Triple, b: Triple): number => a[0] - b[0] || a[1] - b[1] || a[2] - b[2];
+
+/** One comparator (`>=1.2.0`, `^0.1`, `~1.2.3`, `1.x`, `*`) as the half-open interval [lo, hi) it allows. */
+function interval(comparator: string): { lo: Triple; hi: Triple | null } | null {
+  const m = /^(>=|<=|>|<|=|\^|~)?v?(\*|\d+)(?:\.(\*|x|X|\d+))?(?:\.(\*|x|X|\d+))?$/.exec(comparator);
+  if (!m) return null;
+  const op = m[1] ?? '';
+  const parts = [m[2], m[3], m[4]].filter((p): p is string => p !== undefined && !/^[*xX]$/.test(p)).map(Number);
+  const n = parts.length;
+  const v: Triple = [parts[0] ?? 0, parts[1] ?? 0, parts[2] ?? 0];
+  // the first version past a partial one: 1 -> 2.0.0, 1.2 -> 1.3.0, 1.2.3 -> 1.2.4
+  const next = (k: number): Triple => (k <= 1 ? [v[0] + 1, 0, 0] : k === 2 ? [v[0], v[1] + 1, 0] : [v[0], v[1], v[2] + 1]);
+  if (n === 0) return op === '<' || op === '>' ? { lo: [0, 0, 0], hi: [0, 0, 0] } : { lo: [0, 0, 0], hi: null };
+  switch (op) {
+    case '>=':
+      return { lo: v, hi: null };
+    case '>':
+      return { lo: next(n), hi: null };
+    case '<':
+      return { lo: [0, 0, 0], hi: v };
+    case '<=':
+      return { lo: [0, 0, 0], hi: next(n) };
+    case '^':
+      // the left-most non-zero part may not change (^0.1.2: <0.2.0; ^0.0.3: <0.0.4)
+      return { lo: v, hi: v[0] > 0 || n === 1 ? next(1) : v[1] > 0 || n === 2 ? next(2) : next(3) };
+    case '~':
+      return { lo: v, hi: n === 1 ? next(1) : next(2) };
+    default:
+      return { lo: v, hi: next(n) };
+  }
+}
+
+/**
+ * Whether `version` (x.y.z) satisfies an npm-style range: comparators joined by spaces (all
+ * must hold) and by `||` (any set may). null when the range cannot be read.
+ */
+export function satisfiesRange(version: string, range: string): boolean | null {
+  const vm = /^(\d+)\.(\d+)\.(\d+)/.exec(version);
+  if (!vm) return null;
+  const v: Triple = [Number(vm[1]), Number(vm[2]), Number(vm[3])];
+  let any = false;
+  for (const set of range.split('||')) {
+    const comparators = set.trim().replace(/(>=|<=|>|<|=|\^|~)\s+/g, '$1').split(/\s+/).filter((c) => c !== '');
+    let all = true;
+    for (const c of comparators.length ? comparators : ['*']) {
+      const i = interval(c);
+      if (!i) return null;
+      if (cmp(v, i.lo) < 0 || (i.hi !== null && cmp(v, i.hi) >= 0)) all = false;
+    }
+    any ||= all;
+  }
+  return any;
+}
+
+/** Refuse a plugin written for another @daxlab/core (its coreRange). */
+function checkCoreRange(spec: string, plugin: AnyPlugin, coreVersion = CORE_VERSION): void {
+  const range = plugin.coreRange;
+  if (range === undefined) return;
+  const ok = satisfiesRange(coreVersion, range);
+  if (ok === null) throw new UsageError(`--plugin ${spec}: its coreRange '${range}' is not a version range`, "plugin authors: write an npm range such as '>=0.1.0 <1.0.0' or '^0.2.0'");
+  if (!ok) throw new UsageError(`--plugin ${spec}: ${plugin.name} is written for @daxlab/core ${range}, and this daxlab runs @daxlab/core ${coreVersion}`, 'install a version of the plugin made for this @daxlab/core (or a daxlab whose core it supports)');
 }

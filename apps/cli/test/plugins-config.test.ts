@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { main } from '../src/main.js';
-import { findConfig, pluginSpecs, readConfig, type Importer } from '../src/plugins.js';
+import { CORE_VERSION, findConfig, pluginSpecs, readConfig, satisfiesRange, type Importer } from '../src/plugins.js';
 import { memoryIo, tempTree } from './helpers.js';
 
 const argv = (...args: string[]) => ['node', 'daxlab', ...args];
@@ -88,5 +88,42 @@ describe('scenario files never load code', () => {
     // a path is not even a name: refused by the loader, with the file, line and field
     expect(doc.cells[1]!.reason).toBe("scenarios/by-path.yaml:2:17: kernel.arch: '../evil.mjs' is not a name: use letters, digits, '_', '-' or '.', starting with a letter or '_'");
     expect(doc.cells[2]!.reason).toMatch(/^scenarios\/fs\.yaml:2:15: kernel\.fs: 'daxlab-plugin-evil' is not one of xfs, ext4, fuse/);
+  });
+});
+
+describe('a plugin written for another @daxlab/core is refused (its coreRange)', () => {
+  it('npm ranges: comparators, caret, tilde, partial versions, ||', () => {
+    const cases: [string, string, boolean | null][] = [
+      ['0.2.0', '>=0.1.0 <1.0.0', true],
+      ['1.0.0', '>=0.1.0 <1.0.0', false],
+      ['0.2.5', '^0.2.0', true],
+      ['0.3.0', '^0.2.0', false], // a 0.x caret allows patch releases only within the minor
+      ['1.9.0', '^1.2', true],
+      ['2.0.0', '^1.2', false],
+      ['0.0.4', '^0.0.3', false],
+      ['1.2.9', '~1.2.3', true],
+      ['1.3.0', '~1.2.3', false],
+      ['1.2.7', '1.2.x', true],
+      ['1.3.0', '1.2', false],
+      ['3.0.0', '^1.0.0 || ^3.0.0', true],
+      ['0.5.0', '*', true],
+      ['0.5.0', '>= 0.5.0', true],
+      ['1.3.0', '>1.2', true],
+      ['1.2.9', '>1.2', false],
+      ['0.1.0', 'not a range', null],
+    ];
+    for (const [version, range, want] of cases) expect([version, range, satisfiesRange(version, range)]).toEqual([version, range, want]);
+  });
+
+  it('--plugin with a coreRange this core is outside of: exit 2 naming the plugin, both versions and the fix', async () => {
+    const plugin = (range: string) => TOY.replace("name: 'daxlab-plugin-toy',", `name: 'daxlab-plugin-toy', coreRange: '${range}',`);
+    const dir = tempTree({ 'old.mjs': plugin('>=9.0.0'), 'ok.mjs': plugin(`^${CORE_VERSION}`), 'bad.mjs': plugin('whenever') });
+    const old = await cli(dir, ['list', 'plugins', '--plugin', './old.mjs']);
+    expect(old.code).toBe(2);
+    expect(old.err).toBe(`error: --plugin ./old.mjs: daxlab-plugin-toy is written for @daxlab/core >=9.0.0, and this daxlab runs @daxlab/core ${CORE_VERSION}\nhint: install a version of the plugin made for this @daxlab/core (or a daxlab whose core it supports)\n`);
+    expect((await cli(dir, ['list', 'plugins', '--plugin', './bad.mjs'])).err).toMatch(/^error: --plugin \.\/bad\.mjs: its coreRange 'whenever' is not a version range\n/);
+    const ok = await cli(dir, ['list', 'plugins', '--plugin', './ok.mjs']);
+    expect(ok.code).toBe(0);
+    expect(ok.out).toMatch(/\n\s+toy\s+daxlab-plugin-toy\n/);
   });
 });
