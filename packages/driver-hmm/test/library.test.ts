@@ -3,6 +3,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadScenarioFile, PRESETS, runScenario, type PluginCatalog } from '@daxlab/core';
 import { x86 } from '@daxlab/arch-x86';
+import { nvdimm } from '@daxlab/driver-nvdimm';
+import { xfs } from '@daxlab/fs-xfs';
 import { describe, expect, it } from 'vitest';
 import { hmm } from '../src/index.js';
 
@@ -13,7 +15,7 @@ import { hmm } from '../src/index.js';
  */
 const dir = fileURLToPath(new URL('../../../apps/cli/scenarios/hmm/', import.meta.url));
 const files = readdirSync(dir).filter((f) => f.endsWith('.yaml')).sort();
-const catalog: PluginCatalog = { arch: { x86: (o) => x86(o.pageSize !== undefined ? { pageSize: o.pageSize } : {}) }, fs: {}, driver: { hmm: () => hmm() } };
+const catalog: PluginCatalog = { arch: { x86: (o) => x86(o.pageSize !== undefined ? { pageSize: o.pageSize } : {}) }, fs: { xfs: () => xfs() }, driver: { hmm: () => hmm(), nvdimm: () => nvdimm() } };
 
 const kernels: readonly [string, Record<string, string | boolean>][] = [
   ...PRESETS.map((p): [string, Record<string, string | boolean>] => [p.name, {}]),
@@ -31,7 +33,7 @@ describe('the hmm scenario library', () => {
     const coherent = file.includes('coherent');
     for (const [version, features] of kernels) {
       it(`${scenario.name} on ${version} ${JSON.stringify(features)}`, () => {
-        const r = runScenario(scenario, { arch: 'x86', fs: null, driver: 'hmm', version, features }, catalog, { seed: 0 });
+        const r = runScenario(scenario, { arch: 'x86', fs: scenario.kernel.fs ?? null, driver: 'hmm', version, features }, catalog, { seed: 0 });
         if (coherent && (version === 'v5.4' || version === 'v5.10')) {
           expect({ status: r.status, reason: r.reason }).toEqual({ status: 'unsupported', reason: expect.stringMatching(/MEMORY_DEVICE_COHERENT arrived in v6\.0/) });
         } else expect({ status: r.status, failures: r.failures, reason: r.reason }).toEqual({ status: 'pass', failures: [], reason: null });

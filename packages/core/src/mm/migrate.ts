@@ -43,7 +43,7 @@ export interface MigrateSelect {
 export class DeviceMigration {
   constructor(private readonly k: Kernel) {}
 
-  /** An anonymous private mapping: the only kind migrate_vma_insert_page() and folio migration accept. */
+  /** An anonymous private mapping: the only kind migrate_vma_insert_page() fills holes in (vma_is_anonymous). */
   private anonPrivate(vma: Vma): boolean {
     return vma.kind === 'anon' && !vma.flags.shared;
   }
@@ -82,8 +82,9 @@ export class DeviceMigration {
         if (select.owner && k.deviceOfPfn(page) === select.owner) this.collect(slots, v, page, leaf.pte.write);
         continue;
       }
-      // system pages: SELECT_SYSTEM, anonymous only ("For now only support anonymous memory")
-      if (kind !== 'ram' || !select.system || !this.anonPrivate(vma) || !k.folios.isAnon(k.folios.folio(page))) continue;
+      // system pages: SELECT_SYSTEM, anonymous pages only ("For now only support anonymous
+      // memory"), which includes the COW copies in a private file mapping (hmm.migrate_file_private)
+      if (kind !== 'ram' || !select.system || vma.flags.shared || !k.folios.isAnon(k.folios.folio(page))) continue;
       this.collect(slots, v, page, leaf.pte.write);
     }
     return slots;
