@@ -250,7 +250,8 @@ export class Kernel {
    */
   *checkAndMigrateLongterm(req: GupRequest, pfns: number[]): Op<boolean> {
     if (!pfns.some((pfn) => this.folios.kind(pfn) === 'coherent')) return false;
-    for (const pfn of pfns) {
+    for (let i = 0; i < pfns.length; i++) {
+      const pfn = pfns[i]!;
       if (this.isZeroPfn(pfn)) continue;
       const head = this.folios.folio(pfn);
       if (this.folios.kind(head) !== 'coherent') {
@@ -259,7 +260,13 @@ export class Kernel {
       }
       this.folios.get(head, 1, 'check_and_migrate_movable_pages: pin -> reference');
       this.gupper.ungrab(head, req.pin, 'check_and_migrate_movable_pages: unpin device-coherent');
-      this.migration.migrateCoherentToRam(pfn);
+      try {
+        this.migration.migrateCoherentToRam(pfn);
+      } catch (e) {
+        // -EBUSY: unpin the pages not looked at yet and fail the whole GUP (goto unpin_pages)
+        for (const rest of pfns.slice(i + 1)) if (!this.isZeroPfn(rest)) this.gupper.ungrab(this.folios.folio(rest), req.pin, 'check_and_migrate_movable_pages: unpin on error');
+        throw e;
+      }
     }
     yield* [];
     return true;

@@ -278,3 +278,21 @@ describe('hmm2.migrate_mixed', () => {
     expect(k.deviceOfPfn(pfn(1))?.name).toBe('dmirror1');
   });
 });
+
+describe('a device-coherent page that cannot move', () => {
+  it('FOLL_LONGTERM fails with EBUSY and leaves no reference behind (check_and_migrate_movable_pages)', () => {
+    // a FOLL_GET reference (say, O_DIRECT in flight) makes migrate_vma_check_page refuse the page:
+    // migrate_device_coherent_folio fails, the GUP unpins everything it took and returns -EBUSY
+    const { k, mon, dpfn } = setup('v6.6', { kind: 'coherent', pages: 2 });
+    k.run(k.migrate({ map: 'buf', page: 0, pages: 2, to: 'dmirror0' }));
+    k.run(k.gup({ map: 'buf', page: 1, as: 'odirect' }, false));
+    expect([k.refcount(dpfn(0)), k.refcount(dpfn(1))]).toEqual([1, 2]);
+    expect(() => k.run(k.gup({ map: 'buf', page: 0, pages: 2, write: true, longterm: true, as: 'rdma' }, true))).toThrow(expect.objectContaining({ code: 'EBUSY' }));
+    // page 0 moved to RAM before page 1 failed; page 1 is where it was, with only its mapping and the get
+    expect(k.folios.kind(k.pfnOf({ map: 'buf', page: 0 })!)).toBe('ram');
+    expect(k.refcount(k.pfnOf({ map: 'buf', page: 0 })!)).toBe(1);
+    expect([k.pfnOf({ map: 'buf', page: 1 }), k.refcount(dpfn(1)), k.mapcount(dpfn(1))]).toEqual([dpfn(1), 2, 1]);
+    expect(k.maybePinned(dpfn(1))).toBe(false);
+    expect(violations(mon)).toEqual([]);
+  });
+});
