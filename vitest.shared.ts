@@ -11,6 +11,9 @@ export function daxlabProject(name: string): UserWorkspaceConfig {
       include: ['src/**/*.test.ts', 'test/**/*.test.ts'],
       setupFiles: ['reflect-metadata'],
       environment: 'node',
+      // A hang guard, not a timing assertion: exhaustive explorations and spawned CLI runs take
+      // seconds on a loaded 2-core CI machine (Vitest's 5 s default failed there).
+      testTimeout: 60_000,
     },
   });
 }
