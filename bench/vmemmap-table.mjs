@@ -125,7 +125,9 @@ const doc = [
   '- Early (boot) sections, whose memmap `section_activate()` reuses, and the April 2026 mm-new fix of `compound_nr_pages()` for them.',
   '- `/proc/vmstat` `nr_memmap_pages` accounting (which over-reports optimised DAX before the 2026 accounting fix).',
   "- The 2026 series that shares one tail vmemmap page between compounds and drops the extra DAX tail page (in linux-next, not in a release): `VMEMMAP_RESERVE_NR` is 2 here.",
-  '- x86 `vmemmap_populate_hugepages()` reuse of a partly populated PMD across sections (faf1c0008a33), and the arm64 fallback to base pages from the altmap when a PMD block cannot be had (before the generic hugepages helper): both only matter for ranges smaller than a PMD block of vmemmap next to an existing one.',
+  '- RAM allocation failures: `vmemmap_populate_hugepages()` falls back to base pages when RAM has no free PMD block; the model assumes RAM always has one (the altmap, which can run out, is modelled).',
+  '- x86 reuse of a partly populated PMD across sections (faf1c0008a33): it only matters for vmemmap smaller than a PMD next to an existing one, which full sections never are on x86.',
+  '- vmemmap shared between two devices: each populate starts from empty tables, so two devices in one ppc64 hash 16 GiB window both pay for the block.',
   "- `memremap_pages()`'s `vmemmap_shift > MAX_FOLIO_ORDER` refusal (2025): it depends on the config's maximum folio order.",
   '',
 ].join('\n');
