@@ -265,8 +265,9 @@ function cellTimeline(c: CellResult): string {
 function cellDetail(c: CellResult, i: number, plugins: readonly string[]): string {
   const facts = [
     `outcome <b>${esc(c.outcome)}</b>`,
-    ...(c.seed !== undefined ? [`seed ${c.seed}`] : []),
-    `${c.ms} ms`,
+    // numbers in a report read back by `daxlab merge` are escaped like any other field
+    ...(c.seed !== undefined ? [`seed ${esc(String(c.seed))}`] : []),
+    `${esc(String(c.ms))} ms`,
     ...(c.file ? [`file <code>${esc(c.file)}</code>`] : []),
   ];
   const parts = [
