@@ -111,6 +111,14 @@ describe('renderHtml', () => {
     expect(unsup).not.toContain('<table');
   });
 
+  it('escapes fields of a report read back from JSON, numbers included', () => {
+    // daxlab merge keeps unknown field types as they were written: an edited report may carry markup anywhere
+    const edited = { ...cells[0]!, seed: '<b>7</b>' as unknown as number, ms: '<i>1</i>' as unknown as number };
+    const page = renderHtml({ kind: 'matrix', version: '<v>', cells: [edited] });
+    expect(page).not.toMatch(/<b>7|<i>1|<v>/);
+    expect(page).toContain('seed &#60;b&#62;7&#60;/b&#62;, &#60;i&#62;1&#60;/i&#62; ms');
+  });
+
   it('is self-contained: nothing is loaded from elsewhere', () => {
     expect(html).not.toMatch(/(src|href)=["']?(https?:)?\/\//);
     expect(html).not.toMatch(/<link|@import|url\(/);
