@@ -1,11 +1,7 @@
-import { resolveFeatures, type FeatureOverrides, type VmemmapOutcome } from '@daxlab/core';
+import { GiB, KiB, MiB, resolveFeatures, TiB, type FeatureOverrides, type VmemmapOutcome } from '@daxlab/core';
 import { describe, expect, it } from 'vitest';
 import { arm64, arm64Granule, arm64SectionSize, type Arm64PageSize } from '../src/index.js';
 
-const KiB = 1024;
-const MiB = 1024 * KiB;
-const GiB = 1024 * MiB;
-const TiB = 1024 * GiB;
 
 const ok = (r: VmemmapOutcome) => {
   if (!r.ok) throw new Error('oops' in r ? r.oops : r.message);

@@ -1,11 +1,7 @@
-import { resolveFeatures, type VmemmapOutcome } from '@daxlab/core';
+import { GiB, KiB, MiB, resolveFeatures, TiB, type VmemmapOutcome } from '@daxlab/core';
 import { describe, expect, it } from 'vitest';
 import { populateX86, x86, X86_MMU } from '../src/index.js';
 
-const KiB = 1024;
-const MiB = 1024 * KiB;
-const GiB = 1024 * MiB;
-const TiB = 1024 * GiB;
 const ok = (r: VmemmapOutcome) => {
   if (!r.ok) throw new Error('oops' in r ? r.oops : r.message);
   return r.figures;
