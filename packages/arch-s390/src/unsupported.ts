@@ -4,7 +4,7 @@ import { kernelAtLeast, type KernelDescription } from '@daxlab/core';
  * Why an s390 kernel with this filesystem/driver cannot exist, or null.
  *
  * ZONE_DEVICE (mm/Kconfig) depended on ARCH_HAS_ZONE_DEVICE and, from 175967318c30 "mm: introduce
- * ARCH_HAS_PTE_DEVMAP" (v5.1 [M]), on ARCH_HAS_PTE_DEVMAP; arch/s390/Kconfig never selected
+ * ARCH_HAS_PTE_DEVMAP" (v5.3 [M]), on ARCH_HAS_PTE_DEVMAP; arch/s390/Kconfig never selected
  * either (s390 PTEs have no devmap bit). Without ZONE_DEVICE memremap_pages() is not built and
  * devm_memremap_pages() is the stub that WARNs and returns -ENXIO, so no pgmap of any type can be
  * probed. The devmap removal ("mm: remove devmap related functions and page table bits", v6.17
@@ -18,7 +18,7 @@ import { kernelAtLeast, type KernelDescription } from '@daxlab/core';
  * models) until "dcssblk: Mark DAX broken, remove FS_DAX_LIMITED support" (v6.15 [M]).
  */
 const ZONE_DEVICE_KCONFIG =
-  'ZONE_DEVICE cannot be enabled on s390: mm/Kconfig makes it depend on ARCH_HAS_PTE_DEVMAP (175967318c30, v5.1; ARCH_HAS_ZONE_DEVICE before), ' +
+  'ZONE_DEVICE cannot be enabled on s390: mm/Kconfig makes it depend on ARCH_HAS_PTE_DEVMAP (175967318c30, v5.3; ARCH_HAS_ZONE_DEVICE before), ' +
   'which arch/s390/Kconfig never selects (no devmap bit in s390 page table entries), so memremap_pages() is not built and devm_memremap_pages() fails with -ENXIO ' +
   '(the dependency went away with the devmap removal, v6.17)';
 
