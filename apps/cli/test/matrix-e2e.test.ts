@@ -102,4 +102,19 @@ describe.skipIf(!BUILT)('daxlab matrix: jobs, shards, merge, --out and --resume 
     expect(doc.cells[1]!.reason).toBe('the worker thread running this cell crashed: it exited with code 70 (the other cells ran on)');
     rmSync(dir, { recursive: true, force: true });
   }, SLOW);
+
+  it('workers that cannot start: every cell is an error naming why, no hang', () => {
+    const dir = tempTree({ 'a.yaml': 'name: a\nsteps:\n  - spawn: { as: p }\n' });
+    const plugin = join(CLI_DIR, 'test', 'fixtures', 'main-thread-only-arch.mjs');
+    const r = daxlab(['matrix', 'a.yaml', '--plugin', plugin, '--arch', 'toy', '--kernel', 'v6.6,v6.15', '--jobs', '2', '--reporter', 'json'], dir);
+    expect(r.code).toBe(1);
+    const doc = JSON.parse(r.out) as Doc;
+    expect(doc.cells.map((c) => [c.kernel.version, c.status, c.reason])).toEqual(
+      ['v6.6', 'v6.15'].map((v) => [v, 'error', `no worker thread could start: --plugin ${plugin}: cannot import it: main-thread-only-arch: this plugin cannot be loaded in a worker thread`]),
+    );
+    // the same cells in the main thread pass
+    const here = daxlab(['matrix', 'a.yaml', '--plugin', plugin, '--arch', 'toy', '--kernel', 'v6.6,v6.15', '--jobs', '1', '--reporter', 'json'], dir);
+    expect((JSON.parse(here.out) as Doc).cells.map((c) => c.status)).toEqual(['pass', 'pass']);
+    rmSync(dir, { recursive: true, force: true });
+  }, SLOW);
 });
