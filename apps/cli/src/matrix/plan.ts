@@ -29,9 +29,12 @@ export interface PlanContext {
 export function planInfo(all: readonly PlannedCell[], ctx: PlanContext, shard?: Shard): PlanInfo {
   const h = createHash('sha256');
   h.update(JSON.stringify({ kind: ctx.kind, version: ctx.version, options: ctx.options, plugins: ctx.plugins }));
+  // a scenario has many cells: its text is hashed once
+  const digests = new Map<Scenario, string>();
+  const digest = (s: Scenario) => digests.get(s) ?? digests.set(s, createHash('sha256').update(JSON.stringify(s)).digest('hex')).get(s)!;
   for (const p of all) {
     h.update('\n');
-    h.update(p.kind === 'cell' ? JSON.stringify([p.scenario, p.kernel]) : JSON.stringify([p.cell.file ?? null, p.cell.scenario, p.cell.reason]));
+    h.update(p.kind === 'cell' ? JSON.stringify([digest(p.scenario), p.kernel]) : JSON.stringify([p.cell.file ?? null, p.cell.scenario, p.cell.reason]));
   }
   return { id: h.digest('hex').slice(0, 32), cells: all.length, ...(shard ? { shard: { index: shard.index, count: shard.count } } : {}) };
 }
