@@ -1,4 +1,5 @@
 import {
+  InputError,
   KernelError,
   UnsupportedError,
   versionAtLeast,
@@ -125,7 +126,9 @@ export function hmm(options: HmmOptions = {}): DriverPlugin {
       if (kind === 'coherent' && !versionAtLeast(k.version, 6, 0)) {
         throw new UnsupportedError(`MEMORY_DEVICE_COHERENT arrived in v6.0 (f25cbb7a95a2 "mm: add zone device coherent type memory support"); ${k.version} has no device-coherent memory`);
       }
-      if (req.altmap) throw new KernelError('EINVAL', 'hmm: device memory has no altmap (memremap_pages is called without one)');
+      // dmirror_allocate_chunk() calls memremap_pages() with neither an altmap nor an alignment
+      if (req.altmap) throw new InputError(`probe ${req.name}: hmm device memory has no altmap (its memmap is in RAM); remove altmap`, undefined, 'altmap');
+      if (req.align !== null) throw new InputError(`probe ${req.name}: hmm device memory has no alignment (pages are handed out one at a time); remove align`, undefined, 'align');
       const state: MirrorState = { kind, freed: [], next: 0, allocated: new Set(), removing: false, calloc: 0, cfree: 0 };
       let device: Device | null = null;
       const pgmap = k.memremap.memremapPages({

@@ -296,3 +296,11 @@ describe('a device-coherent page that cannot move', () => {
     expect(violations(mon)).toEqual([]);
   });
 });
+
+describe('bad probe input', () => {
+  it('align and altmap do not apply to mirror devices: an input error naming the field', () => {
+    const k = createKernel({ arch: x86(), driver: hmm(), kernel: 'latest' });
+    expect(() => k.run(k.probe({ driver: 'hmm', size: 1024 * PAGE, align: 2 * 1024 * 1024, as: 'd' }))).toThrow(expect.objectContaining({ name: 'InputError', field: 'align' }));
+    expect(() => k.run(k.probe({ driver: 'hmm', size: 1024 * PAGE, altmap: true, as: 'd' }))).toThrow(expect.objectContaining({ name: 'InputError', field: 'altmap' }));
+  });
+});
