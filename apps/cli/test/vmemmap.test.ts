@@ -69,6 +69,13 @@ describe('daxlab vmemmap --json (SCENARIOS.md shape)', () => {
 });
 
 describe('daxlab vmemmap table, oops and errors', () => {
+  it('--help says what the shared kernel flags mean here', async () => {
+    const r = await cli(['vmemmap', '--help']);
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/--arch <name> +architecture \(required\)/);
+    expect(r.out).toMatch(/--fs <name> +ignored/);
+  });
+
   it('prints a table by default', async () => {
     const r = await cli(['vmemmap', '--arch', 'x86', '--size', '1GiB', '--align', '1GiB']);
     expect(r.code).toBe(0);
@@ -105,6 +112,7 @@ describe('daxlab vmemmap table, oops and errors', () => {
       [['vmemmap', '--arch', 'x86', '--size', 'lots', '--align', '2MiB'], /^error: --size: 'lots' is not a size/],
       [['vmemmap', '--arch', 'x86', '--size', '1GiB', '--align', '3MiB'], /^error: --align 3MiB: an alignment is a power of two/],
       [['vmemmap', '--arch', 'x86', '--size', '3MiB', '--align', '2MiB'], /^error: --size 3MiB: a device-dax range is a whole number of its alignment \(2MiB\)/],
+      [['vmemmap', '--arch', 'x86', '--size', '0', '--align', '2MiB'], /^error: --size 0B: a device has a positive size/],
       [['vmemmap', '--arch', 'arm64', '--page-size', '8KiB', '--size', '1GiB', '--align', '2MiB'], /^error: --page-size 8KiB: .*use 4KiB, 16KiB or 64KiB/],
       [['vmemmap', '--arch', 'x86', '--size', '1GiB', '--align', '2MiB', '--feature', 'vmemmap-optimize=always'], /^error: --feature.vmemmap-optimize: 'always' is not a value/],
     ];

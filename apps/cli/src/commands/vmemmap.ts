@@ -47,6 +47,14 @@ export const DEFAULT_DEVICE_START = 64 * GiB;
 
 /** The vmemmap command's own options (the kernel flags come from main.ts; --fs and --driver are ignored). */
 export function vmemmapOptions(cmd: Command): Command {
+  // the kernel flags are shared with run/explore: say what they mean here
+  const say = (flag: string, text: string) => {
+    const opt = cmd.options.find((o) => o.long === flag);
+    if (opt) opt.description = text;
+  };
+  say('--arch', 'architecture (required): x86, arm64, … or a --plugin arch (daxlab list plugins)');
+  say('--fs', 'ignored (the memmap does not depend on a filesystem)');
+  say('--driver', 'ignored (the range is a device-dax one; --altmap gives it the memmap of a pmem namespace in devdax mode)');
   return cmd
     .description('struct-page memory of one device-dax range: struct pages, those initialised, vmemmap pages and bytes, pages saved by tail reuse')
     .option('--size <size>', 'device size (4GiB, 1TiB, …)')
@@ -110,7 +118,8 @@ export function vmemmapReport(arch: ArchPlugin, q: VmemmapQuery): VmemmapReport 
   const mmu = arch.mmu;
   const ps = mmu.basePageSize;
   if (!isPowerOfTwo(q.align) || q.align < ps) throw new InputError(`--align ${formatSize(q.align)}: an alignment is a power of two of at least PAGE_SIZE (${formatSize(ps)} on ${arch.arch})`, undefined, 'align');
-  if (q.size <= 0 || q.size % q.align !== 0) throw new InputError(`--size ${formatSize(q.size)}: a device-dax range is a whole number of its alignment (${formatSize(q.align)})`, undefined, 'size');
+  if (q.size <= 0) throw new InputError(`--size ${formatSize(q.size)}: a device has a positive size`, undefined, 'size');
+  if (q.size % q.align !== 0) throw new InputError(`--size ${formatSize(q.size)}: a device-dax range is a whole number of its alignment (${formatSize(q.align)})`, undefined, 'size');
   const start = q.start ?? DEFAULT_DEVICE_START;
   if (start % q.align !== 0) throw new InputError(`--start ${formatSize(start)}: a device-dax range starts on its alignment (${formatSize(q.align)})`, undefined, 'start');
   const features = resolveFeatures(q.version, q.features ?? {});
