@@ -186,11 +186,11 @@ describe('altmap_cross_boundary() forms (ppc64 hash blocks: one 16 MiB block des
   });
   // 128 GiB at 64 GiB: 8 windows; nd_pfn free = ALIGN(64K + 64 * 2097151, 16M) / 64K - 1 = 2303 =
   // 255 pfns of padding + 8 x 256: exactly enough for all eight blocks
-  it('v6.5+ (6722b2571205): the window ending at the device\'s last pfn comes from the altmap: all 8 blocks on the device', () => {
+  it('v6.6 ("powerpc/mm/dax: Fix the condition when checking if altmap vmemap can cross-boundary"): the window ending at the device\'s last pfn comes from the altmap: all 8 blocks on the device', () => {
     const f = figures(run(hash64k, hashArch('inside'), 128 * GiB, 64 * KiB, { altmap: true, reserve: 1, free: 2303 }));
     expect(f.detail).toMatchObject({ altmapPages: 2048, ramPages: 0, altmapAlignPages: 255 });
   });
-  it('before v6.5 (start_pfn + nr_pfn > end_pfn): that last window went to RAM', () => {
+  it('before that fix (start_pfn + nr_pfn > end_pfn): that last window went to RAM', () => {
     const f = figures(run(hash64k, hashArch('before-end'), 128 * GiB, 64 * KiB, { altmap: true, reserve: 1, free: 2303 }));
     expect(f.detail).toMatchObject({ altmapPages: 7 * 256, ramPages: 256 });
   });

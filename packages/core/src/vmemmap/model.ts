@@ -27,10 +27,12 @@ export interface MemmapBacking {
    * ppc64 altmap_cross_boundary() (arch/powerpc/mm/init_64.c): a block whose struct pages describe
    * pfns outside the altmap's range is never taken from the altmap. end_pfn is the range's last
    * pfn (nd_pfn: PHYS_PFN(res->end)), and the test changed:
-   * - `inside` (v6.5+, 6722b2571205 "powerpc/mm/altmap: Fix altmap boundary check", also in the
-   *   stable trees): refused when start_pfn + nr_pfn - 1 > end_pfn, so a window ending at the
-   *   device's last pfn qualifies;
-   * - `before-end` (before v6.5; `true` means the same): refused when start_pfn + nr_pfn > end_pfn,
+   * - `inside` (v6.6 [M], "powerpc/mm/dax: Fix the condition when checking if altmap vmemap can
+   *   cross-boundary", Fixes: cf387d9644d8, in Aneesh Kumar's series that added the ppc64 DAX
+   *   vmemmap optimisation): refused when start_pfn + nr_pfn - 1 > end_pfn, so a window ending at
+   *   the device's last pfn qualifies ("without this fix, the last subsection vmemmap can end up
+   *   in memory even if the namespace ... has sufficient space in the altmap area");
+   * - `before-end` (before it; `true` means the same): refused when start_pfn + nr_pfn > end_pfn,
    *   which also sent the window ending exactly at end_pfn to RAM.
    */
   readonly altmapBoundaryCheck?: boolean | 'inside' | 'before-end';
