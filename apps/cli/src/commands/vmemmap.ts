@@ -135,10 +135,11 @@ export function vmemmapReport(arch: ArchPlugin, q: VmemmapQuery): VmemmapReport 
     layout = { reserve, free: offset / ps - reserve };
   }
   const unsupported = arch.unsupported?.({ arch: arch.arch, pageSize: ps, fs: null, driver: 'devdax', version: q.version, features }) ?? null;
-  const outcome: VmemmapOutcome = error
-    ? { ok: false, errno: 'EINVAL', message: error }
+  // nd_pfn_init() refusing the namespace means memremap_pages() is never called
+  const outcome: VmemmapOutcome | null = error
+    ? null
     : arch.populator.populate(mmu, { start, size: q.size, vmemmapShift, altmap, ...(layout ? { altmapLayout: layout } : {}), features, version: q.version });
-  const f = outcome.ok ? outcome.figures : null;
+  const f = outcome?.ok ? outcome.figures : null;
   const d = f?.detail;
   return {
     arch: arch.arch,
@@ -165,9 +166,9 @@ export function vmemmapReport(arch: ArchPlugin, q: VmemmapQuery): VmemmapReport 
     via: d?.via ?? [],
     alignOffered: mmu.devdaxAlignments.includes(q.align),
     unsupported,
-    outcome: outcome.ok ? 'completed' : 'oops' in outcome ? 'oops' : 'error',
-    oops: !outcome.ok && 'oops' in outcome ? outcome.oops : null,
-    error: !outcome.ok && 'errno' in outcome ? `${outcome.errno}: ${outcome.message}` : null,
+    outcome: outcome?.ok ? 'completed' : outcome && 'oops' in outcome ? 'oops' : 'error',
+    oops: outcome && !outcome.ok && 'oops' in outcome ? outcome.oops : null,
+    error: error ?? (outcome && !outcome.ok && 'errno' in outcome ? `${outcome.errno}: ${outcome.message}` : null),
   };
 }
 
