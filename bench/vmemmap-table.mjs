@@ -127,7 +127,7 @@ const doc = [
   "- The 2026 series that shares one tail vmemmap page between compounds and drops the extra DAX tail page (in linux-next, not in a release): `VMEMMAP_RESERVE_NR` is 2 here.",
   '- RAM allocation failures: `vmemmap_populate_hugepages()` falls back to base pages when RAM has no free PMD block; the model assumes RAM always has one (the altmap, which can run out, is modelled).',
   '- x86 reuse of a partly populated PMD across sections (faf1c0008a33): it only matters for vmemmap smaller than a PMD next to an existing one, which full sections never are on x86.',
-  '- vmemmap shared between two devices: each populate starts from empty tables, so two devices in one ppc64 hash 16 GiB window both pay for the block.',
+  '- Neighbours: this table is one device alone. In scenarios `memremap_pages()` passes the live pgmaps, and a block a neighbour already populated is not allocated again (two devices in one ppc64 hash 16 GiB window share a bolted 16 MiB page); the compound path does not consult them (section-aligned devices never share its PTEs).',
   "- `memremap_pages()`'s `vmemmap_shift > MAX_FOLIO_ORDER` refusal (2025): it depends on the config's maximum folio order.",
   '',
 ].join('\n');
