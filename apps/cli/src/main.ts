@@ -38,8 +38,8 @@ function runOptions(cmd: Command): Command {
     .option('--trace', "print each cell's event trace")
     .option('--schedule <json|file>', 'replay a schedule: [{"thread":"app","step":0}, …] (from a report)')
     .option('--reporter <names>', `${REPORTERS.join(', ')} (several: a,b; machine reports go to --out)`, 'table')
-    .option('--out <dir>', `write machine reports here (${Object.values(REPORT_FILES).join(', ')})`)
-    .option('--quiet', 'no progress; the table shows only cells that did not pass');
+    .option('--out <dir>', `write machine reports here (${Object.values(REPORT_FILES).join(', ')}; the JSON one always), and each cell to DIR/cells.ndjson as it finishes`)
+    .option('--quiet', 'no progress bar: a line per cell that did not pass (matrix); the table shows only those');
 }
 
 /**
