@@ -1,4 +1,5 @@
 import { KernelError, mappingOf, orderBase2, type Device, type DeviceMmapRequest, type DriverPlugin, type Kernel, type Op, type ProbeRequest, type Vmf } from '@daxlab/core';
+import { dataOffset, infoBlockReserve } from '@daxlab/driver-nvdimm';
 
 export interface DevdaxOptions {
   /** dev_dax->align: 4KiB, 2MiB or 1GiB (the arch decides which it offers); default PMD_SIZE */
@@ -28,7 +29,21 @@ export function devdax(options: DevdaxOptions = {}): DriverPlugin {
       }
       if (req.size % align !== 0) throw new KernelError('EINVAL', `device-dax size ${req.size} is not a multiple of its align ${align}`);
       const shift = k.features['compound-devmap'] && align > ps ? orderBase2(align / ps) : 0;
-      const pgmap = k.memremap.memremapPages({ device: req.name, type: 'generic', size: req.size, vmemmapShift: shift, altmapPfns: 0 });
+      // altmap: a pmem namespace in devdax mode with its memmap on the device (dax_pmem ->
+      // nvdimm_setup_pfn(), PFN_MODE_PMEM): info block and memmap first, data from the
+      // nd_pfn_init() offset, aligned to max(align, memremap_compat_align()); dev_dax_probe() maps
+      // that pgmap, altmap included, and the device-dax range is the data after it
+      const nsAlign = Math.max(align, k.mmu.memremapCompatAlign ?? k.mmu.subsectionSize);
+      const dataoff = req.altmap ? dataOffset(req.size, ps, nsAlign, true) : 0;
+      if (dataoff >= req.size) throw new KernelError('ENXIO', `nd_pfn_init: a ${req.size}-byte namespace has no room for data after its ${dataoff} bytes of info block and memmap`);
+      const pgmap = k.memremap.memremapPages({
+        device: req.name,
+        type: 'generic',
+        size: req.size,
+        vmemmapShift: shift,
+        altmapPfns: dataoff / ps,
+        ...(req.altmap ? { altmapReservePfns: infoBlockReserve(ps) / ps } : {}),
+      });
       yield* [];
       return {
         name: req.name,
@@ -37,7 +52,7 @@ export function devdax(options: DevdaxOptions = {}): DriverPlugin {
         align,
         pgmap,
         dataPfn: pgmap.firstPfn,
-        dataPages: pgmap.nrPages,
+        dataPages: pgmap.nrPages - dataoff / ps,
         bound: true,
         fs: null,
         mapping: { id: k.newAddressSpaceId(), owner: req.name, entries: new Map(), mmaps: new Set() },

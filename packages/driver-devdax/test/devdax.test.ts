@@ -1,5 +1,6 @@
 import { createKernel, Monitor, type Kernel } from '@daxlab/core';
 import { describe, expect, it } from 'vitest';
+import { x86 } from '@daxlab/arch-x86';
 import { devdax } from '../src/index.js';
 import { testArch } from '../../core/test/fixtures.js';
 
@@ -20,6 +21,19 @@ describe('device-dax (drivers/dax/device.c)', () => {
     expect(boot('v6.1', GiB).k.device('dax0').pgmap.vmemmapShift).toBe(18);
     expect(boot('v5.10', 2 * MiB).k.device('dax0').pgmap.vmemmapShift).toBe(0);
     expect(boot('v6.1', 4096).k.device('dax0').pgmap.vmemmapShift).toBe(0);
+  });
+
+  it('altmap (a pmem namespace in devdax mode, map=dev): data after nd_pfn_init()\'s offset, memmap on the device, no tail reuse even unguarded', () => {
+    const k = createKernel({ arch: x86(), driver: devdax(), kernel: 'v6.1' });
+    k.run(k.probe({ size: GiB, align: 2 * MiB, altmap: true, as: 'dax0' }));
+    const d = k.device('dax0');
+    // 8 KiB info block + 64 B x 262142 pfns of memmap = 16785280 bytes, rounded up to 2 MiB: 18 MiB
+    expect((d.dataPfn - d.pgmap.startPfn) * 4096).toBe(18 * MiB);
+    expect(d.dataPages).toBe((GiB - 18 * MiB) / 4096);
+    // all but the 2-pfn info block written (memmap_init_range() for the memmap's own pfns); 16 MiB from the device
+    expect(d.pgmap.vmemmap).toMatchObject({ optimized: false, structPagesInitialized: 262142, vmemmapBytes: 16 * MiB, detail: { ramPages: 0, altmapPages: 4096 } });
+    // the first compound head is the first data pfn
+    expect(k.folios.folio(d.dataPfn + 3)).toBe(d.dataPfn);
   });
 
   it('compound pages: tails start at refcount 0 and point at the head, which idles at 1', () => {
