@@ -5,7 +5,8 @@ import { loadScenarioFile, runScenario, type CellResult } from '@daxlab/core';
 import { describe, expect, it } from 'vitest';
 import { builtinCatalog } from '../src/catalog.js';
 import { main } from '../src/main.js';
-import { buildTimeline, parseTraceLine, renderHtml, renderTimeline, type Report } from '../src/report/index.js';
+import type { Report } from '../src/report/index.js';
+import { buildTimeline, parseTraceLine, renderHtml, renderTimeline } from '../src/report/html.js';
 import { memoryIo, tempTree } from './helpers.js';
 
 const library = fileURLToPath(new URL('../scenarios/', import.meta.url));
