@@ -168,7 +168,7 @@ describe.skipIf(unbuilt.length > 0 && !inCi)('publishing to a local registry', (
     const again = run(process.execPath, [changeset, 'publish', '--no-git-tag'], ws, env, 120_000);
     expect(again.code).toBe(0);
     expect(again.out + again.err).not.toMatch(/Publishing "/);
-  }, 300_000);
+  }, 420_000);
 
   it('a third-party arch plugin compiles against the published @daxlab/core and publishes', async () => {
     const dir = join(tmp, 'daxlab-plugin-riscv64');
