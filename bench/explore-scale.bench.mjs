@@ -10,6 +10,7 @@
 //   MAX_STATES=1000000 cap per reduced run, MAX_TREE=100000 per run without reduction (a capped
 //                      run is reported as bounded, with its numbers)
 //   ONLY=n1k1,n2k2     some sizes only
+//   RUNS=bfs           some searches only (bfs, dfs, fresh, none)
 import { join } from 'node:path';
 import { daxlab, verdictOf } from './spin-vs-daxlab.mjs';
 
@@ -17,6 +18,7 @@ const ROOT = join(import.meta.dirname, '..');
 const cap = Number(process.env.MAX_STATES ?? 1_000_000);
 const treeCap = Number(process.env.MAX_TREE ?? 100_000);
 const only = process.env.ONLY ? process.env.ONLY.split(',') : null;
+const runsWanted = process.env.RUNS ? process.env.RUNS.split(',') : null;
 const { core, exploreScenario, catalog } = await daxlab();
 
 // warm the JIT up so the first row is not charged for it
@@ -36,6 +38,8 @@ for (const n of [1, 2, 3]) {
     for (const [id, version, features, stopAtFirst] of kernels) {
       const runs = [['state-hash', 'bfs', 'restore'], ['state-hash', 'dfs', 'restore'], ...(stopAtFirst ? [] : [['state-hash', 'dfs', 'fresh']]), ['none', 'dfs', 'restore']];
       for (const [reduction, search, sessions] of runs) {
+        const what = reduction === 'none' ? 'none' : sessions === 'fresh' ? 'fresh' : search;
+        if (runsWanted && !runsWanted.includes(what)) continue;
         const r = exploreScenario(scenario, { arch: 'x86', fs: 'xfs', driver: 'nvdimm', version, features }, catalog, { reduction, search, sessions, maxStates: reduction === 'none' ? treeCap : cap, stopAtFirst });
         const done = r.complete ? 'yes' : r.limits.join(', ');
         const per = r.transitions ? Math.round((r.ms * 1000) / r.transitions) : 0;

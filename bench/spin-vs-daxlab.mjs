@@ -4,6 +4,9 @@
 //   npm run build && node bench/spin-vs-daxlab.mjs            # everything (Spin: about 3-5 minutes)
 //   QUICK=1 node bench/spin-vs-daxlab.mjs                       # without the three largest scaled models
 //   ONLY=B1,V2 node bench/spin-vs-daxlab.mjs                    # some variants (Spin still runs run.sh)
+//   PAIRED=1 REPEAT=3 node bench/spin-vs-daxlab.mjs             # the scaled V2 models with K >= 2 only,
+//       each Spin build + pan and each daxlab explore run back to back, alternating, REPEAT times
+//       (medians): on a machine other jobs load unevenly, the two sides of a row then see the same load
 //
 // Spin side: the baseline folder is copied to a scratch folder under os.tmpdir() (run.sh writes
 // out/ and trails/ beside itself) and its run.sh runs there, one build at a time (JOBS=1, so a
@@ -199,7 +202,50 @@ async function main() {
   console.log(`# ${results.length} variants: same verdict ${same}, daxlab/Spin <= 1 on ${faster}; Spin verdicts as run.sh expects: ${spin.allExpected ? 'yes' : 'NO'}`);
 }
 
+/** One Spin safety run of the scaled model, as run.sh does it (spin -a, gcc -O2, pan -m10000 -wW), timed end to end. */
+function spinOnce(dir, n, k) {
+  const defs = ['-DV2', `-DNPAGES=${n}`, `-DNUSERS=${k}`, '-DMAXF=2', '-DMAXP=1'];
+  const w = { 1: 18, 2: 18, 3: 20, 4: 20, 6: 22 }[n * k] ?? 24;
+  const t0 = performance.now();
+  const run = (cmd, args) => {
+    const r = spawnSync(cmd, args, { cwd: dir, encoding: 'utf8', maxBuffer: 1 << 26 });
+    if (r.status !== 0 && cmd !== './pan') throw new Error(`${cmd} ${args.join(' ')} failed: ${r.stderr}`);
+    return r.stdout;
+  };
+  run('spin', ['-a', ...defs, 'dax_truncate.pml']);
+  run('gcc', ['-O2', '-w', '-DSAFETY', '-DNOCLAIM', '-o', 'pan', 'pan.c']);
+  const out = run('./pan', ['-m10000', `-w${w}`]);
+  const s = (performance.now() - t0) / 1000;
+  const states = Number((out.match(/(\d+) states, stored/) ?? [])[1]);
+  return { s, verdict: /errors: 0/.test(out) ? 'OK' : 'INV', states };
+}
+
+async function paired() {
+  const repeat = Number(process.env.REPEAT ?? 3);
+  const useCli = cliHasExplore();
+  const dir = mkdtempSync(join(tmpdir(), 'daxlab-spin-paired-'));
+  cpSync(BASELINE, dir, { recursive: true });
+  const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  console.log(`# Spin vs daxlab, paired (each row: Spin build + pan, then daxlab explore, ${repeat} times, medians), ${new Date().toISOString().slice(0, 10)}, ${cpus().length} cores`);
+  console.log('');
+  console.log('| variant | Spin verdict | daxlab verdict | Spin s (median) | daxlab s (median) | daxlab / Spin | Spin states | daxlab states | daxlab transitions |');
+  console.log('|---|---|---|---:|---:|---:|---:|---:|---:|');
+  for (const [n, k] of [[1, 2], [2, 2], [3, 2], [1, 3], [2, 3], [3, 3]]) {
+    const spin = [];
+    const dax = [];
+    for (let i = 0; i < repeat; i++) {
+      spin.push(spinOnce(dir, n, k));
+      dax.push(runDaxlab(`spin/scale-n${n}k${k}.yaml`, V2, useCli));
+    }
+    const sp = median(spin.map((x) => x.s));
+    const dx = median(dax.map((x) => x.wall));
+    const d = dax[0];
+    console.log(`| scale-V2-N${n}K${k} | ${spin[0].verdict} | ${d.verdict} | ${sp.toFixed(2)} | ${dx.toFixed(2)} | ${(dx / sp).toFixed(2)} | ${spin[0].states} | ${d.states} | ${d.transitions} |`);
+  }
+}
+
 if (process.argv[1] && pathToFileURL(process.argv[1]).href === import.meta.url) {
   if (process.argv[2] === '--explore') await exploreMode(process.argv.slice(3));
+  else if (process.env.PAIRED === '1') await paired();
   else await main();
 }
