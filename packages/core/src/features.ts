@@ -130,6 +130,15 @@ export const FEATURES = [
     },
   },
   {
+    name: 'device-fault-page-ref',
+    values: [true, false],
+    summary: 'a CPU fault on a device-private entry holds the page across ->migrate_to_ram()',
+    meaning: {
+      true: 'do_swap_page() re-checks the entry under the PTE lock (pte_same) and takes a page reference before calling pgmap->ops->migrate_to_ram(), dropped after (16ce101db85d "mm/memory.c: fix race when faulting a device private page", v6.1; CVE-2022-3523)',
+      false: 'migrate_to_ram() runs on the page of an entry read without the PTE lock and with no reference: if the page was migrated or unmapped meanwhile the driver uses a freed page (v6.0 and earlier)',
+    },
+  },
+  {
     name: 'dax-pre-remove-notify',
     values: [true, false],
     summary: 'kill_dax() tells the filesystem (MF_MEM_PRE_REMOVE) before a pmem device goes away',
@@ -230,6 +239,7 @@ const V5_4: FeatureSet = {
   'pte-devmap': true,
   'memunmap-waits-page-refs': true,
   'migrate-device-range': false,
+  'device-fault-page-ref': false,
   'dax-pre-remove-notify': false,
   'fsdax-reflink': false,
   'dax-shared-anon-alias': false,
@@ -250,6 +260,7 @@ const V6_1: FeatureSet = {
   'vmemmap-optimize': 'unguarded',
   'memunmap-waits-page-refs': false,
   'migrate-device-range': true,
+  'device-fault-page-ref': true,
   'fsdax-reflink': true,
   'dax-shared-anon-alias': true,
 };

@@ -471,8 +471,13 @@ export class Kernel {
   *read(a: { map: string; page: number; process?: string }): Op<string> {
     const vma = this.map(a.map, a.process);
     const vpn = this.pageOf(vma, a.page);
-    if (!this.vm.lookup(vma.mm, vpn) || this.vm.lookup(vma.mm, vpn)!.pte.devicePrivate) yield* this.faults.handle(vma, vpn, false);
-    const leaf = this.vm.lookup(vma.mm, vpn)!;
+    let leaf = this.vm.lookup(vma.mm, vpn);
+    // the access is retried until a page is present (a fault that lost a race just returns)
+    for (let tries = 0; !leaf || leaf.pte.devicePrivate; tries++) {
+      if (tries === 2) throw new KernelError('EFAULT', `read of page ${a.page} of '${vma.name}' could not be faulted in`);
+      yield* this.faults.handle(vma, vpn, false);
+      leaf = this.vm.lookup(vma.mm, vpn);
+    }
     return this.pages.data.get(this.vm.pfnAt(leaf, vpn)) ?? '';
   }
 

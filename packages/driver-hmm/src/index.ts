@@ -1,6 +1,7 @@
 import {
   InputError,
   KernelError,
+  KernelOops,
   UnsupportedError,
   versionAtLeast,
   type DeviceAccessRequest,
@@ -203,6 +204,13 @@ export function hmm(options: HmmOptions = {}): DriverPlugin {
      */
     *fault(k: Kernel, vmf: Vmf, device: Device, leaf: Leaf | null): Op {
       if (!leaf) throw new KernelError('SIGBUS', `${device.name}: the mirror device itself cannot be mapped in this model`);
+      // dmirror_devmem_fault() starts from vmf->page->zone_device_data: on a page freed since the
+      // entry was read (no reference held, v6.0 and earlier) that is the free list's link
+      if (!mirror(device).allocated.has(leaf.pte.pfn)) {
+        const message = `BUG: KASAN: use-after-free in dmirror_devmem_fault: device page pfn ${leaf.pte.pfn} of ${device.name} was freed before migrate_to_ram ran (do_swap_page held no reference; fixed by 16ce101db85d, v6.1)`;
+        k.emit('oops', { message });
+        throw new KernelOops(message);
+      }
       const slots = k.migration.setup(vmf.vma, vmf.vpn, 1, { system: false, owner: device });
       allocAndCopyToRam(k, slots);
       k.migration.pages(slots, vmf.vma);

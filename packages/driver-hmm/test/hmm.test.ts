@@ -304,3 +304,16 @@ describe('bad probe input', () => {
     expect(() => k.run(k.probe({ driver: 'hmm', size: 1024 * PAGE, altmap: true, as: 'd' }))).toThrow(expect.objectContaining({ name: 'InputError', field: 'altmap' }));
   });
 });
+
+describe('do_swap_page holds the device page across migrate_to_ram (16ce101db85d, v6.1)', () => {
+  it('the CPU fault takes and drops a reference around migrate_to_ram', () => {
+    // v6.1+: 1 (mapping) + 1 (do_swap_page) + 1 (collect), unmap -1, finalize -1, then the
+    // fault's own put takes the page from 1 to 0 and page_free runs there, after migrate_to_ram
+    const { k, mon, dpfn } = setup('v6.6');
+    k.run(k.migrate({ map: 'buf', page: 0, to: 'dmirror0' }));
+    k.run(k.read({ map: 'buf', page: 0 }));
+    const fault = whys(mon, dpfn(0)).slice(3);
+    expect(fault).toEqual(['do_swap_page: get_page before migrate_to_ram', 'migrate: collect', 'migrate: unmap (try_to_migrate)', 'migrate_finalize: put source', 'do_swap_page: put_page after migrate_to_ram']);
+    expect(k.refcount(dpfn(0))).toBe(0);
+  });
+});

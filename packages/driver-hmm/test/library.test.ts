@@ -1,7 +1,7 @@
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadScenarioFile, PRESETS, runScenario, type PluginCatalog } from '@daxlab/core';
+import { exploreScenario, loadScenarioFile, PRESETS, runScenario, type PluginCatalog } from '@daxlab/core';
 import { x86 } from '@daxlab/arch-x86';
 import { nvdimm } from '@daxlab/driver-nvdimm';
 import { xfs } from '@daxlab/fs-xfs';
@@ -24,6 +24,9 @@ const kernels: readonly [string, Record<string, string | boolean>][] = [
   ['v6.6', { 'migrate-device-range': false }],
   ['v5.10', { 'migrate-device-range': true }],
   ['v5.10', { 'devmem-extra-ref': false, 'memunmap-waits-page-refs': false }],
+  // the do_swap_page reference alone, both ways
+  ['v6.6', { 'device-fault-page-ref': false }],
+  ['v5.10', { 'device-fault-page-ref': true }],
 ];
 
 describe('the hmm scenario library', () => {
@@ -33,7 +36,9 @@ describe('the hmm scenario library', () => {
     const coherent = file.includes('coherent');
     for (const [version, features] of kernels) {
       it(`${scenario.name} on ${version} ${JSON.stringify(features)}`, () => {
-        const r = runScenario(scenario, { arch: 'x86', fs: scenario.kernel.fs ?? null, driver: 'hmm', version, features }, catalog, { seed: 0 });
+        const req = { arch: 'x86', fs: scenario.kernel.fs ?? null, driver: 'hmm', version, features };
+        // explore-mode scenarios are judged over every interleaving, as the matrix does
+        const r = scenario.mode === 'explore' ? exploreScenario(scenario, req, catalog) : runScenario(scenario, req, catalog, { seed: 0 });
         if (coherent && (version === 'v5.4' || version === 'v5.10')) {
           expect({ status: r.status, reason: r.reason }).toEqual({ status: 'unsupported', reason: expect.stringMatching(/MEMORY_DEVICE_COHERENT arrived in v6\.0/) });
         } else expect({ status: r.status, failures: r.failures, reason: r.reason }).toEqual({ status: 'pass', failures: [], reason: null });

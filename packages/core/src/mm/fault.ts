@@ -32,7 +32,20 @@ export class Faults {
       // do_swap_page(): a device-private entry calls pgmap->ops->migrate_to_ram(); the access is
       // then retried, so a write to a read-only result (a COW page after fork) goes to do_wp_page
       k.emit('fault', { mm: vma.mm.name, vaddr: vpn, write, kind: 'device-private' });
-      yield* k.deviceFault(vmf, leaf);
+      // the entry was read without the PTE lock (handle_pte_fault): others may run before do_swap_page
+      yield preempt('do_swap_page: device-private entry');
+      if (k.features['device-fault-page-ref']) {
+        // v6.1: pte_same() under the PTE lock, else the fault is simply retried; a reference
+        // keeps the page from being freed while migrate_to_ram() runs
+        if (k.vm.lookup(vma.mm, vpn)?.pte !== leaf.pte) return;
+        const head = k.folios.folio(leaf.pte.pfn);
+        k.folios.get(head, 1, 'do_swap_page: get_page before migrate_to_ram');
+        try {
+          yield* k.deviceFault(vmf, leaf);
+        } finally {
+          k.folios.put(head, 1, 'do_swap_page: put_page after migrate_to_ram');
+        }
+      } else yield* k.deviceFault(vmf, leaf);
       const after = k.vm.lookup(vma.mm, vpn);
       if (write && after && !after.pte.devicePrivate && !after.pte.write) yield* this.wpPage(vmf, after);
       return;
