@@ -192,3 +192,16 @@ describe('ext4 registers no dax holder (fs_dax_get_by_bdev(..., NULL, NULL))', (
     }
   });
 });
+
+describe('a poisoned pmem page on ext4 (ndctl dax-errors.sh: punch hole clears poison)', () => {
+  it('the refault of a poisoned page is SIGBUS until a punch and a rewrite (EXT4_GET_BLOCKS_CREATE_ZERO) clear it', () => {
+    const { k } = boot('v6.15', {}, 16384);
+    const bad = k.pfnOf({ file: 'a', page: 0 })!;
+    k.run(k.memoryFailure({ device: 'pmem0', page: bad - k.device('pmem0').dataPfn }));
+    expect(() => k.run(k.read({ map: 'm', page: 0 }))).toThrow(/SIGBUS/);
+    k.run(k.punchHole({ file: 'a', offset: 0, length: 4096 }));
+    k.run(k.write({ map: 'm', page: 0, data: 'N' }));
+    expect(k.pfnOf({ file: 'a', page: 0 })).toBe(bad);
+    expect(k.run(k.read({ map: 'm', page: 0 }))).toBe('N');
+  });
+});

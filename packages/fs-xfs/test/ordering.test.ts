@@ -237,3 +237,23 @@ describe('the dax holder: kill_dax() on pmem unbind', () => {
     expect(k.isMappedIn({ map: 'm', page: 0 })).toBe(true);
   });
 });
+
+describe('a poisoned pmem page (ndctl dax-poison, kernel-tests-anchors E08/E20)', () => {
+  it('memory-failure unmaps it, the refault is SIGBUS; a punch frees the block and the write that reallocates it zeroes the poison away', () => {
+    for (const version of ['v5.10', 'v6.15']) {
+      const k = boot(version);
+      const dev = k.device('pmem0');
+      const bad = k.pfnOf({ file: 'a', page: 1 })!;
+      k.run(k.memoryFailure({ device: 'pmem0', page: bad - dev.dataPfn }));
+      expect(k.isMappedIn({ map: 'm', page: 1 }), version).toBe(false);
+      // dax_iomap_direct_access() -> -EHWPOISON: VM_FAULT_HWPOISON
+      expect(() => k.run(k.read({ map: 'm', page: 1 })), version).toThrow(/SIGBUS.*poisoned/);
+      expect(k.run(k.read({ map: 'm', page: 2 })), version).toBe('A2');
+      k.run(k.punchHole({ file: 'a', offset: 4096, length: 4096 }));
+      k.run(k.write({ map: 'm', page: 1, data: 'N' }));
+      // first fit hands the punched block back: the allocation's zeroing cleared its poison
+      expect(k.pfnOf({ file: 'a', page: 1 }), version).toBe(bad);
+      expect(k.run(k.read({ map: 'm', page: 1 })), version).toBe('N');
+    }
+  });
+});

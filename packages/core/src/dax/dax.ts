@@ -278,6 +278,9 @@ export class Dax {
         return;
       }
       const pfn = at.entry.pmd ? at.entry.pfn + (index - at.index) : iomap.pfn;
+      // dax_iomap_direct_access() -> pmem_dax_direct_access(): a poisoned page (badblock) is
+      // -EHWPOISON -> VM_FAULT_HWPOISON: SIGBUS (BUS_MCEERR_AR), nothing inserted
+      if (this.poisoned(pfn, 1)) throw new KernelError('SIGBUS', `VM_FAULT_HWPOISON: ${inode.name}[${index}] is on a poisoned page (pfn ${pfn})`);
       let associated = false;
       if (!at.entry.pmd) associated = yield* this.insertEntry(inode, at, iomap.pfn, { zero: false, dirty: write, shared: iomap.shared });
       else if (write) at.entry.dirty = true;
@@ -290,6 +293,13 @@ export class Dax {
       if (!deleted) this.unlockEntry(inode, at.index, at.entry);
     }
     if (deleted || !k.vm.lookup(vma.mm, vpn)) throw new KernelError('ENOMEM', `VM_FAULT_OOM: vmf_insert_page failed for ${inode.name}[${index}]`);
+  }
+
+  /** Whether a page of [pfn, pfn + nr) is poisoned (memory_failure set PG_hwpoison, a pmem badblock). */
+  private poisoned(pfn: number, nr: number): boolean {
+    const p = this.k.pages;
+    for (let i = 0; i < nr; i++) if (p.has(pfn + i) && (p.flags[p.slot(pfn + i)]! & PG.hwpoison) !== 0) return true;
+    return false;
   }
 
   /**
@@ -350,6 +360,8 @@ export class Dax {
       const iomap = yield* ops.iomapBegin(inode, index, write, n);
       if (iomap.type === 'hole' && !write) return yield* this.pmdLoadHole(vmf, inode, at, base, iomap);
       if (iomap.type !== 'mapped' || iomap.contiguous < n || iomap.pfn % n !== 0 || iomap.shared) return 'fallback';
+      // a badblock in the range: pmem_dax_direct_access() returns fewer pages than PMD_SIZE
+      if (this.poisoned(iomap.pfn, n)) return 'fallback';
       if (at.entry.empty || at.entry.zero) yield* this.insertEntry(inode, at, iomap.pfn, { zero: false, dirty: write, shared: false });
       else if (write) at.entry.dirty = true;
       yield preempt('dax_fault_iter: insert pmd');

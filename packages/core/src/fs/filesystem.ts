@@ -7,6 +7,7 @@ import type { DriverPlugin } from '../driver.js';
 import { RwSem, type Op } from '../sched.js';
 import type { Device, FsHandle, Inode, VmFlags } from '../types.js';
 import { BlockAllocator } from './blocks.js';
+import { PG } from '../mm/pages.js';
 
 /**
  * Whether a preset is release major.minor or later (`latest` and unknown names sort after every
@@ -169,12 +170,27 @@ export abstract class DaxFilesystem implements FsHandle, DaxIomapOps {
       while (hole < pages && !inode.blocks.has(index + hole)) hole++;
       if (!write) return { type: 'hole', pfn: 0, contiguous: hole, shared: false };
       this.blocks.alloc(inode.name, index, hole).forEach((b, i) => inode.blocks.set(index + i, b));
+      this.zeroNewBlocks(inode, index, hole);
       block = inode.blocks.get(index)!;
     }
     let contiguous = 1;
     while (inode.blocks.get(index + contiguous) === block + contiguous) contiguous++;
     const shared = this.blocks.ownersOf(block).length > 1;
     return { type: 'mapped', pfn: this.blocks.pfnOf(block), contiguous, shared };
+  }
+
+  /**
+   * A DAX write fault's new blocks are zeroed before they are mapped (XFS: XFS_BMAPI_ZERO ->
+   * xfs_zero_extent -> dax_zero_page_range; ext4: EXT4_GET_BLOCKS_CREATE_ZERO ->
+   * ext4_issue_zeroout), and the pmem write clears any poison there (pmem_clear_poison:
+   * badblocks and PG_hwpoison) — why ndctl's dax-poison test rewrites a punched block.
+   */
+  protected zeroNewBlocks(inode: Inode, index: number, count: number): void {
+    const p = this.k.pages;
+    for (let i = index; i < index + count; i++) {
+      const pfn = this.blocks.pfnOf(inode.blocks.get(i)!);
+      if (p.has(pfn)) p.flags[p.slot(pfn)] = p.flags[p.slot(pfn)]! & ~PG.hwpoison;
+    }
   }
 
   /** Who owns the block behind a pfn, as `file[index]` (null: free, or not a data block). */
