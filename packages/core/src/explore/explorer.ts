@@ -30,8 +30,8 @@ const SPARE_SESSIONS = 64;
  * the point it waits at, whether that wait is satisfied, what the point `holds`, and its
  * position in its current step (threadPosition: the events and points since the step began or
  * since its last fresh wait, waits left out). Orders of steps that commute reach the same state
- * and are expanded once (why that is sound: threadPosition, docs/kernel-model.md). `none` explores the tree of all
- * schedules depth-first, without merging states. `search: 'dfs'` walks the hashed states
+ * and are expanded once (why that is sound: threadPosition, docs/kernel-model.md). `none`
+ * explores the tree of all schedules depth-first, without merging states. `search: 'dfs'` walks the hashed states
  * depth-first instead (fewer replays, deep violations sooner, counterexamples not shortest).
  *
  * With a preemption bound, only schedules with at most that many preemptions are explored
@@ -199,8 +199,8 @@ class Explorer {
 
   /**
    * A finding, known by its schedule as thread indices (`keep`); its schedule in the report's
-   * form, its trace and threads come from `traced` once the search ends (the session that found
-   * it may have reached the same state by another schedule, see bfs).
+   * form, its trace and threads come from `traced` once the search ends (searching sessions
+   * keep no trace).
    */
   private counterexample(length: number, preemptions: number): Counterexample {
     return { schedule: [], trace: [], threads: [], length, preemptions };
