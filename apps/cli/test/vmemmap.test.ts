@@ -159,6 +159,8 @@ describe('check: { vmemmap } reads the model\'s figures', () => {
     ['arm64-unguarded', '{ arch: arm64, driver: devdax, version: v6.3 }', '{ size: 2GiB, align: 2MiB, as: d }', '{ bytes: 8MiB, pages: 2048, structPagesInitialized: 131072 }'],
     // x86 pmem with the memmap on the device: 16 PMD blocks, all but the 2 info-block pfns initialised
     ['x86-pmem-altmap', '{ arch: x86, driver: nvdimm, version: latest }', '{ driver: nvdimm, size: 2GiB, altmap: true, as: d }', '{ bytes: 32MiB, pages: 8192, structPagesInitialized: 524286 }'],
+    // arm64 64K pmem, memmap on the device: 32 base pages of the altmap; the info block is one 64K pfn
+    ['arm64-64k-pmem-altmap', '{ arch: arm64, pageSize: 64KiB, driver: nvdimm, version: latest }', '{ driver: nvdimm, size: 2GiB, altmap: true, as: d }', '{ bytes: 2MiB, pages: 32, structPagesInitialized: 32767 }'],
   ])('%s', async (name, kernel, probe, equals) => {
     const dir = tempTree({ [`${name}.yaml`]: scenario(name, kernel, probe, equals) });
     const io = memoryIo(dir);
