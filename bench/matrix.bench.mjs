@@ -4,26 +4,33 @@
 // and the --jobs 2 run as a ratio of the --jobs 1 run measured alternately in the same go.
 // Run after `npm run build`: `node bench/matrix.bench.mjs [rounds]` (default 3 rounds).
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { availableParallelism, cpus, tmpdir } from 'node:os';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const bin = join(root, 'apps', 'cli', 'dist', 'bin.js');
 const rounds = Number(process.argv[2] ?? 3);
+const TIME = existsSync('/usr/bin/time') ? '/usr/bin/time' : null;
 
 function run(jobs, out) {
   const env = { ...process.env };
   delete env.CI;
+  const args = [bin, 'matrix', '--quiet', '--jobs', String(jobs), '--reporter', 'json', '--out', out];
+  // CPU seconds (user + system, all threads) through GNU time when installed: on a shared machine
+  // they say what the work costs, whatever else runs
+  const cpuFile = join(out, 'cpu.txt');
+  const [cmd, argv] = TIME ? [TIME, ['-f', '%U %S', '-o', cpuFile, process.execPath, ...args]] : [process.execPath, args];
   const t0 = process.hrtime.bigint();
-  const r = spawnSync(process.execPath, [bin, 'matrix', '--quiet', '--jobs', String(jobs), '--reporter', 'json', '--out', out], { cwd: root, env, encoding: 'utf8', maxBuffer: 1 << 30 });
+  const r = spawnSync(cmd, argv, { cwd: root, env, encoding: 'utf8', maxBuffer: 1 << 30 });
   const s = Number(process.hrtime.bigint() - t0) / 1e9;
   if (r.status !== 0 && r.status !== 1) throw new Error(`daxlab matrix --jobs ${jobs} exited ${r.status}: ${r.stderr}`);
+  const cpu = TIME ? readFileSync(cpuFile, 'utf8').trim().split(/\s+/).map(Number).reduce((a, b) => a + b, 0) : null;
   const doc = JSON.parse(readFileSync(join(out, 'daxlab-report.json'), 'utf8'));
   const simulated = doc.cells.reduce((t, c) => t + c.ms, 0) / 1000;
   const untimed = (x) => JSON.stringify(x, (k, v) => (k === 'ms' ? 0 : v));
-  return { s, cells: doc.cells.length, summary: doc.summary, simulated, plan: doc.plan.id, cellTexts: doc.cells.map(untimed) };
+  return { s, cpu, cells: doc.cells.length, summary: doc.summary, simulated, plan: doc.plan.id, cellTexts: doc.cells.map(untimed) };
 }
 
 /** Why two runs' reports differ: another plan (the library or a plugin changed meanwhile), or the first differing cell. */
@@ -60,7 +67,8 @@ const row = (jobs) => {
   const s = median(results[jobs].map((r) => r.s));
   // the library may have grown between rounds: the rate is taken per run
   const rate = median(results[jobs].map((r) => r.cells / r.s));
-  return { jobs, wallSeconds: Number(s.toFixed(2)), cellsPerSecond: Math.round(rate), simulatedSeconds: Number(median(results[jobs].map((r) => r.simulated)).toFixed(2)) };
+  const cpu = TIME ? Number(median(results[jobs].map((r) => r.cpu)).toFixed(2)) : null;
+  return { jobs, wallSeconds: Number(s.toFixed(2)), cellsPerSecond: Math.round(rate), cpuSeconds: cpu, simulatedSeconds: Number(median(results[jobs].map((r) => r.simulated)).toFixed(2)) };
 };
 const one = row(1);
 const two = row(2);
@@ -77,6 +85,7 @@ console.log(
       jobs2: two,
       speedup: Number((one.wallSeconds / two.wallSeconds).toFixed(2)),
       identicalReports: true,
+      loadAverage: loadavg().map((x) => Number(x.toFixed(1))),
     },
     null,
     2,

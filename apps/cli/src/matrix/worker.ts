@@ -1,5 +1,5 @@
 import { parentPort, workerData } from 'node:worker_threads';
-import { runScenario } from '@daxlab/core';
+import { runScenario, type Scenario } from '@daxlab/core';
 import { builtinCatalog } from '../catalog.js';
 import { loadPlugin, withPlugins } from '../plugins.js';
 import { runCell } from './cell.js';
@@ -15,8 +15,11 @@ if (port) {
     const plugins = [];
     for (const spec of setup.plugins) plugins.push(await loadPlugin(spec, setup.cwd));
     const catalog = withPlugins(builtinCatalog(), plugins);
+    const scenarios = new Map<number, Scenario>();
     port.on('message', (t: ToWorker) => {
-      send({ type: 'cell', index: t.index, cell: runCell(t.scenario, t.kernel, catalog, setup.options, runScenario, setup.debug) });
+      if (t.scenario) scenarios.set(t.scenarioId, t.scenario);
+      const scenario = scenarios.get(t.scenarioId)!;
+      send({ type: 'cell', index: t.index, cell: runCell(scenario, t.kernel, catalog, setup.options, runScenario, setup.debug) });
     });
     send({ type: 'ready' });
   } catch (e) {
