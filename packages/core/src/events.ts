@@ -30,7 +30,7 @@ export interface KernelEvents {
   'dax.entry': { file: string; index: number; op: 'create' | 'insert' | 'delete' | 'lock' | 'unlock'; pfn: number; kind: string };
   'dax.busy': { file: string; pfn: number | null };
   'dax.wait': { file: string; pfn: number; until: string };
-  /** a DAX fault created or found an entry but its vmf_insert_*() failed; entryLeft: the entry still associates pfn */
+  /** a DAX fault's vmf_insert_*() failed; entryLeft: the page this fault associated with the file (pfn) stays associated */
   'dax.insert-failed': { file: string; index: number; pfn: number; entryLeft: boolean };
   /** a filesystem reached a named step of its ordering (the kernel function it models) */
   'fs.step': { fs: string; file: string; step: string };

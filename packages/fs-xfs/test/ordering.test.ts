@@ -1,4 +1,4 @@
-import { createKernel, KernelError, type Kernel } from '@daxlab/core';
+import { createKernel, KernelError, Monitor, type Kernel } from '@daxlab/core';
 import { nvdimm } from '@daxlab/driver-nvdimm';
 import { describe, expect, it } from 'vitest';
 import { xfs } from '../src/index.js';
@@ -255,5 +255,26 @@ describe('a poisoned pmem page (ndctl dax-poison, kernel-tests-anchors E08/E20)'
       expect(k.pfnOf({ file: 'a', page: 1 }), version).toBe(bad);
       expect(k.run(k.read({ map: 'm', page: 1 })), version).toBe('N');
     }
+  });
+});
+
+describe('a failed insert inside an existing DAX entry', () => {
+  it('leaves the entry as it was: the fault did not associate the page, so no zero-referenced entry is its doing', () => {
+    const k = createKernel({ arch: testArch(), fs: xfs(), driver: nvdimm(), kernel: 'v6.15' });
+    const m = new Monitor(k);
+    k.run(k.probe({ size: 1024 * MiB, as: 'pmem0' }));
+    k.run(k.mount({ device: 'pmem0' }));
+    k.run(k.create({ file: 'a', size: 4096 }));
+    k.run(k.mmap({ file: 'a', length: 4096, shared: true, write: true, as: 'm' }));
+    k.run(k.write({ map: 'm', page: 0, data: 'A' }));
+    k.run(k.munmap({ map: 'm' }));
+    // the entry stays associated at rc 0 after the unmap: v6.15's idle, tracked page
+    const e = k.file('a').inode.mapping.entries.get(0)!;
+    expect(k.refcount(e.pfn)).toBe(0);
+    k.run(k.mmap({ file: 'a', length: 4096, shared: true, write: true, as: 'm2' }));
+    k.run(k.injectFault({ site: 'insert-pgtable', nth: 2 }));
+    expect(() => k.run(k.read({ map: 'm2', page: 0 }))).toThrow(/ENOMEM/);
+    expect(k.file('a').inode.mapping.entries.get(0)).toBe(e);
+    expect(m.violations.map((v) => v.invariant)).toEqual([]);
   });
 });

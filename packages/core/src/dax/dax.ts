@@ -329,7 +329,8 @@ export class Dax {
       inode.mapping.entries.delete(at.index);
       this.event(inode, at.index, 'delete', at.entry);
     }
-    k.emit('dax.insert-failed', { file: inode.name, index: at.index, pfn: at.entry.pfn, entryLeft: !cleanup });
+    // entryLeft: the association this fault made outlives it (an entry that was there before stays as it was)
+    k.emit('dax.insert-failed', { file: inode.name, index: at.index, pfn: at.entry.pfn, entryLeft: associated && !cleanup });
     return cleanup;
   }
 
