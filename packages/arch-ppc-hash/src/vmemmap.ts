@@ -1,4 +1,4 @@
-import { MiB, KiB, vmemmapPopulator, type Mmu, type VmemmapArchModel, type VmemmapPopulator, type VmemmapRequest } from '@daxlab/core';
+import { kernelAtLeast, MiB, KiB, vmemmapPopulator, type Mmu, type VmemmapArchModel, type VmemmapPopulator, type VmemmapRequest } from '@daxlab/core';
 
 /**
  * mmu_vmemmap_psize (arch/powerpc/mm/book3s64/hash_utils.c htab_init_page_sizes()): 16 MiB when
@@ -46,10 +46,11 @@ export function compoundPathOops(mmu: Mmu, req: VmemmapRequest): string {
  * - the vmemmap VA is cut into mmu_vmemmap_psize blocks (start aligned down to the block);
  * - a block already backing a valid subsection (vmemmap_populated()) is skipped;
  * - otherwise the block comes from the altmap when there is one and the pfns its struct pages
- *   describe stay inside it (altmap_cross_boundary(): `start_pfn + nr_pfn > altmap->end_pfn`
- *   with end_pfn the last pfn, so the window ending exactly at the device's end does not
- *   qualify), falling back to RAM when the altmap allocation fails (16 MiB blocks may not fit
- *   the altmap's alignment);
+ *   describe stay inside it (altmap_cross_boundary(); end_pfn is the device's last pfn: until
+ *   "powerpc/mm/dax: Fix the condition when checking if altmap vmemap can cross-boundary" (v6.5
+ *   [M]) the test `start_pfn + nr_pfn > end_pfn` also refused the window ending exactly at the
+ *   device's end, since then only windows reaching past it), falling back to RAM when the altmap
+ *   allocation fails (16 MiB blocks may not fit the altmap's alignment);
  * - the block is recorded on vmemmap_list and bolted into the hash table with htab_bolt_mapping():
  *   no Linux page table is built.
  * One 16 MiB block holds 262144 struct pages: the memmap of 16 GiB of 64K pages.
@@ -64,11 +65,11 @@ export function hashArchModel(vmemmapPageSize: VmemmapPageSize): VmemmapArchMode
   return {
     vmemmapInInitMm: false,
     optsInToDaxVmemmapOptimization: () => false,
-    backing: () => ({
+    backing: (_chunk, ctx) => ({
       blockSize: vmemmapPageSize,
       useAltmap: true,
       onAltmapFailure: 'ram',
-      altmapBoundaryCheck: true,
+      altmapBoundaryCheck: kernelAtLeast(ctx.version, 6, 5) ? 'inside' : 'before-end',
       via: 'vmemmap_populate (hash: htab_bolt_mapping of mmu_vmemmap_psize blocks)',
     }),
     compoundPathOops,
