@@ -1,4 +1,4 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ArchPlugin, CellResult, CellStatus } from '@daxlab/core';
 import { describe, expect, it } from 'vitest';
@@ -78,6 +78,10 @@ describe('merge', () => {
     // a: 2 arches × 2 filesystems × 3 presets; b: 2 arches × 3 presets; bad.yaml: one error cell
     expect(doc.plan.cells).toBe(12 + 6 + 1);
     expect(doc.cells).toHaveLength(19);
+    // a shard killed before its reports: only its cell log is there
+    rmSync(join(dir, 's4', 'daxlab-report.json'));
+    const unfinished = await cli(['merge', 's1', 's2', 's3', 's4'], dir);
+    expect({ code: unfinished.code, err: unfinished.err }).toEqual({ code: 2, err: "error: s4: no daxlab-report.json in this directory (did that shard finish?)\nhint: a killed shard finishes with 'daxlab matrix … --out DIR --resume'\n" });
     const notReport = await cli(['merge', 'a.yaml'], dir);
     expect(notReport.code).toBe(2);
     expect(notReport.err).toMatch(/^error: a\.yaml: not valid JSON \(.+\); give daxlab-report\.json files written by 'daxlab matrix --reporter json'\n$/s);
