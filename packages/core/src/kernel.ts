@@ -383,7 +383,9 @@ export class Kernel {
     const plugin = name ? this.fsPlugins.get(name) : undefined;
     if (!plugin) throw new InputError(`no filesystem plugin '${name ?? '(none)'}' in this kernel`, undefined, 'fs');
     if (device.fs) throw new KernelError('EBUSY', `${a.device} is already mounted`);
-    if (device.pgmap.type !== 'fsdax') throw new KernelError('EINVAL', `${a.device} is not an fs-dax device (mount -o dax needs a pmem namespace in fsdax mode)`);
+    // fs_dax_get_by_bdev() finds no dax_device behind anything but an fsdax-mode pmem namespace (or
+    // virtio-fs's window): -o dax cannot mount, so a kernel composed that way cannot run the scenario
+    if (device.pgmap.type !== 'fsdax') throw KernelError.unsupported('EINVAL', `${a.device} has a ${device.pgmap.type} dev_pagemap, not fsdax: mount -o dax needs a pmem namespace in fsdax mode (or virtio-fs's DAX window)`);
     device.fs = plugin.mount(this, device);
     yield* [];
   }

@@ -1,5 +1,4 @@
 import {
-  InputError,
   KernelError,
   KernelOops,
   UnsupportedError,
@@ -128,8 +127,9 @@ export function hmm(options: HmmOptions = {}): DriverPlugin {
         throw new UnsupportedError(`MEMORY_DEVICE_COHERENT arrived in v6.0 (f25cbb7a95a2 "mm: add zone device coherent type memory support"); ${k.version} has no device-coherent memory`);
       }
       // dmirror_allocate_chunk() calls memremap_pages() with neither an altmap nor an alignment
-      if (req.altmap) throw new InputError(`probe ${req.name}: hmm device memory has no altmap (its memmap is in RAM); remove altmap`, undefined, 'altmap');
-      if (req.align !== null) throw new InputError(`probe ${req.name}: hmm device memory has no alignment (pages are handed out one at a time); remove align`, undefined, 'align');
+      // so a probe asking for either cannot be served by this driver: the cell is unsupported, with why
+      if (req.altmap) throw KernelError.unsupported('EINVAL', `probe ${req.name}: hmm device memory has no altmap (its memmap is in RAM); a scenario for hmm leaves altmap out`);
+      if (req.align !== null) throw KernelError.unsupported('EINVAL', `probe ${req.name}: hmm device memory has no alignment (pages are handed out one at a time); a scenario for hmm leaves align out`);
       const state: MirrorState = { kind, freed: [], next: 0, allocated: new Set(), removing: false, calloc: 0, cfree: 0 };
       let device: Device | null = null;
       const pgmap = k.memremap.memremapPages({
