@@ -11,13 +11,8 @@ export type Yield =
    * hashes it with the thread's position, so two threads that differ only there are not merged.
    */
   | { readonly kind: 'preempt'; readonly point: string; readonly holds?: () => number | string | boolean }
-  /**
-   * The thread sleeps until `ready()` holds (a wait queue, a lock). `fresh`: the operation keeps
-   * nothing across this wait that the reason, `ready()`, the step's arguments and the kernel's
-   * state do not already determine, so what it did earlier in the step no longer decides its
-   * future (the explorer then forgets that history; see explore/explorer.ts).
-   */
-  | { readonly kind: 'block'; readonly reason: string; readonly ready: () => boolean; readonly fresh?: boolean };
+  /** The thread sleeps until `ready()` holds (a wait queue, a lock). */
+  | { readonly kind: 'block'; readonly reason: string; readonly ready: () => boolean };
 
 export type Op<T = void> = Generator<Yield, T, void>;
 
@@ -25,14 +20,9 @@ export function preempt(point: string, holds?: () => number | string | boolean):
   return holds ? { kind: 'preempt', point, holds } : { kind: 'preempt', point };
 }
 
-/**
- * Sleep until `ready()` holds; a no-op when it already does. Pass `fresh` only where every
- * enclosing frame of the operation keeps nothing across the wait but what the reason and the
- * kernel state show (see Yield).
- */
-export function* waitUntil(reason: string, ready: () => boolean, opts: { fresh?: boolean } = {}): Op {
-  const y: Yield = opts.fresh ? { kind: 'block', reason, ready, fresh: true } : { kind: 'block', reason, ready };
-  while (!ready()) yield y;
+/** Sleep until `ready()` holds; a no-op when it already does. */
+export function* waitUntil(reason: string, ready: () => boolean): Op {
+  while (!ready()) yield { kind: 'block', reason, ready };
 }
 
 /** An operation that cannot complete: it waits for something nobody will do. */

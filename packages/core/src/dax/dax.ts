@@ -484,9 +484,7 @@ export class Dax {
     while (!idle()) {
       const seen = this.wakeCounts.get(head) ?? 0;
       cb.release();
-      // fresh: no caller (xfs/ext4/fuse break layouts, eras (a)-(c)) keeps a loop-carried value
-      // across this sleep: after it, each rechecks the page and rescans from the kernel's state
-      yield* waitUntil(`wait for pfn ${head} of ${inode.name} to become idle`, () => (this.wakeCounts.get(head) ?? 0) > seen, { fresh: true });
+      yield* waitUntil(`wait for pfn ${head} of ${inode.name} to become idle`, () => (this.wakeCounts.get(head) ?? 0) > seen);
       yield* cb.reacquire();
     }
   }
