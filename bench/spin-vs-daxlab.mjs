@@ -4,6 +4,8 @@
 //   npm run build && node bench/spin-vs-daxlab.mjs            # everything (Spin: about 3-5 minutes)
 //   QUICK=1 node bench/spin-vs-daxlab.mjs                       # without the three largest scaled models
 //   ONLY=B1,V2 node bench/spin-vs-daxlab.mjs                    # some variants (Spin still runs run.sh)
+//   SPIN_RESULTS=/tmp/daxlab-spin-XXXX node bench/...            # reuse that folder's Spin run (out/results.tsv)
+//                                                                 instead of running run.sh again (say so when reporting)
 //   PAIRED=1 REPEAT=3 node bench/spin-vs-daxlab.mjs             # the scaled V2 models with K >= 2 only,
 //       each Spin build + pan and each daxlab explore run back to back, alternating, REPEAT times
 //       (medians): on a machine other jobs load unevenly, the two sides of a row then see the same load
@@ -135,7 +137,17 @@ function cliHasExplore() {
   return help.status === 0 && /\bx86\b/.test(plugins.stdout ?? '');
 }
 
+function readSpinResults(dir) {
+  const [head, ...lines] = readFileSync(join(dir, 'out/results.tsv'), 'utf8').trim().split('\n');
+  const cols = head.split('\t');
+  return lines.map((l) => Object.fromEntries(l.split('\t').map((v, i) => [cols[i], v])));
+}
+
 function runSpin() {
+  if (process.env.SPIN_RESULTS) {
+    const rows = readSpinResults(process.env.SPIN_RESULTS);
+    return { dir: process.env.SPIN_RESULTS, wall: NaN, rows, allExpected: rows.every((r) => r.verdict === r.expected), tail: 'reused, not run again' };
+  }
   const dir = mkdtempSync(join(tmpdir(), 'daxlab-spin-'));
   cpSync(BASELINE, dir, { recursive: true });
   const env = { ...process.env, JOBS: process.env.SPIN_JOBS ?? '1', QUICK: process.env.QUICK ?? '0' };
