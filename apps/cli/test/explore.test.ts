@@ -7,7 +7,7 @@ import { nvdimm } from '@daxlab/driver-nvdimm';
 import { xfs } from '@daxlab/fs-xfs';
 import { describe, expect, it } from 'vitest';
 import { exploreCommand, exploreOptions, type ExploreCommandOptions } from '../src/commands/explore.js';
-import { testArch } from '../../../packages/core/test/fixtures.js';
+import { testArch } from '@daxlab/core/testing';
 import { memoryIo, tempTree } from './helpers.js';
 
 const library = fileURLToPath(new URL('../scenarios/', import.meta.url));

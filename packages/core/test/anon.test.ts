@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { createKernel, GUP_PIN_COUNTING_BIAS, Monitor, type Kernel } from '../src/index.js';
-import { testArch } from './fixtures.js';
+import { testArch } from '../src/testing.js';
 
 function kernel(version: string, features: Record<string, unknown> = {}): { k: Kernel; m: Monitor } {
   const k = createKernel({ arch: testArch(), kernel: version, features });
@@ -120,7 +120,7 @@ describe('anonymous memory, GUP and fork', () => {
   });
 
   it('a populator oops on probe ends in kernel-oops', async () => {
-    const { crashingArch } = await import('./fixtures.js');
+    const { crashingArch } = await import('../src/testing.js');
     const k = createKernel({ arch: crashingArch(), kernel: 'latest' });
     const m = new Monitor(k);
     expect(() => k.memremap.memremapPages({ device: 'd', type: 'generic', size: 2 * 1024 * 1024, vmemmapShift: 9, altmapPfns: 0 })).toThrow(/paging request/);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { createKernel, type ArchPlugin } from '../src/index.js';
-import { testArch } from './fixtures.js';
+import { testArch } from '../src/testing.js';
 
 /** testArch with another base page size (PMD = one page table of 8-byte entries, as on 64-bit). */
 function archWithPages(pageSize: number): ArchPlugin {

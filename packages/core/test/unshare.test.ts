@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { createKernel, Monitor, type Kernel } from '../src/index.js';
-import { testArch } from './fixtures.js';
+import { testArch } from '../src/testing.js';
 
 // gup_must_unshare() and FAULT_FLAG_UNSHARE (feature gup-unshare): what a R/O FOLL_PIN does to
 // the page table before it pins, per era. Values follow mm/gup.c follow_page_pte()/faultin_page()

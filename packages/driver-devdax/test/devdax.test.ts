@@ -2,7 +2,7 @@ import { createKernel, Monitor, type Kernel } from '@daxlab/core';
 import { describe, expect, it } from 'vitest';
 import { x86 } from '@daxlab/arch-x86';
 import { devdax } from '../src/index.js';
-import { testArch } from '../../core/test/fixtures.js';
+import { testArch } from '@daxlab/core/testing';
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;

@@ -7,7 +7,7 @@ import { ext4 } from '@daxlab/fs-ext4';
 import { xfs } from '@daxlab/fs-xfs';
 import { describe, expect, it } from 'vitest';
 import { fuse } from '../src/index.js';
-import { testArch } from '../../core/test/fixtures.js';
+import { testArch } from '@daxlab/core/testing';
 
 /**
  * The built-in fs scenario family (apps/cli/scenarios/fs): every file on every filesystem, on

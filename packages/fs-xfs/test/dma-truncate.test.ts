@@ -2,7 +2,7 @@ import { createKernel, Monitor, runScenario, type Kernel, type PluginCatalog, ty
 import { nvdimm } from '@daxlab/driver-nvdimm';
 import { describe, expect, it } from 'vitest';
 import { xfs } from '../src/index.js';
-import { testArch } from '../../core/test/fixtures.js';
+import { testArch } from '@daxlab/core/testing';
 
 const MiB = 1024 * 1024;
 

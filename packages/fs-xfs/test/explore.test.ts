@@ -2,7 +2,7 @@ import { exploreScenario, isExploreResult, type PluginCatalog } from '@daxlab/co
 import { nvdimm } from '@daxlab/driver-nvdimm';
 import { describe, expect, it } from 'vitest';
 import { xfs } from '../src/index.js';
-import { testArch } from '../../core/test/fixtures.js';
+import { testArch } from '@daxlab/core/testing';
 import { exploreOn, exploreScenarioFile, exploreSeed004Family, expectReplays } from './explore-family.js';
 
 const catalog: PluginCatalog = { arch: { x86: () => testArch() }, fs: { xfs: () => xfs() }, driver: { nvdimm: () => nvdimm() } };

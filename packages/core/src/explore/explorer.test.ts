@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { loadScenarioFile } from '../scenario/load.js';
 import { runScenario, type PluginCatalog } from '../scenario/run.js';
 import type { Scenario } from '../scenario/types.js';
-import { testArch } from '../../test/fixtures.js';
+import { testArch } from '../testing.js';
 import { describeSchedule, exploreScenario, isExploreResult } from './explorer.js';
 import type { ExploreOptions, ExploreResult } from './types.js';
 

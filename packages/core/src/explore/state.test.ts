@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { createKernel, type Kernel } from '../kernel.js';
-import { testArch } from '../../test/fixtures.js';
+import { testArch } from '../testing.js';
 import { Hash64 } from './hash.js';
 import { StateWalker } from './state.js';
 

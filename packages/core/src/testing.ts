@@ -1,4 +1,7 @@
-import type { ArchPlugin, Kernel, Mmu, VmemmapPopulator } from '../src/index.js';
+import type { ArchPlugin, Kernel, Mmu, VmemmapPopulator } from './index.js';
+
+// Published as @daxlab/core/testing: fixtures for plugin authors' tests (and daxlab's own), not part
+// of the simulated kernel.
 
 /**
  * A test arch for core's own tests (core cannot depend on the arch packages, which depend on
