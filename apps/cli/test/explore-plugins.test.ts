@@ -4,7 +4,7 @@ import { nvdimm } from '@daxlab/driver-nvdimm';
 import { ext4 } from '@daxlab/fs-ext4';
 import { fuse } from '@daxlab/fs-fuse';
 import { describe, expect, it } from 'vitest';
-import { testArch } from '../../../packages/core/test/fixtures.js';
+import { testArch } from '@daxlab/core/testing';
 import { exploreOn, exploreSeed004Family, expectReplays } from '../../../packages/fs-xfs/test/explore-family.js';
 
 // The explore library on the plugins the CLI ships beyond XFS (packages/fs-xfs/test/explore.test.ts
