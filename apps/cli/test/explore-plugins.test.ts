@@ -5,9 +5,9 @@ import { ext4 } from '@daxlab/fs-ext4';
 import { fuse } from '@daxlab/fs-fuse';
 import { describe, expect, it } from 'vitest';
 import { testArch } from '@daxlab/core/testing';
-import { exploreOn, exploreSeed004Family, expectReplays } from '../../../packages/fs-xfs/test/explore-family.js';
+import { exploreOn, exploreSeed004Family, expectReplays } from './explore-family.js';
 
-// The explore library on the plugins the CLI ships beyond XFS (packages/fs-xfs/test/explore.test.ts
+// The explore library on the plugins the CLI ships beyond XFS (apps/cli/test/explore-xfs.test.ts
 // runs the same family on XFS): here because the CLI depends on all of them, so no plugin
 // package has to depend on another one's tests.
 

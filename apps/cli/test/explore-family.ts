@@ -4,7 +4,7 @@ import { exploreScenario, isExploreResult, loadScenarioFile, runScenario, type C
 import { describe, expect, it } from 'vitest';
 
 /** The explore scenarios shipped with the CLI (apps/cli/scenarios/explore). */
-export const EXPLORE_DIR = fileURLToPath(new URL('../../../apps/cli/scenarios/explore/', import.meta.url));
+export const EXPLORE_DIR = fileURLToPath(new URL('../scenarios/explore/', import.meta.url));
 
 export function exploreScenarioFile(name: string): Scenario {
   return loadScenarioFile(join(EXPLORE_DIR, name), `explore/${name}`);

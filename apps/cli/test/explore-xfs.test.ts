@@ -1,7 +1,7 @@
 import { exploreScenario, isExploreResult, type PluginCatalog } from '@daxlab/core';
 import { nvdimm } from '@daxlab/driver-nvdimm';
 import { describe, expect, it } from 'vitest';
-import { xfs } from '../src/index.js';
+import { xfs } from '@daxlab/fs-xfs';
 import { testArch } from '@daxlab/core/testing';
 import { exploreOn, exploreScenarioFile, exploreSeed004Family, expectReplays } from './explore-family.js';
 
