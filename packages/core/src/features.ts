@@ -289,12 +289,13 @@ export const DEFAULT_PRESET = 'latest';
 
 /**
  * Whether a preset is mainline release major.minor or later ('latest' is newer than every
- * numbered preset). For plugin facts that follow the release rather than a feature.
+ * numbered preset). For facts that follow the release rather than a switchable feature: a lock's
+ * name, an arch's section size, when a driver or memory type arrived.
  */
-export function versionAtLeast(version: string, major: number, minor: number): boolean {
+export function kernelAtLeast(version: string, major: number, minor: number): boolean {
   if (version === 'latest') return true;
   const m = /^v(\d+)\.(\d+)/.exec(version);
-  if (!m) return false;
+  if (!m) throw new InputError(`kernel version '${version}' is not a release: use one of ${PRESETS.map((x) => x.name).join(', ')}`, undefined, 'version');
   const [a, b] = [Number(m[1]), Number(m[2])];
   return a > major || (a === major && b >= minor);
 }

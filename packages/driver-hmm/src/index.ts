@@ -2,7 +2,7 @@ import {
   KernelError,
   KernelOops,
   UnsupportedError,
-  versionAtLeast,
+  kernelAtLeast,
   type DeviceAccessRequest,
   type Device,
   type DriverPlugin,
@@ -106,11 +106,11 @@ export function hmm(options: HmmOptions = {}): DriverPlugin {
     unsupported(desc: KernelDescription): string | null {
       // mm/Kconfig: DEVICE_PRIVATE depends on ZONE_DEVICE, which depends on ARCH_HAS_PTE_DEVMAP
       // until the pXX_devmap bit was removed (~v6.17 [M]); TEST_HMM selects DEVICE_PRIVATE.
-      if (desc.mmu && !desc.mmu.pteBits.devmap && !versionAtLeast(desc.version, 6, 17)) {
+      if (desc.mmu && !desc.mmu.pteBits.devmap && !kernelAtLeast(desc.version, 6, 17)) {
         return `CONFIG_ZONE_DEVICE (needed by DEVICE_PRIVATE and the HMM mirror) depends on ARCH_HAS_PTE_DEVMAP in ${desc.version}, and ${desc.arch} has no devmap PTE bit`;
       }
       // MEMORY_DEVICE_PRIVATE: 5042db43cc26 "mm/ZONE_DEVICE: new type of ZONE_DEVICE for unaddressable memory", v4.14
-      if (!versionAtLeast(desc.version, 4, 14)) return `MEMORY_DEVICE_PRIVATE arrived in v4.14; ${desc.version} has no device-private memory`;
+      if (!kernelAtLeast(desc.version, 4, 14)) return `MEMORY_DEVICE_PRIVATE arrived in v4.14; ${desc.version} has no device-private memory`;
       return null;
     },
 
@@ -123,7 +123,7 @@ export function hmm(options: HmmOptions = {}): DriverPlugin {
     *probe(k: Kernel, req: ProbeRequest): Op<Device> {
       const kind = (req.kind ?? options.kind ?? 'private') as HmmKind;
       if (kind !== 'private' && kind !== 'coherent') throw new KernelError('EINVAL', `hmm: kind '${String(kind)}' is neither private nor coherent`);
-      if (kind === 'coherent' && !versionAtLeast(k.version, 6, 0)) {
+      if (kind === 'coherent' && !kernelAtLeast(k.version, 6, 0)) {
         throw new UnsupportedError(`MEMORY_DEVICE_COHERENT arrived in v6.0 (f25cbb7a95a2 "mm: add zone device coherent type memory support"); ${k.version} has no device-coherent memory`);
       }
       // dmirror_allocate_chunk() calls memremap_pages() with neither an altmap nor an alignment

@@ -8,18 +8,7 @@ import { RwSem, type Op } from '../sched.js';
 import type { Device, FsHandle, Inode, VmFlags } from '../types.js';
 import { BlockAllocator } from './blocks.js';
 import { PG } from '../mm/pages.js';
-
-/**
- * Whether a preset is release major.minor or later (`latest` and unknown names sort after every
- * release). Filesystems use it for orderings that changed with a release rather than with a
- * switchable feature (a lock's name, a function moved into another).
- */
-export function kernelAtLeast(version: string, major: number, minor: number): boolean {
-  const m = /^v(\d+)\.(\d+)/.exec(version);
-  if (!m) return true;
-  const a = Number(m[1]);
-  return a > major || (a === major && Number(m[2]) >= minor);
-}
+import { kernelAtLeast } from '../features.js';
 
 /** A filesystem plugin: mounts a DAX filesystem on a device. */
 export interface FilesystemPlugin {
