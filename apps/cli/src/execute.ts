@@ -6,7 +6,7 @@ import { colorOnStdout, type CliIo } from './io.js';
 import { DEFAULT_KERNEL, kernelsFor, parseKernelFlags, parseShard, takeShard, type KernelAxes, type KernelOptions } from './kernel.js';
 import type { Runner } from './matrix/cell.js';
 import { CELL_LOG, CellLog } from './matrix/log.js';
-import { errorCell, planInfo, type PlannedCell } from './matrix/plan.js';
+import { errorCell, nominalKernel, planInfo, type PlannedCell } from './matrix/plan.js';
 import { inProcessExecutor, type CellExecutor, type CellTask, type WorkerSetup } from './matrix/pool.js';
 import { loadPlugin, withPlugins, type Importer } from './plugins.js';
 import { cellGroup, Progress, progressMode } from './progress.js';
@@ -81,20 +81,6 @@ export function parseSchedule(value: string, cwd: string): ScheduleStep[] {
   const ok = Array.isArray(list) && list.every((x) => typeof x === 'object' && x !== null && typeof (x as ScheduleStep).thread === 'string' && Number.isInteger((x as ScheduleStep).step) && (x as ScheduleStep).step >= 0);
   if (!ok) throw new UsageError('--schedule: expected a list of { "thread": name, "step": index } (as in the JSON report)');
   return (list as ScheduleStep[]).map((x) => ({ thread: x.thread, step: x.step }));
-}
-
-/** The kernel a scenario that could not be loaded is reported under: the first the flags ask for. */
-function nominalKernel(axes: KernelAxes): CellKernel {
-  const features: Record<string, string | boolean> = {};
-  for (const [name, values] of axes.features) features[name] = values[0]!;
-  return {
-    arch: axes.arch?.[0] ?? DEFAULT_KERNEL.arch,
-    pageSize: axes.pageSize ?? 0,
-    fs: axes.fs?.[0] ?? null,
-    driver: axes.driver?.[0] ?? null,
-    version: axes.version?.[0] ?? DEFAULT_KERNEL.version,
-    features,
-  };
 }
 
 /**

@@ -5,6 +5,7 @@ import pc from 'picocolors';
 import { exploreScenario, isExploreResult, REDUCTIONS, type CellKernelRequest, type CellResult, type CellStatus, type Counterexample, type ExploreOptions, type PluginCatalog, type Scenario, type ScheduleStep } from '@daxlab/core';
 import { colorOnStdout, type CliIo } from '../io.js';
 import { kernelsFor, parseKernelFlags, type KernelOptions } from '../kernel.js';
+import { errorCell, nominalKernel, requestedKernel } from '../matrix/plan.js';
 import { loadPlugin, withPlugins, type Importer } from '../plugins.js';
 import { kernelLabel, replayCommand } from '../report/common.js';
 import { collectScenarioFiles, loadScenarios } from '../scenarios.js';
@@ -98,7 +99,7 @@ export async function exploreCommand(args: readonly string[], o: ExploreCommandO
   const cells: CellResult[] = [];
   for (const l of loaded) {
     if (!l.ok) {
-      cells.push({ scenario: l.name, file: l.file, kernel: { arch: axes.arch?.[0] ?? 'x86', pageSize: 0, fs: null, driver: null, version: axes.version?.[0] ?? 'latest', features: {} }, status: 'error', outcome: 'error', violations: [], failures: [], reason: l.reason, ms: 0 });
+      cells.push(errorCell(l.name, l.file, nominalKernel(axes), l.reason));
       continue;
     }
     for (const kernel of kernelsFor(l.scenario, axes, catalog, false)) {
@@ -115,7 +116,7 @@ export async function exploreCommand(args: readonly string[], o: ExploreCommandO
       } catch (e) {
         const err = e as Error;
         const detail = io.env.DAXLAB_DEBUG ? `\n${err.stack ?? ''}` : ' (a bug in daxlab: please report it; DAXLAB_DEBUG=1 shows the stack)';
-        cells.push({ scenario: l.scenario.name, ...(l.scenario.file !== undefined ? { file: l.scenario.file } : {}), kernel: { arch: kernel.arch, pageSize: kernel.pageSize ?? 0, fs: kernel.fs, driver: kernel.driver, version: kernel.version, features: { ...kernel.features } }, status: 'error', outcome: 'error', violations: [], failures: [], reason: `internal error: ${err.message}${detail}`, ms: 0 });
+        cells.push(errorCell(l.scenario.name, l.scenario.file, requestedKernel(kernel, l.scenario), `internal error: ${err.message}${detail}`));
       }
       if (progress) io.stderr('\r\x1b[2K');
     }

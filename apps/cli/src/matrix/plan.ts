@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { CellKernel, CellKernelRequest, CellResult, RunOptions, Scenario } from '@daxlab/core';
-import type { Shard } from '../kernel.js';
+import { DEFAULT_KERNEL, type KernelAxes, type Shard } from '../kernel.js';
 import type { PlanInfo, ReportKind } from '../report/index.js';
 
 /**
@@ -47,6 +47,20 @@ export function shardSize(total: number, shard: Shard): number {
 /** Where the j-th cell of shard i/n sits in the whole list. */
 export function shardCellIndex(j: number, shard: Shard): number {
   return shard.index - 1 + j * shard.count;
+}
+
+/** The kernel a scenario that did not load is reported under: the first value of each axis asked for. */
+export function nominalKernel(axes: KernelAxes): CellKernel {
+  const features: Record<string, string | boolean> = {};
+  for (const [name, values] of axes.features) features[name] = values[0]!;
+  return {
+    arch: axes.arch?.[0] ?? DEFAULT_KERNEL.arch,
+    pageSize: axes.pageSize ?? 0,
+    fs: axes.fs?.[0] ?? null,
+    driver: axes.driver?.[0] ?? null,
+    version: axes.version?.[0] ?? DEFAULT_KERNEL.version,
+    features,
+  };
 }
 
 /** The kernel of a cell that never ran, as the report shows it. */
