@@ -1,4 +1,4 @@
-import { InputError, MiB, parseSize, type ArchPlugin, type KernelDescription } from '@daxlab/core';
+import { formatSize, InputError, MiB, parseSize, type ArchPlugin, type KernelDescription } from '@daxlab/core';
 import { ppcHashMmu } from './mmu.js';
 import { hashPopulator, VMEMMAP_PAGE_SIZES, type VmemmapPageSize } from './vmemmap.js';
 
@@ -20,8 +20,8 @@ function vmemmapPageSizeOf(raw: number | string | undefined, pageSize: number): 
   const bytes = typeof raw === 'number' ? raw : parseSize(raw, 'vmemmapPageSize');
   const ok = (VMEMMAP_PAGE_SIZES as readonly number[]).includes(bytes) && bytes >= pageSize;
   if (!ok) {
-    const allowed = VMEMMAP_PAGE_SIZES.filter((s) => s >= pageSize).map((s) => (s >= MiB ? `${s / MiB}MiB` : `${s / 1024}KiB`));
-    throw new InputError(`@daxlab/arch-ppc-hash: vmemmapPageSize ${raw} is not an mmu_vmemmap_psize for ${pageSize / 1024}KiB pages; use ${allowed.join(' or ')}`, undefined, 'vmemmapPageSize');
+    const allowed = VMEMMAP_PAGE_SIZES.filter((s) => s >= pageSize).map(formatSize);
+    throw new InputError(`@daxlab/arch-ppc-hash: vmemmapPageSize ${raw} is not an mmu_vmemmap_psize for ${formatSize(pageSize)} pages; use ${allowed.join(' or ')}`, undefined, 'vmemmapPageSize');
   }
   return bytes as VmemmapPageSize;
 }

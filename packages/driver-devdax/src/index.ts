@@ -1,4 +1,4 @@
-import { KernelError, mappingOf, orderBase2, type Device, type DeviceMmapRequest, type DriverPlugin, type Kernel, type Op, type ProbeRequest, type Vmf } from '@daxlab/core';
+import { formatSize, KernelError, mappingOf, orderBase2, type Device, type DeviceMmapRequest, type DriverPlugin, type Kernel, type Op, type ProbeRequest, type Vmf } from '@daxlab/core';
 import { dataOffset, infoBlockReserve } from '@daxlab/driver-nvdimm';
 
 export interface DevdaxOptions {
@@ -25,7 +25,7 @@ export function devdax(options: DevdaxOptions = {}): DriverPlugin {
       const align = req.align ?? options.align ?? (k.mmu.devdaxAlignments.includes(k.mmu.pmdSize) ? k.mmu.pmdSize : ps);
       if (!k.mmu.devdaxAlignments.includes(align)) {
         // dax_align_valid() (drivers/dax/dax-private.h) refuses it: this kernel cannot have such a device
-        throw KernelError.unsupported('EINVAL', `device-dax align ${align} is not offered on ${k.mmu.arch} with ${ps / 1024}KiB pages (dax_align_valid(): ${k.mmu.devdaxAlignments.join(', ')})`);
+        throw KernelError.unsupported('EINVAL', `device-dax align ${align} is not offered on ${k.mmu.arch} with ${formatSize(ps)} pages (dax_align_valid(): ${k.mmu.devdaxAlignments.join(', ')})`);
       }
       if (req.size % align !== 0) throw new KernelError('EINVAL', `device-dax size ${req.size} is not a multiple of its align ${align}`);
       const shift = k.features['compound-devmap'] && align > ps ? orderBase2(align / ps) : 0;

@@ -1,4 +1,4 @@
-import { exploreScenario, UnsupportedError, type CellKernelRequest, type CellResult, type PluginCatalog, type RunOptions, type Scenario } from '@daxlab/core';
+import { exploreScenario, formatSize, UnsupportedError, type CellKernelRequest, type CellResult, type PluginCatalog, type RunOptions, type Scenario } from '@daxlab/core';
 import { errorCell, requestedKernel } from './plan.js';
 
 export type Runner = (scenario: Scenario, kernel: CellKernelRequest, catalog: PluginCatalog, options?: RunOptions) => CellResult;
@@ -37,6 +37,6 @@ function pageSizeRefused(scenario: Scenario, kernel: CellKernelRequest, catalog:
     factory({ pageSize });
     return null;
   } catch (e) {
-    return e instanceof UnsupportedError ? null : `${kernel.arch} cannot be built with ${pageSize / 1024}KiB base pages: ${(e as Error).message}`;
+    return e instanceof UnsupportedError ? null : `${kernel.arch} cannot be built with ${formatSize(pageSize)} base pages: ${(e as Error).message}`;
   }
 }
