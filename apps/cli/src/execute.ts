@@ -8,7 +8,7 @@ import type { Runner } from './matrix/cell.js';
 import { CELL_LOG, CellLog } from './matrix/log.js';
 import { errorCell, nominalKernel, planInfo, type PlannedCell } from './matrix/plan.js';
 import { inProcessExecutor, type CellExecutor, type CellTask, type WorkerSetup } from './matrix/pool.js';
-import { loadPlugin, withPlugins, type Importer } from './plugins.js';
+import { catalogWithPlugins, type Importer } from './plugins.js';
 import { cellGroup, Progress, progressMode } from './progress.js';
 import { failed, renderHtml, renderJson, renderJunit, renderTable, type Report, type ReportKind } from './report/index.js';
 import { ReportReadError } from './report/read.js';
@@ -110,9 +110,7 @@ export async function runCommand(kind: ReportKind, args: readonly string[], o: R
   const jobs = o.jobs !== undefined ? parseWhole('--jobs', o.jobs, 1) : availableParallelism();
   const shard = o.shard !== undefined ? parseShard(o.shard) : undefined;
   if (o.resume && o.out === undefined) throw new UsageError('--resume needs --out DIR: the directory of the run to finish', 'daxlab matrix … --out DIR --resume');
-  const plugins = [];
-  for (const p of o.plugin ?? []) plugins.push(await loadPlugin(p, io.cwd, deps.importer));
-  const catalog = withPlugins(deps.catalog, plugins);
+  const catalog = await catalogWithPlugins(deps.catalog, o.plugin ?? [], io.cwd, deps.importer);
   const axes = parseKernelFlags(o, catalog, kind === 'matrix');
   // the reports under --out are not scenarios, even when DIR is inside a scanned directory
   const outDir = o.out !== undefined ? resolve(io.cwd, o.out) + sep : null;

@@ -10,7 +10,7 @@ import { workerExecutor, workersAvailable } from './matrix/pool.js';
 import { DEFAULT_WORKERS_MIN_CELLS, runCommand, REPORT_FILES, REPORTERS, type Deps, type RunCommandOptions } from './execute.js';
 import { processIo, type CliIo } from './io.js';
 import { list, LIST_TOPICS, type ListTopic } from './list.js';
-import { CONFIG_FILES, loadPlugin, pluginSpecs, withPlugins } from './plugins.js';
+import { catalogWithPlugins, CONFIG_FILES, pluginSpecs } from './plugins.js';
 import { UsageError } from './usage.js';
 
 /** The @daxlab/cli version (package.json next to src/ and dist/). */
@@ -109,9 +109,7 @@ export async function main(argv: readonly string[], io: CliIo = processIo(), dep
     .addOption(new Option('--plugin <package>', 'also list this plugin (repeatable)').argParser(collect))
     .option('--config <file>', CONFIG_HELP)
     .action(async (what: ListTopic | undefined, o: { plugin?: string[] }) => {
-      const plugins = [];
-      for (const p of o.plugin ?? []) plugins.push(await loadPlugin(p, io.cwd, d.importer));
-      io.stdout(list(what, withPlugins(d.catalog, plugins), io.cwd, d.libraryDir));
+      io.stdout(list(what, await catalogWithPlugins(d.catalog, o.plugin ?? [], io.cwd, d.importer), io.cwd, d.libraryDir));
     });
 
   program

@@ -94,6 +94,13 @@ export async function loadPlugin(spec: string, cwd: string, importer: Importer =
   );
 }
 
+/** Load plugin packages in order (each resolved from cwd) and add them to the catalog. */
+export async function catalogWithPlugins(base: PluginCatalog, specs: readonly string[], cwd: string, importer?: Importer): Promise<PluginCatalog> {
+  const plugins: LoadedPlugin[] = [];
+  for (const spec of specs) plugins.push(await loadPlugin(spec, cwd, importer));
+  return withPlugins(base, plugins);
+}
+
 /** The catalog with the loaded plugins added (a plugin may replace a built-in of the same name). */
 export function withPlugins(base: PluginCatalog, plugins: readonly LoadedPlugin[]): PluginCatalog {
   const arch = { ...base.arch };

@@ -6,7 +6,7 @@ import { exploreScenario, isExploreResult, REDUCTIONS, type CellKernelRequest, t
 import { colorOnStdout, type CliIo } from '../io.js';
 import { kernelsFor, parseKernelFlags, type KernelOptions } from '../kernel.js';
 import { errorCell, nominalKernel, requestedKernel } from '../matrix/plan.js';
-import { loadPlugin, withPlugins, type Importer } from '../plugins.js';
+import { catalogWithPlugins, type Importer } from '../plugins.js';
 import { kernelLabel, replayCommand } from '../report/common.js';
 import { collectScenarioFiles, loadScenarios } from '../scenarios.js';
 import { parseWhole, splitList, UsageError } from '../usage.js';
@@ -88,9 +88,7 @@ export async function exploreCommand(args: readonly string[], o: ExploreCommandO
   if (!(REDUCTIONS as readonly string[]).includes(reduction!)) throw new UsageError(`--reduction ${o.reduction}: use one of ${REDUCTIONS.join(', ')}`);
   const search = (o.search ?? 'bfs') as ExploreOptions['search'];
   if (!(SEARCHES as readonly string[]).includes(search!)) throw new UsageError(`--search ${o.search}: use one of ${SEARCHES.join(', ')}`);
-  const plugins = [];
-  for (const p of o.plugin ?? []) plugins.push(await loadPlugin(p, io.cwd, deps.importer));
-  const catalog = withPlugins(deps.catalog, plugins);
+  const catalog = await catalogWithPlugins(deps.catalog, o.plugin ?? [], io.cwd, deps.importer);
   const axes = parseKernelFlags(o, catalog, false);
   const explore = deps.explore ?? exploreScenario;
   const loaded = loadScenarios(collectScenarioFiles(args, io.cwd, deps.libraryDir), io.cwd);

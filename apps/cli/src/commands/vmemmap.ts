@@ -16,7 +16,7 @@ import {
 import { dataOffset, infoBlockReserve } from '@daxlab/driver-nvdimm';
 import type { CliIo } from '../io.js';
 import { DEFAULT_KERNEL, parseKernelFlags, type KernelOptions } from '../kernel.js';
-import { loadPlugin, withPlugins, type Importer } from '../plugins.js';
+import { catalogWithPlugins, type Importer } from '../plugins.js';
 import { UsageError } from '../usage.js';
 
 /**
@@ -217,9 +217,7 @@ function sizeFlag(flag: string, value: string | undefined, required: boolean): n
 
 /** `daxlab vmemmap`: print the figures. Exit code 0, or 1 when the kernel oopses or memremap_pages() fails. */
 export async function vmemmapCommand(o: VmemmapCommandOptions, io: CliIo, deps: VmemmapDeps): Promise<number> {
-  const plugins = [];
-  for (const p of o.plugin ?? []) plugins.push(await loadPlugin(p, io.cwd, deps.importer));
-  const catalog = withPlugins(deps.catalog, plugins);
+  const catalog = await catalogWithPlugins(deps.catalog, o.plugin ?? [], io.cwd, deps.importer);
   if (o.arch === undefined) throw new UsageError('--arch is required', `arches: ${Object.keys(catalog.arch).join(', ')}`);
   const axes = parseKernelFlags(o, catalog, false);
   const size = sizeFlag('--size', o.size, true)!;

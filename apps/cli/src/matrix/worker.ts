@@ -1,7 +1,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { runScenario, type Scenario } from '@daxlab/core';
 import { builtinCatalog } from '../catalog.js';
-import { loadPlugin, withPlugins } from '../plugins.js';
+import { catalogWithPlugins } from '../plugins.js';
 import { runCell } from './cell.js';
 import type { FromWorker, ToWorker, WorkerSetup } from './pool.js';
 
@@ -12,9 +12,7 @@ if (port) {
   const setup = workerData as WorkerSetup;
   const send = (m: FromWorker) => port.postMessage(m);
   try {
-    const plugins = [];
-    for (const spec of setup.plugins) plugins.push(await loadPlugin(spec, setup.cwd));
-    const catalog = withPlugins(builtinCatalog(), plugins);
+    const catalog = await catalogWithPlugins(builtinCatalog(), setup.plugins, setup.cwd);
     const scenarios = new Map<number, Scenario>();
     port.on('message', (t: ToWorker) => {
       if (t.scenario) scenarios.set(t.scenarioId, t.scenario);
