@@ -58,6 +58,8 @@ export class Hash64 {
 
   /** Any number: integers below 2^53 exactly (low and high words), others by their text. */
   num(x: number): this {
+    // the common case (a count, a pfn, an index below 2^32) skips the split: same words as below
+    if (x >>> 0 === x) return this.u32(0x6e756d00).u32(x).u32(0);
     if (Number.isSafeInteger(x)) {
       const hi = Math.floor(x / 0x100000000);
       return this.u32(0x6e756d00).u32(x - hi * 0x100000000).u32(hi);

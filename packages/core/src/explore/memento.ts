@@ -41,12 +41,11 @@ export class Memento {
         continue;
       }
       if (o instanceof Map) {
-        const data = [...o.entries()];
-        records.push({ kind: 'map', o, data });
-        for (const [key, val] of data) {
-          visit(key);
-          visit(val);
-        }
+        const keys = [...o.keys()];
+        const vals = [...o.values()];
+        records.push({ kind: 'map', o, keys, vals });
+        for (const x of keys) visit(x);
+        for (const x of vals) visit(x);
         continue;
       }
       if (o instanceof Set) {
@@ -63,38 +62,51 @@ export class Memento {
       }
       const keys = Object.keys(rec);
       const vals = keys.map((key) => rec[key]);
-      records.push({ kind: 'object', o: rec, keys, vals });
+      records.push({ kind: 'object', o: rec, keys, vals, unchanged: fieldsCheck(keys) });
       for (const x of vals) visit(x);
     }
     return new Memento(records);
   }
 
-  /** Write every recorded object back to its recorded contents. */
+  /**
+   * Write every recorded object back to its recorded contents. Most records are unchanged since
+   * the snapshot, so each is compared first (without allocating) and written only when it differs.
+   */
   restore(): void {
     for (const r of this.records) {
       switch (r.kind) {
         case 'typed':
+          // a memcpy: as cheap as comparing
           (r.o as unknown as { set(a: ArrayBufferView): void }).set(r.data);
           break;
         case 'array': {
           const a = r.o;
-          a.length = r.data.length;
-          for (let i = 0; i < r.data.length; i++) a[i] = r.data[i];
+          const data = r.data;
+          if (a.length !== data.length) a.length = data.length;
+          for (let i = 0; i < data.length; i++) if (a[i] !== data[i]) a[i] = data[i];
           break;
         }
         case 'map':
-          r.o.clear();
-          for (const [key, val] of r.data) r.o.set(key, val);
+          if (!sameMap(r.o, r.keys, r.vals)) {
+            r.o.clear();
+            for (let i = 0; i < r.keys.length; i++) r.o.set(r.keys[i], r.vals[i]);
+          }
           break;
         case 'set':
-          r.o.clear();
-          for (const x of r.data) r.o.add(x);
+          if (!sameSet(r.o, r.data)) {
+            r.o.clear();
+            for (const x of r.data) r.o.add(x);
+          }
           break;
         case 'object': {
           const o = r.o;
-          const now = Object.keys(o);
-          // a field added or deleted since: rebuild the object so its key order is the recorded one
-          if (now.length !== r.keys.length || now.some((key, i) => key !== r.keys[i])) for (const key of now) delete o[key];
+          if (!sameKeys(o, r.keys) && !sameArray(Object.keys(o), r.keys)) {
+            // a field added or deleted since: rebuild the object so its key order is the recorded one
+            for (const key of Object.keys(o)) delete o[key];
+            for (let i = 0; i < r.keys.length; i++) o[r.keys[i]!] = r.vals[i];
+            break;
+          }
+          if (r.unchanged(o, r.vals)) break;
           for (let i = 0; i < r.keys.length; i++) {
             const key = r.keys[i]!;
             if (o[key] !== r.vals[i]) o[key] = r.vals[i];
@@ -106,9 +118,84 @@ export class Memento {
   }
 }
 
+/** Same size, same entries in the same order (SameValueZero keys as the map compares them). */
+function sameMap(m: Map<unknown, unknown>, keys: readonly unknown[], vals: readonly unknown[]): boolean {
+  if (m.size !== keys.length) return false;
+  let i = 0;
+  for (const key of m.keys()) {
+    if (key !== keys[i] && !(key !== key && keys[i] !== keys[i])) return false;
+    i++;
+  }
+  i = 0;
+  for (const val of m.values()) {
+    if (val !== vals[i] && !(val !== val && vals[i] !== vals[i])) return false;
+    i++;
+  }
+  return true;
+}
+
+function sameSet(s: Set<unknown>, data: readonly unknown[]): boolean {
+  if (s.size !== data.length) return false;
+  let i = 0;
+  for (const x of s) {
+    if (x !== data[i] && !(x !== x && data[i] !== data[i])) return false;
+    i++;
+  }
+  return true;
+}
+
+type FieldsCheck = (o: Record<string, unknown>, vals: readonly unknown[]) => boolean;
+
+const fieldsChecks = new Map<string, FieldsCheck>();
+
+/**
+ * `(o, vals) => o[keys[0]] === vals[0] && …` as code with the keys written out, one function per
+ * key list (shared by the objects of one class). Why: one loop comparing ~100 kinds of object
+ * through computed keys is a megamorphic load per field (measured: 3× slower than this); here each
+ * key list gets its own property-access sites that see one or a few shapes. The keys reach the
+ * source only as JSON string literals.
+ */
+function fieldsCheck(keys: readonly string[]): FieldsCheck {
+  const id = JSON.stringify(keys);
+  let check = fieldsChecks.get(id);
+  if (check === undefined) {
+    const body = keys.map((key, i) => `o[${JSON.stringify(key)}] === v[${i}]`).join(' && ') || 'true';
+    check = new Function('o', 'v', `return ${body};`) as FieldsCheck;
+    fieldsChecks.set(id, check);
+  }
+  return check;
+}
+
+function sameArray(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/**
+ * Whether the object's own enumerable keys are exactly `keys`, in order. `for…in` does not
+ * allocate the key array; it also lists inherited enumerable keys, which makes it disagree (the
+ * caller then takes the slow, exact path).
+ */
+function sameKeys(o: object, keys: readonly string[]): boolean {
+  let i = 0;
+  for (const key in o) {
+    if (key !== keys[i]) return false;
+    i++;
+  }
+  return i === keys.length;
+}
+
 type Rec =
   | { readonly kind: 'typed'; readonly o: ArrayBufferView; readonly data: ArrayBufferView }
   | { readonly kind: 'array'; readonly o: unknown[]; readonly data: readonly unknown[] }
-  | { readonly kind: 'map'; readonly o: Map<unknown, unknown>; readonly data: readonly (readonly [unknown, unknown])[] }
+  | { readonly kind: 'map'; readonly o: Map<unknown, unknown>; readonly keys: readonly unknown[]; readonly vals: readonly unknown[] }
   | { readonly kind: 'set'; readonly o: Set<unknown>; readonly data: readonly unknown[] }
-  | { readonly kind: 'object'; readonly o: Record<string, unknown>; readonly keys: readonly string[]; readonly vals: readonly unknown[] };
+  | {
+      readonly kind: 'object';
+      readonly o: Record<string, unknown>;
+      readonly keys: readonly string[];
+      readonly vals: readonly unknown[];
+      /** whether every recorded field still holds its recorded value (given the same key list) */
+      readonly unchanged: FieldsCheck;
+    };

@@ -18,10 +18,10 @@ const T_PAGES = 0x70677300;
  * Kernel fields that hold configuration or plumbing (the DI container, the event bus, the plugin
  * objects, the MMU constants, the feature set): fixed for the life of a run, so not state.
  */
-const KERNEL_PLUMBING = [
+const KERNEL_PLUMBING: ReadonlySet<string> = new Set([
   'container', 'bus', 'desc', 'version', 'features', 'mmu', 'populator', 'convention',
   'driverPlugins', 'fsPlugins', 'defaultDriver', 'defaultFs', 'currentThread',
-] as const;
+]);
 
 /**
  * Fields left out because the thread positions already carry what they decide. `wakeCounts`
@@ -30,16 +30,40 @@ const KERNEL_PLUMBING = [
  */
 const DERIVED = new Set(['wakeCounts']);
 
+/** Field name → its word, or SKIP_FIELD for a DERIVED field (one map lookup per field decides both). */
 const codes = new Map<string, number>();
+const SKIP_FIELD = -1;
 
-/** A field name as one word (names repeat in every state: hash each once). */
+/** A field name as one word (names repeat in every state: hash each once); SKIP_FIELD when not hashed. */
 function fieldCode(name: string): number {
   let c = codes.get(name);
   if (c === undefined) {
-    const [a] = new Hash64().str(name).digest();
-    codes.set(name, (c = a));
+    c = DERIVED.has(name) ? SKIP_FIELD : new Hash64().str(name).digest()[0];
+    codes.set(name, c);
   }
   return c;
+}
+
+/**
+ * Prototypes whose chain has no enumerable property: on their instances `for…in` yields exactly
+ * `Object.keys()` (own enumerable string keys, same order) without allocating the key array.
+ * Prototypes are fixed once classes are defined, so the answer is cached.
+ */
+const cleanProtos = new WeakMap<object, boolean>();
+
+function ownKeysOnly(o: object): boolean {
+  const proto = Object.getPrototypeOf(o) as object | null;
+  if (proto === null || proto === Object.prototype) return true;
+  let clean = cleanProtos.get(proto);
+  if (clean === undefined) {
+    clean = true;
+    for (const _ in Object.create(proto) as object) {
+      clean = false;
+      break;
+    }
+    cleanProtos.set(proto, clean);
+  }
+  return clean;
 }
 
 /**
@@ -93,14 +117,16 @@ export class StateWalker {
     h.tag(T_OBJ);
     const fields = this.k as unknown as Record<string, unknown>;
     for (const key of Object.keys(fields)) {
-      if ((KERNEL_PLUMBING as readonly string[]).includes(key)) continue;
+      if (KERNEL_PLUMBING.has(key)) continue;
       this.field(h, key, fields[key]);
     }
   }
 
   private field(h: Hash64, key: string, v: unknown): void {
-    if (typeof v === 'function' || DERIVED.has(key)) return;
-    h.u32(fieldCode(key));
+    if (typeof v === 'function') return;
+    const code = fieldCode(key);
+    if (code === SKIP_FIELD) return;
+    h.u32(code);
     this.value(h, v);
   }
 
@@ -180,7 +206,11 @@ export class StateWalker {
       return;
     }
     h.tag(T_OBJ);
-    for (const key of Object.keys(rec)) this.field(h, key, rec[key]);
+    if (ownKeysOnly(rec)) {
+      for (const key in rec) this.field(h, key, rec[key]);
+    } else {
+      for (const key of Object.keys(rec)) this.field(h, key, rec[key]);
+    }
   }
 
   /** struct pages in pfn order, skipping pages still as their pgmap initialised them. */
