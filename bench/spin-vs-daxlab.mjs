@@ -9,6 +9,7 @@
 //   PAIRED=1 REPEAT=3 node bench/spin-vs-daxlab.mjs             # the scaled V2 models with K >= 2 only,
 //       each Spin build + pan and each daxlab explore run back to back, alternating, REPEAT times
 //       (medians): on a machine other jobs load unevenly, the two sides of a row then see the same load
+//   PAIRED=1 ROWS=1x3,2x3 node bench/spin-vs-daxlab.mjs       # paired, only those N x K rows
 //
 // Spin side: the baseline folder is copied to a scratch folder under os.tmpdir() (run.sh writes
 // out/ and trails/ beside itself) and its run.sh runs there, one build at a time (JOBS=1, so a
@@ -242,7 +243,9 @@ async function paired() {
   console.log('');
   console.log('| variant | Spin verdict | daxlab verdict | Spin s (median) | daxlab s (median) | daxlab / Spin | Spin states | daxlab states | daxlab transitions |');
   console.log('|---|---|---|---:|---:|---:|---:|---:|---:|');
-  for (const [n, k] of [[1, 2], [2, 2], [3, 2], [1, 3], [2, 3], [3, 3]]) {
+  // ROWS=1x3,2x3: only those N×K rows
+  const rows = process.env.ROWS ? process.env.ROWS.split(',').map((r) => r.split('x').map(Number)) : [[1, 2], [2, 2], [3, 2], [1, 3], [2, 3], [3, 3]];
+  for (const [n, k] of rows) {
     const spin = [];
     const dax = [];
     for (let i = 0; i < repeat; i++) {

@@ -8,7 +8,7 @@ import { xfs } from '@daxlab/fs-xfs';
 import { describe, expect, it } from 'vitest';
 import { exploreCommand, exploreOptions, type ExploreCommandOptions } from '../src/commands/explore.js';
 import { testArch } from '@daxlab/core/testing';
-import { memoryIo, tempTree } from './helpers.js';
+import { BUILT, daxlab, memoryIo, tempTree } from './helpers.js';
 
 const library = fileURLToPath(new URL('../scenarios/', import.meta.url));
 const catalog: PluginCatalog = { arch: { x86: () => testArch() }, fs: { xfs: () => xfs() }, driver: { nvdimm: () => nvdimm() } };
@@ -106,5 +106,34 @@ describe('daxlab explore', () => {
     await expect(explore(['explore/truncate-vs-dma.yaml', '--max-states', '0'])).rejects.toThrow(/--max-states 0: expected a whole number of at least 1/);
     await expect(explore(['explore/truncate-vs-dma.yaml', '--reduction', 'dpor'])).rejects.toThrow(/Allowed choices are state-hash, none/);
     await expect(explore(['explore/truncate-vs-dma.yaml', '--search', 'random'])).rejects.toThrow(/Allowed choices are bfs, dfs/);
+    await expect(explore(['explore/truncate-vs-dma.yaml', '--jobs', '2'])).rejects.toThrow(/--jobs splits a depth-first search over hashed states/);
+    await expect(explore(['explore/truncate-vs-dma.yaml', '--jobs', '2', '--search', 'dfs', '--preemptions', '1'])).rejects.toThrow(/--jobs splits a depth-first search/);
+    await expect(explore(['explore/truncate-vs-dma.yaml', '--jobs', '0'])).rejects.toThrow(/--jobs 0: expected a whole number of at least 1/);
   });
+});
+
+describe.skipIf(!BUILT)('daxlab explore --jobs (the built CLI: worker threads)', () => {
+  const cell = (args: string[]) => {
+    const r = daxlab(['explore', ...args, '--reporter', 'json'], library);
+    expect(r.code, r.err).toBe(0);
+    return JSON.parse(r.out).cells[0];
+  };
+
+  it('two threads sharing one table find the states and transitions one thread finds (N = 1, K = 2: 1,481 and 3,171)', () => {
+    for (const jobs of ['1', '2', '3']) {
+      const c = cell(['explore/spin/scale-n1k2.yaml', '--search', 'dfs', '--jobs', jobs]);
+      expect({ jobs, states: c.states, transitions: c.transitions, complete: c.complete, status: c.status, outcome: c.outcome }).toEqual({ jobs, states: 1481, transitions: 3171, complete: true, status: 'pass', outcome: 'completed' });
+    }
+  }, 120_000);
+
+  it('with the bug (B1) both the complete and the stop-at-first search find the freed block, with a schedule that replays it', () => {
+    const args = ['explore/spin/scale-n1k2.yaml', '--search', 'dfs', '--jobs', '2', '--feature', 'dax-busy-mapping-mapped-check=true'];
+    const whole = cell(args);
+    expect({ complete: whole.complete, violations: whole.violations.map((v: { invariant: string }) => v.invariant) }).toEqual({ complete: true, violations: ['block-freed-while-pinned'] });
+    const first = cell([...args, '--stop-at-first']);
+    expect({ complete: first.complete, limits: first.limits, status: first.status }).toEqual({ complete: false, limits: ['stop-at-first'], status: 'pass' });
+    const schedule = first.violations[0].schedule as ScheduleStep[];
+    const again = runScenario(loadScenarioFile(join(library, 'explore/spin/scale-n1k2.yaml')), { arch: 'x86', fs: 'xfs', driver: 'nvdimm', version: 'latest', features: { 'dax-busy-mapping-mapped-check': true } }, catalog, { schedule });
+    expect(again.violations.map((v) => v.invariant)).toContain('block-freed-while-pinned');
+  }, 120_000);
 });

@@ -1,14 +1,17 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
 import { Option, type Command } from 'commander';
 import pc from 'picocolors';
-import { exploreScenario, isExploreResult, REDUCTIONS, type CellKernelRequest, type CellResult, type CellStatus, type Counterexample, type ExploreOptions, type PluginCatalog, type Scenario, type ScheduleStep } from '@daxlab/core';
+import { createExploreShare, exploreScenario, isExploreResult, mergeExploreResults, REDUCTIONS, type CellKernelRequest, type CellResult, type CellStatus, type Counterexample, type ExploreOptions, type PluginCatalog, type Scenario, type ScheduleStep } from '@daxlab/core';
 import { colorOnStdout, type CliIo } from '../io.js';
 import { kernelsFor, parseKernelFlags, type KernelOptions } from '../kernel.js';
 import { errorCell, nominalKernel, requestedKernel } from '../matrix/plan.js';
 import { catalogWithPlugins, type Importer } from '../plugins.js';
 import { kernelLabel, replayCommand } from '../report/common.js';
 import { collectScenarioFiles, loadScenarios } from '../scenarios.js';
+import type { ExploreWorkerSetup, FromExploreWorker } from './explore-worker.js';
 import { parseWhole, splitList, UsageError } from '../usage.js';
 import { renderExploreHtml } from './explore-html.js';
 
@@ -45,6 +48,7 @@ export interface ExploreCommandOptions extends KernelOptions {
   readonly trace?: boolean;
   readonly quiet?: boolean;
   readonly plugin?: readonly string[];
+  readonly jobs?: string;
 }
 
 export const EXPLORE_REPORTERS = ['table', 'json', 'html'] as const;
@@ -65,6 +69,7 @@ export function exploreOptions(cmd: Command): Command {
     .option('--stop-at-first', 'stop at the first violation, blocked run or failed step (a verdict without the whole state space)')
     .option('--reporter <names>', `${EXPLORE_REPORTERS.join(', ')} (several: a,b; json and html go to --out)`, 'table')
     .option('--out <dir>', `write machine reports here (${Object.values(EXPLORE_FILES).join(', ')})`)
+    .option('--jobs <n>', 'split a depth-first search (--search dfs, no --preemptions) over n threads sharing one table of visited states (the same states and verdicts; with --stop-at-first, which finding comes first can vary)', '1')
     .option('--trace', 'print the whole event trace of each counterexample')
     .option('--quiet', 'no progress');
 }
@@ -88,6 +93,10 @@ export async function exploreCommand(args: readonly string[], o: ExploreCommandO
   if (!(REDUCTIONS as readonly string[]).includes(reduction!)) throw new UsageError(`--reduction ${o.reduction}: use one of ${REDUCTIONS.join(', ')}`);
   const search = (o.search ?? 'bfs') as ExploreOptions['search'];
   if (!(SEARCHES as readonly string[]).includes(search!)) throw new UsageError(`--search ${o.search}: use one of ${SEARCHES.join(', ')}`);
+  const jobs = parseWhole('--jobs', o.jobs ?? '1', 1);
+  if (jobs > 1 && (search !== 'dfs' || preemptions !== undefined || reduction !== 'state-hash')) {
+    throw new UsageError('--jobs splits a depth-first search over hashed states', 'add --search dfs (and drop --preemptions and --reduction none), or use --jobs 1');
+  }
   const catalog = await catalogWithPlugins(deps.catalog, o.plugin ?? [], io.cwd, deps.importer);
   const axes = parseKernelFlags(o, catalog, false);
   const explore = deps.explore ?? exploreScenario;
@@ -110,7 +119,8 @@ export async function exploreCommand(args: readonly string[], o: ExploreCommandO
         ...(progress ? { progress: (p) => io.stderr(`\r\x1b[2K${l.scenario}: ${p.states} states, ${p.transitions} transitions, depth ${p.depth}, ${formatMs(p.ms)}`) } : {}),
       };
       try {
-        cells.push(explore(l.scenario, kernel, catalog, options));
+        const parallel = jobs > 1 && deps.explore === undefined && existsSync(EXPLORE_WORKER_FILE);
+        cells.push(parallel ? await exploreShared(l.scenario, kernel, catalog, options, jobs, { plugins: o.plugin ?? [], cwd: io.cwd }) : explore(l.scenario, kernel, catalog, options));
       } catch (e) {
         const err = e as Error;
         const detail = io.env.DAXLAB_DEBUG ? `\n${err.stack ?? ''}` : ' (a bug in daxlab: please report it; DAXLAB_DEBUG=1 shows the stack)';
@@ -137,6 +147,39 @@ export async function exploreCommand(args: readonly string[], o: ExploreCommandO
     }
   }
   return cells.some((c) => c.status === 'fail' || c.status === 'error') ? 1 : 0;
+}
+
+const EXPLORE_WORKER_FILE = fileURLToPath(new URL('./explore-worker.js', import.meta.url));
+
+/**
+ * One exploration split over `jobs` threads (core's shared.ts): this thread is worker 0 and
+ * starts at once; the others start as soon as they have loaded the catalog. A worker that fails
+ * leaves states it claimed unexpanded, so the search is then run again on this thread alone.
+ */
+async function exploreShared(scenario: Scenario, kernel: CellKernelRequest, catalog: PluginCatalog, options: ExploreOptions, jobs: number, where: { plugins: readonly string[]; cwd: string }): Promise<CellResult> {
+  const buffer = createExploreShare(options.maxStates ?? 1_000_000);
+  const { progress: _progress, ...plain } = options;
+  const parts: Promise<FromExploreWorker>[] = [];
+  for (let w = 1; w < jobs; w++) {
+    const setup: ExploreWorkerSetup = { scenario, kernel, options: { ...plain, share: { buffer, worker: w, workers: jobs } }, plugins: where.plugins, cwd: where.cwd };
+    const worker = new Worker(EXPLORE_WORKER_FILE, { workerData: setup });
+    parts.push(
+      new Promise((resolve) => {
+        worker.once('message', (m: FromExploreWorker) => resolve(m));
+        worker.once('error', (e) => resolve({ type: 'failed', message: e.message }));
+        worker.once('exit', (code) => resolve({ type: 'failed', message: `exited with code ${code}` }));
+      }),
+    );
+  }
+  const mine = exploreScenario(scenario, kernel, catalog, { ...options, share: { buffer, worker: 0, workers: jobs } });
+  const theirs = await Promise.all(parts);
+  if (!isExploreResult(mine)) return mine;
+  const results = [mine];
+  for (const m of theirs) {
+    if (m.type === 'failed' || !isExploreResult(m.part as CellResult)) return exploreScenario(scenario, kernel, catalog, options);
+    results.push(m.part as typeof mine);
+  }
+  return mergeExploreResults(scenario, kernel, catalog, options, results);
 }
 
 // ---- reporters --------------------------------------------------------------------------------

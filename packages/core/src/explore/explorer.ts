@@ -6,16 +6,25 @@ import { judge, ruleApplies, ScenarioSession, type CellKernelRequest, type Plugi
 import type { CellResult, Outcome, Scenario, ScheduleStep } from '../scenario/types.js';
 import { Hash64, KeyTable } from './hash.js';
 import { Memento } from './memento.js';
+import { SharedVisited, workerOrder } from './shared.js';
 import { StateWalker } from './state.js';
 import type { Counterexample, ExploreEnds, ExploreFinding, ExploreOptions, ExploreResult, ExploreViolation, Reduction } from './types.js';
 
 const DEFAULT_MAX_STATES = 1_000_000;
 const DEFAULT_MAX_DEPTH = 10_000;
-/** Frontier states that keep their live session (saving one replay each); the rest are replayed. */
-const LIVE_SESSIONS = 1024;
+/**
+ * Live sessions the next breadth-first layer may hold (a kernel and its snapshot: a few hundred
+ * KB each): each saves one replay. Past that, a state keeps none and every step from it is
+ * replayed. (At N = 1, K = 3: 256 gave 9.7 s, 1,024 11.0 s, 4,096 15.3 s and 1.8 GB; more
+ * sessions alive cost more in garbage collection and new sessions than the replays they save.)
+ */
+const LIVE_SESSIONS = 256;
 const PROGRESS_EVERY = 1000;
-/** Finished sessions kept to be put back to their post-setup snapshot for the next replay. */
-const SPARE_SESSIONS = 64;
+/**
+ * Finished sessions kept to be put back to their post-setup snapshot for the next replay: as
+ * many as two breadth-first layers hold, so none is thrown away to be opened again.
+ */
+const SPARE_SESSIONS = 2 * LIVE_SESSIONS;
 
 /**
  * Explore every interleaving of a scenario's threads on one kernel (SCENARIOS.md, `daxlab
@@ -42,6 +51,22 @@ export function exploreScenario(scenario: Scenario, req: CellKernelRequest, cata
   return new Explorer(scenario, req, catalog, options).run();
 }
 
+/**
+ * One result from the parts of a shared search (ExploreOptions.share; one exploreScenario() per
+ * worker): states, transitions and ends add up (each state was expanded by one worker), and each
+ * finding keeps the shortest schedule any worker found (traced again here). `ms` is the slowest
+ * part's plus the merge.
+ */
+export function mergeExploreResults(scenario: Scenario, req: CellKernelRequest, catalog: PluginCatalog, options: ExploreOptions, parts: readonly ExploreResult[]): ExploreResult | CellResult {
+  const { share: _share, ...rest } = options;
+  return new Explorer(scenario, req, catalog, rest).merge(parts);
+}
+
+/** What a table of visited states answers (KeyTable on one thread, SharedVisited across workers). */
+interface Visited {
+  visit(key: readonly [number, number], value?: number): 'new' | 'better' | 'seen';
+}
+
 interface Node {
   readonly prefix: Uint8Array;
   readonly runnable: readonly number[];
@@ -49,7 +74,10 @@ interface Node {
   readonly hist: Uint32Array;
   readonly last: number;
   readonly preemptions: number;
-  session: ScenarioSession | null;
+  /** false: the root of a shared search that another worker claimed */
+  readonly mine?: boolean;
+  /** live sessions at this state: each can take one step from it without a replay */
+  sessions: ScenarioSession[];
 }
 
 interface Child {
@@ -89,6 +117,8 @@ class Explorer {
   /** each session's post-setup snapshot (none when setup left an operation in flight) */
   private readonly mementos = new WeakMap<ScenarioSession, Memento>();
   private readonly spare: ScenarioSession[] = [];
+  /** the shared table when this explorer is one worker of a shared search */
+  private readonly shared: SharedVisited | null;
 
   constructor(
     private readonly scenario: Scenario,
@@ -100,6 +130,11 @@ class Explorer {
     this.maxStates = options.maxStates ?? DEFAULT_MAX_STATES;
     this.maxDepth = options.maxDepth ?? DEFAULT_MAX_DEPTH;
     this.bound = options.preemptions ?? null;
+    const share = options.share;
+    if (share && (this.bound !== null || this.reduction !== 'state-hash' || options.search !== 'dfs')) {
+      throw new Error('a shared search is depth-first over hashed states without a preemption bound');
+    }
+    this.shared = share ? new SharedVisited(share.buffer) : null;
   }
 
   run(): ExploreResult | CellResult {
@@ -111,11 +146,47 @@ class Explorer {
     const runnable = root.runnable();
     this.states = 1;
     const prefix = new Uint8Array(0);
-    if (runnable.length === 0) this.end(root, prefix, 0);
-    else if (this.reduction === 'none') this.dfs(root, runnable, null);
-    else if (this.options.search === 'dfs') this.dfs(root, runnable, new KeyTable());
+    if (runnable.length === 0) {
+      // with workers, the first to finish setup reports the one end state
+      if (!this.shared || this.shared.visit([0, 0]) === 'new') this.end(root, prefix, 0);
+      else this.states = 0;
+    } else if (this.reduction === 'none') this.dfs(root, runnable, null);
+    else if (this.options.search === 'dfs') this.dfs(root, runnable, this.shared ?? new KeyTable());
     else this.bfs(root, runnable);
     return this.result(root);
+  }
+
+  /** Fold the parts of a shared search into one result (mergeExploreResults). */
+  merge(parts: readonly ExploreResult[]): ExploreResult | CellResult {
+    const root = this.open();
+    if (!(root instanceof ScenarioSession)) return root;
+    const index = new Map(root.threads.map((t, i) => [t.name, i]));
+    // a finding's schedule back to thread indices: each slice is that many steps of one thread
+    const prefixOf = (c: Counterexample): Uint8Array => Uint8Array.from(c.schedule.flatMap((x) => new Array<number>(x.slices ?? 1).fill(index.get(x.thread)!)));
+    this.states = 0;
+    for (const p of parts) {
+      this.states += p.states;
+      this.transitions += p.transitions;
+      this.depth = Math.max(this.depth, p.depth);
+      for (const l of p.limits) this.limits.add(l);
+      for (const key of Object.keys(this.ends) as (keyof ExploreEnds)[]) this.ends[key] += p.ends[key];
+      for (const v of p.violations) {
+        const mine = this.keep({ ...v }, prefixOf(v));
+        const had = this.violations.get(v.invariant);
+        if (!had || this.shorter(mine, had)) this.violations.set(v.invariant, mine);
+      }
+      if (p.blocked && (!this.blocked || this.shorter(this.keep({ ...p.blocked }, prefixOf(p.blocked)), this.blocked))) this.blocked = this.keep({ ...p.blocked }, prefixOf(p.blocked));
+      if (p.oops && (!this.oops || this.shorter(this.keep({ ...p.oops }, prefixOf(p.oops)), this.oops))) this.oops = this.keep({ ...p.oops }, prefixOf(p.oops));
+      for (const f of p.stepFailures) {
+        const mine = this.keep({ ...f }, prefixOf(f));
+        const had = this.failures.get(f.messages[0]!);
+        if (!had || this.shorter(mine, had)) this.failures.set(f.messages[0]!, mine);
+      }
+      if (p.outcome === 'error' && !this.error) this.error = { reason: p.reason ?? 'error', finding: this.keep({ ...this.counterexample(0, 0), messages: [p.reason ?? 'error'] }, p.schedule ? prefixOf({ ...this.counterexample(0, 0), schedule: p.schedule }) : new Uint8Array(0)) };
+    }
+    const r = this.result(root);
+    const slowest = Math.max(0, ...parts.map((p) => p.ms));
+    return { ...r, ms: Math.round((slowest + r.ms) * 1000) / 1000 };
   }
 
   // ---- sessions ---------------------------------------------------------------------------
@@ -180,10 +251,11 @@ class Explorer {
   }
 
   /** Take thread i's next step on `s` (which is at `from`). */
-  private step(s: ScenarioSession, from: { prefix: Uint8Array; runnable: readonly number[]; last: number; preemptions: number }, i: number): Child & { fresh: ExploreViolation[] } {
+  private step(s: ScenarioSession, from: { prefix: Uint8Array; runnable: readonly number[]; last: number; preemptions: number; mine?: boolean }, i: number): Child & { fresh: ExploreViolation[] } {
     const before = s.monitor.violations.length;
     s.step(i);
-    this.transitions++;
+    // every worker of a shared search steps from the root; its steps count for the one that claimed it
+    if (from.mine !== false) this.transitions++;
     const prefix = new Uint8Array(from.prefix.length + 1);
     prefix.set(from.prefix);
     prefix[from.prefix.length] = i;
@@ -238,9 +310,8 @@ class Explorer {
    * not too deep), and `node` is it either way (with the session now at it when it is to be
    * expanded; otherwise the session is released).
    */
-  private expand(from: Node, i: number, visited: KeyTable | null): { node: Node; key: [number, number] | null; seen: 'new' | 'better' | 'seen'; expand: boolean } {
-    const s = from.session ?? this.replay(from.prefix);
-    from.session = null;
+  private expand(from: Node, i: number, visited: Visited | null, donate?: (key: [number, number], s: ScenarioSession) => boolean): { node: Node; key: [number, number] | null; seen: 'new' | 'better' | 'seen'; expand: boolean } {
+    const s = from.sessions.pop() ?? this.replay(from.prefix);
     if (visited) {
       // the acting thread's position stream goes on where its last step left it
       if (s.threads[i]!.op !== null) this.ev.resume(from.hist, 2 * i);
@@ -253,13 +324,19 @@ class Explorer {
     const hist = visited ? this.threadPosition(s, from.hist, i) : from.hist;
     const key = visited ? this.key(s, hist, i) : null;
     const seen = visited ? visited.visit(key!, this.cost(child)) : 'new';
-    const node: Node = { prefix: child.prefix, runnable: child.runnable, hist, last: i, preemptions: child.preemptions, session: s };
+    const node: Node = { prefix: child.prefix, runnable: child.runnable, hist, last: i, preemptions: child.preemptions, sessions: [s] };
     const done = (): { node: Node; key: [number, number] | null; seen: 'new' | 'better' | 'seen'; expand: boolean } => {
       this.release(s);
-      node.session = null;
+      node.sessions = [];
       return { node, key, seen, expand: false };
     };
-    if (seen === 'seen') return done();
+    if (seen === 'seen') {
+      if (donate?.(key!, s)) {
+        node.sessions = [];
+        return { node, key, seen, expand: false };
+      }
+      return done();
+    }
     if (seen === 'new') this.countState(child.prefix.length);
     if (child.runnable.length === 0) {
       // an end state reached again with fewer preemptions: only its schedule may improve
@@ -273,51 +350,65 @@ class Explorer {
     return { node, key, seen, expand: true };
   }
 
-  private root(root: ScenarioSession, runnable: readonly number[], visited: KeyTable | null): Node {
+  private root(root: ScenarioSession, runnable: readonly number[], visited: Visited | null): Node {
     const hist = new Uint32Array(visited ? this.threadCount * 2 : 0);
-    visited?.visit(this.key(root, hist, -1), 0);
-    return { prefix: new Uint8Array(0), runnable, hist, last: -1, preemptions: 0, session: root };
+    // in a shared search the root counts for the worker that claims it first
+    const mine = visited?.visit(this.key(root, hist, -1), 0) !== 'seen';
+    if (!mine) this.states = 0;
+    return { prefix: new Uint8Array(0), runnable, hist, last: -1, preemptions: 0, mine, sessions: [root] };
   }
 
   /**
-   * Breadth-first over states, merging states already reached. (Letting a state of the next
-   * layer keep the sessions of other schedules that reach it, to save their replays, was tried:
-   * it halved the replayed steps but found 1 state more than depth-first in 1,351 at N = 2, K = 2,
-   * so some hash-equal sessions still differ in what they do next; states are stepped from the
-   * schedule they are known by.)
+   * Breadth-first over states, merging states already reached. A step that reaches a state of
+   * the next layer already found (the other order of two steps that commute, mostly) gives its
+   * session to that state: any session in a state can take its next steps, since the state is
+   * all that decides them (the key: kernel graph, thread positions; threadPosition), so each such
+   * arrival saves one replay. Depth-first search stepping each state from the schedule it was
+   * found by must find the same states (explore-reduction.test.ts checks it).
    */
   private bfs(root: ScenarioSession, runnable: readonly number[]): void {
     const visited = new KeyTable();
     let frontier: Node[] = [this.root(root, runnable, visited)];
     while (frontier.length > 0 && !this.stopped) {
       const next: Node[] = [];
-      // states first reached in this layer, so a later path with fewer preemptions can take over
+      let live = 0;
+      // states first reached in this layer: they take the sessions of later arrivals, and a later
+      // path with fewer preemptions takes over the schedule
       const layer = new Map<string, number>();
+      const donate = (key: [number, number], s: ScenarioSession): boolean => {
+        const at = layer.get(`${key[0]}:${key[1]}`);
+        if (at === undefined || live >= LIVE_SESSIONS) return false;
+        next[at]!.sessions.push(s);
+        live++;
+        return true;
+      };
       for (const from of frontier) {
         for (const i of from.runnable) {
           if (this.stopped) break;
           if (!this.withinBound(from, i)) continue;
-          const { node, key, seen, expand } = this.expand(from, i, visited);
+          const { node, key, seen, expand } = this.expand(from, i, visited, donate);
           const id = `${key![0]}:${key![1]}`;
           if (seen === 'seen') {
             // the same state at the same depth by a schedule with fewer preemptions: keep that one
             const at = layer.get(id);
             const had = at === undefined ? undefined : next[at];
             if (had && node.preemptions < had.preemptions) {
-              this.release(had.session);
+              node.sessions = had.sessions;
               next[at!] = node;
             }
             continue;
           }
           if (!expand) continue;
           if (seen === 'new') layer.set(id, next.length);
-          if (next.length >= LIVE_SESSIONS) {
-            this.release(node.session);
-            node.session = null;
-          }
+          if (live >= LIVE_SESSIONS) {
+            for (const x of node.sessions) this.release(x);
+            node.sessions = [];
+          } else live += node.sessions.length;
           next.push(node);
         }
-        from.session = null;
+        // sessions the state did not need (it had more arrivals than steps)
+        for (const x of from.sessions) this.release(x);
+        from.sessions = [];
         if (this.stopped) break;
       }
       frontier = next;
@@ -330,18 +421,25 @@ class Explorer {
    * violation deep in the space is reached sooner; the first counterexample found is not
    * necessarily a shortest one.
    */
-  private dfs(root: ScenarioSession, runnable: readonly number[], visited: KeyTable | null): void {
-    const stack: (Node & { next: number })[] = [{ ...this.root(root, runnable, visited), next: 0 }];
+  private dfs(root: ScenarioSession, runnable: readonly number[], visited: Visited | null): void {
+    const worker = this.options.share?.worker ?? 0;
+    const order = (n: Node): Node & { next: number; order: readonly number[] } => ({ ...n, next: 0, order: workerOrder(n.runnable, worker) });
+    const stack = [order(this.root(root, runnable, visited))];
     while (stack.length > 0 && !this.stopped) {
+      if (this.shared?.stopped) {
+        this.stopped = true;
+        if (this.options.stopAtFirst) this.limits.add('stop-at-first');
+        break;
+      }
       const f = stack[stack.length - 1]!;
-      if (f.next >= f.runnable.length) {
+      if (f.next >= f.order.length) {
         stack.pop();
         continue;
       }
-      const i = f.runnable[f.next++]!;
+      const i = f.order[f.next++]!;
       if (!this.withinBound(f, i)) continue;
       const { node, expand } = this.expand(f, i, visited);
-      if (expand) stack.push({ ...node, next: 0 });
+      if (expand) stack.push(order(node));
     }
   }
 
@@ -365,9 +463,10 @@ class Explorer {
     if (this.options.progress && this.states % PROGRESS_EVERY === 0) {
       this.options.progress({ states: this.states, transitions: this.transitions, depth: this.depth, ms: performance.now() - this.t0 });
     }
-    if (this.states >= this.maxStates) {
+    if ((this.shared?.states ?? this.states) >= this.maxStates) {
       this.limits.add('max-states');
       this.stopped = true;
+      this.shared?.stop();
     }
   }
 
@@ -497,6 +596,7 @@ class Explorer {
   private stop(): void {
     if (!this.stopped && this.options.stopAtFirst) this.limits.add('stop-at-first');
     this.stopped = true;
+    this.shared?.stop();
   }
 
   // ---- the verdict ------------------------------------------------------------------------

@@ -1,4 +1,5 @@
 import type { CellResult, ScheduleStep, ViolationReport } from '../scenario/types.js';
+import type { ExploreShare } from './shared.js';
 
 /**
  * How the explorer avoids exploring the same thing twice:
@@ -39,6 +40,11 @@ export interface ExploreOptions {
   readonly stopAtFirst?: boolean;
   /** called about every 1,000 states */
   readonly progress?: (p: ExploreProgress) => void;
+  /**
+   * be one worker of a search split over threads (shared.ts; depth-first over hashed states, no
+   * preemption bound): fold the workers' results with mergeExploreResults()
+   */
+  readonly share?: ExploreShare;
 }
 
 export interface ExploreProgress {
