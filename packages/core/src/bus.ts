@@ -1,4 +1,9 @@
-import { Subject, Subscription, type Observable } from 'rxjs';
+// Subject and Subscription from their own modules: under Node, `import 'rxjs'` loads the CommonJS
+// index with every operator (~120 ms of start-up, again in each worker thread); these are the
+// same modules (and classes) the index re-exports.
+import type { Observable } from 'rxjs';
+import { Subject } from 'rxjs/internal/Subject';
+import { Subscription } from 'rxjs/internal/Subscription';
 
 export interface Envelope<M, K extends keyof M = keyof M> {
   readonly seq: number;

@@ -1,4 +1,4 @@
-import { Subscription } from 'rxjs';
+import { Subscription } from 'rxjs/internal/Subscription'; // not 'rxjs': see bus.ts
 import type { Envelope } from '../bus.js';
 import type { KernelEvents } from '../events.js';
 import type { Yield } from '../sched.js';
