@@ -12,7 +12,9 @@ export interface Envelope<M, K extends keyof M = keyof M> {
 }
 
 /**
- * A typed, synchronous, ordered event bus on RxJS subjects.
+ * A typed, synchronous, ordered event bus on RxJS subjects. It is for observers (tracers,
+ * invariants, the explorer): the model never depends on a listener, so delivery can be muted
+ * (`muted`) without changing what the kernel does.
  *
  * - One Subject per event type plus a catch-all, so listeners never filter.
  * - Re-entrant emits (a listener emitting) are queued: every listener sees one global FIFO order
@@ -29,17 +31,23 @@ export class EventBus<M extends object> {
   private draining = false;
   private seq = 0;
   readonly errors: unknown[] = [];
+  /**
+   * While true, events are numbered but delivered to no one: the explorer replaying a schedule
+   * whose events were already observed (explore/explorer.ts).
+   */
+  muted = false;
 
   get sequence(): number {
     return this.seq;
   }
 
   wants(type: keyof M): boolean {
-    return this.any.observed || (this.byType.get(type)?.observed ?? false);
+    return !this.muted && (this.any.observed || (this.byType.get(type)?.observed ?? false));
   }
 
   emit<K extends keyof M>(type: K, data: M[K]): void {
     const seq = ++this.seq;
+    if (this.muted) return;
     const typed = this.byType.get(type);
     if (!this.any.observed && !typed?.observed) return;
     const e = { seq, type, data } as Envelope<M>;

@@ -223,6 +223,19 @@ export class Monitor {
     return this.reported.has(name);
   }
 
+  /**
+   * Put back the violations a run had reported at some point: after a replay with the bus muted
+   * (EventBus.muted), which reports nothing, these are what the replayed schedule reported.
+   */
+  restoreViolations(violations: readonly Violation[]): void {
+    this.violations.length = 0;
+    this.reported.clear();
+    for (const v of violations) {
+      this.violations.push(v);
+      this.reported.add(v.invariant);
+    }
+  }
+
   dispose(): void {
     this.bag.unsubscribe();
   }

@@ -48,8 +48,15 @@ export interface WaitCallbacks {
 export class Dax {
   private readonly wakeCounts = new Map<number, number>();
 
-  constructor(private readonly k: Kernel) {
-    k.bus.on('page.wake').subscribe((e) => this.wakeCounts.set(e.data.pfn, (this.wakeCounts.get(e.data.pfn) ?? 0) + 1));
+  constructor(private readonly k: Kernel) {}
+
+  /**
+   * wake_up_var() on an fs-dax page's refcount (the folio put that makes it idle, mm/folio.ts):
+   * break layouts' idle wait (`waitPageIdle`) sleeps until the page's count of wake-ups moves.
+   * Called directly, not through the bus: the bus is for observers only (bus.ts).
+   */
+  wake(pfn: number): void {
+    this.wakeCounts.set(pfn, (this.wakeCounts.get(pfn) ?? 0) + 1);
   }
 
   get pmdPages(): number {

@@ -1,6 +1,7 @@
 import { Subscription } from 'rxjs/internal/Subscription'; // not 'rxjs': see bus.ts
 import type { Envelope } from '../bus.js';
 import type { KernelEvents } from '../events.js';
+import type { Violation } from '../invariants.js';
 import type { Yield } from '../sched.js';
 import { judge, ruleApplies, ScenarioSession, type CellKernelRequest, type PluginCatalog } from '../scenario/run.js';
 import type { CellResult, Outcome, Scenario, ScheduleStep } from '../scenario/types.js';
@@ -76,6 +77,8 @@ interface Node {
   readonly preemptions: number;
   /** false: the root of a shared search that another worker claimed */
   readonly mine?: boolean;
+  /** what the monitor had reported at this state (a muted replay reports nothing) */
+  readonly violations: readonly Violation[];
   /** live sessions at this state: each can take one step from it without a replay */
   sessions: ScenarioSession[];
 }
@@ -88,6 +91,8 @@ interface Child {
 }
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
+const NONE: readonly Violation[] = [];
 
 class Explorer {
   private readonly reduction: Reduction;
@@ -212,17 +217,26 @@ class Explorer {
   }
 
   /**
-   * A session at the end of `prefix`: a finished one put back to its post-setup snapshot, or a
-   * new one (open, setup), then one step per entry.
+   * A session at `node`: a finished one put back to its post-setup snapshot, or a new one (open,
+   * setup), then one step per entry of its schedule. The steps run with the bus muted (their
+   * events and invariant checks were seen when the node was first reached: a third of a step's
+   * cost); the monitor is then given the violations the node had.
    */
-  private replay(prefix: Uint8Array): ScenarioSession {
+  private replay(node: Node): ScenarioSession {
     let s = this.spare.pop();
     if (s) this.mementos.get(s)!.restore();
     else {
       s = this.open() as ScenarioSession;
       this.setup(s);
     }
-    for (const i of prefix) s.step(i);
+    const bus = s.kernel.bus;
+    bus.muted = true;
+    try {
+      for (const i of node.prefix) s.step(i);
+    } finally {
+      bus.muted = false;
+    }
+    s.monitor.restoreViolations(node.violations);
     return s;
   }
 
@@ -311,7 +325,7 @@ class Explorer {
    * expanded; otherwise the session is released).
    */
   private expand(from: Node, i: number, visited: Visited | null, donate?: (key: [number, number], s: ScenarioSession) => boolean): { node: Node; key: [number, number] | null; seen: 'new' | 'better' | 'seen'; expand: boolean } {
-    const s = from.sessions.pop() ?? this.replay(from.prefix);
+    const s = from.sessions.pop() ?? this.replay(from);
     if (visited) {
       // the acting thread's position stream goes on where its last step left it
       if (s.threads[i]!.op !== null) this.ev.resume(from.hist, 2 * i);
@@ -324,7 +338,8 @@ class Explorer {
     const hist = visited ? this.threadPosition(s, from.hist, i) : from.hist;
     const key = visited ? this.key(s, hist, i) : null;
     const seen = visited ? visited.visit(key!, this.cost(child)) : 'new';
-    const node: Node = { prefix: child.prefix, runnable: child.runnable, hist, last: i, preemptions: child.preemptions, sessions: [s] };
+    const violations = s.monitor.violations.length === 0 ? NONE : s.monitor.violations.slice();
+    const node: Node = { prefix: child.prefix, runnable: child.runnable, hist, last: i, preemptions: child.preemptions, violations, sessions: [s] };
     const done = (): { node: Node; key: [number, number] | null; seen: 'new' | 'better' | 'seen'; expand: boolean } => {
       this.release(s);
       node.sessions = [];
@@ -355,7 +370,8 @@ class Explorer {
     // in a shared search the root counts for the worker that claims it first
     const mine = visited?.visit(this.key(root, hist, -1), 0) !== 'seen';
     if (!mine) this.states = 0;
-    return { prefix: new Uint8Array(0), runnable, hist, last: -1, preemptions: 0, mine, sessions: [root] };
+    const violations = root.monitor.violations.length === 0 ? NONE : root.monitor.violations.slice();
+    return { prefix: new Uint8Array(0), runnable, hist, last: -1, preemptions: 0, mine, violations, sessions: [root] };
   }
 
   /**

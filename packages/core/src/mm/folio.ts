@@ -96,7 +96,10 @@ export class Folios {
     const k = this.k;
     switch (pgmap.type) {
       case 'fsdax':
-        if (k.convention.wakes(before, after)) k.emit('page.wake', { pfn: head });
+        if (k.convention.wakes(before, after)) {
+          k.dax.wake(head);
+          k.emit('page.wake', { pfn: head });
+        }
         if (after === 0) k.emit('page.free', { pfn: head, type: pgmap.type });
         return;
       case 'generic':
