@@ -10,6 +10,7 @@
 //       each Spin build + pan and each daxlab explore run back to back, alternating, REPEAT times
 //       (medians): on a machine other jobs load unevenly, the two sides of a row then see the same load
 //   PAIRED=1 ROWS=1x3,2x3 node bench/spin-vs-daxlab.mjs       # paired, only those N x K rows
+//   PAIRED=1 DAXLAB_JOBS=1,2 node bench/spin-vs-daxlab.mjs     # paired, a daxlab column per `explore --jobs` value
 //
 // Spin side: the baseline folder is copied to a scratch folder under os.tmpdir() (run.sh writes
 // out/ and trails/ beside itself) and its run.sh runs there, one build at a time (JOBS=1, so a
@@ -162,11 +163,11 @@ function runSpin() {
   return { dir, wall, rows, allExpected: /all verdicts as expected/.test(r.stdout), tail: r.stdout.trim().split('\n').slice(-2).join(' | ') };
 }
 
-function runDaxlab(file, [version, features], useCli) {
+function runDaxlab(file, [version, features], useCli, jobs = 1) {
   const path = join(SCENARIOS, file);
   const flags = Object.entries(features).map(([k, v]) => `${k}=${v}`);
   const args = useCli
-    ? [CLI, 'explore', path, '--kernel', version, ...flags.flatMap((f) => ['--feature', f]), '--search', 'dfs', '--stop-at-first', '--reporter', 'json', '--quiet']
+    ? [CLI, 'explore', path, '--kernel', version, ...flags.flatMap((f) => ['--feature', f]), '--search', 'dfs', '--stop-at-first', '--reporter', 'json', '--quiet', ...(jobs > 1 ? ['--jobs', String(jobs)] : [])]
     : [fileURLToPath(import.meta.url), '--explore', path, version, ...flags, '--dfs', '--stop-at-first'];
   const t0 = performance.now();
   const r = spawnSync(process.execPath, args, { encoding: 'utf8', maxBuffer: 1 << 28, timeout: Number(process.env.DAXLAB_TIMEOUT_S ?? 900) * 1000 });
@@ -241,21 +242,27 @@ async function paired() {
   const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
   console.log(`# Spin vs daxlab, paired (each row: Spin build + pan, then daxlab explore, ${repeat} times, medians), ${new Date().toISOString().slice(0, 10)}, ${cpus().length} cores`);
   console.log('');
-  console.log('| variant | Spin verdict | daxlab verdict | Spin s (median) | daxlab s (median) | daxlab / Spin | Spin states | daxlab states | daxlab transitions |');
-  console.log('|---|---|---|---:|---:|---:|---:|---:|---:|');
+  // DAXLAB_JOBS=1,2: a daxlab column per --jobs value (threads of one explore process)
+  const jobsList = (process.env.DAXLAB_JOBS ?? '1').split(',').map(Number);
+  const cols = jobsList.map((j) => (j > 1 ? ` --jobs ${j}` : ''));
+  console.log(`| variant | Spin verdict | daxlab verdict | Spin s (median) |${cols.map((c) => ` daxlab${c} s (median) | daxlab${c} / Spin |`).join('')} Spin states | daxlab states | daxlab transitions |`);
+  console.log(`|---|---|---|---:|${cols.map(() => '---:|---:|').join('')}---:|---:|---:|`);
   // ROWS=1x3,2x3: only those N×K rows
   const rows = process.env.ROWS ? process.env.ROWS.split(',').map((r) => r.split('x').map(Number)) : [[1, 2], [2, 2], [3, 2], [1, 3], [2, 3], [3, 3]];
   for (const [n, k] of rows) {
     const spin = [];
-    const dax = [];
+    const dax = jobsList.map(() => []);
     for (let i = 0; i < repeat; i++) {
       spin.push(spinOnce(dir, n, k));
-      dax.push(runDaxlab(`spin/scale-n${n}k${k}.yaml`, V2, useCli));
+      jobsList.forEach((j, c) => dax[c].push(runDaxlab(`spin/scale-n${n}k${k}.yaml`, V2, useCli, j)));
     }
     const sp = median(spin.map((x) => x.s));
-    const dx = median(dax.map((x) => x.wall));
-    const d = dax[0];
-    console.log(`| scale-V2-N${n}K${k} | ${spin[0].verdict} | ${d.verdict} | ${sp.toFixed(2)} | ${dx.toFixed(2)} | ${(dx / sp).toFixed(2)} | ${spin[0].states} | ${d.states} | ${d.transitions} |`);
+    const d = dax[0][0];
+    const cells = dax.map((runs) => {
+      const dx = median(runs.map((x) => x.wall));
+      return ` ${dx.toFixed(2)} | ${(dx / sp).toFixed(2)} |`;
+    });
+    console.log(`| scale-V2-N${n}K${k} | ${spin[0].verdict} | ${d.verdict} | ${sp.toFixed(2)} |${cells.join('')} ${spin[0].states} | ${d.states} | ${d.transitions} |`);
   }
 }
 
