@@ -160,9 +160,11 @@ async function exploreShared(scenario: Scenario, kernel: CellKernelRequest, cata
   const buffer = createExploreShare(options.maxStates ?? 1_000_000);
   const { progress: _progress, ...plain } = options;
   const parts: Promise<FromExploreWorker>[] = [];
+  const workers: Worker[] = [];
   for (let w = 1; w < jobs; w++) {
     const setup: ExploreWorkerSetup = { scenario, kernel, options: { ...plain, share: { buffer, worker: w, workers: jobs } }, plugins: where.plugins, cwd: where.cwd };
     const worker = new Worker(EXPLORE_WORKER_FILE, { workerData: setup });
+    workers.push(worker);
     parts.push(
       new Promise((resolve) => {
         worker.once('message', (m: FromExploreWorker) => resolve(m));
@@ -171,7 +173,14 @@ async function exploreShared(scenario: Scenario, kernel: CellKernelRequest, cata
       }),
     );
   }
-  const mine = exploreScenario(scenario, kernel, catalog, { ...options, share: { buffer, worker: 0, workers: jobs } });
+  let mine: CellResult;
+  try {
+    mine = exploreScenario(scenario, kernel, catalog, { ...options, share: { buffer, worker: 0, workers: jobs } });
+  } catch (e) {
+    // an internal error here: the workers' parts are of no use
+    await Promise.all(workers.map((w) => w.terminate()));
+    throw e;
+  }
   const theirs = await Promise.all(parts);
   if (!isExploreResult(mine)) return mine;
   const results = [mine];

@@ -477,7 +477,8 @@ class Explorer {
     this.states++;
     if (depth > this.depth) this.depth = depth;
     if (this.options.progress && this.states % PROGRESS_EVERY === 0) {
-      this.options.progress({ states: this.states, transitions: this.transitions, depth: this.depth, ms: performance.now() - this.t0 });
+      // a worker of a shared search reports the states all workers have claimed
+      this.options.progress({ states: this.shared?.states ?? this.states, transitions: this.transitions, depth: this.depth, ms: performance.now() - this.t0 });
     }
     if ((this.shared?.states ?? this.states) >= this.maxStates) {
       this.limits.add('max-states');
