@@ -66,6 +66,44 @@ function ownKeysOnly(o: object): boolean {
   return clean;
 }
 
+/** How the walk treats an object, decided once per prototype (see kindOf). */
+const PLAIN = 0;
+const INSTANCE = 1;
+const INSTANCE_KEYS = 2;
+const ARRAY = 3;
+const TYPED = 4;
+const MAP = 5;
+const SET = 6;
+const PAGES = 7;
+const SKIPPED = 8;
+type Kind = typeof PLAIN | typeof INSTANCE | typeof INSTANCE_KEYS | typeof ARRAY | typeof TYPED | typeof MAP | typeof SET | typeof PAGES | typeof SKIPPED;
+
+const kinds = new WeakMap<object, Kind>();
+
+/**
+ * An object's kind. Object literals are PLAIN (their own `subscribe`/`unsubscribe` decide whether
+ * they are an RxJS observer, checked each time); anything else is classified by its first
+ * instance and remembered per prototype (a class's instances are all arrays, maps, RxJS
+ * subscriptions … or none): one lookup instead of a chain of instanceof tests per object.
+ */
+function kindOf(o: object): Kind {
+  const proto = Object.getPrototypeOf(o) as object | null;
+  if (proto === Object.prototype || proto === null) return PLAIN;
+  let kind = kinds.get(proto);
+  if (kind === undefined) {
+    const rec = o as Record<string, unknown>;
+    if (o instanceof PageStore) kind = PAGES;
+    else if (Array.isArray(o)) kind = ARRAY;
+    else if (ArrayBuffer.isView(o)) kind = TYPED;
+    else if (o instanceof Map) kind = MAP;
+    else if (o instanceof Set) kind = SET;
+    else if (typeof rec.unsubscribe === 'function' || typeof rec.subscribe === 'function') kind = SKIPPED;
+    else kind = ownKeysOnly(o) ? INSTANCE : INSTANCE_KEYS;
+    kinds.set(proto, kind);
+  }
+  return kind;
+}
+
 /**
  * Whether keys are all numbers, not in ascending order: such a map or set is hashed sorted.
  * (Numbers already ascending, or any non-number key: hashed in iteration order.)
@@ -80,6 +118,13 @@ function numericUnsorted(keys: Iterable<unknown>): boolean {
   }
   return !sorted;
 }
+
+/** Ids a walk may hand out (objects reachable from one kernel); each walk's ids start one span above the last. */
+const ID_SPAN = 2 ** 20;
+/** Objects remembered across walks before the id map is emptied (it keeps objects no longer reachable). */
+const IDS_KEPT = 1 << 16;
+/** The id of the kernel's plumbing objects (below every walk's base). */
+const SKIP_ID = -1;
 
 /**
  * A canonical hash of everything a kernel holds: it walks the kernel's object graph (every
@@ -99,21 +144,35 @@ function numericUnsorted(keys: Iterable<unknown>): boolean {
  * - functions (closures such as a pgmap's page_free op) and RxJS subscriptions are skipped.
  */
 export class StateWalker {
+  /**
+   * Object → `base + id` of the walk that met it. Not emptied per walk: an empty Map grows
+   * again through every size for the ~100 objects of each walk (measured: a quarter of the walk);
+   * an entry below `base` is from an earlier walk and counts as not met.
+   */
   private readonly ids = new Map<object, number>();
-  private readonly skip = new Set<object>();
+  private base = 0;
+  private met = 0;
+  /** the kernel's plumbing objects, hashed as a skip marker (kept in `ids` as SKIP_ID) */
+  private readonly skip: object[] = [];
 
   constructor(private readonly k: Kernel) {
     const fields = k as unknown as Record<string, unknown>;
     for (const key of KERNEL_PLUMBING) {
       const v = fields[key];
-      if (typeof v === 'object' && v !== null) this.skip.add(v);
+      if (typeof v === 'object' && v !== null) this.skip.push(v);
     }
+    for (const o of this.skip) this.ids.set(o, SKIP_ID);
   }
 
   /** Hash the kernel's whole state into `h`. */
   hashKernel(h: Hash64): void {
-    this.ids.clear();
-    this.ids.set(this.k, 0);
+    if (this.ids.size > IDS_KEPT || this.base + ID_SPAN > Number.MAX_SAFE_INTEGER - ID_SPAN) {
+      this.ids.clear();
+      for (const o of this.skip) this.ids.set(o, SKIP_ID);
+      this.base = 0;
+    } else this.base += ID_SPAN;
+    this.ids.set(this.k, this.base);
+    this.met = 1;
     h.tag(T_OBJ);
     const fields = this.k as unknown as Record<string, unknown>;
     for (const key of Object.keys(fields)) {
@@ -157,60 +216,73 @@ export class StateWalker {
       return;
     }
     const o = v as object;
-    if (this.skip.has(o)) {
-      h.tag(T_SKIP);
-      return;
-    }
     const seen = this.ids.get(o);
     if (seen !== undefined) {
-      h.tag(T_REF).u32(seen);
+      if (seen === SKIP_ID) {
+        h.tag(T_SKIP);
+        return;
+      }
+      if (seen >= this.base) {
+        h.tag(T_REF).u32(seen - this.base);
+        return;
+      }
+    }
+    if (this.met >= ID_SPAN) throw new Error(`the kernel graph has more than ${ID_SPAN} objects`);
+    this.ids.set(o, this.base + this.met++);
+    const kind = kindOf(o);
+    if (kind === PLAIN || kind === INSTANCE) {
+      const rec = o as Record<string, unknown>;
+      if (kind === PLAIN && (typeof rec.unsubscribe === 'function' || typeof rec.subscribe === 'function')) {
+        h.tag(T_SKIP);
+        return;
+      }
+      h.tag(T_OBJ);
+      for (const key in rec) this.field(h, key, rec[key]);
       return;
     }
-    this.ids.set(o, this.ids.size);
-    if (o instanceof PageStore) return this.pages(h, o);
-    if (Array.isArray(o)) {
+    if (kind === PAGES) return this.pages(h, o as PageStore);
+    if (kind === ARRAY && Array.isArray(o)) {
       h.tag(T_ARR).u32(o.length);
       for (const e of o) this.value(h, e);
       return;
     }
-    if (ArrayBuffer.isView(o)) {
+    if (kind === TYPED) {
       const a = o as unknown as ArrayLike<number>;
       h.tag(T_TYPED).u32(a.length);
       for (let i = 0; i < a.length; i++) h.num(a[i]!);
       return;
     }
-    if (o instanceof Map) {
-      h.tag(T_MAP).u32(o.size);
-      if (numericUnsorted(o.keys())) {
-        for (const [key, val] of [...o.entries()].sort((x, y) => (x[0] as number) - (y[0] as number))) {
+    if (kind === MAP) {
+      const m = o as Map<unknown, unknown>;
+      h.tag(T_MAP).u32(m.size);
+      if (numericUnsorted(m.keys())) {
+        for (const [key, val] of [...m.entries()].sort((x, y) => (x[0] as number) - (y[0] as number))) {
           h.num(key as number);
           this.value(h, val);
         }
       } else {
-        for (const [key, val] of o) {
+        for (const [key, val] of m) {
           this.value(h, key);
           this.value(h, val);
         }
       }
       return;
     }
-    if (o instanceof Set) {
-      h.tag(T_SET).u32(o.size);
-      const items = numericUnsorted(o.values()) ? [...(o as Set<number>)].sort((x, y) => x - y) : o;
+    if (kind === SET) {
+      const set = o as Set<unknown>;
+      h.tag(T_SET).u32(set.size);
+      const items = numericUnsorted(set.values()) ? [...(set as Set<number>)].sort((x, y) => x - y) : set;
       for (const x of items) this.value(h, x);
       return;
     }
-    const rec = o as Record<string, unknown>;
-    if (typeof rec.unsubscribe === 'function' || typeof rec.subscribe === 'function') {
+    if (kind === SKIPPED) {
       h.tag(T_SKIP);
       return;
     }
+    // INSTANCE_KEYS (an enumerable property on the prototype chain), or an ARRAY-prototype object that is no array
+    const rec = o as Record<string, unknown>;
     h.tag(T_OBJ);
-    if (ownKeysOnly(rec)) {
-      for (const key in rec) this.field(h, key, rec[key]);
-    } else {
-      for (const key of Object.keys(rec)) this.field(h, key, rec[key]);
-    }
+    for (const key of Object.keys(rec)) this.field(h, key, rec[key]);
   }
 
   /** struct pages in pfn order, skipping pages still as their pgmap initialised them. */
