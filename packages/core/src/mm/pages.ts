@@ -42,26 +42,33 @@ export interface PageInit {
 
 export type PageInitSource = (pfn: number) => PageInit;
 
+/**
+ * Slots to start with (grown by doubling): few, because the explorer writes every array of a
+ * session back to its snapshot for each replay (a quarter of a restore at 1,024 slots) and most
+ * runs touch a few pages.
+ */
+const INITIAL_SLOTS = 64;
+
 export class PageStore {
   private readonly slotOf = new Map<number, number>();
-  private pfns = new Float64Array(1024);
-  rc = new Int32Array(1024);
+  private pfns = new Float64Array(INITIAL_SLOTS);
+  rc = new Int32Array(INITIAL_SLOTS);
   /** folio_mapcount(): page-table mappings that took an rmap (0 = unmapped; _mapcount is this - 1) */
-  mapcount = new Int32Array(1024);
+  mapcount = new Int32Array(INITIAL_SLOTS);
   /** large folios' _pincount */
-  pincount = new Int32Array(1024);
-  flags = new Uint32Array(1024);
-  order = new Uint8Array(1024);
-  head = new Float64Array(1024);
-  mapping = new Float64Array(1024);
+  pincount = new Int32Array(INITIAL_SLOTS);
+  flags = new Uint32Array(INITIAL_SLOTS);
+  order = new Uint8Array(INITIAL_SLOTS);
+  head = new Float64Array(INITIAL_SLOTS);
+  mapping = new Float64Array(INITIAL_SLOTS);
   /** page->index (file offset in pages), unioned with page->share in the kernel */
-  index = new Float64Array(1024);
-  share = new Int32Array(1024);
-  pgmap = new Int32Array(1024);
+  index = new Float64Array(INITIAL_SLOTS);
+  share = new Int32Array(INITIAL_SLOTS);
+  pgmap = new Int32Array(INITIAL_SLOTS);
   /** model-only ground truth: page-table entries (any level, any mm) pointing at this pfn */
-  ptes = new Int32Array(1024);
+  ptes = new Int32Array(INITIAL_SLOTS);
   /** model-only ground truth: outstanding GUP references (pins and gets) on this pfn */
-  gup = new Int32Array(1024);
+  gup = new Int32Array(INITIAL_SLOTS);
   private used = 0;
   /** physical contents per pfn (a data tag), for DMA and CPU accesses */
   readonly data = new Map<number, string>();
