@@ -109,6 +109,7 @@ describe('daxlab explore', () => {
     await expect(explore(['explore/truncate-vs-dma.yaml', '--jobs', '2'])).rejects.toThrow(/--jobs splits a depth-first search over hashed states/);
     await expect(explore(['explore/truncate-vs-dma.yaml', '--jobs', '2', '--search', 'dfs', '--preemptions', '1'])).rejects.toThrow(/--jobs splits a depth-first search/);
     await expect(explore(['explore/truncate-vs-dma.yaml', '--jobs', '0'])).rejects.toThrow(/--jobs 0: expected a whole number of at least 1/);
+    await expect(explore(['explore/truncate-vs-dma.yaml', '--jobs', '2', '--search', 'dfs', '--max-states', '100000000'])).rejects.toThrow(/--max-states 100000000 is more than a shared search holds \(67108864\)/);
   });
 });
 

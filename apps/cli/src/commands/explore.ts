@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { Option, type Command } from 'commander';
 import pc from 'picocolors';
-import { createExploreShare, exploreScenario, isExploreResult, mergeExploreResults, REDUCTIONS, type CellKernelRequest, type CellResult, type CellStatus, type Counterexample, type ExploreOptions, type PluginCatalog, type Scenario, type ScheduleStep } from '@daxlab/core';
+import { createExploreShare, exploreScenario, MAX_SHARED_STATES, isExploreResult, mergeExploreResults, REDUCTIONS, type CellKernelRequest, type CellResult, type CellStatus, type Counterexample, type ExploreOptions, type PluginCatalog, type Scenario, type ScheduleStep } from '@daxlab/core';
 import { colorOnStdout, type CliIo } from '../io.js';
 import { kernelsFor, parseKernelFlags, type KernelOptions } from '../kernel.js';
 import { errorCell, nominalKernel, requestedKernel } from '../matrix/plan.js';
@@ -97,6 +97,7 @@ export async function exploreCommand(args: readonly string[], o: ExploreCommandO
   if (jobs > 1 && (search !== 'dfs' || preemptions !== undefined || reduction !== 'state-hash')) {
     throw new UsageError('--jobs splits a depth-first search over hashed states', 'add --search dfs (and drop --preemptions and --reduction none), or use --jobs 1');
   }
+  if (jobs > 1 && maxStates > MAX_SHARED_STATES) throw new UsageError(`--max-states ${maxStates} is more than a shared search holds (${MAX_SHARED_STATES})`, 'lower --max-states, or use --jobs 1');
   const catalog = await catalogWithPlugins(deps.catalog, o.plugin ?? [], io.cwd, deps.importer);
   const axes = parseKernelFlags(o, catalog, false);
   const explore = deps.explore ?? exploreScenario;

@@ -35,6 +35,7 @@ describe('the visited table a shared search keeps in shared memory', () => {
   it('sizes the table at twice the state limit at least (linear probing stays short)', () => {
     expect(createExploreShare(1_000_000).byteLength).toBe(16 + 8 * 2 ** 21);
     expect(createExploreShare(10).byteLength).toBe(16 + 8 * 2 ** 16);
+    expect(() => createExploreShare(2 ** 26 + 1)).toThrow(/at most 67108864 states/);
   });
 
   it('sends each worker down its own order of threads', () => {

@@ -11,8 +11,12 @@ const FLAGS = 2;
 const STOP = 0;
 const STATES = 1;
 
+/** The most states a shared search can be asked for (its table: 2^27 slots of 8 bytes, 1 GiB). */
+export const MAX_SHARED_STATES = 2 ** 26;
+
 /** The buffer the workers of one search share: two counters and a table of 64-bit keys. */
 export function createExploreShare(maxStates: number): SharedArrayBuffer {
+  if (maxStates > MAX_SHARED_STATES) throw new RangeError(`a shared search holds at most ${MAX_SHARED_STATES} states (asked for ${maxStates})`);
   let slots = 1 << 16;
   while (slots < maxStates * 2) slots *= 2;
   return new SharedArrayBuffer(8 * FLAGS + 8 * slots);
