@@ -152,8 +152,8 @@ class Explorer {
     this.states = 1;
     const prefix = new Uint8Array(0);
     if (runnable.length === 0) {
-      // with workers, the first to finish setup reports the one end state
-      if (!this.shared || this.shared.visit([0, 0]) === 'new') this.end(root, prefix, 0);
+      // with workers, the one that claims the root reports its one end state
+      if (!this.shared || this.shared.visit(this.key(root, new Uint32Array(this.threadCount * 2), -1)) === 'new') this.end(root, prefix, 0);
       else this.states = 0;
     } else if (this.reduction === 'none') this.dfs(root, runnable, null);
     else if (this.options.search === 'dfs') this.dfs(root, runnable, this.shared ?? new KeyTable());
@@ -167,7 +167,8 @@ class Explorer {
     if (!(root instanceof ScenarioSession)) return root;
     const index = new Map(root.threads.map((t, i) => [t.name, i]));
     // a finding's schedule back to thread indices: each slice is that many steps of one thread
-    const prefixOf = (c: Counterexample): Uint8Array => Uint8Array.from(c.schedule.flatMap((x) => new Array<number>(x.slices ?? 1).fill(index.get(x.thread)!)));
+    const own = <T extends Counterexample>(c: T): T => this.keep({ ...c }, Uint8Array.from(c.schedule.flatMap((x) => new Array<number>(x.slices ?? 1).fill(index.get(x.thread)!))));
+    const shortest = <T extends Counterexample>(had: T | null | undefined, c: T): T => (had && !this.shorter(c, had) ? had : c);
     this.states = 0;
     for (const p of parts) {
       this.states += p.states;
@@ -175,19 +176,14 @@ class Explorer {
       this.depth = Math.max(this.depth, p.depth);
       for (const l of p.limits) this.limits.add(l);
       for (const key of Object.keys(this.ends) as (keyof ExploreEnds)[]) this.ends[key] += p.ends[key];
-      for (const v of p.violations) {
-        const mine = this.keep({ ...v }, prefixOf(v));
-        const had = this.violations.get(v.invariant);
-        if (!had || this.shorter(mine, had)) this.violations.set(v.invariant, mine);
+      for (const v of p.violations) this.violations.set(v.invariant, shortest(this.violations.get(v.invariant), own(v)));
+      if (p.blocked) this.blocked = shortest(this.blocked, own(p.blocked));
+      if (p.oops) this.oops = shortest(this.oops, own(p.oops));
+      for (const f of p.stepFailures) this.failures.set(f.messages[0]!, shortest(this.failures.get(f.messages[0]!), own(f)));
+      if (p.outcome === 'error' && !this.error) {
+        const reason = p.reason ?? 'error';
+        this.error = { reason, finding: own({ ...this.counterexample(0, 0), schedule: p.schedule ?? [], messages: [reason] }) };
       }
-      if (p.blocked && (!this.blocked || this.shorter(this.keep({ ...p.blocked }, prefixOf(p.blocked)), this.blocked))) this.blocked = this.keep({ ...p.blocked }, prefixOf(p.blocked));
-      if (p.oops && (!this.oops || this.shorter(this.keep({ ...p.oops }, prefixOf(p.oops)), this.oops))) this.oops = this.keep({ ...p.oops }, prefixOf(p.oops));
-      for (const f of p.stepFailures) {
-        const mine = this.keep({ ...f }, prefixOf(f));
-        const had = this.failures.get(f.messages[0]!);
-        if (!had || this.shorter(mine, had)) this.failures.set(f.messages[0]!, mine);
-      }
-      if (p.outcome === 'error' && !this.error) this.error = { reason: p.reason ?? 'error', finding: this.keep({ ...this.counterexample(0, 0), messages: [p.reason ?? 'error'] }, p.schedule ? prefixOf({ ...this.counterexample(0, 0), schedule: p.schedule }) : new Uint8Array(0)) };
     }
     const r = this.result(root);
     const slowest = Math.max(0, ...parts.map((p) => p.ms));
