@@ -125,6 +125,9 @@ describe.skipIf(!BUILT)('daxlab explore --jobs (the built CLI: worker threads)',
       const c = cell(['explore/spin/scale-n1k2.yaml', '--search', 'dfs', '--jobs', jobs]);
       expect({ jobs, states: c.states, transitions: c.transitions, complete: c.complete, status: c.status, outcome: c.outcome }).toEqual({ jobs, states: 1481, transitions: 3171, complete: true, status: 'pass', outcome: 'completed' });
     }
+    // a search this thread finishes before the worker claims a state: the worker is not waited for
+    const small = cell(['explore/spin/scale-n1k1.yaml', '--search', 'dfs', '--jobs', '2']);
+    expect([small.states, small.transitions, small.complete]).toEqual([83, 120, true]);
   }, 120_000);
 
   it('with the bug (B1) both the complete and the stop-at-first search find the freed block, with a schedule that replays it', () => {

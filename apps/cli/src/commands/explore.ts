@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { Option, type Command } from 'commander';
 import pc from 'picocolors';
-import { createExploreShare, exploreScenario, MAX_SHARED_STATES, isExploreResult, mergeExploreResults, REDUCTIONS, type CellKernelRequest, type CellResult, type CellStatus, type Counterexample, type ExploreOptions, type PluginCatalog, type Scenario, type ScheduleStep } from '@daxlab/core';
+import { createExploreShare, exploreScenario, exploreShareStates, MAX_SHARED_STATES, isExploreResult, mergeExploreResults, REDUCTIONS, type CellKernelRequest, type CellResult, type CellStatus, type Counterexample, type ExploreOptions, type PluginCatalog, type Scenario, type ScheduleStep } from '@daxlab/core';
 import { colorOnStdout, type CliIo } from '../io.js';
 import { kernelsFor, parseKernelFlags, type KernelOptions } from '../kernel.js';
 import { errorCell, nominalKernel, requestedKernel } from '../matrix/plan.js';
@@ -181,6 +181,12 @@ async function exploreShared(scenario: Scenario, kernel: CellKernelRequest, cata
     // an internal error here: the workers' parts are of no use
     await Promise.all(workers.map((w) => w.terminate()));
     throw e;
+  }
+  if (isExploreResult(mine) && mine.states === exploreShareStates(buffer)) {
+    // this thread claimed every state (a small search, done before the workers got going): they
+    // can find nothing new, so they are not waited for
+    await Promise.all(workers.map((w) => w.terminate()));
+    return mine;
   }
   const theirs = await Promise.all(parts);
   if (!isExploreResult(mine)) return mine;

@@ -4,7 +4,7 @@ import { loadScenarioFile } from '../scenario/load.js';
 import type { PluginCatalog } from '../scenario/run.js';
 import { testArch } from '../testing.js';
 import { exploreScenario, isExploreResult, mergeExploreResults } from './explorer.js';
-import { createExploreShare, SharedVisited, workerOrder } from './shared.js';
+import { createExploreShare, exploreShareStates, SharedVisited, workerOrder } from './shared.js';
 import type { ExploreOptions, ExploreResult } from './types.js';
 
 const catalog: PluginCatalog = { arch: { x86: () => testArch() }, fs: {}, driver: {} };
@@ -27,6 +27,7 @@ describe('the visited table a shared search keeps in shared memory', () => {
     // the key 0:0 is stored (as 1) although 0 marks an empty slot
     expect([a.visit([0, 0]), b.visit([0, 0])]).toEqual(['new', 'seen']);
     expect(a.states).toBe(3);
+    expect(exploreShareStates(buffer)).toBe(3);
     expect(b.stopped).toBe(false);
     a.stop();
     expect(b.stopped).toBe(true);

@@ -22,6 +22,11 @@ export function createExploreShare(maxStates: number): SharedArrayBuffer {
   return new SharedArrayBuffer(8 * FLAGS + 8 * slots);
 }
 
+/** States claimed so far by all the workers of a shared search. */
+export function exploreShareStates(buffer: SharedArrayBuffer): number {
+  return new SharedVisited(buffer).states;
+}
+
 /** A worker's part of a shared search (ExploreOptions.share). */
 export interface ExploreShare {
   /** from createExploreShare(), the same for every worker of the search */
