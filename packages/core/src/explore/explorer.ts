@@ -94,6 +94,11 @@ type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
 const NONE: readonly Violation[] = [];
 
+/** What a session's monitor has reported so far, kept with a state for its muted replays. */
+function reported(s: ScenarioSession): readonly Violation[] {
+  return s.monitor.violations.length === 0 ? NONE : s.monitor.violations.slice();
+}
+
 class Explorer {
   private readonly reduction: Reduction;
   private readonly maxStates: number;
@@ -334,8 +339,7 @@ class Explorer {
     const hist = visited ? this.threadPosition(s, from.hist, i) : from.hist;
     const key = visited ? this.key(s, hist, i) : null;
     const seen = visited ? visited.visit(key!, this.cost(child)) : 'new';
-    const violations = s.monitor.violations.length === 0 ? NONE : s.monitor.violations.slice();
-    const node: Node = { prefix: child.prefix, runnable: child.runnable, hist, last: i, preemptions: child.preemptions, violations, sessions: [s] };
+    const node: Node = { prefix: child.prefix, runnable: child.runnable, hist, last: i, preemptions: child.preemptions, violations: reported(s), sessions: [s] };
     const done = (): { node: Node; key: [number, number] | null; seen: 'new' | 'better' | 'seen'; expand: boolean } => {
       this.release(s);
       node.sessions = [];
@@ -366,8 +370,7 @@ class Explorer {
     // in a shared search the root counts for the worker that claims it first
     const mine = visited?.visit(this.key(root, hist, -1), 0) !== 'seen';
     if (!mine) this.states = 0;
-    const violations = root.monitor.violations.length === 0 ? NONE : root.monitor.violations.slice();
-    return { prefix: new Uint8Array(0), runnable, hist, last: -1, preemptions: 0, mine, violations, sessions: [root] };
+    return { prefix: new Uint8Array(0), runnable, hist, last: -1, preemptions: 0, mine, violations: reported(root), sessions: [root] };
   }
 
   /**
@@ -438,9 +441,9 @@ class Explorer {
     const order = (n: Node): Node & { next: number; order: readonly number[] } => ({ ...n, next: 0, order: workerOrder(n.runnable, worker) });
     const stack = [order(this.root(root, runnable, visited))];
     while (stack.length > 0 && !this.stopped) {
+      // another worker found something (stopAtFirst) or reached the state limit
       if (this.shared?.stopped) {
-        this.stopped = true;
-        if (this.options.stopAtFirst) this.limits.add('stop-at-first');
+        this.stop();
         break;
       }
       const f = stack[stack.length - 1]!;
