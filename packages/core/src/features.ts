@@ -37,6 +37,15 @@ export const FEATURES = [
     },
   },
   {
+    name: 'foll-pin',
+    values: [true, false],
+    summary: 'a DMA pin is counted as a pin (FOLL_PIN), not as a plain page reference',
+    meaning: {
+      true: 'pin_user_pages*() adds GUP_PIN_COUNTING_BIAS to a small folio\'s _refcount, or 1 plus _pincount on a large one, and page_maybe_dma_pinned() can tell a pinned page (3faa52c03f44 "mm/gup: track FOLL_PIN pages" and 47e29d32afba "mm/gup: page->hpage_pinned_refcount: exact pin counts for huge pages", v5.7 [M])',
+      false: 'no pin accounting: drivers pinned DMA pages with get_user_pages[_fast]() (FOLL_GET), one reference per page, and nothing can tell a pinned page from a referenced one; pin_user_pages() first appeared in v5.6 (eddb1c228f79) still counting as FOLL_GET (v5.6 and earlier [M])',
+    },
+  },
+  {
     name: 'fork-cow-pinned',
     values: [true, false],
     summary: 'fork copies maybe-DMA-pinned anonymous pages eagerly (seed 002)',
@@ -228,6 +237,7 @@ export interface Preset {
 
 const V5_4: FeatureSet = {
   'fsdax-refcount': 'legacy',
+  'foll-pin': false,
   'devmem-extra-ref': true,
   'fork-cow-pinned': false,
   'gup-fast-fork-seq': false,
@@ -249,7 +259,7 @@ const V5_4: FeatureSet = {
   'dax-insert-failure-cleanup': false,
   'fuse-break-whole-file': false,
 };
-const V5_10: FeatureSet = { ...V5_4, 'fork-cow-pinned': true, 'wp-reuse': 'refcount' };
+const V5_10: FeatureSet = { ...V5_4, 'foll-pin': true, 'fork-cow-pinned': true, 'wp-reuse': 'refcount' };
 const V6_1: FeatureSet = {
   ...V5_10,
   'devmem-extra-ref': false,
@@ -276,7 +286,7 @@ const V6_15: FeatureSet = {
 };
 
 export const PRESETS: readonly Preset[] = [
-  { name: 'v5.4', release: 'Linux 5.4 (Nov 2019)', features: V5_4, notes: 'era (a): every ZONE_DEVICE page idle at 1, devmap PTEs, no early COW at fork, COW reuse by mapcount' },
+  { name: 'v5.4', release: 'Linux 5.4 (Nov 2019)', features: V5_4, notes: 'era (a): every ZONE_DEVICE page idle at 1, devmap PTEs, no pin accounting (a DMA pin is a plain reference), no early COW at fork, COW reuse by mapcount' },
   { name: 'v5.10', release: 'Linux 5.10 (Dec 2020)', features: V5_10, notes: 'era (a) plus early COW of pinned pages at fork and page_count-based COW reuse (v5.9); write_protect_seq came in v5.11' },
   { name: 'v6.1', release: 'Linux 6.1 (Dec 2022)', features: V6_1, notes: 'era (b): device-private 0-based, fs-dax still 1-based; compound devmaps with unguarded vmemmap tail reuse; fsdax reflink with PAGE_MAPPING_DAX_COW' },
   { name: 'v6.3', release: 'Linux 6.3 (Apr 2023)', features: V6_1, notes: 'as v6.1: the last release before the vmemmap_can_optimize() arch opt-in (seed 003 crashes here on ppc64 hash)' },

@@ -46,6 +46,26 @@ describe('anonymous memory, GUP and fork', () => {
     expect(k.maybePinned(pfn)).toBe(false);
   });
 
+  it('before pin accounting (v5.4, foll-pin off) a DMA pin is a get_user_pages() reference: +1, not detectable, no MMF_HAS_PINNED', () => {
+    const counts = (version: string, features: Record<string, unknown> = {}): [number, boolean, boolean, number] => {
+      const { k } = kernel(version, features);
+      k.run(k.mmap({ anon: true, length: 4096, write: true, as: 'm' }));
+      k.run(k.write({ map: 'm', page: 0, data: 'A' }));
+      const pfn = k.pfnOf({ map: 'm', page: 0 })!;
+      k.run(k.gup({ map: 'm', page: 0, write: true, as: 'p' }, true));
+      const pinned: [number, boolean, boolean] = [k.refcount(pfn), k.maybePinned(pfn), k.process('init').hasPinned];
+      k.run(k.unpin({ name: 'p' }));
+      return [...pinned, k.refcount(pfn)];
+    };
+    // 1 (the mapping's reference) + 1, and unpin gives back exactly what the pin took
+    expect(counts('v5.4')).toEqual([2, false, false, 1]);
+    // v5.10: GUP_PIN_COUNTING_BIAS (3faa52c03f44, v5.7) and mm->has_pinned (v5.9)
+    expect(counts('v5.10')).toEqual([1025, true, true, 1]);
+    // the feature alone decides it, on any release
+    expect(counts('latest', { 'foll-pin': false })).toEqual([2, false, false, 1]);
+    expect(counts('v5.4', { 'foll-pin': true })).toEqual([1025, true, true, 1]);
+  });
+
   it('the first FOLL_PIN sets MMF_HAS_PINNED and it stays set after unpin (not inherited by fork)', () => {
     const { k } = kernel('latest');
     k.run(k.mmap({ anon: true, length: 4096, write: true, as: 'm' }));

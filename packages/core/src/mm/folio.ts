@@ -49,8 +49,12 @@ export class Folios {
     return this.order(head) >= 1;
   }
 
-  /** folio_maybe_dma_pinned(): exact with a pincount, else rc >= GUP_PIN_COUNTING_BIAS. */
+  /**
+   * folio_maybe_dma_pinned(): exact with a pincount, else rc >= GUP_PIN_COUNTING_BIAS. Without
+   * pin accounting (`foll-pin` false, before v5.7) the kernel has no such test: nothing looks pinned.
+   */
   maybeDmaPinned(head: number): boolean {
+    if (!this.k.features['foll-pin']) return false;
     const s = this.k.pages.slot(head);
     if (this.hasPincount(head)) return this.k.pages.pincount[s]! > 0;
     return this.k.pages.rc[s]! >>> 0 >= GUP_PIN_COUNTING_BIAS;

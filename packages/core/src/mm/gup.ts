@@ -30,7 +30,7 @@ export class Gup {
     const k = this.k;
     const mm = req.vma.mm;
     // mm_set_has_pinned_flag(): FOLL_PIN marks the mm, never cleared (MMF_HAS_PINNED, v5.16; has_pinned v5.9)
-    if (req.pin) mm.hasPinned = true;
+    if (this.counted(req.pin)) mm.hasPinned = true;
     let pfns = req.fast ? yield* this.fast(req, mm) : null;
     if (pfns === null) pfns = yield* this.slow(req);
     // __gup_longterm_locked(): check_and_migrate_movable_pages() returns -EAGAIN after migrating
@@ -49,10 +49,19 @@ export class Gup {
     return handle;
   }
 
+  /**
+   * Whether a reference of this kind is counted as a pin: FOLL_PIN, on a kernel with pin
+   * accounting (`foll-pin`). Before it (v5.6 and earlier) a driver's DMA pin was a
+   * get_user_pages() reference like any other.
+   */
+  private counted(pin: boolean): boolean {
+    return pin && this.k.features['foll-pin'];
+  }
+
   /** try_grab_folio(): FOLL_GET +1; FOLL_PIN +1024 on a small folio, +1 and _pincount +1 on a large one. */
   grab(head: number, pin: boolean, why: string): void {
     const k = this.k;
-    if (!pin) return k.folios.get(head, 1, why);
+    if (!this.counted(pin)) return k.folios.get(head, 1, why);
     if (k.folios.hasPincount(head)) {
       k.pages.pincount[k.pages.slot(head)]! += 1;
       k.folios.get(head, 1, why);
@@ -62,7 +71,7 @@ export class Gup {
   /** gup_put_folio(): the exact inverse of grab for the kind of reference the caller says it holds. */
   ungrab(head: number, pin: boolean, why: string): void {
     const k = this.k;
-    if (!pin) return k.folios.put(head, 1, why);
+    if (!this.counted(pin)) return k.folios.put(head, 1, why);
     if (k.folios.hasPincount(head)) {
       k.pages.pincount[k.pages.slot(head)]! -= 1;
       k.folios.put(head, 1, why);
