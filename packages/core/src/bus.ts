@@ -21,8 +21,9 @@ export interface Envelope<M, K extends keyof M = keyof M> {
  *   (a bare Subject delivers depth-first, which reorders events).
  * - Listener exceptions are captured in `errors` synchronously instead of being re-thrown later
  *   on a timer, which is what RxJS does with subscriber errors.
- * - `wants(type)` lets hot paths skip building an event nobody listens to; `seq` advances anyway
- *   so traces stay replay-stable whatever is subscribed.
+ * - `wants(type)` lets hot paths skip building an event nobody listens to (it is then not
+ *   numbered either: `seq` counts the events emitted, so two runs number their events alike when
+ *   the same types are observed — a traced run and its traced replay do).
  */
 export class EventBus<M extends object> {
   private readonly byType = new Map<keyof M, Subject<Envelope<M>>>();
