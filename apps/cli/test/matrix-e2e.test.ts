@@ -103,6 +103,20 @@ describe.skipIf(!BUILT)('daxlab matrix: jobs, shards, merge, --out and --resume 
     rmSync(dir, { recursive: true, force: true });
   }, SLOW);
 
+  it('cells queued behind the one that crashed a worker run elsewhere and pass', () => {
+    // two cells in flight per worker: the worker that crashes on v5.10 holds the next cell too
+    const scenario = 'name: anon-pin\nsteps:\n  - mmap: { anon: true, length: 8KiB, write: true, as: m }\n  - pin: { map: m, page: 0, write: true, as: dma }\n  - unpin: dma\n';
+    const dir = tempTree({ 'anon.yaml': scenario });
+    const plugin = join(CLI_DIR, 'test', 'fixtures', 'crash-arch.mjs');
+    const r = daxlab(['matrix', 'anon.yaml', '--plugin', plugin, '--arch', 'crash', '--kernel', 'all', '--jobs', '2', '--reporter', 'json'], dir);
+    expect(r.code).toBe(1);
+    const doc = JSON.parse(r.out) as Doc;
+    expect(doc.cells.map((c) => [c.kernel.version, c.status])).toEqual([
+      ['v5.4', 'pass'], ['v5.10', 'error'], ['v6.1', 'pass'], ['v6.3', 'pass'], ['v6.6', 'pass'], ['v6.15', 'pass'], ['latest', 'pass'],
+    ]);
+    rmSync(dir, { recursive: true, force: true });
+  }, SLOW);
+
   it('workers that cannot start: every cell is an error naming why, no hang', () => {
     const dir = tempTree({ 'a.yaml': 'name: a\nsteps:\n  - spawn: { as: p }\n' });
     const plugin = join(CLI_DIR, 'test', 'fixtures', 'main-thread-only-arch.mjs');

@@ -53,10 +53,18 @@ export function workersAvailable(): boolean {
   return existsSync(WORKER_FILE);
 }
 
+/**
+ * Cells handed to a worker ahead of its results: with one, the worker idles for a message round
+ * trip after every cell (a cheap cell costs about as much as that); with two, its next cell is
+ * already waiting in its port.
+ */
+const IN_FLIGHT = 2;
+
 interface Slot {
   readonly worker: Worker;
   ready: boolean;
-  busy: CellTask | null;
+  /** the cells sent and not yet reported, in the order the worker runs them */
+  readonly busy: CellTask[];
   cause: string | null;
   /** ids of the scenarios this worker already has */
   readonly has: Set<number>;
@@ -98,19 +106,20 @@ export function workerExecutor(jobs: number, setup: WorkerSetup): CellExecutor {
         for (const t of queue.splice(0)) report(t.index, errorCell(t.scenario.name, t.scenario.file, requestedKernel(t.kernel, t.scenario), why));
       };
       const feed = (s: Slot) => {
-        if (settled || !s.ready || s.busy) return;
-        const t = queue.shift();
-        if (!t) return;
-        s.busy = t;
-        let id = scenarioIds.get(t.scenario);
-        if (id === undefined) scenarioIds.set(t.scenario, (id = scenarioIds.size));
-        const first = !s.has.has(id);
-        s.has.add(id);
-        s.worker.postMessage({ index: t.index, scenarioId: id, ...(first ? { scenario: t.scenario } : {}), kernel: t.kernel } satisfies ToWorker);
+        while (!settled && s.ready && s.busy.length < IN_FLIGHT) {
+          const t = queue.shift();
+          if (!t) return;
+          s.busy.push(t);
+          let id = scenarioIds.get(t.scenario);
+          if (id === undefined) scenarioIds.set(t.scenario, (id = scenarioIds.size));
+          const first = !s.has.has(id);
+          s.has.add(id);
+          s.worker.postMessage({ index: t.index, scenarioId: id, ...(first ? { scenario: t.scenario } : {}), kernel: t.kernel } satisfies ToWorker);
+        }
       };
       const spawn = () => {
         const worker = new Worker(WORKER_FILE, { workerData: setup satisfies WorkerSetup });
-        const s: Slot = { worker, ready: false, busy: null, cause: null, has: new Set() };
+        const s: Slot = { worker, ready: false, busy: [], cause: null, has: new Set() };
         slots.add(s);
         worker.on('message', (m: FromWorker) => {
           if (m.type === 'ready') {
@@ -119,7 +128,8 @@ export function workerExecutor(jobs: number, setup: WorkerSetup): CellExecutor {
           } else if (m.type === 'init-failed') {
             s.cause = m.message;
           } else {
-            s.busy = null;
+            // a worker runs its cells in the order it was sent them
+            s.busy.shift();
             report(m.index, m.cell);
             feed(s);
           }
@@ -130,8 +140,10 @@ export function workerExecutor(jobs: number, setup: WorkerSetup): CellExecutor {
         worker.on('exit', (code) => {
           if (settled || !slots.delete(s)) return;
           const cause = s.cause ?? `it exited with code ${code}`;
-          if (s.busy) {
-            const t = s.busy;
+          const [t, ...waiting] = s.busy;
+          if (t) {
+            // the cell it was running crashed it; the ones waiting behind it go to other workers
+            queue.unshift(...waiting);
             report(t.index, errorCell(t.scenario.name, t.scenario.file, requestedKernel(t.kernel, t.scenario), `the worker thread running this cell crashed: ${cause} (the other cells ran on)`));
           }
           if (settled) return;
