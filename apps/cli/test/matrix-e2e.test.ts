@@ -91,30 +91,30 @@ describe.skipIf(!BUILT)('daxlab matrix: jobs, shards, merge, --out and --resume 
     rmSync(dir, { recursive: true, force: true });
   }, SLOW);
 
-  it('a worker thread that dies mid-cell: that cell is an error naming the cause, the others run, no hang', () => {
+  /** The matrix of one anon pin scenario on the crash arch (its v5.10 kernel ends the worker thread), two workers. */
+  const crashMatrix = (kernels: string): { code: number | null; cells: Doc['cells'] } => {
     const scenario = 'name: anon-pin\nsteps:\n  - mmap: { anon: true, length: 8KiB, write: true, as: m }\n  - pin: { map: m, page: 0, write: true, as: dma }\n  - unpin: dma\n';
     const dir = tempTree({ 'anon.yaml': scenario });
     const plugin = join(CLI_DIR, 'test', 'fixtures', 'crash-arch.mjs');
-    const r = daxlab(['matrix', 'anon.yaml', '--plugin', plugin, '--arch', 'crash', '--kernel', 'v5.4,v5.10,v6.15', '--jobs', '2', '--reporter', 'json'], dir);
-    expect(r.code).toBe(1);
-    const doc = JSON.parse(r.out) as Doc;
-    expect(doc.cells.map((c) => [c.kernel.version, c.status])).toEqual([['v5.4', 'pass'], ['v5.10', 'error'], ['v6.15', 'pass']]);
-    expect(doc.cells[1]!.reason).toBe('the worker thread running this cell crashed: it exited with code 70 (the other cells ran on)');
+    const r = daxlab(['matrix', 'anon.yaml', '--plugin', plugin, '--arch', 'crash', '--kernel', kernels, '--jobs', '2', '--reporter', 'json'], dir);
     rmSync(dir, { recursive: true, force: true });
+    return { code: r.code, cells: (JSON.parse(r.out) as Doc).cells };
+  };
+
+  it('a worker thread that dies mid-cell: that cell is an error naming the cause, the others run, no hang', () => {
+    const { code, cells } = crashMatrix('v5.4,v5.10,v6.15');
+    expect(code).toBe(1);
+    expect(cells.map((c) => [c.kernel.version, c.status])).toEqual([['v5.4', 'pass'], ['v5.10', 'error'], ['v6.15', 'pass']]);
+    expect(cells[1]!.reason).toBe('the worker thread running this cell crashed: it exited with code 70 (the other cells ran on)');
   }, SLOW);
 
   it('cells queued behind the one that crashed a worker run elsewhere and pass', () => {
     // two cells in flight per worker: the worker that crashes on v5.10 holds the next cell too
-    const scenario = 'name: anon-pin\nsteps:\n  - mmap: { anon: true, length: 8KiB, write: true, as: m }\n  - pin: { map: m, page: 0, write: true, as: dma }\n  - unpin: dma\n';
-    const dir = tempTree({ 'anon.yaml': scenario });
-    const plugin = join(CLI_DIR, 'test', 'fixtures', 'crash-arch.mjs');
-    const r = daxlab(['matrix', 'anon.yaml', '--plugin', plugin, '--arch', 'crash', '--kernel', 'all', '--jobs', '2', '--reporter', 'json'], dir);
-    expect(r.code).toBe(1);
-    const doc = JSON.parse(r.out) as Doc;
-    expect(doc.cells.map((c) => [c.kernel.version, c.status])).toEqual([
+    const { code, cells } = crashMatrix('all');
+    expect(code).toBe(1);
+    expect(cells.map((c) => [c.kernel.version, c.status])).toEqual([
       ['v5.4', 'pass'], ['v5.10', 'error'], ['v6.1', 'pass'], ['v6.3', 'pass'], ['v6.6', 'pass'], ['v6.15', 'pass'], ['latest', 'pass'],
     ]);
-    rmSync(dir, { recursive: true, force: true });
   }, SLOW);
 
   it('workers that cannot start: every cell is an error naming why, no hang', () => {
