@@ -33,11 +33,11 @@ describe('the selftests scenario library passes the default matrix', () => {
   it('has one scenario per modelled case of each family (one directory per family)', () => {
     const count: Record<string, number> = {};
     for (const l of loaded) count[basename(dirname(l.file))] = (count[basename(dirname(l.file))] ?? 0) + 1;
-    // cow.c: 9 anon cases on a base page; 3 non-anon cases with the shared zeropage and 3 with
+    // cow.c: 14 anon cases on a base page; 3 non-anon cases with the shared zeropage and 3 with
     // a tmpfile on fs-dax; gup_longterm.c: 8 GUP cases on fs-dax, 4 on device-dax; gup_test: 5
     // ioctls on private anon memory and one run on a shared fs-dax file; gaps: 1 case no shipped
     // test covers (a R/O pin of a reflinked fs-dax page)
-    expect(count).toEqual({ 'cow-anon': 9, 'cow-non-anon': 6, 'gup-longterm': 12, 'gup-test': 6, gaps: 1 });
+    expect(count).toEqual({ 'cow-anon': 14, 'cow-non-anon': 6, 'gup-longterm': 12, 'gup-test': 6, gaps: 1 });
     expect(scenarios.every((s) => s.name.startsWith('selftest-'))).toBe(true);
   });
 
@@ -78,21 +78,39 @@ function basePage(k: Kernel): void {
   k.run(k.write({ map: 'mem', page: 0, data: '0x01' }));
 }
 
+/**
+ * cow.c do_test_cow_in_parent(do_mprotect): "mprotect() optimizations might try avoiding
+ * write-faults by directly mapping pages writable" -- PROT_READ, then PROT_READ|PROT_WRITE.
+ */
+function mprotectReadThenWrite(k: Kernel): void {
+  k.run(k.mprotect({ map: 'mem', write: false }));
+  k.run(k.mprotect({ map: 'mem', write: true }));
+}
+
+/** cow.c RO_PIN_TEST_RO_EXCLUSIVE / do_test_iouring(!use_fork): mprotect(PROT_READ); clear_softdirty(); mprotect(PROT_READ|PROT_WRITE). */
+function roMapExclusive(k: Kernel): void {
+  k.run(k.mprotect({ map: 'mem', write: false }));
+  k.run(k.clearRefs({}));
+  k.run(k.mprotect({ map: 'mem', write: true }));
+}
+
 /** cow.c do_test_cow_in_parent(child_memcmp_fn): true = "No leak from parent into child". */
-function cowInParent(k: Kernel): boolean {
+function cowInParent(k: Kernel, doMprotect = false): boolean {
   basePage(k);
   k.run(k.fork({ as: 'child' }));
   const old = k.run(k.read({ map: 'mem', page: 0, process: 'child' }));
+  if (doMprotect) mprotectReadThenWrite(k);
   k.run(k.write({ map: 'mem', page: 0, data: '0xff' }));
   return k.run(k.read({ map: 'mem', page: 0, process: 'child' })) === old;
 }
 
 /** cow.c do_test_cow_in_parent(child_vmsplice_memcmp_fn): vmsplice = R/O FOLL_GET held by the pipe. */
-function vmspliceInChild(k: Kernel): boolean {
+function vmspliceInChild(k: Kernel, doMprotect = false): boolean {
   basePage(k);
   k.run(k.fork({ as: 'child' }));
   k.run(k.gup({ map: 'mem', page: 0, fast: true, process: 'child', as: 'pipe' }, false));
   k.run(k.munmap({ map: 'mem', process: 'child' }));
+  if (doMprotect) mprotectReadThenWrite(k);
   k.run(k.write({ map: 'mem', page: 0, data: '0xff' }));
   return k.run(k.dmaRead({ pin: 'pipe' })) === '0x01';
 }
@@ -116,6 +134,24 @@ function iouringFork(k: Kernel): boolean {
   k.run(k.fork({ as: 'child' }));
   k.run(k.write({ map: 'mem', page: 0, data: '0xff' }));
   return k.run(k.dmaRead({ pin: 'fixed' })) === k.run(k.read({ map: 'mem', page: 0 }));
+}
+
+/** cow.c do_test_iouring(use_fork = false): true = "Longterm R/W pin is reliable". */
+function iouringRo(k: Kernel): boolean {
+  basePage(k);
+  k.run(k.gup({ map: 'mem', page: 0, write: true, longterm: true, as: 'fixed' }, true));
+  roMapExclusive(k);
+  k.run(k.write({ map: 'mem', page: 0, data: '0xff' }));
+  return k.run(k.dmaRead({ pin: 'fixed' })) === k.run(k.read({ map: 'mem', page: 0 }));
+}
+
+/** cow.c do_test_ro_pin(RO_PIN_TEST_RO_EXCLUSIVE): true = "Longterm R/O pin is reliable". */
+function roPinExclusive(k: Kernel, fast: boolean): boolean {
+  basePage(k);
+  roMapExclusive(k);
+  k.run(k.gup({ map: 'mem', page: 0, longterm: true, fast, as: 'ro' }, true));
+  k.run(k.write({ map: 'mem', page: 0, data: '0xff' }));
+  return k.run(k.dmaRead({ pin: 'ro' })) === k.run(k.read({ map: 'mem', page: 0 }));
 }
 
 /** cow.c do_test_ro_pin(RO_PIN_TEST_SHARED / _PREVIOUSLY_SHARED): true = "Longterm R/O pin is reliable". */
@@ -156,6 +192,14 @@ describe('cow.c verdicts per release (base page; releases v5.4 v5.10 v6.1 v6.3 v
     expect(verdicts(vmspliceInChild)).toEqual([F, P, P, P, P, P, P]);
   });
 
+  // The parent's mprotect(PROT_READ) + mprotect(PROT_READ|PROT_WRITE) changes nothing here: the
+  // page lost PageAnonExclusive at fork, so can_change_pte_writable() (v6.0) never maps it
+  // writable, and v5.x never upgrades private PTEs; the write faults and decides as before
+  it('the two "with mprotect() optimization" cases have the verdicts of their plain variants', () => {
+    expect(verdicts((k) => cowInParent(k, true))).toEqual([P, P, P, P, P, P, P]);
+    expect(verdicts((k) => vmspliceInChild(k, true))).toEqual([F, P, P, P, P, P, P]);
+  });
+
   it('vmsplice() before fork(), unmap in parent after fork(): leaks on v5.4 only', () => {
     expect(verdicts((k) => vmspliceInParent(k, true))).toEqual([F, P, P, P, P, P, P]);
   });
@@ -186,6 +230,54 @@ describe('cow.c verdicts per release (base page; releases v5.4 v5.10 v6.1 v6.3 v
   it('non-anon R/O longterm GUP (and GUP-fast) pin with the shared zeropage: reliable from v6.2 (v6.6 preset)', () => {
     expect(verdicts((k) => zeropageRoPin(k, false))).toEqual([F, F, F, F, P, P, P]);
     expect(verdicts((k) => zeropageRoPin(k, true))).toEqual([F, F, F, F, P, P, P]);
+  });
+
+  // mprotect(PROT_READ) + clear_softdirty() + mprotect(PROT_READ|PROT_WRITE) leave an exclusive
+  // page mapped R/O, so the write faults with the pin held. v5.4: the pin is one reference and
+  // reuse is by mapcount (1): the write stays in the pinned page. v5.10: page_count() is
+  // 1 + 1024 != 1, do_wp_page() copies and the pin keeps the old data. v5.19+: PageAnonExclusive
+  // is reused whatever the refcount (and the R/O pin needs no unshare: the page is exclusive).
+  it('R/O-mapping a page registered as iouring fixed buffer: fails on v5.10 only', () => {
+    expect(verdicts(iouringRo)).toEqual([P, F, P, P, P, P, P]);
+  });
+
+  it('R/O GUP (and GUP-fast) pin on R/O-mapped exclusive page: fails on v5.10 only', () => {
+    expect(verdicts((k) => roPinExclusive(k, false))).toEqual([P, F, P, P, P, P, P]);
+    expect(verdicts((k) => roPinExclusive(k, true))).toEqual([P, F, P, P, P, P, P]);
+  });
+
+  it('the soft-dirty trick works on x86: the exclusive page really is mapped R/O before the write, which faults and reuses it (v6.1+)', () => {
+    for (const v of ['v6.1', 'v6.3', 'latest']) {
+      const { k, m } = anonKernel(v);
+      basePage(k);
+      const pfn = k.pfnOf({ map: 'mem', page: 0 })!;
+      roMapExclusive(k);
+      expect(k.isWritableIn({ map: 'mem', page: 0 }), v).toBe(false);
+      k.run(k.write({ map: 'mem', page: 0, data: '0xff' }));
+      // the write fault (do_wp_page) reused the exclusive page: no copy, now writable
+      expect(m.trace.filter((l) => /^#\d+ cow /.test(l)), v).toEqual([]);
+      expect(k.pfnOf({ map: 'mem', page: 0 })).toBe(pfn);
+      expect(k.isWritableIn({ map: 'mem', page: 0 })).toBe(true);
+    }
+    // without clear_softdirty() the v6.0 optimization maps it writable and the write does not fault
+    const { k } = anonKernel('latest');
+    basePage(k);
+    mprotectReadThenWrite(k);
+    expect(k.isWritableIn({ map: 'mem', page: 0 })).toBe(true);
+  });
+
+  it('arm64 has no soft-dirty: the R/O trick does not work there from v6.0 (the page is mapped writable), and the verdicts are the same', () => {
+    const arm = (v: string) => createKernel({ arch: catalog.arch['arm64']!({}), kernel: v });
+    // arm64 has no ZONE_DEVICE before v5.7, so its kernels start at v5.10 here
+    const later = RELEASES.slice(1);
+    expect(later.map((v) => (iouringRo(arm(v)) ? P : F))).toEqual([F, P, P, P, P, P]);
+    expect(later.map((v) => (roPinExclusive(arm(v), true) ? P : F))).toEqual([F, P, P, P, P, P]);
+    expect(later.map((v) => {
+      const k = arm(v);
+      basePage(k);
+      roMapExclusive(k);
+      return k.isWritableIn({ map: 'mem', page: 0 });
+    })).toEqual([false, true, true, true, true, true]);
   });
 
   it('an unreliable R/O pin is the pinned-page-diverged invariant; a reliable one leaves the copy exclusive', () => {

@@ -72,7 +72,8 @@ export function arm64Mmu(pageSize: Arm64PageSize): Mmu {
     subsectionSize: 2 * MiB, // SUBSECTION_SHIFT 21 on every arch (include/linux/mmzone.h)
     // ARCH_HAS_PTE_SPECIAL; ARCH_HAS_PTE_DEVMAP from 73b20c84d42d "arm64: mm: implement pte_devmap
     // support" (v5.7 [M]) until the devmap bit was removed (~v6.17 [M])
-    pteBits: { special: true, devmap: true },
+    // no soft-dirty: arch/arm64/Kconfig never selects HAVE_ARCH_SOFT_DIRTY (clear_refs 4 is a no-op)
+    pteBits: { special: true, devmap: true, softDirty: false },
     // dax_align_valid() (drivers/dax/bus.c): PAGE_SIZE, and PMD_SIZE with THP; no PUD_SIZE
     devdaxAlignments: [pageSize, g.pmdSize],
   };

@@ -44,7 +44,7 @@ describe('arm64 constants per granule', () => {
   });
   it('pte_special and pte_devmap exist; vmemmap is in init_mm; never opts in to the DAX vmemmap optimisation', () => {
     const a = arm64();
-    expect(a.mmu.pteBits).toEqual({ special: true, devmap: true });
+    expect(a.mmu.pteBits).toEqual({ special: true, devmap: true, softDirty: false });
     expect(a.populator.vmemmapInInitMm).toBe(true);
     for (const v of ['v5.10', 'v6.1', 'v6.3', 'v6.6', 'v6.15', 'latest']) expect(a.populator.optsInToDaxVmemmapOptimization(v)).toBe(false);
   });

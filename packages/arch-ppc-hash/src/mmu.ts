@@ -36,7 +36,8 @@ export const PPC_HASH_64K_MMU: Mmu = {
   structPageSize: 64,
   sectionSize: PPC_SECTION_SIZE,
   subsectionSize: 2 * MiB, // SUBSECTION_SHIFT 21 (include/linux/mmzone.h): 32 pages of 64K
-  pteBits: { special: true, devmap: true },
+  // HAVE_ARCH_SOFT_DIRTY if PPC_BOOK3S_64 (arch/powerpc/Kconfig, 4K and 64K pages; hash and radix)
+  pteBits: { special: true, devmap: true, softDirty: true },
   devdaxAlignments: [64 * KiB, 16 * MiB],
   // memremap_compat_align() (arch/powerpc/mm/book3s64/pgtable.c): on hash, max(SUBSECTION_SIZE,
   // the linear map's page size), 16 MiB where the MMU has 16M pages (htab_init_page_sizes())

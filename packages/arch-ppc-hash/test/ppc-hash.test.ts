@@ -36,7 +36,7 @@ describe('ppc64 hash: constants (arch/powerpc/include/asm/book3s/64/hash-64k.h, 
   it('64K pages: device-dax offers PAGE_SIZE and PMD_SIZE (hash THP), no PUD (has_transparent_pud_hugepage() is radix-only)', () => {
     expect(PPC_HASH_64K_MMU.devdaxAlignments).toEqual([64 * KiB, 16 * MiB]);
     expect(PPC_HASH_64K_MMU.pudSize).toBeNull();
-    expect(PPC_HASH_64K_MMU.pteBits).toEqual({ special: true, devmap: true });
+    expect(PPC_HASH_64K_MMU.pteBits).toEqual({ special: true, devmap: true, softDirty: true });
   });
 
   it('4K pages: PMD 2^(12+9) = 2 MiB, PUD 2^(21+7) = 256 MiB, and no THP on hash (PMD_SHIFT is not 24): device-dax at PAGE_SIZE only', () => {

@@ -37,7 +37,8 @@ export const S390_MMU: Mmu = {
   structPageSize: 64,
   sectionSize: 128 * MiB,
   subsectionSize: 2 * MiB, // SUBSECTION_SHIFT 21 (include/linux/mmzone.h)
-  pteBits: { special: true, devmap: false },
+  // HAVE_ARCH_SOFT_DIRTY (arch/s390/Kconfig); pte_mkdirty() sets _PAGE_SOFT_DIRTY with _PAGE_DIRTY
+  pteBits: { special: true, devmap: false, softDirty: true },
   devdaxAlignments: [4 * KiB, 1 * MiB],
 };
 

@@ -29,7 +29,7 @@ describe('s390: constants (arch/s390/include/asm/sparsemem.h, pgtable.h, Kconfig
   });
 
   it('pte_special but no devmap bit (ARCH_HAS_PTE_SPECIAL, never ARCH_HAS_PTE_DEVMAP); no PUD-sized device mappings', () => {
-    expect(S390_MMU.pteBits).toEqual({ special: true, devmap: false });
+    expect(S390_MMU.pteBits).toEqual({ special: true, devmap: false, softDirty: true });
     expect(S390_MMU.pudSize).toBeNull();
   });
 

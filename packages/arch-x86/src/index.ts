@@ -14,7 +14,9 @@ export const X86_MMU: Mmu = {
   structPageSize: 64, // sizeof(struct page) on x86-64 without debug options
   sectionSize: 128 * MiB, // SECTION_SIZE_BITS 27 (arch/x86/include/asm/sparsemem.h, "matt - 128 is convenient right now")
   subsectionSize: 2 * MiB, // SUBSECTION_SHIFT 21 (include/linux/mmzone.h)
-  pteBits: { special: true, devmap: true }, // ARCH_HAS_PTE_SPECIAL, ARCH_HAS_PTE_DEVMAP (devmap bit gone ~v6.17)
+  // ARCH_HAS_PTE_SPECIAL, ARCH_HAS_PTE_DEVMAP (devmap bit gone ~v6.17); HAVE_ARCH_SOFT_DIRTY
+  // (arch/x86/Kconfig, X86_64; _PAGE_SOFT_DIRTY, set by pte_mkdirty())
+  pteBits: { special: true, devmap: true, softDirty: true },
   // dax_align_valid() (drivers/dax/bus.c): PAGE_SIZE, PMD_SIZE with THP, PUD_SIZE with
   // HAVE_ARCH_TRANSPARENT_HUGEPAGE_PUD (x86-64 selects it)
   devdaxAlignments: [4 * KiB, 2 * MiB, GiB],

@@ -22,8 +22,11 @@ export interface Mmu {
   readonly sectionSize: number;
   /** 1 << SUBSECTION_SHIFT (2 MiB in mm/sparse.c unless the arch says otherwise). */
   readonly subsectionSize: number;
-  /** PTE bits the arch has: pte_special (ARCH_HAS_PTE_SPECIAL) and pte_devmap (ARCH_HAS_PTE_DEVMAP). */
-  readonly pteBits: { readonly special: boolean; readonly devmap: boolean };
+  /**
+   * PTE bits the arch has: pte_special (ARCH_HAS_PTE_SPECIAL), pte_devmap (ARCH_HAS_PTE_DEVMAP)
+   * and pte_soft_dirty (HAVE_ARCH_SOFT_DIRTY, with CONFIG_MEM_SOFT_DIRTY=y; absent means none).
+   */
+  readonly pteBits: { readonly special: boolean; readonly devmap: boolean; readonly softDirty?: boolean };
   /** Device-dax alignments the arch offers (bytes). */
   readonly devdaxAlignments: readonly number[];
   /**

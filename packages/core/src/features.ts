@@ -84,6 +84,25 @@ export const FEATURES = [
     },
   },
   {
+    name: 'mprotect-anon-writable',
+    values: ['off', 'dirty', 'clean'],
+    summary: 'mprotect(PROT_WRITE) maps a PageAnonExclusive page of a private mapping writable at once (the "mprotect() optimization" of cow.c)',
+    meaning: {
+      off: 'change_protection() leaves every PTE of a private mapping read-only; the next write faults (do_wp_page). Shared mappings with writenotify: dirty_accountable makes dirty PTEs writable, with the pre-fix soft-dirty test (pte_soft_dirty || !VM_SOFTDIRTY) (v5.19 and earlier)',
+      dirty: 'can_change_pte_writable(): a dirty PTE of an exclusive anon page is made writable unless soft-dirty tracking needs the fault (vma_soft_dirty_enabled && !pte_soft_dirty); shared writenotify mappings as before, with the fixed soft-dirty test (64fe24a3e05e "mm/mprotect: try avoiding write faults for exclusive anonymous pages when changing protection" and 76aefad628aa "mm/mprotect: fix soft-dirty check in can_change_pte_writable()", v6.0 [M]); PMD leaves get newprot only',
+      clean: 'also a clean PTE of an exclusive anon page; only shared mappings still need the dirty bit ("mm/mprotect: allow clean exclusive anon pages to be writable", Nadav Amit), and change_huge_pmd() upgrades PMD leaves by the same rules (can_change_pmd_writable(), "mm/huge_memory: try avoiding write faults when changing PMD protection"), both v6.2 [M]',
+    },
+  },
+  {
+    name: 'clear-refs-skip-pinned',
+    values: [true, false],
+    summary: 'clearing soft-dirty (clear_refs 4) leaves a writable, maybe-DMA-pinned anon PTE writable',
+    meaning: {
+      true: 'clear_soft_dirty() skips pte_is_pinned() PTEs: writable, in a COW mapping, mm MMF_HAS_PINNED, folio_maybe_dma_pinned() (fs/proc/task_mmu.c, 9348b73c2e1b, v5.11 [M])',
+      false: 'every present PTE is write-protected, pinned or not, so the next write fault may copy the page away from the pin (v5.10 and earlier)',
+    },
+  },
+  {
     name: 'compound-devmap',
     values: [true, false],
     summary: 'device-dax uses compound pages from its alignment (vmemmap_shift)',
@@ -243,6 +262,8 @@ const V5_4: FeatureSet = {
   'gup-fast-fork-seq': false,
   'wp-reuse': 'mapcount',
   'gup-unshare': 'off',
+  'mprotect-anon-writable': 'off',
+  'clear-refs-skip-pinned': false,
   'compound-devmap': false,
   'vmemmap-optimize': 'off',
   'dax-busy-mapping-mapped-check': true,
@@ -266,6 +287,8 @@ const V6_1: FeatureSet = {
   'gup-fast-fork-seq': true,
   'wp-reuse': 'anon-exclusive',
   'gup-unshare': 'anon',
+  'mprotect-anon-writable': 'dirty',
+  'clear-refs-skip-pinned': true,
   'compound-devmap': true,
   'vmemmap-optimize': 'unguarded',
   'memunmap-waits-page-refs': false,
@@ -274,7 +297,9 @@ const V6_1: FeatureSet = {
   'fsdax-reflink': true,
   'dax-shared-anon-alias': true,
 };
-const V6_6: FeatureSet = { ...V6_1, 'vmemmap-optimize': 'arch-opt-in', 'dax-pre-remove-notify': true, 'gup-unshare': 'cow-mapping' };
+// v6.2: clean exclusive anon PTEs and PMD leaves made writable by mprotect() too
+const V6_3: FeatureSet = { ...V6_1, 'mprotect-anon-writable': 'clean' };
+const V6_6: FeatureSet = { ...V6_3, 'vmemmap-optimize': 'arch-opt-in', 'dax-pre-remove-notify': true, 'gup-unshare': 'cow-mapping' };
 const V6_15: FeatureSet = {
   ...V6_6,
   'fsdax-refcount': 'zero-based',
@@ -289,7 +314,7 @@ export const PRESETS: readonly Preset[] = [
   { name: 'v5.4', release: 'Linux 5.4 (Nov 2019)', features: V5_4, notes: 'era (a): every ZONE_DEVICE page idle at 1, devmap PTEs, no pin accounting (a DMA pin is a plain reference), no early COW at fork, COW reuse by mapcount' },
   { name: 'v5.10', release: 'Linux 5.10 (Dec 2020)', features: V5_10, notes: 'era (a) plus early COW of pinned pages at fork and page_count-based COW reuse (v5.9); write_protect_seq came in v5.11' },
   { name: 'v6.1', release: 'Linux 6.1 (Dec 2022)', features: V6_1, notes: 'era (b): device-private 0-based, fs-dax still 1-based; compound devmaps with unguarded vmemmap tail reuse; fsdax reflink with PAGE_MAPPING_DAX_COW' },
-  { name: 'v6.3', release: 'Linux 6.3 (Apr 2023)', features: V6_1, notes: 'as v6.1: the last release before the vmemmap_can_optimize() arch opt-in (seed 003 crashes here on ppc64 hash)' },
+  { name: 'v6.3', release: 'Linux 6.3 (Apr 2023)', features: V6_3, notes: 'as v6.1 but mprotect() also upgrades clean exclusive anon PTEs (v6.2): the last release before the vmemmap_can_optimize() arch opt-in (seed 003 crashes here on ppc64 hash)' },
   { name: 'v6.6', release: 'Linux 6.6 (Oct 2023)', features: V6_6, notes: 'era (b) with the seed-003 fix (arch opt-in) and MF_MEM_PRE_REMOVE notification on pmem unbind' },
   { name: 'v6.15', release: 'Linux 6.15 (May 2025)', features: V6_15, notes: 'era (c): fs-dax and device-dax pages refcounted normally, no mapping_mapped() shortcut, no DAX_SHARED alias, FUSE breaks the whole file' },
   { name: 'latest', release: 'mainline as read (7.2)', features: V6_15, notes: 'as v6.15; pte_devmap and pfn_t removed altogether' },

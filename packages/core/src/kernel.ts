@@ -16,6 +16,7 @@ import { Fork } from './mm/fork.js';
 import { Gup, type GupRequest } from './mm/gup.js';
 import { Memremap } from './mm/memremap.js';
 import { DeviceMigration } from './mm/migrate.js';
+import { Mprotect } from './mm/mprotect.js';
 import { PageStore, PG } from './mm/pages.js';
 import { Ram } from './mm/ram.js';
 import { Vm, type Leaf } from './mm/vm.js';
@@ -105,6 +106,7 @@ export class Kernel {
   /** should_fail() sites armed by `inject-fault` steps (fault-inject.ts) */
   readonly faultInject = new FaultInjection();
   readonly migration: DeviceMigration;
+  readonly mprotector: Mprotect;
   /** pfn of the shared zero page */
   get zeroPfn(): number {
     return this.ram.basePfn;
@@ -112,6 +114,11 @@ export class Kernel {
   /** first pfn of the huge zero page (mm_get_huge_zero_folio), PMD-aligned after the zero page */
   get hugeZeroPfn(): number {
     return this.ram.basePfn + this.vm.pmdPages;
+  }
+
+  /** CONFIG_MEM_SOFT_DIRTY: the arch has a soft-dirty PTE bit (HAVE_ARCH_SOFT_DIRTY) */
+  get softDirtyArch(): boolean {
+    return this.mmu.pteBits.softDirty === true;
   }
 
   /** is_zero_pfn() || is_huge_zero_pfn(): never refcounted, never pinned */
@@ -166,6 +173,7 @@ export class Kernel {
     this.forker = new Fork(this);
     this.dax = new Dax(this);
     this.migration = new DeviceMigration(this);
+    this.mprotector = new Mprotect(this);
     this.processes.set('init', this.vm.newMm('init'));
   }
 
@@ -464,6 +472,16 @@ export class Kernel {
     yield* this.vm.unmapVma(this.map(a.map, a.process));
   }
 
+  /** mprotect(addr, len, PROT_READ [| PROT_WRITE]) of a whole mapping (mm/mprotect.ts). */
+  *mprotect(a: { map: string; write: boolean; process?: string }): Op {
+    yield* this.mprotector.mprotect(this.map(a.map, a.process), a.write);
+  }
+
+  /** echo 4 > /proc/PID/clear_refs: clear soft-dirty in the whole process (mm/mprotect.ts). */
+  *clearRefs(a: { process?: string }): Op {
+    yield* this.mprotector.clearSoftDirty(this.process(a.process));
+  }
+
   private pageOf(vma: Vma, page: number): number {
     if (!Number.isInteger(page) || page < 0 || page >= vma.pages) throw new KernelError('EFAULT', `page ${page} is outside mapping '${vma.name}' (${vma.pages} pages)`);
     return vma.start + page;
@@ -648,6 +666,27 @@ export class Kernel {
     const vma = this.map(t.map, t.process);
     const leaf = this.vm.lookup(vma.mm, this.pageOf(vma, t.page));
     return leaf !== null && !leaf.pte.devicePrivate;
+  }
+
+  /** The entry mapping a page of a named mapping, or null (none, or a non-present device-private one). */
+  private presentLeaf(t: { map: string; page: number; process?: string }): Leaf | null {
+    const vma = this.map(t.map, t.process);
+    const leaf = this.vm.lookup(vma.mm, this.pageOf(vma, t.page));
+    return leaf && !leaf.pte.devicePrivate ? leaf : null;
+  }
+
+  /** pte_write() of the entry mapping the page (false when nothing maps it). */
+  isWritableIn(t: { map: string; page: number; process?: string }): boolean {
+    return this.presentLeaf(t)?.pte.write ?? false;
+  }
+
+  /** pte_soft_dirty() of the entry mapping the page, as /proc/PID/pagemap bit 55 shows it. */
+  isSoftDirtyIn(t: { map: string; page: number; process?: string }): boolean {
+    const vma = this.map(t.map, t.process);
+    const leaf = this.vm.lookup(vma.mm, this.pageOf(vma, t.page));
+    // pte_to_pagemap_entry() / pagemap_pte_hole(): VM_SOFTDIRTY makes every page of the VMA,
+    // mapped or not, read as soft-dirty
+    return (leaf?.pte.softDirty ?? false) || vma.flags.softdirty;
   }
 
   blockFree(t: { file: string; page: number }): boolean {

@@ -20,7 +20,7 @@ export function testArch(): ArchPlugin {
     structPageSize: 64,
     sectionSize: 128 * 1024 * 1024,
     subsectionSize: 2 * 1024 * 1024,
-    pteBits: { special: true, devmap: true },
+    pteBits: { special: true, devmap: true, softDirty: true },
     devdaxAlignments: [4096, 2 * 1024 * 1024, 1024 * 1024 * 1024],
   };
   const populator: VmemmapPopulator = {

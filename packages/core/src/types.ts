@@ -86,12 +86,18 @@ export interface Inode {
 
 export interface VmFlags {
   read: boolean;
+  /** VM_WRITE: mprotect() changes it (mm/mprotect.ts) */
   write: boolean;
   shared: boolean;
   mixedmap: boolean;
   pfnmap: boolean;
   hugepage: boolean;
   io: boolean;
+  /**
+   * VM_SOFTDIRTY: every page counts as soft-dirty (set on new VMAs by mmap_region(), cleared by
+   * clear_refs); always false on an arch without soft-dirty, where VM_SOFTDIRTY is 0
+   */
+  softdirty: boolean;
 }
 
 export type VmaKind = 'anon' | 'file' | 'device';
@@ -125,6 +131,11 @@ export interface Pte {
   readonly level: PteLevel;
   /** a non-present device-private entry (swap-like) */
   devicePrivate: boolean;
+  /**
+   * _PAGE_SOFT_DIRTY: set with the dirty bit by pte_mkdirty() (x86, s390, ppc64 book3s), cleared
+   * by clear_refs; never set on an arch without soft-dirty. The CPU's own dirtying does not set it.
+   */
+  softDirty: boolean;
 }
 
 /** struct mm_struct with its page tables. */

@@ -118,8 +118,9 @@ export class Faults {
         yield* k.pfnMkwrite(vmf);
         return;
       }
-      leaf.pte.write = true; // wp_page_reuse()
+      leaf.pte.write = true; // wp_page_reuse(): maybe_mkwrite(pte_mkdirty())
       leaf.pte.dirty = true;
+      leaf.pte.softDirty = k.softDirtyArch;
       k.emit('pte.set', { mm: vma.mm.name, vaddr: leaf.base, pfn: leaf.pte.pfn, level: leaf.pte.level, write: true, devmap: leaf.pte.devmap, special: leaf.pte.special });
       return;
     }
@@ -128,8 +129,9 @@ export class Faults {
       if (k.folios.testAnon(head, 'do_wp_page') && this.canReuseAnon(head)) {
         k.folios.setFlag(head, PG.anonExclusive, true);
         if (unshare) return; // R/O and now exclusive: GUP may pin it
-        leaf.pte.write = true;
+        leaf.pte.write = true; // wp_page_reuse()
         leaf.pte.dirty = true;
+        leaf.pte.softDirty = k.softDirtyArch;
         k.emit('pte.set', { mm: vma.mm.name, vaddr: leaf.base, pfn, level: leaf.pte.level, write: true, devmap: false, special: false });
         return;
       }
@@ -166,8 +168,10 @@ export class Faults {
     if (leaf.pte.level !== 'pte') k.vm.clear(vma.mm, leaf.base, leaf.pte.level);
     else k.vm.clear(vma.mm, vpn, 'pte');
     k.folios.addMap(copy);
-    // wp_page_copy(): an unshare copy is mapped R/O (maybe_mkwrite only for a write fault)
-    k.vm.install(vma.mm, vpn, this.pte(copy, 'pte', { write: !unshare, dirty: !unshare }));
+    // wp_page_copy(): an unshare copy is mapped R/O and clean, keeping the old entry's soft-dirty
+    // bit (v5.19); a write fault's copy gets maybe_mkwrite(pte_mkdirty())
+    const bits = unshare ? { softDirty: leaf.pte.softDirty } : { write: true, dirty: true };
+    k.vm.install(vma.mm, vpn, this.pte(copy, 'pte', bits));
     k.emit('cow', { mm: vma.mm.name, vaddr: vpn, from: pfn, to: copy, why });
     if (page !== null) {
       const head = k.folios.folio(page);
@@ -178,7 +182,8 @@ export class Faults {
     }
   }
 
+  /** A new entry; one made dirty is soft-dirty too (pte_mkdirty() sets both where the arch has it). */
   pte(pfn: number, level: Pte['level'], bits: Partial<Omit<Pte, 'pfn' | 'level'>> = {}): Pte {
-    return { pfn, level, write: false, dirty: false, special: false, devmap: false, devicePrivate: false, ...bits };
+    return { pfn, level, write: false, dirty: false, special: false, devmap: false, devicePrivate: false, softDirty: bits.dirty === true && this.k.softDirtyArch, ...bits };
   }
 }

@@ -17,7 +17,8 @@ export class Fork {
     child.nextVpn = parent.nextVpn;
     k.emit('fork', { parent: parent.name, child: childName });
     for (const src of [...parent.vmas]) {
-      const dst = k.vm.addVma(child, { ...src, mm: child, anonVma: src.anonVma });
+      // vm_area_dup(): the child gets its own copy of the flags (mprotect in one must not change the other)
+      const dst = k.vm.addVma(child, { ...src, flags: { ...src.flags }, mm: child, anonVma: src.anonVma });
       if (!(src.anonVma || src.flags.mixedmap || src.flags.pfnmap)) continue; // child refaults
       // is_cow_mapping(): VM_MAYWRITE && !VM_SHARED; do_mmap() sets VM_MAYWRITE on every
       // private mapping, PROT_READ ones too
@@ -63,7 +64,8 @@ export class Fork {
         const copy = k.ram.allocAnon(dst.anonVma, k.pages.data.get(page) ?? '');
         if (copy === null) throw new KernelError('ENOMEM', 'fork: could not allocate the early-COW copy of a pinned page');
         k.folios.addMap(copy);
-        k.vm.install(dst.mm, vpn, { ...current, pfn: copy, write: true, dirty: true });
+        // copy_present_page(): maybe_mkwrite(pte_mkdirty(mk_pte())) -- soft-dirty with the dirty bit
+        k.vm.install(dst.mm, vpn, { ...current, pfn: copy, write: dst.flags.write, dirty: true, softDirty: k.softDirtyArch });
         k.emit('cow', { mm: dst.mm.name, vaddr: vpn, from: page, to: copy, why: 'fork: early COW of a maybe-pinned page' });
         continue;
       }

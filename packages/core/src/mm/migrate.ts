@@ -150,7 +150,7 @@ export class DeviceMigration {
 
   private entry(pfn: number, write: boolean, devicePrivate: boolean): Pte {
     // device-private: a non-present swap-like entry (make_{writable,readable}_device_private_entry)
-    return { pfn, level: 'pte', write, dirty: write && !devicePrivate, special: false, devmap: false, devicePrivate };
+    return { pfn, level: 'pte', write, dirty: write && !devicePrivate, special: false, devmap: false, devicePrivate, softDirty: write && !devicePrivate && this.k.softDirtyArch };
   }
 
   /**

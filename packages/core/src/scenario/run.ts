@@ -85,6 +85,8 @@ export function stepOp(k: Kernel, step: Step, failures: string[]): Op<unknown> {
     case 'dma-write': return k.dmaWrite(a);
     case 'memory-failure': return k.memoryFailure(a);
     case 'inject-fault': return k.injectFault(a);
+    case 'mprotect': return k.mprotect(a);
+    case 'clear-refs': return k.clearRefs(a);
     case 'read':
       return (function* () {
         const data = yield* k.read(a);
@@ -128,6 +130,10 @@ export function check(k: Kernel, c: CheckArgs): string | null {
   switch (c.what) {
     case 'mapped':
       return cmp(`mapped(${where})`, k.isMappedIn(t));
+    case 'writable':
+      return cmp(`writable(${where})`, k.isWritableIn(t));
+    case 'softDirty':
+      return cmp(`softDirty(${where})`, k.isSoftDirtyIn(t));
     case 'blockFree':
       return cmp(`blockFree(${where})`, k.blockFree(t));
     case 'vmemmap': {

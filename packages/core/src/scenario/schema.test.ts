@@ -86,7 +86,8 @@ describe('constants', () => {
   it('every operation of SCENARIOS.md has a schema', () => {
     expect(OP_NAMES).toEqual([
       'probe', 'unbind', 'mount', 'create', 'truncate', 'punch-hole', 'reflink', 'spawn', 'mmap', 'munmap', 'read', 'write',
-      'fork', 'exit', 'pin', 'get', 'unpin', 'put', 'dma-write', 'dma-read', 'memory-failure', 'migrate', 'device-read', 'device-write', 'inject-fault', 'check',
+      'fork', 'exit', 'pin', 'get', 'unpin', 'put', 'dma-write', 'dma-read', 'memory-failure', 'migrate', 'device-read', 'device-write', 'inject-fault',
+      'mprotect', 'clear-refs', 'check',
     ]);
     expect(Object.keys(OP_ARGS)).toEqual(OP_NAMES);
   });

@@ -57,7 +57,7 @@ export const ERRNO_NAMES = Object.keys(ERRNO_MEANING) as Errno[];
 export const FS_NAMES = ['xfs', 'ext4', 'fuse'] as const;
 export const DRIVER_NAMES = ['nvdimm', 'devdax', 'hmm'] as const;
 export const PRESET_NAMES = PRESETS.map((p) => p.name);
-export const CHECK_WHATS = ['refcount', 'mapcount', 'pinned', 'mapped', 'anon', 'blockFree', 'vmemmap'] as const satisfies readonly CheckWhat[];
+export const CHECK_WHATS = ['refcount', 'mapcount', 'pinned', 'mapped', 'anon', 'blockFree', 'vmemmap', 'writable', 'softDirty'] as const satisfies readonly CheckWhat[];
 
 // ---------------------------------------------------------------------------------------------
 // scalars
@@ -137,13 +137,17 @@ const checkShape = {
   anon: CheckTarget.optional().describe('folio_test_anon()'),
   blockFree: CheckTarget.optional().describe("{file, page}: the file's block is back in the allocator"),
   vmemmap: CheckTarget.optional().describe("{device}: the device's memmap figures"),
+  writable: CheckTarget.optional().describe('{map, page, process?}: the entry mapping it is writable (pte_write)'),
+  softDirty: CheckTarget.optional().describe('{map, page, process?}: the page reads soft-dirty in /proc/PID/pagemap (pte_soft_dirty or VM_SOFTDIRTY)'),
   equals: z.union([z.number().int(), z.boolean(), VmemmapFigures]).optional(),
   min: z.number().int().optional(),
   max: z.number().int().optional(),
 } satisfies Record<CheckWhat | 'equals' | 'min' | 'max', z.ZodType>;
 
 const NUMERIC_CHECKS: readonly CheckWhat[] = ['refcount', 'mapcount'];
-const BOOLEAN_CHECKS: readonly CheckWhat[] = ['pinned', 'mapped', 'anon', 'blockFree'];
+const BOOLEAN_CHECKS: readonly CheckWhat[] = ['pinned', 'mapped', 'anon', 'blockFree', 'writable', 'softDirty'];
+/** properties of a mapping's page-table entry, not of a page: only a { map, page } target */
+const ENTRY_CHECKS: readonly CheckWhat[] = ['writable', 'softDirty'];
 
 const checkArgs = obj(checkShape)
   .superRefine((c, ctx) => {
@@ -167,6 +171,7 @@ const checkArgs = obj(checkShape)
     const target = targets[0]!;
     if (what === 'vmemmap' && target !== 'device') return bad(`vmemmap is a property of a device: write ${form}`);
     if (what === 'blockFree' && target !== 'file') return bad(`blockFree looks at a file's block: write ${form}`);
+    if (ENTRY_CHECKS.includes(what) && target !== 'map') return bad(`${what} looks at the entry that maps a page of a mapping: write { map, page }`);
     if (what === 'vmemmap' && t.page !== undefined) return bad('vmemmap is per device: remove page', [what, 'page']);
     if (target !== 'device' && t.page === undefined) return bad(`add page: the base-page index to look at (${form})`);
     if (t.process !== undefined && target !== 'map') return bad('process only applies to a mapping target { map, page, process }', [what, 'process']);
@@ -253,7 +258,16 @@ export const OP_ARGS = {
     nth: z.number().int().positive().optional().describe('the nth call at the site from now fails (default 1, as /proc/<pid>/fail-nth)'),
     times: z.number().int().positive().optional().describe('how many calls fail from there (default 1)'),
   }).describe("arm the kernel's fault injection: an allocation at the site fails (fail_page_alloc with fail-nth)"),
-  check: checkArgs.describe('assert state now: refcount, mapcount, pinned, mapped, anon, blockFree or vmemmap'),
+  mprotect: obj({
+    map: Name,
+    write: z.boolean({ error: 'write: true (PROT_READ|PROT_WRITE) or write: false (PROT_READ)' }).describe('true: PROT_READ|PROT_WRITE; false: PROT_READ'),
+    process: Name.optional().describe('act in this process (default: the one that created the mapping)'),
+  }).describe('mprotect() of the whole mapping (mprotect_fixup, change_protection)'),
+  'clear-refs': obj({
+    'soft-dirty': z.literal(true, { error: 'clear-refs only models soft-dirty clearing: write soft-dirty: true (echo 4 > /proc/PID/clear_refs)' }).describe('echo 4 > /proc/PID/clear_refs'),
+    process: Name.optional().describe('the process (default init)'),
+  }).describe('clear the soft-dirty bits of a process (clear_refs_write, CLEAR_REFS_SOFT_DIRTY)'),
+  check: checkArgs.describe('assert state now: refcount, mapcount, pinned, mapped, anon, blockFree, vmemmap, writable or softDirty'),
 } satisfies Record<OpName, z.ZodType>;
 
 export const OP_NAMES = Object.keys(OP_ARGS) as OpName[];

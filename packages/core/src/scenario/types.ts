@@ -36,7 +36,8 @@ export type OpName =
   | 'probe' | 'unbind' | 'mount' | 'create' | 'truncate' | 'punch-hole' | 'reflink'
   | 'spawn' | 'mmap' | 'munmap' | 'read' | 'write' | 'fork' | 'exit'
   | 'pin' | 'get' | 'unpin' | 'put' | 'dma-write' | 'dma-read'
-  | 'memory-failure' | 'migrate' | 'device-read' | 'device-write' | 'inject-fault' | 'check';
+  | 'memory-failure' | 'migrate' | 'device-read' | 'device-write' | 'inject-fault' | 'check'
+  | 'mprotect' | 'clear-refs';
 
 export interface Step {
   readonly op: OpName;
@@ -58,7 +59,7 @@ export interface StepExpect {
 }
 
 /** check: { <what>: target, equals | min | max } */
-export type CheckWhat = 'refcount' | 'mapcount' | 'pinned' | 'mapped' | 'anon' | 'blockFree' | 'vmemmap';
+export type CheckWhat = 'refcount' | 'mapcount' | 'pinned' | 'mapped' | 'anon' | 'blockFree' | 'vmemmap' | 'writable' | 'softDirty';
 
 export interface CheckArgs {
   readonly what: CheckWhat;

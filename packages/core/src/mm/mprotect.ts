@@ -1,0 +1,170 @@
+import type { Kernel } from '../kernel.js';
+import { KernelError } from '../errors.js';
+import type { Op } from '../sched.js';
+import type { Mm, Pte, Vma } from '../types.js';
+import { PG } from './pages.js';
+import type { Leaf } from './vm.js';
+
+/**
+ * mprotect(2) between PROT_READ and PROT_READ|PROT_WRITE (mm/mprotect.c mprotect_fixup ->
+ * change_protection -> change_pte_range / change_huge_pmd) and the soft-dirty half of
+ * /proc/PID/clear_refs (fs/proc/task_mmu.c clear_refs_write, type 4 = CLEAR_REFS_SOFT_DIRTY).
+ *
+ * Only what a present or device-private entry shows is modelled: the write bit, the dirty and
+ * soft-dirty bits. PROT_NONE, uffd-wp and NUMA hinting are not. VM_MAYWRITE is assumed (every
+ * private mapping has it; a shared file or device mapping is taken to come from an O_RDWR open).
+ */
+export class Mprotect {
+  constructor(private readonly k: Kernel) {}
+
+  /** mprotect(vma, PROT_READ [| PROT_WRITE]) over the whole VMA. */
+  *mprotect(vma: Vma, write: boolean): Op {
+    const k = this.k;
+    // mprotect_fixup(): nothing to do when the flags do not change (no page-table walk at all)
+    if (vma.flags.write === write) {
+      yield* [];
+      return;
+    }
+    const leaves = this.leaves(vma);
+    // change_pud_range() has no PUD-leaf case before v6.13 ("mm/mprotect: fix dax pud handlings"):
+    // pud_none_or_clear_bad() takes a device-dax PUD for a bad table and clears it. Not modelled.
+    if (leaves.some((l) => l.pte.level === 'pud')) {
+      throw KernelError.unsupported('EINVAL', `mprotect of '${vma.name}': it maps PUD leaves (device-dax 1 GiB), which change_pud_range() mishandled until v6.13; not modelled`);
+    }
+    vma.flags.write = write; // vm_flags_reset(vma, newflags); vma_set_page_prot(vma)
+    // vm_page_prot: a private mapping's is never writable (COW: protection_map[] PAGE_COPY); a
+    // shared one's is, unless the mapping wants write notifications (vma_wants_writenotify)
+    const writenotify = this.wantsWritenotify(vma);
+    const newprotWrite = write && vma.flags.shared && !writenotify;
+    // v6.0+: MM_CP_TRY_CHANGE_WRITABLE when vma_wants_manual_pte_write_upgrade(): shared mappings
+    // with writenotify, private mappings with VM_WRITE
+    const tryWritable = write && (vma.flags.shared ? writenotify : true);
+    let changed = false;
+    for (const leaf of leaves) {
+      const pte = leaf.pte;
+      const before = pte.write;
+      if (pte.devicePrivate) {
+        // change_pte_range(): a writable device-private entry becomes a readable one whatever
+        // the new protection (make_readable_device_private_entry)
+        pte.write = false;
+      } else {
+        pte.write = newprotWrite; // pte_modify() / pmd_modify(): dirty and soft-dirty kept
+        if (!pte.write && tryWritable && this.mayUpgrade(vma, leaf)) pte.write = true;
+      }
+      if (pte.write === before) continue;
+      changed = true;
+      k.emit('pte.set', { mm: vma.mm.name, vaddr: leaf.base, pfn: pte.pfn, level: pte.level, write: pte.write, devmap: pte.devmap, special: pte.special, ...(pte.devicePrivate ? { device: true } : {}) });
+    }
+    // flush_tlb_range() when any entry lost write permission (tlb_finish_mmu in newer releases)
+    if (changed) k.emit('tlb.flush', { mm: vma.mm.name });
+    yield* [];
+  }
+
+  /**
+   * The write upgrade change_pte_range() / change_huge_pmd() may do on a read-only leaf after
+   * pte_modify() (feature `mprotect-anon-writable`).
+   */
+  private mayUpgrade(vma: Vma, leaf: Leaf): boolean {
+    const k = this.k;
+    const mode = k.features['mprotect-anon-writable'];
+    const pte = leaf.pte;
+    if (mode === 'off') {
+      // before 64fe24a3e05e: only dirty_accountable (= vma_wants_writenotify(): shared) PTEs, with
+      // the soft-dirty test the v6.0 fix inverted; change_huge_pmd() never upgraded
+      if (!vma.flags.shared || pte.level !== 'pte') return false;
+      return pte.dirty && (pte.softDirty || !vma.flags.softdirty);
+    }
+    // change_huge_pmd() tries can_change_pmd_writable() only from v6.2 (value `clean`)
+    if (pte.level === 'pmd' && mode !== 'clean') return false;
+    // can_change_pte_writable(): do we need write faults for soft-dirty tracking?
+    if (this.softDirtyTracking(vma) && !pte.softDirty) return false;
+    // v6.0-v6.1: only dirty entries, private or shared
+    if (mode === 'dirty' && !pte.dirty) return false;
+    if (vma.flags.shared) return pte.dirty; // writenotify: "clean" may still need the fs to hear of it
+    // private: only an exclusive anon page, which the write fault would reuse anyway
+    const page = k.vm.normalPage(pte, pte.pfn);
+    if (page === null) return false;
+    const head = k.folios.folio(page);
+    return k.folios.isAnon(head) && (k.folios.flags(head) & PG.anonExclusive) !== 0;
+  }
+
+  /**
+   * echo 4 > /proc/PID/clear_refs: clear VM_SOFTDIRTY on every VMA, then write-protect every
+   * present entry and clear its soft-dirty bit (clear_soft_dirty / clear_soft_dirty_pmd), so the
+   * next write faults and marks it again. Without soft-dirty in the arch (VM_SOFTDIRTY is 0 and
+   * clear_soft_dirty() an empty stub) the write succeeds and changes nothing; cow.c cannot tell.
+   */
+  *clearSoftDirty(mm: Mm): Op {
+    const k = this.k;
+    if (!k.softDirtyArch) {
+      yield* [];
+      return;
+    }
+    for (const vma of mm.vmas) vma.flags.softdirty = false; // vma_set_page_prot(): writenotify from now on
+    let changed = false;
+    for (const vma of mm.vmas) {
+      if (vma.flags.pfnmap) continue; // clear_refs_test_walk()
+      const leaves = this.leaves(vma);
+      if (leaves.some((l) => l.pte.level === 'pud')) {
+        // walk_pud_range() without a pud_entry splits (zaps) a huge PUD: not modelled
+        throw KernelError.unsupported('EINVAL', `clear_refs of ${mm.name}: '${vma.name}' maps PUD leaves (device-dax 1 GiB), which the page walk splits; not modelled`);
+      }
+      for (const leaf of leaves) {
+        const pte = leaf.pte;
+        if (pte.devicePrivate) {
+          pte.softDirty = false; // pte_swp_clear_soft_dirty(): a swap entry keeps its permission
+          continue;
+        }
+        if (pte.level === 'pte' && this.pinnedWritable(vma, pte)) continue;
+        const wasWritable = pte.write;
+        pte.write = false;
+        pte.softDirty = false;
+        if (!wasWritable) continue;
+        changed = true;
+        k.emit('pte.set', { mm: mm.name, vaddr: leaf.base, pfn: pte.pfn, level: pte.level, write: false, devmap: pte.devmap, special: pte.special });
+      }
+    }
+    if (changed) k.emit('tlb.flush', { mm: mm.name }); // flush_tlb_mm()
+    yield* [];
+  }
+
+  /** pte_is_pinned() (feature `clear-refs-skip-pinned`, v5.11). */
+  private pinnedWritable(vma: Vma, pte: Pte): boolean {
+    const k = this.k;
+    if (!k.features['clear-refs-skip-pinned']) return false;
+    if (!pte.write || vma.flags.shared || !vma.mm.hasPinned) return false; // is_cow_mapping(), MMF_HAS_PINNED
+    const page = k.vm.normalPage(pte, pte.pfn);
+    return page !== null && k.folios.maybeDmaPinned(k.folios.folio(page));
+  }
+
+  /** vma_soft_dirty_enabled(): tracking is on when VM_SOFTDIRTY is clear (and the arch has it). */
+  softDirtyTracking(vma: Vma): boolean {
+    return this.k.softDirtyArch && !vma.flags.softdirty;
+  }
+
+  /**
+   * vma_wants_writenotify() (mm/mmap.c) for a writable shared mapping: the filesystem wants to
+   * hear of the first write (->page_mkwrite / ->pfn_mkwrite: every DAX filesystem), or soft-dirty
+   * tracking needs write faults. A device-dax file has neither and no writeback.
+   */
+  wantsWritenotify(vma: Vma): boolean {
+    if (!vma.flags.shared || !vma.flags.write) return false;
+    if (vma.kind === 'file') return true;
+    if (this.softDirtyTracking(vma)) return true;
+    return false;
+  }
+
+  /** Every entry of the VMA, at whatever level, in address order (from the page tables, not per page). */
+  private leaves(vma: Vma): Leaf[] {
+    const k = this.k;
+    const end = vma.start + vma.pages;
+    const bases = new Set<number>();
+    for (const table of [vma.mm.ptes, vma.mm.pmds, vma.mm.puds]) for (const base of table.keys()) if (base >= vma.start && base < end) bases.add(base);
+    const out: Leaf[] = [];
+    for (const base of [...bases].sort((a, b) => a - b)) {
+      const leaf = k.vm.lookup(vma.mm, base);
+      if (leaf && leaf.base === base) out.push(leaf);
+    }
+    return out;
+  }
+}
