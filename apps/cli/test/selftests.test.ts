@@ -319,7 +319,11 @@ describe('cow.c verdicts per release (base page; releases v5.4 v5.10 v6.1 v6.3 v
 
 type Outcome = 'works' | string;
 
-function longtermOnFsdax(fs: 'xfs' | 'ext4' | 'fuse', version: string, shared: boolean, rw: boolean, fast: boolean): Outcome {
+/**
+ * `mprotectRo`: the newer gup_longterm.c (109364fce504) maps the page R/O with mprotect(PROT_READ)
+ * before a R/O pin ("cover more cases regarding unsharing decisions").
+ */
+function longtermOnFsdax(fs: 'xfs' | 'ext4' | 'fuse', version: string, shared: boolean, rw: boolean, fast: boolean, mprotectRo = false): Outcome {
   const plugin = fs === 'xfs' ? xfs() : fs === 'ext4' ? ext4() : fuse();
   const k = createKernel({ arch: x86(), fs: plugin, driver: nvdimm(), kernel: version });
   const m = new Monitor(k);
@@ -328,6 +332,7 @@ function longtermOnFsdax(fs: 'xfs' | 'ext4' | 'fuse', version: string, shared: b
   k.run(k.create({ file: 'tmpfile', size: 4096 }));
   k.run(k.mmap({ file: 'tmpfile', length: 4096, shared, write: true, as: 'mem' }));
   k.run(k.write({ map: 'mem', page: 0, data: '0x00' }));
+  if (mprotectRo && !rw) k.run(k.mprotect({ map: 'mem', write: false }));
   try {
     k.run(k.gup({ map: 'mem', page: 0, longterm: true, write: rw, fast, as: 'p' }, true));
   } catch (e) {
@@ -348,9 +353,13 @@ describe('gup_longterm.c on fs-dax: only GUP-fast in a MAP_PRIVATE mapping (an a
     it(fs, () => {
       for (const version of RELEASES) {
         if (fs === 'fuse' && version === 'v5.4') continue; // virtio-fs DAX: v5.10+
-        const got = cases.map(([shared, rw, fast]) => longtermOnFsdax(fs, version, shared, rw, fast));
-        // check_vma_flags() -EOPNOTSUPP wherever the slow path runs; GUP-fast needs no VMA
-        expect({ version, got }).toEqual({ version, got: ['EOPNOTSUPP', 'EOPNOTSUPP', 'EOPNOTSUPP', 'EOPNOTSUPP', 'EOPNOTSUPP', 'works', 'EOPNOTSUPP', 'works'] });
+        // check_vma_flags() -EOPNOTSUPP wherever the slow path runs; GUP-fast needs no VMA. With
+        // the newer test's mprotect(PROT_READ) the private page is still the exclusive anon COW
+        // copy (gup_must_unshare() false), so GUP-fast pins it R/O all the same
+        for (const mprotectRo of [false, true]) {
+          const got = cases.map(([shared, rw, fast]) => longtermOnFsdax(fs, version, shared, rw, fast, mprotectRo));
+          expect({ version, mprotectRo, got }).toEqual({ version, mprotectRo, got: ['EOPNOTSUPP', 'EOPNOTSUPP', 'EOPNOTSUPP', 'EOPNOTSUPP', 'EOPNOTSUPP', 'works', 'EOPNOTSUPP', 'works'] });
+        }
       }
     });
   }
@@ -362,6 +371,9 @@ describe('gup_longterm.c on fs-dax: only GUP-fast in a MAP_PRIVATE mapping (an a
         k.run(k.probe({ driver: 'devdax', size: 2 ** 30, align: 2 ** 21, as: 'dax0' }));
         k.run(k.mmap({ device: 'dax0', length: 2 ** 21, shared: true, write: true, as: 'mem' }));
         k.run(k.write({ map: 'mem', page: 0, data: '0x00' }));
+        // the newer gup_longterm.c: mprotect(PROT_READ) before the R/O cases; a PMD devmap leaf
+        // has no page for gup_must_unshare() to look at (follow_devmap_pmd), so nothing changes
+        if (!rw) k.run(k.mprotect({ map: 'mem', write: false }));
         k.run(k.gup({ map: 'mem', page: 0, longterm: true, write: rw, fast, as: 'p' }, true));
         const pfn = k.pfnOf({ device: 'dax0', page: 0 })!;
         // no FOLL_PIN accounting before v5.7 (3faa52c03f44): the pin is one more reference on the
@@ -370,6 +382,60 @@ describe('gup_longterm.c on fs-dax: only GUP-fast in a MAP_PRIVATE mapping (an a
         else expect(k.maybePinned(pfn)).toBe(true);
       }
     }
+  });
+});
+
+describe('mprotect() on DAX mappings (change_pte_range / change_huge_pmd on devmap leaves)', () => {
+  const leafOf = (k: Kernel) => k.vm.lookup(k.process('init'), k.map('mem').start)!.pte;
+
+  it('device-dax: PROT_READ write-protects the PMD; PROT_READ|PROT_WRITE gives write back at once (no writenotify: vm_page_prot is writable)', () => {
+    for (const version of RELEASES) {
+      const k = createKernel({ arch: x86(), driver: devdax(), kernel: version });
+      k.run(k.probe({ driver: 'devdax', size: 2 ** 30, align: 2 ** 21, as: 'dax0' }));
+      k.run(k.mmap({ device: 'dax0', length: 2 ** 21, shared: true, write: true, as: 'mem' }));
+      k.run(k.write({ map: 'mem', page: 0, data: 'A' }));
+      expect([leafOf(k).level, leafOf(k).write]).toEqual(['pmd', true]);
+      k.run(k.mprotect({ map: 'mem', write: false }));
+      expect(leafOf(k).write, version).toBe(false);
+      k.run(k.mprotect({ map: 'mem', write: true }));
+      expect(leafOf(k).write, version).toBe(true);
+      // after clear_refs soft-dirty tracking wants write faults: vma_wants_writenotify() is true,
+      // newprot loses write and only a soft-dirty PMD may be upgraded (v6.2+: can_change_pmd_writable)
+      k.run(k.clearRefs({}));
+      k.run(k.mprotect({ map: 'mem', write: false }));
+      k.run(k.mprotect({ map: 'mem', write: true }));
+      expect(leafOf(k).write, version).toBe(false);
+      // the write fault (->huge_fault, insert_pfn_pmd mkwrite) makes it writable again
+      k.run(k.write({ map: 'mem', page: 0, data: 'B' }));
+      expect(leafOf(k).write).toBe(true);
+      expect(k.run(k.read({ map: 'mem', page: 0 }))).toBe('B');
+    }
+  });
+
+  it('a shared fs-dax PTE (writenotify: ->pfn_mkwrite): a dirty one gets write back in every release', () => {
+    for (const version of RELEASES) {
+      const k = createKernel({ arch: x86(), fs: xfs(), driver: nvdimm(), kernel: version });
+      k.run(k.probe({ size: 2 ** 30, as: 'pmem0' }));
+      k.run(k.mount({ device: 'pmem0' }));
+      k.run(k.create({ file: 'f', size: 4096 }));
+      k.run(k.mmap({ file: 'f', length: 4096, shared: true, write: true, as: 'mem' }));
+      k.run(k.write({ map: 'mem', page: 0, data: 'A' }));
+      expect([leafOf(k).level, leafOf(k).dirty]).toEqual(['pte', true]);
+      k.run(k.mprotect({ map: 'mem', write: false }));
+      expect(leafOf(k).write).toBe(false);
+      // <= v5.19: dirty_accountable && pte_dirty; v6.0+: can_change_pte_writable() shared: pte_dirty
+      k.run(k.mprotect({ map: 'mem', write: true }));
+      expect(leafOf(k).write, version).toBe(true);
+    }
+  });
+
+  it('a 1 GiB device-dax PUD is refused clearly (change_pud_range() mishandled huge PUDs until v6.13)', () => {
+    const k = createKernel({ arch: x86(), driver: devdax(), kernel: 'latest' });
+    k.run(k.probe({ driver: 'devdax', size: 2 ** 31, align: 2 ** 30, as: 'dax0' }));
+    k.run(k.mmap({ device: 'dax0', length: 2 ** 30, shared: true, write: true, as: 'mem' }));
+    k.run(k.write({ map: 'mem', page: 0, data: 'A' }));
+    expect(leafOf(k).level).toBe('pud');
+    expect(() => k.run(k.mprotect({ map: 'mem', write: false }))).toThrow(/PUD leaves \(device-dax 1 GiB\)/);
   });
 });
 

@@ -147,7 +147,7 @@ export class Gup {
       if (anon) return (k.folios.flags(head) & PG.anonExclusive) === 0;
     } else if (!k.isZeroPfn(pfn)) return false;
     if (mode !== 'cow-mapping' || !req.longterm) return false;
-    // is_cow_mapping(): private mappings keep VM_MAYWRITE (do_mmap; no mprotect in the model)
+    // is_cow_mapping(): private mappings keep VM_MAYWRITE (do_mmap; mprotect only changes VM_WRITE)
     return vma === null || !vma.flags.shared;
   }
 
