@@ -429,7 +429,7 @@ describe('mprotect() on DAX mappings (change_pte_range / change_huge_pmd on devm
     }
   });
 
-  it('a 1 GiB device-dax PUD is refused clearly (change_pud_range() mishandled huge PUDs until v6.13)', () => {
+  it('a 1 GiB device-dax PUD is refused clearly (change_pud_range() mishandled huge PUDs until v6.12)', () => {
     const k = createKernel({ arch: x86(), driver: devdax(), kernel: 'latest' });
     k.run(k.probe({ driver: 'devdax', size: 2 ** 31, align: 2 ** 30, as: 'dax0' }));
     k.run(k.mmap({ device: 'dax0', length: 2 ** 30, shared: true, write: true, as: 'mem' }));

@@ -505,6 +505,9 @@ export class Kernel {
   *write(a: { map: string; page: number; data: string; process?: string }): Op {
     const vma = this.map(a.map, a.process);
     const vpn = this.pageOf(vma, a.page);
+    // the arch fault handler's access_error(): a store to a VMA without VM_WRITE (PROT_READ, or
+    // after mprotect) never reaches handle_mm_fault(): SIGSEGV (SEGV_ACCERR)
+    if (!vma.flags.write) throw new KernelError('SIGSEGV', `write to page ${a.page} of '${vma.name}', which is mapped without PROT_WRITE`);
     let leaf = this.vm.lookup(vma.mm, vpn);
     // the access is retried until the PTE allows it (a device-private entry first migrates back)
     for (let tries = 0; !leaf || !leaf.pte.write || leaf.pte.devicePrivate; tries++) {

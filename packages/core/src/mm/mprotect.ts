@@ -25,11 +25,12 @@ export class Mprotect {
       yield* [];
       return;
     }
-    const leaves = this.leaves(vma);
-    // change_pud_range() has no PUD-leaf case before v6.13 ("mm/mprotect: fix dax pud handlings"):
-    // pud_none_or_clear_bad() takes a device-dax PUD for a bad table and clears it. Not modelled.
+    const leaves = k.vm.leavesIn(vma.mm, vma.start, vma.start + vma.pages);
+    // change_pud_range() had no PUD-leaf case until cb0f01beb166 ("mm/mprotect: fix dax pud
+    // handlings", v6.12 [M]): pud_none_or_clear_bad() took a device-dax PUD for a bad table and
+    // cleared it. Neither that nor the fixed change_huge_pud() is modelled: refused for every release.
     if (leaves.some((l) => l.pte.level === 'pud')) {
-      throw KernelError.unsupported('EINVAL', `mprotect of '${vma.name}': it maps PUD leaves (device-dax 1 GiB), which change_pud_range() mishandled until v6.13; not modelled`);
+      throw KernelError.unsupported('EINVAL', `mprotect of '${vma.name}': it maps PUD leaves (device-dax 1 GiB), which change_pud_range() mishandled until v6.12; not modelled`);
     }
     vma.flags.write = write; // vm_flags_reset(vma, newflags); vma_set_page_prot(vma)
     // vm_page_prot: a private mapping's is never writable (COW: protection_map[] PAGE_COPY); a
@@ -100,15 +101,16 @@ export class Mprotect {
       yield* [];
       return;
     }
+    // clear_refs_test_walk() skips VM_PFNMAP VMAs
+    const walked = mm.vmas.filter((vma) => !vma.flags.pfnmap).map((vma) => ({ vma, leaves: k.vm.leavesIn(mm, vma.start, vma.start + vma.pages) }));
+    const pud = walked.find((w) => w.leaves.some((l) => l.pte.level === 'pud'));
+    if (pud) {
+      // walk_pud_range() without a pud_entry splits (zaps) a huge PUD: not modelled
+      throw KernelError.unsupported('EINVAL', `clear_refs of ${mm.name}: '${pud.vma.name}' maps PUD leaves (device-dax 1 GiB), which the page walk splits; not modelled`);
+    }
     for (const vma of mm.vmas) vma.flags.softdirty = false; // vma_set_page_prot(): writenotify from now on
     let changed = false;
-    for (const vma of mm.vmas) {
-      if (vma.flags.pfnmap) continue; // clear_refs_test_walk()
-      const leaves = this.leaves(vma);
-      if (leaves.some((l) => l.pte.level === 'pud')) {
-        // walk_pud_range() without a pud_entry splits (zaps) a huge PUD: not modelled
-        throw KernelError.unsupported('EINVAL', `clear_refs of ${mm.name}: '${vma.name}' maps PUD leaves (device-dax 1 GiB), which the page walk splits; not modelled`);
-      }
+    for (const { vma, leaves } of walked) {
       for (const leaf of leaves) {
         const pte = leaf.pte;
         if (pte.devicePrivate) {
@@ -152,19 +154,5 @@ export class Mprotect {
     if (vma.kind === 'file') return true;
     if (this.softDirtyTracking(vma)) return true;
     return false;
-  }
-
-  /** Every entry of the VMA, at whatever level, in address order (from the page tables, not per page). */
-  private leaves(vma: Vma): Leaf[] {
-    const k = this.k;
-    const end = vma.start + vma.pages;
-    const bases = new Set<number>();
-    for (const table of [vma.mm.ptes, vma.mm.pmds, vma.mm.puds]) for (const base of table.keys()) if (base >= vma.start && base < end) bases.add(base);
-    const out: Leaf[] = [];
-    for (const base of [...bases].sort((a, b) => a - b)) {
-      const leaf = k.vm.lookup(vma.mm, base);
-      if (leaf && leaf.base === base) out.push(leaf);
-    }
-    return out;
   }
 }

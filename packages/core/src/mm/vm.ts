@@ -141,16 +141,7 @@ export class Vm {
     const k = this.k;
     const mm = vma.mm;
     const gathered: number[] = [];
-    const leaves: Leaf[] = [];
-    for (let vpn = start; vpn < end; ) {
-      const leaf = this.lookup(mm, vpn);
-      if (!leaf) {
-        vpn = this.nextMapped(mm, vpn, end);
-        continue;
-      }
-      leaves.push(leaf);
-      vpn = leaf.base + leaf.pages;
-    }
+    const leaves = this.leavesIn(mm, start, end);
     for (const leaf of leaves) {
       const pte = this.clear(mm, leaf.base, leaf.pte.level);
       if (!pte) continue;
@@ -172,6 +163,21 @@ export class Vm {
     yield preempt(`tlb_finish_mmu(${mm.name})`);
     k.emit('tlb.flush', { mm: mm.name });
     for (const head of gathered) k.folios.put(head, 1, `${why}: tlb_flush_mmu_free`);
+  }
+
+  /** Every leaf translating some page of [start, end), at whatever level, in address order (a page walk). */
+  leavesIn(mm: Mm, start: number, end: number): Leaf[] {
+    const leaves: Leaf[] = [];
+    for (let vpn = start; vpn < end; ) {
+      const leaf = this.lookup(mm, vpn);
+      if (!leaf) {
+        vpn = this.nextMapped(mm, vpn, end);
+        continue;
+      }
+      leaves.push(leaf);
+      vpn = leaf.base + leaf.pages;
+    }
+    return leaves;
   }
 
   private nextMapped(mm: Mm, from: number, end: number): number {
