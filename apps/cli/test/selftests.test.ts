@@ -35,9 +35,10 @@ describe('the selftests scenario library passes the default matrix', () => {
     for (const l of loaded) count[basename(dirname(l.file))] = (count[basename(dirname(l.file))] ?? 0) + 1;
     // cow.c: 14 anon cases on a base page; 3 non-anon cases with the shared zeropage and 3 with
     // a tmpfile on fs-dax; gup_longterm.c: 8 GUP cases on fs-dax, 4 on device-dax; gup_test: 5
-    // ioctls on private anon memory and one run on a shared fs-dax file; gaps: 1 case no shipped
-    // test covers (a R/O pin of a reflinked fs-dax page)
-    expect(count).toEqual({ 'cow-anon': 14, 'cow-non-anon': 6, 'gup-longterm': 12, 'gup-test': 6, gaps: 1 });
+    // ioctls on private anon memory and one run on a shared fs-dax file; soft-dirty.c: 3 anon
+    // cases and the file case on fs-dax; gaps: 1 case no shipped test covers (a R/O pin of a
+    // reflinked fs-dax page)
+    expect(count).toEqual({ 'cow-anon': 14, 'cow-non-anon': 6, 'gup-longterm': 12, 'gup-test': 6, 'soft-dirty': 4, gaps: 1 });
     expect(scenarios.every((s) => s.name.startsWith('selftest-'))).toBe(true);
   });
 
@@ -312,6 +313,56 @@ describe('cow.c verdicts per release (base page; releases v5.4 v5.10 v6.1 v6.3 v
     expect(k.pfnOf({ map: 'mem', page: 0 })).toBe(shared);
     // parent + child mappings, and the GET
     expect(k.refcount(shared)).toBe(3);
+  });
+});
+
+// ---- soft-dirty.c ------------------------------------------------------------------------
+
+/**
+ * soft-dirty.c test_mprotect(): the five pagemap checks, true where the test passes them
+ * ("dirty bit of new written page", "clear after clear_refs", "clear after marking RO", "clear
+ * after marking RW", "soft-dirty after rewritten").
+ */
+function softDirtyMprotect(k: Kernel, file: boolean): boolean[] {
+  if (file) {
+    k.run(k.probe({ size: 2 ** 30, as: 'pmem0' }));
+    k.run(k.mount({ device: 'pmem0' }));
+    k.run(k.create({ file: 'test', size: 4096 }));
+    k.run(k.mmap({ file: 'test', length: 4096, shared: true, write: true, as: 'map' }));
+  } else k.run(k.mmap({ anon: true, length: 4096, write: true, as: 'map' }));
+  const t = { map: 'map', page: 0 };
+  const got: boolean[] = [];
+  k.run(k.write({ ...t, data: '1' }));
+  got.push(k.isSoftDirtyIn(t));
+  k.run(k.clearRefs({}));
+  got.push(!k.isSoftDirtyIn(t));
+  k.run(k.mprotect({ map: 'map', write: false }));
+  got.push(!k.isSoftDirtyIn(t));
+  k.run(k.mprotect({ map: 'map', write: true }));
+  got.push(!k.isSoftDirtyIn(t));
+  k.run(k.write({ ...t, data: '2' }));
+  got.push(k.isSoftDirtyIn(t));
+  return got;
+}
+
+describe('soft-dirty.c verdicts per release (x86-64)', () => {
+  const all = [true, true, true, true, true];
+  it('test_mprotect_anon passes every check on every release (private PTEs are never upgraded while tracked)', () => {
+    for (const v of RELEASES) expect({ v, got: softDirtyMprotect(anonKernel(v).k, false) }).toEqual({ v, got: all });
+  });
+
+  // dirty_accountable (<= v5.19) upgraded a dirty PTE when !(vm_flags & VM_SOFTDIRTY), i.e. exactly
+  // while soft-dirty is tracked; 76aefad628aa (v6.0) tests vma_soft_dirty_enabled() && !pte_soft_dirty()
+  it('test_mprotect_file on fs-dax: "soft-dirty after rewritten" fails before v6.0 (v5.4, v5.10), passes from v6.0', () => {
+    for (const fs of [xfs, ext4] as const) {
+      const got = RELEASES.map((v) => softDirtyMprotect(createKernel({ arch: x86(), fs: fs(), driver: nvdimm(), kernel: v }), true));
+      expect(got).toEqual(RELEASES.map((v) => (v === 'v5.4' || v === 'v5.10' ? [true, true, true, true, false] : all)));
+    }
+  });
+
+  it('on arm64 (no soft-dirty) pagemap never shows the bit: the first check fails, the clearing ones trivially pass', () => {
+    const k = createKernel({ arch: catalog.arch['arm64']!({}), kernel: 'latest' });
+    expect(softDirtyMprotect(k, false)).toEqual([false, true, true, true, false]);
   });
 });
 

@@ -408,8 +408,10 @@ export class Dax {
     if (existing && existing.pte.level === level && existing.pte.pfn === pfn) {
       if (write && !existing.pte.write) {
         // insert_pfn/insert_page_into_pte_locked(mkwrite): same pfn -> upgrade in place, no new ref
+        // (maybe_mkwrite(pte_mkdirty()): dirty and, where the arch has it, soft-dirty)
         existing.pte.write = true;
         existing.pte.dirty = true;
+        existing.pte.softDirty = k.softDirtyArch;
         k.emit('pte.set', { mm: vma.mm.name, vaddr: existing.base, pfn, level, write: true, devmap: existing.pte.devmap, special: existing.pte.special });
       }
       return true;
