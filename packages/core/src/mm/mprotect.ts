@@ -56,7 +56,7 @@ export class Mprotect {
       changed = true;
       k.emit('pte.set', { mm: vma.mm.name, vaddr: leaf.base, pfn: pte.pfn, level: pte.level, write: pte.write, devmap: pte.devmap, special: pte.special, ...(pte.devicePrivate ? { device: true } : {}) });
     }
-    // flush_tlb_range() when any entry lost write permission (tlb_finish_mmu in newer releases)
+    // flush_tlb_range() when change_protection() changed entries (tlb_finish_mmu in newer releases)
     if (changed) k.emit('tlb.flush', { mm: vma.mm.name });
     yield* [];
   }
@@ -71,7 +71,7 @@ export class Mprotect {
     const pte = leaf.pte;
     if (mode === 'off') {
       // before 64fe24a3e05e: only dirty_accountable (= vma_wants_writenotify(): shared) PTEs, with
-      // the soft-dirty test the v6.0 fix inverted; change_huge_pmd() never upgraded
+      // the soft-dirty test 76aefad628aa corrected; change_huge_pmd() never upgraded
       if (!vma.flags.shared || pte.level !== 'pte') return false;
       return pte.dirty && (pte.softDirty || !vma.flags.softdirty);
     }
@@ -86,7 +86,7 @@ export class Mprotect {
     const page = k.vm.normalPage(pte, pte.pfn);
     if (page === null) return false;
     const head = k.folios.folio(page);
-    return k.folios.isAnon(head) && (k.folios.flags(head) & PG.anonExclusive) !== 0;
+    return k.folios.testAnon(head, 'can_change_pte_writable') && (k.folios.flags(head) & PG.anonExclusive) !== 0;
   }
 
   /**
