@@ -90,7 +90,7 @@ export const FEATURES = [
     meaning: {
       off: 'change_protection() leaves every PTE of a private mapping read-only; the next write faults (do_wp_page). Shared mappings with writenotify: dirty_accountable makes dirty PTEs writable, with the pre-fix soft-dirty test (pte_soft_dirty || !VM_SOFTDIRTY) (v5.19 and earlier)',
       dirty: 'can_change_pte_writable(): a dirty PTE of an exclusive anon page is made writable unless soft-dirty tracking needs the fault (vma_soft_dirty_enabled && !pte_soft_dirty); shared writenotify mappings as before, with the fixed soft-dirty test (64fe24a3e05e "mm/mprotect: try avoiding write faults for exclusive anonymous pages when changing protection" and 76aefad628aa "mm/mprotect: fix soft-dirty check in can_change_pte_writable()", v6.0 [M]); PMD leaves get newprot only',
-      clean: 'also a clean PTE of an exclusive anon page; only shared mappings still need the dirty bit ("mm/mprotect: allow clean exclusive anon pages to be writable", Nadav Amit), and change_huge_pmd() upgrades PMD leaves by the same rules (can_change_pmd_writable(), "mm/huge_memory: try avoiding write faults when changing PMD protection"), both v6.2 [M]',
+      clean: 'also a clean PTE of an exclusive anon page; only shared mappings still need the dirty bit (d84887739d5c "mm/mprotect: allow clean exclusive anon pages to be writable"), and change_huge_pmd() upgrades PMD leaves by the same rules (can_change_pmd_writable(), "mm/huge_memory: try avoiding write faults when changing PMD protection"), both v6.2 [M]',
     },
   },
   {
