@@ -297,9 +297,10 @@ const V6_1: FeatureSet = {
   'fsdax-reflink': true,
   'dax-shared-anon-alias': true,
 };
-// v6.2: clean exclusive anon PTEs and PMD leaves made writable by mprotect() too
-const V6_3: FeatureSet = { ...V6_1, 'mprotect-anon-writable': 'clean' };
-const V6_6: FeatureSet = { ...V6_3, 'vmemmap-optimize': 'arch-opt-in', 'dax-pre-remove-notify': true, 'gup-unshare': 'cow-mapping' };
+// v6.2: clean exclusive anon PTEs and PMD leaves made writable by mprotect() too; R/O long-term
+// pins of anything in a COW mapping unshare first (84209e87c696, merged for v6.2)
+const V6_3: FeatureSet = { ...V6_1, 'mprotect-anon-writable': 'clean', 'gup-unshare': 'cow-mapping' };
+const V6_6: FeatureSet = { ...V6_3, 'vmemmap-optimize': 'arch-opt-in', 'dax-pre-remove-notify': true };
 const V6_15: FeatureSet = {
   ...V6_6,
   'fsdax-refcount': 'zero-based',
@@ -314,7 +315,7 @@ export const PRESETS: readonly Preset[] = [
   { name: 'v5.4', release: 'Linux 5.4 (Nov 2019)', features: V5_4, notes: 'era (a): every ZONE_DEVICE page idle at 1, devmap PTEs, no pin accounting (a DMA pin is a plain reference), no early COW at fork, COW reuse by mapcount' },
   { name: 'v5.10', release: 'Linux 5.10 (Dec 2020)', features: V5_10, notes: 'era (a) plus early COW of pinned pages at fork and page_count-based COW reuse (v5.9); write_protect_seq came in v5.11' },
   { name: 'v6.1', release: 'Linux 6.1 (Dec 2022)', features: V6_1, notes: 'era (b): device-private 0-based, fs-dax still 1-based; compound devmaps with unguarded vmemmap tail reuse; fsdax reflink with PAGE_MAPPING_DAX_COW' },
-  { name: 'v6.3', release: 'Linux 6.3 (Apr 2023)', features: V6_3, notes: 'as v6.1 but mprotect() also upgrades clean exclusive anon PTEs (v6.2): the last release before the vmemmap_can_optimize() arch opt-in (seed 003 crashes here on ppc64 hash)' },
+  { name: 'v6.3', release: 'Linux 6.3 (Apr 2023)', features: V6_3, notes: 'as v6.1 plus two v6.2 changes (mprotect() also upgrades clean exclusive anon PTEs; R/O long-term pins in COW mappings unshare non-anon pages too): the last release before the vmemmap_can_optimize() arch opt-in (seed 003 crashes here on ppc64 hash)' },
   { name: 'v6.6', release: 'Linux 6.6 (Oct 2023)', features: V6_6, notes: 'era (b) with the seed-003 fix (arch opt-in) and MF_MEM_PRE_REMOVE notification on pmem unbind' },
   { name: 'v6.15', release: 'Linux 6.15 (May 2025)', features: V6_15, notes: 'era (c): fs-dax and device-dax pages refcounted normally, no mapping_mapped() shortcut, no DAX_SHARED alias, FUSE breaks the whole file' },
   { name: 'latest', release: 'mainline as read (7.2)', features: V6_15, notes: 'as v6.15; pte_devmap and pfn_t removed altogether' },
