@@ -92,6 +92,15 @@ export function parseSchedule(value: string, cwd: string): ScheduleStep[] {
 export const DEFAULT_WORKERS_MIN_CELLS = 200;
 
 /**
+ * Worker threads when --jobs is not given: one less than the cores, since the main thread plans,
+ * logs and reports alongside them. On two vCPUs that means none: there two workers ran the
+ * default matrix 1–15 % slower than the main thread alone (BENCHMARKS.md, default matrix).
+ */
+export function defaultJobs(cores = availableParallelism()): number {
+  return Math.max(1, cores - 1);
+}
+
+/**
  * The test hook for "a run killed mid-way": DAXLAB_ABORT_AFTER_CELLS=K makes the process
  * SIGKILL itself right after the K-th cell of this invocation is on disk (tests of --resume
  * kill at a known point instead of racing a timer).
@@ -107,7 +116,7 @@ export async function runCommand(kind: ReportKind, args: readonly string[], o: R
   const reporters = parseReporters(o.reporter ?? 'table', o.out);
   const seed = o.seed !== undefined ? parseWhole('--seed', o.seed, 0) : undefined;
   const schedule = o.schedule !== undefined ? parseSchedule(o.schedule, io.cwd) : undefined;
-  const jobs = o.jobs !== undefined ? parseWhole('--jobs', o.jobs, 1) : availableParallelism();
+  const jobs = o.jobs !== undefined ? parseWhole('--jobs', o.jobs, 1) : defaultJobs();
   const shard = o.shard !== undefined ? parseShard(o.shard) : undefined;
   if (o.resume && o.out === undefined) throw new UsageError('--resume needs --out DIR: the directory of the run to finish', 'daxlab matrix … --out DIR --resume');
   const catalog = await catalogWithPlugins(deps.catalog, o.plugin ?? [], io.cwd, deps.importer);

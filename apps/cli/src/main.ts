@@ -1,5 +1,4 @@
 import { readFileSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
 import { Argument, Command, CommanderError, Option } from 'commander';
 import { InputError, runScenario, scenarioJsonSchema } from '@daxlab/core';
 import { builtinCatalog } from './catalog.js';
@@ -7,7 +6,7 @@ import { exploreCommand, exploreOptions, type ExploreCommandOptions } from './co
 import { vmemmapCommand, vmemmapOptions, type VmemmapCommandOptions } from './commands/vmemmap.js';
 import { mergeCommand, type MergeCommandOptions } from './commands/merge.js';
 import { workerExecutor, workersAvailable } from './matrix/pool.js';
-import { DEFAULT_WORKERS_MIN_CELLS, runCommand, REPORT_FILES, REPORTERS, type Deps, type RunCommandOptions } from './execute.js';
+import { DEFAULT_WORKERS_MIN_CELLS, defaultJobs, runCommand, REPORT_FILES, REPORTERS, type Deps, type RunCommandOptions } from './execute.js';
 import { processIo, type CliIo } from './io.js';
 import { list, LIST_TOPICS, type ListTopic } from './list.js';
 import { catalogWithPlugins, CONFIG_FILES, pluginSpecs } from './plugins.js';
@@ -76,7 +75,7 @@ export async function main(argv: readonly string[], io: CliIo = processIo(), dep
   runOptions(kernelOptions(program.command('matrix'), true))
     .description('run scenarios across arch × fs × driver × kernel (no scenario: the built-in library)')
     .argument('[scenario...]', 'scenario files or directories')
-    .option('--jobs <n>', `cells in parallel on n worker threads (default: ${availableParallelism()}, the cores, from ${DEFAULT_WORKERS_MIN_CELLS} cells up; results as with --jobs 1)`)
+    .option('--jobs <n>', `cells in parallel on n worker threads (default: ${defaultJobs()}, one less than the cores; 1 runs them in the main thread; without --jobs, runs under ${DEFAULT_WORKERS_MIN_CELLS} cells stay there; results as with --jobs 1)`)
     .option('--shard <i/n>', "run only shard i of n (round-robin over the cell list); 'daxlab merge' joins the shards' reports")
     .option('--resume', 'with --out DIR: run only the cells missing from DIR/cells.ndjson (a killed run), then write the full reports')
     .action(async (scenarios: string[], o: RunCommandOptions) => {

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { ArchPlugin, CellResult, CellStatus } from '@daxlab/core';
 import { describe, expect, it } from 'vitest';
 import { mergeReports } from '../src/commands/merge.js';
-import type { Deps } from '../src/execute.js';
+import { defaultJobs, type Deps } from '../src/execute.js';
 import { readLog } from '../src/matrix/log.js';
 import type { CellExecutor } from '../src/matrix/pool.js';
 import { main } from '../src/main.js';
@@ -180,6 +180,10 @@ describe('--jobs', () => {
     const asked = await cli(['matrix', 'a.yaml', '--kernel', 'v6.6,v6.15', '--jobs', '2'], dir, { parallel: reversed(seen) });
     expect(asked.calls.length).toBe(0);
     expect(seen.jobs).toBe(2);
+  });
+
+  it('the default --jobs leaves the main thread a core: none on one or two cores, 7 on 8', () => {
+    expect([1, 2, 3, 8].map((cores) => defaultJobs(cores))).toEqual([1, 1, 2, 7]);
   });
 
   it('progress lines come per scenario as each completes, whatever the order', async () => {
