@@ -86,6 +86,15 @@ function anonRead(k: Kernel, [dev]: string[]): void {
   for (let i = 0; i < 4; i++) check(devRead(k, dev!, 'buf', i) === (i < 2 ? '' : `i${i}`), `device read of page ${i}`);
 }
 
+/** TEST_F(hmm, anon_read_multiple): NTIMES rounds of a new buffer holding i + c, read by the device, unmapped. */
+function anonReadMultiple(k: Kernel, [dev]: string[]): void {
+  for (let c = 0; c < 10; c++) {
+    buffer(k, `buf${c}`, 2, { fill: `r${c}p` });
+    for (let i = 0; i < 2; i++) check(devRead(k, dev!, `buf${c}`, i) === `r${c}p${i}`, `round ${c}: device read of page ${i}`);
+    k.run(k.munmap({ map: `buf${c}` }));
+  }
+}
+
 /** TEST_F(hmm, anon_write): the device's write faults in fresh pages, the CPU reads it. */
 function anonWrite(k: Kernel, [dev]: string[]): void {
   buffer(k, 'buf', 4);
@@ -191,6 +200,7 @@ describe('hmm-tests.c verdicts per release (releases v5.4 v5.10 v6.1 v6.3 v6.6 v
   for (const kind of ['private', 'coherent'] as const) {
     const want = kind === 'private' ? ALL_PASS : COHERENT;
     it(`anon_read, ${kind}: zeroes for pte_none and the zero page, the data elsewhere`, () => expect(perRelease([kind], anonRead)).toEqual(want));
+    it(`anon_read_multiple, ${kind}: ten rounds, nothing left behind`, () => expect(perRelease([kind], anonReadMultiple)).toEqual(want));
     it(`anon_write, ${kind}: the write faults fresh anonymous pages in`, () => expect(perRelease([kind], anonWrite)).toEqual(want));
     // hmm_vma_fault() refuses a write fault on a VMA without VM_WRITE (-EPERM); after
     // mprotect(RW) the zero page (not anon: never upgraded by can_change_pte_writable) is
