@@ -235,8 +235,12 @@ export function hmm(options: HmmOptions = {}): DriverPlugin {
         const leaf = k.vm.lookup(vma.mm, vpn);
         if (leaf?.pte.devicePrivate && k.deviceOfPfn(leaf.pte.pfn) === device) {
           // hmm_vma_handle_pte(): reported with its own permission, never faulted; test_hmm's
-          // dmirror_do_fault() refuses a read-only page for a write (-EFAULT)
-          if (req.write && !leaf.pte.write) throw new KernelError('EFAULT', `${device.name}: page ${req.page} of '${vma.name}' is a read-only device-private entry`);
+          // dmirror_do_fault() refuses a read-only page for a write: WARN_ON(default_flags &
+          // HMM_PFN_WRITE), then -EFAULT (lib/test_hmm.c, since the driver's first version)
+          if (req.write && !leaf.pte.write) {
+            k.warn(`dmirror_do_fault: WARN_ON(range->default_flags & HMM_PFN_WRITE): ${device.name}'s own device-private entry for page ${req.page} of '${vma.name}' is read-only`);
+            throw new KernelError('EFAULT', `${device.name}: page ${req.page} of '${vma.name}' is a read-only device-private entry`);
+          }
           return access(k, leaf.pte.pfn, req);
         }
         if (!leaf || leaf.pte.devicePrivate || (req.write && !leaf.pte.write)) {

@@ -192,6 +192,25 @@ describe('what the mirror refuses', () => {
     expect(() => k.run(k.deviceWrite({ device: 'd', map: 'ro', page: 0, data: 'x' }))).toThrow(expect.objectContaining({ code: 'EPERM' }));
   });
 
+  it("a device write to its own read-only device-private entry: WARN and -EFAULT (dmirror_do_fault), even after mprotect(RW)", () => {
+    // the pages were migrated from read-only PTEs, so the entries are readable device-private
+    // ones; mprotect(PROT_READ|PROT_WRITE) never upgrades a non-present entry, and
+    // hmm_range_fault() reports an entry of its own owner as it is (no fault): the driver
+    // sees HMM_PFN_WRITE missing although it asked for it
+    const { k, dpfn, pfn } = setup('latest', { pages: 1 });
+    k.run(k.mprotect({ map: 'buf', write: false }));
+    k.run(k.migrate({ map: 'buf', page: 0, to: 'dmirror0' }));
+    k.run(k.mprotect({ map: 'buf', write: true }));
+    expect(() => k.run(k.deviceWrite({ device: 'dmirror0', map: 'buf', page: 0, data: 'x' }))).toThrow(expect.objectContaining({ code: 'EFAULT' }));
+    expect(k.warnings).toEqual([expect.stringContaining('dmirror_do_fault: WARN_ON(range->default_flags & HMM_PFN_WRITE)')]);
+    expect(pfn(0)).toBe(dpfn(0)); // still on the device, data unchanged
+    expect(k.run(k.deviceRead({ device: 'dmirror0', map: 'buf', page: 0 }))).toBe('d0');
+    // a CPU write faults it home (migrate_to_ram) and then the device can write
+    k.run(k.write({ map: 'buf', page: 0, data: 'cpu' }));
+    k.run(k.deviceWrite({ device: 'dmirror0', map: 'buf', page: 0, data: 'dev' }));
+    expect(k.run(k.read({ map: 'buf', page: 0 }))).toBe('dev');
+  });
+
   it('a full device leaves the rest in RAM and the read-back fails with -ENOENT', () => {
     // a 2 MiB device (one subsection) has 512 pages; the 513th stays where it is
     const { k, dpfn, pfn } = setup('v6.6', { pages: 513, size: 512 * PAGE });
