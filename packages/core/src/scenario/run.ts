@@ -7,6 +7,7 @@ import { Monitor } from '../invariants.js';
 import { createKernel, type Kernel } from '../kernel.js';
 import type { Op, Yield } from '../sched.js';
 import type { CellKernel, CellResult, CheckArgs, ExpectRule, Outcome, Scenario, ScheduleStep, Step } from './types.js';
+import { unknownPluginName } from './plugin-names.js';
 
 /** The plugins a runner may compose kernels from, by the names scenarios and flags use. */
 export interface PluginCatalog {
@@ -260,6 +261,8 @@ export class ScenarioSession {
     } catch (e) {
       return early({ status: 'error', outcome: 'error', reason: (e as Error).message });
     }
+    const unknown = unknownPluginName(scenario, { arch: Object.keys(catalog.arch), fs: Object.keys(catalog.fs), driver: Object.keys(catalog.driver) });
+    if (unknown) return early({ status: 'error', outcome: 'error', reason: unknown });
     const archFactory = catalog.arch[req.arch];
     const fsFactory = req.fs ? catalog.fs[req.fs] : undefined;
     const driverFactory = req.driver ? catalog.driver[req.driver] : undefined;

@@ -54,6 +54,8 @@ const ERRNO_MEANING: Readonly<Record<Errno, string>> = {
 };
 export const ERRNO_NAMES = Object.keys(ERRNO_MEANING) as Errno[];
 
+/** The built-in plugins' names; scenarios may also name third-party plugins (checked against the catalog when a cell runs). */
+export const ARCH_NAMES = ['x86', 'arm64', 'ppc-hash', 's390'] as const;
 export const FS_NAMES = ['xfs', 'ext4', 'fuse'] as const;
 export const DRIVER_NAMES = ['nvdimm', 'devdax', 'hmm'] as const;
 export const PRESET_NAMES = PRESETS.map((p) => p.name);
@@ -223,7 +225,7 @@ const mmapArgs = obj({
 /** Each operation's arguments (SCENARIOS.md "Operations"). */
 export const OP_ARGS = {
   probe: obj({
-    driver: z.enum(DRIVER_NAMES).optional().describe('default: the kernel driver'),
+    driver: Name.optional().describe('nvdimm | devdax | hmm | a plugin driver; default: the kernel driver'),
     size: Size,
     align: Size.optional(),
     altmap: Flag.optional().describe('memmap on the device (vmem_altmap)'),
@@ -231,7 +233,7 @@ export const OP_ARGS = {
     as: Name,
   }).describe('bind a device: pmem namespace (nvdimm) or device-dax instance; memremap_pages'),
   unbind: obj({ device: Name }).describe('driver unbind: memunmap_pages (waits for references; may block)'),
-  mount: obj({ device: Name, fs: z.enum(FS_NAMES).optional() }).describe('mount the filesystem with DAX on the device (fs: default kernel.fs)'),
+  mount: obj({ device: Name, fs: Name.optional().describe('xfs | ext4 | fuse | a plugin fs') }).describe('mount the filesystem with DAX on the device (fs: default kernel.fs)'),
   create: obj({ file: Name, size: Size, device: Name.optional().describe('the mounted device to create it on (default: the first mount)') }).describe('create a file and allocate its blocks'),
   truncate: obj({ file: Name, size: Size }).describe("truncate (the filesystem's full ordering)"),
   'punch-hole': obj({ file: Name, offset: Size, length: Size }).describe('fallocate punch hole'),
@@ -298,8 +300,8 @@ function featureMap(list: boolean) {
 const KernelSchema = obj({
   arch: Name.optional().describe('x86 | arm64 | ppc-hash | s390 | a plugin arch'),
   pageSize: Size.refine((n) => isPowerOfTwo(n), { error: 'a page size is a power of two (4KiB, 16KiB, 64KiB)' }).optional().describe('for arches with a choice (arm64: 4/16/64KiB)'),
-  fs: z.enum(FS_NAMES).optional(),
-  driver: z.enum(DRIVER_NAMES).optional(),
+  fs: Name.optional().describe('xfs | ext4 | fuse | a plugin fs'),
+  driver: Name.optional().describe('nvdimm | devdax | hmm | a plugin driver'),
   version: z.enum(PRESET_NAMES as [string, ...string[]]).optional().describe('a preset (`daxlab list kernels`)'),
   features: featureMap(false).optional().describe('feature overrides on top of the preset'),
 }).describe('defaults for this scenario; CLI flags override');
@@ -311,8 +313,8 @@ function oneOrMany<T extends z.ZodType>(one: T) {
 const WhenSchema = obj({
   arch: oneOrMany(Name).optional(),
   pageSize: oneOrMany(Size.refine((n) => isPowerOfTwo(n), { error: 'a page size is a power of two (4KiB, 16KiB, 64KiB)' })).optional().describe('PAGE_SIZE of the kernel (the arch default unless --page-size or kernel.pageSize chose one)'),
-  fs: oneOrMany(z.enum(FS_NAMES)).optional(),
-  driver: oneOrMany(z.enum(DRIVER_NAMES)).optional(),
+  fs: oneOrMany(Name).optional(),
+  driver: oneOrMany(Name).optional(),
   version: oneOrMany(z.enum(PRESET_NAMES as [string, ...string[]])).optional(),
   features: featureMap(true).optional(),
 }).meta({ id: 'When', description: 'matches when the kernel matches all of these (a list means any of)' });
