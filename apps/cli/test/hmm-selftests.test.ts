@@ -1,6 +1,8 @@
 import { createKernel, KernelError, Monitor, PRESETS, UnsupportedError, type Kernel } from '@daxlab/core';
 import { x86 } from '@daxlab/arch-x86';
 import { hmm, type HmmKind } from '@daxlab/driver-hmm';
+import { nvdimm } from '@daxlab/driver-nvdimm';
+import { xfs } from '@daxlab/fs-xfs';
 import { describe, expect, it } from 'vitest';
 
 // tools/testing/selftests/mm/hmm-tests.c (with lib/test_hmm.c), driven through the kernel API
@@ -38,7 +40,8 @@ function fails(k: Kernel, op: Parameters<Kernel['run']>[0], errno: string, what:
  * /dev/hmm_dmirror2 and 3 (test_hmm's numbering).
  */
 function selftest(version: string, kinds: readonly HmmKind[], body: (k: Kernel, dev: string[]) => void): string {
-  const k = createKernel({ arch: x86(), driver: hmm(), kernel: version });
+  // xfs on an nvdimm only for migrate_file_private's file (a DAX mount stands in for /tmp)
+  const k = createKernel({ arch: x86(), driver: hmm(), drivers: [nvdimm()], fs: xfs(), kernel: version });
   const mon = new Monitor(k);
   const names: string[] = [];
   try {
@@ -182,6 +185,62 @@ function migrateFault(k: Kernel, [dev]: string[]): void {
   for (let i = 0; i < 4; i++) check(devRead(k, dev!, 'buf', i) === `i${i}`, `device reads page ${i}`);
 }
 
+/** TEST_F(hmm, migrate): after MIGRATE_TO_DEV the device reads every page from its own memory. */
+function migrate(k: Kernel, [dev]: string[]): void {
+  buffer(k, 'buf', 4, { fill: 'i' });
+  k.run(k.migrate({ map: 'buf', page: 0, pages: 4, to: dev! }));
+  for (let i = 0; i < 4; i++) check(k.deviceOfPfn(k.pfnOf({ map: 'buf', page: i })!)?.name === dev, `page ${i} is in ${dev}'s memory`);
+  for (let i = 0; i < 4; i++) check(devRead(k, dev!, 'buf', i) === `i${i}`, `device reads page ${i}`);
+}
+
+/** TEST_F(hmm, migrate_file_private): a private file mapping's COW copies migrate (the file on a DAX mount). */
+function migrateFilePrivate(k: Kernel, [dev]: string[]): void {
+  k.run(k.probe({ driver: 'nvdimm', size: 1024 * 1024 * 1024, as: 'pmem0' }));
+  k.run(k.mount({ device: 'pmem0' }));
+  k.run(k.create({ file: 'f', size: 2 * PAGE }));
+  k.run(k.mmap({ file: 'f', length: 2 * PAGE, write: true, as: 'buf' }));
+  for (let i = 0; i < 2; i++) k.run(k.write({ map: 'buf', page: i, data: `i${i}` }));
+  k.run(k.migrate({ map: 'buf', page: 0, pages: 2, to: dev! }));
+  for (let i = 0; i < 2; i++) check(devRead(k, dev!, 'buf', i) === `i${i}`, `device reads page ${i}`);
+}
+
+/**
+ * TEST_F(hmm, hmm_gup_test): GUP_BASIC_TEST, GUP_FAST_BENCHMARK, PIN_FAST_BENCHMARK with
+ * FOLL_LONGTERM and PIN_LONGTERM_BENCHMARK on pages 0-3 (each released inside its ioctl), then
+ * the snapshot: private pages all back in system memory (PROT_WRITE); coherent pages 0-1 still
+ * on the device (DEV_COHERENT_LOCAL|WRITE), 2-3 moved by the longterm pins (PROT_WRITE).
+ */
+function gupTest(k: Kernel, [dev]: string[]): void {
+  const coherent = dev !== 'dmirror0';
+  buffer(k, 'buf', 4, { fill: 'i' });
+  k.run(k.migrate({ map: 'buf', page: 0, pages: 4, to: dev! }));
+  const gups = [{ write: true }, { write: true, fast: true }, { write: true, longterm: true, fast: true }, { write: true, longterm: true }];
+  gups.forEach((g, i) => {
+    const pin = i >= 2;
+    k.run(k.gup({ map: 'buf', page: i, as: `g${i}`, ...g }, pin));
+    k.run(pin ? k.unpin({ name: `g${i}` }) : k.put({ name: `g${i}` }));
+  });
+  for (let i = 0; i < 4; i++) {
+    const onDevice = coherent && i < 2;
+    check(k.isMappedIn({ map: 'buf', page: i }) && k.isWritableIn({ map: 'buf', page: i }), `snapshot page ${i}: WRITE`);
+    check((k.deviceOfPfn(k.pfnOf({ map: 'buf', page: i })!)?.name === dev) === onDevice, `snapshot page ${i}: ${onDevice ? 'DEV_COHERENT_LOCAL' : 'system memory'}`);
+  }
+  for (let i = 0; i < 4; i++) check(read(k, 'buf', i) === `i${i}`, `page ${i} not corrupted`);
+}
+
+/** TEST_F(hmm, hmm_cow_in_device): fork, the parent writes every page, the child is killed; the snapshot shows system pages, writable. */
+function cowInDevice(k: Kernel, [dev]: string[]): void {
+  buffer(k, 'buf', 4, { fill: 'i' });
+  k.run(k.migrate({ map: 'buf', page: 0, pages: 4, to: dev! }));
+  k.run(k.fork({ as: 'child' }));
+  for (let i = 0; i < 4; i++) k.run(k.write({ map: 'buf', page: i, data: `i${i}` }));
+  k.run(k.exit({ process: 'child' }));
+  for (let i = 0; i < 4; i++) {
+    const pfn = k.pfnOf({ map: 'buf', page: i })!;
+    check(k.isWritableIn({ map: 'buf', page: i }) && k.deviceOfPfn(pfn) === null, `snapshot page ${i}: WRITE in system memory`);
+  }
+}
+
 /** TEST_F(hmm, migrate_release): HMM_DMIRROR_RELEASE with the pages on the device, then the CPU reads them. */
 function migrateRelease(k: Kernel, [dev]: string[]): void {
   buffer(k, 'buf', 2, { fill: 'i' });
@@ -256,6 +315,31 @@ describe('hmm-tests.c verdicts per release (releases v5.4 v5.10 v6.1 v6.3 v6.6 v
   it('migrate_mixed (from the zero page on): cpages 4, then -ENOENT; private on every release, coherent from v6.0', () => {
     expect(perRelease(['private', 'private'], migrateMixed)).toEqual(ALL_PASS);
     expect(perRelease(['coherent', 'coherent'], migrateMixed)).toEqual(COHERENT);
+  });
+
+  it('migrate: private on every release, coherent from v6.0', () => {
+    expect(perRelease(['private'], migrate)).toEqual(ALL_PASS);
+    expect(perRelease(['coherent'], migrate)).toEqual(COHERENT);
+  });
+
+  it('migrate_file_private (the file on a DAX-mounted xfs): private on every release, coherent from v6.0', () => {
+    expect(perRelease(['private'], migrateFilePrivate)).toEqual(ALL_PASS);
+    expect(perRelease(['coherent'], migrateFilePrivate)).toEqual(COHERENT);
+  });
+
+  // GUP faults a device-private entry home (do_swap_page -> migrate_to_ram) whatever the flags;
+  // a device-coherent page is taken where it is unless FOLL_LONGTERM, which migrates it first
+  // (folio_is_longterm_pinnable() is false: check_and_migrate_movable_pages)
+  it('hmm_gup_test: private on every release, coherent from v6.0', () => {
+    expect(perRelease(['private'], gupTest)).toEqual(ALL_PASS);
+    expect(perRelease(['coherent'], gupTest)).toEqual(COHERENT);
+  });
+
+  // private: the parent's write faults the shared device page home, then copies it; coherent:
+  // wp_page_copy copies straight out of device memory. Either way the parent ends on system pages.
+  it('hmm_cow_in_device: private on every release, coherent from v6.0', () => {
+    expect(perRelease(['private'], cowInDevice)).toEqual(ALL_PASS);
+    expect(perRelease(['coherent'], cowInDevice)).toEqual(COHERENT);
   });
 
   it('migrate_fault: private on every release, coherent from v6.0 (CPU reads of coherent memory do not fault)', () => {
