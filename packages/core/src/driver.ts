@@ -3,7 +3,7 @@ import type { Vmf } from './mm/fault.js';
 import type { Leaf } from './mm/vm.js';
 import type { KernelDescription } from './plugin.js';
 import type { Op } from './sched.js';
-import type { Device, Vma, VmFlags } from './types.js';
+import type { Device, Mm, Vma, VmFlags } from './types.js';
 
 export interface ProbeRequest {
   /** the device's name (`as:`) */
@@ -46,6 +46,11 @@ export interface DriverPlugin {
   migrate?(k: Kernel, device: Device, req: MigrateRequest): Op;
   /** The device itself reads or writes a process's page (a mirror device, as test_hmm). */
   deviceAccess?(k: Kernel, device: Device, req: DeviceAccessRequest): Op<string>;
+  /**
+   * The device snapshots a process's page tables without faulting (test_hmm's
+   * HMM_DMIRROR_SNAPSHOT): one byte of SNAPSHOT_FLAGS per page.
+   */
+  snapshot?(k: Kernel, device: Device, req: DeviceSnapshotRequest): Op<readonly number[]>;
 }
 
 export interface MigrateRequest {
@@ -60,4 +65,62 @@ export interface DeviceAccessRequest {
   readonly page: number;
   readonly write: boolean;
   readonly data?: string;
+}
+
+/** A range of a process's address space, by virtual page: it may cover holes and other VMAs. */
+export interface DeviceSnapshotRequest {
+  readonly mm: Mm;
+  readonly start: number;
+  readonly pages: number;
+}
+
+/**
+ * The per-page bytes of HMM_DMIRROR_SNAPSHOT (lib/test_hmm_uapi.h HMM_DMIRROR_PROT_*): ERROR and
+ * NONE stand alone; otherwise a page kind (none, ZERO, DEV_*) or-ed with READ or WRITE and, for a
+ * huge leaf, PMD or PUD. DEV_PRIVATE_REMOTE (0x30) and DEV_COHERENT_REMOTE (0x50) share bits
+ * with ZERO, so the kind is the whole high nibble, not a bit set.
+ */
+export const SNAPSHOT_FLAGS = {
+  ERROR: 0xff,
+  NONE: 0x00,
+  READ: 0x01,
+  WRITE: 0x02,
+  PMD: 0x04,
+  PUD: 0x08,
+  ZERO: 0x10,
+  DEV_PRIVATE_LOCAL: 0x20,
+  DEV_PRIVATE_REMOTE: 0x30,
+  DEV_COHERENT_LOCAL: 0x40,
+  DEV_COHERENT_REMOTE: 0x50,
+} as const;
+
+export type SnapshotFlagName = keyof typeof SNAPSHOT_FLAGS;
+const SNAPSHOT_KINDS: readonly SnapshotFlagName[] = ['ZERO', 'DEV_PRIVATE_LOCAL', 'DEV_PRIVATE_REMOTE', 'DEV_COHERENT_LOCAL', 'DEV_COHERENT_REMOTE'];
+const SNAPSHOT_GROUPS: readonly (readonly SnapshotFlagName[])[] = [SNAPSHOT_KINDS, ['READ', 'WRITE'], ['PMD', 'PUD']];
+
+/** `'ZERO|READ'` → 0x11; a message naming the problem when the names do not make a snapshot byte. */
+export function parseSnapshotFlags(text: string): number | string {
+  const names = text.split('|').map((n) => n.trim().toUpperCase().replace(/^HMM_DMIRROR_PROT_/, ''));
+  const unknown = names.find((n) => !(n in SNAPSHOT_FLAGS));
+  if (unknown !== undefined) return `'${unknown}' is not a snapshot flag (one of ${Object.keys(SNAPSHOT_FLAGS).join(', ')})`;
+  const known = names as SnapshotFlagName[];
+  if (known.length > 1 && known.some((n) => n === 'ERROR' || n === 'NONE')) return `${known.includes('ERROR') ? 'ERROR' : 'NONE'} stands alone: write it without other flags`;
+  for (const group of SNAPSHOT_GROUPS) {
+    const both = known.filter((n) => group.includes(n));
+    if (both.length > 1) return `${both.join(' and ')} exclude each other: a page has one of ${group.join(', ')}`;
+  }
+  const alone = known.length === 1 && (known[0] === 'ERROR' || known[0] === 'NONE');
+  // dmirror_mkentry() ors READ or WRITE into every entry that is neither ERROR nor NONE
+  if (!alone && !known.includes('READ') && !known.includes('WRITE')) return `a mapped page is READ or WRITE: add one of them to '${text}'`;
+  return known.reduce((byte, n) => byte | SNAPSHOT_FLAGS[n], 0);
+}
+
+/** 0x22 → 'DEV_PRIVATE_LOCAL|WRITE' (the kind from the high nibble, then the low bits). */
+export function formatSnapshotFlags(byte: number): string {
+  if (byte === SNAPSHOT_FLAGS.ERROR) return 'ERROR';
+  if (byte === SNAPSHOT_FLAGS.NONE) return 'NONE';
+  const kind = SNAPSHOT_KINDS.find((n) => SNAPSHOT_FLAGS[n] === (byte & 0xf0));
+  const low = (['READ', 'WRITE', 'PMD', 'PUD'] as const).filter((n) => byte & SNAPSHOT_FLAGS[n]);
+  const unnamed = byte & 0xf0 && !kind ? [`0x${(byte & 0xf0).toString(16)}`] : [];
+  return [...(kind ? [kind] : []), ...unnamed, ...low].join('|');
 }

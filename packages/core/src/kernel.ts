@@ -3,7 +3,7 @@ import type { Mmu, VmemmapPopulator } from './arch.js';
 import { EventBus } from './bus.js';
 import { Dax } from './dax/dax.js';
 import { createKernelContainer, token, type DependencyContainer } from './di.js';
-import type { DriverPlugin, ProbeRequest } from './driver.js';
+import { SNAPSHOT_FLAGS, type DriverPlugin, type ProbeRequest } from './driver.js';
 import { InputError, KernelError, UnsupportedError } from './errors.js';
 import { FaultInjection, type FaultSite } from './fault-inject.js';
 import type { KernelEvents } from './events.js';
@@ -614,6 +614,26 @@ export class Kernel {
 
   *deviceWrite(a: { device: string; map: string; page: number; data: string; process?: string }): Op {
     yield* this.deviceAccess(a, true, a.data);
+  }
+
+  /**
+   * A mirror device snapshots page tables without faulting (test_hmm HMM_DMIRROR_SNAPSHOT) over
+   * pages of a named mapping. A munmapped mapping's addresses have no VMA (mmap placement never
+   * reuses them: Vm.placeVma), so every page is a hole: HMM_PFN_ERROR (mm/hmm.c hmm_vma_walk_hole()
+   * with no VMA and no fault requested).
+   */
+  *deviceSnapshot(a: { device: string; map: string; page?: number; expect: readonly number[]; process?: string }): Op<readonly number[]> {
+    const device = this.device(a.device);
+    const driver = this.driverOf(device);
+    if (!driver.snapshot) throw new KernelError('EOPNOTSUPP', `${driver.name} cannot snapshot page tables`);
+    const mm = a.process ? this.process(a.process) : this.mapOwners.get(a.map);
+    if (!mm) throw new InputError(`unknown mapping '${a.map}'`, undefined, 'map');
+    const page = a.page ?? 0;
+    const pages = a.expect.length;
+    const vma = mm.vmas.find((v) => v.name === a.map);
+    if (!vma) return Array<number>(pages).fill(SNAPSHOT_FLAGS.ERROR);
+    if (page + pages > vma.pages) throw new InputError(`device-snapshot of pages ${page}..${page + pages - 1} runs past mapping '${a.map}' (${vma.pages} page${vma.pages === 1 ? '' : 's'}): list at most ${vma.pages - page} in expect`, undefined, 'expect');
+    return yield* driver.snapshot(this, device, { mm, start: vma.start + page, pages });
   }
 
   /** Arm a fault-injection site: its `nth` call from now fails, and the `times - 1` after it. */

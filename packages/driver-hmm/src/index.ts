@@ -3,7 +3,9 @@ import {
   KernelOops,
   UnsupportedError,
   kernelAtLeast,
+  SNAPSHOT_FLAGS as PROT,
   type DeviceAccessRequest,
+  type DeviceSnapshotRequest,
   type Device,
   type DriverPlugin,
   type Kernel,
@@ -253,6 +255,18 @@ export function hmm(options: HmmOptions = {}): DriverPlugin {
     },
 
     /**
+     * HMM_DMIRROR_SNAPSHOT (dmirror_snapshot -> dmirror_range_snapshot): hmm_range_fault() with
+     * default_flags 0, so nothing is faulted, and dmirror_mkentry() turns each pfn into a byte.
+     */
+    *snapshot(k: Kernel, device: Device, req: DeviceSnapshotRequest): Op<readonly number[]> {
+      if (!device.bound) throw new KernelError('ENODEV', `${device.name} is not bound`);
+      const out: number[] = [];
+      for (let vpn = req.start; vpn < req.start + req.pages; vpn++) out.push(snapshotEntry(k, device, req, vpn));
+      yield* [];
+      return out;
+    },
+
+    /**
      * Device removal (dmirror_device_remove_chunks): mark each chunk removed and drop its free
      * pages; evict in-use pages to system memory (dmirror_device_evict_chunk: migrate_device_range,
      * v6.1+); then memunmap_pages(), which waits for what is left.
@@ -276,4 +290,49 @@ function access(k: Kernel, pfn: number, req: DeviceAccessRequest): string {
   if (!req.write) return k.pages.data.get(pfn) ?? '';
   k.pages.data.set(pfn, req.data ?? '');
   return req.data ?? '';
+}
+
+/**
+ * One page of a snapshot: what hmm_range_fault() reports without faulting (mm/hmm.c), turned
+ * into HMM_DMIRROR_PROT_* by dmirror_mkentry() (lib/test_hmm.c).
+ */
+function snapshotEntry(k: Kernel, device: Device, req: DeviceSnapshotRequest, vpn: number): number {
+  const vma = k.vm.vmaAt(req.mm, vpn);
+  // hmm_vma_walk_hole(): no VMA -> HMM_PFN_ERROR (so since Jason Gunthorpe's v5.8 rework of the
+  // pfn format, when hmm-tests.c's hole expectation moved from NONE to ERROR)
+  if (!vma) return PROT.ERROR;
+  // hmm_vma_walk_test(): VM_IO / VM_PFNMAP or no VM_READ -> the whole VMA is HMM_PFN_ERROR
+  if (vma.flags.io || vma.flags.pfnmap || !vma.flags.read) return PROT.ERROR;
+  const leaf = k.vm.lookup(req.mm, vpn);
+  // hmm_vma_handle_pte(): pte_none with no fault requested -> 0, which mkentry reads as NONE
+  if (!leaf) return PROT.NONE;
+  const pte = leaf.pte;
+  if (pte.devicePrivate) {
+    // only dev_private_owner's entries are reported (with their own write bit); another owner's
+    // entry is left 0 when no fault is requested (hmm_vma_handle_pte, owner check since v5.7)
+    if (k.deviceOfPfn(pte.pfn) !== device) return PROT.NONE;
+    return PROT.DEV_PRIVATE_LOCAL | (pte.write ? PROT.WRITE : PROT.READ);
+  }
+  const pfn = k.vm.pfnAt(leaf, vpn);
+  // is_zero_pfn(): the small zero page only (a huge zero page PMD is not is_zero_pfn)
+  const isSmallZeroPage = pte.level === 'pte' && k.isZeroPfn(pfn);
+  if (pte.level === 'pte' && k.vm.normalPage(pte, pfn) === null && !pte.devmap && !isSmallZeroPage) {
+    // hmm_vma_handle_pte(): a special PTE with no struct page to hand out (not devmap, not the
+    // zero page) is HMM_PFN_ERROR
+    return PROT.ERROR;
+  }
+  // dmirror_mkentry(): the page kind, then READ or WRITE from HMM_PFN_WRITE (pte_write)
+  const owner = k.deviceOfPfn(pfn);
+  const type = owner?.pgmap.type;
+  let byte: number = type === 'coherent'
+    ? owner === device ? PROT.DEV_COHERENT_LOCAL : PROT.DEV_COHERENT_REMOTE
+    : isSmallZeroPage ? PROT.ZERO : PROT.NONE;
+  byte |= pte.write ? PROT.WRITE : PROT.READ;
+  // hmm_pfn_to_map_order() ("mm/hmm: provide the page mapping order in hmm_range_fault()", in the
+  // hmm pull for v5.9): a PMD or PUD leaf reports its order, and mkentry flags it
+  if (kernelAtLeast(k.version, 5, 9)) {
+    if (pte.level === 'pmd') byte |= PROT.PMD;
+    else if (pte.level === 'pud') byte |= PROT.PUD;
+  }
+  return byte;
 }

@@ -323,3 +323,29 @@ describe('loadScenarioFile', () => {
     expect(loadScenarioFile(f).name).toBe('t');
   });
 });
+
+describe('device-snapshot steps', () => {
+  const setup = 'setup:\n  - probe: { driver: hmm, size: 256MiB, as: d0 }\n  - mmap: { anon: true, length: 16KiB, as: m }\n';
+  const snap = (args: string) => oneStep(`device-snapshot: { device: d0, map: m, ${args} }`, setup);
+
+  it('turns each page\'s HMM_DMIRROR_PROT_* names into the byte test_hmm writes (lib/test_hmm_uapi.h)', () => {
+    const s = parseScenario(snap('page: 1, expect: [ERROR, NONE, ZERO|READ, DEV_PRIVATE_REMOTE|WRITE, dev_coherent_local | write | pmd, 0x51]'), 's.yaml');
+    // ERROR 0xff, NONE 0, ZERO 0x10|READ 1, DEV_PRIVATE_REMOTE 0x30|WRITE 2, 0x40|2|PMD 4, a raw byte
+    expect(s.threads[0]!.steps[0]!.args).toEqual({ device: 'd0', map: 'm', page: 1, expect: [0xff, 0x00, 0x11, 0x32, 0x46, 0x51] });
+  });
+
+  it('names the page and the problem when the flags cannot be one snapshot byte', () => {
+    expect(errorOf(snap('expect: [WRITE, ZEROO|READ]')).message).toMatch(/^s\.yaml:\d+:\d+: steps\[0\]\.device-snapshot\.expect\[1\]: 'ZEROO' is not a snapshot flag \(one of ERROR, NONE, READ/);
+    expect(errorOf(snap('expect: [READ|WRITE]')).message).toMatch(/expect\[0\]: READ and WRITE exclude each other/);
+    expect(errorOf(snap('expect: [ZERO|DEV_PRIVATE_LOCAL|READ]')).message).toMatch(/ZERO and DEV_PRIVATE_LOCAL exclude each other/);
+    expect(errorOf(snap('expect: [ERROR|READ]')).message).toMatch(/ERROR stands alone/);
+    expect(errorOf(snap('expect: [ZERO]')).message).toMatch(/a mapped page is READ or WRITE: add one of them to 'ZERO'/);
+    expect(errorOf(snap('expect: [256]')).message).toMatch(/expect\[0\]/);
+    expect(errorOf(snap('pages: 2, expect: [READ]')).message).toMatch(/device-snapshot\.pages: pages is 2 but expect lists 1 pages/);
+    expect(errorOf(snap('expect: []')).message).toMatch(/list the flags expected for each page/);
+  });
+
+  it('checks the names it refers to', () => {
+    expect(errorOf(oneStep('device-snapshot: { device: d0, map: nope, expect: [NONE] }', setup)).message).toMatch(/nope/);
+  });
+});

@@ -207,7 +207,7 @@ function references(step: Step, at: Path, raw: Record<string, unknown>): NameRef
     case 'unpin': case 'put': ref('name', 'pin', a.name, typeof raw[step.op] === 'string' ? [...at, step.op] : [...at, step.op, 'name']); break;
     case 'dma-write': case 'dma-read': ref('pin', 'pin'); break;
     case 'migrate': ref('map', 'map'); ref('process', 'process'); if (a.to !== 'ram' && a.to !== 'device') ref('to', 'device'); break;
-    case 'device-read': case 'device-write': ref('device', 'device'); ref('map', 'map'); ref('process', 'process'); break;
+    case 'device-read': case 'device-write': case 'device-snapshot': ref('device', 'device'); ref('map', 'map'); ref('process', 'process'); break;
     case 'check': {
       const c = a as unknown as CheckArgs;
       for (const k of ['map', 'file', 'device', 'process'] as const) ref(k, k === 'map' ? 'map' : k, c.target[k], [...at, 'check', c.what, k]);

@@ -1,5 +1,5 @@
 import type { ArchPlugin } from '../plugin.js';
-import type { DriverPlugin } from '../driver.js';
+import { formatSnapshotFlags, type DriverPlugin } from '../driver.js';
 import { InputError, KernelError, KernelOops, UnsupportedError } from '../errors.js';
 import { featureDiff, resolveFeatures, type FeatureSet } from '../features.js';
 import type { FilesystemPlugin } from '../fs/filesystem.js';
@@ -108,6 +108,15 @@ export function stepOp(k: Kernel, step: Step, failures: string[]): Op<unknown> {
       })();
     case 'migrate': return k.migrate(a);
     case 'device-write': return k.deviceWrite(a);
+    case 'device-snapshot':
+      return (function* () {
+        const got = yield* k.deviceSnapshot(a);
+        const want = (step.args as { expect: readonly number[] }).expect;
+        const first = (step.args as { page?: number }).page ?? 0;
+        want.forEach((w, i) => {
+          if (got[i] !== w) failures.push(`${step.path}: ${a.device} snapshot of page ${first + i} of '${a.map}' is ${formatSnapshotFlags(got[i]!)} (0x${got[i]!.toString(16).padStart(2, '0')}), expected ${formatSnapshotFlags(w)} (0x${w.toString(16).padStart(2, '0')})`);
+        });
+      })();
     case 'device-read':
       return (function* () {
         const data = yield* k.deviceRead(a);

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { FEATURES, PRESETS } from '../features.js';
 import { didYouMean, ERRNO_NAMES, INVARIANT_NAMES, OP_ARGS, OP_NAMES, scenarioJsonSchema } from './schema.js';
+import { formatSnapshotFlags, parseSnapshotFlags } from '../driver.js';
 
 /** Keywords of JSON Schema draft 2020-12 (core, applicator, validation, meta-data, format, content, unevaluated). */
 const KEYWORDS = new Set([
@@ -86,7 +87,7 @@ describe('constants', () => {
   it('every operation of SCENARIOS.md has a schema', () => {
     expect(OP_NAMES).toEqual([
       'probe', 'unbind', 'mount', 'create', 'truncate', 'punch-hole', 'reflink', 'spawn', 'mmap', 'munmap', 'read', 'write',
-      'fork', 'exit', 'pin', 'get', 'unpin', 'put', 'dma-write', 'dma-read', 'memory-failure', 'migrate', 'device-read', 'device-write', 'inject-fault',
+      'fork', 'exit', 'pin', 'get', 'unpin', 'put', 'dma-write', 'dma-read', 'memory-failure', 'migrate', 'device-read', 'device-write', 'device-snapshot', 'inject-fault',
       'mprotect', 'clear-refs', 'check',
     ]);
     expect(Object.keys(OP_ARGS)).toEqual(OP_NAMES);
@@ -110,5 +111,19 @@ describe('didYouMean', () => {
     expect(didYouMean('sise', ['file', 'size'])).toBe('size');
     expect(didYouMean('EBSY', ['EBUSY', 'EIO'])).toBe('EBUSY');
     expect(didYouMean('xyzzy', ['truncate', 'create'])).toBeUndefined();
+  });
+});
+
+describe('snapshot flags (lib/test_hmm_uapi.h HMM_DMIRROR_PROT_*)', () => {
+  it('format the byte as test_hmm composes it: the kind (high nibble) then READ/WRITE and PMD/PUD', () => {
+    // DEV_PRIVATE_REMOTE (0x30) has ZERO's bit (0x10) too: the kind is the whole nibble
+    expect([0xff, 0x00, 0x01, 0x02, 0x11, 0x22, 0x31, 0x42, 0x52, 0x06, 0x09, 0x61].map(formatSnapshotFlags)).toEqual([
+      'ERROR', 'NONE', 'READ', 'WRITE', 'ZERO|READ', 'DEV_PRIVATE_LOCAL|WRITE', 'DEV_PRIVATE_REMOTE|READ', 'DEV_COHERENT_LOCAL|WRITE', 'DEV_COHERENT_REMOTE|WRITE', 'WRITE|PMD', 'READ|PUD', '0x60|READ',
+    ]);
+  });
+
+  it('parse back what they format', () => {
+    for (const byte of [0xff, 0x00, 0x01, 0x02, 0x11, 0x22, 0x31, 0x42, 0x52, 0x06, 0x09]) expect(parseSnapshotFlags(formatSnapshotFlags(byte))).toBe(byte);
+    expect(parseSnapshotFlags('HMM_DMIRROR_PROT_ZERO | HMM_DMIRROR_PROT_READ')).toBe(0x11);
   });
 });

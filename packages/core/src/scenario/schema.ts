@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import type { Errno } from '../errors.js';
+import { parseSnapshotFlags } from '../driver.js';
 import { FEATURES, PRESETS } from '../features.js';
 import { FAULT_SITE_NAMES, type FaultSite } from '../fault-inject.js';
 import { isPowerOfTwo, parseSize } from '../units.js';
@@ -95,6 +96,19 @@ const PageIndex = z.number().int().nonnegative().describe('a base-page index wit
 const PageCount = z.number().int().positive().describe('a number of base pages');
 const Data = z.string({ error: (iss) => (iss.input === undefined ? undefined : `expected a string of data; quote it (data: '${String(iss.input)}')`) }).describe('the data written or expected (a string)');
 const Flag = z.boolean();
+
+/** One page of a device snapshot: `'ZERO|READ'` (HMM_DMIRROR_PROT_* names) or the byte itself → the byte. */
+const SnapshotByte = z
+  .union([z.string(), z.number().int().min(0).max(255)], { error: 'expected snapshot flags like ZERO|READ, or a byte 0-255' })
+  .transform((v, ctx) => {
+    if (typeof v === 'number') return v;
+    const byte = parseSnapshotFlags(v);
+    if (typeof byte === 'string') {
+      ctx.issues.push({ code: 'custom', input: v, message: byte });
+      return z.NEVER;
+    }
+    return byte;
+  });
 
 // ---------------------------------------------------------------------------------------------
 // operations
@@ -255,6 +269,16 @@ export const OP_ARGS = {
   migrate: obj({ map: Name, page: PageIndex, pages: PageCount.optional(), to: Name.describe("'ram', the name of a device to migrate to, or 'device' (the only bound device that can)"), process: Name.optional().describe('act in this process (default: the one that created the mapping)') }).describe('migrate anonymous pages to device memory or back (migrate_vma_*)'),
   'device-read': obj({ device: Name, map: Name, page: PageIndex, process: Name.optional().describe('the process whose memory the device mirrors'), expect: Data.optional() }).describe("a mirror device reads a process's page (hmm)"),
   'device-write': obj({ device: Name, map: Name, page: PageIndex, data: Data, process: Name.optional().describe('the process whose memory the device mirrors') }).describe("a mirror device writes a process's page (hmm)"),
+  'device-snapshot': obj({
+    device: Name,
+    map: Name,
+    page: PageIndex.optional().describe('the first page (default 0)'),
+    pages: PageCount.optional().describe('how many pages (default: as many as expect lists)'),
+    process: Name.optional().describe('the process whose page tables the device snapshots'),
+    expect: z.array(SnapshotByte).min(1, { error: 'list the flags expected for each page, e.g. expect: [ERROR, ZERO|READ, WRITE]' }).describe('one entry per page: HMM_DMIRROR_PROT_* names joined by |, or the byte'),
+  })
+    .refine((a) => a.pages === undefined || a.pages === a.expect.length, { error: (iss) => `pages is ${String((iss.input as { pages?: number }).pages)} but expect lists ${(iss.input as { expect: unknown[] }).expect.length} pages: give one entry per page`, path: ['pages'] })
+    .describe("a mirror device snapshots a process's page tables without faulting (test_hmm HMM_DMIRROR_SNAPSHOT)"),
   'inject-fault': obj({
     site: z.enum(FAULT_SITE_NAMES as [FaultSite, ...FaultSite[]]).describe('the allocation that fails (fault-inject.ts FAULT_SITES)'),
     nth: z.number().int().positive().optional().describe('the nth call at the site from now fails (default 1, as /proc/<pid>/fail-nth)'),
