@@ -102,6 +102,19 @@ function anonReadMultiple(k: Kernel, [dev]: string[]): void {
   }
 }
 
+/**
+ * TEST_F(hmm, anon_read_prot): the written buffer is made PROT_NONE; HMM_DMIRROR_READ is -EFAULT
+ * (hmm_vma_walk_test(): no VM_READ, fault requested) and the mirror stays unwritten; after
+ * mprotect(PROT_READ) the CPU reads the data.
+ */
+function anonReadProt(k: Kernel, [dev]: string[]): void {
+  buffer(k, 'buf', 3, { fill: 'i' });
+  k.run(k.mprotect({ map: 'buf', write: false, read: false }));
+  fails(k, k.deviceRead({ device: dev!, map: 'buf', page: 0 }), 'EFAULT', 'HMM_DMIRROR_READ on PROT_NONE');
+  k.run(k.mprotect({ map: 'buf', write: false }));
+  for (let i = 0; i < 3; i++) check(read(k, 'buf', i) === `i${i}`, `page ${i} after mprotect(PROT_READ)`);
+}
+
 /** TEST_F(hmm, anon_write): the device's write faults in fresh pages, the CPU reads it. */
 function anonWrite(k: Kernel, [dev]: string[]): void {
   buffer(k, 'buf', 4);
@@ -164,6 +177,12 @@ function doubleMap(k: Kernel, [dev0, dev1]: string[]): void {
   for (let i = 0; i < 3; i++) check(devRead(k, dev0!, 'buf', i) === `i${i}`, `${dev0} reads page ${i} after the migration to ${dev1}`);
 }
 
+/** hmm2.migrate_mixed and hmm2.snapshot: "Reserve a range of addresses" PROT_NONE; page 0 stays so. */
+function protNonePage(k: Kernel): void {
+  buffer(k, 'page0', 1, { write: false });
+  k.run(k.mprotect({ map: 'page0', write: false, read: false }));
+}
+
 /**
  * hmm2.migrate_mixed and hmm2.snapshot: "Page 2 will be a read-only zero page" (PROT_READ, read)
  * and "Page 3 will be read-only" (written, then PROT_READ), each its own VMA.
@@ -178,6 +197,10 @@ function zeroAndReadOnlyPages(k: Kernel): void {
 
 /** TEST_F(hmm2, migrate_mixed) from "Page 2 will be a read-only zero page" on: one VMA per mprotect()ed piece. */
 function migrateMixed(k: Kernel, [dev0, dev1]: string[]): void {
+  protNonePage(k);
+  // "Migrating a protected area" and, after the hole, "the vma doesn't cover the range": both
+  // start in page 0's VMA, without VM_READ: dmirror_migrate_to_device() returns -EINVAL there
+  fails(k, k.migrate({ map: 'page0', page: 0, to: dev1! }), 'EINVAL', 'migrating the PROT_NONE range');
   zeroAndReadOnlyPages(k);
   buffer(k, 'pages45', 2);
   for (const i of [0, 1]) k.run(k.write({ map: 'pages45', page: i, data: '3' }));
@@ -250,13 +273,13 @@ function cowInDevice(k: Kernel, [dev]: string[]): void {
 }
 
 /**
- * TEST_F(hmm2, snapshot) from "Punch a hole" on, one mapping per VMA (page 0, PROT_NONE, is not
- * modelled): the hole is ERROR, the read zero page ZERO|READ, the written-then-PROT_READ page
+ * TEST_F(hmm2, snapshot), one mapping per VMA: the PROT_NONE page 0 and the hole are ERROR, the read zero page ZERO|READ, the written-then-PROT_READ page
  * READ, the written page WRITE, device 0's page DEV_*_LOCAL|WRITE; device 1's page is NONE when
  * device-private (another owner's entry, not faulted) and DEV_COHERENT_REMOTE|WRITE when coherent.
  */
 function snapshotTest(k: Kernel, [dev0, dev1]: string[]): void {
   const coherent = dev0 !== 'dmirror0';
+  protNonePage(k);
   buffer(k, 'page1', 1, { write: false });
   k.run(k.munmap({ map: 'page1' }));
   zeroAndReadOnlyPages(k);
@@ -264,9 +287,9 @@ function snapshotTest(k: Kernel, [dev0, dev1]: string[]): void {
   k.run(k.write({ map: 'pages456', page: 0, data: '3' }));
   k.run(k.migrate({ map: 'pages456', page: 1, to: dev0! }));
   k.run(k.migrate({ map: 'pages456', page: 2, to: dev1! }));
-  const got = [...snapshot(k, dev0!, 'page1', 1), ...snapshot(k, dev0!, 'page2', 1), ...snapshot(k, dev0!, 'page3', 1), ...snapshot(k, dev0!, 'pages456', 3)];
-  const want = ['ERROR', 'ZERO|READ', 'READ', 'WRITE', ...(coherent ? ['DEV_COHERENT_LOCAL|WRITE', 'DEV_COHERENT_REMOTE|WRITE'] : ['DEV_PRIVATE_LOCAL|WRITE', 'NONE'])];
-  check(got.join() === want.join(), `snapshot of pages 1-6 [${got.join(', ')}], expected [${want.join(', ')}]`);
+  const got = [...snapshot(k, dev0!, 'page0', 1), ...snapshot(k, dev0!, 'page1', 1), ...snapshot(k, dev0!, 'page2', 1), ...snapshot(k, dev0!, 'page3', 1), ...snapshot(k, dev0!, 'pages456', 3)];
+  const want = ['ERROR', 'ERROR', 'ZERO|READ', 'READ', 'WRITE', ...(coherent ? ['DEV_COHERENT_LOCAL|WRITE', 'DEV_COHERENT_REMOTE|WRITE'] : ['DEV_PRIVATE_LOCAL|WRITE', 'NONE'])];
+  check(got.join() === want.join(), `snapshot of pages 0-6 [${got.join(', ')}], expected [${want.join(', ')}]`);
 }
 
 /** TEST_F(hmm, migrate_release): HMM_DMIRROR_RELEASE with the pages on the device, then the CPU reads them. */
@@ -292,6 +315,8 @@ describe('hmm-tests.c verdicts per release (releases v5.4 v5.10 v6.1 v6.3 v6.6 v
     // plays no part, and read faults map the zero page, write faults fresh anon pages
     ['anon_read', 1, anonRead],
     ['anon_read_multiple (ten rounds)', 1, anonReadMultiple],
+    // PROT_NONE: hmm_vma_walk_test() refuses a VMA without VM_READ when a fault is requested
+    ['anon_read_prot', 1, anonReadProt],
     ['anon_write', 1, anonWrite],
     // hmm_vma_fault() refuses a write fault on a VMA without VM_WRITE (-EPERM); after
     // mprotect(RW) the zero page (not anon: never upgraded by can_change_pte_writable) is
@@ -311,8 +336,9 @@ describe('hmm-tests.c verdicts per release (releases v5.4 v5.10 v6.1 v6.3 v6.6 v
     // coherent: CPU reads do not fault, so the second migration finds every page on the device
     ['migrate_fault', 1, migrateFault],
     ['migrate_multiple (ten rounds)', 1, migrateMultiple],
+    // a range starting in a VMA without VM_READ is -EINVAL (dmirror_migrate_to_device());
     // MIGRATE_VMA_SELECT_SYSTEM never selects a device page: page 5, on device 1, stays there
-    ['migrate_mixed (from the zero page on)', 2, migrateMixed],
+    ['migrate_mixed', 2, migrateMixed],
     // private: device 0's hmm_range_fault() faults device 1's private entries home
     // (do_swap_page -> migrate_to_ram); coherent: present pages, read in place
     ['double_map', 2, doubleMap],
@@ -326,7 +352,7 @@ describe('hmm-tests.c verdicts per release (releases v5.4 v5.10 v6.1 v6.3 v6.6 v
     // hmm_range_fault() without a fault request: a hole or a VMA without VM_READ is ERROR,
     // pte_none NONE; the owner's device-private entry is reported, another owner's left 0;
     // coherent pages are present, so both devices see them (LOCAL / REMOTE)
-    ['snapshot (pages 1-6)', 2, snapshotTest],
+    ['snapshot', 2, snapshotTest],
   ];
   for (const [name, devices, body] of EVERY_RELEASE) {
     it(`${name}: private on every release, coherent from v6.0`, () => {

@@ -472,9 +472,9 @@ export class Kernel {
     yield* this.vm.unmapVma(this.map(a.map, a.process));
   }
 
-  /** mprotect(addr, len, PROT_READ [| PROT_WRITE]) of a whole mapping (mm/mprotect.ts). */
-  *mprotect(a: { map: string; write: boolean; process?: string }): Op {
-    yield* this.mprotector.mprotect(this.map(a.map, a.process), a.write);
+  /** mprotect(addr, len, PROT_NONE | PROT_READ [| PROT_WRITE]) of a whole mapping (mm/mprotect.ts); `read: false` is PROT_NONE. */
+  *mprotect(a: { map: string; write: boolean; read?: boolean; process?: string }): Op {
+    yield* this.mprotector.mprotect(this.map(a.map, a.process), a.write, a.read ?? true);
   }
 
   /** echo 4 > /proc/PID/clear_refs: clear soft-dirty in the whole process (mm/mprotect.ts). */
@@ -491,6 +491,9 @@ export class Kernel {
   *read(a: { map: string; page: number; process?: string }): Op<string> {
     const vma = this.map(a.map, a.process);
     const vpn = this.pageOf(vma, a.page);
+    // access_error() (arch/x86/mm/fault.c): a load from a VMA that is not vma_is_accessible()
+    // (PROT_NONE) never reaches handle_mm_fault(): SIGSEGV (SEGV_ACCERR)
+    if (!vma.flags.read) throw new KernelError('SIGSEGV', `read of page ${a.page} of '${vma.name}', which is mapped PROT_NONE`);
     let leaf = this.vm.lookup(vma.mm, vpn);
     // the access is retried until a page is present (a fault that lost a race just returns)
     for (let tries = 0; !leaf || leaf.pte.devicePrivate; tries++) {

@@ -171,6 +171,8 @@ export function hmm(options: HmmOptions = {}): DriverPlugin {
       if (!device.bound) throw new KernelError('ENODEV', `${device.name} is not bound`);
       const { vma } = req;
       const start = vma.start + req.page;
+      // dmirror_migrate_to_{device,system}(): `!vma || !(vma->vm_flags & VM_READ)` is -EINVAL (PROT_NONE)
+      if (!vma.flags.read) throw new KernelError('EINVAL', `${device.name}: mapping '${vma.name}' is PROT_NONE (no VM_READ)`);
       // dmirror_migrate_to_{device,system}(): every address must be in a VMA (vma_lookup), else -EINVAL
       if (req.page + req.pages > vma.pages) throw new KernelError('EINVAL', `${device.name}: pages ${req.page}..${req.page + req.pages - 1} run past mapping '${vma.name}' (${vma.pages} pages)`);
       if (req.to === 'ram') {
@@ -231,6 +233,9 @@ export function hmm(options: HmmOptions = {}): DriverPlugin {
       if (!device.bound) throw new KernelError('ENODEV', `${device.name} is not bound`);
       const { vma } = req;
       const vpn = vma.start + req.page;
+      // hmm_vma_walk_test(): a VMA without VM_READ (PROT_NONE) with a fault requested is -EFAULT,
+      // before any PTE is looked at (so before hmm_vma_fault()'s VM_WRITE check)
+      if (!vma.flags.read) throw new KernelError('EFAULT', `${device.name}: hmm_range_fault on PROT_NONE mapping '${vma.name}'`);
       if (req.write && !vma.flags.write) throw new KernelError('EPERM', `${device.name}: write to read-only mapping '${vma.name}' (hmm_range_fault needs VM_WRITE)`);
       for (let tries = 0; ; tries++) {
         if (tries === 3) throw new KernelError('EFAULT', `${device.name}: hmm_range_fault could not fault in page ${req.page} of '${vma.name}'`);

@@ -96,6 +96,8 @@ export class Gup {
       const vpn = req.vpn + i;
       const leaf = k.vm.lookup(mm, vpn);
       if (!leaf || leaf.pte.devicePrivate) return undo();
+      // gup_fast_pte_range(): a pte_protnone() entry (a PROT_NONE VMA's) is left to the slow path
+      if (!req.vma.flags.read) return undo();
       if (req.write && !leaf.pte.write) return undo();
       const pfn = k.vm.pfnAt(leaf, vpn);
       if (leaf.pte.devmap) {
@@ -161,6 +163,8 @@ export class Gup {
       throw new KernelError('EOPNOTSUPP', `FOLL_LONGTERM on fs-dax mapping '${vma.name}' (check_vma_flags)`);
     }
     if (req.write && !vma.flags.write) throw new KernelError('EFAULT', `FOLL_WRITE on read-only mapping '${vma.name}'`);
+    // check_vma_flags(): a read of a VMA without VM_READ (PROT_NONE) is -EFAULT without FOLL_FORCE
+    if (!req.write && !vma.flags.read) throw new KernelError('EFAULT', `GUP of PROT_NONE mapping '${vma.name}'`);
     const got: number[] = [];
     try {
       for (let i = 0; i < req.nr; i++) {

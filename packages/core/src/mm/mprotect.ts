@@ -6,22 +6,25 @@ import { PG } from './pages.js';
 import type { Leaf } from './vm.js';
 
 /**
- * mprotect(2) between PROT_READ and PROT_READ|PROT_WRITE (mm/mprotect.c mprotect_fixup ->
+ * mprotect(2) among PROT_NONE, PROT_READ and PROT_READ|PROT_WRITE (mm/mprotect.c mprotect_fixup ->
  * change_protection -> change_pte_range / change_huge_pmd) and the soft-dirty half of
  * /proc/PID/clear_refs (fs/proc/task_mmu.c clear_refs_write, type 4 = CLEAR_REFS_SOFT_DIRTY).
  *
  * Only what a present or device-private entry shows is modelled: the write bit, the dirty and
- * soft-dirty bits. PROT_NONE, uffd-wp and NUMA hinting are not. VM_MAYWRITE is assumed (every
+ * soft-dirty bits. PROT_NONE is the VMA without VM_READ (and VM_WRITE): its present entries are
+ * pte_protnone (PAGE_NONE), which the model reads from the VMA's flags; uffd-wp and NUMA hinting
+ * are not modelled. VM_MAYWRITE is assumed (every
  * private mapping has it; a shared file or device mapping is taken to come from an O_RDWR open).
  */
 export class Mprotect {
   constructor(private readonly k: Kernel) {}
 
-  /** mprotect(vma, PROT_READ [| PROT_WRITE]) over the whole VMA. */
-  *mprotect(vma: Vma, write: boolean): Op {
+  /** mprotect(vma, PROT_NONE | PROT_READ [| PROT_WRITE]) over the whole VMA (`read: false` is PROT_NONE). */
+  *mprotect(vma: Vma, write: boolean, read = true): Op {
     const k = this.k;
+    if (write && !read) throw new KernelError('EINVAL', `mprotect of '${vma.name}': PROT_WRITE without PROT_READ is not modelled`);
     // mprotect_fixup(): nothing to do when the flags do not change (no page-table walk at all)
-    if (vma.flags.write === write) {
+    if (vma.flags.write === write && vma.flags.read === read) {
       yield* [];
       return;
     }
@@ -32,7 +35,11 @@ export class Mprotect {
     if (leaves.some((l) => l.pte.level === 'pud')) {
       throw KernelError.unsupported('EINVAL', `mprotect of '${vma.name}': it maps PUD leaves (device-dax 1 GiB), which change_pud_range() mishandled until v6.12; not modelled`);
     }
+    const readChanged = vma.flags.read !== read;
     vma.flags.write = write; // vm_flags_reset(vma, newflags); vma_set_page_prot(vma)
+    // PROT_NONE: protection_map[VM_NONE] is PAGE_NONE, so change_pte_range()'s pte_modify() makes
+    // every present entry pte_protnone (no access, no write bit); back to PROT_READ it is readable
+    vma.flags.read = read;
     // vm_page_prot: a private mapping's is never writable (COW: protection_map[] PAGE_COPY); a
     // shared one's is, unless the mapping wants write notifications (vma_wants_writenotify)
     const writenotify = this.wantsWritenotify(vma);
@@ -52,7 +59,8 @@ export class Mprotect {
         pte.write = newprotWrite; // pte_modify() / pmd_modify(): dirty and soft-dirty kept
         if (!pte.write && tryWritable && this.mayUpgrade(vma, leaf)) pte.write = true;
       }
-      if (pte.write === before) continue;
+      // a present entry changes access when VM_READ does (pte_protnone on or off): a TLB flush too
+      if (pte.write === before && !(readChanged && !pte.devicePrivate)) continue;
       changed = true;
       k.emit('pte.set', { mm: vma.mm.name, vaddr: leaf.base, pfn: pte.pfn, level: pte.level, write: pte.write, devmap: pte.devmap, special: pte.special, ...(pte.devicePrivate ? { device: true } : {}) });
     }
