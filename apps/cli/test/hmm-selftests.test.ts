@@ -404,6 +404,30 @@ describe('hmm-tests.c verdicts per release (releases v5.4 v5.10 v6.1 v6.3 v6.6 v
     expect(seen).toEqual(RELEASES.map((v) => (v === 'v5.4' ? 'WRITE NONE READ NONE' : 'WRITE|PMD NONE READ|PMD NONE')));
   });
 
+  // hmm_vma_handle_pte() hands out a PTE without a normal page only if it is devmap or the zero
+  // page ("Bypass devmap pte such as DAX page"); from v6.15 fs-dax pages are normal pages with no
+  // devmap bit. Either way a snapshot of a DAX file mapping reports each PTE's permission and no
+  // ERROR: the shared mapping's written page WRITE, its read page READ (write-notify keeps it
+  // read-only until the first write), the private mapping's read page READ (the file page) and
+  // its written page WRITE (the COW copy), untouched pages NONE.
+  it('snapshot of fs-dax mappings: devmap (before v6.15) or normal (after) PTEs are reported, never ERROR', () => {
+    const seen = RELEASES.map((v) => {
+      const k = createKernel({ arch: x86(), driver: hmm(), drivers: [nvdimm()], fs: xfs(), kernel: v });
+      k.run(k.probe({ driver: 'hmm', kind: 'private', size: 256 * 1024 * 1024, as: 'dmirror0' }));
+      k.run(k.probe({ driver: 'nvdimm', size: 1024 * 1024 * 1024, as: 'pmem0' }));
+      k.run(k.mount({ device: 'pmem0' }));
+      k.run(k.create({ file: 'f', size: 3 * PAGE }));
+      k.run(k.mmap({ file: 'f', length: 3 * PAGE, shared: true, write: true, as: 'shared' }));
+      k.run(k.mmap({ file: 'f', length: 3 * PAGE, write: true, as: 'private' }));
+      k.run(k.write({ map: 'shared', page: 0, data: 'x' }));
+      read(k, 'shared', 1);
+      read(k, 'private', 0);
+      k.run(k.write({ map: 'private', page: 1, data: 'y' }));
+      return [...snapshot(k, 'dmirror0', 'shared', 3), ...snapshot(k, 'dmirror0', 'private', 3)].join(' ');
+    });
+    expect(seen).toEqual(RELEASES.map(() => 'WRITE READ NONE READ WRITE NONE'));
+  });
+
   // HMM_DMIRROR_RELEASE came with migrate_device_range() (v6.1). Before, removal could not
   // reach the mapped pages and memunmap_pages() waits for their references: what the same
   // operations do on v5.4/v5.10 is a hang (with the extra reference, after a page_free of a
