@@ -47,13 +47,16 @@ export const PPC_HASH_64K_MMU: Mmu = {
 /**
  * 4K base pages (PPC_4K_PAGES) with hash: PMD 2 MiB, but hash THP needs PMD_SHIFT == 24
  * (hash__has_transparent_hugepage(); hash-4k.h: H_PAGE_THP_HUGE 0, hash__pmd_trans_huge() 0),
- * so device-dax offers PAGE_SIZE only: no compound devmaps, nothing for seed 003 to trip on.
+ * so device-dax offers PAGE_SIZE only (no compound devmaps, nothing for seed 003 to trip on) and
+ * fs-dax never maps a PMD.
  */
 export const PPC_HASH_4K_MMU: Mmu = {
   ...PPC_HASH_64K_MMU,
   basePageSize: 4 * KiB,
   pmdSize: 2 * MiB,
   devdaxAlignments: [4 * KiB],
+  // hugepage_init() then sets TRANSPARENT_HUGEPAGE_NEVER_DAX: fs-dax maps PTEs only
+  transparentHugepage: false,
 };
 
 /** The MMU for a page-size option (default 64 KiB); other sizes are refused with the fix. */

@@ -30,6 +30,13 @@ export interface Mmu {
   /** Device-dax alignments the arch offers (bytes). */
   readonly devdaxAlignments: readonly number[];
   /**
+   * has_transparent_hugepage(): whether the MMU can map a PMD leaf for THP/DAX at all. Absent
+   * means it can. When it cannot, hugepage_init() marks THP unsupported and fs-dax never tries a
+   * PMD fault (TRANSPARENT_HUGEPAGE_NEVER_DAX, renamed _UNSUPPORTED by 520d6e8bc649;
+   * thp_disabled_by_hw() in __thp_vma_allowable_orders() from v6.12).
+   */
+  readonly transparentHugepage?: boolean;
+  /**
    * memremap_compat_align(): the alignment nd_pfn namespaces get at least (mm/memremap.c:
    * SUBSECTION_SIZE unless the arch overrides it; ppc64 hash: its linear-map page size).
    * Absent means subsectionSize.

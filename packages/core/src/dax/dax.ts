@@ -354,6 +354,9 @@ export class Dax {
     const { vma, write } = vmf;
     const base = vmf.vpn - (vmf.vpn % n);
     const index = vmf.pgoff - (vmf.vpn - base);
+    // hardware without THP (ppc64 hash with 4K pages): __transparent_hugepage_enabled() is false
+    // for DAX VMAs too (TRANSPARENT_HUGEPAGE_NEVER_DAX), so ->huge_fault is never tried
+    if (k.mmu.transparentHugepage === false) return 'fallback';
     if (!vma.flags.hugepage || base < vma.start || base + n > vma.start + vma.pages) return 'fallback';
     if (index % n !== 0) return 'fallback'; // file offset colour differs from the address colour
     if (write && !vma.flags.shared) return 'fallback'; // private writes COW through PTEs
