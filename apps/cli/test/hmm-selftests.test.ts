@@ -115,6 +115,13 @@ function anonReadProt(k: Kernel, [dev]: string[]): void {
   for (let i = 0; i < 3; i++) check(read(k, 'buf', i) === `i${i}`, `page ${i} after mprotect(PROT_READ)`);
 }
 
+/** TEST_F(hmm, mixedmap): mmap of the device file (dmirror_fops_mmap: vm_insert_page, MAP_PRIVATE), then the snapshot: READ. */
+function mixedmap(k: Kernel, [dev]: string[]): void {
+  k.run(k.mmap({ device: dev!, length: PAGE, write: true, as: 'buf' }));
+  const got = snapshot(k, dev!, 'buf', 1);
+  check(got.join() === 'READ', `snapshot [${got.join(', ')}], expected [READ]`);
+}
+
 /** TEST_F(hmm, anon_write): the device's write faults in fresh pages, the CPU reads it. */
 function anonWrite(k: Kernel, [dev]: string[]): void {
   buffer(k, 'buf', 4);
@@ -353,6 +360,9 @@ describe('hmm-tests.c verdicts per release (releases v5.4 v5.10 v6.1 v6.3 v6.6 v
     // pte_none NONE; the owner's device-private entry is reported, another owner's left 0;
     // coherent pages are present, so both devices see them (LOCAL / REMOTE)
     ['snapshot', 2, snapshotTest],
+    // vm_insert_page() maps the driver's zeroed system page with the private mapping's
+    // read-only vm_page_prot, in a normal PTE: a present page without a kind, READ
+    ['mixedmap', 1, mixedmap],
   ];
   for (const [name, devices, body] of EVERY_RELEASE) {
     it(`${name}: private on every release, coherent from v6.0`, () => {

@@ -38,6 +38,8 @@ export interface DriverPlugin {
   unbind(k: Kernel, device: Device): Op;
   /** mmap of the device node itself (device-dax); throws the kernel's error when refused. */
   mmapDevice?(k: Kernel, device: Device, req: DeviceMmapRequest): { readonly flags: Partial<VmFlags>; readonly align: number };
+  /** Fill a new mapping of the device node at mmap time (test_hmm: vm_insert_page of its own pages). */
+  populate?(k: Kernel, device: Device, vma: Vma): Op;
   /** A fault on a mapping of the device node, or on one of its device-private entries. */
   fault?(k: Kernel, vmf: Vmf, device: Device, leaf: Leaf | null): Op;
   /** memory_failure() on one of the device's pages. */

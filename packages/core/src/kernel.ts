@@ -456,6 +456,7 @@ export class Kernel {
       const { flags, align } = driver.mmapDevice(this, device, { length: a.length, offset, shared, write });
       const start = this.vm.placeVma(mm, pages, align / ps);
       vma = this.vm.addVma(mm, { name: a.as, start, pages, pgoff: offset / ps, flags: this.vm.flags({ write, shared, ...flags }), kind: 'device', inode: null, device, anonVma: 0 });
+      if (driver.populate) yield* driver.populate(this, device, vma);
     } else {
       // MAP_SHARED|MAP_ANONYMOUS is shmem (do_mmap -> shmem_zero_setup): page cache, never anon
       // pages, so fork, COW and GUP would treat it wrongly as private anonymous memory

@@ -15,6 +15,7 @@ import {
   type MigrateSlot,
   type Op,
   type ProbeRequest,
+  type Vma,
   type Vmf,
 } from '@daxlab/core';
 
@@ -202,12 +203,41 @@ export function hmm(options: HmmOptions = {}): DriverPlugin {
     },
 
     /**
+     * mmap of /dev/hmm_dmirrorN (dmirror_fops_mmap, hmm.mixedmap): any length and offset; the
+     * pages come from populate, and vm_insert_page() marks the VMA VM_MIXEDMAP.
+     */
+    mmapDevice(k: Kernel, device: Device): { flags: { mixedmap: true }; align: number } {
+      if (!device.bound) throw new KernelError('ENODEV', `${device.name} is not bound`);
+      return { flags: { mixedmap: true }, align: k.mmu.basePageSize };
+    },
+
+    /**
+     * dmirror_fops_mmap(): for each page of the VMA, alloc_page(GFP_KERNEL | __GFP_ZERO) and
+     * vm_insert_page() (insert_page(): get_page, file rmap, a normal PTE — not special — with
+     * vma->vm_page_prot: read-only in a private mapping, COW on write), then put_page(): the PTE
+     * holds the page's only reference. System pages, not the device's memory.
+     */
+    *populate(k: Kernel, _device: Device, vma: Vma): Op {
+      const write = vma.flags.shared && vma.flags.write && !k.mprotector.wantsWritenotify(vma);
+      for (let vpn = vma.start; vpn < vma.start + vma.pages; vpn++) {
+        const pfn = k.ram.allocKernel();
+        if (pfn === null) throw new KernelError('ENOMEM', `dmirror_fops_mmap: alloc_page failed for page ${vpn - vma.start} of '${vma.name}'`);
+        k.folios.get(pfn, 1, 'vm_insert_page: insert_page');
+        k.folios.addMap(pfn);
+        k.vm.install(vma.mm, vpn, { pfn, write, dirty: false, special: false, devmap: false, level: 'pte', devicePrivate: false, softDirty: false });
+        k.folios.put(pfn, 1, 'dmirror_fops_mmap: put_page');
+      }
+      yield* [];
+    },
+
+    /**
      * ops->migrate_to_ram (dmirror_devmem_fault): a CPU fault on a device-private entry migrates
      * that one page back: migrate_vma_setup(SELECT_DEVICE_PRIVATE, owner), alloc_page_vma and copy,
      * migrate_vma_pages, invalidate the device page table, migrate_vma_finalize.
      */
     *fault(k: Kernel, vmf: Vmf, device: Device, leaf: Leaf | null): Op {
-      if (!leaf) throw new KernelError('SIGBUS', `${device.name}: the mirror device itself cannot be mapped in this model`);
+      // a mapping of the device node is filled at mmap (populate): an empty entry in it is not modelled
+      if (!leaf) throw KernelError.unsupported('SIGBUS', `${device.name}: a fault on an empty entry of a mapping of the mirror device (dmirror_fops_mmap has no ->fault; the kernel would treat the VMA as anonymous) is not modelled`);
       // dmirror_devmem_fault() starts from vmf->page->zone_device_data: on a page freed since the
       // entry was read (no reference held, v6.0 and earlier) that is the free list's link
       if (!mirror(device).allocated.has(leaf.pte.pfn)) {

@@ -30,12 +30,12 @@ const kernels: readonly [string, Record<string, string | boolean>][] = [
 ];
 
 describe('the hmm scenario library', () => {
-  // docs/selftests.md "Coverage: hmm-tests.c": 17 scenarios of the device-private fixture (one
+  // docs/selftests.md "Coverage: hmm-tests.c": 18 scenarios of the device-private fixture (one
   // per covered case, anon_write_child twice: without and with migration), 11 of the coherent one
   // (file names end in -coherent), and two that mirror no selftest case: extra-ref (seeds
   // 000/001) and fault-vs-migrate (the CVE-2022-3523 race)
   it('has one scenario per covered hmm-tests.c case and fixture', () => {
-    expect(files.length).toBe(30);
+    expect(files.length).toBe(31);
     expect(files.filter((f) => f.includes('coherent')).length).toBe(11);
   });
   for (const file of files) {

@@ -22,6 +22,15 @@ export class Ram {
 
   /** alloc_page() + folio_add_new_anon_rmap(): rc 1, exclusive anon page, or null (ENOMEM). */
   allocAnon(anonVma: number, data: string): number | null {
+    return this.alloc(PG.anonExclusive, anonMappingOf(anonVma), data);
+  }
+
+  /** alloc_page(GFP_KERNEL | __GFP_ZERO): rc 1, no mapping (a driver's page), or null (ENOMEM). */
+  allocKernel(): number | null {
+    return this.alloc(0, 0, '');
+  }
+
+  private alloc(flags: number, mapping: number, data: string): number | null {
     if (this.live.size >= this.limit || this.k.faultInject.shouldFail('page-alloc')) return null;
     if (this.next === 0) this.next = this.basePfn + 2 * this.k.vm.pmdPages; // after the zero and huge zero pages
     const pfn = this.freed.pop() ?? this.next++;
@@ -29,8 +38,8 @@ export class Ram {
     const p = this.k.pages;
     const s = p.slot(pfn);
     p.rc[s] = 1;
-    p.flags[s] = PG.anonExclusive;
-    p.mapping[s] = anonMappingOf(anonVma);
+    p.flags[s] = flags;
+    p.mapping[s] = mapping;
     p.data.set(pfn, data);
     this.k.emit('page.ref', { pfn, rc: 1, delta: 1, why: 'alloc_page' });
     return pfn;
