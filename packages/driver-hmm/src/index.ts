@@ -224,7 +224,7 @@ export function hmm(options: HmmOptions = {}): DriverPlugin {
         if (pfn === null) throw new KernelError('ENOMEM', `dmirror_fops_mmap: alloc_page failed for page ${vpn - vma.start} of '${vma.name}'`);
         k.folios.get(pfn, 1, 'vm_insert_page: insert_page');
         k.folios.addMap(pfn);
-        k.vm.install(vma.mm, vpn, { pfn, write, dirty: false, special: false, devmap: false, level: 'pte', devicePrivate: false, softDirty: false });
+        k.vm.install(vma.mm, vpn, k.faults.pte(pfn, 'pte', { write }));
         k.folios.put(pfn, 1, 'dmirror_fops_mmap: put_page');
       }
       yield* [];
