@@ -1,4 +1,4 @@
-import { formatSize, KernelError, mappingOf, orderBase2, type Device, type DeviceMmapRequest, type DriverPlugin, type Kernel, type Op, type ProbeRequest, type Vmf } from '@daxlab/core';
+import { formatSize, KernelError, mappingOf, orderBase2, PG, type Device, type DeviceMmapRequest, type DriverPlugin, type Kernel, type Op, type ProbeRequest, type Vma, type Vmf } from '@daxlab/core';
 import { dataOffset, infoBlockReserve } from '@daxlab/driver-nvdimm';
 
 export interface DevdaxOptions {
@@ -71,10 +71,21 @@ export function devdax(options: DevdaxOptions = {}): DriverPlugin {
     },
 
     /**
+     * dev_dax_may_split() (the ->split() of 9702cffdbf21, v4.15 [M]; renamed ->may_split() by
+     * dd3b614f858d, v5.11): a VMA of the device splits only at an address aligned to its align.
+     */
+    maySplit(k: Kernel, device: Device, _vma: Vma, vpn: number) {
+      if ((vpn * k.mmu.basePageSize) % device.align !== 0) throw new KernelError('EINVAL', `${device.name}: a mapping of it cannot be split at a ${device.align}-byte unaligned address (dev_dax_may_split)`);
+    },
+
+    /**
      * dev_dax_huge_fault(): serve a fault of exactly the device's align — PUD, PMD or PTE. A fault
      * smaller than align is SIGBUS, larger falls back; dax_set_mapping() associates the head page.
      */
     *fault(k: Kernel, vmf: Vmf, device: Device): Op {
+      // check_vma(): !dax_alive() once kill_dev_dax() ran -> VM_FAULT_SIGBUS (ndctl device-dax.c
+      // "fault after device-dax reset": the zapped mapping must not be refilled)
+      if (!device.bound || device.pgmap.killed) throw new KernelError('SIGBUS', `${device.name}: fault on a dead device-dax instance (check_vma: !dax_alive)`);
       const ps = k.mmu.basePageSize;
       const level = device.align === ps ? 'pte' : device.align === k.mmu.pmdSize ? 'pmd' : device.align === k.mmu.pudSize ? 'pud' : null;
       if (!level) throw new KernelError('SIGBUS', `${device.name}: no ${device.align}-byte fault size on ${k.mmu.arch}`);
@@ -93,6 +104,26 @@ export function devdax(options: DevdaxOptions = {}): DriverPlugin {
         k.pages.index[s] = pgoff;
       }
       k.dax.installPage({ ...vmf, vpn: base, pgoff }, pfn, level);
+    },
+
+    /**
+     * memory_failure_dev_pagemap() -> mf_generic_kill_procs() (mm/memory-failure.c; inline in
+     * memory_failure_dev_pagemap() before v5.19): dax_lock_folio() needs folio->mapping, which only
+     * a fault set (dax_set_mapping()), else -EBUSY; PG_hwpoison on the folio head ("remapped UC");
+     * unmap_and_kill() unmaps the mapping's range of the size the page is mapped with (the
+     * device's align: dev_pagemap_mapping_shift()), from every process. The SIGBUS to the caller
+     * (MF_ACTION_REQUIRED | MF_MUST_KILL) has no process to go to here. dev_dax_huge_fault() does
+     * not look at PG_hwpoison, so a later fault maps the page again.
+     */
+    *memoryFailure(k: Kernel, device: Device, pfn: number): Op {
+      if (pfn < device.dataPfn || pfn >= device.dataPfn + device.dataPages) throw new KernelError('ENXIO', `pfn ${pfn} is outside ${device.name}'s data`);
+      const head = k.folios.folio(pfn);
+      const s = k.pages.has(head) ? k.pages.slot(head) : -1;
+      if (s < 0 || k.pages.mapping[s] === 0) throw new KernelError('EBUSY', `${device.name}: page ${pfn - device.dataPfn} was never faulted (dax_lock_folio: no folio->mapping)`);
+      k.folios.setFlag(head, PG.hwpoison, true);
+      const n = Math.max(device.align, k.mmu.basePageSize) / k.mmu.basePageSize;
+      const pgoff = pfn - device.dataPfn;
+      yield* k.vm.unmapMappingPages(device.mapping, pgoff - (pgoff % n), n);
     },
 
     /** kill_dev_dax(): unmap every user mapping of the device, then memunmap_pages(). */

@@ -88,7 +88,12 @@ export function nvdimm(options: NvdimmOptions = {}): DriverPlugin {
     *memoryFailure(k: Kernel, device: Device, pfn: number): Op {
       if (pfn < device.dataPfn || pfn >= device.dataPfn + device.dataPages) throw new KernelError('ENXIO', `pfn ${pfn} holds ${device.name}'s metadata (pgmap_pfn_valid)`);
       const head = k.folios.folio(pfn);
-      k.folios.setFlag(head, PG.hwpoison, true);
+      // PG_hwpoison goes on the failed page, not on the folio head: the flag stands for the
+      // badblock that gates the refault (pmem_dax_direct_access() checks badblocks per sector),
+      // so in a PMD-sized fs-dax folio (v6.15) a failure at page 256 poisons page 256 only.
+      // (mf_generic_kill_procs() / mf_dax_kill_procs() also SetPageHWPoison() the folio or
+      // entry head as a "remapped UC" marker; nothing in the DAX fault path reads that.)
+      k.folios.setFlag(pfn, PG.hwpoison, true);
       k.folios.testAnon(head, 'collect_procs');
       const fs = device.fs as DaxFilesystem | null;
       if (!fs) return;
