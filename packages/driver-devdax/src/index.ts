@@ -96,12 +96,14 @@ export function devdax(options: DevdaxOptions = {}): DriverPlugin {
       if (pgoff + n > device.dataPages) throw new KernelError('SIGBUS', `${device.name}: offset beyond the device`);
       const pfn = device.dataPfn + pgoff;
       yield* [];
-      // dax_set_mapping(): page->mapping/index, only on the head with compound pages (v6.1+)
-      const head = k.folios.folio(pfn);
-      const s = k.pages.slot(head);
-      if (k.pages.mapping[s] === 0) {
+      // dax_set_mapping() (dev_dax_huge_fault()'s loop before v5.17): page->mapping/index on
+      // every page of the leaf, or only on the head with compound pages (vmemmap_shift)
+      const nr = device.pgmap.vmemmapShift ? 1 : n;
+      for (let i = 0; i < nr; i++) {
+        const s = k.pages.slot(k.folios.folio(pfn + i));
+        if (k.pages.mapping[s] !== 0) continue;
         k.pages.mapping[s] = mappingOf(device.mapping.id);
-        k.pages.index[s] = pgoff;
+        k.pages.index[s] = pgoff + i;
       }
       k.dax.installPage({ ...vmf, vpn: base, pgoff }, pfn, level);
     },
