@@ -38,6 +38,11 @@ export interface DriverPlugin {
   unbind(k: Kernel, device: Device): Op;
   /** mmap of the device node itself (device-dax); throws the kernel's error when refused. */
   mmapDevice?(k: Kernel, device: Device, req: DeviceMmapRequest): { readonly flags: Partial<VmFlags>; readonly align: number };
+  /**
+   * vm_ops->may_split of a mapping of the device node: may the VMA be split at page `vpn`?
+   * Throws the kernel's error when not (device-dax: dev_dax_may_split(), -EINVAL off the align).
+   */
+  maySplit?(k: Kernel, device: Device, vma: Vma, vpn: number): void;
   /** Fill a new mapping of the device node at mmap time (test_hmm: vm_insert_page of its own pages). */
   populate?(k: Kernel, device: Device, vma: Vma): Op;
   /** A fault on a mapping of the device node, or on one of its device-private entries. */

@@ -18,6 +18,10 @@ export interface KernelEvents {
   'pte.set': { mm: string; vaddr: number; pfn: number; level: 'pte' | 'pmd' | 'pud'; write: boolean; devmap: boolean; special: boolean; device?: boolean };
   'pte.clear': { mm: string; vaddr: number; pfn: number; level: 'pte' | 'pmd' | 'pud' };
   'tlb.flush': { mm: string };
+  /** split_vma(): a VMA of mapping `map` now ends at vaddr (a page number) and a copy starts there */
+  'vma.split': { mm: string; map: string; vaddr: number };
+  /** mremap(): `pages` pages of mapping `map` moved from page `from` to page `to`, now mapping `as` */
+  'vma.move': { mm: string; map: string; from: number; to: number; pages: number; as: string };
   'fault': { mm: string; vaddr: number; write: boolean; kind: string };
   'cow': { mm: string; vaddr: number; from: number; to: number; why: string };
   'fork': { parent: string; child: string };

@@ -238,6 +238,24 @@ export const FEATURES = [
       false: 'fuse_dax_break_layouts(inode, 0, 0): only page index 0 is unmapped and scanned (6ae330cad6ef, v5.10-v6.14)',
     },
   },
+  {
+    name: 'mremap-devmap-pmd',
+    values: [true, false],
+    summary: 'mremap() treats a devmap (DAX) PMD as a huge leaf: moved whole or split, never walked as a PTE table',
+    meaning: {
+      true: 'move_page_tables() tests pmd_devmap() next to pmd_trans_huge() (5bfea2d9b17f "mm: Fix mremap not considering huge pmd devmap", v5.8; CVE-2020-10757): a DAX PMD the move covers only in part is split (zapped) first',
+      false: 'x86 pmd_trans_huge() is false for a devmap PMD, so move_ptes() reads the DAX huge page as a page table: the kernel crashes (v5.7 and earlier; ndctl dax-pmd.c skips test_dax_remap before v5.8: "may crash")',
+    },
+  },
+  {
+    name: 'mremap-may-split-check',
+    values: [true, false],
+    summary: 'mremap() asks vm_ops->may_split() before moving part of a VMA',
+    meaning: {
+      true: 'move_vma() calls ->may_split() at both ends of the moved range before copy_vma(): a device-dax mapping refuses an address off its align with -EINVAL and nothing moves (73d5e0629919 "mremap: check if it\'s possible to split original vma", v5.11)',
+      false: 'the copy is made and the page tables moved, then do_munmap() of the old range fails to split it; mremap() still returns the new address and both VMAs map the device (v5.10 and earlier; ndctl test_dax_remap: "got expected SIGBUS after mremap() of device-dax")',
+    },
+  },
 ] as const satisfies readonly FeatureSpec[];
 
 export type FeatureName = (typeof FEATURES)[number]['name'];
@@ -279,8 +297,10 @@ const V5_4: FeatureSet = {
   'dax-wait-refcount-one': false,
   'dax-insert-failure-cleanup': false,
   'fuse-break-whole-file': false,
+  'mremap-devmap-pmd': false,
+  'mremap-may-split-check': false,
 };
-const V5_10: FeatureSet = { ...V5_4, 'foll-pin': true, 'fork-cow-pinned': true, 'wp-reuse': 'refcount' };
+const V5_10: FeatureSet = { ...V5_4, 'foll-pin': true, 'fork-cow-pinned': true, 'wp-reuse': 'refcount', 'mremap-devmap-pmd': true };
 const V6_1: FeatureSet = {
   ...V5_10,
   'devmem-extra-ref': false,
@@ -296,6 +316,7 @@ const V6_1: FeatureSet = {
   'device-fault-page-ref': true,
   'fsdax-reflink': true,
   'dax-shared-anon-alias': true,
+  'mremap-may-split-check': true,
 };
 // v6.2: clean exclusive anon PTEs and PMD leaves made writable by mprotect() too; R/O long-term
 // pins of anything in a COW mapping unshare first (84209e87c696, merged for v6.2)

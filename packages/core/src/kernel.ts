@@ -4,7 +4,7 @@ import { EventBus } from './bus.js';
 import { Dax } from './dax/dax.js';
 import { createKernelContainer, token, type DependencyContainer } from './di.js';
 import { SNAPSHOT_FLAGS, type DriverPlugin, type ProbeRequest } from './driver.js';
-import { InputError, KernelError, UnsupportedError } from './errors.js';
+import { InputError, KernelError, UnsupportedError, type Errno } from './errors.js';
 import { FaultInjection, type FaultSite } from './fault-inject.js';
 import type { KernelEvents } from './events.js';
 import { DEFAULT_PRESET, presetNamed, resolveFeatures, type FeatureSet } from './features.js';
@@ -17,6 +17,7 @@ import { Gup, type GupRequest } from './mm/gup.js';
 import { Memremap } from './mm/memremap.js';
 import { DeviceMigration } from './mm/migrate.js';
 import { Mprotect } from './mm/mprotect.js';
+import { mremap } from './mm/mremap.js';
 import { PageStore, PG } from './mm/pages.js';
 import { Ram } from './mm/ram.js';
 import { Vm, type Leaf } from './mm/vm.js';
@@ -349,12 +350,32 @@ export class Kernel {
   }
 
   /** A named mapping in the given process (default: the process that created it). */
-  map(name: string, process?: string): Vma {
+  /** A VMA of the named mapping: the one at its start, else any piece munmap or mremap left of it. */
+  map(name: string, process?: string, noVma: Errno = 'EFAULT'): Vma {
     const mm = process ? this.process(process) : this.mapOwners.get(name);
     if (!mm) throw new InputError(`unknown mapping '${name}'`, undefined, 'map');
-    const vma = mm.vmas.find((v) => v.name === name);
-    if (!vma) throw new KernelError('EFAULT', `mapping '${name}' is not mapped in ${mm.name}`);
-    return vma;
+    const pieces = mm.vmas.filter((v) => v.name === name);
+    if (pieces.length === 0) throw new KernelError(noVma, `mapping '${name}' is not mapped in ${mm.name}`);
+    return pieces.find((v) => v.start === v.origin.start) ?? pieces[0]!;
+  }
+
+  /**
+   * Page `page` of a named mapping: the address origin.start + page (what the program's pointer
+   * arithmetic gives) and the VMA covering it now, whichever mapping that is after munmap, split
+   * or mremap of parts of it. No VMA there fails with `noVma` (a CPU access: SIGSEGV).
+   */
+  private mapPage(name: string, page: number, process?: string, noVma: Errno = 'EFAULT'): { vma: Vma; vpn: number } {
+    const { mm, vpn } = this.mapAddress(name, page, process, noVma);
+    const vma = this.vm.vmaAt(mm, vpn);
+    if (!vma) throw new KernelError(noVma, `page ${page} of mapping '${name}' is not mapped in ${mm.name} (munmap or mremap took it)`);
+    return { vma, vpn };
+  }
+
+  /** The process and virtual page of page `page` of a named mapping, mapped or not. */
+  private mapAddress(name: string, page: number, process?: string, noVma: Errno = 'EFAULT'): { mm: Mm; vpn: number } {
+    const { origin, mm } = this.map(name, process, noVma);
+    if (!Number.isInteger(page) || page < 0 || page >= origin.pages) throw new KernelError('EFAULT', `page ${page} is outside mapping '${name}' (${origin.pages} pages)`);
+    return { mm, vpn: origin.start + page };
   }
 
   pin(name: string): GupHandle {
@@ -469,8 +490,47 @@ export class Kernel {
     return vma;
   }
 
-  *munmap(a: { map: string; process?: string }): Op {
-    yield* this.vm.unmapVma(this.map(a.map, a.process));
+  /**
+   * munmap(addr, len) of a named mapping's range, or of `length` bytes at `offset` in it: the VMAs
+   * straddling either end are split (mm/vm.ts munmapRange); whatever lies inside is unmapped.
+   */
+  *munmap(a: { map: string; offset?: number; length?: number; process?: string }): Op {
+    const { origin, mm } = this.map(a.map, a.process);
+    const { start, pages } = this.rangeIn(a.map, origin, a.offset, a.length);
+    yield* this.vm.munmapRange(mm, start, start + pages);
+  }
+
+  /** [offset, offset + length) of a mapping in pages: offset page aligned (EINVAL), length rounded up (PAGE_ALIGN). */
+  private rangeIn(name: string, origin: Vma['origin'], offset = 0, length?: number): { start: number; pages: number } {
+    const ps = this.mmu.basePageSize;
+    if (offset % ps !== 0) throw new KernelError('EINVAL', `offset ${offset} in mapping '${name}' is not page aligned`);
+    const first = offset / ps;
+    const pages = length === undefined ? origin.pages - first : Math.ceil(length / ps);
+    if (pages <= 0 || first + pages > origin.pages) throw new InputError(`range of ${pages} page(s) at page ${first} runs outside mapping '${name}' (${origin.pages} pages): give an offset and length inside it`, undefined, 'length');
+    return { start: origin.start + first, pages };
+  }
+
+  /**
+   * mremap(addr, len, len, MREMAP_MAYMOVE | MREMAP_FIXED [| MREMAP_DONTUNMAP], new_addr) of
+   * `length` bytes at `offset` in a mapping, to `toOffset` in mapping `to` (its range, mapped or
+   * not), or with only `dontUnmap` to a free range; the moved range becomes mapping `as`
+   * (mm/mremap.ts).
+   */
+  *mremap(a: { map: string; offset?: number; length: number; to?: string; toOffset?: number; dontUnmap?: boolean; as: string; process?: string }): Op<Vma> {
+    const { origin, mm } = this.map(a.map, a.process);
+    if (mm.vmas.some((v) => v.name === a.as)) throw new InputError(`mapping '${a.as}' already exists in ${mm.name}`, undefined, 'as');
+    const { start, pages } = this.rangeIn(a.map, origin, a.offset, a.length);
+    let to: number | null = null;
+    if (a.to !== undefined) {
+      const target = this.map(a.to, a.process);
+      if (target.mm !== mm) throw new InputError(`mremap moves within one process: '${a.to}' is mapped in ${target.mm.name}, '${a.map}' in ${mm.name}`, undefined, 'to');
+      to = this.rangeIn(a.to, target.origin, a.toOffset, a.length).start;
+    } else if (!a.dontUnmap) {
+      throw new InputError(`mremap of '${a.map}' without to: (MREMAP_FIXED) or dontUnmap: true moves nothing (an unchanged length returns the old address): name the destination mapping`, undefined, 'to');
+    }
+    const vma = yield* mremap(this, { mm, start, pages, to, dontUnmap: a.dontUnmap ?? false, as: a.as });
+    this.mapOwners.set(a.as, mm);
+    return vma;
   }
 
   /** mprotect(addr, len, PROT_NONE | PROT_READ [| PROT_WRITE]) of a whole mapping (mm/mprotect.ts); `read: false` is PROT_NONE. */
@@ -483,15 +543,10 @@ export class Kernel {
     yield* this.mprotector.clearSoftDirty(this.process(a.process));
   }
 
-  private pageOf(vma: Vma, page: number): number {
-    if (!Number.isInteger(page) || page < 0 || page >= vma.pages) throw new KernelError('EFAULT', `page ${page} is outside mapping '${vma.name}' (${vma.pages} pages)`);
-    return vma.start + page;
-  }
-
   /** A CPU load: fault in if needed, return the page's data. */
   *read(a: { map: string; page: number; process?: string }): Op<string> {
-    const vma = this.map(a.map, a.process);
-    const vpn = this.pageOf(vma, a.page);
+    // no VMA at the address: do_user_addr_fault() -> bad_area(): SIGSEGV (SEGV_MAPERR)
+    const { vma, vpn } = this.mapPage(a.map, a.page, a.process, 'SIGSEGV');
     // access_error() (arch/x86/mm/fault.c): a load from a VMA that is not vma_is_accessible()
     // (PROT_NONE) never reaches handle_mm_fault(): SIGSEGV (SEGV_ACCERR)
     if (!vma.flags.read) throw new KernelError('SIGSEGV', `read of page ${a.page} of '${vma.name}', which is mapped PROT_NONE`);
@@ -507,8 +562,7 @@ export class Kernel {
 
   /** A CPU store: write-fault as needed, then the data lands in the mapped page. */
   *write(a: { map: string; page: number; data: string; process?: string }): Op {
-    const vma = this.map(a.map, a.process);
-    const vpn = this.pageOf(vma, a.page);
+    const { vma, vpn } = this.mapPage(a.map, a.page, a.process, 'SIGSEGV');
     // the arch fault handler's access_error(): a store to a VMA without VM_WRITE (PROT_READ, or
     // after mprotect) never reaches handle_mm_fault(): SIGSEGV (SEGV_ACCERR)
     if (!vma.flags.write) throw new KernelError('SIGSEGV', `write to page ${a.page} of '${vma.name}', which is mapped without PROT_WRITE`);
@@ -537,8 +591,7 @@ export class Kernel {
 
   *gup(a: { map: string; page: number; pages?: number; write?: boolean; longterm?: boolean; fast?: boolean; as: string; process?: string }, pin: boolean): Op<GupHandle> {
     if (this.pins.has(a.as)) throw new InputError(`pin '${a.as}' already exists`, undefined, 'as');
-    const vma = this.map(a.map, a.process);
-    const vpn = this.pageOf(vma, a.page);
+    const { vma, vpn } = this.mapPage(a.map, a.page, a.process);
     const h = yield* this.gupper.gup({ name: a.as, vma, vpn, nr: a.pages ?? 1, pin, write: a.write ?? false, longterm: a.longterm ?? false, fast: a.fast ?? false });
     this.pins.set(a.as, h);
     return h;
@@ -580,12 +633,13 @@ export class Kernel {
    * (migrate_vma_setup selects device pages by pgmap_owner).
    */
   *migrate(a: { map: string; page: number; pages?: number; to: string; process?: string }): Op {
-    const vma = this.map(a.map, a.process);
+    // dmirror_migrate_to_*(): vma_lookup() finds no VMA at the address: -EINVAL
+    const { vma, vpn } = this.mapPage(a.map, a.page, a.process, 'EINVAL');
+    const page = vpn - vma.start; // the page within the VMA now covering it
     const pages = a.pages ?? 1;
-    this.pageOf(vma, a.page);
     const devices: Device[] = [];
     if (a.to === 'ram') {
-      for (let v = vma.start + a.page; v < vma.start + a.page + pages; v++) {
+      for (let v = vpn; v < vpn + pages; v++) {
         const leaf = this.vm.lookup(vma.mm, v);
         const d = leaf ? this.deviceOfPfn(leaf.pte.pfn) : null;
         if (d && !devices.includes(d) && this.driverOf(d).migrate) devices.push(d);
@@ -599,7 +653,7 @@ export class Kernel {
     for (const device of devices) {
       const driver = this.driverOf(device);
       if (!driver.migrate) throw new KernelError('EOPNOTSUPP', `${device.name} (${driver.driverName}) cannot migrate pages`);
-      yield* driver.migrate(this, device, { vma, page: a.page, pages, to: a.to === 'ram' ? 'ram' : 'device' });
+      yield* driver.migrate(this, device, { vma, page, pages, to: a.to === 'ram' ? 'ram' : 'device' });
     }
   }
 
@@ -607,9 +661,8 @@ export class Kernel {
     const device = this.device(a.device);
     const driver = this.driverOf(device);
     if (!driver.deviceAccess) throw new KernelError('EOPNOTSUPP', `${driver.name} cannot access process memory`);
-    const vma = this.map(a.map, a.process);
-    this.pageOf(vma, a.page);
-    return yield* driver.deviceAccess(this, device, { vma, page: a.page, write, ...(data !== undefined ? { data } : {}) });
+    const { vma, vpn } = this.mapPage(a.map, a.page, a.process);
+    return yield* driver.deviceAccess(this, device, { vma, page: vpn - vma.start, write, ...(data !== undefined ? { data } : {}) });
   }
 
   *deviceRead(a: { device: string; map: string; page: number; process?: string }): Op<string> {
@@ -634,10 +687,12 @@ export class Kernel {
     if (!mm) throw new InputError(`unknown mapping '${a.map}'`, undefined, 'map');
     const page = a.page ?? 0;
     const pages = a.expect.length;
+    // the name's address range, whatever VMAs (or holes) munmap and mremap left in it
     const vma = mm.vmas.find((v) => v.name === a.map);
     if (!vma) return Array<number>(pages).fill(SNAPSHOT_FLAGS.ERROR);
-    if (page + pages > vma.pages) throw new InputError(`device-snapshot of pages ${page}..${page + pages - 1} runs past mapping '${a.map}' (${vma.pages} page${vma.pages === 1 ? '' : 's'}): list at most ${vma.pages - page} in expect`, undefined, 'expect');
-    return yield* driver.snapshot(this, device, { mm, start: vma.start + page, pages });
+    const { origin } = vma;
+    if (page + pages > origin.pages) throw new InputError(`device-snapshot of pages ${page}..${page + pages - 1} runs past mapping '${a.map}' (${origin.pages} page${origin.pages === 1 ? '' : 's'}): list at most ${origin.pages - page} in expect`, undefined, 'expect');
+    return yield* driver.snapshot(this, device, { mm, start: origin.start + page, pages });
   }
 
   /** Arm a fault-injection site: its `nth` call from now fails, and the `times - 1` after it. */
@@ -658,9 +713,8 @@ export class Kernel {
   /** The pfn behind a check target: a mapped page, a file page (mapped or not), a device page. */
   pfnOf(t: { map?: string; page?: number; process?: string; file?: string; device?: string }): number | null {
     if (t.map !== undefined) {
-      const vma = this.map(t.map, t.process);
-      const vpn = this.pageOf(vma, t.page ?? 0);
-      const leaf = this.vm.lookup(vma.mm, vpn);
+      const { mm, vpn } = this.mapAddress(t.map, t.page ?? 0, t.process);
+      const leaf = this.vm.lookup(mm, vpn);
       return leaf ? this.vm.pfnAt(leaf, vpn) : null;
     }
     if (t.file !== undefined) {
@@ -690,15 +744,15 @@ export class Kernel {
   }
 
   isMappedIn(t: { map: string; page: number; process?: string }): boolean {
-    const vma = this.map(t.map, t.process);
-    const leaf = this.vm.lookup(vma.mm, this.pageOf(vma, t.page));
+    const { mm, vpn } = this.mapAddress(t.map, t.page, t.process);
+    const leaf = this.vm.lookup(mm, vpn);
     return leaf !== null && !leaf.pte.devicePrivate;
   }
 
   /** The entry mapping a page of a named mapping, or null (none, or a non-present device-private one). */
   private presentLeaf(t: { map: string; page: number; process?: string }): Leaf | null {
-    const vma = this.map(t.map, t.process);
-    const leaf = this.vm.lookup(vma.mm, this.pageOf(vma, t.page));
+    const { mm, vpn } = this.mapAddress(t.map, t.page, t.process);
+    const leaf = this.vm.lookup(mm, vpn);
     return leaf && !leaf.pte.devicePrivate ? leaf : null;
   }
 
@@ -709,11 +763,12 @@ export class Kernel {
 
   /** pte_soft_dirty() of the entry mapping the page, as /proc/PID/pagemap bit 55 shows it. */
   isSoftDirtyIn(t: { map: string; page: number; process?: string }): boolean {
-    const vma = this.map(t.map, t.process);
-    const leaf = this.vm.lookup(vma.mm, this.pageOf(vma, t.page));
+    const { mm, vpn } = this.mapAddress(t.map, t.page, t.process);
+    const vma = this.vm.vmaAt(mm, vpn);
+    const leaf = this.vm.lookup(mm, vpn);
     // pte_to_pagemap_entry() / pagemap_pte_hole(): VM_SOFTDIRTY makes every page of the VMA,
-    // mapped or not, read as soft-dirty
-    return (leaf?.pte.softDirty ?? false) || vma.flags.softdirty;
+    // mapped or not, read as soft-dirty (an address with no VMA reads as nothing)
+    return (leaf?.pte.softDirty ?? false) || (vma?.flags.softdirty ?? false);
   }
 
   blockFree(t: { file: string; page: number }): boolean {

@@ -108,9 +108,16 @@ export interface Vma {
   /** the scenario's name for the mapping (kept by the child after fork) */
   readonly name: string;
   readonly mm: Mm;
-  readonly start: number;
-  readonly pages: number;
-  readonly pgoff: number;
+  /** vm_start, vm_end - vm_start and vm_pgoff in pages: split_vma() moves them (mm/vm.ts splitVma) */
+  start: number;
+  pages: number;
+  pgoff: number;
+  /**
+   * The address range the scenario's name stands for (what mmap or mremap returned): page N of
+   * the mapping is origin.start + N, in whichever VMA now covers it, after parts were unmapped,
+   * split off or moved away. Pieces of one mapping share it.
+   */
+  readonly origin: { readonly start: number; readonly pages: number };
   readonly flags: VmFlags;
   readonly kind: VmaKind;
   readonly inode: Inode | null;

@@ -50,8 +50,9 @@ export class Vm {
     return start;
   }
 
-  addVma(mm: Mm, v: Omit<Vma, 'id' | 'mm'> & { readonly mm?: Mm }): Vma {
-    const vma: Vma = { ...v, id: this.nextVmaId++, mm };
+  /** A new VMA; a mapping's name stands for its own range unless `origin` says otherwise (a split-off piece). */
+  addVma(mm: Mm, v: Omit<Vma, 'id' | 'mm' | 'origin'> & { readonly mm?: Mm; readonly origin?: Vma['origin'] }): Vma {
+    const vma: Vma = { ...v, origin: v.origin ?? { start: v.start, pages: v.pages }, id: this.nextVmaId++, mm };
     mm.vmas.push(vma);
     this.mappingOf(vma)?.mmaps.add(vma);
     return vma;
@@ -192,6 +193,67 @@ export class Vm {
     const i = vma.mm.vmas.indexOf(vma);
     if (i >= 0) vma.mm.vmas.splice(i, 1);
     this.mappingOf(vma)?.mmaps.delete(vma);
+  }
+
+  /**
+   * __split_vma(vma, addr, new_below = 0) (mm/mmap.c; mm/vma.c from v6.12 [M]): the VMA keeps
+   * [start, at) and a copy takes [at, end) with vm_pgoff advanced, the same flags, anon_vma, file
+   * (and a place in its i_mmap). vm_ops->may_split may refuse first (device-dax: EINVAL off its
+   * align); then vma_adjust_trans_huge() splits a huge PMD that straddles `at`
+   * (split_huge_pmd_if_needed). Returns the new upper piece.
+   */
+  splitVma(vma: Vma, at: number): Vma {
+    if (at <= vma.start || at >= vma.start + vma.pages) throw new Error(`splitVma: page ${at} is not inside '${vma.name}' (${vma.start}..${vma.start + vma.pages - 1})`);
+    if (vma.device) this.k.driverOf(vma.device).maySplit?.(this.k, vma.device, vma, at);
+    const base = at - (at % this.pmdPages);
+    // split_huge_pmd_if_needed(): only a PMD range inside the VMA can hold a huge leaf; a PUD leaf
+    // (device-dax 1 GiB) is never straddled, as dev_dax_may_split() refuses any unaligned address
+    if (base !== at && base >= vma.start && base + this.pmdPages <= vma.start + vma.pages) this.splitHugePmd(vma, base);
+    const offset = at - vma.start;
+    const i = vma.mm.vmas.indexOf(vma);
+    const upper = this.addVma(vma.mm, { ...vma, start: at, pages: vma.pages - offset, pgoff: vma.pgoff + offset, flags: { ...vma.flags } });
+    // keep mm.vmas in address order, as the maple tree walks it
+    vma.mm.vmas.splice(vma.mm.vmas.indexOf(upper), 1);
+    vma.mm.vmas.splice(i + 1, 0, upper);
+    vma.pages = offset;
+    this.k.emit('vma.split', { mm: vma.mm.name, map: vma.name, vaddr: at });
+    return upper;
+  }
+
+  /**
+   * __split_huge_pmd() of a file or device VMA (mm/huge_memory.c __split_huge_pmd_locked(),
+   * !vma_is_anonymous): the huge leaf is cleared and flushed (pmdp_huge_clear_flush), never
+   * remapped as PTEs: DAX re-faults the range at PTE level. A special or devmap leaf (the huge zero
+   * page; a DAX PMD before v6.15) held no reference. From v6.15 ("fs/dax: properly refcount fs dax
+   * pages": vma_is_special_huge() no longer returns early for vma_is_dax()) a DAX folio PMD
+   * drops its rmap and reference at once (folio_remove_rmap_pmd, folio_put), like zap_huge_pmd()
+   * but without the mmu_gather. No-op when no huge leaf is there.
+   */
+  splitHugePmd(vma: Vma, base: number): void {
+    const k = this.k;
+    const mm = vma.mm;
+    if (!mm.pmds.has(base)) return;
+    const pte = this.clear(mm, base, 'pmd')!;
+    k.emit('tlb.flush', { mm: mm.name });
+    const page = this.normalPage(pte, pte.pfn);
+    if (page === null || k.isGone(page)) return;
+    const head = k.folios.folio(page);
+    k.folios.removeMap(head);
+    k.folios.put(head, 1, '__split_huge_pmd_locked');
+  }
+
+  /**
+   * munmap(start, len) (do_vmi_munmap -> do_vmi_align_munmap): split the VMA straddling `start`,
+   * then the one straddling `end` (a refused second split leaves the first done, as the kernel
+   * does), then unmap every VMA inside. An empty range is no error.
+   */
+  *munmapRange(mm: Mm, start: number, end: number): Op {
+    const first = mm.vmas.find((v) => v.start < start && v.start + v.pages > start);
+    if (first) this.splitVma(first, start);
+    const last = mm.vmas.find((v) => v.start < end && v.start + v.pages > end);
+    if (last) this.splitVma(last, end);
+    const inside = mm.vmas.filter((v) => v.start >= start && v.start + v.pages <= end);
+    for (const vma of inside) yield* this.unmapVma(vma);
   }
 
   /**

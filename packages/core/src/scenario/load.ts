@@ -182,7 +182,8 @@ function definitions(step: Step, at: Path): NameRef[] {
     case 'reflink': return ref('to', 'file');
     case 'spawn':
     case 'fork': return ref('as', 'process');
-    case 'mmap': return ref('as', 'map');
+    case 'mmap':
+    case 'mremap': return ref('as', 'map');
     case 'pin':
     case 'get': return ref('as', 'pin');
     default: return [];
@@ -206,6 +207,7 @@ function references(step: Step, at: Path, raw: Record<string, unknown>): NameRef
     case 'fork': case 'exit': case 'clear-refs': ref('process', 'process'); break;
     case 'unpin': case 'put': ref('name', 'pin', a.name, typeof raw[step.op] === 'string' ? [...at, step.op] : [...at, step.op, 'name']); break;
     case 'dma-write': case 'dma-read': ref('pin', 'pin'); break;
+    case 'mremap': ref('map', 'map'); ref('to', 'map'); ref('process', 'process'); break;
     case 'migrate': ref('map', 'map'); ref('process', 'process'); if (a.to !== 'ram' && a.to !== 'device') ref('to', 'device'); break;
     case 'device-read': case 'device-write': case 'device-snapshot': ref('device', 'device'); ref('map', 'map'); ref('process', 'process'); break;
     case 'check': {

@@ -254,7 +254,12 @@ export const OP_ARGS = {
   reflink: obj({ from: Name, to: Name }).describe("share all of from's blocks with a new file to (XFS)"),
   spawn: obj({ as: Name }).describe('a new process (init always exists)'),
   mmap: mmapArgs.describe('map a file, a device-dax device, or anonymous memory'),
-  munmap: obj({ map: Name, process: Name.optional() }).describe('unmap (zap, deferred reference drop after TLB flush)'),
+  munmap: obj({
+    map: Name,
+    offset: Size.optional().describe('where in the mapping the unmapped range starts (page aligned; default 0)'),
+    length: Size.optional().describe('how much to unmap (rounded up to pages; default: to the end of the mapping)'),
+    process: Name.optional(),
+  }).describe('unmap the mapping or a range of it (split_vma at its ends, zap, deferred reference drop after TLB flush)'),
   read: obj({ map: Name, page: PageIndex, process: Name.optional(), expect: Data.optional() }).describe('CPU read of a base page (faults as needed)'),
   write: obj({ map: Name, page: PageIndex, data: Data, process: Name.optional() }).describe('CPU write of a base page (faults as needed)'),
   fork: obj({ process: Name.optional().describe('the parent (default init)'), as: Name }).describe('fork: copy VMAs and page tables (copy_page_range)'),
@@ -296,6 +301,16 @@ export const OP_ARGS = {
     'soft-dirty': z.literal(true, { error: 'clear-refs only models soft-dirty clearing: write soft-dirty: true (echo 4 > /proc/PID/clear_refs)' }).describe('echo 4 > /proc/PID/clear_refs'),
     process: Name.optional().describe('the process (default init)'),
   }).describe('clear the soft-dirty bits of a process (clear_refs_write, CLEAR_REFS_SOFT_DIRTY)'),
+  mremap: obj({
+    map: Name,
+    offset: Size.optional().describe('where in the mapping the moved range starts (page aligned; default 0)'),
+    length: Size.describe('how much to move (old_len == new_len)'),
+    to: Name.optional().describe('MREMAP_FIXED: move onto this mapping\'s range (whatever maps it is unmapped first), at toOffset'),
+    toOffset: Size.optional().describe('where in the to mapping the range lands (page aligned; default 0)'),
+    dontUnmap: Flag.optional().describe('MREMAP_DONTUNMAP: the old range keeps its (emptied) VMA'),
+    as: Name,
+    process: Name.optional().describe('act in this process (default: the one that created the mapping)'),
+  }).describe('mremap(MREMAP_MAYMOVE|MREMAP_FIXED[|MREMAP_DONTUNMAP]): move a range of a mapping (move_vma, move_page_tables)'),
   check: checkArgs.describe('assert state now: refcount, mapcount, pinned, mapped, anon, blockFree, vmemmap, writable or softDirty'),
 } satisfies Record<OpName, z.ZodType>;
 

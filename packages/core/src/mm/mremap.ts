@@ -1,0 +1,107 @@
+import type { Kernel } from '../kernel.js';
+import { KernelError, KernelOops } from '../errors.js';
+import { kernelAtLeast } from '../features.js';
+import type { Op } from '../sched.js';
+import type { Mm, Vma } from '../types.js';
+
+export interface MremapRequest {
+  readonly mm: Mm;
+  /** the first page of the range to move and its length in pages (old_len == new_len) */
+  readonly start: number;
+  readonly pages: number;
+  /** MREMAP_FIXED's new_addr as a page, or null: a free range (MREMAP_DONTUNMAP alone) */
+  readonly to: number | null;
+  /** MREMAP_DONTUNMAP: the old range keeps its VMA, emptied */
+  readonly dontUnmap: boolean;
+  /** the scenario's name for the moved range */
+  readonly as: string;
+}
+
+/**
+ * mremap(addr, len, len, MREMAP_MAYMOVE | MREMAP_FIXED [| MREMAP_DONTUNMAP], new_addr)
+ * (mm/mremap.c): unmap the destination, check the source lies in one VMA, then move_vma():
+ * ->may_split() at both ends (v5.11, `mremap-may-split-check`), copy_vma() (same file, pgoff,
+ * anon_vma and flags), move_page_tables() — entries move, the pages' refcount, mapcount,
+ * mapping and index stay — and do_munmap() of the old range. Growing, shrinking and in-place
+ * resizing are not modelled, nor VMA merging.
+ */
+export function* mremap(k: Kernel, req: MremapRequest): Op<Vma> {
+  const { mm, start, pages } = req;
+  const end = start + pages;
+  // MREMAP_DONTUNMAP arrived in v5.7 (e346b3813067 [M]); before, the unknown flag is -EINVAL
+  if (req.dontUnmap && !kernelAtLeast(k.version, 5, 7)) throw new KernelError('EINVAL', 'MREMAP_DONTUNMAP is not a flag before v5.7');
+  if (req.to !== null) {
+    // mremap_to(): the ranges may not overlap; MREMAP_FIXED unmaps whatever is at new_addr first
+    if (req.to < end && req.to + pages > start) throw new KernelError('EINVAL', 'mremap: the old and new ranges overlap');
+    yield* k.vm.munmapRange(mm, req.to, req.to + pages);
+  }
+  // vma_to_resize() (check_prep_vma() from v6.16 [M]): "We can't remap across vm area boundaries"
+  const vma = k.vm.vmaAt(mm, start);
+  if (!vma || end > vma.start + vma.pages) throw new KernelError('EFAULT', `mremap: pages ${start}..${end - 1} are not inside one VMA of ${mm.name}`);
+  if (req.dontUnmap) {
+    // v5.7: private anonymous only; a4609387859f (v5.13 [M]): anything but VM_DONTEXPAND | VM_PFNMAP
+    const refused = kernelAtLeast(k.version, 5, 13) ? vma.flags.pfnmap : vma.kind !== 'anon' || vma.flags.shared;
+    if (refused) throw new KernelError('EINVAL', `mremap: MREMAP_DONTUNMAP of '${vma.name}' is refused on ${k.version}`);
+  }
+  if (vma.device && k.features['mremap-may-split-check']) {
+    // move_vma() (prep_move_vma() from v6.16 [M]): ask before copying, so a refusal moves nothing
+    const driver = k.driverOf(vma.device);
+    if (vma.start !== start) driver.maySplit?.(k, vma.device, vma, start);
+    if (vma.start + vma.pages !== end) driver.maySplit?.(k, vma.device, vma, end);
+  }
+  const align = vma.device ? Math.max(1, vma.device.align / k.mmu.basePageSize) : 1;
+  const to = req.to ?? k.vm.placeVma(mm, pages, align); // get_unmapped_area()
+  // copy_vma(): a new VMA for the new range, of the same file at the same offset, same anon_vma
+  const moved = k.vm.addVma(mm, { ...vma, name: req.as, start: to, pages, pgoff: vma.pgoff + (start - vma.start), flags: { ...vma.flags }, origin: { start: to, pages } });
+  movePageTables(k, vma, start, end, to);
+  if (req.dontUnmap) {
+    // the old VMA stays, now empty; unlink_anon_vmas() when it was exactly the moved range, so
+    // later faults there start a new anon_vma
+    if (vma.start === start && vma.pages === pages) vma.anonVma = 0;
+  } else {
+    try {
+      yield* k.vm.munmapRange(mm, start, end);
+    } catch (e) {
+      // before v5.11 nothing asked ->may_split() first: do_munmap() fails to split and move_vma()
+      // goes on ("OOM: unable to split vma, just get accounts right"): both VMAs stay
+      if (!(e instanceof KernelError) || k.features['mremap-may-split-check']) throw e;
+    }
+  }
+  k.emit('vma.move', { mm: mm.name, map: vma.name, from: start, to, pages, as: req.as });
+  return moved;
+}
+
+/**
+ * move_page_tables(): each leaf of [start, end) moves to the same offset from `to`
+ * (ptep_get_and_clear + set_pte_at; move_huge_pmd / move_huge_pud for a huge leaf the move
+ * covers whole and can place aligned). A huge PMD covered only in part is split first
+ * (split_huge_pmd: a DAX one is zapped and re-faults at PTE level). move_soft_dirty_pte() marks
+ * every moved entry soft-dirty. One TLB flush of the old range at the end.
+ */
+function movePageTables(k: Kernel, vma: Vma, start: number, end: number, to: number): void {
+  const mm = vma.mm;
+  const delta = to - start;
+  let moved = false;
+  for (const leaf of k.vm.leavesIn(mm, start, end)) {
+    const whole = leaf.base >= start && leaf.base + leaf.pages <= end && (leaf.base + delta) % leaf.pages === 0;
+    if (leaf.pte.level === 'pud' && !whole) {
+      throw KernelError.unsupported('EINVAL', `mremap of part of a PUD leaf of '${vma.name}' (device-dax 1 GiB): move_page_tables() had no PUD-leaf split before v5.11 and it is not modelled`);
+    }
+    if (leaf.pte.level === 'pmd' && !whole) {
+      if (leaf.pte.devmap && !k.features['mremap-devmap-pmd']) {
+        // pmd_trans_huge() is false for a devmap PMD (x86): move_ptes() maps the DAX page as a
+        // PTE table and moves its contents as entries
+        const message = `BUG: mremap of part of a devmap PMD of '${vma.name}': move_ptes() walks the DAX huge page at pfn ${leaf.pte.pfn} as a page table (no pmd_devmap() check before v5.8)`;
+        k.emit('oops', { message });
+        throw new KernelOops(message);
+      }
+      k.vm.splitHugePmd(vma, leaf.base);
+      continue;
+    }
+    const pte = k.vm.clear(mm, leaf.base, leaf.pte.level)!;
+    if (k.softDirtyArch) pte.softDirty = true; // move_soft_dirty_pte(), also pte_swp_mksoft_dirty()
+    k.vm.install(mm, leaf.base + delta, pte);
+    moved = true;
+  }
+  if (moved) k.emit('tlb.flush', { mm: mm.name });
+}
