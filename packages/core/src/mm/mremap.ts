@@ -28,8 +28,9 @@ export interface MremapRequest {
 export function* mremap(k: Kernel, req: MremapRequest): Op<Vma> {
   const { mm, start, pages } = req;
   const end = start + pages;
-  // MREMAP_DONTUNMAP arrived in v5.7 (e346b3813067 [M]); before, the unknown flag is -EINVAL
-  if (req.dontUnmap && !kernelAtLeast(k.version, 5, 7)) throw new KernelError('EINVAL', 'MREMAP_DONTUNMAP is not a flag before v5.7');
+  // MREMAP_DONTUNMAP arrived in v5.7 (e346b3813067 [M]): before, the flag does not exist (-EINVAL),
+  // so a scenario built on it does not apply to that kernel
+  if (req.dontUnmap && !kernelAtLeast(k.version, 5, 7)) throw KernelError.unsupported('EINVAL', 'MREMAP_DONTUNMAP does not exist before v5.7 (e346b3813067)');
   if (req.to !== null) {
     // mremap_to(): the ranges may not overlap; MREMAP_FIXED unmaps whatever is at new_addr first
     if (req.to < end && req.to + pages > start) throw new KernelError('EINVAL', 'mremap: the old and new ranges overlap');
