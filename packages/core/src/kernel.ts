@@ -371,9 +371,21 @@ export class Kernel {
     return { vma, vpn };
   }
 
+  /**
+   * The address range a mapping name stands for in its process, even when no VMA of that name is
+   * left (another mapping moved over all of it). Fails with `noVma` when the process never had it.
+   */
+  private mapRange(name: string, process?: string, noVma: Errno = 'EFAULT'): { mm: Mm; origin: Vma['origin'] } {
+    const mm = process ? this.process(process) : this.mapOwners.get(name);
+    if (!mm) throw new InputError(`unknown mapping '${name}'`, undefined, 'map');
+    const origin = mm.vmas.find((v) => v.name === name)?.origin ?? mm.ranges.get(name);
+    if (!origin) throw new KernelError(noVma, `mapping '${name}' is not mapped in ${mm.name}`);
+    return { mm, origin };
+  }
+
   /** The process and virtual page of page `page` of a named mapping, mapped or not. */
   private mapAddress(name: string, page: number, process?: string, noVma: Errno = 'EFAULT'): { mm: Mm; vpn: number } {
-    const { origin, mm } = this.map(name, process, noVma);
+    const { origin, mm } = this.mapRange(name, process, noVma);
     if (!Number.isInteger(page) || page < 0 || page >= origin.pages) throw new KernelError('EFAULT', `page ${page} is outside mapping '${name}' (${origin.pages} pages)`);
     return { mm, vpn: origin.start + page };
   }
@@ -495,7 +507,7 @@ export class Kernel {
    * straddling either end are split (mm/vm.ts munmapRange); whatever lies inside is unmapped.
    */
   *munmap(a: { map: string; offset?: number; length?: number; process?: string }): Op {
-    const { origin, mm } = this.map(a.map, a.process);
+    const { origin, mm } = this.mapRange(a.map, a.process);
     const { start, pages } = this.rangeIn(a.map, origin, a.offset, a.length);
     yield* this.vm.munmapRange(mm, start, start + pages);
   }
@@ -522,7 +534,7 @@ export class Kernel {
     const { start, pages } = this.rangeIn(a.map, origin, a.offset, a.length);
     let to: number | null = null;
     if (a.to !== undefined) {
-      const target = this.map(a.to, a.process);
+      const target = this.mapRange(a.to, a.process);
       if (target.mm !== mm) throw new InputError(`mremap moves within one process: '${a.to}' is mapped in ${target.mm.name}, '${a.map}' in ${mm.name}`, undefined, 'to');
       to = this.rangeIn(a.to, target.origin, a.toOffset, a.length).start;
     } else if (!a.dontUnmap) {

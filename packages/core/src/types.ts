@@ -162,6 +162,8 @@ export interface Mm {
   /** next free virtual page for mmap placement */
   nextVpn: number;
   alive: boolean;
+  /** the address range each mapping name of this process stands for (Vma.origin), kept after its VMAs are gone */
+  readonly ranges: Map<string, Vma['origin']>;
 }
 
 /** A GUP reference handed to a driver: the pages it may DMA to. */

@@ -35,7 +35,7 @@ export class Vm {
   newMm(name: string): Mm {
     // user mappings start at 1 TiB of virtual space; placement keeps PUD alignment available
     const start = (2 ** 40) / this.k.mmu.basePageSize;
-    return { id: this.nextMmId++, name, vmas: [], ptes: new Map(), pmds: new Map(), puds: new Map(), hasPinned: false, writeProtectSeq: 0, nextVpn: start, alive: true };
+    return { id: this.nextMmId++, name, vmas: [], ptes: new Map(), pmds: new Map(), puds: new Map(), hasPinned: false, writeProtectSeq: 0, nextVpn: start, alive: true, ranges: new Map() };
   }
 
   newAnonVma(): number {
@@ -53,6 +53,8 @@ export class Vm {
   /** A new VMA; a mapping's name stands for its own range unless `origin` says otherwise (a split-off piece). */
   addVma(mm: Mm, v: Omit<Vma, 'id' | 'mm' | 'origin'> & { readonly mm?: Mm; readonly origin?: Vma['origin'] }): Vma {
     const vma: Vma = { ...v, origin: v.origin ?? { start: v.start, pages: v.pages }, id: this.nextVmaId++, mm };
+    // a new mapping (re)defines what its name stands for; a split-off piece shares it
+    if (v.origin === undefined || !mm.ranges.has(vma.name)) mm.ranges.set(vma.name, vma.origin);
     mm.vmas.push(vma);
     this.mappingOf(vma)?.mmaps.add(vma);
     return vma;
