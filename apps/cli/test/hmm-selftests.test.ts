@@ -299,6 +299,67 @@ function snapshotTest(k: Kernel, [dev0, dev1]: string[]): void {
   check(got.join() === want.join(), `snapshot of pages 0-6 [${got.join(', ')}], expected [${want.join(', ')}]`);
 }
 
+/**
+ * The test's TWOMEG and offsets[] = { 0, 512 * ONEKB, ONEMEG } in 4 KiB pages, scaled by 1/8 (64
+ * pages, offsets 0, 16, 32) to keep the runs short: with use_thp = 0 nothing depends on the size
+ * (the model's rmap walk, which every fault home does, grows with the number of mapped pages)
+ */
+const TWOMEG = 64;
+const OFFSETS = [0, TWOMEG / 4, TWOMEG / 2];
+
+/**
+ * TEST_F(hmm, migrate_partial_unmap_fault), use_thp = 0 (the THP sub-run needs anonymous THP):
+ * for each offset, a 2 * TWOMEG buffer (map = ALIGN(ptr, size) only matters for THP: its start here),
+ * TWOMEG written and migrated, ONEMEG at the offset unmapped (split_vma, zap of the device
+ * entries), then every other page read back (faulted home from a device-private page).
+ */
+function migratePartialUnmapFault(k: Kernel, [dev]: string[]): void {
+  OFFSETS.forEach((off, j) => {
+    buffer(k, `buf${j}`, 2 * TWOMEG);
+    for (let i = 0; i < TWOMEG; i++) k.run(k.write({ map: `buf${j}`, page: i, data: `${j}:${i}` }));
+    k.run(k.migrate({ map: `buf${j}`, page: 0, pages: TWOMEG, to: dev! }));
+    for (const i of [0, TWOMEG - 1]) check(devRead(k, dev!, `buf${j}`, i) === `${j}:${i}`, `offset ${off}: the device read page ${i}`);
+    k.run(k.munmap({ map: `buf${j}`, offset: off * PAGE, length: (TWOMEG / 2) * PAGE }));
+    for (let i = 0; i < TWOMEG; i++) if (i < off || i >= off + TWOMEG / 2) check(read(k, `buf${j}`, i) === `${j}:${i}`, `offset ${off}: page ${i} after the munmap`);
+    k.run(k.munmap({ map: `buf${j}` }));
+  });
+}
+
+/**
+ * TEST_F(hmm, migrate_remap_fault), use_thp = 0: before/after the migration, without and with
+ * MREMAP_DONTUNMAP, each offset: an 8 * TWOMEG reservation with 2 * TWOMEG unmapped after the
+ * buffer, the buffer mremap(MREMAP_MAYMOVE | MREMAP_FIXED)'d into that hole at TWOMEG + offset,
+ * then every page read at the new address. A refused mremap() is the ASSERT_NE(MAP_FAILED).
+ */
+function migrateRemapFault(k: Kernel, [dev]: string[]): void {
+  let run = 0;
+  for (const before of [false, true]) {
+    for (const dontUnmap of [false, true]) {
+      for (const off of OFFSETS) {
+        const [res, moved] = [`res${run}`, `new${run}`];
+        buffer(k, res, 8 * TWOMEG);
+        k.run(k.munmap({ map: res, offset: TWOMEG * PAGE, length: 2 * TWOMEG * PAGE }));
+        for (let i = 0; i < TWOMEG; i++) k.run(k.write({ map: res, page: i, data: `${run}:${i}` }));
+        const remap = (): void => {
+          try {
+            k.run(k.mremap({ map: res, length: TWOMEG * PAGE, to: res, toOffset: (TWOMEG + off) * PAGE, ...(dontUnmap ? { dontUnmap } : {}), as: moved }));
+          } catch (e) {
+            if (e instanceof KernelError) throw new AssertFailed(`mremap(${dontUnmap ? 'MREMAP_DONTUNMAP' : 'MREMAP_FIXED'}): ${e.code}`);
+            throw e;
+          }
+        };
+        if (before) remap();
+        k.run(k.migrate({ map: before ? moved : res, page: 0, pages: TWOMEG, to: dev! }));
+        if (!before) remap();
+        for (let i = 0; i < TWOMEG; i++) check(read(k, moved, i) === `${run}:${i}`, `run ${run}: page ${i} at the new address`);
+        k.run(k.munmap({ map: moved }));
+        k.run(k.munmap({ map: res }));
+        run++;
+      }
+    }
+  }
+}
+
 /** TEST_F(hmm, migrate_release): HMM_DMIRROR_RELEASE with the pages on the device, then the CPU reads them. */
 function migrateRelease(k: Kernel, [dev]: string[]): void {
   buffer(k, 'buf', 2, { fill: 'i' });
@@ -445,5 +506,20 @@ describe('hmm-tests.c verdicts per release (releases v5.4 v5.10 v6.1 v6.3 v6.6 v
   it('migrate_release: passes from v6.1; on v5.4 and v5.10 the same operations hang in memunmap_pages()', () => {
     expect(perRelease(['private'], migrateRelease)).toEqual(['HANG', 'HANG', 'pass', 'pass', 'pass', 'pass', 'pass']);
     expect(perRelease(['coherent'], migrateRelease)).toEqual(COHERENT);
+  });
+
+  // split_vma() at the unmapped range's ends and zap_pte_range() of the device entries inside
+  // (device-private: rmap and reference dropped at once, page_free); the kept pages fault home
+  it('migrate_partial_unmap_fault (use_thp = 0): private on every release, coherent from v6.0', () => {
+    expect(perRelease(['private'], migratePartialUnmapFault)).toEqual(ALL_PASS);
+    expect(perRelease(['coherent'], migratePartialUnmapFault)).toEqual(COHERENT);
+  });
+
+  // move_ptes() moves system PTEs and device-private entries alike; the fault at the new address
+  // finds the device page through the moved entry. MREMAP_DONTUNMAP is v5.7 (e346b3813067): on
+  // v5.4 the flag is unknown and the first DONTUNMAP run's mremap() fails
+  it('migrate_remap_fault (use_thp = 0): pass from v5.10; v5.4 has no MREMAP_DONTUNMAP', () => {
+    expect(perRelease(['private'], migrateRemapFault)).toEqual(['FAIL: mremap(MREMAP_DONTUNMAP): EINVAL', ...ALL_PASS.slice(1)]);
+    expect(perRelease(['coherent'], migrateRemapFault)).toEqual(COHERENT);
   });
 });
