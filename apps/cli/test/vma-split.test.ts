@@ -1,0 +1,183 @@
+import { createKernel, KernelError, KernelOops, Monitor, PRESETS, type Kernel } from '@daxlab/core';
+import { x86 } from '@daxlab/arch-x86';
+import { devdax } from '@daxlab/driver-devdax';
+import { nvdimm } from '@daxlab/driver-nvdimm';
+import { xfs } from '@daxlab/fs-xfs';
+import { describe, expect, it } from 'vitest';
+
+// VMA splitting of DAX mappings (partial munmap, mremap) on x86-64: 4 KiB pages, 2 MiB PMDs.
+// The refcounts follow docs/kernel-model.md's eras: up to v6.14 a devmap PMD/PTE holds no
+// reference (fs-dax idle at 1, device-dax idle at 1); from v6.15 each mapping holds a reference
+// and a mapcount (fs-dax idle at 0, device-dax idle at 1).
+
+const RELEASES = PRESETS.map((p) => p.name);
+const PAGE = 4096;
+const PMD = 512; // pages
+
+function fsdax(version: string): { k: Kernel; m: Monitor } {
+  const k = createKernel({ arch: x86(), driver: nvdimm(), fs: xfs(), kernel: version });
+  const m = new Monitor(k);
+  k.run(k.probe({ size: 1024 * 1024 * 1024, as: 'pmem0' }));
+  k.run(k.mount({ device: 'pmem0' }));
+  k.run(k.create({ file: 'a', size: 2 * PMD * PAGE }));
+  k.run(k.mmap({ file: 'a', length: 2 * PMD * PAGE, shared: true, write: true, as: 'm' }));
+  return { k, m };
+}
+
+function devdaxKernel(version: string, align: number): { k: Kernel; m: Monitor } {
+  const k = createKernel({ arch: x86(), driver: devdax(), kernel: version });
+  const m = new Monitor(k);
+  k.run(k.probe({ driver: 'devdax', size: 8 * 1024 * 1024, align, as: 'dax0' }));
+  k.run(k.mmap({ device: 'dax0', length: 4 * 1024 * 1024, shared: true, write: true, as: 'm' }));
+  return { k, m };
+}
+
+function errorCode(f: () => unknown): string | null {
+  try {
+    f();
+  } catch (e) {
+    if (e instanceof KernelError) return e.code;
+    throw e;
+  }
+  return null;
+}
+
+const level = (k: Kernel, map: string, page: number) => {
+  const vma = k.map(map);
+  return k.vm.lookup(vma.mm, vma.origin.start + page)?.pte.level ?? null;
+};
+const counts = (k: Kernel, map: string, page: number) => [k.refcount(k.pfnOf({ map, page })!), k.mapcount(k.pfnOf({ map, page })!)];
+
+describe('split_vma() of a PMD-mapped fs-dax mapping (partial munmap)', () => {
+  it('splits the straddled PMD: zapped, then re-faulted as PTEs on each side; no reference before v6.15, rmap and reference dropped at once from v6.15', () => {
+    for (const v of ['v6.6', 'v6.15']) {
+      const { k, m } = fsdax(v);
+      k.run(k.write({ map: 'm', page: 0, data: 'x' }));
+      k.run(k.write({ map: 'm', page: PMD, data: 'y' }));
+      const pfn0 = k.pfnOf({ map: 'm', page: 0 })!;
+      expect([level(k, 'm', 0), level(k, 'm', PMD)]).toEqual(['pmd', 'pmd']);
+      // v6.6 legacy: the devmap PMD holds nothing (idle 1, no mapcount); v6.15: the PMD's 1 and its rmap
+      expect([k.refcount(pfn0), k.mapcount(pfn0)], v).toEqual(v === 'v6.6' ? [1, 0] : [1, 1]);
+      k.run(k.munmap({ map: 'm', offset: PAGE, length: PAGE }));
+      // __split_vma at pages 1 and 2: split_huge_pmd_if_needed() zapped the PMD of [0, 512)
+      expect(k.process('init').vmas.map((x) => [x.start - x.origin.start, x.pages, x.pgoff])).toEqual([[0, 1, 0], [2, 2 * PMD - 2, 2]]);
+      expect([level(k, 'm', 0), level(k, 'm', 2), level(k, 'm', PMD)]).toEqual([null, null, 'pmd']);
+      // v6.15: folio_remove_rmap_pmd + folio_put in __split_huge_pmd_locked: 1 -> 0, idle, entry kept
+      expect([k.refcount(pfn0), k.mapcount(pfn0)], v).toEqual(v === 'v6.6' ? [1, 0] : [0, 0]);
+      // neither piece can hold a PMD of [0, 512) any more: PTE faults of the same folio
+      expect(k.run(k.read({ map: 'm', page: 0 }))).toBe('x');
+      k.run(k.read({ map: 'm', page: 2 }));
+      expect([level(k, 'm', 0), level(k, 'm', 2)]).toEqual(['pte', 'pte']);
+      // v6.15: two PTEs of folio 0: rc 2, mapcount 2
+      expect(counts(k, 'm', 2), v).toEqual(v === 'v6.6' ? [1, 0] : [2, 2]);
+      expect(m.violations, v).toEqual([]);
+    }
+  });
+});
+
+describe('split_vma() of a device-dax mapping: dev_dax_may_split()', () => {
+  it('2 MiB align: a split off the align is EINVAL and changes nothing; on the align the PMD beyond is unmapped', () => {
+    for (const v of RELEASES) {
+      const { k, m } = devdaxKernel(v, 2 * 1024 * 1024);
+      k.run(k.write({ map: 'm', page: 0, data: 'x' }));
+      k.run(k.write({ map: 'm', page: PMD, data: 'y' }));
+      expect(errorCode(() => k.run(k.munmap({ map: 'm', offset: PAGE, length: PAGE }))), v).toBe('EINVAL');
+      expect(k.process('init').vmas.length).toBe(1);
+      expect([level(k, 'm', 0), level(k, 'm', PMD)]).toEqual(['pmd', 'pmd']);
+      // device-dax idle at 1; from v6.15 the PMD adds its reference and mapcount
+      const mapped = v === 'v6.15' || v === 'latest' ? [2, 1] : [1, 0];
+      expect(counts(k, 'm', PMD), v).toEqual(mapped);
+      const pfn = k.pfnOf({ map: 'm', page: PMD })!;
+      k.run(k.munmap({ map: 'm', offset: PMD * PAGE }));
+      expect(k.process('init').vmas.map((x) => x.pages)).toEqual([PMD]);
+      expect([k.refcount(pfn), k.mapcount(pfn)], v).toEqual([1, 0]);
+      expect(counts(k, 'm', 0), v).toEqual(mapped);
+      expect(m.violations, v).toEqual([]);
+    }
+  });
+
+  it('4 KiB align: any page boundary will do', () => {
+    const { k } = devdaxKernel('latest', PAGE);
+    k.run(k.munmap({ map: 'm', offset: PAGE, length: PAGE }));
+    expect(k.process('init').vmas.map((x) => [x.start - x.origin.start, x.pages])).toEqual([[0, 1], [2, 1022]]);
+  });
+});
+
+describe('mremap() of DAX mappings', () => {
+  it('a whole, aligned PMD moves as a leaf (move_huge_pmd / move_normal_pmd), even before v5.8', () => {
+    for (const v of RELEASES) {
+      const { k, m } = fsdax(v);
+      k.run(k.write({ map: 'm', page: PMD, data: 'y' }));
+      const pfn = k.pfnOf({ map: 'm', page: PMD })!;
+      const before = counts(k, 'm', PMD);
+      k.run(k.mmap({ anon: true, length: PMD * PAGE, as: 'dst' }));
+      k.run(k.mremap({ map: 'm', offset: PMD * PAGE, length: PMD * PAGE, to: 'dst', as: 'moved' }));
+      expect([level(k, 'moved', 0), k.pfnOf({ map: 'moved', page: 0 })], v).toEqual(['pmd', pfn]);
+      expect(counts(k, 'moved', 0), v).toEqual(before);
+      // the file's page at pgoff 512 is what the moved VMA maps: copy_vma kept the file offset
+      expect(k.map('moved').pgoff).toBe(PMD);
+      expect(k.run(k.read({ map: 'moved', page: 0 }))).toBe('y');
+      expect(m.violations, v).toEqual([]);
+    }
+  });
+});
+
+/**
+ * ndctl test_dax_remap() (test/dax-pmd.c) through the kernel API: what the test reports on each
+ * release, for fs-dax (2 MiB PMDs) and device-dax at 4 KiB and 2 MiB. 'pass' is the store and
+ * load of 0xAA at the remapped address; 'mremap failed' and 'SIGBUS' (device-dax, align > 4 KiB)
+ * are what the test accepts; 'crash' is what it skips before v5.8 ("may crash").
+ */
+function testDaxRemap(version: string, target: 'fsdax' | number): string {
+  const k = target === 'fsdax' ? createKernel({ arch: x86(), driver: nvdimm(), fs: xfs(), kernel: version }) : createKernel({ arch: x86(), driver: devdax(), kernel: version });
+  const m = new Monitor(k);
+  const align = target === 'fsdax' ? PMD * PAGE : target;
+  if (target === 'fsdax') {
+    k.run(k.probe({ size: 1024 * 1024 * 1024, as: 'pmem0' }));
+    k.run(k.mount({ device: 'pmem0' }));
+    k.run(k.create({ file: 'f', size: 2 * align }));
+  } else k.run(k.probe({ driver: 'devdax', size: 8 * 1024 * 1024, align, as: 'dax0' }));
+  k.run(k.mmap({ anon: true, length: 4 * PAGE, write: true, as: 'anon' }));
+  k.run(k.mmap({ ...(target === 'fsdax' ? { file: 'f' } : { device: 'dax0' }), length: 2 * align, shared: true, write: true, as: 'addr' }));
+  for (let i = 0; i < 4; i++) k.run(k.write({ map: 'anon', page: i, data: 'a' }));
+  for (let i = 0; i < (2 * align) / PAGE; i += align / PAGE) k.run(k.write({ map: 'addr', page: i, data: 'i' }));
+  try {
+    k.run(k.mremap({ map: 'addr', length: PAGE, to: 'anon', as: 'remap' }));
+  } catch (e) {
+    if (e instanceof KernelOops) return 'crash';
+    if (e instanceof KernelError) return 'mremap failed';
+    throw e;
+  }
+  try {
+    k.run(k.write({ map: 'anon', page: 0, data: 'AA' }));
+  } catch (e) {
+    if (e instanceof KernelError && e.code === 'SIGBUS') return 'SIGBUS';
+    throw e;
+  }
+  const val = k.run(k.read({ map: 'anon', page: 0 }));
+  return val === 'AA' && m.violations.length === 0 ? 'pass' : `FAIL: read ${val}`;
+}
+
+describe('ndctl test_dax_remap() outcomes per release (v5.4 v5.10 v6.1 v6.3 v6.6 v6.15 latest)', () => {
+  it('the presets are the releases these rows are written for', () => {
+    expect(RELEASES).toEqual(['v5.4', 'v5.10', 'v6.1', 'v6.3', 'v6.6', 'v6.15', 'latest']);
+  });
+
+  // the PMD is split (zapped) by move_page_tables() once it knows devmap PMDs (5bfea2d9b17f,
+  // v5.8); the store faults file page 0 in through the moved 4 KiB VMA
+  it('fs-dax: crash before v5.8 (the test skips), pass after', () => {
+    expect(RELEASES.map((v) => testDaxRemap(v, 'fsdax'))).toEqual(['crash', 'pass', 'pass', 'pass', 'pass', 'pass', 'pass']);
+  });
+
+  // PTEs move; dev_dax_may_split() accepts any page boundary
+  it('device-dax 4 KiB: pass on every release', () => {
+    expect(RELEASES.map((v) => testDaxRemap(v, PAGE))).toEqual(RELEASES.map(() => 'pass'));
+  });
+
+  // v5.4: the devmap PMD walked as a table; v5.10: the move happens, do_munmap() cannot split the
+  // old VMA, the store is a 2 MiB fault in a 4 KiB VMA: SIGBUS; v5.11+ (73d5e0629919) ->may_split()
+  // refuses up front: EINVAL
+  it('device-dax 2 MiB: crash on v5.4, SIGBUS on v5.10, mremap failed from v5.11 (both accepted by the test)', () => {
+    expect(RELEASES.map((v) => testDaxRemap(v, 2 * 1024 * 1024))).toEqual(['crash', 'SIGBUS', 'mremap failed', 'mremap failed', 'mremap failed', 'mremap failed', 'mremap failed']);
+  });
+});
