@@ -36,7 +36,8 @@ export function* mremap(k: Kernel, req: MremapRequest): Op<Vma> {
     if (req.to < end && req.to + pages > start) throw new KernelError('EINVAL', 'mremap: the old and new ranges overlap');
     yield* k.vm.munmapRange(mm, req.to, req.to + pages);
   }
-  // vma_to_resize() (check_prep_vma() from v6.16 [M]): "We can't remap across vm area boundaries"
+  // vma_to_resize() (check_prep_vma() since the 2025 rework of mm/mremap.c [M]): no remap across
+  // the end of a VMA
   const vma = k.vm.vmaAt(mm, start);
   if (!vma || end > vma.start + vma.pages) throw new KernelError('EFAULT', `mremap: pages ${start}..${end - 1} are not inside one VMA of ${mm.name}`);
   if (req.dontUnmap) {
@@ -45,7 +46,7 @@ export function* mremap(k: Kernel, req: MremapRequest): Op<Vma> {
     if (refused) throw new KernelError('EINVAL', `mremap: MREMAP_DONTUNMAP of '${vma.name}' is refused on ${k.version}`);
   }
   if (vma.device && k.features['mremap-may-split-check']) {
-    // move_vma() (prep_move_vma() from v6.16 [M]): ask before copying, so a refusal moves nothing
+    // move_vma() (prep_move_vma() since that rework [M]): ask before copying, so a refusal moves nothing
     const driver = k.driverOf(vma.device);
     if (vma.start !== start) driver.maySplit?.(k, vma.device, vma, start);
     if (vma.start + vma.pages !== end) driver.maySplit?.(k, vma.device, vma, end);
@@ -63,8 +64,8 @@ export function* mremap(k: Kernel, req: MremapRequest): Op<Vma> {
     try {
       yield* k.vm.munmapRange(mm, start, end);
     } catch (e) {
-      // before v5.11 nothing asked ->may_split() first: do_munmap() fails to split and move_vma()
-      // goes on ("OOM: unable to split vma, just get accounts right"): both VMAs stay
+      // before v5.11 nothing asked ->may_split() first: do_munmap() fails to split, move_vma()
+      // only fixes up the accounting and returns the new address: both VMAs stay
       if (!(e instanceof KernelError) || k.features['mremap-may-split-check']) throw e;
     }
   }

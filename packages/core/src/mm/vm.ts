@@ -198,10 +198,10 @@ export class Vm {
   }
 
   /**
-   * __split_vma(vma, addr, new_below = 0) (mm/mmap.c; mm/vma.c from v6.12 [M]): the VMA keeps
-   * [start, at) and a copy takes [at, end) with vm_pgoff advanced, the same flags, anon_vma, file
-   * (and a place in its i_mmap). vm_ops->may_split may refuse first (device-dax: EINVAL off its
-   * align); then vma_adjust_trans_huge() splits a huge PMD that straddles `at`
+   * __split_vma(vma, addr, new_below = 0) (mm/mmap.c; mm/vma.c since the 2024 move of the VMA
+   * code [M]): the VMA keeps [start, at) and a copy takes [at, end) with vm_pgoff advanced, the
+   * same flags, anon_vma, file (and a place in its i_mmap). vm_ops->may_split may refuse first
+   * (device-dax: EINVAL off its align); then vma_adjust_trans_huge() splits a huge PMD that straddles `at`
    * (split_huge_pmd_if_needed). Returns the new upper piece.
    */
   splitVma(vma: Vma, at: number): Vma {
