@@ -18,6 +18,8 @@ import { Memremap } from './mm/memremap.js';
 import { DeviceMigration } from './mm/migrate.js';
 import { Mprotect } from './mm/mprotect.js';
 import { mremap } from './mm/mremap.js';
+import { madvise, type Advice } from './mm/madvise.js';
+import { mapDevmem } from './mm/devmem.js';
 import { PageStore, PG } from './mm/pages.js';
 import { Ram } from './mm/ram.js';
 import { Vm, type Leaf } from './mm/vm.js';
@@ -467,7 +469,7 @@ export class Kernel {
     yield* [];
   }
 
-  *mmap(a: { process?: string; file?: string; device?: string; anon?: boolean; length: number; offset?: number; shared?: boolean; write?: boolean; as: string }): Op<Vma> {
+  *mmap(a: { process?: string; file?: string; device?: string; anon?: boolean; devmem?: boolean; length: number; offset?: number; shared?: boolean; write?: boolean; as: string }): Op<Vma> {
     const mm = this.process(a.process);
     if (mm.vmas.some((v) => v.name === a.as)) throw new InputError(`mapping '${a.as}' already exists in ${mm.name}`, undefined, 'as');
     const ps = this.mmu.basePageSize;
@@ -482,6 +484,9 @@ export class Kernel {
       const { fs, inode } = this.file(a.file);
       const start = this.vm.placeVma(mm, pages, 1);
       vma = this.vm.addVma(mm, { name: a.as, start, pages, pgoff: offset / ps, flags: this.vm.flags({ write, shared, ...fs.mmapFlags }), kind: 'file', inode, device: null, anonVma: 0 });
+    } else if (a.devmem) {
+      // /dev/mem: a VM_PFNMAP mapping of physical pages at `offset` (mm/devmem.ts)
+      vma = mapDevmem(this, mm, { offset, length: a.length, shared, write, as: a.as });
     } else if (a.device !== undefined) {
       const device = this.device(a.device);
       const driver = this.driverOf(device);
@@ -526,23 +531,37 @@ export class Kernel {
    * mremap(addr, len, len, MREMAP_MAYMOVE | MREMAP_FIXED [| MREMAP_DONTUNMAP], new_addr) of
    * `length` bytes at `offset` in a mapping, to `toOffset` in mapping `to` (its range, mapped or
    * not), or with only `dontUnmap` to a free range; the moved range becomes mapping `as`
-   * (mm/mremap.ts).
+   * (mm/mremap.ts). With `newLength` (new_len) the range is resized: shrinking in place unmaps
+   * the tail and the mapping keeps its name; growing is refused for VM_DONTEXPAND | VM_PFNMAP.
    */
-  *mremap(a: { map: string; offset?: number; length: number; to?: string; toOffset?: number; dontUnmap?: boolean; as: string; process?: string }): Op<Vma> {
+  *mremap(a: { map: string; offset?: number; length: number; newLength?: number; to?: string; toOffset?: number; dontUnmap?: boolean; as?: string; process?: string }): Op<Vma | null> {
     const { origin, mm } = this.map(a.map, a.process);
-    if (mm.vmas.some((v) => v.name === a.as)) throw new InputError(`mapping '${a.as}' already exists in ${mm.name}`, undefined, 'as');
+    if (a.as !== undefined && mm.vmas.some((v) => v.name === a.as)) throw new InputError(`mapping '${a.as}' already exists in ${mm.name}`, undefined, 'as');
     const { start, pages } = this.rangeIn(a.map, origin, a.offset, a.length);
+    // mremap(): new_len = PAGE_ALIGN(new_len), and 0 is -EINVAL
+    const newPages = a.newLength === undefined ? pages : Math.ceil(a.newLength / this.mmu.basePageSize);
+    if (newPages === 0) throw new KernelError('EINVAL', `mremap of '${a.map}' to a new length of 0`);
+    const moves = a.to !== undefined || a.dontUnmap === true;
     let to: number | null = null;
     if (a.to !== undefined) {
       const target = this.mapRange(a.to, a.process);
       if (target.mm !== mm) throw new InputError(`mremap moves within one process: '${a.to}' is mapped in ${target.mm.name}, '${a.map}' in ${mm.name}`, undefined, 'to');
-      to = this.rangeIn(a.to, target.origin, a.toOffset, a.length).start;
-    } else if (!a.dontUnmap) {
-      throw new InputError(`mremap of '${a.map}' without to: (MREMAP_FIXED) or dontUnmap: true moves nothing (an unchanged length returns the old address): name the destination mapping`, undefined, 'to');
+      to = this.rangeIn(a.to, target.origin, a.toOffset, newPages * this.mmu.basePageSize).start;
+    } else if (!a.dontUnmap && newPages === pages) {
+      throw new InputError(`mremap of '${a.map}' without to: (MREMAP_FIXED), dontUnmap: true or a newLength moves nothing (an unchanged length returns the old address): name the destination mapping`, undefined, 'to');
     }
-    const vma = yield* mremap(this, { mm, start, pages, to, dontUnmap: a.dontUnmap ?? false, as: a.as });
-    this.mapOwners.set(a.as, mm);
+    if (moves && a.as === undefined) throw new InputError(`mremap of '${a.map}' moves the range: name the moved mapping with as`, undefined, 'as');
+    if (!moves && newPages < pages && a.as !== undefined) throw new InputError(`mremap of '${a.map}' shrinks it in place: the address and the name stay, drop as: '${a.as}'`, undefined, 'as');
+    const vma = yield* mremap(this, { mm, start, pages, newPages, to, dontUnmap: a.dontUnmap ?? false, ...(a.as !== undefined ? { as: a.as } : {}) });
+    if (moves) this.mapOwners.set(a.as!, mm);
     return vma;
+  }
+
+  /** madvise(addr, len, advice) of a mapping, or of `length` bytes at `offset` in it (mm/madvise.ts). */
+  *madvise(a: { map: string; advice: Advice; offset?: number; length?: number; process?: string }): Op {
+    const { origin, mm } = this.mapRange(a.map, a.process);
+    const { start, pages } = this.rangeIn(a.map, origin, a.offset, a.length);
+    yield* madvise(this, mm, start, pages, a.advice);
   }
 
   /** mprotect(addr, len, PROT_NONE | PROT_READ [| PROT_WRITE]) of a whole mapping (mm/mprotect.ts); `read: false` is PROT_NONE. */

@@ -201,3 +201,33 @@ describe('mremap(MREMAP_MAYMOVE | MREMAP_FIXED): move_vma and move_page_tables',
     expect(m.violations).toEqual([]);
   });
 });
+
+describe('partial mprotect: mprotect_fixup() splits only a VMA whose flags change', () => {
+  it('PROT_READ on the middle page: three VMAs, only the middle PTE write-protected', () => {
+    const { k, m } = kernel();
+    const pfns = written(k, 'buf', 3);
+    k.run(k.mprotect({ map: 'buf', offset: 4 * KiB, length: 4 * KiB, write: false }));
+    expect(vmas(k)).toEqual([['buf', 0, 1, 0], ['buf', 1, 1, 1], ['buf', 2, 1, 2]]);
+    expect(k.process('init').vmas.map((v) => v.flags.write)).toEqual([true, false, true]);
+    expect([0, 1, 2].map((page) => k.isWritableIn({ map: 'buf', page }))).toEqual([true, false, true]);
+    // the pages stay where they were, with their counts
+    expect(pfns.map((p) => [k.refcount(p), k.mapcount(p)])).toEqual([[1, 1], [1, 1], [1, 1]]);
+    expect(code(() => k.run(k.write({ map: 'buf', page: 1, data: 'x' })))).toBe('SIGSEGV');
+    k.run(k.write({ map: 'buf', page: 2, data: 'y' }));
+    expect(m.violations).toEqual([]);
+  });
+
+  it('flags that do not change split nothing; a hole in the range is ENOMEM after the VMAs before it changed', () => {
+    const { k } = kernel();
+    written(k, 'buf', 4);
+    k.run(k.mprotect({ map: 'buf', offset: 4 * KiB, length: 4 * KiB, write: true }));
+    expect(vmas(k)).toEqual([['buf', 0, 4, 0]]);
+    k.run(k.munmap({ map: 'buf', offset: 8 * KiB, length: 4 * KiB }));
+    // pages 0..1 change (one VMA, split at nothing: it starts at 0 and ends at the hole), then the hole
+    expect(code(() => k.run(k.mprotect({ map: 'buf', write: false })))).toBe('ENOMEM');
+    expect(k.process('init').vmas.map((v) => [v.start - v.origin.start, v.pages, v.flags.write])).toEqual([[0, 2, false], [3, 1, true]]);
+    // a hole at the start: nothing changes
+    expect(code(() => k.run(k.mprotect({ map: 'buf', offset: 8 * KiB, write: false })))).toBe('ENOMEM');
+    expect(k.process('init').vmas.map((v) => v.flags.write)).toEqual([false, true]);
+  });
+});

@@ -274,7 +274,7 @@ export class Vm {
 
   /** A new VMA's flags; mmap_region() sets VM_SOFTDIRTY on every new VMA (0 without soft-dirty). */
   flags(partial: Partial<VmFlags>): VmFlags {
-    return { read: true, write: false, shared: false, mixedmap: false, pfnmap: false, hugepage: false, io: false, softdirty: this.k.softDirtyArch, ...partial };
+    return { read: true, write: false, shared: false, mixedmap: false, pfnmap: false, hugepage: false, io: false, softdirty: this.k.softDirtyArch, dontcopy: false, wipeonfork: false, dontexpand: false, ...partial };
   }
 
   requireVma(mm: Mm, vpn: number): Vma {

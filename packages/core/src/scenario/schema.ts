@@ -3,6 +3,7 @@ import type { Errno } from '../errors.js';
 import { parseSnapshotFlags } from '../driver.js';
 import { FEATURES, PRESETS } from '../features.js';
 import { FAULT_SITE_NAMES, type FaultSite } from '../fault-inject.js';
+import { MADVISE_ADVICES } from '../mm/madvise.js';
 import { isPowerOfTwo, parseSize } from '../units.js';
 import type { CheckArgs, CheckWhat, OpName } from './types.js';
 
@@ -220,18 +221,19 @@ const mmapArgs = obj({
   file: Name.optional(),
   device: Name.optional().describe('a device-dax device'),
   anon: z.literal(true).optional().describe('anonymous memory'),
+  devmem: z.literal(true).optional().describe('/dev/mem: physical memory at offset (a VM_PFNMAP mapping; needs shared: true)'),
   length: Size,
   offset: Size.optional(),
   shared: Flag.optional(),
   write: Flag.optional(),
   as: Name,
 }).superRefine((m, ctx) => {
-  const what = (['file', 'device', 'anon'] as const).filter((k) => m[k] !== undefined);
+  const what = (['file', 'device', 'anon', 'devmem'] as const).filter((k) => m[k] !== undefined);
   if (what.length !== 1) {
     ctx.addIssue({
       code: 'custom',
       input: m,
-      message: what.length === 0 ? 'say what to map: file: <name>, device: <name> or anon: true' : `map one thing: found ${what.join(' and ')}`,
+      message: what.length === 0 ? 'say what to map: file: <name>, device: <name> or anon: true (or devmem: true for /dev/mem)' : `map one thing: found ${what.join(' and ')}`,
     });
   }
 });
@@ -304,13 +306,21 @@ export const OP_ARGS = {
   mremap: obj({
     map: Name,
     offset: Size.optional().describe('where in the mapping the moved range starts (page aligned; default 0)'),
-    length: Size.describe('how much to move (old_len == new_len)'),
+    length: Size.describe('how much to move (old_len)'),
+    newLength: Size.optional().describe('new_len when it differs from length: shrinking unmaps the tail (in place, or before a move to to); growing a VM_PFNMAP mapping is EFAULT'),
     to: Name.optional().describe('MREMAP_FIXED: move onto this mapping\'s range (whatever maps it is unmapped first), at toOffset'),
     toOffset: Size.optional().describe('where in the to mapping the range lands (page aligned; default 0)'),
     dontUnmap: Flag.optional().describe('MREMAP_DONTUNMAP: the old range keeps its (emptied) VMA'),
-    as: Name,
+    as: Name.optional().describe('the name of the moved range (with to or dontUnmap)'),
     process: Name.optional().describe('act in this process (default: the one that created the mapping)'),
   }).describe('mremap(MREMAP_MAYMOVE|MREMAP_FIXED[|MREMAP_DONTUNMAP]): move a range of a mapping (move_vma, move_page_tables)'),
+  madvise: obj({
+    map: Name,
+    advice: z.enum(MADVISE_ADVICES, { error: `advice is one of ${MADVISE_ADVICES.join(', ')}` }).describe('MADV_* in lower case with - for _ (MADV_DONTNEED_LOCKED: dontneed-locked)'),
+    offset: Size.optional().describe('where in the mapping the range starts (page aligned; default 0)'),
+    length: Size.optional().describe('how much (rounded up to pages; default: to the end of the mapping)'),
+    process: Name.optional().describe('act in this process (default: the one that created the mapping)'),
+  }).describe('madvise() of a mapping or a range of it (mm/madvise.c: validity per VMA, zap, VM_DONTCOPY/VM_WIPEONFORK, populate)'),
   check: checkArgs.describe('assert state now: refcount, mapcount, pinned, mapped, anon, blockFree, vmemmap, writable or softDirty'),
 } satisfies Record<OpName, z.ZodType>;
 
