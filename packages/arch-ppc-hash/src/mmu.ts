@@ -42,6 +42,11 @@ export const PPC_HASH_64K_MMU: Mmu = {
   // memremap_compat_align() (arch/powerpc/mm/book3s64/pgtable.c): on hash, max(SUBSECTION_SIZE,
   // the linear map's page size), 16 MiB where the MMU has 16M pages (htab_init_page_sizes())
   memremapCompatAlign: 16 * MiB,
+  // /dev/mem (STRICT_DEVMEM, default y on PPC: lib/Kconfig.debug): devmem_is_allowed()
+  // (arch/powerpc/mm/mem.c) refuses System RAM but the RTAS user buffer. ppc64 RAM starts at
+  // physical 0: the kernel runs at real address 0, where its exception vectors must be
+  // (arch/powerpc/kernel/head_64.S), so everything below core's RAM is RAM the kernel owns.
+  devmem: { lowMemory: [{ start: 0, end: 4 * GiB, kind: 'ram' }], filter: 'ram-refused' },
 };
 
 /**

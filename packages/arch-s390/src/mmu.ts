@@ -40,6 +40,11 @@ export const S390_MMU: Mmu = {
   // HAVE_ARCH_SOFT_DIRTY (arch/s390/Kconfig); pte_mkdirty() sets _PAGE_SOFT_DIRTY with _PAGE_DIRTY
   pteBits: { special: true, devmap: false, softDirty: true },
   devdaxAlignments: [4 * KiB, 1 * MiB],
+  // /dev/mem: s390 memory starts at absolute address 0 (the lowcore of the boot CPU), so what lies
+  // below core's RAM is System RAM. STRICT_DEVMEM defaults to y on s390 only from v6.13
+  // (2b37c814aab7 "lib/Kconfig.debug: Default STRICT_DEVMEM to "y" on s390", with virtio-mem for
+  // s390); before, /dev/mem is unfiltered. The filter is the generic one: System RAM refused.
+  devmem: { lowMemory: [{ start: 0, end: 4 * GiB, kind: 'ram' }], filter: 'ram-refused', strictSince: [6, 13] },
 };
 
 /** PUD_SIZE (region-third entry): 2 GiB. */

@@ -20,6 +20,19 @@ export const X86_MMU: Mmu = {
   // dax_align_valid() (drivers/dax/bus.c): PAGE_SIZE, PMD_SIZE with THP, PUD_SIZE with
   // HAVE_ARCH_TRANSPARENT_HUGEPAGE_PUD (x86-64 selects it)
   devdaxAlignments: [4 * KiB, 2 * MiB, GiB],
+  // /dev/mem (STRICT_DEVMEM, default y on X86: lib/Kconfig.debug). The first page is firmware's:
+  // trim_bios_range() (arch/x86/kernel/setup.c) turns e820 RAM at [0, PAGE_SIZE) into reserved;
+  // the PC's e820 reports the rest of the low 640 KiB as usable RAM; 640 KiB..1 MiB is the legacy
+  // VGA/ROM hole; RAM resumes at 1 MiB up to the PCI hole (its top is firmware's: 3 GiB here).
+  // devmem_is_allowed() (arch/x86/mm/init.c) maps all of the first MiB.
+  devmem: {
+    lowMemory: [
+      { start: 0, end: 4 * KiB, kind: 'reserved' },
+      { start: 4 * KiB, end: 640 * KiB, kind: 'ram' },
+      { start: MiB, end: 3 * GiB, kind: 'ram' },
+    ],
+    filter: 'x86',
+  },
 };
 
 /**

@@ -42,6 +42,30 @@ export interface Mmu {
    * Absent means subsectionSize.
    */
   readonly memremapCompatAlign?: number;
+  /**
+   * What `mmap` of /dev/mem finds at a physical address below core's RAM, and the arch's
+   * STRICT_DEVMEM filter (mm/devmem.ts). Absent: the arch does not say, and /dev/mem mappings
+   * are refused as not modelled.
+   */
+  readonly devmem?: DevmemLayout;
+}
+
+/**
+ * Physical memory as /dev/mem sees it (drivers/char/mem.c mmap_mem -> range_is_allowed ->
+ * devmem_is_allowed()). Core's own RAM (from 4 GiB, mm/ram.ts) is System RAM and device ranges
+ * (from 64 GiB) belong to their drivers on every arch; the arch describes what lies below.
+ */
+export interface DevmemLayout {
+  /** physical ranges (bytes, [start, end)) below 4 GiB that are System RAM or firmware-reserved; anything else there is neither (a hole, ROM or MMIO) */
+  readonly lowMemory: readonly { readonly start: number; readonly end: number; readonly kind: 'ram' | 'reserved' }[];
+  /**
+   * The arch's devmem_is_allowed(): `x86` (arch/x86/mm/init.c: System RAM is refused except in
+   * the first MiB, where it is mapped but read() sees zeros) or `ram-refused`
+   * (lib/devmem_is_allowed.c, arch/powerpc/mm/mem.c: any System RAM is refused)
+   */
+  readonly filter: 'x86' | 'ram-refused';
+  /** the first release whose default configuration has STRICT_DEVMEM (lib/Kconfig.debug); absent: all of them */
+  readonly strictSince?: readonly [major: number, minor: number];
 }
 
 /** Result of populating (and initialising) the memmap of one device range. */

@@ -17,6 +17,8 @@ export * from './kernel.js';
 export * from './mm/convention.js';
 export * from './mm/fault.js';
 export * from './mm/folio.js';
+export { MADVISE_ADVICES, type Advice } from './mm/madvise.js';
+export { devmemIsAllowed, physicalKind, type DevmemAnswer } from './mm/devmem.js';
 export * from './mm/memremap.js';
 export * from './mm/migrate.js';
 export * from './mm/pages.js';

@@ -98,6 +98,12 @@ export interface VmFlags {
    * clear_refs); always false on an arch without soft-dirty, where VM_SOFTDIRTY is 0
    */
   softdirty: boolean;
+  /** VM_DONTCOPY: fork leaves the VMA out of the child (madvise MADV_DONTFORK / MADV_DOFORK: mm/madvise.ts) */
+  dontcopy: boolean;
+  /** VM_WIPEONFORK: the child gets the VMA empty (MADV_WIPEONFORK, v4.14) */
+  wipeonfork: boolean;
+  /** VM_DONTEXPAND: mremap() may not grow the VMA (remap_pfn_range() sets it) */
+  dontexpand: boolean;
 }
 
 export type VmaKind = 'anon' | 'file' | 'device';

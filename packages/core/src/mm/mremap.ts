@@ -6,15 +6,17 @@ import type { Mm, Vma } from '../types.js';
 
 export interface MremapRequest {
   readonly mm: Mm;
-  /** the first page of the range to move and its length in pages (old_len == new_len) */
+  /** the first page of the range to move and its length in pages (old_len) */
   readonly start: number;
   readonly pages: number;
+  /** new_len in pages; default `pages`. Shrinking unmaps the tail first; growing is refused or not modelled (mremapResize) */
+  readonly newPages?: number;
   /** MREMAP_FIXED's new_addr as a page, or null: a free range (MREMAP_DONTUNMAP alone) */
   readonly to: number | null;
   /** MREMAP_DONTUNMAP: the old range keeps its VMA, emptied */
   readonly dontUnmap: boolean;
-  /** the scenario's name for the moved range */
-  readonly as: string;
+  /** the scenario's name for the moved range (needed when the range moves) */
+  readonly as?: string;
 }
 
 /**
@@ -22,12 +24,23 @@ export interface MremapRequest {
  * (mm/mremap.c): unmap the destination, check the source lies in one VMA, then move_vma():
  * ->may_split() at both ends (v5.11, `mremap-may-split-check`), copy_vma() (same file, pgoff,
  * anon_vma and flags), move_page_tables() — entries move, the pages' refcount, mapcount,
- * mapping and index stay — and do_munmap() of the old range. Growing, shrinking and in-place
- * resizing are not modelled, nor VMA merging.
+ * mapping and index stay — and do_munmap() of the old range. A new length goes through
+ * mremapResize() first (shrinking; growing is refused or not modelled). VMA merging is not
+ * modelled.
  */
-export function* mremap(k: Kernel, req: MremapRequest): Op<Vma> {
-  const { mm, start, pages } = req;
+export function* mremap(k: Kernel, req: MremapRequest): Op<Vma | null> {
+  const { mm, start } = req;
+  const newPages = req.newPages ?? req.pages;
+  // mremap(): "if (flags & MREMAP_DONTUNMAP && old_len != new_len)" -EINVAL
+  if (req.dontUnmap && newPages !== req.pages) throw new KernelError('EINVAL', 'mremap: MREMAP_DONTUNMAP needs new_len == old_len');
+  if (newPages !== req.pages) {
+    const resized = yield* mremapResize(k, req, newPages);
+    if (resized !== undefined) return resized;
+  }
+  const pages = newPages;
   const end = start + pages;
+  const as = req.as;
+  if (as === undefined) throw new Error('mremap: a move needs the name of the moved range (as)');
   // MREMAP_DONTUNMAP arrived in v5.7 (e346b3813067 [M]): before, the flag does not exist (-EINVAL),
   // so a scenario built on it does not apply to that kernel
   if (req.dontUnmap && !kernelAtLeast(k.version, 5, 7)) throw KernelError.unsupported('EINVAL', 'MREMAP_DONTUNMAP does not exist before v5.7 (e346b3813067)');
@@ -54,7 +67,7 @@ export function* mremap(k: Kernel, req: MremapRequest): Op<Vma> {
   const align = vma.device ? Math.max(1, vma.device.align / k.mmu.basePageSize) : 1;
   const to = req.to ?? k.vm.placeVma(mm, pages, align); // get_unmapped_area()
   // copy_vma(): a new VMA for the new range, of the same file at the same offset, same anon_vma
-  const moved = k.vm.addVma(mm, { ...vma, name: req.as, start: to, pages, pgoff: vma.pgoff + (start - vma.start), flags: { ...vma.flags }, origin: { start: to, pages } });
+  const moved = k.vm.addVma(mm, { ...vma, name: as, start: to, pages, pgoff: vma.pgoff + (start - vma.start), flags: { ...vma.flags }, origin: { start: to, pages } });
   movePageTables(k, vma, start, end, to);
   if (req.dontUnmap) {
     // the old VMA stays, now empty; unlink_anon_vmas() when it was exactly the moved range, so
@@ -69,8 +82,34 @@ export function* mremap(k: Kernel, req: MremapRequest): Op<Vma> {
       if (!(e instanceof KernelError) || k.features['mremap-may-split-check']) throw e;
     }
   }
-  k.emit('vma.move', { mm: mm.name, map: vma.name, from: start, to, pages, as: req.as });
+  k.emit('vma.move', { mm: mm.name, map: vma.name, from: start, to, pages, as });
   return moved;
+}
+
+/**
+ * mremap() with new_len != old_len. Shrinking: "Always allow a shrinking remap: that just unmaps
+ * the unnecessary pages" -- do_munmap() of the tail whatever lies there (no VMA check), then the
+ * call is done (the old address; undefined is returned only for a MREMAP_FIXED move of what is
+ * left, which mremap() goes on with). With MREMAP_FIXED the destination is unmapped first
+ * (mremap_to()). Growing: vma_to_resize() (check_prep_vma() from v6.16 [M]) wants the old range
+ * in one VMA (EFAULT) and refuses to grow a VM_DONTEXPAND or VM_PFNMAP one (EFAULT: remap_pfn_range()
+ * mappings, /dev/mem, selftests/mm/pfnmap.c "mremap_expand"); growing any other VMA, in place or
+ * moved, is not modelled (the cell is unsupported).
+ */
+function* mremapResize(k: Kernel, req: MremapRequest, newPages: number): Op<Vma | null | undefined> {
+  const { mm, start, pages } = req;
+  if (req.to !== null) {
+    if (req.to < start + pages && req.to + newPages > start) throw new KernelError('EINVAL', 'mremap: the old and new ranges overlap');
+    yield* k.vm.munmapRange(mm, req.to, req.to + newPages);
+  }
+  if (newPages < pages) {
+    yield* k.vm.munmapRange(mm, start + newPages, start + pages);
+    return req.to === null ? k.vm.vmaAt(mm, start) : undefined;
+  }
+  const vma = k.vm.vmaAt(mm, start);
+  if (!vma || start + pages > vma.start + vma.pages) throw new KernelError('EFAULT', `mremap: pages ${start}..${start + pages - 1} are not inside one VMA of ${mm.name}`);
+  if (vma.flags.dontexpand || vma.flags.pfnmap) throw new KernelError('EFAULT', `mremap: '${vma.name}' is VM_DONTEXPAND | VM_PFNMAP and cannot grow (vma_to_resize)`);
+  throw KernelError.unsupported('EINVAL', `mremap growing '${vma.name}' from ${pages} to ${newPages} pages (in place or moved) is not modelled`);
 }
 
 /**

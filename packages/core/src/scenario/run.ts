@@ -77,6 +77,7 @@ export function stepOp(k: Kernel, step: Step, failures: string[]): Op<unknown> {
     case 'mmap': return k.mmap(a);
     case 'munmap': return k.munmap(a);
     case 'mremap': return k.mremap(a);
+    case 'madvise': return k.madvise(a);
     case 'fork': return k.fork(a);
     case 'exit': return k.exit(a);
     case 'write': return k.write(a);

@@ -1,0 +1,204 @@
+import type { Kernel } from '../kernel.js';
+import { KernelError } from '../errors.js';
+import { kernelAtLeast } from '../features.js';
+import type { Op } from '../sched.js';
+import type { Mm, Vma, VmFlags } from '../types.js';
+
+/** The advices modelled, as scenarios spell them (MADV_DONTNEED_LOCKED is `dontneed-locked`, ...). */
+export const MADVISE_ADVICES = [
+  'dontneed',
+  'dontneed-locked',
+  'free',
+  'cold',
+  'pageout',
+  'dontfork',
+  'dofork',
+  'wipeonfork',
+  'keeponfork',
+  'populate-read',
+  'populate-write',
+] as const;
+export type Advice = (typeof MADVISE_ADVICES)[number];
+
+/**
+ * The release each advice arrived in; before it madvise_behavior_valid() does not know the value:
+ * -EINVAL. MADV_FREE (v4.5), MADV_DONTFORK/DOFORK (v2.6.16) and MADV_DONTNEED are
+ * older than every preset.
+ */
+const ARRIVED: Readonly<Record<Advice, readonly [number, number, string]>> = {
+  dontneed: [2, 6, 'MADV_DONTNEED'],
+  'dontneed-locked': [5, 18, 'MADV_DONTNEED_LOCKED (9457056ac426)'],
+  free: [4, 5, 'MADV_FREE'],
+  cold: [5, 4, 'MADV_COLD (9c276cc65a58)'],
+  pageout: [5, 4, 'MADV_PAGEOUT (1a4e58cce84e)'],
+  dontfork: [2, 6, 'MADV_DONTFORK'],
+  dofork: [2, 6, 'MADV_DOFORK'],
+  wipeonfork: [4, 14, 'MADV_WIPEONFORK (d2cd9ede6e19)'],
+  keeponfork: [4, 14, 'MADV_KEEPONFORK (d2cd9ede6e19)'],
+  'populate-read': [5, 14, 'MADV_POPULATE_READ (4ca9b3859dac)'],
+  'populate-write': [5, 14, 'MADV_POPULATE_WRITE (4ca9b3859dac)'],
+};
+
+/**
+ * madvise(start, len, advice) over pages [start, start + pages) of a process (mm/madvise.c
+ * do_madvise() -> madvise_walk_vmas()): each VMA the range touches gets the advice for its part,
+ * in address order; the first refusal ends the call with its errno (the parts before keep the
+ * advice); a part of the range no VMA covers makes the call -ENOMEM once the rest is done.
+ * VM_LOCKED (mlock) and hugetlb are not modelled, so the VM_LOCKED refusals never apply and
+ * MADV_DONTNEED_LOCKED behaves as MADV_DONTNEED.
+ */
+export function* madvise(k: Kernel, mm: Mm, start: number, pages: number, advice: Advice): Op {
+  const [major, minor, what] = ARRIVED[advice];
+  if (!kernelAtLeast(k.version, major, minor)) throw new KernelError('EINVAL', `${what} is not an advice before v${major}.${minor} (madvise_behavior_valid)`);
+  const end = start + pages;
+  let unmapped = false;
+  for (let at = start; at < end; ) {
+    const vma = k.vm.vmaAt(mm, at) ?? nextVma(mm, at, end);
+    if (!vma) {
+      unmapped = true;
+      break;
+    }
+    if (vma.start > at) {
+      unmapped = true;
+      at = vma.start;
+    }
+    const to = Math.min(end, vma.start + vma.pages);
+    yield* adviseVma(k, vma, at, to, advice);
+    at = to;
+  }
+  // madvise_walk_vmas(): "unmapped_error = -ENOMEM" for a hole, returned after the walk
+  if (unmapped) throw new KernelError('ENOMEM', `madvise ${advice}: part of pages ${start}..${end - 1} of ${mm.name} is not mapped`);
+}
+
+function nextVma(mm: Mm, at: number, end: number): Vma | null {
+  let best: Vma | null = null;
+  for (const v of mm.vmas) if (v.start > at && v.start < end && (!best || v.start < best.start)) best = v;
+  return best;
+}
+
+/** madvise_vma_behavior(): one VMA's part [s, e) of the range. */
+function* adviseVma(k: Kernel, vma: Vma, s: number, e: number, advice: Advice): Op {
+  switch (advice) {
+    case 'dontneed':
+    case 'dontneed-locked':
+      // madvise_dontneed_free_valid_vma() (v5.4: can_madv_dontneed_vma()): VM_PFNMAP is refused
+      if (vma.flags.pfnmap) throw refused(vma, advice, 'VM_PFNMAP');
+      yield* dontneed(k, vma, s, e);
+      return;
+    case 'free':
+      if (vma.flags.pfnmap) throw refused(vma, advice, 'VM_PFNMAP');
+      // madvise_free_single_vma(): "MADV_FREE works for only anon vma at the moment"
+      if (vma.kind !== 'anon') throw refused(vma, advice, 'not anonymous memory');
+      lazyfree(k, vma, s, e);
+      return;
+    case 'cold':
+    case 'pageout':
+      // can_madv_lru_vma(): !(VM_LOCKED | VM_PFNMAP | VM_HUGETLB). Past it, MADV_COLD only moves
+      // pages to the inactive LRU and MADV_PAGEOUT reclaims them; the model has neither LRU nor
+      // swap: an anonymous page cannot be swapped out and stays mapped (cow.c's "swapped-out"
+      // contexts see that through pagemap and SKIP), and DAX pages are never on the LRU.
+      if (vma.flags.pfnmap) throw refused(vma, advice, 'VM_PFNMAP');
+      return;
+    case 'dontfork':
+      updateFlags(k, vma, s, e, { dontcopy: true });
+      return;
+    case 'dofork':
+      // "if (new_flags & VM_IO) return -EINVAL": an I/O mapping must never be copied
+      if (vma.flags.io) throw refused(vma, advice, 'VM_IO');
+      updateFlags(k, vma, s, e, { dontcopy: false });
+      return;
+    case 'wipeonfork':
+      // "MADV_WIPEONFORK is only supported on anonymous memory": vm_file or VM_SHARED refuse
+      if (vma.kind !== 'anon' || vma.flags.shared) throw refused(vma, advice, 'a file or shared mapping');
+      updateFlags(k, vma, s, e, { wipeonfork: true });
+      return;
+    case 'keeponfork':
+      updateFlags(k, vma, s, e, { wipeonfork: false });
+      return;
+    case 'populate-read':
+    case 'populate-write':
+      yield* populate(k, vma, s, e, advice === 'populate-write');
+      return;
+  }
+}
+
+function refused(vma: Vma, advice: Advice, why: string): KernelError {
+  return new KernelError('EINVAL', `madvise ${advice} refused on '${vma.name}': ${why}`);
+}
+
+/**
+ * madvise_dontneed_single_vma() -> zap_page_range_single(): the VMA stays, its entries in [s, e)
+ * go (references dropped after the TLB flush). A huge leaf the range covers only in part is split
+ * first, as zap_pmd_range() does (__split_huge_pmd: a DAX PMD is cleared and re-faults as PTEs).
+ */
+function* dontneed(k: Kernel, vma: Vma, s: number, e: number): Op {
+  for (const leaf of k.vm.leavesIn(vma.mm, s, e)) {
+    if (leaf.base >= s && leaf.base + leaf.pages <= e) continue;
+    if (leaf.pte.level === 'pud') throw KernelError.unsupported('EINVAL', `madvise dontneed of part of a 1 GiB PUD leaf of '${vma.name}': split_huge_pud() is not modelled`);
+    k.vm.splitHugePmd(vma, leaf.base);
+  }
+  yield* k.vm.zap(vma, s, e, 'madvise_dontneed');
+}
+
+/**
+ * madvise_free_pte_range(): an anonymous page mapped by this process alone is marked lazily
+ * freeable — its PTE made clean (and old) — so reclaim may drop it instead of swapping it out; a
+ * page mapped elsewhere too, the zero page and non-present entries are left alone. Without memory
+ * pressure nothing else happens: the model has no reclaim, so the page stays mapped with its
+ * data until a write dirties it again.
+ */
+function lazyfree(k: Kernel, vma: Vma, s: number, e: number): void {
+  for (const leaf of k.vm.leavesIn(vma.mm, s, e)) {
+    if (leaf.pte.devicePrivate || leaf.pte.level !== 'pte') continue;
+    const page = k.vm.normalPage(leaf.pte, leaf.pte.pfn);
+    if (page === null) continue;
+    const head = k.folios.folio(page);
+    if (!k.folios.isAnon(head) || k.folios.mapcount(head) !== 1) continue;
+    if (!leaf.pte.dirty) continue;
+    leaf.pte.dirty = false; // pte_mkold(pte_mkclean()), then set_pte_at
+    k.emit('pte.set', { mm: vma.mm.name, vaddr: leaf.base, pfn: leaf.pte.pfn, level: 'pte', write: leaf.pte.write, devmap: leaf.pte.devmap, special: leaf.pte.special });
+  }
+}
+
+/**
+ * madvise_update_vma(): nothing to do when the flags would not change; else split the VMA at
+ * the range's ends (split_vma(), which a driver's ->may_split may refuse) and set the flags on
+ * the piece in the range. VMA merging is not modelled.
+ */
+function updateFlags(k: Kernel, vma: Vma, s: number, e: number, change: Partial<Pick<VmFlags, 'dontcopy' | 'wipeonfork'>>): void {
+  if (Object.entries(change).every(([f, v]) => vma.flags[f as keyof VmFlags] === v)) return;
+  let piece = vma;
+  if (s > piece.start) piece = k.vm.splitVma(piece, s);
+  if (e < piece.start + piece.pages) k.vm.splitVma(piece, e);
+  Object.assign(piece.flags, change);
+}
+
+/**
+ * madvise_populate() -> faultin_vma_page_range() (v5.14; faultin_page_range() later): GUP without
+ * taking references, FOLL_WRITE for populate-write, so every page is faulted in exactly as a CPU
+ * read (the zero page for anonymous memory, a DAX read fault) or write (a new or COW-broken
+ * anonymous page, a DAX write fault) would, without touching the data. check_vma_flags() refuses
+ * VM_IO | VM_PFNMAP, a write to a VMA without VM_WRITE and a read of one without VM_READ, which
+ * faultin_vma_page_range() reports as -EINVAL ("incompatible mappings / permissions"); a fault
+ * that ends in SIGBUS or SIGSEGV is -EFAULT (eb2faa513c24).
+ */
+function* populate(k: Kernel, vma: Vma, s: number, e: number, write: boolean): Op {
+  const advice = write ? 'populate-write' : 'populate-read';
+  if (vma.flags.io || vma.flags.pfnmap) throw refused(vma, advice, 'VM_IO | VM_PFNMAP (check_vma_flags)');
+  if (write && !vma.flags.write) throw refused(vma, advice, 'no VM_WRITE (check_vma_flags)');
+  if (!write && !vma.flags.read) throw refused(vma, advice, 'no VM_READ: PROT_NONE (check_vma_flags)');
+  for (let vpn = s; vpn < e; ) {
+    let leaf = k.vm.lookup(vma.mm, vpn);
+    for (let tries = 0; !leaf || leaf.pte.devicePrivate || (write && !leaf.pte.write); tries++) {
+      if (tries === 2) throw new KernelError('EFAULT', `madvise ${advice}: page ${vpn - vma.start} of '${vma.name}' could not be faulted in`);
+      try {
+        yield* k.faults.handle(vma, vpn, write);
+      } catch (err) {
+        if (err instanceof KernelError && (err.code === 'SIGBUS' || err.code === 'SIGSEGV')) throw new KernelError('EFAULT', `madvise ${advice}: ${err.message}`);
+        throw err;
+      }
+      leaf = k.vm.lookup(vma.mm, vpn);
+    }
+    vpn = leaf.base + leaf.pages;
+  }
+}
