@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { createKernel, InputError, KernelError, Monitor, PRESETS, type ArchPlugin, type Kernel } from '../src/index.js';
 import { parseScenario } from '../src/scenario/load.js';
 import { testArch } from '../src/testing.js';
+import { errorOf, written } from './vm-helpers.js';
 
 const KiB = 1024;
 const RELEASES = PRESETS.map((p) => p.name);
@@ -20,29 +21,10 @@ function kernel(version = 'latest'): { k: Kernel; m: Monitor } {
   return { k, m: new Monitor(k) };
 }
 
-/** mmap `pages` private anonymous pages as `name` and write each: an exclusive anon page apiece. */
-function written(k: Kernel, name: string, pages: number): number[] {
-  k.run(k.mmap({ anon: true, length: pages * 4 * KiB, write: true, as: name }));
-  const pfns: number[] = [];
-  for (let page = 0; page < pages; page++) {
-    k.run(k.write({ map: name, page, data: `${name}${page}` }));
-    pfns.push(k.pfnOf({ map: name, page })!);
-  }
-  return pfns;
-}
-
-function errorOf(f: () => unknown): unknown {
-  try {
-    f();
-  } catch (e) {
-    return e;
-  }
-  return null;
-}
-
-function code(f: () => unknown): string | null {
+/** 'ok', or the errno the call failed with. */
+function code(f: () => unknown): string {
   const e = errorOf(f);
-  return e instanceof KernelError ? e.code : e === null ? 'ok' : `not a KernelError: ${String(e)}`;
+  return e === null ? 'ok' : e instanceof KernelError ? e.code : `not a KernelError: ${String(e)}`;
 }
 
 const advise = (k: Kernel, map: string, advice: Parameters<Kernel['madvise']>[0]['advice'], more: { offset?: number; length?: number; process?: string } = {}) => k.run(k.madvise({ map, advice, ...more }));

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { createKernel, InputError, KernelError, Monitor, type Kernel } from '../src/index.js';
 import { testArch } from '../src/testing.js';
+import { code, errorOf, written } from './vm-helpers.js';
 
 /** x86-64 MMU constants (4 KiB pages, 2 MiB PMD); anonymous memory needs no device or filesystem. */
 function kernel(version = 'latest'): { k: Kernel; m: Monitor } {
@@ -9,31 +10,6 @@ function kernel(version = 'latest'): { k: Kernel; m: Monitor } {
 }
 
 const KiB = 1024;
-
-/** mmap `pages` private anonymous pages as `name` and write each: an exclusive anon page apiece. */
-function written(k: Kernel, name: string, pages: number, process?: string): number[] {
-  k.run(k.mmap({ anon: true, length: pages * 4 * KiB, write: true, as: name, ...(process ? { process } : {}) }));
-  const pfns: number[] = [];
-  for (let page = 0; page < pages; page++) {
-    k.run(k.write({ map: name, page, data: `${name}${page}`, ...(process ? { process } : {}) }));
-    pfns.push(k.pfnOf({ map: name, page, ...(process ? { process } : {}) })!);
-  }
-  return pfns;
-}
-
-function errorOf(f: () => unknown): unknown {
-  try {
-    f();
-  } catch (e) {
-    return e;
-  }
-  return null;
-}
-
-function code(f: () => unknown): string | null {
-  const e = errorOf(f);
-  return e instanceof KernelError ? e.code : null;
-}
 
 function vmas(k: Kernel, process = 'init'): [string, number, number, number][] {
   const mm = k.process(process);
