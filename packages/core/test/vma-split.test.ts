@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { createKernel, InputError, KernelError, Monitor, type Kernel } from '../src/index.js';
+import { parseScenario } from '../src/scenario/load.js';
 import { testArch } from '../src/testing.js';
 import { code, errorOf, written } from './vm-helpers.js';
 
@@ -205,5 +206,29 @@ describe('partial mprotect: mprotect_fixup() splits only a VMA whose flags chang
     // a hole at the start: nothing changes
     expect(code(() => k.run(k.mprotect({ map: 'buf', offset: 8 * KiB, write: false })))).toBe('ENOMEM');
     expect(k.process('init').vmas.map((v) => v.flags.write)).toEqual([false, true]);
+  });
+});
+
+describe('scenario steps', () => {
+  const steps = (lines: string) => `name: t\nsteps:\n  - mmap: { anon: true, length: 16KiB, write: true, as: buf }\n  - mmap: { anon: true, length: 8KiB, as: dst }\n${lines}`;
+  it('munmap, mprotect and mremap take sizes for offset and length', () => {
+    const s = parseScenario(steps('  - munmap: { map: buf, offset: 4KiB, length: 1 }\n  - mprotect: { map: buf, offset: 8KiB, write: false }\n  - mremap: { map: buf, offset: 12KiB, length: 4KiB, to: dst, toOffset: 4KiB, as: moved }\n'), 's.yaml');
+    expect(s.threads[0]!.steps.slice(2).map((x) => [x.op, x.args])).toEqual([
+      ['munmap', { map: 'buf', offset: 4096, length: 1 }],
+      ['mprotect', { map: 'buf', offset: 8192, write: false }],
+      ['mremap', { map: 'buf', offset: 12288, length: 4096, to: 'dst', toOffset: 4096, as: 'moved' }],
+    ]);
+  });
+  it('toOffset without to is refused at load, naming the field and the fix', () => {
+    const e = errorOf(() => parseScenario(steps('  - mremap: { map: buf, length: 4KiB, toOffset: 4KiB, dontUnmap: true, as: moved }\n'), 's.yaml'));
+    expect(e).toBeInstanceOf(InputError);
+    expect((e as InputError).message).toMatch(/toOffset.*give to: <mapping>/);
+    expect((e as InputError).file).toBe('s.yaml');
+  });
+  it('the name an mremap defines is a mapping; to must name one', () => {
+    const e = errorOf(() => parseScenario(steps('  - mremap: { map: buf, length: 4KiB, to: nowhere, as: moved }\n'), 's.yaml'));
+    expect(e).toBeInstanceOf(InputError);
+    expect((e as InputError).message).toMatch(/nowhere/);
+    parseScenario(steps('  - mremap: { map: buf, length: 4KiB, to: dst, as: moved }\n  - read: { map: moved, page: 0 }\n'), 's.yaml');
   });
 });
