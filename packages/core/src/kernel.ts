@@ -564,9 +564,14 @@ export class Kernel {
     yield* madvise(this, mm, start, pages, a.advice);
   }
 
-  /** mprotect(addr, len, PROT_NONE | PROT_READ [| PROT_WRITE]) of a whole mapping (mm/mprotect.ts); `read: false` is PROT_NONE. */
-  *mprotect(a: { map: string; write: boolean; read?: boolean; process?: string }): Op {
-    yield* this.mprotector.mprotect(this.map(a.map, a.process), a.write, a.read ?? true);
+  /**
+   * mprotect(addr, len, PROT_NONE | PROT_READ [| PROT_WRITE]) of a mapping's range, or of `length`
+   * bytes at `offset` in it (mm/vm.ts mprotectRange, mm/mprotect.ts); `read: false` is PROT_NONE.
+   */
+  *mprotect(a: { map: string; write: boolean; read?: boolean; offset?: number; length?: number; process?: string }): Op {
+    const { origin, mm } = this.mapRange(a.map, a.process);
+    const { start, pages } = this.rangeIn(a.map, origin, a.offset, a.length);
+    yield* this.vm.mprotectRange(mm, start, start + pages, a.write, a.read ?? true);
   }
 
   /** echo 4 > /proc/PID/clear_refs: clear soft-dirty in the whole process (mm/mprotect.ts). */

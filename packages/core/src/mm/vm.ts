@@ -259,6 +259,25 @@ export class Vm {
   }
 
   /**
+   * mprotect(start, len) (do_mprotect_pkey): the VMAs covering the range, in order, each through
+   * mprotect_fixup(): a VMA whose flags change is split at the range's ends first (a VMA whose
+   * flags stay is left alone, unsplit), then change_protection() (mm/mprotect.ts). A hole is
+   * -ENOMEM: at the start before anything changes, later after the VMAs before it changed.
+   */
+  *mprotectRange(mm: Mm, start: number, end: number, write: boolean, read: boolean): Op {
+    for (let at = start; at < end; ) {
+      let vma = this.vmaAt(mm, at);
+      if (!vma) throw new KernelError('ENOMEM', `mprotect: page ${at} of ${mm.name} is not mapped`);
+      if (vma.flags.write !== write || vma.flags.read !== read) {
+        if (vma.start < at) vma = this.splitVma(vma, at);
+        if (vma.start + vma.pages > end) this.splitVma(vma, end);
+        yield* this.k.mprotector.mprotect(vma, write, read);
+      }
+      at = vma.start + vma.pages;
+    }
+  }
+
+  /**
    * unmap_mapping_pages(mapping, start, nr): zap every VMA of the file in the index range, each a
    * full gather/zap/flush cycle, so references are dropped by the time it returns.
    */

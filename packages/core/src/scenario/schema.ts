@@ -295,10 +295,12 @@ export const OP_ARGS = {
     map: Name,
     write: z.boolean({ error: 'write: true (PROT_READ|PROT_WRITE) or write: false (PROT_READ)' }).describe('true: PROT_READ|PROT_WRITE; false: PROT_READ (PROT_NONE with read: false)'),
     read: z.boolean().optional().describe('false (with write: false): PROT_NONE; default true'),
+    offset: Size.optional().describe('where in the mapping the range starts (page aligned; default 0)'),
+    length: Size.optional().describe('how much (rounded up to pages; default: to the end of the mapping)'),
     process: Name.optional().describe('act in this process (default: the one that created the mapping)'),
   })
     .refine((a) => a.read !== false || !a.write, { error: 'PROT_WRITE without PROT_READ is not modelled: write read: false with write: false (PROT_NONE)', path: ['read'] })
-    .describe('mprotect() of the whole mapping (mprotect_fixup, change_protection)'),
+    .describe('mprotect() of the mapping or a range of it (split_vma at its ends, mprotect_fixup, change_protection)'),
   'clear-refs': obj({
     'soft-dirty': z.literal(true, { error: 'clear-refs only models soft-dirty clearing: write soft-dirty: true (echo 4 > /proc/PID/clear_refs)' }).describe('echo 4 > /proc/PID/clear_refs'),
     process: Name.optional().describe('the process (default init)'),
