@@ -145,6 +145,16 @@ describe('mremap(MREMAP_MAYMOVE | MREMAP_FIXED): move_vma and move_page_tables',
     expect(m.violations).toEqual([]);
   });
 
+  it('before v5.12 (1583aa278f5f) the emptied old VMA keeps its anon_vma: a write fault there joins it', () => {
+    const { k } = kernel('v5.10');
+    written(k, 'src', 2);
+    const anonVma = k.map('src').anonVma;
+    k.run(k.mremap({ map: 'src', length: 8 * KiB, dontUnmap: true, as: 'moved' }));
+    expect([k.map('src').anonVma, k.map('moved').anonVma]).toEqual([anonVma, anonVma]);
+    k.run(k.write({ map: 'src', page: 0, data: 'new' }));
+    expect(k.map('src').anonVma).toBe(anonVma);
+  });
+
   it('MREMAP_DONTUNMAP does not exist before v5.7: an unsupported operation there', () => {
     const { k } = kernel('v5.4');
     written(k, 'src', 1);

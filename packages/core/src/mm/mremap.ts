@@ -70,9 +70,9 @@ export function* mremap(k: Kernel, req: MremapRequest): Op<Vma | null> {
   const moved = k.vm.addVma(mm, { ...vma, name: as, start: to, pages, pgoff: vma.pgoff + (start - vma.start), flags: { ...vma.flags }, origin: { start: to, pages } });
   movePageTables(k, vma, start, end, to);
   if (req.dontUnmap) {
-    // the old VMA stays, now empty; unlink_anon_vmas() when it was exactly the moved range, so
-    // later faults there start a new anon_vma
-    if (vma.start === start && vma.pages === pages) vma.anonVma = 0;
+    // the old VMA stays, now empty; from v5.12 (1583aa278f5f [M]) unlink_anon_vmas() when it was
+    // exactly the moved range, so later faults there start a new anon_vma (before, it kept its own)
+    if (vma.start === start && vma.pages === pages && kernelAtLeast(k.version, 5, 12)) vma.anonVma = 0;
   } else {
     try {
       yield* k.vm.munmapRange(mm, start, end);
