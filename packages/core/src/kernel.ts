@@ -531,10 +531,12 @@ export class Kernel {
    * mremap(addr, len, len, MREMAP_MAYMOVE | MREMAP_FIXED [| MREMAP_DONTUNMAP], new_addr) of
    * `length` bytes at `offset` in a mapping, to `toOffset` in mapping `to` (its range, mapped or
    * not), or with only `dontUnmap` to a free range; the moved range becomes mapping `as`
-   * (mm/mremap.ts). With `newLength` (new_len) the range is resized: shrinking in place unmaps
-   * the tail and the mapping keeps its name; growing is refused for VM_DONTEXPAND | VM_PFNMAP.
+   * (mm/mremap.ts). With `newLength` (new_len) the range is resized: shrinking unmaps the tail,
+   * growing happens in place when the pages after the VMA are free, else with `mayMove`
+   * (MREMAP_MAYMOVE) by a move, and never for VM_DONTEXPAND | VM_PFNMAP. The range mremap returns
+   * becomes mapping `as` when given (needed for a move); a resize in place keeps the old name too.
    */
-  *mremap(a: { map: string; offset?: number; length: number; newLength?: number; to?: string; toOffset?: number; dontUnmap?: boolean; as?: string; process?: string }): Op<Vma | null> {
+  *mremap(a: { map: string; offset?: number; length: number; newLength?: number; mayMove?: boolean; to?: string; toOffset?: number; dontUnmap?: boolean; as?: string; process?: string }): Op<Vma | null> {
     const { origin, mm } = this.map(a.map, a.process);
     if (a.as !== undefined && mm.vmas.some((v) => v.name === a.as)) throw new InputError(`mapping '${a.as}' already exists in ${mm.name}`, undefined, 'as');
     const { start, pages } = this.rangeIn(a.map, origin, a.offset, a.length);
@@ -551,9 +553,12 @@ export class Kernel {
       throw new InputError(`mremap of '${a.map}' without to: (MREMAP_FIXED), dontUnmap: true or a newLength moves nothing (an unchanged length returns the old address): name the destination mapping`, undefined, 'to');
     }
     if (moves && a.as === undefined) throw new InputError(`mremap of '${a.map}' moves the range: name the moved mapping with as`, undefined, 'as');
-    if (!moves && newPages < pages && a.as !== undefined) throw new InputError(`mremap of '${a.map}' shrinks it in place: the address and the name stay, drop as: '${a.as}'`, undefined, 'as');
-    const vma = yield* mremap(this, { mm, start, pages, newPages, to, dontUnmap: a.dontUnmap ?? false, ...(a.as !== undefined ? { as: a.as } : {}) });
-    if (moves) this.mapOwners.set(a.as!, mm);
+    const vma = yield* mremap(this, { mm, start, pages, newPages, mayMove: a.mayMove ?? false, to, dontUnmap: a.dontUnmap ?? false, ...(a.as !== undefined ? { as: a.as } : {}) });
+    if (a.as !== undefined) {
+      // resized in place: the returned address, new_len long, is the new name's range
+      if (vma?.name !== a.as) mm.ranges.set(a.as, { start, pages: newPages });
+      this.mapOwners.set(a.as, mm);
+    }
     return vma;
   }
 

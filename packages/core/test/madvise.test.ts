@@ -295,25 +295,54 @@ describe('mremap() with a new length', () => {
     expect(k.run(k.read({ map: 'm', page: 1 }))).toBe('m1');
   });
 
-  it('growing a VM_PFNMAP | VM_DONTEXPAND mapping is EFAULT in every release; growing anything else is not modelled', () => {
+  it('growing a VM_PFNMAP | VM_DONTEXPAND mapping is EFAULT in every release, with or without MREMAP_MAYMOVE', () => {
     for (const v of RELEASES) {
       const { k } = kernel(v);
       k.run(k.mmap({ devmem: true, length: 8 * KiB, shared: true, as: 'mem' }));
       expect(code(() => k.run(k.mremap({ map: 'mem', length: 8 * KiB, newLength: 12 * KiB }))), v).toBe('EFAULT');
+      expect(code(() => k.run(k.mremap({ map: 'mem', length: 8 * KiB, newLength: 12 * KiB, mayMove: true, as: 'big' }))), v).toBe('EFAULT');
       expect(k.process('init').vmas.map((x) => x.pages)).toEqual([2]);
     }
-    const { k } = kernel();
-    written(k, 'm', 1);
-    const e = errorOf(() => k.run(k.mremap({ map: 'm', length: 4 * KiB, newLength: 8 * KiB })));
-    expect(e).toBeInstanceOf(KernelError);
-    expect((e as KernelError).unsupported).toMatch(/growing 'm' from 1 to 2 pages .* is not modelled/);
   });
 
-  it('MREMAP_DONTUNMAP with a new length is EINVAL; a shrink in place may not name a new mapping', () => {
+  it('growing in place (vma_expandable: the pages after the VMA are free): the same VMA, longer, the new page not faulted in', () => {
+    const { k } = kernel();
+    const [p0, p1] = written(k, 'm', 2);
+    const before = k.map('m');
+    k.run(k.mremap({ map: 'm', length: 8 * KiB, newLength: 12 * KiB, as: 'big' }));
+    expect(k.process('init').vmas).toEqual([before]);
+    expect(before.pages).toBe(3);
+    expect([0, 1, 2].map((page) => k.pfnOf({ map: 'big', page }))).toEqual([p0, p1, null]);
+    expect(k.run(k.read({ map: 'big', page: 2 }))).toBe('');
+    // the old name still stands for its two pages, now in the longer VMA
+    expect(k.run(k.read({ map: 'm', page: 1 }))).toBe('m1');
+    // a later mmap is placed after the longer VMA
+    const next = k.run(k.mmap({ anon: true, length: 4 * KiB, as: 'n' }));
+    expect(next.start).toBeGreaterThanOrEqual(before.start + 3);
+  });
+
+  it('no room after it: -ENOMEM without MREMAP_MAYMOVE; with it the range moves to a new VMA of new_len (its entries and counts moved, the old range unmapped)', () => {
+    const { k } = kernel();
+    const [p0, p1] = written(k, 'm', 2);
+    // the first page only: a range that does not end where its VMA ends can never grow in place
+    expect(code(() => k.run(k.mremap({ map: 'm', length: 4 * KiB, newLength: 12 * KiB })))).toBe('ENOMEM');
+    expect(errorOf(() => k.run(k.mremap({ map: 'm', length: 4 * KiB, newLength: 12 * KiB, mayMove: true })))).toBeInstanceOf(InputError);
+    k.run(k.mremap({ map: 'm', length: 4 * KiB, newLength: 12 * KiB, mayMove: true, as: 'big' }));
+    const big = k.map('big');
+    expect(big.pages).toBe(3);
+    expect(k.pfnOf({ map: 'big', page: 0 })).toBe(p0);
+    expect([k.refcount(p0!), k.mapcount(p0!)]).toEqual([1, 1]);
+    expect(code(() => k.run(k.read({ map: 'm', page: 0 })))).toBe('SIGSEGV');
+    expect(k.pfnOf({ map: 'm', page: 1 })).toBe(p1);
+  });
+
+  it('MREMAP_DONTUNMAP with a new length is EINVAL; a shrink in place may name the shrunk range', () => {
     const { k } = kernel();
     written(k, 'm', 2);
     expect(code(() => k.run(k.mremap({ map: 'm', length: 8 * KiB, newLength: 4 * KiB, dontUnmap: true, as: 'x' })))).toBe('EINVAL');
-    expect(errorOf(() => k.run(k.mremap({ map: 'm', length: 8 * KiB, newLength: 4 * KiB, as: 'x' })))).toBeInstanceOf(InputError);
+    k.run(k.mremap({ map: 'm', length: 8 * KiB, newLength: 4 * KiB, as: 'x' }));
+    expect(k.run(k.read({ map: 'x', page: 0 }))).toBe('m0');
+    expect(code(() => k.run(k.read({ map: 'x', page: 1 })))).toBe('EFAULT');
   });
 });
 

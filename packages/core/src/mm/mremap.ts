@@ -1,5 +1,5 @@
 import type { Kernel } from '../kernel.js';
-import { KernelError, KernelOops } from '../errors.js';
+import { InputError, KernelError, KernelOops } from '../errors.js';
 import { kernelAtLeast } from '../features.js';
 import type { Op } from '../sched.js';
 import type { Mm, Vma } from '../types.js';
@@ -9,8 +9,10 @@ export interface MremapRequest {
   /** the first page of the range to move and its length in pages (old_len) */
   readonly start: number;
   readonly pages: number;
-  /** new_len in pages; default `pages`. Shrinking unmaps the tail first; growing is refused or not modelled (mremapResize) */
+  /** new_len in pages; default `pages`. Shrinking unmaps the tail first; growing happens in place or by a move (mremapResize) */
   readonly newPages?: number;
+  /** MREMAP_MAYMOVE without MREMAP_FIXED: a range that cannot grow in place may move (implied by `to` and `dontUnmap`) */
+  readonly mayMove?: boolean;
   /** MREMAP_FIXED's new_addr as a page, or null: a free range (MREMAP_DONTUNMAP alone) */
   readonly to: number | null;
   /** MREMAP_DONTUNMAP: the old range keeps its VMA, emptied */
@@ -25,8 +27,8 @@ export interface MremapRequest {
  * ->may_split() at both ends (v5.11, `mremap-may-split-check`), copy_vma() (same file, pgoff,
  * anon_vma and flags), move_page_tables() — entries move, the pages' refcount, mapcount,
  * mapping and index stay — and do_munmap() of the old range. A new length goes through
- * mremapResize() first (shrinking; growing is refused or not modelled). VMA merging is not
- * modelled.
+ * mremapResize() first (shrinking, growing in place); a range that has to move to grow gets a VMA
+ * of the new length with the old range's entries. VMA merging is not modelled.
  */
 export function* mremap(k: Kernel, req: MremapRequest): Op<Vma | null> {
   const { mm, start } = req;
@@ -37,10 +39,11 @@ export function* mremap(k: Kernel, req: MremapRequest): Op<Vma | null> {
     const resized = yield* mremapResize(k, req, newPages);
     if (resized !== undefined) return resized;
   }
+  // the new VMA is new_len long; the old range (old_len, or new_len after a shrink) moves into it
   const pages = newPages;
-  const end = start + pages;
+  const end = start + Math.min(req.pages, newPages);
   const as = req.as;
-  if (as === undefined) throw new Error('mremap: a move needs the name of the moved range (as)');
+  if (as === undefined) throw new InputError(`mremap has to move pages ${start}..${end - 1} of ${mm.name} to give them ${newPages} pages (no room to grow in place): name the moved range with as`, undefined, 'as');
   // MREMAP_DONTUNMAP arrived in v5.7 (e346b3813067 [M]): before, the flag does not exist (-EINVAL),
   // so a scenario built on it does not apply to that kernel
   if (req.dontUnmap && !kernelAtLeast(k.version, 5, 7)) throw KernelError.unsupported('EINVAL', 'MREMAP_DONTUNMAP does not exist before v5.7 (e346b3813067)');
@@ -82,7 +85,7 @@ export function* mremap(k: Kernel, req: MremapRequest): Op<Vma | null> {
       if (!(e instanceof KernelError) || k.features['mremap-may-split-check']) throw e;
     }
   }
-  k.emit('vma.move', { mm: mm.name, map: vma.name, from: start, to, pages, as });
+  k.emit('vma.move', { mm: mm.name, map: vma.name, from: start, to, pages: end - start, as });
   return moved;
 }
 
@@ -93,8 +96,11 @@ export function* mremap(k: Kernel, req: MremapRequest): Op<Vma | null> {
  * left, which mremap() goes on with). With MREMAP_FIXED the destination is unmapped first
  * (mremap_to()). Growing: vma_to_resize() (check_prep_vma() from v6.16 [M]) wants the old range
  * in one VMA (EFAULT) and refuses to grow a VM_DONTEXPAND or VM_PFNMAP one (EFAULT: remap_pfn_range()
- * mappings, /dev/mem, selftests/mm/pfnmap.c "mremap_expand"); growing any other VMA, in place or
- * moved, is not modelled (the cell is unsupported).
+ * mappings, /dev/mem, selftests/mm/pfnmap.c "mremap_expand"). Without MREMAP_FIXED a range that
+ * ends where its VMA ends grows in place when nothing is mapped in the pages after
+ * (vma_expandable(); vma_adjust() / vma_expand() make the VMA longer, nothing is faulted in);
+ * otherwise it moves when MREMAP_MAYMOVE allows (undefined: mremap() goes on with move_vma()
+ * to a range of new_len), else -ENOMEM. VMA merging with a neighbour is not modelled.
  */
 function* mremapResize(k: Kernel, req: MremapRequest, newPages: number): Op<Vma | null | undefined> {
   const { mm, start, pages } = req;
@@ -109,7 +115,18 @@ function* mremapResize(k: Kernel, req: MremapRequest, newPages: number): Op<Vma 
   const vma = k.vm.vmaAt(mm, start);
   if (!vma || start + pages > vma.start + vma.pages) throw new KernelError('EFAULT', `mremap: pages ${start}..${start + pages - 1} are not inside one VMA of ${mm.name}`);
   if (vma.flags.dontexpand || vma.flags.pfnmap) throw new KernelError('EFAULT', `mremap: '${vma.name}' is VM_DONTEXPAND | VM_PFNMAP and cannot grow (vma_to_resize)`);
-  throw KernelError.unsupported('EINVAL', `mremap growing '${vma.name}' from ${pages} to ${newPages} pages (in place or moved) is not modelled`);
+  if (req.to !== null) return undefined; // mremap_to(): move_vma() to the fixed range
+  const vmaEnd = vma.start + vma.pages;
+  const grown = vmaEnd + newPages - pages;
+  if (start + pages === vmaEnd && !mm.vmas.some((v) => v.start < grown && v.start + v.pages > vmaEnd)) {
+    vma.pages += newPages - pages;
+    // placement leaves its guard gap after the longer VMA too
+    if (mm.nextVpn < grown + k.vm.pmdPages) mm.nextVpn = grown + k.vm.pmdPages;
+    return vma;
+  }
+  // "if (flags & MREMAP_MAYMOVE)": move_vma() to get_unmapped_area(new_len), else -ENOMEM
+  if (!req.mayMove && !req.dontUnmap) throw new KernelError('ENOMEM', `mremap: '${vma.name}' cannot grow in place to ${newPages} pages and MREMAP_MAYMOVE is not given`);
+  return undefined;
 }
 
 /**

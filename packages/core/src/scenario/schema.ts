@@ -309,11 +309,12 @@ export const OP_ARGS = {
     map: Name,
     offset: Size.optional().describe('where in the mapping the moved range starts (page aligned; default 0)'),
     length: Size.describe('how much to move (old_len)'),
-    newLength: Size.optional().describe('new_len when it differs from length: shrinking unmaps the tail (in place, or before a move to to); growing a VM_PFNMAP mapping is EFAULT'),
+    newLength: Size.optional().describe('new_len when it differs from length: shrinking unmaps the tail (in place, or before a move to to); growing happens in place when the pages after are free, else needs mayMove; a VM_PFNMAP mapping never grows (EFAULT)'),
+    mayMove: Flag.optional().describe('MREMAP_MAYMOVE without MREMAP_FIXED: a range that cannot grow in place moves (then name it with as)'),
     to: Name.optional().describe('MREMAP_FIXED: move onto this mapping\'s range (whatever maps it is unmapped first), at toOffset'),
     toOffset: Size.optional().describe('where in the to mapping the range lands (page aligned; default 0)'),
     dontUnmap: Flag.optional().describe('MREMAP_DONTUNMAP: the old range keeps its (emptied) VMA'),
-    as: Name.optional().describe('the name of the moved range (with to or dontUnmap)'),
+    as: Name.optional().describe('the name of the range mremap returns (needed with to, dontUnmap, or a grow that moves)'),
     process: Name.optional().describe('act in this process (default: the one that created the mapping)'),
   })
     .refine((a) => a.toOffset === undefined || a.to !== undefined, { error: 'toOffset says where in the to mapping the range lands: give to: <mapping> with it', path: ['toOffset'] })
