@@ -52,7 +52,7 @@ const TESTS: Record<string, (k: Kernel, ps: number) => boolean> = {
   munmap_split: (k, ps) => !fails(() => k.run(k.munmap({ map: 'addr1', length: ps }))) && !fails(() => k.run(k.mmap({ devmem: true, length: ps, shared: true, as: 'addr2' }))),
   mremap_fixed: (k, ps) => !fails(() => k.run(k.mmap({ anon: true, length: 2 * ps, as: 'addr2' }))) && !fails(() => k.run(k.mremap({ map: 'addr1', length: 2 * ps, to: 'addr2', as: 'ret' }))),
   mremap_shrink: (k, ps) => !fails(() => k.run(k.mremap({ map: 'addr1', length: 2 * ps, newLength: ps }))),
-  mremap_expand: (k, ps) => fails(() => k.run(k.mremap({ map: 'addr1', length: 2 * ps, newLength: 3 * ps }))),
+  mremap_expand: (k, ps) => fails(() => k.run(k.mremap({ map: 'addr1', length: 2 * ps, newLength: 3 * ps, mayMove: true, as: 'addr2' }))),
   fork: (k) => {
     if (fails(() => k.run(k.fork({ as: 'child' })))) return false;
     const read = !fails(() => [0, 1].forEach((page) => k.run(k.read({ map: 'addr1', page, process: 'child' }))));
