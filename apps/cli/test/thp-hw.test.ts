@@ -12,9 +12,9 @@ import { describe, expect, it } from 'vitest';
  * _UNSUPPORTED / thp_disabled_by_hw()), and then no DAX VMA gets ->huge_fault. On ppc64 hash that
  * is every 4 KiB-page kernel (hash__has_transparent_hugepage() wants PMD_SHIFT 24).
  */
-function firstLeaf(arch: ArchPlugin, version: string, pmdBytes: number): { level: string; mapped: number } {
+function firstLeaf(arch: ArchPlugin, version: string, pmdBytes: number, align = pmdBytes): { level: string; mapped: number } {
   const k: Kernel = createKernel({ arch, fs: xfs(), driver: nvdimm(), kernel: version });
-  k.run(k.probe({ size: 2 ** 30, align: pmdBytes, as: 'pmem0' }));
+  k.run(k.probe({ size: 2 ** 30, align, as: 'pmem0' }));
   k.run(k.mount({ device: 'pmem0' }));
   k.run(k.create({ file: 'a', size: pmdBytes }));
   k.run(k.mmap({ file: 'a', length: pmdBytes, shared: true, write: true, as: 'm' }));
@@ -29,7 +29,8 @@ function firstLeaf(arch: ArchPlugin, version: string, pmdBytes: number): { level
 
 describe('fs-dax PMD faults need hardware THP', () => {
   it('ppc64 hash, 4 KiB pages: one write maps one PTE (no PMD) on every release', () => {
-    for (const { name } of PRESETS) expect({ name, ...firstLeaf(ppcHash({ pageSize: '4KiB' }), name, 2 ** 21) }).toEqual({ name, level: 'pte', mapped: 1 });
+    // the namespace at 4 KiB: nd_pfn_supported_alignments() offers nothing larger without THP
+    for (const { name } of PRESETS) expect({ name, ...firstLeaf(ppcHash({ pageSize: '4KiB' }), name, 2 ** 21, 4096) }).toEqual({ name, level: 'pte', mapped: 1 });
   });
 
   it('where THP exists the same write maps the whole aligned PMD: ppc64 hash 64 KiB (16 MiB), x86 and arm64 4 KiB (2 MiB)', () => {

@@ -1,4 +1,4 @@
-import { KernelError, PG, type Device, type DriverPlugin, type Kernel, type Op, type ProbeRequest, type DaxFilesystem } from '@daxlab/core';
+import { KernelError, kernelAtLeast, PG, type Device, type DriverPlugin, type Kernel, type Op, type ProbeRequest, type DaxFilesystem } from '@daxlab/core';
 
 /** nd_info_block_reserve(): ALIGN(SZ_8K, PAGE_SIZE) at the start of a pfn namespace (drivers/nvdimm/nd.h). */
 export function infoBlockReserve(pageSize: number): number {
@@ -38,16 +38,27 @@ export function nvdimm(options: NvdimmOptions = {}): DriverPlugin {
 
     *probe(k: Kernel, req: ProbeRequest): Op<Device> {
       const ps = k.mmu.basePageSize;
-      const align = req.align ?? options.align ?? k.mmu.pmdSize;
+      // nd_pfn_default_alignment(): PMD_SIZE where the arch has THP, else PAGE_SIZE
+      const align = req.align ?? options.align ?? (k.mmu.devdaxAlignments.includes(k.mmu.pmdSize) ? k.mmu.pmdSize : ps);
       if (align % ps !== 0) throw new KernelError('EINVAL', `namespace align ${align} is not a multiple of PAGE_SIZE`);
-      if (req.size % align !== 0) throw new KernelError('EINVAL', `namespace size ${req.size} is not a multiple of its align ${align}`);
-      const dataoff = dataOffset(req.size, ps, align, req.altmap);
-      if (dataoff >= req.size) throw new KernelError('ENOSPC', `namespace of ${req.size} bytes has no room for data after its ${dataoff}-byte metadata`);
+      // align_store() -> nd_size_select_store() takes only nd_pfn_supported_alignments() (PAGE_SIZE,
+      // and the PMD / PUD sizes where the arch maps them huge): ndctl create-namespace -a 1G on arm64
+      // fails there, so such a namespace cannot exist on this kernel
+      if (!k.mmu.devdaxAlignments.includes(align)) throw KernelError.unsupported('EINVAL', `namespace align ${align} is not offered on ${k.mmu.arch} with ${ps}-byte pages (nd_pfn_supported_alignments(): ${k.mmu.devdaxAlignments.join(', ')})`);
+      // nd_pfn_init(): the layout aligns to max(nd_pfn->align, memremap_compat_align()) (v5.7;
+      // SUBSECTION_SIZE before: 2 MiB, or ppc64 hash's 16 MiB linear-map page from v5.7), and
+      // truncates the namespace's end to it (end_trunc, v5.3) rather than refusing the size: ndctl
+      // align.sh creates a 1 GiB + 8 KiB namespace with -a 4K and probes 1 GiB of it
+      const nsAlign = Math.max(align, kernelAtLeast(k.version, 5, 7) ? (k.mmu.memremapCompatAlign ?? k.mmu.subsectionSize) : k.mmu.subsectionSize);
+      const endTrunc = req.size % nsAlign;
+      const dataoff = dataOffset(req.size, ps, nsAlign, req.altmap);
+      // "unable to satisfy requested alignment": -ENXIO
+      if (dataoff >= req.size - endTrunc) throw new KernelError('ENXIO', `nd_pfn_init: a namespace of ${req.size} bytes has no room for data after its ${dataoff}-byte metadata at align ${nsAlign}`);
       // with an altmap, memmap_init_zone_device() starts after reserve + free (the memmap's own pfns)
       const pgmap = k.memremap.memremapPages({
         device: req.name,
         type: 'fsdax',
-        size: req.size,
+        size: req.size - endTrunc,
         vmemmapShift: 0,
         altmapPfns: req.altmap ? dataoff / ps : 0,
         // vmem_altmap.reserve (__nvdimm_setup_pfn): the info block's pfns never hold the memmap
@@ -62,7 +73,7 @@ export function nvdimm(options: NvdimmOptions = {}): DriverPlugin {
         align,
         pgmap,
         dataPfn: pgmap.startPfn + dataoff / ps,
-        dataPages: (req.size - dataoff) / ps,
+        dataPages: (req.size - endTrunc - dataoff) / ps,
         bound: true,
         fs: null,
         mapping: { id: k.newAddressSpaceId(), owner: req.name, entries: new Map(), mmaps: new Set() },
