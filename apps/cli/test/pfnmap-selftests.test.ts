@@ -1,9 +1,8 @@
-import { createKernel, devmemIsAllowed, KernelError, Monitor, PRESETS, type ArchPlugin, type Kernel } from '@daxlab/core';
+import { createKernel, devmemIsAllowed, KernelError, Monitor, PRESETS, type Kernel } from '@daxlab/core';
 import { arm64 } from '@daxlab/arch-arm64';
-import { ppcHash } from '@daxlab/arch-ppc-hash';
-import { s390 } from '@daxlab/arch-s390';
 import { x86 } from '@daxlab/arch-x86';
 import { describe, expect, it } from 'vitest';
+import { ARCHES, fails } from './selftest-api.js';
 
 // tools/testing/selftests/mm/pfnmap.c (docs/selftests.md, "Coverage: pfnmap.c"), driven through
 // the kernel API independently of the scenarios in apps/cli/scenarios/selftests/pfnmap: the
@@ -11,20 +10,7 @@ import { describe, expect, it } from 'vitest';
 // selftests.test.ts with the other families.
 
 const RELEASES = PRESETS.map((p) => p.name);
-const ARCHES: Record<string, () => ArchPlugin> = { x86: () => x86(), arm64: () => arm64(), 'ppc-hash': () => ppcHash(), s390: () => s390() };
-
 type Verdict = 'pass' | 'FAIL' | 'SKIP';
-
-/** Did the call fail (the syscall returned -1 / MAP_FAILED, or the access faulted)? */
-function fails(f: () => unknown): boolean {
-  try {
-    f();
-    return false;
-  } catch (e) {
-    if (e instanceof KernelError) return true;
-    throw e;
-  }
-}
 
 /**
  * FIXTURE_SETUP(pfnmap): open /dev/mem, mmap two pages at physical 0 (PROT_READ, MAP_SHARED) and
