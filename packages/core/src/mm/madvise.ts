@@ -141,19 +141,22 @@ function* dontneed(k: Kernel, vma: Vma, s: number, e: number): Op {
 }
 
 /**
- * madvise_free_pte_range(): an anonymous page mapped by this process alone is marked lazily
- * freeable — its PTE made clean (and old) — so reclaim may drop it instead of swapping it out; a
- * page mapped elsewhere too, the zero page and non-present entries are left alone. Without memory
- * pressure nothing else happens: the model has no reclaim, so the page stays mapped with its
- * data until a write dirties it again.
+ * madvise_free_pte_range(): each anonymous page the range maps is marked lazily freeable
+ * (mark_page_lazyfree / folio_mark_lazyfree) and its PTE made clean and old, so reclaim may drop
+ * it instead of swapping it out. Only a page that is PG_dirty or in the swap cache and mapped
+ * elsewhere too is skipped ("if folio is shared with others, we mustn't clear the folio's dirty
+ * flag"); the model's anonymous pages are never either (no swap, no PG_dirty on anon), so a page
+ * shared with a fork child is cleaned in this process as well -- the child's dirty PTE would
+ * keep reclaim from dropping it. The zero page (no vm_normal_page()) and non-present entries are
+ * left alone. Without memory pressure nothing else happens: the model has no reclaim, so the
+ * page stays mapped with its data until a write dirties it again.
  */
 function lazyfree(k: Kernel, vma: Vma, s: number, e: number): void {
   for (const leaf of k.vm.leavesIn(vma.mm, s, e)) {
     if (leaf.pte.devicePrivate || leaf.pte.level !== 'pte') continue;
     const page = k.vm.normalPage(leaf.pte, leaf.pte.pfn);
     if (page === null) continue;
-    const head = k.folios.folio(page);
-    if (!k.folios.isAnon(head) || k.folios.mapcount(head) !== 1) continue;
+    if (!k.folios.isAnon(k.folios.folio(page))) continue;
     if (!leaf.pte.dirty) continue;
     leaf.pte.dirty = false; // pte_mkold(pte_mkclean()), then set_pte_at
     k.emit('pte.set', { mm: vma.mm.name, vaddr: leaf.base, pfn: leaf.pte.pfn, level: 'pte', write: leaf.pte.write, devmap: leaf.pte.devmap, special: leaf.pte.special });
