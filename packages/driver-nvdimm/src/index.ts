@@ -105,8 +105,13 @@ export function nvdimm(options: NvdimmOptions = {}): DriverPlugin {
       // (mf_generic_kill_procs() / mf_dax_kill_procs() also SetPageHWPoison() the folio or
       // entry head as a "remapped UC" marker; nothing in the DAX fault path reads that.)
       k.folios.setFlag(pfn, PG.hwpoison, true);
-      k.folios.testAnon(head, 'collect_procs');
       const fs = device.fs as DaxFilesystem | null;
+      // pmem_pagemap_memory_failure() -> dax_holder_notify_failure() (v5.19): a filesystem that
+      // registered a holder (XFS, assumed formatted with rmapbt) walks its rmap to the owners and
+      // calls mf_dax_kill_procs() -> collect_procs_fsdax(), which never asks PageAnon(); without
+      // one (-EOPNOTSUPP: ext4, FUSE, older kernels) mf_generic_kill_procs() -> collect_procs()
+      // picks the anon or file rmap walk by PageAnon()
+      if (!(fs?.daxHolder && kernelAtLeast(k.version, 5, 19))) k.folios.testAnon(head, 'collect_procs');
       if (!fs) return;
       for (const inode of fs.inodes.values()) {
         for (const [index, block] of inode.blocks) {
