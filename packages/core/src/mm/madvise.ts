@@ -43,7 +43,8 @@ const ARRIVED: Readonly<Record<Advice, readonly [number, number, string]>> = {
  * madvise(start, len, advice) over pages [start, start + pages) of a process (mm/madvise.c
  * do_madvise() -> madvise_walk_vmas()): each VMA the range touches gets the advice for its part,
  * in address order; the first refusal ends the call with its errno (the parts before keep the
- * advice); a part of the range no VMA covers makes the call -ENOMEM once the rest is done.
+ * advice); a part of the range no VMA covers makes the call -ENOMEM once the rest is done
+ * (populate from v6.10: at the hole).
  * VM_LOCKED (mlock) and hugetlb are not modelled, so the VM_LOCKED refusals never apply and
  * MADV_DONTNEED_LOCKED behaves as MADV_DONTNEED.
  */
@@ -51,6 +52,19 @@ export function* madvise(k: Kernel, mm: Mm, start: number, pages: number, advice
   const [major, minor, what] = ARRIVED[advice];
   if (!kernelAtLeast(k.version, major, minor)) throw new KernelError('EINVAL', `${what} is not an advice before v${major}.${minor} (madvise_behavior_valid)`);
   const end = start + pages;
+  if ((advice === 'populate-read' || advice === 'populate-write') && kernelAtLeast(k.version, 6, 10)) {
+    // "mm/madvise: don't perform madvise VMA walk for MADV_POPULATE_(READ|WRITE)" (v6.10 [M]):
+    // madvise_populate() over the whole range, faultin_page_range() with FOLL_MADV_POPULATE
+    // looking each VMA up as it goes: a hole is -ENOMEM at once, nothing after it is populated
+    for (let at = start; at < end; ) {
+      const vma = k.vm.vmaAt(mm, at);
+      if (!vma) throw new KernelError('ENOMEM', `madvise ${advice}: page ${at} of ${mm.name} is not mapped (vma_lookup)`);
+      const to = Math.min(end, vma.start + vma.pages);
+      yield* populate(k, vma, at, to, advice === 'populate-write');
+      at = to;
+    }
+    return;
+  }
   let unmapped = false;
   for (let at = start; at < end; ) {
     const vma = k.vm.vmaAt(mm, at) ?? nextVma(mm, at, end);
