@@ -198,6 +198,11 @@ function mremapDontunmap(version: string): string {
     for (let i = from; i < from + pages; i++) if (k.run(k.read({ map, page: i })) !== data) throw new Error(`${map} page ${i} is not '${data}'`);
   };
   const anon = (as: string, pages: number, write = true) => k.run(k.mmap({ anon: true, length: pages * PAGE, write, as }));
+  /** mmap + memset(data) */
+  const filled = (as: string, pages: number, data: string) => {
+    anon(as, pages);
+    fill(as, pages, data);
+  };
   // kernel_support_for_mremap_dontunmap(): a PROT_NONE page moved anywhere
   anon('probe', 1, false);
   k.run(k.mprotect({ map: 'probe', write: false, read: false }));
@@ -208,31 +213,25 @@ function mremapDontunmap(version: string): string {
     throw e;
   }
   // mremap_dontunmap_simple: the whole mapping anywhere; the source is left with no PTEs
-  anon('s1', 5);
-  fill('s1', 5, 'a');
+  filled('s1', 5, 'a');
   k.run(k.mremap({ map: 's1', length: 5 * PAGE, dontUnmap: true, as: 'd1' }));
   contains('d1', 0, 5, 'a');
   contains('s1', 0, 5, '');
   // mremap_dontunmap_simple_fixed: onto an existing mapping of X's, which is unmapped first
-  anon('d2', 5);
-  fill('d2', 5, 'X');
-  anon('s2', 5);
-  fill('s2', 5, 'a');
+  filled('d2', 5, 'X');
+  filled('s2', 5, 'a');
   k.run(k.mremap({ map: 's2', length: 5 * PAGE, to: 'd2', dontUnmap: true, as: 'r2' }));
   contains('d2', 0, 5, 'a');
   contains('s2', 0, 5, '');
   // mremap_dontunmap_partial_mapping: the last 5 of 10 pages; the first 5 keep their data
-  anon('s3', 10);
-  fill('s3', 10, 'a');
+  filled('s3', 10, 'a');
   k.run(k.mremap({ map: 's3', offset: 5 * PAGE, length: 5 * PAGE, dontUnmap: true, as: 'd3' }));
   contains('s3', 0, 5, 'a');
   contains('s3', 5, 5, '');
   contains('d3', 0, 5, 'a');
   // mremap_dontunmap_partial_mapping_overwrite: 5 pages onto the first half of 10 X's
-  anon('s4', 5);
-  fill('s4', 5, 'a');
-  anon('d4', 10);
-  fill('d4', 10, 'X');
+  filled('s4', 5, 'a');
+  filled('d4', 10, 'X');
   k.run(k.mremap({ map: 's4', length: 5 * PAGE, to: 'd4', dontUnmap: true, as: 'r4' }));
   contains('s4', 0, 5, '');
   contains('d4', 0, 5, 'a');
