@@ -77,7 +77,7 @@ export function arm64Mmu(pageSize: Arm64PageSize): Mmu {
     // dax_align_valid() (drivers/dax/bus.c): PAGE_SIZE, and PMD_SIZE with THP; no PUD_SIZE
     devdaxAlignments: [pageSize, g.pmdSize],
     // /dev/mem (STRICT_DEVMEM, default y on ARM64: lib/Kconfig.debug): devmem_is_allowed() refuses
-    // System RAM (lib/devmem_is_allowed.c via GENERIC_LIB_DEVMEM_IS_ALLOWED, v5.9; the same test in
+    // System RAM (lib/devmem_is_allowed.c via GENERIC_LIB_DEVMEM_IS_ALLOWED, ~v5.9 [M]; the same test in
     // arch/arm64/mm/mmap.c before). Where RAM lies is the platform's, not the kernel's: daxlab's
     // arm64 is QEMU's "virt" machine (hw/arm/virt.c: flash at 0, RAM from 1 GiB), so the only
     // System RAM below core's starts at 1 GiB. A board with RAM at physical 0 would refuse the

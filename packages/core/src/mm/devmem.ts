@@ -37,7 +37,7 @@ export function devmemIsAllowed(k: Kernel, pfn: number): DevmemAnswer | null {
     if (ram) return pfn * k.mmu.basePageSize < 1024 * 1024 ? 2 : 0;
     return 1;
   }
-  // lib/devmem_is_allowed.c (arm64 from v5.9; its own identical copy before), arch/powerpc/mm/mem.c
+  // lib/devmem_is_allowed.c (arm64 from ~v5.9 [M]; its own identical copy before), arch/powerpc/mm/mem.c
   return ram ? 0 : 1;
 }
 
