@@ -43,7 +43,9 @@ export const S390_MMU: Mmu = {
   // /dev/mem: s390 memory starts at absolute address 0 (the lowcore of the boot CPU), so what lies
   // below core's RAM is System RAM. STRICT_DEVMEM defaults to y on s390 only from v6.13
   // (2b37c814aab7 "lib/Kconfig.debug: Default STRICT_DEVMEM to "y" on s390", with virtio-mem for
-  // s390); before, /dev/mem is unfiltered. The filter is the generic one: System RAM refused.
+  // s390); before, /dev/mem is unfiltered. s390 selects ARCH_HAS_DEVMEM_IS_ALLOWED (arch/s390/Kconfig);
+  // the body of its devmem_is_allowed() was not read: the model takes the System RAM refusal
+  // that the x86, powerpc and generic ones share.
   devmem: { lowMemory: [{ start: 0, end: 4 * GiB, kind: 'ram' }], filter: 'ram-refused', strictSince: [6, 13] },
 };
 
