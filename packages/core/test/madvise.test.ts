@@ -357,4 +357,10 @@ describe('scenario input: madvise', () => {
     expect((e as Error).message).toMatch(/steps\[1\]\.madvise\.advice: advice is one of dontneed, dontneed-locked, free/);
     expect((errorOf(() => parseScenario(scenario('madvise: { map: n, advice: free }'), 't.yaml')) as Error).message).toMatch(/a mapping named 'n' is used before it is defined/);
   });
+
+  it('a /dev/mem mapping without shared: true is refused where the file is read, naming the field', () => {
+    const e = errorOf(() => parseScenario('name: t\nsteps:\n  - mmap: { devmem: true, length: 8KiB, as: mem }\n', 't.yaml'));
+    expect(e).toBeInstanceOf(InputError);
+    expect((e as Error).message).toMatch(/^t\.yaml:3:\d+: steps\[0\]\.mmap\.shared: a \/dev\/mem mapping needs shared: true/);
+  });
 });

@@ -236,6 +236,10 @@ const mmapArgs = obj({
       message: what.length === 0 ? 'say what to map: file: <name>, device: <name> or anon: true (or devmem: true for /dev/mem)' : `map one thing: found ${what.join(' and ')}`,
     });
   }
+  // mm/devmem.ts maps /dev/mem MAP_SHARED only: say so where the file is read, not when it runs
+  if (m.devmem !== undefined && m.shared !== true) {
+    ctx.addIssue({ code: 'custom', input: m, path: ['shared'], message: 'a /dev/mem mapping needs shared: true (MAP_SHARED, as selftests/mm/pfnmap.c maps it); a private mapping of raw pfns is not modelled' });
+  }
 });
 
 /** Each operation's arguments (SCENARIOS.md "Operations"). */
