@@ -358,6 +358,12 @@ describe('scenario input: madvise', () => {
     expect((errorOf(() => parseScenario(scenario('madvise: { map: n, advice: free }'), 't.yaml')) as Error).message).toMatch(/a mapping named 'n' is used before it is defined/);
   });
 
+  it('an mremap move without as is refused where the file is read', () => {
+    const e = errorOf(() => parseScenario(scenario('mremap: { map: m, length: 4KiB, dontUnmap: true }'), 't.yaml'));
+    expect((e as Error).message).toMatch(/steps\[1\]\.mremap\.as: a move \(to or dontUnmap\) makes a new mapping: name it with as/);
+    expect(() => parseScenario(scenario('mremap: { map: m, length: 4KiB, newLength: 8KiB }'), 't.yaml')).not.toThrow();
+  });
+
   it('a /dev/mem mapping without shared: true is refused where the file is read, naming the field', () => {
     const e = errorOf(() => parseScenario('name: t\nsteps:\n  - mmap: { devmem: true, length: 8KiB, as: mem }\n', 't.yaml'));
     expect(e).toBeInstanceOf(InputError);

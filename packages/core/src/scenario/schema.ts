@@ -322,7 +322,8 @@ export const OP_ARGS = {
     process: Name.optional().describe('act in this process (default: the one that created the mapping)'),
   })
     .refine((a) => a.toOffset === undefined || a.to !== undefined, { error: 'toOffset says where in the to mapping the range lands: give to: <mapping> with it', path: ['toOffset'] })
-    .describe('mremap(MREMAP_MAYMOVE|MREMAP_FIXED[|MREMAP_DONTUNMAP]): move a range of a mapping (move_vma, move_page_tables)'),
+    .refine((a) => a.as !== undefined || (a.to === undefined && !a.dontUnmap), { error: 'a move (to or dontUnmap) makes a new mapping: name it with as', path: ['as'] })
+    .describe('mremap(MREMAP_MAYMOVE|MREMAP_FIXED[|MREMAP_DONTUNMAP], or a new length): move or resize a range of a mapping (move_vma, move_page_tables)'),
   madvise: obj({
     map: Name,
     advice: z.enum(MADVISE_ADVICES, { error: `advice is one of ${MADVISE_ADVICES.join(', ')}` }).describe('MADV_* in lower case with - for _ (MADV_DONTNEED_LOCKED: dontneed-locked)'),
