@@ -6,6 +6,13 @@ export interface DevdaxOptions {
   readonly align?: number;
 }
 
+/** Where the model keeps page->mapping of the leaf holding pfn: its folio head, or the leaf's first page without compound pages. */
+function leafHead(k: Kernel, device: Device, pfn: number, leafPages: number): number {
+  if (device.pgmap.vmemmapShift) return k.folios.folio(pfn);
+  const pgoff = pfn - device.dataPfn;
+  return device.dataPfn + pgoff - (pgoff % leafPages);
+}
+
 /**
  * device-dax (drivers/dax/device.c): a MEMORY_DEVICE_GENERIC pgmap whose vmemmap_shift follows
  * the alignment (compound pages, v5.17+), a character device mmapped shared only, and faults that
@@ -96,14 +103,14 @@ export function devdax(options: DevdaxOptions = {}): DriverPlugin {
       if (pgoff + n > device.dataPages) throw new KernelError('SIGBUS', `${device.name}: offset beyond the device`);
       const pfn = device.dataPfn + pgoff;
       yield* [];
-      // dax_set_mapping() (dev_dax_huge_fault()'s loop before v5.17): page->mapping/index on
-      // every page of the leaf, or only on the head with compound pages (vmemmap_shift)
-      const nr = device.pgmap.vmemmapShift ? 1 : n;
-      for (let i = 0; i < nr; i++) {
-        const s = k.pages.slot(k.folios.folio(pfn + i));
-        if (k.pages.mapping[s] !== 0) continue;
+      // dax_set_mapping() (dev_dax_huge_fault()'s loop before v5.17): page->mapping/index on the
+      // head with compound pages (vmemmap_shift), else on every page of the leaf at once — which
+      // the model stores on the leaf's first page only (a 1 GiB leaf is 262144 struct pages) and
+      // reads from there (leafHead())
+      const s = k.pages.slot(k.folios.folio(pfn));
+      if (k.pages.mapping[s] === 0) {
         k.pages.mapping[s] = mappingOf(device.mapping.id);
-        k.pages.index[s] = pgoff + i;
+        k.pages.index[s] = pgoff;
       }
       k.dax.installPage({ ...vmf, vpn: base, pgoff }, pfn, level);
     },
@@ -120,11 +127,12 @@ export function devdax(options: DevdaxOptions = {}): DriverPlugin {
     *memoryFailure(k: Kernel, device: Device, pfn: number): Op {
       if (pfn < device.dataPfn || pfn >= device.dataPfn + device.dataPages) throw new KernelError('ENXIO', `pfn ${pfn} is outside ${device.name}'s data`);
       const head = k.folios.folio(pfn);
-      const s = k.pages.has(head) ? k.pages.slot(head) : -1;
-      if (s < 0 || k.pages.mapping[s] === 0) throw new KernelError('EBUSY', `${device.name}: page ${pfn - device.dataPfn} was never faulted (dax_lock_folio: no folio->mapping)`);
-      k.folios.setFlag(head, PG.hwpoison, true);
       const n = Math.max(device.align, k.mmu.basePageSize) / k.mmu.basePageSize;
       const pgoff = pfn - device.dataPfn;
+      const leaf = leafHead(k, device, pfn, n);
+      const s = k.pages.has(leaf) ? k.pages.slot(leaf) : -1;
+      if (s < 0 || k.pages.mapping[s] === 0) throw new KernelError('EBUSY', `${device.name}: page ${pfn - device.dataPfn} was never faulted (dax_lock_folio: no folio->mapping)`);
+      k.folios.setFlag(head, PG.hwpoison, true);
       yield* k.vm.unmapMappingPages(device.mapping, pgoff - (pgoff % n), n);
     },
 

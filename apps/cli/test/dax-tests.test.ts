@@ -1,0 +1,138 @@
+import { PRESETS, runScenario, type CellKernelRequest, type Scenario } from '@daxlab/core';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { builtinCatalog } from '../src/catalog.js';
+import { kernelsFor } from '../src/kernel.js';
+import { LIBRARY_DIR, loadScenarios } from '../src/scenarios.js';
+
+// Conformance with ndctl's and xfstests' DAX tests (docs/dax-tests.md). The two verdict tables
+// of that page are the specification: every row names its scenarios, filesystems, feature
+// overrides and the verdict per preset, and this test runs each of those cells on x86 (where
+// nfit_test and the xfstests runs are) and asserts the verdict, so the page cannot drift from
+// the model. A verdict is what the kernel test would report, judged apart from the scenario's
+// own `expect` rules: pass = the scenario holds with its rules and also with them removed
+// (completed, no invariant broken); FAIL = it does not hold with them removed; n/a = the kernel
+// cannot run it (unsupported cell).
+
+const DOC = fileURLToPath(new URL('../../../docs/dax-tests.md', import.meta.url));
+const RELEASES = PRESETS.map((p) => p.name);
+const catalog = builtinCatalog();
+
+interface Row {
+  readonly kase: string;
+  readonly scenarios: readonly string[];
+  readonly fs: readonly (string | null)[];
+  readonly features: Readonly<Record<string, string | boolean>>;
+  /** preset -> pass | FAIL | n/a */
+  readonly verdicts: Readonly<Record<string, string>>;
+}
+
+/** The markdown table under `heading`, as rows of trimmed cells keyed by the header's names. */
+function table(doc: string, heading: string): Record<string, string>[] {
+  const at = doc.indexOf(`\n## ${heading}\n`);
+  if (at < 0) throw new Error(`${DOC}: no section '## ${heading}'`);
+  const lines = doc.slice(at).split('\n').slice(2);
+  const start = lines.findIndex((l) => l.startsWith('|'));
+  const rows = lines.slice(start).filter((l, i, all) => all.slice(0, i + 1).every((x) => x.startsWith('|')));
+  const cells = (l: string) => l.split('|').slice(1, -1).map((c) => c.trim());
+  const header = cells(rows[0]!);
+  return rows.slice(2).map((l) => {
+    const c = cells(l);
+    if (c.length !== header.length) throw new Error(`${DOC}: row '${l.slice(0, 40)}…' has ${c.length} cells, the header ${header.length}`);
+    return Object.fromEntries(header.map((h, i) => [h, c[i]!]));
+  });
+}
+
+function parseRow(r: Record<string, string>): Row {
+  const scenarios = [...(r['scenario(s)'] ?? r.scenario ?? '').matchAll(/`([\w./-]+\.yaml)`/g)].map((m) => m[1]!);
+  const fs = (r.fs ?? '').split(',').map((x) => x.trim()).map((x) => (x === 'none' ? null : x));
+  const features = Object.fromEntries(
+    (r.features ?? '')
+      .split(',')
+      .filter((x) => x.includes('='))
+      .map((x) => x.trim().split('='))
+      .map(([k, v]) => [k!, v === 'true' ? true : v === 'false' ? false : v!]),
+  );
+  return { kase: r.case!, scenarios, fs, features, verdicts: Object.fromEntries(RELEASES.map((v) => [v, r[v] ?? '—'])) };
+}
+
+const doc = readFileSync(DOC, 'utf8');
+const coverage = table(doc, 'Coverage and verdicts');
+const overrides = table(doc, 'Verdicts under feature overrides');
+// rows with verdicts; "see …" rows (owned by other work) and "not covered" rows have none
+const judged = [...coverage, ...overrides].map(parseRow).filter((r) => Object.values(r.verdicts).some((v) => v !== '—'));
+
+const cache = new Map<string, Scenario>();
+function scenario(rel: string): Scenario {
+  let s = cache.get(rel);
+  if (!s) {
+    const [l] = loadScenarios([join(LIBRARY_DIR, rel)], LIBRARY_DIR);
+    if (!l?.ok) throw new Error(`${rel}: ${l ? l.reason : 'not loaded'}`);
+    s = l.scenario;
+    cache.set(rel, s);
+  }
+  return s;
+}
+
+const verdicts = new Map<string, string>();
+/** The verdict of one cell (see the header comment); a scenario several rows name runs once per kernel. */
+function verdict(s: Scenario, k: CellKernelRequest): string {
+  const key = JSON.stringify([s.file, k]);
+  const known = verdicts.get(key);
+  if (known !== undefined) return known;
+  const v = judge(s, k);
+  verdicts.set(key, v);
+  return v;
+}
+
+function judge(s: Scenario, k: CellKernelRequest): string {
+  const own = runScenario(s, k, catalog);
+  if (own.status === 'unsupported') return 'n/a';
+  const bare = runScenario({ ...s, expect: [] }, k, catalog);
+  if (bare.status === 'pass') return own.status === 'pass' ? 'pass' : `scenario ${own.status}: ${own.failures.join('; ')} ${own.reason ?? ''}`;
+  return own.status === 'pass' || bare.status === 'fail' ? 'FAIL' : `scenario ${own.status}: ${own.reason ?? ''}`;
+}
+
+describe('docs/dax-tests.md', () => {
+  it('has a row for every case E01-E27 and F01-F23, in order', () => {
+    const cases = coverage.map((r) => r.case);
+    const want = [...Array.from({ length: 27 }, (_, i) => `E${String(i + 1).padStart(2, '0')}`), ...Array.from({ length: 23 }, (_, i) => `F${String(i + 1).padStart(2, '0')}`)];
+    expect(cases).toEqual(want);
+  });
+
+  it('says why for every case it does not cover, and names a scenario for every case it does', () => {
+    for (const r of coverage.map((x) => ({ raw: x, row: parseRow(x) }))) {
+      const covered = r.row.scenarios.length > 0 || r.raw['scenario(s)']!.startsWith('see ');
+      if (!covered) expect(r.raw.notes, r.row.kase).toMatch(/^not covered: \S/);
+      else if (!r.raw['scenario(s)']!.startsWith('see ')) expect(Object.values(r.row.verdicts), r.row.kase).not.toContain('—');
+    }
+  });
+
+  it('names every scenario file of apps/cli/scenarios/ndctl and /xfstests (the dax-remap ones through their "see" rows)', () => {
+    const named = new Set(judged.flatMap((r) => r.scenarios));
+    const files = ['ndctl', 'xfstests'].flatMap((d) => readdirSync(join(LIBRARY_DIR, d)).map((f) => `${d}/${f}`));
+    const seen = coverage.filter((r) => r['scenario(s)']!.startsWith('see ')).map((r) => /ndctl\/(dax-remap)\*\.yaml/.exec(r['scenario(s)']!)?.[1]);
+    expect(files.filter((f) => !named.has(f) && !seen.some((p) => p && f.startsWith(`ndctl/${p}`)))).toEqual([]);
+  });
+});
+
+describe('ndctl and xfstests DAX verdicts per preset (x86)', () => {
+  for (const row of judged) {
+    const label = `${row.kase} ${Object.entries(row.features).map(([k, v]) => `${k}=${v}`).join(' ')}`.trim();
+    for (const rel of row.scenarios) {
+      it(`${label}: ${rel} on ${row.fs.map((f) => f ?? 'no fs').join(', ')}`, () => {
+        const s = scenario(rel);
+        for (const fs of row.fs) {
+          const cells = kernelsFor(s, { arch: ['x86'], ...(fs ? { fs: [fs] } : {}), version: RELEASES, features: Object.entries(row.features).map(([k, v]) => [k, [v]] as const) }, catalog, true);
+          expect(cells.map((k) => k.version)).toEqual(RELEASES);
+          // a scenario without a filesystem must be listed with fs "none", and one with a filesystem with its names
+          expect(cells.every((k) => k.fs === fs), `${rel}: fs ${fs}`).toBe(true);
+          const got = Object.fromEntries(cells.map((k) => [k.version, verdict(s, k)]));
+          expect({ fs, ...got }).toEqual({ fs, ...row.verdicts });
+        }
+      });
+    }
+  }
+});
