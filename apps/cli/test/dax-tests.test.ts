@@ -1,4 +1,8 @@
-import { PRESETS, runScenario, type CellKernelRequest, type Scenario } from '@daxlab/core';
+import { createKernel, KernelError, PRESETS, runScenario, type ArchPlugin, type CellKernelRequest, type Scenario } from '@daxlab/core';
+import { arm64 } from '@daxlab/arch-arm64';
+import { ppcHash } from '@daxlab/arch-ppc-hash';
+import { x86 } from '@daxlab/arch-x86';
+import { nvdimm } from '@daxlab/driver-nvdimm';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -135,4 +139,55 @@ describe('ndctl and xfstests DAX verdicts per preset (x86)', () => {
       });
     }
   }
+});
+
+// ---- the namespace layout behind E22 and E23, through the kernel API ----------------------
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+const GiB = 1024 * MiB;
+
+function probe(arch: ArchPlugin, version: string, size: number, align?: number, altmap = false) {
+  const k = createKernel({ arch, driver: nvdimm(), kernel: version });
+  return k.run(k.probe({ size, ...(align !== undefined ? { align } : {}), altmap, as: 'pmem0' }));
+}
+
+function refusal(f: () => unknown): { code: string; unsupported: boolean } | null {
+  try {
+    f();
+    return null;
+  } catch (e) {
+    if (e instanceof KernelError) return { code: e.code, unsupported: e.unsupported !== null };
+    throw e;
+  }
+}
+
+describe('nd_pfn_init() namespace layout (drivers/nvdimm/pfn_devs.c)', () => {
+  it('ndctl align.sh: 1 GiB + 8 KiB at -a 4K probes 1 GiB (end_trunc to the 2 MiB sub-section), data after a 2 MiB-aligned info block', () => {
+    const d = probe(x86(), 'v6.6', GiB + 8 * KiB, 4 * KiB);
+    // memremap_pages() maps ALIGN_DOWN(start + size, 2 MiB) - start = 1 GiB
+    expect(d.pgmap.nrPages).toBe(GiB / 4096);
+    // offset = ALIGN(start + 8K, max(4K, memremap_compat_align() = 2 MiB)) - start = 2 MiB
+    expect((d.dataPfn - d.pgmap.startPfn) * 4096).toBe(2 * MiB);
+    expect(d.dataPages).toBe((GiB - 2 * MiB) / 4096);
+  });
+
+  it('ppc64 hash aligns the layout to its 16 MiB linear-map page from v5.7 (memremap_compat_align()), to SUBSECTION_SIZE before', () => {
+    const hash4k = ppcHash({ pageSize: '4KiB' });
+    expect((probe(hash4k, 'v6.6', GiB, 4 * KiB).dataPfn - probe(hash4k, 'v6.6', GiB, 4 * KiB).pgmap.startPfn) * 4096).toBe(16 * MiB);
+    const old = probe(hash4k, 'v5.4', GiB, 4 * KiB);
+    expect((old.dataPfn - old.pgmap.startPfn) * 4096).toBe(2 * MiB);
+    // a 16 MiB namespace is all layout there: "unable to satisfy requested alignment"
+    expect(refusal(() => probe(hash4k, 'v6.6', 16 * MiB, 4 * KiB))).toEqual({ code: 'ENXIO', unsupported: false });
+    expect(refusal(() => probe(hash4k, 'v5.4', 16 * MiB, 4 * KiB))).toBeNull();
+  });
+
+  it('nd_pfn_supported_alignments(): an alignment the arch does not map huge cannot be chosen (unsupported); the default is PMD_SIZE with THP, else PAGE_SIZE', () => {
+    expect(refusal(() => probe(arm64(), 'v6.6', 2 * GiB, GiB))).toEqual({ code: 'EINVAL', unsupported: true });
+    expect(refusal(() => probe(x86(), 'v6.6', 2 * GiB, GiB))).toBeNull();
+    expect(refusal(() => probe(ppcHash({ pageSize: '4KiB' }), 'v6.6', GiB, 2 * MiB))).toEqual({ code: 'EINVAL', unsupported: true });
+    // no THP on hash with 4 KiB pages: the default namespace alignment is PAGE_SIZE
+    expect(probe(ppcHash({ pageSize: '4KiB' }), 'v6.6', GiB).align).toBe(4 * KiB);
+    expect(probe(x86(), 'v6.6', GiB).align).toBe(2 * MiB);
+  });
 });

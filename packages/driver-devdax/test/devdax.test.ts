@@ -114,4 +114,33 @@ describe('device-dax (drivers/dax/device.c)', () => {
     pinned.k.run(pinned.k.unbind({ device: 'dax0' }));
     expect(names(pinned.m)).toEqual(['pgmap-teardown-while-referenced']);
   });
+
+  // ndctl device-dax.c "test fault after device-dax instance disabled": the store must SIGBUS
+  it('a fault after unbind is SIGBUS (check_vma(): !dax_alive()), whether or not the page was mapped before', () => {
+    const { k } = boot('v6.6', 2 * MiB);
+    k.run(k.mmap({ device: 'dax0', length: 4 * MiB, shared: true, write: true, as: 'm' }));
+    k.run(k.write({ map: 'm', page: 0, data: 'A' }));
+    k.run(k.unbind({ device: 'dax0' }));
+    expect(k.isMappedIn({ map: 'm', page: 0 })).toBe(false);
+    expect(() => k.run(k.write({ map: 'm', page: 0, data: 'B' }))).toThrow(/SIGBUS/);
+    expect(() => k.run(k.write({ map: 'm', page: 512, data: 'B' }))).toThrow(/SIGBUS/);
+  });
+
+  it('memory failure (mf_generic_kill_procs): EBUSY before any fault associated the page, then the whole leaf is unmapped from every process', () => {
+    for (const version of ['v5.10', 'v6.15']) {
+      const { k } = boot(version, 2 * MiB);
+      k.run(k.mmap({ device: 'dax0', length: 4 * MiB, shared: true, write: true, as: 'm' }));
+      // dax_lock_folio(): no folio->mapping yet
+      expect(() => k.run(k.memoryFailure({ device: 'dax0', page: 256 })), version).toThrow(/EBUSY/);
+      k.run(k.write({ map: 'm', page: 0, data: 'A' }));
+      k.run(k.fork({ as: 'c' }));
+      k.run(k.read({ map: 'm', page: 0, process: 'c' }));
+      // page 256 of the 2 MiB leaf: page->mapping set on the head (compound) or by the same fault (v5.10)
+      k.run(k.memoryFailure({ device: 'dax0', page: 256 }));
+      expect([k.isMappedIn({ map: 'm', page: 0 }), k.isMappedIn({ map: 'm', page: 511 }), k.isMappedIn({ map: 'm', page: 0, process: 'c' })], version).toEqual([false, false, false]);
+      // dev_dax_huge_fault() does not look at PG_hwpoison: the page maps again
+      expect(k.run(k.read({ map: 'm', page: 0 })), version).toBe('A');
+    }
+  });
 });
+
