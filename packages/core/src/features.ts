@@ -74,6 +74,15 @@ export const FEATURES = [
     },
   },
   {
+    name: 'thp-cow',
+    values: ['copy-huge', 'split'],
+    summary: 'what a write fault on a COW-shared anonymous THP mapped by a PMD does (do_huge_pmd_wp_page)',
+    meaning: {
+      'copy-huge': 'reuse when page_trans_huge_mapcount() == 1, else copy the whole THP into a new one (v5.7 and earlier)',
+      split: 'reuse when the THP is mapped once (reuse_swap_page(), a mapcount test; page_count() == 1 from v5.18, PageAnonExclusive with `wp-reuse` anon-exclusive), else split the PMD and COW only the faulting PTE (3917c80280c9 "thp: change CoW semantics for anon-THP", v5.8)',
+    },
+  },
+  {
     name: 'gup-unshare',
     values: ['off', 'anon', 'cow-mapping'],
     summary: 'a R/O FOLL_PIN on a R/O-mapped page first breaks COW (FAULT_FLAG_UNSHARE), so the pin stays coherent with the page table',
@@ -279,6 +288,7 @@ const V5_4: FeatureSet = {
   'fork-cow-pinned': false,
   'gup-fast-fork-seq': false,
   'wp-reuse': 'mapcount',
+  'thp-cow': 'copy-huge',
   'gup-unshare': 'off',
   'mprotect-anon-writable': 'off',
   'clear-refs-skip-pinned': false,
@@ -300,7 +310,7 @@ const V5_4: FeatureSet = {
   'mremap-devmap-pmd': false,
   'mremap-may-split-check': false,
 };
-const V5_10: FeatureSet = { ...V5_4, 'foll-pin': true, 'fork-cow-pinned': true, 'wp-reuse': 'refcount', 'mremap-devmap-pmd': true };
+const V5_10: FeatureSet = { ...V5_4, 'foll-pin': true, 'fork-cow-pinned': true, 'wp-reuse': 'refcount', 'thp-cow': 'split', 'mremap-devmap-pmd': true };
 const V6_1: FeatureSet = {
   ...V5_10,
   'devmem-extra-ref': false,

@@ -22,6 +22,7 @@ import { madvise, type Advice } from './mm/madvise.js';
 import { mapDevmem } from './mm/devmem.js';
 import { PageStore, PG } from './mm/pages.js';
 import { Ram } from './mm/ram.js';
+import { Thp } from './mm/thp.js';
 import { Vm, type Leaf } from './mm/vm.js';
 import { runToCompletion, type Op } from './sched.js';
 import type { Device, GupHandle, Inode, Mm, Pte, Vma } from './types.js';
@@ -110,6 +111,8 @@ export class Kernel {
   readonly faultInject = new FaultInjection();
   readonly migration: DeviceMigration;
   readonly mprotector: Mprotect;
+  /** anonymous THPs mapped by PMDs (mm/thp.ts) */
+  readonly thp: Thp;
   /** pfn of the shared zero page */
   get zeroPfn(): number {
     return this.ram.basePfn;
@@ -177,6 +180,7 @@ export class Kernel {
     this.dax = new Dax(this);
     this.migration = new DeviceMigration(this);
     this.mprotector = new Mprotect(this);
+    this.thp = new Thp(this);
     this.processes.set('init', this.vm.newMm('init'));
   }
 

@@ -81,6 +81,8 @@ export class Faults {
       k.vm.install(vma.mm, vpn, this.pte(k.zeroPfn, 'pte', { special: true }));
       return;
     }
+    // __handle_mm_fault(): pmd_none() in a THP-enabled VMA tries do_huge_pmd_anonymous_page() first
+    if (k.thp.anonymousWrite(vmf)) return;
     if (!vma.anonVma) vma.anonVma = k.vm.newAnonVma();
     const pfn = k.ram.allocAnon(vma.anonVma, '');
     if (pfn === null) throw new KernelError('ENOMEM', 'out of memory in do_anonymous_page');
@@ -108,6 +110,14 @@ export class Faults {
   private *wpPage(vmf: Vmf, leaf: Leaf, unshare = false): Op {
     const k = this.k;
     const { vma, vpn } = vmf;
+    // wp_huge_pmd(): an anonymous VMA's PMD goes to do_huge_pmd_wp_page(); VM_FAULT_FALLBACK
+    // (the PMD was split) continues with the PTE now at vpn (handle_pte_fault -> do_wp_page)
+    if (!vma.flags.shared && k.thp.isAnonPmd(vma, leaf)) {
+      if (yield* k.thp.wpHugePmd(vmf, leaf, unshare)) return;
+      const pte = k.vm.lookup(vma.mm, vpn);
+      if (!pte) return;
+      leaf = pte;
+    }
     const pfn = k.vm.pfnAt(leaf, vpn);
     const page = k.vm.normalPage(leaf.pte, pfn);
     // unsharing only concerns COW mappings (do_wp_page: shared + FAULT_FLAG_UNSHARE does nothing)
@@ -126,8 +136,8 @@ export class Faults {
     }
     if (page !== null) {
       const head = k.folios.folio(page);
-      if (k.folios.testAnon(head, 'do_wp_page') && this.canReuseAnon(head)) {
-        k.folios.setFlag(head, PG.anonExclusive, true);
+      if (k.folios.testAnon(head, 'do_wp_page') && this.canReuseAnon(head, page)) {
+        k.folios.setFlag(page, PG.anonExclusive, true);
         if (unshare) return; // R/O and now exclusive: GUP may pin it
         leaf.pte.write = true; // wp_page_reuse()
         leaf.pte.dirty = true;
@@ -142,7 +152,7 @@ export class Faults {
   }
 
   /** Whether do_wp_page() may reuse an anon page, per the era (feature `wp-reuse`). */
-  private canReuseAnon(head: number): boolean {
+  private canReuseAnon(head: number, page: number): boolean {
     const k = this.k;
     switch (k.features['wp-reuse']) {
       case 'mapcount': // reuse_swap_page(): mapped once
@@ -150,7 +160,8 @@ export class Faults {
       case 'refcount': // 09854ba94c6a: page_count() == 1
         return k.folios.rc(head) === 1;
       case 'anon-exclusive': // PageAnonExclusive, else wp_can_reuse_anon_folio(): rc == 1
-        return (k.folios.flags(head) & PG.anonExclusive) !== 0 || k.folios.rc(head) === 1;
+        // PageAnonExclusive is per page: a PTE-mapped THP subpage carries its own (v5.19)
+        return (k.folios.flags(page) & PG.anonExclusive) !== 0 || k.folios.rc(head) === 1;
     }
   }
 

@@ -1,5 +1,5 @@
 import type { Kernel } from '../kernel.js';
-import type { Pgmap, PgmapType } from '../types.js';
+import type { Pgmap, PgmapType, PteLevel } from '../types.js';
 import { PG } from './pages.js';
 
 export type PageKind = PgmapType | 'ram' | 'zero';
@@ -168,6 +168,16 @@ export class Folios {
 
   isAnon(head: number): boolean {
     return (this.k.pages.mapping[this.k.pages.slot(head)]! & 1) === 1;
+  }
+
+  /**
+   * The page whose PageAnonExclusive describes the mapping of pfn by an entry of this level: the
+   * mapped page itself for a PTE, the head for a PMD-mapped THP (include/linux/page-flags.h
+   * PageAnonExclusive, 6c287605fd56 v5.19: "the flag is stored in the head page" of a PMD mapping,
+   * and __split_huge_pmd_locked() copies it to every subpage). Identical for order-0 folios.
+   */
+  exclusivePage(pfn: number, level: PteLevel): number {
+    return level === 'pte' ? pfn : this.folio(pfn);
   }
 
   flags(head: number): number {

@@ -41,9 +41,11 @@ export class Fork {
   private *copyRange(src: Vma, dst: Vma, cow: boolean): Op {
     const k = this.k;
     const parent = src.mm;
+    // copy_pmd_range() -> copy_huge_pmd() first: it may split a PMD back to PTEs (-EAGAIN)
+    if (src.kind === 'anon') yield* this.copyHugePmds(src, dst, cow);
     const bases = [...parent.ptes.keys()].filter((v) => v >= src.start && v < src.start + src.pages).sort((a, b) => a - b);
     // copy_huge_pmd()/copy_huge_pud(): "skip if can be re-filled on fault" for non-anonymous
-    // VMAs, so DAX PMDs are not copied; the model has no anonymous THP.
+    // VMAs, so DAX PMDs are not copied.
     for (const vpn of bases) {
       const pte = parent.ptes.get(vpn);
       if (!pte) continue;
@@ -62,7 +64,7 @@ export class Fork {
         continue;
       }
       const head = k.folios.folio(page);
-      if (k.folios.testAnon(head, 'copy_present_pte') && this.needsCowForDma(parent, head)) {
+      if (k.folios.testAnon(head, 'copy_present_pte') && this.needsCowForDma(parent, head, page)) {
         // copy_present_page(): the child gets a private copy now; the parent keeps the pinned page writable
         if (!dst.anonVma) dst.anonVma = src.anonVma;
         const copy = k.ram.allocAnon(dst.anonVma, k.pages.data.get(page) ?? '');
@@ -75,7 +77,7 @@ export class Fork {
       }
       k.folios.get(head, 1, 'copy_present_pte');
       k.folios.addMap(head);
-      k.folios.setFlag(head, PG.anonExclusive, false);
+      k.folios.setFlag(page, PG.anonExclusive, false);
       if (cow && current.write) {
         current.write = false; // ptep_set_wrprotect(src_mm)
         k.emit('pte.set', { mm: parent.name, vaddr: vpn, pfn: current.pfn, level: 'pte', write: false, devmap: current.devmap, special: current.special });
@@ -90,11 +92,44 @@ export class Fork {
    * folio_needs_cow_for_dma(). A shared (non-exclusive) anon page cannot be pinned in the
    * anon-exclusive era, so it is shared again.
    */
-  private needsCowForDma(parent: Mm, head: number): boolean {
+  private needsCowForDma(parent: Mm, head: number, page: number): boolean {
     const k = this.k;
     if (!k.features['fork-cow-pinned']) return false;
     if (!parent.hasPinned) return false;
-    if (k.features['wp-reuse'] === 'anon-exclusive' && (k.folios.flags(head) & PG.anonExclusive) === 0) return false;
+    if (k.features['wp-reuse'] === 'anon-exclusive' && (k.folios.flags(page) & PG.anonExclusive) === 0) return false;
     return k.folios.maybeDmaPinned(head);
+  }
+
+  /**
+   * copy_huge_pmd() for each anonymous THP PMD of the VMA: share it (get, entire mapcount + 1,
+   * PageAnonExclusive cleared, both PMDs write-protected and the child's old), unless the THP
+   * may be DMA-pinned in an mm that has pinned: then the parent's PMD is split and the range is
+   * copied per PTE, where each subpage gets its early-COW copy (d042035eaf5f "mm/thp: Split
+   * huge pmds/puds if they're pinned when fork()", v5.9, with `fork-cow-pinned`; from v5.19
+   * page_try_dup_anon_rmap(compound) fails the same way for an exclusive pinned THP).
+   */
+  private *copyHugePmds(src: Vma, dst: Vma, cow: boolean): Op {
+    const k = this.k;
+    const parent = src.mm;
+    const bases = [...parent.pmds.keys()].filter((v) => v >= src.start && v < src.start + src.pages).sort((a, b) => a - b);
+    for (const base of bases) {
+      yield preempt('copy_huge_pmd');
+      const leaf = k.vm.lookup(parent, base);
+      if (!leaf || !k.thp.isAnonPmd(src, leaf)) continue;
+      const pmd = leaf.pte;
+      const head = k.folios.folio(pmd.pfn);
+      if (cow && this.needsCowForDma(parent, head, head)) {
+        k.thp.splitAnonPmd(src, base);
+        continue;
+      }
+      k.folios.get(head, 1, 'copy_huge_pmd');
+      k.folios.addMap(head);
+      k.folios.setFlag(head, PG.anonExclusive, false);
+      if (cow && pmd.write) {
+        pmd.write = false; // pmdp_set_wrprotect(src_mm)
+        k.emit('pte.set', { mm: parent.name, vaddr: base, pfn: pmd.pfn, level: 'pmd', write: false, devmap: false, special: false });
+      }
+      k.vm.install(dst.mm, base, { ...pmd, write: cow ? false : pmd.write });
+    }
   }
 }

@@ -146,7 +146,7 @@ export class Gup {
     if (page !== null) {
       const head = k.folios.folio(page);
       const anon = observe ? k.folios.testAnon(head, 'gup_must_unshare') : k.folios.isAnon(head);
-      if (anon) return (k.folios.flags(head) & PG.anonExclusive) === 0;
+      if (anon) return (k.folios.flags(k.folios.exclusivePage(page, leaf.pte.level)) & PG.anonExclusive) === 0;
     } else if (!k.isZeroPfn(pfn)) return false;
     if (mode !== 'cow-mapping' || !req.longterm) return false;
     // is_cow_mapping(): private mappings keep VM_MAYWRITE (do_mmap; mprotect only changes VM_WRITE)

@@ -17,6 +17,8 @@ export const MADVISE_ADVICES = [
   'keeponfork',
   'populate-read',
   'populate-write',
+  'hugepage',
+  'nohugepage',
 ] as const;
 export type Advice = (typeof MADVISE_ADVICES)[number];
 
@@ -37,6 +39,8 @@ const ARRIVED: Readonly<Record<Advice, readonly [number, number, string]>> = {
   keeponfork: [4, 14, 'MADV_KEEPONFORK (d2cd9ede6e19)'],
   'populate-read': [5, 14, 'MADV_POPULATE_READ (4ca9b3859dac)'],
   'populate-write': [5, 14, 'MADV_POPULATE_WRITE (4ca9b3859dac)'],
+  hugepage: [2, 6, 'MADV_HUGEPAGE'],
+  nohugepage: [2, 6, 'MADV_NOHUGEPAGE'],
 };
 
 /**
@@ -133,6 +137,14 @@ function* adviseVma(k: Kernel, vma: Vma, s: number, e: number, advice: Advice): 
     case 'populate-write':
       yield* populate(k, vma, s, e, advice === 'populate-write');
       return;
+    case 'hugepage':
+    case 'nohugepage':
+      // hugepage_madvise(): VM_HUGEPAGE set and VM_NOHUGEPAGE cleared, or the reverse. The model's
+      // THP mode is `madvise`, so VmFlags.hugepage (THP allowed in this VMA) is exactly VM_HUGEPAGE
+      // for anonymous memory; DAX VMAs start with it set (always THP-eligible) and lose it to
+      // VM_NOHUGEPAGE, which every release checks first. Existing PMDs stay mapped.
+      updateFlags(k, vma, s, e, { hugepage: advice === 'hugepage' });
+      return;
   }
 }
 
@@ -182,7 +194,7 @@ function lazyfree(k: Kernel, vma: Vma, s: number, e: number): void {
  * the range's ends (split_vma(), which a driver's ->may_split may refuse) and set the flags on
  * the piece in the range. VMA merging is not modelled.
  */
-function updateFlags(k: Kernel, vma: Vma, s: number, e: number, change: Partial<Pick<VmFlags, 'dontcopy' | 'wipeonfork'>>): void {
+function updateFlags(k: Kernel, vma: Vma, s: number, e: number, change: Partial<Pick<VmFlags, 'dontcopy' | 'wipeonfork' | 'hugepage'>>): void {
   if (Object.entries(change).every(([f, v]) => vma.flags[f as keyof VmFlags] === v)) return;
   let piece = vma;
   if (s > piece.start) piece = k.vm.splitVma(piece, s);

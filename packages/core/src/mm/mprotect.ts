@@ -94,7 +94,7 @@ export class Mprotect {
     const page = k.vm.normalPage(pte, pte.pfn);
     if (page === null) return false;
     const head = k.folios.folio(page);
-    return k.folios.testAnon(head, 'can_change_pte_writable') && (k.folios.flags(head) & PG.anonExclusive) !== 0;
+    return k.folios.testAnon(head, 'can_change_pte_writable') && (k.folios.flags(k.folios.exclusivePage(page, pte.level)) & PG.anonExclusive) !== 0;
   }
 
   /**

@@ -30,6 +30,35 @@ export class Ram {
     return this.alloc(0, 0, '');
   }
 
+  /**
+   * An anonymous THP (do_huge_pmd_anonymous_page -> vma_alloc_folio(order) +
+   * folio_add_new_anon_rmap): 2^order naturally aligned contiguous pages, a head with rc 1 and
+   * PageAnonExclusive, tails pointing at it; never from the order-0 free list. Null: ENOMEM.
+   */
+  allocAnonLarge(anonVma: number, order: number): number | null {
+    const nr = 1 << order;
+    if (this.live.size + nr > this.limit || this.k.faultInject.shouldFail('page-alloc')) return null;
+    if (this.next === 0) this.next = this.basePfn + 2 * this.k.vm.pmdPages;
+    const head = Math.ceil(this.next / nr) * nr;
+    // the pfns skipped to align the folio stay usable for order-0 pages
+    for (let pfn = this.next; pfn < head; pfn++) this.freed.push(pfn);
+    this.next = head + nr;
+    const p = this.k.pages;
+    for (let i = 0; i < nr; i++) {
+      const pfn = head + i;
+      this.live.add(pfn);
+      const s = p.slot(pfn);
+      p.rc[s] = i === 0 ? 1 : 0;
+      p.flags[s] = i === 0 ? PG.head | PG.anonExclusive : PG.tail;
+      p.order[s] = i === 0 ? order : 0;
+      p.head[s] = head;
+      p.mapping[s] = anonMappingOf(anonVma);
+      p.data.set(pfn, '');
+    }
+    this.k.emit('page.ref', { pfn: head, rc: 1, delta: 1, why: 'vma_alloc_folio(order ' + order + ')' });
+    return head;
+  }
+
   private alloc(flags: number, mapping: number, data: string): number | null {
     if (this.live.size >= this.limit || this.k.faultInject.shouldFail('page-alloc')) return null;
     if (this.next === 0) this.next = this.basePfn + 2 * this.k.vm.pmdPages; // after the zero and huge zero pages
@@ -45,9 +74,14 @@ export class Ram {
     return pfn;
   }
 
+  /** Free a folio: every page of it (a THP's tails too) goes back for order-0 reuse. */
   free(pfn: number): void {
-    if (!this.live.delete(pfn)) return;
-    this.k.pages.drop(pfn);
-    this.freed.push(pfn);
+    if (!this.live.has(pfn)) return;
+    const nr = 1 << this.k.pages.orderOf(pfn);
+    for (let i = 0; i < nr; i++) {
+      if (!this.live.delete(pfn + i)) continue;
+      this.k.pages.drop(pfn + i);
+      this.freed.push(pfn + i);
+    }
   }
 }

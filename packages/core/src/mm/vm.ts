@@ -234,7 +234,10 @@ export class Vm {
   splitHugePmd(vma: Vma, base: number): void {
     const k = this.k;
     const mm = vma.mm;
-    if (!mm.pmds.has(base)) return;
+    const pmd = mm.pmds.get(base);
+    if (!pmd) return;
+    // an anonymous THP is remapped by PTEs, not zapped (mm/thp.ts splitAnonPmd)
+    if (k.thp.isAnonPmd(vma, { pte: pmd, base, pages: this.pmdPages })) return k.thp.splitAnonPmd(vma, base);
     const pte = this.clear(mm, base, 'pmd')!;
     k.emit('tlb.flush', { mm: mm.name });
     const page = this.normalPage(pte, pte.pfn);

@@ -1,0 +1,150 @@
+import type { Kernel } from '../kernel.js';
+import { KernelError } from '../errors.js';
+import { preempt, type Op } from '../sched.js';
+import type { Vma } from '../types.js';
+import type { Vmf } from './fault.js';
+import { PG } from './pages.js';
+import type { Leaf } from './vm.js';
+
+/**
+ * Anonymous transparent huge pages mapped by a PMD (mm/huge_memory.c). The model assumes
+ * /sys/kernel/mm/transparent_hugepage/enabled = `madvise` (what cow.c relies on: it calls
+ * MADV_HUGEPAGE), so only VM_HUGEPAGE VMAs (`VmFlags.hugepage`) get THPs; defrag lets the
+ * allocation succeed whenever the model's RAM can hold the folio. Not modelled: the huge zero
+ * page for anonymous read faults (a read fault maps the small zero page, as with
+ * use_zero_page=0 and no THP), khugepaged and MADV_COLLAPSE, swap, the deferred split queue,
+ * and mTHP sizes below the PMD.
+ */
+export class Thp {
+  constructor(private readonly k: Kernel) {}
+
+  /** HPAGE_PMD_ORDER: the arch's PMD order (9 with 4 KiB pages, 13 with 64 KiB on arm64). */
+  get order(): number {
+    return Math.log2(this.k.vm.pmdPages);
+  }
+
+  /**
+   * __handle_mm_fault(): pmd_none() && thp_vma_allowable_order() (v5.4:
+   * transparent_hugepage_enabled() / __transparent_hugepage_enabled()): an anonymous private VMA
+   * with VM_HUGEPAGE, an MMU that can map PMD leaves (has_transparent_hugepage()), and
+   * transhuge_vma_suitable(): the PMD-aligned range around vpn lies inside the VMA. pmd_none()
+   * is approximated by "no PTE in the range" (an emptied page table is not remembered).
+   */
+  eligible(vma: Vma, vpn: number): boolean {
+    const k = this.k;
+    if (vma.kind !== 'anon' || vma.flags.shared || !vma.flags.hugepage) return false;
+    if (k.mmu.transparentHugepage === false) return false;
+    const n = k.vm.pmdPages;
+    const base = vpn - (vpn % n);
+    if (base < vma.start || base + n > vma.start + vma.pages) return false;
+    for (let v = base; v < base + n; v++) if (vma.mm.ptes.has(v)) return false;
+    return true;
+  }
+
+  /**
+   * do_huge_pmd_anonymous_page() for a write fault: a new order-HPAGE_PMD_ORDER anon folio,
+   * folio_add_new_anon_rmap() (entire mapcount 1, PageAnonExclusive from v5.19), mapped by a
+   * writable dirty PMD (mk_huge_pmd + maybe_pmd_mkwrite(pmd_mkdirty())). False: fall back to
+   * PTEs (VM_FAULT_FALLBACK: not eligible, or the allocation failed — count_vm_event(THP_FAULT_FALLBACK)).
+   */
+  anonymousWrite(vmf: Vmf): boolean {
+    const k = this.k;
+    const { vma, vpn } = vmf;
+    if (!vmf.write || !this.eligible(vma, vpn)) return false;
+    if (!vma.anonVma) vma.anonVma = k.vm.newAnonVma();
+    const head = k.ram.allocAnonLarge(vma.anonVma, this.order);
+    if (head === null) return false;
+    k.folios.addMap(head);
+    const base = vpn - (vpn % k.vm.pmdPages);
+    k.vm.install(vma.mm, base, k.faults.pte(head, 'pmd', { write: true, dirty: true }));
+    return true;
+  }
+
+  /**
+   * do_huge_pmd_wp_page() on an anonymous PMD-mapped THP (write or, v5.19+, unshare fault).
+   * Returns false after splitting the PMD (VM_FAULT_FALLBACK): the caller retries at PTE level.
+   * - `thp-cow` copy-huge (v5.7 and earlier): reuse when page_trans_huge_mapcount() == 1, else a
+   *   new THP gets a copy of all subpages (alloc_hugepage_vma + copy_user_huge_page).
+   * - `thp-cow` split (3917c80280c9 "thp: change CoW semantics for anon-THP", v5.8): reuse when
+   *   reuse_swap_page() says the THP is mapped once (a mapcount test: GUP references do not
+   *   count, which is why cow.c's vmsplice cases still leak on v5.10), else split and COW the
+   *   one PTE. v5.18 (3bff7e3f1f16) asks page_count() == 1 instead; with PageAnonExclusive
+   *   (`wp-reuse` anon-exclusive, v5.19) an exclusive THP is reused at once, else a folio with
+   *   refcount 1 is reused and marked exclusive (an unshare fault stops there).
+   */
+  *wpHugePmd(vmf: Vmf, leaf: Leaf, unshare: boolean): Op<boolean> {
+    const k = this.k;
+    const { vma } = vmf;
+    const head = k.folios.folio(leaf.pte.pfn);
+    k.folios.testAnon(head, 'do_huge_pmd_wp_page');
+    const reuse =
+      k.features['wp-reuse'] === 'anon-exclusive'
+        ? (k.folios.flags(head) & PG.anonExclusive) !== 0 || k.folios.rc(head) === 1
+        : k.folios.mapcount(head) === 1;
+    if (reuse) {
+      if (k.features['wp-reuse'] === 'anon-exclusive') k.folios.setFlag(head, PG.anonExclusive, true);
+      if (unshare) return true;
+      // pmd_mkyoung + maybe_pmd_mkwrite(pmd_mkdirty()), pmdp_set_access_flags()
+      leaf.pte.write = true;
+      leaf.pte.dirty = true;
+      leaf.pte.softDirty = k.softDirtyArch;
+      k.emit('pte.set', { mm: vma.mm.name, vaddr: leaf.base, pfn: leaf.pte.pfn, level: 'pmd', write: true, devmap: false, special: false });
+      return true;
+    }
+    if (k.features['thp-cow'] === 'split') {
+      this.splitAnonPmd(vma, leaf.base);
+      return false;
+    }
+    yield* this.copyHuge(vmf, leaf, head);
+    return true;
+  }
+
+  /** The v5.7-and-earlier whole-THP copy of do_huge_pmd_wp_page(). */
+  private *copyHuge(vmf: Vmf, leaf: Leaf, head: number): Op {
+    const k = this.k;
+    const { vma } = vmf;
+    const n = k.vm.pmdPages;
+    if (!vma.anonVma) vma.anonVma = k.vm.newAnonVma();
+    const copy = k.ram.allocAnonLarge(vma.anonVma, this.order);
+    // do_huge_pmd_wp_page_fallback() (copy into HPAGE_PMD_NR small pages) is not modelled
+    if (copy === null) throw KernelError.unsupported('ENOMEM', 'do_huge_pmd_wp_page: the THP copy could not be allocated and do_huge_pmd_wp_page_fallback() is not modelled');
+    for (let i = 0; i < n; i++) k.pages.data.set(copy + i, k.pages.data.get(head + i) ?? '');
+    yield preempt('copy_user_huge_page');
+    k.vm.clear(vma.mm, leaf.base, 'pmd'); // pmdp_huge_clear_flush_notify
+    k.folios.addMap(copy);
+    k.vm.install(vma.mm, leaf.base, k.faults.pte(copy, 'pmd', { write: true, dirty: true }));
+    k.emit('cow', { mm: vma.mm.name, vaddr: leaf.base, from: head, to: copy, why: 'do_huge_pmd_wp_page: copy the THP' });
+    k.folios.removeMap(head); // page_remove_rmap(page, true)
+    k.emit('tlb.flush', { mm: vma.mm.name });
+    k.folios.put(head, 1, 'do_huge_pmd_wp_page: put_page(old THP)');
+  }
+
+  /**
+   * __split_huge_pmd_locked() of an anonymous THP: the PMD becomes HPAGE_PMD_NR PTEs mapping the
+   * subpages with the PMD's write, dirty and soft-dirty bits; each PTE takes a reference and a
+   * mapcount (page_ref_add(HPAGE_PMD_NR - 1) and the subpage _mapcount increments, the entire
+   * mapcount dropped: the folio's total mapcount goes from 1 to HPAGE_PMD_NR), and from v5.19
+   * PageAnonExclusive of the head is carried to every subpage. The THP itself stays whole.
+   */
+  splitAnonPmd(vma: Vma, base: number): void {
+    const k = this.k;
+    const mm = vma.mm;
+    const pmd = k.vm.clear(mm, base, 'pmd');
+    if (!pmd) return;
+    k.emit('tlb.flush', { mm: mm.name }); // pmdp_invalidate()
+    const head = k.folios.folio(pmd.pfn);
+    const n = k.vm.pmdPages;
+    const exclusive = (k.folios.flags(head) & PG.anonExclusive) !== 0;
+    k.folios.get(head, n - 1, '__split_huge_pmd_locked: page_ref_add(HPAGE_PMD_NR - 1)');
+    for (let i = 0; i < n; i++) {
+      if (k.features['wp-reuse'] === 'anon-exclusive') k.folios.setFlag(pmd.pfn + i, PG.anonExclusive, exclusive);
+      if (i > 0) k.folios.addMap(head);
+      k.vm.install(mm, base + i, { ...pmd, pfn: pmd.pfn + i, level: 'pte' });
+    }
+  }
+
+  /** Whether a leaf is a PMD mapping an anonymous THP (vma_is_anonymous + a normal page). */
+  isAnonPmd(vma: Vma, leaf: Leaf): boolean {
+    return leaf.pte.level === 'pmd' && vma.kind === 'anon' && !leaf.pte.special && !leaf.pte.devmap && !leaf.pte.devicePrivate;
+  }
+}
