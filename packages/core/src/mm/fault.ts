@@ -156,7 +156,7 @@ export class Faults {
     const k = this.k;
     switch (k.features['wp-reuse']) {
       case 'mapcount': // reuse_swap_page(): mapped once
-        return k.folios.mapcount(head) === 1;
+        return k.folios.mappedOnce(head);
       case 'refcount': // 09854ba94c6a: page_count() == 1
         return k.folios.rc(head) === 1;
       case 'anon-exclusive': // PageAnonExclusive, else wp_can_reuse_anon_folio(): rc == 1

@@ -32,6 +32,20 @@ export class Folios {
     return this.k.pages.mapcount[this.k.pages.slot(head)]!;
   }
 
+  /**
+   * reuse_swap_page()'s mapcount test (v5.8 and earlier; no swap here): page_mapcount() == 1 for
+   * a small page; for a THP subpage page_trans_huge_map_swapcount() takes the largest
+   * page_mapcount() of any subpage (each PTE-mapped subpage counts on its own, a PMD mapping
+   * counts for all), so a PTE-mapped THP whose every subpage is mapped once is reused.
+   */
+  mappedOnce(head: number): boolean {
+    const nr = this.nr(head);
+    if (nr === 1 || !this.isAnon(head)) return this.mapcount(head) === 1;
+    let max = 0;
+    for (let i = 0; i < nr; i++) max = Math.max(max, this.k.vm.pageMapcount(head + i, head));
+    return max <= 1;
+  }
+
   order(head: number): number {
     return this.k.pages.orderOf(head);
   }

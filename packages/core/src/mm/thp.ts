@@ -80,7 +80,7 @@ export class Thp {
     const reuse =
       k.features['wp-reuse'] === 'anon-exclusive'
         ? (k.folios.flags(head) & PG.anonExclusive) !== 0 || k.folios.rc(head) === 1
-        : k.folios.mapcount(head) === 1;
+        : k.folios.mappedOnce(head);
     if (reuse) {
       if (k.features['wp-reuse'] === 'anon-exclusive') k.folios.setFlag(head, PG.anonExclusive, true);
       if (unshare) return true;

@@ -121,6 +121,16 @@ export class Vm {
     else this.hugeMapped.set(pte.pfn, e);
   }
 
+  /**
+   * page_mapcount() of one page, from the page tables: the PTEs mapping it plus the PMD/PUD
+   * leaves mapping the folio whole (a THP's entire mapcount).
+   */
+  pageMapcount(pfn: number, head: number): number {
+    const p = this.k.pages;
+    const ptes = p.has(pfn) ? p.ptes[p.slot(pfn)]! : 0;
+    return ptes + (this.hugeMapped.get(head)?.count ?? 0);
+  }
+
   /** Ground truth: does any page-table entry of any process map this pfn? */
   isMapped(pfn: number): boolean {
     const p = this.k.pages;
