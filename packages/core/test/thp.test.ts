@@ -238,6 +238,21 @@ describe('anonymous THP: GUP and pins', () => {
   });
 });
 
+describe('GUP over a range of several VMAs (__get_user_pages looks up the next VMA past vm_end)', () => {
+  it('pins across the VMAs a one-page mprotect left behind, and fails with EFAULT at a hole', () => {
+    const k = kernel('latest');
+    const head = thp(k);
+    k.run(k.mprotect({ map: 'mem', offset: 2 * 2 ** 20 + 4096, length: 4096, write: false }));
+    k.run(k.mprotect({ map: 'mem', offset: 2 * 2 ** 20 + 4096, length: 4096, write: true }));
+    expect(k.processes.get('init')!.vmas.length).toBe(4);
+    const h = k.run(k.gup({ map: 'mem', page: NR, pages: NR, longterm: true, as: 'p' }, true));
+    expect(h.pfns.length).toBe(NR);
+    expect(h.pfns[NR - 1]).toBe(head + NR - 1);
+    k.run(k.munmap({ map: 'mem', offset: 2 * 2 ** 20 + 8192, length: 4096 }));
+    expect(() => k.run(k.gup({ map: 'mem', page: NR, pages: 4, as: 'g' }, false))).toThrow(/EFAULT/);
+  });
+});
+
 describe('anonymous THP: PMD split (__split_huge_pmd)', () => {
   it('a partial munmap remaps the rest by PTEs of the same folio, one reference and mapping each, PageAnonExclusive carried (v5.19+)', () => {
     const k = kernel('latest');

@@ -156,7 +156,34 @@ export class Gup {
   /** __get_user_pages(): check_vma_flags, then fault in and grab each page under the PTE lock. */
   private *slow(req: GupRequest): Op<number[]> {
     const k = this.k;
-    const { vma } = req;
+    let vma = req.vma;
+    this.checkVma(req, vma);
+    const got: number[] = [];
+    try {
+      for (let i = 0; i < req.nr; i++) {
+        const vpn = req.vpn + i;
+        // __get_user_pages(): past vm_end the next VMA is looked up (gup_vma_lookup) and checked
+        // in its turn: a range may span VMAs split by mprotect/madvise; a hole is -EFAULT
+        if (vpn >= vma.start + vma.pages) {
+          const next = k.vm.vmaAt(vma.mm, vpn);
+          if (!next) throw new KernelError('EFAULT', `page ${vpn - req.vma.start} is beyond mapping '${vma.name}'`);
+          vma = next;
+          this.checkVma(req, vma);
+        }
+        const pfn = yield* this.slowPage(req, vma, vpn);
+        got.push(pfn);
+        if (!k.isZeroPfn(pfn)) yield preempt('gup: next page');
+      }
+    } catch (e) {
+      for (const pfn of got) if (!k.isZeroPfn(pfn)) this.ungrab(k.folios.folio(pfn), req.pin, 'gup: error unwind');
+      throw e;
+    }
+    return got;
+  }
+
+  /** check_vma_flags() for one VMA of the range. */
+  private checkVma(req: GupRequest, vma: Vma): void {
+    const k = this.k;
     if (vma.flags.io || vma.flags.pfnmap) throw new KernelError('EFAULT', `GUP on a VM_IO/VM_PFNMAP mapping '${vma.name}'`);
     // check_vma_flags(): FOLL_LONGTERM && vma_is_fsdax() -> -EOPNOTSUPP (5.10: check_dax_vmas, same code)
     if (req.longterm && vma.kind === 'file' && k.isFsdaxVma(vma)) {
@@ -165,63 +192,55 @@ export class Gup {
     if (req.write && !vma.flags.write) throw new KernelError('EFAULT', `FOLL_WRITE on read-only mapping '${vma.name}'`);
     // check_vma_flags(): a read of a VMA without VM_READ (PROT_NONE) is -EFAULT without FOLL_FORCE
     if (!req.write && !vma.flags.read) throw new KernelError('EFAULT', `GUP of PROT_NONE mapping '${vma.name}'`);
-    const got: number[] = [];
-    try {
-      for (let i = 0; i < req.nr; i++) {
-        const vpn = req.vpn + i;
-        if (vpn >= vma.start + vma.pages) throw new KernelError('EFAULT', `page ${vpn - vma.start} is beyond mapping '${vma.name}'`);
-        let leaf = k.vm.lookup(vma.mm, vpn);
-        for (let tries = 0; ; tries++) {
-          const fault = !leaf || leaf.pte.devicePrivate || (req.write && !leaf.pte.write);
-          // follow_page_pte() -EMLINK -> faultin_page(FAULT_FLAG_UNSHARE) (v5.19+)
-          const unshare = !fault && this.mustUnshare(req, vma, leaf!, vpn);
-          if (!fault && !unshare) break;
-          if (tries === 2) throw new KernelError('EFAULT', `GUP could not fault in page ${vpn - vma.start} of '${vma.name}'`);
-          if (unshare) yield* k.faults.unshare(vma, vpn);
-          else yield* k.faults.handle(vma, vpn, req.write);
-          const before = leaf;
-          leaf = k.vm.lookup(vma.mm, vpn);
-          if (unshare && leaf && leaf.pte === before?.pte && this.mustUnshare(req, vma, leaf, vpn, false)) {
-            // The unshare fault changed nothing (a page that only looks anon in a shared mapping:
-            // the PAGE_MAPPING_DAX_SHARED alias): follow_page_pte() says -EMLINK again and
-            // __get_user_pages() retries until the page table changes or a fatal signal comes.
-            const stuck = leaf.pte;
-            yield* waitUntil(`GUP retrying an unshare fault that cannot make progress (page ${vpn - vma.start} of '${vma.name}')`, () => {
-              const now = k.vm.lookup(vma.mm, vpn);
-              return !now || now.pte !== stuck || !this.mustUnshare(req, vma, now, vpn, false);
-            });
-            leaf = k.vm.lookup(vma.mm, vpn);
-            tries = -1;
-          }
-        }
-        if (!leaf) throw new KernelError('EFAULT', `GUP lost page ${vpn - vma.start} of '${vma.name}'`);
-        const pfn = k.vm.pfnAt(leaf, vpn);
-        let page = k.vm.normalPage(leaf.pte, pfn);
-        if (page === null && leaf.pte.devmap) {
-          // follow_page_pte(): get_dev_pagemap() must succeed (eras (a)/(b))
-          const pgmap = k.memremap.pgmapOf(pfn);
-          if (!pgmap || pgmap.killed) throw new KernelError('EFAULT', `pgmap of pfn ${pfn} is going away`);
-          page = pfn;
-        }
-        if (page === null) {
-          if (!k.isZeroPfn(pfn)) throw new KernelError('EFAULT', `no struct page behind page ${vpn - vma.start} of '${vma.name}'`);
-          got.push(pfn); // the zero page is never pinned (is_zero_folio short-circuit)
-          continue;
-        }
-        const head = k.folios.folio(page);
-        if (k.folios.rc(head) <= 0) {
-          k.warn(`try_grab_folio: refcount ${k.folios.rc(head)} <= 0 on pfn ${page}`);
-          throw new KernelError('ENOMEM', `try_grab_folio failed on a page with refcount ${k.folios.rc(head)}`);
-        }
-        this.grab(head, req.pin, req.pin ? 'pin_user_pages' : 'get_user_pages');
-        got.push(pfn);
-        yield preempt('gup: next page');
+  }
+
+  /** One page of __get_user_pages(): fault it in (or unshare it) as needed, then grab it. */
+  private *slowPage(req: GupRequest, vma: Vma, vpn: number): Op<number> {
+    const k = this.k;
+    let leaf = k.vm.lookup(vma.mm, vpn);
+    for (let tries = 0; ; tries++) {
+      const fault = !leaf || leaf.pte.devicePrivate || (req.write && !leaf.pte.write);
+      // follow_page_pte() -EMLINK -> faultin_page(FAULT_FLAG_UNSHARE) (v5.19+)
+      const unshare = !fault && this.mustUnshare(req, vma, leaf!, vpn);
+      if (!fault && !unshare) break;
+      if (tries === 2) throw new KernelError('EFAULT', `GUP could not fault in page ${vpn - vma.start} of '${vma.name}'`);
+      if (unshare) yield* k.faults.unshare(vma, vpn);
+      else yield* k.faults.handle(vma, vpn, req.write);
+      const before = leaf;
+      leaf = k.vm.lookup(vma.mm, vpn);
+      if (unshare && leaf && leaf.pte === before?.pte && this.mustUnshare(req, vma, leaf, vpn, false)) {
+        // The unshare fault changed nothing (a page that only looks anon in a shared mapping:
+        // the PAGE_MAPPING_DAX_SHARED alias): follow_page_pte() says -EMLINK again and
+        // __get_user_pages() retries until the page table changes or a fatal signal comes.
+        const stuck = leaf.pte;
+        yield* waitUntil(`GUP retrying an unshare fault that cannot make progress (page ${vpn - vma.start} of '${vma.name}')`, () => {
+          const now = k.vm.lookup(vma.mm, vpn);
+          return !now || now.pte !== stuck || !this.mustUnshare(req, vma, now, vpn, false);
+        });
+        leaf = k.vm.lookup(vma.mm, vpn);
+        tries = -1;
       }
-    } catch (e) {
-      for (const pfn of got) if (!k.isZeroPfn(pfn)) this.ungrab(k.folios.folio(pfn), req.pin, 'gup: error unwind');
-      throw e;
     }
-    return got;
+    if (!leaf) throw new KernelError('EFAULT', `GUP lost page ${vpn - vma.start} of '${vma.name}'`);
+    const pfn = k.vm.pfnAt(leaf, vpn);
+    let page = k.vm.normalPage(leaf.pte, pfn);
+    if (page === null && leaf.pte.devmap) {
+      // follow_page_pte(): get_dev_pagemap() must succeed (eras (a)/(b))
+      const pgmap = k.memremap.pgmapOf(pfn);
+      if (!pgmap || pgmap.killed) throw new KernelError('EFAULT', `pgmap of pfn ${pfn} is going away`);
+      page = pfn;
+    }
+    if (page === null) {
+      if (!k.isZeroPfn(pfn)) throw new KernelError('EFAULT', `no struct page behind page ${vpn - vma.start} of '${vma.name}'`);
+      return pfn; // the zero page is never pinned (is_zero_folio short-circuit)
+    }
+    const head = k.folios.folio(page);
+    if (k.folios.rc(head) <= 0) {
+      k.warn(`try_grab_folio: refcount ${k.folios.rc(head)} <= 0 on pfn ${page}`);
+      throw new KernelError('ENOMEM', `try_grab_folio failed on a page with refcount ${k.folios.rc(head)}`);
+    }
+    this.grab(head, req.pin, req.pin ? 'pin_user_pages' : 'get_user_pages');
+    return pfn;
   }
 
   /**
