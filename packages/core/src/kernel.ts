@@ -746,11 +746,31 @@ export class Kernel {
     yield* [];
   }
 
-  *memoryFailure(a: { device: string; page: number }): Op {
-    const device = this.device(a.device);
+  /**
+   * memory_failure() of a device page: `device` + `page`, or `map` + `page` for
+   * madvise(MADV_HWPOISON) (mm/madvise.c madvise_inject_error(): get_user_pages_fast() of the page
+   * — a read fault if nothing maps it — then memory_failure(MF_ACTION_REQUIRED)); kill_proc()
+   * then sends the caller SIGBUS with BUS_MCEERR_AR (delivered when madvise returns).
+   */
+  *memoryFailure(a: { device?: string; map?: string; page: number; process?: string }): Op {
+    if (a.map === undefined) {
+      const device = this.device(a.device!);
+      yield* this.deviceMemoryFailure(device, device.dataPfn + a.page);
+      return;
+    }
+    const at = { map: a.map, page: a.page, ...(a.process !== undefined ? { process: a.process } : {}) };
+    yield* this.read(at);
+    const pfn = this.pfnOf(at)!;
+    const device = [...this.devices.values()].find((d) => d.pgmap === this.memremap.pgmapOf(pfn));
+    if (!device) throw KernelError.unsupported('EOPNOTSUPP', `memory failure of ${a.map}[${a.page}] (pfn ${pfn}): only device pages are modelled`);
+    yield* this.deviceMemoryFailure(device, pfn);
+    throw new KernelError('SIGBUS', `BUS_MCEERR_AR: MADV_HWPOISON of ${a.map}[${a.page}] (pfn ${pfn}) kills the caller (kill_proc: MF_ACTION_REQUIRED, t == current)`);
+  }
+
+  private *deviceMemoryFailure(device: Device, pfn: number): Op {
     const driver = this.driverOf(device);
     if (!driver.memoryFailure) throw new KernelError('EOPNOTSUPP', `${driver.name} does not handle memory failure`);
-    yield* driver.memoryFailure(this, device, device.dataPfn + a.page);
+    yield* driver.memoryFailure(this, device, pfn);
   }
 
   // ---- state queries (check steps) -------------------------------------------------------

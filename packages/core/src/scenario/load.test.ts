@@ -112,6 +112,17 @@ describe('parseScenario: forms', () => {
     expect(errorOf(oneStep('spawn: { as: p }\n    when: { features: { fsdax-refcount: legcy } }')).message).toMatch(/steps\[0\]\.when\.features\.fsdax-refcount: 'legcy' is not one of legacy, zero-based, entry-holds-ref; did you mean 'legacy'\?/);
   });
 
+  it('memory-failure names a device page or a mapped page (MADV_HWPOISON, with the calling process), never both', () => {
+    const setup = 'setup:\n  - probe: { size: 1GiB, as: d }\n  - mount: { device: d }\n  - create: { file: f, size: 4KiB }\n  - mmap: { file: f, length: 4KiB, shared: true, as: m }\n  - spawn: { as: p }\n';
+    const s = parseScenario(`name: t\n${setup}steps:\n  - memory-failure: { device: d, page: 3 }\n  - memory-failure: { map: m, page: 0, process: p }\n`, 'x.yaml');
+    expect(s.threads[0]!.steps.map((st) => st.args)).toEqual([{ device: 'd', page: 3 }, { map: 'm', page: 0, process: 'p' }]);
+    const bad = (step: string) => errorOf(`name: t\n${setup}steps:\n  - ${step}\n`).message;
+    expect(bad('memory-failure: { device: d, map: m, page: 0 }')).toMatch(/steps\[0\]\.memory-failure: say which page fails: device: <name> \(a device page\) or map: <name>/);
+    expect(bad('memory-failure: { page: 0 }')).toMatch(/say which page fails/);
+    expect(bad('memory-failure: { device: d, page: 0, process: p }')).toMatch(/steps\[0\]\.memory-failure\.process: process goes with map:/);
+    expect(bad('memory-failure: { map: mm, page: 0 }')).toMatch(/steps\[0\]\.memory-failure\.map: a mapping named 'mm' is used before it is defined/);
+  });
+
   it('check forms normalise to { what, target, equals | min | max }', () => {
     const setup = 'setup:\n  - probe: { size: 1GiB, as: d }\n  - mount: { device: d }\n  - create: { file: f, size: 4KiB }\n  - mmap: { file: f, length: 4KiB, as: m }\n  - fork: { as: c }\n';
     const s = parseScenario(

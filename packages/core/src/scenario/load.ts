@@ -198,7 +198,8 @@ function references(step: Step, at: Path, raw: Record<string, unknown>): NameRef
     if (typeof value === 'string') out.push({ name: value, kind, at: where });
   };
   switch (step.op) {
-    case 'unbind': case 'mount': case 'memory-failure': ref('device', 'device'); break;
+    case 'unbind': case 'mount': ref('device', 'device'); break;
+    case 'memory-failure': ref('device', 'device'); ref('map', 'map'); ref('process', 'process'); break;
     case 'create': ref('device', 'device'); break;
     case 'truncate': case 'punch-hole': ref('file', 'file'); break;
     case 'reflink': ref('from', 'file'); break;

@@ -216,6 +216,21 @@ const checkArgs = obj(checkShape)
     };
   });
 
+/** A device page by index, or the page a mapping maps at `page` (madvise(MADV_HWPOISON) from `process`). */
+const memoryFailureArgs = obj({
+  device: Name.optional().describe('the device whose page fails (page counts its data pages)'),
+  map: Name.optional().describe('madvise(MADV_HWPOISON) on this mapping: the page it maps fails and the caller gets SIGBUS'),
+  page: PageIndex,
+  process: Name.optional().describe('with map: the process that calls madvise (default: the one that mapped it)'),
+}).superRefine((m, ctx) => {
+  if ((m.device === undefined) === (m.map === undefined)) {
+    ctx.addIssue({ code: 'custom', input: m, message: 'say which page fails: device: <name> (a device page) or map: <name> (madvise MADV_HWPOISON of a mapped page), one of them' });
+  }
+  if (m.process !== undefined && m.map === undefined) {
+    ctx.addIssue({ code: 'custom', input: m, path: ['process'], message: 'process goes with map: (the process that calls madvise); a device page has no caller' });
+  }
+});
+
 const mmapArgs = obj({
   process: Name.optional().describe('the process that maps (default init)'),
   file: Name.optional(),
@@ -276,7 +291,7 @@ export const OP_ARGS = {
   put: releaseArgs.describe('release a get'),
   'dma-write': obj({ pin: Name, data: Data }).describe('a device writes the pinned pages'),
   'dma-read': obj({ pin: Name, expect: Data.optional() }).describe('a device reads the pinned pages'),
-  'memory-failure': obj({ device: Name, page: PageIndex }).describe('poison a device page (memory_failure_dev_pagemap)'),
+  'memory-failure': memoryFailureArgs.describe('poison a device page (memory_failure_dev_pagemap), or a mapped page with madvise(MADV_HWPOISON)'),
   migrate: obj({ map: Name, page: PageIndex, pages: PageCount.optional(), to: Name.describe("'ram', the name of a device to migrate to, or 'device' (the only bound device that can)"), process: Name.optional().describe('act in this process (default: the one that created the mapping)') }).describe('migrate anonymous pages to device memory or back (migrate_vma_*)'),
   'device-read': obj({ device: Name, map: Name, page: PageIndex, process: Name.optional().describe('the process whose memory the device mirrors'), expect: Data.optional() }).describe("a mirror device reads a process's page (hmm)"),
   'device-write': obj({ device: Name, map: Name, page: PageIndex, data: Data, process: Name.optional().describe('the process whose memory the device mirrors') }).describe("a mirror device writes a process's page (hmm)"),
