@@ -191,3 +191,30 @@ describe('nd_pfn_init() namespace layout (drivers/nvdimm/pfn_devs.c)', () => {
     expect(probe(x86(), 'v6.6', GiB).align).toBe(2 * MiB);
   });
 });
+
+// ---- what the notes say about the other arches of the default matrix -------------------------
+
+describe('docs/dax-tests.md notes on arm64 and ppc64 hash (4 KiB pages)', () => {
+  const statuses = (rel: string, arch: string) => {
+    const s = scenario(rel);
+    return kernelsFor(s, { arch: [arch], pageSize: 4096, version: RELEASES, features: [] }, catalog, true).map((k) => `${k.fs ?? 'none'}/${k.version}:${runScenario(s, k, catalog).status}`);
+  };
+  const all = (fss: readonly string[], status: (v: string) => string) => fss.flatMap((fs) => RELEASES.map((v) => `${fs}/${v}:${status(v)}`));
+
+  it('E09/E11/E14/E15: no 1 GiB device-dax on arm64 or ppc64 hash 4K (dax_align_valid()); arm64 has no ZONE_DEVICE before v5.7', () => {
+    expect(statuses('ndctl/device-dax-1g.yaml', 'arm64')).toEqual(all(['none'], () => 'unsupported'));
+    expect(statuses('ndctl/device-dax-1g.yaml', 'ppc-hash')).toEqual(all(['none'], () => 'unsupported'));
+    expect(statuses('ndctl/device-dax-2m.yaml', 'arm64')).toEqual(all(['none'], (v) => (v === 'v5.4' ? 'unsupported' : 'pass')));
+  });
+
+  it('E22: ppc64 hash refuses the 16 MiB namespace from v5.7 and the scenario expects it; E23: align.sh cannot run where -a 1G or -a 2M is not offered', () => {
+    expect(statuses('ndctl/sub-section.yaml', 'ppc-hash')).toEqual(all(['ext4'], () => 'pass'));
+    expect(statuses('ndctl/align.yaml', 'arm64')).toEqual(all(['xfs'], () => 'unsupported'));
+    expect(statuses('ndctl/align.yaml', 'ppc-hash')).toEqual(all(['xfs'], () => 'unsupported'));
+  });
+
+  it('E01: ppc64 hash with 4 KiB pages maps PTEs only, and the PMD-fault scenarios pass there by saying so', () => {
+    // (FUSE DAX, virtio-fs, arrived in v5.10)
+    expect(statuses('ndctl/dax-pmd-faults.yaml', 'ppc-hash')).toEqual([...all(['xfs', 'ext4'], () => 'pass'), ...all(['fuse'], (v) => (v === 'v5.4' ? 'unsupported' : 'pass'))]);
+  });
+});
