@@ -60,19 +60,13 @@ describe('anonymous THP: the fault (do_huge_pmd_anonymous_page)', () => {
     expect(leafLevel(k, NR)).toBe('pte');
   });
 
-  it('no THP without a whole PMD-aligned range inside the VMA, for a read fault, or on an MMU without THP', () => {
+  it('no THP without a whole PMD-aligned range inside the VMA, or on an MMU without THP', () => {
     const k = kernel('latest');
     // a 2 MiB mapping at a PMD boundary, advised on its first 1 MiB only: transhuge_vma_suitable() fails
     k.run(k.mmap({ anon: true, length: 2 * 2 ** 20, write: true, as: 'mem' }));
     k.run(k.madvise({ map: 'mem', advice: 'hugepage', length: 2 ** 20 }));
     k.run(k.write({ map: 'mem', page: 0, data: 'A' }));
     expect(leafLevel(k, 0)).toBe('pte');
-    // a read fault: the huge zero page is not modelled, the small zero page is mapped
-    const r = kernel('latest');
-    r.run(r.mmap({ anon: true, length: 2 * 2 ** 20, write: true, as: 'mem' }));
-    r.run(r.madvise({ map: 'mem', advice: 'hugepage' }));
-    r.run(r.read({ map: 'mem', page: 0 }));
-    expect(r.pfnOf({ map: 'mem', page: 0 })).toBe(r.zeroPfn);
     // has_transparent_hugepage() false (ppc64 hash with 4 KiB pages)
     const a = testArch();
     const n = createKernel({ arch: { ...a, mmu: { ...a.mmu, transparentHugepage: false } }, kernel: 'latest' });
@@ -80,6 +74,54 @@ describe('anonymous THP: the fault (do_huge_pmd_anonymous_page)', () => {
     n.run(n.madvise({ map: 'mem', advice: 'hugepage' }));
     n.run(n.write({ map: 'mem', page: 0, data: 'A' }));
     expect(n.vm.lookup(n.processes.get('init')!, n.processes.get('init')!.ranges.get('mem')!.start)?.pte.level).toBe('pte');
+  });
+
+  it('a read fault maps the huge zero page by a read-only PMD, no reference taken (use_zero_page = 1)', () => {
+    const k = kernel('latest');
+    k.run(k.mmap({ anon: true, length: 2 * 2 ** 20, write: true, as: 'mem' }));
+    k.run(k.madvise({ map: 'mem', advice: 'hugepage' }));
+    expect(k.run(k.read({ map: 'mem', page: 3 }))).toBe('');
+    expect(leafLevel(k, 0)).toBe('pmd');
+    expect(k.pfnOf({ map: 'mem', page: 3 })).toBe(k.hugeZeroPfn + 3);
+    expect(k.isWritableIn({ map: 'mem', page: 3 })).toBe(false);
+    // fork: the child maps it too (copy_huge_pmd: is_huge_zero_pmd)
+    k.run(k.fork({ as: 'child' }));
+    expect(k.pfnOf({ map: 'mem', page: 3, process: 'child' })).toBe(k.hugeZeroPfn + 3);
+  });
+
+  it('a write to the huge zero PMD: v5.4 maps a new zeroed THP; from v5.8 the PMD becomes 512 small-zero-page PTEs and the one page is COWed', () => {
+    const write = (v: string): Kernel => {
+      const k = kernel(v);
+      k.run(k.mmap({ anon: true, length: 2 * 2 ** 20, write: true, as: 'mem' }));
+      k.run(k.madvise({ map: 'mem', advice: 'hugepage' }));
+      k.run(k.read({ map: 'mem', page: 0 }));
+      k.run(k.write({ map: 'mem', page: 5, data: 'W' }));
+      return k;
+    };
+    const old = write('v5.4');
+    expect(leafLevel(old, 5)).toBe('pmd');
+    expect(old.folios.order(old.folios.folio(old.pfnOf({ map: 'mem', page: 5 })!))).toBe(9);
+    expect(old.run(old.read({ map: 'mem', page: 6 }))).toBe('');
+    for (const v of ['v5.10', 'latest']) {
+      const k = write(v);
+      expect(leafLevel(k, 5)).toBe('pte');
+      expect(k.folios.order(k.pfnOf({ map: 'mem', page: 5 })!)).toBe(0);
+      expect(k.pfnOf({ map: 'mem', page: 6 })).toBe(k.zeroPfn);
+      expect(k.run(k.read({ map: 'mem', page: 5 }))).toBe('W');
+    }
+  });
+
+  it('a R/O longterm pin of the huge zero page unshares first from v6.2 (gup-unshare cow-mapping): split, then an exclusive copy', () => {
+    const pinned = (v: string): number => {
+      const k = kernel(v);
+      k.run(k.mmap({ anon: true, length: 2 * 2 ** 20, write: true, as: 'mem' }));
+      k.run(k.madvise({ map: 'mem', advice: 'hugepage' }));
+      k.run(k.read({ map: 'mem', page: 0 }));
+      return k.run(k.gup({ map: 'mem', page: 0, longterm: true, as: 'ro' }, true)).pfns[0]!;
+    };
+    const k = kernel('v6.3');
+    expect(pinned('v6.1')).toBe(k.hugeZeroPfn);
+    expect(pinned('v6.3')).not.toBe(k.hugeZeroPfn);
   });
 
   it('munmap of the whole THP frees all 512 pages (free of the folio, not of its head only)', () => {

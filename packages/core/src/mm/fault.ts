@@ -77,12 +77,12 @@ export class Faults {
   private *anonymous(vmf: Vmf): Op {
     const k = this.k;
     const { vma, vpn } = vmf;
+    // __handle_mm_fault(): pmd_none() in a THP-enabled VMA tries do_huge_pmd_anonymous_page() first
+    if (k.thp.anonymousFault(vmf)) return;
     if (!vmf.write) {
       k.vm.install(vma.mm, vpn, this.pte(k.zeroPfn, 'pte', { special: true }));
       return;
     }
-    // __handle_mm_fault(): pmd_none() in a THP-enabled VMA tries do_huge_pmd_anonymous_page() first
-    if (k.thp.anonymousWrite(vmf)) return;
     if (!vma.anonVma) vma.anonVma = k.vm.newAnonVma();
     const pfn = k.ram.allocAnon(vma.anonVma, '');
     if (pfn === null) throw new KernelError('ENOMEM', 'out of memory in do_anonymous_page');
@@ -112,8 +112,9 @@ export class Faults {
     const { vma, vpn } = vmf;
     // wp_huge_pmd(): an anonymous VMA's PMD goes to do_huge_pmd_wp_page(); VM_FAULT_FALLBACK
     // (the PMD was split) continues with the PTE now at vpn (handle_pte_fault -> do_wp_page)
-    if (!vma.flags.shared && k.thp.isAnonPmd(vma, leaf)) {
-      if (yield* k.thp.wpHugePmd(vmf, leaf, unshare)) return;
+    if (!vma.flags.shared && (k.thp.isAnonPmd(vma, leaf) || k.thp.isHugeZeroPmd(vma, leaf))) {
+      const done = k.thp.isHugeZeroPmd(vma, leaf) ? yield* k.thp.wpHugeZeroPmd(vmf, leaf) : yield* k.thp.wpHugePmd(vmf, leaf, unshare);
+      if (done) return;
       const pte = k.vm.lookup(vma.mm, vpn);
       if (!pte) return;
       leaf = pte;

@@ -115,7 +115,13 @@ export class Fork {
     for (const base of bases) {
       yield preempt('copy_huge_pmd');
       const leaf = k.vm.lookup(parent, base);
-      if (!leaf || !k.thp.isAnonPmd(src, leaf)) continue;
+      if (!leaf) continue;
+      // is_huge_zero_pmd(): the child maps the huge zero page too (mm_get_huge_zero_page), read-only
+      if (k.thp.isHugeZeroPmd(src, leaf)) {
+        k.vm.install(dst.mm, base, { ...leaf.pte, write: false });
+        continue;
+      }
+      if (!k.thp.isAnonPmd(src, leaf)) continue;
       const pmd = leaf.pte;
       const head = k.folios.folio(pmd.pfn);
       if (cow && this.needsCowForDma(parent, head, head)) {

@@ -3,6 +3,7 @@ import { InputError, KernelError, KernelOops } from '../errors.js';
 import { kernelAtLeast } from '../features.js';
 import type { Op } from '../sched.js';
 import type { Mm, Vma } from '../types.js';
+import type { Leaf } from './vm.js';
 
 export interface MremapRequest {
   readonly mm: Mm;
@@ -140,6 +141,12 @@ function movePageTables(k: Kernel, vma: Vma, start: number, end: number, to: num
   const mm = vma.mm;
   const delta = to - start;
   let moved = false;
+  const move = (leaf: Leaf): void => {
+    const pte = k.vm.clear(mm, leaf.base, leaf.pte.level)!;
+    if (k.softDirtyArch) pte.softDirty = true; // move_soft_dirty_pte(), also pte_swp_mksoft_dirty()
+    k.vm.install(mm, leaf.base + delta, pte);
+    moved = true;
+  };
   for (const leaf of k.vm.leavesIn(mm, start, end)) {
     const whole = leaf.base >= start && leaf.base + leaf.pages <= end && (leaf.base + delta) % leaf.pages === 0;
     if (leaf.pte.level === 'pud' && !whole) {
@@ -154,12 +161,11 @@ function movePageTables(k: Kernel, vma: Vma, start: number, end: number, to: num
         throw new KernelOops(message);
       }
       k.vm.splitHugePmd(vma, leaf.base);
+      // an anonymous THP's PMD became PTEs of the same folio (mm/thp.ts): those in the range move
+      for (const sub of k.vm.leavesIn(mm, Math.max(start, leaf.base), Math.min(end, leaf.base + leaf.pages))) move(sub);
       continue;
     }
-    const pte = k.vm.clear(mm, leaf.base, leaf.pte.level)!;
-    if (k.softDirtyArch) pte.softDirty = true; // move_soft_dirty_pte(), also pte_swp_mksoft_dirty()
-    k.vm.install(mm, leaf.base + delta, pte);
-    moved = true;
+    move(leaf);
   }
   if (moved) k.emit('tlb.flush', { mm: mm.name });
 }

@@ -9,11 +9,10 @@ import type { Leaf } from './vm.js';
 /**
  * Anonymous transparent huge pages mapped by a PMD (mm/huge_memory.c). The model assumes
  * /sys/kernel/mm/transparent_hugepage/enabled = `madvise` (what cow.c relies on: it calls
- * MADV_HUGEPAGE), so only VM_HUGEPAGE VMAs (`VmFlags.hugepage`) get THPs; defrag lets the
- * allocation succeed whenever the model's RAM can hold the folio. Not modelled: the huge zero
- * page for anonymous read faults (a read fault maps the small zero page, as with
- * use_zero_page=0 and no THP), khugepaged and MADV_COLLAPSE, swap, the deferred split queue,
- * and mTHP sizes below the PMD.
+ * MADV_HUGEPAGE), so only VM_HUGEPAGE VMAs (`VmFlags.hugepage`) get THPs, and use_zero_page = 1
+ * (the default), so a read fault maps the huge zero page; defrag lets the allocation succeed
+ * whenever the model's RAM can hold the folio. Not modelled: khugepaged and MADV_COLLAPSE, swap,
+ * the deferred split queue, and mTHP sizes below the PMD.
  */
 export class Thp {
   constructor(private readonly k: Kernel) {}
@@ -42,22 +41,71 @@ export class Thp {
   }
 
   /**
-   * do_huge_pmd_anonymous_page() for a write fault: a new order-HPAGE_PMD_ORDER anon folio,
+   * do_huge_pmd_anonymous_page(). A read fault maps the huge zero page read-only
+   * (transparent_hugepage_use_zero_page(): set_huge_zero_page(); it takes no page reference,
+   * only the mm's huge_zero_refcount). A write fault allocates an order-HPAGE_PMD_ORDER anon folio,
    * folio_add_new_anon_rmap() (entire mapcount 1, PageAnonExclusive from v5.19), mapped by a
    * writable dirty PMD (mk_huge_pmd + maybe_pmd_mkwrite(pmd_mkdirty())). False: fall back to
-   * PTEs (VM_FAULT_FALLBACK: not eligible, or the allocation failed — count_vm_event(THP_FAULT_FALLBACK)).
+   * PTEs (VM_FAULT_FALLBACK: not eligible, or the allocation failed — THP_FAULT_FALLBACK).
    */
-  anonymousWrite(vmf: Vmf): boolean {
+  anonymousFault(vmf: Vmf): boolean {
     const k = this.k;
     const { vma, vpn } = vmf;
-    if (!vmf.write || !this.eligible(vma, vpn)) return false;
+    if (!this.eligible(vma, vpn)) return false;
+    const base = vpn - (vpn % k.vm.pmdPages);
+    // anon_vma_prepare() comes first, for a read fault too: fork copies the huge zero PMD
     if (!vma.anonVma) vma.anonVma = k.vm.newAnonVma();
+    if (!vmf.write) {
+      k.vm.install(vma.mm, base, k.faults.pte(k.hugeZeroPfn, 'pmd', { special: true }));
+      return true;
+    }
     const head = k.ram.allocAnonLarge(vma.anonVma, this.order);
     if (head === null) return false;
     k.folios.addMap(head);
-    const base = vpn - (vpn % k.vm.pmdPages);
     k.vm.install(vma.mm, base, k.faults.pte(head, 'pmd', { write: true, dirty: true }));
     return true;
+  }
+
+  /** is_huge_zero_pmd() in an anonymous VMA. */
+  isHugeZeroPmd(vma: Vma, leaf: Leaf): boolean {
+    return leaf.pte.level === 'pmd' && vma.kind === 'anon' && leaf.pte.special && leaf.pte.pfn === this.k.hugeZeroPfn;
+  }
+
+  /**
+   * do_huge_pmd_wp_page() on the huge zero PMD. Up to v5.7 (`thp-cow` copy-huge) a write
+   * allocates a THP, zeroed (clear_huge_page), mapped writable in its place. From v5.8 it goes
+   * straight to the fallback: the PMD is split into PTEs of the small zero page
+   * (__split_huge_zero_page_pmd) and the write or unshare continues at PTE level. Returns false
+   * after such a split.
+   */
+  *wpHugeZeroPmd(vmf: Vmf, leaf: Leaf): Op<boolean> {
+    const k = this.k;
+    const { vma } = vmf;
+    if (k.features['thp-cow'] === 'split') {
+      this.splitZeroPmd(vma, leaf.base);
+      return false;
+    }
+    if (!vma.anonVma) vma.anonVma = k.vm.newAnonVma();
+    const head = k.ram.allocAnonLarge(vma.anonVma, this.order);
+    if (head === null) {
+      this.splitZeroPmd(vma, leaf.base); // split_huge_pmd() + VM_FAULT_FALLBACK
+      return false;
+    }
+    yield preempt('clear_huge_page');
+    k.vm.clear(vma.mm, leaf.base, 'pmd');
+    k.emit('tlb.flush', { mm: vma.mm.name });
+    k.folios.addMap(head);
+    k.vm.install(vma.mm, leaf.base, k.faults.pte(head, 'pmd', { write: true, dirty: true }));
+    return true;
+  }
+
+  /** __split_huge_zero_page_pmd(): every page of the range maps the small zero page read-only. */
+  splitZeroPmd(vma: Vma, base: number): void {
+    const k = this.k;
+    const pmd = k.vm.clear(vma.mm, base, 'pmd');
+    if (!pmd) return;
+    k.emit('tlb.flush', { mm: vma.mm.name });
+    for (let i = 0; i < k.vm.pmdPages; i++) k.vm.install(vma.mm, base + i, k.faults.pte(k.zeroPfn, 'pte', { special: true, softDirty: pmd.softDirty }));
   }
 
   /**

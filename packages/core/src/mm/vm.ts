@@ -247,7 +247,9 @@ export class Vm {
     const pmd = mm.pmds.get(base);
     if (!pmd) return;
     // an anonymous THP is remapped by PTEs, not zapped (mm/thp.ts splitAnonPmd)
-    if (k.thp.isAnonPmd(vma, { pte: pmd, base, pages: this.pmdPages })) return k.thp.splitAnonPmd(vma, base);
+    const leaf = { pte: pmd, base, pages: this.pmdPages };
+    if (k.thp.isAnonPmd(vma, leaf)) return k.thp.splitAnonPmd(vma, base);
+    if (k.thp.isHugeZeroPmd(vma, leaf)) return k.thp.splitZeroPmd(vma, base);
     const pte = this.clear(mm, base, 'pmd')!;
     k.emit('tlb.flush', { mm: mm.name });
     const page = this.normalPage(pte, pte.pfn);
