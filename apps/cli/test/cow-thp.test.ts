@@ -8,11 +8,13 @@ import { describe, expect, it } from 'vitest';
 //
 // Contexts (do_run_with_thp): PMD-mapped THP; PTE-mapped THP (mprotect(mem + pagesize,
 // pagesize, PROT_READ) and back); single PTE of a THP (MADV_DONTNEED of all but the first
-// subpage, size = pagesize). x86: 4 KiB pages, 2 MiB THP (512 subpages).
+// subpage, size = pagesize); partially mremap()ed THP (the second half moved elsewhere, size =
+// thpsize / 2); partially shared THP (MADV_DONTFORK of all but the first subpage, fork + exit a
+// child, MADV_DOFORK). x86: 4 KiB pages, 2 MiB THP (512 subpages).
 
 const NR = 512;
 const MiB = 2 ** 20;
-type Context = 'pmd' | 'pte' | 'single-pte';
+type Context = 'pmd' | 'pte' | 'single-pte' | 'partial-mremap' | 'partially-shared';
 type Verdict = 'pass' | 'FAIL';
 
 interface Mem {
@@ -34,6 +36,18 @@ function setup(k: Kernel, ctx: Context): Mem {
   if (ctx === 'single-pte') {
     k.run(k.madvise({ map: 'mem', advice: 'dontneed', offset: 2 * MiB + 4096, length: 2 * MiB - 4096 }));
     return { first: NR, pages: 1 };
+  }
+  if (ctx === 'partial-mremap') {
+    // mremap(mem + thpsize / 2, thpsize / 2, thpsize / 2, MREMAP_MAYMOVE | MREMAP_FIXED, mremap_mem)
+    k.run(k.mmap({ anon: true, length: MiB, as: 'mremap_mem' }));
+    k.run(k.mremap({ map: 'mem', offset: 3 * MiB, length: MiB, to: 'mremap_mem', as: 'moved' }));
+    return { first: NR, pages: NR / 2 };
+  }
+  if (ctx === 'partially-shared') {
+    k.run(k.madvise({ map: 'mem', advice: 'dontfork', offset: 2 * MiB + 4096, length: 2 * MiB - 4096 }));
+    k.run(k.fork({ as: 'sharer' }));
+    k.run(k.exit({ process: 'sharer' }));
+    k.run(k.madvise({ map: 'mem', advice: 'dofork', offset: 2 * MiB + 4096, length: 2 * MiB - 4096 }));
   }
   return { first: NR, pages: NR };
 }
@@ -82,7 +96,7 @@ const vmspliceInChild =
     k.run(k.fork({ as: 'child' }));
     const old = snapshot(k, m);
     k.run(k.gup({ map: 'mem', page: m.first, pages: m.pages, fast: true, process: 'child', as: 'pipe' }, false));
-    k.run(k.munmap({ map: 'mem', offset: 2 * MiB, length: 2 * MiB, process: 'child' }));
+    k.run(k.munmap({ map: 'mem', offset: 2 * MiB, length: m.pages * 4096, process: 'child' }));
     if (mprotect) mprotectRoRw(k, m);
     memset(k, m, '0xff');
     return verdict(JSON.stringify(through(k, 'pipe', m)) === JSON.stringify(old));
@@ -96,7 +110,7 @@ const vmspliceInParent =
     if (beforeFork) k.run(k.gup({ map: 'mem', page: m.first, pages: m.pages, fast: true, as: 'pipe' }, false));
     k.run(k.fork({ as: 'child' }));
     if (!beforeFork) k.run(k.gup({ map: 'mem', page: m.first, pages: m.pages, fast: true, as: 'pipe' }, false));
-    k.run(k.munmap({ map: 'mem', offset: 2 * MiB, length: 2 * MiB }));
+    k.run(k.munmap({ map: 'mem', offset: 2 * MiB, length: m.pages * 4096 }));
     memset(k, m, '0xff', 'child');
     k.run(k.exit({ process: 'child' }));
     return verdict(JSON.stringify(through(k, 'pipe', m)) === JSON.stringify(old));
@@ -192,11 +206,30 @@ const PTE: Record<string, readonly [Verdict, Verdict, Verdict]> = {
   'R/O GUP pin on R/O-mapped exclusive page': [P, F, P],
   'R/O GUP-fast pin on R/O-mapped exclusive page': [P, F, P],
 };
-const EXPECTED: Record<Context, Record<string, readonly [Verdict, Verdict, Verdict]>> = { pmd: PMD, pte: PTE, 'single-pte': PTE };
+// Partially mremap()ed: the THP's subpages live in two VMAs; after a fork the child maps both
+// halves, and a child that unmaps only `mem` (size = thpsize / 2) leaves the moved half mapped
+// twice. v5.4's reuse test takes the largest page_mapcount() of any subpage of the THP
+// (page_trans_huge_mapcount()), so the vmsplice cases copy and pass there; otherwise as PTE-mapped.
+const PARTIAL_MREMAP: Record<string, readonly [Verdict, Verdict, Verdict]> = {
+  ...PTE,
+  'vmsplice() + unmap in child': [P, P, P],
+  'vmsplice() + unmap in child with mprotect() optimization': [P, P, P],
+  'vmsplice() before fork(), unmap in parent after fork()': [P, P, P],
+  'vmsplice() + unmap in parent after fork()': [P, P, P],
+};
+// Partially shared: only the first subpage was COW-shared (and is no longer PageAnonExclusive);
+// with the child gone every subpage is mapped once again: the PTE-mapped verdicts.
+const EXPECTED: Record<Context, Record<string, readonly [Verdict, Verdict, Verdict]>> = {
+  pmd: PMD,
+  pte: PTE,
+  'single-pte': PTE,
+  'partial-mremap': PARTIAL_MREMAP,
+  'partially-shared': PTE,
+};
 const column = (version: string): 0 | 1 | 2 => (version === 'v5.4' ? 0 : version === 'v5.10' ? 1 : 2);
 
 describe('cow.c on anonymous THP, per release (x86, 2 MiB THP)', () => {
-  for (const ctx of ['pmd', 'pte', 'single-pte'] as const) {
+  for (const ctx of ['pmd', 'pte', 'single-pte', 'partial-mremap', 'partially-shared'] as const) {
     for (const { name: version } of PRESETS) {
       it(`${ctx} context on ${version}`, () => {
         const got = Object.fromEntries(
@@ -224,5 +257,43 @@ describe('cow.c on anonymous THP, per release (x86, 2 MiB THP)', () => {
     // __split_huge_pmd_locked: page_ref_add(HPAGE_PMD_NR - 1), one mapping per PTE
     expect(shape('pte')).toEqual(['512 ptes', 512, 512]);
     expect(shape('single-pte')).toEqual(['1 ptes', 1, 1]);
+    // the moved half is still the THP's (move_ptes keeps the pages), in another VMA
+    expect(shape('partial-mremap')).toEqual(['512 ptes', 512, 512]);
+    expect(shape('partially-shared')).toEqual(['512 ptes', 512, 512]);
+    const k = createKernel({ arch: x86(), kernel: 'latest' });
+    setup(k, 'partial-mremap');
+    expect(k.pfnOf({ map: 'moved', page: 0 })).toBe(k.pfnOf({ map: 'mem', page: NR })! + NR / 2);
+  });
+
+  // non_anon_test_cases[] with run_with_huge_zeropage(): two private anonymous VMAs with
+  // MADV_HUGEPAGE, read-faulted, so both map the huge zero page (use_zero_page = 1). test_cow writes
+  // one and reads the other; the R/O longterm pin cases pin `mem`, write it, and compare. From
+  // v6.2 (84209e87c696, gup-unshare cow-mapping) the pin unshares first: do_huge_pmd_wp_page()
+  // splits the huge zero PMD (is_huge_zero_pmd -> fallback) and the zero-page PTE is copied.
+  // Before, the pin keeps the huge zero page while the write gives `mem` new pages: FAIL.
+  it('non-anon cases on the huge zeropage, per release', () => {
+    const run = (version: string, test: 'cow' | 'pin' | 'fast-pin'): Verdict => {
+      const k = createKernel({ arch: x86(), kernel: version });
+      for (const name of ['mem', 'smem']) {
+        k.run(k.mmap({ anon: true, length: 2 * MiB, write: true, as: name }));
+        k.run(k.madvise({ map: name, advice: 'hugepage' }));
+        k.run(k.read({ map: name, page: 0 }));
+        if (k.pfnOf({ map: name, page: NR - 1 }) !== k.hugeZeroPfn + NR - 1) throw new Error('Did not get THPs populated');
+      }
+      const m: Mem = { first: 0, pages: NR };
+      if (test === 'cow') {
+        const other = (): string[] => ends(m).map((page) => k.run(k.read({ map: 'smem', page })));
+        const old = other();
+        memset(k, m, '0xff');
+        // "Other mapping not modified"
+        return verdict(JSON.stringify(other()) === JSON.stringify(old));
+      }
+      k.run(k.gup({ map: 'mem', page: 0, pages: NR, longterm: true, fast: test === 'fast-pin', as: 'ro' }, true));
+      memset(k, m, '0xff');
+      return verdict(JSON.stringify(through(k, 'ro', m)) === JSON.stringify(snapshot(k, m)));
+    };
+    const got = PRESETS.map(({ name }) => [name, run(name, 'cow'), run(name, 'pin'), run(name, 'fast-pin')]);
+    const early = ['v5.4', 'v5.10', 'v6.1'];
+    expect(got).toEqual(PRESETS.map(({ name }) => [name, P, early.includes(name) ? F : P, early.includes(name) ? F : P]));
   });
 });
