@@ -275,7 +275,8 @@ describe('cow.c on anonymous THP, per release (x86, 2 MiB THP)', () => {
     const run = (version: string, test: 'cow' | 'pin' | 'fast-pin'): Verdict => {
       const k = createKernel({ arch: x86(), kernel: version });
       for (const name of ['mem', 'smem']) {
-        k.run(k.mmap({ anon: true, length: 2 * MiB, write: true, as: name }));
+        // smem is PROT_READ in cow.c
+        k.run(k.mmap({ anon: true, length: 2 * MiB, write: name === 'mem', as: name }));
         k.run(k.madvise({ map: name, advice: 'hugepage' }));
         k.run(k.read({ map: name, page: 0 }));
         if (k.pfnOf({ map: name, page: NR - 1 }) !== k.hugeZeroPfn + NR - 1) throw new Error('Did not get THPs populated');

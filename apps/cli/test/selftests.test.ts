@@ -33,13 +33,13 @@ describe('the selftests scenario library passes the default matrix', () => {
   it('has one scenario per modelled case of each family (one directory per family)', () => {
     const count: Record<string, number> = {};
     for (const l of loaded) count[basename(dirname(l.file))] = (count[basename(dirname(l.file))] ?? 0) + 1;
-    // cow.c: 14 anon cases on a base page and 14 in each of the PMD-mapped, PTE-mapped and single-PTE THP contexts (cow-thp); 3 non-anon cases with the shared zeropage and 3 with
+    // cow.c: 14 anon cases on a base page and 14 in each of the five THP contexts (cow-thp: PMD-mapped, PTE-mapped, single PTE, partially mremap()ed, partially shared) and the 3 non-anon cases on the huge zeropage; 3 non-anon cases with the shared zeropage and 3 with
     // a tmpfile on fs-dax; gup_longterm.c: 8 GUP cases on fs-dax, 4 on device-dax; gup_test: 5
     // ioctls on private anon memory and one run on a shared fs-dax file; soft-dirty.c: 3 anon
     // cases and the file case on fs-dax; gaps: 1 case no shipped test covers (a R/O pin of a
     // reflinked fs-dax page); pfnmap.c: its 6 TEST_Fs on /dev/mem; madv_populate.c: 5 of its 6
     // test functions (not test_prot_write: PROT_WRITE without PROT_READ is not modelled)
-    expect(count).toEqual({ 'cow-anon': 14, 'cow-thp': 42, 'cow-non-anon': 6, 'gup-longterm': 12, 'gup-test': 6, 'soft-dirty': 4, gaps: 1, pfnmap: 6, 'madv-populate': 5 });
+    expect(count).toEqual({ 'cow-anon': 14, 'cow-thp': 73, 'cow-non-anon': 6, 'gup-longterm': 12, 'gup-test': 6, 'soft-dirty': 4, gaps: 1, pfnmap: 6, 'madv-populate': 5 });
     expect(scenarios.every((s) => s.name.startsWith('selftest-'))).toBe(true);
   });
 
