@@ -132,6 +132,21 @@ describe('anonymous THP: the fault (do_huge_pmd_anonymous_page)', () => {
   });
 });
 
+describe('anonymous THP and soft-dirty (soft-dirty.c test_hugepage)', () => {
+  it('clear_refs write-protects the PMD and clears its soft-dirty bit; the write reuses the THP and sets it again, in every release', () => {
+    for (const v of ['v5.4', 'v5.10', 'latest']) {
+      const k = kernel(v);
+      const head = thp(k);
+      k.run(k.clearRefs({}));
+      expect([v, k.isWritableIn({ map: 'mem', page: NR }), k.isSoftDirtyIn({ map: 'mem', page: NR })]).toEqual([v, false, false]);
+      k.run(k.write({ map: 'mem', page: NR + 9, data: 'S' }));
+      // clear_soft_dirty_pmd(): the THP is exclusive / mapped once, so do_huge_pmd_wp_page() reuses
+      // it with pmd_mkdirty(), which sets the soft-dirty bit: still one PMD on the same folio
+      expect([v, leafLevel(k, NR), k.pfnOf({ map: 'mem', page: NR }), k.isSoftDirtyIn({ map: 'mem', page: NR })]).toEqual([v, 'pmd', head, true]);
+    }
+  });
+});
+
 describe('anonymous THP: fork (copy_huge_pmd) and the write fault (do_huge_pmd_wp_page)', () => {
   it('fork shares the THP: rc 2, entire mapcount 2, both PMDs read-only, PageAnonExclusive cleared', () => {
     const k = kernel('latest');
