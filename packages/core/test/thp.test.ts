@@ -295,6 +295,48 @@ describe('anonymous THP: GUP and pins', () => {
   });
 });
 
+describe('reusing a non-exclusive subpage of a PTE-mapped THP (wp_can_reuse_anon_folio per release)', () => {
+  // fork + exit of a child leaves every subpage mapped once, R/O and not PageAnonExclusive
+  const shared = (v: string, single: boolean): { k: Kernel; head: number } => {
+    const k = kernel(v);
+    const head = thp(k);
+    if (single) k.run(k.madvise({ map: 'mem', advice: 'dontneed', offset: 2 * 2 ** 20 + 4096, length: 2 * 2 ** 20 - 4096 }));
+    else {
+      k.run(k.mprotect({ map: 'mem', offset: 2 * 2 ** 20 + 4096, length: 4096, write: false }));
+      k.run(k.mprotect({ map: 'mem', offset: 2 * 2 ** 20 + 4096, length: 4096, write: true }));
+    }
+    k.run(k.fork({ as: 'child' }));
+    k.run(k.exit({ process: 'child' }));
+    return { k, head };
+  };
+
+  it('a lone remaining PTE (refcount 1, mapcount 1): reused up to v6.9 (refcount 1), copied on v6.15+ ("free up a large folio if only a single page is mapped")', () => {
+    for (const [v, reused] of [
+      ['v6.1', true],
+      ['v6.6', true],
+      ['v6.15', false],
+      ['latest', false],
+    ] as const) {
+      const { k, head } = shared(v, true);
+      expect(k.refcount(head)).toBe(1);
+      k.run(k.write({ map: 'mem', page: NR, data: 'W' }));
+      expect([v, k.pfnOf({ map: 'mem', page: NR }) === head]).toEqual([v, reused]);
+    }
+  });
+
+  it('a whole PTE-mapped THP of one mm (refcount 512 == mapcount 512): copied up to v6.9, reused on v6.15+ (CONFIG_MM_ID exclusive mapping)', () => {
+    for (const [v, reused] of [
+      ['v6.1', false],
+      ['v6.15', true],
+    ] as const) {
+      const { k, head } = shared(v, false);
+      expect([k.refcount(head), k.mapcount(head)]).toEqual([NR, NR]);
+      k.run(k.write({ map: 'mem', page: NR + 7, data: 'W' }));
+      expect([v, k.pfnOf({ map: 'mem', page: NR + 7 }) === head + 7]).toEqual([v, reused]);
+    }
+  });
+});
+
 describe('GUP over a range of several VMAs (__get_user_pages looks up the next VMA past vm_end)', () => {
   it('pins across the VMAs a one-page mprotect left behind, and fails with EFAULT at a hole', () => {
     const k = kernel('latest');

@@ -137,7 +137,7 @@ export class Faults {
     }
     if (page !== null) {
       const head = k.folios.folio(page);
-      if (k.folios.testAnon(head, 'do_wp_page') && this.canReuseAnon(head, page)) {
+      if (k.folios.testAnon(head, 'do_wp_page') && this.canReuseAnon(head, page, vma)) {
         k.folios.setFlag(page, PG.anonExclusive, true);
         if (unshare) return; // R/O and now exclusive: GUP may pin it
         leaf.pte.write = true; // wp_page_reuse()
@@ -153,7 +153,7 @@ export class Faults {
   }
 
   /** Whether do_wp_page() may reuse an anon page, per the era (feature `wp-reuse`). */
-  private canReuseAnon(head: number, page: number): boolean {
+  private canReuseAnon(head: number, page: number, vma: Vma): boolean {
     const k = this.k;
     switch (k.features['wp-reuse']) {
       case 'mapcount': // reuse_swap_page(): mapped once
@@ -162,7 +162,8 @@ export class Faults {
         return k.folios.rc(head) === 1;
       case 'anon-exclusive': // PageAnonExclusive, else wp_can_reuse_anon_folio(): rc == 1
         // PageAnonExclusive is per page: a PTE-mapped THP subpage carries its own (v5.19)
-        return (k.folios.flags(page) & PG.anonExclusive) !== 0 || k.folios.rc(head) === 1;
+        if ((k.folios.flags(page) & PG.anonExclusive) !== 0) return true;
+        return k.folios.nr(head) > 1 ? k.thp.canReuseLarge(head, vma.mm) : k.folios.rc(head) === 1;
     }
   }
 

@@ -1,7 +1,8 @@
 import type { Kernel } from '../kernel.js';
 import { KernelError } from '../errors.js';
 import { preempt, type Op } from '../sched.js';
-import type { Vma } from '../types.js';
+import { kernelAtLeast } from '../features.js';
+import type { Mm, Vma } from '../types.js';
 import type { Vmf } from './fault.js';
 import { PG } from './pages.js';
 import type { Leaf } from './vm.js';
@@ -189,6 +190,26 @@ export class Thp {
       if (i > 0) k.folios.addMap(head);
       k.vm.install(mm, base + i, { ...pmd, pfn: pmd.pfn + i, level: 'pte' });
     }
+  }
+
+  /**
+   * wp_can_reuse_anon_folio() for a non-exclusive page of a PTE-mapped large anon folio (v5.19+):
+   * - up to v6.9 the small-folio rule: the only reference is ours (folio_ref_count() == 1);
+   * - v6.10 ("let's just consistently not reuse subpages", Barry Song, 2024 [M]): never;
+   * - v6.15 (`__wp_can_reuse_large_anon_folio()`, CONFIG_MM_ID [M]): when the folio is mapped more
+   *   than once, only by this mm, and every reference is a mapping (refcount == large mapcount).
+   */
+  canReuseLarge(head: number, mm: Mm): boolean {
+    const k = this.k;
+    if (!kernelAtLeast(k.version, 6, 10)) return k.folios.rc(head) === 1;
+    if (!kernelAtLeast(k.version, 6, 15)) return false;
+    const mapcount = k.folios.mapcount(head);
+    if (mapcount <= 1 || k.folios.rc(head) !== mapcount) return false;
+    const nr = k.folios.nr(head);
+    let mine = 0;
+    for (const pte of mm.ptes.values()) if (!pte.special && pte.pfn >= head && pte.pfn < head + nr) mine++;
+    for (const pmd of mm.pmds.values()) if (pmd.pfn === head && !pmd.special) mine++;
+    return mine === mapcount;
   }
 
   /** Whether a leaf is a PMD mapping an anonymous THP (vma_is_anonymous + a normal page). */
