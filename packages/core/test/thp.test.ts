@@ -310,7 +310,7 @@ describe('reusing a non-exclusive subpage of a PTE-mapped THP (wp_can_reuse_anon
     return { k, head };
   };
 
-  it('a lone remaining PTE (refcount 1, mapcount 1): reused up to v6.9 (refcount 1), copied on v6.15+ ("free up a large folio if only a single page is mapped")', () => {
+  it('a lone remaining PTE (refcount 1, mapcount 1): reused up to v6.9 (refcount 1), copied on v6.15+ (a large mapcount of 1 is never reused: the folio can be freed instead)', () => {
     for (const [v, reused] of [
       ['v6.1', true],
       ['v6.6', true],

@@ -195,7 +195,7 @@ export class Thp {
   /**
    * wp_can_reuse_anon_folio() for a non-exclusive page of a PTE-mapped large anon folio (v5.19+):
    * - up to v6.9 the small-folio rule: the only reference is ours (folio_ref_count() == 1);
-   * - v6.10 ("let's just consistently not reuse subpages", Barry Song, 2024 [M]): never;
+   * - v6.10 (Barry Song's 2024 patch to wp_can_reuse_anon_folio() [M]): never, for any large folio;
    * - v6.15 (`__wp_can_reuse_large_anon_folio()`, CONFIG_MM_ID [M]): when the folio is mapped more
    *   than once, only by this mm, and every reference is a mapping (refcount == large mapcount).
    */
