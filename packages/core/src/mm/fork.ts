@@ -1,7 +1,7 @@
 import type { Kernel } from '../kernel.js';
 import { KernelError } from '../errors.js';
 import { preempt, type Op } from '../sched.js';
-import type { Mm, Vma } from '../types.js';
+import type { Mm, Pte, Vma } from '../types.js';
 import { PG } from './pages.js';
 
 /**
@@ -75,14 +75,7 @@ export class Fork {
         k.emit('cow', { mm: dst.mm.name, vaddr: vpn, from: page, to: copy, why: 'fork: early COW of a maybe-pinned page' });
         continue;
       }
-      k.folios.get(head, 1, 'copy_present_pte');
-      k.folios.addMap(head);
-      k.folios.setFlag(page, PG.anonExclusive, false);
-      if (cow && current.write) {
-        current.write = false; // ptep_set_wrprotect(src_mm)
-        k.emit('pte.set', { mm: parent.name, vaddr: vpn, pfn: current.pfn, level: 'pte', write: false, devmap: current.devmap, special: current.special });
-      }
-      k.vm.install(dst.mm, vpn, { ...current, write: cow ? false : current.write, dirty: src.flags.shared ? false : current.dirty });
+      this.share(src, dst, vpn, current, page, cow, 'copy_present_pte');
     }
   }
 
@@ -128,14 +121,25 @@ export class Fork {
         k.thp.splitAnonPmd(src, base);
         continue;
       }
-      k.folios.get(head, 1, 'copy_huge_pmd');
-      k.folios.addMap(head);
-      k.folios.setFlag(head, PG.anonExclusive, false);
-      if (cow && pmd.write) {
-        pmd.write = false; // pmdp_set_wrprotect(src_mm)
-        k.emit('pte.set', { mm: parent.name, vaddr: base, pfn: pmd.pfn, level: 'pmd', write: false, devmap: false, special: false });
-      }
-      k.vm.install(dst.mm, base, { ...pmd, write: cow ? false : pmd.write });
+      this.share(src, dst, base, pmd, head, cow, 'copy_huge_pmd');
     }
+  }
+
+  /**
+   * Map a page (PTE) or a THP (PMD) into the child too: a reference and a mapping more,
+   * PageAnonExclusive cleared (of the page for a PTE, of the head for a PMD), and for a COW
+   * mapping both entries write-protected (ptep_set_wrprotect / pmdp_set_wrprotect on the parent's).
+   */
+  private share(src: Vma, dst: Vma, at: number, entry: Pte, exclusivePage: number, cow: boolean, why: string): void {
+    const k = this.k;
+    const head = k.folios.folio(entry.pfn);
+    k.folios.get(head, 1, why);
+    k.folios.addMap(head);
+    k.folios.setFlag(exclusivePage, PG.anonExclusive, false);
+    if (cow && entry.write) {
+      entry.write = false;
+      k.emit('pte.set', { mm: src.mm.name, vaddr: at, pfn: entry.pfn, level: entry.level, write: false, devmap: entry.devmap, special: entry.special });
+    }
+    k.vm.install(dst.mm, at, { ...entry, write: cow ? false : entry.write, dirty: src.flags.shared ? false : entry.dirty });
   }
 }
