@@ -56,8 +56,8 @@ export class Folios {
 
   /**
    * Whether the folio has a _pincount: every large folio on 64-bit (include/linux/mm.h
-   * folio_has_pincount, v6.1+). v5.10 needed order > 1, but the model builds no order-1 folio
-   * in the v5.x presets (no compound devmaps, no anon THP), so the rules coincide.
+   * folio_has_pincount, v6.1+). v5.10 needed order > 1 (hpage_pincount_available), but the only
+   * large folios the model builds in the v5.x presets are PMD-order anon THPs, so the rules coincide.
    */
   hasPincount(head: number): boolean {
     return this.order(head) >= 1;
