@@ -337,6 +337,21 @@ describe('reusing a non-exclusive subpage of a PTE-mapped THP (wp_can_reuse_anon
   });
 });
 
+describe('MADV_FREE of a PMD-mapped THP (madvise_free_huge_pmd)', () => {
+  it('cleans the PMD when the range covers it and only this process maps it; a shared THP is skipped', () => {
+    const dirty = (fork: boolean): boolean => {
+      const k = kernel('latest');
+      thp(k);
+      if (fork) k.run(k.fork({ as: 'child' }));
+      k.run(k.madvise({ map: 'mem', advice: 'free', offset: 2 * 2 ** 20, length: 2 * 2 ** 20 }));
+      return k.vm.lookup(k.processes.get('init')!, mapVpn(k, NR, 'init'))!.pte.dirty;
+    };
+    expect(dirty(false)).toBe(false);
+    // the child maps it too (entire mapcount 2): "other processes are mapping this folio"
+    expect(dirty(true)).toBe(true);
+  });
+});
+
 describe('GUP over a range of several VMAs (__get_user_pages looks up the next VMA past vm_end)', () => {
   it('pins across the VMAs a one-page mprotect left behind, and fails with EFAULT at a hole', () => {
     const k = kernel('latest');

@@ -179,6 +179,16 @@ function* dontneed(k: Kernel, vma: Vma, s: number, e: number): Op {
  */
 function lazyfree(k: Kernel, vma: Vma, s: number, e: number): void {
   for (const leaf of k.vm.leavesIn(vma.mm, s, e)) {
+    // madvise_free_huge_pmd(): an anonymous THP the range covers whole and this process alone maps
+    // is cleaned at PMD level; one covered in part would be split (split_folio(), not modelled: left
+    // as it is), one mapped elsewhere too is skipped, and so is the huge zero page
+    if (leaf.pte.level === 'pmd' && k.thp.isAnonPmd(vma, leaf)) {
+      const whole = leaf.base >= s && leaf.base + leaf.pages <= e;
+      if (!whole || k.folios.mapcount(k.folios.folio(leaf.pte.pfn)) !== 1 || !leaf.pte.dirty) continue;
+      leaf.pte.dirty = false; // pmd_mkold(pmd_mkclean()), then set_pmd_at
+      k.emit('pte.set', { mm: vma.mm.name, vaddr: leaf.base, pfn: leaf.pte.pfn, level: 'pmd', write: leaf.pte.write, devmap: false, special: false });
+      continue;
+    }
     if (leaf.pte.devicePrivate || leaf.pte.level !== 'pte') continue;
     const page = k.vm.normalPage(leaf.pte, leaf.pte.pfn);
     if (page === null) continue;
