@@ -61,7 +61,8 @@ export class EventBus<M extends object> {
       this.deliver(e);
       for (let i = 0; i < this.queue.length; i++) this.deliver(this.queue[i]!);
     } finally {
-      this.queue.length = 0;
+      // setting an array's length is a runtime call even when it changes nothing
+      if (this.queue.length > 0) this.queue.length = 0;
       this.draining = false;
     }
   }

@@ -45,10 +45,24 @@ class DmaToForeignBlock extends Invariant {
   readonly name = 'dma-to-foreign-block';
   readonly description = 'a DMA write landed in a block that now belongs to another file (or to nobody)';
   attach(k: Kernel, report: (m: string) => void, bag: Subscription): void {
+    // a pin's pfns never change: index them once (a DMA over a 4096-page pin searched the list
+    // for every page it wrote)
+    const indexes = new WeakMap<readonly number[], Map<number, number>>();
+    const indexOf = (pfns: readonly number[], pfn: number): number => {
+      let byPfn = indexes.get(pfns);
+      if (!byPfn) {
+        byPfn = new Map();
+        pfns.forEach((p, i) => {
+          if (!byPfn!.has(p)) byPfn!.set(p, i); // the first, as indexOf
+        });
+        indexes.set(pfns, byPfn);
+      }
+      return byPfn.get(pfn) ?? -1;
+    };
     k.bus.listen('dma.write', (e) => {
       const h = k.pins.get(e.data.name);
       if (!h) return;
-      const i = h.pfns.indexOf(e.data.pfn);
+      const i = indexOf(h.pfns, e.data.pfn);
       const then = h.owners[i] ?? null;
       if (then === null) return;
       const now = k.blockOwner(e.data.pfn);
@@ -113,19 +127,27 @@ class PinnedPageDiverged extends Invariant {
   readonly name = 'pinned-page-diverged';
   readonly description = 'after fork/COW the pinned page is no longer the page mapped at that address in the pinning process';
   attach(k: Kernel, report: (m: string) => void, bag: Subscription): void {
-    const check = (mmName: string): void => {
+    // the pinned pages of `mmName` in [from, to) (vpns): what a new entry there maps now
+    const check = (mmName: string, from = -Infinity, to = Infinity): void => {
       for (const h of k.pins.values()) {
         if (h.released || h.mm.name !== mmName || !h.mm.vmas.includes(h.vma)) continue;
-        h.pfns.forEach((pfn, i) => {
-          const leaf = k.vm.lookup(h.mm, h.vpn + i);
-          if (leaf && !leaf.pte.devicePrivate && k.vm.pfnAt(leaf, h.vpn + i) !== pfn) {
-            report(`'${h.name}' pins pfn ${pfn} but ${h.mm.name} now maps pfn ${k.vm.pfnAt(leaf, h.vpn + i)} there`);
+        const end = Math.min(h.vpn + h.pfns.length, to);
+        for (let vpn = Math.max(h.vpn, from); vpn < end; vpn++) {
+          const pfn = h.pfns[vpn - h.vpn]!;
+          const leaf = k.vm.lookup(h.mm, vpn);
+          if (leaf && !leaf.pte.devicePrivate && k.vm.pfnAt(leaf, vpn) !== pfn) {
+            report(`'${h.name}' pins pfn ${pfn} but ${h.mm.name} now maps pfn ${k.vm.pfnAt(leaf, vpn)} there`);
           }
-        });
+        }
       }
     };
+    // A new entry can only change what its own range maps: checking every pin on every entry made
+    // a THP split (512 entries under a 512-page pin) cost 262,144 lookups. A COW and the TLB flush
+    // that ends a batch of changes still look at every pin of the mm.
+    const pages = { pte: 1, pmd: k.vm.pmdPages, pud: k.vm.pudPages } as const;
+    k.bus.listen('pte.set', (e) => check(e.data.mm, e.data.vaddr, e.data.vaddr + pages[e.data.level]), bag);
     k.bus.listen('cow', (e) => check(e.data.mm), bag);
-    k.bus.listen('pte.set', (e) => check(e.data.mm), bag);
+    k.bus.listen('tlb.flush', (e) => check(e.data.mm), bag);
   }
 }
 
@@ -199,7 +221,13 @@ export function allInvariants(): Invariant[] {
  */
 export class Monitor {
   readonly violations: Violation[] = [];
-  readonly trace: string[] = [];
+  /**
+   * The events seen, formatted only when a trace is read (a violation, `--trace`): most runs
+   * never read theirs, and formatting every event was most of a THP scenario's time. Event data
+   * is written once at emit (arrays are copies), so formatting later gives the same lines.
+   */
+  private readonly events: Envelope<KernelEvents>[] = [];
+  private readonly lines: string[] = [];
   private readonly bag = new Subscription();
   private readonly reported = new Set<string>();
 
@@ -209,7 +237,7 @@ export class Monitor {
     /** trace: false keeps no trace (violations then carry none): the explorer's searching runs */
     options: { readonly trace?: boolean } = {},
   ) {
-    if (options.trace !== false) kernel.bus.listenAll((e) => this.trace.push(formatEvent(e)), this.bag);
+    if (options.trace !== false) kernel.bus.listenAll((e) => this.events.push(e), this.bag);
     for (const inv of invariants) {
       inv.attach(kernel, (message) => {
         if (this.reported.has(inv.name)) return;
@@ -217,6 +245,12 @@ export class Monitor {
         this.violations.push({ invariant: inv.name, message, trace: [...this.trace] });
       }, this.bag);
     }
+  }
+
+  /** One line per event seen so far (none when the monitor keeps no trace). */
+  get trace(): readonly string[] {
+    for (let i = this.lines.length; i < this.events.length; i++) this.lines.push(formatEvent(this.events[i]!));
+    return this.lines;
   }
 
   has(name: string): boolean {
