@@ -35,11 +35,11 @@ describe('the selftests scenario library passes the default matrix', () => {
     for (const l of loaded) count[basename(dirname(l.file))] = (count[basename(dirname(l.file))] ?? 0) + 1;
     // cow.c: 14 anon cases on a base page and 14 in each of the five THP contexts (cow-thp: PMD-mapped, PTE-mapped, single PTE, partially mremap()ed, partially shared) and the 3 non-anon cases on the huge zeropage; 3 non-anon cases with the shared zeropage and 3 with
     // a tmpfile on fs-dax; gup_longterm.c: 8 GUP cases on fs-dax, 4 on device-dax; gup_test: 5
-    // ioctls on private anon memory and one run on a shared fs-dax file; soft-dirty.c: 3 anon
-    // cases and the file case on fs-dax; gaps: 1 case no shipped test covers (a R/O pin of a
+    // ioctls on private anon memory, the same 5 on anonymous THPs (-t) and one run on a shared
+    // fs-dax file; soft-dirty.c: 3 anon cases, test_hugepage and the file case on fs-dax; gaps: 1 case no shipped test covers (a R/O pin of a
     // reflinked fs-dax page); pfnmap.c: its 6 TEST_Fs on /dev/mem; madv_populate.c: 5 of its 6
     // test functions (not test_prot_write: PROT_WRITE without PROT_READ is not modelled)
-    expect(count).toEqual({ 'cow-anon': 14, 'cow-thp': 73, 'cow-non-anon': 6, 'gup-longterm': 12, 'gup-test': 6, 'soft-dirty': 4, gaps: 1, pfnmap: 6, 'madv-populate': 5 });
+    expect(count).toEqual({ 'cow-anon': 14, 'cow-thp': 73, 'cow-non-anon': 6, 'gup-longterm': 12, 'gup-test': 11, 'soft-dirty': 5, gaps: 1, pfnmap: 6, 'madv-populate': 5 });
     expect(scenarios.every((s) => s.name.startsWith('selftest-'))).toBe(true);
   });
 
@@ -367,6 +367,59 @@ describe('soft-dirty.c verdicts per release (x86-64)', () => {
   });
 });
 
+type Result = 'pass' | 'FAIL' | 'SKIP';
+
+/**
+ * soft-dirty.c test_hugepage(): [ "huge page allocation", "huge page dirty bit" ]. memalign() of
+ * one PMD size, MADV_HUGEPAGE, a write to every byte; check_huge_anon() wants one THP; then
+ * `iterations` rounds of: clean after clear_refs? clear_refs, map[0]++, soft-dirty?
+ */
+function softDirtyHugepage(k: Kernel, iterations: number): [Result, Result] {
+  const n = k.vm.pmdPages;
+  // the model places the 2-PMD mapping PMD-aligned; its second PMD is memalign()'s aligned part
+  k.run(k.mmap({ anon: true, length: 2 * n * 4096, write: true, as: 'map' }));
+  k.run(k.madvise({ map: 'map', advice: 'hugepage', offset: n * 4096, length: n * 4096 }));
+  const t = { map: 'map', page: n };
+  k.run(k.write({ ...t, data: '0' }));
+  const head = k.pfnOf(t)!;
+  if (k.folios.nr(k.folios.folio(head)) !== n || k.pfnOf({ map: 'map', page: 2 * n - 1 }) !== head + n - 1) return ['SKIP', 'SKIP'];
+  k.run(k.clearRefs({}));
+  let i = 0;
+  for (; i < iterations; i++) {
+    if (k.isSoftDirtyIn(t)) break;
+    k.run(k.clearRefs({}));
+    const v = Number(k.run(k.read(t)));
+    k.run(k.write({ ...t, data: String(v + 1) }));
+    if (!k.isSoftDirtyIn(t)) break;
+    k.run(k.clearRefs({}));
+  }
+  return ['pass', i === iterations ? 'pass' : 'FAIL'];
+}
+
+describe('soft-dirty.c test_hugepage per release and arch (4 KiB pages)', () => {
+  // clear_soft_dirty_pmd() write-protects the PMD and clears its bit; the write fault reuses the
+  // THP (mapped once / exclusive) with pmd_mkdirty(), which sets _PAGE_SOFT_DIRTY on x86-64 and
+  // _SEGMENT_ENTRY_SOFT_DIRTY on s390
+  it('x86-64 and s390 pass both results on every release', () => {
+    for (const arch of ['x86', 's390'] as const) {
+      for (const v of RELEASES) {
+        const k = createKernel({ arch: catalog.arch[arch]!({}), kernel: v });
+        expect({ arch, v, got: softDirtyHugepage(k, 5) }).toEqual({ arch, v, got: ['pass', 'pass'] });
+      }
+    }
+  });
+
+  it('arm64 (no HAVE_ARCH_SOFT_DIRTY) gets its THP but fails "huge page dirty bit" at the first write', () => {
+    for (const v of RELEASES.filter((r) => r !== 'v5.4')) {
+      expect({ v, got: softDirtyHugepage(createKernel({ arch: catalog.arch['arm64']!({}), kernel: v }), 5) }).toEqual({ v, got: ['pass', 'FAIL'] });
+    }
+  });
+
+  it('ppc64 hash with 4 KiB pages has no THP: check_huge_anon() fails and both results SKIP', () => {
+    expect(softDirtyHugepage(createKernel({ arch: catalog.arch['ppc-hash']!({ pageSize: '4KiB' }), kernel: 'latest' }), 5)).toEqual(['SKIP', 'SKIP']);
+  });
+});
+
 // ---- gup_longterm.c with the local tmpfile on a DAX filesystem, and on device-dax -----------
 
 type Outcome = 'works' | string;
@@ -493,17 +546,18 @@ describe('mprotect() on DAX mappings (change_pte_range / change_huge_pmd on devm
 
 // ---- gup_test ioctls on private anon memory -----------------------------------------------
 
+const GUP_TEST_COMMANDS = [
+  // [ioctl, FOLL_PIN, FOLL_LONGTERM, fast, reference per page of an order-0 folio]. The PIN commands came with
+  // FOLL_PIN accounting (v5.7 [M]); on v5.4 the same pin is a get_user_pages() reference (1).
+  ['GUP_FAST_BENCHMARK (-u)', false, false, true, 1],
+  ['GUP_BASIC_TEST (-U)', false, false, false, 1],
+  ['PIN_FAST_BENCHMARK (-a)', true, false, true, 1024],
+  ['PIN_BASIC_TEST (-b)', true, false, false, 1024],
+  ['PIN_LONGTERM_BENCHMARK (-L)', true, true, false, 1024],
+] as const;
+
 describe('gup_test: the reference each command takes and gives back (order-0 anon folios)', () => {
-  const commands = [
-    // [ioctl, FOLL_PIN, FOLL_LONGTERM, fast, reference per page]. The PIN commands came with
-    // FOLL_PIN accounting (v5.7 [M]); on v5.4 the same pin is a get_user_pages() reference (1).
-    ['GUP_FAST_BENCHMARK (-u)', false, false, true, 1],
-    ['GUP_BASIC_TEST (-U)', false, false, false, 1],
-    ['PIN_FAST_BENCHMARK (-a)', true, false, true, 1024],
-    ['PIN_BASIC_TEST (-b)', true, false, false, 1024],
-    ['PIN_LONGTERM_BENCHMARK (-L)', true, true, false, 1024],
-  ] as const;
-  for (const [name, pin, longterm, fast, ref] of commands) {
+  for (const [name, pin, longterm, fast, ref] of GUP_TEST_COMMANDS) {
     it(name, () => {
       for (const version of RELEASES) {
         const counted = pin && version !== 'v5.4';
@@ -520,4 +574,62 @@ describe('gup_test: the reference each command takes and gives back (order-0 ano
       }
     });
   }
+});
+
+// ---- gup_test -t: the same ioctls on PMD-mapped anonymous THPs ----------------------------
+
+/** gup_test -t: mmap, madvise(MADV_HUGEPAGE) on all of it, p[0] = 0 for every page (the first write per PMD maps a THP). */
+function thpBuffer(k: Kernel, length: number): number[] {
+  k.run(k.mmap({ anon: true, length, write: true, as: 'buf' }));
+  k.run(k.madvise({ map: 'buf', advice: 'hugepage' }));
+  const pages = length / 4096;
+  for (let p = 0; p < pages; p += k.vm.pmdPages) k.run(k.write({ map: 'buf', page: p, data: '0x00' }));
+  const heads = [...new Set([...Array(pages).keys()].map((p) => k.folios.folio(k.pfnOf({ map: 'buf', page: p })!)))];
+  // every page of the buffer is a subpage of a PMD-order folio
+  expect(heads.map((h) => k.folios.nr(h))).toEqual(Array(pages / k.vm.pmdPages).fill(k.vm.pmdPages));
+  return heads;
+}
+
+describe('gup_test -t: the reference each command takes and gives back on PMD-mapped THPs', () => {
+  const pincount = (k: Kernel, head: number) => k.pages.pincount[k.pages.slot(head)];
+  // A large folio has a _pincount: FOLL_PIN adds 1 to _refcount and 1 to _pincount per page
+  // (try_grab_page / try_grab_compound_head with hpage_pincount_available(), 47e29d32afba v5.7;
+  // try_grab_folio with folio_has_pincount() later), never GUP_PIN_COUNTING_BIAS. So every
+  // command leaves a THP whose 512 subpages were all taken at 1 (the PMD) + 512, on every
+  // release, and only folio_maybe_dma_pinned() (_pincount) tells a PIN from a GET.
+  for (const [name, pin, longterm, fast] of GUP_TEST_COMMANDS) {
+    it(`${name}: -n -1 -w and -n 1 -W on x86 (one THP of 512 subpages), every release`, () => {
+      for (const version of RELEASES) {
+        const counted = pin && version !== 'v5.4';
+        const { k } = anonKernel(version);
+        const [head] = thpBuffer(k, 2 ** 21);
+        // -n -1 -w: one call for the whole range
+        k.run(k.gup({ map: 'buf', page: 0, pages: 512, write: true, longterm, fast, as: 'all' }, pin));
+        expect({ version, rc: k.refcount(head!), pincount: pincount(k, head!), pinned: k.maybePinned(head!) }).toEqual({ version, rc: 513, pincount: counted ? 512 : 0, pinned: counted });
+        k.run(pin ? k.unpin({ name: 'all' }) : k.put({ name: 'all' }));
+        expect([k.refcount(head!), pincount(k, head!), k.maybePinned(head!)]).toEqual([1, 0, false]);
+        // -n 1 -W: one page per call, no FOLL_WRITE (an exclusive THP needs no unshare)
+        for (let p = 0; p < 512; p++) k.run(k.gup({ map: 'buf', page: p, write: false, longterm, fast, as: `p${p}` }, pin));
+        expect({ version, rc: k.refcount(head!), pincount: pincount(k, head!), pinned: k.maybePinned(head!) }).toEqual({ version, rc: 513, pincount: counted ? 512 : 0, pinned: counted });
+        for (let p = 0; p < 512; p++) k.run(pin ? k.unpin({ name: `p${p}` }) : k.put({ name: `p${p}` }));
+        // put_back_pages(): the THP is as the tool left it, one PMD, mapped once, writable
+        const leaf = k.vm.lookup(k.process('init'), k.map('buf').start)!;
+        expect({ version, rc: k.refcount(head!), pinned: k.maybePinned(head!), mapcount: k.mapcount(head!), level: leaf.pte.level, write: leaf.pte.write }).toEqual({ version, rc: 1, pinned: false, mapcount: 1, level: 'pmd', write: true });
+      }
+    });
+  }
+
+  it('s390 (1 MiB segments): a 2 MiB buffer is two THPs of 256, each at 1 + 256 after -n -1, every release', () => {
+    for (const version of RELEASES) {
+      for (const [, pin, longterm, fast] of GUP_TEST_COMMANDS) {
+        const k = createKernel({ arch: catalog.arch['s390']!({}), kernel: version });
+        const heads = thpBuffer(k, 2 ** 21);
+        k.run(k.gup({ map: 'buf', page: 0, pages: 512, write: true, longterm, fast, as: 'all' }, pin));
+        const counted = pin && version !== 'v5.4';
+        expect({ version, pin, got: heads.map((h) => [k.refcount(h), pincount(k, h), k.maybePinned(h)]) }).toEqual({ version, pin, got: [[257, counted ? 256 : 0, counted], [257, counted ? 256 : 0, counted]] });
+        k.run(pin ? k.unpin({ name: 'all' }) : k.put({ name: 'all' }));
+        expect(heads.map((h) => k.refcount(h))).toEqual([1, 1]);
+      }
+    }
+  });
 });
