@@ -416,7 +416,7 @@ describe('soft-dirty.c test_hugepage per release and arch (4 KiB pages)', () => 
   });
 
   it('ppc64 hash with 4 KiB pages has no THP: check_huge_anon() fails and both results SKIP', () => {
-    for (const v of RELEASES) expect({ v, got: softDirtyHugepage(createKernel({ arch: catalog.arch['ppc-hash']!({ pageSize: '4KiB' }), kernel: v }), 5) }).toEqual({ v, got: ['SKIP', 'SKIP'] });
+    for (const v of RELEASES) expect({ v, got: softDirtyHugepage(createKernel({ arch: catalog.arch['ppc-hash']!({ pageSize: 4096 }), kernel: v }), 5) }).toEqual({ v, got: ['SKIP', 'SKIP'] });
   });
 });
 
