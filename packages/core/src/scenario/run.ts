@@ -385,7 +385,7 @@ export class ScenarioSession {
       else if (e instanceof StepFailure) this.outcome = 'completed';
       else if (e instanceof InputError) {
         this.outcome = 'error';
-        this.reason = e.message;
+        this.reason = this.scenario.file && !e.message.startsWith(this.scenario.file) ? `${this.scenario.file}: ${e.message}` : e.message;
       } else if (e instanceof UnsupportedError) {
         this.outcome = 'unsupported';
         this.reason = e.message;
@@ -452,6 +452,8 @@ function advance(k: Kernel, t: ThreadState, failures: string[]): void {
       r = t.op.next();
     } catch (e) {
       t.op = null;
+      // bad input met while the step runs (a range outside its mapping, ...): say which step and field
+      if (e instanceof InputError && !e.message.startsWith(step.path)) throw new InputError(`${step.path}.${step.op}${e.field ? `.${e.field}` : ''}: ${e.message}`, e.file, e.field);
       if (e instanceof KernelError) {
         if (step.expect?.error === e.code) return finishStep(t);
         // an operation this kernel does not implement: the cell is unsupported, with the reason
