@@ -44,7 +44,7 @@ function errorCode(f: () => unknown): string | null {
 
 const level = (k: Kernel, map: string, page: number) => {
   const vma = k.map(map);
-  return k.vm.lookup(vma.mm, vma.origin.start + page)?.pte.level ?? null;
+  return k.vm.lookup(vma.mm, vma.mm.ranges.get(map)!.start + page)?.pte.level ?? null;
 };
 const counts = (k: Kernel, map: string, page: number) => [k.refcount(k.pfnOf({ map, page })!), k.mapcount(k.pfnOf({ map, page })!)];
 
@@ -60,7 +60,7 @@ describe('split_vma() of a PMD-mapped fs-dax mapping (partial munmap)', () => {
       expect([k.refcount(pfn0), k.mapcount(pfn0)], v).toEqual(v === 'v6.6' ? [1, 0] : [1, 1]);
       k.run(k.munmap({ map: 'm', offset: PAGE, length: PAGE }));
       // __split_vma at pages 1 and 2: split_huge_pmd_if_needed() zapped the PMD of [0, 512)
-      expect(k.process('init').vmas.map((x) => [x.start - x.origin.start, x.pages, x.pgoff])).toEqual([[0, 1, 0], [2, 2 * PMD - 2, 2]]);
+      expect(k.process('init').vmas.map((x) => [x.start - k.process('init').ranges.get(x.name)!.start, x.pages, x.pgoff])).toEqual([[0, 1, 0], [2, 2 * PMD - 2, 2]]);
       expect([level(k, 'm', 0), level(k, 'm', 2), level(k, 'm', PMD)]).toEqual([null, null, 'pmd']);
       // v6.15: folio_remove_rmap_pmd + folio_put in __split_huge_pmd_locked: 1 -> 0, idle, entry kept
       expect([k.refcount(pfn0), k.mapcount(pfn0)], v).toEqual(v === 'v6.6' ? [1, 0] : [0, 0]);
@@ -99,7 +99,7 @@ describe('split_vma() of a device-dax mapping: dev_dax_may_split()', () => {
   it('4 KiB align: any page boundary will do', () => {
     const { k } = devdaxKernel('latest', PAGE);
     k.run(k.munmap({ map: 'm', offset: PAGE, length: PAGE }));
-    expect(k.process('init').vmas.map((x) => [x.start - x.origin.start, x.pages])).toEqual([[0, 1], [2, 1022]]);
+    expect(k.process('init').vmas.map((x) => [x.start - k.process('init').ranges.get(x.name)!.start, x.pages])).toEqual([[0, 1], [2, 1022]]);
   });
 });
 

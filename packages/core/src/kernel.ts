@@ -25,7 +25,7 @@ import { Ram } from './mm/ram.js';
 import { Thp } from './mm/thp.js';
 import { Vm, type Leaf } from './mm/vm.js';
 import { runToCompletion, type Op } from './sched.js';
-import type { Device, GupHandle, Inode, Mm, Pte, Vma } from './types.js';
+import type { Device, GupHandle, Inode, MappingRange, Mm, Pte, Vma } from './types.js';
 
 /** Injection tokens: what plugins provide and core consumes, one child container per kernel. */
 export const TOKENS = {
@@ -355,14 +355,23 @@ export class Kernel {
     return mm;
   }
 
-  /** A named mapping in the given process (default: the process that created it). */
-  /** A VMA of the named mapping: the one at its start, else any piece munmap or mremap left of it. */
+  /**
+   * A VMA of the named mapping in the given process (default: the process that created it): the
+   * one at its start, else any piece munmap or mremap left of it.
+   */
   map(name: string, process?: string, noVma: Errno = 'EFAULT'): Vma {
-    const mm = process ? this.process(process) : this.mapOwners.get(name);
-    if (!mm) throw new InputError(`unknown mapping '${name}'`, undefined, 'map');
+    const mm = this.mapOwner(name, process);
     const pieces = mm.vmas.filter((v) => v.name === name);
     if (pieces.length === 0) throw new KernelError(noVma, `mapping '${name}' is not mapped in ${mm.name}`);
-    return pieces.find((v) => v.start === v.origin.start) ?? pieces[0]!;
+    const start = mm.ranges.get(name)?.start;
+    return pieces.find((v) => v.start === start) ?? pieces[0]!;
+  }
+
+  /** The process a mapping name is looked up in: the one given, else the one that created it. */
+  private mapOwner(name: string, process?: string): Mm {
+    const mm = process ? this.process(process) : this.mapOwners.get(name);
+    if (!mm) throw new InputError(`unknown mapping '${name}'`, undefined, 'map');
+    return mm;
   }
 
   /**
@@ -381,10 +390,9 @@ export class Kernel {
    * The address range a mapping name stands for in its process, even when no VMA of that name is
    * left (another mapping moved over all of it). Fails with `noVma` when the process never had it.
    */
-  private mapRange(name: string, process?: string, noVma: Errno = 'EFAULT'): { mm: Mm; origin: Vma['origin'] } {
-    const mm = process ? this.process(process) : this.mapOwners.get(name);
-    if (!mm) throw new InputError(`unknown mapping '${name}'`, undefined, 'map');
-    const origin = mm.vmas.find((v) => v.name === name)?.origin ?? mm.ranges.get(name);
+  private mapRange(name: string, process?: string, noVma: Errno = 'EFAULT'): { mm: Mm; origin: MappingRange } {
+    const mm = this.mapOwner(name, process);
+    const origin = mm.ranges.get(name);
     if (!origin) throw new KernelError(noVma, `mapping '${name}' is not mapped in ${mm.name}`);
     return { mm, origin };
   }
@@ -522,7 +530,7 @@ export class Kernel {
   }
 
   /** [offset, offset + length) of a mapping in pages: offset page aligned (EINVAL), length rounded up (PAGE_ALIGN). */
-  private rangeIn(name: string, origin: Vma['origin'], offset = 0, length?: number): { start: number; pages: number } {
+  private rangeIn(name: string, origin: MappingRange, offset = 0, length?: number): { start: number; pages: number } {
     const ps = this.mmu.basePageSize;
     if (offset % ps !== 0) throw new KernelError('EINVAL', `offset ${offset} in mapping '${name}' is not page aligned`);
     const first = offset / ps;
@@ -541,7 +549,8 @@ export class Kernel {
    * becomes mapping `as` when given (needed for a move); a resize in place keeps the old name too.
    */
   *mremap(a: { map: string; offset?: number; length: number; newLength?: number; mayMove?: boolean; to?: string; toOffset?: number; dontUnmap?: boolean; as?: string; process?: string }): Op<Vma | null> {
-    const { origin, mm } = this.map(a.map, a.process);
+    const { mm } = this.map(a.map, a.process); // EFAULT when no VMA of the name is left
+    const origin = mm.ranges.get(a.map)!;
     if (a.as !== undefined && mm.vmas.some((v) => v.name === a.as)) throw new InputError(`mapping '${a.as}' already exists in ${mm.name}`, undefined, 'as');
     const { start, pages } = this.rangeIn(a.map, origin, a.offset, a.length);
     // mremap(): new_len = PAGE_ALIGN(new_len), and 0 is -EINVAL
@@ -728,14 +737,12 @@ export class Kernel {
     const device = this.device(a.device);
     const driver = this.driverOf(device);
     if (!driver.snapshot) throw new KernelError('EOPNOTSUPP', `${driver.name} cannot snapshot page tables`);
-    const mm = a.process ? this.process(a.process) : this.mapOwners.get(a.map);
-    if (!mm) throw new InputError(`unknown mapping '${a.map}'`, undefined, 'map');
+    const mm = this.mapOwner(a.map, a.process);
     const page = a.page ?? 0;
     const pages = a.expect.length;
     // the name's address range, whatever VMAs (or holes) munmap and mremap left in it
-    const vma = mm.vmas.find((v) => v.name === a.map);
-    if (!vma) return Array<number>(pages).fill(SNAPSHOT_FLAGS.ERROR);
-    const { origin } = vma;
+    if (!mm.vmas.some((v) => v.name === a.map)) return Array<number>(pages).fill(SNAPSHOT_FLAGS.ERROR);
+    const origin = mm.ranges.get(a.map)!;
     if (page + pages > origin.pages) throw new InputError(`device-snapshot of pages ${page}..${page + pages - 1} runs past mapping '${a.map}' (${origin.pages} page${origin.pages === 1 ? '' : 's'}): list at most ${origin.pages - page} in expect`, undefined, 'expect');
     return yield* driver.snapshot(this, device, { mm, start: origin.start + page, pages });
   }
@@ -809,9 +816,7 @@ export class Kernel {
   }
 
   isMappedIn(t: { map: string; page: number; process?: string }): boolean {
-    const { mm, vpn } = this.mapAddress(t.map, t.page, t.process);
-    const leaf = this.vm.lookup(mm, vpn);
-    return leaf !== null && !leaf.pte.devicePrivate;
+    return this.presentLeaf(t) !== null;
   }
 
   /** The entry mapping a page of a named mapping, or null (none, or a non-present device-private one). */

@@ -118,12 +118,6 @@ export interface Vma {
   start: number;
   pages: number;
   pgoff: number;
-  /**
-   * The address range the scenario's name stands for (what mmap or mremap returned): page N of
-   * the mapping is origin.start + N, in whichever VMA now covers it, after parts were unmapped,
-   * split off or moved away. Pieces of one mapping share it.
-   */
-  readonly origin: { readonly start: number; readonly pages: number };
   readonly flags: VmFlags;
   readonly kind: VmaKind;
   readonly inode: Inode | null;
@@ -168,8 +162,18 @@ export interface Mm {
   /** next free virtual page for mmap placement */
   nextVpn: number;
   alive: boolean;
-  /** the address range each mapping name of this process stands for (Vma.origin), kept after its VMAs are gone */
-  readonly ranges: Map<string, Vma['origin']>;
+  /**
+   * The address range each mapping name of this process stands for (what mmap or mremap
+   * returned): page N of the mapping is start + N, in whichever VMA now covers it after parts
+   * were unmapped, split off or moved away, and kept after all its VMAs are gone.
+   */
+  readonly ranges: Map<string, MappingRange>;
+}
+
+/** An address range in pages (Mm.ranges). */
+export interface MappingRange {
+  readonly start: number;
+  readonly pages: number;
 }
 
 /** A GUP reference handed to a driver: the pages it may DMA to. */

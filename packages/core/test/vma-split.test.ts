@@ -14,7 +14,7 @@ const KiB = 1024;
 
 function vmas(k: Kernel, process = 'init'): [string, number, number, number][] {
   const mm = k.process(process);
-  const base = mm.vmas.length ? Math.min(...mm.vmas.map((v) => v.origin.start)) : 0;
+  const base = mm.vmas.length ? Math.min(...mm.vmas.map((v) => mm.ranges.get(v.name)!.start)) : 0;
   return mm.vmas.map((v) => [v.name, v.start - base, v.pages, v.pgoff]);
 }
 
@@ -110,7 +110,7 @@ describe('mremap(MREMAP_MAYMOVE | MREMAP_FIXED): move_vma and move_page_tables',
     expect(k.run(k.read({ map: 'dst', page: 0 }))).toBe('src1');
     // the source split at pages 1 and 3, the middle went away (do_munmap of the old range)
     const mm = k.process('init');
-    expect(mm.vmas.filter((v) => v.name === 'src').map((v) => [v.start - v.origin.start, v.pages])).toEqual([[0, 1], [3, 1]]);
+    expect(mm.vmas.filter((v) => v.name === 'src').map((v) => [v.start - mm.ranges.get('src')!.start, v.pages])).toEqual([[0, 1], [3, 1]]);
     expect(code(() => k.run(k.read({ map: 'src', page: 1 })))).toBe('SIGSEGV');
     // copy_vma(): the new VMA keeps the anon_vma and the old linear pgoff (1)
     const moved = k.map('moved');
@@ -218,7 +218,7 @@ describe('partial mprotect: mprotect_fixup() splits only a VMA whose flags chang
     k.run(k.munmap({ map: 'buf', offset: 8 * KiB, length: 4 * KiB }));
     // pages 0..1 change (one VMA, split at nothing: it starts at 0 and ends at the hole), then the hole
     expect(code(() => k.run(k.mprotect({ map: 'buf', write: false })))).toBe('ENOMEM');
-    expect(k.process('init').vmas.map((v) => [v.start - v.origin.start, v.pages, v.flags.write])).toEqual([[0, 2, false], [3, 1, true]]);
+    expect(k.process('init').vmas.map((v) => [v.start - k.process('init').ranges.get(v.name)!.start, v.pages, v.flags.write])).toEqual([[0, 2, false], [3, 1, true]]);
     // a hole at the start: nothing changes
     expect(code(() => k.run(k.mprotect({ map: 'buf', offset: 8 * KiB, write: false })))).toBe('ENOMEM');
     expect(k.process('init').vmas.map((v) => v.flags.write)).toEqual([false, true]);

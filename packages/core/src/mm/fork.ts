@@ -21,7 +21,7 @@ export class Fork {
       if (src.flags.dontcopy) continue;
       // vm_area_dup(): the child gets its own copy of the flags (mprotect in one must not change the
       // other); VM_WIPEONFORK (v4.14): "a clean slate in the child" -- no anon_vma, no page tables
-      const dst = k.vm.addVma(child, { ...src, flags: { ...src.flags }, mm: child, anonVma: src.flags.wipeonfork ? 0 : src.anonVma });
+      const dst = k.vm.addVma(child, { ...src, flags: { ...src.flags }, mm: child, anonVma: src.flags.wipeonfork ? 0 : src.anonVma }, parent.ranges.get(src.name)!);
       if (src.flags.wipeonfork) continue;
       if (!(src.anonVma || src.flags.mixedmap || src.flags.pfnmap)) continue; // child refaults
       // is_cow_mapping(): VM_MAYWRITE && !VM_SHARED; do_mmap() sets VM_MAYWRITE on every

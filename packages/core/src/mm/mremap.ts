@@ -71,7 +71,7 @@ export function* mremap(k: Kernel, req: MremapRequest): Op<Vma | null> {
   const align = vma.device ? Math.max(1, vma.device.align / k.mmu.basePageSize) : 1;
   const to = req.to ?? k.vm.placeVma(mm, pages, align); // get_unmapped_area()
   // copy_vma(): a new VMA for the new range, of the same file at the same offset, same anon_vma
-  const moved = k.vm.addVma(mm, { ...vma, name: as, start: to, pages, pgoff: vma.pgoff + (start - vma.start), flags: { ...vma.flags }, origin: { start: to, pages } });
+  const moved = k.vm.addVma(mm, { ...vma, name: as, start: to, pages, pgoff: vma.pgoff + (start - vma.start), flags: { ...vma.flags } });
   movePageTables(k, vma, start, end, to);
   if (req.dontUnmap) {
     // the old VMA stays, now empty; from v5.12 (1583aa278f5f [M]) unlink_anon_vmas() when it was

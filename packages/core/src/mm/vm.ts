@@ -1,7 +1,7 @@
 import type { Kernel } from '../kernel.js';
 import { KernelError } from '../errors.js';
 import { preempt, type Op } from '../sched.js';
-import type { AddressSpace, Mm, Pte, PteLevel, Vma, VmFlags } from '../types.js';
+import type { AddressSpace, MappingRange, Mm, Pte, PteLevel, Vma, VmFlags } from '../types.js';
 
 export interface Leaf {
   readonly pte: Pte;
@@ -50,11 +50,15 @@ export class Vm {
     return start;
   }
 
-  /** A new VMA; a mapping's name stands for its own range unless `origin` says otherwise (a split-off piece). */
-  addVma(mm: Mm, v: Omit<Vma, 'id' | 'mm' | 'origin'> & { readonly mm?: Mm; readonly origin?: Vma['origin'] }): Vma {
-    const vma: Vma = { ...v, origin: v.origin ?? { start: v.start, pages: v.pages }, id: this.nextVmaId++, mm };
-    // a new mapping (re)defines what its name stands for; a split-off piece shares it
-    if (v.origin === undefined || !mm.ranges.has(vma.name)) mm.ranges.set(vma.name, vma.origin);
+  /**
+   * A new VMA. A new mapping (re)defines what its name stands for (Mm.ranges): its own range. A
+   * piece of a mapping (a split, a fork's copy) passes the range it `shares`, which a name the mm
+   * already has keeps.
+   */
+  addVma(mm: Mm, v: Omit<Vma, 'id' | 'mm'> & { readonly mm?: Mm }, shares?: MappingRange): Vma {
+    const vma: Vma = { ...v, id: this.nextVmaId++, mm };
+    if (!shares) mm.ranges.set(vma.name, { start: vma.start, pages: vma.pages });
+    else if (!mm.ranges.has(vma.name)) mm.ranges.set(vma.name, shares);
     mm.vmas.push(vma);
     this.mappingOf(vma)?.mmaps.add(vma);
     return vma;
@@ -223,7 +227,7 @@ export class Vm {
     if (base !== at && base >= vma.start && base + this.pmdPages <= vma.start + vma.pages) this.splitHugePmd(vma, base);
     const offset = at - vma.start;
     const i = vma.mm.vmas.indexOf(vma);
-    const upper = this.addVma(vma.mm, { ...vma, start: at, pages: vma.pages - offset, pgoff: vma.pgoff + offset, flags: { ...vma.flags } });
+    const upper = this.addVma(vma.mm, { ...vma, start: at, pages: vma.pages - offset, pgoff: vma.pgoff + offset, flags: { ...vma.flags } }, vma.mm.ranges.get(vma.name)!);
     // keep mm.vmas in address order, as the maple tree walks it
     vma.mm.vmas.splice(vma.mm.vmas.indexOf(upper), 1);
     vma.mm.vmas.splice(i + 1, 0, upper);
