@@ -83,8 +83,7 @@ export class Faults {
       k.vm.install(vma.mm, vpn, this.pte(k.zeroPfn, 'pte', { special: true }));
       return;
     }
-    if (!vma.anonVma) vma.anonVma = k.vm.newAnonVma();
-    const pfn = k.ram.allocAnon(vma.anonVma, '');
+    const pfn = k.ram.allocAnon(k.vm.anonVmaPrepare(vma), '');
     if (pfn === null) throw new KernelError('ENOMEM', 'out of memory in do_anonymous_page');
     k.folios.addMap(pfn);
     k.vm.install(vma.mm, vpn, this.pte(pfn, 'pte', { write: true, dirty: true }));
@@ -95,8 +94,7 @@ export class Faults {
     const k = this.k;
     const data = yield* k.fileData(vmf);
     yield preempt('do_cow_fault');
-    if (!vmf.vma.anonVma) vmf.vma.anonVma = k.vm.newAnonVma();
-    const pfn = k.ram.allocAnon(vmf.vma.anonVma, data);
+    const pfn = k.ram.allocAnon(k.vm.anonVmaPrepare(vmf.vma), data);
     if (pfn === null) throw new KernelError('ENOMEM', 'out of memory in do_cow_fault');
     k.folios.addMap(pfn);
     k.vm.install(vmf.vma.mm, vmf.vpn, this.pte(pfn, 'pte', { write: true, dirty: true }));
@@ -171,8 +169,7 @@ export class Faults {
   private *copyPage(vmf: Vmf, leaf: Leaf, pfn: number, page: number | null, why: string, unshare = false): Op {
     const k = this.k;
     const { vma, vpn } = vmf;
-    if (!vma.anonVma) vma.anonVma = k.vm.newAnonVma();
-    const copy = k.ram.allocAnon(vma.anonVma, k.pages.data.get(pfn) ?? '');
+    const copy = k.ram.allocAnon(k.vm.anonVmaPrepare(vma), k.pages.data.get(pfn) ?? '');
     if (copy === null) throw new KernelError('ENOMEM', 'out of memory in wp_page_copy');
     yield preempt('wp_page_copy');
     // A huge file leaf is zapped first, not split into PTEs (__split_huge_pmd_locked() on a

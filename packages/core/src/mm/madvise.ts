@@ -206,10 +206,7 @@ function lazyfree(k: Kernel, vma: Vma, s: number, e: number): void {
  */
 function updateFlags(k: Kernel, vma: Vma, s: number, e: number, change: Partial<Pick<VmFlags, 'dontcopy' | 'wipeonfork' | 'hugepage'>>): void {
   if (Object.entries(change).every(([f, v]) => vma.flags[f as keyof VmFlags] === v)) return;
-  let piece = vma;
-  if (s > piece.start) piece = k.vm.splitVma(piece, s);
-  if (e < piece.start + piece.pages) k.vm.splitVma(piece, e);
-  Object.assign(piece.flags, change);
+  Object.assign(k.vm.isolate(vma, s, e).flags, change);
 }
 
 /**

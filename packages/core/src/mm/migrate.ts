@@ -172,7 +172,7 @@ export class DeviceMigration {
       const ds = k.pages.slot(dst);
       if (s.src === null) {
         if (!vma || s.vpn === null) throw new Error('migrate: a hole needs its VMA');
-        if (!vma.anonVma) vma.anonVma = k.vm.newAnonVma();
+        k.vm.anonVmaPrepare(vma);
         const zero = k.vm.lookup(vma.mm, s.vpn);
         if (zero) k.vm.clear(vma.mm, s.vpn, 'pte');
         k.pages.mapping[ds] = anonMappingOf(vma.anonVma);

@@ -55,12 +55,12 @@ export class Thp {
     if (!this.eligible(vma, vpn)) return false;
     const base = vpn - (vpn % k.vm.pmdPages);
     // anon_vma_prepare() comes first, for a read fault too: fork copies the huge zero PMD
-    if (!vma.anonVma) vma.anonVma = k.vm.newAnonVma();
+    const anonVma = k.vm.anonVmaPrepare(vma);
     if (!vmf.write) {
       k.vm.install(vma.mm, base, k.faults.pte(k.hugeZeroPfn, 'pmd', { special: true }));
       return true;
     }
-    const head = k.ram.allocAnonLarge(vma.anonVma, this.order);
+    const head = k.ram.allocAnonLarge(anonVma, this.order);
     if (head === null) return false;
     k.folios.addMap(head);
     k.vm.install(vma.mm, base, k.faults.pte(head, 'pmd', { write: true, dirty: true }));
@@ -86,8 +86,7 @@ export class Thp {
       this.splitZeroPmd(vma, leaf.base);
       return false;
     }
-    if (!vma.anonVma) vma.anonVma = k.vm.newAnonVma();
-    const head = k.ram.allocAnonLarge(vma.anonVma, this.order);
+    const head = k.ram.allocAnonLarge(k.vm.anonVmaPrepare(vma), this.order);
     if (head === null) {
       this.splitZeroPmd(vma, leaf.base); // split_huge_pmd() + VM_FAULT_FALLBACK
       return false;
@@ -153,8 +152,7 @@ export class Thp {
     const k = this.k;
     const { vma } = vmf;
     const n = k.vm.pmdPages;
-    if (!vma.anonVma) vma.anonVma = k.vm.newAnonVma();
-    const copy = k.ram.allocAnonLarge(vma.anonVma, this.order);
+    const copy = k.ram.allocAnonLarge(k.vm.anonVmaPrepare(vma), this.order);
     // do_huge_pmd_wp_page_fallback() (copy into HPAGE_PMD_NR small pages) is not modelled
     if (copy === null) throw KernelError.unsupported('ENOMEM', 'do_huge_pmd_wp_page: the THP copy could not be allocated and do_huge_pmd_wp_page_fallback() is not modelled');
     for (let i = 0; i < n; i++) k.pages.data.set(copy + i, k.pages.data.get(head + i) ?? '');

@@ -42,6 +42,12 @@ export class Vm {
     return this.nextAnonVma++;
   }
 
+  /** anon_vma_prepare(): the VMA's anon_vma, made on its first anonymous page. */
+  anonVmaPrepare(vma: Vma): number {
+    if (!vma.anonVma) vma.anonVma = this.newAnonVma();
+    return vma.anonVma;
+  }
+
   /** get_unmapped_area() with THP-style alignment: align to the largest leaf the length allows. */
   placeVma(mm: Mm, pages: number, align: number): number {
     const a = Math.max(align, pages >= this.pudPages && this.pudPages > 0 ? this.pudPages : pages >= this.pmdPages ? this.pmdPages : 1);
@@ -236,6 +242,13 @@ export class Vm {
     return upper;
   }
 
+  /** split_vma() at whichever ends of [start, end) fall inside the VMA; the piece covering the range. */
+  isolate(vma: Vma, start: number, end: number): Vma {
+    const piece = start > vma.start ? this.splitVma(vma, start) : vma;
+    if (end < piece.start + piece.pages) this.splitVma(piece, end);
+    return piece;
+  }
+
   /**
    * __split_huge_pmd() of a file or device VMA (mm/huge_memory.c __split_huge_pmd_locked(),
    * !vma_is_anonymous): the huge leaf is cleared and flushed (pmdp_huge_clear_flush), never
@@ -288,8 +301,7 @@ export class Vm {
       let vma = this.vmaAt(mm, at);
       if (!vma) throw new KernelError('ENOMEM', `mprotect: page ${at} of ${mm.name} is not mapped`);
       if (vma.flags.write !== write || vma.flags.read !== read) {
-        if (vma.start < at) vma = this.splitVma(vma, at);
-        if (vma.start + vma.pages > end) this.splitVma(vma, end);
+        vma = this.isolate(vma, at, end);
         yield* this.k.mprotector.mprotect(vma, write, read);
       }
       at = vma.start + vma.pages;
