@@ -107,8 +107,11 @@ describe('devmem_is_allowed() as each arch plugin describes physical memory', ()
     for (const v of RELEASES) expect(answer('ppc-hash', v, 0), v).toBe(0);
   });
 
-  it('s390: no filter before v6.13 (STRICT_DEVMEM off by default), RAM from 0 refused after', () => {
+  it('s390: no filter before v6.13 (STRICT_DEVMEM off by default); after, every pfn is refused, RAM or not', () => {
     expect(RELEASES.map((v) => answer('s390', v, 0))).toEqual([null, null, null, null, null, 0, 0]);
+    // arch/s390/include/asm/page.h's devmem_is_allowed() refuses any pfn, not only System RAM
+    const k = createKernel({ arch: ARCHES['s390']!(), kernel: 'latest' });
+    expect(() => k.run(k.mmap({ devmem: true, length: 4 * KiB, shared: true, as: 'm' }))).toThrow(/EPERM.*refuses every physical page on s390/);
   });
 
   it('the mmap itself: range_is_allowed() over every page, EPERM on the first refused one', () => {

@@ -43,10 +43,10 @@ export const S390_MMU: Mmu = {
   // /dev/mem: s390 memory starts at absolute address 0 (the lowcore of the boot CPU), so what lies
   // below core's RAM is System RAM. STRICT_DEVMEM defaults to y on s390 only from v6.13
   // (2b37c814aab7 "lib/Kconfig.debug: Default STRICT_DEVMEM to "y" on s390", with virtio-mem for
-  // s390); before, /dev/mem is unfiltered. s390 selects ARCH_HAS_DEVMEM_IS_ALLOWED (arch/s390/Kconfig);
-  // the body of its devmem_is_allowed() was not read: the model takes the System RAM refusal
-  // that the x86, powerpc and generic ones share.
-  devmem: { lowMemory: [{ start: 0, end: 4 * GiB, kind: 'ram' }], filter: 'ram-refused', strictSince: [6, 13] },
+  // s390); before, /dev/mem is unfiltered. s390 selects ARCH_HAS_DEVMEM_IS_ALLOWED (arch/s390/Kconfig),
+  // and its devmem_is_allowed() (an inline in arch/s390/include/asm/page.h) returns 0 for every
+  // pfn: with STRICT_DEVMEM, no page of /dev/mem can be mapped at all, RAM or not.
+  devmem: { lowMemory: [{ start: 0, end: 4 * GiB, kind: 'ram' }], filter: 'all-refused', strictSince: [6, 13] },
 };
 
 /** PUD_SIZE (region-third entry): 2 GiB. */

@@ -60,10 +60,11 @@ export interface DevmemLayout {
   readonly lowMemory: readonly { readonly start: number; readonly end: number; readonly kind: 'ram' | 'reserved' }[];
   /**
    * The arch's devmem_is_allowed(): `x86` (arch/x86/mm/init.c: System RAM is refused except in
-   * the first MiB, where it is mapped but read() sees zeros) or `ram-refused`
-   * (lib/devmem_is_allowed.c, arch/powerpc/mm/mem.c: any System RAM is refused)
+   * the first MiB, where it is mapped but read() sees zeros), `ram-refused`
+   * (lib/devmem_is_allowed.c, arch/powerpc/mm/mem.c: any System RAM is refused) or `all-refused`
+   * (arch/s390/include/asm/page.h: every pfn is refused)
    */
-  readonly filter: 'x86' | 'ram-refused';
+  readonly filter: 'x86' | 'ram-refused' | 'all-refused';
   /** the first release whose default configuration has STRICT_DEVMEM (lib/Kconfig.debug); absent: all of them */
   readonly strictSince?: readonly [major: number, minor: number];
 }

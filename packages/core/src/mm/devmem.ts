@@ -29,6 +29,8 @@ export function devmemIsAllowed(k: Kernel, pfn: number): DevmemAnswer | null {
   const layout = k.mmu.devmem;
   if (!layout) return null;
   if (layout.strictSince && !kernelAtLeast(k.version, layout.strictSince[0], layout.strictSince[1])) return null;
+  // arch/s390/include/asm/page.h: an inline devmem_is_allowed() that answers 0 for any pfn
+  if (layout.filter === 'all-refused') return 0;
   // is the page System RAM (x86: region_intersects(IORESOURCE_SYSTEM_RAM); the others: page_is_ram())
   const ram = physicalKind(k, pfn) === 'ram';
   if (layout.filter === 'x86') {
@@ -58,7 +60,10 @@ export function mapDevmem(k: Kernel, mm: Mm, a: { offset: number; length: number
     if (physicalKind(k, pfn) === 'device') {
       throw new InputError(`mmap '${a.as}': /dev/mem over a device's memory (pfn ${pfn}) is not modelled: map the device itself (device: <name>) or a file on it`, undefined, 'offset');
     }
-    if (devmemIsAllowed(k, pfn) === 0) throw new KernelError('EPERM', `mmap of /dev/mem at physical ${(pfn * ps).toString(16)}: devmem_is_allowed() refuses System RAM on ${k.mmu.arch} (STRICT_DEVMEM)`);
+    if (devmemIsAllowed(k, pfn) === 0) {
+      const what = k.mmu.devmem.filter === 'all-refused' ? 'every physical page' : 'System RAM';
+      throw new KernelError('EPERM', `mmap of /dev/mem at physical ${(pfn * ps).toString(16)}: devmem_is_allowed() refuses ${what} on ${k.mmu.arch} (STRICT_DEVMEM)`);
+    }
   }
   const start = k.vm.placeVma(mm, pages, 1);
   const flags = k.vm.flags({ write: a.write, shared: true, io: true, pfnmap: true, dontexpand: true });
