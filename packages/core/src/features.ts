@@ -265,6 +265,15 @@ export const FEATURES = [
       false: 'the copy is made and the page tables moved, then do_munmap() of the old range fails to split it; mremap() still returns the new address and both VMAs map the device (v5.10 and earlier; ndctl test_dax_remap: "got expected SIGBUS after mremap() of device-dax")',
     },
   },
+  {
+    name: 'migrate-device-thp',
+    values: ['split', 'compound'],
+    summary: 'what migrate_vma_setup() does with an anonymous THP in the range (mm/migrate_device.c migrate_vma_collect_pmd)',
+    meaning: {
+      split: 'a PMD-mapped THP is split whole first (split_huge_page() / split_folio(), -EBUSY with references beyond its mappings: the PMD range is skipped) and its base pages migrate; a THP already mapped by PTEs is not collected ("FIXME support THP": PageTransCompound, since migrate_vma arrived in v4.14) (v4.14-v6.15 and later [M])',
+      compound: 'a THP mapped by PTEs is split during the walk (migrate_vma_split_folio()), and a driver passing MIGRATE_VMA_SELECT_COMPOUND (lib/test_hmm.c does) moves a PMD-mapped THP whole to a device-private THP behind a PMD-level device-private entry (Balbir Singh\'s "mm: support device-private THP migration" series, 2025, merged after v6.15 [M]); the whole-THP move is not modelled: such a migration is refused as unsupported',
+    },
+  },
 ] as const satisfies readonly FeatureSpec[];
 
 export type FeatureName = (typeof FEATURES)[number]['name'];
@@ -309,6 +318,7 @@ const V5_4: FeatureSet = {
   'fuse-break-whole-file': false,
   'mremap-devmap-pmd': false,
   'mremap-may-split-check': false,
+  'migrate-device-thp': 'split',
 };
 const V5_10: FeatureSet = { ...V5_4, 'foll-pin': true, 'fork-cow-pinned': true, 'wp-reuse': 'refcount', 'thp-cow': 'split', 'mremap-devmap-pmd': true };
 const V6_1: FeatureSet = {
@@ -342,6 +352,9 @@ const V6_15: FeatureSet = {
   'fuse-break-whole-file': true,
 };
 
+// the 2025 device-private THP series (MIGRATE_VMA_SELECT_COMPOUND) came after v6.15 [M]
+const LATEST: FeatureSet = { ...V6_15, 'migrate-device-thp': 'compound' };
+
 export const PRESETS: readonly Preset[] = [
   { name: 'v5.4', release: 'Linux 5.4 (Nov 2019)', features: V5_4, notes: 'era (a): every ZONE_DEVICE page idle at 1, devmap PTEs, no pin accounting (a DMA pin is a plain reference), no early COW at fork, COW reuse by mapcount' },
   { name: 'v5.10', release: 'Linux 5.10 (Dec 2020)', features: V5_10, notes: 'era (a) plus early COW of pinned pages at fork and page_count-based COW reuse (v5.9); write_protect_seq came in v5.11' },
@@ -349,7 +362,7 @@ export const PRESETS: readonly Preset[] = [
   { name: 'v6.3', release: 'Linux 6.3 (Apr 2023)', features: V6_3, notes: 'as v6.1 plus two v6.2 changes (mprotect() also upgrades clean exclusive anon PTEs; R/O long-term pins in COW mappings unshare non-anon pages too): the last release before the vmemmap_can_optimize() arch opt-in (seed 003 crashes here on ppc64 hash)' },
   { name: 'v6.6', release: 'Linux 6.6 (Oct 2023)', features: V6_6, notes: 'era (b) with the seed-003 fix (arch opt-in) and MF_MEM_PRE_REMOVE notification on pmem unbind' },
   { name: 'v6.15', release: 'Linux 6.15 (May 2025)', features: V6_15, notes: 'era (c): fs-dax and device-dax pages refcounted normally, no mapping_mapped() shortcut, no DAX_SHARED alias, FUSE breaks the whole file' },
-  { name: 'latest', release: 'mainline as read (7.2)', features: V6_15, notes: 'as v6.15; pte_devmap and pfn_t removed altogether' },
+  { name: 'latest', release: 'mainline as read (7.2)', features: LATEST, notes: 'as v6.15; pte_devmap and pfn_t removed altogether; device-private THP migration (migrate-device-thp compound)' },
 ];
 
 export const DEFAULT_PRESET = 'latest';

@@ -2,6 +2,7 @@ import type { Kernel } from '../kernel.js';
 import { KernelError } from '../errors.js';
 import type { Device, Mm, Pte, Vma } from '../types.js';
 import { anonMappingOf, PG } from './pages.js';
+import type { Leaf } from './vm.js';
 
 /** A page-table entry the migration took down and will point at the new page (or back at the old). */
 interface Place {
@@ -56,14 +57,22 @@ export class DeviceMigration {
     const k = this.k;
     const slots: MigrateSlot[] = [];
     for (let v = vpn; v < vpn + nr; v++) {
-      const leaf = k.vm.lookup(vma.mm, v);
+      let leaf = k.vm.lookup(vma.mm, v);
+      if (leaf && leaf.pte.level === 'pmd' && vma.kind === 'anon') {
+        // a PMD-mapped THP or the huge zero page: walked as PTEs once split, else the PMD's range is skipped
+        if (!this.splitPmdToCollect(vma, leaf)) {
+          v = Math.min(vpn + nr, leaf.base + leaf.pages) - 1;
+          continue;
+        }
+        leaf = k.vm.lookup(vma.mm, v);
+      }
       const none = (): void => void slots.push({ vpn: v, src: null, write: vma.flags.write, migrate: true, dst: null, places: [], exclusive: true });
       if (!leaf) {
         // pte_none: MIGRATE_PFN_MIGRATE without a page, for anonymous VMAs only (migrate_vma_collect_hole)
         if (select.system && this.anonPrivate(vma)) none();
         continue;
       }
-      if (leaf.pte.level !== 'pte') continue; // no device THP migration in the model
+      if (leaf.pte.level !== 'pte') continue; // a DAX PMD/PUD: not anonymous, never collected
       const pfn = leaf.pte.pfn;
       if (leaf.pte.devicePrivate) {
         // device-private entry: selected only for its owner (is_device_private_entry, pgmap->owner)
@@ -85,9 +94,53 @@ export class DeviceMigration {
       // system pages: SELECT_SYSTEM, anonymous pages only ("For now only support anonymous
       // memory"), which includes the COW copies in a private file mapping (hmm.migrate_file_private)
       if (kind !== 'ram' || !select.system || vma.flags.shared || !k.folios.isAnon(k.folios.folio(page))) continue;
+      if (k.folios.nr(k.folios.folio(page)) > 1 && !this.splitPteMappedThp(k.folios.folio(page))) continue;
       this.collect(slots, v, page, leaf.pte.write);
     }
     return slots;
+  }
+
+  /**
+   * migrate_vma_collect_pmd() on a PMD leaf of an anonymous VMA. The huge zero page is split into
+   * small zero-page PTEs (split_huge_pmd()). A THP (`migrate-device-thp` split, every release up
+   * to v6.15) is split whole, folio_get + folio_trylock + split_folio() + folio_put, and its base
+   * pages are collected from the PTEs; when the split fails (-EBUSY: a pin or another reference)
+   * the whole PMD range is skipped (migrate_vma_collect_skip). With `compound` a driver selecting
+   * MIGRATE_VMA_SELECT_COMPOUND moves the THP whole (a PMD-level device-private entry): not
+   * modelled, refused. False: skip the PMD's range.
+   */
+  private splitPmdToCollect(vma: Vma, leaf: Leaf): boolean {
+    const k = this.k;
+    if (k.thp.isHugeZeroPmd(vma, leaf)) {
+      if (k.features['migrate-device-thp'] === 'compound') throw this.compoundUnsupported(vma, leaf);
+      k.thp.splitZeroPmd(vma, leaf.base);
+      return true;
+    }
+    if (!k.thp.isAnonPmd(vma, leaf)) return false;
+    if (k.features['migrate-device-thp'] === 'compound') throw this.compoundUnsupported(vma, leaf);
+    const head = k.folios.folio(leaf.pte.pfn);
+    k.folios.get(head, 1, 'migrate_vma_collect_pmd: folio_get before split_folio');
+    const split = k.thp.splitFolio(head);
+    k.folios.put(head, 1, 'migrate_vma_collect_pmd: folio_put after split_folio');
+    return split;
+  }
+
+  /**
+   * A page of a THP mapped by PTEs: `split` releases skip it ("FIXME support THP": PageTransCompound,
+   * mpfn 0); `compound` ones split the folio during the walk (migrate_vma_split_folio(): folio_get,
+   * folio_lock, split_folio, and on failure the page is not collected). True: collect it.
+   */
+  private splitPteMappedThp(head: number): boolean {
+    const k = this.k;
+    if (k.features['migrate-device-thp'] === 'split') return false;
+    k.folios.get(head, 1, 'migrate_vma_split_folio: folio_get');
+    const split = k.thp.splitFolio(head);
+    k.folios.put(head, 1, 'migrate_vma_split_folio: folio_put');
+    return split;
+  }
+
+  private compoundUnsupported(vma: Vma, leaf: Leaf): KernelError {
+    return KernelError.unsupported('EINVAL', `migrate_vma_setup on the PMD at page ${leaf.base - vma.start} of '${vma.name}': MIGRATE_VMA_SELECT_COMPOUND (migrate-device-thp compound) moves the THP whole to a device-private THP behind a PMD-level device-private entry, which the model does not have`);
   }
 
   /**

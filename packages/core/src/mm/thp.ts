@@ -191,6 +191,41 @@ export class Thp {
   }
 
   /**
+   * split_folio() / split_huge_page() of an anonymous THP into order-0 pages (mm/huge_memory.c),
+   * for a caller holding one reference (migrate_vma_collect_pmd(): folio_get + folio_trylock).
+   * can_split_folio() first: every reference but the caller's must be a mapping's (anon without
+   * swap cache: extra_pins 0), else -EBUSY (false) and nothing changes; a pin or a GUP get
+   * therefore stops it. unmap_folio() splits each PMD mapping (TTU_SPLIT_HUGE_PMD) and
+   * remap_page() restores every migration entry as the same PTE, so the model remaps the PMDs as
+   * PTEs at once (splitAnonPmd). __split_huge_page() then gives each subpage its own folio: its
+   * refcount is its mappings (one per restored PTE), the caller's reference stays on the head
+   * page, and the mapping, data and per-page PageAnonExclusive stay where they are.
+   */
+  splitFolio(head: number): boolean {
+    const k = this.k;
+    const nr = k.folios.nr(head);
+    if (nr === 1) return true;
+    if (k.folios.mapcount(head) !== k.folios.rc(head) - 1) return false;
+    for (const mm of k.processes.values()) {
+      if (!mm.alive) continue;
+      for (const [base, pmd] of [...mm.pmds]) if (pmd.pfn === head && !pmd.special) this.splitAnonPmd(k.vm.requireVma(mm, base), base);
+    }
+    const p = k.pages;
+    for (let i = 0; i < nr; i++) {
+      const s = p.slot(head + i);
+      const ptes = p.ptes[s]!;
+      p.order[s] = 0;
+      p.head[s] = head + i;
+      p.flags[s]! &= ~(PG.head | PG.tail);
+      p.mapcount[s] = ptes;
+      // the head page keeps the caller's reference on top of its own mappings
+      p.rc[s] = ptes + (i === 0 ? 1 : 0);
+    }
+    k.emit('page.ref', { pfn: head, rc: p.rc[p.slot(head)]!, delta: 0, why: `__split_huge_page: order ${Math.log2(nr)} -> ${nr} order-0 pages` });
+    return true;
+  }
+
+  /**
    * wp_can_reuse_anon_folio() for a non-exclusive page of a PTE-mapped large anon folio (v5.19+):
    * - up to v6.9 the small-folio rule: the only reference is ours (folio_ref_count() == 1);
    * - v6.10 (Barry Song's 2024 patch to wp_can_reuse_anon_folio() [M]): never, for any large folio;
