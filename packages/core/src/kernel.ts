@@ -22,6 +22,7 @@ import { madvise, type Advice } from './mm/madvise.js';
 import { mapDevmem } from './mm/devmem.js';
 import { PageStore, PG } from './mm/pages.js';
 import { Ram } from './mm/ram.js';
+import { Shmem } from './mm/shmem.js';
 import { Thp } from './mm/thp.js';
 import { Vm, type Leaf } from './mm/vm.js';
 import { runToCompletion, type Op } from './sched.js';
@@ -113,6 +114,7 @@ export class Kernel {
   readonly mprotector: Mprotect;
   /** anonymous THPs mapped by PMDs (mm/thp.ts) */
   readonly thp: Thp;
+  readonly shmem: Shmem;
   /** pfn of the shared zero page */
   get zeroPfn(): number {
     return this.ram.basePfn;
@@ -181,6 +183,7 @@ export class Kernel {
     this.migration = new DeviceMigration(this);
     this.mprotector = new Mprotect(this);
     this.thp = new Thp(this);
+    this.shmem = new Shmem(this);
     this.processes.set('init', this.vm.newMm('init'));
   }
 
@@ -314,6 +317,7 @@ export class Kernel {
    * reads the host file through a window range it sets up.
    */
   *fileData(vmf: Vmf): Op<string> {
+    if (vmf.vma.shmem) return this.shmem.cowData(vmf);
     const inode = vmf.vma.inode;
     if (!inode) return '';
     return yield* this.fsOf(inode).cowData(vmf, inode);
@@ -344,6 +348,7 @@ export class Kernel {
 
   file(name: string): { fs: DaxFilesystem; inode: Inode } {
     const f = this.files.get(name);
+    if (!f && this.shmem.named(name)) throw new InputError(`'${name}' is a memfd (shmem), not a file on a DAX mount: only mmap, truncate and checks of refcount, mapcount, mapped, anon take it`, undefined, 'file');
     if (!f) throw new KernelError('ENOENT', `no file '${name}'`);
     return f;
   }
@@ -459,6 +464,8 @@ export class Kernel {
   }
 
   *truncate(a: { file: string; size: number }): Op {
+    const memfd = this.shmem.named(a.file);
+    if (memfd) return yield* this.shmem.truncate(memfd, a.size);
     const { fs, inode } = this.file(a.file);
     yield* fs.truncate(inode, a.size);
   }
@@ -473,6 +480,12 @@ export class Kernel {
     if (this.files.has(a.to)) throw new KernelError('EEXIST', `file '${a.to}' exists`);
     const dst = yield* fs.reflink(inode, a.to);
     this.files.set(a.to, { fs, inode: dst });
+  }
+
+  /** memfd_create() + ftruncate() [+ fallocate()]: a tmpfs file (mm/shmem.ts). */
+  *memfdCreate(a: { file: string; size: number; fallocate?: boolean }): Op {
+    this.shmem.create(a.file, a.size, a.fallocate ?? false);
+    yield* [];
   }
 
   *spawn(a: { as: string }): Op {
@@ -492,7 +505,14 @@ export class Kernel {
     const shared = a.shared ?? false;
     const write = a.write ?? false;
     let vma: Vma;
-    if (a.file !== undefined) {
+    const memfd = a.file !== undefined ? this.shmem.named(a.file) : null;
+    if (memfd || (a.anon && shared)) {
+      // a memfd (shmem_mmap), or MAP_SHARED|MAP_ANONYMOUS: do_mmap() -> shmem_zero_setup() gives the
+      // VMA a tmpfs file of its length (and pgoff 0), so it is a file VMA whose pages live in the page cache
+      const file = memfd ?? this.shmem.zeroSetup(a.as, pages);
+      const start = this.vm.placeVma(mm, pages, 1);
+      vma = this.vm.addVma(mm, { name: a.as, start, pages, pgoff: memfd ? offset / ps : 0, flags: this.vm.flags({ write, shared }), kind: 'shmem', inode: null, device: null, shmem: file, anonVma: 0 });
+    } else if (a.file !== undefined) {
       const { fs, inode } = this.file(a.file);
       const start = this.vm.placeVma(mm, pages, 1);
       vma = this.vm.addVma(mm, { name: a.as, start, pages, pgoff: offset / ps, flags: this.vm.flags({ write, shared, ...fs.mmapFlags }), kind: 'file', inode, device: null, anonVma: 0 });
@@ -508,9 +528,6 @@ export class Kernel {
       vma = this.vm.addVma(mm, { name: a.as, start, pages, pgoff: offset / ps, flags: this.vm.flags({ write, shared, ...flags }), kind: 'device', inode: null, device, anonVma: 0 });
       if (driver.populate) yield* driver.populate(this, device, vma);
     } else {
-      // MAP_SHARED|MAP_ANONYMOUS is shmem (do_mmap -> shmem_zero_setup): page cache, never anon
-      // pages, so fork, COW and GUP would treat it wrongly as private anonymous memory
-      if (shared) throw new InputError(`mmap '${a.as}': anon: true with shared: true is shared anonymous memory (shmem), which daxlab does not model; map anonymous memory private (drop shared) or map a DAX file or device`, undefined, 'shared');
       const start = this.vm.placeVma(mm, pages, 1);
       vma = this.vm.addVma(mm, { name: a.as, start, pages, pgoff: 0, flags: this.vm.flags({ write, shared }), kind: 'anon', inode: null, device: null, anonVma: 0 });
     }
@@ -790,6 +807,8 @@ export class Kernel {
       return leaf ? this.vm.pfnAt(leaf, vpn) : null;
     }
     if (t.file !== undefined) {
+      const memfd = this.shmem.named(t.file);
+      if (memfd) return memfd.cache.get(t.page ?? 0) ?? null;
       const { fs, inode } = this.file(t.file);
       const block = inode.blocks.get(t.page ?? 0);
       return block === undefined ? null : fs.blocks.pfnOf(block);

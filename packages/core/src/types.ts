@@ -106,7 +106,24 @@ export interface VmFlags {
   dontexpand: boolean;
 }
 
-export type VmaKind = 'anon' | 'file' | 'device';
+/** 'shmem': a tmpfs file (memfd) or shared anonymous memory (shmem_zero_setup): page cache, never anon (mm/shmem.ts) */
+export type VmaKind = 'anon' | 'file' | 'device' | 'shmem';
+
+/** A shmem (tmpfs) inode (mm/shmem.c): its page cache holds ordinary RAM folios (mm/shmem.ts). */
+export interface ShmemFile {
+  readonly name: string;
+  /** i_size in pages */
+  pages: number;
+  /** i_mapping: its VMAs (i_mmap); the page cache itself is `cache` */
+  readonly mapping: AddressSpace;
+  /** i_pages: file page index -> pfn of the order-0 folio caching it */
+  readonly cache: Map<number, number>;
+  /**
+   * An open file keeps the inode (memfd: the model never closes it); a shared anonymous
+   * mapping's file is held only by its VMAs, so the last unmap evicts it.
+   */
+  readonly held: boolean;
+}
 
 /** struct vm_area_struct */
 export interface Vma {
@@ -122,6 +139,8 @@ export interface Vma {
   readonly kind: VmaKind;
   readonly inode: Inode | null;
   readonly device: Device | null;
+  /** the shmem file behind a 'shmem' VMA (vm_file of a memfd or of shmem_zero_setup) */
+  readonly shmem?: ShmemFile;
   /** anon_vma id once the VMA has anonymous pages (or inherited them) */
   anonVma: number;
 }

@@ -128,8 +128,15 @@ describe('R/O FOLL_LONGTERM pin of the shared zero page in a private mapping', (
 });
 
 describe('shared anonymous memory', () => {
-  it('is shmem, which the model refuses with the field and the fix', () => {
+  it('is shmem (shmem_zero_setup): a R/O longterm pin of its page-cache page is never unshared (not anon, not a COW mapping)', () => {
     const { k } = kernel('latest');
-    expect(() => k.run(k.mmap({ anon: true, shared: true, length: 4096, write: true, as: 'm' }))).toThrow(/anon: true with shared: true is shared anonymous memory \(shmem\).*drop shared/);
+    k.run(k.mmap({ anon: true, shared: true, length: 4096, write: true, as: 'm' }));
+    k.run(k.write({ map: 'm', page: 0, data: 'A' }));
+    k.run(k.mprotect({ map: 'm', write: false }));
+    const pfn = k.pfnOf({ map: 'm', page: 0 })!;
+    expect(k.isAnon(pfn)).toBe(false);
+    const h = k.run(k.gup({ map: 'm', page: 0, longterm: true, as: 'ro' }, true));
+    expect(h.pfns).toEqual([pfn]);
+    expect(k.pfnOf({ map: 'm', page: 0 })).toBe(pfn);
   });
 });

@@ -31,6 +31,16 @@ export class Ram {
   }
 
   /**
+   * A page-cache folio for a shmem file (shmem_alloc_folio + shmem_add_to_page_cache): order 0,
+   * not anon, page->mapping/index set; rc 1 is the page cache's reference. Null: ENOMEM.
+   */
+  allocFile(mapping: number, index: number): number | null {
+    const pfn = this.alloc(0, mapping, '');
+    if (pfn !== null) this.k.pages.index[this.k.pages.slot(pfn)] = index;
+    return pfn;
+  }
+
+  /**
    * An anonymous THP (do_huge_pmd_anonymous_page -> vma_alloc_folio(order) +
    * folio_add_new_anon_rmap): 2^order naturally aligned contiguous pages, a head with rc 1 and
    * PageAnonExclusive, tails pointing at it; never from the order-0 free list. Null: ENOMEM.

@@ -71,7 +71,7 @@ export class Vm {
   }
 
   mappingOf(vma: Vma): AddressSpace | null {
-    return vma.inode?.mapping ?? vma.device?.mapping ?? null;
+    return vma.inode?.mapping ?? vma.device?.mapping ?? vma.shmem?.mapping ?? null;
   }
 
   vmaAt(mm: Mm, vpn: number): Vma | null {
@@ -215,6 +215,8 @@ export class Vm {
     const i = vma.mm.vmas.indexOf(vma);
     if (i >= 0) vma.mm.vmas.splice(i, 1);
     this.mappingOf(vma)?.mmaps.delete(vma);
+    // the last VMA of a shared anonymous mapping's file was its last reference (mm/shmem.ts)
+    if (vma.shmem) this.k.shmem.released(vma.shmem);
   }
 
   /**

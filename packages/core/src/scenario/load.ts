@@ -178,7 +178,8 @@ function definitions(step: Step, at: Path): NameRef[] {
   const ref = (field: string, kind: Kind): NameRef[] => (typeof a[field] === 'string' ? [{ name: a[field], kind, at: [...at, step.op, field] }] : []);
   switch (step.op) {
     case 'probe': return ref('as', 'device');
-    case 'create': return ref('file', 'file');
+    case 'create':
+    case 'memfd-create': return ref('file', 'file');
     case 'reflink': return ref('to', 'file');
     case 'spawn':
     case 'fork': return ref('as', 'process');

@@ -274,7 +274,12 @@ export const OP_ARGS = {
   'punch-hole': obj({ file: Name, offset: Size, length: Size }).describe('fallocate punch hole'),
   reflink: obj({ from: Name, to: Name }).describe("share all of from's blocks with a new file to (XFS)"),
   spawn: obj({ as: Name }).describe('a new process (init always exists)'),
-  mmap: mmapArgs.describe('map a file, a device-dax device, or anonymous memory'),
+  'memfd-create': obj({
+    file: Name.describe('the name the memfd goes by (mmap: { file }, truncate, checks)'),
+    size: Size.describe('ftruncate() to this size'),
+    fallocate: Flag.optional().describe('fallocate(0, size): allocate every page into the page cache now (default: pages come with the first fault)'),
+  }).describe('memfd_create() + ftruncate() [+ fallocate()]: a tmpfs (shmem) file whose page cache is ordinary RAM'),
+  mmap: mmapArgs.describe('map a file (a DAX file or a memfd), a device-dax device, or anonymous memory (shared: shmem)'),
   munmap: obj({
     map: Name,
     offset: Size.optional().describe('where in the mapping the unmapped range starts (page aligned; default 0)'),

@@ -1,0 +1,156 @@
+import type { Kernel } from '../kernel.js';
+import { KernelError } from '../errors.js';
+import type { Op } from '../sched.js';
+import type { ShmemFile, Vma } from '../types.js';
+import type { Vmf } from './fault.js';
+import { mappingOf } from './pages.js';
+
+/**
+ * shmem / tmpfs (mm/shmem.c, mm/memfd.c): files whose page cache is ordinary RAM. A memfd
+ * (`memfd-create`) and the file behind MAP_SHARED|MAP_ANONYMOUS (shmem_zero_setup) are both shmem
+ * inodes; their VMAs are file VMAs (vm_file set, vma_is_anonymous() false), so their page-cache
+ * folios are never anon: a private mapping COWs them into anon pages, a shared one maps them.
+ *
+ * Reference counting, as the kernel does it for an order-0 page-cache folio: the cache holds one
+ * reference (shmem_add_to_page_cache: folio_ref_add(nr)); a fault's shmem_get_folio_gfp() hands
+ * the caller one more, which finish_fault() keeps as the PTE's (folio_add_file_rmap_pte: +1
+ * mapcount). So a page mapped by n PTEs has refcount 1 + n and mapcount n until the inode goes.
+ *
+ * Not modelled: shmem THPs (huge=never, the default), swap, fault-around (filemap_map_pages maps
+ * cached neighbours on a read fault: here each fault maps one page), hole punching, seals,
+ * closing a memfd (its inode lives for the whole run), userfaultfd.
+ */
+export class Shmem {
+  /** tmpfs files by name: memfds and the anonymous files of shared anonymous mappings */
+  readonly files = new Map<string, ShmemFile>();
+
+  constructor(private readonly k: Kernel) {}
+
+  /**
+   * memfd_create(name, 0) (mm/memfd.c: shmem_file_setup on the internal tmpfs mount), then
+   * ftruncate(size) (shmem_setattr: i_size only, no pages); with `fallocate`, fallocate(fd, 0, 0,
+   * size) (shmem_fallocate: every page allocated into the cache, SGP_FALLOC, and the caller's
+   * reference put back: refcount 1, the cache's).
+   */
+  create(name: string, size: number, fallocate: boolean): ShmemFile {
+    if (this.files.has(name) || this.k.files.has(name)) throw new KernelError('EEXIST', `file '${name}' exists`);
+    const file = this.newFile(name, Math.ceil(size / this.k.mmu.basePageSize), true);
+    if (fallocate) {
+      for (let index = 0; index < file.pages; index++) this.k.folios.put(this.getFolio(file, index, 'shmem_fallocate'), 1, 'shmem_fallocate: folio_put');
+    }
+    return file;
+  }
+
+  /**
+   * shmem_zero_setup() (do_mmap of MAP_SHARED|MAP_ANONYMOUS): a file "dev/zero" of the mapping's
+   * length on the internal mount (shmem_kernel_file_setup), held only by the VMAs that map it.
+   */
+  zeroSetup(as: string, pages: number): ShmemFile {
+    let name = `dev/zero(${as})`;
+    for (let n = 2; this.files.has(name); n++) name = `dev/zero(${as})#${n}`;
+    return this.newFile(name, pages, false);
+  }
+
+  private newFile(name: string, pages: number, held: boolean): ShmemFile {
+    const file: ShmemFile = { name, pages, mapping: { id: this.k.newAddressSpaceId(), owner: name, entries: new Map(), mmaps: new Set() }, cache: new Map(), held };
+    this.files.set(name, file);
+    return file;
+  }
+
+  /** The shmem file named `name` (a memfd), or null when the name is not one. */
+  named(name: string): ShmemFile | null {
+    return this.files.get(name) ?? null;
+  }
+
+  /**
+   * shmem_get_folio_gfp(SGP_CACHE): the cached folio, or a new zeroed one added to the cache
+   * (shmem_alloc_and_add_folio); the caller gets a reference. An index at or past i_size is
+   * -EINVAL ("sgp <= SGP_CACHE && index >= i_size"), which a fault turns into SIGBUS (vmf_error).
+   */
+  getFolio(file: ShmemFile, index: number, why: string): number {
+    if (index >= file.pages) throw new KernelError('SIGBUS', `page ${index} of shmem file '${file.name}' is past its end (${file.pages} pages): shmem_get_folio_gfp -EINVAL`);
+    let pfn = file.cache.get(index);
+    if (pfn === undefined) {
+      const got = this.k.ram.allocFile(mappingOf(file.mapping.id), index);
+      if (got === null) throw new KernelError('ENOMEM', `out of memory allocating page ${index} of shmem file '${file.name}'`);
+      pfn = got;
+      file.cache.set(index, pfn);
+    }
+    this.k.folios.get(pfn, 1, `${why}: shmem_get_folio`);
+    return pfn;
+  }
+
+  /**
+   * A read fault (do_read_fault) or a shared write fault (do_shared_fault) on a shmem VMA:
+   * __do_fault() -> shmem_fault() -> shmem_get_folio_gfp(SGP_CACHE), then finish_fault() maps the
+   * folio with the VMA's vm_page_prot — writable in a shared writable mapping that wants no write
+   * notification (shmem has no ->page_mkwrite and no writeback; soft-dirty tracking aside:
+   * vma_wants_writenotify()), read-only in a private one (COW) — and a write fault makes the
+   * entry writable and dirty (maybe_mkwrite(pte_mkdirty())). The fault's reference is the PTE's.
+   * A private write fault is do_cow_fault() instead (Faults.cowFault, with `cowData`).
+   */
+  *fault(vmf: Vmf): Op {
+    const k = this.k;
+    const { vma, vpn } = vmf;
+    const pfn = this.getFolio(this.fileOf(vma), vmf.pgoff, vmf.write ? 'do_shared_fault' : 'do_read_fault');
+    k.folios.addMap(pfn);
+    const write = vmf.write || (vma.flags.shared && vma.flags.write && !k.mprotector.wantsWritenotify(vma));
+    k.vm.install(vma.mm, vpn, k.faults.pte(pfn, 'pte', { write, dirty: vmf.write }));
+    yield* [];
+  }
+
+  /**
+   * do_cow_fault()'s source page: __do_fault() gets the page-cache folio (allocating it on a
+   * hole, so the cache keeps it), the contents are copied, and the fault's reference is put.
+   */
+  cowData(vmf: Vmf): string {
+    const pfn = this.getFolio(this.fileOf(vmf.vma), vmf.pgoff, 'do_cow_fault');
+    const data = this.k.pages.data.get(pfn) ?? '';
+    this.k.folios.put(pfn, 1, 'do_cow_fault: folio_put of the page-cache folio');
+    return data;
+  }
+
+  /**
+   * ftruncate() of a memfd (shmem_setattr): shrinking unmaps the pages past the new end from
+   * every mapping, private COW copies included (unmap_mapping_range(even_cows = 1)), then
+   * shmem_truncate_range() drops them from the cache; growing only sets i_size.
+   */
+  *truncate(file: ShmemFile, size: number): Op {
+    const pages = Math.ceil(size / this.k.mmu.basePageSize);
+    if (pages < file.pages) {
+      yield* this.k.vm.unmapMappingPages(file.mapping, pages, Infinity);
+      this.dropCache(file, pages);
+    }
+    file.pages = pages;
+  }
+
+  /**
+   * A VMA of the file went away. The file of a shared anonymous mapping is referenced only by its
+   * VMAs: the last fput() evicts the inode (shmem_evict_inode -> shmem_truncate_range(0, -1)).
+   */
+  released(file: ShmemFile): void {
+    if (file.held || file.mapping.mmaps.size > 0) return;
+    this.dropCache(file, 0);
+    this.files.delete(file.name);
+  }
+
+  /**
+   * shmem_undo_range() from `from` on: each folio leaves the cache (truncate_inode_folio ->
+   * filemap_remove_folio: page->mapping cleared) and the cache's reference is put; a folio still
+   * pinned lives on, outside the file, until its last reference goes.
+   */
+  private dropCache(file: ShmemFile, from: number): void {
+    const k = this.k;
+    for (const [index, pfn] of [...file.cache].sort((a, b) => a[0] - b[0])) {
+      if (index < from) continue;
+      file.cache.delete(index);
+      k.pages.mapping[k.pages.slot(pfn)] = 0;
+      k.folios.put(pfn, 1, 'shmem_undo_range: truncate_inode_folio');
+    }
+  }
+
+  private fileOf(vma: Vma): ShmemFile {
+    if (!vma.shmem) throw new Error(`Shmem: VMA '${vma.name}' has no shmem file`);
+    return vma.shmem;
+  }
+}

@@ -1,0 +1,261 @@
+import { describe, expect, it } from 'vitest';
+import { createKernel, GUP_PIN_COUNTING_BIAS, InputError, Monitor, type Kernel } from '../src/index.js';
+import { testArch } from '../src/testing.js';
+import { code, errorOf } from './vm-helpers.js';
+
+// shmem (mm/shmem.ts): memfds and shared anonymous memory. Every count below is reasoned from the
+// kernel's rules: the page cache holds 1 reference on an order-0 folio (shmem_add_to_page_cache:
+// folio_ref_add(nr)); each PTE mapping it holds 1 more, the one shmem_get_folio_gfp() handed the
+// fault (finish_fault keeps it), and 1 mapcount (folio_add_file_rmap_pte).
+
+const PAGE = 4096;
+
+function kernel(version = 'latest'): { k: Kernel; m: Monitor } {
+  const k = createKernel({ arch: testArch(), kernel: version });
+  return { k, m: new Monitor(k) };
+}
+
+/** cow.c run_with_memfd(): a fallocated 1-page memfd, a private RW and a shared R/O mapping, both read. */
+function memfdPair(k: Kernel): number {
+  k.run(k.memfdCreate({ file: 'fd', size: PAGE, fallocate: true }));
+  k.run(k.mmap({ file: 'fd', length: PAGE, write: true, as: 'mem' }));
+  k.run(k.mmap({ file: 'fd', length: PAGE, shared: true, as: 'smem' }));
+  k.run(k.read({ map: 'mem', page: 0 }));
+  k.run(k.read({ map: 'smem', page: 0 }));
+  return k.pfnOf({ file: 'fd', page: 0 })!;
+}
+
+describe('shmem page cache', () => {
+  it('fallocate puts a page in the cache at refcount 1 (the cache), unmapped, not anon', () => {
+    const { k } = kernel();
+    k.run(k.memfdCreate({ file: 'fd', size: 2 * PAGE, fallocate: true }));
+    const pfn = k.pfnOf({ file: 'fd', page: 1 })!;
+    expect(pfn).not.toBeNull();
+    expect(k.refcount(pfn)).toBe(1);
+    expect(k.mapcount(pfn)).toBe(0);
+    expect(k.isAnon(pfn)).toBe(false);
+  });
+
+  it('without fallocate the cache is empty until a fault; a read fault adds the page (shmem_fault allocates on SGP_CACHE)', () => {
+    const { k } = kernel();
+    k.run(k.memfdCreate({ file: 'fd', size: PAGE }));
+    expect(k.pfnOf({ file: 'fd', page: 0 })).toBeNull();
+    k.run(k.mmap({ file: 'fd', length: PAGE, shared: true, write: true, as: 'm' }));
+    expect(k.run(k.read({ map: 'm', page: 0 }))).toBe('');
+    const pfn = k.pfnOf({ file: 'fd', page: 0 })!;
+    expect(k.pfnOf({ map: 'm', page: 0 })).toBe(pfn);
+    // cache 1 + the PTE 1
+    expect(k.refcount(pfn)).toBe(2);
+    expect(k.mapcount(pfn)).toBe(1);
+    // a shared writable mapping without write notification maps even a read fault writable
+    // (vm_page_prot is PAGE_SHARED: shmem has no ->page_mkwrite, VM_SOFTDIRTY is set on new VMAs)
+    expect(k.isWritableIn({ map: 'm', page: 0 })).toBe(true);
+    expect(k.anonExclusive(pfn)).toBe(false);
+  });
+
+  it("cow.c's memfd pair: both mappings map the cache page (rc 1 + 2, mapcount 2); the private one read-only", () => {
+    const { k } = kernel();
+    const pfn = memfdPair(k);
+    expect(k.pfnOf({ map: 'mem', page: 0 })).toBe(pfn);
+    expect(k.pfnOf({ map: 'smem', page: 0 })).toBe(pfn);
+    expect(k.refcount(pfn)).toBe(3);
+    expect(k.mapcount(pfn)).toBe(2);
+    expect(k.isWritableIn({ map: 'mem', page: 0 })).toBe(false); // COW mapping
+    expect(k.isWritableIn({ map: 'smem', page: 0 })).toBe(false); // PROT_READ
+  });
+
+  it('a write to the private mapping COWs into an anon page (wp_page_copy); the cache keeps its copy (Basic COW)', () => {
+    const { k, m } = kernel();
+    const cache = memfdPair(k);
+    k.run(k.write({ map: 'mem', page: 0, data: 'ff' }));
+    const anon = k.pfnOf({ map: 'mem', page: 0 })!;
+    expect(anon).not.toBe(cache);
+    expect(k.isAnon(anon)).toBe(true);
+    expect(k.anonExclusive(anon)).toBe(true);
+    expect(k.refcount(anon)).toBe(1);
+    expect(k.mapcount(anon)).toBe(1);
+    // the private PTE's reference and mapcount went: cache 1 + smem 1
+    expect(k.refcount(cache)).toBe(2);
+    expect(k.mapcount(cache)).toBe(1);
+    expect(k.run(k.read({ map: 'smem', page: 0 }))).toBe('');
+    expect(m.violations).toEqual([]);
+  });
+
+  it('a private write fault on a hole is do_cow_fault: the cache gains the page (rc 1, unmapped) and the mapping an anon copy', () => {
+    const { k } = kernel();
+    k.run(k.memfdCreate({ file: 'fd', size: PAGE }));
+    k.run(k.mmap({ file: 'fd', length: PAGE, write: true, as: 'mem' }));
+    k.run(k.write({ map: 'mem', page: 0, data: 'x' }));
+    const cache = k.pfnOf({ file: 'fd', page: 0 })!;
+    // __do_fault's reference was put after the copy: only the cache's is left
+    expect(k.refcount(cache)).toBe(1);
+    expect(k.mapcount(cache)).toBe(0);
+    const anon = k.pfnOf({ map: 'mem', page: 0 })!;
+    expect(k.isAnon(anon)).toBe(true);
+    expect(k.pages.data.get(cache) ?? '').toBe('');
+  });
+
+  it('writes through a shared mapping land in the cache page and are seen by every mapping', () => {
+    const { k } = kernel();
+    k.run(k.memfdCreate({ file: 'fd', size: PAGE }));
+    k.run(k.mmap({ file: 'fd', length: PAGE, shared: true, write: true, as: 'a' }));
+    k.run(k.mmap({ file: 'fd', length: PAGE, shared: true, write: true, as: 'b' }));
+    k.run(k.write({ map: 'a', page: 0, data: 'A' }));
+    expect(k.run(k.read({ map: 'b', page: 0 }))).toBe('A');
+    const pfn = k.pfnOf({ file: 'fd', page: 0 })!;
+    expect(k.refcount(pfn)).toBe(3);
+    expect(k.mapcount(pfn)).toBe(2);
+  });
+
+  it('a fault past i_size is SIGBUS (shmem_get_folio_gfp: -EINVAL)', () => {
+    const { k } = kernel();
+    k.run(k.memfdCreate({ file: 'fd', size: PAGE }));
+    k.run(k.mmap({ file: 'fd', length: 2 * PAGE, shared: true, write: true, as: 'm' }));
+    expect(code(() => k.run(k.read({ map: 'm', page: 1 })))).toBe('SIGBUS');
+  });
+
+  it('munmap drops the mapping reference; the memfd cache keeps its page', () => {
+    const { k } = kernel();
+    k.run(k.memfdCreate({ file: 'fd', size: PAGE }));
+    k.run(k.mmap({ file: 'fd', length: PAGE, shared: true, write: true, as: 'm' }));
+    k.run(k.write({ map: 'm', page: 0, data: 'A' }));
+    const pfn = k.pfnOf({ file: 'fd', page: 0 })!;
+    k.run(k.munmap({ map: 'm' }));
+    expect(k.refcount(pfn)).toBe(1);
+    expect(k.mapcount(pfn)).toBe(0);
+    expect(k.ram.live.has(pfn)).toBe(true);
+    // mapped again, the data is still there
+    k.run(k.mmap({ file: 'fd', length: PAGE, shared: true, as: 'n' }));
+    expect(k.run(k.read({ map: 'n', page: 0 }))).toBe('A');
+  });
+
+  it('ftruncate to 0 unmaps the page everywhere and frees it; growing again gives a zeroed page', () => {
+    const { k, m } = kernel();
+    k.run(k.memfdCreate({ file: 'fd', size: PAGE }));
+    k.run(k.mmap({ file: 'fd', length: PAGE, shared: true, write: true, as: 'm' }));
+    k.run(k.write({ map: 'm', page: 0, data: 'A' }));
+    const pfn = k.pfnOf({ file: 'fd', page: 0 })!;
+    k.run(k.truncate({ file: 'fd', size: 0 }));
+    expect(k.isMappedIn({ map: 'm', page: 0 })).toBe(false);
+    expect(k.ram.live.has(pfn)).toBe(false);
+    expect(code(() => k.run(k.read({ map: 'm', page: 0 })))).toBe('SIGBUS');
+    k.run(k.truncate({ file: 'fd', size: PAGE }));
+    expect(k.run(k.read({ map: 'm', page: 0 }))).toBe('');
+    expect(m.violations).toEqual([]);
+  });
+
+  it('a memfd name in a DAX-file operation is an input error naming the field', () => {
+    const { k } = kernel();
+    k.run(k.memfdCreate({ file: 'fd', size: PAGE }));
+    const e = errorOf(() => k.run(k.punchHole({ file: 'fd', offset: 0, length: PAGE })));
+    expect(e).toBeInstanceOf(InputError);
+    expect((e as InputError).field).toBe('file');
+    expect(code(() => k.run(k.memfdCreate({ file: 'fd', size: PAGE })))).toBe('EEXIST');
+  });
+});
+
+describe('shared anonymous memory (shmem_zero_setup)', () => {
+  it('is a file VMA: a write fault maps a page-cache page (rc 2, mapcount 1), not anon', () => {
+    const { k } = kernel();
+    const vma = k.run(k.mmap({ anon: true, shared: true, write: true, length: 2 * PAGE, as: 'm' }));
+    expect(vma.kind).toBe('shmem');
+    k.run(k.write({ map: 'm', page: 1, data: 'A' }));
+    const pfn = k.pfnOf({ map: 'm', page: 1 })!;
+    expect(k.refcount(pfn)).toBe(2);
+    expect(k.mapcount(pfn)).toBe(1);
+    expect(k.isAnon(pfn)).toBe(false);
+    expect(k.anonExclusive(pfn)).toBe(false);
+    expect(vma.anonVma).toBe(0);
+  });
+
+  it('fork copies no page tables (vma_needs_copy: no anon_vma); the child faults the same page in and its writes are shared', () => {
+    const { k } = kernel();
+    k.run(k.mmap({ anon: true, shared: true, write: true, length: PAGE, as: 'm' }));
+    k.run(k.write({ map: 'm', page: 0, data: 'A' }));
+    const pfn = k.pfnOf({ map: 'm', page: 0 })!;
+    k.run(k.fork({ as: 'child' }));
+    expect(k.isMappedIn({ map: 'm', page: 0, process: 'child' })).toBe(false);
+    expect(k.refcount(pfn)).toBe(2);
+    expect(k.run(k.read({ map: 'm', page: 0, process: 'child' }))).toBe('A');
+    // cache 1 + parent PTE 1 + child PTE 1
+    expect(k.refcount(pfn)).toBe(3);
+    expect(k.mapcount(pfn)).toBe(2);
+    k.run(k.write({ map: 'm', page: 0, data: '-A', process: 'child' }));
+    expect(k.pfnOf({ map: 'm', page: 0, process: 'child' })).toBe(pfn);
+    expect(k.run(k.read({ map: 'm', page: 0 }))).toBe('-A');
+  });
+
+  it('the file lives while a VMA maps it: the last unmap (here the exit of the child) frees its pages', () => {
+    const { k, m } = kernel();
+    k.run(k.mmap({ anon: true, shared: true, write: true, length: PAGE, as: 'm' }));
+    k.run(k.write({ map: 'm', page: 0, data: 'A' }));
+    const pfn = k.pfnOf({ map: 'm', page: 0 })!;
+    k.run(k.fork({ as: 'child' }));
+    k.run(k.munmap({ map: 'm' }));
+    // the child's VMA still holds the file: the cache's reference stays
+    expect(k.refcount(pfn)).toBe(1);
+    expect(k.run(k.read({ map: 'm', page: 0, process: 'child' }))).toBe('A');
+    k.run(k.exit({ process: 'child' }));
+    expect(k.ram.live.has(pfn)).toBe(false);
+    expect(m.violations).toEqual([]);
+  });
+
+  it('a pin outlives the eviction: the page leaves the cache but is freed only at unpin', () => {
+    const { k, m } = kernel();
+    k.run(k.mmap({ anon: true, shared: true, write: true, length: PAGE, as: 'm' }));
+    k.run(k.write({ map: 'm', page: 0, data: 'A' }));
+    const pfn = k.pfnOf({ map: 'm', page: 0 })!;
+    k.run(k.gup({ map: 'm', page: 0, write: true, longterm: true, as: 'p' }, true));
+    k.run(k.munmap({ map: 'm' }));
+    expect(k.refcount(pfn)).toBe(GUP_PIN_COUNTING_BIAS);
+    expect(k.ram.live.has(pfn)).toBe(true);
+    k.run(k.unpin({ name: 'p' }));
+    expect(k.ram.live.has(pfn)).toBe(false);
+    expect(m.violations).toEqual([]);
+  });
+});
+
+describe('GUP on shmem', () => {
+  for (const fast of [false, true]) {
+    it(`a R/W FOLL_LONGTERM pin${fast ? ' (GUP-fast)' : ''} of a shared memfd mapping works (no dirty tracking for shmem) and pins the cache page`, () => {
+      const { k } = kernel();
+      k.run(k.memfdCreate({ file: 'fd', size: PAGE, fallocate: true }));
+      k.run(k.mmap({ file: 'fd', length: PAGE, shared: true, write: true, as: 'm' }));
+      k.run(k.write({ map: 'm', page: 0, data: '0' }));
+      const pfn = k.pfnOf({ file: 'fd', page: 0 })!;
+      const h = k.run(k.gup({ map: 'm', page: 0, write: true, longterm: true, fast, as: 'p' }, true));
+      expect(h.pfns).toEqual([pfn]);
+      expect(k.refcount(pfn)).toBe(2 + GUP_PIN_COUNTING_BIAS);
+      expect(k.maybePinned(pfn)).toBe(true);
+    });
+  }
+
+  it('a R/O longterm pin of a shared mapping needs no unshare (not a COW mapping): the cache page is pinned', () => {
+    const { k } = kernel();
+    k.run(k.memfdCreate({ file: 'fd', size: PAGE, fallocate: true }));
+    k.run(k.mmap({ file: 'fd', length: PAGE, shared: true, write: true, as: 'm' }));
+    k.run(k.write({ map: 'm', page: 0, data: '0' }));
+    k.run(k.mprotect({ map: 'm', write: false }));
+    const pfn = k.pfnOf({ file: 'fd', page: 0 })!;
+    // GUP-fast has no VMA and bails on a non-anon page under FOLL_LONGTERM; the slow path pins it
+    const h = k.run(k.gup({ map: 'm', page: 0, longterm: true, fast: true, as: 'p' }, true));
+    expect(h.pfns).toEqual([pfn]);
+  });
+
+  // cow.c "R/O longterm GUP pin ... with memfd": gup_must_unshare() unshares a non-anon page in a COW
+  // mapping under FOLL_LONGTERM from v6.2 (84209e87c696); before, the cache page itself is pinned
+  // and the later write COWs the mapping away from it.
+  for (const [version, reliable] of [['v6.1', false], ['v6.3', true], ['latest', true]] as const) {
+    for (const fast of [false, true]) {
+      it(`${version}: R/O longterm${fast ? ' fast' : ''} pin on the private memfd mapping is ${reliable ? 'reliable' : 'not reliable'} after the write`, () => {
+        const { k, m } = kernel(version);
+        const cache = memfdPair(k);
+        const h = k.run(k.gup({ map: 'mem', page: 0, longterm: true, fast, as: 'p' }, true));
+        expect(h.pfns[0] === cache).toBe(!reliable);
+        k.run(k.write({ map: 'mem', page: 0, data: 'ff' }));
+        expect(k.run(k.dmaRead({ pin: 'p' })) === 'ff').toBe(reliable);
+        expect(m.violations.map((v) => v.invariant)).toEqual(reliable ? [] : ['pinned-page-diverged']);
+      });
+    }
+  }
+});
