@@ -1,4 +1,5 @@
 import type { Kernel } from './kernel.js';
+import type { MmuNotifierRange } from './mm/exclusive.js';
 import type { Vmf } from './mm/fault.js';
 import type { Leaf } from './mm/vm.js';
 import type { KernelDescription } from './plugin.js';
@@ -58,6 +59,23 @@ export interface DriverPlugin {
    * HMM_DMIRROR_SNAPSHOT): one byte of SNAPSHOT_FLAGS per page.
    */
   snapshot?(k: Kernel, device: Device, req: DeviceSnapshotRequest): Op<readonly number[]>;
+  /**
+   * The device takes pages for atomic access (test_hmm's HMM_DMIRROR_EXCLUSIVE:
+   * make_device_exclusive(), then its own page table maps them); returns what it reads there.
+   */
+  exclusive?(k: Kernel, device: Device, req: DeviceExclusiveRequest): Op<readonly string[]>;
+  /** HMM_DMIRROR_CHECK_EXCLUSIVE: throws EPERM while the device maps a page of the range atomically. */
+  checkExclusive?(k: Kernel, device: Device, req: DeviceSnapshotRequest): Op;
+  /** The device's mmu interval notifier: process pages [start, end) are about to change. */
+  invalidate?(k: Kernel, device: Device, range: MmuNotifierRange): void;
+  /** Whether the device's own page table maps this pfn now (for invariants). */
+  mirrors?(k: Kernel, device: Device, pfn: number): boolean;
+}
+
+export interface DeviceExclusiveRequest {
+  readonly vma: Vma;
+  readonly page: number;
+  readonly pages: number;
 }
 
 export interface MigrateRequest {

@@ -176,6 +176,16 @@ export const FEATURES = [
     },
   },
   {
+    name: 'device-exclusive',
+    values: ['off', 'rmap', 'folio-walk'],
+    summary: 'make_device_exclusive(): a device maps anonymous system pages atomically behind device-exclusive swap entries (hmm-tests.c exclusive*)',
+    meaning: {
+      off: 'no device-exclusive entries (before v5.14): HMM_DMIRROR_EXCLUSIVE does not exist',
+      rmap: 'make_device_exclusive_range() (b756a3b5e7ea "mm: device exclusive memory access", v5.14 [M]): GUP(FOLL_GET | FOLL_WRITE | FOLL_SPLIT_PMD), then an rmap walk replaces every PTE of the folio with a SWP_DEVICE_EXCLUSIVE_WRITE/_READ entry and drops its mapcount (the entry keeps the reference); mprotect() makes a writable entry readable; restore_exclusive_pte() maps the page R/W (maybe_mkwrite(pte_mkdirty())) from a writable entry and adds the rmap back',
+      'folio-walk': 'series "mm: fixes for device-exclusive entries (hmm)" (David Hildenbrand, in the MM pull for v6.15-rc1): make_device_exclusive() one page at a time through folio_walk (the one writable PTE, -EBUSY replaced by a retry), a single SWP_DEVICE_EXCLUSIVE type that mprotect() leaves alone, mapcount kept while the entry exists ("mm/rmap: keep mapcount untouched for device-exclusive entries"), restore_exclusive_pte() decides writability with can_change_pte_writable() and sets dirty only for a dirty folio',
+    },
+  },
+  {
     name: 'dax-pre-remove-notify',
     values: [true, false],
     summary: 'kill_dax() tells the filesystem (MF_MEM_PRE_REMOVE) before a pmem device goes away',
@@ -308,6 +318,7 @@ const V5_4: FeatureSet = {
   'memunmap-waits-page-refs': true,
   'migrate-device-range': false,
   'device-fault-page-ref': false,
+  'device-exclusive': 'off',
   'dax-pre-remove-notify': false,
   'fsdax-reflink': false,
   'dax-shared-anon-alias': false,
@@ -334,6 +345,7 @@ const V6_1: FeatureSet = {
   'memunmap-waits-page-refs': false,
   'migrate-device-range': true,
   'device-fault-page-ref': true,
+  'device-exclusive': 'rmap',
   'fsdax-reflink': true,
   'dax-shared-anon-alias': true,
   'mremap-may-split-check': true,
@@ -350,6 +362,7 @@ const V6_15: FeatureSet = {
   'dax-shared-anon-alias': false,
   'longterm-fsdax-folio-check': true,
   'fuse-break-whole-file': true,
+  'device-exclusive': 'folio-walk',
 };
 
 // the 2025 device-private THP series (MIGRATE_VMA_SELECT_COMPOUND) came after v6.15 [M]

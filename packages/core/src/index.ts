@@ -17,6 +17,7 @@ export * from './kernel.js';
 export * from './mm/convention.js';
 export * from './mm/fault.js';
 export * from './mm/folio.js';
+export { nonPresent, type MmuNotifierRange, type MmuNotifyEvent } from './mm/exclusive.js';
 export { MADVISE_ADVICES, type Advice } from './mm/madvise.js';
 export { devmemIsAllowed, physicalKind, type DevmemAnswer } from './mm/devmem.js';
 export * from './mm/memremap.js';

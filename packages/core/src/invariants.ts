@@ -107,6 +107,22 @@ class PageFreedWhileMapped extends Invariant {
   }
 }
 
+/**
+ * A device's own page table (a mirror's, test_hmm's atomic entries after make_device_exclusive())
+ * holds no page reference: it relies on the MMU notifier to drop an entry before the CPU side
+ * lets the page go. A page freed while a device still maps it is a use-after-free by the device.
+ */
+class DeviceMapsFreedPage extends Invariant {
+  readonly name = 'device-maps-freed-page';
+  readonly description = "a page was freed while a device's own page table (mmu-notifier mirror) still mapped it";
+  attach(k: Kernel, report: (m: string) => void, bag: Subscription): void {
+    k.bus.listen('page.free', (e) => {
+      const device = k.deviceMapping(e.data.pfn);
+      if (device) report(`${e.data.type} pfn ${e.data.pfn} freed while ${device.name} still maps it`);
+    }, bag);
+  }
+}
+
 class PgmapTeardownWhileReferenced extends Invariant {
   readonly name = 'pgmap-teardown-while-referenced';
   readonly description = 'memunmap_pages() completed while pages of the pgmap were mapped or referenced';
@@ -211,6 +227,7 @@ export function allInvariants(): Invariant[] {
     new LongtermPinOfFsdax(),
     new DaxPageSeenAsAnon(),
     new DaxEntryZeroRef(),
+    new DeviceMapsFreedPage(),
     new KernelOopsInvariant(),
   ];
 }

@@ -10,6 +10,7 @@ import type { KernelEvents } from './events.js';
 import { DEFAULT_PRESET, presetNamed, resolveFeatures, type FeatureSet } from './features.js';
 import type { DaxFilesystem, FilesystemPlugin } from './fs/filesystem.js';
 import { conventionFor, type RefcountConvention } from './mm/convention.js';
+import { DeviceExclusive, nonPresent, type MmuNotifierRange } from './mm/exclusive.js';
 import { Faults, type Vmf } from './mm/fault.js';
 import { Folios } from './mm/folio.js';
 import { Fork } from './mm/fork.js';
@@ -112,6 +113,8 @@ export class Kernel {
   readonly faultInject = new FaultInjection();
   readonly migration: DeviceMigration;
   readonly mprotector: Mprotect;
+  /** device-exclusive entries (mm/exclusive.ts) */
+  readonly exclusive: DeviceExclusive;
   /** anonymous THPs mapped by PMDs (mm/thp.ts) */
   readonly thp: Thp;
   readonly shmem: Shmem;
@@ -182,6 +185,7 @@ export class Kernel {
     this.dax = new Dax(this);
     this.migration = new DeviceMigration(this);
     this.mprotector = new Mprotect(this);
+    this.exclusive = new DeviceExclusive(this);
     this.thp = new Thp(this);
     this.shmem = new Shmem(this);
     this.processes.set('init', this.vm.newMm('init'));
@@ -210,6 +214,22 @@ export class Kernel {
   /** Run one operation alone to completion (throws BlockedError if it would wait forever). */
   run<T>(op: Op<T>): T {
     return runToCompletion(op);
+  }
+
+  /**
+   * mmu_notifier_invalidate_range_start(): every bound device whose driver mirrors process page
+   * tables (DriverPlugin.invalidate) hears of the range first. A direct call, not a bus
+   * subscription: the explorer replays with the bus muted.
+   */
+  mmuNotify(range: MmuNotifierRange): void {
+    // an unbound mirror's open files still hear of it (test_hmm's notifier belongs to the file)
+    for (const device of this.devices.values()) this.driverOf(device).invalidate?.(this, device, range);
+  }
+
+  /** A device whose own page table still maps pfn (DriverPlugin.mirrors), or null. */
+  deviceMapping(pfn: number): Device | null {
+    for (const device of this.devices.values()) if (this.driverOf(device).mirrors?.(this, device, pfn)) return device;
+    return null;
   }
 
   /** The pfn's pgmap was torn down: its struct page no longer exists. */
@@ -623,7 +643,7 @@ export class Kernel {
     if (!vma.flags.read) throw new KernelError('SIGSEGV', `read of page ${a.page} of '${vma.name}', which is mapped PROT_NONE`);
     let leaf = this.vm.lookup(vma.mm, vpn);
     // the access is retried until a page is present (a fault that lost a race just returns)
-    for (let tries = 0; !leaf || leaf.pte.devicePrivate; tries++) {
+    for (let tries = 0; !leaf || nonPresent(leaf.pte); tries++) {
       if (tries === 2) throw new KernelError('EFAULT', `read of page ${a.page} of '${vma.name}' could not be faulted in`);
       yield* this.faults.handle(vma, vpn, false);
       leaf = this.vm.lookup(vma.mm, vpn);
@@ -639,7 +659,7 @@ export class Kernel {
     if (!vma.flags.write) throw new KernelError('SIGSEGV', `write to page ${a.page} of '${vma.name}', which is mapped without PROT_WRITE`);
     let leaf = this.vm.lookup(vma.mm, vpn);
     // the access is retried until the PTE allows it (a device-private entry first migrates back)
-    for (let tries = 0; !leaf || !leaf.pte.write || leaf.pte.devicePrivate; tries++) {
+    for (let tries = 0; !leaf || !leaf.pte.write || nonPresent(leaf.pte); tries++) {
       if (tries === 2) throw new KernelError('EFAULT', `write to page ${a.page} of '${vma.name}' could not be faulted in`);
       yield* this.faults.handle(vma, vpn, true);
       leaf = this.vm.lookup(vma.mm, vpn);
@@ -745,6 +765,32 @@ export class Kernel {
   }
 
   /**
+   * HMM_DMIRROR_EXCLUSIVE (test_hmm dmirror_exclusive()): make_device_exclusive() of each page,
+   * mapped atomically in the device, then read back through the device; the data of each page.
+   */
+  *deviceExclusive(a: { device: string; map: string; page?: number; pages?: number; process?: string }): Op<readonly string[]> {
+    const device = this.device(a.device);
+    const driver = this.driverOf(device);
+    if (!driver.exclusive) throw new KernelError('EOPNOTSUPP', `${driver.name} cannot map pages exclusively`);
+    const { vma, vpn } = this.mapPage(a.map, a.page ?? 0, a.process, 'EINVAL');
+    return yield* driver.exclusive(this, device, { vma, page: vpn - vma.start, pages: a.pages ?? 1 });
+  }
+
+  /** HMM_DMIRROR_CHECK_EXCLUSIVE (dmirror_check_atomic()): -EPERM while the device maps a page of the range atomically. */
+  *deviceCheckExclusive(a: { device: string; map: string; page?: number; pages?: number; process?: string }): Op {
+    const device = this.device(a.device);
+    const driver = this.driverOf(device);
+    if (!driver.checkExclusive) throw new KernelError('EOPNOTSUPP', `${driver.name} has no atomic mappings to check`);
+    const mm = this.mapOwner(a.map, a.process);
+    const origin = mm.ranges.get(a.map);
+    if (!origin) throw new InputError(`mapping '${a.map}' does not exist in ${mm.name}`, undefined, 'map');
+    const page = a.page ?? 0;
+    const pages = a.pages ?? origin.pages - page;
+    if (page + pages > origin.pages) throw new InputError(`device-check-exclusive of pages ${page}..${page + pages - 1} runs past mapping '${a.map}' (${origin.pages} pages)`, undefined, 'pages');
+    yield* driver.checkExclusive(this, device, { mm, start: origin.start + page, pages });
+  }
+
+  /**
    * A mirror device snapshots page tables without faulting (test_hmm HMM_DMIRROR_SNAPSHOT) over
    * pages of a named mapping. A munmapped mapping's addresses have no VMA (mmap placement never
    * reuses them: Vm.placeVma), so every page is a hole: HMM_PFN_ERROR (mm/hmm.c hmm_vma_walk_hole()
@@ -842,7 +888,7 @@ export class Kernel {
   private presentLeaf(t: { map: string; page: number; process?: string }): Leaf | null {
     const { mm, vpn } = this.mapAddress(t.map, t.page, t.process);
     const leaf = this.vm.lookup(mm, vpn);
-    return leaf && !leaf.pte.devicePrivate ? leaf : null;
+    return leaf && !nonPresent(leaf.pte) ? leaf : null;
   }
 
   /** pte_write() of the entry mapping the page (false when nothing maps it). */

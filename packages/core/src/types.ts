@@ -158,6 +158,12 @@ export interface Pte {
   /** a non-present device-private entry (swap-like) */
   devicePrivate: boolean;
   /**
+   * a non-present device-exclusive entry (make_device_exclusive(), v5.14+; mm/exclusive.ts): the
+   * page is system memory a device maps atomically, `write` is SWP_DEVICE_EXCLUSIVE_WRITE vs _READ
+   * (one type from v6.15), `dirty` what the folio kept (folio_mark_dirty at conversion)
+   */
+  deviceExclusive?: boolean;
+  /**
    * _PAGE_SOFT_DIRTY: set with the dirty bit by pte_mkdirty() (x86, s390, ppc64 book3s), cleared
    * by clear_refs; never set on an arch without soft-dirty. The CPU's own dirtying does not set it.
    */

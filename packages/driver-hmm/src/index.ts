@@ -3,8 +3,10 @@ import {
   KernelOops,
   UnsupportedError,
   kernelAtLeast,
+  nonPresent,
   SNAPSHOT_FLAGS as PROT,
   type DeviceAccessRequest,
+  type DeviceExclusiveRequest,
   type DeviceSnapshotRequest,
   type Device,
   type DriverPlugin,
@@ -13,6 +15,8 @@ import {
   type Leaf,
   type MigrateRequest,
   type MigrateSlot,
+  type Mm,
+  type MmuNotifierRange,
   type Op,
   type ProbeRequest,
   type Vma,
@@ -41,6 +45,14 @@ interface MirrorState {
   removing: boolean;
   calloc: number;
   cfree: number;
+  /**
+   * The mirror's page-table entries tagged DPT_XA_TAG_ATOMIC (dmirror_atomic_map()), per mirrored
+   * mm (test_hmm keeps one xarray per open file, i.e. per process): vpn -> pfn. They hold no page
+   * reference; the mmu interval notifier (dmirror_interval_invalidate) erases them. The mirror's
+   * other entries (READ/WRITE after hmm_range_fault) are not kept: device accesses look at the
+   * CPU page tables each time.
+   */
+  readonly atomic: Map<number, Map<number, number>>;
 }
 
 function mirror(device: Device): MirrorState {
@@ -133,7 +145,7 @@ export function hmm(options: HmmOptions = {}): DriverPlugin {
       // so a probe asking for either cannot be served by this driver: the cell is unsupported, with why
       if (req.altmap) throw KernelError.unsupported('EINVAL', `probe ${req.name}: hmm device memory has no altmap (its memmap is in RAM); a scenario for hmm leaves altmap out`);
       if (req.align !== null) throw KernelError.unsupported('EINVAL', `probe ${req.name}: hmm device memory has no alignment (pages are handed out one at a time); a scenario for hmm leaves align out`);
-      const state: MirrorState = { kind, freed: [], next: 0, allocated: new Set(), removing: false, calloc: 0, cfree: 0 };
+      const state: MirrorState = { kind, freed: [], next: 0, allocated: new Set(), removing: false, calloc: 0, cfree: 0, atomic: new Map() };
       let device: Device | null = null;
       const pgmap = k.memremap.memremapPages({
         device: req.name,
@@ -267,6 +279,10 @@ export function hmm(options: HmmOptions = {}): DriverPlugin {
       // before any PTE is looked at (so before hmm_vma_fault()'s VM_WRITE check)
       if (!vma.flags.read) throw new KernelError('EFAULT', `${device.name}: hmm_range_fault on PROT_NONE mapping '${vma.name}'`);
       if (req.write && !vma.flags.write) throw new KernelError('EPERM', `${device.name}: write to read-only mapping '${vma.name}' (hmm_range_fault needs VM_WRITE)`);
+      // dmirror_do_read() reads any entry of the mirror, an atomic one too, without faulting;
+      // dmirror_do_write() wants DPT_XA_TAG_WRITE, which an atomic entry (tag 1) is not
+      const atomic = atomicEntries(device, vma.mm)?.get(vpn);
+      if (atomic !== undefined && !req.write) return access(k, atomic, req);
       for (let tries = 0; ; tries++) {
         if (tries === 3) throw new KernelError('EFAULT', `${device.name}: hmm_range_fault could not fault in page ${req.page} of '${vma.name}'`);
         const leaf = k.vm.lookup(vma.mm, vpn);
@@ -280,7 +296,8 @@ export function hmm(options: HmmOptions = {}): DriverPlugin {
           }
           return access(k, leaf.pte.pfn, req);
         }
-        if (!leaf || leaf.pte.devicePrivate || (req.write && !leaf.pte.write)) {
+        // hmm_vma_handle_pte(): a device-exclusive entry is faulted (remove_device_exclusive_entry)
+        if (!leaf || nonPresent(leaf.pte) || (req.write && !leaf.pte.write)) {
           yield* k.faults.handle(vma, vpn, req.write);
           continue;
         }
@@ -302,6 +319,55 @@ export function hmm(options: HmmOptions = {}): DriverPlugin {
     },
 
     /**
+     * HMM_DMIRROR_EXCLUSIVE (dmirror_exclusive): make_device_exclusive() of each page, which the
+     * mirror maps with DPT_XA_TAG_ATOMIC (dmirror_atomic_map); then the range is read back from
+     * the mirror (dmirror_do_read). Pages beyond the VMA are GUP's -EFAULT.
+     */
+    *exclusive(k: Kernel, device: Device, req: DeviceExclusiveRequest): Op<readonly string[]> {
+      const mm = req.vma.mm;
+      const start = req.vma.start + req.page;
+      let table = mirror(device).atomic.get(mm.id);
+      if (!table) mirror(device).atomic.set(mm.id, (table = new Map()));
+      for (let vpn = start; vpn < start + req.pages; vpn++) {
+        const vma = k.vm.vmaAt(mm, vpn);
+        if (!vma) throw new KernelError('EFAULT', `${device.name}: no VMA at page ${vpn - req.vma.start} of '${req.vma.name}' (get_user_pages_remote)`);
+        const pfn = yield* k.exclusive.make(vma, vpn, device);
+        table.set(vpn, pfn);
+      }
+      const data: string[] = [];
+      for (let vpn = start; vpn < start + req.pages; vpn++) {
+        const pfn = table.get(vpn);
+        if (pfn === undefined) throw new KernelError('ENOENT', `${device.name}: page ${vpn - req.vma.start} of '${req.vma.name}' lost its atomic mapping before the read-back`);
+        data.push(k.pages.data.get(pfn) ?? '');
+      }
+      return data;
+    },
+
+    /** HMM_DMIRROR_CHECK_EXCLUSIVE (dmirror_check_atomic): -EPERM if an entry of the range is still tagged ATOMIC. */
+    *checkExclusive(k: Kernel, device: Device, req: DeviceSnapshotRequest): Op {
+      const table = atomicEntries(device, req.mm);
+      for (let vpn = req.start; vpn < req.start + req.pages; vpn++) {
+        if (table?.has(vpn)) throw new KernelError('EPERM', `${device.name} still maps page ${vpn - req.start} of the range atomically`);
+      }
+      yield* [];
+    },
+
+    /**
+     * dmirror_interval_invalidate(): erase the mirror's entries in the range (a MMU_NOTIFY_MIGRATE
+     * with this device as owner is ignored; migrations do not notify in the model).
+     */
+    invalidate(_k: Kernel, device: Device, range: MmuNotifierRange): void {
+      const table = atomicEntries(device, range.mm);
+      if (!table) return;
+      for (const vpn of [...table.keys()]) if (vpn >= range.start && vpn < range.end) table.delete(vpn);
+    },
+
+    mirrors(_k: Kernel, device: Device, pfn: number): boolean {
+      for (const table of mirror(device).atomic.values()) for (const p of table.values()) if (p === pfn) return true;
+      return false;
+    },
+
+    /**
      * Device removal (dmirror_device_remove_chunks): mark each chunk removed and drop its free
      * pages; evict in-use pages to system memory (dmirror_device_evict_chunk: migrate_device_range,
      * v6.1+); then memunmap_pages(), which waits for what is left.
@@ -319,6 +385,11 @@ export function hmm(options: HmmOptions = {}): DriverPlugin {
       yield* k.memremap.memunmapPages(device.pgmap);
     },
   };
+}
+
+/** The mirror's atomic entries for one mirrored process, if any. */
+function atomicEntries(device: Device, mm: Mm): Map<number, number> | undefined {
+  return mirror(device).atomic.get(mm.id);
 }
 
 function access(k: Kernel, pfn: number, req: DeviceAccessRequest): string {
@@ -342,6 +413,8 @@ function snapshotEntry(k: Kernel, device: Device, req: DeviceSnapshotRequest, vp
   // hmm_vma_handle_pte(): pte_none with no fault requested -> 0, which mkentry reads as NONE
   if (!leaf) return PROT.NONE;
   const pte = leaf.pte;
+  // hmm_vma_handle_pte(): any other non-present entry with no fault requested is left 0
+  if (pte.deviceExclusive) return PROT.NONE;
   if (pte.devicePrivate) {
     // only dev_private_owner's entries are reported (with their own write bit); another owner's
     // entry is left 0 when no fault is requested (hmm_vma_handle_pte, owner check since v5.7)

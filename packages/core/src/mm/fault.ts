@@ -4,6 +4,7 @@ import { preempt, type Op } from '../sched.js';
 import type { Pte, Vma } from '../types.js';
 import { PG } from './pages.js';
 import type { Leaf } from './vm.js';
+import { nonPresent } from './exclusive.js';
 
 /** A page fault as the handlers see it (struct vm_fault). */
 export interface Vmf {
@@ -50,6 +51,15 @@ export class Faults {
       if (write && after && !after.pte.devicePrivate && !after.pte.write) yield* this.wpPage(vmf, after);
       return;
     }
+    if (leaf?.pte.deviceExclusive) {
+      // do_swap_page() -> remove_device_exclusive_entry(): the device loses its atomic mapping and
+      // the PTE comes back; the access is retried (a write to what came back read-only: do_wp_page)
+      k.emit('fault', { mm: vma.mm.name, vaddr: vpn, write, kind: 'device-exclusive' });
+      yield* k.exclusive.remove(vmf, leaf);
+      const after = k.vm.lookup(vma.mm, vpn);
+      if (write && after && !nonPresent(after.pte) && !after.pte.write) yield* this.wpPage(vmf, after);
+      return;
+    }
     if (!leaf) {
       k.emit('fault', { mm: vma.mm.name, vaddr: vpn, write, kind: vma.kind });
       if (vma.kind === 'anon') yield* this.anonymous(vmf);
@@ -69,7 +79,7 @@ export class Faults {
    */
   *unshare(vma: Vma, vpn: number): Op {
     const leaf = this.k.vm.lookup(vma.mm, vpn);
-    if (!leaf || leaf.pte.devicePrivate || leaf.pte.write) return;
+    if (!leaf || nonPresent(leaf.pte) || leaf.pte.write) return;
     this.k.emit('fault', { mm: vma.mm.name, vaddr: vpn, write: false, kind: 'unshare' });
     yield* this.wpPage({ vma, vpn, pgoff: vma.pgoff + (vpn - vma.start), write: false }, leaf, true);
   }

@@ -29,6 +29,9 @@ export class Fork {
       const cow = !src.flags.shared;
       // copy_page_range(): raw_write_seqcount_begin(&src_mm->write_protect_seq) for COW mappings
       if (cow) parent.writeProtectSeq++;
+      // copy_page_range(): MMU_NOTIFY_PROTECTION_PAGE over the source VMA of a COW mapping (its
+      // PTEs are about to be write-protected): mirror devices drop what they map there
+      if (cow) k.mmuNotify({ mm: parent, start: src.start, end: src.start + src.pages, event: 'protection-page', owner: null });
       try {
         yield* this.copyRange(src, dst, cow);
       } finally {
@@ -50,8 +53,15 @@ export class Fork {
       const pte = parent.ptes.get(vpn);
       if (!pte) continue;
       yield preempt('copy_pte_range');
-      const current = parent.ptes.get(vpn);
+      let current = parent.ptes.get(vpn);
       if (!current) continue;
+      if (current.deviceExclusive) {
+        // copy_nonpresent_pte(): try_restore_exclusive_pte() makes the parent's entry present
+        // again (the folio lock is never contended in the model), then copy_present_pte() copies
+        // it as any anon PTE: shared, both write-protected (b756a3b5e7ea, v5.14)
+        k.exclusive.restore(src, vpn, current);
+        current = parent.ptes.get(vpn)!;
+      }
       if (current.devicePrivate) {
         yield* k.copyDevicePrivateEntry(src, dst, vpn, current);
         continue;

@@ -5,6 +5,7 @@ import type { GupHandle, Mm, Vma } from '../types.js';
 import { GUP_PIN_COUNTING_BIAS } from './folio.js';
 import { PG } from './pages.js';
 import type { Leaf } from './vm.js';
+import { nonPresent } from './exclusive.js';
 
 export interface GupRequest {
   readonly name: string;
@@ -95,7 +96,7 @@ export class Gup {
     for (let i = 0; i < req.nr; i++) {
       const vpn = req.vpn + i;
       const leaf = k.vm.lookup(mm, vpn);
-      if (!leaf || leaf.pte.devicePrivate) return undo();
+      if (!leaf || nonPresent(leaf.pte)) return undo();
       // gup_fast_pte_range(): a pte_protnone() entry (a PROT_NONE VMA's) is left to the slow path
       if (!req.vma.flags.read) return undo();
       if (req.write && !leaf.pte.write) return undo();
@@ -199,7 +200,7 @@ export class Gup {
     const k = this.k;
     let leaf = k.vm.lookup(vma.mm, vpn);
     for (let tries = 0; ; tries++) {
-      const fault = !leaf || leaf.pte.devicePrivate || (req.write && !leaf.pte.write);
+      const fault = !leaf || nonPresent(leaf.pte) || (req.write && !leaf.pte.write);
       // follow_page_pte() -EMLINK -> faultin_page(FAULT_FLAG_UNSHARE) (v5.19+)
       const unshare = !fault && this.mustUnshare(req, vma, leaf!, vpn);
       if (!fault && !unshare) break;

@@ -3,6 +3,7 @@ import { KernelError } from '../errors.js';
 import { kernelAtLeast } from '../features.js';
 import type { Op } from '../sched.js';
 import type { Mm, Vma, VmFlags } from '../types.js';
+import { nonPresent } from './exclusive.js';
 
 /** The advices modelled, as scenarios spell them (MADV_DONTNEED_LOCKED is `dontneed-locked`, ...). */
 export const MADVISE_ADVICES = [
@@ -189,7 +190,7 @@ function lazyfree(k: Kernel, vma: Vma, s: number, e: number): void {
       k.emit('pte.set', { mm: vma.mm.name, vaddr: leaf.base, pfn: leaf.pte.pfn, level: 'pmd', write: leaf.pte.write, devmap: false, special: false });
       continue;
     }
-    if (leaf.pte.devicePrivate || leaf.pte.level !== 'pte') continue;
+    if (nonPresent(leaf.pte) || leaf.pte.level !== 'pte') continue;
     const page = k.vm.normalPage(leaf.pte, leaf.pte.pfn);
     if (page === null) continue;
     if (!k.folios.isAnon(k.folios.folio(page))) continue;
@@ -225,7 +226,7 @@ function* populate(k: Kernel, vma: Vma, s: number, e: number, write: boolean): O
   if (!write && !vma.flags.read) throw refused(vma, advice, 'no VM_READ: PROT_NONE (check_vma_flags)');
   for (let vpn = s; vpn < e; ) {
     let leaf = k.vm.lookup(vma.mm, vpn);
-    for (let tries = 0; !leaf || leaf.pte.devicePrivate || (write && !leaf.pte.write); tries++) {
+    for (let tries = 0; !leaf || nonPresent(leaf.pte) || (write && !leaf.pte.write); tries++) {
       if (tries === 2) throw new KernelError('EFAULT', `madvise ${advice}: page ${vpn - vma.start} of '${vma.name}' could not be faulted in`);
       try {
         yield* k.faults.handle(vma, vpn, write);

@@ -4,6 +4,7 @@ import type { Op } from '../sched.js';
 import type { Mm, Pte, Vma } from '../types.js';
 import { PG } from './pages.js';
 import type { Leaf } from './vm.js';
+import { nonPresent } from './exclusive.js';
 
 /**
  * mprotect(2) among PROT_NONE, PROT_READ and PROT_READ|PROT_WRITE (mm/mprotect.c mprotect_fixup ->
@@ -47,26 +48,42 @@ export class Mprotect {
     // v6.0+: MM_CP_TRY_CHANGE_WRITABLE when vma_wants_manual_pte_write_upgrade(): shared mappings
     // with writenotify, private mappings with VM_WRITE
     const tryWritable = write && (vma.flags.shared ? writenotify : true);
+    // change_pmd_range(): mmu_notifier_invalidate_range_start(MMU_NOTIFY_PROTECTION_VMA) before the
+    // PTEs change: a mirror device drops what it mapped there (test_hmm's atomic entries too)
+    if (leaves.length > 0) k.mmuNotify({ mm: vma.mm, start: vma.start, end: vma.start + vma.pages, event: 'protection-vma', owner: null });
+    // v5.14-v6.14 change_pte_range(): a SWP_DEVICE_EXCLUSIVE_WRITE entry becomes _READ like a
+    // device-private one; v6.15 has one device-exclusive type and leaves it alone
+    const exclusiveReadable = k.features['device-exclusive'] === 'rmap';
     let changed = false;
     for (const leaf of leaves) {
       const pte = leaf.pte;
       const before = pte.write;
-      if (pte.devicePrivate) {
+      if (pte.devicePrivate || (pte.deviceExclusive && exclusiveReadable)) {
         // change_pte_range(): a writable device-private entry becomes a readable one whatever
         // the new protection (make_readable_device_private_entry)
         pte.write = false;
+      } else if (pte.deviceExclusive) {
+        continue;
       } else {
         pte.write = newprotWrite; // pte_modify() / pmd_modify(): dirty and soft-dirty kept
         if (!pte.write && tryWritable && this.mayUpgrade(vma, leaf)) pte.write = true;
       }
       // a present entry changes access when VM_READ does (pte_protnone on or off): a TLB flush too
-      if (pte.write === before && !(readChanged && !pte.devicePrivate)) continue;
+      if (pte.write === before && !(readChanged && !nonPresent(pte))) continue;
       changed = true;
-      k.emit('pte.set', { mm: vma.mm.name, vaddr: leaf.base, pfn: pte.pfn, level: pte.level, write: pte.write, devmap: pte.devmap, special: pte.special, ...(pte.devicePrivate ? { device: true } : {}) });
+      k.emit('pte.set', { mm: vma.mm.name, vaddr: leaf.base, pfn: pte.pfn, level: pte.level, write: pte.write, devmap: pte.devmap, special: pte.special, ...(nonPresent(pte) ? { device: true } : {}) });
     }
     // flush_tlb_range() when change_protection() changed entries (tlb_finish_mmu in newer releases)
     if (changed) k.emit('tlb.flush', { mm: vma.mm.name });
     yield* [];
+  }
+
+  /**
+   * can_change_pte_writable() as restore_exclusive_pte() asks it from v6.15 (mm/exclusive.ts):
+   * the same test as mprotect's write upgrade.
+   */
+  canChangePteWritable(vma: Vma, leaf: Leaf): boolean {
+    return this.mayUpgrade(vma, leaf);
   }
 
   /**
@@ -117,11 +134,13 @@ export class Mprotect {
       throw KernelError.unsupported('EINVAL', `clear_refs of ${mm.name}: '${pud.vma.name}' maps PUD leaves (device-dax 1 GiB), which the page walk splits; not modelled`);
     }
     for (const vma of mm.vmas) vma.flags.softdirty = false; // vma_set_page_prot(): writenotify from now on
+    // clear_refs_write(): MMU_NOTIFY_SOFT_DIRTY over the whole address space
+    k.mmuNotify({ mm, start: 0, end: Infinity, event: 'soft-dirty', owner: null });
     let changed = false;
     for (const { vma, leaves } of walked) {
       for (const leaf of leaves) {
         const pte = leaf.pte;
-        if (pte.devicePrivate) {
+        if (nonPresent(pte)) {
           pte.softDirty = false; // pte_swp_clear_soft_dirty(): a swap entry keeps its permission
           continue;
         }

@@ -141,6 +141,8 @@ function movePageTables(k: Kernel, vma: Vma, start: number, end: number, to: num
   const mm = vma.mm;
   const delta = to - start;
   let moved = false;
+  // move_page_tables(): MMU_NOTIFY_UNMAP over the old range before the entries move
+  k.mmuNotify({ mm, start, end, event: 'unmap', owner: null });
   const move = (leaf: Leaf): void => {
     const pte = k.vm.clear(mm, leaf.base, leaf.pte.level)!;
     if (k.softDirtyArch) pte.softDirty = true; // move_soft_dirty_pte(), also pte_swp_mksoft_dirty()

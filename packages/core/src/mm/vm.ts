@@ -151,7 +151,7 @@ export class Vm {
 
   /** vm_normal_page(): the struct page behind a present PTE, or null for special/devmap PTEs. */
   normalPage(pte: Pte, pfn: number): number | null {
-    if (pte.devicePrivate) return null;
+    if (pte.devicePrivate || pte.deviceExclusive) return null;
     if (pte.special || pte.devmap) return null;
     return pfn;
   }
@@ -165,14 +165,19 @@ export class Vm {
     const mm = vma.mm;
     const gathered: number[] = [];
     const leaves = this.leavesIn(mm, start, end);
+    // unmap_vmas() / zap_page_range_single(): mmu_notifier_invalidate_range_start(MMU_NOTIFY_UNMAP
+    // / _CLEAR) first: mirror devices drop what they map in the range
+    if (leaves.length > 0) k.mmuNotify({ mm, start, end, event: 'unmap', owner: null });
     for (const leaf of leaves) {
       const pte = this.clear(mm, leaf.base, leaf.pte.level);
       if (!pte) continue;
-      if (pte.devicePrivate) {
-        // device-private swap entries: rmap and reference dropped at once, no TLB involved
+      if (pte.devicePrivate || pte.deviceExclusive) {
+        // device-private and device-exclusive swap entries: reference dropped at once, no TLB
+        // involved; the rmap too, except for a device-exclusive entry before v6.15, whose
+        // make_device_exclusive() had dropped it already (zap_pte_range)
         const head = k.folios.folio(pte.pfn);
-        k.folios.removeMap(head);
-        k.folios.put(head, 1, `${why}: zap device-private entry`);
+        if (pte.devicePrivate || k.features['device-exclusive'] !== 'rmap') k.folios.removeMap(head);
+        k.folios.put(head, 1, `${why}: zap ${pte.devicePrivate ? 'device-private' : 'device-exclusive'} entry`);
         continue;
       }
       const page = this.normalPage(pte, pte.pfn);

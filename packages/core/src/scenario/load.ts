@@ -211,7 +211,7 @@ function references(step: Step, at: Path, raw: Record<string, unknown>): NameRef
     case 'dma-write': case 'dma-read': ref('pin', 'pin'); break;
     case 'mremap': ref('map', 'map'); ref('to', 'map'); ref('process', 'process'); break;
     case 'migrate': ref('map', 'map'); ref('process', 'process'); if (a.to !== 'ram' && a.to !== 'device') ref('to', 'device'); break;
-    case 'device-read': case 'device-write': case 'device-snapshot': ref('device', 'device'); ref('map', 'map'); ref('process', 'process'); break;
+    case 'device-read': case 'device-write': case 'device-snapshot': case 'device-exclusive': case 'device-check-exclusive': ref('device', 'device'); ref('map', 'map'); ref('process', 'process'); break;
     case 'check': {
       const c = a as unknown as CheckArgs;
       for (const k of ['map', 'file', 'device', 'process'] as const) ref(k, k === 'map' ? 'map' : k, c.target[k], [...at, 'check', c.what, k]);

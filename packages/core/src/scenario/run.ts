@@ -111,6 +111,8 @@ export function stepOp(k: Kernel, step: Step, failures: string[]): Op<unknown> {
       })();
     case 'migrate': return k.migrate(a);
     case 'device-write': return k.deviceWrite(a);
+    case 'device-exclusive': return k.deviceExclusive(a);
+    case 'device-check-exclusive': return k.deviceCheckExclusive(a);
     case 'device-snapshot':
       return (function* () {
         const got = yield* k.deviceSnapshot(a);

@@ -87,16 +87,16 @@ describe('constants', () => {
   it('every operation of SCENARIOS.md has a schema', () => {
     expect(OP_NAMES).toEqual([
       'probe', 'unbind', 'mount', 'create', 'truncate', 'punch-hole', 'reflink', 'spawn', 'memfd-create', 'mmap', 'munmap', 'read', 'write',
-      'fork', 'exit', 'pin', 'get', 'unpin', 'put', 'dma-write', 'dma-read', 'memory-failure', 'migrate', 'device-read', 'device-write', 'device-snapshot', 'inject-fault',
+      'fork', 'exit', 'pin', 'get', 'unpin', 'put', 'dma-write', 'dma-read', 'memory-failure', 'migrate', 'device-read', 'device-write', 'device-snapshot', 'device-exclusive', 'device-check-exclusive', 'inject-fault',
       'mprotect', 'clear-refs', 'mremap', 'madvise', 'check',
     ]);
     expect(Object.keys(OP_ARGS)).toEqual(OP_NAMES);
   });
 
-  it('invariant names are the ten of DESIGN.md, plus dax-entry-zero-ref (seed 004, documented in docs/scenarios.md)', () => {
+  it('invariant names are the ten of DESIGN.md, plus dax-entry-zero-ref (seed 004) and device-maps-freed-page (make_device_exclusive), documented in docs/scenarios.md', () => {
     expect(INVARIANT_NAMES).toEqual([
       'block-freed-while-pinned', 'dma-to-foreign-block', 'mapped-page-zero-ref', 'refcount-underflow', 'page-freed-while-mapped',
-      'pgmap-teardown-while-referenced', 'pinned-page-diverged', 'longterm-pin-of-fsdax', 'dax-page-seen-as-anon', 'dax-entry-zero-ref', 'kernel-oops',
+      'pgmap-teardown-while-referenced', 'pinned-page-diverged', 'longterm-pin-of-fsdax', 'dax-page-seen-as-anon', 'dax-entry-zero-ref', 'device-maps-freed-page', 'kernel-oops',
     ]);
   });
 

@@ -25,6 +25,7 @@ export const INVARIANTS = [
   { name: 'longterm-pin-of-fsdax', brokenWhen: 'a FOLL_LONGTERM pin succeeds on an fs-dax page' },
   { name: 'dax-page-seen-as-anon', brokenWhen: 'an fs-dax file page tests as anonymous (PAGE_MAPPING_DAX_SHARED alias)' },
   { name: 'dax-entry-zero-ref', brokenWhen: 'a DAX fault that associated a page with a file fails to map it and leaves the entry associating the page at refcount 0 (seed 004: "not leaving a zero-referenced entry")' },
+  { name: 'device-maps-freed-page', brokenWhen: "a page is freed while a device's own page table still maps it (a mirror device relies on the MMU notifier, it holds no reference: test_hmm's atomic entries after make_device_exclusive())" },
   { name: 'kernel-oops', brokenWhen: 'the simulated kernel crashed (e.g. walking init_mm vmemmap tables that do not exist)' },
 ] as const;
 
@@ -258,6 +259,17 @@ const mmapArgs = obj({
 });
 
 /** Each operation's arguments (SCENARIOS.md "Operations"). */
+/** A mirror device's ioctl over pages of a named mapping (HMM_DMIRROR_EXCLUSIVE, CHECK_EXCLUSIVE). */
+function deviceRangeArgs(pagesDefault: string, process: string) {
+  return obj({
+    device: Name,
+    map: Name,
+    page: PageIndex.optional().describe('the first page (default 0)'),
+    pages: PageCount.optional().describe(`how many pages (default ${pagesDefault})`),
+    process: Name.optional().describe(process),
+  });
+}
+
 export const OP_ARGS = {
   probe: obj({
     driver: Name.optional().describe('nvdimm | devdax | hmm | a plugin driver; default: the kernel driver'),
@@ -310,6 +322,8 @@ export const OP_ARGS = {
   })
     .refine((a) => a.pages === undefined || a.pages === a.expect.length, { error: (iss) => `pages is ${String((iss.input as { pages?: number }).pages)} but expect lists ${(iss.input as { expect: unknown[] }).expect.length} pages: give one entry per page`, path: ['pages'] })
     .describe("a mirror device snapshots a process's page tables without faulting (test_hmm HMM_DMIRROR_SNAPSHOT)"),
+  'device-exclusive': deviceRangeArgs('1', 'the process whose pages the device takes').describe('a mirror device takes pages for atomic access: make_device_exclusive() of each, mapped in its own page table (test_hmm HMM_DMIRROR_EXCLUSIVE; v5.14+)'),
+  'device-check-exclusive': deviceRangeArgs('to the end of the mapping', 'the process whose pages are checked').describe('-EPERM while the device still maps a page of the range atomically (test_hmm HMM_DMIRROR_CHECK_EXCLUSIVE): expect: { error: EPERM } then'),
   'inject-fault': obj({
     site: z.enum(FAULT_SITE_NAMES as [FaultSite, ...FaultSite[]]).describe('the allocation that fails (fault-inject.ts FAULT_SITES)'),
     nth: z.number().int().positive().optional().describe('the nth call at the site from now fails (default 1, as /proc/<pid>/fail-nth)'),
