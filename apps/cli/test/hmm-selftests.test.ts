@@ -164,6 +164,35 @@ function anonWriteChild(migrate: boolean) {
   };
 }
 
+/**
+ * TEST_F(hmm, anon_write_child_shared): MAP_SHARED|MAP_ANONYMOUS is shmem (shmem_zero_setup);
+ * fork copies no page tables for it (vma_needs_copy), the child faults the same page-cache folios
+ * in, and its device write lands in them: the parent sees it (no COW).
+ */
+function anonWriteChildShared(k: Kernel, [dev]: string[]): void {
+  const childDev = dev === 'dmirror0' ? dev : 'dmirror0';
+  if (childDev !== dev) k.run(k.probe({ driver: 'hmm', kind: 'private', size: 256 * 1024 * 1024, as: childDev }));
+  k.run(k.mmap({ anon: true, shared: true, length: 2 * PAGE, write: true, as: 'buf' }));
+  for (let i = 0; i < 2; i++) k.run(k.write({ map: 'buf', page: i, data: `i${i}` }));
+  k.run(k.fork({ as: 'child' }));
+  for (let i = 0; i < 2; i++) check(read(k, 'buf', i, 'child') === `i${i}`, `child sees the parent's page ${i}`);
+  for (let i = 0; i < 2; i++) devWrite(k, childDev, 'buf', i, `c${i}`, 'child');
+  for (let i = 0; i < 2; i++) check(read(k, 'buf', i, 'child') === `c${i}`, `child reads the device's write to page ${i}`);
+  const pfn = k.pfnOf({ map: 'buf', page: 0 })!;
+  check(k.pfnOf({ map: 'buf', page: 0, process: 'child' }) === pfn, 'parent and child map the same page-cache folio');
+  k.run(k.exit({ process: 'child' }));
+  for (let i = 0; i < 2; i++) check(read(k, 'buf', i) === `c${i}`, `parent's page ${i} changed`);
+}
+
+/**
+ * TEST_F(hmm, migrate_shared): migrating a MAP_SHARED|MAP_ANONYMOUS buffer is -ENOENT (holes of a
+ * file VMA are not collected; page-cache folios are not moved to device memory).
+ */
+function migrateShared(k: Kernel, [dev]: string[]): void {
+  k.run(k.mmap({ anon: true, shared: true, length: 4 * PAGE, write: true, as: 'buf' }));
+  fails(k, k.migrate({ map: 'buf', page: 0, pages: 4, to: dev! }), 'ENOENT', 'migrate_shared');
+}
+
 /** TEST_F(hmm, migrate_multiple): NTIMES rounds of migrate to the device and back (CPU fault, or MIGRATE_TO_SYS for coherent). */
 function migrateMultiple(k: Kernel, [dev]: string[]): void {
   const coherent = dev !== 'dmirror0';
@@ -506,6 +535,10 @@ describe('hmm-tests.c verdicts per release (releases v5.4 v5.10 v6.1 v6.3 v6.6 v
     // the child's write through dmirror0 copies the coherent page into a system page
     ['anon_write_child with migration', 1, anonWriteChild(true)],
     ['migrate', 1, migrate],
+    // shmem: a file VMA, so nothing is collected or moved: -ENOENT from the read-back
+    ['migrate_shared', 1, migrateShared],
+    // shmem again: no page tables copied at fork, no COW; the device write is seen by the parent
+    ['anon_write_child_shared', 1, anonWriteChildShared],
     // the COW copies of a private file mapping are anonymous pages (the file on a DAX mount)
     ['migrate_file_private', 1, migrateFilePrivate],
     // coherent: CPU reads do not fault, so the second migration finds every page on the device

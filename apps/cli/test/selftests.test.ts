@@ -39,7 +39,8 @@ describe('the selftests scenario library passes the default matrix', () => {
     // fs-dax file; soft-dirty.c: 3 anon cases, test_hugepage and the file case on fs-dax; gaps: 1 case no shipped test covers (a R/O pin of a
     // reflinked fs-dax page); pfnmap.c: its 6 TEST_Fs on /dev/mem; madv_populate.c: 5 of its 6
     // test functions (not test_prot_write: PROT_WRITE without PROT_READ is not modelled)
-    expect(count).toEqual({ 'cow-anon': 14, 'cow-thp': 73, 'cow-non-anon': 6, 'gup-longterm': 12, 'gup-test': 11, 'soft-dirty': 5, gaps: 1, pfnmap: 6, 'madv-populate': 5 });
+    // cow.c and gup_longterm.c with memfd (shmem): 3 non-anon cases, 8 GUP cases
+    expect(count).toEqual({ 'cow-anon': 14, 'cow-thp': 73, 'cow-non-anon': 9, 'gup-longterm': 20, 'gup-test': 11, 'soft-dirty': 5, gaps: 1, pfnmap: 6, 'madv-populate': 5 });
     expect(scenarios.every((s) => s.name.startsWith('selftest-'))).toBe(true);
   });
 
@@ -175,6 +176,25 @@ function zeropageRoPin(k: Kernel, fast: boolean): boolean {
   return k.run(k.dmaRead({ pin: 'ro' })) === k.run(k.read({ map: 'mem', page: 0 }));
 }
 
+/**
+ * cow.c run_with_memfd: a fallocated one-page memfd, mapped private RW (`mem`) and shared R/O
+ * (`smem`), both read; then test_cow (`pin` null) or test_ro_pin / test_ro_fast_pin.
+ */
+function memfdCase(k: Kernel, pin: 'slow' | 'fast' | null): boolean {
+  k.run(k.memfdCreate({ file: 'fd', size: 4096, fallocate: true }));
+  k.run(k.mmap({ file: 'fd', length: 4096, write: true, as: 'mem' }));
+  k.run(k.mmap({ file: 'fd', length: 4096, shared: true, as: 'smem' }));
+  k.run(k.read({ map: 'mem', page: 0 }));
+  k.run(k.read({ map: 'smem', page: 0 }));
+  if (pin === null) {
+    k.run(k.write({ map: 'mem', page: 0, data: '0xff' }));
+    return k.run(k.read({ map: 'smem', page: 0 })) === ''; // "Other mapping not modified"
+  }
+  k.run(k.gup({ map: 'mem', page: 0, longterm: true, fast: pin === 'fast', as: 'ro' }, true));
+  k.run(k.write({ map: 'mem', page: 0, data: '0xff' }));
+  return k.run(k.dmaRead({ pin: 'ro' })) === k.run(k.read({ map: 'mem', page: 0 }));
+}
+
 const verdicts = (run: (k: Kernel) => boolean) => RELEASES.map((v) => (run(anonKernel(v).k) ? 'pass' : 'FAIL'));
 const P = 'pass';
 const F = 'FAIL';
@@ -232,6 +252,14 @@ describe('cow.c verdicts per release (base page; releases v5.4 v5.10 v6.1 v6.3 v
   it('non-anon R/O longterm GUP (and GUP-fast) pin with the shared zeropage: reliable from v6.2 (84209e87c696; the v6.3 preset on)', () => {
     expect(verdicts((k) => zeropageRoPin(k, false))).toEqual([F, F, F, P, P, P, P]);
     expect(verdicts((k) => zeropageRoPin(k, true))).toEqual([F, F, F, P, P, P, P]);
+  });
+
+  // the memfd's page-cache folio is non-anon like the zero page: the same rule decides, and up to
+  // v6.1 the pin stays on the cache page while the write COWs `mem` into an anon page
+  it('non-anon cases with memfd (shmem): Basic COW passes everywhere; the R/O longterm pins are reliable from v6.2', () => {
+    expect(verdicts((k) => memfdCase(k, null))).toEqual([P, P, P, P, P, P, P]);
+    expect(verdicts((k) => memfdCase(k, 'slow'))).toEqual([F, F, F, P, P, P, P]);
+    expect(verdicts((k) => memfdCase(k, 'fast'))).toEqual([F, F, F, P, P, P, P]);
   });
 
   // mprotect(PROT_READ) + clear_softdirty() + mprotect(PROT_READ|PROT_WRITE) leave an exclusive
@@ -485,6 +513,36 @@ describe('gup_longterm.c on fs-dax: only GUP-fast in a MAP_PRIVATE mapping (an a
         // order-0 page, idle at 1 under a devmap PTE that holds none
         if (version === 'v5.4') expect(k.refcount(pfn)).toBe(2);
         else expect(k.maybePinned(pfn)).toBe(true);
+      }
+    }
+  });
+});
+
+describe('gup_longterm.c with memfd (tmpfs): every case works on every release', () => {
+  // [shared, rw, fast] in gup_longterm.c's test_cases[] order; should_work holds for all of them on
+  // tmpfs: shmem needs no dirty tracking (writable_file_mapping_allowed(), gup_fast_folio_allowed():
+  // "the only remaining allowed file system is shmem", v6.5), so even the shared R/W pins work
+  const cases = [
+    [true, true, false], [true, true, true], [true, false, false], [true, false, true],
+    [false, true, false], [false, true, true], [false, false, false], [false, false, true],
+  ] as const;
+  it('pins the page-cache folio in a shared mapping and the anon COW copy in a private one, with and without the newer mprotect(PROT_READ)', () => {
+    for (const version of RELEASES) {
+      for (const mprotectRo of [false, true]) {
+        const got = cases.map(([shared, rw, fast]) => {
+          const k = createKernel({ arch: x86(), kernel: version });
+          const m = new Monitor(k);
+          k.run(k.memfdCreate({ file: 'memfd', size: 4096, fallocate: true }));
+          k.run(k.mmap({ file: 'memfd', length: 4096, shared, write: true, as: 'mem' }));
+          k.run(k.write({ map: 'mem', page: 0, data: '0x00' }));
+          if (mprotectRo && !rw) k.run(k.mprotect({ map: 'mem', write: false }));
+          const h = k.run(k.gup({ map: 'mem', page: 0, longterm: true, write: rw, fast, as: 'p' }, true));
+          const cache = k.pfnOf({ file: 'memfd', page: 0 })!;
+          expect(m.violations).toEqual([]);
+          // shared: the memfd's own page; private: memset() already COWed it into an anon page
+          return h.pfns[0] === cache ? 'cache page' : k.isAnon(h.pfns[0]!) ? 'anon copy' : 'other';
+        });
+        expect({ version, mprotectRo, got }).toEqual({ version, mprotectRo, got: [...Array<string>(4).fill('cache page'), ...Array<string>(4).fill('anon copy')] });
       }
     }
   });
