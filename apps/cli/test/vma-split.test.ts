@@ -184,7 +184,7 @@ describe('ndctl test_dax_remap() outcomes per release (v5.4 v5.10 v6.1 v6.3 v6.6
 
 /**
  * tools/testing/selftests/mm/mremap_dontunmap.c through the kernel API, the anonymous cases
- * (mremap_dontunmap_simple_shmem needs memfd/shmem, not modelled). The test first probes
+ * (mremap_dontunmap_simple_shmem: below). The test first probes
  * MREMAP_DONTUNMAP on a PROT_NONE page and SKIPs when it fails; check_region_contains_byte()
  * compares whole pages, here each page's data ('' is a zero page or a fresh fault).
  */
@@ -239,9 +239,40 @@ function mremapDontunmap(version: string): string {
   return m.violations.length === 0 ? 'pass' : `FAIL: ${m.violations.map((v) => v.invariant).join(', ')}`;
 }
 
+/**
+ * mremap_dontunmap_simple_shmem: five pages of a memfd mapped MAP_SHARED and filled, moved
+ * anywhere with MREMAP_DONTUNMAP. An EINVAL is "Old kernel which doesn't support MREMAP_DONTUNMAP
+ * on shmem" (the test returns); else the destination has the data, and so has the source: its
+ * PTEs moved, but it is backed by shmem, so reading it faults the same page-cache pages back in.
+ */
+function mremapDontunmapShmem(version: string): string {
+  const k = createKernel({ arch: x86(), kernel: version });
+  const m = new Monitor(k);
+  k.run(k.memfdCreate({ file: 'memfd', size: 5 * PAGE }));
+  k.run(k.mmap({ file: 'memfd', length: 5 * PAGE, shared: true, write: true, as: 'src' }));
+  for (let i = 0; i < 5; i++) k.run(k.write({ map: 'src', page: i, data: 'a' }));
+  try {
+    k.run(k.mremap({ map: 'src', length: 5 * PAGE, dontUnmap: true, as: 'dst' }));
+  } catch (e) {
+    if (e instanceof KernelError && e.code === 'EINVAL') return 'EINVAL: returns';
+    throw e;
+  }
+  for (let i = 0; i < 5; i++) expect(k.isMappedIn({ map: 'src', page: i })).toBe(false);
+  for (let i = 0; i < 5; i++) expect([k.run(k.read({ map: 'dst', page: i })), k.run(k.read({ map: 'src', page: i }))]).toEqual(['a', 'a']);
+  // both ranges map the memfd's own page: the cache's reference and one per PTE
+  expect(k.pfnOf({ map: 'src', page: 0 })).toBe(k.pfnOf({ map: 'dst', page: 0 }));
+  expect(k.refcount(k.pfnOf({ file: 'memfd', page: 0 })!)).toBe(3);
+  return m.violations.length === 0 ? 'pass' : `FAIL: ${m.violations.map((v) => v.invariant).join(', ')}`;
+}
+
 describe('selftests/mm/mremap_dontunmap.c per release', () => {
   // MREMAP_DONTUNMAP is v5.7 (e346b3813067): the support probe fails on v5.4 and the test skips
   it('SKIP on v5.4, pass from v5.10', () => {
     expect(RELEASES.map(mremapDontunmap)).toEqual(['SKIP', 'pass', 'pass', 'pass', 'pass', 'pass', 'pass']);
+  });
+
+  // v5.7-v5.12 move private anonymous mappings only; a4609387859f (v5.13 [M]) any but VM_PFNMAP
+  it('mremap_dontunmap_simple_shmem: EINVAL (the test returns) before v5.13, pass from v6.1', () => {
+    expect(RELEASES.map(mremapDontunmapShmem)).toEqual(['EINVAL: returns', 'EINVAL: returns', 'pass', 'pass', 'pass', 'pass', 'pass']);
   });
 });
