@@ -27,6 +27,9 @@ const kernels: readonly [string, Record<string, string | boolean>][] = [
   // the do_swap_page reference alone, both ways
   ['v6.6', { 'device-fault-page-ref': false }],
   ['v5.10', { 'device-fault-page-ref': true }],
+  // device-exclusive entries of the other era on each side of the v6.15 rework
+  ['v6.15', { 'device-exclusive': 'rmap' }],
+  ['v6.6', { 'device-exclusive': 'folio-walk' }],
 ];
 
 describe('the hmm scenario library', () => {
@@ -40,8 +43,12 @@ describe('the hmm scenario library', () => {
     // anon_write_huge, anon_write_child without and with migration, migrate_partial_unmap_fault,
     // migrate_remap_fault without and with MREMAP_DONTUNMAP
     expect(files.filter((f) => f.endsWith('-thp.yaml')).length).toBe(6);
-    expect(files.filter((f) => !f.endsWith('-thp.yaml')).length).toBe(37);
-    expect(files.filter((f) => f.includes('coherent')).length).toBe(14);
+    // plus exclusive, exclusive_mprotect and exclusive_cow (make_device_exclusive(), v5.14: the
+    // scenarios expect the refusal before; one file serves both fixtures, as for anon_read)
+    // and (with shmem) migrate_shared in both fixtures and anon_write_child_shared
+    expect(files.filter((f) => !f.endsWith('-thp.yaml')).length).toBe(43);
+    expect(files.filter((f) => f.startsWith('exclusive')).length).toBe(3);
+    expect(files.filter((f) => f.includes('coherent')).length).toBe(15);
   });
   for (const file of files) {
     const scenario = loadScenarioFile(join(dir, file), `hmm/${file}`);
@@ -55,6 +62,9 @@ describe('the hmm scenario library', () => {
           expect({ status: r.status, reason: r.reason }).toEqual({ status: 'unsupported', reason: expect.stringMatching(/MEMORY_DEVICE_COHERENT arrived in v6\.0/) });
         } else if (file.includes('dontunmap') && version === 'v5.4') {
           expect({ status: r.status, reason: r.reason }).toEqual({ status: 'unsupported', reason: expect.stringMatching(/MREMAP_DONTUNMAP does not exist before v5\.7/) });
+        } else if (file.startsWith('exclusive') && (version === 'v5.4' || version === 'v5.10')) {
+          // make_device_exclusive() is v5.14: the scenarios expect the refusal
+          expect({ status: r.status, outcome: r.outcome, reason: r.reason }).toEqual({ status: 'pass', outcome: 'unsupported', reason: expect.stringMatching(/make_device_exclusive\(\) arrived in v5\.14/) });
         } else if (version === 'latest' && /^(anon-write-child-migrated|migrate-.*)-thp\.yaml$/.test(file)) {
           // migrate-device-thp compound: the THP would move whole to device-private memory (not
           // modelled); the scenarios expect the refusal
