@@ -39,8 +39,8 @@ describe('the selftests scenario library passes the default matrix', () => {
     // fs-dax file; soft-dirty.c: 3 anon cases, test_hugepage and the file case on fs-dax; gaps: 1 case no shipped test covers (a R/O pin of a
     // reflinked fs-dax page); pfnmap.c: its 6 TEST_Fs on /dev/mem; madv_populate.c: 5 of its 6
     // test functions (not test_prot_write: PROT_WRITE without PROT_READ is not modelled)
-    // cow.c and gup_longterm.c with memfd (shmem): 3 non-anon cases, 8 GUP cases
-    expect(count).toEqual({ 'cow-anon': 14, 'cow-thp': 73, 'cow-non-anon': 9, 'gup-longterm': 20, 'gup-test': 11, 'soft-dirty': 5, gaps: 1, pfnmap: 6, 'madv-populate': 5 });
+    // cow.c and gup_longterm.c with memfd (shmem): 3 non-anon cases, 8 GUP cases; gup_test -S (shmem): 1
+    expect(count).toEqual({ 'cow-anon': 14, 'cow-thp': 73, 'cow-non-anon': 9, 'gup-longterm': 20, 'gup-test': 12, 'soft-dirty': 5, gaps: 1, pfnmap: 6, 'madv-populate': 5 });
     expect(scenarios.every((s) => s.name.startsWith('selftest-'))).toBe(true);
   });
 
