@@ -504,6 +504,80 @@ function migrateRemapFaultThp(k: Kernel, [dev]: string[]): void {
   }
 }
 
+/** HMM_BUFFER_SIZE (4 MiB) in 4 KiB pages: the exclusive cases run at the test's size. */
+const HMM_BUFFER_PAGES = 1024;
+
+/**
+ * HMM_DMIRROR_EXCLUSIVE of `pages` pages with ASSERT_EQ(ret, 0), ASSERT_EQ(cpages, npages) and
+ * "Check what the device read": the ioctl's read-back must be page i's `i${i}`. On a kernel
+ * without make_device_exclusive() (before v5.14) the ioctl is unknown: -EINVAL.
+ */
+function exclusiveIoctl(k: Kernel, dev: string, map: string, pages: number): void {
+  let got: readonly string[];
+  try {
+    got = k.run(k.deviceExclusive({ device: dev, map, pages }));
+  } catch (e) {
+    if (e instanceof KernelError) throw new AssertFailed(`HMM_DMIRROR_EXCLUSIVE: ${e.code}`);
+    throw e;
+  }
+  check(got.length === pages, `cpages ${got.length}, expected ${pages}`);
+  got.forEach((d, i) => check(d === `i${i}`, `the device read '${d}' from page ${i}`));
+}
+
+/** HMM_DMIRROR_CHECK_EXCLUSIVE: 0, or -EPERM while the device maps a page of the buffer atomically. */
+function checkExclusive(k: Kernel, dev: string, map: string): number {
+  try {
+    k.run(k.deviceCheckExclusive({ device: dev, map }));
+    return 0;
+  } catch (e) {
+    if (e instanceof KernelError && e.code === 'EPERM') return -1;
+    throw e;
+  }
+}
+
+/** The CPU loop of exclusive and exclusive_cow: ASSERT_EQ(ptr[i]++, i), then ptr[i] == i + 1. */
+function incrementAll(k: Kernel, map: string, pages: number, process?: string): void {
+  for (let i = 0; i < pages; i++) {
+    check(read(k, map, i, process) === `i${i}`, `${process ?? 'parent'}: page ${i} before the increment`);
+    k.run(k.write({ map, page: i, data: `i${i}+1`, ...(process ? { process } : {}) }));
+  }
+  for (let i = 0; i < pages; i++) check(read(k, map, i, process) === `i${i}+1`, `${process ?? 'parent'}: page ${i} after the increment`);
+}
+
+/**
+ * TEST_F(hmm, exclusive): make_device_exclusive() of the whole buffer, the CPU faults every page
+ * back (remove_device_exclusive_entry: the notifier erases the atomic entry, the PTE comes back
+ * writable), and CHECK_EXCLUSIVE finds no atomic entry left.
+ */
+function exclusive(k: Kernel, [dev]: string[]): void {
+  buffer(k, 'buf', HMM_BUFFER_PAGES, { fill: 'i' });
+  exclusiveIoctl(k, dev!, 'buf', HMM_BUFFER_PAGES);
+  incrementAll(k, 'buf', HMM_BUFFER_PAGES);
+  check(checkExclusive(k, dev!, 'buf') === 0, 'CHECK_EXCLUSIVE: atomic access not revoked');
+}
+
+/** TEST_F(hmm, exclusive_mprotect): after mprotect(PROT_READ) the device's write is -EPERM (hmm_vma_fault: no VM_WRITE). */
+function exclusiveMprotect(k: Kernel, [dev]: string[]): void {
+  buffer(k, 'buf', HMM_BUFFER_PAGES, { fill: 'i' });
+  exclusiveIoctl(k, dev!, 'buf', HMM_BUFFER_PAGES);
+  k.run(k.mprotect({ map: 'buf', write: false }));
+  // dmirror_write() stops at the first page that fails
+  fails(k, k.deviceWrite({ device: dev!, map: 'buf', page: 0, data: 'w0' }), 'EPERM', 'HMM_DMIRROR_WRITE after mprotect(PROT_READ)');
+}
+
+/**
+ * TEST_F(hmm, exclusive_cow): fork() restores the parent's entries (copy_nonpresent_pte ->
+ * try_restore_exclusive_pte) and shares them; the child and the parent each increment every page.
+ */
+function exclusiveCow(k: Kernel, [dev]: string[]): void {
+  buffer(k, 'buf', HMM_BUFFER_PAGES, { fill: 'i' });
+  exclusiveIoctl(k, dev!, 'buf', HMM_BUFFER_PAGES);
+  k.run(k.fork({ as: 'child' }));
+  incrementAll(k, 'buf', HMM_BUFFER_PAGES, 'child');
+  incrementAll(k, 'buf', HMM_BUFFER_PAGES);
+  k.run(k.exit({ process: 'child' }));
+}
+
 describe('hmm-tests.c verdicts per release (releases v5.4 v5.10 v6.1 v6.3 v6.6 v6.15 latest)', () => {
   it('the presets are the releases these tables are written for', () => {
     expect(RELEASES).toEqual(['v5.4', 'v5.10', 'v6.1', 'v6.3', 'v6.6', 'v6.15', 'latest']);
@@ -697,4 +771,16 @@ describe('hmm-tests.c verdicts per release (releases v5.4 v5.10 v6.1 v6.3 v6.6 v
     expect(perRelease(['private'], migrateRemapFaultThp)).toEqual(NOT_COVERED_LATEST(['FAIL: mremap(MREMAP_DONTUNMAP): EINVAL', ...RELEASES.slice(1).map(() => unaligned)]));
     expect(perRelease(['coherent'], migrateRemapFaultThp)).toEqual(NOT_COVERED_LATEST(COHERENT.map((c) => (c === 'pass' ? unaligned : c))));
   });
+
+  // HMM_DMIRROR_EXCLUSIVE / CHECK_EXCLUSIVE came with make_device_exclusive() (v5.14 [M]): on
+  // v5.4 and v5.10 the first ioctl is -EINVAL, the ASSERT_EQ(ret, 0) fails. From v6.1 each case
+  // passes: the device's memory plays no part (the pages stay in system memory), so the coherent
+  // fixture passes wherever it exists
+  const EXCLUSIVE_VERDICTS = RELEASES.map((v) => (v === 'v5.4' || v === 'v5.10' ? 'FAIL: HMM_DMIRROR_EXCLUSIVE: EINVAL' : 'pass'));
+  for (const [name, body] of [['exclusive', exclusive], ['exclusive_mprotect', exclusiveMprotect], ['exclusive_cow', exclusiveCow]] as const) {
+    it(`${name}: FAIL (no HMM_DMIRROR_EXCLUSIVE) on v5.4 and v5.10, pass from v6.1; coherent from v6.0`, () => {
+      expect(perRelease(['private'], body)).toEqual(EXCLUSIVE_VERDICTS);
+      expect(perRelease(['coherent'], body)).toEqual(COHERENT);
+    });
+  }
 });
