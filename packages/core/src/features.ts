@@ -281,7 +281,7 @@ export const FEATURES = [
     summary: 'what migrate_vma_setup() does with an anonymous THP in the range (mm/migrate_device.c migrate_vma_collect_pmd)',
     meaning: {
       split: 'a PMD-mapped THP is split whole first (split_huge_page() / split_folio(), -EBUSY with references beyond its mappings: the PMD range is skipped) and its base pages migrate; a THP already mapped by PTEs is not collected ("FIXME support THP": PageTransCompound, since migrate_vma arrived in v4.14) (v4.14-v6.15 and later [M])',
-      compound: 'a THP mapped by PTEs is split during the walk (migrate_vma_split_folio()), and a driver passing MIGRATE_VMA_SELECT_COMPOUND (lib/test_hmm.c does) moves a PMD-mapped THP whole to a device-private THP behind a PMD-level device-private entry (Balbir Singh\'s "mm: support device-private THP migration" series, 2025, merged after v6.15 [M]); the whole-THP move is not modelled: such a migration is refused as unsupported',
+      compound: 'a THP mapped by PTEs is split during the walk (migrate_vma_split_folio()), and a driver passing MIGRATE_VMA_SELECT_COMPOUND (lib/test_hmm.c does) moves a PMD-mapped THP, the huge zero PMD or an empty PMD the range covers whole to a device-private THP behind a PMD-level device-private entry (migrate_vma_collect_huge_pmd / migrate_vma_collect_hole; Balbir Singh\'s "mm: support device-private THP migration" series, 2025, merged after v6.15 [M]); the whole-THP move is not modelled: such a migration is refused as unsupported (one that selects only device pages skips a PMD-mapped THP, as the kernel does)',
     },
   },
 ] as const satisfies readonly FeatureSpec[];

@@ -162,6 +162,21 @@ describe('migration of a PMD-mapped THP to device-private memory (migrate_vma_co
     expect([k.folios.order(head), k.refcount(head), k.mapcount(head), level(k, 0)]).toEqual([9, 2, 1, 'pmd']);
   });
 
+  it('v6.1: a THP shared with a fork child is split in both processes; each device page then has two entries', () => {
+    const { k, dev, pfn } = setup('v6.1');
+    fill(k);
+    const head = pfn(0);
+    k.run(k.fork({ as: 'child' }));
+    k.run(k.migrate({ map: 'buf', page: 0, pages: NR, to: 'dmirror0' }));
+    // can_split_folio(): mapcount 2 (two PMDs) == rc 3 (two PMDs + the caller's) - 1; unmap_folio()
+    // reaches both PMDs through the rmap, so both processes end with PTEs, then the collect's
+    // rmap walk moves both entries of each page to its device page: rc 0 + 2, mapcount 2
+    expect(pfn(9, 'child')).toBe(dev.dataPfn + 9);
+    expect([k.refcount(dev.dataPfn + 9), k.mapcount(dev.dataPfn + 9)]).toEqual([2, 2]);
+    for (let i = 0; i < NR; i++) expect(k.ram.live.has(head + i)).toBe(false);
+    expect(k.run(k.read({ map: 'buf', page: 9, process: 'child' }))).toBe('i9');
+  });
+
   it('the huge zero page is split into zero-page PTEs and migrates as holes (migrate_anon_huge_zero\'s mechanism, v6.15)', () => {
     const { k, dev } = setup('v6.15');
     k.run(k.mprotect({ map: 'buf', write: false }));
@@ -173,6 +188,47 @@ describe('migration of a PMD-mapped THP to device-private memory (migrate_vma_co
     expect(k.pfnOf({ map: 'buf', page: NR - 1 })).toBe(dev.dataPfn + NR - 1);
     expect([k.refcount(dev.dataPfn), k.mapcount(dev.dataPfn)]).toEqual([1, 1]);
     expect(k.run(k.read({ map: 'buf', page: 9 }))).toBe('');
+  });
+});
+
+describe('latest (migrate-device-thp compound): what would become a device-private THP is refused, the rest runs', () => {
+  const refusal = (f: () => unknown): string | null => {
+    try {
+      f();
+    } catch (e) {
+      if (e instanceof KernelError && e.unsupported !== null) return e.unsupported;
+      throw e;
+    }
+    return null;
+  };
+
+  it('an empty PMD the range covers whole is a MIGRATE_PFN_COMPOUND hole (migrate_vma_collect_hole): refused', () => {
+    const { k } = setup('latest');
+    expect(refusal(() => k.run(k.migrate({ map: 'buf', page: 0, pages: NR, to: 'dmirror0' })))).toMatch(/the empty PMD at page 0/);
+  });
+
+  it('a range that covers the empty PMD only in part is walked page by page: base holes migrate', () => {
+    const { k, dev } = setup('latest');
+    expect(refusal(() => k.run(k.migrate({ map: 'buf', page: 1, pages: NR - 1, to: 'dmirror0' })))).toBeNull();
+    expect(k.pfnOf({ map: 'buf', page: NR - 1 })).toBe(dev.dataPfn + NR - 2);
+  });
+
+  it('a migration to RAM (device pages selected, not system ones) skips a PMD-mapped THP (migrate_vma_collect_huge_pmd)', () => {
+    const k = createKernel({ arch: x86(), driver: hmm(), kernel: 'latest' });
+    const dev = k.run(k.probe({ driver: 'hmm', kind: 'private', size: 256 * 1024 * 1024, as: 'dmirror0' }));
+    // page 512 goes to the device while the VMA is not VM_HUGEPAGE; then the first PMD gets a THP
+    k.run(k.mmap({ anon: true, length: 2 * NR * PAGE, write: true, as: 'buf' }));
+    k.run(k.write({ map: 'buf', page: NR, data: 'd' }));
+    k.run(k.migrate({ map: 'buf', page: NR, to: 'dmirror0' }));
+    k.run(k.madvise({ map: 'buf', advice: 'hugepage' }));
+    k.run(k.write({ map: 'buf', page: 0, data: 't' }));
+    const head = k.pfnOf({ map: 'buf', page: 0 })!;
+    expect([k.folios.order(head), level(k, 0)]).toEqual([9, 'pmd']);
+    expect(k.pfnOf({ map: 'buf', page: NR })).toBe(dev.dataPfn);
+    // HMM_DMIRROR_MIGRATE_TO_SYS over both PMDs: the device page comes home, the THP is not touched
+    k.run(k.migrate({ map: 'buf', page: 0, pages: 2 * NR, to: 'ram' }));
+    expect(k.folios.kind(k.pfnOf({ map: 'buf', page: NR })!)).toBe('ram');
+    expect([k.folios.order(head), k.refcount(head), k.mapcount(head), level(k, 0)]).toEqual([9, 1, 1, 'pmd']);
   });
 });
 

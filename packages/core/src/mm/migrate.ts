@@ -57,10 +57,11 @@ export class DeviceMigration {
     const k = this.k;
     const slots: MigrateSlot[] = [];
     for (let v = vpn; v < vpn + nr; v++) {
+      if (select.system && this.compoundHole(vma, v, vpn + nr)) throw this.compoundUnsupported(vma, v, 'the empty PMD');
       let leaf = k.vm.lookup(vma.mm, v);
       if (leaf && leaf.pte.level === 'pmd' && vma.kind === 'anon') {
         // a PMD-mapped THP or the huge zero page: walked as PTEs once split, else the PMD's range is skipped
-        if (!this.splitPmdToCollect(vma, leaf)) {
+        if (!this.splitPmdToCollect(vma, leaf, select)) {
           v = Math.min(vpn + nr, leaf.base + leaf.pages) - 1;
           continue;
         }
@@ -92,7 +93,10 @@ export class DeviceMigration {
         continue;
       }
       // system pages: SELECT_SYSTEM, anonymous pages only ("For now only support anonymous
-      // memory"), which includes the COW copies in a private file mapping (hmm.migrate_file_private)
+      // memory"), which includes the COW copies in a private file mapping (hmm.migrate_file_private).
+      // A page-cache folio (shmem) is collected and unmapped by the kernel, then refused by
+      // __migrate_device_pages() (a mapping, not anon) and remapped at finalize: skipped here,
+      // with the same end state (hmm.migrate_shared: nothing moves, -ENOENT)
       if (kind !== 'ram' || !select.system || vma.flags.shared || !k.folios.isAnon(k.folios.folio(page))) continue;
       if (k.folios.nr(k.folios.folio(page)) > 1 && !this.splitPteMappedThp(k.folios.folio(page))) continue;
       this.collect(slots, v, page, leaf.pte.write);
@@ -109,15 +113,19 @@ export class DeviceMigration {
    * MIGRATE_VMA_SELECT_COMPOUND moves the THP whole (a PMD-level device-private entry): not
    * modelled, refused. False: skip the PMD's range.
    */
-  private splitPmdToCollect(vma: Vma, leaf: Leaf): boolean {
+  private splitPmdToCollect(vma: Vma, leaf: Leaf, select: MigrateSelect): boolean {
     const k = this.k;
-    if (k.thp.isHugeZeroPmd(vma, leaf)) {
-      if (k.features['migrate-device-thp'] === 'compound') throw this.compoundUnsupported(vma, leaf);
+    const zero = k.thp.isHugeZeroPmd(vma, leaf);
+    if (!zero && !k.thp.isAnonPmd(vma, leaf)) return false;
+    if (k.features['migrate-device-thp'] === 'compound') {
+      // migrate_vma_collect_huge_pmd(): without MIGRATE_VMA_SELECT_SYSTEM the range is skipped
+      if (!select.system) return false;
+      throw this.compoundUnsupported(vma, leaf.base, zero ? 'the huge zero PMD (collected as a PMD hole)' : 'the PMD-mapped THP');
+    }
+    if (zero) {
       k.thp.splitZeroPmd(vma, leaf.base);
       return true;
     }
-    if (!k.thp.isAnonPmd(vma, leaf)) return false;
-    if (k.features['migrate-device-thp'] === 'compound') throw this.compoundUnsupported(vma, leaf);
     const head = k.folios.folio(leaf.pte.pfn);
     k.folios.get(head, 1, 'migrate_vma_collect_pmd: folio_get before split_folio');
     const split = k.thp.splitFolio(head);
@@ -139,8 +147,24 @@ export class DeviceMigration {
     return split;
   }
 
-  private compoundUnsupported(vma: Vma, leaf: Leaf): KernelError {
-    return KernelError.unsupported('EINVAL', `migrate_vma_setup on the PMD at page ${leaf.base - vma.start} of '${vma.name}': MIGRATE_VMA_SELECT_COMPOUND (migrate-device-thp compound) moves the THP whole to a device-private THP behind a PMD-level device-private entry, which the model does not have`);
+  /**
+   * migrate_vma_collect_hole() with `compound`: an empty PMD of an anonymous VMA that the range
+   * covers whole (start and end PMD-aligned) becomes one MIGRATE_PFN_COMPOUND slot, filled with a
+   * device-private THP (a migration that selects only device pages allocates nothing for it:
+   * only MIGRATE_VMA_SELECT_SYSTEM callers are refused). The model approximates pmd_none() as no
+   * entry in the PMD's range.
+   */
+  private compoundHole(vma: Vma, v: number, end: number): boolean {
+    const k = this.k;
+    const n = k.vm.pmdPages;
+    if (k.features['migrate-device-thp'] !== 'compound' || !this.anonPrivate(vma) || v % n !== 0) return false;
+    if (v + n > end || v + n > vma.start + vma.pages) return false;
+    for (let u = v; u < v + n; u++) if (k.vm.lookup(vma.mm, u)) return false;
+    return true;
+  }
+
+  private compoundUnsupported(vma: Vma, base: number, what: string): KernelError {
+    return KernelError.unsupported('EINVAL', `migrate_vma_setup over ${what} at page ${base - vma.start} of '${vma.name}': MIGRATE_VMA_SELECT_COMPOUND (migrate-device-thp compound) migrates it whole to a device-private THP behind a PMD-level device-private entry, which the model does not have`);
   }
 
   /**
