@@ -114,6 +114,14 @@ describe('shmem page cache', () => {
     expect(code(() => k.run(k.read({ map: 'm', page: 1 })))).toBe('SIGBUS');
   });
 
+  it('GUP of a page past i_size is EFAULT, not a signal (faultin_page: vm_fault_to_errno of VM_FAULT_SIGBUS)', () => {
+    const { k } = kernel();
+    k.run(k.memfdCreate({ file: 'fd', size: PAGE }));
+    k.run(k.mmap({ file: 'fd', length: 2 * PAGE, shared: true, write: true, as: 'm' }));
+    expect(code(() => k.run(k.gup({ map: 'm', page: 1, write: true, as: 'p' }, true)))).toBe('EFAULT');
+    expect(k.pins.has('p')).toBe(false);
+  });
+
   it('munmap drops the mapping reference; the memfd cache keeps its page', () => {
     const { k } = kernel();
     k.run(k.memfdCreate({ file: 'fd', size: PAGE }));

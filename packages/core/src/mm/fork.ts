@@ -23,7 +23,8 @@ export class Fork {
       // other); VM_WIPEONFORK (v4.14): "a clean slate in the child" -- no anon_vma, no page tables
       const dst = k.vm.addVma(child, { ...src, flags: { ...src.flags }, mm: child, anonVma: src.flags.wipeonfork ? 0 : src.anonVma }, parent.ranges.get(src.name)!);
       if (src.flags.wipeonfork) continue;
-      if (!(src.anonVma || src.flags.mixedmap || src.flags.pfnmap)) continue; // child refaults
+      // vma_needs_copy(): a shared shmem or DAX VMA (no anon_vma) is not copied: the child refaults
+      if (!(src.anonVma || src.flags.mixedmap || src.flags.pfnmap)) continue;
       // is_cow_mapping(): VM_MAYWRITE && !VM_SHARED; do_mmap() sets VM_MAYWRITE on every
       // private mapping, PROT_READ ones too
       const cow = !src.flags.shared;

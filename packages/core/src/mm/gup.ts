@@ -186,7 +186,10 @@ export class Gup {
   private checkVma(req: GupRequest, vma: Vma): void {
     const k = this.k;
     if (vma.flags.io || vma.flags.pfnmap) throw new KernelError('EFAULT', `GUP on a VM_IO/VM_PFNMAP mapping '${vma.name}'`);
-    // check_vma_flags(): FOLL_LONGTERM && vma_is_fsdax() -> -EOPNOTSUPP (5.10: check_dax_vmas, same code)
+    // check_vma_flags(): FOLL_LONGTERM && vma_is_fsdax() -> -EOPNOTSUPP (5.10: check_dax_vmas, same code).
+    // FOLL_LONGTERM | FOLL_WRITE on a file mapping that needs dirty tracking is refused too from v6.5
+    // (writable_file_mapping_allowed(), and gup_fast_folio_allowed() on the fast path): a disk
+    // filesystem's page cache, which the model does not have. shmem (mm/shmem.ts) is allowed.
     if (req.longterm && vma.kind === 'file' && k.isFsdaxVma(vma)) {
       throw new KernelError('EOPNOTSUPP', `FOLL_LONGTERM on fs-dax mapping '${vma.name}' (check_vma_flags)`);
     }
@@ -206,7 +209,7 @@ export class Gup {
       if (!fault && !unshare) break;
       if (tries === 2) throw new KernelError('EFAULT', `GUP could not fault in page ${vpn - vma.start} of '${vma.name}'`);
       if (unshare) yield* k.faults.unshare(vma, vpn);
-      else yield* k.faults.handle(vma, vpn, req.write);
+      else yield* this.faultin(vma, vpn, req.write);
       const before = leaf;
       leaf = k.vm.lookup(vma.mm, vpn);
       if (unshare && leaf && leaf.pte === before?.pte && this.mustUnshare(req, vma, leaf, vpn, false)) {
@@ -242,6 +245,19 @@ export class Gup {
     }
     this.grab(head, req.pin, req.pin ? 'pin_user_pages' : 'get_user_pages');
     return pfn;
+  }
+
+  /**
+   * faultin_page(): handle_mm_fault(), whose VM_FAULT_SIGBUS / SIGSEGV GUP returns as -EFAULT
+   * (vm_fault_to_errno(): a shmem page past i_size, a poisoned DAX block), not as a signal.
+   */
+  private *faultin(vma: Vma, vpn: number, write: boolean): Op {
+    try {
+      yield* this.k.faults.handle(vma, vpn, write);
+    } catch (e) {
+      if (e instanceof KernelError && (e.code === 'SIGBUS' || e.code === 'SIGSEGV') && e.unsupported === null) throw new KernelError('EFAULT', `GUP fault on page ${vpn - vma.start} of '${vma.name}': ${e.message}`);
+      throw e;
+    }
   }
 
   /**
