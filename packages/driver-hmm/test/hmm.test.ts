@@ -350,3 +350,191 @@ describe('do_swap_page holds the device page across migrate_to_ram (16ce101db85d
     expect(k.refcount(dpfn(0))).toBe(0);
   });
 });
+
+describe('make_device_exclusive() (HMM_DMIRROR_EXCLUSIVE): the entry, the mirror, the release rules', () => {
+  const exclusive = (k: ReturnType<typeof setup>['k'], device: string, page: number, pages = 1) => k.run(k.deviceExclusive({ device, map: 'buf', page, pages }));
+  const atomicHeld = (k: ReturnType<typeof setup>['k'], device: string, page = 0, pages?: number): boolean => {
+    try {
+      k.run(k.deviceCheckExclusive({ device, map: 'buf', page, ...(pages !== undefined ? { pages } : {}) }));
+      return false;
+    } catch (e) {
+      if (e instanceof KernelError && e.code === 'EPERM') return true;
+      throw e;
+    }
+  };
+
+  // GUP(FOLL_GET | FOLL_WRITE) takes the written, exclusive page: +1 (2); the PTE becomes the
+  // entry, whose reference is the PTE's; dmirror_exclusive() drops the GUP reference: 1. The rmap
+  // goes with the PTE up to v6.14 (folio_remove_rmap_pte in page_make_device_exclusive_one) and
+  // stays from v6.15 ("keep mapcount untouched"); restore_exclusive_pte() adds it back before.
+  for (const [version, mapcount] of [['v6.1', 0], ['v6.6', 0], ['v6.15', 1], ['latest', 1]] as const) {
+    it(`${version}: refcount 1 and mapcount ${mapcount} behind the entry, 1 and 1 once the CPU faulted it back`, () => {
+      const { k, mon, pfn } = setup(version);
+      const page = pfn(0);
+      expect(exclusive(k, 'dmirror0', 0)).toEqual(['d0']);
+      expect(whys(mon, page)).toEqual(['alloc_page', 'get_user_pages', 'put_page']);
+      expect([k.refcount(page), k.mapcount(page), k.isMappedIn({ map: 'buf', page: 0 }), pfn(0)]).toEqual([1, mapcount, false, page]);
+      expect(atomicHeld(k, 'dmirror0')).toBe(true);
+      // the device reads through its atomic entry: no fault, the CPU entry stays
+      expect(k.run(k.deviceRead({ device: 'dmirror0', map: 'buf', page: 0 }))).toBe('d0');
+      expect(k.isMappedIn({ map: 'buf', page: 0 })).toBe(false);
+      expect(k.run(k.read({ map: 'buf', page: 0 }))).toBe('d0');
+      expect([k.refcount(page), k.mapcount(page), k.isWritableIn({ map: 'buf', page: 0 }), pfn(0)]).toEqual([1, 1, true, page]);
+      expect(atomicHeld(k, 'dmirror0')).toBe(false);
+      expect(violations(mon)).toEqual([]);
+    });
+  }
+
+  it('v5.4 and v5.10 have no device-exclusive entries: the cell is unsupported (-EINVAL)', () => {
+    for (const version of ['v5.4', 'v5.10']) {
+      const { k } = setup(version);
+      let err: unknown;
+      try {
+        exclusive(k, 'dmirror0', 0);
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toBeInstanceOf(KernelError);
+      expect([(err as KernelError).code, (err as KernelError).unsupported]).toEqual(['EINVAL', expect.stringMatching(/v5\.14/)]);
+    }
+  });
+
+  // mprotect(PROT_READ) then back to PROT_READ|PROT_WRITE before the CPU touches the page. Up to
+  // v6.14 change_pte_range() made the entry SWP_DEVICE_EXCLUSIVE_READ, so restore_exclusive_pte()
+  // maps it read-only (and clean) and the write takes do_wp_page(), which reuses the exclusive
+  // page. From v6.15 the entry is left alone and restore asks can_change_pte_writable(): VM_WRITE,
+  // an exclusive anon page, soft-dirty not tracked (VM_SOFTDIRTY still set): writable at once.
+  for (const [version, writable] of [['v6.6', false], ['v6.15', true]] as const) {
+    it(`${version}: after mprotect R then RW the restored PTE is ${writable ? 'writable' : 'read-only'}; the write keeps the page`, () => {
+      const { k, mon, pfn } = setup(version);
+      const page = pfn(0);
+      exclusive(k, 'dmirror0', 0);
+      k.run(k.mprotect({ map: 'buf', write: false }));
+      expect(atomicHeld(k, 'dmirror0')).toBe(false); // MMU_NOTIFY_PROTECTION_VMA
+      k.run(k.mprotect({ map: 'buf', write: true }));
+      expect(k.run(k.read({ map: 'buf', page: 0 }))).toBe('d0');
+      expect(k.isWritableIn({ map: 'buf', page: 0 })).toBe(writable);
+      k.run(k.write({ map: 'buf', page: 0, data: 'x' }));
+      expect([pfn(0), k.refcount(page), k.mapcount(page)]).toEqual([page, 1, 1]);
+      expect(violations(mon)).toEqual([]);
+    });
+  }
+
+  // clear_refs (soft-dirty) between make and restore: the swap entry loses its soft-dirty bit and
+  // VM_SOFTDIRTY is cleared. v6.1: a writable entry is restored with maybe_mkwrite(pte_mkdirty())
+  // -- dirty sets soft-dirty on x86 -- so the page reads as soft-dirty without a write. v6.15:
+  // can_change_pte_writable() refuses (soft-dirty tracked, PTE not soft-dirty): read-only and
+  // clean until the write faults and marks it.
+  for (const [version, afterRead] of [['v6.1', [true, true]], ['v6.15', [false, false]]] as const) {
+    it(`${version}: clear_refs, then the CPU read restores writable=${afterRead[0]} soft-dirty=${afterRead[1]}`, () => {
+      const { k } = setup(version);
+      exclusive(k, 'dmirror0', 0);
+      k.run(k.clearRefs({}));
+      expect(k.isSoftDirtyIn({ map: 'buf', page: 0 })).toBe(false);
+      k.run(k.read({ map: 'buf', page: 0 }));
+      expect([k.isWritableIn({ map: 'buf', page: 0 }), k.isSoftDirtyIn({ map: 'buf', page: 0 })]).toEqual(afterRead);
+      k.run(k.write({ map: 'buf', page: 0, data: 'x' }));
+      expect([k.isWritableIn({ map: 'buf', page: 0 }), k.isSoftDirtyIn({ map: 'buf', page: 0 })]).toEqual([true, true]);
+    });
+  }
+
+  // A second device's make_device_exclusive(): its GUP(FOLL_WRITE) faults the entry back
+  // (remove_device_exclusive_entry notifies with owner NULL: device 0's atomic entry goes), then
+  // converts the PTE again for device 1.
+  it('a second device takes the page: the first loses its atomic mapping', () => {
+    const { k, mon, pfn } = setup('latest', { pages: 2 });
+    k.run(k.probe({ driver: 'hmm', kind: 'private', size: 256 * 1024 * 1024, as: 'dmirror1' }));
+    exclusive(k, 'dmirror0', 0, 2);
+    expect(exclusive(k, 'dmirror1', 0)).toEqual(['d0']);
+    expect([atomicHeld(k, 'dmirror0', 0, 1), atomicHeld(k, 'dmirror0', 1, 1), atomicHeld(k, 'dmirror1', 0, 1)]).toEqual([false, true, true]);
+    expect([k.refcount(pfn(0)), k.mapcount(pfn(0))]).toEqual([1, 1]);
+    expect(violations(mon)).toEqual([]);
+  });
+
+  // A GUP pin of the page faults the entry back like a CPU access (the slow path sees a
+  // non-present entry); the pin itself then counts GUP_PIN_COUNTING_BIAS on the small folio.
+  it('pin_user_pages on a device-exclusive entry restores it first; the device loses that page only', () => {
+    const { k, pfn } = setup('v6.6', { pages: 2 });
+    exclusive(k, 'dmirror0', 0, 2);
+    k.run(k.gup({ map: 'buf', page: 0, write: true, as: 'p' }, true));
+    expect([atomicHeld(k, 'dmirror0', 0, 1), atomicHeld(k, 'dmirror0', 1, 1)]).toEqual([false, true]);
+    expect([k.refcount(pfn(0)), k.mapcount(pfn(0)), k.isMappedIn({ map: 'buf', page: 0 })]).toEqual([1 + 1024, 1, true]);
+  });
+
+  // zap_pte_range() on a device-exclusive entry: the reference at once (no TLB gather); the rmap
+  // only from v6.15 (before, make_device_exclusive had removed it: no second removal, no
+  // underflow). The page is freed, the mirror heard of the unmap first.
+  for (const version of ['v6.1', 'v6.15']) {
+    it(`${version}: munmap of a device-exclusive entry frees the page, mapcount 0, no violation`, () => {
+      const { k, mon, pfn } = setup(version);
+      const page = pfn(0);
+      exclusive(k, 'dmirror0', 0);
+      k.run(k.munmap({ map: 'buf' }));
+      expect([k.refcount(page), k.mapcount(page)]).toEqual([0, 0]);
+      expect(mon.trace.some((l) => l.includes(`page.free pfn=${page} type=ram`))).toBe(true);
+      expect(violations(mon)).toEqual([]);
+    });
+  }
+
+  // The mirror holds no page reference: only the notifier keeps it from using a freed page. A
+  // driver that ignores invalidations (no ->invalidate) still maps the page when exit() frees it.
+  it('device-maps-freed-page: caught when a mirror ignores the MMU notifier, not otherwise', () => {
+    const run = (driver: ReturnType<typeof hmm>) => {
+      const k = createKernel({ arch: x86(), driver, kernel: 'latest' });
+      const mon = new Monitor(k);
+      k.run(k.probe({ driver: 'hmm', size: 256 * 1024 * 1024, as: 'dmirror0' }));
+      k.run(k.spawn({ as: 'p' }));
+      k.run(k.mmap({ process: 'p', anon: true, length: PAGE, write: true, as: 'buf' }));
+      k.run(k.write({ map: 'buf', page: 0, data: 'd0' }));
+      k.run(k.deviceExclusive({ device: 'dmirror0', map: 'buf' }));
+      k.run(k.exit({ process: 'p' }));
+      return violations(mon);
+    };
+    expect(run(hmm())).toEqual([]);
+    const { invalidate: _ignored, ...deaf } = hmm();
+    expect(run(deaf)).toEqual(['device-maps-freed-page']);
+  });
+
+  // Not anonymous: the page of a shared mapping of the mirror device file (dmirror_fops_mmap:
+  // vm_insert_page of a kernel page). GUP(FOLL_WRITE) grabs it, then make_device_exclusive
+  // refuses: v5.14-v6.14 page_make_device_exclusive() returns false (dmirror_exclusive: -EBUSY),
+  // v6.15 -EOPNOTSUPP; the GUP reference is dropped and the PTE left present.
+  for (const [version, code] of [['v6.6', 'EBUSY'], ['v6.15', 'EOPNOTSUPP']] as const) {
+    it(`${version}: a page that is not anonymous is refused with ${code}`, () => {
+      const { k, mon } = setup(version);
+      k.run(k.mmap({ device: 'dmirror0', length: PAGE, shared: true, write: true, as: 'file' }));
+      const page = k.pfnOf({ map: 'file', page: 0 })!;
+      const rc = k.refcount(page);
+      let err: unknown;
+      try {
+        k.run(k.deviceExclusive({ device: 'dmirror0', map: 'file' }));
+      } catch (e) {
+        err = e;
+      }
+      expect((err as KernelError).code).toBe(code);
+      expect([k.refcount(page), k.isMappedIn({ map: 'file', page: 0 })]).toEqual([rc, true]);
+      expect(violations(mon)).toEqual([]);
+    });
+  }
+
+  // FOLL_SPLIT_PMD on a PMD-mapped anonymous THP: split_huge_pmd() remaps it by 512 PTEs (511
+  // references added: refcount 512, mapcount 512), then v6.15's folio walk converts the one PTE.
+  // The v5.14-v6.14 rmap walk would convert every PTE of the folio: refused as not modelled.
+  it('v6.15: a PMD-mapped THP is split (FOLL_SPLIT_PMD) and only the one PTE becomes device-exclusive; v6.6 refuses', () => {
+    const thp = (version: string) => {
+      const k = createKernel({ arch: x86(), driver: hmm(), kernel: version });
+      k.run(k.probe({ driver: 'hmm', size: 256 * 1024 * 1024, as: 'dmirror0' }));
+      k.run(k.mmap({ anon: true, length: 2 * 1024 * 1024, write: true, as: 'buf' }));
+      k.run(k.madvise({ map: 'buf', advice: 'hugepage' }));
+      k.run(k.write({ map: 'buf', page: 0, data: 'h' }));
+      return k;
+    };
+    const k = thp('v6.15');
+    const head = k.pfnOf({ map: 'buf', page: 0 })!;
+    expect(k.run(k.deviceExclusive({ device: 'dmirror0', map: 'buf', page: 5 }))).toEqual(['']);
+    expect([k.isMappedIn({ map: 'buf', page: 5 }), k.isMappedIn({ map: 'buf', page: 4 }), k.isMappedIn({ map: 'buf', page: 6 })]).toEqual([false, true, true]);
+    expect([k.refcount(head), k.mapcount(head)]).toEqual([512, 512]);
+    const old = thp('v6.6');
+    expect(() => old.run(old.deviceExclusive({ device: 'dmirror0', map: 'buf', page: 5 }))).toThrow(/PTE-mapped THP/);
+  });
+});
