@@ -162,6 +162,33 @@ describe('shmem page cache', () => {
   });
 });
 
+describe('fork of a private memfd mapping', () => {
+  it('a VMA with an anon_vma is copied (vma_needs_copy): the child shares the cache page read-only and the anon copy COW-style', () => {
+    const { k, m } = kernel();
+    k.run(k.memfdCreate({ file: 'fd', size: 2 * PAGE, fallocate: true }));
+    k.run(k.mmap({ file: 'fd', length: 2 * PAGE, write: true, as: 'mem' }));
+    k.run(k.read({ map: 'mem', page: 0 })); // the cache page, R/O
+    k.run(k.write({ map: 'mem', page: 1, data: 'P' })); // do_cow_fault: an anon page, and an anon_vma
+    const cache = k.pfnOf({ file: 'fd', page: 0 })!;
+    const anon = k.pfnOf({ map: 'mem', page: 1 })!;
+    k.run(k.fork({ as: 'child' }));
+    // copy_present_pte(): a file page gets a reference and a file rmap: cache 1 + 2 PTEs
+    expect(k.pfnOf({ map: 'mem', page: 0, process: 'child' })).toBe(cache);
+    expect([k.refcount(cache), k.mapcount(cache)]).toEqual([3, 2]);
+    // the anon page is shared and loses PageAnonExclusive; both PTEs write-protected
+    expect(k.pfnOf({ map: 'mem', page: 1, process: 'child' })).toBe(anon);
+    expect([k.refcount(anon), k.mapcount(anon), k.anonExclusive(anon)]).toEqual([2, 2, false]);
+    expect(k.isWritableIn({ map: 'mem', page: 1 })).toBe(false);
+    // the child's write COWs both: the cache page (never reused: not anon) and the shared anon page
+    k.run(k.write({ map: 'mem', page: 0, data: 'C', process: 'child' }));
+    k.run(k.write({ map: 'mem', page: 1, data: 'C', process: 'child' }));
+    expect(k.run(k.read({ map: 'mem', page: 1 }))).toBe('P');
+    expect([k.refcount(cache), k.mapcount(cache)]).toEqual([2, 1]);
+    expect([k.refcount(anon), k.mapcount(anon)]).toEqual([1, 1]);
+    expect(m.violations).toEqual([]);
+  });
+});
+
 describe('shared anonymous memory (shmem_zero_setup)', () => {
   it('is a file VMA: a write fault maps a page-cache page (rc 2, mapcount 1), not anon', () => {
     const { k } = kernel();
