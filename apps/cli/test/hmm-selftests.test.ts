@@ -193,6 +193,30 @@ function migrateShared(k: Kernel, [dev]: string[]): void {
   fails(k, k.migrate({ map: 'buf', page: 0, pages: 4, to: dev! }), 'ENOENT', 'migrate_shared');
 }
 
+/**
+ * TEST_F(hmm, file_read) with /tmp on tmpfs: hmm_create_file()'s O_TMPFILE is a shmem file;
+ * pwrite() fills its page cache (here through a mapping unmapped again), the device reads a
+ * PROT_READ MAP_SHARED mapping of it (read faults map the cache folios).
+ */
+function fileRead(k: Kernel, [dev]: string[]): void {
+  k.run(k.memfdCreate({ file: 'tmpfile', size: 2 * PAGE }));
+  k.run(k.mmap({ file: 'tmpfile', length: 2 * PAGE, shared: true, write: true, as: 'pwrite' }));
+  for (let i = 0; i < 2; i++) k.run(k.write({ map: 'pwrite', page: i, data: `i${i}` }));
+  k.run(k.munmap({ map: 'pwrite' }));
+  k.run(k.mmap({ file: 'tmpfile', length: 2 * PAGE, shared: true, as: 'buf' }));
+  for (let i = 0; i < 2; i++) check(devRead(k, dev!, 'buf', i) === `i${i}`, `device reads the file's page ${i}`);
+}
+
+/** TEST_F(hmm, file_write) with /tmp on tmpfs: the device's write lands in the page cache, which pread() reads. */
+function fileWrite(k: Kernel, [dev]: string[]): void {
+  k.run(k.memfdCreate({ file: 'tmpfile', size: 2 * PAGE }));
+  k.run(k.mmap({ file: 'tmpfile', length: 2 * PAGE, shared: true, write: true, as: 'buf' }));
+  for (let i = 0; i < 2; i++) devWrite(k, dev!, 'buf', i, `i${i}`);
+  for (let i = 0; i < 2; i++) check(read(k, 'buf', i) === `i${i}`, `CPU reads the device's write to page ${i}`);
+  k.run(k.mmap({ file: 'tmpfile', length: 2 * PAGE, shared: true, as: 'pread' }));
+  for (let i = 0; i < 2; i++) check(read(k, 'pread', i) === `i${i}`, `the file holds the device's write to page ${i}`);
+}
+
 /** TEST_F(hmm, migrate_multiple): NTIMES rounds of migrate to the device and back (CPU fault, or MIGRATE_TO_SYS for coherent). */
 function migrateMultiple(k: Kernel, [dev]: string[]): void {
   const coherent = dev !== 'dmirror0';
@@ -613,6 +637,9 @@ describe('hmm-tests.c verdicts per release (releases v5.4 v5.10 v6.1 v6.3 v6.6 v
     ['migrate_shared', 1, migrateShared],
     // shmem again: no page tables copied at fork, no COW; the device write is seen by the parent
     ['anon_write_child_shared', 1, anonWriteChildShared],
+    // /tmp on tmpfs: the O_TMPFILE is shmem; the device faults its page-cache folios in
+    ['file_read', 1, fileRead],
+    ['file_write', 1, fileWrite],
     // the COW copies of a private file mapping are anonymous pages (the file on a DAX mount)
     ['migrate_file_private', 1, migrateFilePrivate],
     // coherent: CPU reads do not fault, so the second migration finds every page on the device
