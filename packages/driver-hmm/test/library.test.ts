@@ -39,10 +39,11 @@ describe('the hmm scenario library', () => {
   // -coherent), and two that mirror no selftest case: extra-ref (seeds 000/001) and
   // fault-vs-migrate (the CVE-2022-3523 race)
   it('has one scenario per covered hmm-tests.c case and fixture', () => {
-    // plus the use_thp = 1 sub-runs of the device-private fixture (file names end in -thp):
-    // anon_write_huge, anon_write_child without and with migration, migrate_partial_unmap_fault,
-    // migrate_remap_fault without and with MREMAP_DONTUNMAP
-    expect(files.filter((f) => f.endsWith('-thp.yaml')).length).toBe(6);
+    // plus the THP cases of the device-private fixture (file names end in -thp): anon_write_huge,
+    // anon_write_child (use_thp) without and with migration, migrate_partial_unmap_fault and
+    // migrate_remap_fault (use_thp = 1; the latter without and with MREMAP_DONTUNMAP), and
+    // migrate_anon_huge_empty, _zero and _free
+    expect(files.filter((f) => f.endsWith('-thp.yaml')).length).toBe(9);
     // plus exclusive, exclusive_mprotect and exclusive_cow (make_device_exclusive(), v5.14: the
     // scenarios expect the refusal before; one file serves both fixtures, as for anon_read)
     // and (with shmem) migrate_shared in both fixtures and anon_write_child_shared
