@@ -360,59 +360,75 @@ function snapshotTest(k: Kernel, [dev0, dev1]: string[]): void {
  * (the model's rmap walk, which every fault home does, grows with the number of mapped pages)
  */
 const TWOMEG = 64;
-const OFFSETS = [0, TWOMEG / 4, TWOMEG / 2];
 
 /**
- * TEST_F(hmm, migrate_partial_unmap_fault), use_thp = 0 (the THP sub-run needs anonymous THP):
- * for each offset, a 2 * TWOMEG buffer (map = ALIGN(ptr, size) only matters for THP: its start here),
- * TWOMEG written and migrated, ONEMEG at the offset unmapped (split_vma, zap of the device
- * entries), then every other page read back (faulted home from a device-private page).
+ * TEST_F(hmm, migrate_partial_unmap_fault): for each offset (0, size / 4, size / 2), a 2 * size
+ * buffer (map = ALIGN(ptr, size) is its start here; use_thp = 1: MADV_HUGEPAGE on it, so the
+ * writes fault one THP in; use_thp = 0: MADV_NOHUGEPAGE, nothing to do in the model), size written
+ * and migrated, size / 2 at the offset unmapped (split_vma, zap of the device entries), then every
+ * other page read back (faulted home from a device-private page). use_thp = 0 runs at TWOMEG
+ * (scaled), use_thp = 1 at the test's size (one PMD).
  */
-function migratePartialUnmapFault(k: Kernel, [dev]: string[]): void {
-  OFFSETS.forEach((off, j) => {
-    buffer(k, `buf${j}`, 2 * TWOMEG);
-    for (let i = 0; i < TWOMEG; i++) k.run(k.write({ map: `buf${j}`, page: i, data: `${j}:${i}` }));
-    k.run(k.migrate({ map: `buf${j}`, page: 0, pages: TWOMEG, to: dev! }));
-    for (const i of [0, TWOMEG - 1]) check(devRead(k, dev!, `buf${j}`, i) === `${j}:${i}`, `offset ${off}: the device read page ${i}`);
-    k.run(k.munmap({ map: `buf${j}`, offset: off * PAGE, length: (TWOMEG / 2) * PAGE }));
-    for (let i = 0; i < TWOMEG; i++) if (i < off || i >= off + TWOMEG / 2) check(read(k, `buf${j}`, i) === `${j}:${i}`, `offset ${off}: page ${i} after the munmap`);
-    k.run(k.munmap({ map: `buf${j}` }));
-  });
+function migratePartialUnmapFault(thp: boolean) {
+  return (k: Kernel, [dev]: string[]): void => {
+    const size = thp ? PMD : TWOMEG;
+    [0, size / 4, size / 2].forEach((off, j) => {
+      if (thp) thpBuffer(k, `buf${j}`);
+      else buffer(k, `buf${j}`, 2 * size);
+      for (let i = 0; i < size; i++) k.run(k.write({ map: `buf${j}`, page: i, data: `${j}:${i}` }));
+      migrateToDev(k, `buf${j}`, size, dev!);
+      for (const i of [0, size - 1]) check(devRead(k, dev!, `buf${j}`, i) === `${j}:${i}`, `offset ${off}: the device read page ${i}`);
+      k.run(k.munmap({ map: `buf${j}`, offset: off * PAGE, length: (size / 2) * PAGE }));
+      for (let i = 0; i < size; i++) if (i < off || i >= off + size / 2) check(read(k, `buf${j}`, i) === `${j}:${i}`, `offset ${off}: page ${i} after the munmap`);
+      k.run(k.munmap({ map: `buf${j}` }));
+    });
+  };
 }
 
 /**
- * TEST_F(hmm, migrate_remap_fault), use_thp = 0: before/after the migration, without and with
- * MREMAP_DONTUNMAP, each offset: an 8 * TWOMEG reservation with 2 * TWOMEG unmapped after the
- * buffer, the buffer mremap(MREMAP_MAYMOVE | MREMAP_FIXED)'d into that hole at TWOMEG + offset,
- * then every page read at the new address. A refused mremap() is the ASSERT_NE(MAP_FAILED).
+ * TEST_F(hmm, migrate_remap_fault): before/after the migration, without and with
+ * MREMAP_DONTUNMAP, each offset (0, size / 4, size / 2): an 8 * size reservation (use_thp = 1:
+ * MADV_HUGEPAGE on its first PMD) with 2 * size unmapped after the buffer, the buffer written and
+ * mremap(MREMAP_MAYMOVE | MREMAP_FIXED)'d into that hole at size + offset, then every page read at
+ * the new address. A refused mremap() is the ASSERT_NE(MAP_FAILED), a failed migration the
+ * ASSERT_EQ(ret, 0). use_thp = 0 runs at TWOMEG (scaled), use_thp = 1 at the test's size.
  */
-function migrateRemapFault(k: Kernel, [dev]: string[]): void {
-  let run = 0;
-  for (const before of [false, true]) {
-    for (const dontUnmap of [false, true]) {
-      for (const off of OFFSETS) {
-        const [res, moved] = [`res${run}`, `new${run}`];
-        buffer(k, res, 8 * TWOMEG);
-        k.run(k.munmap({ map: res, offset: TWOMEG * PAGE, length: 2 * TWOMEG * PAGE }));
-        for (let i = 0; i < TWOMEG; i++) k.run(k.write({ map: res, page: i, data: `${run}:${i}` }));
-        const remap = (): void => {
+function migrateRemapFault(thp: boolean) {
+  return (k: Kernel, [dev]: string[]): void => {
+    const size = thp ? PMD : TWOMEG;
+    let run = 0;
+    for (const before of [false, true]) {
+      for (const dontUnmap of [false, true]) {
+        for (const off of [0, size / 4, size / 2]) {
+          const [res, moved] = [`res${run}`, `new${run}`];
+          if (thp) thpBuffer(k, res, 8 * size);
+          else buffer(k, res, 8 * size);
+          k.run(k.munmap({ map: res, offset: size * PAGE, length: 2 * size * PAGE }));
+          for (let i = 0; i < size; i++) k.run(k.write({ map: res, page: i, data: `${run}:${i}` }));
+          const remap = (): void => {
+            try {
+              k.run(k.mremap({ map: res, length: size * PAGE, to: res, toOffset: (size + off) * PAGE, ...(dontUnmap ? { dontUnmap } : {}), as: moved }));
+            } catch (e) {
+              if (e instanceof KernelError) throw new AssertFailed(`mremap(${dontUnmap ? 'MREMAP_DONTUNMAP' : 'MREMAP_FIXED'}): ${e.code}`);
+              throw e;
+            }
+          };
+          if (before) remap();
           try {
-            k.run(k.mremap({ map: res, length: TWOMEG * PAGE, to: res, toOffset: (TWOMEG + off) * PAGE, ...(dontUnmap ? { dontUnmap } : {}), as: moved }));
+            migrateToDev(k, before ? moved : res, size, dev!);
           } catch (e) {
-            if (e instanceof KernelError) throw new AssertFailed(`mremap(${dontUnmap ? 'MREMAP_DONTUNMAP' : 'MREMAP_FIXED'}): ${e.code}`);
+            if (e instanceof AssertFailed) throw new AssertFailed(`run ${run} (before ${Number(before)}, dont_unmap ${Number(dontUnmap)}, offset ${off}): ${e.message}`);
             throw e;
           }
-        };
-        if (before) remap();
-        k.run(k.migrate({ map: before ? moved : res, page: 0, pages: TWOMEG, to: dev! }));
-        if (!before) remap();
-        for (let i = 0; i < TWOMEG; i++) check(read(k, moved, i) === `${run}:${i}`, `run ${run}: page ${i} at the new address`);
-        k.run(k.munmap({ map: moved }));
-        k.run(k.munmap({ map: res }));
-        run++;
+          if (!before) remap();
+          for (let i = 0; i < size; i++) check(read(k, moved, i) === `${run}:${i}`, `run ${run}: page ${i} at the new address`);
+          k.run(k.munmap({ map: moved }));
+          k.run(k.munmap({ map: res }));
+          run++;
+        }
       }
     }
-  }
+  };
 }
 
 /** TEST_F(hmm, migrate_release): HMM_DMIRROR_RELEASE with the pages on the device, then the CPU reads them. */
@@ -493,58 +509,6 @@ function migrateAnonHuge(kind: 'empty' | 'zero' | 'free') {
     if (kind === 'zero') for (let i = 0; i < PMD; i++) check(read(k, 'buf', i) === '', `page ${i} faults back as zeroes`);
     if (kind === 'free') k.run(k.madvise({ map: 'buf', advice: 'free', offset: 0, length: PMD * PAGE }));
   };
-}
-
-/** TEST_F(hmm, migrate_partial_unmap_fault), use_thp = 1, at the test's sizes: offsets 0, size / 4, size / 2, half a PMD unmapped. */
-function migratePartialUnmapFaultThp(k: Kernel, [dev]: string[]): void {
-  [0, PMD / 4, PMD / 2].forEach((off, j) => {
-    thpBuffer(k, `buf${j}`);
-    for (let i = 0; i < PMD; i++) k.run(k.write({ map: `buf${j}`, page: i, data: `${j}:${i}` }));
-    migrateToDev(k, `buf${j}`, PMD, dev!);
-    for (const i of [0, PMD - 1]) check(devRead(k, dev!, `buf${j}`, i) === `${j}:${i}`, `offset ${off}: the device read page ${i}`);
-    k.run(k.munmap({ map: `buf${j}`, offset: off * PAGE, length: (PMD / 2) * PAGE }));
-    for (let i = 0; i < PMD; i++) if (i < off || i >= off + PMD / 2) check(read(k, `buf${j}`, i) === `${j}:${i}`, `offset ${off}: page ${i} after the munmap`);
-    k.run(k.munmap({ map: `buf${j}` }));
-  });
-}
-
-/**
- * TEST_F(hmm, migrate_remap_fault), use_thp = 1, at the test's sizes: an 8 * size reservation,
- * MADV_HUGEPAGE on its first PMD, 2 * size unmapped after it, the THP written, then mremap()'d to
- * size + offset before or after the migration, with and without MREMAP_DONTUNMAP.
- */
-function migrateRemapFaultThp(k: Kernel, [dev]: string[]): void {
-  let run = 0;
-  for (const before of [false, true]) {
-    for (const dontUnmap of [false, true]) {
-      for (const off of [0, PMD / 4, PMD / 2]) {
-        const [res, moved] = [`res${run}`, `new${run}`];
-        thpBuffer(k, res, 8 * PMD);
-        k.run(k.munmap({ map: res, offset: PMD * PAGE, length: 2 * PMD * PAGE }));
-        for (let i = 0; i < PMD; i++) k.run(k.write({ map: res, page: i, data: `${run}:${i}` }));
-        const remap = (): void => {
-          try {
-            k.run(k.mremap({ map: res, length: PMD * PAGE, to: res, toOffset: (PMD + off) * PAGE, ...(dontUnmap ? { dontUnmap } : {}), as: moved }));
-          } catch (e) {
-            if (e instanceof KernelError) throw new AssertFailed(`mremap(${dontUnmap ? 'MREMAP_DONTUNMAP' : 'MREMAP_FIXED'}): ${e.code}`);
-            throw e;
-          }
-        };
-        if (before) remap();
-        try {
-          migrateToDev(k, before ? moved : res, PMD, dev!);
-        } catch (e) {
-          if (e instanceof AssertFailed) throw new AssertFailed(`run ${run} (before ${Number(before)}, dont_unmap ${Number(dontUnmap)}, offset ${off}): ${e.message}`);
-          throw e;
-        }
-        if (!before) remap();
-        for (let i = 0; i < PMD; i++) check(read(k, moved, i) === `${run}:${i}`, `run ${run}: page ${i} at the new address`);
-        k.run(k.munmap({ map: moved }));
-        k.run(k.munmap({ map: res }));
-        run++;
-      }
-    }
-  }
 }
 
 /** HMM_BUFFER_SIZE (4 MiB) in 4 KiB pages: the exclusive cases run at the test's size. */
@@ -771,16 +735,16 @@ describe('hmm-tests.c verdicts per release (releases v5.4 v5.10 v6.1 v6.3 v6.6 v
   // split_vma() at the unmapped range's ends and zap_pte_range() of the device entries inside
   // (device-private: rmap and reference dropped at once, page_free); the kept pages fault home
   it('migrate_partial_unmap_fault (use_thp = 0): private on every release, coherent from v6.0', () => {
-    expect(perRelease(['private'], migratePartialUnmapFault)).toEqual(ALL_PASS);
-    expect(perRelease(['coherent'], migratePartialUnmapFault)).toEqual(COHERENT);
+    expect(perRelease(['private'], migratePartialUnmapFault(false))).toEqual(ALL_PASS);
+    expect(perRelease(['coherent'], migratePartialUnmapFault(false))).toEqual(COHERENT);
   });
 
   // move_ptes() moves system PTEs and device-private entries alike; the fault at the new address
   // finds the device page through the moved entry. MREMAP_DONTUNMAP is v5.7 (e346b3813067): on
   // v5.4 the flag is unknown and the first DONTUNMAP run's mremap() fails
   it('migrate_remap_fault (use_thp = 0): pass from v5.10; v5.4 has no MREMAP_DONTUNMAP', () => {
-    expect(perRelease(['private'], migrateRemapFault)).toEqual(['FAIL: mremap(MREMAP_DONTUNMAP): EINVAL', ...ALL_PASS.slice(1)]);
-    expect(perRelease(['coherent'], migrateRemapFault)).toEqual(COHERENT);
+    expect(perRelease(['private'], migrateRemapFault(false))).toEqual(['FAIL: mremap(MREMAP_DONTUNMAP): EINVAL', ...ALL_PASS.slice(1)]);
+    expect(perRelease(['coherent'], migrateRemapFault(false))).toEqual(COHERENT);
   });
 
   // The THP sub-runs (use_thp = 1), at the test's sizes (one 2 MiB THP: 512 pages). A device
@@ -801,7 +765,7 @@ describe('hmm-tests.c verdicts per release (releases v5.4 v5.10 v6.1 v6.3 v6.6 v
   // it whole to a device-private THP (MIGRATE_VMA_SELECT_COMPOUND, 2025): not modelled, so those
   // cells are not covered rather than run the old mechanism.
   it('anon_write_child (use_thp = 1, migrate = 1) and migrate_partial_unmap_fault (use_thp = 1): pass up to v6.15 (the THP is split first); latest not modelled', () => {
-    for (const body of [anonWriteChildThp(true), migratePartialUnmapFaultThp]) {
+    for (const body of [anonWriteChildThp(true), migratePartialUnmapFault(true)]) {
       expect(perRelease(['private'], body)).toEqual(NOT_COVERED_LATEST(ALL_PASS));
       expect(perRelease(['coherent'], body)).toEqual(NOT_COVERED_LATEST(COHERENT));
     }
@@ -826,8 +790,8 @@ describe('hmm-tests.c verdicts per release (releases v5.4 v5.10 v6.1 v6.3 v6.6 v
   // offset 0 keep the PMD whole; after the migration only base device pages are moved.
   it('migrate_remap_fault (use_thp = 1): FAILs v5.10-v6.15 at the first unaligned move before migration; v5.4 no MREMAP_DONTUNMAP; latest not modelled', () => {
     const unaligned = 'FAIL: run 7 (before 1, dont_unmap 0, offset 128): HMM_DMIRROR_MIGRATE_TO_DEV: -ENOENT';
-    expect(perRelease(['private'], migrateRemapFaultThp)).toEqual(NOT_COVERED_LATEST(['FAIL: mremap(MREMAP_DONTUNMAP): EINVAL', ...RELEASES.slice(1).map(() => unaligned)]));
-    expect(perRelease(['coherent'], migrateRemapFaultThp)).toEqual(NOT_COVERED_LATEST(COHERENT.map((c) => (c === 'pass' ? unaligned : c))));
+    expect(perRelease(['private'], migrateRemapFault(true))).toEqual(NOT_COVERED_LATEST(['FAIL: mremap(MREMAP_DONTUNMAP): EINVAL', ...RELEASES.slice(1).map(() => unaligned)]));
+    expect(perRelease(['coherent'], migrateRemapFault(true))).toEqual(NOT_COVERED_LATEST(COHERENT.map((c) => (c === 'pass' ? unaligned : c))));
   });
 
   // HMM_DMIRROR_EXCLUSIVE / CHECK_EXCLUSIVE came with make_device_exclusive() (v5.14 [M]): on
