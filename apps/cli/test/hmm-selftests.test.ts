@@ -143,24 +143,28 @@ function anonWriteProt(k: Kernel, [dev]: string[]): void {
 }
 
 /**
- * TEST_F(hmm, anon_write_child), base-page sub-runs: the child sees the parent's values, writes
- * through its own mirror of /dev/hmm_dmirror0 (a private device even in the coherent fixture),
- * and the parent's buffer does not change.
+ * TEST_F(hmm, anon_write_child): the child sees the parent's values, writes through its own mirror
+ * of /dev/hmm_dmirror0 (a private device even in the coherent fixture), and the parent's buffer
+ * does not change. Base-page sub-runs (use_thp = 0) at 2 pages; THP sub-runs (use_thp = 1) at
+ * the test's size: one PMD-aligned MADV_HUGEPAGE THP the CPU writes, [migrates], then forks.
  */
-function anonWriteChild(migrate: boolean) {
+function anonWriteChild(migrate: boolean, thp = false) {
   return (k: Kernel, [dev]: string[]): void => {
     // the child's own hmm_open(0): in the coherent fixture that is a second, private, device
     const childDev = dev === 'dmirror0' ? dev : 'dmirror0';
     if (childDev !== dev) k.run(k.probe({ driver: 'hmm', kind: 'private', size: 256 * 1024 * 1024, as: childDev }));
-    buffer(k, 'buf', 2, { fill: 'i' });
-    if (migrate) k.run(k.migrate({ map: 'buf', page: 0, pages: 2, to: dev! }));
+    const pages = thp ? PMD : 2;
+    if (thp) thpBuffer(k, 'buf');
+    else buffer(k, 'buf', pages);
+    for (let i = 0; i < pages; i++) k.run(k.write({ map: 'buf', page: i, data: `i${i}` }));
+    if (migrate) migrateToDev(k, 'buf', pages, dev!);
     k.run(k.fork({ as: 'child' }));
-    for (let i = 0; i < 2; i++) check(read(k, 'buf', i, 'child') === `i${i}`, `child sees the parent's page ${i}`);
-    for (let i = 0; i < 2; i++) devWrite(k, childDev, 'buf', i, `c${i}`, 'child');
+    for (let i = 0; i < pages; i++) check(read(k, 'buf', i, 'child') === `i${i}`, `child sees the parent's page ${i}`);
+    for (let i = 0; i < pages; i++) devWrite(k, childDev, 'buf', i, `c${i}`, 'child');
     // the test checks the child's data only without migration; the COW copy holds it either way
-    for (let i = 0; i < 2; i++) check(read(k, 'buf', i, 'child') === `c${i}`, `child reads the device's write to page ${i}`);
+    for (let i = 0; i < pages; i++) check(read(k, 'buf', i, 'child') === `c${i}`, `child reads the device's write to page ${i}`);
     k.run(k.exit({ process: 'child' }));
-    for (let i = 0; i < 2; i++) check(read(k, 'buf', i) === `i${i}`, `parent's page ${i} did not change`);
+    for (let i = 0; i < pages; i++) check(read(k, 'buf', i) === `i${i}`, `parent's page ${i} did not change`);
   };
 }
 
@@ -472,27 +476,6 @@ function anonWriteHuge(k: Kernel, [dev]: string[]): void {
 }
 
 /**
- * TEST_F(hmm, anon_write_child), use_thp = 1: the buffer is one PMD-aligned THP written by the
- * CPU, [migrated], then fork(); the child reads it, writes -i through its own mirror, and the
- * parent's buffer does not change.
- */
-function anonWriteChildThp(migrate: boolean) {
-  return (k: Kernel, [dev]: string[]): void => {
-    const childDev = dev === 'dmirror0' ? dev : 'dmirror0';
-    if (childDev !== dev) k.run(k.probe({ driver: 'hmm', kind: 'private', size: 256 * 1024 * 1024, as: childDev }));
-    thpBuffer(k, 'buf');
-    for (let i = 0; i < PMD; i++) k.run(k.write({ map: 'buf', page: i, data: `i${i}` }));
-    if (migrate) migrateToDev(k, 'buf', PMD, dev!);
-    k.run(k.fork({ as: 'child' }));
-    for (let i = 0; i < PMD; i++) check(read(k, 'buf', i, 'child') === `i${i}`, `child sees the parent's page ${i}`);
-    for (let i = 0; i < PMD; i++) devWrite(k, childDev, 'buf', i, `c${i}`, 'child');
-    if (!migrate) for (let i = 0; i < PMD; i++) check(read(k, 'buf', i, 'child') === `c${i}`, `child reads the device's write to page ${i}`);
-    k.run(k.exit({ process: 'child' }));
-    for (let i = 0; i < PMD; i++) check(read(k, 'buf', i) === `i${i}`, `parent's page ${i} did not change`);
-  };
-}
-
-/**
  * TEST_F(hmm, migrate_anon_huge_empty / _zero / _free): a PMD-aligned MADV_HUGEPAGE buffer,
  * PROT_READ and never touched (empty), PROT_READ with one read (the huge zero page), or written
  * (a THP, then MADV_FREE after the migration); the migration gets every page (cpages == npages),
@@ -754,7 +737,7 @@ describe('hmm-tests.c verdicts per release (releases v5.4 v5.10 v6.1 v6.3 v6.6 v
   // copied from v5.8 (3917c80280c9). Either way the parent's THP keeps its data.
   const NOT_COVERED_LATEST = (cells: string[]) => cells.map((c, i) => (RELEASES[i] === 'latest' ? 'not modelled' : c));
   it('anon_write_huge and anon_write_child (use_thp = 1, migrate = 0): private on every release, coherent from v6.0', () => {
-    for (const body of [anonWriteHuge, anonWriteChildThp(false)]) {
+    for (const body of [anonWriteHuge, anonWriteChild(false, true)]) {
       expect(perRelease(['private'], body)).toEqual(ALL_PASS);
       expect(perRelease(['coherent'], body)).toEqual(COHERENT);
     }
@@ -765,7 +748,7 @@ describe('hmm-tests.c verdicts per release (releases v5.4 v5.10 v6.1 v6.3 v6.6 v
   // it whole to a device-private THP (MIGRATE_VMA_SELECT_COMPOUND, 2025): not modelled, so those
   // cells are not covered rather than run the old mechanism.
   it('anon_write_child (use_thp = 1, migrate = 1) and migrate_partial_unmap_fault (use_thp = 1): pass up to v6.15 (the THP is split first); latest not modelled', () => {
-    for (const body of [anonWriteChildThp(true), migratePartialUnmapFault(true)]) {
+    for (const body of [anonWriteChild(true, true), migratePartialUnmapFault(true)]) {
       expect(perRelease(['private'], body)).toEqual(NOT_COVERED_LATEST(ALL_PASS));
       expect(perRelease(['coherent'], body)).toEqual(NOT_COVERED_LATEST(COHERENT));
     }
