@@ -75,6 +75,7 @@ export class Shmem {
       if (got === null) throw new KernelError('ENOMEM', `out of memory allocating page ${index} of shmem file '${file.name}'`);
       pfn = got;
       file.cache.set(index, pfn);
+      this.k.emit('page.mapping', { pfn, mapping: `shmem:${file.name}`, index, share: 0 });
     }
     this.k.folios.get(pfn, 1, `${why}: shmem_get_folio`);
     return pfn;
@@ -145,6 +146,7 @@ export class Shmem {
       if (index < from) continue;
       file.cache.delete(index);
       k.pages.mapping[k.pages.slot(pfn)] = 0;
+      k.emit('page.mapping', { pfn, mapping: 'NULL', index: 0, share: 0 });
       k.folios.put(pfn, 1, 'shmem_undo_range: truncate_inode_folio');
     }
   }
