@@ -254,6 +254,21 @@ describe('migration of a THP mapped by PTEs (a partial mremap() split its PMD)',
     });
   }
 
+  it('latest: a THP half unmapped is split during the walk; the unmapped half is freed by the split, the rest migrates', () => {
+    const { k, dev, pfn } = setup('latest');
+    fill(k);
+    const head = pfn(0);
+    // munmap() of the second half: the PMD is split first, then 256 PTEs are zapped (rc and mapcount 256)
+    k.run(k.munmap({ map: 'buf', offset: (NR / 2) * PAGE, length: (NR / 2) * PAGE }));
+    expect([k.folios.order(head), k.refcount(head), k.mapcount(head)]).toEqual([9, NR / 2, NR / 2]);
+    k.run(k.migrate({ map: 'buf', page: 0, pages: NR / 2, to: 'dmirror0' }));
+    // split_folio(): subpages 256..511 have no mapping left, so the split's put frees them; 0..255
+    // were order-0 pages at rc 1 and migrated (their RAM freed at finalize)
+    for (let i = 0; i < NR; i++) expect(k.ram.live.has(head + i)).toBe(false);
+    expect(k.pfnOf({ map: 'buf', page: NR / 2 - 1 })).toBe(dev.dataPfn + NR / 2 - 1);
+    expect(k.run(k.read({ map: 'buf', page: 3 }))).toBe('i3');
+  });
+
   it('latest: migrate_vma_split_folio() splits it during the walk and every page migrates', () => {
     const { k, dev } = remapped('latest');
     const head = k.pfnOf({ map: 'moved', page: 0 })!;
