@@ -477,7 +477,7 @@ export class Kernel {
   }
 
   *create(a: { file: string; size: number; device?: string }): Op {
-    if (this.files.has(a.file)) throw new KernelError('EEXIST', `file '${a.file}' exists`);
+    if (this.files.has(a.file) || this.shmem.named(a.file)) throw new KernelError('EEXIST', `file '${a.file}' exists`);
     const fs = a.device ? (this.device(a.device).fs as DaxFilesystem) : this.mountedFs();
     const inode = yield* fs.create(a.file, a.size);
     this.files.set(a.file, { fs, inode });

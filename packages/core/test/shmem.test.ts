@@ -159,6 +159,7 @@ describe('shmem page cache', () => {
     expect(e).toBeInstanceOf(InputError);
     expect((e as InputError).field).toBe('file');
     expect(code(() => k.run(k.memfdCreate({ file: 'fd', size: PAGE })))).toBe('EEXIST');
+    expect(code(() => k.run(k.create({ file: 'fd', size: PAGE })))).toBe('EEXIST');
   });
 });
 
