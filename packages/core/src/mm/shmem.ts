@@ -57,9 +57,10 @@ export class Shmem {
     return file;
   }
 
-  /** The shmem file named `name` (a memfd), or null when the name is not one. */
+  /** The memfd named `name`, or null when the name is not one (the files of shared anonymous mappings have no name a scenario can give). */
   named(name: string): ShmemFile | null {
-    return this.files.get(name) ?? null;
+    const file = this.files.get(name);
+    return file?.held ? file : null;
   }
 
   /**
