@@ -39,8 +39,9 @@ describe('the selftests scenario library passes the default matrix', () => {
     // fs-dax file; soft-dirty.c: 3 anon cases, test_hugepage and the file case on fs-dax; gaps: 1 case no shipped test covers (a R/O pin of a
     // reflinked fs-dax page); pfnmap.c: its 6 TEST_Fs on /dev/mem; madv_populate.c: 5 of its 6
     // test functions (not test_prot_write: PROT_WRITE without PROT_READ is not modelled)
-    // cow.c and gup_longterm.c with memfd (shmem): 3 non-anon cases, 8 GUP cases; gup_test -S (shmem): 1
-    expect(count).toEqual({ 'cow-anon': 14, 'cow-thp': 73, 'cow-non-anon': 9, 'gup-longterm': 20, 'gup-test': 12, 'soft-dirty': 5, gaps: 1, pfnmap: 6, 'madv-populate': 5 });
+    // cow.c and gup_longterm.c with memfd (shmem): 3 non-anon cases, 8 GUP cases; gup_test -S (shmem): 1;
+    // soft-dirty.c test_mprotect_file on tmpfs: 1
+    expect(count).toEqual({ 'cow-anon': 14, 'cow-thp': 73, 'cow-non-anon': 9, 'gup-longterm': 20, 'gup-test': 12, 'soft-dirty': 6, gaps: 1, pfnmap: 6, 'madv-populate': 5 });
     expect(scenarios.every((s) => s.name.startsWith('selftest-'))).toBe(true);
   });
 
@@ -352,8 +353,12 @@ describe('cow.c verdicts per release (base page; releases v5.4 v5.10 v6.1 v6.3 v
  * ("dirty bit of new written page", "clear after clear_refs", "clear after marking RO", "clear
  * after marking RW", "soft-dirty after rewritten").
  */
-function softDirtyMprotect(k: Kernel, file: boolean): boolean[] {
-  if (file) {
+function softDirtyMprotect(k: Kernel, file: boolean | 'tmpfs'): boolean[] {
+  if (file === 'tmpfs') {
+    // the test file on tmpfs: a shmem file (a memfd in the model)
+    k.run(k.memfdCreate({ file: 'test', size: 4096 }));
+    k.run(k.mmap({ file: 'test', length: 4096, shared: true, write: true, as: 'map' }));
+  } else if (file) {
     k.run(k.probe({ size: 2 ** 30, as: 'pmem0' }));
     k.run(k.mount({ device: 'pmem0' }));
     k.run(k.create({ file: 'test', size: 4096 }));
@@ -387,6 +392,13 @@ describe('soft-dirty.c verdicts per release (x86-64)', () => {
       const got = RELEASES.map((v) => softDirtyMprotect(createKernel({ arch: x86(), fs: fs(), driver: nvdimm(), kernel: v }), true));
       expect(got).toEqual(RELEASES.map((v) => (v === 'v5.4' || v === 'v5.10' ? [true, true, true, true, false] : all)));
     }
+  });
+
+  // a shared tmpfs mapping wants write notification only while soft-dirty is tracked, which is
+  // when the test mprotect()s: the old dirty_accountable upgrade hits it as it hits fs-dax
+  it('test_mprotect_file on tmpfs: the same verdicts as on fs-dax', () => {
+    const got = RELEASES.map((v) => softDirtyMprotect(anonKernel(v).k, 'tmpfs'));
+    expect(got).toEqual(RELEASES.map((v) => (v === 'v5.4' || v === 'v5.10' ? [true, true, true, true, false] : [true, true, true, true, true])));
   });
 
   it('on arm64 (no soft-dirty) pagemap never shows the bit: the first check fails, the clearing ones trivially pass', () => {
