@@ -61,38 +61,68 @@ export class DeviceExclusive {
         // says -EBUSY); v6.15 make_device_exclusive() returns -EOPNOTSUPP
         throw new KernelError(mode === 'rmap' ? 'EBUSY' : 'EOPNOTSUPP', `make_device_exclusive: page ${vpn - vma.start} of '${vma.name}' is not anonymous`);
       }
-      if (mode === 'rmap' && k.folios.nr(folio) > 1) {
+      if (mode === 'rmap') {
+        const ok = this.rmapConvert(vma, vpn, pfn, owner);
         put();
-        throw KernelError.unsupported('EBUSY', `make_device_exclusive_range() on a PTE-mapped THP (page ${vpn - vma.start} of '${vma.name}'): the v5.14-v6.14 rmap walk converts every PTE of the folio, which is not modelled`);
+        // page_make_device_exclusive() false: pages[i] = NULL, and dmirror_exclusive() says -EBUSY
+        if (!ok) throw new KernelError('EBUSY', `make_device_exclusive_range: page ${vpn - vma.start} of '${vma.name}' could not be made exclusive (the rmap walk stopped, or the folio is still mapped)`);
+        return pfn;
       }
-      // the same page still mapped writable by one PTE: v6.15 folio_walk_start(); before, the rmap
-      // walk's args->valid (pte_write at the expected address)
+      // v6.15 folio_walk_start(): the same page still mapped writable by one PTE, else GUP again
+      // ("mm/rmap: avoid -EBUSY from make_device_exclusive()")
       const leaf = k.vm.lookup(vma.mm, vpn);
       if (!leaf || leaf.pte.level !== 'pte' || nonPresent(leaf.pte) || leaf.pte.pfn !== pfn || !leaf.pte.write) {
         put();
-        // v6.15 ("mm/rmap: avoid -EBUSY from make_device_exclusive()"): GUP again
-        if (mode === 'folio-walk') continue;
-        throw new KernelError('EBUSY', `make_device_exclusive_range: page ${vpn - vma.start} of '${vma.name}' is no longer mapped writable`);
+        continue;
       }
       // MMU_NOTIFY_EXCLUSIVE with the caller as owner: every secondary MMU drops the page
       k.mmuNotify({ mm: vma.mm, start: vpn, end: vpn + 1, event: 'exclusive', owner });
-      // ptep_clear_flush(); pte_dirty -> folio_mark_dirty(), kept in the entry; soft-dirty and the
-      // write bit carried over (v6.15: always writable, a single entry type)
-      k.vm.clear(vma.mm, vpn, 'pte');
-      k.emit('tlb.flush', { mm: vma.mm.name });
-      k.vm.install(vma.mm, vpn, { ...leaf.pte, deviceExclusive: true });
-      if (mode === 'rmap') {
-        // folio_remove_rmap_pte() ("a reference on the page for the swap entry ... shouldn't take
-        // another"); page_make_device_exclusive() succeeds only when !folio_mapcount()
-        k.folios.removeMap(folio);
-        if (k.folios.mapcount(folio) !== 0) {
-          put();
-          throw new KernelError('EBUSY', `make_device_exclusive_range: page ${vpn - vma.start} of '${vma.name}' is still mapped elsewhere`);
-        }
-      }
+      this.convert(vma, vpn, leaf.pte);
       put();
       return pfn;
     }
+  }
+
+  /**
+   * ptep_clear_flush(), then the device-exclusive entry: pte_dirty -> folio_mark_dirty(), kept in
+   * the entry; soft-dirty and the write bit carried over (v6.15: always writable, one type).
+   */
+  private convert(vma: Vma, vpn: number, pte: Pte): void {
+    const k = this.k;
+    k.vm.clear(vma.mm, vpn, 'pte');
+    k.emit('tlb.flush', { mm: vma.mm.name });
+    k.vm.install(vma.mm, vpn, { ...pte, deviceExclusive: true });
+  }
+
+  /**
+   * v5.14-v6.14 page_make_device_exclusive(): rmap_walk() of the folio with
+   * page_make_device_exclusive_one(): MMU_NOTIFY_EXCLUSIVE (the caller as owner) over the folio's
+   * range in the VMA, then every PTE mapping a page of the folio, in address order, becomes a
+   * device-exclusive entry and loses its rmap (folio_remove_rmap_pte: the entry keeps the PTE's
+   * reference); a non-present entry there (one made exclusive before) stops the walk. Succeeds
+   * when the target address was converted from a writable PTE and !folio_mapcount(). For a large
+   * folio this converts every PTE at once: what made hmm-tests' exclusive cases fail with THP
+   * (David Hildenbrand's cover letter for the v6.15 series). The walk covers the folio's linear
+   * range in this VMA only (not other processes' mappings, nor pages moved by mremap).
+   */
+  private rmapConvert(vma: Vma, vpn: number, pfn: number, owner: Device): boolean {
+    const k = this.k;
+    const folio = k.folios.folio(pfn);
+    const first = vpn - (pfn - folio);
+    const from = Math.max(first, vma.start);
+    const to = Math.min(first + k.folios.nr(folio), vma.start + vma.pages);
+    k.mmuNotify({ mm: vma.mm, start: from, end: to, event: 'exclusive', owner });
+    let valid = false;
+    for (let v = from; v < to; v++) {
+      const leaf = k.vm.lookup(vma.mm, v);
+      // page_vma_mapped_walk(): only PTEs of this folio's pages (check_pte)
+      if (!leaf || leaf.pte.level !== 'pte' || leaf.pte.pfn !== folio + (v - first)) continue;
+      if (nonPresent(leaf.pte)) break; // "if (!pte_present(ptent)) { ret = false; ... break; }"
+      if (v === vpn && leaf.pte.write) valid = true; // args->valid
+      this.convert(vma, v, leaf.pte);
+      k.folios.removeMap(folio);
+    }
+    return valid && k.folios.mapcount(folio) === 0;
   }
 
   /**
