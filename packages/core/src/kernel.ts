@@ -368,7 +368,7 @@ export class Kernel {
 
   file(name: string): { fs: DaxFilesystem; inode: Inode } {
     const f = this.files.get(name);
-    if (!f && this.shmem.named(name)) throw new InputError(`'${name}' is a memfd (shmem), not a file on a DAX mount: only mmap, truncate and checks of refcount, mapcount, mapped, anon take it`, undefined, 'file');
+    if (!f && this.shmem.named(name)) throw new InputError(`'${name}' is a memfd (shmem), not a file on a DAX mount: only mmap, truncate, punch-hole and checks of refcount, mapcount, mapped, anon take it`, undefined, 'file');
     if (!f) throw new KernelError('ENOENT', `no file '${name}'`);
     return f;
   }
@@ -491,6 +491,8 @@ export class Kernel {
   }
 
   *punchHole(a: { file: string; offset: number; length: number }): Op {
+    const memfd = this.shmem.named(a.file);
+    if (memfd) return yield* this.shmem.punchHole(memfd, a.offset, a.length);
     const { fs, inode } = this.file(a.file);
     yield* fs.punchHole(inode, a.offset, a.length);
   }

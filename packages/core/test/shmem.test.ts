@@ -152,10 +152,33 @@ describe('shmem page cache', () => {
     expect(m.violations).toEqual([]);
   });
 
+  it('punch hole (shmem_fallocate): the whole pages leave every shared mapping and the cache; a private COW copy stays (even_cows = 0)', () => {
+    const { k, m } = kernel();
+    k.run(k.memfdCreate({ file: 'fd', size: 3 * PAGE, fallocate: true }));
+    k.run(k.mmap({ file: 'fd', length: 3 * PAGE, shared: true, write: true, as: 's' }));
+    k.run(k.mmap({ file: 'fd', length: 3 * PAGE, write: true, as: 'p' }));
+    for (let page = 0; page < 3; page++) k.run(k.write({ map: 's', page, data: `s${page}` }));
+    k.run(k.read({ map: 'p', page: 1 })); // the cache page, mapped R/O
+    k.run(k.write({ map: 'p', page: 2, data: 'cow' })); // an anon copy
+    const cache = [0, 1, 2].map((page) => k.pfnOf({ file: 'fd', page })!);
+    // half of page 0 and all of pages 1 and 2: only pages 1 and 2 are wholly inside
+    k.run(k.punchHole({ file: 'fd', offset: PAGE / 2, length: 2.5 * PAGE }));
+    expect([0, 1, 2].map((page) => k.pfnOf({ file: 'fd', page }))).toEqual([cache[0], null, null]);
+    expect([0, 1, 2].map((page) => k.isMappedIn({ map: 's', page }))).toEqual([true, false, false]);
+    expect(k.isMappedIn({ map: 'p', page: 1 })).toBe(false);
+    // "hole-punching leaves COWed pages"
+    expect(k.run(k.read({ map: 'p', page: 2 }))).toBe('cow');
+    expect(k.ram.live.has(cache[1]!)).toBe(false);
+    // a later read of the hole faults a new zeroed page into the cache
+    expect(k.run(k.read({ map: 's', page: 1 }))).toBe('');
+    expect(k.pfnOf({ file: 'fd', page: 1 })).not.toBeNull();
+    expect(m.violations).toEqual([]);
+  });
+
   it('a memfd name in a DAX-file operation is an input error naming the field', () => {
     const { k } = kernel();
     k.run(k.memfdCreate({ file: 'fd', size: PAGE }));
-    const e = errorOf(() => k.run(k.punchHole({ file: 'fd', offset: 0, length: PAGE })));
+    const e = errorOf(() => k.run(k.reflink({ from: 'fd', to: 'copy' })));
     expect(e).toBeInstanceOf(InputError);
     expect((e as InputError).field).toBe('file');
     expect(code(() => k.run(k.memfdCreate({ file: 'fd', size: PAGE })))).toBe('EEXIST');

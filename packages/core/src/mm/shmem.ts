@@ -17,7 +17,7 @@ import { mappingOf } from './pages.js';
  * mapcount). So a page mapped by n PTEs has refcount 1 + n and mapcount n until the inode goes.
  *
  * Not modelled: shmem THPs (huge=never, the default), swap, fault-around (filemap_map_pages maps
- * cached neighbours on a read fault: here each fault maps one page), hole punching, seals,
+ * cached neighbours on a read fault: here each fault maps one page), partial-page zeroing, seals,
  * closing a memfd (its inode lives for the whole run), userfaultfd.
  */
 export class Shmem {
@@ -127,6 +127,34 @@ export class Shmem {
   }
 
   /**
+   * fallocate(FALLOC_FL_PUNCH_HOLE) of a memfd (shmem_fallocate): the pages wholly inside the range
+   * are unmapped from every mapping but not from private COW copies — unmap_mapping_range() with
+   * even_cows = 0, so zap_present_ptes() skips anon folios (should_zap_folio(): "hole-punching
+   * leaves COWed pages") — then shmem_truncate_range() drops them from the cache. The kernel zeroes
+   * the partial pages at the ends; the model leaves them as they are (as for DAX punch hole).
+   */
+  *punchHole(file: ShmemFile, offset: number, length: number): Op {
+    const k = this.k;
+    const ps = k.mmu.basePageSize;
+    const first = Math.ceil(offset / ps);
+    const end = Math.min(Math.floor((offset + length) / ps), file.pages);
+    if (end <= first) return;
+    for (const vma of [...file.mapping.mmaps]) {
+      const from = Math.max(vma.pgoff, first);
+      const to = Math.min(vma.pgoff + vma.pages, end);
+      for (let index = from; index < to; index++) {
+        const vpn = vma.start + (index - vma.pgoff);
+        const leaf = k.vm.lookup(vma.mm, vpn);
+        if (!leaf || leaf.pte.devicePrivate) continue;
+        const page = k.vm.normalPage(leaf.pte, k.vm.pfnAt(leaf, vpn));
+        if (page !== null && k.folios.isAnon(k.folios.folio(page))) continue;
+        yield* k.vm.zap(vma, vpn, vpn + 1, 'unmap_mapping_range');
+      }
+    }
+    this.dropCache(file, first, end);
+  }
+
+  /**
    * A VMA of the file went away. The file of a shared anonymous mapping is referenced only by its
    * VMAs: the last fput() evicts the inode (shmem_evict_inode -> shmem_truncate_range(0, -1)).
    */
@@ -137,14 +165,14 @@ export class Shmem {
   }
 
   /**
-   * shmem_undo_range() from `from` on: each folio leaves the cache (truncate_inode_folio ->
+   * shmem_undo_range() of [from, end): each folio leaves the cache (truncate_inode_folio ->
    * filemap_remove_folio: page->mapping cleared) and the cache's reference is put; a folio still
    * pinned lives on, outside the file, until its last reference goes.
    */
-  private dropCache(file: ShmemFile, from: number): void {
+  private dropCache(file: ShmemFile, from: number, end = Infinity): void {
     const k = this.k;
     for (const [index, pfn] of [...file.cache].sort((a, b) => a[0] - b[0])) {
-      if (index < from) continue;
+      if (index < from || index >= end) continue;
       file.cache.delete(index);
       k.pages.mapping[k.pages.slot(pfn)] = 0;
       k.emit('page.mapping', { pfn, mapping: 'NULL', index: 0, share: 0 });
