@@ -476,6 +476,40 @@ describe('make_device_exclusive() (HMM_DMIRROR_EXCLUSIVE): the entry, the mirror
     });
   }
 
+  // migrate_vma_collect_pmd() selects only present pages and this device's device-private
+  // entries: a device-exclusive entry is skipped (no MIGRATE_PFN_MIGRATE), so test_hmm's
+  // read-back after MIGRATE_TO_DEV finds the page not in device memory: -ENOENT, entry unchanged.
+  it('migrating a device-exclusive page to the device: skipped by the collect walk, -ENOENT, the entry stays', () => {
+    const { k, mon, pfn } = setup('v6.15');
+    const page = pfn(0);
+    exclusive(k, 'dmirror0', 0);
+    let code = '';
+    try {
+      k.run(k.migrate({ map: 'buf', page: 0, to: 'dmirror0' }));
+    } catch (e) {
+      code = (e as KernelError).code;
+    }
+    expect([code, pfn(0), k.isMappedIn({ map: 'buf', page: 0 }), atomicHeld(k, 'dmirror0')]).toEqual(['ENOENT', page, false, true]);
+    expect(violations(mon)).toEqual([]);
+  });
+
+  // move_page_tables() raises MMU_NOTIFY_UNMAP over the old range (the device's atomic entry goes)
+  // and moves the entry as it is; the CPU's access at the new address restores it there.
+  for (const version of ['v6.6', 'v6.15']) {
+    it(`${version}: mremap moves a device-exclusive entry; the device loses its atomic mapping; the read at the new address restores it`, () => {
+      const { k, mon, pfn } = setup(version, { pages: 2 });
+      const page = pfn(0);
+      exclusive(k, 'dmirror0', 0);
+      // mremap(MREMAP_MAYMOVE | MREMAP_FIXED) onto another mapping (unmapped first)
+      k.run(k.mmap({ anon: true, length: 2 * PAGE, write: true, as: 'dst' }));
+      k.run(k.mremap({ map: 'buf', length: 2 * PAGE, to: 'dst', as: 'moved' }));
+      expect(atomicHeld(k, 'dmirror0')).toBe(false);
+      expect(k.run(k.read({ map: 'moved', page: 0 }))).toBe('d0');
+      expect([k.pfnOf({ map: 'moved', page: 0 }), k.refcount(page), k.mapcount(page), k.isWritableIn({ map: 'moved', page: 0 })]).toEqual([page, 1, 1, true]);
+      expect(violations(mon)).toEqual([]);
+    });
+  }
+
   // The mirror holds no page reference: only the notifier keeps it from using a freed page. A
   // driver that ignores invalidations (no ->invalidate) still maps the page when exit() frees it.
   it('device-maps-freed-page: caught when a mirror ignores the MMU notifier, not otherwise', () => {
