@@ -76,6 +76,11 @@ export function arm64Mmu(pageSize: Arm64PageSize): Mmu {
     pteBits: { special: true, devmap: true, softDirty: false },
     // dax_align_valid() (drivers/dax/bus.c): PAGE_SIZE, and PMD_SIZE with THP; no PUD_SIZE
     devdaxAlignments: [pageSize, g.pmdSize],
+    // __hugetlb_valid_size() (arch/arm64/mm/hugetlbpage.c): PUD_SIZE where pud_sect_supported()
+    // (4K granule), CONT_PMD_SIZE, PMD_SIZE, CONT_PTE_SIZE (4K: 1G, 32M, 2M, 64K; 16K: 32M with
+    // 2M cont-PTE and 1G cont-PMD; 64K: 512M with 2M cont-PTE and 16G cont-PMD). Only the PMD
+    // size is one leaf the model maps (pudSize is null: no PUD leaves at all); the rest are refused.
+    hugetlbSizes: [...(pageSize === 4 * KiB ? [2 ** 30] : []), g.pmdSize * (pageSize === 4 * KiB ? 16 : 32), g.pmdSize, pageSize * (pageSize === 4 * KiB ? 16 : pageSize === 16 * KiB ? 128 : 32)],
     // /dev/mem (STRICT_DEVMEM, default y on ARM64: lib/Kconfig.debug): devmem_is_allowed() refuses
     // System RAM (lib/devmem_is_allowed.c via GENERIC_LIB_DEVMEM_IS_ALLOWED, ~v5.9 [M]; the same test in
     // arch/arm64/mm/mmap.c before). Where RAM lies is the platform's, not the kernel's: daxlab's

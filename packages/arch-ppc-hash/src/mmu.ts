@@ -39,6 +39,10 @@ export const PPC_HASH_64K_MMU: Mmu = {
   // HAVE_ARCH_SOFT_DIRTY if PPC_BOOK3S_64 (arch/powerpc/Kconfig, 4K and 64K pages; hash and radix)
   pteBits: { special: true, devmap: true, softDirty: true },
   devdaxAlignments: [64 * KiB, 16 * MiB],
+  // arch_hugetlb_valid_size() (arch/powerpc/mm/hugetlbpage.c): the sizes mmu_psize_defs has a
+  // shift for; hash offers 16M and 16G (htab_init_page_sizes()). With 64K pages a 16M page is one
+  // PMD leaf (PMD_SHIFT 24); 16G lives in a hugepd, which the model does not map.
+  hugetlbSizes: [16 * MiB, 16 * GiB],
   // memremap_compat_align() (arch/powerpc/mm/book3s64/pgtable.c): on hash, max(SUBSECTION_SIZE,
   // the linear map's page size), 16 MiB where the MMU has 16M pages (htab_init_page_sizes())
   memremapCompatAlign: 16 * MiB,

@@ -40,6 +40,9 @@ export const S390_MMU: Mmu = {
   // HAVE_ARCH_SOFT_DIRTY (arch/s390/Kconfig); pte_mkdirty() sets _PAGE_SOFT_DIRTY with _PAGE_DIRTY
   pteBits: { special: true, devmap: false, softDirty: true },
   devdaxAlignments: [4 * KiB, 1 * MiB],
+  // arch_hugetlb_valid_size() (arch/s390/mm/hugetlbpage.c): PMD_SIZE (1M) with EDAT1, PUD_SIZE
+  // (2G) with EDAT2; the model maps the 1 MiB segment leaf (pudSize is null: 2G is refused)
+  hugetlbSizes: [1 * MiB, 2 * GiB],
   // /dev/mem: s390 memory starts at absolute address 0 (the lowcore of the boot CPU), so what lies
   // below core's RAM is System RAM. STRICT_DEVMEM defaults to y on s390 only from v6.13
   // (2b37c814aab7 "lib/Kconfig.debug: Default STRICT_DEVMEM to "y" on s390", with virtio-mem for

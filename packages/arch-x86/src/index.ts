@@ -20,6 +20,9 @@ export const X86_MMU: Mmu = {
   // dax_align_valid() (drivers/dax/bus.c): PAGE_SIZE, PMD_SIZE with THP, PUD_SIZE with
   // HAVE_ARCH_TRANSPARENT_HUGEPAGE_PUD (x86-64 selects it)
   devdaxAlignments: [4 * KiB, 2 * MiB, GiB],
+  // arch_hugetlb_valid_size() (arch/x86/mm/hugetlbpage.c, CONFIG_X86_64): PMD_SIZE, and PUD_SIZE
+  // with X86_FEATURE_GBPAGES (assumed: every x86-64 CPU of the releases modelled has 1G pages)
+  hugetlbSizes: [2 * MiB, GiB],
   // /dev/mem (STRICT_DEVMEM, default y on X86: lib/Kconfig.debug). The first page is firmware's:
   // trim_bios_range() (arch/x86/kernel/setup.c) turns e820 RAM at [0, PAGE_SIZE) into reserved;
   // the PC's e820 reports the rest of the low 640 KiB as usable RAM; 640 KiB..1 MiB is the legacy

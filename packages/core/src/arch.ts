@@ -43,6 +43,13 @@ export interface Mmu {
    */
   readonly memremapCompatAlign?: number;
   /**
+   * The huge page sizes hugetlbfs accepts (arch_hugetlb_valid_size(), bytes). Absent: none
+   * (mm/hugetlb.ts refuses MAP_HUGETLB and MFD_HUGETLB). The model maps a size equal to PMD_SIZE
+   * by a PMD leaf and one equal to pudSize by a PUD leaf; other sizes (arm64 cont-PTE/cont-PMD,
+   * ppc64 hugepd) are refused as not modelled.
+   */
+  readonly hugetlbSizes?: readonly number[];
+  /**
    * What `mmap` of /dev/mem finds at a physical address below core's RAM, and the arch's
    * STRICT_DEVMEM filter (mm/devmem.ts). Absent: the arch does not say, and /dev/mem mappings
    * are refused as not modelled.

@@ -24,6 +24,7 @@ import { mapDevmem } from './mm/devmem.js';
 import { PageStore, PG } from './mm/pages.js';
 import { Ram } from './mm/ram.js';
 import { Shmem } from './mm/shmem.js';
+import { Hugetlb } from './mm/hugetlb.js';
 import { Thp } from './mm/thp.js';
 import { Vm, type Leaf } from './mm/vm.js';
 import { runToCompletion, type Op } from './sched.js';
@@ -118,6 +119,8 @@ export class Kernel {
   /** anonymous THPs mapped by PMDs (mm/thp.ts) */
   readonly thp: Thp;
   readonly shmem: Shmem;
+  /** hugetlb pools, MAP_HUGETLB and MFD_HUGETLB (mm/hugetlb.ts) */
+  readonly hugetlb: Hugetlb;
   /** pfn of the shared zero page */
   get zeroPfn(): number {
     return this.ram.basePfn;
@@ -188,6 +191,7 @@ export class Kernel {
     this.exclusive = new DeviceExclusive(this);
     this.thp = new Thp(this);
     this.shmem = new Shmem(this);
+    this.hugetlb = new Hugetlb(this);
     this.processes.set('init', this.vm.newMm('init'));
   }
 
@@ -485,6 +489,7 @@ export class Kernel {
 
   *truncate(a: { file: string; size: number }): Op {
     const memfd = this.shmem.named(a.file);
+    if (memfd?.hugetlb) throw KernelError.unsupported('EINVAL', `truncate of hugetlbfs memfd '${a.file}' (hugetlb_vmtruncate) is not modelled`);
     if (memfd) return yield* this.shmem.truncate(memfd, a.size);
     const { fs, inode } = this.file(a.file);
     yield* fs.truncate(inode, a.size);
@@ -492,6 +497,7 @@ export class Kernel {
 
   *punchHole(a: { file: string; offset: number; length: number }): Op {
     const memfd = this.shmem.named(a.file);
+    if (memfd?.hugetlb) throw KernelError.unsupported('EINVAL', `punch-hole of hugetlbfs memfd '${a.file}' (hugetlbfs_punch_hole) is not modelled`);
     if (memfd) return yield* this.shmem.punchHole(memfd, a.offset, a.length);
     const { fs, inode } = this.file(a.file);
     yield* fs.punchHole(inode, a.offset, a.length);
@@ -505,8 +511,15 @@ export class Kernel {
   }
 
   /** memfd_create() + ftruncate() [+ fallocate()]: a tmpfs file (mm/shmem.ts). */
-  *memfdCreate(a: { file: string; size: number; fallocate?: boolean }): Op {
-    this.shmem.create(a.file, a.size, a.fallocate ?? false);
+  *memfdCreate(a: { file: string; size: number; fallocate?: boolean; hugetlb?: number }): Op {
+    // MFD_HUGETLB (with the size in MFD_HUGE_SHIFT): a hugetlbfs file (mm/hugetlb.ts)
+    this.shmem.create(a.file, a.size, a.fallocate ?? false, a.hugetlb === undefined ? undefined : this.hugetlb.memfdHstate(a.hugetlb, a.size));
+    yield* [];
+  }
+
+  /** echo N > /sys/kernel/mm/hugepages/hugepages-<size>kB/nr_hugepages (mm/hugetlb.ts). */
+  *hugetlbPool(a: { size: number; pages: number }): Op {
+    this.hugetlb.setPool(a.size, a.pages);
     yield* [];
   }
 
@@ -516,7 +529,7 @@ export class Kernel {
     yield* [];
   }
 
-  *mmap(a: { process?: string; file?: string; device?: string; anon?: boolean; devmem?: boolean; length: number; offset?: number; shared?: boolean; write?: boolean; as: string }): Op<Vma> {
+  *mmap(a: { process?: string; file?: string; device?: string; anon?: boolean; devmem?: boolean; hugetlb?: number; length: number; offset?: number; shared?: boolean; write?: boolean; as: string }): Op<Vma> {
     const mm = this.process(a.process);
     if (mm.vmas.some((v) => v.name === a.as)) throw new InputError(`mapping '${a.as}' already exists in ${mm.name}`, undefined, 'as');
     const ps = this.mmu.basePageSize;
@@ -528,7 +541,11 @@ export class Kernel {
     const write = a.write ?? false;
     let vma: Vma;
     const memfd = a.file !== undefined ? this.shmem.named(a.file) : null;
-    if (memfd || (a.anon && shared)) {
+    if (memfd?.hugetlb || a.hugetlb !== undefined) {
+      // MAP_HUGETLB, or a memfd made with MFD_HUGETLB: a hugetlbfs mapping (mm/hugetlb.ts)
+      if (a.hugetlb !== undefined && !a.anon) throw new InputError(`mmap '${a.as}': hugetlb (MAP_HUGETLB) goes with anon: true; a hugetlbfs memfd brings its own page size`, undefined, 'hugetlb');
+      vma = this.hugetlb.mmap(mm, { length: a.length, offset, shared, write, as: a.as, ...(a.hugetlb !== undefined ? { hugetlb: a.hugetlb } : {}) }, memfd);
+    } else if (memfd || (a.anon && shared)) {
       // a memfd (shmem_mmap), or MAP_SHARED|MAP_ANONYMOUS: do_mmap() -> shmem_zero_setup() gives the
       // VMA a tmpfs file of its length (and pgoff 0), so it is a file VMA whose pages live in the page cache
       const file = memfd ?? this.shmem.zeroSetup(a.as, pages);
@@ -856,6 +873,11 @@ export class Kernel {
     }
     if (t.file !== undefined) {
       const memfd = this.shmem.named(t.file);
+      // a hugetlbfs cache holds one folio per huge page: the base page inside it
+      if (memfd?.hugetlb) {
+        const head = memfd.cache.get(Math.floor((t.page ?? 0) / memfd.hugetlb.pages));
+        return head === undefined ? null : head + ((t.page ?? 0) % memfd.hugetlb.pages);
+      }
       if (memfd) return memfd.cache.get(t.page ?? 0) ?? null;
       const { fs, inode } = this.file(t.file);
       const block = inode.blocks.get(t.page ?? 0);

@@ -22,6 +22,7 @@ export function testArch(): ArchPlugin {
     subsectionSize: 2 * 1024 * 1024,
     pteBits: { special: true, devmap: true, softDirty: true },
     devdaxAlignments: [4096, 2 * 1024 * 1024, 1024 * 1024 * 1024],
+    hugetlbSizes: [2 * 1024 * 1024, 1024 * 1024 * 1024], // x86-64 with GBPAGES
   };
   const populator: VmemmapPopulator = {
     vmemmapInInitMm: true,

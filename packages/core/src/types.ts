@@ -123,6 +123,8 @@ export interface ShmemFile {
    * mapping's file is held only by its VMAs, so the last unmap evicts it.
    */
   readonly held: boolean;
+  /** a hugetlbfs file (memfd MFD_HUGETLB, MAP_SHARED|MAP_HUGETLB): its page size; `cache` is keyed by huge-page index (mm/hugetlb.ts) */
+  readonly hugetlb?: HugetlbFile;
 }
 
 /** struct vm_area_struct */
@@ -143,6 +145,29 @@ export interface Vma {
   readonly shmem?: ShmemFile;
   /** anon_vma id once the VMA has anonymous pages (or inherited them) */
   anonVma: number;
+  /** is_vm_hugetlb_page(): the hstate and reservation of a hugetlb VMA (mm/hugetlb.ts) */
+  readonly hugetlb?: HugetlbVma;
+}
+
+/** hstate_vma(): a huge page size, in base pages, and the page-table level that maps it. */
+export interface Hstate {
+  readonly pages: number;
+  readonly level: PteLevel;
+}
+
+/** A hugetlbfs inode: its hstate and the huge pages reserved for it (the inode's resv_map, shared mappings). */
+export interface HugetlbFile extends Hstate {
+  readonly resv: Set<number>;
+}
+
+/**
+ * A hugetlb VMA: its hstate and, for the private mapping's owner (HPAGE_RESV_OWNER), its
+ * reservation map — the huge-page indexes (vm_pgoff-relative, in huge pages) reserved at mmap and
+ * not consumed by a fault yet. Split pieces share it, as they share the kernel's resv_map; a fork
+ * child's VMA owns none (hugetlb_dup_vma_private()).
+ */
+export interface HugetlbVma extends Hstate {
+  readonly resv: Set<number> | null;
 }
 
 export type PteLevel = 'pte' | 'pmd' | 'pud';

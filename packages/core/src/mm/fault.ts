@@ -29,6 +29,8 @@ export class Faults {
     if (write && !vma.flags.write) throw new KernelError('EFAULT', `write to a read-only mapping '${vma.name}'`);
     const leaf = k.vm.lookup(vma.mm, vpn);
     const vmf: Vmf = { vma, vpn, pgoff: vma.pgoff + (vpn - vma.start), write };
+    // handle_mm_fault(): is_vm_hugetlb_page(vma) -> hugetlb_fault() (mm/hugetlb.ts)
+    if (vma.hugetlb) return yield* k.hugetlb.fault(vmf);
     if (leaf?.pte.devicePrivate) {
       // do_swap_page(): a device-private entry calls pgmap->ops->migrate_to_ram(); the access is
       // then retried, so a write to a read-only result (a COW page after fork) goes to do_wp_page
@@ -78,6 +80,7 @@ export class Faults {
    * PTE writable — reuse marks the page exclusive, a copy is mapped read-only.
    */
   *unshare(vma: Vma, vpn: number): Op {
+    if (vma.hugetlb) return yield* this.k.hugetlb.unshare(vma, vpn);
     const leaf = this.k.vm.lookup(vma.mm, vpn);
     if (!leaf || nonPresent(leaf.pte) || leaf.pte.write) return;
     this.k.emit('fault', { mm: vma.mm.name, vaddr: vpn, write: false, kind: 'unshare' });

@@ -154,6 +154,8 @@ export class Folios {
   }
 
   private freeRam(head: number): void {
+    // free_huge_folio(): a hugetlb folio goes back to its hstate's free list (mm/hugetlb.ts)
+    if ((this.flags(head) & PG.hugetlb) !== 0) return this.k.hugetlb.freeFolio(head);
     this.k.emit('page.free', { pfn: head, type: 'ram' });
     this.k.ram.free(head);
   }

@@ -21,7 +21,8 @@ export class Fork {
       if (src.flags.dontcopy) continue;
       // vm_area_dup(): the child gets its own copy of the flags (mprotect in one must not change the
       // other); VM_WIPEONFORK (v4.14): "a clean slate in the child" -- no anon_vma, no page tables
-      const dst = k.vm.addVma(child, { ...src, flags: { ...src.flags }, mm: child, anonVma: src.flags.wipeonfork ? 0 : src.anonVma }, parent.ranges.get(src.name)!);
+      // a hugetlb VMA's reservation stays the parent's (hugetlb_dup_vma_private(): the child owns none)
+      const dst = k.vm.addVma(child, { ...src, flags: { ...src.flags }, mm: child, anonVma: src.flags.wipeonfork ? 0 : src.anonVma, ...(src.hugetlb ? { hugetlb: { ...src.hugetlb, resv: null } } : {}) }, parent.ranges.get(src.name)!);
       if (src.flags.wipeonfork) continue;
       // vma_needs_copy(): a shared shmem or DAX VMA (no anon_vma) is not copied: the child refaults
       if (!(src.anonVma || src.flags.mixedmap || src.flags.pfnmap)) continue;
@@ -45,6 +46,8 @@ export class Fork {
   private *copyRange(src: Vma, dst: Vma, cow: boolean): Op {
     const k = this.k;
     const parent = src.mm;
+    // copy_page_range(): is_vm_hugetlb_page(src_vma) -> copy_hugetlb_page_range() (mm/hugetlb.ts)
+    if (src.hugetlb) return yield* k.hugetlb.copyRange(src, dst, cow);
     // copy_pmd_range() -> copy_huge_pmd() first: it may split a PMD back to PTEs (-EAGAIN)
     if (src.kind === 'anon') yield* this.copyHugePmds(src, dst, cow);
     const bases = [...parent.ptes.keys()].filter((v) => v >= src.start && v < src.start + src.pages).sort((a, b) => a - b);
@@ -96,7 +99,7 @@ export class Fork {
    * folio_needs_cow_for_dma(). A shared (non-exclusive) anon page cannot be pinned in the
    * anon-exclusive era, so it is shared again.
    */
-  private needsCowForDma(parent: Mm, head: number, page: number): boolean {
+  needsCowForDma(parent: Mm, head: number, page: number): boolean {
     const k = this.k;
     if (!k.features['fork-cow-pinned']) return false;
     if (!parent.hasPinned) return false;
@@ -141,7 +144,7 @@ export class Fork {
    * PageAnonExclusive cleared (of the page for a PTE, of the head for a PMD), and for a COW
    * mapping both entries write-protected (ptep_set_wrprotect / pmdp_set_wrprotect on the parent's).
    */
-  private share(src: Vma, dst: Vma, at: number, entry: Pte, exclusivePage: number, cow: boolean, why: string): void {
+  share(src: Vma, dst: Vma, at: number, entry: Pte, exclusivePage: number, cow: boolean, why: string): void {
     const k = this.k;
     const head = k.folios.folio(entry.pfn);
     k.folios.get(head, 1, why);

@@ -33,7 +33,8 @@ export class Mprotect {
     // change_pud_range() had no PUD-leaf case until cb0f01beb166 ("mm/mprotect: fix dax pud
     // handlings", v6.12 [M]): pud_none_or_clear_bad() took a device-dax PUD for a bad table and
     // cleared it. Neither that nor the fixed change_huge_pud() is modelled: refused for every release.
-    if (leaves.some((l) => l.pte.level === 'pud')) {
+    // (hugetlb_change_protection() handles a hugetlb VMA's PUD leaves like its PMD ones)
+    if (!vma.hugetlb && leaves.some((l) => l.pte.level === 'pud')) {
       throw KernelError.unsupported('EINVAL', `mprotect of '${vma.name}': it maps PUD leaves (device-dax 1 GiB), which change_pud_range() mishandled until v6.12; not modelled`);
     }
     const readChanged = vma.flags.read !== read;
@@ -92,6 +93,8 @@ export class Mprotect {
    */
   private mayUpgrade(vma: Vma, leaf: Leaf): boolean {
     const k = this.k;
+    // hugetlb_change_protection(): huge_pte_modify() with vm_page_prot, never a write upgrade
+    if (vma.hugetlb) return false;
     const mode = k.features['mprotect-anon-writable'];
     const pte = leaf.pte;
     if (mode === 'off') {
@@ -127,7 +130,8 @@ export class Mprotect {
       return;
     }
     // clear_refs_test_walk() skips VM_PFNMAP VMAs
-    const walked = mm.vmas.filter((vma) => !vma.flags.pfnmap).map((vma) => ({ vma, leaves: k.vm.leavesIn(mm, vma.start, vma.start + vma.pages) }));
+    // clear_refs_walk_ops has no hugetlb_entry: the page walk skips hugetlb VMAs' entries
+    const walked = mm.vmas.filter((vma) => !vma.flags.pfnmap && !vma.hugetlb).map((vma) => ({ vma, leaves: k.vm.leavesIn(mm, vma.start, vma.start + vma.pages) }));
     const pud = walked.find((w) => w.leaves.some((l) => l.pte.level === 'pud'));
     if (pud) {
       // walk_pud_range() without a pud_entry splits (zaps) a huge PUD: not modelled

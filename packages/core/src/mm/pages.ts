@@ -14,6 +14,8 @@ export const PG = {
   dirty: 1 << 5,
   /** model-only: the slot describes a tail page of a compound page */
   tail: 1 << 6,
+  /** folio_test_hugetlb(): a hugetlb folio; its last put frees it to the pool (free_huge_folio) */
+  hugetlb: 1 << 7,
 } as const;
 
 /**

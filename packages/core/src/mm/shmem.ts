@@ -1,7 +1,7 @@
 import type { Kernel } from '../kernel.js';
 import { KernelError } from '../errors.js';
 import type { Op } from '../sched.js';
-import type { ShmemFile, Vma } from '../types.js';
+import type { HugetlbFile, ShmemFile, Vma } from '../types.js';
 import type { Vmf } from './fault.js';
 import { mappingOf } from './pages.js';
 
@@ -32,10 +32,12 @@ export class Shmem {
    * size) (shmem_fallocate: every page allocated into the cache, SGP_FALLOC, and the caller's
    * reference put back: refcount 1, the cache's).
    */
-  create(name: string, size: number, fallocate: boolean): ShmemFile {
+  create(name: string, size: number, fallocate: boolean, hugetlb?: HugetlbFile): ShmemFile {
     if (this.files.has(name) || this.k.files.has(name)) throw new KernelError('EEXIST', `file '${name}' exists`);
-    const file = this.newFile(name, Math.ceil(size / this.k.mmu.basePageSize), true);
-    if (fallocate) {
+    const file = this.newFile(name, Math.ceil(size / this.k.mmu.basePageSize), true, hugetlb);
+    // MFD_HUGETLB: a hugetlbfs inode, whose page cache holds huge folios (mm/hugetlb.ts)
+    if (fallocate && hugetlb) this.k.hugetlb.fallocate(file);
+    else if (fallocate) {
       for (let index = 0; index < file.pages; index++) this.k.folios.put(this.getFolio(file, index, 'shmem_fallocate'), 1, 'shmem_fallocate: folio_put');
     }
     return file;
@@ -51,8 +53,9 @@ export class Shmem {
     return this.newFile(name, pages, false);
   }
 
-  private newFile(name: string, pages: number, held: boolean): ShmemFile {
-    const file: ShmemFile = { name, pages, mapping: { id: this.k.newAddressSpaceId(), owner: name, entries: new Map(), mmaps: new Set() }, cache: new Map(), held };
+  /** A new file in the registry; `hugetlb` makes it a hugetlbfs inode of that page size (mm/hugetlb.ts). */
+  newFile(name: string, pages: number, held: boolean, hugetlb?: HugetlbFile): ShmemFile {
+    const file: ShmemFile = { name, pages, mapping: { id: this.k.newAddressSpaceId(), owner: name, entries: new Map(), mmaps: new Set() }, cache: new Map(), held, ...(hugetlb ? { hugetlb } : {}) };
     this.files.set(name, file);
     return file;
   }
@@ -160,6 +163,7 @@ export class Shmem {
    */
   released(file: ShmemFile): void {
     if (file.held || file.mapping.mmaps.size > 0) return;
+    if (file.hugetlb) this.k.hugetlb.evicted(file);
     this.dropCache(file, 0);
     this.files.delete(file.name);
   }

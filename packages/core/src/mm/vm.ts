@@ -220,6 +220,7 @@ export class Vm {
     const i = vma.mm.vmas.indexOf(vma);
     if (i >= 0) vma.mm.vmas.splice(i, 1);
     this.mappingOf(vma)?.mmaps.delete(vma);
+    if (vma.hugetlb) this.k.hugetlb.close(vma); // hugetlb_vm_op_close(): unused reservations back
     // the last VMA of a shared anonymous mapping's file was its last reference (mm/shmem.ts)
     if (vma.shmem) this.k.shmem.released(vma.shmem);
   }
@@ -234,6 +235,8 @@ export class Vm {
   splitVma(vma: Vma, at: number): Vma {
     if (at <= vma.start || at >= vma.start + vma.pages) throw new Error(`splitVma: page ${at} is not inside '${vma.name}' (${vma.start}..${vma.start + vma.pages - 1})`);
     if (vma.device) this.k.driverOf(vma.device).maySplit?.(this.k, vma.device, vma, at);
+    // hugetlb_vm_op_split(): a hugetlb VMA splits only on a huge page boundary
+    if (vma.hugetlb && (at - vma.start) % vma.hugetlb.pages !== 0) throw new KernelError('EINVAL', `'${vma.name}' is a hugetlb mapping: it can only be split at a multiple of its ${(vma.hugetlb.pages * this.k.mmu.basePageSize) / 2 ** 20} MiB page size (hugetlb_vm_op_split)`);
     const base = at - (at % this.pmdPages);
     // split_huge_pmd_if_needed(): only a PMD range inside the VMA can hold a huge leaf; a PUD leaf
     // (device-dax 1 GiB) is never straddled, as dev_dax_may_split() refuses any unaligned address

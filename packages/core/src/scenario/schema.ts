@@ -238,6 +238,7 @@ const mmapArgs = obj({
   device: Name.optional().describe('a device-dax device'),
   anon: z.literal(true).optional().describe('anonymous memory'),
   devmem: z.literal(true).optional().describe('/dev/mem: physical memory at offset (a VM_PFNMAP mapping; needs shared: true)'),
+  hugetlb: Size.optional().describe('with anon: true, MAP_HUGETLB with this huge page size (MAP_HUGE_SHIFT): hugetlb pages from the pool'),
   length: Size,
   offset: Size.optional(),
   shared: Flag.optional(),
@@ -251,6 +252,9 @@ const mmapArgs = obj({
       input: m,
       message: what.length === 0 ? 'say what to map: file: <name>, device: <name> or anon: true (or devmem: true for /dev/mem)' : `map one thing: found ${what.join(' and ')}`,
     });
+  }
+  if (m.hugetlb !== undefined && m.anon === undefined) {
+    ctx.addIssue({ code: 'custom', input: m, path: ['hugetlb'], message: 'hugetlb (MAP_HUGETLB) goes with anon: true; a memfd created with hugetlb brings its own page size' });
   }
   // mm/devmem.ts maps /dev/mem MAP_SHARED only: say so where the file is read, not when it runs
   if (m.devmem !== undefined && m.shared !== true) {
@@ -290,7 +294,12 @@ export const OP_ARGS = {
     file: Name.describe('the name the memfd goes by (mmap: { file }, truncate, checks)'),
     size: Size.describe('ftruncate() to this size'),
     fallocate: Flag.optional().describe('fallocate(0, size): allocate every page into the page cache now (default: pages come with the first fault)'),
-  }).describe('memfd_create() + ftruncate() [+ fallocate()]: a tmpfs (shmem) file whose page cache is ordinary RAM'),
+    hugetlb: Size.optional().describe('MFD_HUGETLB with this huge page size: a hugetlbfs file (size a multiple of it) whose pages come from the hugetlb pool'),
+  }).describe('memfd_create() + ftruncate() [+ fallocate()]: a tmpfs (shmem) file whose page cache is ordinary RAM, or with hugetlb a hugetlbfs file'),
+  'hugetlb-pool': obj({
+    size: Size.describe('the huge page size (one the arch offers: x86 2MiB, 1GiB)'),
+    pages: z.number().int().min(0).describe('nr_hugepages'),
+  }).describe('echo pages > /sys/kernel/mm/hugepages/hugepages-<size>kB/nr_hugepages: the hugetlb pool of that size'),
   mmap: mmapArgs.describe('map a file (a DAX file or a memfd), a device-dax device, or anonymous memory (shared: shmem)'),
   munmap: obj({
     map: Name,

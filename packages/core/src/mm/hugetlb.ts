@@ -1,0 +1,386 @@
+import type { Kernel } from '../kernel.js';
+import { KernelError } from '../errors.js';
+import { kernelAtLeast } from '../features.js';
+import { preempt, type Op } from '../sched.js';
+import type { HugetlbFile, Hstate, Mm, ShmemFile, Vma } from '../types.js';
+import type { Vmf } from './fault.js';
+import { anonMappingOf, mappingOf, PG } from './pages.js';
+import type { Leaf } from './vm.js';
+
+/** One hstate's pool (struct hstate): nr_hugepages, free_huge_pages, resv_huge_pages. */
+interface Pool {
+  nr: number;
+  free: number;
+  resv: number;
+}
+
+/**
+ * hugetlb (mm/hugetlb.c, fs/hugetlbfs/inode.c): huge pages from a per-size pool, mapped whole by
+ * one huge leaf. Every hugetlb VMA is a file VMA on a hugetlbfs inode — a memfd made with
+ * MFD_HUGETLB, or for MAP_HUGETLB|MAP_ANONYMOUS the unnamed "anon_hugepage" file
+ * ksys_mmap_pgoff() sets up with hugetlb_file_setup() — so the model keeps them in the shmem
+ * registry (VMA kind 'shmem', `Vma.hugetlb` / `ShmemFile.hugetlb` set) and dispatches every fault,
+ * fork copy and unshare here first, as handle_mm_fault() (is_vm_hugetlb_page -> hugetlb_fault)
+ * and copy_page_range() (-> copy_hugetlb_page_range) do. A private mapping's pages are anon
+ * folios (hugetlb_add_new_anon_rmap), a shared mapping's live in the inode's page cache.
+ *
+ * A size equal to the arch's PMD_SIZE is mapped by a PMD leaf, one equal to its PUD size by a PUD
+ * leaf; the other sizes arches offer (arm64 cont-PTE/cont-PMD, ppc64 hugepd) are refused as not
+ * modelled. The pool starts empty, as a booted kernel's does: `hugetlb-pool` sets nr_hugepages.
+ *
+ * Not modelled: surplus pages (nr_overcommit_hugepages), subpools and the hugetlbfs mount's
+ * size limits, MAP_NORESERVE, unmap_ref_private() (the owner's COW that steals the page from its
+ * children when the pool is empty), HVO, hugetlb migration/poison, PMD sharing, userfaultfd.
+ */
+export class Hugetlb {
+  private readonly pools = new Map<number, Pool>();
+
+  constructor(private readonly k: Kernel) {}
+
+  /**
+   * size_to_hstate(): the hstate of a huge page size in bytes. A size the arch does not offer
+   * (arch_hugetlb_valid_size(): x86-64 PMD_SIZE and, with GBPAGES, PUD_SIZE; s390 1 MiB with EDAT1
+   * and 2 GiB with EDAT2; arm64 CONT_PTE, PMD, CONT_PMD and PUD sizes; ppc64 hash 16 MiB and 16 GiB)
+   * is EINVAL, as mmap(MAP_HUGETLB | size << MAP_HUGE_SHIFT) and memfd_create(MFD_HUGETLB) say.
+   */
+  hstate(size: number): Hstate {
+    const k = this.k;
+    const sizes = k.mmu.hugetlbSizes ?? [];
+    const mib = (b: number) => `${b / 2 ** 20} MiB`;
+    if (!sizes.includes(size)) {
+      throw new KernelError('EINVAL', `no hugetlb page size of ${mib(size)} on ${k.mmu.arch} with ${k.mmu.basePageSize / 1024} KiB pages (offered: ${sizes.map(mib).join(', ') || 'none'})`);
+    }
+    const pages = size / k.mmu.basePageSize;
+    if (size === k.mmu.pmdSize) return { pages, level: 'pmd' };
+    if (k.mmu.pudSize !== null && size === k.mmu.pudSize) return { pages, level: 'pud' };
+    throw KernelError.unsupported('EINVAL', `hugetlb pages of ${mib(size)} on ${k.mmu.arch} are mapped by contiguous entries or a hugepd, not by one PMD/PUD leaf: not modelled`);
+  }
+
+  private pool(h: Hstate): Pool {
+    let p = this.pools.get(h.pages);
+    if (!p) this.pools.set(h.pages, (p = { nr: 0, free: 0, resv: 0 }));
+    return p;
+  }
+
+  /** /sys/kernel/mm/hugepages/hugepages-<size>kB/{nr,free,resv}_hugepages. */
+  counters(size: number): { nr: number; free: number; resv: number } {
+    return { ...this.pool(this.hstate(size)) };
+  }
+
+  /**
+   * echo N > nr_hugepages (set_max_huge_pages()): pages in use or reserved are never freed
+   * (min_count = resv + nr - free), so a smaller N stops there.
+   */
+  setPool(size: number, nr: number): void {
+    const p = this.pool(this.hstate(size));
+    const target = Math.max(nr, p.resv + p.nr - p.free);
+    p.free += target - p.nr;
+    p.nr = target;
+  }
+
+  /**
+   * alloc_hugetlb_folio(): a folio from the free list, with `reserved` consuming a reservation
+   * made earlier (resv_huge_pages--), else only if an unreserved page is free. Null: -ENOSPC.
+   */
+  private alloc(h: Hstate, mapping: number, reserved: boolean): number | null {
+    const k = this.k;
+    const p = this.pool(h);
+    if (reserved ? p.free === 0 : p.free - p.resv <= 0) return null;
+    const head = k.ram.allocAnonLarge(0, Math.log2(h.pages));
+    if (head === null) return null;
+    p.free--;
+    if (reserved) p.resv--;
+    // folio_set_hugetlb(); the page is anon only once hugetlb_add_new_anon_rmap() says so
+    const s = k.pages.slot(head);
+    k.pages.flags[s] = PG.head | PG.hugetlb | ((mapping & 1) === 1 ? PG.anonExclusive : 0);
+    k.pages.mapping[s] = mapping;
+    return head;
+  }
+
+  /** free_huge_folio(): the last reference gives the folio back to its pool's free list. */
+  freeFolio(head: number): void {
+    const k = this.k;
+    const p = this.pools.get(k.folios.nr(head));
+    if (p) p.free++;
+    k.emit('page.free', { pfn: head, type: 'hugetlb' });
+    k.ram.free(head);
+  }
+
+  isHugetlbFolio(head: number): boolean {
+    return (this.k.folios.flags(head) & PG.hugetlb) !== 0;
+  }
+
+  /** memfd_create(MFD_HUGETLB | size << MFD_HUGE_SHIFT) then ftruncate(size): the hugetlbfs inode's hstate; i_size must be a whole number of huge pages (hugetlbfs_setattr). */
+  memfdHstate(hugetlbSize: number, size: number): HugetlbFile {
+    const h = this.hstate(hugetlbSize);
+    if (size % hugetlbSize !== 0) throw new KernelError('EINVAL', `ftruncate of a hugetlbfs memfd to ${size} bytes: not a multiple of the ${hugetlbSize / 2 ** 20} MiB page size (hugetlbfs_setattr)`);
+    return { ...h, resv: new Set() };
+  }
+
+  /**
+   * fallocate(fd, 0, 0, size) on hugetlbfs (hugetlbfs_fallocate): each huge page allocated into the
+   * page cache (hugetlb_add_to_page_cache) and the caller's reference put back: refcount 1, the
+   * cache's. Runs out of free pages: -ENOSPC.
+   */
+  fallocate(file: ShmemFile): void {
+    const h = file.hugetlb!;
+    for (let index = 0; index * h.pages < file.pages; index++) {
+      if (file.cache.has(index)) continue;
+      const pfn = this.addToCache(file, index, 'hugetlbfs_fallocate');
+      this.k.folios.put(pfn, 1, 'hugetlbfs_fallocate: folio_put');
+    }
+  }
+
+  /**
+   * A new folio for index `index` of a hugetlbfs file, added to its page cache: one reference for
+   * the cache (filemap_add_folio) and one for the caller. A reservation of the inode for the index
+   * is consumed; an index with none is allocated from the unreserved free pages and recorded in
+   * the inode's resv_map (region_add).
+   */
+  private addToCache(file: ShmemFile, index: number, why: string): number {
+    const k = this.k;
+    const h = file.hugetlb!;
+    const pfn = this.alloc(h, mappingOf(file.mapping.id), h.resv.has(index));
+    if (pfn === null) throw new KernelError('ENOSPC', `${why}: no free ${h.pages * k.mmu.basePageSize / 2 ** 20} MiB huge page for page ${index} of '${file.name}'`);
+    h.resv.add(index);
+    file.cache.set(index, pfn);
+    k.pages.index[k.pages.slot(pfn)] = index;
+    k.emit('page.mapping', { pfn, mapping: `hugetlbfs:${file.name}`, index, share: 0 });
+    k.folios.get(pfn, 1, `${why}: hugetlb_add_to_page_cache`);
+    return pfn;
+  }
+
+  /**
+   * mmap() of a hugetlbfs file (hugetlbfs_file_mmap). `file` is a memfd made with MFD_HUGETLB, or
+   * null for MAP_ANONYMOUS|MAP_HUGETLB, which gets its own unnamed file of the length rounded up
+   * to the huge page size (ksys_mmap_pgoff: ALIGN(len, huge_page_size), hugetlb_file_setup). The
+   * offset must be huge-page aligned (EINVAL); a writable mapping past i_size extends it. The VMA
+   * is placed on a huge-page boundary (hugetlb_get_unmapped_area). hugetlb_reserve_pages()
+   * reserves now what the mapping will fault: for a private mapping every huge page it spans,
+   * owned by this VMA (HPAGE_RESV_OWNER); for a shared one the pages of the file not reserved yet.
+   * Not enough unreserved free pages: -ENOMEM, as cow.c's "need more free huge pages".
+   */
+  mmap(mm: Mm, a: { length: number; offset: number; shared: boolean; write: boolean; as: string; hugetlb?: number }, file: ShmemFile | null): Vma {
+    const k = this.k;
+    const ps = k.mmu.basePageSize;
+    if (file && a.hugetlb !== undefined) throw new KernelError('EINVAL', `mmap of '${file.name}' with MAP_HUGETLB: the file's page size decides (give hugetlb only with anon: true)`);
+    const h = file ? file.hugetlb! : this.hstate(a.hugetlb!);
+    const hbytes = h.pages * ps;
+    if (a.offset % hbytes !== 0) throw new KernelError('EINVAL', `mmap offset ${a.offset} is not a multiple of the ${hbytes / 2 ** 20} MiB huge page size (hugetlbfs_file_mmap)`);
+    const pages = Math.ceil(a.length / hbytes) * h.pages;
+    const pgoff = a.offset / ps;
+    const f = file ?? k.shmem.newFile(this.anonName(a.as), pages, false, { ...h, resv: new Set() });
+    if (a.write && f.pages < pgoff + pages) f.pages = pgoff + pages;
+    const p = this.pool(h);
+    const first = pgoff / h.pages;
+    const count = pages / h.pages;
+    let resv: Set<number> | null = null;
+    if (a.shared) {
+      const fileResv = f.hugetlb!.resv;
+      const missing: number[] = [];
+      for (let i = first; i < first + count; i++) if (!fileResv.has(i)) missing.push(i);
+      if (p.free - p.resv < missing.length) this.noReservation(f, missing.length, p);
+      for (const i of missing) fileResv.add(i);
+      p.resv += missing.length;
+    } else {
+      if (p.free - p.resv < count) this.noReservation(f, count, p);
+      resv = new Set();
+      for (let i = first; i < first + count; i++) resv.add(i);
+      p.resv += count;
+    }
+    const start = k.vm.placeVma(mm, pages, h.pages);
+    return k.vm.addVma(mm, { name: a.as, start, pages, pgoff, flags: k.vm.flags({ write: a.write, shared: a.shared }), kind: 'shmem', inode: null, device: null, shmem: f, anonVma: 0, hugetlb: { ...h, resv } });
+  }
+
+  private noReservation(f: ShmemFile, need: number, p: Pool): never {
+    if (!f.held) this.k.shmem.released(f);
+    throw new KernelError('ENOMEM', `hugetlb_reserve_pages: ${need} huge page(s) needed, ${p.free - p.resv} free and unreserved (nr_hugepages ${p.nr}): set the pool with hugetlb-pool`);
+  }
+
+  private anonName(as: string): string {
+    let name = `anon_hugepage(${as})`;
+    for (let n = 2; this.k.shmem.files.has(name); n++) name = `anon_hugepage(${as})#${n}`;
+    return name;
+  }
+
+  /**
+   * hugetlb_vm_op_close(): the private owner gives back what it reserved and never faulted, for
+   * the part of the mapping this VMA covers (hugetlb_acct_memory(-gbl_reserve)).
+   */
+  close(vma: Vma): void {
+    const h = vma.hugetlb!;
+    if (!h.resv) return;
+    const first = vma.pgoff / h.pages;
+    const end = first + vma.pages / h.pages;
+    for (const i of [...h.resv]) {
+      if (i < first || i >= end) continue;
+      h.resv.delete(i);
+      this.pool(h).resv--;
+    }
+  }
+
+  /**
+   * The inode of a shared MAP_HUGETLB mapping went away with its last VMA: its unconsumed
+   * reservations go back (hugetlbfs_evict_inode -> resv_map_release); its cached folios are
+   * dropped by the shmem code like any page cache.
+   */
+  evicted(file: ShmemFile): void {
+    const h = file.hugetlb!;
+    let unconsumed = 0;
+    for (const i of h.resv) if (!file.cache.has(i)) unconsumed++;
+    this.pool(h).resv -= unconsumed;
+    h.resv.clear();
+  }
+
+  /** The index, in huge pages, of the page cache slot a VMA's vpn falls in (vma_hugecache_offset). */
+  private index(vma: Vma, base: number): number {
+    return (vma.pgoff + (base - vma.start)) / vma.hugetlb!.pages;
+  }
+
+  /**
+   * hugetlb_fault(): no entry -> hugetlb_no_page(); a write (or, v5.19+, an unshare) on a R/O
+   * entry -> hugetlb_wp() (hugetlb_cow() before v6.0); a write on a writable one only dirties it.
+   */
+  *fault(vmf: Vmf): Op {
+    const k = this.k;
+    const { vma, vpn } = vmf;
+    const h = vma.hugetlb!;
+    const base = vpn - (vpn % h.pages);
+    const leaf = k.vm.lookup(vma.mm, vpn);
+    k.emit('fault', { mm: vma.mm.name, vaddr: vpn, write: vmf.write, kind: 'hugetlb' });
+    if (!leaf) return yield* this.noPage(vmf, base);
+    if (vmf.write && !leaf.pte.write) return yield* this.wp(vmf, leaf, false);
+    if (vmf.write) leaf.pte.dirty = true;
+  }
+
+  /** handle_mm_fault(FAULT_FLAG_UNSHARE) on a hugetlb VMA (v5.19, c89357e27f20): hugetlb_wp() keeping the entry R/O. */
+  *unshare(vma: Vma, vpn: number): Op {
+    const leaf = this.k.vm.lookup(vma.mm, vpn);
+    if (!leaf || leaf.pte.write) return;
+    this.k.emit('fault', { mm: vma.mm.name, vaddr: vpn, write: false, kind: 'unshare' });
+    yield* this.wp({ vma, vpn, pgoff: vma.pgoff + (vpn - vma.start), write: false }, leaf, true);
+  }
+
+  /**
+   * hugetlb_no_page(): the page-cache folio at the index, or a new one — added to the page cache
+   * in a shared mapping (VM_MAYSHARE), an anon folio in a private one (hugetlb_add_new_anon_rmap:
+   * exclusive, mapcount 1). An index at or past i_size is VM_FAULT_SIGBUS. The entry is
+   * make_huge_pte(writable = VM_WRITE && VM_SHARED): writable and dirty only in a shared writable
+   * mapping; a write in a private mapping then does the COW at once ("Optimization, do the COW
+   * without a second fault": hugetlb_wp reuses the new anon folio, or copies a page-cache one).
+   * A folio the owner of a private mapping allocates consumes its reservation for the index.
+   */
+  private *noPage(vmf: Vmf, base: number): Op {
+    const k = this.k;
+    const { vma } = vmf;
+    const h = vma.hugetlb!;
+    const file = vma.shmem!;
+    const index = this.index(vma, base);
+    if (index * h.pages >= file.pages) throw new KernelError('SIGBUS', `page ${index} of hugetlbfs file '${file.name}' is past its end (hugetlb_no_page)`);
+    let pfn = file.cache.get(index);
+    if (pfn !== undefined) k.folios.get(pfn, 1, 'hugetlb_no_page: filemap_lock_hugetlb_folio');
+    else if (vma.flags.shared) pfn = this.addToCache(file, index, 'hugetlb_no_page');
+    else {
+      const reserved = h.resv?.delete(index) ?? false;
+      const got = this.alloc(h, anonMappingOf(k.vm.anonVmaPrepare(vma)), reserved);
+      if (got === null) throw new KernelError('SIGBUS', `hugetlb_no_page: no free huge page (alloc_hugetlb_folio -ENOSPC)`);
+      pfn = got;
+    }
+    yield preempt('hugetlb_no_page');
+    k.folios.addMap(pfn); // hugetlb_add_new_anon_rmap / hugetlb_add_file_rmap
+    const writable = vma.flags.shared && vma.flags.write;
+    k.vm.install(vma.mm, base, k.faults.pte(pfn, h.level, { write: writable, dirty: writable }));
+    if (vmf.write && !vma.flags.shared) yield* this.wp(vmf, k.vm.lookup(vma.mm, base)!, false);
+  }
+
+  /**
+   * hugetlb_wp() (hugetlb_cow() before v6.0). Shared mappings are made writable. A private one
+   * reuses the folio when folio_mapcount() == 1 and it is anon — a mapcount test in every release
+   * (the comment added in 2024 explains why hugetlb never moved to the refcount: FOLL_GET users
+   * such as vmsplice() can still leak, the leak cow.c marks xfail for hugetlb) — setting
+   * PageAnonExclusive from v5.19 (6c287605fd56) and, for an unshare fault, keeping the entry R/O.
+   * Otherwise the whole huge page is copied into a new anon folio (copy_user_large_folio),
+   * mapped writable and dirty, or R/O for an unshare (make_huge_pte(vma, new, !unshare)); the
+   * old folio loses the mapping and the reference. The owner of a private mapping copying an anon
+   * page does so outside its reservation (outside_reserve); copying a page-cache folio uses the
+   * reservation of the index when the VMA still has it.
+   */
+  private *wp(vmf: Vmf, leaf: Leaf, unshare: boolean): Op {
+    const k = this.k;
+    const { vma } = vmf;
+    const h = vma.hugetlb!;
+    if (vma.flags.shared) {
+      if (unshare) return;
+      this.mkwrite(vma, leaf);
+      return;
+    }
+    const old = k.folios.folio(leaf.pte.pfn);
+    const anon = k.folios.testAnon(old, 'hugetlb_wp');
+    if (anon && k.folios.mapcount(old) === 1) {
+      if (k.features['wp-reuse'] === 'anon-exclusive') k.folios.setFlag(old, PG.anonExclusive, true);
+      if (!unshare) this.mkwrite(vma, leaf);
+      return;
+    }
+    const reserved = !anon && (h.resv?.delete(this.index(vma, leaf.base)) ?? false);
+    const copy = this.alloc(h, anonMappingOf(k.vm.anonVmaPrepare(vma)), reserved);
+    if (copy === null) {
+      throw KernelError.unsupported('ENOMEM', `hugetlb_wp: no free huge page for the COW of '${vma.name}' (cow.c needs two); the owner's unmap_ref_private() and the child's VM_FAULT_OOM are not modelled`);
+    }
+    this.copyData(old, copy);
+    yield preempt('copy_user_large_folio');
+    k.vm.clear(vma.mm, leaf.base, h.level); // huge_ptep_clear_flush
+    k.folios.addMap(copy); // hugetlb_add_new_anon_rmap
+    k.vm.install(vma.mm, leaf.base, k.faults.pte(copy, h.level, unshare ? { softDirty: leaf.pte.softDirty } : { write: true, dirty: true }));
+    k.emit('cow', { mm: vma.mm.name, vaddr: leaf.base, from: old, to: copy, why: unshare ? 'hugetlb_wp: unshare' : 'hugetlb_wp: copy the huge page' });
+    k.folios.removeMap(old); // hugetlb_remove_rmap
+    k.emit('tlb.flush', { mm: vma.mm.name });
+    k.folios.put(old, 1, 'hugetlb_wp: folio_put(old_folio)');
+  }
+
+  /** set_huge_ptep_writable(): huge_pte_mkwrite(huge_pte_mkdirty()). */
+  private mkwrite(vma: Vma, leaf: Leaf): void {
+    const k = this.k;
+    leaf.pte.write = true;
+    leaf.pte.dirty = true;
+    leaf.pte.softDirty = k.softDirtyArch;
+    k.emit('pte.set', { mm: vma.mm.name, vaddr: leaf.base, pfn: leaf.pte.pfn, level: leaf.pte.level, write: true, devmap: false, special: false });
+  }
+
+  private copyData(from: number, to: number): void {
+    const data = this.k.pages.data;
+    for (let i = 0; i < this.k.folios.nr(from); i++) {
+      const d = data.get(from + i);
+      if (d !== undefined) data.set(to + i, d);
+    }
+  }
+
+  /**
+   * copy_hugetlb_page_range() for a private VMA fork copies (one with an anon_vma: vma_needs_copy).
+   * Each huge entry is shared (a reference and a mapcount more, PageAnonExclusive cleared by
+   * page_try_dup_anon_rmap() / hugetlb_try_dup_anon_rmap(), both entries write-protected), unless
+   * the source may be pinned: from v5.12 (4eae4efa2c29 "hugetlb: do early cow when page pinned on
+   * src mm", with `fork-cow-pinned`) an anon folio of an mm that has pinned and that
+   * page_maybe_dma_pinned() is copied for the child at once (a new anon folio mapped writable,
+   * hugetlb_install_folio), the parent keeping its entry writable; from v5.19 only an exclusive
+   * folio can be pinned, so only one is copied. A failed allocation fails fork with -ENOMEM.
+   */
+  *copyRange(src: Vma, dst: Vma, cow: boolean): Op {
+    const k = this.k;
+    const h = src.hugetlb!;
+    for (const leaf of k.vm.leavesIn(src.mm, src.start, src.start + src.pages)) {
+      yield preempt('copy_hugetlb_page_range');
+      const head = k.folios.folio(leaf.pte.pfn);
+      const anon = k.folios.testAnon(head, 'copy_hugetlb_page_range');
+      if (cow && anon && kernelAtLeast(k.version, 5, 12) && k.forker.needsCowForDma(src.mm, head, head)) {
+        const copy = this.alloc(h, anonMappingOf(dst.anonVma || k.vm.anonVmaPrepare(dst)), false);
+        if (copy === null) throw new KernelError('ENOMEM', 'fork: no free huge page for the early-COW copy of a pinned hugetlb page (copy_hugetlb_page_range)');
+        this.copyData(head, copy);
+        k.folios.addMap(copy);
+        k.vm.install(dst.mm, leaf.base, k.faults.pte(copy, h.level, { write: dst.flags.write, dirty: true }));
+        k.emit('cow', { mm: dst.mm.name, vaddr: leaf.base, from: head, to: copy, why: 'fork: early COW of a maybe-pinned hugetlb page' });
+        continue;
+      }
+      k.forker.share(src, dst, leaf.base, leaf.pte, head, cow, 'copy_hugetlb_page_range');
+    }
+  }
+}
