@@ -1,6 +1,7 @@
 import { createKernel, PRESETS, type Kernel } from '@daxlab/core';
 import { x86 } from '@daxlab/arch-x86';
 import { describe, expect, it } from 'vitest';
+import { CASES, column, ends, memset, snapshot, through, verdict, type Mem, type Verdict } from './cow-cases.js';
 
 // cow.c's anonymous test cases in its THP backing contexts (docs/selftests.md, "cow.c on THP"),
 // driven through the kernel API apart from the scenarios' own `when:` rules: each case is the
@@ -15,12 +16,6 @@ import { describe, expect, it } from 'vitest';
 const NR = 512;
 const MiB = 2 ** 20;
 type Context = 'pmd' | 'pte' | 'single-pte' | 'partial-mremap' | 'partially-shared';
-type Verdict = 'pass' | 'FAIL';
-
-interface Mem {
-  readonly first: number;
-  readonly pages: number;
-}
 
 /** do_run_with_thp(): mmap(2 * thpsize), MADV_HUGEPAGE on the aligned half, mem[0] = 1, memset(mem, 1), then the context. */
 function setup(k: Kernel, ctx: Context): Mem {
@@ -52,117 +47,6 @@ function setup(k: Kernel, ctx: Context): Mem {
   return { first: NR, pages: NR };
 }
 
-/** The pages a memset() of the range stands for: its first and its last. */
-const ends = (m: Mem): number[] => [...new Set([m.first, m.first + m.pages - 1])];
-
-function memset(k: Kernel, m: Mem, data: string, process?: string): void {
-  for (const page of ends(m)) k.run(k.write({ map: 'mem', page, data, ...(process ? { process } : {}) }));
-}
-
-function snapshot(k: Kernel, m: Mem, process?: string): string[] {
-  return ends(m).map((page) => k.run(k.read({ map: 'mem', page, ...(process ? { process } : {}) })));
-}
-
-/** What a GUP reference sees at the same pages (the pipe's or the pin's copy). */
-function through(k: Kernel, name: string, m: Mem): string[] {
-  const h = k.pins.get(name)!;
-  return ends(m).map((page) => k.pages.data.get(h.pfns[page - m.first]!) ?? '');
-}
-
-const verdict = (ok: boolean): Verdict => (ok ? 'pass' : 'FAIL');
-
-function mprotectRoRw(k: Kernel, m: Mem): void {
-  k.run(k.mprotect({ map: 'mem', offset: 2 * MiB, length: m.pages * 4096, write: false }));
-  k.run(k.mprotect({ map: 'mem', offset: 2 * MiB, length: m.pages * 4096, write: true }));
-}
-
-type Case = (k: Kernel, m: Mem) => Verdict;
-
-/** test_cow_in_parent[_mprotect]: the child's backup must still match after the parent writes. */
-const cowInParent =
-  (mprotect: boolean): Case =>
-  (k, m) => {
-    k.run(k.fork({ as: 'child' }));
-    const old = snapshot(k, m, 'child');
-    if (mprotect) mprotectRoRw(k, m);
-    memset(k, m, '0xff');
-    return verdict(JSON.stringify(snapshot(k, m, 'child')) === JSON.stringify(old));
-  };
-
-/** do_test_vmsplice_in_child: the pipe (a R/O GUP-fast get by the child) must keep the old data. */
-const vmspliceInChild =
-  (mprotect: boolean): Case =>
-  (k, m) => {
-    k.run(k.fork({ as: 'child' }));
-    const old = snapshot(k, m);
-    k.run(k.gup({ map: 'mem', page: m.first, pages: m.pages, fast: true, process: 'child', as: 'pipe' }, false));
-    k.run(k.munmap({ map: 'mem', offset: 2 * MiB, length: m.pages * 4096, process: 'child' }));
-    if (mprotect) mprotectRoRw(k, m);
-    memset(k, m, '0xff');
-    return verdict(JSON.stringify(through(k, 'pipe', m)) === JSON.stringify(old));
-  };
-
-/** do_test_vmsplice_in_parent: the parent's pipe must not see the child's write. */
-const vmspliceInParent =
-  (beforeFork: boolean): Case =>
-  (k, m) => {
-    const old = snapshot(k, m);
-    if (beforeFork) k.run(k.gup({ map: 'mem', page: m.first, pages: m.pages, fast: true, as: 'pipe' }, false));
-    k.run(k.fork({ as: 'child' }));
-    if (!beforeFork) k.run(k.gup({ map: 'mem', page: m.first, pages: m.pages, fast: true, as: 'pipe' }, false));
-    k.run(k.munmap({ map: 'mem', offset: 2 * MiB, length: m.pages * 4096 }));
-    memset(k, m, '0xff', 'child');
-    k.run(k.exit({ process: 'child' }));
-    return verdict(JSON.stringify(through(k, 'pipe', m)) === JSON.stringify(old));
-  };
-
-/** do_test_iouring: the R/W longterm pin must read what the page table shows after the write. */
-const iouring =
-  (useFork: boolean): Case =>
-  (k, m) => {
-    k.run(k.gup({ map: 'mem', page: m.first, pages: m.pages, write: true, longterm: true, as: 'fixed' }, true));
-    if (useFork) k.run(k.fork({ as: 'child' }));
-    else {
-      k.run(k.mprotect({ map: 'mem', offset: 2 * MiB, length: m.pages * 4096, write: false }));
-      k.run(k.clearRefs({}));
-      k.run(k.mprotect({ map: 'mem', offset: 2 * MiB, length: m.pages * 4096, write: true }));
-    }
-    memset(k, m, '0xff');
-    return verdict(JSON.stringify(through(k, 'fixed', m)) === JSON.stringify(snapshot(k, m)));
-  };
-
-/** do_test_ro_pin: the R/O longterm pin must read what the page table shows after the write. */
-const roPin =
-  (test: 'shared' | 'previously-shared' | 'exclusive', fast: boolean): Case =>
-  (k, m) => {
-    if (test !== 'exclusive') k.run(k.fork({ as: 'child' }));
-    if (test === 'previously-shared') k.run(k.exit({ process: 'child' }));
-    if (test === 'exclusive') {
-      k.run(k.mprotect({ map: 'mem', offset: 2 * MiB, length: m.pages * 4096, write: false }));
-      k.run(k.clearRefs({}));
-      k.run(k.mprotect({ map: 'mem', offset: 2 * MiB, length: m.pages * 4096, write: true }));
-    }
-    k.run(k.gup({ map: 'mem', page: m.first, pages: m.pages, longterm: true, fast, as: 'ro' }, true));
-    memset(k, m, '0xff');
-    return verdict(JSON.stringify(through(k, 'ro', m)) === JSON.stringify(snapshot(k, m)));
-  };
-
-const CASES: readonly [string, Case][] = [
-  ['Basic COW after fork()', cowInParent(false)],
-  ['Basic COW after fork() with mprotect() optimization', cowInParent(true)],
-  ['vmsplice() + unmap in child', vmspliceInChild(false)],
-  ['vmsplice() + unmap in child with mprotect() optimization', vmspliceInChild(true)],
-  ['vmsplice() before fork(), unmap in parent after fork()', vmspliceInParent(true)],
-  ['vmsplice() + unmap in parent after fork()', vmspliceInParent(false)],
-  ['R/O-mapping a page registered as iouring fixed buffer', iouring(false)],
-  ['fork() with an iouring fixed buffer', iouring(true)],
-  ['R/O GUP pin on R/O-mapped shared page', roPin('shared', false)],
-  ['R/O GUP-fast pin on R/O-mapped shared page', roPin('shared', true)],
-  ['R/O GUP pin on R/O-mapped previously-shared page', roPin('previously-shared', false)],
-  ['R/O GUP-fast pin on R/O-mapped previously-shared page', roPin('previously-shared', true)],
-  ['R/O GUP pin on R/O-mapped exclusive page', roPin('exclusive', false)],
-  ['R/O GUP-fast pin on R/O-mapped exclusive page', roPin('exclusive', true)],
-];
 
 // The verdicts per release (v5.4, v5.10, then v6.1 v6.3 v6.6 v6.15 latest alike), reasoned in
 // docs/selftests.md from do_huge_pmd_wp_page(), copy_huge_pmd(), do_wp_page() and gup_must_unshare():
@@ -226,7 +110,6 @@ const EXPECTED: Record<Context, Record<string, readonly [Verdict, Verdict, Verdi
   'partial-mremap': PARTIAL_MREMAP,
   'partially-shared': PTE,
 };
-const column = (version: string): 0 | 1 | 2 => (version === 'v5.4' ? 0 : version === 'v5.10' ? 1 : 2);
 
 describe('cow.c on anonymous THP, per release (x86, 2 MiB THP)', () => {
   for (const ctx of ['pmd', 'pte', 'single-pte', 'partial-mremap', 'partially-shared'] as const) {

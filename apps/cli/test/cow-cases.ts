@@ -1,0 +1,130 @@
+import type { Kernel } from '@daxlab/core';
+
+// cow.c's 14 anonymous test cases as functions over a kernel, shared by the THP and hugetlb
+// backing contexts (cow-thp.test.ts, cow-hugetlb.test.ts): each is the selftest function's sequence
+// and the verdict is what its memcmp() would print. `Mem` is the range cow.c's `mem` points at, in
+// the mapping named 'mem' (x86: 4 KiB pages).
+
+const PAGE = 4096;
+
+export type Verdict = 'pass' | 'FAIL';
+
+export interface Mem {
+  readonly first: number;
+  readonly pages: number;
+}
+
+/** The pages a memset() of the range stands for: its first and its last. */
+export const ends = (m: Mem): number[] => [...new Set([m.first, m.first + m.pages - 1])];
+
+export function memset(k: Kernel, m: Mem, data: string, process?: string): void {
+  for (const page of ends(m)) k.run(k.write({ map: 'mem', page, data, ...(process ? { process } : {}) }));
+}
+
+export function snapshot(k: Kernel, m: Mem, process?: string): string[] {
+  return ends(m).map((page) => k.run(k.read({ map: 'mem', page, ...(process ? { process } : {}) })));
+}
+
+/** What a GUP reference sees at the same pages (the pipe's or the pin's copy). */
+export function through(k: Kernel, name: string, m: Mem): string[] {
+  const h = k.pins.get(name)!;
+  return ends(m).map((page) => k.pages.data.get(h.pfns[page - m.first]!) ?? '');
+}
+
+export const verdict = (ok: boolean): Verdict => (ok ? 'pass' : 'FAIL');
+
+export function mprotectRoRw(k: Kernel, m: Mem): void {
+  k.run(k.mprotect({ map: 'mem', offset: m.first * PAGE, length: m.pages * 4096, write: false }));
+  k.run(k.mprotect({ map: 'mem', offset: m.first * PAGE, length: m.pages * 4096, write: true }));
+}
+
+export type Case = (k: Kernel, m: Mem) => Verdict;
+
+/** test_cow_in_parent[_mprotect]: the child's backup must still match after the parent writes. */
+const cowInParent =
+  (mprotect: boolean): Case =>
+  (k, m) => {
+    k.run(k.fork({ as: 'child' }));
+    const old = snapshot(k, m, 'child');
+    if (mprotect) mprotectRoRw(k, m);
+    memset(k, m, '0xff');
+    return verdict(JSON.stringify(snapshot(k, m, 'child')) === JSON.stringify(old));
+  };
+
+/** do_test_vmsplice_in_child: the pipe (a R/O GUP-fast get by the child) must keep the old data. */
+const vmspliceInChild =
+  (mprotect: boolean): Case =>
+  (k, m) => {
+    k.run(k.fork({ as: 'child' }));
+    const old = snapshot(k, m);
+    k.run(k.gup({ map: 'mem', page: m.first, pages: m.pages, fast: true, process: 'child', as: 'pipe' }, false));
+    k.run(k.munmap({ map: 'mem', offset: m.first * PAGE, length: m.pages * 4096, process: 'child' }));
+    if (mprotect) mprotectRoRw(k, m);
+    memset(k, m, '0xff');
+    return verdict(JSON.stringify(through(k, 'pipe', m)) === JSON.stringify(old));
+  };
+
+/** do_test_vmsplice_in_parent: the parent's pipe must not see the child's write. */
+const vmspliceInParent =
+  (beforeFork: boolean): Case =>
+  (k, m) => {
+    const old = snapshot(k, m);
+    if (beforeFork) k.run(k.gup({ map: 'mem', page: m.first, pages: m.pages, fast: true, as: 'pipe' }, false));
+    k.run(k.fork({ as: 'child' }));
+    if (!beforeFork) k.run(k.gup({ map: 'mem', page: m.first, pages: m.pages, fast: true, as: 'pipe' }, false));
+    k.run(k.munmap({ map: 'mem', offset: m.first * PAGE, length: m.pages * 4096 }));
+    memset(k, m, '0xff', 'child');
+    k.run(k.exit({ process: 'child' }));
+    return verdict(JSON.stringify(through(k, 'pipe', m)) === JSON.stringify(old));
+  };
+
+/** do_test_iouring: the R/W longterm pin must read what the page table shows after the write. */
+const iouring =
+  (useFork: boolean): Case =>
+  (k, m) => {
+    k.run(k.gup({ map: 'mem', page: m.first, pages: m.pages, write: true, longterm: true, as: 'fixed' }, true));
+    if (useFork) k.run(k.fork({ as: 'child' }));
+    else {
+      k.run(k.mprotect({ map: 'mem', offset: m.first * PAGE, length: m.pages * 4096, write: false }));
+      k.run(k.clearRefs({}));
+      k.run(k.mprotect({ map: 'mem', offset: m.first * PAGE, length: m.pages * 4096, write: true }));
+    }
+    memset(k, m, '0xff');
+    return verdict(JSON.stringify(through(k, 'fixed', m)) === JSON.stringify(snapshot(k, m)));
+  };
+
+/** do_test_ro_pin: the R/O longterm pin must read what the page table shows after the write. */
+const roPin =
+  (test: 'shared' | 'previously-shared' | 'exclusive', fast: boolean): Case =>
+  (k, m) => {
+    if (test !== 'exclusive') k.run(k.fork({ as: 'child' }));
+    if (test === 'previously-shared') k.run(k.exit({ process: 'child' }));
+    if (test === 'exclusive') {
+      k.run(k.mprotect({ map: 'mem', offset: m.first * PAGE, length: m.pages * 4096, write: false }));
+      k.run(k.clearRefs({}));
+      k.run(k.mprotect({ map: 'mem', offset: m.first * PAGE, length: m.pages * 4096, write: true }));
+    }
+    k.run(k.gup({ map: 'mem', page: m.first, pages: m.pages, longterm: true, fast, as: 'ro' }, true));
+    memset(k, m, '0xff');
+    return verdict(JSON.stringify(through(k, 'ro', m)) === JSON.stringify(snapshot(k, m)));
+  };
+
+export const CASES: readonly [string, Case][] = [
+  ['Basic COW after fork()', cowInParent(false)],
+  ['Basic COW after fork() with mprotect() optimization', cowInParent(true)],
+  ['vmsplice() + unmap in child', vmspliceInChild(false)],
+  ['vmsplice() + unmap in child with mprotect() optimization', vmspliceInChild(true)],
+  ['vmsplice() before fork(), unmap in parent after fork()', vmspliceInParent(true)],
+  ['vmsplice() + unmap in parent after fork()', vmspliceInParent(false)],
+  ['R/O-mapping a page registered as iouring fixed buffer', iouring(false)],
+  ['fork() with an iouring fixed buffer', iouring(true)],
+  ['R/O GUP pin on R/O-mapped shared page', roPin('shared', false)],
+  ['R/O GUP-fast pin on R/O-mapped shared page', roPin('shared', true)],
+  ['R/O GUP pin on R/O-mapped previously-shared page', roPin('previously-shared', false)],
+  ['R/O GUP-fast pin on R/O-mapped previously-shared page', roPin('previously-shared', true)],
+  ['R/O GUP pin on R/O-mapped exclusive page', roPin('exclusive', false)],
+  ['R/O GUP-fast pin on R/O-mapped exclusive page', roPin('exclusive', true)],
+];
+
+/** The verdict tables' columns: v5.4, v5.10, then v6.1 and every later preset alike. */
+export const column = (version: string): 0 | 1 | 2 => (version === 'v5.4' ? 0 : version === 'v5.10' ? 1 : 2);
