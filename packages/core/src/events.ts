@@ -18,6 +18,8 @@ export interface KernelEvents {
   'pte.set': { mm: string; vaddr: number; pfn: number; level: 'pte' | 'pmd' | 'pud'; write: boolean; devmap: boolean; special: boolean; device?: boolean };
   'pte.clear': { mm: string; vaddr: number; pfn: number; level: 'pte' | 'pmd' | 'pud' };
   'tlb.flush': { mm: string };
+  /** a swap PTE naming swap slot `slot` was installed (set) or removed (clear) (mm/swap.ts) */
+  'swap.entry': { mm: string; vaddr: number; slot: number; exclusive: boolean; op: 'set' | 'clear' };
   /** split_vma(): a VMA of mapping `map` now ends at vaddr (a page number) and a copy starts there */
   'vma.split': { mm: string; map: string; vaddr: number };
   /** mremap(): `pages` pages of mapping `map` moved from page `from` to page `to`, now mapping `as` */

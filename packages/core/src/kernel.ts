@@ -25,6 +25,7 @@ import { PageStore, PG } from './mm/pages.js';
 import { Ram } from './mm/ram.js';
 import { Shmem } from './mm/shmem.js';
 import { Hugetlb } from './mm/hugetlb.js';
+import { Swap } from './mm/swap.js';
 import { Thp } from './mm/thp.js';
 import { Vm, type Leaf } from './mm/vm.js';
 import { runToCompletion, type Op } from './sched.js';
@@ -121,6 +122,8 @@ export class Kernel {
   readonly shmem: Shmem;
   /** hugetlb pools, MAP_HUGETLB and MFD_HUGETLB (mm/hugetlb.ts) */
   readonly hugetlb: Hugetlb;
+  /** the swap device and swap cache (mm/swap.ts) */
+  readonly swap: Swap;
   /** pfn of the shared zero page */
   get zeroPfn(): number {
     return this.ram.basePfn;
@@ -192,6 +195,7 @@ export class Kernel {
     this.thp = new Thp(this);
     this.shmem = new Shmem(this);
     this.hugetlb = new Hugetlb(this);
+    this.swap = new Swap(this);
     this.processes.set('init', this.vm.newMm('init'));
   }
 
@@ -913,6 +917,17 @@ export class Kernel {
     const { mm, vpn } = this.mapAddress(t.map, t.page, t.process);
     const leaf = this.vm.lookup(mm, vpn);
     return leaf && !nonPresent(leaf.pte) ? leaf : null;
+  }
+
+  /**
+   * pagemap's PM_SWAP (pagemap_is_swapped() in the selftests' vm_util.c): the entry is a swap
+   * entry, or any other non-present swap-type entry (device-private, device-exclusive), which
+   * pagemap_pte_range() reports the same way.
+   */
+  isSwappedIn(t: { map: string; page: number; process?: string }): boolean {
+    const { mm, vpn } = this.mapAddress(t.map, t.page, t.process);
+    const leaf = this.vm.lookup(mm, vpn);
+    return leaf !== null && nonPresent(leaf.pte);
   }
 
   /** pte_write() of the entry mapping the page (false when nothing maps it). */

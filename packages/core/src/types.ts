@@ -193,6 +193,18 @@ export interface Pte {
    * by clear_refs; never set on an arch without soft-dirty. The CPU's own dirtying does not set it.
    */
   softDirty: boolean;
+  /**
+   * a non-present swap entry (mm/swap.ts): the page was swapped out to `swap.slot`; `pfn` is -1.
+   * `exclusive` is pte_swp_exclusive() (v5.19+, "mm/swap: remember PG_anon_exclusive via a swp
+   * pte bit"); `softDirty` is pte_swp_soft_dirty()
+   */
+  swap?: SwapEntry;
+}
+
+/** The swap entry of a swap PTE (swp_entry_t and the swp pte bits the model keeps). */
+export interface SwapEntry {
+  readonly slot: number;
+  exclusive: boolean;
 }
 
 /** struct mm_struct with its page tables. */

@@ -207,13 +207,14 @@ describe('MADV_FREE, MADV_COLD, MADV_PAGEOUT without memory pressure, LRU or swa
     expect(k2.vm.lookup(k2.process('child'), k2.map('m', 'child').start)!.pte.dirty).toBe(true);
   });
 
-  it('COLD and PAGEOUT leave an anonymous page mapped with its counts (no swap: cow.c SKIPs its swap-out contexts)', () => {
+  it('COLD leaves an anonymous page mapped with its counts (no LRU); PAGEOUT swaps it out (test/swap.test.ts)', () => {
     for (const v of RELEASES) {
       const { k } = kernel(v);
       const [pfn] = written(k, 'm', 1);
       advise(k, 'm', 'cold');
-      advise(k, 'm', 'pageout');
       expect([k.pfnOf({ map: 'm', page: 0 }), k.refcount(pfn!), k.mapcount(pfn!)], v).toEqual([pfn, 1, 1]);
+      advise(k, 'm', 'pageout');
+      expect([k.isMappedIn({ map: 'm', page: 0 }), k.isSwappedIn({ map: 'm', page: 0 }), k.swap.used], v).toEqual([false, true, 1]);
     }
   });
 });

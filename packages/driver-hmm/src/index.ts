@@ -414,7 +414,7 @@ function snapshotEntry(k: Kernel, device: Device, req: DeviceSnapshotRequest, vp
   if (!leaf) return PROT.NONE;
   const pte = leaf.pte;
   // hmm_vma_handle_pte(): any other non-present entry with no fault requested is left 0
-  if (pte.deviceExclusive) return PROT.NONE;
+  if (pte.deviceExclusive || pte.swap) return PROT.NONE;
   if (pte.devicePrivate) {
     // only dev_private_owner's entries are reported (with their own write bit); another owner's
     // entry is left 0 when no fault is requested (hmm_vma_handle_pte, owner check since v5.7)

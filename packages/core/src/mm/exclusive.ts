@@ -21,9 +21,9 @@ export interface MmuNotifierRange {
   readonly owner: Device | null;
 }
 
-/** Not present in the CPU page table: a device-private or a device-exclusive swap entry (!pte_present()). */
+/** Not present in the CPU page table: a swap, device-private or device-exclusive entry (!pte_present()). */
 export function nonPresent(pte: Pte): boolean {
-  return pte.devicePrivate || pte.deviceExclusive === true;
+  return pte.devicePrivate || pte.deviceExclusive === true || pte.swap !== undefined;
 }
 
 /**

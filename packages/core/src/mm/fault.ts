@@ -53,6 +53,14 @@ export class Faults {
       if (write && after && !after.pte.devicePrivate && !after.pte.write) yield* this.wpPage(vmf, after);
       return;
     }
+    if (leaf?.pte.swap) {
+      // do_swap_page() on a swap entry (mm/swap.ts); a write it did not map writable goes on to
+      // do_wp_page() with the PTE it installed
+      if (!(yield* k.swap.fault(vmf, leaf))) return;
+      const after = k.vm.lookup(vma.mm, vpn);
+      if (after && !nonPresent(after.pte) && !after.pte.write) yield* this.wpPage(vmf, after);
+      return;
+    }
     if (leaf?.pte.deviceExclusive) {
       // do_swap_page() -> remove_device_exclusive_entry(): the device loses its atomic mapping and
       // the PTE comes back; the access is retried (a write to what came back read-only: do_wp_page)
@@ -168,14 +176,18 @@ export class Faults {
   private canReuseAnon(head: number, page: number, vma: Vma): boolean {
     const k = this.k;
     switch (k.features['wp-reuse']) {
-      case 'mapcount': // reuse_swap_page(): mapped once
-        return k.folios.mappedOnce(head);
+      case 'mapcount': // reuse_swap_page(): mapped once, and for a swap-cache page swapped by nobody else
+        return k.swap.inSwapCache(head) ? k.swap.reuseSwapPage(head) : k.folios.mappedOnce(head);
       case 'refcount': // 09854ba94c6a: page_count() == 1
         return k.folios.rc(head) === 1;
       case 'anon-exclusive': // PageAnonExclusive, else wp_can_reuse_anon_folio(): rc == 1
         // PageAnonExclusive is per page: a PTE-mapped THP subpage carries its own (v5.19)
         if ((k.folios.flags(page) & PG.anonExclusive) !== 0) return true;
-        return k.folios.nr(head) > 1 ? k.thp.canReuseLarge(head, vma.mm) : k.folios.rc(head) === 1;
+        if (k.folios.nr(head) > 1) return k.thp.canReuseLarge(head, vma.mm);
+        // wp_can_reuse_anon_folio(): a swap-cache folio whose only other reference is the cache's
+        // first tries to leave the swap cache (folio_free_swap(); 53a05ad9f21d, v5.18 [M])
+        if (k.folios.rc(head) === 2 && k.swap.inSwapCache(head)) k.swap.freeSwap(head);
+        return k.folios.rc(head) === 1;
     }
   }
 

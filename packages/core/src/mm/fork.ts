@@ -70,6 +70,10 @@ export class Fork {
         yield* k.copyDevicePrivateEntry(src, dst, vpn, current);
         continue;
       }
+      if (current.swap) {
+        k.swap.copyEntry(dst, vpn, current); // copy_nonpresent_pte(): swap_duplicate()
+        continue;
+      }
       const page = k.vm.normalPage(current, current.pfn);
       if (page === null) {
         // devmap/special PTE: copied as is, no reference, no rmap

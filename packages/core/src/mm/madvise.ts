@@ -113,10 +113,11 @@ function* adviseVma(k: Kernel, vma: Vma, s: number, e: number, advice: Advice): 
     case 'cold':
     case 'pageout':
       // can_madv_lru_vma(): !(VM_LOCKED | VM_PFNMAP | VM_HUGETLB). Past it, MADV_COLD only moves
-      // pages to the inactive LRU and MADV_PAGEOUT reclaims them; the model has neither LRU nor
-      // swap: an anonymous page cannot be swapped out and stays mapped (cow.c's "swapped-out"
-      // contexts see that through pagemap and SKIP), and DAX pages are never on the LRU.
+      // pages to the inactive LRU (no LRU in the model: nothing visible) and MADV_PAGEOUT
+      // reclaims them: anonymous pages this process alone maps are swapped out (mm/swap.ts);
+      // DAX and device pages are never on the LRU.
       if (vma.flags.pfnmap) throw refused(vma, advice, 'VM_PFNMAP');
+      if (advice === 'pageout') yield* k.swap.pageout(vma, s, e);
       return;
     case 'dontfork':
       updateFlags(k, vma, s, e, { dontcopy: true });

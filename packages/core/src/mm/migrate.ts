@@ -126,11 +126,7 @@ export class DeviceMigration {
       k.thp.splitZeroPmd(vma, leaf.base);
       return true;
     }
-    const head = k.folios.folio(leaf.pte.pfn);
-    k.folios.get(head, 1, 'migrate_vma_collect_pmd: folio_get before split_folio');
-    const split = k.thp.splitFolio(head);
-    k.folios.put(head, 1, 'migrate_vma_collect_pmd: folio_put after split_folio');
-    return split;
+    return k.thp.splitFolioHeld(k.folios.folio(leaf.pte.pfn), 'migrate_vma_collect_pmd');
   }
 
   /**
@@ -141,10 +137,7 @@ export class DeviceMigration {
   private splitPteMappedThp(head: number): boolean {
     const k = this.k;
     if (k.features['migrate-device-thp'] === 'split') return false;
-    k.folios.get(head, 1, 'migrate_vma_split_folio: folio_get');
-    const split = k.thp.splitFolio(head);
-    k.folios.put(head, 1, 'migrate_vma_split_folio: folio_put');
-    return split;
+    return k.thp.splitFolioHeld(head, 'migrate_vma_split_folio');
   }
 
   /**

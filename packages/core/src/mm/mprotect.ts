@@ -63,7 +63,8 @@ export class Mprotect {
         // change_pte_range(): a writable device-private entry becomes a readable one whatever
         // the new protection (make_readable_device_private_entry)
         pte.write = false;
-      } else if (pte.deviceExclusive) {
+      } else if (pte.deviceExclusive || pte.swap) {
+        // change_pte_range(): a swap entry carries no permission
         continue;
       } else {
         pte.write = newprotWrite; // pte_modify() / pmd_modify(): dirty and soft-dirty kept

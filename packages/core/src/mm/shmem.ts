@@ -148,7 +148,8 @@ export class Shmem {
       for (let index = from; index < to; index++) {
         const vpn = vma.start + (index - vma.pgoff);
         const leaf = k.vm.lookup(vma.mm, vpn);
-        if (!leaf || leaf.pte.devicePrivate) continue;
+        // a swapped-out anon page is a COW copy too: zap_pte_range() skips it (!should_zap_cows)
+        if (!leaf || leaf.pte.devicePrivate || leaf.pte.swap) continue;
         const page = k.vm.normalPage(leaf.pte, k.vm.pfnAt(leaf, vpn));
         if (page !== null && k.folios.isAnon(k.folios.folio(page))) continue;
         yield* k.vm.zap(vma, vpn, vpn + 1, 'unmap_mapping_range');

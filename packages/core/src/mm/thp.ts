@@ -232,6 +232,15 @@ export class Thp {
     return true;
   }
 
+  /** split_folio() by a caller that takes its own reference for it (folio_get ... folio_put); `who` names it. */
+  splitFolioHeld(head: number, who: string): boolean {
+    const k = this.k;
+    k.folios.get(head, 1, `${who}: folio_get before split_folio`);
+    const split = this.splitFolio(head);
+    k.folios.put(head, 1, `${who}: folio_put after split_folio`);
+    return split;
+  }
+
   /**
    * wp_can_reuse_anon_folio() for a non-exclusive page of a PTE-mapped large anon folio (v5.19+):
    * - up to v6.9 the small-folio rule: the only reference is ours (folio_ref_count() == 1);

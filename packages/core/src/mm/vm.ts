@@ -102,6 +102,7 @@ export class Vm {
   install(mm: Mm, base: number, pte: Pte): void {
     const table = pte.level === 'pte' ? mm.ptes : pte.level === 'pmd' ? mm.pmds : mm.puds;
     table.set(base, pte);
+    if (pte.swap) return this.k.emit('swap.entry', { mm: mm.name, vaddr: base, slot: pte.swap.slot, exclusive: pte.swap.exclusive, op: 'set' });
     this.track(pte, +1);
     this.k.emit('pte.set', { mm: mm.name, vaddr: base, pfn: pte.pfn, level: pte.level, write: pte.write, devmap: pte.devmap, special: pte.special, device: pte.devicePrivate || undefined });
   }
@@ -112,6 +113,10 @@ export class Vm {
     const pte = table.get(base);
     if (!pte) return null;
     table.delete(base);
+    if (pte.swap) {
+      this.k.emit('swap.entry', { mm: mm.name, vaddr: base, slot: pte.swap.slot, exclusive: pte.swap.exclusive, op: 'clear' });
+      return pte;
+    }
     this.track(pte, -1);
     this.k.emit('pte.clear', { mm: mm.name, vaddr: base, pfn: pte.pfn, level });
     return pte;
@@ -151,7 +156,7 @@ export class Vm {
 
   /** vm_normal_page(): the struct page behind a present PTE, or null for special/devmap PTEs. */
   normalPage(pte: Pte, pfn: number): number | null {
-    if (pte.devicePrivate || pte.deviceExclusive) return null;
+    if (pte.devicePrivate || pte.deviceExclusive || pte.swap) return null;
     if (pte.special || pte.devmap) return null;
     return pfn;
   }
@@ -171,6 +176,10 @@ export class Vm {
     for (const leaf of leaves) {
       const pte = this.clear(mm, leaf.base, leaf.pte.level);
       if (!pte) continue;
+      if (pte.swap) {
+        k.swap.zapEntry(pte); // free_swap_and_cache()
+        continue;
+      }
       if (pte.devicePrivate || pte.deviceExclusive) {
         // device-private and device-exclusive swap entries: reference dropped at once, no TLB
         // involved; the rmap too, except for a device-exclusive entry before v6.15, whose
@@ -190,7 +199,11 @@ export class Vm {
     if (leaves.length === 0) return;
     yield preempt(`tlb_finish_mmu(${mm.name})`);
     k.emit('tlb.flush', { mm: mm.name });
-    for (const head of gathered) k.folios.put(head, 1, `${why}: tlb_flush_mmu_free`);
+    for (const head of gathered) {
+      // free_pages_and_swap_cache() -> free_swap_cache(): an unmapped folio leaves the swap cache
+      k.swap.zapFreeSwapCache(head);
+      k.folios.put(head, 1, `${why}: tlb_flush_mmu_free`);
+    }
   }
 
   /** Every leaf translating some page of [start, end), at whatever level, in address order (a page walk). */

@@ -1,0 +1,318 @@
+import type { Kernel } from '../kernel.js';
+import { KernelError } from '../errors.js';
+import { kernelAtLeast } from '../features.js';
+import { preempt, type Op } from '../sched.js';
+import type { Mm, Pte, SwapEntry, Vma } from '../types.js';
+import type { Vmf } from './fault.js';
+import type { Leaf } from './vm.js';
+import { PG } from './pages.js';
+
+/**
+ * One slot of the swap device (swap_info_struct->swap_map[offset] and the swap cache's entry for
+ * it): `count` is the swap count (how many swap PTEs name the slot: swap_duplicate() /
+ * swap_free()), `cache` the folio in the swap cache for it (SWAP_HAS_CACHE), `data` what was
+ * written to the slot.
+ */
+interface Slot {
+  count: number;
+  cache: number | null;
+  data: string;
+}
+
+/** Slots of the swap device: 1 GiB of 4 KiB pages, more than any scenario pages out. */
+const SWAP_SLOTS = 1 << 18;
+
+/**
+ * Anonymous memory swapped to one swap device (mm/swapfile.c, mm/swap_state.c, mm/vmscan.c,
+ * mm/rmap.c, mm/memory.c do_swap_page()). The device is a synchronous one (zram, pmem:
+ * SWP_SYNCHRONOUS_IO, 0bcac06f27d7, v4.15): writeback completes inside pageout(), so a folio is
+ * never found under writeback, and a swap-in of an entry nothing else names (swap count 1)
+ * reads into a fresh folio without the swap cache. What is left out: swap of shmem pages
+ * (shmem_writepage(); MADV_PAGEOUT leaves page-cache pages where they are), readahead, the
+ * mem_cgroup_swap_full() / VM_LOCKED frees (the device is never half full and nothing is
+ * mlocked), THP_SWAP clusters (a THP is split before its pages are swapped one by one: the page
+ * tables end the same way, one swap PTE per subpage) and large-folio swap-in (every swap-in
+ * is order 0), swapoff, and the swap of device-private or DAX memory (never on the LRU).
+ */
+export class Swap {
+  private readonly slots = new Map<number, Slot>();
+  /** folio (pfn) -> the slot it caches (folio->swap) */
+  private readonly cached = new Map<number, number>();
+  private readonly freed: number[] = [];
+  private next = 0;
+
+  constructor(private readonly k: Kernel) {}
+
+  /** __swap_count(): the swap PTEs naming a slot (0 for a free one). */
+  swapCount(slot: number): number {
+    return this.slots.get(slot)?.count ?? 0;
+  }
+
+  /** The folio the swap cache holds for a slot, or null. */
+  cacheOf(slot: number): number | null {
+    return this.slots.get(slot)?.cache ?? null;
+  }
+
+  /** folio_test_swapcache(). */
+  inSwapCache(folio: number): boolean {
+    return this.cached.has(folio);
+  }
+
+  /** Slots in use (a swap count or a swap-cache folio): what /proc/swaps' Used counts, in pages. */
+  get used(): number {
+    return this.slots.size;
+  }
+
+  /**
+   * MADV_PAGEOUT of [s, e) of an anonymous-capable VMA (madvise_cold_or_pageout_pte_range(), then
+   * reclaim_pages() -> shrink_folio_list()). Only folios this process alone maps are taken ("Do
+   * not interfere with other mappings of this folio": page_mapcount() != 1 in v5.4,
+   * folio_estimated_sharers() / folio_likely_mapped_shared() / folio_maybe_mapped_shared() later,
+   * the same test for a small folio); the zero page, DAX and device pages (no LRU) and
+   * page-cache pages (shmem swap is not modelled) are skipped. A THP is split first
+   * (split_huge_page() of a PMD or PTE-mapped one; v5.4 stops at a THP that cannot be split).
+   */
+  *pageout(vma: Vma, s: number, e: number): Op {
+    const k = this.k;
+    for (const leaf of k.vm.leavesIn(vma.mm, s, e)) {
+      if (leaf.pte.level === 'pud') continue;
+      if (leaf.pte.level === 'pmd') {
+        if (!k.thp.isAnonPmd(vma, leaf)) continue; // DAX PMDs, the huge zero page
+        const head = k.folios.folio(leaf.pte.pfn);
+        if (k.folios.mapcount(head) !== 1) continue;
+        if (!k.thp.splitFolioHeld(head, 'madvise_pageout')) continue;
+      }
+    }
+    for (let vpn = s; vpn < e; vpn++) {
+      const leaf = k.vm.lookup(vma.mm, vpn);
+      if (!leaf || leaf.pte.level !== 'pte' || leaf.pte.swap || leaf.pte.devicePrivate || leaf.pte.deviceExclusive) continue;
+      const page = k.vm.normalPage(leaf.pte, leaf.pte.pfn);
+      if (page === null || k.folios.kind(page) !== 'ram') continue;
+      let head = k.folios.folio(page);
+      if (!k.folios.isAnon(head)) continue;
+      if (k.folios.nr(head) > 1) {
+        // a PTE-mapped THP: split (the whole folio must be this process's alone), then the page
+        if (k.vm.pageMapcount(page, head) !== 1 || !k.thp.splitFolioHeld(head, 'madvise_pageout')) continue;
+        head = k.folios.folio(page);
+      }
+      if (k.folios.mapcount(head) !== 1) continue;
+      yield preempt('reclaim_pages');
+      this.reclaim(head);
+    }
+  }
+
+  /**
+   * shrink_folio_list() for one isolated small anonymous folio: add_to_swap() (a slot, the swap
+   * cache's reference, PG_dirty), try_to_unmap() (each PTE becomes a swap entry), pageout() (the
+   * synchronous write), then __remove_mapping() frees the folio if the swap cache's reference is
+   * the only one left; one held by GUP keeps it in the swap cache (the data stays coherent: a
+   * swap-in finds that folio). A maybe-pinned folio is not added to the swap cache from v5.11
+   * (feb889fb40fa "mm: don't put pinned pages into the swap cache").
+   */
+  private reclaim(folio: number): void {
+    const k = this.k;
+    if (kernelAtLeast(k.version, 5, 11) && k.folios.maybeDmaPinned(folio)) return;
+    let slot = this.cached.get(folio);
+    if (slot === undefined) {
+      const got = this.allocSlot();
+      if (got === null) return; // add_to_swap() failed: activate_locked, the folio stays
+      slot = got;
+      this.addToCache(slot, folio, 'add_to_swap');
+    }
+    for (const [mm, vpn] of this.rmap(folio)) if (!this.unmapOne(mm, vpn, folio, slot)) return;
+    if (k.vm.isMapped(folio)) return;
+    // pageout() -> swap_writepage(), complete on return (synchronous device)
+    this.slots.get(slot)!.data = k.pages.data.get(folio) ?? '';
+    // __remove_mapping(): folio_ref_freeze() succeeds only if the swap cache holds the last reference
+    if (k.folios.rc(folio) === 1) this.deleteFromCache(folio, '__remove_mapping: delete_from_swap_cache');
+  }
+
+  /** The PTEs mapping a small folio, in every live process (rmap_walk_anon). */
+  private rmap(folio: number): [Mm, number][] {
+    const found: [Mm, number][] = [];
+    for (const mm of this.k.processes.values()) {
+      if (!mm.alive) continue;
+      for (const [vpn, pte] of mm.ptes) if (!pte.swap && !pte.devicePrivate && !pte.deviceExclusive && !pte.special && !pte.devmap && pte.pfn === folio) found.push([mm, vpn]);
+    }
+    return found;
+  }
+
+  /**
+   * try_to_unmap_one() for one PTE: the PTE becomes a swap entry for the slot (swap_duplicate(),
+   * soft-dirty kept: pte_swp_mksoft_dirty), the rmap and the PTE's reference go. From v5.19 the
+   * entry remembers PageAnonExclusive (1493a1913e34 "mm/swap: remember PG_anon_exclusive via a
+   * swp pte bit"), and an exclusive page that may be pinned cannot be unmapped
+   * (page_try_share_anon_rmap() / folio_try_share_anon_rmap_pte() fails: the PTE is restored and
+   * the walk stops). False when it stopped.
+   */
+  private unmapOne(mm: Mm, vpn: number, folio: number, slot: number): boolean {
+    const k = this.k;
+    const anonExclusiveEra = k.features['wp-reuse'] === 'anon-exclusive';
+    const exclusive = anonExclusiveEra && (k.folios.flags(folio) & PG.anonExclusive) !== 0;
+    if (exclusive && k.folios.maybeDmaPinned(folio)) return false;
+    const vma = k.vm.vmaAt(mm, vpn);
+    if (vma) k.mmuNotify({ mm, start: vpn, end: vpn + 1, event: 'clear', owner: null });
+    const pte = k.vm.clear(mm, vpn, 'pte')!;
+    k.emit('tlb.flush', { mm: mm.name }); // ptep_clear_flush()
+    this.slots.get(slot)!.count++;
+    k.folios.setFlag(folio, PG.anonExclusive, false);
+    k.vm.install(mm, vpn, this.entry(slot, exclusive, pte.softDirty));
+    k.folios.removeMap(folio);
+    k.folios.put(folio, 1, 'try_to_unmap_one');
+    return true;
+  }
+
+  /** A swap PTE (swp_entry_to_pte(), with the exclusive and soft-dirty bits). */
+  private entry(slot: number, exclusive: boolean, softDirty: boolean): Pte {
+    return { pfn: -1, level: 'pte', write: false, dirty: false, special: false, devmap: false, devicePrivate: false, softDirty, swap: { slot, exclusive } };
+  }
+
+  /**
+   * do_swap_page() for a swap PTE: the folio comes from the swap cache, or is read into a new
+   * one (into the swap cache unless the device is synchronous and nothing else names the slot),
+   * and is mapped; whether it is mapped exclusive (and writable, for a write) follows the era:
+   * - v5.19+ (1493a1913e34, c145e0b47c77 "mm: streamline COW logic in do_swap_page()"): a fresh
+   *   folio, or the entry's exclusive bit, or a folio whose only reference is ours; the write of
+   *   a non-exclusive one goes on to do_wp_page(). The latest mainline also maps an exclusive
+   *   folio writable on a read fault (VM_WRITE, no soft-dirty tracking);
+   * - up to v5.18: a write fault reuses the folio when reuse_swap_page() finds it mapped and
+   *   swapped once at most (page_mapcount() + the slot's swap count, GUP references not counted;
+   *   a swap-cache folio found so is deleted from the swap cache), else do_wp_page() decides.
+   * The swap entry is freed (swap_free()); from v5.19 a write fault frees the swap cache of a
+   * folio only it and the cache reference (should_try_to_free_swap()). Returns whether the
+   * write still has to go to do_wp_page().
+   */
+  *fault(vmf: Vmf, leaf: Leaf): Op<boolean> {
+    const k = this.k;
+    const { vma, vpn } = vmf;
+    const entry = leaf.pte.swap!;
+    k.emit('fault', { mm: vma.mm.name, vaddr: vpn, write: vmf.write, kind: 'swap' });
+    // the swap-in read happens without the PTE lock; pte_same() is checked afterwards
+    yield preempt('do_swap_page: swapin');
+    if (k.vm.lookup(vma.mm, vpn)?.pte !== leaf.pte) return false;
+    const slot = this.slots.get(entry.slot);
+    if (!slot) throw new Error(`do_swap_page: swap slot ${entry.slot} is free but a PTE of ${vma.mm.name} names it`);
+    let folio = slot.cache;
+    let fresh = false;
+    if (folio !== null) k.folios.get(folio, 1, 'do_swap_page: swap_cache_get_folio');
+    else {
+      folio = k.ram.allocAnon(k.vm.anonVmaPrepare(vma), slot.data);
+      if (folio === null) throw new KernelError('ENOMEM', 'out of memory in do_swap_page');
+      // SWP_SYNCHRONOUS_IO && __swap_count(entry) == 1: "skip swapcache"
+      if (slot.count === 1) fresh = true;
+      else this.addToCache(entry.slot, folio, 'do_swap_page: add_to_swap_cache');
+    }
+    let exclusive = false;
+    let write = false;
+    if (k.features['wp-reuse'] === 'anon-exclusive') {
+      exclusive = fresh || entry.exclusive || k.folios.rc(folio) === 1;
+      if (exclusive) write = vmf.write || (k.version === 'latest' && !(k.mprotector.softDirtyTracking(vma) && !leaf.pte.softDirty));
+    } else if (vmf.write && this.reuseSwapPage(folio)) {
+      exclusive = true;
+      write = true;
+    }
+    k.folios.setFlag(folio, PG.anonExclusive, exclusive);
+    k.vm.clear(vma.mm, vpn, 'pte');
+    const dirty = write && vmf.write;
+    const softDirty = leaf.pte.softDirty || (dirty && k.softDirtyArch);
+    k.vm.install(vma.mm, vpn, k.faults.pte(folio, 'pte', { write: write && vma.flags.write, dirty, softDirty }));
+    k.folios.addMap(folio);
+    this.swapFree(entry.slot);
+    // should_try_to_free_swap() (v5.19+): a write fault, and the swap cache holds the only other reference
+    if (k.features['wp-reuse'] === 'anon-exclusive' && vmf.write && this.cached.has(folio) && k.folios.rc(folio) === 2) this.freeSwap(folio);
+    return vmf.write && !dirty;
+  }
+
+  /**
+   * reuse_swap_page() (up to v5.18; do_swap_page() for a write, and do_wp_page() up to v5.8):
+   * page_trans_huge_map_swapcount() is the page's mapcount plus, for a swap-cache page, the
+   * slot's swap count; a count of 1 on a swap-cache page deletes it from the swap cache
+   * (delete_from_swap_cache(), SetPageDirty). Reuse when the count is <= 1: GUP references are
+   * not counted (the swapped-out vmsplice leak that c145e0b47c77 closed in v5.19).
+   */
+  reuseSwapPage(folio: number): boolean {
+    const k = this.k;
+    const slot = this.cached.get(folio);
+    const count = k.folios.mapcount(folio) + (slot === undefined ? 0 : this.slots.get(slot)!.count);
+    if (count === 1 && this.cached.has(folio)) this.deleteFromCache(folio, 'reuse_swap_page: delete_from_swap_cache');
+    return count <= 1;
+  }
+
+  /**
+   * folio_free_swap() / try_to_free_swap(): drop a folio from the swap cache once no swap PTE
+   * names its slot (!folio_swapped()); the slot is freed with it. False if it stays.
+   */
+  freeSwap(folio: number): boolean {
+    const slot = this.cached.get(folio);
+    if (slot === undefined || this.slots.get(slot)!.count > 0) return false;
+    this.deleteFromCache(folio, 'folio_free_swap');
+    return true;
+  }
+
+  /**
+   * free_swap_cache() as zap's batched free calls it (free_pages_and_swap_cache()): an unmapped
+   * swap-cache folio is dropped from the swap cache when no swap PTE names it any more.
+   */
+  zapFreeSwapCache(folio: number): void {
+    if (this.cached.has(folio) && this.k.folios.mapcount(folio) === 0) this.freeSwap(folio);
+  }
+
+  /**
+   * copy_nonpresent_pte() for a swap PTE (fork): swap_duplicate(), and "Mark the swap entry as
+   * shared": the parent's entry loses its exclusive bit, the child's copy never has it.
+   */
+  copyEntry(dst: Vma, vpn: number, pte: Pte): void {
+    const entry = pte.swap!;
+    this.slots.get(entry.slot)!.count++;
+    entry.exclusive = false;
+    this.k.vm.install(dst.mm, vpn, this.entry(entry.slot, false, pte.softDirty));
+  }
+
+  /**
+   * zap_pte_range() of a swap PTE: free_swap_and_cache(): the swap count drops; at 0 an unmapped
+   * folio left in the swap cache for the slot is dropped (__try_to_reclaim_swap(TTRS_UNMAPPED)),
+   * a mapped one stays until it is unmapped or reclaimed.
+   */
+  zapEntry(pte: Pte): void {
+    const entry = pte.swap!;
+    this.swapFree(entry.slot);
+    const slot = this.slots.get(entry.slot);
+    if (slot && slot.count === 0 && slot.cache !== null && this.k.folios.mapcount(slot.cache) === 0) this.deleteFromCache(slot.cache, 'free_swap_and_cache');
+  }
+
+  /** swap_free(): one swap PTE less; a slot nothing names and nothing caches is free again. */
+  private swapFree(slot: number): void {
+    const s = this.slots.get(slot)!;
+    s.count--;
+    if (s.count === 0 && s.cache === null) this.release(slot);
+  }
+
+  private allocSlot(): number | null {
+    const slot = this.freed.pop() ?? (this.next < SWAP_SLOTS ? this.next++ : null);
+    if (slot === null) return null;
+    this.slots.set(slot, { count: 0, cache: null, data: '' });
+    return slot;
+  }
+
+  private release(slot: number): void {
+    this.slots.delete(slot);
+    this.freed.push(slot);
+  }
+
+  /** add_to_swap_cache(): the cache takes a reference on the folio (folio_ref_add(nr)). */
+  private addToCache(slot: number, folio: number, why: string): void {
+    this.slots.get(slot)!.cache = folio;
+    this.cached.set(folio, slot);
+    this.k.folios.get(folio, 1, why);
+  }
+
+  /** delete_from_swap_cache(): the cache's reference goes; a slot nothing names is freed. */
+  private deleteFromCache(folio: number, why: string): void {
+    const slot = this.cached.get(folio)!;
+    this.cached.delete(folio);
+    const s = this.slots.get(slot)!;
+    s.cache = null;
+    if (s.count === 0) this.release(slot);
+    this.k.folios.put(folio, 1, why);
+  }
+}

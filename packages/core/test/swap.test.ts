@@ -1,0 +1,189 @@
+import { describe, expect, it } from 'vitest';
+import { createKernel, Monitor, PRESETS, type Kernel } from '../src/index.js';
+import { PG } from '../src/mm/pages.js';
+import { testArch } from '../src/testing.js';
+import { written } from './vm-helpers.js';
+
+// Swap-out by MADV_PAGEOUT, swap entries, swap-in (mm/swap.ts). The device is synchronous
+// (SWP_SYNCHRONOUS_IO): a swap-in of a slot only one PTE names skips the swap cache.
+
+const RELEASES = PRESETS.map((p) => p.name);
+/** The releases with PageAnonExclusive and the swap PTE's exclusive bit (v5.19+). */
+const anonExclusive = (v: string): boolean => !['v5.4', 'v5.10'].includes(v);
+
+function kernel(version = 'latest'): { k: Kernel; m: Monitor } {
+  const k = createKernel({ arch: testArch(), kernel: version });
+  return { k, m: new Monitor(k) };
+}
+
+/** PageAnonExclusive of a page (the flag the model keeps in every era; only v5.19+ reads it). */
+const anonExclusiveFlag = (k: Kernel, pfn: number): boolean => (k.folios.flags(pfn) & PG.anonExclusive) !== 0;
+const pageout = (k: Kernel, map: string, more: { process?: string; offset?: number; length?: number } = {}): void => void k.run(k.madvise({ map, advice: 'pageout', ...more }));
+/** The swap entry at a page of a mapping, or undefined when the PTE is present or absent. */
+const entryAt = (k: Kernel, map: string, page: number, process = 'init') => k.vm.lookup(k.process(process), k.map(map, process).start + page)?.pte.swap;
+
+describe('MADV_PAGEOUT swaps out anonymous pages this process alone maps', () => {
+  it('an exclusive page: the PTE becomes a swap entry (exclusive bit from v5.19), the folio is written and freed', () => {
+    for (const v of RELEASES) {
+      const { k, m } = kernel(v);
+      const [pfn] = written(k, 'm', 1);
+      pageout(k, 'm');
+      const e = entryAt(k, 'm', 0);
+      // try_to_unmap_one(): swap_duplicate() -> swap count 1; __remove_mapping() dropped the swap
+      // cache's reference, the last one: the folio is free, the slot holds the data
+      expect([e?.exclusive, k.swap.swapCount(e!.slot), k.swap.cacheOf(e!.slot), k.ram.live.has(pfn!), k.swap.used], v).toEqual([anonExclusive(v), 1, null, false, 1]);
+      expect([k.isMappedIn({ map: 'm', page: 0 }), k.isSwappedIn({ map: 'm', page: 0 })], v).toEqual([false, true]);
+      expect(m.violations, v).toEqual([]);
+    }
+  });
+
+  it('a read brings it back: a fresh folio (swap count 1: no swap cache), exclusive from v5.19; the slot is freed', () => {
+    for (const v of RELEASES) {
+      const { k } = kernel(v);
+      written(k, 'm', 1);
+      pageout(k, 'm');
+      expect(k.run(k.read({ map: 'm', page: 0 })), v).toBe('m0');
+      const pfn = k.pfnOf({ map: 'm', page: 0 })!;
+      // rc 1 (the PTE's, the fault's reference), mapcount 1, swap_free() freed the only entry
+      expect([k.refcount(pfn), k.mapcount(pfn), k.swap.used, k.swap.inSwapCache(pfn)], v).toEqual([1, 1, 0, false]);
+      // do_swap_page(): an exclusive folio is mapped writable on a read fault only in the
+      // latest mainline; the v5.19+ rule marks it exclusive either way
+      expect(k.isWritableIn({ map: 'm', page: 0 }), v).toBe(v === 'latest');
+      expect(anonExclusiveFlag(k, pfn), v).toBe(anonExclusive(v));
+    }
+  });
+
+  it('a write swap-in maps the page writable and dirty in every release (fresh: reused, exclusive)', () => {
+    for (const v of RELEASES) {
+      const { k } = kernel(v);
+      const [old] = written(k, 'm', 1);
+      pageout(k, 'm');
+      k.run(k.write({ map: 'm', page: 0, data: 'new' }));
+      const pfn = k.pfnOf({ map: 'm', page: 0 })!;
+      // the pfn freed at pageout is the first one alloc_page() hands out again
+      expect([pfn, k.refcount(pfn), k.isWritableIn({ map: 'm', page: 0 }), k.run(k.read({ map: 'm', page: 0 }))], v).toEqual([old, 1, true, 'new']);
+    }
+  });
+
+  it('skips a page shared with a fork child (mapcount 2), the zero page and an unpopulated range', () => {
+    const { k } = kernel('v6.6');
+    const [pfn] = written(k, 'm', 1);
+    k.run(k.fork({ as: 'child' }));
+    pageout(k, 'm');
+    expect([k.pfnOf({ map: 'm', page: 0 }), k.refcount(pfn!), k.mapcount(pfn!), k.swap.used]).toEqual([pfn, 2, 2, 0]);
+    k.run(k.mmap({ anon: true, length: 8192, write: true, as: 'z' }));
+    k.run(k.read({ map: 'z', page: 0 }));
+    pageout(k, 'z');
+    expect([k.pfnOf({ map: 'z', page: 0 }), k.isSwappedIn({ map: 'z', page: 1 }), k.swap.used]).toEqual([k.zeroPfn, false, 0]);
+  });
+
+  it('a page pinned for DMA: swapped out but kept in the swap cache up to v5.10; refused from v5.11 (feb889fb40fa)', () => {
+    for (const v of RELEASES) {
+      const { k, m } = kernel(v);
+      const [pfn] = written(k, 'm', 1);
+      k.run(k.gup({ map: 'm', page: 0, write: true, longterm: true, as: 'dma' }, true));
+      const pinned = k.refcount(pfn!);
+      pageout(k, 'm');
+      if (anonExclusive(v)) {
+        // shrink_folio_list(): folio_maybe_dma_pinned() -> keep_locked, before add_to_swap()
+        expect([k.pfnOf({ map: 'm', page: 0 }), k.refcount(pfn!), k.swap.used], v).toEqual([pfn, pinned, 0]);
+        continue;
+      }
+      // add_to_swap() +1, try_to_unmap_one() -1 (the PTE's): the pin and the swap cache remain,
+      // so __remove_mapping() cannot free it; the swap-in finds the same folio in the cache
+      const e = entryAt(k, 'm', 0)!;
+      expect([k.refcount(pfn!), k.mapcount(pfn!), k.swap.cacheOf(e.slot), k.swap.swapCount(e.slot)], v).toEqual([pinned, 0, pfn, 1]);
+      expect(k.run(k.read({ map: 'm', page: 0 })), v).toBe('m0');
+      // the cache's reference and the PTE's: pinned - 1 + 1 + 1; the swap count is 0 now but the
+      // folio stays in the swap cache while mapped (only a full device or VM_LOCKED frees it)
+      expect([k.pfnOf({ map: 'm', page: 0 }), k.refcount(pfn!), k.swap.swapCount(e.slot), k.swap.inSwapCache(pfn!)], v).toEqual([pfn, pinned + 1, 0, true]);
+      expect(m.violations, v).toEqual([]);
+    }
+  });
+
+  it('a PMD-mapped THP is split and each subpage swapped out (512 entries, exclusive from v5.19)', () => {
+    for (const v of ['v5.10', 'v6.6']) {
+      const { k } = kernel(v);
+      k.run(k.mmap({ anon: true, length: 4 * 2 ** 20, write: true, as: 'm' }));
+      k.run(k.madvise({ map: 'm', advice: 'hugepage', offset: 2 ** 21, length: 2 ** 21 }));
+      k.run(k.write({ map: 'm', page: 512, data: 'head' }));
+      const head = k.pfnOf({ map: 'm', page: 512 })!;
+      expect(k.process('init').pmds.size, v).toBe(1);
+      pageout(k, 'm', { offset: 2 ** 21, length: 2 ** 21 });
+      const entries = Array.from({ length: 512 }, (_, i) => entryAt(k, 'm', 512 + i));
+      expect([k.process('init').pmds.size, entries.filter((e) => e !== undefined).length, entries.every((e) => e?.exclusive === (v === 'v6.6')), k.swap.used, k.ram.live.has(head)], v).toEqual([0, 512, true, 512, false]);
+      expect(k.run(k.read({ map: 'm', page: 512 })), v).toBe('head');
+      expect(k.run(k.read({ map: 'm', page: 1023 })), v).toBe('');
+    }
+  });
+});
+
+describe('swap entries across fork, munmap and exit', () => {
+  it('fork duplicates the entry (swap count 2) and clears the exclusive bit of both; each side swaps in from the swap cache', () => {
+    for (const v of RELEASES) {
+      const { k, m } = kernel(v);
+      written(k, 'm', 1);
+      pageout(k, 'm');
+      k.run(k.fork({ as: 'child' }));
+      const e = entryAt(k, 'm', 0)!;
+      expect([e.exclusive, entryAt(k, 'm', 0, 'child')?.exclusive, k.swap.swapCount(e.slot)], v).toEqual([false, false, 2]);
+      // the child reads: swap count 2 -> through the swap cache; rc 2 (cache + PTE), R/O, not exclusive
+      expect(k.run(k.read({ map: 'm', page: 0, process: 'child' })), v).toBe('m0');
+      const pfn = k.pfnOf({ map: 'm', page: 0, process: 'child' })!;
+      expect([k.refcount(pfn), k.mapcount(pfn), k.swap.swapCount(e.slot), k.isWritableIn({ map: 'm', page: 0, process: 'child' }), anonExclusiveFlag(k, pfn)], v).toEqual([2, 1, 1, false, false]);
+      // the parent writes: it finds the cached folio (rc 3 with the fault's), cannot reuse it
+      // (v5.19+: not exclusive, rc != 1; before: reuse_swap_page() counts the child's mapping and
+      // its own entry: 2), maps it and do_wp_page() copies
+      k.run(k.write({ map: 'm', page: 0, data: 'parent' }));
+      expect([k.pfnOf({ map: 'm', page: 0 }) !== pfn, k.refcount(pfn), k.mapcount(pfn), k.swap.swapCount(e.slot), k.swap.inSwapCache(pfn)], v).toEqual([true, 2, 1, 0, true]);
+      expect(k.run(k.read({ map: 'm', page: 0, process: 'child' })), v).toBe('m0');
+      // exit: zap; free_pages_and_swap_cache() drops the unmapped folio from the swap cache: freed
+      k.run(k.exit({ process: 'child' }));
+      expect([k.ram.live.has(pfn), k.swap.used], v).toEqual([false, 0]);
+      expect(m.violations, v).toEqual([]);
+    }
+  });
+
+  it('munmap and exit free the slots of swap entries (free_swap_and_cache)', () => {
+    const { k } = kernel('v6.1');
+    written(k, 'a', 3);
+    written(k, 'b', 2);
+    pageout(k, 'a');
+    pageout(k, 'b');
+    expect(k.swap.used).toBe(5);
+    k.run(k.munmap({ map: 'a' }));
+    expect(k.swap.used).toBe(2);
+    k.run(k.fork({ as: 'child' }));
+    k.run(k.exit({ process: 'init' }));
+    // the child's duplicates keep both slots (swap count 1 each)
+    expect(k.swap.used).toBe(2);
+    k.run(k.exit({ process: 'child' }));
+    expect(k.swap.used).toBe(0);
+  });
+
+  it('GUP faults a swapped-out page in: a R/O longterm pin on v6.6 pins the fresh exclusive folio (no unshare)', () => {
+    const { k, m } = kernel('v6.6');
+    written(k, 'm', 1);
+    pageout(k, 'm');
+    const h = k.run(k.gup({ map: 'm', page: 0, longterm: true, fast: true, as: 'ro' }, true));
+    const pfn = k.pfnOf({ map: 'm', page: 0 })!;
+    // GUP-fast bails on the non-present entry; the slow path's read fault swaps in; rc 1 + GUP_PIN_COUNTING_BIAS
+    expect([h.pfns[0], k.refcount(pfn), k.maybePinned(pfn)]).toEqual([pfn, 1025, true]);
+    k.run(k.write({ map: 'm', page: 0, data: 'w' }));
+    expect(k.pfnOf({ map: 'm', page: 0 })).toBe(pfn);
+    expect(m.violations).toEqual([]);
+  });
+
+  it('soft-dirty travels with the entry and clear_refs clears it there (pte_swp_soft_dirty)', () => {
+    const { k } = kernel('v6.6');
+    written(k, 'm', 1);
+    pageout(k, 'm');
+    const e = (): boolean => k.vm.lookup(k.process('init'), k.map('m').start)!.pte.softDirty;
+    expect(e()).toBe(true);
+    k.run(k.clearRefs({}));
+    expect(e()).toBe(false);
+    // read swap-in: the PTE takes the entry's soft-dirty bit (clear), not dirty
+    k.run(k.read({ map: 'm', page: 0 }));
+    expect([e(), k.isWritableIn({ map: 'm', page: 0 })]).toEqual([false, false]);
+  });
+});
