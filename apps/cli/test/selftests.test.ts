@@ -705,3 +705,30 @@ describe('gup_test -t: the reference each command takes and gives back on PMD-ma
     }
   });
 });
+
+// ---- gup_test -H: the same ioctls on a MAP_HUGETLB buffer (mm/hugetlb.ts) --------------------
+
+describe('gup_test -H: the reference each command takes and gives back on a hugetlb page', () => {
+  // -H maps MAP_PRIVATE|MAP_ANONYMOUS|MAP_HUGETLB and writes p[0] = 0 in every base page: one
+  // anon hugetlb folio per 2 MiB (x86 default size), mapped by one PMD. A hugetlb folio is a large
+  // folio: as for a THP, each page taken adds 1 to _refcount and, for a PIN (v5.7+), 1 to
+  // _pincount. The buffer is one huge page (the tool's default is 128 MiB: 64 of the same).
+  for (const [name, pin, longterm, fast] of GUP_TEST_COMMANDS) {
+    it(`${name}: -H -n -1 -w, every release`, () => {
+      for (const version of RELEASES) {
+        const counted = pin && version !== 'v5.4';
+        const { k } = anonKernel(version);
+        k.run(k.hugetlbPool({ size: 2 ** 21, pages: 1 }));
+        k.run(k.mmap({ anon: true, hugetlb: 2 ** 21, length: 2 ** 21, write: true, as: 'buf' }));
+        for (let p = 0; p < 512; p += 511) k.run(k.write({ map: 'buf', page: p, data: '0x00' }));
+        const head = k.pfnOf({ map: 'buf', page: 0 })!;
+        k.run(k.gup({ map: 'buf', page: 0, pages: 512, write: true, longterm, fast, as: 'all' }, pin));
+        const pincount = k.pages.pincount[k.pages.slot(head)];
+        expect({ version, rc: k.refcount(head), pincount, pinned: k.maybePinned(head) }).toEqual({ version, rc: 513, pincount: counted ? 512 : 0, pinned: counted });
+        k.run(pin ? k.unpin({ name: 'all' }) : k.put({ name: 'all' }));
+        const leaf = k.vm.lookup(k.process('init'), k.map('buf').start)!;
+        expect({ version, rc: k.refcount(head), mapcount: k.mapcount(head), level: leaf.pte.level, write: leaf.pte.write }).toEqual({ version, rc: 1, mapcount: 1, level: 'pmd', write: true });
+      }
+    });
+  }
+});
