@@ -56,7 +56,8 @@ const vmspliceInChild =
   (mprotect: boolean): Case =>
   (k, m) => {
     k.run(k.fork({ as: 'child' }));
-    const old = snapshot(k, m);
+    // child_vmsplice_memcmp_fn(): the child backs the contents up (a swapped-out page is swapped in by the child)
+    const old = snapshot(k, m, 'child');
     k.run(k.gup({ map: 'mem', page: m.first, pages: m.pages, fast: true, process: 'child', as: 'pipe' }, false));
     k.run(k.munmap({ map: 'mem', offset: m.first * PAGE, length: m.pages * 4096, process: 'child' }));
     if (mprotect) mprotectRoRw(k, m);
@@ -125,6 +126,48 @@ export const CASES: readonly [string, Case][] = [
   ['R/O GUP pin on R/O-mapped exclusive page', roPin('exclusive', false)],
   ['R/O GUP-fast pin on R/O-mapped exclusive page', roPin('exclusive', true)],
 ];
+
+const P = 'pass' as const;
+const F = 'FAIL' as const;
+
+/**
+ * The base page's verdicts (docs/selftests.md, "cow.c — verdicts per release (base page)"), in
+ * the tables' columns: v5.4, v5.10, v6.1 and later.
+ */
+export const BASE_PAGE: Readonly<Record<string, readonly [Verdict, Verdict, Verdict]>> = {
+  'Basic COW after fork()': [P, P, P],
+  'Basic COW after fork() with mprotect() optimization': [P, P, P],
+  'vmsplice() + unmap in child': [F, P, P],
+  'vmsplice() + unmap in child with mprotect() optimization': [F, P, P],
+  'vmsplice() before fork(), unmap in parent after fork()': [F, P, P],
+  'vmsplice() + unmap in parent after fork()': [F, P, P],
+  'R/O-mapping a page registered as iouring fixed buffer': [P, F, P],
+  'fork() with an iouring fixed buffer': [F, P, P],
+  'R/O GUP pin on R/O-mapped shared page': [F, F, P],
+  'R/O GUP-fast pin on R/O-mapped shared page': [F, F, P],
+  'R/O GUP pin on R/O-mapped previously-shared page': [P, F, P],
+  'R/O GUP-fast pin on R/O-mapped previously-shared page': [P, F, P],
+  'R/O GUP pin on R/O-mapped exclusive page': [P, F, P],
+  'R/O GUP-fast pin on R/O-mapped exclusive page': [P, F, P],
+};
+
+/**
+ * Swapped out (docs/selftests.md, "cow.c — verdicts per release (swapped out)"), for the base
+ * page and the swapped-out THP contexts alike (the THP is split before it is swapped): the base
+ * page's, except that on v5.10 the parent's write swap-in reuses the page a child's vmsplice()
+ * holds (reuse_swap_page() does not count GUP references; fixed by c145e0b47c77, v5.19).
+ */
+export const SWAPPED_OUT: Readonly<Record<string, readonly [Verdict, Verdict, Verdict]>> = {
+  ...BASE_PAGE,
+  'vmsplice() + unmap in child': [F, F, P],
+  'vmsplice() + unmap in child with mprotect() optimization': [F, F, P],
+};
+
+/** MADV_PAGEOUT of the range, then cow.c's range_is_swapped() (else "MADV_PAGEOUT did not work"). */
+export function swapOut(k: Kernel, m: Mem): void {
+  k.run(k.madvise({ map: 'mem', advice: 'pageout', offset: m.first * PAGE, length: m.pages * PAGE }));
+  for (let page = m.first; page < m.first + m.pages; page++) if (!k.isSwappedIn({ map: 'mem', page })) throw new Error(`MADV_PAGEOUT did not work: page ${page} is not swapped`);
+}
 
 /** The verdict tables' columns: v5.4, v5.10, then v6.1 and every later preset alike. */
 export const column = (version: string): 0 | 1 | 2 => (version === 'v5.4' ? 0 : version === 'v5.10' ? 1 : 2);

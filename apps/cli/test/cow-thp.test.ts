@@ -1,7 +1,7 @@
 import { createKernel, PRESETS, type Kernel } from '@daxlab/core';
 import { x86 } from '@daxlab/arch-x86';
 import { describe, expect, it } from 'vitest';
-import { CASES, column, ends, memset, snapshot, through, verdict, type Mem, type Verdict } from './cow-cases.js';
+import { CASES, column, ends, memset, snapshot, swapOut, SWAPPED_OUT, through, verdict, type Mem, type Verdict } from './cow-cases.js';
 
 // cow.c's anonymous test cases in its THP backing contexts (docs/selftests.md, "cow.c on THP"),
 // driven through the kernel API apart from the scenarios' own `when:` rules: each case is the
@@ -15,10 +15,16 @@ import { CASES, column, ends, memset, snapshot, through, verdict, type Mem, type
 
 const NR = 512;
 const MiB = 2 ** 20;
-type Context = 'pmd' | 'pte' | 'single-pte' | 'partial-mremap' | 'partially-shared';
+type Context = 'pmd' | 'pte' | 'single-pte' | 'partial-mremap' | 'partially-shared' | 'pmd-swap' | 'pte-swap' | 'single-pte-swap';
 
 /** do_run_with_thp(): mmap(2 * thpsize), MADV_HUGEPAGE on the aligned half, mem[0] = 1, memset(mem, 1), then the context. */
 function setup(k: Kernel, ctx: Context): Mem {
+  // THP_RUN_*_SWAPOUT: the context, then MADV_PAGEOUT of mem (cow-cases.ts swapOut)
+  if (ctx.endsWith('-swap')) {
+    const m = setup(k, ctx.slice(0, -'-swap'.length) as Context);
+    swapOut(k, m);
+    return m;
+  }
   k.run(k.mmap({ anon: true, length: 4 * MiB, write: true, as: 'mem' }));
   k.run(k.madvise({ map: 'mem', advice: 'hugepage', offset: 2 * MiB, length: 2 * MiB }));
   k.run(k.write({ map: 'mem', page: NR, data: '0x01' }));
@@ -109,10 +115,14 @@ const EXPECTED: Record<Context, Record<string, readonly [Verdict, Verdict, Verdi
   'single-pte': PTE,
   'partial-mremap': PARTIAL_MREMAP,
   'partially-shared': PTE,
+  // the swapped-out contexts: the THP is split and each page swapped; verdicts of a swapped-out base page
+  'pmd-swap': SWAPPED_OUT,
+  'pte-swap': SWAPPED_OUT,
+  'single-pte-swap': SWAPPED_OUT,
 };
 
 describe('cow.c on anonymous THP, per release (x86, 2 MiB THP)', () => {
-  for (const ctx of ['pmd', 'pte', 'single-pte', 'partial-mremap', 'partially-shared'] as const) {
+  for (const ctx of ['pmd', 'pte', 'single-pte', 'partial-mremap', 'partially-shared', 'pmd-swap', 'pte-swap', 'single-pte-swap'] as const) {
     for (const { name: version } of PRESETS) {
       it(`${ctx} context on ${version}`, () => {
         const got = Object.fromEntries(
