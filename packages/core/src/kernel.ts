@@ -613,6 +613,7 @@ export class Kernel {
     const origin = mm.ranges.get(a.map)!;
     if (a.as !== undefined && mm.vmas.some((v) => v.name === a.as)) throw new InputError(`mapping '${a.as}' already exists in ${mm.name}`, undefined, 'as');
     const { start, pages } = this.rangeIn(a.map, origin, a.offset, a.length);
+    this.hugetlb.refuse(mm, start, pages, 'mremap');
     // mremap(): new_len = PAGE_ALIGN(new_len), and 0 is -EINVAL
     const newPages = a.newLength === undefined ? pages : Math.ceil(a.newLength / this.mmu.basePageSize);
     if (newPages === 0) throw new KernelError('EINVAL', `mremap of '${a.map}' to a new length of 0`);
@@ -639,6 +640,7 @@ export class Kernel {
   *madvise(a: { map: string; advice: Advice; offset?: number; length?: number; process?: string }): Op {
     const { origin, mm } = this.mapRange(a.map, a.process);
     const { start, pages } = this.rangeIn(a.map, origin, a.offset, a.length);
+    this.hugetlb.refuse(mm, start, pages, 'madvise');
     yield* madvise(this, mm, start, pages, a.advice);
   }
 

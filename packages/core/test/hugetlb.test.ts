@@ -192,6 +192,24 @@ describe('hugetlb faults, COW and fork (hugetlb_no_page, hugetlb_wp, copy_hugetl
   });
 });
 
+describe('hugetlb VMAs elsewhere in mm', () => {
+  it('mprotect never upgrades a hugetlb entry and clear_refs skips it (no hugetlb_entry in the walk); madvise and mremap are refused as not modelled', () => {
+    const { k } = kernel('latest');
+    hugetlbMem(k);
+    k.run(k.mprotect({ map: 'mem', write: false }));
+    k.run(k.clearRefs({}));
+    k.run(k.mprotect({ map: 'mem', write: true }));
+    // exclusive, dirty and still soft-dirty: change_pte_range() would map a base page writable here
+    const mm = k.processes.get('init')!;
+    const pmd = [...mm.pmds.values()][0]!;
+    expect([pmd.write, pmd.softDirty]).toEqual([false, true]);
+    for (const f of [() => k.run(k.madvise({ map: 'mem', advice: 'dontneed' })), () => k.run(k.mremap({ map: 'mem', length: HPAGE, dontUnmap: true, as: 'moved' }))]) {
+      const e = errorOf(f);
+      expect([e instanceof KernelError, (e as KernelError).unsupported !== null]).toEqual([true, true]);
+    }
+  });
+});
+
 describe('hugetlbfs memfds (MFD_HUGETLB)', () => {
   /** cow.c run_with_memfd_hugetlb(): fallocated, mapped private RW (mem) and shared R/O (smem), both read. */
   function pair(k: Kernel): number {

@@ -232,6 +232,16 @@ export class Hugetlb {
     h.resv.clear();
   }
 
+  /**
+   * madvise() and mremap() of hugetlb VMAs have rules of their own (huge-page aligned ranges,
+   * MADV_DONTNEED on hugetlb from v5.18, hugetlb mremap from v5.16 [M]) that the model does not
+   * follow: refused as not modelled rather than run through the base-page paths.
+   */
+  refuse(mm: Mm, start: number, pages: number, what: string): void {
+    const vma = mm.vmas.find((v) => v.hugetlb && v.start < start + pages && v.start + v.pages > start);
+    if (vma) throw KernelError.unsupported('EINVAL', `${what} of hugetlb mapping '${vma.name}' is not modelled`);
+  }
+
   /** The index, in huge pages, of the page cache slot a VMA's vpn falls in (vma_hugecache_offset). */
   private index(vma: Vma, base: number): number {
     return (vma.pgoff + (base - vma.start)) / vma.hugetlb!.pages;
