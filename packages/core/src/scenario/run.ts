@@ -150,6 +150,8 @@ export function check(k: Kernel, c: CheckArgs): string | null {
       return cmp(`writable(${where})`, k.isWritableIn(t));
     case 'softDirty':
       return cmp(`softDirty(${where})`, k.isSoftDirtyIn(t));
+    case 'swapped':
+      return cmp(`swapped(${where})`, k.isSwappedIn(t));
     case 'blockFree':
       return cmp(`blockFree(${where})`, k.blockFree(t));
     case 'vmemmap': {

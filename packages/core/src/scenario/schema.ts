@@ -62,7 +62,7 @@ export const ARCH_NAMES = ['x86', 'arm64', 'ppc-hash', 's390'] as const;
 export const FS_NAMES = ['xfs', 'ext4', 'fuse'] as const;
 export const DRIVER_NAMES = ['nvdimm', 'devdax', 'hmm'] as const;
 export const PRESET_NAMES = PRESETS.map((p) => p.name);
-export const CHECK_WHATS = ['refcount', 'mapcount', 'pinned', 'mapped', 'anon', 'blockFree', 'vmemmap', 'writable', 'softDirty'] as const satisfies readonly CheckWhat[];
+export const CHECK_WHATS = ['refcount', 'mapcount', 'pinned', 'mapped', 'anon', 'blockFree', 'vmemmap', 'writable', 'softDirty', 'swapped'] as const satisfies readonly CheckWhat[];
 
 // ---------------------------------------------------------------------------------------------
 // scalars
@@ -157,15 +157,16 @@ const checkShape = {
   vmemmap: CheckTarget.optional().describe("{device}: the device's memmap figures"),
   writable: CheckTarget.optional().describe('{map, page, process?}: the entry mapping it is writable (pte_write)'),
   softDirty: CheckTarget.optional().describe('{map, page, process?}: the page reads soft-dirty in /proc/PID/pagemap (pte_soft_dirty or VM_SOFTDIRTY)'),
+  swapped: CheckTarget.optional().describe('{map, page, process?}: /proc/PID/pagemap reports PM_SWAP (a swap entry, or a device-private / device-exclusive one)'),
   equals: z.union([z.number().int(), z.boolean(), VmemmapFigures]).optional(),
   min: z.number().int().optional(),
   max: z.number().int().optional(),
 } satisfies Record<CheckWhat | 'equals' | 'min' | 'max', z.ZodType>;
 
 const NUMERIC_CHECKS: readonly CheckWhat[] = ['refcount', 'mapcount'];
-const BOOLEAN_CHECKS: readonly CheckWhat[] = ['pinned', 'mapped', 'anon', 'blockFree', 'writable', 'softDirty'];
+const BOOLEAN_CHECKS: readonly CheckWhat[] = ['pinned', 'mapped', 'anon', 'blockFree', 'writable', 'softDirty', 'swapped'];
 /** properties of a mapping's page-table entry, not of a page: only a { map, page } target */
-const ENTRY_CHECKS: readonly CheckWhat[] = ['writable', 'softDirty'];
+const ENTRY_CHECKS: readonly CheckWhat[] = ['writable', 'softDirty', 'swapped'];
 
 const checkArgs = obj(checkShape)
   .superRefine((c, ctx) => {
@@ -374,7 +375,7 @@ export const OP_ARGS = {
     length: Size.optional().describe('how much (rounded up to pages; default: to the end of the mapping)'),
     process: Name.optional().describe('act in this process (default: the one that created the mapping)'),
   }).describe('madvise() of a mapping or a range of it (mm/madvise.c: validity per VMA, zap, VM_DONTCOPY/VM_WIPEONFORK, populate)'),
-  check: checkArgs.describe('assert state now: refcount, mapcount, pinned, mapped, anon, blockFree, vmemmap, writable or softDirty'),
+  check: checkArgs.describe('assert state now: refcount, mapcount, pinned, mapped, anon, blockFree, vmemmap, writable, softDirty or swapped'),
 } satisfies Record<OpName, z.ZodType>;
 
 export const OP_NAMES = Object.keys(OP_ARGS) as OpName[];

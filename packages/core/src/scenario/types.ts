@@ -59,7 +59,7 @@ export interface StepExpect {
 }
 
 /** check: { <what>: target, equals | min | max } */
-export type CheckWhat = 'refcount' | 'mapcount' | 'pinned' | 'mapped' | 'anon' | 'blockFree' | 'vmemmap' | 'writable' | 'softDirty';
+export type CheckWhat = 'refcount' | 'mapcount' | 'pinned' | 'mapped' | 'anon' | 'blockFree' | 'vmemmap' | 'writable' | 'softDirty' | 'swapped';
 
 export interface CheckArgs {
   readonly what: CheckWhat;
