@@ -57,4 +57,20 @@ describe('hmm-tests.c on hugetlb', () => {
       expect([name, before, after]).toEqual([name, Array(3).fill(`WRITE${pmd}`), Array(3).fill(`READ${pmd}`)]);
     }
   });
+
+  // migrate_vma_setup() refuses a hugetlb VMA (is_vm_hugetlb_page -> -EINVAL): HMM_DMIRROR_MIGRATE_TO_DEV fails
+  it('a hugetlb buffer cannot be migrated to the device: EINVAL, the page stays', () => {
+    for (const { name } of PRESETS) {
+      const k = kernel(name);
+      k.run(k.write({ map: 'buf', page: 0, data: 'x' }));
+      const head = k.pfnOf({ map: 'buf', page: 0 })!;
+      let errno = 'ok';
+      try {
+        k.run(k.migrate({ map: 'buf', page: 0, pages: NR, to: 'dmirror0' }));
+      } catch (e) {
+        errno = (e as { code?: string }).code ?? String(e);
+      }
+      expect([name, errno, k.pfnOf({ map: 'buf', page: 0 }), k.refcount(head)]).toEqual([name, 'EINVAL', head, 1]);
+    }
+  });
 });

@@ -55,6 +55,8 @@ export class DeviceMigration {
    */
   setup(vma: Vma, vpn: number, nr: number, select: MigrateSelect): MigrateSlot[] {
     const k = this.k;
+    // migrate_vma_setup(): is_vm_hugetlb_page(args->vma) -> -EINVAL (mm/hugetlb.ts)
+    if (vma.hugetlb) throw new KernelError('EINVAL', `migrate_vma_setup: '${vma.name}' is a hugetlb mapping`);
     const slots: MigrateSlot[] = [];
     for (let v = vpn; v < vpn + nr; v++) {
       if (select.system && this.compoundHole(vma, v, vpn + nr)) throw this.compoundUnsupported(vma, v, 'the empty PMD');
