@@ -340,7 +340,8 @@ export class Hugetlb {
     yield preempt('copy_user_large_folio');
     k.vm.clear(vma.mm, leaf.base, h.level); // huge_ptep_clear_flush
     k.folios.addMap(copy); // hugetlb_add_new_anon_rmap
-    k.vm.install(vma.mm, leaf.base, k.faults.pte(copy, h.level, unshare ? { softDirty: leaf.pte.softDirty } : { write: true, dirty: true }));
+    // make_huge_pte(vma, new, !unshare): an unshare copy is R/O and clean (nothing carried over)
+    k.vm.install(vma.mm, leaf.base, k.faults.pte(copy, h.level, unshare ? {} : { write: true, dirty: true }));
     k.emit('cow', { mm: vma.mm.name, vaddr: leaf.base, from: old, to: copy, why: unshare ? 'hugetlb_wp: unshare' : 'hugetlb_wp: copy the huge page' });
     k.folios.removeMap(old); // hugetlb_remove_rmap
     k.emit('tlb.flush', { mm: vma.mm.name });
@@ -386,7 +387,8 @@ export class Hugetlb {
         if (copy === null) throw new KernelError('ENOMEM', 'fork: no free huge page for the early-COW copy of a pinned hugetlb page (copy_hugetlb_page_range)');
         this.copyData(head, copy);
         k.folios.addMap(copy);
-        k.vm.install(dst.mm, leaf.base, k.faults.pte(copy, h.level, { write: dst.flags.write, dirty: true }));
+        // hugetlb_install_folio(): make_huge_pte(dst_vma, new, 1), writable and dirty whatever VM_WRITE says
+        k.vm.install(dst.mm, leaf.base, k.faults.pte(copy, h.level, { write: true, dirty: true }));
         k.emit('cow', { mm: dst.mm.name, vaddr: leaf.base, from: head, to: copy, why: 'fork: early COW of a maybe-pinned hugetlb page' });
         continue;
       }
