@@ -50,7 +50,7 @@ export const FEATURES = [
     values: [true, false],
     summary: 'fork copies maybe-DMA-pinned anonymous pages eagerly (seed 002)',
     meaning: {
-      true: 'copy_present_page() copies an anon page for the child when mm->has_pinned and page_maybe_dma_pinned() (70e806e4e645 "mm: Do early cow for pinned pages during fork() for ptes", v5.9 [M]); later page_try_dup_anon_rmap() -EBUSY (v5.19)',
+      true: 'copy_present_page() copies an anon page for the child when mm->has_pinned and page_maybe_dma_pinned() (70e806e4e645 "mm: Do early cow for pinned pages during fork() for ptes", v5.9 [M]); later page_try_dup_anon_rmap() -EBUSY (v5.19). hugetlb pages only from v5.12 (4eae4efa2c29 "hugetlb: do early cow when page pinned on src mm"): with this value, a v5.10 kernel still shares them (mm/hugetlb.ts asks the release)',
       false: 'fork shares every anon page and write-protects both PTEs; a later write fault in the parent moves it away from the pin (v5.8 and earlier)',
     },
   },
