@@ -43,6 +43,16 @@ export class Swap {
 
   constructor(private readonly k: Kernel) {}
 
+  /**
+   * Whether swap-in always goes through the swap cache (the 2025 swap table series by Kairui Song,
+   * in mm for the release after v6.18 [M]: only the latest preset): a synchronous device no longer
+   * skips it, so a folio is exclusive only by the entry's bit, and the cache is freed after the
+   * mapping once no other entry names the slot.
+   */
+  private get alwaysSwapCache(): boolean {
+    return kernelAtLeast(this.k.version, 7, 0);
+  }
+
   /** __swap_count(): the swap PTEs naming a slot (0 for a free one). */
   swapCount(slot: number): number {
     return this.slots.get(slot)?.count ?? 0;
@@ -169,7 +179,8 @@ export class Swap {
 
   /**
    * do_swap_page() for a swap PTE: the folio comes from the swap cache, or is read into a new
-   * one (into the swap cache unless the device is synchronous and nothing else names the slot),
+   * one (into the swap cache unless the device is synchronous and nothing else names the slot;
+   * always into it in the latest mainline),
    * and is mapped; whether it is mapped exclusive (and writable, for a write) follows the era:
    * - v5.19+ (1493a1913e34, c145e0b47c77 "mm: streamline COW logic in do_swap_page()"): a fresh
    *   folio, or the entry's exclusive bit, or a folio whose only reference is ours; the write of
@@ -198,8 +209,9 @@ export class Swap {
     else {
       folio = k.ram.allocAnon(k.vm.anonVmaPrepare(vma), slot.data);
       if (folio === null) throw new KernelError('ENOMEM', 'out of memory in do_swap_page');
-      // SWP_SYNCHRONOUS_IO && __swap_count(entry) == 1: "skip swapcache"
-      if (slot.count === 1) fresh = true;
+      // SWP_SYNCHRONOUS_IO && __swap_count(entry) == 1: "skip swapcache" -- until the swap table
+      // series ("mm, swap: never bypass the swap cache even for SWP_SYNCHRONOUS_IO", 2025 [M])
+      if (slot.count === 1 && !this.alwaysSwapCache) fresh = true;
       else this.addToCache(entry.slot, folio, 'do_swap_page: add_to_swap_cache');
     }
     let exclusive = false;
@@ -218,8 +230,13 @@ export class Swap {
     k.vm.install(vma.mm, vpn, k.faults.pte(folio, 'pte', { write: write && vma.flags.write, dirty, softDirty }));
     k.folios.addMap(folio);
     this.swapFree(entry.slot);
-    // should_try_to_free_swap() (v5.19+): a write fault, and the swap cache holds the only other reference
-    if (k.features['wp-reuse'] === 'anon-exclusive' && vmf.write && this.cached.has(folio) && k.folios.rc(folio) === 2) this.freeSwap(folio);
+    // should_try_to_free_swap(): always for a SWP_SYNCHRONOUS_IO device once the swap cache is never
+    // bypassed ("mm, swap: always try to free swap cache for SWP_SYNCHRONOUS_IO devices" [M]);
+    // from v5.19 a write fault when the swap cache holds the only other reference
+    if (this.cached.has(folio)) {
+      if (this.alwaysSwapCache) this.freeSwap(folio);
+      else if (k.features['wp-reuse'] === 'anon-exclusive' && vmf.write && k.folios.rc(folio) === 2) this.freeSwap(folio);
+    }
     return vmf.write && !dirty;
   }
 
