@@ -197,6 +197,24 @@ describe('swap entries across fork, munmap and exit', () => {
     expect(m.violations).toEqual([]);
   });
 
+  it('mremap moves swap entries (the slot follows the page); MADV_DONTNEED of a swap entry frees its slot', () => {
+    const { k, m } = kernel('v6.6');
+    written(k, 'm', 2);
+    pageout(k, 'm');
+    const slot = entryAt(k, 'm', 1)!.slot;
+    k.run(k.mmap({ anon: true, length: 8192, as: 'dst' }));
+    k.run(k.mremap({ map: 'm', length: 8192, to: 'dst', as: 'moved' }));
+    // move_ptes(): the swap PTE moves as is (no swap count change), soft-dirty set
+    expect([entryAt(k, 'moved', 1)?.slot, k.swap.swapCount(slot), k.swap.used]).toEqual([slot, 1, 2]);
+    expect(k.run(k.read({ map: 'moved', page: 1 }))).toBe('m1');
+    // zap_pte_range() -> free_swap_and_cache(): the other slot is free again
+    k.run(k.madvise({ map: 'moved', advice: 'dontneed', offset: 0, length: 4096 }));
+    expect([k.isSwappedIn({ map: 'moved', page: 0 }), k.swap.used]).toEqual([false, 0]);
+    // the zapped page reads as a new zero-filled anonymous page
+    expect(k.run(k.read({ map: 'moved', page: 0 }))).toBe('');
+    expect(m.violations).toEqual([]);
+  });
+
   it('soft-dirty travels with the entry and clear_refs clears it there (pte_swp_soft_dirty)', () => {
     const { k } = kernel('v6.6');
     written(k, 'm', 1);
