@@ -24,12 +24,15 @@ export class Folios {
     return this.k.pages.headOf(pfn);
   }
 
+  // slot() before the array read: materialising a page may replace the arrays (PageStore.grow)
   rc(head: number): number {
-    return this.k.pages.rc[this.k.pages.slot(head)]!;
+    const s = this.k.pages.slot(head);
+    return this.k.pages.rc[s]!;
   }
 
   mapcount(head: number): number {
-    return this.k.pages.mapcount[this.k.pages.slot(head)]!;
+    const s = this.k.pages.slot(head);
+    return this.k.pages.mapcount[s]!;
   }
 
   /**
@@ -177,13 +180,15 @@ export class Folios {
 
   /** folio_test_anon(): page->mapping & PAGE_MAPPING_ANON, evaluated by an mm path. */
   testAnon(head: number, by: string): boolean {
-    const anon = (this.k.pages.mapping[this.k.pages.slot(head)]! & 1) === 1;
+    const s = this.k.pages.slot(head);
+    const anon = (this.k.pages.mapping[s]! & 1) === 1;
     this.k.emit('page.anon-test', { pfn: head, anon, by });
     return anon;
   }
 
   isAnon(head: number): boolean {
-    return (this.k.pages.mapping[this.k.pages.slot(head)]! & 1) === 1;
+    const s = this.k.pages.slot(head);
+    return (this.k.pages.mapping[s]! & 1) === 1;
   }
 
   /**
@@ -197,7 +202,8 @@ export class Folios {
   }
 
   flags(head: number): number {
-    return this.k.pages.flags[this.k.pages.slot(head)]!;
+    const s = this.k.pages.slot(head);
+    return this.k.pages.flags[s]!;
   }
 
   setFlag(head: number, flag: number, on: boolean): void {

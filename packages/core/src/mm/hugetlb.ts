@@ -4,15 +4,24 @@ import { kernelAtLeast } from '../features.js';
 import { preempt, type Op } from '../sched.js';
 import type { HugetlbFile, Hstate, Mm, ShmemFile, Vma } from '../types.js';
 import type { Vmf } from './fault.js';
-import { anonMappingOf, mappingOf, PG } from './pages.js';
+import { anonMappingOf, mappingOf, PG, type PageInit } from './pages.js';
 import type { Leaf } from './vm.js';
 
-/** One hstate's pool (struct hstate): nr_hugepages, free_huge_pages, resv_huge_pages. */
+/** One hstate's pool (struct hstate): nr_hugepages, free_huge_pages, resv_huge_pages, and its free list. */
 interface Pool {
   nr: number;
   free: number;
   resv: number;
+  /** hugepage_freelists: the head pfns of the free huge pages */
+  readonly freeList: number[];
 }
+
+/**
+ * Where pool pages come from: physical memory below the device ranges (which start at 64 GiB,
+ * mm/memremap.ts), taken top-down so that it never meets core's RAM allocator growing up from
+ * 4 GiB (mm/ram.ts) in any run the model can hold.
+ */
+const POOL_TOP = 64 * 2 ** 30;
 
 /**
  * hugetlb (mm/hugetlb.c, fs/hugetlbfs/inode.c): huge pages from a per-size pool, mapped whole by
@@ -34,6 +43,10 @@ interface Pool {
  */
 export class Hugetlb {
   private readonly pools = new Map<number, Pool>();
+  /** huge folios in use, head pfn -> pages: their tails are materialised lazily (initialPage) */
+  private readonly inUse = new Map<number, number>();
+  /** the lowest pfn pool pages were taken from so far */
+  private bottom = 0;
 
   constructor(private readonly k: Kernel) {}
 
@@ -58,13 +71,14 @@ export class Hugetlb {
 
   private pool(h: Hstate): Pool {
     let p = this.pools.get(h.pages);
-    if (!p) this.pools.set(h.pages, (p = { nr: 0, free: 0, resv: 0 }));
+    if (!p) this.pools.set(h.pages, (p = { nr: 0, free: 0, resv: 0, freeList: [] }));
     return p;
   }
 
   /** /sys/kernel/mm/hugepages/hugepages-<size>kB/{nr,free,resv}_hugepages. */
   counters(size: number): { nr: number; free: number; resv: number } {
-    return { ...this.pool(this.hstate(size)) };
+    const { nr, free, resv } = this.pool(this.hstate(size));
+    return { nr, free, resv };
   }
 
   /**
@@ -72,10 +86,32 @@ export class Hugetlb {
    * (min_count = resv + nr - free), so a smaller N stops there.
    */
   setPool(size: number, nr: number): void {
-    const p = this.pool(this.hstate(size));
+    const h = this.hstate(size);
+    const p = this.pool(h);
     const target = Math.max(nr, p.resv + p.nr - p.free);
-    p.free += target - p.nr;
-    p.nr = target;
+    // alloc_pool_huge_folio(): naturally aligned physical ranges, no struct page touched here
+    for (; p.nr < target; p.nr++, p.free++) {
+      if (this.bottom === 0) this.bottom = POOL_TOP / this.k.mmu.basePageSize;
+      this.bottom = Math.floor((this.bottom - h.pages) / h.pages) * h.pages;
+      p.freeList.push(this.bottom);
+    }
+    // remove_pool_hugetlb_folio(): free pages leave the pool (their addresses are not reused)
+    for (; p.nr > target; p.nr--, p.free--) p.freeList.pop();
+  }
+
+  /**
+   * The struct page of a pfn inside a huge folio in use, as prep_compound_page() left it: a tail
+   * (refcount 0, compound_head the head). Asked by the page store for a page it has not seen
+   * (mm/memremap.ts initialPage), so a 1 GiB folio costs the pages that are used, not 262,144.
+   */
+  initialPage(pfn: number): PageInit | null {
+    for (const nr of this.pools.keys()) {
+      const head = pfn - (pfn % nr);
+      if (this.inUse.get(head) !== nr) continue;
+      if (head === pfn) return { rc: 0, headPfn: head, order: Math.log2(nr), flags: PG.head | PG.hugetlb, pgmap: -1 };
+      return { rc: 0, headPfn: head, order: 0, flags: PG.tail, pgmap: -1 };
+    }
+    return null;
   }
 
   /**
@@ -86,24 +122,35 @@ export class Hugetlb {
     const k = this.k;
     const p = this.pool(h);
     if (reserved ? p.free === 0 : p.free - p.resv <= 0) return null;
-    const head = k.ram.allocAnonLarge(0, Math.log2(h.pages));
-    if (head === null) return null;
+    if (k.faultInject.shouldFail('page-alloc')) return null;
+    const head = p.freeList.pop()!;
     p.free--;
     if (reserved) p.resv--;
-    // folio_set_hugetlb(); the page is anon only once hugetlb_add_new_anon_rmap() says so
+    this.inUse.set(head, h.pages);
+    // the folio leaves the free list with one reference; the page is anon only once
+    // hugetlb_add_new_anon_rmap() says so (PageAnonExclusive with it)
     const s = k.pages.slot(head);
+    k.pages.rc[s] = 1;
     k.pages.flags[s] = PG.head | PG.hugetlb | ((mapping & 1) === 1 ? PG.anonExclusive : 0);
     k.pages.mapping[s] = mapping;
+    k.emit('page.ref', { pfn: head, rc: 1, delta: 1, why: `alloc_hugetlb_folio(order ${Math.log2(h.pages)})` });
     return head;
   }
 
-  /** free_huge_folio(): the last reference gives the folio back to its pool's free list. */
+  /**
+   * free_huge_folio(): the last reference gives the folio back to its pool's free list. Its
+   * struct pages and contents are forgotten (the next user gets a cleared page: clear_huge_page).
+   */
   freeFolio(head: number): void {
     const k = this.k;
-    const p = this.pools.get(k.folios.nr(head));
-    if (p) p.free++;
+    const nr = this.inUse.get(head)!;
+    this.inUse.delete(head);
     k.emit('page.free', { pfn: head, type: 'hugetlb' });
-    k.ram.free(head);
+    for (const pfn of [...k.pages.touched(head, nr)]) k.pages.drop(pfn);
+    for (const pfn of [...k.pages.data.keys()]) if (pfn >= head && pfn < head + nr) k.pages.data.delete(pfn);
+    const p = this.pools.get(nr)!;
+    p.free++;
+    p.freeList.push(head);
   }
 
   isHugetlbFolio(head: number): boolean {
@@ -357,12 +404,11 @@ export class Hugetlb {
     k.emit('pte.set', { mm: vma.mm.name, vaddr: leaf.base, pfn: leaf.pte.pfn, level: leaf.pte.level, write: true, devmap: false, special: false });
   }
 
+  /** copy_user_large_folio(): every base page's contents (the pages that have any). */
   private copyData(from: number, to: number): void {
     const data = this.k.pages.data;
-    for (let i = 0; i < this.k.folios.nr(from); i++) {
-      const d = data.get(from + i);
-      if (d !== undefined) data.set(to + i, d);
-    }
+    const nr = this.k.folios.nr(from);
+    for (const [pfn, d] of [...data]) if (pfn >= from && pfn < from + nr) data.set(to + (pfn - from), d);
   }
 
   /**

@@ -40,7 +40,8 @@ export class Memremap {
     const k = this.k;
     if (k.isZeroPfn(pfn)) return { rc: 1, headPfn: pfn, order: 0, flags: PG.reserved, pgmap: -1 };
     const pgmap = this.pgmapOf(pfn);
-    if (!pgmap) return { rc: 0, headPfn: pfn, order: 0, flags: 0, pgmap: -1 };
+    // RAM: a tail of a huge folio in use (mm/hugetlb.ts materialises them lazily), else a free page
+    if (!pgmap) return k.hugetlb?.initialPage(pfn) ?? { rc: 0, headPfn: pfn, order: 0, flags: 0, pgmap: -1 };
     // __init_zone_device_page(): init_page_count() (1), then 0 for types whose free state is 0.
     const rc =
       pgmap.type === 'fsdax'

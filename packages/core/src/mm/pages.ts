@@ -123,12 +123,16 @@ export class PageStore {
     for (const pfn of [...this.slotOf.keys()].sort((a, b) => a - b)) if (pfn >= start && pfn < start + n) yield pfn;
   }
 
+  // slot() first: materialising a page may grow (replace) the arrays, so an array read before
+  // the call would be a stale one (a lazily materialised tail: mm/hugetlb.ts)
   headOf(pfn: number): number {
-    return this.head[this.slot(pfn)]!;
+    const s = this.slot(pfn);
+    return this.head[s]!;
   }
 
   orderOf(head: number): number {
-    return this.order[this.slot(head)]!;
+    const s = this.slot(head);
+    return this.order[s]!;
   }
 
   private arrays(): (Int32Array | Uint32Array | Uint8Array | Float64Array)[] {
