@@ -323,8 +323,8 @@ export class Hugetlb {
    * in a shared mapping (VM_MAYSHARE), an anon folio in a private one (hugetlb_add_new_anon_rmap:
    * exclusive, mapcount 1). An index at or past i_size is VM_FAULT_SIGBUS. The entry is
    * make_huge_pte(writable = VM_WRITE && VM_SHARED): writable and dirty only in a shared writable
-   * mapping; a write in a private mapping then does the COW at once ("Optimization, do the COW
-   * without a second fault": hugetlb_wp reuses the new anon folio, or copies a page-cache one).
+   * mapping; a write in a private mapping then calls hugetlb_wp() at once, saving a second fault
+   * (it reuses the new anon folio, or copies a page-cache one).
    * A folio the owner of a private mapping allocates consumes its reservation for the index.
    */
   private *noPage(vmf: Vmf, base: number): Op {
