@@ -185,6 +185,21 @@ describe('hugetlb faults, COW and fork (hugetlb_no_page, hugetlb_wp, copy_hugetl
     expect(old.pfnOf({ map: 'mem', page: 0 })).not.toBe(p);
   });
 
+  it('GUP-fast sees a hugetlb fork in progress from v5.19 only: copy_hugetlb_page_range() took write_protect_seq from then on', () => {
+    const oddDuringCopy = (version: string): boolean => {
+      const { k } = kernel(version);
+      hugetlbMem(k);
+      const mm = k.processes.get('init')!;
+      const op = k.forker.fork(mm, 'child');
+      for (let r = op.next(); !r.done; r = op.next()) {
+        const y = r.value as { kind: string; point?: string };
+        if (y.kind === 'preempt' && y.point === 'copy_hugetlb_page_range') return mm.writeProtectSeq % 2 === 1;
+      }
+      throw new Error('fork never reached copy_hugetlb_page_range');
+    };
+    expect(['v5.10', 'v6.1', 'latest'].map(oddDuringCopy)).toEqual([false, true, true]);
+  });
+
   it('a pool with one page cannot COW: the failure is reported as not modelled (unmap_ref_private)', () => {
     const { k } = kernel('latest', 1);
     hugetlbMem(k);

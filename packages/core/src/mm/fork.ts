@@ -1,5 +1,6 @@
 import type { Kernel } from '../kernel.js';
 import { KernelError } from '../errors.js';
+import { kernelAtLeast } from '../features.js';
 import { preempt, type Op } from '../sched.js';
 import type { Mm, Pte, Vma } from '../types.js';
 import { PG } from './pages.js';
@@ -29,15 +30,19 @@ export class Fork {
       // is_cow_mapping(): VM_MAYWRITE && !VM_SHARED; do_mmap() sets VM_MAYWRITE on every
       // private mapping, PROT_READ ones too
       const cow = !src.flags.shared;
-      // copy_page_range(): raw_write_seqcount_begin(&src_mm->write_protect_seq) for COW mappings
-      if (cow) parent.writeProtectSeq++;
+      // copy_page_range(): raw_write_seqcount_begin(&src_mm->write_protect_seq) for COW mappings;
+      // a hugetlb VMA returned to copy_hugetlb_page_range() before it, which took the seqcount
+      // itself only from v5.19 ("mm/hugetlb: take src_mm->write_protect_seq in
+      // copy_hugetlb_page_range()"): until then GUP-fast on hugetlb could race with fork
+      const seq = cow && (!src.hugetlb || kernelAtLeast(k.version, 5, 19));
+      if (seq) parent.writeProtectSeq++;
       // copy_page_range(): MMU_NOTIFY_PROTECTION_PAGE over the source VMA of a COW mapping (its
       // PTEs are about to be write-protected): mirror devices drop what they map there
       if (cow) k.mmuNotify({ mm: parent, start: src.start, end: src.start + src.pages, event: 'protection-page', owner: null });
       try {
         yield* this.copyRange(src, dst, cow);
       } finally {
-        if (cow) parent.writeProtectSeq++;
+        if (seq) parent.writeProtectSeq++;
       }
     }
     return child;
