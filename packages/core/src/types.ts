@@ -118,6 +118,8 @@ export interface ShmemFile {
   readonly mapping: AddressSpace;
   /** i_pages: file page index -> pfn of the order-0 folio caching it */
   readonly cache: Map<number, number>;
+  /** indexes whose folio fallocate() added and nothing has zeroed yet (!folio_test_uptodate) */
+  readonly notUptodate: Set<number>;
   /**
    * An open file keeps the inode (memfd: the model never closes it); a shared anonymous
    * mapping's file is held only by its VMAs, so the last unmap evicts it.

@@ -186,6 +186,74 @@ describe('shmem page cache', () => {
   });
 });
 
+describe('fault-around (do_fault_around -> filemap_map_pages)', () => {
+  // 2 MiB mappings are placed PMD-aligned, so page N of one sits at PTE index N: the 64 KiB
+  // fault-around window of a read fault at page N is pages N & ~15 .. (N & ~15) + 15 (4 KiB pages)
+  const MIB2 = 2 * 1024 * 1024;
+
+  it('a read fault also maps the cached, uptodate pages of its 16-page window, each with a reference and a file rmap', () => {
+    const { k, m } = kernel();
+    k.run(k.memfdCreate({ file: 'fd', size: MIB2 }));
+    k.run(k.mmap({ file: 'fd', length: MIB2, shared: true, write: true, as: 'a' }));
+    for (let page = 0; page < 20; page++) k.run(k.write({ map: 'a', page, data: `d${page}` })); // write faults: no fault-around
+    expect(k.isMappedIn({ map: 'a', page: 20 })).toBe(false);
+    k.run(k.mmap({ file: 'fd', length: MIB2, shared: true, as: 'b' }));
+    expect(k.run(k.read({ map: 'b', page: 5 }))).toBe('d5');
+    // pages 0..15 mapped in b; 16..19 are cached but outside the window
+    expect(Array.from({ length: 20 }, (_, page) => k.isMappedIn({ map: 'b', page }))).toEqual([...Array<boolean>(16).fill(true), ...Array<boolean>(4).fill(false)]);
+    // page 9: the cache, a's PTE, b's PTE
+    const pfn = k.pfnOf({ file: 'fd', page: 9 })!;
+    expect([k.refcount(pfn), k.mapcount(pfn)]).toEqual([3, 2]);
+    // b is PROT_READ: read-only entries; clean (no soft-dirty from the PTE, only VM_SOFTDIRTY)
+    expect(k.isWritableIn({ map: 'b', page: 9 })).toBe(false);
+    expect(m.violations).toEqual([]);
+  });
+
+  it('pages fallocate left not uptodate are not mapped around; the faulting page goes through ->fault (which zeroes it)', () => {
+    const { k } = kernel();
+    k.run(k.memfdCreate({ file: 'fd', size: MIB2, fallocate: true }));
+    k.run(k.mmap({ file: 'fd', length: MIB2, shared: true, write: true, as: 'm' }));
+    k.run(k.read({ map: 'm', page: 3 }));
+    k.run(k.read({ map: 'm', page: 8 }));
+    expect(Array.from({ length: 16 }, (_, page) => k.isMappedIn({ map: 'm', page })).flatMap((mapped, page) => (mapped ? [page] : []))).toEqual([3, 8]);
+  });
+
+  it('in a private mapping the neighbours are mapped read-only (COW); a write then copies only the page written', () => {
+    const { k } = kernel();
+    k.run(k.memfdCreate({ file: 'fd', size: MIB2 }));
+    k.run(k.mmap({ file: 'fd', length: MIB2, shared: true, write: true, as: 's' }));
+    for (let page = 0; page < 4; page++) k.run(k.write({ map: 's', page, data: `s${page}` }));
+    k.run(k.mmap({ file: 'fd', length: MIB2, write: true, as: 'p' }));
+    k.run(k.read({ map: 'p', page: 0 }));
+    expect([0, 1, 2, 3].map((page) => [k.isMappedIn({ map: 'p', page }), k.isWritableIn({ map: 'p', page })])).toEqual([[true, false], [true, false], [true, false], [true, false]]);
+    k.run(k.write({ map: 'p', page: 2, data: 'x' }));
+    expect([0, 1, 2, 3].map((page) => k.isAnon(k.pfnOf({ map: 'p', page })!))).toEqual([false, false, true, false]);
+    expect(k.run(k.read({ map: 's', page: 2 }))).toBe('s2');
+  });
+
+  it('the window stops at the VMA and at i_size', () => {
+    const { k } = kernel();
+    k.run(k.memfdCreate({ file: 'fd', size: 6 * PAGE }));
+    k.run(k.mmap({ file: 'fd', length: 6 * PAGE, shared: true, write: true, as: 'a' }));
+    for (let page = 0; page < 6; page++) k.run(k.write({ map: 'a', page, data: `d${page}` }));
+    // a 4-page mapping of file pages 1..4, placed wherever mmap puts it: nothing is mapped outside
+    // it, and what is mapped lies in the aligned 16-page window of the fault
+    const b = k.run(k.mmap({ file: 'fd', length: 4 * PAGE, offset: PAGE, shared: true, as: 'b' }));
+    k.run(k.read({ map: 'b', page: 1 }));
+    expect([b.start - 1, b.start + 4].map((vpn) => k.vm.lookup(b.mm, vpn))).toEqual([null, null]);
+    const window = Math.floor((b.start + 1) / 16);
+    const mapped = [0, 1, 2, 3].filter((page) => k.isMappedIn({ map: 'b', page }));
+    expect(mapped).toContain(1);
+    expect(mapped.every((page) => Math.floor((b.start + page) / 16) === window)).toBe(true);
+    expect(k.pfnOf({ map: 'b', page: 1 })).toBe(k.pfnOf({ file: 'fd', page: 2 }));
+    // a 2 MiB (PMD-aligned) mapping of the 6-page file: the window would be pages 0..15, i_size
+    // stops it at 6 (and a fault past it is SIGBUS)
+    k.run(k.mmap({ file: 'fd', length: 2 * 1024 * 1024, shared: true, as: 'c' }));
+    k.run(k.read({ map: 'c', page: 0 }));
+    expect(Array.from({ length: 16 }, (_, page) => k.isMappedIn({ map: 'c', page })).filter(Boolean).length).toBe(6);
+  });
+});
+
 describe('fork of a private memfd mapping', () => {
   it('a VMA with an anon_vma is copied (vma_needs_copy): the child shares the cache page read-only and the anon copy COW-style', () => {
     const { k, m } = kernel();

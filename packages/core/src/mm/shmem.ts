@@ -5,6 +5,9 @@ import type { HugetlbFile, ShmemFile, Vma } from '../types.js';
 import type { Vmf } from './fault.js';
 import { mappingOf } from './pages.js';
 
+/** mm/memory.c fault_around_bytes: rounddown_pow_of_two(65536), the default since it came (v3.15) */
+const FAULT_AROUND_BYTES = 65536;
+
 /**
  * shmem / tmpfs (mm/shmem.c, mm/memfd.c): files whose page cache is ordinary RAM. A memfd
  * (`memfd-create`) and the file behind MAP_SHARED|MAP_ANONYMOUS (shmem_zero_setup) are both shmem
@@ -16,8 +19,7 @@ import { mappingOf } from './pages.js';
  * the caller one more, which finish_fault() keeps as the PTE's (folio_add_file_rmap_pte: +1
  * mapcount). So a page mapped by n PTEs has refcount 1 + n and mapcount n until the inode goes.
  *
- * Not modelled: shmem THPs (huge=never, the default), swap, fault-around (filemap_map_pages maps
- * cached neighbours on a read fault: here each fault maps one page), partial-page zeroing, seals,
+ * Not modelled: shmem THPs (huge=never, the default), swap, partial-page zeroing, seals,
  * closing a memfd (its inode lives for the whole run), userfaultfd.
  */
 export class Shmem {
@@ -38,7 +40,8 @@ export class Shmem {
     // MFD_HUGETLB: a hugetlbfs inode, whose page cache holds huge folios (mm/hugetlb.ts)
     if (fallocate && hugetlb) this.k.hugetlb.fallocate(file);
     else if (fallocate) {
-      for (let index = 0; index < file.pages; index++) this.k.folios.put(this.getFolio(file, index, 'shmem_fallocate'), 1, 'shmem_fallocate: folio_put');
+      // SGP_FALLOC: the folios are not uptodate (not zeroed) until first used
+      for (let index = 0; index < file.pages; index++) this.k.folios.put(this.getFolio(file, index, 'shmem_fallocate', 'falloc'), 1, 'shmem_fallocate: folio_put');
     }
     return file;
   }
@@ -55,7 +58,7 @@ export class Shmem {
 
   /** A new file in the registry; `hugetlb` makes it a hugetlbfs inode of that page size (mm/hugetlb.ts). */
   newFile(name: string, pages: number, held: boolean, hugetlb?: HugetlbFile): ShmemFile {
-    const file: ShmemFile = { name, pages, mapping: { id: this.k.newAddressSpaceId(), owner: name, entries: new Map(), mmaps: new Set() }, cache: new Map(), held, ...(hugetlb ? { hugetlb } : {}) };
+    const file: ShmemFile = { name, pages, mapping: { id: this.k.newAddressSpaceId(), owner: name, entries: new Map(), mmaps: new Set() }, cache: new Map(), notUptodate: new Set(), held, ...(hugetlb ? { hugetlb } : {}) };
     this.files.set(name, file);
     return file;
   }
@@ -70,8 +73,10 @@ export class Shmem {
    * shmem_get_folio_gfp(SGP_CACHE): the cached folio, or a new zeroed one added to the cache
    * (shmem_alloc_and_add_folio); the caller gets a reference. An index at or past i_size is
    * -EINVAL ("sgp <= SGP_CACHE && index >= i_size"), which a fault turns into SIGBUS (vmf_error).
+   * SGP_CACHE zeroes a folio that fallocate left not uptodate and marks it uptodate; SGP_FALLOC
+   * leaves a new one not uptodate.
    */
-  getFolio(file: ShmemFile, index: number, why: string): number {
+  getFolio(file: ShmemFile, index: number, why: string, sgp: 'cache' | 'falloc' = 'cache'): number {
     if (index >= file.pages) throw new KernelError('SIGBUS', `page ${index} of shmem file '${file.name}' is past its end (${file.pages} pages): shmem_get_folio_gfp -EINVAL`);
     let pfn = file.cache.get(index);
     if (pfn === undefined) {
@@ -79,8 +84,9 @@ export class Shmem {
       if (got === null) throw new KernelError('ENOMEM', `out of memory allocating page ${index} of shmem file '${file.name}'`);
       pfn = got;
       file.cache.set(index, pfn);
+      if (sgp === 'falloc') file.notUptodate.add(index);
       this.k.emit('page.mapping', { pfn, mapping: `shmem:${file.name}`, index, share: 0 });
-    }
+    } else if (sgp === 'cache') file.notUptodate.delete(index);
     this.k.folios.get(pfn, 1, `${why}: shmem_get_folio`);
     return pfn;
   }
@@ -97,11 +103,51 @@ export class Shmem {
   *fault(vmf: Vmf): Op {
     const k = this.k;
     const { vma, vpn } = vmf;
-    const pfn = this.getFolio(this.fileOf(vma), vmf.pgoff, vmf.write ? 'do_shared_fault' : 'do_read_fault');
+    const file = this.fileOf(vma);
+    // do_read_fault(): ->map_pages() first, ->fault() only if that did not map the address
+    if (!vmf.write && this.faultAround(vmf, file)) return;
+    const pfn = this.getFolio(file, vmf.pgoff, vmf.write ? 'do_shared_fault' : 'do_read_fault');
     k.folios.addMap(pfn);
-    const write = vmf.write || (vma.flags.shared && vma.flags.write && !k.mprotector.wantsWritenotify(vma));
-    k.vm.install(vma.mm, vpn, k.faults.pte(pfn, 'pte', { write, dirty: vmf.write }));
+    k.vm.install(vma.mm, vpn, k.faults.pte(pfn, 'pte', { write: vmf.write || this.sharedWritable(vma), dirty: vmf.write }));
     yield* [];
+  }
+
+  /** vm_page_prot is writable: a shared writable mapping that wants no write notification. */
+  private sharedWritable(vma: Vma): boolean {
+    return vma.flags.shared && vma.flags.write && !this.k.mprotector.wantsWritenotify(vma);
+  }
+
+  /**
+   * do_fault_around() -> filemap_map_pages() (shmem_vm_ops and shmem_anon_vm_ops have
+   * ->map_pages): a read fault also maps the cached, uptodate folios of the fault_around_bytes
+   * (64 KiB) window around the address — aligned to it, inside the VMA, the PTE table and i_size —
+   * whose PTEs are empty, each with a reference and a file rmap, clean, with vm_page_prot's write
+   * bit. With 64 KiB pages the window is one page and nothing is done. True when the faulting
+   * address itself was mapped (VM_FAULT_NOPAGE: no ->fault).
+   */
+  private faultAround(vmf: Vmf, file: ShmemFile): boolean {
+    const k = this.k;
+    const nr = Math.floor(FAULT_AROUND_BYTES / k.mmu.basePageSize);
+    if (nr <= 1) return false;
+    const { vma, vpn } = vmf;
+    const ptrs = k.vm.pmdPages; // PTRS_PER_PTE
+    const pteOff = vpn % ptrs;
+    const vmaOff = vpn - vma.start;
+    const fromPte = Math.max(pteOff - (pteOff % nr), pteOff - Math.min(pteOff, vmaOff));
+    const toPte = Math.min(fromPte + nr, ptrs, pteOff + vma.pages - vmaOff) - 1;
+    let mapped = false;
+    for (let pte = fromPte; pte <= toPte; pte++) {
+      const at = vpn - pteOff + pte;
+      const index = vmf.pgoff - pteOff + pte;
+      if (index >= file.pages) break;
+      const pfn = file.cache.get(index);
+      if (pfn === undefined || file.notUptodate.has(index) || k.vm.lookup(vma.mm, at)) continue;
+      k.folios.get(pfn, 1, 'filemap_map_pages');
+      k.folios.addMap(pfn);
+      k.vm.install(vma.mm, at, k.faults.pte(pfn, 'pte', { write: this.sharedWritable(vma) }));
+      if (at === vpn) mapped = true;
+    }
+    return mapped;
   }
 
   /**
@@ -179,6 +225,7 @@ export class Shmem {
     for (const [index, pfn] of [...file.cache].sort((a, b) => a[0] - b[0])) {
       if (index < from || index >= end) continue;
       file.cache.delete(index);
+      file.notUptodate.delete(index);
       k.pages.mapping[k.pages.slot(pfn)] = 0;
       k.emit('page.mapping', { pfn, mapping: 'NULL', index: 0, share: 0 });
       k.folios.put(pfn, 1, 'shmem_undo_range: truncate_inode_folio');
