@@ -46,9 +46,9 @@ describe('MADV_PAGEOUT swaps out anonymous pages this process alone maps', () =>
       const pfn = k.pfnOf({ map: 'm', page: 0 })!;
       // rc 1 (the PTE's, the fault's reference), mapcount 1, swap_free() freed the only entry
       expect([k.refcount(pfn), k.mapcount(pfn), k.swap.used, k.swap.inSwapCache(pfn)], v).toEqual([1, 1, 0, false]);
-      // do_swap_page(): an exclusive folio is mapped writable on a read fault only in the
-      // latest mainline; the v5.19+ rule marks it exclusive either way
-      expect(k.isWritableIn({ map: 'm', page: 0 }), v).toBe(v === 'latest');
+      // do_swap_page(): an exclusive folio is mapped writable on a read fault from v6.11
+      // (c18160dba5ff); the v5.19+ rule marks it exclusive either way
+      expect(k.isWritableIn({ map: 'm', page: 0 }), v).toBe(v === 'v6.15' || v === 'latest');
       expect(anonExclusiveFlag(k, pfn), v).toBe(anonExclusive(v));
     }
   });
@@ -165,6 +165,24 @@ describe('swap entries across fork, munmap and exit', () => {
     // swap cache: refcount 2 at the check (cache + fault) and no exclusive bit: mapped R/O, not
     // exclusive; then the cache is freed (no entry names the slot any more): rc 1
     expect(shape('latest')).toEqual([false, false, 1, false]);
+  });
+
+  it("after the child that swapped the page in exits, the parent's write swap-in reuses that swap-cache folio in every release", () => {
+    for (const v of RELEASES) {
+      const { k } = kernel(v);
+      written(k, 'm', 1);
+      pageout(k, 'm');
+      k.run(k.fork({ as: 'child' }));
+      k.run(k.read({ map: 'm', page: 0, process: 'child' }));
+      const pfn = k.pfnOf({ map: 'm', page: 0, process: 'child' })!;
+      k.run(k.exit({ process: 'child' }));
+      // the parent's entry still names the slot: the unmapped folio stays in the swap cache (rc 1)
+      expect([k.refcount(pfn), k.swap.inSwapCache(pfn)], v).toEqual([1, true]);
+      k.run(k.write({ map: 'm', page: 0, data: 'w' }));
+      // v5.19+: swap_free() (count 0), should_try_to_free_swap() (write, rc 2) frees the cache, rc 1
+      // -> exclusive; before: reuse_swap_page() = mapcount 0 + swap count 1 -> delete_from_swap_cache
+      expect([k.pfnOf({ map: 'm', page: 0 }), k.refcount(pfn), k.isWritableIn({ map: 'm', page: 0 }), k.swap.used], v).toEqual([pfn, 1, true, 0]);
+    }
   });
 
   it('munmap and exit free the slots of swap entries (free_swap_and_cache)', () => {

@@ -183,9 +183,10 @@ export class Swap {
    * always into it in the latest mainline),
    * and is mapped; whether it is mapped exclusive (and writable, for a write) follows the era:
    * - v5.19+ (1493a1913e34, c145e0b47c77 "mm: streamline COW logic in do_swap_page()"): a fresh
-   *   folio, or the entry's exclusive bit, or a folio whose only reference is ours; the write of
-   *   a non-exclusive one goes on to do_wp_page(). The latest mainline also maps an exclusive
-   *   folio writable on a read fault (VM_WRITE, no soft-dirty tracking);
+   *   folio, or the entry's exclusive bit, or a folio whose only reference is ours (after a write
+   *   fault freed the swap cache); the write of a non-exclusive one goes on to do_wp_page().
+   *   From v6.11 an exclusive folio is mapped writable on a read fault too (VM_WRITE, no
+   *   soft-dirty write-protection needed);
    * - up to v5.18: a write fault reuses the folio when reuse_swap_page() finds it mapped and
    *   swapped once at most (page_mapcount() + the slot's swap count, GUP references not counted;
    *   a swap-cache folio found so is deleted from the swap cache), else do_wp_page() decides.
@@ -216,10 +217,23 @@ export class Swap {
     }
     let exclusive = false;
     let write = false;
-    if (k.features['wp-reuse'] === 'anon-exclusive') {
+    const anonExclusiveEra = k.features['wp-reuse'] === 'anon-exclusive';
+    if (anonExclusiveEra) {
+      if (!this.alwaysSwapCache) {
+        // v5.19 (c145e0b47c77): "Remove the swap entry and conditionally try to free up the
+        // swapcache" before mapping: swap_free(), then should_try_to_free_swap() for a write
+        // fault when the cache holds the only other reference (page_count() == 2)
+        this.swapFree(entry.slot);
+        if (vmf.write && this.cached.has(folio) && k.folios.rc(folio) === 2) this.freeSwap(folio);
+      }
       exclusive = fresh || entry.exclusive || k.folios.rc(folio) === 1;
-      if (exclusive) write = vmf.write || (k.version === 'latest' && !(k.mprotector.softDirtyTracking(vma) && !leaf.pte.softDirty));
+      // an exclusive folio: writable for a write fault; from v6.11 for a read fault too when the
+      // VMA is writable and soft-dirty tracking does not need the write fault (c18160dba5ff,
+      // 20dfa5b7adc5 pte_needs_soft_dirty_wp(), Barry Song, June 2024 [M])
+      const mapWritableOnRead = kernelAtLeast(k.version, 6, 11) && vma.flags.write && !(k.mprotector.softDirtyTracking(vma) && !leaf.pte.softDirty);
+      if (exclusive) write = vmf.write || mapWritableOnRead;
     } else if (vmf.write && this.reuseSwapPage(folio)) {
+      // up to v5.18 reuse_swap_page() is asked before the rmap and swap_free() (its own count)
       exclusive = true;
       write = true;
     }
@@ -229,13 +243,13 @@ export class Swap {
     const softDirty = leaf.pte.softDirty || (dirty && k.softDirtyArch);
     k.vm.install(vma.mm, vpn, k.faults.pte(folio, 'pte', { write: write && vma.flags.write, dirty, softDirty }));
     k.folios.addMap(folio);
-    this.swapFree(entry.slot);
-    // should_try_to_free_swap(): always for a SWP_SYNCHRONOUS_IO device once the swap cache is never
-    // bypassed ("mm, swap: always try to free swap cache for SWP_SYNCHRONOUS_IO devices" [M]);
-    // from v5.19 a write fault when the swap cache holds the only other reference
-    if (this.cached.has(folio)) {
-      if (this.alwaysSwapCache) this.freeSwap(folio);
-      else if (k.features['wp-reuse'] === 'anon-exclusive' && vmf.write && k.folios.rc(folio) === 2) this.freeSwap(folio);
+    if (!anonExclusiveEra) this.swapFree(entry.slot);
+    if (anonExclusiveEra && this.alwaysSwapCache) {
+      // the swap table series: the entry is put and the swap cache freed after mapping, and for a
+      // SWP_SYNCHRONOUS_IO device always tried ("mm, swap: always try to free swap cache for
+      // SWP_SYNCHRONOUS_IO devices", "mm, swap: free the swap cache after folio is mapped" [M])
+      this.swapFree(entry.slot);
+      if (this.cached.has(folio)) this.freeSwap(folio);
     }
     return vmf.write && !dirty;
   }
