@@ -65,7 +65,7 @@ describe('MADV_PAGEOUT swaps out anonymous pages this process alone maps', () =>
     }
   });
 
-  it('skips a page shared with a fork child (mapcount 2), the zero page and an unpopulated range', () => {
+  it('from v5.5 skips a page shared with a fork child (mapcount 2); the zero page and an unpopulated range always', () => {
     const { k } = kernel('v6.6');
     const [pfn] = written(k, 'm', 1);
     k.run(k.fork({ as: 'child' }));
@@ -75,6 +75,18 @@ describe('MADV_PAGEOUT swaps out anonymous pages this process alone maps', () =>
     k.run(k.read({ map: 'z', page: 0 }));
     pageout(k, 'z');
     expect([k.pfnOf({ map: 'z', page: 0 }), k.isSwappedIn({ map: 'z', page: 1 }), k.swap.used]).toEqual([k.zeroPfn, false, 0]);
+  });
+
+  it('v5.4 pages out a page shared with a fork child too (no mapcount test before v5.5): both PTEs become entries of one slot', () => {
+    const { k, m } = kernel('v5.4');
+    const [pfn] = written(k, 'm', 1);
+    k.run(k.fork({ as: 'child' }));
+    pageout(k, 'm');
+    // try_to_unmap() walks every mapping: swap count 2, the folio freed
+    const e = entryAt(k, 'm', 0)!;
+    expect([entryAt(k, 'm', 0, 'child')?.slot, k.swap.swapCount(e.slot), k.ram.live.has(pfn!)]).toEqual([e.slot, 2, false]);
+    expect(k.run(k.read({ map: 'm', page: 0, process: 'child' }))).toBe('m0');
+    expect(m.violations).toEqual([]);
   });
 
   it('a page pinned for DMA: swapped out but kept in the swap cache up to v5.10; refused from v5.11 (feb889fb40fa)', () => {

@@ -75,10 +75,10 @@ export class Swap {
 
   /**
    * MADV_PAGEOUT of [s, e) of an anonymous-capable VMA (madvise_cold_or_pageout_pte_range(), then
-   * reclaim_pages() -> shrink_folio_list()). Only folios this process alone maps are taken ("Do
-   * not interfere with other mappings of this folio": page_mapcount() != 1 in v5.4,
-   * folio_estimated_sharers() / folio_likely_mapped_shared() / folio_maybe_mapped_shared() later,
-   * the same test for a small folio); the zero page, DAX and device pages (no LRU) and
+   * reclaim_pages() -> shrink_folio_list()). From v5.5 only folios this process alone maps are
+   * taken (mappedElsewhere: page_mapcount() != 1, later folio_estimated_sharers() /
+   * folio_likely_mapped_shared() / folio_maybe_mapped_shared(), the same test for a small
+   * folio); the zero page, DAX and device pages (no LRU) and
    * page-cache pages (shmem swap is not modelled) are skipped. A THP is split first
    * (split_huge_page() of a PMD or PTE-mapped one; v5.4 stops at a THP that cannot be split).
    */
@@ -89,7 +89,9 @@ export class Swap {
       if (leaf.pte.level === 'pmd') {
         if (!k.thp.isAnonPmd(vma, leaf)) continue; // DAX PMDs, the huge zero page
         const head = k.folios.folio(leaf.pte.pfn);
-        if (k.folios.mapcount(head) !== 1) continue;
+        // a PMD the range covers in part is split only when mapped once, in v5.4 too
+        const whole = leaf.base >= s && leaf.base + leaf.pages <= e;
+        if (this.mappedElsewhere(head) || (!whole && k.folios.mapcount(head) !== 1)) continue;
         if (!k.thp.splitFolioHeld(head, 'madvise_pageout')) continue;
       }
     }
@@ -105,10 +107,19 @@ export class Swap {
         if (k.vm.pageMapcount(page, head) !== 1 || !k.thp.splitFolioHeld(head, 'madvise_pageout')) continue;
         head = k.folios.folio(page);
       }
-      if (k.folios.mapcount(head) !== 1) continue;
+      if (this.mappedElsewhere(head)) continue;
       yield preempt('reclaim_pages');
       this.reclaim(head);
     }
+  }
+
+  /**
+   * "Do not interfere with other mappings of this page": from 12e967fd8e4e "mm: do not allow
+   * MADV_PAGEOUT for CoW pages" (v5.5 [M]) a folio mapped more than once is skipped; v5.4 pages
+   * out a page it shares with a fork child too, and try_to_unmap() takes every mapping.
+   */
+  private mappedElsewhere(head: number): boolean {
+    return kernelAtLeast(this.k.version, 5, 5) && this.k.folios.mapcount(head) !== 1;
   }
 
   /**
