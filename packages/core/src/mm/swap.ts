@@ -132,9 +132,10 @@ export class Swap {
    */
   private reclaim(folio: number): void {
     const k = this.k;
-    if (kernelAtLeast(k.version, 5, 11) && k.folios.maybeDmaPinned(folio)) return;
     let slot = this.cached.get(folio);
     if (slot === undefined) {
+      // "if (folio_maybe_dma_pinned(folio)) goto keep_locked" before add_to_swap() (v5.11)
+      if (kernelAtLeast(k.version, 5, 11) && k.folios.maybeDmaPinned(folio)) return;
       const got = this.allocSlot();
       if (got === null) return; // add_to_swap() failed: activate_locked, the folio stays
       slot = got;
