@@ -245,6 +245,19 @@ describe('swap entries across fork, munmap and exit', () => {
     expect(m.violations).toEqual([]);
   });
 
+  it('MADV_FREE discards a swapped-out page (free_swap_and_cache, entry cleared): the next read is a new zero-filled page', () => {
+    for (const v of RELEASES) {
+      const { k, m } = kernel(v);
+      written(k, 'm', 2);
+      pageout(k, 'm', { offset: 4096, length: 4096 });
+      k.run(k.madvise({ map: 'm', advice: 'free' }));
+      expect([k.isSwappedIn({ map: 'm', page: 1 }), k.swap.used], v).toEqual([false, 0]);
+      // the present page keeps its data (no reclaim); the discarded one reads as the zero page
+      expect([k.run(k.read({ map: 'm', page: 0 })), k.run(k.read({ map: 'm', page: 1 }))], v).toEqual(['m0', '']);
+      expect(m.violations, v).toEqual([]);
+    }
+  });
+
   it('soft-dirty travels with the entry and clear_refs clears it there (pte_swp_soft_dirty)', () => {
     const { k } = kernel('v6.6');
     written(k, 'm', 1);

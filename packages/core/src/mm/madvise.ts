@@ -171,13 +171,16 @@ function* dontneed(k: Kernel, vma: Vma, s: number, e: number): Op {
 /**
  * madvise_free_pte_range(): each anonymous page the range maps is marked lazily freeable
  * (mark_page_lazyfree / folio_mark_lazyfree) and its PTE made clean and old, so reclaim may drop
- * it instead of swapping it out. Only a page that is PG_dirty or in the swap cache and mapped
- * elsewhere too is skipped ("if folio is shared with others, we mustn't clear the folio's dirty
- * flag"); the model's anonymous pages are never either (no swap, no PG_dirty on anon), so a page
- * shared with a fork child is cleaned in this process as well -- the child's dirty PTE would
- * keep reclaim from dropping it. The zero page (no vm_normal_page()) and non-present entries are
- * left alone. Without memory pressure nothing else happens: the model has no reclaim, so the
- * page stays mapped with its data until a write dirties it again.
+ * it instead of swapping it out. A page that is PG_dirty or in the swap cache is skipped when
+ * mapped elsewhere too ("if folio is shared with others, we mustn't clear the folio's dirty
+ * flag"), and a swap-cache one mapped once first leaves the swap cache (folio_free_swap(), else
+ * skipped); the model keeps no PG_dirty on anon pages, so a page shared with a fork child and
+ * not in the swap cache is cleaned in this process as well -- the child's dirty PTE would keep
+ * reclaim from dropping it. A swap entry in the range is discarded (free_swap_and_cache() and
+ * the entry cleared: the data is gone, the next access faults in a new page). The zero page (no
+ * vm_normal_page()) and device entries are left alone. Without memory pressure nothing else
+ * happens: the model has no reclaim, so the page stays mapped with its data until a write
+ * dirties it again.
  */
 function lazyfree(k: Kernel, vma: Vma, s: number, e: number): void {
   for (const leaf of k.vm.leavesIn(vma.mm, s, e)) {
@@ -191,10 +194,18 @@ function lazyfree(k: Kernel, vma: Vma, s: number, e: number): void {
       k.emit('pte.set', { mm: vma.mm.name, vaddr: leaf.base, pfn: leaf.pte.pfn, level: 'pmd', write: leaf.pte.write, devmap: false, special: false });
       continue;
     }
+    if (leaf.pte.swap) {
+      // "if (!non_swap_entry(entry)) { free_swap_and_cache(entry); pte_clear_not_present_full() }"
+      k.vm.clear(vma.mm, leaf.base, 'pte');
+      k.swap.zapEntry(leaf.pte);
+      continue;
+    }
     if (nonPresent(leaf.pte) || leaf.pte.level !== 'pte') continue;
     const page = k.vm.normalPage(leaf.pte, leaf.pte.pfn);
     if (page === null) continue;
-    if (!k.folios.isAnon(k.folios.folio(page))) continue;
+    const folio = k.folios.folio(page);
+    if (!k.folios.isAnon(folio)) continue;
+    if (k.swap.inSwapCache(folio) && (k.folios.mapcount(folio) !== 1 || !k.swap.freeSwap(folio))) continue;
     if (!leaf.pte.dirty) continue;
     leaf.pte.dirty = false; // pte_mkold(pte_mkclean()), then set_pte_at
     k.emit('pte.set', { mm: vma.mm.name, vaddr: leaf.base, pfn: leaf.pte.pfn, level: 'pte', write: leaf.pte.write, devmap: leaf.pte.devmap, special: leaf.pte.special });
