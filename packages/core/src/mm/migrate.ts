@@ -200,7 +200,8 @@ export class DeviceMigration {
     // beyond the collect one (and, with the extra ZONE_DEVICE reference, the idle one) once
     // unmapped: a GUP pin keeps the page where it is
     const kind = k.folios.kind(head);
-    const extra = 1 + (kind !== 'ram' && k.features['devmem-extra-ref'] ? 1 : 0);
+    // a swap-cache page has a mapping (page_mapping(): the swap address space): "extra += 1"
+    const extra = 1 + (kind !== 'ram' && k.features['devmem-extra-ref'] ? 1 : 0) + (k.swap.inSwapCache(head) ? 1 : 0);
     if (kind !== 'private' && k.folios.rc(head) - extra > k.folios.mapcount(head)) {
       this.restore(slot, pfn);
       slot.migrate = false;
@@ -255,6 +256,14 @@ export class DeviceMigration {
         continue;
       }
       const src = k.folios.folio(s.src);
+      // migrate_vma_pages(): to device memory only "folios that are not in the swap cache":
+      // folio_free_swap() must succeed (no swap entry names the slot), else the page stays
+      const toDevice = k.folios.kind(dst) === 'private' || k.folios.kind(dst) === 'coherent';
+      if (toDevice && k.swap.inSwapCache(src) && !k.swap.freeSwap(src)) {
+        s.migrate = false;
+        this.restore(s, s.src);
+        continue;
+      }
       k.pages.mapping[ds] = k.pages.mapping[k.pages.slot(src)]!;
       k.folios.setFlag(dst, PG.anonExclusive, s.exclusive);
       this.restore(s, s.dst);
