@@ -100,7 +100,8 @@ function pageFree(k: Kernel, device: Device, pfn: number): void {
 function allocAndCopyToRam(k: Kernel, slots: readonly MigrateSlot[]): void {
   for (const s of slots) {
     if (!s.migrate || s.src === null) continue;
-    const anonVma = k.pages.mapping[k.pages.slot(s.src)]! >>> 2;
+    const srcSlot = k.pages.slot(s.src);
+    const anonVma = k.pages.mapping[srcSlot]! >>> 2;
     s.dst = k.ram.allocAnon(anonVma, k.pages.data.get(s.src) ?? '');
   }
 }

@@ -239,7 +239,8 @@ export class Dax {
     const p = this.k.pages;
     const order = p.orderOf(head);
     if (order === 0) return;
-    if (p.rc[p.slot(head)] !== 0) this.k.warn(`dax_folio_reset_order: folio ${head} still has refcount ${p.rc[p.slot(head)]}`);
+    const hs = p.slot(head);
+    if (p.rc[hs] !== 0) this.k.warn(`dax_folio_reset_order: folio ${head} still has refcount ${p.rc[hs]}`);
     for (let i = 0; i < 2 ** order; i++) {
       const s = p.slot(head + i);
       p.head[s] = head + i;
@@ -249,7 +250,8 @@ export class Dax {
   }
 
   describeMapping(pfn: number): string {
-    const m = this.k.pages.mapping[this.k.pages.slot(pfn)]!;
+    const s = this.k.pages.slot(pfn);
+    const m = this.k.pages.mapping[s]!;
     if (m === 0) return 'NULL';
     if (m === PAGE_MAPPING_DAX_SHARED) return 'PAGE_MAPPING_DAX_SHARED(0x1)';
     return (m & 1) === 1 ? `anon_vma ${Math.floor(m / 4)}` : `address_space ${Math.floor(m / 4)}`;

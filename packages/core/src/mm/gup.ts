@@ -43,7 +43,8 @@ export class Gup {
     const owners = pfns.map((pfn) => k.blockOwner(pfn));
     for (const pfn of pfns) {
       const p = k.pages;
-      p.gup[p.slot(pfn)]! += 1;
+      const s = p.slot(pfn);
+      p.gup[s]! += 1;
     }
     const handle: GupHandle = { name: req.name, mm, vma: req.vma, vpn: req.vpn, pfns, pin: req.pin, write: req.write, longterm: req.longterm, owners, released: false };
     k.emit('gup.pin', { mm: mm.name, name: req.name, pfns: [...pfns], pin: req.pin, longterm: req.longterm, write: req.write, fast: req.fast });
@@ -64,7 +65,8 @@ export class Gup {
     const k = this.k;
     if (!this.counted(pin)) return k.folios.get(head, 1, why);
     if (k.folios.hasPincount(head)) {
-      k.pages.pincount[k.pages.slot(head)]! += 1;
+      const s = k.pages.slot(head);
+      k.pages.pincount[s]! += 1;
       k.folios.get(head, 1, why);
     } else k.folios.get(head, GUP_PIN_COUNTING_BIAS, why);
   }
@@ -74,7 +76,8 @@ export class Gup {
     const k = this.k;
     if (!this.counted(pin)) return k.folios.put(head, 1, why);
     if (k.folios.hasPincount(head)) {
-      k.pages.pincount[k.pages.slot(head)]! -= 1;
+      const s = k.pages.slot(head);
+      k.pages.pincount[s]! -= 1;
       k.folios.put(head, 1, why);
     } else k.folios.put(head, GUP_PIN_COUNTING_BIAS, why);
   }
@@ -276,7 +279,8 @@ export class Gup {
         continue;
       }
       const p = k.pages;
-      p.gup[p.slot(pfn)]! -= 1;
+      const s = p.slot(pfn);
+      p.gup[s]! -= 1;
       this.ungrab(k.folios.folio(pfn), asPin, asPin ? 'unpin_user_page' : 'put_page');
     }
     k.emit('gup.unpin', { name: h.name, pfns: [...h.pfns], pin: asPin });

@@ -191,7 +191,8 @@ export class Hugetlb {
     if (pfn === null) throw new KernelError('ENOSPC', `${why}: no free ${h.pages * k.mmu.basePageSize / 2 ** 20} MiB huge page for page ${index} of '${file.name}'`);
     h.resv.add(index);
     file.cache.set(index, pfn);
-    k.pages.index[k.pages.slot(pfn)] = index;
+    const s = k.pages.slot(pfn);
+    k.pages.index[s] = index;
     k.emit('page.mapping', { pfn, mapping: `hugetlbfs:${file.name}`, index, share: 0 });
     k.folios.get(pfn, 1, `${why}: hugetlb_add_to_page_cache`);
     return pfn;

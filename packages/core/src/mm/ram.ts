@@ -36,7 +36,10 @@ export class Ram {
    */
   allocFile(mapping: number, index: number): number | null {
     const pfn = this.alloc(0, mapping, '');
-    if (pfn !== null) this.k.pages.index[this.k.pages.slot(pfn)] = index;
+    if (pfn !== null) {
+      const s = this.k.pages.slot(pfn);
+      this.k.pages.index[s] = index;
+    }
     return pfn;
   }
 

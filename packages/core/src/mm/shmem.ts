@@ -226,7 +226,8 @@ export class Shmem {
       if (index < from || index >= end) continue;
       file.cache.delete(index);
       file.notUptodate.delete(index);
-      k.pages.mapping[k.pages.slot(pfn)] = 0;
+      const s = k.pages.slot(pfn);
+      k.pages.mapping[s] = 0;
       k.emit('page.mapping', { pfn, mapping: 'NULL', index: 0, share: 0 });
       k.folios.put(pfn, 1, 'shmem_undo_range: truncate_inode_folio');
     }

@@ -221,11 +221,13 @@ export class Thp {
       // the head page keeps the caller's reference on top of its own mappings
       p.rc[s] = ptes + (i === 0 ? 1 : 0);
     }
-    k.emit('page.ref', { pfn: head, rc: p.rc[p.slot(head)]!, delta: 0, why: `__split_huge_page: order ${Math.log2(nr)} -> ${nr} order-0 pages` });
+    const hs = p.slot(head);
+    k.emit('page.ref', { pfn: head, rc: p.rc[hs]!, delta: 0, why: `__split_huge_page: order ${Math.log2(nr)} -> ${nr} order-0 pages` });
     // a subpage nothing maps any more (a partly unmapped THP) loses its last reference at the
     // end of the split (__split_huge_page: free_page_and_swap_cache / folio_put of each tail)
     for (let i = 1; i < nr; i++) {
-      if (p.rc[p.slot(head + i)] !== 0) continue;
+      const s = p.slot(head + i);
+      if (p.rc[s] !== 0) continue;
       k.emit('page.free', { pfn: head + i, type: 'ram' });
       k.ram.free(head + i);
     }

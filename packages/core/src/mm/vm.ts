@@ -126,7 +126,8 @@ export class Vm {
     if (pte.special && this.k.isZeroPfn(pte.pfn)) return;
     if (pte.level === 'pte') {
       const p = this.k.pages;
-      p.ptes[p.slot(pte.pfn)]! += d;
+      const s = p.slot(pte.pfn);
+      p.ptes[s]! += d;
       return;
     }
     const pages = pte.level === 'pmd' ? this.pmdPages : this.pudPages;
