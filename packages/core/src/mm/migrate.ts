@@ -264,7 +264,8 @@ export class DeviceMigration {
         this.restore(s, s.src);
         continue;
       }
-      k.pages.mapping[ds] = k.pages.mapping[k.pages.slot(src)]!;
+      const srcSlot = k.pages.slot(src);
+      k.pages.mapping[ds] = k.pages.mapping[srcSlot]!;
       k.folios.setFlag(dst, PG.anonExclusive, s.exclusive);
       this.restore(s, s.dst);
     }
@@ -295,7 +296,8 @@ export class DeviceMigration {
     if (!slot.migrate) this.finalize(slots);
     if (!slot.migrate) throw new KernelError('EBUSY', `device-coherent pfn ${pfn} has other references and cannot be migrated for FOLL_LONGTERM`);
     const head = k.folios.folio(pfn);
-    const anonVma = k.pages.mapping[k.pages.slot(head)]! >>> 2;
+    const headSlot = k.pages.slot(head);
+    const anonVma = k.pages.mapping[headSlot]! >>> 2;
     slot.dst = k.ram.allocAnon(anonVma, k.pages.data.get(pfn) ?? '');
     this.pages(slots, null);
     this.finalize(slots);
