@@ -197,6 +197,30 @@ describe('swap entries across fork, munmap and exit', () => {
     }
   });
 
+  it('wp_page_copy() drops the old page from the swap cache once nothing maps it, from v5.16 (free_swap_cache)', () => {
+    const after = (v: string): [number, boolean] => {
+      const { k } = kernel(v);
+      written(k, 'm', 1);
+      pageout(k, 'm');
+      k.run(k.fork({ as: 'child' }));
+      // both read it in through the swap cache (swap count 2 -> 1 -> 0), then the child exits
+      k.run(k.read({ map: 'm', page: 0, process: 'child' }));
+      k.run(k.read({ map: 'm', page: 0 }));
+      k.run(k.exit({ process: 'child' }));
+      const old = k.pfnOf({ map: 'm', page: 0 })!;
+      // a R/O GUP reference (vmsplice) keeps the write from reusing it: rc 3 = cache + PTE + get
+      k.run(k.gup({ map: 'm', page: 0, fast: true, as: 'pipe' }, false));
+      expect(k.refcount(old), v).toBe(3);
+      k.run(k.write({ map: 'm', page: 0, data: 'w' }));
+      expect(k.pfnOf({ map: 'm', page: 0 }), v).not.toBe(old);
+      return [k.refcount(old), k.swap.inSwapCache(old)];
+    };
+    // v5.10: the copy leaves the old page in the swap cache (cache + get); v6.6: free_swap_cache()
+    // after the rmap is gone deletes it (only the get is left)
+    expect(after('v5.10')).toEqual([2, true]);
+    expect(after('v6.6')).toEqual([1, false]);
+  });
+
   it('munmap and exit free the slots of swap entries (free_swap_and_cache)', () => {
     const { k } = kernel('v6.1');
     written(k, 'a', 3);

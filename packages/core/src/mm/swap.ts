@@ -293,10 +293,11 @@ export class Swap {
   }
 
   /**
-   * free_swap_cache() as zap's batched free calls it (free_pages_and_swap_cache()): an unmapped
-   * swap-cache folio is dropped from the swap cache when no swap PTE names it any more.
+   * free_swap_cache(): an unmapped swap-cache folio is dropped from the swap cache when no swap
+   * PTE names its slot any more. Called by zap's batched free (free_pages_and_swap_cache()) and,
+   * from v5.16, by wp_page_copy() for the page it copied away from.
    */
-  zapFreeSwapCache(folio: number): void {
+  freeSwapCache(folio: number): void {
     if (this.cached.has(folio) && this.k.folios.mapcount(folio) === 0) this.freeSwap(folio);
   }
 

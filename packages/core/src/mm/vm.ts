@@ -202,7 +202,7 @@ export class Vm {
     k.emit('tlb.flush', { mm: mm.name });
     for (const head of gathered) {
       // free_pages_and_swap_cache() -> free_swap_cache(): an unmapped folio leaves the swap cache
-      k.swap.zapFreeSwapCache(head);
+      k.swap.freeSwapCache(head);
       k.folios.put(head, 1, `${why}: tlb_flush_mmu_free`);
     }
   }
