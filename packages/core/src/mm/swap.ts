@@ -27,7 +27,8 @@ const SWAP_SLOTS = 1 << 18;
  * mm/rmap.c, mm/memory.c do_swap_page()). The device is a synchronous one (zram, pmem:
  * SWP_SYNCHRONOUS_IO, 0bcac06f27d7, v4.15): writeback completes inside pageout(), so a folio is
  * never found under writeback, and a swap-in of an entry nothing else names (swap count 1)
- * reads into a fresh folio without the swap cache. What is left out: swap of shmem pages
+ * reads into a fresh folio without the swap cache (until the swap table series: alwaysSwapCache).
+ * What is left out: swap of shmem pages
  * (shmem_writepage(); MADV_PAGEOUT leaves page-cache pages where they are), readahead, the
  * mem_cgroup_swap_full() / VM_LOCKED frees (the device is never half full and nothing is
  * mlocked), THP_SWAP clusters (a THP is split before its pages are swapped one by one: the page
@@ -80,7 +81,8 @@ export class Swap {
    * folio_likely_mapped_shared() / folio_maybe_mapped_shared(), the same test for a small
    * folio); the zero page, DAX and device pages (no LRU) and
    * page-cache pages (shmem swap is not modelled) are skipped. A THP is split first
-   * (split_huge_page() of a PMD or PTE-mapped one; v5.4 stops at a THP that cannot be split).
+   * (split_huge_page() of a PMD or PTE-mapped one); a THP that cannot be split stays mapped
+   * (v5.4 also stops the walk of that PMD there: not modelled).
    */
   *pageout(vma: Vma, s: number, e: number): Op {
     const k = this.k;
