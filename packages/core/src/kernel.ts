@@ -27,6 +27,7 @@ import { Shmem } from './mm/shmem.js';
 import { Hugetlb } from './mm/hugetlb.js';
 import { Swap } from './mm/swap.js';
 import { Thp } from './mm/thp.js';
+import type { ThpSizeMode } from './mm/mthp.js';
 import { Vm, type Leaf } from './mm/vm.js';
 import { runToCompletion, type Op } from './sched.js';
 import type { Device, GupHandle, Inode, MappingRange, Mm, Pte, Vma } from './types.js';
@@ -527,6 +528,12 @@ export class Kernel {
     yield* [];
   }
 
+  /** echo <enabled> > /sys/kernel/mm/transparent_hugepage/hugepages-<size>kB/enabled (v6.8+: mm/mthp.ts). */
+  *thpSize(a: { size: number; enabled: ThpSizeMode }): Op {
+    this.thp.sizes.set(a.size, a.enabled);
+    yield* [];
+  }
+
   *spawn(a: { as: string }): Op {
     if (this.processes.has(a.as)) throw new InputError(`process '${a.as}' already exists`, undefined, 'as');
     this.processes.set(a.as, this.vm.newMm(a.as));
@@ -875,7 +882,8 @@ export class Kernel {
     if (t.map !== undefined) {
       const { mm, vpn } = this.mapAddress(t.map, t.page ?? 0, t.process);
       const leaf = this.vm.lookup(mm, vpn);
-      return leaf ? this.vm.pfnAt(leaf, vpn) : null;
+      // a swap entry names a swap slot, not a page (pagemap gives its swap offset, no pfn)
+      return leaf && !leaf.pte.swap ? this.vm.pfnAt(leaf, vpn) : null;
     }
     if (t.file !== undefined) {
       const memfd = this.shmem.named(t.file);

@@ -32,7 +32,7 @@ describe('MADV_PAGEOUT swaps out anonymous pages this process alone maps', () =>
       // try_to_unmap_one(): swap_duplicate() -> swap count 1; __remove_mapping() dropped the swap
       // cache's reference, the last one: the folio is free, the slot holds the data
       expect([e?.exclusive, k.swap.swapCount(e!.slot), k.swap.cacheOf(e!.slot), k.ram.live.has(pfn!), k.swap.used], v).toEqual([anonExclusive(v), 1, null, false, 1]);
-      expect([k.isMappedIn({ map: 'm', page: 0 }), k.isSwappedIn({ map: 'm', page: 0 })], v).toEqual([false, true]);
+      expect([k.isMappedIn({ map: 'm', page: 0 }), k.isSwappedIn({ map: 'm', page: 0 }), k.pfnOf({ map: 'm', page: 0 })], v).toEqual([false, true, null]);
       expect(m.violations, v).toEqual([]);
     }
   });
