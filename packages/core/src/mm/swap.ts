@@ -111,7 +111,7 @@ export class Swap {
       }
       if (this.mappedElsewhere(head)) continue;
       yield preempt('reclaim_pages');
-      this.reclaim(head);
+      this.reclaim(head, vma.mm, vpn);
     }
   }
 
@@ -132,7 +132,7 @@ export class Swap {
    * swap-in finds that folio). A maybe-pinned folio is not added to the swap cache from v5.11
    * (feb889fb40fa "mm: don't put pinned pages into the swap cache").
    */
-  private reclaim(folio: number): void {
+  private reclaim(folio: number, mm: Mm, vpn: number): void {
     const k = this.k;
     let slot = this.cached.get(folio);
     if (slot === undefined) {
@@ -143,7 +143,9 @@ export class Swap {
       slot = got;
       this.addToCache(slot, folio, 'add_to_swap');
     }
-    for (const [mm, vpn] of this.rmap(folio)) if (!this.unmapOne(mm, vpn, folio, slot)) return;
+    // rmap_walk_anon(): the one mapping the walk started from when it is the only one
+    const mappings: [Mm, number][] = k.folios.mapcount(folio) === 1 ? [[mm, vpn]] : this.rmap(folio);
+    for (const [where, at] of mappings) if (!this.unmapOne(where, at, folio, slot)) return;
     if (k.vm.isMapped(folio)) return;
     // pageout() -> swap_writepage(), complete on return (synchronous device)
     this.slots.get(slot)!.data = k.pages.data.get(folio) ?? '';
