@@ -92,6 +92,8 @@ export interface VmFlags {
   mixedmap: boolean;
   pfnmap: boolean;
   hugepage: boolean;
+  /** VM_NOHUGEPAGE (MADV_NOHUGEPAGE): no THP of any size, even a size whose knob is `always` (vma_thp_disabled()) */
+  nohugepage?: boolean;
   io: boolean;
   /**
    * VM_SOFTDIRTY: every page counts as soft-dirty (set on new VMAs by mmap_region(), cleared by

@@ -106,6 +106,8 @@ export class Faults {
       k.vm.install(vma.mm, vpn, this.pte(k.zeroPfn, 'pte', { special: true }));
       return;
     }
+    // alloc_anon_folio() (v6.8+): a large folio of an enabled order below the PMD's, mapped by PTEs (mm/mthp.ts)
+    if (k.thp.sizes.fault(vmf)) return;
     const pfn = k.ram.allocAnon(k.vm.anonVmaPrepare(vma), '');
     if (pfn === null) throw new KernelError('ENOMEM', 'out of memory in do_anonymous_page');
     k.folios.addMap(pfn);

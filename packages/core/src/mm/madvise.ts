@@ -145,7 +145,7 @@ function* adviseVma(k: Kernel, vma: Vma, s: number, e: number, advice: Advice): 
       // THP mode is `madvise`, so VmFlags.hugepage (THP allowed in this VMA) is exactly VM_HUGEPAGE
       // for anonymous memory; DAX VMAs start with it set (always THP-eligible) and lose it to
       // VM_NOHUGEPAGE, which every release checks first. Existing PMDs stay mapped.
-      updateFlags(k, vma, s, e, { hugepage: advice === 'hugepage' });
+      updateFlags(k, vma, s, e, { hugepage: advice === 'hugepage', nohugepage: advice === 'nohugepage' });
       return;
   }
 }
@@ -217,8 +217,8 @@ function lazyfree(k: Kernel, vma: Vma, s: number, e: number): void {
  * the range's ends (split_vma(), which a driver's ->may_split may refuse) and set the flags on
  * the piece in the range. VMA merging is not modelled.
  */
-function updateFlags(k: Kernel, vma: Vma, s: number, e: number, change: Partial<Pick<VmFlags, 'dontcopy' | 'wipeonfork' | 'hugepage'>>): void {
-  if (Object.entries(change).every(([f, v]) => vma.flags[f as keyof VmFlags] === v)) return;
+function updateFlags(k: Kernel, vma: Vma, s: number, e: number, change: Partial<Pick<VmFlags, 'dontcopy' | 'wipeonfork' | 'hugepage' | 'nohugepage'>>): void {
+  if (Object.entries(change).every(([f, v]) => (vma.flags[f as keyof VmFlags] ?? false) === v)) return;
   Object.assign(k.vm.isolate(vma, s, e).flags, change);
 }
 

@@ -6,6 +6,7 @@ import type { Mm, Vma } from '../types.js';
 import type { Vmf } from './fault.js';
 import { PG } from './pages.js';
 import type { Leaf } from './vm.js';
+import { AnonThpSizes } from './mthp.js';
 
 /**
  * Anonymous transparent huge pages mapped by a PMD (mm/huge_memory.c). The model assumes
@@ -13,10 +14,15 @@ import type { Leaf } from './vm.js';
  * MADV_HUGEPAGE), so only VM_HUGEPAGE VMAs (`VmFlags.hugepage`) get THPs, and use_zero_page = 1
  * (the default), so a read fault maps the huge zero page; defrag lets the allocation succeed
  * whenever the model's RAM can hold the folio. Not modelled: khugepaged and MADV_COLLAPSE, swap,
- * the deferred split queue, and mTHP sizes below the PMD.
+ * the deferred split queue. Sizes below the PMD (mTHP, v6.8+) are in mm/mthp.ts.
  */
 export class Thp {
-  constructor(private readonly k: Kernel) {}
+  /** the per-size enabled knobs and the PTE-mapped anonymous THPs below the PMD size (mm/mthp.ts) */
+  readonly sizes: AnonThpSizes;
+
+  constructor(private readonly k: Kernel) {
+    this.sizes = new AnonThpSizes(k);
+  }
 
   /** HPAGE_PMD_ORDER: the arch's PMD order (9 with 4 KiB pages, 13 with 64 KiB on arm64). */
   get order(): number {
@@ -32,8 +38,9 @@ export class Thp {
    */
   eligible(vma: Vma, vpn: number): boolean {
     const k = this.k;
-    if (vma.kind !== 'anon' || vma.flags.shared || !vma.flags.hugepage) return false;
     if (k.mmu.transparentHugepage === false) return false;
+    // v6.8+: the PMD order's own knob (hugepages-<PMD size>kB/enabled, `inherit` by default) decides
+    if (!this.sizes.allowed(vma, this.order)) return false;
     const n = k.vm.pmdPages;
     const base = vpn - (vpn % n);
     if (base < vma.start || base + n > vma.start + vma.pages) return false;

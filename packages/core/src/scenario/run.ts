@@ -76,6 +76,7 @@ export function stepOp(k: Kernel, step: Step, failures: string[]): Op<unknown> {
     case 'spawn': return k.spawn(a);
     case 'memfd-create': return k.memfdCreate(a);
     case 'hugetlb-pool': return k.hugetlbPool(a);
+    case 'thp-size': return k.thpSize(a);
     case 'mmap': return k.mmap(a);
     case 'munmap': return k.munmap(a);
     case 'mremap': return k.mremap(a);

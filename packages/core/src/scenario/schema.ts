@@ -4,6 +4,7 @@ import { parseSnapshotFlags } from '../driver.js';
 import { FEATURES, PRESETS } from '../features.js';
 import { FAULT_SITE_NAMES, type FaultSite } from '../fault-inject.js';
 import { MADVISE_ADVICES } from '../mm/madvise.js';
+import { THP_SIZE_MODES } from '../mm/mthp.js';
 import { isPowerOfTwo, parseSize } from '../units.js';
 import type { CheckArgs, CheckWhat, OpName } from './types.js';
 
@@ -301,6 +302,10 @@ export const OP_ARGS = {
     size: Size.describe('the huge page size (one the arch offers: x86 2MiB, 1GiB)'),
     pages: z.number().int().min(0).describe('nr_hugepages'),
   }).describe('echo pages > /sys/kernel/mm/hugepages/hugepages-<size>kB/nr_hugepages: the hugetlb pool of that size'),
+  'thp-size': obj({
+    size: Size.describe('the anonymous THP size (base page times 2^2 up to the PMD size: x86 16KiB .. 2MiB)'),
+    enabled: z.enum(THP_SIZE_MODES).describe('always | inherit | madvise | never'),
+  }).describe('echo enabled > /sys/kernel/mm/transparent_hugepage/hugepages-<size>kB/enabled (v6.8+): multi-size THP for anonymous memory'),
   mmap: mmapArgs.describe('map a file (a DAX file or a memfd), a device-dax device, or anonymous memory (shared: shmem)'),
   munmap: obj({
     map: Name,

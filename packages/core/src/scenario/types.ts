@@ -37,7 +37,7 @@ export type OpName =
   | 'spawn' | 'mmap' | 'munmap' | 'read' | 'write' | 'fork' | 'exit'
   | 'pin' | 'get' | 'unpin' | 'put' | 'dma-write' | 'dma-read'
   | 'memory-failure' | 'migrate' | 'device-read' | 'device-write' | 'device-snapshot' | 'device-exclusive' | 'device-check-exclusive' | 'inject-fault' | 'check'
-  | 'mprotect' | 'clear-refs' | 'mremap' | 'madvise' | 'memfd-create' | 'hugetlb-pool';
+  | 'mprotect' | 'clear-refs' | 'mremap' | 'madvise' | 'memfd-create' | 'hugetlb-pool' | 'thp-size';
 
 export interface Step {
   readonly op: OpName;
