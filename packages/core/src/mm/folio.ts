@@ -36,7 +36,8 @@ export class Folios {
   }
 
   /**
-   * reuse_swap_page()'s mapcount test (v5.8 and earlier; no swap here): page_mapcount() == 1 for
+   * reuse_swap_page()'s mapcount test (v5.8 and earlier) for a page not in the swap cache (mm/swap.ts
+   * reuseSwapPage() adds the swap count for one that is): page_mapcount() == 1 for
    * a small page; for a THP subpage page_trans_huge_map_swapcount() takes the largest
    * page_mapcount() of any subpage (each PTE-mapped subpage counts on its own, a PMD mapping
    * counts for all), so a PTE-mapped THP whose every subpage is mapped once is reused.
