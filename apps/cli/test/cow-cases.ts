@@ -171,3 +171,62 @@ export function swapOut(k: Kernel, m: Mem): void {
 
 /** The verdict tables' columns: v5.4, v5.10, then v6.1 and every later preset alike. */
 export const column = (version: string): 0 | 1 | 2 => (version === 'v5.4' ? 0 : version === 'v5.10' ? 1 : 2);
+
+/** do_run_with_thp()'s contexts (THP_RUN_*; the swapped-out ones add MADV_PAGEOUT: swapOut). */
+export type ThpContext = 'pmd' | 'pte' | 'single-pte' | 'partial-mremap' | 'partially-shared' | 'pmd-swap' | 'pte-swap' | 'single-pte-swap';
+
+/**
+ * run_anon_test_case() + do_run_with_thp(fn, ctx, thpsize) for a size of `nr` base pages: on v6.8+
+ * kernels the PMD size's `enabled` is set to never and this size's to always (thp_push_settings();
+ * older kernels have no per-size knobs and cow.c runs the PMD size alone, untouched); mmap(2 *
+ * thpsize), MADV_HUGEPAGE on its thpsize-aligned part, mem[0] = 1 and the last subpage must be
+ * populated ("Did not get a THP populated"), memset(mem, 1), then the context. Returns cow.c's
+ * `mem` and `size`.
+ */
+export function runWithThp(k: Kernel, ctx: ThpContext, nr: number): Mem {
+  if (ctx.endsWith('-swap')) {
+    const m = runWithThp(k, ctx.slice(0, -'-swap'.length) as ThpContext, nr);
+    swapOut(k, m);
+    return m;
+  }
+  const size = nr * PAGE;
+  const pmdSize = k.vm.pmdPages * PAGE;
+  if (k.thp.sizes.exist) {
+    k.run(k.thpSize({ size: pmdSize, enabled: 'never' }));
+    k.run(k.thpSize({ size, enabled: 'always' }));
+  }
+  k.run(k.mmap({ anon: true, length: 2 * size, write: true, as: 'mem' }));
+  // mem = (mmap_mem + thpsize) & ~(thpsize - 1), as a page index into the mapping
+  const start = k.processes.get('init')!.ranges.get('mem')!.start;
+  const first = Math.floor((start + nr) / nr) * nr - start;
+  k.run(k.madvise({ map: 'mem', advice: 'hugepage', offset: first * PAGE, length: size }));
+  k.run(k.write({ map: 'mem', page: first, data: '0x01' }));
+  if (k.pfnOf({ map: 'mem', page: first + nr - 1 }) !== k.pfnOf({ map: 'mem', page: first })! + nr - 1) throw new Error('Did not get a THP populated');
+  k.run(k.write({ map: 'mem', page: first + nr - 1, data: '0x01' }));
+  const at = (page: number): number => (first + page) * PAGE;
+  switch (ctx) {
+    case 'pmd':
+      if (nr !== k.vm.pmdPages) throw new Error('THP_RUN_PMD needs thpsize == pmdsize');
+      break;
+    case 'pte':
+      // a no-op for a size below the PMD's: the folio is PTE-mapped already
+      k.run(k.mprotect({ map: 'mem', offset: at(1), length: PAGE, write: false }));
+      k.run(k.mprotect({ map: 'mem', offset: at(1), length: PAGE, write: true }));
+      break;
+    case 'single-pte':
+      k.run(k.madvise({ map: 'mem', advice: 'dontneed', offset: at(1), length: size - PAGE }));
+      return { first, pages: 1 };
+    case 'partial-mremap':
+      // mremap(mem + thpsize / 2, thpsize / 2, thpsize / 2, MREMAP_MAYMOVE | MREMAP_FIXED, mremap_mem)
+      k.run(k.mmap({ anon: true, length: size / 2, as: 'mremap_mem' }));
+      k.run(k.mremap({ map: 'mem', offset: at(nr / 2), length: size / 2, to: 'mremap_mem', as: 'moved' }));
+      return { first, pages: nr / 2 };
+    case 'partially-shared':
+      k.run(k.madvise({ map: 'mem', advice: 'dontfork', offset: at(1), length: size - PAGE }));
+      k.run(k.fork({ as: 'sharer' }));
+      k.run(k.exit({ process: 'sharer' }));
+      k.run(k.madvise({ map: 'mem', advice: 'dofork', offset: at(1), length: size - PAGE }));
+      break;
+  }
+  return { first, pages: nr };
+}

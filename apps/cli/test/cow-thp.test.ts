@@ -1,7 +1,7 @@
 import { createKernel, PRESETS, type Kernel } from '@daxlab/core';
 import { x86 } from '@daxlab/arch-x86';
 import { describe, expect, it } from 'vitest';
-import { CASES, column, ends, memset, snapshot, swapOut, SWAPPED_OUT, through, verdict, type Mem, type Verdict } from './cow-cases.js';
+import { CASES, column, ends, memset, runWithThp, snapshot, SWAPPED_OUT, through, verdict, type Mem, type ThpContext, type Verdict } from './cow-cases.js';
 
 // cow.c's anonymous test cases in its THP backing contexts (docs/selftests.md, "cow.c on THP"),
 // driven through the kernel API apart from the scenarios' own `when:` rules: each case is the
@@ -15,44 +15,10 @@ import { CASES, column, ends, memset, snapshot, swapOut, SWAPPED_OUT, through, v
 
 const NR = 512;
 const MiB = 2 ** 20;
-type Context = 'pmd' | 'pte' | 'single-pte' | 'partial-mremap' | 'partially-shared' | 'pmd-swap' | 'pte-swap' | 'single-pte-swap';
+type Context = ThpContext;
 
-/** do_run_with_thp(): mmap(2 * thpsize), MADV_HUGEPAGE on the aligned half, mem[0] = 1, memset(mem, 1), then the context. */
-function setup(k: Kernel, ctx: Context): Mem {
-  // THP_RUN_*_SWAPOUT: the context, then MADV_PAGEOUT of mem (cow-cases.ts swapOut)
-  if (ctx.endsWith('-swap')) {
-    const m = setup(k, ctx.slice(0, -'-swap'.length) as Context);
-    swapOut(k, m);
-    return m;
-  }
-  k.run(k.mmap({ anon: true, length: 4 * MiB, write: true, as: 'mem' }));
-  k.run(k.madvise({ map: 'mem', advice: 'hugepage', offset: 2 * MiB, length: 2 * MiB }));
-  k.run(k.write({ map: 'mem', page: NR, data: '0x01' }));
-  if (k.pfnOf({ map: 'mem', page: 2 * NR - 1 }) !== k.pfnOf({ map: 'mem', page: NR })! + NR - 1) throw new Error('Did not get a THP populated');
-  k.run(k.write({ map: 'mem', page: 2 * NR - 1, data: '0x01' }));
-  if (ctx === 'pte') {
-    k.run(k.mprotect({ map: 'mem', offset: 2 * MiB + 4096, length: 4096, write: false }));
-    k.run(k.mprotect({ map: 'mem', offset: 2 * MiB + 4096, length: 4096, write: true }));
-  }
-  if (ctx === 'single-pte') {
-    k.run(k.madvise({ map: 'mem', advice: 'dontneed', offset: 2 * MiB + 4096, length: 2 * MiB - 4096 }));
-    return { first: NR, pages: 1 };
-  }
-  if (ctx === 'partial-mremap') {
-    // mremap(mem + thpsize / 2, thpsize / 2, thpsize / 2, MREMAP_MAYMOVE | MREMAP_FIXED, mremap_mem)
-    k.run(k.mmap({ anon: true, length: MiB, as: 'mremap_mem' }));
-    k.run(k.mremap({ map: 'mem', offset: 3 * MiB, length: MiB, to: 'mremap_mem', as: 'moved' }));
-    return { first: NR, pages: NR / 2 };
-  }
-  if (ctx === 'partially-shared') {
-    k.run(k.madvise({ map: 'mem', advice: 'dontfork', offset: 2 * MiB + 4096, length: 2 * MiB - 4096 }));
-    k.run(k.fork({ as: 'sharer' }));
-    k.run(k.exit({ process: 'sharer' }));
-    k.run(k.madvise({ map: 'mem', advice: 'dofork', offset: 2 * MiB + 4096, length: 2 * MiB - 4096 }));
-  }
-  return { first: NR, pages: NR };
-}
-
+/** do_run_with_thp() for the PMD size (cow-cases.ts runWithThp). */
+const setup = (k: Kernel, ctx: Context): Mem => runWithThp(k, ctx, NR);
 
 // The verdicts per release (v5.4, v5.10, then v6.1 v6.3 v6.6 v6.15 latest alike), reasoned in
 // docs/selftests.md from do_huge_pmd_wp_page(), copy_huge_pmd(), do_wp_page() and gup_must_unshare():
