@@ -221,6 +221,30 @@ describe('swap entries across fork, munmap and exit', () => {
     expect(after('v6.6')).toEqual([1, false]);
   });
 
+  it('a swap-in that loses the race to another fault on the same entry retries (pte_same) and maps the winner\'s page', () => {
+    for (const v of ['v5.10', 'v6.6', 'latest']) {
+      const { k, m } = kernel(v);
+      written(k, 'm', 1);
+      pageout(k, 'm');
+      const slot = entryAt(k, 'm', 0)!.slot;
+      // thread A: a read fault, stopped where do_swap_page() reads the slot without the PTE lock
+      const a = k.read({ map: 'm', page: 0 });
+      let y = a.next();
+      while (!y.done && !(y.value.kind === 'preempt' && y.value.point === 'do_swap_page: swapin')) y = a.next();
+      expect(y.done, v).toBe(false);
+      // thread B: a write fault on the same entry completes first (swap count 1: the slot is freed)
+      k.run(k.write({ map: 'm', page: 0, data: 'B' }));
+      const pfn = k.pfnOf({ map: 'm', page: 0 })!;
+      expect(k.swap.swapCount(slot), v).toBe(0);
+      // A resumes: the PTE is no longer the swap entry it read, so it returns and the access
+      // is retried on the present PTE -- B's page, B's data, no second swap-in
+      let r = a.next();
+      while (!r.done) r = a.next();
+      expect([r.value, k.pfnOf({ map: 'm', page: 0 }), k.refcount(pfn), k.mapcount(pfn), k.swap.used], v).toEqual(['B', pfn, 1, 1, 0]);
+      expect(m.violations, v).toEqual([]);
+    }
+  });
+
   it('munmap and exit free the slots of swap entries (free_swap_and_cache)', () => {
     const { k } = kernel('v6.1');
     written(k, 'a', 3);
