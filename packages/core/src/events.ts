@@ -22,6 +22,8 @@ export interface KernelEvents {
   'swap.entry': { mm: string; vaddr: number; slot: number; exclusive: boolean; op: 'set' | 'clear' };
   /** split_vma(): a VMA of mapping `map` now ends at vaddr (a page number) and a copy starts there */
   'vma.split': { mm: string; map: string; vaddr: number };
+  /** vma_merge(): the VMA of `map` that started at vaddr joined the one below it */
+  'vma.merge': { mm: string; map: string; vaddr: number };
   /** mremap(): `pages` pages of mapping `map` moved from page `from` to page `to`, now mapping `as` */
   'vma.move': { mm: string; map: string; from: number; to: number; pages: number; as: string };
   'fault': { mm: string; vaddr: number; write: boolean; kind: string };

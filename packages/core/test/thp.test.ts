@@ -357,7 +357,8 @@ describe('GUP over a range of several VMAs (__get_user_pages looks up the next V
     const k = kernel('latest');
     const head = thp(k);
     k.run(k.mprotect({ map: 'mem', offset: 2 * 2 ** 20 + 4096, length: 4096, write: false }));
-    k.run(k.mprotect({ map: 'mem', offset: 2 * 2 ** 20 + 4096, length: 4096, write: true }));
+    // left read-only: the one-page VMA stays between its two neighbours (back to read-write,
+    // vma_merge() would join the three again)
     expect(k.processes.get('init')!.vmas.length).toBe(4);
     const h = k.run(k.gup({ map: 'mem', page: NR, pages: NR, longterm: true, as: 'p' }, true));
     expect(h.pfns.length).toBe(NR);

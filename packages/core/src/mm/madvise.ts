@@ -4,6 +4,7 @@ import { kernelAtLeast } from '../features.js';
 import type { Op } from '../sched.js';
 import type { Mm, Vma, VmFlags } from '../types.js';
 import { nonPresent } from './exclusive.js';
+import { madviseCollapse } from './collapse.js';
 
 /** The advices modelled, as scenarios spell them (MADV_DONTNEED_LOCKED is `dontneed-locked`, ...). */
 export const MADVISE_ADVICES = [
@@ -20,6 +21,7 @@ export const MADVISE_ADVICES = [
   'populate-write',
   'hugepage',
   'nohugepage',
+  'collapse',
 ] as const;
 export type Advice = (typeof MADVISE_ADVICES)[number];
 
@@ -42,6 +44,7 @@ const ARRIVED: Readonly<Record<Advice, readonly [number, number, string]>> = {
   'populate-write': [5, 14, 'MADV_POPULATE_WRITE (4ca9b3859dac)'],
   hugepage: [2, 6, 'MADV_HUGEPAGE'],
   nohugepage: [2, 6, 'MADV_NOHUGEPAGE'],
+  collapse: [6, 1, 'MADV_COLLAPSE (7d8faaf15545)'],
 };
 
 /**
@@ -139,6 +142,10 @@ function* adviseVma(k: Kernel, vma: Vma, s: number, e: number, advice: Advice): 
     case 'populate-write':
       yield* populate(k, vma, s, e, advice === 'populate-write');
       return;
+    case 'collapse':
+      // madvise_collapse() (mm/collapse.ts)
+      yield* madviseCollapse(k, vma, s, e);
+      return;
     case 'hugepage':
     case 'nohugepage':
       // hugepage_madvise(): VM_HUGEPAGE set and VM_NOHUGEPAGE cleared, or the reverse. The model's
@@ -215,11 +222,13 @@ function lazyfree(k: Kernel, vma: Vma, s: number, e: number): void {
 /**
  * madvise_update_vma(): nothing to do when the flags would not change; else split the VMA at
  * the range's ends (split_vma(), which a driver's ->may_split may refuse) and set the flags on
- * the piece in the range. VMA merging is not modelled.
+ * the piece in the range, then merge it with its neighbours where they are alike (Vm.mergeAround).
  */
 function updateFlags(k: Kernel, vma: Vma, s: number, e: number, change: Partial<Pick<VmFlags, 'dontcopy' | 'wipeonfork' | 'hugepage' | 'nohugepage'>>): void {
   if (Object.entries(change).every(([f, v]) => (vma.flags[f as keyof VmFlags] ?? false) === v)) return;
-  Object.assign(k.vm.isolate(vma, s, e).flags, change);
+  const piece = k.vm.isolate(vma, s, e);
+  Object.assign(piece.flags, change);
+  k.vm.mergeAround(piece);
 }
 
 /**

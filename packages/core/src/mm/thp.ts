@@ -13,7 +13,7 @@ import { AnonThpSizes } from './mthp.js';
  * /sys/kernel/mm/transparent_hugepage/enabled = `madvise` (what cow.c relies on: it calls
  * MADV_HUGEPAGE), so only VM_HUGEPAGE VMAs (`VmFlags.hugepage`) get THPs, and use_zero_page = 1
  * (the default), so a read fault maps the huge zero page; defrag lets the allocation succeed
- * whenever the model's RAM can hold the folio. Not modelled: khugepaged and MADV_COLLAPSE, swap,
+ * whenever the model's RAM can hold the folio. MADV_COLLAPSE is in mm/collapse.ts. Not modelled: khugepaged, swap,
  * the deferred split queue. Sizes below the PMD (mTHP, v6.8+) are in mm/mthp.ts.
  */
 export class Thp {

@@ -266,6 +266,39 @@ export class Vm {
     return upper;
   }
 
+  /**
+   * vma_merge() after mprotect_fixup() or madvise_update_vma() gave a piece new flags
+   * (vma_modify_flags() from v6.7, mm/vma.c later): the piece joins the VMA ending right below it
+   * and the one starting right above it when they are mergeable — is_mergeable_vma(): the same
+   * flags but VM_SOFTDIRTY, the same file; is_mergeable_anon_vma(): the same anon_vma or none on
+   * one side; a contiguous vm_pgoff. The model merges only private anonymous, non-hugetlb pieces
+   * of one named mapping (what cow.c needs to collapse after mprotect()/MADV_DOFORK put a range
+   * back as it was). Returns the VMA that covers the piece now.
+   */
+  mergeAround(vma: Vma): Vma {
+    const mm = vma.mm;
+    const mergeable = (lo: Vma, hi: Vma): boolean =>
+      lo.name === hi.name && lo.kind === 'anon' && hi.kind === 'anon' && !lo.hugetlb && !hi.hugetlb && !lo.flags.shared &&
+      lo.start + lo.pages === hi.start && lo.pgoff + lo.pages === hi.pgoff &&
+      (lo.anonVma === hi.anonVma || lo.anonVma === 0 || hi.anonVma === 0) &&
+      (Object.keys({ ...lo.flags, ...hi.flags }) as (keyof VmFlags)[]).every((f) => f === 'softdirty' || (lo.flags[f] ?? false) === (hi.flags[f] ?? false));
+    const join = (lo: Vma, hi: Vma): Vma => {
+      lo.pages += hi.pages;
+      lo.anonVma ||= hi.anonVma;
+      // the lower VMA grows over the upper one and keeps its own flags (VM_SOFTDIRTY included)
+      mm.vmas.splice(mm.vmas.indexOf(hi), 1);
+      this.k.emit('vma.merge', { mm: mm.name, map: lo.name, vaddr: hi.start });
+      return lo;
+    };
+    const i = mm.vmas.indexOf(vma);
+    const prev = i > 0 ? mm.vmas[i - 1]! : null;
+    let merged = prev && mergeable(prev, vma) ? join(prev, vma) : vma;
+    const j = mm.vmas.indexOf(merged);
+    const next = j + 1 < mm.vmas.length ? mm.vmas[j + 1]! : null;
+    if (next && mergeable(merged, next)) merged = join(merged, next);
+    return merged;
+  }
+
   /** split_vma() at whichever ends of [start, end) fall inside the VMA; the piece covering the range. */
   isolate(vma: Vma, start: number, end: number): Vma {
     const piece = start > vma.start ? this.splitVma(vma, start) : vma;
@@ -327,6 +360,7 @@ export class Vm {
       if (vma.flags.write !== write || vma.flags.read !== read) {
         vma = this.isolate(vma, at, end);
         yield* this.k.mprotector.mprotect(vma, write, read);
+        vma = this.mergeAround(vma);
       }
       at = vma.start + vma.pages;
     }
