@@ -188,7 +188,7 @@ export class Faults {
         if ((k.folios.flags(page) & PG.anonExclusive) !== 0) return true;
         if (k.folios.nr(head) > 1) return k.thp.canReuseLarge(head, vma.mm);
         // wp_can_reuse_anon_folio(): a swap-cache folio whose only other reference is the cache's
-        // first tries to leave the swap cache (folio_free_swap(); 53a05ad9f21d, v5.18 [M])
+        // first tries to leave the swap cache (folio_free_swap(); 53a05ad9f21d, v5.19: the series of c145e0b47c77)
         if (k.folios.rc(head) === 2 && k.swap.inSwapCache(head)) k.swap.freeSwap(head);
         return k.folios.rc(head) === 1;
     }
