@@ -197,7 +197,7 @@ describe('swap entries across fork, munmap and exit', () => {
     }
   });
 
-  it('wp_page_copy() drops the old page from the swap cache once nothing maps it, from v5.16 (free_swap_cache)', () => {
+  it('wp_page_copy() drops the old page from the swap cache once nothing maps it, from v5.14 (free_swap_cache)', () => {
     const after = (v: string): [number, boolean] => {
       const { k } = kernel(v);
       written(k, 'm', 1);

@@ -215,8 +215,8 @@ export class Faults {
     if (page !== null) {
       const head = k.folios.folio(page);
       k.folios.removeMap(head);
-      // "mm: free idle swap cache page after COW" (f4c4a3f48480, v5.16 [M]): free_swap_cache(old)
-      if (kernelAtLeast(k.version, 5, 16)) k.swap.freeSwapCache(head);
+      // "mm: free idle swap cache page after COW" (f4c4a3f48480, posted June 2021: v5.14 [M]): free_swap_cache(old)
+      if (kernelAtLeast(k.version, 5, 14)) k.swap.freeSwapCache(head);
       yield preempt('wp_page_copy: flush before put');
       k.emit('tlb.flush', { mm: vma.mm.name });
       k.folios.put(head, 1, 'wp_page_copy: old page');

@@ -299,7 +299,7 @@ export class Swap {
   /**
    * free_swap_cache(): an unmapped swap-cache folio is dropped from the swap cache when no swap
    * PTE names its slot any more. Called by zap's batched free (free_pages_and_swap_cache()) and,
-   * from v5.16, by wp_page_copy() for the page it copied away from.
+   * from v5.14, by wp_page_copy() for the page it copied away from.
    */
   freeSwapCache(folio: number): void {
     if (this.cached.has(folio) && this.k.folios.mapcount(folio) === 0) this.freeSwap(folio);
