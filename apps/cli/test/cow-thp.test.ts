@@ -1,7 +1,7 @@
 import { createKernel, PRESETS, type Kernel } from '@daxlab/core';
 import { x86 } from '@daxlab/arch-x86';
 import { describe, expect, it } from 'vitest';
-import { CASES, column, ends, memset, runWithThp, snapshot, SWAPPED_OUT, through, verdict, type Mem, type ThpContext, type Verdict } from './cow-cases.js';
+import { BASE_PAGE, CASES, column, ends, memset, runWithThp, snapshot, SWAPPED_OUT, through, verdict, type Mem, type ThpContext, type Verdict } from './cow-cases.js';
 
 // cow.c's anonymous test cases in its THP backing contexts (docs/selftests.md, "cow.c on THP"),
 // driven through the kernel API apart from the scenarios' own `when:` rules: each case is the
@@ -46,22 +46,8 @@ const PMD: Record<string, readonly [Verdict, Verdict, Verdict]> = {
   'R/O GUP pin on R/O-mapped exclusive page': [P, P, P],
   'R/O GUP-fast pin on R/O-mapped exclusive page': [P, P, P],
 };
-const PTE: Record<string, readonly [Verdict, Verdict, Verdict]> = {
-  'Basic COW after fork()': [P, P, P],
-  'Basic COW after fork() with mprotect() optimization': [P, P, P],
-  'vmsplice() + unmap in child': [F, P, P],
-  'vmsplice() + unmap in child with mprotect() optimization': [F, P, P],
-  'vmsplice() before fork(), unmap in parent after fork()': [F, P, P],
-  'vmsplice() + unmap in parent after fork()': [F, P, P],
-  'R/O-mapping a page registered as iouring fixed buffer': [P, F, P],
-  'fork() with an iouring fixed buffer': [F, P, P],
-  'R/O GUP pin on R/O-mapped shared page': [F, F, P],
-  'R/O GUP-fast pin on R/O-mapped shared page': [F, F, P],
-  'R/O GUP pin on R/O-mapped previously-shared page': [P, F, P],
-  'R/O GUP-fast pin on R/O-mapped previously-shared page': [P, F, P],
-  'R/O GUP pin on R/O-mapped exclusive page': [P, F, P],
-  'R/O GUP-fast pin on R/O-mapped exclusive page': [P, F, P],
-};
+// the base-page verdicts (cow-cases.ts BASE_PAGE), as reasoned above
+const PTE = BASE_PAGE;
 // Partially mremap()ed: the THP's subpages live in two VMAs; after a fork the child maps both
 // halves, and a child that unmaps only `mem` (size = thpsize / 2) leaves the moved half mapped
 // twice. v5.4's reuse test takes the largest page_mapcount() of any subpage of the THP
