@@ -26,6 +26,7 @@ import { Ram } from './mm/ram.js';
 import { Shmem } from './mm/shmem.js';
 import { Hugetlb } from './mm/hugetlb.js';
 import { Swap } from './mm/swap.js';
+import { Ksm } from './mm/ksm.js';
 import { Thp } from './mm/thp.js';
 import type { ThpSizeMode } from './mm/mthp.js';
 import { Vm, type Leaf } from './mm/vm.js';
@@ -125,6 +126,8 @@ export class Kernel {
   readonly hugetlb: Hugetlb;
   /** the swap device and swap cache (mm/swap.ts) */
   readonly swap: Swap;
+  /** KSM: MADV_MERGEABLE, ksmd's merging, unmerging (mm/ksm.ts) */
+  readonly ksm: Ksm;
   /** pfn of the shared zero page */
   get zeroPfn(): number {
     return this.ram.basePfn;
@@ -197,6 +200,7 @@ export class Kernel {
     this.shmem = new Shmem(this);
     this.hugetlb = new Hugetlb(this);
     this.swap = new Swap(this);
+    this.ksm = new Ksm(this);
     this.processes.set('init', this.vm.newMm('init'));
   }
 
@@ -641,6 +645,11 @@ export class Kernel {
       this.mapOwners.set(a.as, mm);
     }
     return vma;
+  }
+
+  /** echo 1 > /sys/kernel/mm/ksm/run, then wait for `scans` full scans of ksmd (mm/ksm.ts; default 2). */
+  *ksmMerge(a: { scans?: number }): Op {
+    yield* this.ksm.scan(a.scans ?? 2);
   }
 
   /** madvise(addr, len, advice) of a mapping, or of `length` bytes at `offset` in it (mm/madvise.ts). */

@@ -106,6 +106,8 @@ export interface VmFlags {
   wipeonfork: boolean;
   /** VM_DONTEXPAND: mremap() may not grow the VMA (remap_pfn_range() sets it) */
   dontexpand: boolean;
+  /** VM_MERGEABLE: MADV_MERGEABLE, ksmd may merge its anonymous pages (mm/ksm.ts); inherited by fork */
+  mergeable?: boolean;
 }
 
 /** 'shmem': a tmpfs file (memfd) or shared anonymous memory (shmem_zero_setup): page cache, never anon (mm/shmem.ts) */

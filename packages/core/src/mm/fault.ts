@@ -178,6 +178,8 @@ export class Faults {
   /** Whether do_wp_page() may reuse an anon page, per the era (feature `wp-reuse`). */
   private canReuseAnon(head: number, page: number, vma: Vma): boolean {
     const k = this.k;
+    // a KSM page is anon but never exclusive: copied, but for v5.1-v5.8's reuse_ksm_page() (mm/ksm.ts)
+    if (k.ksm.isKsm(head)) return k.ksm.reuseOnWrite(head, vma);
     switch (k.features['wp-reuse']) {
       case 'mapcount': // reuse_swap_page(): mapped once, and for a swap-cache page swapped by nobody else
         return k.swap.inSwapCache(head) ? k.swap.reuseSwapPage(head) : k.folios.mappedOnce(head);

@@ -17,6 +17,7 @@ export class Fork {
     const child = k.vm.newMm(childName);
     child.nextVpn = parent.nextVpn;
     k.emit('fork', { parent: parent.name, child: childName });
+    k.ksm.fork(parent, child); // dup_mmap() -> ksm_fork()
     for (const src of [...parent.vmas]) {
       // dup_mmap(): a VM_DONTCOPY VMA (MADV_DONTFORK) is left out of the child
       if (src.flags.dontcopy) continue;

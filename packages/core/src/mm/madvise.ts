@@ -22,6 +22,8 @@ export const MADVISE_ADVICES = [
   'hugepage',
   'nohugepage',
   'collapse',
+  'mergeable',
+  'unmergeable',
 ] as const;
 export type Advice = (typeof MADVISE_ADVICES)[number];
 
@@ -45,6 +47,8 @@ const ARRIVED: Readonly<Record<Advice, readonly [number, number, string]>> = {
   hugepage: [2, 6, 'MADV_HUGEPAGE'],
   nohugepage: [2, 6, 'MADV_NOHUGEPAGE'],
   collapse: [6, 1, 'MADV_COLLAPSE (7d8faaf15545)'],
+  mergeable: [2, 6, 'MADV_MERGEABLE (v2.6.32)'],
+  unmergeable: [2, 6, 'MADV_UNMERGEABLE (v2.6.32)'],
 };
 
 /**
@@ -146,6 +150,11 @@ function* adviseVma(k: Kernel, vma: Vma, s: number, e: number, advice: Advice): 
       // madvise_collapse() (mm/collapse.ts)
       yield* madviseCollapse(k, vma, s, e);
       return;
+    case 'mergeable':
+    case 'unmergeable':
+      // ksm_madvise() (mm/ksm.ts): says whether VM_MERGEABLE changes, after unmerging the range
+      if (yield* k.ksm.advise(vma, s, e, advice === 'mergeable')) updateFlags(k, vma, s, e, { mergeable: advice === 'mergeable' });
+      return;
     case 'hugepage':
     case 'nohugepage':
       // hugepage_madvise(): VM_HUGEPAGE set and VM_NOHUGEPAGE cleared, or the reverse. The model's
@@ -224,7 +233,7 @@ function lazyfree(k: Kernel, vma: Vma, s: number, e: number): void {
  * the range's ends (split_vma(), which a driver's ->may_split may refuse) and set the flags on
  * the piece in the range, then merge it with its neighbours where they are alike (Vm.mergeAround).
  */
-function updateFlags(k: Kernel, vma: Vma, s: number, e: number, change: Partial<Pick<VmFlags, 'dontcopy' | 'wipeonfork' | 'hugepage' | 'nohugepage'>>): void {
+function updateFlags(k: Kernel, vma: Vma, s: number, e: number, change: Partial<Pick<VmFlags, 'dontcopy' | 'wipeonfork' | 'hugepage' | 'nohugepage' | 'mergeable'>>): void {
   if (Object.entries(change).every(([f, v]) => (vma.flags[f as keyof VmFlags] ?? false) === v)) return;
   const piece = k.vm.isolate(vma, s, e);
   Object.assign(piece.flags, change);

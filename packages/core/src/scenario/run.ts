@@ -81,6 +81,7 @@ export function stepOp(k: Kernel, step: Step, failures: string[]): Op<unknown> {
     case 'munmap': return k.munmap(a);
     case 'mremap': return k.mremap(a);
     case 'madvise': return k.madvise(a);
+    case 'ksm-merge': return k.ksmMerge(a);
     case 'fork': return k.fork(a);
     case 'exit': return k.exit(a);
     case 'write': return k.write(a);

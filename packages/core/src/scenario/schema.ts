@@ -380,6 +380,9 @@ export const OP_ARGS = {
     length: Size.optional().describe('how much (rounded up to pages; default: to the end of the mapping)'),
     process: Name.optional().describe('act in this process (default: the one that created the mapping)'),
   }).describe('madvise() of a mapping or a range of it (mm/madvise.c: validity per VMA, zap, VM_DONTCOPY/VM_WIPEONFORK, populate)'),
+  'ksm-merge': obj({
+    scans: z.number().int().positive().optional().describe('how many full scans to wait for (default 2, as ksm_functional_tests.c ksm_merge(): the first only records checksums)'),
+  }).describe('echo 1 > /sys/kernel/mm/ksm/run and wait for full scans of ksmd: identical anonymous pages of MADV_MERGEABLE ranges become one read-only KSM page (mm/ksm.c)'),
   check: checkArgs.describe('assert state now: refcount, mapcount, pinned, mapped, anon, blockFree, vmemmap, writable, softDirty or swapped'),
 } satisfies Record<OpName, z.ZodType>;
 

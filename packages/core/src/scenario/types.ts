@@ -36,6 +36,7 @@ export type OpName =
   | 'probe' | 'unbind' | 'mount' | 'create' | 'truncate' | 'punch-hole' | 'reflink'
   | 'spawn' | 'mmap' | 'munmap' | 'read' | 'write' | 'fork' | 'exit'
   | 'pin' | 'get' | 'unpin' | 'put' | 'dma-write' | 'dma-read'
+  | 'ksm-merge'
   | 'memory-failure' | 'migrate' | 'device-read' | 'device-write' | 'device-snapshot' | 'device-exclusive' | 'device-check-exclusive' | 'inject-fault' | 'check'
   | 'mprotect' | 'clear-refs' | 'mremap' | 'madvise' | 'memfd-create' | 'hugetlb-pool' | 'thp-size';
 
