@@ -381,7 +381,7 @@ export class Kernel {
 
   file(name: string): { fs: DaxFilesystem; inode: Inode } {
     const f = this.files.get(name);
-    if (!f && this.shmem.named(name)) throw new InputError(`'${name}' is a memfd (shmem), not a file on a DAX mount: only mmap, truncate, punch-hole and checks of refcount, mapcount, mapped, anon take it`, undefined, 'file');
+    if (!f && this.shmem.named(name)) throw new InputError(`'${name}' is a page-cache file (a memfd, or a tmpfile on a non-DAX disk filesystem), not a file on a DAX mount: only mmap, truncate, punch-hole and checks of refcount, mapcount, mapped, anon take it`, undefined, 'file');
     if (!f) throw new KernelError('ENOENT', `no file '${name}'`);
     return f;
   }
@@ -523,6 +523,12 @@ export class Kernel {
   *memfdCreate(a: { file: string; size: number; fallocate?: boolean; hugetlb?: number }): Op {
     // MFD_HUGETLB (with the size in MFD_HUGE_SHIFT): a hugetlbfs file (mm/hugetlb.ts)
     this.shmem.create(a.file, a.size, a.fallocate ?? false, a.hugetlb === undefined ? undefined : this.hugetlb.memfdHstate(a.hugetlb, a.size));
+    yield* [];
+  }
+
+  /** A file in the page cache of a non-DAX ext4 / xfs (mm/shmem.ts createOnDisk). */
+  *tmpfile(a: { file: string; fs: 'ext4' | 'xfs'; size: number }): Op {
+    this.shmem.createOnDisk(a.file, a.size, a.fs);
     yield* [];
   }
 

@@ -131,6 +131,12 @@ export interface ShmemFile {
   readonly held: boolean;
   /** a hugetlbfs file (memfd MFD_HUGETLB, MAP_SHARED|MAP_HUGETLB): its page size; `cache` is keyed by huge-page index (mm/hugetlb.ts) */
   readonly hugetlb?: HugetlbFile;
+  /**
+   * A regular file on a non-DAX disk filesystem (ext4, xfs) rather than tmpfs: its mapping can
+   * write back (mapping_can_writeback) and its vm_ops have ->page_mkwrite, so a shared writable
+   * mapping of it needs dirty tracking (mm/mmap.c vma_needs_dirty_tracking, v6.5).
+   */
+  readonly writeback?: 'ext4' | 'xfs';
 }
 
 /** struct vm_area_struct */

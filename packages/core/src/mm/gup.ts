@@ -6,6 +6,7 @@ import { GUP_PIN_COUNTING_BIAS } from './folio.js';
 import { PG } from './pages.js';
 import type { Leaf } from './vm.js';
 import { nonPresent } from './exclusive.js';
+import { kernelAtLeast } from '../features.js';
 
 export interface GupRequest {
   readonly name: string;
@@ -117,6 +118,13 @@ export class Gup {
         this.ungrab(head, req.pin, 'gup-fast: not longterm-pinnable');
         return undo();
       }
+      // gup_fast_folio_allowed() (folio_fast_pin_allowed() when it came in v6.5 [M]: a6e79df92e4a
+      // "mm/gup: disallow FOLL_LONGTERM GUP-fast writing to file-backed mappings"): a writable
+      // longterm pin of a file folio outside shmem goes to the slow path, which refuses it
+      if (req.write && req.pin && req.longterm && this.writeLongtermRefused() && k.shmem.diskFileOfFolio(head)) {
+        this.ungrab(head, req.pin, 'gup-fast: folio needs dirty tracking');
+        return undo();
+      }
       if (this.mustUnshare(req, null, leaf, vpn)) {
         this.ungrab(head, req.pin, 'gup-fast: must unshare');
         return undo();
@@ -185,16 +193,25 @@ export class Gup {
     return got;
   }
 
+  /** v6.5+: writable longterm pins of file mappings that need dirty tracking are refused (both commits merged for v6.5). */
+  private writeLongtermRefused(): boolean {
+    return kernelAtLeast(this.k.version, 6, 5);
+  }
+
   /** check_vma_flags() for one VMA of the range. */
   private checkVma(req: GupRequest, vma: Vma): void {
     const k = this.k;
     if (vma.flags.io || vma.flags.pfnmap) throw new KernelError('EFAULT', `GUP on a VM_IO/VM_PFNMAP mapping '${vma.name}'`);
     // check_vma_flags(): FOLL_LONGTERM && vma_is_fsdax() -> -EOPNOTSUPP (5.10: check_dax_vmas, same code).
-    // FOLL_LONGTERM | FOLL_WRITE on a file mapping that needs dirty tracking is refused too from v6.5
-    // (writable_file_mapping_allowed(), and gup_fast_folio_allowed() on the fast path): a disk
-    // filesystem's page cache, which the model does not have. shmem (mm/shmem.ts) is allowed.
     if (req.longterm && vma.kind === 'file' && k.isFsdaxVma(vma)) {
       throw new KernelError('EOPNOTSUPP', `FOLL_LONGTERM on fs-dax mapping '${vma.name}' (check_vma_flags)`);
+    }
+    // check_vma_flags() -> writable_file_mapping_allowed(): FOLL_PIN|FOLL_LONGTERM|FOLL_WRITE on a
+    // mapping that needs dirty tracking (a disk file's shared writable mapping; shmem is fine) is
+    // -EFAULT from v6.5 [M] (8ac268436e6d "mm/gup: disallow FOLL_LONGTERM GUP-nonfast writing to
+    // file-backed mappings"); before, the pin was taken and the folio could be written behind writeback
+    if (req.write && req.pin && req.longterm && this.writeLongtermRefused() && k.shmem.needsDirtyTracking(vma)) {
+      throw new KernelError('EFAULT', `FOLL_LONGTERM|FOLL_WRITE pin of '${vma.name}', a shared mapping of ${vma.shmem?.writeback} file '${vma.shmem?.name}' that needs dirty tracking (check_vma_flags: writable_file_mapping_allowed)`);
     }
     if (req.write && !vma.flags.write) throw new KernelError('EFAULT', `FOLL_WRITE on read-only mapping '${vma.name}'`);
     // check_vma_flags(): a read of a VMA without VM_READ (PROT_NONE) is -EFAULT without FOLL_FORCE

@@ -19,8 +19,17 @@ const FAULT_AROUND_BYTES = 65536;
  * the caller one more, which finish_fault() keeps as the PTE's (folio_add_file_rmap_pte: +1
  * mapcount). So a page mapped by n PTEs has refcount 1 + n and mapcount n until the inode goes.
  *
+ * The same page cache models a regular file on a non-DAX disk filesystem (`tmpfile`, ext4 or
+ * xfs; file.writeback): filemap_fault() finds or reads its folios into the cache with the same
+ * references, and the VMA is a file VMA like shmem's. What differs is dirty tracking: the
+ * mapping can write back and ext4_file_vm_ops / xfs_file_vm_ops have ->page_mkwrite, so
+ * vma_wants_writenotify() is true for a shared writable mapping (its PTEs stay read-only until
+ * a write fault has called ->page_mkwrite: do_shared_fault / wp_page_shared), and from v6.5
+ * vma_needs_dirty_tracking() makes GUP refuse FOLL_LONGTERM|FOLL_WRITE pins there (mm/gup.ts).
+ *
  * Not modelled: shmem THPs (huge=never, the default), swap, partial-page zeroing, seals,
- * closing a memfd (its inode lives for the whole run), userfaultfd.
+ * closing a memfd (its inode lives for the whole run), userfaultfd; for disk files, readahead
+ * (a fault reads only its own page), writeback itself (folios stay dirty), and the blocks.
  */
 export class Shmem {
   /** tmpfs files by name: memfds and the anonymous files of shared anonymous mappings */
@@ -47,6 +56,17 @@ export class Shmem {
   }
 
   /**
+   * A file on a non-DAX ext4 or xfs (gup_longterm.c run_with_local_tmpfile: mkstemp() + unlink(),
+   * ftruncate(size)): an empty page cache. fallocate() on a disk filesystem (ext4_fallocate,
+   * xfs_file_fallocate) only reserves blocks as unwritten extents and adds no folio to the cache,
+   * so `fallocate` is not an option here: the first fault reads a zeroed folio in (filemap_fault).
+   */
+  createOnDisk(name: string, size: number, fs: 'ext4' | 'xfs'): ShmemFile {
+    if (this.files.has(name) || this.k.files.has(name)) throw new KernelError('EEXIST', `file '${name}' exists`);
+    return this.newFile(name, Math.ceil(size / this.k.mmu.basePageSize), true, undefined, fs);
+  }
+
+  /**
    * shmem_zero_setup() (do_mmap of MAP_SHARED|MAP_ANONYMOUS): a file "dev/zero" of the mapping's
    * length on the internal mount (shmem_kernel_file_setup), held only by the VMAs that map it.
    */
@@ -56,11 +76,30 @@ export class Shmem {
     return this.newFile(name, pages, false);
   }
 
-  /** A new file in the registry; `hugetlb` makes it a hugetlbfs inode of that page size (mm/hugetlb.ts). */
-  newFile(name: string, pages: number, held: boolean, hugetlb?: HugetlbFile): ShmemFile {
-    const file: ShmemFile = { name, pages, mapping: { id: this.k.newAddressSpaceId(), owner: name, entries: new Map(), mmaps: new Set() }, cache: new Map(), notUptodate: new Set(), held, ...(hugetlb ? { hugetlb } : {}) };
+  /** A new file in the registry; `hugetlb` makes it a hugetlbfs inode of that page size (mm/hugetlb.ts), `writeback` a file on that disk filesystem. */
+  newFile(name: string, pages: number, held: boolean, hugetlb?: HugetlbFile, writeback?: 'ext4' | 'xfs'): ShmemFile {
+    const file: ShmemFile = { name, pages, mapping: { id: this.k.newAddressSpaceId(), owner: name, entries: new Map(), mmaps: new Set() }, cache: new Map(), notUptodate: new Set(), held, ...(hugetlb ? { hugetlb } : {}), ...(writeback ? { writeback } : {}) };
     this.files.set(name, file);
     return file;
+  }
+
+  /**
+   * vma_needs_dirty_tracking() (mm/mmap.c, v6.5): a shared writable mapping of a file that can
+   * write back or whose vm_ops have ->page_mkwrite — here a disk file's; tmpfs has neither.
+   */
+  needsDirtyTracking(vma: Vma): boolean {
+    return vma.flags.shared && vma.flags.write && vma.shmem?.writeback !== undefined;
+  }
+
+  /**
+   * The disk file whose page cache holds this folio, if any: gup_fast_folio_allowed() looks at
+   * folio->mapping only (no VMA on the fast path) and lets shmem through.
+   */
+  diskFileOfFolio(head: number): ShmemFile | null {
+    const s = this.k.pages.slot(head);
+    const mapping = this.k.pages.mapping[s];
+    for (const file of this.files.values()) if (file.writeback && mappingOf(file.mapping.id) === mapping) return file;
+    return null;
   }
 
   /** The memfd named `name`, or null when the name is not one (the files of shared anonymous mappings have no name a scenario can give). */
@@ -98,6 +137,9 @@ export class Shmem {
    * notification (shmem has no ->page_mkwrite and no writeback; soft-dirty tracking aside:
    * vma_wants_writenotify()), read-only in a private one (COW) — and a write fault makes the
    * entry writable and dirty (maybe_mkwrite(pte_mkdirty())). The fault's reference is the PTE's.
+   * A disk file's fault is filemap_fault() with the same references; its shared write fault calls
+   * ->page_mkwrite (ext4_page_mkwrite / xfs_filemap_page_mkwrite: the folio is dirtied) before
+   * finish_fault(), and its read faults map read-only (write-notify).
    * A private write fault is do_cow_fault() instead (Faults.cowFault, with `cowData`).
    */
   *fault(vmf: Vmf): Op {

@@ -179,7 +179,8 @@ function definitions(step: Step, at: Path): NameRef[] {
   switch (step.op) {
     case 'probe': return ref('as', 'device');
     case 'create':
-    case 'memfd-create': return ref('file', 'file');
+    case 'memfd-create':
+    case 'tmpfile': return ref('file', 'file');
     case 'reflink': return ref('to', 'file');
     case 'spawn':
     case 'fork': return ref('as', 'process');

@@ -75,6 +75,7 @@ export function stepOp(k: Kernel, step: Step, failures: string[]): Op<unknown> {
     case 'reflink': return k.reflink(a);
     case 'spawn': return k.spawn(a);
     case 'memfd-create': return k.memfdCreate(a);
+    case 'tmpfile': return k.tmpfile(a);
     case 'hugetlb-pool': return k.hugetlbPool(a);
     case 'thp-size': return k.thpSize(a);
     case 'mmap': return k.mmap(a);

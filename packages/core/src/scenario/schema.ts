@@ -298,6 +298,11 @@ export const OP_ARGS = {
     fallocate: Flag.optional().describe('fallocate(0, size): allocate every page into the page cache now (default: pages come with the first fault)'),
     hugetlb: Size.optional().describe('MFD_HUGETLB with this huge page size: a hugetlbfs file (size a multiple of it) whose pages come from the hugetlb pool'),
   }).describe('memfd_create() + ftruncate() [+ fallocate()]: a tmpfs (shmem) file whose page cache is ordinary RAM, or with hugetlb a hugetlbfs file'),
+  tmpfile: obj({
+    file: Name.describe('the name the file goes by (mmap: { file }, truncate, punch-hole, checks)'),
+    fs: z.enum(['ext4', 'xfs'], { error: 'fs is ext4 or xfs (a disk filesystem mounted without -o dax)' }).describe('the non-DAX disk filesystem it lives on'),
+    size: Size.describe('ftruncate() to this size'),
+  }).describe('mkstemp() + unlink() + ftruncate() on a disk filesystem mounted without DAX: a page-cache file whose shared writable mappings need dirty tracking (fallocate() would add no page: only blocks)'),
   'hugetlb-pool': obj({
     size: Size.describe('the huge page size (one the arch offers: x86 2MiB, 1GiB)'),
     pages: z.number().int().min(0).describe('nr_hugepages'),

@@ -38,7 +38,7 @@ export type OpName =
   | 'pin' | 'get' | 'unpin' | 'put' | 'dma-write' | 'dma-read'
   | 'ksm-merge'
   | 'memory-failure' | 'migrate' | 'device-read' | 'device-write' | 'device-snapshot' | 'device-exclusive' | 'device-check-exclusive' | 'inject-fault' | 'check'
-  | 'mprotect' | 'clear-refs' | 'mremap' | 'madvise' | 'memfd-create' | 'hugetlb-pool' | 'thp-size';
+  | 'mprotect' | 'clear-refs' | 'mremap' | 'madvise' | 'memfd-create' | 'tmpfile' | 'hugetlb-pool' | 'thp-size';
 
 export interface Step {
   readonly op: OpName;
