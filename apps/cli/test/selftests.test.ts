@@ -42,11 +42,12 @@ describe('the selftests scenario library passes the default matrix', () => {
     // cow.c and gup_longterm.c with memfd (shmem): 3 non-anon cases, 8 GUP cases; gup_test -S (shmem): 1;
     // soft-dirty.c test_mprotect_file on tmpfs: 1
     // hugetlb: cow.c's 14 anon cases and 3 non-anon cases with a hugetlbfs memfd (cow-hugetlb);
-    // gup_longterm.c's 8 GUP cases with memfd-hugetlb
+    // gup_longterm.c's 8 GUP cases with memfd-hugetlb; its 8 GUP cases on a page-cache tmpfile on
+    // non-DAX ext4 and on xfs (16)
     // cow.c's 14 anon cases on a swapped-out base page and "vmsplice() + unmap in child" in the three
     // swapped-out THP contexts (cow-swap); cow.c's 14 anon cases on a PTE-mapped 64 KiB mTHP (cow-mthp);
     // cow.c's 4 anon THP collapse cases (cow-collapse); ksm_functional_tests.c: test_unmerge and test_unmerge_discarded (ksm)
-    expect(count).toEqual({ 'cow-anon': 14, 'cow-swap': 17, 'cow-thp': 73, 'cow-mthp': 14, 'cow-collapse': 4, 'cow-hugetlb': 17, 'cow-non-anon': 9, 'gup-longterm': 28, 'gup-test': 12, 'soft-dirty': 6, gaps: 1, pfnmap: 6, 'madv-populate': 5, ksm: 2 });
+    expect(count).toEqual({ 'cow-anon': 14, 'cow-swap': 17, 'cow-thp': 73, 'cow-mthp': 14, 'cow-collapse': 4, 'cow-hugetlb': 17, 'cow-non-anon': 9, 'gup-longterm': 44, 'gup-test': 12, 'soft-dirty': 6, gaps: 1, pfnmap: 6, 'madv-populate': 5, ksm: 2 });
     expect(scenarios.every((s) => s.name.startsWith('selftest-'))).toBe(true);
   });
 
@@ -563,6 +564,47 @@ describe('gup_longterm.c with memfd (tmpfs): every case works on every release',
       }
     }
   });
+});
+
+describe('gup_longterm.c with the local tmpfile on a non-DAX ext4 / xfs (page cache): shared R/W longterm pins are EFAULT from v6.5', () => {
+  // [shared, rw, fast] in gup_longterm.c's test_cases[] order. should_work is false only for the
+  // two shared R/W cases (fs_supports_writable_longterm_pinning(): tmpfs and hugetlbfs only); the
+  // kernel refuses them from v6.5 (check_vma_flags -> writable_file_mapping_allowed, 8ac268436e6d;
+  // GUP-fast: folio_fast_pin_allowed, a6e79df92e4a, then the slow path's EFAULT), and gup_longterm.c
+  // counts EFAULT as PASS there; before v6.5 the pin is taken and the test reports FAIL.
+  const cases = [
+    [true, true, false], [true, true, true], [true, false, false], [true, false, true],
+    [false, true, false], [false, true, true], [false, false, false], [false, false, true],
+  ] as const;
+  const refuses = (version: string) => !['v5.4', 'v5.10', 'v6.1', 'v6.3'].includes(version);
+  for (const fs of ['ext4', 'xfs'] as const) {
+    it(`${fs}: the cache page in a shared mapping, the anon COW copy in a private one; EFAULT for the shared R/W pins where the release refuses them`, () => {
+      for (const version of RELEASES) {
+        for (const mprotectRo of [false, true]) {
+          const got = cases.map(([shared, rw, fast]) => {
+            const k = createKernel({ arch: x86(), kernel: version });
+            const m = new Monitor(k);
+            k.run(k.tmpfile({ file: 'tmpfile', fs, size: 4096 }));
+            k.run(k.mmap({ file: 'tmpfile', length: 4096, shared, write: true, as: 'mem' }));
+            k.run(k.write({ map: 'mem', page: 0, data: '0x00' }));
+            if (mprotectRo && !rw) k.run(k.mprotect({ map: 'mem', write: false }));
+            let h;
+            try {
+              h = k.run(k.gup({ map: 'mem', page: 0, longterm: true, write: rw, fast, as: 'p' }, true));
+            } catch (e) {
+              if (e instanceof KernelError) return e.code;
+              throw e;
+            }
+            expect(m.violations).toEqual([]);
+            const cache = k.pfnOf({ file: 'tmpfile', page: 0 })!;
+            return h.pfns[0] === cache ? 'cache page' : k.isAnon(h.pfns[0]!) ? 'anon copy' : 'other';
+          });
+          const sharedRw = refuses(version) ? 'EFAULT' : 'cache page';
+          expect({ version, mprotectRo, got }).toEqual({ version, mprotectRo, got: [sharedRw, sharedRw, 'cache page', 'cache page', ...Array<string>(4).fill('anon copy')] });
+        }
+      }
+    });
+  }
 });
 
 describe('mprotect() on DAX mappings (change_pte_range / change_huge_pmd on devmap leaves)', () => {
