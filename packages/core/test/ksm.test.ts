@@ -111,6 +111,46 @@ describe('ksmd merging (cmp_and_merge_page)', () => {
   });
 });
 
+describe('ksmd and THPs (try_to_merge_one_page splits a large folio first)', () => {
+  it('splits a PMD-mapped THP to merge its identical subpages; the written first subpage stays apart', () => {
+    const k = kernel();
+    k.run(k.mmap({ anon: true, length: 512 * PAGE, write: true, as: 't' }));
+    k.run(k.madvise({ map: 't', advice: 'hugepage' }));
+    k.run(k.write({ map: 't', page: 0, data: 'head' })); // one PMD-mapped THP, subpages 1..511 zero-filled
+    const mm = k.processes.get('init')!;
+    const start = mm.ranges.get('t')!.start;
+    expect(k.vm.lookup(mm, start)!.pte.level).toBe('pmd');
+    const thp = pfn(k, 't', 0);
+    k.run(k.madvise({ map: 't', advice: 'mergeable' }));
+    k.run(k.ksmMerge({}));
+    // scan 2: subpage 1 enters the unstable tree; at subpage 2 try_to_merge_two_pages() splits the
+    // THP (split_huge_page: PTEs, 512 order-0 folios), subpage 2 becomes the KSM page, 1 maps it,
+    // and 3..511 match it in the stable tree: 511 PTEs, 511 references
+    expect(k.vm.lookup(mm, start)!.pte.level).toBe('pte');
+    const kpage = thp + 2;
+    expect([1, 2, 511].map((i) => pfn(k, 't', i))).toEqual([kpage, kpage, kpage]);
+    expect(counts(k, kpage)).toEqual([511, 511]);
+    expect(k.ksm.isKsm(kpage)).toBe(true);
+    expect(pfn(k, 't', 0)).toBe(thp);
+    expect(counts(k, thp)).toEqual([1, 1]);
+    expect(k.run(k.read({ map: 't', page: 0 }))).toBe('head');
+  });
+
+  it('leaves a pinned THP whole: split_huge_page() refuses it (can_split_folio)', () => {
+    const k = kernel();
+    k.run(k.mmap({ anon: true, length: 512 * PAGE, write: true, as: 't' }));
+    k.run(k.madvise({ map: 't', advice: 'hugepage' }));
+    k.run(k.write({ map: 't', page: 0, data: 'head' }));
+    k.run(k.gup({ map: 't', page: 0, write: true, longterm: true, as: 'dma' }, true));
+    const thp = pfn(k, 't', 0);
+    k.run(k.madvise({ map: 't', advice: 'mergeable' }));
+    k.run(k.ksmMerge({}));
+    const mm = k.processes.get('init')!;
+    expect(k.vm.lookup(mm, mm.ranges.get('t')!.start)!.pte.level).toBe('pmd');
+    expect(pfn(k, 't', 5)).toBe(thp + 5);
+  });
+});
+
 describe('faults on a KSM page (do_wp_page)', () => {
   it('a write copies the KSM page, also when this PTE is its last mapping (latest)', () => {
     const k = kernel();

@@ -27,11 +27,11 @@ interface Candidate {
 }
 
 /**
- * Kernel Samepage Merging (mm/ksm.c), for order-0 anonymous pages of VM_MERGEABLE VMAs:
+ * Kernel Samepage Merging (mm/ksm.c), for the anonymous pages of VM_MERGEABLE VMAs:
  * MADV_MERGEABLE / MADV_UNMERGEABLE (ksm_madvise), ksmd's scans (ksm_do_scan ->
  * cmp_and_merge_page), and unmerging (break_ksm). The use_zero_pages knob (off by default),
  * max_page_sharing chains, NUMA trees, prctl(PR_SET_MEMORY_MERGE) and KSM swap-in copies are not
- * modelled; a large folio in a mergeable VMA is refused (ksmd would split it first).
+ * modelled.
  */
 export class Ksm {
   /** ksm_mm_head's list: mms in the order __ksm_enter() added them (MMF_VM_MERGEABLE) */
@@ -110,16 +110,13 @@ export class Ksm {
     }
   }
 
-  /** The order-0 anonymous page a present PTE maps (follow_page + PageAnon), else null. */
+  /** The anonymous page mapped at vpn, by a PTE or a THP's PMD (follow_page + PageAnon), else null. */
   private anonPageAt(vma: Vma, vpn: number): number | null {
     const k = this.k;
     const leaf = k.vm.lookup(vma.mm, vpn);
     if (!leaf || nonPresent(leaf.pte)) return null;
     const page = k.vm.normalPage(leaf.pte, k.vm.pfnAt(leaf, vpn));
     if (page === null || !k.folios.isAnon(k.folios.folio(page))) return null;
-    if (leaf.pte.level !== 'pte' || k.folios.nr(k.folios.folio(page)) > 1) {
-      throw KernelError.unsupported('EINVAL', `KSM over a large folio in '${vma.name}' (page ${vpn - vma.start}): ksmd splits it first (split_huge_page), which is not modelled`);
-    }
     return page;
   }
 
@@ -190,6 +187,9 @@ export class Ksm {
    */
   private writeProtect(vma: Vma, vpn: number, page: number): boolean {
     const k = this.k;
+    // try_to_merge_one_page(): "if (PageTransCompound(page)) { if (split_huge_page(page)) goto
+    // out_unlock; }" -- a large folio is split first (its PMDs become PTEs); a pinned one cannot be
+    if (k.folios.nr(k.folios.folio(page)) > 1 && !k.thp.splitFolioHeld(k.folios.folio(page), 'try_to_merge_one_page')) return false;
     const pte = k.vm.lookup(vma.mm, vpn)!.pte;
     const exclusive = (k.folios.flags(page) & PG.anonExclusive) !== 0 && kernelAtLeast(k.version, 5, 19);
     if (!pte.write && !pte.dirty && !exclusive) return true;
