@@ -103,6 +103,9 @@ export class Ksm {
           // the VMA may have been changed by a merge's break_cow(): look it up again
           if (k.vm.vmaAt(mm, vpn) !== vma) break;
           const page = this.anonPageAt(vma, vpn);
+          // get_next_rmap_item() frees the rmap_items of addresses it no longer finds a page at:
+          // their oldchecksum goes with them
+          if (page === null) this.checksums.delete(`${mm.id}:${vpn}`);
           if (page === null || this.isKsm(page)) continue;
           yield* this.cmpAndMerge({ vma, vpn, page }, unstable);
         }
