@@ -4,6 +4,7 @@ import {
   UnsupportedError,
   kernelAtLeast,
   nonPresent,
+  preempt,
   SNAPSHOT_FLAGS as PROT,
   type DeviceAccessRequest,
   type DeviceExclusiveRequest,
@@ -53,6 +54,13 @@ interface MirrorState {
    * CPU page tables each time.
    */
   readonly atomic: Map<number, Map<number, number>>;
+  /**
+   * The mmu interval notifier's sequence per mirrored mm (dmirror->notifier: test_hmm inserts one
+   * over the whole address space at open, dmirror_fops_open()). dmirror_interval_invalidate()
+   * advances it (mmu_interval_set_seq) on every invalidation it does not ignore; a range fault
+   * read before the change is retried (mmu_interval_read_retry in dmirror_range_fault()).
+   */
+  readonly notifierSeq: Map<number, number>;
 }
 
 function mirror(device: Device): MirrorState {
@@ -146,7 +154,7 @@ export function hmm(options: HmmOptions = {}): DriverPlugin {
       // so a probe asking for either cannot be served by this driver: the cell is unsupported, with why
       if (req.altmap) throw KernelError.unsupported('EINVAL', `probe ${req.name}: hmm device memory has no altmap (its memmap is in RAM); a scenario for hmm leaves altmap out`);
       if (req.align !== null) throw KernelError.unsupported('EINVAL', `probe ${req.name}: hmm device memory has no alignment (pages are handed out one at a time); a scenario for hmm leaves align out`);
-      const state: MirrorState = { kind, freed: [], next: 0, allocated: new Set(), removing: false, calloc: 0, cfree: 0, atomic: new Map() };
+      const state: MirrorState = { kind, freed: [], next: 0, allocated: new Set(), removing: false, calloc: 0, cfree: 0, atomic: new Map(), notifierSeq: new Map() };
       let device: Device | null = null;
       const pgmap = k.memremap.memremapPages({
         device: req.name,
@@ -274,36 +282,34 @@ export function hmm(options: HmmOptions = {}): DriverPlugin {
      */
     *deviceAccess(k: Kernel, device: Device, req: DeviceAccessRequest): Op<string> {
       if (!device.bound) throw new KernelError('ENODEV', `${device.name} is not bound`);
-      const { vma } = req;
-      const vpn = vma.start + req.page;
-      // hmm_vma_walk_test(): a VMA without VM_READ (PROT_NONE) with a fault requested is -EFAULT,
-      // before any PTE is looked at (so before hmm_vma_fault()'s VM_WRITE check)
-      if (!vma.flags.read) throw new KernelError('EFAULT', `${device.name}: hmm_range_fault on PROT_NONE mapping '${vma.name}'`);
-      if (req.write && !vma.flags.write) throw new KernelError('EPERM', `${device.name}: write to read-only mapping '${vma.name}' (hmm_range_fault needs VM_WRITE)`);
+      const mm = req.vma.mm;
+      const vpn = req.vma.start + req.page;
       // dmirror_do_read() reads any entry of the mirror, an atomic one too, without faulting;
       // dmirror_do_write() wants DPT_XA_TAG_WRITE, which an atomic entry (tag 1) is not
-      const atomic = atomicEntries(device, vma.mm)?.get(vpn);
+      const atomic = atomicEntries(device, mm)?.get(vpn);
       if (atomic !== undefined && !req.write) return access(k, atomic, req);
-      for (let tries = 0; ; tries++) {
-        if (tries === 3) throw new KernelError('EFAULT', `${device.name}: hmm_range_fault could not fault in page ${req.page} of '${vma.name}'`);
-        const leaf = k.vm.lookup(vma.mm, vpn);
-        if (leaf?.pte.devicePrivate && k.deviceOfPfn(leaf.pte.pfn) === device) {
-          // hmm_vma_handle_pte(): reported with its own permission, never faulted; test_hmm's
-          // dmirror_do_fault() refuses a read-only page for a write: WARN_ON(default_flags &
-          // HMM_PFN_WRITE), then -EFAULT (lib/test_hmm.c, since the driver's first version)
-          if (req.write && !leaf.pte.write) {
-            k.warn(`dmirror_do_fault: WARN_ON(range->default_flags & HMM_PFN_WRITE): ${device.name}'s own device-private entry for page ${req.page} of '${vma.name}' is read-only`);
-            throw new KernelError('EFAULT', `${device.name}: page ${req.page} of '${vma.name}' is a read-only device-private entry`);
-          }
-          return access(k, leaf.pte.pfn, req);
-        }
-        // hmm_vma_handle_pte(): a device-exclusive entry is faulted (remove_device_exclusive_entry)
-        if (!leaf || nonPresent(leaf.pte) || (req.write && !leaf.pte.write)) {
-          yield* k.faults.handle(vma, vpn, req.write);
+      // dmirror_range_fault(): mmu_interval_read_begin(), hmm_range_fault() under the mmap lock,
+      // then under dmirror->mutex mmu_interval_read_retry(): an invalidation since the begin
+      // (a munmap, a COW, an mprotect of the range) sends it round again; a walk that faulted
+      // (hmm_range_fault -EBUSY after hmm_vma_fault) goes round too. The kernel gives up after
+      // HMM_RANGE_DEFAULT_TIMEOUT with -EBUSY; the model, which only ever retries after a real
+      // change, bounds the faults instead (EFAULT, as before the notifier was modelled).
+      for (let faults = 0; ; ) {
+        if (faults === 3) throw new KernelError('EFAULT', `${device.name}: hmm_range_fault could not fault in page ${req.page} of '${req.vma.name}'`);
+        const seq = notifierSeq(device, mm);
+        const walked = yield* rangeFault(k, device, req, vpn);
+        if (walked === null) {
+          faults++;
           continue;
         }
-        if (req.write) leaf.pte.dirty = true;
-        return access(k, k.vm.pfnAt(leaf, vpn), req);
+        // mutex_lock(&dmirror->mutex): a munmap may run between the walk and here
+        yield preempt(`dmirror_range_fault(${device.name}): mutex_lock`, () => `${seq}:${walked}`);
+        if (notifierSeq(device, mm) !== seq) continue;
+        // dmirror_do_fault() stores the page in the mirror, dmirror_do_read()/_write() use it
+        // a write through a present CPU entry dirties it (the device's own private entry is not)
+        const leaf = k.vm.lookup(mm, vpn);
+        if (req.write && leaf && !leaf.pte.devicePrivate) leaf.pte.dirty = true;
+        return access(k, walked, req);
       }
     },
 
@@ -358,6 +364,9 @@ export function hmm(options: HmmOptions = {}): DriverPlugin {
      * with this device as owner is ignored; migrations do not notify in the model).
      */
     invalidate(_k: Kernel, device: Device, range: MmuNotifierRange): void {
+      // mmu_interval_set_seq(): the interval is the whole address space, so every range counts
+      const seqs = mirror(device).notifierSeq;
+      seqs.set(range.mm.id, (seqs.get(range.mm.id) ?? 0) + 1);
       const table = atomicEntries(device, range.mm);
       if (!table) return;
       for (const vpn of [...table.keys()]) if (vpn >= range.start && vpn < range.end) table.delete(vpn);
@@ -386,6 +395,44 @@ export function hmm(options: HmmOptions = {}): DriverPlugin {
       yield* k.memremap.memunmapPages(device.pgmap);
     },
   };
+}
+
+/** The mmu interval notifier's sequence for one mirrored process (0 until its first invalidation). */
+function notifierSeq(device: Device, mm: Mm): number {
+  return mirror(device).notifierSeq.get(mm.id) ?? 0;
+}
+
+/**
+ * One pass of hmm_range_fault() over the page (mm/hmm.c) with HMM_PFN_REQ_FAULT (and _WRITE for a
+ * write), as dmirror_fault() asks: the pfn to use, or null when it faulted the page in and must
+ * walk again (-EBUSY). The VMA is looked up afresh each pass, as walk_page_range() does.
+ */
+function* rangeFault(k: Kernel, device: Device, req: DeviceAccessRequest, vpn: number): Op<number | null> {
+  const mm = req.vma.mm;
+  const vma = k.vm.vmaAt(mm, vpn);
+  // hmm_vma_walk_hole() with no VMA and a fault requested: -EFAULT (a munmap got there first)
+  if (!vma) throw new KernelError('EFAULT', `${device.name}: page ${req.page} of '${req.vma.name}' is no longer mapped (hmm_range_fault found a hole)`);
+  // hmm_vma_walk_test(): a VMA without VM_READ (PROT_NONE) with a fault requested is -EFAULT,
+  // before any PTE is looked at (so before hmm_vma_fault()'s VM_WRITE check)
+  if (!vma.flags.read) throw new KernelError('EFAULT', `${device.name}: hmm_range_fault on PROT_NONE mapping '${vma.name}'`);
+  if (req.write && !vma.flags.write) throw new KernelError('EPERM', `${device.name}: write to read-only mapping '${vma.name}' (hmm_range_fault needs VM_WRITE)`);
+  const leaf = k.vm.lookup(mm, vpn);
+  if (leaf?.pte.devicePrivate && k.deviceOfPfn(leaf.pte.pfn) === device) {
+    // hmm_vma_handle_pte(): reported with its own permission, never faulted; test_hmm's
+    // dmirror_do_fault() refuses a read-only page for a write: WARN_ON(default_flags &
+    // HMM_PFN_WRITE), then -EFAULT (lib/test_hmm.c, since the driver's first version)
+    if (req.write && !leaf.pte.write) {
+      k.warn(`dmirror_do_fault: WARN_ON(range->default_flags & HMM_PFN_WRITE): ${device.name}'s own device-private entry for page ${req.page} of '${vma.name}' is read-only`);
+      throw new KernelError('EFAULT', `${device.name}: page ${req.page} of '${vma.name}' is a read-only device-private entry`);
+    }
+    return leaf.pte.pfn;
+  }
+  // hmm_vma_handle_pte(): a device-exclusive entry is faulted (remove_device_exclusive_entry)
+  if (!leaf || nonPresent(leaf.pte) || (req.write && !leaf.pte.write)) {
+    yield* k.faults.handle(vma, vpn, req.write);
+    return null;
+  }
+  return k.vm.pfnAt(leaf, vpn);
 }
 
 /** The mirror's atomic entries for one mirrored process, if any. */

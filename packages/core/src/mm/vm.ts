@@ -228,11 +228,21 @@ export class Vm {
     return next;
   }
 
-  /** munmap(): zap the whole VMA, then remove it (and from its file's i_mmap). */
-  *unmapVma(vma: Vma): Op {
+  /**
+   * Tear a VMA down: zap it, then take it out of the mm and its file's i_mmap. munmap detaches it
+   * from the mm before the zap (`detachFirst`: do_munmap()'s detach_vmas_to_be_unmapped() before
+   * unmap_region(), mm/mmap.c; vms_gather_munmap_vmas() before vms_complete_munmap_vmas() since
+   * the VMA code moved to mm/vma.c, v6.12 [M]), so a walk of the mm while the entries go (an HMM
+   * mirror's hmm_range_fault) finds a hole; exit_mmap() zaps with the VMAs still in the tree.
+   */
+  *unmapVma(vma: Vma, detachFirst = false): Op {
+    const detach = () => {
+      const i = vma.mm.vmas.indexOf(vma);
+      if (i >= 0) vma.mm.vmas.splice(i, 1);
+    };
+    if (detachFirst) detach();
     yield* this.zap(vma, vma.start, vma.start + vma.pages, 'munmap');
-    const i = vma.mm.vmas.indexOf(vma);
-    if (i >= 0) vma.mm.vmas.splice(i, 1);
+    detach();
     this.mappingOf(vma)?.mmaps.delete(vma);
     if (vma.hugetlb) this.k.hugetlb.close(vma); // hugetlb_vm_op_close(): unused reservations back
     // the last VMA of a shared anonymous mapping's file was its last reference (mm/shmem.ts)
@@ -344,7 +354,7 @@ export class Vm {
     const last = mm.vmas.find((v) => v.start < end && v.start + v.pages > end);
     if (last) this.splitVma(last, end);
     const inside = mm.vmas.filter((v) => v.start >= start && v.start + v.pages <= end);
-    for (const vma of inside) yield* this.unmapVma(vma);
+    for (const vma of inside) yield* this.unmapVma(vma, true);
   }
 
   /**

@@ -397,7 +397,10 @@ export const OP_NAMES = Object.keys(OP_ARGS) as OpName[];
 export const StepExpectSchema = z
   .union([
     z.literal('blocks').describe('the step must not complete in a sequential run'),
-    obj({ error: z.enum(ERRNO_NAMES as [Errno, ...Errno[]]).describe('the errno the step must fail with') }),
+    obj({
+      error: z.enum(ERRNO_NAMES as [Errno, ...Errno[]]).describe('the errno the step must fail with'),
+      maySucceed: z.literal(true).optional().describe('the step may also succeed: a race whose test accepts either (hmm-tests.c anon_teardown: the read completes, or fails once the munmap won)'),
+    }),
     obj({ blocks: z.literal(true) }),
   ], { error: "expected expect: { error: CODE } or expect: blocks" })
   .meta({ id: 'StepExpect', description: 'the step must fail with this errno, or must block (never complete in a sequential run)' })
