@@ -76,6 +76,24 @@ describe('GUP-fast racing fork (seed 002) under explore', () => {
     expect({ complete: one.complete, limits: one.limits }).toEqual({ complete: false, limits: ['preemptions'] });
   });
 
+  it('onTransition hands out the explored state graph: one call per transition plus the root, one distinct key per state', () => {
+    for (const search of ['bfs', 'dfs'] as const) {
+      const calls: { from: string | null; to: string; runnable: readonly number[] }[] = [];
+      const r = explore('v6.15', {}, { search, onTransition: (from, _thread, to, runnable) => calls.push({ from: from && from.join(':'), to: to.join(':'), runnable }) });
+      expect(calls.length).toBe(r.transitions + 1);
+      expect(calls[0]!.from).toBeNull();
+      expect(new Set(calls.map((c) => c.to)).size).toBe(r.states);
+      // every transition leaves a state reached before it (a tree grows from the root)
+      const reached = new Set<string>();
+      for (const c of calls) {
+        if (c.from !== null) expect(reached.has(c.from)).toBe(true);
+        reached.add(c.to);
+      }
+      // the end states are the keys from which nothing is runnable
+      expect(new Set(calls.filter((c) => c.runnable.length === 0).map((c) => c.to)).size).toBe(r.ends.completed + r.ends.blocked + r.ends.oops + r.ends.failed);
+    }
+  });
+
   it('a result reports the size of the search and how the schedules ended', () => {
     const r = explore('v6.15');
     expect(r).toMatchObject({ mode: 'explore', reduction: 'state-hash', search: 'bfs', preemptionBound: null, limits: [], blocked: null, oops: null, stepFailures: [] });

@@ -75,6 +75,8 @@ interface Node {
   readonly hist: Uint32Array;
   readonly last: number;
   readonly preemptions: number;
+  /** the state's key (only kept for ExploreOptions.onTransition) */
+  key?: readonly [number, number];
   /** false: the root of a shared search that another worker claimed */
   readonly mine?: boolean;
   /** what the monitor had reported at this state (a muted replay reports nothing) */
@@ -340,6 +342,10 @@ class Explorer {
     const key = visited ? this.key(s, hist, i) : null;
     const seen = visited ? visited.visit(key!, this.cost(child)) : 'new';
     const node: Node = { prefix: child.prefix, runnable: child.runnable, hist, last: i, preemptions: child.preemptions, violations: reported(s), sessions: [s] };
+    if (this.options.onTransition && key) {
+      node.key = key;
+      this.options.onTransition(from.key ?? null, i, key, child.runnable);
+    }
     const done = (): { node: Node; key: [number, number] | null; seen: 'new' | 'better' | 'seen'; expand: boolean } => {
       this.release(s);
       node.sessions = [];
@@ -368,9 +374,11 @@ class Explorer {
   private root(root: ScenarioSession, runnable: readonly number[], visited: Visited | null): Node {
     const hist = new Uint32Array(visited ? this.threadCount * 2 : 0);
     // in a shared search the root counts for the worker that claims it first
-    const mine = visited?.visit(this.key(root, hist, -1), 0) !== 'seen';
+    const key = visited ? this.key(root, hist, -1) : undefined;
+    const mine = !visited || visited.visit(key!, 0) !== 'seen';
     if (!mine) this.states = 0;
-    return { prefix: new Uint8Array(0), runnable, hist, last: -1, preemptions: 0, mine, violations: reported(root), sessions: [root] };
+    if (key) this.options.onTransition?.(null, -1, key, runnable);
+    return { prefix: new Uint8Array(0), runnable, hist, last: -1, preemptions: 0, mine, violations: reported(root), sessions: [root], ...(key ? { key } : {}) };
   }
 
   /**

@@ -41,6 +41,12 @@ export interface ExploreOptions {
   /** called about every 1,000 states */
   readonly progress?: (p: ExploreProgress) => void;
   /**
+   * with `state-hash`: called for the root (`from` null, `thread` -1) and for every transition
+   * taken, with the states' keys (the 64-bit state hash as two words) and the threads runnable at
+   * `to`: the explored state graph, for analysis (bench/explore-sleep-ceiling.mjs)
+   */
+  readonly onTransition?: (from: readonly [number, number] | null, thread: number, to: readonly [number, number], runnable: readonly number[]) => void;
+  /**
    * be one worker of a search split over threads (shared.ts; depth-first over hashed states, no
    * preemption bound): fold the workers' results with mergeExploreResults()
    */
