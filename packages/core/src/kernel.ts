@@ -24,6 +24,7 @@ import { mapDevmem } from './mm/devmem.js';
 import { PageStore, PG } from './mm/pages.js';
 import { Ram } from './mm/ram.js';
 import { Shmem } from './mm/shmem.js';
+import { IoUring } from './mm/iouring.js';
 import { Hugetlb } from './mm/hugetlb.js';
 import { Swap } from './mm/swap.js';
 import { Ksm } from './mm/ksm.js';
@@ -128,6 +129,8 @@ export class Kernel {
   readonly swap: Swap;
   /** KSM: MADV_MERGEABLE, ksmd's merging, unmerging (mm/ksm.ts) */
   readonly ksm: Ksm;
+  /** io_uring fixed buffers (mm/iouring.ts) */
+  readonly iouring: IoUring;
   /** pfn of the shared zero page */
   get zeroPfn(): number {
     return this.ram.basePfn;
@@ -150,6 +153,8 @@ export class Kernel {
   readonly files = new Map<string, { fs: DaxFilesystem; inode: Inode }>();
   readonly processes = new Map<string, Mm>();
   readonly pins = new Map<string, GupHandle>();
+  /** the names in `pins` that are io_uring fixed buffers */
+  private readonly fixedBuffers = new Set<string>();
   /** which process created each named mapping */
   readonly mapOwners = new Map<string, Mm>();
   readonly warnings: string[] = [];
@@ -201,6 +206,7 @@ export class Kernel {
     this.hugetlb = new Hugetlb(this);
     this.swap = new Swap(this);
     this.ksm = new Ksm(this);
+    this.iouring = new IoUring(this);
     this.processes.set('init', this.vm.newMm('init'));
   }
 
@@ -736,12 +742,38 @@ export class Kernel {
   }
 
   *unpin(a: { name: string }): Op {
-    this.gupper.release(this.pin(a.name), true);
+    this.gupper.release(this.gupPin(a.name, 'unpin'), true);
     yield* [];
   }
 
   *put(a: { name: string }): Op {
-    this.gupper.release(this.pin(a.name), false);
+    this.gupper.release(this.gupPin(a.name, 'put'), false);
+    yield* [];
+  }
+
+  /** A pin taken by a pin/get step: an io_uring buffer's pins belong to io_uring. */
+  private gupPin(name: string, op: string): GupHandle {
+    if (this.fixedBuffers.has(name)) throw new InputError(`'${name}' is an io_uring fixed buffer, whose pins only io_uring drops: write iouring-unregister: ${name} instead of ${op}: ${name}`, undefined, 'name');
+    return this.pin(name);
+  }
+
+  /**
+   * io_uring_register(IORING_REGISTER_BUFFERS) of one iovec: `pages` pages of a mapping from
+   * `page` on (mm/iouring.ts). The buffer is a pin by that name (dma-read / dma-write through it).
+   */
+  *iouringRegister(a: { map: string; page: number; pages?: number; as: string; process?: string }): Op<GupHandle> {
+    if (this.pins.has(a.as)) throw new InputError(`pin '${a.as}' already exists`, undefined, 'as');
+    const { vma, vpn } = this.mapPage(a.map, a.page, a.process);
+    const h = yield* this.iouring.register({ name: a.as, vma, vpn, nr: a.pages ?? 1 });
+    this.pins.set(a.as, h);
+    this.fixedBuffers.add(a.as);
+    return h;
+  }
+
+  /** io_uring_register(IORING_UNREGISTER_BUFFERS): the buffer's pins go (io_buffer_unmap). */
+  *iouringUnregister(a: { name: string }): Op {
+    if (!this.fixedBuffers.has(a.name)) throw new InputError(`'${a.name}' is not an io_uring fixed buffer: register it with iouring-register: { …, as: ${a.name} }, or release a pin with unpin`, undefined, 'name');
+    this.iouring.unregister(this.pin(a.name));
     yield* [];
   }
 

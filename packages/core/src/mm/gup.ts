@@ -26,6 +26,9 @@ export interface GupRequest {
  * slow path, try_grab_folio's accounting (GUP_PIN_COUNTING_BIAS or _pincount), and unpin.
  */
 export class Gup {
+  /** handles that hold fewer pins than pages (keepOnly): the indexes of the pfns that still hold one */
+  private readonly kept = new WeakMap<GupHandle, ReadonlySet<number>>();
+
   constructor(private readonly k: Kernel) {}
 
   *gup(req: GupRequest): Op<GupHandle> {
@@ -281,6 +284,20 @@ export class Gup {
   }
 
   /**
+   * Drop the pins of every page of `h` but those at `kept` (indexes into h.pfns; null keeps all):
+   * their folios stay pinned through the kept ones and every page stays reachable through `h` (an
+   * io_uring buffer coalesced to one pin per folio, mm/iouring.ts). release() drops the rest.
+   */
+  keepOnly(h: GupHandle, kept: ReadonlySet<number> | null): void {
+    if (kept === null) return;
+    const k = this.k;
+    h.pfns.forEach((pfn, i) => {
+      if (!kept.has(i) && !k.isZeroPfn(pfn)) this.ungrab(k.folios.folio(pfn), h.pin, 'unpin_user_folio: coalesced');
+    });
+    this.kept.set(h, kept);
+  }
+
+  /**
    * unpin_user_page() (asPin) or put_page(): release a GUP reference. Releasing with the wrong
    * call is a driver bug the kernel does not catch: put_page() on a pin leaks the bias,
    * unpin_user_page() on a get underflows.
@@ -289,7 +306,8 @@ export class Gup {
     const k = this.k;
     if (h.released) throw new KernelError('EINVAL', `'${h.name}' was already released`);
     h.released = true;
-    for (const pfn of h.pfns) {
+    const kept = this.kept.get(h);
+    for (const [i, pfn] of h.pfns.entries()) {
       if (k.isZeroPfn(pfn)) continue;
       if (k.isGone(pfn)) {
         k.warn(`release of '${h.name}': pfn ${pfn} belongs to a pgmap that was torn down (use after free)`);
@@ -298,6 +316,7 @@ export class Gup {
       const p = k.pages;
       const s = p.slot(pfn);
       p.gup[s]! -= 1;
+      if (kept && !kept.has(i)) continue; // its pin went at keepOnly()
       this.ungrab(k.folios.folio(pfn), asPin, asPin ? 'unpin_user_page' : 'put_page');
     }
     k.emit('gup.unpin', { name: h.name, pfns: [...h.pfns], pin: asPin });

@@ -187,7 +187,8 @@ function definitions(step: Step, at: Path): NameRef[] {
     case 'mmap':
     case 'mremap': return ref('as', 'map');
     case 'pin':
-    case 'get': return ref('as', 'pin');
+    case 'get':
+    case 'iouring-register': return ref('as', 'pin');
     default: return [];
   }
 }
@@ -206,9 +207,9 @@ function references(step: Step, at: Path, raw: Record<string, unknown>): NameRef
     case 'truncate': case 'punch-hole': ref('file', 'file'); break;
     case 'reflink': ref('from', 'file'); break;
     case 'mmap': ref('process', 'process'); ref('file', 'file'); ref('device', 'device'); break;
-    case 'munmap': case 'read': case 'write': case 'pin': case 'get': case 'mprotect': case 'madvise': ref('map', 'map'); ref('process', 'process'); break;
+    case 'munmap': case 'read': case 'write': case 'pin': case 'get': case 'iouring-register': case 'mprotect': case 'madvise': ref('map', 'map'); ref('process', 'process'); break;
     case 'fork': case 'exit': case 'clear-refs': ref('process', 'process'); break;
-    case 'unpin': case 'put': ref('name', 'pin', a.name, typeof raw[step.op] === 'string' ? [...at, step.op] : [...at, step.op, 'name']); break;
+    case 'unpin': case 'put': case 'iouring-unregister': ref('name', 'pin', a.name, typeof raw[step.op] === 'string' ? [...at, step.op] : [...at, step.op, 'name']); break;
     case 'dma-write': case 'dma-read': ref('pin', 'pin'); break;
     case 'mremap': ref('map', 'map'); ref('to', 'map'); ref('process', 'process'); break;
     case 'migrate': ref('map', 'map'); ref('process', 'process'); if (a.to !== 'ram' && a.to !== 'device') ref('to', 'device'); break;

@@ -90,6 +90,8 @@ export function stepOp(k: Kernel, step: Step, failures: string[]): Op<unknown> {
     case 'get': return k.gup(a, false);
     case 'unpin': return k.unpin(a);
     case 'put': return k.put(a);
+    case 'iouring-register': return k.iouringRegister(a);
+    case 'iouring-unregister': return k.iouringUnregister(a);
     case 'dma-write': return k.dmaWrite(a);
     case 'memory-failure': return k.memoryFailure(a);
     case 'inject-fault': return k.injectFault(a);
