@@ -598,6 +598,7 @@ export class Kernel {
       vma = this.vm.addVma(mm, { name: a.as, start, pages, pgoff: 0, flags: this.vm.flags({ write, shared }), kind: 'anon', inode: null, device: null, anonVma: 0 });
     }
     if (!a.process || !this.mapOwners.has(a.as)) this.mapOwners.set(a.as, mm);
+    this.ksm.addVma(vma); // mmap_region() -> ksm_add_vma(): VM_MERGEABLE under PR_SET_MEMORY_MERGE
     yield* [];
     return vma;
   }
@@ -659,12 +660,21 @@ export class Kernel {
     return vma;
   }
 
-  /** echo 1 > /sys/kernel/mm/ksm/run, then wait for `scans` full scans of ksmd (mm/ksm.ts; default 2). */
-  *ksmMerge(a: { scans?: number }): Op {
+  /**
+   * echo 1 > /sys/kernel/mm/ksm/run, then wait for `scans` full scans of ksmd (mm/ksm.ts; default
+   * 2); with `useZeroPages`, echo 0|1 > /sys/kernel/mm/ksm/use_zero_pages first (it stays set).
+   */
+  *ksmMerge(a: { scans?: number; useZeroPages?: boolean }): Op {
+    if (a.useZeroPages !== undefined) this.ksm.useZeroPages = a.useZeroPages;
     yield* this.ksm.scan(a.scans ?? 2);
   }
 
   /** madvise(addr, len, advice) of a mapping, or of `length` bytes at `offset` in it (mm/madvise.ts). */
+  /** prctl(PR_SET_MEMORY_MERGE, memoryMerge) in a process (mm/ksm.ts setMemoryMerge; v6.4, -EINVAL before). */
+  *prctl(a: { process?: string; memoryMerge: boolean }): Op {
+    yield* this.ksm.setMemoryMerge(this.process(a.process), a.memoryMerge);
+  }
+
   *madvise(a: { map: string; advice: Advice; offset?: number; length?: number; process?: string }): Op {
     const { origin, mm } = this.mapRange(a.map, a.process);
     const { start, pages } = this.rangeIn(a.map, origin, a.offset, a.length);

@@ -207,7 +207,7 @@ export class Faults {
     // non-anonymous VMA: pmdp_huge_clear_flush, then for a normal folio — v6.15 DAX —
     // folio_remove_rmap_pmd + folio_put, below); the write is then COWed at PTE level.
     if (leaf.pte.level !== 'pte') k.vm.clear(vma.mm, leaf.base, leaf.pte.level);
-    else k.vm.clear(vma.mm, vpn, 'pte');
+    else k.ksm.unmapZeroPage(vma.mm, k.vm.clear(vma.mm, vpn, 'pte')!); // wp_page_copy(): ksm_might_unmap_zero_page()
     k.folios.addMap(copy);
     // wp_page_copy(): an unshare copy is mapped R/O and clean, keeping the old entry's soft-dirty
     // bit (v5.19); a write fault's copy gets maybe_mkwrite(pte_mkdirty())

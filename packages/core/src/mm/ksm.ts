@@ -2,7 +2,7 @@ import type { Kernel } from '../kernel.js';
 import { KernelError } from '../errors.js';
 import { kernelAtLeast } from '../features.js';
 import type { Op } from '../sched.js';
-import type { Mm, Vma } from '../types.js';
+import type { Mm, Pte, Vma } from '../types.js';
 import { nonPresent } from './exclusive.js';
 import { anonMappingOf, PG } from './pages.js';
 
@@ -16,7 +16,24 @@ const PAGE_MAPPING_KSM = 0x3;
 /** A stable-tree node: the KSM page that holds one content (struct ksm_stable_node). */
 interface StableNode {
   readonly id: number;
+  readonly data: string;
   kpfn: number;
+}
+
+/** An rmap_item listed from a stable node (STABLE_FLAG): an (mm, address) mapping its KSM page. */
+interface StableItem {
+  readonly mm: Mm;
+  readonly node: StableNode;
+}
+
+/** What mm_struct holds for KSM: MMF_VM_MERGE_ANY and the counters of /proc/PID/ksm_*. */
+interface MmKsm {
+  /** MMF_VM_MERGE_ANY: prctl(PR_SET_MEMORY_MERGE, 1) (v6.4) */
+  mergeAny: boolean;
+  /** mm->ksm_merging_pages (v5.19): this mm's rmap_items in the stable tree */
+  mergingPages: number;
+  /** mm->ksm_zero_pages (v6.6): PTEs of this mm that KSM pointed at the shared zero page */
+  zeroPages: number;
 }
 
 /** One page-table slot ksmd looks at: an rmap_item's (mm, address). */
@@ -28,19 +45,28 @@ interface Candidate {
 
 /**
  * Kernel Samepage Merging (mm/ksm.c), for the anonymous pages of VM_MERGEABLE VMAs:
- * MADV_MERGEABLE / MADV_UNMERGEABLE (ksm_madvise), ksmd's scans (ksm_do_scan ->
- * cmp_and_merge_page), and unmerging (break_ksm). The use_zero_pages knob (off by default),
- * max_page_sharing chains, NUMA trees, prctl(PR_SET_MEMORY_MERGE) and KSM swap-in copies are not
- * modelled.
+ * MADV_MERGEABLE / MADV_UNMERGEABLE (ksm_madvise), prctl(PR_SET_MEMORY_MERGE) (MMF_VM_MERGE_ANY),
+ * ksmd's scans (ksm_do_scan -> cmp_and_merge_page) with the use_zero_pages knob, unmerging
+ * (break_ksm), and the per-mm counters ksm_merging_pages and ksm_zero_pages. max_page_sharing
+ * chains, NUMA trees, smart scan, exec and KSM swap-in copies are not modelled.
  */
 export class Ksm {
   /** ksm_mm_head's list: mms in the order __ksm_enter() added them (MMF_VM_MERGEABLE) */
   private readonly slots: Mm[] = [];
   /** the stable tree, keyed by content (the model's page data stands for memcmp_pages()) */
   private readonly stable = new Map<string, StableNode>();
+  /** stable nodes by id, as a KSM page's mapping names them */
+  private readonly nodes = new Map<number, StableNode>();
   /** rmap_item->oldchecksum per (mm, page): what the last scan saw there */
   private readonly checksums = new Map<string, string>();
+  /** the rmap_items hanging off stable nodes, per (mm, page) */
+  private readonly items = new Map<string, StableItem>();
+  private readonly perMm = new WeakMap<Mm, MmKsm>();
   private nextNode = 1;
+  /** /sys/kernel/mm/ksm/use_zero_pages (v4.12, off by default) */
+  useZeroPages = false;
+  /** the global ksm_zero_pages (/sys/kernel/mm/ksm/ksm_zero_pages, v6.6) */
+  zeroPagesTotal = 0;
 
   constructor(private readonly k: Kernel) {}
 
@@ -50,20 +76,37 @@ export class Ksm {
     return (this.k.pages.mapping[s]! & 3) === PAGE_MAPPING_KSM;
   }
 
+  private state(mm: Mm): MmKsm {
+    let st = this.perMm.get(mm);
+    if (!st) this.perMm.set(mm, (st = { mergeAny: false, mergingPages: 0, zeroPages: 0 }));
+    return st;
+  }
+
+  /**
+   * vma_ksm_compatible(): KSM leaves VM_SHARED | VM_MAYSHARE | VM_PFNMAP | VM_IO | VM_DONTEXPAND |
+   * VM_HUGETLB | VM_MIXEDMAP and DAX VMAs alone (v6.4 named the list; ksm_madvise() held it before).
+   */
+  private compatible(vma: Vma): boolean {
+    const f = vma.flags;
+    return !(f.shared || f.pfnmap || f.io || f.dontexpand || f.mixedmap || vma.hugetlb || vma.kind === 'device' || (vma.kind === 'file' && vma.inode !== null));
+  }
+
+  /** __ksm_enter(): the mm joins ksmd's list (MMF_VM_MERGEABLE), behind the idle scan cursor: last. */
+  private enter(mm: Mm): void {
+    if (!this.slots.includes(mm)) this.slots.push(mm);
+  }
+
   /**
    * ksm_madvise() for one VMA's part [s, e): whether VM_MERGEABLE should change (the caller
    * updates the flags). MADV_MERGEABLE silently ignores VMAs KSM cannot merge in
-   * (VM_SHARED | VM_MAYSHARE | VM_PFNMAP | VM_IO | VM_DONTEXPAND | VM_HUGETLB | VM_MIXEDMAP, and
-   * vma_is_dax(); from v6.4 vma_ksm_compatible() holds the same list) and enters the mm into
-   * ksmd's list (__ksm_enter) on first use. MADV_UNMERGEABLE unmerges the range first
-   * (unmerge_ksm_pages) when the VMA has an anon_vma; an error leaves VM_MERGEABLE set.
+   * (vma_ksm_compatible) and enters the mm into ksmd's list (__ksm_enter) on first use.
+   * MADV_UNMERGEABLE unmerges the range first (unmerge_ksm_pages) when the VMA has an anon_vma;
+   * an error leaves VM_MERGEABLE set.
    */
   *advise(vma: Vma, s: number, e: number, mergeable: boolean): Op<boolean> {
     if (mergeable) {
-      if (vma.flags.mergeable) return false;
-      const f = vma.flags;
-      if (f.shared || f.pfnmap || f.io || f.dontexpand || f.mixedmap || vma.hugetlb || vma.kind === 'device' || (vma.kind === 'file' && vma.inode !== null)) return false;
-      if (!this.slots.includes(vma.mm)) this.slots.push(vma.mm);
+      if (vma.flags.mergeable || !this.compatible(vma)) return false;
+      this.enter(vma.mm);
       return true;
     }
     if (!vma.flags.mergeable) return false;
@@ -71,22 +114,140 @@ export class Ksm {
     return true;
   }
 
-  /** ksm_fork(): a child of an mm on ksmd's list is entered too (MMF_VM_MERGEABLE is inherited). */
+  /**
+   * prctl(PR_SET_MEMORY_MERGE, on) (kernel/sys.c, d7597f59d1d3 "mm: add new api to enable ksm per
+   * process", v6.4; an unknown option before: -EINVAL). On: ksm_enable_merge_any() -- the mm joins
+   * ksmd's list, MMF_VM_MERGE_ANY is set and every compatible VMA becomes VM_MERGEABLE
+   * (ksm_add_vmas), as will every VMA mmap creates later (ksm_add_vma). Off: ksm_disable_merge_any()
+   * ("mm/ksm: unmerge and clear VM_MERGEABLE when setting PR_SET_MEMORY_MERGE=0", 24139c07f413,
+   * v6.4 [M]) unmerges and clears VM_MERGEABLE on every VMA as MADV_UNMERGEABLE would; if that
+   * fails, the VMAs are marked again and MMF_VM_MERGE_ANY stays.
+   */
+  *setMemoryMerge(mm: Mm, on: boolean): Op {
+    this.requirePrctl('PR_SET_MEMORY_MERGE');
+    const st = this.state(mm);
+    if (on) {
+      if (st.mergeAny) return;
+      this.enter(mm);
+      st.mergeAny = true;
+      this.addVmas(mm);
+      return;
+    }
+    if (!st.mergeAny) return;
+    try {
+      for (const vma of [...mm.vmas].sort((a, b) => a.start - b.start)) {
+        // __ksm_del_vma()
+        if (!vma.flags.mergeable) continue;
+        if (vma.anonVma) yield* this.unmerge(vma, vma.start, vma.start + vma.pages);
+        vma.flags.mergeable = false;
+      }
+    } catch (err) {
+      this.addVmas(mm);
+      throw err;
+    }
+    st.mergeAny = false;
+  }
+
+  /** prctl(PR_GET_MEMORY_MERGE): !!test_bit(MMF_VM_MERGE_ANY) (v6.4; -EINVAL before). */
+  memoryMerge(mm: Mm): boolean {
+    this.requirePrctl('PR_GET_MEMORY_MERGE');
+    return this.state(mm).mergeAny;
+  }
+
+  private requirePrctl(option: string): void {
+    if (!kernelAtLeast(this.k.version, 6, 4)) throw new KernelError('EINVAL', `prctl(${option}) arrived in v6.4 (d7597f59d1d3): before it prctl() answers the unknown option with -EINVAL`);
+  }
+
+  /** ksm_add_vmas() -> __ksm_add_vma(): VM_MERGEABLE on every compatible VMA, whole. */
+  private addVmas(mm: Mm): void {
+    for (const vma of mm.vmas) if (this.compatible(vma)) vma.flags.mergeable = true;
+  }
+
+  /**
+   * ksm_add_vma() from mmap_region() (v6.4; ksm_vma_flags() computes the same before the VMA is
+   * made from v6.16): a new VMA of an MMF_VM_MERGE_ANY mm is VM_MERGEABLE when compatible. From
+   * v6.19 ("mm/ksm: fix exec/fork inheritance support for prctl" [M]) it also re-enters an mm that
+   * ksmd dropped from its list after a scan found nothing mergeable.
+   */
+  addVma(vma: Vma): void {
+    if (!this.state(vma.mm).mergeAny || !this.compatible(vma)) return;
+    vma.flags.mergeable = true;
+    if (kernelAtLeast(this.k.version, 6, 19)) this.enter(vma.mm);
+  }
+
+  /**
+   * ksm_fork(): a child of an mm on ksmd's list is entered too (MMF_VM_MERGEABLE), and from v6.4
+   * inherits MMF_VM_MERGE_ANY. dup_mm() copies the whole mm_struct, counters included: the child
+   * starts with the parent's ksm_merging_pages and ksm_zero_pages though it has no rmap_items,
+   * until 4d6fc29f3634 ("mm/ksm: fix incorrect KSM counter handling in mm_struct during fork",
+   * v6.18 [M]) zeroes ksm_merging_pages (the child's KSM pages get counted when ksmd reaches them)
+   * and adds the inherited KSM zero pages, which the child's PTEs do map, to the global count.
+   */
   fork(parent: Mm, child: Mm): void {
-    if (this.slots.includes(parent)) this.slots.push(child);
+    const from = this.state(parent);
+    const to = this.state(child);
+    to.mergingPages = from.mergingPages;
+    to.zeroPages = from.zeroPages;
+    if (this.slots.includes(parent)) {
+      if (kernelAtLeast(this.k.version, 6, 18)) {
+        to.mergingPages = 0;
+        this.zeroPagesTotal += to.zeroPages;
+      }
+      this.enter(child);
+    }
+    if (kernelAtLeast(this.k.version, 6, 4)) to.mergeAny = from.mergeAny;
+  }
+
+  /**
+   * /proc/PID/ksm_merging_pages (7609385337a4, v5.19; no such file before: ENOENT): the mm's
+   * rmap_items in the stable tree (stable_tree_append / remove_rmap_item_from_tree).
+   */
+  mergingPages(mm: Mm): number {
+    if (!kernelAtLeast(this.k.version, 5, 19)) throw new KernelError('ENOENT', '/proc/PID/ksm_merging_pages arrived in v5.19 (7609385337a4)');
+    return this.state(mm).mergingPages;
+  }
+
+  /** /proc/PID/ksm_stat exists (cb4df4cae4f2 "ksm: count allocated ksm rmap_items for each process", v6.1). */
+  hasKsmStat(): boolean {
+    return kernelAtLeast(this.k.version, 6, 1);
+  }
+
+  /**
+   * The ksm_zero_pages line of /proc/PID/ksm_stat (e2942062e01d / "ksm: add ksm zero pages for
+   * each process", v6.6): ENOENT where ksm_stat is missing (before v6.1) or has no such line.
+   */
+  zeroPages(mm: Mm): number {
+    if (!kernelAtLeast(this.k.version, 6, 6)) throw new KernelError('ENOENT', `/proc/PID/ksm_stat has no ksm_zero_pages line before v6.6 (e2942062e01d)${this.hasKsmStat() ? '' : ', and no ksm_stat before v6.1 (cb4df4cae4f2)'}`);
+    return this.state(mm).zeroPages;
+  }
+
+  /**
+   * is_ksm_zero_pte(): a zero-page PTE that KSM installed, which replace_page() marks dirty from
+   * v6.6 ("ksm: support unsharing KSM-placed zero pages", 30ff6ed9a65c); before, it looked like any
+   * other zero-page PTE.
+   */
+  isKsmZeroPte(pte: Pte): boolean {
+    return pte.level === 'pte' && pte.special && pte.dirty && pte.pfn === this.k.zeroPfn && kernelAtLeast(this.k.version, 6, 6);
+  }
+
+  /** ksm_might_unmap_zero_page(): a KSM zero-page PTE goes (zap_present_ptes, wp_page_copy). */
+  unmapZeroPage(mm: Mm, pte: Pte): void {
+    if (!this.isKsmZeroPte(pte)) return;
+    this.zeroPagesTotal--;
+    this.state(mm).zeroPages--;
   }
 
   /**
    * ksmd until merging settles: the two full scans ksm_functional_tests.c's ksm_merge() waits
    * for (full_scans + 2). Each scan (scan_get_next_rmap_item) walks the listed mms in order, each
    * one's VM_MERGEABLE VMAs with an anon_vma by address, each present anonymous page
-   * (follow_page: not the zero page, not a device entry) that is not yet KSM
+   * (folio_walk_start without FW_ZEROPAGE: not the zero page, not a device entry)
    * (cmp_and_merge_page): first the stable tree (an existing KSM page with the same content:
    * try_to_merge_with_ksm_page), then, only if the content did not change since the previous
-   * scan (oldchecksum), the unstable tree, rebuilt each scan: a second page of the same content
-   * makes the later-scanned page the KSM page (try_to_merge_two_pages: it is write-protected and
-   * becomes stable, the earlier one is replaced by it). So one scan merges nothing new, the
-   * second does.
+   * scan (oldchecksum), the zero page (use_zero_pages) and the unstable tree, rebuilt each scan: a
+   * second page of the same content makes the later-scanned page the KSM page
+   * (try_to_merge_two_pages: it is write-protected and becomes stable, the earlier one is
+   * replaced by it). So one scan merges nothing new, the second does.
    */
   *scan(scans = 2): Op {
     for (let i = 0; i < scans; i++) yield* this.fullScan();
@@ -95,22 +256,48 @@ export class Ksm {
   private *fullScan(): Op {
     const k = this.k;
     const unstable = new Map<string, Candidate>();
-    for (const mm of this.slots) {
-      if (!mm.alive) continue;
-      for (const vma of [...mm.vmas].sort((a, b) => a.start - b.start)) {
-        if (!vma.flags.mergeable || !vma.anonVma) continue;
+    for (const mm of [...this.slots]) {
+      const seen = new Set<string>();
+      let mergeable = false;
+      for (const vma of mm.alive ? [...mm.vmas].sort((a, b) => a.start - b.start) : []) {
+        if (!vma.flags.mergeable) continue;
+        mergeable = true;
+        if (!vma.anonVma) continue;
         for (let vpn = vma.start; vpn < vma.start + vma.pages; vpn++) {
           // the VMA may have been changed by a merge's break_cow(): look it up again
           if (k.vm.vmaAt(mm, vpn) !== vma) break;
           const page = this.anonPageAt(vma, vpn);
-          // get_next_rmap_item() frees the rmap_items of addresses it no longer finds a page at:
-          // their oldchecksum goes with them
-          if (page === null) this.checksums.delete(`${mm.id}:${vpn}`);
-          if (page === null || this.isKsm(page)) continue;
+          if (page === null) continue;
+          seen.add(this.key(mm, vpn));
           yield* this.cmpAndMerge({ vma, vpn, page }, unstable);
         }
       }
+      // get_next_rmap_item() frees the rmap_items of addresses it no longer finds a page at,
+      // remove_trailing_rmap_items() those past the last: their oldchecksum and stable-tree
+      // listing go with them
+      for (const key of [...this.checksums.keys(), ...this.items.keys()]) {
+        if (key.startsWith(`${mm.id}:`) && !seen.has(key)) {
+          this.checksums.delete(key);
+          this.removeItem(key);
+        }
+      }
+      if (!mergeable) this.drop(mm);
     }
+  }
+
+  /**
+   * scan_get_next_rmap_item(): a full scan of an exited mm, or of one without any VM_MERGEABLE
+   * VMA, takes it off ksmd's list and clears MMF_VM_MERGEABLE -- and MMF_VM_MERGE_ANY, so
+   * PR_GET_MEMORY_MERGE reads 0 and later mmaps are not marked, until v6.19 ("mm/ksm: fix
+   * exec/fork inheritance support for prctl" [M]) kept MMF_VM_MERGE_ANY.
+   */
+  private drop(mm: Mm): void {
+    this.slots.splice(this.slots.indexOf(mm), 1);
+    if (!kernelAtLeast(this.k.version, 6, 19)) this.state(mm).mergeAny = false;
+  }
+
+  private key(mm: Mm, vpn: number): string {
+    return `${mm.id}:${vpn}`;
   }
 
   /** The anonymous page mapped at vpn, by a PTE or a THP's PMD (follow_page + PageAnon), else null. */
@@ -125,17 +312,33 @@ export class Ksm {
 
   /** cmp_and_merge_page(). */
   private *cmpAndMerge(item: Candidate, unstable: Map<string, Candidate>): Op {
+    const key = this.key(item.vma.mm, item.vpn);
+    if (this.isKsm(item.page)) {
+      // a KSM page whose rmap_item already hangs off its stable node: nothing to do; else a KSM
+      // page this mm got by fork: try_to_merge_one_page() says 0 ("ksm page forked") and
+      // stable_tree_append() lists it
+      const node = this.nodeOf(item.page);
+      if (!node || this.items.get(key)?.node === node) return;
+      this.removeItem(key);
+      this.append(key, item.vma.mm, node);
+      return;
+    }
+    this.removeItem(key);
     const data = this.k.pages.data.get(item.page) ?? '';
     // stable_tree_search(): a KSM page whose content matches
     const node = this.stableNode(data);
-    if (node && this.mergeOne(item, node.kpfn)) return;
+    if (node && this.mergeOne(item, node.kpfn)) {
+      this.append(key, item.vma.mm, node);
+      return;
+    }
     // "If the hash value of the page has changed from the last time we calculated it, this page
     // is changing frequently: therefore we don't want to insert it in the unstable tree"
-    const key = `${item.vma.mm.id}:${item.vpn}`;
     if (this.checksums.get(key) !== data) {
       this.checksums.set(key, data);
       return;
     }
+    // try_to_merge_with_zero_page(): "Same checksum as an empty page", and use_zero_pages is on
+    if (this.useZeroPages && data === '' && this.mergeWithZeroPage(item)) return;
     // unstable_tree_search_insert(): the same page found again is no match
     const tree = unstable.get(data);
     if (!tree) {
@@ -145,26 +348,71 @@ export class Ksm {
     if (tree.page === item.page || this.anonPageAt(tree.vma, tree.vpn) !== tree.page) return;
     // try_to_merge_two_pages(): item's page becomes the KSM page, then tree's PTE maps it
     if (!this.writeProtect(item.vma, item.vpn, item.page)) return;
-    const fresh: StableNode = { id: this.nextNode++, kpfn: item.page };
+    const fresh: StableNode = { id: this.nextNode++, data, kpfn: item.page };
     this.setStable(item.page, fresh);
+    this.nodes.set(fresh.id, fresh);
     if (this.mergeOne(tree, item.page)) {
-      // stable_tree_insert(): the content is now in the stable tree; out of the unstable one
+      // stable_tree_insert(): the content is now in the stable tree; out of the unstable one;
+      // both rmap_items are appended to the new node
       this.stable.set(data, fresh);
       unstable.delete(data);
+      this.append(this.key(tree.vma.mm, tree.vpn), tree.vma.mm, fresh);
+      this.append(key, item.vma.mm, fresh);
       return;
     }
     // "If that fails, we have a ksm page with only one pte pointing to it: so break it" (break_cow)
+    this.nodes.delete(fresh.id);
     yield* this.breakKsm(item.vma, item.vpn);
   }
 
+  /** stable_tree_append(): the rmap_item hangs off the node; mm->ksm_merging_pages++. */
+  private append(key: string, mm: Mm, node: StableNode): void {
+    this.items.set(key, { mm, node });
+    this.state(mm).mergingPages++;
+  }
+
+  /**
+   * remove_rmap_item_from_tree() of a STABLE_FLAG item: ksm_get_folio() first, and a node whose
+   * page is gone is stale -- remove_node_from_stable_tree() takes every rmap_item off it (each
+   * one's mm->ksm_merging_pages--); else just this one.
+   */
+  private removeItem(key: string): void {
+    const it = this.items.get(key);
+    if (!it) return;
+    if (!this.alive(it.node)) return this.removeNode(it.node);
+    this.items.delete(key);
+    this.state(it.mm).mergingPages--;
+  }
+
+  private removeNode(node: StableNode): void {
+    for (const [key, it] of this.items) {
+      if (it.node !== node) continue;
+      this.items.delete(key);
+      this.state(it.mm).mergingPages--;
+    }
+    if (this.stable.get(node.data) === node) this.stable.delete(node.data);
+    this.nodes.delete(node.id);
+  }
+
   /** get_ksm_page()'s keyhole check: the node's page still carries the node in its mapping. */
+  private alive(node: StableNode): boolean {
+    const s = this.k.pages.slot(node.kpfn);
+    return this.k.pages.rc[s]! > 0 && this.k.pages.mapping[s] === node.id * 4 + PAGE_MAPPING_KSM;
+  }
+
+  /** The stable node of content `data`, dropped when stale (remove_node_from_stable_tree()). */
   private stableNode(data: string): StableNode | null {
     const node = this.stable.get(data);
     if (!node) return null;
-    const s = this.k.pages.slot(node.kpfn);
-    if (this.k.pages.rc[s]! > 0 && this.k.pages.mapping[s] === node.id * 4 + PAGE_MAPPING_KSM) return node;
-    this.stable.delete(data); // remove_node_from_stable_tree(): stale
+    if (this.alive(node)) return node;
+    this.removeNode(node);
     return null;
+  }
+
+  /** folio_stable_node(): the node a KSM page's mapping names. */
+  private nodeOf(page: number): StableNode | null {
+    const id = Math.floor(this.k.pages.mapping[this.k.pages.slot(page)]! / 4);
+    return this.nodes.get(id) ?? null;
   }
 
   private setStable(page: number, node: StableNode): void {
@@ -177,6 +425,27 @@ export class Ksm {
     if (item.page === kpage) return false;
     if (!this.writeProtect(item.vma, item.vpn, item.page)) return false;
     this.replace(item.vma, item.vpn, item.page, kpage);
+    return true;
+  }
+
+  /**
+   * try_to_merge_one_page(vma, page, ZERO_PAGE): write_protect_page(), then replace_page() maps
+   * the shared zero page instead (pte_mkspecial, no reference or rmap; from v6.6 pte_mkdirty marks
+   * it KSM's and ksm_map_zero_page() counts it in mm->ksm_zero_pages and ksm_zero_pages); the
+   * page loses its mapping and reference. No rmap_item joins the stable tree.
+   */
+  private mergeWithZeroPage(item: Candidate): boolean {
+    const k = this.k;
+    const { vma, vpn, page } = item;
+    if (!this.writeProtect(vma, vpn, page)) return false;
+    const marked = kernelAtLeast(k.version, 6, 6);
+    k.vm.clear(vma.mm, vpn, 'pte');
+    k.vm.install(vma.mm, vpn, k.faults.pte(k.zeroPfn, 'pte', { special: true, ...(marked ? { dirty: true } : {}) }));
+    if (marked) {
+      this.zeroPagesTotal++;
+      this.state(vma.mm).zeroPages++;
+    }
+    this.dropOld(vma, page, 'replace_page: merged into the zero page');
     return true;
   }
 
@@ -218,18 +487,24 @@ export class Ksm {
     k.folios.get(kpage, 1, 'replace_page: ksm page');
     k.folios.addMap(kpage);
     k.vm.install(vma.mm, vpn, k.faults.pte(kpage, 'pte'));
+    this.dropOld(vma, page, 'replace_page: merged page');
+  }
+
+  private dropOld(vma: Vma, page: number, why: string): void {
+    const k = this.k;
     const head = k.folios.folio(page);
     k.folios.removeMap(head);
     k.emit('tlb.flush', { mm: vma.mm.name });
-    k.folios.put(head, 1, 'replace_page: merged page');
+    k.folios.put(head, 1, why);
   }
 
   /**
-   * unmerge_ksm_pages() -> break_ksm() on each page of [s, e): while the PTE maps a KSM page,
-   * fault it: FAULT_FLAG_UNSHARE from v6.1 ("mm/ksm: fix KSM COW breaking with
-   * userfaultfd-wp via FAULT_FLAG_UNSHARE", d7c0e68dab98: the copy stays read-only), before it
-   * a write fault (FAULT_FLAG_WRITE: the copy is mapped writable). do_wp_page() copies a KSM
-   * page, except v5.1-v5.8's reuse_ksm_page() of one mapped by this PTE alone.
+   * unmerge_ksm_pages() -> break_ksm() on each page of [s, e): while the PTE maps a KSM page
+   * (or, from v6.6, a KSM-placed zero page: is_ksm_zero_pte), fault it: FAULT_FLAG_UNSHARE from
+   * v6.1 ("mm/ksm: fix KSM COW breaking with userfaultfd-wp via FAULT_FLAG_UNSHARE",
+   * d7c0e68dab98: the copy stays read-only), before it a write fault (FAULT_FLAG_WRITE: the copy
+   * is mapped writable). do_wp_page() copies a KSM page, except v5.1-v5.8's reuse_ksm_page() of
+   * one mapped by this PTE alone.
    */
   *unmerge(vma: Vma, s: number, e: number): Op {
     for (let vpn = s; vpn < e; vpn++) yield* this.breakKsm(vma, vpn);
@@ -241,7 +516,7 @@ export class Ksm {
       const leaf = k.vm.lookup(vma.mm, vpn);
       if (!leaf || nonPresent(leaf.pte) || leaf.pte.level !== 'pte') return;
       const page = k.vm.normalPage(leaf.pte, leaf.pte.pfn);
-      if (page === null || !this.isKsm(page)) return;
+      if (!this.isKsmZeroPte(leaf.pte) && (page === null || !this.isKsm(page))) return;
       if (tries === 2) throw new KernelError('EFAULT', `break_ksm: page ${vpn - vma.start} of '${vma.name}' is still a KSM page after two faults`);
       if (kernelAtLeast(k.version, 6, 1)) yield* k.faults.unshare(vma, vpn);
       else {

@@ -191,6 +191,8 @@ export class Vm {
         continue;
       }
       const page = this.normalPage(pte, pte.pfn);
+      // zap_present_ptes(): no struct page -- a KSM-placed zero page is uncounted (ksm_might_unmap_zero_page)
+      if (page === null) k.ksm.unmapZeroPage(mm, pte);
       if (page === null || k.isGone(page)) continue;
       const head = k.folios.folio(page);
       k.folios.testAnon(head, 'zap_present_folio_ptes');

@@ -83,6 +83,7 @@ export function stepOp(k: Kernel, step: Step, failures: string[]): Op<unknown> {
     case 'mremap': return k.mremap(a);
     case 'madvise': return k.madvise(a);
     case 'ksm-merge': return k.ksmMerge(a);
+    case 'prctl': return k.prctl(a);
     case 'fork': return k.fork(a);
     case 'exit': return k.exit(a);
     case 'write': return k.write(a);
@@ -159,6 +160,13 @@ export function check(k: Kernel, c: CheckArgs): string | null {
       return cmp(`swapped(${where})`, k.isSwappedIn(t));
     case 'blockFree':
       return cmp(`blockFree(${where})`, k.blockFree(t));
+    // a process's KSM state (mm/ksm.ts): throws the kernel's error where the release has no such interface
+    case 'memoryMerge':
+      return cmp(`memoryMerge(${where})`, k.ksm.memoryMerge(k.process(t.process)));
+    case 'ksmMergingPages':
+      return cmp(`ksmMergingPages(${where})`, k.ksm.mergingPages(k.process(t.process)));
+    case 'ksmZeroPages':
+      return cmp(`ksmZeroPages(${where})`, k.ksm.zeroPages(k.process(t.process)));
     case 'vmemmap': {
       const d = k.device(t.device);
       const f = d.pgmap.vmemmap;

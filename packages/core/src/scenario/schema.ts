@@ -63,7 +63,7 @@ export const ARCH_NAMES = ['x86', 'arm64', 'ppc-hash', 's390'] as const;
 export const FS_NAMES = ['xfs', 'ext4', 'fuse'] as const;
 export const DRIVER_NAMES = ['nvdimm', 'devdax', 'hmm'] as const;
 export const PRESET_NAMES = PRESETS.map((p) => p.name);
-export const CHECK_WHATS = ['refcount', 'mapcount', 'pinned', 'mapped', 'anon', 'blockFree', 'vmemmap', 'writable', 'softDirty', 'swapped'] as const satisfies readonly CheckWhat[];
+export const CHECK_WHATS = ['refcount', 'mapcount', 'pinned', 'mapped', 'anon', 'blockFree', 'vmemmap', 'writable', 'softDirty', 'swapped', 'memoryMerge', 'ksmMergingPages', 'ksmZeroPages'] as const satisfies readonly CheckWhat[];
 
 // ---------------------------------------------------------------------------------------------
 // scalars
@@ -159,13 +159,18 @@ const checkShape = {
   writable: CheckTarget.optional().describe('{map, page, process?}: the entry mapping it is writable (pte_write)'),
   softDirty: CheckTarget.optional().describe('{map, page, process?}: the page reads soft-dirty in /proc/PID/pagemap (pte_soft_dirty or VM_SOFTDIRTY)'),
   swapped: CheckTarget.optional().describe('{map, page, process?}: /proc/PID/pagemap reports PM_SWAP (a swap entry, or a device-private / device-exclusive one)'),
+  memoryMerge: CheckTarget.optional().describe('{process?}: prctl(PR_GET_MEMORY_MERGE) in that process (default init; v6.4, EINVAL before)'),
+  ksmMergingPages: CheckTarget.optional().describe('{process?}: /proc/PID/ksm_merging_pages (v5.19, ENOENT before)'),
+  ksmZeroPages: CheckTarget.optional().describe('{process?}: the ksm_zero_pages line of /proc/PID/ksm_stat (v6.6, ENOENT before)'),
   equals: z.union([z.number().int(), z.boolean(), VmemmapFigures]).optional(),
   min: z.number().int().optional(),
   max: z.number().int().optional(),
 } satisfies Record<CheckWhat | 'equals' | 'min' | 'max', z.ZodType>;
 
-const NUMERIC_CHECKS: readonly CheckWhat[] = ['refcount', 'mapcount'];
-const BOOLEAN_CHECKS: readonly CheckWhat[] = ['pinned', 'mapped', 'anon', 'blockFree', 'writable', 'softDirty', 'swapped'];
+const NUMERIC_CHECKS: readonly CheckWhat[] = ['refcount', 'mapcount', 'ksmMergingPages', 'ksmZeroPages'];
+const BOOLEAN_CHECKS: readonly CheckWhat[] = ['pinned', 'mapped', 'anon', 'blockFree', 'writable', 'softDirty', 'swapped', 'memoryMerge'];
+/** properties of a process (its mm), not of a page: only a { process } target */
+const PROCESS_CHECKS: readonly CheckWhat[] = ['memoryMerge', 'ksmMergingPages', 'ksmZeroPages'];
 /** properties of a mapping's page-table entry, not of a page: only a { map, page } target */
 const ENTRY_CHECKS: readonly CheckWhat[] = ['writable', 'softDirty', 'swapped'];
 
@@ -187,14 +192,18 @@ const checkArgs = obj(checkShape)
     const targets = (['map', 'file', 'device'] as const).filter((k) => t[k] !== undefined);
     const form = what === 'vmemmap' ? '{ device }' : what === 'blockFree' ? '{ file, page }' : '{ map, page } or { file, page } or { device, page }';
     const bad = (message: string, path: PropertyKey[] = [what]) => ctx.addIssue({ code: 'custom', input: t, path, message });
-    if (targets.length !== 1) return bad(`name one target: ${form}`);
-    const target = targets[0]!;
-    if (what === 'vmemmap' && target !== 'device') return bad(`vmemmap is a property of a device: write ${form}`);
-    if (what === 'blockFree' && target !== 'file') return bad(`blockFree looks at a file's block: write ${form}`);
-    if (ENTRY_CHECKS.includes(what) && target !== 'map') return bad(`${what} looks at the entry that maps a page of a mapping: write { map, page }`);
-    if (what === 'vmemmap' && t.page !== undefined) return bad('vmemmap is per device: remove page', [what, 'page']);
-    if (target !== 'device' && t.page === undefined) return bad(`add page: the base-page index to look at (${form})`);
-    if (t.process !== undefined && target !== 'map') return bad('process only applies to a mapping target { map, page, process }', [what, 'process']);
+    if (PROCESS_CHECKS.includes(what)) {
+      if (targets.length > 0 || t.page !== undefined) return bad(`${what} is a property of a process: write { process: <name> }, or {} for init`);
+    } else {
+      if (targets.length !== 1) return bad(`name one target: ${form}`);
+      const target = targets[0]!;
+      if (what === 'vmemmap' && target !== 'device') return bad(`vmemmap is a property of a device: write ${form}`);
+      if (what === 'blockFree' && target !== 'file') return bad(`blockFree looks at a file's block: write ${form}`);
+      if (ENTRY_CHECKS.includes(what) && target !== 'map') return bad(`${what} looks at the entry that maps a page of a mapping: write { map, page }`);
+      if (what === 'vmemmap' && t.page !== undefined) return bad('vmemmap is per device: remove page', [what, 'page']);
+      if (target !== 'device' && t.page === undefined) return bad(`add page: the base-page index to look at (${form})`);
+      if (t.process !== undefined && target !== 'map') return bad('process only applies to a mapping target { map, page, process }', [what, 'process']);
+    }
     const hasRange = c.min !== undefined || c.max !== undefined;
     if ((c.equals === undefined) === !hasRange) {
       return ctx.addIssue({ code: 'custom', input: c, message: hasRange ? 'use equals or min/max, not both' : 'say what to expect: equals, or min and/or max' });
@@ -395,7 +404,12 @@ export const OP_ARGS = {
   }).describe('madvise() of a mapping or a range of it (mm/madvise.c: validity per VMA, zap, VM_DONTCOPY/VM_WIPEONFORK, populate)'),
   'ksm-merge': obj({
     scans: z.number().int().positive().optional().describe('how many full scans to wait for (default 2, as ksm_functional_tests.c ksm_merge(): the first only records checksums)'),
+    useZeroPages: Flag.optional().describe('echo 1 (or 0) > /sys/kernel/mm/ksm/use_zero_pages first; it stays set: zero-filled pages are merged into the shared zero page'),
   }).describe('echo 1 > /sys/kernel/mm/ksm/run and wait for full scans of ksmd: identical anonymous pages of MADV_MERGEABLE ranges become one read-only KSM page (mm/ksm.c)'),
+  prctl: obj({
+    memoryMerge: Flag.describe('PR_SET_MEMORY_MERGE: true merges every compatible VMA of the process, present and future (MMF_VM_MERGE_ANY); false unmerges them'),
+    process: Name.optional().describe('the calling process (default init)'),
+  }).describe('prctl(PR_SET_MEMORY_MERGE, 0|1) (kernel/sys.c, v6.4; EINVAL before): ksm_enable_merge_any / ksm_disable_merge_any'),
   check: checkArgs.describe('assert state now: refcount, mapcount, pinned, mapped, anon, blockFree, vmemmap, writable, softDirty or swapped'),
 } satisfies Record<OpName, z.ZodType>;
 

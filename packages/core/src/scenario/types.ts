@@ -36,7 +36,7 @@ export type OpName =
   | 'probe' | 'unbind' | 'mount' | 'create' | 'truncate' | 'punch-hole' | 'reflink'
   | 'spawn' | 'mmap' | 'munmap' | 'read' | 'write' | 'fork' | 'exit'
   | 'pin' | 'get' | 'unpin' | 'put' | 'dma-write' | 'dma-read' | 'iouring-register' | 'iouring-unregister'
-  | 'ksm-merge'
+  | 'ksm-merge' | 'prctl'
   | 'memory-failure' | 'migrate' | 'device-read' | 'device-write' | 'device-snapshot' | 'device-exclusive' | 'device-check-exclusive' | 'inject-fault' | 'check'
   | 'mprotect' | 'clear-refs' | 'mremap' | 'madvise' | 'memfd-create' | 'tmpfile' | 'hugetlb-pool' | 'thp-size';
 
@@ -62,7 +62,7 @@ export interface StepExpect {
 }
 
 /** check: { <what>: target, equals | min | max } */
-export type CheckWhat = 'refcount' | 'mapcount' | 'pinned' | 'mapped' | 'anon' | 'blockFree' | 'vmemmap' | 'writable' | 'softDirty' | 'swapped';
+export type CheckWhat = 'refcount' | 'mapcount' | 'pinned' | 'mapped' | 'anon' | 'blockFree' | 'vmemmap' | 'writable' | 'softDirty' | 'swapped' | 'memoryMerge' | 'ksmMergingPages' | 'ksmZeroPages';
 
 export interface CheckArgs {
   readonly what: CheckWhat;
