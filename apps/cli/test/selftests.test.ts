@@ -47,7 +47,8 @@ describe('the selftests scenario library passes the default matrix', () => {
     // cow.c's 14 anon cases on a swapped-out base page and "vmsplice() + unmap in child" in the three
     // swapped-out THP contexts (cow-swap); cow.c's 14 anon cases on a PTE-mapped 64 KiB mTHP (cow-mthp);
     // cow.c's 4 anon THP collapse cases (cow-collapse); ksm_functional_tests.c: test_unmerge and test_unmerge_discarded (ksm)
-    expect(count).toEqual({ 'cow-anon': 14, 'cow-swap': 17, 'cow-thp': 73, 'cow-mthp': 14, 'cow-collapse': 4, 'cow-hugetlb': 17, 'cow-non-anon': 15, 'gup-longterm': 44, 'gup-test': 12, 'soft-dirty': 6, gaps: 1, pfnmap: 6, 'madv-populate': 5, ksm: 2 });
+    // gup_longterm.c's 2 io_uring cases on memfd, memfd-hugetlb, non-DAX ext4 and xfs, fs-dax, and MAP_SHARED on device-dax (11)
+    expect(count).toEqual({ 'cow-anon': 14, 'cow-swap': 17, 'cow-thp': 73, 'cow-mthp': 14, 'cow-collapse': 4, 'cow-hugetlb': 17, 'cow-non-anon': 15, 'gup-longterm': 55, 'gup-test': 12, 'soft-dirty': 6, gaps: 1, pfnmap: 6, 'madv-populate': 5, ksm: 2 });
     expect(scenarios.every((s) => s.name.startsWith('selftest-'))).toBe(true);
   });
 
@@ -605,6 +606,126 @@ describe('gup_longterm.c with the local tmpfile on a non-DAX ext4 / xfs (page ca
       }
     });
   }
+});
+
+// ---- gup_longterm.c's io_uring rows (TEST_TYPE_IOURING), every backing ---------------------
+
+type IouringBacking = 'memfd' | 'memfd-hugetlb' | 'ext4' | 'xfs' | 'fsdax-xfs' | 'fsdax-ext4' | 'virtio-fs';
+
+/**
+ * What io_uring_register_buffers() of the whole memset() range gives: the errno, or the kind of
+ * page the buffer pins ('cache page', 'anon copy'), on x86.
+ */
+function iouringRegistration(backing: IouringBacking, shared: boolean, version: string): string {
+  const fsdax = backing.startsWith('fsdax-') || backing === 'virtio-fs';
+  const fs = backing === 'fsdax-xfs' ? xfs() : backing === 'fsdax-ext4' ? ext4() : fuse();
+  const k = fsdax ? createKernel({ arch: x86(), fs, driver: nvdimm(), kernel: version }) : createKernel({ arch: x86(), kernel: version });
+  const m = new Monitor(k);
+  let size = 4096;
+  if (fsdax) {
+    k.run(k.probe({ size: 2 ** 30, as: 'pmem0' }));
+    k.run(k.mount({ device: 'pmem0' }));
+    k.run(k.create({ file: 'f', size }));
+  } else if (backing === 'memfd') k.run(k.memfdCreate({ file: 'f', size, fallocate: true }));
+  else if (backing === 'memfd-hugetlb') {
+    size = 2 ** 21;
+    k.run(k.hugetlbPool({ size, pages: 2 }));
+    k.run(k.memfdCreate({ file: 'f', size, fallocate: true, hugetlb: size }));
+  } else k.run(k.tmpfile({ file: 'f', fs: backing, size }));
+  k.run(k.mmap({ file: 'f', length: size, shared, write: true, as: 'mem' }));
+  k.run(k.write({ map: 'mem', page: 0, data: '0x00' }));
+  let h;
+  try {
+    h = k.run(k.iouringRegister({ map: 'mem', page: 0, pages: size / 4096, as: 'buf' }));
+  } catch (e) {
+    if (e instanceof KernelError) return e.code;
+    throw e;
+  }
+  expect(m.violations).toEqual([]); // never a longterm pin of an fs-dax page
+  const pfn = h.pfns[0]!;
+  const what = pfn === k.pfnOf({ file: 'f', page: 0 }) ? 'cache page' : k.isAnon(pfn) ? 'anon copy' : 'other';
+  k.run(k.iouringUnregister({ name: 'buf' }));
+  return what;
+}
+
+/**
+ * gup_longterm.c's TEST_TYPE_IOURING verdict: a shared mapping on an unknown filesystem (FUSE) is
+ * SKIPped unregistered; should_work = !shared || tmpfs/hugetlbfs; ENOSPC, EOPNOTSUPP and EFAULT
+ * are "Should have failed" (pass iff !should_work), other errors SKIP, success passes iff should_work.
+ */
+function iouringVerdict(backing: IouringBacking, shared: boolean, version: string): string {
+  if (shared && backing === 'virtio-fs') return 'SKIP';
+  const shouldWork = !shared || backing === 'memfd' || backing === 'memfd-hugetlb';
+  const got = iouringRegistration(backing, shared, version);
+  if (['ENOSPC', 'EOPNOTSUPP', 'EFAULT'].includes(got)) return shouldWork ? `FAIL (${got})` : `pass (${got})`;
+  if (/^E[A-Z]+$/.test(got)) return 'SKIP';
+  return shouldWork ? 'pass' : 'FAIL';
+}
+
+describe("gup_longterm.c's io_uring rows: io_uring's own file check up to v6.4, GUP alone after, GUP-fast from v6.10", () => {
+  // docs/selftests.md "gup_longterm.c's io_uring rows", one list per backing, RELEASES order
+  // (v5.4, v5.10, v6.1, v6.3, v6.6, v6.15, latest)
+  const F = (e: string) => `FAIL (${e})`;
+  const P = (e: string) => `pass (${e})`;
+  const rows: [IouringBacking, boolean, string[]][] = [
+    // vm_file refused unless hugetlbfs before v5.14; shmem passes from then
+    ['memfd', true, [F('EOPNOTSUPP'), F('EOPNOTSUPP'), 'pass', 'pass', 'pass', 'pass', 'pass']],
+    ['memfd', false, [F('EOPNOTSUPP'), F('EOPNOTSUPP'), 'pass', 'pass', 'pass', 'pass', 'pass']],
+    // is_file_hugepages() passes everywhere, GUP needs no dirty tracking for hugetlbfs
+    ['memfd-hugetlb', true, Array<string>(7).fill('pass')],
+    ['memfd-hugetlb', false, Array<string>(7).fill('pass')],
+    // io_uring's EOPNOTSUPP, then writable_file_mapping_allowed()'s EFAULT (v6.5)
+    ...(['ext4', 'xfs'] as const).flatMap((fs): [IouringBacking, boolean, string[]][] => [
+      [fs, true, [P('EOPNOTSUPP'), P('EOPNOTSUPP'), P('EOPNOTSUPP'), P('EOPNOTSUPP'), P('EFAULT'), P('EFAULT'), P('EFAULT')]],
+      [fs, false, [F('EOPNOTSUPP'), F('EOPNOTSUPP'), F('EOPNOTSUPP'), F('EOPNOTSUPP'), 'pass', 'pass', 'pass']],
+    ]),
+    // GUP refuses the fs-dax VMA on the slow path; pin_user_pages_fast() (v6.10) pins the anon copy of a private one
+    ...(['fsdax-xfs', 'fsdax-ext4'] as const).flatMap((b): [IouringBacking, boolean, string[]][] => [
+      [b, true, Array<string>(7).fill(P('EOPNOTSUPP'))],
+      [b, false, [...Array<string>(5).fill(F('EOPNOTSUPP')), 'pass', 'pass']],
+    ]),
+  ];
+  for (const [backing, shared, want] of rows) {
+    it(`${backing}, MAP_${shared ? 'SHARED' : 'PRIVATE'}`, () => {
+      expect(RELEASES.map((v) => iouringVerdict(backing, shared, v))).toEqual(want);
+    });
+  }
+
+  it('virtio-fs (unknown filesystem): MAP_SHARED SKIPs unregistered; MAP_PRIVATE as xfs (virtio-fs DAX: v5.10+)', () => {
+    const from = RELEASES.slice(1);
+    expect(from.map((v) => iouringVerdict('virtio-fs', true, v))).toEqual(Array<string>(6).fill('SKIP'));
+    expect(from.map((v) => iouringVerdict('virtio-fs', false, v))).toEqual([...Array<string>(4).fill(F('EOPNOTSUPP')), 'pass', 'pass']);
+    // what the kernel would answer the shared registration the test skips: GUP's fs-dax EOPNOTSUPP
+    expect(from.map((v) => iouringRegistration('virtio-fs', true, v))).toEqual(Array<string>(6).fill('EOPNOTSUPP'));
+  });
+
+  it('the page each registration pins: the shared memfd\'s cache page, the anon COW copy of every private mapping', () => {
+    expect(iouringRegistration('memfd', true, 'latest')).toBe('cache page');
+    expect(iouringRegistration('memfd-hugetlb', true, 'latest')).toBe('cache page');
+    for (const b of ['memfd', 'memfd-hugetlb', 'ext4', 'xfs', 'fsdax-xfs'] as const) expect({ b, got: iouringRegistration(b, false, 'latest') }).toEqual({ b, got: 'anon copy' });
+  });
+
+  it('device-dax (not in the test): io_uring refuses the /dev/dax file up to v6.4; GUP registers the GENERIC pages from v6.5', () => {
+    const got = RELEASES.map((version) => {
+      const k = createKernel({ arch: x86(), driver: devdax(), kernel: version });
+      k.run(k.probe({ driver: 'devdax', size: 2 ** 30, align: 2 ** 21, as: 'dax0' }));
+      k.run(k.mmap({ device: 'dax0', length: 2 ** 21, shared: true, write: true, as: 'mem' }));
+      k.run(k.write({ map: 'mem', page: 0, data: '0x00' }));
+      const pfn = k.pfnOf({ device: 'dax0', page: 0 })!;
+      const before = k.refcount(pfn);
+      try {
+        k.run(k.iouringRegister({ map: 'mem', page: 0, as: 'buf' }));
+      } catch (e) {
+        if (!(e instanceof KernelError)) throw e;
+        // the pin io_pin_pages() took is dropped again
+        expect(k.refcount(pfn)).toBe(before);
+        return e.code;
+      }
+      expect(k.maybePinned(pfn)).toBe(true);
+      return 'works';
+    });
+    expect(got).toEqual(['EOPNOTSUPP', 'EOPNOTSUPP', 'EOPNOTSUPP', 'EOPNOTSUPP', 'works', 'works', 'works']);
+  });
 });
 
 describe('mprotect() on DAX mappings (change_pte_range / change_huge_pmd on devmap leaves)', () => {
