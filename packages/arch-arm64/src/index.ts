@@ -93,8 +93,9 @@ export function arm64Mmu(pageSize: Arm64PageSize): Mmu {
 
 /**
  * arm64 and the DAX vmemmap optimisation, per version (arch/arm64/Kconfig): arm64 selected
- * ARCH_WANT_HUGETLB_PAGE_OPTIMIZE_VMEMMAP (HugeTLB only) in v6.1-v6.2 and dropped it again with
- * 060a2c92d1b6 "arm64: mm: hugetlb: Disable HUGETLB_PAGE_OPTIMIZE_VMEMMAP" (v6.3), so it did not
+ * ARCH_WANT_HUGETLB_PAGE_OPTIMIZE_VMEMMAP (HugeTLB only) in v5.19-v6.2 (arm64HugetlbVmemmapOptIn)
+ * and dropped it again with 060a2c92d1b6 "arm64: mm: hugetlb: Disable HUGETLB_PAGE_OPTIMIZE_VMEMMAP"
+ * (v6.3), so it did not
  * select ARCH_WANT_OPTIMIZE_VMEMMAP when 87a7ae75d738 (v6.4) keyed the DAX optimisation on it,
  * and it has never selected ARCH_WANT_OPTIMIZE_DAX_VMEMMAP (v6.6+). Under the unguarded form
  * (v5.19-v6.3) the generic code optimised on arm64 regardless — arm64 keeps vmemmap in init_mm
@@ -121,10 +122,29 @@ export function arm64Backing(pageSize: Arm64PageSize, run: SectionRun, version: 
   return { blockSize: facts(pageSize).pmdSize, useAltmap: true, onAltmapFailure: 'enomem', via: 'vmemmap_populate_hugepages' };
 }
 
+/**
+ * HugeTLB Vmemmap Optimization on arm64 (arch/arm64/Kconfig): selected from 1e63ac088f20 "arm64:
+ * mm: hugetlb: enable HUGETLB_PAGE_FREE_VMEMMAP for arm64" (v5.19: the revert is marked for
+ * "5.19.x") until 060a2c92d1b6 "arm64: mm: hugetlb: Disable HUGETLB_PAGE_OPTIMIZE_VMEMMAP" (posted
+ * 2023-02-22, v6.3 [M], backported to the 5.19+ stable trees, which the presets do not follow):
+ * vmemmap_remap_pte() changes a live vmemmap PTE's permission and output address, which the Arm
+ * architecture calls UNPREDICTABLE without break-before-make, and break-before-make is impossible
+ * while the kernel may read the vmemmap. Not selected again in mainline as read (the 2024 re-enable
+ * RFCs with a vmemmap fault handler were not merged).
+ */
+export function arm64HugetlbVmemmapOptIn(version: string): string | null {
+  if (!kernelAtLeast(version, 5, 19)) return 'arm64 selects ARCH_WANT_HUGETLB_PAGE_FREE_VMEMMAP only from v5.19 (1e63ac088f20); HVO was x86-64 only before';
+  if (kernelAtLeast(version, 6, 3)) {
+    return 'arm64 dropped ARCH_WANT_HUGETLB_PAGE_OPTIMIZE_VMEMMAP in v6.3 (060a2c92d1b6 "arm64: mm: hugetlb: Disable HUGETLB_PAGE_OPTIMIZE_VMEMMAP" [M]): remapping a live vmemmap PTE needs break-before-make, which the concurrently read vmemmap cannot have';
+  }
+  return null;
+}
+
 export function arm64ArchModel(pageSize: Arm64PageSize): VmemmapArchModel {
   return {
     vmemmapInInitMm: true,
     optsInToDaxVmemmapOptimization: arm64OptsInToDaxVmemmap,
+    hugetlbVmemmapOptIn: arm64HugetlbVmemmapOptIn,
     backing: (run, ctx) => arm64Backing(pageSize, run, ctx.version),
     sectionSize: (version) => arm64SectionSize(pageSize, version),
   };

@@ -61,10 +61,22 @@ export function compoundPathOops(mmu: Mmu, req: VmemmapRequest): string {
  * never opts in; before 87a7ae75d738 nothing asked it (vmemmap-optimize=unguarded) and the probe
  * oopsed.
  */
+/**
+ * HugeTLB Vmemmap Optimization: powerpc has never selected ARCH_WANT_HUGETLB_PAGE_OPTIMIZE_VMEMMAP,
+ * ARCH_WANT_OPTIMIZE_VMEMMAP or ARCH_WANT_OPTIMIZE_HUGETLB_VMEMMAP (the v6.6 split gave it only
+ * the DAX option, for radix). On hash the remap could not work anyway: HVO walks and rewrites the
+ * init_mm page tables of the vmemmap (walk_kernel_page_table_range), and hash vmemmap is bolted
+ * HPTEs with no Linux page table behind them.
+ */
+export function hashHugetlbVmemmapOptIn(_version: string): string | null {
+  return 'powerpc never selects ARCH_WANT_OPTIMIZE_HUGETLB_VMEMMAP (hash vmemmap is bolted HPTEs, not init_mm page tables the HVO remap walks)';
+}
+
 export function hashArchModel(vmemmapPageSize: VmemmapPageSize): VmemmapArchModel {
   return {
     vmemmapInInitMm: false,
     optsInToDaxVmemmapOptimization: () => false,
+    hugetlbVmemmapOptIn: hashHugetlbVmemmapOptIn,
     backing: (_chunk, ctx) => ({
       blockSize: vmemmapPageSize,
       useAltmap: true,

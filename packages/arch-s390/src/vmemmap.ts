@@ -38,9 +38,23 @@ export function s390CompoundPathOops(_mmu: Mmu, req: VmemmapRequest): string {
   );
 }
 
+/**
+ * HugeTLB Vmemmap Optimization on s390 (arch/s390/Kconfig): selected from 00a34d5a99c0 "s390:
+ * select ARCH_WANT_HUGETLB_PAGE_OPTIMIZE_VMEMMAP" (the s390 pull for v6.2 [M]) until "s390:
+ * Disable ARCH_WANT_OPTIMIZE_HUGETLB_VMEMMAP" (Heiko Carstens, 2025-10-30, Fixes: 00a34d5a99c0,
+ * Cc stable; v6.18 [M]): reproducible crashes, because s390 kernel page tables are changed without
+ * the break-before-make (invalidate, then write) the architecture requires.
+ */
+export function s390HugetlbVmemmapOptIn(version: string): string | null {
+  if (!kernelAtLeast(version, 6, 2)) return 's390 selects ARCH_WANT_HUGETLB_PAGE_OPTIMIZE_VMEMMAP only from v6.2 (00a34d5a99c0 [M])';
+  if (kernelAtLeast(version, 6, 18)) return 's390 dropped ARCH_WANT_OPTIMIZE_HUGETLB_VMEMMAP in v6.18 ("s390: Disable ARCH_WANT_OPTIMIZE_HUGETLB_VMEMMAP" [M]): remapping kernel page table entries without break-before-make crashed';
+  return null;
+}
+
 export function s390ArchModel(edat1: boolean): VmemmapArchModel {
   return {
     vmemmapInInitMm: true,
+    hugetlbVmemmapOptIn: s390HugetlbVmemmapOptIn,
     compoundPathOops: s390CompoundPathOops,
     sectionSize: s390SectionSize, // 28 bits before v6.13
     optsInToDaxVmemmapOptimization: (version) => kernelAtLeast(version, 6, 4) && !kernelAtLeast(version, 6, 6),

@@ -62,9 +62,21 @@ export function x86Backing(run: SectionRun, mmu: Mmu): MemmapBacking {
   return { blockSize: mmu.pmdSize, useAltmap: true, onAltmapFailure: 'enomem', via: 'vmemmap_populate_hugepages' };
 }
 
+/**
+ * HugeTLB Vmemmap Optimization on x86-64: in every release that has it (core checks v5.14+).
+ * fs/Kconfig HUGETLB_PAGE_FREE_VMEMMAP `depends on X86_64` (v5.14 [M]), then arch/x86/Kconfig
+ * `select ARCH_WANT_HUGETLB_PAGE_FREE_VMEMMAP if X86_64` (v5.19), renamed
+ * ARCH_WANT_HUGETLB_PAGE_OPTIMIZE_VMEMMAP, ARCH_WANT_OPTIMIZE_VMEMMAP (v6.4) and
+ * ARCH_WANT_OPTIMIZE_HUGETLB_VMEMMAP (v6.6), always `if X86_64`.
+ */
+export function x86HugetlbVmemmapOptIn(_version: string): string | null {
+  return null;
+}
+
 const x86Model = (archOptsIn: (version: string) => boolean): VmemmapArchModel => ({
   vmemmapInInitMm: true,
   optsInToDaxVmemmapOptimization: archOptsIn,
+  hugetlbVmemmapOptIn: x86HugetlbVmemmapOptIn,
   backing: (run, { mmu }) => x86Backing(run, mmu),
 });
 

@@ -1,5 +1,6 @@
 import type { FeatureSet } from './features.js';
 import type { AltmapLayout } from './vmemmap/altmap.js';
+import type { HugetlbVmemmapOptIn } from './vmemmap/hugetlb.js';
 
 /**
  * What an architecture plugin tells the kernel about its MMU. Values are per arch and base page
@@ -147,6 +148,11 @@ export interface VmemmapPopulator {
   readonly vmemmapInInitMm: boolean;
   /** Whether the arch selects the DAX vmemmap optimisation opt-in in this version. */
   optsInToDaxVmemmapOptimization(version: string): boolean;
+  /**
+   * Whether the arch selects HugeTLB Vmemmap Optimization in this version: null when it does, else
+   * why not (vmemmap/hugetlb.ts). Absent: the arch has no HVO.
+   */
+  readonly hugetlbVmemmapOptIn?: HugetlbVmemmapOptIn;
   /** Populate the memmap of a device range; pure arithmetic over sections and blocks. */
   populate(mmu: Mmu, request: VmemmapRequest): VmemmapOutcome;
 }

@@ -44,6 +44,11 @@ export interface KernelEvents {
   'fs.step': { fs: string; file: string; step: string };
   'lock': { lock: string; op: string; thread: number };
   'pgmap.probe': { device: string; type: string; startPfn: number; nrPages: number; vmemmapShift: number };
+  /**
+   * a hugetlb pool changed (mm/hugetlb.ts): its pages (nr_hugepages, surplus included), the pages
+   * whose vmemmap HVO optimised, the vmemmap pages all of them use and the ones HVO freed
+   */
+  'hugetlb.pool': { size: number; nr: number; free: number; surplus: number; optimized: number; vmemmapPages: number; savedPages: number; why: string };
   'pgmap.kill': { device: string };
   'pgmap.teardown': { device: string; type: string };
   'warn': { message: string };

@@ -9,6 +9,8 @@ export const FAULT_SITES = {
   'page-alloc': 'alloc_page() for an anonymous page or a COW copy (do_anonymous_page, do_cow_fault, wp_page_copy, fork\'s early COW): the allocation returns NULL and the fault or fork fails with -ENOMEM (fail_page_alloc)',
   'insert-pgtable':
     "the page-table page vmf_insert_*() allocates when the fault's PMD has no PTE table yet (insert_page()/insert_pfn() -> get_locked_pte() -> __pte_alloc(), the allocation after __do_fault()'s prealloc_pte): the insert fails and the DAX fault returns VM_FAULT_OOM (fail_page_alloc with fail-nth)",
+  'hugetlb-vmemmap-restore':
+    "the vmemmap pages hugetlb_vmemmap_restore_folio() allocates for an HVO-optimised hugetlb page leaving its pool (alloc_vmemmap_page_list(), GFP_KERNEL | __GFP_RETRY_MAYFAIL): the restore fails with -ENOMEM and the page goes back to the pool as a surplus page (add_hugetlb_folio(h, folio, true))",
 } as const;
 
 export type FaultSite = keyof typeof FAULT_SITES;

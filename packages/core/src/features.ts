@@ -131,6 +131,15 @@ export const FEATURES = [
     },
   },
   {
+    name: 'hugetlb-free-vmemmap',
+    values: [false, true],
+    summary: 'HugeTLB Vmemmap Optimization (HVO) switched on: hugetlb_free_vmemmap=on / vm.hugetlb_optimize_vmemmap=1',
+    meaning: {
+      false: 'vmemmap_optimize_enabled is off, the default of every release: CONFIG_HUGETLB_PAGE_OPTIMIZE_VMEMMAP_DEFAULT_ON (HUGETLB_PAGE_FREE_VMEMMAP_DEFAULT_ON before v5.19) is "default n" (fs/Kconfig); every hugetlb page keeps all its vmemmap pages',
+      true: 'booted with hugetlb_free_vmemmap=on (v5.14+), or vm.hugetlb_optimize_vmemmap=1 (v5.19+) before the pool is filled: each page joining a hugetlb pool has its tail vmemmap pages remapped onto the reserved one and freed (hugetlb_vmemmap_optimize_folio), and they are allocated again when it leaves the pool (hugetlb_vmemmap_restore_folio); only where the arch and release have HVO (vmemmap/hugetlb.ts: x86-64 from v5.14, arm64 v5.19-v6.2, s390 v6.2-v6.17), elsewhere the parameter changes nothing',
+    },
+  },
+  {
     name: 'dax-busy-mapping-mapped-check',
     values: [true, false],
     summary: 'dax_layout_busy_page_range() returns early when !mapping_mapped() (seed 004)',
@@ -313,6 +322,7 @@ const V5_4: FeatureSet = {
   'clear-refs-skip-pinned': false,
   'compound-devmap': false,
   'vmemmap-optimize': 'off',
+  'hugetlb-free-vmemmap': false,
   'dax-busy-mapping-mapped-check': true,
   'pte-devmap': true,
   'memunmap-waits-page-refs': true,

@@ -27,6 +27,7 @@ export function testArch(): ArchPlugin {
   const populator: VmemmapPopulator = {
     vmemmapInInitMm: true,
     optsInToDaxVmemmapOptimization: () => true,
+    hugetlbVmemmapOptIn: () => null, // x86-64 has HVO in every release that has it (v5.14+)
     populate: (m, req) => {
       const pages = req.size / m.basePageSize;
       const bytes = pages * m.structPageSize;

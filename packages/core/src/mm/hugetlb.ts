@@ -2,6 +2,7 @@ import type { Kernel } from '../kernel.js';
 import { KernelError } from '../errors.js';
 import { kernelAtLeast } from '../features.js';
 import { preempt, type Op } from '../sched.js';
+import { hugetlbVmemmapFigures, type HugetlbVmemmapFigures } from '../vmemmap/hugetlb.js';
 import type { HugetlbFile, Hstate, Mm, ShmemFile, Vma } from '../types.js';
 import type { Vmf } from './fault.js';
 import { anonMappingOf, mappingOf, PG, type PageInit } from './pages.js';
@@ -12,8 +13,27 @@ interface Pool {
   nr: number;
   free: number;
   resv: number;
+  /** surplus_huge_pages: pages counted in nr beyond the persistent pool (here only from a failed vmemmap restore) */
+  surplus: number;
   /** hugepage_freelists: the head pfns of the free huge pages */
   readonly freeList: number[];
+  /** head pfns of the pool's pages (free or in use) whose vmemmap HVO optimised (folio_test_hugetlb_vmemmap_optimized) */
+  readonly optimized: Set<number>;
+}
+
+/** The vmemmap a hugetlb pool's pages use (all of them, free and in use) and what HVO freed. */
+export interface HugetlbPoolVmemmap {
+  /** vmemmap pages one page of this size has unoptimised (hugetlb_vmemmap_size() / PAGE_SIZE) */
+  readonly perPage: number;
+  /** pages whose vmemmap is optimised */
+  readonly optimized: number;
+  /** vmemmap pages the pool's pages use now */
+  readonly vmemmapPages: number;
+  readonly vmemmapBytes: number;
+  /** vmemmap pages HVO freed for them */
+  readonly savedPages: number;
+  /** surplus_huge_pages (a page whose vmemmap could not be restored stays as one) */
+  readonly surplus: number;
 }
 
 /**
@@ -37,9 +57,18 @@ const POOL_TOP = 64 * 2 ** 30;
  * leaf; the other sizes arches offer (arm64 cont-PTE/cont-PMD, ppc64 hugepd) are refused as not
  * modelled. The pool starts empty, as a booted kernel's does: `hugetlb-pool` sets nr_hugepages.
  *
- * Not modelled: surplus pages (nr_overcommit_hugepages), subpools and the hugetlbfs mount's
- * size limits, MAP_NORESERVE, unmap_ref_private() (the owner's COW that steals the page from its
- * children when the pool is empty), HVO, hugetlb migration/poison, PMD sharing, userfaultfd.
+ * HVO (vmemmap/hugetlb.ts): with `hugetlb-free-vmemmap` on and where the arch and release have
+ * it, a page joining the pool has its tail vmemmap pages freed (hugetlb_vmemmap_optimize_folios()
+ * on the new folios, before they reach the free list) and a page leaving it gets them back
+ * (hugetlb_vmemmap_restore_folios() in update_and_free_pages_bulk()); a restore that cannot
+ * allocate (fault site `hugetlb-vmemmap-restore`) puts the page back as a surplus page, and the
+ * next folio freed while the pool has surplus pages leaves the pool (free_huge_folio()).
+ *
+ * Not modelled: surplus pages from overcommit (nr_overcommit_hugepages), subpools and the
+ * hugetlbfs mount's size limits, MAP_NORESERVE, unmap_ref_private() (the owner's COW that steals
+ * the page from its children when the pool is empty), the PTE tables HVO allocates to split a
+ * PMD-mapped vmemmap (and the ENOMEM there), HVO of boot-time (gigantic) pool pages, hugetlb
+ * migration/poison, PMD sharing, userfaultfd.
  */
 export class Hugetlb {
   private readonly pools = new Map<number, Pool>();
@@ -71,8 +100,42 @@ export class Hugetlb {
 
   private pool(h: Hstate): Pool {
     let p = this.pools.get(h.pages);
-    if (!p) this.pools.set(h.pages, (p = { nr: 0, free: 0, resv: 0, freeList: [] }));
+    if (!p) this.pools.set(h.pages, (p = { nr: 0, free: 0, resv: 0, surplus: 0, freeList: [], optimized: new Set() }));
     return p;
+  }
+
+  /** What HVO does to one page of this hstate on this arch, release and hugetlb_free_vmemmap setting. */
+  private hvo(h: Hstate): HugetlbVmemmapFigures {
+    const k = this.k;
+    return hugetlbVmemmapFigures(k.mmu, k.populator.hugetlbVmemmapOptIn, { hugetlbSize: h.pages * k.mmu.basePageSize, version: k.version, enabled: k.features['hugetlb-free-vmemmap'] });
+  }
+
+  /** The vmemmap of the pool of huge pages of `size`: what its pages use and what HVO saved. */
+  vmemmap(size: number): HugetlbPoolVmemmap {
+    const h = this.hstate(size);
+    const p = this.pool(h);
+    const f = this.hvo(h);
+    const savedPages = p.optimized.size * f.freeablePages;
+    const vmemmapPages = p.nr * f.vmemmapPages - savedPages;
+    return { perPage: f.vmemmapPages, optimized: p.optimized.size, vmemmapPages, vmemmapBytes: vmemmapPages * this.k.mmu.basePageSize, savedPages, surplus: p.surplus };
+  }
+
+  private poolEvent(size: number, why: string): void {
+    const p = this.pool(this.hstate(size));
+    const v = this.vmemmap(size);
+    this.k.emit('hugetlb.pool', { size, nr: p.nr, free: p.free, surplus: p.surplus, optimized: v.optimized, vmemmapPages: v.vmemmapPages, savedPages: v.savedPages, why });
+  }
+
+  /**
+   * A page removed from the pool goes to the buddy allocator (update_and_free_hugetlb_folio): an
+   * optimised one first gets its vmemmap back (hugetlb_vmemmap_restore_folio() ->
+   * alloc_vmemmap_page_list()). Returns false when that allocation fails: the page cannot be
+   * freed, and the caller puts it back with add_hugetlb_folio(h, folio, true), as a surplus page.
+   */
+  private restoreVmemmap(p: Pool, head: number): boolean {
+    if (p.optimized.has(head) && this.k.faultInject.shouldFail('hugetlb-vmemmap-restore')) return false;
+    p.optimized.delete(head);
+    return true;
   }
 
   /** /sys/kernel/mm/hugepages/hugepages-<size>kB/{nr,free,resv}_hugepages. */
@@ -82,21 +145,43 @@ export class Hugetlb {
   }
 
   /**
-   * echo N > nr_hugepages (set_max_huge_pages()): pages in use or reserved are never freed
-   * (min_count = resv + nr - free), so a smaller N stops there.
+   * echo N > nr_hugepages (set_max_huge_pages()), counting persistent pages (nr - surplus): pages
+   * in use or reserved are never freed (min_count = resv + nr - free), so a smaller N stops there;
+   * a larger N first takes surplus pages into the persistent pool (adjust_pool_surplus(-1)).
+   * New pages are HVO-optimised before they reach the free list (hugetlb_vmemmap_optimize_folios()
+   * in prep_and_add_allocated_folios(), v6.7; hugetlb_vmemmap_optimize() from
+   * prep_new_huge_page() before [M]); freed ones restored (update_and_free_pages_bulk()).
    */
   setPool(size: number, nr: number): void {
     const h = this.hstate(size);
     const p = this.pool(h);
+    const hvo = this.hvo(h);
     const target = Math.max(nr, p.resv + p.nr - p.free);
+    for (; p.surplus > 0 && target > p.nr - p.surplus; ) p.surplus--;
     // alloc_pool_huge_folio(): naturally aligned physical ranges, no struct page touched here
-    for (; p.nr < target; p.nr++, p.free++) {
+    for (; p.nr - p.surplus < target; p.nr++, p.free++) {
       if (this.bottom === 0) this.bottom = POOL_TOP / this.k.mmu.basePageSize;
       this.bottom = Math.floor((this.bottom - h.pages) / h.pages) * h.pages;
       p.freeList.push(this.bottom);
+      if (hvo.optimized) p.optimized.add(this.bottom);
     }
-    // remove_pool_hugetlb_folio(): free pages leave the pool (their addresses are not reused)
-    for (; p.nr > target; p.nr--, p.free--) p.freeList.pop();
+    // remove_pool_hugetlb_folio(h, nodes, false): free pages leave the pool (nr and free drop;
+    // their addresses are not reused). One whose vmemmap cannot be restored comes back with
+    // add_hugetlb_folio(h, folio, true): on the free list again, nr and free as before, one more
+    // surplus page, so the persistent count still reaches the target.
+    const stay: number[] = [];
+    for (; p.nr - p.surplus > target && p.freeList.length > 0; ) {
+      const head = p.freeList.pop()!;
+      if (this.restoreVmemmap(p, head)) {
+        p.nr--;
+        p.free--;
+      } else {
+        p.surplus++;
+        stay.push(head);
+      }
+    }
+    p.freeList.push(...stay.reverse());
+    this.poolEvent(size, `nr_hugepages ${nr}`);
   }
 
   /**
@@ -138,8 +223,10 @@ export class Hugetlb {
   }
 
   /**
-   * free_huge_folio(): the last reference gives the folio back to its pool's free list. Its
-   * struct pages and contents are forgotten (the next user gets a cleared page: clear_huge_page).
+   * free_huge_folio(): the last reference gives the folio back to its pool's free list, or, while
+   * the pool has surplus pages, to the buddy allocator (remove_hugetlb_folio(h, folio, true) then
+   * update_and_free_hugetlb_folio(), restoring its vmemmap). Its struct pages and contents are
+   * forgotten (the next user gets a cleared page: clear_huge_page).
    */
   freeFolio(head: number): void {
     const k = this.k;
@@ -149,6 +236,14 @@ export class Hugetlb {
     for (const pfn of [...k.pages.touched(head, nr)]) k.pages.drop(pfn);
     for (const pfn of [...k.pages.data.keys()]) if (pfn >= head && pfn < head + nr) k.pages.data.delete(pfn);
     const p = this.pools.get(nr)!;
+    // remove_hugetlb_folio(h, folio, true) and, if the restore fails, add_hugetlb_folio(h, folio,
+    // true): the surplus count is back where it was and the folio on the free list
+    if (p.surplus > 0 && this.restoreVmemmap(p, head)) {
+      p.nr--;
+      p.surplus--;
+      this.poolEvent(nr * k.mmu.basePageSize, 'free_huge_folio: a surplus page leaves the pool');
+      return;
+    }
     p.free++;
     p.freeList.push(head);
   }

@@ -27,5 +27,6 @@
  */
 export { altmapAllocBlocks, altmapOffset, newAltmap, type AltmapLayout, type AltmapState } from './altmap.js';
 export { compoundNrPages, vmemmapCanOptimize, VMEMMAP_RESERVE_NR, type OptimizeQuery } from './optimize.js';
+export { HVO_MEMMAP_ON_MEMORY_SINCE, HVO_SINCE, hugetlbVmemmapFigures, hugetlbVmemmapReservePages, type HugetlbVmemmapFigures, type HugetlbVmemmapOptIn, type HugetlbVmemmapQuery } from './hugetlb.js';
 export { sectionRuns, sectionsTouched, type SectionRun } from './sections.js';
 export { populateDeviceMemmap, vmemmapPopulator, type BackingContext, type MemmapBacking, type VmemmapArchModel } from './model.js';

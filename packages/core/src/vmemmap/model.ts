@@ -1,6 +1,7 @@
 import type { Mmu, VmemmapDetail, VmemmapOutcome, VmemmapPopulator, VmemmapRequest } from '../arch.js';
 import { formatSize } from '../units.js';
 import { altmapAllocBlocks, newAltmap, type AltmapState } from './altmap.js';
+import type { HugetlbVmemmapOptIn } from './hugetlb.js';
 import { compoundNrPages, vmemmapCanOptimize } from './optimize.js';
 import { sectionRuns, sectionsTouched, type SectionRun } from './sections.js';
 
@@ -46,6 +47,8 @@ export interface VmemmapArchModel {
   readonly vmemmapInInitMm: boolean;
   /** The arch opts in to the DAX vmemmap optimisation in this kernel version. */
   optsInToDaxVmemmapOptimization(version: string): boolean;
+  /** Whether it selects HugeTLB Vmemmap Optimization in a version (null) or why not; absent: never (vmemmap/hugetlb.ts). */
+  readonly hugetlbVmemmapOptIn?: HugetlbVmemmapOptIn;
   /** The backing vmemmap_populate() uses for one run of section chunks in this version. */
   backing(chunk: SectionRun, ctx: BackingContext): MemmapBacking;
   /**
@@ -285,6 +288,7 @@ export function vmemmapPopulator(arch: VmemmapArchModel): VmemmapPopulator {
   return {
     vmemmapInInitMm: arch.vmemmapInInitMm,
     optsInToDaxVmemmapOptimization: (version) => arch.optsInToDaxVmemmapOptimization(version),
+    ...(arch.hugetlbVmemmapOptIn ? { hugetlbVmemmapOptIn: arch.hugetlbVmemmapOptIn } : {}),
     populate: (mmu, req) => populateDeviceMemmap(mmu, arch, req),
   };
 }
