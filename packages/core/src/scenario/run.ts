@@ -168,10 +168,16 @@ export function check(k: Kernel, c: CheckArgs): string | null {
     case 'ksmZeroPages':
       return cmp(`ksmZeroPages(${where})`, k.ksm.zeroPages(k.process(t.process)));
     case 'vmemmap': {
-      const d = k.device(t.device);
-      const f = d.pgmap.vmemmap;
-      const actual: Record<string, number> = { bytes: f?.vmemmapBytes ?? 0, pages: f?.vmemmapPages ?? 0, structPagesInitialized: f?.structPagesInitialized ?? 0 };
       const want = (c.equals ?? {}) as Record<string, number>;
+      let actual: Record<string, number>;
+      if (t.hugetlb !== undefined) {
+        // the pool's pages, free and in use, with what HVO freed (mm/hugetlb.ts)
+        const v = k.hugetlb.vmemmap(t.hugetlb);
+        actual = { bytes: v.vmemmapBytes, pages: v.vmemmapPages, savedPages: v.savedPages };
+      } else {
+        const f = k.device(t.device).pgmap.vmemmap;
+        actual = { bytes: f?.vmemmapBytes ?? 0, pages: f?.vmemmapPages ?? 0, structPagesInitialized: f?.structPagesInitialized ?? 0, savedPages: f?.savedPages ?? 0 };
+      }
       const bad = Object.entries(want).filter(([key, v]) => actual[key] !== v);
       return bad.length ? `vmemmap(${where}) ${bad.map(([key, v]) => `${key} is ${actual[key]}, expected ${v}`).join('; ')}` : null;
     }

@@ -133,19 +133,21 @@ const releaseArgs = z
   .union([Name, obj({ name: Name })], { error: 'expected the name of a pin, e.g. `unpin: dma`' })
   .transform((v) => (typeof v === 'string' ? { name: v } : v));
 
-/** `{map, page, process?}` | `{file, page}` | `{device, page?}` (one of map/file/device). */
+/** `{map, page, process?}` | `{file, page}` | `{device, page?}` | `{hugetlb}` (one of map/file/device/hugetlb). */
 const CheckTarget = obj({
   map: Name.optional(),
   file: Name.optional(),
   device: Name.optional(),
+  hugetlb: Size.optional().describe('vmemmap only: the hugetlb pool of this huge page size'),
   page: PageIndex.optional(),
   process: Name.optional(),
-}).describe('what to look at: {map, page, process?} | {file, page} | {device, page?}');
+}).describe('what to look at: {map, page, process?} | {file, page} | {device, page?} | {hugetlb} (vmemmap)');
 
 const VmemmapFigures = obj({
   bytes: Size.optional().describe('memory backing struct pages, bytes'),
   pages: z.number().int().nonnegative().optional().describe('pages of memory backing struct pages'),
-  structPagesInitialized: z.number().int().nonnegative().optional(),
+  structPagesInitialized: z.number().int().nonnegative().optional().describe('device only: struct pages memmap_init_zone_device() wrote'),
+  savedPages: z.number().int().nonnegative().optional().describe('vmemmap pages saved: by compound tail reuse (device) or freed by HVO (hugetlb pool)'),
 });
 
 const checkShape = {
@@ -189,19 +191,23 @@ const checkArgs = obj(checkShape)
     }
     const what = whats[0]!;
     const t = c[what]!;
-    const targets = (['map', 'file', 'device'] as const).filter((k) => t[k] !== undefined);
-    const form = what === 'vmemmap' ? '{ device }' : what === 'blockFree' ? '{ file, page }' : '{ map, page } or { file, page } or { device, page }';
+    const targets = (['map', 'file', 'device', 'hugetlb'] as const).filter((k) => t[k] !== undefined);
+    const form = what === 'vmemmap' ? '{ device } or { hugetlb: <huge page size> }' : what === 'blockFree' ? '{ file, page }' : '{ map, page } or { file, page } or { device, page }';
     const bad = (message: string, path: PropertyKey[] = [what]) => ctx.addIssue({ code: 'custom', input: t, path, message });
     if (PROCESS_CHECKS.includes(what)) {
       if (targets.length > 0 || t.page !== undefined) return bad(`${what} is a property of a process: write { process: <name> }, or {} for init`);
     } else {
       if (targets.length !== 1) return bad(`name one target: ${form}`);
       const target = targets[0]!;
-      if (what === 'vmemmap' && target !== 'device') return bad(`vmemmap is a property of a device: write ${form}`);
+      if (what === 'vmemmap' && target !== 'device' && target !== 'hugetlb') return bad(`vmemmap is a property of a device or a hugetlb pool: write ${form}`);
+      if (target === 'hugetlb' && what !== 'vmemmap') return bad(`hugetlb names a pool, which only vmemmap looks at: write ${form}`, [what, 'hugetlb']);
+      if (target === 'hugetlb' && typeof c.equals === 'object' && c.equals.structPagesInitialized !== undefined) {
+        return ctx.addIssue({ code: 'custom', input: c.equals, path: ['equals', 'structPagesInitialized'], message: 'structPagesInitialized is a device figure (memmap_init_zone_device): a hugetlb pool has bytes, pages and savedPages' });
+      }
       if (what === 'blockFree' && target !== 'file') return bad(`blockFree looks at a file's block: write ${form}`);
       if (ENTRY_CHECKS.includes(what) && target !== 'map') return bad(`${what} looks at the entry that maps a page of a mapping: write { map, page }`);
-      if (what === 'vmemmap' && t.page !== undefined) return bad('vmemmap is per device: remove page', [what, 'page']);
-      if (target !== 'device' && t.page === undefined) return bad(`add page: the base-page index to look at (${form})`);
+      if (what === 'vmemmap' && t.page !== undefined) return bad(`vmemmap is per ${target === 'hugetlb' ? 'pool' : 'device'}: remove page`, [what, 'page']);
+      if (target !== 'device' && target !== 'hugetlb' && t.page === undefined) return bad(`add page: the base-page index to look at (${form})`);
       if (t.process !== undefined && target !== 'map') return bad('process only applies to a mapping target { map, page, process }', [what, 'process']);
     }
     const hasRange = c.min !== undefined || c.max !== undefined;
