@@ -21,6 +21,7 @@ import { Mprotect } from './mm/mprotect.js';
 import { mremap } from './mm/mremap.js';
 import { madvise, type Advice } from './mm/madvise.js';
 import { mapDevmem } from './mm/devmem.js';
+import { mmPopulate } from './mm/populate.js';
 import { PageStore, PG } from './mm/pages.js';
 import { Ram } from './mm/ram.js';
 import { Shmem } from './mm/shmem.js';
@@ -556,7 +557,7 @@ export class Kernel {
     yield* [];
   }
 
-  *mmap(a: { process?: string; file?: string; device?: string; anon?: boolean; devmem?: boolean; hugetlb?: number; length: number; offset?: number; shared?: boolean; write?: boolean; as: string }): Op<Vma> {
+  *mmap(a: { process?: string; file?: string; device?: string; anon?: boolean; devmem?: boolean; hugetlb?: number; length: number; offset?: number; shared?: boolean; write?: boolean; populate?: boolean; as: string }): Op<Vma> {
     const mm = this.process(a.process);
     if (mm.vmas.some((v) => v.name === a.as)) throw new InputError(`mapping '${a.as}' already exists in ${mm.name}`, undefined, 'as');
     const ps = this.mmu.basePageSize;
@@ -599,6 +600,8 @@ export class Kernel {
     }
     if (!a.process || !this.mapOwners.has(a.as)) this.mapOwners.set(a.as, mm);
     this.ksm.addVma(vma); // mmap_region() -> ksm_add_vma(): VM_MERGEABLE under PR_SET_MEMORY_MERGE
+    // vm_mmap_pgoff(): mm_populate() once the VMA is in place and mmap_lock dropped (mm/populate.ts)
+    if (a.populate) yield* mmPopulate(this, vma);
     yield* [];
     return vma;
   }

@@ -5,6 +5,7 @@ import type { Op } from '../sched.js';
 import type { Mm, Vma, VmFlags } from '../types.js';
 import { nonPresent } from './exclusive.js';
 import { madviseCollapse } from './collapse.js';
+import { faultinRange } from './populate.js';
 
 /** The advices modelled, as scenarios spell them (MADV_DONTNEED_LOCKED is `dontneed-locked`, ...). */
 export const MADVISE_ADVICES = [
@@ -254,18 +255,5 @@ function* populate(k: Kernel, vma: Vma, s: number, e: number, write: boolean): O
   if (vma.flags.io || vma.flags.pfnmap) throw refused(vma, advice, 'VM_IO | VM_PFNMAP (check_vma_flags)');
   if (write && !vma.flags.write) throw refused(vma, advice, 'no VM_WRITE (check_vma_flags)');
   if (!write && !vma.flags.read) throw refused(vma, advice, 'no VM_READ: PROT_NONE (check_vma_flags)');
-  for (let vpn = s; vpn < e; ) {
-    let leaf = k.vm.lookup(vma.mm, vpn);
-    for (let tries = 0; !leaf || nonPresent(leaf.pte) || (write && !leaf.pte.write); tries++) {
-      if (tries === 2) throw new KernelError('EFAULT', `madvise ${advice}: page ${vpn - vma.start} of '${vma.name}' could not be faulted in`);
-      try {
-        yield* k.faults.handle(vma, vpn, write);
-      } catch (err) {
-        if (err instanceof KernelError && (err.code === 'SIGBUS' || err.code === 'SIGSEGV')) throw new KernelError('EFAULT', `madvise ${advice}: ${err.message}`);
-        throw err;
-      }
-      leaf = k.vm.lookup(vma.mm, vpn);
-    }
-    vpn = leaf.base + leaf.pages;
-  }
+  yield* faultinRange(k, vma, s, e, write, `madvise ${advice}`);
 }

@@ -260,6 +260,7 @@ const mmapArgs = obj({
   offset: Size.optional(),
   shared: Flag.optional(),
   write: Flag.optional(),
+  populate: Flag.optional().describe('MAP_POPULATE: fault every page in now (a write fault in a private writable mapping, which COWs file pages); errors are ignored as mmap ignores them'),
   as: Name,
 }).superRefine((m, ctx) => {
   const what = (['file', 'device', 'anon', 'devmem'] as const).filter((k) => m[k] !== undefined);
