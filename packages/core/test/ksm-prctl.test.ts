@@ -200,3 +200,22 @@ describe('use_zero_pages and ksm_zero_pages', () => {
     }
   });
 });
+
+describe('cmp_and_merge_page() order per release', () => {
+  it('a page first seen by ksmd merges into an existing KSM page at once up to v6.10; from v6.11 its checksum must settle first', () => {
+    for (const [v, atOnce] of [['v6.6', true], ['v6.15', false], ['latest', false]] as const) {
+      const k = kernel(v);
+      filled(k, 'm', ['x', 'x']);
+      k.run(k.madvise({ map: 'm', advice: 'mergeable' }));
+      k.run(k.ksmMerge({})); // m[1] is the KSM page
+      filled(k, 'n', ['x']);
+      k.run(k.madvise({ map: 'n', advice: 'mergeable' }));
+      k.run(k.ksmMerge({ scans: 1 }));
+      // v6.6: stable_tree_search() comes first and finds m's KSM page; v6.11 ("mm/ksm: don't
+      // waste time searching stable tree for fast changing page") only records n[0]'s checksum
+      expect(pfn(k, 'n', 0) === pfn(k, 'm', 1), v).toBe(atOnce);
+      k.run(k.ksmMerge({ scans: 1 }));
+      expect(pfn(k, 'n', 0), v).toBe(pfn(k, 'm', 1));
+    }
+  });
+});

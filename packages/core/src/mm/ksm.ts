@@ -325,20 +325,17 @@ export class Ksm {
     }
     this.removeItem(key);
     const data = this.k.pages.data.get(item.page) ?? '';
+    // the checksum test, and the zero page, come before the stable tree from v6.11 ("mm/ksm: don't
+    // waste time searching stable tree for fast changing page", Chengming Zhou [M]); after it before
+    const checksumFirst = kernelAtLeast(this.k.version, 6, 11);
+    if (checksumFirst && !this.unchanged(key, data, item)) return;
     // stable_tree_search(): a KSM page whose content matches
     const node = this.stableNode(data);
     if (node && this.mergeOne(item, node.kpfn)) {
       this.append(key, item.vma.mm, node);
       return;
     }
-    // "If the hash value of the page has changed from the last time we calculated it, this page
-    // is changing frequently: therefore we don't want to insert it in the unstable tree"
-    if (this.checksums.get(key) !== data) {
-      this.checksums.set(key, data);
-      return;
-    }
-    // try_to_merge_with_zero_page(): "Same checksum as an empty page", and use_zero_pages is on
-    if (this.useZeroPages && data === '' && this.mergeWithZeroPage(item)) return;
+    if (!checksumFirst && !this.unchanged(key, data, item)) return;
     // unstable_tree_search_insert(): the same page found again is no match
     const tree = unstable.get(data);
     if (!tree) {
@@ -363,6 +360,21 @@ export class Ksm {
     // "If that fails, we have a ksm page with only one pte pointing to it: so break it" (break_cow)
     this.nodes.delete(fresh.id);
     yield* this.breakKsm(item.vma, item.vpn);
+  }
+
+  /**
+   * Whether cmp_and_merge_page() goes on to the unstable tree: "If the hash value of the page has
+   * changed from the last time we calculated it, this page is changing frequently: therefore we
+   * don't want to insert it in the unstable tree" (oldchecksum is updated); then
+   * try_to_merge_with_zero_page() ("Same checksum as an empty page", use_zero_pages on) ends it
+   * when the page went to the zero page.
+   */
+  private unchanged(key: string, data: string, item: Candidate): boolean {
+    if (this.checksums.get(key) !== data) {
+      this.checksums.set(key, data);
+      return false;
+    }
+    return !(this.useZeroPages && data === '' && this.mergeWithZeroPage(item));
   }
 
   /** stable_tree_append(): the rmap_item hangs off the node; mm->ksm_merging_pages++. */
