@@ -191,6 +191,37 @@ describe('io_uring fixed buffers: a buffer over two mappings', () => {
   });
 });
 
+describe('io_uring fixed buffers: a partial pin', () => {
+  it('a hole after the first page: GUP pins page 0 and stops, io_pin_pages() unpins it and fails with EFAULT (every release; GUP-fast too)', () => {
+    for (const version of RELEASES) {
+      const { k, m } = kernel(version);
+      k.run(k.mmap({ anon: true, length: 3 * PAGE, write: true, as: 'mem' }));
+      k.run(k.write({ map: 'mem', page: 0, data: 'A' }));
+      k.run(k.write({ map: 'mem', page: 2, data: 'C' }));
+      k.run(k.munmap({ map: 'mem', offset: PAGE, length: PAGE }));
+      const pfn = k.pfnOf({ map: 'mem', page: 0 })!;
+      const e = errorOf(() => k.run(k.iouringRegister({ map: 'mem', page: 0, pages: 3, as: 'buf' })));
+      expect({ version, code: (e as { code?: string }).code }).toEqual({ version, code: 'EFAULT' });
+      expect((e as Error).message).toMatch(/pinned only 1 of 3 pages/);
+      // back to the PTE's reference alone, and no buffer
+      expect([k.refcount(pfn), k.maybePinned(pfn), k.pins.has('buf')]).toEqual([1, false, false]);
+      expect(m.violations).toEqual([]);
+    }
+  });
+});
+
+describe('io_uring fixed buffers: the 1 GiB limit', () => {
+  it('an iovec over 1 GiB is EFAULT in every release before any page is faulted in or pinned', () => {
+    for (const version of RELEASES) {
+      const { k } = kernel(version);
+      k.run(k.mmap({ anon: true, length: 2 ** 30 + PAGE, write: true, as: 'mem' }));
+      expect(code(() => k.run(k.iouringRegister({ map: 'mem', page: 0, pages: 2 ** 30 / PAGE + 1, as: 'buf' })))).toBe('EFAULT');
+      expect(k.pfnOf({ map: 'mem', page: 0 })).toBeNull();
+      expect(k.pins.has('buf')).toBe(false);
+    }
+  });
+});
+
 describe('io_uring fixed buffers: their pins belong to io_uring', () => {
   it('unpin of a buffer and iouring-unregister of a plain pin are refused with the step to use instead', () => {
     const { k } = kernel('latest');

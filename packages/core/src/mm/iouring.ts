@@ -24,12 +24,14 @@ export class IoUring {
   /** Register one iovec as a fixed buffer: pin it, let the release refuse it, keep the pins it keeps. */
   *register(req: FixedBufferRequest): Op<GupHandle> {
     const k = this.k;
+    // "arbitrary limit, but we need something": an iovec over 1 GiB is -EFAULT before anything is
+    // pinned (io_sqe_buffer_register since v5.1; io_validate_user_buf_range() now)
+    if (req.nr * k.mmu.basePageSize > 2 ** 30) throw new KernelError('EFAULT', `io_uring buffer '${req.name}' is ${req.nr} pages, over the 1 GiB limit of one registered buffer`);
     // io_pin_pages(): FOLL_WRITE | FOLL_LONGTERM (io_uring always pins writable) through
     // get_user_pages() (v5.4: a plain reference, `foll-pin` off), pin_user_pages() (v5.6 [M]) and
     // pin_user_pages_fast() from v6.10 [M] ("io_uring: unify io_pin_pages()"): GUP-fast then pins
     // what it can without a VMA, and only the rest meets check_vma_flags()
-    const fast = kernelAtLeast(k.version, 6, 10);
-    const h = yield* k.gupper.gup({ name: req.name, vma: req.vma, vpn: req.vpn, nr: req.nr, pin: true, write: true, longterm: true, fast });
+    const h = yield* this.pinRange(req, kernelAtLeast(k.version, 6, 10));
     try {
       this.refuseFileBacked(h);
     } catch (e) {
@@ -39,6 +41,40 @@ export class IoUring {
     }
     k.gupper.keepOnly(h, this.keptPins(h.pfns));
     return h;
+  }
+
+  /**
+   * io_pin_pages()'s GUP call, one VMA of the range after the other as __get_user_pages() walks
+   * them (check_vma_flags() per VMA). GUP returns the number of pages pinned before a later VMA
+   * fails, and io_pin_pages() turns a partial pin into -EFAULT ("partial map, or didn't map
+   * anything") after unpinning it. Before v5.12 [M] (52650c8b466b "mm/gup: remove the vma allocation
+   * from gup_longterm_locked()") the fs-dax refusal was check_dax_vmas() over every page pinned,
+   * after the walk: an fs-dax VMA anywhere in the range is -EOPNOTSUPP for the whole call.
+   * Approximation: GUP-fast's prefix is taken per VMA, not page by page within one.
+   */
+  private *pinRange(req: FixedBufferRequest, fast: boolean): Op<GupHandle> {
+    const k = this.k;
+    const mm = req.vma.mm;
+    const done: GupHandle[] = [];
+    for (let vpn = req.vpn; vpn < req.vpn + req.nr; ) {
+      const vma = k.vm.vmaAt(mm, vpn);
+      const nr = vma ? Math.min(vma.start + vma.pages, req.vpn + req.nr) - vpn : 0;
+      try {
+        if (!vma) throw new KernelError('EFAULT', `io_uring buffer '${req.name}': page ${vpn - req.vpn} of it is not mapped`);
+        done.push(yield* k.gupper.gup({ name: req.name, vma, vpn, nr, pin: true, write: true, longterm: true, fast }));
+      } catch (e) {
+        if (!(e instanceof KernelError) || done.length === 0) throw e;
+        for (const h of done) k.gupper.release(h, true);
+        const daxLate = !kernelAtLeast(k.version, 5, 12) && [...done.map((h) => h.vma), ...(vma ? [vma] : [])].some((v) => k.isFsdaxVma(v));
+        if (daxLate) throw new KernelError('EOPNOTSUPP', `io_uring buffer '${req.name}' covers an fs-dax mapping (__gup_longterm_locked: check_dax_vmas)`);
+        throw new KernelError('EFAULT', `io_uring buffer '${req.name}': GUP pinned only ${done.reduce((n, h) => n + h.pfns.length, 0)} of ${req.nr} pages (${e.code} at page ${vpn - req.vpn}: ${e.message}); io_pin_pages() unpins a partial map and fails with -EFAULT`);
+      }
+      vpn += nr;
+    }
+    if (done.length === 1) return done[0]!;
+    // one buffer over several VMAs: the pages in address order, as io_pin_pages() hands them on
+    const first = done[0]!;
+    return { ...first, pfns: done.flatMap((h) => h.pfns), owners: done.flatMap((h) => h.owners), released: false };
   }
 
   /** io_buffer_unmap(): unpin_user_page() of what the buffer kept (put_page() in v5.4). */
