@@ -29,8 +29,8 @@ export class IoUring {
     if (req.nr * k.mmu.basePageSize > 2 ** 30) throw new KernelError('EFAULT', `io_uring buffer '${req.name}' is ${req.nr} pages, over the 1 GiB limit of one registered buffer`);
     // io_pin_pages(): FOLL_WRITE | FOLL_LONGTERM (io_uring always pins writable) through
     // get_user_pages() (v5.4: a plain reference, `foll-pin` off), pin_user_pages() (v5.6 [M]) and
-    // pin_user_pages_fast() from v6.10 [M] ("io_uring: unify io_pin_pages()"): GUP-fast then pins
-    // what it can without a VMA, and only the rest meets check_vma_flags()
+    // pin_user_pages_fast() from v6.10 (1943f96b3816 "io_uring: unify io_pin_pages()", for-6.10/io_uring):
+    // GUP-fast then pins what it can without a VMA, and only the rest meets check_vma_flags()
     const h = yield* this.pinRange(req, kernelAtLeast(k.version, 6, 10));
     try {
       this.refuseFileBacked(h);
@@ -96,7 +96,7 @@ export class IoUring {
       if (vma && vmas[vmas.length - 1] !== vma) vmas.push(vma);
     }
     const first = vmFile(vmas[0]!);
-    // vma_is_shmem() passes from v5.14 [M] (40dad765c045 "io_uring: enable shmem/memfd memory registration")
+    // vma_is_shmem() passes from v5.14 (40dad765c045 "io_uring: enable shmem/memfd memory registration", 5.14-rc1 pull)
     const shmemOk = kernelAtLeast(k.version, 5, 14);
     for (const vma of vmas) {
       const file = vmFile(vma);
@@ -114,9 +114,11 @@ export class IoUring {
    * Which of the pinned pages keep their pin (indexes into pfns); the others are unpinned at once.
    * From v6.3 [M] (57bebf807e2a "io_uring/rsrc: optimise registered huge pages") a buffer lying in
    * one large folio keeps one pin, its pages consecutive from v6.4 (776617db78c6, CVE-2023-2598);
-   * from v6.12 [M] io_check_coalesce_buffer() keeps one per folio of a buffer of whole equal-sized
-   * folios (a partial first one must run to its end; the last may stop short) and io_coalesce_buffer()
-   * drops the rest. Order-0 pages keep one pin each.
+   * from v6.12 [M] (a8edbb424b139 "io_uring/rsrc: enable multi-hugepage buffer coalescing")
+   * io_check_coalesce_buffer() keeps one per folio of a buffer of whole equal-sized folios (the
+   * last may stop short; that a partial first one must run to its folio's end is the 2025 form of
+   * the check, modelled for every release from v6.12) and io_coalesce_buffer() drops the rest.
+   * Order-0 pages keep one pin each.
    */
   private keptPins(pfns: readonly number[]): ReadonlySet<number> | null {
     const k = this.k;
