@@ -1,5 +1,5 @@
 export { builtinCatalog } from './catalog.js';
-export { DEFAULT_DEVICE_START, renderVmemmapTable, vmemmapCommand, vmemmapOptions, vmemmapReport, type VmemmapCommandOptions, type VmemmapQuery, type VmemmapReport } from './commands/vmemmap.js';
+export { DEFAULT_DEVICE_START, hugetlbVmemmapReport, renderHugetlbVmemmapTable, renderVmemmapTable, vmemmapCommand, vmemmapOptions, vmemmapReport, type HugetlbVmemmapReport, type VmemmapCommandOptions, type VmemmapQuery, type VmemmapReport } from './commands/vmemmap.js';
 export { parseReporters, parseSchedule, REPORT_FILES, REPORTERS, runCommand, type Deps, type ReporterName, type RunCommandOptions, type Runner } from './execute.js';
 export { processIo, type CliIo } from './io.js';
 export { DEFAULT_KERNEL, kernelsFor, parseKernelFlags, parseShard, takeShard, type KernelAxes, type KernelOptions, type Shard } from './kernel.js';

@@ -3,12 +3,14 @@ import {
   featureDiff,
   formatSize,
   GiB,
+  hugetlbVmemmapFigures,
   InputError,
   isPowerOfTwo,
   orderBase2,
   parseSize,
   resolveFeatures,
   type ArchPlugin,
+  type HugetlbVmemmapFigures,
   type FeatureOverrides,
   type PluginCatalog,
   type VmemmapOutcome,
@@ -21,7 +23,9 @@ import { UsageError } from '../usage.js';
 
 /**
  * `daxlab vmemmap --arch A [--page-size S] --size S --align S [--altmap] [--kernel V] [--feature k=v] [--json]`
- * (SCENARIOS.md): what the memmap of one device-dax range costs on a kernel — struct pages, those
+ * or `daxlab vmemmap --arch A [--page-size S] --hugetlb S [--pages N] [--kernel V] [--feature k=v] [--json]`
+ * (SCENARIOS.md; the --hugetlb form: docs/scenarios.md): what the memmap of one device-dax range
+ * costs on a kernel, or what hugetlb pages' vmemmap costs and HVO frees — struct pages, those
  * memmap_init_zone_device() writes, the pages and bytes of memory behind them (not the page
  * tables), and the pages tail reuse saves — through the arch plugin's own populator, so every
  * arch in the catalog or loaded with --plugin answers. Register it in main.ts with the kernel
@@ -29,6 +33,8 @@ import { UsageError } from '../usage.js';
  */
 
 export interface VmemmapCommandOptions extends KernelOptions {
+  readonly hugetlb?: string;
+  readonly pages?: string;
   readonly size?: string;
   readonly align?: string;
   readonly start?: string;
@@ -56,11 +62,13 @@ export function vmemmapOptions(cmd: Command): Command {
   say('--fs', 'ignored (the memmap does not depend on a filesystem)');
   say('--driver', 'ignored (the range is a device-dax one; --altmap gives it the memmap of a pmem namespace in devdax mode)');
   return cmd
-    .description('struct-page memory of one device-dax range: struct pages, those initialised, vmemmap pages and bytes, pages saved by tail reuse')
+    .description('struct-page memory of one device-dax range (struct pages, those initialised, vmemmap pages and bytes, pages saved by tail reuse), or with --hugetlb of hugetlb pages and what HVO frees')
     .option('--size <size>', 'device size (4GiB, 1TiB, …)')
     .option('--align <size>', 'device-dax alignment: compound page size (vmemmap_shift); PAGE_SIZE for order-0 pages')
     .option('--start <address>', `physical start of the range (default ${formatSize(DEFAULT_DEVICE_START)}, where the first probe lands)`)
     .option('--altmap', 'memmap on the device (vmem_altmap), laid out as nd_pfn_init() does for a pmem namespace in devdax mode')
+    .option('--hugetlb <size>', 'instead of a device: the vmemmap of hugetlb pages of this size and what HVO frees (switch it on with --feature hugetlb-free-vmemmap=true)')
+    .option('--pages <n>', 'with --hugetlb: nr_hugepages, the pages of the pool (default 1)')
     .option('--json', 'print the figures as JSON');
 }
 
@@ -174,6 +182,64 @@ export function vmemmapReport(arch: ArchPlugin, q: VmemmapQuery): VmemmapReport 
 
 const n = (v: number | null) => (v === null ? '-' : v.toLocaleString('en-US'));
 
+/** `daxlab vmemmap --hugetlb`: one hugetlb page's vmemmap and HVO's verdict, and a pool of them. */
+export interface HugetlbVmemmapReport extends HugetlbVmemmapFigures {
+  readonly arch: string;
+  readonly pageSize: number;
+  readonly structPageSize: number;
+  readonly kernel: { readonly version: string; readonly features: FeatureOverrides };
+  /** the pool: `pages` pages of this size, each as the figures say */
+  readonly pool: { readonly pages: number; readonly vmemmapPages: number; readonly vmemmapBytes: number; readonly savedPages: number; readonly savedBytes: number };
+}
+
+/**
+ * The vmemmap of hugetlb pages of one size on an arch plugin, with and without HVO as the kernel
+ * decides (core's hugetlbVmemmapFigures() with the arch's hugetlbVmemmapOptIn), for one page and
+ * for a pool of `pages` (every pool page of an hstate gets the same treatment: pages come from
+ * boot RAM, never from memmap_on_memory blocks). Throws InputError on a size the arch does not
+ * offer (arch_hugetlb_valid_size()).
+ */
+export function hugetlbVmemmapReport(arch: ArchPlugin, q: { readonly hugetlbSize: number; readonly pages?: number; readonly version: string; readonly features?: FeatureOverrides | Readonly<Record<string, unknown>> }): HugetlbVmemmapReport {
+  const mmu = arch.mmu;
+  const sizes = mmu.hugetlbSizes ?? [];
+  if (!sizes.includes(q.hugetlbSize)) {
+    throw new InputError(`--hugetlb ${formatSize(q.hugetlbSize)}: not a hugetlb page size of ${arch.arch} with ${formatSize(mmu.basePageSize)} pages (arch_hugetlb_valid_size(): ${sizes.map(formatSize).join(', ') || 'none'})`, undefined, 'hugetlb');
+  }
+  const pages = q.pages ?? 1;
+  if (!Number.isInteger(pages) || pages < 0) throw new InputError(`--pages ${pages}: nr_hugepages is a whole number of pages, 0 or more`, undefined, 'pages');
+  const features = resolveFeatures(q.version, q.features ?? {});
+  const f = hugetlbVmemmapFigures(mmu, arch.populator.hugetlbVmemmapOptIn, { hugetlbSize: q.hugetlbSize, version: q.version, enabled: features['hugetlb-free-vmemmap'] });
+  const ps = mmu.basePageSize;
+  return {
+    arch: arch.arch,
+    pageSize: ps,
+    structPageSize: mmu.structPageSize,
+    kernel: { version: q.version, features: featureDiff(q.version, features) },
+    ...f,
+    pool: { pages, vmemmapPages: pages * f.keptPages, vmemmapBytes: pages * f.keptPages * ps, savedPages: pages * f.freedPages, savedBytes: pages * f.freedPages * ps },
+  };
+}
+
+/** The table rendering of a hugetlb report: one fact per line. */
+export function renderHugetlbVmemmapTable(r: HugetlbVmemmapReport): string {
+  // a size whose struct pages fill part of one page gives fractions: show them exactly
+  const pg = (v: number) => `${v.toLocaleString('en-US', { maximumFractionDigits: 6 })} page${v === 1 ? '' : 's'}`;
+  const hvo = r.optimized
+    ? `optimised: ${pg(r.freedPages)} of vmemmap freed per huge page, ${pg(r.reservePages)} kept (HUGETLB_VMEMMAP_RESERVE_SIZE)`
+    : r.optimizable
+      ? `off (hugetlb_free_vmemmap=off, the default): --feature hugetlb-free-vmemmap=true frees ${pg(r.freeablePages)} per huge page`
+      : `not available: ${r.refusal}`;
+  const rows: [string, string][] = [
+    ['arch', `${r.arch} (PAGE_SIZE ${formatSize(r.pageSize)}, struct page ${r.structPageSize} B)`],
+    ['kernel', `${r.kernel.version}${Object.keys(r.kernel.features).length ? ` ${Object.entries(r.kernel.features).map(([k, v]) => `${k}=${String(v)}`).join(' ')}` : ''}`],
+    ['hugetlb page', `${formatSize(r.hugetlbSize)}: ${n(r.structPages)} struct pages, ${formatSize(r.vmemmapBytes)} of vmemmap (${pg(r.vmemmapPages)})`],
+    ['HVO', hvo],
+    ['pool', `${pg(r.pool.pages)}: ${formatSize(r.pool.vmemmapBytes)} of vmemmap (${pg(r.pool.vmemmapPages)}), ${formatSize(r.pool.savedBytes)} freed by HVO (${pg(r.pool.savedPages)})`],
+  ];
+  const w = Math.max(...rows.map(([k]) => k.length));
+  return `${rows.map(([k, v]) => `${k.padEnd(w)}  ${v}`).join('\n')}\n`;
+}
+
 /** The default (table) rendering: one fact per line. */
 export function renderVmemmapTable(r: VmemmapReport): string {
   const rows: [string, string][] = [
@@ -220,16 +286,12 @@ export async function vmemmapCommand(o: VmemmapCommandOptions, io: CliIo, deps: 
   const catalog = await catalogWithPlugins(deps.catalog, o.plugin ?? [], io.cwd, deps.importer);
   if (o.arch === undefined) throw new UsageError('--arch is required', `arches: ${Object.keys(catalog.arch).join(', ')}`);
   const axes = parseKernelFlags(o, catalog, false);
+  if (o.hugetlb !== undefined) return hugetlbCommand(o, io, catalog, axes);
+  if (o.pages !== undefined) throw new UsageError('--pages counts hugetlb pages: it goes with --hugetlb <size>');
   const size = sizeFlag('--size', o.size, true)!;
   const align = sizeFlag('--align', o.align, true)!;
   const start = sizeFlag('--start', o.start, false);
-  const archName = axes.arch![0]!;
-  let arch: ArchPlugin;
-  try {
-    arch = catalog.arch[archName]!(axes.pageSize !== undefined ? { pageSize: axes.pageSize } : {});
-  } catch (e) {
-    throw new UsageError(`--page-size ${o.pageSize ?? ''}: ${(e as Error).message}`.trim(), `page sizes are per arch (arm64: 4KiB, 16KiB, 64KiB)`);
-  }
+  const arch = archFor(catalog, axes, o);
   const features = Object.fromEntries(axes.features.map(([k, v]) => [k, v[0]]));
   let report: VmemmapReport;
   try {
@@ -240,4 +302,36 @@ export async function vmemmapCommand(o: VmemmapCommandOptions, io: CliIo, deps: 
   }
   io.stdout(o.json ? `${JSON.stringify(report, null, 2)}\n` : renderVmemmapTable(report));
   return report.outcome === 'completed' ? 0 : 1;
+}
+
+/** The arch plugin for --arch / --page-size (the catalog's constructors refuse a page size they lack). */
+function archFor(catalog: PluginCatalog, axes: ReturnType<typeof parseKernelFlags>, o: VmemmapCommandOptions): ArchPlugin {
+  try {
+    return catalog.arch[axes.arch![0]!]!(axes.pageSize !== undefined ? { pageSize: axes.pageSize } : {});
+  } catch (e) {
+    throw new UsageError(`--page-size ${o.pageSize ?? ''}: ${(e as Error).message}`.trim(), `page sizes are per arch (arm64: 4KiB, 16KiB, 64KiB)`);
+  }
+}
+
+/** `daxlab vmemmap --hugetlb <size> [--pages N]`: exit code 0 (figures, whatever the verdict). */
+function hugetlbCommand(o: VmemmapCommandOptions, io: CliIo, catalog: PluginCatalog, axes: ReturnType<typeof parseKernelFlags>): number {
+  const deviceFlags = (['size', 'align', 'start', 'altmap'] as const).filter((k) => o[k] !== undefined);
+  if (deviceFlags.length) throw new UsageError(`--hugetlb asks about hugetlb pages; ${deviceFlags.map((k) => `--${k}`).join(', ')} describe${deviceFlags.length === 1 ? 's' : ''} a device-dax range: give one or the other`);
+  const hugetlbSize = sizeFlag('--hugetlb', o.hugetlb, true)!;
+  let pages: number | undefined;
+  if (o.pages !== undefined) {
+    if (!/^\d+$/.test(o.pages.trim())) throw new UsageError(`--pages ${o.pages}: nr_hugepages is a whole number of pages (e.g. --pages 512)`);
+    pages = Number(o.pages);
+  }
+  const arch = archFor(catalog, axes, o);
+  const features = Object.fromEntries(axes.features.map(([k, v]) => [k, v[0]]));
+  let report: HugetlbVmemmapReport;
+  try {
+    report = hugetlbVmemmapReport(arch, { hugetlbSize, version: axes.version?.[0] ?? DEFAULT_KERNEL.version, features, ...(pages !== undefined ? { pages } : {}) });
+  } catch (e) {
+    if (e instanceof InputError) throw new UsageError(e.message);
+    throw e;
+  }
+  io.stdout(o.json ? `${JSON.stringify(report, null, 2)}\n` : renderHugetlbVmemmapTable(report));
+  return 0;
 }
