@@ -423,7 +423,8 @@ export class Ksm {
 
   /** folio_stable_node(): the node a KSM page's mapping names. */
   private nodeOf(page: number): StableNode | null {
-    const id = Math.floor(this.k.pages.mapping[this.k.pages.slot(page)]! / 4);
+    const s = this.k.pages.slot(page);
+    const id = Math.floor(this.k.pages.mapping[s]! / 4);
     return this.nodes.get(id) ?? null;
   }
 
