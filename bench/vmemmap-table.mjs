@@ -8,7 +8,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { builtinCatalog, vmemmapReport } from '@daxlab/cli';
-import { formatSize } from '@daxlab/core';
+import { formatSize, hugetlbVmemmapFigures } from '@daxlab/core';
 
 const KiB = 1024;
 const GiB = 1024 ** 3;
@@ -75,6 +75,46 @@ function archSection(version, onlyCompound) {
   return out;
 }
 
+// HVO: releases where some arch's verdict or the reserve changes (any 'vX.Y' works, not only presets)
+const HVO_RELEASES = ['v5.13', 'v5.14', 'v5.18', 'v5.19', 'v6.2', 'v6.3', 'v6.17', 'v6.18', 'latest'];
+
+/** One table per arch and page size: for each hugetlb size the arch offers, the vmemmap pages HVO frees per page in each release. */
+function hvoSection() {
+  const out = [];
+  for (const name of Object.keys(catalog.arch)) {
+    for (const plugin of pageSizes(name)) {
+      const mmu = plugin.mmu;
+      const sizes = [...(mmu.hugetlbSizes ?? [])].sort((a, b) => a - b);
+      if (sizes.length === 0) continue;
+      const reasons = new Map();
+      const rows = sizes.map((size) => {
+        const cells = HVO_RELEASES.map((version) => {
+          const f = hugetlbVmemmapFigures(mmu, plugin.populator.hugetlbVmemmapOptIn, { hugetlbSize: size, version, enabled: true });
+          if (f.optimizable) return `${n(f.freedPages)} (keeps ${f.reservePages})`;
+          if (!reasons.has(f.refusal)) reasons.set(f.refusal, reasons.size + 1);
+          return `- [${reasons.get(f.refusal)}]`;
+        });
+        const f = hugetlbVmemmapFigures(mmu, plugin.populator.hugetlbVmemmapOptIn, { hugetlbSize: size, version: 'latest', enabled: false });
+        const vm = f.vmemmapPages >= 1 ? n(f.vmemmapPages) : `${formatSize(f.vmemmapBytes)} (${f.vmemmapPages} page)`;
+        return `| ${formatSize(size)} | ${n(f.structPages)} | ${vm} | ${cells.join(' | ')} |`;
+      });
+      out.push(
+        `### ${name}, ${formatSize(mmu.basePageSize)} pages`,
+        '',
+        `hugetlb sizes (arch_hugetlb_valid_size()): ${sizes.map(formatSize).join(', ')}; struct page ${mmu.structPageSize} B.`,
+        '',
+        `| hugetlb page | struct pages | vmemmap pages | ${HVO_RELEASES.join(' | ')} |`,
+        `|---:|---:|---:|${HVO_RELEASES.map(() => ':---:').join('|')}|`,
+        ...rows,
+        '',
+        ...[...reasons].map(([why, i]) => `${i}. ${why}`),
+        '',
+      );
+    }
+  }
+  return out;
+}
+
 const doc = [
   '# vmemmap figures per arch',
   '',
@@ -106,6 +146,20 @@ const doc = [
   'page tables were optimised whether they opted in or not; ppc64 hash oopsed (seed 003).',
   '',
   ...archSection('v6.3', true),
+  '## HugeTLB Vmemmap Optimization (HVO)',
+  '',
+  'What `daxlab vmemmap --arch A [--page-size P] --hugetlb S [--pages N] --feature hugetlb-free-vmemmap=true`',
+  'reports for hugetlb pages (packages/core/src/vmemmap/hugetlb.ts and each arch plugin\'s `hugetlbVmemmapOptIn`).',
+  'Each cell is the number of vmemmap pages HVO frees per huge page when it is switched on',
+  '(`hugetlb_free_vmemmap=on`, or `vm.hugetlb_optimize_vmemmap=1` from v5.19; off by default in every',
+  'release), and how many it keeps (`HUGETLB_VMEMMAP_RESERVE_SIZE`: 2 pages before v5.18, 1 after);',
+  '`-` is no HVO, with the reason below the table. Releases marked [M] in the reasons were dated from',
+  'the commits. Every hugetlb size the arch offers is listed, also those the scenario model maps only',
+  'as PMD/PUD leaves (the contiguous-bit sizes of arm64 and ppc64 hash are figures here, refused as',
+  'not modelled by `hugetlb-pool`). Not counted: the PTE table page HVO allocates when it splits a',
+  'PMD-mapped vmemmap (one per 2 MiB of vmemmap VA, never merged back).',
+  '',
+  ...hvoSection(),
   '## Published figures and what the model says about them',
   '',
   '| figure | source | model | test |',
@@ -118,6 +172,10 @@ const doc = [
   '| "0.0014%", "3.8x", "1071x" | same cover letter | **not derivable** from the code: 40 MiB/1 TiB is 0.0038 %, and the ratios do not follow from the formulas; quoted, not reproduced | - |',
   '| "initializing 32768 pages when it only needs to initialize 128" | 6fd3620b3428 | 32768 is PAGES_PER_SECTION on x86, not a per-compound count; per 2 MiB compound the model gives 512 → 128 | - |',
   '| 64K pages: only 1G-class alignments deduplicate | Documentation/arch/powerpc/vmemmap_dedup.rst; `VMEMMAP_RESERVE_NR` check (v6.6) | exact: a 2 MiB compound of 64K pages has 2 KiB of struct pages, under the 2-page minimum | model.test.ts |',
+  '| HVO: a 2 MiB page (x86-64) has 8 vmemmap pages, a 1 GiB page 4096; "free the remaining 7 pages", "(PAGE_SIZE - 1) vmemmap pages" | Documentation/mm/vmemmap_dedup.rst | exact (v5.18+) | packages/core/src/vmemmap/hugetlb.test.ts, apps/cli/test/vmemmap-hugetlb.test.ts |',
+  '| HVO before the second page was freed: 6 of 8, "for the 1GB HugeTLB page, we can save 4094 pages"; 1024 GB of hugetlb: "~16GB (1G hugepage)/~12GB (2MB hugepage)" | cover letter "Free some vmemmap pages of HugeTLB page" (v5.14) | exact: 16376 MiB and 12 GiB (v5.14-v5.17); 16380 MiB and 14 GiB from v5.18 | hugetlb.test.ts |',
+  '| HVO on arm64 granules: PMD-level pages always 8 vmemmap pages; contiguous-bit pages "can be optimized only when its size of the struct page structs is greater than 1 page" | vmemmap_dedup.rst (its size table: 4K 64K/2M/32M/1G, 16K 2M/32M/1G, 64K 2M/512M/16G) | exact: 4K 64K and 16K/64K 2M pages fit in the reserve (nothing to free) | vmemmap-hugetlb.test.ts |',
+  '| early cover letter: 4088 pages per 1 GiB page ("8 pages for page tables") | v1-v10 of the HVO series | the later versions drop it (Oscar Salvador: the page tables no longer need allocating per page); PTE tables are not vmemmap pages here | - |',
   '',
   '## What is not modelled',
   '',
@@ -129,6 +187,7 @@ const doc = [
   '- x86 reuse of a partly populated PMD across sections (faf1c0008a33): it only matters for vmemmap smaller than a PMD next to an existing one, which full sections never are on x86.',
   '- Neighbours: this table is one device alone. In scenarios `memremap_pages()` passes the live pgmaps, and a block a neighbour already populated is not allocated again (two devices in one ppc64 hash 16 GiB window share a bolted 16 MiB page); the compound path does not consult them (section-aligned devices never share its PTEs).',
   "- `memremap_pages()`'s `vmemmap_shift > MAX_FOLIO_ORDER` refusal (2025): it depends on the config's maximum folio order.",
+  '- HVO: the PTE tables of the PMD split (`vmemmap_split_pmd()`) and its ENOMEM (the page stays unoptimised), the new head page `vmemmap_remap_free()` allocates in place of the old one (the count is the same), pre-HVO of boot-time gigantic pages (`ARCH_WANT_HUGETLB_VMEMMAP_PREINIT`, x86-64 v6.14 [M]), HVO of demoted or migrated pages, and the 2025-2026 series that maps every tail to one shared page per zone and size (no fake heads; linux-next as read, not in a release).',
   '',
 ].join('\n');
 
