@@ -133,6 +133,19 @@ describe('io_uring fixed buffers: hugetlb and the pins a buffer keeps', () => {
     }
   });
 
+  it('a 1 GiB huge page is exactly the limit of one buffer: registered whole, one pin on the folio (latest)', () => {
+    const { k } = kernel('latest');
+    const GIB = 2 ** 30;
+    k.run(k.hugetlbPool({ size: GIB, pages: 1 }));
+    k.run(k.memfdCreate({ file: 'f', size: GIB, fallocate: true, hugetlb: GIB }));
+    k.run(k.mmap({ file: 'f', length: GIB, shared: true, write: true, as: 'mem' }));
+    k.run(k.write({ map: 'mem', page: 0, data: '0x00' }));
+    const head = k.pfnOf({ map: 'mem', page: 0 })!;
+    k.run(k.iouringRegister({ map: 'mem', page: 0, pages: GIB / PAGE, as: 'buf' }));
+    // the cache, the PUD-level mapping, the one pin kept of 262144
+    expect([k.refcount(head), pincount(k, head)]).toEqual([3, 1]);
+  });
+
   it('a private hugetlb mapping: memset() COWs into an anon huge page (rc 1: its mapping), registered in every release', () => {
     for (const version of RELEASES) {
       const { k } = kernel(version);
