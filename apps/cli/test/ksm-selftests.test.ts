@@ -30,7 +30,7 @@ function rangeMapsDuplicates(k: Kernel, pages: number, process?: string): boolea
 }
 
 /** The negative errno a failed call returns (-errno), for the test's `ret < 0` / exit() paths. */
-const ERRNO: Record<string, number> = { ENOENT: 2, EINVAL: 22 };
+const ERRNO: Record<string, number> = { ENOENT: 2, EIO: 5, EINVAL: 22 };
 function call<T>(f: () => T): T | number {
   try {
     return f();
@@ -54,19 +54,20 @@ function selfZeroPages(k: Kernel): number {
 }
 
 /**
- * __mmap_and_merge_range(val, 2 MiB, PROT_READ|PROT_WRITE, mode): ksm_unmerge() (nothing is merged
- * yet in a fresh kernel) and "Still pages merged" if ksm_get_self_merging_pages() > 0; mmap,
- * MADV_NOHUGEPAGE, memset() every page to `val` (a zero-filled page for 0x00), then
- * PR_SET_MEMORY_MERGE (-EINVAL: "Merging memory skipped"), MADV_MERGEABLE or nothing (the
+ * __mmap_and_merge_range(val, 2 MiB, prot, mode): ksm_unmerge() (nothing is merged yet in a fresh
+ * kernel) and "Still pages merged" if ksm_get_self_merging_pages() > 0; mmap, MADV_NOHUGEPAGE,
+ * memset() every page to `val` (a zero-filled page for 0x00), mprotect(prot) (PROT_NONE for
+ * test_prot_none; PROT_READ|PROT_WRITE changes nothing), then PR_SET_MEMORY_MERGE (-EINVAL: "Merging memory skipped"), MADV_MERGEABLE or nothing (the
  * process has MMF_VM_MERGE_ANY already), ksm_merge() (two full scans), and "No pages got merged"
  * when val is not 0 and ksm_get_self_merging_pages() reads 0 (a negative value passes).
  */
-function mmapAndMergeRange(k: Kernel, pages: number, mode: 'prctl' | 'madvise' | 'none', val = 'cf', process = 'init'): 'ok' | Verdict {
+function mmapAndMergeRange(k: Kernel, pages: number, mode: 'prctl' | 'madvise' | 'none', val = 'cf', process = 'init', protNone = false): 'ok' | Verdict {
   if (selfMergingPages(k, process) > 0) return 'FAIL';
   k.run(k.mmap({ anon: true, length: SIZE, write: true, as: 'map', process }));
   k.run(k.madvise({ map: 'map', advice: 'nohugepage', process }));
   if (val === '') k.run(k.madvise({ map: 'map', advice: 'populate-write', process }));
   else for (let page = 0; page < pages; page++) k.run(k.write({ map: 'map', page, data: val, process }));
+  if (protNone) k.run(k.mprotect({ map: 'map', write: false, read: false, process }));
   if (mode === 'prctl' && call(() => k.run(k.prctl({ memoryMerge: true, process }))) === -ERRNO.EINVAL!) return 'SKIP';
   if (mode === 'madvise') k.run(k.madvise({ map: 'map', advice: 'mergeable', process }));
   k.run(k.ksmMerge({}));
@@ -120,6 +121,17 @@ const TESTS: Record<string, (k: Kernel, pages: number) => Verdict> = {
     if (selfZeroPages(k) !== 0) return 'FAIL'; // "... after write fault"
     return rangeMapsDuplicates(k, pages) ? 'FAIL' : 'pass'; // "KSM zero pages were unmerged"
   },
+  test_prot_none: (k, pages) => {
+    const merged = mmapAndMergeRange(k, pages, 'madvise', '11', 'init', true);
+    if (merged !== 'ok') return merged;
+    // "Store a unique value in each page on one half using ptrace": pwrite() to /proc/self/mem
+    for (let page = 0; page < pages / 2; page++) {
+      if (call(() => k.run(k.procMemWrite({ map: 'map', page, data: String(page * k.mmu.basePageSize) }))) !== undefined) return 'FAIL';
+    }
+    // "Trigger unsharing on the other half."
+    k.run(k.madvise({ map: 'map', advice: 'unmergeable', offset: SIZE / 2 }));
+    return rangeMapsDuplicates(k, pages) ? 'FAIL' : 'pass';
+  },
   test_prctl: (k) => {
     const set = setMemoryMerge(k, true);
     if (set === -ERRNO.EINVAL!) return 'SKIP'; // "PR_SET_MEMORY_MERGE not supported"
@@ -168,6 +180,10 @@ const from = (first: string, before: Verdict, after: Verdict): Expected =>
 const EXPECTED: Record<string, Expected> = {
   test_unmerge: every('pass'),
   test_unmerge_discarded: every('pass'),
+  // ksmd merges in PROT_NONE VMAs on every release (follow_page() without FOLL_NUMA; folio_walk);
+  // the /proc/self/mem writes COW out of the KSM page (FOLL_COW up to v6.1, an exclusive anon page
+  // from v6.2), MADV_UNMERGEABLE copies the rest (a write fault before v6.1, unshare after)
+  test_prot_none: every('pass'),
   // /proc/self/ksm_stat arrived in v6.1 (before: SKIP); v6.1 and v6.3 have it without a
   // ksm_zero_pages line, which reads 0 where 2 MiB of pages were expected (FAIL); v6.6 counts
   // KSM-placed zero pages and MADV_UNMERGEABLE unshares them

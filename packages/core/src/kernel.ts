@@ -734,6 +734,26 @@ export class Kernel {
     this.pages.data.set(this.vm.pfnAt(leaf, vpn), a.data);
   }
 
+  /**
+   * pwrite() of `data` to a page through /proc/PID/mem (mem_rw() -> access_remote_vm()): a
+   * get_user_pages_remote(FOLL_FORCE | FOLL_WRITE) of the page -- which may write where the VMA has
+   * no VM_WRITE, even PROT_NONE, by breaking COW in a private mapping (mm/gup.ts) -- the data
+   * copied in (copy_to_user_page), set_page_dirty_lock() and put_page(). A GUP failure is the
+   * write's -EIO (nothing copied).
+   */
+  *procMemWrite(a: { map: string; page: number; data: string; process?: string }): Op {
+    const { vma, vpn } = this.mapPage(a.map, a.page, a.process, 'EIO');
+    let h: GupHandle;
+    try {
+      h = yield* this.gupper.gup({ name: '/proc/PID/mem', vma, vpn, nr: 1, pin: false, write: true, longterm: false, fast: false, force: true });
+    } catch (e) {
+      if (e instanceof KernelError && e.unsupported === null) throw new KernelError('EIO', `write to page ${a.page} of '${a.map}' through /proc/PID/mem: ${e.message}`);
+      throw e;
+    }
+    this.pages.data.set(h.pfns[0]!, a.data);
+    this.gupper.release(h, false);
+  }
+
   *fork(a: { process?: string; as: string }): Op {
     if (this.processes.has(a.as)) throw new InputError(`process '${a.as}' already exists`, undefined, 'as');
     const child = yield* this.forker.fork(this.process(a.process), a.as);

@@ -25,9 +25,14 @@ export interface Vmf {
 export class Faults {
   constructor(private readonly k: Kernel) {}
 
-  *handle(vma: Vma, vpn: number, write: boolean): Op {
+  /**
+   * `force`: handle_mm_fault() as GUP with FOLL_FORCE or the kernel itself (break_ksm) raises it:
+   * it checks no VMA permission (the arch's access_error() does, for user faults), so a write
+   * fault may COW in a private VMA without VM_WRITE; what it maps follows maybe_mkwrite().
+   */
+  *handle(vma: Vma, vpn: number, write: boolean, force = false): Op {
     const k = this.k;
-    if (write && !vma.flags.write) throw new KernelError('EFAULT', `write to a read-only mapping '${vma.name}'`);
+    if (write && !vma.flags.write && !force) throw new KernelError('EFAULT', `write to a read-only mapping '${vma.name}'`);
     const leaf = k.vm.lookup(vma.mm, vpn);
     const vmf: Vmf = { vma, vpn, pgoff: vma.pgoff + (vpn - vma.start), write };
     // handle_mm_fault(): is_vm_hugetlb_page(vma) -> hugetlb_fault() (mm/hugetlb.ts)
@@ -111,7 +116,8 @@ export class Faults {
     const pfn = k.ram.allocAnon(k.vm.anonVmaPrepare(vma), '');
     if (pfn === null) throw new KernelError('ENOMEM', 'out of memory in do_anonymous_page');
     k.folios.addMap(pfn);
-    k.vm.install(vma.mm, vpn, this.pte(pfn, 'pte', { write: true, dirty: true }));
+    // "if (vma->vm_flags & VM_WRITE) entry = pte_mkwrite(pte_mkdirty(entry))" (a FOLL_FORCE write may come without)
+    k.vm.install(vma.mm, vpn, this.pte(pfn, 'pte', vma.flags.write ? { write: true, dirty: true } : {}));
   }
 
   /** do_cow_fault(): a private write to an unmapped file page copies it into a new anon page. */
@@ -122,7 +128,7 @@ export class Faults {
     const pfn = k.ram.allocAnon(k.vm.anonVmaPrepare(vmf.vma), data);
     if (pfn === null) throw new KernelError('ENOMEM', 'out of memory in do_cow_fault');
     k.folios.addMap(pfn);
-    k.vm.install(vmf.vma.mm, vmf.vpn, this.pte(pfn, 'pte', { write: true, dirty: true }));
+    k.vm.install(vmf.vma.mm, vmf.vpn, this.pte(pfn, 'pte', { write: vmf.vma.flags.write, dirty: true })); // maybe_mkwrite(pte_mkdirty())
   }
 
   /**
@@ -163,10 +169,10 @@ export class Faults {
       if (k.folios.testAnon(head, 'do_wp_page') && this.canReuseAnon(head, page, vma)) {
         k.folios.setFlag(page, PG.anonExclusive, true);
         if (unshare) return; // R/O and now exclusive: GUP may pin it
-        leaf.pte.write = true; // wp_page_reuse()
+        leaf.pte.write = vma.flags.write; // wp_page_reuse(): maybe_mkwrite(pte_mkdirty())
         leaf.pte.dirty = true;
         leaf.pte.softDirty = k.softDirtyArch;
-        k.emit('pte.set', { mm: vma.mm.name, vaddr: leaf.base, pfn, level: leaf.pte.level, write: true, devmap: false, special: false });
+        k.emit('pte.set', { mm: vma.mm.name, vaddr: leaf.base, pfn, level: leaf.pte.level, write: leaf.pte.write, devmap: false, special: false });
         return;
       }
     }
@@ -211,7 +217,7 @@ export class Faults {
     k.folios.addMap(copy);
     // wp_page_copy(): an unshare copy is mapped R/O and clean, keeping the old entry's soft-dirty
     // bit (v5.19); a write fault's copy gets maybe_mkwrite(pte_mkdirty())
-    const bits = unshare ? { softDirty: leaf.pte.softDirty } : { write: true, dirty: true };
+    const bits = unshare ? { softDirty: leaf.pte.softDirty } : { write: vma.flags.write, dirty: true };
     k.vm.install(vma.mm, vpn, this.pte(copy, 'pte', bits));
     k.emit('cow', { mm: vma.mm.name, vaddr: vpn, from: pfn, to: copy, why });
     if (page !== null) {

@@ -19,6 +19,8 @@ export interface GupRequest {
   readonly longterm: boolean;
   /** try the lockless GUP-fast walk first */
   readonly fast: boolean;
+  /** FOLL_FORCE: ptrace's access to another mm (/proc/PID/mem, access_remote_vm) */
+  readonly force?: boolean;
 }
 
 /**
@@ -216,23 +218,34 @@ export class Gup {
     if (req.write && req.pin && req.longterm && this.writeLongtermRefused() && k.shmem.needsDirtyTracking(vma)) {
       throw new KernelError('EFAULT', `FOLL_LONGTERM|FOLL_WRITE pin of '${vma.name}', a shared mapping of ${vma.shmem?.writeback} file '${vma.shmem?.name}' that needs dirty tracking (check_vma_flags: writable_file_mapping_allowed)`);
     }
-    if (req.write && !vma.flags.write) throw new KernelError('EFAULT', `FOLL_WRITE on read-only mapping '${vma.name}'`);
+    if (req.write && !vma.flags.write) {
+      // check_vma_flags(): FOLL_FORCE lets a write into a VMA without VM_WRITE through where it
+      // COWs (is_cow_mapping(): private, VM_MAYWRITE); FOLL_FORCE|FOLL_WRITE on hugetlb is refused
+      // from v6.1 (1d8d14641fd9 [M]) and not modelled before
+      if (!req.force || vma.flags.shared) throw new KernelError('EFAULT', `FOLL_WRITE on read-only mapping '${vma.name}'`);
+      if (vma.hugetlb) throw KernelError.unsupported('EFAULT', `FOLL_FORCE|FOLL_WRITE on hugetlb mapping '${vma.name}' is not modelled`);
+    }
     // check_vma_flags(): a read of a VMA without VM_READ (PROT_NONE) is -EFAULT without FOLL_FORCE
-    if (!req.write && !vma.flags.read) throw new KernelError('EFAULT', `GUP of PROT_NONE mapping '${vma.name}'`);
+    // (with it, VM_MAYREAD suffices: every mapping here has it)
+    if (!req.write && !vma.flags.read && !req.force) throw new KernelError('EFAULT', `GUP of PROT_NONE mapping '${vma.name}'`);
   }
 
   /** One page of __get_user_pages(): fault it in (or unshare it) as needed, then grab it. */
   private *slowPage(req: GupRequest, vma: Vma, vpn: number): Op<number> {
     const k = this.k;
     let leaf = k.vm.lookup(vma.mm, vpn);
+    // FOLL_COW (up to v6.1): faultin_page() sets it when a write fault in a VMA without VM_WRITE
+    // returned VM_FAULT_WRITE (do_wp_page broke COW)
+    let cowed = false;
     for (let tries = 0; ; tries++) {
-      const fault = !leaf || nonPresent(leaf.pte) || (req.write && !leaf.pte.write);
+      const fault = !leaf || nonPresent(leaf.pte) || (req.write && !this.canFollowWrite(req, vma, leaf, vpn, cowed));
       // follow_page_pte() -EMLINK -> faultin_page(FAULT_FLAG_UNSHARE) (v5.19+)
       const unshare = !fault && this.mustUnshare(req, vma, leaf!, vpn);
       if (!fault && !unshare) break;
       if (tries === 2) throw new KernelError('EFAULT', `GUP could not fault in page ${vpn - vma.start} of '${vma.name}'`);
       if (unshare) yield* k.faults.unshare(vma, vpn);
-      else yield* this.faultin(vma, vpn, req.write);
+      else yield* this.faultin(vma, vpn, req.write, req.force ?? false);
+      if (req.write && !vma.flags.write && leaf && !nonPresent(leaf.pte)) cowed = true;
       const before = leaf;
       leaf = k.vm.lookup(vma.mm, vpn);
       if (unshare && leaf && leaf.pte === before?.pte && this.mustUnshare(req, vma, leaf, vpn, false)) {
@@ -271,12 +284,30 @@ export class Gup {
   }
 
   /**
+   * can_follow_write_pte(): a writable PTE; or, with FOLL_FORCE, the COW a write fault broke in a
+   * private mapping without VM_WRITE -- up to v6.1 FOLL_COW and a dirty PTE, from v6.2
+   * (5535be309971 "mm/gup: fix FOLL_FORCE COW security issue and remove FOLL_COW") an exclusive
+   * anonymous page, and no write fault owed to soft-dirty tracking.
+   */
+  private canFollowWrite(req: GupRequest, vma: Vma, leaf: Leaf, vpn: number, cowed: boolean): boolean {
+    const k = this.k;
+    if (leaf.pte.write) return true;
+    if (!req.force || vma.flags.shared || vma.flags.write) return false;
+    if (!kernelAtLeast(k.version, 6, 2)) return cowed && leaf.pte.dirty;
+    const page = k.vm.normalPage(leaf.pte, k.vm.pfnAt(leaf, vpn));
+    if (page === null || !k.folios.isAnon(k.folios.folio(page)) || (k.folios.flags(page) & PG.anonExclusive) === 0) return false;
+    // vma_soft_dirty_enabled(): soft-dirty tracking armed (clear_refs cleared VM_SOFTDIRTY)
+    return !(k.softDirtyArch && !vma.flags.softdirty && !leaf.pte.softDirty);
+  }
+
+  /**
    * faultin_page(): handle_mm_fault(), whose VM_FAULT_SIGBUS / SIGSEGV GUP returns as -EFAULT
    * (vm_fault_to_errno(): a shmem page past i_size, a poisoned DAX block), not as a signal.
+   * `force` (FOLL_FORCE): the fault may write where the VMA has no VM_WRITE.
    */
-  private *faultin(vma: Vma, vpn: number, write: boolean): Op {
+  private *faultin(vma: Vma, vpn: number, write: boolean, force: boolean): Op {
     try {
-      yield* this.k.faults.handle(vma, vpn, write);
+      yield* this.k.faults.handle(vma, vpn, write, force);
     } catch (e) {
       if (e instanceof KernelError && (e.code === 'SIGBUS' || e.code === 'SIGSEGV') && e.unsupported === null) throw new KernelError('EFAULT', `GUP fault on page ${vpn - vma.start} of '${vma.name}': ${e.message}`);
       throw e;

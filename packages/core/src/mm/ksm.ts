@@ -516,8 +516,8 @@ export class Ksm {
    * (or, from v6.6, a KSM-placed zero page: is_ksm_zero_pte), fault it: FAULT_FLAG_UNSHARE from
    * v6.1 ("mm/ksm: fix KSM COW breaking with userfaultfd-wp via FAULT_FLAG_UNSHARE",
    * d7c0e68dab98: the copy stays read-only), before it a write fault (FAULT_FLAG_WRITE: the copy
-   * is mapped writable). do_wp_page() copies a KSM page, except v5.1-v5.8's reuse_ksm_page() of
-   * one mapped by this PTE alone.
+   * is mapped writable where the VMA has VM_WRITE). do_wp_page() copies a KSM page, except
+   * v5.1-v5.8's reuse_ksm_page() of one mapped by this PTE alone.
    */
   *unmerge(vma: Vma, s: number, e: number): Op {
     for (let vpn = s; vpn < e; vpn++) yield* this.breakKsm(vma, vpn);
@@ -532,10 +532,9 @@ export class Ksm {
       if (!this.isKsmZeroPte(leaf.pte) && (page === null || !this.isKsm(page))) return;
       if (tries === 2) throw new KernelError('EFAULT', `break_ksm: page ${vpn - vma.start} of '${vma.name}' is still a KSM page after two faults`);
       if (kernelAtLeast(k.version, 6, 1)) yield* k.faults.unshare(vma, vpn);
-      else {
-        if (!vma.flags.write) throw KernelError.unsupported('EINVAL', `break_ksm before v6.1 on '${vma.name}' without VM_WRITE: its FAULT_FLAG_WRITE fault on a read-only VMA is not modelled`);
-        yield* k.faults.handle(vma, vpn, true);
-      }
+      // handle_mm_fault(FAULT_FLAG_WRITE | FAULT_FLAG_REMOTE) checks no VMA permission: in a VMA
+      // without VM_WRITE (PROT_READ, PROT_NONE) the copy is made and mapped read-only (maybe_mkwrite)
+      else yield* k.faults.handle(vma, vpn, true, true);
     }
   }
 

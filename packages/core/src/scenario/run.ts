@@ -84,6 +84,7 @@ export function stepOp(k: Kernel, step: Step, failures: string[]): Op<unknown> {
     case 'madvise': return k.madvise(a);
     case 'ksm-merge': return k.ksmMerge(a);
     case 'prctl': return k.prctl(a);
+    case 'proc-mem-write': return k.procMemWrite(a);
     case 'fork': return k.fork(a);
     case 'exit': return k.exit(a);
     case 'write': return k.write(a);

@@ -417,6 +417,12 @@ export const OP_ARGS = {
     memoryMerge: Flag.describe('PR_SET_MEMORY_MERGE: true merges every compatible VMA of the process, present and future (MMF_VM_MERGE_ANY); false unmerges them'),
     process: Name.optional().describe('the calling process (default init)'),
   }).describe('prctl(PR_SET_MEMORY_MERGE, 0|1) (kernel/sys.c, v6.4; EINVAL before): ksm_enable_merge_any / ksm_disable_merge_any'),
+  'proc-mem-write': obj({
+    map: Name,
+    page: PageIndex,
+    data: Data,
+    process: Name.optional().describe('the process whose memory is written (default: the one that created the mapping)'),
+  }).describe('pwrite() to /proc/PID/mem as ptrace does: get_user_pages_remote(FOLL_FORCE|FOLL_WRITE), so it writes even where the mapping has no PROT_WRITE (PROT_READ, PROT_NONE) by breaking COW in a private mapping; EIO where GUP fails'),
   check: checkArgs.describe('assert state now: refcount, mapcount, pinned, mapped, anon, blockFree, vmemmap, writable, softDirty or swapped'),
 } satisfies Record<OpName, z.ZodType>;
 
