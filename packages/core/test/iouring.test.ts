@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createKernel, GUP_PIN_COUNTING_BIAS, InputError, Monitor, PRESETS, type Kernel } from '../src/index.js';
+import { createKernel, GUP_PIN_COUNTING_BIAS, InputError, Monitor, parseScenario, PRESETS, type Kernel } from '../src/index.js';
 import { testArch } from '../src/testing.js';
 import { code, errorOf } from './vm-helpers.js';
 
@@ -254,5 +254,26 @@ describe('io_uring fixed buffers: their pins belong to io_uring', () => {
     k.run(k.unpin({ name: 'dma' }));
     const pfn = k.pfnOf({ map: 'mem', page: 0 })!;
     expect(k.refcount(pfn)).toBe(1);
+  });
+});
+
+describe('io_uring fixed buffers in scenario files: bad input names the step, the field and the fix', () => {
+  const scenario = (steps: string) => `name: t\nsetup:\n  - mmap: { anon: true, length: 4KiB, write: true, as: mem }\nsteps:\n${steps}`;
+  const problem = (text: string): string => {
+    const e = errorOf(() => parseScenario(text, 't.yaml'));
+    expect(e).toBeInstanceOf(InputError);
+    return (e as Error).message;
+  };
+
+  it('a buffer without a name, an unknown field, and an unregister of a name never registered', () => {
+    expect(problem(scenario('  - iouring-register: { map: mem, page: 0 }\n'))).toMatch(/iouring-register\.as/);
+    expect(problem(scenario('  - iouring-register: { map: mem, page: 0, write: true, as: buf }\n'))).toMatch(/iouring-register.*write/);
+    expect(problem(scenario('  - iouring-unregister: buf\n'))).toMatch(/a pin named 'buf' is used before it is defined; define it first with .*iouring-register: \{ map: …, page: …, as: NAME \}/);
+  });
+
+  it('a registered buffer is a pin by name: dma-read and iouring-unregister refer to it', () => {
+    const s = parseScenario(scenario("  - write: { map: mem, page: 0, data: A }\n  - iouring-register: { map: mem, page: 0, as: buf }\n  - dma-read: { pin: buf, expect: A }\n  - iouring-unregister: buf\n"), 't.yaml');
+    expect(s.threads[0]!.steps.map((st) => st.op)).toEqual(['write', 'iouring-register', 'dma-read', 'iouring-unregister']);
+    expect(s.threads[0]!.steps[3]!.args).toEqual({ name: 'buf' });
   });
 });

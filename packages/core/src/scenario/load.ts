@@ -162,7 +162,7 @@ const HOW_TO_DEFINE: Record<Kind, string> = {
   device: 'probe: { size: …, as: NAME }',
   file: 'create: { file: NAME, size: … }',
   map: 'mmap: { …, as: NAME }',
-  pin: 'pin: { map: …, page: …, as: NAME }',
+  pin: 'pin: { map: …, page: …, as: NAME } (an io_uring buffer: iouring-register: { map: …, page: …, as: NAME })',
 };
 
 interface NameRef {
