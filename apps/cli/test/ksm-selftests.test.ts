@@ -6,8 +6,8 @@ import { ARCHES } from './selftest-api.js';
 // ksm_functional_tests.c"), driven through the kernel API on the test's whole 2 MiB: the
 // ksft_test_result() of the test functions the model covers, per arch and release, as the file
 // of today reports them (it first appeared in v6.1 with the unmerge tests; the prctl tests came in
-// v6.4, test_unmerge_zero_pages in v6.6, test_fork_ksm_merging_page_count in v6.18); on older
-// releases it shows what the same system calls do there.
+// v6.4, test_unmerge_zero_pages in v6.6, test_prctl_fork_exec in v6.7, test_fork_ksm_merging_page_count
+// in v6.18); on older releases it shows what the same system calls do there.
 
 const RELEASES = PRESETS.map((p) => p.name);
 const SIZE = 2 * 1024 * 1024;
@@ -147,6 +147,16 @@ const TESTS: Record<string, (k: Kernel, pages: number) => Verdict> = {
     if (setMemoryMerge(k, false) !== undefined) return 'FAIL';
     return 'pass'; // "PR_SET_MEMORY_MERGE value is inherited"
   },
+  test_prctl_fork_exec: (k, pages) => {
+    if (setMemoryMerge(k, true) === -ERRNO.EINVAL!) return 'SKIP';
+    // the child execv()s ./ksm_functional_tests, which runs test_child_ksm() and exits with it
+    k.run(k.fork({ as: 'child' }));
+    k.run(k.exec({ process: 'child' }));
+    const status = exitStatus(testChildKsm(k, pages, 'child'));
+    if (status !== 0) return status === exitStatus(-3) ? 'SKIP' : 'FAIL';
+    if (setMemoryMerge(k, false) !== undefined) return 'FAIL';
+    return 'pass';
+  },
   test_prctl_unmerge: (k, pages) => {
     const merged = mmapAndMergeRange(k, pages, 'prctl');
     if (merged !== 'ok') return merged;
@@ -192,6 +202,10 @@ const EXPECTED: Record<string, Expected> = {
   test_prctl: from('v6.6', 'SKIP', 'pass'),
   test_prctl_fork: from('v6.6', 'SKIP', 'pass'),
   test_prctl_unmerge: from('v6.6', 'SKIP', 'pass'),
+  // MMF_VM_MERGE_ANY survives execve() from v6.7 (MMF_INIT_MASK) and the new mm is scanned from
+  // v6.10 (ksm_execve): on v6.6 the exec'd child reads PR_GET_MEMORY_MERGE 0 -- status -1 (255),
+  // "unexpected PR_GET_MEMORY_MERGE result in child"
+  test_prctl_fork_exec: { ...from('v6.6', 'SKIP', 'pass'), 'v6.6': 'FAIL' },
   // no /proc/self/ksm_merging_pages before v5.19: the child exits with -ENOENT, status 254;
   // v5.19 to v6.17 the child inherits the parent's count, one per page of the 2 MiB, and exit()
   // keeps its low 8 bits: 512 pages of 4 KiB read 0 (a pass by truncation), 32 pages of 64 KiB

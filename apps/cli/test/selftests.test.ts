@@ -47,10 +47,10 @@ describe('the selftests scenario library passes the default matrix', () => {
     // cow.c's 14 anon cases on a swapped-out base page and "vmsplice() + unmap in child" in the three
     // swapped-out THP contexts (cow-swap); cow.c's 14 anon cases on a PTE-mapped 64 KiB mTHP (cow-mthp);
     // cow.c's 4 anon THP collapse cases (cow-collapse); ksm_functional_tests.c: test_unmerge, test_unmerge_discarded,
-    // test_unmerge_zero_pages, test_prot_none, test_prctl, test_prctl_fork, test_prctl_unmerge, test_fork_ksm_merging_page_count (ksm)
+    // test_unmerge_zero_pages, test_prot_none, test_prctl, test_prctl_fork, test_prctl_fork_exec, test_prctl_unmerge, test_fork_ksm_merging_page_count (ksm)
     // map_populate.c on a memfd, a non-DAX ext4 and xfs tmpfile and a DAX file (map-populate: 4)
     // gup_longterm.c's 2 io_uring cases on memfd, memfd-hugetlb, non-DAX ext4 and xfs, fs-dax, and MAP_SHARED on device-dax (11)
-    expect(count).toEqual({ 'cow-anon': 14, 'cow-swap': 17, 'cow-thp': 73, 'cow-mthp': 14, 'cow-collapse': 4, 'cow-hugetlb': 17, 'cow-non-anon': 15, 'gup-longterm': 55, 'gup-test': 12, 'soft-dirty': 6, gaps: 1, pfnmap: 6, 'madv-populate': 5, ksm: 8, 'map-populate': 4 });
+    expect(count).toEqual({ 'cow-anon': 14, 'cow-swap': 17, 'cow-thp': 73, 'cow-mthp': 14, 'cow-collapse': 4, 'cow-hugetlb': 17, 'cow-non-anon': 15, 'gup-longterm': 55, 'gup-test': 12, 'soft-dirty': 6, gaps: 1, pfnmap: 6, 'madv-populate': 5, ksm: 9, 'map-populate': 4 });
     expect(scenarios.every((s) => s.name.startsWith('selftest-'))).toBe(true);
   });
 

@@ -760,6 +760,21 @@ export class Kernel {
     this.processes.set(a.as, child);
   }
 
+  /**
+   * execve() in a process: exec_mmap() gives it a new mm (mm_alloc() -> mm_init(): flags from
+   * MMF_INIT_MASK) and drops the old one (mmput() -> exit_mmap(): every mapping unmapped, as exit
+   * does). The new program starts with none of the old mappings (the model maps no binary or
+   * stack): their names fault (SIGSEGV) from then on. KSM: ksm_execve() (mm/ksm.ts).
+   */
+  *exec(a: { process?: string }): Op {
+    const old = this.process(a.process);
+    const mm = this.vm.newMm(old.name);
+    this.ksm.execve(old, mm);
+    for (const vma of [...old.vmas]) yield* this.vm.unmapVma(vma);
+    old.alive = false;
+    this.processes.set(old.name, mm);
+  }
+
   *exit(a: { process: string }): Op {
     const mm = this.process(a.process);
     for (const vma of [...mm.vmas]) yield* this.vm.unmapVma(vma);

@@ -219,3 +219,24 @@ describe('cmp_and_merge_page() order per release', () => {
     }
   });
 });
+
+describe('execve() and PR_SET_MEMORY_MERGE (ksm_execve)', () => {
+  it('the setting is lost on exec before v6.7, kept but never scanned on v6.7-v6.9, kept and scanned from v6.10', () => {
+    for (const [v, kept] of [['v6.6', false], ['v6.15', true], ['latest', true]] as const) {
+      const k = kernel(v);
+      k.run(k.prctl({ memoryMerge: true }));
+      filled(k, 'old', ['x']);
+      k.run(k.fork({ as: 'child' }));
+      k.run(k.exec({ process: 'child' }));
+      // the new program has none of the old mappings (exit_mmap of the old mm)
+      expect(() => k.run(k.read({ map: 'old', page: 0, process: 'child' })), v).toThrow();
+      expect(k.ksm.memoryMerge(mm(k, 'child')), v).toBe(kept);
+      expect(k.ksm.mergingPages(mm(k, 'child')), v).toBe(0);
+      filled(k, 'm', ['q', 'q'], { process: 'child' });
+      k.run(k.ksmMerge({}));
+      expect(pfn(k, 'm', 0, 'child') === pfn(k, 'm', 1, 'child'), v).toBe(kept);
+      // the parent is untouched
+      expect(k.run(k.read({ map: 'old', page: 0 })), v).toBe('x');
+    }
+  });
+});

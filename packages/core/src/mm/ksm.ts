@@ -47,8 +47,8 @@ interface Candidate {
  * Kernel Samepage Merging (mm/ksm.c), for the anonymous pages of VM_MERGEABLE VMAs:
  * MADV_MERGEABLE / MADV_UNMERGEABLE (ksm_madvise), prctl(PR_SET_MEMORY_MERGE) (MMF_VM_MERGE_ANY),
  * ksmd's scans (ksm_do_scan -> cmp_and_merge_page) with the use_zero_pages knob, unmerging
- * (break_ksm), and the per-mm counters ksm_merging_pages and ksm_zero_pages. max_page_sharing
- * chains, NUMA trees, smart scan, exec and KSM swap-in copies are not modelled.
+ * (break_ksm), the per-mm counters ksm_merging_pages and ksm_zero_pages, and exec. max_page_sharing
+ * chains, NUMA trees, smart scan and KSM swap-in copies are not modelled.
  */
 export class Ksm {
   /** ksm_mm_head's list: mms in the order __ksm_enter() added them (MMF_VM_MERGEABLE) */
@@ -196,6 +196,19 @@ export class Ksm {
       this.enter(child);
     }
     if (kernelAtLeast(this.k.version, 6, 4)) to.mergeAny = from.mergeAny;
+  }
+
+  /**
+   * execve() (Kernel.exec): the new mm's flags come from MMF_INIT_MASK, which holds
+   * MMF_VM_MERGE_ANY from v6.7 (3c6f33b7273a "mm/ksm: support fork/exec for prctl" [M]) -- before,
+   * PR_SET_MEMORY_MERGE is lost on exec -- and from v6.10 ksm_execve() in __bprm_mm_init() enters
+   * the new mm into ksmd's list (3a9e567ca45f "mm/ksm: fix ksm exec support for prctl" [M]); in
+   * between the flag survives but ksmd never scans the new program. The counters start at 0.
+   */
+  execve(old: Mm, mm: Mm): void {
+    if (!this.state(old).mergeAny || !kernelAtLeast(this.k.version, 6, 7)) return;
+    this.state(mm).mergeAny = true;
+    if (kernelAtLeast(this.k.version, 6, 10)) this.enter(mm);
   }
 
   /**

@@ -87,6 +87,7 @@ export function stepOp(k: Kernel, step: Step, failures: string[]): Op<unknown> {
     case 'proc-mem-write': return k.procMemWrite(a);
     case 'fork': return k.fork(a);
     case 'exit': return k.exit(a);
+    case 'exec': return k.exec(a);
     case 'write': return k.write(a);
     case 'pin': return k.gup(a, true);
     case 'get': return k.gup(a, false);

@@ -338,6 +338,7 @@ export const OP_ARGS = {
   write: obj({ map: Name, page: PageIndex, data: Data, process: Name.optional() }).describe('CPU write of a base page (faults as needed)'),
   fork: obj({ process: Name.optional().describe('the parent (default init)'), as: Name }).describe('fork: copy VMAs and page tables (copy_page_range)'),
   exit: obj({ process: Name }).describe('process exit: unmap everything'),
+  exec: obj({ process: Name.optional().describe('the process that calls execve() (default init)') }).describe('execve(): the process gets a new, empty mm (the old one is torn down as at exit); PR_SET_MEMORY_MERGE survives it from v6.7'),
   pin: pinArgs.describe('pin_user_pages (FOLL_PIN)'),
   get: pinArgs.describe('get_user_pages (FOLL_GET)'),
   unpin: releaseArgs.describe('release a pin'),

@@ -34,7 +34,7 @@ export interface Thread {
 /** Operation names exactly as written in scenario files. */
 export type OpName =
   | 'probe' | 'unbind' | 'mount' | 'create' | 'truncate' | 'punch-hole' | 'reflink'
-  | 'spawn' | 'mmap' | 'munmap' | 'read' | 'write' | 'fork' | 'exit'
+  | 'spawn' | 'mmap' | 'munmap' | 'read' | 'write' | 'fork' | 'exit' | 'exec'
   | 'pin' | 'get' | 'unpin' | 'put' | 'dma-write' | 'dma-read' | 'iouring-register' | 'iouring-unregister'
   | 'ksm-merge' | 'prctl' | 'proc-mem-write'
   | 'memory-failure' | 'migrate' | 'device-read' | 'device-write' | 'device-snapshot' | 'device-exclusive' | 'device-check-exclusive' | 'inject-fault' | 'check'
