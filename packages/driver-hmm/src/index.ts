@@ -39,6 +39,8 @@ interface MirrorState {
   readonly kind: HmmKind;
   /** pages returned by page_free, reused first (test_hmm pushes them on the head of free_pages) */
   readonly freed: number[];
+  /** PMD-sized folios returned by page_free (test_hmm's free_folios, the 2025 device-private THP series) */
+  readonly freedHuge: number[];
   /** next never-used page (the rest of the chunk's free list, in pfn order) */
   next: number;
   readonly allocated: Set<number>;
@@ -85,10 +87,34 @@ function allocPage(k: Kernel, device: Device): number | null {
     k.folios.get(pfn, 1, 'dmirror_devmem_alloc_page: get_page');
   } else {
     // zone_device_page_init(): WARN_ON_ONCE(!percpu_ref_tryget_live) then set_page_count(page, 1)
-    if (k.folios.rc(pfn) !== 0) k.warn(`zone_device_page_init: pfn ${pfn} has refcount ${k.folios.rc(pfn)}, expected 0`);
-    k.folios.get(pfn, 1 - k.folios.rc(pfn), 'zone_device_page_init');
+    k.memremap.zoneDeviceFolioInit(pfn, 0);
   }
   return pfn;
+}
+
+/**
+ * dmirror_devmem_alloc_page(dmirror, is_large = true) (the 2025 device-private THP series): a
+ * PMD-sized device folio from free_folios, else from a chunk dmirror_allocate_chunk(is_large)
+ * carves into HPAGE_PMD_NR-aligned folios (the pfns before the first aligned one go on
+ * free_pages); zone_device_folio_init(folio, HPAGE_PMD_ORDER). The model's device is one fixed
+ * range: a new folio is the next aligned run of never-used pages.
+ */
+function allocHugePage(k: Kernel, device: Device): number | null {
+  const m = mirror(device);
+  if (m.removing) return null;
+  const nr = k.vm.pmdPages;
+  let head = m.freedHuge.pop() ?? null;
+  if (head === null) {
+    const first = Math.ceil((device.dataPfn + m.next) / nr) * nr;
+    if (first + nr > device.dataPfn + device.dataPages) return null;
+    for (let pfn = device.dataPfn + m.next; pfn < first; pfn++) m.freed.push(pfn);
+    m.next = first + nr - device.dataPfn;
+    head = first;
+  }
+  for (let i = 0; i < nr; i++) m.allocated.add(head + i);
+  m.calloc += nr;
+  k.memremap.zoneDeviceFolioInit(head, Math.log2(nr));
+  return head;
 }
 
 /**
@@ -97,21 +123,74 @@ function allocPage(k: Kernel, device: Device): number | null {
  */
 function pageFree(k: Kernel, device: Device, pfn: number): void {
   const m = mirror(device);
-  m.allocated.delete(pfn);
-  k.pages.data.delete(pfn);
+  // a large folio goes back whole, on free_folios (dmirror_devmem_free(): cfree += 1 << order)
+  const nr = k.folios.nr(pfn);
+  for (let i = 0; i < nr; i++) {
+    m.allocated.delete(pfn + i);
+    k.pages.data.delete(pfn + i);
+  }
   if (m.removing) return;
-  m.cfree++;
-  m.freed.push(pfn);
+  m.cfree += nr;
+  (nr > 1 ? m.freedHuge : m.freed).push(pfn);
 }
 
-/** The destination pages of a migration to system memory: alloc_page + copy (…_alloc_and_copy). */
+/**
+ * The destination pages of a migration to system memory: alloc_page + copy (…_alloc_and_copy);
+ * a compound source gets a folio of its order (vma_alloc_folio() / folio_alloc()) and every page
+ * copied. test_hmm's fallback to a base page when that allocation fails is not modelled (the
+ * source would be split: migrate_vma_split_unmapped_folio()).
+ */
 function allocAndCopyToRam(k: Kernel, slots: readonly MigrateSlot[]): void {
   for (const s of slots) {
     if (!s.migrate || s.src === null) continue;
     const srcSlot = k.pages.slot(s.src);
     const anonVma = k.pages.mapping[srcSlot]! >>> 2;
-    s.dst = k.ram.allocAnon(anonVma, k.pages.data.get(s.src) ?? '');
+    if (!s.compound) {
+      s.dst = k.ram.allocAnon(anonVma, k.pages.data.get(s.src) ?? '');
+      continue;
+    }
+    const nr = k.folios.nr(s.src);
+    const dst = k.ram.allocAnonLarge(anonVma, Math.log2(nr));
+    if (dst === null) throw KernelError.unsupported('ENOMEM', `migrate_to_ram: no ${nr}-page folio in system memory for the device THP at pfn ${s.src}; test_hmm's fallback to a base page and the split of the source (migrate_vma_split_unmapped_folio()) are not modelled`);
+    for (let i = 0; i < nr; i++) k.pages.data.set(dst + i, k.pages.data.get(s.src + i) ?? '');
+    s.dst = dst;
   }
+}
+
+/**
+ * The device's destination pages (dmirror_migrate_alloc_and_copy()): a base device page per
+ * slot, a PMD-sized device folio for a compound one (the data of a hole or the zero page is
+ * zeroes). test_hmm's fallback to base pages when the huge allocation fails (HMM_DMIRROR_FLAGS
+ * FAIL_ALLOC, an exhausted chunk) is not modelled.
+ */
+function allocAndCopyToDevice(k: Kernel, device: Device, slots: readonly MigrateSlot[]): void {
+  for (const s of slots) {
+    if (!s.migrate) continue;
+    if (!s.compound) {
+      const dpage = allocPage(k, device);
+      if (dpage === null) continue;
+      k.pages.data.set(dpage, s.src === null ? '' : (k.pages.data.get(s.src) ?? ''));
+      s.dst = dpage;
+      continue;
+    }
+    const head = allocHugePage(k, device);
+    if (head === null) throw KernelError.unsupported('ENOMEM', `${device.name}: no free PMD-sized device folio; test_hmm's fallback to base pages (and the split it needs) is not modelled`);
+    for (let i = 0; i < k.vm.pmdPages; i++) k.pages.data.set(head + i, s.src === null ? '' : (k.pages.data.get(s.src + i) ?? ''));
+    s.dst = head;
+  }
+}
+
+/**
+ * dmirror_migrate_to_{device,system}() with MIGRATE_VMA_SELECT_COMPOUND (`migrate-device-thp`
+ * compound): one migrate_vma_setup() per PTRS_PER_PTE pages of the range (src/dst arrays of
+ * PTRS_PER_PTE entries), so only a PMD a chunk covers whole moves as one folio. Older test_hmm
+ * has no compound selection; the chunking changes nothing there and the range is one call.
+ */
+function migrateChunks(k: Kernel, start: number, pages: number): [number, number][] {
+  if (k.features['migrate-device-thp'] !== 'compound') return [[start, pages]];
+  const chunks: [number, number][] = [];
+  for (let addr = start; addr < start + pages; addr += k.vm.pmdPages) chunks.push([addr, Math.min(k.vm.pmdPages, start + pages - addr)]);
+  return chunks;
 }
 
 /**
@@ -154,7 +233,7 @@ export function hmm(options: HmmOptions = {}): DriverPlugin {
       // so a probe asking for either cannot be served by this driver: the cell is unsupported, with why
       if (req.altmap) throw KernelError.unsupported('EINVAL', `probe ${req.name}: hmm device memory has no altmap (its memmap is in RAM); a scenario for hmm leaves altmap out`);
       if (req.align !== null) throw KernelError.unsupported('EINVAL', `probe ${req.name}: hmm device memory has no alignment (pages are handed out one at a time); a scenario for hmm leaves align out`);
-      const state: MirrorState = { kind, freed: [], next: 0, allocated: new Set(), removing: false, calloc: 0, cfree: 0, atomic: new Map(), notifierSeq: new Map() };
+      const state: MirrorState = { kind, freed: [], freedHuge: [], next: 0, allocated: new Set(), removing: false, calloc: 0, cfree: 0, atomic: new Map(), notifierSeq: new Map() };
       let device: Device | null = null;
       const pgmap = k.memremap.memremapPages({
         device: req.name,
@@ -198,24 +277,22 @@ export function hmm(options: HmmOptions = {}): DriverPlugin {
       // dmirror_migrate_to_{device,system}(): every address must be in a VMA (vma_lookup), else -EINVAL
       if (req.page + req.pages > vma.pages) throw new KernelError('EINVAL', `${device.name}: pages ${req.page}..${req.page + req.pages - 1} run past mapping '${vma.name}' (${vma.pages} pages)`);
       if (req.to === 'ram') {
-        const slots = k.migration.setup(vma, start, req.pages, { system: false, owner: device });
-        allocAndCopyToRam(k, slots);
-        k.migration.pages(slots, vma);
-        k.migration.finalize(slots);
+        for (const [from, n] of migrateChunks(k, start, req.pages)) {
+          const slots = k.migration.setup(vma, from, n, { system: false, owner: device, compound: true });
+          allocAndCopyToRam(k, slots);
+          k.migration.pages(slots, vma);
+          k.migration.finalize(slots);
+        }
         yield* [];
         return;
       }
       // MIGRATE_VMA_SELECT_SYSTEM only: device pages (ours or another device's) are not selected
-      const slots = k.migration.setup(vma, start, req.pages, { system: true, owner: null });
-      for (const s of slots) {
-        if (!s.migrate) continue;
-        const dpage = allocPage(k, device);
-        if (dpage === null) continue;
-        k.pages.data.set(dpage, s.src === null ? '' : (k.pages.data.get(s.src) ?? ''));
-        s.dst = dpage;
+      for (const [from, n] of migrateChunks(k, start, req.pages)) {
+        const slots = k.migration.setup(vma, from, n, { system: true, owner: null, compound: true });
+        allocAndCopyToDevice(k, device, slots);
+        k.migration.pages(slots, vma);
+        k.migration.finalize(slots);
       }
-      k.migration.pages(slots, vma);
-      k.migration.finalize(slots);
       yield* [];
       for (let v = start; v < start + req.pages; v++) {
         const leaf = k.vm.lookup(vma.mm, v);
@@ -259,14 +336,19 @@ export function hmm(options: HmmOptions = {}): DriverPlugin {
     *fault(k: Kernel, vmf: Vmf, device: Device, leaf: Leaf | null): Op {
       // a mapping of the device node is filled at mmap (populate): an empty entry in it is not modelled
       if (!leaf) throw KernelError.unsupported('SIGBUS', `${device.name}: a fault on an empty entry of a mapping of the mirror device (dmirror_fops_mmap has no ->fault; the kernel would treat the VMA as anonymous) is not modelled`);
+      const page = k.vm.pfnAt(leaf, vmf.vpn);
       // dmirror_devmem_fault() starts from vmf->page->zone_device_data: on a page freed since the
       // entry was read (no reference held, v6.0 and earlier) that is the free list's link
-      if (!mirror(device).allocated.has(leaf.pte.pfn)) {
-        const message = `BUG: KASAN: use-after-free in dmirror_devmem_fault: device page pfn ${leaf.pte.pfn} of ${device.name} was freed before migrate_to_ram ran (do_swap_page held no reference; fixed by 16ce101db85d, v6.1)`;
+      if (!mirror(device).allocated.has(page)) {
+        const message = `BUG: KASAN: use-after-free in dmirror_devmem_fault: device page pfn ${page} of ${device.name} was freed before migrate_to_ram ran (do_swap_page held no reference; fixed by 16ce101db85d, v6.1)`;
         k.emit('oops', { message });
         throw new KernelOops(message);
       }
-      const slots = k.migration.setup(vmf.vma, vmf.vpn, 1, { system: false, owner: device });
+      // the 2025 series: order = folio_order(), but 0 when vmf->pte is set ("When folios are
+      // partially mapped, we can't rely on the folio order"): a PMD entry migrates its whole
+      // folio back (args.start aligned down, MIGRATE_VMA_SELECT_COMPOUND), a PTE one its page
+      const huge = leaf.pte.level === 'pmd';
+      const slots = k.migration.setup(vmf.vma, huge ? leaf.base : vmf.vpn, huge ? leaf.pages : 1, { system: false, owner: device, compound: huge, faultPage: page });
       allocAndCopyToRam(k, slots);
       k.migration.pages(slots, vmf.vma);
       k.migration.finalize(slots);
@@ -425,7 +507,7 @@ function* rangeFault(k: Kernel, device: Device, req: DeviceAccessRequest, vpn: n
       k.warn(`dmirror_do_fault: WARN_ON(range->default_flags & HMM_PFN_WRITE): ${device.name}'s own device-private entry for page ${req.page} of '${vma.name}' is read-only`);
       throw new KernelError('EFAULT', `${device.name}: page ${req.page} of '${vma.name}' is a read-only device-private entry`);
     }
-    return leaf.pte.pfn;
+    return k.vm.pfnAt(leaf, vpn);
   }
   // hmm_vma_handle_pte(): a device-exclusive entry is faulted (remove_device_exclusive_entry)
   if (!leaf || nonPresent(leaf.pte) || (req.write && !leaf.pte.write)) {
@@ -467,7 +549,9 @@ function snapshotEntry(k: Kernel, device: Device, req: DeviceSnapshotRequest, vp
     // only dev_private_owner's entries are reported (with their own write bit); another owner's
     // entry is left 0 when no fault is requested (hmm_vma_handle_pte, owner check since v5.7)
     if (k.deviceOfPfn(pte.pfn) !== device) return PROT.NONE;
-    return PROT.DEV_PRIVATE_LOCAL | (pte.write ? PROT.WRITE : PROT.READ);
+    // a device-private PMD (the 2025 series: hmm_vma_walk_pmd() reports its order, as
+    // hmm-tests.c's migrate_anon_huge_fault asserts: DEV_PRIVATE_LOCAL | WRITE | PMD)
+    return PROT.DEV_PRIVATE_LOCAL | (pte.write ? PROT.WRITE : PROT.READ) | (pte.level === 'pmd' ? PROT.PMD : 0);
   }
   const pfn = k.vm.pfnAt(leaf, vpn);
   // is_zero_pfn(): the small zero page only (a huge zero page PMD is not is_zero_pfn)

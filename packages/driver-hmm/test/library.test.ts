@@ -67,10 +67,6 @@ describe('the hmm scenario library', () => {
         } else if (file.startsWith('exclusive') && (version === 'v5.4' || version === 'v5.10')) {
           // make_device_exclusive() is v5.14: the scenarios expect the refusal
           expect({ status: r.status, outcome: r.outcome, reason: r.reason }).toEqual({ status: 'pass', outcome: 'unsupported', reason: expect.stringMatching(/make_device_exclusive\(\) arrived in v5\.14/) });
-        } else if (version === 'latest' && /^(anon-write-child-migrated|migrate-.*)-thp\.yaml$/.test(file)) {
-          // migrate-device-thp compound: the THP would move whole to device-private memory (not
-          // modelled); the scenarios expect the refusal
-          expect({ status: r.status, outcome: r.outcome, reason: r.reason }).toEqual({ status: 'pass', outcome: 'unsupported', reason: expect.stringMatching(/MIGRATE_VMA_SELECT_COMPOUND/) });
         } else expect({ status: r.status, failures: r.failures, reason: r.reason }).toEqual({ status: 'pass', failures: [], reason: null });
       });
     }

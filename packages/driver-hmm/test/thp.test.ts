@@ -128,20 +128,24 @@ describe('migration of a PMD-mapped THP to device-private memory (migrate_vma_co
     });
   }
 
-  it('latest: MIGRATE_VMA_SELECT_COMPOUND would move the THP whole (device-private THP, not modelled): refused as unsupported', () => {
-    const { k, pfn } = setup('latest');
+  it('latest: MIGRATE_VMA_SELECT_COMPOUND moves the THP whole to a device-private THP behind one PMD entry', () => {
+    const { k, dev, pfn, mon } = setup('latest');
     fill(k);
     const head = pfn(0);
-    let err: unknown;
-    try {
-      k.run(k.migrate({ map: 'buf', page: 0, pages: NR, to: 'dmirror0' }));
-    } catch (e) {
-      err = e;
-    }
-    expect(err).toBeInstanceOf(KernelError);
-    expect((err as KernelError).unsupported).toMatch(/device-private THP/);
-    // refused before anything changed
-    expect([k.refcount(head), k.mapcount(head), level(k, 0)]).toEqual([1, 1, 'pmd']);
+    k.run(k.migrate({ map: 'buf', page: 0, pages: NR, to: 'dmirror0' }));
+    // migrate_vma_collect_huge_pmd(): folio_get (rc 2), set_pmd_migration_entry (the PMD's rmap
+    // and reference go: rc 1, mapcount 0), migrate_vma_check_page() passes (rc 1 - 1 collect
+    // reference = mapcount 0); the driver's order-9 device folio (zone_device_folio_init: rc 1)
+    // is mapped where the PMD was (remove_migration_pmd: +1, entire mapcount 1), finalize drops
+    // the source's collect reference (freed) and the destination's allocation one: rc 1
+    const d = pfn(0);
+    expect(d).toBe(dev.dataPfn);
+    expect([k.folios.order(d), k.refcount(d), k.mapcount(d), level(k, 0), k.isWritableIn({ map: 'buf', page: 0 })]).toEqual([9, 1, 1, 'pmd', false]);
+    expect(k.isSwappedIn({ map: 'buf', page: 300 })).toBe(true); // a non-present PMD: pagemap PM_SWAP
+    expect(pfn(300)).toBe(d + 300);
+    for (let i = 0; i < NR; i++) expect(k.ram.live.has(head + i)).toBe(false);
+    expect(k.run(k.deviceRead({ device: 'dmirror0', map: 'buf', page: 300 }))).toBe('i300');
+    expect(mon.violations).toEqual([]);
   });
 
   it('v6.6: a pinned THP cannot be split (can_split_folio: rc 2 + the caller\'s is not mapcount 1 + 1), so its range is skipped: -ENOENT', () => {
@@ -191,25 +195,20 @@ describe('migration of a PMD-mapped THP to device-private memory (migrate_vma_co
   });
 });
 
-describe('latest (migrate-device-thp compound): what would become a device-private THP is refused, the rest runs', () => {
-  const refusal = (f: () => unknown): string | null => {
-    try {
-      f();
-    } catch (e) {
-      if (e instanceof KernelError && e.unsupported !== null) return e.unsupported;
-      throw e;
-    }
-    return null;
-  };
-
-  it('an empty PMD the range covers whole is a MIGRATE_PFN_COMPOUND hole (migrate_vma_collect_hole): refused', () => {
-    const { k } = setup('latest');
-    expect(refusal(() => k.run(k.migrate({ map: 'buf', page: 0, pages: NR, to: 'dmirror0' })))).toMatch(/the empty PMD at page 0/);
+describe('latest (migrate-device-thp compound): empty PMDs, partial ranges and migrations to RAM', () => {
+  it('an empty PMD the range covers whole becomes one device-private THP (migrate_vma_collect_hole + migrate_vma_insert_huge_pmd_page)', () => {
+    const { k, dev, pfn } = setup('latest');
+    k.run(k.migrate({ map: 'buf', page: 0, pages: NR, to: 'dmirror0' }));
+    // one MIGRATE_PFN_COMPOUND hole: folio_add_new_anon_rmap (entire mapcount 1) + folio_get on
+    // top of zone_device_folio_init's 1, then finalize's put of the allocation reference: rc 1
+    expect([pfn(0), k.folios.order(pfn(0)), k.refcount(pfn(0)), k.mapcount(pfn(0)), level(k, 0)]).toEqual([dev.dataPfn, 9, 1, 1, 'pmd']);
+    expect(k.isAnon(pfn(0))).toBe(true);
+    expect(k.run(k.deviceRead({ device: 'dmirror0', map: 'buf', page: NR - 1 }))).toBe('');
   });
 
   it('a range that covers the empty PMD only in part is walked page by page: base holes migrate', () => {
     const { k, dev } = setup('latest');
-    expect(refusal(() => k.run(k.migrate({ map: 'buf', page: 1, pages: NR - 1, to: 'dmirror0' })))).toBeNull();
+    k.run(k.migrate({ map: 'buf', page: 1, pages: NR - 1, to: 'dmirror0' }));
     expect(k.pfnOf({ map: 'buf', page: NR - 1 })).toBe(dev.dataPfn + NR - 2);
   });
 

@@ -43,16 +43,21 @@ export class Faults {
       k.emit('fault', { mm: vma.mm.name, vaddr: vpn, write, kind: 'device-private' });
       // the entry was read without the PTE lock (handle_pte_fault): others may run before do_swap_page
       yield preempt('do_swap_page: device-private entry');
-      if (k.features['device-fault-page-ref']) {
+      // a PMD-level entry (the 2025 device-private THP series) is do_huge_pmd_device_private():
+      // pmd_same() under the PMD lock, folio_get + folio_trylock, migrate_to_ram, folio_put
+      const pmd = leaf.pte.level === 'pmd';
+      if (k.features['device-fault-page-ref'] || pmd) {
         // v6.1: pte_same() under the PTE lock, else the fault is simply retried; a reference
         // keeps the page from being freed while migrate_to_ram() runs
         if (k.vm.lookup(vma.mm, vpn)?.pte !== leaf.pte) return;
-        const head = k.folios.folio(leaf.pte.pfn);
-        k.folios.get(head, 1, 'do_swap_page: get_page before migrate_to_ram');
+        // get_page(vmf->page) / put_page(vmf->page): the page's folio at each moment (the driver
+        // may split a large device folio, moving the reference to the fault page's new folio)
+        const page = k.vm.pfnAt(leaf, vpn);
+        k.folios.get(k.folios.folio(page), 1, pmd ? 'do_huge_pmd_device_private: folio_get' : 'do_swap_page: get_page before migrate_to_ram');
         try {
           yield* k.deviceFault(vmf, leaf);
         } finally {
-          k.folios.put(head, 1, 'do_swap_page: put_page after migrate_to_ram');
+          k.folios.put(k.folios.folio(page), 1, pmd ? 'do_huge_pmd_device_private: folio_put' : 'do_swap_page: put_page after migrate_to_ram');
         }
       } else yield* k.deviceFault(vmf, leaf);
       const after = k.vm.lookup(vma.mm, vpn);

@@ -137,16 +137,26 @@ export class Folios {
       case 'coherent':
       case 'p2pdma': {
         const freeAt = k.features['devmem-extra-ref'] ? 1 : 0;
-        if (after === freeAt && before > freeAt) {
-          const slot = k.pages.slot(head);
-          k.pages.mapping[slot] = 0;
-          k.pages.flags[slot]! &= ~PG.anonExclusive;
-          k.emit('page.free', { pfn: head, type: pgmap.type });
-          pgmap.ops.pageFree?.(head);
-        }
+        if (after === freeAt && before > freeAt) this.zoneDeviceFree(head);
         return;
       }
     }
+  }
+
+  /**
+   * free_zone_device_folio() of a device-private or device-coherent folio: mapping and
+   * PageAnonExclusive cleared, then the driver's ops->page_free (->folio_free from the 2025
+   * device-private THP series). Also the end of a split tail nothing references (mm/thp.ts).
+   */
+  zoneDeviceFree(head: number): void {
+    const k = this.k;
+    const pgmap = k.memremap.pgmapOf(head);
+    if (!pgmap) throw new Error(`zoneDeviceFree: pfn ${head} is not device memory`);
+    const slot = k.pages.slot(head);
+    k.pages.mapping[slot] = 0;
+    k.pages.flags[slot]! &= ~PG.anonExclusive;
+    k.emit('page.free', { pfn: head, type: pgmap.type });
+    pgmap.ops.pageFree?.(head);
   }
 
   private change(head: number, delta: number, why: string): number {

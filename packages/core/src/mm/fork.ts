@@ -2,7 +2,7 @@ import type { Kernel } from '../kernel.js';
 import { KernelError } from '../errors.js';
 import { kernelAtLeast } from '../features.js';
 import { preempt, type Op } from '../sched.js';
-import type { Mm, Pte, Vma } from '../types.js';
+import type { Mm, Pte, Vma, VmFlags } from '../types.js';
 import { PG } from './pages.js';
 
 /**
@@ -24,7 +24,8 @@ export class Fork {
       // vm_area_dup(): the child gets its own copy of the flags (mprotect in one must not change the
       // other); VM_WIPEONFORK (v4.14): "a clean slate in the child" -- no anon_vma, no page tables
       // a hugetlb VMA's reservation stays the parent's (hugetlb_dup_vma_private(): the child owns none)
-      const dst = k.vm.addVma(child, { ...src, flags: { ...src.flags }, mm: child, anonVma: src.flags.wipeonfork ? 0 : src.anonVma, ...(src.hugetlb ? { hugetlb: { ...src.hugetlb, resv: null } } : {}) }, parent.ranges.get(src.name)!);
+      // dup_mmap(): the child's copy is never VM_LOCKED / VM_LOCKONFAULT (mm/mlock.ts)
+      const dst = k.vm.addVma(child, { ...src, flags: unlocked(src.flags), mm: child, anonVma: src.flags.wipeonfork ? 0 : src.anonVma, ...(src.hugetlb ? { hugetlb: { ...src.hugetlb, resv: null } } : {}) }, parent.ranges.get(src.name)!);
       if (src.flags.wipeonfork) continue;
       // vma_needs_copy(): a shared shmem or DAX VMA (no anon_vma) is not copied: the child refaults
       if (!(src.anonVma || src.flags.mixedmap || src.flags.pfnmap)) continue;
@@ -138,6 +139,13 @@ export class Fork {
         k.vm.install(dst.mm, base, { ...leaf.pte, write: false });
         continue;
       }
+      // copy_huge_pmd() on a device-private PMD (the 2025 device-private THP series): a writable
+      // entry becomes readable in the parent, folio_get + folio_try_dup_anon_rmap_pmd() (never
+      // refused for device-private folios; PageAnonExclusive cleared), the child gets the same entry
+      if (leaf.pte.devicePrivate) {
+        yield* k.copyDevicePrivateEntry(src, dst, base, leaf.pte);
+        continue;
+      }
       if (!k.thp.isAnonPmd(src, leaf)) continue;
       const pmd = leaf.pte;
       const head = k.folios.folio(pmd.pfn);
@@ -166,4 +174,12 @@ export class Fork {
     }
     k.vm.install(dst.mm, at, { ...entry, write: cow ? false : entry.write, dirty: src.flags.shared ? false : entry.dirty });
   }
+}
+
+/** dup_mmap(): "tmp->vm_flags &= ~(VM_LOCKED | VM_LOCKONFAULT)"; the child's mm->def_flags start clear too. */
+function unlocked(flags: VmFlags): VmFlags {
+  const copy = { ...flags };
+  delete copy.locked;
+  delete copy.lockonfault;
+  return copy;
 }

@@ -59,6 +59,25 @@ export class Memremap {
     return { rc: 0, headPfn: head, order: 0, flags: PG.reserved | PG.tail, pgmap: pgmap.id };
   }
 
+  /**
+   * zone_device_folio_init(folio, order) (mm/memremap.c; zone_device_page_init() for order 0 before
+   * the 2025 device-private THP series): a free device folio of `order` pages handed to its driver
+   * at refcount 1 (a WARN when it was not free at 0), its tails pointing at the head.
+   */
+  zoneDeviceFolioInit(head: number, order: number): void {
+    const k = this.k;
+    const p = k.pages;
+    if (k.folios.rc(head) !== 0) k.warn(`zone_device_page_init: pfn ${head} has refcount ${k.folios.rc(head)}, expected 0`);
+    const nr = 2 ** order;
+    for (let i = 0; i < nr; i++) {
+      const s = p.slot(head + i);
+      p.head[s] = head;
+      p.order[s] = i === 0 ? order : 0;
+      p.flags[s] = (p.flags[s]! & ~(PG.head | PG.tail)) | (order === 0 ? 0 : i === 0 ? PG.head : PG.tail);
+    }
+    k.folios.get(head, 1 - k.folios.rc(head), order === 0 ? 'zone_device_page_init' : `zone_device_folio_init(order ${order})`);
+  }
+
   /** memremap_pages(): place the range, populate its memmap (may oops), publish the pgmap. */
   memremapPages(req: MemremapRequest): Pgmap {
     const k = this.k;

@@ -9,6 +9,10 @@ interface Place {
   readonly mm: Mm;
   readonly vpn: number;
   readonly write: boolean;
+  /** a PMD (set_pmd_migration_entry / remove_migration_pmd) or a PTE of the folio */
+  readonly level: 'pte' | 'pmd';
+  /** the page of the folio the entry mapped (0 for a PMD) */
+  readonly offset: number;
 }
 
 /** One slot of migrate->src/dst (include/linux/migrate.h MIGRATE_PFN_*). */
@@ -26,6 +30,12 @@ export interface MigrateSlot {
   /** entries unmapped by migrate_vma_collect / try_to_migrate (the rmap walk) */
   readonly places: Place[];
   readonly exclusive: boolean;
+  /**
+   * MIGRATE_PFN_COMPOUND: the slot stands for a whole PMD-sized folio (or an empty / huge-zero PMD
+   * range) and the HPAGE_PMD_NR - 1 slots after it are folded into it (mm/migrate_device.c, the
+   * 2025 device-private THP series)
+   */
+  readonly compound: boolean;
 }
 
 /** What migrate_vma_setup() selects: MIGRATE_VMA_SELECT_SYSTEM and/or the device pages of one owner. */
@@ -33,6 +43,10 @@ export interface MigrateSelect {
   readonly system: boolean;
   /** MIGRATE_VMA_SELECT_DEVICE_PRIVATE | _DEVICE_COHERENT with pgmap_owner = this device */
   readonly owner: Device | null;
+  /** MIGRATE_VMA_SELECT_COMPOUND (only kernels with `migrate-device-thp` compound know it) */
+  readonly compound?: boolean;
+  /** migrate_vma->fault_page: the pfn a CPU fault is migrating (its folio's lock and reference are the fault's) */
+  readonly faultPage?: number;
 }
 
 /**
@@ -58,33 +72,46 @@ export class DeviceMigration {
     // migrate_vma_setup(): is_vm_hugetlb_page(args->vma) -> -EINVAL (mm/hugetlb.ts)
     if (vma.hugetlb) throw new KernelError('EINVAL', `migrate_vma_setup: '${vma.name}' is a hugetlb mapping`);
     const slots: MigrateSlot[] = [];
-    for (let v = vpn; v < vpn + nr; v++) {
-      if (select.system && this.compoundHole(vma, v, vpn + nr)) throw this.compoundUnsupported(vma, v, 'the empty PMD');
+    const end = vpn + nr;
+    for (let v = vpn; v < end; v++) {
+      if (select.system && this.compoundHole(vma, v, end, select)) {
+        // migrate_vma_collect_hole() with MIGRATE_VMA_SELECT_COMPOUND over a whole empty PMD: one
+        // MIGRATE_PFN_MIGRATE | MIGRATE_PFN_COMPOUND slot, the rest collected as skipped holes
+        slots.push(this.holeSlot(vma, v, true));
+        v += k.vm.pmdPages - 1;
+        continue;
+      }
       let leaf = k.vm.lookup(vma.mm, v);
       if (leaf && leaf.pte.level === 'pmd' && vma.kind === 'anon') {
-        // a PMD-mapped THP or the huge zero page: walked as PTEs once split, else the PMD's range is skipped
-        if (!this.splitPmdToCollect(vma, leaf, select)) {
-          v = Math.min(vpn + nr, leaf.base + leaf.pages) - 1;
+        // a PMD-mapped THP, the huge zero page or a device-private PMD: collected whole, walked as
+        // PTEs once split, or the PMD's range is skipped
+        const walk = k.features['migrate-device-thp'] === 'compound' ? this.collectHugePmd(slots, vma, leaf, v, end, select) : this.splitPmdToCollect(vma, leaf, select) ? 'ptes' : 'skip';
+        if (walk !== 'ptes') {
+          v = Math.min(end, leaf.base + leaf.pages) - 1;
           continue;
         }
         leaf = k.vm.lookup(vma.mm, v);
       }
-      const none = (): void => void slots.push({ vpn: v, src: null, write: vma.flags.write, migrate: true, dst: null, places: [], exclusive: true });
       if (!leaf) {
         // pte_none: MIGRATE_PFN_MIGRATE without a page, for anonymous VMAs only (migrate_vma_collect_hole)
-        if (select.system && this.anonPrivate(vma)) none();
+        if (select.system && this.anonPrivate(vma)) slots.push(this.holeSlot(vma, v, false));
         continue;
       }
       if (leaf.pte.level !== 'pte') continue; // a DAX PMD/PUD: not anonymous, never collected
       const pfn = leaf.pte.pfn;
       if (leaf.pte.devicePrivate) {
-        // device-private entry: selected only for its owner (is_device_private_entry, pgmap->owner)
-        if (select.owner && k.deviceOfPfn(pfn) === select.owner) this.collect(slots, v, pfn, leaf.pte.write);
+        // device-private entry: selected only for its owner (is_device_private_entry, pgmap->owner);
+        // a page of a large device folio mapped by PTEs (a split PMD: a partial munmap) splits the
+        // folio first (migrate_vma_collect_pmd -> migrate_vma_split_folio, "handle partially
+        // mapped folios during collection"), and is not collected if that fails
+        if (!select.owner || k.deviceOfPfn(pfn) !== select.owner) continue;
+        if (k.folios.nr(k.folios.folio(pfn)) > 1 && !this.splitFolioForCollect(k.folios.folio(pfn), select)) continue;
+        this.collect(slots, v, pfn, leaf.pte.write);
         continue;
       }
       if (leaf.pte.special && k.isZeroPfn(pfn)) {
         // the zero page: MIGRATE_PFN_MIGRATE with no page; migrate_vma_insert_page() replaces it
-        if (select.system && this.anonPrivate(vma)) none();
+        if (select.system && this.anonPrivate(vma)) slots.push(this.holeSlot(vma, v, false));
         continue;
       }
       const page = k.vm.normalPage(leaf.pte, pfn);
@@ -100,35 +127,75 @@ export class DeviceMigration {
       // __migrate_device_pages() (a mapping, not anon) and remapped at finalize: skipped here,
       // with the same end state (hmm.migrate_shared: nothing moves, -ENOENT)
       if (kind !== 'ram' || !select.system || vma.flags.shared || !k.folios.isAnon(k.folios.folio(page))) continue;
-      if (k.folios.nr(k.folios.folio(page)) > 1 && !this.splitPteMappedThp(k.folios.folio(page))) continue;
+      if (k.folios.nr(k.folios.folio(page)) > 1 && !this.splitPteMappedThp(k.folios.folio(page), select)) continue;
       this.collect(slots, v, page, leaf.pte.write);
     }
     return slots;
   }
 
+  /** A hole or zero-page slot: MIGRATE_PFN_MIGRATE with no page (the VMA's write permission decides the new entry's). */
+  private holeSlot(vma: Vma, v: number, compound: boolean): MigrateSlot {
+    return { vpn: v, src: null, write: vma.flags.write, migrate: true, dst: null, places: [], exclusive: true, compound };
+  }
+
   /**
-   * migrate_vma_collect_pmd() on a PMD leaf of an anonymous VMA. The huge zero page is split into
-   * small zero-page PTEs (split_huge_pmd()). A THP (`migrate-device-thp` split, every release up
-   * to v6.15) is split whole, folio_get + folio_trylock + split_folio() + folio_put, and its base
+   * migrate_vma_collect_pmd() on a PMD leaf of an anonymous VMA, `migrate-device-thp` split (every
+   * release up to v6.15). The huge zero page is split into small zero-page PTEs (split_huge_pmd()).
+   * A THP is split whole, folio_get + folio_trylock + split_folio() + folio_put, and its base
    * pages are collected from the PTEs; when the split fails (-EBUSY: a pin or another reference)
-   * the whole PMD range is skipped (migrate_vma_collect_skip). With `compound` a driver selecting
-   * MIGRATE_VMA_SELECT_COMPOUND moves the THP whole (a PMD-level device-private entry): not
-   * modelled, refused. False: skip the PMD's range.
+   * the whole PMD range is skipped (migrate_vma_collect_skip). False: skip the PMD's range.
    */
   private splitPmdToCollect(vma: Vma, leaf: Leaf, select: MigrateSelect): boolean {
     const k = this.k;
     const zero = k.thp.isHugeZeroPmd(vma, leaf);
     if (!zero && !k.thp.isAnonPmd(vma, leaf)) return false;
-    if (k.features['migrate-device-thp'] === 'compound') {
-      // migrate_vma_collect_huge_pmd(): without MIGRATE_VMA_SELECT_SYSTEM the range is skipped
-      if (!select.system) return false;
-      throw this.compoundUnsupported(vma, leaf.base, zero ? 'the huge zero PMD (collected as a PMD hole)' : 'the PMD-mapped THP');
-    }
     if (zero) {
       k.thp.splitZeroPmd(vma, leaf.base);
       return true;
     }
+    // a migration that selects only device pages never collects a THP (the pages are skipped)
+    if (!select.system) return false;
     return k.thp.splitFolioHeld(k.folios.folio(leaf.pte.pfn), 'migrate_vma_collect_pmd');
+  }
+
+  /**
+   * migrate_vma_collect_huge_pmd() (`migrate-device-thp` compound; read in Balbir Singh's v7
+   * posting of "mm/migrate_device: implement THP migration of zone device pages", 2025, merged
+   * after v6.15 [M]). A present PMD (THP or huge zero page) needs MIGRATE_VMA_SELECT_SYSTEM, a
+   * device-private PMD MIGRATE_VMA_SELECT_DEVICE_PRIVATE and the caller's pgmap owner; else the
+   * range is skipped. The huge zero page is a hole (migrate_vma_collect_hole(): one compound slot
+   * when the walk covers the PMD whole and the caller selects COMPOUND, else one slot per page,
+   * whose inserts split the zero PMD: the model splits it at once). A folio the walk covers whole
+   * (start and end PMD-aligned) with COMPOUND is collected as one MIGRATE_PFN_COMPOUND slot
+   * (set_pmd_migration_entry); otherwise the fallback split_folio() and the PTE walk go on, a
+   * failed split skipping the range. A device-coherent PMD (present, not anonymous system memory)
+   * is skipped: the kernel collects it with SELECT_SYSTEM and test_hmm refuses to copy a device
+   * page to the device (WARN, "page already in device"), so it ends where it was.
+   */
+  private collectHugePmd(slots: MigrateSlot[], vma: Vma, leaf: Leaf, v: number, end: number, select: MigrateSelect): 'done' | 'skip' | 'ptes' {
+    const k = this.k;
+    const n = k.vm.pmdPages;
+    const whole = select.compound === true && v === leaf.base && leaf.base + n <= end;
+    if (leaf.pte.devicePrivate) {
+      if (!select.owner || k.deviceOfPfn(leaf.pte.pfn) !== select.owner) return 'skip';
+    } else if (k.thp.isHugeZeroPmd(vma, leaf)) {
+      if (!select.system) return 'skip';
+      if (whole && this.anonPrivate(vma)) {
+        slots.push(this.holeSlot(vma, v, true));
+        return 'done';
+      }
+      k.thp.splitZeroPmd(vma, leaf.base);
+      return 'ptes';
+    } else if (!k.thp.isAnonPmd(vma, leaf) || !select.system || k.folios.kind(leaf.pte.pfn) !== 'ram') {
+      return 'skip';
+    }
+    const head = k.folios.folio(leaf.pte.pfn);
+    if (whole) {
+      this.collectCompound(slots, v, head, leaf.pte.write);
+      return 'done';
+    }
+    // fallback: split_folio() (the fault's folio keeps the fault's lock and reference)
+    return this.splitFolioForCollect(head, select) ? 'ptes' : 'skip';
   }
 
   /**
@@ -136,41 +203,60 @@ export class DeviceMigration {
    * mpfn 0); `compound` ones split the folio during the walk (migrate_vma_split_folio(): folio_get,
    * folio_lock, split_folio, and on failure the page is not collected). True: collect it.
    */
-  private splitPteMappedThp(head: number): boolean {
+  private splitPteMappedThp(head: number, select: MigrateSelect): boolean {
+    if (this.k.features['migrate-device-thp'] === 'split') return false;
+    return this.splitFolioForCollect(head, select);
+  }
+
+  /**
+   * migrate_vma_split_folio(folio, fault_page): split_folio() with a reference of the caller's
+   * own (folio_get ... folio_put), unless the folio is the fault's, whose reference do_swap_page()
+   * holds: after the split that reference moves to the folio the fault page is now in
+   * (folio_get(new_fault_folio), folio_put(folio)). True when the split succeeded.
+   */
+  private splitFolioForCollect(head: number, select: MigrateSelect): boolean {
     const k = this.k;
-    if (k.features['migrate-device-thp'] === 'split') return false;
-    return k.thp.splitFolioHeld(head, 'migrate_vma_split_folio');
+    const fault = select.faultPage;
+    if (fault === undefined || k.folios.folio(fault) !== head) return k.thp.splitFolioHeld(head, 'migrate_vma_split_folio');
+    if (!k.thp.splitFolio(head)) return false;
+    const now = k.folios.folio(fault);
+    if (now !== head) {
+      k.folios.get(now, 1, 'migrate_vma_split_folio: folio_get(new_fault_folio)');
+      k.folios.put(head, 1, 'migrate_vma_split_folio: folio_put(folio)');
+    }
+    return true;
   }
 
   /**
    * migrate_vma_collect_hole() with `compound`: an empty PMD of an anonymous VMA that the range
-   * covers whole (start and end PMD-aligned) becomes one MIGRATE_PFN_COMPOUND slot, filled with a
-   * device-private THP (a migration that selects only device pages allocates nothing for it:
-   * only MIGRATE_VMA_SELECT_SYSTEM callers are refused). The model approximates pmd_none() as no
-   * entry in the PMD's range.
+   * covers whole (start and end PMD-aligned) becomes one MIGRATE_PFN_COMPOUND slot when the
+   * caller passes MIGRATE_VMA_SELECT_COMPOUND (and thp_migration_supported()). The model
+   * approximates pmd_none() as no entry in the PMD's range.
    */
-  private compoundHole(vma: Vma, v: number, end: number): boolean {
+  private compoundHole(vma: Vma, v: number, end: number, select: MigrateSelect): boolean {
     const k = this.k;
     const n = k.vm.pmdPages;
-    if (k.features['migrate-device-thp'] !== 'compound' || !this.anonPrivate(vma) || v % n !== 0) return false;
+    if (k.features['migrate-device-thp'] !== 'compound' || select.compound !== true || !this.anonPrivate(vma) || v % n !== 0) return false;
+    if (k.mmu.transparentHugepage === false) return false;
     if (v + n > end || v + n > vma.start + vma.pages) return false;
     for (let u = v; u < v + n; u++) if (k.vm.lookup(vma.mm, u)) return false;
     return true;
   }
 
-  private compoundUnsupported(vma: Vma, base: number, what: string): KernelError {
-    return KernelError.unsupported('EINVAL', `migrate_vma_setup over ${what} at page ${base - vma.start} of '${vma.name}': MIGRATE_VMA_SELECT_COMPOUND (migrate-device-thp compound) migrates it whole to a device-private THP behind a PMD-level device-private entry, which the model does not have`);
-  }
-
   /**
    * migrate_device_range(): collect device pages by pfn (folio_try_get: free pages at refcount 0
-   * are skipped), then unmap them wherever they are mapped.
+   * are skipped), then unmap them wherever they are mapped. A large folio is one slot
+   * (migrate_device_unmap(): MIGRATE_PFN_COMPOUND when folio_nr_pages() > 1); its other pfns are
+   * folded into it.
    */
   setupRange(pfns: readonly number[]): MigrateSlot[] {
+    const k = this.k;
     const slots: MigrateSlot[] = [];
     for (const pfn of pfns) {
-      if (this.k.folios.rc(this.k.folios.folio(pfn)) <= 0) continue;
-      this.collect(slots, null, pfn, true);
+      const head = k.folios.folio(pfn);
+      if (head !== pfn || k.folios.rc(head) <= 0) continue;
+      if (k.folios.nr(head) > 1) this.collectCompound(slots, null, head, true);
+      else this.collect(slots, null, pfn, true);
     }
     return slots;
   }
@@ -183,54 +269,87 @@ export class DeviceMigration {
     const k = this.k;
     const head = k.folios.folio(pfn);
     if (!refHeld) k.folios.get(head, 1, 'migrate: collect');
-    const exclusive = (k.folios.flags(head) & PG.anonExclusive) !== 0;
     const places: Place[] = [];
     for (const mm of k.processes.values()) {
       if (!mm.alive) continue;
       for (const [v, pte] of [...mm.ptes]) {
         if (pte.pfn !== pfn || (pte.special && !pte.devicePrivate)) continue;
-        places.push({ mm, vpn: v, write: pte.write });
+        places.push({ mm, vpn: v, write: pte.write, level: 'pte', offset: 0 });
         k.vm.clear(mm, v, 'pte');
         k.folios.removeMap(head);
         k.folios.put(head, 1, 'migrate: unmap (try_to_migrate)');
       }
     }
-    const slot: MigrateSlot = { vpn, src: pfn, write: vpn === null ? places.some((p) => p.write) : write, migrate: true, dst: null, places, exclusive };
-    // migrate_vma_check_page(): device-private pages always pass; others must hold no reference
-    // beyond the collect one (and, with the extra ZONE_DEVICE reference, the idle one) once
-    // unmapped: a GUP pin keeps the page where it is
+    this.collected(slots, vpn, head, vpn === null ? places.some((p) => p.write) : write, places, false);
+  }
+
+  /**
+   * A whole large folio (migrate_vma_collect_huge_pmd(): folio_get, set_pmd_migration_entry();
+   * migrate_device_unmap() -> try_to_migrate() for its other mappings): every PMD and PTE mapping
+   * it, in every process, becomes a migration entry (its rmap and reference dropped).
+   */
+  private collectCompound(slots: MigrateSlot[], vpn: number | null, head: number, write: boolean): void {
+    const k = this.k;
+    const nr = k.folios.nr(head);
+    k.folios.get(head, 1, 'migrate_vma_collect_huge_pmd: folio_get');
+    const places: Place[] = [];
+    for (const mm of k.processes.values()) {
+      if (!mm.alive) continue;
+      for (const [level, table] of [['pmd', mm.pmds], ['pte', mm.ptes]] as const) {
+        for (const [v, pte] of [...table]) {
+          if (pte.pfn < head || pte.pfn >= head + nr || (pte.special && !pte.devicePrivate) || pte.swap) continue;
+          places.push({ mm, vpn: v, write: pte.write, level, offset: pte.pfn - head });
+          k.vm.clear(mm, v, level);
+          k.folios.removeMap(head);
+          k.folios.put(head, 1, level === 'pmd' ? 'migrate: set_pmd_migration_entry' : 'migrate: unmap (try_to_migrate)');
+        }
+      }
+    }
+    this.collected(slots, vpn, head, vpn === null ? places.some((p) => p.write) : write, places, true);
+  }
+
+  /**
+   * migrate_vma_check_page(): device-private pages always pass; others must hold no reference
+   * beyond the collect one (and, with the extra ZONE_DEVICE reference, the idle one) once
+   * unmapped: a GUP pin keeps the page where it is (the series dropped the "FIXME support THP"
+   * refusal of large folios, so a THP is checked the same way).
+   */
+  private collected(slots: MigrateSlot[], vpn: number | null, head: number, write: boolean, places: Place[], compound: boolean): void {
+    const k = this.k;
+    const exclusive = (k.folios.flags(head) & PG.anonExclusive) !== 0;
+    const slot: MigrateSlot = { vpn, src: head, write, migrate: true, dst: null, places, exclusive, compound };
     const kind = k.folios.kind(head);
     // a swap-cache page has a mapping (page_mapping(): the swap address space): "extra += 1"
     const extra = 1 + (kind !== 'ram' && k.features['devmem-extra-ref'] ? 1 : 0) + (k.swap.inSwapCache(head) ? 1 : 0);
     if (kind !== 'private' && k.folios.rc(head) - extra > k.folios.mapcount(head)) {
-      this.restore(slot, pfn);
+      this.restore(slot, head);
       slot.migrate = false;
     }
     slots.push(slot);
   }
 
-  /** Point the slot's entries at `pfn` (remove_migration_ptes): a reference and an rmap each. */
-  private restore(slot: MigrateSlot, pfn: number): void {
+  /** Point the slot's entries at the folio at `head` (remove_migration_ptes / remove_migration_pmd): a reference and an rmap each. */
+  private restore(slot: MigrateSlot, head: number): void {
     const k = this.k;
-    const head = k.folios.folio(pfn);
     const devicePrivate = k.folios.kind(head) === 'private';
     for (const p of slot.places) {
-      k.folios.get(head, 1, 'migrate: remove_migration_pte');
+      k.folios.get(head, 1, p.level === 'pmd' ? 'migrate: remove_migration_pmd' : 'migrate: remove_migration_pte');
       k.folios.addMap(head);
-      k.vm.install(p.mm, p.vpn, this.entry(pfn, p.write, devicePrivate));
+      k.vm.install(p.mm, p.vpn, this.entry(head + p.offset, p.write, devicePrivate, p.level));
     }
   }
 
-  private entry(pfn: number, write: boolean, devicePrivate: boolean): Pte {
+  private entry(pfn: number, write: boolean, devicePrivate: boolean, level: 'pte' | 'pmd' = 'pte'): Pte {
     // device-private: a non-present swap-like entry (make_{writable,readable}_device_private_entry)
-    return { pfn, level: 'pte', write, dirty: write && !devicePrivate, special: false, devmap: false, devicePrivate, softDirty: write && !devicePrivate && this.k.softDirtyArch };
+    return { pfn, level, write, dirty: write && !devicePrivate, special: false, devmap: false, devicePrivate, softDirty: write && !devicePrivate && this.k.softDirtyArch };
   }
 
   /**
    * migrate_vma_pages() / migrate_device_pages(): move the page's identity to the destination
    * (folio_migrate_mapping: anon mapping, exclusivity) and install it where the source was mapped;
-   * a hole or zero page gets the new page inserted (migrate_vma_insert_page). Slots without a
-   * destination are restored on the source.
+   * a hole or zero page gets the new page inserted (migrate_vma_insert_page, or
+   * migrate_vma_insert_huge_pmd_page for a compound slot). Slots without a destination are
+   * restored on the source.
    */
   pages(slots: readonly MigrateSlot[], vma: Vma | null): void {
     const k = this.k;
@@ -242,12 +361,22 @@ export class DeviceMigration {
         continue;
       }
       const dst = k.folios.folio(s.dst);
-      const ds = k.pages.slot(dst);
+      // __migrate_device_pages(): a compound source with a small destination (the driver's huge
+      // allocation failed: test_hmm's fallback) is split first (migrate_vma_split_unmapped_folio),
+      // a compound destination needs a compound source: not modelled
+      if (s.compound !== k.folios.nr(dst) > 1) {
+        throw KernelError.unsupported('ENOMEM', `migrate_vma_pages: a ${s.compound ? 'PMD-sized source with a base-page destination' : 'base-page source with a large destination'} (the driver's fallback when a huge allocation fails; migrate_vma_split_unmapped_folio()) is not modelled`);
+      }
       if (s.src === null) {
         if (!vma || s.vpn === null) throw new Error('migrate: a hole needs its VMA');
+        if (s.compound) {
+          this.insertHugePmd(vma, s, dst);
+          continue;
+        }
         k.vm.anonVmaPrepare(vma);
         const zero = k.vm.lookup(vma.mm, s.vpn);
         if (zero) k.vm.clear(vma.mm, s.vpn, 'pte');
+        const ds = k.pages.slot(dst);
         k.pages.mapping[ds] = anonMappingOf(vma.anonVma);
         k.folios.setFlag(dst, PG.anonExclusive, true);
         k.folios.get(dst, 1, 'migrate_vma_insert_page');
@@ -264,11 +393,45 @@ export class DeviceMigration {
         this.restore(s, s.src);
         continue;
       }
-      const srcSlot = k.pages.slot(src);
-      k.pages.mapping[ds] = k.pages.mapping[srcSlot]!;
+      const ss = k.pages.slot(src);
+      const mapping = k.pages.mapping[ss]!;
+      for (let i = 0; i < k.folios.nr(dst); i++) {
+        const ds = k.pages.slot(dst + i);
+        k.pages.mapping[ds] = mapping;
+      }
       k.folios.setFlag(dst, PG.anonExclusive, s.exclusive);
-      this.restore(s, s.dst);
+      this.restore(s, dst);
     }
+  }
+
+  /**
+   * migrate_vma_insert_huge_pmd_page(): the empty PMD (or the huge zero PMD, replaced and flushed)
+   * gets the new large folio: anon_vma_prepare(), folio_add_new_anon_rmap(RMAP_EXCLUSIVE) (entire
+   * mapcount 1, PageAnonExclusive), folio_get(), and a device-private PMD entry, writable when the
+   * VMA has VM_WRITE (a device-coherent folio: a present PMD, pmd_mkwrite(pmd_mkdirty())). Anything
+   * else in the PMD by now aborts the slot (MIGRATE_PFN_MIGRATE cleared).
+   */
+  private insertHugePmd(vma: Vma, s: MigrateSlot, dst: number): void {
+    const k = this.k;
+    const base = s.vpn!;
+    const leaf = k.vm.lookup(vma.mm, base);
+    if (leaf && !(leaf.pte.level === 'pmd' && k.thp.isHugeZeroPmd(vma, leaf))) {
+      s.migrate = false;
+      return;
+    }
+    const anonVma = k.vm.anonVmaPrepare(vma);
+    if (leaf) {
+      k.vm.clear(vma.mm, base, 'pmd'); // pmdp_invalidate() of the huge zero PMD
+      k.emit('tlb.flush', { mm: vma.mm.name });
+    }
+    for (let i = 0; i < k.folios.nr(dst); i++) {
+      const ds = k.pages.slot(dst + i);
+      k.pages.mapping[ds] = anonMappingOf(anonVma);
+    }
+    k.folios.setFlag(dst, PG.anonExclusive, true);
+    k.folios.addMap(dst);
+    k.folios.get(dst, 1, 'migrate_vma_insert_huge_pmd_page: folio_get');
+    k.vm.install(vma.mm, base, this.entry(dst, vma.flags.write, k.folios.kind(dst) === 'private', 'pmd'));
   }
 
   /**

@@ -231,10 +231,17 @@ export class Thp {
     const hs = p.slot(head);
     k.emit('page.ref', { pfn: head, rc: p.rc[hs]!, delta: 0, why: `__split_huge_page: order ${Math.log2(nr)} -> ${nr} order-0 pages` });
     // a subpage nothing maps any more (a partly unmapped THP) loses its last reference at the
-    // end of the split (__split_huge_page: free_page_and_swap_cache / folio_put of each tail)
+    // end of the split (__split_huge_page: free_page_and_swap_cache / folio_put of each tail); a
+    // device-private folio's (split for a migration after a partial munmap) goes back to its
+    // driver (free_zone_device_folio -> ->folio_free)
+    const device = k.folios.kind(head) !== 'ram';
     for (let i = 1; i < nr; i++) {
       const s = p.slot(head + i);
       if (p.rc[s] !== 0) continue;
+      if (device) {
+        k.folios.zoneDeviceFree(head + i);
+        continue;
+      }
       k.emit('page.free', { pfn: head + i, type: 'ram' });
       k.ram.free(head + i);
     }

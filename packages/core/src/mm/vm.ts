@@ -335,6 +335,11 @@ export class Vm {
     // an anonymous THP is remapped by PTEs, not zapped (mm/thp.ts splitAnonPmd)
     const leaf = { pte: pmd, base, pages: this.pmdPages };
     if (k.thp.isAnonPmd(vma, leaf)) return k.thp.splitAnonPmd(vma, base);
+    // a device-private PMD (the 2025 device-private THP series, "mm/huge_memory: implement
+    // device-private THP splitting"): HPAGE_PMD_NR device-private PTEs with the entry's write bit,
+    // folio_ref_add(HPAGE_PMD_NR - 1) and a PTE rmap each, PageAnonExclusive carried; the folio
+    // stays large
+    if (pmd.devicePrivate && vma.kind === 'anon') return k.thp.splitAnonPmd(vma, base);
     if (k.thp.isHugeZeroPmd(vma, leaf)) return k.thp.splitZeroPmd(vma, base);
     const pte = this.clear(mm, base, 'pmd')!;
     k.emit('tlb.flush', { mm: mm.name });
