@@ -115,6 +115,32 @@ describe('hugetlb_vmemmap_restore_folio() cannot allocate: the page stays as a s
   });
 });
 
+describe('vm.hugetlb_optimize_vmemmap (v5.19+): for the pages that join a pool from now on', () => {
+  const sysctl = (k: Kernel, value: 0 | 1) => k.run(k.sysctl({ name: 'vm.hugetlb_optimize_vmemmap', value }));
+
+  it('pages already in the pool keep their vmemmap when it is switched on, and keep HVO when it is switched off', () => {
+    const k = kernel('latest', false);
+    pool(k, 2); // booted with HVO off: 2 x 8 vmemmap pages
+    sysctl(k, 1);
+    pool(k, 4); // the 2 new pages are optimised, the 2 old ones are not
+    expect(vm(k)).toMatchObject({ optimized: 2, vmemmapPages: 8 + 8 + 1 + 1, savedPages: 14 });
+    sysctl(k, 0);
+    pool(k, 5); // the fifth page is not; the optimised ones stay optimised
+    expect(vm(k)).toMatchObject({ optimized: 2, vmemmapPages: 18 + 8, savedPages: 14 });
+    // shrinking removes the pages from the end of the free list first (the last added): 5 -> 2 leaves
+    // the two oldest, never optimised
+    pool(k, 2);
+    expect(vm(k)).toMatchObject({ optimized: 0, vmemmapPages: 16, savedPages: 0 });
+  });
+
+  it('no such file before v5.19 (the boot parameter only), nor where HVO optimises no huge page size', () => {
+    const k = kernel('v5.10');
+    expect(() => sysctl(k, 1)).toThrow(expect.objectContaining({ code: 'ENOENT' }));
+    const noHvo = createKernel({ arch: { ...testArch(), populator: { ...testArch().populator, hugetlbVmemmapOptIn: () => 'this arch does not select it' } }, kernel: 'latest' });
+    expect(() => noHvo.run(noHvo.sysctl({ name: 'vm.hugetlb_optimize_vmemmap', value: 1 }))).toThrow(/does not exist on x86 in latest: HVO can optimise no huge page size here \(this arch does not select it\)/);
+  });
+});
+
 describe('check: { vmemmap: { hugetlb } } in a scenario', () => {
   const catalog: PluginCatalog = { arch: { x86: () => testArch() }, fs: {}, driver: {} };
   const yaml = (equals: string) =>
@@ -134,6 +160,6 @@ describe('check: { vmemmap: { hugetlb } } in a scenario', () => {
   it('refuses a device-only figure or a page at load time, naming the field', () => {
     expect(() => parseScenario(yaml('{ structPagesInitialized: 1 }'), 'hvo.yaml')).toThrow(/structPagesInitialized is a device figure/);
     expect(() => parseScenario(yaml('{ pages: 3 }').replace('hugetlb: 2MiB }', 'hugetlb: 2MiB, page: 0 }'), 'hvo.yaml')).toThrow(/vmemmap is per pool: remove page/);
-    expect(() => parseScenario(yaml('1').replace('vmemmap: { hugetlb', 'refcount: { hugetlb'), 'hvo.yaml')).toThrow(/hugetlb names a pool, which only vmemmap looks at/);
+    expect(() => parseScenario(yaml('1').replace('vmemmap: { hugetlb', 'refcount: { hugetlb'), 'hvo.yaml')).toThrow(/refcount\.hugetlb: hugetlb names a pool/);
   });
 });

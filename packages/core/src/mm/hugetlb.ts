@@ -76,6 +76,8 @@ export class Hugetlb {
   private readonly inUse = new Map<number, number>();
   /** the lowest pfn pool pages were taken from so far */
   private bottom = 0;
+  /** vm.hugetlb_optimize_vmemmap as last written (null: never, the boot value stands) */
+  private optimizeVmemmap: boolean | null = null;
 
   constructor(private readonly k: Kernel) {}
 
@@ -104,10 +106,36 @@ export class Hugetlb {
     return p;
   }
 
-  /** What HVO does to one page of this hstate on this arch, release and hugetlb_free_vmemmap setting. */
+  /**
+   * What HVO does to one page of this hstate on this arch and release, with vmemmap_optimize_enabled
+   * as it is now: the sysctl's last value, else hugetlb_free_vmemmap= (the feature).
+   */
   private hvo(h: Hstate): HugetlbVmemmapFigures {
     const k = this.k;
-    return hugetlbVmemmapFigures(k.mmu, k.populator.hugetlbVmemmapOptIn, { hugetlbSize: h.pages * k.mmu.basePageSize, version: k.version, enabled: k.features['hugetlb-free-vmemmap'] });
+    const enabled = this.optimizeVmemmap ?? k.features['hugetlb-free-vmemmap'];
+    return hugetlbVmemmapFigures(k.mmu, k.populator.hugetlbVmemmapOptIn, { hugetlbSize: h.pages * k.mmu.basePageSize, version: k.version, enabled });
+  }
+
+  /**
+   * echo 0|1 > /proc/sys/vm/hugetlb_optimize_vmemmap ("mm: hugetlb_vmemmap: add
+   * hugetlb_optimize_vmemmap sysctl", v5.19 [M]): vmemmap_optimize_enabled for the pages that join
+   * a pool from now on. Pages already in a pool keep what they have: the decision is taken when a
+   * folio is prepared (vmemmap_should_optimize_folio()), and a restore looks at the folio's own
+   * flag. The file exists only where HVO can optimise some huge page size (hugetlb_vmemmap_init()
+   * registers it when an hstate is hugetlb_vmemmap_optimizable(); in v5.19 when struct page is a
+   * power of two and memmap_on_memory is off): ENOENT before v5.19 and on other arches.
+   */
+  setOptimizeVmemmap(on: boolean): void {
+    const k = this.k;
+    const path = '/proc/sys/vm/hugetlb_optimize_vmemmap';
+    if (!kernelAtLeast(k.version, 5, 19)) throw new KernelError('ENOENT', `${path} does not exist before v5.19: HVO is chosen at boot (hugetlb_free_vmemmap=, the feature hugetlb-free-vmemmap)`);
+    const sizes = k.mmu.hugetlbSizes ?? [];
+    const any = sizes.map((size) => hugetlbVmemmapFigures(k.mmu, k.populator.hugetlbVmemmapOptIn, { hugetlbSize: size, version: k.version, enabled: true })).find((f) => f.optimizable);
+    if (!any) {
+      const why = sizes.length ? hugetlbVmemmapFigures(k.mmu, k.populator.hugetlbVmemmapOptIn, { hugetlbSize: sizes[0]!, version: k.version, enabled: true }).refusal : 'no hugetlb sizes';
+      throw new KernelError('ENOENT', `${path} does not exist on ${k.mmu.arch} in ${k.version}: HVO can optimise no huge page size here (${why})`);
+    }
+    this.optimizeVmemmap = on;
   }
 
   /** The vmemmap of the pool of huge pages of `size`: what its pages use and what HVO saved. */

@@ -78,6 +78,7 @@ export function stepOp(k: Kernel, step: Step, failures: string[]): Op<unknown> {
     case 'tmpfile': return k.tmpfile(a);
     case 'hugetlb-pool': return k.hugetlbPool(a);
     case 'thp-size': return k.thpSize(a);
+    case 'sysctl': return k.sysctl(a);
     case 'mmap': return k.mmap(a);
     case 'munmap': return k.munmap(a);
     case 'mremap': return k.mremap(a);

@@ -63,6 +63,8 @@ export const ARCH_NAMES = ['x86', 'arm64', 'ppc-hash', 's390'] as const;
 export const FS_NAMES = ['xfs', 'ext4', 'fuse'] as const;
 export const DRIVER_NAMES = ['nvdimm', 'devdax', 'hmm'] as const;
 export const PRESET_NAMES = PRESETS.map((p) => p.name);
+/** the /proc/sys entries a `sysctl` step can write */
+export const SYSCTL_NAMES = ['vm.hugetlb_optimize_vmemmap'] as const;
 export const CHECK_WHATS = ['refcount', 'mapcount', 'pinned', 'mapped', 'anon', 'blockFree', 'vmemmap', 'writable', 'softDirty', 'swapped', 'memoryMerge', 'ksmMergingPages', 'ksmZeroPages'] as const satisfies readonly CheckWhat[];
 
 // ---------------------------------------------------------------------------------------------
@@ -327,6 +329,10 @@ export const OP_ARGS = {
     size: Size.describe('the anonymous THP size (base page times 2^2 up to the PMD size: x86 16KiB .. 2MiB)'),
     enabled: z.enum(THP_SIZE_MODES).describe('always | inherit | madvise | never'),
   }).describe('echo enabled > /sys/kernel/mm/transparent_hugepage/hugepages-<size>kB/enabled (v6.8+): multi-size THP for anonymous memory'),
+  sysctl: obj({
+    name: z.enum(SYSCTL_NAMES, { error: `name is one of: ${SYSCTL_NAMES.join(', ')}` }).describe('the /proc/sys entry, with dots for slashes'),
+    value: z.union([z.literal(0), z.literal(1)], { error: 'value is 0 or 1' }).describe('the number written'),
+  }).describe('echo value > /proc/sys/<name>: vm.hugetlb_optimize_vmemmap (v5.19+; ENOENT before and where HVO optimises no huge page size) switches HugeTLB Vmemmap Optimization for the pages that join a hugetlb pool from now on'),
   mmap: mmapArgs.describe('map a file (a DAX file or a memfd), a device-dax device, or anonymous memory (shared: shmem)'),
   munmap: obj({
     map: Name,

@@ -38,7 +38,7 @@ export type OpName =
   | 'pin' | 'get' | 'unpin' | 'put' | 'dma-write' | 'dma-read' | 'iouring-register' | 'iouring-unregister'
   | 'ksm-merge' | 'prctl' | 'proc-mem-write'
   | 'memory-failure' | 'migrate' | 'device-read' | 'device-write' | 'device-snapshot' | 'device-exclusive' | 'device-check-exclusive' | 'inject-fault' | 'check'
-  | 'mprotect' | 'clear-refs' | 'mremap' | 'madvise' | 'memfd-create' | 'tmpfile' | 'hugetlb-pool' | 'thp-size';
+  | 'mprotect' | 'clear-refs' | 'mremap' | 'madvise' | 'memfd-create' | 'tmpfile' | 'hugetlb-pool' | 'thp-size' | 'sysctl';
 
 export interface Step {
   readonly op: OpName;
