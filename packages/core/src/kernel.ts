@@ -22,6 +22,7 @@ import { mremap } from './mm/mremap.js';
 import { madvise, type Advice } from './mm/madvise.js';
 import { mapDevmem } from './mm/devmem.js';
 import { mmPopulate } from './mm/populate.js';
+import { lockNewVma, mlockall, mlockRange } from './mm/mlock.js';
 import { PageStore, PG } from './mm/pages.js';
 import { Ram } from './mm/ram.js';
 import { Shmem } from './mm/shmem.js';
@@ -290,11 +291,12 @@ export class Kernel {
     const head = this.folios.folio(pte.pfn);
     this.folios.get(head, 1, 'copy_nonpresent_pte');
     this.folios.addMap(head);
-    this.folios.setFlag(head, PG.anonExclusive, false);
+    // PageAnonExclusive is the page's (a PTE of a PTE-mapped large device folio: its own subpage)
+    this.folios.setFlag(pte.pfn, PG.anonExclusive, false);
     const cow = !src.flags.shared && src.flags.write;
     if (cow && pte.write) {
       pte.write = false; // make_readable_device_private_entry + set_pte_at(src_mm)
-      this.emit('pte.set', { mm: src.mm.name, vaddr: vpn, pfn: pte.pfn, level: 'pte', write: false, devmap: false, special: false, device: true });
+      this.emit('pte.set', { mm: src.mm.name, vaddr: vpn, pfn: pte.pfn, level: pte.level, write: false, devmap: false, special: false, device: true });
     }
     this.vm.install(dst.mm, vpn, { ...pte });
     yield* [];
@@ -505,7 +507,7 @@ export class Kernel {
 
   *truncate(a: { file: string; size: number }): Op {
     const memfd = this.shmem.named(a.file);
-    if (memfd?.hugetlb) throw KernelError.unsupported('EINVAL', `truncate of hugetlbfs memfd '${a.file}' (hugetlb_vmtruncate) is not modelled`);
+    if (memfd?.hugetlb) return yield* this.hugetlb.truncate(memfd, a.size);
     if (memfd) return yield* this.shmem.truncate(memfd, a.size);
     const { fs, inode } = this.file(a.file);
     yield* fs.truncate(inode, a.size);
@@ -513,7 +515,7 @@ export class Kernel {
 
   *punchHole(a: { file: string; offset: number; length: number }): Op {
     const memfd = this.shmem.named(a.file);
-    if (memfd?.hugetlb) throw KernelError.unsupported('EINVAL', `punch-hole of hugetlbfs memfd '${a.file}' (hugetlbfs_punch_hole) is not modelled`);
+    if (memfd?.hugetlb) return yield* this.hugetlb.punchHole(memfd, a.offset, a.length);
     if (memfd) return yield* this.shmem.punchHole(memfd, a.offset, a.length);
     const { fs, inode } = this.file(a.file);
     yield* fs.punchHole(inode, a.offset, a.length);
@@ -530,6 +532,21 @@ export class Kernel {
   *memfdCreate(a: { file: string; size: number; fallocate?: boolean; hugetlb?: number }): Op {
     // MFD_HUGETLB (with the size in MFD_HUGE_SHIFT): a hugetlbfs file (mm/hugetlb.ts)
     this.shmem.create(a.file, a.size, a.fallocate ?? false, a.hugetlb === undefined ? undefined : this.hugetlb.memfdHstate(a.hugetlb, a.size));
+    yield* [];
+  }
+
+  /**
+   * fallocate(fd, 0 | FALLOC_FL_KEEP_SIZE, offset, length) of a memfd: pages allocated into a
+   * tmpfs (mm/shmem.ts) or hugetlbfs (mm/hugetlb.ts) page cache. vfs_fallocate() refuses an empty
+   * range (-EINVAL). A disk or DAX file's fallocate only reserves blocks: not modelled.
+   */
+  *fallocate(a: { file: string; offset?: number; length: number; keepSize?: boolean }): Op {
+    const memfd = this.shmem.named(a.file);
+    if (!memfd) this.file(a.file);
+    if (!memfd || memfd.writeback) throw KernelError.unsupported('EOPNOTSUPP', `fallocate of '${a.file}' (a file on a disk or DAX filesystem: blocks, no page cache) is not modelled; it takes a memfd`);
+    if (a.length <= 0) throw new KernelError('EINVAL', `fallocate of '${a.file}': length ${a.length} (vfs_fallocate wants len > 0)`);
+    if (memfd.hugetlb) this.hugetlb.fallocate(memfd, a.offset ?? 0, a.length, a.keepSize ?? false);
+    else this.shmem.fallocate(memfd, a.offset ?? 0, a.length, a.keepSize ?? false);
     yield* [];
   }
 
@@ -563,7 +580,7 @@ export class Kernel {
     yield* [];
   }
 
-  *mmap(a: { process?: string; file?: string; device?: string; anon?: boolean; devmem?: boolean; hugetlb?: number; length: number; offset?: number; shared?: boolean; write?: boolean; populate?: boolean; as: string }): Op<Vma> {
+  *mmap(a: { process?: string; file?: string; device?: string; anon?: boolean; devmem?: boolean; hugetlb?: number; length: number; offset?: number; shared?: boolean; write?: boolean; populate?: boolean; locked?: boolean; as: string }): Op<Vma> {
     const mm = this.process(a.process);
     if (mm.vmas.some((v) => v.name === a.as)) throw new InputError(`mapping '${a.as}' already exists in ${mm.name}`, undefined, 'as');
     const ps = this.mmu.basePageSize;
@@ -604,10 +621,12 @@ export class Kernel {
       const start = this.vm.placeVma(mm, pages, 1);
       vma = this.vm.addVma(mm, { name: a.as, start, pages, pgoff: 0, flags: this.vm.flags({ write, shared }), kind: 'anon', inode: null, device: null, anonVma: 0 });
     }
-    if (!a.process || !this.mapOwners.has(a.as)) this.mapOwners.set(a.as, mm);
     this.ksm.addVma(vma); // mmap_region() -> ksm_add_vma(): VM_MERGEABLE under PR_SET_MEMORY_MERGE
+    if (!a.process || !this.mapOwners.has(a.as)) this.mapOwners.set(a.as, mm);
     // vm_mmap_pgoff(): mm_populate() once the VMA is in place and mmap_lock dropped (mm/populate.ts)
-    if (a.populate) yield* mmPopulate(this, vma);
+    // do_mmap(): VM_LOCKED (MAP_LOCKED, or mm->def_flags after mlockall(MCL_FUTURE)) asks for population too
+    const locked = lockNewVma(this, vma, a.locked ?? false);
+    if (a.populate || locked) yield* mmPopulate(this, vma);
     yield* [];
     return vma;
   }
@@ -678,16 +697,39 @@ export class Kernel {
     yield* this.ksm.scan(a.scans ?? 2);
   }
 
-  /** madvise(addr, len, advice) of a mapping, or of `length` bytes at `offset` in it (mm/madvise.ts). */
   /** prctl(PR_SET_MEMORY_MERGE, memoryMerge) in a process (mm/ksm.ts setMemoryMerge; v6.4, -EINVAL before). */
   *prctl(a: { process?: string; memoryMerge: boolean }): Op {
     yield* this.ksm.setMemoryMerge(this.process(a.process), a.memoryMerge);
   }
 
+  /** mlock(addr, len) or mlock2(addr, len, MLOCK_ONFAULT) of a mapping's range (mm/mlock.ts). */
+  *mlock(a: { map: string; offset?: number; length?: number; onfault?: boolean; process?: string }): Op {
+    const { origin, mm } = this.mapRange(a.map, a.process, 'ENOMEM');
+    const { start, pages } = this.rangeIn(a.map, origin, a.offset, a.length);
+    yield* mlockRange(this, mm, start, start + pages, a.onfault ? 'onfault' : 'lock');
+  }
+
+  /** munlock(addr, len) of a mapping's range (mm/mlock.ts). */
+  *munlock(a: { map: string; offset?: number; length?: number; process?: string }): Op {
+    const { origin, mm } = this.mapRange(a.map, a.process, 'ENOMEM');
+    const { start, pages } = this.rangeIn(a.map, origin, a.offset, a.length);
+    yield* mlockRange(this, mm, start, start + pages, 'unlock');
+  }
+
+  /** mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) in a process (mm/mlock.ts). */
+  *mlockall(a: { current?: boolean; future?: boolean; onfault?: boolean; process?: string }): Op {
+    yield* mlockall(this, this.process(a.process), { current: a.current ?? false, future: a.future ?? false, onfault: a.onfault ?? false });
+  }
+
+  /** munlockall() in a process (mm/mlock.ts). */
+  *munlockall(a: { process?: string }): Op {
+    yield* mlockall(this, this.process(a.process), null);
+  }
+
+  /** madvise(addr, len, advice) of a mapping, or of `length` bytes at `offset` in it (mm/madvise.ts). */
   *madvise(a: { map: string; advice: Advice; offset?: number; length?: number; process?: string }): Op {
     const { origin, mm } = this.mapRange(a.map, a.process);
     const { start, pages } = this.rangeIn(a.map, origin, a.offset, a.length);
-    this.hugetlb.refuse(mm, start, pages, 'madvise');
     yield* madvise(this, mm, start, pages, a.advice);
   }
 
@@ -1042,6 +1084,12 @@ export class Kernel {
   }
 
   /** pte_write() of the entry mapping the page (false when nothing maps it). */
+  /** VM_LOCKED of the VMA holding the page (smaps VmFlags "lo"); false when no VMA holds it. */
+  isLockedIn(t: { map: string; page: number; process?: string }): boolean {
+    const { mm, vpn } = this.mapAddress(t.map, t.page, t.process);
+    return this.vm.vmaAt(mm, vpn)?.flags.locked ?? false;
+  }
+
   isWritableIn(t: { map: string; page: number; process?: string }): boolean {
     return this.presentLeaf(t)?.pte.write ?? false;
   }
