@@ -42,8 +42,8 @@ describe('the hmm scenario library', () => {
     // plus the THP cases of the device-private fixture (file names end in -thp): anon_write_huge,
     // anon_write_child (use_thp) without and with migration, migrate_partial_unmap_fault and
     // migrate_remap_fault (use_thp = 1; the latter without and with MREMAP_DONTUNMAP), and
-    // migrate_anon_huge_empty, _zero and _free
-    expect(files.filter((f) => f.endsWith('-thp.yaml')).length).toBe(9);
+    // migrate_anon_huge_empty, _zero, _free and _fault
+    expect(files.filter((f) => f.endsWith('-thp.yaml')).length).toBe(10);
     // plus exclusive, exclusive_mprotect and exclusive_cow (make_device_exclusive(), v5.14: the
     // scenarios expect the refusal before; one file serves both fixtures, as for anon_read)
     // and (with shmem) migrate_shared in both fixtures, anon_write_child_shared, file_read and
