@@ -50,7 +50,8 @@ describe('the selftests scenario library passes the default matrix', () => {
     // test_unmerge_zero_pages, test_prot_none, test_prctl, test_prctl_fork, test_prctl_fork_exec, test_prctl_unmerge, test_fork_ksm_merging_page_count (ksm)
     // map_populate.c on a memfd, a non-DAX ext4 and xfs tmpfile and a DAX file (map-populate: 4)
     // gup_longterm.c's 2 io_uring cases on memfd, memfd-hugetlb, non-DAX ext4 and xfs, fs-dax, and MAP_SHARED on device-dax (11)
-    expect(count).toEqual({ 'cow-anon': 14, 'cow-swap': 17, 'cow-thp': 73, 'cow-mthp': 14, 'cow-collapse': 4, 'cow-hugetlb': 17, 'cow-non-anon': 15, 'gup-longterm': 55, 'gup-test': 12, 'soft-dirty': 6, gaps: 1, pfnmap: 6, 'madv-populate': 5, ksm: 9, 'map-populate': 4 });
+    // hugetlb-madvise.c as one scenario (its main() is one sequence)
+    expect(count).toEqual({ 'cow-anon': 14, 'cow-swap': 17, 'cow-thp': 73, 'cow-mthp': 14, 'cow-collapse': 4, 'cow-hugetlb': 17, 'cow-non-anon': 15, 'gup-longterm': 55, 'gup-test': 12, 'soft-dirty': 6, gaps: 1, pfnmap: 6, 'madv-populate': 5, ksm: 9, 'map-populate': 4, 'hugetlb-madvise': 1 });
     expect(scenarios.every((s) => s.name.startsWith('selftest-'))).toBe(true);
   });
 
@@ -899,4 +900,107 @@ describe('gup_test -H: the reference each command takes and gives back on a huge
       }
     });
   }
+});
+
+// ---- hugetlb-madvise.c: MADV_DONTNEED / MADV_REMOVE on hugetlb, free-page counts ---------------
+
+/**
+ * tools/testing/selftests/mm/hugetlb-madvise.c main() on x86 (2 MiB pages, a pool of
+ * MIN_FREE_PAGES = 20): 'pass', or where it stops as the test does (exit(1) on an unexpected
+ * madvise() result or an "Unexpected number of free huge pages").
+ */
+function hugetlbMadviseRun(version: string): string {
+  const H = 2 ** 21;
+  const NR = 10;
+  const base = 4096;
+  const { k } = anonKernel(version);
+  k.run(k.hugetlbPool({ size: H, pages: 20 }));
+  const freeHuge = () => k.hugetlb.counters(H).free; // get_free_hugepages(): HugePages_Free
+  const fails = (f: () => unknown): boolean => {
+    try {
+      f();
+      return false;
+    } catch (e) {
+      if (e instanceof KernelError && e.unsupported === null) return true;
+      throw e;
+    }
+  };
+  const writeFault = (map: string, first = 0) => {
+    for (let i = 0; i < NR; i++) k.run(k.write({ map, page: ((first + i) * H) / base, data: String(i) }));
+  };
+  const readFault = (map: string) => {
+    for (let i = 0; i < NR; i++) k.run(k.read({ map, page: (i * H) / base }));
+  };
+  const steps: [string, () => boolean][] = [];
+  const free = (line: string, n: number) => steps.push([`validate_free_pages line ${line}`, () => freeHuge() === 20 - n]);
+  const ok = (what: string, f: () => unknown) => steps.push([what, () => !fails(f)]);
+  const bad = (what: string, f: () => unknown) => steps.push([what, () => fails(f)]);
+  const run = (f: () => unknown) => steps.push(['', () => (f(), true)]);
+  const madv = (map: string, advice: 'dontneed' | 'remove', offset?: number, length?: number) => () => k.run(k.madvise({ map, advice, ...(offset !== undefined ? { offset } : {}), ...(length !== undefined ? { length } : {}) }));
+  run(() => k.run(k.memfdCreate({ file: 'fd', size: 0, hugetlb: H })));
+  run(() => k.run(k.mmap({ anon: true, hugetlb: H, length: (NR + 2) * H, write: true, as: 'a0' })));
+  run(() => (k.run(k.munmap({ map: 'a0', length: H })), k.run(k.munmap({ map: 'a0', offset: (NR + 1) * H, length: H }))));
+  run(() => writeFault('a0', 1));
+  free('NR', NR);
+  bad('invalid addr', madv('a0', 'dontneed', H - base, NR * H));
+  bad('invalid length', madv('a0', 'dontneed', H, NR * H + base));
+  run(() => k.run(k.munmap({ map: 'a0', offset: H, length: NR * H })));
+  run(() => (k.run(k.mmap({ anon: true, hugetlb: H, length: NR * H, write: true, as: 'a1' })), writeFault('a1')));
+  free('NR', NR);
+  bad('unaligned start', madv('a1', 'dontneed', base, NR * H - base));
+  ok('aligned down', madv('a1', 'dontneed', 0, (NR - 1) * H + base));
+  free('all but last', 1);
+  run(() => k.run(k.munmap({ map: 'a1' })));
+  free('0', 0);
+  run(() => (k.run(k.mmap({ anon: true, hugetlb: H, length: NR * H, write: true, as: 'a2' })), writeFault('a2')));
+  free('NR', NR);
+  ok('anon private', madv('a2', 'dontneed'));
+  free('0', 0);
+  run(() => (k.run(k.munmap({ map: 'a2' })), k.run(k.fallocate({ file: 'fd', length: NR * H }))));
+  free('NR', NR);
+  run(() => (k.run(k.mmap({ file: 'fd', length: NR * H, write: true, as: 'a3' })), readFault('a3')));
+  free('NR', NR);
+  ok('private file', madv('a3', 'dontneed'));
+  free('NR', NR);
+  run(() => writeFault('a3'));
+  free('2NR', 2 * NR);
+  ok('private file cow', madv('a3', 'dontneed'));
+  free('NR', NR);
+  run(() => writeFault('a3'));
+  free('2NR', 2 * NR);
+  ok('punch hole', () => k.run(k.punchHole({ file: 'fd', offset: 0, length: NR * H })));
+  free('0', 0);
+  run(() => (k.run(k.munmap({ map: 'a3' })), k.run(k.fallocate({ file: 'fd', length: NR * H }))));
+  free('NR', NR);
+  run(() => (k.run(k.mmap({ file: 'fd', length: NR * H, shared: true, write: true, as: 'a4' })), writeFault('a4')));
+  free('NR', NR);
+  ok('shared file', madv('a4', 'dontneed'));
+  free('NR', NR);
+  ok('MADV_REMOVE shared', madv('a4', 'remove'));
+  free('0', 0);
+  run(() => (k.run(k.munmap({ map: 'a4' })), k.run(k.fallocate({ file: 'fd', length: NR * H }))));
+  free('NR', NR);
+  run(() => (k.run(k.mmap({ file: 'fd', length: NR * H, shared: true, write: true, as: 'a5' })), writeFault('a5')));
+  free('NR', NR);
+  run(() => (k.run(k.mmap({ file: 'fd', length: NR * H, write: true, as: 'a6' })), readFault('a6')));
+  free('NR', NR);
+  run(() => writeFault('a6'));
+  free('2NR', 2 * NR);
+  ok('shared of both', madv('a5', 'dontneed'));
+  free('2NR', 2 * NR);
+  ok('private of both', madv('a6', 'dontneed'));
+  free('NR', NR);
+  run(() => writeFault('a6'));
+  free('2NR', 2 * NR);
+  ok('MADV_REMOVE of both', madv('a5', 'remove'));
+  free('0', 0);
+  for (const [what, step] of steps) if (!step()) return `FAIL: ${what}`;
+  return 'pass';
+}
+
+describe('hugetlb-madvise.c: MADV_DONTNEED on hugetlb from v5.18, the end rounded down from v6.1, punch holes taking COW copies', () => {
+  it('FAIL on v5.4 and v5.10 (the first madvise that must succeed is EINVAL), pass from v6.1', () => {
+    const verdicts = Object.fromEntries(RELEASES.map((v) => [v, hugetlbMadviseRun(v)]));
+    expect(verdicts).toEqual({ 'v5.4': 'FAIL: aligned down', 'v5.10': 'FAIL: aligned down', 'v6.1': 'pass', 'v6.3': 'pass', 'v6.6': 'pass', 'v6.15': 'pass', latest: 'pass' });
+  });
 });

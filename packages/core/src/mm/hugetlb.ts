@@ -288,17 +288,99 @@ export class Hugetlb {
   }
 
   /**
-   * fallocate(fd, 0, 0, size) on hugetlbfs (hugetlbfs_fallocate): each huge page allocated into the
-   * page cache (hugetlb_add_to_page_cache) and the caller's reference put back: refcount 1, the
-   * cache's. Runs out of free pages: -ENOSPC.
+   * fallocate(fd, 0 or FALLOC_FL_KEEP_SIZE, offset, length) on hugetlbfs (hugetlbfs_fallocate):
+   * every huge page the byte range touches (offset rounded down, the end up) that the cache lacks
+   * is allocated into it (hugetlb_add_to_page_cache) and the caller's reference put back:
+   * refcount 1, the cache's. Without KEEP_SIZE a range past i_size extends it. Running out of free
+   * pages is -ENOSPC, the pages added so far staying and i_size unchanged. Default: the whole file.
    */
-  fallocate(file: ShmemFile): void {
+  fallocate(file: ShmemFile, offset = 0, length = file.pages * this.k.mmu.basePageSize, keepSize = true): void {
     const h = file.hugetlb!;
-    for (let index = 0; index * h.pages < file.pages; index++) {
+    const ps = this.k.mmu.basePageSize;
+    const hbytes = h.pages * ps;
+    for (let index = Math.floor(offset / hbytes); index * hbytes < offset + length; index++) {
       if (file.cache.has(index)) continue;
       const pfn = this.addToCache(file, index, 'hugetlbfs_fallocate');
       this.k.folios.put(pfn, 1, 'hugetlbfs_fallocate: folio_put');
     }
+    if (!keepSize && offset + length > file.pages * ps) file.pages = Math.ceil((offset + length) / ps);
+  }
+
+  /**
+   * fallocate(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE) of a hugetlbfs file, and MADV_REMOVE of
+   * its shared mappings (madvise_remove -> vfs_fallocate): hugetlbfs_punch_hole() takes the whole
+   * huge pages inside the range (start rounded up, end down). hugetlb_vmdelete_list() unmaps them
+   * from every VMA in the file's i_mmap -- private ones included, whose entries may map anon COW
+   * copies: unmap_hugepage_range() zaps whatever the entries map, so those copies go back to the
+   * pool too ("how it has worked since the initial hugetlb implementation", hugetlb-madvise.c).
+   * remove_inode_hugepages() then drops each cached folio (hugetlb_delete_from_page_cache) and
+   * its index from the inode's resv_map (hugetlb_unreserve_pages(index, index + 1, 1): the
+   * reservation was consumed, so no global count moves); an index reserved but never faulted keeps
+   * its reservation. The partial huge pages at the ends are left as they are (the kernel zeroes
+   * their bytes in the range, hugetlbfs_zero_partial_page: not modelled); seals are not modelled.
+   */
+  *punchHole(file: ShmemFile, offset: number, length: number): Op {
+    const h = file.hugetlb!;
+    const hbytes = h.pages * this.k.mmu.basePageSize;
+    const first = Math.ceil(offset / hbytes);
+    const end = Math.floor((offset + length) / hbytes);
+    if (end <= first) return;
+    yield* this.k.vm.unmapMappingPages(file.mapping, first * h.pages, (end - first) * h.pages);
+    this.removeInodePages(file, first, end, 'hugetlbfs_punch_hole');
+  }
+
+  /**
+   * ftruncate() of a hugetlbfs file (hugetlbfs_setattr): the size must be a whole number of huge
+   * pages (EINVAL). Growing only sets i_size; shrinking is hugetlb_vmtruncate(): i_size first, then
+   * hugetlb_vmdelete_list() from the new end over every VMA (COW copies included, as for a punch),
+   * remove_inode_hugepages(offset, LLONG_MAX) and, as a truncate, hugetlb_unreserve_pages(start,
+   * LONG_MAX, freed): the indexes past the end leave the resv_map and those never faulted give
+   * their reservation back (resv_huge_pages -= chg - freed).
+   */
+  *truncate(file: ShmemFile, size: number): Op {
+    const h = file.hugetlb!;
+    const hbytes = h.pages * this.k.mmu.basePageSize;
+    if (size % hbytes !== 0) throw new KernelError('EINVAL', `ftruncate of hugetlbfs file '${file.name}' to ${size} bytes: not a multiple of the ${hbytes / 2 ** 20} MiB page size (hugetlbfs_setattr)`);
+    const pages = size / this.k.mmu.basePageSize;
+    if (pages >= file.pages) {
+      file.pages = pages;
+      return;
+    }
+    file.pages = pages;
+    yield* this.k.vm.unmapMappingPages(file.mapping, pages, Infinity);
+    const first = pages / h.pages;
+    const freed = this.removeInodePages(file, first, Infinity, 'hugetlb_vmtruncate');
+    let chg = 0;
+    for (const i of [...h.resv]) {
+      if (i < first) continue;
+      h.resv.delete(i);
+      chg++;
+    }
+    this.pool(h).resv -= chg - freed;
+  }
+
+  /**
+   * remove_inode_hugepages() over huge-page indexes [first, end): each cached folio leaves the page
+   * cache (page->mapping cleared) and the cache's reference goes, which frees it to the pool once
+   * no mapping or pin holds it. A punch also drops the index from the inode's resv_map here
+   * (remove_inode_single_folio -> hugetlb_unreserve_pages(index, index + 1, 1)); a truncate does it
+   * for the whole range afterwards. Returns how many folios left the cache.
+   */
+  private removeInodePages(file: ShmemFile, first: number, end: number, why: string): number {
+    const k = this.k;
+    const truncate = end === Infinity;
+    let freed = 0;
+    for (const [index, pfn] of [...file.cache].sort((a, b) => a[0] - b[0])) {
+      if (index < first || index >= end) continue;
+      file.cache.delete(index);
+      if (!truncate) file.hugetlb!.resv.delete(index);
+      const s = k.pages.slot(pfn);
+      k.pages.mapping[s] = 0;
+      k.emit('page.mapping', { pfn, mapping: 'NULL', index: 0, share: 0 });
+      k.folios.put(pfn, 1, `${why}: hugetlb_delete_from_page_cache`);
+      freed++;
+    }
+    return freed;
   }
 
   /**
@@ -404,9 +486,10 @@ export class Hugetlb {
   }
 
   /**
-   * madvise() and mremap() of hugetlb VMAs have rules of their own (huge-page aligned ranges,
-   * MADV_DONTNEED on hugetlb from v5.18, hugetlb mremap from v5.16 [M]) that the model does not
-   * follow: refused as not modelled rather than run through the base-page paths.
+   * mremap() of hugetlb VMAs has rules of its own (hugetlb mremap from v5.16 [M]) that the model
+   * does not follow: refused as not modelled rather than run through the base-page paths. (madvise
+   * follows the hugetlb rules of MADV_DONTNEED and MADV_REMOVE, mm/madvise.ts, and refuses the
+   * other advices there.)
    */
   refuse(mm: Mm, start: number, pages: number, what: string): void {
     const vma = mm.vmas.find((v) => v.hugetlb && v.start < start + pages && v.start + v.pages > start);

@@ -25,6 +25,7 @@ export const MADVISE_ADVICES = [
   'collapse',
   'mergeable',
   'unmergeable',
+  'remove',
 ] as const;
 export type Advice = (typeof MADVISE_ADVICES)[number];
 
@@ -36,6 +37,7 @@ export type Advice = (typeof MADVISE_ADVICES)[number];
 const ARRIVED: Readonly<Record<Advice, readonly [number, number, string]>> = {
   dontneed: [2, 6, 'MADV_DONTNEED'],
   'dontneed-locked': [5, 18, 'MADV_DONTNEED_LOCKED (9457056ac426)'],
+  remove: [2, 6, 'MADV_REMOVE (v2.6.16)'],
   free: [4, 5, 'MADV_FREE'],
   cold: [5, 4, 'MADV_COLD (9c276cc65a58)'],
   pageout: [5, 4, 'MADV_PAGEOUT (1a4e58cce84e)'],
@@ -72,6 +74,7 @@ export function* madvise(k: Kernel, mm: Mm, start: number, pages: number, advice
     for (let at = start; at < end; ) {
       const vma = k.vm.vmaAt(mm, at);
       if (!vma) throw new KernelError('ENOMEM', `madvise ${advice}: page ${at} of ${mm.name} is not mapped (vma_lookup)`);
+      if (vma.hugetlb) throw notModelledOnHugetlb(vma, advice);
       const to = Math.min(end, vma.start + vma.pages);
       yield* populate(k, vma, at, to, advice === 'populate-write');
       at = to;
@@ -103,14 +106,26 @@ function nextVma(mm: Mm, at: number, end: number): Vma | null {
   return best;
 }
 
+/** Advices whose hugetlb rules the model follows (the rest are refused on hugetlb VMAs as not modelled). */
+const HUGETLB_ADVICES: readonly Advice[] = ['dontneed', 'dontneed-locked', 'remove'];
+
+function notModelledOnHugetlb(vma: Vma, advice: Advice): KernelError {
+  return KernelError.unsupported('EINVAL', `madvise ${advice} of hugetlb mapping '${vma.name}' is not modelled (only dontneed, dontneed-locked and remove are)`);
+}
+
 /** madvise_vma_behavior(): one VMA's part [s, e) of the range. */
 function* adviseVma(k: Kernel, vma: Vma, s: number, e: number, advice: Advice): Op {
+  if (vma.hugetlb && !HUGETLB_ADVICES.includes(advice)) throw notModelledOnHugetlb(vma, advice);
   switch (advice) {
     case 'dontneed':
     case 'dontneed-locked':
       // madvise_dontneed_free_valid_vma() (v5.4: can_madv_dontneed_vma()): VM_PFNMAP is refused
       if (vma.flags.pfnmap) throw refused(vma, advice, 'VM_PFNMAP');
-      yield* dontneed(k, vma, s, e);
+      if (vma.hugetlb) yield* hugetlbDontneed(k, vma, s, e, advice);
+      else yield* dontneed(k, vma, s, e);
+      return;
+    case 'remove':
+      yield* remove(k, vma, s, e);
       return;
     case 'free':
       if (vma.flags.pfnmap) throw refused(vma, advice, 'VM_PFNMAP');
@@ -183,6 +198,57 @@ function* dontneed(k: Kernel, vma: Vma, s: number, e: number): Op {
     k.vm.splitHugePmd(vma, leaf.base);
   }
   yield* k.vm.zap(vma, s, e, 'madvise_dontneed');
+}
+
+/**
+ * MADV_DONTNEED(_LOCKED) of a hugetlb VMA. Before 90e7e7f5ef3f "mm: enable MADV_DONTNEED for
+ * hugetlb mappings" (v5.18) can_madv_dontneed_vma() refuses VM_HUGETLB: -EINVAL. From it,
+ * madvise_dontneed_free_valid_vma() wants the start huge-page aligned (-EINVAL) and moves the end
+ * to a huge page boundary: up (ALIGN) as the commit came, down (ALIGN_DOWN) from 8ebe0a5eaaeb
+ * "mm,madvise,hugetlb: fix unexpected data loss with MADV_DONTNEED on hugetlbfs" (v6.1 [M],
+ * backported to 6.0 stable), which also returns 0 at once for an empty range. The VMA ends on huge
+ * page boundaries, so rounding up never leaves it. zap_page_range_single() ->
+ * __unmap_hugepage_range() then clears every huge entry in the range: the folio loses the mapping
+ * and, after the TLB flush, the reference -- a private (anon) page, a fault's or a COW copy, goes
+ * back to the pool; a page-cache page keeps the cache's reference and stays in the file.
+ * (The zap of a private owner's anon page restoring its reservation, HugePages_Rsvd only, is not
+ * modelled.)
+ */
+function* hugetlbDontneed(k: Kernel, vma: Vma, s: number, e: number, advice: Advice): Op {
+  const h = vma.hugetlb!;
+  const mib = (h.pages * k.mmu.basePageSize) / 2 ** 20;
+  if (!kernelAtLeast(k.version, 5, 18)) throw refused(vma, advice, 'VM_HUGETLB (can_madv_dontneed_vma; MADV_DONTNEED on hugetlb came with 90e7e7f5ef3f, v5.18)');
+  if (s % h.pages !== 0) throw refused(vma, advice, `the start is not aligned to the ${mib} MiB huge page (madvise_dontneed_free_valid_vma)`);
+  const end = kernelAtLeast(k.version, 6, 1) ? e - (e % h.pages) : Math.ceil(e / h.pages) * h.pages;
+  if (end <= s) return;
+  yield* k.vm.zap(vma, s, end, 'madvise_dontneed');
+}
+
+/**
+ * madvise_remove(): "free up the pages and associated backing store" -- a hole punched in the
+ * file, vfs_fallocate(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE) at the range's offset in it. A
+ * VMA without vm_file (private anonymous memory) is -EINVAL; one not shared and writable is
+ * -EACCES: VM_SHARED and VM_WRITE up to v6.6, vma_is_shared_maywrite() (VM_SHARED and
+ * VM_MAYWRITE) from e8e17ee90eaf (v6.7 [M]), which every shared mapping of a file the model opens
+ * (read-write) has. vfs_fallocate() refuses a character device (/dev/mem, device-dax) with -ENODEV
+ * (!S_ISREG && !S_ISBLK). The punch itself is the filesystem's: shmem_fallocate (tmpfs and the
+ * disk files' page cache, mm/shmem.ts), hugetlbfs_fallocate (mm/hugetlb.ts: private COW copies go
+ * too), or the DAX filesystem's. Hugetlb VMAs have been allowed since hugetlbfs hole punching
+ * (v4.3), older than every preset.
+ */
+function* remove(k: Kernel, vma: Vma, s: number, e: number): Op {
+  if (vma.kind === 'anon') throw refused(vma, 'remove', 'no vm_file (anonymous memory)');
+  const maywrite = kernelAtLeast(k.version, 6, 7);
+  if (!vma.flags.shared || !(maywrite || vma.flags.write)) throw new KernelError('EACCES', `madvise remove of '${vma.name}': the mapping is not ${maywrite ? 'shared' : 'shared and writable'} (madvise_remove)`);
+  if (vma.kind === 'device') throw new KernelError('ENODEV', `madvise remove of '${vma.name}': vfs_fallocate of a character device`);
+  const ps = k.mmu.basePageSize;
+  const offset = (s - vma.start + vma.pgoff) * ps;
+  const length = (e - s) * ps;
+  if (vma.shmem?.hugetlb) return yield* k.hugetlb.punchHole(vma.shmem, offset, length);
+  if (vma.shmem) return yield* k.shmem.punchHole(vma.shmem, offset, length);
+  const file = [...k.files.values()].find((f) => f.inode === vma.inode);
+  if (!file) throw new Error(`madvise remove: no file behind '${vma.name}'`);
+  yield* file.fs.punchHole(file.inode, offset, length);
 }
 
 /**

@@ -48,11 +48,23 @@ export class Shmem {
     const file = this.newFile(name, Math.ceil(size / this.k.mmu.basePageSize), true, hugetlb);
     // MFD_HUGETLB: a hugetlbfs inode, whose page cache holds huge folios (mm/hugetlb.ts)
     if (fallocate && hugetlb) this.k.hugetlb.fallocate(file);
-    else if (fallocate) {
-      // SGP_FALLOC: the folios are not uptodate (not zeroed) until first used
-      for (let index = 0; index < file.pages; index++) this.k.folios.put(this.getFolio(file, index, 'shmem_fallocate', 'falloc'), 1, 'shmem_fallocate: folio_put');
-    }
+    else if (fallocate) this.fallocate(file, 0, size, true);
     return file;
+  }
+
+  /**
+   * fallocate(fd, 0 | FALLOC_FL_KEEP_SIZE, offset, length) of a tmpfs file (shmem_fallocate): every
+   * page the byte range touches is allocated into the cache with SGP_FALLOC -- not uptodate (not
+   * zeroed) until first used -- and the caller's reference put back; without KEEP_SIZE a range past
+   * i_size extends it. (The model sets i_size first; pages kept past i_size by KEEP_SIZE are not
+   * modelled.)
+   */
+  fallocate(file: ShmemFile, offset: number, length: number, keepSize: boolean): void {
+    const ps = this.k.mmu.basePageSize;
+    const end = Math.ceil((offset + length) / ps);
+    if (end > file.pages && keepSize) throw KernelError.unsupported('EOPNOTSUPP', `fallocate(FALLOC_FL_KEEP_SIZE) past the end of '${file.name}' (pages beyond i_size) is not modelled`);
+    if (end > file.pages) file.pages = end;
+    for (let index = Math.floor(offset / ps); index < end; index++) this.k.folios.put(this.getFolio(file, index, 'shmem_fallocate', 'falloc'), 1, 'shmem_fallocate: folio_put');
   }
 
   /**

@@ -204,7 +204,7 @@ function references(step: Step, at: Path, raw: Record<string, unknown>): NameRef
     case 'unbind': case 'mount': ref('device', 'device'); break;
     case 'memory-failure': ref('device', 'device'); ref('map', 'map'); ref('process', 'process'); break;
     case 'create': ref('device', 'device'); break;
-    case 'truncate': case 'punch-hole': ref('file', 'file'); break;
+    case 'truncate': case 'punch-hole': case 'fallocate': ref('file', 'file'); break;
     case 'reflink': ref('from', 'file'); break;
     case 'mmap': ref('process', 'process'); ref('file', 'file'); ref('device', 'device'); break;
     case 'munmap': case 'read': case 'write': case 'pin': case 'get': case 'iouring-register': case 'mprotect': case 'madvise': case 'proc-mem-write': ref('map', 'map'); ref('process', 'process'); break;

@@ -72,6 +72,7 @@ export function stepOp(k: Kernel, step: Step, failures: string[]): Op<unknown> {
     case 'create': return k.create(a);
     case 'truncate': return k.truncate(a);
     case 'punch-hole': return k.punchHole(a);
+    case 'fallocate': return k.fallocate(a);
     case 'reflink': return k.reflink(a);
     case 'spawn': return k.spawn(a);
     case 'memfd-create': return k.memfdCreate(a);
@@ -170,6 +171,9 @@ export function check(k: Kernel, c: CheckArgs): string | null {
       return cmp(`ksmMergingPages(${where})`, k.ksm.mergingPages(k.process(t.process)));
     case 'ksmZeroPages':
       return cmp(`ksmZeroPages(${where})`, k.ksm.zeroPages(k.process(t.process)));
+    // HugePages_Free of /proc/meminfo for that size: free_huge_pages (mm/hugetlb.ts)
+    case 'hugetlbFree':
+      return cmp(`hugetlbFree(${where})`, k.hugetlb.counters(t.hugetlb).free);
     case 'vmemmap': {
       const want = (c.equals ?? {}) as Record<string, number>;
       let actual: Record<string, number>;

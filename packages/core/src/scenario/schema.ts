@@ -55,6 +55,7 @@ const ERRNO_MEANING: Readonly<Record<Errno, string>> = {
   EXDEV: 'cross-device link',
   ENODEV: 'no such device',
   ESRCH: 'no such process',
+  EACCES: 'permission denied',
 };
 export const ERRNO_NAMES = Object.keys(ERRNO_MEANING) as Errno[];
 
@@ -65,7 +66,7 @@ export const DRIVER_NAMES = ['nvdimm', 'devdax', 'hmm'] as const;
 export const PRESET_NAMES = PRESETS.map((p) => p.name);
 /** the /proc/sys entries a `sysctl` step can write */
 export const SYSCTL_NAMES = ['vm.hugetlb_optimize_vmemmap'] as const;
-export const CHECK_WHATS = ['refcount', 'mapcount', 'pinned', 'mapped', 'anon', 'blockFree', 'vmemmap', 'writable', 'softDirty', 'swapped', 'memoryMerge', 'ksmMergingPages', 'ksmZeroPages'] as const satisfies readonly CheckWhat[];
+export const CHECK_WHATS = ['refcount', 'mapcount', 'pinned', 'mapped', 'anon', 'blockFree', 'vmemmap', 'writable', 'softDirty', 'swapped', 'memoryMerge', 'ksmMergingPages', 'ksmZeroPages', 'hugetlbFree'] as const satisfies readonly CheckWhat[];
 
 // ---------------------------------------------------------------------------------------------
 // scalars
@@ -140,7 +141,7 @@ const CheckTarget = obj({
   map: Name.optional(),
   file: Name.optional(),
   device: Name.optional(),
-  hugetlb: Size.optional().describe('vmemmap only: the hugetlb pool of this huge page size'),
+  hugetlb: Size.optional().describe('vmemmap and hugetlbFree only: the hugetlb pool of this huge page size'),
   page: PageIndex.optional(),
   process: Name.optional(),
 }).describe('what to look at: {map, page, process?} | {file, page} | {device, page?} | {hugetlb} (vmemmap)');
@@ -166,12 +167,13 @@ const checkShape = {
   memoryMerge: CheckTarget.optional().describe('{process?}: prctl(PR_GET_MEMORY_MERGE) in that process (default init; v6.4, EINVAL before)'),
   ksmMergingPages: CheckTarget.optional().describe('{process?}: /proc/PID/ksm_merging_pages (v5.19, ENOENT before)'),
   ksmZeroPages: CheckTarget.optional().describe('{process?}: the ksm_zero_pages line of /proc/PID/ksm_stat (v6.6, ENOENT before)'),
+  hugetlbFree: CheckTarget.optional().describe('{hugetlb: <huge page size>}: HugePages_Free of that pool (free_huge_pages: the free pages, reserved ones included)'),
   equals: z.union([z.number().int(), z.boolean(), VmemmapFigures]).optional(),
   min: z.number().int().optional(),
   max: z.number().int().optional(),
 } satisfies Record<CheckWhat | 'equals' | 'min' | 'max', z.ZodType>;
 
-const NUMERIC_CHECKS: readonly CheckWhat[] = ['refcount', 'mapcount', 'ksmMergingPages', 'ksmZeroPages'];
+const NUMERIC_CHECKS: readonly CheckWhat[] = ['refcount', 'mapcount', 'ksmMergingPages', 'ksmZeroPages', 'hugetlbFree'];
 const BOOLEAN_CHECKS: readonly CheckWhat[] = ['pinned', 'mapped', 'anon', 'blockFree', 'writable', 'softDirty', 'swapped', 'memoryMerge'];
 /** properties of a process (its mm), not of a page: only a { process } target */
 const PROCESS_CHECKS: readonly CheckWhat[] = ['memoryMerge', 'ksmMergingPages', 'ksmZeroPages'];
@@ -201,8 +203,9 @@ const checkArgs = obj(checkShape)
     } else {
       if (targets.length !== 1) return bad(`name one target: ${form}`);
       const target = targets[0]!;
+      if (what === 'hugetlbFree' && (target !== 'hugetlb' || t.page !== undefined)) return bad('hugetlbFree counts the free pages of a hugetlb pool: write { hugetlb: <huge page size> } (no page)');
       if (what === 'vmemmap' && target !== 'device' && target !== 'hugetlb') return bad(`vmemmap is a property of a device or a hugetlb pool: write ${form}`);
-      if (target === 'hugetlb' && what !== 'vmemmap') return bad(`hugetlb names a pool, which only vmemmap looks at: write ${form}`, [what, 'hugetlb']);
+      if (target === 'hugetlb' && what !== 'vmemmap' && what !== 'hugetlbFree') return bad(`hugetlb names a pool, which only vmemmap and hugetlbFree look at: write ${form}`, [what, 'hugetlb']);
       if (target === 'hugetlb' && typeof c.equals === 'object' && c.equals.structPagesInitialized !== undefined) {
         return ctx.addIssue({ code: 'custom', input: c.equals, path: ['equals', 'structPagesInitialized'], message: 'structPagesInitialized is a device figure (memmap_init_zone_device): a hugetlb pool has bytes, pages and savedPages' });
       }
@@ -308,6 +311,12 @@ export const OP_ARGS = {
   create: obj({ file: Name, size: Size, device: Name.optional().describe('the mounted device to create it on (default: the first mount)') }).describe('create a file and allocate its blocks'),
   truncate: obj({ file: Name, size: Size }).describe("truncate (the filesystem's full ordering)"),
   'punch-hole': obj({ file: Name, offset: Size, length: Size }).describe('fallocate punch hole'),
+  fallocate: obj({
+    file: Name.describe('a memfd (tmpfs, or hugetlbfs with memfd-create hugetlb)'),
+    offset: Size.optional().describe('where the range starts (default 0)'),
+    length: Size.describe('how much to allocate'),
+    keepSize: Flag.optional().describe('FALLOC_FL_KEEP_SIZE: i_size stays (default: a range past the end extends the file)'),
+  }).describe('fallocate(fd, 0 | FALLOC_FL_KEEP_SIZE, offset, length) of a memfd: the pages of the range allocated into its page cache (hugetlbfs: huge pages from the pool)'),
   reflink: obj({ from: Name, to: Name }).describe("share all of from's blocks with a new file to (XFS)"),
   spawn: obj({ as: Name }).describe('a new process (init always exists)'),
   'memfd-create': obj({

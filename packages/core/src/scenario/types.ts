@@ -33,7 +33,7 @@ export interface Thread {
 
 /** Operation names exactly as written in scenario files. */
 export type OpName =
-  | 'probe' | 'unbind' | 'mount' | 'create' | 'truncate' | 'punch-hole' | 'reflink'
+  | 'probe' | 'unbind' | 'mount' | 'create' | 'truncate' | 'punch-hole' | 'fallocate' | 'reflink'
   | 'spawn' | 'mmap' | 'munmap' | 'read' | 'write' | 'fork' | 'exit' | 'exec'
   | 'pin' | 'get' | 'unpin' | 'put' | 'dma-write' | 'dma-read' | 'iouring-register' | 'iouring-unregister'
   | 'ksm-merge' | 'prctl' | 'proc-mem-write'
@@ -62,7 +62,7 @@ export interface StepExpect {
 }
 
 /** check: { <what>: target, equals | min | max } */
-export type CheckWhat = 'refcount' | 'mapcount' | 'pinned' | 'mapped' | 'anon' | 'blockFree' | 'vmemmap' | 'writable' | 'softDirty' | 'swapped' | 'memoryMerge' | 'ksmMergingPages' | 'ksmZeroPages';
+export type CheckWhat = 'refcount' | 'mapcount' | 'pinned' | 'mapped' | 'anon' | 'blockFree' | 'vmemmap' | 'writable' | 'softDirty' | 'swapped' | 'memoryMerge' | 'ksmMergingPages' | 'ksmZeroPages' | 'hugetlbFree';
 
 export interface CheckArgs {
   readonly what: CheckWhat;
