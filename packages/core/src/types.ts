@@ -108,6 +108,10 @@ export interface VmFlags {
   dontexpand: boolean;
   /** VM_MERGEABLE: MADV_MERGEABLE, ksmd may merge its anonymous pages (mm/ksm.ts); inherited by fork */
   mergeable?: boolean;
+  /** VM_LOCKED: mlock(), mlockall(), MAP_LOCKED (mm/mlock.ts); smaps VmFlags "lo"; not inherited by fork */
+  locked?: boolean;
+  /** VM_LOCKONFAULT: mlock2(MLOCK_ONFAULT), MCL_ONFAULT: locked, but populated only by faults */
+  lockonfault?: boolean;
 }
 
 /** 'shmem': a tmpfs file (memfd) or shared anonymous memory (shmem_zero_setup): page cache, never anon (mm/shmem.ts) */
@@ -242,6 +246,8 @@ export interface Mm {
    * were unmapped, split off or moved away, and kept after all its VMAs are gone.
    */
   readonly ranges: Map<string, MappingRange>;
+  /** mm->def_flags after mlockall(MCL_FUTURE [| MCL_ONFAULT]): new VMAs come locked (mm/mlock.ts) */
+  lockFuture?: 'lock' | 'onfault';
 }
 
 /** An address range in pages (Mm.ranges). */

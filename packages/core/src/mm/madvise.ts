@@ -60,8 +60,7 @@ const ARRIVED: Readonly<Record<Advice, readonly [number, number, string]>> = {
  * in address order; the first refusal ends the call with its errno (the parts before keep the
  * advice); a part of the range no VMA covers makes the call -ENOMEM once the rest is done
  * (populate from v6.10: at the hole).
- * VM_LOCKED (mlock) and hugetlb are not modelled, so the VM_LOCKED refusals never apply and
- * MADV_DONTNEED_LOCKED behaves as MADV_DONTNEED.
+ * VM_LOCKED (mm/mlock.ts) refuses DONTNEED, FREE, COLD and PAGEOUT; MADV_DONTNEED_LOCKED zaps it.
  */
 export function* madvise(k: Kernel, mm: Mm, start: number, pages: number, advice: Advice): Op {
   const [major, minor, what] = ARRIVED[advice];
@@ -119,8 +118,10 @@ function* adviseVma(k: Kernel, vma: Vma, s: number, e: number, advice: Advice): 
   switch (advice) {
     case 'dontneed':
     case 'dontneed-locked':
-      // madvise_dontneed_free_valid_vma() (v5.4: can_madv_dontneed_vma()): VM_PFNMAP is refused
+      // madvise_dontneed_free_valid_vma() (v5.4: can_madv_lru_vma()): VM_PFNMAP is refused, and
+      // VM_LOCKED except for MADV_DONTNEED_LOCKED (mm/mlock.ts)
       if (vma.flags.pfnmap) throw refused(vma, advice, 'VM_PFNMAP');
+      if (advice === 'dontneed' && vma.flags.locked) throw refused(vma, advice, 'VM_LOCKED (MADV_DONTNEED_LOCKED zaps locked ranges)');
       if (vma.hugetlb) yield* hugetlbDontneed(k, vma, s, e, advice);
       else yield* dontneed(k, vma, s, e);
       return;
@@ -128,7 +129,7 @@ function* adviseVma(k: Kernel, vma: Vma, s: number, e: number, advice: Advice): 
       yield* remove(k, vma, s, e);
       return;
     case 'free':
-      if (vma.flags.pfnmap) throw refused(vma, advice, 'VM_PFNMAP');
+      if (vma.flags.pfnmap || vma.flags.locked) throw refused(vma, advice, vma.flags.pfnmap ? 'VM_PFNMAP' : 'VM_LOCKED');
       // madvise_free_single_vma(): "MADV_FREE works for only anon vma at the moment"
       if (vma.kind !== 'anon') throw refused(vma, advice, 'not anonymous memory');
       lazyfree(k, vma, s, e);
@@ -139,7 +140,7 @@ function* adviseVma(k: Kernel, vma: Vma, s: number, e: number, advice: Advice): 
       // pages to the inactive LRU (no LRU in the model: nothing visible) and MADV_PAGEOUT
       // reclaims them: anonymous pages this process alone maps are swapped out (mm/swap.ts);
       // DAX and device pages are never on the LRU.
-      if (vma.flags.pfnmap) throw refused(vma, advice, 'VM_PFNMAP');
+      if (vma.flags.pfnmap || vma.flags.locked) throw refused(vma, advice, vma.flags.pfnmap ? 'VM_PFNMAP' : 'VM_LOCKED');
       if (advice === 'pageout') yield* k.swap.pageout(vma, s, e);
       return;
     case 'dontfork':

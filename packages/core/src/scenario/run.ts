@@ -87,6 +87,10 @@ export function stepOp(k: Kernel, step: Step, failures: string[]): Op<unknown> {
     case 'ksm-merge': return k.ksmMerge(a);
     case 'prctl': return k.prctl(a);
     case 'proc-mem-write': return k.procMemWrite(a);
+    case 'mlock': return k.mlock(a);
+    case 'munlock': return k.munlock(a);
+    case 'mlockall': return k.mlockall(a);
+    case 'munlockall': return k.munlockall(a);
     case 'fork': return k.fork(a);
     case 'exit': return k.exit(a);
     case 'exec': return k.exec(a);
@@ -162,6 +166,8 @@ export function check(k: Kernel, c: CheckArgs): string | null {
       return cmp(`softDirty(${where})`, k.isSoftDirtyIn(t));
     case 'swapped':
       return cmp(`swapped(${where})`, k.isSwappedIn(t));
+    case 'locked':
+      return cmp(`locked(${where})`, k.isLockedIn(t));
     case 'blockFree':
       return cmp(`blockFree(${where})`, k.blockFree(t));
     // a process's KSM state (mm/ksm.ts): throws the kernel's error where the release has no such interface

@@ -66,7 +66,7 @@ export const DRIVER_NAMES = ['nvdimm', 'devdax', 'hmm'] as const;
 export const PRESET_NAMES = PRESETS.map((p) => p.name);
 /** the /proc/sys entries a `sysctl` step can write */
 export const SYSCTL_NAMES = ['vm.hugetlb_optimize_vmemmap'] as const;
-export const CHECK_WHATS = ['refcount', 'mapcount', 'pinned', 'mapped', 'anon', 'blockFree', 'vmemmap', 'writable', 'softDirty', 'swapped', 'memoryMerge', 'ksmMergingPages', 'ksmZeroPages', 'hugetlbFree'] as const satisfies readonly CheckWhat[];
+export const CHECK_WHATS = ['refcount', 'mapcount', 'pinned', 'mapped', 'anon', 'blockFree', 'vmemmap', 'writable', 'softDirty', 'swapped', 'memoryMerge', 'ksmMergingPages', 'ksmZeroPages', 'hugetlbFree', 'locked'] as const satisfies readonly CheckWhat[];
 
 // ---------------------------------------------------------------------------------------------
 // scalars
@@ -168,17 +168,18 @@ const checkShape = {
   ksmMergingPages: CheckTarget.optional().describe('{process?}: /proc/PID/ksm_merging_pages (v5.19, ENOENT before)'),
   ksmZeroPages: CheckTarget.optional().describe('{process?}: the ksm_zero_pages line of /proc/PID/ksm_stat (v6.6, ENOENT before)'),
   hugetlbFree: CheckTarget.optional().describe('{hugetlb: <huge page size>}: HugePages_Free of that pool (free_huge_pages: the free pages, reserved ones included)'),
+  locked: CheckTarget.optional().describe('{map, page, process?}: the VMA holding that page is VM_LOCKED (smaps VmFlags "lo": mlock, mlockall, MAP_LOCKED)'),
   equals: z.union([z.number().int(), z.boolean(), VmemmapFigures]).optional(),
   min: z.number().int().optional(),
   max: z.number().int().optional(),
 } satisfies Record<CheckWhat | 'equals' | 'min' | 'max', z.ZodType>;
 
 const NUMERIC_CHECKS: readonly CheckWhat[] = ['refcount', 'mapcount', 'ksmMergingPages', 'ksmZeroPages', 'hugetlbFree'];
-const BOOLEAN_CHECKS: readonly CheckWhat[] = ['pinned', 'mapped', 'anon', 'blockFree', 'writable', 'softDirty', 'swapped', 'memoryMerge'];
+const BOOLEAN_CHECKS: readonly CheckWhat[] = ['pinned', 'mapped', 'anon', 'blockFree', 'writable', 'softDirty', 'swapped', 'memoryMerge', 'locked'];
 /** properties of a process (its mm), not of a page: only a { process } target */
 const PROCESS_CHECKS: readonly CheckWhat[] = ['memoryMerge', 'ksmMergingPages', 'ksmZeroPages'];
 /** properties of a mapping's page-table entry, not of a page: only a { map, page } target */
-const ENTRY_CHECKS: readonly CheckWhat[] = ['writable', 'softDirty', 'swapped'];
+const ENTRY_CHECKS: readonly CheckWhat[] = ['writable', 'softDirty', 'swapped', 'locked'];
 
 const checkArgs = obj(checkShape)
   .superRefine((c, ctx) => {
@@ -266,6 +267,7 @@ const mmapArgs = obj({
   shared: Flag.optional(),
   write: Flag.optional(),
   populate: Flag.optional().describe('MAP_POPULATE: fault every page in now (a write fault in a private writable mapping, which COWs file pages); errors are ignored as mmap ignores them'),
+  locked: Flag.optional().describe('MAP_LOCKED: VM_LOCKED (unless mlock would not lock this kind of mapping: DAX, hugetlb, VM_SPECIAL) and populated as by MAP_POPULATE'),
   as: Name,
 }).superRefine((m, ctx) => {
   const what = (['file', 'device', 'anon', 'devmem'] as const).filter((k) => m[k] !== undefined);
@@ -425,6 +427,28 @@ export const OP_ARGS = {
     length: Size.optional().describe('how much (rounded up to pages; default: to the end of the mapping)'),
     process: Name.optional().describe('act in this process (default: the one that created the mapping)'),
   }).describe('madvise() of a mapping or a range of it (mm/madvise.c: validity per VMA, zap, VM_DONTCOPY/VM_WIPEONFORK, populate)'),
+  mlock: obj({
+    map: Name,
+    offset: Size.optional().describe('where in the mapping the range starts (page aligned; default 0)'),
+    length: Size.optional().describe('how much (rounded up to pages; default: to the end of the mapping)'),
+    onfault: Flag.optional().describe('mlock2(MLOCK_ONFAULT): VM_LOCKED|VM_LOCKONFAULT, nothing populated now'),
+    process: Name.optional().describe('act in this process (default: the one that created the mapping)'),
+  }).describe('mlock() / mlock2() of a mapping or a range of it (mm/mlock.c): VM_LOCKED on every VMA mlock_fixup() does not filter (VM_SPECIAL, hugetlb, DAX), then the range is populated (errors: ENOMEM, EAGAIN)'),
+  munlock: obj({
+    map: Name,
+    offset: Size.optional().describe('where in the mapping the range starts (page aligned; default 0)'),
+    length: Size.optional().describe('how much (rounded up to pages; default: to the end of the mapping)'),
+    process: Name.optional().describe('act in this process (default: the one that created the mapping)'),
+  }).describe('munlock() of a mapping or a range of it: VM_LOCKED and VM_LOCKONFAULT cleared (split and merge as mlock)'),
+  mlockall: obj({
+    current: Flag.optional().describe('MCL_CURRENT: lock every present VMA (and populate them, unless onfault)'),
+    future: Flag.optional().describe('MCL_FUTURE: every later mapping comes locked (mm->def_flags)'),
+    onfault: Flag.optional().describe('MCL_ONFAULT: lock on fault, populate nothing'),
+    process: Name.optional().describe('the calling process (default init)'),
+  }).describe('mlockall(MCL_CURRENT|MCL_FUTURE[|MCL_ONFAULT]) (apply_mlockall_flags(); EINVAL without MCL_CURRENT or MCL_FUTURE)'),
+  munlockall: obj({
+    process: Name.optional().describe('the calling process (default init)'),
+  }).describe('munlockall(): every VMA unlocked, mm->def_flags cleared'),
   'ksm-merge': obj({
     scans: z.number().int().positive().optional().describe('how many full scans to wait for (default 2, as ksm_functional_tests.c ksm_merge(): the first only records checksums)'),
     useZeroPages: Flag.optional().describe('echo 1 (or 0) > /sys/kernel/mm/ksm/use_zero_pages first; it stays set: zero-filled pages are merged into the shared zero page'),

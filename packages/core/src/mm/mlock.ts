@@ -1,0 +1,154 @@
+import type { Kernel } from '../kernel.js';
+import { KernelError } from '../errors.js';
+import type { Op } from '../sched.js';
+import type { Mm, Vma } from '../types.js';
+import { faultinRange } from './populate.js';
+
+/**
+ * mlock(2), mlock2(2), munlock(2), mlockall(2), munlockall(2) and MAP_LOCKED (mm/mlock.c).
+ *
+ * What the model keeps is the VMA side: VM_LOCKED and VM_LOCKONFAULT (`VmFlags.locked`,
+ * `VmFlags.lockonfault`), the VMA splits and merges that come with them, and the population of the
+ * range. mlock2() with MLOCK_ONFAULT and mlockall() with MCL_ONFAULT set both flags. The flags
+ * decide what later calls may do: MADV_DONTNEED, MADV_FREE, MADV_COLD and MADV_PAGEOUT refuse a
+ * VM_LOCKED VMA (EINVAL; MADV_DONTNEED_LOCKED does not, mm/madvise.ts), and fork does not pass
+ * them on (dup_mmap()). The page side is not modelled, because the model has no LRU or reclaim:
+ * PG_mlocked, the unevictable list and mlock_count. Neither are RLIMIT_MEMLOCK or locked_vm
+ * (the model runs with CAP_IPC_LOCK).
+ *
+ * Every call here exists in every modelled release: mlock2() and MCL_ONFAULT are v4.4.
+ */
+
+export type LockHow = 'lock' | 'onfault' | 'unlock';
+
+/**
+ * mlock_fixup()'s filter: VMAs whose flags never change, and for which munlock is a no-op.
+ * - VM_SPECIAL: VM_IO, VM_DONTEXPAND, VM_PFNMAP, VM_MIXEDMAP;
+ * - hugetlb;
+ * - vma_is_dax(): an fs-dax file, or a device-dax character device (its inode is S_DAX);
+ * - VM_DROPPABLE (v6.11), secretmem and the gate VMA, none of which the model has.
+ * The range is still populated: "for some special vmas, we go ahead and populate the ptes".
+ * Returns why the VMA is filtered, or null.
+ */
+export function mlockFiltered(k: Kernel, vma: Vma): string | null {
+  const f = vma.flags;
+  if (f.io || f.dontexpand || f.pfnmap || f.mixedmap) return 'VM_SPECIAL';
+  if (vma.hugetlb || vma.shmem?.hugetlb) return 'hugetlb';
+  if (k.isFsdaxVma(vma) || (vma.kind === 'device' && vma.device?.pgmap.type === 'generic')) return 'vma_is_dax()';
+  return null;
+}
+
+/** The VM_LOCKED_MASK part of a VMA's new flags for `how`. */
+function lockFlags(how: LockHow): { locked: boolean; lockonfault: boolean } {
+  return { locked: how !== 'unlock', lockonfault: how === 'onfault' };
+}
+
+/**
+ * mlock_fixup() over [s, e) of one VMA: nothing for a filtered VMA or unchanged flags; else the
+ * VMA is split at the range's ends, the piece takes the new flags, and it merges with its
+ * neighbours where they are alike (vma_modify_flags(); vma_merge() before v6.7).
+ */
+function fixup(k: Kernel, vma: Vma, s: number, e: number, how: LockHow): void {
+  if (mlockFiltered(k, vma)) return;
+  const want = lockFlags(how);
+  if ((vma.flags.locked ?? false) === want.locked && (vma.flags.lockonfault ?? false) === want.lockonfault) return;
+  const piece = k.vm.isolate(vma, s, e);
+  piece.flags.locked = want.locked;
+  piece.flags.lockonfault = want.lockonfault;
+  k.vm.mergeAround(piece);
+}
+
+/**
+ * __mm_populate() over [start, end). ignore_errors is 0 for mlock(): the first failure ends the
+ * call, and the errno is what __mlock_posix_error_return() makes of it (EFAULT -> ENOMEM,
+ * ENOMEM -> EAGAIN). It is 1 for mmap() and mlockall(): the failing VMA's rest is skipped.
+ * Each VMA is handled as populate_vma_page_range() does:
+ * - VM_IO and VM_PFNMAP are skipped;
+ * - a VM_LOCKONFAULT VMA is left as it is;
+ * - FOLL_WRITE is used only in a private writable mapping.
+ */
+export function* populateRange(k: Kernel, mm: Mm, start: number, end: number, ignoreErrors: boolean, what: string): Op {
+  const vmas = mm.vmas.filter((v) => v.start < end && v.start + v.pages > start).sort((a, b) => a.start - b.start);
+  for (const vma of vmas) {
+    if (vma.flags.io || vma.flags.pfnmap || vma.flags.lockonfault) continue;
+    const s = Math.max(start, vma.start);
+    const e = Math.min(end, vma.start + vma.pages);
+    try {
+      yield* faultinRange(k, vma, s, e, vma.flags.write && !vma.flags.shared, what);
+    } catch (err) {
+      if (!(err instanceof KernelError)) throw err;
+      if (ignoreErrors) continue;
+      if (err.code === 'EFAULT') throw new KernelError('ENOMEM', `${what}: ${err.message} (__mlock_posix_error_return: EFAULT -> ENOMEM)`);
+      if (err.code === 'ENOMEM') throw new KernelError('EAGAIN', `${what}: ${err.message} (__mlock_posix_error_return: ENOMEM -> EAGAIN)`);
+      throw err;
+    }
+  }
+}
+
+/**
+ * do_mlock() / munlock() over pages [start, end) of a process.
+ * 1. apply_vma_lock_flags() gives each VMA of the range its part. A hole ends it with ENOMEM, after
+ *    the VMAs before the hole were changed.
+ * 2. Only a lock, not an unlock, then populates the range with __mm_populate(ignore_errors = 0).
+ */
+export function* mlockRange(k: Kernel, mm: Mm, start: number, end: number, how: LockHow): Op {
+  const what = how === 'unlock' ? 'munlock' : how === 'onfault' ? 'mlock2(MLOCK_ONFAULT)' : 'mlock';
+  for (let at = start; at < end; ) {
+    const vma = k.vm.vmaAt(mm, at);
+    if (!vma) throw new KernelError('ENOMEM', `${what}: page ${at} of ${mm.name} is not mapped (apply_vma_lock_flags)`);
+    const to = Math.min(end, vma.start + vma.pages);
+    fixup(k, vma, at, to, how);
+    at = to;
+  }
+  if (how !== 'unlock') yield* populateRange(k, mm, start, end, false, what);
+  yield* [];
+}
+
+export interface MlockallFlags {
+  readonly current?: boolean;
+  readonly future?: boolean;
+  readonly onfault?: boolean;
+}
+
+/**
+ * mlockall(flags) and munlockall() (`flags` null). Flags with neither MCL_CURRENT nor MCL_FUTURE
+ * are EINVAL: that covers 0 and MCL_ONFAULT alone.
+ *
+ * apply_mlockall_flags() does two things:
+ * - MCL_FUTURE sets mm->def_flags: later mmaps come locked (mmap_region()) and are populated unless
+ *   on-fault. Without MCL_FUTURE, def_flags is cleared.
+ * - MCL_CURRENT applies mlock_fixup() to every VMA, and errors are ignored.
+ * MCL_CURRENT without MCL_ONFAULT then populates the whole address space (mm_populate(0, TASK_SIZE)).
+ * munlockall() clears def_flags and unlocks every VMA.
+ */
+export function* mlockall(k: Kernel, mm: Mm, flags: MlockallFlags | null): Op {
+  if (flags && !flags.current && !flags.future) throw new KernelError('EINVAL', 'mlockall: give MCL_CURRENT and/or MCL_FUTURE (MCL_ONFAULT alone or no flag is EINVAL)');
+  const how: LockHow = !flags ? 'unlock' : flags.onfault ? 'onfault' : 'lock';
+  if (flags?.future) mm.lockFuture = how === 'onfault' ? 'onfault' : 'lock';
+  else delete mm.lockFuture;
+  if (!flags || flags.current) {
+    for (const vma of [...mm.vmas].sort((a, b) => a.start - b.start)) {
+      if (!mm.vmas.includes(vma)) continue; // merged into its neighbour by an earlier fixup
+      fixup(k, vma, vma.start, vma.start + vma.pages, flags?.current ? how : 'unlock');
+    }
+  }
+  if (flags?.current && !flags.onfault) {
+    const end = Math.max(0, ...mm.vmas.map((v) => v.start + v.pages));
+    yield* populateRange(k, mm, 0, end, true, 'mlockall');
+  }
+  yield* [];
+}
+
+/**
+ * mmap_region() and do_mmap() for a new VMA. VM_LOCKED comes from MAP_LOCKED or from
+ * mm->def_flags (MCL_FUTURE). It is cleared again where mlock_fixup() would filter the VMA:
+ * VM_SPECIAL, vma_is_dax() or hugetlb. Then do_mmap() asks for population when VM_LOCKED is set,
+ * and a VM_LOCKONFAULT VMA is skipped by it. Returns whether to populate.
+ */
+export function lockNewVma(k: Kernel, vma: Vma, mapLocked: boolean): boolean {
+  const how: LockHow | null = mapLocked ? 'lock' : (vma.mm.lockFuture ?? null);
+  if (!how || mlockFiltered(k, vma)) return false;
+  vma.flags.locked = true;
+  vma.flags.lockonfault = how === 'onfault';
+  return how === 'lock';
+}
