@@ -52,6 +52,21 @@ describe('daxlab vmemmap --hugetlb --json', () => {
   });
 });
 
+describe('--memmap-on-memory: pages in memory hot-added with its vmemmap self-hosted', () => {
+  it('from v6.0 such a page is not optimised (PageVmemmapSelfHosted: -ENOTSUPP), the others are; the table says why', async () => {
+    const r = await cli(['--arch', 'x86', '--hugetlb', '2MiB', '--pages', '2', '--memmap-on-memory', '--feature', 'hugetlb-free-vmemmap=true', '--json']);
+    expect(JSON.parse(r.out)).toMatchObject({ memmapOnMemory: true, optimizable: true, enabled: true, optimized: false, freedPages: 0, pool: { vmemmapPages: 16, savedPages: 0 } });
+    const table = await cli(['--arch', 'x86', '--hugetlb', '2MiB', '--memmap-on-memory', '--feature', 'hugetlb-free-vmemmap=true']);
+    expect(table.out).toContain('on, but not for these pages: its vmemmap is self-hosted');
+  });
+
+  it('is a usage error without --hugetlb', async () => {
+    const r = await cli(['--arch', 'x86', '--size', '2GiB', '--align', '2MiB', '--memmap-on-memory']);
+    expect(r.code).toBe(2);
+    expect(r.err).toContain('--memmap-on-memory places hugetlb pages: it goes with --hugetlb <size>');
+  });
+});
+
 describe('per arch and release (HVO switched on)', () => {
   it('x86-64: every release from v5.14 (none of the v5.4 / v5.10 presets has hugetlb_vmemmap.c)', () => {
     for (const v of ['v5.4', 'v5.10']) expect(hvo('x86', 2 * MiB, v).refusal).toContain('no HVO before v5.14');

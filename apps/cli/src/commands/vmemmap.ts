@@ -35,6 +35,7 @@ import { UsageError } from '../usage.js';
 export interface VmemmapCommandOptions extends KernelOptions {
   readonly hugetlb?: string;
   readonly pages?: string;
+  readonly memmapOnMemory?: boolean;
   readonly size?: string;
   readonly align?: string;
   readonly start?: string;
@@ -69,6 +70,7 @@ export function vmemmapOptions(cmd: Command): Command {
     .option('--altmap', 'memmap on the device (vmem_altmap), laid out as nd_pfn_init() does for a pmem namespace in devdax mode')
     .option('--hugetlb <size>', 'instead of a device: the vmemmap of hugetlb pages of this size and what HVO frees (switch it on with --feature hugetlb-free-vmemmap=true)')
     .option('--pages <n>', 'with --hugetlb: nr_hugepages, the pages of the pool (default 1)')
+    .option('--memmap-on-memory', 'with --hugetlb: the pages lie in memory hot-added with memory_hotplug.memmap_on_memory=1 (their vmemmap self-hosted)')
     .option('--json', 'print the figures as JSON');
 }
 
@@ -188,6 +190,8 @@ export interface HugetlbVmemmapReport extends HugetlbVmemmapFigures {
   readonly pageSize: number;
   readonly structPageSize: number;
   readonly kernel: { readonly version: string; readonly features: FeatureOverrides };
+  /** the pages lie in memory hot-added with memmap_on_memory (--memmap-on-memory) */
+  readonly memmapOnMemory: boolean;
   /** the pool: `pages` pages of this size, each as the figures say */
   readonly pool: { readonly pages: number; readonly vmemmapPages: number; readonly vmemmapBytes: number; readonly savedPages: number; readonly savedBytes: number };
 }
@@ -199,7 +203,7 @@ export interface HugetlbVmemmapReport extends HugetlbVmemmapFigures {
  * boot RAM, never from memmap_on_memory blocks). Throws InputError on a size the arch does not
  * offer (arch_hugetlb_valid_size()).
  */
-export function hugetlbVmemmapReport(arch: ArchPlugin, q: { readonly hugetlbSize: number; readonly pages?: number; readonly version: string; readonly features?: FeatureOverrides | Readonly<Record<string, unknown>> }): HugetlbVmemmapReport {
+export function hugetlbVmemmapReport(arch: ArchPlugin, q: { readonly hugetlbSize: number; readonly pages?: number; readonly memmapOnMemory?: boolean; readonly version: string; readonly features?: FeatureOverrides | Readonly<Record<string, unknown>> }): HugetlbVmemmapReport {
   const mmu = arch.mmu;
   const sizes = mmu.hugetlbSizes ?? [];
   if (!sizes.includes(q.hugetlbSize)) {
@@ -208,13 +212,14 @@ export function hugetlbVmemmapReport(arch: ArchPlugin, q: { readonly hugetlbSize
   const pages = q.pages ?? 1;
   if (!Number.isInteger(pages) || pages < 0) throw new InputError(`--pages ${pages}: nr_hugepages is a whole number of pages, 0 or more`, undefined, 'pages');
   const features = resolveFeatures(q.version, q.features ?? {});
-  const f = hugetlbVmemmapFigures(mmu, arch.populator.hugetlbVmemmapOptIn, { hugetlbSize: q.hugetlbSize, version: q.version, enabled: features['hugetlb-free-vmemmap'] });
+  const f = hugetlbVmemmapFigures(mmu, arch.populator.hugetlbVmemmapOptIn, { hugetlbSize: q.hugetlbSize, version: q.version, enabled: features['hugetlb-free-vmemmap'], memmapOnMemory: q.memmapOnMemory ?? false });
   const ps = mmu.basePageSize;
   return {
     arch: arch.arch,
     pageSize: ps,
     structPageSize: mmu.structPageSize,
     kernel: { version: q.version, features: featureDiff(q.version, features) },
+    memmapOnMemory: q.memmapOnMemory ?? false,
     ...f,
     pool: { pages, vmemmapPages: pages * f.keptPages, vmemmapBytes: pages * f.keptPages * ps, savedPages: pages * f.freedPages, savedBytes: pages * f.freedPages * ps },
   };
@@ -224,11 +229,11 @@ export function hugetlbVmemmapReport(arch: ArchPlugin, q: { readonly hugetlbSize
 export function renderHugetlbVmemmapTable(r: HugetlbVmemmapReport): string {
   // a size whose struct pages fill part of one page gives fractions: show them exactly
   const pg = (v: number) => `${v.toLocaleString('en-US', { maximumFractionDigits: 6 })} page${v === 1 ? '' : 's'}`;
-  const hvo = r.optimized
-    ? `optimised: ${pg(r.freedPages)} of vmemmap freed per huge page, ${pg(r.reservePages)} kept (HUGETLB_VMEMMAP_RESERVE_SIZE)`
-    : r.optimizable
-      ? `off (hugetlb_free_vmemmap=off, the default): --feature hugetlb-free-vmemmap=true frees ${pg(r.freeablePages)} per huge page`
-      : `not available: ${r.refusal}`;
+  let hvo: string;
+  if (r.optimized) hvo = `optimised: ${pg(r.freedPages)} of vmemmap freed per huge page, ${pg(r.reservePages)} kept (HUGETLB_VMEMMAP_RESERVE_SIZE)`;
+  else if (r.folioRefusal) hvo = `on, but not for these pages: ${r.folioRefusal}`;
+  else if (r.optimizable) hvo = `off (hugetlb_free_vmemmap=off, the default): --feature hugetlb-free-vmemmap=true frees ${pg(r.freeablePages)} per huge page`;
+  else hvo = `not available: ${r.refusal}`;
   const rows: [string, string][] = [
     ['arch', `${r.arch} (PAGE_SIZE ${formatSize(r.pageSize)}, struct page ${r.structPageSize} B)`],
     ['kernel', `${r.kernel.version}${Object.keys(r.kernel.features).length ? ` ${Object.entries(r.kernel.features).map(([k, v]) => `${k}=${String(v)}`).join(' ')}` : ''}`],
@@ -288,6 +293,7 @@ export async function vmemmapCommand(o: VmemmapCommandOptions, io: CliIo, deps: 
   const axes = parseKernelFlags(o, catalog, false);
   if (o.hugetlb !== undefined) return hugetlbCommand(o, io, catalog, axes);
   if (o.pages !== undefined) throw new UsageError('--pages counts hugetlb pages: it goes with --hugetlb <size>');
+  if (o.memmapOnMemory) throw new UsageError('--memmap-on-memory places hugetlb pages: it goes with --hugetlb <size> (a device-dax range\'s memmap on the device is --altmap)');
   const size = sizeFlag('--size', o.size, true)!;
   const align = sizeFlag('--align', o.align, true)!;
   const start = sizeFlag('--start', o.start, false);
@@ -327,7 +333,7 @@ function hugetlbCommand(o: VmemmapCommandOptions, io: CliIo, catalog: PluginCata
   const features = Object.fromEntries(axes.features.map(([k, v]) => [k, v[0]]));
   let report: HugetlbVmemmapReport;
   try {
-    report = hugetlbVmemmapReport(arch, { hugetlbSize, version: axes.version?.[0] ?? DEFAULT_KERNEL.version, features, ...(pages !== undefined ? { pages } : {}) });
+    report = hugetlbVmemmapReport(arch, { hugetlbSize, version: axes.version?.[0] ?? DEFAULT_KERNEL.version, features, memmapOnMemory: o.memmapOnMemory ?? false, ...(pages !== undefined ? { pages } : {}) });
   } catch (e) {
     if (e instanceof InputError) throw new UsageError(e.message);
     throw e;
