@@ -216,3 +216,15 @@ describe('MADV_REMOVE on other mappings', () => {
     }
   });
 });
+
+describe('MADV_REMOVE of a locked VMA', () => {
+  it('madvise_remove() refuses VM_LOCKED with EINVAL before looking at the file', () => {
+    const k = kernel('latest', 0);
+    k.run(k.memfdCreate({ file: 'm', size: 4 * KiB, fallocate: true }));
+    k.run(k.mmap({ file: 'm', length: 4 * KiB, shared: true, write: true, as: 'm' }));
+    k.run(k.mlock({ map: 'm' }));
+    expect(code(() => k.run(k.madvise({ map: 'm', advice: 'remove' })))).toBe('EINVAL');
+    // the page is still in the file
+    expect(k.pfnOf({ file: 'm', page: 0 })).not.toBeNull();
+  });
+});

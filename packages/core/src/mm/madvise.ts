@@ -60,7 +60,9 @@ const ARRIVED: Readonly<Record<Advice, readonly [number, number, string]>> = {
  * in address order; the first refusal ends the call with its errno (the parts before keep the
  * advice); a part of the range no VMA covers makes the call -ENOMEM once the rest is done
  * (populate from v6.10: at the hole).
- * VM_LOCKED (mm/mlock.ts) refuses DONTNEED, FREE, COLD and PAGEOUT; MADV_DONTNEED_LOCKED zaps it.
+ * VM_LOCKED (mm/mlock.ts) refuses DONTNEED, FREE, COLD, PAGEOUT and REMOVE; MADV_DONTNEED_LOCKED zaps it.
+ * On hugetlb VMAs only MADV_DONTNEED(_LOCKED) and MADV_REMOVE are modelled; the other advices are
+ * refused there as not modelled.
  */
 export function* madvise(k: Kernel, mm: Mm, start: number, pages: number, advice: Advice): Op {
   const [major, minor, what] = ARRIVED[advice];
@@ -228,7 +230,8 @@ function* hugetlbDontneed(k: Kernel, vma: Vma, s: number, e: number, advice: Adv
 /**
  * madvise_remove(): "free up the pages and associated backing store" -- a hole punched in the
  * file, vfs_fallocate(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE) at the range's offset in it. A
- * VMA without vm_file (private anonymous memory) is -EINVAL; one not shared and writable is
+ * VM_LOCKED VMA is -EINVAL first, and so is one without vm_file (private anonymous memory); one
+ * not shared and writable is
  * -EACCES: VM_SHARED and VM_WRITE up to v6.6, vma_is_shared_maywrite() (VM_SHARED and
  * VM_MAYWRITE) from e8e17ee90eaf (v6.7 [M]), which every shared mapping of a file the model opens
  * (read-write) has. vfs_fallocate() refuses a character device (/dev/mem, device-dax) with -ENODEV
@@ -238,6 +241,7 @@ function* hugetlbDontneed(k: Kernel, vma: Vma, s: number, e: number, advice: Adv
  * (v4.3), older than every preset.
  */
 function* remove(k: Kernel, vma: Vma, s: number, e: number): Op {
+  if (vma.flags.locked) throw refused(vma, 'remove', 'VM_LOCKED');
   if (vma.kind === 'anon') throw refused(vma, 'remove', 'no vm_file (anonymous memory)');
   const maywrite = kernelAtLeast(k.version, 6, 7);
   if (!vma.flags.shared || !(maywrite || vma.flags.write)) throw new KernelError('EACCES', `madvise remove of '${vma.name}': the mapping is not ${maywrite ? 'shared' : 'shared and writable'} (madvise_remove)`);
