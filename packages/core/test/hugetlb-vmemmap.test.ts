@@ -57,18 +57,27 @@ describe('a hugetlb pool reports the vmemmap its pages use and what HVO freed', 
     expect(seen.map((e) => [e.nr, e.optimized, e.vmemmapPages, e.savedPages])).toEqual([[4, 4, 4, 28], [1, 1, 1, 7]]);
   });
 
-  it('a page in use stays optimised through map, fault and unmap, and leaves with the pool', () => {
+  it('a page in use stays optimised through map and fault; shrunk below it, the pool counts it as surplus and it leaves when freed', () => {
     const k = kernel();
     pool(k, 2);
     k.run(k.mmap({ anon: true, hugetlb: HPAGE, length: HPAGE, write: true, as: 'mem' }));
     k.run(k.write({ map: 'mem', page: 0, data: 'x' }));
-    pool(k, 0); // set_max_huge_pages: the page in use stays (min_count)
+    pool(k, 0); // set_max_huge_pages: the page in use stays (min_count), made surplus (adjust_pool_surplus(+1))
     expect(k.hugetlb.counters(HPAGE)).toEqual({ nr: 1, free: 0, resv: 0 });
-    expect(vm(k)).toMatchObject({ optimized: 1, vmemmapPages: 1, savedPages: 7 });
-    k.run(k.munmap({ map: 'mem' })); // free_huge_folio: back on the free list, still optimised
-    expect(vm(k)).toMatchObject({ optimized: 1, vmemmapPages: 1 });
-    pool(k, 0);
+    expect(vm(k)).toMatchObject({ optimized: 1, vmemmapPages: 1, savedPages: 7, surplus: 1 });
+    k.run(k.munmap({ map: 'mem' })); // free_huge_folio with a surplus: the folio leaves, its vmemmap restored
+    expect(k.hugetlb.counters(HPAGE)).toEqual({ nr: 0, free: 0, resv: 0 });
     expect(vm(k)).toMatchObject({ optimized: 0, vmemmapPages: 0, savedPages: 0, surplus: 0 });
+  });
+
+  it('a page in use while the pool is kept: back on the free list when freed, still optimised', () => {
+    const k = kernel();
+    pool(k, 1);
+    k.run(k.mmap({ anon: true, hugetlb: HPAGE, length: HPAGE, write: true, as: 'mem' }));
+    k.run(k.write({ map: 'mem', page: 0, data: 'x' }));
+    k.run(k.munmap({ map: 'mem' }));
+    expect(k.hugetlb.counters(HPAGE)).toEqual({ nr: 1, free: 1, resv: 0 });
+    expect(vm(k)).toMatchObject({ optimized: 1, vmemmapPages: 1, surplus: 0 });
   });
 });
 
@@ -96,13 +105,19 @@ describe('hugetlb_vmemmap_restore_folio() cannot allocate: the page stays as a s
     k.run(k.mmap({ anon: true, hugetlb: HPAGE, length: HPAGE, write: true, as: 'mem' }));
     k.run(k.write({ map: 'mem', page: 0, data: 'x' }));
     k.run(k.injectFault({ site: 'hugetlb-vmemmap-restore' }));
-    pool(k, 0); // the free page fails to leave: surplus 1; the page in use stays
+    // the free page fails to leave (surplus 1); the page in use stays and is made surplus too
+    // (count 0 < persistent 1: adjust_pool_surplus(+1)): surplus 2
+    pool(k, 0);
     expect(k.hugetlb.counters(HPAGE)).toEqual({ nr: 2, free: 1, resv: 0 });
-    expect(vm(k).surplus).toBe(1);
+    expect(vm(k).surplus).toBe(2);
     k.run(k.munmap({ map: 'mem' }));
-    // remove_hugetlb_folio(h, folio, true): nr and surplus drop, the freed folio goes to buddy
+    // remove_hugetlb_folio(h, folio, true): nr and surplus drop, the freed folio goes to buddy;
+    // the page whose restore failed is still there, free and surplus
     expect(k.hugetlb.counters(HPAGE)).toEqual({ nr: 1, free: 1, resv: 0 });
-    expect(vm(k)).toMatchObject({ optimized: 1, vmemmapPages: 1, surplus: 0 });
+    expect(vm(k)).toMatchObject({ optimized: 1, vmemmapPages: 1, surplus: 1 });
+    // set_max_huge_pages() frees only persistent pages: writing 0 again leaves the surplus page
+    pool(k, 0);
+    expect(vm(k)).toMatchObject({ optimized: 1, vmemmapPages: 1, surplus: 1 });
   });
 
   it('without HVO nothing needs restoring: an armed restore fault is never reached', () => {

@@ -13,7 +13,7 @@ interface Pool {
   nr: number;
   free: number;
   resv: number;
-  /** surplus_huge_pages: pages counted in nr beyond the persistent pool (here only from a failed vmemmap restore) */
+  /** surplus_huge_pages: pages counted in nr beyond the persistent pool (nr_hugepages set below the pages in use or reserved, or a failed vmemmap restore) */
   surplus: number;
   /** hugepage_freelists: the head pfns of the free huge pages */
   readonly freeList: number[];
@@ -174,8 +174,9 @@ export class Hugetlb {
 
   /**
    * echo N > nr_hugepages (set_max_huge_pages()), counting persistent pages (nr - surplus): pages
-   * in use or reserved are never freed (min_count = resv + nr - free), so a smaller N stops there;
-   * a larger N first takes surplus pages into the persistent pool (adjust_pool_surplus(-1)).
+   * in use or reserved are never freed (min_count = resv + nr - free), so a smaller N stops there
+   * and counts them as surplus, to leave when freed; a larger N first takes surplus pages back into
+   * the persistent pool (adjust_pool_surplus(-1)).
    * New pages are HVO-optimised before they reach the free list (hugetlb_vmemmap_optimize_folios()
    * in prep_and_add_allocated_folios(), v6.7; hugetlb_vmemmap_optimize() from
    * prep_new_huge_page() before [M]); freed ones restored (update_and_free_pages_bulk()).
@@ -209,6 +210,10 @@ export class Hugetlb {
       }
     }
     p.freeList.push(...stay.reverse());
+    // what could not be freed now (pages in use or reserved) is counted as surplus
+    // (adjust_pool_surplus(h, nodes, 1) while count < persistent_huge_pages()), so each such page
+    // leaves the pool when it is freed (free_huge_folio) instead of joining the free list
+    for (; nr < p.nr - p.surplus; ) p.surplus++;
     this.poolEvent(size, `nr_hugepages ${nr}`);
   }
 
