@@ -183,6 +183,12 @@ describe('parseScenario: errors name file, line:column, field and fix', () => {
     expect(e.field).toBe('threads[1].steps[0].truncate.size');
   });
 
+  it('too many alias uses: a located input error, not the YAML library\'s ReferenceError', () => {
+    const steps = Array.from({ length: 120 }, (_, i) => `  - spawn: { as: p${i} }\n    when: ${i === 0 ? '&w ' : '*'}${i === 0 ? '{ arch: [x86] }' : 'w'}\n`).join('');
+    const e = errorOf(`name: t\nsteps:\n${steps}`);
+    expect(e.message).toMatch(/^s\.yaml: too many uses of YAML aliases \(\*name\) for the loader \(at most 100 expanded\): write the repeated values out/);
+  });
+
   it('missing required field', () => {
     expect(errorOf(oneStep('spawn: {}')).message).toBe("s.yaml:3:12: steps[0].spawn.as: missing required field 'as'");
   });

@@ -320,7 +320,14 @@ export function parseScenario(text: string, file: string): Scenario {
     const message = syntax.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
     throw new InputError(`${at(syntax.pos[0])}: not valid YAML/JSON: ${message}`, file);
   }
-  const data: unknown = doc.toJS({ maxAliasCount: 100 });
+  let data: unknown;
+  try {
+    data = doc.toJS({ maxAliasCount: 100 });
+  } catch (e) {
+    // the yaml library's guard against alias bombs is a ReferenceError, not a syntax error
+    if (!(e instanceof ReferenceError)) throw e;
+    throw new InputError(`${file}: too many uses of YAML aliases (*name) for the loader (at most 100 expanded): write the repeated values out instead of aliasing them`, file);
+  }
   try {
     return build(data, file);
   } catch (e) {
