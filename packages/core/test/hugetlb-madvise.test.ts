@@ -37,7 +37,7 @@ function anonHugetlb(k: Kernel, as: string, hpages: number): void {
 }
 
 describe('MADV_DONTNEED on a hugetlb VMA, per release', () => {
-  it('before v5.18 can_madv_dontneed_vma() refuses VM_HUGETLB: a plain EINVAL, nothing freed', () => {
+  it('before v5.18 can_madv_lru_vma() refuses VM_HUGETLB: a plain EINVAL, nothing freed', () => {
     for (const version of ['v5.4', 'v5.10']) {
       const k = kernel(version);
       anonHugetlb(k, 'mem', 2);

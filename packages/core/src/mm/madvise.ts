@@ -205,7 +205,7 @@ function* dontneed(k: Kernel, vma: Vma, s: number, e: number): Op {
 
 /**
  * MADV_DONTNEED(_LOCKED) of a hugetlb VMA. Before 90e7e7f5ef3f "mm: enable MADV_DONTNEED for
- * hugetlb mappings" (v5.18) can_madv_dontneed_vma() refuses VM_HUGETLB: -EINVAL. From it,
+ * hugetlb mappings" (v5.18) can_madv_lru_vma() refuses VM_HUGETLB: -EINVAL. From it,
  * madvise_dontneed_free_valid_vma() wants the start huge-page aligned (-EINVAL) and moves the end
  * to a huge page boundary: up (ALIGN) as the commit came, down (ALIGN_DOWN) from 8ebe0a5eaaeb
  * "mm,madvise,hugetlb: fix unexpected data loss with MADV_DONTNEED on hugetlbfs" (v6.1 [M],
@@ -220,7 +220,7 @@ function* dontneed(k: Kernel, vma: Vma, s: number, e: number): Op {
 function* hugetlbDontneed(k: Kernel, vma: Vma, s: number, e: number, advice: Advice): Op {
   const h = vma.hugetlb!;
   const mib = (h.pages * k.mmu.basePageSize) / 2 ** 20;
-  if (!kernelAtLeast(k.version, 5, 18)) throw refused(vma, advice, 'VM_HUGETLB (can_madv_dontneed_vma; MADV_DONTNEED on hugetlb came with 90e7e7f5ef3f, v5.18)');
+  if (!kernelAtLeast(k.version, 5, 18)) throw refused(vma, advice, 'VM_HUGETLB (can_madv_lru_vma; MADV_DONTNEED on hugetlb came with 90e7e7f5ef3f, v5.18)');
   if (s % h.pages !== 0) throw refused(vma, advice, `the start is not aligned to the ${mib} MiB huge page (madvise_dontneed_free_valid_vma)`);
   const end = kernelAtLeast(k.version, 6, 1) ? e - (e % h.pages) : Math.ceil(e / h.pages) * h.pages;
   if (end <= s) return;
