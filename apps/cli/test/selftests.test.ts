@@ -634,7 +634,7 @@ function iouringRegistration(backing: IouringBacking, shared: boolean, version: 
     size = 2 ** 21;
     k.run(k.hugetlbPool({ size, pages: 2 }));
     k.run(k.memfdCreate({ file: 'f', size, fallocate: true, hugetlb: size }));
-  } else k.run(k.tmpfile({ file: 'f', fs: backing, size }));
+  } else if (backing === 'ext4' || backing === 'xfs') k.run(k.tmpfile({ file: 'f', fs: backing, size }));
   k.run(k.mmap({ file: 'f', length: size, shared, write: true, as: 'mem' }));
   k.run(k.write({ map: 'mem', page: 0, data: '0x00' }));
   let h;
