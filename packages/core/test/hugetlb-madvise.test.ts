@@ -179,7 +179,7 @@ describe('hugetlbfs files: private COW pages, page-cache pages', () => {
     expect(counters(k)).toEqual({ nr: 4, free: 3, resv: 0 });
     expect(code(() => k.run(k.read({ map: 'shared', page: 512 })))).toBe('SIGBUS');
     expect(k.run(k.read({ map: 'shared', page: 0 }))).toBe('shared0');
-    // growing only sets i_size: the next fault allocates a new page (no reservation left for it)
+    // growing (hugetlb_vmtruncate too) finds nothing past the new end: the next fault allocates a new page (no reservation left for it)
     k.run(k.truncate({ file: 'fd', size: 2 * HPAGE }));
     expect(k.run(k.read({ map: 'shared', page: 512 }))).toBe('');
     expect(counters(k)).toEqual({ nr: 4, free: 2, resv: 0 });
@@ -194,9 +194,14 @@ describe('hugetlbfs files: private COW pages, page-cache pages', () => {
     expect(k.shmem.named('fd')!.pages).toBe(513);
     k.run(k.fallocate({ file: 'fd', offset: 2 * HPAGE, length: HPAGE, keepSize: true }));
     expect([counters(k).free, k.shmem.named('fd')!.pages]).toEqual([1, 513]);
-    // pages 0..2 are there, page 3 takes the last free one, page 4 finds none: ENOSPC, i_size unchanged
+    // growing to 4 MiB is hugetlb_vmtruncate(4 MiB) too: the KEEP_SIZE page at 4 MiB (index 2) is
+    // past the new end and goes back to the pool; index 1 stays
+    k.run(k.truncate({ file: 'fd', size: 2 * HPAGE }));
+    expect([counters(k).free, k.pfnOf({ file: 'fd', page: 1024 }), k.pfnOf({ file: 'fd', page: 512 }) !== null]).toEqual([2, null, true]);
+    k.run(k.fallocate({ file: 'fd', offset: 2 * HPAGE, length: HPAGE, keepSize: true }));
+    // pages 0..2 are there, page 3 takes the last free one, page 4 finds none: ENOSPC, i_size unchanged (4 MiB)
     expect(code(() => k.run(k.fallocate({ file: 'fd', length: 5 * HPAGE })))).toBe('ENOSPC');
-    expect([counters(k).free, k.shmem.named('fd')!.pages]).toEqual([0, 513]);
+    expect([counters(k).free, k.shmem.named('fd')!.pages]).toEqual([0, 1024]);
   });
 });
 

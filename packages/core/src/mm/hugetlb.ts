@@ -336,21 +336,19 @@ export class Hugetlb {
 
   /**
    * ftruncate() of a hugetlbfs file (hugetlbfs_setattr): the size must be a whole number of huge
-   * pages (EINVAL). Growing only sets i_size; shrinking is hugetlb_vmtruncate(): i_size first, then
-   * hugetlb_vmdelete_list() from the new end over every VMA (COW copies included, as for a punch),
-   * remove_inode_hugepages(offset, LLONG_MAX) and, as a truncate, hugetlb_unreserve_pages(start,
-   * LONG_MAX, freed): the indexes past the end leave the resv_map and those never faulted give
-   * their reservation back (resv_huge_pages -= chg - freed).
+   * pages (EINVAL). Any new size, larger too (7aa91e104028, 2012), goes through
+   * hugetlb_vmtruncate(): i_size first, then hugetlb_vmdelete_list() from the new end over every
+   * VMA (COW copies included, as for a punch), remove_inode_hugepages(offset, LLONG_MAX) -- which
+   * on growth finds only pages a KEEP_SIZE fallocate left past the end -- and, as a truncate,
+   * hugetlb_unreserve_pages(start, LONG_MAX, freed): the indexes past the end leave the resv_map
+   * and those never faulted give their reservation back (resv_huge_pages -= chg - freed).
    */
   *truncate(file: ShmemFile, size: number): Op {
     const h = file.hugetlb!;
     const hbytes = h.pages * this.k.mmu.basePageSize;
     if (size % hbytes !== 0) throw new KernelError('EINVAL', `ftruncate of hugetlbfs file '${file.name}' to ${size} bytes: not a multiple of the ${hbytes / 2 ** 20} MiB page size (hugetlbfs_setattr)`);
     const pages = size / this.k.mmu.basePageSize;
-    if (pages >= file.pages) {
-      file.pages = pages;
-      return;
-    }
+    if (pages === file.pages) return;
     file.pages = pages;
     yield* this.k.vm.unmapMappingPages(file.mapping, pages, Infinity);
     const first = pages / h.pages;
