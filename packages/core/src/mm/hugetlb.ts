@@ -74,6 +74,8 @@ export class Hugetlb {
   private readonly pools = new Map<number, Pool>();
   /** huge folios in use, head pfn -> pages: their tails are materialised lazily (initialPage) */
   private readonly inUse = new Map<number, number>();
+  /** folios with HPageRestoreReserve set by a zap (see zap()): their freeing gives a reservation back */
+  private readonly restoreReserve = new Set<number>();
   /** the lowest pfn pool pages were taken from so far */
   private bottom = 0;
   /** vm.hugetlb_optimize_vmemmap as last written (null: never, the boot value stands) */
@@ -259,7 +261,8 @@ export class Hugetlb {
    * free_huge_folio(): the last reference gives the folio back to its pool's free list, or, while
    * the pool has surplus pages, to the buddy allocator (remove_hugetlb_folio(h, folio, true) then
    * update_and_free_hugetlb_folio(), restoring its vmemmap). Its struct pages and contents are
-   * forgotten (the next user gets a cleared page: clear_huge_page).
+   * forgotten (the next user gets a cleared page: clear_huge_page). A folio a zap marked
+   * HPageRestoreReserve first gives its reservation back (h->resv_huge_pages++).
    */
   freeFolio(head: number): void {
     const k = this.k;
@@ -269,6 +272,7 @@ export class Hugetlb {
     for (const pfn of [...k.pages.touched(head, nr)]) k.pages.drop(pfn);
     for (const pfn of [...k.pages.data.keys()]) if (pfn >= head && pfn < head + nr) k.pages.data.delete(pfn);
     const p = this.pools.get(nr)!;
+    if (this.restoreReserve.delete(head)) p.resv++;
     // remove_hugetlb_folio(h, folio, true) and, if the restore fails, add_hugetlb_folio(h, folio,
     // true): the surplus count is back where it was and the folio on the free list
     if (p.surplus > 0 && this.restoreVmemmap(p, head)) {
@@ -330,8 +334,42 @@ export class Hugetlb {
     const first = Math.ceil(offset / hbytes);
     const end = Math.floor((offset + length) / hbytes);
     if (end <= first) return;
-    yield* this.k.vm.unmapMappingPages(file.mapping, first * h.pages, (end - first) * h.pages);
+    yield* this.vmdelete(file, first * h.pages, end * h.pages);
     this.removeInodePages(file, first, end, 'hugetlbfs_punch_hole');
+  }
+
+  /** hugetlb_vmdelete_list(): every VMA of the file's i_mmap, private ones too, zapped over file pages [start, end). */
+  private *vmdelete(file: ShmemFile, start: number, end: number): Op {
+    for (const vma of [...file.mapping.mmaps]) {
+      const from = Math.max(vma.pgoff, start);
+      const to = Math.min(vma.pgoff + vma.pages, end);
+      if (from < to) yield* this.zap(vma, vma.start + (from - vma.pgoff), vma.start + (to - vma.pgoff), 'hugetlb_vmdelete_list');
+    }
+  }
+
+  /**
+   * __unmap_hugepage_range() over [start, end) of a hugetlb VMA, for MADV_DONTNEED and
+   * hugetlb_vmdelete_list(). From df7a6d1f6405 "mm/hugetlb: restore the reservation if needed"
+   * (v6.9 [M]), while the pool has no surplus page, an anonymous folio unmapped from the VMA of its
+   * private mapping's owner (HPAGE_RESV_OWNER) gets its reservation back: vma_add_reservation()
+   * reserves the index in the owner's map again and the folio is marked HPageRestoreReserve, so
+   * free_huge_folio() counts it in resv_huge_pages -- otherwise another mapping could take the page
+   * and the owner's next fault would SIGBUS (hugetlb_madv_vs_map.c). munmap and exit zap without
+   * this path here: there the VMA's close gives the same reservation back at once, so nothing
+   * differs once they return.
+   */
+  *zap(vma: Vma, start: number, end: number, why: string): Op {
+    const k = this.k;
+    const h = vma.hugetlb!;
+    if (h.resv && kernelAtLeast(k.version, 6, 9) && this.pool(h).surplus === 0) {
+      for (const leaf of k.vm.leavesIn(vma.mm, start, end)) {
+        const head = k.folios.folio(leaf.pte.pfn);
+        if (!k.folios.isAnon(head)) continue;
+        this.restoreReserve.add(head);
+        h.resv.add(this.index(vma, leaf.base));
+      }
+    }
+    yield* k.vm.zap(vma, start, end, why);
   }
 
   /**
@@ -350,7 +388,7 @@ export class Hugetlb {
     const pages = size / this.k.mmu.basePageSize;
     if (pages === file.pages) return;
     file.pages = pages;
-    yield* this.k.vm.unmapMappingPages(file.mapping, pages, Infinity);
+    yield* this.vmdelete(file, pages, Infinity);
     const first = pages / h.pages;
     const freed = this.removeInodePages(file, first, Infinity, 'hugetlb_vmtruncate');
     let chg = 0;

@@ -214,8 +214,7 @@ function* dontneed(k: Kernel, vma: Vma, s: number, e: number): Op {
  * __unmap_hugepage_range() then clears every huge entry in the range: the folio loses the mapping
  * and, after the TLB flush, the reference -- a private (anon) page, a fault's or a COW copy, goes
  * back to the pool; a page-cache page keeps the cache's reference and stays in the file.
- * (The zap of a private owner's anon page restoring its reservation, HugePages_Rsvd only, is not
- * modelled.)
+ * The zap gives a private owner's anonymous page its reservation back from v6.9 (Hugetlb.zap).
  */
 function* hugetlbDontneed(k: Kernel, vma: Vma, s: number, e: number, advice: Advice): Op {
   const h = vma.hugetlb!;
@@ -224,7 +223,7 @@ function* hugetlbDontneed(k: Kernel, vma: Vma, s: number, e: number, advice: Adv
   if (s % h.pages !== 0) throw refused(vma, advice, `the start is not aligned to the ${mib} MiB huge page (madvise_dontneed_free_valid_vma)`);
   const end = kernelAtLeast(k.version, 6, 1) ? e - (e % h.pages) : Math.ceil(e / h.pages) * h.pages;
   if (end <= s) return;
-  yield* k.vm.zap(vma, s, end, 'madvise_dontneed');
+  yield* k.hugetlb.zap(vma, s, end, 'madvise_dontneed');
 }
 
 /**
