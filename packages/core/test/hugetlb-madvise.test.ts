@@ -1,7 +1,7 @@
-import { describe, expect, it } from "vitest";
-import { createKernel, KernelError, type Kernel } from "../src/index.js";
-import { testArch } from "../src/testing.js";
-import { code, errorOf } from "./vm-helpers.js";
+import { describe, expect, it } from 'vitest';
+import { createKernel, KernelError, type Kernel } from '../src/index.js';
+import { testArch } from '../src/testing.js';
+import { code, errorOf } from './vm-helpers.js';
 
 // MADV_DONTNEED / MADV_REMOVE on hugetlb VMAs, hugetlbfs punch hole, truncate and fallocate
 // (mm/madvise.ts, mm/hugetlb.ts). Counts are /sys/kernel/mm/hugepages/hugepages-2048kB/
@@ -13,7 +13,7 @@ const KiB = 1024;
 const MiB = 2 ** 20;
 const HPAGE = 2 * MiB;
 
-function kernel(version = "latest", pool = 4): Kernel {
+function kernel(version = 'latest', pool = 4): Kernel {
   const k = createKernel({ arch: testArch(), kernel: version });
   k.run(k.hugetlbPool({ size: HPAGE, pages: pool }));
   return k;
@@ -23,431 +23,254 @@ const counters = (k: Kernel) => k.hugetlb.counters(HPAGE);
 
 /** write_fault_pages(): one write at the start of each huge page of a mapping. */
 function writeEach(k: Kernel, map: string, hpages: number): void {
-  for (let i = 0; i < hpages; i++)
-    k.run(k.write({ map, page: (i * HPAGE) / (4 * KiB), data: `${map}${i}` }));
+  for (let i = 0; i < hpages; i++) k.run(k.write({ map, page: (i * HPAGE) / (4 * KiB), data: `${map}${i}` }));
 }
 
 /** read_fault_pages(): one read at the start of each huge page. */
 function readEach(k: Kernel, map: string, hpages: number): void {
-  for (let i = 0; i < hpages; i++)
-    k.run(k.read({ map, page: (i * HPAGE) / (4 * KiB) }));
+  for (let i = 0; i < hpages; i++) k.run(k.read({ map, page: (i * HPAGE) / (4 * KiB) }));
 }
 
 function anonHugetlb(k: Kernel, as: string, hpages: number): void {
-  k.run(
-    k.mmap({
-      anon: true,
-      hugetlb: HPAGE,
-      length: hpages * HPAGE,
-      write: true,
-      as,
-    })
-  );
+  k.run(k.mmap({ anon: true, hugetlb: HPAGE, length: hpages * HPAGE, write: true, as }));
   writeEach(k, as, hpages);
 }
 
-describe("MADV_DONTNEED on a hugetlb VMA, per release", () => {
-  it("before v5.18 can_madv_lru_vma() refuses VM_HUGETLB: a plain EINVAL, nothing freed", () => {
-    for (const version of ["v5.4", "v5.10"]) {
+describe('MADV_DONTNEED on a hugetlb VMA, per release', () => {
+  it('before v5.18 can_madv_lru_vma() refuses VM_HUGETLB: a plain EINVAL, nothing freed', () => {
+    for (const version of ['v5.4', 'v5.10']) {
       const k = kernel(version);
-      anonHugetlb(k, "mem", 2);
-      const e = errorOf(() =>
-        k.run(k.madvise({ map: "mem", advice: "dontneed" }))
-      );
-      expect([(e as KernelError).code, (e as KernelError).unsupported]).toEqual(
-        ["EINVAL", null]
-      );
+      anonHugetlb(k, 'mem', 2);
+      const e = errorOf(() => k.run(k.madvise({ map: 'mem', advice: 'dontneed' })));
+      expect([(e as KernelError).code, (e as KernelError).unsupported]).toEqual(['EINVAL', null]);
       expect(counters(k).free).toBe(2);
     }
   });
 
-  it("the end goes to a huge page boundary: up as 90e7e7f5ef3f came (v5.18), down from 8ebe0a5eaaeb (v6.1)", () => {
+  it('the end goes to a huge page boundary: up as 90e7e7f5ef3f came (v5.18), down from 8ebe0a5eaaeb (v6.1)', () => {
     // madvise(addr, HPAGE + 4 KiB) over two written huge pages of a pool of four (2 free)
     // no preset lies between v5.18 and v6.0: those releases are set on a v6.1 kernel, whose
     // features this path does not read (it asks the release only)
-    const expected: Record<string, number> = {
-      "v5.19": 4,
-      "v6.0": 4,
-      "v6.1": 3,
-      "v6.6": 3,
-      latest: 3,
-    };
+    const expected: Record<string, number> = { 'v5.19': 4, 'v6.0': 4, 'v6.1': 3, 'v6.6': 3, latest: 3 };
     for (const [version, free] of Object.entries(expected)) {
-      const k = kernel(
-        version.startsWith("v6.0") || version.startsWith("v5.19")
-          ? "v6.1"
-          : version
-      );
+      const k = kernel(version.startsWith('v6.0') || version.startsWith('v5.19') ? 'v6.1' : version);
       (k as { version: string }).version = version;
-      anonHugetlb(k, "mem", 2);
-      k.run(
-        k.madvise({ map: "mem", advice: "dontneed", length: HPAGE + 4 * KiB })
-      );
+      anonHugetlb(k, 'mem', 2);
+      k.run(k.madvise({ map: 'mem', advice: 'dontneed', length: HPAGE + 4 * KiB }));
       expect([version, counters(k).free]).toEqual([version, free]);
     }
   });
 
-  it("an unaligned start is EINVAL; a range shorter than a huge page frees nothing (ALIGN_DOWN to the start); dontneed-locked behaves the same", () => {
+  it('an unaligned start is EINVAL; a range shorter than a huge page frees nothing (ALIGN_DOWN to the start); dontneed-locked behaves the same', () => {
     const k = kernel();
-    anonHugetlb(k, "mem", 2);
-    expect(
-      code(() =>
-        k.run(
-          k.madvise({
-            map: "mem",
-            advice: "dontneed",
-            offset: 4 * KiB,
-            length: HPAGE,
-          })
-        )
-      )
-    ).toBe("EINVAL");
-    k.run(k.madvise({ map: "mem", advice: "dontneed", length: 4 * KiB }));
+    anonHugetlb(k, 'mem', 2);
+    expect(code(() => k.run(k.madvise({ map: 'mem', advice: 'dontneed', offset: 4 * KiB, length: HPAGE })))).toBe('EINVAL');
+    k.run(k.madvise({ map: 'mem', advice: 'dontneed', length: 4 * KiB }));
     expect(counters(k).free).toBe(2);
-    k.run(
-      k.madvise({
-        map: "mem",
-        advice: "dontneed-locked",
-        offset: HPAGE,
-        length: HPAGE,
-      })
-    );
+    k.run(k.madvise({ map: 'mem', advice: 'dontneed-locked', offset: HPAGE, length: HPAGE }));
     // the second page is free again; the first is still mapped with its data
     expect(counters(k).free).toBe(3);
-    expect(k.run(k.read({ map: "mem", page: 0 }))).toBe("mem0");
+    expect(k.run(k.read({ map: 'mem', page: 0 }))).toBe('mem0');
     // the zapped page reads as a new, cleared page (a fault allocates it from the pool again)
-    expect(k.run(k.read({ map: "mem", page: HPAGE / (4 * KiB) }))).toBe("");
+    expect(k.run(k.read({ map: 'mem', page: HPAGE / (4 * KiB) }))).toBe('');
     expect(counters(k).free).toBe(2);
   });
 
-  it("the walk gives the VMA its part and reports the hole after: ENOMEM with the pages zapped (madvise_walk_vmas)", () => {
+  it('the walk gives the VMA its part and reports the hole after: ENOMEM with the pages zapped (madvise_walk_vmas)', () => {
     const k = kernel();
     // two huge pages mapped, the second one unmapped again: a hole after the first
-    anonHugetlb(k, "mem", 2);
-    k.run(k.munmap({ map: "mem", offset: HPAGE, length: HPAGE }));
+    anonHugetlb(k, 'mem', 2);
+    k.run(k.munmap({ map: 'mem', offset: HPAGE, length: HPAGE }));
     expect(counters(k).free).toBe(3);
-    expect(
-      code(() =>
-        k.run(k.madvise({ map: "mem", advice: "dontneed", length: 2 * HPAGE }))
-      )
-    ).toBe("ENOMEM");
+    expect(code(() => k.run(k.madvise({ map: 'mem', advice: 'dontneed', length: 2 * HPAGE })))).toBe('ENOMEM');
     expect(counters(k).free).toBe(4);
   });
 
-  it("other advices on hugetlb VMAs stay refused as not modelled", () => {
+  it('other advices on hugetlb VMAs stay refused as not modelled', () => {
     const k = kernel();
-    anonHugetlb(k, "mem", 1);
-    const e = errorOf(() =>
-      k.run(k.madvise({ map: "mem", advice: "populate-write" }))
-    );
-    expect([
-      (e as KernelError).code,
-      (e as KernelError).unsupported !== null,
-    ]).toEqual(["EINVAL", true]);
+    anonHugetlb(k, 'mem', 1);
+    const e = errorOf(() => k.run(k.madvise({ map: 'mem', advice: 'populate-write' })));
+    expect([(e as KernelError).code, (e as KernelError).unsupported !== null]).toEqual(['EINVAL', true]);
   });
 });
 
-describe("hugetlbfs files: private COW pages, page-cache pages", () => {
+describe('hugetlbfs files: private COW pages, page-cache pages', () => {
   /** memfd_create(MFD_HUGETLB) with `hpages` huge pages fallocated, mapped private as `priv`. */
   function privateFile(k: Kernel, hpages: number): void {
-    k.run(k.memfdCreate({ file: "fd", size: 0, hugetlb: HPAGE }));
-    k.run(k.fallocate({ file: "fd", length: hpages * HPAGE }));
-    k.run(
-      k.mmap({ file: "fd", length: hpages * HPAGE, write: true, as: "priv" })
-    );
+    k.run(k.memfdCreate({ file: 'fd', size: 0, hugetlb: HPAGE }));
+    k.run(k.fallocate({ file: 'fd', length: hpages * HPAGE }));
+    k.run(k.mmap({ file: 'fd', length: hpages * HPAGE, write: true, as: 'priv' }));
   }
 
-  it("MADV_DONTNEED of a private file mapping: read-mapped cache pages stay in the file, COW copies go back to the pool (and, from v6.9, their reservations to the owner)", () => {
-    for (const [version, restored] of [
-      ["v6.6", 0],
-      ["v6.15", 2],
-    ] as const) {
+  /** The same file's first two huge pages mapped shared and writable as `shared`. */
+  function sharedFile(k: Kernel): void {
+    k.run(k.mmap({ file: 'fd', length: 2 * HPAGE, shared: true, write: true, as: 'shared' }));
+  }
+
+  it('MADV_DONTNEED of a private file mapping: read-mapped cache pages stay in the file, COW copies go back to the pool (and, from v6.9, their reservations to the owner)', () => {
+    for (const [version, restored] of [['v6.6', 0], ['v6.15', 2]] as const) {
       const k = kernel(version, 4);
       privateFile(k, 2);
       // fallocate took 2 of 4; the private mapping reserved 2 more (still free: HugePages_Free 2)
       expect(counters(k)).toEqual({ nr: 4, free: 2, resv: 2 });
-      readEach(k, "priv", 2);
-      const cached = k.pfnOf({ file: "fd", page: 0 })!;
+      readEach(k, 'priv', 2);
+      const cached = k.pfnOf({ file: 'fd', page: 0 })!;
       expect(k.refcount(cached)).toBe(2); // the cache's and the R/O entry's
-      k.run(k.madvise({ map: "priv", advice: "dontneed" }));
+      k.run(k.madvise({ map: 'priv', advice: 'dontneed' }));
       expect([k.refcount(cached), counters(k).free]).toEqual([1, 2]);
       // writes COW each page: hugetlb_wp() copies the cache folio, consuming the VMA's reservation
-      writeEach(k, "priv", 2);
+      writeEach(k, 'priv', 2);
       expect(counters(k)).toEqual({ nr: 4, free: 0, resv: 0 });
-      k.run(k.madvise({ map: "priv", advice: "dontneed" }));
+      k.run(k.madvise({ map: 'priv', advice: 'dontneed' }));
       // df7a6d1f6405 (v6.9): each anon page zapped from the owner's VMA gets its reservation back
-      expect([version, counters(k)]).toEqual([
-        version,
-        { nr: 4, free: 2, resv: restored },
-      ]);
+      expect([version, counters(k)]).toEqual([version, { nr: 4, free: 2, resv: restored }]);
       expect(k.refcount(cached)).toBe(1);
       // munmap: hugetlb_vm_op_close() gives back what the VMA still reserves
-      k.run(k.munmap({ map: "priv" }));
+      k.run(k.munmap({ map: 'priv' }));
       expect(counters(k)).toEqual({ nr: 4, free: 2, resv: 0 });
     }
   });
 
-  it("a punch hole frees the file pages and the private COW copies of every mapping (hugetlb_vmdelete_list)", () => {
-    const k = kernel("latest", 4);
+  it('a punch hole frees the file pages and the private COW copies of every mapping (hugetlb_vmdelete_list)', () => {
+    const k = kernel('latest', 4);
     privateFile(k, 2);
-    k.run(
-      k.mmap({
-        file: "fd",
-        length: 2 * HPAGE,
-        shared: true,
-        write: true,
-        as: "shared",
-      })
-    );
-    writeEach(k, "shared", 2);
-    writeEach(k, "priv", 2);
+    sharedFile(k);
+    writeEach(k, 'shared', 2);
+    writeEach(k, 'priv', 2);
     expect(counters(k).free).toBe(0);
-    k.run(k.punchHole({ file: "fd", offset: 0, length: 2 * HPAGE }));
+    k.run(k.punchHole({ file: 'fd', offset: 0, length: 2 * HPAGE }));
     // all four pages back; both file indexes left the inode's resv_map with their folios
     // (consumed reservations: no global change); the two COW copies zapped from priv, its owner's
     // VMA, got their reservations back (v6.9+)
     expect(counters(k)).toEqual({ nr: 4, free: 4, resv: 2 });
-    expect(k.pfnOf({ file: "fd", page: 0 })).toBeNull();
-    expect(k.isMappedIn({ map: "priv", page: 0 })).toBe(false);
+    expect(k.pfnOf({ file: 'fd', page: 0 })).toBeNull();
+    expect(k.isMappedIn({ map: 'priv', page: 0 })).toBe(false);
     // the shared mapping faults a new, cleared page into the file (unreserved: the index has no reservation left)
-    expect(k.run(k.read({ map: "shared", page: 0 }))).toBe("");
+    expect(k.run(k.read({ map: 'shared', page: 0 }))).toBe('');
     expect(counters(k)).toEqual({ nr: 4, free: 3, resv: 2 });
   });
 
-  it("a punch takes whole huge pages only: the start rounds up, the end down", () => {
-    const k = kernel("latest", 6);
+  it('a punch takes whole huge pages only: the start rounds up, the end down', () => {
+    const k = kernel('latest', 6);
     privateFile(k, 2);
-    k.run(k.fallocate({ file: "fd", offset: 2 * HPAGE, length: HPAGE }));
-    k.run(k.punchHole({ file: "fd", offset: 4 * KiB, length: 2 * HPAGE }));
+    k.run(k.fallocate({ file: 'fd', offset: 2 * HPAGE, length: HPAGE }));
+    k.run(k.punchHole({ file: 'fd', offset: 4 * KiB, length: 2 * HPAGE }));
     // [4 KiB, 4 MiB + 4 KiB) holds one whole huge page: index 1
-    expect([
-      k.pfnOf({ file: "fd", page: 0 }) !== null,
-      k.pfnOf({ file: "fd", page: 512 }) !== null,
-      k.pfnOf({ file: "fd", page: 1024 }) !== null,
-    ]).toEqual([true, false, true]);
+    expect([k.pfnOf({ file: 'fd', page: 0 }) !== null, k.pfnOf({ file: 'fd', page: 512 }) !== null, k.pfnOf({ file: 'fd', page: 1024 }) !== null]).toEqual([true, false, true]);
     // 3 fallocated, 1 punched: 2 of 6 in use
     expect(counters(k).free).toBe(4);
   });
 
-  it("MADV_REMOVE of a shared mapping is the punch; of a private one EACCES, whatever the release", () => {
-    const k = kernel("latest", 4);
+  it('MADV_REMOVE of a shared mapping is the punch; of a private one EACCES, whatever the release', () => {
+    const k = kernel('latest', 4);
     privateFile(k, 2);
-    writeEach(k, "priv", 2);
-    expect(
-      code(() => k.run(k.madvise({ map: "priv", advice: "remove" })))
-    ).toBe("EACCES");
-    k.run(
-      k.mmap({
-        file: "fd",
-        length: 2 * HPAGE,
-        shared: true,
-        write: true,
-        as: "shared",
-      })
-    );
+    writeEach(k, 'priv', 2);
+    expect(code(() => k.run(k.madvise({ map: 'priv', advice: 'remove' })))).toBe('EACCES');
+    sharedFile(k);
     // MADV_REMOVE of the second huge page of the shared mapping: file offset 2 MiB
-    k.run(
-      k.madvise({
-        map: "shared",
-        advice: "remove",
-        offset: HPAGE,
-        length: HPAGE,
-      })
-    );
+    k.run(k.madvise({ map: 'shared', advice: 'remove', offset: HPAGE, length: HPAGE }));
     // the file page and priv's COW copy of it: 2 more free of the 0 there were
     expect(counters(k).free).toBe(2);
-    expect([
-      k.pfnOf({ file: "fd", page: 0 }) !== null,
-      k.pfnOf({ file: "fd", page: 512 }),
-    ]).toEqual([true, null]);
+    expect([k.pfnOf({ file: 'fd', page: 0 }) !== null, k.pfnOf({ file: 'fd', page: 512 })]).toEqual([true, null]);
     // private anonymous hugetlb memory has a vm_file (the anon_hugepage inode) but is not shared
-    anonHugetlb(k, "anon", 1);
-    expect(
-      code(() => k.run(k.madvise({ map: "anon", advice: "remove" })))
-    ).toBe("EACCES");
+    anonHugetlb(k, 'anon', 1);
+    expect(code(() => k.run(k.madvise({ map: 'anon', advice: 'remove' })))).toBe('EACCES');
   });
 
-  it("ftruncate shrinks by whole huge pages only; past the new end pages go from every mapping and unfaulted reservations come back", () => {
-    const k = kernel("latest", 4);
-    k.run(k.memfdCreate({ file: "fd", size: 4 * HPAGE, hugetlb: HPAGE }));
-    k.run(
-      k.mmap({
-        file: "fd",
-        length: 4 * HPAGE,
-        shared: true,
-        write: true,
-        as: "shared",
-      })
-    );
+  it('ftruncate shrinks by whole huge pages only; past the new end pages go from every mapping and unfaulted reservations come back', () => {
+    const k = kernel('latest', 4);
+    k.run(k.memfdCreate({ file: 'fd', size: 4 * HPAGE, hugetlb: HPAGE }));
+    k.run(k.mmap({ file: 'fd', length: 4 * HPAGE, shared: true, write: true, as: 'shared' }));
     // a shared mapping reserves every page of the file it spans (hugetlb_reserve_pages)
     expect(counters(k)).toEqual({ nr: 4, free: 4, resv: 4 });
-    writeEach(k, "shared", 2);
+    writeEach(k, 'shared', 2);
     expect(counters(k)).toEqual({ nr: 4, free: 2, resv: 2 });
-    expect(
-      code(() => k.run(k.truncate({ file: "fd", size: HPAGE + 4 * KiB })))
-    ).toBe("EINVAL");
-    k.run(k.truncate({ file: "fd", size: HPAGE }));
+    expect(code(() => k.run(k.truncate({ file: 'fd', size: HPAGE + 4 * KiB })))).toBe('EINVAL');
+    k.run(k.truncate({ file: 'fd', size: HPAGE }));
     // index 1 was faulted (freed = 1), indexes 1..3 leave the resv_map (chg = 3): resv -= 2
     expect(counters(k)).toEqual({ nr: 4, free: 3, resv: 0 });
-    expect(code(() => k.run(k.read({ map: "shared", page: 512 })))).toBe(
-      "SIGBUS"
-    );
-    expect(k.run(k.read({ map: "shared", page: 0 }))).toBe("shared0");
+    expect(code(() => k.run(k.read({ map: 'shared', page: 512 })))).toBe('SIGBUS');
+    expect(k.run(k.read({ map: 'shared', page: 0 }))).toBe('shared0');
     // growing (hugetlb_vmtruncate too) finds nothing past the new end: the next fault allocates a new page (no reservation left for it)
-    k.run(k.truncate({ file: "fd", size: 2 * HPAGE }));
-    expect(k.run(k.read({ map: "shared", page: 512 }))).toBe("");
+    k.run(k.truncate({ file: 'fd', size: 2 * HPAGE }));
+    expect(k.run(k.read({ map: 'shared', page: 512 }))).toBe('');
     expect(counters(k)).toEqual({ nr: 4, free: 2, resv: 0 });
   });
 
-  it("fallocate allocates the huge pages the range touches and extends i_size unless KEEP_SIZE", () => {
-    const k = kernel("latest", 4);
-    k.run(k.memfdCreate({ file: "fd", size: 0, hugetlb: HPAGE }));
-    k.run(k.fallocate({ file: "fd", offset: 4 * KiB, length: HPAGE }));
+  it('fallocate allocates the huge pages the range touches and extends i_size unless KEEP_SIZE', () => {
+    const k = kernel('latest', 4);
+    k.run(k.memfdCreate({ file: 'fd', size: 0, hugetlb: HPAGE }));
+    k.run(k.fallocate({ file: 'fd', offset: 4 * KiB, length: HPAGE }));
     // [4 KiB, 2 MiB + 4 KiB) touches huge pages 0 and 1; i_size becomes 2 MiB + 4 KiB
     expect(counters(k).free).toBe(2);
-    expect(k.shmem.named("fd")!.pages).toBe(513);
-    k.run(
-      k.fallocate({
-        file: "fd",
-        offset: 2 * HPAGE,
-        length: HPAGE,
-        keepSize: true,
-      })
-    );
-    expect([counters(k).free, k.shmem.named("fd")!.pages]).toEqual([1, 513]);
+    expect(k.shmem.named('fd')!.pages).toBe(513);
+    k.run(k.fallocate({ file: 'fd', offset: 2 * HPAGE, length: HPAGE, keepSize: true }));
+    expect([counters(k).free, k.shmem.named('fd')!.pages]).toEqual([1, 513]);
     // growing to 4 MiB is hugetlb_vmtruncate(4 MiB) too: the KEEP_SIZE page at 4 MiB (index 2) is
     // past the new end and goes back to the pool; index 1 stays
-    k.run(k.truncate({ file: "fd", size: 2 * HPAGE }));
-    expect([
-      counters(k).free,
-      k.pfnOf({ file: "fd", page: 1024 }),
-      k.pfnOf({ file: "fd", page: 512 }) !== null,
-    ]).toEqual([2, null, true]);
-    k.run(
-      k.fallocate({
-        file: "fd",
-        offset: 2 * HPAGE,
-        length: HPAGE,
-        keepSize: true,
-      })
-    );
+    k.run(k.truncate({ file: 'fd', size: 2 * HPAGE }));
+    expect([counters(k).free, k.pfnOf({ file: 'fd', page: 1024 }), k.pfnOf({ file: 'fd', page: 512 }) !== null]).toEqual([2, null, true]);
+    k.run(k.fallocate({ file: 'fd', offset: 2 * HPAGE, length: HPAGE, keepSize: true }));
     // pages 0..2 are there, page 3 takes the last free one, page 4 finds none: ENOSPC, i_size unchanged (4 MiB)
-    expect(
-      code(() => k.run(k.fallocate({ file: "fd", length: 5 * HPAGE })))
-    ).toBe("ENOSPC");
-    expect([counters(k).free, k.shmem.named("fd")!.pages]).toEqual([0, 1024]);
+    expect(code(() => k.run(k.fallocate({ file: 'fd', length: 5 * HPAGE })))).toBe('ENOSPC');
+    expect([counters(k).free, k.shmem.named('fd')!.pages]).toEqual([0, 1024]);
   });
 });
 
-describe("MADV_REMOVE on other mappings", () => {
-  it("a tmpfs memfd: shared R/O mappings are refused up to v6.6 (VM_WRITE), allowed from v6.7 (VM_MAYWRITE); private anonymous memory is EINVAL", () => {
-    for (const [version, ok] of [
-      ["v6.6", false],
-      ["latest", true],
-    ] as const) {
+describe('MADV_REMOVE on other mappings', () => {
+  it('a tmpfs memfd: shared R/O mappings are refused up to v6.6 (VM_WRITE), allowed from v6.7 (VM_MAYWRITE); private anonymous memory is EINVAL', () => {
+    for (const [version, ok] of [['v6.6', false], ['latest', true]] as const) {
       const k = kernel(version, 0);
-      k.run(k.memfdCreate({ file: "m", size: 8 * KiB, fallocate: true }));
-      k.run(k.mmap({ file: "m", length: 8 * KiB, shared: true, as: "ro" }));
-      const f = () =>
-        k.run(k.madvise({ map: "ro", advice: "remove", length: 4 * KiB }));
+      k.run(k.memfdCreate({ file: 'm', size: 8 * KiB, fallocate: true }));
+      k.run(k.mmap({ file: 'm', length: 8 * KiB, shared: true, as: 'ro' }));
+      const f = () => k.run(k.madvise({ map: 'ro', advice: 'remove', length: 4 * KiB }));
       if (ok) {
         f();
-        expect([
-          k.pfnOf({ file: "m", page: 0 }),
-          k.pfnOf({ file: "m", page: 1 }) !== null,
-        ]).toEqual([null, true]);
-      } else expect(code(f)).toBe("EACCES");
-      k.run(k.mmap({ anon: true, length: 4 * KiB, write: true, as: "a" }));
-      expect(code(() => k.run(k.madvise({ map: "a", advice: "remove" })))).toBe(
-        "EINVAL"
-      );
+        expect([k.pfnOf({ file: 'm', page: 0 }), k.pfnOf({ file: 'm', page: 1 }) !== null]).toEqual([null, true]);
+      } else expect(code(f)).toBe('EACCES');
+      k.run(k.mmap({ anon: true, length: 4 * KiB, write: true, as: 'a' }));
+      expect(code(() => k.run(k.madvise({ map: 'a', advice: 'remove' })))).toBe('EINVAL');
     }
   });
 });
 
-describe("MADV_REMOVE of a locked VMA", () => {
-  it("madvise_remove() refuses VM_LOCKED with EINVAL before looking at the file", () => {
-    const k = kernel("latest", 0);
-    k.run(k.memfdCreate({ file: "m", size: 4 * KiB, fallocate: true }));
-    k.run(
-      k.mmap({ file: "m", length: 4 * KiB, shared: true, write: true, as: "m" })
-    );
-    k.run(k.mlock({ map: "m" }));
-    expect(code(() => k.run(k.madvise({ map: "m", advice: "remove" })))).toBe(
-      "EINVAL"
-    );
+describe('MADV_REMOVE of a locked VMA', () => {
+  it('madvise_remove() refuses VM_LOCKED with EINVAL before looking at the file', () => {
+    const k = kernel('latest', 0);
+    k.run(k.memfdCreate({ file: 'm', size: 4 * KiB, fallocate: true }));
+    k.run(k.mmap({ file: 'm', length: 4 * KiB, shared: true, write: true, as: 'm' }));
+    k.run(k.mlock({ map: 'm' }));
+    expect(code(() => k.run(k.madvise({ map: 'm', advice: 'remove' })))).toBe('EINVAL');
     // the page is still in the file
-    expect(k.pfnOf({ file: "m", page: 0 })).not.toBeNull();
+    expect(k.pfnOf({ file: 'm', page: 0 })).not.toBeNull();
   });
 });
 
-describe("hugetlb_madv_vs_map.c: MADV_DONTNEED must not let another mapping steal the owner's page", () => {
+describe('hugetlb_madv_vs_map.c: MADV_DONTNEED must not let another mapping steal the owner\'s page', () => {
   // one pool page, mapped private and written (its reservation consumed); MADV_DONTNEED frees the
   // page; then another MAP_HUGETLB mapping tries to reserve one page. The interleaving the test's
   // threads hit: touch, madvise, map_extra.
-  function run(version: string): {
-    madvise: string | null;
-    extra: string | null;
-    touch: string | null;
-    counters: { nr: number; free: number; resv: number };
-  } {
+  function run(version: string): { madvise: string | null; extra: string | null; touch: string | null; counters: { nr: number; free: number; resv: number } } {
     const k = kernel(version, 1);
-    k.run(
-      k.mmap({
-        anon: true,
-        hugetlb: HPAGE,
-        length: HPAGE,
-        write: true,
-        as: "huge",
-      })
-    );
-    k.run(k.write({ map: "huge", page: 0, data: "." }));
-    const madvise = code(() =>
-      k.run(k.madvise({ map: "huge", advice: "dontneed" }))
-    );
-    const extra = code(() =>
-      k.run(
-        k.mmap({
-          anon: true,
-          hugetlb: HPAGE,
-          length: HPAGE,
-          write: true,
-          as: "extra",
-        })
-      )
-    );
+    k.run(k.mmap({ anon: true, hugetlb: HPAGE, length: HPAGE, write: true, as: 'huge' }));
+    k.run(k.write({ map: 'huge', page: 0, data: '.' }));
+    const madvise = code(() => k.run(k.madvise({ map: 'huge', advice: 'dontneed' })));
+    const extra = code(() => k.run(k.mmap({ anon: true, hugetlb: HPAGE, length: HPAGE, write: true, as: 'extra' })));
     const counters = k.hugetlb.counters(HPAGE);
     // "Touching the other page now will cause a SIGBUS" where the extra mapping got the reservation
-    const touch = code(() =>
-      k.run(k.write({ map: "huge", page: 0, data: "1" }))
-    );
+    const touch = code(() => k.run(k.write({ map: 'huge', page: 0, data: '1' })));
     return { madvise, extra, touch, counters };
   }
 
-  it("v5.x: MADV_DONTNEED is EINVAL on hugetlb, the page stays in use: no extra page (pass)", () => {
-    expect(run("v5.10")).toEqual({
-      madvise: "EINVAL",
-      extra: "ENOMEM",
-      touch: null,
-      counters: { nr: 1, free: 0, resv: 0 },
-    });
+  it('v5.x: MADV_DONTNEED is EINVAL on hugetlb, the page stays in use: no extra page (pass)', () => {
+    expect(run('v5.10')).toEqual({ madvise: 'EINVAL', extra: 'ENOMEM', touch: null, counters: { nr: 1, free: 0, resv: 0 } });
   });
 
-  it("v5.18 to v6.8: the freed page is unreserved, the extra mapping reserves it and the owner's next touch is SIGBUS (FAIL)", () => {
-    expect(run("v6.6")).toEqual({
-      madvise: null,
-      extra: null,
-      touch: "SIGBUS",
-      counters: { nr: 1, free: 1, resv: 1 },
-    });
+  it('v5.18 to v6.8: the freed page is unreserved, the extra mapping reserves it and the owner\'s next touch is SIGBUS (FAIL)', () => {
+    expect(run('v6.6')).toEqual({ madvise: null, extra: null, touch: 'SIGBUS', counters: { nr: 1, free: 1, resv: 1 } });
   });
 
-  it("from v6.9 (df7a6d1f6405) the zap restores the owner's reservation: the extra mapping is ENOMEM (pass)", () => {
-    expect(run("v6.15")).toEqual({
-      madvise: null,
-      extra: "ENOMEM",
-      touch: null,
-      counters: { nr: 1, free: 1, resv: 1 },
-    });
+  it('from v6.9 (df7a6d1f6405) the zap restores the owner\'s reservation: the extra mapping is ENOMEM (pass)', () => {
+    expect(run('v6.15')).toEqual({ madvise: null, extra: 'ENOMEM', touch: null, counters: { nr: 1, free: 1, resv: 1 } });
   });
 });
