@@ -63,6 +63,41 @@ interface MirrorState {
    * read before the change is retried (mmu_interval_read_retry in dmirror_range_fault()).
    */
   readonly notifierSeq: Map<number, number>;
+  /**
+   * dmirror->flags per mirrored process (HMM_DMIRROR_FLAGS, the 2025 device-private THP series:
+   * test_hmm keeps them per open file, i.e. per process): HMM_DMIRROR_FLAG_FAIL_ALLOC makes the
+   * next device-page or migrate-to-RAM allocation fail, once
+   */
+  readonly flags: Map<number, number>;
+}
+
+/** HMM_DMIRROR_FLAG_FAIL_ALLOC (lib/test_hmm_uapi.h): 1ULL << 0. */
+const FLAG_FAIL_ALLOC = 1;
+
+/**
+ * HMM_DMIRROR_FLAGS (test_hmm, the 2025 device-private THP series): set the mirror's flags for
+ * one mirrored process (default init). `failAlloc` (HMM_DMIRROR_FLAG_FAIL_ALLOC) makes the next
+ * allocation the driver makes for a migration fail, once: dmirror_migrate_alloc_and_copy() then
+ * falls back to base device pages for a PMD-sized slot (and skips a base one), and
+ * dmirror_devmem_fault_alloc_and_copy() to base system pages (a base slot: VM_FAULT_OOM).
+ */
+export function setDmirrorFlags(k: Kernel, deviceName: string, flags: { readonly failAlloc: boolean }, process = 'init'): void {
+  if (k.features['migrate-device-thp'] !== 'compound') {
+    throw new KernelError('EINVAL', `HMM_DMIRROR_FLAGS came with the device-private THP series (migrate-device-thp compound); ${k.version}'s test_hmm has no such ioctl`);
+  }
+  const device = k.device(deviceName);
+  if (device.driver !== 'hmm') throw new KernelError('EINVAL', `${deviceName} is not an hmm mirror device (HMM_DMIRROR_FLAGS is test_hmm's ioctl)`);
+  const mm = k.processes.get(process);
+  if (!mm) throw new KernelError('ESRCH', `no process '${process}'`);
+  mirror(device).flags.set(mm.id, flags.failAlloc ? FLAG_FAIL_ALLOC : 0);
+}
+
+/** `if (dmirror->flags & HMM_DMIRROR_FLAG_FAIL_ALLOC) { dmirror->flags &= ~...; dpage = NULL; }` */
+function takeFailAlloc(device: Device, mm: Mm): boolean {
+  const flags = mirror(device).flags.get(mm.id) ?? 0;
+  if ((flags & FLAG_FAIL_ALLOC) === 0) return false;
+  mirror(device).flags.set(mm.id, flags & ~FLAG_FAIL_ALLOC);
+  return true;
 }
 
 function mirror(device: Device): MirrorState {
@@ -137,45 +172,79 @@ function pageFree(k: Kernel, device: Device, pfn: number): void {
 /**
  * The destination pages of a migration to system memory: alloc_page + copy (…_alloc_and_copy);
  * a compound source gets a folio of its order (vma_alloc_folio() / folio_alloc()) and every page
- * copied. test_hmm's fallback to a base page when that allocation fails is not modelled (the
- * source would be split: migrate_vma_split_unmapped_folio()).
+ * copied. For a migration through the mirror (`owner`: dmirror_devmem_fault_alloc_and_copy())
+ * HMM_DMIRROR_FLAG_FAIL_ALLOC fails the next allocation: a compound source then gets a base
+ * system page per page (its MIGRATE_PFN_COMPOUND cleared: migrate_vma_pages() splits the source),
+ * a base one fails the whole call (VM_FAULT_OOM): false. The eviction at removal
+ * (dmirror_device_evict_chunk) does not look at the flags.
  */
-function allocAndCopyToRam(k: Kernel, slots: readonly MigrateSlot[]): void {
+function allocAndCopyToRam(k: Kernel, slots: readonly MigrateSlot[], owner?: { device: Device; mm: Mm }): boolean {
   for (const s of slots) {
     if (!s.migrate || s.src === null) continue;
     const srcSlot = k.pages.slot(s.src);
     const anonVma = k.pages.mapping[srcSlot]! >>> 2;
+    const fail = owner !== undefined && takeFailAlloc(owner.device, owner.mm);
     if (!s.compound) {
+      if (fail) return false;
       s.dst = k.ram.allocAnon(anonVma, k.pages.data.get(s.src) ?? '');
       continue;
     }
     const nr = k.folios.nr(s.src);
-    const dst = k.ram.allocAnonLarge(anonVma, Math.log2(nr));
-    if (dst === null) throw KernelError.unsupported('ENOMEM', `migrate_to_ram: no ${nr}-page folio in system memory for the device THP at pfn ${s.src}; test_hmm's fallback to a base page and the split of the source (migrate_vma_split_unmapped_folio()) are not modelled`);
+    const dst = fail ? null : k.ram.allocAnonLarge(anonVma, Math.log2(nr));
+    if (dst === null) {
+      // "Try with smaller pages if large allocation fails": one system page per page
+      s.fallback = [];
+      for (let i = 0; i < nr; i++) s.fallback.push(k.ram.allocAnon(anonVma, k.pages.data.get(s.src + i) ?? ''));
+      continue;
+    }
     for (let i = 0; i < nr; i++) k.pages.data.set(dst + i, k.pages.data.get(s.src + i) ?? '');
     s.dst = dst;
   }
+  return true;
+}
+
+/** A migration whose allocation failed (VM_FAULT_OOM / -ENOMEM): migrate_vma_finalize() restores every source. */
+function abandon(k: Kernel, slots: readonly MigrateSlot[], what: string): never {
+  for (const s of slots) {
+    s.dst = null;
+    delete s.fallback;
+  }
+  k.migration.pages(slots, null);
+  k.migration.finalize(slots);
+  throw new KernelError('ENOMEM', `${what}: the system page allocation failed (HMM_DMIRROR_FLAG_FAIL_ALLOC)`);
 }
 
 /**
  * The device's destination pages (dmirror_migrate_alloc_and_copy()): a base device page per
  * slot, a PMD-sized device folio for a compound one (the data of a hole or the zero page is
- * zeroes). test_hmm's fallback to base pages when the huge allocation fails (HMM_DMIRROR_FLAGS
- * FAIL_ALLOC, an exhausted chunk) is not modelled.
+ * zeroes). HMM_DMIRROR_FLAG_FAIL_ALLOC (or no free device folio) fails the slot's allocation: a
+ * base slot is then not migrated, a compound one gets a base device page per page (nr =
+ * HPAGE_PMD_NR for a hole, folio_nr_pages() for a folio) and migrate_vma_pages() splits it.
  */
-function allocAndCopyToDevice(k: Kernel, device: Device, slots: readonly MigrateSlot[]): void {
+function allocAndCopyToDevice(k: Kernel, device: Device, slots: readonly MigrateSlot[], mm: Mm): void {
+  const data = (s: MigrateSlot, i: number): string => (s.src === null ? '' : (k.pages.data.get(s.src + i) ?? ''));
   for (const s of slots) {
     if (!s.migrate) continue;
+    const fail = takeFailAlloc(device, mm);
     if (!s.compound) {
-      const dpage = allocPage(k, device);
+      const dpage = fail ? null : allocPage(k, device);
       if (dpage === null) continue;
-      k.pages.data.set(dpage, s.src === null ? '' : (k.pages.data.get(s.src) ?? ''));
+      k.pages.data.set(dpage, data(s, 0));
       s.dst = dpage;
       continue;
     }
-    const head = allocHugePage(k, device);
-    if (head === null) throw KernelError.unsupported('ENOMEM', `${device.name}: no free PMD-sized device folio; test_hmm's fallback to base pages (and the split it needs) is not modelled`);
-    for (let i = 0; i < k.vm.pmdPages; i++) k.pages.data.set(head + i, s.src === null ? '' : (k.pages.data.get(s.src + i) ?? ''));
+    const head = fail ? null : allocHugePage(k, device);
+    if (head === null) {
+      const nr = s.src === null ? k.vm.pmdPages : k.folios.nr(s.src);
+      s.fallback = [];
+      for (let i = 0; i < nr; i++) {
+        const dpage = allocPage(k, device);
+        if (dpage !== null) k.pages.data.set(dpage, data(s, i));
+        s.fallback.push(dpage);
+      }
+      continue;
+    }
+    for (let i = 0; i < k.vm.pmdPages; i++) k.pages.data.set(head + i, data(s, i));
     s.dst = head;
   }
 }
@@ -233,7 +302,7 @@ export function hmm(options: HmmOptions = {}): DriverPlugin {
       // so a probe asking for either cannot be served by this driver: the cell is unsupported, with why
       if (req.altmap) throw KernelError.unsupported('EINVAL', `probe ${req.name}: hmm device memory has no altmap (its memmap is in RAM); a scenario for hmm leaves altmap out`);
       if (req.align !== null) throw KernelError.unsupported('EINVAL', `probe ${req.name}: hmm device memory has no alignment (pages are handed out one at a time); a scenario for hmm leaves align out`);
-      const state: MirrorState = { kind, freed: [], freedHuge: [], next: 0, allocated: new Set(), removing: false, calloc: 0, cfree: 0, atomic: new Map(), notifierSeq: new Map() };
+      const state: MirrorState = { kind, flags: new Map(), freed: [], freedHuge: [], next: 0, allocated: new Set(), removing: false, calloc: 0, cfree: 0, atomic: new Map(), notifierSeq: new Map() };
       let device: Device | null = null;
       const pgmap = k.memremap.memremapPages({
         device: req.name,
@@ -279,7 +348,8 @@ export function hmm(options: HmmOptions = {}): DriverPlugin {
       if (req.to === 'ram') {
         for (const [from, n] of migrateChunks(k, start, req.pages)) {
           const slots = k.migration.setup(vma, from, n, { system: false, owner: device, compound: true });
-          allocAndCopyToRam(k, slots);
+          // dmirror_migrate_to_system(): a failed allocation finalizes and returns -ENOMEM
+          if (!allocAndCopyToRam(k, slots, { device, mm: vma.mm })) abandon(k, slots, `${device.name}: HMM_DMIRROR_MIGRATE_TO_SYS`);
           k.migration.pages(slots, vma);
           k.migration.finalize(slots);
         }
@@ -289,7 +359,7 @@ export function hmm(options: HmmOptions = {}): DriverPlugin {
       // MIGRATE_VMA_SELECT_SYSTEM only: device pages (ours or another device's) are not selected
       for (const [from, n] of migrateChunks(k, start, req.pages)) {
         const slots = k.migration.setup(vma, from, n, { system: true, owner: null, compound: true });
-        allocAndCopyToDevice(k, device, slots);
+        allocAndCopyToDevice(k, device, slots, vma.mm);
         k.migration.pages(slots, vma);
         k.migration.finalize(slots);
       }
@@ -349,10 +419,15 @@ export function hmm(options: HmmOptions = {}): DriverPlugin {
       // folio back (args.start aligned down, MIGRATE_VMA_SELECT_COMPOUND), a PTE one its page
       const huge = leaf.pte.level === 'pmd';
       const slots = k.migration.setup(vmf.vma, huge ? leaf.base : vmf.vpn, huge ? leaf.pages : 1, { system: false, owner: device, compound: huge, faultPage: page });
-      allocAndCopyToRam(k, slots);
+      // dmirror_devmem_fault_alloc_and_copy(): VM_FAULT_OOM when a base allocation fails
+      if (!allocAndCopyToRam(k, slots, { device, mm: vmf.vma.mm })) abandon(k, slots, `migrate_to_ram of page ${vmf.vpn - vmf.vma.start} of '${vmf.vma.name}'`);
       k.migration.pages(slots, vmf.vma);
       k.migration.finalize(slots);
-      if (!slots.some((s) => s.migrate)) throw new KernelError('SIGBUS', `migrate_to_ram of page ${vmf.vpn - vmf.vma.start} of '${vmf.vma.name}' failed`);
+      // dmirror_devmem_fault() returns 0 whatever migrated, and the CPU retries the access; the
+      // model stops a retry that could make no progress: nothing migrated and the entry unchanged
+      // (a compound slot whose split was refused has turned its PMD into PTEs: the retry is a PTE fault)
+      const migrated = slots.some((s) => (s.split ? s.split.some((p) => p.migrate) : s.migrate));
+      if (!migrated && k.vm.lookup(vmf.vma.mm, vmf.vpn)?.pte === leaf.pte) throw new KernelError('SIGBUS', `migrate_to_ram of page ${vmf.vpn - vmf.vma.start} of '${vmf.vma.name}' failed`);
       yield* [];
     },
 

@@ -1,7 +1,7 @@
 import { createKernel, formatSnapshotFlags, KernelError, Monitor, type Kernel } from '@daxlab/core';
 import { x86 } from '@daxlab/arch-x86';
 import { describe, expect, it } from 'vitest';
-import { hmm } from '../src/index.js';
+import { hmm, setDmirrorFlags } from '../src/index.js';
 
 // Device-private THPs on `latest` (`migrate-device-thp` compound: Balbir Singh's 2025 series,
 // read in its v7 posting, and lib/test_hmm.c of a tree that has it): the refcounts, mapcounts
@@ -225,5 +225,82 @@ describe('a device-private THP behind one PMD entry', () => {
     fillAndMigrate(k);
     expect(entry(0)).toMatchObject({ level: 'pte', devicePrivate: true });
     expect([pfn(511), k.folios.order(pfn(511)), k.refcount(pfn(511))]).toEqual([dev.dataPfn + 511, 0, 1]);
+  });
+
+  // HMM_DMIRROR_FLAGS / HMM_DMIRROR_FLAG_FAIL_ALLOC (hmm-tests.c migrate_anon_huge_err, _zero_err):
+  // the driver's huge allocation fails once and it falls back to base pages; migrate_vma_pages()
+  // then splits the unmapped source (migrate_vma_split_unmapped_folio()) or fills the hole page
+  // by page (linux-mm/linux-mm 08ea4eaefa56 mm/migrate_device.c, 05ab51217205 lib/test_hmm.c)
+  it('FAIL_ALLOC to the device: the unmapped THP is split (folio_split_unmapped: 512 order-0 folios at rc 1) and 512 base device pages take its place, one PTE each', () => {
+    const { k, dev, entry, pfn, state, mon } = setup();
+    for (let i = 0; i < NR; i++) k.run(k.write({ map: 'buf', page: i, data: `i${i}` }));
+    const head = pfn(0);
+    setDmirrorFlags(k, 'dmirror0', { failAlloc: true });
+    k.run(k.migrate({ map: 'buf', page: 0, pages: NR, to: 'dmirror0' }));
+    // the source: collect (rc 2) and the PMD's migration entry (rc 1, mapcount 0); the split's
+    // folio_get / freeze put leave 1; each order-0 piece holds one reference, dropped at finalize
+    for (let i = 0; i < NR; i++) expect(k.ram.live.has(head + i)).toBe(false);
+    // each device page: zone_device_page_init (1) + remove_migration_pte (+1) - finalize (-1)
+    expect([pfn(300), k.folios.order(pfn(300)), k.refcount(pfn(300)), k.mapcount(pfn(300))]).toEqual([dev.dataPfn + 300, 0, 1, 1]);
+    expect(entry(300)).toMatchObject({ level: 'pte', devicePrivate: true, write: true });
+    expect([state.calloc, state.freedHuge.length]).toEqual([NR, 0]);
+    expect(k.run(k.read({ map: 'buf', page: 2 }))).toBe('i2');
+    // the flag fails one allocation only
+    k.run(k.munmap({ map: 'buf' }));
+    k.run(k.mmap({ anon: true, length: 2 * NR * PAGE, write: true, as: 'buf' }));
+    k.run(k.madvise({ map: 'buf', advice: 'hugepage', offset: 0, length: NR * PAGE }));
+    fillAndMigrate(k);
+    expect([entry(0)?.level, k.folios.order(pfn(0))]).toEqual(['pmd', 9]);
+    expect(mon.violations).toEqual([]);
+  });
+
+  it('FAIL_ALLOC on MIGRATE_TO_SYS: the device THP is split and comes home as 512 order-0 system pages; its pieces go back on the mirror\'s free_pages', () => {
+    const { k, entry, pfn, state } = setup();
+    fillAndMigrate(k);
+    const dhead = pfn(0);
+    setDmirrorFlags(k, 'dmirror0', { failAlloc: true });
+    k.run(k.migrate({ map: 'buf', page: 0, pages: NR, to: 'ram' }));
+    // dmirror_devmem_fault_alloc_and_copy(): *dst &= ~MIGRATE_PFN_COMPOUND and a system page per page
+    expect([k.folios.kind(pfn(7)), k.folios.order(pfn(7)), k.refcount(pfn(7)), k.mapcount(pfn(7))]).toEqual(['ram', 0, 1, 1]);
+    expect(entry(7)).toMatchObject({ level: 'pte', devicePrivate: false, write: true });
+    // ->folio_free of each order-0 piece: free_pages, cfree += 1 each
+    expect([k.refcount(dhead), k.refcount(dhead + 7), state.allocated.size, state.cfree, state.freedHuge.length]).toEqual([0, 0, 0, NR, 0]);
+    expect(k.run(k.read({ map: 'buf', page: 2 }))).toBe('i2');
+  });
+
+  it('FAIL_ALLOC over the huge zero PMD: the compound hole is filled page by page, the first insert splitting the zero PMD (512 read-only device PTEs)', () => {
+    const { k, entry, dev } = setup({ write: false });
+    expect(k.run(k.read({ map: 'buf', page: 0 }))).toBe('');
+    setDmirrorFlags(k, 'dmirror0', { failAlloc: true });
+    k.run(k.migrate({ map: 'buf', page: 0, pages: NR, to: 'dmirror0' }));
+    expect(entry(0)).toMatchObject({ level: 'pte', devicePrivate: true, write: false, pfn: dev.dataPfn });
+    expect(entry(511)).toMatchObject({ level: 'pte', devicePrivate: true, write: false, pfn: dev.dataPfn + 511 });
+    expect([k.refcount(dev.dataPfn + 511), k.mapcount(dev.dataPfn + 511)]).toEqual([1, 1]);
+    expect(k.run(k.read({ map: 'buf', page: 2 }))).toBe('');
+  });
+
+  it('FAIL_ALLOC on a CPU fault of the device PMD: the split of the unmapped folio is refused (the fault\'s reference), the PMD comes back as PTEs and the retried access migrates its page alone', () => {
+    const { k, entry, pfn, mon } = setup();
+    fillAndMigrate(k);
+    const dhead = pfn(0);
+    setDmirrorFlags(k, 'dmirror0', { failAlloc: true });
+    expect(k.run(k.read({ map: 'buf', page: 5 }))).toBe('i5');
+    // first fault: dmirror_devmem_fault_alloc_and_copy() falls back to base system pages;
+    // migrate_vma_split_unmapped_folio(): split_huge_pmd_address(freeze) makes 512 PTE migration
+    // entries, folio_split_unmapped() refuses (rc 2: the fault's folio_get besides the
+    // migration's), so finalize maps the large folio back by 512 device-private PTEs. The
+    // retried access is a PTE fault (order 0): migrate_vma_split_folio() splits the folio, the
+    // fault's reference moving to page 5's folio, and page 5 alone comes home
+    expect(entry(5)).toMatchObject({ level: 'pte', devicePrivate: false, write: true });
+    expect(entry(400)).toMatchObject({ level: 'pte', devicePrivate: true, write: true, pfn: dhead + 400 });
+    expect([k.folios.order(dhead), k.refcount(dhead), k.refcount(dhead + 400), k.refcount(dhead + 5)]).toEqual([0, 1, 1, 0]);
+    expect(k.run(k.read({ map: 'buf', page: 400 }))).toBe('i400');
+    expect(mon.violations).toEqual([]);
+  });
+
+  it('HMM_DMIRROR_FLAGS is the series\' ioctl: -EINVAL from the test_hmm of v6.15 and before', () => {
+    const k = createKernel({ arch: x86(), driver: hmm(), kernel: 'v6.15' });
+    k.run(k.probe({ driver: 'hmm', kind: 'private', size: 256 * 1024 * 1024, as: 'dmirror0' }));
+    expect(() => setDmirrorFlags(k, 'dmirror0', { failAlloc: true })).toThrow(KernelError);
   });
 });

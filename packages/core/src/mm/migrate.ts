@@ -36,6 +36,14 @@ export interface MigrateSlot {
    * 2025 device-private THP series)
    */
   readonly compound: boolean;
+  /**
+   * A compound slot's base-page destinations, one per page, when the driver's huge allocation
+   * failed (test_hmm's fallback): migrate_vma_pages() then splits the source
+   * (migrate_vma_split_unmapped_folio) or inserts a hole page by page
+   */
+  fallback?: (number | null)[];
+  /** the per-page slots migrate_vma_pages() made of a compound slot with a fallback */
+  split?: MigrateSlot[];
 }
 
 /** What migrate_vma_setup() selects: MIGRATE_VMA_SELECT_SYSTEM and/or the device pages of one owner. */
@@ -355,17 +363,25 @@ export class DeviceMigration {
     const k = this.k;
     for (const s of slots) {
       if (!s.migrate) continue;
+      // a compound source with a base-page destination: dst[0] and whatever the driver put in
+      // the slots after it (test_hmm's fallback fills them all)
+      if (s.compound && !s.fallback && s.dst !== null && k.folios.nr(k.folios.folio(s.dst)) === 1) s.fallback = [s.dst, ...Array<null>(k.vm.pmdPages - 1).fill(null)];
+      if (s.compound && s.fallback) {
+        this.pagesSplit(s, vma);
+        continue;
+      }
       if (s.dst === null) {
         s.migrate = false;
         if (s.src !== null) this.restore(s, s.src);
         continue;
       }
       const dst = k.folios.folio(s.dst);
-      // __migrate_device_pages(): a compound source with a small destination (the driver's huge
-      // allocation failed: test_hmm's fallback) is split first (migrate_vma_split_unmapped_folio),
-      // a compound destination needs a compound source: not modelled
-      if (s.compound !== k.folios.nr(dst) > 1) {
-        throw KernelError.unsupported('ENOMEM', `migrate_vma_pages: a ${s.compound ? 'PMD-sized source with a base-page destination' : 'base-page source with a large destination'} (the driver's fallback when a huge allocation fails; migrate_vma_split_unmapped_folio()) is not modelled`);
+      // __migrate_device_pages(): a compound destination for a small source clears
+      // MIGRATE_PFN_MIGRATE (the source stays where it is)
+      if (!s.compound && k.folios.nr(dst) > 1) {
+        s.migrate = false;
+        if (s.src !== null) this.restore(s, s.src);
+        continue;
       }
       if (s.src === null) {
         if (!vma || s.vpn === null) throw new Error('migrate: a hole needs its VMA');
@@ -374,7 +390,13 @@ export class DeviceMigration {
           continue;
         }
         k.vm.anonVmaPrepare(vma);
-        const zero = k.vm.lookup(vma.mm, s.vpn);
+        let zero = k.vm.lookup(vma.mm, s.vpn);
+        // migrate_vma_insert_page(): a huge zero PMD is split first (split_huge_pmd()); a page of
+        // a compound hole filled page by page meets it (the driver's fallback)
+        if (zero && k.thp.isHugeZeroPmd(vma, zero)) {
+          k.thp.splitZeroPmd(vma, zero.base);
+          zero = k.vm.lookup(vma.mm, s.vpn);
+        }
         if (zero) k.vm.clear(vma.mm, s.vpn, 'pte');
         const ds = k.pages.slot(dst);
         k.pages.mapping[ds] = anonMappingOf(vma.anonVma);
@@ -402,6 +424,53 @@ export class DeviceMigration {
       k.folios.setFlag(dst, PG.anonExclusive, s.exclusive);
       this.restore(s, dst);
     }
+  }
+
+  /**
+   * __migrate_device_pages() for a compound slot whose destination is base pages (the driver's
+   * huge allocation failed; read in linux-mm/linux-mm 08ea4eaefa56 mm/migrate_device.c): a hole
+   * is inserted page by page (migrate_vma_insert_page(), HPAGE_PMD_NR of them); a folio is split
+   * first, migrate_vma_split_unmapped_folio(): folio_get, split_huge_pmd_address(freeze) turns
+   * each PMD migration entry into HPAGE_PMD_NR PTE migration entries (and drops the reference
+   * the freeze takes), folio_split_unmapped(folio, 0) makes order-0 folios, each holding one
+   * reference (the collect's); a split that fails (other references) leaves the slot unmigrated.
+   * Only migrate_vma_pages() splits: migrate_device_pages() (no VMA) does not migrate the slot.
+   * Each page then migrates as a base slot.
+   */
+  private pagesSplit(s: MigrateSlot, vma: Vma | null): void {
+    const k = this.k;
+    const fallback = s.fallback!;
+    if (!vma) {
+      s.migrate = false;
+      if (s.src !== null) this.restore(s, s.src);
+      return;
+    }
+    if (s.src !== null) {
+      // split_huge_pmd_address(freeze): each PMD migration entry is HPAGE_PMD_NR PTE ones now,
+      // whether the folio split then succeeds or not
+      const ptes: Place[] = [];
+      for (const p of s.places) {
+        if (p.level !== 'pmd') ptes.push(p);
+        else for (let i = 0; i < fallback.length; i++) ptes.push({ mm: p.mm, vpn: p.vpn + i, write: p.write, level: 'pte', offset: i });
+      }
+      s.places.splice(0, s.places.length, ...ptes);
+      // folio_split_unmapped(): can_split_folio() with the caller's pin: -EAGAIN while another
+      // reference is held (a CPU fault's on the folio); the slot is not migrated and its PTE
+      // migration entries come back on the still-large folio (the reference the split took is
+      // dropped again: Usama Arif's fix, "Added a folio_put(folio) on the split failure path")
+      if (!k.thp.splitUnmapped(s.src)) {
+        s.migrate = false;
+        this.restore(s, s.src);
+        return;
+      }
+    }
+    const subs: MigrateSlot[] = fallback.map((dst, i) => {
+      const places: Place[] = [];
+      for (const p of s.places) if (p.offset === i || p.level === 'pmd') places.push({ ...p, vpn: p.level === 'pmd' ? p.vpn + i : p.vpn, level: 'pte', offset: 0 });
+      return { vpn: s.vpn === null ? null : s.vpn + i, src: s.src === null ? null : s.src + i, write: s.write, migrate: true, dst, places, exclusive: s.exclusive, compound: false };
+    });
+    s.split = subs;
+    this.pages(subs, vma);
   }
 
   /**
@@ -441,6 +510,10 @@ export class DeviceMigration {
   finalize(slots: readonly MigrateSlot[]): void {
     const k = this.k;
     for (const s of slots) {
+      if (s.split) {
+        this.finalize(s.split);
+        continue;
+      }
       if (s.src !== null) k.folios.put(k.folios.folio(s.src), 1, s.migrate ? 'migrate_finalize: put source' : 'migrate_finalize: put source (not migrated)');
       if (s.dst !== null) k.folios.put(k.folios.folio(s.dst), 1, 'migrate_finalize: put destination');
     }
