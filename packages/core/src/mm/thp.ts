@@ -1,0 +1,308 @@
+import type { Kernel } from '../kernel.js';
+import { KernelError } from '../errors.js';
+import { preempt, type Op } from '../sched.js';
+import { kernelAtLeast } from '../features.js';
+import type { Mm, Vma } from '../types.js';
+import type { Vmf } from './fault.js';
+import { PG } from './pages.js';
+import type { Leaf } from './vm.js';
+import { AnonThpSizes } from './mthp.js';
+
+/**
+ * Anonymous transparent huge pages mapped by a PMD (mm/huge_memory.c). The model assumes
+ * /sys/kernel/mm/transparent_hugepage/enabled = `madvise` (what cow.c relies on: it calls
+ * MADV_HUGEPAGE), so only VM_HUGEPAGE VMAs (`VmFlags.hugepage`) get THPs, and use_zero_page = 1
+ * (the default), so a read fault maps the huge zero page; defrag lets the allocation succeed
+ * whenever the model's RAM can hold the folio. MADV_COLLAPSE is in mm/collapse.ts. Not modelled: khugepaged, swap,
+ * the deferred split queue. Sizes below the PMD (mTHP, v6.8+) are in mm/mthp.ts.
+ */
+export class Thp {
+  /** the per-size enabled knobs and the PTE-mapped anonymous THPs below the PMD size (mm/mthp.ts) */
+  readonly sizes: AnonThpSizes;
+
+  constructor(private readonly k: Kernel) {
+    this.sizes = new AnonThpSizes(k);
+  }
+
+  /** HPAGE_PMD_ORDER: the arch's PMD order (9 with 4 KiB pages, 13 with 64 KiB on arm64). */
+  get order(): number {
+    return Math.log2(this.k.vm.pmdPages);
+  }
+
+  /**
+   * __handle_mm_fault(): pmd_none() && thp_vma_allowable_order() (v5.4:
+   * transparent_hugepage_enabled() / __transparent_hugepage_enabled()): an anonymous private VMA
+   * with VM_HUGEPAGE, an MMU that can map PMD leaves (has_transparent_hugepage()), and
+   * transhuge_vma_suitable(): the PMD-aligned range around vpn lies inside the VMA. pmd_none()
+   * is approximated by "no PTE in the range" (an emptied page table is not remembered).
+   */
+  eligible(vma: Vma, vpn: number): boolean {
+    const k = this.k;
+    if (k.mmu.transparentHugepage === false) return false;
+    // v6.8+: the PMD order's own knob (hugepages-<PMD size>kB/enabled, `inherit` by default) decides
+    if (!this.sizes.allowed(vma, this.order)) return false;
+    const n = k.vm.pmdPages;
+    const base = vpn - (vpn % n);
+    if (base < vma.start || base + n > vma.start + vma.pages) return false;
+    for (let v = base; v < base + n; v++) if (vma.mm.ptes.has(v)) return false;
+    return true;
+  }
+
+  /**
+   * do_huge_pmd_anonymous_page(). A read fault maps the huge zero page read-only
+   * (transparent_hugepage_use_zero_page(): set_huge_zero_page(); it takes no page reference,
+   * only the mm's huge_zero_refcount). A write fault allocates an order-HPAGE_PMD_ORDER anon folio,
+   * folio_add_new_anon_rmap() (entire mapcount 1, PageAnonExclusive from v5.19), mapped by a
+   * writable dirty PMD (mk_huge_pmd + maybe_pmd_mkwrite(pmd_mkdirty())). False: fall back to
+   * PTEs (VM_FAULT_FALLBACK: not eligible, or the allocation failed — THP_FAULT_FALLBACK).
+   */
+  anonymousFault(vmf: Vmf): boolean {
+    const k = this.k;
+    const { vma, vpn } = vmf;
+    if (!this.eligible(vma, vpn)) return false;
+    const base = vpn - (vpn % k.vm.pmdPages);
+    // anon_vma_prepare() comes first, for a read fault too: fork copies the huge zero PMD
+    const anonVma = k.vm.anonVmaPrepare(vma);
+    if (!vmf.write) {
+      k.vm.install(vma.mm, base, k.faults.pte(k.hugeZeroPfn, 'pmd', { special: true }));
+      return true;
+    }
+    const head = k.ram.allocAnonLarge(anonVma, this.order);
+    if (head === null) return false;
+    k.folios.addMap(head);
+    k.vm.install(vma.mm, base, k.faults.pte(head, 'pmd', { write: true, dirty: true }));
+    return true;
+  }
+
+  /** is_huge_zero_pmd() in an anonymous VMA. */
+  isHugeZeroPmd(vma: Vma, leaf: Leaf): boolean {
+    return leaf.pte.level === 'pmd' && vma.kind === 'anon' && leaf.pte.special && leaf.pte.pfn === this.k.hugeZeroPfn;
+  }
+
+  /**
+   * do_huge_pmd_wp_page() on the huge zero PMD. Up to v5.7 (`thp-cow` copy-huge) a write
+   * allocates a THP, zeroed (clear_huge_page), mapped writable in its place. From v5.8 it goes
+   * straight to the fallback: the PMD is split into PTEs of the small zero page
+   * (__split_huge_zero_page_pmd) and the write or unshare continues at PTE level. Returns false
+   * after such a split.
+   */
+  *wpHugeZeroPmd(vmf: Vmf, leaf: Leaf): Op<boolean> {
+    const k = this.k;
+    const { vma } = vmf;
+    if (k.features['thp-cow'] === 'split') {
+      this.splitZeroPmd(vma, leaf.base);
+      return false;
+    }
+    const head = k.ram.allocAnonLarge(k.vm.anonVmaPrepare(vma), this.order);
+    if (head === null) {
+      this.splitZeroPmd(vma, leaf.base); // split_huge_pmd() + VM_FAULT_FALLBACK
+      return false;
+    }
+    yield preempt('clear_huge_page');
+    k.vm.clear(vma.mm, leaf.base, 'pmd');
+    k.emit('tlb.flush', { mm: vma.mm.name });
+    k.folios.addMap(head);
+    k.vm.install(vma.mm, leaf.base, k.faults.pte(head, 'pmd', { write: true, dirty: true }));
+    return true;
+  }
+
+  /** __split_huge_zero_page_pmd(): every page of the range maps the small zero page read-only. */
+  splitZeroPmd(vma: Vma, base: number): void {
+    const k = this.k;
+    const pmd = k.vm.clear(vma.mm, base, 'pmd');
+    if (!pmd) return;
+    k.emit('tlb.flush', { mm: vma.mm.name });
+    for (let i = 0; i < k.vm.pmdPages; i++) k.vm.install(vma.mm, base + i, k.faults.pte(k.zeroPfn, 'pte', { special: true, softDirty: pmd.softDirty }));
+  }
+
+  /**
+   * do_huge_pmd_wp_page() on an anonymous PMD-mapped THP (write or, v5.19+, unshare fault).
+   * Returns false after splitting the PMD (VM_FAULT_FALLBACK): the caller retries at PTE level.
+   * - `thp-cow` copy-huge (v5.7 and earlier): reuse when page_trans_huge_mapcount() == 1, else a
+   *   new THP gets a copy of all subpages (alloc_hugepage_vma + copy_user_huge_page).
+   * - `thp-cow` split (3917c80280c9 "thp: change CoW semantics for anon-THP", v5.8): reuse when
+   *   reuse_swap_page() says the THP is mapped once (a mapcount test: GUP references do not
+   *   count, which is why cow.c's vmsplice cases still leak on v5.10), else split and COW the
+   *   one PTE. v5.18 (3bff7e3f1f16) asks page_count() == 1 instead; with PageAnonExclusive
+   *   (`wp-reuse` anon-exclusive, v5.19) an exclusive THP is reused at once, else a folio with
+   *   refcount 1 is reused and marked exclusive (an unshare fault stops there).
+   */
+  *wpHugePmd(vmf: Vmf, leaf: Leaf, unshare: boolean): Op<boolean> {
+    const k = this.k;
+    const { vma } = vmf;
+    const head = k.folios.folio(leaf.pte.pfn);
+    k.folios.testAnon(head, 'do_huge_pmd_wp_page');
+    const reuse =
+      k.features['wp-reuse'] === 'anon-exclusive'
+        ? (k.folios.flags(head) & PG.anonExclusive) !== 0 || k.folios.rc(head) === 1
+        : k.folios.mappedOnce(head);
+    if (reuse) {
+      if (k.features['wp-reuse'] === 'anon-exclusive') k.folios.setFlag(head, PG.anonExclusive, true);
+      if (unshare) return true;
+      // pmd_mkyoung + maybe_pmd_mkwrite(pmd_mkdirty()), pmdp_set_access_flags()
+      leaf.pte.write = true;
+      leaf.pte.dirty = true;
+      leaf.pte.softDirty = k.softDirtyArch;
+      k.emit('pte.set', { mm: vma.mm.name, vaddr: leaf.base, pfn: leaf.pte.pfn, level: 'pmd', write: true, devmap: false, special: false });
+      return true;
+    }
+    if (k.features['thp-cow'] === 'split') {
+      this.splitAnonPmd(vma, leaf.base);
+      return false;
+    }
+    yield* this.copyHuge(vmf, leaf, head);
+    return true;
+  }
+
+  /** The v5.7-and-earlier whole-THP copy of do_huge_pmd_wp_page(). */
+  private *copyHuge(vmf: Vmf, leaf: Leaf, head: number): Op {
+    const k = this.k;
+    const { vma } = vmf;
+    const n = k.vm.pmdPages;
+    const copy = k.ram.allocAnonLarge(k.vm.anonVmaPrepare(vma), this.order);
+    // do_huge_pmd_wp_page_fallback() (copy into HPAGE_PMD_NR small pages) is not modelled
+    if (copy === null) throw KernelError.unsupported('ENOMEM', 'do_huge_pmd_wp_page: the THP copy could not be allocated and do_huge_pmd_wp_page_fallback() is not modelled');
+    for (let i = 0; i < n; i++) k.pages.data.set(copy + i, k.pages.data.get(head + i) ?? '');
+    yield preempt('copy_user_huge_page');
+    k.vm.clear(vma.mm, leaf.base, 'pmd'); // pmdp_huge_clear_flush_notify
+    k.folios.addMap(copy);
+    k.vm.install(vma.mm, leaf.base, k.faults.pte(copy, 'pmd', { write: true, dirty: true }));
+    k.emit('cow', { mm: vma.mm.name, vaddr: leaf.base, from: head, to: copy, why: 'do_huge_pmd_wp_page: copy the THP' });
+    k.folios.removeMap(head); // page_remove_rmap(page, true)
+    k.emit('tlb.flush', { mm: vma.mm.name });
+    k.folios.put(head, 1, 'do_huge_pmd_wp_page: put_page(old THP)');
+  }
+
+  /**
+   * __split_huge_pmd_locked() of an anonymous THP: the PMD becomes HPAGE_PMD_NR PTEs mapping the
+   * subpages with the PMD's write, dirty and soft-dirty bits; each PTE takes a reference and a
+   * mapcount (page_ref_add(HPAGE_PMD_NR - 1) and the subpage _mapcount increments, the entire
+   * mapcount dropped: the folio's total mapcount goes from 1 to HPAGE_PMD_NR), and from v5.19
+   * PageAnonExclusive of the head is carried to every subpage. The THP itself stays whole.
+   */
+  splitAnonPmd(vma: Vma, base: number): void {
+    const k = this.k;
+    const mm = vma.mm;
+    const pmd = k.vm.clear(mm, base, 'pmd');
+    if (!pmd) return;
+    k.emit('tlb.flush', { mm: mm.name }); // pmdp_invalidate()
+    const head = k.folios.folio(pmd.pfn);
+    const n = k.vm.pmdPages;
+    const exclusive = (k.folios.flags(head) & PG.anonExclusive) !== 0;
+    k.folios.get(head, n - 1, '__split_huge_pmd_locked: page_ref_add(HPAGE_PMD_NR - 1)');
+    for (let i = 0; i < n; i++) {
+      if (k.features['wp-reuse'] === 'anon-exclusive') k.folios.setFlag(pmd.pfn + i, PG.anonExclusive, exclusive);
+      if (i > 0) k.folios.addMap(head);
+      k.vm.install(mm, base + i, { ...pmd, pfn: pmd.pfn + i, level: 'pte' });
+    }
+  }
+
+  /**
+   * split_folio() / split_huge_page() of an anonymous THP into order-0 pages (mm/huge_memory.c),
+   * for a caller holding one reference (migrate_vma_collect_pmd(): folio_get + folio_trylock).
+   * can_split_folio() first: every reference but the caller's must be a mapping's (anon without
+   * swap cache: extra_pins 0), else -EBUSY (false) and nothing changes; a pin or a GUP get
+   * therefore stops it. unmap_folio() splits each PMD mapping (TTU_SPLIT_HUGE_PMD) and
+   * remap_page() restores every migration entry as the same PTE, so the model remaps the PMDs as
+   * PTEs at once (splitAnonPmd). __split_huge_page() then gives each subpage its own folio: its
+   * refcount is its mappings (one per restored PTE), the caller's reference stays on the head
+   * page, and the mapping, data and per-page PageAnonExclusive stay where they are.
+   */
+  splitFolio(head: number): boolean {
+    const k = this.k;
+    const nr = k.folios.nr(head);
+    if (nr === 1) return true;
+    if (k.folios.mapcount(head) !== k.folios.rc(head) - 1) return false;
+    for (const mm of k.processes.values()) {
+      if (!mm.alive) continue;
+      for (const [base, pmd] of [...mm.pmds]) if (pmd.pfn === head && !pmd.special) this.splitAnonPmd(k.vm.requireVma(mm, base), base);
+    }
+    const p = k.pages;
+    for (let i = 0; i < nr; i++) {
+      const s = p.slot(head + i);
+      const ptes = p.ptes[s]!;
+      p.order[s] = 0;
+      p.head[s] = head + i;
+      p.flags[s]! &= ~(PG.head | PG.tail);
+      p.mapcount[s] = ptes;
+      // the head page keeps the caller's reference on top of its own mappings
+      p.rc[s] = ptes + (i === 0 ? 1 : 0);
+    }
+    const hs = p.slot(head);
+    k.emit('page.ref', { pfn: head, rc: p.rc[hs]!, delta: 0, why: `__split_huge_page: order ${Math.log2(nr)} -> ${nr} order-0 pages` });
+    // a subpage nothing maps any more (a partly unmapped THP) loses its last reference at the
+    // end of the split (__split_huge_page: free_page_and_swap_cache / folio_put of each tail); a
+    // device-private folio's (split for a migration after a partial munmap) goes back to its
+    // driver (free_zone_device_folio -> ->folio_free)
+    const device = k.folios.kind(head) !== 'ram';
+    for (let i = 1; i < nr; i++) {
+      const s = p.slot(head + i);
+      if (p.rc[s] !== 0) continue;
+      if (device) {
+        k.folios.zoneDeviceFree(head + i);
+        continue;
+      }
+      k.emit('page.free', { pfn: head + i, type: 'ram' });
+      k.ram.free(head + i);
+    }
+    return true;
+  }
+
+  /**
+   * folio_split_unmapped(folio, 0) (the 2025 device-private THP series, for
+   * migrate_vma_split_unmapped_folio()): an unmapped large folio, every mapping already a
+   * migration entry, whose only reference is the migration's, becomes order-0 folios, each
+   * holding one reference (folio_ref_unfreeze(new_folio, 1)) and no mapping. False when another
+   * reference is held (the freeze fails).
+   */
+  splitUnmapped(head: number): boolean {
+    const k = this.k;
+    const nr = k.folios.nr(head);
+    if (k.folios.rc(head) !== 1 || k.folios.mapcount(head) !== 0) return false;
+    const p = k.pages;
+    for (let i = 0; i < nr; i++) {
+      const s = p.slot(head + i);
+      p.order[s] = 0;
+      p.head[s] = head + i;
+      p.flags[s]! &= ~(PG.head | PG.tail);
+      p.mapcount[s] = 0;
+      p.rc[s] = 1;
+    }
+    k.emit('page.ref', { pfn: head, rc: 1, delta: 0, why: `folio_split_unmapped: order ${Math.log2(nr)} -> ${nr} order-0 folios, one reference each` });
+    return true;
+  }
+
+  /** split_folio() by a caller that takes its own reference for it (folio_get ... folio_put); `who` names it. */
+  splitFolioHeld(head: number, who: string): boolean {
+    const k = this.k;
+    k.folios.get(head, 1, `${who}: folio_get before split_folio`);
+    const split = this.splitFolio(head);
+    k.folios.put(head, 1, `${who}: folio_put after split_folio`);
+    return split;
+  }
+
+  /**
+   * wp_can_reuse_anon_folio() for a non-exclusive page of a PTE-mapped large anon folio (v5.19+):
+   * - up to v6.9 the small-folio rule: the only reference is ours (folio_ref_count() == 1);
+   * - v6.10 (Barry Song's 2024 patch to wp_can_reuse_anon_folio() [M]): never, for any large folio;
+   * - v6.15 (`__wp_can_reuse_large_anon_folio()`, CONFIG_MM_ID [M]): when the folio is mapped more
+   *   than once, only by this mm, and every reference is a mapping (refcount == large mapcount).
+   */
+  canReuseLarge(head: number, mm: Mm): boolean {
+    const k = this.k;
+    if (!kernelAtLeast(k.version, 6, 10)) return k.folios.rc(head) === 1;
+    if (!kernelAtLeast(k.version, 6, 15)) return false;
+    const mapcount = k.folios.mapcount(head);
+    if (mapcount <= 1 || k.folios.rc(head) !== mapcount) return false;
+    const nr = k.folios.nr(head);
+    let mine = 0;
+    for (const pte of mm.ptes.values()) if (!pte.special && pte.pfn >= head && pte.pfn < head + nr) mine++;
+    for (const pmd of mm.pmds.values()) if (pmd.pfn === head && !pmd.special) mine++;
+    return mine === mapcount;
+  }
+
+  /** Whether a leaf is a PMD mapping an anonymous THP (vma_is_anonymous + a normal page). */
+  isAnonPmd(vma: Vma, leaf: Leaf): boolean {
+    return leaf.pte.level === 'pmd' && vma.kind === 'anon' && !leaf.pte.special && !leaf.pte.devmap && !leaf.pte.devicePrivate;
+  }
+}
