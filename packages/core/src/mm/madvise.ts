@@ -107,11 +107,16 @@ function nextVma(mm: Mm, at: number, end: number): Vma | null {
   return best;
 }
 
-/** Advices whose hugetlb rules the model follows (the rest are refused on hugetlb VMAs as not modelled). */
-const HUGETLB_ADVICES: readonly Advice[] = ['dontneed', 'dontneed-locked', 'remove'];
+/**
+ * Advices whose hugetlb rules the model follows: the zaps, and the refusals -- MADV_FREE (not
+ * anonymous memory; from v5.18 madvise_dontneed_free_valid_vma() too), MADV_COLD/PAGEOUT
+ * (can_madv_lru_vma()), MADV_COLLAPSE (VM_NO_KHUGEPAGED), MADV_WIPEONFORK (a vm_file) -- and
+ * MADV_KEEPONFORK, which changes nothing there. The rest are refused on hugetlb VMAs as not modelled.
+ */
+const HUGETLB_ADVICES: readonly Advice[] = ['dontneed', 'dontneed-locked', 'remove', 'free', 'cold', 'pageout', 'collapse', 'wipeonfork', 'keeponfork'];
 
 function notModelledOnHugetlb(vma: Vma, advice: Advice): KernelError {
-  return KernelError.unsupported('EINVAL', `madvise ${advice} of hugetlb mapping '${vma.name}' is not modelled (only dontneed, dontneed-locked and remove are)`);
+  return KernelError.unsupported('EINVAL', `madvise ${advice} of hugetlb mapping '${vma.name}' is not modelled (modelled there: ${HUGETLB_ADVICES.join(', ')})`);
 }
 
 /** madvise_vma_behavior(): one VMA's part [s, e) of the range. */
@@ -143,6 +148,7 @@ function* adviseVma(k: Kernel, vma: Vma, s: number, e: number, advice: Advice): 
       // reclaims them: anonymous pages this process alone maps are swapped out (mm/swap.ts);
       // DAX and device pages are never on the LRU.
       if (vma.flags.pfnmap || vma.flags.locked) throw refused(vma, advice, vma.flags.pfnmap ? 'VM_PFNMAP' : 'VM_LOCKED');
+      if (vma.hugetlb) throw refused(vma, advice, 'VM_HUGETLB (can_madv_lru_vma)');
       if (advice === 'pageout') yield* k.swap.pageout(vma, s, e);
       return;
     case 'dontfork':
@@ -166,7 +172,8 @@ function* adviseVma(k: Kernel, vma: Vma, s: number, e: number, advice: Advice): 
       yield* populate(k, vma, s, e, advice === 'populate-write');
       return;
     case 'collapse':
-      // madvise_collapse() (mm/collapse.ts)
+      // madvise_collapse() (mm/collapse.ts); hugepage_vma_check() refuses VM_NO_KHUGEPAGED, hugetlb included
+      if (vma.hugetlb) throw refused(vma, advice, 'VM_HUGETLB (VM_NO_KHUGEPAGED)');
       yield* madviseCollapse(k, vma, s, e);
       return;
     case 'mergeable':
