@@ -173,6 +173,22 @@ describe('hugetlbfs files: private COW pages, page-cache pages', () => {
     expect(counters(k).free).toBe(4);
   });
 
+  it('the partial huge pages at a punch\'s ends are zeroed in the range from v5.19 (hugetlbfs_zero_partial_page), left as they were before', () => {
+    for (const [version, zeroed] of [['v5.10', false], ['v6.1', true]] as const) {
+      const k = kernel(version, 4);
+      privateFile(k, 2);
+      sharedFile(k);
+      // data in base pages 0, 1 and 511 of huge page 0 and in page 0 of huge page 1
+      for (const page of [0, 1, 511, 512]) k.run(k.write({ map: 'shared', page, data: `p${page}` }));
+      // [4 KiB, 2 MiB + 4 KiB): no whole huge page, the tail of huge page 0 and the first base page of huge page 1
+      k.run(k.punchHole({ file: 'fd', offset: 4 * KiB, length: HPAGE }));
+      const got = [0, 1, 511, 512].map((page) => k.run(k.read({ map: 'shared', page })));
+      expect([version, got]).toEqual([version, zeroed ? ['p0', '', '', ''] : ['p0', 'p1', 'p511', 'p512']]);
+      // nothing left the file or the pool
+      expect(counters(k).free).toBe(2);
+    }
+  });
+
   it('MADV_REMOVE of a shared mapping is the punch; of a private one EACCES, whatever the release', () => {
     const k = kernel('latest', 4);
     privateFile(k, 2);

@@ -325,17 +325,33 @@ export class Hugetlb {
    * remove_inode_hugepages() then drops each cached folio (hugetlb_delete_from_page_cache) and
    * its index from the inode's resv_map (hugetlb_unreserve_pages(index, index + 1, 1): the
    * reservation was consumed, so no global count moves); an index reserved but never faulted keeps
-   * its reservation. The partial huge pages at the ends are left as they are (the kernel zeroes
-   * their bytes in the range, hugetlbfs_zero_partial_page: not modelled); seals are not modelled.
+   * its reservation. From "hugetlbfs: zero partial pages during fallocate hole punch" (June 2022,
+   * v5.19 [M]) the part of the range inside a huge page at either end is zeroed first
+   * (hugetlbfs_zero_partial_page: folio_zero_segment() of the cached folio) -- here the base pages
+   * wholly inside it (the model keeps data per base page). Before, those pages kept their data.
+   * Seals are not modelled.
    */
   *punchHole(file: ShmemFile, offset: number, length: number): Op {
     const h = file.hugetlb!;
     const hbytes = h.pages * this.k.mmu.basePageSize;
     const first = Math.ceil(offset / hbytes);
     const end = Math.floor((offset + length) / hbytes);
+    if (kernelAtLeast(this.k.version, 5, 19)) {
+      if (offset < first * hbytes) this.zeroPartial(file, offset, Math.min(offset + length, first * hbytes));
+      if (offset + length > end * hbytes && offset + length > first * hbytes) this.zeroPartial(file, end * hbytes, offset + length);
+    }
     if (end <= first) return;
     yield* this.vmdelete(file, first * h.pages, end * h.pages);
     this.removeInodePages(file, first, end, 'hugetlbfs_punch_hole');
+  }
+
+  /** hugetlbfs_zero_partial_page(): bytes [from, to) of one huge page of the file, if cached, zeroed (whole base pages). */
+  private zeroPartial(file: ShmemFile, from: number, to: number): void {
+    const ps = this.k.mmu.basePageSize;
+    const h = file.hugetlb!;
+    const head = file.cache.get(Math.floor(from / (h.pages * ps)));
+    if (head === undefined) return;
+    for (let page = Math.ceil(from / ps); page < Math.floor(to / ps); page++) this.k.pages.data.delete(head + (page % h.pages));
   }
 
   /** hugetlb_vmdelete_list(): every VMA of the file's i_mmap, private ones too, zapped over file pages [start, end). */
