@@ -298,4 +298,39 @@ describe('a device-private THP behind one PMD entry', () => {
     k.run(k.probe({ driver: 'hmm', kind: 'private', size: 256 * 1024 * 1024, as: 'dmirror0' }));
     expect(() => setDmirrorFlags(k, 'dmirror0', { failAlloc: true })).toThrow(KernelError);
   });
+
+  it('MIGRATE_TO_SYS over a half-unmapped device THP: migrate_vma_split_folio() (its own reference) splits the PTE-mapped folio, the unmapped half is freed, the rest comes home page by page', () => {
+    const { k, entry, pfn, state, mon } = setup();
+    fillAndMigrate(k);
+    const dhead = pfn(0);
+    k.run(k.munmap({ map: 'buf', offset: 256 * PAGE, length: 256 * PAGE }));
+    expect([k.refcount(dhead), k.mapcount(dhead)]).toEqual([256, 256]);
+    k.run(k.migrate({ map: 'buf', page: 0, pages: 256, to: 'ram' }));
+    // folio_get (257) + split_folio(): can_split_folio (mapcount 256 == 257 - 1); the 256
+    // unmapped pieces are freed at once (->folio_free each), the mapped ones migrate and are freed
+    // by finalize: the mirror holds nothing
+    expect([state.allocated.size, state.cfree, k.refcount(dhead), k.refcount(dhead + 300)]).toEqual([0, NR, 0, 0]);
+    expect(entry(100)).toMatchObject({ level: 'pte', devicePrivate: false, write: true });
+    expect([k.folios.order(pfn(100)), k.refcount(pfn(100)), k.mapcount(pfn(100))]).toEqual([0, 1, 1]);
+    expect(k.run(k.read({ map: 'buf', page: 100 }))).toBe('i100');
+    expect(mon.violations).toEqual([]);
+  });
+
+  it('a device-coherent THP: one present PMD on an order-9 coherent folio (rc 1, mapcount 1) the CPU uses in place; MIGRATE_TO_SYS leaves it (a present PMD is collected only with MIGRATE_VMA_SELECT_SYSTEM)', () => {
+    const k = createKernel({ arch: x86(), driver: hmm(), kernel: 'latest' });
+    const dev = k.run(k.probe({ driver: 'hmm', kind: 'coherent', size: 256 * 1024 * 1024, as: 'dmirror2' }));
+    k.run(k.mmap({ anon: true, length: 2 * NR * PAGE, write: true, as: 'buf' }));
+    k.run(k.madvise({ map: 'buf', advice: 'hugepage', offset: 0, length: NR * PAGE }));
+    for (let i = 0; i < NR; i++) k.run(k.write({ map: 'buf', page: i, data: `i${i}` }));
+    k.run(k.migrate({ map: 'buf', page: 0, pages: NR, to: 'dmirror2' }));
+    const head = k.pfnOf({ map: 'buf', page: 0 })!;
+    // migrate_vma_pages(): remove_migration_pmd of a coherent folio: a present, writable, dirty PMD
+    expect([head, k.folios.kind(head), k.folios.order(head), k.refcount(head), k.mapcount(head)]).toEqual([dev.dataPfn, 'coherent', 9, 1, 1]);
+    expect(k.isWritableIn({ map: 'buf', page: 9 })).toBe(true);
+    k.run(k.write({ map: 'buf', page: 9, data: 'cpu' }));
+    expect(k.pages.data.get(head + 9)).toBe('cpu');
+    expect(formatSnapshotFlags(k.run(k.deviceSnapshot({ device: 'dmirror2', map: 'buf', page: 9, expect: [0] }))[0]!)).toBe('DEV_COHERENT_LOCAL|WRITE|PMD');
+    k.run(k.migrate({ map: 'buf', page: 0, pages: NR, to: 'ram' }));
+    expect(k.pfnOf({ map: 'buf', page: 0 })).toBe(head);
+  });
 });
