@@ -333,4 +333,13 @@ describe('a device-private THP behind one PMD entry', () => {
     k.run(k.migrate({ map: 'buf', page: 0, pages: NR, to: 'ram' }));
     expect(k.pfnOf({ map: 'buf', page: 0 })).toBe(head);
   });
+
+  it('a migration that covers the huge zero PMD in part collects its pages as holes and leaves the PMD; the first insert splits it (page 0, outside the range, stays the zero page)', () => {
+    const { k, entry, dev } = setup({ write: false });
+    expect(k.run(k.read({ map: 'buf', page: 0 }))).toBe('');
+    k.run(k.migrate({ map: 'buf', page: 1, pages: NR - 1, to: 'dmirror0' }));
+    expect(entry(0)).toMatchObject({ level: 'pte', special: true, devicePrivate: false });
+    expect(entry(1)).toMatchObject({ level: 'pte', devicePrivate: true, write: false, pfn: dev.dataPfn });
+    expect(entry(NR - 1)).toMatchObject({ level: 'pte', devicePrivate: true, pfn: dev.dataPfn + NR - 2 });
+  });
 });

@@ -173,7 +173,7 @@ export class DeviceMigration {
    * device-private PMD MIGRATE_VMA_SELECT_DEVICE_PRIVATE and the caller's pgmap owner; else the
    * range is skipped. The huge zero page is a hole (migrate_vma_collect_hole(): one compound slot
    * when the walk covers the PMD whole and the caller selects COMPOUND, else one slot per page,
-   * whose inserts split the zero PMD: the model splits it at once). A folio the walk covers whole
+   * the first of whose inserts splits the zero PMD). A folio the walk covers whole
    * (start and end PMD-aligned) with COMPOUND is collected as one MIGRATE_PFN_COMPOUND slot
    * (set_pmd_migration_entry); otherwise the fallback split_folio() and the PTE walk go on, a
    * failed split skipping the range. A device-coherent PMD (present, not anonymous system memory)
@@ -188,12 +188,15 @@ export class DeviceMigration {
       if (!select.owner || k.deviceOfPfn(leaf.pte.pfn) !== select.owner) return 'skip';
     } else if (k.thp.isHugeZeroPmd(vma, leaf)) {
       if (!select.system) return 'skip';
-      if (whole && this.anonPrivate(vma)) {
+      if (!this.anonPrivate(vma)) return 'skip';
+      if (whole) {
         slots.push(this.holeSlot(vma, v, true));
         return 'done';
       }
-      k.thp.splitZeroPmd(vma, leaf.base);
-      return 'ptes';
+      // migrate_vma_collect_hole() page by page, the zero PMD left in place: the first
+      // migrate_vma_insert_page() splits it (split_huge_pmd())
+      for (let u = v; u < Math.min(end, leaf.base + leaf.pages); u++) slots.push(this.holeSlot(vma, u, false));
+      return 'done';
     } else if (!k.thp.isAnonPmd(vma, leaf) || !select.system || k.folios.kind(leaf.pte.pfn) !== 'ram') {
       return 'skip';
     }
