@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { createKernel, KernelError, type Kernel } from '../src/index.js';
 import { testArch } from '../src/testing.js';
+import { parseScenario } from '../src/scenario/load.js';
+import { runScenario, type PluginCatalog } from '../src/scenario/run.js';
 import { code, errorOf } from './vm-helpers.js';
 
 // MADV_DONTNEED / MADV_REMOVE on hugetlb VMAs, hugetlbfs punch hole, truncate and fallocate
@@ -300,5 +302,32 @@ describe('hugetlb_madv_vs_map.c: MADV_DONTNEED must not let another mapping stea
 
   it('from v6.9 (df7a6d1f6405) the zap restores the owner\'s reservation: the extra mapping is ENOMEM (pass)', () => {
     expect(run('v6.15')).toEqual({ madvise: null, extra: 'ENOMEM', touch: null, counters: { nr: 1, free: 1, resv: 1 } });
+  });
+});
+
+describe('check: { hugetlbFree | hugetlbResv | hugetlbTotal: { hugetlb } } in a scenario', () => {
+  const catalog: PluginCatalog = { arch: { x86: () => testArch() }, fs: {}, driver: {} };
+  // a pool of 3; a private mapping of 2 reserves both, one write consumes one reservation
+  const yaml = (check: string) =>
+    `name: pool\nsteps:\n  - hugetlb-pool: { size: 2MiB, pages: 3 }\n  - mmap: { anon: true, hugetlb: 2MiB, length: 4MiB, write: true, as: m }\n  - write: { map: m, page: 0, data: x }\n  - check: ${check}\n`;
+  const run = (text: string) => runScenario(parseScenario(text, 'pool.yaml'), { arch: 'x86', fs: null, driver: null, version: 'latest', features: {} }, catalog);
+
+  it('reads HugePages_Free 2, HugePages_Rsvd 1, HugePages_Total 3', () => {
+    for (const check of ['{ hugetlbFree: { hugetlb: 2MiB }, equals: 2 }', '{ hugetlbResv: { hugetlb: 2MiB }, equals: 1 }', '{ hugetlbTotal: { hugetlb: 2MiB }, equals: 3 }', '{ hugetlbFree: { hugetlb: 2MiB }, min: 1, max: 2 }']) {
+      expect([check, run(yaml(check)).status]).toEqual([check, 'pass']);
+    }
+    const r = run(yaml('{ hugetlbResv: { hugetlb: 2MiB }, equals: 2 }'));
+    expect([r.status, r.failures.join('\n')]).toEqual(['fail', expect.stringContaining('hugetlbResv(hugetlb=2097152) is 1, expected 2')]);
+  });
+
+  it('refuses another target or a page at load time, naming the field and the form', () => {
+    expect(() => parseScenario(yaml('{ hugetlbFree: { map: m, page: 0 }, equals: 2 }'), 'pool.yaml')).toThrow(/check\.hugetlbFree: hugetlbFree is a counter of a hugetlb pool: write \{ hugetlb: <huge page size> \} \(no page\)/);
+    expect(() => parseScenario(yaml('{ hugetlbTotal: { hugetlb: 2MiB, page: 0 }, equals: 3 }'), 'pool.yaml')).toThrow(/hugetlbTotal is a counter of a hugetlb pool/);
+    expect(() => parseScenario(yaml('{ hugetlbResv: { hugetlb: 2MiB }, equals: true }'), 'pool.yaml')).toThrow(/hugetlbResv compares with a number/);
+  });
+
+  it('a size the arch does not offer fails the step with EINVAL', () => {
+    const r = run(yaml('{ hugetlbFree: { hugetlb: 4MiB }, equals: 0 }'));
+    expect([r.status, (r.reason ?? '') + r.failures.join('')]).toEqual([expect.stringMatching(/fail|error/), expect.stringContaining('EINVAL')]);
   });
 });

@@ -177,9 +177,13 @@ export function check(k: Kernel, c: CheckArgs): string | null {
       return cmp(`ksmMergingPages(${where})`, k.ksm.mergingPages(k.process(t.process)));
     case 'ksmZeroPages':
       return cmp(`ksmZeroPages(${where})`, k.ksm.zeroPages(k.process(t.process)));
-    // HugePages_Free of /proc/meminfo for that size: free_huge_pages (mm/hugetlb.ts)
+    // HugePages_Free / _Rsvd / _Total of /proc/meminfo for that size (mm/hugetlb.ts)
     case 'hugetlbFree':
       return cmp(`hugetlbFree(${where})`, k.hugetlb.counters(t.hugetlb).free);
+    case 'hugetlbResv':
+      return cmp(`hugetlbResv(${where})`, k.hugetlb.counters(t.hugetlb).resv);
+    case 'hugetlbTotal':
+      return cmp(`hugetlbTotal(${where})`, k.hugetlb.counters(t.hugetlb).nr);
     case 'vmemmap': {
       const want = (c.equals ?? {}) as Record<string, number>;
       let actual: Record<string, number>;

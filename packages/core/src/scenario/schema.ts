@@ -66,7 +66,7 @@ export const DRIVER_NAMES = ['nvdimm', 'devdax', 'hmm'] as const;
 export const PRESET_NAMES = PRESETS.map((p) => p.name);
 /** the /proc/sys entries a `sysctl` step can write */
 export const SYSCTL_NAMES = ['vm.hugetlb_optimize_vmemmap'] as const;
-export const CHECK_WHATS = ['refcount', 'mapcount', 'pinned', 'mapped', 'anon', 'blockFree', 'vmemmap', 'writable', 'softDirty', 'swapped', 'memoryMerge', 'ksmMergingPages', 'ksmZeroPages', 'hugetlbFree', 'locked'] as const satisfies readonly CheckWhat[];
+export const CHECK_WHATS = ['refcount', 'mapcount', 'pinned', 'mapped', 'anon', 'blockFree', 'vmemmap', 'writable', 'softDirty', 'swapped', 'memoryMerge', 'ksmMergingPages', 'ksmZeroPages', 'hugetlbFree', 'hugetlbResv', 'hugetlbTotal', 'locked'] as const satisfies readonly CheckWhat[];
 
 // ---------------------------------------------------------------------------------------------
 // scalars
@@ -141,7 +141,7 @@ const CheckTarget = obj({
   map: Name.optional(),
   file: Name.optional(),
   device: Name.optional(),
-  hugetlb: Size.optional().describe('vmemmap and hugetlbFree only: the hugetlb pool of this huge page size'),
+  hugetlb: Size.optional().describe('vmemmap and hugetlbFree / hugetlbResv / hugetlbTotal only: the hugetlb pool of this huge page size'),
   page: PageIndex.optional(),
   process: Name.optional(),
 }).describe('what to look at: {map, page, process?} | {file, page} | {device, page?} | {hugetlb} (vmemmap)');
@@ -168,13 +168,17 @@ const checkShape = {
   ksmMergingPages: CheckTarget.optional().describe('{process?}: /proc/PID/ksm_merging_pages (v5.19, ENOENT before)'),
   ksmZeroPages: CheckTarget.optional().describe('{process?}: the ksm_zero_pages line of /proc/PID/ksm_stat (v6.6, ENOENT before)'),
   hugetlbFree: CheckTarget.optional().describe('{hugetlb: <huge page size>}: HugePages_Free of that pool (free_huge_pages: the free pages, reserved ones included)'),
+  hugetlbResv: CheckTarget.optional().describe('{hugetlb: <huge page size>}: HugePages_Rsvd of that pool (resv_huge_pages: pages reserved and not allocated yet)'),
+  hugetlbTotal: CheckTarget.optional().describe('{hugetlb: <huge page size>}: HugePages_Total of that pool (nr_hugepages, surplus pages included)'),
   locked: CheckTarget.optional().describe('{map, page, process?}: the VMA holding that page is VM_LOCKED (smaps VmFlags "lo": mlock, mlockall, MAP_LOCKED)'),
   equals: z.union([z.number().int(), z.boolean(), VmemmapFigures]).optional(),
   min: z.number().int().optional(),
   max: z.number().int().optional(),
 } satisfies Record<CheckWhat | 'equals' | 'min' | 'max', z.ZodType>;
 
-const NUMERIC_CHECKS: readonly CheckWhat[] = ['refcount', 'mapcount', 'ksmMergingPages', 'ksmZeroPages', 'hugetlbFree'];
+const NUMERIC_CHECKS: readonly CheckWhat[] = ['refcount', 'mapcount', 'ksmMergingPages', 'ksmZeroPages', 'hugetlbFree', 'hugetlbResv', 'hugetlbTotal'];
+/** counters of a hugetlb pool: only a { hugetlb } target */
+const POOL_CHECKS: readonly CheckWhat[] = ['hugetlbFree', 'hugetlbResv', 'hugetlbTotal'];
 const BOOLEAN_CHECKS: readonly CheckWhat[] = ['pinned', 'mapped', 'anon', 'blockFree', 'writable', 'softDirty', 'swapped', 'memoryMerge', 'locked'];
 /** properties of a process (its mm), not of a page: only a { process } target */
 const PROCESS_CHECKS: readonly CheckWhat[] = ['memoryMerge', 'ksmMergingPages', 'ksmZeroPages'];
@@ -204,9 +208,9 @@ const checkArgs = obj(checkShape)
     } else {
       if (targets.length !== 1) return bad(`name one target: ${form}`);
       const target = targets[0]!;
-      if (what === 'hugetlbFree' && (target !== 'hugetlb' || t.page !== undefined)) return bad('hugetlbFree counts the free pages of a hugetlb pool: write { hugetlb: <huge page size> } (no page)');
+      if (POOL_CHECKS.includes(what) && (target !== 'hugetlb' || t.page !== undefined)) return bad(`${what} is a counter of a hugetlb pool: write { hugetlb: <huge page size> } (no page)`);
       if (what === 'vmemmap' && target !== 'device' && target !== 'hugetlb') return bad(`vmemmap is a property of a device or a hugetlb pool: write ${form}`);
-      if (target === 'hugetlb' && what !== 'vmemmap' && what !== 'hugetlbFree') return bad(`hugetlb names a pool, which only vmemmap and hugetlbFree look at: write ${form}`, [what, 'hugetlb']);
+      if (target === 'hugetlb' && what !== 'vmemmap' && !POOL_CHECKS.includes(what)) return bad(`hugetlb names a pool, which only vmemmap, ${POOL_CHECKS.join(', ')} look at: write ${form}`, [what, 'hugetlb']);
       if (target === 'hugetlb' && typeof c.equals === 'object' && c.equals.structPagesInitialized !== undefined) {
         return ctx.addIssue({ code: 'custom', input: c.equals, path: ['equals', 'structPagesInitialized'], message: 'structPagesInitialized is a device figure (memmap_init_zone_device): a hugetlb pool has bytes, pages and savedPages' });
       }
