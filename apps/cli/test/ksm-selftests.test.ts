@@ -93,9 +93,14 @@ const TESTS: Record<string, (k: Kernel, pages: number) => Verdict> = {
   test_unmerge: (k, pages) => {
     const merged = mmapAndMergeRange(k, pages, 'madvise');
     if (merged !== 'ok') return merged;
-    // every page maps the one KSM page: it holds a reference and a mapcount per PTE
-    const kpage = k.pfnOf({ map: 'map', page: 0 })!;
-    expect([k.folios.rc(kpage), k.folios.mapcount(kpage)]).toEqual([pages, pages]);
+    // every page maps a KSM page, which holds a reference and a mapcount per PTE, up to
+    // max_page_sharing (256) each: 512 pages of 4 KiB share two (pages 0-255, 256-511), fewer one
+    const first = k.pfnOf({ map: 'map', page: 0 })!;
+    const last = k.pfnOf({ map: 'map', page: pages - 1 })!;
+    const perPage = Math.min(pages, k.ksm.maxPageSharing);
+    expect([k.folios.rc(first), k.folios.mapcount(first)]).toEqual([perPage, perPage]);
+    expect(k.folios.rc(last)).toBe(pages - perPage || pages);
+    expect(k.ksm.isKsm(first) && k.ksm.isKsm(last)).toBe(true);
     k.run(k.madvise({ map: 'map', advice: 'unmergeable' }));
     return rangeMapsDuplicates(k, pages) ? 'FAIL' : 'pass'; // "Pages were unmerged"
   },

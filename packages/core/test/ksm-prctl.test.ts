@@ -240,3 +240,49 @@ describe('execve() and PR_SET_MEMORY_MERGE (ksm_execve)', () => {
     }
   });
 });
+
+describe('max_page_sharing (stable_node chains)', () => {
+  it('a KSM page takes 256 rmap_items; the next identical pages start a second KSM page of the content', () => {
+    const k = kernel();
+    const n = 600;
+    k.run(k.mmap({ anon: true, length: n * PAGE, write: true, as: 'm' }));
+    k.run(k.madvise({ map: 'm', advice: 'nohugepage' }));
+    k.run(k.madvise({ map: 'm', advice: 'populate-write' }));
+    k.run(k.madvise({ map: 'm', advice: 'mergeable' }));
+    k.run(k.ksmMerge({}));
+    // scan 2: pages 0 and 1 make KSM page A (page 1), 2..255 join it: 256. Page 256 finds A full,
+    // enters the unstable tree, 257 merges with it: KSM page B (page 257), the chain's new head;
+    // 258..511 join B: 256. Page 512 finds both full: 512 + 513 make C (page 513), 514..599 join: 88
+    const a = pfn(k, 'm', 1);
+    const b = pfn(k, 'm', 257);
+    const c = pfn(k, 'm', 513);
+    expect([0, 255].map((i) => pfn(k, 'm', i))).toEqual([a, a]);
+    expect([256, 511].map((i) => pfn(k, 'm', i))).toEqual([b, b]);
+    expect([512, 599].map((i) => pfn(k, 'm', i))).toEqual([c, c]);
+    expect([k.folios.rc(a), k.folios.rc(b), k.folios.rc(c)]).toEqual([256, 256, 88]);
+    expect(k.ksm.mergingPages(mm(k))).toBe(600);
+  });
+
+  it('a dup with room again takes the next page: after unmapping 10 of A, a new page of the content joins A', () => {
+    const k = kernel();
+    k.run(k.mmap({ anon: true, length: 300 * PAGE, write: true, as: 'm' }));
+    k.run(k.madvise({ map: 'm', advice: 'nohugepage' }));
+    k.run(k.madvise({ map: 'm', advice: 'populate-write' }));
+    k.run(k.madvise({ map: 'm', advice: 'mergeable' }));
+    k.run(k.ksmMerge({}));
+    const a = pfn(k, 'm', 1);
+    const b = pfn(k, 'm', 257);
+    expect([k.folios.rc(a), k.folios.rc(b)]).toEqual([256, 44]);
+    // the zap drops the PTEs; the rmap_items go when ksmd no longer finds a page there
+    k.run(k.madvise({ map: 'm', advice: 'dontneed', offset: 10 * PAGE, length: 10 * PAGE }));
+    k.run(k.ksmMerge({ scans: 1 }));
+    // a new zero-filled page: two scans (its checksum settles), then the chain's head B, a
+    // candidate, takes it (stable_node_dup(): first candidate in chain order)
+    k.run(k.mmap({ anon: true, length: PAGE, write: true, as: 'n' }));
+    k.run(k.madvise({ map: 'n', advice: 'populate-write' }));
+    k.run(k.madvise({ map: 'n', advice: 'mergeable' }));
+    k.run(k.ksmMerge({}));
+    expect(pfn(k, 'n', 0)).toBe(b);
+    expect([k.folios.rc(a), k.folios.rc(b)]).toEqual([246, 45]);
+  });
+});

@@ -139,12 +139,17 @@ describe('ksmd and THPs (try_to_merge_one_page splits a large folio first)', () 
     k.run(k.ksmMerge({}));
     // scan 2: subpage 1 enters the unstable tree; at subpage 2 try_to_merge_two_pages() splits the
     // THP (split_huge_page: PTEs, 512 order-0 folios), subpage 2 becomes the KSM page, 1 maps it,
-    // and 3..511 match it in the stable tree: 511 PTEs, 511 references
+    // and 3..256 match it in the stable tree: 256 rmap_items, max_page_sharing. 257 finds it full
+    // (is_page_sharing_candidate) and enters the unstable tree; 258 merges with it into a second
+    // KSM page of the content (a stable_node chain's new dup), which 259..511 then join: 255
     expect(k.vm.lookup(mm, start)!.pte.level).toBe('pte');
     const kpage = thp + 2;
-    expect([1, 2, 511].map((i) => pfn(k, 't', i))).toEqual([kpage, kpage, kpage]);
-    expect(counts(k, kpage)).toEqual([511, 511]);
-    expect(k.ksm.isKsm(kpage)).toBe(true);
+    const dup = thp + 258;
+    expect([1, 2, 256, 257, 258, 511].map((i) => pfn(k, 't', i))).toEqual([kpage, kpage, kpage, dup, dup, dup]);
+    expect(counts(k, kpage)).toEqual([256, 256]);
+    expect(counts(k, dup)).toEqual([255, 255]);
+    expect([k.ksm.isKsm(kpage), k.ksm.isKsm(dup)]).toEqual([true, true]);
+    expect(k.ksm.mergingPages(mm)).toBe(511);
     expect(pfn(k, 't', 0)).toBe(thp);
     expect(counts(k, thp)).toEqual([1, 1]);
     expect(k.run(k.read({ map: 't', page: 0 }))).toBe('head');

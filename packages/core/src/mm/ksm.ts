@@ -18,6 +18,8 @@ interface StableNode {
   readonly id: number;
   readonly data: string;
   kpfn: number;
+  /** rmap_hlist_len: the rmap_items hanging off it */
+  len: number;
 }
 
 /** An rmap_item listed from a stable node (STABLE_FLAG): an (mm, address) mapping its KSM page. */
@@ -53,8 +55,11 @@ interface Candidate {
 export class Ksm {
   /** ksm_mm_head's list: mms in the order __ksm_enter() added them (MMF_VM_MERGEABLE) */
   private readonly slots: Mm[] = [];
-  /** the stable tree, keyed by content (the model's page data stands for memcmp_pages()) */
-  private readonly stable = new Map<string, StableNode>();
+  /**
+   * the stable tree, keyed by content (the model's page data stands for memcmp_pages()): each
+   * content's KSM pages, head first -- a stable_node chain's dups, or the one plain node
+   */
+  private readonly stable = new Map<string, StableNode[]>();
   /** stable nodes by id, as a KSM page's mapping names them */
   private readonly nodes = new Map<number, StableNode>();
   /** rmap_item->oldchecksum per (mm, page): what the last scan saw there */
@@ -63,6 +68,12 @@ export class Ksm {
   private readonly items = new Map<string, StableItem>();
   private readonly perMm = new WeakMap<Mm, MmKsm>();
   private nextNode = 1;
+  /**
+   * /sys/kernel/mm/ksm/max_page_sharing: how many rmap_items one KSM page takes before a second KSM
+   * page of the same content is made (2c653d0ee2ae "ksm: introduce ksm_max_page_sharing per page
+   * deduplication limit", v4.13; default 256)
+   */
+  readonly maxPageSharing = 256;
   /** /sys/kernel/mm/ksm/use_zero_pages (v4.12, off by default) */
   useZeroPages = false;
   /** the global ksm_zero_pages (/sys/kernel/mm/ksm/ksm_zero_pages, v6.6) */
@@ -358,13 +369,14 @@ export class Ksm {
     if (tree.page === item.page || this.anonPageAt(tree.vma, tree.vpn) !== tree.page) return;
     // try_to_merge_two_pages(): item's page becomes the KSM page, then tree's PTE maps it
     if (!this.writeProtect(item.vma, item.vpn, item.page)) return;
-    const fresh: StableNode = { id: this.nextNode++, data, kpfn: item.page };
+    const fresh: StableNode = { id: this.nextNode++, data, kpfn: item.page, len: 0 };
     this.setStable(item.page, fresh);
     this.nodes.set(fresh.id, fresh);
     if (this.mergeOne(tree, item.page)) {
-      // stable_tree_insert(): the content is now in the stable tree; out of the unstable one;
-      // both rmap_items are appended to the new node
-      this.stable.set(data, fresh);
+      // stable_tree_insert(): the content is now in the stable tree -- a new dup at the head of
+      // its chain when KSM pages of this content exist (need_chain: alloc_stable_node_chain() /
+      // stable_node_chain_add_dup()) -- and out of the unstable one; both rmap_items are appended
+      this.stable.set(data, [fresh, ...(this.stable.get(data) ?? [])]);
       unstable.delete(data);
       this.append(this.key(tree.vma.mm, tree.vpn), tree.vma.mm, fresh);
       this.append(key, item.vma.mm, fresh);
@@ -390,9 +402,13 @@ export class Ksm {
     return !(this.useZeroPages && data === '' && this.mergeWithZeroPage(item));
   }
 
-  /** stable_tree_append(): the rmap_item hangs off the node; mm->ksm_merging_pages++. */
+  /**
+   * stable_tree_append(): the rmap_item hangs off the node (rmap_hlist_len++, past
+   * max_page_sharing only for a KSM page got by fork); mm->ksm_merging_pages++.
+   */
   private append(key: string, mm: Mm, node: StableNode): void {
     this.items.set(key, { mm, node });
+    node.len++;
     this.state(mm).mergingPages++;
   }
 
@@ -406,6 +422,7 @@ export class Ksm {
     if (!it) return;
     if (!this.alive(it.node)) return this.removeNode(it.node);
     this.items.delete(key);
+    it.node.len--;
     this.state(it.mm).mergingPages--;
   }
 
@@ -415,7 +432,9 @@ export class Ksm {
       this.items.delete(key);
       this.state(it.mm).mergingPages--;
     }
-    if (this.stable.get(node.data) === node) this.stable.delete(node.data);
+    const dups = (this.stable.get(node.data) ?? []).filter((d) => d !== node);
+    if (dups.length > 0) this.stable.set(node.data, dups);
+    else this.stable.delete(node.data);
     this.nodes.delete(node.id);
   }
 
@@ -425,13 +444,32 @@ export class Ksm {
     return this.k.pages.rc[s]! > 0 && this.k.pages.mapping[s] === node.id * 4 + PAGE_MAPPING_KSM;
   }
 
-  /** The stable node of content `data`, dropped when stale (remove_node_from_stable_tree()). */
+  /**
+   * stable_tree_search() for a page that is not KSM: the KSM pages of its content in chain order
+   * (chain_prune() -> stable_node_dup()), each checked by ksm_get_folio() (a stale one is removed,
+   * remove_node_from_stable_tree()); the first that is a page-sharing candidate -- it has rmap_items
+   * and fewer than max_page_sharing -- is the one to merge into, moved to the chain's head when it
+   * can take one more after this merge. None ("all full"): NULL, and the page has to find a match
+   * in the unstable tree to start a new KSM page of that content. (The time-gated pruning walk,
+   * which prefers the fullest candidate, is not modelled: ksmd's timing is not.)
+   */
   private stableNode(data: string): StableNode | null {
-    const node = this.stable.get(data);
-    if (!node) return null;
-    if (this.alive(node)) return node;
-    this.removeNode(node);
+    for (const node of [...(this.stable.get(data) ?? [])]) {
+      if (!this.alive(node)) {
+        this.removeNode(node);
+        continue;
+      }
+      if (!this.sharingCandidate(node, 0)) continue;
+      const dups = this.stable.get(data)!;
+      if (dups[0] !== node && this.sharingCandidate(node, 1)) this.stable.set(data, [node, ...dups.filter((d) => d !== node)]);
+      return node;
+    }
     return null;
+  }
+
+  /** __is_page_sharing_candidate(): rmap_hlist_len && rmap_hlist_len + offset < ksm_max_page_sharing. */
+  private sharingCandidate(node: StableNode, offset: number): boolean {
+    return node.len > 0 && node.len + offset < this.maxPageSharing;
   }
 
   /** folio_stable_node(): the node a KSM page's mapping names. */
