@@ -70,7 +70,9 @@ export class Thp {
     const head = k.ram.allocAnonLarge(anonVma, this.order);
     if (head === null) return false;
     k.folios.addMap(head);
-    k.vm.install(vma.mm, base, k.faults.pte(head, 'pmd', { write: true, dirty: true }));
+    // maybe_pmd_mkwrite(): writable only with VM_WRITE (a FOLL_FORCE write into a read-only VMA
+    // gets a dirty, read-only PMD: mkdirty.c test_ptrace_write_thp)
+    k.vm.install(vma.mm, base, k.faults.pte(head, 'pmd', { write: vma.flags.write, dirty: true }));
     return true;
   }
 
@@ -102,7 +104,7 @@ export class Thp {
     k.vm.clear(vma.mm, leaf.base, 'pmd');
     k.emit('tlb.flush', { mm: vma.mm.name });
     k.folios.addMap(head);
-    k.vm.install(vma.mm, leaf.base, k.faults.pte(head, 'pmd', { write: true, dirty: true }));
+    k.vm.install(vma.mm, leaf.base, k.faults.pte(head, 'pmd', { write: vma.flags.write, dirty: true }));
     return true;
   }
 
@@ -140,10 +142,10 @@ export class Thp {
       if (k.features['wp-reuse'] === 'anon-exclusive') k.folios.setFlag(head, PG.anonExclusive, true);
       if (unshare) return true;
       // pmd_mkyoung + maybe_pmd_mkwrite(pmd_mkdirty()), pmdp_set_access_flags()
-      leaf.pte.write = true;
+      leaf.pte.write = vma.flags.write;
       leaf.pte.dirty = true;
       leaf.pte.softDirty = k.softDirtyArch;
-      k.emit('pte.set', { mm: vma.mm.name, vaddr: leaf.base, pfn: leaf.pte.pfn, level: 'pmd', write: true, devmap: false, special: false });
+      k.emit('pte.set', { mm: vma.mm.name, vaddr: leaf.base, pfn: leaf.pte.pfn, level: 'pmd', write: leaf.pte.write, devmap: false, special: false });
       return true;
     }
     if (k.features['thp-cow'] === 'split') {
@@ -166,7 +168,7 @@ export class Thp {
     yield preempt('copy_user_huge_page');
     k.vm.clear(vma.mm, leaf.base, 'pmd'); // pmdp_huge_clear_flush_notify
     k.folios.addMap(copy);
-    k.vm.install(vma.mm, leaf.base, k.faults.pte(copy, 'pmd', { write: true, dirty: true }));
+    k.vm.install(vma.mm, leaf.base, k.faults.pte(copy, 'pmd', { write: vma.flags.write, dirty: true }));
     k.emit('cow', { mm: vma.mm.name, vaddr: leaf.base, from: head, to: copy, why: 'do_huge_pmd_wp_page: copy the THP' });
     k.folios.removeMap(head); // page_remove_rmap(page, true)
     k.emit('tlb.flush', { mm: vma.mm.name });
