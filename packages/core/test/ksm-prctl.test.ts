@@ -21,6 +21,14 @@ function filled(k: Kernel, name: string, data: string[], extra: { shared?: boole
   data.forEach((d, page) => k.run(k.write({ map: name, page, data: d, ...(extra.process ? { process: extra.process } : {}) })));
 }
 
+/** `n` zero-filled private anonymous pages as `name` (MADV_NOHUGEPAGE, MADV_POPULATE_WRITE), MADV_MERGEABLE. */
+function zeroFilledMergeable(k: Kernel, name: string, n: number): void {
+  k.run(k.mmap({ anon: true, length: n * PAGE, write: true, as: name }));
+  k.run(k.madvise({ map: name, advice: 'nohugepage' }));
+  k.run(k.madvise({ map: name, advice: 'populate-write' }));
+  k.run(k.madvise({ map: name, advice: 'mergeable' }));
+}
+
 const mergeable = (k: Kernel, name: string, process = 'init') => mm(k, process).vmas.find((v) => v.name === name)!.flags.mergeable ?? false;
 const pfn = (k: Kernel, map: string, page: number, process?: string) => k.pfnOf({ map, page, ...(process ? { process } : {}) })!;
 const pte = (k: Kernel, map: string, page: number, process = 'init') => k.vm.lookup(mm(k, process), mm(k, process).ranges.get(map)!.start + page)!.pte;
@@ -141,10 +149,8 @@ describe('ksm_merging_pages per mm (stable_tree_append / remove_rmap_item_from_t
 describe('use_zero_pages and ksm_zero_pages', () => {
   /** `n` zero-filled pages (MADV_POPULATE_WRITE), MADV_MERGEABLE, two scans with use_zero_pages on. */
   function zeroMerged(k: Kernel, n: number): number[] {
-    k.run(k.mmap({ anon: true, length: n * PAGE, write: true, as: 'z' }));
-    k.run(k.madvise({ map: 'z', advice: 'populate-write' }));
+    zeroFilledMergeable(k, 'z', n);
     const before = Array.from({ length: n }, (_, i) => pfn(k, 'z', i));
-    k.run(k.madvise({ map: 'z', advice: 'mergeable' }));
     k.run(k.ksmMerge({ useZeroPages: true }));
     return before;
   }
@@ -244,11 +250,7 @@ describe('execve() and PR_SET_MEMORY_MERGE (ksm_execve)', () => {
 describe('max_page_sharing (stable_node chains)', () => {
   it('a KSM page takes 256 rmap_items; the next identical pages start a second KSM page of the content', () => {
     const k = kernel();
-    const n = 600;
-    k.run(k.mmap({ anon: true, length: n * PAGE, write: true, as: 'm' }));
-    k.run(k.madvise({ map: 'm', advice: 'nohugepage' }));
-    k.run(k.madvise({ map: 'm', advice: 'populate-write' }));
-    k.run(k.madvise({ map: 'm', advice: 'mergeable' }));
+    zeroFilledMergeable(k, 'm', 600);
     k.run(k.ksmMerge({}));
     // scan 2: pages 0 and 1 make KSM page A (page 1), 2..255 join it: 256. Page 256 finds A full,
     // enters the unstable tree, 257 merges with it: KSM page B (page 257), the chain's new head;
@@ -263,12 +265,9 @@ describe('max_page_sharing (stable_node chains)', () => {
     expect(k.ksm.mergingPages(mm(k))).toBe(600);
   });
 
-  it('a dup with room again takes the next page: after unmapping 10 of A, a new page of the content joins A', () => {
+  it('a search takes the first candidate in chain order: a new page of the content joins the head B, not A with room again', () => {
     const k = kernel();
-    k.run(k.mmap({ anon: true, length: 300 * PAGE, write: true, as: 'm' }));
-    k.run(k.madvise({ map: 'm', advice: 'nohugepage' }));
-    k.run(k.madvise({ map: 'm', advice: 'populate-write' }));
-    k.run(k.madvise({ map: 'm', advice: 'mergeable' }));
+    zeroFilledMergeable(k, 'm', 300);
     k.run(k.ksmMerge({}));
     const a = pfn(k, 'm', 1);
     const b = pfn(k, 'm', 257);
@@ -278,9 +277,7 @@ describe('max_page_sharing (stable_node chains)', () => {
     k.run(k.ksmMerge({ scans: 1 }));
     // a new zero-filled page: two scans (its checksum settles), then the chain's head B, a
     // candidate, takes it (stable_node_dup(): first candidate in chain order)
-    k.run(k.mmap({ anon: true, length: PAGE, write: true, as: 'n' }));
-    k.run(k.madvise({ map: 'n', advice: 'populate-write' }));
-    k.run(k.madvise({ map: 'n', advice: 'mergeable' }));
+    zeroFilledMergeable(k, 'n', 1);
     k.run(k.ksmMerge({}));
     expect(pfn(k, 'n', 0)).toBe(b);
     expect([k.folios.rc(a), k.folios.rc(b)]).toEqual([246, 45]);
