@@ -12,6 +12,8 @@
  *    - `optsInToDaxVmemmapOptimization(version)`: whether the arch selects the DAX vmemmap
  *      optimisation in that release (ARCH_WANT_OPTIMIZE_VMEMMAP v6.4, _DAX_VMEMMAP v6.6, or an
  *      arch override of vmemmap_can_optimize()); cite the Kconfig select;
+ *    - `hugetlbVmemmapOptIn(version)` (optional): null where the arch selects HugeTLB Vmemmap
+ *      Optimization in that release, else why not (absent: no HVO); cite the Kconfig select;
  *    - `backing(run, ctx)`: how its vmemmap_populate() backs a run of section chunks: block size
  *      (PAGE_SIZE for vmemmap_populate_basepages, PMD_SIZE for vmemmap_populate_hugepages, an arch
  *      block such as ppc64 hash's mmu_vmemmap_psize or s390's 1 MiB frames), whether the altmap is
@@ -23,7 +25,8 @@
  * section_activate() per section touched), vmemmap_can_optimize() in each of its forms, the
  * compound tail-page reuse of vmemmap_populate_compound_pages() (including compounds that span
  * sections), the vmem_altmap allocator with its reserve, free and alignment padding, and
- * memmap_init_zone_device()'s compound_nr_pages().
+ * memmap_init_zone_device()'s compound_nr_pages(); and for hugetlb pages, what HVO frees per
+ * page and release (hugetlb.ts hugetlbVmemmapFigures(), which mm/hugetlb.ts applies to its pools).
  */
 export { altmapAllocBlocks, altmapOffset, newAltmap, type AltmapLayout, type AltmapState } from './altmap.js';
 export { compoundNrPages, vmemmapCanOptimize, VMEMMAP_RESERVE_NR, type OptimizeQuery } from './optimize.js';
