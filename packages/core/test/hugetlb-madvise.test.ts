@@ -101,10 +101,36 @@ describe('MADV_DONTNEED on a hugetlb VMA, per release', () => {
       k.run(k.madvise({ map: 'mem', advice: 'keeponfork' }));
       // nothing was zapped or swapped: the page is still there with its data
       expect([counters(k).free, k.run(k.read({ map: 'mem', page: 0 }))]).toEqual([3, 'mem0']);
-      // MADV_POPULATE_WRITE (v5.14+) would fault the huge page in: not modelled on hugetlb
-      const e = errorOf(() => k.run(k.madvise({ map: 'mem', advice: 'populate-write' })));
-      expect([(e as KernelError).code, (e as KernelError).unsupported !== null]).toEqual(['EINVAL', version !== 'v5.10']);
+      // MADV_DONTFORK (VM_DONTCOPY on a hugetlb VMA) is not modelled
+      const e = errorOf(() => k.run(k.madvise({ map: 'mem', advice: 'dontfork' })));
+      expect([(e as KernelError).code, (e as KernelError).unsupported !== null]).toEqual(['EINVAL', true]);
     }
+  });
+
+  it('MADV_POPULATE_READ/WRITE fault the huge pages in through hugetlb_fault(): a read allocates too (no zero page), a write of a private file page copies it', () => {
+    for (const version of ['v6.1', 'latest']) {
+      const k = kernel(version, 4);
+      k.run(k.mmap({ anon: true, hugetlb: HPAGE, length: 2 * HPAGE, write: true, as: 'mem' }));
+      // from the middle of the first huge page: both huge pages are faulted in whole
+      k.run(k.madvise({ map: 'mem', advice: 'populate-read', offset: 4 * KiB }));
+      expect([version, counters(k), k.isMappedIn({ map: 'mem', page: 0 }), k.isMappedIn({ map: 'mem', page: 512 })]).toEqual([version, { nr: 4, free: 2, resv: 0 }, true, true]);
+      // a read fault in a private mapping maps the new anon folio R/O (make_huge_pte(writable = VM_SHARED && VM_WRITE))
+      const mm = k.processes.get('init')!;
+      const entry = () => k.vm.lookup(mm, mm.ranges.get('mem')!.start)!.pte.write;
+      expect(entry()).toBe(false);
+      // populate-write: hugetlb_wp() reuses the exclusive anon folios (mapcount 1): no new page
+      k.run(k.madvise({ map: 'mem', advice: 'populate-write' }));
+      expect([counters(k).free, entry()]).toEqual([2, true]);
+    }
+  });
+
+  it('MADV_POPULATE_WRITE where the owner lost its page to another mapping (v6.6: no reservation restored) is EFAULT (the fault\'s SIGBUS)', () => {
+    const k = kernel('v6.6', 1);
+    k.run(k.mmap({ anon: true, hugetlb: HPAGE, length: HPAGE, write: true, as: 'mem' }));
+    k.run(k.write({ map: 'mem', page: 0, data: 'x' }));
+    k.run(k.madvise({ map: 'mem', advice: 'dontneed' }));
+    k.run(k.mmap({ anon: true, hugetlb: HPAGE, length: HPAGE, write: true, as: 'thief' }));
+    expect(code(() => k.run(k.madvise({ map: 'mem', advice: 'populate-write' })))).toBe('EFAULT');
   });
 });
 

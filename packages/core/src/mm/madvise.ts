@@ -75,7 +75,6 @@ export function* madvise(k: Kernel, mm: Mm, start: number, pages: number, advice
     for (let at = start; at < end; ) {
       const vma = k.vm.vmaAt(mm, at);
       if (!vma) throw new KernelError('ENOMEM', `madvise ${advice}: page ${at} of ${mm.name} is not mapped (vma_lookup)`);
-      if (vma.hugetlb) throw notModelledOnHugetlb(vma, advice);
       const to = Math.min(end, vma.start + vma.pages);
       yield* populate(k, vma, at, to, advice === 'populate-write');
       at = to;
@@ -111,9 +110,11 @@ function nextVma(mm: Mm, at: number, end: number): Vma | null {
  * Advices whose hugetlb rules the model follows: the zaps, and the refusals -- MADV_FREE (not
  * anonymous memory; from v5.18 madvise_dontneed_free_valid_vma() too), MADV_COLD/PAGEOUT
  * (can_madv_lru_vma()), MADV_COLLAPSE (VM_NO_KHUGEPAGED), MADV_WIPEONFORK (a vm_file) -- and
- * MADV_KEEPONFORK, which changes nothing there. The rest are refused on hugetlb VMAs as not modelled.
+ * MADV_KEEPONFORK, which changes nothing there -- and MADV_POPULATE_(READ|WRITE), whose GUP
+ * faults go to hugetlb_fault() like any fault there (a read allocates too: hugetlb has no zero
+ * page). The rest are refused on hugetlb VMAs as not modelled.
  */
-const HUGETLB_ADVICES: readonly Advice[] = ['dontneed', 'dontneed-locked', 'remove', 'free', 'cold', 'pageout', 'collapse', 'wipeonfork', 'keeponfork'];
+const HUGETLB_ADVICES: readonly Advice[] = ['dontneed', 'dontneed-locked', 'remove', 'free', 'cold', 'pageout', 'collapse', 'wipeonfork', 'keeponfork', 'populate-read', 'populate-write'];
 
 function notModelledOnHugetlb(vma: Vma, advice: Advice): KernelError {
   return KernelError.unsupported('EINVAL', `madvise ${advice} of hugetlb mapping '${vma.name}' is not modelled (modelled there: ${HUGETLB_ADVICES.join(', ')})`);
