@@ -54,14 +54,16 @@ function selfZeroPages(k: Kernel): number {
 }
 
 /**
- * __mmap_and_merge_range(val, 2 MiB, prot, mode): ksm_unmerge() (nothing is merged yet in a fresh
- * kernel) and "Still pages merged" if ksm_get_self_merging_pages() > 0; mmap, MADV_NOHUGEPAGE,
+ * __mmap_and_merge_range(val, 2 MiB, prot, mode): ksm_unmerge() (echo 2 > run) and "Still pages
+ * merged" if ksm_get_self_merging_pages() > 0; mmap, MADV_NOHUGEPAGE,
  * memset() every page to `val` (a zero-filled page for 0x00), mprotect(prot) (PROT_NONE for
  * test_prot_none; PROT_READ|PROT_WRITE changes nothing), then PR_SET_MEMORY_MERGE (-EINVAL: "Merging memory skipped"), MADV_MERGEABLE or nothing (the
  * process has MMF_VM_MERGE_ANY already), ksm_merge() (two full scans), and "No pages got merged"
  * when val is not 0 and ksm_get_self_merging_pages() reads 0 (a negative value passes).
  */
 function mmapAndMergeRange(k: Kernel, pages: number, mode: 'prctl' | 'madvise' | 'none', val = 'cf', process = 'init', protNone = false): 'ok' | Verdict {
+  // ksm_unmerge(): "Stabilize accounting by disabling KSM completely" (echo 2 > run)
+  k.run(k.ksmUnmerge({}));
   if (selfMergingPages(k, process) > 0) return 'FAIL';
   k.run(k.mmap({ anon: true, length: SIZE, write: true, as: 'map', process }));
   k.run(k.madvise({ map: 'map', advice: 'nohugepage', process }));

@@ -697,6 +697,11 @@ export class Kernel {
     yield* this.ksm.scan(a.scans ?? 2);
   }
 
+  /** echo 2 > /sys/kernel/mm/ksm/run: unmerge every KSM page and forget every rmap_item (mm/ksm.ts unmergeAll). */
+  *ksmUnmerge(_a: Record<string, never>): Op {
+    yield* this.ksm.unmergeAll();
+  }
+
   /** prctl(PR_SET_MEMORY_MERGE, memoryMerge) in a process (mm/ksm.ts setMemoryMerge; v6.4, -EINVAL before). */
   *prctl(a: { process?: string; memoryMerge: boolean }): Op {
     yield* this.ksm.setMemoryMerge(this.process(a.process), a.memoryMerge);

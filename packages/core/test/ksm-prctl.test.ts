@@ -283,3 +283,30 @@ describe('max_page_sharing (stable_node chains)', () => {
     expect([k.folios.rc(a), k.folios.rc(b)]).toEqual([246, 45]);
   });
 });
+
+describe('echo 2 > /sys/kernel/mm/ksm/run (unmerge_and_remove_all_rmap_items)', () => {
+  it('unmerges every KSM page of every listed process, frees the rmap_items, keeps VM_MERGEABLE; two scans merge again', () => {
+    const k = kernel();
+    filled(k, 'a', ['x', 'x', 'x']);
+    k.run(k.madvise({ map: 'a', advice: 'mergeable' }));
+    k.run(k.spawn({ as: 'p' }));
+    filled(k, 'b', ['x'], { process: 'p' });
+    k.run(k.madvise({ map: 'b', advice: 'mergeable', process: 'p' }));
+    k.run(k.ksmMerge({}));
+    const kpage = pfn(k, 'a', 1);
+    expect(k.folios.rc(kpage)).toBe(4);
+    expect([k.ksm.mergingPages(mm(k)), k.ksm.mergingPages(mm(k, 'p'))]).toEqual([3, 1]);
+    k.run(k.ksmUnmerge({}));
+    const now = [0, 1, 2].map((i) => pfn(k, 'a', i)).concat(pfn(k, 'b', 0, 'p'));
+    expect(new Set(now).size).toBe(4);
+    expect(k.pages.rc[k.pages.slot(kpage)]).toBe(0);
+    expect([k.ksm.mergingPages(mm(k)), k.ksm.mergingPages(mm(k, 'p'))]).toEqual([0, 0]);
+    expect([mergeable(k, 'a'), mergeable(k, 'b', 'p')]).toEqual([true, true]);
+    // the oldchecksums went with the rmap_items: one scan records them again, the second merges
+    k.run(k.ksmMerge({ scans: 1 }));
+    expect(pfn(k, 'a', 0)).not.toBe(pfn(k, 'a', 1));
+    k.run(k.ksmMerge({ scans: 1 }));
+    expect(pfn(k, 'a', 0)).toBe(pfn(k, 'b', 0, 'p'));
+    expect(k.ksm.mergingPages(mm(k))).toBe(3);
+  });
+});

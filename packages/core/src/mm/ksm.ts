@@ -277,6 +277,29 @@ export class Ksm {
     for (let i = 0; i < scans; i++) yield* this.fullScan();
   }
 
+  /**
+   * echo 2 > /sys/kernel/mm/ksm/run: unmerge_and_remove_all_rmap_items(). Every listed mm's
+   * VM_MERGEABLE VMAs with an anon_vma are unmerged (unmerge_ksm_pages(), as MADV_UNMERGEABLE, but
+   * VM_MERGEABLE stays set), all its rmap_items are freed (remove_trailing_rmap_items() from the
+   * head: oldchecksums and stable-tree listings, so ksm_merging_pages drops to 0), an exited mm
+   * leaves the list; then remove_all_stable_nodes() drops the nodes whose pages went, and ksmd
+   * merges nothing until the next `echo 1` (the ksm-merge step).
+   */
+  *unmergeAll(): Op {
+    for (const mm of [...this.slots]) {
+      for (const vma of mm.alive ? [...mm.vmas].sort((a, b) => a.start - b.start) : []) {
+        if (vma.flags.mergeable && vma.anonVma) yield* this.unmerge(vma, vma.start, vma.start + vma.pages);
+      }
+      for (const key of [...this.checksums.keys(), ...this.items.keys()]) {
+        if (!key.startsWith(`${mm.id}:`)) continue;
+        this.checksums.delete(key);
+        this.removeItem(key);
+      }
+      if (!mm.alive) this.drop(mm);
+    }
+    for (const dups of [...this.stable.values()]) for (const node of dups) if (!this.alive(node)) this.removeNode(node);
+  }
+
   private *fullScan(): Op {
     const k = this.k;
     const unstable = new Map<string, Candidate>();

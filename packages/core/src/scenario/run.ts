@@ -85,6 +85,7 @@ export function stepOp(k: Kernel, step: Step, failures: string[]): Op<unknown> {
     case 'mremap': return k.mremap(a);
     case 'madvise': return k.madvise(a);
     case 'ksm-merge': return k.ksmMerge(a);
+    case 'ksm-unmerge': return k.ksmUnmerge(a);
     case 'prctl': return k.prctl(a);
     case 'proc-mem-write': return k.procMemWrite(a);
     case 'mlock': return k.mlock(a);

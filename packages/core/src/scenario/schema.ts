@@ -457,6 +457,7 @@ export const OP_ARGS = {
     scans: z.number().int().positive().optional().describe('how many full scans to wait for (default 2, as ksm_functional_tests.c ksm_merge(): the first only records checksums)'),
     useZeroPages: Flag.optional().describe('echo 1 (or 0) > /sys/kernel/mm/ksm/use_zero_pages first; it stays set: zero-filled pages are merged into the shared zero page'),
   }).describe('echo 1 > /sys/kernel/mm/ksm/run and wait for full scans of ksmd: identical anonymous pages of MADV_MERGEABLE ranges become one read-only KSM page (mm/ksm.c)'),
+  'ksm-unmerge': obj({}).describe('echo 2 > /sys/kernel/mm/ksm/run (unmerge_and_remove_all_rmap_items): every KSM page of every process KSM knows is unmerged (VM_MERGEABLE stays), every rmap_item freed; nothing merges until the next ksm-merge'),
   prctl: obj({
     memoryMerge: Flag.describe('PR_SET_MEMORY_MERGE: true merges every compatible VMA of the process, present and future (MMF_VM_MERGE_ANY); false unmerges them'),
     process: Name.optional().describe('the calling process (default init)'),

@@ -36,7 +36,7 @@ export type OpName =
   | 'probe' | 'unbind' | 'mount' | 'create' | 'truncate' | 'punch-hole' | 'fallocate' | 'reflink'
   | 'spawn' | 'mmap' | 'munmap' | 'read' | 'write' | 'fork' | 'exit' | 'exec'
   | 'pin' | 'get' | 'unpin' | 'put' | 'dma-write' | 'dma-read' | 'iouring-register' | 'iouring-unregister'
-  | 'ksm-merge' | 'prctl' | 'proc-mem-write' | 'mlock' | 'munlock' | 'mlockall' | 'munlockall'
+  | 'ksm-merge' | 'ksm-unmerge' | 'prctl' | 'proc-mem-write' | 'mlock' | 'munlock' | 'mlockall' | 'munlockall'
   | 'memory-failure' | 'migrate' | 'device-read' | 'device-write' | 'device-snapshot' | 'device-exclusive' | 'device-check-exclusive' | 'inject-fault' | 'check'
   | 'mprotect' | 'clear-refs' | 'mremap' | 'madvise' | 'memfd-create' | 'tmpfile' | 'hugetlb-pool' | 'thp-size' | 'sysctl';
 
