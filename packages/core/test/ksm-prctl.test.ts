@@ -310,3 +310,25 @@ describe('echo 2 > /sys/kernel/mm/ksm/run (unmerge_and_remove_all_rmap_items)', 
     expect(k.ksm.mergingPages(mm(k))).toBe(3);
   });
 });
+
+describe('MADV_COLLAPSE of KSM zero pages', () => {
+  it('uncounts the KSM zero-page PTEs it replaces (__collapse_huge_page_copy_succeeded -> ksm_might_unmap_zero_page)', () => {
+    const k = kernel();
+    const n = k.vm.pmdPages;
+    // a PMD-aligned range: half zero-filled pages KSM maps to the zero page, the other half written
+    k.run(k.mmap({ anon: true, length: 2 * n * PAGE, write: true, as: 't' }));
+    const start = mm(k).ranges.get('t')!.start;
+    const off = (Math.ceil(start / n) * n - start) * PAGE;
+    k.run(k.madvise({ map: 't', advice: 'nohugepage' }));
+    k.run(k.madvise({ map: 't', advice: 'populate-write', offset: off, length: (n / 2) * PAGE }));
+    for (let i = n / 2; i < n; i++) k.run(k.write({ map: 't', page: off / PAGE + i, data: `d${i}` }));
+    k.run(k.madvise({ map: 't', advice: 'mergeable', offset: off, length: n * PAGE }));
+    k.run(k.ksmMerge({ useZeroPages: true }));
+    expect(k.ksm.zeroPages(mm(k))).toBe(n / 2);
+    k.run(k.madvise({ map: 't', advice: 'hugepage', offset: off, length: n * PAGE }));
+    k.run(k.madvise({ map: 't', advice: 'collapse', offset: off, length: n * PAGE }));
+    expect(k.vm.lookup(mm(k), start + off / PAGE)!.pte.level).toBe('pmd');
+    expect(k.ksm.zeroPages(mm(k))).toBe(0);
+    expect(k.ksm.zeroPagesTotal).toBe(0);
+  });
+});

@@ -114,7 +114,11 @@ function* collapseRange(k: Kernel, vma: Vma, base: number): Op<ScanResult> {
   for (const [v, pte] of ptes) if (!pte.special) k.pages.data.set(hpage + (v - base), k.pages.data.get(pte.pfn) ?? '');
   for (const [v, pte] of ptes) {
     k.vm.clear(mm, v, 'pte');
-    if (pte.special) continue;
+    // __collapse_huge_page_copy_succeeded(): a zero-page PTE goes with ksm_might_unmap_zero_page() (v6.6)
+    if (pte.special) {
+      k.ksm.unmapZeroPage(mm, pte);
+      continue;
+    }
     const head = k.folios.folio(pte.pfn);
     k.folios.removeMap(head);
     k.folios.put(head, 1, '__collapse_huge_page_copy: free_page_and_swap_cache');
