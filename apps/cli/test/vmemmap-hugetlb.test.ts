@@ -32,7 +32,7 @@ describe('daxlab vmemmap --hugetlb --json', () => {
     expect(r.code).toBe(0);
     const report = JSON.parse(r.out);
     expect(report).toMatchObject({ arch: 'x86', hugetlbSize: 2 * MiB, structPages: 512, vmemmapPages: 8, vmemmapBytes: 32 * KiB, optimizable: true, freeablePages: 7, enabled: false, optimized: false, freedPages: 0, keptPages: 8 });
-    expect(report.pool).toEqual({ pages: 4, vmemmapPages: 32, vmemmapBytes: 128 * KiB, savedPages: 0, savedBytes: 0 });
+    expect(report.pool).toEqual({ pages: 4, vmemmapPages: 32, vmemmapBytes: 128 * KiB, savedPages: 0, savedBytes: 0, pteTablePages: 0 });
   });
 
   it('x86 1 GiB with hugetlb_free_vmemmap=on: 4095 of 4096 freed ("free (PAGE_SIZE - 1) vmemmap pages"); 1024 of them free 16380 MiB', async () => {
@@ -40,6 +40,9 @@ describe('daxlab vmemmap --hugetlb --json', () => {
     const report = JSON.parse(r.out);
     expect(report).toMatchObject({ vmemmapPages: 4096, reservePages: 1, optimized: true, freedPages: 4095, keptPages: 1, kernel: { version: 'latest', features: ON } });
     expect(report.pool).toMatchObject({ vmemmapPages: 1024, savedPages: 1024 * 4095, savedBytes: 16380 * MiB });
+    // x86 maps RAM's memmap with 2 MiB PMDs: HVO splits each into a PTE table; 1024 x 16 MiB of
+    // vmemmap is 8192 PMDs (the early cover letter's "8 pages for page tables" per 1GB page)
+    expect(report.pool.pteTablePages).toBe(8192);
   });
 
   it('the table says why nothing is freed, and how to switch HVO on', async () => {
@@ -49,6 +52,21 @@ describe('daxlab vmemmap --hugetlb --json', () => {
     expect(ppc.out).toContain('not available: powerpc never selects ARCH_WANT_OPTIMIZE_HUGETLB_VMEMMAP');
     // 16 MiB of 64K pages: 256 struct pages = 16 KiB, a quarter of one vmemmap page
     expect(ppc.out).toContain('16KiB of vmemmap (0.25 pages)');
+  });
+});
+
+describe('PTE tables of the PMD split (vmemmap_split_pmd())', () => {
+  it('1 TiB of 2 MiB pages: 8192 tables (32 MiB) when contiguous, the early cover letter\'s best case; none where the memmap is PTE-mapped (arm64 64K)', () => {
+    // "~11GB (2MB hugepage, the worst case is 10GB while the best is 12GB)": 524288 pages x 6 pages
+    // = 12 GiB freed (v5.14), less 32 MiB of tables at best, less one table per page (2 GiB) at worst
+    const x = hugetlbVmemmapReport(catalog.arch.x86!({}), { hugetlbSize: 2 * MiB, pages: 524288, version: 'latest', features: ON });
+    expect(x.pool).toMatchObject({ savedBytes: 14 * GiB, pteTablePages: 8192 });
+    const a = hugetlbVmemmapReport(catalog.arch.arm64!({ pageSize: 64 * KiB }), { hugetlbSize: 512 * MiB, pages: 64, version: 'v6.1', features: ON });
+    expect(a.pool).toMatchObject({ savedPages: 64 * 7, pteTablePages: 0 });
+    // arm64 4K and s390 (1 MiB segment frames) map it with PMD leaves
+    expect(hugetlbVmemmapReport(catalog.arch.arm64!({}), { hugetlbSize: 2 * MiB, pages: 64, version: 'v6.1', features: ON }).pool.pteTablePages).toBe(1);
+    // s390: 64 pages of 1 MiB = 1 MiB of vmemmap = one 1 MiB segment
+    expect(hugetlbVmemmapReport(catalog.arch.s390!({}), { hugetlbSize: MiB, pages: 64, version: 'v6.6', features: ON }).pool.pteTablePages).toBe(1);
   });
 });
 

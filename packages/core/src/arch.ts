@@ -153,6 +153,13 @@ export interface VmemmapPopulator {
    * why not (vmemmap/hugetlb.ts). Absent: the arch has no HVO.
    */
   readonly hugetlbVmemmapOptIn?: HugetlbVmemmapOptIn;
+  /**
+   * Whether the memmap of (boot) RAM is mapped by PMD leaves in this version (x86-64 and arm64 4K
+   * vmemmap_populate_hugepages(), s390's 1 MiB segment frames), so that HVO must split one into a
+   * PTE table (vmemmap_split_pmd(): one page-table page, never merged back) before it remaps.
+   * Absent: PTE-mapped, nothing to split.
+   */
+  vmemmapPmdMapped?(mmu: Mmu, version: string): boolean;
   /** Populate the memmap of a device range; pure arithmetic over sections and blocks. */
   populate(mmu: Mmu, request: VmemmapRequest): VmemmapOutcome;
 }

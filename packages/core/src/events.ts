@@ -48,7 +48,7 @@ export interface KernelEvents {
    * a hugetlb pool changed (mm/hugetlb.ts): its pages (nr_hugepages, surplus included), the pages
    * whose vmemmap HVO optimised, the vmemmap pages all of them use and the ones HVO freed
    */
-  'hugetlb.pool': { size: number; nr: number; free: number; surplus: number; optimized: number; vmemmapPages: number; savedPages: number; why: string };
+  'hugetlb.pool': { size: number; nr: number; free: number; surplus: number; optimized: number; vmemmapPages: number; savedPages: number; pteTablePages: number; why: string };
   'pgmap.kill': { device: string };
   'pgmap.teardown': { device: string; type: string };
   'warn': { message: string };

@@ -28,6 +28,7 @@ export function testArch(): ArchPlugin {
     vmemmapInInitMm: true,
     optsInToDaxVmemmapOptimization: () => true,
     hugetlbVmemmapOptIn: () => null, // x86-64 has HVO in every release that has it (v5.14+)
+    vmemmapPmdMapped: () => true, // x86-64 maps RAM's memmap with 2 MiB PMD leaves (vmemmap_populate_hugepages)
     populate: (m, req) => {
       const pages = req.size / m.basePageSize;
       const bytes = pages * m.structPageSize;

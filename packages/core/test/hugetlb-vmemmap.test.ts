@@ -5,8 +5,11 @@ import { runScenario, type PluginCatalog } from '../src/scenario/run.js';
 import { testArch } from '../src/testing.js';
 
 // HVO on a hugetlb pool (mm/hugetlb.ts + vmemmap/hugetlb.ts), on the x86-64-shaped test arch
-// (4 KiB pages, 64-byte struct page, HVO selected): a 2 MiB page has 8 vmemmap pages
-// (vmemmap_dedup.rst), of which HVO frees 7 from v5.18 (6 before), a 1 GiB page 4096 (4095 freed).
+// (4 KiB pages, 64-byte struct page, HVO selected, RAM's memmap PMD-mapped): a 2 MiB page has 8
+// vmemmap pages (vmemmap_dedup.rst), of which HVO frees 7 from v5.18 (6 before), a 1 GiB page 4096
+// (4095 freed). One 2 MiB PMD of vmemmap holds the struct pages of 128 MiB (a section): HVO splits
+// each PMD it remaps in into a PTE table (vmemmap_split_pmd), one page each. Pool pages are taken
+// top-down from 64 GiB, so the first 64 pages of 2 MiB share the last section below it.
 
 const MiB = 2 ** 20;
 const GiB = 2 ** 30;
@@ -23,13 +26,14 @@ describe('a hugetlb pool reports the vmemmap its pages use and what HVO freed', 
   it('4 pages of 2 MiB with hugetlb_free_vmemmap=on: 1 vmemmap page each instead of 8 (28 freed)', () => {
     const k = kernel();
     pool(k, 4);
-    expect(vm(k)).toEqual({ perPage: 8, optimized: 4, vmemmapPages: 4, vmemmapBytes: 4 * 4096, savedPages: 28, surplus: 0 });
+    // the 4 pages lie in one 128 MiB section: one vmemmap PMD split, one PTE table
+    expect(vm(k)).toEqual({ perPage: 8, optimized: 4, vmemmapPages: 4, vmemmapBytes: 4 * 4096, savedPages: 28, surplus: 0, pteTablePages: 1 });
   });
 
   it('off by default (CONFIG_HUGETLB_PAGE_OPTIMIZE_VMEMMAP_DEFAULT_ON=n): all 32 vmemmap pages stay', () => {
     const k = kernel('latest', false);
     pool(k, 4);
-    expect(vm(k)).toMatchObject({ optimized: 0, vmemmapPages: 32, savedPages: 0 });
+    expect(vm(k)).toMatchObject({ optimized: 0, vmemmapPages: 32, savedPages: 0, pteTablePages: 0 });
   });
 
   it('a release without HVO ignores the parameter (v5.10: no hugetlb_vmemmap.c)', () => {
@@ -41,7 +45,9 @@ describe('a hugetlb pool reports the vmemmap its pages use and what HVO freed', 
   it('1 GiB pages: 4096 vmemmap pages each, 4095 freed (PAGE_SIZE - 1)', () => {
     const k = kernel();
     pool(k, 2, GiB);
-    expect(vm(k, GiB)).toMatchObject({ perPage: 4096, optimized: 2, vmemmapPages: 2, savedPages: 8190 });
+    // each 1 GiB page's 16 MiB of vmemmap spans 8 PMDs: 8 PTE tables apiece (the series' early
+    // cover letter: "8 pages for page tables" per 1GB page)
+    expect(vm(k, GiB)).toMatchObject({ perPage: 4096, optimized: 2, vmemmapPages: 2, savedPages: 8190, pteTablePages: 16 });
     // the 2 MiB pool is a different hstate: untouched
     expect(vm(k)).toMatchObject({ optimized: 0, vmemmapPages: 0 });
   });
@@ -52,9 +58,10 @@ describe('a hugetlb pool reports the vmemmap its pages use and what HVO freed', 
     k.bus.on('hugetlb.pool').subscribe((e) => seen.push(e.data));
     pool(k, 4);
     pool(k, 1);
-    expect(vm(k)).toMatchObject({ optimized: 1, vmemmapPages: 1, savedPages: 7 });
+    // the PTE table stays: the split is never undone
+    expect(vm(k)).toMatchObject({ optimized: 1, vmemmapPages: 1, savedPages: 7, pteTablePages: 1 });
     expect(k.hugetlb.counters(HPAGE)).toEqual({ nr: 1, free: 1, resv: 0 });
-    expect(seen.map((e) => [e.nr, e.optimized, e.vmemmapPages, e.savedPages])).toEqual([[4, 4, 4, 28], [1, 1, 1, 7]]);
+    expect(seen.map((e) => [e.nr, e.optimized, e.vmemmapPages, e.savedPages, e.pteTablePages])).toEqual([[4, 4, 4, 28, 1], [1, 1, 1, 7, 1]]);
   });
 
   it('a page in use stays optimised through map and fault; shrunk below it, the pool counts it as surplus and it leaves when freed', () => {
@@ -78,6 +85,17 @@ describe('a hugetlb pool reports the vmemmap its pages use and what HVO freed', 
     k.run(k.munmap({ map: 'mem' }));
     expect(k.hugetlb.counters(HPAGE)).toEqual({ nr: 1, free: 1, resv: 0 });
     expect(vm(k)).toMatchObject({ optimized: 1, vmemmapPages: 1, surplus: 0 });
+  });
+});
+
+describe('vmemmap_split_pmd(): one PTE table per vmemmap PMD HVO remaps in', () => {
+  it('65 pages of 2 MiB span two 128 MiB sections: two tables; a PTE-mapped memmap needs none', () => {
+    const k = kernel();
+    pool(k, 65);
+    expect(vm(k).pteTablePages).toBe(2);
+    const pte = createKernel({ arch: { ...testArch(), populator: { ...testArch().populator, vmemmapPmdMapped: () => false } }, kernel: 'latest', features: { 'hugetlb-free-vmemmap': true } });
+    pte.run(pte.hugetlbPool({ size: HPAGE, pages: 65 }));
+    expect(pte.hugetlb.vmemmap(HPAGE)).toMatchObject({ optimized: 65, pteTablePages: 0 });
   });
 });
 

@@ -192,8 +192,12 @@ export interface HugetlbVmemmapReport extends HugetlbVmemmapFigures {
   readonly kernel: { readonly version: string; readonly features: FeatureOverrides };
   /** the pages lie in memory hot-added with memmap_on_memory (--memmap-on-memory) */
   readonly memmapOnMemory: boolean;
-  /** the pool: `pages` pages of this size, each as the figures say */
-  readonly pool: { readonly pages: number; readonly vmemmapPages: number; readonly vmemmapBytes: number; readonly savedPages: number; readonly savedBytes: number };
+  /**
+   * the pool: `pages` pages of this size, each as the figures say; pteTablePages: the PTE tables
+   * HVO allocates splitting PMD-mapped vmemmap (vmemmap_split_pmd()) when the pages are contiguous
+   * and the first starts a vmemmap PMD (the fewest: pages scattered over memory split more)
+   */
+  readonly pool: { readonly pages: number; readonly vmemmapPages: number; readonly vmemmapBytes: number; readonly savedPages: number; readonly savedBytes: number; readonly pteTablePages: number };
 }
 
 /**
@@ -214,6 +218,8 @@ export function hugetlbVmemmapReport(arch: ArchPlugin, q: { readonly hugetlbSize
   const features = resolveFeatures(q.version, q.features ?? {});
   const f = hugetlbVmemmapFigures(mmu, arch.populator.hugetlbVmemmapOptIn, { hugetlbSize: q.hugetlbSize, version: q.version, enabled: features['hugetlb-free-vmemmap'], memmapOnMemory: q.memmapOnMemory ?? false });
   const ps = mmu.basePageSize;
+  const pmdMapped = arch.populator.vmemmapPmdMapped?.(mmu, q.version) ?? false;
+  const pteTablePages = f.optimized && pmdMapped ? Math.ceil((pages * f.vmemmapBytes) / mmu.pmdSize) : 0;
   return {
     arch: arch.arch,
     pageSize: ps,
@@ -221,7 +227,7 @@ export function hugetlbVmemmapReport(arch: ArchPlugin, q: { readonly hugetlbSize
     kernel: { version: q.version, features: featureDiff(q.version, features) },
     memmapOnMemory: q.memmapOnMemory ?? false,
     ...f,
-    pool: { pages, vmemmapPages: pages * f.keptPages, vmemmapBytes: pages * f.keptPages * ps, savedPages: pages * f.freedPages, savedBytes: pages * f.freedPages * ps },
+    pool: { pages, vmemmapPages: pages * f.keptPages, vmemmapBytes: pages * f.keptPages * ps, savedPages: pages * f.freedPages, savedBytes: pages * f.freedPages * ps, pteTablePages },
   };
 }
 
@@ -239,7 +245,7 @@ export function renderHugetlbVmemmapTable(r: HugetlbVmemmapReport): string {
     ['kernel', `${r.kernel.version}${Object.keys(r.kernel.features).length ? ` ${Object.entries(r.kernel.features).map(([k, v]) => `${k}=${String(v)}`).join(' ')}` : ''}`],
     ['hugetlb page', `${formatSize(r.hugetlbSize)}: ${n(r.structPages)} struct pages, ${formatSize(r.vmemmapBytes)} of vmemmap (${pg(r.vmemmapPages)})`],
     ['HVO', hvo],
-    ['pool', `${pg(r.pool.pages)}: ${formatSize(r.pool.vmemmapBytes)} of vmemmap (${pg(r.pool.vmemmapPages)}), ${formatSize(r.pool.savedBytes)} freed by HVO (${pg(r.pool.savedPages)})`],
+    ['pool', `${pg(r.pool.pages)}: ${formatSize(r.pool.vmemmapBytes)} of vmemmap (${pg(r.pool.vmemmapPages)}), ${formatSize(r.pool.savedBytes)} freed by HVO (${pg(r.pool.savedPages)})${r.pool.pteTablePages ? `, ${pg(r.pool.pteTablePages)} of PTE tables to split the vmemmap PMDs (pages contiguous)` : ''}`],
   ];
   const w = Math.max(...rows.map(([k]) => k.length));
   return `${rows.map(([k, v]) => `${k.padEnd(w)}  ${v}`).join('\n')}\n`;

@@ -34,6 +34,11 @@ export interface HugetlbPoolVmemmap {
   readonly savedPages: number;
   /** surplus_huge_pages (a page whose vmemmap could not be restored stays as one) */
   readonly surplus: number;
+  /**
+   * PTE-table pages HVO allocated to split PMD-mapped vmemmap (vmemmap_split_pmd()), for pages of
+   * every size: they stay when the pages leave, and are not counted in vmemmapPages
+   */
+  readonly pteTablePages: number;
 }
 
 /**
@@ -66,9 +71,9 @@ const POOL_TOP = 64 * 2 ** 30;
  *
  * Not modelled: surplus pages from overcommit (nr_overcommit_hugepages), subpools and the
  * hugetlbfs mount's size limits, MAP_NORESERVE, unmap_ref_private() (the owner's COW that steals
- * the page from its children when the pool is empty), the PTE tables HVO allocates to split a
- * PMD-mapped vmemmap (and the ENOMEM there), HVO of boot-time (gigantic) pool pages, hugetlb
- * migration/poison, PMD sharing, userfaultfd.
+ * the page from its children when the pool is empty), the ENOMEM of the PTE table HVO allocates
+ * to split a PMD-mapped vmemmap (the tables themselves are counted: pteTablePages), HVO of
+ * boot-time (gigantic) pool pages, hugetlb migration/poison, PMD sharing, userfaultfd.
  */
 export class Hugetlb {
   private readonly pools = new Map<number, Pool>();
@@ -80,6 +85,8 @@ export class Hugetlb {
   private bottom = 0;
   /** vm.hugetlb_optimize_vmemmap as last written (null: never, the boot value stands) */
   private optimizeVmemmap: boolean | null = null;
+  /** vmemmap PMDs HVO split into PTE tables (their index in vmemmap VA), for every pool: never merged back */
+  private readonly splitPmds = new Set<number>();
 
   constructor(private readonly k: Kernel) {}
 
@@ -147,13 +154,26 @@ export class Hugetlb {
     const f = this.hvo(h);
     const savedPages = p.optimized.size * f.freeablePages;
     const vmemmapPages = p.nr * f.vmemmapPages - savedPages;
-    return { perPage: f.vmemmapPages, optimized: p.optimized.size, vmemmapPages, vmemmapBytes: vmemmapPages * this.k.mmu.basePageSize, savedPages, surplus: p.surplus };
+    return { perPage: f.vmemmapPages, optimized: p.optimized.size, vmemmapPages, vmemmapBytes: vmemmapPages * this.k.mmu.basePageSize, savedPages, surplus: p.surplus, pteTablePages: this.splitPmds.size };
+  }
+
+  /**
+   * hugetlb_vmemmap_split_folio() before the remap: each PMD leaf still mapping part of the page's
+   * vmemmap [head, head + nr) struct pages (the reserved page included) becomes a PTE table
+   * (vmemmap_split_pmd(): pte_alloc_one_kernel()). Free when the memmap is PTE-mapped.
+   */
+  private splitVmemmapPmds(head: number, nr: number): void {
+    const k = this.k;
+    if (!k.populator.vmemmapPmdMapped?.(k.mmu, k.version)) return;
+    const sps = k.mmu.structPageSize;
+    const perPmd = k.mmu.pmdSize; // bytes of vmemmap one PMD leaf maps
+    for (let i = Math.floor((head * sps) / perPmd); i <= Math.floor(((head + nr) * sps - 1) / perPmd); i++) this.splitPmds.add(i);
   }
 
   private poolEvent(size: number, why: string): void {
     const p = this.pool(this.hstate(size));
     const v = this.vmemmap(size);
-    this.k.emit('hugetlb.pool', { size, nr: p.nr, free: p.free, surplus: p.surplus, optimized: v.optimized, vmemmapPages: v.vmemmapPages, savedPages: v.savedPages, why });
+    this.k.emit('hugetlb.pool', { size, nr: p.nr, free: p.free, surplus: p.surplus, optimized: v.optimized, vmemmapPages: v.vmemmapPages, savedPages: v.savedPages, pteTablePages: v.pteTablePages, why });
   }
 
   /**
@@ -194,7 +214,10 @@ export class Hugetlb {
       if (this.bottom === 0) this.bottom = POOL_TOP / this.k.mmu.basePageSize;
       this.bottom = Math.floor((this.bottom - h.pages) / h.pages) * h.pages;
       p.freeList.push(this.bottom);
-      if (hvo.optimized) p.optimized.add(this.bottom);
+      if (hvo.optimized) {
+        this.splitVmemmapPmds(this.bottom, h.pages);
+        p.optimized.add(this.bottom);
+      }
     }
     // remove_pool_hugetlb_folio(h, nodes, false): free pages leave the pool (nr and free drop;
     // their addresses are not reused). One whose vmemmap cannot be restored comes back with

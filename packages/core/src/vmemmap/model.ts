@@ -289,6 +289,11 @@ export function vmemmapPopulator(arch: VmemmapArchModel): VmemmapPopulator {
     vmemmapInInitMm: arch.vmemmapInInitMm,
     optsInToDaxVmemmapOptimization: (version) => arch.optsInToDaxVmemmapOptimization(version),
     ...(arch.hugetlbVmemmapOptIn ? { hugetlbVmemmapOptIn: arch.hugetlbVmemmapOptIn } : {}),
+    // a whole section of RAM is backed as vmemmap_populate() backs any full section
+    vmemmapPmdMapped: (mmu, version) => {
+      const secPages = (arch.sectionSize?.(version) ?? mmu.sectionSize) / mmu.basePageSize;
+      return arch.backing({ pfn: 0, nrPages: secPages, count: 1, full: true }, { mmu, version, altmap: false }).blockSize === mmu.pmdSize;
+    },
     populate: (mmu, req) => populateDeviceMemmap(mmu, arch, req),
   };
 }
