@@ -342,4 +342,20 @@ describe('a device-private THP behind one PMD entry', () => {
     expect(entry(1)).toMatchObject({ level: 'pte', devicePrivate: true, write: false, pfn: dev.dataPfn });
     expect(entry(NR - 1)).toMatchObject({ level: 'pte', devicePrivate: true, pfn: dev.dataPfn + NR - 2 });
   });
+
+  it('a device-coherent THP half unmapped (its PMD split into PTEs): MIGRATE_TO_SYS splits the large coherent folio during the walk and brings each kept page home', () => {
+    const k = createKernel({ arch: x86(), driver: hmm(), kernel: 'latest' });
+    const dev = k.run(k.probe({ driver: 'hmm', kind: 'coherent', size: 256 * 1024 * 1024, as: 'dmirror2' }));
+    k.run(k.mmap({ anon: true, length: 2 * NR * PAGE, write: true, as: 'buf' }));
+    k.run(k.madvise({ map: 'buf', advice: 'hugepage', offset: 0, length: NR * PAGE }));
+    for (let i = 0; i < NR; i++) k.run(k.write({ map: 'buf', page: i, data: `i${i}` }));
+    k.run(k.migrate({ map: 'buf', page: 0, pages: NR, to: 'dmirror2' }));
+    k.run(k.munmap({ map: 'buf', offset: 0, length: 256 * PAGE }));
+    // the PMD split (rc 1 + 511, mapcount 512), then the first half's PTEs zapped: 256
+    expect([k.folios.order(dev.dataPfn), k.refcount(dev.dataPfn), k.mapcount(dev.dataPfn)]).toEqual([9, 256, 256]);
+    k.run(k.migrate({ map: 'buf', page: 256, pages: 256, to: 'ram' }));
+    const p = k.pfnOf({ map: 'buf', page: 300 })!;
+    expect([k.folios.kind(p), k.refcount(p), k.mapcount(p), k.refcount(dev.dataPfn), k.refcount(dev.dataPfn + 300)]).toEqual(['ram', 1, 1, 0, 0]);
+    expect(k.run(k.read({ map: 'buf', page: 300 }))).toBe('i300');
+  });
 });

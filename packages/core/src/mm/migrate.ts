@@ -126,7 +126,10 @@ export class DeviceMigration {
       if (page === null) continue;
       const kind = k.folios.kind(page);
       if (kind === 'coherent') {
-        if (select.owner && k.deviceOfPfn(page) === select.owner) this.collect(slots, v, page, leaf.pte.write);
+        // a page of a PTE-mapped large coherent folio is split first, as any present large folio
+        if (!select.owner || k.deviceOfPfn(page) !== select.owner) continue;
+        if (k.folios.nr(k.folios.folio(page)) > 1 && !this.splitPteMappedThp(k.folios.folio(page), select)) continue;
+        this.collect(slots, v, page, leaf.pte.write);
         continue;
       }
       // system pages: SELECT_SYSTEM, anonymous pages only ("For now only support anonymous
