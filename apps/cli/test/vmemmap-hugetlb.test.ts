@@ -140,12 +140,13 @@ describe('bad input', () => {
 });
 
 describe('the library scenarios (apps/cli/scenarios/hugetlb)', () => {
-  it('hvo-pool.yaml and hvo-restore-enomem.yaml pass on every arch, page size, preset and hugetlb-free-vmemmap value', async () => {
+  it('hvo-pool.yaml, hvo-sysctl.yaml and hvo-restore-enomem.yaml pass on every arch, page size, preset and hugetlb-free-vmemmap value', async () => {
     const io = memoryIo(process.cwd());
-    const files = ['hvo-pool.yaml', 'hvo-restore-enomem.yaml'].map((f) => new URL(`../scenarios/hugetlb/${f}`, import.meta.url).pathname);
+    const files = ['hvo-pool.yaml', 'hvo-sysctl.yaml', 'hvo-restore-enomem.yaml'].map((f) => new URL(`../scenarios/hugetlb/${f}`, import.meta.url).pathname);
     const code = await main(['node', 'daxlab', 'matrix', ...files, '--page-size', 'all', '--feature', 'hugetlb-free-vmemmap=all', '--jobs', '1', '--quiet'], io, {});
-    // hvo-pool: 7 presets x 2 values x 7 (x86, arm64 4K/16K/64K, s390, ppc-hash 4K/64K) = 98; restore-enomem: x86 only, 14
-    expect(io.out()).toContain('112 cells: 112 pass, 0 fail, 0 unsupported, 0 error');
+    // hvo-pool and hvo-sysctl: 7 presets x 2 values x 7 (x86, arm64 4K/16K/64K, s390, ppc-hash
+    // 4K/64K) = 98 each; restore-enomem: x86 only, 14
+    expect(io.out()).toContain('210 cells: 210 pass, 0 fail, 0 unsupported, 0 error');
     expect(code).toBe(0);
   });
 });
