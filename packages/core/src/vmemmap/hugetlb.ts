@@ -30,7 +30,7 @@ export const HVO_SINCE = [5, 14] as const;
  * - 1 from v5.18 [M] ("mm: hugetlb: free the 2nd vmemmap page associated with each HugeTLB page":
  *   RESERVE_VMEMMAP_NR 1U, every tail page remapped onto the head page, made possible by the
  *   fake-head detection of page_fixed_fake_head()); HUGETLB_VMEMMAP_RESERVE_SIZE = PAGE_SIZE in
- *   mm/hugetlb_vmemmap.h since the v6.0 cleanup.
+ *   mm/hugetlb_vmemmap.h since the v6.0 [M] cleanup.
  */
 export function hugetlbVmemmapReservePages(version: string): number {
   return kernelAtLeast(version, 5, 18) ? 1 : 2;
@@ -39,8 +39,9 @@ export function hugetlbVmemmapReservePages(version: string): number {
 /**
  * The release from which memory hot-added with memory_hotplug.memmap_on_memory and HVO coexist
  * ("mm: memory_hotplug: make hugetlb_optimize_vmemmap compatible with memmap_on_memory", mm tree
- * June 2022, v6.0 [M]): a folio whose vmemmap lives in the hot-added block itself
- * (PageVmemmapSelfHosted) is refused (-ENOTSUPP from the remap walk), the others are optimised.
+ * June 2022, v6.0 [M]): a folio whose vmemmap lives in the hot-added block itself is refused
+ * (first a section flag, SECTION_CANNOT_OPTIMIZE_VMEMMAP; PageVmemmapSelfHosted checked by the
+ * remap walk, -ENOTSUPP, in the tree as read), the others are optimised.
  * Before, the two were exclusive at boot and "hugetlb_free_vmemmap takes precedence over
  * memory_hotplug.memmap_on_memory" (kernel-parameters.txt, v5.14): no vmemmap was self-hosted.
  */
@@ -116,7 +117,7 @@ export function hugetlbVmemmapFigures(mmu: Mmu, optIn: HugetlbVmemmapOptIn | und
   const freeablePages = refusal ? 0 : vmemmapBytes / ps - reservePages;
   const folioRefusal =
     !refusal && q.enabled && q.memmapOnMemory && kernelAtLeast(q.version, ...HVO_MEMMAP_ON_MEMORY_SINCE)
-      ? 'its vmemmap is self-hosted in memory hot-added with memory_hotplug.memmap_on_memory (PageVmemmapSelfHosted: the remap walk returns -ENOTSUPP, v6.0+ [M])'
+      ? 'its vmemmap is self-hosted in memory hot-added with memory_hotplug.memmap_on_memory (v6.0+ [M]: SECTION_CANNOT_OPTIMIZE_VMEMMAP, now PageVmemmapSelfHosted in the remap walk, -ENOTSUPP)'
       : null;
   const optimized = !refusal && q.enabled && !folioRefusal;
   const freedPages = optimized ? freeablePages : 0;
