@@ -358,4 +358,17 @@ describe('a device-private THP behind one PMD entry', () => {
     expect([k.folios.kind(p), k.refcount(p), k.mapcount(p), k.refcount(dev.dataPfn), k.refcount(dev.dataPfn + 300)]).toEqual(['ram', 1, 1, 0, 0]);
     expect(k.run(k.read({ map: 'buf', page: 300 }))).toBe('i300');
   });
+
+  it('a FOLL_LONGTERM pin of a device-coherent THP fails with -EBUSY (migrate_device_coherent_folio: WARN on a large folio, not migrated); the THP and its refcount are as before', () => {
+    const k = createKernel({ arch: x86(), driver: hmm(), kernel: 'latest' });
+    const dev = k.run(k.probe({ driver: 'hmm', kind: 'coherent', size: 256 * 1024 * 1024, as: 'dmirror2' }));
+    k.run(k.mmap({ anon: true, length: 2 * NR * PAGE, write: true, as: 'buf' }));
+    k.run(k.madvise({ map: 'buf', advice: 'hugepage', offset: 0, length: NR * PAGE }));
+    k.run(k.write({ map: 'buf', page: 0, data: 'x' }));
+    k.run(k.migrate({ map: 'buf', page: 0, pages: NR, to: 'dmirror2' }));
+    expect(() => k.run(k.gup({ map: 'buf', page: 3, write: true, longterm: true, as: 'p' }, true))).toThrow(/^EBUSY/);
+    // the pin (+1) turned into a reference and the pin dropped, then finalize's put: rc 1 again
+    expect([k.pfnOf({ map: 'buf', page: 0 }), k.refcount(dev.dataPfn), k.mapcount(dev.dataPfn)]).toEqual([dev.dataPfn, 1, 1]);
+    expect(k.warnings.some((w) => /folio_test_large/.test(w))).toBe(true);
+  });
 });

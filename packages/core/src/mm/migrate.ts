@@ -532,6 +532,16 @@ export class DeviceMigration {
    */
   migrateCoherentToRam(pfn: number): number {
     const k = this.k;
+    // a large coherent folio (a device-coherent THP, `migrate-device-thp` compound):
+    // WARN_ON_ONCE(folio_test_large(folio)), then migrate_device_pages() (no VMA) does not move a
+    // compound source to the order-0 destination: finalize restores it and drops the caller's
+    // reference, -EBUSY
+    const large = k.folios.folio(pfn);
+    if (k.folios.nr(large) > 1) {
+      k.warn(`migrate_device_coherent_folio: WARN_ON_ONCE(folio_test_large(folio)) for the device-coherent folio at pfn ${large}`);
+      k.folios.put(large, 1, 'migrate_device_coherent_folio: finalize, not migrated');
+      throw new KernelError('EBUSY', `device-coherent pfn ${pfn} is part of a large folio, which migrate_device_coherent_folio() cannot migrate for FOLL_LONGTERM`);
+    }
     const slots: MigrateSlot[] = [];
     this.collect(slots, null, pfn, true, true);
     const slot = slots[0]!;
