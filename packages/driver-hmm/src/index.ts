@@ -137,6 +137,9 @@ function allocPage(k: Kernel, device: Device): number | null {
 function allocHugePage(k: Kernel, device: Device): number | null {
   const m = mirror(device);
   if (m.removing) return null;
+  // the series' zone_device_folio_init() hands out folios free at 0: with the extra ZONE_DEVICE
+  // reference (v5.17 and earlier) device THPs never existed
+  if (k.features['devmem-extra-ref']) throw KernelError.unsupported('EINVAL', `${device.name}: a PMD-sized device folio with devmem-extra-ref (free device pages at refcount 1, v5.17 and earlier): the device-private THP series came long after 27674ef6c73f and ef233450898f; no kernel combines them`);
   const nr = k.vm.pmdPages;
   let head = m.freedHuge.pop() ?? null;
   if (head === null) {
