@@ -30,12 +30,12 @@ function rangeMapsDuplicates(k: Kernel, pages: number, process?: string): boolea
 }
 
 /** The negative errno a failed call returns (-errno), for the test's `ret < 0` / exit() paths. */
-const ERRNO: Record<string, number> = { ENOENT: 2, EIO: 5, EINVAL: 22 };
+const ERRNO = { ENOENT: 2, EIO: 5, EINVAL: 22 } as const;
 function call<T>(f: () => T): T | number {
   try {
     return f();
   } catch (e) {
-    if (e instanceof KernelError && ERRNO[e.code] !== undefined) return -ERRNO[e.code]!;
+    if (e instanceof KernelError && e.code in ERRNO) return -ERRNO[e.code as keyof typeof ERRNO];
     throw e;
   }
 }
@@ -48,7 +48,7 @@ const selfMergingPages = (k: Kernel, process = 'init') => call(() => k.ksm.mergi
  * file has no such line (v6.1 to v6.5), -errno when the file cannot be opened (before v6.1).
  */
 function selfZeroPages(k: Kernel): number {
-  if (!k.ksm.hasKsmStat()) return -ERRNO.ENOENT!;
+  if (!k.ksm.hasKsmStat()) return -ERRNO.ENOENT;
   const n = call(() => k.ksm.zeroPages(k.process('init')));
   return n === -ERRNO.ENOENT ? 0 : (n as number);
 }
@@ -70,7 +70,7 @@ function mmapAndMergeRange(k: Kernel, pages: number, mode: 'prctl' | 'madvise' |
   if (val === '') k.run(k.madvise({ map: 'map', advice: 'populate-write', process }));
   else for (let page = 0; page < pages; page++) k.run(k.write({ map: 'map', page, data: val, process }));
   if (protNone) k.run(k.mprotect({ map: 'map', write: false, read: false, process }));
-  if (mode === 'prctl' && call(() => k.run(k.prctl({ memoryMerge: true, process }))) === -ERRNO.EINVAL!) return 'SKIP';
+  if (mode === 'prctl' && call(() => k.run(k.prctl({ memoryMerge: true, process }))) === -ERRNO.EINVAL) return 'SKIP';
   if (mode === 'madvise') k.run(k.madvise({ map: 'map', advice: 'mergeable', process }));
   k.run(k.ksmMerge({}));
   if (val !== '' && selfMergingPages(k, process) === 0) return 'FAIL';
@@ -141,13 +141,13 @@ const TESTS: Record<string, (k: Kernel, pages: number) => Verdict> = {
   },
   test_prctl: (k) => {
     const set = setMemoryMerge(k, true);
-    if (set === -ERRNO.EINVAL!) return 'SKIP'; // "PR_SET_MEMORY_MERGE not supported"
+    if (set === -ERRNO.EINVAL) return 'SKIP'; // "PR_SET_MEMORY_MERGE not supported"
     if (getMemoryMerge(k) !== 1) return 'FAIL'; // "PR_SET_MEMORY_MERGE=1 not effective"
     if (setMemoryMerge(k, false) !== undefined) return 'FAIL';
     return getMemoryMerge(k) === 0 ? 'pass' : 'FAIL'; // "Setting/clearing PR_SET_MEMORY_MERGE works"
   },
   test_prctl_fork: (k, pages) => {
-    if (setMemoryMerge(k, true) === -ERRNO.EINVAL!) return 'SKIP';
+    if (setMemoryMerge(k, true) === -ERRNO.EINVAL) return 'SKIP';
     k.run(k.fork({ as: 'child' }));
     const status = exitStatus(testChildKsm(k, pages, 'child'));
     if (status !== 0) return status === exitStatus(-3) ? 'SKIP' : 'FAIL'; // test_child_ksm_err()
@@ -155,7 +155,7 @@ const TESTS: Record<string, (k: Kernel, pages: number) => Verdict> = {
     return 'pass'; // "PR_SET_MEMORY_MERGE value is inherited"
   },
   test_prctl_fork_exec: (k, pages) => {
-    if (setMemoryMerge(k, true) === -ERRNO.EINVAL!) return 'SKIP';
+    if (setMemoryMerge(k, true) === -ERRNO.EINVAL) return 'SKIP';
     // the child execv()s ./ksm_functional_tests, which runs test_child_ksm() and exits with it
     k.run(k.fork({ as: 'child' }));
     k.run(k.exec({ process: 'child' }));
