@@ -357,3 +357,19 @@ describe('check: { hugetlbFree | hugetlbResv | hugetlbTotal: { hugetlb } } in a 
     expect([r.status, (r.reason ?? '') + r.failures.join('')]).toEqual([expect.stringMatching(/fail|error/), expect.stringContaining('EINVAL')]);
   });
 });
+
+describe('fallocate of a tmpfs memfd (shmem_fallocate)', () => {
+  it('allocates the pages the range touches into the cache (refcount 1, the cache\'s), extends i_size without KEEP_SIZE; KEEP_SIZE past the end is not modelled', () => {
+    const k = kernel('latest', 0);
+    k.run(k.memfdCreate({ file: 'm', size: 8 * KiB }));
+    // [6 KiB, 10 KiB) touches pages 1 and 2; i_size becomes 3 pages (10 KiB rounded up)
+    k.run(k.fallocate({ file: 'm', offset: 6 * KiB, length: 4 * KiB }));
+    expect([k.pfnOf({ file: 'm', page: 0 }), k.refcount(k.pfnOf({ file: 'm', page: 1 })!), k.refcount(k.pfnOf({ file: 'm', page: 2 })!), k.shmem.named('m')!.pages]).toEqual([null, 1, 1, 3]);
+    // a shared mapping reads the fallocated page as zeroes (SGP_FALLOC: not uptodate until used)
+    k.run(k.mmap({ file: 'm', length: 12 * KiB, shared: true, write: true, as: 'sm' }));
+    expect(k.run(k.read({ map: 'sm', page: 2 }))).toBe('');
+    const e = errorOf(() => k.run(k.fallocate({ file: 'm', offset: 12 * KiB, length: 4 * KiB, keepSize: true })));
+    expect([(e as KernelError).code, (e as KernelError).unsupported !== null]).toEqual(['EOPNOTSUPP', true]);
+    expect(code(() => k.run(k.fallocate({ file: 'm', length: 0 })))).toBe('EINVAL');
+  });
+});
