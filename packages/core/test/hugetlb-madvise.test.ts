@@ -290,6 +290,24 @@ describe('MADV_REMOVE on other mappings', () => {
   });
 });
 
+describe('MADV_REMOVE of shared anonymous memory', () => {
+  it('MAP_SHARED | MAP_ANONYMOUS (shmem_zero_setup) and with MAP_HUGETLB (the anon_hugepage inode): the pages leave the file, the next read finds a new zeroed page', () => {
+    const k = kernel('latest', 2);
+    k.run(k.mmap({ anon: true, shared: true, length: 8 * KiB, write: true, as: 'shm' }));
+    k.run(k.write({ map: 'shm', page: 0, data: 'a' }));
+    k.run(k.madvise({ map: 'shm', advice: 'remove', length: 4 * KiB }));
+    expect([k.isMappedIn({ map: 'shm', page: 0 }), k.run(k.read({ map: 'shm', page: 0 }))]).toEqual([false, '']);
+    k.run(k.mmap({ anon: true, shared: true, hugetlb: HPAGE, length: 2 * HPAGE, write: true, as: 'hshm' }));
+    writeEach(k, 'hshm', 2);
+    // the shared mapping reserved both pages of its file; both are in use now
+    expect(counters(k)).toEqual({ nr: 2, free: 0, resv: 0 });
+    k.run(k.madvise({ map: 'hshm', advice: 'remove', offset: HPAGE }));
+    expect(counters(k).free).toBe(1);
+    // the first page keeps its data; reading the second faults a new, cleared page into the file
+    expect([k.run(k.read({ map: 'hshm', page: 0 })), k.run(k.read({ map: 'hshm', page: 512 })), counters(k).free]).toEqual(['hshm0', '', 0]);
+  });
+});
+
 describe('MADV_REMOVE of a locked VMA', () => {
   it('madvise_remove() refuses VM_LOCKED with EINVAL before looking at the file', () => {
     const k = kernel('latest', 0);
