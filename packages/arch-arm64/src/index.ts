@@ -88,6 +88,9 @@ export function arm64Mmu(pageSize: Arm64PageSize): Mmu {
     // System RAM below core's starts at 1 GiB. A board with RAM at physical 0 would refuse the
     // selftest's mapping.
     devmem: { lowMemory: [{ start: 1024 * MiB, end: 4096 * MiB, kind: 'ram' }], filter: 'ram-refused' },
+    // memfd_secret: __ARCH_WANT_MEMFD_SECRET in the arm64 unistd.h from 7bb7f2ac24a0 (v5.14);
+    // can_set_direct_map() needs rodata_full, on by default (RODATA_FULL_DEFAULT_ENABLED)
+    memfdSecretSince: [5, 14],
   };
 }
 

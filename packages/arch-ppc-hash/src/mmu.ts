@@ -51,6 +51,8 @@ export const PPC_HASH_64K_MMU: Mmu = {
   // physical 0: the kernel runs at real address 0, where its exception vectors must be
   // (arch/powerpc/kernel/head_64.S), so everything below core's RAM is RAM the kernel owns.
   devmem: { lowMemory: [{ start: 0, end: 4 * GiB, kind: 'ram' }], filter: 'ram-refused' },
+  // no memfdSecretSince: powerpc selects no ARCH_HAS_SET_DIRECT_MAP (mm/Kconfig SECRETMEM depends
+  // on it) and has no memfd_secret in its syscall table [M]: memfd_secret() is ENOSYS
 };
 
 /**

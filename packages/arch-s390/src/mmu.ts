@@ -50,6 +50,9 @@ export const S390_MMU: Mmu = {
   // and its devmem_is_allowed() (an inline in arch/s390/include/asm/page.h) returns 0 for every
   // pfn: with STRICT_DEVMEM, no page of /dev/mem can be mapped at all, RAM or not.
   devmem: { lowMemory: [{ start: 0, end: 4 * GiB, kind: 'ram' }], filter: 'all-refused', strictSince: [6, 13] },
+  // memfd_secret: 0490d6d7ba0a "s390/mm: enable ARCH_HAS_SET_DIRECT_MAP" and 7608f70adcb1 "s390:
+  // wire up memfd_secret system call" (s390 pull for v6.4)
+  memfdSecretSince: [6, 4],
 };
 
 /** PUD_SIZE (region-third entry): 2 GiB. */

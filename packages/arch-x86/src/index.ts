@@ -36,6 +36,9 @@ export const X86_MMU: Mmu = {
     ],
     filter: 'x86',
   },
+  // memfd_secret: 447 in syscall_64.tbl and ARCH_HAS_SET_DIRECT_MAP from 7bb7f2ac24a0 "arch, mm:
+  // wire up memfd_secret system call where relevant" (v5.14)
+  memfdSecretSince: [5, 14],
 };
 
 /**

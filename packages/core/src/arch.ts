@@ -56,6 +56,11 @@ export interface Mmu {
    * are refused as not modelled.
    */
   readonly devmem?: DevmemLayout;
+  /**
+   * The first release in which memfd_secret(2) is wired into the arch's syscall table and the arch
+   * selects ARCH_HAS_SET_DIRECT_MAP (mm/Kconfig SECRETMEM depends on it); absent: never (ENOSYS).
+   */
+  readonly memfdSecretSince?: readonly [major: number, minor: number];
 }
 
 /**

@@ -293,6 +293,16 @@ export const FEATURES = [
       compound: 'a THP mapped by PTEs is split during the walk (migrate_vma_split_folio()), and a driver passing MIGRATE_VMA_SELECT_COMPOUND (lib/test_hmm.c does) moves a PMD-mapped THP, the huge zero PMD or an empty PMD the range covers whole to a device-private THP behind a PMD-level device-private entry (migrate_vma_collect_huge_pmd / migrate_vma_collect_hole / migrate_vma_insert_huge_pmd_page; Balbir Singh\'s "mm: support device-private THP migration" series, 2025, merged after v6.15 [M]): a CPU fault brings it home whole (do_huge_pmd_device_private), fork shares it (copy_huge_pmd), a partial munmap/mprotect/mremap splits the entry into device-private PTEs and a fault or migration there splits the device folio (one that selects only device pages skips a PMD-mapped THP, as the kernel does); when the driver\'s huge allocation fails it falls back to base pages and migrate_vma_pages() splits the source (migrate_vma_split_unmapped_folio) or fills the hole page by page',
     },
   },
+  {
+    name: 'secretmem',
+    values: ['absent', 'disabled', 'enabled'],
+    summary: 'memfd_secret(2) (mm/secretmem.c): whether the syscall exists and is enabled at boot (secretmem.enable)',
+    meaning: {
+      absent: 'no memfd_secret(): ENOSYS (before 1507f51255c9 "mm: introduce memfd_secret system call to create \"secret\" memory areas", v5.14)',
+      disabled: 'the syscall exists but secretmem_enable defaults to 0: ENOSYS unless the kernel was booted with secretmem.enable=1 (v5.14-v6.4); setting the feature to enabled is that boot parameter',
+      enabled: 'secretmem_enable defaults to 1 (b758fe6df50d "mm/secretmem: make it on by default", v6.5 [M]); the arch must still have it (Mmu.memfdSecretSince: ARCH_HAS_SET_DIRECT_MAP and the syscall-table entry), else ENOSYS',
+    },
+  },
 ] as const satisfies readonly FeatureSpec[];
 
 export type FeatureName = (typeof FEATURES)[number]['name'];
@@ -340,6 +350,7 @@ const V5_4: FeatureSet = {
   'mremap-devmap-pmd': false,
   'mremap-may-split-check': false,
   'migrate-device-thp': 'split',
+  secretmem: 'absent',
 };
 const V5_10: FeatureSet = { ...V5_4, 'foll-pin': true, 'fork-cow-pinned': true, 'wp-reuse': 'refcount', 'thp-cow': 'split', 'mremap-devmap-pmd': true };
 const V6_1: FeatureSet = {
@@ -359,11 +370,13 @@ const V6_1: FeatureSet = {
   'fsdax-reflink': true,
   'dax-shared-anon-alias': true,
   'mremap-may-split-check': true,
+  secretmem: 'disabled',
 };
 // v6.2: clean exclusive anon PTEs and PMD leaves made writable by mprotect() too; R/O long-term
 // pins of anything in a COW mapping unshare first (84209e87c696, merged for v6.2)
 const V6_3: FeatureSet = { ...V6_1, 'mprotect-anon-writable': 'clean', 'gup-unshare': 'cow-mapping' };
-const V6_6: FeatureSet = { ...V6_3, 'vmemmap-optimize': 'arch-opt-in', 'dax-pre-remove-notify': true };
+// v6.5: secretmem on by default (b758fe6df50d)
+const V6_6: FeatureSet = { ...V6_3, 'vmemmap-optimize': 'arch-opt-in', 'dax-pre-remove-notify': true, secretmem: 'enabled' };
 const V6_15: FeatureSet = {
   ...V6_6,
   'fsdax-refcount': 'zero-based',

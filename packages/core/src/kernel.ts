@@ -7,7 +7,7 @@ import { SNAPSHOT_FLAGS, type DriverPlugin, type ProbeRequest } from './driver.j
 import { InputError, KernelError, UnsupportedError, type Errno } from './errors.js';
 import { FaultInjection, type FaultSite } from './fault-inject.js';
 import type { KernelEvents } from './events.js';
-import { DEFAULT_PRESET, presetNamed, resolveFeatures, type FeatureSet } from './features.js';
+import { DEFAULT_PRESET, kernelAtLeast, presetNamed, resolveFeatures, type FeatureSet } from './features.js';
 import type { DaxFilesystem, FilesystemPlugin } from './fs/filesystem.js';
 import { conventionFor, type RefcountConvention } from './mm/convention.js';
 import { DeviceExclusive, nonPresent, type MmuNotifierRange } from './mm/exclusive.js';
@@ -22,12 +22,13 @@ import { mremap } from './mm/mremap.js';
 import { madvise, type Advice } from './mm/madvise.js';
 import { mapDevmem } from './mm/devmem.js';
 import { mmPopulate } from './mm/populate.js';
-import { lockNewVma, mlockall, mlockRange } from './mm/mlock.js';
+import { lockNewVma, mlockall, mlockFutureOk, mlockRange } from './mm/mlock.js';
 import { PageStore, PG } from './mm/pages.js';
 import { Ram } from './mm/ram.js';
 import { Shmem } from './mm/shmem.js';
 import { IoUring } from './mm/iouring.js';
 import { Hugetlb } from './mm/hugetlb.js';
+import { Secretmem } from './mm/secretmem.js';
 import { Swap } from './mm/swap.js';
 import { Ksm } from './mm/ksm.js';
 import { Thp } from './mm/thp.js';
@@ -127,6 +128,7 @@ export class Kernel {
   readonly shmem: Shmem;
   /** hugetlb pools, MAP_HUGETLB and MFD_HUGETLB (mm/hugetlb.ts) */
   readonly hugetlb: Hugetlb;
+  readonly secretmem: Secretmem;
   /** the swap device and swap cache (mm/swap.ts) */
   readonly swap: Swap;
   /** KSM: MADV_MERGEABLE, ksmd's merging, unmerging (mm/ksm.ts) */
@@ -206,6 +208,7 @@ export class Kernel {
     this.thp = new Thp(this);
     this.shmem = new Shmem(this);
     this.hugetlb = new Hugetlb(this);
+    this.secretmem = new Secretmem(this);
     this.swap = new Swap(this);
     this.ksm = new Ksm(this);
     this.iouring = new IoUring(this);
@@ -508,6 +511,7 @@ export class Kernel {
   *truncate(a: { file: string; size: number }): Op {
     const memfd = this.shmem.named(a.file);
     if (memfd?.hugetlb) return yield* this.hugetlb.truncate(memfd, a.size);
+    if (memfd?.secretmem) return this.secretmem.setSize(memfd, a.size);
     if (memfd) return yield* this.shmem.truncate(memfd, a.size);
     const { fs, inode } = this.file(a.file);
     yield* fs.truncate(inode, a.size);
@@ -526,6 +530,22 @@ export class Kernel {
     if (this.files.has(a.to)) throw new KernelError('EEXIST', `file '${a.to}' exists`);
     const dst = yield* fs.reflink(inode, a.to);
     this.files.set(a.to, { fs, inode: dst });
+  }
+
+  /** memfd_secret(flags) [+ ftruncate(size)]: a secretmem file (mm/secretmem.ts). */
+  *memfdSecret(a: { file: string; size?: number; flags?: number }): Op {
+    this.secretmem.create(a.file, a.flags ?? 0, a.size);
+    yield* [];
+  }
+
+  /**
+   * setrlimit(RLIMIT_MEMLOCK, { limit, limit }) and cap_set_proc() of an empty set, as
+   * memfd_secret.c's set_cap_limits() does: the process loses CAP_IPC_LOCK, so the limit binds
+   * mmap(MAP_LOCKED), secretmem mmap, mlock and mlockall (mm/mlock.ts). Bytes, rounded down to pages.
+   */
+  *setrlimit(a: { memlock: number; process?: string }): Op {
+    this.process(a.process).memlockLimit = Math.floor(a.memlock / this.mmu.basePageSize);
+    yield* [];
   }
 
   /** memfd_create() + ftruncate() [+ fallocate()]: a tmpfs file (mm/shmem.ts). */
@@ -592,7 +612,15 @@ export class Kernel {
     const write = a.write ?? false;
     let vma: Vma;
     const memfd = a.file !== undefined ? this.shmem.named(a.file) : null;
-    if (memfd?.hugetlb || a.hugetlb !== undefined) {
+    // do_mmap(): MAP_LOCKED (or mlockall(MCL_FUTURE)'s def_flags) must fit RLIMIT_MEMLOCK: can_do_mlock() EPERM, mlock_future_ok() EAGAIN
+    if ((a.locked || mm.lockFuture) && mm.memlockLimit !== undefined) {
+      if (a.locked && mm.memlockLimit === 0) throw new KernelError('EPERM', `mmap '${a.as}' with MAP_LOCKED: RLIMIT_MEMLOCK is 0 and the process lacks CAP_IPC_LOCK (can_do_mlock)`);
+      if (!mlockFutureOk(mm, pages)) throw new KernelError('EAGAIN', `mmap '${a.as}' locked: ${pages} page(s) exceed RLIMIT_MEMLOCK (${mm.memlockLimit} pages) without CAP_IPC_LOCK (mlock_future_ok)`);
+    }
+    if (memfd?.secretmem) {
+      if (a.populate) throw KernelError.unsupported('EOPNOTSUPP', `mmap '${a.as}' of secretmem file '${a.file}' with MAP_POPULATE is not modelled`);
+      vma = this.secretmem.mmap(mm, { pages, pgoff: offset / ps, shared, write, as: a.as }, memfd);
+    } else if (memfd?.hugetlb || a.hugetlb !== undefined) {
       // MAP_HUGETLB, or a memfd made with MFD_HUGETLB: a hugetlbfs mapping (mm/hugetlb.ts)
       if (a.hugetlb !== undefined && !a.anon) throw new InputError(`mmap '${a.as}': hugetlb (MAP_HUGETLB) goes with anon: true; a hugetlbfs memfd brings its own page size`, undefined, 'hugetlb');
       vma = this.hugetlb.mmap(mm, { length: a.length, offset, shared, write, as: a.as, ...(a.hugetlb !== undefined ? { hugetlb: a.hugetlb } : {}) }, memfd);
@@ -638,6 +666,7 @@ export class Kernel {
   *munmap(a: { map: string; offset?: number; length?: number; process?: string }): Op {
     const { origin, mm } = this.mapRange(a.map, a.process);
     const { start, pages } = this.rangeIn(a.map, origin, a.offset, a.length);
+    this.secretmem.drainLru(); // unmap_region() -> lru_add_drain()
     yield* this.vm.munmapRange(mm, start, start + pages);
   }
 
@@ -807,6 +836,28 @@ export class Kernel {
     this.gupper.release(h, false);
   }
 
+  /**
+   * A read of another process's page as `via` does it: process_vm_readv() (process_vm_rw_pages:
+   * pin_user_pages_remote() without FOLL_FORCE, get_user_pages_remote() before v5.8 [M]; a GUP
+   * failure is EFAULT) or ptrace(PTRACE_PEEKDATA) (ptrace_access_vm() -> __access_remote_vm():
+   * get_user_pages_remote(FOLL_FORCE); nothing copied is EIO). Returns the page's data.
+   */
+  *remoteRead(a: { map: string; page: number; process?: string; via: 'process_vm_readv' | 'ptrace' }): Op<string> {
+    const errno = a.via === 'ptrace' ? 'EIO' : 'EFAULT';
+    const { vma, vpn } = this.mapPage(a.map, a.page, a.process, errno);
+    const ptrace = a.via === 'ptrace';
+    let h: GupHandle;
+    try {
+      h = yield* this.gupper.gup({ name: a.via, vma, vpn, nr: 1, pin: !ptrace && kernelAtLeast(this.version, 5, 8), write: false, longterm: false, fast: false, ...(ptrace ? { force: true } : {}) });
+    } catch (e) {
+      if (e instanceof KernelError && e.unsupported === null) throw new KernelError(errno, `${a.via} read of page ${a.page} of '${a.map}': ${e.message}`);
+      throw e;
+    }
+    const data = this.pages.data.get(h.pfns[0]!) ?? '';
+    this.gupper.release(h, h.pin); // unpin_user_pages() / put_page()
+    return data;
+  }
+
   *fork(a: { process?: string; as: string }): Op {
     if (this.processes.has(a.as)) throw new InputError(`process '${a.as}' already exists`, undefined, 'as');
     const child = yield* this.forker.fork(this.process(a.process), a.as);
@@ -830,6 +881,7 @@ export class Kernel {
 
   *exit(a: { process: string }): Op {
     const mm = this.process(a.process);
+    this.secretmem.drainLru(); // exit_mmap() -> lru_add_drain()
     for (const vma of [...mm.vmas]) yield* this.vm.unmapVma(vma);
     mm.alive = false;
   }

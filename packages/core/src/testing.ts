@@ -23,6 +23,7 @@ export function testArch(): ArchPlugin {
     pteBits: { special: true, devmap: true, softDirty: true },
     devdaxAlignments: [4096, 2 * 1024 * 1024, 1024 * 1024 * 1024],
     hugetlbSizes: [2 * 1024 * 1024, 1024 * 1024 * 1024], // x86-64 with GBPAGES
+    memfdSecretSince: [5, 14], // x86-64: memfd_secret from v5.14
   };
   const populator: VmemmapPopulator = {
     vmemmapInInitMm: true,

@@ -141,6 +141,11 @@ export interface ShmemFile {
    * mapping of it needs dirty tracking (mm/mmap.c vma_needs_dirty_tracking, v6.5).
    */
   readonly writeback?: 'ext4' | 'xfs';
+  /**
+   * A memfd_secret() file (mm/secretmem.c, mm/secretmem.ts): order-0 pages removed from the
+   * direct map, mapped MAP_SHARED only, VM_LOCKED, refused by GUP; i_size may be set once.
+   */
+  readonly secretmem?: true;
 }
 
 /** struct vm_area_struct */
@@ -248,6 +253,12 @@ export interface Mm {
   readonly ranges: Map<string, MappingRange>;
   /** mm->def_flags after mlockall(MCL_FUTURE [| MCL_ONFAULT]): new VMAs come locked (mm/mlock.ts) */
   lockFuture?: 'lock' | 'onfault';
+  /**
+   * RLIMIT_MEMLOCK in pages after `setrlimit` (which also drops CAP_IPC_LOCK, as
+   * memfd_secret.c's set_cap_limits() does); absent: the process has CAP_IPC_LOCK and no limit
+   * applies (mlock_future_ok(), can_do_mlock()). Inherited over fork.
+   */
+  memlockLimit?: number;
 }
 
 /** An address range in pages (Mm.ranges). */

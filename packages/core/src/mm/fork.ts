@@ -16,6 +16,8 @@ export class Fork {
     const k = this.k;
     const child = k.vm.newMm(childName);
     child.nextVpn = parent.nextVpn;
+    // copy_process(): the child shares the parent's rlimits and credentials (RLIMIT_MEMLOCK, CAP_IPC_LOCK)
+    if (parent.memlockLimit !== undefined) child.memlockLimit = parent.memlockLimit;
     k.emit('fork', { parent: parent.name, child: childName });
     k.ksm.fork(parent, child); // dup_mmap() -> ksm_fork()
     for (const src of [...parent.vmas]) {

@@ -130,6 +130,12 @@ export class Gup {
         this.ungrab(head, req.pin, 'gup-fast: folio needs dirty tracking');
         return undo();
       }
+      // the secretmem test on the grabbed folio (mm/secretmem.ts gupFastAllowed(): folio_is_secretmem()
+      // up to v6.9, part of gup_fast_folio_allowed() from v6.10 [M]): a secretmem folio goes to the slow path
+      if (!k.secretmem.gupFastAllowed(head)) {
+        this.ungrab(head, req.pin, 'gup-fast: secretmem folio');
+        return undo();
+      }
       if (this.mustUnshare(req, null, leaf, vpn)) {
         this.ungrab(head, req.pin, 'gup-fast: must unshare');
         return undo();
@@ -211,6 +217,8 @@ export class Gup {
     if (req.longterm && vma.kind === 'file' && k.isFsdaxVma(vma)) {
       throw new KernelError('EOPNOTSUPP', `FOLL_LONGTERM on fs-dax mapping '${vma.name}' (check_vma_flags)`);
     }
+    // check_vma_flags(): vma_is_secretmem() -> -EFAULT, with or without FOLL_FORCE (1507f51255c9, v5.14)
+    if (k.secretmem.isSecretmemVma(vma)) throw new KernelError('EFAULT', `GUP of secretmem mapping '${vma.name}' (check_vma_flags: vma_is_secretmem)`);
     // check_vma_flags() -> writable_file_mapping_allowed(): FOLL_PIN|FOLL_LONGTERM|FOLL_WRITE on a
     // mapping that needs dirty tracking (a disk file's shared writable mapping; shmem is fine) is
     // -EFAULT from v6.5 [M] (8ac268436e6d "mm/gup: disallow FOLL_LONGTERM GUP-nonfast writing to

@@ -13,8 +13,10 @@ import { faultinRange } from './populate.js';
  * decide what later calls may do: MADV_DONTNEED, MADV_FREE, MADV_COLD and MADV_PAGEOUT refuse a
  * VM_LOCKED VMA (EINVAL; MADV_DONTNEED_LOCKED does not, mm/madvise.ts), and fork does not pass
  * them on (dup_mmap()). The page side is not modelled, because the model has no LRU or reclaim:
- * PG_mlocked, the unevictable list and mlock_count. Neither are RLIMIT_MEMLOCK or locked_vm
- * (the model runs with CAP_IPC_LOCK).
+ * PG_mlocked, the unevictable list and mlock_count. A process has CAP_IPC_LOCK and no
+ * RLIMIT_MEMLOCK until a `setrlimit` step gives it a limit (Mm.memlockLimit) and drops the
+ * capability; mm->locked_vm is then the pages of its VM_LOCKED VMAs (lockedVm()), which is what
+ * mmap_region(), mlock_fixup(), munmap and dup_mmap() keep it at.
  *
  * Every call here exists in every modelled release: mlock2() and MCL_ONFAULT are v4.4.
  */
@@ -26,7 +28,9 @@ export type LockHow = 'lock' | 'onfault' | 'unlock';
  * - VM_SPECIAL: VM_IO, VM_DONTEXPAND, VM_PFNMAP, VM_MIXEDMAP;
  * - hugetlb;
  * - vma_is_dax(): an fs-dax file, or a device-dax character device (its inode is S_DAX);
- * - VM_DROPPABLE (v6.11), secretmem and the gate VMA, none of which the model has.
+ * - vma_is_secretmem() (mm/secretmem.ts; in the filter since memfd_secret came, v5.14): its
+ *   VM_LOCKED stays whatever munlock or munlockall asks;
+ * - VM_DROPPABLE (v6.11) and the gate VMA, which the model does not have.
  * The range is still populated: "for some special vmas, we go ahead and populate the ptes".
  * Returns why the VMA is filtered, or null.
  */
@@ -35,7 +39,26 @@ export function mlockFiltered(k: Kernel, vma: Vma): string | null {
   if (f.io || f.dontexpand || f.pfnmap || f.mixedmap) return 'VM_SPECIAL';
   if (vma.hugetlb || vma.shmem?.hugetlb) return 'hugetlb';
   if (k.isFsdaxVma(vma) || (vma.kind === 'device' && vma.device?.pgmap.type === 'generic')) return 'vma_is_dax()';
+  if (k.secretmem.isSecretmemVma(vma)) return 'vma_is_secretmem()';
   return null;
+}
+
+/** mm->locked_vm: the pages of the process's VM_LOCKED VMAs. */
+export function lockedVm(mm: Mm): number {
+  return mm.vmas.reduce((n, v) => n + (v.flags.locked ? v.pages : 0), 0);
+}
+
+/**
+ * mlock_future_ok() (mm/mmap.c; mlock_future_check(), -EAGAIN, before v6.5 [M]): `pages` more
+ * locked pages fit RLIMIT_MEMLOCK, or the process has CAP_IPC_LOCK (no `setrlimit`).
+ */
+export function mlockFutureOk(mm: Mm, pages: number): boolean {
+  return mm.memlockLimit === undefined || pages + lockedVm(mm) <= mm.memlockLimit;
+}
+
+/** can_do_mlock(): a non-zero RLIMIT_MEMLOCK or CAP_IPC_LOCK, else EPERM. */
+function checkCanDoMlock(mm: Mm, what: string): void {
+  if (mm.memlockLimit === 0) throw new KernelError('EPERM', `${what}: RLIMIT_MEMLOCK is 0 and the process lacks CAP_IPC_LOCK (can_do_mlock)`);
 }
 
 /** The VM_LOCKED_MASK part of a VMA's new flags for `how`. */
@@ -93,6 +116,16 @@ export function* populateRange(k: Kernel, mm: Mm, start: number, end: number, ig
  */
 export function* mlockRange(k: Kernel, mm: Mm, start: number, end: number, how: LockHow): Op {
   const what = how === 'unlock' ? 'munlock' : how === 'onfault' ? 'mlock2(MLOCK_ONFAULT)' : 'mlock';
+  if (how !== 'unlock') {
+    // do_mlock(): can_do_mlock(); lru_add_drain_all(); the range plus locked_vm, less what of the
+    // range is locked already (count_mm_mlocked_page_nr()), within RLIMIT_MEMLOCK, else ENOMEM
+    checkCanDoMlock(mm, what);
+    k.secretmem.drainLru();
+    if (mm.memlockLimit !== undefined) {
+      const already = mm.vmas.reduce((n, v) => n + (v.flags.locked ? Math.max(0, Math.min(end, v.start + v.pages) - Math.max(start, v.start)) : 0), 0);
+      if (end - start + lockedVm(mm) - already > mm.memlockLimit) throw new KernelError('ENOMEM', `${what}: ${end - start} page(s) more than RLIMIT_MEMLOCK (${mm.memlockLimit} pages) allows, without CAP_IPC_LOCK`);
+    }
+  }
   for (let at = start; at < end; ) {
     const vma = k.vm.vmaAt(mm, at);
     if (!vma) throw new KernelError('ENOMEM', `${what}: page ${at} of ${mm.name} is not mapped (apply_vma_lock_flags)`);
@@ -124,6 +157,12 @@ export interface MlockallFlags {
 export function* mlockall(k: Kernel, mm: Mm, flags: MlockallFlags | null): Op {
   if (flags && !flags.current && !flags.future) throw new KernelError('EINVAL', 'mlockall: give MCL_CURRENT and/or MCL_FUTURE (MCL_ONFAULT alone or no flag is EINVAL)');
   const how: LockHow = !flags ? 'unlock' : flags.onfault ? 'onfault' : 'lock';
+  if (flags) {
+    // mlockall(): can_do_mlock(), and with MCL_CURRENT the whole address space (total_vm) within RLIMIT_MEMLOCK, else ENOMEM
+    checkCanDoMlock(mm, 'mlockall');
+    const total = mm.vmas.reduce((n, v) => n + v.pages, 0);
+    if (flags.current && mm.memlockLimit !== undefined && total > mm.memlockLimit) throw new KernelError('ENOMEM', `mlockall(MCL_CURRENT): ${total} mapped page(s) exceed RLIMIT_MEMLOCK (${mm.memlockLimit} pages), without CAP_IPC_LOCK`);
+  }
   if (flags?.future) mm.lockFuture = how === 'onfault' ? 'onfault' : 'lock';
   else delete mm.lockFuture;
   if (!flags || flags.current) {

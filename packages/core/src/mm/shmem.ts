@@ -158,6 +158,8 @@ export class Shmem {
     const k = this.k;
     const { vma, vpn } = vmf;
     const file = this.fileOf(vma);
+    // secretmem_vm_ops: its own ->fault, no ->map_pages (mm/secretmem.ts)
+    if (file.secretmem) return yield* k.secretmem.fault(vmf);
     // do_read_fault(): ->map_pages() first, ->fault() only if that did not map the address
     if (!vmf.write && this.faultAround(vmf, file)) return;
     const pfn = this.getFolio(file, vmf.pgoff, vmf.write ? 'do_shared_fault' : 'do_read_fault');

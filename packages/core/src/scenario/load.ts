@@ -180,6 +180,7 @@ function definitions(step: Step, at: Path): NameRef[] {
     case 'probe': return ref('as', 'device');
     case 'create':
     case 'memfd-create':
+    case 'memfd-secret':
     case 'tmpfile': return ref('file', 'file');
     case 'reflink': return ref('to', 'file');
     case 'spawn':
@@ -207,8 +208,8 @@ function references(step: Step, at: Path, raw: Record<string, unknown>): NameRef
     case 'truncate': case 'punch-hole': case 'fallocate': ref('file', 'file'); break;
     case 'reflink': ref('from', 'file'); break;
     case 'mmap': ref('process', 'process'); ref('file', 'file'); ref('device', 'device'); break;
-    case 'munmap': case 'read': case 'write': case 'pin': case 'get': case 'iouring-register': case 'mprotect': case 'madvise': case 'proc-mem-write': case 'mlock': case 'munlock': ref('map', 'map'); ref('process', 'process'); break;
-    case 'fork': case 'exit': case 'exec': case 'clear-refs': case 'prctl': case 'mlockall': case 'munlockall': ref('process', 'process'); break;
+    case 'munmap': case 'read': case 'write': case 'pin': case 'get': case 'iouring-register': case 'mprotect': case 'madvise': case 'proc-mem-write': case 'remote-read': case 'mlock': case 'munlock': ref('map', 'map'); ref('process', 'process'); break;
+    case 'fork': case 'exit': case 'exec': case 'clear-refs': case 'prctl': case 'mlockall': case 'munlockall': case 'setrlimit': ref('process', 'process'); break;
     case 'unpin': case 'put': case 'iouring-unregister': ref('name', 'pin', a.name, typeof raw[step.op] === 'string' ? [...at, step.op] : [...at, step.op, 'name']); break;
     case 'dma-write': case 'dma-read': ref('pin', 'pin'); break;
     case 'mremap': ref('map', 'map'); ref('to', 'map'); ref('process', 'process'); break;

@@ -44,6 +44,12 @@ export interface ThreadState {
   done: boolean;
   /** parked on a step that was expected to block */
   parked: boolean;
+  /**
+   * The failures this thread's steps were allowed to have: a step whose `expect` names an error
+   * and says it may also succeed (maySucceed) failed with that error. One message each; the
+   * explorer reports the interleavings that take this way (ExploreResult.allowedFailures).
+   */
+  allowedFailures: string[];
 }
 
 /** mulberry32: a small, well-distributed, seedable PRNG. */
@@ -76,6 +82,8 @@ export function stepOp(k: Kernel, step: Step, failures: string[]): Op<unknown> {
     case 'reflink': return k.reflink(a);
     case 'spawn': return k.spawn(a);
     case 'memfd-create': return k.memfdCreate(a);
+    case 'memfd-secret': return k.memfdSecret(a);
+    case 'setrlimit': return k.setrlimit(a);
     case 'tmpfile': return k.tmpfile(a);
     case 'hugetlb-pool': return k.hugetlbPool(a);
     case 'thp-size': return k.thpSize(a);
@@ -112,6 +120,12 @@ export function stepOp(k: Kernel, step: Step, failures: string[]): Op<unknown> {
         const data = yield* k.read(a);
         const want = (step.args as { expect?: string }).expect;
         if (want !== undefined && data !== want) failures.push(`${step.path}: read '${data}', expected '${want}'`);
+      })();
+    case 'remote-read':
+      return (function* () {
+        const data = yield* k.remoteRead(a);
+        const want = (step.args as { expect?: string }).expect;
+        if (want !== undefined && data !== want) failures.push(`${step.path}: ${a.via} read '${data}', expected '${want}'`);
       })();
     case 'dma-read':
       return (function* () {
@@ -287,7 +301,7 @@ export class ScenarioSession {
     this.monitor = new Monitor(kernel, undefined, { trace });
     const kdesc = { ...kernel.desc };
     const applicable = (steps: readonly Step[]): Step[] => steps.filter((st) => !st.when || ruleApplies({ when: st.when, path: st.path }, kdesc));
-    const state = (name: string, steps: Step[]): ThreadState => ({ name, steps, index: 0, op: null, pending: null, done: steps.length === 0, parked: false });
+    const state = (name: string, steps: Step[]): ThreadState => ({ name, steps, index: 0, op: null, pending: null, done: steps.length === 0, parked: false, allowedFailures: [] });
     this.setupThread = state('setup', applicable(scenario.setup));
     this.threads = scenario.threads.map((t) => state(t.name, applicable(t.steps)));
   }
@@ -498,7 +512,10 @@ function advance(k: Kernel, t: ThreadState, failures: string[]): void {
       // bad input met while the step runs (a range outside its mapping, ...): say which step and field
       if (e instanceof InputError && !e.message.startsWith(step.path)) throw new InputError(`${step.path}.${step.op}${e.field ? `.${e.field}` : ''}: ${e.message}`, e.file, e.field);
       if (e instanceof KernelError) {
-        if (step.expect?.error === e.code) return finishStep(t);
+        if (step.expect?.error === e.code) {
+          if (step.expect.maySucceed) t.allowedFailures.push(`${step.path}: ${step.op} failed with ${e.message}`);
+          return finishStep(t);
+        }
         // an operation this kernel does not implement: the cell is unsupported, with the reason
         if (e.unsupported !== null) throw new UnsupportedError(`${step.path}: ${step.op}: ${e.unsupported} (${e.code})`);
         failures.push(`${step.path}: ${step.op} failed with ${e.message}`);

@@ -56,6 +56,7 @@ const ERRNO_MEANING: Readonly<Record<Errno, string>> = {
   ENODEV: 'no such device',
   ESRCH: 'no such process',
   EACCES: 'permission denied',
+  ENOSYS: 'function not implemented (a syscall the kernel or arch lacks)',
 };
 export const ERRNO_NAMES = Object.keys(ERRNO_MEANING) as Errno[];
 
@@ -331,6 +332,11 @@ export const OP_ARGS = {
     fallocate: Flag.optional().describe('fallocate(0, size): allocate every page into the page cache now (default: pages come with the first fault)'),
     hugetlb: Size.optional().describe('MFD_HUGETLB with this huge page size: a hugetlbfs file (size a multiple of it) whose pages come from the hugetlb pool'),
   }).describe('memfd_create() + ftruncate() [+ fallocate()]: a tmpfs (shmem) file whose page cache is ordinary RAM, or with hugetlb a hugetlbfs file'),
+  'memfd-secret': obj({
+    file: Name.describe('the name the file goes by (mmap: { file, shared: true }, truncate, checks)'),
+    size: Size.optional().describe('ftruncate() to this size (it can be set once; default: i_size 0, truncate later)'),
+    flags: z.number({ error: 'flags is a number (O_CLOEXEC is 524288)' }).int().nonnegative().optional().describe('the flags argument (default 0; only O_CLOEXEC, 02000000, is valid: anything else is EINVAL)'),
+  }).describe('memfd_secret(flags) [+ ftruncate()]: a file whose pages leave the kernel direct map; MAP_SHARED only, VM_LOCKED, refused by GUP (ENOSYS where the arch or release lacks it)'),
   tmpfile: obj({
     file: Name.describe('the name the file goes by (mmap: { file }, truncate, punch-hole, checks)'),
     fs: z.enum(['ext4', 'xfs'], { error: 'fs is ext4 or xfs (a disk filesystem mounted without -o dax)' }).describe('the non-DAX disk filesystem it lives on'),
@@ -468,6 +474,17 @@ export const OP_ARGS = {
     data: Data,
     process: Name.optional().describe('the process whose memory is written (default: the one that created the mapping)'),
   }).describe('pwrite() to /proc/PID/mem as ptrace does: get_user_pages_remote(FOLL_FORCE|FOLL_WRITE), so it writes even where the mapping has no PROT_WRITE (PROT_READ, PROT_NONE) by breaking COW in a private mapping; EIO where GUP fails'),
+  'remote-read': obj({
+    map: Name,
+    page: PageIndex,
+    via: z.enum(['process_vm_readv', 'ptrace'], { error: 'via is process_vm_readv or ptrace' }).describe('process_vm_readv() (pin_user_pages_remote, EFAULT on failure) or ptrace(PTRACE_PEEKDATA) (get_user_pages_remote with FOLL_FORCE, EIO on failure)'),
+    process: Name.optional().describe('the process whose memory is read (default: the one that created the mapping)'),
+    expect: Data.optional(),
+  }).describe('another process reads a page through GUP of the target mm (no fault in the reader)'),
+  setrlimit: obj({
+    memlock: Size.describe('RLIMIT_MEMLOCK, soft and hard (rounded down to pages)'),
+    process: Name.optional().describe('the process (default init); a later fork inherits it'),
+  }).describe('setrlimit(RLIMIT_MEMLOCK) and cap_set_proc() of an empty set (memfd_secret.c set_cap_limits()): without CAP_IPC_LOCK the limit binds MAP_LOCKED, secretmem mmap, mlock and mlockall'),
   check: checkArgs.describe('assert state now: refcount, mapcount, pinned, mapped, anon, blockFree, vmemmap, writable, softDirty or swapped'),
 } satisfies Record<OpName, z.ZodType>;
 

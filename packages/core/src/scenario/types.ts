@@ -38,7 +38,8 @@ export type OpName =
   | 'pin' | 'get' | 'unpin' | 'put' | 'dma-write' | 'dma-read' | 'iouring-register' | 'iouring-unregister'
   | 'ksm-merge' | 'ksm-unmerge' | 'prctl' | 'proc-mem-write' | 'mlock' | 'munlock' | 'mlockall' | 'munlockall'
   | 'memory-failure' | 'migrate' | 'device-read' | 'device-write' | 'device-snapshot' | 'device-exclusive' | 'device-check-exclusive' | 'inject-fault' | 'check'
-  | 'mprotect' | 'clear-refs' | 'mremap' | 'madvise' | 'memfd-create' | 'tmpfile' | 'hugetlb-pool' | 'thp-size' | 'sysctl';
+  | 'mprotect' | 'clear-refs' | 'mremap' | 'madvise' | 'memfd-create' | 'memfd-secret' | 'tmpfile' | 'hugetlb-pool' | 'thp-size' | 'sysctl'
+  | 'remote-read' | 'setrlimit';
 
 export interface Step {
   readonly op: OpName;
