@@ -332,3 +332,33 @@ describe('MADV_COLLAPSE of KSM zero pages', () => {
     expect(k.ksm.zeroPagesTotal).toBe(0);
   });
 });
+
+describe('smart scan (should_skip_rmap_item, v6.7)', () => {
+  it('a page that keeps failing to merge is skipped: a twin written later merges a scan later than before v6.7', () => {
+    // x and y never match; y turns into x after 5 scans. Up to v6.6 the next two scans merge them
+    // (the first records y's new checksum). From v6.7 ksmd ages both by one per visit: visits 1-3
+    // look (age < 3), visit 4 (age 3) sets one skip, visit 5 skips; visit 6 (age 5) looks -- it
+    // records y's new checksum -- and sets two skips, so visits 7 and 8 skip; visit 9 (age 8) looks
+    // and merges
+    const merged = (v: string, changedAfter = 5): number => {
+      const k = kernel(v);
+      filled(k, 'm', ['x', 'y']);
+      k.run(k.madvise({ map: 'm', advice: 'mergeable' }));
+      k.run(k.ksmMerge({ scans: changedAfter }));
+      k.run(k.write({ map: 'm', page: 1, data: 'x' }));
+      for (let scan = changedAfter + 1; scan <= 40; scan++) {
+        k.run(k.ksmMerge({ scans: 1 }));
+        if (pfn(k, 'm', 0) === pfn(k, 'm', 1)) return scan;
+      }
+      return 0;
+    };
+    // v6.6: scan 6 records y's checksum, scan 7 merges
+    expect(merged('v6.6')).toBe(7);
+    expect(merged('latest')).toBe(9);
+    expect(merged('v6.15')).toBe(9);
+    // changed after 13 scans: visit 9 (age 8) set four skips, 10-13 skipped; 14 (age 13) looks,
+    // records the checksum and sets eight skips (skip_age > 8); 15-22 skip; 23 looks and merges
+    expect(merged('latest', 13)).toBe(23);
+    expect(merged('v6.6', 13)).toBe(15);
+  });
+});

@@ -66,6 +66,8 @@ export class Ksm {
   private readonly checksums = new Map<string, string>();
   /** the rmap_items hanging off stable nodes, per (mm, page) */
   private readonly items = new Map<string, StableItem>();
+  /** rmap_item->age and ->remaining_skips per (mm, page), for smart scan */
+  private readonly ages = new Map<string, { age: number; skips: number }>();
   private readonly perMm = new WeakMap<Mm, MmKsm>();
   private nextNode = 1;
   /**
@@ -290,9 +292,10 @@ export class Ksm {
       for (const vma of mm.alive ? [...mm.vmas].sort((a, b) => a.start - b.start) : []) {
         if (vma.flags.mergeable && vma.anonVma) yield* this.unmerge(vma, vma.start, vma.start + vma.pages);
       }
-      for (const key of [...this.checksums.keys(), ...this.items.keys()]) {
+      for (const key of [...this.checksums.keys(), ...this.items.keys(), ...this.ages.keys()]) {
         if (!key.startsWith(`${mm.id}:`)) continue;
         this.checksums.delete(key);
+        this.ages.delete(key);
         this.removeItem(key);
       }
       if (!mm.alive) this.drop(mm);
@@ -315,21 +318,48 @@ export class Ksm {
           if (k.vm.vmaAt(mm, vpn) !== vma) break;
           const page = this.anonPageAt(vma, vpn);
           if (page === null) continue;
-          seen.add(this.key(mm, vpn));
+          const key = this.key(mm, vpn);
+          seen.add(key);
+          if (this.skip(key, page)) continue;
           yield* this.cmpAndMerge({ vma, vpn, page }, unstable);
         }
       }
       // get_next_rmap_item() frees the rmap_items of addresses it no longer finds a page at,
       // remove_trailing_rmap_items() those past the last: their oldchecksum and stable-tree
       // listing go with them
-      for (const key of [...this.checksums.keys(), ...this.items.keys()]) {
+      for (const key of [...this.checksums.keys(), ...this.items.keys(), ...this.ages.keys()]) {
         if (key.startsWith(`${mm.id}:`) && !seen.has(key)) {
           this.checksums.delete(key);
+          this.ages.delete(key);
           this.removeItem(key);
         }
       }
       if (!mergeable) this.drop(mm);
     }
+  }
+
+  /**
+   * should_skip_rmap_item(): smart scan (5e924ff54d08 "mm/ksm: add smart page scanning", v6.7 [M];
+   * /sys/kernel/mm/ksm/smart_scan, on by default). A page that is not KSM ages by one each time
+   * ksmd reaches it; from age 3 on it is left alone for skip_age(age) visits (1 up to age 5, 2 up
+   * to 8, 4, then 8) between two it looks at, and a skipped page leaves the trees
+   * (remove_rmap_item_from_tree) without cmp_and_merge_page(). The age lives in the rmap_item:
+   * freed with it.
+   */
+  private skip(key: string, page: number): boolean {
+    if (!kernelAtLeast(this.k.version, 6, 7) || this.isKsm(page)) return false;
+    const r = this.ages.get(key) ?? { age: 0, skips: 0 };
+    this.ages.set(key, r);
+    const age = r.age;
+    if (age !== 255) r.age++;
+    if (age < 3) return false;
+    if (r.skips === 0) {
+      r.skips = age <= 3 ? 1 : age <= 5 ? 2 : age <= 8 ? 4 : 8;
+      return false;
+    }
+    r.skips--;
+    this.removeItem(key);
+    return true;
   }
 
   /**
