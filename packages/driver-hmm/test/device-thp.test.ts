@@ -12,10 +12,11 @@ const PAGE = 4096;
 const NR = 512;
 
 /** A PMD-aligned MADV_HUGEPAGE anonymous buffer of one PMD plus one, as hmm-tests.c maps it. */
-function setup(opts: { write?: boolean; features?: Record<string, string | boolean> } = {}) {
+function setup(opts: { write?: boolean; features?: Record<string, string | boolean>; coherent?: boolean } = {}) {
   const k = createKernel({ arch: x86(), driver: hmm(), kernel: 'latest', ...(opts.features ? { features: opts.features } : {}) });
   const mon = new Monitor(k);
-  const dev = k.run(k.probe({ driver: 'hmm', kind: 'private', size: 256 * 1024 * 1024, as: 'dmirror0' }));
+  // test_hmm's numbering: private devices are dmirror0 and 1, coherent ones dmirror2 and 3
+  const dev = k.run(k.probe({ driver: 'hmm', kind: opts.coherent ? 'coherent' : 'private', size: 256 * 1024 * 1024, as: opts.coherent ? 'dmirror2' : 'dmirror0' }));
   k.run(k.mmap({ anon: true, length: 2 * NR * PAGE, write: opts.write ?? true, as: 'buf' }));
   k.run(k.madvise({ map: 'buf', advice: 'hugepage', offset: 0, length: NR * PAGE }));
   const entry = (page: number, process = 'init') => {
@@ -27,9 +28,9 @@ function setup(opts: { write?: boolean; features?: Record<string, string | boole
   return { k, mon, dev, entry, pfn, state };
 }
 
-function fillAndMigrate(k: Kernel): void {
+function fillAndMigrate(k: Kernel, to = 'dmirror0'): void {
   for (let i = 0; i < NR; i++) k.run(k.write({ map: 'buf', page: i, data: `i${i}` }));
-  k.run(k.migrate({ map: 'buf', page: 0, pages: NR, to: 'dmirror0' }));
+  k.run(k.migrate({ map: 'buf', page: 0, pages: NR, to }));
 }
 
 const snapshot = (k: Kernel, page: number, process?: string) =>
@@ -317,12 +318,8 @@ describe('a device-private THP behind one PMD entry', () => {
   });
 
   it('a device-coherent THP: one present PMD on an order-9 coherent folio (rc 1, mapcount 1) the CPU uses in place; MIGRATE_TO_SYS leaves it (a present PMD is collected only with MIGRATE_VMA_SELECT_SYSTEM)', () => {
-    const k = createKernel({ arch: x86(), driver: hmm(), kernel: 'latest' });
-    const dev = k.run(k.probe({ driver: 'hmm', kind: 'coherent', size: 256 * 1024 * 1024, as: 'dmirror2' }));
-    k.run(k.mmap({ anon: true, length: 2 * NR * PAGE, write: true, as: 'buf' }));
-    k.run(k.madvise({ map: 'buf', advice: 'hugepage', offset: 0, length: NR * PAGE }));
-    for (let i = 0; i < NR; i++) k.run(k.write({ map: 'buf', page: i, data: `i${i}` }));
-    k.run(k.migrate({ map: 'buf', page: 0, pages: NR, to: 'dmirror2' }));
+    const { k, dev } = setup({ coherent: true });
+    fillAndMigrate(k, 'dmirror2');
     const head = k.pfnOf({ map: 'buf', page: 0 })!;
     // migrate_vma_pages(): remove_migration_pmd of a coherent folio: a present, writable, dirty PMD
     expect([head, k.folios.kind(head), k.folios.order(head), k.refcount(head), k.mapcount(head)]).toEqual([dev.dataPfn, 'coherent', 9, 1, 1]);
@@ -344,12 +341,8 @@ describe('a device-private THP behind one PMD entry', () => {
   });
 
   it('a device-coherent THP half unmapped (its PMD split into PTEs): MIGRATE_TO_SYS splits the large coherent folio during the walk and brings each kept page home', () => {
-    const k = createKernel({ arch: x86(), driver: hmm(), kernel: 'latest' });
-    const dev = k.run(k.probe({ driver: 'hmm', kind: 'coherent', size: 256 * 1024 * 1024, as: 'dmirror2' }));
-    k.run(k.mmap({ anon: true, length: 2 * NR * PAGE, write: true, as: 'buf' }));
-    k.run(k.madvise({ map: 'buf', advice: 'hugepage', offset: 0, length: NR * PAGE }));
-    for (let i = 0; i < NR; i++) k.run(k.write({ map: 'buf', page: i, data: `i${i}` }));
-    k.run(k.migrate({ map: 'buf', page: 0, pages: NR, to: 'dmirror2' }));
+    const { k, dev } = setup({ coherent: true });
+    fillAndMigrate(k, 'dmirror2');
     k.run(k.munmap({ map: 'buf', offset: 0, length: 256 * PAGE }));
     // the PMD split (rc 1 + 511, mapcount 512), then the first half's PTEs zapped: 256
     expect([k.folios.order(dev.dataPfn), k.refcount(dev.dataPfn), k.mapcount(dev.dataPfn)]).toEqual([9, 256, 256]);
@@ -360,12 +353,8 @@ describe('a device-private THP behind one PMD entry', () => {
   });
 
   it('a FOLL_LONGTERM pin of a device-coherent THP fails with -EBUSY (migrate_device_coherent_folio: WARN on a large folio, not migrated); the THP and its refcount are as before', () => {
-    const k = createKernel({ arch: x86(), driver: hmm(), kernel: 'latest' });
-    const dev = k.run(k.probe({ driver: 'hmm', kind: 'coherent', size: 256 * 1024 * 1024, as: 'dmirror2' }));
-    k.run(k.mmap({ anon: true, length: 2 * NR * PAGE, write: true, as: 'buf' }));
-    k.run(k.madvise({ map: 'buf', advice: 'hugepage', offset: 0, length: NR * PAGE }));
-    k.run(k.write({ map: 'buf', page: 0, data: 'x' }));
-    k.run(k.migrate({ map: 'buf', page: 0, pages: NR, to: 'dmirror2' }));
+    const { k, dev } = setup({ coherent: true });
+    fillAndMigrate(k, 'dmirror2');
     expect(() => k.run(k.gup({ map: 'buf', page: 3, write: true, longterm: true, as: 'p' }, true))).toThrow(/^EBUSY/);
     // the pin (+1) turned into a reference and the pin dropped, then finalize's put: rc 1 again
     expect([k.pfnOf({ map: 'buf', page: 0 }), k.refcount(dev.dataPfn), k.mapcount(dev.dataPfn)]).toEqual([dev.dataPfn, 1, 1]);
