@@ -519,6 +519,7 @@ export class Kernel {
 
   *punchHole(a: { file: string; offset: number; length: number }): Op {
     const memfd = this.shmem.named(a.file);
+    if (memfd?.secretmem) throw new KernelError('EOPNOTSUPP', `punch hole of secretmem file '${a.file}' (vfs_fallocate: secretmem_fops has no ->fallocate)`);
     if (memfd?.hugetlb) return yield* this.hugetlb.punchHole(memfd, a.offset, a.length);
     if (memfd) return yield* this.shmem.punchHole(memfd, a.offset, a.length);
     const { fs, inode } = this.file(a.file);
@@ -563,6 +564,7 @@ export class Kernel {
   *fallocate(a: { file: string; offset?: number; length: number; keepSize?: boolean }): Op {
     const memfd = this.shmem.named(a.file);
     if (!memfd) this.file(a.file);
+    if (memfd?.secretmem) throw new KernelError('EOPNOTSUPP', `fallocate of secretmem file '${a.file}' (vfs_fallocate: secretmem_fops has no ->fallocate)`);
     if (!memfd || memfd.writeback) throw KernelError.unsupported('EOPNOTSUPP', `fallocate of '${a.file}' (a file on a disk or DAX filesystem: blocks, no page cache) is not modelled; it takes a memfd`);
     if (a.length <= 0) throw new KernelError('EINVAL', `fallocate of '${a.file}': length ${a.length} (vfs_fallocate wants len > 0)`);
     if (memfd.hugetlb) this.hugetlb.fallocate(memfd, a.offset ?? 0, a.length, a.keepSize ?? false);
@@ -618,7 +620,6 @@ export class Kernel {
       if (!mlockFutureOk(mm, pages)) throw new KernelError('EAGAIN', `mmap '${a.as}' locked: ${pages} page(s) exceed RLIMIT_MEMLOCK (${mm.memlockLimit} pages) without CAP_IPC_LOCK (mlock_future_ok)`);
     }
     if (memfd?.secretmem) {
-      if (a.populate) throw KernelError.unsupported('EOPNOTSUPP', `mmap '${a.as}' of secretmem file '${a.file}' with MAP_POPULATE is not modelled`);
       vma = this.secretmem.mmap(mm, { pages, pgoff: offset / ps, shared, write, as: a.as }, memfd);
     } else if (memfd?.hugetlb || a.hugetlb !== undefined) {
       // MAP_HUGETLB, or a memfd made with MFD_HUGETLB: a hugetlbfs mapping (mm/hugetlb.ts)
@@ -654,7 +655,8 @@ export class Kernel {
     // vm_mmap_pgoff(): mm_populate() once the VMA is in place and mmap_lock dropped (mm/populate.ts)
     // do_mmap(): VM_LOCKED (MAP_LOCKED, or mm->def_flags after mlockall(MCL_FUTURE)) asks for population too
     const locked = lockNewVma(this, vma, a.locked ?? false);
-    if (a.populate || locked) yield* mmPopulate(this, vma);
+    // a secretmem VMA: populate_vma_page_range()'s check_vma_flags() fails, and mm_populate() ignores it
+    if ((a.populate || locked) && !this.secretmem.isSecretmemVma(vma)) yield* mmPopulate(this, vma);
     yield* [];
     return vma;
   }

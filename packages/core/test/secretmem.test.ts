@@ -110,15 +110,54 @@ describe('GUP refuses secretmem', () => {
     old.run(old.mmap({ file: 'secret', length: PAGE, shared: true, write: true, as: 'again' }));
     old.run(old.read({ map: 'again', page: 0 }));
     expect(code(() => old.run(old.gup({ map: 'again', page: 0, fast: true, as: 'pipe2' }, false)))).toBe('EFAULT');
-    // mlock()'s lru_add_drain_all() drains the batch too
+    // do_mlock()'s lru_add_drain_all() drains the batch too (the mlock itself fails: its population is GUP, refused)
     const m = kernel('v6.6');
     secretPage(m);
-    m.run(m.mlock({ map: 'mem' }));
+    expect(code(() => m.run(m.mlock({ map: 'mem' })))).toBe('ENOMEM');
     expect(code(() => m.run(m.gup({ map: 'mem', page: 0, fast: true, as: 'pipe' }, false)))).toBe('EFAULT');
     // with the fix, the fresh page is refused at once
     const k = kernel('latest');
     secretPage(k);
     expect(code(() => k.run(k.gup({ map: 'mem', page: 0, fast: true, as: 'pipe' }, false)))).toBe('EFAULT');
+  });
+});
+
+describe('population and the other file operations', () => {
+  it('every populate is GUP: mlock ENOMEM (EFAULT from check_vma_flags), MADV_POPULATE_* EINVAL, MAP_POPULATE ignores it', () => {
+    const k = kernel();
+    k.run(k.memfdSecret({ file: 'secret', size: 2 * PAGE }));
+    k.run(k.mmap({ file: 'secret', length: 2 * PAGE, shared: true, write: true, populate: true, as: 'mem' }));
+    expect(k.pfnOf({ map: 'mem', page: 0 })).toBeNull(); // mm_populate(ignore_errors = 1)
+    expect(code(() => k.run(k.mlock({ map: 'mem' })))).toBe('ENOMEM'); // __mlock_posix_error_return(-EFAULT)
+    expect(code(() => k.run(k.madvise({ map: 'mem', advice: 'populate-read' })))).toBe('EINVAL');
+    expect(code(() => k.run(k.madvise({ map: 'mem', advice: 'populate-write' })))).toBe('EINVAL');
+    k.run(k.mlockall({ current: true })); // errors ignored
+    expect(k.pfnOf({ map: 'mem', page: 0 })).toBeNull();
+  });
+
+  it('no ->fallocate: fallocate and punch hole EOPNOTSUPP; MADV_REMOVE EINVAL first (VM_LOCKED)', () => {
+    const k = kernel();
+    secretPage(k);
+    expect(code(() => k.run(k.fallocate({ file: 'secret', length: PAGE })))).toBe('EOPNOTSUPP');
+    expect(code(() => k.run(k.punchHole({ file: 'secret', offset: 0, length: PAGE })))).toBe('EOPNOTSUPP');
+    expect(code(() => k.run(k.madvise({ map: 'mem', advice: 'remove' })))).toBe('EINVAL');
+    k.run(k.fork({ as: 'child' })); // the child's VMA is not VM_LOCKED: vfs_fallocate() answers
+    expect(code(() => k.run(k.madvise({ map: 'mem', advice: 'remove', process: 'child' })))).toBe('EOPNOTSUPP');
+  });
+});
+
+describe('remote-read of ordinary memory (the step the secretmem refusals are measured against)', () => {
+  it('reads the data and leaves no reference; ptrace (FOLL_FORCE) reads PROT_NONE, process_vm_readv does not', () => {
+    const k = kernel();
+    k.run(k.mmap({ anon: true, length: PAGE, write: true, as: 'a' }));
+    k.run(k.write({ map: 'a', page: 0, data: 'hello' }));
+    const pfn = k.pfnOf({ map: 'a', page: 0 })!;
+    expect(k.run(k.remoteRead({ map: 'a', page: 0, via: 'process_vm_readv' }))).toBe('hello');
+    expect(k.run(k.remoteRead({ map: 'a', page: 0, via: 'ptrace' }))).toBe('hello');
+    expect(k.folios.rc(pfn)).toBe(1); // the PTE's: the pin (+1024) and the get (+1) were dropped
+    k.run(k.mprotect({ map: 'a', write: false, read: false }));
+    expect(code(() => k.run(k.remoteRead({ map: 'a', page: 0, via: 'process_vm_readv' })))).toBe('EFAULT');
+    expect(k.run(k.remoteRead({ map: 'a', page: 0, via: 'ptrace' }))).toBe('hello');
   });
 });
 

@@ -257,6 +257,8 @@ function* remove(k: Kernel, vma: Vma, s: number, e: number): Op {
   const offset = (s - vma.start + vma.pgoff) * ps;
   const length = (e - s) * ps;
   if (vma.shmem?.hugetlb) return yield* k.hugetlb.punchHole(vma.shmem, offset, length);
+  // vfs_fallocate(): secretmem_fops has no ->fallocate
+  if (vma.shmem?.secretmem) throw new KernelError('EOPNOTSUPP', `madvise remove of secretmem mapping '${vma.name}' (vfs_fallocate: no ->fallocate)`);
   if (vma.shmem) return yield* k.shmem.punchHole(vma.shmem, offset, length);
   const file = [...k.files.values()].find((f) => f.inode === vma.inode);
   if (!file) throw new Error(`madvise remove: no file behind '${vma.name}'`);
@@ -333,5 +335,6 @@ function* populate(k: Kernel, vma: Vma, s: number, e: number, write: boolean): O
   if (vma.flags.io || vma.flags.pfnmap) throw refused(vma, advice, 'VM_IO | VM_PFNMAP (check_vma_flags)');
   if (write && !vma.flags.write) throw refused(vma, advice, 'no VM_WRITE (check_vma_flags)');
   if (!write && !vma.flags.read) throw refused(vma, advice, 'no VM_READ: PROT_NONE (check_vma_flags)');
+  if (k.secretmem.isSecretmemVma(vma)) throw refused(vma, advice, 'a secretmem mapping (check_vma_flags: vma_is_secretmem)');
   yield* faultinRange(k, vma, s, e, write, `madvise ${advice}`);
 }

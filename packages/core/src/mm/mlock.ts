@@ -97,6 +97,8 @@ export function* populateRange(k: Kernel, mm: Mm, start: number, end: number, ig
     const s = Math.max(start, vma.start);
     const e = Math.min(end, vma.start + vma.pages);
     try {
+      // populate_vma_page_range() -> __get_user_pages() -> check_vma_flags(): a secretmem VMA is -EFAULT
+      if (k.secretmem.isSecretmemVma(vma)) throw new KernelError('EFAULT', `${what}: GUP of secretmem mapping '${vma.name}' (check_vma_flags: vma_is_secretmem)`);
       yield* faultinRange(k, vma, s, e, vma.flags.write && !vma.flags.shared, what);
     } catch (err) {
       if (!(err instanceof KernelError)) throw err;
