@@ -1,5 +1,5 @@
 import { fileURLToPath } from 'node:url';
-import { createKernel, exploreScenario, KernelError, loadScenarioFile, Monitor, runToCompletion, type Op, type PluginCatalog } from '@daxlab/core';
+import { createKernel, exploreScenario, isExploreResult, KernelError, loadScenarioFile, Monitor, runToCompletion, type Op, type PluginCatalog } from '@daxlab/core';
 import { x86 } from '@daxlab/arch-x86';
 import { describe, expect, it } from 'vitest';
 import { hmm } from '../src/index.js';
@@ -114,6 +114,20 @@ describe('anon-teardown.yaml over every interleaving', () => {
   it('passes with the notifier: every schedule reads the data or fails with EFAULT', () => {
     const r = explore(hmm());
     expect({ status: r.status, failures: r.failures }).toEqual({ status: 'pass', failures: [] });
+  });
+
+  it('reports the allowed EFAULT as a race that exists, with the shortest schedule of each way to it', () => {
+    const r = explore(hmm());
+    if (!isExploreResult(r)) throw new Error(r.reason ?? r.status);
+    // page 1's read fails in two ways: the munmap ran before the device read began (the walk finds
+    // no VMA: 1 preemption), or it ran between the read's notifier sequence and its page-table
+    // walk (hmm_range_fault finds a hole: the read is preempted twice); both are maySucceed's EFAULT
+    const ways = r.allowedFailures.map((f) => ({ message: f.messages[0]!.replace(/: .*/s, ''), efault: /failed with EFAULT/.test(f.messages[0]!), preemptions: f.preemptions }));
+    expect(ways.every((w) => w.message === 'threads[1].steps[1]' && w.efault)).toBe(true);
+    expect(ways.map((w) => w.preemptions).sort()).toEqual([1, 2]);
+    // each schedule replays to the same failure in a run
+    for (const f of r.allowedFailures) expect(f.trace.length).toBeGreaterThan(0);
+    expect(r.stepFailures).toEqual([]);
   });
 
   it('fails with a mirror deaf to the notifier: some schedule reads the freed page', () => {

@@ -25,6 +25,7 @@ export function renderExploreHtml(cells: readonly CellResult[], version: string)
     if (cell.blocked) findings.push(`<details open><summary><b>blocked</b>: ${esc(cell.blocked.messages.join('; '))}</summary>${timeline(cell.blocked, 'blocked')}</details>`);
     if (cell.oops) findings.push(`<details open><summary><b>oops</b>: ${esc(cell.oops.messages.join('; '))}</summary>${timeline(cell.oops, 'oops')}</details>`);
     for (const f of cell.stepFailures) findings.push(`<details><summary><b>failed step</b>: ${esc(f.messages.join('; '))}</summary>${timeline(f, 'failed step')}</details>`);
+    for (const f of cell.allowedFailures) findings.push(`<details><summary><b>may fail</b> (allowed by its expect): ${esc(f.messages.join('; '))}</summary>${timeline(f, 'may fail')}</details>`);
     return `<section>${title}${facts}${failures}${findings.join('\n') || '<p>No interleaving breaks an invariant or waits forever.</p>'}</section>`;
   });
   return `<!doctype html>

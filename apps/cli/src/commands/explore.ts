@@ -259,6 +259,7 @@ export function renderExploreTable(cells: readonly CellResult[], o: ExploreTable
     if (cell.blocked) finding(`${c.bold('blocked')}: some interleaving waits forever`, cell.blocked, cell.blocked.messages);
     if (cell.oops) finding(`${c.bold('oops')}`, cell.oops, cell.oops.messages);
     for (const f of cell.stepFailures) finding(`${c.bold('failed step')}: ${f.messages[0] ?? ''}`, f);
+    for (const f of cell.allowedFailures) finding(`${c.bold('may fail')} (allowed by its expect): ${f.messages[0] ?? ''}`, f);
   }
   const count = (s: CellStatus) => cells.filter((x) => x.status === s).length;
   const n = cells.length;
@@ -309,6 +310,7 @@ export function renderExploreJson(cells: readonly CellResult[], version: string)
         blocked: c.blocked ? { messages: [...c.blocked.messages], ...counterexampleJson(c.blocked) } : null,
         oops: c.oops ? { messages: [...c.oops.messages], ...counterexampleJson(c.oops) } : null,
         stepFailures: c.stepFailures.map((f) => ({ messages: [...f.messages], ...counterexampleJson(f) })),
+        allowedFailures: c.allowedFailures.map((f) => ({ messages: [...f.messages], ...counterexampleJson(f) })),
         failures: [...c.failures],
         reason: c.reason,
       };

@@ -116,6 +116,8 @@ class Explorer {
   private blocked: ExploreFinding | null = null;
   private oops: ExploreFinding | null = null;
   private readonly failures = new Map<string, ExploreFinding>();
+  /** steps that failed with the error their expect allows (maySucceed), by message */
+  private readonly allowed = new Map<string, ExploreFinding>();
   private error: { reason: string; finding: ExploreFinding } | null = null;
   /** the schedule of each finding as thread indices, to replay it for its timeline */
   private readonly prefixes = new WeakMap<Counterexample, Uint8Array>();
@@ -187,6 +189,7 @@ class Explorer {
       if (p.blocked) this.blocked = shortest(this.blocked, own(p.blocked));
       if (p.oops) this.oops = shortest(this.oops, own(p.oops));
       for (const f of p.stepFailures) this.failures.set(f.messages[0]!, shortest(this.failures.get(f.messages[0]!), own(f)));
+      for (const f of p.allowedFailures) this.allowed.set(f.messages[0]!, shortest(this.allowed.get(f.messages[0]!), own(f)));
       if (p.outcome === 'error' && !this.error) {
         const reason = p.reason ?? 'error';
         this.error = { reason, finding: own({ ...this.counterexample(0, 0), schedule: p.schedule ?? [], messages: [reason] }) };
@@ -270,6 +273,7 @@ class Explorer {
   /** Take thread i's next step on `s` (which is at `from`). */
   private step(s: ScenarioSession, from: { prefix: Uint8Array; runnable: readonly number[]; last: number; preemptions: number; mine?: boolean }, i: number): Child & { fresh: ExploreViolation[] } {
     const before = s.monitor.violations.length;
+    const allowedBefore = s.threads[i]!.allowedFailures.length;
     s.step(i);
     // every worker of a shared search steps from the root; its steps count for the one that claimed it
     if (from.mine !== false) this.transitions++;
@@ -278,6 +282,11 @@ class Explorer {
     prefix[from.prefix.length] = i;
     const preemptions = from.preemptions + (this.preempts(from, i) ? 1 : 0);
     const fresh = s.monitor.violations.slice(before).map((v) => this.keep({ ...this.counterexample(prefix.length, preemptions), invariant: v.invariant, message: v.message }, prefix));
+    for (const message of s.threads[i]!.allowedFailures.slice(allowedBefore)) {
+      const f = this.keep({ ...this.counterexample(prefix.length, preemptions), messages: [message] }, prefix);
+      const had = this.allowed.get(message);
+      if (!had || this.shorter(f, had)) this.allowed.set(message, f);
+    }
     const runnable = s.runnable();
     return { session: s, prefix, runnable, preemptions, fresh };
   }
@@ -631,6 +640,7 @@ class Explorer {
     const expectsUnsupported = rules.some((r) => r.unsupported === true);
     const violations = [...this.violations.values()].sort((a, b) => a.invariant.localeCompare(b.invariant)).map((v) => this.traced(v));
     const stepFailures = [...this.failures.values()].map((f) => this.traced(f));
+    const allowedFailures = [...this.allowed.values()].map((f) => this.traced(f));
     const blocked = this.blocked && this.traced(this.blocked);
     const oops = this.oops && this.traced(this.oops);
     const outcome: Outcome = this.error ? 'error' : oops ? 'oops' : blocked ? 'blocked' : 'completed';
@@ -668,6 +678,7 @@ class Explorer {
       blocked,
       oops,
       stepFailures,
+      allowedFailures,
       ends: { ...this.ends },
     };
   }

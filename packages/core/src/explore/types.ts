@@ -119,5 +119,11 @@ export interface ExploreResult extends CellResult {
   readonly oops: ExploreFinding | null;
   /** steps that failed (or reads/checks that did not match) in some interleaving, one per message */
   readonly stepFailures: readonly ExploreFinding[];
+  /**
+   * steps that failed in some interleaving with the error their `expect` allows while they may
+   * also succeed (`maySucceed`): the race exists. One per step and message, with the shortest
+   * schedule that takes that way; not failures of the cell.
+   */
+  readonly allowedFailures: readonly ExploreFinding[];
   readonly ends: ExploreEnds;
 }
