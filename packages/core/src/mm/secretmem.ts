@@ -27,7 +27,7 @@ export const MEMFD_SECRET_CLOEXEC = 0o2000000;
  * Per release (feature `secretmem`, Mmu.memfdSecretSince): the syscall exists from v5.14 on
  * x86-64 and arm64, from v6.4 on s390, never on powerpc; it is ENOSYS unless booted with
  * secretmem.enable=1 before v6.5 (b758fe6df50d). GUP-fast's secretmem test (page_is_secretmem(),
- * folio_is_secretmem() from v5.17 [M]) skipped any folio without PG_lru until v6.9 (65291dcfcf89
+ * later folio_is_secretmem()) skipped any folio without PG_lru until v6.9 (65291dcfcf89
  * "mm/secretmem: fix GUP-fast succeeding on secretmem folios"): a page secretmem_fault() just
  * added sits in the per-CPU LRU add batch without PG_lru until the batch drains, and GUP-fast
  * grabbed it.
