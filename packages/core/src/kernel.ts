@@ -876,6 +876,7 @@ export class Kernel {
     const old = this.process(a.process);
     const mm = this.vm.newMm(old.name);
     this.ksm.execve(old, mm);
+    this.secretmem.drainLru(); // mmput() -> exit_mmap() -> lru_add_drain()
     for (const vma of [...old.vmas]) yield* this.vm.unmapVma(vma);
     old.alive = false;
     this.processes.set(old.name, mm);

@@ -3,6 +3,8 @@ import { createKernel, type Kernel } from '../src/index.js';
 import { testArch } from '../src/testing.js';
 import { lockedVm } from '../src/mm/mlock.js';
 import { MEMFD_SECRET_CLOEXEC } from '../src/mm/secretmem.js';
+import { parseScenario } from '../src/scenario/load.js';
+import { runScenario, type PluginCatalog } from '../src/scenario/run.js';
 import { code } from './vm-helpers.js';
 
 // memfd_secret(2) (mm/secretmem.ts). References of a secretmem page, as for any order-0
@@ -200,5 +202,34 @@ describe('mlock, RLIMIT_MEMLOCK and fork', () => {
     k.run(k.setrlimit({ memlock: PAGE }));
     k.run(k.fork({ as: 'child2' }));
     expect(k.process('child2').memlockLimit).toBe(1);
+  });
+});
+
+describe('the steps in a scenario file', () => {
+  const catalog: PluginCatalog = { arch: { x86: () => testArch() }, fs: {}, driver: {} };
+  const cell = (version: string) => ({ arch: 'x86', fs: null, driver: null, version, features: {} });
+  const yaml = (steps: string) => `name: s\nsteps:\n${steps}`;
+  const STEPS = [
+    '  - setrlimit: { memlock: 16KiB }',
+    '  - memfd-secret: { file: f, size: 4KiB }',
+    '  - mmap: { file: f, length: 4KiB, shared: true, write: true, as: m }',
+    '  - write: { map: m, page: 0, data: x }',
+    '  - remote-read: { map: m, page: 0, via: ptrace }',
+    '    expect: { error: EIO }',
+    '  - check: { refcount: { file: f, page: 0 }, equals: 2 }',
+    '',
+  ].join('\n');
+
+  it('runs: memfd-secret, setrlimit and remote-read; ENOSYS fails a cell on v6.1 that does not expect it', () => {
+    expect(runScenario(parseScenario(yaml(STEPS), 's.yaml'), cell('latest'), catalog)).toMatchObject({ status: 'pass' });
+    const old = runScenario(parseScenario(yaml(STEPS), 's.yaml'), cell('v6.1'), catalog);
+    expect(old.status).toBe('fail');
+    expect(old.failures.join(' ')).toMatch(/ENOSYS/);
+  });
+
+  it('bad input names the field and the fix', () => {
+    expect(() => parseScenario(yaml('  - memfd-secret: { file: f }\n  - mmap: { file: f, length: 4KiB, shared: true, as: m }\n  - remote-read: { map: m, page: 0, via: peek }\n'), 's.yaml')).toThrow(/remote-read\.via: via is process_vm_readv or ptrace/);
+    expect(() => parseScenario(yaml("  - memfd-secret: { file: f, flags: cloexec }\n"), 's.yaml')).toThrow(/memfd-secret\.flags: flags is a number \(O_CLOEXEC is 524288\)/);
+    expect(() => parseScenario(yaml('  - remote-read: { map: nope, page: 0, via: ptrace }\n'), 's.yaml')).toThrow(/a mapping named 'nope' is used before it is defined/);
   });
 });
