@@ -656,7 +656,7 @@ export class Kernel {
     // do_mmap(): VM_LOCKED (MAP_LOCKED, or mm->def_flags after mlockall(MCL_FUTURE)) asks for population too
     const locked = lockNewVma(this, vma, a.locked ?? false);
     // a secretmem VMA: populate_vma_page_range()'s check_vma_flags() fails, and mm_populate() ignores it
-    if ((a.populate || locked) && !this.secretmem.isSecretmemVma(vma)) yield* mmPopulate(this, vma);
+    if (a.populate || locked) yield* mmPopulate(this, vma); // a secretmem VMA populates nothing: GUP refuses it, and mmap ignores errors
     yield* [];
     return vma;
   }

@@ -118,6 +118,17 @@ describe('what VM_LOCKED changes elsewhere', () => {
     expect({ lo: locked(k, 'm', 0), rss: rss(k, 'm', 2), cache: k.pfnOf({ map: 'm', page: 1 }) === k.pfnOf({ file: 'fd', page: 1 }) }).toEqual({ lo: true, rss: 2, cache: true });
   });
 
+  it('MAP_POPULATE into a lock-on-fault VMA (mlockall(MCL_FUTURE | MCL_ONFAULT)) populates nothing: populate_vma_page_range() skips VM_LOCKONFAULT', () => {
+    const k = kernel();
+    k.run(k.mlockall({ future: true, onfault: true }));
+    k.run(k.mmap({ anon: true, length: 2 * PAGE, write: true, populate: true, as: 'm' }));
+    expect({ lo: locked(k, 'm', 0), rss: rss(k, 'm', 2) }).toEqual({ lo: true, rss: 0 });
+    // without the lock-on-fault default the same mmap populates both pages
+    k.run(k.munlockall({}));
+    k.run(k.mmap({ anon: true, length: 2 * PAGE, write: true, populate: true, as: 'n' }));
+    expect(rss(k, 'n', 2)).toBe(2);
+  });
+
   it('mlock of a hole in the range is ENOMEM after the VMA before it was locked (apply_vma_lock_flags)', () => {
     const k = kernel();
     k.run(k.mmap({ anon: true, length: 3 * PAGE, write: true, as: 'map' }));

@@ -2,7 +2,7 @@ import type { Kernel } from '../kernel.js';
 import { KernelError } from '../errors.js';
 import type { Op } from '../sched.js';
 import type { Mm, Vma } from '../types.js';
-import { faultinRange } from './populate.js';
+import { mmPopulateRange } from './populate.js';
 
 /**
  * mlock(2), mlock2(2), munlock(2), mlockall(2), munlockall(2) and MAP_LOCKED (mm/mlock.c).
@@ -82,35 +82,6 @@ function fixup(k: Kernel, vma: Vma, s: number, e: number, how: LockHow): void {
 }
 
 /**
- * __mm_populate() over [start, end). ignore_errors is 0 for mlock(): the first failure ends the
- * call, and the errno is what __mlock_posix_error_return() makes of it (EFAULT -> ENOMEM,
- * ENOMEM -> EAGAIN). It is 1 for mmap() and mlockall(): the failing VMA's rest is skipped.
- * Each VMA is handled as populate_vma_page_range() does:
- * - VM_IO and VM_PFNMAP are skipped;
- * - a VM_LOCKONFAULT VMA is left as it is;
- * - FOLL_WRITE is used only in a private writable mapping.
- */
-export function* populateRange(k: Kernel, mm: Mm, start: number, end: number, ignoreErrors: boolean, what: string): Op {
-  const vmas = mm.vmas.filter((v) => v.start < end && v.start + v.pages > start).sort((a, b) => a.start - b.start);
-  for (const vma of vmas) {
-    if (vma.flags.io || vma.flags.pfnmap || vma.flags.lockonfault) continue;
-    const s = Math.max(start, vma.start);
-    const e = Math.min(end, vma.start + vma.pages);
-    try {
-      // populate_vma_page_range() -> __get_user_pages() -> check_vma_flags(): a secretmem VMA is -EFAULT
-      if (k.secretmem.isSecretmemVma(vma)) throw new KernelError('EFAULT', `${what}: GUP of secretmem mapping '${vma.name}' (check_vma_flags: vma_is_secretmem)`);
-      yield* faultinRange(k, vma, s, e, vma.flags.write && !vma.flags.shared, what);
-    } catch (err) {
-      if (!(err instanceof KernelError)) throw err;
-      if (ignoreErrors) continue;
-      if (err.code === 'EFAULT') throw new KernelError('ENOMEM', `${what}: ${err.message} (__mlock_posix_error_return: EFAULT -> ENOMEM)`);
-      if (err.code === 'ENOMEM') throw new KernelError('EAGAIN', `${what}: ${err.message} (__mlock_posix_error_return: ENOMEM -> EAGAIN)`);
-      throw err;
-    }
-  }
-}
-
-/**
  * do_mlock() / munlock() over pages [start, end) of a process.
  * 1. apply_vma_lock_flags() gives each VMA of the range its part. A hole ends it with ENOMEM, after
  *    the VMAs before the hole were changed.
@@ -135,7 +106,7 @@ export function* mlockRange(k: Kernel, mm: Mm, start: number, end: number, how: 
     fixup(k, vma, at, to, how);
     at = to;
   }
-  if (how !== 'unlock') yield* populateRange(k, mm, start, end, false, what);
+  if (how !== 'unlock') yield* mmPopulateRange(k, mm, start, end, false, what);
   yield* [];
 }
 
@@ -175,7 +146,7 @@ export function* mlockall(k: Kernel, mm: Mm, flags: MlockallFlags | null): Op {
   }
   if (flags?.current && !flags.onfault) {
     const end = Math.max(0, ...mm.vmas.map((v) => v.start + v.pages));
-    yield* populateRange(k, mm, 0, end, true, 'mlockall');
+    yield* mmPopulateRange(k, mm, 0, end, true, 'mlockall');
   }
   yield* [];
 }

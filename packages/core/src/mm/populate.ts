@@ -1,7 +1,7 @@
 import type { Kernel } from '../kernel.js';
 import { KernelError } from '../errors.js';
 import type { Op } from '../sched.js';
-import type { Vma } from '../types.js';
+import type { Mm, Vma } from '../types.js';
 import { nonPresent } from './exclusive.js';
 
 /**
@@ -29,23 +29,43 @@ export function* faultinRange(k: Kernel, vma: Vma, s: number, e: number, write: 
 }
 
 /**
- * mmap(MAP_POPULATE) of a new VMA: mm_populate() -> __mm_populate(start, len, ignore_errors = 1)
- * (mm/gup.c). A VM_IO | VM_PFNMAP VMA is skipped. populate_vma_page_range() faults with
- * FOLL_WRITE only in a private writable mapping ("touch writable mappings with a write fault in
- * order to break COW, except for shared mappings because these don't COW and we would not want
- * to dirty them for nothing"): so a MAP_PRIVATE file mapping gets its own anonymous copies at
- * once (tools/testing/selftests/mm/map_populate.c) and a shared one is read-faulted. FOLL_FORCE
- * (any VMA that is not PROT_NONE) changes nothing here: mmap always grants read. Errors are
- * ignored: mmap still succeeds, and the pages from the failing one to the VMA's end stay
- * unpopulated (__get_user_pages() stops there; __mm_populate() goes on at the next VMA). The
- * same in every modelled release (the write rule is older than v5.4).
+ * mmap(MAP_POPULATE), or MAP_LOCKED, of a new VMA: mm_populate() is __mm_populate(start, len,
+ * ignore_errors = 1) (mm/gup.c), so errors are ignored and mmap still succeeds. The pages from the
+ * failing one to the VMA's end stay unpopulated: __get_user_pages() stops there. A private
+ * MAP_PRIVATE file mapping gets its own anonymous copies at once
+ * (tools/testing/selftests/mm/map_populate.c), and a shared one is read-faulted. FOLL_FORCE (any
+ * VMA that is not PROT_NONE) changes nothing here, because mmap always grants read. This is the
+ * same in every modelled release: the write rule is older than v5.4.
  */
 export function* mmPopulate(k: Kernel, vma: Vma): Op {
-  if (vma.flags.io || vma.flags.pfnmap) return;
-  const write = vma.flags.write && !vma.flags.shared;
-  try {
-    yield* faultinRange(k, vma, vma.start, vma.start + vma.pages, write, 'MAP_POPULATE');
-  } catch (err) {
-    if (!(err instanceof KernelError)) throw err;
+  yield* mmPopulateRange(k, vma.mm, vma.start, vma.start + vma.pages, true, 'MAP_POPULATE');
+}
+
+/**
+ * __mm_populate() over [start, end). ignore_errors is 0 for mlock(): the first failure ends the
+ * call, and the errno is what __mlock_posix_error_return() makes of it (EFAULT -> ENOMEM,
+ * ENOMEM -> EAGAIN). It is 1 for mmap() and mlockall(): the failing VMA's rest is skipped.
+ * Each VMA is handled as populate_vma_page_range() does:
+ * - VM_IO and VM_PFNMAP are skipped;
+ * - a VM_LOCKONFAULT VMA is left as it is;
+ * - FOLL_WRITE is used only in a private writable mapping.
+ */
+export function* mmPopulateRange(k: Kernel, mm: Mm, start: number, end: number, ignoreErrors: boolean, what: string): Op {
+  const vmas = mm.vmas.filter((v) => v.start < end && v.start + v.pages > start).sort((a, b) => a.start - b.start);
+  for (const vma of vmas) {
+    if (vma.flags.io || vma.flags.pfnmap || vma.flags.lockonfault) continue;
+    const s = Math.max(start, vma.start);
+    const e = Math.min(end, vma.start + vma.pages);
+    try {
+      // populate_vma_page_range() -> __get_user_pages() -> check_vma_flags(): a secretmem VMA is -EFAULT
+      if (k.secretmem.isSecretmemVma(vma)) throw new KernelError('EFAULT', `${what}: GUP of secretmem mapping '${vma.name}' (check_vma_flags: vma_is_secretmem)`);
+      yield* faultinRange(k, vma, s, e, vma.flags.write && !vma.flags.shared, what);
+    } catch (err) {
+      if (!(err instanceof KernelError)) throw err;
+      if (ignoreErrors) continue;
+      if (err.code === 'EFAULT') throw new KernelError('ENOMEM', `${what}: ${err.message} (__mlock_posix_error_return: EFAULT -> ENOMEM)`);
+      if (err.code === 'ENOMEM') throw new KernelError('EAGAIN', `${what}: ${err.message} (__mlock_posix_error_return: ENOMEM -> EAGAIN)`);
+      throw err;
+    }
   }
 }
