@@ -25,7 +25,7 @@ import { mmPopulate } from './mm/populate.js';
 import { lockNewVma, mlockall, mlockFutureOk, mlockRange } from './mm/mlock.js';
 import { PageStore, PG } from './mm/pages.js';
 import { Ram } from './mm/ram.js';
-import { Shmem } from './mm/shmem.js';
+import { PageCache } from './mm/pagecache.js';
 import { IoUring } from './mm/iouring.js';
 import { Hugetlb } from './mm/hugetlb.js';
 import { Secretmem } from './mm/secretmem.js';
@@ -125,7 +125,7 @@ export class Kernel {
   readonly exclusive: DeviceExclusive;
   /** anonymous THPs mapped by PMDs (mm/thp.ts) */
   readonly thp: Thp;
-  readonly shmem: Shmem;
+  readonly pageCache: PageCache;
   /** hugetlb pools, MAP_HUGETLB and MFD_HUGETLB (mm/hugetlb.ts) */
   readonly hugetlb: Hugetlb;
   readonly secretmem: Secretmem;
@@ -206,7 +206,7 @@ export class Kernel {
     this.mprotector = new Mprotect(this);
     this.exclusive = new DeviceExclusive(this);
     this.thp = new Thp(this);
-    this.shmem = new Shmem(this);
+    this.pageCache = new PageCache(this);
     this.hugetlb = new Hugetlb(this);
     this.secretmem = new Secretmem(this);
     this.swap = new Swap(this);
@@ -362,7 +362,7 @@ export class Kernel {
    * reads the host file through a window range it sets up.
    */
   *fileData(vmf: Vmf): Op<string> {
-    if (vmf.vma.shmem) return this.shmem.cowData(vmf);
+    if (vmf.vma.cacheFile) return this.pageCache.cowData(vmf);
     const inode = vmf.vma.inode;
     if (!inode) return '';
     return yield* this.fsOf(inode).cowData(vmf, inode);
@@ -393,7 +393,7 @@ export class Kernel {
 
   file(name: string): { fs: DaxFilesystem; inode: Inode } {
     const f = this.files.get(name);
-    if (!f && this.shmem.named(name)) throw new InputError(`'${name}' is a page-cache file (a memfd, or a tmpfile on a non-DAX disk filesystem), not a file on a DAX mount: only mmap, truncate, punch-hole and checks of refcount, mapcount, mapped, anon take it`, undefined, 'file');
+    if (!f && this.pageCache.named(name)) throw new InputError(`'${name}' is a page-cache file (a memfd, or a tmpfile on a non-DAX disk filesystem), not a file on a DAX mount: only mmap, truncate, punch-hole and checks of refcount, mapcount, mapped, anon take it`, undefined, 'file');
     if (!f) throw new KernelError('ENOENT', `no file '${name}'`);
     return f;
   }
@@ -502,26 +502,26 @@ export class Kernel {
   }
 
   *create(a: { file: string; size: number; device?: string }): Op {
-    if (this.files.has(a.file) || this.shmem.named(a.file)) throw new KernelError('EEXIST', `file '${a.file}' exists`);
+    if (this.files.has(a.file) || this.pageCache.named(a.file)) throw new KernelError('EEXIST', `file '${a.file}' exists`);
     const fs = a.device ? (this.device(a.device).fs as DaxFilesystem) : this.mountedFs();
     const inode = yield* fs.create(a.file, a.size);
     this.files.set(a.file, { fs, inode });
   }
 
   *truncate(a: { file: string; size: number }): Op {
-    const memfd = this.shmem.named(a.file);
+    const memfd = this.pageCache.named(a.file);
     if (memfd?.hugetlb) return yield* this.hugetlb.truncate(memfd, a.size);
     if (memfd?.secretmem) return this.secretmem.setSize(memfd, a.size);
-    if (memfd) return yield* this.shmem.truncate(memfd, a.size);
+    if (memfd) return yield* this.pageCache.truncate(memfd, a.size);
     const { fs, inode } = this.file(a.file);
     yield* fs.truncate(inode, a.size);
   }
 
   *punchHole(a: { file: string; offset: number; length: number }): Op {
-    const memfd = this.shmem.named(a.file);
+    const memfd = this.pageCache.named(a.file);
     if (memfd?.secretmem) throw new KernelError('EOPNOTSUPP', `punch hole of secretmem file '${a.file}' (vfs_fallocate: secretmem_fops has no ->fallocate)`);
     if (memfd?.hugetlb) return yield* this.hugetlb.punchHole(memfd, a.offset, a.length);
-    if (memfd) return yield* this.shmem.punchHole(memfd, a.offset, a.length);
+    if (memfd) return yield* this.pageCache.punchHole(memfd, a.offset, a.length);
     const { fs, inode } = this.file(a.file);
     yield* fs.punchHole(inode, a.offset, a.length);
   }
@@ -549,32 +549,32 @@ export class Kernel {
     yield* [];
   }
 
-  /** memfd_create() + ftruncate() [+ fallocate()]: a tmpfs file (mm/shmem.ts). */
+  /** memfd_create() + ftruncate() [+ fallocate()]: a tmpfs file (mm/pagecache.ts). */
   *memfdCreate(a: { file: string; size: number; fallocate?: boolean; hugetlb?: number }): Op {
     // MFD_HUGETLB (with the size in MFD_HUGE_SHIFT): a hugetlbfs file (mm/hugetlb.ts)
-    this.shmem.create(a.file, a.size, a.fallocate ?? false, a.hugetlb === undefined ? undefined : this.hugetlb.memfdHstate(a.hugetlb, a.size));
+    this.pageCache.create(a.file, a.size, a.fallocate ?? false, a.hugetlb === undefined ? undefined : this.hugetlb.memfdHstate(a.hugetlb, a.size));
     yield* [];
   }
 
   /**
    * fallocate(fd, 0 | FALLOC_FL_KEEP_SIZE, offset, length) of a memfd: pages allocated into a
-   * tmpfs (mm/shmem.ts) or hugetlbfs (mm/hugetlb.ts) page cache. vfs_fallocate() refuses an empty
+   * tmpfs (mm/pagecache.ts) or hugetlbfs (mm/hugetlb.ts) page cache. vfs_fallocate() refuses an empty
    * range (-EINVAL). A disk or DAX file's fallocate only reserves blocks: not modelled.
    */
   *fallocate(a: { file: string; offset?: number; length: number; keepSize?: boolean }): Op {
-    const memfd = this.shmem.named(a.file);
+    const memfd = this.pageCache.named(a.file);
     if (!memfd) this.file(a.file);
     if (memfd?.secretmem) throw new KernelError('EOPNOTSUPP', `fallocate of secretmem file '${a.file}' (vfs_fallocate: secretmem_fops has no ->fallocate)`);
     if (!memfd || memfd.writeback) throw KernelError.unsupported('EOPNOTSUPP', `fallocate of '${a.file}' (a file on a disk or DAX filesystem: blocks, no page cache) is not modelled; it takes a memfd`);
     if (a.length <= 0) throw new KernelError('EINVAL', `fallocate of '${a.file}': length ${a.length} (vfs_fallocate wants len > 0)`);
     if (memfd.hugetlb) this.hugetlb.fallocate(memfd, a.offset ?? 0, a.length, a.keepSize ?? false);
-    else this.shmem.fallocate(memfd, a.offset ?? 0, a.length, a.keepSize ?? false);
+    else this.pageCache.fallocate(memfd, a.offset ?? 0, a.length, a.keepSize ?? false);
     yield* [];
   }
 
-  /** A file in the page cache of a non-DAX ext4 / xfs (mm/shmem.ts createOnDisk). */
+  /** A file in the page cache of a non-DAX ext4 / xfs (mm/pagecache.ts createOnDisk). */
   *tmpfile(a: { file: string; fs: 'ext4' | 'xfs'; size: number }): Op {
-    this.shmem.createOnDisk(a.file, a.size, a.fs);
+    this.pageCache.createOnDisk(a.file, a.size, a.fs);
     yield* [];
   }
 
@@ -613,7 +613,7 @@ export class Kernel {
     const shared = a.shared ?? false;
     const write = a.write ?? false;
     let vma: Vma;
-    const memfd = a.file !== undefined ? this.shmem.named(a.file) : null;
+    const memfd = a.file !== undefined ? this.pageCache.named(a.file) : null;
     // do_mmap(): MAP_LOCKED (or mlockall(MCL_FUTURE)'s def_flags) must fit RLIMIT_MEMLOCK: can_do_mlock() EPERM, mlock_future_ok() EAGAIN
     if ((a.locked || mm.lockFuture) && mm.memlockLimit !== undefined) {
       if (a.locked && mm.memlockLimit === 0) throw new KernelError('EPERM', `mmap '${a.as}' with MAP_LOCKED: RLIMIT_MEMLOCK is 0 and the process lacks CAP_IPC_LOCK (can_do_mlock)`);
@@ -628,9 +628,9 @@ export class Kernel {
     } else if (memfd || (a.anon && shared)) {
       // a memfd (shmem_mmap), or MAP_SHARED|MAP_ANONYMOUS: do_mmap() -> shmem_zero_setup() gives the
       // VMA a tmpfs file of its length (and pgoff 0), so it is a file VMA whose pages live in the page cache
-      const file = memfd ?? this.shmem.zeroSetup(a.as, pages);
+      const file = memfd ?? this.pageCache.zeroSetup(a.as, pages);
       const start = this.vm.placeVma(mm, pages, 1);
-      vma = this.vm.addVma(mm, { name: a.as, start, pages, pgoff: memfd ? offset / ps : 0, flags: this.vm.flags({ write, shared }), kind: 'shmem', inode: null, device: null, shmem: file, anonVma: 0 });
+      vma = this.vm.addVma(mm, { name: a.as, start, pages, pgoff: memfd ? offset / ps : 0, flags: this.vm.flags({ write, shared }), kind: 'pagecache', inode: null, device: null, cacheFile: file, anonVma: 0 });
     } else if (a.file !== undefined) {
       const { fs, inode } = this.file(a.file);
       const start = this.vm.placeVma(mm, pages, 1);
@@ -1089,7 +1089,7 @@ export class Kernel {
       return leaf && !leaf.pte.swap ? this.vm.pfnAt(leaf, vpn) : null;
     }
     if (t.file !== undefined) {
-      const memfd = this.shmem.named(t.file);
+      const memfd = this.pageCache.named(t.file);
       // a hugetlbfs cache holds one folio per huge page: the base page inside it
       if (memfd?.hugetlb) {
         const head = memfd.cache.get(Math.floor((t.page ?? 0) / memfd.hugetlb.pages));

@@ -114,11 +114,11 @@ export interface VmFlags {
   lockonfault?: boolean;
 }
 
-/** 'shmem': a tmpfs file (memfd) or shared anonymous memory (shmem_zero_setup): page cache, never anon (mm/shmem.ts) */
-export type VmaKind = 'anon' | 'file' | 'device' | 'shmem';
+/** 'pagecache': a file whose pages are RAM page cache (a memfd or shared anonymous memory on tmpfs, hugetlbfs, secretmem, a disk file without DAX): never anon (mm/pagecache.ts) */
+export type VmaKind = 'anon' | 'file' | 'device' | 'pagecache';
 
-/** A shmem (tmpfs) inode (mm/shmem.c): its page cache holds ordinary RAM folios (mm/shmem.ts). */
-export interface ShmemFile {
+/** An inode whose page cache holds ordinary RAM folios: tmpfs (mm/shmem.c), hugetlbfs, secretmem or a non-DAX disk file (mm/pagecache.ts). */
+export interface PageCacheFile {
   readonly name: string;
   /** i_size in pages */
   pages: number;
@@ -162,8 +162,8 @@ export interface Vma {
   readonly kind: VmaKind;
   readonly inode: Inode | null;
   readonly device: Device | null;
-  /** the shmem file behind a 'shmem' VMA (vm_file of a memfd or of shmem_zero_setup) */
-  readonly shmem?: ShmemFile;
+  /** the page-cache file behind a 'pagecache' VMA (vm_file of a memfd, a disk tmpfile, secretmem or shmem_zero_setup) */
+  readonly cacheFile?: PageCacheFile;
   /** anon_vma id once the VMA has anonymous pages (or inherited them) */
   anonVma: number;
   /** is_vm_hugetlb_page(): the hstate and reservation of a hugetlb VMA (mm/hugetlb.ts) */

@@ -259,9 +259,9 @@ describe('hugetlbfs files: private COW pages, page-cache pages', () => {
     k.run(k.fallocate({ file: 'fd', offset: 4 * KiB, length: HPAGE }));
     // [4 KiB, 2 MiB + 4 KiB) touches huge pages 0 and 1; i_size becomes 2 MiB + 4 KiB
     expect(counters(k).free).toBe(2);
-    expect(k.shmem.named('fd')!.pages).toBe(513);
+    expect(k.pageCache.named('fd')!.pages).toBe(513);
     k.run(k.fallocate({ file: 'fd', offset: 2 * HPAGE, length: HPAGE, keepSize: true }));
-    expect([counters(k).free, k.shmem.named('fd')!.pages]).toEqual([1, 513]);
+    expect([counters(k).free, k.pageCache.named('fd')!.pages]).toEqual([1, 513]);
     // growing to 4 MiB is hugetlb_vmtruncate(4 MiB) too: the KEEP_SIZE page at 4 MiB (index 2) is
     // past the new end and goes back to the pool; index 1 stays
     k.run(k.truncate({ file: 'fd', size: 2 * HPAGE }));
@@ -269,7 +269,7 @@ describe('hugetlbfs files: private COW pages, page-cache pages', () => {
     k.run(k.fallocate({ file: 'fd', offset: 2 * HPAGE, length: HPAGE, keepSize: true }));
     // pages 0..2 are there, page 3 takes the last free one, page 4 finds none: ENOSPC, i_size unchanged (4 MiB)
     expect(code(() => k.run(k.fallocate({ file: 'fd', length: 5 * HPAGE })))).toBe('ENOSPC');
-    expect([counters(k).free, k.shmem.named('fd')!.pages]).toEqual([0, 1024]);
+    expect([counters(k).free, k.pageCache.named('fd')!.pages]).toEqual([0, 1024]);
   });
 });
 
@@ -382,7 +382,7 @@ describe('fallocate of a tmpfs memfd (shmem_fallocate)', () => {
     k.run(k.memfdCreate({ file: 'm', size: 8 * KiB }));
     // [6 KiB, 10 KiB) touches pages 1 and 2; i_size becomes 3 pages (10 KiB rounded up)
     k.run(k.fallocate({ file: 'm', offset: 6 * KiB, length: 4 * KiB }));
-    expect([k.pfnOf({ file: 'm', page: 0 }), k.refcount(k.pfnOf({ file: 'm', page: 1 })!), k.refcount(k.pfnOf({ file: 'm', page: 2 })!), k.shmem.named('m')!.pages]).toEqual([null, 1, 1, 3]);
+    expect([k.pfnOf({ file: 'm', page: 0 }), k.refcount(k.pfnOf({ file: 'm', page: 1 })!), k.refcount(k.pfnOf({ file: 'm', page: 2 })!), k.pageCache.named('m')!.pages]).toEqual([null, 1, 1, 3]);
     // a shared mapping reads the fallocated page as zeroes (SGP_FALLOC: not uptodate until used)
     k.run(k.mmap({ file: 'm', length: 12 * KiB, shared: true, write: true, as: 'sm' }));
     expect(k.run(k.read({ map: 'sm', page: 2 }))).toBe('');

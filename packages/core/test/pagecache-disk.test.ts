@@ -4,7 +4,7 @@ import { parseScenario } from '../src/scenario/load.js';
 import { testArch } from '../src/testing.js';
 import { code, errorOf } from './vm-helpers.js';
 
-// The page cache of a file on a non-DAX ext4 / xfs (`tmpfile`, mm/shmem.ts createOnDisk). The
+// The page cache of a file on a non-DAX ext4 / xfs (`tmpfile`, mm/pagecache.ts createOnDisk). The
 // references are the page cache's as for shmem: the cache holds 1 on an order-0 folio, each PTE
 // 1 more and 1 mapcount. What differs from tmpfs is dirty tracking: ->page_mkwrite and writeback
 // make a shared writable mapping write-notify (mm/mmap.c vma_wants_writenotify), and from v6.5

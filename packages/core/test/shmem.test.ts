@@ -3,7 +3,7 @@ import { createKernel, GUP_PIN_COUNTING_BIAS, InputError, Monitor, type Kernel }
 import { testArch } from '../src/testing.js';
 import { code, errorOf } from './vm-helpers.js';
 
-// shmem (mm/shmem.ts): memfds and shared anonymous memory. Every count below is reasoned from the
+// shmem (mm/pagecache.ts): memfds and shared anonymous memory. Every count below is reasoned from the
 // kernel's rules: the page cache holds 1 reference on an order-0 folio (shmem_add_to_page_cache:
 // folio_ref_add(nr)); each PTE mapping it holds 1 more, the one shmem_get_folio_gfp() handed the
 // fault (finish_fault keeps it), and 1 mapcount (folio_add_file_rmap_pte).
@@ -285,7 +285,7 @@ describe('shared anonymous memory (shmem_zero_setup)', () => {
   it('is a file VMA: a write fault maps a page-cache page (rc 2, mapcount 1), not anon', () => {
     const { k } = kernel();
     const vma = k.run(k.mmap({ anon: true, shared: true, write: true, length: 2 * PAGE, as: 'm' }));
-    expect(vma.kind).toBe('shmem');
+    expect(vma.kind).toBe('pagecache');
     k.run(k.write({ map: 'm', page: 1, data: 'A' }));
     const pfn = k.pfnOf({ map: 'm', page: 1 })!;
     expect(k.refcount(pfn)).toBe(2);

@@ -34,7 +34,7 @@ export function* madviseCollapse(k: Kernel, vma: Vma, s: number, e: number): Op 
   // hugepage_vma_check(vma, vm_flags, smaps = false, in_pf = false, enforce_sysfs = false):
   // VM_NOHUGEPAGE, no THP on this MMU, a VMA too small to hold one aligned PMD range
   // (transhuge_vma_suitable(vma, vm_end - HPAGE_PMD_SIZE)), DAX (in_pf only), no anon_vma yet
-  if (vma.kind === 'shmem' && !vma.hugetlb) throw KernelError.unsupported('EINVAL', `madvise collapse of '${vma.name}': collapse_file() (shmem/file THP) is not modelled`);
+  if (vma.kind === 'pagecache' && !vma.hugetlb) throw KernelError.unsupported('EINVAL', `madvise collapse of '${vma.name}': collapse_file() (shmem/file THP) is not modelled`);
   const suitable = (() => {
     const end = vma.start + vma.pages;
     const base = end - n - ((end - n) % n);

@@ -84,9 +84,9 @@ export class Faults {
     if (!leaf) {
       k.emit('fault', { mm: vma.mm.name, vaddr: vpn, write, kind: vma.kind });
       if (vma.kind === 'anon') yield* this.anonymous(vmf);
-      else if ((vma.kind === 'file' || vma.kind === 'shmem') && write && !vma.flags.shared) yield* this.cowFault(vmf);
+      else if ((vma.kind === 'file' || vma.kind === 'pagecache') && write && !vma.flags.shared) yield* this.cowFault(vmf);
       else if (vma.kind === 'file') yield* k.fileFault(vmf);
-      else if (vma.kind === 'shmem') yield* k.shmem.fault(vmf); // do_read_fault / do_shared_fault -> shmem_fault
+      else if (vma.kind === 'pagecache') yield* k.pageCache.fault(vmf); // do_read_fault / do_shared_fault -> shmem_fault
       else yield* k.deviceFault(vmf, null);
       return;
     }

@@ -126,7 +126,7 @@ export class Gup {
       // gup_fast_folio_allowed() (folio_fast_pin_allowed() when it came in v6.5 [M]: a6e79df92e4a
       // "mm/gup: disallow FOLL_LONGTERM GUP-fast writing to file-backed mappings"): a writable
       // longterm pin of a file folio outside shmem goes to the slow path, which refuses it
-      if (req.write && req.pin && req.longterm && this.writeLongtermRefused() && k.shmem.diskFileOfFolio(head)) {
+      if (req.write && req.pin && req.longterm && this.writeLongtermRefused() && k.pageCache.diskFileOfFolio(head)) {
         this.ungrab(head, req.pin, 'gup-fast: folio needs dirty tracking');
         return undo();
       }
@@ -223,8 +223,8 @@ export class Gup {
     // mapping that needs dirty tracking (a disk file's shared writable mapping; shmem is fine) is
     // -EFAULT from v6.5 [M] (8ac268436e6d "mm/gup: disallow FOLL_LONGTERM GUP-nonfast writing to
     // file-backed mappings"); before, the pin was taken and the folio could be written behind writeback
-    if (req.write && req.pin && req.longterm && this.writeLongtermRefused() && k.shmem.needsDirtyTracking(vma)) {
-      throw new KernelError('EFAULT', `FOLL_LONGTERM|FOLL_WRITE pin of '${vma.name}', a shared mapping of ${vma.shmem?.writeback} file '${vma.shmem?.name}' that needs dirty tracking (check_vma_flags: writable_file_mapping_allowed)`);
+    if (req.write && req.pin && req.longterm && this.writeLongtermRefused() && k.pageCache.needsDirtyTracking(vma)) {
+      throw new KernelError('EFAULT', `FOLL_LONGTERM|FOLL_WRITE pin of '${vma.name}', a shared mapping of ${vma.cacheFile?.writeback} file '${vma.cacheFile?.name}' that needs dirty tracking (check_vma_flags: writable_file_mapping_allowed)`);
     }
     if (req.write && !vma.flags.write) {
       // check_vma_flags(): FOLL_FORCE lets a write into a VMA without VM_WRITE through where it

@@ -3,7 +3,7 @@ import { KernelError } from '../errors.js';
 import { kernelAtLeast } from '../features.js';
 import { preempt, type Op } from '../sched.js';
 import { hugetlbVmemmapFigures, type HugetlbVmemmapFigures } from '../vmemmap/hugetlb.js';
-import type { HugetlbFile, Hstate, Mm, ShmemFile, Vma } from '../types.js';
+import type { HugetlbFile, Hstate, Mm, PageCacheFile, Vma } from '../types.js';
 import type { Vmf } from './fault.js';
 import { anonMappingOf, mappingOf, PG, type PageInit } from './pages.js';
 import type { Leaf } from './vm.js';
@@ -53,7 +53,7 @@ const POOL_TOP = 64 * 2 ** 30;
  * one huge leaf. Every hugetlb VMA is a file VMA on a hugetlbfs inode — a memfd made with
  * MFD_HUGETLB, or for MAP_HUGETLB|MAP_ANONYMOUS the unnamed "anon_hugepage" file
  * ksys_mmap_pgoff() sets up with hugetlb_file_setup() — so the model keeps them in the shmem
- * registry (VMA kind 'shmem', `Vma.hugetlb` / `ShmemFile.hugetlb` set) and dispatches every fault,
+ * registry (VMA kind 'pagecache', `Vma.hugetlb` / `PageCacheFile.hugetlb` set) and dispatches every fault,
  * fork copy and unshare here first, as handle_mm_fault() (is_vm_hugetlb_page -> hugetlb_fault)
  * and copy_page_range() (-> copy_hugetlb_page_range) do. A private mapping's pages are anon
  * folios (hugetlb_add_new_anon_rmap), a shared mapping's live in the inode's page cache.
@@ -326,7 +326,7 @@ export class Hugetlb {
    * refcount 1, the cache's. Without KEEP_SIZE a range past i_size extends it. Running out of free
    * pages is -ENOSPC, the pages added so far staying and i_size unchanged. Default: the whole file.
    */
-  fallocate(file: ShmemFile, offset = 0, length = file.pages * this.k.mmu.basePageSize, keepSize = true): void {
+  fallocate(file: PageCacheFile, offset = 0, length = file.pages * this.k.mmu.basePageSize, keepSize = true): void {
     const h = file.hugetlb!;
     const ps = this.k.mmu.basePageSize;
     const hbytes = h.pages * ps;
@@ -354,7 +354,7 @@ export class Hugetlb {
    * wholly inside it (the model keeps data per base page). Before, those pages kept their data.
    * Seals are not modelled.
    */
-  *punchHole(file: ShmemFile, offset: number, length: number): Op {
+  *punchHole(file: PageCacheFile, offset: number, length: number): Op {
     const h = file.hugetlb!;
     const hbytes = h.pages * this.k.mmu.basePageSize;
     const first = Math.ceil(offset / hbytes);
@@ -369,7 +369,7 @@ export class Hugetlb {
   }
 
   /** hugetlbfs_zero_partial_page(): bytes [from, to) of one huge page of the file, if cached, zeroed (whole base pages). */
-  private zeroPartial(file: ShmemFile, from: number, to: number): void {
+  private zeroPartial(file: PageCacheFile, from: number, to: number): void {
     const ps = this.k.mmu.basePageSize;
     const h = file.hugetlb!;
     const head = file.cache.get(Math.floor(from / (h.pages * ps)));
@@ -378,7 +378,7 @@ export class Hugetlb {
   }
 
   /** hugetlb_vmdelete_list(): every VMA of the file's i_mmap, private ones too, zapped over file pages [start, end). */
-  private *vmdelete(file: ShmemFile, start: number, end: number): Op {
+  private *vmdelete(file: PageCacheFile, start: number, end: number): Op {
     for (const vma of [...file.mapping.mmaps]) {
       const from = Math.max(vma.pgoff, start);
       const to = Math.min(vma.pgoff + vma.pages, end);
@@ -420,7 +420,7 @@ export class Hugetlb {
    * hugetlb_unreserve_pages(start, LONG_MAX, freed): the indexes past the end leave the resv_map
    * and those never faulted give their reservation back (resv_huge_pages -= chg - freed).
    */
-  *truncate(file: ShmemFile, size: number): Op {
+  *truncate(file: PageCacheFile, size: number): Op {
     const h = file.hugetlb!;
     const hbytes = h.pages * this.k.mmu.basePageSize;
     if (size % hbytes !== 0) throw new KernelError('EINVAL', `ftruncate of hugetlbfs file '${file.name}' to ${size} bytes: not a multiple of the ${hbytes / 2 ** 20} MiB page size (hugetlbfs_setattr)`);
@@ -446,7 +446,7 @@ export class Hugetlb {
    * (remove_inode_single_folio -> hugetlb_unreserve_pages(index, index + 1, 1)); a truncate does it
    * for the whole range afterwards. Returns how many folios left the cache.
    */
-  private removeInodePages(file: ShmemFile, first: number, end: number, why: string): number {
+  private removeInodePages(file: PageCacheFile, first: number, end: number, why: string): number {
     const k = this.k;
     const truncate = end === Infinity;
     let freed = 0;
@@ -469,7 +469,7 @@ export class Hugetlb {
    * is consumed; an index with none is allocated from the unreserved free pages and recorded in
    * the inode's resv_map (region_add).
    */
-  private addToCache(file: ShmemFile, index: number, why: string): number {
+  private addToCache(file: PageCacheFile, index: number, why: string): number {
     const k = this.k;
     const h = file.hugetlb!;
     const pfn = this.alloc(h, mappingOf(file.mapping.id), h.resv.has(index));
@@ -493,7 +493,7 @@ export class Hugetlb {
    * owned by this VMA (HPAGE_RESV_OWNER); for a shared one the pages of the file not reserved yet.
    * Not enough unreserved free pages: -ENOMEM, as cow.c's "need more free huge pages".
    */
-  mmap(mm: Mm, a: { length: number; offset: number; shared: boolean; write: boolean; as: string; hugetlb?: number }, file: ShmemFile | null): Vma {
+  mmap(mm: Mm, a: { length: number; offset: number; shared: boolean; write: boolean; as: string; hugetlb?: number }, file: PageCacheFile | null): Vma {
     const k = this.k;
     const ps = k.mmu.basePageSize;
     if (file && a.hugetlb !== undefined) throw new KernelError('EINVAL', `mmap of '${file.name}' with MAP_HUGETLB: the file's page size decides (give hugetlb only with anon: true)`);
@@ -502,7 +502,7 @@ export class Hugetlb {
     if (a.offset % hbytes !== 0) throw new KernelError('EINVAL', `mmap offset ${a.offset} is not a multiple of the ${hbytes / 2 ** 20} MiB huge page size (hugetlbfs_file_mmap)`);
     const pages = Math.ceil(a.length / hbytes) * h.pages;
     const pgoff = a.offset / ps;
-    const f = file ?? k.shmem.newFile(this.anonName(a.as), pages, false, { ...h, resv: new Set() });
+    const f = file ?? k.pageCache.newFile(this.anonName(a.as), pages, false, { ...h, resv: new Set() });
     if (a.write && f.pages < pgoff + pages) f.pages = pgoff + pages;
     const p = this.pool(h);
     const first = pgoff / h.pages;
@@ -522,17 +522,17 @@ export class Hugetlb {
       p.resv += count;
     }
     const start = k.vm.placeVma(mm, pages, h.pages);
-    return k.vm.addVma(mm, { name: a.as, start, pages, pgoff, flags: k.vm.flags({ write: a.write, shared: a.shared }), kind: 'shmem', inode: null, device: null, shmem: f, anonVma: 0, hugetlb: { ...h, resv } });
+    return k.vm.addVma(mm, { name: a.as, start, pages, pgoff, flags: k.vm.flags({ write: a.write, shared: a.shared }), kind: 'pagecache', inode: null, device: null, cacheFile: f, anonVma: 0, hugetlb: { ...h, resv } });
   }
 
-  private noReservation(f: ShmemFile, need: number, p: Pool): never {
-    if (!f.held) this.k.shmem.released(f);
+  private noReservation(f: PageCacheFile, need: number, p: Pool): never {
+    if (!f.held) this.k.pageCache.released(f);
     throw new KernelError('ENOMEM', `hugetlb_reserve_pages: ${need} huge page(s) needed, ${p.free - p.resv} free and unreserved (nr_hugepages ${p.nr}): set the pool with hugetlb-pool`);
   }
 
   private anonName(as: string): string {
     let name = `anon_hugepage(${as})`;
-    for (let n = 2; this.k.shmem.files.has(name); n++) name = `anon_hugepage(${as})#${n}`;
+    for (let n = 2; this.k.pageCache.files.has(name); n++) name = `anon_hugepage(${as})#${n}`;
     return name;
   }
 
@@ -557,7 +557,7 @@ export class Hugetlb {
    * reservations go back (hugetlbfs_evict_inode -> resv_map_release); its cached folios are
    * dropped by the shmem code like any page cache.
    */
-  evicted(file: ShmemFile): void {
+  evicted(file: PageCacheFile): void {
     const h = file.hugetlb!;
     let unconsumed = 0;
     for (const i of h.resv) if (!file.cache.has(i)) unconsumed++;
@@ -618,7 +618,7 @@ export class Hugetlb {
     const k = this.k;
     const { vma } = vmf;
     const h = vma.hugetlb!;
-    const file = vma.shmem!;
+    const file = vma.cacheFile!;
     const index = this.index(vma, base);
     if (index * h.pages >= file.pages) throw new KernelError('SIGBUS', `page ${index} of hugetlbfs file '${file.name}' is past its end (hugetlb_no_page)`);
     let pfn = file.cache.get(index);

@@ -151,7 +151,7 @@ export class IoUring {
 
 /** vm_file as an identity: the shmem / hugetlbfs / page-cache file, the DAX inode, the device; null for anonymous memory. */
 function vmFile(vma: Vma): object | string | null {
-  if (vma.shmem) return vma.shmem;
+  if (vma.cacheFile) return vma.cacheFile;
   if (vma.inode) return vma.inode;
   if (vma.device) return vma.device;
   // /dev/mem (mm/devmem.ts: a 'device' VMA without a device); GUP refuses its VM_PFNMAP first
@@ -160,10 +160,10 @@ function vmFile(vma: Vma): object | string | null {
 
 /** is_file_hugepages(vma->vm_file): a hugetlbfs file (MFD_HUGETLB memfd, MAP_HUGETLB). */
 function isFileHugepages(vma: Vma): boolean {
-  return vma.hugetlb !== undefined || vma.shmem?.hugetlb !== undefined;
+  return vma.hugetlb !== undefined || vma.cacheFile?.hugetlb !== undefined;
 }
 
 /** vma_is_shmem(): tmpfs, a shared anonymous mapping's file included; not a disk file's page cache. */
 function isShmem(vma: Vma): boolean {
-  return vma.kind === 'shmem' && vma.shmem !== undefined && vma.shmem.hugetlb === undefined && vma.shmem.writeback === undefined;
+  return vma.kind === 'pagecache' && vma.cacheFile !== undefined && vma.cacheFile.hugetlb === undefined && vma.cacheFile.writeback === undefined;
 }

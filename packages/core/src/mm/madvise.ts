@@ -243,7 +243,7 @@ function* hugetlbDontneed(k: Kernel, vma: Vma, s: number, e: number, advice: Adv
  * VM_MAYWRITE) from e8e17ee90eaf (v6.7 [M]), which every shared mapping of a file the model opens
  * (read-write) has. vfs_fallocate() refuses a character device (/dev/mem, device-dax) with -ENODEV
  * (!S_ISREG && !S_ISBLK). The punch itself is the filesystem's: shmem_fallocate (tmpfs and the
- * disk files' page cache, mm/shmem.ts), hugetlbfs_fallocate (mm/hugetlb.ts: private COW copies go
+ * disk files' page cache, mm/pagecache.ts), hugetlbfs_fallocate (mm/hugetlb.ts: private COW copies go
  * too), or the DAX filesystem's. Hugetlb VMAs have been allowed since hugetlbfs hole punching
  * (v4.3), older than every preset.
  */
@@ -256,10 +256,10 @@ function* remove(k: Kernel, vma: Vma, s: number, e: number): Op {
   const ps = k.mmu.basePageSize;
   const offset = (s - vma.start + vma.pgoff) * ps;
   const length = (e - s) * ps;
-  if (vma.shmem?.hugetlb) return yield* k.hugetlb.punchHole(vma.shmem, offset, length);
+  if (vma.cacheFile?.hugetlb) return yield* k.hugetlb.punchHole(vma.cacheFile, offset, length);
   // vfs_fallocate(): secretmem_fops has no ->fallocate
-  if (vma.shmem?.secretmem) throw new KernelError('EOPNOTSUPP', `madvise remove of secretmem mapping '${vma.name}' (vfs_fallocate: no ->fallocate)`);
-  if (vma.shmem) return yield* k.shmem.punchHole(vma.shmem, offset, length);
+  if (vma.cacheFile?.secretmem) throw new KernelError('EOPNOTSUPP', `madvise remove of secretmem mapping '${vma.name}' (vfs_fallocate: no ->fallocate)`);
+  if (vma.cacheFile) return yield* k.pageCache.punchHole(vma.cacheFile, offset, length);
   const file = [...k.files.values()].find((f) => f.inode === vma.inode);
   if (!file) throw new Error(`madvise remove: no file behind '${vma.name}'`);
   yield* file.fs.punchHole(file.inode, offset, length);

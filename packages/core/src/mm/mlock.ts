@@ -37,7 +37,7 @@ export type LockHow = 'lock' | 'onfault' | 'unlock';
 export function mlockFiltered(k: Kernel, vma: Vma): string | null {
   const f = vma.flags;
   if (f.io || f.dontexpand || f.pfnmap || f.mixedmap) return 'VM_SPECIAL';
-  if (vma.hugetlb || vma.shmem?.hugetlb) return 'hugetlb';
+  if (vma.hugetlb || vma.cacheFile?.hugetlb) return 'hugetlb';
   if (k.isFsdaxVma(vma) || (vma.kind === 'device' && vma.device?.pgmap.type === 'generic')) return 'vma_is_dax()';
   if (k.secretmem.isSecretmemVma(vma)) return 'vma_is_secretmem()';
   return null;

@@ -184,8 +184,8 @@ export class Mprotect {
   wantsWritenotify(vma: Vma): boolean {
     if (!vma.flags.shared || !vma.flags.write) return false;
     if (vma.kind === 'file') return true;
-    // a disk file's page cache (mm/shmem.ts writeback): ->page_mkwrite and mapping_can_writeback()
-    if (this.k.shmem.needsDirtyTracking(vma)) return true;
+    // a disk file's page cache (mm/pagecache.ts writeback): ->page_mkwrite and mapping_can_writeback()
+    if (this.k.pageCache.needsDirtyTracking(vma)) return true;
     if (this.softDirtyTracking(vma)) return true;
     return false;
   }

@@ -2,7 +2,7 @@ import type { Kernel } from '../kernel.js';
 import { KernelError } from '../errors.js';
 import { kernelAtLeast } from '../features.js';
 import type { Op } from '../sched.js';
-import type { Mm, ShmemFile, Vma } from '../types.js';
+import type { Mm, PageCacheFile, Vma } from '../types.js';
 import type { Vmf } from './fault.js';
 import { mlockFutureOk } from './mlock.js';
 import { mappingOf } from './pages.js';
@@ -21,8 +21,8 @@ export const MEMFD_SECRET_CLOEXEC = 0o2000000;
  * them). Fork shares the pages like any shared file mapping; the child's VMA loses VM_LOCKED
  * (dup_mmap()).
  *
- * The file is a ShmemFile with `secretmem` set, so the page-cache bookkeeping (references, rmap,
- * fork, munmap) is mm/shmem.ts's; what differs is here.
+ * The file is a PageCacheFile with `secretmem` set, so the page-cache bookkeeping (references, rmap,
+ * fork, munmap) is mm/pagecache.ts's; what differs is here.
  *
  * Per release (feature `secretmem`, Mmu.memfdSecretSince): the syscall exists from v5.14 on
  * x86-64 and arm64, from v6.4 on s390, never on powerpc; it is ENOSYS unless booted with
@@ -51,7 +51,7 @@ export class Secretmem {
    * the release has it disabled (secretmem_enable, can_set_direct_map()); EINVAL for any flag but
    * O_CLOEXEC. The inode starts with i_size 0 (secretmem_file_create()).
    */
-  create(name: string, flags: number, size: number | undefined): ShmemFile {
+  create(name: string, flags: number, size: number | undefined): PageCacheFile {
     const k = this.k;
     const state = k.features.secretmem;
     const since = k.mmu.memfdSecretSince;
@@ -60,10 +60,10 @@ export class Secretmem {
     }
     if (state === 'disabled') throw new KernelError('ENOSYS', `memfd_secret() is disabled on ${k.version} unless booted with secretmem.enable=1 (on by default from v6.5; feature secretmem=enabled)`);
     if ((flags & ~MEMFD_SECRET_CLOEXEC) !== 0) throw new KernelError('EINVAL', `memfd_secret(${flags}): only O_CLOEXEC (${MEMFD_SECRET_CLOEXEC}) is a valid flag`);
-    if (k.shmem.files.has(name) || k.files.has(name)) throw new KernelError('EEXIST', `file '${name}' exists`);
-    // the registry's entry, replaced by the same file marked secretmem (ShmemFile is read-only)
-    const file: ShmemFile = { ...k.shmem.newFile(name, 0, true), secretmem: true };
-    k.shmem.files.set(name, file);
+    if (k.pageCache.files.has(name) || k.files.has(name)) throw new KernelError('EEXIST', `file '${name}' exists`);
+    // the registry's entry, replaced by the same file marked secretmem (PageCacheFile is read-only)
+    const file: PageCacheFile = { ...k.pageCache.newFile(name, 0, true), secretmem: true };
+    k.pageCache.files.set(name, file);
     if (size !== undefined) this.setSize(file, size);
     return file;
   }
@@ -73,7 +73,7 @@ export class Secretmem {
    * memfd_secret", v5.19 [M]): the size can be set once; any size change of a file whose i_size is
    * not 0 is EINVAL (before, growing it crashed the kernel: not modelled).
    */
-  setSize(file: ShmemFile, size: number): void {
+  setSize(file: PageCacheFile, size: number): void {
     if (file.pages !== 0) throw new KernelError('EINVAL', `ftruncate of secretmem file '${file.name}': its size is set already (secretmem_setattr)`);
     file.pages = Math.ceil(size / this.k.mmu.basePageSize);
   }
@@ -85,12 +85,12 @@ export class Secretmem {
    * dumps). do_mmap() decided on population before ->mmap set VM_LOCKED, so nothing is populated;
    * mmap_region() then charges the VMA to mm->locked_vm (mm/mlock.ts lockedVm()).
    */
-  mmap(mm: Mm, a: { pages: number; pgoff: number; shared: boolean; write: boolean; as: string }, file: ShmemFile): Vma {
+  mmap(mm: Mm, a: { pages: number; pgoff: number; shared: boolean; write: boolean; as: string }, file: PageCacheFile): Vma {
     const k = this.k;
     if (!a.shared) throw new KernelError('EINVAL', `mmap '${a.as}' of secretmem file '${file.name}' without MAP_SHARED (secretmem_mmap)`);
     if (!mlockFutureOk(mm, a.pages)) throw new KernelError('EAGAIN', `mmap '${a.as}' of secretmem file '${file.name}': ${a.pages} locked page(s) exceed RLIMIT_MEMLOCK (${mm.memlockLimit} pages, without CAP_IPC_LOCK) (secretmem_mmap: mlock_future_ok)`);
     const start = k.vm.placeVma(mm, a.pages, 1);
-    return k.vm.addVma(mm, { name: a.as, start, pages: a.pages, pgoff: a.pgoff, flags: { ...k.vm.flags({ write: a.write, shared: true }), locked: true }, kind: 'shmem', inode: null, device: null, shmem: file, anonVma: 0 });
+    return k.vm.addVma(mm, { name: a.as, start, pages: a.pages, pgoff: a.pgoff, flags: { ...k.vm.flags({ write: a.write, shared: true }), locked: true }, kind: 'pagecache', inode: null, device: null, cacheFile: file, anonVma: 0 });
   }
 
   /**
@@ -104,7 +104,7 @@ export class Secretmem {
   *fault(vmf: Vmf): Op {
     const k = this.k;
     const { vma, vpn } = vmf;
-    const file = vma.shmem!;
+    const file = vma.cacheFile!;
     if (vmf.pgoff >= file.pages) throw new KernelError('SIGBUS', `page ${vmf.pgoff} of secretmem file '${file.name}' is past its end (${file.pages} pages): secretmem_fault -EINVAL`);
     let pfn = file.cache.get(vmf.pgoff);
     if (pfn === undefined) {
@@ -125,7 +125,7 @@ export class Secretmem {
 
   /** vma_is_secretmem(): the VMA maps a secretmem file (vm_ops == &secretmem_vm_ops). */
   isSecretmemVma(vma: Vma): boolean {
-    return vma.shmem?.secretmem === true;
+    return vma.cacheFile?.secretmem === true;
   }
 
   /**

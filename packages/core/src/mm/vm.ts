@@ -71,7 +71,7 @@ export class Vm {
   }
 
   mappingOf(vma: Vma): AddressSpace | null {
-    return vma.inode?.mapping ?? vma.device?.mapping ?? vma.shmem?.mapping ?? null;
+    return vma.inode?.mapping ?? vma.device?.mapping ?? vma.cacheFile?.mapping ?? null;
   }
 
   vmaAt(mm: Mm, vpn: number): Vma | null {
@@ -247,8 +247,8 @@ export class Vm {
     detach();
     this.mappingOf(vma)?.mmaps.delete(vma);
     if (vma.hugetlb) this.k.hugetlb.close(vma); // hugetlb_vm_op_close(): unused reservations back
-    // the last VMA of a shared anonymous mapping's file was its last reference (mm/shmem.ts)
-    if (vma.shmem) this.k.shmem.released(vma.shmem);
+    // the last VMA of a shared anonymous mapping's file was its last reference (mm/pagecache.ts)
+    if (vma.cacheFile) this.k.pageCache.released(vma.cacheFile);
   }
 
   /**

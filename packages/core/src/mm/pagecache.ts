@@ -1,7 +1,7 @@
 import type { Kernel } from '../kernel.js';
 import { KernelError } from '../errors.js';
 import type { Op } from '../sched.js';
-import type { HugetlbFile, ShmemFile, Vma } from '../types.js';
+import type { HugetlbFile, PageCacheFile, Vma } from '../types.js';
 import type { Vmf } from './fault.js';
 import { mappingOf } from './pages.js';
 
@@ -9,7 +9,9 @@ import { mappingOf } from './pages.js';
 const FAULT_AROUND_BYTES = 65536;
 
 /**
- * shmem / tmpfs (mm/shmem.c, mm/memfd.c): files whose page cache is ordinary RAM. A memfd
+ * The page cache of the files whose pages are ordinary RAM: tmpfs (shmem), hugetlbfs (mm/hugetlb.ts),
+ * secretmem (mm/secretmem.ts) and regular files on a non-DAX disk filesystem. Named after what they
+ * share, not after shmem, whose code paths (mm/shmem.c, mm/memfd.c) most of it follows. A memfd
  * (`memfd-create`) and the file behind MAP_SHARED|MAP_ANONYMOUS (shmem_zero_setup) are both shmem
  * inodes; their VMAs are file VMAs (vm_file set, vma_is_anonymous() false), so their page-cache
  * folios are never anon: a private mapping COWs them into anon pages, a shared one maps them.
@@ -31,9 +33,9 @@ const FAULT_AROUND_BYTES = 65536;
  * closing a memfd (its inode lives for the whole run), userfaultfd; for disk files, readahead
  * (a fault reads only its own page), writeback itself (folios stay dirty), and the blocks.
  */
-export class Shmem {
-  /** tmpfs files by name: memfds and the anonymous files of shared anonymous mappings */
-  readonly files = new Map<string, ShmemFile>();
+export class PageCache {
+  /** page-cache files by name: memfds, disk tmpfiles, secretmem files and the anonymous files of shared anonymous (and hugetlb) mappings */
+  readonly files = new Map<string, PageCacheFile>();
 
   constructor(private readonly k: Kernel) {}
 
@@ -43,7 +45,7 @@ export class Shmem {
    * size) (shmem_fallocate: every page allocated into the cache, SGP_FALLOC, and the caller's
    * reference put back: refcount 1, the cache's).
    */
-  create(name: string, size: number, fallocate: boolean, hugetlb?: HugetlbFile): ShmemFile {
+  create(name: string, size: number, fallocate: boolean, hugetlb?: HugetlbFile): PageCacheFile {
     if (this.files.has(name) || this.k.files.has(name)) throw new KernelError('EEXIST', `file '${name}' exists`);
     const file = this.newFile(name, Math.ceil(size / this.k.mmu.basePageSize), true, hugetlb);
     // MFD_HUGETLB: a hugetlbfs inode, whose page cache holds huge folios (mm/hugetlb.ts)
@@ -59,7 +61,7 @@ export class Shmem {
    * i_size extends it. (The model sets i_size first; pages kept past i_size by KEEP_SIZE are not
    * modelled.)
    */
-  fallocate(file: ShmemFile, offset: number, length: number, keepSize: boolean): void {
+  fallocate(file: PageCacheFile, offset: number, length: number, keepSize: boolean): void {
     const ps = this.k.mmu.basePageSize;
     const end = Math.ceil((offset + length) / ps);
     if (end > file.pages && keepSize) throw KernelError.unsupported('EOPNOTSUPP', `fallocate(FALLOC_FL_KEEP_SIZE) past the end of '${file.name}' (pages beyond i_size) is not modelled`);
@@ -73,7 +75,7 @@ export class Shmem {
    * xfs_file_fallocate) only reserves blocks as unwritten extents and adds no folio to the cache,
    * so `fallocate` is not an option here: the first fault reads a zeroed folio in (filemap_fault).
    */
-  createOnDisk(name: string, size: number, fs: 'ext4' | 'xfs'): ShmemFile {
+  createOnDisk(name: string, size: number, fs: 'ext4' | 'xfs'): PageCacheFile {
     if (this.files.has(name) || this.k.files.has(name)) throw new KernelError('EEXIST', `file '${name}' exists`);
     return this.newFile(name, Math.ceil(size / this.k.mmu.basePageSize), true, undefined, fs);
   }
@@ -82,15 +84,15 @@ export class Shmem {
    * shmem_zero_setup() (do_mmap of MAP_SHARED|MAP_ANONYMOUS): a file "dev/zero" of the mapping's
    * length on the internal mount (shmem_kernel_file_setup), held only by the VMAs that map it.
    */
-  zeroSetup(as: string, pages: number): ShmemFile {
+  zeroSetup(as: string, pages: number): PageCacheFile {
     let name = `dev/zero(${as})`;
     for (let n = 2; this.files.has(name); n++) name = `dev/zero(${as})#${n}`;
     return this.newFile(name, pages, false);
   }
 
   /** A new file in the registry; `hugetlb` makes it a hugetlbfs inode of that page size (mm/hugetlb.ts), `writeback` a file on that disk filesystem. */
-  newFile(name: string, pages: number, held: boolean, hugetlb?: HugetlbFile, writeback?: 'ext4' | 'xfs'): ShmemFile {
-    const file: ShmemFile = { name, pages, mapping: { id: this.k.newAddressSpaceId(), owner: name, entries: new Map(), mmaps: new Set() }, cache: new Map(), notUptodate: new Set(), held, ...(hugetlb ? { hugetlb } : {}), ...(writeback ? { writeback } : {}) };
+  newFile(name: string, pages: number, held: boolean, hugetlb?: HugetlbFile, writeback?: 'ext4' | 'xfs'): PageCacheFile {
+    const file: PageCacheFile = { name, pages, mapping: { id: this.k.newAddressSpaceId(), owner: name, entries: new Map(), mmaps: new Set() }, cache: new Map(), notUptodate: new Set(), held, ...(hugetlb ? { hugetlb } : {}), ...(writeback ? { writeback } : {}) };
     this.files.set(name, file);
     return file;
   }
@@ -100,14 +102,14 @@ export class Shmem {
    * write back or whose vm_ops have ->page_mkwrite — here a disk file's; tmpfs has neither.
    */
   needsDirtyTracking(vma: Vma): boolean {
-    return vma.flags.shared && vma.flags.write && vma.shmem?.writeback !== undefined;
+    return vma.flags.shared && vma.flags.write && vma.cacheFile?.writeback !== undefined;
   }
 
   /**
    * The disk file whose page cache holds this folio, if any: gup_fast_folio_allowed() looks at
    * folio->mapping only (no VMA on the fast path) and lets shmem through.
    */
-  diskFileOfFolio(head: number): ShmemFile | null {
+  diskFileOfFolio(head: number): PageCacheFile | null {
     const s = this.k.pages.slot(head);
     const mapping = this.k.pages.mapping[s];
     for (const file of this.files.values()) if (file.writeback && mappingOf(file.mapping.id) === mapping) return file;
@@ -115,7 +117,7 @@ export class Shmem {
   }
 
   /** The memfd named `name`, or null when the name is not one (the files of shared anonymous mappings have no name a scenario can give). */
-  named(name: string): ShmemFile | null {
+  named(name: string): PageCacheFile | null {
     const file = this.files.get(name);
     return file?.held ? file : null;
   }
@@ -127,16 +129,17 @@ export class Shmem {
    * SGP_CACHE zeroes a folio that fallocate left not uptodate and marks it uptodate; SGP_FALLOC
    * leaves a new one not uptodate.
    */
-  getFolio(file: ShmemFile, index: number, why: string, sgp: 'cache' | 'falloc' = 'cache'): number {
-    if (index >= file.pages) throw new KernelError('SIGBUS', `page ${index} of shmem file '${file.name}' is past its end (${file.pages} pages): shmem_get_folio_gfp -EINVAL`);
+  getFolio(file: PageCacheFile, index: number, why: string, sgp: 'cache' | 'falloc' = 'cache'): number {
+    if (index >= file.pages) throw new KernelError('SIGBUS', `page ${index} of file '${file.name}' is past its end (${file.pages} pages): shmem_get_folio_gfp -EINVAL`);
     let pfn = file.cache.get(index);
     if (pfn === undefined) {
       const got = this.k.ram.allocFile(mappingOf(file.mapping.id), index);
-      if (got === null) throw new KernelError('ENOMEM', `out of memory allocating page ${index} of shmem file '${file.name}'`);
+      if (got === null) throw new KernelError('ENOMEM', `out of memory allocating page ${index} of file '${file.name}'`);
       pfn = got;
       file.cache.set(index, pfn);
       if (sgp === 'falloc') file.notUptodate.add(index);
-      this.k.emit('page.mapping', { pfn, mapping: `shmem:${file.name}`, index, share: 0 });
+      // the filesystem whose page cache it is: tmpfs (shmem), hugetlbfs, secretmem, or the disk filesystem
+      this.k.emit('page.mapping', { pfn, mapping: `${file.writeback ?? (file.hugetlb ? 'hugetlbfs' : file.secretmem ? 'secretmem' : 'shmem')}:${file.name}`, index, share: 0 });
     } else if (sgp === 'cache') file.notUptodate.delete(index);
     this.k.folios.get(pfn, 1, `${why}: shmem_get_folio`);
     return pfn;
@@ -181,7 +184,7 @@ export class Shmem {
    * bit. With 64 KiB pages the window is one page and nothing is done. True when the faulting
    * address itself was mapped (VM_FAULT_NOPAGE: no ->fault).
    */
-  private faultAround(vmf: Vmf, file: ShmemFile): boolean {
+  private faultAround(vmf: Vmf, file: PageCacheFile): boolean {
     const k = this.k;
     const nr = Math.floor(FAULT_AROUND_BYTES / k.mmu.basePageSize);
     if (nr <= 1) return false;
@@ -222,7 +225,7 @@ export class Shmem {
    * every mapping, private COW copies included (unmap_mapping_range(even_cows = 1)), then
    * shmem_truncate_range() drops them from the cache; growing only sets i_size.
    */
-  *truncate(file: ShmemFile, size: number): Op {
+  *truncate(file: PageCacheFile, size: number): Op {
     const pages = Math.ceil(size / this.k.mmu.basePageSize);
     if (pages < file.pages) {
       yield* this.k.vm.unmapMappingPages(file.mapping, pages, Infinity);
@@ -238,7 +241,7 @@ export class Shmem {
    * leaves COWed pages") — then shmem_truncate_range() drops them from the cache. The kernel zeroes
    * the partial pages at the ends; the model leaves them as they are (as for DAX punch hole).
    */
-  *punchHole(file: ShmemFile, offset: number, length: number): Op {
+  *punchHole(file: PageCacheFile, offset: number, length: number): Op {
     const k = this.k;
     const ps = k.mmu.basePageSize;
     const first = Math.ceil(offset / ps);
@@ -264,7 +267,7 @@ export class Shmem {
    * A VMA of the file went away. The file of a shared anonymous mapping is referenced only by its
    * VMAs: the last fput() evicts the inode (shmem_evict_inode -> shmem_truncate_range(0, -1)).
    */
-  released(file: ShmemFile): void {
+  released(file: PageCacheFile): void {
     if (file.held || file.mapping.mmaps.size > 0) return;
     if (file.hugetlb) this.k.hugetlb.evicted(file);
     this.dropCache(file, 0);
@@ -276,7 +279,7 @@ export class Shmem {
    * filemap_remove_folio: page->mapping cleared) and the cache's reference is put; a folio still
    * pinned lives on, outside the file, until its last reference goes.
    */
-  private dropCache(file: ShmemFile, from: number, end = Infinity): void {
+  private dropCache(file: PageCacheFile, from: number, end = Infinity): void {
     const k = this.k;
     for (const [index, pfn] of [...file.cache].sort((a, b) => a[0] - b[0])) {
       if (index < from || index >= end) continue;
@@ -289,8 +292,8 @@ export class Shmem {
     }
   }
 
-  private fileOf(vma: Vma): ShmemFile {
-    if (!vma.shmem) throw new Error(`Shmem: VMA '${vma.name}' has no shmem file`);
-    return vma.shmem;
+  private fileOf(vma: Vma): PageCacheFile {
+    if (!vma.cacheFile) throw new Error(`PageCache: VMA '${vma.name}' has no page-cache file`);
+    return vma.cacheFile;
   }
 }
