@@ -20,6 +20,8 @@ export interface KernelEvents {
   'tlb.flush': { mm: string };
   /** a swap PTE naming swap slot `slot` was installed (set) or removed (clear) (mm/swap.ts) */
   'swap.entry': { mm: string; vaddr: number; slot: number; exclusive: boolean; op: 'set' | 'clear' };
+  /** a guard PTE marker (MADV_GUARD_INSTALL, mm/guard.ts) was installed (set) or removed (clear) at vaddr (a page number) */
+  'guard.marker': { mm: string; vaddr: number; op: 'set' | 'clear' };
   /** split_vma(): a VMA of mapping `map` now ends at vaddr (a page number) and a copy starts there */
   'vma.split': { mm: string; map: string; vaddr: number };
   /** vma_merge(): the VMA of `map` that started at vaddr joined the one below it */

@@ -11,6 +11,7 @@ import { DEFAULT_PRESET, kernelAtLeast, presetNamed, resolveFeatures, type Featu
 import type { DaxFilesystem, FilesystemPlugin } from './fs/filesystem.js';
 import { conventionFor, type RefcountConvention } from './mm/convention.js';
 import { DeviceExclusive, nonPresent, type MmuNotifierRange } from './mm/exclusive.js';
+import { pagemapGuard } from './mm/guard.js';
 import { Faults, type Vmf } from './mm/fault.js';
 import { Folios } from './mm/folio.js';
 import { Fork } from './mm/fork.js';
@@ -1086,7 +1087,7 @@ export class Kernel {
       const { mm, vpn } = this.mapAddress(t.map, t.page ?? 0, t.process);
       const leaf = this.vm.lookup(mm, vpn);
       // a swap entry names a swap slot, not a page (pagemap gives its swap offset, no pfn)
-      return leaf && !leaf.pte.swap ? this.vm.pfnAt(leaf, vpn) : null;
+      return leaf && !leaf.pte.swap && !leaf.pte.guard ? this.vm.pfnAt(leaf, vpn) : null;
     }
     if (t.file !== undefined) {
       const memfd = this.pageCache.named(t.file);
@@ -1141,6 +1142,12 @@ export class Kernel {
     const { mm, vpn } = this.mapAddress(t.map, t.page, t.process);
     const leaf = this.vm.lookup(mm, vpn);
     return leaf !== null && nonPresent(leaf.pte);
+  }
+
+  /** pagemap's PM_GUARD_REGION for the page (mm/guard.ts pagemapGuard: v6.15 on). */
+  isGuardIn(t: { map: string; page: number; process?: string }): boolean {
+    const { mm, vpn } = this.mapAddress(t.map, t.page, t.process);
+    return pagemapGuard(this, mm, vpn);
   }
 
   /** pte_write() of the entry mapping the page (false when nothing maps it). */

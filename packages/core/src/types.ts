@@ -220,6 +220,11 @@ export interface Pte {
    * pte bit"); `softDirty` is pte_swp_soft_dirty()
    */
   swap?: SwapEntry;
+  /**
+   * a guard PTE marker (make_pte_marker(PTE_MARKER_GUARD), MADV_GUARD_INSTALL, v6.13; mm/guard.ts):
+   * non-present, no page behind it (`pfn` is -1); any access to it is SIGSEGV
+   */
+  guard?: boolean;
 }
 
 /** The swap entry of a swap PTE (swp_entry_t and the swp pte bits the model keeps). */

@@ -37,6 +37,12 @@ export class Faults {
     const vmf: Vmf = { vma, vpn, pgoff: vma.pgoff + (vpn - vma.start), write };
     // handle_mm_fault(): is_vm_hugetlb_page(vma) -> hugetlb_fault() (mm/hugetlb.ts)
     if (vma.hugetlb) return yield* k.hugetlb.fault(vmf);
+    // do_swap_page() -> handle_pte_marker(): "Hitting a guard page is always a fatal condition",
+    // VM_FAULT_SIGSEGV (v6.13, mm/memory.c); GUP turns it into -EFAULT (mm/guard.ts)
+    if (leaf?.pte.guard) {
+      k.emit('fault', { mm: vma.mm.name, vaddr: vpn, write, kind: 'guard' });
+      throw new KernelError('SIGSEGV', `${write ? 'write to' : 'read of'} page ${vpn - vma.start} of '${vma.name}', a guard region (PTE_MARKER_GUARD)`);
+    }
     if (leaf?.pte.devicePrivate) {
       // do_swap_page(): a device-private entry calls pgmap->ops->migrate_to_ram(); the access is
       // then retried, so a write to a read-only result (a COW page after fork) goes to do_wp_page

@@ -68,6 +68,12 @@ export class Fork {
       yield preempt('copy_pte_range');
       let current = parent.ptes.get(vpn);
       if (!current) continue;
+      if (current.guard) {
+        // copy_nonpresent_pte() -> copy_pte_marker(): PTE_MARKER_GUARD is always copied (v6.13); the
+        // VMA is copied at all because MADV_GUARD_INSTALL gave it an anon_vma (mm/guard.ts)
+        k.vm.install(dst.mm, vpn, { ...current });
+        continue;
+      }
       if (current.deviceExclusive) {
         // copy_nonpresent_pte(): try_restore_exclusive_pte() makes the parent's entry present
         // again (the folio lock is never contended in the model), then copy_present_pte() copies

@@ -6,6 +6,7 @@ import type { Mm, Vma, VmFlags } from '../types.js';
 import { nonPresent } from './exclusive.js';
 import { madviseCollapse } from './collapse.js';
 import { faultinRange } from './populate.js';
+import { guardInstall, guardRemove } from './guard.js';
 
 /** The advices modelled, as scenarios spell them (MADV_DONTNEED_LOCKED is `dontneed-locked`, ...). */
 export const MADVISE_ADVICES = [
@@ -26,6 +27,8 @@ export const MADVISE_ADVICES = [
   'mergeable',
   'unmergeable',
   'remove',
+  'guard-install',
+  'guard-remove',
 ] as const;
 export type Advice = (typeof MADVISE_ADVICES)[number];
 
@@ -52,6 +55,8 @@ const ARRIVED: Readonly<Record<Advice, readonly [number, number, string]>> = {
   collapse: [6, 1, 'MADV_COLLAPSE (7d8faaf15545)'],
   mergeable: [2, 6, 'MADV_MERGEABLE (v2.6.32)'],
   unmergeable: [2, 6, 'MADV_UNMERGEABLE (v2.6.32)'],
+  'guard-install': [6, 13, 'MADV_GUARD_INSTALL (662df3e5c376)'],
+  'guard-remove': [6, 13, 'MADV_GUARD_REMOVE (662df3e5c376)'],
 };
 
 /**
@@ -60,7 +65,8 @@ const ARRIVED: Readonly<Record<Advice, readonly [number, number, string]>> = {
  * in address order; the first refusal ends the call with its errno (the parts before keep the
  * advice); a part of the range no VMA covers makes the call -ENOMEM once the rest is done
  * (populate from v6.10: at the hole).
- * VM_LOCKED (mm/mlock.ts) refuses DONTNEED, FREE, COLD, PAGEOUT and REMOVE; MADV_DONTNEED_LOCKED zaps it.
+ * VM_LOCKED (mm/mlock.ts) refuses DONTNEED, FREE, COLD, PAGEOUT, REMOVE and GUARD_INSTALL; MADV_DONTNEED_LOCKED zaps it.
+ * MADV_GUARD_INSTALL / MADV_GUARD_REMOVE (v6.13) are mm/guard.ts.
  * On hugetlb VMAs only MADV_DONTNEED(_LOCKED) and MADV_REMOVE are modelled; the other advices are
  * refused there as not modelled.
  */
@@ -112,9 +118,10 @@ function nextVma(mm: Mm, at: number, end: number): Vma | null {
  * (can_madv_lru_vma()), MADV_COLLAPSE (VM_NO_KHUGEPAGED), MADV_WIPEONFORK (a vm_file) -- and
  * MADV_KEEPONFORK, which changes nothing there -- and MADV_POPULATE_(READ|WRITE), whose GUP
  * faults go to hugetlb_fault() like any fault there (a read allocates too: hugetlb has no zero
- * page). The rest are refused on hugetlb VMAs as not modelled.
+ * page) -- and MADV_GUARD_INSTALL/REMOVE, which is_valid_guard_vma() refuses there (VM_HUGETLB).
+ * The rest are refused on hugetlb VMAs as not modelled.
  */
-const HUGETLB_ADVICES: readonly Advice[] = ['dontneed', 'dontneed-locked', 'remove', 'free', 'cold', 'pageout', 'collapse', 'wipeonfork', 'keeponfork', 'populate-read', 'populate-write'];
+const HUGETLB_ADVICES: readonly Advice[] = ['dontneed', 'dontneed-locked', 'remove', 'free', 'cold', 'pageout', 'collapse', 'wipeonfork', 'keeponfork', 'populate-read', 'populate-write', 'guard-install', 'guard-remove'];
 
 function notModelledOnHugetlb(vma: Vma, advice: Advice): KernelError {
   return KernelError.unsupported('EINVAL', `madvise ${advice} of hugetlb mapping '${vma.name}' is not modelled (modelled there: ${HUGETLB_ADVICES.join(', ')})`);
@@ -135,6 +142,13 @@ function* adviseVma(k: Kernel, vma: Vma, s: number, e: number, advice: Advice): 
       return;
     case 'remove':
       yield* remove(k, vma, s, e);
+      return;
+    case 'guard-install':
+      // is_valid_guard_vma() refuses VM_HUGETLB among others (mm/guard.ts)
+      yield* guardInstall(k, vma, s, e);
+      return;
+    case 'guard-remove':
+      yield* guardRemove(k, vma, s, e);
       return;
     case 'free':
       if (vma.flags.pfnmap || vma.flags.locked) throw refused(vma, advice, vma.flags.pfnmap ? 'VM_PFNMAP' : 'VM_LOCKED');
@@ -203,12 +217,7 @@ function refused(vma: Vma, advice: Advice, why: string): KernelError {
  * first, as zap_pmd_range() does (__split_huge_pmd: a DAX PMD is cleared and re-faults as PTEs).
  */
 function* dontneed(k: Kernel, vma: Vma, s: number, e: number): Op {
-  for (const leaf of k.vm.leavesIn(vma.mm, s, e)) {
-    if (leaf.base >= s && leaf.base + leaf.pages <= e) continue;
-    if (leaf.pte.level === 'pud') throw KernelError.unsupported('EINVAL', `madvise dontneed of part of a 1 GiB PUD leaf of '${vma.name}': split_huge_pud() is not modelled`);
-    k.vm.splitHugePmd(vma, leaf.base);
-  }
-  yield* k.vm.zap(vma, s, e, 'madvise_dontneed');
+  yield* k.vm.zapRangeSingle(vma, s, e, 'madvise_dontneed');
 }
 
 /**

@@ -63,8 +63,9 @@ export class Mprotect {
         // change_pte_range(): a writable device-private entry becomes a readable one whatever
         // the new protection (make_readable_device_private_entry)
         pte.write = false;
-      } else if (pte.deviceExclusive || pte.swap) {
-        // change_pte_range(): a swap entry carries no permission
+      } else if (pte.deviceExclusive || pte.swap || pte.guard) {
+        // change_pte_range(): a swap entry carries no permission; a guard marker is skipped
+        // ("is_guard_swp_entry(entry)) continue", v6.13): any access faults anyway
         continue;
       } else {
         pte.write = newprotWrite; // pte_modify() / pmd_modify(): dirty and soft-dirty kept

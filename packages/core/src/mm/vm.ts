@@ -102,6 +102,7 @@ export class Vm {
   install(mm: Mm, base: number, pte: Pte): void {
     const table = pte.level === 'pte' ? mm.ptes : pte.level === 'pmd' ? mm.pmds : mm.puds;
     table.set(base, pte);
+    if (pte.guard) return this.k.emit('guard.marker', { mm: mm.name, vaddr: base, op: 'set' });
     if (pte.swap) return this.k.emit('swap.entry', { mm: mm.name, vaddr: base, slot: pte.swap.slot, exclusive: pte.swap.exclusive, op: 'set' });
     this.track(pte, +1);
     this.k.emit('pte.set', { mm: mm.name, vaddr: base, pfn: pte.pfn, level: pte.level, write: pte.write, devmap: pte.devmap, special: pte.special, device: pte.devicePrivate || undefined });
@@ -113,6 +114,10 @@ export class Vm {
     const pte = table.get(base);
     if (!pte) return null;
     table.delete(base);
+    if (pte.guard) {
+      this.k.emit('guard.marker', { mm: mm.name, vaddr: base, op: 'clear' });
+      return pte;
+    }
     if (pte.swap) {
       this.k.emit('swap.entry', { mm: mm.name, vaddr: base, slot: pte.swap.slot, exclusive: pte.swap.exclusive, op: 'clear' });
       return pte;
@@ -157,7 +162,7 @@ export class Vm {
 
   /** vm_normal_page(): the struct page behind a present PTE, or null for special/devmap PTEs. */
   normalPage(pte: Pte, pfn: number): number | null {
-    if (pte.devicePrivate || pte.deviceExclusive || pte.swap) return null;
+    if (pte.devicePrivate || pte.deviceExclusive || pte.swap || pte.guard) return null;
     if (pte.special || pte.devmap) return null;
     return pfn;
   }
@@ -165,8 +170,11 @@ export class Vm {
   /**
    * zap_page_range(): clear every leaf in [start, end) of the VMA; mapcounts drop at once, the
    * page references only after the TLB flush (tlb_finish_mmu -> tlb_flush_mmu -> folios_put).
+   * Guard markers stay unless `dropMarkers`: zap_pte_range() removes them only under
+   * ZAP_FLAG_DROP_MARKER (zap_drop_markers()), which unmap_vmas() passes for munmap and exit;
+   * MADV_DONTNEED, truncation and hole punching (unmap_mapping_range) keep them (v6.13).
    */
-  *zap(vma: Vma, start: number, end: number, why: string): Op {
+  *zap(vma: Vma, start: number, end: number, why: string, dropMarkers = false): Op {
     const k = this.k;
     const mm = vma.mm;
     const gathered: number[] = [];
@@ -175,8 +183,9 @@ export class Vm {
     // / _CLEAR) first: mirror devices drop what they map in the range
     if (leaves.length > 0) k.mmuNotify({ mm, start, end, event: 'unmap', owner: null });
     for (const leaf of leaves) {
+      if (leaf.pte.guard && !dropMarkers) continue;
       const pte = this.clear(mm, leaf.base, leaf.pte.level);
-      if (!pte) continue;
+      if (!pte || pte.guard) continue;
       if (pte.swap) {
         k.swap.zapEntry(pte); // free_swap_and_cache()
         continue;
@@ -207,6 +216,20 @@ export class Vm {
       k.swap.freeSwapCache(head);
       k.folios.put(head, 1, `${why}: tlb_flush_mmu_free`);
     }
+  }
+
+  /**
+   * zap_page_range_single() as madvise calls it (MADV_DONTNEED, MADV_GUARD_INSTALL): a huge leaf
+   * the range covers only in part is split first, as zap_pmd_range() does (__split_huge_pmd: a
+   * DAX PMD is cleared and re-faults as PTEs), then the range is zapped.
+   */
+  *zapRangeSingle(vma: Vma, s: number, e: number, why: string): Op {
+    for (const leaf of this.leavesIn(vma.mm, s, e)) {
+      if (leaf.base >= s && leaf.base + leaf.pages <= e) continue;
+      if (leaf.pte.level === 'pud') throw KernelError.unsupported('EINVAL', `${why} of part of a 1 GiB PUD leaf of '${vma.name}': split_huge_pud() is not modelled`);
+      this.splitHugePmd(vma, leaf.base);
+    }
+    yield* this.zap(vma, s, e, why);
   }
 
   /** Every leaf translating some page of [start, end), at whatever level, in address order (a page walk). */
@@ -243,7 +266,7 @@ export class Vm {
       if (i >= 0) vma.mm.vmas.splice(i, 1);
     };
     if (detachFirst) detach();
-    yield* this.zap(vma, vma.start, vma.start + vma.pages, 'munmap');
+    yield* this.zap(vma, vma.start, vma.start + vma.pages, 'munmap', true);
     detach();
     this.mappingOf(vma)?.mmaps.delete(vma);
     if (vma.hugetlb) this.k.hugetlb.close(vma); // hugetlb_vm_op_close(): unused reservations back

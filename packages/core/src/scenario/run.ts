@@ -183,6 +183,8 @@ export function check(k: Kernel, c: CheckArgs): string | null {
       return cmp(`swapped(${where})`, k.isSwappedIn(t));
     case 'locked':
       return cmp(`locked(${where})`, k.isLockedIn(t));
+    case 'guard':
+      return cmp(`guard(${where})`, k.isGuardIn(t));
     case 'blockFree':
       return cmp(`blockFree(${where})`, k.blockFree(t));
     // a process's KSM state (mm/ksm.ts): throws the kernel's error where the release has no such interface
