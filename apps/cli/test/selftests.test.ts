@@ -47,13 +47,13 @@ describe('the selftests scenario library passes the default matrix', () => {
     // cow.c's 14 anon cases on a swapped-out base page and "vmsplice() + unmap in child" in the three
     // swapped-out THP contexts (cow-swap); cow.c's 14 anon cases on a PTE-mapped 64 KiB mTHP (cow-mthp);
     // cow.c's 4 anon THP collapse cases (cow-collapse); ksm_functional_tests.c: test_unmerge, test_unmerge_discarded,
-    // test_unmerge_zero_pages, test_prot_none, test_prctl, test_prctl_fork, test_prctl_fork_exec, test_prctl_unmerge, test_fork_ksm_merging_page_count (ksm)
-    // mkdirty.c: test_ptrace_write, test_ptrace_write_thp, test_pte_mapped_thp (mkdirty: 3)
+    // test_unmerge_zero_pages, test_prot_none, test_prctl, test_prctl_fork, test_prctl_fork_exec, test_prctl_unmerge, test_fork_ksm_merging_page_count, test_unmerge_uffd_wp (ksm)
+    // mkdirty.c: test_ptrace_write, test_ptrace_write_thp, test_pte_mapped_thp, test_uffdio_copy (mkdirty: 4)
     // map_populate.c on a memfd, a non-DAX ext4 and xfs tmpfile and a DAX file (map-populate: 4)
     // gup_longterm.c's 2 io_uring cases on memfd, memfd-hugetlb, non-DAX ext4 and xfs, fs-dax, and MAP_SHARED on device-dax (11)
     // hugetlb-madvise.c as one scenario (its main() is one sequence); hugetlb_madv_vs_map.c as the interleaving that fails
     // memfd_secret.c: test_mlock_limit, test_vmsplice fresh and existing page, test_process_vm_read, test_ptrace (memfd-secret: 5; not test_file_apis)
-    expect(count).toEqual({ 'cow-anon': 14, 'cow-swap': 17, 'cow-thp': 73, 'cow-mthp': 14, 'cow-collapse': 4, 'cow-hugetlb': 17, 'cow-non-anon': 15, 'gup-longterm': 55, 'gup-test': 12, 'soft-dirty': 6, gaps: 1, pfnmap: 6, 'madv-populate': 5, ksm: 9, 'map-populate': 4, 'hugetlb-madvise': 1, 'hugetlb-madv-vs-map': 1, mkdirty: 3, 'memfd-secret': 5 });
+    expect(count).toEqual({ 'cow-anon': 14, 'cow-swap': 17, 'cow-thp': 73, 'cow-mthp': 14, 'cow-collapse': 4, 'cow-hugetlb': 17, 'cow-non-anon': 15, 'gup-longterm': 55, 'gup-test': 12, 'soft-dirty': 6, gaps: 1, pfnmap: 6, 'madv-populate': 5, ksm: 10, 'map-populate': 4, 'hugetlb-madvise': 1, 'hugetlb-madv-vs-map': 1, mkdirty: 4, 'memfd-secret': 5 });
     expect(scenarios.every((s) => s.name.startsWith('selftest-'))).toBe(true);
   });
 
@@ -1032,5 +1032,61 @@ describe('hugetlb_madv_vs_map.c: a MADV_DONTNEED-freed page stays reserved for i
 
   it('pass on v5.x (no MADV_DONTNEED on hugetlb), FAIL from v5.18 to v6.8, pass from v6.9 (df7a6d1f6405)', () => {
     expect(Object.fromEntries(RELEASES.map((v) => [v, verdict(v)]))).toEqual({ 'v5.4': 'pass', 'v5.10': 'pass', 'v6.1': 'FAIL', 'v6.3': 'FAIL', 'v6.6': 'FAIL', 'v6.15': 'pass', latest: 'pass' });
+  });
+});
+
+describe('userfaultfd: mkdirty.c test_uffdio_copy and ksm_functional_tests.c test_unmerge_uffd_wp, per arch and release', () => {
+  const ARCHES = Object.keys(catalog.arch);
+  const kernelOn = (arch: string, version: string): Kernel => createKernel({ arch: catalog.arch[arch]!({}), kernel: version });
+
+  // test_uffdio_copy: UFFDIO_COPY into a PROT_READ VMA, then a store must be SIGSEGV and change nothing
+  const uffdioCopy = (arch: string, version: string): string => {
+    const k = kernelOn(arch, version);
+    k.run(k.mmap({ anon: true, length: 4096, as: 'dst' }));
+    k.run(k.uffdApi({}));
+    k.run(k.uffdRegister({ map: 'dst', mode: ['missing'] }));
+    k.run(k.uffdCopy({ map: 'dst', page: 0, data: '0x01' }));
+    try {
+      k.run(k.write({ map: 'dst', page: 0, data: '0x02' }));
+    } catch (e) {
+      if (e instanceof KernelError && e.code === 'SIGSEGV') return k.run(k.read({ map: 'dst', page: 0 })) === '0x01' ? 'pass' : 'FAIL';
+      throw e;
+    }
+    return 'FAIL';
+  };
+
+  // test_unmerge_uffd_wp as the file of today: UFFDIO_API(0) to see whether PAGEFAULT_FLAG_WP is
+  // there (SKIP if not), a second userfaultfd that enables it, REGISTER_MODE_WP,
+  // WRITEPROTECT_MODE_WP, MADV_UNMERGEABLE, then range_maps_duplicates() over the 2 MiB
+  const unmergeUffdWp = (arch: string, version: string): string => {
+    const k = kernelOn(arch, version);
+    k.run(k.mmap({ anon: true, length: 2 ** 21, write: true, populate: true, as: 'map' }));
+    k.run(k.madvise({ map: 'map', advice: 'nohugepage' }));
+    k.run(k.madvise({ map: 'map', advice: 'mergeable' }));
+    k.run(k.ksmMerge({}));
+    if (!k.uffd.available().has('pagefault-flag-wp')) return 'SKIP';
+    k.run(k.uffdApi({ features: ['pagefault-flag-wp'] }));
+    k.run(k.uffdRegister({ map: 'map', mode: ['wp'] }));
+    k.run(k.uffdWriteprotect({ map: 'map', enable: true }));
+    k.run(k.madvise({ map: 'map', advice: 'unmergeable' }));
+    const pages = 2 ** 21 / k.mmu.basePageSize;
+    const pfns = Array.from({ length: pages }, (_, page) => k.pfnOf({ map: 'map', page })).filter((p) => p !== null);
+    return new Set(pfns).size === pfns.length ? 'pass' : 'FAIL';
+  };
+
+  it('test_uffdio_copy passes on every arch and release: UFFDIO_COPY never maps the page writable without VM_WRITE', () => {
+    for (const arch of ARCHES) for (const v of RELEASES) expect({ arch, v, verdict: uffdioCopy(arch, v) }).toEqual({ arch, v, verdict: 'pass' });
+  });
+
+  it('test_unmerge_uffd_wp: SKIP on v5.4 and without HAVE_ARCH_USERFAULTFD_WP from v5.19; FAIL on x86 v5.10 (break_ksm before d7c0e68dab98); pass otherwise', () => {
+    const got = Object.fromEntries(ARCHES.map((arch) => [arch, RELEASES.map((v) => unmergeUffdWp(arch, v))]));
+    // RELEASES: v5.4, v5.10, v6.1, v6.3, v6.6, v6.15, latest
+    expect(got).toEqual({
+      x86: ['SKIP', 'FAIL', 'pass', 'pass', 'pass', 'pass', 'pass'],
+      // arm64: HAVE_ARCH_USERFAULTFD_WP from v6.10; on v5.10 the feature is offered and inert
+      arm64: ['SKIP', 'pass', 'SKIP', 'SKIP', 'SKIP', 'pass', 'pass'],
+      'ppc-hash': ['SKIP', 'pass', 'SKIP', 'SKIP', 'SKIP', 'SKIP', 'SKIP'],
+      s390: ['SKIP', 'pass', 'SKIP', 'SKIP', 'SKIP', 'SKIP', 'SKIP'],
+    });
   });
 });

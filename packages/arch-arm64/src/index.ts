@@ -91,6 +91,10 @@ export function arm64Mmu(pageSize: Arm64PageSize): Mmu {
     // memfd_secret: __ARCH_WANT_MEMFD_SECRET in the arm64 unistd.h from 7bb7f2ac24a0 (v5.14);
     // can_set_direct_map() needs rodata_full, on by default (RODATA_FULL_DEFAULT_ENABLED)
     memfdSecretSince: [5, 14],
+    // userfaultfd: HAVE_ARCH_USERFAULTFD_MINOR with the v5.13 minor-fault series;
+    // HAVE_ARCH_USERFAULTFD_WP from 5b32510af77b "arm64/mm: Add uffd write-protect support" (v6.10)
+    uffdWpSince: [6, 10],
+    uffdMinorSince: [5, 13],
   };
 }
 

@@ -39,6 +39,11 @@ export const X86_MMU: Mmu = {
   // memfd_secret: 447 in syscall_64.tbl and ARCH_HAS_SET_DIRECT_MAP from 7bb7f2ac24a0 "arch, mm:
   // wire up memfd_secret system call where relevant" (v5.14)
   memfdSecretSince: [5, 14],
+  // userfaultfd: HAVE_ARCH_USERFAULTFD_WP (_PAGE_UFFD_WP, 5a281062af1d "userfaultfd: wp: add
+  // WP pagetable tracking to x86", v5.7) and HAVE_ARCH_USERFAULTFD_MINOR (v5.13, with the hugetlbfs
+  // minor-fault series)
+  uffdWpSince: [5, 7],
+  uffdMinorSince: [5, 13],
 };
 
 /**

@@ -61,6 +61,14 @@ export interface Mmu {
    * selects ARCH_HAS_SET_DIRECT_MAP (mm/Kconfig SECRETMEM depends on it); absent: never (ENOSYS).
    */
   readonly memfdSecretSince?: readonly [major: number, minor: number];
+  /**
+   * The first release in which the arch selects HAVE_ARCH_USERFAULTFD_WP (a _PAGE_UFFD_WP bit in
+   * its PTEs); absent: never (pte_mkuffd_wp() is asm-generic/pgtable_uffd.h's no-op, and from v5.19
+   * UFFDIO_API hides UFFD_FEATURE_PAGEFAULT_FLAG_WP and UFFDIO_REGISTER_MODE_WP is EINVAL).
+   */
+  readonly uffdWpSince?: readonly [major: number, minor: number];
+  /** The first release in which the arch selects HAVE_ARCH_USERFAULTFD_MINOR (UFFDIO_REGISTER_MODE_MINOR); absent: never. */
+  readonly uffdMinorSince?: readonly [major: number, minor: number];
 }
 
 /**

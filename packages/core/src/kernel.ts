@@ -33,10 +33,11 @@ import { Secretmem } from './mm/secretmem.js';
 import { Swap } from './mm/swap.js';
 import { Ksm } from './mm/ksm.js';
 import { Thp } from './mm/thp.js';
+import { Userfaultfd, type UffdFeature, type UffdMode } from './mm/userfaultfd.js';
 import type { ThpSizeMode } from './mm/mthp.js';
 import { Vm, type Leaf } from './mm/vm.js';
 import { runToCompletion, type Op } from './sched.js';
-import type { Device, GupHandle, Inode, MappingRange, Mm, Pte, Vma } from './types.js';
+import type { Device, GupHandle, Inode, MappingRange, Mm, Pte, UffdCtx, Vma } from './types.js';
 
 /** Injection tokens: what plugins provide and core consumes, one child container per kernel. */
 export const TOKENS = {
@@ -122,6 +123,10 @@ export class Kernel {
   readonly faultInject = new FaultInjection();
   readonly migration: DeviceMigration;
   readonly mprotector: Mprotect;
+  /** userfaultfd registration, userfaults, UFFDIO_COPY / ZEROPAGE / WRITEPROTECT (mm/userfaultfd.ts) */
+  readonly uffd: Userfaultfd;
+  /** the userfaultfd each process's last `uffd-api` step opened, by process name */
+  private readonly uffdOf = new Map<string, UffdCtx>();
   /** device-exclusive entries (mm/exclusive.ts) */
   readonly exclusive: DeviceExclusive;
   /** anonymous THPs mapped by PMDs (mm/thp.ts) */
@@ -205,6 +210,7 @@ export class Kernel {
     this.dax = new Dax(this);
     this.migration = new DeviceMigration(this);
     this.mprotector = new Mprotect(this);
+    this.uffd = new Userfaultfd(this);
     this.exclusive = new DeviceExclusive(this);
     this.thp = new Thp(this);
     this.pageCache = new PageCache(this);
@@ -739,6 +745,56 @@ export class Kernel {
     yield* this.ksm.setMemoryMerge(this.process(a.process), a.memoryMerge);
   }
 
+  /** userfaultfd() + ioctl(UFFDIO_API) in a process: the userfaultfd its later uffd-* steps use (mm/userfaultfd.ts). */
+  *uffdApi(a: { process?: string; features?: readonly UffdFeature[] }): Op {
+    const mm = this.process(a.process);
+    this.uffdOf.set(mm.name, this.uffd.api(mm, a.features ?? []));
+    yield* [];
+  }
+
+  /** The process's userfaultfd and the range of a mapping the uffd-* step names. */
+  private uffdRange(a: { map: string; offset?: number; length?: number; process?: string }): { ctx: UffdCtx; start: number; pages: number } {
+    const { origin, mm } = this.mapRange(a.map, a.process);
+    const ctx = this.uffdOf.get(mm.name);
+    if (!ctx) throw new InputError(`process '${mm.name}' has no userfaultfd: add a uffd-api step first`, undefined, 'process');
+    return { ctx, ...this.rangeIn(a.map, origin, a.offset, a.length) };
+  }
+
+  /** ioctl(UFFDIO_REGISTER) of a mapping's range with the given modes. */
+  *uffdRegister(a: { map: string; mode: readonly UffdMode[]; offset?: number; length?: number; process?: string }): Op {
+    const { ctx, start, pages } = this.uffdRange(a);
+    this.uffd.register(ctx, start, start + pages, new Set(a.mode));
+    yield* [];
+  }
+
+  /** ioctl(UFFDIO_UNREGISTER) of a mapping's range. */
+  *uffdUnregister(a: { map: string; offset?: number; length?: number; process?: string }): Op {
+    const { ctx, start, pages } = this.uffdRange(a);
+    this.uffd.unregister(ctx, start, start + pages);
+    yield* [];
+  }
+
+  /** ioctl(UFFDIO_COPY) of `data` into pages [page, page + pages) of a mapping (MODE_WP with `wp`). */
+  *uffdCopy(a: { map: string; page: number; pages?: number; data: string; wp?: boolean; process?: string }): Op {
+    const ps = this.mmu.basePageSize;
+    const { ctx, start, pages } = this.uffdRange({ ...a, offset: a.page * ps, length: (a.pages ?? 1) * ps });
+    yield* this.uffd.copy(ctx, start, pages, a.data, a.wp ?? false);
+  }
+
+  /** ioctl(UFFDIO_ZEROPAGE) of pages [page, page + pages) of a mapping. */
+  *uffdZeropage(a: { map: string; page: number; pages?: number; process?: string }): Op {
+    const ps = this.mmu.basePageSize;
+    const { ctx, start, pages } = this.uffdRange({ ...a, offset: a.page * ps, length: (a.pages ?? 1) * ps });
+    yield* this.uffd.zeropage(ctx, start, pages);
+  }
+
+  /** ioctl(UFFDIO_WRITEPROTECT) of a mapping's range: MODE_WP (`enable`) or resolve. */
+  *uffdWriteprotect(a: { map: string; enable: boolean; offset?: number; length?: number; process?: string }): Op {
+    const { ctx, start, pages } = this.uffdRange(a);
+    this.uffd.writeprotect(ctx, start, pages, a.enable);
+    yield* [];
+  }
+
   /** mlock(addr, len) or mlock2(addr, len, MLOCK_ONFAULT) of a mapping's range (mm/mlock.ts). */
   *mlock(a: { map: string; offset?: number; length?: number; onfault?: boolean; process?: string }): Op {
     const { origin, mm } = this.mapRange(a.map, a.process, 'ENOMEM');
@@ -805,10 +861,13 @@ export class Kernel {
   /** A CPU store: write-fault as needed, then the data lands in the mapped page. */
   *write(a: { map: string; page: number; data: string; process?: string }): Op {
     const { vma, vpn } = this.mapPage(a.map, a.page, a.process, 'SIGSEGV');
-    // the arch fault handler's access_error(): a store to a VMA without VM_WRITE (PROT_READ, or
-    // after mprotect) never reaches handle_mm_fault(): SIGSEGV (SEGV_ACCERR)
-    if (!vma.flags.write) throw new KernelError('SIGSEGV', `write to page ${a.page} of '${vma.name}', which is mapped without PROT_WRITE`);
     let leaf = this.vm.lookup(vma.mm, vpn);
+    // the MMU lets a store through a present, writable entry without a fault, whatever the VMA says
+    // (so a PTE made writable in a VMA without VM_WRITE is visible: mkdirty.c); one that faults in
+    // a VMA without VM_WRITE (PROT_READ, or after mprotect) meets the arch fault handler's
+    // access_error() and never reaches handle_mm_fault(): SIGSEGV (SEGV_ACCERR)
+    const storable = leaf !== null && leaf.pte.write && !nonPresent(leaf.pte);
+    if (!vma.flags.write && !storable) throw new KernelError('SIGSEGV', `write to page ${a.page} of '${vma.name}', which is mapped without PROT_WRITE`);
     // the access is retried until the PTE allows it (a device-private entry first migrates back)
     for (let tries = 0; !leaf || !leaf.pte.write || nonPresent(leaf.pte); tries++) {
       if (tries === 2) throw new KernelError('EFAULT', `write to page ${a.page} of '${vma.name}' could not be faulted in`);
@@ -1159,6 +1218,11 @@ export class Kernel {
 
   isWritableIn(t: { map: string; page: number; process?: string }): boolean {
     return this.presentLeaf(t)?.pte.write ?? false;
+  }
+
+  /** pte_uffd_wp() of the entry mapping the page, as /proc/PID/pagemap bit 57 (PM_UFFD_WP, v5.16) shows it. */
+  isUffdWpIn(t: { map: string; page: number; process?: string }): boolean {
+    return this.presentLeaf(t)?.pte.uffdWp ?? false;
   }
 
   /** pte_soft_dirty() of the entry mapping the page, as /proc/PID/pagemap bit 55 shows it. */

@@ -24,6 +24,8 @@ export function testArch(): ArchPlugin {
     devdaxAlignments: [4096, 2 * 1024 * 1024, 1024 * 1024 * 1024],
     hugetlbSizes: [2 * 1024 * 1024, 1024 * 1024 * 1024], // x86-64 with GBPAGES
     memfdSecretSince: [5, 14], // x86-64: memfd_secret from v5.14
+    uffdWpSince: [5, 7], // x86-64: HAVE_ARCH_USERFAULTFD_WP from v5.7
+    uffdMinorSince: [5, 13], // x86-64: HAVE_ARCH_USERFAULTFD_MINOR from v5.13
   };
   const populator: VmemmapPopulator = {
     vmemmapInInitMm: true,

@@ -112,6 +112,12 @@ export interface VmFlags {
   locked?: boolean;
   /** VM_LOCKONFAULT: mlock2(MLOCK_ONFAULT), MCL_ONFAULT: locked, but populated only by faults */
   lockonfault?: boolean;
+  /** VM_UFFD_MISSING: UFFDIO_REGISTER_MODE_MISSING, a fault on an empty entry goes to the userfaultfd (mm/userfaultfd.ts) */
+  uffdMissing?: boolean;
+  /** VM_UFFD_WP: UFFDIO_REGISTER_MODE_WP (v5.7), a write to a uffd-wp entry goes to the userfaultfd */
+  uffdWp?: boolean;
+  /** VM_UFFD_MINOR: UFFDIO_REGISTER_MODE_MINOR (hugetlbfs v5.13, shmem v5.14), a fault on a cached page goes to the userfaultfd */
+  uffdMinor?: boolean;
 }
 
 /** 'pagecache': a file whose pages are RAM page cache (a memfd or shared anonymous memory on tmpfs, hugetlbfs, secretmem, a disk file without DAX): never anon (mm/pagecache.ts) */
@@ -168,6 +174,19 @@ export interface Vma {
   anonVma: number;
   /** is_vm_hugetlb_page(): the hstate and reservation of a hugetlb VMA (mm/hugetlb.ts) */
   readonly hugetlb?: HugetlbVma;
+  /** vm_userfaultfd_ctx.ctx: the userfaultfd this VMA is registered with (with VM_UFFD_* in flags; mm/userfaultfd.ts) */
+  uffd?: UffdCtx;
+}
+
+/** struct userfaultfd_ctx (fs/userfaultfd.c): one userfaultfd of a process. */
+export interface UffdCtx {
+  readonly id: number;
+  /** ctx->mm */
+  readonly mm: Mm;
+  /** ctx->features: what UFFDIO_API enabled (mm/userfaultfd.ts UFFD_FEATURES) */
+  readonly features: ReadonlySet<string>;
+  /** ctx->released: the fd was closed */
+  released: boolean;
 }
 
 /** hstate_vma(): a huge page size, in base pages, and the page-table level that maps it. */
@@ -214,6 +233,12 @@ export interface Pte {
    * by clear_refs; never set on an arch without soft-dirty. The CPU's own dirtying does not set it.
    */
   softDirty: boolean;
+  /**
+   * _PAGE_UFFD_WP (pte_uffd_wp): set by UFFDIO_WRITEPROTECT (or UFFDIO_COPY with MODE_WP) where the
+   * arch has the bit (HAVE_ARCH_USERFAULTFD_WP, Mmu.uffdWpSince); a write fault on it goes to the
+   * userfaultfd instead of do_wp_page()'s reuse or copy (mm/userfaultfd.ts)
+   */
+  uffdWp?: boolean;
   /**
    * a non-present swap entry (mm/swap.ts): the page was swapped out to `swap.slot`; `pfn` is -1.
    * `exclusive` is pte_swp_exclusive() (v5.19+, "mm/swap: remember PG_anon_exclusive via a swp

@@ -15,6 +15,8 @@ export interface Vmf {
   /** file/device page index of vpn (linear_page_index) */
   readonly pgoff: number;
   readonly write: boolean;
+  /** no FAULT_FLAG_ALLOW_RETRY (break_ksm()'s fault up to v6.0): a userfault is VM_FAULT_SIGBUS (mm/userfaultfd.ts) */
+  readonly noRetry?: true;
 }
 
 /**
@@ -29,12 +31,18 @@ export class Faults {
    * `force`: handle_mm_fault() as GUP with FOLL_FORCE or the kernel itself (break_ksm) raises it:
    * it checks no VMA permission (the arch's access_error() does, for user faults), so a write
    * fault may COW in a private VMA without VM_WRITE; what it maps follows maybe_mkwrite().
+   * `retry`: FAULT_FLAG_ALLOW_RETRY (CPU and GUP faults); without it a userfault is SIGBUS.
    */
-  *handle(vma: Vma, vpn: number, write: boolean, force = false): Op {
+  *handle(vma: Vma, vpn: number, write: boolean, force = false, retry = true): Op {
     const k = this.k;
     if (write && !vma.flags.write && !force) throw new KernelError('EFAULT', `write to a read-only mapping '${vma.name}'`);
     const leaf = k.vm.lookup(vma.mm, vpn);
-    const vmf: Vmf = { vma, vpn, pgoff: vma.pgoff + (vpn - vma.start), write };
+    const vmf: Vmf = { vma, vpn, pgoff: vma.pgoff + (vpn - vma.start), write, ...(retry ? {} : { noRetry: true as const }) };
+    // an empty entry of a VMA registered with a userfaultfd: do_anonymous_page() and
+    // do_huge_pmd_anonymous_page() ("if (userfaultfd_missing(vma))"), shmem_get_folio_gfp() and
+    // hugetlb_no_page() hand the fault to the handler first (mm/userfaultfd.ts)
+    const userfault = !leaf && vma.uffd ? k.uffd.onEmpty(vmf) : null;
+    if (userfault) return yield* k.uffd.handle(vmf, userfault, retry);
     // handle_mm_fault(): is_vm_hugetlb_page(vma) -> hugetlb_fault() (mm/hugetlb.ts)
     if (vma.hugetlb) return yield* k.hugetlb.fault(vmf);
     // do_swap_page() -> handle_pte_marker(): "Hitting a guard page is always a fatal condition",
@@ -150,6 +158,9 @@ export class Faults {
   private *wpPage(vmf: Vmf, leaf: Leaf, unshare = false): Op {
     const k = this.k;
     const { vma, vpn } = vmf;
+    // do_wp_page() / do_huge_pmd_wp_page(): a write (not an unshare, v5.19+) on a uffd-wp entry of a
+    // VM_UFFD_WP VMA goes to the userfaultfd ("if (userfaultfd_pte_wp(vma, ptent))", v5.7)
+    if (!unshare && k.uffd.wpArmed(vma, leaf.pte)) return yield* k.uffd.handle(vmf, 'wp', vmf.noRetry !== true);
     // wp_huge_pmd(): an anonymous VMA's PMD goes to do_huge_pmd_wp_page(); VM_FAULT_FALLBACK
     // (the PMD was split) continues with the PTE now at vpn (handle_pte_fault -> do_wp_page)
     if (!vma.flags.shared && (k.thp.isAnonPmd(vma, leaf) || k.thp.isHugeZeroPmd(vma, leaf))) {
@@ -227,8 +238,8 @@ export class Faults {
     else k.ksm.unmapZeroPage(vma.mm, k.vm.clear(vma.mm, vpn, 'pte')!); // wp_page_copy(): ksm_might_unmap_zero_page()
     k.folios.addMap(copy);
     // wp_page_copy(): an unshare copy is mapped R/O and clean, keeping the old entry's soft-dirty
-    // bit (v5.19); a write fault's copy gets maybe_mkwrite(pte_mkdirty())
-    const bits = unshare ? { softDirty: leaf.pte.softDirty } : { write: vma.flags.write, dirty: true };
+    // and uffd-wp bits (v5.19); a write fault's copy gets maybe_mkwrite(pte_mkdirty())
+    const bits = unshare ? { softDirty: leaf.pte.softDirty, ...(leaf.pte.uffdWp ? { uffdWp: true } : {}) } : { write: vma.flags.write, dirty: true };
     k.vm.install(vma.mm, vpn, this.pte(copy, 'pte', bits));
     k.emit('cow', { mm: vma.mm.name, vaddr: vpn, from: pfn, to: copy, why });
     if (page !== null) {

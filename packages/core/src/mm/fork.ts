@@ -2,7 +2,7 @@ import type { Kernel } from '../kernel.js';
 import { KernelError } from '../errors.js';
 import { kernelAtLeast } from '../features.js';
 import { preempt, type Op } from '../sched.js';
-import type { Mm, Pte, Vma, VmFlags } from '../types.js';
+import type { Mm, Pte, UffdCtx, Vma, VmFlags } from '../types.js';
 import { PG } from './pages.js';
 
 /**
@@ -20,6 +20,7 @@ export class Fork {
     if (parent.memlockLimit !== undefined) child.memlockLimit = parent.memlockLimit;
     k.emit('fork', { parent: parent.name, child: childName });
     k.ksm.fork(parent, child); // dup_mmap() -> ksm_fork()
+    const uffds = new Map<UffdCtx, UffdCtx>();
     for (const src of [...parent.vmas]) {
       // dup_mmap(): a VM_DONTCOPY VMA (MADV_DONTFORK) is left out of the child
       if (src.flags.dontcopy) continue;
@@ -28,6 +29,7 @@ export class Fork {
       // a hugetlb VMA's reservation stays the parent's (hugetlb_dup_vma_private(): the child owns none)
       // dup_mmap(): the child's copy is never VM_LOCKED / VM_LOCKONFAULT (mm/mlock.ts)
       const dst = k.vm.addVma(child, { ...src, flags: unlocked(src.flags), mm: child, anonVma: src.flags.wipeonfork ? 0 : src.anonVma, ...(src.hugetlb ? { hugetlb: { ...src.hugetlb, resv: null } } : {}) }, parent.ranges.get(src.name)!);
+      k.uffd.dupVma(src, dst, uffds); // dup_mmap() -> dup_userfaultfd() (mm/userfaultfd.ts)
       if (src.flags.wipeonfork) continue;
       // vma_needs_copy(): a shared shmem or DAX VMA (no anon_vma) is not copied: the child refaults
       if (!(src.anonVma || src.flags.mixedmap || src.flags.pfnmap)) continue;
@@ -93,7 +95,7 @@ export class Fork {
       if (page === null) {
         // devmap/special PTE: copied as is, no reference, no rmap
         if (cow && current.write) current.write = false;
-        k.vm.install(dst.mm, vpn, { ...current, write: cow ? false : current.write, dirty: src.flags.shared ? false : current.dirty });
+        k.vm.install(dst.mm, vpn, this.childEntry(src, dst, current, { write: cow ? false : current.write, dirty: src.flags.shared ? false : current.dirty }));
         continue;
       }
       const head = k.folios.folio(page);
@@ -103,8 +105,11 @@ export class Fork {
         const copy = k.ram.allocAnon(dst.anonVma, k.pages.data.get(page) ?? '');
         if (copy === null) throw new KernelError('ENOMEM', 'fork: could not allocate the early-COW copy of a pinned page');
         k.folios.addMap(copy);
-        // copy_present_page(): maybe_mkwrite(pte_mkdirty(mk_pte())) -- soft-dirty with the dirty bit
-        k.vm.install(dst.mm, vpn, { ...current, pfn: copy, write: dst.flags.write, dirty: true, softDirty: k.softDirtyArch });
+        // copy_present_page(): maybe_mkwrite(pte_mkdirty(mk_pte())) -- soft-dirty with the dirty bit;
+        // from v5.16 (8f34f1eac382) "Uffd-wp needs to be delivered to dest pte as well": write-protected
+        const { uffdWp: _, ...fresh } = current;
+        const wp = kernelAtLeast(k.version, 5, 16) && k.uffd.childKeepsWp(src, dst, current);
+        k.vm.install(dst.mm, vpn, { ...fresh, pfn: copy, write: dst.flags.write && !wp, dirty: true, softDirty: k.softDirtyArch, ...(wp ? { uffdWp: true } : {}) });
         k.emit('cow', { mm: dst.mm.name, vaddr: vpn, from: page, to: copy, why: 'fork: early COW of a maybe-pinned page' });
         continue;
       }
@@ -180,7 +185,13 @@ export class Fork {
       entry.write = false;
       k.emit('pte.set', { mm: src.mm.name, vaddr: at, pfn: entry.pfn, level: entry.level, write: false, devmap: entry.devmap, special: entry.special });
     }
-    k.vm.install(dst.mm, at, { ...entry, write: cow ? false : entry.write, dirty: src.flags.shared ? false : entry.dirty });
+    k.vm.install(dst.mm, at, this.childEntry(src, dst, entry, { write: cow ? false : entry.write, dirty: src.flags.shared ? false : entry.dirty }));
+  }
+
+  /** The child's copy of an entry: copy_present_pte() / copy_huge_pmd() drop the uffd-wp bit unless the VMA keeps VM_UFFD_WP (mm/userfaultfd.ts). */
+  private childEntry(src: Vma, dst: Vma, entry: Pte, bits: Partial<Pte>): Pte {
+    const { uffdWp: _, ...rest } = entry;
+    return { ...rest, ...bits, ...(this.k.uffd.childKeepsWp(src, dst, entry) ? { uffdWp: true } : {}) };
   }
 }
 

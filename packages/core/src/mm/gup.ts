@@ -305,7 +305,9 @@ export class Gup {
     const page = k.vm.normalPage(leaf.pte, k.vm.pfnAt(leaf, vpn));
     if (page === null || !k.folios.isAnon(k.folios.folio(page)) || (k.folios.flags(page) & PG.anonExclusive) === 0) return false;
     // vma_soft_dirty_enabled(): soft-dirty tracking armed (clear_refs cleared VM_SOFTDIRTY)
-    return !(k.softDirtyArch && !vma.flags.softdirty && !leaf.pte.softDirty);
+    if (k.softDirtyArch && !vma.flags.softdirty && !leaf.pte.softDirty) return false;
+    // "return !userfaultfd_pte_wp(vma, pte)": a uffd-wp entry must take the write fault (mm/userfaultfd.ts)
+    return !k.uffd.wpArmed(vma, leaf.pte);
   }
 
   /**

@@ -636,9 +636,19 @@ export class Ksm {
       if (!this.isKsmZeroPte(leaf.pte) && (page === null || !this.isKsm(page))) return;
       if (tries === 2) throw new KernelError('EFAULT', `break_ksm: page ${vpn - vma.start} of '${vma.name}' is still a KSM page after two faults`);
       if (kernelAtLeast(k.version, 6, 1)) yield* k.faults.unshare(vma, vpn);
-      // handle_mm_fault(FAULT_FLAG_WRITE | FAULT_FLAG_REMOTE) checks no VMA permission: in a VMA
-      // without VM_WRITE (PROT_READ, PROT_NONE) the copy is made and mapped read-only (maybe_mkwrite)
-      else yield* k.faults.handle(vma, vpn, true, true);
+      else {
+        // handle_mm_fault(FAULT_FLAG_WRITE | FAULT_FLAG_REMOTE) checks no VMA permission: in a VMA
+        // without VM_WRITE (PROT_READ, PROT_NONE) the copy is made and mapped read-only (maybe_mkwrite).
+        // It has no FAULT_FLAG_ALLOW_RETRY, so on a uffd-wp PTE handle_userfault() returns
+        // VM_FAULT_SIGBUS, which ends break_ksm()'s loop with 0: the page stays a KSM page (the bug
+        // d7c0e68dab98 fixed in v6.1; mm/userfaultfd.ts)
+        try {
+          yield* k.faults.handle(vma, vpn, true, true, false);
+        } catch (e) {
+          if (e instanceof KernelError && e.code === 'SIGBUS') return;
+          throw e;
+        }
+      }
     }
   }
 

@@ -109,6 +109,8 @@ export class Mprotect {
     if (pte.level === 'pmd' && mode !== 'clean') return false;
     // can_change_pte_writable(): do we need write faults for soft-dirty tracking?
     if (this.softDirtyTracking(vma) && !pte.softDirty) return false;
+    // "Do we need write faults for uffd-wp tracking?" (userfaultfd_pte_wp(); mm/userfaultfd.ts)
+    if (k.uffd.wpArmed(vma, pte)) return false;
     // v6.0-v6.1: only dirty entries, private or shared
     if (mode === 'dirty' && !pte.dirty) return false;
     if (vma.flags.shared) return pte.dirty; // writenotify: "clean" may still need the fs to hear of it

@@ -96,6 +96,12 @@ export function stepOp(k: Kernel, step: Step, failures: string[]): Op<unknown> {
     case 'ksm-unmerge': return k.ksmUnmerge(a);
     case 'prctl': return k.prctl(a);
     case 'proc-mem-write': return k.procMemWrite(a);
+    case 'uffd-api': return k.uffdApi(a);
+    case 'uffd-register': return k.uffdRegister(a);
+    case 'uffd-unregister': return k.uffdUnregister(a);
+    case 'uffd-copy': return k.uffdCopy(a);
+    case 'uffd-zeropage': return k.uffdZeropage(a);
+    case 'uffd-writeprotect': return k.uffdWriteprotect(a);
     case 'mlock': return k.mlock(a);
     case 'munlock': return k.munlock(a);
     case 'mlockall': return k.mlockall(a);
@@ -179,6 +185,8 @@ export function check(k: Kernel, c: CheckArgs): string | null {
       return cmp(`writable(${where})`, k.isWritableIn(t));
     case 'softDirty':
       return cmp(`softDirty(${where})`, k.isSoftDirtyIn(t));
+    case 'uffdWp':
+      return cmp(`uffdWp(${where})`, k.isUffdWpIn(t));
     case 'swapped':
       return cmp(`swapped(${where})`, k.isSwappedIn(t));
     case 'locked':

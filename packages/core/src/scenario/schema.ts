@@ -5,6 +5,7 @@ import { FEATURES, PRESETS } from '../features.js';
 import { FAULT_SITE_NAMES, type FaultSite } from '../fault-inject.js';
 import { MADVISE_ADVICES } from '../mm/madvise.js';
 import { THP_SIZE_MODES } from '../mm/mthp.js';
+import { UFFD_FEATURES, UFFD_MODES } from '../mm/userfaultfd.js';
 import { isPowerOfTwo, parseSize } from '../units.js';
 import type { CheckArgs, CheckWhat, OpName } from './types.js';
 
@@ -67,7 +68,7 @@ export const DRIVER_NAMES = ['nvdimm', 'devdax', 'hmm'] as const;
 export const PRESET_NAMES = PRESETS.map((p) => p.name);
 /** the /proc/sys entries a `sysctl` step can write */
 export const SYSCTL_NAMES = ['vm.hugetlb_optimize_vmemmap'] as const;
-export const CHECK_WHATS = ['refcount', 'mapcount', 'pinned', 'mapped', 'anon', 'blockFree', 'vmemmap', 'writable', 'softDirty', 'swapped', 'memoryMerge', 'ksmMergingPages', 'ksmZeroPages', 'hugetlbFree', 'hugetlbResv', 'hugetlbTotal', 'locked', 'guard'] as const satisfies readonly CheckWhat[];
+export const CHECK_WHATS = ['refcount', 'mapcount', 'pinned', 'mapped', 'anon', 'blockFree', 'vmemmap', 'writable', 'softDirty', 'swapped', 'memoryMerge', 'ksmMergingPages', 'ksmZeroPages', 'hugetlbFree', 'hugetlbResv', 'hugetlbTotal', 'locked', 'guard', 'uffdWp'] as const satisfies readonly CheckWhat[];
 
 // ---------------------------------------------------------------------------------------------
 // scalars
@@ -172,6 +173,7 @@ const checkShape = {
   hugetlbResv: CheckTarget.optional().describe('{hugetlb: <huge page size>}: HugePages_Rsvd of that pool (resv_huge_pages: pages reserved and not allocated yet)'),
   hugetlbTotal: CheckTarget.optional().describe('{hugetlb: <huge page size>}: HugePages_Total of that pool (nr_hugepages, surplus pages included)'),
   locked: CheckTarget.optional().describe('{map, page, process?}: the VMA holding that page is VM_LOCKED (smaps VmFlags "lo": mlock, mlockall, MAP_LOCKED)'),
+  uffdWp: CheckTarget.optional().describe('{map, page, process?}: /proc/PID/pagemap reports PM_UFFD_WP (bit 57): the entry has its uffd-wp bit (UFFDIO_WRITEPROTECT)'),
   guard: CheckTarget.optional().describe('{map, page, process?}: /proc/PID/pagemap reports PM_GUARD_REGION (bit 58, v6.15: a MADV_GUARD_INSTALL marker; always false before)'),
   equals: z.union([z.number().int(), z.boolean(), VmemmapFigures]).optional(),
   min: z.number().int().optional(),
@@ -181,11 +183,19 @@ const checkShape = {
 const NUMERIC_CHECKS: readonly CheckWhat[] = ['refcount', 'mapcount', 'ksmMergingPages', 'ksmZeroPages', 'hugetlbFree', 'hugetlbResv', 'hugetlbTotal'];
 /** counters of a hugetlb pool: only a { hugetlb } target */
 const POOL_CHECKS: readonly CheckWhat[] = ['hugetlbFree', 'hugetlbResv', 'hugetlbTotal'];
-const BOOLEAN_CHECKS: readonly CheckWhat[] = ['pinned', 'mapped', 'anon', 'blockFree', 'writable', 'softDirty', 'swapped', 'memoryMerge', 'locked', 'guard'];
+const BOOLEAN_CHECKS: readonly CheckWhat[] = ['pinned', 'mapped', 'anon', 'blockFree', 'writable', 'softDirty', 'swapped', 'memoryMerge', 'locked', 'guard', 'uffdWp'];
 /** properties of a process (its mm), not of a page: only a { process } target */
 const PROCESS_CHECKS: readonly CheckWhat[] = ['memoryMerge', 'ksmMergingPages', 'ksmZeroPages'];
 /** properties of a mapping's page-table entry, not of a page: only a { map, page } target */
-const ENTRY_CHECKS: readonly CheckWhat[] = ['writable', 'softDirty', 'swapped', 'locked', 'guard'];
+const ENTRY_CHECKS: readonly CheckWhat[] = ['writable', 'softDirty', 'swapped', 'locked', 'guard', 'uffdWp'];
+
+/** the range of a mapping a uffd-register, uffd-unregister or uffd-writeprotect step covers */
+const uffdRange = {
+  map: Name,
+  offset: Size.optional().describe('where in the mapping the range starts (page aligned; default 0)'),
+  length: Size.optional().describe('how much (rounded up to pages; default: to the end of the mapping)'),
+  process: Name.optional().describe('act in this process (default: the one that created the mapping)'),
+};
 
 const checkArgs = obj(checkShape)
   .superRefine((c, ctx) => {
@@ -486,6 +496,33 @@ export const OP_ARGS = {
     memlock: Size.describe('RLIMIT_MEMLOCK, soft and hard (rounded down to pages)'),
     process: Name.optional().describe('the process (default init); a later fork inherits it'),
   }).describe('setrlimit(RLIMIT_MEMLOCK) and cap_set_proc() of an empty set (memfd_secret.c set_cap_limits()): without CAP_IPC_LOCK the limit binds MAP_LOCKED, secretmem mmap, mlock and mlockall'),
+  'uffd-api': obj({
+    features: z.array(z.enum(UFFD_FEATURES, { error: `a feature is one of ${UFFD_FEATURES.join(', ')}` })).optional().describe('UFFD_FEATURE_* to enable, lower case with - for _ (PAGEFAULT_FLAG_WP: pagefault-flag-wp); default none'),
+    process: Name.optional().describe('the calling process (default init)'),
+  }).describe('userfaultfd() then ioctl(UFFDIO_API): the process\'s userfaultfd for the uffd-* steps that follow (EINVAL for a feature the release lacks; from v6.10 also one the arch cannot back)'),
+  'uffd-register': obj({
+    ...uffdRange,
+    mode: z.union([z.enum(UFFD_MODES), z.array(z.enum(UFFD_MODES)).min(1)], { error: `mode is one of ${UFFD_MODES.join(', ')}, or a list of them` }).transform((m) => (Array.isArray(m) ? m : [m])).describe('UFFDIO_REGISTER_MODE_MISSING / _WP (v5.7) / _MINOR (v5.13)'),
+  }).describe('ioctl(UFFDIO_REGISTER): faults in the range go to the userfaultfd (vma_can_userfault() per release: anonymous, shmem, hugetlb; EINVAL for fs-dax, device-dax and other file mappings)'),
+  'uffd-unregister': obj(uffdRange).describe('ioctl(UFFDIO_UNREGISTER): the range leaves its userfaultfd; faults waiting there retry'),
+  'uffd-copy': obj({
+    map: Name,
+    page: PageIndex,
+    pages: PageCount.optional().describe('how many pages (default 1)'),
+    data: Data,
+    wp: Flag.optional().describe('UFFDIO_COPY_MODE_WP (v5.7): the new entries are uffd-wp, read-only'),
+    process: Name.optional().describe('act in this process (default: the one that created the mapping)'),
+  }).describe('ioctl(UFFDIO_COPY): each page gets a new anonymous page holding data, which wakes the faults waiting there (EEXIST where something is mapped)'),
+  'uffd-zeropage': obj({
+    map: Name,
+    page: PageIndex,
+    pages: PageCount.optional().describe('how many pages (default 1)'),
+    process: Name.optional().describe('act in this process (default: the one that created the mapping)'),
+  }).describe('ioctl(UFFDIO_ZEROPAGE): each page maps the shared zero page, read-only (EEXIST where something is mapped; EINVAL on hugetlb)'),
+  'uffd-writeprotect': obj({
+    ...uffdRange,
+    enable: Flag.describe('true: UFFDIO_WRITEPROTECT_MODE_WP (write-protect, set uffd-wp); false: resolve (clear uffd-wp, wake the waiting faults)'),
+  }).describe('ioctl(UFFDIO_WRITEPROTECT) (v5.7): mwriteprotect_range() on a range registered for WP'),
   check: checkArgs.describe('assert state now: refcount, mapcount, pinned, mapped, anon, blockFree, vmemmap, writable, softDirty or swapped'),
 } satisfies Record<OpName, z.ZodType>;
 

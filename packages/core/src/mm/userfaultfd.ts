@@ -1,0 +1,420 @@
+import type { Kernel } from '../kernel.js';
+import { KernelError } from '../errors.js';
+import { kernelAtLeast } from '../features.js';
+import { preempt, waitUntil, type Op } from '../sched.js';
+import type { Mm, Pte, UffdCtx, Vma } from '../types.js';
+import type { Vmf } from './fault.js';
+import type { Leaf } from './vm.js';
+import { nonPresent } from './exclusive.js';
+
+/**
+ * userfaultfd(2) (fs/userfaultfd.c, mm/userfaultfd.c, include/linux/userfaultfd_k.h): a process
+ * registers ranges of its memory with a userfaultfd, and faults there are handed to a handler
+ * thread instead of being resolved by the kernel. What the model keeps:
+ *
+ * - UFFDIO_API (`userfaultfd_api()`): the features a release defines (UFFD_API_FEATURES), minus
+ *   those the arch cannot back; asking for a feature the release does not define is EINVAL, and
+ *   from v6.10 [M] (Audra Mitchell's check of the requested features against the reported ones,
+ *   "Fixes: e06f1e1dd499") a feature masked for the arch is EINVAL too; before, it was enabled
+ *   silently.
+ * - UFFDIO_REGISTER (`userfaultfd_register()`, `vma_can_userfault()` per release): MISSING on
+ *   anonymous, shmem and hugetlb VMAs in every release here; WP from v5.7 (63b2d4174c4a) on
+ *   anonymous VMAs, and from v5.19 on shmem and hugetlb (PTE markers, CONFIG_PTE_MARKER_UFFD_WP,
+ *   which needs the arch's uffd-wp bit); MINOR on hugetlbfs from v5.13 and shmem from v5.14 where
+ *   the arch selects HAVE_ARCH_USERFAULTFD_MINOR. Every other VMA — fs-dax and device-dax files
+ *   (vma_is_dax), secretmem, a disk file's page cache, /dev/mem — is not anonymous, shmem or
+ *   hugetlb: EINVAL in every release (UFFD_FEATURE_WP_ASYNC's "any memory type" for WP-only
+ *   registration, v6.7, is not modelled). The VMA is split at the range's ends and gets
+ *   VM_UFFD_* and the ctx (vm_userfaultfd_ctx).
+ * - Faults (`handle_userfault()`): do_anonymous_page() / do_huge_pmd_anonymous_page() and
+ *   shmem_get_folio_gfp() / hugetlb_no_page() on an empty entry of a VM_UFFD_MISSING VMA, a
+ *   cached page in a VM_UFFD_MINOR one, and do_wp_page() / do_huge_pmd_wp_page() on a uffd-wp
+ *   entry of a VM_UFFD_WP VMA (not for FAULT_FLAG_UNSHARE, v5.19+). A fault that may retry
+ *   (FAULT_FLAG_ALLOW_RETRY: the CPU's, GUP's) sleeps until userfaultfd_must_wait() no longer
+ *   holds — the handler's UFFDIO_COPY / ZEROPAGE / WRITEPROTECT changed the entry, or the range was
+ *   unregistered — and the access is retried: the handler is the scenario's next step in another
+ *   thread, and a sequential scenario's access `blocks`. A fault that may not retry (break_ksm()'s,
+ *   up to v6.0) and any fault of a UFFD_FEATURE_SIGBUS ctx get VM_FAULT_SIGBUS.
+ * - UFFDIO_COPY / UFFDIO_ZEROPAGE into anonymous VMAs (`mcopy_atomic_pte()`,
+ *   `mfill_zeropage_pte()`, `mfill_atomic_install_pte()`); UFFDIO_WRITEPROTECT on anonymous VMAs
+ *   (`mwriteprotect_range()` -> change_protection(MM_CP_UFFD_WP[_RESOLVE])).
+ * - fork: `dup_userfaultfd()` keeps VM_UFFD_* in the child only with UFFD_FEATURE_EVENT_FORK, and
+ *   copy_present_pte() keeps a PTE's uffd-wp bit only where the VMA keeps VM_UFFD_WP.
+ *
+ * Not modelled: UFFDIO_COPY / ZEROPAGE / CONTINUE into shmem or hugetlb and WRITEPROTECT there
+ * (refused as not modelled), PTE markers, UFFDIO_MOVE / POISON, the uffd-wp bit across swap,
+ * THP split and migration, the fork event's wait for the monitor to read it (taken as read at
+ * once), non-cooperative events other than fork.
+ */
+
+/** UFFD_FEATURE_* names the model knows, as scenarios spell them. */
+export const UFFD_FEATURES = ['event-fork', 'sigbus', 'pagefault-flag-wp', 'minor-hugetlbfs', 'minor-shmem', 'wp-hugetlbfs-shmem'] as const;
+export type UffdFeature = (typeof UFFD_FEATURES)[number];
+/** UFFDIO_REGISTER_MODE_* */
+export const UFFD_MODES = ['missing', 'wp', 'minor'] as const;
+export type UffdMode = (typeof UFFD_MODES)[number];
+/** the reason handle_userfault() is called with */
+type Reason = 'missing' | 'wp' | 'minor';
+
+/** The release each feature entered UFFD_API_FEATURES (include/uapi/linux/userfaultfd.h). */
+const FEATURE_SINCE: Record<UffdFeature, readonly [number, number]> = {
+  'event-fork': [4, 11], // 893e26e61d04 "userfaultfd: non-cooperative: Add fork() event"
+  sigbus: [4, 14], // 2d6d6f5a09a9 "mm: userfaultfd: add new UFFD_FEATURE_SIGBUS feature"
+  'pagefault-flag-wp': [5, 7], // e06f1e1dd499 "userfaultfd: wp: enabled write protection in userfaultfd API"
+  'minor-hugetlbfs': [5, 13], // 7677f7fd8be7 "userfaultfd: add minor fault registration mode"
+  'minor-shmem': [5, 14], // c949b097ef2e "userfaultfd/shmem: support minor fault registration for shmem"
+  'wp-hugetlbfs-shmem': [5, 19], // b1f9e876862d "mm/uffd: enable write protection for shmem & hugetlbfs"
+};
+
+export class Userfaultfd {
+  private nextId = 1;
+
+  constructor(private readonly k: Kernel) {}
+
+  private since(at: readonly [number, number] | undefined): boolean {
+    return at !== undefined && kernelAtLeast(this.k.version, at[0], at[1]);
+  }
+
+  /** HAVE_ARCH_USERFAULTFD_WP in this release: PTEs have a uffd-wp bit (pte_mkuffd_wp is not a no-op). */
+  archWp(): boolean {
+    return this.since(this.k.mmu.uffdWpSince);
+  }
+
+  /** HAVE_ARCH_USERFAULTFD_MINOR in this release. */
+  private archMinor(): boolean {
+    return this.since(this.k.mmu.uffdMinorSince);
+  }
+
+  /** UFFD_API_FEATURES of the release (what it defines, whatever the arch). */
+  private defined(f: UffdFeature): boolean {
+    return kernelAtLeast(this.k.version, FEATURE_SINCE[f][0], FEATURE_SINCE[f][1]);
+  }
+
+  /**
+   * The features UFFDIO_API reports (userfaultfd_api(): UFFD_API_FEATURES, then the masks):
+   * MINOR_* without HAVE_ARCH_USERFAULTFD_MINOR (masked since they exist); PAGEFAULT_FLAG_WP
+   * without HAVE_ARCH_USERFAULTFD_WP from v5.19 (Peter Xu's "mm/uffd: hide PAGEFAULT_FLAG_WP if not
+   * compiled in" with the PTE-marker series; before, it was reported on every arch and
+   * pte_mkuffd_wp() did nothing there); WP_HUGETLBFS_SHMEM without PTE markers (the arch bit).
+   */
+  available(): Set<UffdFeature> {
+    const out = new Set<UffdFeature>();
+    for (const f of UFFD_FEATURES) {
+      if (!this.defined(f)) continue;
+      if ((f === 'minor-hugetlbfs' || f === 'minor-shmem') && !this.archMinor()) continue;
+      if (f === 'pagefault-flag-wp' && kernelAtLeast(this.k.version, 5, 19) && !this.archWp()) continue;
+      if (f === 'wp-hugetlbfs-shmem' && !this.archWp()) continue;
+      out.add(f);
+    }
+    return out;
+  }
+
+  /** userfaultfd(O_CLOEXEC | O_NONBLOCK) then ioctl(UFFDIO_API, { api: UFFD_API, features }). */
+  api(mm: Mm, features: readonly UffdFeature[]): UffdCtx {
+    const available = this.available();
+    for (const f of features) {
+      if (!this.defined(f)) throw new KernelError('EINVAL', `UFFDIO_API: feature ${f} does not exist before v${FEATURE_SINCE[f].join('.')} (features & ~UFFD_API_FEATURES)`);
+      // the requested features are checked against the reported ones only from v6.10 [M]
+      if (!available.has(f) && kernelAtLeast(this.k.version, 6, 10)) throw new KernelError('EINVAL', `UFFDIO_API: feature ${f} is not available on ${this.k.mmu.arch} (features & ~uffdio_api.features)`);
+    }
+    return { id: this.nextId++, mm, features: new Set(features), released: false };
+  }
+
+  /** The kinds of memory vma_can_userfault() knows: anonymous, shmem, hugetlb (or none of them). */
+  private memoryKind(vma: Vma): 'anon' | 'shmem' | 'hugetlb' | null {
+    if (vma.hugetlb) return 'hugetlb';
+    if (vma.kind === 'anon') return 'anon';
+    // vma_is_shmem(): tmpfs files, memfds and shared anonymous memory; not secretmem, not a disk file's page cache
+    if (vma.kind === 'pagecache' && vma.cacheFile && !vma.cacheFile.secretmem && !vma.cacheFile.writeback) return 'shmem';
+    return null; // fs-dax, device-dax, /dev/mem, secretmem, ext4/xfs page cache
+  }
+
+  /** vma_can_userfault(vma, vm_flags) of the release: why not, or null. */
+  private refusal(vma: Vma, modes: ReadonlySet<UffdMode>): string | null {
+    const kind = this.memoryKind(vma);
+    if (kind === null) return `'${vma.name}' is neither anonymous, shmem nor hugetlb memory (vma_can_userfault)`;
+    if (modes.has('minor')) {
+      // 7677f7fd8be7 (v5.13): hugetlbfs only; c949b097ef2e (v5.14): shmem too
+      const ok = kind === 'hugetlb' || (kind === 'shmem' && kernelAtLeast(this.k.version, 5, 14));
+      if (!ok) return `MINOR mode is for hugetlbfs${kernelAtLeast(this.k.version, 5, 14) ? ' and shmem' : ''} mappings only; '${vma.name}' is ${kind} memory (vma_can_userfault)`;
+    }
+    // v5.7-v5.18: "FIXME: add WP support to hugetlbfs and shmem"; v5.19+: without
+    // CONFIG_PTE_MARKER_UFFD_WP (the arch's uffd-wp bit) only anonymous VMAs
+    if (modes.has('wp') && kind !== 'anon' && !(kernelAtLeast(this.k.version, 5, 19) && this.archWp())) {
+      return `WP mode on ${kind} memory needs PTE markers (v5.19, and an arch with a uffd-wp bit); '${vma.name}' is refused (vma_can_userfault)`;
+    }
+    return null;
+  }
+
+  /**
+   * UFFDIO_REGISTER of [start, end) (userfaultfd_register()): the modes first, then every VMA of the
+   * range is checked before any changes; then each is split at the range's ends and gets the flags.
+   */
+  register(ctx: UffdCtx, start: number, end: number, modes: ReadonlySet<UffdMode>): void {
+    const k = this.k;
+    const mm = ctx.mm;
+    if (modes.size === 0) throw new KernelError('EINVAL', 'UFFDIO_REGISTER: no mode given');
+    if (modes.has('wp')) {
+      // v5.4: "FIXME: remove the below error constraint by implementing the wprotect tracking mode"
+      if (!kernelAtLeast(k.version, 5, 7)) throw new KernelError('EINVAL', 'UFFDIO_REGISTER_MODE_WP is not implemented before v5.7');
+      // v5.19+: "#ifndef CONFIG_HAVE_ARCH_USERFAULTFD_WP goto out" (before, accepted and inert)
+      if (kernelAtLeast(k.version, 5, 19) && !this.archWp()) throw new KernelError('EINVAL', `UFFDIO_REGISTER_MODE_WP: ${k.mmu.arch} has no uffd-wp PTE bit in ${k.version} (HAVE_ARCH_USERFAULTFD_WP)`);
+    }
+    if (modes.has('minor')) {
+      if (!kernelAtLeast(k.version, 5, 13)) throw new KernelError('EINVAL', 'UFFDIO_REGISTER_MODE_MINOR does not exist before v5.13');
+      if (!this.archMinor()) throw new KernelError('EINVAL', `UFFDIO_REGISTER_MODE_MINOR: ${k.mmu.arch} does not select HAVE_ARCH_USERFAULTFD_MINOR`);
+    }
+    const vmas = mm.vmas.filter((v) => v.start < end && v.start + v.pages > start);
+    // find_vma_prev(): no VMA at or above start is -ENOMEM; the first one past the range -EINVAL
+    if (!mm.vmas.some((v) => v.start + v.pages > start)) throw new KernelError('ENOMEM', `UFFDIO_REGISTER: nothing is mapped at or above page ${start} of ${mm.name}`);
+    if (vmas.length === 0) throw new KernelError('EINVAL', `UFFDIO_REGISTER: no VMA in the range (pages ${start}..${end - 1} of ${mm.name})`);
+    const first = vmas[0]!;
+    for (const vma of vmas) {
+      const why = this.refusal(vma, modes);
+      if (why) throw new KernelError('EINVAL', `UFFDIO_REGISTER: ${why}`);
+      // a hugetlb VMA: the range's start (first VMA) and end must be huge-page aligned
+      if (vma.hugetlb) {
+        const hp = vma.hugetlb.pages;
+        if ((vma === first && (start - vma.start) % hp !== 0) || (end <= vma.start + vma.pages && (end - vma.start) % hp !== 0)) {
+          throw new KernelError('EINVAL', `UFFDIO_REGISTER: the range is not aligned to '${vma.name}''s huge page size`);
+        }
+      }
+      // "Check that this vma isn't already owned by a different userfaultfd"
+      if (vma.uffd && vma.uffd !== ctx) throw new KernelError('EBUSY', `UFFDIO_REGISTER: '${vma.name}' is registered with another userfaultfd`);
+    }
+    for (const v of vmas) {
+      const vma = k.vm.isolate(v, Math.max(start, v.start), Math.min(end, v.start + v.pages));
+      // new_flags = (vma->vm_flags & ~__VM_UFFD_FLAGS) | vm_flags
+      clearUffd(vma);
+      if (modes.has('missing')) vma.flags.uffdMissing = true;
+      if (modes.has('wp')) vma.flags.uffdWp = true;
+      if (modes.has('minor')) vma.flags.uffdMinor = true;
+      vma.uffd = ctx;
+      k.vm.mergeAround(vma);
+    }
+  }
+
+  /** UFFDIO_UNREGISTER (userfaultfd_unregister()): the flags go, and faults waiting there wake (they see no ctx). */
+  unregister(ctx: UffdCtx, start: number, end: number): void {
+    const k = this.k;
+    const mm = ctx.mm;
+    if (!mm.vmas.some((v) => v.start + v.pages > start)) throw new KernelError('ENOMEM', `UFFDIO_UNREGISTER: nothing is mapped at or above page ${start} of ${mm.name}`);
+    const vmas = mm.vmas.filter((v) => v.start < end && v.start + v.pages > start);
+    if (vmas.length === 0) throw new KernelError('EINVAL', 'UFFDIO_UNREGISTER: no VMA in the range');
+    for (const vma of vmas) if (this.memoryKind(vma) === null) throw new KernelError('EINVAL', `UFFDIO_UNREGISTER: '${vma.name}' cannot be registered at all (vma_can_userfault)`);
+    for (const v of vmas) {
+      if (!v.uffd) continue;
+      const vma = k.vm.isolate(v, Math.max(start, v.start), Math.min(end, v.start + v.pages));
+      clearUffd(vma);
+      k.vm.mergeAround(vma);
+    }
+  }
+
+  /**
+   * find_dst_vma(): the VMA holding all of [start, start + pages), registered with a userfaultfd
+   * ("Check the vma is registered in uffd"), else -ENOENT.
+   */
+  private dstVma(ctx: UffdCtx, start: number, pages: number, what: string): Vma {
+    const vma = this.k.vm.vmaAt(ctx.mm, start);
+    if (!vma || start + pages > vma.start + vma.pages || !vma.uffd) throw new KernelError('ENOENT', `${what}: pages ${start}..${start + pages - 1} of ${ctx.mm.name} are not inside one VMA registered with a userfaultfd`);
+    return vma;
+  }
+
+  /**
+   * UFFDIO_COPY (mcopy_atomic() -> mcopy_atomic_pte() / mfill_atomic_pte_copy()): each page gets a
+   * new anonymous page holding `data`, unless something is mapped there already (-EEXIST). The
+   * entry (mfill_atomic_install_pte() from v5.14, the same rules before):
+   * - dirty: only with VM_WRITE up to v5.6 ("pte_mkwrite(pte_mkdirty())"); always from v5.7
+   *   (292924b26024 "userfaultfd: wp: apply _PAGE_UFFD_WP bit": pte_mkdirty(mk_pte())), and
+   *   unconditionally for every memory type from v6.0 (9ae0f87d009c);
+   * - writable only with VM_WRITE and without UFFDIO_COPY_MODE_WP — never in a PROT_READ VMA
+   *   (mkdirty.c test_uffdio_copy);
+   * - uffd-wp with MODE_WP: up to v6.4 only inside the VM_WRITE branch, from v6.5 (f1eb1bacfba9
+   *   "mm/uffd: always wr-protect pte in pte|pmd_mkuffd_wp()") whatever VM_WRITE says.
+   * Returns the pages copied; a partial copy is -EAGAIN after the pages it placed (userfaultfd_copy()).
+   */
+  *copy(ctx: UffdCtx, start: number, pages: number, data: string, wp: boolean): Op<number> {
+    return yield* this.fill(ctx, start, pages, wp ? 'copy-wp' : 'copy', data);
+  }
+
+  /** UFFDIO_ZEROPAGE (mfill_zeropage_pte()): the shared zero page, special and read-only; hugetlb -EINVAL. */
+  *zeropage(ctx: UffdCtx, start: number, pages: number): Op<number> {
+    return yield* this.fill(ctx, start, pages, 'zeropage', '');
+  }
+
+  private *fill(ctx: UffdCtx, start: number, pages: number, mode: 'copy' | 'copy-wp' | 'zeropage', data: string): Op<number> {
+    const k = this.k;
+    const what = mode === 'zeropage' ? 'UFFDIO_ZEROPAGE' : 'UFFDIO_COPY';
+    if (mode === 'copy-wp' && !kernelAtLeast(k.version, 5, 7)) throw new KernelError('EINVAL', 'UFFDIO_COPY_MODE_WP does not exist before v5.7');
+    const vma = this.dstVma(ctx, start, pages, what);
+    // "if ((flags & MFILL_ATOMIC_WP) && !(dst_vma->vm_flags & VM_UFFD_WP)) goto out_unlock" (-EINVAL)
+    if (mode === 'copy-wp' && !vma.flags.uffdWp) throw new KernelError('EINVAL', `UFFDIO_COPY_MODE_WP into '${vma.name}', which is not registered for WP`);
+    const kind = this.memoryKind(vma);
+    if (kind === 'hugetlb' && mode === 'zeropage') throw new KernelError('EINVAL', `UFFDIO_ZEROPAGE into hugetlb mapping '${vma.name}': there is no huge zero page for hugetlb (mfill_atomic_hugetlb)`);
+    if (kind !== 'anon') throw KernelError.unsupported('EINVAL', `${what} into ${kind} mapping '${vma.name}' is not modelled (only anonymous memory)`);
+    let done = 0;
+    for (let vpn = start; vpn < start + pages; vpn++) {
+      yield preempt(what);
+      // mfill_atomic_pte(): "if (!pte_none(*dst_pte)) goto out_unlock" with -EEXIST (a huge PMD too)
+      if (k.vm.lookup(vma.mm, vpn)) {
+        if (done === 0) throw new KernelError('EEXIST', `${what}: page ${vpn - vma.start} of '${vma.name}' is already mapped`);
+        throw new KernelError('EAGAIN', `${what}: placed ${done} page(s), then page ${vpn - vma.start} of '${vma.name}' was already mapped (uffdio_copy.copy = ${done} pages)`);
+      }
+      if (mode === 'zeropage') {
+        k.vm.install(vma.mm, vpn, k.faults.pte(k.zeroPfn, 'pte', { special: true }));
+      } else {
+        // anon_vma_prepare() for a private VMA, then a new anonymous page, exclusive (folio_add_new_anon_rmap)
+        const pfn = k.ram.allocAnon(k.vm.anonVmaPrepare(vma), data);
+        if (pfn === null) throw new KernelError('ENOMEM', `${what}: out of memory`);
+        k.folios.addMap(pfn);
+        const writable = vma.flags.write && mode === 'copy';
+        const dirty = kernelAtLeast(k.version, 5, 7) || vma.flags.write;
+        const uffdWp = mode === 'copy-wp' && this.archWp() && (vma.flags.write || kernelAtLeast(k.version, 6, 5));
+        k.vm.install(vma.mm, vpn, k.faults.pte(pfn, 'pte', { write: writable, dirty, ...(uffdWp ? { uffdWp } : {}) }));
+      }
+      done++;
+    }
+    return done;
+  }
+
+  /**
+   * UFFDIO_WRITEPROTECT (mwriteprotect_range()): the range must be registered for WP — up to v6.3
+   * inside one VMA (find_dst_vma()), from v6.4 (Muhammad Usama Anjum's "mm/userfaultfd: support WP
+   * on multiple VMAs") every VMA of it — and, up to v5.18, anonymous. change_protection() with
+   * MM_CP_UFFD_WP write-protects each present entry and sets its uffd-wp bit (nothing where the
+   * arch has none); MM_CP_UFFD_WP_RESOLVE clears the bit and "leaves the write bit to be handled
+   * by the PF interrupt handler", except that from v6.0 (64fe24a3e05e, feature
+   * mprotect-anon-writable) MM_CP_TRY_CHANGE_WRITABLE maps what can_change_pte_writable() allows
+   * writable at once. Faults waiting on the range then retry (wake_userfault()).
+   */
+  writeprotect(ctx: UffdCtx, start: number, pages: number, enable: boolean): void {
+    const k = this.k;
+    if (!kernelAtLeast(k.version, 5, 7)) throw new KernelError('EINVAL', 'UFFDIO_WRITEPROTECT does not exist before v5.7 (unknown ioctl)');
+    const end = start + pages;
+    const vmas = kernelAtLeast(k.version, 6, 4)
+      ? ctx.mm.vmas.filter((v) => v.start < end && v.start + v.pages > start)
+      : [this.dstVma(ctx, start, pages, 'UFFDIO_WRITEPROTECT')];
+    if (vmas.length === 0) throw new KernelError('ENOENT', 'UFFDIO_WRITEPROTECT: nothing is mapped in the range');
+    for (const vma of vmas) {
+      if (!vma.flags.uffdWp) throw new KernelError('ENOENT', `UFFDIO_WRITEPROTECT: '${vma.name}' is not registered for WP (userfaultfd_wp)`);
+      const kind = this.memoryKind(vma);
+      if (kind !== 'anon') {
+        if (!kernelAtLeast(k.version, 5, 19)) throw new KernelError('ENOENT', `UFFDIO_WRITEPROTECT: '${vma.name}' is not anonymous (vma_is_anonymous)`);
+        throw KernelError.unsupported('EINVAL', `UFFDIO_WRITEPROTECT of ${kind} mapping '${vma.name}' (PTE markers) is not modelled`);
+      }
+    }
+    const bit = this.archWp();
+    const tryWritable = k.features['mprotect-anon-writable'] !== 'off';
+    let changed = false;
+    for (const vma of vmas) {
+      const s = Math.max(start, vma.start);
+      const e = Math.min(end, vma.start + vma.pages);
+      for (const leaf of k.vm.leavesIn(vma.mm, s, e)) {
+        const pte = leaf.pte;
+        if (nonPresent(pte)) continue;
+        const before = { write: pte.write, wp: pte.uffdWp ?? false };
+        if (enable) {
+          pte.write = false;
+          if (bit) pte.uffdWp = true;
+        } else {
+          delete pte.uffdWp;
+          // vma_wants_manual_pte_write_upgrade(): a private VMA with VM_WRITE
+          if (tryWritable && vma.flags.write && !vma.flags.shared && !pte.write && k.mprotector.canChangePteWritable(vma, leaf)) pte.write = true;
+        }
+        if (pte.write === before.write && (pte.uffdWp ?? false) === before.wp) continue;
+        changed = true;
+        k.emit('pte.set', { mm: vma.mm.name, vaddr: leaf.base, pfn: pte.pfn, level: pte.level, write: pte.write, devmap: pte.devmap, special: pte.special });
+      }
+    }
+    if (changed) k.emit('tlb.flush', { mm: ctx.mm.name });
+  }
+
+  /**
+   * The userfault a fault on an empty entry raises, if any: VM_UFFD_MISSING with nothing to map
+   * (anonymous memory; shmem and hugetlb when the page cache lacks the page), VM_UFFD_MINOR when
+   * the page cache has it.
+   */
+  onEmpty(vmf: Vmf): Reason | null {
+    const { vma } = vmf;
+    if (!vma.uffd) return null;
+    const kind = this.memoryKind(vma);
+    if (kind === 'anon') return vma.flags.uffdMissing ? 'missing' : null;
+    if (kind === null || !vma.cacheFile) return null;
+    const index = vma.hugetlb ? Math.floor(vmf.pgoff / vma.hugetlb.pages) : vmf.pgoff;
+    const cached = vma.cacheFile.cache.has(index);
+    if (!cached) return vma.flags.uffdMissing ? 'missing' : null;
+    return vma.flags.uffdMinor ? 'minor' : null;
+  }
+
+  /** userfaultfd_pte_wp() / userfaultfd_huge_pmd_wp(): a write fault on this entry goes to the userfaultfd. */
+  wpArmed(vma: Vma, pte: Pte): boolean {
+    return vma.flags.uffdWp === true && pte.uffdWp === true;
+  }
+
+  /**
+   * handle_userfault(vmf, reason). Without a ctx, with UFFD_FEATURE_SIGBUS, or for a fault that may
+   * not retry (no FAULT_FLAG_ALLOW_RETRY: break_ksm() up to v6.0) it is VM_FAULT_SIGBUS; a released
+   * ctx is VM_FAULT_NOPAGE (the access retries). Else the thread sleeps while
+   * userfaultfd_must_wait() holds and the fault returns VM_FAULT_RETRY.
+   */
+  *handle(vmf: Vmf, reason: Reason, retry: boolean): Op {
+    const k = this.k;
+    const { vma, vpn } = vmf;
+    const ctx = vma.uffd;
+    const where = `page ${vpn - vma.start} of '${vma.name}'`;
+    k.emit('fault', { mm: vma.mm.name, vaddr: vpn, write: vmf.write, kind: `userfault-${reason}` });
+    if (!ctx) throw new KernelError('SIGBUS', `handle_userfault on ${where} without a userfaultfd`);
+    if (ctx.features.has('sigbus')) throw new KernelError('SIGBUS', `${where}: the userfaultfd has UFFD_FEATURE_SIGBUS`);
+    if (ctx.released) return;
+    if (!retry) throw new KernelError('SIGBUS', `${where}: a ${reason} userfault from a fault without FAULT_FLAG_ALLOW_RETRY is VM_FAULT_SIGBUS`);
+    yield* waitUntil(`handle_userfault(${reason}) on ${where}: waiting for the handler (UFFDIO_${reason === 'wp' ? 'WRITEPROTECT' : reason === 'minor' ? 'CONTINUE' : 'COPY or ZEROPAGE'})`, () => !this.mustWait(vma.mm, vpn, ctx, reason));
+  }
+
+  /** userfaultfd_must_wait(): still registered, and the entry still empty (MISSING, MINOR) or uffd-wp and read-only (WP). */
+  private mustWait(mm: Mm, vpn: number, ctx: UffdCtx, reason: Reason): boolean {
+    const vma = this.k.vm.vmaAt(mm, vpn);
+    if (ctx.released || !vma || vma.uffd !== ctx) return false;
+    const leaf: Leaf | null = this.k.vm.lookup(mm, vpn);
+    if (reason !== 'wp') return leaf === null;
+    return leaf !== null && !leaf.pte.write && leaf.pte.uffdWp === true;
+  }
+
+  /**
+   * dup_userfaultfd() (fork): without UFFD_FEATURE_EVENT_FORK the child's VMA is unregistered
+   * ("vma->vm_userfaultfd_ctx = NULL_VM_UFFD_CTX; vm_flags &= ~__VM_UFFD_FLAGS"); with it the child's
+   * VMA is registered with one new ctx per parent ctx (same features), as the monitor gets it by
+   * UFFD_EVENT_FORK.
+   */
+  dupVma(src: Vma, dst: Vma, forked: Map<UffdCtx, UffdCtx>): void {
+    const octx = src.uffd;
+    if (!octx || !octx.features.has('event-fork')) {
+      clearUffd(dst);
+      return;
+    }
+    let nctx = forked.get(octx);
+    if (!nctx) {
+      nctx = { id: this.nextId++, mm: dst.mm, features: octx.features, released: false };
+      forked.set(octx, nctx);
+    }
+    dst.uffd = nctx;
+  }
+
+  /**
+   * Whether the child's copy of an entry keeps its uffd-wp bit (copy_present_pte(),
+   * copy_huge_pmd()): from v5.16 (8f34f1eac382 "mm/userfaultfd: fix uffd-wp special cases for
+   * fork()") when the child's VMA is VM_UFFD_WP; from v5.7 (b569a1760782) until then the parent's
+   * VMA was asked instead, so the bit survived into a child that lost the registration.
+   */
+  childKeepsWp(src: Vma, dst: Vma, pte: Pte): boolean {
+    if (!pte.uffdWp) return false;
+    return kernelAtLeast(this.k.version, 5, 16) ? dst.flags.uffdWp === true : src.flags.uffdWp === true;
+  }
+}
+
+/** The VMA leaves its userfaultfd: no ctx, no VM_UFFD_* flags. */
+function clearUffd(vma: Vma): void {
+  delete vma.uffd;
+  delete vma.flags.uffdMissing;
+  delete vma.flags.uffdWp;
+  delete vma.flags.uffdMinor;
+}

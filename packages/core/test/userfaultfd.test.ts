@@ -1,0 +1,335 @@
+import { describe, expect, it } from 'vitest';
+import { BlockedError, createKernel, PRESETS, type ArchPlugin, type Kernel, type Op } from '../src/index.js';
+import { testArch } from '../src/testing.js';
+import { code } from './vm-helpers.js';
+
+// userfaultfd (mm/userfaultfd.ts): UFFDIO_API, UFFDIO_REGISTER per release, MISSING and WP
+// userfaults, UFFDIO_COPY / ZEROPAGE / WRITEPROTECT, fork, KSM unmerging and GUP. The test arch is
+// x86-64 (HAVE_ARCH_USERFAULTFD_WP from v5.7, _MINOR from v5.13); `noWpArch` is one without a
+// uffd-wp PTE bit (ppc64, s390; arm64 before v6.10).
+
+const PAGE = 4096;
+const HPAGE = 2 * 1024 * 1024;
+const RELEASES = PRESETS.map((p) => p.name);
+
+function noWpArch(): ArchPlugin {
+  const a = testArch();
+  const { uffdWpSince: _, ...mmu } = a.mmu;
+  return { ...a, name: 'no-uffd-wp-arch', mmu };
+}
+
+function kernel(version = 'latest', arch: ArchPlugin = testArch()): Kernel {
+  return createKernel({ arch, kernel: version });
+}
+
+function pte(k: Kernel, map: string, page: number, process = 'init') {
+  const mm = k.processes.get(process)!;
+  return k.vm.lookup(mm, mm.ranges.get(map)!.start + page)?.pte ?? null;
+}
+
+/** Step an operation until it sleeps; returns the generator to resume later. */
+function startBlocked<T>(op: Op<T>): Op<T> {
+  for (;;) {
+    const r = op.next();
+    if (r.done) throw new Error('the operation completed; it was expected to block');
+    if (r.value.kind === 'block' && !r.value.ready()) return op;
+  }
+}
+
+/** Resume a blocked operation to completion (it must not block again). */
+function finish<T>(op: Op<T>): T {
+  for (;;) {
+    const r = op.next();
+    if (r.done) return r.value;
+    if (r.value.kind === 'block' && !r.value.ready()) throw new Error(`still blocked: ${r.value.reason}`);
+  }
+}
+
+/** A private anonymous mapping of `pages` pages registered with a fresh userfaultfd. */
+function registered(k: Kernel, opts: { pages?: number; write?: boolean; mode?: ('missing' | 'wp' | 'minor')[]; features?: ('pagefault-flag-wp' | 'event-fork' | 'sigbus')[] } = {}): void {
+  k.run(k.mmap({ anon: true, length: (opts.pages ?? 1) * PAGE, write: opts.write ?? true, as: 'm' }));
+  k.run(k.uffdApi({ features: opts.features ?? [] }));
+  k.run(k.uffdRegister({ map: 'm', mode: opts.mode ?? ['missing'] }));
+}
+
+describe('UFFDIO_API: the features reported per release and arch', () => {
+  it('x86-64: fork events and SIGBUS everywhere, PAGEFAULT_FLAG_WP from v5.7, MINOR_HUGETLBFS v5.13, MINOR_SHMEM v5.14, WP_HUGETLBFS_SHMEM v5.19', () => {
+    const got = Object.fromEntries(RELEASES.map((v) => [v, [...kernel(v).uffd.available()].sort()]));
+    const all = ['event-fork', 'minor-hugetlbfs', 'minor-shmem', 'pagefault-flag-wp', 'sigbus', 'wp-hugetlbfs-shmem'];
+    expect(got).toEqual({
+      'v5.4': ['event-fork', 'sigbus'],
+      'v5.10': ['event-fork', 'pagefault-flag-wp', 'sigbus'],
+      ...Object.fromEntries(RELEASES.filter((v) => v !== 'v5.4' && v !== 'v5.10').map((v) => [v, all])),
+    });
+  });
+
+  it('an arch without the uffd-wp bit still reports PAGEFAULT_FLAG_WP on v5.10 (UFFD_API_FEATURES unmasked), not from v5.19', () => {
+    expect(kernel('v5.10', noWpArch()).uffd.available().has('pagefault-flag-wp')).toBe(true);
+    expect(kernel('v6.1', noWpArch()).uffd.available().has('pagefault-flag-wp')).toBe(false);
+    expect(kernel('v6.1', noWpArch()).uffd.available().has('wp-hugetlbfs-shmem')).toBe(false);
+  });
+
+  it('asking for a feature the release lacks is EINVAL; one masked for the arch only from v6.10', () => {
+    expect(code(() => kernel('v5.4').run(kernel('v5.4').uffdApi({ features: ['pagefault-flag-wp'] })))).toBe('EINVAL');
+    const old = kernel('v6.6', noWpArch());
+    expect(code(() => old.run(old.uffdApi({ features: ['pagefault-flag-wp'] })))).toBe(null); // accepted, inert
+    const now = kernel('v6.15', noWpArch());
+    expect(code(() => now.run(now.uffdApi({ features: ['pagefault-flag-wp'] })))).toBe('EINVAL');
+  });
+});
+
+describe('UFFDIO_REGISTER: vma_can_userfault() per release', () => {
+  /** the errno of registering a fresh mapping of this kind with these modes, or 'ok' */
+  function reg(version: string, kind: 'anon' | 'shmem' | 'hugetlb', mode: ('missing' | 'wp' | 'minor')[], arch = testArch()): string {
+    const k = kernel(version, arch);
+    if (kind === 'hugetlb') k.run(k.hugetlbPool({ size: HPAGE, pages: 1 }));
+    if (kind === 'hugetlb') k.run(k.mmap({ anon: true, hugetlb: HPAGE, length: HPAGE, write: true, shared: true, as: 'm' }));
+    else k.run(k.mmap({ anon: true, length: 4 * PAGE, write: true, shared: kind === 'shmem', as: 'm' }));
+    k.run(k.uffdApi({}));
+    return code(() => k.run(k.uffdRegister({ map: 'm', mode }))) ?? 'ok';
+  }
+
+  it('MISSING: anonymous, shmem and hugetlb memory in every release', () => {
+    for (const v of RELEASES) for (const kind of ['anon', 'shmem', 'hugetlb'] as const) expect({ v, kind, r: reg(v, kind, ['missing']) }).toEqual({ v, kind, r: 'ok' });
+  });
+
+  it('WP: EINVAL before v5.7; anonymous from v5.7; shmem and hugetlb from v5.19 (PTE markers)', () => {
+    const table = Object.fromEntries(RELEASES.map((v) => [v, (['anon', 'shmem', 'hugetlb'] as const).map((kind) => reg(v, kind, ['wp']))]));
+    expect(table['v5.4']).toEqual(['EINVAL', 'EINVAL', 'EINVAL']);
+    expect(table['v5.10']).toEqual(['ok', 'EINVAL', 'EINVAL']);
+    for (const v of RELEASES.filter((x) => x !== 'v5.4' && x !== 'v5.10')) expect({ v, r: table[v] }).toEqual({ v, r: ['ok', 'ok', 'ok'] });
+  });
+
+  it('WP without the arch bit: accepted (and inert) up to v5.18, EINVAL from v5.19', () => {
+    expect(reg('v5.10', 'anon', ['wp'], noWpArch())).toBe('ok');
+    expect(reg('v6.1', 'anon', ['wp'], noWpArch())).toBe('EINVAL');
+  });
+
+  it('MINOR: never anonymous; hugetlbfs from v5.13, shmem from v5.14 (EINVAL before, and on v5.4/v5.10 the mode does not exist)', () => {
+    expect(['v5.4', 'v5.10'].map((v) => reg(v, 'hugetlb', ['minor']))).toEqual(['EINVAL', 'EINVAL']);
+    expect(['v6.1', 'latest'].map((v) => [reg(v, 'anon', ['minor']), reg(v, 'shmem', ['minor']), reg(v, 'hugetlb', ['minor'])])).toEqual([
+      ['EINVAL', 'ok', 'ok'],
+      ['EINVAL', 'ok', 'ok'],
+    ]);
+  });
+
+  it('registering part of a VMA splits it: the flags are on the range only; unregister merges it back', () => {
+    const k = kernel();
+    k.run(k.mmap({ anon: true, length: 4 * PAGE, write: true, as: 'm' }));
+    k.run(k.uffdApi({}));
+    k.run(k.uffdRegister({ map: 'm', mode: ['missing'], offset: PAGE, length: 2 * PAGE }));
+    const mm = k.process(undefined);
+    expect(mm.vmas.filter((v) => v.name === 'm').map((v) => [v.pages, v.flags.uffdMissing === true])).toEqual([[1, false], [2, true], [1, false]]);
+    k.run(k.uffdUnregister({ map: 'm', offset: PAGE, length: 2 * PAGE }));
+    expect(mm.vmas.filter((v) => v.name === 'm').map((v) => v.pages)).toEqual([4]);
+  });
+
+  it('a VMA registered with another userfaultfd is EBUSY; nothing in the range is EINVAL', () => {
+    const k = kernel();
+    registered(k);
+    k.run(k.uffdApi({})); // a second userfaultfd of the same process
+    expect(code(() => k.run(k.uffdRegister({ map: 'm', mode: ['missing'] })))).toBe('EBUSY');
+  });
+});
+
+describe('MISSING userfaults and UFFDIO_COPY / UFFDIO_ZEROPAGE', () => {
+  it('a read of an empty registered page sleeps (a sequential run blocks) instead of mapping the zero page', () => {
+    const k = kernel();
+    registered(k);
+    expect(() => k.run(k.read({ map: 'm', page: 0 }))).toThrow(BlockedError);
+    expect(pte(k, 'm', 0)).toBeNull();
+  });
+
+  it('the handler\'s UFFDIO_COPY resolves it: the sleeping read wakes and returns the copied data', () => {
+    for (const v of RELEASES) {
+      const k = kernel(v);
+      registered(k);
+      const reader = startBlocked(k.read({ map: 'm', page: 0 }));
+      k.run(k.uffdCopy({ map: 'm', page: 0, data: 'handler' }));
+      expect({ v, data: finish(reader) }).toEqual({ v, data: 'handler' });
+      // a new exclusive anon page: refcount 1, mapcount 1; writable and dirty in a PROT_WRITE VMA
+      const p = k.pfnOf({ map: 'm', page: 0 })!;
+      expect([k.folios.rc(p), k.folios.mapcount(p), k.folios.isAnon(p), pte(k, 'm', 0)!.write, pte(k, 'm', 0)!.dirty]).toEqual([1, 1, true, true, true]);
+    }
+  });
+
+  it('mkdirty.c test_uffdio_copy: in a PROT_READ VMA the page is never writable, so the store is SIGSEGV and the page unchanged', () => {
+    for (const v of RELEASES) {
+      const k = kernel(v);
+      registered(k, { write: false });
+      k.run(k.uffdCopy({ map: 'm', page: 0, data: '0x01' }));
+      const e = pte(k, 'm', 0)!;
+      // pte_mkdirty() unconditionally from v5.7 (292924b26024); v5.4 dirtied only with VM_WRITE
+      expect({ v, write: e.write, dirty: e.dirty }).toEqual({ v, write: false, dirty: v !== 'v5.4' });
+      expect(code(() => k.run(k.write({ map: 'm', page: 0, data: '0x02' })))).toBe('SIGSEGV');
+      expect(k.run(k.read({ map: 'm', page: 0 }))).toBe('0x01');
+    }
+  });
+
+  it('a store through a writable PTE needs no VM_WRITE: the model checks the entry first, as the MMU does', () => {
+    // the check mkdirty.c relies on: if UFFDIO_COPY had mapped the page writable, the store would land
+    const k = kernel();
+    registered(k, { write: false });
+    k.run(k.uffdCopy({ map: 'm', page: 0, data: '0x01' }));
+    pte(k, 'm', 0)!.write = true; // what a buggy pte_mkdirty() (sparc64 before v6.5) did
+    k.run(k.write({ map: 'm', page: 0, data: '0x02' }));
+    expect(k.run(k.read({ map: 'm', page: 0 }))).toBe('0x02');
+  });
+
+  it('UFFDIO_COPY onto a mapped page is EEXIST; a copy that meets one after placing pages is EAGAIN; an unregistered range ENOENT', () => {
+    const k = kernel();
+    registered(k, { pages: 3 });
+    k.run(k.uffdCopy({ map: 'm', page: 1, data: 'b' }));
+    expect(code(() => k.run(k.uffdCopy({ map: 'm', page: 1, data: 'x' })))).toBe('EEXIST');
+    expect(code(() => k.run(k.uffdCopy({ map: 'm', page: 0, pages: 3, data: 'x' })))).toBe('EAGAIN');
+    expect(k.run(k.read({ map: 'm', page: 0 }))).toBe('x'); // page 0 was placed before page 1 stopped it
+    k.run(k.mmap({ anon: true, length: PAGE, write: true, as: 'plain' }));
+    expect(code(() => k.run(k.uffdCopy({ map: 'plain', page: 0, data: 'x' })))).toBe('ENOENT');
+  });
+
+  it('UFFDIO_ZEROPAGE maps the shared zero page read-only; the read wakes and sees zeroes', () => {
+    const k = kernel();
+    registered(k);
+    const reader = startBlocked(k.read({ map: 'm', page: 0 }));
+    k.run(k.uffdZeropage({ map: 'm', page: 0 }));
+    expect(finish(reader)).toBe('');
+    expect(k.isZeroPfn(k.pfnOf({ map: 'm', page: 0 })!)).toBe(true);
+    expect(pte(k, 'm', 0)!.write).toBe(false);
+  });
+
+  it('UFFD_FEATURE_SIGBUS: the fault is SIGBUS at once instead of sleeping', () => {
+    const k = kernel();
+    registered(k, { features: ['sigbus'] });
+    expect(code(() => k.run(k.write({ map: 'm', page: 0, data: 'x' })))).toBe('SIGBUS');
+  });
+
+  it('GUP faults sleep too: a pin of an empty registered page waits for UFFDIO_COPY, then pins the copied page', () => {
+    const k = kernel();
+    registered(k);
+    const pin = startBlocked(k.gup({ map: 'm', page: 0, write: true, as: 'p' }, true));
+    k.run(k.uffdCopy({ map: 'm', page: 0, data: 'dma' }));
+    finish(pin);
+    const p = k.pfnOf({ map: 'm', page: 0 })!;
+    expect(k.folios.rc(p)).toBe(1 + 1024); // the mapping's reference + GUP_PIN_COUNTING_BIAS
+  });
+});
+
+describe('uffd-wp: UFFDIO_WRITEPROTECT and write faults', () => {
+  /** a written page of a WP-registered private anonymous mapping, then write-protected */
+  function protectedPage(version: string): Kernel {
+    const k = kernel(version);
+    k.run(k.mmap({ anon: true, length: PAGE, write: true, as: 'm' }));
+    k.run(k.write({ map: 'm', page: 0, data: 'a' }));
+    k.run(k.uffdApi({ features: ['pagefault-flag-wp'] }));
+    k.run(k.uffdRegister({ map: 'm', mode: ['wp'] }));
+    k.run(k.uffdWriteprotect({ map: 'm', enable: true }));
+    return k;
+  }
+
+  it('write-protect sets the bit and clears write; the write then sleeps; resolving wakes it and the write lands in the same page', () => {
+    for (const v of RELEASES.filter((x) => x !== 'v5.4')) {
+      const k = protectedPage(v);
+      const before = k.pfnOf({ map: 'm', page: 0 })!;
+      expect([pte(k, 'm', 0)!.write, k.isUffdWpIn({ map: 'm', page: 0 })]).toEqual([false, true]);
+      const writer = startBlocked(k.write({ map: 'm', page: 0, data: 'b' }));
+      k.run(k.uffdWriteprotect({ map: 'm', enable: false }));
+      // v6.0+ (MM_CP_TRY_CHANGE_WRITABLE) maps the exclusive anon page writable at once; before,
+      // the entry stays read-only and the retried write fault reuses it (do_wp_page)
+      expect({ v, writableAfterResolve: pte(k, 'm', 0)!.write }).toEqual({ v, writableAfterResolve: !['v5.10'].includes(v) });
+      finish(writer);
+      expect({ v, same: k.pfnOf({ map: 'm', page: 0 }) === before, data: k.run(k.read({ map: 'm', page: 0 })) }).toEqual({ v, same: true, data: 'b' });
+    }
+  });
+
+  it('a FOLL_WRITE pin of a uffd-wp page sleeps like the CPU write (follow_page_pte() needs pte_write())', () => {
+    const k = protectedPage('latest');
+    const pin = startBlocked(k.gup({ map: 'm', page: 0, write: true, as: 'p' }, true));
+    k.run(k.uffdWriteprotect({ map: 'm', enable: false }));
+    finish(pin);
+    expect(k.folios.rc(k.pfnOf({ map: 'm', page: 0 })!)).toBe(1 + 1024);
+  });
+
+  it('mprotect(PROT_WRITE) does not make a uffd-wp PTE writable (can_change_pte_writable(): "Do we need write faults for uffd-wp tracking?")', () => {
+    const k = protectedPage('latest');
+    k.run(k.mprotect({ map: 'm', write: false }));
+    k.run(k.mprotect({ map: 'm', write: true }));
+    expect([pte(k, 'm', 0)!.write, k.isUffdWpIn({ map: 'm', page: 0 })]).toEqual([false, true]);
+  });
+
+  it('UFFDIO_COPY with MODE_WP places a uffd-wp, read-only page; a range not registered for WP is EINVAL', () => {
+    const k = kernel();
+    registered(k, { mode: ['missing', 'wp'], features: ['pagefault-flag-wp'] });
+    k.run(k.uffdCopy({ map: 'm', page: 0, data: 'x', wp: true }));
+    expect([pte(k, 'm', 0)!.write, pte(k, 'm', 0)!.uffdWp]).toEqual([false, true]);
+    const k2 = kernel();
+    registered(k2);
+    expect(code(() => k2.run(k2.uffdCopy({ map: 'm', page: 0, data: 'x', wp: true })))).toBe('EINVAL');
+  });
+
+  it('without the arch bit (v5.10, ppc64/s390) write-protect only makes the PTE read-only: the write fault reuses the page, nobody sleeps', () => {
+    const k = kernel('v5.10', noWpArch());
+    k.run(k.mmap({ anon: true, length: PAGE, write: true, as: 'm' }));
+    k.run(k.write({ map: 'm', page: 0, data: 'a' }));
+    k.run(k.uffdApi({ features: ['pagefault-flag-wp'] }));
+    k.run(k.uffdRegister({ map: 'm', mode: ['wp'] }));
+    k.run(k.uffdWriteprotect({ map: 'm', enable: true }));
+    expect([pte(k, 'm', 0)!.write, k.isUffdWpIn({ map: 'm', page: 0 })]).toEqual([false, false]);
+    k.run(k.write({ map: 'm', page: 0, data: 'b' }));
+    expect(k.run(k.read({ map: 'm', page: 0 }))).toBe('b');
+  });
+});
+
+describe('fork: dup_userfaultfd() and the uffd-wp bit', () => {
+  function forked(version: string, features: ('pagefault-flag-wp' | 'event-fork')[]): Kernel {
+    const k = kernel(version);
+    k.run(k.mmap({ anon: true, length: PAGE, write: true, as: 'm' }));
+    k.run(k.write({ map: 'm', page: 0, data: 'a' }));
+    k.run(k.uffdApi({ features }));
+    k.run(k.uffdRegister({ map: 'm', mode: ['wp'] }));
+    k.run(k.uffdWriteprotect({ map: 'm', enable: true }));
+    k.run(k.fork({ as: 'child' }));
+    return k;
+  }
+  const childVma = (k: Kernel) => k.processes.get('child')!.vmas.find((v) => v.name === 'm')!;
+
+  it('without UFFD_FEATURE_EVENT_FORK the child VMA is unregistered; v5.16+ drops the bit (dst VMA), v5.10 kept it (src VMA asked)', () => {
+    const old = forked('v5.10', ['pagefault-flag-wp']);
+    expect([childVma(old).flags.uffdWp === true, pte(old, 'm', 0, 'child')!.uffdWp === true]).toEqual([false, true]);
+    const now = forked('latest', ['pagefault-flag-wp']);
+    expect([childVma(now).flags.uffdWp === true, pte(now, 'm', 0, 'child')!.uffdWp === true]).toEqual([false, false]);
+    // the child's write is an ordinary COW: it never sleeps
+    now.run(now.write({ map: 'm', page: 0, data: 'c', process: 'child' }));
+    expect(now.run(now.read({ map: 'm', page: 0 }))).toBe('a');
+  });
+
+  it('with UFFD_FEATURE_EVENT_FORK the child keeps VM_UFFD_WP (a new ctx) and the bit: its write sleeps for the monitor', () => {
+    const k = forked('latest', ['pagefault-flag-wp', 'event-fork']);
+    const parentVma = k.process(undefined).vmas.find((v) => v.name === 'm')!;
+    expect([childVma(k).flags.uffdWp, pte(k, 'm', 0, 'child')!.uffdWp, childVma(k).uffd !== parentVma.uffd]).toEqual([true, true, true]);
+    expect(() => k.run(k.write({ map: 'm', page: 0, data: 'c', process: 'child' }))).toThrow(BlockedError);
+  });
+});
+
+describe('ksm_functional_tests.c test_unmerge_uffd_wp: break_ksm() on uffd-wp KSM pages', () => {
+  /** 4 identical pages merged, WP-registered and write-protected, then MADV_UNMERGEABLE; returns how many PTEs still map a KSM page */
+  function stillMerged(version: string): number {
+    const k = kernel(version);
+    k.run(k.mmap({ anon: true, length: 4 * PAGE, write: true, as: 'm' }));
+    for (let page = 0; page < 4; page++) k.run(k.write({ map: 'm', page, data: 'cf' }));
+    k.run(k.madvise({ map: 'm', advice: 'mergeable' }));
+    k.run(k.ksmMerge({}));
+    k.run(k.uffdApi({ features: ['pagefault-flag-wp'] }));
+    k.run(k.uffdRegister({ map: 'm', mode: ['wp'] }));
+    k.run(k.uffdWriteprotect({ map: 'm', enable: true }));
+    k.run(k.madvise({ map: 'm', advice: 'unmergeable' }));
+    return [0, 1, 2, 3].filter((page) => k.ksm.isKsm(k.folios.folio(k.pfnOf({ map: 'm', page })!))).length;
+  }
+
+  it('v5.10: the FAULT_FLAG_WRITE fault meets the uffd-wp bit without ALLOW_RETRY, VM_FAULT_SIGBUS ends break_ksm(): all 4 stay merged', () => {
+    expect(stillMerged('v5.10')).toBe(4);
+  });
+
+  it('v6.1+ (d7c0e68dab98): FAULT_FLAG_UNSHARE skips the uffd-wp check and copies: nothing stays merged, the copies keep the bit', () => {
+    for (const v of RELEASES.filter((x) => x !== 'v5.4' && x !== 'v5.10')) expect({ v, merged: stillMerged(v) }).toEqual({ v, merged: 0 });
+  });
+});
