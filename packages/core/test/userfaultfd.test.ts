@@ -333,3 +333,62 @@ describe('ksm_functional_tests.c test_unmerge_uffd_wp: break_ksm() on uffd-wp KS
     for (const v of RELEASES.filter((x) => x !== 'v5.4' && x !== 'v5.10')) expect({ v, merged: stillMerged(v) }).toEqual({ v, merged: 0 });
   });
 });
+
+describe('shmem and hugetlb userfaults, unregistering, and unshare', () => {
+  it('shmem MISSING: a read of a page the memfd lacks sleeps; UFFDIO_UNREGISTER wakes it and shmem_fault() then supplies a zeroed page', () => {
+    const k = kernel();
+    k.run(k.memfdCreate({ file: 'fd', size: 2 * PAGE }));
+    k.run(k.mmap({ file: 'fd', length: 2 * PAGE, shared: true, write: true, as: 'm' }));
+    k.run(k.uffdApi({}));
+    k.run(k.uffdRegister({ map: 'm', mode: ['missing'] }));
+    const reader = startBlocked(k.read({ map: 'm', page: 0 }));
+    k.run(k.uffdUnregister({ map: 'm' }));
+    expect(finish(reader)).toBe('');
+    expect(k.folios.isAnon(k.folios.folio(k.pfnOf({ map: 'm', page: 0 })!))).toBe(false); // a page-cache folio, not anon
+  });
+
+  it('shmem MINOR (v5.14+): a page already in the cache (written through another mapping) still sleeps in the registered one; v6.1 and later only', () => {
+    const k = kernel('v6.1');
+    k.run(k.memfdCreate({ file: 'fd', size: PAGE }));
+    k.run(k.mmap({ file: 'fd', length: PAGE, shared: true, write: true, as: 'other' }));
+    k.run(k.write({ map: 'other', page: 0, data: 'cached' }));
+    k.run(k.mmap({ file: 'fd', length: PAGE, shared: true, write: true, as: 'm' }));
+    k.run(k.uffdApi({}));
+    k.run(k.uffdRegister({ map: 'm', mode: ['minor'] }));
+    expect(() => k.run(k.read({ map: 'm', page: 0 }))).toThrow(BlockedError);
+    // MISSING alone would not fire: the page cache has the page
+    const k2 = kernel('v6.1');
+    k2.run(k2.memfdCreate({ file: 'fd', size: PAGE }));
+    k2.run(k2.mmap({ file: 'fd', length: PAGE, shared: true, write: true, as: 'other' }));
+    k2.run(k2.write({ map: 'other', page: 0, data: 'cached' }));
+    k2.run(k2.mmap({ file: 'fd', length: PAGE, shared: true, write: true, as: 'm' }));
+    k2.run(k2.uffdApi({}));
+    k2.run(k2.uffdRegister({ map: 'm', mode: ['missing'] }));
+    expect(k2.run(k2.read({ map: 'm', page: 0 }))).toBe('cached');
+  });
+
+  it('hugetlb MISSING: hugetlb_no_page() hands an empty huge page to the handler; UFFDIO_COPY into hugetlb is refused as not modelled', () => {
+    const k = kernel();
+    k.run(k.hugetlbPool({ size: HPAGE, pages: 1 }));
+    k.run(k.mmap({ anon: true, hugetlb: HPAGE, length: HPAGE, write: true, as: 'm' }));
+    k.run(k.uffdApi({}));
+    k.run(k.uffdRegister({ map: 'm', mode: ['missing'] }));
+    expect(() => k.run(k.write({ map: 'm', page: 3, data: 'x' }))).toThrow(BlockedError);
+    expect(code(() => k.run(k.uffdCopy({ map: 'm', page: 0, data: 'x' })))).toBe('EINVAL');
+    expect(code(() => k.run(k.uffdZeropage({ map: 'm', page: 0 })))).toBe('EINVAL');
+  });
+
+  it('a R/O longterm pin unshares a uffd-wp page shared with a fork child: the copy keeps the uffd-wp bit (wp_page_copy(), v5.19+)', () => {
+    const k = kernel();
+    k.run(k.mmap({ anon: true, length: PAGE, write: true, as: 'm' }));
+    k.run(k.write({ map: 'm', page: 0, data: 'a' }));
+    k.run(k.uffdApi({ features: ['pagefault-flag-wp', 'event-fork'] }));
+    k.run(k.uffdRegister({ map: 'm', mode: ['wp'] }));
+    k.run(k.uffdWriteprotect({ map: 'm', enable: true }));
+    k.run(k.fork({ as: 'child' }));
+    const shared = k.pfnOf({ map: 'm', page: 0 })!;
+    k.run(k.gup({ map: 'm', page: 0, longterm: true, as: 'p' }, true));
+    const now = pte(k, 'm', 0)!;
+    expect([k.pfnOf({ map: 'm', page: 0 }) !== shared, now.write, now.uffdWp]).toEqual([true, false, true]);
+  });
+});
