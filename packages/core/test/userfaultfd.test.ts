@@ -392,3 +392,26 @@ describe('shmem and hugetlb userfaults, unregistering, and unshare', () => {
     expect([k.pfnOf({ map: 'm', page: 0 }) !== shared, now.write, now.uffdWp]).toEqual([true, false, true]);
   });
 });
+
+describe('uffd-unit-tests.c wp-fork-pin: a pinned uffd-wp page copied at fork', () => {
+  // the parent pins its uffd-wp page, so fork gives the child an early copy (copy_present_page());
+  // from v5.16 (8f34f1eac382) "Uffd-wp needs to be delivered to dest pte as well" when the child's
+  // VMA stays registered (EVENT_FORK); without the event the child's VMA is unregistered: no bit
+  function pinnedFork(features: ('pagefault-flag-wp' | 'event-fork')[]) {
+    const k = kernel();
+    k.run(k.mmap({ anon: true, length: PAGE, write: true, as: 'm' }));
+    k.run(k.write({ map: 'm', page: 0, data: 'a' }));
+    k.run(k.uffdApi({ features }));
+    k.run(k.uffdRegister({ map: 'm', mode: ['wp'] }));
+    k.run(k.uffdWriteprotect({ map: 'm', enable: true }));
+    k.run(k.gup({ map: 'm', page: 0, as: 'p' }, true));
+    k.run(k.fork({ as: 'child' }));
+    const c = pte(k, 'm', 0, 'child')!;
+    return { copied: k.pfnOf({ map: 'm', page: 0, process: 'child' }) !== k.pfnOf({ map: 'm', page: 0 }), write: c.write, wp: c.uffdWp === true };
+  }
+
+  it('with UFFD_FEATURE_EVENT_FORK the child\'s copy is uffd-wp and read-only; without it, an ordinary writable copy', () => {
+    expect(pinnedFork(['pagefault-flag-wp', 'event-fork'])).toEqual({ copied: true, write: false, wp: true });
+    expect(pinnedFork(['pagefault-flag-wp'])).toEqual({ copied: true, write: true, wp: false });
+  });
+});
