@@ -82,6 +82,18 @@ export interface Inode {
   readonly device: Device;
   /** per-filesystem state (FUSE dmap tree, ...) */
   readonly state: Record<string, unknown>;
+  /** the on-disk FS_XFLAG_DAX (XFS_DIFLAG2_DAX, EXT4_DAX_FL): what the next inode setup sees (fs/daxmode.ts) */
+  daxFlag: boolean;
+  /** S_DAX of the in-core inode: decided when the inode is set up, never changed while it is cached */
+  sDax: boolean;
+  /** the inode is in core (iget); eviction (drop_caches, umount, I_DONTCACHE) clears it */
+  incore: boolean;
+  /** I_DONTCACHE (d_mark_dontcache, v5.8): evicted when its last user goes */
+  dontcache: boolean;
+  /** open file descriptions (`open` steps) holding the inode */
+  opens: number;
+  /** the page cache of a file without S_DAX on a DAX-capable mount (null while S_DAX) */
+  cache: PageCacheFile | null;
 }
 
 export interface VmFlags {
@@ -152,6 +164,11 @@ export interface PageCacheFile {
    * direct map, mapped MAP_SHARED only, VM_LOCKED, refused by GUP; i_size may be set once.
    */
   readonly secretmem?: true;
+  /**
+   * The data of file page `index` as the filesystem reads it into a new folio (a file without
+   * S_DAX on a DAX-capable mount: its blocks; fs/daxmode.ts); absent: a new folio is zeroes.
+   */
+  readonly readPage?: (index: number) => string;
 }
 
 /** struct vm_area_struct */

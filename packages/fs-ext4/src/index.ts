@@ -1,4 +1,4 @@
-import { DaxFilesystem, KernelError, kernelAtLeast, type Device, type FilesystemPlugin, type Inode, type Kernel, type Op, type Vmf } from '@daxlab/core';
+import { DaxFilesystem, KernelError, daxTriState, describeDaxOption, kernelAtLeast, type DaxMode, type DaxMountOption, type Device, type Directory, type FilesystemPlugin, type Inode, type Kernel, type Op, type Vmf } from '@daxlab/core';
 
 /**
  * ext4 on a DAX device (mount -o dax). Orderings follow fs/ext4: ext4_setattr(ATTR_SIZE)
@@ -18,9 +18,58 @@ export class Ext4 extends DaxFilesystem {
   readonly name = 'ext4';
   /** ext4_file_mmap(): a DAX file gets ext4_dax_vm_ops and VM_HUGEPAGE (no VM_MIXEDMAP) */
   readonly mmapFlags = { hugepage: true };
+  /** ext4_file_operations.mmap_supported_flags = MAP_SYNC */
+  override readonly mapSync = true;
 
   constructor(k: Kernel, device: Device) {
     super(k, device);
+  }
+
+  /**
+   * The dax mount option. v5.8 (9cb20f94afcd "fs/ext4: Make DAX mount option a tri-state", pulled
+   * for v5.8-rc2): `-o dax` is dax=always (EXT4_MOUNT_DAX_ALWAYS), dax=never sets
+   * EXT4_MOUNT2_DAX_NEVER, dax=inode (the default: no option) honours EXT4_DAX_FL. Before, only
+   * `-o dax` existed (Opt_dax; dax=... is "Unrecognized mount option") and without it no file
+   * was DAX.
+   */
+  override parseDaxOption(option: DaxMountOption): DaxMode {
+    if (option === true) return 'always';
+    const tri = daxTriState(this.k.version);
+    if (option === false) return tri ? 'inode' : 'never';
+    if (!tri) throw KernelError.unsupported('EINVAL', `ext4 before v5.8 knows only -o dax: mount ${describeDaxOption(option)} fails (Unrecognized mount option)`);
+    return option;
+  }
+
+  /**
+   * ext4_should_enable_dax() [v5.8; ext4_should_use_dax() before]: not under dax=never; regular
+   * files only; not with data=journal, inline data, encryption or verity (none of them is
+   * modelled); the block device supports DAX (EXT4_FLAGS_BDEV_IS_DAX: pmem in fsdax mode does);
+   * then dax=always, or EXT4_DAX_FL (v5.8+).
+   */
+  protected override shouldEnableDax(inode: Inode): boolean {
+    if (this.daxMode === 'never') return false;
+    return this.daxMode === 'always' || (daxTriState(this.k.version) && inode.daxFlag);
+  }
+
+  /** ext4_inherit_flags(): EXT4_DAX_FL is in EXT4_FL_INHERITED (v5.8), for new files and directories alike. */
+  override newChildDaxFlag(parent: Directory): boolean {
+    return daxTriState(this.k.version) && parent.daxFlag;
+  }
+
+  /**
+   * FS_IOC_FSSETXATTR of FS_XFLAG_DAX. Before v5.8 ext4 has no such flag: setting it is
+   * -EOPNOTSUPP (fsx_xflags outside EXT4_SUPPORTED_FS_XFLAGS; xfstests' _require_dax_iflag skips
+   * the test). v5.8+ ext4_ioctl_setflags(): dax_compatible() refuses it with verity, encryption or
+   * inline data (not modelled), and ext4_dax_dontcache() marks a regular file whose flag changes
+   * I_DONTCACHE unless the mount is dax=always or dax=never.
+   */
+  override checkDaxFlagChange(target: Inode | Directory, on: boolean): { dontcache: boolean } {
+    if (!daxTriState(this.k.version)) {
+      if (on) throw KernelError.unsupported('EOPNOTSUPP', `ext4 before v5.8 has no EXT4_DAX_FL: FS_IOC_FSSETXATTR refuses FS_XFLAG_DAX on '${target.name}'`);
+      return { dontcache: false };
+    }
+    const file = 'blocks' in target ? target : null;
+    return { dontcache: file !== null && this.daxMode === 'inode' && file.daxFlag !== on };
   }
 
   /**
@@ -47,7 +96,7 @@ export class Ext4 extends DaxFilesystem {
           this.step(inode, 'i_size_write');
         }
         this.step(inode, 'truncate_pagecache');
-        yield* this.k.dax.truncatePagecache(inode, this.pages(size), Infinity);
+        yield* this.truncatePagecacheTo(inode, size);
         if (size <= oldsize) {
           this.step(inode, 'ext4_truncate');
           this.freeBlocks(inode, this.pages(size), Infinity);
@@ -131,7 +180,7 @@ export class Ext4 extends DaxFilesystem {
     const stop = Math.floor(end / ps);
     if (stop <= first) return;
     this.step(inode, 'truncate_pagecache_range');
-    yield* this.k.dax.truncatePagecache(inode, first, stop - 1);
+    yield* this.truncatePagecacheRange(inode, first, stop - 1);
     this.step(inode, 'ext4_ext_remove_space');
     this.freeBlocks(inode, first, stop);
   }

@@ -1,4 +1,4 @@
-import { DaxFilesystem, KernelError, type DaxHolder, type Device, type FilesystemPlugin, type Inode, type Iomap, type Kernel, type Op, type Vmf } from '@daxlab/core';
+import { DaxFilesystem, KernelError, daxTriState, describeDaxOption, kernelAtLeast, type DaxHolder, type DaxMode, type DaxMountOption, type Device, type Directory, type FilesystemPlugin, type Inode, type Iomap, type Kernel, type Op, type Vmf } from '@daxlab/core';
 
 /**
  * XFS on a DAX device. Orderings follow fs/xfs: xfs_vn_setattr_size (truncate),
@@ -10,6 +10,8 @@ export class Xfs extends DaxFilesystem {
   readonly name = 'xfs';
   /** xfs_file_mmap(): DAX files get VM_HUGEPAGE only (no VM_MIXEDMAP) */
   readonly mmapFlags = { hugepage: true };
+  /** xfs_file_operations.mmap_supported_flags = MAP_SYNC */
+  override readonly mapSync = true;
 
   /**
    * xfs_dax_holder_operations (fs/xfs/xfs_notify_failure.c), registered by xfs_open_devices()
@@ -30,6 +32,64 @@ export class Xfs extends DaxFilesystem {
 
   constructor(k: Kernel, device: Device) {
     super(k, device);
+  }
+
+  /**
+   * The dax mount option. From v5.8 (02beb2686ff9 "fs/xfs: Make DAX mount option a tri-state"),
+   * xfs_fs_parse_param(): Opt_dax (the legacy `-o dax`) and Opt_dax_enum (dax=always|never|inode)
+   * go to xfs_mount_set_dax_mode(); without either, neither XFS_FEAT_DAX_ALWAYS nor _NEVER is set:
+   * DAX per inode. Before, `-o dax` was the only DAX option (dax=... is an unknown option), and
+   * without it xfs_inode_supports_dax() still enabled DAX on an inode whose XFS_DIFLAG2_DAX was
+   * set ("DAX mount option or DAX iflag must be set", v5.4 fs/xfs/xfs_iops.c): per inode too.
+   */
+  override parseDaxOption(option: DaxMountOption): DaxMode {
+    if (option === true) return 'always';
+    if (option === false) return 'inode';
+    if (!daxTriState(this.k.version)) throw KernelError.unsupported('EINVAL', `xfs before v5.8 knows only -o dax: mount ${describeDaxOption(option)} fails (unknown mount option)`);
+    return option;
+  }
+
+  /**
+   * xfs_inode_should_enable_dax() [v5.8+; xfs_inode_supports_dax() in v5.4]: not under dax=never;
+   * xfs_inode_supports_dax(): a regular file, not reflinked (until v6.9's "xfs: drop experimental
+   * warning for FSDAX" lifted it [M]), block size PAGE_SIZE and a DAX device (both hold here);
+   * then dax=always, or XFS_DIFLAG2_DAX.
+   */
+  protected override shouldEnableDax(inode: Inode): boolean {
+    if (this.daxMode === 'never') return false;
+    if (this.reflinkExcludesDax() && this.isReflinked(inode)) return false;
+    return this.daxMode === 'always' || inode.daxFlag;
+  }
+
+  /** xfs_inode_inherit_flags2(): a new file or directory gets XFS_DIFLAG2_DAX from its parent directory. */
+  override newChildDaxFlag(parent: Directory): boolean {
+    return parent.daxFlag;
+  }
+
+  /**
+   * FS_IOC_FSSETXATTR of FS_XFLAG_DAX. xfs_ioctl_setattr_xflags() refuses to set it on a reflinked
+   * file (-EINVAL, "Don't allow us to set DAX mode for a reflinked file for now") until the
+   * restriction went (v6.9 [M]). v5.8+ xfs_ioctl_setattr_prepare_dax(): a regular file whose flag
+   * changes on a dax=inode mount is d_mark_dontcache()d; under dax=always|never, or for a
+   * directory, nothing. v5.4 (xfs_ioctl_setattr_dax_invalidate) flushed and invalidated the page
+   * cache and left S_DAX alone (the live switch is `#if 0`): no I_DONTCACHE before v5.8.
+   */
+  override checkDaxFlagChange(target: Inode | Directory, on: boolean): { dontcache: boolean } {
+    const file = 'blocks' in target ? target : null;
+    if (on && file && this.reflinkExcludesDax() && this.isReflinked(file)) {
+      throw new KernelError('EINVAL', `FS_XFLAG_DAX on reflinked file '${file.name}' (xfs_ioctl_setattr_xflags: no DAX for reflinked files before v6.9)`);
+    }
+    return { dontcache: file !== null && daxTriState(this.k.version) && this.daxMode === 'inode' && file.daxFlag !== on };
+  }
+
+  private reflinkExcludesDax(): boolean {
+    return !kernelAtLeast(this.k.version, 6, 9);
+  }
+
+  /** XFS_DIFLAG2_REFLINK, approximated: a block of the file is shared (the flag outlives the sharing until cleared). */
+  private isReflinked(inode: Inode): boolean {
+    for (const b of inode.blocks.values()) if (this.blocks.ownersOf(b).length > 1) return true;
+    return false;
   }
 
   /**
@@ -73,7 +133,7 @@ export class Xfs extends DaxFilesystem {
     this.step(inode, 'truncate_setsize');
     inode.size = size;
     const from = this.pages(size);
-    yield* this.k.dax.truncatePagecache(inode, from, Infinity);
+    yield* this.truncatePagecacheTo(inode, size);
     this.step(inode, 'xfs_itruncate_extents');
     this.freeBlocks(inode, from, Infinity);
   }
@@ -96,7 +156,7 @@ export class Xfs extends DaxFilesystem {
         this.step(inode, 'xfs_flush_unmap_range');
         const first = Math.floor(offset / ps);
         const last = Math.ceil((offset + length) / ps) - 1;
-        yield* this.k.dax.truncatePagecache(inode, first, last);
+        yield* this.truncatePagecacheRange(inode, first, last);
         this.step(inode, 'xfs_free_file_space');
         this.freeBlocks(inode, Math.ceil(offset / ps), Math.floor((offset + length) / ps));
       } finally {
@@ -159,7 +219,14 @@ export class Xfs extends DaxFilesystem {
    * btree +1 per block).
    */
   override *reflink(src: Inode, to: string): Op<Inode> {
+    // a page-cache file's reflink (flush, then share) is not modelled
+    if (!src.sDax) throw KernelError.unsupported('EOPNOTSUPP', `FICLONE of '${src.name}', which is not DAX: reflink of page-cache files is not modelled`);
     const dst = this.newInode(to, 0);
+    // xfs_reflink_remap_prep(): IS_DAX(src) != IS_DAX(dest) is -EINVAL
+    if (!dst.sDax) {
+      this.inodes.delete(to);
+      throw new KernelError('EINVAL', `FICLONE from DAX file '${src.name}' to '${to}', which is not DAX (xfs_reflink_remap_prep: IS_DAX differs)`);
+    }
     yield* src.iolock.downWrite();
     yield* dst.iolock.downWrite();
     this.step(src, 'xfs_iolock_two_inodes_and_break_layout');

@@ -9,6 +9,15 @@ import type { Device, FsHandle, Inode, VmFlags } from '../types.js';
 import { BlockAllocator } from './blocks.js';
 import { PG } from '../mm/pages.js';
 import { kernelAtLeast } from '../features.js';
+import { describeDaxOption, type DaxMode, type DaxMountOption, type Directory } from './daxmode.js';
+
+/** dax_break_layout_final() waits holding no lock the wait would drop. */
+const NO_LOCK_TO_DROP: WaitCallbacks = {
+  release: () => {},
+  reacquire: function* (): Op {
+    yield* [];
+  },
+};
 
 /** A filesystem plugin: mounts a DAX filesystem on a device. */
 export interface FilesystemPlugin {
@@ -44,11 +53,19 @@ export abstract class DaxFilesystem implements FsHandle, DaxIomapOps {
   abstract readonly name: string;
   /** VM flags its ->mmap sets (xfs_file_mmap/ext4_file_mmap: VM_HUGEPAGE; fuse_dax_mmap: VM_MIXEDMAP|VM_HUGEPAGE) */
   abstract readonly mmapFlags: Partial<VmFlags>;
+  /** MAP_SYNC in its f_op->mmap_supported_flags (ext4 and XFS) */
+  readonly mapSync: boolean = false;
   /** The dax holder it registers, if any (only XFS does: ext4 and FUSE pass NULL holder ops). */
   readonly daxHolder: DaxHolder | null = null;
   readonly inodes = new Map<string, Inode>();
   readonly blocks: BlockAllocator;
   private nextIno = 1;
+  /** the mount's DAX policy, from its dax option (parseDaxOption; fs/daxmode.ts) */
+  daxMode: DaxMode = 'always';
+  /** mounted now; umount keeps what is on the device (inodes, blocks, directories) for the next mount */
+  mounted = true;
+  /** directories by name ('/' is the root): only their FS_XFLAG_DAX is modelled, which new children inherit */
+  readonly dirs = new Map<string, Directory>([['/', { name: '/', daxFlag: false }]]);
 
   constructor(
     protected readonly k: Kernel,
@@ -118,8 +135,9 @@ export abstract class DaxFilesystem implements FsHandle, DaxIomapOps {
     return this.k.mmu.basePageSize;
   }
 
-  newInode(name: string, size: number): Inode {
-    if (this.inodes.has(name)) throw new KernelError('EEXIST', `file '${name}' exists`);
+  newInode(name: string, size: number, dir = '/'): Inode {
+    if (this.inodes.has(name) || this.dirs.has(name)) throw new KernelError('EEXIST', `file '${name}' exists`);
+    const parent = this.dir(dir);
     const id = this.k.newAddressSpaceId();
     const inode: Inode = {
       id: this.nextIno++,
@@ -131,14 +149,153 @@ export abstract class DaxFilesystem implements FsHandle, DaxIomapOps {
       mmaplock: new RwSem(`${name}:invalidate_lock`, () => this.k.currentThread),
       device: this.device,
       state: {},
+      daxFlag: this.newChildDaxFlag(parent),
+      sDax: false,
+      incore: false,
+      dontcache: false,
+      opens: 0,
+      cache: null,
     };
     this.inodes.set(name, inode);
+    this.setupInode(inode);
     return inode;
   }
 
+  // ---- per-inode DAX (fs/daxmode.ts) ------------------------------------------------------
+
+  /**
+   * The mount's dax option as this filesystem parses it. The base accepts only the legacy
+   * `-o dax` (and `dax=always`): a filesystem without modelled dax= modes refuses the rest as
+   * not modelled. XFS and ext4 override with their releases' parsers.
+   */
+  parseDaxOption(option: DaxMountOption): DaxMode {
+    if (option === true || option === 'always') return 'always';
+    throw KernelError.unsupported('EOPNOTSUPP', `${this.name}: mount ${describeDaxOption(option)} is not modelled (only -o dax: every file DAX)`);
+  }
+
+  /** S_DAX for an inode being set up (xfs_inode_should_enable_dax, ext4_should_enable_dax); the base: dax=always. */
+  protected shouldEnableDax(_inode: Inode): boolean {
+    return this.daxMode === 'always';
+  }
+
+  /** FS_XFLAG_DAX of a new file or directory in `parent` (XFS and ext4 inherit the parent's); the base has none. */
+  newChildDaxFlag(_parent: Directory): boolean {
+    return false;
+  }
+
+  /**
+   * FS_IOC_FSSETXATTR changing FS_XFLAG_DAX of a file or directory: the filesystem's refusals
+   * (throws), and whether the inode is marked I_DONTCACHE (d_mark_dontcache) so that S_DAX follows
+   * the flag once its last user goes. The base has no per-inode DAX flag.
+   */
+  checkDaxFlagChange(target: Inode | Directory, _on: boolean): { dontcache: boolean } {
+    throw KernelError.unsupported('EOPNOTSUPP', `${this.name}: FS_XFLAG_DAX of '${target.name}' is not modelled (no per-inode DAX here)`);
+  }
+
+  /** A directory by name (ENOENT when there is none). */
+  dir(name: string): Directory {
+    const d = this.dirs.get(name);
+    if (!d) throw new KernelError('ENOENT', `no directory '${name}' on ${this.device.name}`);
+    return d;
+  }
+
+  /**
+   * The inode is set up in core (xfs_setup_inode -> xfs_diflags_to_iflags(init), ext4_set_inode_flags
+   * at iget or creation): S_DAX decided now and kept while the inode is cached. A file without
+   * S_DAX gets a page cache whose folios read its blocks (mm/pagecache.ts).
+   */
+  setupInode(inode: Inode): void {
+    inode.incore = true;
+    inode.dontcache = false;
+    inode.sDax = this.shouldEnableDax(inode);
+    if (inode.sDax || inode.cache) return;
+    const fsName = this.name === 'ext4' ? 'ext4' : 'xfs';
+    inode.cache = this.k.pageCache.createForInode(`${inode.name}@${this.device.name}`, this.pages(inode.size), fsName, (index) => {
+      const block = inode.blocks.get(index);
+      return block === undefined ? '' : (this.k.pages.data.get(this.blocks.pfnOf(block)) ?? '');
+    });
+  }
+
+  /** An open file, a VMA or a page-cache folio a VMA maps holds the inode (i_count). */
+  inUse(inode: Inode): boolean {
+    return inode.opens > 0 || inode.mapping.mmaps.size > 0 || (inode.cache?.mapping.mmaps.size ?? 0) > 0;
+  }
+
+  /**
+   * A path lookup of the file: the in-core inode, set up again if it was evicted. An inode marked
+   * I_DONTCACHE that nothing holds any more was evicted when its last user went (iput_final):
+   * done here, when it is next looked up, unless its page cache or DAX pages are still busy.
+   */
+  iget(inode: Inode): Inode {
+    if (!this.mounted) throw new KernelError('ENOENT', `no file '${inode.name}': ${this.device.name} is not mounted`);
+    if (inode.incore && inode.dontcache && !this.inUse(inode) && this.evictable(inode) === null) this.k.run(this.evict(inode));
+    if (!inode.incore) this.setupInode(inode);
+    return inode;
+  }
+
+  /**
+   * Why an unused inode cannot be evicted now, or null. The page cache: invalidate_mapping_pages()
+   * keeps a folio with references beyond the cache's (a GUP pin), so prune_icache_sb() keeps the
+   * inode (inode_lru_isolate). DAX: a busy page would make eviction wait (v6.15
+   * dax_break_layout_final in xfs_fs_evict_inode / ext4_evict_inode); drop_caches skips it here.
+   */
+  evictable(inode: Inode): string | null {
+    for (const [index, pfn] of inode.cache?.cache ?? []) if (this.k.refcount(pfn) > 1) return `page ${index} of its page cache is referenced (refcount ${this.k.refcount(pfn)})`;
+    for (const entry of inode.mapping.entries.values()) if (this.k.dax.busyPage(entry) !== null) return 'a DAX page of it is busy';
+    return null;
+  }
+
+  /**
+   * evict(): the page cache is written back first (the model's drop-caches and umount are
+   * `sync` then eviction: writeback allocates the blocks of pages written over holes, as
+   * delalloc conversion does) and dropped (truncate_inode_pages_final); a DAX inode's entries
+   * are deleted (v6.15: dax_break_layout_final first). The inode leaves core: S_DAX is decided
+   * again at the next lookup.
+   */
+  *evict(inode: Inode): Op {
+    if (inode.cache) {
+      const cache = inode.cache;
+      for (const [index, pfn] of [...cache.cache].sort((a, b) => a[0] - b[0])) {
+        if (index >= this.pages(inode.size)) continue;
+        const data = this.k.pages.data.get(pfn) ?? '';
+        let block = inode.blocks.get(index);
+        if (block === undefined && data === '') continue;
+        if (block === undefined) {
+          block = this.blocks.alloc(inode.name, index, 1)[0]!;
+          inode.blocks.set(index, block);
+        }
+        this.k.pages.data.set(this.blocks.pfnOf(block), data);
+      }
+      this.k.pageCache.evict(cache);
+      inode.cache = null;
+    } else if (inode.mapping.entries.size > 0) {
+      if (this.k.features['fsdax-refcount'] !== 'legacy') yield* this.k.dax.breakLayout(inode, 0, Infinity, NO_LOCK_TO_DROP);
+      yield* this.k.dax.truncatePagecache(inode, 0, Infinity);
+    }
+    this.step(inode, 'evict');
+    inode.incore = false;
+    inode.dontcache = false;
+  }
+
+  /**
+   * truncate_pagecache() after i_size changed to `size`: the DAX entries past it (eras (a)/(b)),
+   * or the page-cache folios (unmapped from every mapping, private COW copies included).
+   */
+  protected *truncatePagecacheTo(inode: Inode, size: number): Op {
+    if (inode.cache) yield* this.k.pageCache.truncate(inode.cache, size);
+    else yield* this.k.dax.truncatePagecache(inode, this.pages(size), Infinity);
+  }
+
+  /** truncate_pagecache_range() of pages [first, last]: DAX entries, or page-cache folios (COW copies kept). */
+  protected *truncatePagecacheRange(inode: Inode, first: number, last: number): Op {
+    const ps = this.pageSize;
+    if (inode.cache) yield* this.k.pageCache.punchHole(inode.cache, first * ps, (last - first + 1) * ps);
+    else yield* this.k.dax.truncatePagecache(inode, first, last);
+  }
+
   /** Create a file and allocate all its blocks (like fallocate after open(O_CREAT)). */
-  *create(name: string, size: number): Op<Inode> {
-    const inode = this.newInode(name, size);
+  *create(name: string, size: number, dir = '/'): Op<Inode> {
+    const inode = this.newInode(name, size, dir);
     const pages = Math.ceil(size / this.pageSize);
     const blocks = this.blocks.alloc(name, 0, pages);
     blocks.forEach((b, i) => inode.blocks.set(i, b));

@@ -81,6 +81,29 @@ export class PageCache {
   }
 
   /**
+   * The page cache of a regular file without S_DAX on a DAX-capable ext4 / xfs mount
+   * (fs/daxmode.ts): like createOnDisk, but its folios are read from the file's blocks. The
+   * name (`file@device`) is not one a scenario can give: the file keeps its filesystem's
+   * orderings for truncate and punch hole.
+   */
+  createForInode(name: string, pages: number, fs: 'ext4' | 'xfs', readPage: (index: number) => string): PageCacheFile {
+    const file = this.newFile(name, pages, true, undefined, fs);
+    const withRead: PageCacheFile = { ...file, readPage };
+    this.files.set(name, withRead);
+    return withRead;
+  }
+
+  /**
+   * evict() -> truncate_inode_pages_final() of a disk file's inode: every folio leaves the cache
+   * (the caller wrote the data back and checked that nothing maps or pins them), and the file
+   * leaves the registry.
+   */
+  evict(file: PageCacheFile): void {
+    this.dropCache(file, 0);
+    this.files.delete(file.name);
+  }
+
+  /**
    * shmem_zero_setup() (do_mmap of MAP_SHARED|MAP_ANONYMOUS): a file "dev/zero" of the mapping's
    * length on the internal mount (shmem_kernel_file_setup), held only by the VMAs that map it.
    */
@@ -137,6 +160,9 @@ export class PageCache {
       if (got === null) throw new KernelError('ENOMEM', `out of memory allocating page ${index} of file '${file.name}'`);
       pfn = got;
       file.cache.set(index, pfn);
+      // a disk file's new folio is read from its block (filemap_read_folio -> ->read_folio)
+      const data = file.readPage?.(index);
+      if (data) this.k.pages.data.set(pfn, data);
       if (sgp === 'falloc') file.notUptodate.add(index);
       // the filesystem whose page cache it is: tmpfs (shmem), hugetlbfs, secretmem, or the disk filesystem
       this.k.emit('page.mapping', { pfn, mapping: `${file.writeback ?? (file.hugetlb ? 'hugetlbfs' : file.secretmem ? 'secretmem' : 'shmem')}:${file.name}`, index, share: 0 });

@@ -1,0 +1,184 @@
+import type { Kernel } from '../kernel.js';
+import { InputError, KernelError } from '../errors.js';
+import { kernelAtLeast } from '../features.js';
+import type { Op } from '../sched.js';
+import type { Inode } from '../types.js';
+import type { DaxFilesystem } from './filesystem.js';
+
+/**
+ * DAX mount modes and the per-inode DAX flag. The kernel decides DAX per inode: S_DAX is set
+ * when the inode is set up (xfs_setup_inode -> xfs_diflags_to_iflags(init = true);
+ * ext4_set_inode_flags(init = true)) from the mount's dax policy and the on-disk FS_XFLAG_DAX,
+ * and is never changed on a cached inode. FS_IOC_FSSETXATTR changes only the on-disk flag (and
+ * from v5.8 marks the inode I_DONTCACHE), so S_DAX follows once the inode is evicted: its last
+ * user gone (I_DONTCACHE), drop_caches, or umount + mount (xfstests generic/608).
+ *
+ * A file without S_DAX lives in the page cache (mm/pagecache.ts) backed by its blocks: folios
+ * are read from the blocks, and written back to them when the inode is evicted, so the data
+ * survives S_DAX flipping either way.
+ *
+ * Not modelled: ext4's refusals for inline data, data=journal, encryption and verity (the model
+ * has none of them); writeback other than at eviction (`drop-caches` and `umount` are `sync`
+ * followed by the eviction); rename (a moved file keeps its flag: generic/607's mv cases);
+ * FUSE/virtio-fs's own dax=inode (v5.17: the server decides per inode with FUSE_ATTR_DAX).
+ */
+
+export const DAX_MODES = ['always', 'never', 'inode'] as const;
+/** The mount's policy: every file DAX, none, or per inode (FS_XFLAG_DAX). */
+export type DaxMode = (typeof DAX_MODES)[number];
+/** A `mount` step's dax option: true = the legacy `-o dax`, false = no dax option, or `dax=<mode>`. */
+export type DaxMountOption = boolean | DaxMode;
+
+/** A directory: only its FS_XFLAG_DAX is modelled (what new files and directories in it inherit). */
+export interface Directory {
+  readonly name: string;
+  daxFlag: boolean;
+}
+
+export function describeDaxOption(option: DaxMountOption): string {
+  return option === true ? '-o dax' : option === false ? 'without a dax option' : `-o dax=${option}`;
+}
+
+/**
+ * dax=always|never|inode and the per-inode DAX flag honoured at inode setup: XFS 02beb2686ff9
+ * "fs/xfs: Make DAX mount option a tri-state" (v5.8), ext4 9cb20f94afcd "fs/ext4: Make DAX mount
+ * option a tri-state" with EXT4_DAX_FL (merged late, for v5.8-rc2).
+ */
+export function daxTriState(version: string): boolean {
+  return kernelAtLeast(version, 5, 8);
+}
+
+/**
+ * The open files of `open` steps, by name (a file descriptor holds the inode: i_count). Kept
+ * per kernel, outside it: no other operation looks at them.
+ */
+const openFiles = new WeakMap<Kernel, Map<string, { fs: DaxFilesystem; inode: Inode }>>();
+
+function fdTable(k: Kernel): Map<string, { fs: DaxFilesystem; inode: Inode }> {
+  let t = openFiles.get(k);
+  if (!t) openFiles.set(k, (t = new Map()));
+  return t;
+}
+
+/** The mounted filesystems (a device whose filesystem is mounted and whose driver is bound). */
+export function mountedFilesystems(k: Kernel): DaxFilesystem[] {
+  return [...k.devices.values()].filter((d) => d.fs && d.bound && (d.fs as DaxFilesystem).mounted).map((d) => d.fs as DaxFilesystem);
+}
+
+/** The filesystem holding a directory, and the directory. */
+function findDir(k: Kernel, name: string): { fs: DaxFilesystem; dir: Directory } {
+  for (const fs of mountedFilesystems(k)) {
+    const dir = fs.dirs.get(name);
+    if (dir) return { fs, dir };
+  }
+  throw new KernelError('ENOENT', `no directory '${name}' on a mounted filesystem`);
+}
+
+/** The last user of an I_DONTCACHE inode went (iput_final): it is evicted now, unless its pages are busy. */
+function* dropIfDontcache(fs: DaxFilesystem, inode: Inode): Op {
+  if (inode.incore && inode.dontcache && !fs.inUse(inode) && fs.evictable(inode) === null) yield* fs.evict(inode);
+}
+
+/** mkdir(2) in directory `in` (default the root): the new directory inherits FS_XFLAG_DAX where the filesystem does. */
+export function* mkdir(k: Kernel, a: { dir: string; in?: string; device?: string }): Op {
+  const fs = a.device !== undefined ? (k.device(a.device).fs as DaxFilesystem | null) : (a.in !== undefined ? findDir(k, a.in).fs : mountedFilesystems(k)[0]);
+  if (!fs || !fs.mounted) throw new KernelError('ENOENT', a.device !== undefined ? `${a.device} is not mounted` : 'no filesystem is mounted');
+  if (fs.dirs.has(a.dir) || k.files.has(a.dir)) throw new KernelError('EEXIST', `'${a.dir}' exists`);
+  const parent = fs.dir(a.in ?? '/');
+  // xfs_inode_inherit_flags2() / ext4_inherit_flags(): directories inherit it as files do
+  fs.dirs.set(a.dir, { name: a.dir, daxFlag: fs.newChildDaxFlag(parent) });
+  yield* [];
+}
+
+/**
+ * `xfs_io -c 'chattr +x|-x'` (FS_IOC_FSGETXATTR, then FS_IOC_FSSETXATTR with FS_XFLAG_DAX set or
+ * cleared) on a file or directory. The filesystem refuses what it must and says whether the inode
+ * is marked I_DONTCACHE; xfs_io then closes the file, which is the last iput of an inode nobody
+ * else holds: evicted at once, so S_DAX follows the flag at the next lookup.
+ */
+export function* chattr(k: Kernel, a: { file?: string; dir?: string; dax: boolean }): Op {
+  if (a.dir !== undefined) {
+    const { fs, dir } = findDir(k, a.dir);
+    fs.checkDaxFlagChange(dir, a.dax);
+    dir.daxFlag = a.dax;
+    return yield* [];
+  }
+  const { fs, inode } = k.file(a.file!);
+  const { dontcache } = fs.checkDaxFlagChange(inode, a.dax);
+  inode.daxFlag = a.dax;
+  if (dontcache) inode.dontcache = true;
+  yield* dropIfDontcache(fs, inode);
+}
+
+/**
+ * `echo 2 > /proc/sys/vm/drop_caches` (drop_slab -> prune_icache_sb): every in-core inode that
+ * nothing holds is evicted. The model writes dirty page cache back first (as `sync` would);
+ * an inode whose page cache keeps a pinned folio stays (invalidate_mapping_pages cannot drop it).
+ */
+export function* dropCaches(k: Kernel): Op {
+  for (const fs of mountedFilesystems(k)) {
+    for (const inode of [...fs.inodes.values()]) {
+      if (inode.incore && !fs.inUse(inode) && fs.evictable(inode) === null) yield* fs.evict(inode);
+    }
+  }
+}
+
+/**
+ * umount(2): EBUSY while a file is open or mapped; otherwise sync, evict every inode
+ * (evict_inodes) and detach. What is on the device stays for the next `mount`, whose dax option
+ * may differ (xfstests _scratch_cycle_mount).
+ */
+export function* umount(k: Kernel, a: { device: string }): Op {
+  const fs = k.device(a.device).fs as DaxFilesystem | null;
+  if (!fs || !fs.mounted) throw new KernelError('EINVAL', `${a.device} is not mounted`);
+  const busy = [...fs.inodes.values()].find((i) => fs.inUse(i));
+  if (busy) throw new KernelError('EBUSY', `umount ${a.device}: '${busy.name}' is ${busy.opens > 0 ? 'open' : 'mapped'} (the mount is busy)`);
+  for (const inode of [...fs.inodes.values()]) if (inode.incore) yield* fs.evict(inode);
+  fs.mounted = false;
+}
+
+/** open(2) of a file: the descriptor `as` holds its inode until `close`. */
+export function* openFile(k: Kernel, a: { file: string; as: string }): Op {
+  const fds = fdTable(k);
+  if (fds.has(a.as)) throw new InputError(`open file '${a.as}' already exists`, undefined, 'as');
+  const f = k.file(a.file);
+  f.inode.opens++;
+  fds.set(a.as, f);
+  yield* [];
+}
+
+/** close(2): the last close of an I_DONTCACHE inode nobody maps evicts it. */
+export function* closeFile(k: Kernel, a: { name: string }): Op {
+  const fds = fdTable(k);
+  const f = fds.get(a.name);
+  if (!f) throw new InputError(`unknown open file '${a.name}': open it first (open: { file, as: ${a.name} })`, undefined, 'name');
+  fds.delete(a.name);
+  f.inode.opens--;
+  yield* dropIfDontcache(f.fs, f.inode);
+}
+
+/**
+ * statx(2)'s STATX_ATTR_DAX: IS_DAX() of the inode the lookup finds (set up again if it was
+ * evicted). The attribute came in v5.8 (712b2698e4c0 "fs/stat: Define DAX statx attribute");
+ * before it statx cannot tell.
+ */
+export function statxDax(k: Kernel, file: string): boolean {
+  if (!kernelAtLeast(k.version, 5, 8)) throw KernelError.unsupported('EOPNOTSUPP', `statx has no STATX_ATTR_DAX before v5.8: S_DAX of '${file}' cannot be read`);
+  return k.file(file).inode.sDax;
+}
+
+/** FS_IOC_FSGETXATTR's FS_XFLAG_DAX of a file or directory (ext4 before v5.8 has no such flag: never set). */
+export function daxFlagOf(k: Kernel, t: { file?: string; dir?: string }): boolean {
+  return t.dir !== undefined ? findDir(k, t.dir).dir.daxFlag : k.file(t.file!).inode.daxFlag;
+}
+
+/**
+ * mmap(MAP_SHARED_VALIDATE | MAP_SYNC) of a file. do_mmap() refuses a flag the file's
+ * f_op->mmap_supported_flags lacks (only ext4 and XFS have MAP_SYNC: -EOPNOTSUPP elsewhere);
+ * xfs_file_mmap / ext4_file_mmap refuse VM_SYNC on a file without S_DAX
+ * (daxdev_mapping_supported(): IS_DAX, and a synchronous DAX device, which pmem is).
+ */
+export function checkMapSync(fs: DaxFilesystem, inode: Inode): void {
+  if (!fs.mapSync) throw new KernelError('EOPNOTSUPP', `mmap MAP_SYNC of '${inode.name}': ${fs.name} has no MAP_SYNC in mmap_supported_flags`);
+  if (!inode.sDax) throw new KernelError('EOPNOTSUPP', `mmap MAP_SYNC of '${inode.name}', which is not DAX (daxdev_mapping_supported: !IS_DAX)`);
+}
