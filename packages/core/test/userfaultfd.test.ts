@@ -415,3 +415,71 @@ describe('uffd-unit-tests.c wp-fork-pin: a pinned uffd-wp page copied at fork', 
     expect(pinnedFork(['pagefault-flag-wp'])).toEqual({ copied: true, write: true, wp: false });
   });
 });
+
+describe('UFFDIO_COPY, ZEROPAGE and CONTINUE into shmem (mfill_atomic)', () => {
+  /** a 2-page memfd, optionally page 0 written through a second mapping, and 'm' registered with these modes */
+  function memfd(version: string, mode: ('missing' | 'minor')[], opts: { shared?: boolean; cached?: boolean } = {}): Kernel {
+    const k = kernel(version);
+    k.run(k.memfdCreate({ file: 'fd', size: 2 * PAGE }));
+    if (opts.cached) {
+      k.run(k.mmap({ file: 'fd', length: 2 * PAGE, shared: true, write: true, as: 'other' }));
+      k.run(k.write({ map: 'other', page: 0, data: 'cached' }));
+    }
+    k.run(k.mmap({ file: 'fd', length: 2 * PAGE, shared: opts.shared ?? true, write: true, as: 'm' }));
+    k.run(k.uffdApi({}));
+    k.run(k.uffdRegister({ map: 'm', mode }));
+    return k;
+  }
+
+  it('shared: the copy is a page-cache page (the cache\'s reference and the PTE\'s), writable and dirty; the waiting read wakes', () => {
+    const k = memfd('latest', ['missing']);
+    const reader = startBlocked(k.read({ map: 'm', page: 0 }));
+    k.run(k.uffdCopy({ map: 'm', page: 0, data: 'copied' }));
+    expect(finish(reader)).toBe('copied');
+    const p = k.pfnOf({ map: 'm', page: 0 })!;
+    expect([k.folios.isAnon(p), k.folios.rc(p), k.pfnOf({ file: 'fd', page: 0 }) === p, pte(k, 'm', 0)!.write, pte(k, 'm', 0)!.dirty]).toEqual([false, 2, true, true, true]);
+    // a second copy of the same index meets the page in the cache: EEXIST (shmem_add_to_page_cache)
+    k.run(k.munmap({ map: 'm' }));
+    k.run(k.mmap({ file: 'fd', length: 2 * PAGE, shared: true, write: true, as: 'm2' }));
+    k.run(k.uffdRegister({ map: 'm2', mode: ['missing'] }));
+    expect(code(() => k.run(k.uffdCopy({ map: 'm2', page: 0, data: 'again' })))).toBe('EEXIST');
+  });
+
+  it('shared: UFFDIO_ZEROPAGE puts a zeroed page in the cache (not the zero page)', () => {
+    const k = memfd('latest', ['missing']);
+    k.run(k.uffdZeropage({ map: 'm', page: 1 }));
+    const p = k.pfnOf({ map: 'm', page: 1 })!;
+    expect([k.isZeroPfn(p), k.pfnOf({ file: 'fd', page: 1 }) === p, k.run(k.read({ map: 'm', page: 1 }))]).toEqual([false, true, '']);
+  });
+
+  it('private: the copy is an anonymous page (the file is untouched); past i_size is EFAULT', () => {
+    const k = memfd('latest', ['missing'], { shared: false });
+    k.run(k.uffdCopy({ map: 'm', page: 0, data: 'private' }));
+    const p = k.pfnOf({ map: 'm', page: 0 })!;
+    expect([k.folios.isAnon(p), k.pfnOf({ file: 'fd', page: 0 })]).toEqual([true, null]);
+    k.run(k.truncate({ file: 'fd', size: PAGE }));
+    expect(code(() => k.run(k.uffdCopy({ map: 'm', page: 1, data: 'x' })))).toBe('EFAULT');
+  });
+
+  it('MINOR + UFFDIO_CONTINUE maps the cached page itself: shared writable, private read-only (page_in_cache && !vm_shared)', () => {
+    const k = memfd('latest', ['minor'], { cached: true });
+    const reader = startBlocked(k.read({ map: 'm', page: 0 }));
+    k.run(k.uffdContinue({ map: 'm', page: 0 }));
+    expect(finish(reader)).toBe('cached');
+    const cachedPfn = k.pfnOf({ map: 'other', page: 0 });
+    expect([k.pfnOf({ map: 'm', page: 0 }) === cachedPfn, pte(k, 'm', 0)!.write]).toEqual([true, true]);
+    const priv = memfd('latest', ['minor'], { shared: false, cached: true });
+    priv.run(priv.uffdContinue({ map: 'm', page: 0 }));
+    expect([priv.pfnOf({ map: 'm', page: 0 }) === priv.pfnOf({ map: 'other', page: 0 }), pte(priv, 'm', 0)!.write]).toEqual([true, false]);
+  });
+
+  it('UFFDIO_CONTINUE: EFAULT where the cache has no page, EINVAL on anonymous memory, EINVAL (unknown ioctl) before v5.13', () => {
+    const k = memfd('latest', ['minor']);
+    expect(code(() => k.run(k.uffdContinue({ map: 'm', page: 1 })))).toBe('EFAULT');
+    const a = kernel();
+    registered(a);
+    expect(code(() => a.run(a.uffdContinue({ map: 'm', page: 0 })))).toBe('EINVAL');
+    const old = memfd('v5.10', ['missing']);
+    expect(code(() => old.run(old.uffdContinue({ map: 'm', page: 0 })))).toBe('EINVAL');
+  });
+});

@@ -35,13 +35,13 @@ import { nonPresent } from './exclusive.js';
  *   unregistered — and the access is retried: the handler is the scenario's next step in another
  *   thread, and a sequential scenario's access `blocks`. A fault that may not retry (break_ksm()'s,
  *   up to v6.0) and any fault of a UFFD_FEATURE_SIGBUS ctx get VM_FAULT_SIGBUS.
- * - UFFDIO_COPY / UFFDIO_ZEROPAGE into anonymous VMAs (`mcopy_atomic_pte()`,
- *   `mfill_zeropage_pte()`, `mfill_atomic_install_pte()`); UFFDIO_WRITEPROTECT on anonymous VMAs
+ * - UFFDIO_COPY / UFFDIO_ZEROPAGE into anonymous and shmem VMAs and UFFDIO_CONTINUE into shmem
+ *   (`mfill_atomic()`, `mfill_atomic_install_pte()`); UFFDIO_WRITEPROTECT on anonymous VMAs
  *   (`mwriteprotect_range()` -> change_protection(MM_CP_UFFD_WP[_RESOLVE])).
  * - fork: `dup_userfaultfd()` keeps VM_UFFD_* in the child only with UFFD_FEATURE_EVENT_FORK, and
  *   copy_present_pte() keeps a PTE's uffd-wp bit only where the VMA keeps VM_UFFD_WP.
  *
- * Not modelled: UFFDIO_COPY / ZEROPAGE / CONTINUE into shmem or hugetlb and WRITEPROTECT there
+ * Not modelled: UFFDIO_COPY / CONTINUE into hugetlb and WRITEPROTECT of shmem or hugetlb
  * (refused as not modelled), PTE markers, UFFDIO_MOVE / POISON, the uffd-wp bit across swap,
  * THP split and migration, the fork event's wait for the monitor to read it (taken as read at
  * once), non-cooperative events other than fork.
@@ -222,8 +222,8 @@ export class Userfaultfd {
 
   /**
    * UFFDIO_COPY (mcopy_atomic() -> mcopy_atomic_pte() / mfill_atomic_pte_copy()): each page gets a
-   * new anonymous page holding `data`, unless something is mapped there already (-EEXIST). The
-   * entry (mfill_atomic_install_pte() from v5.14, the same rules before):
+   * new page holding `data` (anonymous, or page cache in a shared shmem mapping: `fill()`), unless
+   * something is mapped there already (-EEXIST). For an anonymous page the entry is:
    * - dirty: only with VM_WRITE up to v5.6 ("pte_mkwrite(pte_mkdirty())"); always from v5.7
    *   (292924b26024 "userfaultfd: wp: apply _PAGE_UFFD_WP bit": pte_mkdirty(mk_pte())), and
    *   unconditionally for every memory type from v6.0 (9ae0f87d009c);
@@ -242,36 +242,76 @@ export class Userfaultfd {
     return yield* this.fill(ctx, start, pages, 'zeropage', '');
   }
 
-  private *fill(ctx: UffdCtx, start: number, pages: number, mode: 'copy' | 'copy-wp' | 'zeropage', data: string): Op<number> {
+  /**
+   * UFFDIO_CONTINUE (v5.13 hugetlbfs, v5.14 shmem; mfill_atomic_pte_continue()): map the page the
+   * page cache already holds (shmem_get_folio(SGP_NOALLOC): none is -EFAULT), resolving a MINOR
+   * fault. Anonymous memory is -EINVAL ("!vma_is_shmem() && MFILL_ATOMIC_CONTINUE"); hugetlbfs is
+   * refused as not modelled.
+   */
+  *continueMinor(ctx: UffdCtx, start: number, pages: number): Op<number> {
+    if (!kernelAtLeast(this.k.version, 5, 13)) throw new KernelError('EINVAL', 'UFFDIO_CONTINUE does not exist before v5.13 (unknown ioctl)');
+    return yield* this.fill(ctx, start, pages, 'continue', '');
+  }
+
+  /**
+   * mfill_atomic() for COPY, ZEROPAGE and CONTINUE, page by page. Where the pages come from:
+   * anonymous memory and a private shmem mapping ("!(dst_vma->vm_flags & VM_SHARED)") get a new
+   * anonymous page (mcopy_atomic_pte(); a private shmem mapping checks i_size first: -EFAULT past
+   * it) or the zero page; a shared shmem mapping gets a page added to the page cache
+   * (shmem_mfill_atomic_pte(): -EEXIST when the cache has it, -EFAULT past i_size; ZEROPAGE a zeroed
+   * one) or, for CONTINUE, the cached page. mfill_atomic_install_pte() (v5.14; the same rules
+   * before) maps it: writable with VM_WRITE, except a page-cache page in a private mapping and a
+   * MODE_WP copy; dirty — an anonymous page from v5.7 always (with VM_WRITE only before), a
+   * page-cache page when writable, and every page from v6.0 (9ae0f87d009c); uffd-wp with MODE_WP.
+   */
+  private *fill(ctx: UffdCtx, start: number, pages: number, mode: 'copy' | 'copy-wp' | 'zeropage' | 'continue', data: string): Op<number> {
     const k = this.k;
-    const what = mode === 'zeropage' ? 'UFFDIO_ZEROPAGE' : 'UFFDIO_COPY';
+    const what = mode === 'zeropage' ? 'UFFDIO_ZEROPAGE' : mode === 'continue' ? 'UFFDIO_CONTINUE' : 'UFFDIO_COPY';
     if (mode === 'copy-wp' && !kernelAtLeast(k.version, 5, 7)) throw new KernelError('EINVAL', 'UFFDIO_COPY_MODE_WP does not exist before v5.7');
     const vma = this.dstVma(ctx, start, pages, what);
     // "if ((flags & MFILL_ATOMIC_WP) && !(dst_vma->vm_flags & VM_UFFD_WP)) goto out_unlock" (-EINVAL)
     if (mode === 'copy-wp' && !vma.flags.uffdWp) throw new KernelError('EINVAL', `UFFDIO_COPY_MODE_WP into '${vma.name}', which is not registered for WP`);
     const kind = this.memoryKind(vma);
     if (kind === 'hugetlb' && mode === 'zeropage') throw new KernelError('EINVAL', `UFFDIO_ZEROPAGE into hugetlb mapping '${vma.name}': there is no huge zero page for hugetlb (mfill_atomic_hugetlb)`);
-    if (kind !== 'anon') throw KernelError.unsupported('EINVAL', `${what} into ${kind} mapping '${vma.name}' is not modelled (only anonymous memory)`);
+    if (kind === 'hugetlb') throw KernelError.unsupported('EINVAL', `${what} into hugetlb mapping '${vma.name}' (mfill_atomic_hugetlb) is not modelled`);
+    if (mode === 'continue' && kind !== 'shmem') throw new KernelError('EINVAL', `UFFDIO_CONTINUE into '${vma.name}', which is not shmem`);
+    const file = kind === 'shmem' ? vma.cacheFile! : null;
+    const inCache = file !== null && (vma.flags.shared || mode === 'continue');
     let done = 0;
+    // an error after some pages were placed: the ioctl returns what it did and -EAGAIN
+    const stop = (code: 'EEXIST' | 'EFAULT', why: string): never => {
+      if (done === 0) throw new KernelError(code, `${what}: ${why}`);
+      throw new KernelError('EAGAIN', `${what}: placed ${done} page(s), then ${why} (the ioctl's count is ${done} pages)`);
+    };
     for (let vpn = start; vpn < start + pages; vpn++) {
       yield preempt(what);
-      // mfill_atomic_pte(): "if (!pte_none(*dst_pte)) goto out_unlock" with -EEXIST (a huge PMD too)
-      if (k.vm.lookup(vma.mm, vpn)) {
-        if (done === 0) throw new KernelError('EEXIST', `${what}: page ${vpn - vma.start} of '${vma.name}' is already mapped`);
-        throw new KernelError('EAGAIN', `${what}: placed ${done} page(s), then page ${vpn - vma.start} of '${vma.name}' was already mapped (uffdio_copy.copy = ${done} pages)`);
-      }
-      if (mode === 'zeropage') {
+      const where = `page ${vpn - vma.start} of '${vma.name}'`;
+      // mfill_atomic_install_pte() / mfill_atomic_pte(): "if (!pte_none(*dst_pte))" -EEXIST (a huge PMD too)
+      if (k.vm.lookup(vma.mm, vpn)) stop('EEXIST', `${where} is already mapped`);
+      const index = vma.pgoff + (vpn - vma.start);
+      if (file && index >= file.pages) stop('EFAULT', `${where} is past the end of file '${file.name}'`);
+      let pfn: number;
+      if (inCache) {
+        if (mode === 'continue') {
+          if (!file!.cache.has(index)) stop('EFAULT', `${where}: the page cache has no page to continue with (SGP_NOALLOC)`);
+        } else if (file!.cache.has(index)) stop('EEXIST', `${where}: the page cache has the page already (shmem_add_to_page_cache)`);
+        pfn = k.pageCache.getFolio(file!, index, what);
+        if (mode !== 'continue') k.pages.data.set(pfn, data);
+      } else if (mode === 'zeropage') {
         k.vm.install(vma.mm, vpn, k.faults.pte(k.zeroPfn, 'pte', { special: true }));
+        done++;
+        continue;
       } else {
-        // anon_vma_prepare() for a private VMA, then a new anonymous page, exclusive (folio_add_new_anon_rmap)
-        const pfn = k.ram.allocAnon(k.vm.anonVmaPrepare(vma), data);
-        if (pfn === null) throw new KernelError('ENOMEM', `${what}: out of memory`);
-        k.folios.addMap(pfn);
-        const writable = vma.flags.write && mode === 'copy';
-        const dirty = kernelAtLeast(k.version, 5, 7) || vma.flags.write;
-        const uffdWp = mode === 'copy-wp' && this.archWp() && (vma.flags.write || kernelAtLeast(k.version, 6, 5));
-        k.vm.install(vma.mm, vpn, k.faults.pte(pfn, 'pte', { write: writable, dirty, ...(uffdWp ? { uffdWp } : {}) }));
+        // anon_vma_prepare(), then a new anonymous page, exclusive (folio_add_new_anon_rmap)
+        const anon = k.ram.allocAnon(k.vm.anonVmaPrepare(vma), data);
+        if (anon === null) throw new KernelError('ENOMEM', `${what}: out of memory`);
+        pfn = anon;
       }
+      k.folios.addMap(pfn);
+      const writable = vma.flags.write && mode !== 'copy-wp' && !(inCache && !vma.flags.shared);
+      const dirty = kernelAtLeast(k.version, 6, 0) || (inCache ? writable : kernelAtLeast(k.version, 5, 7) || vma.flags.write);
+      const uffdWp = mode === 'copy-wp' && this.archWp() && (vma.flags.write || kernelAtLeast(k.version, 6, 5));
+      k.vm.install(vma.mm, vpn, k.faults.pte(pfn, 'pte', { write: writable, dirty, ...(uffdWp ? { uffdWp } : {}) }));
       done++;
     }
     return done;
