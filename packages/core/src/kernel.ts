@@ -9,6 +9,7 @@ import { FaultInjection, type FaultSite } from './fault-inject.js';
 import type { KernelEvents } from './events.js';
 import { DEFAULT_PRESET, kernelAtLeast, presetNamed, resolveFeatures, type FeatureSet } from './features.js';
 import type { DaxFilesystem, FilesystemPlugin } from './fs/filesystem.js';
+import { checkMapSync, chattr, closeFile, dropCaches, mkdir, mountedFilesystems, openFile, umount, type DaxMountOption } from './fs/daxmode.js';
 import { conventionFor, type RefcountConvention } from './mm/convention.js';
 import { DeviceExclusive, nonPresent, type MmuNotifierRange } from './mm/exclusive.js';
 import { pagemapGuard } from './mm/guard.js';
@@ -402,6 +403,7 @@ export class Kernel {
     const f = this.files.get(name);
     if (!f && this.pageCache.named(name)) throw new InputError(`'${name}' is a page-cache file (a memfd, or a tmpfile on a non-DAX disk filesystem), not a file on a DAX mount: only mmap, truncate, punch-hole and checks of refcount, mapcount, mapped, anon take it`, undefined, 'file');
     if (!f) throw new KernelError('ENOENT', `no file '${name}'`);
+    f.fs.iget(f.inode); // a lookup sets the inode up again after eviction (fs/daxmode.ts)
     return f;
   }
 
@@ -489,29 +491,68 @@ export class Kernel {
     device.bound = false;
   }
 
-  *mount(a: { device: string; fs?: string }): Op {
+  /**
+   * mount(2) of the device's filesystem with a dax option (fs/daxmode.ts): `true` (the default) is
+   * the legacy `-o dax`, `false` no dax option, or dax=always|never|inode where the release has it.
+   * Mounting again after `umount` finds what is on the device.
+   */
+  *mount(a: { device: string; fs?: string; dax?: DaxMountOption }): Op {
     const device = this.device(a.device);
     const name = a.fs ?? this.defaultFs?.fsName;
     const plugin = name ? this.fsPlugins.get(name) : undefined;
     if (!plugin) throw new InputError(`no filesystem plugin '${name ?? '(none)'}' in this kernel`, undefined, 'fs');
+    const old = device.fs as DaxFilesystem | null;
+    if (old && !old.mounted) {
+      if (old.name !== plugin.fsName) throw new KernelError('EINVAL', `${a.device} holds ${old.name}, not ${plugin.fsName}`);
+      old.daxMode = old.parseDaxOption(a.dax ?? true);
+      old.mounted = true;
+      return yield* [];
+    }
     if (device.fs) throw new KernelError('EBUSY', `${a.device} is already mounted`);
     // fs_dax_get_by_bdev() finds no dax_device behind anything but an fsdax-mode pmem namespace (or
     // virtio-fs's window): -o dax cannot mount, so a kernel composed that way cannot run the scenario
     if (device.pgmap.type !== 'fsdax') throw KernelError.unsupported('EINVAL', `${a.device} has a ${device.pgmap.type} dev_pagemap, not fsdax: mount -o dax needs a pmem namespace in fsdax mode (or virtio-fs's DAX window)`);
-    device.fs = plugin.mount(this, device);
+    const fs = plugin.mount(this, device);
+    fs.daxMode = fs.parseDaxOption(a.dax ?? true);
+    device.fs = fs;
     yield* [];
   }
 
-  private mountedFs(): DaxFilesystem {
-    const mounted = [...this.devices.values()].filter((d) => d.fs && d.bound);
-    if (mounted.length === 0) throw new KernelError('ENOENT', 'no filesystem is mounted');
-    return mounted[0]!.fs as DaxFilesystem;
+  /** umount, mkdir, chattr, drop-caches, open and close (fs/daxmode.ts) */
+  *umount(a: { device: string }): Op {
+    yield* umount(this, a);
   }
 
-  *create(a: { file: string; size: number; device?: string }): Op {
+  *mkdir(a: { dir: string; in?: string; device?: string }): Op {
+    yield* mkdir(this, a);
+  }
+
+  *chattr(a: { file?: string; dir?: string; dax: boolean }): Op {
+    yield* chattr(this, a);
+  }
+
+  *dropCaches(_a: Record<string, never>): Op {
+    yield* dropCaches(this);
+  }
+
+  *open(a: { file: string; as: string }): Op {
+    yield* openFile(this, a);
+  }
+
+  *close(a: { name: string }): Op {
+    yield* closeFile(this, a);
+  }
+
+  private mountedFs(): DaxFilesystem {
+    const mounted = mountedFilesystems(this);
+    if (mounted.length === 0) throw new KernelError('ENOENT', 'no filesystem is mounted');
+    return mounted[0]!;
+  }
+
+  *create(a: { file: string; size: number; device?: string; dir?: string }): Op {
     if (this.files.has(a.file) || this.pageCache.named(a.file)) throw new KernelError('EEXIST', `file '${a.file}' exists`);
     const fs = a.device ? (this.device(a.device).fs as DaxFilesystem) : this.mountedFs();
-    const inode = yield* fs.create(a.file, a.size);
+    const inode = yield* fs.create(a.file, a.size, a.dir);
     this.files.set(a.file, { fs, inode });
   }
 
@@ -609,7 +650,7 @@ export class Kernel {
     yield* [];
   }
 
-  *mmap(a: { process?: string; file?: string; device?: string; anon?: boolean; devmem?: boolean; hugetlb?: number; length: number; offset?: number; shared?: boolean; write?: boolean; populate?: boolean; locked?: boolean; as: string }): Op<Vma> {
+  *mmap(a: { process?: string; file?: string; device?: string; anon?: boolean; devmem?: boolean; hugetlb?: number; length: number; offset?: number; shared?: boolean; write?: boolean; populate?: boolean; locked?: boolean; sync?: boolean; as: string }): Op<Vma> {
     const mm = this.process(a.process);
     if (mm.vmas.some((v) => v.name === a.as)) throw new InputError(`mapping '${a.as}' already exists in ${mm.name}`, undefined, 'as');
     const ps = this.mmu.basePageSize;
@@ -621,6 +662,8 @@ export class Kernel {
     const write = a.write ?? false;
     let vma: Vma;
     const memfd = a.file !== undefined ? this.pageCache.named(a.file) : null;
+    // do_mmap(MAP_SHARED_VALIDATE): shmem_file_operations have no mmap_supported_flags
+    if (a.sync && memfd) throw new KernelError('EOPNOTSUPP', `mmap MAP_SYNC of '${a.file}': a memfd's f_op has no MAP_SYNC in mmap_supported_flags`);
     // do_mmap(): MAP_LOCKED (or mlockall(MCL_FUTURE)'s def_flags) must fit RLIMIT_MEMLOCK: can_do_mlock() EPERM, mlock_future_ok() EAGAIN
     if ((a.locked || mm.lockFuture) && mm.memlockLimit !== undefined) {
       if (a.locked && mm.memlockLimit === 0) throw new KernelError('EPERM', `mmap '${a.as}' with MAP_LOCKED: RLIMIT_MEMLOCK is 0 and the process lacks CAP_IPC_LOCK (can_do_mlock)`);
@@ -638,8 +681,15 @@ export class Kernel {
       const file = memfd ?? this.pageCache.zeroSetup(a.as, pages);
       const start = this.vm.placeVma(mm, pages, 1);
       vma = this.vm.addVma(mm, { name: a.as, start, pages, pgoff: memfd ? offset / ps : 0, flags: this.vm.flags({ write, shared }), kind: 'pagecache', inode: null, device: null, cacheFile: file, anonVma: 0 });
+    } else if (a.file !== undefined && this.file(a.file).inode.cache) {
+      // a file without S_DAX on a DAX-capable mount: its page cache (filemap_fault, ->page_mkwrite)
+      const { fs, inode } = this.file(a.file);
+      if (a.sync) checkMapSync(fs, inode);
+      const start = this.vm.placeVma(mm, pages, 1);
+      vma = this.vm.addVma(mm, { name: a.as, start, pages, pgoff: offset / ps, flags: this.vm.flags({ write, shared }), kind: 'pagecache', inode: null, device: null, cacheFile: inode.cache!, anonVma: 0 });
     } else if (a.file !== undefined) {
       const { fs, inode } = this.file(a.file);
+      if (a.sync) checkMapSync(fs, inode);
       const start = this.vm.placeVma(mm, pages, 1);
       vma = this.vm.addVma(mm, { name: a.as, start, pages, pgoff: offset / ps, flags: this.vm.flags({ write, shared, ...fs.mmapFlags }), kind: 'file', inode, device: null, anonVma: 0 });
     } else if (a.devmem) {
@@ -1167,6 +1217,8 @@ export class Kernel {
       }
       if (memfd) return memfd.cache.get(t.page ?? 0) ?? null;
       const { fs, inode } = this.file(t.file);
+      // a file without S_DAX: the folio caching that page, if any
+      if (inode.cache) return inode.cache.cache.get(t.page ?? 0) ?? null;
       const block = inode.blocks.get(t.page ?? 0);
       return block === undefined ? null : fs.blocks.pfnOf(block);
     }

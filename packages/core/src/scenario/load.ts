@@ -154,15 +154,17 @@ function parseStep(raw: Record<string, unknown>, path: Path): Step {
 // ---------------------------------------------------------------------------------------------
 // names
 
-type Kind = 'process' | 'device' | 'file' | 'map' | 'pin';
+type Kind = 'process' | 'device' | 'file' | 'map' | 'pin' | 'dir' | 'fd';
 
-const KIND_WORD: Record<Kind, string> = { process: 'a process', device: 'a device', file: 'a file', map: 'a mapping', pin: 'a pin' };
+const KIND_WORD: Record<Kind, string> = { process: 'a process', device: 'a device', file: 'a file', map: 'a mapping', pin: 'a pin', dir: 'a directory', fd: 'an open file' };
 const HOW_TO_DEFINE: Record<Kind, string> = {
   process: 'spawn: { as: NAME } or fork: { as: NAME }',
   device: 'probe: { size: …, as: NAME }',
   file: 'create: { file: NAME, size: … }',
   map: 'mmap: { …, as: NAME }',
   pin: 'pin: { map: …, page: …, as: NAME } (an io_uring buffer: iouring-register: { map: …, page: …, as: NAME })',
+  dir: 'mkdir: { dir: NAME }',
+  fd: 'open: { file: …, as: NAME }',
 };
 
 interface NameRef {
@@ -183,6 +185,8 @@ function definitions(step: Step, at: Path): NameRef[] {
     case 'memfd-secret':
     case 'tmpfile': return ref('file', 'file');
     case 'reflink': return ref('to', 'file');
+    case 'mkdir': return ref('dir', 'dir');
+    case 'open': return ref('as', 'fd');
     case 'spawn':
     case 'fork': return ref('as', 'process');
     case 'mmap':
@@ -204,7 +208,12 @@ function references(step: Step, at: Path, raw: Record<string, unknown>): NameRef
   switch (step.op) {
     case 'unbind': case 'mount': ref('device', 'device'); break;
     case 'memory-failure': ref('device', 'device'); ref('map', 'map'); ref('process', 'process'); break;
-    case 'create': ref('device', 'device'); break;
+    case 'create': ref('device', 'device'); ref('dir', 'dir'); break;
+    case 'umount': ref('device', 'device'); break;
+    case 'mkdir': ref('in', 'dir'); ref('device', 'device'); break;
+    case 'chattr': ref('file', 'file'); ref('dir', 'dir'); break;
+    case 'open': ref('file', 'file'); break;
+    case 'close': ref('name', 'fd', a.name, typeof raw[step.op] === 'string' ? [...at, step.op] : [...at, step.op, 'name']); break;
     case 'truncate': case 'punch-hole': case 'fallocate': ref('file', 'file'); break;
     case 'reflink': ref('from', 'file'); break;
     case 'mmap': ref('process', 'process'); ref('file', 'file'); ref('device', 'device'); break;
@@ -219,7 +228,7 @@ function references(step: Step, at: Path, raw: Record<string, unknown>): NameRef
     case 'device-read': case 'device-write': case 'device-snapshot': case 'device-exclusive': case 'device-check-exclusive': ref('device', 'device'); ref('map', 'map'); ref('process', 'process'); break;
     case 'check': {
       const c = a as unknown as CheckArgs;
-      for (const k of ['map', 'file', 'device', 'process'] as const) ref(k, k === 'map' ? 'map' : k, c.target[k], [...at, 'check', c.what, k]);
+      for (const k of ['map', 'file', 'device', 'process', 'dir'] as const) ref(k, k === 'map' ? 'map' : k, c.target[k], [...at, 'check', c.what, k]);
       break;
     }
     default: break;

@@ -3,6 +3,7 @@ import { formatSnapshotFlags, type DriverPlugin } from '../driver.js';
 import { InputError, KernelError, KernelOops, UnsupportedError } from '../errors.js';
 import { featureDiff, resolveFeatures, type FeatureSet } from '../features.js';
 import type { FilesystemPlugin } from '../fs/filesystem.js';
+import { daxFlagOf, statxDax } from '../fs/daxmode.js';
 import { Monitor } from '../invariants.js';
 import { createKernel, type Kernel } from '../kernel.js';
 import type { Op, Yield } from '../sched.js';
@@ -75,6 +76,12 @@ export function stepOp(k: Kernel, step: Step, failures: string[]): Op<unknown> {
     case 'probe': return k.probe(a);
     case 'unbind': return k.unbind(a);
     case 'mount': return k.mount(a);
+    case 'umount': return k.umount(a);
+    case 'mkdir': return k.mkdir(a);
+    case 'chattr': return k.chattr(a);
+    case 'drop-caches': return k.dropCaches(a);
+    case 'open': return k.open(a);
+    case 'close': return k.close(a);
     case 'create': return k.create(a);
     case 'truncate': return k.truncate(a);
     case 'punch-hole': return k.punchHole(a);
@@ -196,6 +203,11 @@ export function check(k: Kernel, c: CheckArgs): string | null {
       return cmp(`guard(${where})`, k.isGuardIn(t));
     case 'blockFree':
       return cmp(`blockFree(${where})`, k.blockFree(t));
+    // S_DAX through statx, FS_XFLAG_DAX through FS_IOC_FSGETXATTR (fs/daxmode.ts)
+    case 'dax':
+      return cmp(`dax(${where})`, statxDax(k, t.file));
+    case 'daxFlag':
+      return cmp(`daxFlag(${where})`, daxFlagOf(k, t));
     // a process's KSM state (mm/ksm.ts): throws the kernel's error where the release has no such interface
     case 'memoryMerge':
       return cmp(`memoryMerge(${where})`, k.ksm.memoryMerge(k.process(t.process)));

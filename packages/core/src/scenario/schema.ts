@@ -5,6 +5,7 @@ import { FEATURES, PRESETS } from '../features.js';
 import { FAULT_SITE_NAMES, type FaultSite } from '../fault-inject.js';
 import { MADVISE_ADVICES } from '../mm/madvise.js';
 import { THP_SIZE_MODES } from '../mm/mthp.js';
+import { DAX_MODES } from '../fs/daxmode.js';
 import { UFFD_FEATURES, UFFD_MODES } from '../mm/userfaultfd.js';
 import { isPowerOfTwo, parseSize } from '../units.js';
 import type { CheckArgs, CheckWhat, OpName } from './types.js';
@@ -68,7 +69,7 @@ export const DRIVER_NAMES = ['nvdimm', 'devdax', 'hmm'] as const;
 export const PRESET_NAMES = PRESETS.map((p) => p.name);
 /** the /proc/sys entries a `sysctl` step can write */
 export const SYSCTL_NAMES = ['vm.hugetlb_optimize_vmemmap'] as const;
-export const CHECK_WHATS = ['refcount', 'mapcount', 'pinned', 'mapped', 'anon', 'blockFree', 'vmemmap', 'writable', 'softDirty', 'swapped', 'memoryMerge', 'ksmMergingPages', 'ksmZeroPages', 'hugetlbFree', 'hugetlbResv', 'hugetlbTotal', 'locked', 'guard', 'uffdWp'] as const satisfies readonly CheckWhat[];
+export const CHECK_WHATS = ['refcount', 'mapcount', 'pinned', 'mapped', 'anon', 'blockFree', 'vmemmap', 'writable', 'softDirty', 'swapped', 'memoryMerge', 'ksmMergingPages', 'ksmZeroPages', 'hugetlbFree', 'hugetlbResv', 'hugetlbTotal', 'locked', 'guard', 'uffdWp', 'dax', 'daxFlag'] as const satisfies readonly CheckWhat[];
 
 // ---------------------------------------------------------------------------------------------
 // scalars
@@ -146,7 +147,8 @@ const CheckTarget = obj({
   hugetlb: Size.optional().describe('vmemmap and hugetlbFree / hugetlbResv / hugetlbTotal only: the hugetlb pool of this huge page size'),
   page: PageIndex.optional(),
   process: Name.optional(),
-}).describe('what to look at: {map, page, process?} | {file, page} | {device, page?} | {hugetlb} (vmemmap)');
+  dir: Name.optional().describe('daxFlag only: a directory'),
+}).describe('what to look at: {map, page, process?} | {file, page} | {device, page?} | {hugetlb} (vmemmap) | {file} or {dir} (dax, daxFlag)');
 
 const VmemmapFigures = obj({
   bytes: Size.optional().describe('memory backing struct pages, bytes'),
@@ -173,6 +175,8 @@ const checkShape = {
   hugetlbResv: CheckTarget.optional().describe('{hugetlb: <huge page size>}: HugePages_Rsvd of that pool (resv_huge_pages: pages reserved and not allocated yet)'),
   hugetlbTotal: CheckTarget.optional().describe('{hugetlb: <huge page size>}: HugePages_Total of that pool (nr_hugepages, surplus pages included)'),
   locked: CheckTarget.optional().describe('{map, page, process?}: the VMA holding that page is VM_LOCKED (smaps VmFlags "lo": mlock, mlockall, MAP_LOCKED)'),
+  dax: CheckTarget.optional().describe('{file}: statx STATX_ATTR_DAX, i.e. S_DAX of the inode a lookup finds (v5.8+)'),
+  daxFlag: CheckTarget.optional().describe('{file} or {dir}: FS_XFLAG_DAX as FS_IOC_FSGETXATTR reports it (lsattr -v: x)'),
   uffdWp: CheckTarget.optional().describe('{map, page, process?}: /proc/PID/pagemap reports PM_UFFD_WP (bit 57): the entry has its uffd-wp bit (UFFDIO_WRITEPROTECT)'),
   guard: CheckTarget.optional().describe('{map, page, process?}: /proc/PID/pagemap reports PM_GUARD_REGION (bit 58, v6.15: a MADV_GUARD_INSTALL marker; always false before)'),
   equals: z.union([z.number().int(), z.boolean(), VmemmapFigures]).optional(),
@@ -183,7 +187,9 @@ const checkShape = {
 const NUMERIC_CHECKS: readonly CheckWhat[] = ['refcount', 'mapcount', 'ksmMergingPages', 'ksmZeroPages', 'hugetlbFree', 'hugetlbResv', 'hugetlbTotal'];
 /** counters of a hugetlb pool: only a { hugetlb } target */
 const POOL_CHECKS: readonly CheckWhat[] = ['hugetlbFree', 'hugetlbResv', 'hugetlbTotal'];
-const BOOLEAN_CHECKS: readonly CheckWhat[] = ['pinned', 'mapped', 'anon', 'blockFree', 'writable', 'softDirty', 'swapped', 'memoryMerge', 'locked', 'guard', 'uffdWp'];
+const BOOLEAN_CHECKS: readonly CheckWhat[] = ['pinned', 'mapped', 'anon', 'blockFree', 'writable', 'softDirty', 'swapped', 'memoryMerge', 'locked', 'guard', 'uffdWp', 'dax', 'daxFlag'];
+/** properties of an inode (S_DAX, FS_XFLAG_DAX): only a { file } (or, for daxFlag, { dir }) target, no page */
+const INODE_CHECKS: readonly CheckWhat[] = ['dax', 'daxFlag'];
 /** properties of a process (its mm), not of a page: only a { process } target */
 const PROCESS_CHECKS: readonly CheckWhat[] = ['memoryMerge', 'ksmMergingPages', 'ksmZeroPages'];
 /** properties of a mapping's page-table entry, not of a page: only a { map, page } target */
@@ -223,7 +229,13 @@ const checkArgs = obj(checkShape)
     const targets = (['map', 'file', 'device', 'hugetlb'] as const).filter((k) => t[k] !== undefined);
     const form = what === 'vmemmap' ? '{ device } or { hugetlb: <huge page size> }' : what === 'blockFree' ? '{ file, page }' : '{ map, page } or { file, page } or { device, page }';
     const bad = (message: string, path: PropertyKey[] = [what]) => ctx.addIssue({ code: 'custom', input: t, path, message });
-    if (PROCESS_CHECKS.includes(what)) {
+    if (INODE_CHECKS.includes(what)) {
+      const named = (['map', 'file', 'device', 'hugetlb', 'dir'] as const).filter((k) => t[k] !== undefined);
+      const inodeForm = what === 'dax' ? '{ file }' : '{ file } or { dir }';
+      if (named.length !== 1 || (named[0] !== 'file' && (what === 'dax' || named[0] !== 'dir')) || t.page !== undefined || t.process !== undefined) return bad(`${what} is a property of an inode: write ${inodeForm}`);
+    } else if (t.dir !== undefined) {
+      return bad('dir names a directory, which only daxFlag looks at', [what, 'dir']);
+    } else if (PROCESS_CHECKS.includes(what)) {
       if (targets.length > 0 || t.page !== undefined) return bad(`${what} is a property of a process: write { process: <name> }, or {} for init`);
     } else {
       if (targets.length !== 1) return bad(`name one target: ${form}`);
@@ -292,8 +304,12 @@ const mmapArgs = obj({
   write: Flag.optional(),
   populate: Flag.optional().describe('MAP_POPULATE: fault every page in now (a write fault in a private writable mapping, which COWs file pages); errors are ignored as mmap ignores them'),
   locked: Flag.optional().describe('MAP_LOCKED: VM_LOCKED (unless mlock would not lock this kind of mapping: DAX, hugetlb, VM_SPECIAL) and populated as by MAP_POPULATE'),
+  sync: Flag.optional().describe('MAP_SHARED_VALIDATE|MAP_SYNC (with file and shared: true): EOPNOTSUPP unless the file is DAX on ext4 or XFS'),
   as: Name,
 }).superRefine((m, ctx) => {
+  if (m.sync && (m.file === undefined || m.shared !== true)) {
+    ctx.addIssue({ code: 'custom', input: m, path: ['sync'], message: 'MAP_SYNC comes with MAP_SHARED_VALIDATE: write it with file: <name> and shared: true' });
+  }
   const what = (['file', 'device', 'anon', 'devmem'] as const).filter((k) => m[k] !== undefined);
   if (what.length !== 1) {
     ctx.addIssue({
@@ -333,8 +349,20 @@ export const OP_ARGS = {
     as: Name,
   }).describe('bind a device: pmem namespace (nvdimm) or device-dax instance; memremap_pages'),
   unbind: obj({ device: Name }).describe('driver unbind: memunmap_pages (waits for references; may block)'),
-  mount: obj({ device: Name, fs: Name.optional().describe('xfs | ext4 | fuse | a plugin fs') }).describe('mount the filesystem with DAX on the device (fs: default kernel.fs)'),
-  create: obj({ file: Name, size: Size, device: Name.optional().describe('the mounted device to create it on (default: the first mount)') }).describe('create a file and allocate its blocks'),
+  mount: obj({
+    device: Name,
+    fs: Name.optional().describe('xfs | ext4 | fuse | a plugin fs'),
+    dax: z.union([z.boolean(), z.enum(DAX_MODES)], { error: 'dax is true (-o dax, the default), false (no dax option), always, never or inode' }).optional().describe('true: the legacy -o dax (default); false: no dax option (the filesystem default: per inode on XFS and ext4 from v5.8, no DAX on ext4 before); always | never | inode: dax=<mode> (v5.8+)'),
+  }).describe('mount the filesystem on the device (fs: default kernel.fs) with -o dax or another dax option; again after umount, what is on the device is found'),
+  create: obj({ file: Name, size: Size, device: Name.optional().describe('the mounted device to create it on (default: the first mount)'), dir: Name.optional().describe('the directory it is created in (default: the root); it inherits the FS_XFLAG_DAX of that directory') }).describe('create a file and allocate its blocks'),
+  umount: obj({ device: Name }).describe('umount(2): EBUSY while a file is open or mapped; sync, evict every inode (S_DAX is decided again after the next mount)'),
+  mkdir: obj({ dir: Name, in: Name.optional().describe('the parent directory (default: the root)'), device: Name.optional().describe('the mounted device (default: the one holding in, else the first mount)') }).describe('mkdir(2): the new directory inherits FS_XFLAG_DAX from its parent'),
+  chattr: obj({ file: Name.optional(), dir: Name.optional(), dax: Flag.describe('true: chattr +x (set FS_XFLAG_DAX); false: chattr -x') })
+    .refine((a) => (a.file === undefined) !== (a.dir === undefined), { error: 'chattr one file or one directory: give file: <name> or dir: <name>' })
+    .describe('xfs_io -c "chattr +x|-x": FS_IOC_FSSETXATTR of FS_XFLAG_DAX; S_DAX follows once the inode is evicted (I_DONTCACHE on a dax=inode mount, drop-caches, umount)'),
+  'drop-caches': obj({}).describe('sync; echo 2 > /proc/sys/vm/drop_caches: every in-core inode nothing holds is evicted (S_DAX is decided again at the next lookup)'),
+  open: obj({ file: Name, as: Name.describe('the open file (close: <name>)') }).describe('open(2): the file descriptor holds the inode (no eviction while open)'),
+  close: releaseArgs.describe('close(2) of an open file: the last user of an I_DONTCACHE inode evicts it'),
   truncate: obj({ file: Name, size: Size }).describe("truncate (the filesystem's full ordering)"),
   'punch-hole': obj({ file: Name, offset: Size, length: Size }).describe('fallocate punch hole'),
   fallocate: obj({
