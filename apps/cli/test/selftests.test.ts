@@ -48,12 +48,13 @@ describe('the selftests scenario library passes the default matrix', () => {
     // swapped-out THP contexts (cow-swap); cow.c's 14 anon cases on a PTE-mapped 64 KiB mTHP (cow-mthp);
     // cow.c's 4 anon THP collapse cases (cow-collapse); ksm_functional_tests.c: test_unmerge, test_unmerge_discarded,
     // test_unmerge_zero_pages, test_prot_none, test_prctl, test_prctl_fork, test_prctl_fork_exec, test_prctl_unmerge, test_fork_ksm_merging_page_count, test_unmerge_uffd_wp (ksm)
-    // mkdirty.c: test_ptrace_write, test_ptrace_write_thp, test_pte_mapped_thp, test_uffdio_copy (mkdirty: 4)
+    // mkdirty.c: test_ptrace_write, test_ptrace_write_thp, test_pte_mapped_thp, test_page_migration, test_page_migration_thp, test_uffdio_copy (mkdirty: 6)
+    // migration.c: private_anon, shared_anon, private_anon_thp on two nodes (migration: 3)
     // map_populate.c on a memfd, a non-DAX ext4 and xfs tmpfile and a DAX file (map-populate: 4)
     // gup_longterm.c's 2 io_uring cases on memfd, memfd-hugetlb, non-DAX ext4 and xfs, fs-dax, and MAP_SHARED on device-dax (11)
     // hugetlb-madvise.c as one scenario (its main() is one sequence); hugetlb_madv_vs_map.c as the interleaving that fails
     // memfd_secret.c: test_mlock_limit, test_vmsplice fresh and existing page, test_process_vm_read, test_ptrace (memfd-secret: 5; not test_file_apis)
-    expect(count).toEqual({ 'cow-anon': 14, 'cow-swap': 17, 'cow-thp': 73, 'cow-mthp': 14, 'cow-collapse': 4, 'cow-hugetlb': 17, 'cow-non-anon': 15, 'gup-longterm': 55, 'gup-test': 12, 'soft-dirty': 6, gaps: 1, pfnmap: 6, 'madv-populate': 5, ksm: 10, 'map-populate': 4, 'hugetlb-madvise': 1, 'hugetlb-madv-vs-map': 1, mkdirty: 4, 'memfd-secret': 5 });
+    expect(count).toEqual({ 'cow-anon': 14, 'cow-swap': 17, 'cow-thp': 73, 'cow-mthp': 14, 'cow-collapse': 4, 'cow-hugetlb': 17, 'cow-non-anon': 15, 'gup-longterm': 55, 'gup-test': 12, 'soft-dirty': 6, gaps: 1, pfnmap: 6, 'madv-populate': 5, ksm: 10, 'map-populate': 4, 'hugetlb-madvise': 1, 'hugetlb-madv-vs-map': 1, mkdirty: 6, migration: 3, 'memfd-secret': 5 });
     expect(scenarios.every((s) => s.name.startsWith('selftest-'))).toBe(true);
   });
 

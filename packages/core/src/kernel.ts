@@ -33,6 +33,7 @@ import { Hugetlb } from './mm/hugetlb.js';
 import { Secretmem } from './mm/secretmem.js';
 import { Swap } from './mm/swap.js';
 import { Ksm } from './mm/ksm.js';
+import { Numa, type MbindFlags, type MpolMode } from './mm/mempolicy.js';
 import { Thp } from './mm/thp.js';
 import { Userfaultfd, type UffdFeature, type UffdMode } from './mm/userfaultfd.js';
 import type { ThpSizeMode } from './mm/mthp.js';
@@ -142,6 +143,8 @@ export class Kernel {
   readonly ksm: Ksm;
   /** io_uring fixed buffers (mm/iouring.ts) */
   readonly iouring: IoUring;
+  /** memory nodes and NUMA page migration: mbind, move_pages, migrate_pages (mm/mempolicy.ts) */
+  readonly numa: Numa;
   /** pfn of the shared zero page */
   get zeroPfn(): number {
     return this.ram.basePfn;
@@ -220,6 +223,7 @@ export class Kernel {
     this.swap = new Swap(this);
     this.ksm = new Ksm(this);
     this.iouring = new IoUring(this);
+    this.numa = new Numa(this);
     this.processes.set('init', this.vm.newMm('init'));
   }
 
@@ -872,6 +876,43 @@ export class Kernel {
   /** mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) in a process (mm/mlock.ts). */
   *mlockall(a: { current?: boolean; future?: boolean; onfault?: boolean; process?: string }): Op {
     yield* mlockall(this, this.process(a.process), { current: a.current ?? false, future: a.future ?? false, onfault: a.onfault ?? false });
+  }
+
+  /** The machine's memory nodes (mm/mempolicy.ts): node n's RAM is its own pfn range. */
+  *numaNodes(a: { nodes: number }): Op {
+    this.numa.setNodes(a.nodes);
+    yield* [];
+  }
+
+  /** mbind(addr, len, mode, nodemask, maxnode, flags) of a mapping's range (mm/mempolicy.ts). */
+  *mbind(a: { map: string; offset?: number; length?: number; policy: MpolMode; nodes?: number[]; process?: string } & MbindFlags): Op {
+    const { origin, mm } = this.mapRange(a.map, a.process);
+    const { start, pages } = this.rangeIn(a.map, origin, a.offset, a.length);
+    yield* this.numa.mbind(mm, start, start + pages, a.policy, a.nodes ?? [], { move: a.move ?? false, strict: a.strict ?? false });
+  }
+
+  /**
+   * move_pages(pid, count, pages, nodes, status, flags) over pages of a mapping (mm/mempolicy.ts):
+   * the status array (a node, an errno name, or null where the kernel left it unwritten) and how
+   * many pages were not migrated (the syscall's return value).
+   */
+  *movePages(a: { map: string; page: number; pages?: number; node?: number | number[]; all?: boolean; process?: string }): Op<{ status: (number | string | null)[]; notMigrated: number }> {
+    const { origin, mm } = this.mapRange(a.map, a.process);
+    const n = a.pages ?? 1;
+    if (a.page + n > origin.pages) throw new InputError(`pages ${a.page}..${a.page + n - 1} run outside mapping '${a.map}' (${origin.pages} pages)`, undefined, 'pages');
+    const vpns = Array.from({ length: n }, (_, i) => origin.start + a.page + i);
+    const nodes = a.node === undefined ? null : Array.isArray(a.node) ? a.node : vpns.map(() => a.node as number);
+    return yield* this.numa.movePages(mm, vpns, nodes, a.all ?? false);
+  }
+
+  /** migrate_pages(pid, maxnode, old_nodes, new_nodes) (mm/mempolicy.ts): the number of pages not migrated. */
+  *migratePages(a: { from: number[]; to: number[]; process?: string }): Op<number> {
+    return yield* this.numa.migratePages(this.process(a.process), a.from, a.to);
+  }
+
+  /** page_to_nid() of the page a check target names. */
+  nodeOf(pfn: number): number {
+    return this.numa.nodeOf(pfn);
   }
 
   /** munlockall() in a process (mm/mlock.ts). */

@@ -89,6 +89,16 @@ export class Ksm {
     return (this.k.pages.mapping[s]! & 3) === PAGE_MAPPING_KSM;
   }
 
+  /**
+   * folio_migrate_ksm() (ksm_migrate_page() before v6.1): a migrated KSM page's stable node points
+   * at the new folio, which took over the old one's mapping (mm/mempolicy.ts).
+   */
+  migrated(oldHead: number, newHead: number): void {
+    const s = this.k.pages.slot(newHead);
+    const node = this.nodes.get(this.k.pages.mapping[s]! >>> 2);
+    if (node && node.kpfn === oldHead) node.kpfn = newHead;
+  }
+
   private state(mm: Mm): MmKsm {
     let st = this.perMm.get(mm);
     if (!st) this.perMm.set(mm, (st = { mergeAny: false, mergingPages: 0, zeroPages: 0 }));

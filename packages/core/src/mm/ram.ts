@@ -10,8 +10,13 @@ export class Ram {
   static readonly BASE = 4 * 2 ** 30;
   /** first RAM pfn: the shared zero page, then the huge zero page, then allocations */
   readonly basePfn: number;
-  private next = 0;
-  private readonly freed: number[] = [];
+  /**
+   * Per memory node (mm/mempolicy.ts): the next never-used pfn and the freed ones. Node n > 0's
+   * RAM starts at n * NODE_STRIDE physical, so page_to_nid() is a function of the pfn, as each
+   * node's pgdat spans its own pfn range; node 0 starts after the zero and huge zero pages.
+   */
+  private readonly areas = new Map<number, { next: number; readonly freed: number[] }>();
+  static readonly NODE_STRIDE = 2 ** 46;
   readonly live = new Set<number>();
   /** pages left before alloc_page() fails (fault-injection for fork's -ENOMEM path) */
   limit = Number.POSITIVE_INFINITY;
@@ -21,21 +26,21 @@ export class Ram {
   }
 
   /** alloc_page() + folio_add_new_anon_rmap(): rc 1, exclusive anon page, or null (ENOMEM). */
-  allocAnon(anonVma: number, data: string): number | null {
-    return this.alloc(PG.anonExclusive, anonMappingOf(anonVma), data);
+  allocAnon(anonVma: number, data: string, node = 0): number | null {
+    return this.alloc(PG.anonExclusive, anonMappingOf(anonVma), data, node);
   }
 
   /** alloc_page(GFP_KERNEL | __GFP_ZERO): rc 1, no mapping (a driver's page), or null (ENOMEM). */
   allocKernel(): number | null {
-    return this.alloc(0, 0, '');
+    return this.alloc(0, 0, '', 0);
   }
 
   /**
    * A page-cache folio for a shmem file (shmem_alloc_folio + shmem_add_to_page_cache): order 0,
    * not anon, page->mapping/index set; rc 1 is the page cache's reference. Null: ENOMEM.
    */
-  allocFile(mapping: number, index: number): number | null {
-    const pfn = this.alloc(0, mapping, '');
+  allocFile(mapping: number, index: number, node = 0): number | null {
+    const pfn = this.alloc(0, mapping, '', node);
     if (pfn !== null) {
       const s = this.k.pages.slot(pfn);
       this.k.pages.index[s] = index;
@@ -48,14 +53,14 @@ export class Ram {
    * folio_add_new_anon_rmap): 2^order naturally aligned contiguous pages, a head with rc 1 and
    * PageAnonExclusive, tails pointing at it; never from the order-0 free list. Null: ENOMEM.
    */
-  allocAnonLarge(anonVma: number, order: number): number | null {
+  allocAnonLarge(anonVma: number, order: number, node = 0): number | null {
     const nr = 1 << order;
     if (this.live.size + nr > this.limit || this.k.faultInject.shouldFail('page-alloc')) return null;
-    if (this.next === 0) this.next = this.basePfn + 2 * this.k.vm.pmdPages;
-    const head = Math.ceil(this.next / nr) * nr;
+    const area = this.area(node);
+    const head = Math.ceil(area.next / nr) * nr;
     // the pfns skipped to align the folio stay usable for order-0 pages
-    for (let pfn = this.next; pfn < head; pfn++) this.freed.push(pfn);
-    this.next = head + nr;
+    for (let pfn = area.next; pfn < head; pfn++) area.freed.push(pfn);
+    area.next = head + nr;
     const p = this.k.pages;
     for (let i = 0; i < nr; i++) {
       const pfn = head + i;
@@ -72,10 +77,10 @@ export class Ram {
     return head;
   }
 
-  private alloc(flags: number, mapping: number, data: string): number | null {
+  private alloc(flags: number, mapping: number, data: string, node: number): number | null {
     if (this.live.size >= this.limit || this.k.faultInject.shouldFail('page-alloc')) return null;
-    if (this.next === 0) this.next = this.basePfn + 2 * this.k.vm.pmdPages; // after the zero and huge zero pages
-    const pfn = this.freed.pop() ?? this.next++;
+    const area = this.area(node);
+    const pfn = area.freed.pop() ?? area.next++;
     this.live.add(pfn);
     const p = this.k.pages;
     const s = p.slot(pfn);
@@ -87,14 +92,27 @@ export class Ram {
     return pfn;
   }
 
-  /** Free a folio: every page of it (a THP's tails too) goes back for order-0 reuse. */
+  /** Free a folio: every page of it (a THP's tails too) goes back for order-0 reuse on its node. */
   free(pfn: number): void {
     if (!this.live.has(pfn)) return;
     const nr = 1 << this.k.pages.orderOf(pfn);
+    const area = this.area(this.nodeOf(pfn));
     for (let i = 0; i < nr; i++) {
       if (!this.live.delete(pfn + i)) continue;
       this.k.pages.drop(pfn + i);
-      this.freed.push(pfn + i);
+      area.freed.push(pfn + i);
     }
+  }
+
+  /** page_to_nid() of a RAM pfn: the node whose range holds it (device memory below the first stride: node 0). */
+  nodeOf(pfn: number): number {
+    return Math.floor((pfn * this.k.mmu.basePageSize) / Ram.NODE_STRIDE);
+  }
+
+  /** The cursor and free list a node allocates from. */
+  private area(node: number): { next: number; readonly freed: number[] } {
+    let a = this.areas.get(node);
+    if (!a) this.areas.set(node, (a = { next: node === 0 ? this.basePfn + 2 * this.k.vm.pmdPages : (node * Ram.NODE_STRIDE) / this.k.mmu.basePageSize, freed: [] }));
+    return a;
   }
 }

@@ -113,6 +113,22 @@ export function stepOp(k: Kernel, step: Step, failures: string[]): Op<unknown> {
     case 'mlock': return k.mlock(a);
     case 'munlock': return k.munlock(a);
     case 'mlockall': return k.mlockall(a);
+    case 'numa-nodes': return k.numaNodes(a);
+    case 'mbind': return k.mbind(a);
+    case 'migrate-pages':
+      return (function* () {
+        const left = yield* k.migratePages(a);
+        if (a.notMigrated !== undefined && left !== a.notMigrated) failures.push(`${step.path}: migrate_pages returned ${left}, expected ${a.notMigrated}`);
+      })();
+    case 'move-pages':
+      return (function* () {
+        const r = yield* k.movePages(a);
+        const show = (v: number | string | null): string => (v === null ? 'unset' : typeof v === 'number' ? String(v) : `-${v}`);
+        const got = r.status.map(show).join(', ');
+        const want = (a.status as (number | string)[] | undefined)?.map((v) => (v === 'unset' ? 'unset' : typeof v === 'number' ? String(v) : `-${v}`)).join(', ');
+        if (want !== undefined && got !== want) failures.push(`${step.path}: move_pages status [${got}], expected [${want}]`);
+        if (a.notMigrated !== undefined && r.notMigrated !== a.notMigrated) failures.push(`${step.path}: move_pages returned ${r.notMigrated}, expected ${a.notMigrated}`);
+      })();
     case 'munlockall': return k.munlockall(a);
     case 'fork': return k.fork(a);
     case 'exit': return k.exit(a);
@@ -248,6 +264,8 @@ export function check(k: Kernel, c: CheckArgs): string | null {
       return cmp(`pinned(${where})`, k.maybePinned(pfn));
     case 'anon':
       return cmp(`anon(${where})`, k.isAnon(pfn));
+    case 'node':
+      return cmp(`node(${where})`, k.nodeOf(pfn));
   }
 }
 

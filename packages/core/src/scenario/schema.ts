@@ -4,6 +4,7 @@ import { parseSnapshotFlags } from '../driver.js';
 import { FEATURES, PRESETS } from '../features.js';
 import { FAULT_SITE_NAMES, type FaultSite } from '../fault-inject.js';
 import { MADVISE_ADVICES } from '../mm/madvise.js';
+import { MAX_NUMNODES, MPOL_MODES } from '../mm/mempolicy.js';
 import { THP_SIZE_MODES } from '../mm/mthp.js';
 import { DAX_MODES } from '../fs/daxmode.js';
 import { UFFD_FEATURES, UFFD_MODES } from '../mm/userfaultfd.js';
@@ -69,7 +70,7 @@ export const DRIVER_NAMES = ['nvdimm', 'devdax', 'hmm'] as const;
 export const PRESET_NAMES = PRESETS.map((p) => p.name);
 /** the /proc/sys entries a `sysctl` step can write */
 export const SYSCTL_NAMES = ['vm.hugetlb_optimize_vmemmap'] as const;
-export const CHECK_WHATS = ['refcount', 'mapcount', 'pinned', 'mapped', 'anon', 'blockFree', 'vmemmap', 'writable', 'softDirty', 'swapped', 'memoryMerge', 'ksmMergingPages', 'ksmZeroPages', 'hugetlbFree', 'hugetlbResv', 'hugetlbTotal', 'locked', 'guard', 'uffdWp', 'dax', 'daxFlag'] as const satisfies readonly CheckWhat[];
+export const CHECK_WHATS = ['refcount', 'mapcount', 'pinned', 'mapped', 'anon', 'blockFree', 'vmemmap', 'writable', 'softDirty', 'swapped', 'memoryMerge', 'ksmMergingPages', 'ksmZeroPages', 'hugetlbFree', 'hugetlbResv', 'hugetlbTotal', 'locked', 'guard', 'uffdWp', 'dax', 'daxFlag', 'node'] as const satisfies readonly CheckWhat[];
 
 // ---------------------------------------------------------------------------------------------
 // scalars
@@ -103,6 +104,7 @@ const Size = sizeInput
 
 const PageIndex = z.number().int().nonnegative().describe('a base-page index within the mapping (0-based)');
 const PageCount = z.number().int().positive().describe('a number of base pages');
+const NodeId = z.number().int().nonnegative().max(MAX_NUMNODES - 1).describe('a NUMA node number');
 const Data = z.string({ error: (iss) => (iss.input === undefined ? undefined : `expected a string of data; quote it (data: '${String(iss.input)}')`) }).describe('the data written or expected (a string)');
 const Flag = z.boolean();
 
@@ -179,12 +181,13 @@ const checkShape = {
   daxFlag: CheckTarget.optional().describe('{file} or {dir}: FS_XFLAG_DAX as FS_IOC_FSGETXATTR reports it (lsattr -v: x)'),
   uffdWp: CheckTarget.optional().describe('{map, page, process?}: /proc/PID/pagemap reports PM_UFFD_WP (bit 57): the entry has its uffd-wp bit (UFFDIO_WRITEPROTECT)'),
   guard: CheckTarget.optional().describe('{map, page, process?}: /proc/PID/pagemap reports PM_GUARD_REGION (bit 58, v6.15: a MADV_GUARD_INSTALL marker; always false before)'),
+  node: CheckTarget.optional().describe('{map, page, process?} or {file, page}: the memory node the page is on (page_to_nid(); move_pages() with no nodes reports it)'),
   equals: z.union([z.number().int(), z.boolean(), VmemmapFigures]).optional(),
   min: z.number().int().optional(),
   max: z.number().int().optional(),
 } satisfies Record<CheckWhat | 'equals' | 'min' | 'max', z.ZodType>;
 
-const NUMERIC_CHECKS: readonly CheckWhat[] = ['refcount', 'mapcount', 'ksmMergingPages', 'ksmZeroPages', 'hugetlbFree', 'hugetlbResv', 'hugetlbTotal'];
+const NUMERIC_CHECKS: readonly CheckWhat[] = ['refcount', 'mapcount', 'node', 'ksmMergingPages', 'ksmZeroPages', 'hugetlbFree', 'hugetlbResv', 'hugetlbTotal'];
 /** counters of a hugetlb pool: only a { hugetlb } target */
 const POOL_CHECKS: readonly CheckWhat[] = ['hugetlbFree', 'hugetlbResv', 'hugetlbTotal'];
 const BOOLEAN_CHECKS: readonly CheckWhat[] = ['pinned', 'mapped', 'anon', 'blockFree', 'writable', 'softDirty', 'swapped', 'memoryMerge', 'locked', 'guard', 'uffdWp', 'dax', 'daxFlag'];
@@ -532,6 +535,35 @@ export const OP_ARGS = {
     memlock: Size.describe('RLIMIT_MEMLOCK, soft and hard (rounded down to pages)'),
     process: Name.optional().describe('the process (default init); a later fork inherits it'),
   }).describe('setrlimit(RLIMIT_MEMLOCK) and cap_set_proc() of an empty set (memfd_secret.c set_cap_limits()): without CAP_IPC_LOCK the limit binds MAP_LOCKED, secretmem mmap, mlock and mlockall'),
+  'numa-nodes': obj({
+    nodes: z.number().int().min(1).max(MAX_NUMNODES).describe('how many memory nodes the machine has (default 1); node n holds its own range of RAM'),
+  }).describe("the machine's NUMA memory nodes (the firmware's SRAT, or numa=fake=N): RAM pages come from node 0 (the CPU's) unless migrated"),
+  mbind: obj({
+    map: Name,
+    offset: Size.optional().describe('where in the mapping the range starts (page aligned; default 0)'),
+    length: Size.optional().describe('how much (rounded up to pages; default: to the end of the mapping)'),
+    policy: z.enum(MPOL_MODES, { error: `policy is one of ${MPOL_MODES.join(', ')}` }).describe('the mode: MPOL_DEFAULT, _PREFERRED, _BIND, _INTERLEAVE, _LOCAL, _PREFERRED_MANY in lower case'),
+    nodes: z.array(NodeId).optional().describe('the nodemask (none for default and local)'),
+    move: z.union([Flag, z.literal('all')], { error: "move is true (MPOL_MF_MOVE) or 'all' (MPOL_MF_MOVE | MPOL_MF_MOVE_ALL)" }).optional().describe("MPOL_MF_MOVE: migrate the range's pages that are not where the policy wants them and are not shared; 'all' adds MPOL_MF_MOVE_ALL (shared ones too; needs CAP_SYS_NICE)"),
+    strict: Flag.optional().describe('MPOL_MF_STRICT: EIO when a misplaced page is not moved'),
+    process: Name.optional().describe('act in this process (default: the one that created the mapping)'),
+  }).describe('mbind() of a mapping or a range of it (mm/mempolicy.c do_mbind): with move, misplaced pages migrate (errors: EFAULT for a hole, EINVAL, EPERM, EIO with strict)'),
+  'move-pages': obj({
+    map: Name,
+    page: PageIndex.describe('the first page of the mapping passed'),
+    pages: PageCount.optional().describe('how many consecutive pages (default 1)'),
+    node: z.union([NodeId, z.array(NodeId)], { error: 'node is a node number or one per page' }).optional().describe('the target node (one for all pages, or one per page); none: only report where each page is (do_pages_stat)'),
+    all: Flag.optional().describe('MPOL_MF_MOVE_ALL (shared pages too; needs CAP_SYS_NICE)'),
+    status: z.array(z.union([NodeId, z.enum(['EFAULT', 'ENOENT', 'EACCES', 'EBUSY', 'ENOMEM']), z.literal('unset')], { error: "a status is a node number, an errno (EFAULT, ENOENT, EACCES, EBUSY, ENOMEM) or 'unset'" })).optional().describe("the status array move_pages() must give: a node, an errno, or 'unset' (left unwritten)"),
+    notMigrated: z.number().int().nonnegative().optional().describe('the return value move_pages() must give: the pages not migrated'),
+    process: Name.optional().describe('the process whose pages move (default: the one that created the mapping)'),
+  }).describe('move_pages(pid, count, pages, nodes, status, flags) (mm/migrate.c): per-page status; ENODEV for a node without memory'),
+  'migrate-pages': obj({
+    from: z.array(NodeId).min(1).describe('old_nodes'),
+    to: z.array(NodeId).min(1).describe('new_nodes'),
+    notMigrated: z.number().int().nonnegative().optional().describe('the return value migrate_pages() must give: the pages not migrated'),
+    process: Name.optional().describe('the process whose pages move (default init)'),
+  }).describe('migrate_pages(pid, maxnode, old_nodes, new_nodes) (mm/mempolicy.c do_migrate_pages): every page of the process on an old node moves to the matching new one'),
   'uffd-api': obj({
     features: z.array(z.enum(UFFD_FEATURES, { error: `a feature is one of ${UFFD_FEATURES.join(', ')}` })).optional().describe('UFFD_FEATURE_* to enable, lower case with - for _ (PAGEFAULT_FLAG_WP: pagefault-flag-wp); default none'),
     process: Name.optional().describe('the calling process (default init)'),

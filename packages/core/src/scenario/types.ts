@@ -39,7 +39,7 @@ export type OpName =
   | 'ksm-merge' | 'ksm-unmerge' | 'prctl' | 'proc-mem-write' | 'mlock' | 'munlock' | 'mlockall' | 'munlockall'
   | 'memory-failure' | 'migrate' | 'device-read' | 'device-write' | 'device-snapshot' | 'device-exclusive' | 'device-check-exclusive' | 'inject-fault' | 'check'
   | 'mprotect' | 'clear-refs' | 'mremap' | 'madvise' | 'memfd-create' | 'memfd-secret' | 'tmpfile' | 'hugetlb-pool' | 'thp-size' | 'sysctl'
-  | 'remote-read' | 'setrlimit'
+  | 'remote-read' | 'setrlimit' | 'numa-nodes' | 'mbind' | 'move-pages' | 'migrate-pages'
   | 'uffd-api' | 'uffd-register' | 'uffd-unregister' | 'uffd-copy' | 'uffd-zeropage' | 'uffd-continue' | 'uffd-writeprotect'
   | 'umount' | 'mkdir' | 'chattr' | 'drop-caches' | 'open' | 'close';
 
@@ -65,7 +65,7 @@ export interface StepExpect {
 }
 
 /** check: { <what>: target, equals | min | max } */
-export type CheckWhat = 'refcount' | 'mapcount' | 'pinned' | 'mapped' | 'anon' | 'blockFree' | 'vmemmap' | 'writable' | 'softDirty' | 'swapped' | 'memoryMerge' | 'ksmMergingPages' | 'ksmZeroPages' | 'hugetlbFree' | 'hugetlbResv' | 'hugetlbTotal' | 'locked' | 'guard' | 'uffdWp' | 'dax' | 'daxFlag';
+export type CheckWhat = 'refcount' | 'mapcount' | 'pinned' | 'mapped' | 'anon' | 'blockFree' | 'vmemmap' | 'writable' | 'softDirty' | 'swapped' | 'memoryMerge' | 'ksmMergingPages' | 'ksmZeroPages' | 'hugetlbFree' | 'hugetlbResv' | 'hugetlbTotal' | 'locked' | 'guard' | 'uffdWp' | 'dax' | 'daxFlag' | 'node';
 
 export interface CheckArgs {
   readonly what: CheckWhat;

@@ -1,0 +1,555 @@
+import type { Kernel } from '../kernel.js';
+import { KernelError } from '../errors.js';
+import { kernelAtLeast } from '../features.js';
+import type { Op } from '../sched.js';
+import type { Mm, Pte, Vma } from '../types.js';
+import { PG } from './pages.js';
+
+/** The mbind(2) / set_mempolicy(2) modes (include/uapi/linux/mempolicy.h), by name. */
+export const MPOL_MODES = ['default', 'preferred', 'bind', 'interleave', 'local', 'preferred-many'] as const;
+export type MpolMode = (typeof MPOL_MODES)[number];
+
+/** MAX_NUMNODES with CONFIG_NODES_SHIFT=10 (x86-64 MAXSMP, the distributions' setting). */
+export const MAX_NUMNODES = 1024;
+
+/** mbind()'s MPOL_MF_* flags as a step gives them. */
+export interface MbindFlags {
+  /** MPOL_MF_MOVE (true) or MPOL_MF_MOVE | MPOL_MF_MOVE_ALL ('all') */
+  readonly move?: boolean | 'all';
+  /** MPOL_MF_STRICT */
+  readonly strict?: boolean;
+}
+
+/** A folio isolated for migration, with where it was found (the page walk's VMA and address). */
+interface Queued {
+  head: number;
+  readonly vma: Vma;
+  readonly vpn: number;
+}
+
+/** A mapping try_to_migrate() replaced by a migration entry: the entry as it was, to restore or to point at the new folio. */
+interface MigrationEntry {
+  readonly mm: Mm;
+  readonly vpn: number;
+  readonly pte: Pte;
+  /** the page of the folio it mapped (0 for a PMD) */
+  readonly offset: number;
+  /** the page was PageAnonExclusive (writable or readable-exclusive migration entry, v5.19+) */
+  readonly exclusive: boolean;
+}
+
+/** How queue_pages_range() walks: which folios are misplaced, and whether they are queued. */
+interface QueueWalk {
+  /** the nodemask the walk compares folio_nid() with (queue_folio_required()) */
+  readonly nmask: ReadonlySet<number>;
+  /** MPOL_MF_INVERT (mbind): queue folios *not* on nmask's nodes; else (migrate_pages) those on them */
+  readonly invert: boolean;
+  readonly move: 'no' | 'move' | 'all';
+  readonly strict: boolean;
+  /** MPOL_MF_DISCONTIG_OK: holes in the range are fine */
+  readonly discontig: boolean;
+}
+
+/**
+ * NUMA memory nodes and page migration between them (mm/mempolicy.c, mm/migrate.c): mbind(2) with
+ * MPOL_MF_MOVE / MPOL_MF_MOVE_ALL, move_pages(2) and migrate_pages(2). Read in torvalds/linux at
+ * 000eca5d044d (v5.18-v6.0 era: queue_pages_pte_range(), migrate_page_add(), new_page()) and
+ * 003fde4492c8 (v6.15+: queue_folios_pte_range(), folio_maybe_mapped_shared(),
+ * alloc_migration_target_by_mpol()), and the move_pages paths of both eras.
+ *
+ * Nodes are RAM ranges (mm/ram.ts: page_to_nid() is the pfn's range); device memory is on node 0.
+ * The caller runs on a CPU of node 0 (numa_node_id()). Migration is one atomic step: migration
+ * entries exist only inside it, so no other thread sees them (migration_entry_wait() is not modelled).
+ * Not modelled: the VMA policy as later faults use it (faults allocate on node 0), hugetlb
+ * migration (refused), swap-cache folios (refused), MPOL_MF_LAZY, cpusets.
+ */
+export class Numa {
+  /** nodes with memory (node_states[N_MEMORY]): 0 .. nodes - 1 */
+  nodes = 1;
+
+  constructor(private readonly k: Kernel) {}
+
+  /** The machine's memory nodes (firmware's SRAT, or numa=fake=N): set before the run needs them. */
+  setNodes(count: number): void {
+    if (!Number.isInteger(count) || count < 1 || count > MAX_NUMNODES) throw new KernelError('EINVAL', `numa nodes: ${count} is not between 1 and MAX_NUMNODES (${MAX_NUMNODES})`);
+    this.nodes = count;
+  }
+
+  /** page_to_nid(): a RAM page's node; device memory (pmem, device-dax, hmm) sits on node 0 here. */
+  nodeOf(pfn: number): number {
+    return this.k.memremap.pgmapOf(pfn) ? 0 : this.k.ram.nodeOf(pfn);
+  }
+
+  private online(nodes: readonly number[]): number[] {
+    return [...new Set(nodes)].filter((n) => n < this.nodes).sort((a, b) => a - b);
+  }
+
+  /**
+   * do_mbind() (mm/mempolicy.c) over [start, end) of mm: validate (MOVE_ALL needs CAP_SYS_NICE:
+   * EPERM; mpol_new() / mpol_set_nodemask(): EINVAL), queue_pages_range() with MPOL_MF_INVERT
+   * (holes EFAULT unless the policy is MPOL_DEFAULT), then migrate the queued folios to where the
+   * new policy allocates. Returns 0, or EIO with MPOL_MF_STRICT when a misplaced folio could not be
+   * queued or moved; without STRICT such folios stay where they are and mbind() succeeds.
+   */
+  *mbind(mm: Mm, start: number, end: number, mode: MpolMode, nodes: readonly number[], flags: MbindFlags): Op {
+    const k = this.k;
+    const move = flags.move === 'all' ? 'all' : flags.move ? 'move' : 'no';
+    if (move === 'all' && !hasSysNice(mm)) throw new KernelError('EPERM', 'mbind(MPOL_MF_MOVE_ALL) without CAP_SYS_NICE');
+    // do_mbind(): "if (mode == MPOL_DEFAULT) flags &= ~MPOL_MF_STRICT"
+    const strict = (flags.strict ?? false) && mode !== 'default';
+    // mpol_new(): DEFAULT and LOCAL take no nodes; PREFERRED without nodes is LOCAL; the rest need some
+    if ((mode === 'default' || mode === 'local') && nodes.length > 0) throw new KernelError('EINVAL', `mbind(MPOL_${mode.toUpperCase()}) with a nodemask`);
+    const effective: MpolMode = mode === 'preferred' && nodes.length === 0 ? 'local' : mode;
+    if (effective !== 'default' && effective !== 'local' && nodes.length === 0) throw new KernelError('EINVAL', `mbind(${mpolName(mode)}) needs a nodemask`);
+    // mpol_set_nodemask(): nodes & N_MEMORY; the create op refuses an empty result (EINVAL)
+    const policyNodes = this.online(nodes);
+    if (effective !== 'default' && effective !== 'local' && policyNodes.length === 0) throw new KernelError('EINVAL', `mbind(${mpolName(mode)}): none of nodes ${nodes.join(',')} has memory (${this.nodes} node(s))`);
+    const walk: QueueWalk = { nmask: new Set(nodes), invert: true, move, strict, discontig: effective === 'default' };
+    const { list, failed } = this.queue(mm, start, end, walk);
+    let nrFailed = failed;
+    if (list.length > 0) nrFailed += this.migrate(list, (q) => this.policyNode(effective, policyNodes, q));
+    yield* [];
+    if (nrFailed > 0 && strict) throw new KernelError('EIO', `mbind(MPOL_MF_STRICT): ${nrFailed} misplaced folio(s) could not be moved`);
+  }
+
+  /**
+   * The node alloc_migration_target_by_mpol() (new_page() before v6.7) allocates on: the local node
+   * for MPOL_LOCAL / MPOL_DEFAULT (the task policy, default_policy); the preferred node; for BIND and
+   * PREFERRED_MANY the local node if allowed, else the nearest allowed one (all remote nodes are
+   * equally far here: the lowest); for INTERLEAVE the nth allowed node, n = the folio's
+   * interleave index (vm_pgoff-relative page index >> order) modulo the node count.
+   */
+  private policyNode(mode: MpolMode, nodes: readonly number[], q: Queued): number {
+    switch (mode) {
+      case 'default':
+      case 'local':
+        return 0;
+      case 'preferred':
+        return nodes[0]!;
+      case 'bind':
+      case 'preferred-many':
+        return nodes.includes(0) ? 0 : nodes[0]!;
+      case 'interleave': {
+        // anonymous VMAs have vm_pgoff = vm_start >> PAGE_SHIFT, so the index is the address's page
+        const index = q.vma.kind === 'anon' ? q.vpn : q.vma.pgoff + (q.vpn - q.vma.start);
+        return nodes[Math.floor(index / this.k.folios.nr(q.head)) % nodes.length]!;
+      }
+    }
+  }
+
+  /**
+   * queue_pages_range() (mm/mempolicy.c): walk the VMAs of [start, end); a misplaced folio
+   * (queue_folio_required()) is isolated onto the list when moving is asked for, the VMA is
+   * migratable and migrate_folio_add() takes it; otherwise it counts as failed. What the walk passes
+   * over: non-present entries, the zero page and huge zero page, PTE-mapped ZONE_DEVICE folios
+   * (folio_is_zone_device(): never on the LRU), a shared folio without MOVE_ALL (skipped, "not
+   * counted as a failure"), a large folio's second and later PTEs. A non-migratable VMA is not
+   * walked at all unless STRICT. Holes: EFAULT (queue_pages_test_walk()) unless discontig.
+   */
+  private queue(mm: Mm, start: number, end: number, w: QueueWalk): { list: Queued[]; failed: number } {
+    const k = this.k;
+    const vmas = mm.vmas.filter((v) => v.start < end && v.start + v.pages > start).sort((a, b) => a.start - b.start);
+    // "whole range in hole": EFAULT even for MPOL_DEFAULT
+    if (vmas.length === 0) throw new KernelError('EFAULT', `no VMA in the range (queue_pages_range: whole range in hole)`);
+    if (!w.discontig) {
+      let at = start;
+      for (const v of vmas) {
+        if (v.start > at) throw new KernelError('EFAULT', `a hole at page ${at - start} of the range (queue_pages_test_walk)`);
+        at = v.start + v.pages;
+      }
+      if (at < end) throw new KernelError('EFAULT', `a hole at page ${at - start} of the range (queue_pages_test_walk)`);
+    }
+    const list: Queued[] = [];
+    let failed = 0;
+    let large = -1;
+    for (const vma of vmas) {
+      const migratable = this.vmaMigratable(vma);
+      if (!migratable && !w.strict) continue;
+      if (w.move === 'no' && !w.strict) continue;
+      if (vma.hugetlb && migratable && w.move !== 'no') throw KernelError.unsupported('EOPNOTSUPP', `migrating hugetlb folios of '${vma.name}' (queue_folios_hugetlb, isolate_hugetlb) is not modelled`);
+      const s = Math.max(start, vma.start);
+      const e = Math.min(end, vma.start + vma.pages);
+      for (const leaf of k.vm.leavesIn(mm, s, e)) {
+        const pte = leaf.pte;
+        if (pte.devicePrivate || pte.deviceExclusive || pte.swap || pte.guard) continue;
+        let head: number;
+        if (pte.level !== 'pte') {
+          // queue_folios_pmd(): the huge zero folio is skipped; no ZONE_DEVICE test at this level
+          if (k.isZeroPfn(pte.pfn)) continue;
+          head = k.folios.folio(pte.pfn);
+        } else {
+          const page = k.vm.normalPage(pte, pte.pfn);
+          if (page === null || k.isZeroPfn(page) || k.isGone(page)) continue;
+          head = k.folios.folio(page);
+          if (k.folios.kind(head) !== 'ram') continue; // folio_is_zone_device()
+          if (k.folios.nr(head) > 1) {
+            // "A large folio can only be isolated from LRU once, but may be mapped by many PTEs"
+            if (head === large) continue;
+            large = head;
+          }
+        }
+        if (w.nmask.has(this.nodeOf(head)) === w.invert) continue;
+        if (w.move === 'no' || !migratable || !this.folioAdd(list, head, vma, leaf.base, w.move === 'all')) {
+          failed++;
+          // strictly_unmovable(): STRICT without MOVE* stops at the first misplaced folio: EIO
+          if (w.move === 'no') throw new KernelError('EIO', `mbind(MPOL_MF_STRICT): page ${leaf.base - start} of the range is on node ${this.nodeOf(head)}`);
+        }
+      }
+    }
+    return { list, failed };
+  }
+
+  /**
+   * migrate_folio_add() (migrate_page_add() before v6.2): without MOVE_ALL a shared folio is left
+   * alone, which is no failure; else folio_isolate_lru(), which fails for a folio already isolated.
+   */
+  private folioAdd(list: Queued[], head: number, vma: Vma, vpn: number, all: boolean): boolean {
+    if (!all && this.mappedShared(head)) return true;
+    if (list.some((q) => q.head === head)) return false;
+    list.push({ head, vma, vpn });
+    return true;
+  }
+
+  /**
+   * Whether NUMA migration treats a folio as shared: page_mapcount(head) > 1 up to v6.2 (for a
+   * PMD-mapped THP the entire mapcount counts), folio_estimated_sharers() / folio_likely_mapped_shared()
+   * (the first page's mapcount) up to v6.14, folio_maybe_mapped_shared() from v6.15 (a large folio:
+   * mapped by more than one mm, CONFIG_MM_ID [M]).
+   */
+  private mappedShared(head: number): boolean {
+    const k = this.k;
+    if (k.folios.nr(head) === 1) return k.folios.mapcount(head) > 1;
+    if (!kernelAtLeast(k.version, 6, 15)) return k.vm.pageMapcount(head, head) > 1;
+    return this.mappings(head).reduce((mms, m) => mms.add(m.mm), new Set<Mm>()).size > 1;
+  }
+
+  /**
+   * vma_migratable() (mm/mempolicy.c; include/linux/mempolicy.h before v5.x): not VM_IO|VM_PFNMAP,
+   * not a DAX VMA (vma_is_dax(): "DAX device mappings require predictable access latency"), hugetlb
+   * only where the arch supports hugepage migration (x86-64, arm64, ppc64: every size the model
+   * maps), and not a file whose mapping gfp cannot reach policy_zone (none here).
+   */
+  vmaMigratable(vma: Vma): boolean {
+    if (vma.flags.io || vma.flags.pfnmap) return false;
+    if (vma.kind === 'device' || (vma.kind === 'file' && vma.inode !== null)) return false;
+    return true;
+  }
+
+  /**
+   * thp_migration_supported(): CONFIG_ARCH_ENABLE_THP_MIGRATION — x86-64 (v4.14), ppc64 book3s,
+   * arm64 from v5.8 (53fa117bb33c "arm64/mm: Enable THP migration" [M]); not s390. Without it
+   * migrate_pages() splits a PMD-sized THP and migrates its pages.
+   */
+  private thpMigration(): boolean {
+    switch (this.k.desc.arch) {
+      case 'x86':
+      case 'ppc-hash':
+        return true;
+      case 'arm64':
+        return kernelAtLeast(this.k.version, 5, 8);
+      default:
+        return false;
+    }
+  }
+
+  /**
+   * migrate_pages(MIGRATE_SYNC) (mm/migrate.c) of the isolated folios, each to `target(q)`. A
+   * PMD-sized THP is split first where the arch cannot migrate it whole (try_split_folio(); a
+   * failed split fails the folio). Returns how many folios did not move (each stays where it was,
+   * putback_movable_pages()).
+   */
+  private migrate(list: Queued[], target: (q: Queued) => number): number {
+    const k = this.k;
+    let failed = 0;
+    for (const q of list) {
+      k.folios.get(q.head, 1, 'folio_isolate_lru');
+      const nr = k.folios.nr(q.head);
+      if (nr > 1 && nr === k.vm.pmdPages && !this.thpMigration()) {
+        // try_split_folio() -> split_folio(): the isolation reference stays on the head page; each
+        // other page still mapped is isolated on its own (the split puts them on the list)
+        if (!k.thp.splitFolio(q.head)) {
+          k.folios.put(q.head, 1, 'putback_movable_pages');
+          failed++;
+          continue;
+        }
+        for (let i = 0; i < nr; i++) {
+          const pfn = q.head + i;
+          if (i > 0) {
+            if (k.folios.rc(pfn) === 0) continue;
+            k.folios.get(pfn, 1, 'split_folio_to_list: isolated subpage');
+          }
+          if (!this.migrateFolio({ ...q, head: pfn, vpn: q.vpn + i }, target)) failed++;
+        }
+        continue;
+      }
+      if (!this.migrateFolio(q, target)) failed++;
+    }
+    return failed;
+  }
+
+  /**
+   * One isolated folio (the caller holds the isolation reference): migrate_folio_unmap() then
+   * migrate_folio_move(). From v5.19 try_to_migrate_one() will not unmap a PageAnonExclusive page
+   * that may be DMA-pinned (folio_try_share_anon_rmap_pte() fails: the walk stops, nothing is
+   * unmapped). Otherwise every mapping becomes a migration entry, and folio_migrate_mapping()
+   * wants the references to be exactly the expected ones (isolation, plus the page cache's for a
+   * file folio): any other (a GUP pin or get) is -EAGAIN, retried NR_MAX_MIGRATE_*_RETRY (10)
+   * times with the same result, then remove_migration_ptes(src, src) puts the entries back. On
+   * success the new folio, allocated on the target node, takes the data, mapping, index and
+   * flags, and remove_migration_ptes(src, dst) maps it where the old one was, each entry keeping
+   * its write and soft-dirty bits (and, v6.1+, its dirty bit: 2e3468778dbe "mm: remember young/dirty
+   * bit for page migrations" [M]; before, the PTE was made clean and the folio kept PG_dirty), and
+   * each page its PageAnonExclusive (RMAP_EXCLUSIVE for a writable or readable-exclusive entry).
+   * The old folio is freed with the isolation reference. True when it moved.
+   */
+  private migrateFolio(q: Queued, target: (q: Queued) => number): boolean {
+    const k = this.k;
+    const src = q.head;
+    const nr = k.folios.nr(src);
+    // a page-cache folio (shmem, a disk file); a COW copy in a private file mapping is anon
+    const file = k.folios.isAnon(src) ? undefined : q.vma.cacheFile;
+    const fail = (why: string): boolean => {
+      k.folios.put(src, 1, `putback_movable_pages: ${why}`);
+      return false;
+    };
+    if ((k.folios.flags(src) & PG.hugetlb) !== 0) throw KernelError.unsupported('EOPNOTSUPP', 'hugetlb folio migration is not modelled');
+    if (k.swap.inSwapCache(src)) throw KernelError.unsupported('EOPNOTSUPP', 'migrating a folio in the swap cache (folio_migrate_mapping of the swap address space) is not modelled');
+    // secretmem_migrate_folio(): -EBUSY, always
+    if (file?.secretmem) return fail('secretmem_migrate_folio: -EBUSY');
+    const anonExclusiveEra = k.features['wp-reuse'] === 'anon-exclusive';
+    const maps = this.mappings(src);
+    if (anonExclusiveEra && k.folios.maybeDmaPinned(src) && maps.some((m) => (k.folios.flags(m.level === 'pte' ? m.pfn : src) & PG.anonExclusive) !== 0)) {
+      return fail('try_to_migrate_one: an exclusive page may be pinned');
+    }
+    // try_to_migrate(): each mapping becomes a migration entry (its rmap and reference go)
+    const entries: MigrationEntry[] = [];
+    for (const m of maps) {
+      const page = m.level === 'pte' ? m.pfn : src;
+      const exclusive = anonExclusiveEra && (k.folios.flags(page) & PG.anonExclusive) !== 0;
+      const pte = k.vm.clear(m.mm, m.vpn, m.level)!;
+      k.emit('tlb.flush', { mm: m.mm.name });
+      k.folios.removeMap(src);
+      k.folios.put(src, 1, m.level === 'pmd' ? 'set_pmd_migration_entry' : 'try_to_migrate_one');
+      entries.push({ mm: m.mm, vpn: m.vpn, pte, offset: m.pfn - src, exclusive });
+    }
+    const expected = 1 + (file ? 1 : 0);
+    if (k.folios.rc(src) !== expected) {
+      this.remap(entries, src, src);
+      return fail(`folio_migrate_mapping: refcount ${k.folios.rc(src)}, expected ${expected}: -EAGAIN after 10 passes`);
+    }
+    const node = target(q);
+    const p = k.pages;
+    const srcSlot = p.slot(src);
+    const mapping = p.mapping[srcSlot]!;
+    const dst = nr > 1 ? k.ram.allocAnonLarge(0, Math.log2(nr), node) : file ? k.ram.allocFile(mapping, 0, node) : k.ram.allocAnon(0, '', node);
+    if (dst === null) {
+      this.remap(entries, src, src);
+      return fail('no page on the target node (-ENOMEM)');
+    }
+    // folio_migrate_mapping() + folio_migrate_flags() + folio_copy()
+    for (let i = 0; i < nr; i++) {
+      const ss = p.slot(src + i);
+      const ds = p.slot(dst + i);
+      p.mapping[ds] = p.mapping[ss]!;
+      p.index[ds] = p.index[ss]!;
+      const keep = PG.dirty | (anonExclusiveEra ? 0 : PG.anonExclusive);
+      p.flags[ds] = (p.flags[ds]! & ~(PG.dirty | PG.anonExclusive)) | (p.flags[ss]! & keep);
+      p.data.set(dst + i, p.data.get(src + i) ?? '');
+    }
+    if (k.ksm.isKsm(src)) k.ksm.migrated(src, dst);
+    if (file) {
+      // the page cache now holds the new folio; its reference moves with it
+      file.cache.set(p.index[srcSlot]!, dst);
+      k.folios.put(src, 1, 'folio_migrate_mapping: page cache reference moves to the new folio');
+    }
+    this.remap(entries, src, dst);
+    // the allocation reference (a file folio's became the page cache's)
+    if (!file) k.folios.put(dst, 1, 'migrate_folio_move: folio_put(dst)');
+    k.folios.put(src, 1, 'migrate_folio_done: the isolation reference');
+    return true;
+  }
+
+  /** remove_migration_ptes(src, to): each migration entry becomes a present entry for `to` (a reference and an rmap each). */
+  private remap(entries: readonly MigrationEntry[], src: number, to: number): void {
+    const k = this.k;
+    const dirtyKept = to === src || kernelAtLeast(k.version, 6, 1);
+    for (const e of entries) {
+      k.folios.get(to, 1, e.pte.level === 'pmd' ? 'remove_migration_pmd' : 'remove_migration_pte');
+      k.folios.addMap(to);
+      if (e.exclusive) k.folios.setFlag(e.pte.level === 'pte' ? to + e.offset : to, PG.anonExclusive, true);
+      k.vm.install(e.mm, e.vpn, { ...e.pte, pfn: to + e.offset, dirty: dirtyKept && e.pte.dirty });
+    }
+  }
+
+  /** The rmap walk (rmap_walk_anon / rmap_walk_file): every PMD and PTE of every live process mapping a page of the folio. */
+  private mappings(head: number): { mm: Mm; vpn: number; level: 'pte' | 'pmd'; pfn: number }[] {
+    const k = this.k;
+    const nr = k.folios.nr(head);
+    const found: { mm: Mm; vpn: number; level: 'pte' | 'pmd'; pfn: number }[] = [];
+    for (const mm of k.processes.values()) {
+      if (!mm.alive) continue;
+      for (const [vpn, pmd] of mm.pmds) if (pmd.pfn === head && !pmd.special && !pmd.devicePrivate) found.push({ mm, vpn, level: 'pmd', pfn: head });
+      for (const [vpn, pte] of mm.ptes) {
+        if (pte.pfn < head || pte.pfn >= head + nr || pte.special || pte.devmap || pte.devicePrivate || pte.deviceExclusive || pte.swap || pte.guard) continue;
+        found.push({ mm, vpn, level: 'pte', pfn: pte.pfn });
+      }
+    }
+    return found;
+  }
+
+  /**
+   * move_pages(2) (mm/migrate.c kernel_move_pages()): with nodes, do_pages_move(); without,
+   * do_pages_stat(). Per page, the status is the node the page is on, or a negative errno:
+   * -EFAULT (no VMA, a VMA vma_migratable() refuses, the zero page), -ENOENT (nothing mapped, a
+   * ZONE_DEVICE page), -EACCES (shared, without MPOL_MF_MOVE_ALL), -EBUSY (cannot be isolated: a
+   * page of a folio an earlier page of the call already isolated). A node without memory is
+   * ENODEV for the whole call. Queued pages move together when the target node changes or a page
+   * is not queued (move_pages_and_store_status()); if some folios do not migrate, the call returns
+   * how many pages were not migrated — those folios plus every page after the batch — and the
+   * batch's status entries are left unwritten (null here). v5.4 returned the folio count only
+   * (5984fabb6e82 counted the pages not attempted, v5.6 [M]).
+   */
+  *movePages(mm: Mm, vpns: readonly number[], nodes: readonly number[] | null, all: boolean): Op<{ status: (number | string | null)[]; notMigrated: number }> {
+    const k = this.k;
+    yield* [];
+    if (all && !hasSysNice(mm)) throw new KernelError('EPERM', 'move_pages(MPOL_MF_MOVE_ALL) without CAP_SYS_NICE');
+    const status: (number | string | null)[] = vpns.map(() => null);
+    if (nodes === null) {
+      vpns.forEach((vpn, i) => (status[i] = this.pageStat(mm, vpn)));
+      return { status, notMigrated: 0 };
+    }
+    if (nodes.length !== vpns.length) throw new KernelError('EINVAL', `move_pages: ${vpns.length} page(s) but ${nodes.length} node(s)`);
+    for (const n of nodes) if (n < 0 || n >= MAX_NUMNODES || n >= this.nodes) throw new KernelError('ENODEV', `move_pages: node ${n} has no memory (${this.nodes} node(s))`);
+    let list: Queued[] = [];
+    let start = 0;
+    let current = -1;
+    const flush = (node: number, i: number): number => {
+      if (list.length === 0) return 0;
+      const failed = this.migrate(list, () => node);
+      list = [];
+      if (failed > 0) return failed + (kernelAtLeast(k.version, 5, 6) ? vpns.length - i : 0);
+      for (let j = start; j < i; j++) status[j] = node;
+      return 0;
+    };
+    for (let i = 0; i < vpns.length; i++) {
+      const node = nodes[i]!;
+      if (current === -1) {
+        current = node;
+        start = i;
+      } else if (node !== current) {
+        const err = flush(current, i);
+        if (err) return { status, notMigrated: err };
+        start = i;
+        current = node;
+      }
+      const r = this.addPage(mm, vpns[i]!, current, list, all);
+      if (r === 'queued') continue;
+      status[i] = r;
+      const err = flush(current, i);
+      // "We have accounted for page i"
+      if (err) return { status, notMigrated: err - (kernelAtLeast(k.version, 5, 6) ? 1 : 0) };
+      current = -1;
+    }
+    return { status, notMigrated: flush(current, vpns.length) };
+  }
+
+  /** add_folio_for_migration() (add_page_for_migration() before v6.12): 'queued', the node it is already on, or an errno. */
+  private addPage(mm: Mm, vpn: number, node: number, list: Queued[], all: boolean): 'queued' | number | string {
+    const k = this.k;
+    const vma = k.vm.vmaAt(mm, vpn);
+    if (!vma || !this.vmaMigratable(vma)) return 'EFAULT';
+    const found = this.followPage(mm, vpn);
+    if (typeof found === 'string') return found;
+    const head = k.folios.folio(found);
+    if (k.folios.kind(head) !== 'ram') return 'ENOENT';
+    if (this.nodeOf(head) === node) return node;
+    // page_mapcount(page) > 1 up to v6.9; the folio's test (folio_likely_mapped_shared(), then
+    // folio_maybe_mapped_shared()) from v6.10 [M]
+    const shared = kernelAtLeast(k.version, 6, 10) ? this.mappedShared(head) : k.vm.pageMapcount(found, head) > 1;
+    if (shared && !all) return 'EACCES';
+    if (vma.hugetlb) throw KernelError.unsupported('EOPNOTSUPP', `move_pages of a hugetlb folio of '${vma.name}' is not modelled`);
+    if (list.some((q) => q.head === head)) return 'EBUSY';
+    list.push({ head, vma, vpn });
+    return 'queued';
+  }
+
+  /**
+   * follow_page(FOLL_GET | FOLL_DUMP) / folio_walk_start(FW_ZEROPAGE) at vpn: the page, or the
+   * status for none (-ENOENT: nothing, or a non-present entry) and for the zero page (-EFAULT:
+   * FOLL_DUMP "to ignore special (like zero) pages"; is_zero_folio() since the folio_walk
+   * conversion). Another special PTE (VM_PFNMAP) is -EFAULT through FOLL_DUMP up to v6.11 and
+   * nothing (-ENOENT) for folio_walk from v6.12 [M].
+   */
+  private followPage(mm: Mm, vpn: number): number | string {
+    const k = this.k;
+    const leaf = k.vm.lookup(mm, vpn);
+    if (!leaf || leaf.pte.devicePrivate || leaf.pte.deviceExclusive || leaf.pte.swap || leaf.pte.guard) return 'ENOENT';
+    const pfn = k.vm.pfnAt(leaf, vpn);
+    if (k.isZeroPfn(pfn)) return 'EFAULT';
+    // a devmap PTE's page comes from get_dev_pagemap(): a ZONE_DEVICE page, -ENOENT after
+    if (leaf.pte.special && !leaf.pte.devmap) return kernelAtLeast(k.version, 6, 12) ? 'ENOENT' : 'EFAULT';
+    return pfn;
+  }
+
+  /** do_pages_stat_array() for one page: its node, or -EFAULT / -ENOENT. */
+  private pageStat(mm: Mm, vpn: number): number | string {
+    const k = this.k;
+    if (!k.vm.vmaAt(mm, vpn)) return 'EFAULT';
+    const found = this.followPage(mm, vpn);
+    if (typeof found === 'string') return found;
+    if (k.folios.kind(k.folios.folio(found)) !== 'ram') return 'ENOENT';
+    return this.nodeOf(found);
+  }
+
+  /**
+   * migrate_pages(2) (kernel_migrate_pages() -> do_migrate_pages()): move the pages of `mm` on
+   * the `from` nodes to the `to` nodes, pairing them as node_remap() does (the nth node of from
+   * to the nth of to, modulo; with unequal weights a source node that is also a destination
+   * stays), one migrate_to_node() per pair: every VMA walked (MPOL_MF_DISCONTIG_OK), the folios
+   * on the source node queued, MPOL_MF_MOVE_ALL with CAP_SYS_NICE, else MOVE (shared folios
+   * stay). Returns the number of folios not moved (from v6.7 those that could not be queued too:
+   * queue_pages_range() counts them [M]). No destination node with memory: EINVAL.
+   */
+  *migratePages(mm: Mm, from: readonly number[], to: readonly number[]): Op<number> {
+    yield* [];
+    const fromSet = [...new Set(from)].sort((a, b) => a - b);
+    const toSet = this.online(to);
+    if (toSet.length === 0) throw new KernelError('EINVAL', `migrate_pages: none of the new nodes ${to.join(',')} has memory`);
+    const move = hasSysNice(mm) ? 'all' : 'move';
+    const remap = (s: number): number => toSet[fromSet.indexOf(s) % toSet.length]!;
+    const tmp = new Set(fromSet);
+    let notMoved = 0;
+    while (tmp.size > 0) {
+      let source = -1;
+      let dest = 0;
+      for (const s of [...tmp].sort((a, b) => a - b)) {
+        if (fromSet.length !== toSet.length && toSet.includes(s)) continue;
+        const d = remap(s);
+        if (s === d) continue;
+        source = s;
+        dest = d;
+        if (!tmp.has(dest)) break;
+      }
+      if (source === -1) break;
+      tmp.delete(source);
+      const vmas = [...mm.vmas].sort((a, b) => a.start - b.start);
+      if (vmas.length === 0) continue;
+      const first = vmas[0]!.start;
+      const last = Math.max(...vmas.map((v) => v.start + v.pages));
+      const { list, failed } = this.queue(mm, first, last, { nmask: new Set([source]), invert: false, move, strict: false, discontig: true });
+      const target = dest;
+      notMoved += this.migrate(list, () => target) + (kernelAtLeast(this.k.version, 6, 7) ? failed : 0);
+    }
+    return notMoved;
+  }
+}
+
+/** CAP_SYS_NICE: every process has it until a `setrlimit` step drops its capabilities (cap_set_proc() of an empty set). */
+function hasSysNice(mm: Mm): boolean {
+  return mm.memlockLimit === undefined;
+}
+
+function mpolName(mode: MpolMode): string {
+  return `MPOL_${mode.toUpperCase().replace('-', '_')}`;
+}
+

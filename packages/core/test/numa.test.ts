@@ -1,0 +1,263 @@
+import { describe, expect, it } from 'vitest';
+import { createKernel, PRESETS, type Kernel } from '../src/index.js';
+import { testArch } from '../src/testing.js';
+import { code, written } from './vm-helpers.js';
+
+// NUMA page migration (mm/mempolicy.ts): mbind(MPOL_MF_MOVE[_ALL]), move_pages(), migrate_pages().
+// Values are reasoned in each test from mm/mempolicy.c and mm/migrate.c (v5.18-era and v6.15+
+// trees): what is queued, what migrate_pages() refuses, and what the new entry looks like.
+
+const PAGE = 4096;
+const MiB = 2 ** 20;
+const RELEASES = PRESETS.map((p) => p.name);
+
+function kernel(version = 'latest', nodes = 2): Kernel {
+  const k = createKernel({ arch: testArch(), kernel: version });
+  k.run(k.numaNodes({ nodes }));
+  return k;
+}
+
+const node = (k: Kernel, map: string, page: number, process?: string) => k.nodeOf(k.pfnOf({ map, page, ...(process ? { process } : {}) })!);
+const movePages = (k: Kernel, a: Parameters<Kernel['movePages']>[0]) => k.run(k.movePages(a));
+
+describe('memory nodes', () => {
+  it('one node by default: every RAM page is on node 0, and migration to node 1 is ENODEV', () => {
+    const k = createKernel({ arch: testArch() });
+    written(k, 'm', 1);
+    expect(node(k, 'm', 0)).toBe(0);
+    expect(code(() => movePages(k, { map: 'm', page: 0, node: 1 }))).toBe('ENODEV');
+  });
+
+  it('page_to_nid() is a property of the pfn: a page allocated on node 1 lies in node 1\'s range', () => {
+    const k = kernel();
+    const pfn = k.ram.allocAnon(1, 'x', 1)!;
+    expect(k.nodeOf(pfn)).toBe(1);
+    expect(pfn * PAGE).toBeGreaterThanOrEqual(2 ** 46);
+  });
+});
+
+describe('mbind(MPOL_MF_MOVE)', () => {
+  it('moves an exclusive anon page to the bound node: a new pfn, the data, refcount 1, mapcount 1, PTE bits kept', () => {
+    for (const version of RELEASES) {
+      const k = kernel(version);
+      const [old] = written(k, 'm', 1);
+      k.run(k.mbind({ map: 'm', policy: 'bind', nodes: [1], move: true }));
+      const now = k.pfnOf({ map: 'm', page: 0 })!;
+      expect({ version, moved: now !== old, node: k.nodeOf(now) }).toEqual({ version, moved: true, node: 1 });
+      // remove_migration_pte(): one reference and one rmap for the one PTE; the allocation
+      // reference was dropped by migrate_folio_move() and the old page freed
+      expect([k.refcount(now), k.mapcount(now), k.ram.live.has(old!)]).toEqual([1, 1, false]);
+      expect(k.isWritableIn({ map: 'm', page: 0 })).toBe(true);
+      expect(k.run(k.read({ map: 'm', page: 0 }))).toBe('m0');
+      // PageAnonExclusive survives (RMAP_EXCLUSIVE for a writable migration entry, v5.19+)
+      if (k.features['wp-reuse'] === 'anon-exclusive') expect(k.anonExclusive(now)).toBe(true);
+    }
+  });
+
+  it('MPOL_LOCAL with an empty nodemask migrates every page, even on one node (mkdirty.c relies on it)', () => {
+    // do_mbind() passes the user's (empty) nodemask with MPOL_MF_INVERT: queue_folio_required() is
+    // node_isset(nid, {}) == !INVERT -> false == false -> every folio is queued, and
+    // alloc_migration_target_by_mpol() allocates on the local node: a new page on the same node
+    const k = kernel('latest', 1);
+    const [old] = written(k, 'm', 1);
+    k.run(k.mbind({ map: 'm', policy: 'local', move: true }));
+    const now = k.pfnOf({ map: 'm', page: 0 })!;
+    expect(now).not.toBe(old);
+    expect(k.nodeOf(now)).toBe(0);
+  });
+
+  it('a page already on an allowed node stays (bind {0,1}: nothing is misplaced)', () => {
+    const k = kernel();
+    const [old] = written(k, 'm', 1);
+    k.run(k.mbind({ map: 'm', policy: 'bind', nodes: [0, 1], move: true }));
+    expect(k.pfnOf({ map: 'm', page: 0 })).toBe(old);
+  });
+
+  it('without MOVE nothing migrates; MPOL_MF_STRICT alone is EIO for a misplaced page', () => {
+    const k = kernel();
+    const [old] = written(k, 'm', 1);
+    k.run(k.mbind({ map: 'm', policy: 'bind', nodes: [1] }));
+    expect(k.pfnOf({ map: 'm', page: 0 })).toBe(old);
+    expect(code(() => k.run(k.mbind({ map: 'm', policy: 'bind', nodes: [1], strict: true })))).toBe('EIO');
+  });
+
+  it('a pinned page does not move: mbind() still returns 0, and EIO with MPOL_MF_STRICT; the pin keeps seeing the page', () => {
+    for (const version of RELEASES) {
+      const k = kernel(version);
+      const [old] = written(k, 'm', 1);
+      k.run(k.gup({ map: 'm', page: 0, write: true, longterm: true, as: 'dma' }, true));
+      const rc = k.refcount(old!);
+      k.run(k.mbind({ map: 'm', policy: 'bind', nodes: [1], move: true }));
+      // v5.19+: try_to_migrate_one() refuses to unmap an exclusive, maybe-pinned page; before,
+      // folio_migrate_mapping() finds rc != 1 and returns -EAGAIN until the retries run out, and
+      // remove_migration_ptes(src, src) maps the same page back: either way nothing changed
+      expect({ version, pfn: k.pfnOf({ map: 'm', page: 0 }), rc: k.refcount(old!), node: k.nodeOf(old!) }).toEqual({ version, pfn: old, rc, node: 0 });
+      expect(code(() => k.run(k.mbind({ map: 'm', policy: 'bind', nodes: [1], move: true, strict: true })))).toBe('EIO');
+    }
+  });
+
+  it('a page shared with a fork child stays without MOVE_ALL and moves (for both processes) with it', () => {
+    const k = kernel();
+    const [old] = written(k, 'm', 1);
+    k.run(k.fork({ as: 'child' }));
+    k.run(k.mbind({ map: 'm', policy: 'bind', nodes: [1], move: true }));
+    // migrate_folio_add(): folio_maybe_mapped_shared() (mapcount 2) -> left alone, no failure
+    expect(k.pfnOf({ map: 'm', page: 0 })).toBe(old);
+    k.run(k.mbind({ map: 'm', policy: 'bind', nodes: [1], move: 'all', strict: true }));
+    const now = k.pfnOf({ map: 'm', page: 0 })!;
+    // the rmap walk moves every mapping: both processes map the new page, read-only (the COW state kept)
+    expect([k.nodeOf(now), k.pfnOf({ map: 'm', page: 0, process: 'child' }), k.refcount(now), k.mapcount(now)]).toEqual([1, now, 2, 2]);
+    expect(k.isWritableIn({ map: 'm', page: 0 })).toBe(false);
+  });
+
+  it('MOVE_ALL without CAP_SYS_NICE is EPERM (a process that dropped its capabilities)', () => {
+    const k = kernel();
+    written(k, 'm', 1);
+    k.run(k.setrlimit({ memlock: 0 }));
+    expect(code(() => k.run(k.mbind({ map: 'm', policy: 'bind', nodes: [1], move: 'all' })))).toBe('EPERM');
+  });
+
+  it('mpol_new() / mpol_set_nodemask() refusals: EINVAL', () => {
+    const k = kernel();
+    written(k, 'm', 1);
+    expect(code(() => k.run(k.mbind({ map: 'm', policy: 'bind', move: true })))).toBe('EINVAL');
+    expect(code(() => k.run(k.mbind({ map: 'm', policy: 'local', nodes: [0], move: true })))).toBe('EINVAL');
+    // nodes & N_MEMORY is empty
+    expect(code(() => k.run(k.mbind({ map: 'm', policy: 'bind', nodes: [5], move: true })))).toBe('EINVAL');
+  });
+
+  it('a hole in the range is EFAULT (queue_pages_test_walk)', () => {
+    const k = kernel();
+    written(k, 'm', 3);
+    k.run(k.munmap({ map: 'm', offset: PAGE, length: PAGE }));
+    expect(code(() => k.run(k.mbind({ map: 'm', policy: 'bind', nodes: [1], move: true })))).toBe('EFAULT');
+  });
+
+  it('the zero page is skipped: the PTE still maps it', () => {
+    const k = kernel();
+    k.run(k.mmap({ anon: true, length: PAGE, write: true, as: 'm' }));
+    k.run(k.read({ map: 'm', page: 0 }));
+    k.run(k.mbind({ map: 'm', policy: 'bind', nodes: [1], move: true }));
+    expect(k.isZeroPfn(k.pfnOf({ map: 'm', page: 0 })!)).toBe(true);
+  });
+
+  it('MPOL_INTERLEAVE spreads misplaced pages by interleave index: {1,2} over four pages gives 1, 2, 1, 2', () => {
+    // INVERT over {1,2} queues every page (all on node 0); interleave_nid(): an anon VMA's
+    // vm_pgoff is vm_start >> PAGE_SHIFT, so page i's index is its virtual page number; the
+    // model's mappings start PMD-aligned (an even page number): node = {1,2}[(start + i) % 2]
+    const k = kernel('latest', 3);
+    written(k, 'm', 4);
+    expect(k.process(undefined).ranges.get('m')!.start % 2).toBe(0);
+    k.run(k.mbind({ map: 'm', policy: 'interleave', nodes: [1, 2], move: true }));
+    expect([0, 1, 2, 3].map((p) => node(k, 'm', p))).toEqual([1, 2, 1, 2]);
+  });
+
+  it('MPOL_INTERLEAVE over nodes that include the page\'s own node queues nothing', () => {
+    const k = kernel();
+    written(k, 'm', 2);
+    k.run(k.mbind({ map: 'm', policy: 'interleave', nodes: [0, 1], move: true }));
+    expect([node(k, 'm', 0), node(k, 'm', 1)]).toEqual([0, 0]);
+  });
+
+  it('a PMD-mapped THP migrates whole on x86 (thp_migration_supported()): a new PMD, dirty kept from v6.1', () => {
+    for (const version of ['v5.10', 'latest']) {
+      const k = kernel(version);
+      k.run(k.mmap({ anon: true, length: 4 * MiB, write: true, as: 'mem' }));
+      k.run(k.madvise({ map: 'mem', advice: 'hugepage', offset: 2 * MiB, length: 2 * MiB }));
+      k.run(k.write({ map: 'mem', page: 512, data: 'T' }));
+      const old = k.pfnOf({ map: 'mem', page: 512 })!;
+      expect(k.vm.lookup(k.process(undefined), k.process(undefined).ranges.get('mem')!.start + 512)!.pte.level).toBe('pmd');
+      k.run(k.mbind({ map: 'mem', offset: 2 * MiB, length: 2 * MiB, policy: 'bind', nodes: [1], move: true }));
+      const mm = k.process(undefined);
+      const leaf = k.vm.lookup(mm, mm.ranges.get('mem')!.start + 512)!;
+      expect({ version, level: leaf.pte.level, node: k.nodeOf(leaf.pte.pfn), order: k.folios.order(leaf.pte.pfn), write: leaf.pte.write }).toEqual({ version, level: 'pmd', node: 1, order: 9, write: true });
+      // remove_migration_pmd(): pmd_mkdirty only when the migration entry remembered it (v6.1+)
+      expect(leaf.pte.dirty).toBe(version === 'latest');
+      expect([k.refcount(leaf.pte.pfn), k.mapcount(leaf.pte.pfn), k.ram.live.has(old)]).toEqual([1, 1, false]);
+      expect(k.run(k.read({ map: 'mem', page: 512 }))).toBe('T');
+    }
+  });
+});
+
+describe('move_pages()', () => {
+  it('status per page: the node after moving, -ENOENT for nothing mapped, -EFAULT for the zero page', () => {
+    const k = kernel();
+    k.run(k.mmap({ anon: true, length: 3 * PAGE, write: true, as: 'm' }));
+    k.run(k.write({ map: 'm', page: 0, data: 'a' }));
+    k.run(k.read({ map: 'm', page: 2 }));
+    const r = movePages(k, { map: 'm', page: 0, pages: 3, node: 1 });
+    expect(r).toEqual({ status: [1, 'ENOENT', 'EFAULT'], notMigrated: 0 });
+    expect(node(k, 'm', 0)).toBe(1);
+    // nodes == NULL: do_pages_stat()
+    expect(movePages(k, { map: 'm', page: 0, pages: 3 }).status).toEqual([1, 'ENOENT', 'EFAULT']);
+  });
+
+  it('a page already on the node reports the node; a shared one -EACCES without MOVE_ALL', () => {
+    const k = kernel();
+    written(k, 'm', 2);
+    k.run(k.fork({ as: 'child' }));
+    k.run(k.write({ map: 'm', page: 0, data: 'own' })); // COW: page 0 exclusive again, page 1 shared
+    expect(movePages(k, { map: 'm', page: 0, pages: 2, node: 0 }).status).toEqual([0, 0]);
+    expect(movePages(k, { map: 'm', page: 0, pages: 2, node: 1 }).status).toEqual([1, 'EACCES']);
+    expect(movePages(k, { map: 'm', page: 1, node: 1, all: true }).status).toEqual([1]);
+  });
+
+  it('a pinned page: migrate_pages() fails it, the call returns the pages not migrated and leaves the status unwritten', () => {
+    const k = kernel();
+    written(k, 'm', 2);
+    k.run(k.gup({ map: 'm', page: 0, as: 'ref' }, false));
+    // both pages queued in one batch (same node); migrate_pages() moves page 1 and fails page 0:
+    // err = 1 (folios failed) + nr_pages - i (i = 2 at the final flush) = 1; status untouched
+    expect(movePages(k, { map: 'm', page: 0, pages: 2, node: 1 })).toEqual({ status: [null, null], notMigrated: 1 });
+    expect([node(k, 'm', 0), node(k, 'm', 1)]).toEqual([0, 1]);
+  });
+
+  it('two pages of one THP in a call: the second is -EBUSY (the folio is isolated already), the THP moves whole', () => {
+    const k = kernel();
+    k.run(k.mmap({ anon: true, length: 4 * MiB, write: true, as: 'mem' }));
+    k.run(k.madvise({ map: 'mem', advice: 'hugepage', offset: 2 * MiB, length: 2 * MiB }));
+    k.run(k.write({ map: 'mem', page: 512, data: 'T' }));
+    expect(movePages(k, { map: 'mem', page: 512, pages: 2, node: 1 }).status).toEqual([1, 'EBUSY']);
+    expect(node(k, 'mem', 513)).toBe(1);
+  });
+});
+
+describe('migrate_pages()', () => {
+  it('moves every page of the process on node 0 to node 1, shared ones too with CAP_SYS_NICE (MOVE_ALL)', () => {
+    const k = kernel();
+    written(k, 'a', 2);
+    written(k, 'b', 1);
+    k.run(k.fork({ as: 'child' }));
+    expect(k.run(k.migratePages({ from: [0], to: [1] }))).toBe(0);
+    expect([node(k, 'a', 0), node(k, 'a', 1), node(k, 'b', 0), node(k, 'a', 0, 'child')]).toEqual([1, 1, 1, 1]);
+  });
+
+  it('returns the number of folios it could not move (a GUP reference)', () => {
+    const k = kernel();
+    written(k, 'a', 2);
+    k.run(k.gup({ map: 'a', page: 1, as: 'ref' }, false));
+    expect(k.run(k.migratePages({ from: [0], to: [1] }))).toBe(1);
+    expect([node(k, 'a', 0), node(k, 'a', 1)]).toEqual([1, 0]);
+  });
+});
+
+describe('mkdirty.c test_page_migration, release by release', () => {
+  it('the migrated PTE of a read-only, dirty page: read-only in every release, dirty from v6.1, soft-dirty kept', () => {
+    for (const version of RELEASES) {
+      const k = kernel(version, 1);
+      const [old] = written(k, 'mem', 1);
+      k.run(k.mprotect({ map: 'mem', write: false }));
+      const mm = k.process(undefined);
+      const vpn = mm.ranges.get('mem')!.start;
+      const before = { ...mm.ptes.get(vpn)! };
+      k.run(k.mbind({ map: 'mem', policy: 'local', move: true }));
+      const pte = mm.ptes.get(vpn)!;
+      // remove_migration_pte(): mk_pte(new, vm_page_prot), the migration entry's soft-dirty, no
+      // write (a readable migration entry), pte_mkdirty() only when the entry remembered dirty (v6.1+)
+      expect({ version, moved: pte.pfn !== old, write: pte.write, dirty: pte.dirty, softDirty: pte.softDirty }).toEqual({
+        version, moved: true, write: false, dirty: before.dirty && ['v6.1', 'v6.3', 'v6.6', 'v6.15', 'latest'].includes(version), softDirty: before.softDirty,
+      });
+      expect(code(() => k.run(k.write({ map: 'mem', page: 0, data: 'x' })))).toBe('SIGSEGV');
+    }
+  });
+});
