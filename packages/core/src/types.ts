@@ -193,6 +193,14 @@ export interface Vma {
   readonly hugetlb?: HugetlbVma;
   /** vm_userfaultfd_ctx.ctx: the userfaultfd this VMA is registered with (with VM_UFFD_* in flags; mm/userfaultfd.ts) */
   uffd?: UffdCtx;
+  /** vma->vm_policy (mbind(), mm/mempolicy.ts): where its pages are allocated; absent: the task's default, the local node */
+  policy?: VmaPolicy;
+}
+
+/** A VMA's NUMA memory policy (struct mempolicy): the mode and its nodes (N_MEMORY only). */
+export interface VmaPolicy {
+  readonly mode: 'preferred' | 'bind' | 'interleave' | 'local' | 'preferred-many';
+  readonly nodes: readonly number[];
 }
 
 /** struct userfaultfd_ctx (fs/userfaultfd.c): one userfaultfd of a process. */

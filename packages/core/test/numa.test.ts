@@ -261,3 +261,54 @@ describe('mkdirty.c test_page_migration, release by release', () => {
     }
   });
 });
+
+describe('the VMA policy mbind() sets, as faults use it', () => {
+  it('a fault in a VMA bound to node 1 allocates there (vma_alloc_folio() -> get_vma_policy()); MPOL_DEFAULT puts it back to local', () => {
+    const k = kernel();
+    k.run(k.mmap({ anon: true, length: 4 * PAGE, write: true, as: 'm' }));
+    k.run(k.mbind({ map: 'm', policy: 'bind', nodes: [1] }));
+    k.run(k.write({ map: 'm', page: 0, data: 'a' }));
+    expect(node(k, 'm', 0)).toBe(1);
+    k.run(k.mbind({ map: 'm', policy: 'default' }));
+    k.run(k.write({ map: 'm', page: 1, data: 'b' }));
+    expect([node(k, 'm', 0), node(k, 'm', 1)]).toEqual([1, 0]);
+  });
+
+  it('mbind() of part of a VMA splits it (mbind_range): the policy covers only that part', () => {
+    const k = kernel();
+    k.run(k.mmap({ anon: true, length: 4 * PAGE, write: true, as: 'm' }));
+    k.run(k.mbind({ map: 'm', offset: PAGE, length: 2 * PAGE, policy: 'preferred', nodes: [1] }));
+    const mm = k.process(undefined);
+    expect(mm.vmas.filter((v) => v.name === 'm').map((v) => [v.pages, v.policy?.mode ?? 'default'])).toEqual([[1, 'default'], [2, 'preferred'], [1, 'default']]);
+    for (let p = 0; p < 4; p++) k.run(k.write({ map: 'm', page: p, data: `${p}` }));
+    expect([0, 1, 2, 3].map((p) => node(k, 'm', p))).toEqual([0, 1, 1, 0]);
+  });
+
+  it('MPOL_INTERLEAVE faults alternate nodes by page index (interleave_nid(): vm_pgoff + offset)', () => {
+    const k = kernel();
+    k.run(k.mmap({ anon: true, length: 4 * PAGE, write: true, as: 'm' }));
+    k.run(k.mbind({ map: 'm', policy: 'interleave', nodes: [0, 1] }));
+    for (let p = 0; p < 4; p++) k.run(k.write({ map: 'm', page: p, data: `${p}` }));
+    // the mapping starts on an even page (PMD-aligned placement): page i on node i % 2
+    expect([0, 1, 2, 3].map((p) => node(k, 'm', p))).toEqual([0, 1, 0, 1]);
+  });
+
+  it('a THP faulted into a bound VMA is allocated on the bound node whole', () => {
+    const k = kernel();
+    k.run(k.mmap({ anon: true, length: 4 * MiB, write: true, as: 'mem' }));
+    k.run(k.madvise({ map: 'mem', advice: 'hugepage', offset: 2 * MiB, length: 2 * MiB }));
+    k.run(k.mbind({ map: 'mem', policy: 'bind', nodes: [1] }));
+    k.run(k.write({ map: 'mem', page: 512, data: 'T' }));
+    expect([node(k, 'mem', 512), node(k, 'mem', 1023), k.folios.order(k.pfnOf({ map: 'mem', page: 512 })!)]).toEqual([1, 1, 9]);
+  });
+
+  it('fork duplicates the policy (vma_dup_policy()): the child\'s COW copy comes from the bound node', () => {
+    const k = kernel();
+    k.run(k.mmap({ anon: true, length: PAGE, write: true, as: 'm' }));
+    k.run(k.write({ map: 'm', page: 0, data: 'a' })); // node 0: no policy yet
+    k.run(k.mbind({ map: 'm', policy: 'bind', nodes: [1] }));
+    k.run(k.fork({ as: 'child' }));
+    k.run(k.write({ map: 'm', page: 0, data: 'c', process: 'child' })); // wp_page_copy() in the child
+    expect([node(k, 'm', 0), node(k, 'm', 0, 'child')]).toEqual([0, 1]);
+  });
+});

@@ -132,7 +132,7 @@ export class Faults {
     }
     // alloc_anon_folio() (v6.8+): a large folio of an enabled order below the PMD's, mapped by PTEs (mm/mthp.ts)
     if (k.thp.sizes.fault(vmf)) return;
-    const pfn = k.ram.allocAnon(k.vm.anonVmaPrepare(vma), '');
+    const pfn = k.ram.allocAnon(k.vm.anonVmaPrepare(vma), '', k.numa.allocNode(vma, vpn));
     if (pfn === null) throw new KernelError('ENOMEM', 'out of memory in do_anonymous_page');
     k.folios.addMap(pfn);
     // "if (vma->vm_flags & VM_WRITE) entry = pte_mkwrite(pte_mkdirty(entry))" (a FOLL_FORCE write may come without)
@@ -144,7 +144,7 @@ export class Faults {
     const k = this.k;
     const data = yield* k.fileData(vmf);
     yield preempt('do_cow_fault');
-    const pfn = k.ram.allocAnon(k.vm.anonVmaPrepare(vmf.vma), data);
+    const pfn = k.ram.allocAnon(k.vm.anonVmaPrepare(vmf.vma), data, k.numa.allocNode(vmf.vma, vmf.vpn));
     if (pfn === null) throw new KernelError('ENOMEM', 'out of memory in do_cow_fault');
     k.folios.addMap(pfn);
     k.vm.install(vmf.vma.mm, vmf.vpn, this.pte(pfn, 'pte', { write: vmf.vma.flags.write, dirty: true })); // maybe_mkwrite(pte_mkdirty())
@@ -228,7 +228,7 @@ export class Faults {
   private *copyPage(vmf: Vmf, leaf: Leaf, pfn: number, page: number | null, why: string, unshare = false): Op {
     const k = this.k;
     const { vma, vpn } = vmf;
-    const copy = k.ram.allocAnon(k.vm.anonVmaPrepare(vma), k.pages.data.get(pfn) ?? '');
+    const copy = k.ram.allocAnon(k.vm.anonVmaPrepare(vma), k.pages.data.get(pfn) ?? '', k.numa.allocNode(vma, vpn));
     if (copy === null) throw new KernelError('ENOMEM', 'out of memory in wp_page_copy');
     yield preempt('wp_page_copy');
     // A huge file leaf is zapped first, not split into PTEs (__split_huge_pmd_locked() on a

@@ -102,7 +102,7 @@ export class Fork {
       if (k.folios.testAnon(head, 'copy_present_pte') && this.needsCowForDma(parent, head, page)) {
         // copy_present_page(): the child gets a private copy now; the parent keeps the pinned page writable
         if (!dst.anonVma) dst.anonVma = src.anonVma;
-        const copy = k.ram.allocAnon(dst.anonVma, k.pages.data.get(page) ?? '');
+        const copy = k.ram.allocAnon(dst.anonVma, k.pages.data.get(page) ?? '', k.numa.allocNode(dst, vpn));
         if (copy === null) throw new KernelError('ENOMEM', 'fork: could not allocate the early-COW copy of a pinned page');
         k.folios.addMap(copy);
         // copy_present_page(): maybe_mkwrite(pte_mkdirty(mk_pte())) -- soft-dirty with the dirty bit;

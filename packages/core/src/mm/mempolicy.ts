@@ -2,7 +2,7 @@ import type { Kernel } from '../kernel.js';
 import { KernelError } from '../errors.js';
 import { kernelAtLeast } from '../features.js';
 import type { Op } from '../sched.js';
-import type { Mm, Pte, Vma } from '../types.js';
+import type { Mm, Pte, Vma, VmaPolicy } from '../types.js';
 import { PG } from './pages.js';
 
 /** The mbind(2) / set_mempolicy(2) modes (include/uapi/linux/mempolicy.h), by name. */
@@ -60,8 +60,10 @@ interface QueueWalk {
  * Nodes are RAM ranges (mm/ram.ts: page_to_nid() is the pfn's range); device memory is on node 0.
  * The caller runs on a CPU of node 0 (numa_node_id()). Migration is one atomic step: migration
  * entries exist only inside it, so no other thread sees them (migration_entry_wait() is not modelled).
- * Not modelled: the VMA policy as later faults use it (faults allocate on node 0), hugetlb
- * migration (refused), swap-cache folios (refused), MPOL_MF_LAZY, cpusets.
+ * mbind() also sets the VMA policy, which anonymous faults, swap-in and COW copies then follow
+ * (allocNode()). Not modelled: set_mempolicy() (the task policy stays the default), shmem's
+ * shared policy for page-cache allocations, hugetlb migration (refused), swap-cache folios
+ * (refused), MPOL_MF_LAZY, cpusets.
  */
 export class Numa {
   /** nodes with memory (node_states[N_MEMORY]): 0 .. nodes - 1 */
@@ -106,8 +108,9 @@ export class Numa {
     if (effective !== 'default' && effective !== 'local' && policyNodes.length === 0) throw new KernelError('EINVAL', `mbind(${mpolName(mode)}): none of nodes ${nodes.join(',')} has memory (${this.nodes} node(s))`);
     const walk: QueueWalk = { nmask: new Set(nodes), invert: true, move, strict, discontig: effective === 'default' };
     const { list, failed } = this.queue(mm, start, end, walk);
+    this.mbindRange(mm, start, end, effective === 'default' ? undefined : { mode: effective, nodes: policyNodes });
     let nrFailed = failed;
-    if (list.length > 0) nrFailed += this.migrate(list, (q) => this.policyNode(effective, policyNodes, q));
+    if (list.length > 0) nrFailed += this.migrate(list, (q) => this.policyNode(effective, policyNodes, q.vma, q.vpn, k.folios.order(q.head)));
     yield* [];
     if (nrFailed > 0 && strict) throw new KernelError('EIO', `mbind(MPOL_MF_STRICT): ${nrFailed} misplaced folio(s) could not be moved`);
   }
@@ -119,7 +122,7 @@ export class Numa {
    * equally far here: the lowest); for INTERLEAVE the nth allowed node, n = the folio's
    * interleave index (vm_pgoff-relative page index >> order) modulo the node count.
    */
-  private policyNode(mode: MpolMode, nodes: readonly number[], q: Queued): number {
+  private policyNode(mode: MpolMode, nodes: readonly number[], vma: Vma, vpn: number, order: number): number {
     switch (mode) {
       case 'default':
       case 'local':
@@ -131,10 +134,38 @@ export class Numa {
         return nodes.includes(0) ? 0 : nodes[0]!;
       case 'interleave': {
         // anonymous VMAs have vm_pgoff = vm_start >> PAGE_SHIFT, so the index is the address's page
-        const index = q.vma.kind === 'anon' ? q.vpn : q.vma.pgoff + (q.vpn - q.vma.start);
-        return nodes[Math.floor(index / this.k.folios.nr(q.head)) % nodes.length]!;
+        const index = vma.kind === 'anon' ? vpn : vma.pgoff + (vpn - vma.start);
+        return nodes[Math.floor(index / 2 ** order) % nodes.length]!;
       }
     }
+  }
+
+  /**
+   * mbind_range(): every VMA of the range gets the new policy (vma_replace_policy()), split at the
+   * range's ends where it differs (vma_modify_policy() / split_vma(): a hugetlb or device-dax VMA
+   * refuses an unaligned split with EINVAL); MPOL_DEFAULT clears it. Neighbours with equal policies
+   * merge as mergeAround() allows. A shmem VMA's shared policy (vm_ops->set_policy) is kept on the
+   * VMA like any other: page-cache allocations do not consult it.
+   */
+  private mbindRange(mm: Mm, start: number, end: number, policy: VmaPolicy | undefined): void {
+    const vmas = mm.vmas.filter((v) => v.start < end && v.start + v.pages > start).sort((a, b) => a.start - b.start);
+    for (const vma of vmas) {
+      if (samePolicy(vma.policy, policy)) continue;
+      const piece = this.k.vm.isolate(vma, Math.max(start, vma.start), Math.min(end, vma.start + vma.pages));
+      if (policy) piece.policy = policy;
+      else delete piece.policy;
+    }
+  }
+
+  /**
+   * The node a fault allocates a folio of `order` on for this VMA (vma_alloc_folio() ->
+   * get_vma_policy()): the VMA's policy, else the task's, which the model leaves at the default
+   * (local: node 0). With one node, always node 0.
+   */
+  allocNode(vma: Vma, vpn: number, order = 0): number {
+    const pol = vma.policy;
+    if (!pol || this.nodes === 1) return 0;
+    return this.policyNode(pol.mode, pol.nodes, vma, vpn, order);
   }
 
   /**
@@ -547,6 +578,12 @@ export class Numa {
 /** CAP_SYS_NICE: every process has it until a `setrlimit` step drops its capabilities (cap_set_proc() of an empty set). */
 function hasSysNice(mm: Mm): boolean {
   return mm.memlockLimit === undefined;
+}
+
+/** mpol_equal() of two VMA policies (none: the default); vma_merge() merges only equal ones. */
+export function samePolicy(a: VmaPolicy | undefined, b: VmaPolicy | undefined): boolean {
+  if (!a || !b) return a === b;
+  return a.mode === b.mode && a.nodes.length === b.nodes.length && a.nodes.every((n, i) => n === b.nodes[i]);
 }
 
 function mpolName(mode: MpolMode): string {

@@ -110,7 +110,7 @@ export class AnonThpSizes {
       let none = true;
       for (let v = base; v < base + nr && none; v++) if (vma.mm.ptes.has(v)) none = false;
       if (!none) continue;
-      const head = k.ram.allocAnonLarge(k.vm.anonVmaPrepare(vma), order);
+      const head = k.ram.allocAnonLarge(k.vm.anonVmaPrepare(vma), order, k.numa.allocNode(vma, base, order));
       if (head === null) continue; // vma_alloc_folio() failed: next order
       k.folios.get(head, nr - 1, `do_anonymous_page: folio_ref_add(nr_pages - 1) for an order-${order} folio`);
       for (let i = 0; i < nr; i++) {

@@ -224,7 +224,7 @@ export class Swap {
     let fresh = false;
     if (folio !== null) k.folios.get(folio, 1, 'do_swap_page: swap_cache_get_folio');
     else {
-      folio = k.ram.allocAnon(k.vm.anonVmaPrepare(vma), slot.data);
+      folio = k.ram.allocAnon(k.vm.anonVmaPrepare(vma), slot.data, k.numa.allocNode(vma, vpn));
       if (folio === null) throw new KernelError('ENOMEM', 'out of memory in do_swap_page');
       // SWP_SYNCHRONOUS_IO && __swap_count(entry) == 1: "skip swapcache" -- until the swap table
       // series ("mm, swap: never bypass the swap cache even for SWP_SYNCHRONOUS_IO", 2025 [M])

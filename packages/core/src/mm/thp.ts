@@ -67,7 +67,7 @@ export class Thp {
       k.vm.install(vma.mm, base, k.faults.pte(k.hugeZeroPfn, 'pmd', { special: true }));
       return true;
     }
-    const head = k.ram.allocAnonLarge(anonVma, this.order);
+    const head = k.ram.allocAnonLarge(anonVma, this.order, k.numa.allocNode(vma, base, this.order));
     if (head === null) return false;
     k.folios.addMap(head);
     // maybe_pmd_mkwrite(): writable only with VM_WRITE (a FOLL_FORCE write into a read-only VMA
@@ -95,7 +95,7 @@ export class Thp {
       this.splitZeroPmd(vma, leaf.base);
       return false;
     }
-    const head = k.ram.allocAnonLarge(k.vm.anonVmaPrepare(vma), this.order);
+    const head = k.ram.allocAnonLarge(k.vm.anonVmaPrepare(vma), this.order, k.numa.allocNode(vma, leaf.base, this.order));
     if (head === null) {
       this.splitZeroPmd(vma, leaf.base); // split_huge_pmd() + VM_FAULT_FALLBACK
       return false;
@@ -161,7 +161,7 @@ export class Thp {
     const k = this.k;
     const { vma } = vmf;
     const n = k.vm.pmdPages;
-    const copy = k.ram.allocAnonLarge(k.vm.anonVmaPrepare(vma), this.order);
+    const copy = k.ram.allocAnonLarge(k.vm.anonVmaPrepare(vma), this.order, k.numa.allocNode(vma, leaf.base, this.order));
     // do_huge_pmd_wp_page_fallback() (copy into HPAGE_PMD_NR small pages) is not modelled
     if (copy === null) throw KernelError.unsupported('ENOMEM', 'do_huge_pmd_wp_page: the THP copy could not be allocated and do_huge_pmd_wp_page_fallback() is not modelled');
     for (let i = 0; i < n; i++) k.pages.data.set(copy + i, k.pages.data.get(head + i) ?? '');

@@ -2,6 +2,7 @@ import type { Kernel } from '../kernel.js';
 import { KernelError } from '../errors.js';
 import { preempt, type Op } from '../sched.js';
 import type { AddressSpace, MappingRange, Mm, Pte, PteLevel, Vma, VmFlags } from '../types.js';
+import { samePolicy } from './mempolicy.js';
 
 export interface Leaf {
   readonly pte: Pte;
@@ -313,7 +314,7 @@ export class Vm {
   mergeAround(vma: Vma): Vma {
     const mm = vma.mm;
     const mergeable = (lo: Vma, hi: Vma): boolean =>
-      lo.name === hi.name && lo.kind === 'anon' && hi.kind === 'anon' && !lo.hugetlb && !hi.hugetlb && !lo.flags.shared &&
+      lo.name === hi.name && lo.kind === 'anon' && hi.kind === 'anon' && !lo.hugetlb && !hi.hugetlb && !lo.flags.shared && samePolicy(lo.policy, hi.policy) &&
       lo.start + lo.pages === hi.start && lo.pgoff + lo.pages === hi.pgoff &&
       (lo.anonVma === hi.anonVma || lo.anonVma === 0 || hi.anonVma === 0) &&
       (Object.keys({ ...lo.flags, ...hi.flags }) as (keyof VmFlags)[]).every((f) => f === 'softdirty' || (lo.flags[f] ?? false) === (hi.flags[f] ?? false));
