@@ -753,8 +753,9 @@ export class Kernel {
    * becomes mapping `as` when given (needed for a move); a resize in place keeps the old name too.
    */
   *mremap(a: { map: string; offset?: number; length: number; newLength?: number; mayMove?: boolean; to?: string; toOffset?: number; dontUnmap?: boolean; as?: string; process?: string }): Op<Vma | null> {
-    const { mm } = this.map(a.map, a.process); // EFAULT when no VMA of the name is left
-    const origin = mm.ranges.get(a.map)!;
+    // the name's range, mapped or not: a range an earlier mremap resized in place (`as`) has no VMA
+    // of that name; mm/mremap.ts says EFAULT when no single VMA holds the range
+    const { mm, origin } = this.mapRange(a.map, a.process);
     if (a.as !== undefined && mm.vmas.some((v) => v.name === a.as)) throw new InputError(`mapping '${a.as}' already exists in ${mm.name}`, undefined, 'as');
     const { start, pages } = this.rangeIn(a.map, origin, a.offset, a.length);
     this.hugetlb.refuse(mm, start, pages, 'mremap');

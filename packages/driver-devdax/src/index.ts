@@ -100,6 +100,20 @@ export function devdax(options: DevdaxOptions = {}): DriverPlugin {
       const base = vmf.vpn - (vmf.vpn % n);
       const pgoff = vmf.pgoff - (vmf.vpn - base);
       if (base < vmf.vma.start || base + n > vmf.vma.start + vmf.vma.pages) throw new KernelError('SIGBUS', `${device.name}: ${level} fault outside the VMA`);
+      // __handle_mm_fault(): a huge fault only where the PUD/PMD is none; a lower table there (a
+      // guard marker's PTE table, mm/guard.ts) makes it a smaller fault, which __dev_dax_pte_fault /
+      // __dev_dax_pmd_fault refuse when dev_dax->align is larger: VM_FAULT_SIGBUS
+      const lower = (t: ReadonlyMap<number, unknown>): boolean => {
+        if (t.size < n) {
+          for (const v of t.keys()) if (v >= base && v < base + n) return true;
+          return false;
+        }
+        for (let v = base; v < base + n; v++) if (t.has(v)) return true;
+        return false;
+      };
+      if ((level === 'pmd' && lower(vmf.vma.mm.ptes)) || (level === 'pud' && (lower(vmf.vma.mm.ptes) || lower(vmf.vma.mm.pmds)))) {
+        throw new KernelError('SIGBUS', `${device.name}: a page table under the ${level} range of page ${vmf.vpn - vmf.vma.start} of '${vmf.vma.name}' makes the fault smaller than the device's ${device.align}-byte alignment`);
+      }
       if (pgoff + n > device.dataPages) throw new KernelError('SIGBUS', `${device.name}: offset beyond the device`);
       const pfn = device.dataPfn + pgoff;
       yield* [];
