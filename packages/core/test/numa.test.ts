@@ -312,3 +312,27 @@ describe('the VMA policy mbind() sets, as faults use it', () => {
     expect([node(k, 'm', 0), node(k, 'm', 0, 'child')]).toEqual([0, 1]);
   });
 });
+
+describe('KSM pages and migration', () => {
+  it('a KSM page mapped three times stays without MOVE_ALL; with it, it moves whole and stays the KSM page (folio_migrate_ksm())', () => {
+    const k = kernel();
+    k.run(k.mmap({ anon: true, length: 3 * PAGE, write: true, as: 'm' }));
+    for (let p = 0; p < 3; p++) k.run(k.write({ map: 'm', page: p, data: 'same' }));
+    k.run(k.madvise({ map: 'm', advice: 'mergeable' }));
+    k.run(k.ksmMerge({}));
+    const kpage = k.pfnOf({ map: 'm', page: 0 })!;
+    expect([k.ksm.isKsm(kpage), k.mapcount(kpage)]).toEqual([true, 3]);
+    k.run(k.mbind({ map: 'm', policy: 'bind', nodes: [1], move: true }));
+    expect(k.pfnOf({ map: 'm', page: 0 })).toBe(kpage);
+    k.run(k.mbind({ map: 'm', policy: 'bind', nodes: [1], move: 'all' }));
+    const now = k.pfnOf({ map: 'm', page: 0 })!;
+    // the walk meets the small folio at three PTEs: the first isolates it, the next two find it off
+    // the LRU already (folio_isolate_lru() fails: nr_failed, which only MPOL_MF_STRICT would report)
+    expect([now !== kpage, k.nodeOf(now), k.ksm.isKsm(now), k.refcount(now), k.mapcount(now)]).toEqual([true, 1, true, 3, 3]);
+    expect([1, 2].map((p) => k.pfnOf({ map: 'm', page: p }))).toEqual([now, now]);
+    // unmerging breaks the KSM page the stable node now names: each PTE gets its own copy
+    k.run(k.ksmUnmerge({}));
+    expect(new Set([0, 1, 2].map((p) => k.pfnOf({ map: 'm', page: p }))).size).toBe(3);
+    expect(k.run(k.read({ map: 'm', page: 2 }))).toBe('same');
+  });
+});
