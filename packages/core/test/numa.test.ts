@@ -336,3 +336,17 @@ describe('KSM pages and migration', () => {
     expect(k.run(k.read({ map: 'm', page: 2 }))).toBe('same');
   });
 });
+
+describe('hugetlb mappings', () => {
+  it('x86-64 migrates hugetlb folios (hugepage_migration_supported()), which the model refuses as not modelled; without MOVE the policy is set', () => {
+    const k = kernel();
+    k.run(k.hugetlbPool({ size: 2 * MiB, pages: 2 }));
+    k.run(k.mmap({ anon: true, hugetlb: 2 * MiB, length: 2 * MiB, write: true, as: 'h' }));
+    k.run(k.write({ map: 'h', page: 0, data: 'H' }));
+    k.run(k.mbind({ map: 'h', policy: 'bind', nodes: [1] }));
+    expect(k.map('h').policy).toEqual({ mode: 'bind', nodes: [1] });
+    expect(code(() => k.run(k.mbind({ map: 'h', policy: 'bind', nodes: [1], move: true })))).toBe('EOPNOTSUPP');
+    // split_vma() of a hugetlb VMA off a huge page boundary: hugetlb_vm_op_split() -> EINVAL
+    expect(code(() => k.run(k.mbind({ map: 'h', length: PAGE, policy: 'preferred', nodes: [1] })))).toBe('EINVAL');
+  });
+});

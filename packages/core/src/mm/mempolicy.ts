@@ -257,12 +257,14 @@ export class Numa {
   /**
    * vma_migratable() (mm/mempolicy.c; include/linux/mempolicy.h before v5.x): not VM_IO|VM_PFNMAP,
    * not a DAX VMA (vma_is_dax(): "DAX device mappings require predictable access latency"), hugetlb
-   * only where the arch supports hugepage migration (x86-64, arm64, ppc64: every size the model
-   * maps), and not a file whose mapping gfp cannot reach policy_zone (none here).
+   * only where hugepage_migration_supported() (CONFIG_ARCH_ENABLE_HUGEPAGE_MIGRATION: x86-64, arm64,
+   * ppc64 book3s, for every size the model maps; not s390 [its Kconfig not read]), and not a file
+   * whose mapping gfp cannot reach policy_zone (none here).
    */
   vmaMigratable(vma: Vma): boolean {
     if (vma.flags.io || vma.flags.pfnmap) return false;
     if (vma.kind === 'device' || (vma.kind === 'file' && vma.inode !== null)) return false;
+    if (vma.hugetlb && this.k.desc.arch === 's390') return false;
     return true;
   }
 
