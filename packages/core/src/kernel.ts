@@ -991,7 +991,8 @@ export class Kernel {
     const { vma, vpn } = this.mapPage(a.map, a.page, a.process, 'EIO');
     let h: GupHandle;
     try {
-      h = yield* this.gupper.gup({ name: '/proc/PID/mem', vma, vpn, nr: 1, pin: false, write: true, longterm: false, fast: false, force: true });
+      // access_remote_vm(): get_user_pages_remote() with a NULL `locked`: no retry (a userfault is EFAULT here, EIO to the writer)
+      h = yield* this.gupper.gup({ name: '/proc/PID/mem', vma, vpn, nr: 1, pin: false, write: true, longterm: false, fast: false, force: true, retry: false });
     } catch (e) {
       if (e instanceof KernelError && e.unsupported === null) throw new KernelError('EIO', `write to page ${a.page} of '${a.map}' through /proc/PID/mem: ${e.message}`);
       throw e;
@@ -1012,7 +1013,8 @@ export class Kernel {
     const ptrace = a.via === 'ptrace';
     let h: GupHandle;
     try {
-      h = yield* this.gupper.gup({ name: a.via, vma, vpn, nr: 1, pin: !ptrace && kernelAtLeast(this.version, 5, 8), write: false, longterm: false, fast: false, ...(ptrace ? { force: true } : {}) });
+      // ptrace: access_remote_vm() (NULL `locked`, no retry); process_vm_readv: pin_user_pages_remote(&locked)
+      h = yield* this.gupper.gup({ name: a.via, vma, vpn, nr: 1, pin: !ptrace && kernelAtLeast(this.version, 5, 8), write: false, longterm: false, fast: false, retry: !ptrace, ...(ptrace ? { force: true } : {}) });
     } catch (e) {
       if (e instanceof KernelError && e.unsupported === null) throw new KernelError(errno, `${a.via} read of page ${a.page} of '${a.map}': ${e.message}`);
       throw e;

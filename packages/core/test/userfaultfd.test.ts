@@ -483,3 +483,38 @@ describe('UFFDIO_COPY, ZEROPAGE and CONTINUE into shmem (mfill_atomic)', () => {
     expect(code(() => old.run(old.uffdContinue({ map: 'm', page: 0 })))).toBe('EINVAL');
   });
 });
+
+describe('GUP and userfaults: FAULT_FLAG_ALLOW_RETRY needs a `locked` GUP may drop', () => {
+  /** what a pin of an empty MISSING-registered page does: 'sleeps' or the errno */
+  function pinOutcome(version: string, opts: { fast?: boolean; longterm?: boolean }): string {
+    const k = kernel(version);
+    registered(k);
+    const op = k.gup({ map: 'm', page: 0, write: true, as: 'p', ...opts }, true);
+    try {
+      for (;;) {
+        const r = op.next();
+        if (r.done) return 'pinned';
+        if (r.value.kind === 'block' && !r.value.ready()) return 'sleeps';
+      }
+    } catch (e) {
+      return (e as { code?: string }).code ?? String(e);
+    }
+  }
+
+  it('pin_user_pages() before v6.3 passes no `locked`: VM_FAULT_SIGBUS, EFAULT; from v6.3 it sleeps like the CPU fault', () => {
+    expect(['v5.10', 'v6.1', 'v6.3', 'latest'].map((v) => pinOutcome(v, {}))).toEqual(['EFAULT', 'EFAULT', 'sleeps', 'sleeps']);
+  });
+
+  it('pin_user_pages_fast() falls back to get_user_pages_unlocked(): sleeps in every release, except FOLL_LONGTERM before v6.3 (__gup_longterm_locked without `locked`)', () => {
+    expect(['v5.10', 'v6.1', 'latest'].map((v) => pinOutcome(v, { fast: true }))).toEqual(['sleeps', 'sleeps', 'sleeps']);
+    expect(['v5.10', 'v6.1', 'latest'].map((v) => pinOutcome(v, { fast: true, longterm: true }))).toEqual(['EFAULT', 'EFAULT', 'sleeps']);
+  });
+
+  it('/proc/PID/mem (access_remote_vm(), NULL `locked`) never sleeps: the write fails with EIO in every release', () => {
+    for (const v of ['v5.10', 'latest']) {
+      const k = kernel(v);
+      registered(k);
+      expect({ v, e: code(() => k.run(k.procMemWrite({ map: 'm', page: 0, data: 'x' }))) }).toEqual({ v, e: 'EIO' });
+    }
+  });
+});

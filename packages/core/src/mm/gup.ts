@@ -21,6 +21,13 @@ export interface GupRequest {
   readonly fast: boolean;
   /** FOLL_FORCE: ptrace's access to another mm (/proc/PID/mem, access_remote_vm) */
   readonly force?: boolean;
+  /**
+   * Whether the caller lets GUP drop mmap_lock (a `locked` argument): its faults may then retry
+   * (FAULT_FLAG_ALLOW_RETRY), so a userfault sleeps instead of failing (mm/userfaultfd.ts). Absent:
+   * what pin_user_pages[_fast]() / get_user_pages[_fast]() do (`Gup.mayRetry`); get_user_pages_remote()
+   * with a NULL `locked` (access_remote_vm: /proc/PID/mem, ptrace) says false.
+   */
+  readonly retry?: boolean;
 }
 
 /**
@@ -252,7 +259,7 @@ export class Gup {
       if (!fault && !unshare) break;
       if (tries === 2) throw new KernelError('EFAULT', `GUP could not fault in page ${vpn - vma.start} of '${vma.name}'`);
       if (unshare) yield* k.faults.unshare(vma, vpn);
-      else yield* this.faultin(vma, vpn, req.write, req.force ?? false);
+      else yield* this.faultin(vma, vpn, req.write, req.force ?? false, req.retry ?? this.mayRetry(req));
       if (req.write && !vma.flags.write && leaf && !nonPresent(leaf.pte)) cowed = true;
       const before = leaf;
       leaf = k.vm.lookup(vma.mm, vpn);
@@ -292,6 +299,18 @@ export class Gup {
   }
 
   /**
+   * FAULT_FLAG_ALLOW_RETRY for the slow path's faults: it needs a `locked` that GUP may drop. GUP-fast
+   * falls back to get_user_pages_unlocked() (which has one) except under FOLL_LONGTERM, where
+   * __gup_longterm_unlocked() took mmap_lock itself and called __gup_longterm_locked() without; and
+   * pin_user_pages() / get_user_pages() passed none until v6.3 (Jason Gunthorpe's "mm/gup: make
+   * locked never NULL in the internal GUP functions" and "add FOLL_UNLOCKABLE": they pass their own).
+   * Without it a userfault is VM_FAULT_SIGBUS, which GUP returns as -EFAULT.
+   */
+  private mayRetry(req: GupRequest): boolean {
+    return (req.fast && !req.longterm) || kernelAtLeast(this.k.version, 6, 3);
+  }
+
+  /**
    * can_follow_write_pte(): a writable PTE; or, with FOLL_FORCE, the COW a write fault broke in a
    * private mapping without VM_WRITE -- up to v6.1 FOLL_COW and a dirty PTE, from v6.2
    * (5535be309971 "mm/gup: fix FOLL_FORCE COW security issue and remove FOLL_COW") an exclusive
@@ -315,9 +334,9 @@ export class Gup {
    * (vm_fault_to_errno(): a shmem page past i_size, a poisoned DAX block), not as a signal.
    * `force` (FOLL_FORCE): the fault may write where the VMA has no VM_WRITE.
    */
-  private *faultin(vma: Vma, vpn: number, write: boolean, force: boolean): Op {
+  private *faultin(vma: Vma, vpn: number, write: boolean, force: boolean, retry: boolean): Op {
     try {
-      yield* this.k.faults.handle(vma, vpn, write, force);
+      yield* this.k.faults.handle(vma, vpn, write, force, retry);
     } catch (e) {
       if (e instanceof KernelError && (e.code === 'SIGBUS' || e.code === 'SIGSEGV') && e.unsupported === null) throw new KernelError('EFAULT', `GUP fault on page ${vpn - vma.start} of '${vma.name}': ${e.message}`);
       throw e;
