@@ -236,9 +236,18 @@ export class Numa {
    */
   private folioAdd(list: Queued[], head: number, vma: Vma, vpn: number, all: boolean): boolean {
     if (!all && this.mappedShared(head)) return true;
-    if (list.some((q) => q.head === head)) return false;
+    if (list.some((q) => q.head === head) || !this.onLru(head, vma)) return false;
     list.push({ head, vma, vpn });
     return true;
+  }
+
+  /**
+   * PageLRU(): anonymous and page-cache folios are on an LRU list; a driver's page a VM_MIXEDMAP
+   * mapping inserted with vm_insert_page() (the hmm mirror's buffer) never is, so
+   * folio_isolate_lru() fails for it.
+   */
+  private onLru(head: number, vma: Vma): boolean {
+    return this.k.folios.isAnon(head) || vma.cacheFile !== undefined;
   }
 
   /**
@@ -263,7 +272,9 @@ export class Numa {
    */
   vmaMigratable(vma: Vma): boolean {
     if (vma.flags.io || vma.flags.pfnmap) return false;
-    if (vma.kind === 'device' || (vma.kind === 'file' && vma.inode !== null)) return false;
+    // vma_is_dax(): an fs-dax file, or device-dax (its character device's inode is S_DAX); the hmm
+    // mirror's VM_MIXEDMAP mapping is not DAX (its pages then fail isolation: folioAdd())
+    if (this.k.isFsdaxVma(vma) || (vma.kind === 'device' && vma.device?.pgmap.type === 'generic')) return false;
     if (vma.hugetlb && this.k.desc.arch === 's390') return false;
     return true;
   }
@@ -501,7 +512,7 @@ export class Numa {
     const shared = kernelAtLeast(k.version, 6, 10) ? this.mappedShared(head) : k.vm.pageMapcount(found, head) > 1;
     if (shared && !all) return 'EACCES';
     if (vma.hugetlb) throw KernelError.unsupported('EOPNOTSUPP', `move_pages of a hugetlb folio of '${vma.name}' is not modelled`);
-    if (list.some((q) => q.head === head)) return 'EBUSY';
+    if (list.some((q) => q.head === head) || !this.onLru(head, vma)) return 'EBUSY';
     list.push({ head, vma, vpn });
     return 'queued';
   }
