@@ -165,6 +165,11 @@ export interface PageCacheFile {
    */
   readonly secretmem?: true;
   /**
+   * shmem's shared policy (shmem_inode_info->policy, mpol_set_shared_policy()): what mbind() of a
+   * mapping set for file page ranges [start, end); tmpfs page-cache allocations follow it (mm/mempolicy.ts)
+   */
+  sharedPolicy?: { readonly start: number; readonly end: number; readonly policy: VmaPolicy }[];
+  /**
    * The data of file page `index` as the filesystem reads it into a new folio (a file without
    * S_DAX on a DAX-capable mount: its blocks; fs/daxmode.ts); absent: a new folio is zeroes.
    */

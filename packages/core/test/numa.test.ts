@@ -350,3 +350,28 @@ describe('hugetlb mappings', () => {
     expect(code(() => k.run(k.mbind({ map: 'h', length: PAGE, policy: 'preferred', nodes: [1] })))).toBe('EINVAL');
   });
 });
+
+describe('shmem shared policy', () => {
+  it('mbind() of a memfd mapping sets the file\'s shared policy (shmem_set_policy()): page-cache pages come from it, whichever mapping faults them', () => {
+    const k = kernel();
+    k.run(k.memfdCreate({ file: 'f', size: 4 * PAGE }));
+    k.run(k.mmap({ file: 'f', length: 4 * PAGE, shared: true, write: true, as: 'a' }));
+    k.run(k.mmap({ file: 'f', length: 4 * PAGE, shared: true, write: true, as: 'b' }));
+    k.run(k.mbind({ map: 'a', offset: 2 * PAGE, length: 2 * PAGE, policy: 'bind', nodes: [1] }));
+    // file pages 2 and 3 are bound to node 1 for every mapping; 0 and 1 keep the task's default
+    for (let p = 0; p < 4; p++) k.run(k.write({ map: 'b', page: p, data: `${p}` }));
+    expect([0, 1, 2, 3].map((p) => k.nodeOf(k.pfnOf({ file: 'f', page: p })!))).toEqual([0, 0, 1, 1]);
+    // MPOL_DEFAULT removes the range again
+    k.run(k.mbind({ map: 'a', policy: 'default' }));
+    expect(k.pageCache.named('f')!.sharedPolicy).toBeUndefined();
+  });
+
+  it('a disk file\'s page cache ignores the VMA policy (generic_file_vm_ops has no set_policy)', () => {
+    const k = kernel();
+    k.run(k.tmpfile({ file: 't', fs: 'ext4', size: PAGE }));
+    k.run(k.mmap({ file: 't', length: PAGE, shared: true, write: true, as: 'm' }));
+    k.run(k.mbind({ map: 'm', policy: 'bind', nodes: [1] }));
+    k.run(k.write({ map: 'm', page: 0, data: 'x' }));
+    expect(k.nodeOf(k.pfnOf({ file: 't', page: 0 })!)).toBe(0);
+  });
+});

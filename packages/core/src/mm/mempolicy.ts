@@ -2,7 +2,7 @@ import type { Kernel } from '../kernel.js';
 import { KernelError } from '../errors.js';
 import { kernelAtLeast } from '../features.js';
 import type { Op } from '../sched.js';
-import type { Mm, Pte, Vma, VmaPolicy } from '../types.js';
+import type { Mm, PageCacheFile, Pte, Vma, VmaPolicy } from '../types.js';
 import { PG } from './pages.js';
 
 /** The mbind(2) / set_mempolicy(2) modes (include/uapi/linux/mempolicy.h), by name. */
@@ -110,7 +110,7 @@ export class Numa {
     const { list, failed } = this.queue(mm, start, end, walk);
     this.mbindRange(mm, start, end, effective === 'default' ? undefined : { mode: effective, nodes: policyNodes });
     let nrFailed = failed;
-    if (list.length > 0) nrFailed += this.migrate(list, (q) => this.policyNode(effective, policyNodes, q.vma, q.vpn, k.folios.order(q.head)));
+    if (list.length > 0) nrFailed += this.migrate(list, (q) => this.policyNode(effective, policyNodes, interleaveIndex(q.vma, q.vpn, k.folios.order(q.head))));
     yield* [];
     if (nrFailed > 0 && strict) throw new KernelError('EIO', `mbind(MPOL_MF_STRICT): ${nrFailed} misplaced folio(s) could not be moved`);
   }
@@ -120,9 +120,9 @@ export class Numa {
    * for MPOL_LOCAL / MPOL_DEFAULT (the task policy, default_policy); the preferred node; for BIND and
    * PREFERRED_MANY the local node if allowed, else the nearest allowed one (all remote nodes are
    * equally far here: the lowest); for INTERLEAVE the nth allowed node, n = the folio's
-   * interleave index (vm_pgoff-relative page index >> order) modulo the node count.
+   * interleave index `ilx` (interleave_nid(): ilx modulo the node count).
    */
-  private policyNode(mode: MpolMode, nodes: readonly number[], vma: Vma, vpn: number, order: number): number {
+  private policyNode(mode: MpolMode, nodes: readonly number[], ilx: number): number {
     switch (mode) {
       case 'default':
       case 'local':
@@ -132,11 +132,8 @@ export class Numa {
       case 'bind':
       case 'preferred-many':
         return nodes.includes(0) ? 0 : nodes[0]!;
-      case 'interleave': {
-        // anonymous VMAs have vm_pgoff = vm_start >> PAGE_SHIFT, so the index is the address's page
-        const index = vma.kind === 'anon' ? vpn : vma.pgoff + (vpn - vma.start);
-        return nodes[Math.floor(index / 2 ** order) % nodes.length]!;
-      }
+      case 'interleave':
+        return nodes[ilx % nodes.length]!;
     }
   }
 
@@ -144,8 +141,9 @@ export class Numa {
    * mbind_range(): every VMA of the range gets the new policy (vma_replace_policy()), split at the
    * range's ends where it differs (vma_modify_policy() / split_vma(): a hugetlb or device-dax VMA
    * refuses an unaligned split with EINVAL); MPOL_DEFAULT clears it. Neighbours with equal policies
-   * merge as mergeAround() allows. A shmem VMA's shared policy (vm_ops->set_policy) is kept on the
-   * VMA like any other: page-cache allocations do not consult it.
+   * merge as mergeAround() allows. A tmpfs (shmem) VMA also passes it to its file
+   * (shmem_vm_ops->set_policy = shmem_set_policy(): the file pages the piece maps); a disk file's
+   * and hugetlbfs' vm_ops have no set_policy.
    */
   private mbindRange(mm: Mm, start: number, end: number, policy: VmaPolicy | undefined): void {
     const vmas = mm.vmas.filter((v) => v.start < end && v.start + v.pages > start).sort((a, b) => a.start - b.start);
@@ -154,7 +152,21 @@ export class Numa {
       const piece = this.k.vm.isolate(vma, Math.max(start, vma.start), Math.min(end, vma.start + vma.pages));
       if (policy) piece.policy = policy;
       else delete piece.policy;
+      const file = piece.cacheFile;
+      if (file && !file.writeback && !file.hugetlb && !file.secretmem) setSharedPolicy(file, piece.pgoff, piece.pgoff + piece.pages, policy);
     }
+  }
+
+  /**
+   * The node shmem_alloc_folio() allocates file page `index` on: shmem_get_pgoff_policy() looks up
+   * the file's shared policy (mpol_shared_policy_lookup()), else the task's (the default: local).
+   * Interleave index: the page index (the kernel adds the inode number from v6.7, which the model
+   * does not number).
+   */
+  fileNode(file: PageCacheFile, index: number): number {
+    if (this.nodes === 1 || !file.sharedPolicy) return 0;
+    const r = file.sharedPolicy.find((x) => index >= x.start && index < x.end);
+    return r ? this.policyNode(r.policy.mode, r.policy.nodes, index) : 0;
   }
 
   /**
@@ -165,7 +177,7 @@ export class Numa {
   allocNode(vma: Vma, vpn: number, order = 0): number {
     const pol = vma.policy;
     if (!pol || this.nodes === 1) return 0;
-    return this.policyNode(pol.mode, pol.nodes, vma, vpn, order);
+    return this.policyNode(pol.mode, pol.nodes, interleaveIndex(vma, vpn, order));
   }
 
   /**
@@ -591,6 +603,32 @@ export class Numa {
 /** CAP_SYS_NICE: every process has it until a `setrlimit` step drops its capabilities (cap_set_proc() of an empty set). */
 function hasSysNice(mm: Mm): boolean {
   return mm.memlockLimit === undefined;
+}
+
+/**
+ * The interleave index of a folio of `order` at vpn (get_vma_policy() / interleave_nid()): vm_pgoff
+ * >> order plus the offset in the VMA >> order. An anonymous VMA's vm_pgoff is its start page at
+ * mmap, so the model uses the address's page (exact unless mremap() moved the VMA).
+ */
+function interleaveIndex(vma: Vma, vpn: number, order: number): number {
+  const index = vma.kind === 'anon' ? vpn : vma.pgoff + (vpn - vma.start);
+  return Math.floor(index / 2 ** order);
+}
+
+/** mpol_set_shared_policy(): [start, end) of the file gets `policy` (none: the default), splitting ranges it overlaps. */
+function setSharedPolicy(file: PageCacheFile, start: number, end: number, policy: VmaPolicy | undefined): void {
+  const kept: { start: number; end: number; policy: VmaPolicy }[] = [];
+  for (const r of file.sharedPolicy ?? []) {
+    if (r.end <= start || r.start >= end) kept.push(r);
+    else {
+      if (r.start < start) kept.push({ start: r.start, end: start, policy: r.policy });
+      if (r.end > end) kept.push({ start: end, end: r.end, policy: r.policy });
+    }
+  }
+  if (policy) kept.push({ start, end, policy });
+  kept.sort((a, b) => a.start - b.start);
+  if (kept.length > 0) file.sharedPolicy = kept;
+  else delete file.sharedPolicy;
 }
 
 /** mpol_equal() of two VMA policies (none: the default); vma_merge() merges only equal ones. */

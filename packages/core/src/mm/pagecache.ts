@@ -156,7 +156,7 @@ export class PageCache {
     if (index >= file.pages) throw new KernelError('SIGBUS', `page ${index} of file '${file.name}' is past its end (${file.pages} pages): shmem_get_folio_gfp -EINVAL`);
     let pfn = file.cache.get(index);
     if (pfn === undefined) {
-      const got = this.k.ram.allocFile(mappingOf(file.mapping.id), index);
+      const got = this.k.ram.allocFile(mappingOf(file.mapping.id), index, this.k.numa.fileNode(file, index));
       if (got === null) throw new KernelError('ENOMEM', `out of memory allocating page ${index} of file '${file.name}'`);
       pfn = got;
       file.cache.set(index, pfn);
