@@ -355,7 +355,7 @@ export const OP_ARGS = {
   mount: obj({
     device: Name,
     fs: Name.optional().describe('xfs | ext4 | fuse | a plugin fs'),
-    dax: z.union([z.boolean(), z.enum(DAX_MODES)], { error: 'dax is true (-o dax, the default), false (no dax option), always, never or inode' }).optional().describe('true: the legacy -o dax (default); false: no dax option (the filesystem default: per inode on XFS and ext4 from v5.8, no DAX on ext4 before); always | never | inode: dax=<mode> (v5.8+)'),
+    dax: z.union([z.boolean(), z.enum(DAX_MODES, { error: 'dax is true (-o dax, the default), false (no dax option), always, never or inode' })], { error: 'dax is true (-o dax, the default), false (no dax option), always, never or inode' }).optional().describe('true: the legacy -o dax (default); false: no dax option (the filesystem default: per inode on XFS and ext4 from v5.8, no DAX on ext4 before); always | never | inode: dax=<mode> (v5.8+)'),
   }).describe('mount the filesystem on the device (fs: default kernel.fs) with -o dax or another dax option; again after umount, what is on the device is found'),
   create: obj({ file: Name, size: Size, device: Name.optional().describe('the mounted device to create it on (default: the first mount)'), dir: Name.optional().describe('the directory it is created in (default: the root); it inherits the FS_XFLAG_DAX of that directory') }).describe('create a file and allocate its blocks'),
   umount: obj({ device: Name }).describe('umount(2): EBUSY while a file is open or mapped; sync, evict every inode (S_DAX is decided again after the next mount)'),
