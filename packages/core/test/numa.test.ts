@@ -375,3 +375,26 @@ describe('shmem shared policy', () => {
     expect(k.nodeOf(k.pfnOf({ file: 't', page: 0 })!)).toBe(0);
   });
 });
+
+describe('swap-cache folios', () => {
+  it('a swapped-in page the swap cache still holds migrates: the cache\'s reference is expected, and the slot now caches the new folio', () => {
+    for (const version of ['v6.15', 'latest']) {
+      const k = kernel(version);
+      written(k, 'm', 1);
+      k.run(k.madvise({ map: 'm', advice: 'pageout' }));
+      // the child shares the swap entry, so the parent's swap-in keeps the folio in the swap cache
+      k.run(k.fork({ as: 'child' }));
+      k.run(k.read({ map: 'm', page: 0 }));
+      const cached = k.pfnOf({ map: 'm', page: 0 })!;
+      // one reference for the PTE, one for the swap cache
+      expect([k.swap.inSwapCache(cached), k.refcount(cached)]).toEqual([true, 2]);
+      // folio_migrate_mapping(): expected = isolation + swap cache, which is what it has: it moves
+      k.run(k.mbind({ map: 'm', policy: 'bind', nodes: [1], move: true, strict: true }));
+      const now = k.pfnOf({ map: 'm', page: 0 })!;
+      expect({ version, moved: now !== cached, node: k.nodeOf(now), cache: k.swap.inSwapCache(now), rc: k.refcount(now), oldFreed: !k.ram.live.has(cached) }).toEqual({ version, moved: true, node: 1, cache: true, rc: 2, oldFreed: true });
+      // the child's swap-in finds the new folio in the swap cache (the data came along)
+      expect(k.run(k.read({ map: 'm', page: 0, process: 'child' }))).toBe('m0');
+      expect(k.pfnOf({ map: 'm', page: 0, process: 'child' })).toBe(now);
+    }
+  });
+});

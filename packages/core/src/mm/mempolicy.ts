@@ -61,9 +61,9 @@ interface QueueWalk {
  * The caller runs on a CPU of node 0 (numa_node_id()). Migration is one atomic step: migration
  * entries exist only inside it, so no other thread sees them (migration_entry_wait() is not modelled).
  * mbind() also sets the VMA policy, which anonymous faults, swap-in and COW copies then follow
- * (allocNode()). Not modelled: set_mempolicy() (the task policy stays the default), shmem's
- * shared policy for page-cache allocations, hugetlb migration (refused), swap-cache folios
- * (refused), MPOL_MF_LAZY, cpusets.
+ * (allocNode()), and tmpfs files keep it as their shared policy (fileNode()). Not modelled:
+ * set_mempolicy() (the task policy stays the default), hugetlb migration (refused),
+ * MPOL_MF_LAZY, cpusets.
  */
 export class Numa {
   /** nodes with memory (node_states[N_MEMORY]): 0 .. nodes - 1 */
@@ -369,7 +369,6 @@ export class Numa {
       return false;
     };
     if ((k.folios.flags(src) & PG.hugetlb) !== 0) throw KernelError.unsupported('EOPNOTSUPP', 'hugetlb folio migration is not modelled');
-    if (k.swap.inSwapCache(src)) throw KernelError.unsupported('EOPNOTSUPP', 'migrating a folio in the swap cache (folio_migrate_mapping of the swap address space) is not modelled');
     // secretmem_migrate_folio(): -EBUSY, always
     if (file?.secretmem) return fail('secretmem_migrate_folio: -EBUSY');
     const anonExclusiveEra = k.features['wp-reuse'] === 'anon-exclusive';
@@ -388,7 +387,9 @@ export class Numa {
       k.folios.put(src, 1, m.level === 'pmd' ? 'set_pmd_migration_entry' : 'try_to_migrate_one');
       entries.push({ mm: m.mm, vpn: m.vpn, pte, offset: m.pfn - src, exclusive });
     }
-    const expected = 1 + (file ? 1 : 0);
+    // folio_expected_ref_count(): the isolation reference, plus the page cache's or the swap cache's
+    const swapCache = k.swap.inSwapCache(src);
+    const expected = 1 + (file || swapCache ? 1 : 0);
     if (k.folios.rc(src) !== expected) {
       this.remap(entries, src, src);
       return fail(`folio_migrate_mapping: refcount ${k.folios.rc(src)}, expected ${expected}: -EAGAIN after 10 passes`);
@@ -413,6 +414,7 @@ export class Numa {
       p.data.set(dst + i, p.data.get(src + i) ?? '');
     }
     if (k.ksm.isKsm(src)) k.ksm.migrated(src, dst);
+    if (swapCache) k.swap.migrated(src, dst);
     if (file) {
       // the page cache now holds the new folio; its reference moves with it
       file.cache.set(p.index[srcSlot]!, dst);

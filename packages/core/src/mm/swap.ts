@@ -347,6 +347,20 @@ export class Swap {
     this.freed.push(slot);
   }
 
+  /**
+   * folio_migrate_mapping() of a swap-cache folio (NUMA migration, mm/mempolicy.ts): the slot's
+   * cache entry names the new folio, and the cache's reference moves with it.
+   */
+  migrated(src: number, dst: number): void {
+    const slot = this.cached.get(src);
+    if (slot === undefined) return;
+    this.cached.delete(src);
+    this.cached.set(dst, slot);
+    this.slots.get(slot)!.cache = dst;
+    this.k.folios.get(dst, 1, 'folio_migrate_mapping: the swap cache takes the new folio');
+    this.k.folios.put(src, 1, 'folio_migrate_mapping: the swap cache lets the old folio go');
+  }
+
   /** add_to_swap_cache(): the cache takes a reference on the folio (folio_ref_add(nr)). */
   private addToCache(slot: number, folio: number, why: string): void {
     this.slots.get(slot)!.cache = folio;
