@@ -149,6 +149,19 @@ describe('guard markers (guard-regions.c on anonymous memory, latest)', () => {
     expect(guarded(k, 'm', 10)).toEqual(Array(10).fill(false));
   });
 
+  it('mlock() over a guard page: __mm_populate() faults it (SIGSEGV, EFAULT to GUP), which mlock() returns as ENOMEM (__mlock_posix_error_return); the VMA stays VM_LOCKED', () => {
+    const { k } = kernel();
+    written(k, 'm', 4);
+    advise(k, 'm', 'guard-install', { offset: pages(2), length: pages(1) });
+    expect(code(() => k.run(k.mlock({ map: 'm' })))).toBe('ENOMEM');
+    expect(k.isLockedIn({ map: 'm', page: 0 })).toBe(true);
+    // the marker is still there; and the locked VMA now refuses a new install (VM_LOCKED) but not a removal
+    expect(k.isGuardIn({ map: 'm', page: 2 })).toBe(true);
+    expect(code(() => advise(k, 'm', 'guard-install', { length: pages(1) }))).toBe('EINVAL');
+    advise(k, 'm', 'guard-remove');
+    expect(k.isGuardIn({ map: 'm', page: 2 })).toBe(false);
+  });
+
   it('mremap moves the markers with the page tables (move_ptes), and a shrink drops those past the new end', () => {
     const { k } = kernel();
     k.run(k.mmap({ anon: true, length: pages(5), write: true, as: 'm' }));

@@ -587,6 +587,9 @@ function* rangeFault(k: Kernel, device: Device, req: DeviceAccessRequest, vpn: n
     }
     return k.vm.pfnAt(leaf, vpn);
   }
+  // hmm_vma_handle_pte(): a non-present entry that is not swap, device-private, device-exclusive
+  // or migration -- a guard marker (mm/guard.ts) -- is "Report error for everything else": -EFAULT
+  if (leaf?.pte.guard) throw new KernelError('EFAULT', `${device.name}: page ${req.page} of '${vma.name}' is a guard region (hmm_vma_handle_pte)`);
   // hmm_vma_handle_pte(): a device-exclusive entry is faulted (remove_device_exclusive_entry)
   if (!leaf || nonPresent(leaf.pte) || (req.write && !leaf.pte.write)) {
     yield* k.faults.handle(vma, vpn, req.write);
@@ -621,8 +624,8 @@ function snapshotEntry(k: Kernel, device: Device, req: DeviceSnapshotRequest, vp
   // hmm_vma_handle_pte(): pte_none with no fault requested -> 0, which mkentry reads as NONE
   if (!leaf) return PROT.NONE;
   const pte = leaf.pte;
-  // hmm_vma_handle_pte(): any other non-present entry with no fault requested is left 0
-  if (pte.deviceExclusive || pte.swap) return PROT.NONE;
+  // hmm_vma_handle_pte(): any other non-present entry (a guard marker too) with no fault requested is left 0
+  if (pte.deviceExclusive || pte.swap || pte.guard) return PROT.NONE;
   if (pte.devicePrivate) {
     // only dev_private_owner's entries are reported (with their own write bit); another owner's
     // entry is left 0 when no fault is requested (hmm_vma_handle_pte, owner check since v5.7)
