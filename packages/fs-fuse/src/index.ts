@@ -6,6 +6,8 @@ import {
   RwSem,
   waitUntil,
   type DaxIomapOps,
+  type DaxMode,
+  type DaxMountOption,
   type Device,
   type DriverPlugin,
   type FilesystemPlugin,
@@ -101,6 +103,16 @@ export class Fuse extends DaxFilesystem {
   constructor(k: Kernel, device: Device) {
     super(k, device);
     this.blocks = new DaxRanges(k, device);
+  }
+
+  /**
+   * virtio-fs's dax option: `-o dax` (v5.10: every file through the DAX window); 780b1b959f9b
+   * "fuse: make DAX mount option a tri-state" (v5.17) adds dax=always|never|inode. Not modelled:
+   * dax=inode (the server says per inode, FUSE_ATTR_DAX) and a mount without DAX (the page cache).
+   */
+  override parseDaxOption(option: DaxMountOption): DaxMode {
+    if (option === 'always' && !kernelAtLeast(this.k.version, 5, 17)) throw KernelError.unsupported('EINVAL', 'virtio-fs before v5.17 knows only -o dax: dax=always is an unknown option');
+    return super.parseDaxOption(option);
   }
 
   /** FUSE_DAX_PAGES */

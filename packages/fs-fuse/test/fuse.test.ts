@@ -286,3 +286,26 @@ describe('virtio-fs device removal', () => {
     expect(names(m)).toEqual([]);
   });
 });
+
+describe('virtio-fs dax mount option (Fuse.parseDaxOption)', () => {
+  /** the mount's error, or null when it mounted */
+  const mountWith = (version: string, dax: boolean | 'always' | 'inode'): { code: string; unsupported: boolean } | null => {
+    const k = createKernel({ arch: testArch(), fs: fuse(), driver: nvdimm(), kernel: version });
+    k.run(k.probe({ size: 1024 * MiB, as: 'vfs0' }));
+    try {
+      k.run(k.mount({ device: 'vfs0', dax }));
+      return null;
+    } catch (e) {
+      const { code, unsupported } = e as { code: string; unsupported: string | null };
+      return { code, unsupported: unsupported !== null };
+    }
+  };
+
+  it('-o dax from v5.10; dax=always only from v5.17 (780b1b959f9b); dax=inode and no dax option are not modelled', () => {
+    expect(mountWith('v5.10', true)).toBeNull();
+    expect(mountWith('v5.10', 'always')).toEqual({ code: 'EINVAL', unsupported: true });
+    expect(mountWith('v6.1', 'always')).toBeNull();
+    expect(mountWith('v6.1', 'inode')).toEqual({ code: 'EOPNOTSUPP', unsupported: true });
+    expect(mountWith('v6.1', false)).toEqual({ code: 'EOPNOTSUPP', unsupported: true });
+  });
+});
