@@ -75,6 +75,25 @@ describe('guard markers (guard-regions.c on anonymous memory, latest)', () => {
     expect(m.violations).toEqual([]);
   });
 
+  it('a guard page inside a PMD-mapped anonymous THP: the walk meets the PMD (guard_install_pmd_entry), zap_page_range_single() splits it into PTEs of the same folio and zaps the one page', () => {
+    const { k } = kernel();
+    // cow.c's do_run_with_thp() layout: 4 MiB, MADV_HUGEPAGE on the PMD-aligned second half, one write there
+    k.run(k.mmap({ anon: true, length: 4 * 1024 * KiB, write: true, as: 'mem' }));
+    advise(k, 'mem', 'hugepage', { offset: 2 * 1024 * KiB, length: 2 * 1024 * KiB });
+    k.run(k.write({ map: 'mem', page: 512, data: 'T' }));
+    const head = k.pfnOf({ map: 'mem', page: 512 })!;
+    expect(k.vm.lookup(k.process('init'), k.process('init').ranges.get('mem')!.start + 512)?.pte.level).toBe('pmd');
+    expect(k.refcount(head)).toBe(1); // one reference for the PMD mapping
+    advise(k, 'mem', 'guard-install', { offset: pages(513), length: pages(1) });
+    // __split_huge_pmd_locked(): folio_ref_add(HPAGE_PMD_NR - 1), one PTE per subpage: 512; the zap
+    // of subpage 1's PTE drops one after the TLB flush: 511. The folio stays whole, PTE-mapped
+    expect(k.refcount(head)).toBe(511);
+    expect(k.folios.order(head)).toBe(9);
+    expect(access(k, 'mem', 513, false)).toBe('SIGSEGV');
+    expect(k.run(k.read({ map: 'mem', page: 512 }))).toBe('T');
+    expect(k.pfnOf({ map: 'mem', page: 514 })).toBe(head + 2);
+  });
+
   it('GUP on a marker is -EFAULT (faultin_page: VM_FAULT_SIGSEGV), slow and fast (gup-fast bails on the non-present entry); MADV_POPULATE_(READ|WRITE) is -EFAULT', () => {
     const { k } = kernel();
     written(k, 'm', 2);

@@ -47,7 +47,8 @@ function refusedGuard(vma: Vma, advice: string, why: string): KernelError {
 /**
  * madvise_guard_install() over pages [s, e) of one VMA: anon_vma_prepare() first ("the range is no
  * longer empty from a page table perspective", so fork copies the page tables: vma_needs_copy()
- * wants an anon_vma), then up to MAX_MADVISE_GUARD_RETRIES walks (walk_page_range_mm() with
+ * wants an anon_vma; from v6.19 [M] the sticky VM_MAYBE_GUARD does that, and only anonymous VMAs
+ * get an anon_vma -- no difference the model shows), then up to MAX_MADVISE_GUARD_RETRIES walks (walk_page_range_mm() with
  * guard_install_walk_ops): an empty PTE gets a marker (guard_install_set_pte), an existing marker
  * counts, anything else -- a present page, the zero page, a swap or device entry, a huge PMD/PUD
  * leaf -- ends the walk, and the whole range is zapped (zap_page_range_single(): pages go, markers
