@@ -94,6 +94,24 @@ describe('guard markers (guard-regions.c on anonymous memory, latest)', () => {
     expect(k.pfnOf({ map: 'mem', page: 514 })).toBe(head + 2);
   });
 
+  it('MADV_COLLAPSE over a guard marker is EINVAL and leaves it; with a pinned page after it, v6.15 scans on and says EAGAIN (SCAN_PAGE_COUNT), latest stops at the marker (SCAN_PTE_NON_PRESENT): EINVAL', () => {
+    const got = (['v6.15', 'latest'] as const).map((v) => {
+      const { k } = kernel(v);
+      // a PMD-aligned 2 MiB range of base pages (no VM_HUGEPAGE: the faults map base pages)
+      k.run(k.mmap({ anon: true, length: 4 * 1024 * KiB, write: true, as: 'mem' }));
+      for (let page = 512; page < 520; page++) k.run(k.write({ map: 'mem', page, data: `p${page}` }));
+      advise(k, 'mem', 'guard-install', { offset: pages(512), length: pages(1) });
+      const plain = code(() => advise(k, 'mem', 'collapse', { offset: 2 * 1024 * KiB, length: 2 * 1024 * KiB }));
+      k.run(k.gup({ map: 'mem', page: 513, as: 'pin' }, true));
+      const pinned = code(() => advise(k, 'mem', 'collapse', { offset: 2 * 1024 * KiB, length: 2 * 1024 * KiB }));
+      return [plain, pinned, k.isGuardIn({ map: 'mem', page: 512 }), k.run(k.read({ map: 'mem', page: 514 }))];
+    });
+    expect(got).toEqual([
+      ['EINVAL', 'EAGAIN', true, 'p514'],
+      ['EINVAL', 'EINVAL', true, 'p514'],
+    ]);
+  });
+
   it('GUP on a marker is -EFAULT (faultin_page: VM_FAULT_SIGSEGV), slow and fast (gup-fast bails on the non-present entry); MADV_POPULATE_(READ|WRITE) is -EFAULT', () => {
     const { k } = kernel();
     written(k, 'm', 2);

@@ -9,7 +9,7 @@ import { nonPresent } from './exclusive.js';
  * The scan results madvise_collapse() turns into an errno (mm/khugepaged.c enum scan_result) —
  * the ones the model can reach.
  */
-type ScanResult = 'succeed' | 'pmd-mapped' | 'pmd-null' | 'page-null' | 'page-anon' | 'page-count' | 'alloc-huge-page-fail';
+type ScanResult = 'succeed' | 'pmd-mapped' | 'pmd-null' | 'page-null' | 'page-anon' | 'page-count' | 'alloc-huge-page-fail' | 'pte-non-present' | 'fail';
 
 /**
  * madvise_collapse_errno() (v6.1, 7d8faaf15545): no huge page -ENOMEM; an unexpected reference
@@ -93,7 +93,18 @@ function* collapseRange(k: Kernel, vma: Vma, base: number): Op<ScanResult> {
   }
   if (ptes.length === 0) return 'pmd-null';
   const folios = new Set<number>();
+  let guard = false;
   for (const [v, pte] of ptes) {
+    if (pte.guard) {
+      // a guard marker (mm/guard.ts) is a swap PTE to the scan: MADV_COLLAPSE used to go past it
+      // and fail at __collapse_huge_page_swapin() (do_swap_page: VM_FAULT_SIGSEGV -> SCAN_FAIL);
+      // "mm/khugepaged: abort collapse scan on guard PTEs" (Sep 2025, v6.18 [M]) stops the scan
+      // there: SCAN_PTE_NON_PRESENT. Both are EINVAL, but only the old scan lets a later page's
+      // result (an unexpected reference: EAGAIN) come first
+      if (kernelAtLeast(k.version, 6, 18)) return 'pte-non-present';
+      guard = true;
+      continue;
+    }
     if (nonPresent(pte)) throw KernelError.unsupported('EINVAL', `madvise collapse: page ${v} of ${mm.name} holds a non-present entry; __collapse_huge_page_swapin() is not modelled`);
     if (pte.special && k.isZeroPfn(pte.pfn)) continue;
     const page = k.vm.normalPage(pte, pte.pfn);
@@ -106,6 +117,9 @@ function* collapseRange(k: Kernel, vma: Vma, base: number): Op<ScanResult> {
     const swapCache = k.swap.inSwapCache(head) ? k.folios.nr(head) : 0;
     if (k.folios.rc(head) !== k.folios.mapcount(head) + swapCache) return 'page-count';
   }
+  // collapse_huge_page(): the swap-in of the marker fails (the model checks it before
+  // alloc_charge_folio(), which the kernel calls first: only an allocation failure would differ)
+  if (guard) return 'fail';
   const hpage = k.ram.allocAnonLarge(k.vm.anonVmaPrepare(vma), Math.log2(n));
   if (hpage === null) return 'alloc-huge-page-fail';
   k.mmuNotify({ mm, start: base, end: base + n, event: 'clear', owner: null });
