@@ -1,4 +1,4 @@
-import { createKernel, daxFlagOf, KernelError, Monitor, statxDax, type DaxMountOption, type Kernel } from '@daxlab/core';
+import { createKernel, daxFlagOf, exploreScenario, isExploreResult, KernelError, Monitor, parseScenario, statxDax, type DaxMountOption, type Kernel, type PluginCatalog } from '@daxlab/core';
 import { nvdimm } from '@daxlab/driver-nvdimm';
 import { describe, expect, it } from 'vitest';
 import { xfs } from '../src/index.js';
@@ -216,5 +216,39 @@ describe('XFS: FS_XFLAG_DAX refusals and MAP_SYNC', () => {
     expect(errorOf(() => k.run(k.mmap({ file: 'pc', length: PAGE, shared: true, write: true, sync: true, as: 's2' }))).code).toBe('EOPNOTSUPP');
     k.run(k.memfdCreate({ file: 'mfd', size: PAGE }));
     expect(errorOf(() => k.run(k.mmap({ file: 'mfd', length: PAGE, shared: true, sync: true, as: 's3' }))).code).toBe('EOPNOTSUPP');
+  });
+});
+
+describe('XFS: the last close races a new mapping (explore)', () => {
+  // chattr +x while fd is open marks the inode I_DONTCACHE; thread a closes fd, thread b maps the
+  // file, writes, unmaps and asks statx. Only when b runs to the end before a closes is the file
+  // still held at b's statx: S_DAX is still the old one there, in exactly that one schedule.
+  const scenario = parseScenario(`name: close-vs-mmap
+mode: explore
+setup:
+  - probe: { size: 1GiB, as: dev0 }
+  - mount: { device: dev0, dax: inode }
+  - create: { file: f, size: 4KiB }
+  - open: { file: f, as: fd }
+  - chattr: { file: f, dax: true }
+threads:
+  - name: a
+    steps:
+      - close: fd
+  - name: b
+    steps:
+      - mmap: { file: f, length: 4KiB, shared: true, write: true, as: m }
+      - write: { map: m, page: 0, data: x }
+      - munmap: { map: m }
+      - check: { dax: { file: f }, equals: true }
+`, 'close-vs-mmap.yaml');
+  const catalog: PluginCatalog = { arch: { x86: () => testArch() }, fs: { xfs: () => xfs() }, driver: { nvdimm: () => nvdimm() } };
+
+  it('every schedule runs (the open files are kernel state the explorer restores), and only b-before-close sees S_DAX unchanged', () => {
+    const r = exploreScenario(scenario, { arch: 'x86', fs: 'xfs', driver: 'nvdimm', version: 'v6.6', features: {} }, catalog);
+    if (!isExploreResult(r)) throw new Error(`not explored: ${r.reason ?? r.status}`);
+    expect(r.complete).toBe(true);
+    expect(r.stepFailures.flatMap((f) => f.messages)).toEqual(['threads[1].steps[3]: dax(file=f) is false, expected true']);
+    expect(r.violations).toEqual([]);
   });
 });

@@ -48,16 +48,14 @@ export function daxTriState(version: string): boolean {
   return kernelAtLeast(version, 5, 8);
 }
 
-/**
- * The open files of `open` steps, by name (a file descriptor holds the inode: i_count). Kept
- * per kernel, outside it: no other operation looks at them.
- */
-const openFiles = new WeakMap<Kernel, Map<string, { fs: DaxFilesystem; inode: Inode }>>();
-
-function fdTable(k: Kernel): Map<string, { fs: DaxFilesystem; inode: Inode }> {
-  let t = openFiles.get(k);
-  if (!t) openFiles.set(k, (t = new Map()));
-  return t;
+/** The filesystem whose open files (`open` steps) hold `name`, and its inode. */
+function openFileNamed(k: Kernel, name: string): { fs: DaxFilesystem; inode: Inode } | null {
+  for (const d of k.devices.values()) {
+    const fs = d.fs as DaxFilesystem | null;
+    const inode = fs?.openFiles.get(name);
+    if (fs && inode) return { fs, inode };
+  }
+  return null;
 }
 
 /** The mounted filesystems (a device whose filesystem is mounted and whose driver is bound). */
@@ -139,20 +137,18 @@ export function* umount(k: Kernel, a: { device: string }): Op {
 
 /** open(2) of a file: the descriptor `as` holds its inode until `close`. */
 export function* openFile(k: Kernel, a: { file: string; as: string }): Op {
-  const fds = fdTable(k);
-  if (fds.has(a.as)) throw new InputError(`open file '${a.as}' already exists`, undefined, 'as');
+  if (openFileNamed(k, a.as)) throw new InputError(`open file '${a.as}' already exists`, undefined, 'as');
   const f = k.file(a.file);
   f.inode.opens++;
-  fds.set(a.as, f);
+  f.fs.openFiles.set(a.as, f.inode);
   yield* [];
 }
 
 /** close(2): the last close of an I_DONTCACHE inode nobody maps evicts it. */
 export function* closeFile(k: Kernel, a: { name: string }): Op {
-  const fds = fdTable(k);
-  const f = fds.get(a.name);
+  const f = openFileNamed(k, a.name);
   if (!f) throw new InputError(`unknown open file '${a.name}': open it first (open: { file, as: ${a.name} })`, undefined, 'name');
-  fds.delete(a.name);
+  f.fs.openFiles.delete(a.name);
   f.inode.opens--;
   yield* dropIfDontcache(f.fs, f.inode);
 }

@@ -66,6 +66,8 @@ export abstract class DaxFilesystem implements FsHandle, DaxIomapOps {
   mounted = true;
   /** directories by name ('/' is the root): only their FS_XFLAG_DAX is modelled, which new children inherit */
   readonly dirs = new Map<string, Directory>([['/', { name: '/', daxFlag: false }]]);
+  /** the open files of `open` steps on it, by name (each holds its inode: fs/daxmode.ts) */
+  readonly openFiles = new Map<string, Inode>();
 
   constructor(
     protected readonly k: Kernel,
