@@ -252,3 +252,47 @@ threads:
     expect(r.violations).toEqual([]);
   });
 });
+
+describe('XFS: a file without S_DAX is a disk file to GUP and COW', () => {
+  /** dax=inode: `dax` in a +x directory, `pc` at the root, both one page, mapped shared read-write and written */
+  function twoFiles(version: string): Kernel {
+    const { k } = boot(version, 'inode');
+    k.run(k.mkdir({ dir: 'd' }));
+    k.run(k.chattr({ dir: 'd', dax: true }));
+    k.run(k.create({ file: 'dax', size: PAGE, dir: 'd' }));
+    k.run(k.create({ file: 'pc', size: PAGE }));
+    for (const f of ['dax', 'pc']) {
+      k.run(k.mmap({ file: f, length: PAGE, shared: true, write: true, as: f }));
+      k.run(k.write({ map: f, page: 0, data: f }));
+    }
+    return k;
+  }
+  const longtermWritePin = (k: Kernel, map: string): string => {
+    try {
+      k.run(k.gup({ map, page: 0, write: true, longterm: true, as: `p-${map}` }, true));
+      return 'pinned';
+    } catch (e) {
+      return (e as KernelError).code;
+    }
+  };
+
+  it('FOLL_LONGTERM|FOLL_WRITE: EOPNOTSUPP on the DAX file (check_vma_flags: vma_is_fsdax) at every release; on the page-cache file EFAULT from v6.5 (writable_file_mapping_allowed), pinned before', () => {
+    const old = twoFiles('v6.1');
+    expect([longtermWritePin(old, 'dax'), longtermWritePin(old, 'pc')]).toEqual(['EOPNOTSUPP', 'pinned']);
+    const now = twoFiles('v6.6');
+    expect([longtermWritePin(now, 'dax'), longtermWritePin(now, 'pc')]).toEqual(['EOPNOTSUPP', 'EFAULT']);
+  });
+
+  it('a private write COWs the page-cache folio read from the block; punch hole drops the folio and the block but keeps the COW copy (truncate_pagecache_range: even_cows = 0)', () => {
+    const k = twoFiles('v6.6');
+    k.run(k.munmap({ map: 'pc' }));
+    k.run(k.mmap({ file: 'pc', length: PAGE, write: true, as: 'priv' }));
+    expect(k.run(k.read({ map: 'priv', page: 0 }))).toBe('pc');
+    k.run(k.write({ map: 'priv', page: 0, data: 'mine' }));
+    expect(k.isAnon(k.pfnOf({ map: 'priv', page: 0 })!)).toBe(true);
+    const cached = k.pfnOf({ file: 'pc', page: 0 })!;
+    k.run(k.punchHole({ file: 'pc', offset: 0, length: PAGE }));
+    expect([k.pfnOf({ file: 'pc', page: 0 }), k.refcount(cached), k.blockFree({ file: 'pc', page: 0 })]).toEqual([null, 0, true]);
+    expect(k.run(k.read({ map: 'priv', page: 0 }))).toBe('mine');
+  });
+});
