@@ -127,8 +127,6 @@ export class Kernel {
   readonly mprotector: Mprotect;
   /** userfaultfd registration, userfaults, UFFDIO_COPY / ZEROPAGE / WRITEPROTECT (mm/userfaultfd.ts) */
   readonly uffd: Userfaultfd;
-  /** the userfaultfd each process's last `uffd-api` step opened, by process name */
-  private readonly uffdOf = new Map<string, UffdCtx>();
   /** device-exclusive entries (mm/exclusive.ts) */
   readonly exclusive: DeviceExclusive;
   /** anonymous THPs mapped by PMDs (mm/thp.ts) */
@@ -803,16 +801,32 @@ export class Kernel {
   /** userfaultfd() + ioctl(UFFDIO_API) in a process: the userfaultfd its later uffd-* steps use (mm/userfaultfd.ts). */
   *uffdApi(a: { process?: string; features?: readonly UffdFeature[] }): Op {
     const mm = this.process(a.process);
-    this.uffdOf.set(mm.name, this.uffd.api(mm, a.features ?? []));
+    this.uffd.byProcess.set(mm.name, this.uffd.api(mm, a.features ?? []));
     yield* [];
   }
 
   /** The process's userfaultfd and the range of a mapping the uffd-* step names. */
   private uffdRange(a: { map: string; offset?: number; length?: number; process?: string }): { ctx: UffdCtx; start: number; pages: number } {
     const { origin, mm } = this.mapRange(a.map, a.process);
-    const ctx = this.uffdOf.get(mm.name);
-    if (!ctx) throw new InputError(`process '${mm.name}' has no userfaultfd: add a uffd-api step first`, undefined, 'process');
-    return { ctx, ...this.rangeIn(a.map, origin, a.offset, a.length) };
+    return { ctx: this.uffdCtxOf(mm), ...this.rangeIn(a.map, origin, a.offset, a.length) };
+  }
+
+  private uffdCtxOf(mm: Mm): UffdCtx {
+    const ctx = this.uffd.byProcess.get(mm.name);
+    if (!ctx) throw new InputError(`process '${mm.name}' has no userfaultfd: add a uffd-api step first (or read the fork event that hands it over)`, undefined, 'process');
+    return ctx;
+  }
+
+  /**
+   * read() of a process's userfaultfd (`nonblock`: O_NONBLOCK, EAGAIN when nothing is pending): the
+   * message, with the page named relative to `map` when given (mm/userfaultfd.ts read()).
+   */
+  *uffdRead(a: { process?: string; nonblock?: boolean; map?: string }): Op<{ event: string; page?: number; write?: boolean; wp?: boolean; minor?: boolean; child?: string }> {
+    const mm = this.process(a.process);
+    const msg = yield* this.uffd.read(this.uffdCtxOf(mm), a.nonblock ?? false);
+    if (msg.event === 'fork') return { event: 'fork', child: msg.child };
+    const origin = a.map !== undefined ? mm.ranges.get(a.map) : undefined;
+    return { event: 'pagefault', page: origin ? msg.vpn - origin.start : msg.vpn, write: msg.write, wp: msg.wp, minor: msg.minor };
   }
 
   /** ioctl(UFFDIO_REGISTER) of a mapping's range with the given modes. */
@@ -1028,6 +1042,8 @@ export class Kernel {
     if (this.processes.has(a.as)) throw new InputError(`process '${a.as}' already exists`, undefined, 'as');
     const child = yield* this.forker.fork(this.process(a.process), a.as);
     this.processes.set(a.as, child);
+    // the child exists (its userfaultfd too) while fork() waits for the monitor to read UFFD_EVENT_FORK
+    yield* this.uffd.awaitForkEvents(a.as);
   }
 
   /**

@@ -217,7 +217,17 @@ export interface UffdCtx {
   readonly features: ReadonlySet<string>;
   /** ctx->released: the fd was closed */
   released: boolean;
+  /**
+   * What read() would return, oldest first: a sleeping fault's UFFD_EVENT_PAGEFAULT until it is
+   * read or its fault is woken (fault_pending_wqh), then events (event_wqh: UFFD_EVENT_FORK)
+   */
+  readonly msgs: UffdMsg[];
 }
+
+/** struct uffd_msg as the model keeps it. */
+export type UffdMsg =
+  | { readonly event: 'pagefault'; readonly vpn: number; readonly write: boolean; readonly wp: boolean; readonly minor: boolean }
+  | { readonly event: 'fork'; readonly child: string; read: boolean };
 
 /** hstate_vma(): a huge page size, in base pages, and the page-table level that maps it. */
 export interface Hstate {

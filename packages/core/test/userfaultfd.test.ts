@@ -45,6 +45,16 @@ function finish<T>(op: Op<T>): T {
   }
 }
 
+/**
+ * fork() of init as `child` while init's EVENT_FORK userfaultfd is registered: the fork waits in
+ * dup_userfaultfd_complete() until the monitor reads UFFD_EVENT_FORK, as a handler thread would.
+ */
+function forkWithMonitor(k: Kernel): void {
+  const fork = startBlocked(k.fork({ as: 'child' }));
+  expect(k.run(k.uffdRead({ nonblock: true }))).toEqual({ event: 'fork', child: 'child' });
+  finish(fork);
+}
+
 /** A private anonymous mapping of `pages` pages registered with a fresh userfaultfd. */
 function registered(k: Kernel, opts: { pages?: number; write?: boolean; mode?: ('missing' | 'wp' | 'minor')[]; features?: ('pagefault-flag-wp' | 'event-fork' | 'sigbus')[] } = {}): void {
   k.run(k.mmap({ anon: true, length: (opts.pages ?? 1) * PAGE, write: opts.write ?? true, as: 'm' }));
@@ -287,7 +297,8 @@ describe('fork: dup_userfaultfd() and the uffd-wp bit', () => {
     k.run(k.uffdApi({ features }));
     k.run(k.uffdRegister({ map: 'm', mode: ['wp'] }));
     k.run(k.uffdWriteprotect({ map: 'm', enable: true }));
-    k.run(k.fork({ as: 'child' }));
+    if (features.includes('event-fork')) forkWithMonitor(k);
+    else k.run(k.fork({ as: 'child' }));
     return k;
   }
   const childVma = (k: Kernel) => k.processes.get('child')!.vmas.find((v) => v.name === 'm')!;
@@ -385,7 +396,7 @@ describe('shmem and hugetlb userfaults, unregistering, and unshare', () => {
     k.run(k.uffdApi({ features: ['pagefault-flag-wp', 'event-fork'] }));
     k.run(k.uffdRegister({ map: 'm', mode: ['wp'] }));
     k.run(k.uffdWriteprotect({ map: 'm', enable: true }));
-    k.run(k.fork({ as: 'child' }));
+    forkWithMonitor(k);
     const shared = k.pfnOf({ map: 'm', page: 0 })!;
     k.run(k.gup({ map: 'm', page: 0, longterm: true, as: 'p' }, true));
     const now = pte(k, 'm', 0)!;
@@ -405,7 +416,8 @@ describe('uffd-unit-tests.c wp-fork-pin: a pinned uffd-wp page copied at fork', 
     k.run(k.uffdRegister({ map: 'm', mode: ['wp'] }));
     k.run(k.uffdWriteprotect({ map: 'm', enable: true }));
     k.run(k.gup({ map: 'm', page: 0, as: 'p' }, true));
-    k.run(k.fork({ as: 'child' }));
+    if (features.includes('event-fork')) forkWithMonitor(k);
+    else k.run(k.fork({ as: 'child' }));
     const c = pte(k, 'm', 0, 'child')!;
     return { copied: k.pfnOf({ map: 'm', page: 0, process: 'child' }) !== k.pfnOf({ map: 'm', page: 0 }), write: c.write, wp: c.uffdWp === true };
   }
@@ -516,5 +528,52 @@ describe('GUP and userfaults: FAULT_FLAG_ALLOW_RETRY needs a `locked` GUP may dr
       registered(k);
       expect({ v, e: code(() => k.run(k.procMemWrite({ map: 'm', page: 0, data: 'x' }))) }).toEqual({ v, e: 'EIO' });
     }
+  });
+});
+
+describe('read() of the userfaultfd (uffd-read)', () => {
+  it('a sleeping fault\'s UFFD_EVENT_PAGEFAULT: its page and FLAG_WRITE; read once; nothing else pending is EAGAIN with O_NONBLOCK', () => {
+    const k = kernel();
+    registered(k, { pages: 2 });
+    expect(code(() => k.run(k.uffdRead({ nonblock: true })))).toBe('EAGAIN');
+    const writer = startBlocked(k.write({ map: 'm', page: 1, data: 'w' }));
+    expect(k.run(k.uffdRead({ nonblock: true, map: 'm' }))).toEqual({ event: 'pagefault', page: 1, write: true, wp: false, minor: false });
+    expect(code(() => k.run(k.uffdRead({ nonblock: true })))).toBe('EAGAIN'); // read already: the fault still sleeps
+    k.run(k.uffdCopy({ map: 'm', page: 1, data: 'h' }));
+    finish(writer);
+    expect(k.run(k.read({ map: 'm', page: 1 }))).toBe('w'); // the retried write lands on the copied page
+  });
+
+  it('a WP fault says FLAG_WP; a fault woken before anyone read it leaves no message behind', () => {
+    const k = kernel();
+    k.run(k.mmap({ anon: true, length: PAGE, write: true, as: 'm' }));
+    k.run(k.write({ map: 'm', page: 0, data: 'a' }));
+    k.run(k.uffdApi({ features: ['pagefault-flag-wp'] }));
+    k.run(k.uffdRegister({ map: 'm', mode: ['wp'] }));
+    k.run(k.uffdWriteprotect({ map: 'm', enable: true }));
+    const writer = startBlocked(k.write({ map: 'm', page: 0, data: 'b' }));
+    expect(k.run(k.uffdRead({ map: 'm' }))).toEqual({ event: 'pagefault', page: 0, write: true, wp: true, minor: false });
+    k.run(k.uffdWriteprotect({ map: 'm', enable: false }));
+    finish(writer);
+    k.run(k.uffdWriteprotect({ map: 'm', enable: true }));
+    const again = startBlocked(k.write({ map: 'm', page: 0, data: 'c' }));
+    k.run(k.uffdWriteprotect({ map: 'm', enable: false }));
+    finish(again);
+    expect(code(() => k.run(k.uffdRead({ nonblock: true })))).toBe('EAGAIN');
+  });
+
+  it('EVENT_FORK: fork() sleeps until the monitor reads UFFD_EVENT_FORK, which hands over the child\'s userfaultfd', () => {
+    const k = kernel();
+    registered(k, { features: ['event-fork'] });
+    expect(() => k.run(k.fork({ as: 'child' }))).toThrow(BlockedError);
+    const k2 = kernel();
+    registered(k2, { features: ['event-fork'] });
+    const fork = startBlocked(k2.fork({ as: 'child' }));
+    expect(k2.run(k2.uffdRead({}))).toEqual({ event: 'fork', child: 'child' });
+    finish(fork);
+    // the child's VMA stays registered (MISSING) with the handed-over ctx: the monitor resolves its faults
+    const reader = startBlocked(k2.read({ map: 'm', page: 0, process: 'child' }));
+    k2.run(k2.uffdCopy({ map: 'm', page: 0, data: 'for-child', process: 'child' }));
+    expect(finish(reader)).toBe('for-child');
   });
 });

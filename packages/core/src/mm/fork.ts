@@ -51,6 +51,7 @@ export class Fork {
         if (seq) parent.writeProtectSeq++;
       }
     }
+    k.uffd.queueForkEvents(uffds, child); // dup_mmap() -> dup_userfaultfd_complete(); kernel.ts fork() waits
     return child;
   }
 

@@ -2,7 +2,7 @@ import type { Kernel } from '../kernel.js';
 import { KernelError } from '../errors.js';
 import { kernelAtLeast } from '../features.js';
 import { preempt, waitUntil, type Op } from '../sched.js';
-import type { Mm, Pte, UffdCtx, Vma } from '../types.js';
+import type { Mm, Pte, UffdCtx, UffdMsg, Vma } from '../types.js';
 import type { Vmf } from './fault.js';
 import type { Leaf } from './vm.js';
 import { nonPresent } from './exclusive.js';
@@ -39,12 +39,14 @@ import { nonPresent } from './exclusive.js';
  *   (`mfill_atomic()`, `mfill_atomic_install_pte()`); UFFDIO_WRITEPROTECT on anonymous VMAs
  *   (`mwriteprotect_range()` -> change_protection(MM_CP_UFFD_WP[_RESOLVE])).
  * - fork: `dup_userfaultfd()` keeps VM_UFFD_* in the child only with UFFD_FEATURE_EVENT_FORK, and
- *   copy_present_pte() keeps a PTE's uffd-wp bit only where the VMA keeps VM_UFFD_WP.
+ *   copy_present_pte() keeps a PTE's uffd-wp bit only where the VMA keeps VM_UFFD_WP; fork() then
+ *   waits for the monitor to read UFFD_EVENT_FORK. read() (`uffd-read`) returns pagefault messages
+ *   of sleeping faults, then fork events.
  *
  * Not modelled: UFFDIO_COPY / CONTINUE into hugetlb and WRITEPROTECT of shmem or hugetlb
  * (refused as not modelled), PTE markers, UFFDIO_MOVE / POISON, the uffd-wp bit across swap,
- * THP split and migration, the fork event's wait for the monitor to read it (taken as read at
- * once), non-cooperative events other than fork.
+ * THP split and migration, non-cooperative events other than fork (remap, remove, unmap),
+ * UFFD_FEATURE_THREAD_ID, closing the userfaultfd.
  */
 
 /** UFFD_FEATURE_* names the model knows, as scenarios spell them. */
@@ -68,6 +70,8 @@ const FEATURE_SINCE: Record<UffdFeature, readonly [number, number]> = {
 
 export class Userfaultfd {
   private nextId = 1;
+  /** the userfaultfd each process's uffd-* steps use: its last `uffd-api`, or the one a fork event handed the monitor */
+  readonly byProcess = new Map<string, UffdCtx>();
 
   constructor(private readonly k: Kernel) {}
 
@@ -117,7 +121,7 @@ export class Userfaultfd {
       // the requested features are checked against the reported ones only from v6.10 [M]
       if (!available.has(f) && kernelAtLeast(this.k.version, 6, 10)) throw new KernelError('EINVAL', `UFFDIO_API: feature ${f} is not available on ${this.k.mmu.arch} (features & ~uffdio_api.features)`);
     }
-    return { id: this.nextId++, mm, features: new Set(features), released: false };
+    return { id: this.nextId++, mm, features: new Set(features), released: false, msgs: [] };
   }
 
   /** The kinds of memory vma_can_userfault() knows: anonymous, shmem, hugetlb (or none of them). */
@@ -407,7 +411,39 @@ export class Userfaultfd {
     if (ctx.features.has('sigbus')) throw new KernelError('SIGBUS', `${where}: the userfaultfd has UFFD_FEATURE_SIGBUS`);
     if (ctx.released) return;
     if (!retry) throw new KernelError('SIGBUS', `${where}: a ${reason} userfault from a fault without FAULT_FLAG_ALLOW_RETRY is VM_FAULT_SIGBUS`);
-    yield* waitUntil(`handle_userfault(${reason}) on ${where}: waiting for the handler (UFFDIO_${reason === 'wp' ? 'WRITEPROTECT' : reason === 'minor' ? 'CONTINUE' : 'COPY or ZEROPAGE'})`, () => !this.mustWait(vma.mm, vpn, ctx, reason));
+    if (!this.mustWait(vma.mm, vpn, ctx, reason)) return;
+    // userfault_msg(): UFFD_EVENT_PAGEFAULT with the address and FLAG_WRITE / FLAG_WP / FLAG_MINOR,
+    // readable (fault_pending_wqh) while the fault sleeps and nobody read it
+    const msg: UffdMsg = { event: 'pagefault', vpn, write: vmf.write, wp: reason === 'wp', minor: reason === 'minor' };
+    ctx.msgs.push(msg);
+    try {
+      yield* waitUntil(`handle_userfault(${reason}) on ${where}: waiting for the handler (UFFDIO_${reason === 'wp' ? 'WRITEPROTECT' : reason === 'minor' ? 'CONTINUE' : 'COPY or ZEROPAGE'})`, () => !this.mustWait(vma.mm, vpn, ctx, reason));
+    } finally {
+      // woken (or gone): an unread message leaves with its waiter (userfaultfd_wake_function's list_del_init)
+      const i = ctx.msgs.indexOf(msg);
+      if (i >= 0) ctx.msgs.splice(i, 1);
+    }
+  }
+
+  /**
+   * read() of the userfaultfd (userfaultfd_ctx_read()): the oldest unread pagefault first
+   * (find_userfault(); the fault goes on sleeping, its message is not read again), then events —
+   * reading UFFD_EVENT_FORK completes it (resolve_userfault_fork(), userfaultfd_event_complete()),
+   * which lets the fork return, and the monitor gets the child's userfaultfd. Nothing to read:
+   * -EAGAIN with O_NONBLOCK, else the reader sleeps.
+   */
+  *read(ctx: UffdCtx, nonblock: boolean): Op<UffdMsg> {
+    const next = () => ctx.msgs.find((m) => m.event === 'pagefault') ?? ctx.msgs[0];
+    if (!next() && nonblock) throw new KernelError('EAGAIN', `read() of ${ctx.mm.name}'s userfaultfd: nothing pending (O_NONBLOCK)`);
+    yield* waitUntil(`read() of ${ctx.mm.name}'s userfaultfd`, () => next() !== undefined);
+    const msg = next()!;
+    ctx.msgs.splice(ctx.msgs.indexOf(msg), 1);
+    if (msg.event === 'fork') {
+      msg.read = true;
+      const child = this.forked.get(msg);
+      if (child) this.byProcess.set(msg.child, child);
+    }
+    return msg;
   }
 
   /** userfaultfd_must_wait(): still registered, and the entry still empty (MISSING, MINOR) or uffd-wp and read-only (WP). */
@@ -433,10 +469,42 @@ export class Userfaultfd {
     }
     let nctx = forked.get(octx);
     if (!nctx) {
-      nctx = { id: this.nextId++, mm: dst.mm, features: octx.features, released: false };
+      nctx = { id: this.nextId++, mm: dst.mm, features: octx.features, released: false, msgs: [] };
       forked.set(octx, nctx);
     }
     dst.uffd = nctx;
+  }
+
+  /** the child's ctx each unread fork event carries */
+  private readonly forked = new Map<UffdMsg, UffdCtx>();
+  /** the fork events a child's fork() still waits on, with the parent ctx each was queued on */
+  private readonly forkWaits = new Map<string, { msg: UffdMsg & { event: 'fork' }; octx: UffdCtx }[]>();
+
+  /**
+   * dup_userfaultfd_complete() at the end of dup_mmap(): each EVENT_FORK ctx of the parent gets a
+   * UFFD_EVENT_FORK message (the child's userfaultfd goes with it).
+   */
+  queueForkEvents(uffds: ReadonlyMap<UffdCtx, UffdCtx>, child: Mm): void {
+    const waits: { msg: UffdMsg & { event: 'fork' }; octx: UffdCtx }[] = [];
+    for (const [octx, nctx] of uffds) {
+      const msg = { event: 'fork' as const, child: child.name, read: false };
+      this.forked.set(msg, nctx);
+      octx.msgs.push(msg);
+      waits.push({ msg, octx });
+    }
+    if (waits.length > 0) this.forkWaits.set(child.name, waits);
+  }
+
+  /**
+   * userfaultfd_event_wait_completion(): fork() returns only once the monitor has read each fork
+   * event (or closed the fd); a fork with an EVENT_FORK userfaultfd needs a handler thread.
+   */
+  *awaitForkEvents(child: string): Op {
+    for (const { msg, octx } of this.forkWaits.get(child) ?? []) {
+      yield* waitUntil(`fork of ${octx.mm.name}: UFFD_EVENT_FORK waits for the monitor to read it (userfaultfd_event_wait_completion)`, () => msg.read || octx.released);
+      this.forked.delete(msg);
+    }
+    this.forkWaits.delete(child);
   }
 
   /**

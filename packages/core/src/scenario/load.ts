@@ -220,6 +220,13 @@ function references(step: Step, at: Path, raw: Record<string, unknown>): NameRef
     case 'munmap': case 'read': case 'write': case 'pin': case 'get': case 'iouring-register': case 'mprotect': case 'madvise': case 'proc-mem-write': case 'remote-read': case 'mlock': case 'munlock': case 'mbind': case 'move-pages': ref('map', 'map'); ref('process', 'process'); break;
     case 'uffd-register': case 'uffd-unregister': case 'uffd-copy': case 'uffd-zeropage': case 'uffd-continue': case 'uffd-writeprotect': ref('map', 'map'); ref('process', 'process'); break;
     case 'uffd-api': ref('process', 'process'); break;
+    case 'uffd-read': {
+      const e = a.expect as { map?: unknown; child?: unknown } | undefined;
+      ref('process', 'process');
+      ref('map', 'map', e?.map, [...at, step.op, 'expect', 'map']);
+      ref('child', 'process', e?.child, [...at, step.op, 'expect', 'child']);
+      break;
+    }
     case 'fork': case 'exit': case 'exec': case 'clear-refs': case 'prctl': case 'mlockall': case 'munlockall': case 'setrlimit': case 'migrate-pages': ref('process', 'process'); break;
     case 'unpin': case 'put': case 'iouring-unregister': ref('name', 'pin', a.name, typeof raw[step.op] === 'string' ? [...at, step.op] : [...at, step.op, 'name']); break;
     case 'dma-write': case 'dma-read': ref('pin', 'pin'); break;

@@ -110,6 +110,13 @@ export function stepOp(k: Kernel, step: Step, failures: string[]): Op<unknown> {
     case 'uffd-zeropage': return k.uffdZeropage(a);
     case 'uffd-continue': return k.uffdContinue(a);
     case 'uffd-writeprotect': return k.uffdWriteprotect(a);
+    case 'uffd-read':
+      return (function* () {
+        const want = (step.args as { expect?: Record<string, unknown> }).expect;
+        const got = yield* k.uffdRead({ ...a, ...(typeof want?.['map'] === 'string' ? { map: want['map'] } : {}) });
+        const differs = want && Object.entries(want).some(([key, v]) => key !== 'map' && (got as Record<string, unknown>)[key] !== v);
+        if (differs) failures.push(`${step.path}: userfaultfd read ${JSON.stringify(got)}, expected ${JSON.stringify(want)}`);
+      })();
     case 'mlock': return k.mlock(a);
     case 'munlock': return k.munlock(a);
     case 'mlockall': return k.mlockall(a);

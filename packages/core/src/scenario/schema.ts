@@ -580,6 +580,19 @@ export const OP_ARGS = {
   }).describe('ioctl(UFFDIO_COPY): each page gets a new page holding data (anonymous; page cache in a shared shmem mapping), which wakes the faults waiting there (EEXIST where something is mapped)'),
   'uffd-zeropage': obj(uffdPages).describe('ioctl(UFFDIO_ZEROPAGE): each page maps the shared zero page read-only (a zeroed page-cache page in a shared shmem mapping); EEXIST where something is mapped, EINVAL on hugetlb'),
   'uffd-continue': obj(uffdPages).describe('ioctl(UFFDIO_CONTINUE) (v5.13): map the page the shmem page cache already holds, resolving a MINOR fault (EFAULT when it holds none, EINVAL for anonymous memory)'),
+  'uffd-read': obj({
+    nonblock: Flag.optional().describe('O_NONBLOCK: EAGAIN when nothing is pending, instead of sleeping until something is'),
+    expect: obj({
+      event: z.enum(['pagefault', 'fork'], { error: 'event is pagefault or fork' }),
+      map: Name.optional().describe('pagefault: the mapping `page` counts in'),
+      page: PageIndex.optional().describe('pagefault: the faulting page (of `map`)'),
+      write: Flag.optional().describe('pagefault: UFFD_PAGEFAULT_FLAG_WRITE'),
+      wp: Flag.optional().describe('pagefault: UFFD_PAGEFAULT_FLAG_WP (a write-protect fault)'),
+      minor: Flag.optional().describe('pagefault: UFFD_PAGEFAULT_FLAG_MINOR'),
+      child: Name.optional().describe('fork: the child process'),
+    }).optional().describe('what the message must say'),
+    process: Name.optional().describe('the process whose userfaultfd is read (default init)'),
+  }).describe('read() of the userfaultfd: the oldest unread UFFD_EVENT_PAGEFAULT of a sleeping fault, then UFFD_EVENT_FORK (reading it lets the fork return and hands over the child\'s userfaultfd)'),
   'uffd-writeprotect': obj({
     ...uffdRange,
     enable: Flag.describe('true: UFFDIO_WRITEPROTECT_MODE_WP (write-protect, set uffd-wp); false: resolve (clear uffd-wp, wake the waiting faults)'),
