@@ -296,3 +296,28 @@ describe('XFS: a file without S_DAX is a disk file to GUP and COW', () => {
     expect(k.run(k.read({ map: 'priv', page: 0 }))).toBe('mine');
   });
 });
+
+describe('XFS: evicting an inode whose DAX page is pinned', () => {
+  /** a DAX file whose page 0 a get (O_DIRECT) still holds after munmap */
+  function pinnedDax(version: string): Kernel {
+    const { k } = boot(version, 'always');
+    k.run(k.create({ file: 'f', size: PAGE }));
+    k.run(k.mmap({ file: 'f', length: PAGE, shared: true, write: true, as: 'm' }));
+    k.run(k.write({ map: 'm', page: 0, data: 'x' }));
+    k.run(k.gup({ map: 'm', page: 0, as: 'dio' }, false));
+    k.run(k.munmap({ map: 'm' }));
+    return k;
+  }
+
+  it('v6.15: dax_break_layout_final() waits for the page, so drop_caches blocks until the reference goes', () => {
+    const k = pinnedDax('v6.15');
+    expect(() => k.run(k.dropCaches({}))).toThrow(/wait for pfn \d+ of f to become idle/);
+  });
+
+  it('v6.6: eviction goes ahead and dax_disassociate_entry() WARNs about the busy page it truncates', () => {
+    const k = pinnedDax('v6.6');
+    k.run(k.dropCaches({}));
+    expect(k.file('f').inode.incore).toBe(true); // set up again by the lookup
+    expect(k.warnings).toEqual([expect.stringMatching(/^dax_disassociate_entry: truncating busy pfn \d+ \(refcount 2\)$/)]);
+  });
+});

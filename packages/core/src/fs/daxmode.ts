@@ -72,7 +72,7 @@ function findDir(k: Kernel, name: string): { fs: DaxFilesystem; dir: Directory }
   throw new KernelError('ENOENT', `no directory '${name}' on a mounted filesystem`);
 }
 
-/** The last user of an I_DONTCACHE inode went (iput_final): it is evicted now, unless its pages are busy. */
+/** The last user of an I_DONTCACHE inode went (iput_final): it is evicted now (waiting for a busy DAX page from v6.15), unless its page cache holds a pinned folio. */
 function* dropIfDontcache(fs: DaxFilesystem, inode: Inode): Op {
   if (inode.incore && inode.dontcache && !fs.inUse(inode) && fs.evictable(inode) === null) yield* fs.evict(inode);
 }
@@ -111,7 +111,8 @@ export function* chattr(k: Kernel, a: { file?: string; dir?: string; dax: boolea
 /**
  * `echo 2 > /proc/sys/vm/drop_caches` (drop_slab -> prune_icache_sb): every in-core inode that
  * nothing holds is evicted. The model writes dirty page cache back first (as `sync` would);
- * an inode whose page cache keeps a pinned folio stays (invalidate_mapping_pages cannot drop it).
+ * an inode whose page cache keeps a pinned folio stays (invalidate_mapping_pages cannot drop it);
+ * a pinned DAX page makes the eviction, and so the write to drop_caches, wait from v6.15.
  */
 export function* dropCaches(k: Kernel): Op {
   for (const fs of mountedFilesystems(k)) {

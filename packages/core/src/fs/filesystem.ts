@@ -230,21 +230,30 @@ export abstract class DaxFilesystem implements FsHandle, DaxIomapOps {
    */
   iget(inode: Inode): Inode {
     if (!this.mounted) throw new KernelError('ENOENT', `no file '${inode.name}': ${this.device.name} is not mounted`);
-    if (inode.incore && inode.dontcache && !this.inUse(inode) && this.evictable(inode) === null) this.k.run(this.evict(inode));
+    if (inode.incore && inode.dontcache && !this.inUse(inode) && this.evictable(inode) === null && !this.evictionWaits(inode)) this.k.run(this.evict(inode));
     if (!inode.incore) this.setupInode(inode);
     return inode;
   }
 
   /**
-   * Why an unused inode cannot be evicted now, or null. The page cache: invalidate_mapping_pages()
-   * keeps a folio with references beyond the cache's (a GUP pin), so prune_icache_sb() keeps the
-   * inode (inode_lru_isolate). DAX: a busy page would make eviction wait (v6.15
-   * dax_break_layout_final in xfs_fs_evict_inode / ext4_evict_inode); drop_caches skips it here.
+   * Why prune_icache_sb() keeps an unused inode, or null: invalidate_mapping_pages() cannot drop a
+   * page-cache folio with references beyond the cache's (a GUP pin), so inode_lru_isolate()
+   * keeps the inode. A busy DAX page does not keep it: see evictionWaits().
    */
   evictable(inode: Inode): string | null {
     for (const [index, pfn] of inode.cache?.cache ?? []) if (this.k.refcount(pfn) > 1) return `page ${index} of its page cache is referenced (refcount ${this.k.refcount(pfn)})`;
-    for (const entry of inode.mapping.entries.values()) if (this.k.dax.busyPage(entry) !== null) return 'a DAX page of it is busy';
     return null;
+  }
+
+  /**
+   * Eviction would wait for a busy DAX page: v6.15's xfs_fs_evict_inode() / ext4_evict_inode()
+   * call dax_break_layout_final() (an uninterruptible wait) first. Earlier eras evict anyway,
+   * and dax_disassociate_entry() WARNs about the busy page it truncates.
+   */
+  evictionWaits(inode: Inode): boolean {
+    if (this.k.features['fsdax-refcount'] === 'legacy') return false;
+    for (const entry of inode.mapping.entries.values()) if (this.k.dax.busyPage(entry) !== null) return true;
+    return false;
   }
 
   /**
