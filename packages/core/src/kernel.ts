@@ -920,6 +920,12 @@ export class Kernel {
     return yield* this.numa.movePages(mm, vpns, nodes, a.all ?? false);
   }
 
+  /** set_mempolicy(mode, nodemask, maxnode) in a process (mm/mempolicy.ts): its task policy. */
+  *setMempolicy(a: { policy: MpolMode; nodes?: number[]; process?: string }): Op {
+    this.numa.setMempolicy(this.process(a.process), a.policy, a.nodes ?? []);
+    yield* [];
+  }
+
   /** migrate_pages(pid, maxnode, old_nodes, new_nodes) (mm/mempolicy.ts): the number of pages not migrated. */
   *migratePages(a: { from: number[]; to: number[]; process?: string }): Op<number> {
     return yield* this.numa.migratePages(this.process(a.process), a.from, a.to);
@@ -1055,6 +1061,8 @@ export class Kernel {
   *exec(a: { process?: string }): Op {
     const old = this.process(a.process);
     const mm = this.vm.newMm(old.name);
+    // the task (and its mempolicy) outlives the old mm
+    if (old.taskPolicy) mm.taskPolicy = old.taskPolicy;
     this.ksm.execve(old, mm);
     this.secretmem.drainLru(); // mmput() -> exit_mmap() -> lru_add_drain()
     for (const vma of [...old.vmas]) yield* this.vm.unmapVma(vma);

@@ -329,6 +329,11 @@ export interface Mm {
    * applies (mlock_future_ok(), can_do_mlock()). Inherited over fork.
    */
   memlockLimit?: number;
+  /**
+   * current->mempolicy (set_mempolicy(), mm/mempolicy.ts) of the process's task: where its pages go
+   * when their VMA has no policy; absent: the default (local). fork copies it, execve keeps it.
+   */
+  taskPolicy?: VmaPolicy;
 }
 
 /** An address range in pages (Mm.ranges). */

@@ -398,3 +398,39 @@ describe('swap-cache folios', () => {
     }
   });
 });
+
+describe('set_mempolicy()', () => {
+  it('the task policy places faults in VMAs without their own policy; an mbind() policy wins; fork copies it, MPOL_DEFAULT removes it', () => {
+    const k = kernel('latest', 3);
+    k.run(k.mmap({ anon: true, length: 2 * PAGE, write: true, as: 'a' }));
+    k.run(k.mmap({ anon: true, length: PAGE, write: true, as: 'b' }));
+    k.run(k.setMempolicy({ policy: 'preferred', nodes: [2] }));
+    k.run(k.mbind({ map: 'b', policy: 'bind', nodes: [1] }));
+    k.run(k.write({ map: 'a', page: 0, data: 'a0' }));
+    k.run(k.write({ map: 'b', page: 0, data: 'b0' }));
+    expect([node(k, 'a', 0), node(k, 'b', 0)]).toEqual([2, 1]);
+    k.run(k.fork({ as: 'child' }));
+    k.run(k.mmap({ anon: true, length: PAGE, write: true, as: 'c', process: 'child' }));
+    k.run(k.write({ map: 'c', page: 0, data: 'c0', process: 'child' }));
+    expect(node(k, 'c', 0, 'child')).toBe(2);
+    k.run(k.setMempolicy({ policy: 'default' }));
+    k.run(k.write({ map: 'a', page: 1, data: 'a1' }));
+    expect(node(k, 'a', 1)).toBe(0);
+  });
+
+  it('mbind(MPOL_DEFAULT, MPOL_MF_MOVE) migrates to where the task policy allocates (do_mbind(): MPOL_DEFAULT becomes the task policy)', () => {
+    const k = kernel();
+    written(k, 'm', 1);
+    k.run(k.setMempolicy({ policy: 'bind', nodes: [1] }));
+    k.run(k.mbind({ map: 'm', policy: 'default', move: true }));
+    // an empty nodemask under MPOL_MF_INVERT queues the page; the task policy puts it on node 1
+    expect(node(k, 'm', 0)).toBe(1);
+  });
+
+  it('mpol_new() refusals are EINVAL as for mbind()', () => {
+    const k = kernel();
+    expect(code(() => k.run(k.setMempolicy({ policy: 'interleave' })))).toBe('EINVAL');
+    expect(code(() => k.run(k.setMempolicy({ policy: 'default', nodes: [0] })))).toBe('EINVAL');
+    expect(code(() => k.run(k.setMempolicy({ policy: 'bind', nodes: [7] })))).toBe('EINVAL');
+  });
+});

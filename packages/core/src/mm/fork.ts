@@ -18,6 +18,8 @@ export class Fork {
     child.nextVpn = parent.nextVpn;
     // copy_process(): the child shares the parent's rlimits and credentials (RLIMIT_MEMLOCK, CAP_IPC_LOCK)
     if (parent.memlockLimit !== undefined) child.memlockLimit = parent.memlockLimit;
+    // copy_process() -> mpol_dup(): the task policy (mm/mempolicy.ts)
+    if (parent.taskPolicy) child.taskPolicy = parent.taskPolicy;
     k.emit('fork', { parent: parent.name, child: childName });
     k.ksm.fork(parent, child); // dup_mmap() -> ksm_fork()
     const uffds = new Map<UffdCtx, UffdCtx>();

@@ -99,20 +99,41 @@ export class Numa {
     if (move === 'all' && !hasSysNice(mm)) throw new KernelError('EPERM', 'mbind(MPOL_MF_MOVE_ALL) without CAP_SYS_NICE');
     // do_mbind(): "if (mode == MPOL_DEFAULT) flags &= ~MPOL_MF_STRICT"
     const strict = (flags.strict ?? false) && mode !== 'default';
-    // mpol_new(): DEFAULT and LOCAL take no nodes; PREFERRED without nodes is LOCAL; the rest need some
-    if ((mode === 'default' || mode === 'local') && nodes.length > 0) throw new KernelError('EINVAL', `mbind(MPOL_${mode.toUpperCase()}) with a nodemask`);
-    const effective: MpolMode = mode === 'preferred' && nodes.length === 0 ? 'local' : mode;
-    if (effective !== 'default' && effective !== 'local' && nodes.length === 0) throw new KernelError('EINVAL', `mbind(${mpolName(mode)}) needs a nodemask`);
-    // mpol_set_nodemask(): nodes & N_MEMORY; the create op refuses an empty result (EINVAL)
-    const policyNodes = this.online(nodes);
-    if (effective !== 'default' && effective !== 'local' && policyNodes.length === 0) throw new KernelError('EINVAL', `mbind(${mpolName(mode)}): none of nodes ${nodes.join(',')} has memory (${this.nodes} node(s))`);
-    const walk: QueueWalk = { nmask: new Set(nodes), invert: true, move, strict, discontig: effective === 'default' };
+    const policy = this.newPolicy('mbind', mode, nodes);
+    const walk: QueueWalk = { nmask: new Set(nodes), invert: true, move, strict, discontig: policy === undefined };
     const { list, failed } = this.queue(mm, start, end, walk);
-    this.mbindRange(mm, start, end, effective === 'default' ? undefined : { mode: effective, nodes: policyNodes });
+    this.mbindRange(mm, start, end, policy);
     let nrFailed = failed;
-    if (list.length > 0) nrFailed += this.migrate(list, (q) => this.policyNode(effective, policyNodes, interleaveIndex(q.vma, q.vpn, k.folios.order(q.head))));
+    // MPOL_DEFAULT migrates to where the task policy allocates ("Convert MPOL_DEFAULT's NULL to task or default policy")
+    const target = policy ?? mm.taskPolicy ?? { mode: 'local', nodes: [] };
+    if (list.length > 0) nrFailed += this.migrate(list, (q) => this.policyNode(target.mode, target.nodes, interleaveIndex(q.vma, q.vpn, k.folios.order(q.head))));
     yield* [];
     if (nrFailed > 0 && strict) throw new KernelError('EIO', `mbind(MPOL_MF_STRICT): ${nrFailed} misplaced folio(s) could not be moved`);
+  }
+
+  /**
+   * mpol_new() + mpol_set_nodemask(): DEFAULT (undefined: no policy) and LOCAL take no nodes,
+   * PREFERRED without nodes is LOCAL, the others need some (EINVAL); the nodes are cut to those
+   * with memory (N_MEMORY), and an empty result is EINVAL; PREFERRED keeps the first.
+   */
+  private newPolicy(call: string, mode: MpolMode, nodes: readonly number[]): VmaPolicy | undefined {
+    if ((mode === 'default' || mode === 'local') && nodes.length > 0) throw new KernelError('EINVAL', `${call}(MPOL_${mode.toUpperCase()}) with a nodemask`);
+    if (mode === 'default') return undefined;
+    if (mode === 'local' || (mode === 'preferred' && nodes.length === 0)) return { mode: 'local', nodes: [] };
+    if (nodes.length === 0) throw new KernelError('EINVAL', `${call}(${mpolName(mode)}) needs a nodemask`);
+    const online = this.online(nodes);
+    if (online.length === 0) throw new KernelError('EINVAL', `${call}(${mpolName(mode)}): none of nodes ${nodes.join(',')} has memory (${this.nodes} node(s))`);
+    return { mode, nodes: mode === 'preferred' ? [online[0]!] : online };
+  }
+
+  /**
+   * set_mempolicy(2) (do_set_mempolicy()): the process's task policy, which allocations in VMAs
+   * without a policy of their own follow (get_task_policy()); MPOL_DEFAULT removes it.
+   */
+  setMempolicy(mm: Mm, mode: MpolMode, nodes: readonly number[]): void {
+    const policy = this.newPolicy('set_mempolicy', mode, nodes);
+    if (policy) mm.taskPolicy = policy;
+    else delete mm.taskPolicy;
   }
 
   /**
@@ -122,7 +143,7 @@ export class Numa {
    * equally far here: the lowest); for INTERLEAVE the nth allowed node, n = the folio's
    * interleave index `ilx` (interleave_nid(): ilx modulo the node count).
    */
-  private policyNode(mode: MpolMode, nodes: readonly number[], ilx: number): number {
+  private policyNode(mode: VmaPolicy['mode'] | 'default', nodes: readonly number[], ilx: number): number {
     switch (mode) {
       case 'default':
       case 'local':
@@ -171,11 +192,11 @@ export class Numa {
 
   /**
    * The node a fault allocates a folio of `order` on for this VMA (vma_alloc_folio() ->
-   * get_vma_policy()): the VMA's policy, else the task's, which the model leaves at the default
+   * get_vma_policy()): the VMA's policy, else the task's (set_mempolicy()), else the default
    * (local: node 0). With one node, always node 0.
    */
   allocNode(vma: Vma, vpn: number, order = 0): number {
-    const pol = vma.policy;
+    const pol = vma.policy ?? vma.mm.taskPolicy;
     if (!pol || this.nodes === 1) return 0;
     return this.policyNode(pol.mode, pol.nodes, interleaveIndex(vma, vpn, order));
   }

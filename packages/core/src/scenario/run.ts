@@ -122,6 +122,7 @@ export function stepOp(k: Kernel, step: Step, failures: string[]): Op<unknown> {
     case 'mlockall': return k.mlockall(a);
     case 'numa-nodes': return k.numaNodes(a);
     case 'mbind': return k.mbind(a);
+    case 'set-mempolicy': return k.setMempolicy(a);
     case 'migrate-pages':
       return (function* () {
         const left = yield* k.migratePages(a);

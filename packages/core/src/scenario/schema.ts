@@ -564,6 +564,11 @@ export const OP_ARGS = {
     notMigrated: z.number().int().nonnegative().optional().describe('the return value migrate_pages() must give: the pages not migrated'),
     process: Name.optional().describe('the process whose pages move (default init)'),
   }).describe('migrate_pages(pid, maxnode, old_nodes, new_nodes) (mm/mempolicy.c do_migrate_pages): every page of the process on an old node moves to the matching new one'),
+  'set-mempolicy': obj({
+    policy: z.enum(MPOL_MODES, { error: `policy is one of ${MPOL_MODES.join(', ')}` }).describe('the mode, as for mbind'),
+    nodes: z.array(NodeId).optional().describe('the nodemask (none for default and local)'),
+    process: Name.optional().describe('the calling process (default init)'),
+  }).describe("set_mempolicy(mode, nodemask, maxnode) (mm/mempolicy.c do_set_mempolicy()): the process's task policy, which allocations in VMAs without an mbind policy follow (EINVAL as for mbind)"),
   'uffd-api': obj({
     features: z.array(z.enum(UFFD_FEATURES, { error: `a feature is one of ${UFFD_FEATURES.join(', ')}` })).optional().describe('UFFD_FEATURE_* to enable, lower case with - for _ (PAGEFAULT_FLAG_WP: pagefault-flag-wp); default none'),
     process: Name.optional().describe('the calling process (default init)'),
