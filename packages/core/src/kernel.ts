@@ -9,7 +9,7 @@ import { FaultInjection, type FaultSite } from './fault-inject.js';
 import type { KernelEvents } from './events.js';
 import { DEFAULT_PRESET, kernelAtLeast, presetNamed, resolveFeatures, type FeatureSet } from './features.js';
 import type { DaxFilesystem, FilesystemPlugin } from './fs/filesystem.js';
-import { checkMapSync, chattr, closeFile, dropCaches, mkdir, mountedFilesystems, openFile, umount, type DaxMountOption } from './fs/daxmode.js';
+import { checkMapSync, chattr, closeFile, dropCaches, mkdir, mountedFilesystems, mountedOn, openFile, umount, type DaxMountOption } from './fs/daxmode.js';
 import { conventionFor, type RefcountConvention } from './mm/convention.js';
 import { DeviceExclusive, nonPresent, type MmuNotifierRange } from './mm/exclusive.js';
 import { pagemapGuard } from './mm/guard.js';
@@ -553,7 +553,7 @@ export class Kernel {
 
   *create(a: { file: string; size: number; device?: string; dir?: string }): Op {
     if (this.files.has(a.file) || this.pageCache.named(a.file)) throw new KernelError('EEXIST', `file '${a.file}' exists`);
-    const fs = a.device ? (this.device(a.device).fs as DaxFilesystem) : this.mountedFs();
+    const fs = a.device ? mountedOn(this, a.device) : this.mountedFs();
     const inode = yield* fs.create(a.file, a.size, a.dir);
     this.files.set(a.file, { fs, inode });
   }

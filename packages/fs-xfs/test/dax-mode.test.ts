@@ -119,6 +119,9 @@ describe('XFS: S_DAX changes only when the inode is evicted', () => {
     k.run(k.munmap({ map: 'm' }));
     k.run(k.umount({ device: 'pmem0' }));
     expect(errorOf(() => k.file('f')).code).toBe('ENOENT'); // not mounted
+    // nothing can be made on the unmounted filesystem
+    expect(errorOf(() => k.run(k.create({ file: 'g', size: PAGE, device: 'pmem0' }))).code).toBe('ENOENT');
+    expect(errorOf(() => k.run(k.mkdir({ dir: 'd' }))).code).toBe('ENOENT');
     k.run(k.mount({ device: 'pmem0', dax: 'never' }));
     expect(statxDax(k, 'f')).toBe(false);
   });

@@ -63,6 +63,13 @@ export function mountedFilesystems(k: Kernel): DaxFilesystem[] {
   return [...k.devices.values()].filter((d) => d.fs && d.bound && (d.fs as DaxFilesystem).mounted).map((d) => d.fs as DaxFilesystem);
 }
 
+/** The filesystem mounted on a device (ENOENT when none is: a file cannot be made there). */
+export function mountedOn(k: Kernel, device: string): DaxFilesystem {
+  const fs = k.device(device).fs as DaxFilesystem | null;
+  if (!fs || !fs.mounted || !k.device(device).bound) throw new KernelError('ENOENT', `no filesystem is mounted on ${device}`);
+  return fs;
+}
+
 /** The filesystem holding a directory, and the directory. */
 function findDir(k: Kernel, name: string): { fs: DaxFilesystem; dir: Directory } {
   for (const fs of mountedFilesystems(k)) {
@@ -79,8 +86,8 @@ function* dropIfDontcache(fs: DaxFilesystem, inode: Inode): Op {
 
 /** mkdir(2) in directory `in` (default the root): the new directory inherits FS_XFLAG_DAX where the filesystem does. */
 export function* mkdir(k: Kernel, a: { dir: string; in?: string; device?: string }): Op {
-  const fs = a.device !== undefined ? (k.device(a.device).fs as DaxFilesystem | null) : (a.in !== undefined ? findDir(k, a.in).fs : mountedFilesystems(k)[0]);
-  if (!fs || !fs.mounted) throw new KernelError('ENOENT', a.device !== undefined ? `${a.device} is not mounted` : 'no filesystem is mounted');
+  const fs = a.device !== undefined ? mountedOn(k, a.device) : a.in !== undefined ? findDir(k, a.in).fs : mountedFilesystems(k)[0];
+  if (!fs) throw new KernelError('ENOENT', 'no filesystem is mounted');
   if (fs.dirs.has(a.dir) || k.files.has(a.dir)) throw new KernelError('EEXIST', `'${a.dir}' exists`);
   const parent = fs.dir(a.in ?? '/');
   // xfs_inode_inherit_flags2() / ext4_inherit_flags(): directories inherit it as files do
