@@ -427,10 +427,38 @@ describe('set_mempolicy()', () => {
     expect(node(k, 'm', 0)).toBe(1);
   });
 
-  it('mpol_new() refusals are EINVAL as for mbind()', () => {
+  it('mpol_new() refusals are EINVAL as for mbind(); MPOL_PREFERRED_MANY is v5.15', () => {
+    expect(code(() => { const o = kernel('v5.10'); o.run(o.setMempolicy({ policy: 'preferred-many', nodes: [1] })); })).toBe('EINVAL');
     const k = kernel();
+    k.run(k.setMempolicy({ policy: 'preferred-many', nodes: [1] }));
     expect(code(() => k.run(k.setMempolicy({ policy: 'interleave' })))).toBe('EINVAL');
     expect(code(() => k.run(k.setMempolicy({ policy: 'default', nodes: [0] })))).toBe('EINVAL');
     expect(code(() => k.run(k.setMempolicy({ policy: 'bind', nodes: [7] })))).toBe('EINVAL');
+  });
+});
+
+describe('move_pages() on v5.4', () => {
+  it('a page already on the target node is left unwritten when nothing in its batch moves (fixed by e0153fc2c760, v5.6)', () => {
+    // v5.4: add_page_for_migration() returns 0 for "already there" as for "queued", and the last
+    // flush (out_flush) returns early on an empty list without store_status()
+    const v54 = kernel('v5.4');
+    written(v54, 'm', 2);
+    expect(v54.run(v54.movePages({ map: 'm', page: 0, pages: 2, node: 0 })).status).toEqual([null, null]);
+    // with a page to move in the same batch, the flush stores the node over the whole batch
+    expect(v54.run(v54.movePages({ map: 'm', page: 0, pages: 2, node: [0, 1] })).status).toEqual([0, 1]);
+    const v510 = kernel('v5.10');
+    written(v510, 'm', 2);
+    expect(v510.run(v510.movePages({ map: 'm', page: 0, pages: 2, node: 0 })).status).toEqual([0, 0]);
+  });
+
+  it('a failed batch returns its failures alone on v5.4, plus the pages not attempted from v5.6', () => {
+    for (const [version, want] of [['v5.4', 1], ['v5.10', 2]] as const) {
+      const k = kernel(version);
+      written(k, 'm', 2);
+      k.run(k.gup({ map: 'm', page: 0, as: 'ref' }, false));
+      // page 0 (node 1) fails; the node changes at page 1, so its batch is flushed at i = 1:
+      // v5.6+: 1 failure + nr_pages - i = 1 + 1 = 2; v5.4: 1
+      expect({ version, r: k.run(k.movePages({ map: 'm', page: 0, pages: 2, node: [1, 0] })).notMigrated }).toEqual({ version, r: want });
+    }
   });
 });

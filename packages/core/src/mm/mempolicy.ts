@@ -117,6 +117,8 @@ export class Numa {
    * with memory (N_MEMORY), and an empty result is EINVAL; PREFERRED keeps the first.
    */
   private newPolicy(call: string, mode: MpolMode, nodes: readonly number[]): VmaPolicy | undefined {
+    // sanitize_mpol_flags(): a mode >= MPOL_MAX is EINVAL; MPOL_PREFERRED_MANY is v5.15 (b27abaccf8e8 [M])
+    if (mode === 'preferred-many' && !kernelAtLeast(this.k.version, 5, 15)) throw new KernelError('EINVAL', `${call}(MPOL_PREFERRED_MANY): this release has no such mode (v5.15)`);
     if ((mode === 'default' || mode === 'local') && nodes.length > 0) throw new KernelError('EINVAL', `${call}(MPOL_${mode.toUpperCase()}) with a nodemask`);
     if (mode === 'default') return undefined;
     if (mode === 'local' || (mode === 'preferred' && nodes.length === 0)) return { mode: 'local', nodes: [] };
@@ -485,8 +487,7 @@ export class Numa {
    * ENODEV for the whole call. Queued pages move together when the target node changes or a page
    * is not queued (move_pages_and_store_status()); if some folios do not migrate, the call returns
    * how many pages were not migrated — those folios plus every page after the batch — and the
-   * batch's status entries are left unwritten (null here). v5.4 returned the folio count only
-   * (5984fabb6e82 counted the pages not attempted, v5.6 [M]).
+   * batch's status entries are left unwritten (null here). v5.4 differs as the loop says.
    */
   *movePages(mm: Mm, vpns: readonly number[], nodes: readonly number[] | null, all: boolean): Op<{ status: (number | string | null)[]; notMigrated: number }> {
     const k = this.k;
@@ -502,11 +503,17 @@ export class Numa {
     let list: Queued[] = [];
     let start = 0;
     let current = -1;
-    const flush = (node: number, i: number): number => {
-      if (list.length === 0) return 0;
-      const failed = this.migrate(list, () => node);
+    // v5.4 (before e0153fc2c760 "mm: move_pages: return valid node id in status if the page is
+    // already on the target node" and 5984fabb6e82, v5.6 [M]): a page already on its node stays in
+    // the batch like a queued one, each flush stores the node over the batch's whole range -- but
+    // the last flush stores nothing when nothing was queued -- and a failed batch returns its
+    // failures alone
+    const old = !kernelAtLeast(k.version, 5, 6);
+    const flush = (node: number, i: number, last: boolean): number => {
+      if (list.length === 0 && (!old || last)) return 0;
+      const failed = list.length > 0 ? this.migrate(list, () => node) : 0;
       list = [];
-      if (failed > 0) return failed + (kernelAtLeast(k.version, 5, 6) ? vpns.length - i : 0);
+      if (failed > 0) return failed + (old ? 0 : vpns.length - i);
       for (let j = start; j < i; j++) status[j] = node;
       return 0;
     };
@@ -516,20 +523,20 @@ export class Numa {
         current = node;
         start = i;
       } else if (node !== current) {
-        const err = flush(current, i);
+        const err = flush(current, i, false);
         if (err) return { status, notMigrated: err };
         start = i;
         current = node;
       }
       const r = this.addPage(mm, vpns[i]!, current, list, all);
-      if (r === 'queued') continue;
+      if (r === 'queued' || (old && typeof r === 'number')) continue;
       status[i] = r;
-      const err = flush(current, i);
+      const err = flush(current, i, false);
       // "We have accounted for page i"
-      if (err) return { status, notMigrated: err - (kernelAtLeast(k.version, 5, 6) ? 1 : 0) };
+      if (err) return { status, notMigrated: err - (old ? 0 : 1) };
       current = -1;
     }
-    return { status, notMigrated: flush(current, vpns.length) };
+    return { status, notMigrated: flush(current, vpns.length, true) };
   }
 
   /** add_folio_for_migration() (add_page_for_migration() before v6.12): 'queued', the node it is already on, or an errno. */
