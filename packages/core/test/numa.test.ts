@@ -462,3 +462,32 @@ describe('move_pages() on v5.4', () => {
     }
   });
 });
+
+describe('allocation failure on the target node', () => {
+  it('a small page: migrate_pages() gives up with -ENOMEM; move_pages() fails with ENOMEM, mbind() still returns 0 (EIO with STRICT); nothing was unmapped', () => {
+    const k = kernel();
+    const [old] = written(k, 'm', 1);
+    k.faultInject.arm('page-alloc');
+    expect(code(() => k.run(k.movePages({ map: 'm', page: 0, node: 1 })))).toBe('ENOMEM');
+    expect([k.pfnOf({ map: 'm', page: 0 }), k.refcount(old!), k.mapcount(old!)]).toEqual([old, 1, 1]);
+    k.faultInject.arm('page-alloc');
+    k.run(k.mbind({ map: 'm', policy: 'bind', nodes: [1], move: true }));
+    k.faultInject.arm('page-alloc');
+    expect(code(() => k.run(k.mbind({ map: 'm', policy: 'bind', nodes: [1], move: true, strict: true })))).toBe('EIO');
+    expect(k.pfnOf({ map: 'm', page: 0 })).toBe(old);
+  });
+
+  it('a THP whose new THP cannot be allocated is split and its pages moved one by one (try_split_folio())', () => {
+    const k = kernel();
+    k.run(k.mmap({ anon: true, length: 4 * MiB, write: true, as: 'mem' }));
+    k.run(k.madvise({ map: 'mem', advice: 'hugepage', offset: 2 * MiB, length: 2 * MiB }));
+    k.run(k.write({ map: 'mem', page: 512, data: 'T' }));
+    k.faultInject.arm('page-alloc'); // the order-9 allocation fails, the order-0 ones after it succeed
+    expect(k.run(k.movePages({ map: 'mem', page: 512, node: 1 }))).toEqual({ status: [1], notMigrated: 0 });
+    // every page of the split THP moved (the split put them all on the list), as order-0 folios under PTEs
+    expect([node(k, 'mem', 512), node(k, 'mem', 1023), k.folios.order(k.pfnOf({ map: 'mem', page: 512 })!)]).toEqual([1, 1, 0]);
+    const mm = k.process(undefined);
+    expect(k.vm.lookup(mm, mm.ranges.get('mem')!.start + 512)!.pte.level).toBe('pte');
+    expect(k.run(k.read({ map: 'mem', page: 512 }))).toBe('T');
+  });
+});

@@ -106,7 +106,9 @@ export class Numa {
     let nrFailed = failed;
     // MPOL_DEFAULT migrates to where the task policy allocates ("Convert MPOL_DEFAULT's NULL to task or default policy")
     const target = policy ?? mm.taskPolicy ?? { mode: 'local', nodes: [] };
-    if (list.length > 0) nrFailed += this.migrate(list, (q) => this.policyNode(target.mode, target.nodes, interleaveIndex(q.vma, q.vpn, k.folios.order(q.head))));
+    // do_mbind(): "nr_failed |= migrate_pages()": -ENOMEM counts as a failure, which only STRICT reports (EIO)
+    const moved = list.length > 0 ? this.migrate(list, (q) => this.policyNode(target.mode, target.nodes, interleaveIndex(q.vma, q.vpn, k.folios.order(q.head)))) : 0;
+    nrFailed += moved === 'ENOMEM' ? 1 : moved;
     yield* [];
     if (nrFailed > 0 && strict) throw new KernelError('EIO', `mbind(MPOL_MF_STRICT): ${nrFailed} misplaced folio(s) could not be moved`);
   }
@@ -333,35 +335,50 @@ export class Numa {
 
   /**
    * migrate_pages(MIGRATE_SYNC) (mm/migrate.c) of the isolated folios, each to `target(q)`. A
-   * PMD-sized THP is split first where the arch cannot migrate it whole (try_split_folio(); a
-   * failed split fails the folio). Returns how many folios did not move (each stays where it was,
+   * PMD-sized THP is split first where the arch cannot migrate it whole, and a large folio whose
+   * new folio cannot be allocated is split and its pages tried one by one (try_split_folio(); a
+   * failed split fails the folio). A small folio whose page cannot be allocated ends the call:
+   * "when memory is low, don't bother to try to migrate other folios" -- migrate_pages() returns
+   * -ENOMEM. Otherwise returns how many folios did not move (each stays where it was,
    * putback_movable_pages()).
    */
-  private migrate(list: Queued[], target: (q: Queued) => number): number {
+  private migrate(list: Queued[], target: (q: Queued) => number): number | 'ENOMEM' {
     const k = this.k;
     let failed = 0;
     for (const q of list) {
       k.folios.get(q.head, 1, 'folio_isolate_lru');
       const nr = k.folios.nr(q.head);
-      if (nr > 1 && nr === k.vm.pmdPages && !this.thpMigration()) {
-        // try_split_folio() -> split_folio(): the isolation reference stays on the head page; each
-        // other page still mapped is isolated on its own (the split puts them on the list)
-        if (!k.thp.splitFolio(q.head)) {
-          k.folios.put(q.head, 1, 'putback_movable_pages');
-          failed++;
-          continue;
-        }
-        for (let i = 0; i < nr; i++) {
-          const pfn = q.head + i;
-          if (i > 0) {
-            if (k.folios.rc(pfn) === 0) continue;
-            k.folios.get(pfn, 1, 'split_folio_to_list: isolated subpage');
-          }
-          if (!this.migrateFolio({ ...q, head: pfn, vpn: q.vpn + i }, target)) failed++;
-        }
+      const cannotMoveWhole = nr > 1 && nr === k.vm.pmdPages && !this.thpMigration();
+      const r = cannotMoveWhole ? 'split' : this.migrateFolio(q, target);
+      if (r === 'moved') continue;
+      if (r === 'failed') {
+        failed++;
         continue;
       }
-      if (!this.migrateFolio(q, target)) failed++;
+      if (r === 'enomem' && nr === 1) {
+        k.folios.put(q.head, 1, 'putback_movable_pages: -ENOMEM');
+        return 'ENOMEM';
+      }
+      // try_split_folio() -> split_folio(): the isolation reference stays on the head page; each
+      // other page still mapped is isolated on its own (the split puts them on the list)
+      if (!k.thp.splitFolio(q.head)) {
+        k.folios.put(q.head, 1, 'putback_movable_pages: the split failed');
+        failed++;
+        continue;
+      }
+      for (let i = 0; i < nr; i++) {
+        const pfn = q.head + i;
+        if (i > 0) {
+          if (k.folios.rc(pfn) === 0) continue;
+          k.folios.get(pfn, 1, 'split_folio_to_list: isolated subpage');
+        }
+        const sub = this.migrateFolio({ ...q, head: pfn, vpn: q.vpn + i }, target);
+        if (sub === 'enomem') {
+          k.folios.put(pfn, 1, 'putback_movable_pages: -ENOMEM');
+          return 'ENOMEM';
+        }
+        if (sub === 'failed') failed++;
+      }
     }
     return failed;
   }
@@ -381,23 +398,35 @@ export class Numa {
    * each page its PageAnonExclusive (RMAP_EXCLUSIVE for a writable or readable-exclusive entry).
    * The old folio is freed with the isolation reference. True when it moved.
    */
-  private migrateFolio(q: Queued, target: (q: Queued) => number): boolean {
+  private migrateFolio(q: Queued, target: (q: Queued) => number): 'moved' | 'failed' | 'enomem' {
     const k = this.k;
     const src = q.head;
     const nr = k.folios.nr(src);
     // a page-cache folio (shmem, a disk file); a COW copy in a private file mapping is anon
     const file = k.folios.isAnon(src) ? undefined : q.vma.cacheFile;
-    const fail = (why: string): boolean => {
+    const fail = (why: string): 'failed' => {
       k.folios.put(src, 1, `putback_movable_pages: ${why}`);
-      return false;
+      return 'failed';
     };
     if ((k.folios.flags(src) & PG.hugetlb) !== 0) throw KernelError.unsupported('EOPNOTSUPP', 'hugetlb folio migration is not modelled');
     // secretmem_migrate_folio(): -EBUSY, always
     if (file?.secretmem) return fail('secretmem_migrate_folio: -EBUSY');
+    // migrate_folio_unmap(): the new folio is allocated on the target node before anything is
+    // unmapped; -ENOMEM leaves the folio isolated for the caller (split or give up)
+    const node = target(q);
+    const p = k.pages;
+    const srcSlot = p.slot(src);
+    const mapping = p.mapping[srcSlot]!;
+    const dst = nr > 1 ? k.ram.allocAnonLarge(0, Math.log2(nr), node) : file ? k.ram.allocFile(mapping, 0, node) : k.ram.allocAnon(0, '', node);
+    if (dst === null) return 'enomem';
+    const abandon = (why: string): 'failed' => {
+      k.folios.put(dst, 1, 'migrate_folio_undo_dst: the unused new folio');
+      return fail(why);
+    };
     const anonExclusiveEra = k.features['wp-reuse'] === 'anon-exclusive';
     const maps = this.mappings(src);
     if (anonExclusiveEra && k.folios.maybeDmaPinned(src) && maps.some((m) => (k.folios.flags(m.level === 'pte' ? m.pfn : src) & PG.anonExclusive) !== 0)) {
-      return fail('try_to_migrate_one: an exclusive page may be pinned');
+      return abandon('try_to_migrate_one: an exclusive page may be pinned');
     }
     // try_to_migrate(): each mapping becomes a migration entry (its rmap and reference go)
     const entries: MigrationEntry[] = [];
@@ -415,16 +444,7 @@ export class Numa {
     const expected = 1 + (file || swapCache ? 1 : 0);
     if (k.folios.rc(src) !== expected) {
       this.remap(entries, src, src);
-      return fail(`folio_migrate_mapping: refcount ${k.folios.rc(src)}, expected ${expected}: -EAGAIN after 10 passes`);
-    }
-    const node = target(q);
-    const p = k.pages;
-    const srcSlot = p.slot(src);
-    const mapping = p.mapping[srcSlot]!;
-    const dst = nr > 1 ? k.ram.allocAnonLarge(0, Math.log2(nr), node) : file ? k.ram.allocFile(mapping, 0, node) : k.ram.allocAnon(0, '', node);
-    if (dst === null) {
-      this.remap(entries, src, src);
-      return fail('no page on the target node (-ENOMEM)');
+      return abandon(`folio_migrate_mapping: refcount ${k.folios.rc(src)}, expected ${expected}: -EAGAIN after 10 passes`);
     }
     // folio_migrate_mapping() + folio_migrate_flags() + folio_copy()
     for (let i = 0; i < nr; i++) {
@@ -447,7 +467,7 @@ export class Numa {
     // the allocation reference (a file folio's became the page cache's)
     if (!file) k.folios.put(dst, 1, 'migrate_folio_move: folio_put(dst)');
     k.folios.put(src, 1, 'migrate_folio_done: the isolation reference');
-    return true;
+    return 'moved';
   }
 
   /** remove_migration_ptes(src, to): each migration entry becomes a present entry for `to` (a reference and an rmap each). */
@@ -513,6 +533,7 @@ export class Numa {
       if (list.length === 0 && (!old || last)) return 0;
       const failed = list.length > 0 ? this.migrate(list, () => node) : 0;
       list = [];
+      if (failed === 'ENOMEM') throw new KernelError('ENOMEM', `move_pages: no memory on node ${node} (migrate_pages() -ENOMEM)`);
       if (failed > 0) return failed + (old ? 0 : vpns.length - i);
       for (let j = start; j < i; j++) status[j] = node;
       return 0;
@@ -624,7 +645,9 @@ export class Numa {
       const last = Math.max(...vmas.map((v) => v.start + v.pages));
       const { list, failed } = this.queue(mm, first, last, { nmask: new Set([source]), invert: false, move, strict: false, discontig: true });
       const target = dest;
-      notMoved += this.migrate(list, () => target) + (kernelAtLeast(this.k.version, 6, 7) ? failed : 0);
+      const moved = this.migrate(list, () => target);
+      if (moved === 'ENOMEM') throw new KernelError('ENOMEM', `migrate_pages: no memory on node ${target} (migrate_to_node() -ENOMEM)`);
+      notMoved += moved + (kernelAtLeast(this.k.version, 6, 7) ? failed : 0);
     }
     return notMoved;
   }
