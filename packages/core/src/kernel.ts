@@ -836,6 +836,12 @@ export class Kernel {
     yield* [];
   }
 
+  /** close() of the process's userfaultfd (userfaultfd_release()): its ranges are unregistered and its waiters woken. */
+  *uffdClose(a: { process?: string }): Op {
+    this.uffd.close(this.uffdCtxOf(this.process(a.process)));
+    yield* [];
+  }
+
   /** ioctl(UFFDIO_UNREGISTER) of a mapping's range. */
   *uffdUnregister(a: { map: string; offset?: number; length?: number; process?: string }): Op {
     const { ctx, start, pages } = this.uffdRange(a);

@@ -577,3 +577,26 @@ describe('read() of the userfaultfd (uffd-read)', () => {
     expect(finish(reader)).toBe('for-child');
   });
 });
+
+describe('close() of the userfaultfd (uffd-close)', () => {
+  it('unregisters every range and wakes the sleeping fault, which the kernel then resolves (the zero page)', () => {
+    const k = kernel();
+    registered(k, { pages: 2 });
+    const reader = startBlocked(k.read({ map: 'm', page: 0 }));
+    k.run(k.uffdClose({}));
+    expect(finish(reader)).toBe('');
+    expect(k.isZeroPfn(k.pfnOf({ map: 'm', page: 0 })!)).toBe(true);
+    const mm = k.process(undefined);
+    expect(mm.vmas.filter((v) => v.name === 'm').map((v) => [v.pages, v.uffd === undefined, v.flags.uffdMissing === undefined])).toEqual([[2, true, true]]);
+  });
+
+  it('a fork waiting for its UFFD_EVENT_FORK to be read returns once the userfaultfd is closed', () => {
+    const k = kernel();
+    registered(k, { features: ['event-fork'] });
+    const fork = startBlocked(k.fork({ as: 'child' }));
+    k.run(k.uffdClose({}));
+    finish(fork);
+    // release_new_ctx: the child's copy of the registration goes with the unread event
+    expect(k.processes.get('child')!.vmas.find((v) => v.name === 'm')!.uffd).toBeUndefined();
+  });
+});

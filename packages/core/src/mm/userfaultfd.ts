@@ -46,7 +46,7 @@ import { nonPresent } from './exclusive.js';
  * Not modelled: UFFDIO_COPY / CONTINUE into hugetlb and WRITEPROTECT of shmem or hugetlb
  * (refused as not modelled), PTE markers, UFFDIO_MOVE / POISON, the uffd-wp bit across swap,
  * THP split and migration, non-cooperative events other than fork (remap, remove, unmap),
- * UFFD_FEATURE_THREAD_ID, closing the userfaultfd.
+ * UFFD_FEATURE_THREAD_ID.
  */
 
 /** UFFD_FEATURE_* names the model knows, as scenarios spell them. */
@@ -196,6 +196,24 @@ export class Userfaultfd {
       vma.uffd = ctx;
       k.vm.mergeAround(vma);
     }
+  }
+
+  /**
+   * close() of the last reference (userfaultfd_release()): every VMA of the ctx is unregistered
+   * (VM_UFFD_* cleared, merged back), ctx->released is set and every waiter is woken — a sleeping
+   * fault retries and the kernel resolves it (a later handle_userfault() on a released ctx is
+   * VM_FAULT_NOPAGE), a fork waiting on its event returns.
+   */
+  close(ctx: UffdCtx): void {
+    const k = this.k;
+    ctx.released = true;
+    for (const vma of [...ctx.mm.vmas]) {
+      if (vma.uffd !== ctx) continue;
+      clearUffd(vma);
+      k.vm.mergeAround(vma);
+    }
+    ctx.msgs.length = 0;
+    for (const [name, c] of this.byProcess) if (c === ctx) this.byProcess.delete(name);
   }
 
   /** UFFDIO_UNREGISTER (userfaultfd_unregister()): the flags go, and faults waiting there wake (they see no ctx). */
@@ -502,6 +520,10 @@ export class Userfaultfd {
   *awaitForkEvents(child: string): Op {
     for (const { msg, octx } of this.forkWaits.get(child) ?? []) {
       yield* waitUntil(`fork of ${octx.mm.name}: UFFD_EVENT_FORK waits for the monitor to read it (userfaultfd_event_wait_completion)`, () => msg.read || octx.released);
+      // the monitor closed its userfaultfd without reading the event: the child's ctx is released
+      // too ("release_new_ctx"), so its VMAs leave it
+      const nctx = this.forked.get(msg);
+      if (!msg.read && nctx) this.close(nctx);
       this.forked.delete(msg);
     }
     this.forkWaits.delete(child);

@@ -110,6 +110,7 @@ export function stepOp(k: Kernel, step: Step, failures: string[]): Op<unknown> {
     case 'uffd-zeropage': return k.uffdZeropage(a);
     case 'uffd-continue': return k.uffdContinue(a);
     case 'uffd-writeprotect': return k.uffdWriteprotect(a);
+    case 'uffd-close': return k.uffdClose(a);
     case 'uffd-read':
       return (function* () {
         const want = (step.args as { expect?: Record<string, unknown> }).expect;

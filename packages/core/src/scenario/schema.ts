@@ -598,6 +598,9 @@ export const OP_ARGS = {
     }).optional().describe('what the message must say'),
     process: Name.optional().describe('the process whose userfaultfd is read (default init)'),
   }).describe('read() of the userfaultfd: the oldest unread UFFD_EVENT_PAGEFAULT of a sleeping fault, then UFFD_EVENT_FORK (reading it lets the fork return and hands over the child\'s userfaultfd)'),
+  'uffd-close': obj({
+    process: Name.optional().describe('the process whose userfaultfd is closed (default init)'),
+  }).describe('close() of the userfaultfd (userfaultfd_release()): every range it has is unregistered and every fault waiting on it is resolved by the kernel'),
   'uffd-writeprotect': obj({
     ...uffdRange,
     enable: Flag.describe('true: UFFDIO_WRITEPROTECT_MODE_WP (write-protect, set uffd-wp); false: resolve (clear uffd-wp, wake the waiting faults)'),
