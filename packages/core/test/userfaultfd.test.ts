@@ -65,10 +65,10 @@ function registered(k: Kernel, opts: { pages?: number; write?: boolean; mode?: (
 describe('UFFDIO_API: the features reported per release and arch', () => {
   it('x86-64: fork events and SIGBUS everywhere, PAGEFAULT_FLAG_WP from v5.7, MINOR_HUGETLBFS v5.13, MINOR_SHMEM v5.14, WP_HUGETLBFS_SHMEM v5.19', () => {
     const got = Object.fromEntries(RELEASES.map((v) => [v, [...kernel(v).uffd.available()].sort()]));
-    const all = ['event-fork', 'minor-hugetlbfs', 'minor-shmem', 'pagefault-flag-wp', 'sigbus', 'wp-hugetlbfs-shmem'];
+    const all = ['event-fork', 'minor-hugetlbfs', 'minor-shmem', 'missing-hugetlbfs', 'missing-shmem', 'pagefault-flag-wp', 'sigbus', 'wp-hugetlbfs-shmem'];
     expect(got).toEqual({
-      'v5.4': ['event-fork', 'sigbus'],
-      'v5.10': ['event-fork', 'pagefault-flag-wp', 'sigbus'],
+      'v5.4': ['event-fork', 'missing-hugetlbfs', 'missing-shmem', 'sigbus'],
+      'v5.10': ['event-fork', 'missing-hugetlbfs', 'missing-shmem', 'pagefault-flag-wp', 'sigbus'],
       ...Object.fromEntries(RELEASES.filter((v) => v !== 'v5.4' && v !== 'v5.10').map((v) => [v, all])),
     });
   });

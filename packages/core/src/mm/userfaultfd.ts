@@ -50,7 +50,7 @@ import { nonPresent } from './exclusive.js';
  */
 
 /** UFFD_FEATURE_* names the model knows, as scenarios spell them. */
-export const UFFD_FEATURES = ['event-fork', 'sigbus', 'pagefault-flag-wp', 'minor-hugetlbfs', 'minor-shmem', 'wp-hugetlbfs-shmem'] as const;
+export const UFFD_FEATURES = ['event-fork', 'missing-hugetlbfs', 'missing-shmem', 'sigbus', 'pagefault-flag-wp', 'minor-hugetlbfs', 'minor-shmem', 'wp-hugetlbfs-shmem'] as const;
 export type UffdFeature = (typeof UFFD_FEATURES)[number];
 /** UFFDIO_REGISTER_MODE_* */
 export const UFFD_MODES = ['missing', 'wp', 'minor'] as const;
@@ -61,6 +61,9 @@ type Reason = 'missing' | 'wp' | 'minor';
 /** The release each feature entered UFFD_API_FEATURES (include/uapi/linux/userfaultfd.h). */
 const FEATURE_SINCE: Record<UffdFeature, readonly [number, number]> = {
   'event-fork': [4, 11], // 893e26e61d04 "userfaultfd: non-cooperative: Add fork() event"
+  // informational: MISSING registration of hugetlbfs and shmem works (v4.11, with the shmem and hugetlbfs support)
+  'missing-hugetlbfs': [4, 11],
+  'missing-shmem': [4, 11],
   sigbus: [4, 14], // 2d6d6f5a09a9 "mm: userfaultfd: add new UFFD_FEATURE_SIGBUS feature"
   'pagefault-flag-wp': [5, 7], // e06f1e1dd499 "userfaultfd: wp: enabled write protection in userfaultfd API"
   'minor-hugetlbfs': [5, 13], // 7677f7fd8be7 "userfaultfd: add minor fault registration mode"
