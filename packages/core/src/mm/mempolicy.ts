@@ -61,9 +61,9 @@ interface QueueWalk {
  * The caller runs on a CPU of node 0 (numa_node_id()). Migration is one atomic step: migration
  * entries exist only inside it, so no other thread sees them (migration_entry_wait() is not modelled).
  * mbind() also sets the VMA policy, which anonymous faults, swap-in and COW copies then follow
- * (allocNode()), and tmpfs files keep it as their shared policy (fileNode()). Not modelled:
- * set_mempolicy() (the task policy stays the default), hugetlb migration (refused),
- * MPOL_MF_LAZY, cpusets.
+ * (allocNode()), falling back to the task policy set_mempolicy() gives, and tmpfs files keep it as
+ * their shared policy (fileNode()). Not modelled: the task policy for shmem allocations, hugetlb
+ * migration (refused), MPOL_MF_LAZY, cpusets.
  */
 export class Numa {
   /** nodes with memory (node_states[N_MEMORY]): 0 .. nodes - 1 */
