@@ -85,3 +85,15 @@ describe('ext4: ext4_dax_dontcache() only under dax=inode', () => {
     expect(m.violations).toEqual([]);
   });
 });
+
+describe('ext4: no I_DONTCACHE where the mount decides, nor for a directory', () => {
+  it('dax=always: chattr -x on a file and +x on a directory mark nothing; every regular file stays DAX', () => {
+    const { k } = mounted('v6.6', 'always');
+    k.run(k.mkdir({ dir: 'd' }));
+    k.run(k.create({ file: 'f', size: PAGE, dir: 'd' }));
+    k.run(k.chattr({ dir: 'd', dax: true }));
+    k.run(k.chattr({ file: 'f', dax: false }));
+    k.run(k.create({ file: 'g', size: PAGE, dir: 'd' }));
+    expect([k.file('f').inode.dontcache, statxDax(k, 'f'), daxFlagOf(k, { file: 'g' }), statxDax(k, 'g')]).toEqual([false, true, true, true]);
+  });
+});

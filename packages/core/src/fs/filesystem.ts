@@ -218,7 +218,7 @@ export abstract class DaxFilesystem implements FsHandle, DaxIomapOps {
     });
   }
 
-  /** An open file, a VMA or a page-cache folio a VMA maps holds the inode (i_count). */
+  /** An open file, or a VMA mapping it (through DAX or its page cache), holds the inode (i_count). */
   inUse(inode: Inode): boolean {
     return inode.opens > 0 || inode.mapping.mmaps.size > 0 || (inode.cache?.mapping.mmaps.size ?? 0) > 0;
   }
