@@ -19,7 +19,7 @@ const advise = (k: Kernel, map: string, advice: Parameters<Kernel['madvise']>[0]
 const pages = (n: number) => n * 4 * KiB;
 /** 'ok' or the errno of a read / write of one page (SIGSEGV is a signal the model reports as an error). */
 const access = (k: Kernel, map: string, page: number, write: boolean, process?: string): string =>
-  code(() => k.run(write ? k.write({ map, page, data: 'x', ...(process ? { process } : {}) }) : k.read({ map, page, ...(process ? { process } : {}) }))) ?? 'ok';
+  code(() => (write ? k.run(k.write({ map, page, data: 'x', ...(process ? { process } : {}) })) : k.run(k.read({ map, page, ...(process ? { process } : {}) })))) ?? 'ok';
 const guarded = (k: Kernel, map: string, n: number, process?: string): boolean[] => Array.from({ length: n }, (_, i) => access(k, map, i, false, process) === 'SIGSEGV');
 
 describe('MADV_GUARD_INSTALL / MADV_GUARD_REMOVE per release (madvise_behavior_valid: 662df3e5c376, v6.13)', () => {

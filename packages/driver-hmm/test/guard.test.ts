@@ -28,7 +28,8 @@ describe('hmm_range_fault() over a guard marker', () => {
     for (const write of [false, true]) {
       let err: unknown = null;
       try {
-        k.run(write ? k.deviceWrite({ device: 'dmirror0', map: 'buf', page: 0, data: 'd' }) : k.deviceRead({ device: 'dmirror0', map: 'buf', page: 0 }));
+        if (write) k.run(k.deviceWrite({ device: 'dmirror0', map: 'buf', page: 0, data: 'd' }));
+        else k.run(k.deviceRead({ device: 'dmirror0', map: 'buf', page: 0 }));
       } catch (e) {
         err = e;
       }
