@@ -82,6 +82,36 @@ export class Xfs extends DaxFilesystem {
     return { dontcache: file !== null && daxTriState(this.k.version) && this.daxMode === 'inode' && file.daxFlag !== on };
   }
 
+  /**
+   * v5.4 xfs_ioctl_setattr_dax_invalidate(): when the requested flag differs from IS_DAX() of a
+   * regular file, IOLOCK and MMAPLOCK exclusive, filemap_write_and_wait() and
+   * invalidate_inode_pages2() (every mapping unmapped, the page cache or the clean DAX entries
+   * dropped) "in preparation for flag change" — which then changes no S_DAX (the switch in
+   * xfs_diflags_to_linux() is `#if 0`). Modelled on a mount without -o dax only: with it, whether
+   * v5.4 still invalidated (the early return for XFS_MOUNT_DAX) was not checked. v5.8 replaced it
+   * with xfs_ioctl_setattr_prepare_dax(), which only marks the inode I_DONTCACHE.
+   */
+  override *prepareDaxFlagChange(inode: Inode, on: boolean): Op {
+    if (daxTriState(this.k.version) || this.daxMode !== 'inode' || on === inode.sDax) return;
+    yield* this.lockInode(inode);
+    try {
+      yield* this.lockFaults(inode);
+      try {
+        this.step(inode, 'xfs_ioctl_setattr_dax_invalidate');
+        if (inode.cache) {
+          this.writeback(inode);
+          yield* this.k.pageCache.punchHole(inode.cache, 0, inode.cache.pages * this.pageSize);
+        } else {
+          yield* this.k.dax.invalidateInodePages2Range(inode, 0, Infinity);
+        }
+      } finally {
+        this.unlockFaults(inode);
+      }
+    } finally {
+      this.unlockInode(inode);
+    }
+  }
+
   private reflinkExcludesDax(): boolean {
     return !kernelAtLeast(this.k.version, 6, 9);
   }

@@ -99,6 +99,22 @@ describe('XFS: S_DAX changes only when the inode is evicted', () => {
     expect(k.file('f').inode.sDax).toBe(true);
   });
 
+  it('v5.4 xfs_ioctl_setattr_dax_invalidate(): the change of a mapped page-cache file writes it back, unmaps it and empties the cache, and leaves S_DAX alone', () => {
+    const { k } = boot('v5.4', false);
+    k.run(k.create({ file: 'f', size: PAGE }));
+    k.run(k.mmap({ file: 'f', length: PAGE, shared: true, write: true, as: 'm' }));
+    k.run(k.write({ map: 'm', page: 0, data: 'kept' }));
+    const folio = k.pfnOf({ map: 'm', page: 0 })!;
+    k.run(k.chattr({ file: 'f', dax: true }));
+    expect([k.isMappedIn({ map: 'm', page: 0 }), k.pfnOf({ file: 'f', page: 0 }), k.refcount(folio), k.file('f').inode.sDax]).toEqual([false, null, 0, false]);
+    // the next fault reads a new folio from the block the invalidation wrote
+    expect(k.run(k.read({ map: 'm', page: 0 }))).toBe('kept');
+    expect(k.pfnOf({ map: 'm', page: 0 })).not.toBe(k.file('f').fs.blocks.pfnOf(k.file('f').inode.blocks.get(0)!));
+    k.run(k.munmap({ map: 'm' }));
+    k.run(k.dropCaches({}));
+    expect(k.file('f').inode.sDax).toBe(true);
+  });
+
   it('dax=always: chattr -x marks nothing and S_DAX stays after eviction (the mount decides)', () => {
     const { k } = boot('v6.15', 'always');
     k.run(k.create({ file: 'f', size: PAGE }));

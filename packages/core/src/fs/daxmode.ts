@@ -110,6 +110,7 @@ export function* chattr(k: Kernel, a: { file?: string; dir?: string; dax: boolea
   }
   const { fs, inode } = k.file(a.file!);
   const { dontcache } = fs.checkDaxFlagChange(inode, a.dax);
+  yield* fs.prepareDaxFlagChange(inode, a.dax);
   inode.daxFlag = a.dax;
   if (dontcache) inode.dontcache = true;
   yield* dropIfDontcache(fs, inode);

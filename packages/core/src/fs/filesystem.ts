@@ -266,17 +266,7 @@ export abstract class DaxFilesystem implements FsHandle, DaxIomapOps {
   *evict(inode: Inode): Op {
     if (inode.cache) {
       const cache = inode.cache;
-      for (const [index, pfn] of [...cache.cache].sort((a, b) => a[0] - b[0])) {
-        if (index >= this.pages(inode.size)) continue;
-        const data = this.k.pages.data.get(pfn) ?? '';
-        let block = inode.blocks.get(index);
-        if (block === undefined && data === '') continue;
-        if (block === undefined) {
-          block = this.blocks.alloc(inode.name, index, 1)[0]!;
-          inode.blocks.set(index, block);
-        }
-        this.k.pages.data.set(this.blocks.pfnOf(block), data);
-      }
+      this.writeback(inode);
       this.k.pageCache.evict(cache);
       inode.cache = null;
     } else if (inode.mapping.entries.size > 0) {
@@ -286,6 +276,33 @@ export abstract class DaxFilesystem implements FsHandle, DaxIomapOps {
     this.step(inode, 'evict');
     inode.incore = false;
     inode.dontcache = false;
+  }
+
+  /**
+   * Write every cached page of a file without S_DAX to its block (filemap_write_and_wait, as the
+   * model's writeback: pages are not tracked clean or dirty); a page written over a hole gets a
+   * block, as delalloc conversion gives it one.
+   */
+  protected writeback(inode: Inode): void {
+    for (const [index, pfn] of [...(inode.cache?.cache ?? [])].sort((a, b) => a[0] - b[0])) {
+      if (index >= this.pages(inode.size)) continue;
+      const data = this.k.pages.data.get(pfn) ?? '';
+      let block = inode.blocks.get(index);
+      if (block === undefined && data === '') continue;
+      if (block === undefined) {
+        block = this.blocks.alloc(inode.name, index, 1)[0]!;
+        inode.blocks.set(index, block);
+      }
+      this.k.pages.data.set(this.blocks.pfnOf(block), data);
+    }
+  }
+
+  /**
+   * FS_IOC_FSSETXATTR is about to change FS_XFLAG_DAX of a regular file (after checkDaxFlagChange
+   * accepted it): what the filesystem does to the file first. The base: nothing.
+   */
+  *prepareDaxFlagChange(_inode: Inode, _on: boolean): Op {
+    yield* [];
   }
 
   /**
