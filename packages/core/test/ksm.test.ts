@@ -231,8 +231,8 @@ describe('faults on a KSM page (do_wp_page)', () => {
 });
 
 describe('MADV_UNMERGEABLE (unmerge_ksm_pages -> break_ksm)', () => {
-  it('copies every KSM page of the range back to a private page; read-only from v6.1 (FAULT_FLAG_UNSHARE), writable before', () => {
-    for (const [v, writable] of [['latest', false], ['v6.1', false], ['v5.10', true]] as const) {
+  it('copies every KSM page of the range back to a private page; read-only from v6.2 (FAULT_FLAG_UNSHARE, 6cce3314b928), writable before', () => {
+    for (const [v, writable] of [['latest', false], ['v6.3', false], ['v6.1', true], ['v5.10', true]] as const) {
       const k = kernel(v);
       merged(k, ['x', 'x', 'x']);
       const kpage = pfn(k, 'm', 0);

@@ -80,7 +80,7 @@ describe('/proc/PID/mem writes (FOLL_FORCE | FOLL_WRITE)', () => {
 });
 
 describe('break_ksm() in a VMA without VM_WRITE', () => {
-  it('before v6.1 its FAULT_FLAG_WRITE fault copies the KSM page there too, mapped read-only (maybe_mkwrite)', () => {
+  it('before v6.2 its FAULT_FLAG_WRITE fault copies the KSM page there too, mapped read-only (maybe_mkwrite)', () => {
     const k = kernel('v5.10');
     mapped(k, ['x', 'x'], 'none');
     k.run(k.madvise({ map: 'm', advice: 'mergeable' }));

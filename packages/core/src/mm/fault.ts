@@ -15,7 +15,7 @@ export interface Vmf {
   /** file/device page index of vpn (linear_page_index) */
   readonly pgoff: number;
   readonly write: boolean;
-  /** no FAULT_FLAG_ALLOW_RETRY (break_ksm()'s fault up to v6.0): a userfault is VM_FAULT_SIGBUS (mm/userfaultfd.ts) */
+  /** no FAULT_FLAG_ALLOW_RETRY (break_ksm()'s fault up to v6.1): a userfault is VM_FAULT_SIGBUS (mm/userfaultfd.ts) */
   readonly noRetry?: true;
 }
 

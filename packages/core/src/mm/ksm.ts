@@ -628,8 +628,9 @@ export class Ksm {
   /**
    * unmerge_ksm_pages() -> break_ksm() on each page of [s, e): while the PTE maps a KSM page
    * (or, from v6.6, a KSM-placed zero page: is_ksm_zero_pte), fault it: FAULT_FLAG_UNSHARE from
-   * v6.1 ("mm/ksm: fix KSM COW breaking with userfaultfd-wp via FAULT_FLAG_UNSHARE",
-   * d7c0e68dab98: the copy stays read-only), before it a write fault (FAULT_FLAG_WRITE: the copy
+   * v6.2 (6cce3314b928 "mm/ksm: fix KSM COW breaking with userfaultfd-wp via FAULT_FLAG_UNSHARE",
+   * merged for 6.2 with d7c0e68dab98 "convert break_ksm() to use walk_page_range_vma()": the copy
+   * stays read-only), before it a write fault (FAULT_FLAG_WRITE: the copy
    * is mapped writable where the VMA has VM_WRITE). do_wp_page() copies a KSM page, except
    * v5.1-v5.8's reuse_ksm_page() of one mapped by this PTE alone.
    */
@@ -645,13 +646,13 @@ export class Ksm {
       const page = k.vm.normalPage(leaf.pte, leaf.pte.pfn);
       if (!this.isKsmZeroPte(leaf.pte) && (page === null || !this.isKsm(page))) return;
       if (tries === 2) throw new KernelError('EFAULT', `break_ksm: page ${vpn - vma.start} of '${vma.name}' is still a KSM page after two faults`);
-      if (kernelAtLeast(k.version, 6, 1)) yield* k.faults.unshare(vma, vpn);
+      if (kernelAtLeast(k.version, 6, 2)) yield* k.faults.unshare(vma, vpn);
       else {
         // handle_mm_fault(FAULT_FLAG_WRITE | FAULT_FLAG_REMOTE) checks no VMA permission: in a VMA
         // without VM_WRITE (PROT_READ, PROT_NONE) the copy is made and mapped read-only (maybe_mkwrite).
         // It has no FAULT_FLAG_ALLOW_RETRY, so on a uffd-wp PTE handle_userfault() returns
         // VM_FAULT_SIGBUS, which ends break_ksm()'s loop with 0: the page stays a KSM page (the bug
-        // d7c0e68dab98 fixed in v6.1; mm/userfaultfd.ts)
+        // 6cce3314b928 fixed in v6.2; mm/userfaultfd.ts)
         try {
           yield* k.faults.handle(vma, vpn, true, true, false);
         } catch (e) {

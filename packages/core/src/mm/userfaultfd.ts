@@ -34,7 +34,7 @@ import { nonPresent } from './exclusive.js';
  *   holds — the handler's UFFDIO_COPY / ZEROPAGE / WRITEPROTECT changed the entry, or the range was
  *   unregistered — and the access is retried: the handler is the scenario's next step in another
  *   thread, and a sequential scenario's access `blocks`. A fault that may not retry (break_ksm()'s,
- *   up to v6.0) and any fault of a UFFD_FEATURE_SIGBUS ctx get VM_FAULT_SIGBUS.
+ *   up to v6.1) and any fault of a UFFD_FEATURE_SIGBUS ctx get VM_FAULT_SIGBUS.
  * - UFFDIO_COPY / UFFDIO_ZEROPAGE into anonymous and shmem VMAs and UFFDIO_CONTINUE into shmem
  *   (`mfill_atomic()`, `mfill_atomic_install_pte()`); UFFDIO_WRITEPROTECT on anonymous VMAs
  *   (`mwriteprotect_range()` -> change_protection(MM_CP_UFFD_WP[_RESOLVE])).
@@ -418,7 +418,7 @@ export class Userfaultfd {
 
   /**
    * handle_userfault(vmf, reason). Without a ctx, with UFFD_FEATURE_SIGBUS, or for a fault that may
-   * not retry (no FAULT_FLAG_ALLOW_RETRY: break_ksm() up to v6.0) it is VM_FAULT_SIGBUS; a released
+   * not retry (no FAULT_FLAG_ALLOW_RETRY: break_ksm() up to v6.1) it is VM_FAULT_SIGBUS; a released
    * ctx is VM_FAULT_NOPAGE (the access retries). Else the thread sleeps while
    * userfaultfd_must_wait() holds and the fault returns VM_FAULT_RETRY.
    */
