@@ -251,7 +251,7 @@ export class Userfaultfd {
    * something is mapped there already (-EEXIST). For an anonymous page the entry is:
    * - dirty: only with VM_WRITE up to v5.6 ("pte_mkwrite(pte_mkdirty())"); always from v5.7
    *   (292924b26024 "userfaultfd: wp: apply _PAGE_UFFD_WP bit": pte_mkdirty(mk_pte())), and
-   *   unconditionally for every memory type from v6.0 (9ae0f87d009c);
+   *   unconditionally for every memory type from v5.16 (9ae0f87d009c);
    * - writable only with VM_WRITE and without UFFDIO_COPY_MODE_WP — never in a PROT_READ VMA
    *   (mkdirty.c test_uffdio_copy);
    * - uffd-wp with MODE_WP: up to v6.4 only inside the VM_WRITE branch, from v6.5 (f1eb1bacfba9
@@ -287,7 +287,7 @@ export class Userfaultfd {
    * one) or, for CONTINUE, the cached page. mfill_atomic_install_pte() (v5.14; the same rules
    * before) maps it: writable with VM_WRITE, except a page-cache page in a private mapping and a
    * MODE_WP copy; dirty — an anonymous page from v5.7 always (with VM_WRITE only before), a
-   * page-cache page when writable, and every page from v6.0 (9ae0f87d009c); uffd-wp with MODE_WP.
+   * page-cache page when writable, and every page from v5.16 (9ae0f87d009c); uffd-wp with MODE_WP.
    */
   private *fill(ctx: UffdCtx, start: number, pages: number, mode: 'copy' | 'copy-wp' | 'zeropage' | 'continue', data: string): Op<number> {
     const k = this.k;
@@ -334,7 +334,7 @@ export class Userfaultfd {
       }
       k.folios.addMap(pfn);
       const writable = vma.flags.write && mode !== 'copy-wp' && !(inCache && !vma.flags.shared);
-      const dirty = kernelAtLeast(k.version, 6, 0) || (inCache ? writable : kernelAtLeast(k.version, 5, 7) || vma.flags.write);
+      const dirty = kernelAtLeast(k.version, 5, 16) || (inCache ? writable : kernelAtLeast(k.version, 5, 7) || vma.flags.write);
       const uffdWp = mode === 'copy-wp' && this.archWp() && (vma.flags.write || kernelAtLeast(k.version, 6, 5));
       k.vm.install(vma.mm, vpn, k.faults.pte(pfn, 'pte', { write: writable, dirty, ...(uffdWp ? { uffdWp } : {}) }));
       done++;
