@@ -600,3 +600,16 @@ describe('close() of the userfaultfd (uffd-close)', () => {
     expect(k.processes.get('child')!.vmas.find((v) => v.name === 'm')!.uffd).toBeUndefined();
   });
 });
+
+describe('UFFDIO_COPY_MODE_WP in a VMA without VM_WRITE', () => {
+  it('the uffd-wp bit only inside the VM_WRITE branch up to v5.17; from v5.18 regardless of VM_WRITE (so a later mprotect(PROT_WRITE) still reports the write)', () => {
+    const bit = (version: string) => {
+      const k = kernel(version);
+      registered(k, { write: false, mode: ['missing', 'wp'], features: ['pagefault-flag-wp'] });
+      k.run(k.uffdCopy({ map: 'm', page: 0, data: 'x', wp: true }));
+      k.run(k.mprotect({ map: 'm', write: true }));
+      return [pte(k, 'm', 0)!.uffdWp === true, pte(k, 'm', 0)!.write];
+    };
+    expect([bit('v5.10'), bit('v6.1')]).toEqual([[false, false], [true, false]]);
+  });
+});

@@ -254,8 +254,9 @@ export class Userfaultfd {
    *   unconditionally for every memory type from v5.16 (9ae0f87d009c);
    * - writable only with VM_WRITE and without UFFDIO_COPY_MODE_WP — never in a PROT_READ VMA
    *   (mkdirty.c test_uffdio_copy);
-   * - uffd-wp with MODE_WP: up to v6.4 only inside the VM_WRITE branch, from v6.5 (f1eb1bacfba9
-   *   "mm/uffd: always wr-protect pte in pte|pmd_mkuffd_wp()") whatever VM_WRITE says.
+   * - uffd-wp with MODE_WP: up to v5.17 only inside the VM_WRITE branch, from v5.18 [M] whatever
+   *   VM_WRITE says (Nadav Amit's "userfaultfd: mark uffd_wp regardless of VM_WRITE flag", Fixes
+   *   292924b26024).
    * Returns the pages copied; a partial copy is -EAGAIN after the pages it placed (userfaultfd_copy()).
    */
   *copy(ctx: UffdCtx, start: number, pages: number, data: string, wp: boolean): Op<number> {
@@ -335,7 +336,7 @@ export class Userfaultfd {
       k.folios.addMap(pfn);
       const writable = vma.flags.write && mode !== 'copy-wp' && !(inCache && !vma.flags.shared);
       const dirty = kernelAtLeast(k.version, 5, 16) || (inCache ? writable : kernelAtLeast(k.version, 5, 7) || vma.flags.write);
-      const uffdWp = mode === 'copy-wp' && this.archWp() && (vma.flags.write || kernelAtLeast(k.version, 6, 5));
+      const uffdWp = mode === 'copy-wp' && this.archWp() && (vma.flags.write || kernelAtLeast(k.version, 5, 18));
       k.vm.install(vma.mm, vpn, k.faults.pte(pfn, 'pte', { write: writable, dirty, ...(uffdWp ? { uffdWp } : {}) }));
       done++;
     }
