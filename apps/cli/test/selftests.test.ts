@@ -1081,7 +1081,7 @@ describe('userfaultfd: mkdirty.c test_uffdio_copy and ksm_functional_tests.c tes
     for (const arch of ARCHES) for (const v of RELEASES) expect({ arch, v, verdict: uffdioCopy(arch, v) }).toEqual({ arch, v, verdict: 'pass' });
   });
 
-  it('test_unmerge_uffd_wp: SKIP on v5.4 and without HAVE_ARCH_USERFAULTFD_WP from v5.19; FAIL on x86 v5.10 and v6.1 (break_ksm before 6cce3314b928, v6.2); pass otherwise', () => {
+  it('test_unmerge_uffd_wp: SKIP on v5.4 and without HAVE_ARCH_USERFAULTFD_WP from v5.14; FAIL on x86 v5.10 and v6.1 (break_ksm before 6cce3314b928, v6.2); pass otherwise', () => {
     const got = Object.fromEntries(ARCHES.map((arch) => [arch, RELEASES.map((v) => unmergeUffdWp(arch, v))]));
     // RELEASES: v5.4, v5.10, v6.1, v6.3, v6.6, v6.15, latest
     expect(got).toEqual({

@@ -1356,7 +1356,7 @@ export class Kernel {
     return this.presentLeaf(t)?.pte.write ?? false;
   }
 
-  /** pte_uffd_wp() of the entry mapping the page, as /proc/PID/pagemap bit 57 (PM_UFFD_WP, v5.16) shows it. */
+  /** pte_uffd_wp() of the entry mapping the page, as /proc/PID/pagemap bit 57 (PM_UFFD_WP, fb8e37f35a2f, v5.14) shows it. */
   isUffdWpIn(t: { map: string; page: number; process?: string }): boolean {
     return this.presentLeaf(t)?.pte.uffdWp ?? false;
   }

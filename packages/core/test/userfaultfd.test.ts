@@ -73,7 +73,7 @@ describe('UFFDIO_API: the features reported per release and arch', () => {
     });
   });
 
-  it('an arch without the uffd-wp bit still reports PAGEFAULT_FLAG_WP on v5.10 (UFFD_API_FEATURES unmasked), not from v5.19', () => {
+  it('an arch without the uffd-wp bit still reports PAGEFAULT_FLAG_WP on v5.10 (UFFD_API_FEATURES unmasked), not from v5.14', () => {
     expect(kernel('v5.10', noWpArch()).uffd.available().has('pagefault-flag-wp')).toBe(true);
     expect(kernel('v6.1', noWpArch()).uffd.available().has('pagefault-flag-wp')).toBe(false);
     expect(kernel('v6.1', noWpArch()).uffd.available().has('wp-hugetlbfs-shmem')).toBe(false);
@@ -110,7 +110,7 @@ describe('UFFDIO_REGISTER: vma_can_userfault() per release', () => {
     for (const v of RELEASES.filter((x) => x !== 'v5.4' && x !== 'v5.10')) expect({ v, r: table[v] }).toEqual({ v, r: ['ok', 'ok', 'ok'] });
   });
 
-  it('WP without the arch bit: accepted (and inert) up to v5.18, EINVAL from v5.19', () => {
+  it('WP without the arch bit: accepted (and inert) up to v5.13, EINVAL from v5.14 (00b151f21f39)', () => {
     expect(reg('v5.10', 'anon', ['wp'], noWpArch())).toBe('ok');
     expect(reg('v6.1', 'anon', ['wp'], noWpArch())).toBe('EINVAL');
   });
@@ -303,7 +303,7 @@ describe('fork: dup_userfaultfd() and the uffd-wp bit', () => {
   }
   const childVma = (k: Kernel) => k.processes.get('child')!.vmas.find((v) => v.name === 'm')!;
 
-  it('without UFFD_FEATURE_EVENT_FORK the child VMA is unregistered; v5.16+ drops the bit (dst VMA), v5.10 kept it (src VMA asked)', () => {
+  it('without UFFD_FEATURE_EVENT_FORK the child VMA is unregistered; v5.14+ drops the bit (dst VMA), v5.10 kept it (src VMA asked)', () => {
     const old = forked('v5.10', ['pagefault-flag-wp']);
     expect([childVma(old).flags.uffdWp === true, pte(old, 'm', 0, 'child')!.uffdWp === true]).toEqual([false, true]);
     const now = forked('latest', ['pagefault-flag-wp']);
@@ -406,7 +406,7 @@ describe('shmem and hugetlb userfaults, unregistering, and unshare', () => {
 
 describe('uffd-unit-tests.c wp-fork-pin: a pinned uffd-wp page copied at fork', () => {
   // the parent pins its uffd-wp page, so fork gives the child an early copy (copy_present_page());
-  // from v5.16 (8f34f1eac382) "Uffd-wp needs to be delivered to dest pte as well" when the child's
+  // from v5.14 (8f34f1eac382) "Uffd-wp needs to be delivered to dest pte as well" when the child's
   // VMA stays registered (EVENT_FORK); without the event the child's VMA is unregistered: no bit
   function pinnedFork(features: ('pagefault-flag-wp' | 'event-fork')[]) {
     const k = kernel();

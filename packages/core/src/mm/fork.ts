@@ -109,9 +109,9 @@ export class Fork {
         if (copy === null) throw new KernelError('ENOMEM', 'fork: could not allocate the early-COW copy of a pinned page');
         k.folios.addMap(copy);
         // copy_present_page(): maybe_mkwrite(pte_mkdirty(mk_pte())) -- soft-dirty with the dirty bit;
-        // from v5.16 (8f34f1eac382) "Uffd-wp needs to be delivered to dest pte as well": write-protected
+        // from v5.14 (8f34f1eac382) "Uffd-wp needs to be delivered to dest pte as well": write-protected
         const { uffdWp: _, ...fresh } = current;
-        const wp = kernelAtLeast(k.version, 5, 16) && k.uffd.childKeepsWp(src, dst, current);
+        const wp = kernelAtLeast(k.version, 5, 14) && k.uffd.childKeepsWp(src, dst, current);
         k.vm.install(dst.mm, vpn, { ...fresh, pfn: copy, write: dst.flags.write && !wp, dirty: true, softDirty: k.softDirtyArch, ...(wp ? { uffdWp: true } : {}) });
         k.emit('cow', { mm: dst.mm.name, vaddr: vpn, from: page, to: copy, why: 'fork: early COW of a maybe-pinned page' });
         continue;

@@ -100,16 +100,16 @@ export class Userfaultfd {
   /**
    * The features UFFDIO_API reports (userfaultfd_api(): UFFD_API_FEATURES, then the masks):
    * MINOR_* without HAVE_ARCH_USERFAULTFD_MINOR (masked since they exist); PAGEFAULT_FLAG_WP
-   * without HAVE_ARCH_USERFAULTFD_WP from v5.19 (Peter Xu's "mm/uffd: hide PAGEFAULT_FLAG_WP if not
-   * compiled in" with the PTE-marker series; before, it was reported on every arch and
-   * pte_mkuffd_wp() did nothing there); WP_HUGETLBFS_SHMEM without PTE markers (the arch bit).
+   * without HAVE_ARCH_USERFAULTFD_WP from v5.14 (00b151f21f39 "mm/userfaultfd: fail uffd-wp
+   * registration if not supported"; before, it was reported on every arch and pte_mkuffd_wp() did
+   * nothing there); WP_HUGETLBFS_SHMEM without PTE markers (the arch bit).
    */
   available(): Set<UffdFeature> {
     const out = new Set<UffdFeature>();
     for (const f of UFFD_FEATURES) {
       if (!this.defined(f)) continue;
       if ((f === 'minor-hugetlbfs' || f === 'minor-shmem') && !this.archMinor()) continue;
-      if (f === 'pagefault-flag-wp' && kernelAtLeast(this.k.version, 5, 19) && !this.archWp()) continue;
+      if (f === 'pagefault-flag-wp' && kernelAtLeast(this.k.version, 5, 14) && !this.archWp()) continue;
       if (f === 'wp-hugetlbfs-shmem' && !this.archWp()) continue;
       out.add(f);
     }
@@ -164,8 +164,8 @@ export class Userfaultfd {
     if (modes.has('wp')) {
       // v5.4: "FIXME: remove the below error constraint by implementing the wprotect tracking mode"
       if (!kernelAtLeast(k.version, 5, 7)) throw new KernelError('EINVAL', 'UFFDIO_REGISTER_MODE_WP is not implemented before v5.7');
-      // v5.19+: "#ifndef CONFIG_HAVE_ARCH_USERFAULTFD_WP goto out" (before, accepted and inert)
-      if (kernelAtLeast(k.version, 5, 19) && !this.archWp()) throw new KernelError('EINVAL', `UFFDIO_REGISTER_MODE_WP: ${k.mmu.arch} has no uffd-wp PTE bit in ${k.version} (HAVE_ARCH_USERFAULTFD_WP)`);
+      // v5.14+ (00b151f21f39): "#ifndef CONFIG_HAVE_ARCH_USERFAULTFD_WP goto out" (before, accepted and inert)
+      if (kernelAtLeast(k.version, 5, 14) && !this.archWp()) throw new KernelError('EINVAL', `UFFDIO_REGISTER_MODE_WP: ${k.mmu.arch} has no uffd-wp PTE bit in ${k.version} (HAVE_ARCH_USERFAULTFD_WP)`);
     }
     if (modes.has('minor')) {
       if (!kernelAtLeast(k.version, 5, 13)) throw new KernelError('EINVAL', 'UFFDIO_REGISTER_MODE_MINOR does not exist before v5.13');
@@ -535,13 +535,13 @@ export class Userfaultfd {
 
   /**
    * Whether the child's copy of an entry keeps its uffd-wp bit (copy_present_pte(),
-   * copy_huge_pmd()): from v5.16 (8f34f1eac382 "mm/userfaultfd: fix uffd-wp special cases for
+   * copy_huge_pmd()): from v5.14 (8f34f1eac382 "mm/userfaultfd: fix uffd-wp special cases for
    * fork()") when the child's VMA is VM_UFFD_WP; from v5.7 (b569a1760782) until then the parent's
    * VMA was asked instead, so the bit survived into a child that lost the registration.
    */
   childKeepsWp(src: Vma, dst: Vma, pte: Pte): boolean {
     if (!pte.uffdWp) return false;
-    return kernelAtLeast(this.k.version, 5, 16) ? dst.flags.uffdWp === true : src.flags.uffdWp === true;
+    return kernelAtLeast(this.k.version, 5, 14) ? dst.flags.uffdWp === true : src.flags.uffdWp === true;
   }
 }
 
