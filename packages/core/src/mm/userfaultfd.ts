@@ -14,8 +14,8 @@ import { nonPresent } from './exclusive.js';
  *
  * - UFFDIO_API (`userfaultfd_api()`): the features a release defines (UFFD_API_FEATURES), minus
  *   those the arch cannot back; asking for a feature the release does not define is EINVAL, and
- *   from v6.10 [M] (Audra Mitchell's check of the requested features against the reported ones,
- *   "Fixes: e06f1e1dd499") a feature masked for the arch is EINVAL too; before, it was enabled
+ *   from v6.10 (1723f04caacb "Fix userfaultfd_api to return EINVAL as expected": the requested
+ *   features are checked against the reported ones) a feature masked for the arch is EINVAL too; before, it was enabled
  *   silently.
  * - UFFDIO_REGISTER (`userfaultfd_register()`, `vma_can_userfault()` per release): MISSING on
  *   anonymous, shmem and hugetlb VMAs in every release here; WP from v5.7 (63b2d4174c4a) on
@@ -67,7 +67,7 @@ const FEATURE_SINCE: Record<UffdFeature, readonly [number, number]> = {
   sigbus: [4, 14], // 2d6d6f5a09a9 "mm: userfaultfd: add new UFFD_FEATURE_SIGBUS feature"
   'pagefault-flag-wp': [5, 7], // e06f1e1dd499 "userfaultfd: wp: enabled write protection in userfaultfd API"
   'minor-hugetlbfs': [5, 13], // 7677f7fd8be7 "userfaultfd: add minor fault registration mode"
-  'minor-shmem': [5, 14], // c949b097ef2e "userfaultfd/shmem: support minor fault registration for shmem"
+  'minor-shmem': [5, 14], // 964ab0040ff9 "userfaultfd/shmem: advertise shmem minor fault support" (with c949b097ef2e)
   'wp-hugetlbfs-shmem': [5, 19], // b1f9e876862d "mm/uffd: enable write protection for shmem & hugetlbfs"
 };
 
