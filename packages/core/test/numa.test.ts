@@ -491,3 +491,28 @@ describe('allocation failure on the target node', () => {
     expect(k.run(k.read({ map: 'mem', page: 512 }))).toBe('T');
   });
 });
+
+describe('migrate_pages() node pairing (do_migrate_pages(), node_remap())', () => {
+  it('[0,1] -> [1,2] moves node 1 to 2 first (its destination is not a source still to do), then 0 to 1: no page moves twice', () => {
+    const k = kernel('latest', 3);
+    written(k, 'a', 1);
+    written(k, 'b', 1);
+    k.run(k.mbind({ map: 'b', policy: 'bind', nodes: [1], move: true }));
+    expect([node(k, 'a', 0), node(k, 'b', 0)]).toEqual([0, 1]);
+    expect(k.run(k.migratePages({ from: [0, 1], to: [1, 2] }))).toBe(0);
+    expect([node(k, 'a', 0), node(k, 'b', 0)]).toEqual([1, 2]);
+  });
+
+  it('[0,1,2] -> [1]: weights differ, so node 1 (also a destination) stays and 0 and 2 both go to 1', () => {
+    const k = kernel('latest', 3);
+    for (const [name, n] of [['a', 0], ['b', 1], ['c', 2]] as const) {
+      written(k, name, 1);
+      if (n > 0) k.run(k.mbind({ map: name, policy: 'bind', nodes: [n], move: true }));
+    }
+    const b = k.pfnOf({ map: 'b', page: 0 });
+    k.run(k.migratePages({ from: [0, 1, 2], to: [1] }));
+    expect(['a', 'b', 'c'].map((m) => node(k, m, 0))).toEqual([1, 1, 1]);
+    // node 1's page was not migrated onto its own node: the same page
+    expect(k.pfnOf({ map: 'b', page: 0 })).toBe(b);
+  });
+});
