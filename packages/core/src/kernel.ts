@@ -22,6 +22,7 @@ import { DeviceMigration } from './mm/migrate.js';
 import { Mprotect } from './mm/mprotect.js';
 import { mremap } from './mm/mremap.js';
 import { madvise, type Advice } from './mm/madvise.js';
+import { processMadvise } from './mm/pmadvise.js';
 import { mapDevmem } from './mm/devmem.js';
 import { mmPopulate } from './mm/populate.js';
 import { lockNewVma, mlockall, mlockFutureOk, mlockRange } from './mm/mlock.js';
@@ -952,6 +953,30 @@ export class Kernel {
     const { origin, mm } = this.mapRange(a.map, a.process);
     const { start, pages } = this.rangeIn(a.map, origin, a.offset, a.length);
     yield* madvise(this, mm, start, pages, a.advice);
+  }
+
+  /**
+   * process_madvise() from `process` (default init) on the process a pidfd names (`target`,
+   * default the caller) over ranges of its mappings (mm/pmadvise.ts): the bytes advised.
+   */
+  *processMadvise(a: { process?: string; target?: string; ranges: readonly { map: string; page?: number; pages?: number }[]; advice: Advice; flags?: number; capSysNice?: boolean }): Op<number> {
+    const caller = this.process(a.process);
+    return yield* processMadvise(this, {
+      caller,
+      target: () => this.process(a.target ?? a.process),
+      vlen: a.ranges.length,
+      ranges: (target) =>
+        a.ranges.map((r, i) => {
+          const { origin } = this.mapRange(r.map, target.name);
+          const page = r.page ?? 0;
+          const pages = r.pages ?? origin.pages - page;
+          if (page + pages > origin.pages) throw new InputError(`ranges[${i}]: ${pages} page(s) at page ${page} run outside mapping '${r.map}' (${origin.pages} pages): give a page and pages inside it`, undefined, 'ranges');
+          return { start: origin.start + page, pages };
+        }),
+      advice: a.advice,
+      flags: a.flags ?? 0,
+      capSysNice: a.capSysNice ?? true,
+    });
   }
 
   /**

@@ -220,6 +220,11 @@ function references(step: Step, at: Path, raw: Record<string, unknown>): NameRef
     case 'munmap': case 'read': case 'write': case 'pin': case 'get': case 'iouring-register': case 'mprotect': case 'madvise': case 'proc-mem-write': case 'remote-read': case 'mlock': case 'munlock': case 'mbind': case 'move-pages': ref('map', 'map'); ref('process', 'process'); break;
     case 'uffd-register': case 'uffd-unregister': case 'uffd-copy': case 'uffd-zeropage': case 'uffd-continue': case 'uffd-writeprotect': ref('map', 'map'); ref('process', 'process'); break;
     case 'uffd-api': case 'uffd-close': ref('process', 'process'); break;
+    case 'process-madvise':
+      ref('process', 'process');
+      ref('target', 'process');
+      (a.ranges as { map: string }[]).forEach((r, i) => ref('map', 'map', r.map, [...at, step.op, 'ranges', i, 'map']));
+      break;
     case 'uffd-read': {
       const e = a.expect as { map?: unknown; child?: unknown } | undefined;
       ref('process', 'process');

@@ -99,6 +99,11 @@ export function stepOp(k: Kernel, step: Step, failures: string[]): Op<unknown> {
     case 'munmap': return k.munmap(a);
     case 'mremap': return k.mremap(a);
     case 'madvise': return k.madvise(a);
+    case 'process-madvise':
+      return (function* () {
+        const bytes = yield* k.processMadvise(a);
+        if (a.bytes !== undefined && bytes !== a.bytes) failures.push(`${step.path}: process_madvise returned ${bytes}, expected ${a.bytes}`);
+      })();
     case 'ksm-merge': return k.ksmMerge(a);
     case 'ksm-unmerge': return k.ksmUnmerge(a);
     case 'prctl': return k.prctl(a);

@@ -487,6 +487,19 @@ export const OP_ARGS = {
     length: Size.optional().describe('how much (rounded up to pages; default: to the end of the mapping)'),
     process: Name.optional().describe('act in this process (default: the one that created the mapping)'),
   }).describe('madvise() of a mapping or a range of it (mm/madvise.c: validity per VMA, zap, VM_DONTCOPY/VM_WIPEONFORK, populate)'),
+  'process-madvise': obj({
+    process: Name.optional().describe('the calling process (default init)'),
+    target: Name.optional().describe('the process its pidfd names (pidfd_open; default: the caller itself)'),
+    ranges: z.array(obj({
+      map: Name.describe("a mapping of the target (looked up in the target's address space)"),
+      page: PageIndex.optional().describe('the first page of the range (default 0)'),
+      pages: z.number().int().nonnegative().optional().describe('how many base pages (default: to the end of the mapping; 0 is an empty iovec)'),
+    }), { error: 'ranges is a list of { map, page?, pages? }: one iovec each' }).describe('the iovec array, one { map, page, pages } per entry, advised in order'),
+    advice: z.enum(MADVISE_ADVICES, { error: `advice is one of ${MADVISE_ADVICES.join(', ')}` }).describe('MADV_* in lower case with - for _'),
+    flags: z.number().int().nonnegative().optional().describe('the flags argument (must be 0: EINVAL otherwise)'),
+    capSysNice: Flag.optional().describe('whether the caller has CAP_SYS_NICE (default true; without it EPERM from v5.12, only for another process from v6.13)'),
+    bytes: z.number().int().nonnegative().optional().describe('the return value the call must give: the bytes advised'),
+  }).describe('process_madvise(pidfd, iovec, vlen, advice, flags) (mm/madvise.c): madvise() of each range of another process or of itself; advices and permission per release; returns the bytes advised (after a failure, those before it from v5.18)'),
   mlock: obj({
     map: Name,
     offset: Size.optional().describe('where in the mapping the range starts (page aligned; default 0)'),
