@@ -5,7 +5,8 @@ import { code, errorOf, written } from './vm-helpers.js';
 
 // process_madvise() (mm/pmadvise.ts). Values from mm/madvise.c as read per release (comments):
 // the syscall (v5.10), the CAP_SYS_NICE rule (96cfe2c0fd23, v5.12), MADV_COLLAPSE (v6.1), the
-// partial-progress return (5bd009c7c9a9, v5.18) and the self-process unrestriction (v6.13).
+// partial-progress return (5bd009c7c9a9, v5.18), CAP_SYS_NICE only for another process (22af8caff7d1,
+// v6.12) and any advice on the caller itself (v6.13).
 
 const KiB = 1024;
 const PAGE = 4 * KiB;
@@ -75,7 +76,7 @@ describe('process_madvise(MADV_PAGEOUT) of another process', () => {
 });
 
 describe('permission: CAP_SYS_NICE', () => {
-  it('v5.10 has no CAP_SYS_NICE check (ptrace attach only); from v5.12 every call needs it: EPERM, until v6.13 lets a process advise itself without it', () => {
+  it('v5.10 has no CAP_SYS_NICE check (ptrace attach only); from v5.12 every call needs it: EPERM, until 22af8caff7d1 (v6.12) lets a process advise itself without it', () => {
     const table = Object.fromEntries(RELEASES.map((v) => {
       const k = kernel(v);
       child(k, 1);

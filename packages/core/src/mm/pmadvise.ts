@@ -39,8 +39,9 @@ function remoteAdviceValid(version: string, advice: Advice): boolean {
  *  - the advice: before v6.13 process_madvise_behavior_valid() before mm_access(), for every
  *    target, the caller too (-EINVAL); from v6.13 only for another process, after mm_access().
  *  - CAP_SYS_NICE (`capSysNice`): none in v5.10 (the ptrace attach check stood for it); required
- *    from 96cfe2c0fd23 (v5.12) for every target (-EPERM, which guard-regions.c SKIPs on); from
- *    v6.13 only for another process.
+ *    from 96cfe2c0fd23 (v5.12) for every target (-EPERM, which guard-regions.c SKIPs on); only for
+ *    another process from 22af8caff7d1 "mm/madvise: process_madvise() drop capability check if
+ *    same mm" (v6.12, an mm hotfix of its merge window).
  *  - the walk: the first range madvise() refuses ends the call. v5.10 returned that error even
  *    after earlier ranges were advised; from 5bd009c7c9a9 "mm: madvise: return correct bytes
  *    advised with process_madvise" (v5.18) the call returns the bytes of the ranges advised before
@@ -62,8 +63,9 @@ export function* processMadvise(
   if ((remote || !v613) && !remoteAdviceValid(k.version, a.advice)) {
     throw new KernelError('EINVAL', `process_madvise: ${a.advice} is not an advice process_madvise takes${v613 ? ' for another process (process_madvise_remote_valid)' : ' on this release (process_madvise_behavior_valid)'}`);
   }
-  if (!a.capSysNice && kernelAtLeast(k.version, 5, 12) && (remote || !v613)) {
-    throw new KernelError('EPERM', `process_madvise: ${a.caller.name} has no CAP_SYS_NICE${v613 ? ' (needed for another process from v6.13)' : ' (needed for any target, 96cfe2c0fd23)'}`);
+  const v612 = kernelAtLeast(k.version, 6, 12);
+  if (!a.capSysNice && kernelAtLeast(k.version, 5, 12) && (remote || !v612)) {
+    throw new KernelError('EPERM', `process_madvise: ${a.caller.name} has no CAP_SYS_NICE${v612 ? ' (needed for another process from v6.12)' : ' (needed for any target, 96cfe2c0fd23)'}`);
   }
   const bytesPerPage = k.mmu.basePageSize;
   let advised = 0;

@@ -497,7 +497,7 @@ export const OP_ARGS = {
     }), { error: 'ranges is a list of { map, page?, pages? }: one iovec each' }).describe('the iovec array, one { map, page, pages } per entry, advised in order'),
     advice: z.enum(MADVISE_ADVICES, { error: `advice is one of ${MADVISE_ADVICES.join(', ')}` }).describe('MADV_* in lower case with - for _'),
     flags: z.number().int().nonnegative().optional().describe('the flags argument (must be 0: EINVAL otherwise)'),
-    capSysNice: Flag.optional().describe('whether the caller has CAP_SYS_NICE (default true; without it EPERM from v5.12, only for another process from v6.13)'),
+    capSysNice: Flag.optional().describe('whether the caller has CAP_SYS_NICE (default true; without it EPERM from v5.12, only for another process from v6.12)'),
     bytes: z.number().int().nonnegative().optional().describe('the return value the call must give: the bytes advised'),
   }).describe('process_madvise(pidfd, iovec, vlen, advice, flags) (mm/madvise.c): madvise() of each range of another process or of itself; advices and permission per release; returns the bytes advised (after a failure, those before it from v5.18)'),
   mlock: obj({
