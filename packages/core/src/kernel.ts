@@ -24,6 +24,7 @@ import { mremap } from './mm/mremap.js';
 import { madvise, type Advice } from './mm/madvise.js';
 import { processMadvise } from './mm/pmadvise.js';
 import { mapDevmem } from './mm/devmem.js';
+import { addSeals, getSeals, sealCheckMmap, type SealName } from './mm/memfd.js';
 import { mmPopulate } from './mm/populate.js';
 import { lockNewVma, mlockall, mlockFutureOk, mlockRange } from './mm/mlock.js';
 import { PageStore, PG } from './mm/pages.js';
@@ -40,7 +41,7 @@ import { Userfaultfd, type UffdFeature, type UffdMode } from './mm/userfaultfd.j
 import type { ThpSizeMode } from './mm/mthp.js';
 import { Vm, type Leaf } from './mm/vm.js';
 import { runToCompletion, type Op } from './sched.js';
-import type { Device, GupHandle, Inode, MappingRange, Mm, Pte, UffdCtx, Vma } from './types.js';
+import type { Device, GupHandle, Inode, MappingRange, Mm, PageCacheFile, Pte, UffdCtx, Vma } from './types.js';
 
 /** Injection tokens: what plugins provide and core consumes, one child container per kernel. */
 export const TOKENS = {
@@ -600,11 +601,30 @@ export class Kernel {
     yield* [];
   }
 
-  /** memfd_create() + ftruncate() [+ fallocate()]: a tmpfs file (mm/pagecache.ts). */
-  *memfdCreate(a: { file: string; size: number; fallocate?: boolean; hugetlb?: number }): Op {
+  /** memfd_create() + ftruncate() [+ fallocate()]: a tmpfs file (mm/pagecache.ts); `sealing` is MFD_ALLOW_SEALING (mm/memfd.ts). */
+  *memfdCreate(a: { file: string; size: number; fallocate?: boolean; hugetlb?: number; sealing?: boolean }): Op {
     // MFD_HUGETLB (with the size in MFD_HUGE_SHIFT): a hugetlbfs file (mm/hugetlb.ts)
-    this.pageCache.create(a.file, a.size, a.fallocate ?? false, a.hugetlb === undefined ? undefined : this.hugetlb.memfdHstate(a.hugetlb, a.size));
+    this.pageCache.create(a.file, a.size, a.fallocate ?? false, a.hugetlb === undefined ? undefined : this.hugetlb.memfdHstate(a.hugetlb, a.size), a.sealing ?? false);
     yield* [];
+  }
+
+  /** fcntl(fd, F_ADD_SEALS, seals) of a memfd (mm/memfd.ts). */
+  *addSeals(a: { file: string; seals: readonly SealName[] }): Op {
+    addSeals(this, this.sealable(a.file, 'F_ADD_SEALS'), a.seals);
+    yield* [];
+  }
+
+  /** fcntl(fd, F_GET_SEALS) of a memfd (mm/memfd.ts). */
+  getSeals(name: string): number {
+    return getSeals(this.sealable(name, 'F_GET_SEALS'));
+  }
+
+  /** The page-cache file a seal command names; a file on a DAX mount has no seals (memfd_file_seals_ptr: EINVAL). */
+  private sealable(name: string, op: string): PageCacheFile {
+    const memfd = this.pageCache.named(name);
+    if (memfd) return memfd;
+    this.file(name); // ENOENT for a name that is no file
+    throw new KernelError('EINVAL', `${op} of '${name}': only a memfd has seals (memfd_file_seals_ptr)`);
   }
 
   /**
@@ -681,9 +701,11 @@ export class Kernel {
     } else if (memfd || (a.anon && shared)) {
       // a memfd (shmem_mmap), or MAP_SHARED|MAP_ANONYMOUS: do_mmap() -> shmem_zero_setup() gives the
       // VMA a tmpfs file of its length (and pgoff 0), so it is a file VMA whose pages live in the page cache
+      // shmem_mmap()'s seal check and mapping_map_writable() (mm/memfd.ts)
+      const sealed = memfd ? sealCheckMmap(this, memfd, { shared, write, as: a.as }) : { noMayWrite: false };
       const file = memfd ?? this.pageCache.zeroSetup(a.as, pages);
       const start = this.vm.placeVma(mm, pages, 1);
-      vma = this.vm.addVma(mm, { name: a.as, start, pages, pgoff: memfd ? offset / ps : 0, flags: this.vm.flags({ write, shared }), kind: 'pagecache', inode: null, device: null, cacheFile: file, anonVma: 0 });
+      vma = this.vm.addVma(mm, { name: a.as, start, pages, pgoff: memfd ? offset / ps : 0, flags: this.vm.flags({ write, shared, ...(sealed.noMayWrite ? { nomaywrite: true } : {}) }), kind: 'pagecache', inode: null, device: null, cacheFile: file, anonVma: 0 });
     } else if (a.file !== undefined && this.file(a.file).inode.cache) {
       // a file without S_DAX on a DAX-capable mount: its page cache (filemap_fault, ->page_mkwrite)
       const { fs, inode } = this.file(a.file);

@@ -112,6 +112,8 @@ export interface VmFlags {
    * clear_refs); always false on an arch without soft-dirty, where VM_SOFTDIRTY is 0
    */
   softdirty: boolean;
+  /** VM_MAYWRITE clear: mprotect(PROT_WRITE) is EACCES (a read-only shared mapping of a write-sealed memfd: mm/memfd.ts) */
+  nomaywrite?: boolean;
   /** VM_DONTCOPY: fork leaves the VMA out of the child (madvise MADV_DONTFORK / MADV_DOFORK: mm/madvise.ts) */
   dontcopy: boolean;
   /** VM_WIPEONFORK: the child gets the VMA empty (MADV_WIPEONFORK, v4.14) */
@@ -151,6 +153,8 @@ export interface PageCacheFile {
    * mapping's file is held only by its VMAs, so the last unmap evicts it.
    */
   readonly held: boolean;
+  /** a memfd's F_SEAL_* bits (shmem_inode_info->seals: mm/memfd.ts); undefined for a file that has none (secretmem, disk files) */
+  seals?: number;
   /** a hugetlbfs file (memfd MFD_HUGETLB, MAP_SHARED|MAP_HUGETLB): its page size; `cache` is keyed by huge-page index (mm/hugetlb.ts) */
   readonly hugetlb?: HugetlbFile;
   /**

@@ -15,7 +15,9 @@ import { nonPresent } from './exclusive.js';
  * soft-dirty bits. PROT_NONE is the VMA without VM_READ (and VM_WRITE): its present entries are
  * pte_protnone (PAGE_NONE), which the model reads from the VMA's flags; uffd-wp and NUMA hinting
  * are not modelled. VM_MAYWRITE is assumed (every
- * private mapping has it; a shared file or device mapping is taken to come from an O_RDWR open).
+ * private mapping has it; a shared file or device mapping is taken to come from an O_RDWR open),
+ * except where a write seal took it away (VmFlags.nomaywrite: mm/memfd.ts; EACCES in mm/vm.ts
+ * mprotectRange, as do_mprotect_pkey() refuses it before mprotect_fixup()).
  */
 export class Mprotect {
   constructor(private readonly k: Kernel) {}

@@ -4,6 +4,7 @@ import type { Op } from '../sched.js';
 import type { HugetlbFile, PageCacheFile, Vma } from '../types.js';
 import type { Vmf } from './fault.js';
 import { mappingOf } from './pages.js';
+import { initialSeals, sealCheckFallocate, sealCheckPunchHole, sealCheckResize } from './memfd.js';
 
 /** mm/memory.c fault_around_bytes: rounddown_pow_of_two(65536), the default since it came (v3.15) */
 const FAULT_AROUND_BYTES = 65536;
@@ -29,7 +30,10 @@ const FAULT_AROUND_BYTES = 65536;
  * a write fault has called ->page_mkwrite: do_shared_fault / wp_page_shared), and from v6.5
  * vma_needs_dirty_tracking() makes GUP refuse FOLL_LONGTERM|FOLL_WRITE pins there (mm/gup.ts).
  *
- * Not modelled: shmem THPs (huge=never, the default), swap, partial-page zeroing, seals,
+ * File seals (F_ADD_SEALS) are mm/memfd.ts's; the checks shmem_setattr() and shmem_fallocate()
+ * make of them are called from here.
+ *
+ * Not modelled: shmem THPs (huge=never, the default), swap, partial-page zeroing,
  * closing a memfd (its inode lives for the whole run), userfaultfd; for disk files, readahead
  * (a fault reads only its own page), writeback itself (folios stay dirty), and the blocks.
  */
@@ -43,11 +47,13 @@ export class PageCache {
    * memfd_create(name, 0) (mm/memfd.c: shmem_file_setup on the internal tmpfs mount), then
    * ftruncate(size) (shmem_setattr: i_size only, no pages); with `fallocate`, fallocate(fd, 0, 0,
    * size) (shmem_fallocate: every page allocated into the cache, SGP_FALLOC, and the caller's
-   * reference put back: refcount 1, the cache's).
+   * reference put back: refcount 1, the cache's). The inode starts with F_SEAL_SEAL unless
+   * `sealing` (MFD_ALLOW_SEALING: mm/memfd.ts).
    */
-  create(name: string, size: number, fallocate: boolean, hugetlb?: HugetlbFile): PageCacheFile {
+  create(name: string, size: number, fallocate: boolean, hugetlb?: HugetlbFile, sealing = false): PageCacheFile {
     if (this.files.has(name) || this.k.files.has(name)) throw new KernelError('EEXIST', `file '${name}' exists`);
     const file = this.newFile(name, Math.ceil(size / this.k.mmu.basePageSize), true, hugetlb);
+    file.seals = initialSeals(sealing);
     // MFD_HUGETLB: a hugetlbfs inode, whose page cache holds huge folios (mm/hugetlb.ts)
     if (fallocate && hugetlb) this.k.hugetlb.fallocate(file);
     else if (fallocate) this.fallocate(file, 0, size, true);
@@ -64,6 +70,7 @@ export class PageCache {
   fallocate(file: PageCacheFile, offset: number, length: number, keepSize: boolean): void {
     const ps = this.k.mmu.basePageSize;
     const end = Math.ceil((offset + length) / ps);
+    sealCheckFallocate(file, offset + length, ps);
     if (end > file.pages && keepSize) throw KernelError.unsupported('EOPNOTSUPP', `fallocate(FALLOC_FL_KEEP_SIZE) past the end of '${file.name}' (pages beyond i_size) is not modelled`);
     if (end > file.pages) file.pages = end;
     for (let index = Math.floor(offset / ps); index < end; index++) this.k.folios.put(this.getFolio(file, index, 'shmem_fallocate', 'falloc'), 1, 'shmem_fallocate: folio_put');
@@ -253,6 +260,7 @@ export class PageCache {
    */
   *truncate(file: PageCacheFile, size: number): Op {
     const pages = Math.ceil(size / this.k.mmu.basePageSize);
+    sealCheckResize(file, pages);
     if (pages < file.pages) {
       yield* this.k.vm.unmapMappingPages(file.mapping, pages, Infinity);
       this.dropCache(file, pages);
@@ -270,6 +278,7 @@ export class PageCache {
   *punchHole(file: PageCacheFile, offset: number, length: number): Op {
     const k = this.k;
     const ps = k.mmu.basePageSize;
+    sealCheckPunchHole(file);
     const first = Math.ceil(offset / ps);
     const end = Math.min(Math.floor((offset + length) / ps), file.pages);
     if (end <= first) return;

@@ -214,7 +214,7 @@ function references(step: Step, at: Path, raw: Record<string, unknown>): NameRef
     case 'chattr': ref('file', 'file'); ref('dir', 'dir'); break;
     case 'open': ref('file', 'file'); break;
     case 'close': ref('name', 'fd', a.name, typeof raw[step.op] === 'string' ? [...at, step.op] : [...at, step.op, 'name']); break;
-    case 'truncate': case 'punch-hole': case 'fallocate': ref('file', 'file'); break;
+    case 'truncate': case 'punch-hole': case 'fallocate': case 'add-seals': ref('file', 'file'); break;
     case 'reflink': ref('from', 'file'); break;
     case 'mmap': ref('process', 'process'); ref('file', 'file'); ref('device', 'device'); break;
     case 'munmap': case 'read': case 'write': case 'pin': case 'get': case 'iouring-register': case 'mprotect': case 'madvise': case 'proc-mem-write': case 'remote-read': case 'mlock': case 'munlock': case 'mbind': case 'move-pages': ref('map', 'map'); ref('process', 'process'); break;

@@ -90,6 +90,7 @@ export function stepOp(k: Kernel, step: Step, failures: string[]): Op<unknown> {
     case 'spawn': return k.spawn(a);
     case 'memfd-create': return k.memfdCreate(a);
     case 'memfd-secret': return k.memfdSecret(a);
+    case 'add-seals': return k.addSeals(a);
     case 'setrlimit': return k.setrlimit(a);
     case 'tmpfile': return k.tmpfile(a);
     case 'hugetlb-pool': return k.hugetlbPool(a);
@@ -238,6 +239,9 @@ export function check(k: Kernel, c: CheckArgs): string | null {
       return cmp(`dax(${where})`, statxDax(k, t.file));
     case 'daxFlag':
       return cmp(`daxFlag(${where})`, daxFlagOf(k, t));
+    // F_GET_SEALS of a memfd (mm/memfd.ts)
+    case 'seals':
+      return cmp(`seals(${where})`, k.getSeals(t.file));
     // a process's KSM state (mm/ksm.ts): throws the kernel's error where the release has no such interface
     case 'memoryMerge':
       return cmp(`memoryMerge(${where})`, k.ksm.memoryMerge(k.process(t.process)));

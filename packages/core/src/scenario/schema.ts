@@ -5,6 +5,7 @@ import { FEATURES, PRESETS } from '../features.js';
 import { FAULT_SITE_NAMES, type FaultSite } from '../fault-inject.js';
 import { MADVISE_ADVICES } from '../mm/madvise.js';
 import { MAX_NUMNODES, MPOL_MODES } from '../mm/mempolicy.js';
+import { SEAL_NAMES } from '../mm/memfd.js';
 import { THP_SIZE_MODES } from '../mm/mthp.js';
 import { DAX_MODES } from '../fs/daxmode.js';
 import { UFFD_FEATURES, UFFD_MODES } from '../mm/userfaultfd.js';
@@ -70,7 +71,7 @@ export const DRIVER_NAMES = ['nvdimm', 'devdax', 'hmm'] as const;
 export const PRESET_NAMES = PRESETS.map((p) => p.name);
 /** the /proc/sys entries a `sysctl` step can write */
 export const SYSCTL_NAMES = ['vm.hugetlb_optimize_vmemmap'] as const;
-export const CHECK_WHATS = ['refcount', 'mapcount', 'pinned', 'mapped', 'anon', 'blockFree', 'vmemmap', 'writable', 'softDirty', 'swapped', 'memoryMerge', 'ksmMergingPages', 'ksmZeroPages', 'hugetlbFree', 'hugetlbResv', 'hugetlbTotal', 'locked', 'guard', 'uffdWp', 'dax', 'daxFlag', 'node'] as const satisfies readonly CheckWhat[];
+export const CHECK_WHATS = ['refcount', 'mapcount', 'pinned', 'mapped', 'anon', 'blockFree', 'vmemmap', 'writable', 'softDirty', 'swapped', 'memoryMerge', 'ksmMergingPages', 'ksmZeroPages', 'hugetlbFree', 'hugetlbResv', 'hugetlbTotal', 'locked', 'guard', 'uffdWp', 'dax', 'daxFlag', 'node', 'seals'] as const satisfies readonly CheckWhat[];
 
 // ---------------------------------------------------------------------------------------------
 // scalars
@@ -182,17 +183,18 @@ const checkShape = {
   uffdWp: CheckTarget.optional().describe('{map, page, process?}: /proc/PID/pagemap reports PM_UFFD_WP (bit 57): the entry has its uffd-wp bit (UFFDIO_WRITEPROTECT)'),
   guard: CheckTarget.optional().describe('{map, page, process?}: /proc/PID/pagemap reports PM_GUARD_REGION (bit 58, v6.15: a MADV_GUARD_INSTALL marker; always false before)'),
   node: CheckTarget.optional().describe('{map, page, process?} or {file, page}: the memory node the page is on (page_to_nid(); move_pages() with no nodes reports it)'),
+  seals: CheckTarget.optional().describe('{file}: fcntl(F_GET_SEALS) of a memfd, the OR of its F_SEAL_* bits (seal 1, shrink 2, grow 4, write 8, future-write 16)'),
   equals: z.union([z.number().int(), z.boolean(), VmemmapFigures]).optional(),
   min: z.number().int().optional(),
   max: z.number().int().optional(),
 } satisfies Record<CheckWhat | 'equals' | 'min' | 'max', z.ZodType>;
 
-const NUMERIC_CHECKS: readonly CheckWhat[] = ['refcount', 'mapcount', 'node', 'ksmMergingPages', 'ksmZeroPages', 'hugetlbFree', 'hugetlbResv', 'hugetlbTotal'];
+const NUMERIC_CHECKS: readonly CheckWhat[] = ['refcount', 'mapcount', 'node', 'seals', 'ksmMergingPages', 'ksmZeroPages', 'hugetlbFree', 'hugetlbResv', 'hugetlbTotal'];
 /** counters of a hugetlb pool: only a { hugetlb } target */
 const POOL_CHECKS: readonly CheckWhat[] = ['hugetlbFree', 'hugetlbResv', 'hugetlbTotal'];
 const BOOLEAN_CHECKS: readonly CheckWhat[] = ['pinned', 'mapped', 'anon', 'blockFree', 'writable', 'softDirty', 'swapped', 'memoryMerge', 'locked', 'guard', 'uffdWp', 'dax', 'daxFlag'];
-/** properties of an inode (S_DAX, FS_XFLAG_DAX): only a { file } (or, for daxFlag, { dir }) target, no page */
-const INODE_CHECKS: readonly CheckWhat[] = ['dax', 'daxFlag'];
+/** properties of an inode (S_DAX, FS_XFLAG_DAX, seals): only a { file } (or, for daxFlag, { dir }) target, no page */
+const INODE_CHECKS: readonly CheckWhat[] = ['dax', 'daxFlag', 'seals'];
 /** properties of a process (its mm), not of a page: only a { process } target */
 const PROCESS_CHECKS: readonly CheckWhat[] = ['memoryMerge', 'ksmMergingPages', 'ksmZeroPages'];
 /** properties of a mapping's page-table entry, not of a page: only a { map, page } target */
@@ -234,8 +236,9 @@ const checkArgs = obj(checkShape)
     const bad = (message: string, path: PropertyKey[] = [what]) => ctx.addIssue({ code: 'custom', input: t, path, message });
     if (INODE_CHECKS.includes(what)) {
       const named = (['map', 'file', 'device', 'hugetlb', 'dir'] as const).filter((k) => t[k] !== undefined);
-      const inodeForm = what === 'dax' ? '{ file }' : '{ file } or { dir }';
-      if (named.length !== 1 || (named[0] !== 'file' && (what === 'dax' || named[0] !== 'dir')) || t.page !== undefined || t.process !== undefined) return bad(`${what} is a property of an inode: write ${inodeForm}`);
+      const fileOnly = what !== 'daxFlag';
+      const inodeForm = fileOnly ? '{ file }' : '{ file } or { dir }';
+      if (named.length !== 1 || (named[0] !== 'file' && (fileOnly || named[0] !== 'dir')) || t.page !== undefined || t.process !== undefined) return bad(`${what} is a property of an inode: write ${inodeForm}`);
     } else if (t.dir !== undefined) {
       return bad('dir names a directory, which only daxFlag looks at', [what, 'dir']);
     } else if (PROCESS_CHECKS.includes(what)) {
@@ -381,12 +384,17 @@ export const OP_ARGS = {
     size: Size.describe('ftruncate() to this size'),
     fallocate: Flag.optional().describe('fallocate(0, size): allocate every page into the page cache now (default: pages come with the first fault)'),
     hugetlb: Size.optional().describe('MFD_HUGETLB with this huge page size: a hugetlbfs file (size a multiple of it) whose pages come from the hugetlb pool'),
+    sealing: Flag.optional().describe('MFD_ALLOW_SEALING: add-seals may seal it (default: it starts with F_SEAL_SEAL, so add-seals is EPERM)'),
   }).describe('memfd_create() + ftruncate() [+ fallocate()]: a tmpfs (shmem) file whose page cache is ordinary RAM, or with hugetlb a hugetlbfs file'),
   'memfd-secret': obj({
     file: Name.describe('the name the file goes by (mmap: { file, shared: true }, truncate, checks)'),
     size: Size.optional().describe('ftruncate() to this size (it can be set once; default: i_size 0, truncate later)'),
     flags: z.number({ error: 'flags is a number (O_CLOEXEC is 524288)' }).int().nonnegative().optional().describe('the flags argument (default 0; only O_CLOEXEC, 02000000, is valid: anything else is EINVAL)'),
   }).describe('memfd_secret(flags) [+ ftruncate()]: a file whose pages leave the kernel direct map; MAP_SHARED only, VM_LOCKED, refused by GUP (ENOSYS where the arch or release lacks it)'),
+  'add-seals': obj({
+    file: Name.describe('a memfd (memfd-create with sealing: true)'),
+    seals: z.array(z.enum(SEAL_NAMES, { error: `a seal is one of ${SEAL_NAMES.join(', ')}` }), { error: `seals is a list of seal names: ${SEAL_NAMES.join(', ')}` }).describe('the seals to add (an empty list is fcntl(F_ADD_SEALS, 0))'),
+  }).describe('fcntl(fd, F_ADD_SEALS, seals) of a memfd: F_SEAL_WRITE is EBUSY while a shared mapping counts as writable or a page is pinned; EPERM once F_SEAL_SEAL is set'),
   tmpfile: obj({
     file: Name.describe('the name the file goes by (mmap: { file }, truncate, punch-hole, checks)'),
     fs: z.enum(['ext4', 'xfs'], { error: 'fs is ext4 or xfs (a disk filesystem mounted without -o dax)' }).describe('the non-DAX disk filesystem it lives on'),

@@ -41,7 +41,7 @@ export type OpName =
   | 'mprotect' | 'clear-refs' | 'mremap' | 'madvise' | 'process-madvise' | 'memfd-create' | 'memfd-secret' | 'tmpfile' | 'hugetlb-pool' | 'thp-size' | 'sysctl'
   | 'remote-read' | 'setrlimit' | 'numa-nodes' | 'mbind' | 'move-pages' | 'migrate-pages' | 'set-mempolicy'
   | 'uffd-api' | 'uffd-register' | 'uffd-unregister' | 'uffd-copy' | 'uffd-zeropage' | 'uffd-continue' | 'uffd-writeprotect' | 'uffd-read' | 'uffd-close'
-  | 'umount' | 'mkdir' | 'chattr' | 'drop-caches' | 'open' | 'close';
+  | 'umount' | 'mkdir' | 'chattr' | 'drop-caches' | 'open' | 'close' | 'add-seals';
 
 export interface Step {
   readonly op: OpName;
@@ -65,7 +65,7 @@ export interface StepExpect {
 }
 
 /** check: { <what>: target, equals | min | max } */
-export type CheckWhat = 'refcount' | 'mapcount' | 'pinned' | 'mapped' | 'anon' | 'blockFree' | 'vmemmap' | 'writable' | 'softDirty' | 'swapped' | 'memoryMerge' | 'ksmMergingPages' | 'ksmZeroPages' | 'hugetlbFree' | 'hugetlbResv' | 'hugetlbTotal' | 'locked' | 'guard' | 'uffdWp' | 'dax' | 'daxFlag' | 'node';
+export type CheckWhat = 'refcount' | 'mapcount' | 'pinned' | 'mapped' | 'anon' | 'blockFree' | 'vmemmap' | 'writable' | 'softDirty' | 'swapped' | 'memoryMerge' | 'ksmMergingPages' | 'ksmZeroPages' | 'hugetlbFree' | 'hugetlbResv' | 'hugetlbTotal' | 'locked' | 'guard' | 'uffdWp' | 'dax' | 'daxFlag' | 'node' | 'seals';
 
 export interface CheckArgs {
   readonly what: CheckWhat;
