@@ -20,7 +20,7 @@ function memfd(k: Kernel, sealing = true, pages = 2): void {
   k.run(k.memfdCreate({ file: 'fd', size: pages * PAGE, sealing }));
 }
 
-const vma = (k: Kernel, name: string) => k.process().vmas.find((v) => v.name === name)!;
+const vma = (k: Kernel, name: string) => k.process(undefined).vmas.find((v) => v.name === name)!;
 
 describe('F_ADD_SEALS / F_GET_SEALS', () => {
   it('the uapi bits are the kernel\'s', () => {
