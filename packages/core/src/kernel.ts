@@ -166,6 +166,8 @@ export class Kernel {
   readonly devices = new Map<string, Device>();
   readonly files = new Map<string, { fs: DaxFilesystem; inode: Inode }>();
   readonly processes = new Map<string, Mm>();
+  /** pidfd_open() handles: pidfd name -> the process (task) it refers to */
+  readonly pidfds = new Map<string, string>();
   readonly pins = new Map<string, GupHandle>();
   /** the names in `pins` that are io_uring fixed buffers */
   private readonly fixedBuffers = new Set<string>();
@@ -978,18 +980,34 @@ export class Kernel {
   }
 
   /**
-   * process_madvise() from `process` (default init) on the process a pidfd names (`target`,
-   * default the caller) over ranges of its mappings (mm/pmadvise.ts): the bytes advised.
+   * pidfd_open(pid, 0) (kernel/pid.c, v5.3: older than every preset): a handle on the task of a
+   * scenario process, which stays valid through exec; ESRCH for a process that has exited.
    */
-  *processMadvise(a: { process?: string; target?: string; ranges: readonly { map: string; page?: number; pages?: number }[]; advice: Advice; flags?: number; capSysNice?: boolean }): Op<number> {
+  *pidfdOpen(a: { process?: string; target?: string; as: string }): Op {
+    if (this.pidfds.has(a.as)) throw new InputError(`pidfd '${a.as}' already exists`, undefined, 'as');
+    this.process(a.process);
+    const target = a.target ?? a.process ?? 'init';
+    this.process(target); // ESRCH once it exited
+    this.pidfds.set(a.as, target);
+  }
+
+  /**
+   * process_madvise() from `process` (default init) on the process a pidfd names, over ranges of
+   * that process's mappings (mm/pmadvise.ts): the bytes advised.
+   */
+  *processMadvise(a: { process?: string; pidfd: string; ranges: readonly { map: string; page?: number; pages?: number }[]; advice: Advice; flags?: number; capSysNice?: boolean }): Op<number> {
     const caller = this.process(a.process);
+    const task = this.pidfds.get(a.pidfd);
+    if (task === undefined) throw new InputError(`unknown pidfd '${a.pidfd}': open it with pidfd-open: { target: <process>, as: ${a.pidfd} }`, undefined, 'pidfd');
     return yield* processMadvise(this, {
       caller,
-      target: () => this.process(a.target ?? a.process),
+      target: () => this.process(task),
       vlen: a.ranges.length,
       ranges: (target) =>
         a.ranges.map((r, i) => {
-          const { origin } = this.mapRange(r.map, target.name);
+          // a mapping the target does not have (another process's, or gone with exec): addresses
+          // not mapped there, do_madvise()'s ENOMEM
+          const { origin } = this.mapRange(r.map, target.name, 'ENOMEM');
           const page = r.page ?? 0;
           const pages = r.pages ?? origin.pages - page;
           if (page + pages > origin.pages) throw new InputError(`ranges[${i}]: ${pages} page(s) at page ${page} run outside mapping '${r.map}' (${origin.pages} pages): give a page and pages inside it`, undefined, 'ranges');

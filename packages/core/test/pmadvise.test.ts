@@ -21,21 +21,25 @@ const pmadvise = (k: Kernel, a: Args): number => k.run(k.processMadvise(a));
 /** 'ok <bytes>' or the errno. */
 const outcome = (k: Kernel, a: Args): string => code(() => pmadvise(k, a)) ?? `ok ${pmadvise(k, a)}`;
 
-/** A child process `c` with `pages` written anonymous pages in mapping `m` (spawned: nothing shared with init). */
+/** A process `c` with `pages` written anonymous pages in mapping `m` (spawned: nothing shared with init), and init's pidfd `pc` on it. */
 function child(k: Kernel, pages: number): number[] {
   k.run(k.spawn({ as: 'c' }));
+  k.run(k.pidfdOpen({ target: 'c', as: 'pc' }));
   return written(k, 'm', pages, 'c');
 }
+
+/** init's pidfd on itself, `self` (pidfd_open(getpid(), 0)). */
+const selfPidfd = (k: Kernel): void => k.run(k.pidfdOpen({ as: 'self' }));
 
 describe('process_madvise(MADV_PAGEOUT) of another process', () => {
   it('swaps out the ranges given, one madvise() per iovec, and returns their bytes: 2 ranges of 1 and 2 pages = 3 * 4096 (v5.10 on; ENOSYS in v5.4)', () => {
     const k4 = kernel('v5.4');
     child(k4, 1);
-    expect(outcome(k4, { target: 'c', ranges: [{ map: 'm' }], advice: 'pageout' })).toBe('ENOSYS');
+    expect(outcome(k4, { pidfd: 'pc', ranges: [{ map: 'm' }], advice: 'pageout' })).toBe('ENOSYS');
     for (const v of RELEASES.filter((r) => r !== 'v5.4')) {
       const k = kernel(v);
       child(k, 4);
-      const bytes = pmadvise(k, { target: 'c', ranges: [{ map: 'm', page: 0, pages: 1 }, { map: 'm', page: 2, pages: 2 }], advice: 'pageout' });
+      const bytes = pmadvise(k, { pidfd: 'pc', ranges: [{ map: 'm', page: 0, pages: 1 }, { map: 'm', page: 2, pages: 2 }], advice: 'pageout' });
       // pages 0, 2, 3 swapped (each mapped by c alone: reclaim_pages() unmaps and writes them); page 1 stays
       const swapped = [0, 1, 2, 3].map((page) => k.isSwappedIn({ map: 'm', page, process: 'c' }));
       expect([bytes, swapped, k.swap.used], v).toEqual([3 * PAGE, [true, false, true, true], 3]);
@@ -46,7 +50,7 @@ describe('process_madvise(MADV_PAGEOUT) of another process', () => {
     for (const v of RELEASES.filter((r) => r !== 'v5.4')) {
       const k = kernel(v);
       child(k, 2);
-      expect(pmadvise(k, { target: 'c', ranges: [{ map: 'm', page: 0, pages: 0 }, { map: 'm' }], advice: 'cold' }), v).toBe(2 * PAGE);
+      expect(pmadvise(k, { pidfd: 'pc', ranges: [{ map: 'm', page: 0, pages: 0 }, { map: 'm' }], advice: 'cold' }), v).toBe(2 * PAGE);
       expect(k.isMappedIn({ map: 'm', page: 1, process: 'c' }), v).toBe(true);
     }
   });
@@ -55,7 +59,7 @@ describe('process_madvise(MADV_PAGEOUT) of another process', () => {
     for (const v of RELEASES.filter((r) => r !== 'v5.4')) {
       const k = kernel(v);
       child(k, 1);
-      expect([outcome(k, { target: 'c', ranges: [{ map: 'm' }], advice: 'dontneed' }), k.isMappedIn({ map: 'm', page: 0, process: 'c' })], v).toEqual(['EINVAL', true]);
+      expect([outcome(k, { pidfd: 'pc', ranges: [{ map: 'm' }], advice: 'dontneed' }), k.isMappedIn({ map: 'm', page: 0, process: 'c' })], v).toEqual(['EINVAL', true]);
     }
   });
 
@@ -63,10 +67,11 @@ describe('process_madvise(MADV_PAGEOUT) of another process', () => {
     const table = Object.fromEntries(RELEASES.map((v) => {
       const k = kernel(v);
       k.run(k.spawn({ as: 'c' }));
+      k.run(k.pidfdOpen({ target: 'c', as: 'pc' }));
       // a 2 MiB anonymous VMA, PMD-aligned by placement, every base page written (collapse needs no allocation of zero pages)
       k.run(k.mmap({ anon: true, length: 512 * PAGE, write: true, as: 'm', process: 'c' }));
       for (let page = 0; page < 512; page++) k.run(k.write({ map: 'm', page, data: `p${page}`, process: 'c' }));
-      const r = outcome(k, { target: 'c', ranges: [{ map: 'm' }], advice: 'collapse' });
+      const r = outcome(k, { pidfd: 'pc', ranges: [{ map: 'm' }], advice: 'collapse' });
       // the level of the entry mapping page 0 afterwards: still a PTE where the call failed
       return [v, `${r} ${k.vm.lookup(k.process('c'), k.map('m', 'c').start)?.pte.level}`];
     }));
@@ -81,8 +86,9 @@ describe('permission: CAP_SYS_NICE', () => {
       const k = kernel(v);
       child(k, 1);
       written(k, 'own', 1);
-      const remote = outcome(k, { target: 'c', ranges: [{ map: 'm' }], advice: 'cold', capSysNice: false });
-      const self = outcome(k, { ranges: [{ map: 'own' }], advice: 'cold', capSysNice: false });
+      selfPidfd(k);
+      const remote = outcome(k, { pidfd: 'pc', ranges: [{ map: 'm' }], advice: 'cold', capSysNice: false });
+      const self = outcome(k, { pidfd: 'self', ranges: [{ map: 'own' }], advice: 'cold', capSysNice: false });
       return [v, [remote, self]];
     }));
     const ok = `ok ${PAGE}`;
@@ -96,7 +102,8 @@ describe('the self-process rule (v6.13: "mm/madvise: unrestrict process_madvise(
     const table = Object.fromEntries(RELEASES.map((v) => {
       const k = kernel(v);
       written(k, 'own', 3);
-      const r = outcome(k, { ranges: [{ map: 'own', page: 0, pages: 1 }, { map: 'own', page: 2, pages: 1 }], advice: 'guard-install' });
+      selfPidfd(k);
+      const r = outcome(k, { pidfd: 'self', ranges: [{ map: 'own', page: 0, pages: 1 }, { map: 'own', page: 2, pages: 1 }], advice: 'guard-install' });
       return [v, r];
     }));
     const old = 'EINVAL';
@@ -106,7 +113,7 @@ describe('the self-process rule (v6.13: "mm/madvise: unrestrict process_madvise(
   it('still EINVAL on another process in latest (process_madvise_remote_valid)', () => {
     const k = kernel();
     child(k, 1);
-    expect(outcome(k, { target: 'c', ranges: [{ map: 'm' }], advice: 'guard-install' })).toBe('EINVAL');
+    expect(outcome(k, { pidfd: 'pc', ranges: [{ map: 'm' }], advice: 'guard-install' })).toBe('EINVAL');
   });
 });
 
@@ -114,16 +121,32 @@ describe('errors and partial progress', () => {
   it('flags other than 0 are EINVAL; more than UIO_MAXIOV (1024) iovecs are EINVAL', () => {
     const k = kernel();
     child(k, 1);
-    expect(outcome(k, { target: 'c', ranges: [{ map: 'm' }], advice: 'cold', flags: 1 })).toBe('EINVAL');
-    expect(outcome(k, { target: 'c', ranges: Array.from({ length: 1025 }, () => ({ map: 'm', pages: 0 })), advice: 'cold' })).toBe('EINVAL');
-    expect(outcome(k, { target: 'c', ranges: Array.from({ length: 1024 }, () => ({ map: 'm', pages: 0 })), advice: 'cold' })).toBe('ok 0');
+    expect(outcome(k, { pidfd: 'pc', ranges: [{ map: 'm' }], advice: 'cold', flags: 1 })).toBe('EINVAL');
+    expect(outcome(k, { pidfd: 'pc', ranges: Array.from({ length: 1025 }, () => ({ map: 'm', pages: 0 })), advice: 'cold' })).toBe('EINVAL');
+    expect(outcome(k, { pidfd: 'pc', ranges: Array.from({ length: 1024 }, () => ({ map: 'm', pages: 0 })), advice: 'cold' })).toBe('ok 0');
   });
 
-  it('a pidfd of a process that exited: ESRCH', () => {
+  it('a pidfd of a process that exited: ESRCH, and so is pidfd_open() of it', () => {
     const k = kernel();
     child(k, 1);
     k.run(k.exit({ process: 'c' }));
-    expect(outcome(k, { target: 'c', ranges: [{ map: 'm' }], advice: 'pageout' })).toBe('ESRCH');
+    expect(outcome(k, { pidfd: 'pc', ranges: [{ map: 'm' }], advice: 'pageout' })).toBe('ESRCH');
+    expect(code(() => k.run(k.pidfdOpen({ target: 'c', as: 'late' })))).toBe('ESRCH');
+  });
+
+  it('the pidfd names the task: after exec it reaches the new mm, where the old mapping is not mapped (ENOMEM)', () => {
+    const k = kernel();
+    child(k, 1);
+    k.run(k.exec({ process: 'c' }));
+    expect(outcome(k, { pidfd: 'pc', ranges: [{ map: 'm' }], advice: 'pageout' })).toBe('ENOMEM');
+    written(k, 'n', 1, 'c');
+    expect(outcome(k, { pidfd: 'pc', ranges: [{ map: 'n' }], advice: 'pageout' })).toBe(`ok ${PAGE}`);
+  });
+
+  it('an unknown pidfd is an input error saying how to open one', () => {
+    const k = kernel();
+    written(k, 'own', 1);
+    expect(String(errorOf(() => pmadvise(k, { pidfd: 'nope', ranges: [{ map: 'own' }], advice: 'cold' })))).toMatch(/unknown pidfd 'nope': open it with pidfd-open/);
   });
 
   it('a range over a hole after one advised range: the error up to v5.10; the first range\'s 4096 bytes from v5.18 (5bd009c7c9a9); the error when the first range fails', () => {
@@ -133,9 +156,9 @@ describe('errors and partial progress', () => {
       k.run(k.munmap({ map: 'm', offset: 2 * PAGE, length: PAGE, process: 'c' }));
       // range 1: page 0 (advised); range 2: pages 1-3 with page 2 unmapped: do_madvise() advises 1
       // and 3 and returns -ENOMEM (madvise_walk_vmas: unmapped_error); range 3 is never reached
-      const later = outcome(k, { target: 'c', ranges: [{ map: 'm', page: 0, pages: 1 }, { map: 'm', page: 1, pages: 3 }, { map: 'm', page: 3, pages: 1 }], advice: 'pageout' });
+      const later = outcome(k, { pidfd: 'pc', ranges: [{ map: 'm', page: 0, pages: 1 }, { map: 'm', page: 1, pages: 3 }, { map: 'm', page: 3, pages: 1 }], advice: 'pageout' });
       const swapped = [0, 1, 3].map((page) => k.isSwappedIn({ map: 'm', page, process: 'c' }));
-      const first = outcome(k, { target: 'c', ranges: [{ map: 'm', page: 1, pages: 2 }, { map: 'm', page: 0, pages: 1 }], advice: 'pageout' });
+      const first = outcome(k, { pidfd: 'pc', ranges: [{ map: 'm', page: 1, pages: 2 }, { map: 'm', page: 0, pages: 1 }], advice: 'pageout' });
       return [v, [later, swapped, first]];
     }));
     const all = [true, true, true];
@@ -147,6 +170,6 @@ describe('errors and partial progress', () => {
   it('a range outside its mapping is an input error naming ranges[i] and the fix', () => {
     const k = kernel();
     child(k, 2);
-    expect(String(errorOf(() => pmadvise(k, { target: 'c', ranges: [{ map: 'm' }, { map: 'm', page: 1, pages: 5 }], advice: 'cold' })))).toMatch(/ranges\[1\]: 5 page\(s\) at page 1 run outside mapping 'm' \(2 pages\)/);
+    expect(String(errorOf(() => pmadvise(k, { pidfd: 'pc', ranges: [{ map: 'm' }, { map: 'm', page: 1, pages: 5 }], advice: 'cold' })))).toMatch(/ranges\[1\]: 5 page\(s\) at page 1 run outside mapping 'm' \(2 pages\)/);
   });
 });

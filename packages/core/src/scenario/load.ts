@@ -154,9 +154,9 @@ function parseStep(raw: Record<string, unknown>, path: Path): Step {
 // ---------------------------------------------------------------------------------------------
 // names
 
-type Kind = 'process' | 'device' | 'file' | 'map' | 'pin' | 'dir' | 'fd';
+type Kind = 'process' | 'device' | 'file' | 'map' | 'pin' | 'dir' | 'fd' | 'pidfd';
 
-const KIND_WORD: Record<Kind, string> = { process: 'a process', device: 'a device', file: 'a file', map: 'a mapping', pin: 'a pin', dir: 'a directory', fd: 'an open file' };
+const KIND_WORD: Record<Kind, string> = { process: 'a process', device: 'a device', file: 'a file', map: 'a mapping', pin: 'a pin', dir: 'a directory', fd: 'an open file', pidfd: 'a pidfd' };
 const HOW_TO_DEFINE: Record<Kind, string> = {
   process: 'spawn: { as: NAME } or fork: { as: NAME }',
   device: 'probe: { size: …, as: NAME }',
@@ -165,6 +165,7 @@ const HOW_TO_DEFINE: Record<Kind, string> = {
   pin: 'pin: { map: …, page: …, as: NAME } (an io_uring buffer: iouring-register: { map: …, page: …, as: NAME })',
   dir: 'mkdir: { dir: NAME }',
   fd: 'open: { file: …, as: NAME }',
+  pidfd: 'pidfd-open: { target: …, as: NAME }',
 };
 
 interface NameRef {
@@ -187,6 +188,7 @@ function definitions(step: Step, at: Path): NameRef[] {
     case 'reflink': return ref('to', 'file');
     case 'mkdir': return ref('dir', 'dir');
     case 'open': return ref('as', 'fd');
+    case 'pidfd-open': return ref('as', 'pidfd');
     case 'spawn':
     case 'fork': return ref('as', 'process');
     case 'mmap':
@@ -220,9 +222,10 @@ function references(step: Step, at: Path, raw: Record<string, unknown>): NameRef
     case 'munmap': case 'read': case 'write': case 'pin': case 'get': case 'iouring-register': case 'mprotect': case 'madvise': case 'proc-mem-write': case 'remote-read': case 'mlock': case 'munlock': case 'mbind': case 'move-pages': ref('map', 'map'); ref('process', 'process'); break;
     case 'uffd-register': case 'uffd-unregister': case 'uffd-copy': case 'uffd-zeropage': case 'uffd-continue': case 'uffd-writeprotect': ref('map', 'map'); ref('process', 'process'); break;
     case 'uffd-api': case 'uffd-close': ref('process', 'process'); break;
+    case 'pidfd-open': ref('process', 'process'); ref('target', 'process'); break;
     case 'process-madvise':
       ref('process', 'process');
-      ref('target', 'process');
+      ref('pidfd', 'pidfd');
       (a.ranges as { map: string }[]).forEach((r, i) => ref('map', 'map', r.map, [...at, step.op, 'ranges', i, 'map']));
       break;
     case 'uffd-read': {

@@ -100,6 +100,7 @@ export function stepOp(k: Kernel, step: Step, failures: string[]): Op<unknown> {
     case 'munmap': return k.munmap(a);
     case 'mremap': return k.mremap(a);
     case 'madvise': return k.madvise(a);
+    case 'pidfd-open': return k.pidfdOpen(a);
     case 'process-madvise':
       return (function* () {
         const bytes = yield* k.processMadvise(a);

@@ -495,9 +495,14 @@ export const OP_ARGS = {
     length: Size.optional().describe('how much (rounded up to pages; default: to the end of the mapping)'),
     process: Name.optional().describe('act in this process (default: the one that created the mapping)'),
   }).describe('madvise() of a mapping or a range of it (mm/madvise.c: validity per VMA, zap, VM_DONTCOPY/VM_WIPEONFORK, populate)'),
+  'pidfd-open': obj({
+    target: Name.optional().describe('the process the pidfd refers to (default: the caller itself, pidfd_open(getpid()))'),
+    process: Name.optional().describe('the process that calls pidfd_open (default init)'),
+    as: Name.describe('the name the pidfd goes by (process-madvise: { pidfd })'),
+  }).describe('pidfd_open(pid, 0): a handle on a process (its task: still the same process after exec; ESRCH for one that has exited)'),
   'process-madvise': obj({
     process: Name.optional().describe('the calling process (default init)'),
-    target: Name.optional().describe('the process its pidfd names (pidfd_open; default: the caller itself)'),
+    pidfd: Name.describe('a pidfd-open handle on the target process (the caller itself or another)'),
     ranges: z.array(obj({
       map: Name.describe("a mapping of the target (looked up in the target's address space)"),
       page: PageIndex.optional().describe('the first page of the range (default 0)'),
