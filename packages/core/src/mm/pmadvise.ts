@@ -19,7 +19,8 @@ export const UIO_MAXIOV = 1024;
  * MADV_PAGEOUT with the syscall (ecb8ac8b1f14, v5.10), MADV_WILLNEED from d5fffc5aff26 (v5.15;
  * not an advice the model has), MADV_COLLAPSE from 7ec952341312 (v6.1; its CAP_SYS_ADMIN
  * condition for another process went again in the same merge window, "mm/madvise: remove
- * CAP_SYS_ADMIN requirement for process_madvise(MADV_COLLAPSE)"). From v6.13 the list is
+ * CAP_SYS_ADMIN requirement for process_madvise(MADV_COLLAPSE)", dated from the mm branch [M]).
+ * From v6.13 the list is
  * process_madvise_remote_valid() and only binds another process ("mm/madvise: unrestrict
  * process_madvise() for current process"): on itself a process may give any madvise() advice.
  */
