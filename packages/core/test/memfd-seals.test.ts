@@ -219,6 +219,55 @@ describe('what a write seal refuses', () => {
   });
 });
 
+describe('F_SEAL_FUTURE_WRITE and private mappings before v5.5 (05d351102dbe)', () => {
+  it('v5.4: a private mapping loses VM_MAYWRITE, so fork() does not COW it and the child\'s write reaches the parent', () => {
+    const reads: Record<string, string> = {};
+    for (const v of ['v5.4', 'v5.10']) {
+      const k = kernel(v);
+      memfd(k);
+      k.run(k.addSeals({ file: 'fd', seals: ['future-write'] }));
+      k.run(k.mmap({ file: 'fd', length: PAGE, write: true, as: 'priv' }));
+      expect(vma(k, 'priv').flags.nomaywrite ?? false, v).toBe(v === 'v5.4');
+      k.run(k.write({ map: 'priv', page: 0, data: '22' }));
+      k.run(k.fork({ as: 'child' }));
+      // not a COW mapping: the parent's PTE stays writable and the child gets a writable one too
+      expect(k.isWritableIn({ map: 'priv', page: 0 }), v).toBe(v === 'v5.4');
+      k.run(k.write({ map: 'priv', page: 0, data: '33', process: 'child' }));
+      reads[v] = k.run(k.read({ map: 'priv', page: 0 }));
+    }
+    expect(reads).toEqual({ 'v5.4': '33', 'v5.10': '22' });
+  });
+
+  it('v5.4: mprotect(PROT_WRITE) of a read-only private mapping is EACCES, and FOLL_FORCE cannot write it', () => {
+    const k = kernel('v5.4');
+    memfd(k);
+    k.run(k.addSeals({ file: 'fd', seals: ['future-write'] }));
+    k.run(k.mmap({ file: 'fd', length: PAGE, as: 'ro' }));
+    expect(code(() => k.run(k.mprotect({ map: 'ro', write: true })))).toBe('EACCES');
+    // /proc/PID/mem (FOLL_FORCE|FOLL_WRITE): check_vma_flags() wants a COW mapping (VM_MAYWRITE) -> -EFAULT, EIO to the writer
+    expect(code(() => k.run(k.procMemWrite({ map: 'ro', page: 0, data: 'x' })))).toBe('EIO');
+    // from v5.5 the same mapping keeps VM_MAYWRITE: FOLL_FORCE COWs the page (an anon copy)
+    const k2 = kernel('v5.10');
+    k2.run(k2.memfdCreate({ file: 'fd', size: PAGE, sealing: true }));
+    k2.run(k2.addSeals({ file: 'fd', seals: ['future-write'] }));
+    k2.run(k2.mmap({ file: 'fd', length: PAGE, as: 'ro' }));
+    k2.run(k2.procMemWrite({ map: 'ro', page: 0, data: 'x' }));
+    expect(k2.isAnon(k2.pfnOf({ map: 'ro', page: 0 })!)).toBe(true);
+  });
+
+  it('a child\'s copy of a shared mapping counts in i_mmap_writable: F_SEAL_WRITE is EBUSY until the child unmaps it too', () => {
+    const k = kernel();
+    memfd(k);
+    k.run(k.mmap({ file: 'fd', length: PAGE, shared: true, write: true, as: 'rw' }));
+    k.run(k.fork({ as: 'child' }));
+    k.run(k.munmap({ map: 'rw' }));
+    expect(code(() => k.run(k.addSeals({ file: 'fd', seals: ['write'] })))).toBe('EBUSY');
+    k.run(k.munmap({ map: 'rw', process: 'child' }));
+    k.run(k.addSeals({ file: 'fd', seals: ['write'] }));
+    expect(k.getSeals('fd')).toBe(8);
+  });
+});
+
 describe('F_SEAL_SHRINK and F_SEAL_GROW (shmem_setattr, shmem_fallocate)', () => {
   it('ftruncate: a smaller size is EPERM under SHRINK, a larger one under GROW, the same size never', () => {
     const k = kernel();

@@ -36,8 +36,9 @@ export class Fork {
       // vma_needs_copy(): a shared shmem or DAX VMA (no anon_vma) is not copied: the child refaults
       if (!(src.anonVma || src.flags.mixedmap || src.flags.pfnmap)) continue;
       // is_cow_mapping(): VM_MAYWRITE && !VM_SHARED; do_mmap() sets VM_MAYWRITE on every
-      // private mapping, PROT_READ ones too
-      const cow = !src.flags.shared;
+      // private mapping, PROT_READ ones too, except one of an F_SEAL_FUTURE_WRITE memfd before
+      // v5.5 (mm/memfd.ts): its PTEs stay writable in both, the anon pages shared
+      const cow = !src.flags.shared && !src.flags.nomaywrite;
       // copy_page_range(): raw_write_seqcount_begin(&src_mm->write_protect_seq) for COW mappings;
       // a hugetlb VMA returned to copy_hugetlb_page_range() before it, which took the seqcount
       // itself only from v5.19 ("mm/hugetlb: take src_mm->write_protect_seq in

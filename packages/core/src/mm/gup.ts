@@ -237,7 +237,7 @@ export class Gup {
       // check_vma_flags(): FOLL_FORCE lets a write into a VMA without VM_WRITE through where it
       // COWs (is_cow_mapping(): private, VM_MAYWRITE); FOLL_FORCE|FOLL_WRITE on hugetlb is refused
       // from v6.1 (1d8d14641fd9 [M]) and not modelled before
-      if (!req.force || vma.flags.shared) throw new KernelError('EFAULT', `FOLL_WRITE on read-only mapping '${vma.name}'`);
+      if (!req.force || vma.flags.shared || vma.flags.nomaywrite) throw new KernelError('EFAULT', `FOLL_WRITE on read-only mapping '${vma.name}'`);
       if (vma.hugetlb) throw KernelError.unsupported('EFAULT', `FOLL_FORCE|FOLL_WRITE on hugetlb mapping '${vma.name}' is not modelled`);
     }
     // check_vma_flags(): a read of a VMA without VM_READ (PROT_NONE) is -EFAULT without FOLL_FORCE

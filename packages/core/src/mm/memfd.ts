@@ -22,7 +22,9 @@ import type { PageCacheFile, Vma } from '../types.js';
  *   nothing is checked when it is added, and mappings that exist keep writing; a new
  *   mmap(PROT_WRITE, MAP_SHARED) is EPERM and a new read-only shared mapping loses VM_MAYWRITE, so
  *   mprotect(PROT_WRITE) is EACCES (shmem_mmap -> seal_check_future_write()); punch hole and write()
- *   are EPERM as under F_SEAL_WRITE.
+ *   are EPERM as under F_SEAL_WRITE. Until v5.5 (05d351102dbe) a new private mapping lost
+ *   VM_MAYWRITE as well, which made it no COW mapping: fork() left its anon pages shared and
+ *   writable in parent and child, and mprotect(PROT_WRITE) of a read-only one was EACCES.
  *
  * Per release, what counts as a writable mapping (i_mmap_writable): until v6.6 every VM_SHARED
  * VMA, read-only ones too (mmap_region() and __vma_link_file() count VM_SHARED), so a write-sealed
@@ -137,6 +139,11 @@ export function sealCheckMmap(k: Kernel, file: PageCacheFile, a: { shared: boole
   if (checked && a.shared) {
     if (a.write) throw new KernelError('EPERM', `mmap '${a.as}' of '${file.name}' PROT_WRITE, MAP_SHARED: the file is write-sealed (shmem_mmap: seal_check_write)`);
     noMayWrite = true; // mprotect() may not make it writable
+  } else if (checked && !kernelAtLeast(k.version, 5, 5)) {
+    // until 05d351102dbe ("mm, memfd: fix COW issue on MAP_PRIVATE and F_SEAL_FUTURE_WRITE
+    // mappings", v5.5) a private mapping lost VM_MAYWRITE too: it is no COW mapping any more
+    // (is_cow_mapping()), so fork() shares its anon pages writable with the child
+    noMayWrite = true;
   }
   // mapping_map_writable(): F_SEAL_WRITE left i_mmap_writable negative
   const counted = a.shared && (!kernelAtLeast(k.version, 6, 7) || !noMayWrite);

@@ -398,9 +398,9 @@ export class Vm {
     for (let at = start; at < end; ) {
       let vma = this.vmaAt(mm, at);
       if (!vma) throw new KernelError('ENOMEM', `mprotect: page ${at} of ${mm.name} is not mapped`);
-      // do_mprotect_pkey(): a VM_WRITE the VMA's VM_MAYWRITE does not allow is EACCES (a read-only
-      // shared mapping of a write-sealed memfd: mm/memfd.ts)
-      if (write && vma.flags.nomaywrite) throw new KernelError('EACCES', `mprotect(PROT_WRITE) of '${vma.name}': VM_MAYWRITE is clear (shared mapping of write-sealed memfd '${vma.cacheFile?.name}')`);
+      // do_mprotect_pkey(): a VM_WRITE the VMA's VM_MAYWRITE does not allow is EACCES (a mapping of
+      // a write-sealed memfd: mm/memfd.ts)
+      if (write && vma.flags.nomaywrite) throw new KernelError('EACCES', `mprotect(PROT_WRITE) of '${vma.name}': VM_MAYWRITE is clear (a mapping of write-sealed memfd '${vma.cacheFile?.name}')`);
       if (vma.flags.write !== write || vma.flags.read !== read) {
         vma = this.isolate(vma, at, end);
         yield* this.k.mprotector.mprotect(vma, write, read);
