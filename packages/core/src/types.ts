@@ -153,6 +153,8 @@ export interface PageCacheFile {
    * mapping's file is held only by its VMAs, so the last unmap evicts it.
    */
   readonly held: boolean;
+  /** i_size in bytes, where the seal checks need it (tmpfs memfds: mm/memfd.ts); `pages` is i_size rounded up to pages */
+  size?: number;
   /** a memfd's F_SEAL_* bits (shmem_inode_info->seals: mm/memfd.ts); undefined for a file that has none (secretmem, disk files) */
   seals?: number;
   /** a hugetlbfs file (memfd MFD_HUGETLB, MAP_SHARED|MAP_HUGETLB): its page size; `cache` is keyed by huge-page index (mm/hugetlb.ts) */

@@ -280,6 +280,16 @@ describe('F_SEAL_SHRINK and F_SEAL_GROW (shmem_setattr, shmem_fallocate)', () =>
     expect(code(() => k.run(k.truncate({ file: 'fd', size: 8 * PAGE })))).toBeNull();
   });
 
+  it('i_size is compared in bytes: a shrink inside the last page is still a shrink (8192 -> 8000 bytes, two pages either way)', () => {
+    const k = kernel();
+    memfd(k, true, 2);
+    k.run(k.addSeals({ file: 'fd', seals: ['shrink', 'grow'] }));
+    expect(code(() => k.run(k.truncate({ file: 'fd', size: 8000 })))).toBe('EPERM');
+    // fallocate(0, 8000, 100): ends at 8100 <= 8192, inside i_size: allowed under GROW
+    k.run(k.fallocate({ file: 'fd', offset: 8000, length: 100 }));
+    expect(code(() => k.run(k.fallocate({ file: 'fd', offset: 8000, length: 193 })))).toBe('EPERM');
+  });
+
   it('fallocate past i_size is EPERM under GROW; inside it is allowed', () => {
     const k = kernel();
     memfd(k, true, 4);

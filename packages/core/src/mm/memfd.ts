@@ -151,11 +151,17 @@ export function sealCheckMmap(k: Kernel, file: PageCacheFile, a: { shared: boole
   return { noMayWrite };
 }
 
-/** shmem_setattr(): F_SEAL_SHRINK / F_SEAL_GROW against an ftruncate() to `pages`. */
-export function sealCheckResize(file: PageCacheFile, pages: number): void {
+/** i_size in bytes: the file's own where it keeps one, else its pages' */
+function iSize(file: PageCacheFile, pageSize: number): number {
+  return file.size ?? file.pages * pageSize;
+}
+
+/** shmem_setattr(): F_SEAL_SHRINK / F_SEAL_GROW against an ftruncate() to `size` bytes (i_size compared byte for byte). */
+export function sealCheckResize(file: PageCacheFile, size: number, pageSize: number): void {
   const seals = file.seals ?? 0;
-  if (pages < file.pages && seals & F_SEAL_SHRINK) throw new KernelError('EPERM', `truncate of '${file.name}' to ${pages} pages: F_SEAL_SHRINK (shmem_setattr)`);
-  if (pages > file.pages && seals & F_SEAL_GROW) throw new KernelError('EPERM', `truncate of '${file.name}' to ${pages} pages: F_SEAL_GROW (shmem_setattr)`);
+  const old = iSize(file, pageSize);
+  if (size < old && seals & F_SEAL_SHRINK) throw new KernelError('EPERM', `truncate of '${file.name}' from ${old} to ${size} bytes: F_SEAL_SHRINK (shmem_setattr)`);
+  if (size > old && seals & F_SEAL_GROW) throw new KernelError('EPERM', `truncate of '${file.name}' from ${old} to ${size} bytes: F_SEAL_GROW (shmem_setattr)`);
 }
 
 /** shmem_fallocate(FALLOC_FL_PUNCH_HOLE): a write seal refuses it. */
@@ -165,5 +171,5 @@ export function sealCheckPunchHole(file: PageCacheFile): void {
 
 /** shmem_fallocate() allocating: F_SEAL_GROW refuses a range that ends past i_size, FALLOC_FL_KEEP_SIZE or not. */
 export function sealCheckFallocate(file: PageCacheFile, endByte: number, pageSize: number): void {
-  if ((file.seals ?? 0) & F_SEAL_GROW && endByte > file.pages * pageSize) throw new KernelError('EPERM', `fallocate of '${file.name}' past its end: F_SEAL_GROW (shmem_fallocate)`);
+  if ((file.seals ?? 0) & F_SEAL_GROW && endByte > iSize(file, pageSize)) throw new KernelError('EPERM', `fallocate of '${file.name}' past its end: F_SEAL_GROW (shmem_fallocate)`);
 }

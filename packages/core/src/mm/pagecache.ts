@@ -54,6 +54,7 @@ export class PageCache {
     if (this.files.has(name) || this.k.files.has(name)) throw new KernelError('EEXIST', `file '${name}' exists`);
     const file = this.newFile(name, Math.ceil(size / this.k.mmu.basePageSize), true, hugetlb);
     file.seals = initialSeals(sealing);
+    if (!hugetlb) file.size = size;
     // MFD_HUGETLB: a hugetlbfs inode, whose page cache holds huge folios (mm/hugetlb.ts)
     if (fallocate && hugetlb) this.k.hugetlb.fallocate(file);
     else if (fallocate) this.fallocate(file, 0, size, true);
@@ -73,6 +74,7 @@ export class PageCache {
     sealCheckFallocate(file, offset + length, ps);
     if (end > file.pages && keepSize) throw KernelError.unsupported('EOPNOTSUPP', `fallocate(FALLOC_FL_KEEP_SIZE) past the end of '${file.name}' (pages beyond i_size) is not modelled`);
     if (end > file.pages) file.pages = end;
+    if (!keepSize && file.size !== undefined && offset + length > file.size) file.size = offset + length;
     for (let index = Math.floor(offset / ps); index < end; index++) this.k.folios.put(this.getFolio(file, index, 'shmem_fallocate', 'falloc'), 1, 'shmem_fallocate: folio_put');
   }
 
@@ -260,12 +262,13 @@ export class PageCache {
    */
   *truncate(file: PageCacheFile, size: number): Op {
     const pages = Math.ceil(size / this.k.mmu.basePageSize);
-    sealCheckResize(file, pages);
+    sealCheckResize(file, size, this.k.mmu.basePageSize);
     if (pages < file.pages) {
       yield* this.k.vm.unmapMappingPages(file.mapping, pages, Infinity);
       this.dropCache(file, pages);
     }
     file.pages = pages;
+    if (file.size !== undefined) file.size = size;
   }
 
   /**
