@@ -268,6 +268,38 @@ describe('F_SEAL_FUTURE_WRITE and private mappings before v5.5 (05d351102dbe)', 
   });
 });
 
+describe('F_SEAL_EXEC (v6.3)', () => {
+  it('is EINVAL before v6.3; on a memfd with exec bits it brings SHRINK, GROW, WRITE and FUTURE_WRITE: 32|2|4|8|16 = 62', () => {
+    const old = kernel('v6.1');
+    memfd(old);
+    expect(code(() => old.run(old.addSeals({ file: 'fd', seals: ['exec'] })))).toBe('EINVAL');
+    const k = kernel('v6.6');
+    memfd(k);
+    k.run(k.addSeals({ file: 'fd', seals: ['exec'] }));
+    expect(k.getSeals('fd')).toBe(62);
+    expect(code(() => k.run(k.truncate({ file: 'fd', size: PAGE })))).toBe('EPERM');
+    expect(code(() => k.run(k.mmap({ file: 'fd', length: PAGE, shared: true, write: true, as: 'rw' })))).toBe('EPERM');
+  });
+
+  it('until v7.1 the implied F_SEAL_WRITE skipped its checks: a writable shared mapping and a pin stay (3b041514cb6e fixed it)', () => {
+    const got: Record<string, string | null> = {};
+    for (const v of ['v6.15', 'latest']) {
+      const k = kernel(v);
+      memfd(k);
+      k.run(k.mmap({ file: 'fd', length: PAGE, shared: true, write: true, as: 'rw' }));
+      k.run(k.write({ map: 'rw', page: 0, data: 'x' }));
+      got[v] = code(() => k.run(k.addSeals({ file: 'fd', seals: ['exec'] })));
+      if (got[v] === null) {
+        // "write-sealed", and the old mapping still writes the file
+        expect(k.getSeals('fd') & F_SEAL_WRITE).toBe(F_SEAL_WRITE);
+        k.run(k.write({ map: 'rw', page: 0, data: 'changed' }));
+        expect(k.isWritableIn({ map: 'rw', page: 0 })).toBe(true);
+      } else expect(k.getSeals('fd')).toBe(0);
+    }
+    expect(got).toEqual({ 'v6.15': null, latest: 'EBUSY' });
+  });
+});
+
 describe('F_SEAL_SHRINK and F_SEAL_GROW (shmem_setattr, shmem_fallocate)', () => {
   it('ftruncate: a smaller size is EPERM under SHRINK, a larger one under GROW, the same size never', () => {
     const k = kernel();

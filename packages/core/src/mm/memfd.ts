@@ -48,7 +48,11 @@ import type { PageCacheFile, Vma } from '../types.js';
  * model drops a reference while the caller sleeps, so a pin or a get (GUP, io_uring fixed buffers)
  * of a cached page makes F_SEAL_WRITE EBUSY.
  *
- * Not modelled: F_SEAL_EXEC (v6.3) and MFD_NOEXEC_SEAL / MFD_EXEC, write() and read() on the fd,
+ * - F_SEAL_EXEC (v6.3): chmod() may no longer change the exec bits (not modelled: no chmod); on a
+ *   memfd whose mode has them (every memfd here: MFD_NOEXEC_SEAL is not modelled) it brings
+ *   F_SEAL_SHRINK, GROW, WRITE and FUTURE_WRITE along, without F_SEAL_WRITE's checks until v7.1.
+ *
+ * Not modelled: MFD_NOEXEC_SEAL / MFD_EXEC and the vm.memfd_noexec sysctl, write() and read() on the fd,
  * seals of a hugetlbfs memfd (refused), shmem THPs, swapped-out shmem pages (xa_is_value entries
  * are skipped by the scan).
  */
@@ -59,11 +63,14 @@ export const F_SEAL_SHRINK = 0x0002;
 export const F_SEAL_GROW = 0x0004;
 export const F_SEAL_WRITE = 0x0008;
 export const F_SEAL_FUTURE_WRITE = 0x0010;
+export const F_SEAL_EXEC = 0x0020;
+/** what F_SEAL_EXEC brings along on a memfd whose mode has exec bits (c4f75bc8bd6b, v6.3) */
+const EXEC_IMPLIES = F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_FUTURE_WRITE;
 
 /** The seal names a scenario writes, with their F_SEAL_* bits (F_GET_SEALS returns their OR). */
-export const SEAL_NAMES = ['seal', 'shrink', 'grow', 'write', 'future-write'] as const;
+export const SEAL_NAMES = ['seal', 'shrink', 'grow', 'write', 'future-write', 'exec'] as const;
 export type SealName = (typeof SEAL_NAMES)[number];
-const SEAL_BITS: Readonly<Record<SealName, number>> = { seal: F_SEAL_SEAL, shrink: F_SEAL_SHRINK, grow: F_SEAL_GROW, write: F_SEAL_WRITE, 'future-write': F_SEAL_FUTURE_WRITE };
+const SEAL_BITS: Readonly<Record<SealName, number>> = { seal: F_SEAL_SEAL, shrink: F_SEAL_SHRINK, grow: F_SEAL_GROW, write: F_SEAL_WRITE, 'future-write': F_SEAL_FUTURE_WRITE, exec: F_SEAL_EXEC };
 
 /** The seals of a memfd made with or without MFD_ALLOW_SEALING (shmem_get_inode sets F_SEAL_SEAL; memfd_create clears it). */
 export function initialSeals(allowSealing: boolean): number {
@@ -100,9 +107,18 @@ export function addSeals(k: Kernel, file: PageCacheFile, names: readonly SealNam
   const current = sealsOf(file, 'F_ADD_SEALS');
   // F_ALL_SEALS gained F_SEAL_FUTURE_WRITE in v5.1: an unknown bit is EINVAL
   if (names.includes('future-write') && !kernelAtLeast(k.version, 5, 1)) throw new KernelError('EINVAL', `F_ADD_SEALS of '${file.name}': F_SEAL_FUTURE_WRITE comes with v5.1 (not in F_ALL_SEALS on ${k.version})`);
+  // F_SEAL_EXEC: 6fd7353829ca ("mm/memfd: add F_SEAL_EXEC"), v6.3
+  if (names.includes('exec') && !kernelAtLeast(k.version, 6, 3)) throw new KernelError('EINVAL', `F_ADD_SEALS of '${file.name}': F_SEAL_EXEC comes with v6.3 (not in F_ALL_SEALS on ${k.version})`);
   if (file.hugetlb) throw KernelError.unsupported('EINVAL', `F_ADD_SEALS of hugetlbfs memfd '${file.name}': seals of a hugetlbfs file are not modelled`);
   if (current & F_SEAL_SEAL) throw new KernelError('EPERM', `F_ADD_SEALS of '${file.name}': F_SEAL_SEAL is set${current === F_SEAL_SEAL ? ' (memfd_create without MFD_ALLOW_SEALING: sealing: true)' : ''}`);
-  const seals = names.reduce((acc, n) => acc | SEAL_BITS[n], 0);
+  let seals = names.reduce((acc, n) => acc | SEAL_BITS[n], 0);
+  // "SEAL_EXEC implies SEAL_WRITE, making W^X from the start" (c4f75bc8bd6b, v6.3): a memfd made
+  // without MFD_NOEXEC_SEAL has mode 0777, so F_SEAL_EXEC brings the write and size seals. Until
+  // 3b041514cb6e (v7.1 [M]) they were added after the F_SEAL_WRITE checks below, which therefore
+  // never ran for them: F_SEAL_EXEC write-sealed a memfd with writable mappings and pins
+  const execImplied = seals & F_SEAL_EXEC ? EXEC_IMPLIES : 0;
+  const impliedFirst = kernelAtLeast(k.version, 7, 1);
+  if (impliedFirst) seals |= execImplied;
   if (seals & F_SEAL_WRITE && !(current & F_SEAL_WRITE)) {
     // mapping_deny_writable(): i_mmap_writable must be 0 (no mapping counts as writable)
     const writers = [...file.mapping.mmaps].filter((vma) => countsAsWritable(k, vma));
@@ -110,7 +126,7 @@ export function addSeals(k: Kernel, file: PageCacheFile, names: readonly SealNam
     const pinned = pinnedIndexes(k, file);
     if (pinned.length > 0) throw new KernelError('EBUSY', `F_ADD_SEALS(F_SEAL_WRITE) of '${file.name}': page${pinned.length === 1 ? '' : 's'} ${pinned.join(', ')} still ${pinned.length === 1 ? 'has' : 'have'} references beyond the page cache's and the mappings' after the last scan (memfd_wait_for_pins)`);
   }
-  file.seals = current | seals;
+  file.seals = current | seals | execImplied;
 }
 
 /**

@@ -183,7 +183,7 @@ const checkShape = {
   uffdWp: CheckTarget.optional().describe('{map, page, process?}: /proc/PID/pagemap reports PM_UFFD_WP (bit 57): the entry has its uffd-wp bit (UFFDIO_WRITEPROTECT)'),
   guard: CheckTarget.optional().describe('{map, page, process?}: /proc/PID/pagemap reports PM_GUARD_REGION (bit 58, v6.15: a MADV_GUARD_INSTALL marker; always false before)'),
   node: CheckTarget.optional().describe('{map, page, process?} or {file, page}: the memory node the page is on (page_to_nid(); move_pages() with no nodes reports it)'),
-  seals: CheckTarget.optional().describe('{file}: fcntl(F_GET_SEALS) of a memfd, the OR of its F_SEAL_* bits (seal 1, shrink 2, grow 4, write 8, future-write 16)'),
+  seals: CheckTarget.optional().describe('{file}: fcntl(F_GET_SEALS) of a memfd, the OR of its F_SEAL_* bits (seal 1, shrink 2, grow 4, write 8, future-write 16, exec 32)'),
   equals: z.union([z.number().int(), z.boolean(), VmemmapFigures]).optional(),
   min: z.number().int().optional(),
   max: z.number().int().optional(),
