@@ -43,8 +43,9 @@ import type { PageCacheFile, Vma } from '../types.js';
  * tags of pages that came back; one still tagged on the last scan is EBUSY. The scan walked
  * radix-tree tags (v3.17), then XArray marks (v4.20), and counted pages until David Hildenbrand's
  * folio conversion (memfd_folio_has_extra_refs(): folio_ref_count - folio_mapcount !=
- * folio_nr_pages, with total_mapcount()'s removal, v6.9 [M]) and folio_expected_ref_count() (v6.16
- * [M]); for the order-0 folios the model caches all of them ask the same question. Nothing in the
+ * folio_nr_pages; "mm/memfd: refactor memfd_tag_pins() and memfd_wait_for_pins()", with
+ * total_mapcount()'s removal, v6.10 [M]) and folio_expected_ref_count() (v6.16 [M]); for the
+ * order-0 folios the model caches all of them ask the same question. Nothing in the
  * model drops a reference while the caller sleeps, so a pin or a get (GUP, io_uring fixed buffers)
  * of a cached page makes F_SEAL_WRITE EBUSY.
  *
