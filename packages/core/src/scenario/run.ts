@@ -72,6 +72,11 @@ export function stepOp(k: Kernel, step: Step, failures: string[]): Op<unknown> {
   // args were validated against the schema when the scenario was loaded
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   const a = step.args as any;
+  /** The syscall's op, failing the step when it returns other than the scenario expects (when it says). */
+  const returning = function* (op: Op<number>, want: number | undefined, syscall: string): Op {
+    const got = yield* op;
+    if (want !== undefined && got !== want) failures.push(`${step.path}: ${syscall} returned ${got}, expected ${want}`);
+  };
   switch (step.op) {
     case 'probe': return k.probe(a);
     case 'unbind': return k.unbind(a);
@@ -101,11 +106,7 @@ export function stepOp(k: Kernel, step: Step, failures: string[]): Op<unknown> {
     case 'mremap': return k.mremap(a);
     case 'madvise': return k.madvise(a);
     case 'pidfd-open': return k.pidfdOpen(a);
-    case 'process-madvise':
-      return (function* () {
-        const bytes = yield* k.processMadvise(a);
-        if (a.bytes !== undefined && bytes !== a.bytes) failures.push(`${step.path}: process_madvise returned ${bytes}, expected ${a.bytes}`);
-      })();
+    case 'process-madvise': return returning(k.processMadvise(a), a.bytes, 'process_madvise');
     case 'ksm-merge': return k.ksmMerge(a);
     case 'ksm-unmerge': return k.ksmUnmerge(a);
     case 'prctl': return k.prctl(a);
@@ -131,11 +132,7 @@ export function stepOp(k: Kernel, step: Step, failures: string[]): Op<unknown> {
     case 'numa-nodes': return k.numaNodes(a);
     case 'mbind': return k.mbind(a);
     case 'set-mempolicy': return k.setMempolicy(a);
-    case 'migrate-pages':
-      return (function* () {
-        const left = yield* k.migratePages(a);
-        if (a.notMigrated !== undefined && left !== a.notMigrated) failures.push(`${step.path}: migrate_pages returned ${left}, expected ${a.notMigrated}`);
-      })();
+    case 'migrate-pages': return returning(k.migratePages(a), a.notMigrated, 'migrate_pages');
     case 'move-pages':
       return (function* () {
         const r = yield* k.movePages(a);
