@@ -68,8 +68,7 @@ export class Ext4 extends DaxFilesystem {
       if (on) throw KernelError.unsupported('EOPNOTSUPP', `ext4 before v5.8 has no EXT4_DAX_FL: FS_IOC_FSSETXATTR refuses FS_XFLAG_DAX on '${target.name}'`);
       return { dontcache: false };
     }
-    const file = 'blocks' in target ? target : null;
-    return { dontcache: file !== null && this.daxMode === 'inode' && file.daxFlag !== on };
+    return { dontcache: this.marksDontcache(target, on) };
   }
 
   /**

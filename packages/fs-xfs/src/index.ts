@@ -79,7 +79,7 @@ export class Xfs extends DaxFilesystem {
     if (on && file && this.reflinkExcludesDax() && this.isReflinked(file)) {
       throw new KernelError('EINVAL', `FS_XFLAG_DAX on reflinked file '${file.name}' (xfs_ioctl_setattr_xflags: no DAX for reflinked files before v6.9)`);
     }
-    return { dontcache: file !== null && daxTriState(this.k.version) && this.daxMode === 'inode' && file.daxFlag !== on };
+    return { dontcache: this.marksDontcache(target, on) };
   }
 
   /**

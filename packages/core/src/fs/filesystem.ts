@@ -9,7 +9,7 @@ import type { Device, FsHandle, Inode, VmFlags } from '../types.js';
 import { BlockAllocator } from './blocks.js';
 import { PG } from '../mm/pages.js';
 import { kernelAtLeast } from '../features.js';
-import { describeDaxOption, type DaxMode, type DaxMountOption, type Directory } from './daxmode.js';
+import { daxTriState, describeDaxOption, type DaxMode, type DaxMountOption, type Directory } from './daxmode.js';
 
 /** dax_break_layout_final() waits holding no lock the wait would drop. */
 const NO_LOCK_TO_DROP: WaitCallbacks = {
@@ -192,6 +192,15 @@ export abstract class DaxFilesystem implements FsHandle, DaxIomapOps {
    */
   checkDaxFlagChange(target: Inode | Directory, _on: boolean): { dontcache: boolean } {
     throw KernelError.unsupported('EOPNOTSUPP', `${this.name}: FS_XFLAG_DAX of '${target.name}' is not modelled (no per-inode DAX here)`);
+  }
+
+  /**
+   * Whether changing FS_XFLAG_DAX marks the inode I_DONTCACHE (d_mark_dontcache, v5.8: XFS's
+   * xfs_ioctl_setattr_prepare_dax(), ext4's ext4_dax_dontcache()): a regular file whose flag
+   * changes on a dax=inode mount; under dax=always|never, for a directory, or before v5.8, never.
+   */
+  protected marksDontcache(target: Inode | Directory, on: boolean): boolean {
+    return 'blocks' in target && daxTriState(this.k.version) && this.daxMode === 'inode' && target.daxFlag !== on;
   }
 
   /** A directory by name (ENOENT when there is none). */
