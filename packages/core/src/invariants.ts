@@ -152,7 +152,7 @@ class PinnedPageDiverged extends Invariant {
           const pfn = h.pfns[vpn - h.vpn]!;
           const leaf = k.vm.lookup(h.mm, vpn);
           // a swap entry maps nothing: the pinned folio stays in the swap cache, and swap-in finds it
-          if (leaf && !leaf.pte.devicePrivate && !leaf.pte.swap && !leaf.pte.guard && k.vm.pfnAt(leaf, vpn) !== pfn) {
+          if (leaf && !leaf.pte.devicePrivate && !leaf.pte.swap && !leaf.pte.marker && k.vm.pfnAt(leaf, vpn) !== pfn) {
             report(`'${h.name}' pins pfn ${pfn} but ${h.mm.name} now maps pfn ${k.vm.pfnAt(leaf, vpn)} there`);
           }
         }

@@ -1061,9 +1061,10 @@ export class Kernel {
     // access_error() and never reaches handle_mm_fault(): SIGSEGV (SEGV_ACCERR)
     const storable = leaf !== null && leaf.pte.write && !nonPresent(leaf.pte);
     if (!vma.flags.write && !storable) throw new KernelError('SIGSEGV', `write to page ${a.page} of '${vma.name}', which is mapped without PROT_WRITE`);
-    // the access is retried until the PTE allows it (a device-private entry first migrates back)
+    // the access is retried until the PTE allows it (a device-private entry first migrates back; a
+    // uffd-wp marker is faulted in write-protected, then the userfault, then do_wp_page: three)
     for (let tries = 0; !leaf || !leaf.pte.write || nonPresent(leaf.pte); tries++) {
-      if (tries === 2) throw new KernelError('EFAULT', `write to page ${a.page} of '${vma.name}' could not be faulted in`);
+      if (tries === 3) throw new KernelError('EFAULT', `write to page ${a.page} of '${vma.name}' could not be faulted in`);
       yield* this.faults.handle(vma, vpn, true);
       leaf = this.vm.lookup(vma.mm, vpn);
     }
@@ -1345,7 +1346,7 @@ export class Kernel {
       const { mm, vpn } = this.mapAddress(t.map, t.page ?? 0, t.process);
       const leaf = this.vm.lookup(mm, vpn);
       // a swap entry names a swap slot, not a page (pagemap gives its swap offset, no pfn)
-      return leaf && !leaf.pte.swap && !leaf.pte.guard ? this.vm.pfnAt(leaf, vpn) : null;
+      return leaf && !leaf.pte.swap && !leaf.pte.marker ? this.vm.pfnAt(leaf, vpn) : null;
     }
     if (t.file !== undefined) {
       const memfd = this.pageCache.named(t.file);
@@ -1421,9 +1422,10 @@ export class Kernel {
     return this.presentLeaf(t)?.pte.write ?? false;
   }
 
-  /** pte_uffd_wp() of the entry mapping the page, as /proc/PID/pagemap bit 57 (PM_UFFD_WP, fb8e37f35a2f, v5.14) shows it. */
+  /** The uffd-wp bit of the entry at the page (present, swap or PTE marker), as /proc/PID/pagemap bit 57 (PM_UFFD_WP, v5.14) shows it. */
   isUffdWpIn(t: { map: string; page: number; process?: string }): boolean {
-    return this.presentLeaf(t)?.pte.uffdWp ?? false;
+    const { mm, vpn } = this.mapAddress(t.map, t.page, t.process);
+    return this.uffd.pagemapWp(mm, vpn);
   }
 
   /** pte_soft_dirty() of the entry mapping the page, as /proc/PID/pagemap bit 55 shows it. */

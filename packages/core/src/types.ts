@@ -282,7 +282,8 @@ export interface Pte {
   /**
    * _PAGE_UFFD_WP (pte_uffd_wp): set by UFFDIO_WRITEPROTECT (or UFFDIO_COPY with MODE_WP) where the
    * arch has the bit (HAVE_ARCH_USERFAULTFD_WP, Mmu.uffdWpSince); a write fault on it goes to the
-   * userfaultfd instead of do_wp_page()'s reuse or copy (mm/userfaultfd.ts)
+   * userfaultfd instead of do_wp_page()'s reuse or copy (mm/userfaultfd.ts); on a swap entry
+   * pte_swp_uffd_wp() (kept across swap-out, v5.7), on a `marker` PTE_MARKER_UFFD_WP
    */
   uffdWp?: boolean;
   /**
@@ -296,6 +297,12 @@ export interface Pte {
    * non-present, no page behind it (`pfn` is -1); any access to it is SIGSEGV
    */
   guard?: boolean;
+  /**
+   * a PTE marker (make_pte_marker(), include/linux/swapops.h, v5.19): a non-present entry with no
+   * page behind it (`pfn` is -1), whose bits are `guard` (PTE_MARKER_GUARD) and `uffdWp`
+   * (PTE_MARKER_UFFD_WP: a write-protected page that is not mapped; mm/userfaultfd.ts)
+   */
+  marker?: boolean;
 }
 
 /** The swap entry of a swap PTE (swp_entry_t and the swp pte bits the model keeps). */

@@ -63,13 +63,14 @@ function registered(k: Kernel, opts: { pages?: number; write?: boolean; mode?: (
 }
 
 describe('UFFDIO_API: the features reported per release and arch', () => {
-  it('x86-64: fork events and SIGBUS everywhere, PAGEFAULT_FLAG_WP from v5.7, MINOR_HUGETLBFS v5.13, MINOR_SHMEM v5.14, WP_HUGETLBFS_SHMEM v5.19', () => {
+  it('x86-64: fork events and SIGBUS everywhere, PAGEFAULT_FLAG_WP from v5.7, MINOR_HUGETLBFS v5.13, MINOR_SHMEM v5.14, WP_HUGETLBFS_SHMEM v5.19, WP_UNPOPULATED v6.4', () => {
     const got = Object.fromEntries(RELEASES.map((v) => [v, [...kernel(v).uffd.available()].sort()]));
-    const all = ['event-fork', 'minor-hugetlbfs', 'minor-shmem', 'missing-hugetlbfs', 'missing-shmem', 'pagefault-flag-wp', 'sigbus', 'wp-hugetlbfs-shmem'];
+    const upTo63 = ['event-fork', 'minor-hugetlbfs', 'minor-shmem', 'missing-hugetlbfs', 'missing-shmem', 'pagefault-flag-wp', 'sigbus', 'wp-hugetlbfs-shmem'];
     expect(got).toEqual({
       'v5.4': ['event-fork', 'missing-hugetlbfs', 'missing-shmem', 'sigbus'],
       'v5.10': ['event-fork', 'missing-hugetlbfs', 'missing-shmem', 'pagefault-flag-wp', 'sigbus'],
-      ...Object.fromEntries(RELEASES.filter((v) => v !== 'v5.4' && v !== 'v5.10').map((v) => [v, all])),
+      ...Object.fromEntries(['v6.1', 'v6.3'].map((v) => [v, upTo63])),
+      ...Object.fromEntries(RELEASES.filter((v) => !['v5.4', 'v5.10', 'v6.1', 'v6.3'].includes(v)).map((v) => [v, [...upTo63, 'wp-unpopulated']])),
     });
   });
 
@@ -240,7 +241,8 @@ describe('uffd-wp: UFFDIO_WRITEPROTECT and write faults', () => {
     for (const v of RELEASES.filter((x) => x !== 'v5.4')) {
       const k = protectedPage(v);
       const before = k.pfnOf({ map: 'm', page: 0 })!;
-      expect([pte(k, 'm', 0)!.write, k.isUffdWpIn({ map: 'm', page: 0 })]).toEqual([false, true]);
+      // pagemap shows the bit (PM_UFFD_WP) only from v5.14; the PTE has it from v5.7
+      expect({ v, pte: [pte(k, 'm', 0)!.write, pte(k, 'm', 0)!.uffdWp], pagemap: k.isUffdWpIn({ map: 'm', page: 0 }) }).toEqual({ v, pte: [false, true], pagemap: v !== 'v5.10' });
       const writer = startBlocked(k.write({ map: 'm', page: 0, data: 'b' }));
       k.run(k.uffdWriteprotect({ map: 'm', enable: false }));
       // v6.0+ (MM_CP_TRY_CHANGE_WRITABLE) maps the exclusive anon page writable at once; before,

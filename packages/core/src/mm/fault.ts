@@ -36,12 +36,21 @@ export class Faults {
   *handle(vma: Vma, vpn: number, write: boolean, force = false, retry = true): Op {
     const k = this.k;
     if (write && !vma.flags.write && !force) throw new KernelError('EFAULT', `write to a read-only mapping '${vma.name}'`);
-    const leaf = k.vm.lookup(vma.mm, vpn);
+    let leaf = k.vm.lookup(vma.mm, vpn);
     const vmf: Vmf = { vma, vpn, pgoff: vma.pgoff + (vpn - vma.start), write, ...(retry ? {} : { noRetry: true as const }) };
+    // do_swap_page() -> handle_pte_marker() -> pte_marker_handle_uffd_wp() (v5.19): a
+    // PTE_MARKER_UFFD_WP the VMA no longer wants is cleared (pte_marker_clear(): the access retries
+    // on an empty entry); else the fault is the empty entry's (do_fault(), and from v6.4
+    // do_pte_missing()), and what it maps comes uffd-wp (mm/userfaultfd.ts)
+    if (leaf?.pte.marker && leaf.pte.uffdWp && !leaf.pte.guard && !k.uffd.markerFaults(vma)) {
+      k.vm.clear(vma.mm, vpn, 'pte');
+      leaf = null;
+    }
+    const wpMarker = leaf?.pte.marker === true && leaf.pte.uffdWp === true && !leaf.pte.guard;
     // an empty entry of a VMA registered with a userfaultfd: do_anonymous_page() and
     // do_huge_pmd_anonymous_page() ("if (userfaultfd_missing(vma))"), shmem_get_folio_gfp() and
     // hugetlb_no_page() hand the fault to the handler first (mm/userfaultfd.ts)
-    const userfault = !leaf && vma.uffd ? k.uffd.onEmpty(vmf) : null;
+    const userfault = (!leaf || wpMarker) && vma.uffd ? k.uffd.onEmpty(vmf) : null;
     if (userfault) return yield* k.uffd.handle(vmf, userfault, retry);
     // handle_mm_fault(): is_vm_hugetlb_page(vma) -> hugetlb_fault() (mm/hugetlb.ts)
     if (vma.hugetlb) return yield* k.hugetlb.fault(vmf);
@@ -95,13 +104,14 @@ export class Faults {
       if (write && after && !nonPresent(after.pte) && !after.pte.write) yield* this.wpPage(vmf, after);
       return;
     }
-    if (!leaf) {
+    if (!leaf || wpMarker) {
       k.emit('fault', { mm: vma.mm.name, vaddr: vpn, write, kind: vma.kind });
       if (vma.kind === 'anon') yield* this.anonymous(vmf);
       else if ((vma.kind === 'file' || vma.kind === 'pagecache') && write && !vma.flags.shared) yield* this.cowFault(vmf);
       else if (vma.kind === 'file') yield* k.fileFault(vmf);
       else if (vma.kind === 'pagecache') yield* k.pageCache.fault(vmf); // do_read_fault / do_shared_fault -> shmem_fault
       else yield* k.deviceFault(vmf, null);
+      if (wpMarker) k.uffd.armFromMarker(vma, vpn);
       return;
     }
     if (write && !leaf.pte.write) yield* this.wpPage(vmf, leaf);

@@ -33,8 +33,10 @@ export class Fork {
       const dst = k.vm.addVma(child, { ...src, flags: unlocked(src.flags), mm: child, anonVma: src.flags.wipeonfork ? 0 : src.anonVma, ...(src.hugetlb ? { hugetlb: { ...src.hugetlb, resv: null } } : {}) }, parent.ranges.get(src.name)!);
       k.uffd.dupVma(src, dst, uffds); // dup_mmap() -> dup_userfaultfd() (mm/userfaultfd.ts)
       if (src.flags.wipeonfork) continue;
-      // vma_needs_copy(): a shared shmem or DAX VMA (no anon_vma) is not copied: the child refaults
-      if (!(src.anonVma || src.flags.mixedmap || src.flags.pfnmap)) continue;
+      // vma_needs_copy(): a shared shmem or DAX VMA (no anon_vma) is not copied: the child refaults;
+      // from v5.19 a child VMA that stays VM_UFFD_WP is ("mm/shmem: handle uffd-wp during fork()":
+      // its page tables hold protection the page cache cannot give back)
+      if (!(src.anonVma || src.flags.mixedmap || src.flags.pfnmap || k.uffd.forkCopiesTables(dst))) continue;
       // is_cow_mapping(): VM_MAYWRITE && !VM_SHARED; do_mmap() sets VM_MAYWRITE on every
       // private mapping, PROT_READ ones too, except one of an F_SEAL_FUTURE_WRITE memfd before
       // v5.5 (mm/memfd.ts): its PTEs stay writable in both, the anon pages shared
@@ -74,10 +76,12 @@ export class Fork {
       yield preempt('copy_pte_range');
       let current = parent.ptes.get(vpn);
       if (!current) continue;
-      if (current.guard) {
+      if (current.marker) {
         // copy_nonpresent_pte() -> copy_pte_marker(): PTE_MARKER_GUARD is always copied (v6.13); the
-        // VMA is copied at all because MADV_GUARD_INSTALL gave it an anon_vma (mm/guard.ts)
-        k.vm.install(dst.mm, vpn, { ...current });
+        // VMA is copied at all because MADV_GUARD_INSTALL gave it an anon_vma (mm/guard.ts);
+        // PTE_MARKER_UFFD_WP as the child's VMA allows (mm/userfaultfd.ts)
+        const copy = k.uffd.childMarker(dst, current);
+        if (copy) k.vm.install(dst.mm, vpn, copy);
         continue;
       }
       if (current.deviceExclusive) {
@@ -92,7 +96,7 @@ export class Fork {
         continue;
       }
       if (current.swap) {
-        k.swap.copyEntry(dst, vpn, current); // copy_nonpresent_pte(): swap_duplicate()
+        k.swap.copyEntry(dst, vpn, current, k.uffd.childKeepsSwapWp(dst, current)); // copy_nonpresent_pte(): swap_duplicate()
         continue;
       }
       const page = k.vm.normalPage(current, current.pfn);

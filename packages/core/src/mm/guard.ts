@@ -18,7 +18,20 @@ const MAX_GUARD_RETRIES = 3;
 
 /** make_pte_marker(PTE_MARKER_GUARD): a non-present entry with no page (pfn -1), never writable. */
 export function guardMarker(): Pte {
-  return { pfn: -1, level: 'pte', write: false, dirty: false, special: false, devmap: false, devicePrivate: false, softDirty: false, guard: true };
+  return { ...pteMarker(), guard: true };
+}
+
+/**
+ * make_pte_marker(PTE_MARKER_UFFD_WP) (v5.19, "mm/uffd: PTE_MARKER_UFFD_WP"): the write protection
+ * of a page that is not mapped (mm/userfaultfd.ts).
+ */
+export function uffdWpMarker(): Pte {
+  return { ...pteMarker(), uffdWp: true };
+}
+
+/** A PTE marker without bits: the non-present entry both kinds share. */
+function pteMarker(): Pte {
+  return { pfn: -1, level: 'pte', write: false, dirty: false, special: false, devmap: false, devicePrivate: false, softDirty: false, marker: true };
 }
 
 /**

@@ -239,7 +239,7 @@ export class Numa {
       const e = Math.min(end, vma.start + vma.pages);
       for (const leaf of k.vm.leavesIn(mm, s, e)) {
         const pte = leaf.pte;
-        if (pte.devicePrivate || pte.deviceExclusive || pte.swap || pte.guard) continue;
+        if (pte.devicePrivate || pte.deviceExclusive || pte.swap || pte.marker) continue;
         let head: number;
         if (pte.level !== 'pte') {
           // queue_folios_pmd(): the huge zero folio is skipped; no ZONE_DEVICE test at this level
@@ -491,7 +491,7 @@ export class Numa {
       if (!mm.alive) continue;
       for (const [vpn, pmd] of mm.pmds) if (pmd.pfn === head && !pmd.special && !pmd.devicePrivate) found.push({ mm, vpn, level: 'pmd', pfn: head });
       for (const [vpn, pte] of mm.ptes) {
-        if (pte.pfn < head || pte.pfn >= head + nr || pte.special || pte.devmap || pte.devicePrivate || pte.deviceExclusive || pte.swap || pte.guard) continue;
+        if (pte.pfn < head || pte.pfn >= head + nr || pte.special || pte.devmap || pte.devicePrivate || pte.deviceExclusive || pte.swap || pte.marker) continue;
         found.push({ mm, vpn, level: 'pte', pfn: pte.pfn });
       }
     }
@@ -590,7 +590,7 @@ export class Numa {
   private followPage(mm: Mm, vpn: number): number | string {
     const k = this.k;
     const leaf = k.vm.lookup(mm, vpn);
-    if (!leaf || leaf.pte.devicePrivate || leaf.pte.deviceExclusive || leaf.pte.swap || leaf.pte.guard) return 'ENOENT';
+    if (!leaf || leaf.pte.devicePrivate || leaf.pte.deviceExclusive || leaf.pte.swap || leaf.pte.marker) return 'ENOENT';
     const pfn = k.vm.pfnAt(leaf, vpn);
     if (k.isZeroPfn(pfn)) return 'EFAULT';
     // a devmap PTE's page comes from get_dev_pagemap(): a ZONE_DEVICE page, -ENOENT after

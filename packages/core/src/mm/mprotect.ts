@@ -65,8 +65,8 @@ export class Mprotect {
         // change_pte_range(): a writable device-private entry becomes a readable one whatever
         // the new protection (make_readable_device_private_entry)
         pte.write = false;
-      } else if (pte.deviceExclusive || pte.swap || pte.guard) {
-        // change_pte_range(): a swap entry carries no permission; a guard marker is skipped
+      } else if (pte.deviceExclusive || pte.swap || pte.marker) {
+        // change_pte_range(): a swap entry carries no permission; a PTE marker is skipped
         // ("is_guard_swp_entry(entry)) continue", v6.13): any access faults anyway
         continue;
       } else {

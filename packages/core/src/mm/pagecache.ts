@@ -198,8 +198,9 @@ export class PageCache {
     const file = this.fileOf(vma);
     // secretmem_vm_ops: its own ->fault, no ->map_pages (mm/secretmem.ts)
     if (file.secretmem) return yield* k.secretmem.fault(vmf);
-    // do_read_fault(): ->map_pages() first, ->fault() only if that did not map the address
-    if (!vmf.write && this.faultAround(vmf, file)) return;
+    // do_read_fault(): ->map_pages() first, ->fault() only if that did not map the address; not in
+    // a VMA registered for MINOR (v5.14) or WP (v5.19) faults (uffd_disable_fault_around())
+    if (!vmf.write && !k.uffd.disablesFaultAround(vma) && this.faultAround(vmf, file)) return;
     const pfn = this.getFolio(file, vmf.pgoff, vmf.write ? 'do_shared_fault' : 'do_read_fault');
     k.folios.addMap(pfn);
     k.vm.install(vma.mm, vpn, k.faults.pte(pfn, 'pte', { write: vmf.write || this.sharedWritable(vma), dirty: vmf.write }));

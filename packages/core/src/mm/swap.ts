@@ -165,7 +165,8 @@ export class Swap {
 
   /**
    * try_to_unmap_one() for one PTE: the PTE becomes a swap entry for the slot (swap_duplicate(),
-   * soft-dirty kept: pte_swp_mksoft_dirty), the rmap and the PTE's reference go. From v5.19 the
+   * soft-dirty kept: pte_swp_mksoft_dirty; uffd-wp kept: pte_swp_mkuffd_wp, f45ec5ff16a7
+   * "userfaultfd: wp: support swap and page migration", v5.7), the rmap and the PTE's reference go. From v5.19 the
    * entry remembers PageAnonExclusive (1493a1913e34 "mm/swap: remember PG_anon_exclusive via a
    * swp pte bit"), and an exclusive page that may be pinned cannot be unmapped
    * (page_try_share_anon_rmap() / folio_try_share_anon_rmap_pte() fails: the PTE is restored and
@@ -182,15 +183,15 @@ export class Swap {
     k.emit('tlb.flush', { mm: mm.name }); // ptep_clear_flush()
     this.slots.get(slot)!.count++;
     k.folios.setFlag(folio, PG.anonExclusive, false);
-    k.vm.install(mm, vpn, this.entry(slot, exclusive, pte.softDirty));
+    k.vm.install(mm, vpn, this.entry(slot, exclusive, pte.softDirty, pte.uffdWp === true));
     k.folios.removeMap(folio);
     k.folios.put(folio, 1, 'try_to_unmap_one');
     return true;
   }
 
-  /** A swap PTE (swp_entry_to_pte(), with the exclusive and soft-dirty bits). */
-  private entry(slot: number, exclusive: boolean, softDirty: boolean): Pte {
-    return { pfn: -1, level: 'pte', write: false, dirty: false, special: false, devmap: false, devicePrivate: false, softDirty, swap: { slot, exclusive } };
+  /** A swap PTE (swp_entry_to_pte(), with the exclusive, soft-dirty and uffd-wp bits). */
+  private entry(slot: number, exclusive: boolean, softDirty: boolean, uffdWp: boolean): Pte {
+    return { pfn: -1, level: 'pte', write: false, dirty: false, special: false, devmap: false, devicePrivate: false, softDirty, swap: { slot, exclusive }, ...(uffdWp ? { uffdWp } : {}) };
   }
 
   /**
@@ -207,7 +208,10 @@ export class Swap {
    *   swapped once at most (page_mapcount() + the slot's swap count, GUP references not counted;
    *   a swap-cache folio found so is deleted from the swap cache), else do_wp_page() decides.
    * The swap entry is freed (swap_free()); from v5.19 a write fault frees the swap cache of a
-   * folio only it and the cache reference (should_try_to_free_swap()). Returns whether the
+   * folio only it and the cache reference (should_try_to_free_swap()). An entry with the uffd-wp
+   * bit maps the folio uffd-wp and write-protected (pte_swp_uffd_wp(): pte_mkuffd_wp(pte_wrprotect()),
+   * v5.7; from v6.11 the writable upgrade is not even tried, !userfaultfd_pte_wp()): the fault
+   * returns, and the write that retries meets the userfaultfd in do_wp_page(). Returns whether the
    * write still has to go to do_wp_page().
    */
   *fault(vmf: Vmf, leaf: Leaf): Op<boolean> {
@@ -257,7 +261,8 @@ export class Swap {
     k.vm.clear(vma.mm, vpn, 'pte');
     const dirty = write && vmf.write;
     const softDirty = leaf.pte.softDirty || (dirty && k.softDirtyArch);
-    k.vm.install(vma.mm, vpn, k.faults.pte(folio, 'pte', { write: write && vma.flags.write, dirty, softDirty }));
+    const uffdWp = leaf.pte.uffdWp === true;
+    k.vm.install(vma.mm, vpn, k.faults.pte(folio, 'pte', { write: write && vma.flags.write && !uffdWp, dirty, softDirty, ...(uffdWp ? { uffdWp } : {}) }));
     k.folios.addMap(folio);
     if (!anonExclusiveEra) this.swapFree(entry.slot);
     if (anonExclusiveEra && this.alwaysSwapCache) {
@@ -307,13 +312,14 @@ export class Swap {
 
   /**
    * copy_nonpresent_pte() for a swap PTE (fork): swap_duplicate(), and "Mark the swap entry as
-   * shared": the parent's entry loses its exclusive bit, the child's copy never has it.
+   * shared": the parent's entry loses its exclusive bit, the child's copy never has it; it keeps
+   * the uffd-wp bit when `uffdWp` (mm/userfaultfd.ts childKeepsSwapWp).
    */
-  copyEntry(dst: Vma, vpn: number, pte: Pte): void {
+  copyEntry(dst: Vma, vpn: number, pte: Pte, uffdWp: boolean): void {
     const entry = pte.swap!;
     this.slots.get(entry.slot)!.count++;
     entry.exclusive = false;
-    this.k.vm.install(dst.mm, vpn, this.entry(entry.slot, false, pte.softDirty));
+    this.k.vm.install(dst.mm, vpn, this.entry(entry.slot, false, pte.softDirty, uffdWp));
   }
 
   /**

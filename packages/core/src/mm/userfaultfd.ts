@@ -6,6 +6,7 @@ import type { Mm, Pte, UffdCtx, UffdMsg, Vma } from '../types.js';
 import type { Vmf } from './fault.js';
 import type { Leaf } from './vm.js';
 import { nonPresent } from './exclusive.js';
+import { uffdWpMarker } from './guard.js';
 
 /**
  * userfaultfd(2) (fs/userfaultfd.c, mm/userfaultfd.c, include/linux/userfaultfd_k.h): a process
@@ -50,7 +51,7 @@ import { nonPresent } from './exclusive.js';
  */
 
 /** UFFD_FEATURE_* names the model knows, as scenarios spell them. */
-export const UFFD_FEATURES = ['event-fork', 'missing-hugetlbfs', 'missing-shmem', 'sigbus', 'pagefault-flag-wp', 'minor-hugetlbfs', 'minor-shmem', 'wp-hugetlbfs-shmem'] as const;
+export const UFFD_FEATURES = ['event-fork', 'missing-hugetlbfs', 'missing-shmem', 'sigbus', 'pagefault-flag-wp', 'minor-hugetlbfs', 'minor-shmem', 'wp-hugetlbfs-shmem', 'wp-unpopulated'] as const;
 export type UffdFeature = (typeof UFFD_FEATURES)[number];
 /** UFFDIO_REGISTER_MODE_* */
 export const UFFD_MODES = ['missing', 'wp', 'minor'] as const;
@@ -69,6 +70,7 @@ const FEATURE_SINCE: Record<UffdFeature, readonly [number, number]> = {
   'minor-hugetlbfs': [5, 13], // 7677f7fd8be7 "userfaultfd: add minor fault registration mode"
   'minor-shmem': [5, 14], // 964ab0040ff9 "userfaultfd/shmem: advertise shmem minor fault support" (with c949b097ef2e)
   'wp-hugetlbfs-shmem': [5, 19], // b1f9e876862d "mm/uffd: enable write protection for shmem & hugetlbfs"
+  'wp-unpopulated': [6, 4], // 2bad466cc9d9 "mm/uffd: UFFD_FEATURE_WP_UNPOPULATED": markers on empty anonymous entries too
 };
 
 export class Userfaultfd {
@@ -102,7 +104,8 @@ export class Userfaultfd {
    * MINOR_* without HAVE_ARCH_USERFAULTFD_MINOR (masked since they exist); PAGEFAULT_FLAG_WP
    * without HAVE_ARCH_USERFAULTFD_WP from v5.14 (00b151f21f39 "mm/userfaultfd: fail uffd-wp
    * registration if not supported"; before, it was reported on every arch and pte_mkuffd_wp() did
-   * nothing there); WP_HUGETLBFS_SHMEM without PTE markers (the arch bit).
+   * nothing there); WP_HUGETLBFS_SHMEM and WP_UNPOPULATED without PTE markers
+   * (#ifndef CONFIG_PTE_MARKER_UFFD_WP: the arch bit).
    */
   available(): Set<UffdFeature> {
     const out = new Set<UffdFeature>();
@@ -110,7 +113,7 @@ export class Userfaultfd {
       if (!this.defined(f)) continue;
       if ((f === 'minor-hugetlbfs' || f === 'minor-shmem') && !this.archMinor()) continue;
       if (f === 'pagefault-flag-wp' && kernelAtLeast(this.k.version, 5, 14) && !this.archWp()) continue;
-      if (f === 'wp-hugetlbfs-shmem' && !this.archWp()) continue;
+      if ((f === 'wp-hugetlbfs-shmem' || f === 'wp-unpopulated') && !this.archWp()) continue;
       out.add(f);
     }
     return out;
@@ -212,6 +215,9 @@ export class Userfaultfd {
     ctx.released = true;
     for (const vma of [...ctx.mm.vmas]) {
       if (vma.uffd !== ctx) continue;
+      // "mm/userfaultfd: reset ptes when close() for wr-protected ones" (April 2024, Fixes
+      // f369b07c8614; v6.9 [M]): close resets the protection as UFFDIO_UNREGISTER does
+      if (vma.flags.uffdWp && kernelAtLeast(k.version, 6, 9)) this.changeProtection(vma, vma.start, vma.start + vma.pages, false);
       clearUffd(vma);
       k.vm.mergeAround(vma);
     }
@@ -230,6 +236,9 @@ export class Userfaultfd {
     for (const v of vmas) {
       if (!v.uffd) continue;
       const vma = k.vm.isolate(v, Math.max(start, v.start), Math.min(end, v.start + v.pages));
+      // f369b07c8614 "mm/uffd: reset write protection when unregister with wp-mode" (v6.0):
+      // uffd_wp_range(enable_wp = false) over the VMA first, so no uffd-wp bit or marker outlives it
+      if (vma.flags.uffdWp && kernelAtLeast(k.version, 6, 0)) this.changeProtection(vma, vma.start, vma.start + vma.pages, false);
       clearUffd(vma);
       k.vm.mergeAround(vma);
     }
@@ -312,8 +321,11 @@ export class Userfaultfd {
     for (let vpn = start; vpn < start + pages; vpn++) {
       yield preempt(what);
       const where = `page ${vpn - vma.start} of '${vma.name}'`;
-      // mfill_atomic_install_pte() / mfill_atomic_pte(): "if (!pte_none(*dst_pte))" -EEXIST (a huge PMD too)
-      if (k.vm.lookup(vma.mm, vpn)) stop('EEXIST', `${where} is already mapped`);
+      // mfill_atomic_install_pte() / mfill_atomic_pte(): "if (!pte_none(*dst_pte))" -EEXIST (a huge
+      // PMD too); from v5.19 pte_none_mostly(): a uffd-wp marker is overwritten (the copy is not
+      // uffd-wp unless MODE_WP asks)
+      const there = k.vm.lookup(vma.mm, vpn);
+      if (there && !isWpMarker(there.pte)) stop('EEXIST', `${where} is already mapped`);
       const index = vma.pgoff + (vpn - vma.start);
       if (file && index >= file.pages) stop('EFAULT', `${where} is past the end of file '${file.name}'`);
       let pfn: number;
@@ -346,10 +358,14 @@ export class Userfaultfd {
   /**
    * UFFDIO_WRITEPROTECT (mwriteprotect_range()): the range must be registered for WP — up to v6.3
    * inside one VMA (find_dst_vma()), from v6.4 (Muhammad Usama Anjum's "mm/userfaultfd: support WP
-   * on multiple VMAs") every VMA of it — and, up to v5.18, anonymous. change_protection() with
+   * on multiple VMAs") every VMA of it — and, up to v5.18, anonymous; from v5.19 shmem too
+   * (hugetlbfs is refused as not modelled). change_protection() (change_pte_range()) with
    * MM_CP_UFFD_WP write-protects each present entry and sets its uffd-wp bit (nothing where the
-   * arch has none); MM_CP_UFFD_WP_RESOLVE clears the bit and "leaves the write bit to be handled
-   * by the PF interrupt handler", except that from v6.0 (64fe24a3e05e, feature
+   * arch has none), sets the bit of a swap entry (pte_swp_mkuffd_wp, v5.7), and where markers are
+   * used (`useMarkers()`) puts a PTE_MARKER_UFFD_WP in each empty entry (v5.19: change_pmd_prepare()
+   * allocates the page tables for it). MM_CP_UFFD_WP_RESOLVE clears the bits, drops uffd-wp markers
+   * ("the next page fault will trigger without uffd trapping") and "leaves the write bit to be
+   * handled by the PF interrupt handler", except that from v6.0 (64fe24a3e05e, feature
    * mprotect-anon-writable) MM_CP_TRY_CHANGE_WRITABLE maps what can_change_pte_writable() allows
    * writable at once. Faults waiting on the range then retry (wake_userfault()).
    */
@@ -364,35 +380,126 @@ export class Userfaultfd {
     for (const vma of vmas) {
       if (!vma.flags.uffdWp) throw new KernelError('ENOENT', `UFFDIO_WRITEPROTECT: '${vma.name}' is not registered for WP (userfaultfd_wp)`);
       const kind = this.memoryKind(vma);
-      if (kind !== 'anon') {
-        if (!kernelAtLeast(k.version, 5, 19)) throw new KernelError('ENOENT', `UFFDIO_WRITEPROTECT: '${vma.name}' is not anonymous (vma_is_anonymous)`);
-        throw KernelError.unsupported('EINVAL', `UFFDIO_WRITEPROTECT of ${kind} mapping '${vma.name}' (PTE markers) is not modelled`);
-      }
+      if (kind !== 'anon' && !kernelAtLeast(k.version, 5, 19)) throw new KernelError('ENOENT', `UFFDIO_WRITEPROTECT: '${vma.name}' is not anonymous (vma_is_anonymous)`);
+      if (kind === 'hugetlb') throw KernelError.unsupported('EINVAL', `UFFDIO_WRITEPROTECT of hugetlb mapping '${vma.name}' (hugetlb_change_protection() with huge PTE markers) is not modelled`);
     }
+    let changed = false;
+    for (const vma of vmas) changed = this.changeProtection(vma, Math.max(start, vma.start), Math.min(end, vma.start + vma.pages), enable) || changed;
+    if (changed) k.emit('tlb.flush', { mm: ctx.mm.name });
+  }
+
+  /** change_protection(MM_CP_UFFD_WP or _RESOLVE) over pages [s, e) of one VMA; true when an entry changed. */
+  private changeProtection(vma: Vma, s: number, e: number, enable: boolean): boolean {
+    const k = this.k;
     const bit = this.archWp();
     const tryWritable = k.features['mprotect-anon-writable'] !== 'off';
+    const markers = enable && this.useMarkers(vma);
     let changed = false;
-    for (const vma of vmas) {
-      const s = Math.max(start, vma.start);
-      const e = Math.min(end, vma.start + vma.pages);
-      for (const leaf of k.vm.leavesIn(vma.mm, s, e)) {
-        const pte = leaf.pte;
-        if (nonPresent(pte)) continue;
-        const before = { write: pte.write, wp: pte.uffdWp ?? false };
-        if (enable) {
-          pte.write = false;
-          if (bit) pte.uffdWp = true;
-        } else {
-          delete pte.uffdWp;
-          // vma_wants_manual_pte_write_upgrade(): a private VMA with VM_WRITE
-          if (tryWritable && vma.flags.write && !vma.flags.shared && !pte.write && k.mprotector.canChangePteWritable(vma, leaf)) pte.write = true;
+    for (let vpn = s; vpn < e; ) {
+      const leaf = k.vm.lookup(vma.mm, vpn);
+      if (!leaf) {
+        if (markers) {
+          k.vm.install(vma.mm, vpn, uffdWpMarker());
+          changed = true;
         }
-        if (pte.write === before.write && (pte.uffdWp ?? false) === before.wp) continue;
-        changed = true;
-        k.emit('pte.set', { mm: vma.mm.name, vaddr: leaf.base, pfn: pte.pfn, level: pte.level, write: pte.write, devmap: pte.devmap, special: pte.special });
+        vpn++;
+        continue;
       }
+      vpn = leaf.base + leaf.pages;
+      const pte = leaf.pte;
+      if (pte.marker) {
+        // "If this is uffd-wp pte marker and we'd like to unprotect it, drop it"
+        if (!enable && pte.uffdWp && !pte.guard) {
+          k.vm.clear(vma.mm, leaf.base, 'pte');
+          changed = true;
+        }
+        continue;
+      }
+      if (pte.swap) {
+        // pte_swp_mkuffd_wp() / pte_swp_clear_uffd_wp() of the swap entry
+        if (enable && bit) pte.uffdWp = true;
+        else delete pte.uffdWp;
+        continue;
+      }
+      if (nonPresent(pte)) continue;
+      const before = { write: pte.write, wp: pte.uffdWp ?? false };
+      if (enable) {
+        pte.write = false;
+        if (bit) pte.uffdWp = true;
+      } else {
+        delete pte.uffdWp;
+        // vma_wants_manual_pte_write_upgrade(): a private VMA with VM_WRITE
+        if (tryWritable && vma.flags.write && !vma.flags.shared && !pte.write && k.mprotector.canChangePteWritable(vma, leaf)) pte.write = true;
+      }
+      if (pte.write === before.write && (pte.uffdWp ?? false) === before.wp) continue;
+      changed = true;
+      k.emit('pte.set', { mm: vma.mm.name, vaddr: leaf.base, pfn: pte.pfn, level: pte.level, write: pte.write, devmap: pte.devmap, special: pte.special });
     }
-    if (changed) k.emit('tlb.flush', { mm: ctx.mm.name });
+    return changed;
+  }
+
+  /**
+   * userfaultfd_wp_use_markers(): a VM_UFFD_WP VMA that is not anonymous (v5.19, b1f9e876862d's
+   * series: "For file-backed mem, we need to be able to wr-protect a none pte, because even if the
+   * pte is none, the page/swap cache could exist"), or an anonymous one whose ctx has
+   * UFFD_FEATURE_WP_UNPOPULATED (v6.4). Markers exist only with the arch's uffd-wp bit.
+   */
+  private useMarkers(vma: Vma): boolean {
+    if (!vma.flags.uffdWp || !this.archWp() || !kernelAtLeast(this.k.version, 5, 19)) return false;
+    return vma.kind !== 'anon' || vma.uffd?.features.has('wp-unpopulated') === true;
+  }
+
+  /**
+   * pte_marker_handle_uffd_wp(): whether a fault on a PTE_MARKER_UFFD_WP is the empty entry's fault
+   * (do_fault(); from v6.4 do_pte_missing(), so anonymous memory too) rather than
+   * pte_marker_clear() — the VMA left VM_UFFD_WP, or (v5.19–v6.3) it is anonymous.
+   */
+  markerFaults(vma: Vma): boolean {
+    return vma.flags.uffdWp === true && (vma.kind !== 'anon' || kernelAtLeast(this.k.version, 6, 4));
+  }
+
+  /**
+   * The entry a fault on a uffd-wp marker mapped keeps the protection: do_set_pte() /
+   * set_pte_range() (v5.19: "if (unlikely(uffd_wp)) entry = pte_mkuffd_wp(pte_wrprotect(entry))")
+   * and, from v6.4, do_anonymous_page() for the zero page and a new page alike
+   * (vmf_orig_pte_uffd_wp()). A write then faults again and meets the userfaultfd in do_wp_page().
+   */
+  armFromMarker(vma: Vma, vpn: number): void {
+    const leaf = this.k.vm.lookup(vma.mm, vpn);
+    if (!leaf || leaf.pte.level !== 'pte' || nonPresent(leaf.pte)) return;
+    leaf.pte.uffdWp = true;
+    leaf.pte.write = false;
+    this.k.emit('pte.set', { mm: vma.mm.name, vaddr: vpn, pfn: leaf.pte.pfn, level: 'pte', write: false, devmap: leaf.pte.devmap, special: leaf.pte.special });
+  }
+
+  /**
+   * zap_install_uffd_wp_if_needed() -> pte_install_uffd_wp_if_needed() (v5.19, "mm/shmem: persist
+   * uffd-wp bit across zapping for file-backed"): a zap without ZAP_FLAG_DROP_MARKER (MADV_DONTNEED,
+   * unmap_mapping_range() of truncation and hole punching) that cleared a uffd-wp present or swap
+   * entry of a VM_UFFD_WP file VMA leaves a PTE_MARKER_UFFD_WP in its place ("Zap on anonymous
+   * always means dropping everything").
+   */
+  keepWpAfterZap(vma: Vma, base: number, cleared: Pte): void {
+    if (!cleared.uffdWp || cleared.marker || cleared.level !== 'pte' || vma.kind === 'anon') return;
+    if (!this.useMarkers(vma)) return;
+    this.k.vm.install(vma.mm, base, uffdWpMarker());
+  }
+
+  /** uffd_disable_fault_around(): no fault-around in a VMA registered for MINOR (v5.14) or WP (v5.19) faults. */
+  disablesFaultAround(vma: Vma): boolean {
+    return vma.flags.uffdMinor === true || (vma.flags.uffdWp === true && kernelAtLeast(this.k.version, 5, 19));
+  }
+
+  /**
+   * pagemap's PM_UFFD_WP (bit 57, fb8e37f35a2f "mm/pagemap: export uffd-wp protection
+   * information", v5.14): a present entry's pte_uffd_wp(), a swap entry's pte_swp_uffd_wp() and
+   * (v5.19) a PTE_MARKER_UFFD_WP; always 0 before v5.14.
+   */
+  pagemapWp(mm: Mm, vpn: number): boolean {
+    if (!kernelAtLeast(this.k.version, 5, 14)) return false;
+    const pte = this.k.vm.lookup(mm, vpn)?.pte;
+    if (!pte || pte.devicePrivate || pte.deviceExclusive) return false;
+    return pte.uffdWp === true;
   }
 
   /**
@@ -473,7 +580,8 @@ export class Userfaultfd {
     const vma = this.k.vm.vmaAt(mm, vpn);
     if (ctx.released || !vma || vma.uffd !== ctx) return false;
     const leaf: Leaf | null = this.k.vm.lookup(mm, vpn);
-    if (reason !== 'wp') return leaf === null;
+    // pte_none_mostly() (v5.19): a uffd-wp marker is as good as none
+    if (reason !== 'wp') return leaf === null || isWpMarker(leaf.pte);
     return leaf !== null && !leaf.pte.write && leaf.pte.uffdWp === true;
   }
 
@@ -543,6 +651,43 @@ export class Userfaultfd {
     if (!pte.uffdWp) return false;
     return kernelAtLeast(this.k.version, 5, 14) ? dst.flags.uffdWp === true : src.flags.uffdWp === true;
   }
+
+  /**
+   * The child's swap entry keeps pte_swp_uffd_wp() (copy_nonpresent_pte()): from v5.14
+   * (8f34f1eac382: "if (!userfaultfd_wp(dst_vma)) pte = pte_swp_clear_uffd_wp(pte)") only in a
+   * VM_UFFD_WP child VMA; v5.7–v5.13 copy_one_pte() copied the swap PTE as it was.
+   */
+  childKeepsSwapWp(dst: Vma, pte: Pte): boolean {
+    if (!pte.uffdWp) return false;
+    return !kernelAtLeast(this.k.version, 5, 14) || dst.flags.uffdWp === true;
+  }
+
+  /**
+   * The child's copy of a PTE marker (copy_nonpresent_pte()), or null: a guard marker always; a
+   * uffd-wp marker v5.19–v6.1 as it was (with a WARN when the child's VMA is not VM_UFFD_WP), and
+   * from v6.2 ("mm/uffd: fix pte marker when fork() without fork event", Peter Xu, mm-hotfixes for
+   * 6.2 [M]) only into a VM_UFFD_WP child VMA.
+   */
+  childMarker(dst: Vma, marker: Pte): Pte | null {
+    const wp = marker.uffdWp === true && (dst.flags.uffdWp === true || !kernelAtLeast(this.k.version, 6, 2));
+    if (!marker.guard && !wp) return null;
+    const { uffdWp: _, ...rest } = marker;
+    return { ...rest, ...(wp ? { uffdWp: true } : {}) };
+  }
+
+  /**
+   * vma_needs_copy(): from v5.19 ("mm/shmem: handle uffd-wp during fork()") fork copies the page
+   * tables of a child VMA that stays VM_UFFD_WP, shared shmem too: the uffd-wp bits and markers
+   * are held there only.
+   */
+  forkCopiesTables(dst: Vma): boolean {
+    return dst.flags.uffdWp === true && kernelAtLeast(this.k.version, 5, 19);
+  }
+}
+
+/** A PTE_MARKER_UFFD_WP (and not a guard marker): pte_none_mostly() takes it for none. */
+function isWpMarker(pte: Pte): boolean {
+  return pte.marker === true && pte.uffdWp === true && !pte.guard;
 }
 
 /** The VMA leaves its userfaultfd: no ctx, no VM_UFFD_* flags. */

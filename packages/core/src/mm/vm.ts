@@ -103,7 +103,10 @@ export class Vm {
   install(mm: Mm, base: number, pte: Pte): void {
     const table = pte.level === 'pte' ? mm.ptes : pte.level === 'pmd' ? mm.pmds : mm.puds;
     table.set(base, pte);
-    if (pte.guard) return this.k.emit('guard.marker', { mm: mm.name, vaddr: base, op: 'set' });
+    if (pte.marker) {
+      if (pte.guard) this.k.emit('guard.marker', { mm: mm.name, vaddr: base, op: 'set' });
+      return;
+    }
     if (pte.swap) return this.k.emit('swap.entry', { mm: mm.name, vaddr: base, slot: pte.swap.slot, exclusive: pte.swap.exclusive, op: 'set' });
     this.track(pte, +1);
     this.k.emit('pte.set', { mm: mm.name, vaddr: base, pfn: pte.pfn, level: pte.level, write: pte.write, devmap: pte.devmap, special: pte.special, device: pte.devicePrivate || undefined });
@@ -115,8 +118,8 @@ export class Vm {
     const pte = table.get(base);
     if (!pte) return null;
     table.delete(base);
-    if (pte.guard) {
-      this.k.emit('guard.marker', { mm: mm.name, vaddr: base, op: 'clear' });
+    if (pte.marker) {
+      if (pte.guard) this.k.emit('guard.marker', { mm: mm.name, vaddr: base, op: 'clear' });
       return pte;
     }
     if (pte.swap) {
@@ -163,7 +166,7 @@ export class Vm {
 
   /** vm_normal_page(): the struct page behind a present PTE, or null for special/devmap PTEs. */
   normalPage(pte: Pte, pfn: number): number | null {
-    if (pte.devicePrivate || pte.deviceExclusive || pte.swap || pte.guard) return null;
+    if (pte.devicePrivate || pte.deviceExclusive || pte.swap || pte.marker) return null;
     if (pte.special || pte.devmap) return null;
     return pfn;
   }
@@ -173,7 +176,10 @@ export class Vm {
    * page references only after the TLB flush (tlb_finish_mmu -> tlb_flush_mmu -> folios_put).
    * Guard markers stay unless `dropMarkers`: zap_pte_range() removes them only under
    * ZAP_FLAG_DROP_MARKER (zap_drop_markers()), which unmap_vmas() passes for munmap and exit;
-   * MADV_DONTNEED, truncation and hole punching (unmap_mapping_range) keep them (v6.13).
+   * MADV_DONTNEED, truncation and hole punching (unmap_mapping_range) keep them (v6.13). A
+   * PTE_MARKER_UFFD_WP goes the same way, except that an anonymous VMA's always goes ("For anon:
+   * always drop the marker", v6.4); and without ZAP_FLAG_DROP_MARKER a uffd-wp entry of a file VMA
+   * leaves one behind (zap_install_uffd_wp_if_needed(), v5.19: mm/userfaultfd.ts).
    */
   *zap(vma: Vma, start: number, end: number, why: string, dropMarkers = false): Op {
     const k = this.k;
@@ -184,9 +190,11 @@ export class Vm {
     // / _CLEAR) first: mirror devices drop what they map in the range
     if (leaves.length > 0) k.mmuNotify({ mm, start, end, event: 'unmap', owner: null });
     for (const leaf of leaves) {
-      if (leaf.pte.guard && !dropMarkers) continue;
+      if (leaf.pte.marker && !dropMarkers && (leaf.pte.guard || vma.kind !== 'anon')) continue;
       const pte = this.clear(mm, leaf.base, leaf.pte.level);
-      if (!pte || pte.guard) continue;
+      if (!pte) continue;
+      if (!dropMarkers) k.uffd.keepWpAfterZap(vma, leaf.base, pte);
+      if (pte.marker) continue;
       if (pte.swap) {
         k.swap.zapEntry(pte); // free_swap_and_cache()
         continue;
