@@ -276,3 +276,60 @@ describe('the uffd-wp bit across swap (try_to_unmap_one() / do_swap_page(), v5.7
     expect([wpBit(k, 'm', 0), k.run(k.read({ map: 'm', page: 0 }))]).toEqual([false, '2']);
   });
 });
+
+describe('UFFDIO_COPY and UFFDIO_CONTINUE into hugetlbfs (mfill_atomic_hugetlb)', () => {
+  const HPAGE = 2 * 1024 * 1024;
+  const HP = HPAGE / PAGE; // 512 base pages per huge page
+
+  /** a 2-huge-page hugetlbfs memfd mapped as 'm' (and optionally as 'other', unregistered) */
+  function hugeFd(version: string, opts: { shared?: boolean; modes: ('missing' | 'minor')[]; other?: boolean }): Kernel {
+    const k = kernel(version);
+    k.run(k.hugetlbPool({ size: HPAGE, pages: 4 }));
+    k.run(k.memfdCreate({ file: 'fd', size: 2 * HPAGE, hugetlb: HPAGE }));
+    if (opts.other) k.run(k.mmap({ file: 'fd', length: 2 * HPAGE, shared: true, write: true, as: 'other' }));
+    k.run(k.mmap({ file: 'fd', length: 2 * HPAGE, shared: opts.shared ?? true, write: true, as: 'm' }));
+    k.run(k.uffdApi({}));
+    k.run(k.uffdRegister({ map: 'm', mode: opts.modes }));
+    return k;
+  }
+
+  it('shared: the copy is a huge page-cache folio mapped writable and dirty; a second copy of the index is EEXIST; a misaligned start is EINVAL', () => {
+    const k = hugeFd('v6.6', { modes: ['missing'] });
+    expect(code(() => k.run(k.uffdCopy({ map: 'm', page: 1, pages: HP, data: 'c' })))).toBe('EINVAL');
+    k.run(k.uffdCopy({ map: 'm', page: HP, pages: HP, data: 'c' }));
+    const p = k.pfnOf({ map: 'm', page: HP })!;
+    // the cache's reference and the mapping's; the whole huge page holds the data
+    expect([k.pfnOf({ file: 'fd', page: HP }) === p, k.folios.rc(p), pte(k, 'm', HP)!.write, pte(k, 'm', HP)!.dirty, k.run(k.read({ map: 'm', page: 2 * HP - 1 }))]).toEqual([true, 2, true, true, 'c']);
+    expect(code(() => k.run(k.uffdCopy({ map: 'm', page: HP, pages: HP, data: 'again' })))).toBe('EEXIST');
+  });
+
+  it('MINOR on hugetlbfs (v5.13): the read of a cached huge page waits; UFFDIO_CONTINUE maps the cached folio', () => {
+    const k = hugeFd('v6.1', { modes: ['minor'], other: true });
+    k.run(k.write({ map: 'other', page: 0, data: 'cached' }));
+    const reader = startBlocked(k.read({ map: 'm', page: 0 }));
+    expect(code(() => k.run(k.uffdContinue({ map: 'm', page: HP, pages: HP })))).toBe('EFAULT'); // index 1 is not cached
+    k.run(k.uffdContinue({ map: 'm', page: 0, pages: HP }));
+    expect(finish(reader)).toBe('cached');
+    expect([k.pfnOf({ map: 'm', page: 0 }), pte(k, 'm', 0)!.write]).toEqual([k.pfnOf({ file: 'fd', page: 0 }), true]);
+  });
+
+  it('CONTINUE into a private mapping maps the cached folio read-only (is_continue && !vm_shared)', () => {
+    const k = hugeFd('v6.1', { shared: false, modes: ['minor'], other: true });
+    k.run(k.write({ map: 'other', page: 0, data: 'cached' }));
+    k.run(k.uffdContinue({ map: 'm', page: 0, pages: HP }));
+    expect([pte(k, 'm', 0)!.write, k.pfnOf({ map: 'm', page: 0 }) === k.pfnOf({ file: 'fd', page: 0 })]).toEqual([false, true]);
+  });
+
+  it('a copy into a PROT_READ mapping is read-only; dirty only when writable up to v5.18, always from v5.19 ("Always mark UFFDIO_COPY page dirty")', () => {
+    const dirty = (version: string) => {
+      const k = kernel(version);
+      k.run(k.hugetlbPool({ size: HPAGE, pages: 1 }));
+      k.run(k.mmap({ anon: true, hugetlb: HPAGE, length: HPAGE, write: false, as: 'm' }));
+      k.run(k.uffdApi({}));
+      k.run(k.uffdRegister({ map: 'm', mode: ['missing'] }));
+      k.run(k.uffdCopy({ map: 'm', page: 0, pages: HP, data: 'c' }));
+      return [pte(k, 'm', 0)!.write, pte(k, 'm', 0)!.dirty];
+    };
+    expect([dirty('v5.10'), dirty('v6.1')]).toEqual([[false, false], [false, true]]);
+  });
+});

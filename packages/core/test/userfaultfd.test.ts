@@ -380,15 +380,22 @@ describe('shmem and hugetlb userfaults, unregistering, and unshare', () => {
     expect(k2.run(k2.read({ map: 'm', page: 0 }))).toBe('cached');
   });
 
-  it('hugetlb MISSING: hugetlb_no_page() hands an empty huge page to the handler; UFFDIO_COPY into hugetlb is refused as not modelled', () => {
+  it('hugetlb MISSING: hugetlb_no_page() hands an empty huge page to the handler; a whole-huge-page UFFDIO_COPY resolves it, a base-page one and ZEROPAGE are EINVAL', () => {
     const k = kernel();
     k.run(k.hugetlbPool({ size: HPAGE, pages: 1 }));
     k.run(k.mmap({ anon: true, hugetlb: HPAGE, length: HPAGE, write: true, as: 'm' }));
     k.run(k.uffdApi({}));
     k.run(k.uffdRegister({ map: 'm', mode: ['missing'] }));
     expect(() => k.run(k.write({ map: 'm', page: 3, data: 'x' }))).toThrow(BlockedError);
-    expect(code(() => k.run(k.uffdCopy({ map: 'm', page: 0, data: 'x' })))).toBe('EINVAL');
-    expect(code(() => k.run(k.uffdZeropage({ map: 'm', page: 0 })))).toBe('EINVAL');
+    const writer = startBlocked(k.write({ map: 'm', page: 3, data: 'x' }));
+    // mfill_atomic_hugetlb(): len (one 4 KiB page) is not a multiple of the 2 MiB huge page
+    expect(code(() => k.run(k.uffdCopy({ map: 'm', page: 0, data: 'c' })))).toBe('EINVAL');
+    expect(code(() => k.run(k.uffdZeropage({ map: 'm', page: 0, pages: HPAGE / PAGE })))).toBe('EINVAL');
+    expect(k.run(k.uffdCopy({ map: 'm', page: 0, pages: HPAGE / PAGE, data: 'c' }))).toBeUndefined();
+    finish(writer);
+    // the private mapping's copy is an anon huge folio that consumed the VMA's reservation (resv 1 -> 0)
+    const p = k.pfnOf({ map: 'm', page: 0 })!;
+    expect([k.folios.isAnon(p), k.hugetlb.counters(HPAGE), k.run(k.read({ map: 'm', page: 1 })), k.run(k.read({ map: 'm', page: 3 }))]).toEqual([true, { nr: 1, free: 0, resv: 0 }, 'c', 'x']);
   });
 
   it('a R/O longterm pin unshares a uffd-wp page shared with a fork child: the copy keeps the uffd-wp bit (wp_page_copy(), v5.19+)', () => {

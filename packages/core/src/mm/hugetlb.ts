@@ -638,6 +638,49 @@ export class Hugetlb {
   }
 
   /**
+   * hugetlb_mfill_atomic_pte() (hugetlb_mcopy_atomic_pte() before v6.5; UFFDIO_COPY v4.11,
+   * UFFDIO_CONTINUE v5.13) for the huge page at `base`: -EEXIST unless the entry is empty
+   * (huge_pte_none_mostly()). CONTINUE maps the folio the page cache holds (-EFAULT if none).
+   * COPY fills a new folio with `data` (every base page): in a shared mapping it goes into the page
+   * cache (-EFAULT at or past i_size, -EEXIST if the cache has the index), in a private one it is a
+   * new exclusive anon folio (hugetlb_add_new_anon_rmap), consuming the VMA's reservation of the
+   * index. make_huge_pte(writable): VM_WRITE, except a CONTINUE in a private mapping and a
+   * MODE_WP copy (v5.19, then uffd-wp); dirty when writable, and always from v5.19 ("Always mark
+   * UFFDIO_COPY page dirty"). The caller checked the alignment.
+   */
+  mfill(vma: Vma, base: number, mode: 'copy' | 'copy-wp' | 'continue', data: string, what: string): void {
+    const k = this.k;
+    const h = vma.hugetlb!;
+    const file = vma.cacheFile!;
+    const index = this.index(vma, base);
+    const where = `huge page ${index} of '${vma.name}'`;
+    if (k.vm.lookup(vma.mm, base)) throw new KernelError('EEXIST', `${what}: ${where} is already mapped`);
+    let pfn: number;
+    if (mode === 'continue') {
+      const cached = file.cache.get(index);
+      if (cached === undefined) throw new KernelError('EFAULT', `${what}: the page cache of '${file.name}' has no huge page ${index} to continue with`);
+      pfn = cached;
+      k.folios.get(pfn, 1, `${what}: filemap_lock_hugetlb_folio`);
+    } else {
+      if (vma.flags.shared) {
+        if (index * h.pages >= file.pages) throw new KernelError('EFAULT', `${what}: ${where} is past the end of '${file.name}'`);
+        if (file.cache.has(index)) throw new KernelError('EEXIST', `${what}: the page cache of '${file.name}' has huge page ${index} already (hugetlb_add_to_page_cache)`);
+        pfn = this.addToCache(file, index, what);
+      } else {
+        const got = this.alloc(h, anonMappingOf(k.vm.anonVmaPrepare(vma)), h.resv?.delete(index) ?? false);
+        if (got === null) throw new KernelError('ENOMEM', `${what}: no free huge page for ${where} (alloc_hugetlb_folio)`);
+        pfn = got;
+      }
+      for (let i = 0; i < h.pages; i++) k.pages.data.set(pfn + i, data);
+    }
+    k.folios.addMap(pfn); // hugetlb_add_new_anon_rmap / hugetlb_add_file_rmap
+    const wp = mode === 'copy-wp';
+    const writable = vma.flags.write && !wp && !(mode === 'continue' && !vma.flags.shared);
+    const dirty = writable || kernelAtLeast(k.version, 5, 19);
+    k.vm.install(vma.mm, base, k.faults.pte(pfn, h.level, { write: writable, dirty, ...(wp ? { uffdWp: true } : {}) }));
+  }
+
+  /**
    * hugetlb_wp() (hugetlb_cow() before v6.0). Shared mappings are made writable. A private one
    * reuses the folio when folio_mapcount() == 1 and it is anon — a mapcount test in every release
    * (the comment added in 2024 explains why hugetlb never moved to the refcount: FOLL_GET users

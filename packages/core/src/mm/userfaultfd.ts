@@ -36,18 +36,26 @@ import { uffdWpMarker } from './guard.js';
  *   unregistered — and the access is retried: the handler is the scenario's next step in another
  *   thread, and a sequential scenario's access `blocks`. A fault that may not retry (break_ksm()'s,
  *   up to v6.1) and any fault of a UFFD_FEATURE_SIGBUS ctx get VM_FAULT_SIGBUS.
- * - UFFDIO_COPY / UFFDIO_ZEROPAGE into anonymous and shmem VMAs and UFFDIO_CONTINUE into shmem
- *   (`mfill_atomic()`, `mfill_atomic_install_pte()`); UFFDIO_WRITEPROTECT on anonymous VMAs
- *   (`mwriteprotect_range()` -> change_protection(MM_CP_UFFD_WP[_RESOLVE])).
+ * - UFFDIO_COPY / UFFDIO_ZEROPAGE into anonymous and shmem VMAs, UFFDIO_CONTINUE into shmem
+ *   (`mfill_atomic()`, `mfill_atomic_install_pte()`), UFFDIO_COPY / CONTINUE into hugetlbfs whole
+ *   huge pages at a time (`mfill_atomic_hugetlb()`; ZEROPAGE is EINVAL there); UFFDIO_WRITEPROTECT
+ *   of anonymous VMAs and, from v5.19, shmem (`mwriteprotect_range()` ->
+ *   change_protection(MM_CP_UFFD_WP[_RESOLVE])).
+ * - PTE_MARKER_UFFD_WP (v5.19; the marker entry guard regions use too, mm/guard.ts): the
+ *   protection of an empty entry of a shmem VMA, or (UFFD_FEATURE_WP_UNPOPULATED, v6.4) of an
+ *   anonymous one; zap keeps or leaves one for a file VMA, a fault on one maps the page uffd-wp.
+ * - The uffd-wp bit of a swap entry (v5.7): kept by try_to_unmap_one(), restored write-protected by
+ *   do_swap_page() (mm/swap.ts), set and cleared by UFFDIO_WRITEPROTECT.
  * - fork: `dup_userfaultfd()` keeps VM_UFFD_* in the child only with UFFD_FEATURE_EVENT_FORK, and
- *   copy_present_pte() keeps a PTE's uffd-wp bit only where the VMA keeps VM_UFFD_WP; fork() then
- *   waits for the monitor to read UFFD_EVENT_FORK. read() (`uffd-read`) returns pagefault messages
- *   of sleeping faults, then fork events.
+ *   copy_present_pte() keeps a PTE's uffd-wp bit only where the VMA keeps VM_UFFD_WP (swap entries
+ *   and markers likewise, per release); fork() then waits for the monitor to read
+ *   UFFD_EVENT_FORK. read() (`uffd-read`) returns pagefault messages of sleeping faults, then fork
+ *   events.
  *
- * Not modelled: UFFDIO_COPY / CONTINUE into hugetlb and WRITEPROTECT of shmem or hugetlb
- * (refused as not modelled), PTE markers, UFFDIO_MOVE / POISON, the uffd-wp bit across swap,
- * THP split and migration, non-cooperative events other than fork (remap, remove, unmap),
- * UFFD_FEATURE_THREAD_ID.
+ * Not modelled: UFFDIO_WRITEPROTECT of hugetlb (huge PTE markers; refused as not modelled),
+ * UFFD_FEATURE_WP_ASYNC, swapoff (unuse_pte() and its uffd-wp fixes), UFFDIO_MOVE / POISON, THP
+ * split and migration of uffd-wp entries, non-cooperative events other than fork (remap, remove,
+ * unmap), UFFD_FEATURE_THREAD_ID.
  */
 
 /** UFFD_FEATURE_* names the model knows, as scenarios spell them. */
@@ -307,8 +315,10 @@ export class Userfaultfd {
     // "if ((flags & MFILL_ATOMIC_WP) && !(dst_vma->vm_flags & VM_UFFD_WP)) goto out_unlock" (-EINVAL)
     if (mode === 'copy-wp' && !vma.flags.uffdWp) throw new KernelError('EINVAL', `UFFDIO_COPY_MODE_WP into '${vma.name}', which is not registered for WP`);
     const kind = this.memoryKind(vma);
-    if (kind === 'hugetlb' && mode === 'zeropage') throw new KernelError('EINVAL', `UFFDIO_ZEROPAGE into hugetlb mapping '${vma.name}': there is no huge zero page for hugetlb (mfill_atomic_hugetlb)`);
-    if (kind === 'hugetlb') throw KernelError.unsupported('EINVAL', `${what} into hugetlb mapping '${vma.name}' (mfill_atomic_hugetlb) is not modelled`);
+    if (kind === 'hugetlb') {
+      if (mode === 'zeropage') throw new KernelError('EINVAL', `UFFDIO_ZEROPAGE into hugetlb mapping '${vma.name}': there is no huge zero page for hugetlb (mfill_atomic_hugetlb)`);
+      return yield* this.fillHugetlb(vma, start, pages, mode, data, what);
+    }
     if (mode === 'continue' && kind !== 'shmem') throw new KernelError('EINVAL', `UFFDIO_CONTINUE into '${vma.name}', which is not shmem`);
     const file = kind === 'shmem' ? vma.cacheFile! : null;
     const inCache = file !== null && (vma.flags.shared || mode === 'continue');
@@ -351,6 +361,31 @@ export class Userfaultfd {
       const uffdWp = mode === 'copy-wp' && this.archWp() && (vma.flags.write || kernelAtLeast(k.version, 5, 18));
       k.vm.install(vma.mm, vpn, k.faults.pte(pfn, 'pte', { write: writable, dirty, ...(uffdWp ? { uffdWp } : {}) }));
       done++;
+    }
+    return done;
+  }
+
+  /**
+   * mfill_atomic_hugetlb() (__mcopy_atomic_hugetlb() before v6.5): dst and len must be multiples
+   * of the VMA's huge page size ("if (dst_start & (vma_hpagesize - 1) || len & (vma_hpagesize -
+   * 1))": -EINVAL); then each huge page is filled whole (Hugetlb.mfill). Returns the base pages
+   * placed; an error after some is -EAGAIN as for small pages.
+   */
+  private *fillHugetlb(vma: Vma, start: number, pages: number, mode: 'copy' | 'copy-wp' | 'continue', data: string, what: string): Op<number> {
+    const hp = vma.hugetlb!.pages;
+    if ((start - vma.start) % hp !== 0 || pages % hp !== 0) {
+      throw new KernelError('EINVAL', `${what}: the range (${pages} base pages at page ${start - vma.start} of '${vma.name}') is not aligned to its ${hp}-page huge pages (mfill_atomic_hugetlb)`);
+    }
+    let done = 0;
+    for (let base = start; base < start + pages; base += hp) {
+      yield preempt(what);
+      try {
+        this.k.hugetlb.mfill(vma, base, mode, data, what);
+      } catch (e) {
+        if (done === 0 || !(e instanceof KernelError)) throw e;
+        throw new KernelError('EAGAIN', `${what}: placed ${done} page(s), then ${e.message} (the ioctl's count is ${done} pages)`);
+      }
+      done += hp;
     }
     return done;
   }
