@@ -8,8 +8,8 @@ import { InputError, KernelError, UnsupportedError, type Errno } from './errors.
 import { FaultInjection, type FaultSite } from './fault-inject.js';
 import type { KernelEvents } from './events.js';
 import { DEFAULT_PRESET, kernelAtLeast, presetNamed, resolveFeatures, type FeatureSet } from './features.js';
-import type { DaxFilesystem, FilesystemPlugin } from './fs/filesystem.js';
-import { checkMapSync, chattr, closeFile, dropCaches, mkdir, mountedFilesystems, mountedOn, openFile, umount, type DaxMountOption } from './fs/daxmode.js';
+import type { DaxFilesystem, FilesystemPlugin, FsMountOptions } from './fs/filesystem.js';
+import { checkMapSync, chattr, closeFile, dropCaches, mkdir, mountedFilesystems, mountedOn, openFile, rename, umount, type DaxMountOption } from './fs/daxmode.js';
 import { conventionFor, type RefcountConvention } from './mm/convention.js';
 import { DeviceExclusive, nonPresent, type MmuNotifierRange } from './mm/exclusive.js';
 import { pagemapGuard } from './mm/guard.js';
@@ -502,7 +502,8 @@ export class Kernel {
    * the legacy `-o dax`, `false` no dax option, or dax=always|never|inode where the release has it.
    * Mounting again after `umount` finds what is on the device.
    */
-  *mount(a: { device: string; fs?: string; dax?: DaxMountOption }): Op {
+  *mount(a: { device: string; fs?: string; dax?: DaxMountOption } & FsMountOptions): Op {
+    const options: FsMountOptions = { data: a.data, delalloc: a.delalloc, inlineData: a.inlineData };
     const device = this.device(a.device);
     const name = a.fs ?? this.defaultFs?.fsName;
     const plugin = name ? this.fsPlugins.get(name) : undefined;
@@ -510,7 +511,9 @@ export class Kernel {
     const old = device.fs as DaxFilesystem | null;
     if (old && !old.mounted) {
       if (old.name !== plugin.fsName) throw new KernelError('EINVAL', `${a.device} holds ${old.name}, not ${plugin.fsName}`);
-      old.daxMode = old.parseDaxOption(a.dax ?? true);
+      const mode = old.parseDaxOption(a.dax ?? true);
+      old.applyMountOptions(mode, options);
+      old.daxMode = mode;
       old.mounted = true;
       return yield* [];
     }
@@ -519,7 +522,9 @@ export class Kernel {
     // virtio-fs's window): -o dax cannot mount, so a kernel composed that way cannot run the scenario
     if (device.pgmap.type !== 'fsdax') throw KernelError.unsupported('EINVAL', `${a.device} has a ${device.pgmap.type} dev_pagemap, not fsdax: mount -o dax needs a pmem namespace in fsdax mode (or virtio-fs's DAX window)`);
     const fs = plugin.mount(this, device);
-    fs.daxMode = fs.parseDaxOption(a.dax ?? true);
+    const mode = fs.parseDaxOption(a.dax ?? true);
+    fs.applyMountOptions(mode, options);
+    fs.daxMode = mode;
     device.fs = fs;
     yield* [];
   }
@@ -533,7 +538,7 @@ export class Kernel {
     yield* mkdir(this, a);
   }
 
-  *chattr(a: { file?: string; dir?: string; dax: boolean }): Op {
+  *chattr(a: { file?: string; dir?: string; dax?: boolean; journal?: boolean }): Op {
     yield* chattr(this, a);
   }
 
@@ -555,10 +560,14 @@ export class Kernel {
     return mounted[0]!;
   }
 
-  *create(a: { file: string; size: number; device?: string; dir?: string }): Op {
+  *create(a: { file: string; size: number; device?: string; dir?: string; inline?: boolean }): Op {
     if (this.files.has(a.file) || this.pageCache.named(a.file)) throw new KernelError('EEXIST', `file '${a.file}' exists`);
     const fs = a.device ? mountedOn(this, a.device) : this.mountedFs();
-    const inode = yield* fs.create(a.file, a.size, a.dir);
+  *rename(a: { file?: string; dir?: string; into: string }): Op {
+    yield* rename(this, a);
+  }
+
+    const inode = yield* fs.create(a.file, a.size, a.dir, { inline: a.inline ?? false });
     this.files.set(a.file, { fs, inode });
   }
 

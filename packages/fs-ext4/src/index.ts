@@ -1,4 +1,15 @@
-import { DaxFilesystem, KernelError, daxTriState, describeDaxOption, kernelAtLeast, type DaxMode, type DaxMountOption, type Device, type Directory, type FilesystemPlugin, type Inode, type Kernel, type Op, type Vmf } from '@daxlab/core';
+import { DaxFilesystem, InputError, KernelError, daxTriState, describeDaxOption, kernelAtLeast, type DaxMode, type DaxMountOption, type Device, type Directory, type FilesystemPlugin, type FsMountOptions, type Inode, type Kernel, type Op, type Vmf } from '@daxlab/core';
+
+/** EXT4_MIN_INLINE_DATA_SIZE: the inode's i_block, where inline data always fits. */
+export const EXT4_MIN_INLINE_DATA_SIZE = 60;
+
+/** The ext4 inode flags the DAX decision reads (EXT4_I(inode)->i_flags), kept in inode.state. */
+interface Ext4InodeFlags {
+  /** EXT4_INLINE_DATA_FL: the data lives in the inode (ext4_has_inline_data) */
+  inline: boolean;
+  /** EXT4_JOURNAL_DATA_FL (chattr +j) */
+  journalData: boolean;
+}
 
 /**
  * ext4 on a DAX device (mount -o dax). Orderings follow fs/ext4: ext4_setattr(ATTR_SIZE)
@@ -21,8 +32,73 @@ export class Ext4 extends DaxFilesystem {
   /** ext4_file_operations.mmap_supported_flags = MAP_SYNC */
   override readonly mapSync = true;
 
+  /** data=journal|ordered|writeback (ordered by default) */
+  dataMode: 'journal' | 'ordered' | 'writeback' = 'ordered';
+  /** test_opt(sb, DELALLOC): on by default, off with nodelalloc or data=journal */
+  delalloc = true;
+  /** ext4_has_feature_inline_data(): mkfs -O inline_data, set at the device's first mount */
+  inlineDataFeature: boolean | null = null;
+
   constructor(k: Kernel, device: Device) {
     super(k, device);
+  }
+
+  /** The i_flags bits of an inode that the model keeps. */
+  private flagsOf(inode: Inode): Ext4InodeFlags {
+    const f = inode.state['ext4'] as Ext4InodeFlags | undefined;
+    if (f) return f;
+    const created: Ext4InodeFlags = { inline: false, journalData: false };
+    inode.state['ext4'] = created;
+    return created;
+  }
+
+  /** Whether the inode's data lives in the inode (EXT4_INLINE_DATA_FL). */
+  hasInlineData(inode: Inode): boolean {
+    return this.flagsOf(inode).inline;
+  }
+
+  /** Whether the inode has EXT4_JOURNAL_DATA_FL. */
+  journalDataFlag(inode: Inode): boolean {
+    return this.flagsOf(inode).journalData;
+  }
+
+  /**
+   * ext4_should_journal_data() -> ext4_inode_journal_mode() [v5.4..v6.15 fs/ext4/ext4_jbd2.{h,c}]:
+   * every regular file under data=journal; a file flagged EXT4_JOURNAL_DATA_FL only without
+   * delalloc ("We do not support data journalling with delayed allocation"). Encrypted files
+   * fall back to ordered (no encryption in the model).
+   */
+  shouldJournalData(inode: Inode): boolean {
+    return this.dataMode === 'journal' || (this.flagsOf(inode).journalData && !this.delalloc);
+  }
+
+  /**
+   * The mount's other options, checked with its dax mode as ext4_fill_super() does (the whole
+   * mount fails with EINVAL, nothing changes):
+   * - data=journal with dax: "can't mount with both data=journal and dax" (test_opt(sb, DAX)
+   *   before v5.8, DAX_ALWAYS after: dax=inode mounts, and then no file is DAX); data=journal
+   *   with an explicit delalloc: "can't mount with both data=journal and delalloc"; data=journal
+   *   clears DELALLOC (v6.1+: ext4_journal_data_check(); inline in ext4_fill_super before);
+   * - the inline_data feature with dax=always / -o dax: "Cannot use DAX on a filesystem that
+   *   may contain inline data" (559db4c6d784, v4.15; ext4_check_feature_compatibility() v6.1+).
+   *   dax=inode mounts: inline files are simply not DAX (ext4_should_enable_dax).
+   * inline_data is mkfs's: the first mount of the device makes the filesystem with it or without
+   * it, and a later mount finds what was made.
+   */
+  override applyMountOptions(mode: DaxMode, o: FsMountOptions): void {
+    const feature = this.inlineDataFeature ?? o.inlineData ?? false;
+    if (o.inlineData !== undefined && o.inlineData !== feature) {
+      throw new InputError(`mount.inlineData: ${this.device.name} was made ${feature ? 'with' : 'without'} inline_data at its first mount; mkfs is not repeated: leave inlineData out or give ${feature}`, undefined, 'inlineData');
+    }
+    const data = o.data ?? 'ordered';
+    if (data === 'journal') {
+      if (o.delalloc === true) throw new KernelError('EINVAL', `ext4 ${this.device.name}: can't mount with both data=journal and delalloc`);
+      if (mode === 'always') throw new KernelError('EINVAL', `ext4 ${this.device.name}: can't mount with both data=journal and dax (${describeDaxOption(true)} or dax=always)`);
+    }
+    if (feature && mode === 'always') throw new KernelError('EINVAL', `ext4 ${this.device.name}: Cannot use DAX on a filesystem that may contain inline data (mkfs -O inline_data with -o dax / dax=always)`);
+    this.inlineDataFeature = feature;
+    this.dataMode = data;
+    this.delalloc = data === 'journal' ? false : (o.delalloc ?? true);
   }
 
   /**
@@ -41,14 +117,72 @@ export class Ext4 extends DaxFilesystem {
   }
 
   /**
-   * ext4_should_enable_dax() [v5.8; ext4_should_use_dax() before]: not under dax=never; regular
-   * files only; not with data=journal, inline data, encryption or verity (none of them is
-   * modelled); the block device supports DAX (EXT4_FLAGS_BDEV_IS_DAX: pmem in fsdax mode does);
-   * then dax=always, or EXT4_DAX_FL (v5.8+).
+   * ext4_should_enable_dax() [v5.8; ext4_should_use_dax() before, which began with "-o dax or
+   * nothing"]: not under dax=never; regular files only; not a file that journals its data
+   * (ext4_should_journal_data: data=journal, or chattr +j with nodelalloc), not one with inline
+   * data; encryption and verity exclude it too (not modelled: no fscrypt or fs-verity here);
+   * the block device supports DAX (EXT4_FLAGS_BDEV_IS_DAX: pmem in fsdax mode does); then
+   * dax=always, or EXT4_DAX_FL (v5.8+). The same exclusions stand in v5.4's ext4_should_use_dax().
    */
   protected override shouldEnableDax(inode: Inode): boolean {
     if (this.daxMode === 'never') return false;
+    if (this.shouldJournalData(inode) || this.hasInlineData(inode)) return false;
     return this.daxMode === 'always' || (daxTriState(this.k.version) && inode.daxFlag);
+  }
+
+  /**
+   * A new file. `inline`: made by a small first write(2) (`echo data > file`). Its data stays in
+   * the inode (ext4_try_to_write_inline_data via ext4_write_begin / ext4_da_write_begin) when
+   * the inode got EXT4_STATE_MAY_INLINE_DATA at creation — the inline_data feature, and from
+   * 4811d9929cda (v5.12, "ext4: allow the dax flag to be set and cleared on inline directories")
+   * not for a file that inherited EXT4_DAX_FL — the write is buffered (a DAX file's write is
+   * dax_iomap_rw, which never writes inline) and it fits: the model takes the inode's i_block
+   * (EXT4_MIN_INLINE_DATA_SIZE, 60 bytes); larger writes, which may also fit in the in-inode
+   * xattr space, go to a block as any other. Such a file has no block until it is converted.
+   */
+  override *create(name: string, size: number, dir = '/', how: { inline: boolean } = { inline: false }): Op<Inode> {
+    if (!how.inline) return yield* super.create(name, size, dir);
+    const inode = this.newInode(name, size, dir);
+    const mayInline = this.inlineDataFeature === true && !(kernelAtLeast(this.k.version, 5, 12) && inode.daxFlag);
+    if (mayInline && !inode.sDax && size <= EXT4_MIN_INLINE_DATA_SIZE) {
+      this.flagsOf(inode).inline = true;
+      this.step(inode, 'ext4_try_to_write_inline_data');
+      return inode;
+    }
+    const blocks = this.blocks.alloc(name, 0, this.pages(size));
+    blocks.forEach((b, i) => inode.blocks.set(i, b));
+    return inode;
+  }
+
+  /**
+   * Writing back a page of an inline file converts it (ext4_convert_inline_data, which
+   * ext4_page_mkwrite runs for a write through a mapping): its data moves to a block and
+   * EXT4_INLINE_DATA_FL goes, so the next setup of the inode may make it DAX. The model converts
+   * when the written page reaches its block.
+   */
+  protected override writeback(inode: Inode): void {
+    super.writeback(inode);
+    if (this.hasInlineData(inode) && inode.blocks.size > 0) this.flagsOf(inode).inline = false;
+  }
+
+  /**
+   * FS_IOC_SETFLAGS of EXT4_JOURNAL_DATA_FL (chattr +j / -j), after the other flags are written
+   * [ext4_ioctl_setflags(), v5.4..v7.x fs/ext4/ioctl.c]: refused with EBUSY "Changes to the
+   * journaling mode can cause unsafe changes to S_DAX" — on any -o dax mount before v5.8
+   * (test_opt(sb, DAX): "ext4: prevent data corruption with journaling + DAX", v4.15, xfstests
+   * ext4/030), on an inode with S_DAX from v5.8 ("fs/ext4: Narrow scope of DAX check in
+   * setflags": IS_DAX(inode)). Otherwise ext4_change_inode_journal_flag() flushes
+   * the journal and switches the address space operations; S_DAX is not re-decided (only at
+   * inode setup, v5.8+; before, only -o dax could give S_DAX and that case is refused).
+   */
+  override *setJournalFlag(inode: Inode, on: boolean): Op {
+    const flags = this.flagsOf(inode);
+    if (flags.journalData === on) return;
+    const refused = daxTriState(this.k.version) ? inode.sDax : this.daxMode === 'always';
+    if (refused) throw new KernelError('EBUSY', `chattr ${on ? '+' : '-'}j of '${inode.name}': ${daxTriState(this.k.version) ? 'the inode is DAX' : 'the mount is -o dax'} (ext4_ioctl_setflags: changing the journalling mode could change S_DAX)`);
+    this.step(inode, 'ext4_change_inode_journal_flag');
+    flags.journalData = on;
+    yield* [];
   }
 
   /** ext4_inherit_flags(): EXT4_DAX_FL is in EXT4_FL_INHERITED (v5.8), for new files and directories alike. */
@@ -68,7 +202,24 @@ export class Ext4 extends DaxFilesystem {
       if (on) throw KernelError.unsupported('EOPNOTSUPP', `ext4 before v5.8 has no EXT4_DAX_FL: FS_IOC_FSSETXATTR refuses FS_XFLAG_DAX on '${target.name}'`);
       return { dontcache: false };
     }
+    if (on && !target.daxFlag && this.inlineExcludesDaxFlag(target)) {
+      throw new KernelError('EOPNOTSUPP', `FS_XFLAG_DAX on '${target.name}', which has inline data (ext4_ioctl_setflags: dax_compatible() refuses EXT4_DAX_FL with EXT4_INLINE_DATA_FL)`);
+    }
     return { dontcache: this.marksDontcache(target, on) };
+  }
+
+  /**
+   * dax_compatible(): EXT4_DAX_MUT_EXCL holds EXT4_INLINE_DATA_FL from aa2f77920b74 ("ext4:
+   * disallow modifying DAX inode flag if inline_data has been set", v5.10; v5.8-v5.9 let a file
+   * with inline data take the flag, xfstests ext4/047). A directory made on an inline_data
+   * filesystem starts inline (ext4_try_create_inline_dir; the model's directories stay small),
+   * and was refused too until 4811d9929cda masked the bit for directories (v5.12); the root
+   * directory is mke2fs's, in a block.
+   */
+  private inlineExcludesDaxFlag(target: Inode | Directory): boolean {
+    if (!kernelAtLeast(this.k.version, 5, 10)) return false;
+    if ('blocks' in target) return this.hasInlineData(target);
+    return this.inlineDataFeature === true && target.name !== '/' && !kernelAtLeast(this.k.version, 5, 12);
   }
 
   /**

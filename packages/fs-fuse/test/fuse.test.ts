@@ -309,3 +309,15 @@ describe('virtio-fs dax mount option (Fuse.parseDaxOption)', () => {
     expect(mountWith('v6.1', false)).toEqual({ code: 'EOPNOTSUPP', unsupported: true });
   });
 });
+
+describe('mount options and flags FUSE does not have (DaxFilesystem base)', () => {
+  it("ext4's data=, delalloc and inline_data are unknown options (EINVAL, nothing mounted); chattr +j is EOPNOTSUPP", () => {
+    const k = createKernel({ arch: testArch(), fs: fuse(), driver: nvdimm(), kernel: 'v6.6' });
+    k.run(k.probe({ size: 64 * MiB, as: 'vfs0' }));
+    expect(() => k.run(k.mount({ device: 'vfs0', data: 'journal' }))).toThrow(expect.objectContaining({ code: 'EINVAL' }));
+    expect(k.device('vfs0').fs).toBeNull();
+    k.run(k.mount({ device: 'vfs0' }));
+    k.run(k.create({ file: 'f', size: 4096 }));
+    expect(() => k.run(k.chattr({ file: 'f', journal: true }))).toThrow(expect.objectContaining({ code: 'EOPNOTSUPP' }));
+  });
+});

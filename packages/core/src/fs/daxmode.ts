@@ -17,10 +17,15 @@ import type { DaxFilesystem } from './filesystem.js';
  * are read from the blocks, and written back to them when the inode is evicted, so the data
  * survives S_DAX flipping either way.
  *
- * Not modelled: ext4's refusals for inline data, data=journal, encryption and verity (the model
- * has none of them); writeback other than at eviction (`drop-caches` and `umount` are `sync`
- * followed by the eviction); rename (a moved file keeps its flag: generic/607's mv cases);
- * FUSE/virtio-fs's own dax=inode (v5.17: the server decides per inode with FUSE_ATTR_DAX).
+ * ext4's own refusals (data=journal, nodelalloc with chattr +j, inline data: packages/fs-ext4)
+ * come in through the mount options (DaxFilesystem.applyMountOptions), shouldEnableDax(),
+ * checkDaxFlagChange() and setJournalFlag(); rename moves an entry and keeps everything of the
+ * inode.
+ *
+ * Not modelled: ext4 encryption and verity (they exclude DAX too; no fscrypt or fs-verity
+ * here); chattr +j of a directory; writeback other than at eviction (`drop-caches` and `umount`
+ * are `sync` followed by the eviction); rename over an existing name (an unlink) or to a new
+ * name; FUSE/virtio-fs's own dax=inode (v5.17: the server decides per inode with FUSE_ATTR_DAX).
  */
 
 export const DAX_MODES = ['always', 'never', 'inode'] as const;
@@ -92,6 +97,34 @@ export function* mkdir(k: Kernel, a: { dir: string; in?: string; device?: string
   const parent = fs.dir(a.in ?? '/');
   // xfs_inode_inherit_flags2() / ext4_inherit_flags(): directories inherit it as files do
   fs.dirs.set(a.dir, { name: a.dir, daxFlag: fs.newChildDaxFlag(parent) });
+  fs.parents.set(a.dir, parent.name);
+  yield* [];
+}
+
+/**
+ * rename(2) of a file or directory into directory `into` (`mv x into/`: the name stays).
+ * vfs_rename -> xfs_rename / ext4_rename / fuse_rename2 (FUSE_RENAME) move the directory entry
+ * and touch nothing else of the inode: its FS_XFLAG_DAX stays (no inheritance: that happens only
+ * when an inode is created, xfs_inode_inherit_flags2 / ext4_inherit_flags), its S_DAX stays (only
+ * eviction re-decides it) and it is the same inode, so open files and mappings of it stay valid
+ * (xfstests generic/607's mv cases). Refused as the kernel does: a target directory on another
+ * filesystem (EXDEV: do_renameat2 compares the mounts), a directory into itself or its own subtree
+ * (EINVAL: lock_rename() returns the source as the trap). Renaming over an existing entry would
+ * unlink it: the model has no unlink.
+ */
+export function* rename(k: Kernel, a: { file?: string; dir?: string; into: string }): Op {
+  const name = a.dir ?? a.file!;
+  const fs = a.dir !== undefined ? findDir(k, a.dir).fs : k.file(a.file!).fs;
+  if (name === '/') throw new KernelError('EBUSY', 'rename of the root directory (a mount point)');
+  const target = mountedFilesystems(k).find((f) => f.dirs.has(a.into));
+  if (!target) throw new KernelError('ENOENT', `no directory '${a.into}' on a mounted filesystem`);
+  if (target !== fs) throw new KernelError('EXDEV', `rename of '${name}' into '${a.into}', which is on another filesystem`);
+  if (a.dir !== undefined) {
+    for (let d: string | undefined = a.into; d !== undefined; d = fs.parents.get(d)) {
+      if (d === a.dir) throw new KernelError('EINVAL', `rename of directory '${a.dir}' into '${a.into}', inside itself`);
+    }
+  }
+  fs.parents.set(name, a.into);
   yield* [];
 }
 
@@ -101,19 +134,28 @@ export function* mkdir(k: Kernel, a: { dir: string; in?: string; device?: string
  * is marked I_DONTCACHE; xfs_io then closes the file, which is the last iput of an inode nobody
  * else holds: evicted at once, so S_DAX follows the flag at the next lookup.
  */
-export function* chattr(k: Kernel, a: { file?: string; dir?: string; dax: boolean }): Op {
+export function* chattr(k: Kernel, a: { file?: string; dir?: string; dax?: boolean; journal?: boolean }): Op {
   if (a.dir !== undefined) {
     const { fs, dir } = findDir(k, a.dir);
+    if (a.journal !== undefined) throw KernelError.unsupported('EOPNOTSUPP', `chattr ${a.journal ? '+' : '-'}j of directory '${a.dir}' (FS_JOURNAL_DATA_FL inherited by new files) is not modelled`);
+    if (a.dax === undefined) return;
     fs.checkDaxFlagChange(dir, a.dax);
     dir.daxFlag = a.dax;
     return yield* [];
   }
   const { fs, inode } = k.file(a.file!);
-  const { dontcache } = fs.checkDaxFlagChange(inode, a.dax);
-  yield* fs.prepareDaxFlagChange(inode, a.dax);
-  inode.daxFlag = a.dax;
-  if (dontcache) inode.dontcache = true;
-  yield* dropIfDontcache(fs, inode);
+  try {
+    if (a.dax !== undefined) {
+      const { dontcache } = fs.checkDaxFlagChange(inode, a.dax);
+      yield* fs.prepareDaxFlagChange(inode, a.dax);
+      inode.daxFlag = a.dax;
+      if (dontcache) inode.dontcache = true;
+    }
+    // ext4_ioctl_setflags(): the journalling flag is changed last, after the other flags are written
+    if (a.journal !== undefined) yield* fs.setJournalFlag(inode, a.journal);
+  } finally {
+    yield* dropIfDontcache(fs, inode);
+  }
 }
 
 /**

@@ -19,6 +19,16 @@ const NO_LOCK_TO_DROP: WaitCallbacks = {
   },
 };
 
+/** Mount options besides dax that some filesystem knows (a `mount` step's fields). */
+export interface FsMountOptions {
+  /** ext4 data=journal|ordered|writeback */
+  data?: 'journal' | 'ordered' | 'writeback';
+  /** ext4 delalloc (true) or nodelalloc (false); unset: the default (delalloc) */
+  delalloc?: boolean;
+  /** mkfs.ext4 -O inline_data: the filesystem's feature, made at the device's first mount */
+  inlineData?: boolean;
+}
+
 /** A filesystem plugin: mounts a DAX filesystem on a device. */
 export interface FilesystemPlugin {
   readonly kind: 'fs';
@@ -68,6 +78,8 @@ export abstract class DaxFilesystem implements FsHandle, DaxIomapOps {
   readonly dirs = new Map<string, Directory>([['/', { name: '/', daxFlag: false }]]);
   /** the open files of `open` steps on it, by name (each holds its inode: fs/daxmode.ts) */
   readonly openFiles = new Map<string, Inode>();
+  /** the directory each file and directory is in, by name (rename moves an entry: fs/daxmode.ts) */
+  readonly parents = new Map<string, string>();
 
   constructor(
     protected readonly k: Kernel,
@@ -159,6 +171,7 @@ export abstract class DaxFilesystem implements FsHandle, DaxIomapOps {
       cache: null,
     };
     this.inodes.set(name, inode);
+    this.parents.set(name, parent.name);
     this.setupInode(inode);
     return inode;
   }
@@ -173,6 +186,25 @@ export abstract class DaxFilesystem implements FsHandle, DaxIomapOps {
   parseDaxOption(option: DaxMountOption): DaxMode {
     if (option === true || option === 'always') return 'always';
     throw KernelError.unsupported('EOPNOTSUPP', `${this.name}: mount ${describeDaxOption(option)} is not modelled (only -o dax: every file DAX)`);
+  }
+
+  /**
+   * The mount options other than dax (ext4's data=, [no]delalloc, and mkfs's inline_data), checked
+   * against the dax mode `mode` the same mount asks for; throws before changing anything, so a
+   * refused mount leaves the filesystem as it was. The base knows none of them: the filesystem's
+   * parser refuses an unknown option with EINVAL (xfs_fs_parse_param, fuse_parse_param).
+   */
+  applyMountOptions(_mode: DaxMode, o: FsMountOptions): void {
+    const given = (Object.keys(o) as (keyof FsMountOptions)[]).filter((key) => o[key] !== undefined);
+    if (given.length) throw new KernelError('EINVAL', `${this.name}: unknown mount option ${given.join(', ')} (only ext4 has data=, delalloc and inline_data)`);
+  }
+
+  /**
+   * FS_IOC_SETFLAGS changing FS_JOURNAL_DATA_FL (chattr +j / -j) of a file: only ext4 has it
+   * (ext4_ioctl_setflags); elsewhere the flag is not in the filesystem's settable flags.
+   */
+  *setJournalFlag(inode: Inode, _on: boolean): Op {
+    throw new KernelError('EOPNOTSUPP', `${this.name}: FS_JOURNAL_DATA_FL of '${inode.name}' (chattr +j is ext4's)`);
   }
 
   /** S_DAX for an inode being set up (xfs_inode_should_enable_dax, ext4_should_enable_dax); the base: dax=always. */
@@ -330,8 +362,12 @@ export abstract class DaxFilesystem implements FsHandle, DaxIomapOps {
     else yield* this.k.dax.truncatePagecache(inode, first, last);
   }
 
-  /** Create a file and allocate all its blocks (like fallocate after open(O_CREAT)). */
-  *create(name: string, size: number, dir = '/'): Op<Inode> {
+  /**
+   * Create a file and allocate all its blocks (like fallocate after open(O_CREAT)). `inline`: the
+   * file is made by a small first write(2) instead; only ext4 keeps such data in the inode
+   * (inline_data), elsewhere it is an ordinary block.
+   */
+  *create(name: string, size: number, dir = '/', _how: { inline: boolean } = { inline: false }): Op<Inode> {
     const inode = this.newInode(name, size, dir);
     const pages = Math.ceil(size / this.pageSize);
     const blocks = this.blocks.alloc(name, 0, pages);

@@ -174,7 +174,7 @@ describe('parseScenario: errors name file, line:column, field and fix', () => {
 
   it('unknown field, with a suggestion and the allowed fields', () => {
     const e = errorOf('name: t\nsetup:\n  - create: { file: a, sise: 0 }\nsteps:\n  - spawn: { as: p }\n');
-    expect(e.message).toBe("s.yaml:3:24: setup[0].create.sise: unknown field 'sise'; did you mean 'size'? (fields here: { file, size, device?, dir? })");
+    expect(e.message).toBe("s.yaml:3:24: setup[0].create.sise: unknown field 'sise'; did you mean 'size'? (fields here: { file, size, device?, dir?, inline? })");
   });
 
   it('bad size in a deep thread path', () => {
