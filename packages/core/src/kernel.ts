@@ -27,6 +27,7 @@ import { mapDevmem } from './mm/devmem.js';
 import { addSeals, getSeals, sealCheckMmap, type SealName } from './mm/memfd.js';
 import { mmPopulate } from './mm/populate.js';
 import { lockNewVma, mlockall, mlockFutureOk, mlockRange } from './mm/mlock.js';
+import { mseal } from './mm/mseal.js';
 import { PageStore, PG } from './mm/pages.js';
 import { Ram } from './mm/ram.js';
 import { PageCache } from './mm/pagecache.js';
@@ -99,6 +100,26 @@ export function unsupportedReason(desc: KernelDescription, parts: readonly ({ na
     if (r) return `${p!.name}: ${r}`;
   }
   return null;
+}
+
+/** The arguments of Kernel.mmap (the scenario step's). */
+export interface MmapArgs {
+  process?: string;
+  file?: string;
+  device?: string;
+  anon?: boolean;
+  devmem?: boolean;
+  hugetlb?: number;
+  length: number;
+  offset?: number;
+  shared?: boolean;
+  write?: boolean;
+  populate?: boolean;
+  locked?: boolean;
+  sync?: boolean;
+  /** MAP_FIXED at page `offset` (bytes, page aligned) of this mapping's range */
+  fixed?: { map: string; offset?: number };
+  as: string;
 }
 
 /**
@@ -684,7 +705,21 @@ export class Kernel {
     yield* [];
   }
 
-  *mmap(a: { process?: string; file?: string; device?: string; anon?: boolean; devmem?: boolean; hugetlb?: number; length: number; offset?: number; shared?: boolean; write?: boolean; populate?: boolean; locked?: boolean; sync?: boolean; as: string }): Op<Vma> {
+  /**
+   * mmap(2). With `fixed`, MAP_FIXED at page `offset` of another mapping's range (mapped or not):
+   * mmap_region() unmaps what is there first -- a sealed VMA makes it EPERM (mm/mseal.ts), returned
+   * as it is; the unmap's other failures are ENOMEM -- and the new VMA takes exactly that place.
+   */
+  *mmap(a: MmapArgs): Op<Vma> {
+    const mm = this.process(a.process);
+    try {
+      return yield* this.mmapPlaced(a);
+    } finally {
+      delete mm.fixedPlacement; // one-shot: never left for a later placement
+    }
+  }
+
+  private *mmapPlaced(a: MmapArgs): Op<Vma> {
     const mm = this.process(a.process);
     if (mm.vmas.some((v) => v.name === a.as)) throw new InputError(`mapping '${a.as}' already exists in ${mm.name}`, undefined, 'as');
     const ps = this.mmu.basePageSize;
@@ -702,6 +737,21 @@ export class Kernel {
     if ((a.locked || mm.lockFuture) && mm.memlockLimit !== undefined) {
       if (a.locked && mm.memlockLimit === 0) throw new KernelError('EPERM', `mmap '${a.as}' with MAP_LOCKED: RLIMIT_MEMLOCK is 0 and the process lacks CAP_IPC_LOCK (can_do_mlock)`);
       if (!mlockFutureOk(mm, pages)) throw new KernelError('EAGAIN', `mmap '${a.as}' locked: ${pages} page(s) exceed RLIMIT_MEMLOCK (${mm.memlockLimit} pages) without CAP_IPC_LOCK (mlock_future_ok)`);
+    }
+    if (a.fixed) {
+      const target = this.mapRange(a.fixed.map, a.process);
+      if (target.mm !== mm) throw new InputError(`mmap MAP_FIXED places a mapping in its own process: '${a.fixed.map}' is mapped in ${target.mm.name}, not ${mm.name}`, undefined, 'fixed');
+      const fixedOffset = a.fixed.offset ?? 0;
+      if (fixedOffset % ps !== 0) throw new KernelError('EINVAL', `mmap MAP_FIXED at offset ${fixedOffset} of '${a.fixed.map}': not page aligned`);
+      const at = target.origin.start + fixedOffset / ps;
+      try {
+        yield* this.vm.munmapRange(mm, at, at + pages);
+      } catch (e) {
+        // mmap_region(): "if (error == -EPERM) return error; else if (error) return -ENOMEM" (v6.10; the error itself from v6.12)
+        if (e instanceof KernelError && e.code !== 'EPERM' && e.unsupported === null) throw new KernelError('ENOMEM', `mmap MAP_FIXED over pages ${at}..${at + pages - 1}: ${e.message}`);
+        throw e;
+      }
+      mm.fixedPlacement = at;
     }
     if (memfd?.secretmem) {
       vma = this.secretmem.mmap(mm, { pages, pgoff: offset / ps, shared, write, as: a.as }, memfd);
@@ -979,6 +1029,19 @@ export class Kernel {
   /** munlockall() in a process (mm/mlock.ts). */
   *munlockall(a: { process?: string }): Op {
     yield* mlockall(this, this.process(a.process), null);
+  }
+
+  /**
+   * mseal(addr, len, flags) of `length` bytes at `offset` bytes in a mapping's range (default: the
+   * whole range) (mm/mseal.ts). The range may run outside the mapping (`offset` may be negative):
+   * any page no VMA covers is ENOMEM, which is what mseal_test.c checks.
+   */
+  *mseal(a: { map: string; offset?: number; length?: number; flags?: number; process?: string }): Op {
+    const { origin, mm } = this.mapRange(a.map, a.process, 'ENOMEM');
+    const ps = this.mmu.basePageSize;
+    const offset = a.offset ?? 0;
+    const length = a.length ?? origin.pages * ps - offset;
+    yield* mseal(this, mm, origin.start * ps + offset, length, a.flags ?? 0);
   }
 
   /** madvise(addr, len, advice) of a mapping, or of `length` bytes at `offset` in it (mm/madvise.ts). */
@@ -1422,6 +1485,18 @@ export class Kernel {
 
   /** pte_write() of the entry mapping the page (false when nothing maps it). */
   /** VM_LOCKED of the VMA holding the page (smaps VmFlags "lo"); false when no VMA holds it. */
+  /** VM_SEALED on the VMA holding the page (smaps VmFlags "sl"; mm/mseal.ts). */
+  isSealedIn(t: { map: string; page: number; process?: string }): boolean {
+    const { mm, vpn } = this.mapAddress(t.map, t.page, t.process);
+    return this.vm.vmaAt(mm, vpn)?.flags.sealed ?? false;
+  }
+
+  /** The length in pages of the VMA holding the page, as its /proc/PID/maps line shows it (0: no VMA there). */
+  vmaPagesIn(t: { map: string; page: number; process?: string }): number {
+    const { mm, vpn } = this.mapAddress(t.map, t.page, t.process);
+    return this.vm.vmaAt(mm, vpn)?.pages ?? 0;
+  }
+
   isLockedIn(t: { map: string; page: number; process?: string }): boolean {
     const { mm, vpn } = this.mapAddress(t.map, t.page, t.process);
     return this.vm.vmaAt(mm, vpn)?.flags.locked ?? false;

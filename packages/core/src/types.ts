@@ -132,6 +132,11 @@ export interface VmFlags {
   uffdWp?: boolean;
   /** VM_UFFD_MINOR: UFFDIO_REGISTER_MODE_MINOR (hugetlbfs v5.13, shmem v5.14), a fault on a cached page goes to the userfaultfd */
   uffdMinor?: boolean;
+  /** VM_SEQ_READ / VM_RAND_READ: MADV_SEQUENTIAL / MADV_RANDOM readahead hints (MADV_NORMAL clears both) */
+  seqRead?: boolean;
+  randRead?: boolean;
+  /** VM_SEALED: mseal(2) (v6.10, mm/mseal.ts); smaps VmFlags "sl"; never cleared, kept by fork (vm_area_dup) */
+  sealed?: boolean;
 }
 
 /** 'pagecache': a file whose pages are RAM page cache (a memfd or shared anonymous memory on tmpfs, hugetlbfs, secretmem, a disk file without DAX): never anon (mm/pagecache.ts) */
@@ -336,6 +341,11 @@ export interface Mm {
   readonly ranges: Map<string, MappingRange>;
   /** mm->def_flags after mlockall(MCL_FUTURE [| MCL_ONFAULT]): new VMAs come locked (mm/mlock.ts) */
   lockFuture?: 'lock' | 'onfault';
+  /**
+   * mmap(MAP_FIXED) in progress: the page the next placeVma() returns instead of searching (the
+   * caller unmapped what was there first); cleared as soon as it is used (kernel.ts mmap)
+   */
+  fixedPlacement?: number;
   /**
    * RLIMIT_MEMLOCK in pages after `setrlimit` (which also drops CAP_IPC_LOCK, as
    * memfd_secret.c's set_cap_limits() does); absent: the process has CAP_IPC_LOCK and no limit

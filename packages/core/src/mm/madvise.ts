@@ -7,6 +7,7 @@ import { nonPresent } from './exclusive.js';
 import { madviseCollapse } from './collapse.js';
 import { faultinRange } from './populate.js';
 import { guardInstall, guardRemove } from './guard.js';
+import { refuseSealedAdvice } from './mseal.js';
 
 /** The advices modelled, as scenarios spell them (MADV_DONTNEED_LOCKED is `dontneed-locked`, ...). */
 export const MADVISE_ADVICES = [
@@ -29,6 +30,9 @@ export const MADVISE_ADVICES = [
   'remove',
   'guard-install',
   'guard-remove',
+  'normal',
+  'sequential',
+  'random',
 ] as const;
 export type Advice = (typeof MADVISE_ADVICES)[number];
 
@@ -57,6 +61,9 @@ const ARRIVED: Readonly<Record<Advice, readonly [number, number, string]>> = {
   unmergeable: [2, 6, 'MADV_UNMERGEABLE (v2.6.32)'],
   'guard-install': [6, 13, 'MADV_GUARD_INSTALL (662df3e5c376)'],
   'guard-remove': [6, 13, 'MADV_GUARD_REMOVE (662df3e5c376)'],
+  normal: [2, 6, 'MADV_NORMAL'],
+  sequential: [2, 6, 'MADV_SEQUENTIAL'],
+  random: [2, 6, 'MADV_RANDOM'],
 };
 
 /**
@@ -74,6 +81,8 @@ export function* madvise(k: Kernel, mm: Mm, start: number, pages: number, advice
   const [major, minor, what] = ARRIVED[advice];
   if (!kernelAtLeast(k.version, major, minor)) throw new KernelError('EINVAL', `${what} is not an advice before v${major}.${minor} (madvise_behavior_valid)`);
   const end = start + pages;
+  // mseal(2), v6.10-v6.11: can_modify_mm_madv() over the whole range before anything (mm/mseal.ts)
+  refuseSealedAdvice(k, mm, start, end, null, advice);
   if ((advice === 'populate-read' || advice === 'populate-write') && kernelAtLeast(k.version, 6, 10)) {
     // "mm/madvise: don't perform madvise VMA walk for MADV_POPULATE_(READ|WRITE)" (v6.10 [M]):
     // madvise_populate() over the whole range, faultin_page_range() with FOLL_MADV_POPULATE
@@ -129,6 +138,8 @@ function notModelledOnHugetlb(vma: Vma, advice: Advice): KernelError {
 
 /** madvise_vma_behavior(): one VMA's part [s, e) of the range. */
 function* adviseVma(k: Kernel, vma: Vma, s: number, e: number, advice: Advice): Op {
+  // mseal(2), from v6.12: a discarding advice on sealed read-only anonymous memory is EPERM, checked first
+  refuseSealedAdvice(k, vma.mm, s, e, vma, advice);
   if (vma.hugetlb && !HUGETLB_ADVICES.includes(advice)) throw notModelledOnHugetlb(vma, advice);
   switch (advice) {
     case 'dontneed':
@@ -195,6 +206,13 @@ function* adviseVma(k: Kernel, vma: Vma, s: number, e: number, advice: Advice): 
     case 'unmergeable':
       // ksm_madvise() (mm/ksm.ts): says whether VM_MERGEABLE changes, after unmerging the range
       if (yield* k.ksm.advise(vma, s, e, advice === 'mergeable')) updateFlags(k, vma, s, e, { mergeable: advice === 'mergeable' });
+      return;
+    case 'normal':
+    case 'sequential':
+    case 'random':
+      // VM_SEQ_READ / VM_RAND_READ: readahead hints only (the model has no readahead); the VMA
+      // splits and merges as for any madvise_update_vma()
+      updateFlags(k, vma, s, e, { seqRead: advice === 'sequential', randRead: advice === 'random' });
       return;
     case 'hugepage':
     case 'nohugepage':
@@ -323,7 +341,7 @@ function lazyfree(k: Kernel, vma: Vma, s: number, e: number): void {
  * the range's ends (split_vma(), which a driver's ->may_split may refuse) and set the flags on
  * the piece in the range, then merge it with its neighbours where they are alike (Vm.mergeAround).
  */
-function updateFlags(k: Kernel, vma: Vma, s: number, e: number, change: Partial<Pick<VmFlags, 'dontcopy' | 'wipeonfork' | 'hugepage' | 'nohugepage' | 'mergeable'>>): void {
+function updateFlags(k: Kernel, vma: Vma, s: number, e: number, change: Partial<Pick<VmFlags, 'dontcopy' | 'wipeonfork' | 'hugepage' | 'nohugepage' | 'mergeable' | 'seqRead' | 'randRead'>>): void {
   if (Object.entries(change).every(([f, v]) => (vma.flags[f as keyof VmFlags] ?? false) === v)) return;
   const piece = k.vm.isolate(vma, s, e);
   Object.assign(piece.flags, change);

@@ -4,6 +4,7 @@ import { kernelAtLeast } from '../features.js';
 import type { Op } from '../sched.js';
 import type { Mm, Vma } from '../types.js';
 import type { Leaf } from './vm.js';
+import { refuseSealedMremap } from './mseal.js';
 
 export interface MremapRequest {
   readonly mm: Mm;
@@ -36,6 +37,8 @@ export function* mremap(k: Kernel, req: MremapRequest): Op<Vma | null> {
   const newPages = req.newPages ?? req.pages;
   // mremap(): "if (flags & MREMAP_DONTUNMAP && old_len != new_len)" -EINVAL
   if (req.dontUnmap && newPages !== req.pages) throw new KernelError('EINVAL', 'mremap: MREMAP_DONTUNMAP needs new_len == old_len');
+  // mseal(2): the old range may not be sealed, checked before a MREMAP_FIXED destination is unmapped (mm/mseal.ts)
+  refuseSealedMremap(k, mm, start, req.pages);
   if (newPages !== req.pages) {
     const resized = yield* mremapResize(k, req, newPages);
     if (resized !== undefined) return resized;

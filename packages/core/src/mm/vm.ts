@@ -3,6 +3,7 @@ import { KernelError } from '../errors.js';
 import { preempt, type Op } from '../sched.js';
 import type { AddressSpace, MappingRange, Mm, Pte, PteLevel, Vma, VmFlags } from '../types.js';
 import { samePolicy } from './mempolicy.js';
+import { refuseSealedMprotect, refuseSealedUnmap } from './mseal.js';
 
 export interface Leaf {
   readonly pte: Pte;
@@ -51,6 +52,14 @@ export class Vm {
 
   /** get_unmapped_area() with THP-style alignment: align to the largest leaf the length allows. */
   placeVma(mm: Mm, pages: number, align: number): number {
+    // mmap(MAP_FIXED): the address is the caller's (kernel.ts mmap unmapped what was there)
+    if (mm.fixedPlacement !== undefined) {
+      const at = mm.fixedPlacement;
+      delete mm.fixedPlacement;
+      if (at % align !== 0) throw new KernelError('EINVAL', `mmap MAP_FIXED at page ${at} of ${mm.name}: not aligned to the mapping's ${align} pages`);
+      if (mm.nextVpn < at + pages + this.pmdPages) mm.nextVpn = at + pages + this.pmdPages;
+      return at;
+    }
     const a = Math.max(align, pages >= this.pudPages && this.pudPages > 0 ? this.pudPages : pages >= this.pmdPages ? this.pmdPages : 1);
     const start = Math.ceil(mm.nextVpn / a) * a;
     mm.nextVpn = start + pages + this.pmdPages; // leave a guard gap
@@ -388,6 +397,7 @@ export class Vm {
    * does), then unmap every VMA inside. An empty range is no error.
    */
   *munmapRange(mm: Mm, start: number, end: number): Op {
+    refuseSealedUnmap(this.k, mm, start, end, 'munmap'); // mseal(2): EPERM before anything is unmapped (mm/mseal.ts)
     const first = mm.vmas.find((v) => v.start < start && v.start + v.pages > start);
     if (first) this.splitVma(first, start);
     const last = mm.vmas.find((v) => v.start < end && v.start + v.pages > end);
@@ -406,9 +416,13 @@ export class Vm {
     for (let at = start; at < end; ) {
       let vma = this.vmaAt(mm, at);
       if (!vma) throw new KernelError('ENOMEM', `mprotect: page ${at} of ${mm.name} is not mapped`);
+      // mseal(2): v6.10-v6.11 ask of the whole range once the first VMA is found (mm/mseal.ts)
+      if (at === start) refuseSealedMprotect(this.k, mm, start, end, null);
       // do_mprotect_pkey(): a VM_WRITE the VMA's VM_MAYWRITE does not allow is EACCES (a mapping of
       // a write-sealed memfd: mm/memfd.ts)
       if (write && vma.flags.nomaywrite) throw new KernelError('EACCES', `mprotect(PROT_WRITE) of '${vma.name}': VM_MAYWRITE is clear (a mapping of write-sealed memfd '${vma.cacheFile?.name}')`);
+      // mprotect_fixup(): from v6.12 a sealed VMA is EPERM even when its flags would not change
+      refuseSealedMprotect(this.k, mm, start, end, vma);
       if (vma.flags.write !== write || vma.flags.read !== read) {
         vma = this.isolate(vma, at, end);
         yield* this.k.mprotector.mprotect(vma, write, read);

@@ -106,6 +106,7 @@ export function stepOp(k: Kernel, step: Step, failures: string[]): Op<unknown> {
     case 'munmap': return k.munmap(a);
     case 'mremap': return k.mremap(a);
     case 'madvise': return k.madvise(a);
+    case 'mseal': return k.mseal(a);
     case 'pidfd-open': return k.pidfdOpen(a);
     case 'process-madvise': return returning(k.processMadvise(a), a.bytes, 'process_madvise');
     case 'ksm-merge': return k.ksmMerge(a);
@@ -231,6 +232,10 @@ export function check(k: Kernel, c: CheckArgs): string | null {
       return cmp(`locked(${where})`, k.isLockedIn(t));
     case 'guard':
       return cmp(`guard(${where})`, k.isGuardIn(t));
+    case 'sealed':
+      return cmp(`sealed(${where})`, k.isSealedIn(t));
+    case 'vmaPages':
+      return cmp(`vmaPages(${where})`, k.vmaPagesIn(t));
     case 'blockFree':
       return cmp(`blockFree(${where})`, k.blockFree(t));
     // S_DAX through statx, FS_XFLAG_DAX through FS_IOC_FSGETXATTR (fs/daxmode.ts)
