@@ -117,6 +117,30 @@ describe('uffd-wp on shmem: PTE_MARKER_UFFD_WP (v5.19)', () => {
     expect([pte(k, 'm', 0), pte(k, 'm', 1)]).toEqual([null, null]);
   });
 
+  it('before v6.0 UFFDIO_UNREGISTER leaves the bit in the PTE; close() resets it only from v6.9 ("reset ptes when close() for wr-protected ones")', () => {
+    const anonWp = (version: string) => {
+      const k = kernel(version);
+      k.run(k.mmap({ anon: true, length: PAGE, write: true, as: 'm' }));
+      k.run(k.write({ map: 'm', page: 0, data: 'a' }));
+      k.run(k.uffdApi({ features: ['pagefault-flag-wp'] }));
+      k.run(k.uffdRegister({ map: 'm', mode: ['wp'] }));
+      k.run(k.uffdWriteprotect({ map: 'm', enable: true }));
+      return k;
+    };
+    const unregistered = (version: string) => {
+      const k = anonWp(version);
+      k.run(k.uffdUnregister({ map: 'm' }));
+      return pte(k, 'm', 0)!.uffdWp === true;
+    };
+    const closed = (version: string) => {
+      const k = anonWp(version);
+      k.run(k.uffdClose({}));
+      return pte(k, 'm', 0)!.uffdWp === true;
+    };
+    expect([unregistered('v5.10'), unregistered('v6.1')]).toEqual([true, false]);
+    expect([closed('v6.6'), closed('v6.15')]).toEqual([true, false]);
+  });
+
   it('UFFDIO_COPY over a marker: a MISSING fault treats the marker as none (pte_none_mostly()), the copy overwrites it without MODE_WP', () => {
     const k = shmem('latest', { modes: ['missing', 'wp'] });
     k.run(k.uffdWriteprotect({ map: 'm', offset: 0, length: PAGE, enable: true }));

@@ -180,7 +180,7 @@ const checkShape = {
   locked: CheckTarget.optional().describe('{map, page, process?}: the VMA holding that page is VM_LOCKED (smaps VmFlags "lo": mlock, mlockall, MAP_LOCKED)'),
   dax: CheckTarget.optional().describe('{file}: statx STATX_ATTR_DAX, i.e. S_DAX of the inode a lookup finds (v5.8+)'),
   daxFlag: CheckTarget.optional().describe('{file} or {dir}: FS_XFLAG_DAX as FS_IOC_FSGETXATTR reports it (lsattr -v: x)'),
-  uffdWp: CheckTarget.optional().describe('{map, page, process?}: /proc/PID/pagemap reports PM_UFFD_WP (bit 57): the entry has its uffd-wp bit (UFFDIO_WRITEPROTECT)'),
+  uffdWp: CheckTarget.optional().describe('{map, page, process?}: /proc/PID/pagemap reports PM_UFFD_WP (bit 57, v5.14): the entry (present, swap, or a uffd-wp PTE marker) has its uffd-wp bit (UFFDIO_WRITEPROTECT)'),
   guard: CheckTarget.optional().describe('{map, page, process?}: /proc/PID/pagemap reports PM_GUARD_REGION (bit 58, v6.15: a MADV_GUARD_INSTALL marker; always false before)'),
   node: CheckTarget.optional().describe('{map, page, process?} or {file, page}: the memory node the page is on (page_to_nid(); move_pages() with no nodes reports it)'),
   seals: CheckTarget.optional().describe('{file}: fcntl(F_GET_SEALS) of a memfd, the OR of its F_SEAL_* bits (seal 1, shrink 2, grow 4, write 8, future-write 16, exec 32)'),
@@ -628,9 +628,9 @@ export const OP_ARGS = {
     ...uffdPages,
     data: Data,
     wp: Flag.optional().describe('UFFDIO_COPY_MODE_WP (v5.7): the new entries are uffd-wp, read-only'),
-  }).describe('ioctl(UFFDIO_COPY): each page gets a new page holding data (anonymous; page cache in a shared shmem mapping), which wakes the faults waiting there (EEXIST where something is mapped)'),
+  }).describe('ioctl(UFFDIO_COPY): each page gets a new page holding data (anonymous; page cache in a shared shmem mapping; on hugetlb whole huge pages, EINVAL when not aligned), which wakes the faults waiting there (EEXIST where something is mapped)'),
   'uffd-zeropage': obj(uffdPages).describe('ioctl(UFFDIO_ZEROPAGE): each page maps the shared zero page read-only (a zeroed page-cache page in a shared shmem mapping); EEXIST where something is mapped, EINVAL on hugetlb'),
-  'uffd-continue': obj(uffdPages).describe('ioctl(UFFDIO_CONTINUE) (v5.13): map the page the shmem page cache already holds, resolving a MINOR fault (EFAULT when it holds none, EINVAL for anonymous memory)'),
+  'uffd-continue': obj(uffdPages).describe('ioctl(UFFDIO_CONTINUE) (v5.13): map the page the shmem or hugetlbfs page cache already holds, resolving a MINOR fault (EFAULT when it holds none, EINVAL for anonymous memory)'),
   'uffd-read': obj({
     nonblock: Flag.optional().describe('O_NONBLOCK: EAGAIN when nothing is pending, instead of sleeping until something is'),
     expect: obj({
@@ -650,7 +650,7 @@ export const OP_ARGS = {
   'uffd-writeprotect': obj({
     ...uffdRange,
     enable: Flag.describe('true: UFFDIO_WRITEPROTECT_MODE_WP (write-protect, set uffd-wp); false: resolve (clear uffd-wp, wake the waiting faults)'),
-  }).describe('ioctl(UFFDIO_WRITEPROTECT) (v5.7): mwriteprotect_range() on a range registered for WP'),
+  }).describe('ioctl(UFFDIO_WRITEPROTECT) (v5.7): mwriteprotect_range() on a range registered for WP (anonymous; shmem from v5.19, with PTE markers on empty entries)'),
   check: checkArgs.describe('assert state now: refcount, mapcount, pinned, mapped, anon, blockFree, vmemmap, writable, softDirty or swapped'),
 } satisfies Record<OpName, z.ZodType>;
 
