@@ -117,6 +117,8 @@ export interface MmapArgs {
   populate?: boolean;
   locked?: boolean;
   sync?: boolean;
+  /** MAP_DROPPABLE (v6.11) instead of MAP_PRIVATE: anonymous memory reclaim may drop */
+  droppable?: boolean;
   /** MAP_FIXED at page `offset` (bytes, page aligned) of this mapping's range */
   fixed?: { map: string; offset?: number };
   as: string;
@@ -738,6 +740,15 @@ export class Kernel {
       if (a.locked && mm.memlockLimit === 0) throw new KernelError('EPERM', `mmap '${a.as}' with MAP_LOCKED: RLIMIT_MEMLOCK is 0 and the process lacks CAP_IPC_LOCK (can_do_mlock)`);
       if (!mlockFutureOk(mm, pages)) throw new KernelError('EAGAIN', `mmap '${a.as}' locked: ${pages} page(s) exceed RLIMIT_MEMLOCK (${mm.memlockLimit} pages) without CAP_IPC_LOCK (mlock_future_ok)`);
     }
+    if (a.droppable) {
+      // do_mmap(): MAP_DROPPABLE (0x08) is a MAP_TYPE of its own from 9651fcedf7b9 (v6.11); before
+      // it, and for a file (only SHARED, SHARED_VALIDATE, PRIVATE there) or with MAP_SHARED (type
+      // 0x09), the type switch ends in "default: return -EINVAL"
+      if (!kernelAtLeast(this.version, 6, 11)) throw new KernelError('EINVAL', `mmap '${a.as}' MAP_DROPPABLE: not a mapping type before v6.11 (9651fcedf7b9)`);
+      if (!a.anon || shared) throw new KernelError('EINVAL', `mmap '${a.as}' MAP_DROPPABLE: private anonymous memory only (do_mmap() MAP_TYPE switch)`);
+      // "A locked or stack area makes no sense to be droppable ... And don't attempt to combine with hugetlb for now"
+      if (a.locked || a.hugetlb !== undefined) throw new KernelError('EINVAL', `mmap '${a.as}' MAP_DROPPABLE with ${a.locked ? 'MAP_LOCKED' : 'MAP_HUGETLB'}`);
+    }
     if (a.fixed) {
       const target = this.mapRange(a.fixed.map, a.process);
       if (target.mm !== mm) throw new InputError(`mmap MAP_FIXED places a mapping in its own process: '${a.fixed.map}' is mapped in ${target.mm.name}, not ${mm.name}`, undefined, 'fixed');
@@ -791,7 +802,9 @@ export class Kernel {
       if (driver.populate) yield* driver.populate(this, device, vma);
     } else {
       const start = this.vm.placeVma(mm, pages, 1);
-      vma = this.vm.addVma(mm, { name: a.as, start, pages, pgoff: 0, flags: this.vm.flags({ write, shared }), kind: 'anon', inode: null, device: null, anonVma: 0 });
+      // MAP_DROPPABLE: VM_DROPPABLE, and VM_WIPEONFORK ("they're volatile enough that they
+      // shouldn't survive forks or coredumps"; VM_NORESERVE and VM_DONTDUMP have nothing to show here)
+      vma = this.vm.addVma(mm, { name: a.as, start, pages, pgoff: 0, flags: this.vm.flags({ write, shared, ...(a.droppable ? { droppable: true, wipeonfork: true } : {}) }), kind: 'anon', inode: null, device: null, anonVma: 0 });
     }
     this.ksm.addVma(vma); // mmap_region() -> ksm_add_vma(): VM_MERGEABLE under PR_SET_MEMORY_MERGE
     if (!a.process || !this.mapOwners.has(a.as)) this.mapOwners.set(a.as, mm);

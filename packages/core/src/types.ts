@@ -135,6 +135,11 @@ export interface VmFlags {
   /** VM_SEQ_READ / VM_RAND_READ: MADV_SEQUENTIAL / MADV_RANDOM readahead hints (MADV_NORMAL clears both) */
   seqRead?: boolean;
   randRead?: boolean;
+  /**
+   * VM_DROPPABLE: MAP_DROPPABLE (v6.11): private anonymous memory whose pages reclaim may drop
+   * (reads then see zeroes); comes with VM_WIPEONFORK; never mlocked
+   */
+  droppable?: boolean;
   /** VM_SEALED: mseal(2) (v6.10, mm/mseal.ts); smaps VmFlags "sl"; never cleared, kept by fork (vm_area_dup) */
   sealed?: boolean;
 }

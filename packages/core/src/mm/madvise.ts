@@ -175,6 +175,9 @@ function* adviseVma(k: Kernel, vma: Vma, s: number, e: number, advice: Advice): 
       // DAX and device pages are never on the LRU.
       if (vma.flags.pfnmap || vma.flags.locked) throw refused(vma, advice, vma.flags.pfnmap ? 'VM_PFNMAP' : 'VM_LOCKED');
       if (vma.hugetlb) throw refused(vma, advice, 'VM_HUGETLB (can_madv_lru_vma)');
+      // a VM_DROPPABLE folio is never swap-backed (folio_add_new_anon_rmap()): reclaim discards it,
+      // dirty or not, instead of swapping it (try_to_unmap_one()); not modelled
+      if (advice === 'pageout' && vma.flags.droppable) throw KernelError.unsupported('EINVAL', `madvise pageout of '${vma.name}': reclaim of MAP_DROPPABLE memory (the pages are dropped, not swapped) is not modelled`);
       if (advice === 'pageout') yield* k.swap.pageout(vma, s, e);
       return;
     case 'dontfork':
@@ -191,6 +194,9 @@ function* adviseVma(k: Kernel, vma: Vma, s: number, e: number, advice: Advice): 
       updateFlags(k, vma, s, e, { wipeonfork: true });
       return;
     case 'keeponfork':
+      // MAP_DROPPABLE's VM_WIPEONFORK is part of the mapping's contract: "if (vma->vm_flags &
+      // VM_DROPPABLE) return -EINVAL" (9651fcedf7b9, v6.11 [M])
+      if (vma.flags.droppable) throw refused(vma, advice, 'VM_DROPPABLE (MAP_DROPPABLE)');
       updateFlags(k, vma, s, e, { wipeonfork: false });
       return;
     case 'populate-read':

@@ -1,5 +1,6 @@
 import type { Kernel } from '../kernel.js';
 import { KernelError } from '../errors.js';
+import { kernelAtLeast } from '../features.js';
 import type { Op } from '../sched.js';
 import type { Mm, Vma } from '../types.js';
 import { mmPopulateRange } from './populate.js';
@@ -30,7 +31,8 @@ export type LockHow = 'lock' | 'onfault' | 'unlock';
  * - vma_is_dax(): an fs-dax file, or a device-dax character device (its inode is S_DAX);
  * - vma_is_secretmem() (mm/secretmem.ts; in the filter since memfd_secret came, v5.14): its
  *   VM_LOCKED stays whatever munlock or munlockall asks;
- * - VM_DROPPABLE (v6.11) and the gate VMA, which the model does not have.
+ * - VM_DROPPABLE (MAP_DROPPABLE, 9651fcedf7b9, v6.11: mlock_fixup() filters it from the start);
+ * - the gate VMA, which the model does not have.
  * The range is still populated: "for some special vmas, we go ahead and populate the ptes".
  * Returns why the VMA is filtered, or null.
  */
@@ -40,6 +42,7 @@ export function mlockFiltered(k: Kernel, vma: Vma): string | null {
   if (vma.hugetlb || vma.cacheFile?.hugetlb) return 'hugetlb';
   if (k.isFsdaxVma(vma) || (vma.kind === 'device' && vma.device?.pgmap.type === 'generic')) return 'vma_is_dax()';
   if (k.secretmem.isSecretmemVma(vma)) return 'vma_is_secretmem()';
+  if (f.droppable) return 'VM_DROPPABLE';
   return null;
 }
 
@@ -156,10 +159,15 @@ export function* mlockall(k: Kernel, mm: Mm, flags: MlockallFlags | null): Op {
  * mm->def_flags (MCL_FUTURE). It is cleared again where mlock_fixup() would filter the VMA:
  * VM_SPECIAL, vma_is_dax() or hugetlb. Then do_mmap() asks for population when VM_LOCKED is set,
  * and a VM_LOCKONFAULT VMA is skipped by it. Returns whether to populate.
+ * A MAP_DROPPABLE VMA (MAP_LOCKED with it is EINVAL) was left VM_LOCKED under MCL_FUTURE: the
+ * check in __mmap_complete() missed VM_DROPPABLE until "mm: prevent droppable mappings from being
+ * locked" (Anthony Yznaga, March 2026 [M]: vma_supports_mlock(); in `latest` only), which
+ * mlock2-tests.c's test_mlockall_future_droppable came with.
  */
 export function lockNewVma(k: Kernel, vma: Vma, mapLocked: boolean): boolean {
   const how: LockHow | null = mapLocked ? 'lock' : (vma.mm.lockFuture ?? null);
-  if (!how || mlockFiltered(k, vma)) return false;
+  const filtered = mlockFiltered(k, vma);
+  if (!how || (filtered && (filtered !== 'VM_DROPPABLE' || kernelAtLeast(k.version, 7, 0)))) return false;
   vma.flags.locked = true;
   vma.flags.lockonfault = how === 'onfault';
   return how === 'lock';

@@ -313,6 +313,7 @@ const mmapArgs = obj({
   populate: Flag.optional().describe('MAP_POPULATE: fault every page in now (a write fault in a private writable mapping, which COWs file pages); errors are ignored as mmap ignores them'),
   locked: Flag.optional().describe('MAP_LOCKED: VM_LOCKED (unless mlock would not lock this kind of mapping: DAX, hugetlb, VM_SPECIAL) and populated as by MAP_POPULATE'),
   sync: Flag.optional().describe('MAP_SHARED_VALIDATE|MAP_SYNC (with file and shared: true): EOPNOTSUPP unless the file is DAX on ext4 or XFS'),
+  droppable: z.literal(true).optional().describe('MAP_DROPPABLE (v6.11; EINVAL before) with anon: true instead of MAP_PRIVATE: VM_DROPPABLE and VM_WIPEONFORK, never mlocked; EINVAL with shared, a file, locked or hugetlb'),
   fixed: obj({
     map: Name.describe("a mapping of the same process: its range (mapped or not) gives the address"),
     offset: Size.optional().describe('where in that range the new mapping starts (page aligned; default 0)'),
