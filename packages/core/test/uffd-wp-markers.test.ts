@@ -357,3 +357,66 @@ describe('UFFDIO_COPY and UFFDIO_CONTINUE into hugetlbfs (mfill_atomic_hugetlb)'
     expect([dirty('v5.10'), dirty('v6.1')]).toEqual([[false, false], [false, true]]);
   });
 });
+
+describe('uffd-wp on hugetlbfs (hugetlb_change_protection(), v5.19)', () => {
+  const HPAGE = 2 * 1024 * 1024;
+  const HP = HPAGE / PAGE;
+
+  /** a 2-huge-page hugetlbfs memfd mapped as 'm', registered for WP */
+  function huge(version: string, opts: { shared?: boolean; features?: Feature[] } = {}): Kernel {
+    const k = kernel(version);
+    k.run(k.hugetlbPool({ size: HPAGE, pages: 4 }));
+    k.run(k.memfdCreate({ file: 'fd', size: 2 * HPAGE, hugetlb: HPAGE }));
+    k.run(k.mmap({ file: 'fd', length: 2 * HPAGE, shared: opts.shared ?? true, write: true, as: 'm' }));
+    k.run(k.uffdApi({ features: opts.features ?? ['pagefault-flag-wp'] }));
+    k.run(k.uffdRegister({ map: 'm', mode: ['wp'] }));
+    return k;
+  }
+
+  it('a protected huge entry is read-only and uffd-wp; the write sleeps; the resolve gives the shared writable mapping its write bit back (huge_pte_modify)', () => {
+    const k = huge('v6.6');
+    k.run(k.write({ map: 'm', page: 0, data: 'a' }));
+    k.run(k.uffdWriteprotect({ map: 'm', enable: true }));
+    expect([pte(k, 'm', 0)!.level, pte(k, 'm', 0)!.write, wpBit(k, 'm', 5)]).toEqual(['pmd', false, true]);
+    const writer = startBlocked(k.write({ map: 'm', page: 5, data: 'b' }));
+    expect(k.run(k.uffdRead({ nonblock: true, map: 'm' }))).toEqual({ event: 'pagefault', page: 5, write: true, wp: true, minor: false });
+    k.run(k.uffdWriteprotect({ map: 'm', enable: false }));
+    expect(pte(k, 'm', 0)!.write).toBe(true);
+    finish(writer);
+    expect([k.run(k.read({ map: 'm', page: 0 })), k.run(k.read({ map: 'm', page: 5 }))]).toEqual(['a', 'b']);
+  });
+
+  it('an empty huge entry gets a huge marker; until v6.2 only where a page table already was (pre-allocation fix)', () => {
+    const markerAt = (version: string, touchFirst: boolean) => {
+      const k = huge(version);
+      if (touchFirst) k.run(k.write({ map: 'm', page: 0, data: 'a' }));
+      k.run(k.uffdWriteprotect({ map: 'm', enable: true }));
+      const p = pte(k, 'm', HP);
+      return p ? `${p.level}:${p.marker === true && p.uffdWp === true}` : 'none';
+    };
+    expect([markerAt('v6.1', false), markerAt('v6.1', true), markerAt('v6.3', false)]).toEqual(['none', 'pmd:true', 'pmd:true']);
+  });
+
+  it('MADV_DONTNEED of a protected huge page leaves a huge marker ("Restore the PTE marker if it was uffd-wp"); the refault maps the cached page uffd-wp', () => {
+    const k = huge('latest');
+    k.run(k.write({ map: 'm', page: 0, data: 'a' }));
+    const cached = k.pfnOf({ file: 'fd', page: 0 });
+    k.run(k.uffdWriteprotect({ map: 'm', enable: true }));
+    k.run(k.madvise({ map: 'm', advice: 'dontneed', offset: 0, length: HPAGE }));
+    expect([pte(k, 'm', 0)?.marker, wpBit(k, 'm', 0)]).toEqual([true, true]);
+    expect(k.run(k.read({ map: 'm', page: 1 }))).toBe('');
+    expect([k.pfnOf({ map: 'm', page: 0 }), pte(k, 'm', 0)!.write, wpBit(k, 'm', 0)]).toEqual([cached, false, true]);
+  });
+
+  it('fork: the child of a private mapping keeps the bit only with EVENT_FORK; a shared mapping is copied only then (vma_needs_copy)', () => {
+    const child = (shared: boolean, event: boolean) => {
+      const k = huge('v6.6', { shared, features: event ? ['pagefault-flag-wp', 'event-fork'] : ['pagefault-flag-wp'] });
+      k.run(k.write({ map: 'm', page: 0, data: 'a' }));
+      k.run(k.uffdWriteprotect({ map: 'm', enable: true }));
+      if (event) forkWithMonitor(k);
+      else k.run(k.fork({ as: 'child' }));
+      return [pte(k, 'm', 0, 'child') !== null, wpBit(k, 'm', 0, 'child')];
+    };
+    expect([child(false, false), child(false, true), child(true, false), child(true, true)]).toEqual([[true, false], [true, true], [false, false], [true, true]]);
+  });
+});

@@ -6,6 +6,7 @@ import type { Pte, Vma } from '../types.js';
 import { PG } from './pages.js';
 import type { Leaf } from './vm.js';
 import { nonPresent } from './exclusive.js';
+import { isWpMarker } from './guard.js';
 
 /** A page fault as the handlers see it (struct vm_fault). */
 export interface Vmf {
@@ -42,11 +43,11 @@ export class Faults {
     // PTE_MARKER_UFFD_WP the VMA no longer wants is cleared (pte_marker_clear(): the access retries
     // on an empty entry); else the fault is the empty entry's (do_fault(), and from v6.4
     // do_pte_missing()), and what it maps comes uffd-wp (mm/userfaultfd.ts)
-    if (leaf?.pte.marker && leaf.pte.uffdWp && !leaf.pte.guard && !k.uffd.markerFaults(vma)) {
-      k.vm.clear(vma.mm, vpn, 'pte');
+    if (leaf && isWpMarker(leaf.pte) && !k.uffd.markerFaults(vma)) {
+      k.vm.clear(vma.mm, leaf.base, leaf.pte.level);
       leaf = null;
     }
-    const wpMarker = leaf?.pte.marker === true && leaf.pte.uffdWp === true && !leaf.pte.guard;
+    const wpMarker = leaf !== null && isWpMarker(leaf.pte);
     // an empty entry of a VMA registered with a userfaultfd: do_anonymous_page() and
     // do_huge_pmd_anonymous_page() ("if (userfaultfd_missing(vma))"), shmem_get_folio_gfp() and
     // hugetlb_no_page() hand the fault to the handler first (mm/userfaultfd.ts)

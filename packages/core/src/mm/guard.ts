@@ -2,7 +2,7 @@ import type { Kernel } from '../kernel.js';
 import { KernelError } from '../errors.js';
 import { kernelAtLeast } from '../features.js';
 import { preempt, type Op } from '../sched.js';
-import type { Mm, Pte, Vma } from '../types.js';
+import type { Mm, Pte, PteLevel, Vma } from '../types.js';
 
 /**
  * Guard regions (MADV_GUARD_INSTALL / MADV_GUARD_REMOVE, 662df3e5c376 "mm: madvise: implement
@@ -25,13 +25,18 @@ export function guardMarker(): Pte {
  * make_pte_marker(PTE_MARKER_UFFD_WP) (v5.19, "mm/uffd: PTE_MARKER_UFFD_WP"): the write protection
  * of a page that is not mapped (mm/userfaultfd.ts).
  */
-export function uffdWpMarker(): Pte {
-  return { ...pteMarker(), uffdWp: true };
+export function uffdWpMarker(level: PteLevel = 'pte'): Pte {
+  return { ...pteMarker(level), uffdWp: true };
 }
 
-/** A PTE marker without bits: the non-present entry both kinds share. */
-function pteMarker(): Pte {
-  return { pfn: -1, level: 'pte', write: false, dirty: false, special: false, devmap: false, devicePrivate: false, softDirty: false, marker: true };
+/** A PTE_MARKER_UFFD_WP and not a guard marker: pte_none_mostly() / huge_pte_none_mostly() take it for none. */
+export function isWpMarker(pte: Pte): boolean {
+  return pte.marker === true && pte.uffdWp === true && !pte.guard;
+}
+
+/** A PTE marker without bits: the non-present entry both kinds share (a hugetlb one at its level). */
+function pteMarker(level: PteLevel = 'pte'): Pte {
+  return { pfn: -1, level, write: false, dirty: false, special: false, devmap: false, devicePrivate: false, softDirty: false, marker: true };
 }
 
 /**

@@ -6,6 +6,7 @@ import { hugetlbVmemmapFigures, type HugetlbVmemmapFigures } from '../vmemmap/hu
 import type { HugetlbFile, Hstate, Mm, PageCacheFile, Vma } from '../types.js';
 import type { Vmf } from './fault.js';
 import { anonMappingOf, mappingOf, PG, type PageInit } from './pages.js';
+import { isWpMarker } from './guard.js';
 import type { Leaf } from './vm.js';
 
 /** One hstate's pool (struct hstate): nr_hugepages, free_huge_pages, resv_huge_pages, and its free list. */
@@ -402,6 +403,7 @@ export class Hugetlb {
     const h = vma.hugetlb!;
     if (h.resv && kernelAtLeast(k.version, 6, 9) && this.pool(h).surplus === 0) {
       for (const leaf of k.vm.leavesIn(vma.mm, start, end)) {
+        if (leaf.pte.marker) continue;
         const head = k.folios.folio(leaf.pte.pfn);
         if (!k.folios.isAnon(head)) continue;
         this.restoreReserve.add(head);
@@ -592,7 +594,13 @@ export class Hugetlb {
     const base = vpn - (vpn % h.pages);
     const leaf = k.vm.lookup(vma.mm, vpn);
     k.emit('fault', { mm: vma.mm.name, vaddr: vpn, write: vmf.write, kind: 'hugetlb' });
-    if (!leaf) return yield* this.noPage(vmf, base);
+    // huge_pte_none_mostly(): a uffd-wp marker faults as an empty entry, and hugetlb_no_page() maps
+    // the page uffd-wp (v5.19: "if (unlikely(pte_marker_uffd_wp(old_pte)))"); Faults.handle()
+    // cleared a marker the VMA no longer wants
+    if (!leaf || isWpMarker(leaf.pte)) return yield* this.noPage(vmf, base, leaf !== null);
+    // hugetlb_fault() (v5.19): "if (flags & FAULT_FLAG_WRITE && huge_pte_uffd_wp(entry) &&
+    // userfaultfd_wp(vma))" -> handle_userfault(VM_UFFD_WP) before hugetlb_wp()
+    if (vmf.write && k.uffd.wpArmed(vma, leaf.pte)) return yield* k.uffd.handle(vmf, 'wp', vmf.noRetry !== true);
     if (vmf.write && !leaf.pte.write) return yield* this.wp(vmf, leaf, false);
     if (vmf.write) leaf.pte.dirty = true;
   }
@@ -600,7 +608,7 @@ export class Hugetlb {
   /** handle_mm_fault(FAULT_FLAG_UNSHARE) on a hugetlb VMA (v5.19, c89357e27f20): hugetlb_wp() keeping the entry R/O. */
   *unshare(vma: Vma, vpn: number): Op {
     const leaf = this.k.vm.lookup(vma.mm, vpn);
-    if (!leaf || leaf.pte.write) return;
+    if (!leaf || leaf.pte.write || leaf.pte.marker) return;
     this.k.emit('fault', { mm: vma.mm.name, vaddr: vpn, write: false, kind: 'unshare' });
     yield* this.wp({ vma, vpn, pgoff: vma.pgoff + (vpn - vma.start), write: false }, leaf, true);
   }
@@ -614,7 +622,7 @@ export class Hugetlb {
    * (it reuses the new anon folio, or copies a page-cache one).
    * A folio the owner of a private mapping allocates consumes its reservation for the index.
    */
-  private *noPage(vmf: Vmf, base: number): Op {
+  private *noPage(vmf: Vmf, base: number, wpMarker = false): Op {
     const k = this.k;
     const { vma } = vmf;
     const h = vma.hugetlb!;
@@ -633,8 +641,10 @@ export class Hugetlb {
     yield preempt('hugetlb_no_page');
     k.folios.addMap(pfn); // hugetlb_add_new_anon_rmap / hugetlb_add_file_rmap
     const writable = vma.flags.shared && vma.flags.write;
-    k.vm.install(vma.mm, base, k.faults.pte(pfn, h.level, { write: writable, dirty: writable }));
-    if (vmf.write && !vma.flags.shared) yield* this.wp(vmf, k.vm.lookup(vma.mm, base)!, false);
+    // over a uffd-wp marker: huge_pte_mkuffd_wp(), write-protected; the CoW optimisation below is
+    // skipped ("Never handle CoW for uffd-wp protected pages"): the retried write meets the userfault
+    k.vm.install(vma.mm, base, k.faults.pte(pfn, h.level, { write: writable && !wpMarker, dirty: writable, ...(wpMarker ? { uffdWp: true } : {}) }));
+    if (vmf.write && !vma.flags.shared && !wpMarker) yield* this.wp(vmf, k.vm.lookup(vma.mm, base)!, false);
   }
 
   /**
@@ -654,7 +664,9 @@ export class Hugetlb {
     const file = vma.cacheFile!;
     const index = this.index(vma, base);
     const where = `huge page ${index} of '${vma.name}'`;
-    if (k.vm.lookup(vma.mm, base)) throw new KernelError('EEXIST', `${what}: ${where} is already mapped`);
+    const there = k.vm.lookup(vma.mm, base);
+    // huge_pte_none_mostly() (v5.19): a uffd-wp marker is overwritten
+    if (there && !isWpMarker(there.pte)) throw new KernelError('EEXIST', `${what}: ${where} is already mapped`);
     let pfn: number;
     if (mode === 'continue') {
       const cached = file.cache.get(index);
@@ -756,6 +768,11 @@ export class Hugetlb {
     const h = src.hugetlb!;
     for (const leaf of k.vm.leavesIn(src.mm, src.start, src.start + src.pages)) {
       yield preempt('copy_hugetlb_page_range');
+      if (leaf.pte.marker) {
+        // "We copy the pte marker only if the dst vma has uffd-wp enabled" (v5.19)
+        if (dst.flags.uffdWp) k.vm.install(dst.mm, leaf.base, { ...leaf.pte });
+        continue;
+      }
       const head = k.folios.folio(leaf.pte.pfn);
       const anon = k.folios.testAnon(head, 'copy_hugetlb_page_range');
       if (cow && anon && kernelAtLeast(k.version, 5, 12) && k.forker.needsCowForDma(src.mm, head, head)) {

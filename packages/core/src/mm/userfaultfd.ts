@@ -6,7 +6,7 @@ import type { Mm, Pte, UffdCtx, UffdMsg, Vma } from '../types.js';
 import type { Vmf } from './fault.js';
 import type { Leaf } from './vm.js';
 import { nonPresent } from './exclusive.js';
-import { uffdWpMarker } from './guard.js';
+import { isWpMarker, uffdWpMarker } from './guard.js';
 
 /**
  * userfaultfd(2) (fs/userfaultfd.c, mm/userfaultfd.c, include/linux/userfaultfd_k.h): a process
@@ -39,10 +39,10 @@ import { uffdWpMarker } from './guard.js';
  * - UFFDIO_COPY / UFFDIO_ZEROPAGE into anonymous and shmem VMAs, UFFDIO_CONTINUE into shmem
  *   (`mfill_atomic()`, `mfill_atomic_install_pte()`), UFFDIO_COPY / CONTINUE into hugetlbfs whole
  *   huge pages at a time (`mfill_atomic_hugetlb()`; ZEROPAGE is EINVAL there); UFFDIO_WRITEPROTECT
- *   of anonymous VMAs and, from v5.19, shmem (`mwriteprotect_range()` ->
- *   change_protection(MM_CP_UFFD_WP[_RESOLVE])).
+ *   of anonymous VMAs and, from v5.19, shmem and hugetlb (`mwriteprotect_range()` ->
+ *   change_protection(MM_CP_UFFD_WP[_RESOLVE]), hugetlb_change_protection()).
  * - PTE_MARKER_UFFD_WP (v5.19; the marker entry guard regions use too, mm/guard.ts): the
- *   protection of an empty entry of a shmem VMA, or (UFFD_FEATURE_WP_UNPOPULATED, v6.4) of an
+ *   protection of an empty entry of a shmem or hugetlb VMA (a huge one there), or (UFFD_FEATURE_WP_UNPOPULATED, v6.4) of an
  *   anonymous one; zap keeps or leaves one for a file VMA, a fault on one maps the page uffd-wp.
  * - The uffd-wp bit of a swap entry (v5.7): kept by try_to_unmap_one(), restored write-protected by
  *   do_swap_page() (mm/swap.ts), set and cleared by UFFDIO_WRITEPROTECT.
@@ -52,8 +52,7 @@ import { uffdWpMarker } from './guard.js';
  *   UFFD_EVENT_FORK. read() (`uffd-read`) returns pagefault messages of sleeping faults, then fork
  *   events.
  *
- * Not modelled: UFFDIO_WRITEPROTECT of hugetlb (huge PTE markers; refused as not modelled),
- * UFFD_FEATURE_WP_ASYNC, swapoff (unuse_pte() and its uffd-wp fixes), UFFDIO_MOVE / POISON, THP
+ * Not modelled: UFFD_FEATURE_WP_ASYNC, swapoff (unuse_pte() and its uffd-wp fixes), UFFDIO_MOVE / POISON, THP
  * split and migration of uffd-wp entries, non-cooperative events other than fork (remap, remove,
  * unmap), UFFD_FEATURE_THREAD_ID.
  */
@@ -416,36 +415,45 @@ export class Userfaultfd {
       if (!vma.flags.uffdWp) throw new KernelError('ENOENT', `UFFDIO_WRITEPROTECT: '${vma.name}' is not registered for WP (userfaultfd_wp)`);
       const kind = this.memoryKind(vma);
       if (kind !== 'anon' && !kernelAtLeast(k.version, 5, 19)) throw new KernelError('ENOENT', `UFFDIO_WRITEPROTECT: '${vma.name}' is not anonymous (vma_is_anonymous)`);
-      if (kind === 'hugetlb') throw KernelError.unsupported('EINVAL', `UFFDIO_WRITEPROTECT of hugetlb mapping '${vma.name}' (hugetlb_change_protection() with huge PTE markers) is not modelled`);
     }
     let changed = false;
     for (const vma of vmas) changed = this.changeProtection(vma, Math.max(start, vma.start), Math.min(end, vma.start + vma.pages), enable) || changed;
     if (changed) k.emit('tlb.flush', { mm: ctx.mm.name });
   }
 
-  /** change_protection(MM_CP_UFFD_WP or _RESOLVE) over pages [s, e) of one VMA; true when an entry changed. */
+  /**
+   * change_protection(MM_CP_UFFD_WP or _RESOLVE) over pages [s, e) of one VMA; true when an entry
+   * changed. A hugetlb VMA goes by huge pages (hugetlb_change_protection(), v5.19): a huge entry
+   * gets or loses the bit the same way — except that the resolve gives it the VMA's protection
+   * back (huge_pte_modify(old, vm_page_prot): writable in a shared writable mapping) — and an
+   * empty one a huge marker; until v6.2 ("mm/hugetlb: pre-allocate pgtable pages for uffd
+   * wr-protects") only where hugetlb_walk() found a page table (the model: where another entry of
+   * the mm lies in the same PUD-sized region).
+   */
   private changeProtection(vma: Vma, s: number, e: number, enable: boolean): boolean {
     const k = this.k;
     const bit = this.archWp();
     const tryWritable = k.features['mprotect-anon-writable'] !== 'off';
     const markers = enable && this.useMarkers(vma);
+    const huge = vma.hugetlb;
+    const step = huge ? huge.pages : 1;
     let changed = false;
     for (let vpn = s; vpn < e; ) {
       const leaf = k.vm.lookup(vma.mm, vpn);
       if (!leaf) {
-        if (markers) {
-          k.vm.install(vma.mm, vpn, uffdWpMarker());
+        if (markers && (!huge || kernelAtLeast(k.version, 6, 2) || this.hugeTableAt(vma, vpn))) {
+          k.vm.install(vma.mm, vpn, uffdWpMarker(huge ? huge.level : 'pte'));
           changed = true;
         }
-        vpn++;
+        vpn += step;
         continue;
       }
       vpn = leaf.base + leaf.pages;
       const pte = leaf.pte;
       if (pte.marker) {
         // "If this is uffd-wp pte marker and we'd like to unprotect it, drop it"
-        if (!enable && pte.uffdWp && !pte.guard) {
-          k.vm.clear(vma.mm, leaf.base, 'pte');
+        if (!enable && isWpMarker(pte)) {
+          k.vm.clear(vma.mm, leaf.base, pte.level);
           changed = true;
         }
         continue;
@@ -463,14 +471,22 @@ export class Userfaultfd {
         if (bit) pte.uffdWp = true;
       } else {
         delete pte.uffdWp;
+        if (huge) pte.write = vma.flags.shared && vma.flags.write;
         // vma_wants_manual_pte_write_upgrade(): a private VMA with VM_WRITE
-        if (tryWritable && vma.flags.write && !vma.flags.shared && !pte.write && k.mprotector.canChangePteWritable(vma, leaf)) pte.write = true;
+        else if (tryWritable && vma.flags.write && !vma.flags.shared && !pte.write && k.mprotector.canChangePteWritable(vma, leaf)) pte.write = true;
       }
       if (pte.write === before.write && (pte.uffdWp ?? false) === before.wp) continue;
       changed = true;
       k.emit('pte.set', { mm: vma.mm.name, vaddr: leaf.base, pfn: pte.pfn, level: pte.level, write: pte.write, devmap: pte.devmap, special: pte.special });
     }
     return changed;
+  }
+
+  /** Whether a page table would hold the huge entry at vpn: some entry of the mm in the same PUD-sized region. */
+  private hugeTableAt(vma: Vma, vpn: number): boolean {
+    const span = this.k.vm.pudPages || this.k.vm.pmdPages * 512;
+    const from = vpn - (vpn % span);
+    return this.k.vm.leavesIn(vma.mm, from, from + span).length > 0;
   }
 
   /**
@@ -501,10 +517,10 @@ export class Userfaultfd {
    */
   armFromMarker(vma: Vma, vpn: number): void {
     const leaf = this.k.vm.lookup(vma.mm, vpn);
-    if (!leaf || leaf.pte.level !== 'pte' || nonPresent(leaf.pte)) return;
+    if (!leaf || nonPresent(leaf.pte)) return;
     leaf.pte.uffdWp = true;
     leaf.pte.write = false;
-    this.k.emit('pte.set', { mm: vma.mm.name, vaddr: vpn, pfn: leaf.pte.pfn, level: 'pte', write: false, devmap: leaf.pte.devmap, special: leaf.pte.special });
+    this.k.emit('pte.set', { mm: vma.mm.name, vaddr: leaf.base, pfn: leaf.pte.pfn, level: leaf.pte.level, write: false, devmap: leaf.pte.devmap, special: leaf.pte.special });
   }
 
   /**
@@ -515,9 +531,10 @@ export class Userfaultfd {
    * always means dropping everything").
    */
   keepWpAfterZap(vma: Vma, base: number, cleared: Pte): void {
-    if (!cleared.uffdWp || cleared.marker || cleared.level !== 'pte' || vma.kind === 'anon') return;
+    if (!cleared.uffdWp || cleared.marker || vma.kind === 'anon') return;
     if (!this.useMarkers(vma)) return;
-    this.k.vm.install(vma.mm, base, uffdWpMarker());
+    // a hugetlb entry too (__unmap_hugepage_range(): "Restore the PTE marker if it was uffd-wp")
+    this.k.vm.install(vma.mm, base, uffdWpMarker(cleared.level));
   }
 
   /** uffd_disable_fault_around(): no fault-around in a VMA registered for MINOR (v5.14) or WP (v5.19) faults. */
@@ -720,10 +737,6 @@ export class Userfaultfd {
   }
 }
 
-/** A PTE_MARKER_UFFD_WP (and not a guard marker): pte_none_mostly() takes it for none. */
-function isWpMarker(pte: Pte): boolean {
-  return pte.marker === true && pte.uffdWp === true && !pte.guard;
-}
 
 /** The VMA leaves its userfaultfd: no ctx, no VM_UFFD_* flags. */
 function clearUffd(vma: Vma): void {
