@@ -565,6 +565,10 @@ export class Kernel {
     yield* chattr(this, a);
   }
 
+  *rename(a: { file?: string; dir?: string; into: string }): Op {
+    yield* rename(this, a);
+  }
+
   *dropCaches(_a: Record<string, never>): Op {
     yield* dropCaches(this);
   }
@@ -586,10 +590,6 @@ export class Kernel {
   *create(a: { file: string; size: number; device?: string; dir?: string; inline?: boolean }): Op {
     if (this.files.has(a.file) || this.pageCache.named(a.file)) throw new KernelError('EEXIST', `file '${a.file}' exists`);
     const fs = a.device ? mountedOn(this, a.device) : this.mountedFs();
-  *rename(a: { file?: string; dir?: string; into: string }): Op {
-    yield* rename(this, a);
-  }
-
     const inode = yield* fs.create(a.file, a.size, a.dir, { inline: a.inline ?? false });
     this.files.set(a.file, { fs, inode });
   }

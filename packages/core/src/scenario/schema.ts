@@ -365,27 +365,27 @@ export const OP_ARGS = {
   mount: obj({
     device: Name,
     fs: Name.optional().describe('xfs | ext4 | fuse | a plugin fs'),
-    dax: z.union([z.boolean(), z.enum(DAX_MODES, { error: 'dax is true (-o dax, the default), false (no dax option), always, never or inode' })], { error: 'dax is true (-o dax, the default), false (no dax option), always, never or inode' }).optional().describe('true: the legacy -o dax (default); false: no dax option (the filesystem default: per inode on XFS and ext4 from v5.8, no DAX on ext4 before); always | never | inode: dax=<mode> (v5.8+)'),
+    dax: z.union([z.boolean(), z.enum(DAX_MODES, { error: 'dax is true (-o dax, the default), false (no dax option), always, never or inode' })], { error: 'dax is true (-o dax, the default), false (no dax option), always, never or inode' }).optional().describe('true: the legacy -o dax (default); false: no dax option (the filesystem default: per inode on XFS and ext4 from v5.8 and on FUSE from v5.17, no DAX on ext4 and FUSE before); always | never | inode: dax=<mode> (v5.8+)'),
+    data: z.enum(['journal', 'ordered', 'writeback'], { error: 'data is journal, ordered or writeback (ext4 data=<mode>)' }).optional().describe('ext4 data=<mode> (default ordered); data=journal refuses -o dax / dax=always and makes no file DAX'),
+    delalloc: Flag.optional().describe('ext4 delalloc (true) or nodelalloc (false); default delalloc. With nodelalloc a file flagged chattr +j journals its data (and is not DAX)'),
+    inlineData: Flag.optional().describe('mkfs.ext4 -O inline_data: a feature of the filesystem, made at the first mount of the device (a later mount may repeat it or leave it out); -o dax / dax=always then fail'),
   }).describe('mount the filesystem on the device (fs: default kernel.fs) with -o dax or another dax option; again after umount, what is on the device is found'),
   create: obj({ file: Name, size: Size, device: Name.optional().describe('the mounted device to create it on (default: the first mount)'), dir: Name.optional().describe('the directory it is created in (default: the root); it inherits the FS_XFLAG_DAX of that directory'), inline: Flag.optional().describe('made by a small first write(2) (echo data > file) instead of fallocate: on ext4 with inline_data its data may stay in the inode (then the file is never DAX)') }).describe('create a file and allocate its blocks'),
   umount: obj({ device: Name }).describe('umount(2): EBUSY while a file is open or mapped; sync, evict every inode (S_DAX is decided again after the next mount)'),
   mkdir: obj({ dir: Name, in: Name.optional().describe('the parent directory (default: the root)'), device: Name.optional().describe('the mounted device (default: the one holding in, else the first mount)') }).describe('mkdir(2): the new directory inherits FS_XFLAG_DAX from its parent'),
   chattr: obj({ file: Name.optional(), dir: Name.optional(), dax: Flag.optional().describe('true: chattr +x (set FS_XFLAG_DAX); false: chattr -x'), journal: Flag.optional().describe('ext4 only: true: chattr +j (set FS_JOURNAL_DATA_FL); false: chattr -j. EBUSY on a DAX file') })
     .refine((a) => (a.file === undefined) !== (a.dir === undefined), { error: 'chattr one file or one directory: give file: <name> or dir: <name>' })
-    data: z.enum(['journal', 'ordered', 'writeback'], { error: 'data is journal, ordered or writeback (ext4 data=<mode>)' }).optional().describe('ext4 data=<mode> (default ordered); data=journal refuses -o dax / dax=always and makes no file DAX'),
-    delalloc: Flag.optional().describe('ext4 delalloc (true) or nodelalloc (false); default delalloc. With nodelalloc a file flagged chattr +j journals its data (and is not DAX)'),
-    inlineData: Flag.optional().describe('mkfs.ext4 -O inline_data: a feature of the filesystem, made at the first mount of the device (a later mount may repeat it or leave it out); -o dax / dax=always then fail'),
+    .refine((a) => a.dax !== undefined || a.journal !== undefined, { error: 'chattr needs a flag to change: dax: true|false (+x/-x) or journal: true|false (+j/-j)' })
     .describe('xfs_io -c "chattr +x|-x": FS_IOC_FSSETXATTR of FS_XFLAG_DAX; S_DAX follows once the inode is evicted (I_DONTCACHE on a dax=inode mount, drop-caches, umount)'),
+  rename: obj({ file: Name.optional(), dir: Name.optional(), into: z.union([Name, z.literal('/')]).describe("the directory it moves into ('/' is the root); the name stays") })
+    .refine((a) => (a.file === undefined) !== (a.dir === undefined), { error: 'rename one file or one directory: give file: <name> or dir: <name>' })
+    .describe('rename(2), mv x into/: the same inode in another directory; FS_XFLAG_DAX and S_DAX stay (no inheritance), open files and mappings stay valid'),
   'drop-caches': obj({}).describe('sync; echo 2 > /proc/sys/vm/drop_caches: every in-core inode nothing holds is evicted (S_DAX is decided again at the next lookup)'),
   open: obj({ file: Name, as: Name.describe('the open file (close: <name>)') }).describe('open(2): the file descriptor holds the inode (no eviction while open)'),
   close: releaseArgs.describe('close(2) of an open file: the last user of an I_DONTCACHE inode evicts it'),
   truncate: obj({ file: Name, size: Size }).describe("truncate (the filesystem's full ordering)"),
   'punch-hole': obj({ file: Name, offset: Size, length: Size }).describe('fallocate punch hole'),
-    .refine((a) => a.dax !== undefined || a.journal !== undefined, { error: 'chattr needs a flag to change: dax: true|false (+x/-x) or journal: true|false (+j/-j)' })
   fallocate: obj({
-  rename: obj({ file: Name.optional(), dir: Name.optional(), into: z.union([Name, z.literal('/')]).describe("the directory it moves into ('/' is the root); the name stays") })
-    .refine((a) => (a.file === undefined) !== (a.dir === undefined), { error: 'rename one file or one directory: give file: <name> or dir: <name>' })
-    .describe('rename(2), mv x into/: the same inode in another directory; FS_XFLAG_DAX and S_DAX stay (no inheritance), open files and mappings stay valid'),
     file: Name.describe('a memfd (tmpfs, or hugetlbfs with memfd-create hugetlb)'),
     offset: Size.optional().describe('where the range starts (default 0)'),
     length: Size.describe('how much to allocate'),
