@@ -97,6 +97,15 @@ describe('uffd-wp on shmem: PTE_MARKER_UFFD_WP (v5.19)', () => {
     expect([k.pfnOf({ map: 'm', page: 0 }), pte(k, 'm', 0)!.write, wpBit(k, 'm', 0)]).toEqual([cached, false, true]);
   });
 
+  it('a read fault in a shared VM_UFFD_WP mapping maps the page writable in v6.1, read-only from v6.2 (writenotify: 51d3d5eb74ff)', () => {
+    const writable = (version: string) => {
+      const k = shmem(version);
+      k.run(k.read({ map: 'm', page: 0 }));
+      return pte(k, 'm', 0)!.write;
+    };
+    expect([writable('v6.1'), writable('v6.3')]).toEqual([true, false]);
+  });
+
   it('hole punching keeps the marker (unmap_mapping_range() passes no ZAP_FLAG_DROP_MARKER); munmap drops it', () => {
     const k = shmem('latest');
     k.run(k.write({ map: 'm', page: 0, data: 'a' }));
@@ -373,17 +382,20 @@ describe('uffd-wp on hugetlbfs (hugetlb_change_protection(), v5.19)', () => {
     return k;
   }
 
-  it('a protected huge entry is read-only and uffd-wp; the write sleeps; the resolve gives the shared writable mapping its write bit back (huge_pte_modify)', () => {
-    const k = huge('v6.6');
-    k.run(k.write({ map: 'm', page: 0, data: 'a' }));
-    k.run(k.uffdWriteprotect({ map: 'm', enable: true }));
-    expect([pte(k, 'm', 0)!.level, pte(k, 'm', 0)!.write, wpBit(k, 'm', 5)]).toEqual(['pmd', false, true]);
-    const writer = startBlocked(k.write({ map: 'm', page: 5, data: 'b' }));
-    expect(k.run(k.uffdRead({ nonblock: true, map: 'm' }))).toEqual({ event: 'pagefault', page: 5, write: true, wp: true, minor: false });
-    k.run(k.uffdWriteprotect({ map: 'm', enable: false }));
-    expect(pte(k, 'm', 0)!.write).toBe(true);
-    finish(writer);
-    expect([k.run(k.read({ map: 'm', page: 0 })), k.run(k.read({ map: 'm', page: 5 }))]).toEqual(['a', 'b']);
+  it('a protected huge entry is read-only and uffd-wp; the write sleeps; the resolve gives it vm_page_prot: writable in v6.1, read-only once VM_UFFD_WP means writenotify (v6.2)', () => {
+    for (const [v, writableAfterResolve] of [['v6.1', true], ['v6.6', false]] as const) {
+      const k = huge(v);
+      k.run(k.write({ map: 'm', page: 0, data: 'a' }));
+      k.run(k.uffdWriteprotect({ map: 'm', enable: true }));
+      expect([pte(k, 'm', 0)!.level, pte(k, 'm', 0)!.write, wpBit(k, 'm', 5)]).toEqual(['pmd', false, true]);
+      const writer = startBlocked(k.write({ map: 'm', page: 5, data: 'b' }));
+      expect(k.run(k.uffdRead({ nonblock: true, map: 'm' }))).toEqual({ event: 'pagefault', page: 5, write: true, wp: true, minor: false });
+      k.run(k.uffdWriteprotect({ map: 'm', enable: false }));
+      expect({ v, write: pte(k, 'm', 0)!.write }).toEqual({ v, write: writableAfterResolve });
+      // the write retried: hugetlb_wp() on a shared mapping makes the entry writable
+      finish(writer);
+      expect([k.run(k.read({ map: 'm', page: 0 })), k.run(k.read({ map: 'm', page: 5 }))]).toEqual(['a', 'b']);
+    }
   });
 
   it('an empty huge entry gets a huge marker; until v6.2 only where a page table already was (pre-allocation fix)', () => {

@@ -1,5 +1,6 @@
 import type { Kernel } from '../kernel.js';
 import { KernelError } from '../errors.js';
+import { kernelAtLeast } from '../features.js';
 import type { Op } from '../sched.js';
 import type { Mm, Pte, Vma } from '../types.js';
 import { PG } from './pages.js';
@@ -192,6 +193,10 @@ export class Mprotect {
     // a disk file's page cache (mm/pagecache.ts writeback): ->page_mkwrite and mapping_can_writeback()
     if (this.k.pageCache.needsDirtyTracking(vma)) return true;
     if (this.softDirtyTracking(vma)) return true;
+    // userfaultfd_wp() (51d3d5eb74ff "mm/userfaultfd: enable writenotify while userfaultfd-wp is
+    // enabled for a VMA", v6.2): vm_page_prot loses the write bit, so no remapped entry (mprotect,
+    // a read fault, hugetlb's resolve) becomes writable behind the protection
+    if (vma.flags.uffdWp && kernelAtLeast(this.k.version, 6, 2)) return true;
     return false;
   }
 }

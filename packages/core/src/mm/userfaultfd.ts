@@ -424,8 +424,9 @@ export class Userfaultfd {
   /**
    * change_protection(MM_CP_UFFD_WP or _RESOLVE) over pages [s, e) of one VMA; true when an entry
    * changed. A hugetlb VMA goes by huge pages (hugetlb_change_protection(), v5.19): a huge entry
-   * gets or loses the bit the same way — except that the resolve gives it the VMA's protection
-   * back (huge_pte_modify(old, vm_page_prot): writable in a shared writable mapping) — and an
+   * gets or loses the bit the same way — except that the resolve gives it vm_page_prot
+   * (huge_pte_modify(): writable in a shared writable mapping until v6.2 made a VM_UFFD_WP one
+   * write-notify) — and an
    * empty one a huge marker; until v6.2 ("mm/hugetlb: pre-allocate pgtable pages for uffd
    * wr-protects") only where hugetlb_walk() found a page table (the model: where another entry of
    * the mm lies in the same PUD-sized region).
@@ -471,9 +472,10 @@ export class Userfaultfd {
         if (bit) pte.uffdWp = true;
       } else {
         delete pte.uffdWp;
-        if (huge) pte.write = vma.flags.shared && vma.flags.write;
-        // vma_wants_manual_pte_write_upgrade(): a private VMA with VM_WRITE
-        else if (tryWritable && vma.flags.write && !vma.flags.shared && !pte.write && k.mprotector.canChangePteWritable(vma, leaf)) pte.write = true;
+        if (huge) pte.write = vma.flags.shared && vma.flags.write && !k.mprotector.wantsWritenotify(vma);
+        // vma_wants_manual_pte_write_upgrade(): a private VMA with VM_WRITE, a shared one with
+        // writenotify (a VM_UFFD_WP one from v6.2)
+        else if (tryWritable && (vma.flags.shared ? k.mprotector.wantsWritenotify(vma) : vma.flags.write) && !pte.write && k.mprotector.canChangePteWritable(vma, leaf)) pte.write = true;
       }
       if (pte.write === before.write && (pte.uffdWp ?? false) === before.wp) continue;
       changed = true;
