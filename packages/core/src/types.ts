@@ -170,11 +170,12 @@ export interface PageCacheFile {
   /** a hugetlbfs file (memfd MFD_HUGETLB, MAP_SHARED|MAP_HUGETLB): its page size; `cache` is keyed by huge-page index (mm/hugetlb.ts) */
   readonly hugetlb?: HugetlbFile;
   /**
-   * A regular file on a non-DAX disk filesystem (ext4, xfs) rather than tmpfs: its mapping can
-   * write back (mapping_can_writeback) and its vm_ops have ->page_mkwrite, so a shared writable
-   * mapping of it needs dirty tracking (mm/mmap.c vma_needs_dirty_tracking, v6.5).
+   * A regular file on a non-DAX disk filesystem (ext4, xfs) or a FUSE file without DAX rather
+   * than tmpfs: its mapping can write back (mapping_can_writeback) and its vm_ops have
+   * ->page_mkwrite (fuse_page_mkwrite for FUSE), so a shared writable mapping of it needs dirty
+   * tracking (mm/mmap.c vma_needs_dirty_tracking, v6.5).
    */
-  readonly writeback?: 'ext4' | 'xfs';
+  readonly writeback?: 'ext4' | 'xfs' | 'fuse';
   /**
    * A memfd_secret() file (mm/secretmem.c, mm/secretmem.ts): order-0 pages removed from the
    * direct map, mapped MAP_SHARED only, VM_LOCKED, refused by GUP; i_size may be set once.

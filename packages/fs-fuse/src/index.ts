@@ -8,6 +8,7 @@ import {
   type DaxIomapOps,
   type DaxMode,
   type DaxMountOption,
+  type Directory,
   type Device,
   type DriverPlugin,
   type FilesystemPlugin,
@@ -106,13 +107,89 @@ export class Fuse extends DaxFilesystem {
   }
 
   /**
-   * virtio-fs's dax option: `-o dax` (v5.10: every file through the DAX window); 780b1b959f9b
-   * "fuse: make DAX mount option a tri-state" (v5.17) adds dax=always|never|inode. Not modelled:
-   * dax=inode (the server says per inode, FUSE_ATTR_DAX) and a mount without DAX (the page cache).
+   * virtio-fs's dax option (fuse_parse_param, virtio_fs_fill_super): `-o dax` (v5.10: every file
+   * through the DAX window; without it no file is DAX). 780b1b959f9b "fuse: make DAX mount option a
+   * tri-state" (v5.17) adds dax=always|never|inode, and no option becomes FUSE_DAX_INODE_DEFAULT:
+   * per inode as with dax=inode (fuse_is_inode_dax_mode), the window being there.
    */
   override parseDaxOption(option: DaxMountOption): DaxMode {
-    if (option === 'always' && !kernelAtLeast(this.k.version, 5, 17)) throw KernelError.unsupported('EINVAL', 'virtio-fs before v5.17 knows only -o dax: dax=always is an unknown option');
-    return super.parseDaxOption(option);
+    const tri = kernelAtLeast(this.k.version, 5, 17);
+    if (option === true) return 'always';
+    if (option === false) return tri ? 'inode' : 'never';
+    if (!tri) throw KernelError.unsupported('EINVAL', `virtio-fs before v5.17 knows only -o dax: dax=${option} is an unknown option`);
+    return option;
+  }
+
+  /**
+   * fuse_dax_inode_init() -> fuse_should_enable_dax() [v5.17 fs/fuse/dax.c]: never under
+   * dax=never; not without a DAX window (the model's virtio-fs device always has one); always
+   * under dax=always; per inode (dax=inode or no option) when the server both answered FUSE_INIT
+   * with FUSE_HAS_INODE_DAX (fc->inode_dax) and marks the file FUSE_ATTR_DAX in its attributes.
+   * The model's server is a virtiofsd that does both: it reports FUSE_ATTR_DAX for a file whose
+   * host file has FS_XFLAG_DAX (the inode's daxFlag), which `chattr` sets through FUSE_IOCTL.
+   */
+  protected override shouldEnableDax(inode: Inode): boolean {
+    if (this.daxMode === 'never') return false;
+    return this.daxMode === 'always' || inode.daxFlag;
+  }
+
+  /**
+   * FS_IOC_FSSETXATTR of FS_XFLAG_DAX on a FUSE file (fuse_fileattr_set -> FUSE_IOCTL, v5.13): the
+   * server sets the flag on its host file. The kernel learns it only from the file's attributes
+   * (FUSE_ATTR_DAX at the next lookup: see iget), so the ioctl itself marks nothing. Before
+   * v5.17 there is no per-inode DAX to change; a directory's flag is the host filesystem's
+   * business (what its new files inherit there), not modelled.
+   */
+  override checkDaxFlagChange(target: Inode | Directory, on: boolean): { dontcache: boolean } {
+    if (!kernelAtLeast(this.k.version, 5, 17)) return super.checkDaxFlagChange(target, on);
+    if (!('blocks' in target)) throw KernelError.unsupported('EOPNOTSUPP', `fuse: FS_XFLAG_DAX of directory '${target.name}' is the server's host flag (inheritance on the host): not modelled`);
+    return { dontcache: false };
+  }
+
+  /**
+   * A lookup of the file revalidates it with the server (the model's virtiofsd answers with
+   * entry and attribute timeouts of 0, as with --cache=never): fuse_change_attributes() ->
+   * fuse_dax_dontcache() marks the inode I_DONTCACHE when FUSE_ATTR_DAX differs from IS_DAX
+   * under a per-inode mode (v5.17, "fuse: mark inode DONT_CACHE when per inode DAX hint
+   * changes"). Nothing else holding it, the model lets the inode go at once and sets it up
+   * again, so this lookup already sees the new S_DAX (the kernel's statx that revalidates still
+   * reports the old one, the next the new); an open or mapped file keeps it until its last user.
+   */
+  override iget(inode: Inode): Inode {
+    if (this.mounted && inode.incore && this.daxMode === 'inode' && inode.sDax !== inode.daxFlag) inode.dontcache = true;
+    return super.iget(inode);
+  }
+
+  /** A page-cache read of a file without S_DAX: FUSE_READ, the host file's data. */
+  protected override readCachedPage(inode: Inode, index: number): string {
+    return this.hostData(inode, index);
+  }
+
+  /** Writeback of a file without S_DAX (fuse_writepages: FUSE_WRITE): every cached page goes to the host file. */
+  protected override writeback(inode: Inode): void {
+    const cache = inode.cache;
+    if (!cache || cache.cache.size === 0) return;
+    this.step(inode, 'FUSE_WRITE');
+    const host = this.daxOf(inode).host;
+    for (const [index, pfn] of cache.cache) if (index < this.pages(inode.size)) host.set(index, this.k.pages.data.get(pfn) ?? '');
+  }
+
+  /**
+   * fuse_evict_inode(): truncate_inode_pages_final() (the base: page cache written back and
+   * dropped, or the DAX entries deleted), then for a DAX inode fuse_dax_inode_cleanup() ->
+   * inode_reclaim_dmap_range(0, -1): every window range of the inode is removed
+   * (FUSE_REMOVEMAPPING, its data in the host file) and goes back to the free pool.
+   */
+  override *evict(inode: Inode): Op {
+    yield* super.evict(inode);
+    const dax = this.daxOf(inode);
+    const rp = this.rangePages;
+    for (const dmap of [...dax.tree.values()]) {
+      dax.tree.delete(dmap.chunk);
+      for (let i = dmap.chunk * rp; i < dmap.chunk * rp + rp; i++) inode.blocks.delete(i);
+      yield* this.removeMapping(inode, dmap);
+      this.blocks.reinitAddToFreePool(dmap);
+    }
   }
 
   /** FUSE_DAX_PAGES */
@@ -140,8 +217,8 @@ export class Fuse extends DaxFilesystem {
    * open(O_CREAT) + fallocate: FUSE_CREATE and FUSE_FALLOCATE make a host file of `size` bytes
    * on the server. Nothing in the DAX window is assigned until a DAX access needs it.
    */
-  override *create(name: string, size: number): Op<Inode> {
-    const inode = this.newInode(name, size);
+  override *create(name: string, size: number, dir = '/'): Op<Inode> {
+    const inode = this.newInode(name, size, dir);
     this.daxOf(inode);
     this.step(inode, 'FUSE_CREATE');
     yield preempt('FUSE_CREATE');
@@ -459,34 +536,47 @@ export class Fuse extends DaxFilesystem {
   }
 
   /**
-   * fuse_do_setattr(ATTR_SIZE) on a DAX inode [5.10 and 7.2 fs/fuse/dir.c]: the VFS holds
-   * inode_lock; the fault lock (fault_blocked), fuse_dax_break_layouts(), the FUSE_SETATTR
-   * request (the server truncates the host file and frees its blocks), i_size from the reply,
-   * truncate_pagecache() and invalidate_inode_pages2() when the size changed, unlock. The
-   * inode's window ranges stay set up.
+   * fuse_do_setattr(ATTR_SIZE) [5.10 and 7.2 fs/fuse/dir.c]: the VFS holds inode_lock; for a DAX
+   * inode the fault lock (fault_blocked) and fuse_dax_break_layouts() (FUSE_IS_DAX only: a
+   * page-cache file takes neither); the FUSE_SETATTR request (the server truncates the host file
+   * and frees its blocks), i_size from the reply, truncate_pagecache() and
+   * invalidate_inode_pages2() when the size changed, unlock. A DAX inode's window ranges stay
+   * set up.
    */
   *truncate(inode: Inode, size: number): Op {
+    const dax = inode.cache === null;
     yield* this.lockInode(inode);
     try {
-      yield* this.lockFaults(inode);
+      if (dax) yield* this.lockFaults(inode);
       try {
-        yield* this.breakLayouts(inode, 0, this.truncateBreakEnd());
+        if (dax) yield* this.breakLayouts(inode, 0, this.truncateBreakEnd());
         yield* this.serverSetattr(inode, size);
         const oldsize = inode.size;
         inode.size = size;
         this.step(inode, 'i_size_write');
         if (oldsize !== size) {
           this.step(inode, 'truncate_pagecache');
-          yield* this.k.dax.truncatePagecache(inode, this.pages(size), Infinity);
+          yield* this.truncatePagecacheTo(inode, size);
           this.step(inode, 'invalidate_inode_pages2');
-          yield* this.k.dax.invalidateInodePages2Range(inode, 0, Infinity);
+          yield* this.invalidateInodePages2(inode);
         }
       } finally {
-        this.unlockFaults(inode);
+        if (dax) this.unlockFaults(inode);
       }
     } finally {
       this.unlockInode(inode);
     }
+  }
+
+  /**
+   * invalidate_inode_pages2() of the whole file: every mapping unmapped and every DAX entry or
+   * page-cache folio dropped; a dirty folio is written to the host first (fuse_launder_folio).
+   */
+  private *invalidateInodePages2(inode: Inode): Op {
+    const cache = inode.cache;
+    if (!cache) return yield* this.k.dax.invalidateInodePages2Range(inode, 0, Infinity);
+    this.writeback(inode);
+    yield* this.k.pageCache.punchHole(cache, 0, cache.pages * this.pageSize);
   }
 
   /**
@@ -509,17 +599,20 @@ export class Fuse extends DaxFilesystem {
 
   /**
    * fuse_file_fallocate(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE) [5.10 and 7.2 fs/fuse/file.c]:
-   * inode_lock; block_faults (DAX): the fault lock and fuse_dax_break_layouts(); write back the
-   * range (fuse_writeback_range: DAX writeback, not modelled); FUSE_FALLOCATE (the server punches
-   * the host file and frees its blocks); truncate_pagecache_range(); unlock.
+   * inode_lock; block_faults (FUSE_IS_DAX only): the fault lock and fuse_dax_break_layouts();
+   * write back the range (fuse_writeback_range: DAX writeback is not modelled, a page-cache file
+   * is written to the host whole); FUSE_FALLOCATE (the server punches the host file and frees
+   * its blocks); truncate_pagecache_range() of the whole pages; unlock.
    */
   *punchHole(inode: Inode, offset: number, length: number): Op {
     const ps = this.pageSize;
+    const dax = inode.cache === null;
     yield* this.lockInode(inode);
     try {
-      yield* this.lockFaults(inode);
+      if (dax) yield* this.lockFaults(inode);
       try {
-        yield* this.breakLayouts(inode, 0, this.truncateBreakEnd());
+        if (dax) yield* this.breakLayouts(inode, 0, this.truncateBreakEnd());
+        else this.writeback(inode);
         const first = Math.ceil(offset / ps);
         const stop = Math.floor((offset + length) / ps);
         this.step(inode, `FUSE_FALLOCATE(PUNCH_HOLE|KEEP_SIZE, ${offset}, ${length})`);
@@ -527,10 +620,10 @@ export class Fuse extends DaxFilesystem {
         this.dropHostPages(inode, (i) => i >= first && i < stop);
         if (stop > first) {
           this.step(inode, 'truncate_pagecache_range');
-          yield* this.k.dax.truncatePagecache(inode, first, stop - 1);
+          yield* this.truncatePagecacheRange(inode, first, stop - 1);
         }
       } finally {
-        this.unlockFaults(inode);
+        if (dax) this.unlockFaults(inode);
       }
     } finally {
       this.unlockInode(inode);

@@ -1,4 +1,4 @@
-import { createKernel, Monitor, type BlockAllocator, type Kernel } from '@daxlab/core';
+import { createKernel, daxFlagOf, Monitor, statxDax, type BlockAllocator, type DaxMountOption, type Kernel } from '@daxlab/core';
 import { nvdimm } from '@daxlab/driver-nvdimm';
 import { describe, expect, it } from 'vitest';
 import { ext4 } from '@daxlab/fs-ext4';
@@ -301,12 +301,105 @@ describe('virtio-fs dax mount option (Fuse.parseDaxOption)', () => {
     }
   };
 
-  it('-o dax from v5.10; dax=always only from v5.17 (780b1b959f9b); dax=inode and no dax option are not modelled', () => {
+  it('-o dax and no option from v5.10; dax=always|inode only from v5.17 (780b1b959f9b)', () => {
     expect(mountWith('v5.10', true)).toBeNull();
+    expect(mountWith('v5.10', false)).toBeNull();
     expect(mountWith('v5.10', 'always')).toEqual({ code: 'EINVAL', unsupported: true });
+    expect(mountWith('v5.10', 'inode')).toEqual({ code: 'EINVAL', unsupported: true });
     expect(mountWith('v6.1', 'always')).toBeNull();
-    expect(mountWith('v6.1', 'inode')).toEqual({ code: 'EOPNOTSUPP', unsupported: true });
-    expect(mountWith('v6.1', false)).toEqual({ code: 'EOPNOTSUPP', unsupported: true });
+    expect(mountWith('v6.1', 'inode')).toBeNull();
+    expect(mountWith('v6.1', false)).toBeNull();
+  });
+});
+
+describe('virtio-fs per-inode DAX (v5.17: fuse_should_enable_dax, FUSE_ATTR_DAX, fuse_dax_dontcache)', () => {
+  const PAGE = 4096;
+  function mounted(version: string, dax: DaxMountOption): { k: Kernel; fs: Fuse } {
+    const k = createKernel({ arch: testArch(), fs: fuse(), driver: nvdimm(), kernel: version });
+    k.run(k.probe({ size: 64 * MiB, as: 'vfs0' }));
+    k.run(k.mount({ device: 'vfs0', dax }));
+    return { k, fs: k.device('vfs0').fs as Fuse };
+  }
+
+  it('the mode each option gives: -o dax always; no option never before v5.17 (no window in use), per inode after', () => {
+    expect(mounted('v5.10', true).fs.daxMode).toBe('always');
+    expect(mounted('v5.10', false).fs.daxMode).toBe('never');
+    expect(mounted('v6.1', false).fs.daxMode).toBe('inode');
+    expect(mounted('v6.1', 'never').fs.daxMode).toBe('never');
+  });
+
+  it('v5.10 without -o dax: a page-cache file whose data goes to the host at writeback; FS_XFLAG_DAX cannot be changed (no per-inode DAX)', () => {
+    const { k, fs } = mounted('v5.10', false);
+    k.run(k.create({ file: 'f', size: PAGE }));
+    expect(statxDax(k, 'f')).toBe(false);
+    k.run(k.mmap({ file: 'f', length: PAGE, shared: true, write: true, as: 'm' }));
+    k.run(k.write({ map: 'm', page: 0, data: 'A' }));
+    k.run(k.munmap({ map: 'm' }));
+    expect(fs.hostData(k.file('f').inode, 0)).toBe('');
+    k.run(k.dropCaches({}));
+    // fuse_writepages: FUSE_WRITE put the page in the host file; no window range was ever used
+    expect([fs.hostData(k.file('f').inode, 0), fs.blocks.nrFree]).toEqual(['A', fs.blocks.nrRanges]);
+    expect(() => k.run(k.chattr({ file: 'f', dax: true }))).toThrow(expect.objectContaining({ code: 'EOPNOTSUPP' }));
+  });
+
+  it('v6.1 dax=inode: chattr +x reaches the server; the next lookup sees FUSE_ATTR_DAX and the file is DAX, its page-cache data moved through the host into the window', () => {
+    const { k, fs } = mounted('v6.1', 'inode');
+    k.run(k.create({ file: 'f', size: PAGE }));
+    k.run(k.mmap({ file: 'f', length: PAGE, shared: true, write: true, as: 'm' }));
+    k.run(k.write({ map: 'm', page: 0, data: 'A' }));
+    k.run(k.munmap({ map: 'm' }));
+    k.run(k.chattr({ file: 'f', dax: true }));
+    expect([daxFlagOf(k, { file: 'f' }), statxDax(k, 'f')]).toEqual([true, true]);
+    k.run(k.mmap({ file: 'f', length: PAGE, shared: true, as: 'd' }));
+    expect(k.run(k.read({ map: 'd', page: 0 }))).toBe('A');
+    // the DAX fault set up one 2 MiB range for the file
+    expect(fs.blocks.nrFree).toBe(fs.blocks.nrRanges - 1);
+  });
+
+  it('an open file keeps its S_DAX until its last close (I_DONTCACHE); the eviction removes its window ranges (fuse_dax_inode_cleanup)', () => {
+    const { k, fs } = mounted('v6.6', 'inode');
+    k.run(k.create({ file: 'f', size: PAGE }));
+    k.run(k.chattr({ file: 'f', dax: true }));
+    k.run(k.mmap({ file: 'f', length: PAGE, shared: true, write: true, as: 'm' }));
+    k.run(k.write({ map: 'm', page: 0, data: 'D' }));
+    k.run(k.munmap({ map: 'm' }));
+    k.run(k.open({ file: 'f', as: 'fd' }));
+    k.run(k.chattr({ file: 'f', dax: false }));
+    expect([statxDax(k, 'f'), k.file('f').inode.dontcache, fs.blocks.nrFree]).toEqual([true, true, fs.blocks.nrRanges - 1]);
+    k.run(k.close({ name: 'fd' }));
+    // evicted at the close: FUSE_REMOVEMAPPING wrote the range to the host file and freed it
+    expect([fs.hostData(k.file('f').inode, 0), fs.blocks.nrFree, statxDax(k, 'f')]).toEqual(['D', fs.blocks.nrRanges, false]);
+    k.run(k.mmap({ file: 'f', length: PAGE, shared: true, as: 'p' }));
+    expect(k.run(k.read({ map: 'p', page: 0 }))).toBe('D');
+  });
+
+  it('dax=never: the server may flag the file, it is never DAX; dax=always: every file is, flagged or not', () => {
+    const never = mounted('v6.6', 'never');
+    never.k.run(never.k.create({ file: 'f', size: PAGE }));
+    never.k.run(never.k.chattr({ file: 'f', dax: true }));
+    expect(statxDax(never.k, 'f')).toBe(false);
+    const always = mounted('v6.6', 'always');
+    always.k.run(always.k.create({ file: 'f', size: PAGE }));
+    expect(statxDax(always.k, 'f')).toBe(true);
+  });
+
+  it('a directory flag is the host filesystem\'s (not modelled: unsupported); a page-cache file truncates without the fault lock', () => {
+    const { k } = mounted('v6.6', 'inode');
+    k.run(k.mkdir({ dir: 'd' }));
+    expect(() => k.run(k.chattr({ dir: 'd', dax: true }))).toThrow(expect.objectContaining({ code: 'EOPNOTSUPP', unsupported: expect.any(String) }));
+    k.run(k.create({ file: 'f', size: 2 * PAGE, dir: 'd' }));
+    k.run(k.mmap({ file: 'f', length: 2 * PAGE, shared: true, write: true, as: 'm' }));
+    k.run(k.write({ map: 'm', page: 0, data: 'A' }));
+    k.run(k.write({ map: 'm', page: 1, data: 'B' }));
+    const steps: string[] = [];
+    k.bus.all().subscribe((e) => {
+      if (e.type === 'fs.step') steps.push(String((e.data as { step: string }).step));
+    });
+    k.run(k.truncate({ file: 'f', size: PAGE }));
+    // page 1 went with truncate_pagecache; page 0, dirty, was written to the host before invalidate_inode_pages2 dropped it
+    expect(steps).toEqual(['inode_lock', 'FUSE_SETATTR(size=4096)', 'i_size_write', 'truncate_pagecache', 'invalidate_inode_pages2', 'FUSE_WRITE', 'inode_unlock']);
+    expect([(k.device('vfs0').fs as Fuse).hostData(k.file('f').inode, 0), k.file('f').inode.cache!.cache.size]).toEqual(['A', 0]);
+    expect(k.run(k.read({ map: 'm', page: 0 }))).toBe('A');
   });
 });
 

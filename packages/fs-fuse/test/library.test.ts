@@ -89,3 +89,19 @@ describe('kernels the rules call correct stay correct under other schedules', ()
     }
   }
 });
+
+describe('apps/cli/scenarios/dax-inode/fuse-*.yaml per preset (docs/dax-tests.md, "DAX per inode")', () => {
+  const daxInode = fileURLToPath(new URL('../../../apps/cli/scenarios/dax-inode/', import.meta.url));
+  for (const file of readdirSync(daxInode).filter((f) => f.startsWith('fuse-') && f.endsWith('.yaml'))) {
+    const scenario = loadScenarioFile(join(daxInode, file), `dax-inode/${file}`);
+    for (const p of PRESETS) {
+      it(`${file} on ${p.name}: pass with and without its rules (n/a on v5.4: no virtio-fs DAX)`, () => {
+        const k = { arch: 'x86', fs: 'fuse', driver: 'nvdimm', version: p.name, features: {} };
+        const own = runScenario(scenario, k, catalog, { seed: 0 });
+        if (p.name === 'v5.4') return expect(own.status).toBe('unsupported');
+        expect({ status: own.status, failures: own.failures, reason: own.reason }).toEqual({ status: 'pass', failures: [], reason: null });
+        expect(runScenario({ ...scenario, expect: [] }, k, catalog, { seed: 0 }).status).toBe('pass');
+      });
+    }
+  }
+});

@@ -22,10 +22,13 @@ import type { DaxFilesystem } from './filesystem.js';
  * checkDaxFlagChange() and setJournalFlag(); rename moves an entry and keeps everything of the
  * inode.
  *
+ * FUSE/virtio-fs's dax=inode (v5.17: the server decides per inode with FUSE_ATTR_DAX) is
+ * packages/fs-fuse's: parseDaxOption, shouldEnableDax, and iget for the attribute revalidation.
+ *
  * Not modelled: ext4 encryption and verity (they exclude DAX too; no fscrypt or fs-verity
- * here); chattr +j of a directory; writeback other than at eviction (`drop-caches` and `umount`
- * are `sync` followed by the eviction); rename over an existing name (an unlink) or to a new
- * name; FUSE/virtio-fs's own dax=inode (v5.17: the server decides per inode with FUSE_ATTR_DAX).
+ * here); chattr +j of a directory; FS_XFLAG_DAX of a FUSE directory (the host's); writeback
+ * other than at eviction (`drop-caches` and `umount` are `sync` followed by the eviction);
+ * rename over an existing name (an unlink) or to a new name.
  */
 
 export const DAX_MODES = ['always', 'never', 'inode'] as const;

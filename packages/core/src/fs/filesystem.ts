@@ -252,11 +252,14 @@ export abstract class DaxFilesystem implements FsHandle, DaxIomapOps {
     inode.dontcache = false;
     inode.sDax = this.shouldEnableDax(inode);
     if (inode.sDax || inode.cache) return;
-    const fsName = this.name === 'ext4' ? 'ext4' : 'xfs';
-    inode.cache = this.k.pageCache.createForInode(`${inode.name}@${this.device.name}`, this.pages(inode.size), fsName, (index) => {
-      const block = inode.blocks.get(index);
-      return block === undefined ? '' : (this.k.pages.data.get(this.blocks.pfnOf(block)) ?? '');
-    });
+    const fsName = this.name === 'ext4' || this.name === 'fuse' ? this.name : 'xfs';
+    inode.cache = this.k.pageCache.createForInode(`${inode.name}@${this.device.name}`, this.pages(inode.size), fsName, (index) => this.readCachedPage(inode, index));
+  }
+
+  /** The data a page-cache read of page `index` of a file without S_DAX finds: its block (->read_folio). */
+  protected readCachedPage(inode: Inode, index: number): string {
+    const block = inode.blocks.get(index);
+    return block === undefined ? '' : (this.k.pages.data.get(this.blocks.pfnOf(block)) ?? '');
   }
 
   /** An open file, or a VMA mapping it (through DAX or its page cache), holds the inode (i_count). */

@@ -90,12 +90,13 @@ export class PageCache {
   }
 
   /**
-   * The page cache of a regular file without S_DAX on a DAX-capable ext4 / xfs mount
-   * (fs/daxmode.ts): like createOnDisk, but its folios are read from the file's blocks. The
+   * The page cache of a regular file without S_DAX on a DAX-capable ext4 / xfs / FUSE mount
+   * (fs/daxmode.ts): like createOnDisk, but its folios are read by `readPage` (the file's
+   * blocks; FUSE_READ from the server). The
    * name (`file@device`) is not one a scenario can give: the file keeps its filesystem's
    * orderings for truncate and punch hole.
    */
-  createForInode(name: string, pages: number, fs: 'ext4' | 'xfs', readPage: (index: number) => string): PageCacheFile {
+  createForInode(name: string, pages: number, fs: 'ext4' | 'xfs' | 'fuse', readPage: (index: number) => string): PageCacheFile {
     const file = this.newFile(name, pages, true, undefined, fs);
     const withRead: PageCacheFile = { ...file, readPage };
     this.files.set(name, withRead);
@@ -123,7 +124,7 @@ export class PageCache {
   }
 
   /** A new file in the registry; `hugetlb` makes it a hugetlbfs inode of that page size (mm/hugetlb.ts), `writeback` a file on that disk filesystem. */
-  newFile(name: string, pages: number, held: boolean, hugetlb?: HugetlbFile, writeback?: 'ext4' | 'xfs'): PageCacheFile {
+  newFile(name: string, pages: number, held: boolean, hugetlb?: HugetlbFile, writeback?: 'ext4' | 'xfs' | 'fuse'): PageCacheFile {
     const file: PageCacheFile = { name, pages, mapping: { id: this.k.newAddressSpaceId(), owner: name, entries: new Map(), mmaps: new Set() }, cache: new Map(), notUptodate: new Set(), held, ...(hugetlb ? { hugetlb } : {}), ...(writeback ? { writeback } : {}) };
     this.files.set(name, file);
     return file;
