@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { createKernel, type Kernel, type Op } from '../src/index.js';
+import { createKernel, type Kernel } from '../src/index.js';
 import { testArch } from '../src/testing.js';
 import { code } from './vm-helpers.js';
+import { finish, forkWithMonitor, pte, startBlocked } from './uffd-helpers.js';
 
 // uffd-wp beyond present anonymous PTEs (mm/userfaultfd.ts): PTE_MARKER_UFFD_WP on shmem (v5.19)
 // and, with UFFD_FEATURE_WP_UNPOPULATED, anonymous memory (v6.4); the bit on swap entries (v5.7);
@@ -14,36 +15,8 @@ function kernel(version: string): Kernel {
   return createKernel({ arch: testArch(), kernel: version });
 }
 
-function pte(k: Kernel, map: string, page: number, process = 'init') {
-  const mm = k.processes.get(process)!;
-  return k.vm.lookup(mm, mm.ranges.get(map)!.start + page)?.pte ?? null;
-}
-
 function wpBit(k: Kernel, map: string, page: number, process?: string): boolean {
   return k.isUffdWpIn({ map, page, ...(process ? { process } : {}) });
-}
-
-function startBlocked<T>(op: Op<T>): Op<T> {
-  for (;;) {
-    const r = op.next();
-    if (r.done) throw new Error('the operation completed; it was expected to block');
-    if (r.value.kind === 'block' && !r.value.ready()) return op;
-  }
-}
-
-function finish<T>(op: Op<T>): T {
-  for (;;) {
-    const r = op.next();
-    if (r.done) return r.value;
-    if (r.value.kind === 'block' && !r.value.ready()) throw new Error(`still blocked: ${r.value.reason}`);
-  }
-}
-
-/** fork() of init as `child` with an EVENT_FORK userfaultfd: the monitor reads the event so fork returns. */
-function forkWithMonitor(k: Kernel): void {
-  const fork = startBlocked(k.fork({ as: 'child' }));
-  k.run(k.uffdRead({ nonblock: true }));
-  finish(fork);
 }
 
 /** A 2-page memfd mapped as 'm' (shared unless told), registered for WP (plus `modes`). */

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { BlockedError, createKernel, PRESETS, type ArchPlugin, type Kernel, type Op } from '../src/index.js';
+import { BlockedError, createKernel, PRESETS, type ArchPlugin, type Kernel } from '../src/index.js';
 import { testArch } from '../src/testing.js';
 import { code } from './vm-helpers.js';
+import { finish, forkWithMonitor, pte, startBlocked } from './uffd-helpers.js';
 
 // userfaultfd (mm/userfaultfd.ts): UFFDIO_API, UFFDIO_REGISTER per release, MISSING and WP
 // userfaults, UFFDIO_COPY / ZEROPAGE / WRITEPROTECT, fork, KSM unmerging and GUP. The test arch is
@@ -20,39 +21,6 @@ function noWpArch(): ArchPlugin {
 
 function kernel(version = 'latest', arch: ArchPlugin = testArch()): Kernel {
   return createKernel({ arch, kernel: version });
-}
-
-function pte(k: Kernel, map: string, page: number, process = 'init') {
-  const mm = k.processes.get(process)!;
-  return k.vm.lookup(mm, mm.ranges.get(map)!.start + page)?.pte ?? null;
-}
-
-/** Step an operation until it sleeps; returns the generator to resume later. */
-function startBlocked<T>(op: Op<T>): Op<T> {
-  for (;;) {
-    const r = op.next();
-    if (r.done) throw new Error('the operation completed; it was expected to block');
-    if (r.value.kind === 'block' && !r.value.ready()) return op;
-  }
-}
-
-/** Resume a blocked operation to completion (it must not block again). */
-function finish<T>(op: Op<T>): T {
-  for (;;) {
-    const r = op.next();
-    if (r.done) return r.value;
-    if (r.value.kind === 'block' && !r.value.ready()) throw new Error(`still blocked: ${r.value.reason}`);
-  }
-}
-
-/**
- * fork() of init as `child` while init's EVENT_FORK userfaultfd is registered: the fork waits in
- * dup_userfaultfd_complete() until the monitor reads UFFD_EVENT_FORK, as a handler thread would.
- */
-function forkWithMonitor(k: Kernel): void {
-  const fork = startBlocked(k.fork({ as: 'child' }));
-  expect(k.run(k.uffdRead({ nonblock: true }))).toEqual({ event: 'fork', child: 'child' });
-  finish(fork);
 }
 
 /** A private anonymous mapping of `pages` pages registered with a fresh userfaultfd. */
