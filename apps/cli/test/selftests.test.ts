@@ -59,8 +59,8 @@ describe('the selftests scenario library passes the default matrix', () => {
     // guard-regions.c memfd_write_seal (shmem); memfd_test.c: test_basic, test_seal_write, test_seal_future_write, test_seal_write_map_read_shared,
     // test_seal_shrink, test_seal_grow, test_seal_resize, and two cases no shipped test covers (F_SEAL_WRITE against a long-term pin and an io_uring buffer) (memfd: 9)
     // mseal_test.c: 47 of its 50 test functions (the sealed half of each seal/no-seal pair; not test_seal_zero_address, test_seal_mremap_move_fixed_zero: address 0; not test_seal_discard_ro_anon_on_pkey: no pkeys), and two cases it does not have: a sealed fs-dax and a sealed device-dax mapping (mseal: 49)
-    // uffd-unit-tests.c: wp-fork and wp-fork-with-event on anon, shmem, shmem-private, hugetlb, hugetlb-private; wp-fork-pin and wp-fork-pin-with-event on anon; wp-unpopulated on anon (uffd: 13)
-    expect(count).toEqual({ 'cow-anon': 14, 'cow-swap': 17, 'cow-thp': 73, 'cow-mthp': 14, 'cow-collapse': 4, 'cow-hugetlb': 17, 'cow-non-anon': 15, 'gup-longterm': 55, 'gup-test': 12, 'soft-dirty': 6, gaps: 1, pfnmap: 6, 'madv-populate': 5, ksm: 10, 'map-populate': 4, 'hugetlb-madvise': 1, 'hugetlb-madv-vs-map': 1, mkdirty: 6, migration: 3, 'memfd-secret': 5, 'guard-regions': 60, memfd: 9, mseal: 49, uffd: 13 });
+    // uffd-unit-tests.c: wp-fork, wp-fork-with-event, wp-fork-pin and wp-fork-pin-with-event on anon, shmem, shmem-private, hugetlb, hugetlb-private; wp-unpopulated on anon (uffd: 21)
+    expect(count).toEqual({ 'cow-anon': 14, 'cow-swap': 17, 'cow-thp': 73, 'cow-mthp': 14, 'cow-collapse': 4, 'cow-hugetlb': 17, 'cow-non-anon': 15, 'gup-longterm': 55, 'gup-test': 12, 'soft-dirty': 6, gaps: 1, pfnmap: 6, 'madv-populate': 5, ksm: 10, 'map-populate': 4, 'hugetlb-madvise': 1, 'hugetlb-madv-vs-map': 1, mkdirty: 6, migration: 3, 'memfd-secret': 5, 'guard-regions': 60, memfd: 9, mseal: 49, uffd: 21 });
     expect(scenarios.every((s) => s.name.startsWith('selftest-'))).toBe(true);
   });
 

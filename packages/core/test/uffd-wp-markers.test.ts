@@ -404,4 +404,25 @@ describe('uffd-wp on hugetlbfs (hugetlb_change_protection(), v5.19)', () => {
     };
     expect([child(false, false), child(false, true), child(true, false), child(true, true)]).toEqual([[true, false], [true, true], [false, false], [true, true]]);
   });
+
+  it('before "mm/hugetlb: fix uffd-wp during fork()" (v6.4) the child of a private mapping kept the bit without EVENT_FORK, and the early-COW copy of a pinned page lost it with EVENT_FORK', () => {
+    const stale = (version: string) => {
+      const k = huge(version, { shared: false });
+      k.run(k.write({ map: 'm', page: 0, data: 'a' }));
+      k.run(k.uffdWriteprotect({ map: 'm', enable: true }));
+      k.run(k.fork({ as: 'child' }));
+      return wpBit(k, 'm', 0, 'child');
+    };
+    const earlyCow = (version: string) => {
+      const k = huge(version, { shared: false, features: ['pagefault-flag-wp', 'event-fork'] });
+      k.run(k.write({ map: 'm', page: 0, data: 'a' }));
+      k.run(k.uffdWriteprotect({ map: 'm', enable: true }));
+      k.run(k.gup({ map: 'm', page: 0, longterm: true, as: 'p' }, true)); // a R/O long-term pin of the exclusive page
+      forkWithMonitor(k);
+      const copied = k.pfnOf({ map: 'm', page: 0, process: 'child' }) !== k.pfnOf({ map: 'm', page: 0 });
+      return [copied, wpBit(k, 'm', 0, 'child'), pte(k, 'm', 0, 'child')!.write];
+    };
+    expect([stale('v6.3'), stale('v6.6')]).toEqual([true, false]);
+    expect([earlyCow('v6.3'), earlyCow('v6.6')]).toEqual([[true, false, true], [true, true, false]]);
+  });
 });

@@ -729,8 +729,10 @@ export class Hugetlb {
     yield preempt('copy_user_large_folio');
     k.vm.clear(vma.mm, leaf.base, h.level); // huge_ptep_clear_flush
     k.folios.addMap(copy); // hugetlb_add_new_anon_rmap
-    // make_huge_pte(vma, new, !unshare): an unshare copy is R/O and clean (nothing carried over)
-    k.vm.install(vma.mm, leaf.base, k.faults.pte(copy, h.level, unshare ? {} : { write: true, dirty: true }));
+    // make_huge_pte(vma, new, !unshare): an unshare copy is R/O and clean; it keeps the uffd-wp bit
+    // from 0f230bc24b6e "mm/hugetlb: fix uffd-wp bit lost when unsharing happens" (v6.4)
+    const keepWp = unshare && leaf.pte.uffdWp === true && kernelAtLeast(k.version, 6, 4);
+    k.vm.install(vma.mm, leaf.base, k.faults.pte(copy, h.level, unshare ? (keepWp ? { uffdWp: true } : {}) : { write: true, dirty: true }));
     k.emit('cow', { mm: vma.mm.name, vaddr: leaf.base, from: old, to: copy, why: unshare ? 'hugetlb_wp: unshare' : 'hugetlb_wp: copy the huge page' });
     k.folios.removeMap(old); // hugetlb_remove_rmap
     k.emit('tlb.flush', { mm: vma.mm.name });
@@ -780,12 +782,18 @@ export class Hugetlb {
         if (copy === null) throw new KernelError('ENOMEM', 'fork: no free huge page for the early-COW copy of a pinned hugetlb page (copy_hugetlb_page_range)');
         this.copyData(head, copy);
         k.folios.addMap(copy);
-        // hugetlb_install_folio(): make_huge_pte(dst_vma, new, 1), writable and dirty whatever VM_WRITE says
-        k.vm.install(dst.mm, leaf.base, k.faults.pte(copy, h.level, { write: true, dirty: true }));
+        // hugetlb_install_folio(): make_huge_pte(dst_vma, new, 1), writable and dirty whatever VM_WRITE
+        // says; uffd-wp (so read-only) when the parent's entry was and the child stays VM_UFFD_WP,
+        // from 5a2f8d22ace4 "mm/hugetlb: fix uffd-wp during fork()" (v6.4): before, the bit was lost
+        const wp = leaf.pte.uffdWp === true && dst.flags.uffdWp === true && kernelAtLeast(k.version, 6, 4);
+        k.vm.install(dst.mm, leaf.base, k.faults.pte(copy, h.level, { write: !wp, dirty: true, ...(wp ? { uffdWp: true } : {}) }));
         k.emit('cow', { mm: dst.mm.name, vaddr: leaf.base, from: head, to: copy, why: 'fork: early COW of a maybe-pinned hugetlb page' });
         continue;
       }
       k.forker.share(src, dst, leaf.base, leaf.pte, head, cow, 'copy_hugetlb_page_range');
+      // until 5a2f8d22ace4 (v6.4) the entry was copied with its uffd-wp bit whatever the child's VMA
+      // ("we should drop uffd-wp bit when !EVENT_FORK"); share() applies the later rule
+      if (leaf.pte.uffdWp && !kernelAtLeast(k.version, 6, 4)) k.vm.lookup(dst.mm, leaf.base)!.pte.uffdWp = true;
     }
   }
 }
