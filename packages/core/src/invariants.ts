@@ -151,8 +151,10 @@ class PinnedPageDiverged extends Invariant {
         for (let vpn = Math.max(h.vpn, from); vpn < end; vpn++) {
           const pfn = h.pfns[vpn - h.vpn]!;
           const leaf = k.vm.lookup(h.mm, vpn);
-          // a swap entry maps nothing: the pinned folio stays in the swap cache, and swap-in finds it
-          if (leaf && !leaf.pte.devicePrivate && !leaf.pte.swap && !leaf.pte.marker && k.vm.pfnAt(leaf, vpn) !== pfn) {
+          // a swap entry maps nothing: the pinned folio stays in the swap cache, and swap-in finds it;
+          // a migration entry neither: the migration either fails on the pin's reference or has moved
+          // the page, which remove_migration_ptes() shows by installing the new one
+          if (leaf && !leaf.pte.devicePrivate && !leaf.pte.swap && !leaf.pte.marker && !leaf.pte.migration && k.vm.pfnAt(leaf, vpn) !== pfn) {
             report(`'${h.name}' pins pfn ${pfn} but ${h.mm.name} now maps pfn ${k.vm.pfnAt(leaf, vpn)} there`);
           }
         }

@@ -1130,6 +1130,8 @@ export class Kernel {
     // the access is retried until a page is present (a fault that lost a race just returns)
     for (let tries = 0; !leaf || nonPresent(leaf.pte); tries++) {
       if (tries === 2) throw new KernelError('EFAULT', `read of page ${a.page} of '${vma.name}' could not be faulted in`);
+      // a wait on a migration entry is no try: the access repeats until the migration is over
+      if (leaf?.pte.migration) tries--;
       yield* this.faults.handle(vma, vpn, false);
       leaf = this.vm.lookup(vma.mm, vpn);
     }
@@ -1150,6 +1152,7 @@ export class Kernel {
     // uffd-wp marker is faulted in write-protected, then the userfault, then do_wp_page: three)
     for (let tries = 0; !leaf || !leaf.pte.write || nonPresent(leaf.pte); tries++) {
       if (tries === 3) throw new KernelError('EFAULT', `write to page ${a.page} of '${vma.name}' could not be faulted in`);
+      if (leaf?.pte.migration) tries--;
       yield* this.faults.handle(vma, vpn, true);
       leaf = this.vm.lookup(vma.mm, vpn);
     }

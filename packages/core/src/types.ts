@@ -314,6 +314,12 @@ export interface Pte {
    * (PTE_MARKER_UFFD_WP: a write-protected page that is not mapped; mm/userfaultfd.ts)
    */
   marker?: boolean;
+  /**
+   * a migration entry (include/linux/swapops.h make_*_migration_entry(); mm/mempolicy.ts): the
+   * page at `pfn` is being migrated and is unmapped here until remove_migration_ptes(); `write`
+   * is a writable entry, `migration.exclusive` a readable-exclusive one (v5.19)
+   */
+  migration?: { readonly exclusive: boolean };
 }
 
 /** The swap entry of a swap PTE (swp_entry_t and the swp pte bits the model keeps). */

@@ -21,9 +21,9 @@ export interface MmuNotifierRange {
   readonly owner: Device | null;
 }
 
-/** Not present in the CPU page table: a swap, device-private or device-exclusive entry, or a PTE marker (!pte_present()). */
+/** Not present in the CPU page table: a swap, device-private, device-exclusive or migration entry, or a PTE marker (!pte_present()). */
 export function nonPresent(pte: Pte): boolean {
-  return pte.devicePrivate || pte.deviceExclusive === true || pte.swap !== undefined || pte.marker === true;
+  return pte.devicePrivate || pte.deviceExclusive === true || pte.swap !== undefined || pte.marker === true || pte.migration !== undefined;
 }
 
 /**

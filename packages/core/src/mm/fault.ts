@@ -6,6 +6,7 @@ import type { Pte, Vma } from '../types.js';
 import { PG } from './pages.js';
 import type { Leaf } from './vm.js';
 import { nonPresent } from './exclusive.js';
+import { migrationEntryWait } from './migrate.js';
 import { isWpMarker } from './guard.js';
 
 /** A page fault as the handlers see it (struct vm_fault). */
@@ -61,6 +62,9 @@ export class Faults {
       k.emit('fault', { mm: vma.mm.name, vaddr: vpn, write, kind: 'guard' });
       throw new KernelError('SIGSEGV', `${write ? 'write to' : 'read of'} page ${vpn - vma.start} of '${vma.name}', a guard region (PTE_MARKER_GUARD)`);
     }
+    // a migration entry: sleep until the migration has put a present entry back, then the access
+    // is retried (mm/migrate.ts migrationEntryWait)
+    if (leaf?.pte.migration) return yield* migrationEntryWait(k, vma.mm, vpn, leaf.pte, write);
     if (leaf?.pte.devicePrivate) {
       // do_swap_page(): a device-private entry calls pgmap->ops->migrate_to_ram(); the access is
       // then retried, so a write to a read-only result (a COW page after fork) goes to do_wp_page
@@ -242,6 +246,13 @@ export class Faults {
     const copy = k.ram.allocAnon(k.vm.anonVmaPrepare(vma), k.pages.data.get(pfn) ?? '', k.numa.allocNode(vma, vpn));
     if (copy === null) throw new KernelError('ENOMEM', 'out of memory in wp_page_copy');
     yield preempt('wp_page_copy');
+    // wp_page_copy(): "Re-check the pte" -- pte_same() under the PTE lock; an entry changed
+    // meanwhile (a migration put an entry or the new page there, a zap removed it) drops the copy
+    // (folio_put(new_folio)) and the fault returns to be retried
+    if (k.vm.lookup(vma.mm, leaf.base)?.pte !== leaf.pte) {
+      k.folios.put(copy, 1, 'wp_page_copy: the pte changed, copy dropped');
+      return;
+    }
     // A huge file leaf is zapped first, not split into PTEs (__split_huge_pmd_locked() on a
     // non-anonymous VMA: pmdp_huge_clear_flush, then for a normal folio — v6.15 DAX —
     // folio_remove_rmap_pmd + folio_put, below); the write is then COWed at PTE level.

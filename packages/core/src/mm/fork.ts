@@ -4,6 +4,7 @@ import { kernelAtLeast } from '../features.js';
 import { preempt, type Op } from '../sched.js';
 import type { Mm, Pte, UffdCtx, Vma, VmFlags } from '../types.js';
 import { PG } from './pages.js';
+import { copyMigrationEntry } from './migrate.js';
 
 /**
  * fork(): dup_mmap() copies the VMAs; copy_page_range() copies page tables only for VMAs that
@@ -84,6 +85,10 @@ export class Fork {
         if (copy) k.vm.install(dst.mm, vpn, copy);
         continue;
       }
+      if (current.migration) {
+        copyMigrationEntry(k, src, dst, vpn, current, cow);
+        continue;
+      }
       if (current.deviceExclusive) {
         // copy_nonpresent_pte(): try_restore_exclusive_pte() makes the parent's entry present
         // again (the folio lock is never contended in the model), then copy_present_pte() copies
@@ -155,6 +160,11 @@ export class Fork {
       yield preempt('copy_huge_pmd');
       const leaf = k.vm.lookup(parent, base);
       if (!leaf) continue;
+      // copy_huge_pmd(): is_pmd_migration_entry() -> the child gets it, readable (mm/migrate.ts)
+      if (leaf.pte.migration) {
+        copyMigrationEntry(k, src, dst, base, leaf.pte, cow);
+        continue;
+      }
       // is_huge_zero_pmd(): the child maps the huge zero page too (mm_get_huge_zero_page), read-only
       if (k.thp.isHugeZeroPmd(src, leaf)) {
         k.vm.install(dst.mm, base, { ...leaf.pte, write: false });

@@ -260,6 +260,9 @@ export class Gup {
       if (tries === 2) throw new KernelError('EFAULT', `GUP could not fault in page ${vpn - vma.start} of '${vma.name}'`);
       if (unshare) yield* k.faults.unshare(vma, vpn);
       else yield* this.faultin(vma, vpn, req.write, req.force ?? false, req.retry ?? this.mayRetry(req));
+      // a fault that waited on a migration entry returned 0 and __get_user_pages() retries the
+      // page for as long as it keeps meeting them: not a try
+      if (leaf?.pte.migration) tries--;
       if (req.write && !vma.flags.write && leaf && !nonPresent(leaf.pte)) cowed = true;
       const before = leaf;
       leaf = k.vm.lookup(vma.mm, vpn);

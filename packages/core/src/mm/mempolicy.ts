@@ -1,8 +1,9 @@
 import type { Kernel } from '../kernel.js';
 import { KernelError } from '../errors.js';
 import { kernelAtLeast } from '../features.js';
-import type { Op } from '../sched.js';
-import type { Mm, PageCacheFile, Pte, Vma, VmaPolicy } from '../types.js';
+import { preempt, type Op } from '../sched.js';
+import type { Mm, PageCacheFile, Vma, VmaPolicy } from '../types.js';
+import { migrationEntry } from './migrate.js';
 import { PG } from './pages.js';
 
 /** The mbind(2) / set_mempolicy(2) modes (include/uapi/linux/mempolicy.h), by name. */
@@ -27,17 +28,6 @@ interface Queued {
   readonly vpn: number;
 }
 
-/** A mapping try_to_migrate() replaced by a migration entry: the entry as it was, to restore or to point at the new folio. */
-interface MigrationEntry {
-  readonly mm: Mm;
-  readonly vpn: number;
-  readonly pte: Pte;
-  /** the page of the folio it mapped (0 for a PMD) */
-  readonly offset: number;
-  /** the page was PageAnonExclusive (writable or readable-exclusive migration entry, v5.19+) */
-  readonly exclusive: boolean;
-}
-
 /** How queue_pages_range() walks: which folios are misplaced, and whether they are queued. */
 interface QueueWalk {
   /** the nodemask the walk compares folio_nid() with (queue_folio_required()) */
@@ -58,8 +48,9 @@ interface QueueWalk {
  * alloc_migration_target_by_mpol()), and the move_pages paths of both eras.
  *
  * Nodes are RAM ranges (mm/ram.ts: page_to_nid() is the pfn's range); device memory is on node 0.
- * The caller runs on a CPU of node 0 (numa_node_id()). Migration is one atomic step: migration
- * entries exist only inside it, so no other thread sees them (migration_entry_wait() is not modelled).
+ * The caller runs on a CPU of node 0 (numa_node_id()). Migration yields where the kernel may be
+ * preempted (migrateFolio()): other threads meet its migration entries, and mm/migrate.ts says
+ * what they do (migration_entry_wait(), fork's copy, munmap's zap).
  * mbind() also sets the VMA policy, which anonymous faults, swap-in and COW copies then follow
  * (allocNode()), falling back to the task policy set_mempolicy() gives, and tmpfs files keep it as
  * their shared policy (fileNode()). Not modelled: the task policy for shmem allocations, hugetlb
@@ -107,9 +98,8 @@ export class Numa {
     // MPOL_DEFAULT migrates to where the task policy allocates ("Convert MPOL_DEFAULT's NULL to task or default policy")
     const target = policy ?? mm.taskPolicy ?? { mode: 'local', nodes: [] };
     // do_mbind(): "nr_failed |= migrate_pages()": -ENOMEM counts as a failure, which only STRICT reports (EIO)
-    const moved = list.length > 0 ? this.migrate(list, (q) => this.policyNode(target.mode, target.nodes, interleaveIndex(q.vma, q.vpn, k.folios.order(q.head)))) : 0;
+    const moved = list.length > 0 ? yield* this.migrate(list, (q) => this.policyNode(target.mode, target.nodes, interleaveIndex(q.vma, q.vpn, k.folios.order(q.head)))) : 0;
     nrFailed += moved === 'ENOMEM' ? 1 : moved;
-    yield* [];
     if (nrFailed > 0 && strict) throw new KernelError('EIO', `mbind(MPOL_MF_STRICT): ${nrFailed} misplaced folio(s) could not be moved`);
   }
 
@@ -239,7 +229,8 @@ export class Numa {
       const e = Math.min(end, vma.start + vma.pages);
       for (const leaf of k.vm.leavesIn(mm, s, e)) {
         const pte = leaf.pte;
-        if (pte.devicePrivate || pte.deviceExclusive || pte.swap || pte.marker) continue;
+        // queue_folios_pte_range(): "if (!pte_present(ptent)) continue" (a migration entry too)
+        if (pte.devicePrivate || pte.deviceExclusive || pte.swap || pte.marker || pte.migration) continue;
         let head: number;
         if (pte.level !== 'pte') {
           // queue_folios_pmd(): the huge zero folio is skipped; no ZONE_DEVICE test at this level
@@ -342,14 +333,14 @@ export class Numa {
    * -ENOMEM. Otherwise returns how many folios did not move (each stays where it was,
    * putback_movable_pages()).
    */
-  private migrate(list: Queued[], target: (q: Queued) => number): number | 'ENOMEM' {
+  private *migrate(list: Queued[], target: (q: Queued) => number): Op<number | 'ENOMEM'> {
     const k = this.k;
     let failed = 0;
     for (const q of list) {
       k.folios.get(q.head, 1, 'folio_isolate_lru');
       const nr = k.folios.nr(q.head);
       const cannotMoveWhole = nr > 1 && nr === k.vm.pmdPages && !this.thpMigration();
-      const r = cannotMoveWhole ? 'split' : this.migrateFolio(q, target);
+      const r = cannotMoveWhole ? 'split' : yield* this.migrateFolio(q, target);
       if (r === 'moved') continue;
       if (r === 'failed') {
         failed++;
@@ -372,7 +363,7 @@ export class Numa {
           if (k.folios.rc(pfn) === 0) continue;
           k.folios.get(pfn, 1, 'split_folio_to_list: isolated subpage');
         }
-        const sub = this.migrateFolio({ ...q, head: pfn, vpn: q.vpn + i }, target);
+        const sub = yield* this.migrateFolio({ ...q, head: pfn, vpn: q.vpn + i }, target);
         if (sub === 'enomem') {
           k.folios.put(pfn, 1, 'putback_movable_pages: -ENOMEM');
           return 'ENOMEM';
@@ -384,21 +375,47 @@ export class Numa {
   }
 
   /**
-   * One isolated folio (the caller holds the isolation reference): migrate_folio_unmap() then
-   * migrate_folio_move(). From v5.19 try_to_migrate_one() will not unmap a PageAnonExclusive page
-   * that may be DMA-pinned (folio_try_share_anon_rmap_pte() fails: the walk stops, nothing is
-   * unmapped). Otherwise every mapping becomes a migration entry, and folio_migrate_mapping()
-   * wants the references to be exactly the expected ones (isolation, plus the page cache's for a
-   * file folio): any other (a GUP pin or get) is -EAGAIN, retried NR_MAX_MIGRATE_*_RETRY (10)
-   * times with the same result, then remove_migration_ptes(src, src) puts the entries back. On
-   * success the new folio, allocated on the target node, takes the data, mapping, index and
-   * flags, and remove_migration_ptes(src, dst) maps it where the old one was, each entry keeping
-   * its write and soft-dirty bits (and, v6.1+, its dirty bit: 2e3468778dbe "mm: remember young/dirty
-   * bit for page migrations" [M]; before, the PTE was made clean and the folio kept PG_dirty), and
-   * each page its PageAnonExclusive (RMAP_EXCLUSIVE for a writable or readable-exclusive entry).
-   * The old folio is freed with the isolation reference. True when it moved.
+   * How migrate_pages() spends its NR_MAX_MIGRATE_PAGES_RETRY (10) passes on one folio, as
+   * rounds: each round unmaps the folio (up to `unmap` tries while try_to_migrate() leaves it
+   * mapped), then tries to move it (up to `move` tries while folio_migrate_mapping() says
+   * -EAGAIN) with the migration entries in place, and puts them back on the old folio if it
+   * never moved (migrate_folio_undo_src() -> remove_migration_ptes(src, src)). Up to v6.2,
+   * unmap_and_move() -> __unmap_and_move() does one unmap and one move per pass and restores the
+   * entries at the end of every failed pass: ten rounds of one. From v6.3 (Huang Ying's
+   * "migrate_pages(): batch TLB flushing" series [M]) migrate_pages_sync() first runs
+   * migrate_pages_batch() in MIGRATE_ASYNC mode with NR_MAX_MIGRATE_ASYNC_RETRY (3) passes, then
+   * once more synchronously with NR_MAX_MIGRATE_SYNC_RETRY (7); each batch has its unmap loop and
+   * its move loop of that many passes, and a failed move keeps the entries for the next pass
+   * (migrate_folio_move(): "rc == -EAGAIN" returns without the undo).
    */
-  private migrateFolio(q: Queued, target: (q: Queued) => number): 'moved' | 'failed' | 'enomem' {
+  private migrationRounds(): readonly { readonly unmap: number; readonly move: number }[] {
+    if (kernelAtLeast(this.k.version, 6, 3)) return [{ unmap: 3, move: 3 }, { unmap: 7, move: 7 }];
+    return Array.from({ length: 10 }, () => ({ unmap: 1, move: 1 }));
+  }
+
+  /**
+   * One isolated folio (the caller holds the isolation reference), preemptible where the kernel
+   * is (cond_resched() between passes, the PTE lock dropped between try_to_migrate() and
+   * folio_migrate_mapping(), and before remove_migration_ptes()): other threads meet the
+   * migration entries in between (a fault waits, GUP-fast backs off, fork copies them, munmap
+   * drops them: mm/migrate.ts). Each pass: migrate_folio_unmap() -- "folio_ref_count(src) == 1":
+   * every mapping and other reference went while it sat isolated, so it is freed without moving;
+   * from v5.19 try_to_migrate_one() will not unmap a PageAnonExclusive page that may be
+   * DMA-pinned (folio_try_share_anon_rmap_pte() fails: the walk stops, the folio stays mapped,
+   * -EAGAIN); otherwise every mapping becomes a migration entry. Then folio_migrate_mapping()
+   * wants the references to be exactly the expected ones (folio_expected_refs(): isolation, plus
+   * the page cache's or swap cache's), checked again at each move pass: one more (a GUP pin or
+   * get, a GUP-fast reference not yet given back) is -EAGAIN. A GUP that came after the unmap
+   * met the entries and waits, so it pins the new folio, never the old one after the copy. On
+   * success the new folio, allocated on the target node, takes the data, mapping, index and
+   * flags, and remove_migration_ptes(src, dst) maps it wherever an entry is now (the entries
+   * fork copied included, those munmap removed not), each keeping its write and soft-dirty bits
+   * (and, v6.1+, its dirty bit: 2e3468778dbe "mm: remember young/dirty bit for page migrations"
+   * [M]; before, the PTE was made clean and the folio kept PG_dirty), and each page its
+   * PageAnonExclusive (RMAP_EXCLUSIVE for a writable or readable-exclusive entry). The old folio
+   * is freed with the isolation reference.
+   */
+  private *migrateFolio(q: Queued, target: (q: Queued) => number): Op<'moved' | 'failed' | 'enomem'> {
     const k = this.k;
     const src = q.head;
     const nr = k.folios.nr(src);
@@ -419,34 +436,80 @@ export class Numa {
     const mapping = p.mapping[srcSlot]!;
     const dst = nr > 1 ? k.ram.allocAnonLarge(0, Math.log2(nr), node) : file ? k.ram.allocFile(mapping, 0, node) : k.ram.allocAnon(0, '', node);
     if (dst === null) return 'enomem';
-    const abandon = (why: string): 'failed' => {
-      k.folios.put(dst, 1, 'migrate_folio_undo_dst: the unused new folio');
-      return fail(why);
-    };
+    const dropDst = (why: string): void => k.folios.put(dst, 1, why);
     const anonExclusiveEra = k.features['wp-reuse'] === 'anon-exclusive';
-    const maps = this.mappings(src);
-    if (anonExclusiveEra && k.folios.maybeDmaPinned(src) && maps.some((m) => (k.folios.flags(m.level === 'pte' ? m.pfn : src) & PG.anonExclusive) !== 0)) {
-      return abandon('try_to_migrate_one: an exclusive page may be pinned');
+    let why = 'never unmapped';
+    let pass = 0;
+    for (const round of this.migrationRounds()) {
+      let unmapped = false;
+      for (let u = 0; u < round.unmap && !unmapped; u++, pass++) {
+        const at = pass;
+        yield preempt('migrate_pages: cond_resched', () => at);
+        if (k.folios.rc(src) === 1) {
+          // migrate_folio_unmap(): "Folio was freed from under us. So we are done."
+          dropDst('migrate_folio_unmap: the unused new folio');
+          k.folios.put(src, 1, 'migrate_folio_done: the folio was freed from under us');
+          return 'moved';
+        }
+        unmapped = this.unmapForMigration(src, anonExclusiveEra);
+        if (!unmapped) why = 'try_to_migrate_one: an exclusive page may be pinned';
+      }
+      if (!unmapped) continue;
+      // the entries are in: the PTE locks are dropped (try_to_unmap_flush() in the batch era)
+      yield preempt('try_to_migrate: migration entries installed', () => pass);
+      for (let m = 0; m < round.move; m++) {
+        const at = `${pass}.${m}`;
+        yield preempt('folio_migrate_mapping: folio_ref_freeze', () => at);
+        // folio_expected_refs(): the isolation reference, plus the page cache's or the swap cache's
+        const swapCache = k.swap.inSwapCache(src);
+        const expected = 1 + (file || swapCache ? 1 : 0);
+        if (k.folios.rc(src) !== expected) {
+          why = `folio_migrate_mapping: refcount ${k.folios.rc(src)}, expected ${expected}: -EAGAIN`;
+          continue;
+        }
+        this.moveToNewFolio(src, dst, nr, file, swapCache, anonExclusiveEra);
+        yield preempt('remove_migration_ptes', () => at);
+        this.remap(src, dst);
+        // the allocation reference (a file folio's became the page cache's)
+        if (!file) dropDst('migrate_folio_move: folio_put(dst)');
+        k.folios.put(src, 1, 'migrate_folio_done: the isolation reference');
+        return 'moved';
+      }
+      // migrate_folio_undo_src(): the entries go back to the old folio
+      this.remap(src, src);
     }
-    // try_to_migrate(): each mapping becomes a migration entry (its rmap and reference go)
-    const entries: MigrationEntry[] = [];
+    dropDst('migrate_folio_undo_dst: the unused new folio');
+    return fail(`${why} after ${pass} passes`);
+  }
+
+  /**
+   * try_to_migrate() (mm/rmap.c try_to_migrate_one()): each mapping of the folio becomes a
+   * migration entry, its rmap and reference dropped. From v5.19, a PageAnonExclusive page that
+   * may be DMA-pinned refuses (the model checks before unmapping anything). False: still mapped.
+   */
+  private unmapForMigration(src: number, anonExclusiveEra: boolean): boolean {
+    const k = this.k;
+    const maps = this.mappings(src);
+    if (anonExclusiveEra && k.folios.maybeDmaPinned(src) && maps.some((m) => (k.folios.flags(m.level === 'pte' ? m.pfn : src) & PG.anonExclusive) !== 0)) return false;
     for (const m of maps) {
       const page = m.level === 'pte' ? m.pfn : src;
+      // folio_try_share_anon_rmap_pte() cleared PageAnonExclusive; the entry remembers it
       const exclusive = anonExclusiveEra && (k.folios.flags(page) & PG.anonExclusive) !== 0;
+      if (exclusive) k.folios.setFlag(page, PG.anonExclusive, false);
       const pte = k.vm.clear(m.mm, m.vpn, m.level)!;
+      k.vm.install(m.mm, m.vpn, migrationEntry(k, pte, exclusive));
       k.emit('tlb.flush', { mm: m.mm.name });
       k.folios.removeMap(src);
       k.folios.put(src, 1, m.level === 'pmd' ? 'set_pmd_migration_entry' : 'try_to_migrate_one');
-      entries.push({ mm: m.mm, vpn: m.vpn, pte, offset: m.pfn - src, exclusive });
     }
-    // folio_expected_ref_count(): the isolation reference, plus the page cache's or the swap cache's
-    const swapCache = k.swap.inSwapCache(src);
-    const expected = 1 + (file || swapCache ? 1 : 0);
-    if (k.folios.rc(src) !== expected) {
-      this.remap(entries, src, src);
-      return abandon(`folio_migrate_mapping: refcount ${k.folios.rc(src)}, expected ${expected}: -EAGAIN after 10 passes`);
-    }
-    // folio_migrate_mapping() + folio_migrate_flags() + folio_copy()
+    return true;
+  }
+
+  /** move_to_new_folio(): folio_migrate_mapping() + folio_migrate_flags() + folio_copy(). */
+  private moveToNewFolio(src: number, dst: number, nr: number, file: PageCacheFile | undefined, swapCache: boolean, anonExclusiveEra: boolean): void {
+    const k = this.k;
+    const p = k.pages;
+    const srcSlot = p.slot(src);
     for (let i = 0; i < nr; i++) {
       const ss = p.slot(src + i);
       const ds = p.slot(dst + i);
@@ -463,22 +526,33 @@ export class Numa {
       file.cache.set(p.index[srcSlot]!, dst);
       k.folios.put(src, 1, 'folio_migrate_mapping: page cache reference moves to the new folio');
     }
-    this.remap(entries, src, dst);
-    // the allocation reference (a file folio's became the page cache's)
-    if (!file) k.folios.put(dst, 1, 'migrate_folio_move: folio_put(dst)');
-    k.folios.put(src, 1, 'migrate_folio_done: the isolation reference');
-    return 'moved';
   }
 
-  /** remove_migration_ptes(src, to): each migration entry becomes a present entry for `to` (a reference and an rmap each). */
-  private remap(entries: readonly MigrationEntry[], src: number, to: number): void {
+  /**
+   * remove_migration_ptes(src, to): the rmap walk finds every migration entry for a page of
+   * `src` (in every process: fork may have copied some, munmap removed others), and each becomes
+   * a present entry for `to` (a reference and an rmap each; RMAP_EXCLUSIVE for a writable or
+   * readable-exclusive entry).
+   */
+  private remap(src: number, to: number): void {
     const k = this.k;
+    const nr = k.folios.nr(src);
     const dirtyKept = to === src || kernelAtLeast(k.version, 6, 1);
-    for (const e of entries) {
-      k.folios.get(to, 1, e.pte.level === 'pmd' ? 'remove_migration_pmd' : 'remove_migration_pte');
-      k.folios.addMap(to);
-      if (e.exclusive) k.folios.setFlag(e.pte.level === 'pte' ? to + e.offset : to, PG.anonExclusive, true);
-      k.vm.install(e.mm, e.vpn, { ...e.pte, pfn: to + e.offset, dirty: dirtyKept && e.pte.dirty });
+    const exclusiveEra = k.features['wp-reuse'] === 'anon-exclusive';
+    for (const mm of k.processes.values()) {
+      if (!mm.alive) continue;
+      for (const table of [mm.pmds, mm.ptes]) {
+        for (const [vpn, e] of [...table]) {
+          if (!e.migration || e.pfn < src || e.pfn >= src + nr) continue;
+          const offset = e.pfn - src;
+          k.vm.clear(mm, vpn, e.level);
+          k.folios.get(to, 1, e.level === 'pmd' ? 'remove_migration_pmd' : 'remove_migration_pte');
+          k.folios.addMap(to);
+          if (exclusiveEra && (e.migration.exclusive || e.write) && k.folios.isAnon(to)) k.folios.setFlag(e.level === 'pte' ? to + offset : to, PG.anonExclusive, true);
+          const { migration: _, ...present } = e;
+          k.vm.install(mm, vpn, { ...present, pfn: to + offset, dirty: dirtyKept && e.dirty });
+        }
+      }
     }
   }
 
@@ -489,9 +563,9 @@ export class Numa {
     const found: { mm: Mm; vpn: number; level: 'pte' | 'pmd'; pfn: number }[] = [];
     for (const mm of k.processes.values()) {
       if (!mm.alive) continue;
-      for (const [vpn, pmd] of mm.pmds) if (pmd.pfn === head && !pmd.special && !pmd.devicePrivate) found.push({ mm, vpn, level: 'pmd', pfn: head });
+      for (const [vpn, pmd] of mm.pmds) if (pmd.pfn === head && !pmd.special && !pmd.devicePrivate && !pmd.migration) found.push({ mm, vpn, level: 'pmd', pfn: head });
       for (const [vpn, pte] of mm.ptes) {
-        if (pte.pfn < head || pte.pfn >= head + nr || pte.special || pte.devmap || pte.devicePrivate || pte.deviceExclusive || pte.swap || pte.marker) continue;
+        if (pte.pfn < head || pte.pfn >= head + nr || pte.special || pte.devmap || pte.devicePrivate || pte.deviceExclusive || pte.swap || pte.marker || pte.migration) continue;
         found.push({ mm, vpn, level: 'pte', pfn: pte.pfn });
       }
     }
@@ -529,9 +603,10 @@ export class Numa {
     // the last flush stores nothing when nothing was queued -- and a failed batch returns its
     // failures alone
     const old = !kernelAtLeast(k.version, 5, 6);
-    const flush = (node: number, i: number, last: boolean): number => {
+    const migrate = (node: number): Op<number | 'ENOMEM'> => this.migrate(list, () => node);
+    const flush = function* (node: number, i: number, last: boolean): Op<number> {
       if (list.length === 0 && (!old || last)) return 0;
-      const failed = list.length > 0 ? this.migrate(list, () => node) : 0;
+      const failed = list.length > 0 ? yield* migrate(node) : 0;
       list = [];
       if (failed === 'ENOMEM') throw new KernelError('ENOMEM', `move_pages: no memory on node ${node} (migrate_pages() -ENOMEM)`);
       if (failed > 0) return failed + (old ? 0 : vpns.length - i);
@@ -544,7 +619,7 @@ export class Numa {
         current = node;
         start = i;
       } else if (node !== current) {
-        const err = flush(current, i, false);
+        const err = yield* flush(current, i, false);
         if (err) return { status, notMigrated: err };
         start = i;
         current = node;
@@ -552,12 +627,12 @@ export class Numa {
       const r = this.addPage(mm, vpns[i]!, current, list, all);
       if (r === 'queued' || (old && typeof r === 'number')) continue;
       status[i] = r;
-      const err = flush(current, i, false);
+      const err = yield* flush(current, i, false);
       // "We have accounted for page i"
       if (err) return { status, notMigrated: err - (old ? 0 : 1) };
       current = -1;
     }
-    return { status, notMigrated: flush(current, vpns.length, true) };
+    return { status, notMigrated: yield* flush(current, vpns.length, true) };
   }
 
   /** add_folio_for_migration() (add_page_for_migration() before v6.12): 'queued', the node it is already on, or an errno. */
@@ -590,7 +665,8 @@ export class Numa {
   private followPage(mm: Mm, vpn: number): number | string {
     const k = this.k;
     const leaf = k.vm.lookup(mm, vpn);
-    if (!leaf || leaf.pte.devicePrivate || leaf.pte.deviceExclusive || leaf.pte.swap || leaf.pte.marker) return 'ENOENT';
+    // a migration entry (another move_pages() of the page) is not present either: no page, -ENOENT
+    if (!leaf || leaf.pte.devicePrivate || leaf.pte.deviceExclusive || leaf.pte.swap || leaf.pte.marker || leaf.pte.migration) return 'ENOENT';
     const pfn = k.vm.pfnAt(leaf, vpn);
     if (k.isZeroPfn(pfn)) return 'EFAULT';
     // a devmap PTE's page comes from get_dev_pagemap(): a ZONE_DEVICE page, -ENOENT after
@@ -645,7 +721,7 @@ export class Numa {
       const last = Math.max(...vmas.map((v) => v.start + v.pages));
       const { list, failed } = this.queue(mm, first, last, { nmask: new Set([source]), invert: false, move, strict: false, discontig: true });
       const target = dest;
-      const moved = this.migrate(list, () => target);
+      const moved = yield* this.migrate(list, () => target);
       if (moved === 'ENOMEM') throw new KernelError('ENOMEM', `migrate_pages: no memory on node ${target} (migrate_to_node() -ENOMEM)`);
       notMoved += moved + (kernelAtLeast(this.k.version, 6, 7) ? failed : 0);
     }

@@ -1,8 +1,55 @@
 import type { Kernel } from '../kernel.js';
 import { KernelError } from '../errors.js';
+import { kernelAtLeast } from '../features.js';
+import { waitUntil, type Op } from '../sched.js';
 import type { Device, Mm, Pte, Vma } from '../types.js';
 import { anonMappingOf, PG } from './pages.js';
 import type { Leaf } from './vm.js';
+
+/**
+ * The migration entry try_to_migrate_one() / set_pmd_migration_entry() (mm/rmap.c,
+ * mm/huge_memory.c) puts where `pte` mapped a page: non-present, naming the same pfn, writable
+ * when the PTE was (make_writable_migration_entry), else readable-exclusive for a
+ * PageAnonExclusive page (make_readable_exclusive_migration_entry, v5.19) or readable. The
+ * soft-dirty and uffd-wp bits go along (pte_swp_mksoft_dirty / pte_swp_mkuffd_wp), and from
+ * v6.1 the dirty bit too (make_migration_entry_dirty(), 2e3468778dbe [M]); before, the PTE that
+ * comes back is clean.
+ */
+export function migrationEntry(k: Kernel, pte: Pte, exclusive: boolean): Pte {
+  return { ...pte, dirty: kernelAtLeast(k.version, 6, 1) && pte.dirty, migration: { exclusive: exclusive && !pte.write } };
+}
+
+/**
+ * A CPU fault on a migration entry (mm/memory.c do_swap_page() -> migration_entry_wait(); a PMD
+ * one: __handle_mm_fault() -> pmd_migration_entry_wait()): sleep on the source folio's lock,
+ * which the migration holds until remove_migration_ptes() has replaced every entry, then return
+ * 0 so the access is retried. GUP's slow path meets it the same way (follow_page_pte() finds no
+ * page, faultin_page() -> handle_mm_fault(); up to v6.0 FOLL_MIGRATION was never set by
+ * __get_user_pages()), and GUP-fast backs off at the non-present entry (gup_fast_pte_range()).
+ */
+export function* migrationEntryWait(k: Kernel, mm: Mm, vpn: number, entry: Pte, write: boolean): Op {
+  k.emit('fault', { mm: mm.name, vaddr: vpn, write, kind: 'migration-entry' });
+  yield* waitUntil('migration_entry_wait', () => k.vm.lookup(mm, vpn)?.pte !== entry);
+}
+
+/**
+ * fork() meeting a migration entry (mm/memory.c copy_nonpresent_pte(), mm/huge_memory.c
+ * copy_huge_pmd()): the child gets the entry; in a COW mapping a writable one (and from v5.19 a
+ * readable-exclusive one: "!is_readable_migration_entry()") is made readable first, in the
+ * parent too (set_pte_at(src_mm)), keeping soft-dirty and uffd-wp (the child keeps uffd-wp only
+ * where its VMA does). No reference or mapcount is taken: remove_migration_ptes() later maps
+ * whichever folio the migration ends on in both.
+ */
+export function copyMigrationEntry(k: Kernel, src: Vma, dst: Vma, at: number, entry: Pte, cow: boolean): void {
+  if (cow && (entry.write || entry.migration!.exclusive)) {
+    const readable: Pte = { ...entry, write: false, migration: { exclusive: false } };
+    k.vm.clear(src.mm, at, entry.level);
+    k.vm.install(src.mm, at, readable);
+    entry = readable;
+  }
+  const { uffdWp: _, ...rest } = entry;
+  k.vm.install(dst.mm, at, { ...rest, migration: { ...entry.migration! }, ...(k.uffd.childKeepsWp(src, dst, entry) ? { uffdWp: true } : {}) });
+}
 
 /** A page-table entry the migration took down and will point at the new page (or back at the old). */
 interface Place {

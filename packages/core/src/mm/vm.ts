@@ -117,6 +117,8 @@ export class Vm {
       return;
     }
     if (pte.swap) return this.k.emit('swap.entry', { mm: mm.name, vaddr: base, slot: pte.swap.slot, exclusive: pte.swap.exclusive, op: 'set' });
+    // a migration entry maps nothing (the page's mapcount went with try_to_migrate_one)
+    if (pte.migration) return;
     this.track(pte, +1);
     this.k.emit('pte.set', { mm: mm.name, vaddr: base, pfn: pte.pfn, level: pte.level, write: pte.write, devmap: pte.devmap, special: pte.special, device: pte.devicePrivate || undefined });
   }
@@ -135,6 +137,7 @@ export class Vm {
       this.k.emit('swap.entry', { mm: mm.name, vaddr: base, slot: pte.swap.slot, exclusive: pte.swap.exclusive, op: 'clear' });
       return pte;
     }
+    if (pte.migration) return pte;
     this.track(pte, -1);
     this.k.emit('pte.clear', { mm: mm.name, vaddr: base, pfn: pte.pfn, level });
     return pte;
@@ -175,7 +178,7 @@ export class Vm {
 
   /** vm_normal_page(): the struct page behind a present PTE, or null for special/devmap PTEs. */
   normalPage(pte: Pte, pfn: number): number | null {
-    if (pte.devicePrivate || pte.deviceExclusive || pte.swap || pte.marker) return null;
+    if (pte.devicePrivate || pte.deviceExclusive || pte.swap || pte.marker || pte.migration) return null;
     if (pte.special || pte.devmap) return null;
     return pfn;
   }
@@ -203,7 +206,9 @@ export class Vm {
       const pte = this.clear(mm, leaf.base, leaf.pte.level);
       if (!pte) continue;
       if (!dropMarkers) k.uffd.keepWpAfterZap(vma, leaf.base, pte);
-      if (pte.marker) continue;
+      // zap_nonpresent_ptes(): a migration entry holds no reference; it just goes (the migration's
+      // remove_migration_ptes() then finds one mapping fewer)
+      if (pte.marker || pte.migration) continue;
       if (pte.swap) {
         k.swap.zapEntry(pte); // free_swap_and_cache()
         continue;
