@@ -701,6 +701,11 @@ export class Kernel {
     yield* [];
   }
 
+  /** swapoff(2) of the swap device (mm/swap.ts). */
+  *swapoff(): Op {
+    yield* this.swap.swapoff();
+  }
+
   *spawn(a: { as: string }): Op {
     if (this.processes.has(a.as)) throw new InputError(`process '${a.as}' already exists`, undefined, 'as');
     this.processes.set(a.as, this.vm.newMm(a.as));

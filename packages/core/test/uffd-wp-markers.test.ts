@@ -426,3 +426,47 @@ describe('uffd-wp on hugetlbfs (hugetlb_change_protection(), v5.19)', () => {
     expect([earlyCow('v6.3'), earlyCow('v6.6')]).toEqual([[true, false, true], [true, true, false]]);
   });
 });
+
+describe('swapoff(2) and the uffd-wp bit (try_to_unuse() -> unuse_pte())', () => {
+  /** page 0 written (soft-dirty after clear_refs), write-protected with the bit, paged out */
+  function swappedWp(version: string): Kernel {
+    const k = kernel(version);
+    k.run(k.mmap({ anon: true, length: PAGE, write: true, as: 'm' }));
+    k.run(k.clearRefs({}));
+    k.run(k.write({ map: 'm', page: 0, data: 'a' }));
+    k.run(k.uffdApi({ features: ['pagefault-flag-wp'] }));
+    k.run(k.uffdRegister({ map: 'm', mode: ['wp'] }));
+    k.run(k.uffdWriteprotect({ map: 'm', enable: true }));
+    k.run(k.madvise({ map: 'm', advice: 'pageout' }));
+    return k;
+  }
+
+  it('from v5.19 the page comes back read-only, old, with its uffd-wp and soft-dirty bits ("fix lost swap bits in unuse_pte()"); the swap is empty and PAGEOUT no longer swaps', () => {
+    const k = swappedWp('v6.1');
+    k.run(k.swapoff());
+    const p = pte(k, 'm', 0)!;
+    expect([p.swap === undefined, p.write, p.uffdWp, k.isSoftDirtyIn({ map: 'm', page: 0 }), k.swap.used]).toEqual([true, false, true, true, 0]);
+    expect(k.run(k.read({ map: 'm', page: 0 }))).toBe('a');
+    k.run(k.uffdWriteprotect({ map: 'm', enable: false }));
+    k.run(k.madvise({ map: 'm', advice: 'pageout' }));
+    expect([pte(k, 'm', 0)!.swap, k.swap.used]).toEqual([undefined, 0]);
+  });
+
+  it('v5.10: pte_same_as_swp() does not ignore the uffd-wp bit (fixed in v5.13), the entry never matches and try_to_unuse() retries forever', () => {
+    const k = swappedWp('v5.10');
+    const off = startBlocked(k.swapoff());
+    expect(pte(k, 'm', 0)!.swap).toBeDefined();
+    expect(() => finish(off)).toThrow(/still blocked: swapoff: try_to_unuse\(\) retries forever/);
+  });
+
+  it('v5.10 without uffd-wp: swapoff brings the page back but loses its soft-dirty bit (restored by unuse_pte() only from v5.19)', () => {
+    const k = kernel('v5.10');
+    k.run(k.mmap({ anon: true, length: PAGE, write: true, as: 'm' }));
+    k.run(k.clearRefs({}));
+    k.run(k.write({ map: 'm', page: 0, data: 'a' }));
+    k.run(k.madvise({ map: 'm', advice: 'pageout' }));
+    expect(k.isSoftDirtyIn({ map: 'm', page: 0 })).toBe(true); // pte_swp_mksoft_dirty() at swap-out
+    k.run(k.swapoff());
+    expect([pte(k, 'm', 0)!.swap, k.isSoftDirtyIn({ map: 'm', page: 0 }), k.run(k.read({ map: 'm', page: 0 }))]).toEqual([undefined, false, 'a']);
+  });
+});

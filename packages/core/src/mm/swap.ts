@@ -1,7 +1,7 @@
 import type { Kernel } from '../kernel.js';
 import { KernelError } from '../errors.js';
 import { kernelAtLeast } from '../features.js';
-import { preempt, type Op } from '../sched.js';
+import { preempt, waitUntil, type Op } from '../sched.js';
 import type { Mm, Pte, SwapEntry, Vma } from '../types.js';
 import type { Vmf } from './fault.js';
 import type { Leaf } from './vm.js';
@@ -33,7 +33,8 @@ const SWAP_SLOTS = 1 << 18;
  * mem_cgroup_swap_full() / VM_LOCKED frees (the device is never half full and nothing is
  * mlocked), THP_SWAP clusters (a THP is split before its pages are swapped one by one: the page
  * tables end the same way, one swap PTE per subpage) and large-folio swap-in (every swap-in
- * is order 0), swapoff, and the swap of device-private or DAX memory (never on the LRU).
+ * is order 0), and the swap of device-private or DAX memory (never on the LRU). `swapoff()` takes
+ * the device away for good (no swapon).
  */
 export class Swap {
   private readonly slots = new Map<number, Slot>();
@@ -41,6 +42,8 @@ export class Swap {
   private readonly cached = new Map<number, number>();
   private readonly freed: number[] = [];
   private next = 0;
+  /** swapoff(2) ran: no device, add_to_swap() fails */
+  private off = false;
 
   constructor(private readonly k: Kernel) {}
 
@@ -342,6 +345,7 @@ export class Swap {
   }
 
   private allocSlot(): number | null {
+    if (this.off) return null;
     const slot = this.freed.pop() ?? (this.next < SWAP_SLOTS ? this.next++ : null);
     if (slot === null) return null;
     this.slots.set(slot, { count: 0, cache: null, data: '' });
@@ -351,6 +355,51 @@ export class Swap {
   private release(slot: number): void {
     this.slots.delete(slot);
     this.freed.push(slot);
+  }
+
+  /**
+   * swapoff(2) of the swap device: try_to_unuse() -> unuse_mm() over every process, unuse_pte() for
+   * each swap PTE: the folio from the swap cache, or read into it (read_swap_cache_async()), is
+   * mapped old and read-only (pte_mkold(mk_pte(page, vm_page_prot))), exclusive when the entry said
+   * so (RMAP_EXCLUSIVE, v5.19), and the swap entry freed; then every swap-cache folio leaves the
+   * cache (folio_free_swap()). The swap PTE's soft-dirty and uffd-wp bits are carried over only
+   * from f8f38dbc841e's "mm/swapfile: fix lost swap bits in unuse_pte()" (v5.19); before, both were
+   * lost. Up to v5.12 unuse_pte() compared entries with pte_same_as_swp(), which removed the
+   * soft-dirty bit but not the uffd-wp one ("mm/swap: fix pte_same_as_swp() not removing uffd-wp
+   * bit when compare", v5.13): a uffd-wp swap PTE never matched, stayed, and try_to_unuse() retried
+   * forever (the syscall spins until a signal).
+   */
+  *swapoff(): Op {
+    const k = this.k;
+    for (const mm of [...k.processes.values()]) {
+      if (!mm.alive) continue;
+      for (const [vpn, pte] of [...mm.ptes].sort((a, b) => a[0] - b[0])) {
+        if (!pte.swap) continue;
+        if (pte.uffdWp && !kernelAtLeast(k.version, 5, 13)) continue; // pte_same_as_swp() false
+        yield preempt('unuse_pte_range');
+        const vma = k.vm.vmaAt(mm, vpn)!;
+        const slot = this.slots.get(pte.swap.slot)!;
+        let folio = slot.cache;
+        if (folio === null) {
+          folio = k.ram.allocAnon(k.vm.anonVmaPrepare(vma), slot.data, k.numa.allocNode(vma, vpn));
+          if (folio === null) throw new KernelError('ENOMEM', 'swapoff: out of memory reading a page back');
+          this.addToCache(pte.swap.slot, folio, 'try_to_unuse: read_swap_cache_async');
+        }
+        const kept = kernelAtLeast(k.version, 5, 19);
+        if (k.features['wp-reuse'] === 'anon-exclusive') k.folios.setFlag(folio, PG.anonExclusive, pte.swap.exclusive);
+        k.vm.clear(mm, vpn, 'pte');
+        k.folios.get(folio, 1, 'unuse_pte: folio_get');
+        k.folios.addMap(folio);
+        k.vm.install(mm, vpn, { ...k.faults.pte(folio, 'pte'), softDirty: kept && pte.softDirty, ...(kept && pte.uffdWp ? { uffdWp: true } : {}) });
+        this.swapFree(pte.swap.slot);
+      }
+    }
+    if (this.slots.size > 0 && [...this.slots.values()].some((s) => s.count > 0)) {
+      yield* waitUntil('swapoff: try_to_unuse() retries forever: a uffd-wp swap PTE never matches pte_same_as_swp() (before v5.13)', () => false);
+    }
+    // try_to_unuse(): what is left is only swap cache; folio_free_swap() takes each folio out
+    for (const folio of [...this.cached.keys()]) this.deleteFromCache(folio, 'try_to_unuse: folio_free_swap');
+    this.off = true;
   }
 
   /**

@@ -45,15 +45,16 @@ import { isWpMarker, uffdWpMarker } from './guard.js';
  *   protection of an empty entry of a shmem or hugetlb VMA (a huge one there), or (UFFD_FEATURE_WP_UNPOPULATED, v6.4) of an
  *   anonymous one; zap keeps or leaves one for a file VMA, a fault on one maps the page uffd-wp.
  * - The uffd-wp bit of a swap entry (v5.7): kept by try_to_unmap_one(), restored write-protected by
- *   do_swap_page() (mm/swap.ts), set and cleared by UFFDIO_WRITEPROTECT.
+ *   do_swap_page() and, from v5.19, by swapoff's unuse_pte() (mm/swap.ts), set and cleared by
+ *   UFFDIO_WRITEPROTECT.
  * - fork: `dup_userfaultfd()` keeps VM_UFFD_* in the child only with UFFD_FEATURE_EVENT_FORK, and
  *   copy_present_pte() keeps a PTE's uffd-wp bit only where the VMA keeps VM_UFFD_WP (swap entries
  *   and markers likewise, per release); fork() then waits for the monitor to read
  *   UFFD_EVENT_FORK. read() (`uffd-read`) returns pagefault messages of sleeping faults, then fork
  *   events.
  *
- * Not modelled: UFFD_FEATURE_WP_ASYNC, swapoff (unuse_pte() and its uffd-wp fixes), UFFDIO_MOVE / POISON, THP
- * split and migration of uffd-wp entries, non-cooperative events other than fork (remap, remove,
+ * Not modelled: UFFD_FEATURE_WP_ASYNC, UFFDIO_MOVE / POISON, THP split and migration of uffd-wp
+ * entries, non-cooperative events other than fork (remap, remove,
  * unmap), UFFD_FEATURE_THREAD_ID.
  */
 

@@ -103,6 +103,7 @@ export function stepOp(k: Kernel, step: Step, failures: string[]): Op<unknown> {
     case 'thp-size': return k.thpSize(a);
     case 'sysctl': return k.sysctl(a);
     case 'mmap': return k.mmap(a);
+    case 'swapoff': return k.swapoff();
     case 'munmap': return k.munmap(a);
     case 'mremap': return k.mremap(a);
     case 'madvise': return k.madvise(a);
