@@ -526,7 +526,7 @@ export class Kernel {
    * Mounting again after `umount` finds what is on the device.
    */
   *mount(a: { device: string; fs?: string; dax?: DaxMountOption } & FsMountOptions): Op {
-    const options: FsMountOptions = { data: a.data, delalloc: a.delalloc, inlineData: a.inlineData };
+    const options: FsMountOptions = { data: a.data, delalloc: a.delalloc, inlineData: a.inlineData, verity: a.verity };
     const device = this.device(a.device);
     const name = a.fs ?? this.defaultFs?.fsName;
     const plugin = name ? this.fsPlugins.get(name) : undefined;
@@ -567,6 +567,12 @@ export class Kernel {
 
   *rename(a: { file?: string; dir?: string; into: string }): Op {
     yield* rename(this, a);
+  }
+
+  /** FS_IOC_ENABLE_VERITY of a file (`fsverity enable`, which opens it read-only). */
+  *fsverityEnable(a: { file: string }): Op {
+    const { fs, inode } = this.file(a.file);
+    yield* fs.enableVerity(inode);
   }
 
   *dropCaches(_a: Record<string, never>): Op {
@@ -786,11 +792,13 @@ export class Kernel {
     } else if (a.file !== undefined && this.file(a.file).inode.cache) {
       // a file without S_DAX on a DAX-capable mount: its page cache (filemap_fault, ->page_mkwrite)
       const { fs, inode } = this.file(a.file);
+      fs.checkOpen(inode, shared && write);
       if (a.sync) checkMapSync(fs, inode);
       const start = this.vm.placeVma(mm, pages, 1);
       vma = this.vm.addVma(mm, { name: a.as, start, pages, pgoff: offset / ps, flags: this.vm.flags({ write, shared }), kind: 'pagecache', inode: null, device: null, cacheFile: inode.cache!, anonVma: 0 });
     } else if (a.file !== undefined) {
       const { fs, inode } = this.file(a.file);
+      fs.checkOpen(inode, shared && write);
       if (a.sync) checkMapSync(fs, inode);
       const start = this.vm.placeVma(mm, pages, 1);
       vma = this.vm.addVma(mm, { name: a.as, start, pages, pgoff: offset / ps, flags: this.vm.flags({ write, shared, ...fs.mmapFlags }), kind: 'file', inode, device: null, anonVma: 0 });

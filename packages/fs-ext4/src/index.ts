@@ -9,6 +9,14 @@ interface Ext4InodeFlags {
   inline: boolean;
   /** EXT4_JOURNAL_DATA_FL (chattr +j) */
   journalData: boolean;
+  /** EXT4_VERITY_FL: fs-verity enabled (FS_IOC_ENABLE_VERITY) */
+  verity: boolean;
+}
+
+/** The mkfs features the model keeps (ext4_has_feature_*), fixed at the device's first mount. */
+interface Ext4Features {
+  inlineData: boolean;
+  verity: boolean;
 }
 
 /**
@@ -36,8 +44,12 @@ export class Ext4 extends DaxFilesystem {
   dataMode: 'journal' | 'ordered' | 'writeback' = 'ordered';
   /** test_opt(sb, DELALLOC): on by default, off with nodelalloc or data=journal */
   delalloc = true;
-  /** ext4_has_feature_inline_data(): mkfs -O inline_data, set at the device's first mount */
-  inlineDataFeature: boolean | null = null;
+  /** ext4_has_feature_inline_data() / _verity(): mkfs -O inline_data,verity, set at the device's first mount */
+  features: Ext4Features | null = null;
+
+  get inlineDataFeature(): boolean {
+    return this.features?.inlineData ?? false;
+  }
 
   constructor(k: Kernel, device: Device) {
     super(k, device);
@@ -47,7 +59,7 @@ export class Ext4 extends DaxFilesystem {
   private flagsOf(inode: Inode): Ext4InodeFlags {
     const f = inode.state['ext4'] as Ext4InodeFlags | undefined;
     if (f) return f;
-    const created: Ext4InodeFlags = { inline: false, journalData: false };
+    const created: Ext4InodeFlags = { inline: false, journalData: false, verity: false };
     inode.state['ext4'] = created;
     return created;
   }
@@ -55,6 +67,11 @@ export class Ext4 extends DaxFilesystem {
   /** Whether the inode's data lives in the inode (EXT4_INLINE_DATA_FL). */
   hasInlineData(inode: Inode): boolean {
     return this.flagsOf(inode).inline;
+  }
+
+  /** Whether fs-verity is enabled on the inode (EXT4_VERITY_FL). */
+  hasVerity(inode: Inode): boolean {
+    return this.flagsOf(inode).verity;
   }
 
   /** Whether the inode has EXT4_JOURNAL_DATA_FL. */
@@ -82,21 +99,25 @@ export class Ext4 extends DaxFilesystem {
    * - the inline_data feature with dax=always / -o dax: "Cannot use DAX on a filesystem that
    *   may contain inline data" (559db4c6d784, v4.15; ext4_check_feature_compatibility() v6.1+).
    *   dax=inode mounts: inline files are simply not DAX (ext4_should_enable_dax).
-   * inline_data is mkfs's: the first mount of the device makes the filesystem with it or without
-   * it, and a later mount finds what was made.
+   * inline_data and verity are mkfs's: the first mount of the device makes the filesystem with
+   * them or without, and a later mount finds what was made (verity has no mount-time refusal:
+   * verity files are simply not DAX).
    */
   override applyMountOptions(mode: DaxMode, o: FsMountOptions): void {
-    const feature = this.inlineDataFeature ?? o.inlineData ?? false;
-    if (o.inlineData !== undefined && o.inlineData !== feature) {
-      throw new InputError(`mount.inlineData: ${this.device.name} was made ${feature ? 'with' : 'without'} inline_data at its first mount; mkfs is not repeated: leave inlineData out or give ${feature}`, undefined, 'inlineData');
+    const made: Ext4Features = this.features ?? { inlineData: o.inlineData ?? false, verity: o.verity ?? false };
+    for (const key of ['inlineData', 'verity'] as const) {
+      if (o[key] !== undefined && o[key] !== made[key]) {
+        throw new InputError(`mount.${key}: ${this.device.name} was made ${made[key] ? 'with' : 'without'} ${key === 'inlineData' ? 'inline_data' : 'verity'} at its first mount; mkfs is not repeated: leave ${key} out or give ${made[key]}`, undefined, key);
+      }
     }
+    const feature = made.inlineData;
     const data = o.data ?? 'ordered';
     if (data === 'journal') {
       if (o.delalloc === true) throw new KernelError('EINVAL', `ext4 ${this.device.name}: can't mount with both data=journal and delalloc`);
       if (mode === 'always') throw new KernelError('EINVAL', `ext4 ${this.device.name}: can't mount with both data=journal and dax (${describeDaxOption(true)} or dax=always)`);
     }
     if (feature && mode === 'always') throw new KernelError('EINVAL', `ext4 ${this.device.name}: Cannot use DAX on a filesystem that may contain inline data (mkfs -O inline_data with -o dax / dax=always)`);
-    this.inlineDataFeature = feature;
+    this.features = made;
     this.dataMode = data;
     this.delalloc = data === 'journal' ? false : (o.delalloc ?? true);
   }
@@ -120,13 +141,13 @@ export class Ext4 extends DaxFilesystem {
    * ext4_should_enable_dax() [v5.8; ext4_should_use_dax() before, which began with "-o dax or
    * nothing"]: not under dax=never; regular files only; not a file that journals its data
    * (ext4_should_journal_data: data=journal, or chattr +j with nodelalloc), not one with inline
-   * data; encryption and verity exclude it too (not modelled: no fscrypt or fs-verity here);
+   * data, not a verity file (EXT4_INODE_VERITY); encryption excludes it too (not modelled);
    * the block device supports DAX (EXT4_FLAGS_BDEV_IS_DAX: pmem in fsdax mode does); then
    * dax=always, or EXT4_DAX_FL (v5.8+). The same exclusions stand in v5.4's ext4_should_use_dax().
    */
   protected override shouldEnableDax(inode: Inode): boolean {
     if (this.daxMode === 'never') return false;
-    if (this.shouldJournalData(inode) || this.hasInlineData(inode)) return false;
+    if (this.shouldJournalData(inode) || this.hasInlineData(inode) || this.hasVerity(inode)) return false;
     return this.daxMode === 'always' || (daxTriState(this.k.version) && inode.daxFlag);
   }
 
@@ -143,7 +164,7 @@ export class Ext4 extends DaxFilesystem {
   override *create(name: string, size: number, dir = '/', how: { inline: boolean } = { inline: false }): Op<Inode> {
     if (!how.inline) return yield* super.create(name, size, dir);
     const inode = this.newInode(name, size, dir);
-    const mayInline = this.inlineDataFeature === true && !(kernelAtLeast(this.k.version, 5, 12) && inode.daxFlag);
+    const mayInline = this.inlineDataFeature && !(kernelAtLeast(this.k.version, 5, 12) && inode.daxFlag);
     if (mayInline && !inode.sDax && size <= EXT4_MIN_INLINE_DATA_SIZE) {
       this.flagsOf(inode).inline = true;
       this.step(inode, 'ext4_try_to_write_inline_data');
@@ -205,6 +226,10 @@ export class Ext4 extends DaxFilesystem {
     if (on && !target.daxFlag && this.inlineExcludesDaxFlag(target)) {
       throw new KernelError('EOPNOTSUPP', `FS_XFLAG_DAX on '${target.name}', which has inline data (ext4_ioctl_setflags: dax_compatible() refuses EXT4_DAX_FL with EXT4_INLINE_DATA_FL)`);
     }
+    // EXT4_DAX_MUT_EXCL holds EXT4_VERITY_FL since EXT4_DAX_FL came (v5.8)
+    if (on && !target.daxFlag && 'blocks' in target && this.hasVerity(target)) {
+      throw new KernelError('EOPNOTSUPP', `FS_XFLAG_DAX on verity file '${target.name}' (ext4_ioctl_setflags: dax_compatible() refuses EXT4_DAX_FL with EXT4_VERITY_FL)`);
+    }
     return { dontcache: this.marksDontcache(target, on) };
   }
 
@@ -219,7 +244,46 @@ export class Ext4 extends DaxFilesystem {
   private inlineExcludesDaxFlag(target: Inode | Directory): boolean {
     if (!kernelAtLeast(this.k.version, 5, 10)) return false;
     if ('blocks' in target) return this.hasInlineData(target);
-    return this.inlineDataFeature === true && target.name !== '/' && !kernelAtLeast(this.k.version, 5, 12);
+    return this.inlineDataFeature && target.name !== '/' && !kernelAtLeast(this.k.version, 5, 12);
+  }
+
+  /** fsverity_file_open(): a verity file cannot be opened for writing (EPERM). */
+  override checkOpen(inode: Inode, write: boolean): void {
+    if (write && this.hasVerity(inode)) throw new KernelError('EPERM', `open for writing of verity file '${inode.name}' (fsverity_file_open)`);
+  }
+
+  /**
+   * FS_IOC_ENABLE_VERITY [ext4_ioctl, fsverity_ioctl_enable, ext4_begin_enable_verity /
+   * ext4_end_enable_verity in fs/ext4/verity.c]: EOPNOTSUPP without the verity feature; ETXTBSY
+   * while the file is open for writing (deny_write_access: a shared writable mapping holds an
+   * O_RDWR file); EEXIST if it is verity already; from v5.8 EINVAL for a DAX inode or one with
+   * EXT4_DAX_FL ("fs/ext4: Disallow verity if inode is DAX", and the flag test with EXT4_DAX_FL's
+   * introduction). Inline data is converted to a block (ext4_convert_inline_data). Then
+   * EXT4_VERITY_FL is set and ext4_set_inode_flags(inode, false) keeps S_DAX: the next setup
+   * leaves it out. v5.4 had no DAX test, and its ext4_set_inode_flags() re-decided S_DAX of the
+   * live inode: a DAX file losing S_DAX under its mappings is not modelled (unsupported).
+   */
+  override *enableVerity(inode: Inode): Op {
+    if (!this.features?.verity) throw new KernelError('EOPNOTSUPP', `FS_IOC_ENABLE_VERITY of '${inode.name}': ${this.device.name} has no verity feature (mkfs -O verity)`);
+    const writers = [...inode.mapping.mmaps, ...(inode.cache?.mapping.mmaps ?? [])].some((vma) => vma.flags.shared && vma.flags.write);
+    if (writers) throw new KernelError('ETXTBSY', `FS_IOC_ENABLE_VERITY of '${inode.name}', which a shared writable mapping holds open for writing (deny_write_access)`);
+    const flags = this.flagsOf(inode);
+    if (flags.verity) throw new KernelError('EEXIST', `FS_IOC_ENABLE_VERITY of '${inode.name}': verity already`);
+    if (daxTriState(this.k.version)) {
+      if (inode.sDax || inode.daxFlag) throw new KernelError('EINVAL', `FS_IOC_ENABLE_VERITY of '${inode.name}', which is DAX${inode.sDax ? '' : ' (EXT4_DAX_FL)'} (ext4_begin_enable_verity)`);
+    } else if (inode.sDax) {
+      throw KernelError.unsupported('EINVAL', `v5.4 ext4_end_enable_verity() re-decides S_DAX of the live DAX inode '${inode.name}' (ext4_set_inode_flags): not modelled`);
+    }
+    this.step(inode, 'ext4_begin_enable_verity');
+    if (flags.inline) {
+      this.step(inode, 'ext4_convert_inline_data');
+      const blocks = this.blocks.alloc(inode.name, 0, this.pages(inode.size));
+      blocks.forEach((b, i) => inode.blocks.set(i, b));
+      flags.inline = false;
+    }
+    flags.verity = true;
+    this.step(inode, 'ext4_end_enable_verity');
+    yield* [];
   }
 
   /**
@@ -232,6 +296,8 @@ export class Ext4 extends DaxFilesystem {
    * did not change.
    */
   *truncate(inode: Inode, size: number): Op {
+    // fsverity_prepare_setattr(): a verity file's size cannot change
+    if (this.hasVerity(inode)) throw new KernelError('EPERM', `truncate of verity file '${inode.name}' (fsverity_prepare_setattr)`);
     yield* this.lockInode(inode);
     try {
       const oldsize = inode.size;
@@ -274,6 +340,8 @@ export class Ext4 extends DaxFilesystem {
    *   (ext4_truncate_page_cache_block_range) and removes the whole blocks.
    */
   *punchHole(inode: Inode, offset: number, length: number): Op {
+    // fallocate needs a descriptor open for writing, which fsverity_file_open() refuses
+    this.checkOpen(inode, true);
     if (kernelAtLeast(this.k.version, 6, 15)) yield* this.fallocatePunch(inode, offset, length);
     else yield* this.punchHoleV510(inode, offset, length);
   }

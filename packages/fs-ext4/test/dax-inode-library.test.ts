@@ -19,7 +19,7 @@ const files = readdirSync(dir).filter((f) => f.endsWith('.yaml') && !f.startsWit
 const catalog: PluginCatalog = { arch: { x86: () => testArch() }, fs: { ext4: () => ext4() }, driver: { nvdimm: () => nvdimm() } };
 
 describe('dax-inode scenarios on ext4 per preset', () => {
-  it('are the four ext4 ones of docs/dax-tests.md (the fuse- ones run in fs-fuse)', () => expect(files).toEqual(['ext4-data-journal-dax.yaml', 'ext4-inline-data-dax.yaml', 'ext4-journal-flag-dax.yaml', 'rename-keeps-dax.yaml']));
+  it('are the five ext4 ones of docs/dax-tests.md (the fuse- ones run in fs-fuse)', () => expect(files).toEqual(['ext4-data-journal-dax.yaml', 'ext4-inline-data-dax.yaml', 'ext4-journal-flag-dax.yaml', 'ext4-verity-dax.yaml', 'rename-keeps-dax.yaml']));
   for (const file of files) {
     const scenario = loadScenarioFile(join(dir, file), `dax-inode/${file}`);
     for (const p of PRESETS) {

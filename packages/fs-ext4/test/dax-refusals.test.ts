@@ -202,3 +202,56 @@ describe('rename (fs/daxmode.ts)', () => {
     expect(ext4Of(k).parents.get('a')).toBe('c');
   });
 });
+
+describe('fs-verity (ext4_begin_enable_verity, fsverity_file_open) per release', () => {
+  it('needs the verity feature: EOPNOTSUPP without', () => {
+    const k = mounted('v6.6', 'inode');
+    k.run(k.create({ file: 'f', size: PAGE }));
+    expect(() => k.run(k.fsverityEnable({ file: 'f' }))).toThrow(code('EOPNOTSUPP'));
+  });
+
+  it('v6.6: EINVAL for an S_DAX inode and for a non-DAX inode with EXT4_DAX_FL (dax=never); a verity file refuses +x', () => {
+    const k = mounted('v6.6', 'inode', { verity: true });
+    k.run(k.chattr({ dir: '/', dax: true }));
+    k.run(k.create({ file: 'dax', size: PAGE }));
+    expect(() => k.run(k.fsverityEnable({ file: 'dax' }))).toThrow(code('EINVAL'));
+    const never = mounted('v6.6', 'never', { verity: true });
+    never.run(never.chattr({ dir: '/', dax: true }));
+    never.run(never.create({ file: 'flagged', size: PAGE }));
+    // S_DAX is off under dax=never, but the flag alone refuses it (ext4_test_inode_flag(EXT4_INODE_DAX))
+    expect(statxDax(never, 'flagged')).toBe(false);
+    expect(() => never.run(never.fsverityEnable({ file: 'flagged' }))).toThrow(code('EINVAL'));
+    never.run(never.chattr({ dir: '/', dax: false }));
+    never.run(never.create({ file: 'v', size: PAGE }));
+    never.run(never.fsverityEnable({ file: 'v' }));
+    expect(() => never.run(never.chattr({ file: 'v', dax: true }))).toThrow(code('EOPNOTSUPP'));
+  });
+
+  it('a verity file is never DAX again, even under dax=always; it cannot be opened for writing or truncated; a private writable mapping is fine', () => {
+    const k = mounted('v6.6', 'inode', { verity: true });
+    k.run(k.create({ file: 'v', size: PAGE }));
+    k.run(k.fsverityEnable({ file: 'v' }));
+    expect(() => k.run(k.mmap({ file: 'v', length: PAGE, shared: true, write: true, as: 'w' }))).toThrow(code('EPERM'));
+    expect(() => k.run(k.truncate({ file: 'v', size: 0 }))).toThrow(code('EPERM'));
+    expect(() => k.run(k.punchHole({ file: 'v', offset: 0, length: PAGE }))).toThrow(code('EPERM'));
+    k.run(k.mmap({ file: 'v', length: PAGE, write: true, as: 'priv' }));
+    k.run(k.munmap({ map: 'priv' }));
+    k.run(k.umount({ device: 'pmem0' }));
+    k.run(k.mount({ device: 'pmem0', dax: 'always' }));
+    expect(statxDax(k, 'v')).toBe(false);
+  });
+
+  it('an inline file is converted to a block first (ext4_convert_inline_data)', () => {
+    const k = mounted('v6.6', 'inode', { verity: true, inlineData: true });
+    k.run(k.create({ file: 's', size: 32, inline: true }));
+    k.run(k.fsverityEnable({ file: 's' }));
+    expect([ext4Of(k).hasInlineData(k.file('s').inode), k.file('s').inode.blocks.size, ext4Of(k).hasVerity(k.file('s').inode)]).toEqual([false, 1, true]);
+  });
+
+  it('v5.4: a DAX file (-o dax) is not modelled: ext4_end_enable_verity re-decides S_DAX of the live inode (unsupported)', () => {
+    const k = mounted('v5.4', true, { verity: true });
+    k.run(k.create({ file: 'f', size: PAGE }));
+    expect(() => k.run(k.fsverityEnable({ file: 'f' }))).toThrow(expect.objectContaining({ code: 'EINVAL', unsupported: expect.any(String) }));
+  });
+});
+

@@ -17,16 +17,16 @@ import type { DaxFilesystem } from './filesystem.js';
  * are read from the blocks, and written back to them when the inode is evicted, so the data
  * survives S_DAX flipping either way.
  *
- * ext4's own refusals (data=journal, nodelalloc with chattr +j, inline data: packages/fs-ext4)
- * come in through the mount options (DaxFilesystem.applyMountOptions), shouldEnableDax(),
- * checkDaxFlagChange() and setJournalFlag(); rename moves an entry and keeps everything of the
- * inode.
+ * ext4's own refusals (data=journal, nodelalloc with chattr +j, inline data, fs-verity:
+ * packages/fs-ext4) come in through the mount options (DaxFilesystem.applyMountOptions),
+ * shouldEnableDax(), checkDaxFlagChange(), setJournalFlag(), enableVerity() and checkOpen();
+ * rename moves an entry and keeps everything of the inode.
  *
  * FUSE/virtio-fs's dax=inode (v5.17: the server decides per inode with FUSE_ATTR_DAX) is
  * packages/fs-fuse's: parseDaxOption, shouldEnableDax, and iget for the attribute revalidation.
  *
- * Not modelled: ext4 encryption and verity (they exclude DAX too; no fscrypt or fs-verity
- * here); chattr +j of a directory; FS_XFLAG_DAX of a FUSE directory (the host's); writeback
+ * Not modelled: ext4 encryption (it excludes DAX too; no fscrypt here); chattr +j of a
+ * directory; FS_XFLAG_DAX of a FUSE directory (the host's); writeback
  * other than at eviction (`drop-caches` and `umount` are `sync` followed by the eviction);
  * rename over an existing name (an unlink) or to a new name.
  */

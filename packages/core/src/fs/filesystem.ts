@@ -27,6 +27,8 @@ export interface FsMountOptions {
   delalloc?: boolean;
   /** mkfs.ext4 -O inline_data: the filesystem's feature, made at the device's first mount */
   inlineData?: boolean;
+  /** mkfs.ext4 -O verity: the filesystem's feature, made at the device's first mount */
+  verity?: boolean;
 }
 
 /** A filesystem plugin: mounts a DAX filesystem on a device. */
@@ -196,7 +198,19 @@ export abstract class DaxFilesystem implements FsHandle, DaxIomapOps {
    */
   applyMountOptions(_mode: DaxMode, o: FsMountOptions): void {
     const given = (Object.keys(o) as (keyof FsMountOptions)[]).filter((key) => o[key] !== undefined);
-    if (given.length) throw new KernelError('EINVAL', `${this.name}: unknown mount option ${given.join(', ')} (only ext4 has data=, delalloc and inline_data)`);
+    if (given.length) throw new KernelError('EINVAL', `${this.name}: unknown mount option ${given.join(', ')} (only ext4 has data=, delalloc, inline_data and verity)`);
+  }
+
+  /**
+   * open(2) of the file, for writing when `write` (a shared writable mapping needs an O_RDWR
+   * descriptor): what the filesystem's ->open refuses. The base refuses nothing; ext4 refuses to
+   * open a verity file for writing (fsverity_file_open: EPERM).
+   */
+  checkOpen(_inode: Inode, _write: boolean): void {}
+
+  /** FS_IOC_ENABLE_VERITY (fsverity_ioctl_enable): only ext4's fs-verity is modelled. */
+  *enableVerity(inode: Inode): Op {
+    throw KernelError.unsupported('EOPNOTSUPP', `${this.name}: FS_IOC_ENABLE_VERITY of '${inode.name}' is not modelled (only ext4's fs-verity)`);
   }
 
   /**

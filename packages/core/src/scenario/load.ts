@@ -215,6 +215,7 @@ function references(step: Step, at: Path, raw: Record<string, unknown>): NameRef
     case 'mkdir': ref('in', 'dir'); ref('device', 'device'); break;
     case 'chattr': ref('file', 'file'); ref('dir', 'dir'); break;
     case 'rename': ref('file', 'file'); ref('dir', 'dir'); if (a.into !== '/') ref('into', 'dir'); break;
+    case 'fsverity-enable': ref('file', 'file'); break;
     case 'open': ref('file', 'file'); break;
     case 'close': ref('name', 'fd', a.name, typeof raw[step.op] === 'string' ? [...at, step.op] : [...at, step.op, 'name']); break;
     case 'truncate': case 'punch-hole': case 'fallocate': case 'add-seals': ref('file', 'file'); break;

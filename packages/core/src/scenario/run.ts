@@ -85,6 +85,7 @@ export function stepOp(k: Kernel, step: Step, failures: string[]): Op<unknown> {
     case 'mkdir': return k.mkdir(a);
     case 'chattr': return k.chattr(a);
     case 'rename': return k.rename(a);
+    case 'fsverity-enable': return k.fsverityEnable(a);
     case 'drop-caches': return k.dropCaches(a);
     case 'open': return k.open(a);
     case 'close': return k.close(a);

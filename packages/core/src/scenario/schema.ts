@@ -61,6 +61,7 @@ const ERRNO_MEANING: Readonly<Record<Errno, string>> = {
   ESRCH: 'no such process',
   EACCES: 'permission denied',
   ENOSYS: 'function not implemented (a syscall the kernel or arch lacks)',
+  ETXTBSY: 'text file busy (the file is open for writing)',
 };
 export const ERRNO_NAMES = Object.keys(ERRNO_MEANING) as Errno[];
 
@@ -369,6 +370,7 @@ export const OP_ARGS = {
     data: z.enum(['journal', 'ordered', 'writeback'], { error: 'data is journal, ordered or writeback (ext4 data=<mode>)' }).optional().describe('ext4 data=<mode> (default ordered); data=journal refuses -o dax / dax=always and makes no file DAX'),
     delalloc: Flag.optional().describe('ext4 delalloc (true) or nodelalloc (false); default delalloc. With nodelalloc a file flagged chattr +j journals its data (and is not DAX)'),
     inlineData: Flag.optional().describe('mkfs.ext4 -O inline_data: a feature of the filesystem, made at the first mount of the device (a later mount may repeat it or leave it out); -o dax / dax=always then fail'),
+    verity: Flag.optional().describe('mkfs.ext4 -O verity: a feature of the filesystem, made at the first mount of the device (as inlineData); fsverity-enable needs it'),
   }).describe('mount the filesystem on the device (fs: default kernel.fs) with -o dax or another dax option; again after umount, what is on the device is found'),
   create: obj({ file: Name, size: Size, device: Name.optional().describe('the mounted device to create it on (default: the first mount)'), dir: Name.optional().describe('the directory it is created in (default: the root); it inherits the FS_XFLAG_DAX of that directory'), inline: Flag.optional().describe('made by a small first write(2) (echo data > file) instead of fallocate: on ext4 with inline_data its data may stay in the inode (then the file is never DAX)') }).describe('create a file and allocate its blocks'),
   umount: obj({ device: Name }).describe('umount(2): EBUSY while a file is open or mapped; sync, evict every inode (S_DAX is decided again after the next mount)'),
@@ -380,6 +382,7 @@ export const OP_ARGS = {
   rename: obj({ file: Name.optional(), dir: Name.optional(), into: z.union([Name, z.literal('/')]).describe("the directory it moves into ('/' is the root); the name stays") })
     .refine((a) => (a.file === undefined) !== (a.dir === undefined), { error: 'rename one file or one directory: give file: <name> or dir: <name>' })
     .describe('rename(2), mv x into/: the same inode in another directory; FS_XFLAG_DAX and S_DAX stay (no inheritance), open files and mappings stay valid'),
+  'fsverity-enable': obj({ file: Name }).describe('fsverity enable (FS_IOC_ENABLE_VERITY, ext4): the file becomes read-only and is never DAX again; EINVAL on a DAX file or one with FS_XFLAG_DAX (v5.8+), ETXTBSY while a shared writable mapping holds it'),
   'drop-caches': obj({}).describe('sync; echo 2 > /proc/sys/vm/drop_caches: every in-core inode nothing holds is evicted (S_DAX is decided again at the next lookup)'),
   open: obj({ file: Name, as: Name.describe('the open file (close: <name>)') }).describe('open(2): the file descriptor holds the inode (no eviction while open)'),
   close: releaseArgs.describe('close(2) of an open file: the last user of an I_DONTCACHE inode evicts it'),
