@@ -429,10 +429,10 @@ export const OP_ARGS = {
     name: z.enum(SYSCTL_NAMES, { error: `name is one of: ${SYSCTL_NAMES.join(', ')}` }).describe('the /proc/sys entry, with dots for slashes'),
     value: z.union([z.literal(0), z.literal(1)], { error: 'value is 0 or 1' }).describe('the number written'),
   }).describe('echo value > /proc/sys/<name>: vm.hugetlb_optimize_vmemmap (v5.19+; ENOENT before and where HVO optimises no huge page size) switches HugeTLB Vmemmap Optimization for the pages that join a hugetlb pool from now on'),
+  swapoff: obj({}).describe('swapoff(2) of the swap device: every swapped-out page is read back and mapped read-only (try_to_unuse, unuse_pte); later MADV_PAGEOUT swaps nothing. Blocks forever before v5.13 when a swap entry is uffd-wp (pte_same_as_swp)'),
   mmap: mmapArgs.describe('map a file (a DAX file or a memfd), a device-dax device, or anonymous memory (shared: shmem)'),
   munmap: obj({
     map: Name,
-  swapoff: obj({}).describe('swapoff(2) of the swap device: every swapped-out page is read back and mapped read-only (try_to_unuse, unuse_pte); later MADV_PAGEOUT swaps nothing. Blocks forever before v5.13 when a swap entry is uffd-wp (pte_same_as_swp)'),
     offset: Size.optional().describe('where in the mapping the unmapped range starts (page aligned; default 0)'),
     length: Size.optional().describe('how much to unmap (rounded up to pages; default: to the end of the mapping)'),
     process: Name.optional(),
