@@ -470,3 +470,16 @@ describe('swapoff(2) and the uffd-wp bit (try_to_unuse() -> unuse_pte())', () =>
     expect([pte(k, 'm', 0)!.swap, k.isSoftDirtyIn({ map: 'm', page: 0 }), k.run(k.read({ map: 'm', page: 0 }))]).toEqual([undefined, false, 'a']);
   });
 });
+
+describe('UFFDIO_WRITEPROTECT of hugetlb wants whole huge pages', () => {
+  it('a range that is not a multiple of the huge page is EINVAL (mwriteprotect_range: page_mask)', () => {
+    const k = kernel('latest');
+    k.run(k.hugetlbPool({ size: 2 * 1024 * 1024, pages: 1 }));
+    k.run(k.memfdCreate({ file: 'fd', size: 2 * 1024 * 1024, hugetlb: 2 * 1024 * 1024 }));
+    k.run(k.mmap({ file: 'fd', length: 2 * 1024 * 1024, shared: true, write: true, as: 'm' }));
+    k.run(k.uffdApi({ features: ['pagefault-flag-wp'] }));
+    k.run(k.uffdRegister({ map: 'm', mode: ['wp'] }));
+    expect(code(() => k.run(k.uffdWriteprotect({ map: 'm', offset: 0, length: PAGE, enable: true })))).toBe('EINVAL');
+    expect(code(() => k.run(k.uffdWriteprotect({ map: 'm', enable: true })))).toBe(null);
+  });
+});

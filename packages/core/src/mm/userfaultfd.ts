@@ -42,8 +42,9 @@ import { isWpMarker, uffdWpMarker } from './guard.js';
  *   of anonymous VMAs and, from v5.19, shmem and hugetlb (`mwriteprotect_range()` ->
  *   change_protection(MM_CP_UFFD_WP[_RESOLVE]), hugetlb_change_protection()).
  * - PTE_MARKER_UFFD_WP (v5.19; the marker entry guard regions use too, mm/guard.ts): the
- *   protection of an empty entry of a shmem or hugetlb VMA (a huge one there), or (UFFD_FEATURE_WP_UNPOPULATED, v6.4) of an
- *   anonymous one; zap keeps or leaves one for a file VMA, a fault on one maps the page uffd-wp.
+ *   protection of an empty entry of a shmem or hugetlb VMA (a huge one there) or, with
+ *   UFFD_FEATURE_WP_UNPOPULATED (v6.4), of an anonymous one; zap keeps or leaves one for a file
+ *   VMA, a fault on one maps the page uffd-wp.
  * - The uffd-wp bit of a swap entry (v5.7): kept by try_to_unmap_one(), restored write-protected by
  *   do_swap_page() and, from v5.19, by swapoff's unuse_pte() (mm/swap.ts), set and cleared by
  *   UFFDIO_WRITEPROTECT.
@@ -393,8 +394,9 @@ export class Userfaultfd {
   /**
    * UFFDIO_WRITEPROTECT (mwriteprotect_range()): the range must be registered for WP — up to v6.3
    * inside one VMA (find_dst_vma()), from v6.4 (Muhammad Usama Anjum's "mm/userfaultfd: support WP
-   * on multiple VMAs") every VMA of it — and, up to v5.18, anonymous; from v5.19 shmem too
-   * (hugetlbfs is refused as not modelled). change_protection() (change_pte_range()) with
+   * on multiple VMAs") every VMA of it — and, up to v5.18, anonymous; from v5.19 shmem and
+   * hugetlb too (hugetlb by whole huge pages: "if ((start & page_mask) || (len & page_mask))"
+   * -EINVAL). change_protection() (change_pte_range()) with
    * MM_CP_UFFD_WP write-protects each present entry and sets its uffd-wp bit (nothing where the
    * arch has none), sets the bit of a swap entry (pte_swp_mkuffd_wp, v5.7), and where markers are
    * used (`useMarkers()`) puts a PTE_MARKER_UFFD_WP in each empty entry (v5.19: change_pmd_prepare()
@@ -416,6 +418,8 @@ export class Userfaultfd {
       if (!vma.flags.uffdWp) throw new KernelError('ENOENT', `UFFDIO_WRITEPROTECT: '${vma.name}' is not registered for WP (userfaultfd_wp)`);
       const kind = this.memoryKind(vma);
       if (kind !== 'anon' && !kernelAtLeast(k.version, 5, 19)) throw new KernelError('ENOENT', `UFFDIO_WRITEPROTECT: '${vma.name}' is not anonymous (vma_is_anonymous)`);
+      const hp = vma.hugetlb?.pages ?? 1;
+      if ((start - vma.start) % hp !== 0 || pages % hp !== 0) throw new KernelError('EINVAL', `UFFDIO_WRITEPROTECT: the range is not aligned to the huge pages of '${vma.name}' (mwriteprotect_range)`);
     }
     let changed = false;
     for (const vma of vmas) changed = this.changeProtection(vma, Math.max(start, vma.start), Math.min(end, vma.start + vma.pages), enable) || changed;
@@ -427,8 +431,7 @@ export class Userfaultfd {
    * changed. A hugetlb VMA goes by huge pages (hugetlb_change_protection(), v5.19): a huge entry
    * gets or loses the bit the same way — except that the resolve gives it vm_page_prot
    * (huge_pte_modify(): writable in a shared writable mapping until v6.2 made a VM_UFFD_WP one
-   * write-notify) — and an
-   * empty one a huge marker; until v6.2 ("mm/hugetlb: pre-allocate pgtable pages for uffd
+   * write-notify) — and an empty one a huge marker; until v6.2 ("mm/hugetlb: pre-allocate pgtable pages for uffd
    * wr-protects") only where hugetlb_walk() found a page table (the model: where another entry of
    * the mm lies in the same PUD-sized region).
    */
