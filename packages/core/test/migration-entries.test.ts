@@ -199,6 +199,51 @@ describe('migration entries', () => {
     }
   });
 
+  it('mprotect() makes a writable entry readable (readable-exclusive for anon from v5.19): the new page comes back read-only, and a write after PROT_WRITE reuses it', () => {
+    for (const version of RELEASES) {
+      const k = kernel(version);
+      written(k, 'm', 1);
+      const mover = moveToNode1(k);
+      stepTo(mover, INSTALLED);
+      k.run(k.mprotect({ map: 'm', write: false }));
+      // change_pte_range(): make_readable_exclusive_migration_entry() for an anon folio (v5.19+),
+      // make_readable_migration_entry() before
+      const exclusiveEra = k.features['wp-reuse'] === 'anon-exclusive';
+      expect({ version, write: pteAt(k)?.write, exclusive: pteAt(k)?.migration?.exclusive }).toEqual({ version, write: false, exclusive: exclusiveEra });
+      runToCompletion(mover);
+      const now = k.pfnOf({ map: 'm', page: 0 })!;
+      // remove_migration_pte(): RMAP_EXCLUSIVE for a readable-exclusive entry
+      expect({ version, w: k.isWritableIn({ map: 'm', page: 0 }), ex: exclusiveEra ? k.anonExclusive(now) : null }).toEqual({ version, w: false, ex: exclusiveEra ? true : null });
+      k.run(k.mprotect({ map: 'm', write: true }));
+      k.run(k.write({ map: 'm', page: 0, data: 'W' }));
+      // mapped once, nothing else holds it: do_wp_page() reuses it in every era (or mprotect
+      // upgraded it already, v6.2+), so the write lands in the migrated page
+      expect({ version, same: k.pfnOf({ map: 'm', page: 0 }) === now, node: k.nodeOf(now) }).toEqual({ version, same: true, node: 1 });
+    }
+  });
+
+  it('a PMD-mapped THP: set_pmd_migration_entry() puts one PMD entry, a read of any of its pages waits, and the THP lands whole on node 1', () => {
+    for (const version of ['v5.10', 'v6.6', 'latest']) {
+      const k = kernel(version);
+      k.run(k.mmap({ anon: true, length: 4 * 2 ** 20, write: true, as: 't' }));
+      k.run(k.madvise({ map: 't', advice: 'hugepage', offset: 2 * 2 ** 20, length: 2 * 2 ** 20 }));
+      k.run(k.write({ map: 't', page: 512, data: 'x' }));
+      const old = k.pfnOf({ map: 't', page: 512 })!;
+      const mover = k.movePages({ map: 't', page: 512, node: 1, all: true });
+      stepTo(mover, INSTALLED);
+      const mm = k.process(undefined);
+      const base = mm.vmas.find((v) => v.name === 't')!.start + 512;
+      expect({ version, level: k.vm.lookup(mm, base + 7)?.pte.level, migration: k.vm.lookup(mm, base + 7)?.pte.migration !== undefined }).toEqual({ version, level: 'pmd', migration: true });
+      const reader = k.read({ map: 't', page: 519 });
+      expect(stepToBlock(reader)).toBe('migration_entry_wait');
+      runToCompletion(mover);
+      expect(runToCompletion(reader)).toBe('');
+      // remove_migration_pmd(): one PMD maps the new THP (entire mapcount 1), on node 1
+      const now = k.pfnOf({ map: 't', page: 512 })!;
+      expect({ version, moved: now !== old, last: k.nodeOf(k.pfnOf({ map: 't', page: 1023 })!), level: k.vm.lookup(mm, base)?.pte.level, data: k.run(k.read({ map: 't', page: 512 })) }).toEqual({ version, moved: true, last: 1, level: 'pmd', data: 'x' });
+    }
+  });
+
   it('a read that meets the entry and the migration never finishing is a wait, not an error', () => {
     const k = kernel();
     written(k, 'm', 1);

@@ -382,7 +382,9 @@ export class Numa {
    * never moved (migrate_folio_undo_src() -> remove_migration_ptes(src, src)). Up to v6.2,
    * unmap_and_move() -> __unmap_and_move() does one unmap and one move per pass and restores the
    * entries at the end of every failed pass: ten rounds of one. From v6.3 (Huang Ying's
-   * "migrate_pages(): batch TLB flushing" series [M]) migrate_pages_sync() first runs
+   * 5dfab109d519 "migrate_pages: batch _unmap and _move", with the v6.3-rc fixes fb3592c41a44
+   * "fix deadlock in batched migration" and 2ef7dbb26990 "try migrate in batch asynchronously
+   * firstly", read in their stable-backport lists) migrate_pages_sync() first runs
    * migrate_pages_batch() in MIGRATE_ASYNC mode with NR_MAX_MIGRATE_ASYNC_RETRY (3) passes, then
    * once more synchronously with NR_MAX_MIGRATE_SYNC_RETRY (7); each batch has its unmap loop and
    * its move loop of that many passes, and a failed move keeps the entries for the next pass

@@ -66,6 +66,12 @@ export class Mprotect {
         // change_pte_range(): a writable device-private entry becomes a readable one whatever
         // the new protection (make_readable_device_private_entry)
         pte.write = false;
+      } else if (pte.migration) {
+        // change_pte_range(): a writable migration entry is made readable whatever the new
+        // protection ("A protection check is difficult so just be safe and disable write"),
+        // readable-exclusive for an anon folio from v5.19 (mm/migrate.ts)
+        if (pte.write) pte.migration = { exclusive: k.features['wp-reuse'] === 'anon-exclusive' && k.folios.isAnon(k.folios.folio(pte.pfn)) };
+        pte.write = false;
       } else if (pte.deviceExclusive || pte.swap || pte.marker) {
         // change_pte_range(): a swap entry carries no permission; a PTE marker is skipped
         // ("is_guard_swp_entry(entry)) continue", v6.13): any access faults anyway

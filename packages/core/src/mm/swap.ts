@@ -161,7 +161,7 @@ export class Swap {
     const found: [Mm, number][] = [];
     for (const mm of this.k.processes.values()) {
       if (!mm.alive) continue;
-      for (const [vpn, pte] of mm.ptes) if (!pte.swap && !pte.devicePrivate && !pte.deviceExclusive && !pte.special && !pte.devmap && pte.pfn === folio) found.push([mm, vpn]);
+      for (const [vpn, pte] of mm.ptes) if (!pte.swap && !pte.devicePrivate && !pte.deviceExclusive && !pte.migration && !pte.special && !pte.devmap && pte.pfn === folio) found.push([mm, vpn]);
     }
     return found;
   }

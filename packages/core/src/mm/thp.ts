@@ -305,6 +305,7 @@ export class Thp {
 
   /** Whether a leaf is a PMD mapping an anonymous THP (vma_is_anonymous + a normal page). */
   isAnonPmd(vma: Vma, leaf: Leaf): boolean {
-    return leaf.pte.level === 'pmd' && vma.kind === 'anon' && !leaf.pte.special && !leaf.pte.devmap && !leaf.pte.devicePrivate;
+    // a PMD migration entry (mm/mempolicy.ts) is no mapped THP
+    return leaf.pte.level === 'pmd' && vma.kind === 'anon' && !leaf.pte.special && !leaf.pte.devmap && !leaf.pte.devicePrivate && !leaf.pte.migration;
   }
 }
