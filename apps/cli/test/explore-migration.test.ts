@@ -42,5 +42,9 @@ describe('move_pages() racing GUP, fork and CPU writes', () => {
       const dirtyKept = !['v5.4', 'v5.10'].includes(version);
       expect(write.ends.completed).toBe(dirtyKept ? 1 : 2);
     });
+
+    it(`${version}: munmap drops the migration entry or the page; nothing is freed while mapped, nothing waits forever`, () => {
+      expect(clean(explore('move-pages-vs-munmap.yaml', version))).toEqual(CLEAN);
+    });
   }
 });

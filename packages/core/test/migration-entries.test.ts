@@ -244,6 +244,21 @@ describe('migration entries', () => {
     }
   });
 
+  it('mbind(MPOL_MF_MOVE) and migrate_pages() go through the same preemptible migration: a write in the window waits and lands on node 1', () => {
+    for (const call of ['mbind', 'migrate_pages'] as const) {
+      const k = kernel('v6.6');
+      written(k, 'm', 1);
+      const mover = call === 'mbind' ? k.mbind({ map: 'm', policy: 'bind', nodes: [1], move: true }) : k.migratePages({ from: [0], to: [1] });
+      stepTo(mover, INSTALLED);
+      const writer = k.write({ map: 'm', page: 0, data: 'B' });
+      expect({ call, wait: stepToBlock(writer) }).toEqual({ call, wait: 'migration_entry_wait' });
+      runToCompletion(mover);
+      runToCompletion(writer);
+      const now = k.pfnOf({ map: 'm', page: 0 })!;
+      expect({ call, node: k.nodeOf(now), data: k.pages.data.get(now) }).toEqual({ call, node: 1, data: 'B' });
+    }
+  });
+
   it('a read that meets the entry and the migration never finishing is a wait, not an error', () => {
     const k = kernel();
     written(k, 'm', 1);
