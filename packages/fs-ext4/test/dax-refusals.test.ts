@@ -188,6 +188,16 @@ describe('rename (fs/daxmode.ts)', () => {
     expect(k.run(k.read({ map: 'm', page: 0 }))).toBe('F');
   });
 
+  it('into a directory of another mount is EXDEV (do_renameat2: the mounts differ); the entry stays where it was', () => {
+    const k = mounted('v6.6', 'inode');
+    k.run(k.probe({ size: 1 << 30, as: 'pmem1' }));
+    k.run(k.mount({ device: 'pmem1', dax: 'inode' }));
+    k.run(k.mkdir({ dir: 'other', device: 'pmem1' }));
+    k.run(k.create({ file: 'f', size: PAGE, device: 'pmem0' }));
+    expect(() => k.run(k.rename({ file: 'f', into: 'other' }))).toThrow(code('EXDEV'));
+    expect(ext4Of(k).parents.get('f')).toBe('/');
+  });
+
   it('a directory into its own subtree is EINVAL; an unknown target ENOENT; the root EBUSY', () => {
     const k = mounted('v6.6', 'inode');
     k.run(k.mkdir({ dir: 'a' }));

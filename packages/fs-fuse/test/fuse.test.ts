@@ -373,6 +373,18 @@ describe('virtio-fs per-inode DAX (v5.17: fuse_should_enable_dax, FUSE_ATTR_DAX,
     expect(k.run(k.read({ map: 'p', page: 0 }))).toBe('D');
   });
 
+  it('rename (FUSE_RENAME) moves the entry and keeps the inode, its S_DAX and its window range', () => {
+    const { k, fs } = mounted('v6.6', 'always');
+    k.run(k.mkdir({ dir: 'd' }));
+    k.run(k.create({ file: 'f', size: PAGE }));
+    k.run(k.mmap({ file: 'f', length: PAGE, shared: true, write: true, as: 'm' }));
+    k.run(k.write({ map: 'm', page: 0, data: 'R' }));
+    const inode = k.file('f').inode;
+    k.run(k.rename({ file: 'f', into: 'd' }));
+    expect([k.file('f').inode === inode, statxDax(k, 'f'), fs.parents.get('f'), fs.blocks.nrFree]).toEqual([true, true, 'd', fs.blocks.nrRanges - 1]);
+    expect(k.run(k.read({ map: 'm', page: 0 }))).toBe('R');
+  });
+
   it('dax=never: the server may flag the file, it is never DAX; dax=always: every file is, flagged or not', () => {
     const never = mounted('v6.6', 'never');
     never.k.run(never.k.create({ file: 'f', size: PAGE }));
