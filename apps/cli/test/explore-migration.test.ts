@@ -12,7 +12,7 @@ import { exploreOn } from './explore-family.js';
 const catalog: PluginCatalog = { arch: { x86: () => testArch() }, fs: {}, driver: {} };
 const RELEASES = PRESETS.map((p) => p.name);
 const explore = (file: string, version: string) => exploreOn(catalog, file, null, null, version);
-const clean = (r: ReturnType<typeof explore>) => ({ status: r.status, complete: r.complete, outcome: r.outcome, violations: r.violations.map((v) => v.invariant), failures: r.stepFailures.map((f) => f.message), blocked: r.blocked });
+const clean = (r: ReturnType<typeof explore>) => ({ status: r.status, complete: r.complete, outcome: r.outcome, violations: r.violations.map((v) => v.invariant), failures: r.stepFailures.flatMap((f) => f.messages), blocked: r.blocked });
 const CLEAN = { status: 'pass', complete: true, outcome: 'completed', violations: [], failures: [], blocked: null };
 
 describe('move_pages() racing GUP, fork and CPU writes', () => {

@@ -248,7 +248,7 @@ describe('migration entries', () => {
     for (const call of ['mbind', 'migrate_pages'] as const) {
       const k = kernel('v6.6');
       written(k, 'm', 1);
-      const mover = call === 'mbind' ? k.mbind({ map: 'm', policy: 'bind', nodes: [1], move: true }) : k.migratePages({ from: [0], to: [1] });
+      const mover: Op<unknown> = call === 'mbind' ? k.mbind({ map: 'm', policy: 'bind', nodes: [1], move: true }) : k.migratePages({ from: [0], to: [1] });
       stepTo(mover, INSTALLED);
       const writer = k.write({ map: 'm', page: 0, data: 'B' });
       expect({ call, wait: stepToBlock(writer) }).toEqual({ call, wait: 'migration_entry_wait' });

@@ -485,8 +485,9 @@ export class Numa {
   }
 
   /**
-   * try_to_migrate() (mm/rmap.c try_to_migrate_one()): each mapping of the folio becomes a
-   * migration entry, its rmap and reference dropped. From v5.19, a PageAnonExclusive page that
+   * try_to_migrate() (mm/rmap.c try_to_migrate_one(); try_to_unmap(TTU_MIGRATION) before v5.14's
+   * a98a2f0c8ce1 "mm/rmap: split migration into its own function" [M]): each mapping of the folio
+   * becomes a migration entry, its rmap and reference dropped. From v5.19, a PageAnonExclusive page that
    * may be DMA-pinned refuses (the model checks before unmapping anything). False: still mapped.
    */
   private unmapForMigration(src: number, anonExclusiveEra: boolean): boolean {
