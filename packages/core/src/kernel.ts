@@ -39,6 +39,7 @@ import { Ksm } from './mm/ksm.js';
 import { Numa, type MbindFlags, type MpolMode } from './mm/mempolicy.js';
 import { Thp } from './mm/thp.js';
 import { Userfaultfd, type UffdFeature, type UffdMode } from './mm/userfaultfd.js';
+import { PagemapScan, PM_SCAN_ARG_SIZE, PM_SCAN_FLAGS, categoryNames, maskBits, type Mask } from './mm/pagemapscan.js';
 import type { ThpSizeMode } from './mm/mthp.js';
 import { Vm, type Leaf } from './mm/vm.js';
 import { runToCompletion, type Op } from './sched.js';
@@ -152,6 +153,8 @@ export class Kernel {
   readonly mprotector: Mprotect;
   /** userfaultfd registration, userfaults, UFFDIO_COPY / ZEROPAGE / WRITEPROTECT (mm/userfaultfd.ts) */
   readonly uffd: Userfaultfd;
+  /** ioctl(PAGEMAP_SCAN) (mm/pagemapscan.ts) */
+  readonly pagemap: PagemapScan;
   /** device-exclusive entries (mm/exclusive.ts) */
   readonly exclusive: DeviceExclusive;
   /** anonymous THPs mapped by PMDs (mm/thp.ts) */
@@ -240,6 +243,7 @@ export class Kernel {
     this.migration = new DeviceMigration(this);
     this.mprotector = new Mprotect(this);
     this.uffd = new Userfaultfd(this);
+    this.pagemap = new PagemapScan(this);
     this.exclusive = new DeviceExclusive(this);
     this.thp = new Thp(this);
     this.pageCache = new PageCache(this);
@@ -988,6 +992,27 @@ export class Kernel {
     const { ctx, start, pages } = this.uffdRange(a);
     this.uffd.writeprotect(ctx, start, pages, a.enable);
     yield* [];
+  }
+
+  /**
+   * ioctl(PAGEMAP_SCAN) on a process's /proc/PID/pagemap over [offset, offset + length) of a
+   * mapping (mm/pagemapscan.ts): the regions, pages counted from the mapping's start.
+   */
+  *pagemapScan(a: { map: string; offset?: number; length?: number; flags?: readonly string[] | number; categoryMask?: Mask; anyofMask?: Mask; invertedMask?: Mask; returnMask?: Mask; vec?: boolean; vecLen?: number; maxPages?: number; size?: number; process?: string }): Op<{ regions: { page: number; pages: number; categories: string[] }[]; walkEnd: number }> {
+    const { origin, mm } = this.mapRange(a.map, a.process);
+    const ps = this.mmu.basePageSize;
+    const start = origin.start * ps + (a.offset ?? 0);
+    const end = a.length === undefined ? (origin.start + origin.pages) * ps : start + a.length;
+    const flags = typeof a.flags === 'number' ? a.flags : (a.flags ?? []).reduce((bits, f) => bits | (1 << PM_SCAN_FLAGS.indexOf(f as (typeof PM_SCAN_FLAGS)[number])), 0);
+    const vec = a.vec ?? true;
+    const r = this.pagemap.scan(mm, {
+      size: a.size ?? PM_SCAN_ARG_SIZE, flags, start, end, vec,
+      vecLen: a.vecLen ?? (vec ? Math.max(1, Math.ceil((end - start) / ps)) : 0),
+      maxPages: a.maxPages ?? 0,
+      categoryMask: maskBits(a.categoryMask), categoryAnyofMask: maskBits(a.anyofMask), categoryInverted: maskBits(a.invertedMask), returnMask: maskBits(a.returnMask),
+    });
+    yield* [];
+    return { regions: r.regions.map((g) => ({ page: g.start - origin.start, pages: g.pages, categories: categoryNames(g.categories) })), walkEnd: r.walkEnd - origin.start };
   }
 
   /** mlock(addr, len) or mlock2(addr, len, MLOCK_ONFAULT) of a mapping's range (mm/mlock.ts). */

@@ -110,6 +110,9 @@ export class Faults {
       return;
     }
     if (!leaf || wpMarker) {
+      // a uffd-wp marker in a DAX mapping (a WP_ASYNC registration of any memory, v6.7): the DAX
+      // fault paths insert over pte_none only (insert_pfn() / insert_page()); not modelled
+      if (wpMarker && vma.kind !== 'anon' && vma.kind !== 'pagecache') throw KernelError.unsupported('EOPNOTSUPP', `a fault on a uffd-wp marker in DAX mapping '${vma.name}' is not modelled`);
       k.emit('fault', { mm: vma.mm.name, vaddr: vpn, write, kind: vma.kind });
       if (vma.kind === 'anon') yield* this.anonymous(vmf);
       else if ((vma.kind === 'file' || vma.kind === 'pagecache') && write && !vma.flags.shared) yield* this.cowFault(vmf);
@@ -175,7 +178,19 @@ export class Faults {
     const { vma, vpn } = vmf;
     // do_wp_page() / do_huge_pmd_wp_page(): a write (not an unshare, v5.19+) on a uffd-wp entry of a
     // VM_UFFD_WP VMA goes to the userfaultfd ("if (userfaultfd_pte_wp(vma, ptent))", v5.7)
-    if (!unshare && k.uffd.wpArmed(vma, leaf.pte)) return yield* k.uffd.handle(vmf, 'wp', vmf.noRetry !== true);
+    if (!unshare && k.uffd.wpArmed(vma, leaf.pte)) {
+      if (!k.uffd.wpAsync(vma)) return yield* k.uffd.handle(vmf, 'wp', vmf.noRetry !== true);
+      // UFFD_FEATURE_WP_ASYNC (v6.7): wp_huge_pmd() "goto split" -- the write is handled at PTE
+      // level (a file PMD is zapped and faulted again) -- and do_wp_page() clears the bit itself
+      if (leaf.pte.level !== 'pte') {
+        k.vm.splitHugePmd(vma, leaf.base);
+        const after = k.vm.lookup(vma.mm, vpn);
+        if (!after || after.pte.level !== 'pte') return yield* this.handle(vma, vpn, true);
+        leaf = after;
+      }
+      if (leaf.pte.uffdWp) k.uffd.resolveAsync(vma, leaf);
+      if (leaf.pte.write) return;
+    }
     // wp_huge_pmd(): an anonymous VMA's PMD goes to do_huge_pmd_wp_page(); VM_FAULT_FALLBACK
     // (the PMD was split) continues with the PTE now at vpn (handle_pte_fault -> do_wp_page)
     if (!vma.flags.shared && (k.thp.isAnonPmd(vma, leaf) || k.thp.isHugeZeroPmd(vma, leaf))) {

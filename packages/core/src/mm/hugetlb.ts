@@ -600,7 +600,11 @@ export class Hugetlb {
     if (!leaf || isWpMarker(leaf.pte)) return yield* this.noPage(vmf, base, leaf !== null);
     // hugetlb_fault() (v5.19): "if (flags & FAULT_FLAG_WRITE && huge_pte_uffd_wp(entry) &&
     // userfaultfd_wp(vma))" -> handle_userfault(VM_UFFD_WP) before hugetlb_wp()
-    if (vmf.write && k.uffd.wpArmed(vma, leaf.pte)) return yield* k.uffd.handle(vmf, 'wp', vmf.noRetry !== true);
+    if (vmf.write && k.uffd.wpArmed(vma, leaf.pte)) {
+      if (!k.uffd.wpAsync(vma)) return yield* k.uffd.handle(vmf, 'wp', vmf.noRetry !== true);
+      // UFFD_FEATURE_WP_ASYNC (v6.7): huge_pte_clear_uffd_wp(), "Fallthrough to CoW"
+      k.uffd.resolveAsync(vma, leaf);
+    }
     if (vmf.write && !leaf.pte.write) return yield* this.wp(vmf, leaf, false);
     if (vmf.write) leaf.pte.dirty = true;
   }

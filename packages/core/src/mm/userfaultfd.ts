@@ -24,8 +24,8 @@ import { isWpMarker, uffdWpMarker } from './guard.js';
  *   which needs the arch's uffd-wp bit); MINOR on hugetlbfs from v5.13 and shmem from v5.14 where
  *   the arch selects HAVE_ARCH_USERFAULTFD_MINOR. Every other VMA — fs-dax and device-dax files
  *   (vma_is_dax), secretmem, a disk file's page cache, /dev/mem — is not anonymous, shmem or
- *   hugetlb: EINVAL in every release (UFFD_FEATURE_WP_ASYNC's "any memory type" for WP-only
- *   registration, v6.7, is not modelled). The VMA is split at the range's ends and gets
+ *   hugetlb: EINVAL in every release, except a WP-only registration with UFFD_FEATURE_WP_ASYNC
+ *   (v6.7: "allow any memory type"). The VMA is split at the range's ends and gets
  *   VM_UFFD_* and the ctx (vm_userfaultfd_ctx).
  * - Faults (`handle_userfault()`): do_anonymous_page() / do_huge_pmd_anonymous_page() and
  *   shmem_get_folio_gfp() / hugetlb_no_page() on an empty entry of a VM_UFFD_MISSING VMA, a
@@ -54,13 +54,17 @@ import { isWpMarker, uffdWpMarker } from './guard.js';
  *   UFFD_EVENT_FORK. read() (`uffd-read`) returns pagefault messages of sleeping faults, then fork
  *   events.
  *
- * Not modelled: UFFD_FEATURE_WP_ASYNC, UFFDIO_MOVE / POISON, THP split and migration of uffd-wp
+ * - UFFD_FEATURE_WP_ASYNC (v6.7): a write fault on a uffd-wp entry is resolved by the kernel (the bit
+ *   cleared, then the usual reuse or copy; `resolveAsync()`); PAGEMAP_SCAN reads and re-arms the
+ *   bits (mm/pagemapscan.ts).
+ *
+ * Not modelled: UFFDIO_MOVE / POISON, THP split and migration of uffd-wp
  * entries, non-cooperative events other than fork (remap, remove,
  * unmap), UFFD_FEATURE_THREAD_ID.
  */
 
 /** UFFD_FEATURE_* names the model knows, as scenarios spell them. */
-export const UFFD_FEATURES = ['event-fork', 'missing-hugetlbfs', 'missing-shmem', 'sigbus', 'pagefault-flag-wp', 'minor-hugetlbfs', 'minor-shmem', 'wp-hugetlbfs-shmem', 'wp-unpopulated'] as const;
+export const UFFD_FEATURES = ['event-fork', 'missing-hugetlbfs', 'missing-shmem', 'sigbus', 'pagefault-flag-wp', 'minor-hugetlbfs', 'minor-shmem', 'wp-hugetlbfs-shmem', 'wp-unpopulated', 'wp-async'] as const;
 export type UffdFeature = (typeof UFFD_FEATURES)[number];
 /** UFFDIO_REGISTER_MODE_* */
 export const UFFD_MODES = ['missing', 'wp', 'minor'] as const;
@@ -80,6 +84,8 @@ const FEATURE_SINCE: Record<UffdFeature, readonly [number, number]> = {
   'minor-shmem': [5, 14], // 964ab0040ff9 "userfaultfd/shmem: advertise shmem minor fault support" (with c949b097ef2e)
   'wp-hugetlbfs-shmem': [5, 19], // b1f9e876862d "mm/uffd: enable write protection for shmem & hugetlbfs"
   'wp-unpopulated': [6, 4], // 2bad466cc9d9 "mm/uffd: UFFD_FEATURE_WP_UNPOPULATED": markers on empty anonymous entries too
+  // d61ea1cb0095 "userfaultfd: UFFD_FEATURE_WP_ASYNC" (v6.7): the kernel resolves uffd-wp write faults itself
+  'wp-async': [6, 7],
 };
 
 export class Userfaultfd {
@@ -122,7 +128,7 @@ export class Userfaultfd {
       if (!this.defined(f)) continue;
       if ((f === 'minor-hugetlbfs' || f === 'minor-shmem') && !this.archMinor()) continue;
       if (f === 'pagefault-flag-wp' && kernelAtLeast(this.k.version, 5, 14) && !this.archWp()) continue;
-      if ((f === 'wp-hugetlbfs-shmem' || f === 'wp-unpopulated') && !this.archWp()) continue;
+      if ((f === 'wp-hugetlbfs-shmem' || f === 'wp-unpopulated' || f === 'wp-async') && !this.archWp()) continue;
       out.add(f);
     }
     return out;
@@ -148,8 +154,11 @@ export class Userfaultfd {
     return null; // fs-dax, device-dax, /dev/mem, secretmem, ext4/xfs page cache
   }
 
-  /** vma_can_userfault(vma, vm_flags) of the release: why not, or null. */
-  private refusal(vma: Vma, modes: ReadonlySet<UffdMode>): string | null {
+  /** vma_can_userfault(vma, vm_flags, wp_async) of the release: why not, or null. */
+  private refusal(vma: Vma, modes: ReadonlySet<UffdMode>, wpAsync: boolean): string | null {
+    // v6.7 (d61ea1cb0095): "If wp async enabled, and WP is the only mode enabled, allow any
+    // memory type" -- fs-dax and device-dax files, a disk file's page cache, secretmem too
+    if (wpAsync && modes.size === 1 && modes.has('wp')) return null;
     const kind = this.memoryKind(vma);
     if (kind === null) return `'${vma.name}' is neither anonymous, shmem nor hugetlb memory (vma_can_userfault)`;
     if (modes.has('minor')) {
@@ -189,7 +198,7 @@ export class Userfaultfd {
     if (vmas.length === 0) throw new KernelError('EINVAL', `UFFDIO_REGISTER: no VMA in the range (pages ${start}..${end - 1} of ${mm.name})`);
     const first = vmas[0]!;
     for (const vma of vmas) {
-      const why = this.refusal(vma, modes);
+      const why = this.refusal(vma, modes, ctx.features.has('wp-async'));
       if (why) throw new KernelError('EINVAL', `UFFDIO_REGISTER: ${why}`);
       // a hugetlb VMA: the range's start (first VMA) and end must be huge-page aligned
       if (vma.hugetlb) {
@@ -241,7 +250,9 @@ export class Userfaultfd {
     if (!mm.vmas.some((v) => v.start + v.pages > start)) throw new KernelError('ENOMEM', `UFFDIO_UNREGISTER: nothing is mapped at or above page ${start} of ${mm.name}`);
     const vmas = mm.vmas.filter((v) => v.start < end && v.start + v.pages > start);
     if (vmas.length === 0) throw new KernelError('EINVAL', 'UFFDIO_UNREGISTER: no VMA in the range');
-    for (const vma of vmas) if (this.memoryKind(vma) === null) throw new KernelError('EINVAL', `UFFDIO_UNREGISTER: '${vma.name}' cannot be registered at all (vma_can_userfault)`);
+    // vma_can_userfault(cur, cur->vm_flags, wp_async): a WP-only registration of any memory with WP_ASYNC (v6.7)
+    const wpOnly = (v: Vma) => ctx.features.has('wp-async') && v.flags.uffdWp === true && !v.flags.uffdMissing && !v.flags.uffdMinor;
+    for (const vma of vmas) if (this.memoryKind(vma) === null && !wpOnly(vma)) throw new KernelError('EINVAL', `UFFDIO_UNREGISTER: '${vma.name}' cannot be registered at all (vma_can_userfault)`);
     for (const v of vmas) {
       if (!v.uffd) continue;
       const vma = k.vm.isolate(v, Math.max(start, v.start), Math.min(end, v.start + v.pages));
@@ -444,7 +455,15 @@ export class Userfaultfd {
     const step = huge ? huge.pages : 1;
     let changed = false;
     for (let vpn = s; vpn < e; ) {
-      const leaf = k.vm.lookup(vma.mm, vpn);
+      let leaf = k.vm.lookup(vma.mm, vpn);
+      // change_pmd_range(): "if (next - addr != HPAGE_PMD_SIZE || uffd_wp_protect_file(vma,
+      // cp_flags))" __split_huge_pmd() (v5.19): a file VMA's huge PMD -- shmem, fs-dax, device-dax
+      // -- is split (zapped: the pages stay in the file) before the protection, which then puts
+      // markers in the new PTE table
+      if (enable && leaf?.pte.level === 'pmd' && !huge && vma.kind !== 'anon' && kernelAtLeast(k.version, 5, 19)) {
+        k.vm.splitHugePmd(vma, leaf.base);
+        leaf = k.vm.lookup(vma.mm, vpn);
+      }
       if (!leaf) {
         if (markers && (!huge || kernelAtLeast(k.version, 6, 2) || this.hugeTableAt(vma, vpn))) {
           k.vm.install(vma.mm, vpn, uffdWpMarker(huge ? huge.level : 'pte'));
@@ -489,7 +508,7 @@ export class Userfaultfd {
   }
 
   /** Whether a page table would hold the huge entry at vpn: some entry of the mm in the same PUD-sized region. */
-  private hugeTableAt(vma: Vma, vpn: number): boolean {
+  hugeTableAt(vma: Vma, vpn: number): boolean {
     const span = this.k.vm.pudPages || this.k.vm.pmdPages * 512;
     const from = vpn - (vpn % span);
     return this.k.vm.leavesIn(vma.mm, from, from + span).length > 0;
@@ -501,9 +520,34 @@ export class Userfaultfd {
    * pte is none, the page/swap cache could exist"), or an anonymous one whose ctx has
    * UFFD_FEATURE_WP_UNPOPULATED (v6.4). Markers exist only with the arch's uffd-wp bit.
    */
-  private useMarkers(vma: Vma): boolean {
+  useMarkers(vma: Vma): boolean {
     if (!vma.flags.uffdWp || !this.archWp() || !kernelAtLeast(this.k.version, 5, 19)) return false;
     return vma.kind !== 'anon' || vma.uffd?.features.has('wp-unpopulated') === true;
+  }
+
+  /** userfaultfd_wp_async(): the VMA's userfaultfd has UFFD_FEATURE_WP_ASYNC (v6.7). */
+  wpAsync(vma: Vma): boolean {
+    return vma.uffd?.features.has('wp-async') === true;
+  }
+
+  /**
+   * uffd_wp_range(vma, start, len, true): change_protection(MM_CP_UFFD_WP) over pages [s, e) of one
+   * VMA, as UFFDIO_WRITEPROTECT does it and PAGEMAP_SCAN's PM_SCAN_WP_MATCHING over a page-table
+   * hole (mm/pagemapscan.ts); true when an entry changed.
+   */
+  wpRange(vma: Vma, s: number, e: number): boolean {
+    return this.changeProtection(vma, s, e, true);
+  }
+
+  /**
+   * The async resolve of a write fault on a uffd-wp entry (UFFD_FEATURE_WP_ASYNC, v6.7): do_wp_page()
+   * ("if (!userfaultfd_wp_async(vma)) return handle_userfault(...)"; else pte_clear_uffd_wp() and on
+   * to the reuse or copy) and hugetlb_fault() ("Fallthrough to CoW") clear the bit, no message, no
+   * handler; the caller then handles the write as if the bit had never been there.
+   */
+  resolveAsync(vma: Vma, leaf: Leaf): void {
+    delete leaf.pte.uffdWp;
+    this.k.emit('pte.set', { mm: vma.mm.name, vaddr: leaf.base, pfn: leaf.pte.pfn, level: leaf.pte.level, write: leaf.pte.write, devmap: leaf.pte.devmap, special: leaf.pte.special });
   }
 
   /**

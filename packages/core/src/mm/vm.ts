@@ -108,10 +108,34 @@ export class Vm {
     return leaf.pte.pfn + (vpn - leaf.base);
   }
 
+  /** the PMD-sized spans of each mm that have a PTE table (pteTableAt) */
+  private readonly pteTables = new WeakMap<Mm, Set<number>>();
+
+  /**
+   * Whether a PTE table covers vpn: pte_alloc() gave one to the first PTE-level entry of the span;
+   * zapping entries leaves it (MADV_DONTNEED, unmap_mapping_range), a huge leaf installed there
+   * replaces it (THP collapse), and free_pgtables() frees it once no VMA is left in the span.
+   * PAGEMAP_SCAN tells a pte_none inside a table from a hole without one (mm/pagemapscan.ts).
+   */
+  pteTableAt(mm: Mm, vpn: number): boolean {
+    const base = vpn - (vpn % this.pmdPages);
+    const tables = this.pteTables.get(mm);
+    if (!tables?.has(base)) return false;
+    if (mm.vmas.some((v) => v.start < base + this.pmdPages && v.start + v.pages > base)) return true;
+    tables.delete(base);
+    return false;
+  }
+
   /** set_pte_at / set_pmd_at / set_pud_at. Reference and rmap accounting is the caller's. */
   install(mm: Mm, base: number, pte: Pte): void {
     const table = pte.level === 'pte' ? mm.ptes : pte.level === 'pmd' ? mm.pmds : mm.puds;
     table.set(base, pte);
+    if (pte.level !== 'pud') {
+      let tables = this.pteTables.get(mm);
+      if (!tables) this.pteTables.set(mm, (tables = new Set()));
+      if (pte.level === 'pte') tables.add(base - (base % this.pmdPages));
+      else tables.delete(base);
+    }
     if (pte.marker) {
       if (pte.guard) this.k.emit('guard.marker', { mm: mm.name, vaddr: base, op: 'set' });
       return;

@@ -122,6 +122,15 @@ export function stepOp(k: Kernel, step: Step, failures: string[]): Op<unknown> {
     case 'uffd-zeropage': return k.uffdZeropage(a);
     case 'uffd-continue': return k.uffdContinue(a);
     case 'uffd-writeprotect': return k.uffdWriteprotect(a);
+    case 'pagemap-scan':
+      return (function* () {
+        const got = yield* k.pagemapScan(a);
+        const want = step.args as { returns?: number; regions?: { page: number; pages: number; categories: string[] }[]; walkEnd?: number };
+        const show = (rs: readonly { page: number; pages: number; categories: readonly string[] }[]) => rs.map((r) => `${r.page}+${r.pages}[${r.categories.join(',')}]`).join(' ');
+        if (want.returns !== undefined && got.regions.length !== want.returns) failures.push(`${step.path}: PAGEMAP_SCAN returned ${got.regions.length}, expected ${want.returns}`);
+        if (want.regions !== undefined && show(got.regions) !== show(want.regions)) failures.push(`${step.path}: PAGEMAP_SCAN regions ${show(got.regions) || '(none)'}, expected ${show(want.regions) || '(none)'}`);
+        if (want.walkEnd !== undefined && got.walkEnd !== want.walkEnd) failures.push(`${step.path}: PAGEMAP_SCAN walk_end page ${got.walkEnd}, expected ${want.walkEnd}`);
+      })();
     case 'uffd-close': return k.uffdClose(a);
     case 'uffd-read':
       return (function* () {

@@ -9,6 +9,7 @@ import { SEAL_NAMES } from '../mm/memfd.js';
 import { THP_SIZE_MODES } from '../mm/mthp.js';
 import { DAX_MODES } from '../fs/daxmode.js';
 import { UFFD_FEATURES, UFFD_MODES } from '../mm/userfaultfd.js';
+import { PAGE_CATEGORIES, PM_SCAN_FLAGS } from '../mm/pagemapscan.js';
 import { isPowerOfTwo, parseSize } from '../units.js';
 import type { CheckArgs, CheckWhat, OpName } from './types.js';
 
@@ -62,6 +63,7 @@ const ERRNO_MEANING: Readonly<Record<Errno, string>> = {
   EACCES: 'permission denied',
   ENOSYS: 'function not implemented (a syscall the kernel or arch lacks)',
   ETXTBSY: 'text file busy (the file is open for writing)',
+  ENOTTY: 'inappropriate ioctl for device (the file has no such ioctl in this release)',
 };
 export const ERRNO_NAMES = Object.keys(ERRNO_MEANING) as Errno[];
 
@@ -210,6 +212,9 @@ const uffdPages = {
   pages: PageCount.optional().describe('how many pages (default 1)'),
   process: Name.optional().describe('act in this process (default: the one that created the mapping)'),
 };
+
+/** a PAGEMAP_SCAN category mask: PAGE_IS_* names, or a raw number (bits the release lacks: EINVAL) */
+const ScanMask = z.union([z.array(z.enum(PAGE_CATEGORIES, { error: `a category is one of ${PAGE_CATEGORIES.join(', ')}` })), z.number().int().nonnegative()], { error: 'a category mask is a list of categories or a number' }).optional();
 
 /** the range of a mapping a uffd-register, uffd-unregister or uffd-writeprotect step covers */
 const uffdRange = {
@@ -656,6 +661,28 @@ export const OP_ARGS = {
     ...uffdRange,
     enable: Flag.describe('true: UFFDIO_WRITEPROTECT_MODE_WP (write-protect, set uffd-wp); false: resolve (clear uffd-wp, wake the waiting faults)'),
   }).describe('ioctl(UFFDIO_WRITEPROTECT) (v5.7): mwriteprotect_range() on a range registered for WP (anonymous; shmem from v5.19, with PTE markers on empty entries)'),
+  'pagemap-scan': obj({
+    map: Name.describe('the mapping the range starts in (and pages are counted from)'),
+    offset: Size.optional().describe('arg.start: where in the mapping the range starts (not page aligned: EINVAL); default 0'),
+    length: Size.optional().describe('arg.end - arg.start (0 is valid; may run past the mapping; rounded up to pages); default: to the end of the mapping'),
+    flags: z.union([z.array(z.enum(PM_SCAN_FLAGS, { error: `a flag is one of ${PM_SCAN_FLAGS.join(', ')}` })), z.number().int()], { error: 'flags is a list of wp-matching, check-wpasync, or a number' }).optional().describe('PM_SCAN_WP_MATCHING (wp-matching), PM_SCAN_CHECK_WPASYNC (check-wpasync), or a raw number (unknown bits: EINVAL)'),
+    categoryMask: ScanMask.describe('arg.category_mask: every one of these categories (after inversion) is required'),
+    anyofMask: ScanMask.describe('arg.category_anyof_mask: at least one of these is required'),
+    invertedMask: ScanMask.describe('arg.category_inverted: these categories are tested inverted'),
+    returnMask: ScanMask.describe('arg.return_mask: the categories the regions carry'),
+    vec: Flag.optional().describe('false: arg.vec is NULL (with vecLen > 0: EINVAL)'),
+    vecLen: z.number().int().nonnegative().optional().describe('arg.vec_len: how many page_region entries fit (0: none, nothing is reported); default: one per page of the range'),
+    maxPages: z.number().int().nonnegative().optional().describe('arg.max_pages (0: no limit)'),
+    size: z.number().int().nonnegative().optional().describe('arg.size (default sizeof(struct pm_scan_arg), 96; anything else EINVAL)'),
+    returns: z.number().int().nonnegative().optional().describe('the number of regions the ioctl must return'),
+    regions: z.array(obj({
+      page: z.number().int().describe('first page, relative to the mapping'),
+      pages: PageCount,
+      categories: z.array(z.enum(PAGE_CATEGORIES, { error: `a category is one of ${PAGE_CATEGORIES.join(', ')}` })).describe('the region\'s categories (after return_mask)'),
+    })).optional().describe('the page_region entries the ioctl must write, in order'),
+    walkEnd: z.number().int().optional().describe('arg.walk_end the ioctl must leave, as a page of the mapping'),
+    process: Name.optional().describe('whose /proc/PID/pagemap (default: the one that created the mapping)'),
+  }).describe('ioctl(PAGEMAP_SCAN) on /proc/PID/pagemap (v6.7; ENOTTY before): the pages of a range whose PAGE_IS_* categories match the masks, as page_region runs; with wp-matching the matched written pages are uffd-wp protected again (mm/pagemapscan.ts)'),
   check: checkArgs.describe('assert state now: refcount, mapcount, pinned, mapped, anon, blockFree, vmemmap, writable, softDirty or swapped'),
 } satisfies Record<OpName, z.ZodType>;
 
