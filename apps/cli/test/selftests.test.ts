@@ -60,8 +60,8 @@ describe('the selftests scenario library passes the default matrix', () => {
     // test_seal_shrink, test_seal_grow, test_seal_resize, and two cases no shipped test covers (F_SEAL_WRITE against a long-term pin and an io_uring buffer) (memfd: 9)
     // mseal_test.c: 47 of its 50 test functions (the sealed half of each seal/no-seal pair; not test_seal_zero_address, test_seal_mremap_move_fixed_zero: address 0; not test_seal_discard_ro_anon_on_pkey: no pkeys), and two cases it does not have: a sealed fs-dax and a sealed device-dax mapping (mseal: 49)
     // uffd-unit-tests.c: wp-fork, wp-fork-with-event, wp-fork-pin and wp-fork-pin-with-event on anon, shmem, shmem-private, hugetlb, hugetlb-private; wp-unpopulated on anon (uffd: 21)
-    // pagemap_ioctl.c: sanity_tests_sd (parts 1-6, and the walk_end tester), base_tests on anon and private hugetlb, unpopulated_scan_test; fs-dax and device-dax cases it does not have (pagemap: 7)
-    expect(count).toEqual({ 'cow-anon': 14, 'cow-swap': 17, 'cow-thp': 73, 'cow-mthp': 14, 'cow-collapse': 4, 'cow-hugetlb': 17, 'cow-non-anon': 15, 'gup-longterm': 55, 'gup-test': 12, 'soft-dirty': 6, gaps: 1, pfnmap: 6, 'madv-populate': 5, ksm: 10, 'map-populate': 4, 'hugetlb-madvise': 1, 'hugetlb-madv-vs-map': 1, mkdirty: 6, migration: 3, 'memfd-secret': 5, 'guard-regions': 60, memfd: 9, mseal: 49, uffd: 21, pagemap: 7 });
+    // pagemap_ioctl.c: sanity_tests_sd (parts 1-6, and the walk_end tester), base_tests on anon and private hugetlb, hpage_unit_tests 1.-7., unpopulated_scan_test; guard-regions.c pagemap_scan on anon, shmem and file; fs-dax and device-dax cases it does not have (pagemap: 11)
+    expect(count).toEqual({ 'cow-anon': 14, 'cow-swap': 17, 'cow-thp': 73, 'cow-mthp': 14, 'cow-collapse': 4, 'cow-hugetlb': 17, 'cow-non-anon': 15, 'gup-longterm': 55, 'gup-test': 12, 'soft-dirty': 6, gaps: 1, pfnmap: 6, 'madv-populate': 5, ksm: 10, 'map-populate': 4, 'hugetlb-madvise': 1, 'hugetlb-madv-vs-map': 1, mkdirty: 6, migration: 3, 'memfd-secret': 5, 'guard-regions': 60, memfd: 9, mseal: 49, uffd: 21, pagemap: 11 });
     expect(scenarios.every((s) => s.name.startsWith('selftest-'))).toBe(true);
   });
 
