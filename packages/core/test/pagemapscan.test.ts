@@ -154,3 +154,50 @@ describe('UFFD_FEATURE_WP_ASYNC', () => {
     expect(code(() => k.run(k.uffdRead({ nonblock: true })))).toBe('EAGAIN');
   });
 });
+
+describe('huge entries', () => {
+  /** 'm': 1024 pages (two PMD spans), MADV_HUGEPAGE, both THPs faulted in by a write, then tracked. */
+  function thps(k: Kernel): void {
+    k.run(k.mmap({ anon: true, length: 1024 * PAGE, write: true, as: 'm' }));
+    k.run(k.madvise({ map: 'm', advice: 'hugepage' }));
+    k.run(k.write({ map: 'm', page: 0, data: 'a' }));
+    k.run(k.write({ map: 'm', page: 512, data: 'b' }));
+    k.run(k.uffdApi({ features: ['pagefault-flag-wp', 'wp-unpopulated', 'wp-async'] }));
+    k.run(k.uffdRegister({ map: 'm', mode: ['wp'] }));
+  }
+
+  it('a written THP matched in part under WP_MATCHING is split and only the reported half is armed (pagemap_scan_thp_entry)', () => {
+    const k = kernel();
+    thps(k);
+    // registered, never protected: both PMDs written; max_pages 256 cuts the first PMD in half
+    expect(runs(k, { flags: ['wp-matching', 'check-wpasync'], maxPages: 256, categoryMask: [...W], returnMask: [...W, 'huge'] })).toEqual(['0+256[written]']);
+    // "Report as if there was no THP": the split PMD's PTEs are walked, so the run is not HUGE
+    expect(pte(k, 'm', 0)?.level).toBe('pte');
+    expect([0, 255, 256, 511].map((p) => pte(k, 'm', p)?.uffdWp === true)).toEqual([true, true, false, false]);
+    // the second PMD was not reached: still one huge, written entry
+    expect(pte(k, 'm', 512)?.level).toBe('pmd');
+    expect(runs(k, { categoryMask: [...W], returnMask: [...W, 'huge'] })).toEqual(['256+256[written]', '512+512[written,huge]']);
+  });
+
+  it('a whole written THP is armed in place (make_uffd_wp_pmd) and stays one huge, clean run', () => {
+    const k = kernel();
+    thps(k);
+    expect(runs(k, { flags: ['wp-matching', 'check-wpasync'], categoryMask: [...W], returnMask: [...W] })).toEqual(['0+1024[written]']);
+    expect([pte(k, 'm', 0)?.level, pte(k, 'm', 0)?.uffdWp, pte(k, 'm', 0)?.write]).toEqual(['pmd', true, false]);
+    expect(runs(k, { returnMask: ['written', 'present', 'huge'] })).toEqual(['0+1024[present,huge]']);
+  });
+});
+
+describe('soft-dirty (v6.8)', () => {
+  it('VM_SOFTDIRTY makes every page of a new VMA soft-dirty, holes too; after clear_refs only the written page is', () => {
+    const k = kernel();
+    k.run(k.mmap({ anon: true, length: 4 * PAGE, write: true, as: 'm' }));
+    k.run(k.write({ map: 'm', page: 1, data: 's' }));
+    // a new VMA has VM_SOFTDIRTY (pagemap_scan_test_walk() adds the category to each page)
+    expect(runs(k, { anyofMask: ['soft-dirty'], returnMask: ['soft-dirty'] })).toEqual(['0+4[soft-dirty]']);
+    k.run(k.clearRefs({}));
+    k.run(k.write({ map: 'm', page: 2, data: 't' }));
+    // clear_refs dropped VM_SOFTDIRTY and page 1's bit; page 2's write fault set pte_soft_dirty (x86)
+    expect(runs(k, { anyofMask: ['soft-dirty'], returnMask: ['soft-dirty', 'present'] })).toEqual(['2+1[present,soft-dirty]']);
+  });
+});
