@@ -46,5 +46,13 @@ describe('move_pages() racing GUP, fork and CPU writes', () => {
     it(`${version}: munmap drops the migration entry or the page; nothing is freed while mapped, nothing waits forever`, () => {
       expect(clean(explore('move-pages-vs-munmap.yaml', version))).toEqual(CLEAN);
     });
+
+    it(`${version}: two move_pages() of one page: a folio is isolated once (-EBUSY, -ENOENT for the other), no reference lost or doubled`, () => {
+      const r = explore('move-pages-vs-move-pages.yaml', version);
+      expect(clean(r)).toEqual(CLEAN);
+      // whoever moves last moves it to node 1 (thread two's last call, or thread one's after it):
+      // every order ends with the page on node 1, mapped once -- one end state
+      expect(r.ends.completed).toBe(1);
+    });
   }
 });

@@ -259,6 +259,26 @@ describe('migration entries', () => {
     }
   });
 
+  it('a second move_pages() of a page under migration: -EBUSY while the first holds it isolated, -ENOENT while its entries are in', () => {
+    for (const version of RELEASES) {
+      const k = kernel(version);
+      const [old] = written(k, 'm', 1);
+      const first = moveToNode1(k);
+      // the first point of the migration: the folio is isolated (off the LRU), still mapped
+      stepTo(first, 'migrate_pages: cond_resched');
+      // add_folio_for_migration(): folio_isolate_lru() fails -> -EBUSY in the status, nothing
+      // queued, the call returns 0 (no batch failed)
+      const busy = k.run(k.movePages({ map: 'm', page: 0, node: 1, all: true }));
+      stepTo(first, INSTALLED);
+      // follow_page() / folio_walk_start() find no present PTE: -ENOENT
+      const gone = k.run(k.movePages({ map: 'm', page: 0, node: 1, all: true }));
+      const r = runToCompletion(first);
+      // the isolation, the mapping and nothing else: refcount 1 on the new page, the old freed
+      const now = k.pfnOf({ map: 'm', page: 0 })!;
+      expect({ version, busy: busy.status, gone: gone.status, first: r.status, rc: k.refcount(now), old: k.ram.live.has(old!) }).toEqual({ version, busy: ['EBUSY'], gone: ['ENOENT'], first: [1], rc: 1, old: false });
+    }
+  });
+
   it('a read that meets the entry and the migration never finishing is a wait, not an error', () => {
     const k = kernel();
     written(k, 'm', 1);

@@ -59,6 +59,8 @@ interface QueueWalk {
 export class Numa {
   /** nodes with memory (node_states[N_MEMORY]): 0 .. nodes - 1 */
   nodes = 1;
+  /** folios a migration has isolated (folio_isolate_lru() cleared PG_lru): isolating one again fails */
+  private readonly isolated = new Set<number>();
 
   constructor(private readonly k: Kernel) {}
 
@@ -264,7 +266,7 @@ export class Numa {
    */
   private folioAdd(list: Queued[], head: number, vma: Vma, vpn: number, all: boolean): boolean {
     if (!all && this.mappedShared(head)) return true;
-    if (list.some((q) => q.head === head) || !this.onLru(head, vma)) return false;
+    if (list.some((q) => q.head === head) || this.isolated.has(head) || !this.onLru(head, vma)) return false;
     list.push({ head, vma, vpn });
     return true;
   }
@@ -335,43 +337,67 @@ export class Numa {
    */
   private *migrate(list: Queued[], target: (q: Queued) => number): Op<number | 'ENOMEM'> {
     const k = this.k;
+    // the walk isolated every queued folio before migrate_pages() runs (folio_isolate_lru():
+    // a reference each, off the LRU, so another migration's isolation of it fails)
+    for (const q of list) this.isolate(q.head, 'folio_isolate_lru');
+    // putback_movable_pages(): what is still isolated when the call gives up goes back
+    const putback = (heads: readonly number[], why: string): void => {
+      for (const head of heads) this.release(head, `putback_movable_pages: ${why}`);
+    };
     let failed = 0;
-    for (const q of list) {
-      k.folios.get(q.head, 1, 'folio_isolate_lru');
+    for (let n = 0; n < list.length; n++) {
+      const q = list[n]!;
+      const rest = list.slice(n + 1).map((x) => x.head);
       const nr = k.folios.nr(q.head);
       const cannotMoveWhole = nr > 1 && nr === k.vm.pmdPages && !this.thpMigration();
       const r = cannotMoveWhole ? 'split' : yield* this.migrateFolio(q, target);
+      if (r !== 'enomem' && r !== 'split') this.isolated.delete(q.head);
       if (r === 'moved') continue;
       if (r === 'failed') {
         failed++;
         continue;
       }
       if (r === 'enomem' && nr === 1) {
-        k.folios.put(q.head, 1, 'putback_movable_pages: -ENOMEM');
+        putback([q.head, ...rest], '-ENOMEM');
         return 'ENOMEM';
       }
       // try_split_folio() -> split_folio(): the isolation reference stays on the head page; each
       // other page still mapped is isolated on its own (the split puts them on the list)
       if (!k.thp.splitFolio(q.head)) {
-        k.folios.put(q.head, 1, 'putback_movable_pages: the split failed');
+        this.release(q.head, 'putback_movable_pages: the split failed');
         failed++;
         continue;
       }
-      for (let i = 0; i < nr; i++) {
-        const pfn = q.head + i;
-        if (i > 0) {
-          if (k.folios.rc(pfn) === 0) continue;
-          k.folios.get(pfn, 1, 'split_folio_to_list: isolated subpage');
-        }
-        const sub = yield* this.migrateFolio({ ...q, head: pfn, vpn: q.vpn + i }, target);
+      const subs: number[] = [q.head];
+      for (let i = 1; i < nr; i++) {
+        if (k.folios.rc(q.head + i) === 0) continue;
+        this.isolate(q.head + i, 'split_folio_to_list: isolated subpage');
+        subs.push(q.head + i);
+      }
+      for (let j = 0; j < subs.length; j++) {
+        const pfn = subs[j]!;
+        const sub = yield* this.migrateFolio({ ...q, head: pfn, vpn: q.vpn + (pfn - q.head) }, target);
         if (sub === 'enomem') {
-          k.folios.put(pfn, 1, 'putback_movable_pages: -ENOMEM');
+          putback([...subs.slice(j), ...rest], '-ENOMEM');
           return 'ENOMEM';
         }
+        this.isolated.delete(pfn);
         if (sub === 'failed') failed++;
       }
     }
     return failed;
+  }
+
+  /** folio_isolate_lru(): a reference, and the folio is off the LRU until put back or freed. */
+  private isolate(head: number, why: string): void {
+    this.k.folios.get(head, 1, why);
+    this.isolated.add(head);
+  }
+
+  /** folio_putback_lru(): back on the LRU, the isolation reference dropped. */
+  private release(head: number, why: string): void {
+    this.isolated.delete(head);
+    this.k.folios.put(head, 1, why);
   }
 
   /**
@@ -653,7 +679,7 @@ export class Numa {
     const shared = kernelAtLeast(k.version, 6, 10) ? this.mappedShared(head) : k.vm.pageMapcount(found, head) > 1;
     if (shared && !all) return 'EACCES';
     if (vma.hugetlb) throw KernelError.unsupported('EOPNOTSUPP', `move_pages of a hugetlb folio of '${vma.name}' is not modelled`);
-    if (list.some((q) => q.head === head) || !this.onLru(head, vma)) return 'EBUSY';
+    if (list.some((q) => q.head === head) || this.isolated.has(head) || !this.onLru(head, vma)) return 'EBUSY';
     list.push({ head, vma, vpn });
     return 'queued';
   }
