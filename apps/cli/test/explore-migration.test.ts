@@ -1,4 +1,5 @@
-import { PRESETS, type PluginCatalog } from '@daxlab/core';
+import { fileURLToPath } from 'node:url';
+import { exploreScenario, isExploreResult, loadScenarioFile, PRESETS, type PluginCatalog } from '@daxlab/core';
 import { testArch } from '@daxlab/core/testing';
 import { describe, expect, it } from 'vitest';
 import { exploreOn } from './explore-family.js';
@@ -53,6 +54,20 @@ describe('move_pages() racing GUP, fork and CPU writes', () => {
       // whoever moves last moves it to node 1 (thread two's last call, or thread one's after it):
       // every order ends with the page on node 1, mapped once -- one end state
       expect(r.ends.completed).toBe(1);
+    });
+  }
+});
+
+describe('selftests/mm/migration.c under every interleaving', () => {
+  const selftest = (name: string, version: string) => {
+    const file = fileURLToPath(new URL(`../scenarios/selftests/migration/${name}`, import.meta.url));
+    const r = exploreScenario(loadScenarioFile(file, `selftests/migration/${name}`), { arch: 'x86', fs: null, driver: null, version, features: {} }, catalog);
+    if (!isExploreResult(r)) throw new Error(`${name} on ${version}: ${r.status}`);
+    return r;
+  };
+  for (const version of RELEASES) {
+    it(`${version}: private_anon, shared_anon and private_anon_thp: the readers wait on the entries and every move returns 0 in every interleaving`, () => {
+      for (const name of ['private-anon.yaml', 'shared-anon.yaml', 'private-anon-thp.yaml']) expect({ name, ...clean(selftest(name, version)) }).toEqual({ name, ...CLEAN });
     });
   }
 });
