@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { createKernel, PRESETS, type Kernel } from '../src/index.js';
 import { kernelAtLeast } from '../src/features.js';
+import { PG } from '../src/mm/pages.js';
 import { BlockedError, runToCompletion, type Op, type Yield } from '../src/sched.js';
 import { testArch } from '../src/testing.js';
 import { written } from './vm-helpers.js';
@@ -64,6 +65,9 @@ describe('migration entries', () => {
       const r = runToCompletion(mover);
       const now = k.pfnOf({ map: 'm', page: 0 })!;
       expect({ version, status: r.status, notMigrated: r.notMigrated, node: k.nodeOf(now), rc: k.refcount(now), live: k.ram.live.has(old!) }).toEqual({ version, status: [1], notMigrated: 0, node: 1, rc: 1, live: false });
+      // the write left the PTE dirty: try_to_migrate_one() marks the folio dirty, which moves to
+      // the new folio; the new PTE is dirty only from v6.1 (the entry remembers it)
+      expect({ version, pte: pteAt(k)!.dirty, folio: (k.folios.flags(now) & PG.dirty) !== 0 }).toEqual({ version, pte: kernelAtLeast(k.version, 6, 1), folio: true });
     }
   });
 

@@ -526,6 +526,8 @@ export class Numa {
       const exclusive = anonExclusiveEra && (k.folios.flags(page) & PG.anonExclusive) !== 0;
       if (exclusive) k.folios.setFlag(page, PG.anonExclusive, false);
       const pte = k.vm.clear(m.mm, m.vpn, m.level)!;
+      // "Set the dirty flag on the folio now the PTE is gone" (folio_mark_dirty())
+      if (pte.dirty) k.folios.setFlag(src, PG.dirty, true);
       k.vm.install(m.mm, m.vpn, migrationEntry(k, pte, exclusive));
       k.emit('tlb.flush', { mm: m.mm.name });
       k.folios.removeMap(src);
