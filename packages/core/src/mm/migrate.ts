@@ -24,7 +24,7 @@ export function migrationEntry(k: Kernel, pte: Pte, exclusive: boolean): Pte {
  * one: __handle_mm_fault() -> pmd_migration_entry_wait()): sleep on the source folio's lock,
  * which the migration holds until remove_migration_ptes() has replaced every entry, then return
  * 0 so the access is retried. GUP's slow path meets it the same way (follow_page_pte() finds no
- * page, faultin_page() -> handle_mm_fault(); up to v6.0 FOLL_MIGRATION was never set by
+ * page, faultin_page() -> handle_mm_fault(); FOLL_MIGRATION, while it existed, was never set by
  * __get_user_pages()), and GUP-fast backs off at the non-present entry (gup_fast_pte_range()).
  */
 export function* migrationEntryWait(k: Kernel, mm: Mm, vpn: number, entry: Pte, write: boolean): Op {
