@@ -24,8 +24,8 @@ import { uffdWpMarker } from './guard.js';
  *   skipped; VM_SOFTDIRTY adds PAGE_IS_SOFT_DIRTY (v6.8).
  * - the categories: pagemap_page_category() (PTE), pagemap_thp_category() (PMD leaf),
  *   pagemap_hugetlb_category(), and a hole without a page table (pagemap_scan_pte_hole()):
- *   PAGE_IS_SOFT_DIRTY from e6a9a2cbc13b (v6.8), PAGE_IS_GUARD from "fs/proc/task_mmu: add guard
- *   region bit to pagemap" (v6.15); a pte_none reads as written in the PAGE_IS_WRITTEN fast path
+ *   PAGE_IS_SOFT_DIRTY from "report SOFT_DIRTY bits through the PAGEMAP_SCAN ioctl" (v6.8),
+ *   PAGE_IS_GUARD from "fs/proc/task_mmu: add guard region bit to pagemap" (v6.15); a pte_none reads as written in the PAGE_IS_WRITTEN fast path
  *   (12f6b01a0bcb, v6.7) and, from 07b4377bdbe7 (July 2026, `latest` [M]), in the generic path too;
  *   a hole of a uffd-wp, non-hugetlb VMA reads as written from 40de8160ca7f (`latest` [M]).
  * - pagemap_scan_output() / pagemap_scan_push_range(): merging, vec_len and max_pages (-ENOSPC
@@ -54,7 +54,7 @@ const CHECK_WPASYNC = 2;
 /** The release a category joined PM_SCAN_CATEGORIES. */
 const CATEGORY_SINCE: Record<PageCategory, readonly [number, number]> = {
   wpallowed: [6, 7], written: [6, 7], file: [6, 7], present: [6, 7], swapped: [6, 7], pfnzero: [6, 7], huge: [6, 7],
-  'soft-dirty': [6, 8], // e6a9a2cbc13b "fs/proc/task_mmu: report SOFT_DIRTY bits through the PAGEMAP_SCAN ioctl"
+  'soft-dirty': [6, 8], // Andrei Vagin's "fs/proc/task_mmu: report SOFT_DIRTY bits through the PAGEMAP_SCAN ioctl"
   guard: [6, 15], // "fs/proc/task_mmu: add guard region bit to pagemap" (with PM_GUARD_REGION, mm/guard.ts)
 };
 
