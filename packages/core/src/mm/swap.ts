@@ -363,7 +363,7 @@ export class Swap {
    * mapped old and read-only (pte_mkold(mk_pte(page, vm_page_prot))), exclusive when the entry said
    * so (RMAP_EXCLUSIVE, v5.19), and the swap entry freed; then every swap-cache folio leaves the
    * cache (folio_free_swap()). The swap PTE's soft-dirty and uffd-wp bits are carried over only
-   * from f8f38dbc841e's "mm/swapfile: fix lost swap bits in unuse_pte()" (v5.19); before, both were
+   * from "mm/swapfile: fix lost swap bits in unuse_pte()" (Miaohe Lin, v5.19); before, both were
    * lost. Up to v5.12 unuse_pte() compared entries with pte_same_as_swp(), which removed the
    * soft-dirty bit but not the uffd-wp one ("mm/swap: fix pte_same_as_swp() not removing uffd-wp
    * bit when compare", v5.13): a uffd-wp swap PTE never matched, stayed, and try_to_unuse() retried
