@@ -711,6 +711,19 @@ export class Kernel {
     yield* [];
   }
 
+  /** echo N > /sys/kernel/mm/transparent_hugepage/khugepaged/max_ptes_{none,swap,shared} (mm/collapse.ts). */
+  *khugepagedLimits(a: { maxPtesNone?: number; maxPtesSwap?: number; maxPtesShared?: number }): Op {
+    this.thp.khugepaged.configure(a);
+    yield* [];
+  }
+
+  /** One khugepaged pass over a mapping's VMAs (khugepaged_scan_mm_slot(): mm/collapse.ts). */
+  *khugepagedScan(a: { map: string; process?: string }): Op {
+    const { origin, mm } = this.mapRange(a.map, a.process);
+    const { start, pages } = this.rangeIn(a.map, origin);
+    yield* this.thp.khugepaged.scan(mm, start, start + pages);
+  }
+
   /** swapoff(2) of the swap device (mm/swap.ts). */
   *swapoff(): Op {
     yield* this.swap.swapoff();
@@ -1549,6 +1562,20 @@ export class Kernel {
   vmaPagesIn(t: { map: string; page: number; process?: string }): number {
     const { mm, vpn } = this.mapAddress(t.map, t.page, t.process);
     return this.vm.vmaAt(mm, vpn)?.pages ?? 0;
+  }
+
+  /**
+   * smaps AnonHugePages of the VMA holding the page, in PMD-sized THPs: smaps_pmd_entry() counts
+   * each PMD that maps an anonymous folio (the huge zero page is no normal page: not counted).
+   */
+  anonHugePagesIn(t: { map: string; page: number; process?: string }): number {
+    const { mm, vpn } = this.mapAddress(t.map, t.page, t.process);
+    const vma = this.vm.vmaAt(mm, vpn);
+    if (!vma) return 0;
+    const n = this.vm.pmdPages;
+    let thps = 0;
+    for (const [base, pmd] of mm.pmds) if (base >= vma.start && base < vma.start + vma.pages && this.thp.isAnonPmd(vma, { pte: pmd, base, pages: n })) thps++;
+    return thps;
   }
 
   isLockedIn(t: { map: string; page: number; process?: string }): boolean {

@@ -2,19 +2,35 @@ import type { Kernel } from '../kernel.js';
 import { KernelError } from '../errors.js';
 import { kernelAtLeast } from '../features.js';
 import { preempt, type Op } from '../sched.js';
-import type { Vma } from '../types.js';
+import type { Mm, Pte, Vma } from '../types.js';
 import { nonPresent } from './exclusive.js';
 
 /**
- * The scan results madvise_collapse() turns into an errno (mm/khugepaged.c enum scan_result) —
- * the ones the model can reach.
+ * The scan results (mm/khugepaged.c enum scan_result) the model can reach: madvise_collapse()
+ * turns them into an errno; khugepaged only goes on to the next PMD range.
  */
-type ScanResult = 'succeed' | 'pmd-mapped' | 'pmd-null' | 'page-null' | 'page-anon' | 'page-count' | 'alloc-huge-page-fail' | 'pte-non-present' | 'fail';
+export type ScanResult =
+  | 'succeed' | 'pmd-mapped' | 'pmd-null' | 'page-null' | 'page-anon' | 'page-count' | 'page-ro' | 'page-compound'
+  | 'exceed-none-pte' | 'exceed-swap-pte' | 'exceed-shared-pte' | 'pte-uffd-wp' | 'lack-referenced-page'
+  | 'alloc-huge-page-fail' | 'pte-non-present' | 'fail';
+
+/** struct collapse_control's is_khugepaged (d8ea7cc85475, v6.1): the khugepaged-only heuristics apply. */
+interface CollapseControl {
+  readonly isKhugepaged: boolean;
+}
+
+/** /sys/kernel/mm/transparent_hugepage/khugepaged/max_ptes_{none,swap,shared} */
+export interface KhugepagedLimits {
+  maxPtesNone: number;
+  maxPtesSwap: number;
+  maxPtesShared: number;
+}
 
 /**
  * madvise_collapse_errno() (v6.1, 7d8faaf15545): no huge page -ENOMEM; an unexpected reference
  * (SCAN_PAGE_COUNT) -EINVAL in v6.1 and -EAGAIN from "mm/MADV_COLLAPSE: set EAGAIN on unexpected
- * page refcount" (a v6.2 fix of 7d8faaf15545 [M]); anything else intrinsic to the range -EINVAL.
+ * page refcount" (a v6.2 fix of 7d8faaf15545 [M]); anything else intrinsic to the range -EINVAL
+ * (SCAN_PAGE_RO, SCAN_PTE_UFFD_WP, SCAN_PMD_NULL, ... are in its EINVAL list).
  */
 function collapseErrno(k: Kernel, r: ScanResult): 'ENOMEM' | 'EAGAIN' | 'EINVAL' {
   if (r === 'alloc-huge-page-fail') return 'ENOMEM';
@@ -23,25 +39,40 @@ function collapseErrno(k: Kernel, r: ScanResult): 'ENOMEM' | 'EAGAIN' | 'EINVAL'
 }
 
 /**
+ * hugepage_vma_check() / thp_vma_allowable_order() (v6.8+) for an anonymous VMA: private
+ * anonymous memory (for MADV_COLLAPSE with an anon_vma already, as the model always had it), no
+ * VM_NOHUGEPAGE, THP on this MMU, and transhuge_vma_suitable(): one PMD-aligned range fits.
+ * `enforceSysfs` (TVA_ENFORCE_SYSFS, khugepaged) also asks the sysfs `enabled` mode (the model's
+ * `madvise`, or the PMD order's own knob from v6.8: mm/mthp.ts) for VM_HUGEPAGE. DAX VMAs
+ * (vma_is_dax(): fs-dax and device-dax) are refused outside a page fault in every release
+ * (`if (vma_is_dax(vma)) return in_pf;`, v5.4 __transparent_hugepage_enabled() has no DAX
+ * collapse either): they are not 'anon' here.
+ */
+function vmaAllowsCollapse(k: Kernel, vma: Vma, enforceSysfs: boolean): boolean {
+  const n = k.vm.pmdPages;
+  const end = vma.start + vma.pages;
+  const base = end - n - ((end - n) % n);
+  const suitable = base >= vma.start && base + n <= end;
+  if (vma.kind !== 'anon' || vma.flags.shared || vma.hugetlb || vma.flags.nohugepage || k.mmu.transparentHugepage === false || !suitable) return false;
+  // khugepaged scans a VMA with no anon_vma yet (zero-page PTEs only: SCAN_PAGE_RO; nothing:
+  // SCAN_PMD_NULL); only a collapse would need one (hugepage_vma_revalidate(expect_anon))
+  if (!enforceSysfs && vma.anonVma === 0) return false;
+  return !enforceSysfs || k.thp.sizes.allowed(vma, k.thp.order);
+}
+
+/**
  * MADV_COLLAPSE on one VMA's part [s, e) of the range (mm/khugepaged.c madvise_collapse(), v6.1,
  * 7d8faaf15545): synchronous khugepaged collapse of every PMD-aligned, PMD-sized range inside
  * [s, e) into a PMD-mapped anonymous THP, ignoring the sysfs `enabled` modes (the collapse was
- * asked for) but not VM_NOHUGEPAGE; none of khugepaged's max_ptes_none/swap/shared limits apply.
- * Only anonymous memory: a shmem or file range (collapse_file()) is not modelled.
+ * asked for) but not VM_NOHUGEPAGE; is_khugepaged is false, so none of the max_ptes_none / swap /
+ * shared limits nor the young-page heuristic apply (d8ea7cc85475, v6.1, in every release that has
+ * MADV_COLLAPSE). Only anonymous memory: a shmem or file range (collapse_file()) is not modelled.
  */
 export function* madviseCollapse(k: Kernel, vma: Vma, s: number, e: number): Op {
   const n = k.vm.pmdPages;
-  // hugepage_vma_check(vma, vm_flags, smaps = false, in_pf = false, enforce_sysfs = false):
-  // VM_NOHUGEPAGE, no THP on this MMU, a VMA too small to hold one aligned PMD range
-  // (transhuge_vma_suitable(vma, vm_end - HPAGE_PMD_SIZE)), DAX (in_pf only), no anon_vma yet
   if (vma.kind === 'pagecache' && !vma.hugetlb) throw KernelError.unsupported('EINVAL', `madvise collapse of '${vma.name}': collapse_file() (shmem/file THP) is not modelled`);
-  const suitable = (() => {
-    const end = vma.start + vma.pages;
-    const base = end - n - ((end - n) % n);
-    return base >= vma.start && base + n <= end;
-  })();
-  if (vma.kind !== 'anon' || vma.flags.shared || vma.hugetlb || vma.flags.nohugepage || k.mmu.transparentHugepage === false || !suitable || vma.anonVma === 0) {
-    throw new KernelError('EINVAL', `madvise collapse of '${vma.name}': hugepage_vma_check() refuses the VMA (needs private anonymous memory with pages, no VM_NOHUGEPAGE, an aligned ${n}-page range inside it)`);
+  if (!vmaAllowsCollapse(k, vma, false)) {
+    throw new KernelError('EINVAL', `madvise collapse of '${vma.name}': hugepage_vma_check() refuses the VMA (needs private anonymous memory with pages, no VM_NOHUGEPAGE, an aligned ${n}-page range inside it; never DAX)`);
   }
   const hstart = Math.ceil(s / n) * n;
   const hend = e - (e % n);
@@ -54,7 +85,7 @@ export function* madviseCollapse(k: Kernel, vma: Vma, s: number, e: number): Op 
       lastFail = 'pmd-null';
       continue;
     }
-    const r = yield* collapseRange(k, vma, addr);
+    const r = yield* collapseRange(k, vma, addr, { isKhugepaged: false });
     if (r === 'succeed' || r === 'pmd-mapped') thps++;
     else lastFail = r;
     // the whole range's memory is what a failed allocation tells: stop there (SCAN_ALLOC_HUGE_PAGE_FAIL ends the loop)
@@ -64,64 +95,216 @@ export function* madviseCollapse(k: Kernel, vma: Vma, s: number, e: number): Op 
 }
 
 /**
- * hpage_collapse_scan_pmd() + collapse_huge_page() for the anonymous PMD range at base:
- * - find_pmd_or_thp_or_none(): a PMD leaf is SCAN_PMD_MAPPED (done); no page table (no PTE in the
- *   range, as the model approximates pmd_none) is SCAN_PMD_NULL;
- * - every PTE: none or the zero page is fine (no max_ptes_none for MADV_COLLAPSE); a swap or other
- *   non-present entry would be swapped in first (__collapse_huge_page_swapin: not modelled); no
- *   normal page or a ZONE_DEVICE one is SCAN_PAGE_NULL; not anon SCAN_PAGE_ANON; a folio with
- *   references beyond its mappings (is_refcount_suitable(): a GUP get or pin, the swap cache's) is
- *   SCAN_PAGE_COUNT. Pages shared with another mm are fine (no max_ptes_shared here).
- * - then a new order-HPAGE_PMD_ORDER folio (alloc_charge_folio(): SCAN_ALLOC_HUGE_PAGE_FAIL), the
- *   range's PTEs are cleared and flushed (pmdp_collapse_flush() under MMU_NOTIFY_CLEAR), each page
- *   copied into it (__collapse_huge_page_copy(): a none or zero PTE gives a zeroed subpage) and its
- *   old mapping and reference dropped (folio_remove_rmap_pte + free_page_and_swap_cache), and the
- *   new folio mapped by a dirty PMD, writable when the VMA is (map_anon_folio_pmd /
- *   maybe_pmd_mkwrite(pmd_mkdirty())), PageAnonExclusive (folio_add_new_anon_rmap), rc 1 and
- *   entire mapcount 1. An anonymous collapse never reuses the old folio, even when the range was
- *   one PTE-mapped THP: pages still mapped by a fork child stay the child's.
+ * khugepaged (mm/khugepaged.c): its sysfs limits, and one scan pass over an mm. The scan sleep,
+ * pages_to_scan and the mm_slot list are time, not state: a pass stands for "khugepaged got to
+ * this mm" (khugepaged_scan_mm_slot()), visiting every PMD range of every VMA in the range once.
  */
-function* collapseRange(k: Kernel, vma: Vma, base: number): Op<ScanResult> {
+export class Khugepaged {
+  private set: Partial<KhugepagedLimits> = {};
+
+  constructor(private readonly k: Kernel) {}
+
+  /**
+   * The current limits. khugepaged_init(): max_ptes_none = HPAGE_PMD_NR - 1, max_ptes_swap =
+   * HPAGE_PMD_NR / 8, max_ptes_shared = HPAGE_PMD_NR / 2 (511 / 64 / 256 with 4 KiB pages on x86).
+   */
+  get limits(): KhugepagedLimits {
+    const n = this.k.vm.pmdPages;
+    return { maxPtesNone: this.set.maxPtesNone ?? n - 1, maxPtesSwap: this.set.maxPtesSwap ?? n / 8, maxPtesShared: this.set.maxPtesShared ?? n / 2 };
+  }
+
+  /**
+   * echo N > .../khugepaged/max_ptes_{none,swap,shared} (max_ptes_*_store(): -EINVAL above
+   * HPAGE_PMD_NR - 1). max_ptes_shared arrived with the sharing it limits ("khugepaged:
+   * introduce 'max_ptes_shared' tunable", 71a2c112a0f6, v5.8): ENOENT before.
+   */
+  configure(a: Partial<KhugepagedLimits>): void {
+    const n = this.k.vm.pmdPages;
+    if (a.maxPtesShared !== undefined && !kernelAtLeast(this.k.version, 5, 8)) throw new KernelError('ENOENT', 'khugepaged/max_ptes_shared does not exist before v5.8 (71a2c112a0f6)');
+    for (const key of ['maxPtesNone', 'maxPtesSwap', 'maxPtesShared'] as const) {
+      const v = a[key];
+      if (v === undefined) continue;
+      if (v > n - 1) throw new KernelError('EINVAL', `khugepaged ${key} ${v} is above HPAGE_PMD_NR - 1 = ${n - 1} (max_ptes_*_store)`);
+    }
+    this.set = { ...this.set, ...a };
+  }
+
+  /**
+   * khugepaged_scan_mm_slot() over the VMAs of mm in [start, end): a VMA hugepage_vma_check()
+   * refuses with sysfs enforced (no VM_HUGEPAGE under `enabled=madvise`, VM_NOHUGEPAGE, DAX,
+   * shmem/file: collapse_file() is not modelled, so those are skipped too) is passed over; in
+   * the others every PMD-aligned range (hstart = round_up(vm_start), hend = round_down(vm_end))
+   * goes through hpage_collapse_scan_pmd() with is_khugepaged (khugepaged_scan_pmd() before
+   * v6.1). Nothing is reported: the outcome is the page tables. Returns the scan results.
+   */
+  *scan(mm: Mm, start: number, end: number): Op<ScanResult[]> {
+    const k = this.k;
+    const n = k.vm.pmdPages;
+    const results: ScanResult[] = [];
+    const vmas = mm.vmas.filter((v) => v.start < end && v.start + v.pages > start).sort((a, b) => a.start - b.start);
+    for (const vma of vmas) {
+      if (!vmaAllowsCollapse(k, vma, true)) continue;
+      const hstart = Math.ceil(Math.max(vma.start, start) / n) * n;
+      const hend = Math.min(vma.start + vma.pages, end);
+      for (let addr = hstart; addr + n <= hend; addr += n) {
+        // hugepage_vma_revalidate() after each range: an earlier collapse may have moved nothing, but be exact
+        if (k.vm.vmaAt(mm, addr) !== vma) break;
+        results.push(yield* collapseRange(k, vma, addr, { isKhugepaged: true }));
+      }
+    }
+    return results;
+  }
+}
+
+interface ScanOutcome {
+  readonly result: ScanResult;
+  /** is_swap_pte() entries the collapse swaps in first (`unmapped`) */
+  readonly swapped: number[];
+  /** a guard marker in the old scan (before v6.18): __collapse_huge_page_swapin() fails on it */
+  readonly guard: boolean;
+}
+
+/**
+ * hpage_collapse_scan_pmd() (khugepaged_scan_pmd() before v6.1) over the PTEs of the PMD range at
+ * base, and with `isolate` the re-check __collapse_huge_page_isolate() makes once swap entries are
+ * swapped in (same none/zero, shared, refcount and writable rules). Per PTE, in the kernel's order:
+ * - is_swap_pte(): counted as `unmapped`; more than max_ptes_swap (khugepaged only) is
+ *   SCAN_EXCEED_SWAP_PTE; a uffd-wp swap entry or marker SCAN_PTE_UFFD_WP; a guard marker see
+ *   below; other non-present entries (device-private/exclusive, migration) are not modelled;
+ * - none or the zero page: counted; on a userfaultfd-armed VMA, or above max_ptes_none
+ *   (khugepaged only), SCAN_EXCEED_NONE_PTE;
+ * - a uffd-wp PTE is SCAN_PTE_UFFD_WP; pte_write() makes the range `writable`;
+ * - vm_normal_page() none or ZONE_DEVICE: SCAN_PAGE_NULL; not anon: SCAN_PAGE_ANON;
+ * - a page mapped more than once (page_mapcount() > 1, v5.8 "khugepaged: allow to collapse a page
+ *   shared across fork"; folio_likely_mapped_shared() later, the same answer for the cases here)
+ *   counts as shared; above max_ptes_shared (khugepaged only) SCAN_EXCEED_SHARED_PTE;
+ * - the folio's references must be its mappings plus the swap cache's (is_refcount_suitable(),
+ *   v5.8): a GUP get or pin is SCAN_PAGE_COUNT. Before v5.8 (v5.4) a compound page is
+ *   SCAN_PAGE_COMPOUND and the page must have one reference (+ swap cache): page_count() !=
+ *   1 + PageSwapCache(), so a page shared over fork is SCAN_PAGE_COUNT;
+ * - khugepaged counts young pages (`referenced`): the model keeps no accessed bit and every
+ *   present PTE was mapped by a fault or a swap-in, i.e. young, so each normal page counts.
+ * Then: no writable PTE is SCAN_PAGE_RO; for khugepaged no young page, or swap entries with fewer
+ * than HPAGE_PMD_NR / 2 young pages, is SCAN_LACK_REFERENCED_PAGE (in __collapse_huge_page_swapin()
+ * before v6.1: "no swapin, referenced < 50%", the same outcome).
+ */
+function scanPmd(k: Kernel, vma: Vma, base: number, cc: CollapseControl): ScanOutcome {
+  const mm = vma.mm;
+  const n = k.vm.pmdPages;
+  const limits = k.thp.khugepaged.limits;
+  const sharing = kernelAtLeast(k.version, 5, 8);
+  const armed = vma.flags.uffdMissing === true || vma.flags.uffdWp === true || vma.flags.uffdMinor === true;
+  const swapped: number[] = [];
+  const folios = new Set<number>();
+  let guard = false;
+  let noneOrZero = 0;
+  let shared = 0;
+  let referenced = 0;
+  let writable = false;
+  const out = (result: ScanResult): ScanOutcome => ({ result, swapped, guard });
+  for (let v = base; v < base + n; v++) {
+    const pte = mm.ptes.get(v);
+    if (pte && nonPresent(pte)) {
+      if (pte.guard) {
+        // a guard marker (mm/guard.ts) is a swap PTE to the scan: MADV_COLLAPSE used to go past it
+        // and fail at __collapse_huge_page_swapin() (do_swap_page: VM_FAULT_SIGSEGV -> SCAN_FAIL);
+        // "mm/khugepaged: abort collapse scan on guard PTEs" (Sep 2025, v6.18 [M]) stops the scan
+        // there: SCAN_PTE_NON_PRESENT. Both are EINVAL, but only the old scan lets a later page's
+        // result (an unexpected reference: EAGAIN) come first
+        if (kernelAtLeast(k.version, 6, 18)) return out('pte-non-present');
+        guard = true;
+        continue;
+      }
+      if (pte.swap === undefined && pte.uffdWp !== true) throw KernelError.unsupported('EINVAL', `collapse: page ${v} of ${mm.name} holds a device, migration or poison entry; its swap-in by __collapse_huge_page_swapin() is not modelled`);
+      if (cc.isKhugepaged && swapped.length + 1 > limits.maxPtesSwap) return out('exceed-swap-pte');
+      // pte_swp_uffd_wp_any(): a uffd-wp swap entry or PTE marker is never swapped in for a collapse
+      if (pte.uffdWp === true) return out('pte-uffd-wp');
+      swapped.push(v);
+      continue;
+    }
+    if (!pte || (pte.special && k.isZeroPfn(pte.pfn))) {
+      noneOrZero++;
+      if (armed || (cc.isKhugepaged && noneOrZero > limits.maxPtesNone)) return out('exceed-none-pte');
+      continue;
+    }
+    if (pte.uffdWp === true) return out('pte-uffd-wp');
+    if (pte.write) writable = true;
+    const page = k.vm.normalPage(pte, pte.pfn);
+    if (page === null || k.folios.kind(page) !== 'ram') return out('page-null');
+    const head = k.folios.folio(page);
+    if (!k.folios.isAnon(head)) return out('page-anon');
+    if (!sharing) {
+      // v5.4 khugepaged_scan_pmd(): PageCompound() and page_count() != 1 + PageSwapCache()
+      if (k.folios.nr(head) > 1) return out('page-compound');
+      if (k.folios.rc(head) !== 1 + (k.swap.inSwapCache(head) ? 1 : 0)) return out('page-count');
+    } else if (k.vm.pageMapcount(page, head) > 1) {
+      shared++;
+      if (cc.isKhugepaged && shared > limits.maxPtesShared) return out('exceed-shared-pte');
+    }
+    if (!folios.has(head)) {
+      folios.add(head);
+      const swapCache = k.swap.inSwapCache(head) ? k.folios.nr(head) : 0;
+      if (k.folios.rc(head) !== k.folios.mapcount(head) + swapCache) return out('page-count');
+    }
+    if (cc.isKhugepaged) referenced++;
+  }
+  if (!writable) return out('page-ro');
+  if (cc.isKhugepaged && (referenced === 0 || (swapped.length > 0 && referenced < n / 2))) return out('lack-referenced-page');
+  return out('succeed');
+}
+
+/**
+ * The scan of the anonymous PMD range at base, then collapse_huge_page():
+ * - find_pmd_or_thp_or_none(): a PMD leaf is SCAN_PMD_MAPPED (done); no page table (no PTE in the
+ *   range, as the model approximates pmd_none) is SCAN_PMD_NULL; then scanPmd();
+ * - alloc_charge_folio() (SCAN_ALLOC_HUGE_PAGE_FAIL), then __collapse_huge_page_swapin() when the
+ *   scan found swap entries: do_swap_page() as a read fault (FAULT_FLAG_ALLOW_RETRY, no write) for
+ *   each, the same swap-in a touch would do (mm/swap.ts); then __collapse_huge_page_isolate()
+ *   re-checks the range;
+ * - the range's PTEs are cleared and flushed (pmdp_collapse_flush() under MMU_NOTIFY_CLEAR), each
+ *   page copied into the new folio (__collapse_huge_page_copy(): a none or zero PTE gives a zeroed
+ *   subpage) and its old mapping and reference dropped (folio_remove_rmap_pte +
+ *   free_page_and_swap_cache: an unmapped swap-cache folio leaves the swap cache), and the new
+ *   folio mapped by a dirty PMD, writable when the VMA is (maybe_pmd_mkwrite(pmd_mkdirty())),
+ *   PageAnonExclusive (folio_add_new_anon_rmap), rc 1 and entire mapcount 1. An anonymous collapse
+ *   never reuses the old folio, even when the range was one PTE-mapped THP: pages still mapped by
+ *   a fork child (or parent) stay theirs.
+ */
+function* collapseRange(k: Kernel, vma: Vma, base: number, cc: CollapseControl): Op<ScanResult> {
   const mm = vma.mm;
   const n = k.vm.pmdPages;
   const pmd = mm.pmds.get(base);
   if (pmd) return pmd.special || !k.thp.isAnonPmd(vma, { pte: pmd, base, pages: n }) ? 'page-null' : 'pmd-mapped';
-  const ptes = [];
-  for (let v = base; v < base + n; v++) {
-    const pte = mm.ptes.get(v);
-    if (pte) ptes.push([v, pte] as const);
-  }
-  if (ptes.length === 0) return 'pmd-null';
-  const folios = new Set<number>();
-  let guard = false;
-  for (const [v, pte] of ptes) {
-    if (pte.guard) {
-      // a guard marker (mm/guard.ts) is a swap PTE to the scan: MADV_COLLAPSE used to go past it
-      // and fail at __collapse_huge_page_swapin() (do_swap_page: VM_FAULT_SIGSEGV -> SCAN_FAIL);
-      // "mm/khugepaged: abort collapse scan on guard PTEs" (Sep 2025, v6.18 [M]) stops the scan
-      // there: SCAN_PTE_NON_PRESENT. Both are EINVAL, but only the old scan lets a later page's
-      // result (an unexpected reference: EAGAIN) come first
-      if (kernelAtLeast(k.version, 6, 18)) return 'pte-non-present';
-      guard = true;
-      continue;
-    }
-    if (nonPresent(pte)) throw KernelError.unsupported('EINVAL', `madvise collapse: page ${v} of ${mm.name} holds a non-present entry; __collapse_huge_page_swapin() is not modelled`);
-    if (pte.special && k.isZeroPfn(pte.pfn)) continue;
-    const page = k.vm.normalPage(pte, pte.pfn);
-    if (page === null || k.folios.kind(page) !== 'ram') return 'page-null';
-    const head = k.folios.folio(page);
-    if (!k.folios.isAnon(head)) return 'page-anon';
-    folios.add(head);
-  }
-  for (const head of folios) {
-    const swapCache = k.swap.inSwapCache(head) ? k.folios.nr(head) : 0;
-    if (k.folios.rc(head) !== k.folios.mapcount(head) + swapCache) return 'page-count';
-  }
+  let any = false;
+  for (let v = base; v < base + n && !any; v++) any = mm.ptes.has(v);
+  if (!any) return 'pmd-null';
+  const scan = scanPmd(k, vma, base, cc);
+  if (scan.result !== 'succeed') return scan.result;
   // collapse_huge_page(): the swap-in of the marker fails (the model checks it before
   // alloc_charge_folio(), which the kernel calls first: only an allocation failure would differ)
-  if (guard) return 'fail';
+  if (scan.guard) return 'fail';
   const hpage = k.ram.allocAnonLarge(k.vm.anonVmaPrepare(vma), Math.log2(n));
   if (hpage === null) return 'alloc-huge-page-fail';
+  const drop = (why: string): void => k.folios.put(hpage, 1, why);
+  if (scan.swapped.length > 0) {
+    for (const v of scan.swapped) {
+      const leaf = k.vm.lookup(mm, v);
+      if (!leaf?.pte.swap) continue; // gone since the scan (pte_same() in do_swap_page)
+      yield* k.swap.fault({ vma, vpn: v, pgoff: vma.pgoff + (v - vma.start), write: false }, leaf);
+    }
+    // __collapse_huge_page_isolate() under the PMD lock, on what the swap-in left
+    const again = scanPmd(k, vma, base, cc);
+    const left = again.result === 'succeed' && again.swapped.length > 0 ? 'pte-non-present' : again.result;
+    if (left !== 'succeed') {
+      drop('collapse_huge_page: folio_put after a failed isolate');
+      return left;
+    }
+  }
+  const ptes: [number, Pte][] = [];
+  for (let v = base; v < base + n; v++) {
+    const pte = mm.ptes.get(v);
+    if (pte) ptes.push([v, pte]);
+  }
   k.mmuNotify({ mm, start: base, end: base + n, event: 'clear', owner: null });
   yield preempt('collapse_huge_page: copy');
   for (let i = 0; i < n; i++) k.pages.data.set(hpage + i, '');
@@ -135,6 +318,8 @@ function* collapseRange(k: Kernel, vma: Vma, base: number): Op<ScanResult> {
     }
     const head = k.folios.folio(pte.pfn);
     k.folios.removeMap(head);
+    // free_page_and_swap_cache() / free_swap_cache(): an unmapped swap-cache folio leaves the cache
+    k.swap.freeSwapCache(head);
     k.folios.put(head, 1, '__collapse_huge_page_copy: free_page_and_swap_cache');
   }
   k.emit('tlb.flush', { mm: mm.name });

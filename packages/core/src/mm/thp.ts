@@ -7,21 +7,25 @@ import type { Vmf } from './fault.js';
 import { PG } from './pages.js';
 import type { Leaf } from './vm.js';
 import { AnonThpSizes } from './mthp.js';
+import { Khugepaged } from './collapse.js';
 
 /**
  * Anonymous transparent huge pages mapped by a PMD (mm/huge_memory.c). The model assumes
  * /sys/kernel/mm/transparent_hugepage/enabled = `madvise` (what cow.c relies on: it calls
  * MADV_HUGEPAGE), so only VM_HUGEPAGE VMAs (`VmFlags.hugepage`) get THPs, and use_zero_page = 1
  * (the default), so a read fault maps the huge zero page; defrag lets the allocation succeed
- * whenever the model's RAM can hold the folio. MADV_COLLAPSE is in mm/collapse.ts. Not modelled: khugepaged, swap,
+ * whenever the model's RAM can hold the folio. MADV_COLLAPSE and khugepaged are in mm/collapse.ts. Not modelled: swap,
  * the deferred split queue. Sizes below the PMD (mTHP, v6.8+) are in mm/mthp.ts.
  */
 export class Thp {
   /** the per-size enabled knobs and the PTE-mapped anonymous THPs below the PMD size (mm/mthp.ts) */
   readonly sizes: AnonThpSizes;
+  /** khugepaged's max_ptes_* limits and its scan pass (mm/collapse.ts) */
+  readonly khugepaged: Khugepaged;
 
   constructor(private readonly k: Kernel) {
     this.sizes = new AnonThpSizes(k);
+    this.khugepaged = new Khugepaged(k);
   }
 
   /** HPAGE_PMD_ORDER: the arch's PMD order (9 with 4 KiB pages, 13 with 64 KiB on arm64). */

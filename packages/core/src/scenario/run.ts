@@ -103,6 +103,8 @@ export function stepOp(k: Kernel, step: Step, failures: string[]): Op<unknown> {
     case 'hugetlb-pool': return k.hugetlbPool(a);
     case 'thp-size': return k.thpSize(a);
     case 'sysctl': return k.sysctl(a);
+    case 'khugepaged-limits': return k.khugepagedLimits(a);
+    case 'khugepaged-scan': return k.khugepagedScan(a);
     case 'mmap': return k.mmap(a);
     case 'swapoff': return k.swapoff();
     case 'munmap': return k.munmap(a);
@@ -247,6 +249,8 @@ export function check(k: Kernel, c: CheckArgs): string | null {
       return cmp(`sealed(${where})`, k.isSealedIn(t));
     case 'vmaPages':
       return cmp(`vmaPages(${where})`, k.vmaPagesIn(t));
+    case 'anonHugePages':
+      return cmp(`anonHugePages(${where})`, k.anonHugePagesIn(t));
     case 'blockFree':
       return cmp(`blockFree(${where})`, k.blockFree(t));
     // S_DAX through statx, FS_XFLAG_DAX through FS_IOC_FSGETXATTR (fs/daxmode.ts)

@@ -74,7 +74,7 @@ export const DRIVER_NAMES = ['nvdimm', 'devdax', 'hmm'] as const;
 export const PRESET_NAMES = PRESETS.map((p) => p.name);
 /** the /proc/sys entries a `sysctl` step can write */
 export const SYSCTL_NAMES = ['vm.hugetlb_optimize_vmemmap'] as const;
-export const CHECK_WHATS = ['refcount', 'mapcount', 'pinned', 'mapped', 'anon', 'blockFree', 'vmemmap', 'writable', 'softDirty', 'swapped', 'memoryMerge', 'ksmMergingPages', 'ksmZeroPages', 'hugetlbFree', 'hugetlbResv', 'hugetlbTotal', 'locked', 'guard', 'uffdWp', 'dax', 'daxFlag', 'node', 'seals', 'sealed', 'vmaPages'] as const satisfies readonly CheckWhat[];
+export const CHECK_WHATS = ['refcount', 'mapcount', 'pinned', 'mapped', 'anon', 'blockFree', 'vmemmap', 'writable', 'softDirty', 'swapped', 'memoryMerge', 'ksmMergingPages', 'ksmZeroPages', 'hugetlbFree', 'hugetlbResv', 'hugetlbTotal', 'locked', 'guard', 'uffdWp', 'dax', 'daxFlag', 'node', 'seals', 'sealed', 'vmaPages', 'anonHugePages'] as const satisfies readonly CheckWhat[];
 
 // ---------------------------------------------------------------------------------------------
 // scalars
@@ -189,12 +189,13 @@ const checkShape = {
   seals: CheckTarget.optional().describe('{file}: fcntl(F_GET_SEALS) of a memfd, the OR of its F_SEAL_* bits (seal 1, shrink 2, grow 4, write 8, future-write 16, exec 32)'),
   sealed: CheckTarget.optional().describe('{map, page, process?}: the VMA holding that page is VM_SEALED (mseal; smaps VmFlags "sl")'),
   vmaPages: CheckTarget.optional().describe('{map, page, process?}: the length in base pages of the VMA holding that page, as /proc/PID/maps shows it (0: nothing mapped there)'),
+  anonHugePages: CheckTarget.optional().describe('{map, page, process?}: the anonymous THPs mapped by a PMD in the VMA holding that page: its smaps AnonHugePages divided by the PMD size (the huge zero page is not counted); the khugepaged selftest\'s check_huge_anon()'),
   equals: z.union([z.number().int(), z.boolean(), VmemmapFigures]).optional(),
   min: z.number().int().optional(),
   max: z.number().int().optional(),
 } satisfies Record<CheckWhat | 'equals' | 'min' | 'max', z.ZodType>;
 
-const NUMERIC_CHECKS: readonly CheckWhat[] = ['refcount', 'mapcount', 'node', 'seals', 'vmaPages', 'ksmMergingPages', 'ksmZeroPages', 'hugetlbFree', 'hugetlbResv', 'hugetlbTotal'];
+const NUMERIC_CHECKS: readonly CheckWhat[] = ['refcount', 'mapcount', 'node', 'seals', 'vmaPages', 'anonHugePages', 'ksmMergingPages', 'ksmZeroPages', 'hugetlbFree', 'hugetlbResv', 'hugetlbTotal'];
 /** counters of a hugetlb pool: only a { hugetlb } target */
 const POOL_CHECKS: readonly CheckWhat[] = ['hugetlbFree', 'hugetlbResv', 'hugetlbTotal'];
 const BOOLEAN_CHECKS: readonly CheckWhat[] = ['pinned', 'mapped', 'anon', 'blockFree', 'writable', 'softDirty', 'swapped', 'memoryMerge', 'locked', 'sealed', 'guard', 'uffdWp', 'dax', 'daxFlag'];
@@ -203,7 +204,7 @@ const INODE_CHECKS: readonly CheckWhat[] = ['dax', 'daxFlag', 'seals'];
 /** properties of a process (its mm), not of a page: only a { process } target */
 const PROCESS_CHECKS: readonly CheckWhat[] = ['memoryMerge', 'ksmMergingPages', 'ksmZeroPages'];
 /** properties of a mapping's page-table entry, not of a page: only a { map, page } target */
-const ENTRY_CHECKS: readonly CheckWhat[] = ['writable', 'softDirty', 'swapped', 'locked', 'guard', 'uffdWp', 'sealed', 'vmaPages'];
+const ENTRY_CHECKS: readonly CheckWhat[] = ['writable', 'softDirty', 'swapped', 'locked', 'guard', 'uffdWp', 'sealed', 'vmaPages', 'anonHugePages'];
 
 /** the pages of a mapping a uffd-copy, uffd-zeropage or uffd-continue step fills */
 const uffdPages = {
@@ -434,6 +435,15 @@ export const OP_ARGS = {
     name: z.enum(SYSCTL_NAMES, { error: `name is one of: ${SYSCTL_NAMES.join(', ')}` }).describe('the /proc/sys entry, with dots for slashes'),
     value: z.union([z.literal(0), z.literal(1)], { error: 'value is 0 or 1' }).describe('the number written'),
   }).describe('echo value > /proc/sys/<name>: vm.hugetlb_optimize_vmemmap (v5.19+; ENOENT before and where HVO optimises no huge page size) switches HugeTLB Vmemmap Optimization for the pages that join a hugetlb pool from now on'),
+  'khugepaged-limits': obj({
+    maxPtesNone: z.number().int().nonnegative().optional().describe('khugepaged/max_ptes_none: at most this many none or zero-page PTEs in a range khugepaged collapses (default HPAGE_PMD_NR - 1)'),
+    maxPtesSwap: z.number().int().nonnegative().optional().describe('khugepaged/max_ptes_swap: at most this many swap entries, swapped in first (default HPAGE_PMD_NR / 8)'),
+    maxPtesShared: z.number().int().nonnegative().optional().describe('khugepaged/max_ptes_shared (v5.8+): at most this many pages mapped by another process too (default HPAGE_PMD_NR / 2)'),
+  }).describe('echo N > /sys/kernel/mm/transparent_hugepage/khugepaged/max_ptes_{none,swap,shared}: the limits khugepaged (not MADV_COLLAPSE) puts on a range it collapses; EINVAL above HPAGE_PMD_NR - 1'),
+  'khugepaged-scan': obj({
+    map: Name,
+    process: Name.optional(),
+  }).describe('one khugepaged pass over the mapping (khugepaged_scan_mm_slot): each PMD range of each VMA that hugepage_vma_check() allows with sysfs enforced (VM_HUGEPAGE under enabled=madvise) is scanned and, within the max_ptes_* limits, collapsed into a PMD-mapped THP; never an error: check the outcome'),
   swapoff: obj({}).describe('swapoff(2) of the swap device: every swapped-out page is read back and mapped read-only (try_to_unuse, unuse_pte); later MADV_PAGEOUT swaps nothing. Blocks forever before v5.13 when a swap entry is uffd-wp (pte_same_as_swp)'),
   mmap: mmapArgs.describe('map a file (a DAX file or a memfd), a device-dax device, or anonymous memory (shared: shmem)'),
   munmap: obj({
