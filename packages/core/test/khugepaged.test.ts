@@ -214,3 +214,30 @@ describe('a GUP reference in the range', () => {
     }
   });
 });
+
+describe('userfaultfd in the range', () => {
+  it('a none PTE in a userfaultfd-armed VMA is SCAN_EXCEED_NONE_PTE for MADV_COLLAPSE too (no limit would let it fill the hole)', () => {
+    const k = kernel();
+    range(k, upTo(NR - 1)); // one hole: page 511
+    k.run(k.uffdApi({}));
+    k.run(k.uffdRegister({ map: 'mem', mode: ['missing'] }));
+    k.run(k.madvise({ map: 'mem', advice: 'hugepage' }));
+    expect(code(() => k.run(k.madvise({ map: 'mem', advice: 'collapse' })))).toBe('EINVAL');
+    // unregistered, the same range collapses (the hole becomes a zeroed subpage)
+    k.run(k.uffdUnregister({ map: 'mem' }));
+    k.run(k.madvise({ map: 'mem', advice: 'collapse' }));
+    expect(thps(k)).toBe(1);
+    expect(k.run(k.read({ map: 'mem', page: NR - 2 }))).toBe(`p${NR - 2}`);
+  });
+
+  it('a uffd-wp PTE is SCAN_PTE_UFFD_WP: nothing collapses while it is write-protected', () => {
+    const k = kernel();
+    range(k, upTo(NR));
+    k.run(k.uffdApi({}));
+    k.run(k.uffdRegister({ map: 'mem', mode: ['wp'] }));
+    k.run(k.uffdWriteprotect({ map: 'mem', enable: true, length: 4096 }));
+    expect(khugepaged(k)).toEqual(['pte-uffd-wp']);
+    k.run(k.uffdWriteprotect({ map: 'mem', enable: false, length: 4096 }));
+    expect(khugepaged(k)).toEqual(['succeed']);
+  });
+});
