@@ -217,7 +217,9 @@ function scanPmd(k: Kernel, vma: Vma, base: number, cc: CollapseControl): ScanOu
       }
       if (pte.swap === undefined && pte.uffdWp !== true) throw KernelError.unsupported('EINVAL', `collapse: page ${v} of ${mm.name} holds a device, migration or poison entry; its swap-in by __collapse_huge_page_swapin() is not modelled`);
       if (cc.isKhugepaged && swapped.length + 1 > limits.maxPtesSwap) return out('exceed-swap-pte');
-      // pte_swp_uffd_wp_any(): a uffd-wp swap entry or PTE marker is never swapped in for a collapse
+      // a uffd-wp swap entry is never swapped in for a collapse ("khugepaged: skip collapse if
+      // uffd-wp detected", v5.7, with pte_uffd_wp() below; pte_swp_uffd_wp_any()
+      // adds the PTE markers from v5.19)
       if (pte.uffdWp === true) return out('pte-uffd-wp');
       swapped.push(v);
       continue;
