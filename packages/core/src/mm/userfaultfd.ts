@@ -160,7 +160,10 @@ export class Userfaultfd {
     // memory type" -- fs-dax and device-dax files, a disk file's page cache, secretmem too
     if (wpAsync && modes.size === 1 && modes.has('wp')) return null;
     const kind = this.memoryKind(vma);
-    if (kind === null) return `'${vma.name}' is neither anonymous, shmem nor hugetlb memory (vma_can_userfault)`;
+    if (kind === null) {
+      const hint = this.defined('wp-async') && this.archWp() ? ': only a WP-only registration with UFFD_FEATURE_WP_ASYNC (uffd-api feature wp-async) takes any memory' : '';
+      return `'${vma.name}' is neither anonymous, shmem nor hugetlb memory (vma_can_userfault)${hint}`;
+    }
     if (modes.has('minor')) {
       // 7677f7fd8be7 (v5.13): hugetlbfs only; c949b097ef2e (v5.14): shmem too
       const ok = kind === 'hugetlb' || (kind === 'shmem' && kernelAtLeast(this.k.version, 5, 14));
