@@ -1,5 +1,6 @@
 import { expect } from 'vitest';
-import type { Kernel, Op } from '../src/index.js';
+import { createKernel, type Kernel, type Op } from '../src/index.js';
+import { testArch } from '../src/testing.js';
 
 // Helpers the userfaultfd tests share: a fault that sleeps in handle_userfault() is an operation
 // stepped until it blocks, then resumed once the handler has run.
@@ -36,4 +37,15 @@ export function forkWithMonitor(k: Kernel): void {
   const fork = startBlocked(k.fork({ as: 'child' }));
   expect(k.run(k.uffdRead({ nonblock: true }))).toEqual({ event: 'fork', child: 'child' });
   finish(fork);
+}
+
+/** A written page of a WP-registered private anonymous mapping 'm', then write-protected. */
+export function protectedPage(version: string): Kernel {
+  const k = createKernel({ arch: testArch(), kernel: version });
+  k.run(k.mmap({ anon: true, length: 4096, write: true, as: 'm' }));
+  k.run(k.write({ map: 'm', page: 0, data: 'a' }));
+  k.run(k.uffdApi({ features: ['pagefault-flag-wp'] }));
+  k.run(k.uffdRegister({ map: 'm', mode: ['wp'] }));
+  k.run(k.uffdWriteprotect({ map: 'm', enable: true }));
+  return k;
 }

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { createKernel, type Kernel } from '../src/index.js';
 import { testArch } from '../src/testing.js';
 import { code } from './vm-helpers.js';
-import { finish, forkWithMonitor, pte, startBlocked } from './uffd-helpers.js';
+import { finish, forkWithMonitor, protectedPage, pte, startBlocked } from './uffd-helpers.js';
 
 // uffd-wp beyond present anonymous PTEs (mm/userfaultfd.ts): PTE_MARKER_UFFD_WP on shmem (v5.19)
 // and, with UFFD_FEATURE_WP_UNPOPULATED, anonymous memory (v6.4); the bit on swap entries (v5.7);
@@ -100,22 +100,13 @@ describe('uffd-wp on shmem: PTE_MARKER_UFFD_WP (v5.19)', () => {
   });
 
   it('before v6.0 UFFDIO_UNREGISTER leaves the bit in the PTE; close() resets it only from v6.9 ("reset ptes when close() for wr-protected ones")', () => {
-    const anonWp = (version: string) => {
-      const k = kernel(version);
-      k.run(k.mmap({ anon: true, length: PAGE, write: true, as: 'm' }));
-      k.run(k.write({ map: 'm', page: 0, data: 'a' }));
-      k.run(k.uffdApi({ features: ['pagefault-flag-wp'] }));
-      k.run(k.uffdRegister({ map: 'm', mode: ['wp'] }));
-      k.run(k.uffdWriteprotect({ map: 'm', enable: true }));
-      return k;
-    };
     const unregistered = (version: string) => {
-      const k = anonWp(version);
+      const k = protectedPage(version);
       k.run(k.uffdUnregister({ map: 'm' }));
       return pte(k, 'm', 0)!.uffdWp === true;
     };
     const closed = (version: string) => {
-      const k = anonWp(version);
+      const k = protectedPage(version);
       k.run(k.uffdClose({}));
       return pte(k, 'm', 0)!.uffdWp === true;
     };

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { BlockedError, createKernel, PRESETS, type ArchPlugin, type Kernel } from '../src/index.js';
 import { testArch } from '../src/testing.js';
 import { code } from './vm-helpers.js';
-import { finish, forkWithMonitor, pte, startBlocked } from './uffd-helpers.js';
+import { finish, forkWithMonitor, protectedPage, pte, startBlocked } from './uffd-helpers.js';
 
 // userfaultfd (mm/userfaultfd.ts): UFFDIO_API, UFFDIO_REGISTER per release, MISSING and WP
 // userfaults, UFFDIO_COPY / ZEROPAGE / WRITEPROTECT, fork, KSM unmerging and GUP. The test arch is
@@ -196,17 +196,6 @@ describe('MISSING userfaults and UFFDIO_COPY / UFFDIO_ZEROPAGE', () => {
 });
 
 describe('uffd-wp: UFFDIO_WRITEPROTECT and write faults', () => {
-  /** a written page of a WP-registered private anonymous mapping, then write-protected */
-  function protectedPage(version: string): Kernel {
-    const k = kernel(version);
-    k.run(k.mmap({ anon: true, length: PAGE, write: true, as: 'm' }));
-    k.run(k.write({ map: 'm', page: 0, data: 'a' }));
-    k.run(k.uffdApi({ features: ['pagefault-flag-wp'] }));
-    k.run(k.uffdRegister({ map: 'm', mode: ['wp'] }));
-    k.run(k.uffdWriteprotect({ map: 'm', enable: true }));
-    return k;
-  }
-
   it('write-protect sets the bit and clears write; the write then sleeps; resolving wakes it and the write lands in the same page', () => {
     for (const v of RELEASES.filter((x) => x !== 'v5.4')) {
       const k = protectedPage(v);
