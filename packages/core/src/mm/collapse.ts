@@ -124,7 +124,8 @@ export class Khugepaged {
     for (const key of ['maxPtesNone', 'maxPtesSwap', 'maxPtesShared'] as const) {
       const v = a[key];
       if (v === undefined) continue;
-      if (v > n - 1) throw new KernelError('EINVAL', `khugepaged ${key} ${v} is above HPAGE_PMD_NR - 1 = ${n - 1} (max_ptes_*_store)`);
+      // kstrtoul() takes no negative number, max_ptes_*_store() nothing above HPAGE_PMD_NR - 1
+      if (!Number.isInteger(v) || v < 0 || v > n - 1) throw new KernelError('EINVAL', `khugepaged ${key} ${v} is not a whole number from 0 to HPAGE_PMD_NR - 1 = ${n - 1} (max_ptes_*_store)`);
     }
     this.set = { ...this.set, ...a };
   }
@@ -147,7 +148,7 @@ export class Khugepaged {
       const hstart = Math.ceil(Math.max(vma.start, start) / n) * n;
       const hend = Math.min(vma.start + vma.pages, end);
       for (let addr = hstart; addr + n <= hend; addr += n) {
-        // hugepage_vma_revalidate() after each range: an earlier collapse may have moved nothing, but be exact
+        // hugepage_vma_revalidate(): the collapse drops mmap_lock, and another thread may have changed the VMA meanwhile
         if (k.vm.vmaAt(mm, addr) !== vma) break;
         results.push(yield* collapseRange(k, vma, addr, { isKhugepaged: true }));
       }
