@@ -241,3 +241,20 @@ describe('userfaultfd in the range', () => {
     expect(khugepaged(k)).toEqual(['succeed']);
   });
 });
+
+describe('a range the huge zero page maps', () => {
+  it('is SCAN_PMD_MAPPED (pmd_trans_huge): MADV_COLLAPSE succeeds without a change, khugepaged leaves it; no AnonHugePages', () => {
+    const k = kernel();
+    k.run(k.mmap({ anon: true, length: 2 * MiB, write: true, as: 'mem' }));
+    k.run(k.madvise({ map: 'mem', advice: 'hugepage' }));
+    k.run(k.read({ map: 'mem', page: 0 })); // do_huge_pmd_anonymous_page(): the huge zero PMD
+    k.run(k.write({ map: 'mem', page: 0, data: 'x' })); // anon_vma for MADV_COLLAPSE: the write ...
+    k.run(k.madvise({ map: 'mem', advice: 'dontneed' })); // ... and the range emptied again
+    k.run(k.read({ map: 'mem', page: 0 }));
+    expect(k.pfnOf({ map: 'mem', page: 0 })).toBe(k.hugeZeroPfn);
+    k.run(k.madvise({ map: 'mem', advice: 'collapse' }));
+    expect(k.pfnOf({ map: 'mem', page: 0 })).toBe(k.hugeZeroPfn);
+    expect(khugepaged(k)).toEqual(['pmd-mapped']);
+    expect(thps(k)).toBe(0);
+  });
+});

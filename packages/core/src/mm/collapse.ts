@@ -258,8 +258,8 @@ function scanPmd(k: Kernel, vma: Vma, base: number, cc: CollapseControl): ScanOu
 
 /**
  * The scan of the anonymous PMD range at base, then collapse_huge_page():
- * - find_pmd_or_thp_or_none(): a PMD leaf is SCAN_PMD_MAPPED (done); no page table (no PTE in the
- *   range, as the model approximates pmd_none) is SCAN_PMD_NULL; then scanPmd();
+ * - find_pmd_or_thp_or_none(): a present PMD leaf is SCAN_PMD_MAPPED (done); no page table (no PTE
+ *   in the range, as the model approximates pmd_none) is SCAN_PMD_NULL; then scanPmd();
  * - alloc_charge_folio() (SCAN_ALLOC_HUGE_PAGE_FAIL), then __collapse_huge_page_swapin() when the
  *   scan found swap entries: do_swap_page() as a read fault (FAULT_FLAG_ALLOW_RETRY, no write) for
  *   each, the same swap-in a touch would do (mm/swap.ts); then __collapse_huge_page_isolate()
@@ -277,7 +277,10 @@ function* collapseRange(k: Kernel, vma: Vma, base: number, cc: CollapseControl):
   const mm = vma.mm;
   const n = k.vm.pmdPages;
   const pmd = mm.pmds.get(base);
-  if (pmd) return pmd.special || !k.thp.isAnonPmd(vma, { pte: pmd, base, pages: n }) ? 'page-null' : 'pmd-mapped';
+  // find_pmd_or_thp_or_none(): a non-present PMD (a migration or device-private entry) is
+  // SCAN_PMD_NULL; a present huge PMD is pmd_trans_huge(), the huge zero page's included:
+  // SCAN_PMD_MAPPED, which madvise_collapse() counts as collapsed
+  if (pmd) return pmd.migration || pmd.devicePrivate ? 'pmd-null' : 'pmd-mapped';
   let any = false;
   for (let v = base; v < base + n && !any; v++) any = mm.ptes.has(v);
   if (!any) return 'pmd-null';
