@@ -1,0 +1,60 @@
+// Two builds of daxlab side by side in one process, alternating, so a VM whose speed drifts by
+// tens of percent within minutes still shows a few percent between them (BENCHMARKS.md, explore).
+//
+//   node bench/explore-ab.mjs <root A> <root B> [replay|search] [scenario] [rounds]
+//
+// Each root is a built checkout (npm ci && npm run build), e.g. a clone at an older commit.
+// `replay` (default): one replay's work — restore to the post-setup snapshot, 19 muted steps,
+// one state walk — 1,500 times per round. `search`: one complete depth-first explore per round.
+// Prints B's time over A's per round and the median.
+import { pathToFileURL } from 'node:url';
+
+const [rootA, rootB, mode = 'replay', name = 'scale-n1k3', roundsArg] = process.argv.slice(2);
+if (!rootA || !rootB) throw new Error('usage: node bench/explore-ab.mjs <root A> <root B> [replay|search] [scenario] [rounds]');
+const rounds = Number(roundsArg ?? (mode === 'search' ? 4 : 12));
+const kernel = { arch: 'x86', fs: 'xfs', driver: 'nvdimm', version: 'v6.15', features: {} };
+
+async function load(root) {
+  const { daxlab } = await import(pathToFileURL(`${root}/bench/spin-vs-daxlab.mjs`).href);
+  const { core, exploreScenario, catalog } = await daxlab();
+  const scenario = core.loadScenarioFile(`${root}/apps/cli/scenarios/explore/spin/${name}.yaml`);
+  if (mode === 'search') return () => exploreScenario(scenario, kernel, catalog, { search: 'dfs', stopAtFirst: true }).ms;
+  const ex = await import(pathToFileURL(`${root}/packages/core/dist/explore/index.js`).href);
+  const { Memento } = await import(pathToFileURL(`${root}/packages/core/dist/explore/memento.js`).href);
+  const s = core.ScenarioSession.open(scenario, kernel, catalog, { trace: false });
+  s.runSetup();
+  const m = Memento.take(s, [scenario, s.kernel.container]);
+  // the schedule of explore-micro.bench.mjs: a mid-search state of the N = 1, K = 3 search
+  const prefix = [0, 0, 3, 3, 1, 3, 2, 1, 0, 0, 2, 3, 1, 2, 3, 3, 2, 1, 0];
+  const walker = new ex.StateWalker(s.kernel);
+  const h = new ex.Hash64();
+  const once = () => {
+    m.restore();
+    s.kernel.bus.muted = true;
+    for (const i of prefix) if (s.runnable().includes(i)) s.step(i);
+    s.kernel.bus.muted = false;
+    h.reset();
+    walker.hashKernel(h);
+  };
+  return () => {
+    const t = performance.now();
+    for (let i = 0; i < 1500; i++) once();
+    return performance.now() - t;
+  };
+}
+
+const a = await load(rootA);
+const b = await load(rootB);
+if (mode !== 'search') {
+  a();
+  b();
+}
+const ratios = [];
+for (let r = 0; r < rounds; r++) {
+  const ta = a();
+  const tb = b();
+  ratios.push(tb / ta);
+  console.log(`round ${r}: A ${ta.toFixed(0)} ms, B ${tb.toFixed(0)} ms, B/A ${(tb / ta).toFixed(3)}`);
+}
+const sorted = [...ratios].sort((x, y) => x - y);
+console.log(`B/A median ${sorted[sorted.length >> 1].toFixed(3)} (min ${sorted[0].toFixed(3)}, max ${sorted[sorted.length - 1].toFixed(3)})`);
