@@ -458,7 +458,8 @@ class Explorer {
    */
   private dfs(root: ScenarioSession, runnable: readonly number[], visited: Visited | null): void {
     const worker = this.options.share?.worker ?? 0;
-    const order = (n: Node): Node & { next: number; order: readonly number[] } => ({ ...n, next: 0, order: workerOrder(n.runnable, worker) });
+    // a frame points at its node (no copy of the node per state: this runs once per expanded state)
+    const order = (node: Node): { node: Node; next: number; order: readonly number[] } => ({ node, next: 0, order: workerOrder(node.runnable, worker) });
     const stack = [order(this.root(root, runnable, visited))];
     while (stack.length > 0 && !this.stopped) {
       // another worker found something (stopAtFirst) or reached the state limit
@@ -472,8 +473,8 @@ class Explorer {
         continue;
       }
       const i = f.order[f.next++]!;
-      if (!this.withinBound(f, i)) continue;
-      const { node, expand } = this.expand(f, i, visited);
+      if (!this.withinBound(f.node, i)) continue;
+      const { node, expand } = this.expand(f.node, i, visited);
       if (expand) stack.push(order(node));
     }
   }
@@ -556,7 +557,9 @@ class Explorer {
     });
     h.u32(s.failures.length);
     for (const f of s.failures) h.str(f);
-    for (const name of s.monitor.violations.map((v) => v.invariant).sort()) h.str(name);
+    // (no array built and sorted per transition when, as almost always, nothing was violated)
+    const violations = s.monitor.violations;
+    if (violations.length > 0) for (const name of violations.map((v) => v.invariant).sort()) h.str(name);
     h.str(s.ended ?? '');
     // under a preemption bound, what a state can still reach depends on who ran last
     if (this.bound !== null) h.u32(last + 1);
