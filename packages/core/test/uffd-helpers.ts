@@ -39,12 +39,12 @@ export function forkWithMonitor(k: Kernel): void {
   finish(fork);
 }
 
-/** A written page of a WP-registered private anonymous mapping 'm', then write-protected. */
-export function protectedPage(version: string): Kernel {
+/** A written page of a WP-registered private anonymous mapping 'm' (UFFDIO_API with `features`), then write-protected. */
+export function protectedPage(version: string, features: ('pagefault-flag-wp' | 'event-fork' | 'wp-unpopulated')[] = ['pagefault-flag-wp']): Kernel {
   const k = createKernel({ arch: testArch(), kernel: version });
   k.run(k.mmap({ anon: true, length: 4096, write: true, as: 'm' }));
   k.run(k.write({ map: 'm', page: 0, data: 'a' }));
-  k.run(k.uffdApi({ features: ['pagefault-flag-wp'] }));
+  k.run(k.uffdApi({ features }));
   k.run(k.uffdRegister({ map: 'm', mode: ['wp'] }));
   k.run(k.uffdWriteprotect({ map: 'm', enable: true }));
   return k;

@@ -215,12 +215,7 @@ describe('UFFD_FEATURE_WP_UNPOPULATED (v6.4): markers on empty anonymous entries
 describe('the uffd-wp bit across swap (try_to_unmap_one() / do_swap_page(), v5.7)', () => {
   /** page 0 written, write-protected and paged out (MADV_PAGEOUT) */
   function swapped(version: string, features: Feature[] = ['pagefault-flag-wp']): Kernel {
-    const k = kernel(version);
-    k.run(k.mmap({ anon: true, length: PAGE, write: true, as: 'm' }));
-    k.run(k.write({ map: 'm', page: 0, data: 'a' }));
-    k.run(k.uffdApi({ features }));
-    k.run(k.uffdRegister({ map: 'm', mode: ['wp'] }));
-    k.run(k.uffdWriteprotect({ map: 'm', enable: true }));
+    const k = protectedPage(version, features);
     k.run(k.madvise({ map: 'm', advice: 'pageout' }));
     return k;
   }

@@ -252,12 +252,7 @@ describe('uffd-wp: UFFDIO_WRITEPROTECT and write faults', () => {
 
 describe('fork: dup_userfaultfd() and the uffd-wp bit', () => {
   function forked(version: string, features: ('pagefault-flag-wp' | 'event-fork')[]): Kernel {
-    const k = kernel(version);
-    k.run(k.mmap({ anon: true, length: PAGE, write: true, as: 'm' }));
-    k.run(k.write({ map: 'm', page: 0, data: 'a' }));
-    k.run(k.uffdApi({ features }));
-    k.run(k.uffdRegister({ map: 'm', mode: ['wp'] }));
-    k.run(k.uffdWriteprotect({ map: 'm', enable: true }));
+    const k = protectedPage(version, features);
     if (features.includes('event-fork')) forkWithMonitor(k);
     else k.run(k.fork({ as: 'child' }));
     return k;
