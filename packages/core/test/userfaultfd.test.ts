@@ -576,3 +576,35 @@ describe('UFFDIO_COPY_MODE_WP in a VMA without VM_WRITE', () => {
     expect([bit('v5.10'), bit('v6.1')]).toEqual([[false, false], [true, false]]);
   });
 });
+
+describe('wp_page_copy() re-checks the entry it read (pte_same), in-place changes included', () => {
+  it('a COW write paused after allocating its copy, then UFFDIO_WRITEPROTECT of the page: the copy is dropped and the retried write goes to the handler', () => {
+    // The parent's page is shared with a fork child, so the parent's write COWs (wp_page_copy).
+    // UFFDIO_WRITEPROTECT runs under mmap_read_lock, so it may set the uffd-wp bit while the fault
+    // sleeps between allocating the copy and taking the PTE lock; pte_same() then fails, the copy
+    // is freed and the fault retried, and the retry meets the uffd-wp bit: handle_userfault().
+    const k = kernel('v6.6');
+    k.run(k.mmap({ anon: true, length: PAGE, write: true, as: 'm' }));
+    k.run(k.write({ map: 'm', page: 0, data: 'a' }));
+    k.run(k.uffdApi({ features: ['pagefault-flag-wp'] }));
+    k.run(k.uffdRegister({ map: 'm', mode: ['wp'] }));
+    k.run(k.fork({ as: 'child' }));
+    const shared = k.pfnOf({ map: 'm', page: 0 })!;
+    const rcBefore = k.folios.rc(shared); // parent's and child's mappings
+    const write = k.write({ map: 'm', page: 0, data: 'b' });
+    for (;;) {
+      const r = write.next();
+      if (r.done) throw new Error('the write completed before wp_page_copy');
+      if (r.value.kind === 'preempt' && r.value.point === 'wp_page_copy') break;
+    }
+    k.run(k.uffdWriteprotect({ map: 'm', enable: true }));
+    const r = write.next();
+    expect(r.done).toBe(false);
+    expect(!r.done && r.value.kind === 'block' && !r.value.ready()).toBe(true);
+    // no copy was mapped: the parent still maps the shared page, write-protected, contents 'a'
+    expect(k.pfnOf({ map: 'm', page: 0 })).toBe(shared);
+    expect(k.folios.rc(shared)).toBe(rcBefore);
+    expect(pte(k, 'm', 0)!.uffdWp).toBe(true);
+    expect(k.run(k.read({ map: 'm', page: 0 }))).toBe('a');
+  });
+});

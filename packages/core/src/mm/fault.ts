@@ -260,11 +260,15 @@ export class Faults {
     const { vma, vpn } = vmf;
     const copy = k.ram.allocAnon(k.vm.anonVmaPrepare(vma), k.pages.data.get(pfn) ?? '', k.numa.allocNode(vma, vpn));
     if (copy === null) throw new KernelError('ENOMEM', 'out of memory in wp_page_copy');
+    // the entry's value as the fault read it (orig_pte): others change entries in place too
+    // (UFFDIO_WRITEPROTECT, PAGEMAP_SCAN's WP_MATCHING, KSM's write_protect_page)
+    const orig = { ...leaf.pte };
     yield preempt('wp_page_copy');
     // wp_page_copy(): "Re-check the pte" -- pte_same() under the PTE lock; an entry changed
-    // meanwhile (a migration put an entry or the new page there, a zap removed it) drops the copy
-    // (folio_put(new_folio)) and the fault returns to be retried
-    if (k.vm.lookup(vma.mm, leaf.base)?.pte !== leaf.pte) {
+    // meanwhile (a migration put an entry or the new page there, a zap removed it, a field of it
+    // was rewritten) drops the copy (folio_put(new_folio)) and the fault returns to be retried
+    const now = k.vm.lookup(vma.mm, leaf.base)?.pte;
+    if (now !== leaf.pte || !sameEntry(now, orig)) {
       k.folios.put(copy, 1, 'wp_page_copy: the pte changed, copy dropped');
       return;
     }
@@ -294,4 +298,16 @@ export class Faults {
   pte(pfn: number, level: Pte['level'], bits: Partial<Omit<Pte, 'pfn' | 'level'>> = {}): Pte {
     return { pfn, level, write: false, dirty: false, special: false, devmap: false, devicePrivate: false, softDirty: bits.dirty === true && this.k.softDirtyArch, ...bits };
   }
+}
+
+/** pte_same(): every field of the entry holds the value it had (nested values by identity). */
+function sameEntry(pte: Pte, orig: Pte): boolean {
+  const a = pte as unknown as Record<string, unknown>;
+  const b = orig as unknown as Record<string, unknown>;
+  let n = 0;
+  for (const key in a) {
+    if (a[key] !== b[key]) return false;
+    n++;
+  }
+  return n === Object.keys(b).length;
 }
