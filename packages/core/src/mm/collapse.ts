@@ -4,6 +4,7 @@ import { kernelAtLeast } from '../features.js';
 import { preempt, type Op } from '../sched.js';
 import type { Mm, Pte, Vma } from '../types.js';
 import { nonPresent } from './exclusive.js';
+import { vmasIn } from './vm.js';
 
 /**
  * The scan results (mm/khugepaged.c enum scan_result) the model can reach: madvise_collapse()
@@ -142,7 +143,7 @@ export class Khugepaged {
     const k = this.k;
     const n = k.vm.pmdPages;
     const results: ScanResult[] = [];
-    const vmas = mm.vmas.filter((v) => v.start < end && v.start + v.pages > start).sort((a, b) => a.start - b.start);
+    const vmas = vmasIn(mm, start, end);
     for (const vma of vmas) {
       if (!vmaAllowsCollapse(k, vma, true)) continue;
       const hstart = Math.ceil(Math.max(vma.start, start) / n) * n;

@@ -5,6 +5,7 @@ import { preempt, type Op } from '../sched.js';
 import type { Mm, PageCacheFile, Vma, VmaPolicy } from '../types.js';
 import { migrationEntry } from './migrate.js';
 import { PG } from './pages.js';
+import { vmasIn } from './vm.js';
 
 /** The mbind(2) / set_mempolicy(2) modes (include/uapi/linux/mempolicy.h), by name. */
 export const MPOL_MODES = ['default', 'preferred', 'bind', 'interleave', 'local', 'preferred-many'] as const;
@@ -163,7 +164,7 @@ export class Numa {
    * and hugetlbfs' vm_ops have no set_policy.
    */
   private mbindRange(mm: Mm, start: number, end: number, policy: VmaPolicy | undefined): void {
-    const vmas = mm.vmas.filter((v) => v.start < end && v.start + v.pages > start).sort((a, b) => a.start - b.start);
+    const vmas = vmasIn(mm, start, end);
     for (const vma of vmas) {
       if (samePolicy(vma.policy, policy)) continue;
       const piece = this.k.vm.isolate(vma, Math.max(start, vma.start), Math.min(end, vma.start + vma.pages));
@@ -208,7 +209,7 @@ export class Numa {
    */
   private queue(mm: Mm, start: number, end: number, w: QueueWalk): { list: Queued[]; failed: number } {
     const k = this.k;
-    const vmas = mm.vmas.filter((v) => v.start < end && v.start + v.pages > start).sort((a, b) => a.start - b.start);
+    const vmas = vmasIn(mm, start, end);
     // "whole range in hole": EFAULT even for MPOL_DEFAULT
     if (vmas.length === 0) throw new KernelError('EFAULT', `no VMA in the range (queue_pages_range: whole range in hole)`);
     if (!w.discontig) {

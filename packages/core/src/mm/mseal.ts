@@ -4,6 +4,7 @@ import { kernelAtLeast } from '../features.js';
 import type { Op } from '../sched.js';
 import type { Mm, Vma } from '../types.js';
 import type { Advice } from './madvise.js';
+import { vmasIn } from './vm.js';
 
 /**
  * mseal(2): sealed mappings (8be7258aad44 "mseal: add mseal syscall", v6.10; mm/mseal.c). A
@@ -41,11 +42,6 @@ export function msealSupported(version: string): boolean {
 /** vma_is_sealed() (can_modify_vma() up to v6.16): VM_SEALED is set. */
 export function isSealed(vma: Vma): boolean {
   return vma.flags.sealed === true;
-}
-
-/** The VMAs overlapping [start, end), in address order (for_each_vma_range()). */
-function vmasIn(mm: Mm, start: number, end: number): Vma[] {
-  return mm.vmas.filter((v) => v.start < end && v.start + v.pages > start).sort((a, b) => a.start - b.start);
 }
 
 /** check_mm_seal() (v6.10) / range_contains_unmapped() (v6.17): a page of [start, end) no VMA covers. */

@@ -3,6 +3,7 @@ import { KernelError } from '../errors.js';
 import type { Op } from '../sched.js';
 import type { Mm, Vma } from '../types.js';
 import { nonPresent } from './exclusive.js';
+import { vmasIn } from './vm.js';
 
 /**
  * __get_user_pages() with no pages wanted, over pages [s, e) of one VMA: each page not mapped (or,
@@ -51,7 +52,7 @@ export function* mmPopulate(k: Kernel, vma: Vma): Op {
  * - FOLL_WRITE is used only in a private writable mapping.
  */
 export function* mmPopulateRange(k: Kernel, mm: Mm, start: number, end: number, ignoreErrors: boolean, what: string): Op {
-  const vmas = mm.vmas.filter((v) => v.start < end && v.start + v.pages > start).sort((a, b) => a.start - b.start);
+  const vmas = vmasIn(mm, start, end);
   for (const vma of vmas) {
     if (vma.flags.io || vma.flags.pfnmap || vma.flags.lockonfault) continue;
     const s = Math.max(start, vma.start);

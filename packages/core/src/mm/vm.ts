@@ -18,6 +18,11 @@ export interface Leaf {
  * page walk does, and zap with the reference drop deferred until after the TLB flush
  * (mm/memory.c zap_pte_range, mm/mmu_gather.c).
  */
+/** The VMAs overlapping pages [start, end) of `mm`, in address order (for_each_vma_range()). */
+export function vmasIn(mm: Mm, start: number, end: number): Vma[] {
+  return mm.vmas.filter((v) => v.start < end && v.start + v.pages > start).sort((a, b) => a.start - b.start);
+}
+
 export class Vm {
   private nextMmId = 1;
   private nextVmaId = 1;
