@@ -8,6 +8,7 @@
 // one state walk — 1,500 times per round. `search`: one complete depth-first explore per round.
 // Prints B's time over A's per round and the median.
 import { pathToFileURL } from 'node:url';
+import { openReplay } from './explore-replay.mjs';
 
 const [rootA, rootB, mode = 'replay', name = 'scale-n1k3', roundsArg] = process.argv.slice(2);
 if (!rootA || !rootB) throw new Error('usage: node bench/explore-ab.mjs <root A> <root B> [replay|search] [scenario] [rounds]');
@@ -19,22 +20,11 @@ async function load(root) {
   const { core, exploreScenario, catalog } = await daxlab();
   const scenario = core.loadScenarioFile(`${root}/apps/cli/scenarios/explore/spin/${name}.yaml`);
   if (mode === 'search') return () => exploreScenario(scenario, kernel, catalog, { search: 'dfs', stopAtFirst: true }).ms;
-  const ex = await import(pathToFileURL(`${root}/packages/core/dist/explore/index.js`).href);
-  const { Memento } = await import(pathToFileURL(`${root}/packages/core/dist/explore/memento.js`).href);
-  const s = core.ScenarioSession.open(scenario, kernel, catalog, { trace: false });
-  s.runSetup();
-  const m = Memento.take(s, [scenario, s.kernel.container]);
-  // the schedule of explore-micro.bench.mjs: a mid-search state of the N = 1, K = 3 search
-  const prefix = [0, 0, 3, 3, 1, 3, 2, 1, 0, 0, 2, 3, 1, 2, 3, 3, 2, 1, 0];
-  const walker = new ex.StateWalker(s.kernel);
-  const h = new ex.Hash64();
+  const { replay, walker, hash } = await openReplay(root, kernel.version, name);
   const once = () => {
-    m.restore();
-    s.kernel.bus.muted = true;
-    for (const i of prefix) if (s.runnable().includes(i)) s.step(i);
-    s.kernel.bus.muted = false;
-    h.reset();
-    walker.hashKernel(h);
+    replay(true);
+    hash.reset();
+    walker.hashKernel(hash);
   };
   return () => {
     const t = performance.now();

@@ -1,15 +1,7 @@
-import { daxlab } from './spin-vs-daxlab.mjs';
-const { core, catalog } = await daxlab();
-const ex = await import('../packages/core/dist/explore/index.js');
-const { Memento } = await import('../packages/core/dist/explore/memento.js');
-const scenario = core.loadScenarioFile('apps/cli/scenarios/explore/spin/scale-n1k3.yaml');
-const s = core.ScenarioSession.open(scenario, { arch: 'x86', fs: 'xfs', driver: 'nvdimm', version: 'latest', features: {} }, catalog, { trace: false });
-s.runSetup();
-const m = Memento.take(s, [scenario, s.kernel.container]);
-const prefix = [0, 0, 3, 3, 1, 3, 2, 1, 0, 0, 2, 3, 1, 2, 3, 3, 2, 1, 0];
-const go = () => { m.restore(); for (const i of prefix) if (s.runnable().includes(i)) s.step(i); };
+import { join } from 'node:path';
+import { openReplay, PREFIX as prefix } from './explore-replay.mjs';
+const { session: s, memento: m, replay: go, walker: w, hash: h } = await openReplay(join(import.meta.dirname, '..'), 'latest');
 go();
-const w = new ex.StateWalker(s.kernel); const h = new ex.Hash64();
 const N = 20000;
 for (let i = 0; i < 2000; i++) { h.reset(); w.hashKernel(h); }
 let t = performance.now(); for (let i = 0; i < N; i++) { h.reset(); w.hashKernel(h); } const th = (performance.now() - t) / N * 1000;
