@@ -245,6 +245,33 @@ describe('swap entries across fork, munmap and exit', () => {
     }
   });
 
+  it('a swap-in whose entry gains the uffd-wp bit meanwhile (UFFDIO_WRITEPROTECT, mmap_read_lock) fails pte_same and faults again', () => {
+    // do_swap_page() reads the slot without the PTE lock, then checks pte_same(vmf->orig_pte):
+    // the swap PTE's uffd-wp bit is part of its value (pte_swp_mkuffd_wp(), v5.7), so the check
+    // fails and the fault returns to be retried; the second fault reads the new entry and maps
+    // the page uffd-wp and read-only. So the swap-in point is passed twice. (Comparing the entry
+    // by identity only would take the changed entry for the one read and go on without a retry.)
+    for (const v of ['v6.1', 'latest']) {
+      const { k, m } = kernel(v);
+      written(k, 'm', 1);
+      k.run(k.uffdApi({ features: ['pagefault-flag-wp'] }));
+      k.run(k.uffdRegister({ map: 'm', mode: ['wp'] }));
+      pageout(k, 'm');
+      const a = k.read({ map: 'm', page: 0 });
+      let swapins = 0;
+      let y = a.next();
+      for (; !y.done; y = a.next()) {
+        if (y.value.kind === 'preempt' && y.value.point === 'do_swap_page: swapin') {
+          swapins++;
+          if (swapins === 1) k.run(k.uffdWriteprotect({ map: 'm', enable: true }));
+        }
+      }
+      const p = k.vm.lookup(k.process('init'), k.map('m').start)!.pte;
+      expect([swapins, y.value, p.swap === undefined, p.write, p.uffdWp], v).toEqual([2, 'm0', true, false, true]);
+      expect(m.violations, v).toEqual([]);
+    }
+  });
+
   it('munmap and exit free the slots of swap entries (free_swap_and_cache)', () => {
     const { k } = kernel('v6.1');
     written(k, 'a', 3);

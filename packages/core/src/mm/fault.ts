@@ -4,7 +4,7 @@ import { kernelAtLeast } from '../features.js';
 import { preempt, type Op } from '../sched.js';
 import type { Pte, Vma } from '../types.js';
 import { PG } from './pages.js';
-import type { Leaf } from './vm.js';
+import { origPte, pteSame, type Leaf } from './vm.js';
 import { nonPresent } from './exclusive.js';
 import { migrationEntryWait } from './migrate.js';
 import { isWpMarker } from './guard.js';
@@ -69,6 +69,7 @@ export class Faults {
       // do_swap_page(): a device-private entry calls pgmap->ops->migrate_to_ram(); the access is
       // then retried, so a write to a read-only result (a COW page after fork) goes to do_wp_page
       k.emit('fault', { mm: vma.mm.name, vaddr: vpn, write, kind: 'device-private' });
+      const orig = origPte(leaf.pte);
       // the entry was read without the PTE lock (handle_pte_fault): others may run before do_swap_page
       yield preempt('do_swap_page: device-private entry');
       // a PMD-level entry (the 2025 device-private THP series) is do_huge_pmd_device_private():
@@ -77,7 +78,7 @@ export class Faults {
       if (k.features['device-fault-page-ref'] || pmd) {
         // v6.1: pte_same() under the PTE lock, else the fault is simply retried; a reference
         // keeps the page from being freed while migrate_to_ram() runs
-        if (k.vm.lookup(vma.mm, vpn)?.pte !== leaf.pte) return;
+        if (!pteSame(k.vm.lookup(vma.mm, vpn)?.pte, leaf.pte, orig)) return;
         // get_page(vmf->page) / put_page(vmf->page): the page's folio at each moment (the driver
         // may split a large device folio, moving the reference to the fault page's new folio)
         const page = k.vm.pfnAt(leaf, vpn);
@@ -262,13 +263,13 @@ export class Faults {
     if (copy === null) throw new KernelError('ENOMEM', 'out of memory in wp_page_copy');
     // the entry's value as the fault read it (orig_pte): others change entries in place too
     // (UFFDIO_WRITEPROTECT, PAGEMAP_SCAN's WP_MATCHING, KSM's write_protect_page)
-    const orig = { ...leaf.pte };
+    const orig = origPte(leaf.pte);
     yield preempt('wp_page_copy');
     // wp_page_copy(): "Re-check the pte" -- pte_same() under the PTE lock; an entry changed
     // meanwhile (a migration put an entry or the new page there, a zap removed it, a field of it
     // was rewritten) drops the copy (folio_put(new_folio)) and the fault returns to be retried
     const now = k.vm.lookup(vma.mm, leaf.base)?.pte;
-    if (now !== leaf.pte || !sameEntry(now, orig)) {
+    if (!pteSame(now, leaf.pte, orig)) {
       k.folios.put(copy, 1, 'wp_page_copy: the pte changed, copy dropped');
       return;
     }
@@ -300,14 +301,3 @@ export class Faults {
   }
 }
 
-/** pte_same(): every field of the entry holds the value it had (nested values by identity). */
-function sameEntry(pte: Pte, orig: Pte): boolean {
-  const a = pte as unknown as Record<string, unknown>;
-  const b = orig as unknown as Record<string, unknown>;
-  let n = 0;
-  for (const key in a) {
-    if (a[key] !== b[key]) return false;
-    n++;
-  }
-  return n === Object.keys(b).length;
-}

@@ -4,7 +4,7 @@ import { kernelAtLeast } from '../features.js';
 import { preempt, waitUntil, type Op } from '../sched.js';
 import type { Mm, Pte, SwapEntry, Vma } from '../types.js';
 import type { Vmf } from './fault.js';
-import type { Leaf } from './vm.js';
+import { origPte, pteSame, type Leaf } from './vm.js';
 import { PG } from './pages.js';
 
 /**
@@ -222,9 +222,10 @@ export class Swap {
     const { vma, vpn } = vmf;
     const entry = leaf.pte.swap!;
     k.emit('fault', { mm: vma.mm.name, vaddr: vpn, write: vmf.write, kind: 'swap' });
+    const orig = origPte(leaf.pte);
     // the swap-in read happens without the PTE lock; pte_same() is checked afterwards
     yield preempt('do_swap_page: swapin');
-    if (k.vm.lookup(vma.mm, vpn)?.pte !== leaf.pte) return false;
+    if (!pteSame(k.vm.lookup(vma.mm, vpn)?.pte, leaf.pte, orig)) return false;
     const slot = this.slots.get(entry.slot);
     if (!slot) throw new Error(`do_swap_page: swap slot ${entry.slot} is free but a PTE of ${vma.mm.name} names it`);
     let folio = slot.cache;

@@ -23,6 +23,42 @@ export function vmasIn(mm: Mm, start: number, end: number): Vma[] {
   return mm.vmas.filter((v) => v.start < end && v.start + v.pages > start).sort((a, b) => a.start - b.start);
 }
 
+/**
+ * vmf->orig_pte: the value of an entry as a fault read it, copied, because the model rewrites
+ * some entries in place where the kernel writes a new value (UFFDIO_WRITEPROTECT, PAGEMAP_SCAN's
+ * WP, mprotect, KSM's write_protect_page, fork clearing a swap entry's exclusive bit).
+ */
+export function origPte(pte: Pte): Pte {
+  return pte.swap ? { ...pte, swap: { ...pte.swap } } : { ...pte };
+}
+
+/**
+ * pte_same() under the PTE lock (mm/memory.c: do_swap_page, wp_page_copy,
+ * remove_device_exclusive_entry): the entry now at the address is the one the fault read
+ * (`read`) and still holds the value it had then (`orig`, from origPte()). The kernel compares
+ * values only; the model also asks for the same entry object, so an entry zapped and installed
+ * again with the same value counts as changed and the fault is retried, which reads the new entry
+ * and does what the kernel's fault would have done with it.
+ */
+export function pteSame(now: Pte | undefined, read: Pte, orig: Pte): boolean {
+  if (now !== read) return false;
+  const a = now as unknown as Record<string, unknown>;
+  const b = orig as unknown as Record<string, unknown>;
+  let n = 0;
+  for (const key in a) {
+    const x = a[key];
+    const y = b[key];
+    n++;
+    if (x === y) continue;
+    // the swap entry is the one nested value rewritten in place (its exclusive bit)
+    if (key !== 'swap' || typeof x !== 'object' || typeof y !== 'object' || x === null || y === null) return false;
+    const sx = x as Record<string, unknown>;
+    const sy = y as Record<string, unknown>;
+    for (const f in sx) if (sx[f] !== sy[f]) return false;
+  }
+  return n === Object.keys(b).length;
+}
+
 export class Vm {
   private nextMmId = 1;
   private nextVmaId = 1;
