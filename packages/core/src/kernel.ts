@@ -994,10 +994,10 @@ export class Kernel {
     yield* this.uffd.zeropage(ctx, start, pages);
   }
 
-  /** ioctl(UFFDIO_CONTINUE) of pages of a mapping: map what the page cache holds (MINOR faults). */
-  *uffdContinue(a: { map: string; page: number; pages?: number; process?: string }): Op {
+  /** ioctl(UFFDIO_CONTINUE) of pages of a mapping: map what the page cache holds (MINOR faults); MODE_WP with `wp` (v6.4). */
+  *uffdContinue(a: { map: string; page: number; pages?: number; wp?: boolean; process?: string }): Op {
     const { ctx, start, pages } = this.uffdPages(a);
-    yield* this.uffd.continueMinor(ctx, start, pages);
+    yield* this.uffd.continueMinor(ctx, start, pages, a.wp ?? false);
   }
 
   /** ioctl(UFFDIO_WRITEPROTECT) of a mapping's range: MODE_WP (`enable`) or resolve. */

@@ -659,10 +659,11 @@ export class Hugetlb {
    * cache (-EFAULT at or past i_size, -EEXIST if the cache has the index), in a private one it is a
    * new exclusive anon folio (hugetlb_add_new_anon_rmap), consuming the VMA's reservation of the
    * index. make_huge_pte(writable): VM_WRITE, except a CONTINUE in a private mapping and a
-   * MODE_WP copy (v5.19, then uffd-wp); dirty when writable, and always from v5.19 ("Always mark
-   * UFFDIO_COPY page dirty"). The caller checked the alignment.
+   * MODE_WP fill (`wp`: a copy from v5.19, a CONTINUE from v6.4; then huge_pte_mkuffd_wp()); dirty
+   * when writable, and always from v5.19 ("Always mark UFFDIO_COPY page dirty"). The caller checked
+   * the alignment.
    */
-  mfill(vma: Vma, base: number, mode: 'copy' | 'copy-wp' | 'continue', data: string, what: string): void {
+  mfill(vma: Vma, base: number, mode: 'copy' | 'continue', data: string, wp: boolean, what: string): void {
     const k = this.k;
     const h = vma.hugetlb!;
     const file = vma.cacheFile!;
@@ -690,7 +691,6 @@ export class Hugetlb {
       for (let i = 0; i < h.pages; i++) k.pages.data.set(pfn + i, data);
     }
     k.folios.addMap(pfn); // hugetlb_add_new_anon_rmap / hugetlb_add_file_rmap
-    const wp = mode === 'copy-wp';
     const writable = vma.flags.write && !wp && !(mode === 'continue' && !vma.flags.shared);
     const dirty = writable || kernelAtLeast(k.version, 5, 19);
     k.vm.install(vma.mm, base, k.faults.pte(pfn, h.level, { write: writable, dirty, ...(wp ? { uffdWp: true } : {}) }));

@@ -292,23 +292,29 @@ export class Userfaultfd {
    * Returns the pages copied; a partial copy is -EAGAIN after the pages it placed (userfaultfd_copy()).
    */
   *copy(ctx: UffdCtx, start: number, pages: number, data: string, wp: boolean): Op<number> {
-    return yield* this.fill(ctx, start, pages, wp ? 'copy-wp' : 'copy', data);
+    if (wp && !kernelAtLeast(this.k.version, 5, 7)) throw new KernelError('EINVAL', 'UFFDIO_COPY_MODE_WP does not exist before v5.7');
+    return yield* this.fill(ctx, start, pages, 'copy', data, wp);
   }
 
   /** UFFDIO_ZEROPAGE (mfill_zeropage_pte()): the shared zero page, special and read-only; hugetlb -EINVAL. */
   *zeropage(ctx: UffdCtx, start: number, pages: number): Op<number> {
-    return yield* this.fill(ctx, start, pages, 'zeropage', '');
+    return yield* this.fill(ctx, start, pages, 'zeropage', '', false);
   }
 
   /**
-   * UFFDIO_CONTINUE (v5.13 hugetlbfs, v5.14 shmem; mfill_atomic_pte_continue()): map the page the
-   * page cache already holds (shmem_get_folio(SGP_NOALLOC): none is -EFAULT), resolving a MINOR
-   * fault. Anonymous memory is -EINVAL ("!vma_is_shmem() && MFILL_ATOMIC_CONTINUE"); hugetlbfs is
-   * refused as not modelled.
+   * UFFDIO_CONTINUE (v5.13 hugetlbfs, v5.14 shmem; mfill_atomic_pte_continue(), mcontinue_atomic_pte()
+   * before v6.5): map the page the page cache already holds (shmem_get_folio(SGP_NOALLOC): none is
+   * -EFAULT; hugetlb: filemap_lock_hugetlb_folio(), none -EFAULT), resolving a MINOR fault; -EEXIST
+   * where something is mapped. Anonymous memory is -EINVAL ("!vma_is_shmem() &&
+   * MFILL_ATOMIC_CONTINUE"). `wp`: UFFDIO_CONTINUE_MODE_WP, Axel Rasmussen's "mm: userfaultfd: add
+   * UFFDIO_CONTINUE_MODE_WP to install WP PTEs" (v6.4): userfaultfd_continue() passes
+   * MFILL_ATOMIC_WP, the entry is mapped read-only and uffd-wp as UFFDIO_COPY_MODE_WP does; before
+   * v6.4 the mode bit is unknown ("mode & ~UFFDIO_CONTINUE_MODE_DONTWAKE": -EINVAL).
    */
-  *continueMinor(ctx: UffdCtx, start: number, pages: number): Op<number> {
+  *continueMinor(ctx: UffdCtx, start: number, pages: number, wp = false): Op<number> {
     if (!kernelAtLeast(this.k.version, 5, 13)) throw new KernelError('EINVAL', 'UFFDIO_CONTINUE does not exist before v5.13 (unknown ioctl)');
-    return yield* this.fill(ctx, start, pages, 'continue', '');
+    if (wp && !kernelAtLeast(this.k.version, 6, 4)) throw new KernelError('EINVAL', 'UFFDIO_CONTINUE_MODE_WP does not exist before v6.4 (mode & ~UFFDIO_CONTINUE_MODE_DONTWAKE)');
+    return yield* this.fill(ctx, start, pages, 'continue', '', wp);
   }
 
   /**
@@ -320,19 +326,20 @@ export class Userfaultfd {
    * one) or, for CONTINUE, the cached page. mfill_atomic_install_pte() (v5.14; the same rules
    * before) maps it: writable with VM_WRITE, except a page-cache page in a private mapping and a
    * MODE_WP copy; dirty — an anonymous page from v5.7 always (with VM_WRITE only before), a
-   * page-cache page when writable, and every page from v5.16 (9ae0f87d009c); uffd-wp with MODE_WP.
+   * page-cache page when writable, and every page from v5.16 (9ae0f87d009c); uffd-wp with MODE_WP
+   * (`wp`: MFILL_ATOMIC_WP of COPY, v5.7, and CONTINUE, v6.4), which also keeps it read-only.
    */
-  private *fill(ctx: UffdCtx, start: number, pages: number, mode: 'copy' | 'copy-wp' | 'zeropage' | 'continue', data: string): Op<number> {
+  private *fill(ctx: UffdCtx, start: number, pages: number, mode: 'copy' | 'zeropage' | 'continue', data: string, wp: boolean): Op<number> {
     const k = this.k;
     const what = mode === 'zeropage' ? 'UFFDIO_ZEROPAGE' : mode === 'continue' ? 'UFFDIO_CONTINUE' : 'UFFDIO_COPY';
-    if (mode === 'copy-wp' && !kernelAtLeast(k.version, 5, 7)) throw new KernelError('EINVAL', 'UFFDIO_COPY_MODE_WP does not exist before v5.7');
     const vma = this.dstVma(ctx, start, pages, what);
-    // "if ((flags & MFILL_ATOMIC_WP) && !(dst_vma->vm_flags & VM_UFFD_WP)) goto out_unlock" (-EINVAL)
-    if (mode === 'copy-wp' && !vma.flags.uffdWp) throw new KernelError('EINVAL', `UFFDIO_COPY_MODE_WP into '${vma.name}', which is not registered for WP`);
+    // "if ((flags & MFILL_ATOMIC_WP) && !(dst_vma->vm_flags & VM_UFFD_WP)) goto out_unlock" (-EINVAL),
+    // before the hugetlb branch
+    if (wp && !vma.flags.uffdWp) throw new KernelError('EINVAL', `${what} with MODE_WP into '${vma.name}', which is not registered for WP`);
     const kind = this.memoryKind(vma);
     if (kind === 'hugetlb') {
       if (mode === 'zeropage') throw new KernelError('EINVAL', `UFFDIO_ZEROPAGE into hugetlb mapping '${vma.name}': there is no huge zero page for hugetlb (mfill_atomic_hugetlb)`);
-      return yield* this.fillHugetlb(vma, start, pages, mode, data, what);
+      return yield* this.fillHugetlb(vma, start, pages, mode, data, wp, what);
     }
     if (mode === 'continue' && kind !== 'shmem') throw new KernelError('EINVAL', `UFFDIO_CONTINUE into '${vma.name}', which is not shmem`);
     const file = kind === 'shmem' ? vma.cacheFile! : null;
@@ -371,9 +378,9 @@ export class Userfaultfd {
         pfn = anon;
       }
       k.folios.addMap(pfn);
-      const writable = vma.flags.write && mode !== 'copy-wp' && !(inCache && !vma.flags.shared);
+      const writable = vma.flags.write && !wp && !(inCache && !vma.flags.shared);
       const dirty = kernelAtLeast(k.version, 5, 16) || (inCache ? writable : kernelAtLeast(k.version, 5, 7) || vma.flags.write);
-      const uffdWp = mode === 'copy-wp' && this.archWp() && (vma.flags.write || kernelAtLeast(k.version, 5, 18));
+      const uffdWp = wp && this.archWp() && (vma.flags.write || kernelAtLeast(k.version, 5, 18));
       k.vm.install(vma.mm, vpn, k.faults.pte(pfn, 'pte', { write: writable, dirty, ...(uffdWp ? { uffdWp } : {}) }));
       done++;
     }
@@ -386,7 +393,7 @@ export class Userfaultfd {
    * 1))": -EINVAL); then each huge page is filled whole (Hugetlb.mfill). Returns the base pages
    * placed; an error after some is -EAGAIN as for small pages.
    */
-  private *fillHugetlb(vma: Vma, start: number, pages: number, mode: 'copy' | 'copy-wp' | 'continue', data: string, what: string): Op<number> {
+  private *fillHugetlb(vma: Vma, start: number, pages: number, mode: 'copy' | 'continue', data: string, wp: boolean, what: string): Op<number> {
     const hp = vma.hugetlb!.pages;
     if ((start - vma.start) % hp !== 0 || pages % hp !== 0) {
       throw new KernelError('EINVAL', `${what}: the range (${pages} base pages at page ${start - vma.start} of '${vma.name}') is not aligned to its ${hp}-page huge pages (mfill_atomic_hugetlb)`);
@@ -395,7 +402,7 @@ export class Userfaultfd {
     for (let base = start; base < start + pages; base += hp) {
       yield preempt(what);
       try {
-        this.k.hugetlb.mfill(vma, base, mode, data, what);
+        this.k.hugetlb.mfill(vma, base, mode, data, wp, what);
       } catch (e) {
         if (done === 0 || !(e instanceof KernelError)) throw e;
         throw new KernelError('EAGAIN', `${what}: placed ${done} page(s), then ${e.message} (the ioctl's count is ${done} pages)`);

@@ -650,7 +650,10 @@ export const OP_ARGS = {
     wp: Flag.optional().describe('UFFDIO_COPY_MODE_WP (v5.7): the new entries are uffd-wp, read-only'),
   }).describe('ioctl(UFFDIO_COPY): each page gets a new page holding data (anonymous; page cache in a shared shmem mapping; on hugetlb whole huge pages, EINVAL when not aligned), which wakes the faults waiting there (EEXIST where something is mapped)'),
   'uffd-zeropage': obj(uffdPages).describe('ioctl(UFFDIO_ZEROPAGE): each page maps the shared zero page read-only (a zeroed page-cache page in a shared shmem mapping); EEXIST where something is mapped, EINVAL on hugetlb'),
-  'uffd-continue': obj(uffdPages).describe('ioctl(UFFDIO_CONTINUE) (v5.13): map the page the shmem or hugetlbfs page cache already holds, resolving a MINOR fault (EFAULT when it holds none, EINVAL for anonymous memory)'),
+  'uffd-continue': obj({
+    ...uffdPages,
+    wp: Flag.optional().describe('UFFDIO_CONTINUE_MODE_WP (v6.4): the entries are uffd-wp, read-only (EINVAL before v6.4 and on a range not registered for WP)'),
+  }).describe('ioctl(UFFDIO_CONTINUE) (v5.13): map the page the shmem or hugetlbfs page cache already holds, resolving a MINOR fault (EFAULT when it holds none, EEXIST where something is mapped, EINVAL for anonymous memory)'),
   'uffd-read': obj({
     nonblock: Flag.optional().describe('O_NONBLOCK: EAGAIN when nothing is pending, instead of sleeping until something is'),
     expect: obj({

@@ -1,0 +1,127 @@
+import { describe, expect, it } from 'vitest';
+import { createKernel, PRESETS, type Kernel } from '../src/index.js';
+import { testArch } from '../src/testing.js';
+import { code } from './vm-helpers.js';
+import { finish, pte, startBlocked } from './uffd-helpers.js';
+
+// userfaultfd minor faults as uffd-unit-tests.c's "minor" and "minor-wp" drive them
+// (uffd_minor_test_common(), uffd-common.c uffd_handle_page_fault() and continue_range()): a shmem
+// or hugetlbfs file mapped twice, the alias registered for MINOR faults, the other mapping filled
+// first; a read through the alias is a userfault with UFFD_PAGEFAULT_FLAG_MINOR, resolved by
+// UFFDIO_CONTINUE (MODE_WP in minor-wp), and a second CONTINUE of the same page is EEXIST. The test
+// arch is x86-64 (HAVE_ARCH_USERFAULTFD_MINOR v5.13, the uffd-wp bit v5.7).
+
+const PAGE = 4096;
+const HPAGE = 2 * 1024 * 1024;
+const HP = HPAGE / PAGE;
+const RELEASES = PRESETS.map((p) => p.name);
+
+/**
+ * A `pages`-page memfd (or hugetlbfs memfd of `pages` huge pages) mapped shared twice: 'dst'
+ * written page by page ('p<i>'), 'alias' registered with `modes`. Page indices of hugetlb mappings
+ * count base pages.
+ */
+function aliased(version: string, opts: { hugetlb?: boolean; modes: ('minor' | 'wp' | 'missing')[]; pages?: number; features?: ('pagefault-flag-wp' | 'wp-unpopulated' | 'minor-shmem' | 'minor-hugetlbfs')[] }): Kernel {
+  const k = createKernel({ arch: testArch(), kernel: version });
+  const n = opts.pages ?? 2;
+  const unit = opts.hugetlb ? HPAGE : PAGE;
+  if (opts.hugetlb) k.run(k.hugetlbPool({ size: HPAGE, pages: n }));
+  k.run(k.memfdCreate({ file: 'fd', size: n * unit, ...(opts.hugetlb ? { hugetlb: HPAGE } : {}) }));
+  k.run(k.mmap({ file: 'fd', length: n * unit, shared: true, write: true, as: 'dst' }));
+  k.run(k.mmap({ file: 'fd', length: n * unit, shared: true, write: true, as: 'alias' }));
+  k.run(k.uffdApi({ features: opts.features ?? [] }));
+  k.run(k.uffdRegister({ map: 'alias', mode: opts.modes }));
+  // "populate the non-UFFD-registered side of the shared mapping. This should *not* trigger any
+  // UFFD minor faults."
+  for (let i = 0; i < n; i++) k.run(k.write({ map: 'dst', page: i * (unit / PAGE), data: `p${i}` }));
+  return k;
+}
+
+describe('minor faults on shmem (shmem_get_folio_gfp(): a cached folio in a VM_UFFD_MINOR VMA goes to handle_userfault)', () => {
+  it('the read through the alias sleeps with a MINOR message; the handler changes the page through dst, CONTINUE maps that very page', () => {
+    const k = aliased('v6.1', { modes: ['minor'] });
+    const reader = startBlocked(k.read({ map: 'alias', page: 0 }));
+    // userfault_msg(): FLAG_MINOR, not WRITE (a load), not WP
+    expect(k.run(k.uffdRead({ nonblock: true, map: 'alias' }))).toEqual({ event: 'pagefault', page: 0, write: false, wp: false, minor: true });
+    k.run(k.write({ map: 'dst', page: 0, data: '~p0' }));
+    k.run(k.uffdContinue({ map: 'alias', page: 0 }));
+    expect(finish(reader)).toBe('~p0');
+    // the PTE maps the page-cache folio dst maps, writable (shared, VM_WRITE): the cache's
+    // reference plus one per mapping
+    const p = k.pfnOf({ map: 'dst', page: 0 })!;
+    expect([k.pfnOf({ map: 'alias', page: 0 }) === p, pte(k, 'alias', 0)!.write, k.folios.rc(p)]).toEqual([true, true, 3]);
+    // continue_range()'s second CONTINUE: -EEXIST (mfill_atomic_install_pte(): the PTE is not none)
+    expect(code(() => k.run(k.uffdContinue({ map: 'alias', page: 0 })))).toBe('EEXIST');
+  });
+
+  it('no fault-around in a MINOR VMA (uffd_disable_fault_around()): page 1 still faults to the handler after page 0 was continued', () => {
+    const k = aliased('v6.1', { modes: ['minor'], pages: 4 });
+    const r0 = startBlocked(k.read({ map: 'alias', page: 0 }));
+    k.run(k.uffdContinue({ map: 'alias', page: 0 }));
+    finish(r0);
+    expect(pte(k, 'alias', 1)).toBe(null);
+    startBlocked(k.read({ map: 'alias', page: 1 }));
+    expect(k.run(k.uffdRead({ nonblock: true, map: 'alias' }))).toEqual({ event: 'pagefault', page: 1, write: false, wp: false, minor: true });
+  });
+
+  it('a page the cache lacks is no minor fault: without MISSING the kernel allocates it, with MISSING it is a missing userfault', () => {
+    const k = aliased('v6.1', { modes: ['minor'], pages: 2 });
+    k.run(k.punchHole({ file: 'fd', offset: PAGE, length: PAGE }));
+    // shmem_get_folio_gfp() finds nothing and allocates a zeroed page (no VM_UFFD_MISSING)
+    expect(k.run(k.read({ map: 'alias', page: 1 }))).toBe('');
+    expect(code(() => k.run(k.uffdRead({ nonblock: true })))).toBe('EAGAIN');
+    const both = aliased('v6.1', { modes: ['minor', 'missing'], pages: 2 });
+    both.run(both.punchHole({ file: 'fd', offset: PAGE, length: PAGE }));
+    startBlocked(both.read({ map: 'alias', page: 1 }));
+    expect(both.run(both.uffdRead({ nonblock: true, map: 'alias' }))).toEqual({ event: 'pagefault', page: 1, write: false, wp: false, minor: false });
+    // and CONTINUE cannot resolve it: SGP_NOALLOC finds no folio, -EFAULT
+    expect(code(() => both.run(both.uffdContinue({ map: 'alias', page: 1 })))).toBe('EFAULT');
+  });
+});
+
+describe('UFFDIO_CONTINUE_MODE_WP ("mm: userfaultfd: add UFFDIO_CONTINUE_MODE_WP to install WP PTEs", v6.4)', () => {
+  it('is EINVAL before v6.4 (an unknown mode bit: "mode & ~UFFDIO_CONTINUE_MODE_DONTWAKE"); maps the page from v6.4', () => {
+    // MINOR + WP on shmem needs v5.19 (WP on shmem) and v5.14 (MINOR on shmem): v6.1 on
+    const since61 = RELEASES.filter((v) => !['v5.4', 'v5.10'].includes(v));
+    const got = Object.fromEntries(since61.map((v) => {
+      const k = aliased(v, { modes: ['minor', 'wp'] });
+      return [v, code(() => k.run(k.uffdContinue({ map: 'alias', page: 0, wp: true })))];
+    }));
+    expect(got).toEqual(Object.fromEntries(since61.map((v) => [v, ['v6.1', 'v6.3'].includes(v) ? 'EINVAL' : null])));
+  });
+
+  it('is EINVAL into a VMA not registered for WP ("(flags & MFILL_ATOMIC_WP) && !(dst_vma->vm_flags & VM_UFFD_WP)")', () => {
+    const k = aliased('v6.6', { modes: ['minor'] });
+    expect(code(() => k.run(k.uffdContinue({ map: 'alias', page: 0, wp: true })))).toBe('EINVAL');
+    expect(pte(k, 'alias', 0)).toBe(null);
+  });
+
+  it('shmem: the page is mapped read-only and uffd-wp (pagemap bit 57); a store then is a WP userfault, resolved by UFFDIO_WRITEPROTECT', () => {
+    const k = aliased('v6.6', { modes: ['minor', 'wp'], features: ['pagefault-flag-wp', 'wp-unpopulated', 'minor-shmem', 'minor-hugetlbfs'] });
+    const reader = startBlocked(k.read({ map: 'alias', page: 0 }));
+    k.run(k.uffdContinue({ map: 'alias', page: 0, wp: true }));
+    expect(finish(reader)).toBe('p0');
+    expect([pte(k, 'alias', 0)!.write, pte(k, 'alias', 0)!.uffdWp, k.uffd.pagemapWp(k.processes.get('init')!, k.processes.get('init')!.ranges.get('alias')!.start)]).toEqual([false, true, true]);
+    // the store meets the uffd-wp bit in do_wp_page() (userfaultfd_pte_wp()): FLAG_WRITE | FLAG_WP
+    const writer = startBlocked(k.write({ map: 'alias', page: 0, data: 'w' }));
+    expect(k.run(k.uffdRead({ nonblock: true, map: 'alias' }))).toEqual({ event: 'pagefault', page: 0, write: true, wp: true, minor: false });
+    k.run(k.uffdWriteprotect({ map: 'alias', enable: false, length: PAGE }));
+    finish(writer);
+    // a shared mapping: the store went to the page cache, so dst sees it
+    expect(k.run(k.read({ map: 'dst', page: 0 }))).toBe('w');
+  });
+
+  it('hugetlbfs: the huge entry is read-only and uffd-wp (hugetlb_mfill_atomic_pte(): wp_enabled)', () => {
+    const k = aliased('latest', { hugetlb: true, modes: ['minor', 'wp'] });
+    const reader = startBlocked(k.read({ map: 'alias', page: 0 }));
+    expect(k.run(k.uffdRead({ nonblock: true, map: 'alias' }))).toEqual({ event: 'pagefault', page: 0, write: false, wp: false, minor: true });
+    k.run(k.uffdContinue({ map: 'alias', page: 0, pages: HP, wp: true }));
+    expect(finish(reader)).toBe('p0');
+    const e = pte(k, 'alias', 0)!;
+    expect([e.level, e.write, e.uffdWp, k.pfnOf({ map: 'alias', page: 0 }) === k.pfnOf({ map: 'dst', page: 0 })]).toEqual(['pmd', false, true, true]);
+    // the second huge page without MODE_WP: writable (shared, VM_WRITE), no bit
+    k.run(k.uffdContinue({ map: 'alias', page: HP, pages: HP }));
+    expect([pte(k, 'alias', HP)!.write, pte(k, 'alias', HP)!.uffdWp ?? false]).toEqual([true, false]);
+    expect(code(() => k.run(k.uffdContinue({ map: 'alias', page: HP, pages: HP })))).toBe('EEXIST');
+  });
+});
