@@ -65,7 +65,7 @@ function parseRow(r: Record<string, string>): Row {
 const doc = readFileSync(DOC, 'utf8');
 const coverage = table(doc, 'Coverage and verdicts');
 const overrides = table(doc, 'Verdicts under feature overrides');
-// rows with verdicts; "see …" rows (owned by other work) and "not covered" rows have none
+// rows with verdicts; "not covered" rows have none
 const judged = [...coverage, ...overrides].map(parseRow).filter((r) => Object.values(r.verdicts).some((v) => v !== '—'));
 
 const cache = new Map<string, Scenario>();
@@ -114,17 +114,15 @@ describe('docs/dax-tests.md', () => {
 
   it('says why for every case it does not cover, and names a scenario for every case it does', () => {
     for (const r of coverage.map((x) => ({ raw: x, row: parseRow(x) }))) {
-      const covered = r.row.scenarios.length > 0 || r.raw['scenario(s)']!.startsWith('see ');
-      if (!covered) expect(r.raw.notes, r.row.kase).toMatch(/^not covered: \S/);
-      else if (!r.raw['scenario(s)']!.startsWith('see ')) expect(Object.values(r.row.verdicts), r.row.kase).not.toContain('—');
+      if (r.row.scenarios.length === 0) expect(r.raw.notes, r.row.kase).toMatch(/^not covered: \S/);
+      else expect(Object.values(r.row.verdicts), r.row.kase).not.toContain('—');
     }
   });
 
-  it('names every scenario file of apps/cli/scenarios/ndctl and /xfstests (the dax-remap ones through their "see" rows)', () => {
+  it('names every scenario file of apps/cli/scenarios/ndctl and /xfstests', () => {
     const named = new Set(judged.flatMap((r) => r.scenarios));
     const files = ['ndctl', 'xfstests'].flatMap((d) => readdirSync(join(LIBRARY_DIR, d)).map((f) => `${d}/${f}`));
-    const seen = coverage.filter((r) => r['scenario(s)']!.startsWith('see ')).map((r) => /ndctl\/(dax-remap)\*\.yaml/.exec(r['scenario(s)']!)?.[1]);
-    expect(files.filter((f) => !named.has(f) && !seen.some((p) => p && f.startsWith(`ndctl/${p}`)))).toEqual([]);
+    expect(files.filter((f) => !named.has(f))).toEqual([]);
   });
 });
 
