@@ -28,6 +28,8 @@ export interface KernelEvents {
   'vma.merge': { mm: string; map: string; vaddr: number };
   /** mremap(): `pages` pages of mapping `map` moved from page `from` to page `to`, now mapping `as` */
   'vma.move': { mm: string; map: string; from: number; to: number; pages: number; as: string };
+  /** a split_huge_pages debugfs write (mm/split.ts) in process `mm` or over `file`: its "%lu of %lu THP split" */
+  'thp.split': { mm?: string; file?: string; split: number; total: number };
   'fault': { mm: string; vaddr: number; write: boolean; kind: string };
   'cow': { mm: string; vaddr: number; from: number; to: number; why: string };
   'fork': { parent: string; child: string };

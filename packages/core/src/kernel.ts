@@ -38,6 +38,7 @@ import { Swap } from './mm/swap.js';
 import { Ksm } from './mm/ksm.js';
 import { Numa, type MbindFlags, type MpolMode } from './mm/mempolicy.js';
 import { Thp } from './mm/thp.js';
+import { splitHugePagesInFile, splitHugePagesPid, type SplitCount } from './mm/split.js';
 import { Userfaultfd, type UffdFeature, type UffdMode } from './mm/userfaultfd.js';
 import { PagemapScan, PM_SCAN_ARG_SIZE, PM_SCAN_FLAGS, categoryNames, maskBits, type Mask } from './mm/pagemapscan.js';
 import type { ThpSizeMode } from './mm/mthp.js';
@@ -722,6 +723,27 @@ export class Kernel {
     const { origin, mm } = this.mapRange(a.map, a.process);
     const { start, pages } = this.rangeIn(a.map, origin);
     yield* this.thp.khugepaged.scan(mm, start, start + pages);
+  }
+
+  /**
+   * A write to /sys/kernel/debug/split_huge_pages (mm/split.ts): `pid,vaddr_start,vaddr_end,new_order
+   * [,in_folio_offset]` over `length` bytes at `offset` in a mapping (default all of it) of its
+   * process, or `<path>,off_start,off_end,...` over a file's page cache (offsets in bytes, default
+   * to i_size). The "split of total" count it would pr_debug() is returned and on the bus.
+   */
+  *splitHugePages(a: { map?: string; file?: string; offset?: number; length?: number; order?: number; at?: number; process?: string }): Op<SplitCount> {
+    const order = a.order ?? 0;
+    if (a.file !== undefined) {
+      const ps = this.mmu.basePageSize;
+      const first = Math.floor((a.offset ?? 0) / ps);
+      const end = a.length === undefined ? (this.pageCache.named(a.file)?.pages ?? 0) : Math.ceil(((a.offset ?? 0) + a.length) / ps);
+      yield* [];
+      return splitHugePagesInFile(this, a.file, first, end, order, a.at);
+    }
+    if (a.map === undefined) throw new InputError('split-huge-pages needs a map (the pid form) or a file (the path form)', undefined, 'map');
+    const { origin, mm } = this.mapRange(a.map, a.process);
+    const { start, pages } = this.rangeIn(a.map, origin, a.offset, a.length);
+    return yield* splitHugePagesPid(this, mm, start, start + pages, order, a.at);
   }
 
   /** swapoff(2) of the swap device (mm/swap.ts). */
@@ -1576,6 +1598,36 @@ export class Kernel {
     let thps = 0;
     for (const [base, pmd] of mm.pmds) if (base >= vma.start && base < vma.start + vma.pages && this.thp.isAnonPmd(vma, { pte: pmd, base, pages: n })) thps++;
     return thps;
+  }
+
+  /**
+   * The order of the folio mapped at the page, as /proc/PID/pagemap and /proc/kpageflags show it
+   * (KPF_THP with KPF_COMPOUND_HEAD / KPF_COMPOUND_TAIL over 2^order pages: the selftests'
+   * is_backed_by_folio()); -1 when no page is present there. The zero pages read as order 0 (no KPF_THP).
+   */
+  folioOrderIn(t: { map: string; page: number; process?: string }): number {
+    const leaf = this.presentLeaf(t);
+    if (!leaf || leaf.pte.pfn < 0) return -1;
+    // kpageflags marks the huge zero folio KPF_THP too (stable_page_flags())
+    if (this.isZeroPfn(leaf.pte.pfn)) return leaf.pte.level === 'pmd' ? this.thp.order : 0;
+    return this.folios.order(this.folios.folio(leaf.pte.pfn));
+  }
+
+  /**
+   * RssAnon of /proc/PID/status in kB: get_mm_counter(mm, MM_ANONPAGES), the anonymous pages the
+   * mm maps present (a PMD-mapped THP counts HPAGE_PMD_NR); zero pages, swap entries, device-private
+   * entries and hugetlb pages (HugetlbPages) do not count.
+   */
+  rssAnonIn(t: { process?: string }): number {
+    const mm = this.process(t.process);
+    const anon = (pfn: number): boolean => {
+      const head = this.folios.folio(pfn);
+      return this.folios.isAnon(head) && (this.folios.flags(head) & PG.hugetlb) === 0;
+    };
+    let pages = 0;
+    for (const pte of mm.ptes.values()) if (!nonPresent(pte) && !pte.special && anon(pte.pfn)) pages++;
+    for (const pmd of mm.pmds.values()) if (!nonPresent(pmd) && !pmd.special && anon(pmd.pfn)) pages += this.vm.pmdPages;
+    return (pages * this.mmu.basePageSize) / 1024;
   }
 
   isLockedIn(t: { map: string; page: number; process?: string }): boolean {

@@ -8,6 +8,7 @@ import { PG } from './pages.js';
 import type { Leaf } from './vm.js';
 import { AnonThpSizes } from './mthp.js';
 import { Khugepaged } from './collapse.js';
+import { splitAnonFolio } from './split.js';
 
 /**
  * Anonymous transparent huge pages mapped by a PMD (mm/huge_memory.c). The model assumes
@@ -205,53 +206,13 @@ export class Thp {
 
   /**
    * split_folio() / split_huge_page() of an anonymous THP into order-0 pages (mm/huge_memory.c),
-   * for a caller holding one reference (migrate_vma_collect_pmd(): folio_get + folio_trylock).
-   * can_split_folio() first: every reference but the caller's must be a mapping's (anon without
-   * swap cache: extra_pins 0), else -EBUSY (false) and nothing changes; a pin or a GUP get
-   * therefore stops it. unmap_folio() splits each PMD mapping (TTU_SPLIT_HUGE_PMD) and
-   * remap_page() restores every migration entry as the same PTE, so the model remaps the PMDs as
-   * PTEs at once (splitAnonPmd). __split_huge_page() then gives each subpage its own folio: its
-   * refcount is its mappings (one per restored PTE), the caller's reference stays on the head
-   * page, and the mapping, data and per-page PageAnonExclusive stay where they are.
+   * for a caller holding one reference (migrate_vma_collect_pmd(): folio_get + folio_trylock):
+   * mm/split.ts splitAnonFolio() to order 0. False (-EBUSY / -EAGAIN) when a reference other than
+   * the caller's and the mappings' is held: a pin or a GUP get stops it. The zero-filled subpage
+   * remap of v6.12 is applied only by the split_huge_pages step (docs/kernel-model.md).
    */
   splitFolio(head: number): boolean {
-    const k = this.k;
-    const nr = k.folios.nr(head);
-    if (nr === 1) return true;
-    if (k.folios.mapcount(head) !== k.folios.rc(head) - 1) return false;
-    for (const mm of k.processes.values()) {
-      if (!mm.alive) continue;
-      for (const [base, pmd] of [...mm.pmds]) if (pmd.pfn === head && !pmd.special) this.splitAnonPmd(k.vm.requireVma(mm, base), base);
-    }
-    const p = k.pages;
-    for (let i = 0; i < nr; i++) {
-      const s = p.slot(head + i);
-      const ptes = p.ptes[s]!;
-      p.order[s] = 0;
-      p.head[s] = head + i;
-      p.flags[s]! &= ~(PG.head | PG.tail);
-      p.mapcount[s] = ptes;
-      // the head page keeps the caller's reference on top of its own mappings
-      p.rc[s] = ptes + (i === 0 ? 1 : 0);
-    }
-    const hs = p.slot(head);
-    k.emit('page.ref', { pfn: head, rc: p.rc[hs]!, delta: 0, why: `__split_huge_page: order ${Math.log2(nr)} -> ${nr} order-0 pages` });
-    // a subpage nothing maps any more (a partly unmapped THP) loses its last reference at the
-    // end of the split (__split_huge_page: free_page_and_swap_cache / folio_put of each tail); a
-    // device-private folio's (split for a migration after a partial munmap) goes back to its
-    // driver (free_zone_device_folio -> ->folio_free)
-    const device = k.folios.kind(head) !== 'ram';
-    for (let i = 1; i < nr; i++) {
-      const s = p.slot(head + i);
-      if (p.rc[s] !== 0) continue;
-      if (device) {
-        k.folios.zoneDeviceFree(head + i);
-        continue;
-      }
-      k.emit('page.free', { pfn: head + i, type: 'ram' });
-      k.ram.free(head + i);
-    }
-    return true;
+    return splitAnonFolio(this.k, head, { order: 0, remapZero: false }) === null;
   }
 
   /**

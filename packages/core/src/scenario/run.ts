@@ -105,6 +105,7 @@ export function stepOp(k: Kernel, step: Step, failures: string[]): Op<unknown> {
     case 'sysctl': return k.sysctl(a);
     case 'khugepaged-limits': return k.khugepagedLimits(a);
     case 'khugepaged-scan': return k.khugepagedScan(a);
+    case 'split-huge-pages': return k.splitHugePages(a);
     case 'mmap': return k.mmap(a);
     case 'swapoff': return k.swapoff();
     case 'munmap': return k.munmap(a);
@@ -251,6 +252,10 @@ export function check(k: Kernel, c: CheckArgs): string | null {
       return cmp(`vmaPages(${where})`, k.vmaPagesIn(t));
     case 'anonHugePages':
       return cmp(`anonHugePages(${where})`, k.anonHugePagesIn(t));
+    case 'folioOrder':
+      return cmp(`folioOrder(${where})`, k.folioOrderIn(t));
+    case 'rssAnon':
+      return cmp(`rssAnon(${where})`, k.rssAnonIn(t));
     case 'blockFree':
       return cmp(`blockFree(${where})`, k.blockFree(t));
     // S_DAX through statx, FS_XFLAG_DAX through FS_IOC_FSGETXATTR (fs/daxmode.ts)

@@ -74,7 +74,7 @@ export const DRIVER_NAMES = ['nvdimm', 'devdax', 'hmm'] as const;
 export const PRESET_NAMES = PRESETS.map((p) => p.name);
 /** the /proc/sys entries a `sysctl` step can write */
 export const SYSCTL_NAMES = ['vm.hugetlb_optimize_vmemmap'] as const;
-export const CHECK_WHATS = ['refcount', 'mapcount', 'pinned', 'mapped', 'anon', 'blockFree', 'vmemmap', 'writable', 'softDirty', 'swapped', 'memoryMerge', 'ksmMergingPages', 'ksmZeroPages', 'hugetlbFree', 'hugetlbResv', 'hugetlbTotal', 'locked', 'guard', 'uffdWp', 'dax', 'daxFlag', 'node', 'seals', 'sealed', 'vmaPages', 'anonHugePages'] as const satisfies readonly CheckWhat[];
+export const CHECK_WHATS = ['refcount', 'mapcount', 'pinned', 'mapped', 'anon', 'blockFree', 'vmemmap', 'writable', 'softDirty', 'swapped', 'memoryMerge', 'ksmMergingPages', 'ksmZeroPages', 'hugetlbFree', 'hugetlbResv', 'hugetlbTotal', 'locked', 'guard', 'uffdWp', 'dax', 'daxFlag', 'node', 'seals', 'sealed', 'vmaPages', 'anonHugePages', 'folioOrder', 'rssAnon'] as const satisfies readonly CheckWhat[];
 
 // ---------------------------------------------------------------------------------------------
 // scalars
@@ -190,21 +190,23 @@ const checkShape = {
   sealed: CheckTarget.optional().describe('{map, page, process?}: the VMA holding that page is VM_SEALED (mseal; smaps VmFlags "sl")'),
   vmaPages: CheckTarget.optional().describe('{map, page, process?}: the length in base pages of the VMA holding that page, as /proc/PID/maps shows it (0: nothing mapped there)'),
   anonHugePages: CheckTarget.optional().describe('{map, page, process?}: the anonymous THPs mapped by a PMD in the VMA holding that page: its smaps AnonHugePages divided by the PMD size (the huge zero page is not counted); the khugepaged selftest\'s check_huge_anon()'),
+  folioOrder: CheckTarget.optional().describe('{map, page, process?}: the order of the folio mapped there as /proc/PID/pagemap plus /proc/kpageflags show it (KPF_THP, KPF_COMPOUND_HEAD/TAIL over 2^order pages: split_huge_page_test.c is_backed_by_folio()); 0 for a small page or the small zero page, -1 when nothing is present there'),
+  rssAnon: CheckTarget.optional().describe('{process?}: RssAnon of /proc/PID/status in kB (MM_ANONPAGES: present anonymous pages; zero pages, swap entries and hugetlb pages do not count); split_huge_page_test.c rss_anon()'),
   equals: z.union([z.number().int(), z.boolean(), VmemmapFigures]).optional(),
   min: z.number().int().optional(),
   max: z.number().int().optional(),
 } satisfies Record<CheckWhat | 'equals' | 'min' | 'max', z.ZodType>;
 
-const NUMERIC_CHECKS: readonly CheckWhat[] = ['refcount', 'mapcount', 'node', 'seals', 'vmaPages', 'anonHugePages', 'ksmMergingPages', 'ksmZeroPages', 'hugetlbFree', 'hugetlbResv', 'hugetlbTotal'];
+const NUMERIC_CHECKS: readonly CheckWhat[] = ['refcount', 'mapcount', 'node', 'seals', 'vmaPages', 'anonHugePages', 'folioOrder', 'rssAnon', 'ksmMergingPages', 'ksmZeroPages', 'hugetlbFree', 'hugetlbResv', 'hugetlbTotal'];
 /** counters of a hugetlb pool: only a { hugetlb } target */
 const POOL_CHECKS: readonly CheckWhat[] = ['hugetlbFree', 'hugetlbResv', 'hugetlbTotal'];
 const BOOLEAN_CHECKS: readonly CheckWhat[] = ['pinned', 'mapped', 'anon', 'blockFree', 'writable', 'softDirty', 'swapped', 'memoryMerge', 'locked', 'sealed', 'guard', 'uffdWp', 'dax', 'daxFlag'];
 /** properties of an inode (S_DAX, FS_XFLAG_DAX, seals): only a { file } (or, for daxFlag, { dir }) target, no page */
 const INODE_CHECKS: readonly CheckWhat[] = ['dax', 'daxFlag', 'seals'];
 /** properties of a process (its mm), not of a page: only a { process } target */
-const PROCESS_CHECKS: readonly CheckWhat[] = ['memoryMerge', 'ksmMergingPages', 'ksmZeroPages'];
+const PROCESS_CHECKS: readonly CheckWhat[] = ['memoryMerge', 'ksmMergingPages', 'ksmZeroPages', 'rssAnon'];
 /** properties of a mapping's page-table entry, not of a page: only a { map, page } target */
-const ENTRY_CHECKS: readonly CheckWhat[] = ['writable', 'softDirty', 'swapped', 'locked', 'guard', 'uffdWp', 'sealed', 'vmaPages', 'anonHugePages'];
+const ENTRY_CHECKS: readonly CheckWhat[] = ['writable', 'softDirty', 'swapped', 'locked', 'guard', 'uffdWp', 'sealed', 'vmaPages', 'anonHugePages', 'folioOrder'];
 
 /** the pages of a mapping a uffd-copy, uffd-zeropage or uffd-continue step fills */
 const uffdPages = {
@@ -444,6 +446,16 @@ export const OP_ARGS = {
     map: Name,
     process: Name.optional(),
   }).describe('one khugepaged pass over the mapping (khugepaged_scan_mm_slot): each PMD range of each VMA that hugepage_vma_check() allows with sysfs enforced (VM_HUGEPAGE under enabled=madvise) is scanned and, within the max_ptes_* limits, collapsed into a PMD-mapped THP; never an error: check the outcome'),
+  'split-huge-pages': obj({
+    map: Name.optional().describe('the pid form: a mapping of the process (its pid)'),
+    file: Name.optional().describe('the path form: a file, whose page cache is walked'),
+    offset: Size.optional().describe('where the range starts, in bytes (page aligned; default 0): vaddr_start in the mapping, off_start * page size in the file'),
+    length: Size.optional().describe('how much, in bytes (default: the whole mapping, or the file up to i_size)'),
+    order: z.number().int().nonnegative().optional().describe('new_order (v6.10; ignored before: order 0); default 0'),
+    at: z.number().int().nonnegative().optional().describe('in_folio_offset (v6.15; ignored before): split non-uniformly (folio_split) so that the page at this index of each folio gets a folio of `order`'),
+    process: Name.optional().describe('the process of the pid form (default: the one that created the mapping)'),
+  }).refine((a) => (a.map === undefined) !== (a.file === undefined), { error: 'split-huge-pages needs one target: map: <mapping> (the pid form) or file: <name> (the path form)', path: ['map'] })
+    .describe('echo pid,vaddr_start,vaddr_end[,new_order[,in_folio_offset]] (or <path>,off_start,off_end,...) > /sys/kernel/debug/split_huge_pages (v5.13; EINVAL before): split the THPs of a range whose only references are their mappings; never an error for a folio that stays whole: check the outcome (folioOrder, anonHugePages, rssAnon)'),
   swapoff: obj({}).describe('swapoff(2) of the swap device: every swapped-out page is read back and mapped read-only (try_to_unuse, unuse_pte); later MADV_PAGEOUT swaps nothing. Blocks forever before v5.13 when a swap entry is uffd-wp (pte_same_as_swp)'),
   mmap: mmapArgs.describe('map a file (a DAX file or a memfd), a device-dax device, or anonymous memory (shared: shmem)'),
   munmap: obj({

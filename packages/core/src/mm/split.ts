@@ -1,0 +1,233 @@
+import type { Kernel } from '../kernel.js';
+import { KernelError } from '../errors.js';
+import { kernelAtLeast } from '../features.js';
+import type { Op } from '../sched.js';
+import type { Mm, Vma } from '../types.js';
+import { PG } from './pages.js';
+
+/** What split_huge_pages_pid() / split_huge_pages_in_file() count and pr_debug() ("%lu of %lu THP split"). */
+export interface SplitCount {
+  /** folios split */
+  split: number;
+  /** large folios the walk found that are bigger than the target order */
+  total: number;
+}
+
+/** How an anonymous large folio is split (mm/huge_memory.c __folio_split()). */
+export interface AnonSplit {
+  /** new_order: the order of the folios made (the one holding `at` for a non-uniform split) */
+  order: number;
+  /**
+   * folio_split() (v6.15 [M], "mm/huge_memory: add buddy allocator like (non-uniform)
+   * folio_split()"): the pfn the order-`order` folio must hold; the rest of the folio stays as
+   * large as it can (orders old - 1 down to `order`). Omitted: the uniform split.
+   */
+  at?: number;
+  /**
+   * remap_page(..., TTU_USE_SHARED_ZEROPAGE) (b1f202060afe, v6.12 [M]): a zero-filled order-0
+   * subpage is mapped by the shared zero page instead of itself and freed.
+   */
+  remapZero: boolean;
+}
+
+/**
+ * __folio_split() (split_huge_page_to_list_to_order() up to v6.14) of a large anonymous folio for
+ * a caller holding one reference on it. The checks first (folio_check_splittable()): the huge zero
+ * folio and order 1 for anon are -EINVAL; then every reference but the caller's must be a
+ * mapping's (folio_expected_ref_count() == folio_ref_count() - 1; can_split_folio() before v6.15),
+ * else -EAGAIN: a pin or a GUP get stops it. unmap_folio() turns each PMD mapping into PTEs
+ * (TTU_SPLIT_HUGE_PMD) and each PTE into a migration entry that remap_page() restores, so the
+ * model remaps the PMDs as PTEs at once (Thp.splitAnonPmd). __split_unmapped_folio() then gives the
+ * pages new folios; each holds one reference per mapping (folio_ref_unfreeze(new_folio, 1) plus
+ * the restored PTEs), the folio holding the old head keeps the caller's reference (lock_at), and
+ * data, anon mapping and per-page PageAnonExclusive stay. A new folio nothing maps is freed at the
+ * end (free_folio_and_swap_cache(); a device-private one goes back to its driver). Returns the
+ * errno, or null when split.
+ */
+export function splitAnonFolio(k: Kernel, head: number, how: AnonSplit): 'EINVAL' | 'EAGAIN' | null {
+  const old = k.folios.order(head);
+  if (old === 0) return null;
+  if (how.order >= old || how.order === 1 || k.isZeroPfn(head)) return 'EINVAL';
+  if (k.folios.mapcount(head) !== k.folios.rc(head) - 1) return 'EAGAIN';
+  for (const mm of k.processes.values()) {
+    if (!mm.alive) continue;
+    for (const [base, pmd] of [...mm.pmds]) if (pmd.pfn === head && !pmd.special) k.thp.splitAnonPmd(k.vm.requireVma(mm, base), base);
+  }
+  const pieces = splitPieces(head, old, how.order, how.at);
+  const p = k.pages;
+  for (const [start, order] of pieces) {
+    const n = 1 << order;
+    let maps = 0;
+    for (let i = 0; i < n; i++) {
+      const s = p.slot(start + i);
+      maps += p.ptes[s]!;
+      p.order[s] = i === 0 ? order : 0;
+      p.head[s] = start;
+      p.flags[s]! &= ~(PG.head | PG.tail);
+      if (order > 0) p.flags[s]! |= i === 0 ? PG.head : PG.tail;
+      p.mapcount[s] = 0;
+      p.rc[s] = 0;
+    }
+    const s = p.slot(start);
+    p.mapcount[s] = maps;
+    // the head page's folio keeps the caller's reference on top of its own mappings
+    p.rc[s] = maps + (start === head ? 1 : 0);
+  }
+  const made = how.at === undefined ? `${pieces.length} order-${how.order} pages` : `folios of orders ${pieces.map(([, o]) => o).join(',')}`;
+  k.emit('page.ref', { pfn: head, rc: k.folios.rc(head), delta: 0, why: `__split_huge_page: order ${old} -> ${made}` });
+  if (how.remapZero && k.folios.isAnon(head) && k.folios.kind(head) === 'ram') remapZeroFilled(k, pieces);
+  // folios nothing maps any more (a partly unmapped THP, zero-filled pages remapped) lose their
+  // last reference at the end of the split
+  const device = k.folios.kind(head) !== 'ram';
+  for (const [start] of pieces) {
+    if (k.folios.rc(start) !== 0) continue;
+    if (device) {
+      k.folios.zoneDeviceFree(start);
+      continue;
+    }
+    k.emit('page.free', { pfn: start, type: 'ram' });
+    k.ram.free(start);
+  }
+  return null;
+}
+
+/**
+ * The folios a split leaves, as [first pfn, order] in address order. Uniform: every piece of
+ * order `order`. Non-uniform (__split_unmapped_folio() with SPLIT_TYPE_NON_UNIFORM): the folio
+ * holding `at` is halved one order at a time down to `order`, the half without `at` kept at each
+ * step; an anonymous folio is never made order 1 (that step is skipped: the order-2 folio goes
+ * straight to order 0).
+ */
+function splitPieces(head: number, old: number, order: number, at: number | undefined): [number, number][] {
+  const pieces: [number, number][] = [];
+  if (at === undefined) {
+    for (let pfn = head; pfn < head + (1 << old); pfn += 1 << order) pieces.push([pfn, order]);
+    return pieces;
+  }
+  let cur = head;
+  let curOrder = old;
+  for (let so = old - 1; so >= order; so--) {
+    if (so === 1) continue;
+    const n = 1 << so;
+    for (let pfn = cur; pfn < cur + (1 << curOrder); pfn += n) if (at < pfn || at >= pfn + n) pieces.push([pfn, so]);
+    cur = head + Math.floor((at - head) / n) * n;
+    curOrder = so;
+  }
+  pieces.push([cur, curOrder]);
+  return pieces.sort((a, b) => a[0] - b[0]);
+}
+
+/**
+ * try_to_map_unused_to_zeropage() (mm/migrate.c, b1f202060afe v6.12 [M]) for each PTE of an
+ * order-0 piece (a compound one is left alone: "if (PageCompound(page)) return false", Zi Yan's
+ * fix of the same release): a page whose contents are all zero, not mlocked (VM_LOCKED), is
+ * replaced by the shared zero page (pte_mkspecial, uffd-wp kept; soft-dirty is dropped until
+ * Lance Yang's 2025 fix [M]), and its mapping and reference go (dec_mm_counter, folio_put).
+ */
+function remapZeroFilled(k: Kernel, pieces: readonly [number, number][]): void {
+  const zeroFilled = new Set<number>();
+  for (const [start, order] of pieces) if (order === 0 && (k.pages.data.get(start) ?? '') === '') zeroFilled.add(start);
+  if (zeroFilled.size === 0) return;
+  for (const mm of k.processes.values()) {
+    if (!mm.alive) continue;
+    for (const [vpn, pte] of [...mm.ptes]) {
+      if (!zeroFilled.has(pte.pfn) || pte.special || pte.swap || pte.migration || pte.marker) continue;
+      const vma = k.vm.vmaAt(mm, vpn);
+      if (!vma || vma.flags.locked) continue;
+      k.vm.clear(mm, vpn, 'pte');
+      k.vm.install(mm, vpn, k.faults.pte(k.zeroPfn, 'pte', { special: true, uffdWp: pte.uffdWp }));
+      k.folios.removeMap(pte.pfn);
+      k.folios.put(pte.pfn, 1, 'try_to_map_unused_to_zeropage: a zero-filled subpage maps the shared zero page');
+    }
+  }
+}
+
+/**
+ * vma_not_suitable_for_thp_split() (fa6c02315f74, v5.13): vma_is_special_huge() -- a DAX VMA
+ * (fs-dax, device-dax: vma_is_dax()) or a file VMA with VM_PFNMAP | VM_MIXEDMAP --, VM_IO, hugetlb.
+ * The walk skips such a VMA whole: a DAX PMD maps no THP folio it could split.
+ */
+function notSuitableForSplit(vma: Vma): boolean {
+  if (vma.kind === 'file' || vma.kind === 'device') return true;
+  if (vma.kind !== 'anon' && (vma.flags.pfnmap || vma.flags.mixedmap)) return true;
+  return vma.flags.io || vma.hugetlb !== undefined;
+}
+
+/** The arguments of the debugfs write as the kernel of this release parses them. */
+function parsedArgs(k: Kernel, order: number, at: number | undefined): { order: number; at: number | undefined } {
+  if (!kernelAtLeast(k.version, 5, 13)) {
+    // split_huge_pages_set() (DEFINE_DEBUGFS_ATTRIBUTE): a number, and only 1 ("split every THP")
+    throw new KernelError('EINVAL', 'split_huge_pages takes only "1" (split every THP) before v5.13: the pid,vaddr_start,vaddr_end and file-path forms came with fa6c02315f74 and a17206dafdcf');
+  }
+  // before v6.10 sscanf() reads three fields ("%d,0x%lx,0x%lx"): a new_order is ignored and every
+  // folio goes to order 0; in_folio_offset is read from v6.15 [M]
+  return { order: kernelAtLeast(k.version, 6, 10) ? order : 0, at: kernelAtLeast(k.version, 6, 15) ? at : undefined };
+}
+
+/**
+ * echo pid,vaddr_start,vaddr_end[,new_order[,in_folio_offset]] > /sys/kernel/debug/split_huge_pages
+ * (mm/huge_memory.c split_huge_pages_pid()). Every base page of [start, end) in turn: no VMA there
+ * ends the walk; an unsuitable VMA is skipped whole; the folio mapped there (follow_page(FOLL_GET |
+ * FOLL_DUMP), folio_walk_start() from v6.12 [M]: no zero page, no swap or migration entry) counts
+ * when it is a THP (is_transparent_hugepage(): folio_test_large_rmappable() from v6.8, which
+ * includes mTHP) larger than the target order; it is split when every reference is a mapping's,
+ * to the target order (uniform) or, with `at` (an in-folio page index, v6.15), by folio_split()
+ * around that page. The write never fails for a folio that stays whole.
+ */
+export function* splitHugePagesPid(k: Kernel, mm: Mm, start: number, end: number, order: number, at?: number): Op<SplitCount> {
+  const args = parsedArgs(k, order, at);
+  const count: SplitCount = { split: 0, total: 0 };
+  for (let vpn = start; vpn < end; vpn++) {
+    const vma = k.vm.vmaAt(mm, vpn);
+    if (!vma) break;
+    if (notSuitableForSplit(vma)) {
+      vpn = vma.start + vma.pages - 1;
+      continue;
+    }
+    const leaf = k.vm.lookup(mm, vpn);
+    if (!leaf || leaf.pte.special || leaf.pte.swap || leaf.pte.migration || leaf.pte.marker || leaf.pte.devicePrivate || leaf.pte.devmap) continue;
+    const pfn = leaf.pte.pfn + (leaf.pte.level === 'pte' ? 0 : vpn - leaf.base);
+    const head = k.folios.folio(pfn);
+    if (k.folios.kind(head) !== 'ram' || (k.folios.flags(head) & PG.hugetlb) !== 0) continue;
+    const old = k.folios.order(head);
+    if (old === 0 || args.order >= old) continue;
+    count.total++;
+    // can_split_folio() / folio_expected_ref_count() before folio_get(): all references are mappings
+    if (k.folios.mapcount(head) !== k.folios.rc(head)) continue;
+    k.folios.get(head, 1, 'split_huge_pages_pid: folio_get');
+    const failed = splitAnonFolio(k, head, {
+      order: args.order,
+      at: args.at !== undefined && args.at < 1 << old ? head + args.at : undefined,
+      remapZero: kernelAtLeast(k.version, 6, 12),
+    });
+    if (failed === null) count.split++;
+    k.folios.put(head, 1, 'split_huge_pages_pid: folio_put');
+    yield* [];
+  }
+  k.emit('thp.split', { mm: mm.name, split: count.split, total: count.total });
+  return count;
+}
+
+/**
+ * echo <path>,off_start,off_end[,new_order[,in_folio_offset]] > /sys/kernel/debug/split_huge_pages
+ * (split_huge_pages_in_file()): filemap_get_folio() at each index of [start, end) in the file's
+ * page cache. A DAX file's i_pages hold DAX entries (xa_is_value()), never folios, so nothing is
+ * found; the page cache the model keeps for tmpfs and disk files holds order-0 folios only (no
+ * huge=always tmpfs, no large folios on xfs), which the walk passes over. So nothing is split and
+ * the data stays; a hugetlbfs file is refused as not modelled.
+ */
+export function splitHugePagesInFile(k: Kernel, file: string, start: number, end: number, order: number, at?: number): SplitCount {
+  parsedArgs(k, order, at);
+  const cached = k.pageCache.named(file);
+  if (!cached && !k.files.has(file)) throw new KernelError('EINVAL', `split_huge_pages: file_open_name('${file}') fails: no such file`);
+  if (cached?.hugetlb) throw KernelError.unsupported('EINVAL', `split_huge_pages of the hugetlbfs file '${file}' is not modelled`);
+  const count: SplitCount = { split: 0, total: 0 };
+  for (let index = start; cached && index < end; index++) {
+    const pfn = cached.cache.get(index);
+    if (pfn === undefined) continue;
+    // an order-0 page-cache folio: !folio_test_large(), next index
+    if (k.folios.order(k.folios.folio(pfn)) !== 0) throw KernelError.unsupported('EINVAL', `split_huge_pages of a large page-cache folio of '${file}' is not modelled`);
+  }
+  k.emit('thp.split', { file, split: count.split, total: count.total });
+  return count;
+}
