@@ -143,7 +143,7 @@ function remapZeroFilled(k: Kernel, pieces: readonly [number, number][]): void {
 }
 
 /**
- * vma_not_suitable_for_thp_split() (fa6c02315f74, v5.13): vma_is_special_huge() -- a DAX VMA
+ * vma_not_suitable_for_thp_split() (with the pid form, v5.13 [M]): vma_is_special_huge() -- a DAX VMA
  * (fs-dax, device-dax: vma_is_dax()) or a file VMA with VM_PFNMAP | VM_MIXEDMAP --, VM_IO, hugetlb.
  * The walk skips such a VMA whole: a DAX PMD maps no THP folio it could split.
  */
@@ -157,7 +157,7 @@ function notSuitableForSplit(vma: Vma): boolean {
 function parsedArgs(k: Kernel, order: number, at: number | undefined): { order: number; at: number | undefined } {
   if (!kernelAtLeast(k.version, 5, 13)) {
     // split_huge_pages_set() (DEFINE_DEBUGFS_ATTRIBUTE): a number, and only 1 ("split every THP")
-    throw new KernelError('EINVAL', 'split_huge_pages takes only "1" (split every THP) before v5.13: the pid,vaddr_start,vaddr_end and file-path forms came with fa6c02315f74 and a17206dafdcf');
+    throw new KernelError('EINVAL', 'split_huge_pages takes only "1" (split every THP) before v5.13: the pid,vaddr_start,vaddr_end and file-path forms came with "mm: huge_memory: a new debugfs interface for splitting THP tests" and its file-backed sequel');
   }
   // before v6.10 sscanf() reads three fields ("%d,0x%lx,0x%lx"): a new_order is ignored and every
   // folio goes to order 0; in_folio_offset is read from v6.15 [M]
@@ -192,6 +192,9 @@ export function* splitHugePagesPid(k: Kernel, mm: Mm, start: number, end: number
     const old = k.folios.order(head);
     if (old === 0 || args.order >= old) continue;
     count.total++;
+    // a page-cache folio (shmem, a file) is unmapped rather than remapped by the split, and its cache
+    // references and the shmem order rules differ: not modelled
+    if (!k.folios.isAnon(head)) throw KernelError.unsupported('EINVAL', `split_huge_pages of a large page-cache folio mapped by '${vma.name}' is not modelled`);
     // can_split_folio() / folio_expected_ref_count() before folio_get(): all references are mappings
     if (k.folios.mapcount(head) !== k.folios.rc(head)) continue;
     k.folios.get(head, 1, 'split_huge_pages_pid: folio_get');
