@@ -1493,6 +1493,40 @@ export class Kernel {
     throw new KernelError('SIGBUS', `BUS_MCEERR_AR: MADV_HWPOISON of ${a.map}[${a.page}] (pfn ${pfn}) kills the caller (kill_proc: MF_ACTION_REQUIRED, t == current)`);
   }
 
+  /**
+   * Soft offline (mm/memory-failure.c soft_offline_page()): `device` + `page` (from its first data
+   * page) as /sys/devices/system/memory/soft_offline_page gets a physical address
+   * (soft_offline_page_store()), or `map` + `page` as madvise(MADV_SOFT_OFFLINE) does
+   * (madvise_inject_error(): get_user_pages_fast() of the page -- a read fault if nothing maps
+   * it -- then soft_offline_page(pfn, MF_COUNT_INCREASED), whose refusal drops that reference).
+   * Only online memory can be soft-offlined: pfn_to_online_page() is NULL for ZONE_DEVICE
+   * memory, which is EIO (after pfn_valid(): ENXIO for a pfn with no memmap) -- in v5.4 from the sysfs
+   * store's own check (641fe2e9387a) and, for madvise, soft_offline_page()'s is_zone_device_page()
+   * test; from the 2020 rework (v5.9 [M]) soft_offline_page() takes the pfn and checks both. So
+   * every device page (pmem, device-dax, a FUSE DAX window, device-private memory) is refused on
+   * every preset, its mappings and references as they were. RAM pages (migrated to a new page,
+   * then PageHWPoison) are not modelled.
+   */
+  *softOffline(a: { device?: string; map?: string; page: number; process?: string }): Op {
+    let pfn: number;
+    if (a.map === undefined) {
+      const device = this.device(a.device!);
+      if (a.page >= device.dataPages) throw new InputError(`soft-offline of page ${a.page} of '${device.name}': it has ${device.dataPages} data pages (0..${device.dataPages - 1})`, undefined, 'page');
+      pfn = device.dataPfn + a.page;
+    } else {
+      const { vma, vpn } = this.mapPage(a.map, a.page, a.process);
+      // get_user_pages_fast(start, 1, 0, &page): FOLL_GET for read (GUP faults a device-private page home)
+      const h = yield* this.gupper.gup({ name: `madvise(MADV_SOFT_OFFLINE) of ${a.map}[${a.page}]`, vma, vpn, nr: 1, pin: false, write: false, longterm: false, fast: true });
+      pfn = h.pfns[0]!;
+      // put_ref_page() when soft offline refuses the page (and the RAM case below is not taken)
+      this.gupper.release(h, false);
+      if (this.memremap.pgmapOf(pfn) === null) {
+        throw KernelError.unsupported('EOPNOTSUPP', `soft offline of ${a.map}[${a.page}] (pfn ${pfn}): soft offline of RAM (migrate the page, then PageHWPoison) is not modelled; only device pages, which it refuses`);
+      }
+    }
+    throw new KernelError('EIO', `soft offline of pfn ${pfn}: a ZONE_DEVICE page is not online memory (pfn_to_online_page() is NULL)`);
+  }
+
   private *deviceMemoryFailure(device: Device, pfn: number): Op {
     const driver = this.driverOf(device);
     if (!driver.memoryFailure) throw new KernelError('EOPNOTSUPP', `${driver.name} does not handle memory failure`);

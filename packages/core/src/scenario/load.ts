@@ -209,7 +209,8 @@ function references(step: Step, at: Path, raw: Record<string, unknown>): NameRef
   };
   switch (step.op) {
     case 'unbind': case 'mount': ref('device', 'device'); break;
-    case 'memory-failure': ref('device', 'device'); ref('map', 'map'); ref('process', 'process'); break;
+    case 'memory-failure':
+    case 'soft-offline': ref('device', 'device'); ref('map', 'map'); ref('process', 'process'); break;
     case 'create': ref('device', 'device'); ref('dir', 'dir'); break;
     case 'umount': ref('device', 'device'); break;
     case 'mkdir': ref('in', 'dir'); ref('device', 'device'); break;

@@ -171,6 +171,7 @@ export function stepOp(k: Kernel, step: Step, failures: string[]): Op<unknown> {
     case 'iouring-unregister': return k.iouringUnregister(a);
     case 'dma-write': return k.dmaWrite(a);
     case 'memory-failure': return k.memoryFailure(a);
+    case 'soft-offline': return k.softOffline(a);
     case 'inject-fault': return k.injectFault(a);
     case 'mprotect': return k.mprotect(a);
     case 'clear-refs': return k.clearRefs(a);

@@ -293,20 +293,28 @@ const checkArgs = obj(checkShape)
     };
   });
 
-/** A device page by index, or the page a mapping maps at `page` (madvise(MADV_HWPOISON) from `process`). */
-const memoryFailureArgs = obj({
-  device: Name.optional().describe('the device whose page fails (page counts its data pages)'),
-  map: Name.optional().describe('madvise(MADV_HWPOISON) on this mapping: the page it maps fails and the caller gets SIGBUS'),
-  page: PageIndex,
-  process: Name.optional().describe('with map: the process that calls madvise (default: the one that mapped it)'),
-}).superRefine((m, ctx) => {
-  if ((m.device === undefined) === (m.map === undefined)) {
-    ctx.addIssue({ code: 'custom', input: m, message: 'say which page fails: device: <name> (a device page) or map: <name> (madvise MADV_HWPOISON of a mapped page), one of them' });
-  }
-  if (m.process !== undefined && m.map === undefined) {
-    ctx.addIssue({ code: 'custom', input: m, path: ['process'], message: 'process goes with map: (the process that calls madvise); a device page has no caller' });
-  }
-});
+/**
+ * A device page by index, or the page a mapping maps at `page` (madvise() from `process`):
+ * memory-failure (MADV_HWPOISON) and soft-offline (MADV_SOFT_OFFLINE) name their page alike.
+ */
+function injectArgs(verb: string, advice: string, mapEffect: string) {
+  return obj({
+    device: Name.optional().describe(`the device whose page ${verb} (page counts its data pages)`),
+    map: Name.optional().describe(`madvise(${advice}) on this mapping: ${mapEffect}`),
+    page: PageIndex,
+    process: Name.optional().describe('with map: the process that calls madvise (default: the one that mapped it)'),
+  }).superRefine((m, ctx) => {
+    if ((m.device === undefined) === (m.map === undefined)) {
+      ctx.addIssue({ code: 'custom', input: m, message: `say which page ${verb}: device: <name> (a device page) or map: <name> (madvise ${advice} of a mapped page), one of them` });
+    }
+    if (m.process !== undefined && m.map === undefined) {
+      ctx.addIssue({ code: 'custom', input: m, path: ['process'], message: 'process goes with map: (the process that calls madvise); a device page has no caller' });
+    }
+  });
+}
+
+const memoryFailureArgs = injectArgs('fails', 'MADV_HWPOISON', 'the page it maps fails and the caller gets SIGBUS');
+const softOfflineArgs = injectArgs('is soft-offlined', 'MADV_SOFT_OFFLINE', 'the page it maps (faulted in for read if need be) is soft-offlined');
 
 const mmapArgs = obj({
   process: Name.optional().describe('the process that maps (default init)'),
@@ -484,6 +492,7 @@ export const OP_ARGS = {
   }).describe('io_uring_register_buffers() of one iovec: pin it FOLL_WRITE|FOLL_LONGTERM and apply the release\'s checks (io_sqe_buffer_register)'),
   'iouring-unregister': releaseArgs.describe('io_uring_unregister_buffers(): unpin what the buffer kept'),
   'memory-failure': memoryFailureArgs.describe('poison a device page (memory_failure_dev_pagemap), or a mapped page with madvise(MADV_HWPOISON)'),
+  'soft-offline': softOfflineArgs.describe('soft-offline a device page (sysfs soft_offline_page) or a mapped page (madvise(MADV_SOFT_OFFLINE)): EIO for ZONE_DEVICE memory'),
   migrate: obj({ map: Name, page: PageIndex, pages: PageCount.optional(), to: Name.describe("'ram', the name of a device to migrate to, or 'device' (the only bound device that can)"), process: Name.optional().describe('act in this process (default: the one that created the mapping)') }).describe('migrate anonymous pages to device memory or back (migrate_vma_*)'),
   'device-read': obj({ device: Name, map: Name, page: PageIndex, process: Name.optional().describe('the process whose memory the device mirrors'), expect: Data.optional() }).describe("a mirror device reads a process's page (hmm)"),
   'device-write': obj({ device: Name, map: Name, page: PageIndex, data: Data, process: Name.optional().describe('the process whose memory the device mirrors') }).describe("a mirror device writes a process's page (hmm)"),
