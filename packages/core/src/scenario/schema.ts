@@ -190,7 +190,7 @@ const checkShape = {
   sealed: CheckTarget.optional().describe('{map, page, process?}: the VMA holding that page is VM_SEALED (mseal; smaps VmFlags "sl")'),
   vmaPages: CheckTarget.optional().describe('{map, page, process?}: the length in base pages of the VMA holding that page, as /proc/PID/maps shows it (0: nothing mapped there)'),
   anonHugePages: CheckTarget.optional().describe('{map, page, process?}: the anonymous THPs mapped by a PMD in the VMA holding that page: its smaps AnonHugePages divided by the PMD size (the huge zero page is not counted); the khugepaged selftest\'s check_huge_anon()'),
-  folioOrder: CheckTarget.optional().describe('{map, page, process?}: the order of the folio mapped there as /proc/PID/pagemap plus /proc/kpageflags show it (KPF_THP, KPF_COMPOUND_HEAD/TAIL over 2^order pages: split_huge_page_test.c is_backed_by_folio()); 0 for a small page or the small zero page, -1 when nothing is present there'),
+  folioOrder: CheckTarget.optional().describe('{map, page, process?}: the order of the folio mapped there (folio_order(): for a THP what split_huge_page_test.c is_backed_by_folio() reads from /proc/PID/pagemap and /proc/kpageflags); 0 for a small page or the small zero page, the PMD order for the huge zero page, -1 when nothing is present there; device pages report their compound or DAX folio order'),
   rssAnon: CheckTarget.optional().describe('{process?}: RssAnon of /proc/PID/status in kB (MM_ANONPAGES: present anonymous pages; zero pages, swap entries and hugetlb pages do not count); split_huge_page_test.c rss_anon()'),
   equals: z.union([z.number().int(), z.boolean(), VmemmapFigures]).optional(),
   min: z.number().int().optional(),
