@@ -294,6 +294,15 @@ export const FEATURES = [
     },
   },
   {
+    name: 'read-only-thp-for-fs',
+    values: [false, true],
+    summary: 'CONFIG_READ_ONLY_THP_FOR_FS: khugepaged and MADV_COLLAPSE may collapse the page cache of a regular file nobody has open for write',
+    meaning: {
+      false: 'not built (the Kconfig default, n): file_thp_enabled() is false, so only shmem and anonymous memory collapse',
+      true: 'built (99cb0dbd47a1 "mm,thp: add read-only THP support for (non-shmem) FS", v5.4): collapse_file() builds PMD-sized folios in the page cache of a regular file that no one has open for write (and, per release, mapped VM_DENYWRITE before v5.12 or VM_EXEC before v6.9 [M]); the khugepaged selftest\'s file tests need it',
+    },
+  },
+  {
     name: 'secretmem',
     values: ['absent', 'disabled', 'enabled'],
     summary: 'memfd_secret(2) (mm/secretmem.c): whether the syscall exists and is enabled at boot (secretmem.enable)',
@@ -351,6 +360,7 @@ const V5_4: FeatureSet = {
   'mremap-may-split-check': false,
   'migrate-device-thp': 'split',
   secretmem: 'absent',
+  'read-only-thp-for-fs': false,
 };
 const V5_10: FeatureSet = { ...V5_4, 'foll-pin': true, 'fork-cow-pinned': true, 'wp-reuse': 'refcount', 'thp-cow': 'split', 'mremap-devmap-pmd': true };
 const V6_1: FeatureSet = {

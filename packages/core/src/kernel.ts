@@ -30,7 +30,7 @@ import { lockNewVma, mlockall, mlockFutureOk, mlockRange } from './mm/mlock.js';
 import { mseal } from './mm/mseal.js';
 import { PageStore, PG } from './mm/pages.js';
 import { Ram } from './mm/ram.js';
-import { PageCache } from './mm/pagecache.js';
+import { PageCache, type ShmemHugeMode } from './mm/pagecache.js';
 import { IoUring } from './mm/iouring.js';
 import { Hugetlb } from './mm/hugetlb.js';
 import { Secretmem } from './mm/secretmem.js';
@@ -116,6 +116,8 @@ export interface MmapArgs {
   offset?: number;
   shared?: boolean;
   write?: boolean;
+  /** PROT_EXEC: VM_EXEC */
+  exec?: boolean;
   populate?: boolean;
   locked?: boolean;
   sync?: boolean;
@@ -712,6 +714,16 @@ export class Kernel {
     yield* [];
   }
 
+  /**
+   * echo mode > /sys/kernel/mm/transparent_hugepage/shmem_enabled (mm/shmem.c shmem_enabled_store,
+   * v4.8): ENOENT where the MMU has no THP (hugepage_init() fails, no sysfs directory).
+   */
+  *shmemEnabled(a: { mode: ShmemHugeMode }): Op {
+    if (this.mmu.transparentHugepage === false) throw new KernelError('ENOENT', 'transparent_hugepage/shmem_enabled does not exist: this MMU has no THP (hugepage_init() failed)');
+    this.pageCache.shmemEnabled = a.mode;
+    yield* [];
+  }
+
   /** echo N > /sys/kernel/mm/transparent_hugepage/khugepaged/max_ptes_{none,swap,shared} (mm/collapse.ts). */
   *khugepagedLimits(a: { maxPtesNone?: number; maxPtesSwap?: number; maxPtesShared?: number }): Op {
     this.thp.khugepaged.configure(a);
@@ -858,6 +870,7 @@ export class Kernel {
       // shouldn't survive forks or coredumps"; VM_NORESERVE and VM_DONTDUMP have nothing to show here)
       vma = this.vm.addVma(mm, { name: a.as, start, pages, pgoff: 0, flags: this.vm.flags({ write, shared, ...(a.droppable ? { droppable: true, wipeonfork: true } : {}) }), kind: 'anon', inode: null, device: null, anonVma: 0 });
     }
+    if (a.exec) vma.flags.exec = true; // PROT_EXEC: VM_EXEC
     this.ksm.addVma(vma); // mmap_region() -> ksm_add_vma(): VM_MERGEABLE under PR_SET_MEMORY_MERGE
     if (!a.process || !this.mapOwners.has(a.as)) this.mapOwners.set(a.as, mm);
     // vm_mmap_pgoff(): mm_populate() once the VMA is in place and mmap_lock dropped (mm/populate.ts)
@@ -1624,6 +1637,24 @@ export class Kernel {
    * smaps AnonHugePages of the VMA holding the page, in PMD-sized THPs: smaps_pmd_entry() counts
    * each PMD that maps an anonymous folio (the huge zero page is no normal page: not counted).
    */
+  /**
+   * smaps FilePmdMapped / ShmemPmdMapped of the VMA holding the page, in PMD-sized THPs
+   * (smaps_pmd_entry(): a PMD-mapped folio that is not anon counts as shmem when swap-backed, else
+   * as file): the khugepaged selftest's check_huge_file() / check_huge_shmem().
+   */
+  pmdMappedCacheThpsIn(t: { map: string; page: number; process?: string }, kind: 'file' | 'shmem'): number {
+    const { mm, vpn } = this.mapAddress(t.map, t.page, t.process);
+    const vma = this.vm.vmaAt(mm, vpn);
+    const file = vma?.cacheFile;
+    if (!vma || !file || file.hugetlb || (kind === 'shmem') !== (file.writeback === undefined)) return 0;
+    let thps = 0;
+    for (const [base, pmd] of mm.pmds) {
+      if (base < vma.start || base >= vma.start + vma.pages || nonPresent(pmd)) continue;
+      if (!this.folios.isAnon(this.folios.folio(pmd.pfn))) thps++;
+    }
+    return thps;
+  }
+
   anonHugePagesIn(t: { map: string; page: number; process?: string }): number {
     const { mm, vpn } = this.mapAddress(t.map, t.page, t.process);
     const vma = this.vm.vmaAt(mm, vpn);

@@ -70,3 +70,21 @@ export function fsSequence(k: Kernel, blocks: { free: string; alloc?: string } =
   });
   return seen;
 }
+
+/**
+ * One khugepaged pass over the VMA a mapping of `init` starts with (the `khugepaged-scan` step):
+ * the scan results, one per PMD range visited (mm/collapse.ts Khugepaged.scan).
+ */
+export function khugepagedPass(k: Kernel, map: string): string[] {
+  const mm = k.processes.get('init')!;
+  const vma = mm.vmas.find((v) => v.name === map)!;
+  return k.run(k.thp.khugepaged.scan(mm, vma.start, vma.start + vma.pages));
+}
+
+/** The pfn a mapping of `init` maps at `page` (a subpage of a huge leaf included); -1 when nothing is mapped there. */
+export function pfnMappedAt(k: Kernel, map: string, page: number): number {
+  const mm = k.processes.get('init')!;
+  const vma = mm.vmas.find((v) => v.name === map)!;
+  const leaf = k.vm.lookup(mm, vma.start + page);
+  return leaf ? k.vm.pfnAt(leaf, vma.start + page) : -1;
+}

@@ -299,7 +299,8 @@ export abstract class DaxFilesystem implements FsHandle, DaxIomapOps {
    * keeps the inode. A busy DAX page does not keep it: see evictionWaits().
    */
   evictable(inode: Inode): string | null {
-    for (const [index, pfn] of inode.cache?.cache ?? []) if (this.k.refcount(pfn) > 1) return `page ${index} of its page cache is referenced (refcount ${this.k.refcount(pfn)})`;
+    // the cache holds one reference per index: a PMD-order folio collapse_file() made, nr of them
+    for (const [index, pfn] of inode.cache?.cache ?? []) if (this.k.refcount(pfn) > this.k.folios.nr(this.k.folios.folio(pfn))) return `page ${index} of its page cache is referenced (refcount ${this.k.refcount(pfn)})`;
     return null;
   }
 

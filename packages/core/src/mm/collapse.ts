@@ -2,8 +2,9 @@ import type { Kernel } from '../kernel.js';
 import { KernelError } from '../errors.js';
 import { kernelAtLeast } from '../features.js';
 import { preempt, type Op } from '../sched.js';
-import type { Mm, Pte, Vma } from '../types.js';
+import type { Mm, PageCacheFile, Pte, Vma } from '../types.js';
 import { nonPresent } from './exclusive.js';
+import { mappingOf, PG } from './pages.js';
 import { vmasIn } from './vm.js';
 
 /**
@@ -13,7 +14,13 @@ import { vmasIn } from './vm.js';
 export type ScanResult =
   | 'succeed' | 'pmd-mapped' | 'pmd-null' | 'page-null' | 'page-anon' | 'page-count' | 'page-ro' | 'page-compound'
   | 'exceed-none-pte' | 'exceed-swap-pte' | 'exceed-shared-pte' | 'pte-uffd-wp' | 'lack-referenced-page'
-  | 'alloc-huge-page-fail' | 'pte-non-present' | 'fail';
+  | 'alloc-huge-page-fail' | 'pte-non-present' | 'pte-mapped-hugepage' | 'truncated' | 'vma-check' | 'fail';
+
+/**
+ * madvise_collapse()'s "whitelisted set of results where continuing OK": any other result ends
+ * the walk over the range (goto out_maybelock) with it as last_fail.
+ */
+const COLLAPSE_GOES_ON: ReadonlySet<ScanResult> = new Set<ScanResult>(['pmd-null', 'pte-non-present', 'pte-uffd-wp', 'page-ro', 'lack-referenced-page', 'page-null', 'page-count', 'page-compound']);
 
 /** struct collapse_control's is_khugepaged (d8ea7cc85475, v6.1): the khugepaged-only heuristics apply. */
 interface CollapseControl {
@@ -67,12 +74,18 @@ function vmaAllowsCollapse(k: Kernel, vma: Vma, enforceSysfs: boolean): boolean 
  * [s, e) into a PMD-mapped anonymous THP, ignoring the sysfs `enabled` modes (the collapse was
  * asked for) but not VM_NOHUGEPAGE; is_khugepaged is false, so none of the max_ptes_none / swap /
  * shared limits nor the young-page heuristic apply (d8ea7cc85475, v6.1, in every release that has
- * MADV_COLLAPSE). Only anonymous memory: a shmem or file range (collapse_file()) is not modelled.
+ * MADV_COLLAPSE). A shmem or disk-file range goes through hpage_collapse_scan_file() and
+ * collapse_file(), then collapse_pte_mapped_thp() maps the new folio (34488399fa08 "mm/madvise:
+ * add file and shmem support to MADV_COLLAPSE", in v6.1 with MADV_COLLAPSE itself).
  */
 export function* madviseCollapse(k: Kernel, vma: Vma, s: number, e: number): Op {
   const n = k.vm.pmdPages;
-  if (vma.kind === 'pagecache' && !vma.hugetlb) throw KernelError.unsupported('EINVAL', `madvise collapse of '${vma.name}': collapse_file() (shmem/file THP) is not modelled`);
-  if (!vmaAllowsCollapse(k, vma, false)) {
+  const file = collapsibleCache(vma);
+  if (file) {
+    if (!fileVmaAllowsCollapse(k, vma, file, false)) {
+      throw new KernelError('EINVAL', `madvise collapse of '${vma.name}': thp_vma_allowable_order() refuses the VMA (no VM_NOHUGEPAGE, an aligned PMD range inside it; a disk file needs CONFIG_READ_ONLY_THP_FOR_FS, no writer${kernelAtLeast(k.version, 6, 9) ? '' : ' and PROT_EXEC'})`);
+    }
+  } else if (!vmaAllowsCollapse(k, vma, false)) {
     throw new KernelError('EINVAL', `madvise collapse of '${vma.name}': hugepage_vma_check() refuses the VMA (needs private anonymous memory with pages, no VM_NOHUGEPAGE, an aligned ${n}-page range inside it; never DAX)`);
   }
   const hstart = Math.ceil(s / n) * n;
@@ -86,11 +99,11 @@ export function* madviseCollapse(k: Kernel, vma: Vma, s: number, e: number): Op 
       lastFail = 'pmd-null';
       continue;
     }
-    const r = yield* collapseRange(k, vma, addr, { isKhugepaged: false });
+    const r = file ? yield* collapseFileRange(k, vma, file, addr, { isKhugepaged: false }) : yield* collapseRange(k, vma, addr, { isKhugepaged: false });
     if (r === 'succeed' || r === 'pmd-mapped') thps++;
     else lastFail = r;
-    // the whole range's memory is what a failed allocation tells: stop there (SCAN_ALLOC_HUGE_PAGE_FAIL ends the loop)
-    if (r === 'alloc-huge-page-fail') break;
+    // a result outside the whitelist (a failed allocation, SCAN_FAIL, SCAN_TRUNCATED, ...) ends the loop
+    if (r !== 'succeed' && r !== 'pmd-mapped' && !COLLAPSE_GOES_ON.has(r)) break;
   }
   if (thps !== (hend - hstart) / n) throw new KernelError(collapseErrno(k, lastFail), `madvise collapse of '${vma.name}': ${thps} of ${(hend - hstart) / n} PMD range(s) collapsed (last scan result: ${lastFail})`);
 }
@@ -133,11 +146,13 @@ export class Khugepaged {
 
   /**
    * khugepaged_scan_mm_slot() over the VMAs of mm in [start, end): a VMA hugepage_vma_check()
-   * refuses with sysfs enforced (no VM_HUGEPAGE under `enabled=madvise`, VM_NOHUGEPAGE, DAX,
-   * shmem/file: collapse_file() is not modelled, so those are skipped too) is passed over; in
-   * the others every PMD-aligned range (hstart = round_up(vm_start), hend = round_down(vm_end))
-   * goes through hpage_collapse_scan_pmd() with is_khugepaged (khugepaged_scan_pmd() before
-   * v6.1). Nothing is reported: the outcome is the page tables. Returns the scan results.
+   * refuses with sysfs enforced (no VM_HUGEPAGE under `enabled=madvise`, VM_NOHUGEPAGE, DAX; for
+   * shmem shmem_enabled / huge=, for a disk file CONFIG_READ_ONLY_THP_FOR_FS and no writer) is
+   * passed over; in the others every PMD-aligned range (hstart = round_up(vm_start), hend =
+   * round_down(vm_end)) goes through hpage_collapse_scan_pmd() with is_khugepaged
+   * (khugepaged_scan_pmd() before v6.1), or for a shmem or file VMA (vm_file set)
+   * hpage_collapse_scan_file(). Nothing is reported: the outcome is the page tables and the page
+   * cache. Returns the scan results.
    */
   *scan(mm: Mm, start: number, end: number): Op<ScanResult[]> {
     const k = this.k;
@@ -145,13 +160,14 @@ export class Khugepaged {
     const results: ScanResult[] = [];
     const vmas = vmasIn(mm, start, end);
     for (const vma of vmas) {
-      if (!vmaAllowsCollapse(k, vma, true)) continue;
+      const file = collapsibleCache(vma);
+      if (file ? !fileVmaAllowsCollapse(k, vma, file, true) : !vmaAllowsCollapse(k, vma, true)) continue;
       const hstart = Math.ceil(Math.max(vma.start, start) / n) * n;
       const hend = Math.min(vma.start + vma.pages, end);
       for (let addr = hstart; addr + n <= hend; addr += n) {
         // hugepage_vma_revalidate(): the collapse drops mmap_lock, and another thread may have changed the VMA meanwhile
         if (k.vm.vmaAt(mm, addr) !== vma) break;
-        results.push(yield* collapseRange(k, vma, addr, { isKhugepaged: true }));
+        results.push(file ? yield* collapseFileRange(k, vma, file, addr, { isKhugepaged: true }) : yield* collapseRange(k, vma, addr, { isKhugepaged: true }));
       }
     }
     return results;
@@ -333,4 +349,279 @@ function* collapseRange(k: Kernel, vma: Vma, base: number, cc: CollapseControl):
   k.folios.addMap(hpage);
   k.vm.install(mm, base, k.faults.pte(hpage, 'pmd', { write: vma.flags.write, dirty: true }));
   return 'succeed';
+}
+
+/**
+ * The page cache a VMA maps that collapse_file() works on: shmem (shmem_file(): memfds and
+ * shared anonymous memory) or a regular file of a disk filesystem (CONFIG_READ_ONLY_THP_FOR_FS).
+ * hugetlbfs (VM_HUGETLB is in VM_NO_KHUGEPAGED) and secretmem (open for write, no THP) never.
+ */
+function collapsibleCache(vma: Vma): PageCacheFile | null {
+  const f = vma.cacheFile;
+  if (vma.kind !== 'pagecache' || !f || f.hugetlb || f.secretmem) return null;
+  return f;
+}
+
+/**
+ * inode_is_open_for_write() as the model can tell it: a `tmpfile` keeps its mkstemp() descriptor
+ * (O_RDWR) open; any other disk file is open for write while a shared writable mapping of it
+ * exists (the model has no file descriptor modes: such a mapping needed an O_RDWR one, and a
+ * private or read-only mapping is taken to come from an O_RDONLY one).
+ */
+function openForWrite(file: PageCacheFile): boolean {
+  if (file.readPage === undefined) return true;
+  for (const vma of file.mapping.mmaps) if (vma.flags.shared && vma.flags.write) return true;
+  return false;
+}
+
+/**
+ * hugepage_vma_check() / thp_vma_allowable_order() for a VMA of a shmem or disk file: no
+ * VM_NOHUGEPAGE, THP on this MMU, and thp_vma_suitable_order() for the last PMD of the VMA (a
+ * PMD-aligned range inside it, vm_start - vm_pgoff PMD-aligned so the file's huge folios line
+ * up). Then:
+ * - shmem: shmem_huge_enabled(vma, shmem_huge_force = !enforce_sysfs) (mm/pagecache.ts shmemHuge:
+ *   MADV_COLLAPSE ignores shmem_enabled and huge=, khugepaged follows them);
+ * - a regular file: with sysfs enforced the global `enabled` (the model's `madvise`: VM_HUGEPAGE),
+ *   then file_thp_enabled(): CONFIG_READ_ONLY_THP_FOR_FS, S_ISREG and !inode_is_open_for_write();
+ *   before "mm, thp: relax the VM_DENYWRITE constraint on file-backed THPs" (v5.12 [M]) the VMA
+ *   had to be VM_DENYWRITE, which only execve()'s own mappings of the binary were (never here),
+ *   and until "mm: remove VM_EXEC requirement for THP eligibility" (v6.9 [M]) VM_EXEC (PROT_EXEC).
+ */
+function fileVmaAllowsCollapse(k: Kernel, vma: Vma, file: PageCacheFile, enforceSysfs: boolean): boolean {
+  const n = k.vm.pmdPages;
+  const end = vma.start + vma.pages;
+  const base = end - n - ((end - n) % n);
+  const suitable = base >= vma.start && base + n <= end && (vma.start - vma.pgoff) % n === 0;
+  if (vma.flags.nohugepage || vma.flags.pfnmap || vma.flags.mixedmap || vma.flags.io || k.mmu.transparentHugepage === false || !suitable) return false;
+  if (!file.writeback) return k.pageCache.shmemHuge(vma, file, vma.pgoff, !enforceSysfs);
+  if (enforceSysfs && !vma.flags.hugepage) return false;
+  if (!k.features['read-only-thp-for-fs'] || openForWrite(file)) return false;
+  if (!kernelAtLeast(k.version, 5, 12)) return false;
+  return kernelAtLeast(k.version, 6, 9) || vma.flags.exec === true;
+}
+
+/** Whether the page-cache folio caching index is dirty: PG_dirty, or a dirty PTE/PMD of a VMA mapping it (moved to the folio when it is unmapped). */
+function cacheFolioDirty(k: Kernel, file: PageCacheFile, index: number, head: number): boolean {
+  if ((k.folios.flags(head) & PG.dirty) !== 0) return true;
+  for (const vma of file.mapping.mmaps) {
+    const vpn = vma.start + (index - vma.pgoff);
+    if (vpn < vma.start || vpn >= vma.start + vma.pages) continue;
+    const leaf = k.vm.lookup(vma.mm, vpn);
+    if (leaf && !nonPresent(leaf.pte) && leaf.pte.dirty && k.folios.folio(k.vm.pfnAt(leaf, vpn)) === head) return true;
+  }
+  return false;
+}
+
+/**
+ * A large folio in the range: a PMD-order one starting at `start` only needs mapping
+ * (SCAN_PTE_MAPPED_HUGEPAGE: 58ac9a8993a1 "mm/khugepaged: attempt to map file/shmem-backed
+ * pte-mapped THPs by pmds", v6.1, with the file/shmem MADV_COLLAPSE series); anything else, and
+ * every large folio before, is SCAN_PAGE_COMPOUND.
+ */
+function largeFolioResult(k: Kernel, file: PageCacheFile, start: number, head: number): ScanResult {
+  const pmdOrder = k.folios.nr(head) === k.vm.pmdPages && file.cache.get(start) === head;
+  return pmdOrder && kernelAtLeast(k.version, 6, 1) ? 'pte-mapped-hugepage' : 'page-compound';
+}
+
+/**
+ * hpage_collapse_scan_file() (khugepaged_scan_file() before v6.1) over the page cache of
+ * [start, start + HPAGE_PMD_NR): the cached folios, in index order. A large folio ends the scan:
+ * a PMD-order one starting at `start` is SCAN_PTE_MAPPED_HUGEPAGE (it only needs mapping), any
+ * other SCAN_PAGE_COMPOUND; a folio with references beyond the cache's and its mappings
+ * (folio_ref_count() != 1 + folio_mapcount(): a GUP pin or get) SCAN_PAGE_COUNT. Holes are not
+ * visited: for khugepaged fewer than HPAGE_PMD_NR - max_ptes_none cached pages is
+ * SCAN_EXCEED_NONE_PTE (MADV_COLLAPSE has no limit). shmem swap entries are not modelled.
+ */
+function scanFile(k: Kernel, file: PageCacheFile, start: number, cc: CollapseControl): ScanResult {
+  const n = k.vm.pmdPages;
+  let present = 0;
+  for (let index = start; index < start + n; index++) {
+    const pfn = file.cache.get(index);
+    if (pfn === undefined) continue;
+    const head = k.folios.folio(pfn);
+    if (k.folios.nr(head) > 1) return largeFolioResult(k, file, start, head);
+    if (k.folios.rc(head) !== 1 + k.folios.mapcount(head)) return 'page-count';
+    present++;
+  }
+  if (cc.isKhugepaged && present < n - k.thp.khugepaged.limits.maxPtesNone) return 'exceed-none-pte';
+  return 'succeed';
+}
+
+/**
+ * collapse_file() (mm/khugepaged.c; collapse_shmem() for tmpfs only before v5.4): a new PMD-order
+ * folio (alloc_charge_folio: SCAN_ALLOC_HUGE_PAGE_FAIL) replaces the range's order-0 folios in the
+ * page cache. Per index, in order:
+ * - shmem: a hole (nr_none) becomes a zeroed subpage, unless the whole range is empty
+ *   (SCAN_TRUNCATED); a folio fallocate() left !uptodate is instantiated (shmem_get_folio);
+ * - a regular file: an uncached page is read in (page_cache_sync_readahead(): the model reads the
+ *   one page); a dirty folio is SCAN_FAIL ("khugepaged only works on read-only fd": filemap_flush()
+ *   starts its writeback for a later visit; the model does no writeback, so it stays dirty);
+ * - a large folio: SCAN_PTE_MAPPED_HUGEPAGE (PMD order at start) or SCAN_PAGE_COMPOUND;
+ * - a mapped folio is unmapped from every VMA (try_to_unmap(TTU_IGNORE_MLOCK)), and then its
+ *   references must be the cache's alone (folio_ref_count() != 3 with collapse_file's own two:
+ *   SCAN_PAGE_COUNT; the unmapping is not undone).
+ * A regular file open for write is SCAN_FAIL (inode_is_open_for_write() after
+ * filemap_nr_thps_inc()). A shmem range with holes in a file some VMA has registered for
+ * userfaultfd MISSING faults is SCAN_EXCEED_NONE_PTE (userspace may be waiting for those faults).
+ * Then the data is copied, the new folio goes into the cache (mm/pagecache.ts replaceWithLarge;
+ * shmem marks it dirty) and retract_page_tables() drops the now empty PTE tables of the VMAs
+ * that could map it by a PMD; nothing maps the new folio yet. khugepaged's result is
+ * SCAN_SUCCEED (the next fault maps the PMD); MADV_COLLAPSE's SCAN_PTE_MAPPED_HUGEPAGE, for
+ * collapse_pte_mapped_thp() to map it in the caller's mm.
+ */
+function* collapseFile(k: Kernel, vma: Vma, file: PageCacheFile, start: number, cc: CollapseControl): Op<ScanResult> {
+  const n = k.vm.pmdPages;
+  const shmem = !file.writeback;
+  const hpage = k.ram.allocFileLarge(mappingOf(file.mapping.id), start, Math.log2(n), k.numa.fileNode(file, start));
+  if (hpage === null) return 'alloc-huge-page-fail';
+  const fail = (r: ScanResult): ScanResult => {
+    k.folios.put(hpage, 1, 'collapse_file: folio_put of the new folio (rollback)');
+    return r;
+  };
+  let nrNone = 0;
+  for (let index = start; index < start + n; index++) {
+    let pfn = file.cache.get(index);
+    if (pfn === undefined) {
+      if (shmem) {
+        let any = false;
+        for (let i = index; i < start + n && !any; i++) any = file.cache.has(i);
+        if (index === start && !any) return fail('truncated');
+        nrNone++;
+        continue;
+      }
+      // page_cache_sync_readahead() + filemap_lock_folio(): the page is read into the cache
+      if (index >= file.pages) return fail('fail');
+      pfn = k.pageCache.getFolio(file, index, 'collapse_file: page_cache_sync_readahead');
+      k.folios.put(k.folios.folio(pfn), 1, 'collapse_file: readahead reference');
+    }
+    const head = k.folios.folio(pfn);
+    if (shmem && file.notUptodate.has(index)) file.notUptodate.delete(index); // shmem_get_folio(SGP_NOALLOC) zeroes it
+    if (!shmem && cacheFolioDirty(k, file, index, head)) return fail('fail');
+    if (k.folios.nr(head) > 1) return fail(largeFolioResult(k, file, start, head));
+    if (k.folios.mapcount(head) > 0) yield* unmapCacheFolio(k, file, index, head);
+    if (k.folios.rc(head) !== 1) return fail('page-count');
+  }
+  if (!shmem && openForWrite(file)) return fail('fail');
+  if (nrNone > 0 && [...file.mapping.mmaps].some((v) => v.flags.uffdMissing === true)) return fail('exceed-none-pte');
+  yield preempt('collapse_file: copy');
+  for (let index = start; index < start + n; index++) {
+    const old = file.cache.get(index);
+    k.pages.data.set(hpage + (index - start), old === undefined ? '' : (k.pages.data.get(old) ?? ''));
+  }
+  k.pageCache.replaceWithLarge(file, start, hpage);
+  if (shmem) k.folios.setFlag(hpage, PG.dirty, true);
+  retractPageTables(k, file, start);
+  return cc.isKhugepaged ? 'succeed' : 'pte-mapped-hugepage';
+}
+
+/**
+ * try_to_unmap() of a page-cache folio in collapse_file(): every PTE of every VMA of the file
+ * mapping it is cleared (MMU_NOTIFY_CLEAR), its rmap and reference dropped after the flush
+ * (TTU_BATCH_FLUSH); a dirty PTE marks the folio dirty.
+ */
+function* unmapCacheFolio(k: Kernel, file: PageCacheFile, index: number, head: number): Op {
+  for (const vma of [...file.mapping.mmaps]) {
+    const vpn = vma.start + (index - vma.pgoff);
+    if (vpn < vma.start || vpn >= vma.start + vma.pages) continue;
+    const leaf = k.vm.lookup(vma.mm, vpn);
+    if (!leaf || nonPresent(leaf.pte) || leaf.pte.level !== 'pte' || k.folios.folio(leaf.pte.pfn) !== head) continue;
+    k.mmuNotify({ mm: vma.mm, start: vpn, end: vpn + 1, event: 'clear', owner: null });
+    const pte = k.vm.clear(vma.mm, vpn, 'pte')!;
+    if (pte.dirty) k.folios.setFlag(head, PG.dirty, true);
+    k.folios.removeMap(head);
+    k.emit('tlb.flush', { mm: vma.mm.name });
+    k.folios.put(head, 1, 'try_to_unmap: folio_put');
+  }
+  yield* [];
+}
+
+/**
+ * retract_page_tables() (mm/khugepaged.c; without mmap_lock from v6.6, "mm/khugepaged:
+ * retract_page_tables() without mmap or vma lock"): each VMA of the file whose PMD-aligned span
+ * maps the range at `start` loses its PTE table there (pmdp_collapse_flush(), pmd_none after),
+ * so the next fault maps the huge folio by a PMD. Skipped: a VMA with an anon_vma (a private
+ * mapping written to: its COW pages live in that table), one registered for uffd-wp, a span that
+ * is not PMD-aligned or not inside the VMA, and one already mapped by a PMD or without a table.
+ * A table still holding an entry (a marker) is left too.
+ */
+function retractPageTables(k: Kernel, file: PageCacheFile, start: number): void {
+  const n = k.vm.pmdPages;
+  for (const vma of [...file.mapping.mmaps]) {
+    if (vma.anonVma !== 0 || vma.flags.uffdWp === true) continue;
+    const addr = vma.start + (start - vma.pgoff);
+    if (addr % n !== 0 || addr < vma.start || addr + n > vma.start + vma.pages) continue;
+    if (vma.mm.pmds.has(addr) || !k.vm.pteTableAt(vma.mm, addr)) continue;
+    let used = false;
+    for (let v = addr; v < addr + n && !used; v++) used = vma.mm.ptes.has(v);
+    if (used) continue;
+    k.mmuNotify({ mm: vma.mm, start: addr, end: addr + n, event: 'clear', owner: null });
+    k.vm.freePteTable(vma.mm, addr);
+    k.emit('tlb.flush', { mm: vma.mm.name });
+  }
+}
+
+/**
+ * collapse_pte_mapped_thp() (mm/khugepaged.c, v5.4; install_pmd from 34488399fa08, v6.1) at the
+ * PMD range `addr` of vma,
+ * whose page cache already holds a PMD-order folio there: a PMD leaf is SCAN_PMD_MAPPED; the VMA
+ * check is thp_vma_allowable_order() without sysfs (a fault would map the folio whole anyway);
+ * uffd-wp keeps its PTE table (SCAN_PTE_UFFD_WP); a folio that is not PMD-order at that index is
+ * SCAN_PAGE_COMPOUND. With a PTE table, every present PTE must map the folio's own subpage (a swap
+ * entry: SCAN_PTE_NON_PRESENT; a COW copy or another page: SCAN_FAIL); they are cleared (rmap and
+ * reference dropped) and the table freed. Then, for MADV_COLLAPSE, set_huge_pmd() maps the folio
+ * (do_set_pmd(): mm/pagecache.ts setPmd, its refusals SCAN_FAIL); khugepaged leaves it to the next fault.
+ */
+function* collapsePteMappedThp(k: Kernel, vma: Vma, file: PageCacheFile, addr: number, installPmd: boolean): Op<ScanResult> {
+  const n = k.vm.pmdPages;
+  const mm = vma.mm;
+  if (k.vm.vmaAt(mm, addr) !== vma || addr < vma.start || addr + n > vma.start + vma.pages) return 'vma-check';
+  const pmd = mm.pmds.get(addr);
+  if (pmd) return pmd.migration ? 'pmd-null' : 'pmd-mapped';
+  if (!fileVmaAllowsCollapse(k, vma, file, false)) return 'vma-check';
+  if (vma.flags.uffdWp === true) return 'pte-uffd-wp';
+  const index = vma.pgoff + (addr - vma.start);
+  const pfn = file.cache.get(index);
+  if (pfn === undefined) return 'page-null';
+  const head = k.folios.folio(pfn);
+  if (k.folios.nr(head) !== n || pfn !== head) return 'page-compound';
+  if (k.vm.pteTableAt(mm, addr)) {
+    const ptes: [number, Pte][] = [];
+    for (let i = 0; i < n; i++) {
+      const pte = mm.ptes.get(addr + i);
+      if (!pte) continue;
+      if (nonPresent(pte)) return 'pte-non-present';
+      if (k.vm.normalPage(pte, pte.pfn) !== head + i) return 'fail';
+      ptes.push([addr + i, pte]);
+    }
+    k.mmuNotify({ mm, start: addr, end: addr + n, event: 'clear', owner: null });
+    for (const [v] of ptes) {
+      k.vm.clear(mm, v, 'pte');
+      k.folios.removeMap(head);
+    }
+    if (ptes.length > 0) k.folios.put(head, ptes.length, 'collapse_pte_mapped_thp: folio_ref_sub(nr_ptes)');
+    k.vm.freePteTable(mm, addr);
+    k.emit('tlb.flush', { mm: mm.name });
+  }
+  if (!installPmd) return 'succeed';
+  // set_huge_pmd(): do_set_pmd() with no fault flags, then get_page() for the new mapping
+  k.folios.get(head, 1, 'set_huge_pmd: get_page');
+  if (k.pageCache.setPmd(vma, addr, head, false)) return 'succeed';
+  k.folios.put(head, 1, 'set_huge_pmd: do_set_pmd fell back');
+  return 'fail';
+}
+
+/**
+ * One PMD range at addr of a shmem or file VMA, as khugepaged_scan_mm_slot() and
+ * madvise_collapse() take it (the VMA itself, not the range's page tables, is what the scan reads):
+ * hpage_collapse_scan_file(), then collapse_file(); SCAN_PTE_MAPPED_HUGEPAGE goes on to
+ * collapse_pte_mapped_thp() with install_pmd for MADV_COLLAPSE only (khugepaged turns its
+ * SCAN_PMD_MAPPED into SCAN_SUCCEED).
+ */
+function* collapseFileRange(k: Kernel, vma: Vma, file: PageCacheFile, addr: number, cc: CollapseControl): Op<ScanResult> {
+  const start = vma.pgoff + (addr - vma.start);
+  let r = scanFile(k, file, start, cc);
+  if (r === 'succeed') r = yield* collapseFile(k, vma, file, start, cc);
+  if (r !== 'pte-mapped-hugepage') return r;
+  const again = yield* collapsePteMappedThp(k, vma, file, addr, !cc.isKhugepaged);
+  return cc.isKhugepaged && again === 'pmd-mapped' ? 'succeed' : again;
 }

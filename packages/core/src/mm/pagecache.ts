@@ -3,8 +3,13 @@ import { KernelError } from '../errors.js';
 import type { Op } from '../sched.js';
 import type { HugetlbFile, PageCacheFile, Vma } from '../types.js';
 import type { Vmf } from './fault.js';
-import { mappingOf } from './pages.js';
+import { mappingOf, PG } from './pages.js';
 import { initialSeals, sealCheckFallocate, sealCheckPunchHole, sealCheckResize } from './memfd.js';
+import { kernelAtLeast } from '../features.js';
+
+/** transparent_hugepage/shmem_enabled: the shmem_huge values (SHMEM_HUGE_*) */
+export const SHMEM_HUGE_MODES = ['always', 'within_size', 'advise', 'never', 'deny', 'force'] as const;
+export type ShmemHugeMode = (typeof SHMEM_HUGE_MODES)[number];
 
 /** mm/memory.c fault_around_bytes: rounddown_pow_of_two(65536), the default since it came (v3.15) */
 const FAULT_AROUND_BYTES = 65536;
@@ -33,7 +38,11 @@ const FAULT_AROUND_BYTES = 65536;
  * File seals (F_ADD_SEALS) are mm/memfd.ts's; the checks shmem_setattr() and shmem_fallocate()
  * make of them are called from here.
  *
- * Not modelled: shmem THPs (huge=never, the default), swap, partial-page zeroing,
+ * Huge folios: only the PMD-order ones khugepaged and MADV_COLLAPSE build (mm/collapse.ts
+ * collapse_file(), `replaceWithLarge`), which the cache keeps under every index of their range
+ * (one reference each) and a fault maps by a PMD over pmd_none (`setPmd`). Not modelled: shmem
+ * faults allocating huge folios (shmem_enabled / huge= other than never: refused), splitting a
+ * huge folio on truncation, swap, partial-page zeroing,
  * closing a memfd (its inode lives for the whole run), userfaultfd; for disk files, readahead
  * (a fault reads only its own page), writeback itself (folios stay dirty), and the blocks.
  */
@@ -177,7 +186,8 @@ export class PageCache {
       // the filesystem whose page cache it is: tmpfs (shmem), hugetlbfs, secretmem, or the disk filesystem
       this.k.emit('page.mapping', { pfn, mapping: `${file.writeback ?? (file.hugetlb ? 'hugetlbfs' : file.secretmem ? 'secretmem' : 'shmem')}:${file.name}`, index, share: 0 });
     } else if (sgp === 'cache') file.notUptodate.delete(index);
-    this.k.folios.get(pfn, 1, `${why}: shmem_get_folio`);
+    // the reference is the folio's: a PMD-order folio collapse_file() put in the cache holds every index of its range
+    this.k.folios.get(this.k.folios.folio(pfn), 1, `${why}: shmem_get_folio`);
     return pfn;
   }
 
@@ -202,10 +212,111 @@ export class PageCache {
     // do_read_fault(): ->map_pages() first, ->fault() only if that did not map the address; not in
     // a VMA registered for MINOR (v5.14) or WP (v5.19) faults (uffd_disable_fault_around())
     if (!vmf.write && !k.uffd.disablesFaultAround(vma) && this.faultAround(vmf, file)) return;
+    this.refuseHugeAllocation(vma, file, vmf.pgoff);
     const pfn = this.getFolio(file, vmf.pgoff, vmf.write ? 'do_shared_fault' : 'do_read_fault');
-    k.folios.addMap(pfn);
+    // do_shared_fault(): ->page_mkwrite / fault_dirty_shared_page() mark the folio dirty
+    if (vmf.write && file.writeback) k.folios.setFlag(k.folios.folio(pfn), PG.dirty, true);
+    // finish_fault(): over pmd_none, a PMD-mappable folio is mapped whole (do_set_pmd); the fault's reference is the PMD's
+    if (this.setPmd(vma, vpn, pfn, vmf.write)) return;
+    k.folios.addMap(k.folios.folio(pfn));
     k.vm.install(vma.mm, vpn, k.faults.pte(pfn, 'pte', { write: vmf.write || this.sharedWritable(vma), dirty: vmf.write }));
     yield* [];
+  }
+
+  /**
+   * do_set_pmd() (mm/memory.c) for the folio caching `pfn`, faulted at vpn: a PMD-order folio
+   * whose range the PMD-aligned span around vpn maps (thp_vma_suitable_order(): the span inside
+   * the VMA, vm_start - vm_pgoff PMD-aligned), over pmd_none (no PTE table there), is mapped
+   * whole: mk_huge_pmd() with vm_page_prot (writable in a shared writable shmem mapping), made
+   * dirty and writable by a write fault (maybe_pmd_mkwrite(pmd_mkdirty())), folio_add_file_rmap_pmd().
+   * The caller's folio reference becomes the PMD's. From "mm: don't install PMD mappings when THPs
+   * are disabled by the hw/process/vma" (v6.12 [M]) a VMA with VM_NOHUGEPAGE, or an MMU without
+   * PMD leaves, gets VM_FAULT_FALLBACK: PTEs. False: fall back to a PTE.
+   */
+  setPmd(vma: Vma, vpn: number, pfn: number, write: boolean): boolean {
+    const k = this.k;
+    const n = k.vm.pmdPages;
+    const head = k.folios.folio(pfn);
+    if (k.folios.nr(head) !== n) return false;
+    if (kernelAtLeast(k.version, 6, 12) && (vma.flags.nohugepage || k.mmu.transparentHugepage === false)) return false;
+    const base = vpn - (vpn % n);
+    if (base < vma.start || base + n > vma.start + vma.pages || (vma.start - vma.pgoff) % n !== 0) return false;
+    if (k.vm.lookup(vma.mm, base)?.pte.level === 'pmd' || k.vm.pteTableAt(vma.mm, base)) return false;
+    k.folios.addMap(head);
+    k.vm.install(vma.mm, base, k.faults.pte(head, 'pmd', { write: write || this.sharedWritable(vma), dirty: write }));
+    return true;
+  }
+
+  /**
+   * /sys/kernel/mm/transparent_hugepage/shmem_enabled (mm/shmem.c, v4.8): the huge= policy of the
+   * internal tmpfs mount that memfds and shared anonymous mappings live on (shmem_enabled_store()
+   * copies always / within_size / advise / never to shm_mnt's sb->huge), plus the global test
+   * modes deny and force. Default never (SHMEM_HUGE_NEVER).
+   */
+  shmemEnabled: ShmemHugeMode = 'never';
+
+  /**
+   * shmem_huge_enabled() / shmem_is_huge() (v6.2-v6.9; shmem_huge_global_enabled() from v6.11 [M])
+   * for the PMD range at `index` of a shmem file mapped by vma: never with VM_NOHUGEPAGE; always
+   * when forced (MADV_COLLAPSE: shmem_huge_force) or shmem_enabled is force; never under deny;
+   * else the mount's policy: always, within_size (the PMD range ends inside i_size), advise
+   * (VM_HUGEPAGE).
+   */
+  shmemHuge(vma: Vma | null, file: PageCacheFile, index: number, force: boolean): boolean {
+    if (vma?.flags.nohugepage) return false;
+    const mode = this.shmemEnabled;
+    if (force || mode === 'force') return true;
+    switch (mode) {
+      case 'always':
+        return true;
+      case 'within_size':
+        if (file.pages >= Math.ceil((index + 1) / this.k.vm.pmdPages) * this.k.vm.pmdPages) return true;
+        return vma?.flags.hugepage === true;
+      case 'advise':
+        return vma?.flags.hugepage === true;
+      default:
+        return false;
+    }
+  }
+
+  /**
+   * A shmem fault that would allocate a huge folio (shmem_get_folio_gfp() with a huge order
+   * shmem_allowable_huge_orders() allows: shmem_enabled other than never / deny, the PMD range
+   * inside the VMA and i_size) is refused as not modelled: the model's shmem faults allocate
+   * order-0 folios only; collapse builds the huge ones (mm/collapse.ts).
+   */
+  private refuseHugeAllocation(vma: Vma, file: PageCacheFile, index: number): void {
+    const k = this.k;
+    const n = k.vm.pmdPages;
+    if (file.writeback || file.hugetlb || file.secretmem || file.cache.has(index) || k.mmu.transparentHugepage === false) return;
+    const base = index - (index % n);
+    const vbase = vma.start + (base - vma.pgoff);
+    if (vbase < vma.start || vbase + n > vma.start + vma.pages || base + n > file.pages) return;
+    if (this.shmemHuge(vma, file, index, false)) throw KernelError.unsupported('EOPNOTSUPP', `a fault of page ${index} of '${file.name}' with shmem_enabled=${this.shmemEnabled} would allocate a huge shmem folio (shmem_alloc_and_add_folio of a PMD order), which is not modelled`);
+  }
+
+  /**
+   * collapse_file()'s end (mm/khugepaged.c): the PMD-order folio `head` takes the place of the
+   * order-0 folios of [start, start + HPAGE_PMD_NR) in i_pages (one multi-index entry,
+   * xas_store()), with HPAGE_PMD_NR references (folio_ref_add(new_folio, HPAGE_PMD_NR - 1) on top
+   * of the allocation's), uptodate; each old folio leaves the cache (folio->mapping = NULL, its
+   * cache reference put). The caller has unmapped the old folios and copied their data.
+   */
+  replaceWithLarge(file: PageCacheFile, start: number, head: number): void {
+    const k = this.k;
+    const n = k.folios.nr(head);
+    k.folios.get(head, n - 1, 'collapse_file: folio_ref_add(new_folio, HPAGE_PMD_NR - 1)');
+    for (let index = start; index < start + n; index++) {
+      const old = file.cache.get(index);
+      file.cache.set(index, head + (index - start));
+      file.notUptodate.delete(index);
+      if (old === undefined) continue;
+      const s = k.pages.slot(old);
+      k.pages.mapping[s] = 0;
+      k.emit('page.mapping', { pfn: old, mapping: 'NULL', index: 0, share: 0 });
+      k.folios.put(k.folios.folio(old), 1, 'collapse_file: folio_put_refs of the old folio');
+    }
+    k.emit('page.mapping', { pfn: head, mapping: `${file.writeback ?? 'shmem'}:${file.name}`, index: start, share: 0 });
   }
 
   /** vm_page_prot is writable: a shared writable mapping that wants no write notification. */
@@ -231,6 +342,14 @@ export class PageCache {
     const vmaOff = vpn - vma.start;
     const fromPte = Math.max(pteOff - (pteOff % nr), pteOff - Math.min(pteOff, vmaOff));
     const toPte = Math.min(fromPte + nr, ptrs, pteOff + vma.pages - vmaOff) - 1;
+    // filemap_map_pages() -> filemap_map_pmd(): the first folio of the window, if PMD-mappable over pmd_none, is mapped by do_set_pmd()
+    const first = file.cache.get(vmf.pgoff - pteOff + fromPte);
+    if (first !== undefined && !file.notUptodate.has(vmf.pgoff - pteOff + fromPte)) {
+      const head = k.folios.folio(first);
+      k.folios.get(head, 1, 'filemap_map_pages: next_uptodate_folio');
+      if (this.setPmd(vma, vpn, first + (pteOff - fromPte), false)) return true;
+      k.folios.put(head, 1, 'filemap_map_pmd: no PMD');
+    }
     let mapped = false;
     for (let pte = fromPte; pte <= toPte; pte++) {
       const at = vpn - pteOff + pte;
@@ -238,8 +357,8 @@ export class PageCache {
       if (index >= file.pages) break;
       const pfn = file.cache.get(index);
       if (pfn === undefined || file.notUptodate.has(index) || k.vm.lookup(vma.mm, at)) continue;
-      k.folios.get(pfn, 1, 'filemap_map_pages');
-      k.folios.addMap(pfn);
+      k.folios.get(k.folios.folio(pfn), 1, 'filemap_map_pages');
+      k.folios.addMap(k.folios.folio(pfn));
       k.vm.install(vma.mm, at, k.faults.pte(pfn, 'pte', { write: this.sharedWritable(vma) }));
       if (at === vpn) mapped = true;
     }
@@ -253,7 +372,7 @@ export class PageCache {
   cowData(vmf: Vmf): string {
     const pfn = this.getFolio(this.fileOf(vmf.vma), vmf.pgoff, 'do_cow_fault');
     const data = this.k.pages.data.get(pfn) ?? '';
-    this.k.folios.put(pfn, 1, 'do_cow_fault: folio_put of the page-cache folio');
+    this.k.folios.put(this.k.folios.folio(pfn), 1, 'do_cow_fault: folio_put of the page-cache folio');
     return data;
   }
 
@@ -321,6 +440,11 @@ export class PageCache {
    */
   private dropCache(file: PageCacheFile, from: number, end = Infinity): void {
     const k = this.k;
+    // a large folio only partly inside the range would be split (truncate_inode_partial_folio() -> split_folio()): not modelled
+    for (const at of [from, end]) {
+      const pfn = file.cache.get(at);
+      if (pfn !== undefined && at !== Infinity && k.folios.folio(pfn) !== pfn) throw KernelError.unsupported('EINVAL', `truncating '${file.name}' at page ${at}, inside a huge page-cache folio (its split) is not modelled`);
+    }
     for (const [index, pfn] of [...file.cache].sort((a, b) => a[0] - b[0])) {
       if (index < from || index >= end) continue;
       file.cache.delete(index);
@@ -328,7 +452,8 @@ export class PageCache {
       const s = k.pages.slot(pfn);
       k.pages.mapping[s] = 0;
       k.emit('page.mapping', { pfn, mapping: 'NULL', index: 0, share: 0 });
-      k.folios.put(pfn, 1, 'shmem_undo_range: truncate_inode_folio');
+      // the cache holds one reference per index, a large folio's nr of them (folio_ref_add(nr)): one goes per index
+      k.folios.put(k.folios.folio(pfn), 1, 'shmem_undo_range: truncate_inode_folio');
     }
   }
 

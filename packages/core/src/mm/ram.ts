@@ -54,6 +54,24 @@ export class Ram {
    * PageAnonExclusive, tails pointing at it; never from the order-0 free list. Null: ENOMEM.
    */
   allocAnonLarge(anonVma: number, order: number, node = 0): number | null {
+    return this.allocLarge(order, anonMappingOf(anonVma), PG.anonExclusive, node, 'vma_alloc_folio');
+  }
+
+  /**
+   * The PMD-order folio collapse_file() builds for a file's page cache (alloc_charge_folio(), the
+   * same naturally aligned pages as an anonymous THP): not anon, page->mapping and ->index set
+   * (new_folio->mapping / ->index = start); rc 1, the allocation's. Null: ENOMEM.
+   */
+  allocFileLarge(mapping: number, index: number, order: number, node = 0): number | null {
+    const head = this.allocLarge(order, mapping, 0, node, 'alloc_charge_folio');
+    for (let i = 0; head !== null && i < 1 << order; i++) {
+      const s = this.k.pages.slot(head + i);
+      this.k.pages.index[s] = index + i;
+    }
+    return head;
+  }
+
+  private allocLarge(order: number, mapping: number, headFlags: number, node: number, why: string): number | null {
     const nr = 1 << order;
     if (this.live.size + nr > this.limit || this.k.faultInject.shouldFail('page-alloc')) return null;
     const area = this.area(node);
@@ -67,13 +85,13 @@ export class Ram {
       this.live.add(pfn);
       const s = p.slot(pfn);
       p.rc[s] = i === 0 ? 1 : 0;
-      p.flags[s] = i === 0 ? PG.head | PG.anonExclusive : PG.tail;
+      p.flags[s] = i === 0 ? PG.head | headFlags : PG.tail;
       p.order[s] = i === 0 ? order : 0;
       p.head[s] = head;
-      p.mapping[s] = anonMappingOf(anonVma);
+      p.mapping[s] = mapping;
       p.data.set(pfn, '');
     }
-    this.k.emit('page.ref', { pfn: head, rc: 1, delta: 1, why: 'vma_alloc_folio(order ' + order + ')' });
+    this.k.emit('page.ref', { pfn: head, rc: 1, delta: 1, why: `${why}(order ${order})` });
     return head;
   }
 

@@ -3,6 +3,7 @@ import { KernelError } from '../errors.js';
 import { preempt, type Op } from '../sched.js';
 import type { AddressSpace, MappingRange, Mm, Pte, PteLevel, Vma, VmFlags } from '../types.js';
 import { samePolicy } from './mempolicy.js';
+import { PG } from './pages.js';
 import { refuseSealedMprotect, refuseSealedUnmap } from './mseal.js';
 
 export interface Leaf {
@@ -167,6 +168,15 @@ export class Vm {
     return false;
   }
 
+  /**
+   * pmdp_collapse_flush() + pte_free_defer() of an emptied PTE table (khugepaged's
+   * retract_page_tables() and collapse_pte_mapped_thp()): the span is pmd_none again, so a
+   * fault there may map a PMD. The caller has cleared the entries.
+   */
+  freePteTable(mm: Mm, vpn: number): void {
+    this.pteTables.get(mm)?.delete(vpn - (vpn % this.pmdPages));
+  }
+
   /** set_pte_at / set_pmd_at / set_pud_at. Reference and rmap accounting is the caller's. */
   install(mm: Mm, base: number, pte: Pte): void {
     const table = pte.level === 'pte' ? mm.ptes : pte.level === 'pmd' ? mm.pmds : mm.puds;
@@ -292,7 +302,8 @@ export class Vm {
       if (page === null) k.ksm.unmapZeroPage(mm, pte);
       if (page === null || k.isGone(page)) continue;
       const head = k.folios.folio(page);
-      k.folios.testAnon(head, 'zap_present_folio_ptes');
+      // zap_present_folio_ptes(): a file folio takes the dirty bit of the entry (folio_mark_dirty)
+      if (!k.folios.testAnon(head, 'zap_present_folio_ptes') && pte.dirty && vma.kind === 'pagecache') k.folios.setFlag(head, PG.dirty, true);
       k.folios.removeMap(head);
       gathered.push(head);
     }

@@ -102,6 +102,7 @@ export function stepOp(k: Kernel, step: Step, failures: string[]): Op<unknown> {
     case 'tmpfile': return k.tmpfile(a);
     case 'hugetlb-pool': return k.hugetlbPool(a);
     case 'thp-size': return k.thpSize(a);
+    case 'shmem-enabled': return k.shmemEnabled(a);
     case 'sysctl': return k.sysctl(a);
     case 'khugepaged-limits': return k.khugepagedLimits(a);
     case 'khugepaged-scan': return k.khugepagedScan(a);
@@ -253,6 +254,10 @@ export function check(k: Kernel, c: CheckArgs): string | null {
       return cmp(`vmaPages(${where})`, k.vmaPagesIn(t));
     case 'anonHugePages':
       return cmp(`anonHugePages(${where})`, k.anonHugePagesIn(t));
+    case 'filePmdMapped':
+      return cmp(`filePmdMapped(${where})`, k.pmdMappedCacheThpsIn(t, 'file'));
+    case 'shmemPmdMapped':
+      return cmp(`shmemPmdMapped(${where})`, k.pmdMappedCacheThpsIn(t, 'shmem'));
     case 'folioOrder':
       return cmp(`folioOrder(${where})`, k.folioOrderIn(t));
     case 'rssAnon':

@@ -7,6 +7,7 @@ import { MADVISE_ADVICES } from '../mm/madvise.js';
 import { MAX_NUMNODES, MPOL_MODES } from '../mm/mempolicy.js';
 import { SEAL_NAMES } from '../mm/memfd.js';
 import { THP_SIZE_MODES } from '../mm/mthp.js';
+import { SHMEM_HUGE_MODES } from '../mm/pagecache.js';
 import { DAX_MODES } from '../fs/daxmode.js';
 import { UFFD_FEATURES, UFFD_MODES } from '../mm/userfaultfd.js';
 import { PAGE_CATEGORIES, PM_SCAN_FLAGS } from '../mm/pagemapscan.js';
@@ -74,7 +75,7 @@ export const DRIVER_NAMES = ['nvdimm', 'devdax', 'hmm'] as const;
 export const PRESET_NAMES = PRESETS.map((p) => p.name);
 /** the /proc/sys entries a `sysctl` step can write */
 export const SYSCTL_NAMES = ['vm.hugetlb_optimize_vmemmap'] as const;
-export const CHECK_WHATS = ['refcount', 'mapcount', 'pinned', 'mapped', 'anon', 'blockFree', 'vmemmap', 'writable', 'softDirty', 'swapped', 'memoryMerge', 'ksmMergingPages', 'ksmZeroPages', 'hugetlbFree', 'hugetlbResv', 'hugetlbTotal', 'locked', 'guard', 'uffdWp', 'dax', 'daxFlag', 'node', 'seals', 'sealed', 'vmaPages', 'anonHugePages', 'folioOrder', 'rssAnon'] as const satisfies readonly CheckWhat[];
+export const CHECK_WHATS = ['refcount', 'mapcount', 'pinned', 'mapped', 'anon', 'blockFree', 'vmemmap', 'writable', 'softDirty', 'swapped', 'memoryMerge', 'ksmMergingPages', 'ksmZeroPages', 'hugetlbFree', 'hugetlbResv', 'hugetlbTotal', 'locked', 'guard', 'uffdWp', 'dax', 'daxFlag', 'node', 'seals', 'sealed', 'filePmdMapped', 'shmemPmdMapped', 'vmaPages', 'anonHugePages', 'folioOrder', 'rssAnon'] as const satisfies readonly CheckWhat[];
 
 // ---------------------------------------------------------------------------------------------
 // scalars
@@ -190,6 +191,8 @@ const checkShape = {
   sealed: CheckTarget.optional().describe('{map, page, process?}: the VMA holding that page is VM_SEALED (mseal; smaps VmFlags "sl")'),
   vmaPages: CheckTarget.optional().describe('{map, page, process?}: the length in base pages of the VMA holding that page, as /proc/PID/maps shows it (0: nothing mapped there)'),
   anonHugePages: CheckTarget.optional().describe('{map, page, process?}: the anonymous THPs mapped by a PMD in the VMA holding that page: its smaps AnonHugePages divided by the PMD size (the huge zero page is not counted); the khugepaged selftest\'s check_huge_anon()'),
+  filePmdMapped: CheckTarget.optional().describe('{map, page, process?}: the page-cache THPs of a disk file mapped by a PMD in the VMA holding that page: its smaps FilePmdMapped divided by the PMD size; the khugepaged selftest\'s check_huge_file()'),
+  shmemPmdMapped: CheckTarget.optional().describe('{map, page, process?}: the shmem (tmpfs, memfd) THPs mapped by a PMD in the VMA holding that page: its smaps ShmemPmdMapped divided by the PMD size; the khugepaged selftest\'s check_huge_shmem()'),
   folioOrder: CheckTarget.optional().describe('{map, page, process?}: the order of the folio mapped there (folio_order(): for a THP what split_huge_page_test.c is_backed_by_folio() reads from /proc/PID/pagemap and /proc/kpageflags); 0 for a small page or the small zero page, the PMD order for the huge zero page, -1 when nothing is present there; device pages report their compound or DAX folio order'),
   rssAnon: CheckTarget.optional().describe('{process?}: RssAnon of /proc/PID/status in kB (MM_ANONPAGES: present anonymous pages; zero pages, swap entries and hugetlb pages do not count); split_huge_page_test.c rss_anon()'),
   equals: z.union([z.number().int(), z.boolean(), VmemmapFigures]).optional(),
@@ -197,7 +200,7 @@ const checkShape = {
   max: z.number().int().optional(),
 } satisfies Record<CheckWhat | 'equals' | 'min' | 'max', z.ZodType>;
 
-const NUMERIC_CHECKS: readonly CheckWhat[] = ['refcount', 'mapcount', 'node', 'seals', 'vmaPages', 'anonHugePages', 'folioOrder', 'rssAnon', 'ksmMergingPages', 'ksmZeroPages', 'hugetlbFree', 'hugetlbResv', 'hugetlbTotal'];
+const NUMERIC_CHECKS: readonly CheckWhat[] = ['refcount', 'mapcount', 'node', 'seals', 'filePmdMapped', 'shmemPmdMapped', 'vmaPages', 'anonHugePages', 'folioOrder', 'rssAnon', 'ksmMergingPages', 'ksmZeroPages', 'hugetlbFree', 'hugetlbResv', 'hugetlbTotal'];
 /** counters of a hugetlb pool: only a { hugetlb } target */
 const POOL_CHECKS: readonly CheckWhat[] = ['hugetlbFree', 'hugetlbResv', 'hugetlbTotal'];
 const BOOLEAN_CHECKS: readonly CheckWhat[] = ['pinned', 'mapped', 'anon', 'blockFree', 'writable', 'softDirty', 'swapped', 'memoryMerge', 'locked', 'sealed', 'guard', 'uffdWp', 'dax', 'daxFlag'];
@@ -206,7 +209,7 @@ const INODE_CHECKS: readonly CheckWhat[] = ['dax', 'daxFlag', 'seals'];
 /** properties of a process (its mm), not of a page: only a { process } target */
 const PROCESS_CHECKS: readonly CheckWhat[] = ['memoryMerge', 'ksmMergingPages', 'ksmZeroPages', 'rssAnon'];
 /** properties of a mapping's page-table entry, not of a page: only a { map, page } target */
-const ENTRY_CHECKS: readonly CheckWhat[] = ['writable', 'softDirty', 'swapped', 'locked', 'guard', 'uffdWp', 'sealed', 'vmaPages', 'anonHugePages', 'folioOrder'];
+const ENTRY_CHECKS: readonly CheckWhat[] = ['writable', 'softDirty', 'swapped', 'locked', 'guard', 'uffdWp', 'sealed', 'filePmdMapped', 'shmemPmdMapped', 'vmaPages', 'anonHugePages', 'folioOrder'];
 
 /** the pages of a mapping a uffd-copy, uffd-zeropage or uffd-continue step fills */
 const uffdPages = {
@@ -327,6 +330,7 @@ const mmapArgs = obj({
   offset: Size.optional(),
   shared: Flag.optional(),
   write: Flag.optional(),
+  exec: Flag.optional().describe('PROT_EXEC: VM_EXEC (a read-only file mapped for khugepaged before v6.9 needs it)'),
   populate: Flag.optional().describe('MAP_POPULATE: fault every page in now (a write fault in a private writable mapping, which COWs file pages); errors are ignored as mmap ignores them'),
   locked: Flag.optional().describe('MAP_LOCKED: VM_LOCKED (unless mlock would not lock this kind of mapping: DAX, hugetlb, VM_SPECIAL) and populated as by MAP_POPULATE'),
   sync: Flag.optional().describe('MAP_SHARED_VALIDATE|MAP_SYNC (with file and shared: true): EOPNOTSUPP unless the file is DAX on ext4 or XFS'),
@@ -437,6 +441,9 @@ export const OP_ARGS = {
     size: Size.describe('the huge page size (one the arch offers: x86 2MiB, 1GiB)'),
     pages: z.number().int().min(0).describe('nr_hugepages'),
   }).describe('echo pages > /sys/kernel/mm/hugepages/hugepages-<size>kB/nr_hugepages: the hugetlb pool of that size'),
+  'shmem-enabled': obj({
+    mode: z.enum(SHMEM_HUGE_MODES, { error: `mode is one of ${SHMEM_HUGE_MODES.join(', ')}` }).describe('always | within_size | advise | never (the default) | deny | force'),
+  }).describe('echo mode > /sys/kernel/mm/transparent_hugepage/shmem_enabled: the huge= policy of the internal tmpfs mount (memfds, shared anonymous memory) khugepaged follows; MADV_COLLAPSE ignores it. A shmem fault that would allocate a huge folio under it is not modelled'),
   'thp-size': obj({
     size: Size.describe('the anonymous THP size (base page times 2^2 up to the PMD size: x86 16KiB .. 2MiB)'),
     enabled: z.enum(THP_SIZE_MODES).describe('always | inherit | madvise | never'),
