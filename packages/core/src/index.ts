@@ -21,7 +21,7 @@ export * from './mm/folio.js';
 export { nonPresent, type MmuNotifierRange, type MmuNotifyEvent } from './mm/exclusive.js';
 export { MADVISE_ADVICES, type Advice } from './mm/madvise.js';
 export { devmemIsAllowed, physicalKind, type DevmemAnswer } from './mm/devmem.js';
-export { UFFD_FEATURES, UFFD_MODES, type UffdFeature, type UffdMode } from './mm/userfaultfd.js';
+export { UFFD_FEATURES, UFFD_MODES, UFFD_RANGE_IOCTLS, type UffdFeature, type UffdMode, type UffdRangeIoctl } from './mm/userfaultfd.js';
 export * from './mm/memremap.js';
 export * from './mm/migrate.js';
 export * from './mm/pages.js';

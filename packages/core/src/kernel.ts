@@ -39,7 +39,7 @@ import { Ksm } from './mm/ksm.js';
 import { Numa, type MbindFlags, type MpolMode } from './mm/mempolicy.js';
 import { Thp } from './mm/thp.js';
 import { splitHugePagesInFile, splitHugePagesPid, type SplitCount } from './mm/split.js';
-import { Userfaultfd, type UffdFeature, type UffdMode } from './mm/userfaultfd.js';
+import { Userfaultfd, type UffdFeature, type UffdMode, type UffdRangeIoctl } from './mm/userfaultfd.js';
 import { PagemapScan, PM_SCAN_ARG_SIZE, PM_SCAN_FLAGS, categoryNames, maskBits, type Mask } from './mm/pagemapscan.js';
 import type { ThpSizeMode } from './mm/mthp.js';
 import { Vm, type Leaf } from './mm/vm.js';
@@ -992,10 +992,11 @@ export class Kernel {
   }
 
   /** ioctl(UFFDIO_REGISTER) of a mapping's range with the given modes. */
-  *uffdRegister(a: { map: string; mode: readonly UffdMode[]; offset?: number; length?: number; process?: string }): Op {
+  *uffdRegister(a: { map: string; mode: readonly UffdMode[]; offset?: number; length?: number; process?: string }): Op<UffdRangeIoctl[]> {
     const { ctx, start, pages } = this.uffdRange(a);
-    this.uffd.register(ctx, start, start + pages, new Set(a.mode));
+    const ioctls = this.uffd.register(ctx, start, start + pages, new Set(a.mode));
     yield* [];
+    return ioctls;
   }
 
   /** close() of the process's userfaultfd (userfaultfd_release()): its ranges are unregistered and its waiters woken. */

@@ -125,3 +125,48 @@ describe('UFFDIO_CONTINUE_MODE_WP ("mm: userfaultfd: add UFFDIO_CONTINUE_MODE_WP
     expect(code(() => k.run(k.uffdContinue({ map: 'alias', page: HP, pages: HP })))).toBe('EEXIST');
   });
 });
+
+describe('uffdio_register.ioctls (userfaultfd_register(): UFFD_API_RANGE_IOCTLS[_BASIC], then the WP and CONTINUE masks)', () => {
+  /** the ioctls a registration of a fresh mapping reports: anon, a shmem memfd or a hugetlbfs memfd */
+  function ioctls(version: string, kind: 'anon' | 'shmem' | 'hugetlb', mode: ('missing' | 'wp' | 'minor')[]): string[] | string {
+    const k = createKernel({ arch: testArch(), kernel: version });
+    if (kind === 'anon') k.run(k.mmap({ anon: true, length: PAGE, write: true, as: 'm' }));
+    else {
+      if (kind === 'hugetlb') k.run(k.hugetlbPool({ size: HPAGE, pages: 1 }));
+      k.run(k.memfdCreate({ file: 'fd', size: kind === 'hugetlb' ? HPAGE : PAGE, ...(kind === 'hugetlb' ? { hugetlb: HPAGE } : {}) }));
+      k.run(k.mmap({ file: 'fd', length: kind === 'hugetlb' ? HPAGE : PAGE, shared: true, write: true, as: 'm' }));
+    }
+    k.run(k.uffdApi({}));
+    let got: string[] = [];
+    const errno = code(() => { got = [...k.run(k.uffdRegister({ map: 'm', mode }))]; });
+    return errno ?? got;
+  }
+
+  it('anonymous MISSING: WAKE, COPY, ZEROPAGE in every release; POISON from v6.6, MOVE from v6.8; never WRITEPROTECT or CONTINUE unasked', () => {
+    expect(Object.fromEntries(RELEASES.map((v) => [v, ioctls(v, 'anon', ['missing'])]))).toEqual({
+      'v5.4': ['wake', 'copy', 'zeropage'],
+      'v5.10': ['wake', 'copy', 'zeropage'],
+      'v6.1': ['wake', 'copy', 'zeropage'],
+      'v6.3': ['wake', 'copy', 'zeropage'],
+      'v6.6': ['wake', 'copy', 'zeropage', 'poison'],
+      'v6.15': ['wake', 'copy', 'zeropage', 'move', 'poison'],
+      latest: ['wake', 'copy', 'zeropage', 'move', 'poison'],
+    });
+  });
+
+  it('WRITEPROTECT is declared only with MODE_WP (v5.7), CONTINUE only with MODE_MINOR (v5.13)', () => {
+    expect(ioctls('v5.10', 'anon', ['missing', 'wp'])).toEqual(['wake', 'copy', 'zeropage', 'writeprotect']);
+    expect(ioctls('v6.1', 'shmem', ['minor'])).toEqual(['wake', 'copy', 'zeropage', 'continue']);
+    expect(ioctls('v6.3', 'shmem', ['missing', 'wp', 'minor'])).toEqual(['wake', 'copy', 'zeropage', 'writeprotect', 'continue']);
+  });
+
+  it('a hugetlb range reports UFFD_API_RANGE_IOCTLS_BASIC: no ZEROPAGE and no MOVE in any release', () => {
+    expect(ioctls('v5.10', 'hugetlb', ['missing'])).toEqual(['wake', 'copy']);
+    expect(ioctls('v6.1', 'hugetlb', ['missing', 'wp', 'minor'])).toEqual(['wake', 'copy', 'writeprotect', 'continue']);
+    expect(ioctls('latest', 'hugetlb', ['missing', 'wp', 'minor'])).toEqual(['wake', 'copy', 'writeprotect', 'continue', 'poison']);
+  });
+
+  it('mode 0 is EINVAL, and so is MINOR on anonymous memory whatever else is asked', () => {
+    expect([ioctls('latest', 'anon', []), ioctls('latest', 'shmem', []), ioctls('latest', 'anon', ['minor']), ioctls('latest', 'anon', ['missing', 'wp', 'minor'])]).toEqual(['EINVAL', 'EINVAL', 'EINVAL', 'EINVAL']);
+  });
+});

@@ -71,6 +71,26 @@ export const UFFD_MODES = ['missing', 'wp', 'minor'] as const;
 export type UffdMode = (typeof UFFD_MODES)[number];
 /** the reason handle_userfault() is called with */
 type Reason = 'missing' | 'wp' | 'minor';
+/** The range ioctls uffdio_register.ioctls can hold (_UFFDIO_WAKE 0x02 … _UFFDIO_POISON 0x08), as scenarios spell them. */
+export const UFFD_RANGE_IOCTLS = ['wake', 'copy', 'zeropage', 'move', 'writeprotect', 'continue', 'poison'] as const;
+export type UffdRangeIoctl = (typeof UFFD_RANGE_IOCTLS)[number];
+
+/**
+ * The release each ioctl entered UFFD_API_RANGE_IOCTLS (include/uapi/linux/userfaultfd.h), and
+ * UFFD_API_RANGE_IOCTLS_BASIC — what a range with a hugetlb VMA reports — where it differs:
+ * WRITEPROTECT v5.7 (v5.19 for hugetlb, with uffd-wp on hugetlbfs), CONTINUE v5.13, POISON v6.6
+ * ("mm: userfaultfd: add new UFFDIO_POISON ioctl"), MOVE v6.8 ("userfaultfd: UFFDIO_MOVE uABI", never
+ * for hugetlb); ZEROPAGE is never BASIC (no huge zero page for hugetlb).
+ */
+const IOCTL_SINCE: Record<UffdRangeIoctl, { all: readonly [number, number]; hugetlb: readonly [number, number] | null }> = {
+  wake: { all: [4, 3], hugetlb: [4, 3] },
+  copy: { all: [4, 3], hugetlb: [4, 3] },
+  zeropage: { all: [4, 3], hugetlb: null },
+  move: { all: [6, 8], hugetlb: null },
+  writeprotect: { all: [5, 7], hugetlb: [5, 19] },
+  continue: { all: [5, 13], hugetlb: [5, 13] },
+  poison: { all: [6, 6], hugetlb: [6, 6] },
+};
 
 /** The release each feature entered UFFD_API_FEATURES (include/uapi/linux/userfaultfd.h). */
 const FEATURE_SINCE: Record<UffdFeature, readonly [number, number]> = {
@@ -180,8 +200,12 @@ export class Userfaultfd {
   /**
    * UFFDIO_REGISTER of [start, end) (userfaultfd_register()): the modes first, then every VMA of the
    * range is checked before any changes; then each is split at the range's ends and gets the flags.
+   * Returns uffdio_register.ioctls: UFFD_API_RANGE_IOCTLS, or _BASIC when a VMA of the range is
+   * hugetlb ("Note vmas containing huge pages": basic_ioctls), less WRITEPROTECT without MODE_WP
+   * ("userfaultfd: wp: declare _UFFDIO_WRITEPROTECT conditionally", v5.7) and CONTINUE without
+   * MODE_MINOR (v5.13: "CONTINUE ioctl is only supported for MINOR ranges").
    */
-  register(ctx: UffdCtx, start: number, end: number, modes: ReadonlySet<UffdMode>): void {
+  register(ctx: UffdCtx, start: number, end: number, modes: ReadonlySet<UffdMode>): UffdRangeIoctl[] {
     const k = this.k;
     const mm = ctx.mm;
     if (modes.size === 0) throw new KernelError('EINVAL', 'UFFDIO_REGISTER: no mode given');
@@ -223,6 +247,14 @@ export class Userfaultfd {
       vma.uffd = ctx;
       k.vm.mergeAround(vma);
     }
+    const basic = vmas.some((v) => v.hugetlb !== undefined);
+    return UFFD_RANGE_IOCTLS.filter((name) => {
+      const since = basic ? IOCTL_SINCE[name].hugetlb : IOCTL_SINCE[name].all;
+      if (since === null || !kernelAtLeast(k.version, since[0], since[1])) return false;
+      if (name === 'writeprotect') return modes.has('wp');
+      if (name === 'continue') return modes.has('minor');
+      return true;
+    });
   }
 
   /**

@@ -120,7 +120,12 @@ export function stepOp(k: Kernel, step: Step, failures: string[]): Op<unknown> {
     case 'prctl': return k.prctl(a);
     case 'proc-mem-write': return k.procMemWrite(a);
     case 'uffd-api': return k.uffdApi(a);
-    case 'uffd-register': return k.uffdRegister(a);
+    case 'uffd-register':
+      return (function* () {
+        const got = yield* k.uffdRegister(a);
+        const want = (step.args as { ioctls?: readonly string[] }).ioctls;
+        if (want !== undefined && [...got].sort().join(',') !== [...want].sort().join(',')) failures.push(`${step.path}: UFFDIO_REGISTER ioctls [${got.join(', ')}], expected [${want.join(', ')}]`);
+      })();
     case 'uffd-unregister': return k.uffdUnregister(a);
     case 'uffd-copy': return k.uffdCopy(a);
     case 'uffd-zeropage': return k.uffdZeropage(a);

@@ -9,7 +9,7 @@ import { SEAL_NAMES } from '../mm/memfd.js';
 import { THP_SIZE_MODES } from '../mm/mthp.js';
 import { SHMEM_HUGE_MODES } from '../mm/pagecache.js';
 import { DAX_MODES } from '../fs/daxmode.js';
-import { UFFD_FEATURES, UFFD_MODES } from '../mm/userfaultfd.js';
+import { UFFD_FEATURES, UFFD_MODES, UFFD_RANGE_IOCTLS } from '../mm/userfaultfd.js';
 import { PAGE_CATEGORIES, PM_SCAN_FLAGS } from '../mm/pagemapscan.js';
 import { isPowerOfTwo, parseSize } from '../units.js';
 import type { CheckArgs, CheckWhat, OpName } from './types.js';
@@ -669,7 +669,8 @@ export const OP_ARGS = {
   }).describe('userfaultfd() then ioctl(UFFDIO_API): the process\'s userfaultfd for the uffd-* steps that follow (EINVAL for a feature the release lacks; from v6.10 also one the arch cannot back)'),
   'uffd-register': obj({
     ...uffdRange,
-    mode: z.union([z.enum(UFFD_MODES), z.array(z.enum(UFFD_MODES)).min(1)], { error: `mode is one of ${UFFD_MODES.join(', ')}, or a list of them` }).transform((m) => (Array.isArray(m) ? m : [m])).describe('UFFDIO_REGISTER_MODE_MISSING / _WP (v5.7) / _MINOR (v5.13)'),
+    mode: z.union([z.enum(UFFD_MODES), z.array(z.enum(UFFD_MODES))], { error: `mode is one of ${UFFD_MODES.join(', ')}, or a list of them` }).transform((m) => (Array.isArray(m) ? m : [m])).describe('UFFDIO_REGISTER_MODE_MISSING / _WP (v5.7) / _MINOR (v5.13); an empty list is mode 0 (EINVAL)'),
+    ioctls: z.array(z.enum(UFFD_RANGE_IOCTLS, { error: `an ioctl is one of ${UFFD_RANGE_IOCTLS.join(', ')}` })).optional().describe('uffdio_register.ioctls the registration must report, exactly (the _UFFDIO_* range ioctls, lower case)'),
   }).describe('ioctl(UFFDIO_REGISTER): faults in the range go to the userfaultfd (vma_can_userfault() per release: anonymous, shmem, hugetlb; EINVAL for fs-dax, device-dax and other file mappings)'),
   'uffd-unregister': obj(uffdRange).describe('ioctl(UFFDIO_UNREGISTER): the range leaves its userfaultfd; faults waiting there retry'),
   'uffd-copy': obj({
