@@ -91,6 +91,22 @@ describe('split_huge_pages, the pid form (split_pmd_thp_to_order)', () => {
     expect(order(k, 0)).toBe(0);
   });
 
+  it('a THP shared with a fork child: both PMDs become PTEs and each page keeps one reference and one mapping per process', () => {
+    const k = kernel('latest');
+    fourThps(k);
+    k.run(k.fork({ as: 'child' }));
+    const head = k.pfnOf({ map: 'mem', page: 0 })!;
+    // copy_huge_pmd(): rc 2 and entire mapcount 2 for the THP; every reference is a mapping
+    expect([k.refcount(head), k.mapcount(head)]).toEqual([2, 2]);
+    expect(split(k, { map: 'mem', length: 2 * MiB, process: 'child' })).toEqual({ split: 1, total: 1 });
+    expect(order(k, 0)).toBe(0);
+    expect(k.folioOrderIn({ map: 'mem', page: 0, process: 'child' })).toBe(0);
+    expect([k.refcount(head + 9), k.mapcount(head + 9)]).toEqual([2, 2]);
+    expect(k.anonHugePagesIn({ map: 'mem', page: 0 })).toBe(3);
+    expect(k.anonHugePagesIn({ map: 'mem', page: 0, process: 'child' })).toBe(3);
+    expect(k.run(k.read({ map: 'mem', page: 9, process: 'child' }))).toBe('d9');
+  });
+
   it('a range ends at the first page without a VMA (vma_lookup() NULL: break)', () => {
     const k = kernel('latest');
     fourThps(k);
