@@ -2,7 +2,7 @@ import type { Kernel } from '../kernel.js';
 import { KernelError } from '../errors.js';
 import { kernelAtLeast } from '../features.js';
 import type { Op } from '../sched.js';
-import type { Mm, Vma } from '../types.js';
+import type { Mm, PageCacheFile, Vma } from '../types.js';
 import { PG } from './pages.js';
 
 /** What split_huge_pages_pid() / split_huge_pages_in_file() count and pr_debug() ("%lu of %lu THP split"). */
@@ -98,7 +98,7 @@ export function splitAnonFolio(k: Kernel, head: number, how: AnonSplit): 'EINVAL
  * step; an anonymous folio is never made order 1 (that step is skipped: the order-2 folio goes
  * straight to order 0).
  */
-function splitPieces(head: number, old: number, order: number, at: number | undefined): [number, number][] {
+function splitPieces(head: number, old: number, order: number, at: number | undefined, anon = true): [number, number][] {
   const pieces: [number, number][] = [];
   if (at === undefined) {
     for (let pfn = head; pfn < head + (1 << old); pfn += 1 << order) pieces.push([pfn, order]);
@@ -107,7 +107,7 @@ function splitPieces(head: number, old: number, order: number, at: number | unde
   let cur = head;
   let curOrder = old;
   for (let so = old - 1; so >= order; so--) {
-    if (so === 1) continue;
+    if (so === 1 && anon) continue;
     const n = 1 << so;
     for (let pfn = cur; pfn < cur + (1 << curOrder); pfn += n) if (at < pfn || at >= pfn + n) pieces.push([pfn, so]);
     cur = head + Math.floor((at - head) / n) * n;
@@ -115,6 +115,80 @@ function splitPieces(head: number, old: number, order: number, at: number | unde
   }
   pieces.push([cur, curOrder]);
   return pieces.sort((a, b) => a[0] - b[0]);
+}
+
+/**
+ * __folio_split() of a large page-cache folio (shmem, or a disk file's read-only THP) for a caller
+ * holding one reference. folio_check_splittable(): order 1 is fine for a file folio; a shmem folio
+ * goes only to order 0 from v6.10 ("Cannot split shmem folio to non-0 order") until "mm/huge_memory:
+ * allow split shmem large folio to any lower order" (v6.14 [M]); a disk file's THP (no large-folio
+ * support in its mapping) to order 0 only (refused here as not modelled). Every reference but the
+ * caller's must be the cache's (one per page) or a mapping's (folio_expected_ref_count()), else
+ * -EAGAIN. unmap_folio() unmaps a file folio (try_to_unmap(), no migration entries: "file pages
+ * can simply be left unmapped, then faulted back on demand"), so every PMD and PTE mapping it goes,
+ * a dirty one marking the folio dirty. The new folios keep one cache reference per page (the one
+ * holding the old head the caller's too), no mapping; a piece past i_size leaves the cache.
+ */
+export function splitCacheFolio(k: Kernel, file: PageCacheFile, head: number, how: { order: number; at?: number }): 'EINVAL' | 'EAGAIN' | null {
+  const old = k.folios.order(head);
+  const nr = 1 << old;
+  if (old === 0) return null;
+  if (how.order >= old) return 'EINVAL';
+  const shmem = file.writeback === undefined;
+  if (shmem && (how.order !== 0 || how.at !== undefined) && kernelAtLeast(k.version, 6, 10) && !kernelAtLeast(k.version, 6, 14)) return 'EINVAL';
+  if (!shmem && (how.order !== 0 || how.at !== undefined)) throw KernelError.unsupported('EINVAL', `splitting the read-only THP of '${file.name}' to order ${how.order}${how.at === undefined ? '' : ' non-uniformly'} is not modelled`);
+  if (k.folios.rc(head) - 1 !== k.folios.mapcount(head) + nr) return 'EAGAIN';
+  let dirty = (k.folios.flags(head) & PG.dirty) !== 0;
+  for (const mm of k.processes.values()) {
+    if (!mm.alive) continue;
+    let flush = false;
+    for (const [base, pmd] of [...mm.pmds]) {
+      if (pmd.pfn !== head || pmd.special || pmd.devmap) continue;
+      k.vm.clear(mm, base, 'pmd');
+      dirty ||= pmd.dirty;
+      k.folios.removeMap(head);
+      k.folios.put(head, 1, 'try_to_unmap_one: folio_remove_rmap_pmd + folio_put');
+      flush = true;
+    }
+    for (const [vpn, pte] of [...mm.ptes]) {
+      if (pte.pfn < head || pte.pfn >= head + nr || pte.special || pte.swap || pte.migration || pte.marker || pte.devicePrivate) continue;
+      k.vm.clear(mm, vpn, 'pte');
+      dirty ||= pte.dirty;
+      k.folios.removeMap(head);
+      k.folios.put(head, 1, 'try_to_unmap_one: folio_remove_rmap_pte + folio_put');
+      flush = true;
+    }
+    if (flush) k.emit('tlb.flush', { mm: mm.name });
+  }
+  const pieces = splitPieces(head, old, how.order, how.at === undefined ? undefined : head + how.at, false);
+  const p = k.pages;
+  for (const [start, order] of pieces) {
+    const n = 1 << order;
+    for (let i = 0; i < n; i++) {
+      const s = p.slot(start + i);
+      p.order[s] = i === 0 ? order : 0;
+      p.head[s] = start;
+      p.flags[s]! &= ~(PG.head | PG.tail | PG.dirty);
+      if (order > 0) p.flags[s]! |= i === 0 ? PG.head : PG.tail;
+      if (dirty && i === 0) p.flags[s]! |= PG.dirty;
+      p.mapcount[s] = 0;
+      p.rc[s] = 0;
+    }
+    const s = p.slot(start);
+    p.rc[s] = n + (start === head ? 1 : 0);
+  }
+  k.emit('page.ref', { pfn: head, rc: k.folios.rc(head), delta: 0, why: `__folio_split: page-cache folio of '${file.name}', order ${old} -> orders ${pieces.map(([, o]) => o).join(',')}, unmapped` });
+  // __folio_freeze_and_split_unmapped(): a new folio past i_size leaves the cache (shmem: i_size or
+  // fallocend) and its cache references go
+  const first = [...file.cache].find(([, pfn]) => pfn === head)?.[0];
+  if (first === undefined) return null;
+  for (const [start, order] of pieces) {
+    const index = first + (start - head);
+    if (index < file.pages) continue;
+    for (let i = 0; i < 1 << order; i++) file.cache.delete(index + i);
+    k.folios.put(start, 1 << order, '__filemap_remove_folio: a split folio past EOF');
+  }
+  return null;
 }
 
 /**
@@ -192,9 +266,17 @@ export function* splitHugePagesPid(k: Kernel, mm: Mm, start: number, end: number
     const old = k.folios.order(head);
     if (old === 0 || args.order >= old) continue;
     count.total++;
-    // a page-cache folio (shmem, a file) is unmapped rather than remapped by the split, and its cache
-    // references and the shmem order rules differ: not modelled
-    if (!k.folios.isAnon(head)) throw KernelError.unsupported('EINVAL', `split_huge_pages of a large page-cache folio mapped by '${vma.name}' is not modelled`);
+    if (!k.folios.isAnon(head)) {
+      // a page-cache folio (shmem, a disk file's read-only THP): every reference is the cache's or a mapping's
+      const file = vma.cacheFile;
+      if (!file || k.folios.rc(head) !== k.folios.mapcount(head) + (1 << old)) continue;
+      k.folios.get(head, 1, 'split_huge_pages_pid: folio_get');
+      const failed = splitCacheFolio(k, file, head, { order: args.order, at: args.at !== undefined && args.at < 1 << old ? args.at : undefined });
+      if (failed === null) count.split++;
+      k.folios.put(head, 1, 'split_huge_pages_pid: folio_put');
+      yield* [];
+      continue;
+    }
     // can_split_folio() / folio_expected_ref_count() before folio_get(): all references are mappings
     if (k.folios.mapcount(head) !== k.folios.rc(head)) continue;
     k.folios.get(head, 1, 'split_huge_pages_pid: folio_get');
@@ -213,23 +295,33 @@ export function* splitHugePagesPid(k: Kernel, mm: Mm, start: number, end: number
 
 /**
  * echo <path>,off_start,off_end[,new_order[,in_folio_offset]] > /sys/kernel/debug/split_huge_pages
- * (split_huge_pages_in_file()): filemap_get_folio() at each index of [start, end) in the file's
- * page cache. A DAX file's i_pages hold DAX entries (xa_is_value()), never folios, so nothing is
- * found; the page cache the model keeps for tmpfs and disk files holds order-0 folios only (no
- * huge=always tmpfs, no large folios on xfs), which the walk passes over. So nothing is split and
- * the data stays; a hugetlbfs file is refused as not modelled.
+ * (split_huge_pages_in_file()): filemap_get_folio() at each index of [start, end), stepping over a
+ * large folio whole. A DAX file's i_pages hold DAX entries (xa_is_value()), never folios, so nothing
+ * is found. A large page-cache folio (a shmem THP or a disk file's read-only THP, which the model
+ * builds by collapse_file()) counts and is split to the target order (splitCacheFolio()); order-0
+ * folios are passed over. A hugetlbfs file is refused as not modelled.
  */
 export function splitHugePagesInFile(k: Kernel, file: string, start: number, end: number, order: number, at?: number): SplitCount {
-  parsedArgs(k, order, at);
+  const args = parsedArgs(k, order, at);
   const cached = k.pageCache.named(file);
   if (!cached && !k.files.has(file)) throw new KernelError('EINVAL', `split_huge_pages: file_open_name('${file}') fails: no such file`);
   if (cached?.hugetlb) throw KernelError.unsupported('EINVAL', `split_huge_pages of the hugetlbfs file '${file}' is not modelled`);
   const count: SplitCount = { split: 0, total: 0 };
-  for (let index = start; cached && index < end; index++) {
+  for (let index = start, nrPages = 1; cached && index < end; index += nrPages) {
+    nrPages = 1;
     const pfn = cached.cache.get(index);
     if (pfn === undefined) continue;
-    // an order-0 page-cache folio: !folio_test_large(), next index
-    if (k.folios.order(k.folios.folio(pfn)) !== 0) throw KernelError.unsupported('EINVAL', `split_huge_pages of a large page-cache folio of '${file}' is not modelled`);
+    const head = k.folios.folio(pfn);
+    const order = k.folios.order(head);
+    if (order === 0) continue;
+    count.total++;
+    nrPages = 1 << order;
+    if (args.order >= order) continue;
+    // filemap_get_folio()'s reference is the caller's
+    k.folios.get(head, 1, 'split_huge_pages_in_file: filemap_get_folio');
+    const failed = splitCacheFolio(k, cached, head, { order: args.order, at: args.at !== undefined && args.at < nrPages ? args.at : undefined });
+    if (failed === null) count.split++;
+    k.folios.put(head, 1, 'split_huge_pages_in_file: folio_put');
   }
   k.emit('thp.split', { file, split: count.split, total: count.total });
   return count;
