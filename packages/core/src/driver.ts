@@ -16,6 +16,11 @@ export interface ProbeRequest {
   readonly altmap: boolean;
   /** driver-specific kind (hmm: 'private' | 'coherent') */
   readonly kind: string | null;
+  /**
+   * the physical address of the range, bytes, when the device binds again to the range it had
+   * (device-dax back from kmem, mm/hotplug.ts); absent: a new range
+   */
+  readonly phys?: number;
 }
 
 export interface DeviceMmapRequest {

@@ -37,6 +37,7 @@ import { Secretmem } from './mm/secretmem.js';
 import { Swap } from './mm/swap.js';
 import { Ksm } from './mm/ksm.js';
 import { Numa, type MbindFlags, type MpolMode } from './mm/mempolicy.js';
+import { changeMemoryState, MemoryHotplug, reconfigureDevice, unbindSystemRam, type OnlineType } from './mm/hotplug.js';
 import { Thp } from './mm/thp.js';
 import { splitHugePagesInFile, splitHugePagesPid, type SplitCount } from './mm/split.js';
 import { Userfaultfd, type UffdFeature, type UffdMode, type UffdRangeIoctl } from './mm/userfaultfd.js';
@@ -174,6 +175,8 @@ export class Kernel {
   readonly iouring: IoUring;
   /** memory nodes and NUMA page migration: mbind, move_pages, migrate_pages (mm/mempolicy.ts) */
   readonly numa: Numa;
+  /** memory blocks hot-added by kmem from device-dax, and the auto-online policy (mm/hotplug.ts) */
+  readonly hotplug: MemoryHotplug;
   /** pfn of the shared zero page */
   get zeroPfn(): number {
     return this.ram.basePfn;
@@ -256,6 +259,7 @@ export class Kernel {
     this.ksm = new Ksm(this);
     this.iouring = new IoUring(this);
     this.numa = new Numa(this);
+    this.hotplug = new MemoryHotplug(this);
     this.processes.set('init', this.vm.newMm('init'));
   }
 
@@ -520,11 +524,33 @@ export class Kernel {
     return device;
   }
 
-  *unbind(a: { device: string }): Op {
+  *unbind(a: { device: string; force?: boolean }): Op {
     const device = this.device(a.device);
+    // a device-dax instance in system-ram mode: its device_dax side is already gone (mm/hotplug.ts)
+    if (this.hotplug.memoryOf(a.device)) {
+      unbindSystemRam(this, device, a.force ?? false);
+      return yield* [];
+    }
     if (!device.bound) throw new KernelError('ENODEV', `${a.device} is not bound`);
     yield* this.driverOf(device).unbind(this, device);
     device.bound = false;
+  }
+
+  /** daxctl reconfigure-device: device-dax to System RAM (kmem) and back (mm/hotplug.ts). */
+  *reconfigure(a: { device: string; mode: 'system-ram' | 'devdax'; online?: boolean; movable?: boolean; force?: boolean; memmapOnMemory?: boolean }): Op {
+    yield* reconfigureDevice(this, a);
+  }
+
+  /** daxctl online-memory / offline-memory: the number of memory blocks whose state changed. */
+  *memoryState(a: { device: string; online: boolean; movable?: boolean }): Op<number> {
+    yield* [];
+    return changeMemoryState(this, a);
+  }
+
+  /** echo policy > /sys/devices/system/memory/auto_online_blocks */
+  *autoOnlineBlocks(a: { policy: OnlineType }): Op {
+    yield* [];
+    this.hotplug.setAutoOnline(a.policy);
   }
 
   /**

@@ -50,6 +50,8 @@ export function devdax(options: DevdaxOptions = {}): DriverPlugin {
         vmemmapShift: shift,
         altmapPfns: dataoff / ps,
         ...(req.altmap ? { altmapReservePfns: infoBlockReserve(ps) / ps } : {}),
+        // bound again to its own range (back from kmem: mm/hotplug.ts)
+        ...(req.phys !== undefined ? { phys: req.phys } : {}),
       });
       yield* [];
       return {

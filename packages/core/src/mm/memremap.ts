@@ -16,6 +16,8 @@ export interface MemremapRequest {
   /** of altmapPfns, those the memmap may not use (vmem_altmap reserve: nd_pfn's info block); default 0 */
   readonly altmapReservePfns?: number;
   readonly ops?: Pgmap['ops'];
+  /** physical start, bytes, of a range that was placed before (a device binding again); absent: a new range */
+  readonly phys?: number;
 }
 
 /**
@@ -84,8 +86,8 @@ export class Memremap {
     const pageSize = k.mmu.basePageSize;
     if (req.size <= 0 || req.size % pageSize !== 0) throw new KernelError('EINVAL', `device size ${req.size} is not a multiple of PAGE_SIZE`);
     const align = Math.max(GiB, k.mmu.sectionSize);
-    const start = Math.ceil(this.nextPhys / align) * align;
-    this.nextPhys = start + Math.ceil(req.size / align) * align;
+    const start = req.phys ?? Math.ceil(this.nextPhys / align) * align;
+    if (req.phys === undefined) this.nextPhys = start + Math.ceil(req.size / align) * align;
     const outcome = k.populator.populate(k.mmu, {
       start,
       size: req.size,

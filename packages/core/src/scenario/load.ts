@@ -208,7 +208,7 @@ function references(step: Step, at: Path, raw: Record<string, unknown>): NameRef
     if (typeof value === 'string') out.push({ name: value, kind, at: where });
   };
   switch (step.op) {
-    case 'unbind': case 'mount': ref('device', 'device'); break;
+    case 'unbind': case 'mount': case 'reconfigure': case 'online-memory': case 'offline-memory': ref('device', 'device'); break;
     case 'memory-failure':
     case 'soft-offline': ref('device', 'device'); ref('map', 'map'); ref('process', 'process'); break;
     case 'create': ref('device', 'device'); ref('dir', 'dir'); break;

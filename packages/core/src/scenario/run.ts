@@ -80,6 +80,10 @@ export function stepOp(k: Kernel, step: Step, failures: string[]): Op<unknown> {
   switch (step.op) {
     case 'probe': return k.probe(a);
     case 'unbind': return k.unbind(a);
+    case 'reconfigure': return k.reconfigure(a);
+    case 'online-memory': return returning(k.memoryState({ device: a.device, online: true, movable: a.movable }), a.onlined, 'daxctl online-memory');
+    case 'offline-memory': return returning(k.memoryState({ device: a.device, online: false }), a.offlined, 'daxctl offline-memory');
+    case 'auto-online-blocks': return k.autoOnlineBlocks(a);
     case 'mount': return k.mount(a);
     case 'umount': return k.umount(a);
     case 'mkdir': return k.mkdir(a);
@@ -299,7 +303,8 @@ export function check(k: Kernel, c: CheckArgs): string | null {
         const v = k.hugetlb.vmemmap(t.hugetlb);
         actual = { bytes: v.vmemmapBytes, pages: v.vmemmapPages, savedPages: v.savedPages };
       } else {
-        const f = k.device(t.device).pgmap.vmemmap;
+        // a device-dax instance in system-ram mode: the memmap of the memory kmem added (mm/hotplug.ts)
+        const f = k.hotplug.memoryOf(t.device)?.vmemmap ?? k.device(t.device).pgmap.vmemmap;
         actual = { bytes: f?.vmemmapBytes ?? 0, pages: f?.vmemmapPages ?? 0, structPagesInitialized: f?.structPagesInitialized ?? 0, savedPages: f?.savedPages ?? 0 };
       }
       const bad = Object.entries(want).filter(([key, v]) => actual[key] !== v);

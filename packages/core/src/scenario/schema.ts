@@ -9,6 +9,7 @@ import { SEAL_NAMES } from '../mm/memfd.js';
 import { THP_SIZE_MODES } from '../mm/mthp.js';
 import { SHMEM_HUGE_MODES } from '../mm/pagecache.js';
 import { DAX_MODES } from '../fs/daxmode.js';
+import { ONLINE_TYPES } from '../mm/hotplug.js';
 import { UFFD_FEATURES, UFFD_MODES, UFFD_RANGE_IOCTLS } from '../mm/userfaultfd.js';
 import { PAGE_CATEGORIES, PM_SCAN_FLAGS } from '../mm/pagemapscan.js';
 import { isPowerOfTwo, parseSize } from '../units.js';
@@ -382,7 +383,7 @@ export const OP_ARGS = {
     kind: z.enum(['private', 'coherent']).optional().describe('hmm: device-private or device-coherent memory'),
     as: Name,
   }).describe('bind a device: pmem namespace (nvdimm) or device-dax instance; memremap_pages'),
-  unbind: obj({ device: Name }).describe('driver unbind: memunmap_pages (waits for references; may block)'),
+  unbind: obj({ device: Name, force: Flag.optional().describe('a device-dax instance in system-ram mode: unbind without ndctl\'s check (its memory stays System RAM until reboot when online)') }).describe('driver unbind: memunmap_pages (waits for references; may block); EBUSY for a system-ram instance with online memory (ndctl disable-namespace)'),
   mount: obj({
     device: Name,
     fs: Name.optional().describe('xfs | ext4 | fuse | a plugin fs'),
@@ -725,6 +726,26 @@ export const OP_ARGS = {
     walkEnd: z.number().int().optional().describe('arg.walk_end the ioctl must leave, as a page of the mapping'),
     process: Name.optional().describe('whose /proc/PID/pagemap (default: the one that created the mapping)'),
   }).describe('ioctl(PAGEMAP_SCAN) on /proc/PID/pagemap (v6.7; ENOTTY before): the pages of a range whose PAGE_IS_* categories match the masks, as page_region runs; with wp-matching the matched written pages are uffd-wp protected again (mm/pagemapscan.ts)'),
+  reconfigure: obj({
+    device: Name.describe('a device-dax instance (probe with driver devdax)'),
+    mode: z.enum(['system-ram', 'devdax'], { error: 'mode is system-ram or devdax (daxctl reconfigure-device -m)' }),
+    online: Flag.optional().describe('system-ram: false is -N (--no-online: leave the blocks as the kernel added them); default true: daxctl onlines every block'),
+    movable: Flag.optional().describe('system-ram: false is --no-movable (online to ZONE_NORMAL); default true: online_movable'),
+    force: Flag.optional().describe('-f: devdax offlines the memory first; system-ram ignores the auto-online policy check'),
+    memmapOnMemory: Flag.optional().describe('system-ram: the memmap of each added block on the block itself (the device\'s memmap_on_memory attribute with memory_hotplug.memmap_on_memory=Y; v6.8+, ENOENT before); falls back to RAM where the block\'s memmap is not PMD-aligned'),
+  }).describe('daxctl reconfigure-device: device-dax to System RAM (unbind device_dax, bind kmem: add_memory_driver_managed()) or back (remove_memory(), dev_dax_probe() at the same range); EBUSY when daxctl refuses (memory online, auto-online policy)'),
+  'online-memory': obj({
+    device: Name,
+    movable: Flag.optional().describe('false is --no-movable (online to ZONE_NORMAL); default true: online_movable'),
+    onlined: z.number().int().nonnegative().optional().describe('how many memory blocks must change state (fails the step otherwise)'),
+  }).describe('daxctl online-memory: write online_movable (or online) to the state of each offline memory block of a system-ram instance; ENXIO in devdax mode'),
+  'offline-memory': obj({
+    device: Name,
+    offlined: z.number().int().nonnegative().optional().describe('how many memory blocks must change state (fails the step otherwise)'),
+  }).describe('daxctl offline-memory: write offline to the state of each online memory block of a system-ram instance (offline_pages()); ENXIO in devdax mode'),
+  'auto-online-blocks': obj({
+    policy: z.enum(ONLINE_TYPES, { error: `policy is one of ${ONLINE_TYPES.join(', ')}` }).describe('online_kernel and online_movable from v5.7 (EINVAL before)'),
+  }).describe('echo policy > /sys/devices/system/memory/auto_online_blocks: how the kernel onlines memory it hot-adds from now on (default offline)'),
   check: checkArgs.describe('assert state now: refcount, mapcount, pinned, mapped, anon, blockFree, vmemmap, writable, softDirty or swapped'),
 } satisfies Record<OpName, z.ZodType>;
 

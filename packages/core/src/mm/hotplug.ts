@@ -1,0 +1,330 @@
+import type { VmemmapFigures } from '../arch.js';
+import type { Kernel } from '../kernel.js';
+import { InputError, KernelError, KernelOops } from '../errors.js';
+import { kernelAtLeast } from '../features.js';
+import type { Op } from '../sched.js';
+import type { Device } from '../types.js';
+
+/**
+ * Device-dax as System RAM: the kmem driver (drivers/dax/kmem.c) hot-adds a device-dax range as
+ * memory blocks (mm/memory_hotplug.c, drivers/base/memory.c), and daxctl (ndctl's
+ * daxctl/device.c) switches an instance between devdax and system-ram mode around it.
+ *
+ * Modelled: the block-aligned range, the blocks' online state and zone, the auto-online policy,
+ * the memmap of the added memory (in RAM, or on the memory itself with memmap_on_memory), the
+ * one-shot remove_memory() that leaks the range when a block is online, and the resource that
+ * then keeps device_dax from binding again. Not modelled: the pages of online blocks are not
+ * handed to the RAM allocator (core's allocator keeps its own ranges), so nothing ever uses them
+ * and offline_pages() never has a page to migrate or to fail on; NUMA node and memory tiers.
+ */
+
+/** The values auto_online_blocks and a memory block's state file take (online_type_to_str[]). */
+export const ONLINE_TYPES = ['offline', 'online', 'online_kernel', 'online_movable'] as const;
+export type OnlineType = (typeof ONLINE_TYPES)[number];
+
+/** drivers/base/memory.c struct memory_block: one memoryN directory. */
+export interface MemoryBlock {
+  /** memory_block id: physical address / memory_block_size_bytes() */
+  readonly id: number;
+  state: 'online' | 'offline';
+  /** the zone its pages joined at online (null while offline) */
+  zone: 'Normal' | 'Movable' | null;
+}
+
+/** What dev_dax_kmem_probe() added for one device-dax instance. */
+export interface KmemMemory {
+  readonly device: string;
+  /** physical start and size of the block-aligned range (dax_kmem_range()), bytes */
+  readonly start: number;
+  readonly size: number;
+  readonly blocks: readonly MemoryBlock[];
+  /** the memmap of the added memory (sparse_add_section() -> vmemmap population) */
+  readonly vmemmap: VmemmapFigures;
+  /** the memmap sits in the first pages of each block (MHP_MEMMAP_ON_MEMORY) */
+  readonly memmapOnMemory: boolean;
+  /** the /proc/iomem name of the added memory (add_memory_driver_managed()'s resource_name) */
+  readonly resourceName: string;
+  /**
+   * remove_memory() failed (a block was online) or the release has no hot-remove for kmem: the
+   * range stays System RAM and its region stays requested until reboot.
+   */
+  leaked: boolean;
+}
+
+/** Device.state key: the parent namespace of a system-ram instance was disabled (unbind). */
+const NAMESPACE_DISABLED = 'kmem.namespaceDisabled';
+
+export class MemoryHotplug {
+  /**
+   * mhp_default_online_type (memhp_auto_online, a bool, before v5.7): CONFIG_MEMORY_HOTPLUG_DEFAULT_ONLINE
+   * is off in mainline's defaults (from v6.14 the MHP_DEFAULT_ONLINE_TYPE choice defaults to
+   * OFFLINE), so hot-added memory stays offline until someone onlines it.
+   */
+  autoOnline: OnlineType = 'offline';
+  /** per device-dax instance: the memory kmem added for it (leaked ranges stay here) */
+  readonly added = new Map<string, KmemMemory>();
+
+  constructor(private readonly k: Kernel) {}
+
+  /**
+   * memory_block_size_bytes(): MIN_MEMORY_BLOCK_SIZE = 1 << SECTION_SIZE_BITS by default
+   * (drivers/base/memory.c). x86-64 picks up to 2 GiB on bare metal with 64 GiB or more
+   * (probe_memory_block_size()), which the model's small machines do not have.
+   */
+  get blockSize(): number {
+    return this.k.mmu.sectionSize;
+  }
+
+  /** The memory kmem holds for `device` now (not a leaked range of an earlier binding). */
+  memoryOf(device: string): KmemMemory | null {
+    const m = this.added.get(device);
+    return m && !m.leaked ? m : null;
+  }
+
+  /**
+   * echo value > /sys/devices/system/memory/auto_online_blocks (auto_online_blocks_store()):
+   * "online" and "offline" only until v5.7, which added online_kernel and online_movable
+   * ("mm/memory_hotplug: allow to specify a default online_type"); anything else is EINVAL.
+   */
+  setAutoOnline(value: OnlineType): void {
+    if ((value === 'online_kernel' || value === 'online_movable') && !kernelAtLeast(this.k.version, 5, 7)) {
+      throw new KernelError('EINVAL', `auto_online_blocks takes only online or offline before v5.7 (memhp_auto_online was a bool), not ${value}`);
+    }
+    this.autoOnline = value;
+  }
+
+  /**
+   * dev_dax_kmem_probe() (drivers/dax/kmem.c, v5.1): the range aligned inward to memory blocks
+   * (dax_kmem_range()), request_mem_region() of it (EBUSY while an earlier binding's range is
+   * still requested), then add_memory_driver_managed() ("System RAM (kmem)", v5.8; add_memory()
+   * and a plain "System RAM" before) -> add_memory_resource(): the memmap of every section, the
+   * memory blocks offline, then online_memory_block() on each unless the policy is offline.
+   */
+  kmemProbe(device: Device, a: { memmapOnMemory: boolean }): KmemMemory {
+    const k = this.k;
+    if (!kernelAtLeast(k.version, 5, 1)) throw KernelError.unsupported('ENODEV', `no kmem driver before v5.1 ("device-dax: Hotplug persistent memory for use like normal RAM"): ${device.name} cannot become System RAM`);
+    const ps = k.mmu.basePageSize;
+    const bs = this.blockSize;
+    const first = device.dataPfn * ps;
+    const start = Math.ceil(first / bs) * bs;
+    const end = Math.floor((first + device.dataPages * ps) / bs) * bs;
+    // add_memory_resource() -> check_hotplug_memory_range(): nothing to add once aligned (-EINVAL)
+    if (end <= start) throw new KernelError('EINVAL', `${device.name}: its ${device.dataPages * ps}-byte range holds no whole ${bs}-byte memory block (dax_kmem_range())`);
+    for (const m of this.added.values()) {
+      if (m.start < end && start < m.start + m.size) throw new KernelError('EBUSY', `${device.name}: could not reserve region [${start.toString(16)}-${(end - 1).toString(16)}]: ${m.device}'s range is still requested (${m.leaked ? 'leaked until reboot' : 'in use'})`);
+    }
+    const mom = a.memmapOnMemory && this.memmapOnMemoryFits();
+    const present = [...k.memremap.pgmaps.filter((p) => !p.gone).map((p) => ({ start: p.startPfn * ps, size: p.nrPages * ps })), ...[...this.added.values()].map((m) => ({ start: m.start, size: m.size }))];
+    // memmap_on_memory (v5.13 for ACPI, kmem from v6.8): each block's memmap in its own first
+    // pages, a vmem_altmap of exactly the memmap per block (memory_block_memmap_on_memory_pages())
+    const figures = mom
+      ? this.sumFigures(Array.from({ length: (end - start) / bs }, (_, i) => this.populate(start + i * bs, bs, present, (bs / ps) * k.mmu.structPageSize / ps)))
+      : this.populate(start, end - start, present, 0);
+    const blocks: MemoryBlock[] = [];
+    for (let b = start / bs; b < end / bs; b++) blocks.push({ id: b, state: 'offline', zone: null });
+    const mem: KmemMemory = {
+      device: device.name,
+      start,
+      size: end - start,
+      blocks,
+      vmemmap: figures,
+      memmapOnMemory: mom,
+      resourceName: kernelAtLeast(k.version, 5, 8) ? 'System RAM (kmem)' : 'System RAM',
+      leaked: false,
+    };
+    this.added.set(device.name, mem);
+    // add_memory_resource(): "online pages if requested" with the default online type
+    // (online_memory_block(); before v5.7 memhp_auto_online -> device_online(), MMOP_ONLINE_KEEP)
+    if (this.autoOnline !== 'offline') for (const b of blocks) this.onlineBlock(b, this.autoOnline);
+    return mem;
+  }
+
+  /**
+   * echo <type> > /sys/devices/system/memory/memoryN/state (state_store() ->
+   * memory_block_change_state() -> online_pages()): nothing to do when already online;
+   * online_movable puts the pages in ZONE_MOVABLE, online_kernel in ZONE_NORMAL, and plain
+   * online in the default zone, ZONE_NORMAL for memory that no movable zone spans
+   * (zone_for_pfn_range() / default_kernel_zone_for_pfn()).
+   */
+  onlineBlock(block: MemoryBlock, type: Exclude<OnlineType, 'offline'>): boolean {
+    if (block.state === 'online') return false;
+    block.state = 'online';
+    block.zone = type === 'online_movable' ? 'Movable' : 'Normal';
+    return true;
+  }
+
+  /**
+   * echo offline > .../memoryN/state -> offline_pages(): isolate the range, migrate what is in
+   * use, dissolve free pages from the buddy. The model hands no page of an added block out
+   * (see the top of this file), so there is never a page to migrate and offlining succeeds.
+   */
+  offlineBlock(block: MemoryBlock): boolean {
+    if (block.state === 'offline') return false;
+    block.state = 'offline';
+    block.zone = null;
+    return true;
+  }
+
+  /**
+   * dev_dax_kmem_remove() (v5.3, "device-dax: Hotremove persistent memory that is used like
+   * normal RAM"; dax_kmem_release() per range from v5.10): remove_memory() refuses while any
+   * block is online (try_remove_memory() -> check_memblock_offlined_cb(): -EBUSY), and that is
+   * the one shot: the driver unbinds anyway ("cannot be hotremoved until the next reboot") and
+   * the region stays requested. v5.1/v5.2 had no hot-remove: the region always leaked.
+   * Returns whether the memory went away.
+   */
+  kmemRemove(mem: KmemMemory): boolean {
+    const online = mem.blocks.some((b) => b.state === 'online');
+    if (!kernelAtLeast(this.k.version, 5, 3) || online) {
+      mem.leaked = true;
+      return false;
+    }
+    this.added.delete(mem.device);
+    return true;
+  }
+
+  /**
+   * mhp_supports_memmap_on_memory(memory_block_size_bytes()) (mm/memory_hotplug.c, v6.6 form):
+   * the memmap of one block must fill whole pageblocks and, per arch_supports_memmap_on_memory()
+   * (x86, arm64, powerpc radix), be PMD-aligned so the vmemmap maps it with PMD leaves. When it
+   * does not, add_memory_resource() quietly falls back to a memmap in RAM.
+   */
+  memmapOnMemoryFits(): boolean {
+    const mmu = this.k.mmu;
+    const bytes = (this.blockSize / mmu.basePageSize) * mmu.structPageSize;
+    return bytes % mmu.pmdSize === 0;
+  }
+
+  private populate(start: number, size: number, present: readonly { start: number; size: number }[], altmapPfns: number): VmemmapFigures {
+    const k = this.k;
+    const outcome = k.populator.populate(k.mmu, {
+      start,
+      size,
+      vmemmapShift: 0,
+      altmap: altmapPfns > 0,
+      ...(altmapPfns > 0 ? { altmapLayout: { reserve: 0, free: altmapPfns } } : {}),
+      present,
+      features: k.features,
+      version: k.version,
+    });
+    if (outcome.ok) return outcome.figures;
+    // arch_add_memory() failed: add_memory_resource() returns the errno
+    if ('errno' in outcome) throw new KernelError(outcome.errno, outcome.message);
+    k.emit('oops', { message: outcome.oops });
+    throw new KernelOops(outcome.oops);
+  }
+
+  private sumFigures(all: readonly VmemmapFigures[]): VmemmapFigures {
+    const sum = (f: (x: VmemmapFigures) => number) => all.reduce((n, x) => n + f(x), 0);
+    const detail = (f: (d: NonNullable<VmemmapFigures['detail']>) => number) => sum((x) => (x.detail ? f(x.detail) : 0));
+    const via = [...new Set(all.flatMap((x) => x.detail?.via ?? []))];
+    return {
+      structPages: sum((x) => x.structPages),
+      structPagesInitialized: sum((x) => x.structPagesInitialized),
+      vmemmapPages: sum((x) => x.vmemmapPages),
+      vmemmapBytes: sum((x) => x.vmemmapBytes),
+      savedPages: 0,
+      optimized: false,
+      detail: { sections: detail((d) => d.sections), ramPages: detail((d) => d.ramPages), altmapPages: detail((d) => d.altmapPages), altmapAlignPages: detail((d) => d.altmapAlignPages), compoundNrPages: null, via },
+    };
+  }
+}
+
+/**
+ * daxctl reconfigure-device -m system-ram|devdax [-N] [--no-movable] [-f] (ndctl daxctl/device.c
+ * reconfig_mode_system_ram() / reconfig_mode_devdax()): daxctl's own refusals, then the driver
+ * switch it makes through sysfs (unbind from device_dax, bind to kmem, or back) and the onlining
+ * it does itself.
+ */
+export function* reconfigureDevice(
+  k: Kernel,
+  a: { device: string; mode: 'system-ram' | 'devdax'; online?: boolean; movable?: boolean; force?: boolean; memmapOnMemory?: boolean },
+): Op {
+  const hp = k.hotplug;
+  const device = k.device(a.device);
+  if (device.state[NAMESPACE_DISABLED]) throw new KernelError('ENXIO', `${a.device}: its namespace was disabled, so the device-dax instance is gone`);
+  if (device.driver !== 'devdax') throw new InputError(`reconfigure '${a.device}': only a device-dax instance (driver devdax) switches between devdax and system-ram; it is ${device.driver}`, undefined, 'device');
+  const online = a.online ?? true;
+  const movable = a.movable ?? true;
+  const mem = hp.memoryOf(a.device);
+  if (a.mode === 'system-ram') {
+    if (a.memmapOnMemory && !kernelAtLeast(k.version, 6, 8)) {
+      throw new KernelError('ENOENT', `${a.device}: no memmap_on_memory attribute before v6.8 ("dax/bus: Introduce a memmap_on_memory sysfs attribute"): kmem always puts the memmap in RAM`);
+    }
+    // "kernel policy will auto-online memory, aborting": -N (or onlining to ZONE_MOVABLE, the
+    // default) cannot be honoured once the kernel onlines the blocks itself
+    if ((!online || movable) && !a.force && hp.autoOnline !== 'offline') {
+      throw new KernelError('EBUSY', `${a.device}: kernel policy will auto-online memory (auto_online_blocks = ${hp.autoOnline}), aborting (daxctl: add --force or set auto_online_blocks to offline)`);
+    }
+    let target = mem;
+    if (!target) {
+      if (device.bound) {
+        // daxctl_dev_disable(): unbind from device_dax -> kill_dev_dax(), memunmap_pages()
+        yield* k.unbind({ device: a.device });
+      }
+      // daxctl_dev_enable_ram(): bind to kmem -> dev_dax_kmem_probe()
+      target = hp.kmemProbe(device, { memmapOnMemory: a.memmapOnMemory ?? false });
+    }
+    // dev_online_memory(): daxctl_memory_online() writes online_movable (online with --no-movable)
+    if (online) for (const b of target.blocks) hp.onlineBlock(b, movable ? 'online_movable' : 'online');
+    return;
+  }
+  if (a.online === false) throw new InputError(`reconfigure '${a.device}': --no-online is incompatible with --mode=devdax (daxctl parse_device_options())`, undefined, 'online');
+  if (!mem) {
+    // "was already in devdax mode": nothing to do
+    if (device.bound) return yield* [];
+  } else {
+    // disable_system_ram_device(): --force offlines first; with a block still online daxctl
+    // refuses ("refusing to change modes"), so the kernel's one-shot remove never sees it
+    if (a.force) for (const b of mem.blocks) hp.offlineBlock(b);
+    const stillOnline = mem.blocks.filter((b) => b.state === 'online').length;
+    if (stillOnline > 0) throw new KernelError('EBUSY', `${a.device}: found ${stillOnline} memory block${stillOnline === 1 ? '' : 's'} online, refusing to change modes (daxctl: add --force to offline them first)`);
+    hp.kmemRemove(mem);
+  }
+  yield* rebindDevdax(k, device);
+}
+
+/**
+ * daxctl_dev_enable_devdax(): bind device_dax again -> dev_dax_probe() at the instance's own
+ * physical range: devm_request_mem_region() fails with EBUSY while kmem's leaked region still
+ * holds it, else memremap_pages() builds a new pgmap there.
+ */
+function* rebindDevdax(k: Kernel, old: Device): Op {
+  const ps = k.mmu.basePageSize;
+  const leaked = k.hotplug.added.get(old.name);
+  if (leaked?.leaked) throw new KernelError('EBUSY', `${old.name}: could not reserve range: kmem's ${leaked.resourceName} region [${leaked.start.toString(16)}-${(leaked.start + leaked.size - 1).toString(16)}] was never released (remove_memory() failed while memory was online)`);
+  const driver = k.driverOf(old);
+  const device = yield* driver.probe(k, { name: old.name, size: old.size, align: old.align, altmap: old.pgmap.altmap, kind: null, phys: old.pgmap.startPfn * ps });
+  k.devices.set(old.name, device);
+}
+
+/**
+ * daxctl online-memory / offline-memory (dev_online_memory() / dev_offline_memory()): write each
+ * block's state; ENXIO for an instance in devdax mode ("memory operations are not applicable").
+ * Returns how many blocks changed state.
+ */
+export function changeMemoryState(k: Kernel, a: { device: string; online: boolean; movable?: boolean }): number {
+  const mem = k.hotplug.memoryOf(a.device);
+  k.device(a.device);
+  if (!mem) throw new KernelError('ENXIO', `${a.device}: memory operations are not applicable in devdax mode (reconfigure it to system-ram first)`);
+  let n = 0;
+  for (const b of mem.blocks) if (a.online ? k.hotplug.onlineBlock(b, a.movable ?? true ? 'online_movable' : 'online') : k.hotplug.offlineBlock(b)) n++;
+  return n;
+}
+
+/**
+ * ndctl disable-namespace (the `unbind` step) of a device-dax instance in system-ram mode.
+ * ndctl_namespace_disable_safe() refuses with EBUSY while its memory is online ("active as
+ * system-ram, refusing to disable"); `force` is the kernel's own unbind without that check:
+ * dax_pmem goes, kmem's remove_memory() fails and the range stays System RAM until reboot.
+ */
+export function unbindSystemRam(k: Kernel, device: Device, force: boolean): void {
+  const mem = k.hotplug.memoryOf(device.name);
+  if (!mem) return;
+  if (!force && mem.blocks.some((b) => b.state === 'online')) {
+    throw new KernelError('EBUSY', `${device.name}: active as system-ram, refusing to disable (ndctl_namespace_disable_safe(); offline the memory or reconfigure to devdax first)`);
+  }
+  k.hotplug.kmemRemove(mem);
+  // the namespace is disabled: its device-dax instance is gone with it
+  device.state[NAMESPACE_DISABLED] = true;
+}
