@@ -170,3 +170,26 @@ describe('uffdio_register.ioctls (userfaultfd_register(): UFFD_API_RANGE_IOCTLS[
     expect([ioctls('latest', 'anon', []), ioctls('latest', 'shmem', []), ioctls('latest', 'anon', ['minor']), ioctls('latest', 'anon', ['missing', 'wp', 'minor'])]).toEqual(['EINVAL', 'EINVAL', 'EINVAL', 'EINVAL']);
   });
 });
+
+describe('UFFDIO_CONTINUE into a large shmem folio (the PMD-order folio MADV_COLLAPSE left in the cache)', () => {
+  it('maps the subpage by a PTE and counts the mapping on the folio (folio_add_file_rmap_pte), so munmap gives it back', () => {
+    const k = createKernel({ arch: testArch(), kernel: 'latest' });
+    k.run(k.memfdCreate({ file: 'fd', size: HPAGE }));
+    k.run(k.mmap({ file: 'fd', length: HPAGE, shared: true, write: true, as: 'dst' }));
+    k.run(k.write({ map: 'dst', page: 1, data: 'one' }));
+    // collapse_file() + collapse_pte_mapped_thp(): one PMD-order folio, dst maps it by a PMD
+    k.run(k.madvise({ map: 'dst', advice: 'collapse' }));
+    const head = k.pfnOf({ map: 'dst', page: 0 })!;
+    expect([pte(k, 'dst', 0)!.level, k.mapcount(head)]).toEqual(['pmd', 1]);
+    // an alias at pgoff 1 cannot take a PMD: the MINOR fault and CONTINUE map page 1 of the folio by a PTE
+    k.run(k.mmap({ file: 'fd', offset: PAGE, length: 2 * PAGE, shared: true, write: true, as: 'alias' }));
+    k.run(k.uffdApi({}));
+    k.run(k.uffdRegister({ map: 'alias', mode: ['minor'] }));
+    const reader = startBlocked(k.read({ map: 'alias', page: 0 }));
+    k.run(k.uffdContinue({ map: 'alias', page: 0 }));
+    expect(finish(reader)).toBe('one');
+    expect([pte(k, 'alias', 0)!.level, k.pfnOf({ map: 'alias', page: 0 }) === k.pfnOf({ map: 'dst', page: 1 }), k.mapcount(head)]).toEqual(['pte', true, 2]);
+    k.run(k.munmap({ map: 'alias' }));
+    expect(k.mapcount(head)).toBe(1);
+  });
+});

@@ -409,7 +409,9 @@ export class Userfaultfd {
         if (anon === null) throw new KernelError('ENOMEM', `${what}: out of memory`);
         pfn = anon;
       }
-      k.folios.addMap(pfn);
+      // folio_add_file_rmap_pte() / folio_add_new_anon_rmap(): the mapping counts on the folio, a
+      // PMD-order shmem folio (collapse_file()) included, where zap takes it back
+      k.folios.addMap(k.folios.folio(pfn));
       const writable = vma.flags.write && !wp && !(inCache && !vma.flags.shared);
       const dirty = kernelAtLeast(k.version, 5, 16) || (inCache ? writable : kernelAtLeast(k.version, 5, 7) || vma.flags.write);
       const uffdWp = wp && this.archWp() && (vma.flags.write || kernelAtLeast(k.version, 5, 18));
