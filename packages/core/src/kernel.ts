@@ -461,8 +461,11 @@ export class Kernel {
   map(name: string, process?: string, noVma: Errno = 'EFAULT'): Vma {
     const mm = this.mapOwner(name, process);
     const pieces = mm.vmas.filter((v) => v.name === name);
-    if (pieces.length === 0) throw new KernelError(noVma, `mapping '${name}' is not mapped in ${mm.name}`);
     const start = mm.ranges.get(name)?.start;
+    // a mapping merged into the VMA below it (Vm.mergeAround) is that VMA now
+    const merged = pieces.length === 0 && start !== undefined ? this.vm.vmaAt(mm, start) : null;
+    if (merged) return merged;
+    if (pieces.length === 0) throw new KernelError(noVma, `mapping '${name}' is not mapped in ${mm.name}`);
     return pieces.find((v) => v.start === start) ?? pieces[0]!;
   }
 
@@ -894,7 +897,9 @@ export class Kernel {
       const start = this.vm.placeVma(mm, pages, 1);
       // MAP_DROPPABLE: VM_DROPPABLE, and VM_WIPEONFORK ("they're volatile enough that they
       // shouldn't survive forks or coredumps"; VM_NORESERVE and VM_DONTDUMP have nothing to show here)
-      vma = this.vm.addVma(mm, { name: a.as, start, pages, pgoff: 0, flags: this.vm.flags({ write, shared, ...(a.droppable ? { droppable: true, wipeonfork: true } : {}) }), kind: 'anon', inode: null, device: null, anonVma: 0 });
+      // do_mmap(): a private anonymous mapping's vm_pgoff is its address (pgoff = addr >> PAGE_SHIFT),
+      // so VMAs mapped or moved next to one another line up for merging (Vm.mergeAround)
+      vma = this.vm.addVma(mm, { name: a.as, start, pages, pgoff: start, flags: this.vm.flags({ write, shared, ...(a.droppable ? { droppable: true, wipeonfork: true } : {}) }), kind: 'anon', inode: null, device: null, anonVma: 0 });
     }
     if (a.exec) vma.flags.exec = true; // PROT_EXEC: VM_EXEC
     this.ksm.addVma(vma); // mmap_region() -> ksm_add_vma(): VM_MERGEABLE under PR_SET_MEMORY_MERGE
@@ -905,7 +910,10 @@ export class Kernel {
     // a secretmem VMA: populate_vma_page_range()'s check_vma_flags() fails, and mm_populate() ignores it
     if (a.populate || locked) yield* mmPopulate(this, vma); // a secretmem VMA populates nothing: GUP refuses it, and mmap ignores errors
     yield* [];
-    return vma;
+    // mmap_region(): vma_merge_new_range() with the VMAs right below and above (only MAP_FIXED
+    // puts a mapping next to another here: placement leaves a gap). The model merges after the
+    // population above, which only looks at the new range, as mm_populate(addr, len) does
+    return this.vm.mergeAround(vma, 'new');
   }
 
   /**
@@ -958,10 +966,12 @@ export class Kernel {
       throw new InputError(`mremap of '${a.map}' without to: (MREMAP_FIXED), dontUnmap: true or a newLength moves nothing (an unchanged length returns the old address): name the destination mapping`, undefined, 'to');
     }
     if (moves && a.as === undefined) throw new InputError(`mremap of '${a.map}' moves the range: name the moved mapping with as`, undefined, 'as');
+    const before = a.as !== undefined ? mm.ranges.get(a.as) : undefined;
     const vma = yield* mremap(this, { mm, start, pages, newPages, mayMove: a.mayMove ?? false, to, dontUnmap: a.dontUnmap ?? false, ...(a.as !== undefined ? { as: a.as } : {}) });
     if (a.as !== undefined) {
-      // resized in place: the returned address, new_len long, is the new name's range
-      if (vma?.name !== a.as) mm.ranges.set(a.as, { start, pages: newPages });
+      // resized in place: the returned address, new_len long, is the new name's range (a move
+      // gave the name its new range when it made the copy, merged or not)
+      if (mm.ranges.get(a.as) === before) mm.ranges.set(a.as, { start, pages: newPages });
       this.mapOwners.set(a.as, mm);
     }
     return vma;
@@ -1652,6 +1662,16 @@ export class Kernel {
   isSealedIn(t: { map: string; page: number; process?: string }): boolean {
     const { mm, vpn } = this.mapAddress(t.map, t.page, t.process);
     return this.vm.vmaAt(mm, vpn)?.flags.sealed ?? false;
+  }
+
+  /**
+   * Where the VMA holding the page starts, in pages from the mapping's start (negative: below it),
+   * as PROCMAP_QUERY's vma_start or the page's /proc/PID/maps line shows it; null when no VMA is there.
+   */
+  vmaStartIn(t: { map: string; page: number; process?: string }): number | null {
+    const { mm, vpn } = this.mapAddress(t.map, t.page, t.process);
+    const vma = this.vm.vmaAt(mm, vpn);
+    return vma ? vma.start - mm.ranges.get(t.map)!.start : null;
   }
 
   /** The length in pages of the VMA holding the page, as its /proc/PID/maps line shows it (0: no VMA there). */

@@ -213,6 +213,12 @@ export interface Vma {
   readonly cacheFile?: PageCacheFile;
   /** anon_vma id once the VMA has anonymous pages (or inherited them) */
   anonVma: number;
+  /**
+   * anon_vma_fork() linked this fork child's copy to its parent's anon_vmas: its anon_vma_chain is
+   * not singular (vma_had_uncowed_parents() / vma_is_fork_child()), which VMA merging refuses
+   * (mm/vm.ts mergeAround). It stays after every page was COWed.
+   */
+  anonForked?: boolean;
   /** is_vm_hugetlb_page(): the hstate and reservation of a hugetlb VMA (mm/hugetlb.ts) */
   readonly hugetlb?: HugetlbVma;
   /** vm_userfaultfd_ctx.ctx: the userfaultfd this VMA is registered with (with VM_UFFD_* in flags; mm/userfaultfd.ts) */

@@ -31,7 +31,7 @@ export class Fork {
       // other); VM_WIPEONFORK (v4.14): "a clean slate in the child" -- no anon_vma, no page tables
       // a hugetlb VMA's reservation stays the parent's (hugetlb_dup_vma_private(): the child owns none)
       // dup_mmap(): the child's copy is never VM_LOCKED / VM_LOCKONFAULT (mm/mlock.ts)
-      const dst = k.vm.addVma(child, { ...src, flags: unlocked(src.flags), mm: child, anonVma: src.flags.wipeonfork ? 0 : src.anonVma, ...(src.hugetlb ? { hugetlb: { ...src.hugetlb, resv: null } } : {}) }, parent.ranges.get(src.name)!);
+      const dst = k.vm.addVma(child, { ...src, flags: unlocked(src.flags), mm: child, anonVma: src.flags.wipeonfork ? 0 : src.anonVma, anonForked: src.anonVma !== 0 && !src.flags.wipeonfork, ...(src.hugetlb ? { hugetlb: { ...src.hugetlb, resv: null } } : {}) }, parent.ranges.get(src.name)!);
       k.uffd.dupVma(src, dst, uffds); // dup_mmap() -> dup_userfaultfd() (mm/userfaultfd.ts)
       if (src.flags.wipeonfork) continue;
       // vma_needs_copy(): a shared shmem or DAX VMA (no anon_vma) is not copied: the child refaults;

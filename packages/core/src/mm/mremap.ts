@@ -3,7 +3,7 @@ import { InputError, KernelError, KernelOops } from '../errors.js';
 import { kernelAtLeast } from '../features.js';
 import type { Op } from '../sched.js';
 import type { Mm, Vma } from '../types.js';
-import type { Leaf } from './vm.js';
+import { vmasIn, type Leaf } from './vm.js';
 import { refuseSealedMremap } from './mseal.js';
 
 export interface MremapRequest {
@@ -27,10 +27,12 @@ export interface MremapRequest {
  * mremap(addr, len, len, MREMAP_MAYMOVE | MREMAP_FIXED [| MREMAP_DONTUNMAP], new_addr)
  * (mm/mremap.c): unmap the destination, check the source lies in one VMA, then move_vma():
  * ->may_split() at both ends (v5.11, `mremap-may-split-check`), copy_vma() (same file, pgoff,
- * anon_vma and flags), move_page_tables() — entries move, the pages' refcount, mapcount,
- * mapping and index stay — and do_munmap() of the old range. A new length goes through
- * mremapResize() first (shrinking, growing in place); a range that has to move to grow gets a VMA
- * of the new length with the old range's entries. VMA merging is not modelled.
+ * anon_vma and flags; merged with the VMAs around the new range where they match: Vm.mergeAround),
+ * move_page_tables() — entries move, the pages' refcount, mapcount, mapping and index stay — and
+ * do_munmap() of the old range. A new length goes through mremapResize() first (shrinking,
+ * growing in place); a range that has to move to grow gets a VMA of the new length with the old
+ * range's entries. From v6.17 a MREMAP_FIXED move of unchanged length may span several VMAs
+ * (remapMove()).
  */
 export function* mremap(k: Kernel, req: MremapRequest): Op<Vma | null> {
   const { mm, start } = req;
@@ -52,15 +54,39 @@ export function* mremap(k: Kernel, req: MremapRequest): Op<Vma | null> {
   // so a scenario built on it does not apply to that kernel
   if (req.dontUnmap && !kernelAtLeast(k.version, 5, 7)) throw KernelError.unsupported('EINVAL', 'MREMAP_DONTUNMAP does not exist before v5.7 (e346b3813067)');
   if (req.to !== null) {
-    // mremap_to(): the ranges may not overlap; MREMAP_FIXED unmaps whatever is at new_addr first
+    // mremap_to() (check_mremap_params() from v6.16 [M]): the ranges may not overlap
     if (req.to < end && req.to + pages > start) throw new KernelError('EINVAL', 'mremap: the old and new ranges overlap');
-    yield* k.vm.munmapRange(mm, req.to, req.to + pages);
+    // "mm/mremap: permit mremap() move of multiple VMAs" (v6.17 [M]): a move that keeps the length
+    // (vrm_move_only()) goes VMA by VMA when the range is not inside one
+    const one = k.vm.vmaAt(mm, start);
+    const inOne = one !== null && end <= one.start + one.pages;
+    if (!inOne && newPages === req.pages && kernelAtLeast(k.version, 6, 17)) return yield* remapMove(k, { mm, start, end, to: req.to, dontUnmap: req.dontUnmap, as });
   }
+  return yield* moveVma(k, { mm, start, end, pages, to: req.to, dontUnmap: req.dontUnmap, as });
+}
+
+interface VmaMove {
+  readonly mm: Mm;
+  /** the old range [start, end), and the new range's length (new_len) */
+  readonly start: number;
+  readonly end: number;
+  readonly pages: number;
+  /** new_addr with MREMAP_FIXED, or null: a free range */
+  readonly to: number | null;
+  readonly dontUnmap: boolean;
+  readonly as: string;
+}
+
+/** mremap_to() (with MREMAP_FIXED) and move_vma() of a range inside one VMA. */
+function* moveVma(k: Kernel, m: VmaMove): Op<Vma> {
+  const { mm, start, end, pages, as } = m;
+  // MREMAP_FIXED unmaps whatever is at new_addr first
+  if (m.to !== null) yield* k.vm.munmapRange(mm, m.to, m.to + pages);
   // vma_to_resize() (check_prep_vma() since the 2025 rework of mm/mremap.c [M]): no remap across
   // the end of a VMA
   const vma = k.vm.vmaAt(mm, start);
   if (!vma || end > vma.start + vma.pages) throw new KernelError('EFAULT', `mremap: pages ${start}..${end - 1} are not inside one VMA of ${mm.name}`);
-  if (req.dontUnmap) {
+  if (m.dontUnmap) {
     // v5.7: private anonymous only; a4609387859f (v5.13 [M]): anything but VM_DONTEXPAND | VM_PFNMAP
     const refused = kernelAtLeast(k.version, 5, 13) ? vma.flags.pfnmap : vma.kind !== 'anon' || vma.flags.shared;
     if (refused) throw new KernelError('EINVAL', `mremap: MREMAP_DONTUNMAP of '${vma.name}' is refused on ${k.version}`);
@@ -72,14 +98,24 @@ export function* mremap(k: Kernel, req: MremapRequest): Op<Vma | null> {
     if (vma.start + vma.pages !== end) driver.maySplit?.(k, vma.device, vma, end);
   }
   const align = vma.device ? Math.max(1, vma.device.align / k.mmu.basePageSize) : 1;
-  const to = req.to ?? k.vm.placeVma(mm, pages, align); // get_unmapped_area()
-  // copy_vma(): a new VMA for the new range, of the same file at the same offset, same anon_vma
-  const moved = k.vm.addVma(mm, { ...vma, name: as, start: to, pages, pgoff: vma.pgoff + (start - vma.start), flags: { ...vma.flags } });
+  const to = m.to ?? k.vm.placeVma(mm, pages, align); // get_unmapped_area()
+  // copy_vma(): a new VMA for the new range, of the same file at the same offset, same anon_vma;
+  // "If anonymous vma has not yet been faulted, update new pgoff to match new location, to
+  // increase its chance of merging" (every release): an unfaulted anonymous VMA's vm_pgoff is
+  // its new address, a faulted one keeps the pgoff its pages' rmap index needs
+  const unfaulted = vma.kind === 'anon' && vma.anonVma === 0;
+  const copy = k.vm.addVma(mm, { ...vma, name: as, start: to, pages, pgoff: unfaulted ? to : vma.pgoff + (start - vma.start), flags: { ...vma.flags } });
   movePageTables(k, vma, start, end, to);
-  if (req.dontUnmap) {
+  // copy_vma() merges the new range with its neighbours before the entries move (the model after:
+  // the same VMAs result); the copy may grow the VMA being moved itself when it lands right after it
+  const moved = k.vm.mergeAround(copy, { copiedFrom: vma });
+  if (m.dontUnmap) {
     // the old VMA stays, now empty; from v5.12 (1583aa278f5f [M]) unlink_anon_vmas() when it was
     // exactly the moved range, so later faults there start a new anon_vma (before, it kept its own)
-    if (vma.start === start && vma.pages === pages && kernelAtLeast(k.version, 5, 12)) vma.anonVma = 0;
+    if (vma !== moved && vma.start === start && vma.pages === end - start && kernelAtLeast(k.version, 5, 12)) {
+      vma.anonVma = 0;
+      delete vma.anonForked;
+    }
   } else {
     try {
       yield* k.vm.munmapRange(mm, start, end);
@@ -94,6 +130,44 @@ export function* mremap(k: Kernel, req: MremapRequest): Op<Vma | null> {
 }
 
 /**
+ * remap_move() (v6.17 [M], "mm/mremap: permit mremap() move of multiple VMAs"): a MREMAP_FIXED
+ * move of unchanged length over several VMAs and the gaps between them moves each VMA's part of
+ * the range in address order, keeping the gaps: the first part goes to new_addr, each later one
+ * as far after the previous part's new end as it was after the previous VMA's end. Each part is
+ * an mremap_to() of its own (its destination unmapped, then move_vma(); the gaps' destinations are
+ * left alone). A gap at the start of the range, or nothing mapped, is -EFAULT. vma_multi_allowed()
+ * refuses a VMA userfaultfd_armed() (VM_UFFD_MISSING | _WP | _MINOR: the uffd remap event would
+ * need mmap_lock dropped): -EFAULT before anything moves when it is the first VMA, or after the
+ * parts before it moved when it is a later one. The returned range is new_addr's (`as`).
+ */
+function* remapMove(k: Kernel, m: Omit<VmaMove, 'pages' | 'to'> & { readonly to: number }): Op<Vma | null> {
+  const { mm, start, end } = m;
+  const vmas = vmasIn(mm, start, end);
+  const first = vmas[0];
+  if (!first || first.start > start) throw new KernelError('EFAULT', `mremap: page ${start} of ${mm.name} is not mapped (a multi-VMA move starts in a VMA)`);
+  let moved: Vma | null = null;
+  let target = m.to;
+  let lastEnd = 0;
+  try {
+    for (const [i, vma] of vmas.entries()) {
+      const from = Math.max(vma.start, start);
+      const to = Math.min(end, vma.start + vma.pages);
+      const offset = i === 0 ? 0 : vma.start - lastEnd;
+      lastEnd = vma.start + vma.pages;
+      const armed = vma.flags.uffdMissing === true || vma.flags.uffdWp === true || vma.flags.uffdMinor === true;
+      if (armed) throw new KernelError('EFAULT', `mremap: '${vma.name}' is registered with userfaultfd: vma_multi_allowed() refuses it in a move of several VMAs${i === 0 ? '; nothing moved' : `; the ${i} VMA(s) before it moved`}`);
+      const piece = yield* moveVma(k, { mm, start: from, end: to, pages: to - from, to: target + offset, dontUnmap: m.dontUnmap, as: m.as });
+      moved ??= piece;
+      target = target + offset + (to - from);
+    }
+  } finally {
+    // the name stands for the whole destination range, whatever parts reached it
+    mm.ranges.set(m.as, { start: m.to, pages: end - start });
+  }
+  return moved;
+}
+
+/**
  * mremap() with new_len != old_len. Shrinking: "Always allow a shrinking remap: that just unmaps
  * the unnecessary pages" -- do_munmap() of the tail whatever lies there (no VMA check), then the
  * call is done (the old address; undefined is returned only for a MREMAP_FIXED move of what is
@@ -104,7 +178,7 @@ export function* mremap(k: Kernel, req: MremapRequest): Op<Vma | null> {
  * ends where its VMA ends grows in place when nothing is mapped in the pages after
  * (vma_expandable(); vma_adjust() / vma_expand() make the VMA longer, nothing is faulted in);
  * otherwise it moves when MREMAP_MAYMOVE allows (undefined: mremap() goes on with move_vma()
- * to a range of new_len), else -ENOMEM. VMA merging with a neighbour is not modelled.
+ * to a range of new_len), else -ENOMEM. From v5.19 a VMA grown in place merges with the next one.
  */
 function* mremapResize(k: Kernel, req: MremapRequest, newPages: number): Op<Vma | null | undefined> {
   const { mm, start, pages } = req;
@@ -126,7 +200,9 @@ function* mremapResize(k: Kernel, req: MremapRequest, newPages: number): Op<Vma 
     vma.pages += newPages - pages;
     // placement leaves its guard gap after the longer VMA too
     if (mm.nextVpn < grown + k.vm.pmdPages) mm.nextVpn = grown + k.vm.pmdPages;
-    return vma;
+    // 9f1a3c80f3a ("mm: add merging after mremap resize", v5.19 [M]): the grown VMA merges with
+    // the one it now touches (vma_merge() of the extension; vma_merge_extend() from v6.7)
+    return kernelAtLeast(k.version, 5, 19) ? k.vm.mergeAround(vma, 'extend') : vma;
   }
   // "if (flags & MREMAP_MAYMOVE)": move_vma() to get_unmapped_area(new_len), else -ENOMEM
   if (!req.mayMove && !req.dontUnmap) throw new KernelError('ENOMEM', `mremap: '${vma.name}' cannot grow in place to ${newPages} pages and MREMAP_MAYMOVE is not given`);

@@ -1,5 +1,6 @@
 import type { Kernel } from '../kernel.js';
 import { KernelError } from '../errors.js';
+import { kernelAtLeast } from '../features.js';
 import { preempt, type Op } from '../sched.js';
 import type { AddressSpace, MappingRange, Mm, Pte, PteLevel, Vma, VmFlags } from '../types.js';
 import { samePolicy } from './mempolicy.js';
@@ -401,36 +402,76 @@ export class Vm {
   }
 
   /**
-   * vma_merge() after mprotect_fixup() or madvise_update_vma() gave a piece new flags
-   * (vma_modify_flags() from v6.7, mm/vma.c later): the piece joins the VMA ending right below it
-   * and the one starting right above it when they are mergeable — is_mergeable_vma(): the same
-   * flags but VM_SOFTDIRTY, the same file; is_mergeable_anon_vma(): the same anon_vma or none on
-   * one side; a contiguous vm_pgoff. The model merges only private anonymous, non-hugetlb pieces
-   * of one named mapping (what cow.c needs to collapse after mprotect()/MADV_DOFORK put a range
-   * back as it was). Returns the VMA that covers the piece now.
+   * VMA merging (mm/vma.c vma_merge_existing_range() / vma_merge_new_range() since the VMA code
+   * moved there, v6.12 [M]; vma_merge() in mm/mmap.c before). `vma` is the VMA just changed:
+   * - 'existing' (vmg->middle): a piece mprotect_fixup(), madvise_update_vma(), mlock or mseal
+   *   gave new flags (vma_modify_flags() from v6.7);
+   * - 'new': a range just mapped (mmap_region(); vma_merge_new_range() with no middle);
+   * - 'extend': a VMA mremap() grew in place, with the VMA right above only (vma_merge_extend():
+   *   a new-range merge of the extension, whose prev is the VMA itself);
+   * - { copiedFrom }: the copy mremap()'s copy_vma() made of `copiedFrom` (vma_merge_copied_range(),
+   *   61f67c230a5e, v6.19 [M]; a new-range merge before).
+   * It joins the VMA ending right below it and the one starting right above it when
+   * is_mergeable_vma() allows (the same flags but VM_SOFTDIRTY, the same file, the same
+   * userfaultfd context, an equal mempolicy), the pgoffs are contiguous (can_vma_merge_after() /
+   * _before()), the anon_vmas may share a VMA (anonVmasMergeable()) and, when both sides would
+   * join, prev's and next's anon_vmas are compatible with each other (can_vma_merge_right()).
+   * The model merges private anonymous, non-hugetlb VMAs only (file, shmem and device VMAs never
+   * merge here); the lower VMA grows and keeps its name and flags. Returns the VMA that covers
+   * `vma`'s range now.
    */
-  mergeAround(vma: Vma): Vma {
+  mergeAround(vma: Vma, how: 'existing' | 'new' | 'extend' | { readonly copiedFrom: Vma } = 'existing'): Vma {
     const mm = vma.mm;
-    const mergeable = (lo: Vma, hi: Vma): boolean =>
-      lo.name === hi.name && lo.kind === 'anon' && hi.kind === 'anon' && !lo.hugetlb && !hi.hugetlb && !lo.flags.shared && samePolicy(lo.policy, hi.policy) &&
-      lo.start + lo.pages === hi.start && lo.pgoff + lo.pages === hi.pgoff &&
-      (lo.anonVma === hi.anonVma || lo.anonVma === 0 || hi.anonVma === 0) &&
+    const proposed = vma.anonVma;
+    // the VMA whose anon_vma the merged one would take: the middle of an existing-range merge, the
+    // copied-from VMA of an mremap() from v6.19, none for a new range
+    const src = how === 'existing' ? vma : how === 'new' || how === 'extend' || !kernelAtLeast(this.k.version, 6, 19) ? null : how.copiedFrom;
+    const alike = (lo: Vma, hi: Vma): boolean =>
+      lo.kind === 'anon' && hi.kind === 'anon' && !lo.hugetlb && !hi.hugetlb && !lo.flags.shared && !hi.flags.shared && samePolicy(lo.policy, hi.policy) &&
+      lo.uffd === hi.uffd && lo.start + lo.pages === hi.start && lo.pgoff + lo.pages === hi.pgoff &&
       (Object.keys({ ...lo.flags, ...hi.flags }) as (keyof VmFlags)[]).every((f) => f === 'softdirty' || (lo.flags[f] ?? false) === (hi.flags[f] ?? false));
+    const prev = how === 'extend' ? null : (mm.vmas.find((v) => v.start + v.pages === vma.start) ?? null);
+    const next = mm.vmas.find((v) => v.start === vma.start + vma.pages) ?? null;
+    const left = prev !== null && alike(prev, vma) && this.anonVmasMergeable(proposed, src, prev);
+    // can_vma_merge_right(): with both sides, prev's and next's anon_vmas must go together too
+    const right = next !== null && alike(vma, next) && this.anonVmasMergeable(proposed, src, next) && (!left || prev!.anonVma === 0 || next.anonVma === 0 || prev!.anonVma === next.anonVma);
     const join = (lo: Vma, hi: Vma): Vma => {
       lo.pages += hi.pages;
-      lo.anonVma ||= hi.anonVma;
-      // the lower VMA grows over the upper one and keeps its own flags (VM_SOFTDIRTY included)
+      // dup_anon_vma(): the VMA that grows takes the anon_vma of the pages it now covers
+      if (!lo.anonVma) {
+        lo.anonVma = hi.anonVma;
+        if (hi.anonForked) lo.anonForked = true;
+      }
       mm.vmas.splice(mm.vmas.indexOf(hi), 1);
       this.k.emit('vma.merge', { mm: mm.name, map: lo.name, vaddr: hi.start });
       return lo;
     };
-    const i = mm.vmas.indexOf(vma);
-    const prev = i > 0 ? mm.vmas[i - 1]! : null;
-    let merged = prev && mergeable(prev, vma) ? join(prev, vma) : vma;
-    const j = mm.vmas.indexOf(merged);
-    const next = j + 1 < mm.vmas.length ? mm.vmas[j + 1]! : null;
-    if (next && mergeable(merged, next)) merged = join(merged, next);
+    let merged = left ? join(prev!, vma) : vma;
+    if (right) merged = join(merged, next!);
     return merged;
+  }
+
+  /**
+   * is_mergeable_anon_vma(): may `tgt` (prev or next) and the range joining it, whose anon_vma is
+   * `proposed` (that of `src`; 0: unfaulted), end up in one VMA.
+   * - Before 879bca0a2c4f ("mm/vma: fix incorrectly disallowed anonymous VMA merges", v6.16 [M])
+   *   a missing anon_vma on either side was allowed only when tgt's anon_vma_chain was singular:
+   *   tgt faulted and no fork child. An unfaulted tgt (empty chain) merged only with another
+   *   unfaulted range, so a faulted VMA never merged into an unfaulted neighbour ("for ~15 years
+   *   we did not", merge.c).
+   * - From v6.16 the VMA whose anon_vma the merged VMA takes must not be a fork child
+   *   (vma_had_uncowed_parents(), renamed vma_is_fork_child() in v6.19): src when only the
+   *   joining range is faulted, tgt when only tgt is.
+   * Both faulted: the same anon_vma.
+   */
+  private anonVmasMergeable(proposed: number, src: Vma | null, tgt: Vma): boolean {
+    if (!kernelAtLeast(this.k.version, 6, 16)) {
+      if (proposed !== 0 && tgt.anonVma !== 0) return proposed === tgt.anonVma;
+      return (tgt.anonVma !== 0 && !tgt.anonForked) || proposed === tgt.anonVma;
+    }
+    if (tgt.anonVma === 0 && proposed !== 0) return !(src?.anonForked ?? false);
+    if (tgt.anonVma !== 0 && proposed === 0) return !tgt.anonForked;
+    return proposed === tgt.anonVma;
   }
 
   /** split_vma() at whichever ends of [start, end) fall inside the VMA; the piece covering the range. */

@@ -261,6 +261,10 @@ export function check(k: Kernel, c: CheckArgs): string | null {
       return cmp(`sealed(${where})`, k.isSealedIn(t));
     case 'vmaPages':
       return cmp(`vmaPages(${where})`, k.vmaPagesIn(t));
+    case 'vmaStart': {
+      const at = k.vmaStartIn(t);
+      return at === null ? `vmaStart(${where}): no VMA holds that page` : cmp(`vmaStart(${where})`, at);
+    }
     case 'anonHugePages':
       return cmp(`anonHugePages(${where})`, k.anonHugePagesIn(t));
     case 'filePmdMapped':

@@ -76,7 +76,7 @@ export const DRIVER_NAMES = ['nvdimm', 'devdax', 'hmm'] as const;
 export const PRESET_NAMES = PRESETS.map((p) => p.name);
 /** the /proc/sys entries a `sysctl` step can write */
 export const SYSCTL_NAMES = ['vm.hugetlb_optimize_vmemmap'] as const;
-export const CHECK_WHATS = ['refcount', 'mapcount', 'pinned', 'mapped', 'anon', 'blockFree', 'vmemmap', 'writable', 'softDirty', 'swapped', 'memoryMerge', 'ksmMergingPages', 'ksmZeroPages', 'hugetlbFree', 'hugetlbResv', 'hugetlbTotal', 'locked', 'guard', 'uffdWp', 'dax', 'daxFlag', 'node', 'seals', 'sealed', 'filePmdMapped', 'shmemPmdMapped', 'vmaPages', 'anonHugePages', 'folioOrder', 'rssAnon'] as const satisfies readonly CheckWhat[];
+export const CHECK_WHATS = ['refcount', 'mapcount', 'pinned', 'mapped', 'anon', 'blockFree', 'vmemmap', 'writable', 'softDirty', 'swapped', 'memoryMerge', 'ksmMergingPages', 'ksmZeroPages', 'hugetlbFree', 'hugetlbResv', 'hugetlbTotal', 'locked', 'guard', 'uffdWp', 'dax', 'daxFlag', 'node', 'seals', 'sealed', 'filePmdMapped', 'shmemPmdMapped', 'vmaPages', 'vmaStart', 'anonHugePages', 'folioOrder', 'rssAnon'] as const satisfies readonly CheckWhat[];
 
 // ---------------------------------------------------------------------------------------------
 // scalars
@@ -191,6 +191,7 @@ const checkShape = {
   seals: CheckTarget.optional().describe('{file}: fcntl(F_GET_SEALS) of a memfd, the OR of its F_SEAL_* bits (seal 1, shrink 2, grow 4, write 8, future-write 16, exec 32)'),
   sealed: CheckTarget.optional().describe('{map, page, process?}: the VMA holding that page is VM_SEALED (mseal; smaps VmFlags "sl")'),
   vmaPages: CheckTarget.optional().describe('{map, page, process?}: the length in base pages of the VMA holding that page, as /proc/PID/maps shows it (0: nothing mapped there)'),
+  vmaStart: CheckTarget.optional().describe('{map, page, process?}: where the VMA holding that page starts, in pages from the start of the mapping (negative: below it), as PROCMAP_QUERY vma_start or /proc/PID/maps shows it; fails when no VMA holds the page'),
   anonHugePages: CheckTarget.optional().describe('{map, page, process?}: the anonymous THPs mapped by a PMD in the VMA holding that page: its smaps AnonHugePages divided by the PMD size (the huge zero page is not counted); the khugepaged selftest\'s check_huge_anon()'),
   filePmdMapped: CheckTarget.optional().describe('{map, page, process?}: the page-cache THPs of a disk file mapped by a PMD in the VMA holding that page: its smaps FilePmdMapped divided by the PMD size; the khugepaged selftest\'s check_huge_file()'),
   shmemPmdMapped: CheckTarget.optional().describe('{map, page, process?}: the shmem (tmpfs, memfd) THPs mapped by a PMD in the VMA holding that page: its smaps ShmemPmdMapped divided by the PMD size; the khugepaged selftest\'s check_huge_shmem()'),
@@ -201,7 +202,7 @@ const checkShape = {
   max: z.number().int().optional(),
 } satisfies Record<CheckWhat | 'equals' | 'min' | 'max', z.ZodType>;
 
-const NUMERIC_CHECKS: readonly CheckWhat[] = ['refcount', 'mapcount', 'node', 'seals', 'filePmdMapped', 'shmemPmdMapped', 'vmaPages', 'anonHugePages', 'folioOrder', 'rssAnon', 'ksmMergingPages', 'ksmZeroPages', 'hugetlbFree', 'hugetlbResv', 'hugetlbTotal'];
+const NUMERIC_CHECKS: readonly CheckWhat[] = ['refcount', 'mapcount', 'node', 'seals', 'filePmdMapped', 'shmemPmdMapped', 'vmaPages', 'vmaStart', 'anonHugePages', 'folioOrder', 'rssAnon', 'ksmMergingPages', 'ksmZeroPages', 'hugetlbFree', 'hugetlbResv', 'hugetlbTotal'];
 /** counters of a hugetlb pool: only a { hugetlb } target */
 const POOL_CHECKS: readonly CheckWhat[] = ['hugetlbFree', 'hugetlbResv', 'hugetlbTotal'];
 const BOOLEAN_CHECKS: readonly CheckWhat[] = ['pinned', 'mapped', 'anon', 'blockFree', 'writable', 'softDirty', 'swapped', 'memoryMerge', 'locked', 'sealed', 'guard', 'uffdWp', 'dax', 'daxFlag'];
@@ -210,7 +211,7 @@ const INODE_CHECKS: readonly CheckWhat[] = ['dax', 'daxFlag', 'seals'];
 /** properties of a process (its mm), not of a page: only a { process } target */
 const PROCESS_CHECKS: readonly CheckWhat[] = ['memoryMerge', 'ksmMergingPages', 'ksmZeroPages', 'rssAnon'];
 /** properties of a mapping's page-table entry, not of a page: only a { map, page } target */
-const ENTRY_CHECKS: readonly CheckWhat[] = ['writable', 'softDirty', 'swapped', 'locked', 'guard', 'uffdWp', 'sealed', 'filePmdMapped', 'shmemPmdMapped', 'vmaPages', 'anonHugePages', 'folioOrder'];
+const ENTRY_CHECKS: readonly CheckWhat[] = ['writable', 'softDirty', 'swapped', 'locked', 'guard', 'uffdWp', 'sealed', 'filePmdMapped', 'shmemPmdMapped', 'vmaPages', 'vmaStart', 'anonHugePages', 'folioOrder'];
 
 /** the pages of a mapping a uffd-copy, uffd-zeropage or uffd-continue step fills */
 const uffdPages = {
