@@ -8,7 +8,7 @@ import { InputError, KernelError, UnsupportedError, type Errno } from './errors.
 import { FaultInjection, type FaultSite } from './fault-inject.js';
 import type { KernelEvents } from './events.js';
 import { DEFAULT_PRESET, kernelAtLeast, presetNamed, resolveFeatures, type FeatureSet } from './features.js';
-import type { DaxFilesystem, FilesystemPlugin, FsMountOptions } from './fs/filesystem.js';
+import type { DaxFilesystem, FallocateMode, FilesystemPlugin, FsMountOptions } from './fs/filesystem.js';
 import { checkMapSync, chattr, closeFile, dropCaches, mkdir, mountedFilesystems, mountedOn, openFile, rename, umount, type DaxMountOption } from './fs/daxmode.js';
 import { conventionFor, type RefcountConvention } from './mm/convention.js';
 import { DeviceExclusive, nonPresent, type MmuNotifierRange } from './mm/exclusive.js';
@@ -704,16 +704,26 @@ export class Kernel {
   }
 
   /**
-   * fallocate(fd, 0 | FALLOC_FL_KEEP_SIZE, offset, length) of a memfd: pages allocated into a
-   * tmpfs (mm/pagecache.ts) or hugetlbfs (mm/hugetlb.ts) page cache. vfs_fallocate() refuses an empty
-   * range (-EINVAL). A disk or DAX file's fallocate only reserves blocks: not modelled.
+   * fallocate(fd, mode, offset, length). A memfd: pages allocated into a tmpfs (mm/pagecache.ts)
+   * or hugetlbfs (mm/hugetlb.ts) page cache. A file on a DAX mount: the filesystem's ->fallocate
+   * (allocate, zero range, collapse range; fs/filesystem.ts). vfs_fallocate() [fs/open.c, every
+   * release] refuses an empty range and COLLAPSE_RANGE combined with another flag (-EINVAL). A
+   * tmpfile on a non-DAX disk only reserves blocks: not modelled.
    */
-  *fallocate(a: { file: string; offset?: number; length: number; keepSize?: boolean }): Op {
+  *fallocate(a: { file: string; offset?: number; length: number; keepSize?: boolean; mode?: FallocateMode }): Op {
+    const mode = a.mode ?? 'allocate';
     const memfd = this.pageCache.named(a.file);
     if (!memfd) this.file(a.file);
     if (memfd?.secretmem) throw new KernelError('EOPNOTSUPP', `fallocate of secretmem file '${a.file}' (vfs_fallocate: secretmem_fops has no ->fallocate)`);
-    if (!memfd || memfd.writeback) throw KernelError.unsupported('EOPNOTSUPP', `fallocate of '${a.file}' (a file on a disk or DAX filesystem: blocks, no page cache) is not modelled; it takes a memfd`);
     if (a.length <= 0) throw new KernelError('EINVAL', `fallocate of '${a.file}': length ${a.length} (vfs_fallocate wants len > 0)`);
+    if (mode === 'collapse-range' && a.keepSize) throw new KernelError('EINVAL', `fallocate(COLLAPSE_RANGE | KEEP_SIZE) of '${a.file}' (vfs_fallocate: collapse range takes no other flag)`);
+    if (!memfd) {
+      const { fs, inode } = this.file(a.file);
+      return yield* fs.fallocate(inode, mode, a.offset ?? 0, a.length, a.keepSize ?? false);
+    }
+    if (memfd.writeback) throw KernelError.unsupported('EOPNOTSUPP', `fallocate of '${a.file}' (a tmpfile on a non-DAX disk filesystem: blocks, no page cache) is not modelled`);
+    // shmem_fallocate() and hugetlbfs_fallocate() take FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE only
+    if (mode !== 'allocate') throw new KernelError('EOPNOTSUPP', `fallocate(${mode === 'zero-range' ? 'ZERO_RANGE' : 'COLLAPSE_RANGE'}) of memfd '${a.file}' (${memfd.hugetlb ? 'hugetlbfs_fallocate' : 'shmem_fallocate'} takes only KEEP_SIZE and PUNCH_HOLE)`);
     if (memfd.hugetlb) this.hugetlb.fallocate(memfd, a.offset ?? 0, a.length, a.keepSize ?? false);
     else this.pageCache.fallocate(memfd, a.offset ?? 0, a.length, a.keepSize ?? false);
     yield* [];

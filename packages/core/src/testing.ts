@@ -72,6 +72,19 @@ export function fsSequence(k: Kernel, blocks: { free: string; alloc?: string } =
 }
 
 /**
+ * The fallocate tests' file: a mounted 1 GiB device `pmem0` holding file `a` of `pages` pages
+ * (blocks 0.. first fit on pmem), mapped shared as `m`, page p written with `${tag}${p}`.
+ */
+export function mappedWrittenFile(k: Kernel, pages: number, tag = 'A'): Kernel {
+  k.run(k.probe({ size: 1024 * 1024 * 1024, as: 'pmem0' }));
+  k.run(k.mount({ device: 'pmem0' }));
+  k.run(k.create({ file: 'a', size: pages * k.mmu.basePageSize }));
+  k.run(k.mmap({ file: 'a', length: pages * k.mmu.basePageSize, shared: true, write: true, as: 'm' }));
+  for (let p = 0; p < pages; p++) k.run(k.write({ map: 'm', page: p, data: `${tag}${p}` }));
+  return k;
+}
+
+/**
  * One khugepaged pass over the VMA a mapping of `init` starts with (the `khugepaged-scan` step):
  * the scan results, one per PMD range visited (mm/collapse.ts Khugepaged.scan).
  */

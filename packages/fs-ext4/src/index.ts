@@ -1,4 +1,4 @@
-import { DaxFilesystem, InputError, KernelError, daxTriState, describeDaxOption, kernelAtLeast, type DaxMode, type DaxMountOption, type Device, type Directory, type FilesystemPlugin, type FsMountOptions, type Inode, type Kernel, type Op, type Vmf } from '@daxlab/core';
+import { DaxFilesystem, InputError, KernelError, daxTriState, describeDaxOption, kernelAtLeast, type DaxMode, type FallocateMode, type DaxMountOption, type Device, type Directory, type FilesystemPlugin, type FsMountOptions, type Inode, type Kernel, type Op, type Vmf } from '@daxlab/core';
 
 /** EXT4_MIN_INLINE_DATA_SIZE: the inode's i_block, where inline data always fits. */
 export const EXT4_MIN_INLINE_DATA_SIZE = 60;
@@ -21,7 +21,8 @@ interface Ext4Features {
 
 /**
  * ext4 on a DAX device (mount -o dax). Orderings follow fs/ext4: ext4_setattr(ATTR_SIZE)
- * (truncate), ext4_punch_hole() / ext4_fallocate() (punch hole), ext4_break_layouts(), and
+ * (truncate), ext4_punch_hole() / ext4_fallocate() (punch hole), ext4_zero_range() and
+ * ext4_collapse_range() (fs/ext4/extents.c), ext4_break_layouts(), and
  * ext4_dax_huge_fault() (faults and ->pfn_mkwrite). ext4 has no reflink: FICLONE fails with
  * EOPNOTSUPP (the VFS: no ->remap_file_range in ext4_file_operations).
  *
@@ -354,13 +355,7 @@ export class Ext4 extends DaxFilesystem {
       const size = inode.size;
       const end = offset + length > size ? size + ps - (size % ps) : offset + length;
       this.step(inode, 'inode_dio_wait');
-      yield* this.lockFaults(inode);
-      try {
-        yield* this.breakLayouts(inode);
-        yield* this.removeRange(inode, offset, end);
-      } finally {
-        this.unlockFaults(inode);
-      }
+      yield* this.withLayoutsBroken(inode, () => this.removeRange(inode, offset, end));
     } finally {
       this.unlockInode(inode);
     }
@@ -368,23 +363,212 @@ export class Ext4 extends DaxFilesystem {
 
   private *fallocatePunch(inode: Inode, offset: number, length: number): Op {
     const ps = this.pageSize;
+    yield* this.fallocateV615(inode, 'punch', function* (this: Ext4): Op {
+      this.step(inode, 'ext4_punch_hole');
+      if (offset >= inode.size) return;
+      const end = Math.min(offset + length, Math.ceil(inode.size / ps) * ps);
+      yield* this.removeRange(inode, offset, end);
+    }.bind(this));
+  }
+
+  /**
+   * ext4_fallocate() from v6.15 (2890e5e0f49e and the rest of Zhang Yi's rework): inode_lock,
+   * inode_dio_wait; plain allocation (ext4_do_fallocate) goes on without the fault lock; every
+   * other mode takes filemap_invalidate_lock and ext4_break_layouts() first, and only then runs
+   * the mode's own function, whose checks therefore come after the wait.
+   */
+  private *fallocateV615(inode: Inode, mode: FallocateMode | 'punch', body: () => Op): Op {
     this.step(inode, 'ext4_fallocate');
     yield* this.lockInode(inode);
     try {
       this.step(inode, 'inode_dio_wait');
-      yield* this.lockFaults(inode);
-      try {
-        yield* this.breakLayouts(inode);
-        this.step(inode, 'ext4_punch_hole');
-        if (offset >= inode.size) return;
-        const end = Math.min(offset + length, Math.ceil(inode.size / ps) * ps);
-        yield* this.removeRange(inode, offset, end);
-      } finally {
-        this.unlockFaults(inode);
-      }
+      if (mode === 'allocate') return yield* body();
+      yield* this.withLayoutsBroken(inode, body);
     } finally {
       this.unlockInode(inode);
     }
+  }
+
+  /**
+   * fallocate(mode) of an extent-mapped file (the model has no indirect-block files, whose
+   * zero and collapse range are EOPNOTSUPP; nor encryption, which refuses collapse). Up to
+   * v6.14 each mode takes its own locks (below); from v6.15 fallocateV615() takes them and
+   * breaks layouts first.
+   */
+  *fallocate(inode: Inode, mode: FallocateMode, offset: number, length: number, keepSize: boolean): Op {
+    this.checkOpen(inode, true); // fallocate needs a descriptor open for writing (fsverity_file_open)
+    const v615 = kernelAtLeast(this.k.version, 6, 15);
+    if (mode === 'allocate') {
+      const body = (): Op => this.allocFileBlocks(inode, offset, length, keepSize);
+      if (v615) return yield* this.fallocateV615(inode, mode, body);
+      return yield* this.underInodeLock(inode, body);
+    }
+    if (mode === 'zero-range') {
+      if (v615) return yield* this.fallocateV615(inode, mode, () => this.zeroRange(inode, offset, length, keepSize));
+      return yield* this.zeroRangeV510(inode, offset, length, keepSize);
+    }
+    if (v615) return yield* this.fallocateV615(inode, mode, () => this.collapseRange(inode, offset, length));
+    return yield* this.collapseRangeV510(inode, offset, length);
+  }
+
+  /**
+   * The fault lock taken exclusively ("Prevent page faults from reinstantiating pages we have
+   * released"), ext4_break_layouts(), the work, the fault lock dropped.
+   */
+  private *withLayoutsBroken(inode: Inode, body: () => Op): Op {
+    yield* this.lockFaults(inode);
+    try {
+      yield* this.breakLayouts(inode);
+      yield* body();
+    } finally {
+      this.unlockFaults(inode);
+    }
+  }
+
+  /** ext4_fallocate() up to v6.14 for plain allocation: inode_lock, inode_dio_wait, no fault lock. */
+  private *underInodeLock(inode: Inode, body: () => Op): Op {
+    this.step(inode, 'ext4_fallocate');
+    yield* this.lockInode(inode);
+    try {
+      this.step(inode, 'inode_dio_wait');
+      yield* body();
+    } finally {
+      this.unlockInode(inode);
+    }
+  }
+
+  /**
+   * ext4_alloc_file_blocks(EXT4_GET_BLOCKS_CREATE_UNWRIT_EXT) (ext4_do_fallocate in v6.15):
+   * unwritten extents over the holes of the range; i_size grows unless KEEP_SIZE.
+   */
+  private *allocFileBlocks(inode: Inode, offset: number, length: number, keepSize: boolean): Op {
+    const ps = this.pageSize;
+    const newSize = this.fallocNewSize(inode, offset, length, keepSize);
+    this.step(inode, 'ext4_alloc_file_blocks');
+    this.preallocate(inode, Math.floor(offset / ps), Math.ceil((offset + length) / ps));
+    if (newSize) this.setSize(inode, newSize);
+    yield* [];
+  }
+
+  /** ext4_update_inode_size(): i_size and i_disksize grow to `size`. */
+  private setSize(inode: Inode, size: number): void {
+    inode.size = size;
+    this.step(inode, 'ext4_update_inode_size');
+  }
+
+  /**
+   * ext4_zero_range() up to v6.14 [5.10 fs/ext4/extents.c]: inode_lock, the new size,
+   * inode_dio_wait, then, only when the range holds a whole block, the fault lock,
+   * ext4_break_layouts() and the zeroing; the partial blocks at the edges are preallocated
+   * before the lock and zeroed after it (page data is one token here: not modelled).
+   */
+  private *zeroRangeV510(inode: Inode, offset: number, length: number, keepSize: boolean): Op {
+    const ps = this.pageSize;
+    this.step(inode, 'ext4_zero_range');
+    yield* this.lockInode(inode);
+    try {
+      const newSize = this.fallocNewSize(inode, offset, length, keepSize);
+      this.step(inode, 'inode_dio_wait');
+      this.preallocateEdges(inode, offset, length);
+      if (Math.floor((offset + length) / ps) > Math.ceil(offset / ps)) yield* this.withLayoutsBroken(inode, () => this.zeroWholeBlocks(inode, offset, length));
+      if (newSize) this.setSize(inode, newSize);
+    } finally {
+      this.unlockInode(inode);
+    }
+  }
+
+  /** ext4_zero_range() from v6.15: the same work, called with the locks held and layouts broken. */
+  private *zeroRange(inode: Inode, offset: number, length: number, keepSize: boolean): Op {
+    this.step(inode, 'ext4_zero_range');
+    const newSize = this.fallocNewSize(inode, offset, length, keepSize);
+    this.preallocateEdges(inode, offset, length);
+    yield* this.zeroWholeBlocks(inode, offset, length);
+    if (newSize) this.setSize(inode, newSize);
+  }
+
+  /** "Preallocate the range including the unaligned edges" when an end is not block-aligned. */
+  private preallocateEdges(inode: Inode, offset: number, length: number): void {
+    const ps = this.pageSize;
+    if (offset % ps === 0 && (offset + length) % ps === 0) return;
+    this.step(inode, 'ext4_alloc_file_blocks');
+    this.preallocate(inode, Math.floor(offset / ps), Math.ceil((offset + length) / ps));
+  }
+
+  /**
+   * The whole blocks of the range: ext4_update_disksize_before_punch, truncate_pagecache_range()
+   * (ext4_truncate_page_cache_block_range in v6.15), then ext4_alloc_file_blocks(
+   * CONVERT_UNWRITTEN | EXT4_EX_NOCACHE): holes get unwritten blocks and written extents are
+   * converted to unwritten in place. Unlike XFS, no block is freed.
+   */
+  private *zeroWholeBlocks(inode: Inode, offset: number, length: number): Op {
+    const ps = this.pageSize;
+    const first = Math.ceil(offset / ps);
+    const stop = Math.floor((offset + length) / ps);
+    if (stop <= first) return;
+    this.step(inode, 'truncate_pagecache_range');
+    yield* this.truncatePagecacheRange(inode, first, stop - 1);
+    this.step(inode, 'ext4_alloc_file_blocks(CONVERT_UNWRITTEN)');
+    this.convertToUnwritten(inode, first, stop);
+  }
+
+  /**
+   * ext4_collapse_range() up to v6.14 [5.10 fs/ext4/extents.c]: the alignment check (offset and
+   * length whole clusters: -EINVAL) before any lock; inode_lock, then the EOF check (-EINVAL);
+   * inode_dio_wait, the fault lock, ext4_break_layouts() and the collapse. Both refusals come
+   * before the break-layouts wait.
+   */
+  private *collapseRangeV510(inode: Inode, offset: number, length: number): Op {
+    this.step(inode, 'ext4_collapse_range');
+    this.checkCollapseAligned(inode, offset, length);
+    yield* this.lockInode(inode);
+    try {
+      this.checkCollapseBeforeEof(inode, offset, length);
+      this.step(inode, 'inode_dio_wait');
+      yield* this.withLayoutsBroken(inode, () => this.collapse(inode, offset, length));
+    } finally {
+      this.unlockInode(inode);
+    }
+  }
+
+  /** ext4_collapse_range() from v6.15: the same checks, after ext4_fallocate() broke layouts. */
+  private *collapseRange(inode: Inode, offset: number, length: number): Op {
+    this.step(inode, 'ext4_collapse_range');
+    this.checkCollapseAligned(inode, offset, length);
+    this.checkCollapseBeforeEof(inode, offset, length);
+    yield* this.collapse(inode, offset, length);
+  }
+
+  /** "Collapse range works only on fs cluster size aligned regions" (no bigalloc: the block, PAGE_SIZE under DAX). */
+  private checkCollapseAligned(inode: Inode, offset: number, length: number): void {
+    const ps = this.pageSize;
+    if (offset % ps || length % ps) throw new KernelError('EINVAL', `collapse range of '${inode.name}' at ${offset}+${length}: not whole ${ps}-byte clusters (ext4_collapse_range)`);
+  }
+
+  /** "There is no need to overlap collapse range with EOF, in which case it is effectively a truncate operation". */
+  private checkCollapseBeforeEof(inode: Inode, offset: number, length: number): void {
+    if (offset + length >= inode.size) throw new KernelError('EINVAL', `collapse range of '${inode.name}' at ${offset}+${length} reaches EOF (${inode.size}): that is a truncate (ext4_collapse_range)`);
+  }
+
+  /**
+   * The collapse itself: write back and drop the page cache from the page holding the offset
+   * (filemap_write_and_wait_range, truncate_pagecache: the DAX entries from there to EOF), then
+   * under i_data_sem ext4_ext_remove_space() frees the range's blocks and
+   * ext4_ext_shift_extents(SHIFT_LEFT) moves every extent above it down; i_size shrinks by the
+   * length.
+   */
+  private *collapse(inode: Inode, offset: number, length: number): Op {
+    const ps = this.pageSize;
+    const first = offset / ps;
+    const stop = (offset + length) / ps;
+    if (inode.cache) this.writeback(inode);
+    this.step(inode, 'truncate_pagecache');
+    yield* this.truncatePagecacheRange(inode, first, Infinity);
+    this.step(inode, 'ext4_ext_remove_space');
+    this.freeBlocks(inode, first, stop);
+    this.step(inode, 'ext4_ext_shift_extents');
+    this.shiftBlocksDown(inode, stop, stop - first);
+    inode.size -= length;
+    this.step(inode, 'i_size_write');
   }
 
   /**

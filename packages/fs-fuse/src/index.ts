@@ -9,6 +9,7 @@ import {
   type DaxMode,
   type DaxMountOption,
   type Directory,
+  type FallocateMode,
   type Device,
   type DriverPlugin,
   type FilesystemPlugin,
@@ -607,27 +608,76 @@ export class Fuse extends DaxFilesystem {
   *punchHole(inode: Inode, offset: number, length: number): Op {
     const ps = this.pageSize;
     const dax = inode.cache === null;
+    yield* this.withFaultsBlocked(inode, dax, function* (this: Fuse): Op {
+      if (!dax) this.writeback(inode);
+      const first = Math.ceil(offset / ps);
+      const stop = Math.floor((offset + length) / ps);
+      this.step(inode, `FUSE_FALLOCATE(PUNCH_HOLE|KEEP_SIZE, ${offset}, ${length})`);
+      yield preempt('FUSE_FALLOCATE');
+      this.dropHostPages(inode, (i) => i >= first && i < stop);
+      if (stop > first) {
+        this.step(inode, 'truncate_pagecache_range');
+        yield* this.truncatePagecacheRange(inode, first, stop - 1);
+      }
+    }.bind(this));
+  }
+
+  /**
+   * fuse_file_fallocate()'s frame: inode_lock; with `blockFaults` (a DAX inode, for the modes
+   * that need it) the fault lock and fuse_dax_break_layouts() over the range truncate breaks;
+   * the work; unlock.
+   */
+  private *withFaultsBlocked(inode: Inode, blockFaults: boolean, body: () => Op): Op {
     yield* this.lockInode(inode);
     try {
-      if (dax) yield* this.lockFaults(inode);
+      if (blockFaults) yield* this.lockFaults(inode);
       try {
-        if (dax) yield* this.breakLayouts(inode, 0, this.truncateBreakEnd());
-        else this.writeback(inode);
-        const first = Math.ceil(offset / ps);
-        const stop = Math.floor((offset + length) / ps);
-        this.step(inode, `FUSE_FALLOCATE(PUNCH_HOLE|KEEP_SIZE, ${offset}, ${length})`);
-        yield preempt('FUSE_FALLOCATE');
-        this.dropHostPages(inode, (i) => i >= first && i < stop);
-        if (stop > first) {
-          this.step(inode, 'truncate_pagecache_range');
-          yield* this.truncatePagecacheRange(inode, first, stop - 1);
-        }
+        if (blockFaults) yield* this.breakLayouts(inode, 0, this.truncateBreakEnd());
+        yield* body();
       } finally {
-        if (dax) this.unlockFaults(inode);
+        if (blockFaults) this.unlockFaults(inode);
       }
     } finally {
       this.unlockInode(inode);
     }
+  }
+
+  /**
+   * fuse_file_fallocate() for mode 0 and FALLOC_FL_ZERO_RANGE [5.10 and 7.2 fs/fuse/file.c].
+   * The mode mask is KEEP_SIZE | PUNCH_HOLE, with ZERO_RANGE from 6b1bdb56b17c ("fuse: allow
+   * fallocate(FALLOC_FL_ZERO_RANGE)", v5.14): anything else, COLLAPSE_RANGE in every release, is
+   * -EOPNOTSUPP before any lock. A DAX inode blocks faults and breaks layouts
+   * (fuse_dax_break_layouts, the same range as punch hole) when the file may grow (no
+   * KEEP_SIZE) or the range is zeroed; zero range writes the range back first, then
+   * FUSE_FALLOCATE (the server allocates or zeroes the host file: what the window shows of the
+   * zeroed pages is zeroes), i_size from the request unless KEEP_SIZE, and for zero range
+   * truncate_pagecache_range() of the whole pages as read in later releases (v2 of the v5.14
+   * patch said it left the page cache alone; the merged version was not read). The inode lock
+   * is taken for every mode here (5.10 skipped it for KEEP_SIZE preallocation).
+   */
+  *fallocate(inode: Inode, mode: FallocateMode, offset: number, length: number, keepSize: boolean): Op {
+    const ps = this.pageSize;
+    if (mode === 'collapse-range') throw new KernelError('EOPNOTSUPP', `fallocate(COLLAPSE_RANGE) of '${inode.name}': fuse_file_fallocate() takes only KEEP_SIZE, PUNCH_HOLE and ZERO_RANGE`);
+    const zero = mode === 'zero-range';
+    if (zero && !kernelAtLeast(this.k.version, 5, 14)) throw new KernelError('EOPNOTSUPP', `fallocate(ZERO_RANGE) of '${inode.name}': fuse_file_fallocate() takes ZERO_RANGE from v5.14 (6b1bdb56b17c)`);
+    const blockFaults = inode.cache === null && (!keepSize || zero);
+    yield* this.withFaultsBlocked(inode, blockFaults, function* (this: Fuse): Op {
+      if (zero && inode.cache) this.writeback(inode);
+      const newSize = this.fallocNewSize(inode, offset, length, keepSize);
+      this.step(inode, `FUSE_FALLOCATE(${zero ? 'ZERO_RANGE' : '0'}${keepSize ? '|KEEP_SIZE' : ''}, ${offset}, ${length})`);
+      yield preempt('FUSE_FALLOCATE');
+      const first = Math.ceil(offset / ps);
+      const stop = Math.floor((offset + length) / ps);
+      if (zero) this.dropHostPages(inode, (i) => i >= first && i < stop);
+      if (newSize) {
+        inode.size = newSize;
+        this.step(inode, 'fuse_write_update_attr');
+      }
+      if (zero && stop > first) {
+        this.step(inode, 'truncate_pagecache_range');
+        yield* this.truncatePagecacheRange(inode, first, stop - 1);
+      }
+    }.bind(this));
   }
 }
 

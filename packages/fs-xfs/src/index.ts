@@ -1,8 +1,9 @@
-import { DaxFilesystem, KernelError, daxTriState, describeDaxOption, kernelAtLeast, type DaxHolder, type DaxMode, type DaxMountOption, type Device, type Directory, type FilesystemPlugin, type Inode, type Iomap, type Kernel, type Op, type Vmf } from '@daxlab/core';
+import { DaxFilesystem, KernelError, daxTriState, describeDaxOption, kernelAtLeast, preempt, type DaxHolder, type FallocateMode, type DaxMode, type DaxMountOption, type Device, type Directory, type FilesystemPlugin, type Inode, type Iomap, type Kernel, type Op, type Vmf } from '@daxlab/core';
 
 /**
  * XFS on a DAX device. Orderings follow fs/xfs: xfs_vn_setattr_size (truncate),
- * xfs_file_fallocate (punch hole), xfs_break_layouts -> xfs_break_dax_layouts, and
+ * xfs_file_fallocate (punch hole, allocate, zero and collapse range), xfs_break_layouts ->
+ * xfs_break_dax_layouts, and
  * xfs_file_remap_range (reflink). Lock names: IOLOCK = inode->i_rwsem, MMAPLOCK =
  * mapping->invalidate_lock (a private mrlock in v5.10).
  */
@@ -161,9 +162,12 @@ export class Xfs extends DaxFilesystem {
   private *setattrSize(inode: Inode, size: number): Op {
     this.step(inode, 'inode_dio_wait');
     this.step(inode, 'truncate_setsize');
+    const oldsize = inode.size;
     inode.size = size;
     const from = this.pages(size);
     yield* this.truncatePagecacheTo(inode, size);
+    // only a shrink (or same size) truncates extents: growing keeps preallocation past the old EOF
+    if (size > oldsize) return;
     this.step(inode, 'xfs_itruncate_extents');
     this.freeBlocks(inode, from, Infinity);
   }
@@ -176,25 +180,102 @@ export class Xfs extends DaxFilesystem {
    * whole blocks inside the hole (xfs_unmap_extent) and zeroes the partial ones at the edges.
    */
   *punchHole(inode: Inode, offset: number, length: number): Op {
-    const ps = this.pageSize;
+    yield* this.underFallocateLocks(inode, () => this.freeFileSpace(inode, offset, length));
+  }
+
+  /**
+   * What every mode of xfs_file_fallocate() [v5.4-v6.x; __xfs_file_fallocate in 7.2] does
+   * around its work: xfs_ilock(XFS_IOLOCK_EXCL | XFS_MMAPLOCK_EXCL), xfs_break_layouts(
+   * BREAK_UNMAP) — for every mode, plain preallocation included — and inode_dio_wait.
+   */
+  private *underFallocateLocks(inode: Inode, body: () => Op): Op {
     yield* this.lockInode(inode);
     try {
       yield* this.lockFaults(inode);
       try {
         yield* this.breakLayouts(inode);
         this.step(inode, 'inode_dio_wait');
-        this.step(inode, 'xfs_flush_unmap_range');
-        const first = Math.floor(offset / ps);
-        const last = Math.ceil((offset + length) / ps) - 1;
-        yield* this.truncatePagecacheRange(inode, first, last);
-        this.step(inode, 'xfs_free_file_space');
-        this.freeBlocks(inode, Math.ceil(offset / ps), Math.floor((offset + length) / ps));
+        yield* body();
       } finally {
         this.unlockFaults(inode);
       }
     } finally {
       this.unlockInode(inode);
     }
+  }
+
+  /**
+   * xfs_flush_unmap_range() of the range rounded out to pages (truncate_pagecache_range), then
+   * xfs_free_file_space(): the whole blocks inside it unmapped and freed (xfs_unmap_extent), the
+   * partial ones zeroed (page data is one token: not modelled). v5.4-v6.x flush in
+   * xfs_file_fallocate() before the mode switch, 7.2 first thing in xfs_free_file_space().
+   */
+  private *freeFileSpace(inode: Inode, offset: number, length: number): Op {
+    const ps = this.pageSize;
+    this.step(inode, 'xfs_flush_unmap_range');
+    yield* this.truncatePagecacheRange(inode, Math.floor(offset / ps), Math.ceil((offset + length) / ps) - 1);
+    this.step(inode, 'xfs_free_file_space');
+    this.freeBlocks(inode, Math.ceil(offset / ps), Math.floor((offset + length) / ps));
+  }
+
+  /**
+   * fallocate() modes other than punch hole, under the same locks and break-layouts
+   * (xfs_falloc_allocate_range / _zero_range / _collapse_range, split out of xfs_file_fallocate
+   * by a refactor after v6.6 whose release was not checked; the same steps inline before).
+   */
+  *fallocate(inode: Inode, mode: FallocateMode, offset: number, length: number, keepSize: boolean): Op {
+    yield* this.underFallocateLocks(inode, () => (mode === 'collapse-range' ? this.collapseRange(inode, offset, length) : this.allocateRange(inode, mode, offset, length, keepSize)));
+  }
+
+  /**
+   * Mode 0 and FALLOC_FL_ZERO_RANGE. Zero range punches the range first (xfs_free_file_space:
+   * "We use a hole punch rather than unwritten extent conversion", so the blocks are freed and
+   * taken again), then, as plain preallocation does, xfs_alloc_file_space(XFS_BMAPI_PREALLOC) of
+   * the range rounded out to blocks gives every hole an unwritten extent; i_size grows through
+   * xfs_vn_setattr_size() unless KEEP_SIZE. (7.2's xfs_zero_range() instead of the punch runs
+   * only under the XFS_ERRTAG_FORCE_ZERO_RANGE error injection knob.) The allocation is a
+   * transaction of its own (xfs_trans_alloc_inode, which may sleep for log space): another task
+   * can run between the free and the allocation.
+   */
+  private *allocateRange(inode: Inode, mode: FallocateMode, offset: number, length: number, keepSize: boolean): Op {
+    const ps = this.pageSize;
+    const newSize = this.fallocNewSize(inode, offset, length, keepSize);
+    if (mode === 'zero-range') {
+      this.step(inode, 'xfs_zero_file_space');
+      yield* this.freeFileSpace(inode, offset, length);
+    }
+    this.step(inode, 'xfs_alloc_file_space');
+    yield preempt('xfs_alloc_file_space');
+    this.preallocate(inode, Math.floor(offset / ps), Math.ceil((offset + length) / ps));
+    if (newSize) yield* this.setattrSize(inode, newSize);
+  }
+
+  /**
+   * FALLOC_FL_COLLAPSE_RANGE (xfs_falloc_collapse_range; inline in xfs_file_fallocate up to
+   * v6.6 at least): offset and length must be whole blocks (xfs_is_falloc_aligned: -EINVAL) and the range
+   * must end before EOF ("effectively a truncate operation": -EINVAL). Both checks come after the
+   * break-layouts wait. xfs_collapse_file_space(): xfs_free_file_space() of the range;
+   * xfs_prepare_shift() frees the post-EOF blocks (xfs_free_eofblocks) and flushes and unmaps
+   * from the block before the offset to EOF; xfs_bmap_collapse_extents() shifts the extents
+   * above the range down by its length; then xfs_vn_setattr_size() shrinks i_size by it.
+   * (v5.4-v6.x flush the range before the checks too: a refused collapse also loses the range's
+   * DAX entries there, which the break has already unmapped.)
+   */
+  private *collapseRange(inode: Inode, offset: number, length: number): Op {
+    const ps = this.pageSize;
+    if (offset % ps || length % ps) throw new KernelError('EINVAL', `collapse range of '${inode.name}' at ${offset}+${length}: not whole ${ps}-byte blocks (xfs_is_falloc_aligned)`);
+    if (offset + length >= inode.size) throw new KernelError('EINVAL', `collapse range of '${inode.name}' at ${offset}+${length} reaches EOF (${inode.size}): that is a truncate (xfs_falloc_collapse_range)`);
+    const newSize = inode.size - length;
+    this.step(inode, 'xfs_collapse_file_space');
+    yield* this.freeFileSpace(inode, offset, length);
+    this.step(inode, 'xfs_prepare_shift');
+    this.freeBlocks(inode, this.pages(inode.size), Infinity); // xfs_free_eofblocks
+    const first = offset / ps;
+    if (inode.cache) this.writeback(inode); // filemap_write_and_wait_range before the cache goes
+    yield* this.truncatePagecacheRange(inode, Math.max(0, first - 1), Infinity);
+    this.step(inode, 'xfs_bmap_collapse_extents');
+    this.shiftBlocksDown(inode, first + length / ps, length / ps);
+    yield* this.setattrSize(inode, newSize);
   }
 
   /**

@@ -111,6 +111,13 @@ export class BlockAllocator {
     this.owners.get(block)!.push({ file, index });
   }
 
+  /** The block now backs page `to` of `file` instead of page `from` (collapse range shifts extents). */
+  move(block: number, file: string, from: number, to: number): void {
+    const owner = this.owners.get(block)?.findIndex((o) => o.file === file && o.index === from) ?? -1;
+    if (owner < 0) throw new Error(`moving block ${block}, which is not ${file}[${from}]`);
+    this.owners.get(block)![owner] = { file, index: to };
+  }
+
   /** One owner lets go of the block; the last one returns it to the free pool. */
   release(block: number, file: string): void {
     const n = this.refs.get(block);

@@ -31,6 +31,13 @@ export interface FsMountOptions {
   verity?: boolean;
 }
 
+/**
+ * The fallocate(2) modes besides FALLOC_FL_PUNCH_HOLE (the `punch-hole` step): 0
+ * (FALLOC_FL_ALLOCATE_RANGE, unwritten extents over the holes), FALLOC_FL_ZERO_RANGE and
+ * FALLOC_FL_COLLAPSE_RANGE.
+ */
+export type FallocateMode = 'allocate' | 'zero-range' | 'collapse-range';
+
 /** A filesystem plugin: mounts a DAX filesystem on a device. */
 export interface FilesystemPlugin {
   readonly kind: 'fs';
@@ -94,6 +101,12 @@ export abstract class DaxFilesystem implements FsHandle, DaxIomapOps {
   abstract truncate(inode: Inode, size: number): Op;
   /** fallocate(FALLOC_FL_PUNCH_HOLE) with the filesystem's ordering. */
   abstract punchHole(inode: Inode, offset: number, length: number): Op;
+  /**
+   * fallocate(mode) with the filesystem's ordering and refusals, after vfs_fallocate()'s checks
+   * (a positive length; COLLAPSE_RANGE alone, without KEEP_SIZE). `keepSize`:
+   * FALLOC_FL_KEEP_SIZE (allocate and zero range only).
+   */
+  abstract fallocate(inode: Inode, mode: FallocateMode, offset: number, length: number, keepSize: boolean): Op;
   /** The filesystem's ->fault / ->huge_fault for a DAX file (takes its fault lock shared). */
   abstract fault(vmf: Vmf, inode: Inode): Op;
   /** ->pfn_mkwrite: a write to a present read-only DAX PTE (a full DAX write fault). */
@@ -273,7 +286,7 @@ export abstract class DaxFilesystem implements FsHandle, DaxIomapOps {
   /** The data a page-cache read of page `index` of a file without S_DAX finds: its block (->read_folio). */
   protected readCachedPage(inode: Inode, index: number): string {
     const block = inode.blocks.get(index);
-    return block === undefined ? '' : (this.k.pages.data.get(this.blocks.pfnOf(block)) ?? '');
+    return block === undefined || this.isUnwritten(inode, index) ? '' : (this.k.pages.data.get(this.blocks.pfnOf(block)) ?? '');
   }
 
   /** An open file, or a VMA mapping it (through DAX or its page cache), holds the inode (i_count). */
@@ -352,6 +365,7 @@ export abstract class DaxFilesystem implements FsHandle, DaxIomapOps {
         block = this.blocks.alloc(inode.name, index, 1)[0]!;
         inode.blocks.set(index, block);
       }
+      this.unwrittenOf(inode).delete(index); // writeback converts an unwritten extent it writes
       this.k.pages.data.set(this.blocks.pfnOf(block), data);
     }
   }
@@ -402,6 +416,11 @@ export abstract class DaxFilesystem implements FsHandle, DaxIomapOps {
    */
   *iomapBegin(inode: Inode, index: number, write: boolean, pages = 1): Op<Iomap> {
     let block = inode.blocks.get(index);
+    if (block !== undefined && this.isUnwritten(inode, index)) {
+      const run = this.unwrittenRun(inode, index, pages);
+      if (!write) return { type: 'hole', pfn: 0, contiguous: run, shared: false };
+      this.convertUnwritten(inode, index, run);
+    }
     if (block === undefined) {
       let hole = 1;
       while (hole < pages && !inode.blocks.has(index + hole)) hole++;
@@ -411,7 +430,7 @@ export abstract class DaxFilesystem implements FsHandle, DaxIomapOps {
       block = inode.blocks.get(index)!;
     }
     let contiguous = 1;
-    while (inode.blocks.get(index + contiguous) === block + contiguous) contiguous++;
+    while (inode.blocks.get(index + contiguous) === block + contiguous && !this.isUnwritten(inode, index + contiguous)) contiguous++;
     const shared = this.blocks.ownersOf(block).length > 1;
     return { type: 'mapped', pfn: this.blocks.pfnOf(block), contiguous, shared };
   }
@@ -444,7 +463,106 @@ export abstract class DaxFilesystem implements FsHandle, DaxIomapOps {
     for (const i of idx) {
       this.blocks.release(inode.blocks.get(i)!, inode.name);
       inode.blocks.delete(i);
+      this.unwrittenOf(inode).delete(i);
     }
+  }
+
+  // ---- unwritten extents (fallocate) --------------------------------------------------------
+
+  /**
+   * The file pages whose blocks are unwritten extents (XFS_EXT_UNWRITTEN, ext4's
+   * EXT4_EXT_MARK_UNWRIT1): allocated, but read as zeroes whatever the block holds. A DAX read
+   * fault maps the zero page there (iomap type IOMAP_UNWRITTEN is a hole to dax_iomap_fault); a
+   * DAX write fault converts and zeroes the block first (XFS: imap_needs_alloc() for an unwritten
+   * extent under IOMAP_DAX, xfs_iomap_write_direct(XFS_BMAPI_CONVERT | XFS_BMAPI_ZERO); ext4:
+   * EXT4_GET_BLOCKS_CREATE_ZERO), so data a stale DMA left there is never seen.
+   */
+  private unwrittenOf(inode: Inode): Set<number> {
+    let set = inode.state['unwritten'] as Set<number> | undefined;
+    if (!set) {
+      set = new Set();
+      inode.state['unwritten'] = set;
+    }
+    return set;
+  }
+
+  isUnwritten(inode: Inode, index: number): boolean {
+    return (inode.state['unwritten'] as Set<number> | undefined)?.has(index) ?? false;
+  }
+
+  /** How many unwritten pages start at `index` (at most `max`). */
+  private unwrittenRun(inode: Inode, index: number, max: number): number {
+    let n = 1;
+    while (n < max && this.isUnwritten(inode, index + n) && inode.blocks.has(index + n)) n++;
+    return n;
+  }
+
+  /** A write converts unwritten pages [index, index + count): zeroed, then written extents. */
+  private convertUnwritten(inode: Inode, index: number, count: number): void {
+    for (let i = index; i < index + count; i++) {
+      this.unwrittenOf(inode).delete(i);
+      this.k.pages.data.set(this.blocks.pfnOf(inode.blocks.get(i)!), '');
+    }
+    this.zeroNewBlocks(inode, index, count);
+  }
+
+  /**
+   * Preallocation (xfs_alloc_file_space(XFS_BMAPI_PREALLOC), ext4_alloc_file_blocks(
+   * EXT4_GET_BLOCKS_CREATE_UNWRIT_EXT)): every hole among pages [first, stop) gets an unwritten
+   * block; allocated pages stay as they are. Runs of holes are allocated together, as one
+   * xfs_bmapi_write() / ext4_map_blocks() call covers a hole.
+   */
+  protected preallocate(inode: Inode, first: number, stop: number): void {
+    for (let i = first; i < stop; ) {
+      if (inode.blocks.has(i)) {
+        i++;
+        continue;
+      }
+      let n = 1;
+      while (i + n < stop && !inode.blocks.has(i + n)) n++;
+      this.blocks.alloc(inode.name, i, n).forEach((b, j) => {
+        inode.blocks.set(i + j, b);
+        this.unwrittenOf(inode).add(i + j);
+      });
+      i += n;
+    }
+  }
+
+  /**
+   * ext4_alloc_file_blocks(EXT4_GET_BLOCKS_CONVERT_UNWRITTEN) of pages [first, stop): holes get
+   * unwritten blocks and written extents become unwritten in place
+   * (ext4_ext_map_blocks -> convert_initialized_extent()): zeroed without a block freed.
+   */
+  protected convertToUnwritten(inode: Inode, first: number, stop: number): void {
+    this.preallocate(inode, first, stop);
+    for (let i = first; i < stop; i++) this.unwrittenOf(inode).add(i);
+  }
+
+  /**
+   * Shift every block at page `stop` or above down by `shift` pages, unwritten state with it
+   * (xfs_bmap_collapse_extents, ext4_ext_shift_extents(SHIFT_LEFT)); pages [stop - shift, stop)
+   * must be holes. The block keeps its owner file; its owner index follows (blocks.move), so a
+   * DMA pinned for the old file offset is seen landing at another one.
+   */
+  protected shiftBlocksDown(inode: Inode, stop: number, shift: number): void {
+    const moving = [...inode.blocks.keys()].filter((i) => i >= stop).sort((a, b) => a - b);
+    const unwritten = this.unwrittenOf(inode);
+    for (const i of moving) {
+      const block = inode.blocks.get(i)!;
+      if (inode.blocks.has(i - shift)) throw new Error(`collapse of ${inode.name}: page ${i - shift} is not a hole`);
+      inode.blocks.delete(i);
+      inode.blocks.set(i - shift, block);
+      this.blocks.move(block, inode.name, i, i - shift);
+      if (unwritten.delete(i)) unwritten.add(i - shift);
+    }
+  }
+
+  /**
+   * i_size after an allocating fallocate mode: offset + length unless FALLOC_FL_KEEP_SIZE or the
+   * file is already that long (xfs_falloc_newsize, ext4's new_size); 0 when unchanged.
+   */
+  protected fallocNewSize(inode: Inode, offset: number, length: number, keepSize: boolean): number {
+    return keepSize || offset + length <= inode.size ? 0 : offset + length;
   }
 
   /** The wait callback of break layouts: drop the fault lock across schedule(), retake it. */

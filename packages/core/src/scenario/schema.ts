@@ -411,11 +411,13 @@ export const OP_ARGS = {
   truncate: obj({ file: Name, size: Size }).describe("truncate (the filesystem's full ordering)"),
   'punch-hole': obj({ file: Name, offset: Size, length: Size }).describe('fallocate punch hole'),
   fallocate: obj({
-    file: Name.describe('a memfd (tmpfs, or hugetlbfs with memfd-create hugetlb)'),
+    file: Name.describe('a memfd (tmpfs, or hugetlbfs with memfd-create hugetlb) or a file on a DAX mount'),
     offset: Size.optional().describe('where the range starts (default 0)'),
-    length: Size.describe('how much to allocate'),
-    keepSize: Flag.optional().describe('FALLOC_FL_KEEP_SIZE: i_size stays (default: a range past the end extends the file)'),
-  }).describe('fallocate(fd, 0 | FALLOC_FL_KEEP_SIZE, offset, length) of a memfd: the pages of the range allocated into its page cache (hugetlbfs: huge pages from the pool)'),
+    length: Size.describe('how much to allocate, zero or collapse'),
+    keepSize: Flag.optional().describe('FALLOC_FL_KEEP_SIZE: i_size stays (default: a range past the end extends the file); not with collapse-range (EINVAL)'),
+    mode: z.enum(['allocate', 'zero-range', 'collapse-range'], { error: "mode is allocate (the default), zero-range or collapse-range (punch hole is the punch-hole step)" }).optional()
+      .describe('allocate (mode 0: unwritten blocks over the holes), zero-range (FALLOC_FL_ZERO_RANGE) or collapse-range (FALLOC_FL_COLLAPSE_RANGE: the range removed, what follows shifted down, the file shorter); a memfd takes allocate only'),
+  }).describe('fallocate(fd, mode, offset, length): of a memfd, the pages of the range allocated into its page cache (hugetlbfs: huge pages from the pool); of a file on a DAX mount, the filesystem\'s ->fallocate with its break-layouts ordering'),
   reflink: obj({ from: Name, to: Name }).describe("share all of from's blocks with a new file to (XFS)"),
   spawn: obj({ as: Name }).describe('a new process (init always exists)'),
   'memfd-create': obj({
