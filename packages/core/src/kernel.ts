@@ -39,7 +39,7 @@ import { Ksm } from './mm/ksm.js';
 import { Numa, type MbindFlags, type MpolMode } from './mm/mempolicy.js';
 import { changeMemoryState, MemoryHotplug, reconfigureDevice, unbindSystemRam, type OnlineType } from './mm/hotplug.js';
 import { Thp } from './mm/thp.js';
-import { splitHugePagesInFile, splitHugePagesPid, type SplitCount } from './mm/split.js';
+import { splitHugePagesAll, splitHugePagesInFile, splitHugePagesPid, type SplitCount } from './mm/split.js';
 import { Userfaultfd, type UffdFeature, type UffdMode, type UffdRangeIoctl } from './mm/userfaultfd.js';
 import { PagemapScan, PM_SCAN_ARG_SIZE, PM_SCAN_FLAGS, categoryNames, maskBits, type Mask } from './mm/pagemapscan.js';
 import type { ThpSizeMode } from './mm/mthp.js';
@@ -779,11 +779,15 @@ export class Kernel {
   /**
    * A write to /sys/kernel/debug/split_huge_pages (mm/split.ts): `pid,vaddr_start,vaddr_end,new_order
    * [,in_folio_offset]` over `length` bytes at `offset` in a mapping (default all of it) of its
-   * process, or `<path>,off_start,off_end,...` over a file's page cache (offsets in bytes, default
-   * to i_size). The "split of total" count it would pr_debug() is returned and on the bus.
+   * process, `<path>,off_start,off_end,...` over a file's page cache (offsets in bytes, default
+   * to i_size), or `1` (`all`: every THP in RAM). The "split of total" count it would pr_debug() is returned and on the bus.
    */
-  *splitHugePages(a: { map?: string; file?: string; offset?: number; length?: number; order?: number; at?: number; process?: string }): Op<SplitCount> {
+  *splitHugePages(a: { map?: string; file?: string; all?: boolean; offset?: number; length?: number; order?: number; at?: number; process?: string }): Op<SplitCount> {
     const order = a.order ?? 0;
+    if (a.all) {
+      yield* [];
+      return splitHugePagesAll(this);
+    }
     if (a.file !== undefined) {
       const ps = this.mmu.basePageSize;
       const first = Math.floor((a.offset ?? 0) / ps);

@@ -117,6 +117,25 @@ describe('split_huge_pages, the pid form (split_pmd_thp_to_order)', () => {
   });
 });
 
+describe('echo 1 > split_huge_pages (split_huge_pages_all)', () => {
+  it('splits every THP of every process to order 0, in every release; a pinned one is counted and stays', () => {
+    for (const v of ['v5.4', 'latest']) {
+      const k = kernel(v);
+      fourThps(k);
+      k.run(k.spawn({ as: 'p2' }));
+      k.run(k.mmap({ anon: true, length: 4 * MiB, write: true, as: 'other', process: 'p2' }));
+      k.run(k.madvise({ map: 'other', advice: 'hugepage', process: 'p2' }));
+      k.run(k.write({ map: 'other', page: 0, data: 'o', process: 'p2' }));
+      k.run(k.gup({ map: 'mem', page: 3 * NR, write: true, longterm: true, as: 'dma' }, true));
+      // 4 + 1 THPs (the other mapping's second PMD range was never touched); the pinned one stays
+      expect(split(k, { all: true })).toEqual({ split: 4, total: 5 });
+      expect(k.anonHugePagesIn({ map: 'mem', page: 0 })).toBe(1);
+      expect(k.folioOrderIn({ map: 'other', page: 0, process: 'p2' })).toBe(0);
+      expect(k.run(k.read({ map: 'other', page: 0, process: 'p2' }))).toBe('o');
+    }
+  });
+});
+
 describe('split_huge_pages: zero-filled subpages (split_pmd_zero_pages, b1f202060afe v6.12)', () => {
   it('from v6.12 a zero-filled order-0 subpage maps the shared zero page and is freed: RssAnon drops to 0', () => {
     const k = kernel('latest');

@@ -326,3 +326,30 @@ export function splitHugePagesInFile(k: Kernel, file: string, start: number, end
   k.emit('thp.split', { file, split: count.split, total: count.total });
   return count;
 }
+
+/**
+ * echo 1 > /sys/kernel/debug/split_huge_pages (split_huge_pages_all(), in every release modelled):
+ * every large folio in RAM, in pfn order, that a reference can be taken on (folio_try_get()) and is
+ * on an LRU -- anonymous THPs and mTHPs, page-cache THPs; not hugetlb, not the huge zero folio, not
+ * device memory -- counts, and split_folio() splits it to order 0 unless it is pinned.
+ */
+export function splitHugePagesAll(k: Kernel): SplitCount {
+  const count: SplitCount = { split: 0, total: 0 };
+  const heads = [...k.ram.live].filter((pfn) => k.folios.folio(pfn) === pfn).sort((a, b) => a - b);
+  for (const head of heads) {
+    if (!k.ram.live.has(head) || k.folios.folio(head) !== head || k.folios.rc(head) === 0) continue;
+    if (k.folios.order(head) === 0 || k.isZeroPfn(head) || (k.folios.flags(head) & PG.hugetlb) !== 0) continue;
+    count.total++;
+    k.folios.get(head, 1, 'split_huge_pages_all: folio_try_get');
+    let failed: string | null;
+    if (k.folios.isAnon(head)) failed = splitAnonFolio(k, head, { order: 0, remapZero: kernelAtLeast(k.version, 6, 12) });
+    else {
+      const file = [...k.pageCache.files.values()].find((f) => [...f.cache.values()].includes(head));
+      failed = file ? splitCacheFolio(k, file, head, { order: 0 }) : 'EBUSY';
+    }
+    if (failed === null) count.split++;
+    k.folios.put(head, 1, 'split_huge_pages_all: folio_put');
+  }
+  k.emit('thp.split', { split: count.split, total: count.total });
+  return count;
+}

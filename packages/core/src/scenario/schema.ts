@@ -468,13 +468,14 @@ export const OP_ARGS = {
   'split-huge-pages': obj({
     map: Name.optional().describe('the pid form: a mapping of the process (its pid)'),
     file: Name.optional().describe('the path form: a file, whose page cache is walked'),
+    all: z.literal(true).optional().describe('echo 1: every THP in RAM (split_huge_pages_all), to order 0'),
     offset: Size.optional().describe('where the range starts, in bytes (page aligned; default 0): vaddr_start in the mapping, off_start * page size in the file'),
     length: Size.optional().describe('how much, in bytes (default: the whole mapping, or the file up to i_size)'),
     order: z.number().int().nonnegative().optional().describe('new_order (v6.10; ignored before: order 0); default 0'),
     at: z.number().int().nonnegative().optional().describe('in_folio_offset (v6.15; ignored before): split non-uniformly (folio_split) so that the page at this index of each folio gets a folio of `order`'),
     process: Name.optional().describe('the process of the pid form (default: the one that created the mapping)'),
-  }).refine((a) => (a.map === undefined) !== (a.file === undefined), { error: 'split-huge-pages needs one target: map: <mapping> (the pid form) or file: <name> (the path form)', path: ['map'] })
-    .describe('echo pid,vaddr_start,vaddr_end[,new_order[,in_folio_offset]] (or <path>,off_start,off_end,...) > /sys/kernel/debug/split_huge_pages (v5.13; EINVAL before): split the THPs of a range whose only references are their mappings; never an error for a folio that stays whole: check the outcome (folioOrder, anonHugePages, rssAnon)'),
+  }).refine((a) => [a.map, a.file, a.all].filter((x) => x !== undefined).length === 1, { error: 'split-huge-pages needs one target: map: <mapping> (the pid form), file: <name> (the path form) or all: true (echo 1)', path: ['map'] })
+    .describe('echo pid,vaddr_start,vaddr_end[,new_order[,in_folio_offset]] (or <path>,off_start,off_end,..., v5.13; EINVAL before; or 1) > /sys/kernel/debug/split_huge_pages: split the THPs of a range whose only references are their mappings; never an error for a folio that stays whole: check the outcome (folioOrder, anonHugePages, rssAnon)'),
   swapoff: obj({}).describe('swapoff(2) of the swap device: every swapped-out page is read back and mapped read-only (try_to_unuse, unuse_pte); later MADV_PAGEOUT swaps nothing. Blocks forever before v5.13 when a swap entry is uffd-wp (pte_same_as_swp)'),
   mmap: mmapArgs.describe('map a file (a DAX file or a memfd), a device-dax device, or anonymous memory (shared: shmem)'),
   munmap: obj({
