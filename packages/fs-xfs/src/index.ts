@@ -355,6 +355,7 @@ export class Xfs extends DaxFilesystem {
       for (const [index, block] of [...src.blocks].sort((a, b) => a[0] - b[0])) {
         this.blocks.share(block, to, index);
         dst.blocks.set(index, block);
+        if (this.isUnwritten(src, index)) this.markUnwritten(dst, index); // the shared extent stays unwritten
       }
       return dst;
     } finally {

@@ -66,6 +66,20 @@ describe('XFS zero range: punch, then preallocate unwritten', () => {
   });
 });
 
+describe('XFS unwritten extents and reflink', () => {
+  it('a clone shares an unwritten extent as unwritten: neither file reads what the media holds there', () => {
+    const { k } = boot('v6.6');
+    k.run(k.fallocate({ file: 'a', mode: 'zero-range', offset: PAGE, length: PAGE, keepSize: true }));
+    // what a stale DMA (or an old write) left on the media of a's page-1 block
+    const pfn = k.device('pmem0').dataPfn + k.file('a').inode.blocks.get(1)!;
+    k.pages.data.set(pfn, 'STALE');
+    k.run(k.reflink({ from: 'a', to: 'b' }));
+    k.run(k.mmap({ file: 'b', length: 4 * PAGE, shared: true, write: true, as: 'mb' }));
+    expect([0, 1].map((page) => k.run(k.read({ map: 'mb', page })))).toEqual(['A0', '']);
+    expect(k.run(k.read({ map: 'm', page: 1 }))).toBe('');
+  });
+});
+
 describe('XFS plain fallocate (mode 0)', () => {
   it('breaks layouts like every other mode: a pinned page makes it wait', () => {
     const { k } = boot('v6.15');
@@ -122,6 +136,22 @@ describe('XFS collapse range', () => {
     const seen = fsSequence(k);
     expect(() => k.run(k.fallocate({ file: 'a', mode: 'collapse-range', offset: 0, length: PAGE, keepSize: true }))).toThrow(/EINVAL.*vfs_fallocate/);
     expect(seen).toEqual([]);
+  });
+});
+
+describe('a page-cache file on a DAX-capable mount (dax=inode, no FS_XFLAG_DAX)', () => {
+  it('collapse writes the cache back before dropping it, so the shifted pages keep their data', () => {
+    const k = createKernel({ arch: testArch(), fs: xfs(), driver: nvdimm(), kernel: 'v6.6' });
+    k.run(k.probe({ size: 1024 * 1024 * 1024, as: 'pmem0' }));
+    k.run(k.mount({ device: 'pmem0', dax: 'inode' }));
+    k.run(k.create({ file: 'a', size: 4 * PAGE }));
+    expect(k.file('a').inode.sDax).toBe(false);
+    k.run(k.mmap({ file: 'a', length: 4 * PAGE, shared: true, write: true, as: 'm' }));
+    for (let p = 0; p < 4; p++) k.run(k.write({ map: 'm', page: p, data: `C${p}` }));
+    k.run(k.fallocate({ file: 'a', mode: 'collapse-range', offset: 0, length: PAGE }));
+    expect([0, 1, 2].map((page) => k.run(k.read({ map: 'm', page })))).toEqual(['C1', 'C2', 'C3']);
+    k.run(k.fallocate({ file: 'a', mode: 'zero-range', offset: PAGE, length: PAGE, keepSize: true }));
+    expect([0, 1, 2].map((page) => k.run(k.read({ map: 'm', page })))).toEqual(['C1', '', 'C3']);
   });
 });
 

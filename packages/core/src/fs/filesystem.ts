@@ -486,6 +486,11 @@ export abstract class DaxFilesystem implements FsHandle, DaxIomapOps {
     return set;
   }
 
+  /** Page `index` of the file is an unwritten extent (a reflink shares one as unwritten). */
+  protected markUnwritten(inode: Inode, index: number): void {
+    this.unwrittenOf(inode).add(index);
+  }
+
   isUnwritten(inode: Inode, index: number): boolean {
     return (inode.state['unwritten'] as Set<number> | undefined)?.has(index) ?? false;
   }
