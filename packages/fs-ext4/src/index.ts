@@ -276,15 +276,20 @@ export class Ext4 extends DaxFilesystem {
       throw KernelError.unsupported('EINVAL', `v5.4 ext4_end_enable_verity() re-decides S_DAX of the live DAX inode '${inode.name}' (ext4_set_inode_flags): not modelled`);
     }
     this.step(inode, 'ext4_begin_enable_verity');
-    if (flags.inline) {
-      this.step(inode, 'ext4_convert_inline_data');
-      const blocks = this.blocks.alloc(inode.name, 0, this.pages(inode.size));
-      blocks.forEach((b, i) => inode.blocks.set(i, b));
-      flags.inline = false;
-    }
+    this.convertInlineData(inode);
     flags.verity = true;
     this.step(inode, 'ext4_end_enable_verity');
     yield* [];
+  }
+
+  /** ext4_convert_inline_data(): an inline file's data moves to a block and EXT4_INLINE_DATA_FL goes. */
+  private convertInlineData(inode: Inode): void {
+    const flags = this.flagsOf(inode);
+    if (!flags.inline) return;
+    this.step(inode, 'ext4_convert_inline_data');
+    const blocks = this.blocks.alloc(inode.name, 0, this.pages(inode.size));
+    blocks.forEach((b, i) => inode.blocks.set(i, b));
+    flags.inline = false;
   }
 
   /**
@@ -397,6 +402,9 @@ export class Ext4 extends DaxFilesystem {
    */
   *fallocate(inode: Inode, mode: FallocateMode, offset: number, length: number, keepSize: boolean): Op {
     this.checkOpen(inode, true); // fallocate needs a descriptor open for writing (fsverity_file_open)
+    // every mode but punch hole converts inline data first (ext4_fallocate, before its locks up to
+    // v6.14; v6.15 does it under inode_lock, an order the model does not keep)
+    this.convertInlineData(inode);
     const v615 = kernelAtLeast(this.k.version, 6, 15);
     if (mode === 'allocate') {
       const body = (): Op => this.allocFileBlocks(inode, offset, length, keepSize);

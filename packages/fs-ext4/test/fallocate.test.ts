@@ -1,7 +1,7 @@
 import { createKernel, Monitor, type Kernel } from '@daxlab/core';
 import { nvdimm } from '@daxlab/driver-nvdimm';
 import { describe, expect, it } from 'vitest';
-import { ext4 } from '../src/index.js';
+import { ext4, type Ext4 } from '../src/index.js';
 import { fsSequence, mappedWrittenFile, testArch } from '@daxlab/core/testing';
 
 // fallocate(2) zero range, collapse range and plain allocation on a DAX file of ext4:
@@ -125,5 +125,24 @@ describe('ext4 plain fallocate', () => {
       expect(k.file('a').inode.size).toBe(6 * PAGE);
       expect(blocksOf(k)).toEqual([0, 1, 2, 3, 4, 5]);
     }
+  });
+});
+
+describe('ext4 fallocate of an inline-data file', () => {
+  it('converts the inline data to a block first (ext4_convert_inline_data), then preallocates', () => {
+    const k = createKernel({ arch: testArch(), fs: ext4(), driver: nvdimm(), kernel: 'v6.6' });
+    k.run(k.probe({ size: 1024 * 1024 * 1024, as: 'pmem0' }));
+    k.run(k.mount({ device: 'pmem0', dax: false, inlineData: true }));
+    k.run(k.create({ file: 'a', size: 10, inline: true }));
+    const fs = k.device('pmem0').fs as Ext4;
+    const { inode } = k.file('a');
+    expect(fs.hasInlineData(inode)).toBe(true);
+    const seen = fsSequence(k);
+    k.run(k.fallocate({ file: 'a', offset: 0, length: 2 * PAGE }));
+    expect(seen.slice(0, 2)).toEqual(['ext4_convert_inline_data', 'ext4_fallocate']);
+    expect(fs.hasInlineData(inode)).toBe(false);
+    // page 0 got its block from the conversion, page 1 from the preallocation
+    expect([...inode.blocks.keys()].sort()).toEqual([0, 1]);
+    expect(inode.size).toBe(2 * PAGE);
   });
 });
