@@ -120,7 +120,7 @@ export interface VmFlags {
   wipeonfork: boolean;
   /** VM_DONTEXPAND: mremap() may not grow the VMA (remap_pfn_range() sets it) */
   dontexpand: boolean;
-  /** VM_EXEC: mapped with PROT_EXEC (file_thp_enabled() wanted it until v6.9 [M]: mm/collapse.ts) */
+  /** VM_EXEC: mapped with PROT_EXEC (file_thp_enabled() wanted it until v6.8, 7fbb5e188248: mm/collapse.ts) */
   exec?: boolean;
   /** VM_MERGEABLE: MADV_MERGEABLE, ksmd may merge its anonymous pages (mm/ksm.ts); inherited by fork */
   mergeable?: boolean;

@@ -83,7 +83,7 @@ export function* madviseCollapse(k: Kernel, vma: Vma, s: number, e: number): Op 
   const file = collapsibleCache(vma);
   if (file) {
     if (!fileVmaAllowsCollapse(k, vma, file, false)) {
-      throw new KernelError('EINVAL', `madvise collapse of '${vma.name}': thp_vma_allowable_order() refuses the VMA (no VM_NOHUGEPAGE, an aligned PMD range inside it; a disk file needs CONFIG_READ_ONLY_THP_FOR_FS, no writer${kernelAtLeast(k.version, 6, 9) ? '' : ' and PROT_EXEC'})`);
+      throw new KernelError('EINVAL', `madvise collapse of '${vma.name}': thp_vma_allowable_order() refuses the VMA (no VM_NOHUGEPAGE, an aligned PMD range inside it; a disk file needs CONFIG_READ_ONLY_THP_FOR_FS, no writer${kernelAtLeast(k.version, 6, 8) ? '' : ' and PROT_EXEC'})`);
     }
   } else if (!vmaAllowsCollapse(k, vma, false)) {
     throw new KernelError('EINVAL', `madvise collapse of '${vma.name}': hugepage_vma_check() refuses the VMA (needs private anonymous memory with pages, no VM_NOHUGEPAGE, an aligned ${n}-page range inside it; never DAX)`);
@@ -385,7 +385,7 @@ function openForWrite(file: PageCacheFile): boolean {
  *   then file_thp_enabled(): CONFIG_READ_ONLY_THP_FOR_FS, S_ISREG and !inode_is_open_for_write();
  *   before "mm, thp: relax the VM_DENYWRITE constraint on file-backed THPs" (v5.12 [M]) the VMA
  *   had to be VM_DENYWRITE, which only execve()'s own mappings of the binary were (never here),
- *   and until "mm: remove VM_EXEC requirement for THP eligibility" (v6.9 [M]) VM_EXEC (PROT_EXEC).
+ *   and until 7fbb5e188248 "mm: remove VM_EXEC requirement for THP eligibility" (v6.8) VM_EXEC (PROT_EXEC).
  */
 function fileVmaAllowsCollapse(k: Kernel, vma: Vma, file: PageCacheFile, enforceSysfs: boolean): boolean {
   const n = k.vm.pmdPages;
@@ -397,7 +397,7 @@ function fileVmaAllowsCollapse(k: Kernel, vma: Vma, file: PageCacheFile, enforce
   if (enforceSysfs && !vma.flags.hugepage) return false;
   if (!k.features['read-only-thp-for-fs'] || openForWrite(file)) return false;
   if (!kernelAtLeast(k.version, 5, 12)) return false;
-  return kernelAtLeast(k.version, 6, 9) || vma.flags.exec === true;
+  return kernelAtLeast(k.version, 6, 8) || vma.flags.exec === true;
 }
 
 /** Whether the page-cache folio caching index is dirty: PG_dirty, or a dirty PTE/PMD of a VMA mapping it (moved to the folio when it is unmapped). */

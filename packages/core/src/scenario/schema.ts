@@ -332,7 +332,7 @@ const mmapArgs = obj({
   offset: Size.optional(),
   shared: Flag.optional(),
   write: Flag.optional(),
-  exec: Flag.optional().describe('PROT_EXEC: VM_EXEC (a read-only file mapped for khugepaged before v6.9 needs it)'),
+  exec: Flag.optional().describe('PROT_EXEC: VM_EXEC (a read-only file mapped for khugepaged before v6.8 needs it)'),
   populate: Flag.optional().describe('MAP_POPULATE: fault every page in now (a write fault in a private writable mapping, which COWs file pages); errors are ignored as mmap ignores them'),
   locked: Flag.optional().describe('MAP_LOCKED: VM_LOCKED (unless mlock would not lock this kind of mapping: DAX, hugetlb, VM_SPECIAL) and populated as by MAP_POPULATE'),
   sync: Flag.optional().describe('MAP_SHARED_VALIDATE|MAP_SYNC (with file and shared: true): EOPNOTSUPP unless the file is DAX on ext4 or XFS'),
