@@ -118,6 +118,17 @@ describe('XFS collapse range', () => {
     expect(() => k.run(k.read({ map: 'm', page: 3 }))).toThrow(/SIGBUS/);
   });
 
+  it('with the seed-004 misordering a pinned block that only moves is still reported: the DMA lands at another file offset', () => {
+    const { k, m } = boot('v6.6', { 'dax-delete-entries-before-wait': true });
+    k.run(k.gup({ map: 'm', page: 2, write: true, as: 'dma' }, true));
+    k.run(k.fallocate({ file: 'a', mode: 'collapse-range', offset: 0, length: PAGE }));
+    // block 2 was a[2] when pinned and is a[1] now (xfs_bmap_collapse_extents); nothing pinned was freed
+    expect(k.blockOwner(k.device('pmem0').dataPfn + 2)).toBe('a[1]');
+    k.run(k.dmaWrite({ pin: 'dma', data: 'X' }));
+    expect(m.violations.map((v) => v.invariant)).toEqual(['dma-to-foreign-block']);
+    expect(k.run(k.read({ map: 'm', page: 1 }))).toBe('X');
+  });
+
   it('refuses a misaligned range or one reaching EOF with EINVAL, after the break-layouts wait', () => {
     for (const [offset, length] of [[2048, PAGE], [0, 6144], [3 * PAGE, PAGE], [2 * PAGE, 4 * PAGE]] as const) {
       const { k } = boot('v6.15');
