@@ -80,7 +80,7 @@ describe('a read-only regular file (CONFIG_READ_ONLY_THP_FOR_FS)', () => {
     expect(fileThps(k)).toBe(1);
   });
 
-  it('is refused while the file is open for write, with a dirty page (SCAN_FAIL), without VM_EXEC before v6.8, and before v5.12 (VM_DENYWRITE)', () => {
+  it('is refused while the file is open for write, with a dirty page (SCAN_FAIL), without VM_EXEC before v6.8, and before v5.14 (VM_DENYWRITE)', () => {
     const writer = kernel('latest', true);
     roFile(writer, upTo(NR));
     writer.run(writer.mmap({ file: 'f', length: 2 * MiB, shared: true, write: true, as: 'w2' }));

@@ -299,7 +299,7 @@ export const FEATURES = [
     summary: 'CONFIG_READ_ONLY_THP_FOR_FS: khugepaged and MADV_COLLAPSE may collapse the page cache of a regular file nobody has open for write',
     meaning: {
       false: 'not built (the Kconfig default, n): file_thp_enabled() is false, so only shmem and anonymous memory collapse',
-      true: 'built (99cb0dbd47a1 "mm,thp: add read-only THP support for (non-shmem) FS", v5.4): collapse_file() builds PMD-sized folios in the page cache of a regular file that no one has open for write (and, per release, mapped VM_DENYWRITE before v5.12 or VM_EXEC before v6.8, 7fbb5e188248); the khugepaged selftest\'s file tests need it',
+      true: 'built (99cb0dbd47a1 "mm,thp: add read-only THP support for (non-shmem) FS", v5.4): collapse_file() builds PMD-sized folios in the page cache of a regular file that no one has open for write (and, per release, mapped VM_DENYWRITE before v5.14 [M] or VM_EXEC before v6.8, 7fbb5e188248); the khugepaged selftest\'s file tests need it',
     },
   },
   {

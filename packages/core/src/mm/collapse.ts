@@ -383,7 +383,7 @@ function openForWrite(file: PageCacheFile): boolean {
  *   MADV_COLLAPSE ignores shmem_enabled and huge=, khugepaged follows them);
  * - a regular file: with sysfs enforced the global `enabled` (the model's `madvise`: VM_HUGEPAGE),
  *   then file_thp_enabled(): CONFIG_READ_ONLY_THP_FOR_FS, S_ISREG and !inode_is_open_for_write();
- *   before "mm, thp: relax the VM_DENYWRITE constraint on file-backed THPs" (v5.12 [M]) the VMA
+ *   before eb6ecbed0aa2 "mm, thp: relax the VM_DENYWRITE constraint on file-backed THPs" (v5.14 [M]) the VMA
  *   had to be VM_DENYWRITE, which only execve()'s own mappings of the binary were (never here),
  *   and until 7fbb5e188248 "mm: remove VM_EXEC requirement for THP eligibility" (v6.8) VM_EXEC (PROT_EXEC).
  */
@@ -396,7 +396,7 @@ function fileVmaAllowsCollapse(k: Kernel, vma: Vma, file: PageCacheFile, enforce
   if (!file.writeback) return k.pageCache.shmemHuge(vma, file, vma.pgoff, !enforceSysfs);
   if (enforceSysfs && !vma.flags.hugepage) return false;
   if (!k.features['read-only-thp-for-fs'] || openForWrite(file)) return false;
-  if (!kernelAtLeast(k.version, 5, 12)) return false;
+  if (!kernelAtLeast(k.version, 5, 14)) return false;
   return kernelAtLeast(k.version, 6, 8) || vma.flags.exec === true;
 }
 
