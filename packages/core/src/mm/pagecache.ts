@@ -229,8 +229,8 @@ export class PageCache {
    * the VMA, vm_start - vm_pgoff PMD-aligned), over pmd_none (no PTE table there), is mapped
    * whole: mk_huge_pmd() with vm_page_prot (writable in a shared writable shmem mapping), made
    * dirty and writable by a write fault (maybe_pmd_mkwrite(pmd_mkdirty())), folio_add_file_rmap_pmd().
-   * The caller's folio reference becomes the PMD's. From "mm: don't install PMD mappings when THPs
-   * are disabled by the hw/process/vma" (v6.12 [M]) a VMA with VM_NOHUGEPAGE, or an MMU without
+   * The caller's folio reference becomes the PMD's. From 2b0f922323cc "mm: don't install PMD mappings
+   * when THPs are disabled by the hw/process/vma" (v6.12 [M]) a VMA with VM_NOHUGEPAGE, or an MMU without
    * PMD leaves, gets VM_FAULT_FALLBACK: PTEs. False: fall back to a PTE.
    */
   setPmd(vma: Vma, vpn: number, pfn: number, write: boolean): boolean {
