@@ -80,6 +80,27 @@ describe('XFS unwritten extents and reflink', () => {
   });
 });
 
+describe('XFS unwritten extents under PMD faults', () => {
+  it('a preallocated 2 MiB extent reads through the huge zero page; a write converts the whole PMD and maps its own blocks', () => {
+    const k = createKernel({ arch: testArch(), fs: xfs(), driver: nvdimm(), kernel: 'v6.15' });
+    k.run(k.probe({ size: 1024 * 1024 * 1024, as: 'pmem0' }));
+    k.run(k.mount({ device: 'pmem0' }));
+    k.run(k.create({ file: 'a', size: 0 }));
+    // 512 pages from page 0: the allocator gives a PMD-aligned run (one extent), all unwritten
+    k.run(k.fallocate({ file: 'a', offset: 0, length: 2 * 1024 * 1024 }));
+    k.run(k.mmap({ file: 'a', length: 2 * 1024 * 1024, shared: true, write: true, as: 'm' }));
+    const mm = k.process('init');
+    expect(k.run(k.read({ map: 'm', page: 7 }))).toBe('');
+    expect(k.vm.lookup(mm, k.map('m').start + 7)!.pte).toMatchObject({ level: 'pmd', pfn: k.hugeZeroPfn });
+    k.run(k.write({ map: 'm', page: 7, data: 'W' }));
+    const leaf = k.vm.lookup(mm, k.map('m').start + 7)!;
+    expect(leaf.pte.level).toBe('pmd');
+    expect(leaf.pte.pfn).toBe(k.device('pmem0').dataPfn + k.file('a').inode.blocks.get(0)!);
+    // the rest of the converted PMD reads zeroes (the conversion zeroed every block of it)
+    expect([7, 8, 511].map((page) => k.run(k.read({ map: 'm', page })))).toEqual(['W', '', '']);
+  });
+});
+
 describe('XFS plain fallocate (mode 0)', () => {
   it('breaks layouts like every other mode: a pinned page makes it wait', () => {
     const { k } = boot('v6.15');
