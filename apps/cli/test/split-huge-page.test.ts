@@ -90,6 +90,28 @@ function splitPteMappedThp(version: string): Verdict {
   return 'pass';
 }
 
+/**
+ * split_thp_in_pagecache_to_order_at(fd_size, order, -1)'s steps on a shmem THP pair MADV_COLLAPSE
+ * builds (the model's large page-cache folios; the selftest's come from faults on XFS), with the
+ * newest form's folio-order check after the data is read back.
+ */
+function splitShmemThpToOrder(version: string, order: number): Verdict {
+  const k = kernel(version);
+  const value = (p: number) => `f${p}`;
+  k.run(k.memfdCreate({ file: 'test', size: 2 * NR * PAGE }));
+  k.run(k.mmap({ file: 'test', length: 2 * NR * PAGE, shared: true, write: true, as: 'mem' }));
+  for (let page = 0; page < 2 * NR; page++) k.run(k.write({ map: 'mem', page, data: value(page) }));
+  if (fails(() => k.run(k.madvise({ map: 'mem', advice: 'collapse' })))) return 'fail';
+  if (k.pmdMappedCacheThpsIn({ map: 'mem', page: 0 }, 'shmem') !== 2) return 'fail'; // "No large pagecache folio generated": SKIP
+  // one write per PMD range over its first page, as the selftest does
+  for (let i = 0; i < 2; i++) if (fails(() => k.run(k.splitHugePages({ map: 'mem', offset: i * NR * PAGE, length: PAGE, order })))) return 'fail';
+  if (!dataKept(k, 'mem', 2 * NR, value)) return 'fail';
+  const expected = new Array<number>(10).fill(0);
+  expected[order] = (2 * NR) >> order;
+  if (JSON.stringify(folioOrders(k, 'mem', 2 * NR)) !== JSON.stringify(expected)) return 'fail'; // "Unexpected THP split"
+  return k.pmdMappedCacheThpsIn({ map: 'mem', page: 0 }, 'shmem') === 0 ? 'pass' : 'fail'; // "Still FilePmdMapped not split"
+}
+
 const OLD = ['v5.4', 'v5.10'];
 const MID = ['v6.1', 'v6.3', 'v6.6'];
 const NEW = ['v6.15', 'latest'];
@@ -114,6 +136,10 @@ describe('split_huge_page_test.c verdicts per preset (x86), as docs/selftests.md
     });
     it(`${v}: split_pmd_zero_pages needs the zero-page remap (v6.12)`, () => {
       expect(splitPmdZeroPages(v)).toBe(isNew ? 'pass' : 'fail');
+    });
+    it(`${v}: split_thp_in_pagecache_to_order's steps on a shmem THP: orders 0 and 4`, () => {
+      expect(splitShmemThpToOrder(v, 0)).toBe(old ? 'fail' : 'pass');
+      expect(splitShmemThpToOrder(v, 4)).toBe(isNew ? 'pass' : 'fail');
     });
     it(`${v}: split_pte_mapped_thp`, () => {
       expect(splitPteMappedThp(v)).toBe(old ? 'fail' : 'pass');
