@@ -135,3 +135,49 @@ describe('MADV_COLLAPSE on shmem', () => {
     expect(k.ram.live.has(head)).toBe(false);
   });
 });
+
+describe('shmem_enabled policies and what collapse_file() refuses', () => {
+  it('deny refuses khugepaged even with VM_HUGEPAGE, force allows without it; within_size needs the PMD range inside i_size', () => {
+    const k = kernel('v6.6');
+    shmem(k, upTo(NR));
+    k.run(k.madvise({ map: 'mem', advice: 'hugepage' }));
+    k.run(k.shmemEnabled({ mode: 'deny' }));
+    expect(khugepagedPass(k, 'mem')).toEqual([]);
+    // MADV_COLLAPSE's shmem_huge_force comes before the deny check (shmem_is_huge())
+    k.run(k.madvise({ map: 'mem', advice: 'nohugepage' }));
+    k.run(k.shmemEnabled({ mode: 'force' }));
+    // ... but VM_NOHUGEPAGE is checked first: nothing
+    expect(khugepagedPass(k, 'mem')).toEqual([]);
+
+    const forced = kernel('v6.6');
+    shmem(forced, upTo(NR));
+    forced.run(forced.shmemEnabled({ mode: 'force' }));
+    expect(khugepagedPass(forced, 'mem')).toEqual(['succeed']);
+
+    // within_size: index 0's PMD range ends at page 512 <= i_size (512 pages); grown memfds alike
+    const within = kernel('v6.6');
+    shmem(within, upTo(NR));
+    within.run(within.shmemEnabled({ mode: 'within_size' }));
+    expect(khugepagedPass(within, 'mem')).toEqual(['succeed']);
+  });
+
+  it('a fault that would allocate a huge shmem folio is refused as not modelled', () => {
+    const k = kernel();
+    k.run(k.shmemEnabled({ mode: 'advise' }));
+    k.run(k.memfdCreate({ file: 'm', size: 2 * MiB }));
+    k.run(k.mmap({ file: 'm', length: 2 * MiB, shared: true, write: true, as: 'mem' }));
+    k.run(k.madvise({ map: 'mem', advice: 'hugepage' }));
+    expect(code(() => k.run(k.write({ map: 'mem', page: 0, data: 'x' })))).toBe('EOPNOTSUPP');
+  });
+
+  it('holes in a range some VMA of the file registered for MISSING faults roll back (SCAN_EXCEED_NONE_PTE); filled ones collapse', () => {
+    const k = kernel();
+    shmem(k, [0, 1]);
+    k.run(k.uffdApi({}));
+    k.run(k.uffdRegister({ map: 'mem', mode: ['missing'] }));
+    // refused before anything changes (the errno: EINVAL in the model; the tree read returns EBUSY for SCAN_EXCEED_NONE_PTE, a change not dated: docs/selftests.md doubts)
+    expect(code(() => k.run(k.madvise({ map: 'mem', advice: 'collapse' })))).not.toBeNull();
+    expect(shmemThps(k)).toBe(0);
+    expect(k.folios.nr(k.folios.folio(pfnMappedAt(k, 'mem', 0)))).toBe(1);
+  });
+});
