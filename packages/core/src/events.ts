@@ -36,6 +36,8 @@ export interface KernelEvents {
   'gup.pin': { mm: string; name: string; pfns: number[]; pin: boolean; longterm: boolean; write: boolean; fast: boolean };
   'gup.unpin': { name: string; pfns: number[]; pin: boolean };
   'dma.write': { name: string; pfn: number; data: string };
+  /** a CPU store through a /dev/mem mapping reached physical page pfn (mm/devmem.ts) */
+  'devmem.write': { mm: string; vaddr: number; pfn: number };
   'dma.read': { name: string; pfn: number; data: string };
   'block.alloc': { device: string; block: number; file: string; index: number };
   'block.free': { device: string; block: number; pfn: number; file: string };

@@ -312,6 +312,15 @@ export const FEATURES = [
       enabled: 'secretmem_enable defaults to 1 (b758fe6df50d "mm/secretmem: make it on by default", v6.5 [M]); the arch must still have it (Mmu.memfdSecretSince: ARCH_HAS_SET_DIRECT_MAP and the syscall-table entry), else ENOSYS',
     },
   },
+  {
+    name: 'io-strict-devmem',
+    values: [true, false],
+    summary: 'CONFIG_IO_STRICT_DEVMEM: /dev/mem may not touch iomem a driver has claimed, and (v5.8+) a claim revokes existing /dev/mem mappings',
+    meaning: {
+      true: 'built (90a545e98126 "restrict /dev/mem to idle io memory ranges", v4.5): iomem_is_exclusive() treats every IORESOURCE_BUSY range as exclusive, so devmem_is_allowed() refuses a range a driver requested (mmap of /dev/mem there: EPERM); from v5.8 (3234ac664a87 "/dev/mem: Revoke mappings when a driver claims the region") __request_region() also zaps the /dev/mem mappings of the claimed range (revoke_devmem(); revoke_iomem() in kernel/resource.c from v5.12), so the next access is SIGBUS. ndctl\'s test kernels and most distributions build it',
+      false: 'not built (the Kconfig default, n): a busy range stays mappable through /dev/mem and nothing is revoked',
+    },
+  },
 ] as const satisfies readonly FeatureSpec[];
 
 export type FeatureName = (typeof FEATURES)[number]['name'];
@@ -329,6 +338,7 @@ export interface Preset {
 }
 
 const V5_4: FeatureSet = {
+  'io-strict-devmem': false,
   'fsdax-refcount': 'legacy',
   'foll-pin': false,
   'devmem-extra-ref': true,

@@ -2,6 +2,7 @@ import { Subscription } from 'rxjs/internal/Subscription'; // not 'rxjs': see bu
 import type { Envelope } from './bus.js';
 import type { KernelEvents } from './events.js';
 import type { Kernel } from './kernel.js';
+import { claimedBy } from './mm/devmem.js';
 
 export interface Violation {
   readonly invariant: string;
@@ -217,6 +218,23 @@ class DaxEntryZeroRef extends Invariant {
   }
 }
 
+/**
+ * Memory a driver has claimed (a bound pmem namespace or device-dax instance, kmem's System RAM)
+ * written through /dev/mem: the driver's data changes behind its back. CONFIG_IO_STRICT_DEVMEM
+ * refuses new such mappings (v4.5) and revokes old ones when the driver claims the range
+ * (revoke_devmem(), v5.8); without it, or before v5.8, the store lands (ndctl revoke-devmem.c).
+ */
+class DevmemWriteToClaimedRange extends Invariant {
+  readonly name = 'devmem-write-to-claimed-range';
+  readonly description = 'a store through /dev/mem reached memory a driver has claimed';
+  attach(k: Kernel, report: (m: string) => void, bag: Subscription): void {
+    k.bus.listen('devmem.write', (e) => {
+      const owner = claimedBy(k, e.data.pfn);
+      if (owner !== null) report(`${e.data.mm} wrote physical page ${e.data.pfn} through /dev/mem while ${owner} holds it`);
+    }, bag);
+  }
+}
+
 /** Every invariant, in DESIGN.md's order. */
 export function allInvariants(): Invariant[] {
   return [
@@ -231,6 +249,7 @@ export function allInvariants(): Invariant[] {
     new DaxPageSeenAsAnon(),
     new DaxEntryZeroRef(),
     new DeviceMapsFreedPage(),
+    new DevmemWriteToClaimedRange(),
     new KernelOopsInvariant(),
   ];
 }

@@ -23,7 +23,7 @@ import { Mprotect } from './mm/mprotect.js';
 import { mremap } from './mm/mremap.js';
 import { madvise, type Advice } from './mm/madvise.js';
 import { processMadvise } from './mm/pmadvise.js';
-import { mapDevmem } from './mm/devmem.js';
+import { isDevmemVma, mapDevmem, revokeDevmem } from './mm/devmem.js';
 import { addSeals, getSeals, sealCheckMmap, type SealName } from './mm/memfd.js';
 import { mmPopulate } from './mm/populate.js';
 import { lockNewVma, mlockall, mlockFutureOk, mlockRange } from './mm/mlock.js';
@@ -37,7 +37,7 @@ import { Secretmem } from './mm/secretmem.js';
 import { Swap } from './mm/swap.js';
 import { Ksm } from './mm/ksm.js';
 import { Numa, type MbindFlags, type MpolMode } from './mm/mempolicy.js';
-import { changeMemoryState, MemoryHotplug, reconfigureDevice, unbindSystemRam, type OnlineType } from './mm/hotplug.js';
+import { bindAgain, changeMemoryState, MemoryHotplug, reconfigureDevice, unbindSystemRam, type OnlineType } from './mm/hotplug.js';
 import { Thp } from './mm/thp.js';
 import { splitHugePagesAll, splitHugePagesInFile, splitHugePagesPid, type SplitCount } from './mm/split.js';
 import { Userfaultfd, type UffdFeature, type UffdMode, type UffdRangeIoctl } from './mm/userfaultfd.js';
@@ -111,7 +111,8 @@ export interface MmapArgs {
   file?: string;
   device?: string;
   anon?: boolean;
-  devmem?: boolean;
+  /** /dev/mem at `offset`; a device name: at that device's physical base plus `offset` (ndctl_namespace_get_resource()) */
+  devmem?: boolean | string;
   hugetlb?: number;
   length: number;
   offset?: number;
@@ -524,7 +525,14 @@ export class Kernel {
     const req: ProbeRequest = { name: a.as, size: a.size, align: a.align ?? null, altmap: a.altmap ?? false, kind: a.kind ?? null };
     const device = yield* driver.probe(this, req);
     this.devices.set(a.as, device);
+    // the driver's devm_request_mem_region() of its range revokes /dev/mem mappings of it (mm/devmem.ts)
+    yield* revokeDevmem(this, device.pgmap.startPfn, device.pgmap.nrPages);
     return device;
+  }
+
+  /** ndctl enable-namespace: bind the driver again to the range the device had (mm/hotplug.ts bindAgain()). */
+  *bind(a: { device: string }): Op {
+    yield* bindAgain(this, this.device(a.device));
   }
 
   *unbind(a: { device: string; force?: boolean }): Op {
@@ -898,7 +906,8 @@ export class Kernel {
       vma = this.vm.addVma(mm, { name: a.as, start, pages, pgoff: offset / ps, flags: this.vm.flags({ write, shared, ...fs.mmapFlags }), kind: 'file', inode, device: null, anonVma: 0 });
     } else if (a.devmem) {
       // /dev/mem: a VM_PFNMAP mapping of physical pages at `offset` (mm/devmem.ts)
-      vma = mapDevmem(this, mm, { offset, length: a.length, shared, write, as: a.as });
+      const base = typeof a.devmem === 'string' ? this.device(a.devmem).pgmap.startPfn * ps : 0;
+      vma = mapDevmem(this, mm, { offset: base + offset, length: a.length, shared, write, as: a.as });
     } else if (a.device !== undefined) {
       const device = this.device(a.device);
       const driver = this.driverOf(device);
@@ -1295,6 +1304,8 @@ export class Kernel {
     }
     leaf.pte.dirty = true;
     this.pages.data.set(this.vm.pfnAt(leaf, vpn), a.data);
+    // a store through /dev/mem: which physical page it reached (mm/devmem.ts)
+    if (isDevmemVma(vma)) this.emit('devmem.write', { mm: vma.mm.name, vaddr: vpn, pfn: this.vm.pfnAt(leaf, vpn) });
   }
 
   /**

@@ -64,6 +64,8 @@ export function nvdimm(options: NvdimmOptions = {}): DriverPlugin {
         // vmem_altmap.reserve (__nvdimm_setup_pfn): the info block's pfns never hold the memmap
         altmapReservePfns: req.altmap ? infoBlockReserve(ps) / ps : 0,
         ops: { memoryFailure: true },
+        // enabled again at its own range (ndctl enable-namespace: core's bind step)
+        ...(req.phys !== undefined ? { phys: req.phys } : {}),
       });
       yield* [];
       return {

@@ -4,6 +4,7 @@ import { InputError, KernelError, KernelOops } from '../errors.js';
 import { kernelAtLeast } from '../features.js';
 import type { Op } from '../sched.js';
 import type { Device } from '../types.js';
+import { revokeDevmem } from './devmem.js';
 
 /**
  * Device-dax as System RAM: the kmem driver (drivers/dax/kmem.c) hot-adds a device-dax range as
@@ -262,8 +263,10 @@ export function* reconfigureDevice(
         // daxctl_dev_disable(): unbind from device_dax -> kill_dev_dax(), memunmap_pages()
         yield* k.unbind({ device: a.device });
       }
-      // daxctl_dev_enable_ram(): bind to kmem -> dev_dax_kmem_probe()
+      // daxctl_dev_enable_ram(): bind to kmem -> dev_dax_kmem_probe(); its request_mem_region()
+      // revokes /dev/mem mappings of the range as any claim does
       target = hp.kmemProbe(device, { memmapOnMemory: a.memmapOnMemory ?? false });
+      yield* revokeDevmem(k, target.start / k.mmu.basePageSize, target.size / k.mmu.basePageSize);
     }
     // dev_online_memory(): daxctl_memory_online() writes online_movable (online with --no-movable)
     if (online) for (const b of target.blocks) hp.onlineBlock(b, movable ? 'online_movable' : 'online');
@@ -281,21 +284,27 @@ export function* reconfigureDevice(
     if (stillOnline > 0) throw new KernelError('EBUSY', `${a.device}: found ${stillOnline} memory block${stillOnline === 1 ? '' : 's'} online, refusing to change modes (daxctl: add --force to offline them first)`);
     hp.kmemRemove(mem);
   }
-  yield* rebindDevdax(k, device);
+  yield* bindAgain(k, device);
 }
 
 /**
- * daxctl_dev_enable_devdax(): bind device_dax again -> dev_dax_probe() at the instance's own
- * physical range: devm_request_mem_region() fails with EBUSY while kmem's leaked region still
- * holds it, else memremap_pages() builds a new pgmap there.
+ * Bind a device's driver again to the physical range it had: ndctl enable-namespace, or daxctl
+ * bringing a device-dax instance back from kmem (daxctl_dev_enable_devdax() -> dev_dax_probe()).
+ * The driver's devm_request_mem_region() fails with EBUSY while kmem's leaked region still holds
+ * the range; otherwise memremap_pages() builds a new pgmap there (a new Device: a filesystem that
+ * was on the namespace is not found again by `mount`), and the claim revokes /dev/mem mappings.
  */
-function* rebindDevdax(k: Kernel, old: Device): Op {
+export function* bindAgain(k: Kernel, old: Device): Op {
+  if (old.bound) throw new KernelError('EBUSY', `${old.name} is already bound`);
+  if (old.state[NAMESPACE_DISABLED] && !k.hotplug.added.get(old.name)?.leaked) delete old.state[NAMESPACE_DISABLED];
+  if (k.hotplug.memoryOf(old.name)) throw new KernelError('EBUSY', `${old.name} is in system-ram mode: kmem holds it (reconfigure it to devdax)`);
   const ps = k.mmu.basePageSize;
   const leaked = k.hotplug.added.get(old.name);
   if (leaked?.leaked) throw new KernelError('EBUSY', `${old.name}: could not reserve range: kmem's ${leaked.resourceName} region [${leaked.start.toString(16)}-${(leaked.start + leaked.size - 1).toString(16)}] was never released (remove_memory() failed while memory was online)`);
   const driver = k.driverOf(old);
   const device = yield* driver.probe(k, { name: old.name, size: old.size, align: old.align, altmap: old.pgmap.altmap, kind: null, phys: old.pgmap.startPfn * ps });
   k.devices.set(old.name, device);
+  yield* revokeDevmem(k, device.pgmap.startPfn, device.pgmap.nrPages);
 }
 
 /**

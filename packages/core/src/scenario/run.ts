@@ -80,6 +80,7 @@ export function stepOp(k: Kernel, step: Step, failures: string[]): Op<unknown> {
   switch (step.op) {
     case 'probe': return k.probe(a);
     case 'unbind': return k.unbind(a);
+    case 'bind': return k.bind(a);
     case 'reconfigure': return k.reconfigure(a);
     case 'online-memory': return returning(k.memoryState({ device: a.device, online: true, movable: a.movable }), a.onlined, 'daxctl online-memory');
     case 'offline-memory': return returning(k.memoryState({ device: a.device, online: false }), a.offlined, 'daxctl offline-memory');

@@ -89,15 +89,15 @@ describe('constants', () => {
       'probe', 'unbind', 'mount', 'create', 'umount', 'mkdir', 'chattr', 'rename', 'fsverity-enable', 'drop-caches', 'open', 'close', 'truncate', 'punch-hole', 'fallocate', 'reflink', 'spawn', 'memfd-create', 'memfd-secret', 'add-seals', 'tmpfile', 'hugetlb-pool', 'shmem-enabled', 'thp-size', 'sysctl', 'khugepaged-limits', 'khugepaged-scan', 'split-huge-pages', 'swapoff', 'mmap', 'munmap', 'read', 'write',
       'fork', 'exit', 'exec', 'pin', 'get', 'unpin', 'put', 'dma-write', 'dma-read', 'iouring-register', 'iouring-unregister', 'memory-failure', 'soft-offline', 'migrate', 'device-read', 'device-write', 'device-snapshot', 'device-exclusive', 'device-check-exclusive', 'inject-fault',
       'mprotect', 'clear-refs', 'mremap', 'madvise', 'mseal', 'pidfd-open', 'process-madvise', 'mlock', 'munlock', 'mlockall', 'munlockall', 'ksm-merge', 'ksm-unmerge', 'prctl', 'proc-mem-write', 'remote-read', 'setrlimit', 'numa-nodes', 'mbind', 'move-pages', 'migrate-pages', 'set-mempolicy',
-      'uffd-api', 'uffd-register', 'uffd-unregister', 'uffd-copy', 'uffd-zeropage', 'uffd-continue', 'uffd-read', 'uffd-close', 'uffd-writeprotect', 'pagemap-scan', 'reconfigure', 'online-memory', 'offline-memory', 'auto-online-blocks', 'check',
+      'uffd-api', 'uffd-register', 'uffd-unregister', 'uffd-copy', 'uffd-zeropage', 'uffd-continue', 'uffd-read', 'uffd-close', 'uffd-writeprotect', 'pagemap-scan', 'bind', 'reconfigure', 'online-memory', 'offline-memory', 'auto-online-blocks', 'check',
     ]);
     expect(Object.keys(OP_ARGS)).toEqual(OP_NAMES);
   });
 
-  it('invariant names are the ten of DESIGN.md, plus dax-entry-zero-ref (seed 004) and device-maps-freed-page (make_device_exclusive), documented in docs/scenarios.md', () => {
+  it('invariant names are the ten of DESIGN.md, plus dax-entry-zero-ref (seed 004), device-maps-freed-page (make_device_exclusive) and devmem-write-to-claimed-range (ndctl revoke-devmem.c), documented in docs/scenarios.md', () => {
     expect(INVARIANT_NAMES).toEqual([
       'block-freed-while-pinned', 'dma-to-foreign-block', 'mapped-page-zero-ref', 'refcount-underflow', 'page-freed-while-mapped',
-      'pgmap-teardown-while-referenced', 'pinned-page-diverged', 'longterm-pin-of-fsdax', 'dax-page-seen-as-anon', 'dax-entry-zero-ref', 'device-maps-freed-page', 'kernel-oops',
+      'pgmap-teardown-while-referenced', 'pinned-page-diverged', 'longterm-pin-of-fsdax', 'dax-page-seen-as-anon', 'dax-entry-zero-ref', 'device-maps-freed-page', 'devmem-write-to-claimed-range', 'kernel-oops',
     ]);
   });
 

@@ -34,6 +34,7 @@ export const INVARIANTS = [
   { name: 'dax-page-seen-as-anon', brokenWhen: 'an fs-dax file page tests as anonymous (PAGE_MAPPING_DAX_SHARED alias)' },
   { name: 'dax-entry-zero-ref', brokenWhen: 'a DAX fault that associated a page with a file fails to map it and leaves the entry associating the page at refcount 0 (seed 004: "not leaving a zero-referenced entry")' },
   { name: 'device-maps-freed-page', brokenWhen: "a page is freed while a device's own page table still maps it (a mirror device relies on the MMU notifier, it holds no reference: test_hmm's atomic entries after make_device_exclusive())" },
+  { name: 'devmem-write-to-claimed-range', brokenWhen: 'a store through a /dev/mem mapping reaches memory a driver has claimed (a bound pmem namespace or device-dax instance, or kmem System RAM): what CONFIG_IO_STRICT_DEVMEM revokes from v5.8 (ndctl revoke-devmem.c)' },
   { name: 'kernel-oops', brokenWhen: 'the simulated kernel crashed (e.g. walking init_mm vmemmap tables that do not exist)' },
 ] as const;
 
@@ -326,7 +327,7 @@ const mmapArgs = obj({
   file: Name.optional(),
   device: Name.optional().describe('a device-dax device'),
   anon: z.literal(true).optional().describe('anonymous memory'),
-  devmem: z.literal(true).optional().describe('/dev/mem: physical memory at offset (a VM_PFNMAP mapping; needs shared: true)'),
+  devmem: z.union([z.literal(true), Name], { error: 'devmem is true (/dev/mem at offset) or a device name (/dev/mem at that device\'s physical base plus offset)' }).optional().describe('/dev/mem: physical memory at offset (a VM_PFNMAP mapping; needs shared: true); a device name: at that device\'s physical base plus offset (ndctl_namespace_get_resource())'),
   hugetlb: Size.optional().describe('with anon: true, MAP_HUGETLB with this huge page size (MAP_HUGE_SHIFT): hugetlb pages from the pool'),
   length: Size,
   offset: Size.optional(),
@@ -730,6 +731,7 @@ export const OP_ARGS = {
     walkEnd: z.number().int().optional().describe('arg.walk_end the ioctl must leave, as a page of the mapping'),
     process: Name.optional().describe('whose /proc/PID/pagemap (default: the one that created the mapping)'),
   }).describe('ioctl(PAGEMAP_SCAN) on /proc/PID/pagemap (v6.7; ENOTTY before): the pages of a range whose PAGE_IS_* categories match the masks, as page_region runs; with wp-matching the matched written pages are uffd-wp protected again (mm/pagemapscan.ts)'),
+  bind: obj({ device: Name }).describe('ndctl enable-namespace: bind the driver again to the physical range the device had (a disabled namespace, or a device-dax instance whose namespace was disabled); its claim revokes /dev/mem mappings of the range under io-strict-devmem from v5.8; EBUSY while kmem\'s leaked region holds it'),
   reconfigure: obj({
     device: Name.describe('a device-dax instance (probe with driver devdax)'),
     mode: z.enum(['system-ram', 'devdax'], { error: 'mode is system-ram or devdax (daxctl reconfigure-device -m)' }),

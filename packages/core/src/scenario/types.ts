@@ -41,7 +41,7 @@ export type OpName =
   | 'mprotect' | 'clear-refs' | 'mremap' | 'madvise' | 'mseal' | 'pidfd-open' | 'process-madvise' | 'memfd-create' | 'memfd-secret' | 'tmpfile' | 'hugetlb-pool' | 'thp-size' | 'shmem-enabled' | 'sysctl' | 'khugepaged-limits' | 'khugepaged-scan' | 'split-huge-pages' | 'swapoff'
   | 'remote-read' | 'setrlimit' | 'numa-nodes' | 'mbind' | 'move-pages' | 'migrate-pages' | 'set-mempolicy'
   | 'uffd-api' | 'uffd-register' | 'uffd-unregister' | 'uffd-copy' | 'uffd-zeropage' | 'uffd-continue' | 'uffd-writeprotect' | 'uffd-read' | 'uffd-close' | 'pagemap-scan'
-  | 'reconfigure' | 'online-memory' | 'offline-memory' | 'auto-online-blocks'
+  | 'bind' | 'reconfigure' | 'online-memory' | 'offline-memory' | 'auto-online-blocks'
   | 'umount' | 'mkdir' | 'chattr' | 'rename' | 'fsverity-enable' | 'drop-caches' | 'open' | 'close' | 'add-seals';
 
 export interface Step {
