@@ -168,6 +168,22 @@ describe('split_huge_pages: zero-filled subpages (split_pmd_zero_pages, b1f20206
     expect(k.rssAnonIn({})).toBe(8192);
   });
 
+  it('the zero-page PTE keeps the soft-dirty bit only from the 2025 fix (v6.18 [M]): v6.15 drops it', () => {
+    for (const [v, kept] of [['v6.15', false], ['latest', true]] as const) {
+      const k = kernel(v);
+      fourThps(k, () => '');
+      // CLEAR_REFS_SOFT_DIRTY, then a write to THP 0: its PMD alone is soft-dirty again
+      k.run(k.clearRefs({}));
+      k.run(k.write({ map: 'mem', page: 0, data: '' }));
+      expect(k.isSoftDirtyIn({ map: 'mem', page: 5 })).toBe(true);
+      split(k, { map: 'mem' });
+      expect(k.pfnOf({ map: 'mem', page: 5 })).toBe(k.zeroPfn);
+      expect(k.isSoftDirtyIn({ map: 'mem', page: 5 })).toBe(kept);
+      // THP 1 was not written after the clear: clean either way
+      expect(k.isSoftDirtyIn({ map: 'mem', page: NR + 5 })).toBe(false);
+    }
+  });
+
   it('an mlocked range keeps its zero-filled pages (try_to_map_unused_to_zeropage: VM_LOCKED)', () => {
     const k = kernel('latest');
     fourThps(k, () => '');

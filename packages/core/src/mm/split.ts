@@ -195,8 +195,8 @@ export function splitCacheFolio(k: Kernel, file: PageCacheFile, head: number, ho
  * try_to_map_unused_to_zeropage() (mm/migrate.c, b1f202060afe v6.12 [M]) for each PTE of an
  * order-0 piece (a compound one is left alone: "if (PageCompound(page)) return false", Zi Yan's
  * fix of the same release): a page whose contents are all zero, not mlocked (VM_LOCKED), is
- * replaced by the shared zero page (pte_mkspecial, uffd-wp kept; soft-dirty is dropped until
- * Lance Yang's 2025 fix [M]), and its mapping and reference go (dec_mm_counter, folio_put).
+ * replaced by the shared zero page (pte_mkspecial; its soft-dirty and uffd-wp bits are dropped
+ * until Lance Yang's 2025 fix [M]), and its mapping and reference go (dec_mm_counter, folio_put).
  */
 function remapZeroFilled(k: Kernel, pieces: readonly [number, number][]): void {
   const zeroFilled = new Set<number>();
@@ -209,7 +209,10 @@ function remapZeroFilled(k: Kernel, pieces: readonly [number, number][]): void {
       const vma = k.vm.vmaAt(mm, vpn);
       if (!vma || vma.flags.locked) continue;
       k.vm.clear(mm, vpn, 'pte');
-      k.vm.install(mm, vpn, k.faults.pte(k.zeroPfn, 'pte', { special: true, uffdWp: pte.uffdWp }));
+      // the migration entry's soft-dirty and uffd-wp bits are carried over only from Lance Yang's
+      // fix of b1f202060afe (2025, Cc stable: v6.18 [M]); before, pte_mkspecial(zero pfn) alone
+      const keep = kernelAtLeast(k.version, 6, 18);
+      k.vm.install(mm, vpn, k.faults.pte(k.zeroPfn, 'pte', { special: true, softDirty: keep && pte.softDirty, uffdWp: keep && pte.uffdWp === true }));
       k.folios.removeMap(pte.pfn);
       k.folios.put(pte.pfn, 1, 'try_to_map_unused_to_zeropage: a zero-filled subpage maps the shared zero page');
     }
