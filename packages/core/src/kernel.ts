@@ -1083,6 +1083,12 @@ export class Kernel {
     yield* this.uffd.copy(ctx, start, pages, a.data, a.wp ?? false);
   }
 
+  /** ioctl(UFFDIO_POISON) of pages of a mapping (v6.6): PTE_MARKER_POISONED in each empty entry. */
+  *uffdPoison(a: { map: string; page: number; pages?: number; process?: string }): Op {
+    const { ctx, start, pages } = this.uffdPages(a);
+    yield* this.uffd.poison(ctx, start, pages);
+  }
+
   /** ioctl(UFFDIO_ZEROPAGE) of pages of a mapping. */
   *uffdZeropage(a: { map: string; page: number; pages?: number; process?: string }): Op {
     const { ctx, start, pages } = this.uffdPages(a);

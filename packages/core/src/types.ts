@@ -317,6 +317,11 @@ export interface Pte {
    */
   guard?: boolean;
   /**
+   * a PTE_MARKER_POISONED (UFFDIO_POISON, v6.6; mm/userfaultfd.ts): non-present, no page behind it;
+   * an access is VM_FAULT_HWPOISON, SIGBUS
+   */
+  poisoned?: boolean;
+  /**
    * a PTE marker (make_pte_marker(), include/linux/swapops.h, v5.19): a non-present entry with no
    * page behind it (`pfn` is -1), whose bits are `guard` (PTE_MARKER_GUARD) and `uffdWp`
    * (PTE_MARKER_UFFD_WP: a write-protected page that is not mapped; mm/userfaultfd.ts)

@@ -193,3 +193,73 @@ describe('UFFDIO_CONTINUE into a large shmem folio (the PMD-order folio MADV_COL
     expect(k.mapcount(head)).toBe(1);
   });
 });
+
+describe('UFFDIO_POISON ("mm: userfaultfd: add new UFFDIO_POISON ioctl", v6.6)', () => {
+  function anon(version: string, features: ('pagefault-flag-wp' | 'wp-unpopulated' | 'poison')[] = ['poison'], modes: ('missing' | 'wp')[] = ['missing']): Kernel {
+    const k = createKernel({ arch: testArch(), kernel: version });
+    k.run(k.mmap({ anon: true, length: 4 * PAGE, write: true, as: 'm' }));
+    k.run(k.uffdApi({ features }));
+    k.run(k.uffdRegister({ map: 'm', mode: modes }));
+    return k;
+  }
+
+  it('is EINVAL before v6.6 (an unknown ioctl, and UFFD_FEATURE_POISON is not defined)', () => {
+    const k = anon('v6.3', []);
+    expect(code(() => k.run(k.uffdPoison({ map: 'm', page: 0 })))).toBe('EINVAL');
+    expect(code(() => k.run(k.uffdApi({ features: ['poison'] })))).toBe('EINVAL');
+  });
+
+  it('wakes the sleeping MISSING fault, which then meets PTE_MARKER_POISONED: SIGBUS; later accesses too; a second POISON is EEXIST', () => {
+    const k = anon('v6.6');
+    const reader = startBlocked(k.read({ map: 'm', page: 1 }));
+    k.run(k.uffdPoison({ map: 'm', page: 1 }));
+    expect(code(() => finish(reader))).toBe('SIGBUS');
+    expect([pte(k, 'm', 1)!.marker, pte(k, 'm', 1)!.poisoned, pte(k, 'm', 1)!.pfn]).toEqual([true, true, -1]);
+    expect(code(() => k.run(k.write({ map: 'm', page: 1, data: 'x' })))).toBe('SIGBUS');
+    expect(code(() => k.run(k.uffdPoison({ map: 'm', page: 1 })))).toBe('EEXIST');
+    // a COPY there is EEXIST too: the marker is not a uffd-wp one (pte_none_mostly())
+    expect(code(() => k.run(k.uffdCopy({ map: 'm', page: 1, data: 'y' })))).toBe('EEXIST');
+  });
+
+  it('overwrites no entry, not even a uffd-wp marker (WP_UNPOPULATED), unlike COPY', () => {
+    const k = anon('v6.6', ['pagefault-flag-wp', 'wp-unpopulated', 'poison'], ['missing', 'wp']);
+    k.run(k.uffdWriteprotect({ map: 'm', enable: true }));
+    expect(code(() => k.run(k.uffdPoison({ map: 'm', page: 0 })))).toBe('EEXIST');
+    k.run(k.uffdCopy({ map: 'm', page: 0, data: 'c' }));
+    expect(k.run(k.read({ map: 'm', page: 0 }))).toBe('c');
+  });
+
+  it('fork copies the marker whatever the child registration (copy_pte_marker(): "Always copy error entries"), if it copies the table at all', () => {
+    // only markers: no anon_vma (UFFDIO_POISON takes none), so vma_needs_copy() is false and the
+    // child, unregistered without EVENT_FORK, faults the zero page in
+    const bare = anon('latest');
+    bare.run(bare.uffdPoison({ map: 'm', page: 2 }));
+    bare.run(bare.fork({ as: 'child' }));
+    expect(bare.run(bare.read({ map: 'm', page: 2, process: 'child' }))).toBe('');
+    // a page UFFDIO_COPY placed gave the VMA an anon_vma: the tables are copied, the marker with them
+    const k = anon('latest');
+    k.run(k.uffdCopy({ map: 'm', page: 0, data: 'c' }));
+    k.run(k.uffdPoison({ map: 'm', page: 2 }));
+    k.run(k.fork({ as: 'child' }));
+    expect(code(() => k.run(k.read({ map: 'm', page: 2, process: 'child' })))).toBe('SIGBUS');
+  });
+
+  it('shmem: EFAULT past i_size (mfill_file_over_size()); hugetlb: one huge marker per huge page, SIGBUS anywhere in it', () => {
+    const s = createKernel({ arch: testArch(), kernel: 'v6.6' });
+    s.run(s.memfdCreate({ file: 'fd', size: 2 * PAGE }));
+    s.run(s.mmap({ file: 'fd', length: 2 * PAGE, shared: true, write: true, as: 'm' }));
+    s.run(s.uffdApi({}));
+    s.run(s.uffdRegister({ map: 'm', mode: ['missing'] }));
+    s.run(s.truncate({ file: 'fd', size: PAGE }));
+    expect(code(() => s.run(s.uffdPoison({ map: 'm', page: 1 })))).toBe('EFAULT');
+    s.run(s.uffdPoison({ map: 'm', page: 0 }));
+    expect(code(() => s.run(s.read({ map: 'm', page: 0 })))).toBe('SIGBUS');
+
+    const h = aliased('latest', { hugetlb: true, modes: ['missing'] });
+    h.run(h.punchHole({ file: 'fd', offset: HPAGE, length: HPAGE }));
+    expect(code(() => h.run(h.uffdPoison({ map: 'alias', page: HP, pages: 1 })))).toBe('EINVAL'); // not huge-page sized
+    h.run(h.uffdPoison({ map: 'alias', page: HP, pages: HP }));
+    expect([pte(h, 'alias', HP)!.level, pte(h, 'alias', HP)!.poisoned]).toEqual(['pmd', true]);
+    expect(code(() => h.run(h.read({ map: 'alias', page: HP + 7 })))).toBe('SIGBUS');
+  });
+});

@@ -55,6 +55,12 @@ export class Faults {
     const userfault = (!leaf || wpMarker) && vma.uffd ? k.uffd.onEmpty(vmf) : null;
     if (userfault) return yield* k.uffd.handle(vmf, userfault, retry);
     // handle_mm_fault(): is_vm_hugetlb_page(vma) -> hugetlb_fault() (mm/hugetlb.ts)
+    // handle_pte_marker(): "if (marker & PTE_MARKER_POISONED) return VM_FAULT_HWPOISON"; hugetlb_fault()
+    // likewise VM_FAULT_HWPOISON_LARGE (UFFDIO_POISON, v6.6): SIGBUS (GUP: -EFAULT without FOLL_HWPOISON)
+    if (leaf?.pte.poisoned) {
+      k.emit('fault', { mm: vma.mm.name, vaddr: vpn, write, kind: 'poisoned' });
+      throw new KernelError('SIGBUS', `${write ? 'write to' : 'read of'} page ${vpn - vma.start} of '${vma.name}': a PTE_MARKER_POISONED (UFFDIO_POISON), VM_FAULT_HWPOISON`);
+    }
     if (vma.hugetlb) return yield* k.hugetlb.fault(vmf);
     // do_swap_page() -> handle_pte_marker(): "Hitting a guard page is always a fatal condition",
     // VM_FAULT_SIGSEGV (v6.13, mm/memory.c); GUP turns it into -EFAULT (mm/guard.ts)

@@ -29,6 +29,14 @@ export function uffdWpMarker(level: PteLevel = 'pte'): Pte {
   return { ...pteMarker(level), uffdWp: true };
 }
 
+/**
+ * make_pte_marker(PTE_MARKER_POISONED) (UFFDIO_POISON, v6.6: mm/userfaultfd.ts): an access to the
+ * entry is VM_FAULT_HWPOISON (SIGBUS), as if the page behind it were poisoned.
+ */
+export function poisonedMarker(level: PteLevel = 'pte'): Pte {
+  return { ...pteMarker(level), poisoned: true };
+}
+
 /** A PTE_MARKER_UFFD_WP and not a guard marker: pte_none_mostly() / huge_pte_none_mostly() take it for none. */
 export function isWpMarker(pte: Pte): boolean {
   return pte.marker === true && pte.uffdWp === true && !pte.guard;

@@ -6,7 +6,7 @@ import { hugetlbVmemmapFigures, type HugetlbVmemmapFigures } from '../vmemmap/hu
 import type { HugetlbFile, Hstate, Mm, PageCacheFile, Vma } from '../types.js';
 import type { Vmf } from './fault.js';
 import { anonMappingOf, mappingOf, PG, type PageInit } from './pages.js';
-import { isWpMarker } from './guard.js';
+import { isWpMarker, poisonedMarker } from './guard.js';
 import type { Leaf } from './vm.js';
 
 /** One hstate's pool (struct hstate): nr_hugepages, free_huge_pages, resv_huge_pages, and its free list. */
@@ -663,13 +663,20 @@ export class Hugetlb {
    * when writable, and always from v5.19 ("Always mark UFFDIO_COPY page dirty"). The caller checked
    * the alignment.
    */
-  mfill(vma: Vma, base: number, mode: 'copy' | 'continue', data: string, wp: boolean, what: string): void {
+  mfill(vma: Vma, base: number, mode: 'copy' | 'continue' | 'poison', data: string, wp: boolean, what: string): void {
     const k = this.k;
     const h = vma.hugetlb!;
     const file = vma.cacheFile!;
     const index = this.index(vma, base);
     const where = `huge page ${index} of '${vma.name}'`;
     const there = k.vm.lookup(vma.mm, base);
+    // MFILL_ATOMIC_POISON (v6.6): "Don't overwrite any existing PTEs (even markers)", then a huge
+    // PTE_MARKER_POISONED; no i_size check
+    if (mode === 'poison') {
+      if (there) throw new KernelError('EEXIST', `${what}: ${where} is not empty (UFFDIO_POISON overwrites no entry, not even a marker)`);
+      k.vm.install(vma.mm, base, poisonedMarker(h.level));
+      return;
+    }
     // huge_pte_none_mostly() (v5.19): a uffd-wp marker is overwritten
     if (there && !isWpMarker(there.pte)) throw new KernelError('EEXIST', `${what}: ${where} is already mapped`);
     let pfn: number;

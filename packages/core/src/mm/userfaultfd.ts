@@ -6,7 +6,7 @@ import type { Mm, Pte, UffdCtx, UffdMsg, Vma } from '../types.js';
 import type { Vmf } from './fault.js';
 import type { Leaf } from './vm.js';
 import { nonPresent } from './exclusive.js';
-import { isWpMarker, uffdWpMarker } from './guard.js';
+import { isWpMarker, poisonedMarker, uffdWpMarker } from './guard.js';
 
 /**
  * userfaultfd(2) (fs/userfaultfd.c, mm/userfaultfd.c, include/linux/userfaultfd_k.h): a process
@@ -64,7 +64,7 @@ import { isWpMarker, uffdWpMarker } from './guard.js';
  */
 
 /** UFFD_FEATURE_* names the model knows, as scenarios spell them. */
-export const UFFD_FEATURES = ['event-fork', 'missing-hugetlbfs', 'missing-shmem', 'sigbus', 'pagefault-flag-wp', 'minor-hugetlbfs', 'minor-shmem', 'wp-hugetlbfs-shmem', 'wp-unpopulated', 'wp-async'] as const;
+export const UFFD_FEATURES = ['event-fork', 'missing-hugetlbfs', 'missing-shmem', 'sigbus', 'pagefault-flag-wp', 'minor-hugetlbfs', 'minor-shmem', 'wp-hugetlbfs-shmem', 'wp-unpopulated', 'poison', 'wp-async'] as const;
 export type UffdFeature = (typeof UFFD_FEATURES)[number];
 /** UFFDIO_REGISTER_MODE_* */
 export const UFFD_MODES = ['missing', 'wp', 'minor'] as const;
@@ -104,6 +104,8 @@ const FEATURE_SINCE: Record<UffdFeature, readonly [number, number]> = {
   'minor-shmem': [5, 14], // 964ab0040ff9 "userfaultfd/shmem: advertise shmem minor fault support" (with c949b097ef2e)
   'wp-hugetlbfs-shmem': [5, 19], // b1f9e876862d "mm/uffd: enable write protection for shmem & hugetlbfs"
   'wp-unpopulated': [6, 4], // 2bad466cc9d9 "mm/uffd: UFFD_FEATURE_WP_UNPOPULATED": markers on empty anonymous entries too
+  // "mm: userfaultfd: add new UFFDIO_POISON ioctl" (v6.6, hugetlbfs in the same series): no arch mask
+  poison: [6, 6],
   // d61ea1cb0095 "userfaultfd: UFFD_FEATURE_WP_ASYNC" (v6.7): the kernel resolves uffd-wp write faults itself
   'wp-async': [6, 7],
 };
@@ -334,6 +336,18 @@ export class Userfaultfd {
   }
 
   /**
+   * UFFDIO_POISON (v6.6; an unknown ioctl, -EINVAL, before): mfill_atomic_pte_poison() /
+   * hugetlb_mfill_atomic_pte(MFILL_ATOMIC_POISON) put a PTE_MARKER_POISONED in each empty entry
+   * ("Refuse to overwrite any PTE, even a PTE marker (e.g. UFFD WP)": -EEXIST; past i_size of a
+   * shmem file -EFAULT), and the faults waiting there wake: the retried access meets the marker,
+   * VM_FAULT_HWPOISON (handle_pte_marker(); hugetlb_fault(): VM_FAULT_HWPOISON_LARGE), SIGBUS.
+   */
+  *poison(ctx: UffdCtx, start: number, pages: number): Op<number> {
+    if (!kernelAtLeast(this.k.version, 6, 6)) throw new KernelError('EINVAL', 'UFFDIO_POISON does not exist before v6.6 (unknown ioctl)');
+    return yield* this.fill(ctx, start, pages, 'poison', '', false);
+  }
+
+  /**
    * UFFDIO_CONTINUE (v5.13 hugetlbfs, v5.14 shmem; mfill_atomic_pte_continue(), mcontinue_atomic_pte()
    * before v6.5): map the page the page cache already holds (shmem_get_folio(SGP_NOALLOC): none is
    * -EFAULT; hugetlb: filemap_lock_hugetlb_folio(), none -EFAULT), resolving a MINOR fault; -EEXIST
@@ -361,9 +375,9 @@ export class Userfaultfd {
    * page-cache page when writable, and every page from v5.16 (9ae0f87d009c); uffd-wp with MODE_WP
    * (`wp`: MFILL_ATOMIC_WP of COPY, v5.7, and CONTINUE, v6.4), which also keeps it read-only.
    */
-  private *fill(ctx: UffdCtx, start: number, pages: number, mode: 'copy' | 'zeropage' | 'continue', data: string, wp: boolean): Op<number> {
+  private *fill(ctx: UffdCtx, start: number, pages: number, mode: 'copy' | 'zeropage' | 'continue' | 'poison', data: string, wp: boolean): Op<number> {
     const k = this.k;
-    const what = mode === 'zeropage' ? 'UFFDIO_ZEROPAGE' : mode === 'continue' ? 'UFFDIO_CONTINUE' : 'UFFDIO_COPY';
+    const what = mode === 'zeropage' ? 'UFFDIO_ZEROPAGE' : mode === 'continue' ? 'UFFDIO_CONTINUE' : mode === 'poison' ? 'UFFDIO_POISON' : 'UFFDIO_COPY';
     const vma = this.dstVma(ctx, start, pages, what);
     // "if ((flags & MFILL_ATOMIC_WP) && !(dst_vma->vm_flags & VM_UFFD_WP)) goto out_unlock" (-EINVAL),
     // before the hugetlb branch
@@ -385,6 +399,14 @@ export class Userfaultfd {
     for (let vpn = start; vpn < start + pages; vpn++) {
       yield preempt(what);
       const where = `page ${vpn - vma.start} of '${vma.name}'`;
+      if (mode === 'poison') {
+        // mfill_file_over_size() first, then any entry at all is -EEXIST
+        if (file && vma.pgoff + (vpn - vma.start) >= file.pages) stop('EFAULT', `${where} is past the end of file '${file.name}'`);
+        if (k.vm.lookup(vma.mm, vpn)) stop('EEXIST', `${where} is not empty (UFFDIO_POISON overwrites no entry, not even a marker)`);
+        k.vm.install(vma.mm, vpn, poisonedMarker('pte'));
+        done++;
+        continue;
+      }
       // mfill_atomic_install_pte() / mfill_atomic_pte(): "if (!pte_none(*dst_pte))" -EEXIST (a huge
       // PMD too); from v5.19 pte_none_mostly(): a uffd-wp marker is overwritten (the copy is not
       // uffd-wp unless MODE_WP asks)
@@ -427,7 +449,7 @@ export class Userfaultfd {
    * 1))": -EINVAL); then each huge page is filled whole (Hugetlb.mfill). Returns the base pages
    * placed; an error after some is -EAGAIN as for small pages.
    */
-  private *fillHugetlb(vma: Vma, start: number, pages: number, mode: 'copy' | 'continue', data: string, wp: boolean, what: string): Op<number> {
+  private *fillHugetlb(vma: Vma, start: number, pages: number, mode: 'copy' | 'continue' | 'poison', data: string, wp: boolean, what: string): Op<number> {
     const hp = vma.hugetlb!.pages;
     if ((start - vma.start) % hp !== 0 || pages % hp !== 0) {
       throw new KernelError('EINVAL', `${what}: the range (${pages} base pages at page ${start - vma.start} of '${vma.name}') is not aligned to its ${hp}-page huge pages (mfill_atomic_hugetlb)`);
@@ -816,7 +838,8 @@ export class Userfaultfd {
    */
   childMarker(dst: Vma, marker: Pte): Pte | null {
     const wp = marker.uffdWp === true && (dst.flags.uffdWp === true || !kernelAtLeast(this.k.version, 6, 2));
-    if (!marker.guard && !wp) return null;
+    // copy_pte_marker(): "Always copy error entries" -- PTE_MARKER_POISONED (UFFDIO_POISON, v6.6)
+    if (!marker.guard && !marker.poisoned && !wp) return null;
     const { uffdWp: _, ...rest } = marker;
     return { ...rest, ...(wp ? { uffdWp: true } : {}) };
   }

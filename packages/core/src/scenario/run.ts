@@ -135,6 +135,7 @@ export function stepOp(k: Kernel, step: Step, failures: string[]): Op<unknown> {
     case 'uffd-copy': return k.uffdCopy(a);
     case 'uffd-zeropage': return k.uffdZeropage(a);
     case 'uffd-continue': return k.uffdContinue(a);
+    case 'uffd-poison': return k.uffdPoison(a);
     case 'uffd-writeprotect': return k.uffdWriteprotect(a);
     case 'pagemap-scan':
       return (function* () {

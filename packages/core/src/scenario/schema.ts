@@ -689,6 +689,7 @@ export const OP_ARGS = {
     ...uffdPages,
     wp: Flag.optional().describe('UFFDIO_CONTINUE_MODE_WP (v6.4): the entries are uffd-wp, read-only (EINVAL before v6.4 and on a range not registered for WP)'),
   }).describe('ioctl(UFFDIO_CONTINUE) (v5.13): map the page the shmem or hugetlbfs page cache already holds, resolving a MINOR fault (EFAULT when it holds none, EEXIST where something is mapped, EINVAL for anonymous memory)'),
+  'uffd-poison': obj(uffdPages).describe('ioctl(UFFDIO_POISON) (v6.6; EINVAL before): a PTE_MARKER_POISONED in each empty entry, so an access there is SIGBUS (EEXIST where any entry is, a marker too; EFAULT past the end of a shmem file; on hugetlb whole huge pages)'),
   'uffd-read': obj({
     nonblock: Flag.optional().describe('O_NONBLOCK: EAGAIN when nothing is pending, instead of sleeping until something is'),
     expect: obj({
