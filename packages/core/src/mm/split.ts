@@ -54,25 +54,8 @@ export function splitAnonFolio(k: Kernel, head: number, how: AnonSplit): 'EINVAL
     for (const [base, pmd] of [...mm.pmds]) if (pmd.pfn === head && !pmd.special) k.thp.splitAnonPmd(k.vm.requireVma(mm, base), base);
   }
   const pieces = splitPieces(head, old, how.order, how.at);
-  const p = k.pages;
-  for (const [start, order] of pieces) {
-    const n = 1 << order;
-    let maps = 0;
-    for (let i = 0; i < n; i++) {
-      const s = p.slot(start + i);
-      maps += p.ptes[s]!;
-      p.order[s] = i === 0 ? order : 0;
-      p.head[s] = start;
-      p.flags[s]! &= ~(PG.head | PG.tail);
-      if (order > 0) p.flags[s]! |= i === 0 ? PG.head : PG.tail;
-      p.mapcount[s] = 0;
-      p.rc[s] = 0;
-    }
-    const s = p.slot(start);
-    p.mapcount[s] = maps;
-    // the head page's folio keeps the caller's reference on top of its own mappings
-    p.rc[s] = maps + (start === head ? 1 : 0);
-  }
+  // one reference and one mapcount per restored PTE; the head page's folio keeps the caller's too
+  reform(k, pieces, (start, _n, ptes) => [ptes + (start === head ? 1 : 0), ptes]);
   const made = how.at === undefined ? `${pieces.length} order-${how.order} pages` : `folios of orders ${pieces.map(([, o]) => o).join(',')}`;
   k.emit('page.ref', { pfn: head, rc: k.folios.rc(head), delta: 0, why: `__split_huge_page: order ${old} -> ${made}` });
   if (how.remapZero && k.folios.isAnon(head) && k.folios.kind(head) === 'ram') remapZeroFilled(k, pieces);
@@ -89,6 +72,33 @@ export function splitAnonFolio(k: Kernel, head: number, how: AnonSplit): 'EINVAL
     k.ram.free(start);
   }
   return null;
+}
+
+/**
+ * __split_folio_to_order(): the pages of each piece become one folio of its order (PG_head on its
+ * first page, the rest tails pointing at it), with the reference count and mapcount `counts` gives
+ * it from its page count and the PTEs mapping its pages.
+ */
+function reform(k: Kernel, pieces: readonly [number, number][], counts: (start: number, n: number, ptes: number) => [number, number]): void {
+  const p = k.pages;
+  for (const [start, order] of pieces) {
+    const n = 1 << order;
+    let ptes = 0;
+    for (let i = 0; i < n; i++) {
+      const s = p.slot(start + i);
+      ptes += p.ptes[s]!;
+      p.order[s] = i === 0 ? order : 0;
+      p.head[s] = start;
+      p.flags[s]! &= ~(PG.head | PG.tail);
+      if (order > 0) p.flags[s]! |= i === 0 ? PG.head : PG.tail;
+      p.mapcount[s] = 0;
+      p.rc[s] = 0;
+    }
+    const [rc, mapcount] = counts(start, n, ptes);
+    const s = p.slot(start);
+    p.rc[s] = rc;
+    p.mapcount[s] = mapcount;
+  }
 }
 
 /**
@@ -161,22 +171,10 @@ export function splitCacheFolio(k: Kernel, file: PageCacheFile, head: number, ho
     if (flush) k.emit('tlb.flush', { mm: mm.name });
   }
   const pieces = splitPieces(head, old, how.order, how.at === undefined ? undefined : head + how.at, false);
-  const p = k.pages;
-  for (const [start, order] of pieces) {
-    const n = 1 << order;
-    for (let i = 0; i < n; i++) {
-      const s = p.slot(start + i);
-      p.order[s] = i === 0 ? order : 0;
-      p.head[s] = start;
-      p.flags[s]! &= ~(PG.head | PG.tail | PG.dirty);
-      if (order > 0) p.flags[s]! |= i === 0 ? PG.head : PG.tail;
-      if (dirty && i === 0) p.flags[s]! |= PG.dirty;
-      p.mapcount[s] = 0;
-      p.rc[s] = 0;
-    }
-    const s = p.slot(start);
-    p.rc[s] = n + (start === head ? 1 : 0);
-  }
+  // one cache reference per page, no mapping; the head page's folio keeps the caller's reference too
+  reform(k, pieces, (start, n) => [n + (start === head ? 1 : 0), 0]);
+  // the tails copy PG_dirty from the head (__split_folio_to_order())
+  if (dirty) for (const [start] of pieces) k.folios.setFlag(start, PG.dirty, true);
   k.emit('page.ref', { pfn: head, rc: k.folios.rc(head), delta: 0, why: `__folio_split: page-cache folio of '${file.name}', order ${old} -> orders ${pieces.map(([, o]) => o).join(',')}, unmapped` });
   // __folio_freeze_and_split_unmapped(): a new folio past i_size leaves the cache (shmem: i_size or
   // fallocend) and its cache references go
