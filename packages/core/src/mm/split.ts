@@ -9,7 +9,7 @@ import { PG } from './pages.js';
 export interface SplitCount {
   /** folios split */
   split: number;
-  /** large folios the walk found that are bigger than the target order */
+  /** large folios the walk counted (the pid form: those above the target order, once per page it finds them at) */
   total: number;
 }
 
