@@ -925,6 +925,7 @@ export class Kernel {
       vma = this.vm.addVma(mm, { name: a.as, start, pages, pgoff: start, flags: this.vm.flags({ write, shared, ...(a.droppable ? { droppable: true, wipeonfork: true } : {}) }), kind: 'anon', inode: null, device: null, anonVma: 0 });
     }
     if (a.exec) vma.flags.exec = true; // PROT_EXEC: VM_EXEC
+    const mergeableBeforeKsm = vma.flags.mergeable === true;
     this.ksm.addVma(vma); // mmap_region() -> ksm_add_vma(): VM_MERGEABLE under PR_SET_MEMORY_MERGE
     if (!a.process || !this.mapOwners.has(a.as)) this.mapOwners.set(a.as, mm);
     // vm_mmap_pgoff(): mm_populate() once the VMA is in place and mmap_lock dropped (mm/populate.ts)
@@ -936,7 +937,15 @@ export class Kernel {
     // mmap_region(): vma_merge_new_range() with the VMAs right below and above (only MAP_FIXED
     // puts a mapping next to another here: placement leaves a gap). The model merges after the
     // population above, which only looks at the new range, as mm_populate(addr, len) does
-    return this.vm.mergeAround(vma, 'new');
+    if (!vma.flags.mergeable || mergeableBeforeKsm || kernelAtLeast(this.version, 6, 16)) return this.vm.mergeAround(vma, 'new');
+    // before v6.16 ("mm: prevent KSM from breaking VMA merging for new VMAs" [M]: ksm_vma_flags()
+    // up front) the merge was tried with the flags ksm_add_vma() had not set yet, so under
+    // PR_SET_MEMORY_MERGE a new VMA never merged with a VM_MERGEABLE neighbour; the VMA that
+    // results gets VM_MERGEABLE afterwards
+    vma.flags.mergeable = false;
+    const merged = this.vm.mergeAround(vma, 'new');
+    merged.flags.mergeable = true;
+    return merged;
   }
 
   /**

@@ -60,6 +60,30 @@ describe('mprotect() merges a faulted VMA with an unfaulted neighbour only from 
   });
 });
 
+describe('a first fault next to a compatible faulted VMA reuses its anon_vma (find_mergeable_anon_vma())', () => {
+  it('two VMAs faulted apart share one anon_vma and merge once their protections agree, on every release', () => {
+    // a: faulted R/W then made read-only; b mapped R/W right after it (flags differ: no merge) and
+    // written: anon_vma_compatible(a, b) ignores VM_READ/VM_WRITE and a's chain is singular, so b
+    // takes a's anon_vma. mprotect(a, R/W) then finds the same anon_vma on both sides: 10 pages.
+    // With an anon_vma of its own, b would stay apart (two faulted VMAs, different anon_vmas).
+    for (const version of ['v5.4', 'v6.15', 'latest']) {
+      const k = kernel(version);
+      carveout(k);
+      mapAt(k, 'a', 1, 5);
+      k.run(k.write({ map: 'a', page: 0, data: 'a' }));
+      k.run(k.mprotect({ map: 'a', write: false }));
+      mapAt(k, 'b', 6, 5);
+      expect(vmaOf(k, 'b'), version).toEqual([0, 5]);
+      k.run(k.write({ map: 'b', page: 0, data: 'b' }));
+      const mm = k.process('init');
+      const at = (name: string) => k.vm.vmaAt(mm, mm.ranges.get(name)!.start)!;
+      expect(at('b').anonVma, version).toBe(at('a').anonVma);
+      k.run(k.mprotect({ map: 'a', write: true }));
+      expect(vmaOf(k, 'a'), version).toEqual([0, 10]);
+    }
+  });
+});
+
 describe('a fork child never takes part in an anon_vma-transferring merge', () => {
   it('forked_target_vma: the child maps unfaulted memory right after its forked copy: no merge; the parent doing the same merges', () => {
     for (const version of ['v6.15', 'latest']) {
@@ -79,6 +103,23 @@ describe('a fork child never takes part in an anon_vma-transferring merge', () =
       expect(vmaOf(k, 'ptr'), version).toEqual([0, 10]);
     }
   });
+});
+
+describe('a new VMA under PR_SET_MEMORY_MERGE merges with a VM_MERGEABLE neighbour only from v6.16', () => {
+  // merge.c ksm_merge: before v6.16 mmap_region() tried vma_merge_new_range() with flags that
+  // lacked the VM_MERGEABLE ksm_add_vma() sets afterwards, while prctl() had set it on the
+  // neighbour: the flags differ, no merge (1 page); from v6.16 ksm_vma_flags() comes first: 2 pages
+  for (const [version, pages] of [['v6.6', 1], ['v6.15', 1], ['latest', 2]] as const) {
+    it(`ksm_merge on ${version}: the VMA at ptr is ${pages} page(s), VM_MERGEABLE either way`, () => {
+      const k = kernel(version);
+      carveout(k);
+      mapAt(k, 'ptr', 1, 1);
+      k.run(k.prctl({ memoryMerge: true }));
+      mapAt(k, 'ptr2', 2, 1);
+      expect(vmaOf(k, 'ptr')).toEqual([0, pages]);
+      expect(k.vm.vmaAt(k.process('init'), k.process('init').ranges.get('ptr2')!.start)!.flags.mergeable).toBe(true);
+    });
+  }
 });
 
 describe('mremap() merges the moved VMA at its destination (copy_vma())', () => {

@@ -87,10 +87,31 @@ export class Vm {
     return this.nextAnonVma++;
   }
 
-  /** anon_vma_prepare(): the VMA's anon_vma, made on its first anonymous page. */
+  /**
+   * anon_vma_prepare(): the VMA's anon_vma, set on its first anonymous page. __anon_vma_prepare()
+   * first asks find_mergeable_anon_vma() (mm/mmap.c; mm/vma.c from v6.12 [M], every release) for
+   * the anon_vma of the next, then the previous VMA when reusable_anon_vma() allows: adjacent,
+   * anon_vma_compatible() (the same file and mempolicy, flags equal but VM_READ / VM_WRITE /
+   * VM_EXEC / VM_SOFTDIRTY, pgoffs in line) and that VMA's anon_vma_chain singular (faulted, not a
+   * fork child). So two such VMAs faulted apart share one anon_vma and may merge later.
+   */
   anonVmaPrepare(vma: Vma): number {
-    if (!vma.anonVma) vma.anonVma = this.newAnonVma();
+    if (!vma.anonVma) vma.anonVma = this.findMergeableAnonVma(vma) || this.newAnonVma();
     return vma.anonVma;
+  }
+
+  private findMergeableAnonVma(vma: Vma): number {
+    const mm = vma.mm;
+    const compatible = (a: Vma, b: Vma): boolean =>
+      a.kind === 'anon' && b.kind === 'anon' && !a.hugetlb && !b.hugetlb && !a.flags.shared && !b.flags.shared && samePolicy(a.policy, b.policy) &&
+      a.start + a.pages === b.start && b.pgoff === a.pgoff + a.pages &&
+      (Object.keys({ ...a.flags, ...b.flags }) as (keyof VmFlags)[]).every((f) => f === 'read' || f === 'write' || f === 'softdirty' || (a.flags[f] ?? false) === (b.flags[f] ?? false));
+    const reusable = (old: Vma): number => (old.anonVma && !old.anonForked ? old.anonVma : 0);
+    const next = mm.vmas.find((v) => v.start === vma.start + vma.pages);
+    if (next && compatible(vma, next) && reusable(next)) return next.anonVma;
+    const prev = mm.vmas.find((v) => v.start + v.pages === vma.start);
+    if (prev && compatible(prev, vma) && reusable(prev)) return prev.anonVma;
+    return 0;
   }
 
   /** get_unmapped_area() with THP-style alignment: align to the largest leaf the length allows. */
