@@ -238,6 +238,17 @@ describe('mremap() of a range over several VMAs (remap_move(), v6.17)', () => {
     expect(k.vmaPagesIn({ map: 'ptr', page: 4 })).toBe(0);
   });
 
+  it('a sealed VMA stops the move (EPERM) where it is met: check_prep_vma() per VMA from v6.17', () => {
+    const k = kernel('latest');
+    holes(k);
+    // ptr's VMAs: [0,1) [2,3) [4,7) [8,9) [10,11); seal the third: the first two move, then EPERM
+    k.run(k.mseal({ map: 'ptr', offset: 4 * PAGE, length: 3 * PAGE }));
+    expect(code(() => k.run(k.mremap({ map: 'ptr', length: 11 * PAGE, to: 'tgt', as: 'moved' })))).toBe('EPERM');
+    expect([0, 2, 4].map((page) => k.vmaPagesIn({ map: 'tgt', page }))).toEqual([1, 1, 0]);
+    expect(k.run(k.read({ map: 'tgt', page: 2 }))).toBe('p2');
+    expect(k.run(k.read({ map: 'ptr', page: 4 }))).toBe('p4');
+  });
+
   it('mremap_move_multi_invalid_vmas: a userfaultfd-armed VMA stops the move (EFAULT) where it is met', () => {
     const k = kernel('latest');
     k.run(k.uffdApi({}));

@@ -138,7 +138,9 @@ function* moveVma(k: Kernel, m: VmaMove): Op<Vma> {
  * left alone). A gap at the start of the range, or nothing mapped, is -EFAULT. vma_multi_allowed()
  * refuses a VMA userfaultfd_armed() (VM_UFFD_MISSING | _WP | _MINOR: the uffd remap event would
  * need mmap_lock dropped): -EFAULT before anything moves when it is the first VMA, or after the
- * parts before it moved when it is a later one. The returned range is new_addr's (`as`).
+ * parts before it moved when it is a later one; check_prep_vma() refuses a sealed VMA (-EPERM) the
+ * same way. Not modelled: vma_multi_allowed()'s refusal of a file whose f_op has its own
+ * get_unmapped_area (device-dax). The returned range is new_addr's (`as`).
  */
 function* remapMove(k: Kernel, m: Omit<VmaMove, 'pages' | 'to'> & { readonly to: number }): Op<Vma | null> {
   const { mm, start, end } = m;
@@ -154,6 +156,8 @@ function* remapMove(k: Kernel, m: Omit<VmaMove, 'pages' | 'to'> & { readonly to:
       const to = Math.min(end, vma.start + vma.pages);
       const offset = i === 0 ? 0 : vma.start - lastEnd;
       lastEnd = vma.start + vma.pages;
+      // check_prep_vma() per VMA: a sealed one is EPERM when the move reaches it (mm/mseal.ts)
+      refuseSealedMremap(k, mm, from, to - from);
       const armed = vma.flags.uffdMissing === true || vma.flags.uffdWp === true || vma.flags.uffdMinor === true;
       if (armed) throw new KernelError('EFAULT', `mremap: '${vma.name}' is registered with userfaultfd: vma_multi_allowed() refuses it in a move of several VMAs${i === 0 ? '; nothing moved' : `; the ${i} VMA(s) before it moved`}`);
       const piece = yield* moveVma(k, { mm, start: from, end: to, pages: to - from, to: target + offset, dontUnmap: m.dontUnmap, as: m.as });
