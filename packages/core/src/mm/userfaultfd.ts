@@ -37,8 +37,10 @@ import { isWpMarker, poisonedMarker, uffdWpMarker } from './guard.js';
  *   thread, and a sequential scenario's access `blocks`. A fault that may not retry (break_ksm()'s,
  *   up to v6.1) and any fault of a UFFD_FEATURE_SIGBUS ctx get VM_FAULT_SIGBUS.
  * - UFFDIO_COPY / UFFDIO_ZEROPAGE into anonymous and shmem VMAs, UFFDIO_CONTINUE into shmem
- *   (`mfill_atomic()`, `mfill_atomic_install_pte()`), UFFDIO_COPY / CONTINUE into hugetlbfs whole
- *   huge pages at a time (`mfill_atomic_hugetlb()`; ZEROPAGE is EINVAL there); UFFDIO_WRITEPROTECT
+ *   (`mfill_atomic()`, `mfill_atomic_install_pte()`; MODE_WP for COPY v5.7 and CONTINUE v6.4),
+ *   UFFDIO_POISON (v6.6: PTE_MARKER_POISONED), the same into hugetlbfs whole huge pages at a time
+ *   (`mfill_atomic_hugetlb()`; ZEROPAGE is EINVAL there); the ioctls UFFDIO_REGISTER reports per
+ *   release and memory (uffdio_register.ioctls); UFFDIO_WRITEPROTECT
  *   of anonymous VMAs and, from v5.19, shmem and hugetlb (`mwriteprotect_range()` ->
  *   change_protection(MM_CP_UFFD_WP[_RESOLVE]), hugetlb_change_protection()).
  * - PTE_MARKER_UFFD_WP (v5.19; the marker entry guard regions use too, mm/guard.ts): the
@@ -58,9 +60,9 @@ import { isWpMarker, poisonedMarker, uffdWpMarker } from './guard.js';
  *   cleared, then the usual reuse or copy; `resolveAsync()`); PAGEMAP_SCAN reads and re-arms the
  *   bits (mm/pagemapscan.ts).
  *
- * Not modelled: UFFDIO_MOVE / POISON, THP split and migration of uffd-wp
- * entries, non-cooperative events other than fork (remap, remove,
- * unmap), UFFD_FEATURE_THREAD_ID.
+ * Not modelled: UFFDIO_MOVE, THP split and migration of uffd-wp entries, non-cooperative events
+ * other than fork (remap, remove, unmap) and the -EAGAIN of ctx->mmap_changing they cause,
+ * UFFD_FEATURE_THREAD_ID.
  */
 
 /** UFFD_FEATURE_* names the model knows, as scenarios spell them. */
