@@ -124,6 +124,17 @@ describe('kmem: device-dax hot-added as System RAM', () => {
     expect(errnoOf(() => k.run(k.reconfigure({ device: 'dax0', mode: 'devdax' })))).toBe('ENXIO');
   });
 
+  it('a disabled namespace has no device-dax instance to reconfigure (ENXIO) until enable-namespace (bind) brings it back at the same range', () => {
+    const k = boot('v6.6');
+    const startPfn = k.device('dax0').pgmap.startPfn;
+    k.run(k.unbind({ device: 'dax0' }));
+    expect(errnoOf(() => k.run(k.reconfigure({ device: 'dax0', mode: 'system-ram', online: false })))).toBe('ENXIO');
+    k.run(k.bind({ device: 'dax0' }));
+    expect(k.device('dax0').pgmap.startPfn).toBe(startPfn);
+    k.run(k.reconfigure({ device: 'dax0', mode: 'system-ram', online: false }));
+    expect(states(k)).toEqual(['offline:-']);
+  });
+
   it('disable-namespace with the memory offline: remove_memory() succeeds and the range is released', () => {
     const k = boot('v6.6');
     k.run(k.reconfigure({ device: 'dax0', mode: 'system-ram', online: false }));

@@ -37,7 +37,7 @@ import { Secretmem } from './mm/secretmem.js';
 import { Swap } from './mm/swap.js';
 import { Ksm } from './mm/ksm.js';
 import { Numa, type MbindFlags, type MpolMode } from './mm/mempolicy.js';
-import { bindAgain, changeMemoryState, MemoryHotplug, reconfigureDevice, unbindSystemRam, type OnlineType } from './mm/hotplug.js';
+import { bindAgain, changeMemoryState, markNamespaceDisabled, MemoryHotplug, reconfigureDevice, unbindSystemRam, type OnlineType } from './mm/hotplug.js';
 import { Thp } from './mm/thp.js';
 import { splitHugePagesAll, splitHugePagesInFile, splitHugePagesPid, type SplitCount } from './mm/split.js';
 import { Userfaultfd, type UffdFeature, type UffdMode, type UffdRangeIoctl } from './mm/userfaultfd.js';
@@ -545,6 +545,7 @@ export class Kernel {
     if (!device.bound) throw new KernelError('ENODEV', `${a.device} is not bound`);
     yield* this.driverOf(device).unbind(this, device);
     device.bound = false;
+    markNamespaceDisabled(device);
   }
 
   /** daxctl reconfigure-device: device-dax to System RAM (kmem) and back (mm/hotplug.ts). */

@@ -260,8 +260,10 @@ export function* reconfigureDevice(
     let target = mem;
     if (!target) {
       if (device.bound) {
-        // daxctl_dev_disable(): unbind from device_dax -> kill_dev_dax(), memunmap_pages()
-        yield* k.unbind({ device: a.device });
+        // daxctl_dev_disable(): unbind the instance from device_dax (kill_dev_dax(),
+        // memunmap_pages()); its namespace stays enabled
+        yield* k.driverOf(device).unbind(k, device);
+        device.bound = false;
       }
       // daxctl_dev_enable_ram(): bind to kmem -> dev_dax_kmem_probe(); its request_mem_region()
       // revokes /dev/mem mappings of the range as any claim does
@@ -334,6 +336,10 @@ export function unbindSystemRam(k: Kernel, device: Device, force: boolean): void
     throw new KernelError('EBUSY', `${device.name}: active as system-ram, refusing to disable (ndctl_namespace_disable_safe(); offline the memory or reconfigure to devdax first)`);
   }
   k.hotplug.kmemRemove(mem);
-  // the namespace is disabled: its device-dax instance is gone with it
+  markNamespaceDisabled(device);
+}
+
+/** ndctl disable-namespace (the `unbind` step) went through: a device-dax instance is gone with its namespace until `bind`. */
+export function markNamespaceDisabled(device: Device): void {
   device.state[NAMESPACE_DISABLED] = true;
 }
