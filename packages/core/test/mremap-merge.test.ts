@@ -195,9 +195,9 @@ describe('mremap() merges the moved VMA at its destination (copy_vma())', () => 
   });
 });
 
-describe('mremap() growing in place merges with the next VMA from v5.19 (9f1a3c80f3a)', () => {
+describe('mremap() growing in place merges with the next VMA from v6.0 (ca3d76b0aa80)', () => {
   // mremap_test.c mremap_expand_merge: 3 pages, the middle unmapped, the first grown to 2 pages:
-  // it touches the third, and from v5.19 vma_merge() of the extension makes [0, 3) one VMA
+  // it touches the third, and from v6.0 vma_merge() of the extension makes [0, 3) one VMA
   for (const [version, pages] of [['v5.4', 2], ['v5.10', 2], ['v6.1', 3], ['latest', 3]] as const) {
     it(`mremap_expand_merge on ${version}: the VMA at start is ${pages} pages`, () => {
       const k = kernel(version);

@@ -182,7 +182,7 @@ function* remapMove(k: Kernel, m: Omit<VmaMove, 'pages' | 'to'> & { readonly to:
  * ends where its VMA ends grows in place when nothing is mapped in the pages after
  * (vma_expandable(); vma_adjust() / vma_expand() make the VMA longer, nothing is faulted in);
  * otherwise it moves when MREMAP_MAYMOVE allows (undefined: mremap() goes on with move_vma()
- * to a range of new_len), else -ENOMEM. From v5.19 a VMA grown in place merges with the next one.
+ * to a range of new_len), else -ENOMEM. From v6.0 a VMA grown in place merges with the next one.
  */
 function* mremapResize(k: Kernel, req: MremapRequest, newPages: number): Op<Vma | null | undefined> {
   const { mm, start, pages } = req;
@@ -204,9 +204,9 @@ function* mremapResize(k: Kernel, req: MremapRequest, newPages: number): Op<Vma 
     vma.pages += newPages - pages;
     // placement leaves its guard gap after the longer VMA too
     if (mm.nextVpn < grown + k.vm.pmdPages) mm.nextVpn = grown + k.vm.pmdPages;
-    // 9f1a3c80f3a ("mm: add merging after mremap resize", v5.19 [M]): the grown VMA merges with
+    // ca3d76b0aa80 ("mm: add merging after mremap resize", v6.0 [M]): the grown VMA merges with
     // the one it now touches (vma_merge() of the extension; vma_merge_extend() from v6.7)
-    return kernelAtLeast(k.version, 5, 19) ? k.vm.mergeAround(vma, 'extend') : vma;
+    return kernelAtLeast(k.version, 6, 0) ? k.vm.mergeAround(vma, 'extend') : vma;
   }
   // "if (flags & MREMAP_MAYMOVE)": move_vma() to get_unmapped_area(new_len), else -ENOMEM
   if (!req.mayMove && !req.dontUnmap) throw new KernelError('ENOMEM', `mremap: '${vma.name}' cannot grow in place to ${newPages} pages and MREMAP_MAYMOVE is not given`);
