@@ -173,6 +173,11 @@ export interface VmemmapPopulator {
    * Absent: PTE-mapped, nothing to split.
    */
   vmemmapPmdMapped?(mmu: Mmu, version: string): boolean;
+  /**
+   * 1 << SECTION_SIZE_BITS in this release, where it changed (arm64 1 GiB before v5.12, s390
+   * before v6.13); absent: mmu.sectionSize. Memory hotplug's default block size follows it.
+   */
+  sectionSize?(mmu: Mmu, version: string): number;
   /** Populate the memmap of a device range; pure arithmetic over sections and blocks. */
   populate(mmu: Mmu, request: VmemmapRequest): VmemmapOutcome;
 }

@@ -68,12 +68,14 @@ export class MemoryHotplug {
   constructor(private readonly k: Kernel) {}
 
   /**
-   * memory_block_size_bytes(): MIN_MEMORY_BLOCK_SIZE = 1 << SECTION_SIZE_BITS by default
-   * (drivers/base/memory.c). x86-64 picks up to 2 GiB on bare metal with 64 GiB or more
-   * (probe_memory_block_size()), which the model's small machines do not have.
+   * memory_block_size_bytes(): MIN_MEMORY_BLOCK_SIZE = 1 << SECTION_SIZE_BITS of the release by
+   * default (drivers/base/memory.c): 128 MiB on x86-64, on arm64 1 GiB before v5.12 and 128 MiB
+   * (4K) / 512 MiB (64K) after. x86-64 picks up to 2 GiB on bare metal with 64 GiB or more
+   * (probe_memory_block_size()), which the model's small machines do not have; powerpc's LMB
+   * size and s390's storage increment are not modelled.
    */
   get blockSize(): number {
-    return this.k.mmu.sectionSize;
+    return this.k.populator.sectionSize?.(this.k.mmu, this.k.version) ?? this.k.mmu.sectionSize;
   }
 
   /** The memory kmem holds for `device` now (not a leaked range of an earlier binding). */

@@ -294,6 +294,7 @@ export function vmemmapPopulator(arch: VmemmapArchModel): VmemmapPopulator {
       const secPages = (arch.sectionSize?.(version) ?? mmu.sectionSize) / mmu.basePageSize;
       return arch.backing({ pfn: 0, nrPages: secPages, count: 1, full: true }, { mmu, version, altmap: false }).blockSize === mmu.pmdSize;
     },
+    sectionSize: (mmu, version) => arch.sectionSize?.(version) ?? mmu.sectionSize,
     populate: (mmu, req) => populateDeviceMemmap(mmu, arch, req),
   };
 }
