@@ -111,7 +111,9 @@ export class MemoryHotplug {
     const first = device.dataPfn * ps;
     const start = Math.ceil(first / bs) * bs;
     const end = Math.floor((first + device.dataPages * ps) / bs) * bs;
-    // add_memory_resource() -> check_hotplug_memory_range(): nothing to add once aligned (-EINVAL)
+    // nothing left once aligned: -EINVAL, "rejecting DAX region without any memory after
+    // alignment" (dev_dax_kmem_probe(), v5.10); before, add_memory() of the empty range failed
+    // check_hotplug_memory_range() with the same errno
     if (end <= start) throw new KernelError('EINVAL', `${device.name}: its ${device.dataPages * ps}-byte range holds no whole ${bs}-byte memory block (dax_kmem_range())`);
     for (const m of this.added.values()) {
       if (m.start < end && start < m.start + m.size) throw new KernelError('EBUSY', `${device.name}: could not reserve region [${start.toString(16)}-${(end - 1).toString(16)}]: ${m.device}'s range is still requested (${m.leaked ? 'leaked until reboot' : 'in use'})`);
