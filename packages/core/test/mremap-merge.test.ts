@@ -178,6 +178,20 @@ describe('mremap() merges the moved VMA at its destination (copy_vma())', () => 
     });
   }
 
+  it('MREMAP_DONTUNMAP clears VM_LOCKED on the whole old VMA; the moved range stays locked', () => {
+    for (const version of ['v5.10', 'latest']) {
+      const k = kernel(version);
+      k.run(k.mmap({ anon: true, write: true, length: 4 * PAGE, as: 'src' }));
+      k.run(k.mlock({ map: 'src' }));
+      k.run(k.mmap({ anon: true, length: 2 * PAGE, as: 'dst' }));
+      k.run(k.mremap({ map: 'src', length: 2 * PAGE, to: 'dst', dontUnmap: true, as: 'moved' }));
+      // move_vma(): "We always clear VM_LOCKED[ONFAULT] on the old vma" -- pages 2 and 3 were not
+      // moved and are not split off: their VMA is the old one too
+      expect([0, 3].map((page) => k.isLockedIn({ map: 'src', page })), version).toEqual([false, false]);
+      expect(k.isLockedIn({ map: 'moved', page: 0 }), version).toBe(true);
+    }
+  });
+
   it('a forked source is refused as the anon_vma donor of a copied range only from v6.19 (vma_merge_copied_range())', () => {
     // the child moves its forked, faulted VMA next to an unfaulted one of its own: from v6.16 a new
     // range has no middle, so nothing asked whether the copied-from VMA was a fork child; v6.19

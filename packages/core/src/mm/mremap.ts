@@ -110,6 +110,10 @@ function* moveVma(k: Kernel, m: VmaMove): Op<Vma> {
   // the same VMAs result); the copy may grow the VMA being moved itself when it lands right after it
   const moved = k.vm.mergeAround(copy, { copiedFrom: vma });
   if (m.dontUnmap) {
+    // move_vma() (dontunmap_complete() from v6.16 [M]): "We always clear VM_LOCKED[ONFAULT] on the
+    // old vma" -- the whole VMA, split or not; the copy keeps them
+    delete vma.flags.locked;
+    delete vma.flags.lockonfault;
     // the old VMA stays, now empty; from v5.12 (1583aa278f5f [M]) unlink_anon_vmas() when it was
     // exactly the moved range, so later faults there start a new anon_vma (before, it kept its own)
     if (vma !== moved && vma.start === start && vma.pages === end - start && kernelAtLeast(k.version, 5, 12)) {
