@@ -263,3 +263,26 @@ describe('UFFDIO_POISON ("mm: userfaultfd: add new UFFDIO_POISON ioctl", v6.6)',
     expect(code(() => h.run(h.read({ map: 'alias', page: HP + 7 })))).toBe('SIGBUS');
   });
 });
+
+describe('khugepaged and a MINOR-registered shmem alias (no release refuses VM_UFFD_MINOR)', () => {
+  it('collapses the file; retract_page_tables() takes the alias\'s PTE table too, so its next load is a MINOR userfault again', () => {
+    const k = createKernel({ arch: testArch(), kernel: 'latest' });
+    // khugepaged follows shmem_enabled (TVA_ENFORCE_SYSFS); "always" lets it collapse a memfd
+    k.run(k.shmemEnabled({ mode: 'always' }));
+    k.run(k.memfdCreate({ file: 'fd', size: HPAGE, fallocate: true }));
+    k.run(k.mmap({ file: 'fd', length: HPAGE, shared: true, write: true, as: 'dst' }));
+    k.run(k.mmap({ file: 'fd', length: HPAGE, shared: true, write: true, as: 'alias' }));
+    k.run(k.uffdApi({}));
+    k.run(k.uffdRegister({ map: 'alias', mode: ['minor'] }));
+    k.run(k.write({ map: 'dst', page: 0, data: 'a' }));
+    const first = startBlocked(k.read({ map: 'alias', page: 0 }));
+    k.run(k.uffdContinue({ map: 'alias', page: 0 }));
+    expect(finish(first)).toBe('a');
+    k.run(k.khugepagedScan({ map: 'dst' }));
+    // one PMD-order folio now caches the range; khugepaged's collapse_pte_mapped_thp() installs no
+    // PMD (install_pmd is false), and the alias lost its PTE table with the rest
+    expect([k.folios.nr(k.folios.folio(k.pfnOf({ file: 'fd', page: 0 })!)), pte(k, 'alias', 0)]).toEqual([HP, null]);
+    startBlocked(k.read({ map: 'alias', page: 0 }));
+    expect(k.run(k.uffdRead({ nonblock: true, map: 'alias' }))).toEqual({ event: 'pagefault', page: 0, write: false, wp: false, minor: true });
+  });
+});
