@@ -608,3 +608,26 @@ describe('wp_page_copy() re-checks the entry it read (pte_same), in-place change
     expect(k.run(k.read({ map: 'm', page: 0 }))).toBe('a');
   });
 });
+
+describe('UFFDIO_WRITEPROTECT over several VMAs (v6.4) goes VMA by VMA in address order', () => {
+  it('a VMA not registered for WP above a registered one: ENOENT after the lower one was protected', () => {
+    // mwriteprotect_range() walks for_each_vma_range() and calls uffd_wp_range() on each VMA before
+    // it looks at the next, so the refusal of the upper VMA comes after the lower one changed.
+    // 'hi' is mapped first, 'lo' below it second: the model's VMA list is then not in address
+    // order, and the walk must sort it. Different protections keep the two VMAs from merging.
+    // Up to v6.3 the range must lie in one VMA (find_dst_vma()): ENOENT, nothing changed.
+    const result = (v: string): [string | null, boolean | undefined] => {
+      const k = kernel(v);
+      k.run(k.mmap({ anon: true, length: 2 * PAGE, write: true, as: 'area' }));
+      k.run(k.mmap({ anon: true, length: PAGE, fixed: { map: 'area', offset: PAGE }, as: 'hi' }));
+      k.run(k.mmap({ anon: true, length: PAGE, write: true, fixed: { map: 'area', offset: 0 }, as: 'lo' }));
+      k.run(k.write({ map: 'lo', page: 0, data: 'x' }));
+      k.run(k.uffdApi({ features: ['pagefault-flag-wp'] }));
+      k.run(k.uffdRegister({ map: 'lo', mode: ['wp'] }));
+      return [code(() => k.run(k.uffdWriteprotect({ map: 'area', enable: true }))), pte(k, 'lo', 0)!.uffdWp];
+    };
+    expect(result('v6.1')).toEqual(['ENOENT', undefined]);
+    expect(result('v6.6')).toEqual(['ENOENT', true]);
+    expect(result('latest')).toEqual(['ENOENT', true]);
+  });
+});

@@ -4,7 +4,7 @@ import { kernelAtLeast } from '../features.js';
 import { preempt, waitUntil, type Op } from '../sched.js';
 import type { Mm, Pte, UffdCtx, UffdMsg, Vma } from '../types.js';
 import type { Vmf } from './fault.js';
-import type { Leaf } from './vm.js';
+import { vmasIn, type Leaf } from './vm.js';
 import { nonPresent } from './exclusive.js';
 import { isWpMarker, poisonedMarker, uffdWpMarker } from './guard.js';
 
@@ -223,7 +223,8 @@ export class Userfaultfd {
       if (!kernelAtLeast(k.version, 5, 13)) throw new KernelError('EINVAL', 'UFFDIO_REGISTER_MODE_MINOR does not exist before v5.13');
       if (!this.archMinor()) throw new KernelError('EINVAL', `UFFDIO_REGISTER_MODE_MINOR: ${k.mmu.arch} does not select HAVE_ARCH_USERFAULTFD_MINOR`);
     }
-    const vmas = mm.vmas.filter((v) => v.start < end && v.start + v.pages > start);
+    // for_each_vma_range(): in address order
+    const vmas = vmasIn(mm, start, end);
     // find_vma_prev(): no VMA at or above start is -ENOMEM; the first one past the range -EINVAL
     if (!mm.vmas.some((v) => v.start + v.pages > start)) throw new KernelError('ENOMEM', `UFFDIO_REGISTER: nothing is mapped at or above page ${start} of ${mm.name}`);
     if (vmas.length === 0) throw new KernelError('EINVAL', `UFFDIO_REGISTER: no VMA in the range (pages ${start}..${end - 1} of ${mm.name})`);
@@ -287,7 +288,8 @@ export class Userfaultfd {
     const k = this.k;
     const mm = ctx.mm;
     if (!mm.vmas.some((v) => v.start + v.pages > start)) throw new KernelError('ENOMEM', `UFFDIO_UNREGISTER: nothing is mapped at or above page ${start} of ${mm.name}`);
-    const vmas = mm.vmas.filter((v) => v.start < end && v.start + v.pages > start);
+    // for_each_vma_range(): in address order
+    const vmas = vmasIn(mm, start, end);
     if (vmas.length === 0) throw new KernelError('EINVAL', 'UFFDIO_UNREGISTER: no VMA in the range');
     // vma_can_userfault(cur, cur->vm_flags, wp_async): a WP-only registration of any memory with WP_ASYNC (v6.7)
     const wpOnly = (v: Vma) => ctx.features.has('wp-async') && v.flags.uffdWp === true && !v.flags.uffdMissing && !v.flags.uffdMinor;
@@ -490,19 +492,20 @@ export class Userfaultfd {
     if (!kernelAtLeast(k.version, 5, 7)) throw new KernelError('EINVAL', 'UFFDIO_WRITEPROTECT does not exist before v5.7 (unknown ioctl)');
     const end = start + pages;
     const vmas = kernelAtLeast(k.version, 6, 4)
-      ? ctx.mm.vmas.filter((v) => v.start < end && v.start + v.pages > start)
+      ? vmasIn(ctx.mm, start, end)
       : [this.dstVma(ctx, start, pages, 'UFFDIO_WRITEPROTECT')];
     if (vmas.length === 0) throw new KernelError('ENOENT', 'UFFDIO_WRITEPROTECT: nothing is mapped in the range');
+    // mwriteprotect_range() checks and changes VMA by VMA, in address order: a VMA that refuses
+    // ends the call with the VMAs below it already changed (uffd_wp_range(), each with its own
+    // mmu_gather and TLB flush)
     for (const vma of vmas) {
       if (!vma.flags.uffdWp) throw new KernelError('ENOENT', `UFFDIO_WRITEPROTECT: '${vma.name}' is not registered for WP (userfaultfd_wp)`);
       const kind = this.memoryKind(vma);
       if (kind !== 'anon' && !kernelAtLeast(k.version, 5, 19)) throw new KernelError('ENOENT', `UFFDIO_WRITEPROTECT: '${vma.name}' is not anonymous (vma_is_anonymous)`);
       const hp = vma.hugetlb?.pages ?? 1;
       if ((start - vma.start) % hp !== 0 || pages % hp !== 0) throw new KernelError('EINVAL', `UFFDIO_WRITEPROTECT: the range is not aligned to the huge pages of '${vma.name}' (mwriteprotect_range)`);
+      if (this.changeProtection(vma, Math.max(start, vma.start), Math.min(end, vma.start + vma.pages), enable)) k.emit('tlb.flush', { mm: ctx.mm.name });
     }
-    let changed = false;
-    for (const vma of vmas) changed = this.changeProtection(vma, Math.max(start, vma.start), Math.min(end, vma.start + vma.pages), enable) || changed;
-    if (changed) k.emit('tlb.flush', { mm: ctx.mm.name });
   }
 
   /**
