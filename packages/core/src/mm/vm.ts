@@ -61,6 +61,30 @@ export function pteSame(now: Pte | undefined, read: Pte, orig: Pte): boolean {
   return n === Object.keys(b).length;
 }
 
+/** The VMAs ending right below and starting right above `vma` (null where there is a gap). */
+function neighbours(vma: Vma): { prev: Vma | null; next: Vma | null } {
+  const vmas = vma.mm.vmas;
+  return { prev: vmas.find((v) => v.start + v.pages === vma.start) ?? null, next: vmas.find((v) => v.start === vma.start + vma.pages) ?? null };
+}
+
+/** Flags a merge ignores (is_mergeable_vma(): VM_SOFTDIRTY). */
+const MERGE_IGNORES: ReadonlySet<keyof VmFlags> = new Set(['softdirty']);
+/** Flags anon_vma_compatible() ignores (VM_READ / VM_WRITE, and VM_SOFTDIRTY). */
+const ANON_VMA_COMPATIBLE_IGNORES: ReadonlySet<keyof VmFlags> = new Set(['read', 'write', 'softdirty']);
+
+/**
+ * Two private anonymous, non-hugetlb VMAs, `lo` ending where `hi` starts with contiguous pgoffs,
+ * with the same mempolicy and the same flags except `ignored`: what a VMA merge and
+ * anon_vma_compatible() both ask of the two.
+ */
+function anonLineUp(lo: Vma, hi: Vma, ignored: ReadonlySet<keyof VmFlags>): boolean {
+  return (
+    lo.kind === 'anon' && hi.kind === 'anon' && !lo.hugetlb && !hi.hugetlb && !lo.flags.shared && !hi.flags.shared && samePolicy(lo.policy, hi.policy) &&
+    lo.start + lo.pages === hi.start && lo.pgoff + lo.pages === hi.pgoff &&
+    (Object.keys({ ...lo.flags, ...hi.flags }) as (keyof VmFlags)[]).every((f) => ignored.has(f) || (lo.flags[f] ?? false) === (hi.flags[f] ?? false))
+  );
+}
+
 export class Vm {
   private nextMmId = 1;
   private nextVmaId = 1;
@@ -101,16 +125,10 @@ export class Vm {
   }
 
   private findMergeableAnonVma(vma: Vma): number {
-    const mm = vma.mm;
-    const compatible = (a: Vma, b: Vma): boolean =>
-      a.kind === 'anon' && b.kind === 'anon' && !a.hugetlb && !b.hugetlb && !a.flags.shared && !b.flags.shared && samePolicy(a.policy, b.policy) &&
-      a.start + a.pages === b.start && b.pgoff === a.pgoff + a.pages &&
-      (Object.keys({ ...a.flags, ...b.flags }) as (keyof VmFlags)[]).every((f) => f === 'read' || f === 'write' || f === 'softdirty' || (a.flags[f] ?? false) === (b.flags[f] ?? false));
     const reusable = (old: Vma): number => (old.anonVma && !old.anonForked ? old.anonVma : 0);
-    const next = mm.vmas.find((v) => v.start === vma.start + vma.pages);
-    if (next && compatible(vma, next) && reusable(next)) return next.anonVma;
-    const prev = mm.vmas.find((v) => v.start + v.pages === vma.start);
-    if (prev && compatible(prev, vma) && reusable(prev)) return prev.anonVma;
+    const { prev, next } = neighbours(vma);
+    if (next && anonLineUp(vma, next, ANON_VMA_COMPATIBLE_IGNORES) && reusable(next)) return next.anonVma;
+    if (prev && anonLineUp(prev, vma, ANON_VMA_COMPATIBLE_IGNORES) && reusable(prev)) return prev.anonVma;
     return 0;
   }
 
@@ -447,12 +465,11 @@ export class Vm {
     // the VMA whose anon_vma the merged one would take: the middle of an existing-range merge, the
     // copied-from VMA of an mremap() from v6.19, none for a new range
     const src = how === 'existing' ? vma : how === 'new' || how === 'extend' || !kernelAtLeast(this.k.version, 6, 19) ? null : how.copiedFrom;
-    const alike = (lo: Vma, hi: Vma): boolean =>
-      lo.kind === 'anon' && hi.kind === 'anon' && !lo.hugetlb && !hi.hugetlb && !lo.flags.shared && !hi.flags.shared && samePolicy(lo.policy, hi.policy) &&
-      lo.uffd === hi.uffd && lo.start + lo.pages === hi.start && lo.pgoff + lo.pages === hi.pgoff &&
-      (Object.keys({ ...lo.flags, ...hi.flags }) as (keyof VmFlags)[]).every((f) => f === 'softdirty' || (lo.flags[f] ?? false) === (hi.flags[f] ?? false));
-    const prev = how === 'extend' ? null : (mm.vmas.find((v) => v.start + v.pages === vma.start) ?? null);
-    const next = mm.vmas.find((v) => v.start === vma.start + vma.pages) ?? null;
+    // is_mergeable_vma(): the same userfaultfd context too
+    const alike = (lo: Vma, hi: Vma): boolean => lo.uffd === hi.uffd && anonLineUp(lo, hi, MERGE_IGNORES);
+    const around = neighbours(vma);
+    const prev = how === 'extend' ? null : around.prev;
+    const next = around.next;
     const left = prev !== null && alike(prev, vma) && this.anonVmasMergeable(proposed, src, prev);
     // can_vma_merge_right(): with both sides, prev's and next's anon_vmas must go together too
     const right = next !== null && alike(vma, next) && this.anonVmasMergeable(proposed, src, next) && (!left || prev!.anonVma === 0 || next.anonVma === 0 || prev!.anonVma === next.anonVma);
