@@ -84,6 +84,25 @@ describe('a first fault next to a compatible faulted VMA reuses its anon_vma (fi
   });
 });
 
+describe('anon_vma_compatible() ignores VM_EXEC as it ignores VM_READ / VM_WRITE (VM_ACCESS_FLAGS)', () => {
+  it('a VMA mapped without PROT_EXEC right after a faulted PROT_EXEC one takes its anon_vma at its first fault', () => {
+    // anon_vma_compatible(): the flags may differ in VM_ACCESS_FLAGS (VM_READ | VM_WRITE | VM_EXEC)
+    // and VM_SOFTDIRTY, so b (R/W) reuses a's (R/W/X) anon_vma; the two do not merge (is_mergeable_vma()
+    // wants equal VM_EXEC), so each stays 5 pages.
+    for (const version of ['v5.4', 'v6.15', 'latest']) {
+      const k = kernel(version);
+      carveout(k);
+      k.run(k.mmap({ anon: true, write: true, exec: true, length: 5 * PAGE, fixed: { map: 'carveout', offset: PAGE }, as: 'a' }));
+      k.run(k.write({ map: 'a', page: 0, data: 'a' }));
+      mapAt(k, 'b', 6, 5);
+      k.run(k.write({ map: 'b', page: 0, data: 'b' }));
+      const mm = k.process('init');
+      const at = (name: string) => k.vm.vmaAt(mm, mm.ranges.get(name)!.start)!;
+      expect([at('b').anonVma === at('a').anonVma, vmaOf(k, 'a')[1], vmaOf(k, 'b')[1]], version).toEqual([true, 5, 5]);
+    }
+  });
+});
+
 describe('a fork child never takes part in an anon_vma-transferring merge', () => {
   it('forked_target_vma: the child maps unfaulted memory right after its forked copy: no merge; the parent doing the same merges', () => {
     for (const version of ['v6.15', 'latest']) {

@@ -69,8 +69,8 @@ function neighbours(vma: Vma): { prev: Vma | null; next: Vma | null } {
 
 /** Flags a merge ignores (is_mergeable_vma(): VM_SOFTDIRTY). */
 const MERGE_IGNORES: ReadonlySet<keyof VmFlags> = new Set(['softdirty']);
-/** Flags anon_vma_compatible() ignores (VM_READ / VM_WRITE, and VM_SOFTDIRTY). */
-const ANON_VMA_COMPATIBLE_IGNORES: ReadonlySet<keyof VmFlags> = new Set(['read', 'write', 'softdirty']);
+/** Flags anon_vma_compatible() ignores (VM_ACCESS_FLAGS: VM_READ / VM_WRITE / VM_EXEC, and VM_SOFTDIRTY; every release). */
+const ANON_VMA_COMPATIBLE_IGNORES: ReadonlySet<keyof VmFlags> = new Set(['read', 'write', 'exec', 'softdirty']);
 
 /**
  * Two private anonymous, non-hugetlb VMAs, `lo` ending where `hi` starts with contiguous pgoffs,
