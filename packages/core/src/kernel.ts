@@ -9,6 +9,7 @@ import { FaultInjection, type FaultSite } from './fault-inject.js';
 import type { KernelEvents } from './events.js';
 import { DEFAULT_PRESET, kernelAtLeast, presetNamed, resolveFeatures, type FeatureSet } from './features.js';
 import type { DaxFilesystem, FallocateMode, FilesystemPlugin, FsMountOptions } from './fs/filesystem.js';
+import { fileRead, fileWrite, type FileIoArgs } from './fs/rw.js';
 import { checkMapSync, chattr, closeFile, dropCaches, mkdir, mountedFilesystems, mountedOn, openFile, rename, umount, type DaxMountOption } from './fs/daxmode.js';
 import { conventionFor, type RefcountConvention } from './mm/convention.js';
 import { DeviceExclusive, nonPresent, type MmuNotifierRange } from './mm/exclusive.js';
@@ -482,7 +483,7 @@ export class Kernel {
    * arithmetic gives) and the VMA covering it now, whichever mapping that is after munmap, split
    * or mremap of parts of it. No VMA there fails with `noVma` (a CPU access: SIGSEGV).
    */
-  private mapPage(name: string, page: number, process?: string, noVma: Errno = 'EFAULT'): { vma: Vma; vpn: number } {
+  mapPage(name: string, page: number, process?: string, noVma: Errno = 'EFAULT'): { vma: Vma; vpn: number } {
     const { mm, vpn } = this.mapAddress(name, page, process, noVma);
     const vma = this.vm.vmaAt(mm, vpn);
     if (!vma) throw new KernelError(noVma, `page ${page} of mapping '${name}' is not mapped in ${mm.name} (munmap or mremap took it)`);
@@ -1322,6 +1323,16 @@ export class Kernel {
     this.pages.data.set(this.vm.pfnAt(leaf, vpn), a.data);
     // a store through /dev/mem: which physical page it reached (mm/devmem.ts)
     if (isDevmemVma(vma)) this.emit('devmem.write', { mm: vma.mm.name, vaddr: vpn, pfn: this.vm.pfnAt(leaf, vpn) });
+  }
+
+  /** pread(2) of a file into a buffer in a mapping; returns the bytes read (fs/rw.ts). */
+  *pread(a: FileIoArgs): Op<number> {
+    return yield* fileRead(this, a);
+  }
+
+  /** pwrite(2) of a buffer in a mapping to a file; returns the bytes written (fs/rw.ts). */
+  *pwrite(a: FileIoArgs): Op<number> {
+    return yield* fileWrite(this, a);
   }
 
   /**

@@ -255,6 +255,19 @@ export class Fuse extends DaxFilesystem {
     return yield* this.setupNewDaxMapping(inode, index, write, held);
   }
 
+  /** fuse_iomap_begin() never sets IOMAP_F_NEW: the host file's blocks are the server's. */
+  override writeAllocates(_inode: Inode, _index: number): boolean {
+    return false;
+  }
+
+  /**
+   * fuse_dax_write_iter(): a write that extends the file (file_extending_write) goes to
+   * fuse_dax_direct_write(), a FUSE_WRITE of the user pages to the server, not dax_iomap_rw().
+   */
+  override checkDaxWrite(inode: Inode, end: number): void {
+    if (end > inode.size) throw KernelError.unsupported('EOPNOTSUPP', `write(2) of ${inode.name} past its end: fuse_dax_direct_write() (FUSE_WRITE to the server) is not modelled`);
+  }
+
   /** fuse_iomap_end(): drop the reference fuse_fill_iomap() took (it never reaches 0). */
   private iomapEnd(dmap: Dmap): void {
     if (--dmap.refcnt <= 0) throw new Error(`fuse_iomap_end: dmap ${dmap.range} refcount hit 0`);
@@ -263,8 +276,8 @@ export class Fuse extends DaxFilesystem {
   /**
    * DaxIomapOps for callers other than this filesystem's faults: one complete iteration,
    * fuse_iomap_begin() then fuse_iomap_end(), as a DAX fault runs it (IOMAP_FAULT: no free range
-   * is -EAGAIN). daxlab has no read(2)/write(2), whose iomap would reclaim one of the inode's own
-   * ranges inline (alloc_dax_mapping_reclaim) instead.
+   * is -EAGAIN). read(2)/write(2) (fs/rw.ts) use it too, although their iomap would reclaim one of
+   * the inode's own ranges inline (alloc_dax_mapping_reclaim) where a fault gets -EAGAIN.
    */
   override *iomapBegin(inode: Inode, index: number, write: boolean): Op<Iomap> {
     const held: Dmap[] = [];

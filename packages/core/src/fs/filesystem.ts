@@ -449,6 +449,42 @@ export abstract class DaxFilesystem implements FsHandle, DaxIomapOps {
     }
   }
 
+  // ---- read(2) / write(2) (fs/rw.ts) --------------------------------------------------------
+
+  /**
+   * IOMAP_F_NEW of a write's iomap at `index`: the write allocates a hole or converts an unwritten
+   * extent (XFS: imap_needs_alloc() -> xfs_iomap_write_direct(); ext4: EXT4_MAP_NEW from
+   * ext4_iomap_alloc()), so dax_iomap_iter() invalidates the range first. FUSE overrides.
+   */
+  writeAllocates(inode: Inode, index: number): boolean {
+    return !inode.blocks.has(index) || this.isUnwritten(inode, index);
+  }
+
+  /** A DAX write(2) ending at byte `end` that this filesystem does not send through dax_iomap_rw(): refused here. XFS and ext4 send all. */
+  checkDaxWrite(_inode: Inode, _end: number): void {}
+
+  /**
+   * Before (and after) direct I/O to pages [first, last] of a file without S_DAX: the page cache
+   * is written back (filemap_write_and_wait_range; the model writes back every cached page, as it
+   * does not track dirty ones) and, for a write, invalidated (invalidate_inode_pages2_range:
+   * unmapped from every process, COW copies kept, dropped). A folio held beyond the cache and its
+   * mappings (a GUP pin) cannot be invalidated: the kernel then falls back to a buffered write
+   * (-ENOTBLK), which is not modelled.
+   */
+  *syncForDirectIo(inode: Inode, first: number, last: number, invalidate: boolean): Op {
+    const cache = inode.cache;
+    if (!cache) return;
+    this.writeback(inode);
+    if (!invalidate) return;
+    for (const [index, pfn] of cache.cache) {
+      if (index < first || index > last) continue;
+      if (this.k.refcount(pfn) - this.k.mapcount(pfn) > this.k.folios.nr(this.k.folios.folio(pfn))) {
+        throw KernelError.unsupported('EOPNOTSUPP', `direct write of ${inode.name}: page ${index} of its page cache is held (refcount ${this.k.refcount(pfn)}); the buffered fallback (-ENOTBLK) is not modelled`);
+      }
+    }
+    yield* this.truncatePagecacheRange(inode, first, last);
+  }
+
   /** Who owns the block behind a pfn, as `file[index]` (null: free, or not a data block). */
   ownerOfPfn(pfn: number): string | null {
     const b = this.blocks.blockOfPfn(pfn);

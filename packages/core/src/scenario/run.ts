@@ -175,6 +175,8 @@ export function stepOp(k: Kernel, step: Step, failures: string[]): Op<unknown> {
     case 'exit': return k.exit(a);
     case 'exec': return k.exec(a);
     case 'write': return k.write(a);
+    case 'pread': return returning(k.pread(a), a.bytes, 'pread');
+    case 'pwrite': return returning(k.pwrite(a), a.bytes, 'pwrite');
     case 'pin': return k.gup(a, true);
     case 'get': return k.gup(a, false);
     case 'unpin': return k.unpin(a);

@@ -148,6 +148,18 @@ const releaseArgs = z
   .union([Name, obj({ name: Name })], { error: 'expected the name of a pin, e.g. `unpin: dma`' })
   .transform((v) => (typeof v === 'string' ? { name: v } : v));
 
+/** pread / pwrite: the file, the file range, and the user buffer in a mapping (fs/rw.ts). */
+const fileIoArgs = obj({
+  file: Name.describe('a file on a DAX-capable mount (DAX or not), a memfd or a tmpfile'),
+  offset: Size.optional().describe('the file position (default 0); whole pages (O_DIRECT without DAX: a multiple of 512 bytes, else EINVAL)'),
+  length: Size.describe('the byte count; whole pages'),
+  map: Name.describe('the mapping the user buffer is in'),
+  page: PageIndex.optional().describe('the page of the mapping the buffer starts at (default 0)'),
+  direct: Flag.optional().describe('O_DIRECT: on a file without S_DAX the buffer is GUPed for the I/O (get_user_pages_fast until v6.4, pinned from v6.5); on a DAX file the same copy as without'),
+  process: Name.optional().describe('the calling process, whose address space the buffer is in (default: the one that created the mapping)'),
+  bytes: z.number().int().nonnegative().optional().describe('the return value the call must give: the bytes read or written'),
+});
+
 /** `{map, page, process?}` | `{file, page}` | `{device, page?}` | `{hugetlb}` (one of map/file/device/hugetlb). */
 const CheckTarget = obj({
   map: Name.optional(),
@@ -487,6 +499,8 @@ export const OP_ARGS = {
   }).describe('unmap the mapping or a range of it (split_vma at its ends, zap, deferred reference drop after TLB flush)'),
   read: obj({ map: Name, page: PageIndex, process: Name.optional(), expect: Data.optional() }).describe('CPU read of a base page (faults as needed)'),
   write: obj({ map: Name, page: PageIndex, data: Data, process: Name.optional() }).describe('CPU write of a base page (faults as needed)'),
+  pread: fileIoArgs.describe('pread(2) of a file into a buffer in a mapping (fs/rw.ts): a DAX file is dax_iomap_rw()\'s copy, which faults the buffer in for write (no GUP; O_DIRECT the same); a page-cache file filemap_read(); O_DIRECT of a file without S_DAX GUPs the buffer for the bio (FOLL_WRITE). Returns the bytes read: short when the buffer faults after a first page, EFAULT when nothing was copied (O_DIRECT without DAX: EFAULT whenever GUP fails)'),
+  pwrite: fileIoArgs.describe('pwrite(2) of a buffer in a mapping to a file (fs/rw.ts): a DAX file is dax_iomap_rw() (blocks allocated over holes, i_size extended; the buffer read-faulted, no GUP); a page-cache file generic_perform_write(); O_DIRECT of a file without S_DAX GUPs the buffer for the bio. Returns the bytes written (short, or EFAULT, as pread)'),
   fork: obj({ process: Name.optional().describe('the parent (default init)'), as: Name }).describe('fork: copy VMAs and page tables (copy_page_range)'),
   exit: obj({ process: Name }).describe('process exit: unmap everything'),
   exec: obj({ process: Name.optional().describe('the process that calls execve() (default init)') }).describe('execve(): the process gets a new, empty mm (the old one is torn down as at exit); PR_SET_MEMORY_MERGE survives it from v6.7'),

@@ -1,0 +1,451 @@
+import type { Kernel } from '../kernel.js';
+import { KernelError } from '../errors.js';
+import { kernelAtLeast } from '../features.js';
+import { F_SEAL_FUTURE_WRITE, F_SEAL_GROW, F_SEAL_WRITE } from '../mm/memfd.js';
+import { preempt, type Op } from '../sched.js';
+import type { GupHandle, Inode, PageCacheFile } from '../types.js';
+import type { DaxFilesystem } from './filesystem.js';
+
+/**
+ * pread(2) / pwrite(2) of a file, with O_DIRECT or without: the user buffer is `length` bytes of
+ * a mapping of the scenario from its page `page` on (any mapping: the same DAX file, another
+ * one, a page-cache file, anonymous memory). What each kind of file does with the buffer:
+ *
+ * - a DAX file (S_DAX; O_DIRECT changes nothing: xfs_file_read_iter / ext4_file_read_iter /
+ *   fuse_file_read_iter test IS_DAX first): dax_iomap_rw() [fs/dax.c]. The filesystem holds
+ *   i_rwsem (xfs_file_dax_read: IOLOCK_SHARED, xfs_file_dax_write: IOLOCK_EXCL; ext4_dax_read_iter
+ *   / ext4_dax_write_iter and fuse_dax_read_iter / fuse_dax_write_iter: inode_lock_shared /
+ *   inode_lock), asks its iomap for each extent (a write allocates holes and converts unwritten
+ *   extents), and copies between the user buffer and the kernel's DAX mapping of the blocks with
+ *   copy_to_user / copy_from_user (dax_iomap_iter: copy_to_iter, dax_copy_from_iter). The copy
+ *   faults the buffer in through handle_mm_fault like a CPU access: no GUP, no pin, page faults
+ *   never disabled (no IOCB_NOFAULT in any DAX path). A read stops at i_size and reads holes and
+ *   unwritten extents as zeroes (iov_iter_zero); a write over new blocks (IOMAP_F_NEW) or a CoW
+ *   extent first invalidates the range (invalidate_inode_pages2_range), so a zero page a read
+ *   fault mapped there goes and mmap sees the data. A copy that faults ends the call: the bytes
+ *   done, or -EFAULT when none (dax_iomap_rw: `done ? done : ret`, every release).
+ * - a page-cache file (tmpfs / memfd, a disk tmpfile, a file without S_DAX on a DAX-capable
+ *   mount), buffered: filemap_read() / shmem_file_read_iter() copy each folio to the user
+ *   (copy_folio_to_iter: a short copy is -EFAULT unless something was read); a tmpfs hole reads
+ *   as zeroes without a folio (SGP_READ). generic_perform_write() faults each source page in
+ *   first (fault_in_iov_iter_readable), then ->write_begin gets the folio, the copy lands in it and
+ *   ->write_end extends i_size: `written ? written : -EFAULT`.
+ * - a file without S_DAX on XFS / ext4 with O_DIRECT: iomap_dio_rw(). The range's page cache is
+ *   written back (and, for a write, invalidated: unmapped from every process, COW copies kept)
+ *   first; a mapped extent is block I/O whose bio holds the buffer pages by GUP for the I/O's
+ *   duration (bio_iov_iter_get_pages: get_user_pages_fast (FOLL_GET) until v6.4; from v6.5
+ *   iov_iter_extract_pages() pins user memory, FOLL_PIN: a7e689dd1c06); a hole or unwritten
+ *   extent read is iomap_dio_hole_iter()'s iov_iter_zero, a CPU store. A buffer page GUP cannot
+ *   fault in fails the whole call with -EFAULT, even after bios went out: xfs and ext4 do not pass
+ *   IOMAP_DIO_PARTIAL (only btrfs and gfs2 do, v5.16), and v5.4's ext4 (fs/direct-io.c) lets
+ *   dio->page_errors win over the bytes done. The position and length must be multiples of the
+ *   logical sector (512 bytes on pmem): -EINVAL (xfs_file_dio_write, iomap_dio_bio_iter).
+ * - a memfd with O_DIRECT: open(O_DIRECT) is -EINVAL until shmem_file_open() sets
+ *   FMODE_CAN_ODIRECT (v6.6, "tmpfs: trivial support for direct IO" [M]); from then the I/O is
+ *   the buffered one. hugetlbfs and secretmem have no ->write_iter (vfs_write: -EINVAL);
+ *   secretmem has no ->read_iter either.
+ *
+ * The model's data is one string per page, so the position and length must be whole pages
+ * (anything else that the kernel accepts is refused as not modelled). Not modelled: the
+ * file_remove_privs / timestamp updates of xfs_file_write_checks, s_maxbytes (EFBIG), the
+ * buffered fallback a direct write takes when the page cache cannot be invalidated (-ENOTBLK),
+ * a FUSE DAX write that extends the file (fuse_dax_direct_write: FUSE_WRITE to the server),
+ * O_DIRECT on FUSE without DAX and on disk tmpfiles (whose blocks are not modelled), hugetlbfs
+ * reads, and poisoned DAX blocks (dax_recovery_write).
+ */
+
+/** A pread / pwrite step's arguments. */
+export interface FileIoArgs {
+  readonly file: string;
+  /** the file position, bytes */
+  readonly offset?: number;
+  /** bytes */
+  readonly length: number;
+  /** the mapping the user buffer is in, and its first page */
+  readonly map: string;
+  readonly page?: number;
+  /** O_DIRECT */
+  readonly direct?: boolean;
+  /** the process making the call (default: the one that created the mapping) */
+  readonly process?: string;
+}
+
+/** bdev_logical_block_size() of a pmem namespace: the sector O_DIRECT must be aligned to */
+const LOGICAL_SECTOR = 512;
+
+/** pread(2) of a file into a buffer; returns the bytes read. */
+export function* fileRead(k: Kernel, a: FileIoArgs): Op<number> {
+  return yield* fileIo(k, a, 'read');
+}
+
+/** pwrite(2) of a buffer to a file; returns the bytes written. */
+export function* fileWrite(k: Kernel, a: FileIoArgs): Op<number> {
+  return yield* fileIo(k, a, 'write');
+}
+
+type Dir = 'read' | 'write';
+
+/** The user buffer: page `i` of it is page `first + i` of mapping `map` in `process`. */
+interface UserBuffer {
+  readonly map: string;
+  readonly first: number;
+  readonly process?: string;
+}
+
+function* fileIo(k: Kernel, a: FileIoArgs, dir: Dir): Op<number> {
+  const ps = k.mmu.basePageSize;
+  const offset = a.offset ?? 0;
+  const call = `p${dir}(${a.file}, ${offset}, ${a.length}${a.direct ? ', O_DIRECT' : ''})`;
+  const buf: UserBuffer = { map: a.map, first: a.page ?? 0, ...(a.process !== undefined ? { process: a.process } : {}) };
+  const memfd = k.pageCache.named(a.file);
+  if (memfd) return yield* memfdIo(k, memfd, a, dir, buf, call);
+  const { fs, inode } = k.file(a.file);
+  const directNonDax = a.direct === true && !inode.sDax;
+  // the sector check of a direct I/O comes before anything is done (xfs_file_dio_write, iomap_dio_bio_iter)
+  if (directNonDax && (offset % LOGICAL_SECTOR !== 0 || a.length % LOGICAL_SECTOR !== 0)) {
+    throw new KernelError('EINVAL', `${call}: O_DIRECT position and length must be multiples of the ${LOGICAL_SECTOR}-byte logical sector`);
+  }
+  wholePages(ps, offset, a.length, call);
+  const first = offset / ps;
+  const n = a.length / ps;
+  if (n === 0) return 0;
+  if (inode.sDax) return dir === 'read' ? yield* daxRead(k, fs, inode, first, n, buf) : yield* daxWrite(k, fs, inode, first, n, buf);
+  if (!inode.cache) throw new Error(`${inode.name}: neither S_DAX nor a page cache`);
+  if (directNonDax) {
+    if (fs.name === 'fuse') throw KernelError.unsupported('EOPNOTSUPP', `${call}: O_DIRECT of a FUSE file without DAX (fuse_direct_io, FUSE_READ/FUSE_WRITE of the buffer's pages) is not modelled`);
+    return yield* directIo(k, fs, inode, first, n, buf, dir, call);
+  }
+  return yield* bufferedInodeIo(k, fs, inode, first, n, buf, dir);
+}
+
+/** Sub-page I/O cannot be represented: the model keeps one datum per page. */
+function wholePages(ps: number, offset: number, length: number, call: string): void {
+  if (offset % ps !== 0 || length % ps !== 0) throw KernelError.unsupported('EOPNOTSUPP', `${call}: I/O of part of a page is not modelled (data is per page): use whole ${ps}-byte pages`);
+}
+
+// ---- the user side: copy_to_user / copy_from_user -------------------------------------------
+
+/** The errors a user access turns into a short copy (a fault the kernel's exception fixup ends). */
+const USER_FAULTS = new Set(['SIGSEGV', 'SIGBUS', 'EFAULT', 'ENOMEM', 'EHWPOISON']);
+
+function userFault(e: unknown): boolean {
+  return e instanceof KernelError && e.unsupported === null && USER_FAULTS.has(e.code);
+}
+
+/**
+ * copy_to_user() of one page: a store that faults the buffer page in for write as a CPU store
+ * would (handle_mm_fault with FAULT_FLAG_WRITE; COW in a private mapping). false: it faulted
+ * without success (no VMA, PROT_READ, SIGBUS): the copy is short.
+ */
+function* copyToUser(k: Kernel, buf: UserBuffer, i: number, data: string): Op<boolean> {
+  try {
+    yield* k.write({ map: buf.map, page: buf.first + i, data, ...(buf.process !== undefined ? { process: buf.process } : {}) });
+    return true;
+  } catch (e) {
+    if (userFault(e)) return false;
+    throw e;
+  }
+}
+
+/** copy_from_user() of one page: a load that read-faults the buffer page in; null: it faulted. */
+function* copyFromUser(k: Kernel, buf: UserBuffer, i: number): Op<string | null> {
+  try {
+    return yield* k.read({ map: buf.map, page: buf.first + i, ...(buf.process !== undefined ? { process: buf.process } : {}) });
+  } catch (e) {
+    if (userFault(e)) return null;
+    throw e;
+  }
+}
+
+/** What a call that moved `done` pages returns: the bytes, or -EFAULT when nothing moved. */
+function shortCount(done: number, ps: number, call: string, why: string): number {
+  if (done === 0) throw new KernelError('EFAULT', `${call}: ${why}`);
+  return done * ps;
+}
+
+// ---- DAX: dax_iomap_rw() ---------------------------------------------------------------------
+
+/** i_rwsem shared (xfs_file_dax_read: xfs_ilock(XFS_IOLOCK_SHARED); ext4/fuse: inode_lock_shared). */
+function* daxRead(k: Kernel, fs: DaxFilesystem, inode: Inode, first: number, n: number, buf: UserBuffer): Op<number> {
+  const ps = k.mmu.basePageSize;
+  yield* inode.iolock.downRead();
+  try {
+    // dax_iomap_iter(): a read ends at i_size
+    const end = Math.min(first + n, fs.pages(inode.size));
+    let done = 0;
+    for (let index = first; index < end; ) {
+      const map = yield* fs.iomapBegin(inode, index, false, end - index);
+      const run = Math.min(map.contiguous, end - index);
+      for (let i = 0; i < run; i++) {
+        // a hole or unwritten extent: iov_iter_zero(); mapped: copy_to_iter() from the DAX kernel address
+        const data = map.type === 'hole' ? '' : (k.pages.data.get(map.pfn + i) ?? '');
+        if (!(yield* copyToUser(k, buf, done, data))) return shortCount(done, ps, `read of ${inode.name}`, `the buffer page ${buf.first + done} of '${buf.map}' cannot be written`);
+        done++;
+      }
+      index += run;
+    }
+    return Math.min(done * ps, Math.max(0, inode.size - first * ps));
+  } finally {
+    inode.iolock.upRead();
+  }
+}
+
+/**
+ * i_rwsem exclusive (xfs_file_dax_write: XFS_IOLOCK_EXCL; ext4_dax_write_iter, fuse_dax_write_iter:
+ * inode_lock), dax_iomap_rw(IOMAP_WRITE), then i_size extended past the bytes written
+ * (xfs_file_dax_write: i_size_write + xfs_setfilesize; ext4_handle_inode_extension).
+ */
+function* daxWrite(k: Kernel, fs: DaxFilesystem, inode: Inode, first: number, n: number, buf: UserBuffer): Op<number> {
+  const ps = k.mmu.basePageSize;
+  yield* inode.iolock.downWrite();
+  try {
+    fs.checkDaxWrite(inode, (first + n) * ps);
+    let done = 0;
+    for (let index = first; index < first + n; ) {
+      const allocates = fs.writeAllocates(inode, index);
+      let map;
+      try {
+        map = yield* fs.iomapBegin(inode, index, true, first + n - index);
+      } catch (e) {
+        // iomap_iter() ends on ->iomap_begin's error (ENOSPC): dax_iomap_rw returns what was done
+        if (e instanceof KernelError && e.unsupported === null && done > 0) break;
+        throw e;
+      }
+      if (map.type !== 'mapped') throw new KernelError('EIO', `write of ${inode.name} page ${index}: the iomap is a hole (dax_iomap_iter: WARN_ON_ONCE, -EIO)`);
+      const run = Math.min(map.contiguous, first + n - index);
+      // IOMAP_F_NEW or CoW: tear down the zero pages read faults mapped over the old hole
+      if (allocates || map.srcPfn !== undefined) yield* k.dax.invalidateInodePages2Range(inode, index, index + run - 1);
+      let faulted = false;
+      for (let i = 0; i < run; i++) {
+        const data = yield* copyFromUser(k, buf, done);
+        if (data === null) {
+          faulted = true;
+          break;
+        }
+        k.pages.data.set(map.pfn + i, data);
+        done++;
+      }
+      if (faulted) break;
+      index += run;
+    }
+    extendSize(k, fs, inode, (first + done) * ps);
+    return shortCount(done, ps, `write of ${inode.name}`, `the buffer page ${buf.first} of '${buf.map}' cannot be read`);
+  } finally {
+    inode.iolock.upWrite();
+  }
+}
+
+/** i_size_write() after a write that ended past i_size (the page cache's file grows with it). */
+function extendSize(k: Kernel, fs: DaxFilesystem, inode: Inode, end: number): void {
+  if (end <= inode.size) return;
+  inode.size = end;
+  if (inode.cache && inode.cache.pages < fs.pages(end)) inode.cache.pages = fs.pages(end);
+  k.emit('fs.step', { fs: fs.name, file: inode.name, step: 'i_size_write' });
+}
+
+// ---- page cache: filemap_read(), generic_perform_write() -------------------------------------
+
+/**
+ * A buffered read or write of a file without S_DAX on a DAX-capable mount. XFS takes i_rwsem
+ * (xfs_file_buffered_read: IOLOCK_SHARED; xfs_file_buffered_write: IOLOCK_EXCL); ext4 and FUSE
+ * read without it (generic_file_read_iter) and write under inode_lock.
+ */
+function* bufferedInodeIo(k: Kernel, fs: DaxFilesystem, inode: Inode, first: number, n: number, buf: UserBuffer, dir: Dir): Op<number> {
+  const cache = inode.cache!;
+  const ps = k.mmu.basePageSize;
+  const shared = dir === 'read';
+  const locks = !shared || fs.name === 'xfs';
+  if (locks) yield* (shared ? inode.iolock.downRead() : inode.iolock.downWrite());
+  try {
+    if (dir === 'read') {
+      const end = Math.min(first + n, fs.pages(inode.size));
+      const done = yield* cacheRead(k, cache, first, end, buf, true);
+      return done === 0 && end > first ? shortCount(0, ps, `read of ${inode.name}`, 'the buffer cannot be written') : Math.min(done * ps, Math.max(0, inode.size - first * ps));
+    }
+    const done = yield* cacheWrite(k, cache, first, n, buf);
+    extendSize(k, fs, inode, (first + done) * ps);
+    return shortCount(done, ps, `write of ${inode.name}`, `the buffer page ${buf.first} of '${buf.map}' cannot be read`);
+  } finally {
+    if (locks) {
+      if (shared) inode.iolock.upRead();
+      else inode.iolock.upWrite();
+    }
+  }
+}
+
+/**
+ * Copy pages [first, end) of a page-cache file to the buffer; returns the pages copied before a
+ * fault. `reads`: a disk file's filemap_read() brings each folio into the cache
+ * (filemap_get_pages -> ->read_folio); a tmpfs read (shmem_file_read_iter, SGP_READ) of a hole or
+ * of a folio fallocate left !uptodate copies zeroes and adds nothing.
+ */
+function* cacheRead(k: Kernel, file: PageCacheFile, first: number, end: number, buf: UserBuffer, reads: boolean): Op<number> {
+  let done = 0;
+  for (let index = first; index < end; index++) {
+    let data = '';
+    if (reads) {
+      if (file.pages <= index) file.pages = index + 1;
+      const pfn = k.pageCache.getFolio(file, index, 'filemap_read');
+      data = k.pages.data.get(pfn) ?? '';
+      k.folios.put(k.folios.folio(pfn), 1, 'filemap_read: folio_put');
+    } else {
+      const pfn = file.cache.get(index);
+      if (pfn !== undefined && !file.notUptodate.has(index)) data = k.pages.data.get(pfn) ?? '';
+    }
+    if (!(yield* copyToUser(k, buf, done, data))) break;
+    done++;
+  }
+  return done;
+}
+
+/**
+ * generic_perform_write() of n pages from `first`: fault the source page in
+ * (fault_in_iov_iter_readable: nothing readable ends the loop), ->write_begin (the folio,
+ * allocated over a hole: shmem_write_begin SGP_WRITE, or grabbed for a disk file), the copy,
+ * ->write_end (i_size extended page by page); returns the pages written.
+ */
+function* cacheWrite(k: Kernel, file: PageCacheFile, first: number, n: number, buf: UserBuffer): Op<number> {
+  const ps = k.mmu.basePageSize;
+  let done = 0;
+  for (let index = first; index < first + n; index++) {
+    const data = yield* copyFromUser(k, buf, done);
+    if (data === null) break;
+    if (file.pages <= index) file.pages = index + 1;
+    const pfn = k.pageCache.getFolio(file, index, 'write_begin');
+    k.pages.data.set(pfn, data);
+    file.notUptodate.delete(index);
+    k.folios.put(k.folios.folio(pfn), 1, 'write_end: folio_put');
+    if (file.size !== undefined && (index + 1) * ps > file.size) file.size = (index + 1) * ps;
+    done++;
+  }
+  return done;
+}
+
+/** A memfd (tmpfs, hugetlbfs, secretmem) or a disk tmpfile: the page-cache file by its own name. */
+function* memfdIo(k: Kernel, file: PageCacheFile, a: FileIoArgs, dir: Dir, buf: UserBuffer, call: string): Op<number> {
+  const ps = k.mmu.basePageSize;
+  const offset = a.offset ?? 0;
+  // vfs_read / vfs_write: no ->read_iter / ->write_iter is -EINVAL (every release)
+  if (file.secretmem) throw new KernelError('EINVAL', `${call}: secretmem_fops has no ->${dir}_iter`);
+  if (file.hugetlb && dir === 'write') throw new KernelError('EINVAL', `${call}: hugetlbfs_file_operations has no ->write_iter`);
+  if (file.hugetlb) throw KernelError.unsupported('EOPNOTSUPP', `${call}: hugetlbfs_read_iter() is not modelled`);
+  if (a.direct && file.writeback) throw KernelError.unsupported('EOPNOTSUPP', `${call}: O_DIRECT of a tmpfile on a non-DAX disk (its blocks are not modelled)`);
+  if (a.direct && !kernelAtLeast(k.version, 6, 6)) throw new KernelError('EINVAL', `${call}: open(O_DIRECT) of a tmpfs file: no FMODE_CAN_ODIRECT before v6.6`);
+  wholePages(ps, offset, a.length, call);
+  const first = offset / ps;
+  const n = a.length / ps;
+  if (n === 0) return 0;
+  const isize = file.size ?? file.pages * ps;
+  if (dir === 'read') {
+    const end = Math.min(first + n, Math.ceil(isize / ps));
+    if (end <= first) return 0;
+    const done = yield* cacheRead(k, file, first, end, buf, file.writeback !== undefined);
+    return Math.min(shortCount(done, ps, call, `the buffer page ${buf.first} of '${buf.map}' cannot be written`), isize - offset);
+  }
+  // shmem_write_begin(): a write seal refuses any write, F_SEAL_GROW one that ends past i_size
+  const seals = file.seals ?? 0;
+  if (seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE)) throw new KernelError('EPERM', `${call}: the memfd is write-sealed (shmem_write_begin)`);
+  if (seals & F_SEAL_GROW && offset + a.length > isize) throw new KernelError('EPERM', `${call}: past i_size of a F_SEAL_GROW memfd (shmem_write_begin)`);
+  const done = yield* cacheWrite(k, file, first, n, buf);
+  return shortCount(done, ps, call, `the buffer page ${buf.first} of '${buf.map}' cannot be read`);
+}
+
+// ---- O_DIRECT without DAX: iomap_dio_rw() ----------------------------------------------------
+
+/**
+ * Which i_rwsem mode a direct I/O takes: reads shared (xfs_file_dio_read, ext4_dio_read_iter);
+ * XFS's block-aligned write shared (xfs_file_dio_write_aligned) unless it starts past EOF
+ * (xfs_file_write_checks takes it exclusive to zero the gap); ext4 from v5.5 (iomap dio) shared
+ * only for an overwrite of written blocks inside i_size (ext4_dio_write_checks), exclusive before.
+ */
+function directLockShared(k: Kernel, fs: DaxFilesystem, inode: Inode, first: number, n: number, dir: Dir): boolean {
+  if (dir === 'read') return true;
+  const ps = k.mmu.basePageSize;
+  if (fs.name === 'xfs') return first * ps <= inode.size;
+  if (!kernelAtLeast(k.version, 5, 5)) return false;
+  if ((first + n) * ps > inode.size) return false;
+  for (let i = first; i < first + n; i++) if (!inode.blocks.has(i) || fs.isUnwritten(inode, i)) return false;
+  return true;
+}
+
+function* directIo(k: Kernel, fs: DaxFilesystem, inode: Inode, first: number, n: number, buf: UserBuffer, dir: Dir, call: string): Op<number> {
+  const ps = k.mmu.basePageSize;
+  const shared = directLockShared(k, fs, inode, first, n, dir);
+  yield* shared ? inode.iolock.downRead() : inode.iolock.downWrite();
+  try {
+    const end = dir === 'read' ? Math.min(first + n, fs.pages(inode.size)) : first + n;
+    if (end <= first) return 0;
+    // kiocb_write_and_wait() / kiocb_invalidate_pages(): written back, and for a write dropped
+    yield* fs.syncForDirectIo(inode, first, end - 1, dir === 'write');
+    let done = 0;
+    let failed: string | null = null;
+    for (let index = first; index < end && failed === null; ) {
+      const map = yield* fs.iomapBegin(inode, index, dir === 'write', end - index);
+      const run = Math.min(map.contiguous, end - index);
+      for (let i = 0; i < run; i++) {
+        if (dir === 'read' && map.type === 'hole') {
+          // iomap_dio_hole_iter(): iov_iter_zero, a CPU store into the buffer
+          if (!(yield* copyToUser(k, buf, done, ''))) {
+            failed = `the buffer page ${buf.first + done} of '${buf.map}' cannot be written`;
+            break;
+          }
+        } else {
+          const moved = yield* bioPage(k, buf, done, dir, map.pfn + i, call);
+          if (!moved) {
+            failed = `GUP of the buffer page ${buf.first + done} of '${buf.map}' failed (bio_iov_iter_get_pages)`;
+            break;
+          }
+        }
+        done++;
+      }
+      index += run;
+    }
+    // iomap_dio_complete() -> kiocb_invalidate_post_direct_write(): what the I/O faulted in goes again
+    if (dir === 'write' && done > 0) yield* fs.syncForDirectIo(inode, first, first + done - 1, true);
+    if (dir === 'write') extendSize(k, fs, inode, (first + done) * ps);
+    // no IOMAP_DIO_PARTIAL on xfs and ext4: the error wins over the bytes done
+    if (failed !== null) throw new KernelError('EFAULT', `${call}: ${failed}`);
+    return dir === 'read' ? Math.min(done * ps, inode.size - first * ps) : done * ps;
+  } finally {
+    if (shared) inode.iolock.upRead();
+    else inode.iolock.upWrite();
+  }
+}
+
+/**
+ * One buffer page of a direct I/O's bio: GUP it (FOLL_WRITE when the device writes it: a read),
+ * submit, the device moves the data while the pages are held (another thread may run:
+ * submit_bio ... the completion), then bio_release_pages() drops the references. The handle is
+ * a pin by a generated name while the bio is in flight, so the invariants see its DMA.
+ */
+function* bioPage(k: Kernel, buf: UserBuffer, i: number, dir: Dir, blockPfn: number, call: string): Op<boolean> {
+  const { vma, vpn } = k.mapPage(buf.map, buf.first + i, buf.process);
+  const pin = kernelAtLeast(k.version, 6, 5);
+  let name = `bio(${call})@${buf.first + i}`;
+  while (k.pins.has(name)) name += "'";
+  let h: GupHandle;
+  try {
+    h = yield* k.gupper.gup({ name, vma, vpn, nr: 1, pin, write: dir === 'read', longterm: false, fast: true });
+  } catch (e) {
+    if (userFault(e)) return false;
+    throw e;
+  }
+  k.pins.set(name, h);
+  try {
+    yield preempt(`submit_bio(${call})`);
+    const pfn = h.pfns[0]!;
+    if (dir === 'read') {
+      const data = k.pages.data.get(blockPfn) ?? '';
+      k.pages.data.set(pfn, data);
+      k.emit('dma.write', { name, pfn, data });
+    } else {
+      const data = k.pages.data.get(pfn) ?? '';
+      k.emit('dma.read', { name, pfn, data });
+      k.pages.data.set(blockPfn, data);
+    }
+  } finally {
+    k.gupper.release(h, pin);
+    k.pins.delete(name);
+  }
+  return true;
+}
