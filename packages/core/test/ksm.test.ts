@@ -126,32 +126,61 @@ describe('ksmd merging (cmp_and_merge_page)', () => {
 });
 
 describe('ksmd and THPs (try_to_merge_one_page splits a large folio first)', () => {
-  it('splits a PMD-mapped THP to merge its identical subpages; the written first subpage stays apart', () => {
-    const k = kernel();
+  /** One PMD-mapped THP, subpage 0 written, 1..511 zero-filled, MADV_MERGEABLE, ksmd's two scans. */
+  function zeroFilledThp(version: string): { k: Kernel; thp: number; start: number } {
+    const k = kernel(version);
     k.run(k.mmap({ anon: true, length: 512 * PAGE, write: true, as: 't' }));
     k.run(k.madvise({ map: 't', advice: 'hugepage' }));
-    k.run(k.write({ map: 't', page: 0, data: 'head' })); // one PMD-mapped THP, subpages 1..511 zero-filled
+    k.run(k.write({ map: 't', page: 0, data: 'head' }));
     const mm = k.processes.get('init')!;
     const start = mm.ranges.get('t')!.start;
     expect(k.vm.lookup(mm, start)!.pte.level).toBe('pmd');
     const thp = pfn(k, 't', 0);
     k.run(k.madvise({ map: 't', advice: 'mergeable' }));
     k.run(k.ksmMerge({}));
-    // scan 2: subpage 1 enters the unstable tree; at subpage 2 try_to_merge_two_pages() splits the
-    // THP (split_huge_page: PTEs, 512 order-0 folios), subpage 2 becomes the KSM page, 1 maps it,
-    // and 3..256 match it in the stable tree: 256 rmap_items, max_page_sharing. 257 finds it full
-    // (is_page_sharing_candidate) and enters the unstable tree; 258 merges with it into a second
-    // KSM page of the content (a stable_node chain's new dup), which 259..511 then join: 255
+    return { k, thp, start };
+  }
+
+  it('v6.6: the split of a THP whose two subpages matched comes after the failed merge; the later pages merge (max_page_sharing 256, a chain dup)', () => {
+    const { k, thp, start } = zeroFilledThp('v6.6');
+    const mm = k.processes.get('init')!;
+    // scan 2: subpage 1 enters the unstable tree. Subpage 2 matches it, but both are in the THP:
+    // get_mergeable_page() holds a reference on the tree page, a second one on the folio, so
+    // try_to_merge_one_page()'s split_huge_page() fails and nothing merges; cmp_and_merge_page()
+    // then drops that reference and splits the THP (its `split` case): 512 order-0 folios, no
+    // merge for subpage 2 this scan. Subpage 3 matches subpage 1 (order 0 now) and becomes the
+    // KSM page, 1 maps it; 4..257 join it in the stable tree: 256 rmap_items, max_page_sharing.
+    // 258 finds it full and enters the unstable tree, 259 merges with it into a second KSM page of
+    // the content (a chain dup), which 260..511 join: 254. Before v6.12 the split maps nothing to
+    // the zero page (no RMP_USE_SHARED_ZEROPAGE).
     expect(k.vm.lookup(mm, start)!.pte.level).toBe('pte');
-    const kpage = thp + 2;
-    const dup = thp + 258;
-    expect([1, 2, 256, 257, 258, 511].map((i) => pfn(k, 't', i))).toEqual([kpage, kpage, kpage, dup, dup, dup]);
+    const kpage = thp + 3;
+    const dup = thp + 259;
+    expect([1, 3, 257, 258, 259, 511].map((i) => pfn(k, 't', i))).toEqual([kpage, kpage, kpage, dup, dup, dup]);
     expect(counts(k, kpage)).toEqual([256, 256]);
-    expect(counts(k, dup)).toEqual([255, 255]);
-    expect([k.ksm.isKsm(kpage), k.ksm.isKsm(dup)]).toEqual([true, true]);
-    expect(k.ksm.mergingPages(mm)).toBe(511);
+    expect(counts(k, dup)).toEqual([254, 254]);
+    expect([k.ksm.isKsm(kpage), k.ksm.isKsm(dup), k.ksm.isKsm(thp + 2)]).toEqual([true, true, false]);
+    // subpage 2 stays apart, an order-0 folio of its own, until a later scan
+    expect([pfn(k, 't', 2), k.folios.order(thp + 2), ...counts(k, thp + 2)]).toEqual([thp + 2, 0, 1, 1]);
+    expect(k.ksm.mergingPages(mm)).toBe(510);
     expect(pfn(k, 't', 0)).toBe(thp);
     expect(counts(k, thp)).toEqual([1, 1]);
+    expect(k.run(k.read({ map: 't', page: 0 }))).toBe('head');
+  });
+
+  it('latest (v6.12+): that split maps the zero-filled subpages to the shared zero page, so KSM has nothing left to merge', () => {
+    const { k, thp, start } = zeroFilledThp('latest');
+    const mm = k.processes.get('init')!;
+    // the same failed merge and split at subpage 2, but __split_huge_page() remaps with
+    // RMP_USE_SHARED_ZEROPAGE (b1f202060afe, v6.12): subpages 1..511 are zero-filled, so each
+    // maps the shared zero page and is freed; the scan finds no anonymous page at 3..511
+    // (folio_walk_start() without FW_ZEROPAGE) and the unstable tree's subpage 1 is gone
+    expect(k.vm.lookup(mm, start)!.pte.level).toBe('pte');
+    expect([1, 2, 3, 511].map((i) => pfn(k, 't', i))).toEqual([k.zeroPfn, k.zeroPfn, k.zeroPfn, k.zeroPfn]);
+    expect([1, 2, 511].map((i) => k.ram.live.has(thp + i))).toEqual([false, false, false]);
+    expect(k.ksm.mergingPages(mm)).toBe(0);
+    expect(k.rssAnonIn({})).toBe(4); // kB: subpage 0 alone
+    expect([pfn(k, 't', 0), ...counts(k, thp)]).toEqual([thp, 1, 1]);
     expect(k.run(k.read({ map: 't', page: 0 }))).toBe('head');
   });
 

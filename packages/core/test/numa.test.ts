@@ -477,18 +477,36 @@ describe('allocation failure on the target node', () => {
     expect(k.pfnOf({ map: 'm', page: 0 })).toBe(old);
   });
 
-  it('a THP whose new THP cannot be allocated is split and its pages moved one by one (try_split_folio())', () => {
-    const k = kernel();
+  /** A THP at pages 512..1023 of `mem`, page 512 written ('T') and the others zero-filled, moved to node 1 by move_pages() while the order-9 allocation fails. */
+  function splitByMovePages(version: string): Kernel {
+    const k = kernel(version);
     k.run(k.mmap({ anon: true, length: 4 * MiB, write: true, as: 'mem' }));
     k.run(k.madvise({ map: 'mem', advice: 'hugepage', offset: 2 * MiB, length: 2 * MiB }));
     k.run(k.write({ map: 'mem', page: 512, data: 'T' }));
     k.faultInject.arm('page-alloc'); // the order-9 allocation fails, the order-0 ones after it succeed
     expect(k.run(k.movePages({ map: 'mem', page: 512, node: 1 }))).toEqual({ status: [1], notMigrated: 0 });
-    // every page of the split THP moved (the split put them all on the list), as order-0 folios under PTEs
-    expect([node(k, 'mem', 512), node(k, 'mem', 1023), k.folios.order(k.pfnOf({ map: 'mem', page: 512 })!)]).toEqual([1, 1, 0]);
     const mm = k.process(undefined);
     expect(k.vm.lookup(mm, mm.ranges.get('mem')!.start + 512)!.pte.level).toBe('pte');
     expect(k.run(k.read({ map: 'mem', page: 512 }))).toBe('T');
+    return k;
+  }
+
+  it('a THP whose new THP cannot be allocated is split and its pages moved one by one (try_split_folio()), v6.6', () => {
+    const k = splitByMovePages('v6.6');
+    // every page of the split THP moved (the split put them all on the list), as order-0 folios under PTEs
+    expect([node(k, 'mem', 512), node(k, 'mem', 1023), k.folios.order(k.pfnOf({ map: 'mem', page: 512 })!)]).toEqual([1, 1, 0]);
+    expect(k.rssAnonIn({})).toBe(512 * 4);
+  });
+
+  it('from v6.12 that split maps the zero-filled pages to the shared zero page: only the written page moves', () => {
+    const k = splitByMovePages('latest');
+    // try_split_folio() -> split_folio_to_list() -> __split_huge_page() with RMP_USE_SHARED_ZEROPAGE
+    // (b1f202060afe, v6.12): pages 513..1023 map the zero page and lose their mapping; each is on
+    // the split list with the list's reference only, so migrate_folio_unmap() finds it "freed from
+    // under us" (refcount 1) and frees it: nothing to move, and 'T' moved alone
+    expect([node(k, 'mem', 512), k.folios.order(k.pfnOf({ map: 'mem', page: 512 })!)]).toEqual([1, 0]);
+    expect([k.pfnOf({ map: 'mem', page: 513 }), k.pfnOf({ map: 'mem', page: 1023 })]).toEqual([k.zeroPfn, k.zeroPfn]);
+    expect(k.rssAnonIn({})).toBe(4);
   });
 });
 

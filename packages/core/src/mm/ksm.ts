@@ -430,6 +430,16 @@ export class Ksm {
       return;
     }
     if (tree.page === item.page || this.anonPageAt(tree.vma, tree.vpn) !== tree.page) return;
+    const folio = this.k.folios.folio(item.page);
+    if (this.k.folios.nr(folio) > 1 && this.k.folios.folio(tree.page) === folio) {
+      // both pages in one large folio: get_mergeable_page()'s reference on the tree page is a
+      // second one on the folio, so the split in try_to_merge_one_page() fails (can_split_folio)
+      // and nothing merges; cmp_and_merge_page() then drops it and splits the folio ("split =
+      // PageTransCompound(page) && compound_head(page) == compound_head(tree_page)", every
+      // modelled release): no merge this time, the tree page stays in the unstable tree
+      this.k.thp.splitFolioHeld(folio, 'cmp_and_merge_page: split_huge_page');
+      return;
+    }
     // try_to_merge_two_pages(): item's page becomes the KSM page, then tree's PTE maps it
     if (!this.writeProtect(item.vma, item.vpn, item.page)) return;
     const fresh: StableNode = { id: this.nextNode++, data, kpfn: item.page, len: 0 };
@@ -589,7 +599,11 @@ export class Ksm {
     // try_to_merge_one_page(): "if (PageTransCompound(page)) { if (split_huge_page(page)) goto
     // out_unlock; }" -- a large folio is split first (its PMDs become PTEs); a pinned one cannot be
     if (k.folios.nr(k.folios.folio(page)) > 1 && !k.thp.splitFolioHeld(k.folios.folio(page), 'try_to_merge_one_page')) return false;
-    const pte = k.vm.lookup(vma.mm, vpn)!.pte;
+    // page_vma_mapped_walk() finds no PTE of the page any more when the split (v6.12) mapped it,
+    // zero-filled, to the shared zero page and freed it: -EFAULT, nothing merged
+    const leaf = k.vm.lookup(vma.mm, vpn);
+    if (!leaf || leaf.pte.level !== 'pte' || leaf.pte.special || leaf.pte.pfn !== page) return false;
+    const pte = leaf.pte;
     const exclusive = (k.folios.flags(page) & PG.anonExclusive) !== 0 && kernelAtLeast(k.version, 5, 19);
     if (!pte.write && !pte.dirty && !exclusive) return true;
     const head = k.folios.folio(page);

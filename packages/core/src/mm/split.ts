@@ -2,7 +2,7 @@ import type { Kernel } from '../kernel.js';
 import { KernelError } from '../errors.js';
 import { kernelAtLeast } from '../features.js';
 import type { Op } from '../sched.js';
-import type { Mm, PageCacheFile, Vma } from '../types.js';
+import type { Mm, PageCacheFile, Pte, Vma } from '../types.js';
 import { PG } from './pages.js';
 
 /** What split_huge_pages_pid() / split_huge_pages_in_file() count and pr_debug() ("%lu of %lu THP split"). */
@@ -24,10 +24,11 @@ export interface AnonSplit {
    */
   at?: number;
   /**
-   * remap_page(..., TTU_USE_SHARED_ZEROPAGE) (b1f202060afe, v6.12 [M]): a zero-filled order-0
-   * subpage is mapped by the shared zero page instead of itself and freed.
+   * The model splits where the kernel swaps a large folio out whole (mm/swap.ts: THP_SWAP,
+   * add_to_swap() of the folio, and from v6.10 an mTHP too): the kernel has no split there, so no
+   * zero-filled page goes to the zero page.
    */
-  remapZero: boolean;
+  standsForWholeSwapout?: true;
 }
 
 /**
@@ -58,7 +59,7 @@ export function splitAnonFolio(k: Kernel, head: number, how: AnonSplit): 'EINVAL
   reform(k, pieces, (start, _n, ptes) => [ptes + (start === head ? 1 : 0), ptes]);
   const made = how.at === undefined ? `${pieces.length} order-${how.order} pages` : `folios of orders ${pieces.map(([, o]) => o).join(',')}`;
   k.emit('page.ref', { pfn: head, rc: k.folios.rc(head), delta: 0, why: `__split_huge_page: order ${old} -> ${made}` });
-  if (how.remapZero && k.folios.isAnon(head) && k.folios.kind(head) === 'ram') remapZeroFilled(k, pieces);
+  if (!how.standsForWholeSwapout && remapsZeroFilled(k, head)) remapZeroFilled(k, head, pieces);
   // folios nothing maps any more (a partly unmapped THP, zero-filled pages remapped) lose their
   // last reference at the end of the split
   const device = k.folios.kind(head) !== 'ram';
@@ -190,22 +191,49 @@ export function splitCacheFolio(k: Kernel, file: PageCacheFile, head: number, ho
 }
 
 /**
- * try_to_map_unused_to_zeropage() (mm/migrate.c, b1f202060afe v6.12 [M]) for each PTE of an
- * order-0 piece (a compound one is left alone: "if (PageCompound(page)) return false", Zi Yan's
- * fix of the same release): a page whose contents are all zero, not mlocked (VM_LOCKED), is
- * replaced by the shared zero page (pte_mkspecial; its soft-dirty and uffd-wp bits are dropped
- * until Lance Yang's 2025 fix [M]), and its mapping and reference go (dec_mm_counter, folio_put).
+ * Whether a successful split of this anonymous folio restores its mappings with
+ * RMP_USE_SHARED_ZEROPAGE. From b1f202060afe ("mm: remap unused subpages to shared zeropage when
+ * splitting isolated thp", v6.12) __split_huge_page() passes it for every anon folio
+ * (`remap_page(folio, nr, PageAnon(head) ? RMP_USE_SHARED_ZEROPAGE : 0)`); __folio_split()
+ * (v6.15) keeps that for a split that succeeded (the -EAGAIN path remaps with 0). So every anon
+ * caller gets it: the debugfs file, KSM's try_to_merge_one_page(), migrate_pages()'
+ * try_split_folio() (NUMA, move_pages, mbind), migrate_vma_collect_pmd()'s split_folio() (device
+ * migration), MADV_PAGEOUT and reclaim (split_folio_to_list()). "mm: support device-private THP
+ * migration" (after v6.15 [M]) leaves a device-private folio out (`!folio_is_device_private()`:
+ * the CPU cannot read it); a device-coherent one is CPU memory and stays in.
  */
-function remapZeroFilled(k: Kernel, pieces: readonly [number, number][]): void {
+function remapsZeroFilled(k: Kernel, head: number): boolean {
+  const kind = k.folios.kind(head);
+  return kernelAtLeast(k.version, 6, 12) && k.folios.isAnon(head) && (kind === 'ram' || kind === 'coherent');
+}
+
+/**
+ * try_to_map_unused_to_zeropage() (mm/migrate.c, b1f202060afe v6.12), from remove_migration_pte()
+ * for each migration entry of an order-0 piece (a compound one is left alone: "if
+ * (PageCompound(page)) return false", Zi Yan's fix of the same release): a page whose contents are
+ * all zero (memchr_inv(); pages_identical() with the zero page later) is replaced by the shared
+ * zero page (pte_mkspecial; its soft-dirty and uffd-wp bits are dropped until Lance Yang's 2025
+ * fix [M]), and its mapping and reference go (dec_mm_counter; no folio_get for it). Refused when
+ * the mapping VMA is VM_LOCKED or the folio is mlocked (folio_test_mlocked(): PG_mlocked, which
+ * __split_huge_page_tail() copies to every tail; the model has no PG_mlocked and takes the old
+ * folio as mlocked when any of its mappings, in any process, lies in a VM_LOCKED VMA: mlock_folio()
+ * at map time). Nothing else is checked -- not userfaultfd (a uffd-missing range keeps the zero
+ * page: no MISSING fault follows), not shared or forked mappings (each mm's entry is replaced);
+ * mm_forbids_zeropage() is s390 KVM only.
+ */
+function remapZeroFilled(k: Kernel, head: number, pieces: readonly [number, number][]): void {
   const zeroFilled = new Set<number>();
   for (const [start, order] of pieces) if (order === 0 && (k.pages.data.get(start) ?? '') === '') zeroFilled.add(start);
   if (zeroFilled.size === 0) return;
-  for (const mm of k.processes.values()) {
-    if (!mm.alive) continue;
+  const last = pieces[pieces.length - 1]!;
+  const end = last[0] + (1 << last[1]);
+  const mine = (pte: Pte): boolean => pte.pfn >= head && pte.pfn < end && !pte.special && !pte.swap && !pte.migration && !pte.marker;
+  const live = [...k.processes.values()].filter((mm) => mm.alive);
+  const mlocked = live.some((mm) => [...mm.ptes].some(([vpn, pte]) => mine(pte) && k.vm.vmaAt(mm, vpn)?.flags.locked === true));
+  if (mlocked) return;
+  for (const mm of live) {
     for (const [vpn, pte] of [...mm.ptes]) {
-      if (!zeroFilled.has(pte.pfn) || pte.special || pte.swap || pte.migration || pte.marker) continue;
-      const vma = k.vm.vmaAt(mm, vpn);
-      if (!vma || vma.flags.locked) continue;
+      if (!mine(pte) || !zeroFilled.has(pte.pfn)) continue;
       k.vm.clear(mm, vpn, 'pte');
       // the migration entry's soft-dirty and uffd-wp bits are carried over only from Lance Yang's
       // fix of b1f202060afe (2025, Cc stable: v6.18 [M]); before, pte_mkspecial(zero pfn) alone
@@ -284,7 +312,6 @@ export function* splitHugePagesPid(k: Kernel, mm: Mm, start: number, end: number
     const failed = splitAnonFolio(k, head, {
       order: args.order,
       at: args.at !== undefined && args.at < 1 << old ? head + args.at : undefined,
-      remapZero: kernelAtLeast(k.version, 6, 12),
     });
     if (failed === null) count.split++;
     k.folios.put(head, 1, 'split_huge_pages_pid: folio_put');
@@ -343,7 +370,7 @@ export function splitHugePagesAll(k: Kernel): SplitCount {
     count.total++;
     k.folios.get(head, 1, 'split_huge_pages_all: folio_try_get');
     let failed: string | null;
-    if (k.folios.isAnon(head)) failed = splitAnonFolio(k, head, { order: 0, remapZero: kernelAtLeast(k.version, 6, 12) });
+    if (k.folios.isAnon(head)) failed = splitAnonFolio(k, head, { order: 0 });
     else {
       const file = [...k.pageCache.files.values()].find((f) => [...f.cache.values()].includes(head));
       failed = file ? splitCacheFolio(k, file, head, { order: 0 }) : 'EBUSY';

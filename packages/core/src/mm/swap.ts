@@ -4,6 +4,7 @@ import { kernelAtLeast } from '../features.js';
 import { preempt, waitUntil, type Op } from '../sched.js';
 import type { Mm, Pte, SwapEntry, Vma } from '../types.js';
 import type { Vmf } from './fault.js';
+import { nonPresent } from './exclusive.js';
 import { origPte, pteSame, type Leaf } from './vm.js';
 import { PG } from './pages.js';
 
@@ -97,7 +98,9 @@ export class Swap {
         // a PMD the range covers in part is split only when mapped once, in v5.4 too
         const whole = leaf.base >= s && leaf.base + leaf.pages <= e;
         if (this.mappedElsewhere(head) || (!whole && k.folios.mapcount(head) !== 1)) continue;
-        if (!k.thp.splitFolioHeld(head, 'madvise_pageout')) continue;
+        // covered whole, the kernel isolates the THP and swaps it out whole (THP_SWAP): the model's
+        // split stands for that; covered in part, split_folio() really splits it
+        if (!k.thp.splitFolioHeld(head, 'madvise_pageout', whole ? { standsForWholeSwapout: true } : {})) continue;
       }
     }
     for (let vpn = s; vpn < e; vpn++) {
@@ -109,13 +112,31 @@ export class Swap {
       if (!k.folios.isAnon(head)) continue;
       if (k.folios.nr(head) > 1) {
         // a PTE-mapped THP: split (the whole folio must be this process's alone), then the page
-        if (k.vm.pageMapcount(page, head) !== 1 || !k.thp.splitFolioHeld(head, 'madvise_pageout')) continue;
+        // from "mm: madvise: avoid split during MADV_PAGEOUT and MADV_COLD" (v6.9 [M]) a folio whose
+        // PTEs the range maps whole is not split but swapped out whole (mTHP swap-out, v6.10)
+        const whole = kernelAtLeast(k.version, 6, 9) && this.ptesInRange(vma.mm, head, s, e) === k.folios.nr(head);
+        if (k.vm.pageMapcount(page, head) !== 1 || !k.thp.splitFolioHeld(head, 'madvise_pageout', whole ? { standsForWholeSwapout: true } : {})) continue;
+        // the walk looks at the PTE again ("pte--; addr -= PAGE_SIZE; continue"): from v6.12 the
+        // split left the shared zero page there if the page was zero-filled, and that is skipped
+        const again = k.vm.lookup(vma.mm, vpn);
+        if (!again || again.pte.level !== 'pte' || again.pte.special || again.pte.pfn !== page) continue;
         head = k.folios.folio(page);
       }
       if (this.mappedElsewhere(head)) continue;
       yield preempt('reclaim_pages');
       this.reclaim(head, vma.mm, vpn);
     }
+  }
+
+  /** The PTEs of `mm` in [s, e) that map a page of the folio at `head`. */
+  private ptesInRange(mm: Mm, head: number, s: number, e: number): number {
+    const nr = this.k.folios.nr(head);
+    let n = 0;
+    for (let vpn = s; vpn < e; vpn++) {
+      const pte = mm.ptes.get(vpn);
+      if (pte && !nonPresent(pte) && !pte.special && pte.pfn >= head && pte.pfn < head + nr) n++;
+    }
+    return n;
   }
 
   /**

@@ -8,7 +8,7 @@ import { PG } from './pages.js';
 import type { Leaf } from './vm.js';
 import { AnonThpSizes } from './mthp.js';
 import { Khugepaged } from './collapse.js';
-import { splitAnonFolio } from './split.js';
+import { splitAnonFolio, type AnonSplit } from './split.js';
 
 /**
  * Anonymous transparent huge pages mapped by a PMD (mm/huge_memory.c). The model assumes
@@ -208,11 +208,12 @@ export class Thp {
    * split_folio() / split_huge_page() of an anonymous THP into order-0 pages (mm/huge_memory.c),
    * for a caller holding one reference (migrate_vma_collect_pmd(): folio_get + folio_trylock):
    * mm/split.ts splitAnonFolio() to order 0. False (-EBUSY / -EAGAIN) when a reference other than
-   * the caller's and the mappings' is held: a pin or a GUP get stops it. The zero-filled subpage
-   * remap of v6.12 is applied only by the split_huge_pages step (docs/kernel-model.md).
+   * the caller's and the mappings' is held: a pin or a GUP get stops it. From v6.12 the split maps
+   * zero-filled pages to the shared zero page and frees them, whoever asked for it: a caller must
+   * look at the PTE again after it (the kernel's do: page_vma_mapped_walk(), the PTE walk retried).
    */
-  splitFolio(head: number): boolean {
-    return splitAnonFolio(this.k, head, { order: 0, remapZero: false }) === null;
+  splitFolio(head: number, how: Pick<AnonSplit, 'standsForWholeSwapout'> = {}): boolean {
+    return splitAnonFolio(this.k, head, { order: 0, ...how }) === null;
   }
 
   /**
@@ -240,10 +241,10 @@ export class Thp {
   }
 
   /** split_folio() by a caller that takes its own reference for it (folio_get ... folio_put); `who` names it. */
-  splitFolioHeld(head: number, who: string): boolean {
+  splitFolioHeld(head: number, who: string, how: Pick<AnonSplit, 'standsForWholeSwapout'> = {}): boolean {
     const k = this.k;
     k.folios.get(head, 1, `${who}: folio_get before split_folio`);
-    const split = this.splitFolio(head);
+    const split = this.splitFolio(head, how);
     k.folios.put(head, 1, `${who}: folio_put after split_folio`);
     return split;
   }
