@@ -40,6 +40,7 @@ import { Ksm } from './mm/ksm.js';
 import { Numa, type MbindFlags, type MpolMode } from './mm/mempolicy.js';
 import { bindAgain, changeMemoryState, markNamespaceDisabled, MemoryHotplug, reconfigureDevice, unbindSystemRam, type OnlineType } from './mm/hotplug.js';
 import { Thp } from './mm/thp.js';
+import { uffdMove } from './mm/uffdmove.js';
 import { splitHugePagesAll, splitHugePagesInFile, splitHugePagesPid, type SplitCount } from './mm/split.js';
 import { Userfaultfd, type UffdFeature, type UffdMode, type UffdRangeIoctl } from './mm/userfaultfd.js';
 import { PagemapScan, PM_SCAN_ARG_SIZE, PM_SCAN_FLAGS, categoryNames, maskBits, type Mask } from './mm/pagemapscan.js';
@@ -1110,6 +1111,18 @@ export class Kernel {
   *uffdContinue(a: { map: string; page: number; pages?: number; wp?: boolean; process?: string }): Op {
     const { ctx, start, pages } = this.uffdPages(a);
     yield* this.uffd.continueMinor(ctx, start, pages, a.wp ?? false);
+  }
+
+  /**
+   * ioctl(UFFDIO_MOVE) (v6.8) in the process's address space: `pages` pages from page `srcPage` of
+   * mapping `src` to page `page` of mapping `map` (mm/uffdmove.ts). Returns uffdio_move.move, the
+   * bytes moved.
+   */
+  *uffdMove(a: { map: string; page: number; src: string; srcPage?: number; pages?: number; allowSrcHoles?: boolean; dontwake?: boolean; process?: string }): Op<number> {
+    const dst = this.mapAddress(a.map, a.page, a.process);
+    const src = this.mapAddress(a.src, a.srcPage ?? a.page, a.process);
+    const moved = yield* uffdMove(this, this.uffdCtxOf(dst.mm), src.mm, dst.vpn, src.vpn, a.pages ?? 1, { allowSrcHoles: a.allowSrcHoles ?? false, dontwake: a.dontwake ?? false });
+    return moved * this.mmu.basePageSize;
   }
 
   /** ioctl(UFFDIO_WRITEPROTECT) of a mapping's range: MODE_WP (`enable`) or resolve. */

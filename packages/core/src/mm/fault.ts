@@ -53,6 +53,9 @@ export class Faults {
     // do_huge_pmd_anonymous_page() ("if (userfaultfd_missing(vma))"), shmem_get_folio_gfp() and
     // hugetlb_no_page() hand the fault to the handler first (mm/userfaultfd.ts)
     const userfault = (!leaf || wpMarker) && vma.uffd ? k.uffd.onEmpty(vmf) : null;
+    // do_anonymous_page() pte_alloc()s the table before "if (userfaultfd_missing(vma))";
+    // do_huge_pmd_anonymous_page() leaves the PMD none (UFFDIO_MOVE moves a THP whole into it)
+    if (userfault && !leaf && vma.kind === 'anon' && !vma.hugetlb && !k.thp.eligible(vma, vpn)) k.vm.allocPteTable(vma.mm, vpn);
     if (userfault) return yield* k.uffd.handle(vmf, userfault, retry);
     // handle_mm_fault(): is_vm_hugetlb_page(vma) -> hugetlb_fault() (mm/hugetlb.ts)
     // handle_pte_marker(): "if (marker & PTE_MARKER_POISONED) return VM_FAULT_HWPOISON"; hugetlb_fault()

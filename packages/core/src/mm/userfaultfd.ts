@@ -60,13 +60,15 @@ import { isWpMarker, poisonedMarker, uffdWpMarker } from './guard.js';
  *   cleared, then the usual reuse or copy; `resolveAsync()`); PAGEMAP_SCAN reads and re-arms the
  *   bits (mm/pagemapscan.ts).
  *
- * Not modelled: UFFDIO_MOVE, THP split and migration of uffd-wp entries, non-cooperative events
+ * UFFDIO_MOVE (v6.8) is mm/uffdmove.ts.
+ *
+ * Not modelled: THP split and migration of uffd-wp entries, non-cooperative events
  * other than fork (remap, remove, unmap) and the -EAGAIN of ctx->mmap_changing they cause,
  * UFFD_FEATURE_THREAD_ID.
  */
 
 /** UFFD_FEATURE_* names the model knows, as scenarios spell them. */
-export const UFFD_FEATURES = ['event-fork', 'missing-hugetlbfs', 'missing-shmem', 'sigbus', 'pagefault-flag-wp', 'minor-hugetlbfs', 'minor-shmem', 'wp-hugetlbfs-shmem', 'wp-unpopulated', 'poison', 'wp-async'] as const;
+export const UFFD_FEATURES = ['event-fork', 'missing-hugetlbfs', 'missing-shmem', 'sigbus', 'pagefault-flag-wp', 'minor-hugetlbfs', 'minor-shmem', 'wp-hugetlbfs-shmem', 'wp-unpopulated', 'poison', 'wp-async', 'move'] as const;
 export type UffdFeature = (typeof UFFD_FEATURES)[number];
 /** UFFDIO_REGISTER_MODE_* */
 export const UFFD_MODES = ['missing', 'wp', 'minor'] as const;
@@ -110,6 +112,8 @@ const FEATURE_SINCE: Record<UffdFeature, readonly [number, number]> = {
   poison: [6, 6],
   // d61ea1cb0095 "userfaultfd: UFFD_FEATURE_WP_ASYNC" (v6.7): the kernel resolves uffd-wp write faults itself
   'wp-async': [6, 7],
+  // adef440691ba "userfaultfd: UFFDIO_MOVE uABI" (v6.8): UFFDIO_MOVE exists (mm/uffdmove.ts); no arch mask
+  move: [6, 8],
 };
 
 export class Userfaultfd {

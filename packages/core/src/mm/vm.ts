@@ -217,6 +217,20 @@ export class Vm {
     this.pteTables.get(mm)?.delete(vpn - (vpn % this.pmdPages));
   }
 
+  /**
+   * pte_alloc() of an empty PTE table over vpn where the PMD is none (no huge leaf there): what
+   * do_anonymous_page() does before it hands a fault to the userfaultfd, and UFFDIO_MOVE's
+   * __pte_alloc() of its source and destination (mm/uffdmove.ts). The span is no longer
+   * pmd_none.
+   */
+  allocPteTable(mm: Mm, vpn: number): void {
+    const base = vpn - (vpn % this.pmdPages);
+    if (mm.pmds.has(base)) return;
+    let tables = this.pteTables.get(mm);
+    if (!tables) this.pteTables.set(mm, (tables = new Set()));
+    tables.add(base);
+  }
+
   /** set_pte_at / set_pmd_at / set_pud_at. Reference and rmap accounting is the caller's. */
   install(mm: Mm, base: number, pte: Pte): void {
     const table = pte.level === 'pte' ? mm.ptes : pte.level === 'pmd' ? mm.pmds : mm.puds;

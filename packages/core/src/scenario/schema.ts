@@ -704,6 +704,17 @@ export const OP_ARGS = {
     wp: Flag.optional().describe('UFFDIO_CONTINUE_MODE_WP (v6.4): the entries are uffd-wp, read-only (EINVAL before v6.4 and on a range not registered for WP)'),
   }).describe('ioctl(UFFDIO_CONTINUE) (v5.13): map the page the shmem or hugetlbfs page cache already holds, resolving a MINOR fault (EFAULT when it holds none, EEXIST where something is mapped, EINVAL for anonymous memory)'),
   'uffd-poison': obj(uffdPages).describe('ioctl(UFFDIO_POISON) (v6.6; EINVAL before): a PTE_MARKER_POISONED in each empty entry, so an access there is SIGBUS (EEXIST where any entry is, a marker too; EFAULT past the end of a shmem file; on hugetlb whole huge pages)'),
+  'uffd-move': obj({
+    map: Name.describe('the destination mapping (uffdio_move.dst): registered with the process\'s userfaultfd'),
+    page: PageIndex.describe('the destination page'),
+    src: Name.describe('the source mapping (uffdio_move.src), in the same process'),
+    srcPage: PageIndex.optional().describe('the source page (default: `page`)'),
+    pages: PageCount.optional().describe('uffdio_move.len in pages (default 1)'),
+    allowSrcHoles: Flag.optional().describe('UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES: an unmapped source page counts as moved instead of ENOENT'),
+    dontwake: Flag.optional().describe('UFFDIO_MOVE_MODE_DONTWAKE: the faults waiting on the destination keep sleeping (until uffd-wake)'),
+    moved: z.number().int().nonnegative().optional().describe('uffdio_move.move the call must report, in bytes (a partial move is EAGAIN: expect that error instead)'),
+    process: Name.optional().describe('the calling process, whose userfaultfd and address space are used (default: the one that created the destination mapping)'),
+  }).describe('ioctl(UFFDIO_MOVE) (v6.8; EINVAL before): anonymous pages move from src to dst by their page tables, data and struct page kept, the rmap following them (mm/uffdmove.ts): a PMD-mapped THP moves whole when aligned, else it is split; EEXIST where dst is populated, ENOENT for an unmapped source page without allowSrcHoles, EBUSY for a page shared (not PageAnonExclusive: fork, KSM) or maybe pinned, EINVAL for shared, non-anonymous (every DAX mapping), hugetlb or unregistered VMAs; from v6.9 ENOENT where nothing is mapped'),
   'uffd-read': obj({
     nonblock: Flag.optional().describe('O_NONBLOCK: EAGAIN when nothing is pending, instead of sleeping until something is'),
     expect: obj({
