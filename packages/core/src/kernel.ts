@@ -8,7 +8,7 @@ import { InputError, KernelError, UnsupportedError, type Errno } from './errors.
 import { FaultInjection, type FaultSite } from './fault-inject.js';
 import type { KernelEvents } from './events.js';
 import { DEFAULT_PRESET, kernelAtLeast, presetNamed, resolveFeatures, type FeatureSet } from './features.js';
-import type { DaxFilesystem, FallocateMode, FilesystemPlugin, FsMountOptions } from './fs/filesystem.js';
+import { FALLOC_FLAG, type DaxFilesystem, type FallocateMode, type FilesystemPlugin, type FsMountOptions } from './fs/filesystem.js';
 import { fileRead, fileWrite, type FileIoArgs } from './fs/rw.js';
 import { checkMapSync, chattr, closeFile, dropCaches, mkdir, mountedFilesystems, mountedOn, openFile, rename, umount, type DaxMountOption } from './fs/daxmode.js';
 import { conventionFor, type RefcountConvention } from './mm/convention.js';
@@ -727,17 +727,35 @@ export class Kernel {
     if (!memfd) this.file(a.file);
     if (memfd?.secretmem) throw new KernelError('EOPNOTSUPP', `fallocate of secretmem file '${a.file}' (vfs_fallocate: secretmem_fops has no ->fallocate)`);
     if (a.length <= 0) throw new KernelError('EINVAL', `fallocate of '${a.file}': length ${a.length} (vfs_fallocate wants len > 0)`);
-    if (mode === 'collapse-range' && a.keepSize) throw new KernelError('EINVAL', `fallocate(COLLAPSE_RANGE | KEEP_SIZE) of '${a.file}' (vfs_fallocate: collapse range takes no other flag)`);
+    this.checkFallocateMode(a.file, mode, a.keepSize ?? false);
     if (!memfd) {
       const { fs, inode } = this.file(a.file);
+      // vfs_fallocate(): "Check for wraparound", then offset + len past s_maxbytes
+      if ((a.offset ?? 0) + a.length > fs.maxBytes) throw new KernelError('EFBIG', `fallocate of '${a.file}' at ${a.offset ?? 0}+${a.length}: past ${fs.name}'s s_maxbytes ${fs.maxBytes} (vfs_fallocate)`);
       return yield* fs.fallocate(inode, mode, a.offset ?? 0, a.length, a.keepSize ?? false);
     }
     if (memfd.writeback) throw KernelError.unsupported('EOPNOTSUPP', `fallocate of '${a.file}' (a tmpfile on a non-DAX disk filesystem: blocks, no page cache) is not modelled`);
     // shmem_fallocate() and hugetlbfs_fallocate() take FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE only
-    if (mode !== 'allocate') throw new KernelError('EOPNOTSUPP', `fallocate(${mode === 'zero-range' ? 'ZERO_RANGE' : 'COLLAPSE_RANGE'}) of memfd '${a.file}' (${memfd.hugetlb ? 'hugetlbfs_fallocate' : 'shmem_fallocate'} takes only KEEP_SIZE and PUNCH_HOLE)`);
+    if (mode !== 'allocate') throw new KernelError('EOPNOTSUPP', `fallocate(${FALLOC_FLAG[mode]}) of memfd '${a.file}' (${memfd.hugetlb ? 'hugetlbfs_fallocate' : 'shmem_fallocate'} takes only KEEP_SIZE and PUNCH_HOLE)`);
     if (memfd.hugetlb) this.hugetlb.fallocate(memfd, a.offset ?? 0, a.length, a.keepSize ?? false);
     else this.pageCache.fallocate(memfd, a.offset ?? 0, a.length, a.keepSize ?? false);
     yield* [];
+  }
+
+  /**
+   * vfs_fallocate()'s mode checks [fs/open.c]. Up to v6.11 COLLAPSE_RANGE and INSERT_RANGE take
+   * no other flag (-EINVAL) and UNSHARE_RANGE only KEEP_SIZE. v6.12 (2f6369068139 "fs: sort out
+   * the fallocate mode vs flag mess") switches on the mode: KEEP_SIZE with COLLAPSE_RANGE or
+   * INSERT_RANGE (and WRITE_ZEROES) is -EOPNOTSUPP. FALLOC_FL_WRITE_ZEROES (0x80) came in v6.17
+   * ("fs: introduce FALLOC_FL_WRITE_ZEROES to fallocate" [M: release from the 6.17 notes]); before
+   * it the bit is outside FALLOC_FL_SUPPORTED_MASK: -EOPNOTSUPP.
+   */
+  private checkFallocateMode(file: string, mode: FallocateMode, keepSize: boolean): void {
+    const what = `fallocate(${FALLOC_FLAG[mode]}${keepSize ? ' | FALLOC_FL_KEEP_SIZE' : ''}) of '${file}'`;
+    if (mode === 'write-zeroes' && !kernelAtLeast(this.version, 6, 17)) throw new KernelError('EOPNOTSUPP', `${what}: FALLOC_FL_WRITE_ZEROES arrived in v6.17 (vfs_fallocate: unknown mode bit)`);
+    if (!keepSize || !['collapse-range', 'insert-range', 'write-zeroes'].includes(mode)) return;
+    if (kernelAtLeast(this.version, 6, 12)) throw new KernelError('EOPNOTSUPP', `${what}: the mode takes no KEEP_SIZE (vfs_fallocate, v6.12+)`);
+    throw new KernelError('EINVAL', `${what}: the mode takes no other flag (vfs_fallocate up to v6.11)`);
   }
 
   /** A file in the page cache of a non-DAX ext4 / xfs (mm/pagecache.ts createOnDisk). */

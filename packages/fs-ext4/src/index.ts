@@ -402,6 +402,13 @@ export class Ext4 extends DaxFilesystem {
    */
   *fallocate(inode: Inode, mode: FallocateMode, offset: number, length: number, keepSize: boolean): Op {
     this.checkOpen(inode, true); // fallocate needs a descriptor open for writing (fsverity_file_open)
+    // ext4_fallocate(), before any lock: FALLOC_FL_UNSHARE_RANGE is in no release's mode mask
+    // (ext4 has no shared blocks); FALLOC_FL_WRITE_ZEROES (v6.17, f4265b8d32c4 "ext4: add
+    // FALLOC_FL_WRITE_ZEROES support") needs a block device with unmap write zeroes
+    // (bdev_write_zeroes_unmap), which a pmem namespace does not set up [M: pmem_attach_disk's
+    // queue limits were not read for it]: -EOPNOTSUPP either way.
+    if (mode === 'unshare-range') throw new KernelError('EOPNOTSUPP', `fallocate(FALLOC_FL_UNSHARE_RANGE) of '${inode.name}': not in ext4_fallocate()'s modes`);
+    if (mode === 'write-zeroes') throw new KernelError('EOPNOTSUPP', `fallocate(FALLOC_FL_WRITE_ZEROES) of '${inode.name}': ${this.device.name} has no unmap write zeroes (ext4_fallocate: bdev_write_zeroes_unmap)`);
     // every mode but punch hole converts inline data first (ext4_fallocate, before its locks up to
     // v6.14; v6.15 does it under inode_lock, an order the model does not keep)
     this.convertInlineData(inode);
@@ -415,8 +422,82 @@ export class Ext4 extends DaxFilesystem {
       if (v615) return yield* this.fallocateV615(inode, mode, () => this.zeroRange(inode, offset, length, keepSize));
       return yield* this.zeroRangeV510(inode, offset, length, keepSize);
     }
+    if (mode === 'insert-range') {
+      if (v615) return yield* this.fallocateV615(inode, mode, () => this.insertRange(inode, offset, length));
+      return yield* this.insertRangeV510(inode, offset, length);
+    }
     if (v615) return yield* this.fallocateV615(inode, mode, () => this.collapseRange(inode, offset, length));
     return yield* this.collapseRangeV510(inode, offset, length);
+  }
+
+  /**
+   * ext4_insert_range() up to v6.14 [as the v6.15 rework found it, fs/ext4/extents.c]: inode_lock,
+   * then the checks — cluster-aligned offset and length (-EINVAL), offset below i_size (-EINVAL),
+   * the grown file within s_maxbytes (-EFBIG) — then inode_dio_wait, the fault lock,
+   * ext4_break_layouts() and the insert: every refusal comes before the wait. (v5.10 made the
+   * alignment check before inode_lock and EFBIG before the EOF check: the same answers.)
+   */
+  private *insertRangeV510(inode: Inode, offset: number, length: number): Op {
+    yield* this.shiftUnderOwnLocks(inode, 'ext4_insert_range', () => {}, () => this.checkInsertRange(inode, offset, length), () => this.insert(inode, offset, length));
+  }
+
+  /**
+   * Collapse and insert range up to v6.14, each under its own locks: `checkFirst` before
+   * inode_lock, `check` under it, then inode_dio_wait, the fault lock, ext4_break_layouts() and
+   * the shift — every refusal before the wait.
+   */
+  private *shiftUnderOwnLocks(inode: Inode, fn: string, checkFirst: () => void, check: () => void, shift: () => Op): Op {
+    this.step(inode, fn);
+    checkFirst();
+    yield* this.lockInode(inode);
+    try {
+      check();
+      this.step(inode, 'inode_dio_wait');
+      yield* this.withLayoutsBroken(inode, shift);
+    } finally {
+      this.unlockInode(inode);
+    }
+  }
+
+  /** ext4_insert_range() from v6.15: the same checks, after ext4_fallocate() broke layouts. */
+  private *insertRange(inode: Inode, offset: number, length: number): Op {
+    this.step(inode, 'ext4_insert_range');
+    this.checkInsertRange(inode, offset, length);
+    yield* this.insert(inode, offset, length);
+  }
+
+  private checkInsertRange(inode: Inode, offset: number, length: number): void {
+    const ps = this.pageSize;
+    if (offset % ps || length % ps) throw new KernelError('EINVAL', `insert range of '${inode.name}' at ${offset}+${length}: not whole ${ps}-byte clusters (ext4_insert_range)`);
+    if (offset >= inode.size) throw new KernelError('EINVAL', `insert range of '${inode.name}' at ${offset}: not below i_size ${inode.size} (ext4_insert_range)`);
+    if (length > this.maxBytes - inode.size) throw new KernelError('EFBIG', `insert range of ${length} bytes into '${inode.name}' (${inode.size} bytes) passes s_maxbytes ${this.maxBytes} (ext4_insert_range)`);
+  }
+
+  /**
+   * The insert itself: write back and drop the page cache from the page holding the offset to
+   * EOF (filemap_write_and_wait_range + truncate_pagecache; ext4_truncate_page_cache_block_range
+   * in v6.15), i_size and i_disksize grow by the length first ("Expand file to avoid data loss if
+   * there is error while shifting"), then under i_data_sem the extent at the offset is split and
+   * ext4_ext_shift_extents(SHIFT_RIGHT) moves every extent from there up by the length.
+   */
+  private *insert(inode: Inode, offset: number, length: number): Op {
+    const ps = this.pageSize;
+    const first = offset / ps;
+    if (inode.cache) this.writeback(inode);
+    this.step(inode, 'truncate_pagecache');
+    yield* this.truncatePagecacheRange(inode, first, Infinity);
+    inode.size += length;
+    this.step(inode, 'i_size_write');
+    this.step(inode, 'ext4_ext_shift_extents(SHIFT_RIGHT)');
+    this.shiftBlocks(inode, first, length / ps);
+  }
+
+  /**
+   * s_maxbytes of an extent-mapped file, ext4_max_size(blkbits, huge_file): 2^32 - 1 blocks (the
+   * extent's 32-bit logical start); the block is the page under DAX (16 TiB - 4 KiB on x86).
+   */
+  override get maxBytes(): number {
+    return (2 ** 32 - 1) * this.pageSize;
   }
 
   /**
@@ -526,16 +607,7 @@ export class Ext4 extends DaxFilesystem {
    * before the break-layouts wait.
    */
   private *collapseRangeV510(inode: Inode, offset: number, length: number): Op {
-    this.step(inode, 'ext4_collapse_range');
-    this.checkCollapseAligned(inode, offset, length);
-    yield* this.lockInode(inode);
-    try {
-      this.checkCollapseBeforeEof(inode, offset, length);
-      this.step(inode, 'inode_dio_wait');
-      yield* this.withLayoutsBroken(inode, () => this.collapse(inode, offset, length));
-    } finally {
-      this.unlockInode(inode);
-    }
+    yield* this.shiftUnderOwnLocks(inode, 'ext4_collapse_range', () => this.checkCollapseAligned(inode, offset, length), () => this.checkCollapseBeforeEof(inode, offset, length), () => this.collapse(inode, offset, length));
   }
 
   /** ext4_collapse_range() from v6.15: the same checks, after ext4_fallocate() broke layouts. */
@@ -574,7 +646,7 @@ export class Ext4 extends DaxFilesystem {
     this.step(inode, 'ext4_ext_remove_space');
     this.freeBlocks(inode, first, stop);
     this.step(inode, 'ext4_ext_shift_extents');
-    this.shiftBlocksDown(inode, stop, stop - first);
+    this.shiftBlocks(inode, stop, first - stop);
     inode.size -= length;
     this.step(inode, 'i_size_write');
   }

@@ -10,6 +10,7 @@ import {
   type DaxMountOption,
   type Directory,
   type FallocateMode,
+  FALLOC_FLAG,
   type Device,
   type DriverPlugin,
   type FilesystemPlugin,
@@ -670,7 +671,8 @@ export class Fuse extends DaxFilesystem {
    */
   *fallocate(inode: Inode, mode: FallocateMode, offset: number, length: number, keepSize: boolean): Op {
     const ps = this.pageSize;
-    if (mode === 'collapse-range') throw new KernelError('EOPNOTSUPP', `fallocate(COLLAPSE_RANGE) of '${inode.name}': fuse_file_fallocate() takes only KEEP_SIZE, PUNCH_HOLE and ZERO_RANGE`);
+    // the mode mask, before any lock: COLLAPSE_RANGE, INSERT_RANGE, UNSHARE_RANGE and WRITE_ZEROES never
+    if (mode !== 'allocate' && mode !== 'zero-range') throw new KernelError('EOPNOTSUPP', `fallocate(${FALLOC_FLAG[mode]}) of '${inode.name}': fuse_file_fallocate() takes only KEEP_SIZE, PUNCH_HOLE and ZERO_RANGE`);
     const zero = mode === 'zero-range';
     if (zero && !kernelAtLeast(this.k.version, 5, 14)) throw new KernelError('EOPNOTSUPP', `fallocate(ZERO_RANGE) of '${inode.name}': fuse_file_fallocate() takes ZERO_RANGE from v5.14 (6b1bdb56b17c)`);
     const blockFaults = inode.cache === null && (!keepSize || zero);

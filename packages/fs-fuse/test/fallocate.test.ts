@@ -24,6 +24,16 @@ describe('fuse_file_fallocate: zero range, collapse range, allocate', () => {
     expect(() => { const k = boot('v5.10'); k.run(k.fallocate({ file: 'a', mode: 'zero-range', offset: 0, length: PAGE, keepSize: true })); }).toThrow(/EOPNOTSUPP.*v5\.14/);
   });
 
+  it('INSERT_RANGE and UNSHARE_RANGE are outside the mode mask in every release, WRITE_ZEROES (v6.17+) too: EOPNOTSUPP before any lock', () => {
+    for (const [version, mode] of [['v5.10', 'insert-range'], ['latest', 'insert-range'], ['v6.6', 'unshare-range'], ['latest', 'unshare-range'], ['latest', 'write-zeroes']] as const) {
+      const k = boot(version);
+      const seen = fsSequence(k);
+      expect(() => k.run(k.fallocate({ file: 'a', mode, offset: 0, length: PAGE })), `${version} ${mode}`).toThrow(/EOPNOTSUPP.*fuse_file_fallocate/);
+      expect(seen, `${version} ${mode}`).toEqual([]);
+      expect(k.file('a').inode.size).toBe(4 * PAGE);
+    }
+  });
+
   it('zero range (v5.14+): break layouts, FUSE_FALLOCATE, truncate_pagecache_range; the zeroed host pages read as zeroes', () => {
     const k = boot('v6.15');
     const seen = fsSequence(k, { free: 'free-range', alloc: 'alloc-range' });

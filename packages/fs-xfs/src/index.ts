@@ -224,7 +224,17 @@ export class Xfs extends DaxFilesystem {
    * by a refactor after v6.6 whose release was not checked; the same steps inline before).
    */
   *fallocate(inode: Inode, mode: FallocateMode, offset: number, length: number, keepSize: boolean): Op {
-    yield* this.underFallocateLocks(inode, () => (mode === 'collapse-range' ? this.collapseRange(inode, offset, length) : this.allocateRange(inode, mode, offset, length, keepSize)));
+    // XFS_FALLOC_FL_SUPPORTED, checked before any lock: no FALLOC_FL_WRITE_ZEROES in the releases
+    // read. [M] A patch adding it (xfs_falloc_zero_range with XFS_BMAPI_ZERO, v11 of March 2026)
+    // was not seen merged; it refuses with -EOPNOTSUPP too unless the block device has unmap
+    // write zeroes (bdev_write_zeroes_unmap_sectors), which a pmem namespace does not set up.
+    if (mode === 'write-zeroes') throw new KernelError('EOPNOTSUPP', `fallocate(FALLOC_FL_WRITE_ZEROES) of '${inode.name}': not in XFS_FALLOC_FL_SUPPORTED`);
+    yield* this.underFallocateLocks(inode, () => {
+      if (mode === 'collapse-range') return this.collapseRange(inode, offset, length);
+      if (mode === 'insert-range') return this.insertRange(inode, offset, length);
+      if (mode === 'unshare-range') return this.unshareRange(inode, offset, length, keepSize);
+      return this.allocateRange(inode, mode, offset, length, keepSize);
+    });
   }
 
   /**
@@ -274,8 +284,123 @@ export class Xfs extends DaxFilesystem {
     if (inode.cache) this.writeback(inode); // filemap_write_and_wait_range before the cache goes
     yield* this.truncatePagecacheRange(inode, Math.max(0, first - 1), Infinity);
     this.step(inode, 'xfs_bmap_collapse_extents');
-    this.shiftBlocksDown(inode, first + length / ps, length / ps);
+    this.shiftBlocks(inode, first + length / ps, -length / ps);
     yield* this.setattrSize(inode, newSize);
+  }
+
+  /**
+   * FALLOC_FL_INSERT_RANGE (xfs_falloc_insert_range from v6.12; inline in xfs_file_fallocate
+   * before, the same checks in the same order, v5.4-v6.11): offset and length whole blocks
+   * (xfs_is_falloc_aligned: -EINVAL), the grown file within s_maxbytes (-EFBIG), the offset below
+   * i_size (-EINVAL) — all after the break-layouts wait. i_size grows first
+   * (xfs_vn_setattr_size), "so that if we crash during the operation we don't leave shifted
+   * extents past EOF"; then xfs_insert_file_space(): xfs_prepare_shift() frees the blocks past
+   * the new EOF (xfs_free_eofblocks), flushes and unmaps from the block before the offset to
+   * EOF, and xfs_bmap_insert_extents() shifts every extent at or above the offset up by the
+   * length, leaving a hole there.
+   */
+  private *insertRange(inode: Inode, offset: number, length: number): Op {
+    const ps = this.pageSize;
+    if (offset % ps || length % ps) throw new KernelError('EINVAL', `insert range of '${inode.name}' at ${offset}+${length}: not whole ${ps}-byte blocks (xfs_is_falloc_aligned)`);
+    if (this.maxBytes - inode.size < length) throw new KernelError('EFBIG', `insert range of ${length} bytes into '${inode.name}' (${inode.size} bytes) passes s_maxbytes (xfs_falloc_insert_range)`);
+    if (offset >= inode.size) throw new KernelError('EINVAL', `insert range of '${inode.name}' at ${offset}: not below i_size ${inode.size} (xfs_falloc_insert_range)`);
+    this.step(inode, 'xfs_falloc_setsize');
+    yield* this.setattrSize(inode, inode.size + length);
+    this.step(inode, 'xfs_insert_file_space');
+    this.step(inode, 'xfs_prepare_shift');
+    this.freeBlocks(inode, this.pages(inode.size), Infinity); // xfs_free_eofblocks
+    const first = offset / ps;
+    if (inode.cache) this.writeback(inode); // filemap_write_and_wait_range before the cache goes
+    yield* this.truncatePagecacheRange(inode, Math.max(0, first - 1), Infinity);
+    this.step(inode, 'xfs_bmap_insert_extents');
+    this.shiftBlocks(inode, first, length / ps);
+  }
+
+  /**
+   * FALLOC_FL_UNSHARE_RANGE (xfs_falloc_unshare_range from v6.12; inline before, the same
+   * steps): the new size (inode_newsize_ok), xfs_reflink_unshare() — nothing for an inode
+   * without XFS_DIFLAG2_REFLINK, else inode_dio_wait and, for a DAX inode, dax_file_unshare()
+   * (fs/dax.c, v6.0 d984648e428b "fsdax,xfs: port unshare to fsdax") — then
+   * xfs_alloc_file_space() over the range (its holes become unwritten extents, as with mode 0),
+   * then xfs_vn_setattr_size() unless KEEP_SIZE. A page-cache file's unshare
+   * (iomap_file_unshare) is not modelled.
+   */
+  private *unshareRange(inode: Inode, offset: number, length: number, keepSize: boolean): Op {
+    this.step(inode, 'xfs_reflink_unshare');
+    if (this.isReflinked(inode)) {
+      if (!inode.sDax) throw KernelError.unsupported('EOPNOTSUPP', `unshare range of '${inode.name}', which is not DAX: iomap_file_unshare() of the page cache is not modelled`);
+      this.step(inode, 'inode_dio_wait');
+      yield* this.daxFileUnshare(inode, offset, length);
+    }
+    // the unshare changes no size: the new size is the one computed before it
+    yield* this.allocateRange(inode, 'allocate', offset, length, keepSize);
+  }
+
+  /**
+   * dax_file_unshare(): the range clamped to i_size (v6.12, "iomap: constrain the file range
+   * passed to iomap_file_unshare"; before it the pages past EOF were walked as holes, and no block
+   * past EOF is shared, so the result is the same), then one iomap iteration per extent with
+   * IOMAP_UNSHARE through xfs_dax_write_iomap_ops. A written extent shared with another file
+   * (xfs_reflink_allocate_cow: IOMAP_F_SHARED, the old extent as srcmap) gets CoW blocks;
+   * dax_unshare_iter() copies the old blocks' data into them and xfs_dax_write_iomap_end ->
+   * xfs_reflink_end_cow() remaps the file to them and drops its share of the old ones (the other
+   * file keeps them). Holes and unwritten extents are never shared
+   * (xfs_reflink_trim_around_shared: only written extents) and stay as they are. Per release:
+   * - v6.0-v6.1: dax_unshare_iter() returned copy_mc_to_kernel()'s 0 on success, so iomap_iter()
+   *   saw nothing processed: xfs_dax_write_iomap_end(written = 0) cancelled the CoW
+   *   (xfs_reflink_cancel_cow_range frees the new blocks) and the walk ended at the first shared
+   *   extent. Nothing was unshared. Fixed by 388bc034d91d ("fsdax: dax_unshare_iter() should
+   *   return a valid length", v6.2 [M: from the Feb 2023 hotfix batch that carried it]).
+   * - v6.12 ("fsdax: dax_unshare_iter needs to copy entire blocks") also invalidates the DAX
+   *   entries and mappings of each copied extent (invalidate_inode_pages2_range); before, only
+   *   xfs_break_layouts(BREAK_UNMAP) had unmapped the file, and an entry could stay on the old
+   *   block. (Every era (c) release has deleted every entry in the break already.)
+   */
+  private *daxFileUnshare(inode: Inode, offset: number, length: number): Op {
+    const ps = this.pageSize;
+    if (offset >= inode.size) return;
+    const stop = Math.ceil(Math.min(offset + length, inode.size) / ps);
+    const validLength = kernelAtLeast(this.k.version, 6, 2);
+    this.step(inode, 'dax_file_unshare');
+    for (let index = Math.floor(offset / ps); index < stop; ) {
+      const run = this.sharedRun(inode, index, stop);
+      if (run === 0) {
+        index++;
+        continue;
+      }
+      this.step(inode, 'xfs_reflink_allocate_cow');
+      const cow = this.blocks.alloc(inode.name, index, run);
+      this.step(inode, 'dax_unshare_iter');
+      cow.forEach((b, i) => this.k.pages.data.set(this.blocks.pfnOf(b), this.k.pages.data.get(this.blocks.pfnOf(inode.blocks.get(index + i)!)) ?? ''));
+      if (!validLength) {
+        this.step(inode, 'xfs_reflink_cancel_cow_range');
+        for (const b of cow) this.blocks.release(b, inode.name);
+        return;
+      }
+      this.step(inode, 'xfs_reflink_end_cow');
+      cow.forEach((b, i) => {
+        this.blocks.release(inode.blocks.get(index + i)!, inode.name);
+        inode.blocks.set(index + i, b);
+      });
+      if (kernelAtLeast(this.k.version, 6, 12)) yield* this.k.dax.invalidateInodePages2Range(inode, index, index + run - 1);
+      index += run;
+    }
+  }
+
+  /**
+   * How many pages from `index` (below `stop`) form one shared written extent: shared blocks,
+   * physically contiguous, none unwritten (the extent xfs_reflink_allocate_cow() trims to). 0
+   * when the page at `index` is a hole, unwritten, or not shared.
+   */
+  private sharedRun(inode: Inode, index: number, stop: number): number {
+    const shared = (i: number): boolean => {
+      const b = inode.blocks.get(i);
+      return b !== undefined && !this.isUnwritten(inode, i) && this.blocks.ownersOf(b).length > 1;
+    };
+    if (!shared(index)) return 0;
+    let n = 1;
+    while (index + n < stop && shared(index + n) && inode.blocks.get(index + n) === inode.blocks.get(index)! + n) n++;
+    return n;
   }
 
   /**

@@ -111,7 +111,7 @@ export class BlockAllocator {
     this.owners.get(block)!.push({ file, index });
   }
 
-  /** The block now backs page `to` of `file` instead of page `from` (collapse range shifts extents). */
+  /** The block now backs page `to` of `file` instead of page `from` (collapse and insert range shift extents). */
   move(block: number, file: string, from: number, to: number): void {
     const owner = this.owners.get(block)?.findIndex((o) => o.file === file && o.index === from) ?? -1;
     if (owner < 0) throw new Error(`moving block ${block}, which is not ${file}[${from}]`);

@@ -33,10 +33,24 @@ export interface FsMountOptions {
 
 /**
  * The fallocate(2) modes besides FALLOC_FL_PUNCH_HOLE (the `punch-hole` step): 0
- * (FALLOC_FL_ALLOCATE_RANGE, unwritten extents over the holes), FALLOC_FL_ZERO_RANGE and
- * FALLOC_FL_COLLAPSE_RANGE.
+ * (FALLOC_FL_ALLOCATE_RANGE, unwritten extents over the holes), FALLOC_FL_ZERO_RANGE,
+ * FALLOC_FL_COLLAPSE_RANGE, FALLOC_FL_INSERT_RANGE, FALLOC_FL_UNSHARE_RANGE and
+ * FALLOC_FL_WRITE_ZEROES (v6.17).
  */
-export type FallocateMode = 'allocate' | 'zero-range' | 'collapse-range';
+export type FallocateMode = 'allocate' | 'zero-range' | 'collapse-range' | 'insert-range' | 'unshare-range' | 'write-zeroes';
+
+/** include/uapi/linux/falloc.h names, for messages. */
+export const FALLOC_FLAG: Record<FallocateMode, string> = {
+  allocate: 'FALLOC_FL_ALLOCATE_RANGE',
+  'zero-range': 'FALLOC_FL_ZERO_RANGE',
+  'collapse-range': 'FALLOC_FL_COLLAPSE_RANGE',
+  'insert-range': 'FALLOC_FL_INSERT_RANGE',
+  'unshare-range': 'FALLOC_FL_UNSHARE_RANGE',
+  'write-zeroes': 'FALLOC_FL_WRITE_ZEROES',
+};
+
+/** MAX_LFS_FILESIZE on 64-bit (LLONG_MAX): s_maxbytes of XFS and FUSE. */
+export const MAX_LFS_FILESIZE = 2 ** 63 - 1;
 
 /** A filesystem plugin: mounts a DAX filesystem on a device. */
 export interface FilesystemPlugin {
@@ -103,10 +117,18 @@ export abstract class DaxFilesystem implements FsHandle, DaxIomapOps {
   abstract punchHole(inode: Inode, offset: number, length: number): Op;
   /**
    * fallocate(mode) with the filesystem's ordering and refusals, after vfs_fallocate()'s checks
-   * (a positive length; COLLAPSE_RANGE alone, without KEEP_SIZE). `keepSize`:
-   * FALLOC_FL_KEEP_SIZE (allocate and zero range only).
+   * (a positive length; COLLAPSE_RANGE, INSERT_RANGE and WRITE_ZEROES without KEEP_SIZE; the
+   * range within s_maxbytes). `keepSize`: FALLOC_FL_KEEP_SIZE (allocate, zero and unshare range).
    */
   abstract fallocate(inode: Inode, mode: FallocateMode, offset: number, length: number, keepSize: boolean): Op;
+
+  /**
+   * sb->s_maxbytes: the largest file the filesystem allows (vfs_fallocate's EFBIG, insert range's
+   * EFBIG). XFS (xfs_max_file_offset) and FUSE: MAX_LFS_FILESIZE on 64-bit; ext4 overrides.
+   */
+  get maxBytes(): number {
+    return MAX_LFS_FILESIZE;
+  }
   /** The filesystem's ->fault / ->huge_fault for a DAX file (takes its fault lock shared). */
   abstract fault(vmf: Vmf, inode: Inode): Op;
   /** ->pfn_mkwrite: a write to a present read-only DAX PTE (a full DAX write fault). */
@@ -580,21 +602,24 @@ export abstract class DaxFilesystem implements FsHandle, DaxIomapOps {
   }
 
   /**
-   * Shift every block at page `stop` or above down by `shift` pages, unwritten state with it
-   * (xfs_bmap_collapse_extents, ext4_ext_shift_extents(SHIFT_LEFT)); pages [stop - shift, stop)
-   * must be holes. The block keeps its owner file; its owner index follows (blocks.move), so a
-   * DMA pinned for the old file offset is seen landing at another one.
+   * Shift every block at page `from` or above by `by` pages, unwritten state with it: down for
+   * collapse range (`by` < 0: xfs_bmap_collapse_extents, ext4_ext_shift_extents(SHIFT_LEFT);
+   * pages [from + by, from) must be holes), up for insert range (`by` > 0:
+   * xfs_bmap_insert_extents, ext4_ext_shift_extents(SHIFT_RIGHT); pages [from, from + by) become
+   * a hole). The block keeps its owner file; its owner index follows (blocks.move), so a DMA
+   * pinned for the old file offset is seen landing at another one.
    */
-  protected shiftBlocksDown(inode: Inode, stop: number, shift: number): void {
-    const moving = [...inode.blocks.keys()].filter((i) => i >= stop).sort((a, b) => a - b);
+  protected shiftBlocks(inode: Inode, from: number, by: number): void {
+    // moved in the direction of the shift, the first page to move is the farthest one
+    const moving = [...inode.blocks.keys()].filter((i) => i >= from).sort((a, b) => (by > 0 ? b - a : a - b));
     const unwritten = this.unwrittenOf(inode);
     for (const i of moving) {
       const block = inode.blocks.get(i)!;
-      if (inode.blocks.has(i - shift)) throw new Error(`collapse of ${inode.name}: page ${i - shift} is not a hole`);
+      if (inode.blocks.has(i + by)) throw new Error(`shifting the extents of ${inode.name}: page ${i + by} is not a hole`);
       inode.blocks.delete(i);
-      inode.blocks.set(i - shift, block);
-      this.blocks.move(block, inode.name, i, i - shift);
-      if (unwritten.delete(i)) unwritten.add(i - shift);
+      inode.blocks.set(i + by, block);
+      this.blocks.move(block, inode.name, i, i + by);
+      if (unwritten.delete(i)) unwritten.add(i + by);
     }
   }
 

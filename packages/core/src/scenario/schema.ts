@@ -67,6 +67,7 @@ const ERRNO_MEANING: Readonly<Record<Errno, string>> = {
   ENOSYS: 'function not implemented (a syscall the kernel or arch lacks)',
   ETXTBSY: 'text file busy (the file is open for writing)',
   ENOTTY: 'inappropriate ioctl for device (the file has no such ioctl in this release)',
+  EFBIG: "file too large (past the filesystem's s_maxbytes)",
 };
 export const ERRNO_NAMES = Object.keys(ERRNO_MEANING) as Errno[];
 
@@ -427,9 +428,9 @@ export const OP_ARGS = {
     file: Name.describe('a memfd (tmpfs, or hugetlbfs with memfd-create hugetlb) or a file on a DAX mount'),
     offset: Size.optional().describe('where the range starts (default 0)'),
     length: Size.describe('how much to allocate, zero or collapse'),
-    keepSize: Flag.optional().describe('FALLOC_FL_KEEP_SIZE: i_size stays (default: a range past the end extends the file); not with collapse-range (EINVAL)'),
-    mode: z.enum(['allocate', 'zero-range', 'collapse-range'], { error: "mode is allocate (the default), zero-range or collapse-range (punch hole is the punch-hole step)" }).optional()
-      .describe('allocate (mode 0: unwritten blocks over the holes), zero-range (FALLOC_FL_ZERO_RANGE) or collapse-range (FALLOC_FL_COLLAPSE_RANGE: the range removed, what follows shifted down, the file shorter); a memfd takes allocate only'),
+    keepSize: Flag.optional().describe('FALLOC_FL_KEEP_SIZE: i_size stays (default: a range past the end extends the file); not with collapse-range, insert-range or write-zeroes (EINVAL up to v6.11, EOPNOTSUPP from v6.12)'),
+    mode: z.enum(['allocate', 'zero-range', 'collapse-range', 'insert-range', 'unshare-range', 'write-zeroes'], { error: 'mode is allocate (the default), zero-range, collapse-range, insert-range, unshare-range or write-zeroes (punch hole is the punch-hole step)' }).optional()
+      .describe('allocate (mode 0: unwritten blocks over the holes), zero-range (FALLOC_FL_ZERO_RANGE), collapse-range (FALLOC_FL_COLLAPSE_RANGE: the range removed, what follows shifted down, the file shorter), insert-range (FALLOC_FL_INSERT_RANGE: a hole inserted, what follows shifted up, the file longer), unshare-range (FALLOC_FL_UNSHARE_RANGE: shared blocks of the range copied to private ones, XFS) or write-zeroes (FALLOC_FL_WRITE_ZEROES, v6.17); a memfd takes allocate only'),
   }).describe('fallocate(fd, mode, offset, length): of a memfd, the pages of the range allocated into its page cache (hugetlbfs: huge pages from the pool); of a file on a DAX mount, the filesystem\'s ->fallocate with its break-layouts ordering'),
   reflink: obj({ from: Name, to: Name }).describe("share all of from's blocks with a new file to (XFS)"),
   spawn: obj({ as: Name }).describe('a new process (init always exists)'),
