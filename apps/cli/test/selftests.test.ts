@@ -53,6 +53,7 @@ describe('the selftests scenario library passes the default matrix', () => {
     // map_populate.c on a memfd, a non-DAX ext4 and xfs tmpfile and a DAX file (map-populate: 4)
     // gup_longterm.c's 2 io_uring cases on memfd, memfd-hugetlb, non-DAX ext4 and xfs, fs-dax, and MAP_SHARED on device-dax (11)
     // hugetlb-madvise.c as one scenario (its main() is one sequence); hugetlb_madv_vs_map.c as the interleaving that fails
+    // hugetlb-soft-offline.c as one scenario (main(): enable_soft_offline 1, then 0)
     // memfd_secret.c: test_mlock_limit, test_vmsplice fresh and existing page, test_process_vm_read, test_ptrace (memfd-secret: 5; not test_file_apis)
     // guard-regions.c: 15 TEST_Fs on each of anon, shmem and local file (basic, multi_vma, process_madvise, munmap, mprotect, split_merge, dontneed, mlock, mremap_move/expand/shrink, fork, populate, cold_pageout, pagemap),
     // map_private, truncation, hole_punch on shmem and file, anon_zeropage and uffd on anon and shmem, fork_cow, fork_wipeonfork, lazyfree, readonly_file (guard-regions: 59)
@@ -65,7 +66,7 @@ describe('the selftests scenario library passes the default matrix', () => {
     // merge.c: 18 of its 19 TEST_Fs (not handle_uprobe_upon_merged_vma: no uprobes) and the forked variants of the 4 merge_with_fork tests (merge: 22)
     // mremap_test.c: the 3 expected failures, 5 remap_region() cases, expand merge (+ offset), move within range, move 1mb from start, move multiple vmas (+ dontunmap), shrink multiple vmas (+ inplace), move multiple vmas split (+ dontunmap), move multi invalid vmas (mremap: 19)
     // split_huge_page_test.c: split_pmd_thp_to_order for orders 0 and 2..8, split_pmd_zero_pages, split_pte_mapped_thp, split_thp_in_pagecache_to_order's steps at orders 0 and 4 on a MADV_COLLAPSE-built shmem THP, and three cases it does not have: a pinned THP, fs-dax and device-dax PMDs (split-huge-page: 15)
-    expect(count).toEqual({ 'cow-anon': 14, 'cow-swap': 17, 'cow-thp': 73, 'cow-mthp': 14, 'cow-collapse': 4, 'cow-hugetlb': 17, 'cow-non-anon': 15, 'gup-longterm': 55, 'gup-test': 12, 'soft-dirty': 6, gaps: 1, pfnmap: 6, 'madv-populate': 5, ksm: 10, 'map-populate': 4, 'hugetlb-madvise': 1, 'hugetlb-madv-vs-map': 1, mkdirty: 6, migration: 3, 'memfd-secret': 5, 'guard-regions': 60, memfd: 9, mseal: 49, uffd: 51, pagemap: 23, khugepaged: 41, 'split-huge-page': 15, merge: 22, mremap: 19 });
+    expect(count).toEqual({ 'cow-anon': 14, 'cow-swap': 17, 'cow-thp': 73, 'cow-mthp': 14, 'cow-collapse': 4, 'cow-hugetlb': 17, 'cow-non-anon': 15, 'gup-longterm': 55, 'gup-test': 12, 'soft-dirty': 6, gaps: 1, pfnmap: 6, 'madv-populate': 5, ksm: 10, 'map-populate': 4, 'hugetlb-madvise': 1, 'hugetlb-madv-vs-map': 1, 'hugetlb-soft-offline': 1, mkdirty: 6, migration: 3, 'memfd-secret': 5, 'guard-regions': 60, memfd: 9, mseal: 49, uffd: 51, pagemap: 23, khugepaged: 41, 'split-huge-page': 15, merge: 22, mremap: 19 });
     expect(scenarios.every((s) => s.name.startsWith('selftest-'))).toBe(true);
   });
 
@@ -1016,6 +1017,55 @@ describe('hugetlb-madvise.c: MADV_DONTNEED on hugetlb from v5.18, the end rounde
   it('FAIL on v5.4 and v5.10 (the first madvise that must succeed is EINVAL), pass from v6.1', () => {
     const verdicts = Object.fromEntries(RELEASES.map((v) => [v, hugetlbMadviseRun(v)]));
     expect(verdicts).toEqual({ 'v5.4': 'FAIL: aligned down', 'v5.10': 'FAIL: aligned down', 'v6.1': 'pass', 'v6.3': 'pass', 'v6.6': 'pass', 'v6.15': 'pass', latest: 'pass' });
+  });
+});
+
+// ---- hugetlb-soft-offline.c: MADV_SOFT_OFFLINE of a hugetlb page, enable_soft_offline 1 then 0 ---
+
+/**
+ * tools/testing/selftests/mm/hugetlb-soft-offline.c main() on x86 (2 MiB pages, a pool of 8):
+ * test_soft_offline_common(1) then (0), each 'ok' or 'not ok' as the test prints it. The echo into
+ * /proc/sys/vm/enable_soft_offline goes through popen(), so its failure (no file before v6.11) is
+ * not seen; errno after a successful madvise() is whatever an earlier call left (never EOPNOTSUPP here).
+ */
+function hugetlbSoftOfflineRun(version: string): string[] {
+  const H = 2 ** 21;
+  const { k } = anonKernel(version);
+  k.run(k.hugetlbPool({ size: H, pages: 8 }));
+  const nr = () => k.hugetlb.counters(H).nr;
+  return [1, 0].map((enable) => {
+    const fd = `hugetlb_tmp${enable}`;
+    k.run(k.memfdCreate({ file: fd, size: 0, hugetlb: H }));
+    try {
+      k.run(k.sysctl({ name: 'vm.enable_soft_offline', value: enable as 0 | 1 }));
+    } catch (e) {
+      if (!(e instanceof KernelError && e.code === 'ENOENT')) throw e;
+    }
+    const before = nr();
+    k.run(k.truncate({ file: fd, size: 2 * H }));
+    k.run(k.mmap({ file: fd, length: 2 * H, shared: true, write: true, populate: true, as: `filemap${enable}` }));
+    for (let i = 0; i < 2; i++) k.run(k.write({ map: `filemap${enable}`, page: (i * H) / 4096, data: 'ab' }));
+    let errno: string | null = null;
+    try {
+      k.run(k.softOffline({ map: `filemap${enable}`, page: H / 4096 }));
+    } catch (e) {
+      if (!(e instanceof KernelError) || e.unsupported !== null) throw e;
+      errno = e.code;
+    }
+    k.run(k.munmap({ map: `filemap${enable}` }));
+    k.run(k.truncate({ file: fd, size: 0 }));
+    const after = nr();
+    const expectErrno = enable ? null : 'EOPNOTSUPP';
+    if (enable ? before !== after + 1 : before !== after) return 'not ok';
+    return errno === expectErrno ? 'ok' : 'not ok';
+  });
+}
+
+describe('hugetlb-soft-offline.c: a soft-offlined hugetlb page leaves the pool; enable_soft_offline=0 refuses from v6.11', () => {
+  it('the enabled case passes on every release; the disabled one fails before v6.11 (no sysctl: the page is offlined anyway)', () => {
+    const verdicts = Object.fromEntries(RELEASES.map((v) => [v, hugetlbSoftOfflineRun(v).join(', ')]));
+    const old = 'ok, not ok';
+    expect(verdicts).toEqual({ 'v5.4': old, 'v5.10': old, 'v6.1': old, 'v6.3': old, 'v6.6': old, 'v6.15': 'ok, ok', latest: 'ok, ok' });
   });
 });
 

@@ -38,6 +38,7 @@ import { Secretmem } from './mm/secretmem.js';
 import { Swap } from './mm/swap.js';
 import { Ksm } from './mm/ksm.js';
 import { Numa, type MbindFlags, type MpolMode } from './mm/mempolicy.js';
+import { SoftOffline } from './mm/softoffline.js';
 import { bindAgain, changeMemoryState, markNamespaceDisabled, MemoryHotplug, reconfigureDevice, unbindSystemRam, type OnlineType } from './mm/hotplug.js';
 import { Thp } from './mm/thp.js';
 import { uffdMove } from './mm/uffdmove.js';
@@ -178,6 +179,8 @@ export class Kernel {
   readonly iouring: IoUring;
   /** memory nodes and NUMA page migration: mbind, move_pages, migrate_pages (mm/mempolicy.ts) */
   readonly numa: Numa;
+  /** soft offline of RAM and hugetlb pages, vm.enable_soft_offline (mm/softoffline.ts) */
+  readonly softOffliner: SoftOffline;
   /** memory blocks hot-added by kmem from device-dax, and the auto-online policy (mm/hotplug.ts) */
   readonly hotplug: MemoryHotplug;
   /** pfn of the shared zero page */
@@ -262,6 +265,7 @@ export class Kernel {
     this.ksm = new Ksm(this);
     this.iouring = new IoUring(this);
     this.numa = new Numa(this);
+    this.softOffliner = new SoftOffline(this);
     this.hotplug = new MemoryHotplug(this);
     this.processes.set('init', this.vm.newMm('init'));
   }
@@ -770,9 +774,13 @@ export class Kernel {
     yield* [];
   }
 
-  /** echo value > /proc/sys/<name>: vm.hugetlb_optimize_vmemmap (HVO for pages joining a hugetlb pool from now on: mm/hugetlb.ts). */
-  *sysctl(a: { name: 'vm.hugetlb_optimize_vmemmap'; value: 0 | 1 }): Op {
-    this.hugetlb.setOptimizeVmemmap(a.value === 1);
+  /**
+   * echo value > /proc/sys/<name>: vm.hugetlb_optimize_vmemmap (HVO for pages joining a hugetlb
+   * pool from now on: mm/hugetlb.ts), vm.enable_soft_offline (v6.11: mm/softoffline.ts).
+   */
+  *sysctl(a: { name: 'vm.hugetlb_optimize_vmemmap' | 'vm.enable_soft_offline'; value: 0 | 1 }): Op {
+    if (a.name === 'vm.enable_soft_offline') this.softOffliner.setEnabled(a.value === 1);
+    else this.hugetlb.setOptimizeVmemmap(a.value === 1);
     yield* [];
   }
 
@@ -1637,8 +1645,8 @@ export class Kernel {
    * store's own check (641fe2e9387a) and, for madvise, soft_offline_page()'s is_zone_device_page()
    * test; from the 2020 rework (v5.9 [M]) soft_offline_page() takes the pfn and checks both. So
    * every device page (pmem, device-dax, a FUSE DAX window, device-private memory) is refused on
-   * every preset, its mappings and references as they were. RAM pages (migrated to a new page,
-   * then PageHWPoison) are not modelled.
+   * every preset, its mappings and references as they were. A RAM page (anonymous, page cache,
+   * hugetlb) is migrated to a new page and the old one poisoned (mm/softoffline.ts).
    */
   *softOffline(a: { device?: string; map?: string; page: number; process?: string }): Op {
     let pfn: number;
@@ -1651,10 +1659,13 @@ export class Kernel {
       // get_user_pages_fast(start, 1, 0, &page): FOLL_GET for read (GUP faults a device-private page home)
       const h = yield* this.gupper.gup({ name: `madvise(MADV_SOFT_OFFLINE) of ${a.map}[${a.page}]`, vma, vpn, nr: 1, pin: false, write: false, longterm: false, fast: true });
       pfn = h.pfns[0]!;
-      // put_ref_page() when soft offline refuses the page (and the RAM case below is not taken)
+      // put_ref_page() when soft offline refuses a device page; a RAM page's GUP reference is
+      // MF_COUNT_INCREASED's, handed to soft_offline_page() (taken again before anything can run)
       this.gupper.release(h, false);
       if (this.memremap.pgmapOf(pfn) === null) {
-        throw KernelError.unsupported('EOPNOTSUPP', `soft offline of ${a.map}[${a.page}] (pfn ${pfn}): soft offline of RAM (migrate the page, then PageHWPoison) is not modelled; only device pages, which it refuses`);
+        this.folios.get(this.folios.folio(pfn), 1, 'madvise_inject_error: MF_COUNT_INCREASED (the GUP reference)');
+        yield* this.softOffliner.offline(pfn, { vma, vpn }, true);
+        return;
       }
     }
     throw new KernelError('EIO', `soft offline of pfn ${pfn}: a ZONE_DEVICE page is not online memory (pfn_to_online_page() is NULL)`);

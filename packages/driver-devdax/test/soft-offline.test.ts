@@ -49,11 +49,17 @@ describe('soft offline of a device-dax page', () => {
     }
   });
 
-  it('RAM is not modelled (migration to a new page, then PageHWPoison): the cell is unsupported, not wrong', () => {
+  it('a RAM page beside it is soft-offlined: it moves to a new page with its data (mm/softoffline.ts), the old one poisoned at refcount 1', () => {
     const k = boot('latest');
     k.run(k.mmap({ anon: true, length: 4096, write: true, as: 'a' }));
     k.run(k.write({ map: 'a', page: 0, data: 'x' }));
-    expect(() => k.run(k.softOffline({ map: 'a', page: 0 }))).toThrow(/soft offline of RAM .* is not modelled/);
+    const old = k.pfnOf({ map: 'a', page: 0 })!;
+    k.run(k.softOffline({ map: 'a', page: 0 }));
+    const now = k.pfnOf({ map: 'a', page: 0 })!;
+    expect(now).not.toBe(old);
+    expect(k.run(k.read({ map: 'a', page: 0 }))).toBe('x');
+    // page_handle_poison(): put_page() of the isolation reference, then page_ref_inc()
+    expect(k.refcount(old)).toBe(1);
   });
 
   it('a page past the device is an input error naming the field', () => {

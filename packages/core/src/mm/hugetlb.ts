@@ -7,6 +7,7 @@ import type { HugetlbFile, Hstate, Mm, PageCacheFile, Vma } from '../types.js';
 import type { Vmf } from './fault.js';
 import { anonMappingOf, mappingOf, PG, type PageInit } from './pages.js';
 import { isWpMarker, poisonedMarker } from './guard.js';
+import { copyMigrationEntry, migrationEntryWait } from './migrate.js';
 import type { Leaf } from './vm.js';
 
 /** One hstate's pool (struct hstate): nr_hugepages, free_huge_pages, resv_huge_pages, and its free list. */
@@ -80,6 +81,12 @@ export class Hugetlb {
   private readonly pools = new Map<number, Pool>();
   /** huge folios in use, head pfn -> pages: their tails are materialised lazily (initialPage) */
   private readonly inUse = new Map<number, number>();
+  /**
+   * folios with HPageTemporary (folio_test_hugetlb_temporary): a migration target allocated fresh
+   * while the pool had no free page, or, after move_hugetlb_state(), the source it replaced; not
+   * counted in the pool, and freed to the buddy allocator by their last put
+   */
+  private readonly temporary = new Set<number>();
   /** folios with HPageRestoreReserve set by a zap (see zap()): their freeing gives a reservation back */
   private readonly restoreReserve = new Set<number>();
   /** the lowest pfn pool pages were taken from so far */
@@ -295,6 +302,8 @@ export class Hugetlb {
     k.emit('page.free', { pfn: head, type: 'hugetlb' });
     for (const pfn of [...k.pages.touched(head, nr)]) k.pages.drop(pfn);
     for (const pfn of [...k.pages.data.keys()]) if (pfn >= head && pfn < head + nr) k.pages.data.delete(pfn);
+    // free_huge_folio(): "if (folio_test_hugetlb_temporary(folio))" -> update_and_free_hugetlb_folio()
+    if (this.temporary.delete(head)) return;
     const p = this.pools.get(nr)!;
     if (this.restoreReserve.delete(head)) p.resv++;
     // remove_hugetlb_folio(h, folio, true) and, if the restore fails, add_hugetlb_folio(h, folio,
@@ -307,6 +316,68 @@ export class Hugetlb {
     }
     p.free++;
     p.freeList.push(head);
+  }
+
+  /**
+   * The hugetlb migration target (mm/hugetlb.c alloc_hugetlb_folio_nodemask() from
+   * alloc_migration_target(); alloc_huge_page_nodemask() before v6.x): a free page of the pool when
+   * one is not reserved (available_huge_pages(): free - resv > 0), else a fresh page from the buddy
+   * allocator marked temporary (alloc_migrate_hugetlb_folio(), "only temporary and will be released
+   * properly on the last reference"), which a gigantic (PUD-sized) page cannot be: null, -ENOMEM.
+   * The folio comes with its allocation reference and no mapping.
+   */
+  allocMigrationTarget(src: number): number | null {
+    const nr = this.inUse.get(src)!;
+    const h: Hstate = { pages: nr, level: nr === this.k.vm.pmdPages ? 'pmd' : 'pud' };
+    const p = this.pool(h);
+    if (p.free - p.resv > 0) return this.alloc(h, 0, false);
+    if (h.level === 'pud' || this.k.faultInject.shouldFail('page-alloc')) return null;
+    this.bottom = Math.floor((this.bottom - nr) / nr) * nr;
+    const head = this.bottom;
+    this.inUse.set(head, nr);
+    this.temporary.add(head);
+    const s = this.k.pages.slot(head);
+    this.k.pages.rc[s] = 1;
+    this.k.pages.flags[s] = PG.head | PG.hugetlb;
+    this.k.pages.mapping[s] = 0;
+    this.k.emit('page.ref', { pfn: head, rc: 1, delta: 1, why: 'alloc_migrate_hugetlb_folio: a temporary huge page' });
+    return head;
+  }
+
+  /**
+   * move_hugetlb_state(old, new) after a successful migration: a temporary new folio hands its
+   * temporary state to the old one, which then leaves when freed, the new one taking its place in
+   * the pool ("the newpage is going to be final while the old one will be freed").
+   */
+  migrated(src: number, dst: number): void {
+    if (this.temporary.delete(dst)) this.temporary.add(src);
+  }
+
+  /**
+   * dissolve_free_hugetlb_folio() (dissolve_free_huge_page() before v6.9) of the huge page holding
+   * `pfn`, which soft offline migrated away from or found free: a free pool page leaves the pool (nr_hugepages and free_hugepages drop,
+   * remove_hugetlb_folio(h, folio, false): the surplus count untouched) for the buddy allocator, its vmemmap restored first ('enomem' when
+   * that fails: it stays free in the pool). 'gone' when it is no hugetlb page any more (freed to the
+   * buddy allocator as a surplus or temporary page): nothing to do either.
+   */
+  dissolveFree(pfn: number): 'dissolved' | 'gone' | 'enomem' {
+    for (const [nr, p] of this.pools) {
+      const head = pfn - (pfn % nr);
+      const at = p.freeList.indexOf(head);
+      if (at < 0) continue;
+      if (!this.restoreVmemmap(p, head)) return 'enomem';
+      p.freeList.splice(at, 1);
+      p.nr--;
+      p.free--;
+      this.poolEvent(nr * this.k.mmu.basePageSize, 'dissolve_free_hugetlb_folio: soft offline');
+      return 'dissolved';
+    }
+    return 'gone';
+  }
+
+  /** Whether a pfn lies where pool pages are taken from (below POOL_TOP, down to the lowest taken). */
+  isPoolPfn(pfn: number): boolean {
+    return this.bottom > 0 && pfn >= this.bottom && pfn < POOL_TOP / this.k.mmu.basePageSize;
   }
 
   isHugetlbFolio(head: number): boolean {
@@ -596,6 +667,8 @@ export class Hugetlb {
     k.emit('fault', { mm: vma.mm.name, vaddr: vpn, write: vmf.write, kind: 'hugetlb' });
     // huge_pte_none_mostly(): a uffd-wp marker faults as an empty entry, and hugetlb_no_page() maps
     // the page uffd-wp (v5.19: "if (unlikely(pte_marker_uffd_wp(old_pte)))"); Faults.handle()
+    // hugetlb_fault(): "if (is_hugetlb_entry_migration(entry))" -> migration_entry_wait_huge(), then retry
+    if (leaf?.pte.migration) return yield* migrationEntryWait(k, vma.mm, vpn, leaf.pte, vmf.write);
     // cleared a marker the VMA no longer wants
     if (!leaf || isWpMarker(leaf.pte)) return yield* this.noPage(vmf, base, leaf !== null);
     // hugetlb_fault() (v5.19): "if (flags & FAULT_FLAG_WRITE && huge_pte_uffd_wp(entry) &&
@@ -788,6 +861,12 @@ export class Hugetlb {
       }
       const head = k.folios.folio(leaf.pte.pfn);
       const anon = k.folios.testAnon(head, 'copy_hugetlb_page_range');
+      // "if (unlikely(is_hugetlb_entry_migration(entry)))": the child gets the entry (made
+      // readable in both for a COW mapping), no reference taken
+      if (leaf.pte.migration) {
+        copyMigrationEntry(k, src, dst, leaf.base, leaf.pte, cow);
+        continue;
+      }
       if (cow && anon && kernelAtLeast(k.version, 5, 12) && k.forker.needsCowForDma(src.mm, head, head)) {
         const copy = this.alloc(h, anonMappingOf(dst.anonVma || k.vm.anonVmaPrepare(dst)), false);
         if (copy === null) throw new KernelError('ENOMEM', 'fork: no free huge page for the early-COW copy of a pinned hugetlb page (copy_hugetlb_page_range)');

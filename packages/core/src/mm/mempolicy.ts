@@ -389,6 +389,35 @@ export class Numa {
     return failed;
   }
 
+  /**
+   * soft_offline_in_use_page()'s isolation and migrate_pages(MIGRATE_SYNC, MR_MEMORY_FAILURE) of
+   * one folio (mm/memory-failure.c): isolate_folio_to_list() -- isolate_hugetlb() or
+   * folio_isolate_lru(), refused ('busy') while another migration holds the folio isolated or
+   * for a page on no LRU -- then the caller's reference (get_hwpoison_page()'s) is dropped either
+   * way, and the folio migrates to alloc_migration_target() with NUMA_NO_NODE: its own node
+   * (folio_nid(src)). 'moved': a small folio keeps the isolation reference for
+   * page_handle_poison(), a hugetlb one was put back (freed to its pool); 'failed' / 'enomem': put
+   * back where it was.
+   */
+  *migrateForSoftOffline(head: number, vma: Vma, vpn: number): Op<'moved' | 'busy' | 'failed' | 'enomem'> {
+    const k = this.k;
+    const hugetlb = (k.folios.flags(head) & PG.hugetlb) !== 0;
+    const isolated = !this.isolated.has(head) && (hugetlb || this.onLru(head, vma));
+    if (isolated) this.isolate(head, hugetlb ? 'isolate_hugetlb' : 'folio_isolate_lru');
+    k.folios.put(head, 1, 'soft_offline_in_use_page: folio_put (get_hwpoison_page reference)');
+    if (!isolated) return 'busy';
+    // migrate_folio_unmap(): only the isolation reference left is a success at once, the source
+    // kept for page_handle_poison() (migrate_folio_done() with MR_MEMORY_FAILURE)
+    if (!hugetlb && k.folios.rc(head) === 1) {
+      this.isolated.delete(head);
+      return 'moved';
+    }
+    const r = yield* this.migrateFolio({ head, vma, vpn }, () => this.nodeOf(head), 'memory-failure');
+    if (r === 'enomem') this.release(head, 'putback_movable_pages: -ENOMEM');
+    else this.isolated.delete(head);
+    return r;
+  }
+
   /** folio_isolate_lru(): a reference, and the folio is off the LRU until put back or freed. */
   private isolate(head: number, why: string): void {
     this.k.folios.get(head, 1, why);
@@ -444,17 +473,19 @@ export class Numa {
    * PageAnonExclusive (RMAP_EXCLUSIVE for a writable or readable-exclusive entry). The old folio
    * is freed with the isolation reference.
    */
-  private *migrateFolio(q: Queued, target: (q: Queued) => number): Op<'moved' | 'failed' | 'enomem'> {
+  private *migrateFolio(q: Queued, target: (q: Queued) => number, reason: 'policy' | 'memory-failure' = 'policy'): Op<'moved' | 'failed' | 'enomem'> {
     const k = this.k;
     const src = q.head;
     const nr = k.folios.nr(src);
-    // a page-cache folio (shmem, a disk file); a COW copy in a private file mapping is anon
+    // a page-cache folio (shmem, hugetlbfs, a disk file); a COW copy in a private file mapping is anon
     const file = k.folios.isAnon(src) ? undefined : q.vma.cacheFile;
     const fail = (why: string): 'failed' => {
       k.folios.put(src, 1, `putback_movable_pages: ${why}`);
       return 'failed';
     };
-    if ((k.folios.flags(src) & PG.hugetlb) !== 0) throw KernelError.unsupported('EOPNOTSUPP', 'hugetlb folio migration is not modelled');
+    const hugetlb = (k.folios.flags(src) & PG.hugetlb) !== 0;
+    // unmap_and_move_huge_page(): "if (!hugepage_migration_supported(folio_hstate(src))) return -ENOSYS"
+    if (hugetlb && !this.vmaMigratable(q.vma)) return fail('hugepage_migration_supported: -ENOSYS');
     // secretmem_migrate_folio(): -EBUSY, always
     if (file?.secretmem) return fail('secretmem_migrate_folio: -EBUSY');
     // migrate_folio_unmap(): the new folio is allocated on the target node before anything is
@@ -463,9 +494,14 @@ export class Numa {
     const p = k.pages;
     const srcSlot = p.slot(src);
     const mapping = p.mapping[srcSlot]!;
-    const dst = nr > 1 ? k.ram.allocAnonLarge(0, Math.log2(nr), node) : file ? k.ram.allocFile(mapping, 0, node) : k.ram.allocAnon(0, '', node);
+    // a hugetlb folio's new folio comes from its pool (mm/hugetlb.ts allocMigrationTarget)
+    const dst = hugetlb ? k.hugetlb.allocMigrationTarget(src) : nr > 1 ? k.ram.allocAnonLarge(0, Math.log2(nr), node) : file ? k.ram.allocFile(mapping, 0, node) : k.ram.allocAnon(0, '', node);
     if (dst === null) return 'enomem';
     const dropDst = (why: string): void => k.folios.put(dst, 1, why);
+    // migrate_folio_done(): "if (reason != MR_MEMORY_FAILURE) folio_put(src)" -- soft offline
+    // releases it in page_handle_poison(); a hugetlb source is put back all the same
+    // (unmap_and_move_huge_page(): folio_putback_hugetlb())
+    const keepSource = reason === 'memory-failure' && !hugetlb;
     const anonExclusiveEra = k.features['wp-reuse'] === 'anon-exclusive';
     let why = 'never unmapped';
     let pass = 0;
@@ -477,7 +513,7 @@ export class Numa {
         if (k.folios.rc(src) === 1) {
           // migrate_folio_unmap(): "Folio was freed from under us. So we are done."
           dropDst('migrate_folio_unmap: the unused new folio');
-          k.folios.put(src, 1, 'migrate_folio_done: the folio was freed from under us');
+          if (!keepSource) k.folios.put(src, 1, 'migrate_folio_done: the folio was freed from under us');
           return 'moved';
         }
         unmapped = this.unmapForMigration(src, anonExclusiveEra);
@@ -499,9 +535,10 @@ export class Numa {
         this.moveToNewFolio(src, dst, nr, file, swapCache, anonExclusiveEra);
         yield preempt('remove_migration_ptes', () => at);
         this.remap(src, dst);
+        if (hugetlb) k.hugetlb.migrated(src, dst);
         // the allocation reference (a file folio's became the page cache's)
         if (!file) dropDst('migrate_folio_move: folio_put(dst)');
-        k.folios.put(src, 1, 'migrate_folio_done: the isolation reference');
+        if (!keepSource) k.folios.put(src, 1, hugetlb ? 'folio_putback_hugetlb: the isolation reference' : 'migrate_folio_done: the isolation reference');
         return 'moved';
       }
       // migrate_folio_undo_src(): the entries go back to the old folio
@@ -542,15 +579,19 @@ export class Numa {
     const k = this.k;
     const p = k.pages;
     const srcSlot = p.slot(src);
-    for (let i = 0; i < nr; i++) {
+    // a hugetlb folio's tails are never materialised (mm/hugetlb.ts initialPage): its head
+    // carries mapping, index and flags, and only the base pages that have data are copied
+    const hugetlb = (p.flags[srcSlot]! & PG.hugetlb) !== 0;
+    for (let i = 0; i < (hugetlb ? 1 : nr); i++) {
       const ss = p.slot(src + i);
       const ds = p.slot(dst + i);
       p.mapping[ds] = p.mapping[ss]!;
       p.index[ds] = p.index[ss]!;
       const keep = PG.dirty | (anonExclusiveEra ? 0 : PG.anonExclusive);
       p.flags[ds] = (p.flags[ds]! & ~(PG.dirty | PG.anonExclusive)) | (p.flags[ss]! & keep);
-      p.data.set(dst + i, p.data.get(src + i) ?? '');
+      if (!hugetlb) p.data.set(dst + i, p.data.get(src + i) ?? '');
     }
+    if (hugetlb) for (const [pfn, d] of [...p.data]) if (pfn >= src && pfn < src + nr) p.data.set(dst + (pfn - src), d);
     if (k.ksm.isKsm(src)) k.ksm.migrated(src, dst);
     if (swapCache) k.swap.migrated(src, dst);
     if (file) {
@@ -573,7 +614,7 @@ export class Numa {
     const exclusiveEra = k.features['wp-reuse'] === 'anon-exclusive';
     for (const mm of k.processes.values()) {
       if (!mm.alive) continue;
-      for (const table of [mm.pmds, mm.ptes]) {
+      for (const table of [mm.puds, mm.pmds, mm.ptes]) {
         for (const [vpn, e] of [...table]) {
           if (!e.migration || e.pfn < src || e.pfn >= src + nr) continue;
           const offset = e.pfn - src;
@@ -589,12 +630,14 @@ export class Numa {
   }
 
   /** The rmap walk (rmap_walk_anon / rmap_walk_file): every PMD and PTE of every live process mapping a page of the folio. */
-  private mappings(head: number): { mm: Mm; vpn: number; level: 'pte' | 'pmd'; pfn: number }[] {
+  private mappings(head: number): { mm: Mm; vpn: number; level: 'pte' | 'pmd' | 'pud'; pfn: number }[] {
     const k = this.k;
     const nr = k.folios.nr(head);
-    const found: { mm: Mm; vpn: number; level: 'pte' | 'pmd'; pfn: number }[] = [];
+    const found: { mm: Mm; vpn: number; level: 'pte' | 'pmd' | 'pud'; pfn: number }[] = [];
     for (const mm of k.processes.values()) {
       if (!mm.alive) continue;
+      // a gigantic hugetlb folio's PUD leaves
+      for (const [vpn, pud] of mm.puds) if (pud.pfn === head && !pud.special && !pud.migration) found.push({ mm, vpn, level: 'pud', pfn: head });
       for (const [vpn, pmd] of mm.pmds) if (pmd.pfn === head && !pmd.special && !pmd.devicePrivate && !pmd.migration) found.push({ mm, vpn, level: 'pmd', pfn: head });
       for (const [vpn, pte] of mm.ptes) {
         if (pte.pfn < head || pte.pfn >= head + nr || pte.special || pte.devmap || pte.devicePrivate || pte.deviceExclusive || pte.swap || pte.marker || pte.migration) continue;

@@ -18,6 +18,8 @@ export class Ram {
   private readonly areas = new Map<number, { next: number; readonly freed: number[] }>();
   static readonly NODE_STRIDE = 2 ** 46;
   readonly live = new Set<number>();
+  /** pages taken out of the allocator for good (PG_hwpoison: soft offline, mm/softoffline.ts) */
+  readonly offline = new Set<number>();
   /** pages left before alloc_page() fails (fault-injection for fork's -ENOMEM path) */
   limit = Number.POSITIVE_INFINITY;
 
@@ -98,7 +100,9 @@ export class Ram {
   private alloc(flags: number, mapping: number, data: string, node: number): number | null {
     if (this.live.size >= this.limit || this.k.faultInject.shouldFail('page-alloc')) return null;
     const area = this.area(node);
-    const pfn = area.freed.pop() ?? area.next++;
+    let pfn = area.freed.pop() ?? area.next++;
+    // a page soft offline took off the buddy allocator while it was never allocated is skipped
+    while (this.offline.has(pfn)) pfn = area.freed.pop() ?? area.next++;
     this.live.add(pfn);
     const p = this.k.pages;
     const s = p.slot(pfn);
@@ -110,16 +114,37 @@ export class Ram {
     return pfn;
   }
 
-  /** Free a folio: every page of it (a THP's tails too) goes back for order-0 reuse on its node. */
+  /**
+   * Free a folio: every page of it (a THP's tails too) goes back for order-0 reuse on its node. A
+   * PG_hwpoison page stays out, its struct page kept (mm/page_alloc.c free_pages_prepare(): "Do not
+   * let hwpoison pages hit pcplists/buddy").
+   */
   free(pfn: number): void {
     if (!this.live.has(pfn)) return;
     const nr = 1 << this.k.pages.orderOf(pfn);
     const area = this.area(this.nodeOf(pfn));
     for (let i = 0; i < nr; i++) {
       if (!this.live.delete(pfn + i)) continue;
+      if (this.k.pages.has(pfn + i) && (this.k.folios.flags(pfn + i) & PG.hwpoison) !== 0) {
+        this.offline.add(pfn + i);
+        continue;
+      }
       this.k.pages.drop(pfn + i);
       area.freed.push(pfn + i);
     }
+  }
+
+  /**
+   * take_page_off_buddy() (mm/page_alloc.c, v5.9): a free RAM page leaves the allocator for good
+   * (soft offline then marks it PG_hwpoison). False when the page is allocated.
+   */
+  takeOffBuddy(pfn: number): boolean {
+    if (this.live.has(pfn) || this.offline.has(pfn) || pfn < this.basePfn + 2 * this.k.vm.pmdPages) return false;
+    const freed = this.area(this.nodeOf(pfn)).freed;
+    const at = freed.indexOf(pfn);
+    if (at >= 0) freed.splice(at, 1);
+    this.offline.add(pfn);
+    return true;
   }
 
   /** page_to_nid() of a RAM pfn: the node whose range holds it (device memory below the first stride: node 0). */

@@ -77,7 +77,7 @@ export const FS_NAMES = ['xfs', 'ext4', 'fuse'] as const;
 export const DRIVER_NAMES = ['nvdimm', 'devdax', 'hmm'] as const;
 export const PRESET_NAMES = PRESETS.map((p) => p.name);
 /** the /proc/sys entries a `sysctl` step can write */
-export const SYSCTL_NAMES = ['vm.hugetlb_optimize_vmemmap'] as const;
+export const SYSCTL_NAMES = ['vm.hugetlb_optimize_vmemmap', 'vm.enable_soft_offline'] as const;
 export const CHECK_WHATS = ['refcount', 'mapcount', 'pinned', 'mapped', 'anon', 'blockFree', 'vmemmap', 'writable', 'softDirty', 'swapped', 'memoryMerge', 'ksmMergingPages', 'ksmZeroPages', 'hugetlbFree', 'hugetlbResv', 'hugetlbTotal', 'locked', 'guard', 'uffdWp', 'dax', 'daxFlag', 'node', 'seals', 'sealed', 'filePmdMapped', 'shmemPmdMapped', 'vmaPages', 'vmaStart', 'anonHugePages', 'folioOrder', 'rssAnon'] as const satisfies readonly CheckWhat[];
 
 // ---------------------------------------------------------------------------------------------
@@ -469,7 +469,7 @@ export const OP_ARGS = {
   sysctl: obj({
     name: z.enum(SYSCTL_NAMES, { error: `name is one of: ${SYSCTL_NAMES.join(', ')}` }).describe('the /proc/sys entry, with dots for slashes'),
     value: z.union([z.literal(0), z.literal(1)], { error: 'value is 0 or 1' }).describe('the number written'),
-  }).describe('echo value > /proc/sys/<name>: vm.hugetlb_optimize_vmemmap (v5.19+; ENOENT before and where HVO optimises no huge page size) switches HugeTLB Vmemmap Optimization for the pages that join a hugetlb pool from now on'),
+  }).describe('echo value > /proc/sys/<name>: vm.hugetlb_optimize_vmemmap (v5.19+; ENOENT before and where HVO optimises no huge page size) switches HugeTLB Vmemmap Optimization for the pages that join a hugetlb pool from now on; vm.enable_soft_offline (v6.11+; ENOENT before) 0 makes soft offline EOPNOTSUPP'),
   'khugepaged-limits': obj({
     maxPtesNone: z.number().int().nonnegative().optional().describe('khugepaged/max_ptes_none: at most this many none or zero-page PTEs in a range khugepaged collapses (default HPAGE_PMD_NR - 1)'),
     maxPtesSwap: z.number().int().nonnegative().optional().describe('khugepaged/max_ptes_swap: at most this many swap entries, swapped in first (default HPAGE_PMD_NR / 8)'),
@@ -520,7 +520,7 @@ export const OP_ARGS = {
   }).describe('io_uring_register_buffers() of one iovec: pin it FOLL_WRITE|FOLL_LONGTERM and apply the release\'s checks (io_sqe_buffer_register)'),
   'iouring-unregister': releaseArgs.describe('io_uring_unregister_buffers(): unpin what the buffer kept'),
   'memory-failure': memoryFailureArgs.describe('poison a device page (memory_failure_dev_pagemap), or a mapped page with madvise(MADV_HWPOISON)'),
-  'soft-offline': softOfflineArgs.describe('soft-offline a device page (sysfs soft_offline_page) or a mapped page (madvise(MADV_SOFT_OFFLINE)): EIO for ZONE_DEVICE memory'),
+  'soft-offline': softOfflineArgs.describe('soft-offline a device page (sysfs soft_offline_page) or a mapped page (madvise(MADV_SOFT_OFFLINE)): EIO for ZONE_DEVICE memory; a RAM or hugetlb page moves to a new page and the old one is poisoned'),
   migrate: obj({ map: Name, page: PageIndex, pages: PageCount.optional(), to: Name.describe("'ram', the name of a device to migrate to, or 'device' (the only bound device that can)"), process: Name.optional().describe('act in this process (default: the one that created the mapping)') }).describe('migrate anonymous pages to device memory or back (migrate_vma_*)'),
   'device-read': obj({ device: Name, map: Name, page: PageIndex, process: Name.optional().describe('the process whose memory the device mirrors'), expect: Data.optional() }).describe("a mirror device reads a process's page (hmm)"),
   'device-write': obj({ device: Name, map: Name, page: PageIndex, data: Data, process: Name.optional().describe('the process whose memory the device mirrors') }).describe("a mirror device writes a process's page (hmm)"),
