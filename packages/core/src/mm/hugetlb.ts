@@ -450,11 +450,11 @@ export class Hugetlb {
   }
 
   /** hugetlb_vmdelete_list(): every VMA of the file's i_mmap, private ones too, zapped over file pages [start, end). */
-  private *vmdelete(file: PageCacheFile, start: number, end: number): Op {
+  private *vmdelete(file: PageCacheFile, start: number, end: number, dropMarkers = false): Op {
     for (const vma of [...file.mapping.mmaps]) {
       const from = Math.max(vma.pgoff, start);
       const to = Math.min(vma.pgoff + vma.pages, end);
-      if (from < to) yield* this.zap(vma, vma.start + (from - vma.pgoff), vma.start + (to - vma.pgoff), 'hugetlb_vmdelete_list');
+      if (from < to) yield* this.zap(vma, vma.start + (from - vma.pgoff), vma.start + (to - vma.pgoff), 'hugetlb_vmdelete_list', dropMarkers);
     }
   }
 
@@ -469,7 +469,7 @@ export class Hugetlb {
    * this path here: there the VMA's close gives the same reservation back at once, so nothing
    * differs once they return.
    */
-  *zap(vma: Vma, start: number, end: number, why: string): Op {
+  *zap(vma: Vma, start: number, end: number, why: string, dropMarkers = false): Op {
     const k = this.k;
     const h = vma.hugetlb!;
     if (h.resv && kernelAtLeast(k.version, 6, 9) && this.pool(h).surplus === 0) {
@@ -481,7 +481,7 @@ export class Hugetlb {
         h.resv.add(this.index(vma, leaf.base));
       }
     }
-    yield* k.vm.zap(vma, start, end, why);
+    yield* k.vm.zap(vma, start, end, why, dropMarkers);
   }
 
   /**
@@ -500,7 +500,9 @@ export class Hugetlb {
     const pages = size / this.k.mmu.basePageSize;
     if (pages === file.pages) return;
     file.pages = pages;
-    yield* this.vmdelete(file, pages, Infinity);
+    // hugetlb_vmtruncate(): hugetlb_vmdelete_list(.., ZAP_FLAG_DROP_MARKER) -- uffd-wp markers go
+    // too, where hugetlbfs_punch_hole() (zap_flags 0) keeps them (v5.19, "mm/hugetlb: only drop uffd-wp special pte if required")
+    yield* this.vmdelete(file, pages, Infinity, true);
     const first = pages / h.pages;
     const freed = this.removeInodePages(file, first, Infinity, 'hugetlb_vmtruncate');
     let chg = 0;

@@ -416,7 +416,8 @@ export class PageCache {
         if (!leaf || leaf.pte.devicePrivate || leaf.pte.swap) continue;
         const page = k.vm.normalPage(leaf.pte, k.vm.pfnAt(leaf, vpn));
         if (page !== null && k.folios.isAnon(k.folios.folio(page))) continue;
-        yield* k.vm.zap(vma, vpn, vpn + 1, 'unmap_mapping_range');
+        // even_cows = 0: a UFFDIO_POISON marker stays too (should_zap_cows() false; mm/vm.ts keptMarker)
+        yield* k.vm.zap(vma, vpn, vpn + 1, 'unmap_mapping_range', false, false);
       }
     }
     this.dropCache(file, first, end);

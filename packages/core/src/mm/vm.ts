@@ -85,6 +85,31 @@ function anonLineUp(lo: Vma, hi: Vma, ignored: ReadonlySet<keyof VmFlags>): bool
   );
 }
 
+/**
+ * Whether a zap leaves a PTE marker in place (mm/memory.c zap_nonpresent_ptes(), zap_pte_range()
+ * before v6.12 [M]; the same rules in v6.6, v6.15 and the newest tree's softleaf_* spelling):
+ * - PTE_MARKER_UFFD_WP: an anonymous VMA's always goes ("For anon: always drop the marker"); a file
+ *   VMA's only under ZAP_FLAG_DROP_MARKER (zap_drop_markers(): unmap_vmas() for munmap and exit;
+ *   zap_drop_file_uffd_wp() before v6.13);
+ * - PTE_MARKER_GUARD (v6.13): only under ZAP_FLAG_DROP_MARKER ("Ordinary zapping should not remove
+ *   guard PTE markers");
+ * - PTE_MARKER_POISONED (v6.6, "is_hwpoison_entry(entry) || is_poisoned_swp_entry(entry)") is
+ *   dropped when should_zap_cows(details): details NULL (MADV_DONTNEED's zap_page_range_single()
+ *   up to v6.12) or even_cows (MADV_DONTNEED from v6.13, unmap_vmas(), truncation's
+ *   unmap_mapping_range(.., 1)); hole punching (truncate_pagecache_range(), shmem_fallocate(),
+ *   MADV_REMOVE: even_cows = 0) leaves it, in shared and private file VMAs alike.
+ * A hugetlb VMA (__unmap_hugepage_range(), mm/hugetlb.c) clears every non-present entry, a poison
+ * marker included, except that a uffd-wp one is put back as a PTE_MARKER_UFFD_WP unless
+ * ZAP_FLAG_DROP_MARKER (munmap, exit, hugetlbfs truncation).
+ */
+function keptMarker(vma: Vma, pte: Pte, dropMarkers: boolean, evenCows: boolean): boolean {
+  if (vma.hugetlb) return pte.uffdWp === true && !dropMarkers;
+  if (pte.uffdWp) return vma.kind !== 'anon' && !dropMarkers;
+  if (pte.guard) return !dropMarkers;
+  if (pte.poisoned) return !evenCows;
+  return !dropMarkers;
+}
+
 export class Vm {
   private nextMmId = 1;
   private nextVmaId = 1;
@@ -320,9 +345,11 @@ export class Vm {
    * MADV_DONTNEED, truncation and hole punching (unmap_mapping_range) keep them (v6.13). A
    * PTE_MARKER_UFFD_WP goes the same way, except that an anonymous VMA's always goes ("For anon:
    * always drop the marker", v6.4); and without ZAP_FLAG_DROP_MARKER a uffd-wp entry of a file VMA
-   * leaves one behind (zap_install_uffd_wp_if_needed(), v5.19: mm/userfaultfd.ts).
+   * leaves one behind (zap_install_uffd_wp_if_needed(), v5.19: mm/userfaultfd.ts). A
+   * PTE_MARKER_POISONED (UFFDIO_POISON) goes with the COW copies, `evenCows` (keptMarker()). A
+   * hugetlb VMA is __unmap_hugepage_range()'s.
    */
-  *zap(vma: Vma, start: number, end: number, why: string, dropMarkers = false): Op {
+  *zap(vma: Vma, start: number, end: number, why: string, dropMarkers = false, evenCows = true): Op {
     const k = this.k;
     const mm = vma.mm;
     const gathered: number[] = [];
@@ -331,7 +358,7 @@ export class Vm {
     // / _CLEAR) first: mirror devices drop what they map in the range
     if (leaves.length > 0) k.mmuNotify({ mm, start, end, event: 'unmap', owner: null });
     for (const leaf of leaves) {
-      if (leaf.pte.marker && !dropMarkers && (leaf.pte.guard || vma.kind !== 'anon')) continue;
+      if (leaf.pte.marker && keptMarker(vma, leaf.pte, dropMarkers, evenCows)) continue;
       const pte = this.clear(mm, leaf.base, leaf.pte.level);
       if (!pte) continue;
       if (!dropMarkers) k.uffd.keepWpAfterZap(vma, leaf.base, pte);
