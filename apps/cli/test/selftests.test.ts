@@ -1,4 +1,4 @@
-import { createKernel, KernelError, Monitor, PRESETS, runScenario, type CellKernelRequest, type Kernel } from '@daxlab/core';
+import { createKernel, KernelError, Monitor, PRESETS, runScenario, type CellKernelRequest, type Kernel, type Op } from '@daxlab/core';
 import { x86 } from '@daxlab/arch-x86';
 import { devdax } from '@daxlab/driver-devdax';
 import { nvdimm } from '@daxlab/driver-nvdimm';
@@ -60,13 +60,13 @@ describe('the selftests scenario library passes the default matrix', () => {
     // guard-regions.c memfd_write_seal (shmem); memfd_test.c: test_basic, test_seal_write, test_seal_future_write, test_seal_write_map_read_shared,
     // test_seal_shrink, test_seal_grow, test_seal_resize, and two cases no shipped test covers (F_SEAL_WRITE against a long-term pin and an io_uring buffer) (memfd: 9)
     // mseal_test.c: 47 of its 50 test functions (the sealed half of each seal/no-seal pair; not test_seal_zero_address, test_seal_mremap_move_fixed_zero: address 0; not test_seal_discard_ro_anon_on_pkey: no pkeys), and two cases it does not have: a sealed fs-dax and a sealed device-dax mapping (mseal: 49)
-    // uffd-unit-tests.c: wp-fork, wp-fork-with-event, wp-fork-pin and wp-fork-pin-with-event on anon, shmem, shmem-private, hugetlb, hugetlb-private; wp-unpopulated on anon; minor and minor-wp on shmem and hugetlb, minor-collapse on shmem; sigbus, sigbus-wp, register-ioctls, zeropage and poison on all five (uffd: 51)
+    // uffd-unit-tests.c: wp-fork, wp-fork-with-event, wp-fork-pin and wp-fork-pin-with-event on anon, shmem, shmem-private, hugetlb, hugetlb-private; wp-unpopulated on anon; minor and minor-wp on shmem and hugetlb, minor-collapse on shmem; sigbus, sigbus-wp, register-ioctls, zeropage and poison on all five; move, move-pmd and move-pmd-split on anon (uffd: 54)
     // pagemap_ioctl.c: sanity_tests_sd (parts 1-8, and the walk_end tester), sanity_tests (1-6, 8-10), base_tests on anon, private and shared hugetlb, a private disk file and a private memfd, hpage_unit_tests 1.-7., zeropfn_tests, mprotect_tests, userfaultfd_tests with unmapped_region_tests, unpopulated_scan_test, unpopulated_thp_hole_test, transact_test's single-threaded start; guard-regions.c pagemap_scan on anon, shmem and file; fs-dax, device-dax, /dev/mem (VM_PFNMAP) and PAGE_IS_SOFT_DIRTY cases it does not have (pagemap: 23)
     // khugepaged.c: 11 anonymous cases in both the khugepaged and the madvise context (not collapse_compound_extreme), madvise_collapse_existing_thps (madvise only) and an fs-dax case it does not have; its file and shmem types: collapse_full and collapse_single_pte_entry in both contexts on both, collapse_max_ptes_none and collapse_single_pte_entry_compound in both contexts on file, madvise_collapse_existing_thps and madvise_retracted_page_tables on both, and its file type on fs-dax (khugepaged: 41)
     // merge.c: 18 of its 19 TEST_Fs (not handle_uprobe_upon_merged_vma: no uprobes) and the forked variants of the 4 merge_with_fork tests (merge: 22)
     // mremap_test.c: the 3 expected failures, 5 remap_region() cases, expand merge (+ offset), move within range, move 1mb from start, move multiple vmas (+ dontunmap), shrink multiple vmas (+ inplace), move multiple vmas split (+ dontunmap), move multi invalid vmas (mremap: 19)
     // split_huge_page_test.c: split_pmd_thp_to_order for orders 0 and 2..8, split_pmd_zero_pages, split_pte_mapped_thp, split_thp_in_pagecache_to_order's steps at orders 0 and 4 on a MADV_COLLAPSE-built shmem THP, and three cases it does not have: a pinned THP, fs-dax and device-dax PMDs (split-huge-page: 15)
-    expect(count).toEqual({ 'cow-anon': 14, 'cow-swap': 17, 'cow-thp': 73, 'cow-mthp': 14, 'cow-collapse': 4, 'cow-hugetlb': 17, 'cow-non-anon': 15, 'gup-longterm': 55, 'gup-test': 12, 'soft-dirty': 6, gaps: 1, pfnmap: 6, 'madv-populate': 5, ksm: 10, 'map-populate': 4, 'hugetlb-madvise': 1, 'hugetlb-madv-vs-map': 1, 'hugetlb-soft-offline': 1, mkdirty: 6, migration: 3, 'memfd-secret': 5, 'guard-regions': 60, memfd: 9, mseal: 49, uffd: 51, pagemap: 23, khugepaged: 41, 'split-huge-page': 15, merge: 22, mremap: 19 });
+    expect(count).toEqual({ 'cow-anon': 14, 'cow-swap': 17, 'cow-thp': 73, 'cow-mthp': 14, 'cow-collapse': 4, 'cow-hugetlb': 17, 'cow-non-anon': 15, 'gup-longterm': 55, 'gup-test': 12, 'soft-dirty': 6, gaps: 1, pfnmap: 6, 'madv-populate': 5, ksm: 10, 'map-populate': 4, 'hugetlb-madvise': 1, 'hugetlb-madv-vs-map': 1, 'hugetlb-soft-offline': 1, mkdirty: 6, migration: 3, 'memfd-secret': 5, 'guard-regions': 60, memfd: 9, mseal: 49, uffd: 54, pagemap: 23, khugepaged: 41, 'split-huge-page': 15, merge: 22, mremap: 19 });
     expect(scenarios.every((s) => s.name.startsWith('selftest-'))).toBe(true);
   });
 
@@ -1150,5 +1150,70 @@ describe('userfaultfd: mkdirty.c test_uffdio_copy and ksm_functional_tests.c tes
       'ppc-hash': ['SKIP', 'pass', 'SKIP', 'SKIP', 'SKIP', 'SKIP', 'SKIP'],
       s390: ['SKIP', 'pass', 'SKIP', 'SKIP', 'SKIP', 'SKIP', 'SKIP'],
     });
+  });
+});
+
+describe('uffd-unit-tests.c move, move-pmd, move-pmd-split (anon) per arch and release: UFFDIO_MOVE from v6.8', () => {
+  const ARCHES = Object.keys(catalog.arch);
+  /** Step an operation until it sleeps (a load in handle_userfault()), for the monitor to act. */
+  const sleeping = <T>(op: Op<T>): Op<T> => {
+    for (;;) {
+      const r = op.next();
+      if (r.done) throw new Error('the load did not sleep in handle_userfault()');
+      if (r.value.kind === 'block' && !r.value.ready()) return op;
+    }
+  };
+  const resume = <T>(op: Op<T>): T => {
+    for (;;) {
+      const r = op.next();
+      if (r.done) return r.value;
+    }
+  };
+
+  // uffd_move_test_common(): SKIP without UFFD_FEATURE_MOVE; else each chunk (a page, or a PMD for
+  // the pmd cases) is a MISSING fault on its first destination page, answered by UFFDIO_MOVE of the
+  // chunk with ALLOW_SRC_HOLES; 'pass' when every chunk's written pages read their data at the
+  // destination, the source reads zeros, uffdio_move.move is the chunk and one message came per
+  // chunk. `how` is the order of the destination folio afterwards: the PMD order when the THP
+  // moved whole, 0 when it was split.
+  const run = (arch: string, version: string, kind: 'move' | 'move-pmd' | 'move-pmd-split'): { verdict: string; order?: number } => {
+    const k = createKernel({ arch: catalog.arch[arch]!({}), kernel: version });
+    if (!k.uffd.available().has('move')) return { verdict: 'SKIP' };
+    const ps = k.mmu.basePageSize;
+    const chunk = kind === 'move' ? 1 : k.vm.pmdPages;
+    const pages = kind === 'move' ? 4 : 2 * chunk;
+    k.run(k.mmap({ anon: true, length: pages * ps, write: true, as: 'src' }));
+    k.run(k.mmap({ anon: true, length: pages * ps, write: true, as: 'dst' }));
+    k.run(k.madvise({ map: 'src', advice: kind === 'move' ? 'nohugepage' : 'hugepage' }));
+    const written = [...new Set(Array.from({ length: pages / chunk }, (_, c) => [c * chunk, c * chunk + chunk - 1]).flat())];
+    for (const page of written) k.run(k.write({ map: 'src', page, data: `c${page}` }));
+    k.run(k.madvise({ map: 'dst', advice: 'dontneed' }));
+    k.run(k.uffdApi({ features: ['move'] }));
+    if (kind !== 'move') k.run(k.madvise({ map: 'dst', advice: kind === 'move-pmd' ? 'hugepage' : 'nohugepage' }));
+    k.run(k.madvise({ map: 'src', advice: 'dontfork' }));
+    k.run(k.uffdRegister({ map: 'dst', mode: ['missing'] }));
+    let ok = true;
+    for (let base = 0; base < pages; base += chunk) {
+      const load = sleeping(k.read({ map: 'dst', page: base }));
+      const msg = k.run(k.uffdRead({ nonblock: true, map: 'dst' }));
+      ok &&= msg.event === 'pagefault' && msg.page === base && !msg.write;
+      ok &&= k.run(k.uffdMove({ map: 'dst', page: base, src: 'src', pages: chunk, allowSrcHoles: true })) === chunk * ps;
+      ok &&= resume(load) === `c${base}`;
+      for (const page of written.filter((p) => p >= base && p < base + chunk)) ok &&= k.run(k.read({ map: 'dst', page })) === `c${page}` && k.run(k.read({ map: 'src', page })) === '';
+    }
+    const folio = k.folios.folio(k.pfnOf({ map: 'dst', page: 0 })!);
+    return { verdict: ok ? 'pass' : 'FAIL', ...(kind === 'move' ? {} : { order: Math.log2(k.folios.nr(folio)) }) };
+  };
+
+  it('SKIP before v6.8 on every arch; from v6.8 move and both pmd cases pass: the THP moves whole into a none PMD (move-pmd) and is split behind the pte_alloc() of do_anonymous_page() (move-pmd-split)', () => {
+    for (const arch of ARCHES) {
+      const pmdOrder = Math.log2(createKernel({ arch: catalog.arch[arch]!({}), kernel: 'latest' }).vm.pmdPages);
+      for (const v of RELEASES) {
+        const old = ['v5.4', 'v5.10', 'v6.1', 'v6.3', 'v6.6'].includes(v);
+        expect({ arch, v, move: run(arch, v, 'move') }).toEqual({ arch, v, move: { verdict: old ? 'SKIP' : 'pass' } });
+        expect({ arch, v, pmd: run(arch, v, 'move-pmd') }).toEqual({ arch, v, pmd: old ? { verdict: 'SKIP' } : { verdict: 'pass', order: pmdOrder } });
+        expect({ arch, v, split: run(arch, v, 'move-pmd-split') }).toEqual({ arch, v, split: old ? { verdict: 'SKIP' } : { verdict: 'pass', order: 0 } });
+      }
+    }
   });
 });
