@@ -33,3 +33,16 @@ describe('O_DIRECT pread into a DAX mapping vs punch hole, every interleaving', 
     });
   }
 });
+
+describe('pwrite(2) to a DAX file from a mapping of itself vs truncate, every interleaving', () => {
+  for (const fs of ['xfs', 'ext4']) {
+    it(`${fs}: no violation in any interleaving; where the truncate runs first the write copies nothing and fails with EFAULT`, () => {
+      const r = exploreOn(catalog, 'pwrite-vs-truncate.yaml', fs, 'nvdimm', 'v6.6');
+      expect({ status: r.status, complete: r.complete, violations: r.violations.length, outcome: r.outcome }).toEqual({ status: 'pass', complete: true, violations: 0, outcome: 'completed' });
+      const writer = r.allowedFailures.flatMap((f) => f.messages).filter((m) => /pwrite/.test(m));
+      expect(writer.length).toBeGreaterThan(0);
+      expect(writer.every((m) => /EFAULT/.test(m))).toBe(true);
+    });
+  }
+});
+

@@ -131,6 +131,18 @@ describe('XFS DAX: dax_iomap_rw()', () => {
     expect(k.blockFree({ file: 'f', page: 2 })).toBe(false);
     expect(errno(() => k.run(k.pwrite({ file: 'f', length: PAGE, map: 'buf', page: 1 })))).toBe('EFAULT');
   });
+
+  it('a write whose buffer is a mapping of the file past its new EOF copies nothing: EFAULT, and i_size stays (the block its iomap allocated stays past EOF)', () => {
+    const { k } = boot();
+    k.run(k.create({ file: 'f', size: 2 * PAGE }));
+    k.run(k.mmap({ file: 'f', length: 2 * PAGE, shared: true, write: true, as: 'm' }));
+    k.run(k.write({ map: 'm', page: 0, data: 'src' }));
+    k.run(k.truncate({ file: 'f', size: 0 }));
+    // copy_from_user of m's page 0: the refault is beyond EOF (SIGBUS), the exception fixup ends the copy
+    expect(errno(() => k.run(k.pwrite({ file: 'f', offset: PAGE, length: PAGE, map: 'm', page: 0 })))).toBe('EFAULT');
+    expect(k.files.get('f')!.inode.size).toBe(0);
+    expect(k.blockFree({ file: 'f', page: 1 })).toBe(false);
+  });
 });
 
 describe('XFS without DAX: the page cache and iomap_dio_rw()', () => {

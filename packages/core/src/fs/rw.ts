@@ -228,16 +228,21 @@ function* daxWrite(k: Kernel, fs: DaxFilesystem, inode: Inode, first: number, n:
       if (faulted) break;
       index += run;
     }
-    extendSize(k, fs, inode, (first + done) * ps);
+    extendSize(k, fs, inode, first, done);
     return shortCount(done, ps, `write of ${inode.name}`, `the buffer page ${buf.first} of '${buf.map}' cannot be read`);
   } finally {
     inode.iolock.upWrite();
   }
 }
 
-/** i_size_write() after a write that ended past i_size (the page cache's file grows with it). */
-function extendSize(k: Kernel, fs: DaxFilesystem, inode: Inode, end: number): void {
-  if (end <= inode.size) return;
+/**
+ * i_size_write() after a write that ended past i_size (the page cache's file grows with it); a
+ * write that wrote nothing leaves i_size alone (xfs_file_dax_write and ext4's extension test
+ * `ret > 0`), even where its iomap allocated blocks past EOF.
+ */
+function extendSize(k: Kernel, fs: DaxFilesystem, inode: Inode, first: number, done: number): void {
+  const end = (first + done) * k.mmu.basePageSize;
+  if (done === 0 || end <= inode.size) return;
   inode.size = end;
   if (inode.cache && inode.cache.pages < fs.pages(end)) inode.cache.pages = fs.pages(end);
   k.emit('fs.step', { fs: fs.name, file: inode.name, step: 'i_size_write' });
@@ -263,7 +268,7 @@ function* bufferedInodeIo(k: Kernel, fs: DaxFilesystem, inode: Inode, first: num
       return done === 0 && end > first ? shortCount(0, ps, `read of ${inode.name}`, 'the buffer cannot be written') : Math.min(done * ps, Math.max(0, inode.size - first * ps));
     }
     const done = yield* cacheWrite(k, cache, first, n, buf);
-    extendSize(k, fs, inode, (first + done) * ps);
+    extendSize(k, fs, inode, first, done);
     return shortCount(done, ps, `write of ${inode.name}`, `the buffer page ${buf.first} of '${buf.map}' cannot be read`);
   } finally {
     if (locks) {
@@ -402,7 +407,7 @@ function* directIo(k: Kernel, fs: DaxFilesystem, inode: Inode, first: number, n:
     }
     // iomap_dio_complete() -> kiocb_invalidate_post_direct_write(): what the I/O faulted in goes again
     if (dir === 'write' && done > 0) yield* fs.syncForDirectIo(inode, first, first + done - 1, true);
-    if (dir === 'write') extendSize(k, fs, inode, (first + done) * ps);
+    if (dir === 'write') extendSize(k, fs, inode, first, done);
     // no IOMAP_DIO_PARTIAL on xfs and ext4: the error wins over the bytes done
     if (failed !== null) throw new KernelError('EFAULT', `${call}: ${failed}`);
     return dir === 'read' ? Math.min(done * ps, inode.size - first * ps) : done * ps;
