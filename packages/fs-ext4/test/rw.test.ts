@@ -64,6 +64,21 @@ describe('ext4 DAX pwrite', () => {
     expect(k.run(k.read({ map: 'm', page: 4 }))).toBe('x1');
   });
 
+  it('s_maxbytes (2^32 - 1 blocks): a write crossing it is cut there, one starting at it is EFBIG (generic_write_check_limits)', () => {
+    const k = boot('v6.6', true);
+    const max = (2 ** 32 - 1) * PAGE;
+    // 4 pages from max - 2 pages: 2 pages written, i_size = s_maxbytes
+    k.run(k.mmap({ anon: true, length: 4 * PAGE, write: true, as: 'big' }));
+    expect(k.run(k.pwrite({ file: 'f', offset: max - 2 * PAGE, length: 4 * PAGE, map: 'big' }))).toBe(2 * PAGE);
+    expect(k.files.get('f')!.inode.size).toBe(max);
+    try {
+      k.run(k.pwrite({ file: 'f', offset: max, length: PAGE, map: 'big' }));
+      throw new Error('no error');
+    } catch (e) {
+      expect(e instanceof KernelError ? e.code : e).toBe('EFBIG');
+    }
+  });
+
   it('a read(2) into a PROT_READ buffer cannot store anything: EFAULT', () => {
     const k = boot('v6.6', true);
     k.run(k.mprotect({ map: 'buf', write: false }));

@@ -47,7 +47,7 @@ import type { DaxFilesystem } from './filesystem.js';
  *
  * The model's data is one string per page, so the position and length must be whole pages
  * (anything else that the kernel accepts is refused as not modelled). Not modelled: the
- * file_remove_privs / timestamp updates of xfs_file_write_checks, s_maxbytes (EFBIG), the
+ * file_remove_privs / timestamp updates of xfs_file_write_checks, RLIMIT_FSIZE, the
  * buffered fallback a direct write takes when the page cache cannot be invalidated (-ENOTBLK),
  * a FUSE DAX write that extends the file (fuse_dax_direct_write: FUSE_WRITE to the server),
  * O_DIRECT on FUSE without DAX and on disk tmpfiles (whose blocks are not modelled), hugetlbfs
@@ -105,9 +105,16 @@ function* fileIo(k: Kernel, a: FileIoArgs, dir: Dir): Op<number> {
   if (directNonDax && (offset % LOGICAL_SECTOR !== 0 || a.length % LOGICAL_SECTOR !== 0)) {
     throw new KernelError('EINVAL', `${call}: O_DIRECT position and length must be multiples of the ${LOGICAL_SECTOR}-byte logical sector`);
   }
-  wholePages(ps, offset, a.length, call);
+  // generic_write_check_limits() (xfs_file_write_checks / ext4_write_checks, under i_rwsem: the
+  // model checks first): a write starting at or past s_maxbytes is -EFBIG, one crossing it is cut there
+  let length = a.length;
+  if (dir === 'write' && length > 0) {
+    if (offset >= fs.maxBytes) throw new KernelError('EFBIG', `${call}: at or past ${fs.name}'s s_maxbytes ${fs.maxBytes}`);
+    length = Math.min(length, fs.maxBytes - offset);
+  }
+  wholePages(ps, offset, length, call);
   const first = offset / ps;
-  const n = a.length / ps;
+  const n = length / ps;
   if (n === 0) return 0;
   if (inode.sDax) return dir === 'read' ? yield* daxRead(k, fs, inode, first, n, buf) : yield* daxWrite(k, fs, inode, first, n, buf);
   if (!inode.cache) throw new Error(`${inode.name}: neither S_DAX nor a page cache`);
