@@ -181,6 +181,12 @@ describe('XFS without DAX: the page cache and iomap_dio_rw()', () => {
     k.run(k.mmap({ anon: true, length: PAGE, write: true, as: 'dst' }));
     expect(k.run(k.pread({ file: 'f', length: PAGE, map: 'dst' }))).toBe(PAGE);
     expect(k.run(k.read({ map: 'dst', page: 0 }))).toBe('first');
+    // into an empty file: the first block is written, but xfs_dio_write_end_io() returns the
+    // error before extending i_size
+    k.run(k.create({ file: 'g', size: 0 }));
+    expect(errno(() => k.run(k.pwrite({ file: 'g', length: 2 * PAGE, map: 'buf', direct: true })))).toBe('EFAULT');
+    expect(k.files.get('g')!.inode.size).toBe(0);
+    expect(k.blockFree({ file: 'g', page: 0 })).toBe(false);
   });
 
   it('O_DIRECT alignment: not a multiple of the 512-byte sector is EINVAL; a sector-aligned part of a page is not modelled', () => {

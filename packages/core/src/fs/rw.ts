@@ -414,9 +414,10 @@ function* directIo(k: Kernel, fs: DaxFilesystem, inode: Inode, first: number, n:
     }
     // iomap_dio_complete() -> kiocb_invalidate_post_direct_write(): what the I/O faulted in goes again
     if (dir === 'write' && done > 0) yield* fs.syncForDirectIo(inode, first, first + done - 1, true);
-    if (dir === 'write') extendSize(k, fs, inode, first, done);
-    // no IOMAP_DIO_PARTIAL on xfs and ext4: the error wins over the bytes done
+    // no IOMAP_DIO_PARTIAL on xfs and ext4: the error wins over the bytes done, and the end_io
+    // (xfs_dio_write_end_io, ext4_dio_write_end_io: `if (error) return error`) extends nothing
     if (failed !== null) throw new KernelError('EFAULT', `${call}: ${failed}`);
+    if (dir === 'write') extendSize(k, fs, inode, first, done);
     return dir === 'read' ? Math.min(done * ps, inode.size - first * ps) : done * ps;
   } finally {
     if (shared) inode.iolock.upRead();
@@ -431,12 +432,12 @@ function* directIo(k: Kernel, fs: DaxFilesystem, inode: Inode, first: number, n:
  * a pin by a generated name while the bio is in flight, so the invariants see its DMA.
  */
 function* bioPage(k: Kernel, buf: UserBuffer, i: number, dir: Dir, blockPfn: number, call: string): Op<boolean> {
-  const { vma, vpn } = k.mapPage(buf.map, buf.first + i, buf.process);
   const pin = kernelAtLeast(k.version, 6, 5);
   let name = `bio(${call})@${buf.first + i}`;
   while (k.pins.has(name)) name += "'";
   let h: GupHandle;
   try {
+    const { vma, vpn } = k.mapPage(buf.map, buf.first + i, buf.process);
     h = yield* k.gupper.gup({ name, vma, vpn, nr: 1, pin, write: dir === 'read', longterm: false, fast: true });
   } catch (e) {
     if (userFault(e)) return false;
