@@ -1151,6 +1151,13 @@ export class Kernel {
     return moved * this.mmu.basePageSize;
   }
 
+  /** ioctl(UFFDIO_WAKE) of pages of a mapping: the faults sleeping there after a DONTWAKE ioctl wake. */
+  *uffdWake(a: { map: string; page: number; pages?: number; process?: string }): Op {
+    const { ctx, start, pages } = this.uffdPages(a);
+    this.uffd.wake(ctx, start, pages);
+    yield* [];
+  }
+
   /** ioctl(UFFDIO_WRITEPROTECT) of a mapping's range: MODE_WP (`enable`) or resolve. */
   *uffdWriteprotect(a: { map: string; enable: boolean; offset?: number; length?: number; process?: string }): Op {
     const { ctx, start, pages } = this.uffdRange(a);

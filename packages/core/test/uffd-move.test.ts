@@ -70,6 +70,21 @@ describe('UFFDIO_MOVE of exclusive anonymous pages (move_present_pte)', () => {
     }
   });
 
+  it('UFFDIO_MOVE_MODE_DONTWAKE: the sleeping read stays asleep on its now-populated page until UFFDIO_WAKE', () => {
+    const { k, pfns } = moveSetup();
+    const reader = startBlocked(k.read({ map: 'dst', page: 0 }));
+    k.run(k.uffdRead({ nonblock: true, map: 'dst' }));
+    expect(k.run(k.uffdMove({ map: 'dst', page: 0, src: 'src', dontwake: true }))).toBe(PAGE);
+    expect(k.pfnOf({ map: 'dst', page: 0 })).toBe(pfns[0]);
+    // no wake_userfault(): the fault is still in handle_userfault()
+    const r = reader.next();
+    expect(!r.done && r.value.kind === 'block' && !r.value.ready()).toBe(true);
+    // a new access to the page does not fault at all
+    expect(k.run(k.read({ map: 'dst', page: 0 }))).toBe('src0');
+    k.run(k.uffdWake({ map: 'dst', page: 0 }));
+    expect(finish(reader)).toBe('src0');
+  });
+
   it('a moved range of several pages reports len; each page keeps its own data', () => {
     const { k, pfns } = moveSetup();
     expect(k.run(k.uffdMove({ map: 'dst', page: 0, src: 'src', pages: 4 }))).toBe(4 * PAGE);

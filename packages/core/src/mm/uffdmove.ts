@@ -48,6 +48,10 @@ import { migrationEntryWait } from './migrate.js';
  * cache", Kairui Song) a swap entry whose folio is still in the swap cache moves that folio's rmap
  * too; before, the cached folio kept the source's anon_vma.
  *
+ * Without UFFDIO_MOVE_MODE_DONTWAKE the faults sleeping on the destination wake (each as its entry
+ * appears: the model wakes no fault whose entry is still empty); with it they sleep on until
+ * UFFDIO_WAKE (mm/userfaultfd.ts holdWakes(), wake()).
+ *
  * Not modelled: the mmap_changing -EAGAIN of a pending non-cooperative event (the model has no
  * REMAP/REMOVE/UNMAP events), batched moves of large folios without a split (later series), and a
  * pinned large folio that split_folio() cannot split: move_pages() retries the -EAGAIN without end
@@ -107,6 +111,8 @@ export function* uffdMove(k: Kernel, ctx: UffdCtx, mm: Mm, dst: number, src: num
   if (why) throw new KernelError('EINVAL', `${what}: ${why} (validate_move_areas)`);
   // v6.8: "if (unlikely(anon_vma_prepare(dst_vma)))" after the checks
   const dstAnonVma = k.vm.anonVmaPrepare(dstVma);
+  // UFFDIO_MOVE_MODE_DONTWAKE: no wake_userfault() of the range afterwards
+  if (mode.dontwake) k.uffd.holdWakes(ctx, dst, pages);
 
   const n = k.vm.pmdPages;
   let moved = 0;

@@ -722,9 +722,14 @@ export class Userfaultfd {
     // readable (fault_pending_wqh) while the fault sleeps and nobody read it
     const msg: UffdMsg = { event: 'pagefault', vpn, write: vmf.write, wp: reason === 'wp', minor: reason === 'minor' };
     ctx.msgs.push(msg);
+    const sleeper: Sleeper = { ctx, vpn, held: false };
+    this.sleepers.add(sleeper);
     try {
-      yield* waitUntil(`handle_userfault(${reason}) on ${where}: waiting for the handler (UFFDIO_${reason === 'wp' ? 'WRITEPROTECT' : reason === 'minor' ? 'CONTINUE' : 'COPY or ZEROPAGE'})`, () => !this.mustWait(vma.mm, vpn, ctx, reason));
+      // a sleeper a DONTWAKE ioctl passed over sleeps on until UFFDIO_WAKE, unregister or close
+      const held = () => sleeper.held && !ctx.released && this.k.vm.vmaAt(vma.mm, vpn)?.uffd === ctx;
+      yield* waitUntil(`handle_userfault(${reason}) on ${where}: waiting for the handler (UFFDIO_${reason === 'wp' ? 'WRITEPROTECT' : reason === 'minor' ? 'CONTINUE' : 'COPY, ZEROPAGE or MOVE'}; after a DONTWAKE one, UFFDIO_WAKE)`, () => !this.mustWait(vma.mm, vpn, ctx, reason) && !held());
     } finally {
+      this.sleepers.delete(sleeper);
       // woken (or gone): an unread message leaves with its waiter (userfaultfd_wake_function's list_del_init)
       const i = ctx.msgs.indexOf(msg);
       if (i >= 0) ctx.msgs.splice(i, 1);
@@ -750,6 +755,28 @@ export class Userfaultfd {
       if (child) this.byProcess.set(msg.child, child);
     }
     return msg;
+  }
+
+  /** the faults sleeping in handle_userfault(), each with its ctx and page (fault_pending_wqh / fault_wqh) */
+  private readonly sleepers = new Set<Sleeper>();
+
+  /**
+   * A *_MODE_DONTWAKE ioctl over pages [start, start + pages) (UFFDIO_MOVE_MODE_DONTWAKE:
+   * userfaultfd_move() skips wake_userfault()): the faults sleeping there now stay asleep after
+   * their entry is filled, until UFFDIO_WAKE (`wake()`), UFFDIO_UNREGISTER or close.
+   */
+  holdWakes(ctx: UffdCtx, start: number, pages: number): void {
+    for (const s of this.sleepers) if (s.ctx === ctx && s.vpn >= start && s.vpn < start + pages) s.held = true;
+  }
+
+  /**
+   * UFFDIO_WAKE (userfaultfd_wake() -> wake_userfault()): the faults sleeping on the range are
+   * woken. A woken fault whose entry is still empty would retry and sleep again with a new message;
+   * the model lets it go on sleeping on its first one.
+   */
+  wake(ctx: UffdCtx, start: number, pages: number): void {
+    if (pages <= 0) throw new KernelError('EINVAL', 'UFFDIO_WAKE: zero length (validate_range)');
+    for (const s of this.sleepers) if (s.ctx === ctx && s.vpn >= start && s.vpn < start + pages) s.held = false;
   }
 
   /** userfaultfd_must_wait(): still registered, and the entry still empty (MISSING, MINOR) or uffd-wp and read-only (WP). */
@@ -863,6 +890,13 @@ export class Userfaultfd {
   }
 }
 
+
+/** A fault sleeping in handle_userfault(); `held`: a DONTWAKE ioctl filled its entry without waking it. */
+interface Sleeper {
+  readonly ctx: UffdCtx;
+  readonly vpn: number;
+  held: boolean;
+}
 
 /** The VMA leaves its userfaultfd: no ctx, no VM_UFFD_* flags. */
 function clearUffd(vma: Vma): void {

@@ -137,6 +137,7 @@ export function stepOp(k: Kernel, step: Step, failures: string[]): Op<unknown> {
     case 'uffd-continue': return k.uffdContinue(a);
     case 'uffd-poison': return k.uffdPoison(a);
     case 'uffd-move': return returning(k.uffdMove(a), a.moved, 'UFFDIO_MOVE');
+    case 'uffd-wake': return k.uffdWake(a);
     case 'uffd-writeprotect': return k.uffdWriteprotect(a);
     case 'pagemap-scan':
       return (function* () {

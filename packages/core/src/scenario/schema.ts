@@ -716,6 +716,7 @@ export const OP_ARGS = {
     moved: z.number().int().nonnegative().optional().describe('uffdio_move.move the call must report, in bytes (a partial move is EAGAIN: expect that error instead)'),
     process: Name.optional().describe('the calling process, whose userfaultfd and address space are used (default: the one that created the destination mapping)'),
   }).describe('ioctl(UFFDIO_MOVE) (v6.8; EINVAL before): anonymous pages move from src to dst by their page tables, data and struct page kept, the rmap following them (mm/uffdmove.ts): a PMD-mapped THP moves whole when aligned, else it is split; EEXIST where dst is populated, ENOENT for an unmapped source page without allowSrcHoles, EBUSY for a page shared (not PageAnonExclusive: fork, KSM) or maybe pinned, EINVAL for shared, non-anonymous (every DAX mapping), hugetlb or unregistered VMAs; from v6.9 ENOENT where nothing is mapped'),
+  'uffd-wake': obj(uffdPages).describe('ioctl(UFFDIO_WAKE): the faults sleeping on the pages after a DONTWAKE ioctl (uffd-move dontwake) filled their entries wake and retry'),
   'uffd-read': obj({
     nonblock: Flag.optional().describe('O_NONBLOCK: EAGAIN when nothing is pending, instead of sleeping until something is'),
     expect: obj({

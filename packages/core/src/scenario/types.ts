@@ -40,7 +40,7 @@ export type OpName =
   | 'memory-failure' | 'soft-offline' | 'migrate' | 'device-read' | 'device-write' | 'device-snapshot' | 'device-exclusive' | 'device-check-exclusive' | 'inject-fault' | 'check'
   | 'mprotect' | 'clear-refs' | 'mremap' | 'madvise' | 'mseal' | 'pidfd-open' | 'process-madvise' | 'memfd-create' | 'memfd-secret' | 'tmpfile' | 'hugetlb-pool' | 'thp-size' | 'shmem-enabled' | 'sysctl' | 'khugepaged-limits' | 'khugepaged-scan' | 'split-huge-pages' | 'swapoff'
   | 'remote-read' | 'setrlimit' | 'numa-nodes' | 'mbind' | 'move-pages' | 'migrate-pages' | 'set-mempolicy'
-  | 'uffd-api' | 'uffd-register' | 'uffd-unregister' | 'uffd-copy' | 'uffd-zeropage' | 'uffd-continue' | 'uffd-poison' | 'uffd-move' | 'uffd-writeprotect' | 'uffd-read' | 'uffd-close' | 'pagemap-scan'
+  | 'uffd-api' | 'uffd-register' | 'uffd-unregister' | 'uffd-copy' | 'uffd-zeropage' | 'uffd-continue' | 'uffd-poison' | 'uffd-move' | 'uffd-wake' | 'uffd-writeprotect' | 'uffd-read' | 'uffd-close' | 'pagemap-scan'
   | 'bind' | 'reconfigure' | 'online-memory' | 'offline-memory' | 'auto-online-blocks'
   | 'umount' | 'mkdir' | 'chattr' | 'rename' | 'fsverity-enable' | 'drop-caches' | 'open' | 'close' | 'add-seals';
 
