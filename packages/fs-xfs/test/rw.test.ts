@@ -1,4 +1,4 @@
-import { createKernel, KernelError, Monitor, type Kernel } from '@daxlab/core';
+import { createKernel, KernelError, Monitor, type DaxFilesystem, type Kernel } from '@daxlab/core';
 import { testArch } from '@daxlab/core/testing';
 import { nvdimm } from '@daxlab/driver-nvdimm';
 import { describe, expect, it } from 'vitest';
@@ -142,6 +142,25 @@ describe('XFS DAX: dax_iomap_rw()', () => {
     expect(errno(() => k.run(k.pwrite({ file: 'f', offset: PAGE, length: PAGE, map: 'm', page: 0 })))).toBe('EFAULT');
     expect(k.files.get('f')!.inode.size).toBe(0);
     expect(k.blockFree({ file: 'f', page: 1 })).toBe(false);
+  });
+});
+
+describe('XFS DAX: ENOSPC from the iomap', () => {
+  it('iomap_iter() ends on the allocation failure: a short count after a first extent, ENOSPC when nothing was written', () => {
+    const k = createKernel({ arch: testArch(), fs: xfs(), driver: nvdimm(), kernel: 'v6.6' });
+    k.run(k.probe({ size: 32 * MiB, align: PAGE, as: 'pmem0' }));
+    k.run(k.mount({ device: 'pmem0' }));
+    const blocks = (k.devices.get('pmem0')!.fs as DaxFilesystem).blocks.nrBlocks;
+    // everything but one block goes to 'full'; 'f' has page 0 written, pages 1 and 2 holes
+    k.run(k.create({ file: 'f', size: PAGE }));
+    k.run(k.create({ file: 'full', size: (blocks - 2) * PAGE }));
+    k.run(k.mmap({ anon: true, length: 3 * PAGE, write: true, as: 'buf' }));
+    // page 0 is mapped (an overwrite), pages 1-2 are one hole: xfs_iomap_write_direct() cannot reserve 2 blocks
+    expect(k.run(k.pwrite({ file: 'f', offset: 0, length: 3 * PAGE, map: 'buf' }))).toBe(PAGE);
+    expect(k.files.get('f')!.inode.size).toBe(PAGE);
+    expect(errno(() => k.run(k.pwrite({ file: 'f', offset: PAGE, length: 2 * PAGE, map: 'buf' })))).toBe('ENOSPC');
+    // the one free block is enough for one page
+    expect(k.run(k.pwrite({ file: 'f', offset: PAGE, length: PAGE, map: 'buf' }))).toBe(PAGE);
   });
 });
 
