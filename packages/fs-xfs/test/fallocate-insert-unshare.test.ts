@@ -166,6 +166,19 @@ describe('XFS unshare range of a reflinked DAX file (dax_file_unshare)', () => {
     expect(owners(k, 3)).toBe('c[3]');
   });
 
+  it('v6.6 after a munmap (the mapping_mapped() early return): neither the clone nor the unshare waits, and the pinned block ends up c\'s alone', () => {
+    const { k, m } = boot('v6.6');
+    k.run(k.gup({ map: 'm', page: 0, write: true, as: 'dma' }, true));
+    k.run(k.munmap({ map: 'm' }));
+    k.run(k.reflink({ from: 'a', to: 'c' }));
+    k.run(k.fallocate({ file: 'a', mode: 'unshare-range', offset: 0, length: 4 * PAGE, keepSize: true }));
+    // a's four pages moved to the CoW blocks 4-7; the pinned block 0 is c's page 0 only
+    expect(blockMap(k, 'a').map(([, b]) => b)).toEqual([4, 5, 6, 7]);
+    expect(owners(k, 0)).toBe('c[0]');
+    k.run(k.dmaWrite({ pin: 'dma', data: 'X' }));
+    expect(m.violations.map((v) => v.message)).toEqual([expect.stringMatching(/pinned as a\[0\], now c\[0\]/)]);
+  });
+
   it('waits for a pinned page of the file first (xfs_break_layouts, whole file)', () => {
     const { k, m } = cloned('v6.15');
     k.run(k.gup({ map: 'm', page: 3, write: true, as: 'dma' }, true));
