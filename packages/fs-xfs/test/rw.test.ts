@@ -145,6 +145,33 @@ describe('XFS DAX: dax_iomap_rw()', () => {
   });
 });
 
+describe('XFS DAX: pwrite to a reflinked file', () => {
+  it('each page is copied on write (xfs_reflink_allocate_cow): the other file keeps the old block and data, and the writer\'s mappings of the old block are invalidated', () => {
+    const { k, m } = boot('v6.6');
+    k.run(k.create({ file: 'a', size: 2 * PAGE }));
+    k.run(k.mmap({ file: 'a', length: 2 * PAGE, shared: true, write: true, as: 'ma' }));
+    k.run(k.write({ map: 'ma', page: 0, data: 'old0' }));
+    k.run(k.write({ map: 'ma', page: 1, data: 'old1' }));
+    k.run(k.munmap({ map: 'ma' }));
+    k.run(k.reflink({ from: 'a', to: 'b' }));
+    k.run(k.mmap({ file: 'b', length: 2 * PAGE, shared: true, as: 'mb' }));
+    expect(k.run(k.read({ map: 'mb', page: 1 }))).toBe('old1');
+    const shared = k.pfnOf({ file: 'a', page: 1 });
+    k.run(k.mmap({ anon: true, length: 2 * PAGE, write: true, as: 'buf' }));
+    k.run(k.write({ map: 'buf', page: 0, data: 'new0' }));
+    k.run(k.write({ map: 'buf', page: 1, data: 'new1' }));
+    expect(k.run(k.pwrite({ file: 'b', offset: 0, length: 2 * PAGE, map: 'buf' }))).toBe(2 * PAGE);
+    // b has blocks of its own now; a's are untouched
+    expect(k.pfnOf({ file: 'b', page: 1 })).not.toBe(shared);
+    expect(k.pfnOf({ file: 'a', page: 1 })).toBe(shared);
+    expect(k.pages.data.get(shared!)).toBe('old1');
+    // mb mapped the shared block: the CoW invalidated it, and the next load maps b's new block
+    expect(k.isMappedIn({ map: 'mb', page: 1 })).toBe(false);
+    expect(k.run(k.read({ map: 'mb', page: 1 }))).toBe('new1');
+    expect(m.violations).toEqual([]);
+  });
+});
+
 describe('XFS DAX: ENOSPC from the iomap', () => {
   it('iomap_iter() ends on the allocation failure: a short count after a first extent, ENOSPC when nothing was written', () => {
     const k = createKernel({ arch: testArch(), fs: xfs(), driver: nvdimm(), kernel: 'v6.6' });

@@ -4,6 +4,7 @@ import { kernelAtLeast } from '../features.js';
 import { F_SEAL_FUTURE_WRITE, F_SEAL_GROW, F_SEAL_WRITE } from '../mm/memfd.js';
 import { preempt, type Op } from '../sched.js';
 import type { GupHandle, Inode, PageCacheFile } from '../types.js';
+import type { Iomap } from '../dax/dax.js';
 import type { DaxFilesystem } from './filesystem.js';
 
 /**
@@ -172,6 +173,20 @@ function shortCount(done: number, ps: number, call: string, why: string): number
 
 // ---- DAX: dax_iomap_rw() ---------------------------------------------------------------------
 
+/**
+ * The iomap of a write at `index` for up to `pages` pages. A shared (reflinked) extent is written
+ * by copy on write: XFS's ->iomap_begin gives a CoW fork block (IOMAP_F_SHARED with the old
+ * extent as srcmap) one page at a time in this model, so a shared extent offered for several
+ * pages is asked for again page by page; the shared block itself is never written.
+ */
+function* writeIomap(fs: DaxFilesystem, inode: Inode, index: number, pages: number): Op<Iomap> {
+  const map = yield* fs.iomapBegin(inode, index, true, pages);
+  if (!map.shared || map.srcPfn !== undefined) return map;
+  const one = yield* fs.iomapBegin(inode, index, true, 1);
+  if (one.shared && one.srcPfn === undefined) throw new Error(`${fs.name}: the write iomap of ${inode.name} page ${index} is a shared extent without a CoW block`);
+  return one;
+}
+
 /** i_rwsem shared (xfs_file_dax_read: xfs_ilock(XFS_IOLOCK_SHARED); ext4/fuse: inode_lock_shared). */
 function* daxRead(k: Kernel, fs: DaxFilesystem, inode: Inode, first: number, n: number, buf: UserBuffer): Op<number> {
   const ps = k.mmu.basePageSize;
@@ -212,7 +227,7 @@ function* daxWrite(k: Kernel, fs: DaxFilesystem, inode: Inode, first: number, n:
       const allocates = fs.writeAllocates(inode, index);
       let map;
       try {
-        map = yield* fs.iomapBegin(inode, index, true, first + n - index);
+        map = yield* writeIomap(fs, inode, index, first + n - index);
       } catch (e) {
         // iomap_iter() ends on ->iomap_begin's error (ENOSPC): dax_iomap_rw returns what was done
         if (e instanceof KernelError && e.unsupported === null && done > 0) break;
@@ -392,7 +407,7 @@ function* directIo(k: Kernel, fs: DaxFilesystem, inode: Inode, first: number, n:
     let done = 0;
     let failed: string | null = null;
     for (let index = first; index < end && failed === null; ) {
-      const map = yield* fs.iomapBegin(inode, index, dir === 'write', end - index);
+      const map = dir === 'write' ? yield* writeIomap(fs, inode, index, end - index) : yield* fs.iomapBegin(inode, index, false, end - index);
       const run = Math.min(map.contiguous, end - index);
       for (let i = 0; i < run; i++) {
         if (dir === 'read' && map.type === 'hole') {
