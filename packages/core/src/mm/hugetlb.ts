@@ -1,7 +1,7 @@
 import type { Kernel } from '../kernel.js';
 import { KernelError } from '../errors.js';
 import { kernelAtLeast } from '../features.js';
-import { preempt, type Op } from '../sched.js';
+import { preempt, waitUntil, type Op } from '../sched.js';
 import { hugetlbVmemmapFigures, type HugetlbVmemmapFigures } from '../vmemmap/hugetlb.js';
 import type { HugetlbFile, Hstate, Mm, PageCacheFile, Vma } from '../types.js';
 import type { Vmf } from './fault.js';
@@ -75,7 +75,8 @@ const POOL_TOP = 64 * 2 ** 30;
  * hugetlbfs mount's size limits, MAP_NORESERVE, unmap_ref_private() (the owner's COW that steals
  * the page from its children when the pool is empty), the ENOMEM of the PTE table HVO allocates
  * to split a PMD-mapped vmemmap (the tables themselves are counted: pteTablePages), HVO of
- * boot-time (gigantic) pool pages, hugetlb migration/poison, PMD sharing, userfaultfd.
+ * boot-time (gigantic) pool pages, memory_failure() of hugetlb pages, per-node pools (so mbind() and
+ * move_pages() do not migrate hugetlb folios; soft offline does: mm/softoffline.ts), PMD sharing.
  */
 export class Hugetlb {
   private readonly pools = new Map<number, Pool>();
@@ -709,6 +710,13 @@ export class Hugetlb {
     const index = this.index(vma, base);
     if (index * h.pages >= file.pages) throw new KernelError('SIGBUS', `page ${index} of hugetlbfs file '${file.name}' is past its end (hugetlb_no_page)`);
     let pfn = file.cache.get(index);
+    // filemap_lock_hugetlb_folio(): sleep while a migration (soft offline) holds the folio lock,
+    // then look again -- the migration may have put its new folio in the cache
+    while (pfn !== undefined && (k.folios.flags(pfn) & PG.locked) !== 0) {
+      const held = pfn;
+      yield* waitUntil('filemap_lock_hugetlb_folio', () => file.cache.get(index) !== held || (k.folios.flags(held) & PG.locked) === 0);
+      pfn = file.cache.get(index);
+    }
     if (pfn !== undefined) k.folios.get(pfn, 1, 'hugetlb_no_page: filemap_lock_hugetlb_folio');
     else if (vma.flags.shared) pfn = this.addToCache(file, index, 'hugetlb_no_page');
     else {
@@ -717,7 +725,10 @@ export class Hugetlb {
       if (got === null) throw new KernelError('SIGBUS', `hugetlb_no_page: no free huge page (alloc_hugetlb_folio -ENOSPC)`);
       pfn = got;
     }
+    // the folio stays locked until it is mapped (folio_unlock() at the end of hugetlb_no_page())
+    k.folios.setFlag(pfn, PG.locked, true);
     yield preempt('hugetlb_no_page');
+    k.folios.setFlag(pfn, PG.locked, false);
     k.folios.addMap(pfn); // hugetlb_add_new_anon_rmap / hugetlb_add_file_rmap
     const writable = vma.flags.shared && vma.flags.write;
     // over a uffd-wp marker: huge_pte_mkuffd_wp(), write-protected; the CoW optimisation below is

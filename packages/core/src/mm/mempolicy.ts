@@ -1,7 +1,7 @@
 import type { Kernel } from '../kernel.js';
 import { KernelError } from '../errors.js';
 import { kernelAtLeast } from '../features.js';
-import { preempt, type Op } from '../sched.js';
+import { preempt, waitUntil, type Op } from '../sched.js';
 import type { Mm, PageCacheFile, Vma, VmaPolicy } from '../types.js';
 import { migrationEntry } from './migrate.js';
 import { PG } from './pages.js';
@@ -55,7 +55,8 @@ interface QueueWalk {
  * mbind() also sets the VMA policy, which anonymous faults, swap-in and COW copies then follow
  * (allocNode()), falling back to the task policy set_mempolicy() gives, and tmpfs files keep it as
  * their shared policy (fileNode()). Not modelled: the task policy for shmem allocations, hugetlb
- * migration (refused), MPOL_MF_LAZY, cpusets.
+ * migration by mbind / move_pages (refused: the hugetlb pool has no nodes; soft offline migrates
+ * hugetlb folios to their own pool through migrateForSoftOffline()), MPOL_MF_LAZY, cpusets.
  */
 export class Numa {
   /** nodes with memory (node_states[N_MEMORY]): 0 .. nodes - 1 */
@@ -502,6 +503,16 @@ export class Numa {
     // releases it in page_handle_poison(); a hugetlb source is put back all the same
     // (unmap_and_move_huge_page(): folio_putback_hugetlb())
     const keepSource = reason === 'memory-failure' && !hugetlb;
+    // unmap_and_move_huge_page(): folio_lock(src) (MIGRATE_SYNC) -- a hugetlb fault holding it
+    // (hugetlb_no_page()) finishes first -- kept until the folio moved or was given up, so a fault
+    // that finds it in the page cache meanwhile waits for it (filemap_lock_hugetlb_folio())
+    if (hugetlb) {
+      yield* waitUntil('folio_lock (unmap_and_move_huge_page)', () => (k.folios.flags(src) & PG.locked) === 0);
+      k.folios.setFlag(src, PG.locked, true);
+    }
+    const unlock = (): void => {
+      if (hugetlb) k.folios.setFlag(src, PG.locked, false);
+    };
     const anonExclusiveEra = k.features['wp-reuse'] === 'anon-exclusive';
     let why = 'never unmapped';
     let pass = 0;
@@ -513,6 +524,7 @@ export class Numa {
         if (k.folios.rc(src) === 1) {
           // migrate_folio_unmap(): "Folio was freed from under us. So we are done."
           dropDst('migrate_folio_unmap: the unused new folio');
+          unlock();
           if (!keepSource) k.folios.put(src, 1, 'migrate_folio_done: the folio was freed from under us');
           return 'moved';
         }
@@ -538,6 +550,7 @@ export class Numa {
         if (hugetlb) k.hugetlb.migrated(src, dst);
         // the allocation reference (a file folio's became the page cache's)
         if (!file) dropDst('migrate_folio_move: folio_put(dst)');
+        unlock();
         if (!keepSource) k.folios.put(src, 1, hugetlb ? 'folio_putback_hugetlb: the isolation reference' : 'migrate_folio_done: the isolation reference');
         return 'moved';
       }
@@ -545,6 +558,7 @@ export class Numa {
       this.remap(src, src);
     }
     dropDst('migrate_folio_undo_dst: the unused new folio');
+    unlock();
     return fail(`${why} after ${pass} passes`);
   }
 
