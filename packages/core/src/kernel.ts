@@ -721,9 +721,10 @@ export class Kernel {
   /**
    * fallocate(fd, mode, offset, length). A memfd: pages allocated into a tmpfs (mm/pagecache.ts)
    * or hugetlbfs (mm/hugetlb.ts) page cache. A file on a DAX mount: the filesystem's ->fallocate
-   * (allocate, zero range, collapse range; fs/filesystem.ts). vfs_fallocate() [fs/open.c, every
-   * release] refuses an empty range and COLLAPSE_RANGE combined with another flag (-EINVAL). A
-   * tmpfile on a non-DAX disk only reserves blocks: not modelled.
+   * (allocate, zero, collapse, insert and unshare range; fs/filesystem.ts). vfs_fallocate()
+   * [fs/open.c] refuses an empty range (-EINVAL), the mode combinations checkFallocateMode()
+   * lists, and a range past s_maxbytes (-EFBIG). A tmpfile on a non-DAX disk only reserves
+   * blocks: not modelled.
    */
   *fallocate(a: { file: string; offset?: number; length: number; keepSize?: boolean; mode?: FallocateMode }): Op {
     const mode = a.mode ?? 'allocate';
