@@ -1,0 +1,54 @@
+import { describe, expect, it } from 'vitest';
+import { createKernel, type Kernel } from '../src/index.js';
+import { testArch } from '../src/testing.js';
+
+// The zero-page remap of a split (mm/split.ts remapZeroFilled; b1f202060afe, v6.12) across
+// processes: remove_migration_ptes() walks every mapping of each new folio, and
+// try_to_map_unused_to_zeropage() refuses a page of an mlocked folio (folio_test_mlocked(): the
+// PG_mlocked that mlock_folio() set when a VM_LOCKED VMA mapped the THP, copied to every tail by the
+// split) whichever VMA the entry is in. The test arch has 4 KiB pages and 2 MiB PMDs.
+
+const NR = 512;
+const MiB = 2 ** 20;
+
+/** One PMD-mapped THP in 'mem', page 0 written, pages 1..511 zero-filled, shared with a fork child. */
+function sharedThp(version: string, mlocked = false): { k: Kernel; head: number } {
+  const k = createKernel({ arch: testArch(), kernel: version });
+  k.run(k.mmap({ anon: true, length: 2 * MiB, write: true, as: 'mem' }));
+  k.run(k.madvise({ map: 'mem', advice: 'hugepage' }));
+  k.run(k.write({ map: 'mem', page: 0, data: 'x' }));
+  // mlock_fixup() -> mlock_pte_range(): mlock_folio() on the PMD-mapped THP. Before the fork: after
+  // it, mlock's population (FOLL_WRITE in a private writable VMA) would COW the shared THP away
+  if (mlocked) k.run(k.mlock({ map: 'mem' }));
+  // copy_huge_pmd(): the child's PMD maps the same THP (rc 2, mapcount 2)
+  k.run(k.fork({ as: 'child' }));
+  const head = k.pfnOf({ map: 'mem', page: 0 })!;
+  expect([k.folios.order(head), k.refcount(head), k.mapcount(head)]).toEqual([9, 2, 2]);
+  return { k, head };
+}
+
+describe('the split of a THP two processes map', () => {
+  it('latest: every mapping of a zero-filled page, the parent\'s and the child\'s, goes to the zero page; v6.6 keeps both', () => {
+    for (const [v, remapped] of [['v6.6', false], ['latest', true]] as const) {
+      const { k, head } = sharedThp(v);
+      // the child's debugfs split: every reference is a mapping's, so the folio splits, and
+      // unmap_folio()/remap_page() go through the parent's PMD too
+      expect(k.run(k.splitHugePages({ map: 'mem', process: 'child' }))).toEqual({ split: 1, total: 1 });
+      const tail = [k.pfnOf({ map: 'mem', page: NR - 1 }), k.pfnOf({ map: 'mem', page: NR - 1, process: 'child' })];
+      expect([v, ...tail]).toEqual([v, ...(remapped ? [k.zeroPfn, k.zeroPfn] : [head + NR - 1, head + NR - 1])]);
+      expect([k.rssAnonIn({}), k.rssAnonIn({ process: 'child' })]).toEqual(remapped ? [4, 4] : [NR * 4, NR * 4]);
+      // the written page stays shared by both: rc 2, mapcount 2
+      expect([k.refcount(head), k.mapcount(head)]).toEqual([2, 2]);
+      expect(k.ram.live.has(head + NR - 1)).toBe(!remapped);
+    }
+  });
+
+  it('latest: the parent\'s mlock makes the folio PG_mlocked, so the child\'s unlocked mapping keeps its zero-filled pages too', () => {
+    // the child's VMA does not inherit VM_LOCKED (dup_mmap() clears it), but shares the mlocked THP
+    const { k, head } = sharedThp('latest', true);
+    expect([k.isLockedIn({ map: 'mem', page: 0 }), k.isLockedIn({ map: 'mem', page: 0, process: 'child' })]).toEqual([true, false]);
+    expect(k.run(k.splitHugePages({ map: 'mem', process: 'child' }))).toEqual({ split: 1, total: 1 });
+    expect([k.pfnOf({ map: 'mem', page: 7, process: 'child' }), k.pfnOf({ map: 'mem', page: 7 })]).toEqual([head + 7, head + 7]);
+    expect([k.rssAnonIn({}), k.rssAnonIn({ process: 'child' })]).toEqual([NR * 4, NR * 4]);
+  });
+});
