@@ -1081,11 +1081,15 @@ export class Kernel {
    * read() of a process's userfaultfd (`nonblock`: O_NONBLOCK, EAGAIN when nothing is pending): the
    * message, with the page named relative to `map` when given (mm/userfaultfd.ts read()).
    */
-  *uffdRead(a: { process?: string; nonblock?: boolean; map?: string }): Op<{ event: string; page?: number; write?: boolean; wp?: boolean; minor?: boolean; child?: string }> {
+  *uffdRead(a: { process?: string; nonblock?: boolean; map?: string; to?: string }): Op<{ event: string; page?: number; pages?: number; toPage?: number; write?: boolean; wp?: boolean; minor?: boolean; child?: string }> {
     const mm = this.process(a.process);
     const msg = yield* this.uffd.read(this.uffdCtxOf(mm), a.nonblock ?? false);
     if (msg.event === 'fork') return { event: 'fork', child: msg.child };
     const origin = a.map !== undefined ? mm.ranges.get(a.map) : undefined;
+    // UFFD_EVENT_REMAP's from / to / len and REMOVE's / UNMAP's start / end, as pages of `map` (`to`)
+    const rel = (name: string | undefined, vpn: number) => vpn - (name !== undefined ? (mm.ranges.get(name)?.start ?? 0) : 0);
+    if (msg.event === 'remap') return { event: 'remap', page: rel(a.map, msg.from), toPage: rel(a.to, msg.to), pages: msg.len };
+    if (msg.event === 'remove' || msg.event === 'unmap') return { event: msg.event, page: rel(a.map, msg.start), pages: msg.end - msg.start };
     return { event: 'pagefault', page: origin ? msg.vpn - origin.start : msg.vpn, write: msg.write, wp: msg.wp, minor: msg.minor };
   }
 

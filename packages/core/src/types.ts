@@ -243,6 +243,11 @@ export interface UffdCtx {
   /** ctx->released: the fd was closed */
   released: boolean;
   /**
+   * ctx->mmap_changing: non-cooperative events (fork, remap, remove, unmap) prepared and not yet
+   * read; while non-zero the fill ioctls, UFFDIO_WRITEPROTECT and UFFDIO_MOVE are -EAGAIN
+   */
+  mmapChanging: number;
+  /**
    * What read() would return, oldest first: a sleeping fault's UFFD_EVENT_PAGEFAULT until it is
    * read or its fault is woken (fault_pending_wqh), then events (event_wqh: UFFD_EVENT_FORK)
    */
@@ -252,7 +257,12 @@ export interface UffdCtx {
 /** struct uffd_msg as the model keeps it. */
 export type UffdMsg =
   | { readonly event: 'pagefault'; readonly vpn: number; readonly write: boolean; readonly wp: boolean; readonly minor: boolean }
-  | { readonly event: 'fork'; readonly child: string; read: boolean };
+  | { readonly event: 'fork'; readonly child: string; read: boolean }
+  /** UFFD_EVENT_REMAP (mremap): the range moved from `from` to `to`, `len` pages */
+  | { readonly event: 'remap'; readonly from: number; readonly to: number; readonly len: number; read: boolean }
+  /** UFFD_EVENT_REMOVE (MADV_DONTNEED / MADV_FREE / MADV_REMOVE) and UFFD_EVENT_UNMAP (munmap): pages [start, end) */
+  | { readonly event: 'remove'; readonly start: number; readonly end: number; read: boolean }
+  | { readonly event: 'unmap'; readonly start: number; readonly end: number; read: boolean };
 
 /** hstate_vma(): a huge page size, in base pages, and the page-table level that maps it. */
 export interface Hstate {

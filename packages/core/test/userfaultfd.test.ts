@@ -31,12 +31,13 @@ function registered(k: Kernel, opts: { pages?: number; write?: boolean; mode?: (
 }
 
 describe('UFFDIO_API: the features reported per release and arch', () => {
-  it('x86-64: fork events and SIGBUS everywhere, PAGEFAULT_FLAG_WP from v5.7, MINOR_HUGETLBFS v5.13, MINOR_SHMEM v5.14, WP_HUGETLBFS_SHMEM v5.19, WP_UNPOPULATED v6.4, POISON v6.6, WP_ASYNC v6.7, MOVE v6.8', () => {
+  it('x86-64: fork, remap, remove and unmap events and SIGBUS everywhere, PAGEFAULT_FLAG_WP from v5.7, MINOR_HUGETLBFS v5.13, MINOR_SHMEM v5.14, WP_HUGETLBFS_SHMEM v5.19, WP_UNPOPULATED v6.4, POISON v6.6, WP_ASYNC v6.7, MOVE v6.8', () => {
     const got = Object.fromEntries(RELEASES.map((v) => [v, [...kernel(v).uffd.available()].sort()]));
-    const upTo63 = ['event-fork', 'minor-hugetlbfs', 'minor-shmem', 'missing-hugetlbfs', 'missing-shmem', 'pagefault-flag-wp', 'sigbus', 'wp-hugetlbfs-shmem'];
+    const events = ['event-fork', 'event-remap', 'event-remove', 'event-unmap'];
+    const upTo63 = [...events, 'minor-hugetlbfs', 'minor-shmem', 'missing-hugetlbfs', 'missing-shmem', 'pagefault-flag-wp', 'sigbus', 'wp-hugetlbfs-shmem'];
     expect(got).toEqual({
-      'v5.4': ['event-fork', 'missing-hugetlbfs', 'missing-shmem', 'sigbus'],
-      'v5.10': ['event-fork', 'missing-hugetlbfs', 'missing-shmem', 'pagefault-flag-wp', 'sigbus'],
+      'v5.4': [...events, 'missing-hugetlbfs', 'missing-shmem', 'sigbus'],
+      'v5.10': [...events, 'missing-hugetlbfs', 'missing-shmem', 'pagefault-flag-wp', 'sigbus'],
       ...Object.fromEntries(['v6.1', 'v6.3'].map((v) => [v, upTo63])),
       'v6.6': [...upTo63, 'poison', 'wp-unpopulated'].sort(),
       // d61ea1cb0095 (v6.7), masked with the markers like WP_UNPOPULATED; MOVE (v6.8, no arch mask)

@@ -165,7 +165,10 @@ function* adviseVma(k: Kernel, vma: Vma, s: number, e: number, advice: Advice): 
       if (vma.flags.pfnmap || vma.flags.locked) throw refused(vma, advice, vma.flags.pfnmap ? 'VM_PFNMAP' : 'VM_LOCKED');
       // madvise_free_single_vma(): "MADV_FREE works for only anon vma at the moment"
       if (vma.kind !== 'anon') throw refused(vma, advice, 'not anonymous memory');
-      lazyfree(k, vma, s, e);
+      {
+        const after = yield* afterRemoveEvent(k, vma, s, e);
+        lazyfree(k, after.vma, s, after.e);
+      }
       return;
     case 'cold':
     case 'pageout':
@@ -241,7 +244,21 @@ function refused(vma: Vma, advice: Advice, why: string): KernelError {
  * first, as zap_pmd_range() does (__split_huge_pmd: a DAX PMD is cleared and re-faults as PTEs).
  */
 function* dontneed(k: Kernel, vma: Vma, s: number, e: number): Op {
-  yield* k.vm.zapRangeSingle(vma, s, e, 'madvise_dontneed');
+  const after = yield* afterRemoveEvent(k, vma, s, e);
+  yield* k.vm.zapRangeSingle(after.vma, s, after.e, 'madvise_dontneed');
+}
+
+/**
+ * userfaultfd_remove() in madvise_dontneed_free() (mm/userfaultfd.ts removeEvent()): with
+ * UFFD_FEATURE_EVENT_REMOVE the madvise sleeps until the monitor reads UFFD_EVENT_REMOVE; then
+ * "vma = vma_lookup(mm, start)" (-ENOMEM when gone) and the end is cut to that VMA ("Don't fail if
+ * end > vma->vm_end"). The re-check of madvise_dontneed_free_valid_vma() is not repeated.
+ */
+function* afterRemoveEvent(k: Kernel, vma: Vma, s: number, e: number): Op<{ vma: Vma; e: number }> {
+  if (!(yield* k.uffd.removeEvent(vma, s, e))) return { vma, e };
+  const again = k.vm.vmaAt(vma.mm, s);
+  if (!again) throw new KernelError('ENOMEM', `madvise: page ${s} of ${vma.mm.name} was unmapped while UFFD_EVENT_REMOVE was pending`);
+  return { vma: again, e: Math.min(e, again.start + again.pages) };
 }
 
 /**
@@ -264,7 +281,8 @@ function* hugetlbDontneed(k: Kernel, vma: Vma, s: number, e: number, advice: Adv
   if (s % h.pages !== 0) throw refused(vma, advice, `the start is not aligned to the ${mib} MiB huge page (madvise_dontneed_free_valid_vma)`);
   const end = kernelAtLeast(k.version, 6, 1) ? e - (e % h.pages) : Math.ceil(e / h.pages) * h.pages;
   if (end <= s) return;
-  yield* k.hugetlb.zap(vma, s, end, 'madvise_dontneed');
+  const after = yield* afterRemoveEvent(k, vma, s, end);
+  yield* k.hugetlb.zap(after.vma, s, after.e, 'madvise_dontneed');
 }
 
 /**
@@ -289,6 +307,8 @@ function* remove(k: Kernel, vma: Vma, s: number, e: number): Op {
   const ps = k.mmu.basePageSize;
   const offset = (s - vma.start + vma.pgoff) * ps;
   const length = (e - s) * ps;
+  // userfaultfd_remove() after the checks, then vfs_fallocate() of the offset computed before
+  yield* k.uffd.removeEvent(vma, s, e);
   if (vma.cacheFile?.hugetlb) return yield* k.hugetlb.punchHole(vma.cacheFile, offset, length);
   // vfs_fallocate(): secretmem_fops has no ->fallocate
   if (vma.cacheFile?.secretmem) throw new KernelError('EOPNOTSUPP', `madvise remove of secretmem mapping '${vma.name}' (vfs_fallocate: no ->fallocate)`);

@@ -105,6 +105,8 @@ function* moveVma(k: Kernel, m: VmaMove): Op<Vma> {
   // its new address, a faulted one keeps the pgoff its pages' rmap index needs
   const unfaulted = vma.kind === 'anon' && vma.anonVma === 0;
   const copy = k.vm.addVma(mm, { ...vma, name: as, start: to, pages, pgoff: unfaulted ? to : vma.pgoff + (start - vma.start), flags: { ...vma.flags } });
+  // mremap_userfaultfd_prep(new_vma): the registration moves only with UFFD_FEATURE_EVENT_REMAP
+  const remapCtx = k.uffd.remapPrep(copy);
   movePageTables(k, vma, start, end, to);
   // copy_vma() merges the new range with its neighbours before the entries move (the model after:
   // the same VMAs result); the copy may grow the VMA being moved itself when it lands right after it
@@ -130,6 +132,8 @@ function* moveVma(k: Kernel, m: VmaMove): Op<Vma> {
     }
   }
   k.emit('vma.move', { mm: mm.name, map: vma.name, from: start, to, pages: end - start, as });
+  // mremap_userfaultfd_complete(&uf, addr, ret, old_len): UFFD_EVENT_REMAP, read before mremap() returns
+  yield* k.uffd.remapComplete(remapCtx, start, to, end - start);
   return moved;
 }
 

@@ -52,8 +52,9 @@ import { migrationEntryWait } from './migrate.js';
  * appears: the model wakes no fault whose entry is still empty); with it they sleep on until
  * UFFDIO_WAKE (mm/userfaultfd.ts holdWakes(), wake()).
  *
- * Not modelled: the mmap_changing -EAGAIN of a pending non-cooperative event (the model has no
- * REMAP/REMOVE/UNMAP events), batched moves of large folios without a split (later series), and a
+ * A non-cooperative event prepared and not read yet (ctx->mmap_changing) makes it -EAGAIN.
+ *
+ * Not modelled: batched moves of large folios without a split (later series), and a
  * pinned large folio that split_folio() cannot split: move_pages() retries the -EAGAIN without end
  * (until a fatal signal), which the model refuses as unsupported rather than hang.
  */
@@ -93,6 +94,8 @@ function moveAreasRefusal(ctx: UffdCtx, src: Vma, dst: Vma): string | null {
 export function* uffdMove(k: Kernel, ctx: UffdCtx, mm: Mm, dst: number, src: number, pages: number, mode: UffdMoveMode): Op<number> {
   const what = 'UFFDIO_MOVE';
   if (!kernelAtLeast(k.version, 6, 8)) throw new KernelError('EINVAL', `${what} does not exist before v6.8 (userfaultfd_ioctl(): unknown ioctl, -EINVAL)`);
+  // userfaultfd_move(): "if (atomic_read(&ctx->mmap_changing)) return -EAGAIN"
+  k.uffd.refuseWhileChanging(ctx, what);
   if (mm !== ctx.mm) throw new KernelError('EINVAL', `${what}: the userfaultfd belongs to ${ctx.mm.name}, the caller is ${mm.name} ("Do not allow cross-mm moves")`);
   if (pages <= 0) throw new KernelError('EINVAL', `${what}: zero length (validate_range)`);
   const perVmaLocks = kernelAtLeast(k.version, 6, 9);

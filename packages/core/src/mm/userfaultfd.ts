@@ -68,7 +68,7 @@ import { isWpMarker, poisonedMarker, uffdWpMarker } from './guard.js';
  */
 
 /** UFFD_FEATURE_* names the model knows, as scenarios spell them. */
-export const UFFD_FEATURES = ['event-fork', 'missing-hugetlbfs', 'missing-shmem', 'sigbus', 'pagefault-flag-wp', 'minor-hugetlbfs', 'minor-shmem', 'wp-hugetlbfs-shmem', 'wp-unpopulated', 'poison', 'wp-async', 'move'] as const;
+export const UFFD_FEATURES = ['event-fork', 'missing-hugetlbfs', 'missing-shmem', 'sigbus', 'pagefault-flag-wp', 'minor-hugetlbfs', 'minor-shmem', 'wp-hugetlbfs-shmem', 'wp-unpopulated', 'poison', 'wp-async', 'move', 'event-remap', 'event-remove', 'event-unmap'] as const;
 export type UffdFeature = (typeof UFFD_FEATURES)[number];
 /** UFFDIO_REGISTER_MODE_* */
 export const UFFD_MODES = ['missing', 'wp', 'minor'] as const;
@@ -114,6 +114,11 @@ const FEATURE_SINCE: Record<UffdFeature, readonly [number, number]> = {
   'wp-async': [6, 7],
   // adef440691ba "userfaultfd: UFFDIO_MOVE uABI" (v6.8): UFFDIO_MOVE exists (mm/uffdmove.ts); no arch mask
   move: [6, 8],
+  // the non-cooperative events of v4.11: 72f87654c696 (mremap), 05ce77249d50 (MADV_DONTNEED, renamed
+  // REMOVE with MADV_REMOVE), 897ab3e0c49e (munmap)
+  'event-remap': [4, 11],
+  'event-remove': [4, 11],
+  'event-unmap': [4, 11],
 };
 
 export class Userfaultfd {
@@ -170,7 +175,7 @@ export class Userfaultfd {
       // the requested features are checked against the reported ones only from v6.10 [M]
       if (!available.has(f) && kernelAtLeast(this.k.version, 6, 10)) throw new KernelError('EINVAL', `UFFDIO_API: feature ${f} is not available on ${this.k.mmu.arch} (features & ~uffdio_api.features)`);
     }
-    return { id: this.nextId++, mm, features: new Set(features), released: false, msgs: [] };
+    return { id: this.nextId++, mm, features: new Set(features), released: false, mmapChanging: 0, msgs: [] };
   }
 
   /** The kinds of memory vma_can_userfault() knows: anonymous, shmem, hugetlb (or none of them). */
@@ -386,6 +391,7 @@ export class Userfaultfd {
   private *fill(ctx: UffdCtx, start: number, pages: number, mode: 'copy' | 'zeropage' | 'continue' | 'poison', data: string, wp: boolean): Op<number> {
     const k = this.k;
     const what = mode === 'zeropage' ? 'UFFDIO_ZEROPAGE' : mode === 'continue' ? 'UFFDIO_CONTINUE' : mode === 'poison' ? 'UFFDIO_POISON' : 'UFFDIO_COPY';
+    this.refuseWhileChanging(ctx, what);
     const vma = this.dstVma(ctx, start, pages, what);
     // "if ((flags & MFILL_ATOMIC_WP) && !(dst_vma->vm_flags & VM_UFFD_WP)) goto out_unlock" (-EINVAL),
     // before the hugetlb branch
@@ -494,6 +500,7 @@ export class Userfaultfd {
   writeprotect(ctx: UffdCtx, start: number, pages: number, enable: boolean): void {
     const k = this.k;
     if (!kernelAtLeast(k.version, 5, 7)) throw new KernelError('EINVAL', 'UFFDIO_WRITEPROTECT does not exist before v5.7 (unknown ioctl)');
+    this.refuseWhileChanging(ctx, 'UFFDIO_WRITEPROTECT');
     const end = start + pages;
     const vmas = kernelAtLeast(k.version, 6, 4)
       ? vmasIn(ctx.mm, start, end)
@@ -749,8 +756,9 @@ export class Userfaultfd {
     yield* waitUntil(`read() of ${ctx.mm.name}'s userfaultfd`, () => next() !== undefined);
     const msg = next()!;
     ctx.msgs.splice(ctx.msgs.indexOf(msg), 1);
+    // userfaultfd_event_complete(): the event's sender (fork, mremap, madvise, munmap) may return
+    if (msg.event !== 'pagefault') msg.read = true;
     if (msg.event === 'fork') {
-      msg.read = true;
       const child = this.forked.get(msg);
       if (child) this.byProcess.set(msg.child, child);
     }
@@ -803,7 +811,7 @@ export class Userfaultfd {
     }
     let nctx = forked.get(octx);
     if (!nctx) {
-      nctx = { id: this.nextId++, mm: dst.mm, features: octx.features, released: false, msgs: [] };
+      nctx = { id: this.nextId++, mm: dst.mm, features: octx.features, released: false, mmapChanging: 0, msgs: [] };
       forked.set(octx, nctx);
     }
     dst.uffd = nctx;
@@ -823,6 +831,8 @@ export class Userfaultfd {
     for (const [octx, nctx] of uffds) {
       const msg = { event: 'fork' as const, child: child.name, read: false };
       this.forked.set(msg, nctx);
+      // dup_userfaultfd(): atomic_inc(&octx->mmap_changing) until the event is read
+      octx.mmapChanging++;
       octx.msgs.push(msg);
       waits.push({ msg, octx });
     }
@@ -841,8 +851,92 @@ export class Userfaultfd {
       const nctx = this.forked.get(msg);
       if (!msg.read && nctx) this.close(nctx);
       this.forked.delete(msg);
+      octx.mmapChanging--; // userfaultfd_event_wait_completion(): atomic_dec(&ctx->mmap_changing)
     }
     this.forkWaits.delete(child);
+  }
+
+  /**
+   * -EAGAIN while a non-cooperative event is prepared and unread (ctx->mmap_changing, df2cc96e7701
+   * "userfaultfd: prevent non-cooperative events vs mcopy_atomic races", v4.18): UFFDIO_COPY,
+   * ZEROPAGE, CONTINUE, POISON, WRITEPROTECT and MOVE check it before anything else.
+   */
+  refuseWhileChanging(ctx: UffdCtx, what: string): void {
+    if (ctx.mmapChanging > 0) throw new KernelError('EAGAIN', `${what}: a non-cooperative event (fork, remap, remove or unmap) of this userfaultfd is not read yet (ctx->mmap_changing)`);
+  }
+
+  /**
+   * userfaultfd_event_wait_completion(): queue the event on the ctx and sleep until the monitor
+   * reads it (or closes the fd), then atomic_dec(&ctx->mmap_changing) -- the caller's prep raised it.
+   */
+  private *sendEvent(ctx: UffdCtx, msg: UffdMsg & { read: boolean }, who: string): Op {
+    ctx.msgs.push(msg);
+    try {
+      yield* waitUntil(`${who}: UFFD_EVENT_${msg.event.toUpperCase()} waits for the monitor to read it (userfaultfd_event_wait_completion)`, () => msg.read || ctx.released);
+    } finally {
+      const i = ctx.msgs.indexOf(msg);
+      if (i >= 0) ctx.msgs.splice(i, 1);
+      ctx.mmapChanging--;
+    }
+  }
+
+  /**
+   * mremap_userfaultfd_prep() on the VMA move_vma() made at the new address: with
+   * UFFD_FEATURE_EVENT_REMAP its ctx goes along (mmap_changing raised; the ctx is returned for
+   * remapComplete()); without it "Drop uffd context if remap feature not enabled": the new VMA is
+   * unregistered (VM_UFFD_* cleared), so faults at the new address are the kernel's own.
+   */
+  remapPrep(vma: Vma): UffdCtx | null {
+    const ctx = vma.uffd;
+    if (!ctx) return null;
+    if (ctx.features.has('event-remap') && !ctx.released) {
+      ctx.mmapChanging++;
+      return ctx;
+    }
+    clearUffd(vma);
+    return null;
+  }
+
+  /** mremap_userfaultfd_complete(): UFFD_EVENT_REMAP of [from, from + len) to `to`, waited on by mremap(). */
+  *remapComplete(ctx: UffdCtx | null, from: number, to: number, len: number): Op {
+    if (!ctx) return;
+    yield* this.sendEvent(ctx, { event: 'remap', from, to, len, read: false }, `mremap of ${ctx.mm.name}`);
+  }
+
+  /**
+   * userfaultfd_remove() before MADV_DONTNEED / MADV_DONTNEED_LOCKED / MADV_FREE
+   * (madvise_dontneed_free()) and MADV_REMOVE (madvise_remove()) act on [start, end): with
+   * UFFD_FEATURE_EVENT_REMOVE the mmap_lock is dropped and the madvise waits until the monitor has
+   * read UFFD_EVENT_REMOVE (the selftests' monitor unregisters the range then). True when the event
+   * was sent: the caller looks the VMA up again (madvise_dontneed_free(): vma_lookup(), -ENOMEM
+   * when it is gone, the end cut to the VMA).
+   */
+  *removeEvent(vma: Vma, start: number, end: number): Op<boolean> {
+    const ctx = vma.uffd;
+    if (!ctx || !ctx.features.has('event-remove') || ctx.released) return false;
+    ctx.mmapChanging++;
+    yield* this.sendEvent(ctx, { event: 'remove', start, end, read: false }, `madvise of ${vma.mm.name}`);
+    return true;
+  }
+
+  /**
+   * userfaultfd_unmap_prep() for the VMAs munmap() is about to detach (do_vmi_align_munmap()): one
+   * entry per ctx with UFFD_FEATURE_EVENT_UNMAP (has_unmap_ctx()), mmap_changing raised.
+   */
+  unmapPrep(mm: Mm, start: number, end: number): UffdCtx[] {
+    const ctxs: UffdCtx[] = [];
+    for (const v of vmasIn(mm, start, end)) {
+      const ctx = v.uffd;
+      if (!ctx || !ctx.features.has('event-unmap') || ctx.released || ctxs.includes(ctx)) continue;
+      ctx.mmapChanging++;
+      ctxs.push(ctx);
+    }
+    return ctxs;
+  }
+
+  /** userfaultfd_unmap_complete(): UFFD_EVENT_UNMAP of [start, end) to each, waited on in turn. */
+  *unmapComplete(ctxs: readonly UffdCtx[], start: number, end: number): Op {
+    for (const ctx of ctxs) yield* this.sendEvent(ctx, { event: 'unmap', start, end, read: false }, `munmap of ${ctx.mm.name}`);
   }
 
   /**

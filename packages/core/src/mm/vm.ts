@@ -599,12 +599,16 @@ export class Vm {
    */
   *munmapRange(mm: Mm, start: number, end: number): Op {
     refuseSealedUnmap(this.k, mm, start, end, 'munmap'); // mseal(2): EPERM before anything is unmapped (mm/mseal.ts)
+    // userfaultfd_unmap_prep(): UFFD_FEATURE_EVENT_UNMAP ctxs of the VMAs going away
+    const unmaps = this.k.uffd.unmapPrep(mm, start, end);
     const first = mm.vmas.find((v) => v.start < start && v.start + v.pages > start);
     if (first) this.splitVma(first, start);
     const last = mm.vmas.find((v) => v.start < end && v.start + v.pages > end);
     if (last) this.splitVma(last, end);
     const inside = mm.vmas.filter((v) => v.start >= start && v.start + v.pages <= end);
     for (const vma of inside) yield* this.unmapVma(vma, true);
+    // userfaultfd_unmap_complete(): UFFD_EVENT_UNMAP, each read before munmap() returns
+    yield* this.k.uffd.unmapComplete(unmaps, start, end);
   }
 
   /**

@@ -152,8 +152,8 @@ export function stepOp(k: Kernel, step: Step, failures: string[]): Op<unknown> {
     case 'uffd-read':
       return (function* () {
         const want = (step.args as { expect?: Record<string, unknown> }).expect;
-        const got = yield* k.uffdRead({ ...a, ...(typeof want?.['map'] === 'string' ? { map: want['map'] } : {}) });
-        const differs = want && Object.entries(want).some(([key, v]) => key !== 'map' && (got as Record<string, unknown>)[key] !== v);
+        const got = yield* k.uffdRead({ ...a, ...(typeof want?.['map'] === 'string' ? { map: want['map'] } : {}), ...(typeof want?.['to'] === 'string' ? { to: want['to'] } : {}) });
+        const differs = want && Object.entries(want).some(([key, v]) => key !== 'map' && key !== 'to' && (got as Record<string, unknown>)[key] !== v);
         if (differs) failures.push(`${step.path}: userfaultfd read ${JSON.stringify(got)}, expected ${JSON.stringify(want)}`);
       })();
     case 'mlock': return k.mlock(a);

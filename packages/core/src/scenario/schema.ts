@@ -720,16 +720,19 @@ export const OP_ARGS = {
   'uffd-read': obj({
     nonblock: Flag.optional().describe('O_NONBLOCK: EAGAIN when nothing is pending, instead of sleeping until something is'),
     expect: obj({
-      event: z.enum(['pagefault', 'fork'], { error: 'event is pagefault or fork' }),
-      map: Name.optional().describe('pagefault: the mapping `page` counts in'),
-      page: PageIndex.optional().describe('pagefault: the faulting page (of `map`)'),
+      event: z.enum(['pagefault', 'fork', 'remap', 'remove', 'unmap'], { error: 'event is pagefault, fork, remap, remove or unmap' }),
+      map: Name.optional().describe('pagefault, remap, remove, unmap: the mapping `page` counts in'),
+      page: PageIndex.optional().describe('pagefault: the faulting page (of `map`); remap: where the range was (from); remove, unmap: the first page of the range'),
+      pages: PageCount.optional().describe('remap: len; remove, unmap: end - start (pages)'),
+      to: Name.optional().describe('remap: the mapping `toPage` counts in'),
+      toPage: PageIndex.optional().describe('remap: where the range went (to)'),
       write: Flag.optional().describe('pagefault: UFFD_PAGEFAULT_FLAG_WRITE'),
       wp: Flag.optional().describe('pagefault: UFFD_PAGEFAULT_FLAG_WP (a write-protect fault)'),
       minor: Flag.optional().describe('pagefault: UFFD_PAGEFAULT_FLAG_MINOR'),
       child: Name.optional().describe('fork: the child process'),
     }).optional().describe('what the message must say'),
     process: Name.optional().describe('the process whose userfaultfd is read (default init)'),
-  }).describe('read() of the userfaultfd: the oldest unread UFFD_EVENT_PAGEFAULT of a sleeping fault, then UFFD_EVENT_FORK (reading it lets the fork return and hands over the child\'s userfaultfd)'),
+  }).describe('read() of the userfaultfd: the oldest unread UFFD_EVENT_PAGEFAULT of a sleeping fault, then the events in order: UFFD_EVENT_FORK (reading it lets the fork return and hands over the child\'s userfaultfd), UFFD_EVENT_REMAP, _REMOVE, _UNMAP (reading one lets its mremap, madvise or munmap return)'),
   'uffd-close': obj({
     process: Name.optional().describe('the process whose userfaultfd is closed (default init)'),
   }).describe('close() of the userfaultfd (userfaultfd_release()): every range it has is unregistered and every fault waiting on it is resolved by the kernel'),
