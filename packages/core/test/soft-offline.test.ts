@@ -209,3 +209,22 @@ describe('soft offline of hugetlb pages (hugetlb-soft-offline.c)', () => {
     expect(poisoned(k, old)).toBe(true);
   });
 });
+
+describe('soft offline of a KSM page', () => {
+  it('the merged page moves with its stable node: every mapping of it follows, still one KSM page, still read-only', () => {
+    const k = boot();
+    k.run(k.mmap({ anon: true, length: 12 * KiB, write: true, as: 'm' }));
+    for (let i = 0; i < 3; i++) k.run(k.write({ map: 'm', page: i, data: 'same' }));
+    k.run(k.madvise({ map: 'm', advice: 'mergeable' }));
+    k.run(k.ksmMerge({}));
+    const kpage = k.pfnOf({ map: 'm', page: 0 })!;
+    expect([k.ksm.isKsm(kpage), k.pfnOf({ map: 'm', page: 2 })]).toEqual([true, kpage]);
+    k.run(k.softOffline({ map: 'm', page: 1 }));
+    const now = k.pfnOf({ map: 'm', page: 0 })!;
+    // folio_migrate_ksm(): the stable node names the new page; remove_migration_ptes() mapped it three times
+    expect([now !== kpage, k.ksm.isKsm(now), k.pfnOf({ map: 'm', page: 1 }), k.pfnOf({ map: 'm', page: 2 })]).toEqual([true, true, now, now]);
+    expect([k.mapcount(now), k.refcount(now), k.isWritableIn({ map: 'm', page: 1 })]).toEqual([3, 3, false]);
+    expect([poisoned(k, kpage), k.refcount(kpage)]).toEqual([true, 1]);
+    expect(k.run(k.read({ map: 'm', page: 2 }))).toBe('same');
+  });
+});
