@@ -22,12 +22,12 @@ describe('insert range vs a pinned DMA page, every interleaving', () => {
       // nothing is freed: only the offset the DMA reaches is wrong
       expect(summary(r)).toEqual({ status: 'pass', complete: true, violations: ['dma-to-foreign-block'], outcome: 'completed' });
       expect(r.violations[0]!.message).toMatch(/pinned as a\[0\], now a\[1\]/);
-      expectReplays(catalog, 'insert-range-vs-dma.yaml', { arch: 'x86', fs, driver: 'nvdimm', version: 'v6.6' }, r);
+      expectReplays(catalog, 'insert-range-vs-dma.yaml', { arch: 'x86', fs, driver: 'nvdimm', version: 'v6.6', features: {} }, r);
     });
   }
 
   it('fuse: EOPNOTSUPP, nothing moves, no violation with any variant', () => {
-    for (const features of [{}, { 'dax-delete-entries-before-wait': true }]) {
+    for (const features of [{}, { 'dax-delete-entries-before-wait': true }] as Record<string, boolean>[]) {
       expect(summary(exploreOn(catalog, 'insert-range-vs-dma.yaml', 'fuse', 'nvdimm', 'v6.6', features))).toEqual({ status: 'pass', complete: true, violations: [], outcome: 'completed' });
     }
   });
@@ -39,7 +39,7 @@ describe('FICLONE + unshare range vs a pinned DMA page, every interleaving (XFS)
   });
 
   it('v6.6 and v6.15 with the entries deleted before the wait: the clone shares the pinned block with c before the DMA lands', () => {
-    for (const [version, features] of [['v6.6', {}], ['v6.15', { 'dax-delete-entries-before-wait': true }]] as const) {
+    for (const [version, features] of [['v6.6', {}], ['v6.15', { 'dax-delete-entries-before-wait': true }]] as [string, Record<string, boolean>][]) {
       const r = exploreOn(catalog, 'unshare-range-vs-dma.yaml', 'xfs', 'nvdimm', version, features);
       expect(summary(r), version).toEqual({ status: 'pass', complete: true, violations: ['dma-to-foreign-block'], outcome: 'completed' });
       const dma = r.violations[0]!;
