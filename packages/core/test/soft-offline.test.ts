@@ -141,7 +141,9 @@ describe('soft offline of a free RAM page, by pfn', () => {
       const pfn = k.pfnOf({ map: 'a', page: 0 })!;
       k.run(k.munmap({ map: 'a' }));
       k.run(k.softOffliner.offline(pfn, { vma: null, vpn: 0 }, false));
-      expect([poisoned(k, pfn), k.refcount(pfn)], version).toEqual([true, 1]);
+      // page_handle_poison()'s page_ref_inc() came with the 2020 rework (v5.9): v5.4 leaves the
+      // poisoned page free at refcount 0 (set_hwpoison_free_buddy_page())
+      expect([poisoned(k, pfn), k.refcount(pfn)], version).toEqual([true, version === 'v5.4' ? 0 : 1]);
       expect(code(() => k.run(k.softOffliner.offline(pfn, { vma: null, vpn: 0 }, false))), version).toBe(again);
       // the freed pfn would have been the next page handed out (the free list is LIFO)
       k.run(k.mmap({ anon: true, length: 4 * KiB, write: true, as: 'b' }));

@@ -173,7 +173,7 @@ export class SoftOffline {
    * take_page_off_buddy() of the page; false if either fails. Then SetPageHWPoison, put_page()
    * when `release` (the isolation reference: the page is freed, and free_pages_prepare() keeps a
    * poisoned page off the allocator), page_ref_inc() and num_poisoned_pages_inc(): the page ends
-   * at refcount 1, PG_hwpoison, never allocated again.
+   * at refcount 1, PG_hwpoison, never allocated again (refcount 0 before v5.9).
    */
   private handlePoison(pfn: number, head: number, hugeOrFree: boolean, release: boolean): boolean {
     const k = this.k;
@@ -186,7 +186,9 @@ export class SoftOffline {
     const s = k.pages.slot(pfn);
     k.pages.flags[s]! |= PG.hwpoison;
     if (release) k.folios.put(pfn, 1, 'page_handle_poison: put_page');
-    k.folios.get(pfn, 1, 'page_handle_poison: page_ref_inc');
+    // before the 2020 rework (v5.9 [M]) the page was poisoned free, in the buddy lists
+    // (set_hwpoison_free_buddy_page(): the flag only, refcount 0; allocations skip it)
+    if (kernelAtLeast(k.version, 5, 9)) k.folios.get(pfn, 1, 'page_handle_poison: page_ref_inc');
     this.poisoned++;
     return true;
   }
