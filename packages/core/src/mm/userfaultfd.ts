@@ -62,9 +62,13 @@ import { isWpMarker, poisonedMarker, uffdWpMarker } from './guard.js';
  *
  * UFFDIO_MOVE (v6.8) is mm/uffdmove.ts.
  *
- * Not modelled: THP split and migration of uffd-wp entries, non-cooperative events
- * other than fork (remap, remove, unmap) and the -EAGAIN of ctx->mmap_changing they cause,
- * UFFD_FEATURE_THREAD_ID.
+ * - The other non-cooperative events (v4.11): UFFD_EVENT_REMAP from mremap() (without
+ *   UFFD_FEATURE_EVENT_REMAP the moved VMA is unregistered instead), UFFD_EVENT_REMOVE from
+ *   MADV_DONTNEED / MADV_FREE / MADV_REMOVE before they zap, UFFD_EVENT_UNMAP from munmap(); each
+ *   syscall waits until its event is read, and while one (or a fork's) is pending ctx->mmap_changing
+ *   makes the fill ioctls, UFFDIO_WRITEPROTECT and UFFDIO_MOVE -EAGAIN.
+ *
+ * Not modelled: THP split and migration of uffd-wp entries, UFFD_FEATURE_THREAD_ID.
  */
 
 /** UFFD_FEATURE_* names the model knows, as scenarios spell them. */
