@@ -114,6 +114,24 @@ describe('pread/pwrite of a memfd', () => {
     k.run(k.memfdCreate({ file: 'h', size: 512 * PAGE, hugetlb: 512 * PAGE }));
     expect(code(() => k.run(k.pwrite({ file: 'h', length: PAGE, map: 'buf' })))).toBe('EINVAL');
   });
+
+  it('hugetlbfs_read_iter: a huge page not in the cache reads as zeroes without taking one from the pool; a cached one is copied from the subpage at the offset', () => {
+    const { k } = kernel();
+    k.run(k.hugetlbPool({ size: 512 * PAGE, pages: 2 }));
+    k.run(k.memfdCreate({ file: 'h', size: 1024 * PAGE, hugetlb: 512 * PAGE }));
+    anonBuffer(k, 1);
+    k.run(k.write({ map: 'buf', page: 0, data: 'junk' }));
+    expect(k.run(k.pread({ file: 'h', offset: 513 * PAGE, length: PAGE, map: 'buf' }))).toBe(PAGE);
+    expect(k.run(k.read({ map: 'buf', page: 0 }))).toBe('');
+    expect(k.pageCache.named('h')!.cache.size).toBe(0);
+    // a store through a shared mapping at page 513 faults huge page 1 in; pread of that page copies subpage 1
+    k.run(k.mmap({ file: 'h', length: 1024 * PAGE, shared: true, write: true, as: 'hm' }));
+    k.run(k.write({ map: 'hm', page: 513, data: 'sub1' }));
+    expect(k.run(k.pread({ file: 'h', offset: 513 * PAGE, length: PAGE, map: 'buf' }))).toBe(PAGE);
+    expect(k.run(k.read({ map: 'buf', page: 0 }))).toBe('sub1');
+    // past i_size (1024 pages): 0
+    expect(k.run(k.pread({ file: 'h', offset: 1024 * PAGE, length: PAGE, map: 'buf' }))).toBe(0);
+  });
 });
 
 describe('pread/pwrite of a disk tmpfile and input errors', () => {

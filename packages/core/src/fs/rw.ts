@@ -44,15 +44,15 @@ import type { DaxFilesystem } from './filesystem.js';
  * - a memfd with O_DIRECT: open(O_DIRECT) is -EINVAL until shmem_file_open() sets
  *   FMODE_CAN_ODIRECT (v6.6, "tmpfs: trivial support for direct IO" [M]); from then the I/O is
  *   the buffered one. hugetlbfs and secretmem have no ->write_iter (vfs_write: -EINVAL);
- *   secretmem has no ->read_iter either.
+ *   secretmem has no ->read_iter either; hugetlbfs_read_iter() copies the cached huge pages.
  *
  * The model's data is one string per page, so the position and length must be whole pages
  * (anything else that the kernel accepts is refused as not modelled). Not modelled: the
  * file_remove_privs / timestamp updates of xfs_file_write_checks, RLIMIT_FSIZE, the
  * buffered fallback a direct write takes when the page cache cannot be invalidated (-ENOTBLK),
  * a FUSE DAX write that extends the file (fuse_dax_direct_write: FUSE_WRITE to the server),
- * O_DIRECT on FUSE without DAX and on disk tmpfiles (whose blocks are not modelled), hugetlbfs
- * reads, and poisoned DAX blocks (dax_recovery_write).
+ * O_DIRECT on FUSE without DAX and on disk tmpfiles (whose blocks are not modelled), and
+ * poisoned DAX blocks (dax_recovery_write).
  */
 
 /** A pread / pwrite step's arguments. */
@@ -348,6 +348,23 @@ function* cacheWrite(k: Kernel, file: PageCacheFile, first: number, n: number, b
   return done;
 }
 
+/**
+ * hugetlbfs_read_iter() of base pages [first, end): the huge page holding each is looked up in
+ * the cache (keyed by huge-page index) without allocating; a hole reads as zeroes (iov_iter_zero),
+ * a cached one is copied from its subpage. Returns the pages copied before a fault.
+ */
+function* hugetlbRead(k: Kernel, file: PageCacheFile, first: number, end: number, buf: UserBuffer): Op<number> {
+  const per = file.hugetlb!.pages;
+  let done = 0;
+  for (let index = first; index < end; index++) {
+    const head = file.cache.get(Math.floor(index / per));
+    const data = head === undefined ? '' : (k.pages.data.get(head + (index % per)) ?? '');
+    if (!(yield* copyToUser(k, buf, done, data))) break;
+    done++;
+  }
+  return done;
+}
+
 /** A memfd (tmpfs, hugetlbfs, secretmem) or a disk tmpfile: the page-cache file by its own name. */
 function* memfdIo(k: Kernel, file: PageCacheFile, a: FileIoArgs, dir: Dir, buf: UserBuffer, call: string): Op<number> {
   const ps = k.mmu.basePageSize;
@@ -355,7 +372,6 @@ function* memfdIo(k: Kernel, file: PageCacheFile, a: FileIoArgs, dir: Dir, buf: 
   // vfs_read / vfs_write: no ->read_iter / ->write_iter is -EINVAL (every release)
   if (file.secretmem) throw new KernelError('EINVAL', `${call}: secretmem_fops has no ->${dir}_iter`);
   if (file.hugetlb && dir === 'write') throw new KernelError('EINVAL', `${call}: hugetlbfs_file_operations has no ->write_iter`);
-  if (file.hugetlb) throw KernelError.unsupported('EOPNOTSUPP', `${call}: hugetlbfs_read_iter() is not modelled`);
   if (a.direct && file.writeback) throw KernelError.unsupported('EOPNOTSUPP', `${call}: O_DIRECT of a tmpfile on a non-DAX disk (its blocks are not modelled)`);
   if (a.direct && !kernelAtLeast(k.version, 6, 6)) throw new KernelError('EINVAL', `${call}: open(O_DIRECT) of a tmpfs file: no FMODE_CAN_ODIRECT before v6.6`);
   wholePages(ps, offset, a.length, call);
@@ -366,7 +382,7 @@ function* memfdIo(k: Kernel, file: PageCacheFile, a: FileIoArgs, dir: Dir, buf: 
   if (dir === 'read') {
     const end = Math.min(first + n, Math.ceil(isize / ps));
     if (end <= first) return 0;
-    const done = yield* cacheRead(k, file, first, end, buf, file.writeback !== undefined);
+    const done = file.hugetlb ? yield* hugetlbRead(k, file, first, end, buf) : yield* cacheRead(k, file, first, end, buf, file.writeback !== undefined);
     return Math.min(shortCount(done, ps, call, `the buffer page ${buf.first} of '${buf.map}' cannot be written`), isize - offset);
   }
   // shmem_write_begin(): a write seal refuses any write, F_SEAL_GROW one that ends past i_size
