@@ -488,6 +488,7 @@ export class Ext4 extends DaxFilesystem {
     yield* this.truncatePagecacheRange(inode, first, Infinity);
     inode.size += length;
     this.step(inode, 'i_size_write');
+    if (inode.cache) yield* this.truncatePagecacheTo(inode, inode.size); // a page-cache file's size follows i_size
     this.step(inode, 'ext4_ext_shift_extents(SHIFT_RIGHT)');
     this.shiftBlocks(inode, first, length / ps);
   }
@@ -649,6 +650,7 @@ export class Ext4 extends DaxFilesystem {
     this.shiftBlocks(inode, stop, first - stop);
     inode.size -= length;
     this.step(inode, 'i_size_write');
+    if (inode.cache) yield* this.truncatePagecacheTo(inode, inode.size); // a page-cache file's size follows i_size
   }
 
   /**
