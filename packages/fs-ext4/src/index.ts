@@ -21,8 +21,8 @@ interface Ext4Features {
 
 /**
  * ext4 on a DAX device (mount -o dax). Orderings follow fs/ext4: ext4_setattr(ATTR_SIZE)
- * (truncate), ext4_punch_hole() / ext4_fallocate() (punch hole), ext4_zero_range() and
- * ext4_collapse_range() (fs/ext4/extents.c), ext4_break_layouts(), and
+ * (truncate), ext4_punch_hole() / ext4_fallocate() (punch hole), ext4_zero_range(),
+ * ext4_collapse_range() and ext4_insert_range() (fs/ext4/extents.c), ext4_break_layouts(), and
  * ext4_dax_huge_fault() (faults and ->pfn_mkwrite). ext4 has no reflink: FICLONE fails with
  * EOPNOTSUPP (the VFS: no ->remap_file_range in ext4_file_operations).
  *

@@ -2,7 +2,7 @@ import { DaxFilesystem, KernelError, daxTriState, describeDaxOption, kernelAtLea
 
 /**
  * XFS on a DAX device. Orderings follow fs/xfs: xfs_vn_setattr_size (truncate),
- * xfs_file_fallocate (punch hole, allocate, zero and collapse range), xfs_break_layouts ->
+ * xfs_file_fallocate (punch hole, allocate, zero, collapse, insert and unshare range), xfs_break_layouts ->
  * xfs_break_dax_layouts, and
  * xfs_file_remap_range (reflink). Lock names: IOLOCK = inode->i_rwsem, MMAPLOCK =
  * mapping->invalidate_lock (a private mrlock in v5.10).
