@@ -730,9 +730,10 @@ export class Kernel {
     const mode = a.mode ?? 'allocate';
     const memfd = this.pageCache.named(a.file);
     if (!memfd) this.file(a.file);
-    if (memfd?.secretmem) throw new KernelError('EOPNOTSUPP', `fallocate of secretmem file '${a.file}' (vfs_fallocate: secretmem_fops has no ->fallocate)`);
     if (a.length <= 0) throw new KernelError('EINVAL', `fallocate of '${a.file}': length ${a.length} (vfs_fallocate wants len > 0)`);
     this.checkFallocateMode(a.file, mode, a.keepSize ?? false);
+    // vfs_fallocate() asks for ->fallocate after the range and mode checks
+    if (memfd?.secretmem) throw new KernelError('EOPNOTSUPP', `fallocate of secretmem file '${a.file}' (vfs_fallocate: secretmem_fops has no ->fallocate)`);
     if (!memfd) {
       const { fs, inode } = this.file(a.file);
       // vfs_fallocate(): "Check for wraparound", then offset + len past s_maxbytes

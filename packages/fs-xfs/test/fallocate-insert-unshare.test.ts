@@ -223,6 +223,14 @@ describe('vfs_fallocate mode checks and FALLOC_FL_WRITE_ZEROES', () => {
     expect(() => k.run(k.fallocate({ file: 'a', mode: 'write-zeroes', offset: 0, length: PAGE, keepSize: true }))).toThrow(/EOPNOTSUPP.*vfs_fallocate/);
   });
 
+  it('the range and the mode are checked before vfs_fallocate asks for ->fallocate (secretmem has none)', () => {
+    const k = createKernel({ arch: testArch(), fs: xfs(), driver: nvdimm(), kernel: 'v6.6' });
+    k.run(k.memfdSecret({ file: 's', size: PAGE }));
+    expect(() => k.run(k.fallocate({ file: 's', length: 0 }))).toThrow(/EINVAL.*len > 0/);
+    expect(() => k.run(k.fallocate({ file: 's', mode: 'insert-range', length: PAGE, keepSize: true }))).toThrow(/EINVAL.*vfs_fallocate up to v6.11/);
+    expect(() => k.run(k.fallocate({ file: 's', length: PAGE }))).toThrow(/EOPNOTSUPP.*no ->fallocate/);
+  });
+
   it('a range past s_maxbytes is EFBIG in vfs_fallocate', () => {
     const { k } = boot('v6.15');
     expect(() => k.run(k.fallocate({ file: 'a', offset: 2 ** 63, length: PAGE }))).toThrow(/EFBIG.*vfs_fallocate/);
