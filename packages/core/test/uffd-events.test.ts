@@ -87,6 +87,22 @@ describe('UFFD_EVENT_REMOVE', () => {
 });
 
 describe('UFFD_EVENT_UNMAP and the fork event\'s mmap_changing', () => {
+  it('mremap() with EVENT_REMAP and EVENT_UNMAP: the UNMAP of the destination (uf_unmap_early), then REMAP, then the UNMAP of the old range, all after the move', () => {
+    const k = setup(['event-remap', 'event-unmap']);
+    // the destination is registered too, so unmapping it is an event (an unregistered one is not)
+    k.run(k.uffdRegister({ map: 'hole', mode: ['missing'] }));
+    const mremap = startBlocked(k.mremap({ map: 'dst', length: 2 * PAGE, to: 'hole', as: 'moved' }));
+    // the move is done before any event is read: the data is at the new address already
+    expect(k.run(k.read({ map: 'hole', page: 1 }))).toBe('dst1');
+    // one event at a time: mremap() queues the next once the monitor has read the last
+    expect(k.run(k.uffdRead({ nonblock: true, map: 'hole' }))).toEqual({ event: 'unmap', page: 0, pages: 2 });
+    startBlocked(mremap);
+    expect(k.run(k.uffdRead({ nonblock: true, map: 'dst', to: 'hole' }))).toEqual({ event: 'remap', page: 0, toPage: 0, pages: 2 });
+    startBlocked(mremap);
+    expect(k.run(k.uffdRead({ nonblock: true, map: 'dst' }))).toEqual({ event: 'unmap', page: 0, pages: 2 });
+    finish(mremap);
+  });
+
   it('munmap() with EVENT_UNMAP unmaps, then waits for the monitor to read start/end', () => {
     const k = setup(['event-unmap'], 4);
     const munmap = startBlocked(k.munmap({ map: 'dst', offset: PAGE, length: 2 * PAGE }));

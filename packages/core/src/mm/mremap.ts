@@ -2,9 +2,10 @@ import type { Kernel } from '../kernel.js';
 import { InputError, KernelError, KernelOops } from '../errors.js';
 import { kernelAtLeast } from '../features.js';
 import type { Op } from '../sched.js';
-import type { Mm, Vma } from '../types.js';
+import type { Mm, UffdCtx, Vma } from '../types.js';
 import { vmasIn, type Leaf } from './vm.js';
 import { refuseSealedMremap } from './mseal.js';
+import type { UnmapEvents } from './userfaultfd.js';
 
 export interface MremapRequest {
   readonly mm: Mm;
@@ -77,11 +78,29 @@ interface VmaMove {
   readonly as: string;
 }
 
-/** mremap_to() (with MREMAP_FIXED) and move_vma() of a range inside one VMA. */
+/**
+ * mremap_to() (with MREMAP_FIXED) and move_vma() of a range inside one VMA; the userfaultfd events
+ * come at the end, as mremap() sends them after mmap_write_unlock(), even after an error:
+ * userfaultfd_unmap_complete(uf_unmap_early) -- the destination's --, mremap_userfaultfd_complete()
+ * and userfaultfd_unmap_complete(uf_unmap) -- the old range's.
+ */
 function* moveVma(k: Kernel, m: VmaMove): Op<Vma> {
+  const ufEarly: UnmapEvents = [];
+  const ufUnmap: UnmapEvents = [];
+  const remap: { ctx: UffdCtx | null; to: number } = { ctx: null, to: 0 };
+  try {
+    return yield* moveVmaLocked(k, m, ufEarly, ufUnmap, remap);
+  } finally {
+    yield* k.uffd.completeUnmaps(ufEarly);
+    yield* k.uffd.remapComplete(remap.ctx, m.start, remap.to, m.end - m.start);
+    yield* k.uffd.completeUnmaps(ufUnmap);
+  }
+}
+
+function* moveVmaLocked(k: Kernel, m: VmaMove, ufEarly: UnmapEvents, ufUnmap: UnmapEvents, remap: { ctx: UffdCtx | null; to: number }): Op<Vma> {
   const { mm, start, end, pages, as } = m;
   // MREMAP_FIXED unmaps whatever is at new_addr first
-  if (m.to !== null) yield* k.vm.munmapRange(mm, m.to, m.to + pages);
+  if (m.to !== null) yield* k.vm.munmapRange(mm, m.to, m.to + pages, ufEarly);
   // vma_to_resize() (check_prep_vma() since the 2025 rework of mm/mremap.c [M]): no remap across
   // the end of a VMA
   const vma = k.vm.vmaAt(mm, start);
@@ -106,7 +125,8 @@ function* moveVma(k: Kernel, m: VmaMove): Op<Vma> {
   const unfaulted = vma.kind === 'anon' && vma.anonVma === 0;
   const copy = k.vm.addVma(mm, { ...vma, name: as, start: to, pages, pgoff: unfaulted ? to : vma.pgoff + (start - vma.start), flags: { ...vma.flags } });
   // mremap_userfaultfd_prep(new_vma): the registration moves only with UFFD_FEATURE_EVENT_REMAP
-  const remapCtx = k.uffd.remapPrep(copy);
+  remap.ctx = k.uffd.remapPrep(copy);
+  remap.to = to;
   movePageTables(k, vma, start, end, to);
   // copy_vma() merges the new range with its neighbours before the entries move (the model after:
   // the same VMAs result); the copy may grow the VMA being moved itself when it lands right after it
@@ -124,7 +144,7 @@ function* moveVma(k: Kernel, m: VmaMove): Op<Vma> {
     }
   } else {
     try {
-      yield* k.vm.munmapRange(mm, start, end);
+      yield* k.vm.munmapRange(mm, start, end, ufUnmap);
     } catch (e) {
       // before v5.11 nothing asked ->may_split() first: do_munmap() fails to split, move_vma()
       // only fixes up the accounting and returns the new address: both VMAs stay
@@ -132,8 +152,6 @@ function* moveVma(k: Kernel, m: VmaMove): Op<Vma> {
     }
   }
   k.emit('vma.move', { mm: mm.name, map: vma.name, from: start, to, pages: end - start, as });
-  // mremap_userfaultfd_complete(&uf, addr, ret, old_len): UFFD_EVENT_REMAP, read before mremap() returns
-  yield* k.uffd.remapComplete(remapCtx, start, to, end - start);
   return moved;
 }
 

@@ -938,9 +938,9 @@ export class Userfaultfd {
     return ctxs;
   }
 
-  /** userfaultfd_unmap_complete(): UFFD_EVENT_UNMAP of [start, end) to each, waited on in turn. */
-  *unmapComplete(ctxs: readonly UffdCtx[], start: number, end: number): Op {
-    for (const ctx of ctxs) yield* this.sendEvent(ctx, { event: 'unmap', start, end, read: false }, `munmap of ${ctx.mm.name}`);
+  /** userfaultfd_unmap_complete(): UFFD_EVENT_UNMAP of each prepared range to its ctxs, waited on in turn. */
+  *completeUnmaps(uf: UnmapEvents): Op {
+    for (const { ctxs, start, end } of uf) for (const ctx of ctxs) yield* this.sendEvent(ctx, { event: 'unmap', start, end, read: false }, `munmap of ${ctx.mm.name}`);
   }
 
   /**
@@ -988,6 +988,9 @@ export class Userfaultfd {
   }
 }
 
+
+/** struct list_head *uf of do_vmi_munmap(): the UFFD_EVENT_UNMAPs prepared, to send once the syscall is done. */
+export type UnmapEvents = { readonly ctxs: readonly UffdCtx[]; readonly start: number; readonly end: number }[];
 
 /** A fault sleeping in handle_userfault(); `held`: a DONTWAKE ioctl filled its entry without waking it. */
 interface Sleeper {

@@ -6,6 +6,7 @@ import type { AddressSpace, MappingRange, Mm, Pte, PteLevel, Vma, VmFlags } from
 import { samePolicy } from './mempolicy.js';
 import { PG } from './pages.js';
 import { refuseSealedMprotect, refuseSealedUnmap } from './mseal.js';
+import type { UnmapEvents } from './userfaultfd.js';
 
 export interface Leaf {
   readonly pte: Pte;
@@ -597,18 +598,21 @@ export class Vm {
    * then the one straddling `end` (a refused second split leaves the first done, as the kernel
    * does), then unmap every VMA inside. An empty range is no error.
    */
-  *munmapRange(mm: Mm, start: number, end: number): Op {
+  *munmapRange(mm: Mm, start: number, end: number, uf?: UnmapEvents): Op {
     refuseSealedUnmap(this.k, mm, start, end, 'munmap'); // mseal(2): EPERM before anything is unmapped (mm/mseal.ts)
-    // userfaultfd_unmap_prep(): UFFD_FEATURE_EVENT_UNMAP ctxs of the VMAs going away
-    const unmaps = this.k.uffd.unmapPrep(mm, start, end);
     const first = mm.vmas.find((v) => v.start < start && v.start + v.pages > start);
     if (first) this.splitVma(first, start);
     const last = mm.vmas.find((v) => v.start < end && v.start + v.pages > end);
     if (last) this.splitVma(last, end);
+    // userfaultfd_unmap_prep() (vms_gather_munmap_vmas(), after the splits): the
+    // UFFD_FEATURE_EVENT_UNMAP ctxs of the VMAs going away
+    const unmaps = { ctxs: this.k.uffd.unmapPrep(mm, start, end), start, end };
     const inside = mm.vmas.filter((v) => v.start >= start && v.start + v.pages <= end);
     for (const vma of inside) yield* this.unmapVma(vma, true);
-    // userfaultfd_unmap_complete(): UFFD_EVENT_UNMAP, each read before munmap() returns
-    yield* this.k.uffd.unmapComplete(unmaps, start, end);
+    // userfaultfd_unmap_complete(): UFFD_EVENT_UNMAP, read before munmap() returns -- or, for
+    // mremap(), at its end (`uf`: the caller's uf_unmap list)
+    if (uf) uf.push(unmaps);
+    else yield* this.k.uffd.completeUnmaps([unmaps]);
   }
 
   /**
