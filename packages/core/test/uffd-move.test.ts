@@ -158,6 +158,28 @@ describe('UFFDIO_MOVE refusals', () => {
   });
 });
 
+describe('UFFDIO_MOVE of a KSM page and of PTE markers', () => {
+  it('a KSM page is never PageAnonExclusive: EBUSY (move_pages_pte(): "!PageAnonExclusive(&folio->page)")', () => {
+    const { k } = moveSetup('latest', 2);
+    // two pages of the same content in one mergeable VMA: ksmd merges them into one stable page
+    k.run(k.write({ map: 'src', page: 1, data: 'src0' }));
+    k.run(k.madvise({ map: 'src', advice: 'mergeable' }));
+    k.run(k.ksmMerge({}));
+    expect(k.pfnOf({ map: 'src', page: 0 })).toBe(k.pfnOf({ map: 'src', page: 1 }));
+    expect(code(() => k.run(k.uffdMove({ map: 'dst', page: 0, src: 'src' })))).toBe('EBUSY');
+  });
+
+  it('a guard marker (v6.13) at the source is a non-swap entry that is no migration entry: EFAULT; at the destination it is not pte_none: EEXIST', () => {
+    const { k } = moveSetup('latest', 2);
+    k.run(k.madvise({ map: 'src', advice: 'dontneed', length: PAGE }));
+    k.run(k.madvise({ map: 'src', advice: 'guard-install', length: PAGE }));
+    expect(code(() => k.run(k.uffdMove({ map: 'dst', page: 0, src: 'src' })))).toBe('EFAULT');
+    // a marker at the destination is not pte_none: EEXIST ("if (!pte_none(orig_dst_pte))")
+    k.run(k.madvise({ map: 'dst', advice: 'guard-install', offset: PAGE, length: PAGE }));
+    expect(code(() => k.run(k.uffdMove({ map: 'dst', page: 1, src: 'src' })))).toBe('EEXIST');
+  });
+});
+
 describe('UFFDIO_MOVE of the zero page and of swap entries', () => {
   it('move_zeropage_pte(): a read-faulted source page moves as the zero page, read-only', () => {
     const k = createKernel({ arch: testArch(), kernel: 'latest' });
