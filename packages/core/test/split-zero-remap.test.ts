@@ -52,3 +52,29 @@ describe('the split of a THP two processes map', () => {
     expect([k.rssAnonIn({}), k.rssAnonIn({ process: 'child' })]).toEqual([NR * 4, NR * 4]);
   });
 });
+
+describe('MADV_FREE of part of a THP (madvise_free_huge_pmd(): split_folio(), then the PTE walk)', () => {
+  it('splits the THP and cleans only the pages in range; from v6.12 the split also maps every zero-filled page of it to the zero page', () => {
+    for (const [v, remapped] of [['v6.6', false], ['latest', true]] as const) {
+      const k = createKernel({ arch: testArch(), kernel: v });
+      k.run(k.mmap({ anon: true, length: 4 * MiB, write: true, as: 'mem' }));
+      k.run(k.madvise({ map: 'mem', advice: 'hugepage', offset: 2 * MiB, length: 2 * MiB }));
+      k.run(k.write({ map: 'mem', page: NR, data: 'a' }));
+      k.run(k.write({ map: 'mem', page: NR + 400, data: 'b' }));
+      const mm = k.processes.get('init')!;
+      const at = (page: number) => k.vm.lookup(mm, mm.ranges.get('mem')!.start + page)!.pte;
+      expect(at(NR).level).toBe('pmd');
+      // the first half of the THP: "If user want to discard part-pages of THP, split it so
+      // MADV_FREE will deactivate only them"
+      k.run(k.madvise({ map: 'mem', advice: 'free', offset: 2 * MiB, length: MiB }));
+      expect([v, mm.pmds.size, at(NR).level, k.folios.order(at(NR).pfn)]).toEqual([v, 0, 'pte', 0]);
+      // page NR (in range) was cleaned: pte_mkclean(); page NR + 400 (outside) keeps its dirty bit
+      expect([at(NR).dirty, at(NR + 400).dirty]).toEqual([false, true]);
+      // zero-filled pages on both sides of the range's end: remapped from v6.12, kept (and, in
+      // range, cleaned) before
+      expect([NR + 1, NR + 255, NR + 256, 2 * NR - 1].map((p) => at(p).pfn === k.zeroPfn)).toEqual(Array(4).fill(remapped));
+      expect(k.rssAnonIn({})).toBe(remapped ? 8 : NR * 4);
+      expect([k.run(k.read({ map: 'mem', page: NR })), k.run(k.read({ map: 'mem', page: NR + 400 })), k.run(k.read({ map: 'mem', page: NR + 1 }))]).toEqual(['a', 'b', '']);
+    }
+  });
+});

@@ -8,6 +8,7 @@ import { madviseCollapse } from './collapse.js';
 import { faultinRange } from './populate.js';
 import { guardInstall, guardRemove } from './guard.js';
 import { refuseSealedAdvice } from './mseal.js';
+import type { Leaf } from './vm.js';
 
 /** The advices modelled, as scenarios spell them (MADV_DONTNEED_LOCKED is `dontneed-locked`, ...). */
 export const MADVISE_ADVICES = [
@@ -334,32 +335,50 @@ function* remove(k: Kernel, vma: Vma, s: number, e: number): Op {
  */
 function lazyfree(k: Kernel, vma: Vma, s: number, e: number): void {
   for (const leaf of k.vm.leavesIn(vma.mm, s, e)) {
-    // madvise_free_huge_pmd(): an anonymous THP the range covers whole and this process alone maps
-    // is cleaned at PMD level; one covered in part would be split (split_folio(), not modelled: left
-    // as it is), one mapped elsewhere too is skipped, and so is the huge zero page
+    // madvise_free_huge_pmd(): an anonymous THP this process alone maps is cleaned at PMD level
+    // when the range covers it whole; one covered in part is split ("If user want to discard
+    // part-pages of THP, split it so MADV_FREE will deactivate only them": split_folio(), every
+    // release; from v6.12 the split maps its zero-filled pages to the zero page, mm/split.ts) and
+    // madvise_free_pte_range() goes on over the PTEs in the range; one mapped elsewhere too is
+    // skipped, and so is the huge zero page
     if (leaf.pte.level === 'pmd' && k.thp.isAnonPmd(vma, leaf)) {
-      const whole = leaf.base >= s && leaf.base + leaf.pages <= e;
-      if (!whole || k.folios.mapcount(k.folios.folio(leaf.pte.pfn)) !== 1 || !leaf.pte.dirty) continue;
+      const head = k.folios.folio(leaf.pte.pfn);
+      if (k.folios.mapcount(head) !== 1) continue;
+      if (leaf.base < s || leaf.base + leaf.pages > e) {
+        if (!k.thp.splitFolioHeld(head, 'madvise_free_huge_pmd')) continue;
+        for (const pte of k.vm.leavesIn(vma.mm, Math.max(s, leaf.base), Math.min(e, leaf.base + leaf.pages))) lazyfreePte(k, vma, pte);
+        continue;
+      }
+      if (!leaf.pte.dirty) continue;
       leaf.pte.dirty = false; // pmd_mkold(pmd_mkclean()), then set_pmd_at
       k.emit('pte.set', { mm: vma.mm.name, vaddr: leaf.base, pfn: leaf.pte.pfn, level: 'pmd', write: leaf.pte.write, devmap: false, special: false });
       continue;
     }
-    if (leaf.pte.swap) {
-      // "if (!non_swap_entry(entry)) { free_swap_and_cache(entry); pte_clear_not_present_full() }"
-      k.vm.clear(vma.mm, leaf.base, 'pte');
-      k.swap.zapEntry(leaf.pte);
-      continue;
-    }
-    if (nonPresent(leaf.pte) || leaf.pte.level !== 'pte') continue;
-    const page = k.vm.normalPage(leaf.pte, leaf.pte.pfn);
-    if (page === null) continue;
-    const folio = k.folios.folio(page);
-    if (!k.folios.isAnon(folio)) continue;
-    if (k.swap.inSwapCache(folio) && (k.folios.mapcount(folio) !== 1 || !k.swap.freeSwap(folio))) continue;
-    if (!leaf.pte.dirty) continue;
-    leaf.pte.dirty = false; // pte_mkold(pte_mkclean()), then set_pte_at
-    k.emit('pte.set', { mm: vma.mm.name, vaddr: leaf.base, pfn: leaf.pte.pfn, level: 'pte', write: leaf.pte.write, devmap: leaf.pte.devmap, special: leaf.pte.special });
+    lazyfreePte(k, vma, leaf);
   }
+}
+
+/**
+ * madvise_free_pte_range() on one PTE. A page of a PTE-mapped large folio is cleaned as a small one
+ * here; the kernel splits such a folio when the range covers it in part (and, before "mm/madvise:
+ * optimize lazyfreeing with mTHP in madvise_free" [M], whenever it meets one): not modelled.
+ */
+function lazyfreePte(k: Kernel, vma: Vma, leaf: Leaf): void {
+  if (leaf.pte.swap) {
+    // "if (!non_swap_entry(entry)) { free_swap_and_cache(entry); pte_clear_not_present_full() }"
+    k.vm.clear(vma.mm, leaf.base, 'pte');
+    k.swap.zapEntry(leaf.pte);
+    return;
+  }
+  if (nonPresent(leaf.pte) || leaf.pte.level !== 'pte') return;
+  const page = k.vm.normalPage(leaf.pte, leaf.pte.pfn);
+  if (page === null) return;
+  const folio = k.folios.folio(page);
+  if (!k.folios.isAnon(folio)) return;
+  if (k.swap.inSwapCache(folio) && (k.folios.mapcount(folio) !== 1 || !k.swap.freeSwap(folio))) return;
+  if (!leaf.pte.dirty) return;
+  leaf.pte.dirty = false; // pte_mkold(pte_mkclean()), then set_pte_at
+  k.emit('pte.set', { mm: vma.mm.name, vaddr: leaf.base, pfn: leaf.pte.pfn, level: 'pte', write: leaf.pte.write, devmap: leaf.pte.devmap, special: leaf.pte.special });
 }
 
 /**
