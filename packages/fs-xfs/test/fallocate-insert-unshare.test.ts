@@ -236,22 +236,3 @@ describe('vfs_fallocate mode checks and FALLOC_FL_WRITE_ZEROES', () => {
     expect(() => k.run(k.fallocate({ file: 'a', offset: 2 ** 63, length: PAGE }))).toThrow(/EFBIG.*vfs_fallocate/);
   });
 });
-
-describe('insert range of a page-cache file on a DAX-capable mount (dax=inode, no FS_XFLAG_DAX)', () => {
-  it('the cache is written back and dropped from the offset, the file grows; a collapse after it shrinks the cache with i_size', () => {
-    const k = createKernel({ arch: testArch(), fs: xfs(), driver: nvdimm(), kernel: 'v6.6' });
-    k.run(k.probe({ size: 1024 * 1024 * 1024, as: 'pmem0' }));
-    k.run(k.mount({ device: 'pmem0', dax: 'inode' }));
-    k.run(k.create({ file: 'a', size: 4 * PAGE }));
-    expect(k.file('a').inode.sDax).toBe(false);
-    k.run(k.mmap({ file: 'a', length: 5 * PAGE, shared: true, write: true, as: 'm' }));
-    for (let p = 0; p < 4; p++) k.run(k.write({ map: 'm', page: p, data: `C${p}` }));
-    k.run(k.fallocate({ file: 'a', mode: 'insert-range', offset: PAGE, length: PAGE }));
-    // the written-back data followed the blocks: C1-C3 now at pages 2-4, page 1 a hole
-    expect([0, 1, 2, 3, 4].map((page) => k.run(k.read({ map: 'm', page })))).toEqual(['C0', '', 'C1', 'C2', 'C3']);
-    k.run(k.fallocate({ file: 'a', mode: 'collapse-range', offset: 0, length: PAGE }));
-    expect([0, 1, 2, 3].map((page) => k.run(k.read({ map: 'm', page })))).toEqual(['', 'C1', 'C2', 'C3']);
-    // 4 pages again: page 4 of the mapping is past EOF
-    expect(() => k.run(k.read({ map: 'm', page: 4 }))).toThrow(/SIGBUS/);
-  });
-});
