@@ -78,3 +78,40 @@ describe('MADV_FREE of part of a THP (madvise_free_huge_pmd(): split_folio(), th
     }
   });
 });
+
+describe('MADV_FREE of a PTE-mapped THP (madvise_free_pte_range())', () => {
+  /** A THP in 'mem' (pages 0 and 300 written) whose PMD a one-page mprotect(PROT_READ) and back split: one VMA, PTE-mapped, order 9. */
+  function pteMapped(version: string): { k: Kernel; head: number; at: (page: number) => ReturnType<Kernel['vm']['lookup']> } {
+    const k = createKernel({ arch: testArch(), kernel: version });
+    k.run(k.mmap({ anon: true, length: 2 * MiB, write: true, as: 'mem' }));
+    k.run(k.madvise({ map: 'mem', advice: 'hugepage' }));
+    k.run(k.write({ map: 'mem', page: 0, data: 'a' }));
+    k.run(k.write({ map: 'mem', page: 300, data: 'b' }));
+    k.run(k.mprotect({ map: 'mem', offset: 0, length: 4096, write: false }));
+    k.run(k.mprotect({ map: 'mem', offset: 0, length: 4096, write: true }));
+    const mm = k.processes.get('init')!;
+    const at = (page: number) => k.vm.lookup(mm, mm.ranges.get('mem')!.start + page);
+    const head = at(0)!.pte.pfn;
+    expect([mm.vmas.length, at(0)!.pte.level, k.folios.order(head)]).toEqual([1, 'pte', 9]);
+    return { k, head, at };
+  }
+
+  it('covered whole: v6.6 splits it (every large folio it meets); from v6.10 it stays whole and is cleaned (the PTE batch)', () => {
+    for (const [v, split] of [['v6.6', true], ['latest', false]] as const) {
+      const { k, head, at } = pteMapped(v);
+      k.run(k.madvise({ map: 'mem', advice: 'free' }));
+      expect([v, k.folios.order(head), at(300)!.pte.pfn === head + 300, at(300)!.pte.dirty]).toEqual([v, split ? 0 : 9, true, false]);
+      // v6.6 has no zero-page remap: the split leaves every page where it was
+      expect(k.rssAnonIn({})).toBe(2 * MiB / 1024);
+    }
+  });
+
+  it('covered in part on latest: split (madvise_folio_pte_batch() < folio_nr_pages()), and the split maps the zero-filled pages to the zero page', () => {
+    const { k, head, at } = pteMapped('latest');
+    k.run(k.madvise({ map: 'mem', advice: 'free', offset: 0, length: MiB }));
+    expect([k.folios.order(head), at(1)!.pte.pfn, at(511)!.pte.pfn]).toEqual([0, k.zeroPfn, k.zeroPfn]);
+    // page 0 in the range was cleaned, page 300 (outside, written) stays dirty
+    expect([at(0)!.pte.dirty, at(300)!.pte.dirty, k.rssAnonIn({})]).toEqual([false, true, 8]);
+    expect([k.run(k.read({ map: 'mem', page: 0 })), k.run(k.read({ map: 'mem', page: 300 }))]).toEqual(['a', 'b']);
+  });
+});

@@ -334,7 +334,13 @@ function* remove(k: Kernel, vma: Vma, s: number, e: number): Op {
  * dirties it again.
  */
 function lazyfree(k: Kernel, vma: Vma, s: number, e: number): void {
-  for (const leaf of k.vm.leavesIn(vma.mm, s, e)) {
+  // where a "break" of madvise_free_pte_range() leaves the rest of the PMD's range
+  let resume = s;
+  for (const found of k.vm.leavesIn(vma.mm, s, e)) {
+    if (found.base < resume) continue;
+    // a split earlier in the walk may have changed the entry (the zero page, a new folio)
+    const leaf = found.pte.level === 'pte' ? k.vm.lookup(vma.mm, found.base) : found;
+    if (!leaf) continue;
     // madvise_free_huge_pmd(): an anonymous THP this process alone maps is cleaned at PMD level
     // when the range covers it whole; one covered in part is split ("If user want to discard
     // part-pages of THP, split it so MADV_FREE will deactivate only them": split_folio(), every
@@ -354,15 +360,59 @@ function lazyfree(k: Kernel, vma: Vma, s: number, e: number): void {
       k.emit('pte.set', { mm: vma.mm.name, vaddr: leaf.base, pfn: leaf.pte.pfn, level: 'pmd', write: leaf.pte.write, devmap: false, special: false });
       continue;
     }
+    const page = leaf.pte.level === 'pte' && !nonPresent(leaf.pte) ? k.vm.normalPage(leaf.pte, leaf.pte.pfn) : null;
+    if (page !== null && k.folios.nr(k.folios.folio(page)) > 1 && k.folios.isAnon(k.folios.folio(page))) {
+      const go = lazyfreeLargeFolio(k, vma, leaf.base, page, e);
+      if (go === 'stop') {
+        resume = leaf.base - (leaf.base % k.vm.pmdPages) + k.vm.pmdPages;
+        continue;
+      }
+      if (go === 'skip') continue;
+      if (go === 'whole') {
+        // the batch: every PTE of the folio is cleaned, and the walk goes on past it
+        const nr = k.folios.nr(k.folios.folio(page));
+        for (let v = leaf.base; v < leaf.base + nr; v++) lazyfreePte(k, vma, k.vm.lookup(vma.mm, v)!);
+        resume = leaf.base + nr;
+        continue;
+      }
+      const now = k.vm.lookup(vma.mm, leaf.base);
+      if (now) lazyfreePte(k, vma, now);
+      continue;
+    }
     lazyfreePte(k, vma, leaf);
   }
 }
 
 /**
- * madvise_free_pte_range() on one PTE. A page of a PTE-mapped large folio is cleaned as a small one
- * here; the kernel splits such a folio when the range covers it in part (and, before "mm/madvise:
- * optimize lazyfreeing with mTHP in madvise_free" [M], whenever it meets one): not modelled.
+ * madvise_free_pte_range() at a page of a PTE-mapped large anonymous folio (a THP whose PMD was
+ * split, an mTHP). Up to v6.9: split_folio() and the same address again, unless the folio is
+ * mapped elsewhere (page_mapcount(), folio_estimated_sharers() in v6.x: != 1) or the split fails --
+ * then "break": the rest of this PMD's range is left. From "mm/madvise: optimize lazyfreeing with
+ * mTHP in madvise_free" (v6.10 [M]): when the PTEs from this one on map the folio whole inside the
+ * range (madvise_folio_pte_batch() covers folio_nr_pages()) it stays whole and is cleaned; else it
+ * is split unless folio_likely_mapped_shared() (the first page mapped more than once), and that
+ * page is passed over when it is not split. Every split maps the folio's zero-filled pages to the
+ * zero page from v6.12 (mm/split.ts). 'go': clean the entry there now; 'whole': clean the folio's
+ * PTEs, the batch.
  */
+function lazyfreeLargeFolio(k: Kernel, vma: Vma, vpn: number, page: number, e: number): 'go' | 'whole' | 'skip' | 'stop' {
+  const head = k.folios.folio(page);
+  const nr = k.folios.nr(head);
+  if (!kernelAtLeast(k.version, 6, 10)) {
+    if (k.vm.pageMapcount(page, head) !== 1) return 'stop';
+    return k.thp.splitFolioHeld(head, 'madvise_free_pte_range') ? 'go' : 'stop';
+  }
+  let batch = 0;
+  for (; batch < nr && vpn + batch < e; batch++) {
+    const pte = vma.mm.ptes.get(vpn + batch);
+    if (!pte || nonPresent(pte) || pte.special || pte.pfn !== page + batch) break;
+  }
+  if (page === head && batch === nr) return 'whole';
+  if (k.vm.pageMapcount(head, head) > 1) return 'skip';
+  return k.thp.splitFolioHeld(head, 'madvise_free_pte_range') ? 'go' : 'skip';
+}
+
+/** madvise_free_pte_range() on one PTE (a large folio's page once lazyfreeLargeFolio() let it through). */
 function lazyfreePte(k: Kernel, vma: Vma, leaf: Leaf): void {
   if (leaf.pte.swap) {
     // "if (!non_swap_entry(entry)) { free_swap_and_cache(entry); pte_clear_not_present_full() }"
