@@ -21,6 +21,11 @@ export function exploreOn(catalog: PluginCatalog, file: string, fs: string | nul
 
 const names = (r: ExploreResult): string[] => r.violations.map((v) => v.invariant);
 
+/** What an explore run says at the end: status, completeness, outcome, broken invariants, failed steps, a blocked run. */
+export const endSummary = (r: ExploreResult) => ({ status: r.status, complete: r.complete, outcome: r.outcome, violations: names(r), failures: r.stepFailures.flatMap((f) => f.messages), blocked: r.blocked });
+/** endSummary() of a run that explored every interleaving and found nothing wrong. */
+export const CLEAN = { status: 'pass', complete: true, outcome: 'completed', violations: [], failures: [], blocked: null };
+
 /** Whether trace lines matching each pattern occur in this order. */
 export function inOrder(trace: readonly string[], patterns: readonly RegExp[]): boolean {
   let at = 0;

@@ -2,7 +2,7 @@ import { fileURLToPath } from 'node:url';
 import { exploreScenario, isExploreResult, loadScenarioFile, PRESETS, type PluginCatalog } from '@daxlab/core';
 import { testArch } from '@daxlab/core/testing';
 import { describe, expect, it } from 'vitest';
-import { exploreOn } from './explore-family.js';
+import { CLEAN, endSummary as clean, exploreOn } from './explore-family.js';
 
 // NUMA migration racing other threads, under every interleaving (apps/cli/scenarios/explore/
 // move-pages-vs-*.yaml; mm/mempolicy.ts migrateFolio, mm/migrate.ts). Each scenario must complete
@@ -13,8 +13,6 @@ import { exploreOn } from './explore-family.js';
 const catalog: PluginCatalog = { arch: { x86: () => testArch() }, fs: {}, driver: {} };
 const RELEASES = PRESETS.map((p) => p.name);
 const explore = (file: string, version: string) => exploreOn(catalog, file, null, null, version);
-const clean = (r: ReturnType<typeof explore>) => ({ status: r.status, complete: r.complete, outcome: r.outcome, violations: r.violations.map((v) => v.invariant), failures: r.stepFailures.flatMap((f) => f.messages), blocked: r.blocked });
-const CLEAN = { status: 'pass', complete: true, outcome: 'completed', violations: [], failures: [], blocked: null };
 
 describe('move_pages() racing GUP, fork and CPU writes', () => {
   for (const version of RELEASES) {

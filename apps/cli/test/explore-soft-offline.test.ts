@@ -1,7 +1,7 @@
 import { PRESETS, type PluginCatalog } from '@daxlab/core';
 import { testArch } from '@daxlab/core/testing';
 import { describe, expect, it } from 'vitest';
-import { exploreOn } from './explore-family.js';
+import { CLEAN, endSummary as clean, exploreOn } from './explore-family.js';
 
 // Soft offline racing CPU writes and fork, under every interleaving (apps/cli/scenarios/explore/
 // soft-offline-*.yaml; mm/softoffline.ts over the NUMA migration of mm/mempolicy.ts, hugetlb
@@ -11,8 +11,6 @@ import { exploreOn } from './explore-family.js';
 const catalog: PluginCatalog = { arch: { x86: () => testArch() }, fs: {}, driver: {} };
 const RELEASES = PRESETS.map((p) => p.name);
 const explore = (file: string, version: string) => exploreOn(catalog, file, null, null, version);
-const clean = (r: ReturnType<typeof explore>) => ({ status: r.status, complete: r.complete, outcome: r.outcome, violations: r.violations.map((v) => v.invariant), failures: r.stepFailures.flatMap((f) => f.messages), blocked: r.blocked });
-const CLEAN = { status: 'pass', complete: true, outcome: 'completed', violations: [], failures: [], blocked: null };
 
 describe('soft offline racing writes and fork', () => {
   for (const version of RELEASES) {
