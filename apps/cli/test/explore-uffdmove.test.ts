@@ -1,7 +1,7 @@
 import { PRESETS, type PluginCatalog } from '@daxlab/core';
 import { testArch } from '@daxlab/core/testing';
 import { describe, expect, it } from 'vitest';
-import { exploreOn } from './explore-family.js';
+import { CLEAN, endSummary, exploreOn } from './explore-family.js';
 
 // UFFDIO_MOVE racing a GUP-fast pin for DMA, under every interleaving
 // (apps/cli/scenarios/explore/uffd-move-vs-pin.yaml; mm/uffdmove.ts move_present_pte()'s
@@ -10,13 +10,12 @@ import { exploreOn } from './explore-family.js';
 
 const catalog: PluginCatalog = { arch: { x86: () => testArch() }, fs: {}, driver: {} };
 const RELEASES = PRESETS.map((p) => p.name);
-const CLEAN = { status: 'pass', complete: true, outcome: 'completed', violations: [], failures: [], blocked: null };
 
 describe('UFFDIO_MOVE racing a pin', () => {
   for (const version of RELEASES) {
     it(`${version}: the pinned page never moves; every read sees the DMA`, () => {
       const r = exploreOn(catalog, 'uffd-move-vs-pin.yaml', null, null, version);
-      expect({ status: r.status, complete: r.complete, outcome: r.outcome, violations: r.violations.map((v) => v.invariant), failures: r.stepFailures.flatMap((f) => f.messages), blocked: r.blocked }).toEqual(CLEAN);
+      expect(endSummary(r)).toEqual(CLEAN);
       // before v6.8 the ioctl is -EINVAL whenever it runs: one end state. From v6.8 three: the
       // pin first (the move is -EBUSY, D stays at buf), the move first (A moved to dst, the pin's
       // fault gives buf a new page that gets D), the move after the unpin (D moved to dst)
