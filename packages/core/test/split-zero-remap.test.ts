@@ -115,3 +115,22 @@ describe('MADV_FREE of a PTE-mapped THP (madvise_free_pte_range())', () => {
     expect([k.run(k.read({ map: 'mem', page: 0 })), k.run(k.read({ map: 'mem', page: 300 }))]).toEqual(['a', 'b']);
   });
 });
+
+describe('MADV_COLD (madvise_cold_or_pageout_pte_range(pageout = false)): no LRU in the model, but the same splits as MADV_PAGEOUT', () => {
+  it('a THP covered in part is split (from v6.12 with the zero-page remap); covered whole it stays a PMD-mapped THP', () => {
+    for (const [v, remapped] of [['v6.6', false], ['latest', true]] as const) {
+      const k = createKernel({ arch: testArch(), kernel: v });
+      k.run(k.mmap({ anon: true, length: 4 * MiB, write: true, as: 'mem' }));
+      k.run(k.madvise({ map: 'mem', advice: 'hugepage' }));
+      k.run(k.write({ map: 'mem', page: 0, data: 'a' }));
+      k.run(k.write({ map: 'mem', page: NR, data: 'b' }));
+      const mm = k.processes.get('init')!;
+      const at = (page: number) => k.vm.lookup(mm, mm.ranges.get('mem')!.start + page)!.pte;
+      // the first THP whole, the second's first half
+      k.run(k.madvise({ map: 'mem', advice: 'cold', offset: 0, length: 3 * MiB }));
+      expect([v, at(0).level, at(NR).level, k.folios.order(at(NR).pfn)]).toEqual([v, 'pmd', 'pte', 0]);
+      expect([v, at(NR + 1).pfn === k.zeroPfn, at(2 * NR - 1).pfn === k.zeroPfn]).toEqual([v, remapped, remapped]);
+      expect(k.rssAnonIn({})).toBe(remapped ? NR * 4 + 4 : 2 * NR * 4);
+    }
+  });
+});

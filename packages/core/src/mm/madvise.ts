@@ -174,7 +174,7 @@ function* adviseVma(k: Kernel, vma: Vma, s: number, e: number, advice: Advice): 
     case 'cold':
     case 'pageout':
       // can_madv_lru_vma(): !(VM_LOCKED | VM_PFNMAP | VM_HUGETLB). Past it, MADV_COLD only moves
-      // pages to the inactive LRU (no LRU in the model: nothing visible) and MADV_PAGEOUT
+      // pages to the inactive LRU (no LRU in the model: only its THP splits show) and MADV_PAGEOUT
       // reclaims them: anonymous pages this process alone maps are swapped out (mm/swap.ts);
       // DAX and device pages are never on the LRU.
       if (vma.flags.pfnmap || vma.flags.locked) throw refused(vma, advice, vma.flags.pfnmap ? 'VM_PFNMAP' : 'VM_LOCKED');
@@ -183,6 +183,7 @@ function* adviseVma(k: Kernel, vma: Vma, s: number, e: number, advice: Advice): 
       // dirty or not, instead of swapping it (try_to_unmap_one()); not modelled
       if (advice === 'pageout' && vma.flags.droppable) throw KernelError.unsupported('EINVAL', `madvise pageout of '${vma.name}': reclaim of MAP_DROPPABLE memory (the pages are dropped, not swapped) is not modelled`);
       if (advice === 'pageout') yield* k.swap.pageout(vma, s, e);
+      else yield* k.swap.cold(vma, s, e);
       return;
     case 'dontfork':
       updateFlags(k, vma, s, e, { dontcopy: true });

@@ -89,7 +89,23 @@ export class Swap {
    * (v5.4 also stops the walk of that PMD there: not modelled).
    */
   *pageout(vma: Vma, s: number, e: number): Op {
+    yield* this.coldOrPageout(vma, s, e, true);
+  }
+
+  /**
+   * MADV_COLD of [s, e): the same walk (madvise_cold_or_pageout_pte_range(pageout = false)), which
+   * only moves the folios to the inactive LRU -- the model has no LRU -- but splits as MADV_PAGEOUT
+   * does a THP the range covers in part (split_folio(); so from v6.12 its zero-filled pages go to
+   * the zero page) and, before v6.9, a PTE-mapped large folio it meets at all. One it covers whole
+   * stays whole (deactivated as one folio).
+   */
+  *cold(vma: Vma, s: number, e: number): Op {
+    yield* this.coldOrPageout(vma, s, e, false);
+  }
+
+  private *coldOrPageout(vma: Vma, s: number, e: number, pageout: boolean): Op {
     const k = this.k;
+    const who = pageout ? 'madvise_pageout' : 'madvise_cold';
     for (const leaf of k.vm.leavesIn(vma.mm, s, e)) {
       if (leaf.pte.level === 'pud') continue;
       if (leaf.pte.level === 'pmd') {
@@ -99,8 +115,10 @@ export class Swap {
         const whole = leaf.base >= s && leaf.base + leaf.pages <= e;
         if (this.mappedElsewhere(head) || (!whole && k.folios.mapcount(head) !== 1)) continue;
         // covered whole, the kernel isolates the THP and swaps it out whole (THP_SWAP): the model's
-        // split stands for that; covered in part, split_folio() really splits it
-        if (!k.thp.splitFolioHeld(head, 'madvise_pageout', whole ? { standsForWholeSwapout: true } : {})) continue;
+        // split stands for that (MADV_COLD deactivates it whole: no split); covered in part,
+        // split_folio() really splits it
+        if (whole && !pageout) continue;
+        if (!k.thp.splitFolioHeld(head, who, whole ? { standsForWholeSwapout: true } : {})) continue;
       }
     }
     for (let vpn = s; vpn < e; vpn++) {
@@ -115,14 +133,15 @@ export class Swap {
         // from "mm: madvise: avoid split during MADV_PAGEOUT and MADV_COLD" (v6.9 [M]) a folio whose
         // PTEs the range maps whole is not split but swapped out whole (mTHP swap-out, v6.10)
         const whole = kernelAtLeast(k.version, 6, 9) && this.ptesInRange(vma.mm, head, s, e) === k.folios.nr(head);
-        if (k.vm.pageMapcount(page, head) !== 1 || !k.thp.splitFolioHeld(head, 'madvise_pageout', whole ? { standsForWholeSwapout: true } : {})) continue;
+        if (whole && !pageout) continue;
+        if (k.vm.pageMapcount(page, head) !== 1 || !k.thp.splitFolioHeld(head, who, whole ? { standsForWholeSwapout: true } : {})) continue;
         // the walk looks at the PTE again ("pte--; addr -= PAGE_SIZE; continue"): from v6.12 the
         // split left the shared zero page there if the page was zero-filled, and that is skipped
         const again = k.vm.lookup(vma.mm, vpn);
         if (!again || again.pte.level !== 'pte' || again.pte.special || again.pte.pfn !== page) continue;
         head = k.folios.folio(page);
       }
-      if (this.mappedElsewhere(head)) continue;
+      if (!pageout || this.mappedElsewhere(head)) continue;
       yield preempt('reclaim_pages');
       this.reclaim(head, vma.mm, vpn);
     }
