@@ -96,7 +96,7 @@ export class Swap {
    * MADV_COLD of [s, e): the same walk (madvise_cold_or_pageout_pte_range(pageout = false)), which
    * only moves the folios to the inactive LRU -- the model has no LRU -- but splits as MADV_PAGEOUT
    * does a THP the range covers in part (split_folio(); so from v6.12 its zero-filled pages go to
-   * the zero page) and, before v6.9, a PTE-mapped large folio it meets at all. One it covers whole
+   * the zero page) and, before v6.10, a PTE-mapped large folio it meets at all. One it covers whole
    * stays whole (deactivated as one folio).
    */
   *cold(vma: Vma, s: number, e: number): Op {
@@ -130,9 +130,10 @@ export class Swap {
       if (!k.folios.isAnon(head)) continue;
       if (k.folios.nr(head) > 1) {
         // a PTE-mapped THP: split (the whole folio must be this process's alone), then the page
-        // from "mm: madvise: avoid split during MADV_PAGEOUT and MADV_COLD" (v6.9 [M]) a folio whose
+        // from "mm: madvise: avoid split during MADV_PAGEOUT and MADV_COLD" (Ryan Roberts' mTHP
+        // swap-out series, v6.10 [M]) a folio whose
         // PTEs the range maps whole is not split but swapped out whole (mTHP swap-out, v6.10)
-        const whole = kernelAtLeast(k.version, 6, 9) && this.ptesInRange(vma.mm, head, s, e) === k.folios.nr(head);
+        const whole = kernelAtLeast(k.version, 6, 10) && this.ptesInRange(vma.mm, head, s, e) === k.folios.nr(head);
         if (whole && !pageout) continue;
         if (k.vm.pageMapcount(page, head) !== 1 || !k.thp.splitFolioHeld(head, who, whole ? { standsForWholeSwapout: true } : {})) continue;
         // the walk looks at the PTE again ("pte--; addr -= PAGE_SIZE; continue"): from v6.12 the
