@@ -313,6 +313,8 @@ export class Kernel {
 
   /** The pfn's pgmap was torn down: its struct page no longer exists. */
   isGone(pfn: number): boolean {
+    // kmem hot-added the range again as System RAM (mm/hotplug.ts): new struct pages, a RAM page
+    if (this.ram.isHotplugged(pfn)) return false;
     for (const p of this.memremap.pgmaps) if (p.gone && pfn >= p.startPfn && pfn < p.startPfn + p.nrPages) return true;
     return false;
   }
@@ -367,12 +369,15 @@ export class Kernel {
    * Returns true when the caller must retry.
    */
   *checkAndMigrateLongterm(req: GupRequest, pfns: number[]): Op<boolean> {
-    if (!pfns.some((pfn) => this.folios.kind(pfn) === 'coherent')) return false;
+    if (!pfns.some((pfn) => this.folios.kind(pfn) === 'coherent' || this.onMovableZone(pfn))) return false;
+    // collect_longterm_unpinnable_folios(): the ZONE_MOVABLE folios, each once
+    const movable = new Set<number>();
     for (let i = 0; i < pfns.length; i++) {
       const pfn = pfns[i]!;
       if (this.isZeroPfn(pfn)) continue;
       const head = this.folios.folio(pfn);
       if (this.folios.kind(head) !== 'coherent') {
+        if (this.onMovableZone(head)) movable.add(head);
         this.gupper.ungrab(head, req.pin, 'check_and_migrate_movable_pages: unpin for retry');
         continue;
       }
@@ -386,8 +391,27 @@ export class Kernel {
         throw e;
       }
     }
+    // migrate_pages(MR_LONGTERM_PIN) with GFP_USER (no __GFP_MOVABLE): to a ZONE_NORMAL page,
+    // which a kmem node onlined movable does not have, so the nearest other node's; a folio that
+    // does not move fails the pin with -ENOMEM ("ret > 0 ? -ENOMEM : ret"; the v6.x
+    // migrate_longterm_unpinnable_folios() the same). The model takes the other node also when
+    // the folio's node has ZONE_NORMAL kmem blocks.
+    for (const head of movable) {
+      const r = yield* this.numa.migrateOut(head, this.numa.nearestOtherNode(this.numa.nodeOf(head)));
+      if (r !== 'moved') throw new KernelError('ENOMEM', `FOLL_LONGTERM pin '${req.name}': the ZONE_MOVABLE folio at pfn ${head} could not be migrated (check_and_migrate_movable_pages)`);
+    }
     yield* [];
     return true;
+  }
+
+  /**
+   * A RAM page on ZONE_MOVABLE (a kmem block onlined movable, mm/hotplug.ts) that FOLL_LONGTERM
+   * may not pin in place: from v5.13, d1e153fea2a8 "mm/gup: migrate pinned pages out of movable
+   * zone" (is_pinnable_page(), now folio_is_longterm_pinnable(): "!folio_is_zone_movable()");
+   * before, only CMA pages were moved (check_and_migrate_cma_pages()).
+   */
+  onMovableZone(pfn: number): boolean {
+    return kernelAtLeast(this.version, 5, 13) && this.folios.kind(pfn) === 'ram' && !this.isZeroPfn(pfn) && this.ram.zoneOf(pfn) === 'Movable';
   }
 
   /** folio_is_longterm_pinnable(). */
@@ -396,6 +420,7 @@ export class Kernel {
     if (kind === 'zero') return true;
     if (kind === 'coherent') return false;
     if (kind === 'fsdax' && this.features['longterm-fsdax-folio-check']) return false;
+    if (this.onMovableZone(head)) return false;
     return true;
   }
 
@@ -555,14 +580,13 @@ export class Kernel {
   }
 
   /** daxctl reconfigure-device: device-dax to System RAM (kmem) and back (mm/hotplug.ts). */
-  *reconfigure(a: { device: string; mode: 'system-ram' | 'devdax'; online?: boolean; movable?: boolean; force?: boolean; memmapOnMemory?: boolean }): Op {
+  *reconfigure(a: { device: string; mode: 'system-ram' | 'devdax'; online?: boolean; movable?: boolean; force?: boolean; memmapOnMemory?: boolean; node?: number }): Op {
     yield* reconfigureDevice(this, a);
   }
 
   /** daxctl online-memory / offline-memory: the number of memory blocks whose state changed. */
   *memoryState(a: { device: string; online: boolean; movable?: boolean }): Op<number> {
-    yield* [];
-    return changeMemoryState(this, a);
+    return yield* changeMemoryState(this, a);
   }
 
   /** echo policy > /sys/devices/system/memory/auto_online_blocks */

@@ -2,7 +2,7 @@ import type { VmemmapFigures } from '../arch.js';
 import type { Kernel } from '../kernel.js';
 import { InputError, KernelError, KernelOops } from '../errors.js';
 import { kernelAtLeast } from '../features.js';
-import type { Op } from '../sched.js';
+import { waitUntil, type Op } from '../sched.js';
 import type { Device } from '../types.js';
 import { revokeDevmem } from './devmem.js';
 
@@ -14,9 +14,11 @@ import { revokeDevmem } from './devmem.js';
  * Modelled: the block-aligned range, the blocks' online state and zone, the auto-online policy,
  * the memmap of the added memory (in RAM, or on the memory itself with memmap_on_memory), the
  * one-shot remove_memory() that leaks the range when a block is online, and the resource that
- * then keeps device_dax from binding again. Not modelled: the pages of online blocks are not
- * handed to the RAM allocator (core's allocator keeps its own ranges), so nothing ever uses them
- * and offline_pages() never has a page to migrate or to fail on; NUMA node and memory tiers.
+ * then keeps device_dax from binding again. The pages of an online block join the RAM allocator
+ * (mm/ram.ts) on the device's target node, in the block's zone, so a policy for that node
+ * allocates there; offline_pages() migrates what is in use to another node and waits for pages
+ * that cannot move yet (a pin). Not modelled: memory tiers and demotion, a target node that also
+ * has boot RAM, the auto-movable online policy, signals that end offline_pages() with EINTR.
  */
 
 /** The values auto_online_blocks and a memory block's state file take (online_type_to_str[]). */
@@ -39,6 +41,8 @@ export interface KmemMemory {
   readonly start: number;
   readonly size: number;
   readonly blocks: readonly MemoryBlock[];
+  /** the NUMA node the memory joins: dev_dax->target_node (add_memory_driver_managed(numa_node, ...)) */
+  readonly node: number;
   /** the memmap of the added memory (sparse_add_section() -> vmemmap population) */
   readonly vmemmap: VmemmapFigures;
   /** the memmap sits in the first pages of each block (MHP_MEMMAP_ON_MEMORY) */
@@ -103,9 +107,13 @@ export class MemoryHotplug {
    * and a plain "System RAM" before) -> add_memory_resource(): the memmap of every section, the
    * memory blocks offline, then online_memory_block() on each unless the policy is offline.
    */
-  kmemProbe(device: Device, a: { memmapOnMemory: boolean }): KmemMemory {
+  kmemProbe(device: Device, a: { memmapOnMemory: boolean; node?: number }): KmemMemory {
     const k = this.k;
     if (!kernelAtLeast(k.version, 5, 1)) throw KernelError.unsupported('ENODEV', `no kmem driver before v5.1 ("device-dax: Hotplug persistent memory for use like normal RAM"): ${device.name} cannot become System RAM`);
+    // dev_dax->target_node (the region's proximity domain): by default the first node without
+    // boot RAM, the memory-only node a pmem or CXL device's SRAT entry usually gives
+    const node = a.node ?? k.numa.nodes;
+    if (node < k.numa.nodes) throw new InputError(`reconfigure '${device.name}': node ${node} has boot RAM (numa-nodes: ${k.numa.nodes}); the model puts kmem memory on a node of its own (node ${k.numa.nodes} or higher)`, undefined, 'node');
     const ps = k.mmu.basePageSize;
     const bs = this.blockSize;
     const first = device.dataPfn * ps;
@@ -132,6 +140,7 @@ export class MemoryHotplug {
       start,
       size: end - start,
       blocks,
+      node,
       vmemmap: figures,
       memmapOnMemory: mom,
       resourceName: kernelAtLeast(k.version, 5, 8) ? 'System RAM (kmem)' : 'System RAM',
@@ -140,7 +149,7 @@ export class MemoryHotplug {
     this.added.set(device.name, mem);
     // add_memory_resource(): "online pages if requested" with the default online type
     // (online_memory_block(); before v5.7 memhp_auto_online -> device_online(), MMOP_ONLINE_KEEP)
-    if (this.autoOnline !== 'offline') for (const b of blocks) this.onlineBlock(b, this.autoOnline);
+    if (this.autoOnline !== 'offline') for (const b of blocks) this.onlineBlock(mem, b, this.autoOnline);
     return mem;
   }
 
@@ -149,25 +158,65 @@ export class MemoryHotplug {
    * memory_block_change_state() -> online_pages()): nothing to do when already online;
    * online_movable puts the pages in ZONE_MOVABLE, online_kernel in ZONE_NORMAL, and plain
    * online in the default zone, ZONE_NORMAL for memory that no movable zone spans
-   * (zone_for_pfn_range() / default_kernel_zone_for_pfn()).
+   * (zone_for_pfn_range() / default_kernel_zone_for_pfn()). The block's pages, past its memmap
+   * with memmap_on_memory (mhp_init_memmap_on_memory() keeps those out), are freed to the buddy
+   * of mem.node (online_pages_range()), which node_states_set_node() makes a memory node.
    */
-  onlineBlock(block: MemoryBlock, type: Exclude<OnlineType, 'offline'>): boolean {
+  onlineBlock(mem: KmemMemory, block: MemoryBlock, type: Exclude<OnlineType, 'offline'>): boolean {
     if (block.state === 'online') return false;
     block.state = 'online';
     block.zone = type === 'online_movable' ? 'Movable' : 'Normal';
+    const r = this.pfnsOf(mem, block);
+    this.k.ram.addHotplugged(mem.node, block.zone, r.start, r.end);
     return true;
   }
 
   /**
-   * echo offline > .../memoryN/state -> offline_pages(): isolate the range, migrate what is in
-   * use, dissolve free pages from the buddy. The model hands no page of an added block out
-   * (see the top of this file), so there is never a page to migrate and offlining succeeds.
+   * echo offline > .../memoryN/state -> offline_pages() (mm/memory_hotplug.c, the v5.x-v6.x
+   * loop): start_isolate_page_range() (free pages leave the allocator, freed ones stay out), then
+   * scan_movable_pages() + do_migrate_range() until no page is in use: each in-use folio is
+   * isolated and migrated (MR_MEMORY_HOTPLUG) by alloc_migration_target() to the nearest other
+   * memory node (do_migrate_range(): node_clear(mtc.nid, nmask)). A folio that does not move
+   * (a pin: folio_migrate_mapping()'s refcount check, or try_to_migrate_one()'s
+   * PageAnonExclusive check from v5.19) is retried: the loop has no limit and ends only with a
+   * pending signal (-EINTR, not modelled), so the write to memoryN/state sleeps until the pin is
+   * gone. A PG_hwpoison page that was freed stays off the allocator and goes with the range
+   * (has_unmovable_pages() / test_pages_isolated() skip it under MEMORY_OFFLINE). Then
+   * __offline_isolated_pages(): the range leaves the node.
    */
-  offlineBlock(block: MemoryBlock): boolean {
+  *offlineBlock(mem: KmemMemory, block: MemoryBlock): Op<boolean> {
     if (block.state === 'offline') return false;
+    const k = this.k;
+    const r = this.pfnsOf(mem, block);
+    k.ram.isolateHotplugged(r.start);
+    for (;;) {
+      const heads = [...new Set(k.ram.liveIn(r.start, r.end).map((pfn) => k.folios.folio(pfn)))];
+      if (heads.length === 0) break;
+      const stuck: { head: number; rc: number }[] = [];
+      for (const head of heads) {
+        if (!k.ram.liveIn(head, head + 1).length) continue;
+        const rc = k.folios.rc(head);
+        const moved = yield* k.numa.migrateOut(head, k.numa.nearestOtherNode(mem.node));
+        if (moved !== 'moved') stuck.push({ head, rc });
+      }
+      // do_migrate_range() gave up on some folio this pass: the loop scans again; the model
+      // sleeps until one of them changed (a reference went, it was freed) instead of spinning
+      if (stuck.length > 0) {
+        yield* waitUntil(`offline_pages: memory${block.id} has a page that cannot be migrated yet (pinned?); the loop retries until it can`, () => stuck.some((s) => !k.ram.liveIn(s.head, s.head + 1).length || k.folios.rc(s.head) < s.rc));
+      }
+    }
+    k.ram.removeHotplugged(r.start);
     block.state = 'offline';
     block.zone = null;
     return true;
+  }
+
+  /** The pfns of `block` online_pages() gives the allocator: after its memmap with memmap_on_memory. */
+  private pfnsOf(mem: KmemMemory, block: MemoryBlock): { start: number; end: number } {
+    const mmu = this.k.mmu;
+    const per = this.blockSize / mmu.basePageSize;
+    const memmap = mem.memmapOnMemory ? (per * mmu.structPageSize) / mmu.basePageSize : 0;
+    return { start: block.id * per + memmap, end: (block.id + 1) * per };
   }
 
   /**
@@ -243,7 +292,7 @@ export class MemoryHotplug {
  */
 export function* reconfigureDevice(
   k: Kernel,
-  a: { device: string; mode: 'system-ram' | 'devdax'; online?: boolean; movable?: boolean; force?: boolean; memmapOnMemory?: boolean },
+  a: { device: string; mode: 'system-ram' | 'devdax'; online?: boolean; movable?: boolean; force?: boolean; memmapOnMemory?: boolean; node?: number },
 ): Op {
   const hp = k.hotplug;
   const device = k.device(a.device);
@@ -271,11 +320,11 @@ export function* reconfigureDevice(
       }
       // daxctl_dev_enable_ram(): bind to kmem -> dev_dax_kmem_probe(); its request_mem_region()
       // revokes /dev/mem mappings of the range as any claim does
-      target = hp.kmemProbe(device, { memmapOnMemory: a.memmapOnMemory ?? false });
+      target = hp.kmemProbe(device, { memmapOnMemory: a.memmapOnMemory ?? false, ...(a.node !== undefined ? { node: a.node } : {}) });
       yield* revokeDevmem(k, target.start / k.mmu.basePageSize, target.size / k.mmu.basePageSize);
     }
     // dev_online_memory(): daxctl_memory_online() writes online_movable (online with --no-movable)
-    if (online) for (const b of target.blocks) hp.onlineBlock(b, movable ? 'online_movable' : 'online');
+    if (online) for (const b of target.blocks) hp.onlineBlock(target, b, movable ? 'online_movable' : 'online');
     return;
   }
   if (a.online === false) throw new InputError(`reconfigure '${a.device}': --no-online is incompatible with --mode=devdax (daxctl parse_device_options())`, undefined, 'online');
@@ -285,7 +334,7 @@ export function* reconfigureDevice(
   } else {
     // disable_system_ram_device(): --force offlines first; with a block still online daxctl
     // refuses ("refusing to change modes"), so the kernel's one-shot remove never sees it
-    if (a.force) for (const b of mem.blocks) hp.offlineBlock(b);
+    if (a.force) for (const b of mem.blocks) yield* hp.offlineBlock(mem, b);
     const stillOnline = mem.blocks.filter((b) => b.state === 'online').length;
     if (stillOnline > 0) throw new KernelError('EBUSY', `${a.device}: found ${stillOnline} memory block${stillOnline === 1 ? '' : 's'} online, refusing to change modes (daxctl: add --force to offline them first)`);
     hp.kmemRemove(mem);
@@ -318,12 +367,12 @@ export function* bindAgain(k: Kernel, old: Device): Op {
  * block's state; ENXIO for an instance in devdax mode ("memory operations are not applicable").
  * Returns how many blocks changed state.
  */
-export function changeMemoryState(k: Kernel, a: { device: string; online: boolean; movable?: boolean }): number {
+export function* changeMemoryState(k: Kernel, a: { device: string; online: boolean; movable?: boolean }): Op<number> {
   const mem = k.hotplug.memoryOf(a.device);
   k.device(a.device);
   if (!mem) throw new KernelError('ENXIO', `${a.device}: memory operations are not applicable in devdax mode (reconfigure it to system-ram first)`);
   let n = 0;
-  for (const b of mem.blocks) if (a.online ? k.hotplug.onlineBlock(b, a.movable ?? true ? 'online_movable' : 'online') : k.hotplug.offlineBlock(b)) n++;
+  for (const b of mem.blocks) if (a.online ? k.hotplug.onlineBlock(mem, b, a.movable ?? true ? 'online_movable' : 'online') : yield* k.hotplug.offlineBlock(mem, b)) n++;
   return n;
 }
 

@@ -78,7 +78,28 @@ export class Numa {
   }
 
   private online(nodes: readonly number[]): number[] {
-    return [...new Set(nodes)].filter((n) => n < this.nodes).sort((a, b) => a - b);
+    return [...new Set(nodes)].filter((n) => this.hasMemory(n)).sort((a, b) => a - b);
+  }
+
+  /** node_state(n, N_MEMORY): a boot RAM node, or a node kmem memory is online on (mm/hotplug.ts). */
+  hasMemory(n: number): boolean {
+    return (n >= 0 && n < this.nodes) || this.k.ram.hasHotplugged(n);
+  }
+
+  /** Only node 0 has memory: every allocation is local. */
+  private singleNode(): boolean {
+    return this.nodes === 1 && !this.k.ram.hasHotplugged();
+  }
+
+  /**
+   * The node alloc_migration_target() falls back to when `node` is cleared from the nodemask
+   * (do_migrate_range()): the nearest other memory node; all remote nodes are equally far here,
+   * so the lowest. `node` itself when it is the only one ("reuse this node if there are no
+   * other online nodes").
+   */
+  nearestOtherNode(node: number): number {
+    for (let m = 0; m < MAX_NUMNODES; m++) if (m !== node && this.hasMemory(m)) return m;
+    return node;
   }
 
   /**
@@ -183,7 +204,7 @@ export class Numa {
    * does not number).
    */
   fileNode(file: PageCacheFile, index: number): number {
-    if (this.nodes === 1 || !file.sharedPolicy) return 0;
+    if (this.singleNode() || !file.sharedPolicy) return 0;
     const r = file.sharedPolicy.find((x) => index >= x.start && index < x.end);
     return r ? this.policyNode(r.policy.mode, r.policy.nodes, index) : 0;
   }
@@ -195,7 +216,7 @@ export class Numa {
    */
   allocNode(vma: Vma, vpn: number, order = 0): number {
     const pol = vma.policy ?? vma.mm.taskPolicy;
-    if (!pol || this.nodes === 1) return 0;
+    if (!pol || this.singleNode()) return 0;
     return this.policyNode(pol.mode, pol.nodes, interleaveIndex(vma, vpn, order));
   }
 
@@ -414,6 +435,31 @@ export class Numa {
       return 'moved';
     }
     const r = yield* this.migrateFolio({ head, vma, vpn }, () => this.nodeOf(head), 'memory-failure');
+    if (r === 'enomem') this.release(head, 'putback_movable_pages: -ENOMEM');
+    else this.isolated.delete(head);
+    return r;
+  }
+
+  /**
+   * One folio moved out of where it may not stay, to `node`: do_migrate_range() (mm/memory_hotplug.c,
+   * MR_MEMORY_HOTPLUG) for a range offline_pages() isolated, and check_and_migrate_movable_pages()
+   * (mm/gup.c, MR_LONGTERM_PIN) for a ZONE_MOVABLE folio a FOLL_LONGTERM pin met: folio_isolate_lru(),
+   * then migrate_pages(); the model finds the folio through a mapping of it (the rmap walk). An
+   * unmapped anonymous folio is still referenced (a pin, a GUP reference): its migration would
+   * fail folio_migrate_mapping()'s refcount check, so it is 'failed' here. An unmapped
+   * page-cache folio the model cannot reach is refused as not modelled.
+   */
+  *migrateOut(head: number, node: number): Op<'moved' | 'failed' | 'enomem'> {
+    const k = this.k;
+    const m = this.mappings(head)[0];
+    const vma = m ? k.vm.vmaAt(m.mm, m.vpn) : null;
+    if (!m || !vma) {
+      if (!k.folios.isAnon(head)) throw KernelError.unsupported('EOPNOTSUPP', `offline_pages: pfn ${head} is an unmapped page-cache folio; the model migrates a folio it finds through a mapping`);
+      return 'failed';
+    }
+    if (this.isolated.has(head) || !this.onLru(head, vma)) return 'failed';
+    this.isolate(head, 'do_migrate_range: folio_isolate_lru');
+    const r = yield* this.migrateFolio({ head, vma, vpn: m.vpn }, () => node);
     if (r === 'enomem') this.release(head, 'putback_movable_pages: -ENOMEM');
     else this.isolated.delete(head);
     return r;
@@ -682,7 +728,7 @@ export class Numa {
       return { status, notMigrated: 0 };
     }
     if (nodes.length !== vpns.length) throw new KernelError('EINVAL', `move_pages: ${vpns.length} page(s) but ${nodes.length} node(s)`);
-    for (const n of nodes) if (n < 0 || n >= MAX_NUMNODES || n >= this.nodes) throw new KernelError('ENODEV', `move_pages: node ${n} has no memory (${this.nodes} node(s))`);
+    for (const n of nodes) if (n < 0 || n >= MAX_NUMNODES || !this.hasMemory(n)) throw new KernelError('ENODEV', `move_pages: node ${n} has no memory (${this.nodes} node(s))`);
     let list: Queued[] = [];
     let start = 0;
     let current = -1;

@@ -1,6 +1,20 @@
 import type { Kernel } from '../kernel.js';
 import { anonMappingOf, PG } from './pages.js';
 
+/** The zone a RAM page is in (page_zonenum()): kmem memory joins the one its block was onlined to. */
+export type Zone = 'Normal' | 'Movable';
+
+interface HotplugRange {
+  readonly node: number;
+  readonly zone: Zone;
+  readonly start: number;
+  readonly end: number;
+  /** the next never-used pfn */
+  next: number;
+  /** offline_pages() isolated it */
+  isolated: boolean;
+}
+
 /** System RAM for anonymous pages and COW copies: a simple page allocator with reuse. */
 export class Ram {
   /**
@@ -16,6 +30,12 @@ export class Ram {
    * node's pgdat spans its own pfn range; node 0 starts after the zero and huge zero pages.
    */
   private readonly areas = new Map<number, { next: number; readonly freed: number[] }>();
+  /**
+   * Memory blocks kmem onlined (mm/hotplug.ts): online_pages() gives their pfns to the buddy of
+   * the device's node and zone. A node with such ranges allocates from them (ZONE_MOVABLE first,
+   * the zonelist order of a GFP_HIGHUSER_MOVABLE allocation), never past their end.
+   */
+  private readonly hotplugged: HotplugRange[] = [];
   static readonly NODE_STRIDE = 2 ** 46;
   readonly live = new Set<number>();
   /** pages taken out of the allocator for good (PG_hwpoison: soft offline, mm/softoffline.ts) */
@@ -77,10 +97,18 @@ export class Ram {
     const nr = 1 << order;
     if (this.live.size + nr > this.limit || this.k.faultInject.shouldFail('page-alloc')) return null;
     const area = this.area(node);
-    const head = Math.ceil(area.next / nr) * nr;
-    // the pfns skipped to align the folio stay usable for order-0 pages
-    for (let pfn = area.next; pfn < head; pfn++) area.freed.push(pfn);
-    area.next = head + nr;
+    const ranges = this.rangesOf(node);
+    let head: number;
+    if (ranges) {
+      const h = this.takeFromRanges(ranges, nr);
+      if (h === null) return null;
+      head = h;
+    } else {
+      head = Math.ceil(area.next / nr) * nr;
+      // the pfns skipped to align the folio stay usable for order-0 pages
+      for (let pfn = area.next; pfn < head; pfn++) area.freed.push(pfn);
+      area.next = head + nr;
+    }
     const p = this.k.pages;
     for (let i = 0; i < nr; i++) {
       const pfn = head + i;
@@ -100,9 +128,12 @@ export class Ram {
   private alloc(flags: number, mapping: number, data: string, node: number): number | null {
     if (this.live.size >= this.limit || this.k.faultInject.shouldFail('page-alloc')) return null;
     const area = this.area(node);
-    let pfn = area.freed.pop() ?? area.next++;
+    const ranges = this.rangesOf(node);
+    let pfn: number | null = area.freed.pop() ?? (ranges ? this.takeFromRanges(ranges, 1) : area.next++);
     // a page soft offline took off the buddy allocator while it was never allocated is skipped
-    while (this.offline.has(pfn)) pfn = area.freed.pop() ?? area.next++;
+    while (pfn !== null && this.offline.has(pfn)) pfn = area.freed.pop() ?? (ranges ? this.takeFromRanges(ranges, 1) : area.next++);
+    // the node's online memory is used up: ENOMEM (the zonelist's fallback to other nodes is not modelled)
+    if (pfn === null) return null;
     this.live.add(pfn);
     const p = this.k.pages;
     const s = p.slot(pfn);
@@ -130,7 +161,8 @@ export class Ram {
         continue;
       }
       this.k.pages.drop(pfn + i);
-      area.freed.push(pfn + i);
+      // a page freed into a pageblock offline_pages() isolated stays out of the allocator
+      if (!this.hotplugRangeOf(pfn + i)?.isolated) area.freed.push(pfn + i);
     }
   }
 
@@ -147,9 +179,83 @@ export class Ram {
     return true;
   }
 
-  /** page_to_nid() of a RAM pfn: the node whose range holds it (device memory below the first stride: node 0). */
+  /** page_to_nid() of a RAM pfn: the node whose range holds it (device memory below the first stride: node 0; kmem memory: its block's node). */
   nodeOf(pfn: number): number {
-    return Math.floor((pfn * this.k.mmu.basePageSize) / Ram.NODE_STRIDE);
+    return this.hotplugRangeOf(pfn)?.node ?? Math.floor((pfn * this.k.mmu.basePageSize) / Ram.NODE_STRIDE);
+  }
+
+  /** page_zonenum(): ZONE_MOVABLE or ZONE_NORMAL for a pfn of an online kmem block, Normal for other RAM. */
+  zoneOf(pfn: number): Zone {
+    return this.hotplugRangeOf(pfn)?.zone ?? 'Normal';
+  }
+
+  /** Whether online kmem memory gives `node` (any node without one) pages: node_states[N_MEMORY] for a hot-added node. */
+  hasHotplugged(node?: number): boolean {
+    return this.hotplugged.some((r) => node === undefined || r.node === node);
+  }
+
+  /**
+   * online_pages() (mm/memory_hotplug.c): [start, end) joins `node`'s `zone` and its pages are
+   * freed to the buddy (online_pages_range() -> generic_online_page()).
+   */
+  addHotplugged(node: number, zone: Zone, start: number, end: number): void {
+    this.hotplugged.push({ node, zone, start, end, next: start, isolated: false });
+    // ZONE_MOVABLE before ZONE_NORMAL, then by address: the order takeFromRanges() uses
+    this.hotplugged.sort((a, b) => (a.zone === b.zone ? a.start - b.start : a.zone === 'Movable' ? -1 : 1));
+  }
+
+  /**
+   * start_isolate_page_range() (offline_pages()): the free pages of [start, end) leave the
+   * allocator, and pages freed there later stay out (MIGRATE_ISOLATE pageblocks).
+   */
+  isolateHotplugged(start: number): void {
+    const r = this.hotplugged.find((x) => x.start === start);
+    if (!r) return;
+    r.isolated = true;
+    const freed = this.area(r.node).freed;
+    for (let i = freed.length - 1; i >= 0; i--) if (freed[i]! >= r.start && freed[i]! < r.end) freed.splice(i, 1);
+  }
+
+  /** Pages of [start, end) still allocated (what offline_pages() must migrate). */
+  liveIn(start: number, end: number): number[] {
+    return [...this.live].filter((pfn) => pfn >= start && pfn < end).sort((a, b) => a - b);
+  }
+
+  /** __offline_isolated_pages(): the range leaves its node and zone for good. */
+  removeHotplugged(start: number): void {
+    const at = this.hotplugged.findIndex((x) => x.start === start);
+    if (at < 0) return;
+    const r = this.hotplugged[at]!;
+    this.hotplugged.splice(at, 1);
+    for (const pfn of [...this.offline]) if (pfn >= r.start && pfn < r.end) this.offline.delete(pfn);
+  }
+
+  /** A pfn of an online kmem block (its struct pages are RAM's, whatever pgmap was there before). */
+  isHotplugged(pfn: number): boolean {
+    return this.hotplugRangeOf(pfn) !== undefined;
+  }
+
+  private hotplugRangeOf(pfn: number): HotplugRange | undefined {
+    return this.hotplugged.find((r) => pfn >= r.start && pfn < r.end);
+  }
+
+  private rangesOf(node: number): HotplugRange[] | null {
+    const rs = this.hotplugged.filter((r) => r.node === node);
+    return rs.length > 0 ? rs : null;
+  }
+
+  /** `nr` naturally aligned never-used pfns from the first non-isolated range that has them. */
+  private takeFromRanges(ranges: readonly HotplugRange[], nr: number): number | null {
+    for (const r of ranges) {
+      if (r.isolated) continue;
+      const head = Math.ceil(r.next / nr) * nr;
+      if (head + nr > r.end) continue;
+      const area = this.area(r.node);
+      for (let pfn = r.next; pfn < head; pfn++) area.freed.push(pfn);
+      r.next = head + nr;
+      return head;
+    }
+    return null;
   }
 
   /** The cursor and free list a node allocates from. */

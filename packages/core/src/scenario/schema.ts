@@ -770,6 +770,7 @@ export const OP_ARGS = {
     movable: Flag.optional().describe('system-ram: false is --no-movable (online to ZONE_NORMAL); default true: online_movable'),
     force: Flag.optional().describe('-f: devdax offlines the memory first; system-ram ignores the auto-online policy check'),
     memmapOnMemory: Flag.optional().describe('system-ram: the memmap of each added block on the block itself (the device\'s memmap_on_memory attribute with memory_hotplug.memmap_on_memory=Y; v6.8+, ENOENT before); falls back to RAM where the block\'s memmap is not PMD-aligned'),
+    node: NodeId.optional().describe('system-ram: the instance\'s target_node, the NUMA node its memory joins (default: the first node without boot RAM, i.e. the numa-nodes count); a node with boot RAM is refused'),
   }).describe('daxctl reconfigure-device: device-dax to System RAM (unbind device_dax, bind kmem: add_memory_driver_managed()) or back (remove_memory(), dev_dax_probe() at the same range); EBUSY when daxctl refuses (memory online, auto-online policy)'),
   'online-memory': obj({
     device: Name,
