@@ -1,7 +1,10 @@
-import { createKernel, type Kernel, type Op } from '@daxlab/core';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createKernel, exploreScenario, isExploreResult, parseScenario, PRESETS, type Kernel, type Op, type PluginCatalog } from '@daxlab/core';
 import { x86 } from '@daxlab/arch-x86';
 import { devdax } from '@daxlab/driver-devdax';
 import { describe, expect, it } from 'vitest';
+import { CLEAN, endSummary, EXPLORE_DIR, exploreOn } from './explore-family.js';
 import { errnoOf } from './selftest-api.js';
 
 // kmem memory given to the RAM allocator (core mm/hotplug.ts, mm/ram.ts): the node and zone a
@@ -166,3 +169,24 @@ function boundAndPinned(version: string, longterm: boolean, movable = true): { k
   b.k.run(b.k.gup({ map: 'buf', page: 0, write: true, longterm, as: 'dma' }, true));
   return b;
 }
+
+describe('explore: daxctl offline-memory racing a short pin (scenarios/explore/kmem-offline-vs-pin.yaml)', () => {
+  const catalog: PluginCatalog = { arch: { x86: () => x86() }, fs: {}, driver: { devdax: () => devdax() } };
+  for (const version of PRESETS.map((p) => p.name)) {
+    it(`${version}: every interleaving completes clean, in two end states: the pin was of the node-1 page (offline waited for the unpin) or of the node-0 page (the pin came after the migration)`, () => {
+      const r = exploreOn(catalog, 'kmem-offline-vs-pin.yaml', null, 'devdax', version);
+      expect(endSummary(r)).toEqual(CLEAN);
+      expect(r.ends.completed).toBe(2);
+    });
+  }
+
+  it('without the unpin, some interleaving waits forever: offline_pages() has no retry limit', () => {
+    const text = readFileSync(join(EXPLORE_DIR, 'kmem-offline-vs-pin.yaml'), 'utf8').replace('      - unpin: dma\n      - read: { map: buf, page: 0, expect: D }\n', '');
+    expect(text).not.toContain('unpin: dma');
+    const r = exploreScenario(parseScenario(text, 'kmem-offline-vs-pin-no-unpin'), { arch: 'x86', fs: null, driver: 'devdax', version: 'latest', features: {} }, catalog);
+    if (!isExploreResult(r)) throw new Error(r.reason);
+    // pin first: the offline sleeps in the loop (blocked); offline first: the pin takes the node-0 page (completed)
+    expect(r.ends.blocked).toBeGreaterThan(0);
+    expect(r.ends.completed).toBeGreaterThan(0);
+  });
+});
