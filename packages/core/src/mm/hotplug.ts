@@ -195,9 +195,9 @@ export class MemoryHotplug {
       const stuck: { head: number; rc: number }[] = [];
       for (const head of heads) {
         if (!k.ram.liveIn(head, head + 1).length) continue;
-        const rc = k.folios.rc(head);
         const moved = yield* k.numa.migrateOut(head, k.numa.nearestOtherNode(mem.node));
-        if (moved !== 'moved') stuck.push({ head, rc });
+        // the references it had when it failed: one going (an unpin) is what lets it move
+        if (moved !== 'moved') stuck.push({ head, rc: k.folios.rc(head) });
       }
       // do_migrate_range() gave up on some folio this pass: the loop scans again; the model
       // sleeps until one of them changed (a reference went, it was freed) instead of spinning
