@@ -85,6 +85,18 @@ describe('kmem memory in the page allocator', () => {
     k2.run(k2.probe({ size: 256 * MiB, align: 2 * MiB, altmap: false, as: 'dax0' }));
     expect(() => k2.run(k2.reconfigure({ device: 'dax0', mode: 'system-ram', node: 0 }))).toThrow(/node 0 has boot RAM/);
   });
+
+  it('on a two-node machine the default target node is node 2; numa-nodes may not grow over a kmem node afterwards', () => {
+    const k = createKernel({ arch: x86(), driver: devdax(), kernel: 'v6.6' });
+    k.run(k.numaNodes({ nodes: 2 }));
+    k.run(k.probe({ size: 256 * MiB, align: 2 * MiB, altmap: false, as: 'dax0' }));
+    k.run(k.reconfigure({ device: 'dax0', mode: 'system-ram' }));
+    expect(k.hotplug.memoryOf('dax0')!.node).toBe(2);
+    // node 1 is boot RAM (its own pfn range), node 2 the kmem blocks
+    expect(k.nodeOf(boundPage(k, 1, 'r1'))).toBe(1);
+    expect(k.nodeOf(boundPage(k, 2, 'r2'))).toBe(k.hotplug.memoryOf('dax0')!.node);
+    expect(() => k.run(k.numaNodes({ nodes: 3 }))).toThrow(/which dax0's kmem memory joined/);
+  });
 });
 
 describe('offline_pages() of a block in use', () => {

@@ -1,5 +1,5 @@
 import type { Kernel } from '../kernel.js';
-import { KernelError } from '../errors.js';
+import { InputError, KernelError } from '../errors.js';
 import { kernelAtLeast } from '../features.js';
 import { preempt, waitUntil, type Op } from '../sched.js';
 import type { Mm, PageCacheFile, Vma, VmaPolicy } from '../types.js';
@@ -69,6 +69,10 @@ export class Numa {
   /** The machine's memory nodes (firmware's SRAT, or numa=fake=N): set before the run needs them. */
   setNodes(count: number): void {
     if (!Number.isInteger(count) || count < 1 || count > MAX_NUMNODES) throw new KernelError('EINVAL', `numa nodes: ${count} is not between 1 and MAX_NUMNODES (${MAX_NUMNODES})`);
+    // kmem memory sits on a node of its own (mm/hotplug.ts): boot RAM cannot be given to it afterwards
+    for (const m of this.k.hotplug.added.values()) {
+      if (m.node < count) throw new InputError(`numa-nodes: ${count} nodes would give boot RAM to node ${m.node}, which ${m.device}'s kmem memory joined; set numa-nodes before reconfigure (or give reconfigure a node >= ${count})`, undefined, 'nodes');
+    }
     this.nodes = count;
   }
 
