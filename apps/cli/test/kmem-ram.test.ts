@@ -169,6 +169,26 @@ describe('FOLL_LONGTERM on ZONE_MOVABLE', () => {
     expect(runUntilAsleep(op)).toBe(true);
   });
 
+  it('v5.13+: a node with a ZONE_NORMAL block keeps the page: GFP_USER allocates on the folio\'s own node, from its ZONE_NORMAL block', () => {
+    const k = createKernel({ arch: x86(), driver: devdax(), kernel: 'v6.6' });
+    k.run(k.probe({ size: 256 * MiB, align: 2 * MiB, altmap: false, as: 'dax0' }));
+    const firstPfn = k.device('dax0').pgmap.startPfn;
+    k.run(k.reconfigure({ device: 'dax0', mode: 'system-ram', online: false }));
+    const mem = k.hotplug.memoryOf('dax0')!;
+    // block 0 online_movable, block 1 online_kernel: node 1 has both zones
+    k.hotplug.onlineBlock(mem, mem.blocks[0]!, 'online_movable');
+    k.hotplug.onlineBlock(mem, mem.blocks[1]!, 'online_kernel');
+    // a user page takes ZONE_MOVABLE first (GFP_HIGHUSER_MOVABLE's zonelist): block 0's first pfn
+    expect(boundPage(k, 1)).toBe(firstPfn);
+    k.run(k.gup({ map: 'buf', page: 0, write: true, longterm: true, as: 'dma' }, true));
+    // alloc_migration_target(): nid = folio_nid(src) = 1, highest zone ZONE_NORMAL: block 1's first pfn
+    const now = k.pfnOf({ map: 'buf', page: 0 })!;
+    expect(now).toBe(firstPfn + 32768);
+    expect(k.ram.zoneOf(now)).toBe('Normal');
+    expect(k.folios.rc(now)).toBe(1025);
+    expect(k.run(k.read({ map: 'buf', page: 0 }))).toBe('A');
+  });
+
   it('a ZONE_NORMAL kmem block (--no-movable) is long-term pinnable in place on every release', () => {
     const { k, firstPfn } = boundAndPinned('v6.6', true, false);
     expect(k.pfnOf({ map: 'buf', page: 0 })).toBe(firstPfn);

@@ -391,13 +391,15 @@ export class Kernel {
         throw e;
       }
     }
-    // migrate_pages(MR_LONGTERM_PIN) with GFP_USER (no __GFP_MOVABLE): to a ZONE_NORMAL page,
-    // which a kmem node onlined movable does not have, so the nearest other node's; a folio that
+    // migrate_pages(MR_LONGTERM_PIN, alloc_migration_target) with mtc.nid = NUMA_NO_NODE (the
+    // folio's own node) and GFP_USER (no __GFP_MOVABLE): a ZONE_NORMAL page of the folio's node if
+    // it has ZONE_NORMAL kmem blocks, else of the nearest other node (the zonelist); a folio that
     // does not move fails the pin with -ENOMEM ("ret > 0 ? -ENOMEM : ret"; the v6.x
-    // migrate_longterm_unpinnable_folios() the same). The model takes the other node also when
-    // the folio's node has ZONE_NORMAL kmem blocks.
+    // migrate_longterm_unpinnable_folios() the same)
     for (const head of movable) {
-      const r = yield* this.numa.migrateOut(head, this.numa.nearestOtherNode(this.numa.nodeOf(head)));
+      const node = this.numa.nodeOf(head);
+      const target = this.ram.hasHotplugged(node, 'Normal') ? node : this.numa.nearestOtherNode(node);
+      const r = yield* this.ram.withoutMovable(this.numa.migrateOut(head, target));
       if (r !== 'moved') throw new KernelError('ENOMEM', `FOLL_LONGTERM pin '${req.name}': the ZONE_MOVABLE folio at pfn ${head} could not be migrated (check_and_migrate_movable_pages)`);
     }
     yield* [];

@@ -1,4 +1,5 @@
 import type { Kernel } from '../kernel.js';
+import type { Op, Yield } from '../sched.js';
 import { anonMappingOf, PG } from './pages.js';
 
 /** The zone a RAM page is in (page_zonenum()): kmem memory joins the one its block was onlined to. */
@@ -36,6 +37,8 @@ export class Ram {
    * the zonelist order of a GFP_HIGHUSER_MOVABLE allocation), never past their end.
    */
   private readonly hotplugged: HotplugRange[] = [];
+  /** inside withoutMovable(): allocations leave ZONE_MOVABLE out (no __GFP_MOVABLE) */
+  private noMovable = 0;
   static readonly NODE_STRIDE = 2 ** 46;
   readonly live = new Set<number>();
   /** pages taken out of the allocator for good (PG_hwpoison: soft offline, mm/softoffline.ts) */
@@ -129,9 +132,9 @@ export class Ram {
     if (this.live.size >= this.limit || this.k.faultInject.shouldFail('page-alloc')) return null;
     const area = this.area(node);
     const ranges = this.rangesOf(node);
-    let pfn: number | null = area.freed.pop() ?? (ranges ? this.takeFromRanges(ranges, 1) : area.next++);
+    let pfn: number | null = this.popFreed(area.freed) ?? (ranges ? this.takeFromRanges(ranges, 1) : area.next++);
     // a page soft offline took off the buddy allocator while it was never allocated is skipped
-    while (pfn !== null && this.offline.has(pfn)) pfn = area.freed.pop() ?? (ranges ? this.takeFromRanges(ranges, 1) : area.next++);
+    while (pfn !== null && this.offline.has(pfn)) pfn = this.popFreed(area.freed) ?? (ranges ? this.takeFromRanges(ranges, 1) : area.next++);
     // the node's online memory is used up: ENOMEM (the zonelist's fallback to other nodes is not modelled)
     if (pfn === null) return null;
     this.live.add(pfn);
@@ -190,8 +193,8 @@ export class Ram {
   }
 
   /** Whether online kmem memory gives `node` (any node without one) pages: node_states[N_MEMORY] for a hot-added node. */
-  hasHotplugged(node?: number): boolean {
-    return this.hotplugged.some((r) => node === undefined || r.node === node);
+  hasHotplugged(node?: number, zone?: Zone): boolean {
+    return this.hotplugged.some((r) => (node === undefined || r.node === node) && (zone === undefined || r.zone === zone));
   }
 
   /**
@@ -244,10 +247,38 @@ export class Ram {
     return rs.length > 0 ? rs : null;
   }
 
+  /**
+   * Run `op` allocating as a gfp mask without __GFP_MOVABLE does (GFP_USER: the highest zone is
+   * ZONE_NORMAL): pages of ZONE_MOVABLE kmem blocks are left out while its code runs, not while
+   * other threads run between its yields.
+   */
+  *withoutMovable<T>(op: Op<T>): Op<T> {
+    for (;;) {
+      this.noMovable++;
+      let r: IteratorResult<Yield, T>;
+      try {
+        r = op.next();
+      } finally {
+        this.noMovable--;
+      }
+      if (r.done) return r.value;
+      yield r.value;
+    }
+  }
+
+  /** The last freed pfn the allocation may take (not a ZONE_MOVABLE one inside withoutMovable()). */
+  private popFreed(freed: number[]): number | undefined {
+    if (this.noMovable === 0) return freed.pop();
+    for (let i = freed.length - 1; i >= 0; i--) {
+      if (this.zoneOf(freed[i]!) !== 'Movable') return freed.splice(i, 1)[0];
+    }
+    return undefined;
+  }
+
   /** `nr` naturally aligned never-used pfns from the first non-isolated range that has them. */
   private takeFromRanges(ranges: readonly HotplugRange[], nr: number): number | null {
     for (const r of ranges) {
-      if (r.isolated) continue;
+      if (r.isolated || (this.noMovable > 0 && r.zone === 'Movable')) continue;
       const head = Math.ceil(r.next / nr) * nr;
       if (head + nr > r.end) continue;
       const area = this.area(r.node);
