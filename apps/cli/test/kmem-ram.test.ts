@@ -216,7 +216,7 @@ describe('explore: daxctl offline-memory racing a short pin (scenarios/explore/k
     const text = readFileSync(join(EXPLORE_DIR, 'kmem-offline-vs-pin.yaml'), 'utf8').replace('      - unpin: dma\n      - read: { map: buf, page: 0, expect: D }\n', '');
     expect(text).not.toContain('unpin: dma');
     const r = exploreScenario(parseScenario(text, 'kmem-offline-vs-pin-no-unpin'), { arch: 'x86', fs: null, driver: 'devdax', version: 'latest', features: {} }, catalog);
-    if (!isExploreResult(r)) throw new Error(r.reason);
+    if (!isExploreResult(r)) throw new Error(`kmem-offline-vs-pin without the unpin: ${r.status} ${r.reason}`);
     // pin first: the offline sleeps in the loop (blocked); offline first: the pin takes the node-0 page (completed)
     expect(r.ends.blocked).toBeGreaterThan(0);
     expect(r.ends.completed).toBeGreaterThan(0);
