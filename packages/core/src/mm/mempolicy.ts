@@ -48,7 +48,9 @@ interface QueueWalk {
  * 003fde4492c8 (v6.15+: queue_folios_pte_range(), folio_maybe_mapped_shared(),
  * alloc_migration_target_by_mpol()), and the move_pages paths of both eras.
  *
- * Nodes are RAM ranges (mm/ram.ts: page_to_nid() is the pfn's range); device memory is on node 0.
+ * Nodes are RAM ranges (mm/ram.ts: page_to_nid() is the pfn's range); device memory is on node 0;
+ * the online blocks of kmem memory (mm/hotplug.ts) are their target node's, which has memory while
+ * one is online (hasMemory()).
  * The caller runs on a CPU of node 0 (numa_node_id()). Migration yields where the kernel may be
  * preempted (migrateFolio()): other threads meet its migration entries, and mm/migrate.ts says
  * what they do (migration_entry_wait(), fork's copy, munmap's zap).
