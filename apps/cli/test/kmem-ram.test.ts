@@ -119,6 +119,24 @@ describe('offline_pages() of a block in use', () => {
     expect(k.device('dax0').bound).toBe(true);
   });
 
+  it('a THP bound to node 1 is a naturally aligned 512-page folio of block 0; offline migrates it whole to node 0', () => {
+    const { k, firstPfn } = boot('v6.6');
+    // cow.c's do_run_with_thp(): 4 MiB, MADV_HUGEPAGE on the PMD-aligned second half, one write there
+    k.run(k.mmap({ anon: true, length: 4 * MiB, write: true, as: 'mem' }));
+    k.run(k.madvise({ map: 'mem', advice: 'hugepage', offset: 2 * MiB, length: 2 * MiB }));
+    k.run(k.mbind({ map: 'mem', policy: 'bind', nodes: [1] }));
+    k.run(k.write({ map: 'mem', page: 512, data: 'T' }));
+    const head = k.pfnOf({ map: 'mem', page: 512 })!;
+    // the block starts 1 GiB-aligned, so its first pfn is 512-aligned: the folio is [firstPfn, +512)
+    expect(head).toBe(firstPfn);
+    expect(k.folios.order(head)).toBe(9);
+    expect(k.run(k.memoryState({ device: 'dax0', online: false }))).toBe(2);
+    const now = k.pfnOf({ map: 'mem', page: 512 })!;
+    expect(k.nodeOf(now)).toBe(0);
+    expect(k.folios.order(now)).toBe(9);
+    expect(k.run(k.read({ map: 'mem', page: 512 }))).toBe('T');
+  });
+
   it('a short (not long-term) pin: the write to memoryN/state sleeps, retrying, until the unpin; then the page moves', () => {
     const { k, firstPfn } = boundAndPinned('v6.6', false);
     const op = k.memoryState({ device: 'dax0', online: false });
