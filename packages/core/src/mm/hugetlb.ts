@@ -668,10 +668,10 @@ export class Hugetlb {
     const base = vpn - (vpn % h.pages);
     const leaf = k.vm.lookup(vma.mm, vpn);
     k.emit('fault', { mm: vma.mm.name, vaddr: vpn, write: vmf.write, kind: 'hugetlb' });
-    // huge_pte_none_mostly(): a uffd-wp marker faults as an empty entry, and hugetlb_no_page() maps
-    // the page uffd-wp (v5.19: "if (unlikely(pte_marker_uffd_wp(old_pte)))"); Faults.handle()
     // hugetlb_fault(): "if (is_hugetlb_entry_migration(entry))" -> migration_entry_wait_huge(), then retry
     if (leaf?.pte.migration) return yield* migrationEntryWait(k, vma.mm, vpn, leaf.pte, vmf.write);
+    // huge_pte_none_mostly(): a uffd-wp marker faults as an empty entry, and hugetlb_no_page() maps
+    // the page uffd-wp (v5.19: "if (unlikely(pte_marker_uffd_wp(old_pte)))"); Faults.handle()
     // cleared a marker the VMA no longer wants
     if (!leaf || isWpMarker(leaf.pte)) return yield* this.noPage(vmf, base, leaf !== null);
     // hugetlb_fault() (v5.19): "if (flags & FAULT_FLAG_WRITE && huge_pte_uffd_wp(entry) &&
@@ -872,14 +872,14 @@ export class Hugetlb {
         if (dst.flags.uffdWp) k.vm.install(dst.mm, leaf.base, { ...leaf.pte });
         continue;
       }
-      const head = k.folios.folio(leaf.pte.pfn);
-      const anon = k.folios.testAnon(head, 'copy_hugetlb_page_range');
       // "if (unlikely(is_hugetlb_entry_migration(entry)))": the child gets the entry (made
       // readable in both for a COW mapping), no reference taken
       if (leaf.pte.migration) {
         copyMigrationEntry(k, src, dst, leaf.base, leaf.pte, cow);
         continue;
       }
+      const head = k.folios.folio(leaf.pte.pfn);
+      const anon = k.folios.testAnon(head, 'copy_hugetlb_page_range');
       if (cow && anon && kernelAtLeast(k.version, 5, 12) && k.forker.needsCowForDma(src.mm, head, head)) {
         const copy = this.alloc(h, anonMappingOf(dst.anonVma || k.vm.anonVmaPrepare(dst)), false);
         if (copy === null) throw new KernelError('ENOMEM', 'fork: no free huge page for the early-COW copy of a pinned hugetlb page (copy_hugetlb_page_range)');
