@@ -21,6 +21,11 @@ export interface ProbeRequest {
    * (device-dax back from kmem, mm/hotplug.ts); absent: a new range
    */
   readonly phys?: number;
+  /**
+   * device-dax of a dynamic region (dax/region.ts): the instance's physical ranges in page-offset
+   * order (dev_dax->ranges, v5.10), each memremapped; size is their sum and phys the first's start
+   */
+  readonly ranges?: readonly { readonly phys: number; readonly size: number }[];
 }
 
 export interface DeviceMmapRequest {

@@ -48,6 +48,7 @@ import { PagemapScan, PM_SCAN_ARG_SIZE, PM_SCAN_FLAGS, categoryNames, maskBits, 
 import type { ThpSizeMode } from './mm/mthp.js';
 import { Vm, type Leaf } from './mm/vm.js';
 import { runToCompletion, type Op } from './sched.js';
+import { DaxBus, devicePfn, deviceRanges } from './dax/region.js';
 import type { Device, GupHandle, Inode, MappingRange, Mm, PageCacheFile, Pte, UffdCtx, Vma } from './types.js';
 
 /** Injection tokens: what plugins provide and core consumes, one child container per kernel. */
@@ -183,6 +184,8 @@ export class Kernel {
   readonly softOffliner: SoftOffline;
   /** memory blocks hot-added by kmem from device-dax, and the auto-online policy (mm/hotplug.ts) */
   readonly hotplug: MemoryHotplug;
+  /** dynamic device-dax regions and their instances (daxctl create-device etc., dax/region.ts) */
+  readonly daxBus: DaxBus;
   /** pfn of the shared zero page */
   get zeroPfn(): number {
     return this.ram.basePfn;
@@ -267,6 +270,7 @@ export class Kernel {
     this.numa = new Numa(this);
     this.softOffliner = new SoftOffline(this);
     this.hotplug = new MemoryHotplug(this);
+    this.daxBus = new DaxBus(this);
     this.processes.set('init', this.vm.newMm('init'));
   }
 
@@ -548,14 +552,14 @@ export class Kernel {
 
   // ---- operations -------------------------------------------------------------------------
 
-  *probe(a: { driver?: string; size: number; align?: number; altmap?: boolean; kind?: string; as: string }): Op<Device> {
+  *probe(a: { driver?: string; size: number; align?: number; altmap?: boolean; kind?: string; as: string; ranges?: ProbeRequest['ranges'] }): Op<Device> {
     if (this.devices.has(a.as)) throw new InputError(`device '${a.as}' already exists`, undefined, 'as');
     const fsDriver = a.driver === undefined ? this.defaultFs?.probeDriver : undefined;
     const name = a.driver ?? fsDriver?.driverName ?? this.defaultDriver?.driverName;
     const driver = fsDriver ?? (name ? this.driverPlugins.get(name) : undefined);
     if (fsDriver && !this.driverPlugins.has(fsDriver.driverName)) this.driverPlugins.set(fsDriver.driverName, fsDriver);
     if (!driver) throw new InputError(`no driver plugin '${name ?? '(none)'}' in this kernel`, undefined, 'driver');
-    const req: ProbeRequest = { name: a.as, size: a.size, align: a.align ?? null, altmap: a.altmap ?? false, kind: a.kind ?? null };
+    const req: ProbeRequest = { name: a.as, size: a.size, align: a.align ?? null, altmap: a.altmap ?? false, kind: a.kind ?? null, ...(a.ranges?.length ? { ranges: a.ranges, phys: a.ranges[0]!.phys } : {}) };
     const device = yield* driver.probe(this, req);
     this.devices.set(a.as, device);
     // the driver's devm_request_mem_region() of its range revokes /dev/mem mappings of it (mm/devmem.ts)
@@ -583,6 +587,8 @@ export class Kernel {
 
   /** daxctl reconfigure-device: device-dax to System RAM (kmem) and back (mm/hotplug.ts). */
   *reconfigure(a: { device: string; mode: 'system-ram' | 'devdax'; online?: boolean; movable?: boolean; force?: boolean; memmapOnMemory?: boolean; node?: number }): Op {
+    // dev_dax_kmem_probe() adds each range of a multi-range instance (v5.10); the model's kmem takes one
+    if ((this.devices.get(a.device)?.ranges?.length ?? 0) > 1) throw new InputError(`reconfigure of '${a.device}': kmem of a device-dax instance with several ranges is not modelled`, undefined, 'device');
     yield* reconfigureDevice(this, a);
   }
 
@@ -1661,13 +1667,14 @@ export class Kernel {
   *memoryFailure(a: { device?: string; map?: string; page: number; process?: string }): Op {
     if (a.map === undefined) {
       const device = this.device(a.device!);
-      yield* this.deviceMemoryFailure(device, device.dataPfn + a.page);
+      yield* this.deviceMemoryFailure(device, devicePfn(device, a.page));
       return;
     }
     const at = { map: a.map, page: a.page, ...(a.process !== undefined ? { process: a.process } : {}) };
     yield* this.read(at);
     const pfn = this.pfnOf(at)!;
-    const device = [...this.devices.values()].find((d) => d.pgmap === this.memremap.pgmapOf(pfn));
+    const pgmap = this.memremap.pgmapOf(pfn);
+    const device = [...this.devices.values()].find((d) => deviceRanges(d).some((r) => r.pgmap === pgmap));
     if (!device) throw KernelError.unsupported('EOPNOTSUPP', `memory failure of ${a.map}[${a.page}] (pfn ${pfn}): only device pages are modelled`);
     yield* this.deviceMemoryFailure(device, pfn);
     throw new KernelError('SIGBUS', `BUS_MCEERR_AR: MADV_HWPOISON of ${a.map}[${a.page}] (pfn ${pfn}) kills the caller (kill_proc: MF_ACTION_REQUIRED, t == current)`);
@@ -1692,7 +1699,7 @@ export class Kernel {
     if (a.map === undefined) {
       const device = this.device(a.device!);
       if (a.page >= device.dataPages) throw new InputError(`soft-offline of page ${a.page} of '${device.name}': it has ${device.dataPages} data pages (0..${device.dataPages - 1})`, undefined, 'page');
-      pfn = device.dataPfn + a.page;
+      pfn = devicePfn(device, a.page);
     } else {
       const { vma, vpn } = this.mapPage(a.map, a.page, a.process);
       // get_user_pages_fast(start, 1, 0, &page): FOLL_GET for read (GUP faults a device-private page home)
@@ -1740,7 +1747,7 @@ export class Kernel {
       const block = inode.blocks.get(t.page ?? 0);
       return block === undefined ? null : fs.blocks.pfnOf(block);
     }
-    if (t.device !== undefined) return this.device(t.device).dataPfn + (t.page ?? 0);
+    if (t.device !== undefined) return devicePfn(this.device(t.device), t.page ?? 0);
     throw new InputError('check target needs map, file or device', undefined, 'check');
   }
 

@@ -25,6 +25,14 @@ export interface Pgmap {
   readonly ops: { readonly pageFree?: (pfn: number) => void; readonly migrateToRam?: true; readonly memoryFailure?: true };
 }
 
+/** One physical range of a device's data: its first pfn, its pages, the device page offset it starts at. */
+export interface DeviceRange {
+  readonly pfn: number;
+  readonly pages: number;
+  readonly pgoff: number;
+  readonly pgmap: Pgmap;
+}
+
 /** A bound device: a pmem namespace, a device-dax instance, a mirror device, a DAX window. */
 export interface Device {
   readonly name: string;
@@ -35,6 +43,11 @@ export interface Device {
   /** first pfn usable for data (filesystem block 0 on pmem) */
   readonly dataPfn: number;
   readonly dataPages: number;
+  /**
+   * device-dax of a dynamic region (dax/region.ts, v5.10): its data as several physical ranges in
+   * page-offset order, each with its own pgmap; absent: one range of dataPages from dataPfn
+   */
+  readonly ranges?: readonly DeviceRange[];
   bound: boolean;
   /** the filesystem mounted on it, if any */
   fs: FsHandle | null;

@@ -1,4 +1,4 @@
-import { formatSize, KernelError, mappingOf, orderBase2, PG, type Device, type DeviceMmapRequest, type DriverPlugin, type Kernel, type Op, type ProbeRequest, type Vma, type Vmf } from '@daxlab/core';
+import { deviceRanges, devicePgoff, formatSize, KernelError, mappingOf, orderBase2, PG, rangePfn, type Device, type DeviceRange, type Pgmap, type DeviceMmapRequest, type DriverPlugin, type Kernel, type Op, type ProbeRequest, type Vma, type Vmf } from '@daxlab/core';
 import { dataOffset, infoBlockReserve } from '@daxlab/driver-nvdimm';
 
 export interface DevdaxOptions {
@@ -9,8 +9,7 @@ export interface DevdaxOptions {
 /** Where the model keeps page->mapping of the leaf holding pfn: its folio head, or the leaf's first page without compound pages. */
 function leafHead(k: Kernel, device: Device, pfn: number, leafPages: number): number {
   if (device.pgmap.vmemmapShift) return k.folios.folio(pfn);
-  const pgoff = pfn - device.dataPfn;
-  return device.dataPfn + pgoff - (pgoff % leafPages);
+  return pfn - (devicePgoff(device, pfn) % leafPages);
 }
 
 /**
@@ -36,6 +35,7 @@ export function devdax(options: DevdaxOptions = {}): DriverPlugin {
       }
       if (req.size % align !== 0) throw new KernelError('EINVAL', `device-dax size ${req.size} is not a multiple of its align ${align}`);
       const shift = k.features['compound-devmap'] && align > ps ? orderBase2(align / ps) : 0;
+      if (req.ranges && req.ranges.length > 0) return yield* probeRanges(k, req, align, shift);
       // altmap: a pmem namespace in devdax mode with its memmap on the device (dax_pmem ->
       // nvdimm_setup_pfn(), PFN_MODE_PMEM): info block and memmap first, data from the
       // nd_pfn_init() offset, aligned to max(align, memremap_compat_align()); dev_dax_probe() maps
@@ -116,8 +116,8 @@ export function devdax(options: DevdaxOptions = {}): DriverPlugin {
       if ((level === 'pmd' && lower(vmf.vma.mm.ptes)) || (level === 'pud' && (lower(vmf.vma.mm.ptes) || lower(vmf.vma.mm.pmds)))) {
         throw new KernelError('SIGBUS', `${device.name}: a page table under the ${level} range of page ${vmf.vpn - vmf.vma.start} of '${vmf.vma.name}' makes the fault smaller than the device's ${device.align}-byte alignment`);
       }
-      if (pgoff + n > device.dataPages) throw new KernelError('SIGBUS', `${device.name}: offset beyond the device`);
-      const pfn = device.dataPfn + pgoff;
+      const pfn = rangePfn(device, pgoff, n);
+      if (pfn < 0) throw new KernelError('SIGBUS', `${device.name}: offset ${pgoff} is beyond the device or its ${level} leaf crosses a range (dev_dax_pgoff_to_phys)`);
       yield* [];
       // dax_set_mapping() (dev_dax_huge_fault()'s loop before v5.17): page->mapping/index on the
       // head with compound pages (vmemmap_shift), else on every page of the leaf at once — which
@@ -141,13 +141,13 @@ export function devdax(options: DevdaxOptions = {}): DriverPlugin {
      * not look at PG_hwpoison, so a later fault maps the page again.
      */
     *memoryFailure(k: Kernel, device: Device, pfn: number): Op {
-      if (pfn < device.dataPfn || pfn >= device.dataPfn + device.dataPages) throw new KernelError('ENXIO', `pfn ${pfn} is outside ${device.name}'s data`);
+      const pgoff = devicePgoff(device, pfn);
+      if (pgoff < 0) throw new KernelError('ENXIO', `pfn ${pfn} is outside ${device.name}'s data`);
       const head = k.folios.folio(pfn);
       const n = Math.max(device.align, k.mmu.basePageSize) / k.mmu.basePageSize;
-      const pgoff = pfn - device.dataPfn;
       const leaf = leafHead(k, device, pfn, n);
       const s = k.pages.has(leaf) ? k.pages.slot(leaf) : -1;
-      if (s < 0 || k.pages.mapping[s] === 0) throw new KernelError('EBUSY', `${device.name}: page ${pfn - device.dataPfn} was never faulted (dax_lock_folio: no folio->mapping)`);
+      if (s < 0 || k.pages.mapping[s] === 0) throw new KernelError('EBUSY', `${device.name}: page ${pgoff} was never faulted (dax_lock_folio: no folio->mapping)`);
       k.folios.setFlag(head, PG.hwpoison, true);
       yield* k.vm.unmapMappingPages(device.mapping, pgoff - (pgoff % n), n);
     },
@@ -155,7 +155,47 @@ export function devdax(options: DevdaxOptions = {}): DriverPlugin {
     /** kill_dev_dax(): unmap every user mapping of the device, then memunmap_pages(). */
     *unbind(k: Kernel, device: Device): Op {
       yield* k.vm.unmapMappingPages(device.mapping, 0, Infinity);
-      yield* k.memremap.memunmapPages(device.pgmap);
+      // memunmap_pages() tears down every range of the pgmap
+      for (const r of deviceRanges(device)) yield* k.memremap.memunmapPages(r.pgmap);
     },
+  };
+}
+
+/**
+ * dev_dax_probe() of an instance of a dynamic region (drivers/dax/device.c, v5.10): one pgmap
+ * with nr_range = dev_dax->nr_range, and memremap_pages() maps every range in turn (pagemap_range()
+ * for each: its own memmap, no altmap), undoing those done when one fails. The model keeps one
+ * Pgmap per range; faults find the range with dev_dax_pgoff_to_phys().
+ */
+function* probeRanges(k: Kernel, req: ProbeRequest, align: number, shift: number): Op<Device> {
+  const ps = k.mmu.basePageSize;
+  const ranges: DeviceRange[] = [];
+  let pgoff = 0;
+  for (const r of req.ranges!) {
+    if (r.size % align !== 0) throw new KernelError('EINVAL', `${req.name}: a ${r.size}-byte range is not a multiple of its align ${align}`);
+    let pgmap: Pgmap;
+    try {
+      pgmap = k.memremap.memremapPages({ device: req.name, type: 'generic', size: r.size, vmemmapShift: shift, altmapPfns: 0, phys: r.phys });
+    } catch (e) {
+      for (const done of ranges) yield* k.memremap.memunmapPages(done.pgmap);
+      throw e;
+    }
+    ranges.push({ pfn: pgmap.firstPfn, pages: r.size / ps, pgoff, pgmap });
+    pgoff += r.size / ps;
+  }
+  const first = ranges[0]!;
+  return {
+    name: req.name,
+    driver: 'devdax',
+    size: req.size,
+    align,
+    pgmap: first.pgmap,
+    dataPfn: first.pfn,
+    dataPages: pgoff,
+    bound: true,
+    fs: null,
+    mapping: { id: k.newAddressSpaceId(), owner: req.name, entries: new Map(), mmaps: new Set() },
+    ranges,
+    state: {},
   };
 }

@@ -80,14 +80,24 @@ export class Memremap {
     k.folios.get(head, 1 - k.folios.rc(head), order === 0 ? 'zone_device_page_init' : `zone_device_folio_init(order ${order})`);
   }
 
+  /**
+   * A new device physical range of `size` bytes: the next free address aligned to 1 GiB (and a
+   * section). A dynamic dax region (dax/region.ts) places its whole resource here once and its
+   * instances memremap parts of it with `phys`.
+   */
+  placeRange(size: number): number {
+    const align = Math.max(GiB, this.k.mmu.sectionSize);
+    const start = Math.ceil(this.nextPhys / align) * align;
+    this.nextPhys = start + Math.ceil(size / align) * align;
+    return start;
+  }
+
   /** memremap_pages(): place the range, populate its memmap (may oops), publish the pgmap. */
   memremapPages(req: MemremapRequest): Pgmap {
     const k = this.k;
     const pageSize = k.mmu.basePageSize;
     if (req.size <= 0 || req.size % pageSize !== 0) throw new KernelError('EINVAL', `device size ${req.size} is not a multiple of PAGE_SIZE`);
-    const align = Math.max(GiB, k.mmu.sectionSize);
-    const start = req.phys ?? Math.ceil(this.nextPhys / align) * align;
-    if (req.phys === undefined) this.nextPhys = start + Math.ceil(req.size / align) * align;
+    const start = req.phys ?? this.placeRange(req.size);
     const outcome = k.populator.populate(k.mmu, {
       start,
       size: req.size,

@@ -180,7 +180,9 @@ function definitions(step: Step, at: Path): NameRef[] {
   const a = step.args;
   const ref = (field: string, kind: Kind): NameRef[] => (typeof a[field] === 'string' ? [{ name: a[field], kind, at: [...at, step.op, field] }] : []);
   switch (step.op) {
-    case 'probe': return ref('as', 'device');
+    case 'probe':
+    case 'create-device': return ref('as', 'device');
+    case 'dax-region': return [{ name: `dax${typeof a.id === 'number' ? a.id : 0}.0`, kind: 'device', at: [...at, step.op, 'as'] }];
     case 'create':
     case 'memfd-create':
     case 'memfd-secret':
@@ -209,6 +211,7 @@ function references(step: Step, at: Path, raw: Record<string, unknown>): NameRef
   };
   switch (step.op) {
     case 'unbind': case 'mount': case 'bind': case 'reconfigure': case 'online-memory': case 'offline-memory': ref('device', 'device'); break;
+    case 'destroy-device': case 'resize-device': case 'enable-device': case 'disable-device': case 'dax-list': ref('device', 'device'); break;
     case 'memory-failure':
     case 'soft-offline': ref('device', 'device'); ref('map', 'map'); ref('process', 'process'); break;
     case 'create': ref('device', 'device'); ref('dir', 'dir'); break;

@@ -78,13 +78,23 @@ export function stepOp(k: Kernel, step: Step, failures: string[]): Op<unknown> {
     if (want !== undefined && got !== want) failures.push(`${step.path}: ${syscall} returned ${got}, expected ${want}`);
   };
   switch (step.op) {
-    case 'probe': return k.probe(a);
+    case 'probe': return a.mode === 'raw' ? k.probeRaw(a) : k.probe(a);
     case 'unbind': return k.unbind(a);
     case 'bind': return k.bind(a);
     case 'reconfigure': return k.reconfigure(a);
     case 'online-memory': return returning(k.memoryState({ device: a.device, online: true, movable: a.movable }), a.onlined, 'daxctl online-memory');
     case 'offline-memory': return returning(k.memoryState({ device: a.device, online: false }), a.offlined, 'daxctl offline-memory');
     case 'auto-online-blocks': return k.autoOnlineBlocks(a);
+    case 'dax-region': return k.daxBus.createRegion(a);
+    case 'create-device': return k.daxBus.createDevice(a);
+    case 'destroy-device': return k.daxBus.destroyDevice(a);
+    case 'resize-device': return k.daxBus.resizeDevice(a);
+    case 'enable-device': return k.daxBus.enable(a.device);
+    case 'disable-device': return k.daxBus.disable(a.device);
+    case 'dax-list': return (function* () {
+      yield* [];
+      for (const m of k.daxBus.list(a)) failures.push(`${step.path}: daxctl list: ${m}`);
+    })();
     case 'mount': return k.mount(a);
     case 'umount': return k.umount(a);
     case 'mkdir': return k.mkdir(a);

@@ -89,7 +89,8 @@ describe('constants', () => {
       'probe', 'unbind', 'mount', 'create', 'umount', 'mkdir', 'chattr', 'rename', 'fsverity-enable', 'drop-caches', 'open', 'close', 'truncate', 'punch-hole', 'fallocate', 'reflink', 'spawn', 'memfd-create', 'memfd-secret', 'add-seals', 'tmpfile', 'hugetlb-pool', 'shmem-enabled', 'thp-size', 'sysctl', 'khugepaged-limits', 'khugepaged-scan', 'split-huge-pages', 'swapoff', 'mmap', 'munmap', 'read', 'write', 'pread', 'pwrite',
       'fork', 'exit', 'exec', 'pin', 'get', 'unpin', 'put', 'dma-write', 'dma-read', 'iouring-register', 'iouring-unregister', 'memory-failure', 'soft-offline', 'migrate', 'device-read', 'device-write', 'device-snapshot', 'device-exclusive', 'device-check-exclusive', 'inject-fault',
       'mprotect', 'clear-refs', 'mremap', 'madvise', 'mseal', 'pidfd-open', 'process-madvise', 'mlock', 'munlock', 'mlockall', 'munlockall', 'ksm-merge', 'ksm-unmerge', 'prctl', 'proc-mem-write', 'remote-read', 'setrlimit', 'numa-nodes', 'mbind', 'move-pages', 'migrate-pages', 'set-mempolicy',
-      'uffd-api', 'uffd-register', 'uffd-unregister', 'uffd-copy', 'uffd-zeropage', 'uffd-continue', 'uffd-poison', 'uffd-move', 'uffd-wake', 'uffd-read', 'uffd-close', 'uffd-writeprotect', 'pagemap-scan', 'bind', 'reconfigure', 'online-memory', 'offline-memory', 'auto-online-blocks', 'check',
+      'uffd-api', 'uffd-register', 'uffd-unregister', 'uffd-copy', 'uffd-zeropage', 'uffd-continue', 'uffd-poison', 'uffd-move', 'uffd-wake', 'uffd-read', 'uffd-close', 'uffd-writeprotect', 'pagemap-scan', 'bind', 'reconfigure', 'online-memory', 'offline-memory', 'auto-online-blocks',
+      'dax-region', 'create-device', 'destroy-device', 'resize-device', 'enable-device', 'disable-device', 'dax-list', 'check',
     ]);
     expect(Object.keys(OP_ARGS)).toEqual(OP_NAMES);
   });

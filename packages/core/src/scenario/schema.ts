@@ -784,6 +784,29 @@ export const OP_ARGS = {
   'auto-online-blocks': obj({
     policy: z.enum(ONLINE_TYPES, { error: `policy is one of ${ONLINE_TYPES.join(', ')}` }).describe('online_kernel and online_movable from v5.7 (EINVAL before)'),
   }).describe('echo policy > /sys/devices/system/memory/auto_online_blocks: how the kernel onlines memory it hot-adds from now on (default offline)'),
+  'dax-region': obj({
+    size: Size,
+    align: Size.optional().describe('dax_region->align, every new instance\'s align (default PMD_SIZE, as dax_hmem gives)'),
+    id: z.number().int().nonnegative().optional().describe('the region id (default 0): its instances are dax<id>.<n>, instance 0 (dax<id>.0) spanning the region and enabled'),
+    as: Name,
+  }).describe('a dynamic device-dax region (dax_hmem of soft-reserved memory, v5.10+; unsupported before): alloc_dax_region() and instance 0 of all its space, bound to device_dax'),
+  'create-device': obj({
+    region: Name.describe('a dax-region'),
+    size: Size.optional().describe('-s (default: all the region\'s available space)'),
+    align: Size.optional().describe('-a: the instance\'s align'),
+    as: Name.describe('the name the kernel gives it, dax<region>.<n> with n the lowest free id (fails the step otherwise)'),
+  }).describe('daxctl create-device: create_store() on the region (ENOSPC when nothing is available), then the seed instance\'s align and size (dev_dax_resize(): EINVAL misaligned, ENOSPC too large) and enable-device (v5.10+)'),
+  'destroy-device': obj({ device: Name }).describe('daxctl destroy-device: EBUSY while enabled; size 0 (every range back to the region), then delete_store() (EBUSY for instance 0)'),
+  'resize-device': obj({ device: Name, size: Size }).describe('daxctl reconfigure-device -s: dev_dax_resize() of a disabled instance (EBUSY while enabled, EINVAL misaligned, ENOSPC): shrink from the last range, grow into the lowest free space, extending the last range in place or adding a mappingN'),
+  'enable-device': obj({ device: Name }).describe('daxctl enable-device: dax_bus_probe() (ENXIO at size 0) and dev_dax_probe(): memremap_pages() of every range'),
+  'disable-device': obj({ device: Name }).describe('daxctl disable-device: kill_dev_dax() and memunmap_pages() of every range'),
+  'dax-list': obj({
+    region: Name.optional().describe('a dax-region: check its available_size'),
+    device: Name.optional().describe('an instance: check its size and mappings'),
+    available: Size.optional().describe('the region\'s available_size'),
+    size: Size.optional().describe('the instance\'s size'),
+    mappings: z.number().int().nonnegative().optional().describe('the instance\'s number of mappingN devices (ranges)'),
+  }).describe('daxctl list: fails the step when a given value differs'),
   check: checkArgs.describe('assert state now: refcount, mapcount, pinned, mapped, anon, blockFree, vmemmap, writable, softDirty or swapped'),
 } satisfies Record<OpName, z.ZodType>;
 
