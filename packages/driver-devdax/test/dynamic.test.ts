@@ -119,6 +119,24 @@ describe('dynamic device-dax regions (drivers/dax/bus.c, v5.10)', () => {
     expect([r0!.pgmap.gone, r1!.pgmap.gone]).toEqual([true, true]);
   });
 
+  it('test 7: mapping_store() claims exact ranges in the order given (ENXIO off the granule, ENOMEM when taken)', () => {
+    const k = boot();
+    k.run(k.daxBus.disable('dax0.0'));
+    k.run(k.daxBus.resizeDevice({ device: 'dax0.0', size: GiB }));
+    // [0, 1) GiB is dax0.0's: __request_region() fails
+    expect(() => k.run(k.daxBus.createDevice({ region: 'hmem0', mappings: [{ offset: GiB / 2, size: GiB }], as: 'dax0.1' }))).toThrow(/ENOMEM/);
+    // 1 MiB is not a multiple of 2 MiB: mapping_store() leaves rc at -ENXIO. create_store() made
+    // dax0.2 this time, but daxctl takes the seed, still the 0-size dax0.1
+    expect(() => k.run(k.daxBus.createDevice({ region: 'hmem0', mappings: [{ offset: 2 * GiB, size: MiB }], as: 'dax0.1' }))).toThrow(/ENXIO/);
+    // the later range first: pgoff order is the order of the writes, not of the addresses
+    k.run(k.daxBus.createDevice({ region: 'hmem0', size: 2 * GiB, mappings: [{ offset: 3 * GiB, size: GiB }, { offset: GiB, size: GiB }], as: 'dax0.1' }));
+    expect(layout(k, 'dax0.1')).toEqual([[3, 1], [1, 1]]);
+    expect(dev(k, 'dax0.1').ranges.map((r) => r.offset)).toEqual([0, GiB]);
+    // device page 0 is at 3 GiB into the region
+    expect(k.device('dax0.1').ranges![0]!.pfn - region(k).start / 4096).toBe((3 * GiB) / 4096);
+    expect([...region(k).devices.keys()]).toEqual([0, 1, 2, 3]);
+  });
+
   it('before v5.10 regions are static: the steps are unsupported', () => {
     const k = createKernel({ arch: x86(), driver: devdax(), kernel: 'v5.4' });
     expect(() => k.run(k.daxBus.createRegion({ size: 4 * GiB, as: 'hmem0' }))).toThrow(/v5\.10/);

@@ -232,7 +232,7 @@ export class DaxBus {
    * (create_store(): ENOSPC with nothing available; a new 0-size instance, the seed unless one is
    * waiting), take the seed, set its align, its size (default: all available), and enable it.
    */
-  *createDevice(a: { region: string; size?: number; align?: number; as?: string }): Op<string> {
+  *createDevice(a: { region: string; size?: number; align?: number; mappings?: readonly { offset: number; size: number }[]; as?: string }): Op<string> {
     this.requireDynamic('create-device');
     const region = this.region(a.region);
     if (availableSize(region) === 0) throw new KernelError('ENOSPC', `region ${region.name} has no available space (create_store)`);
@@ -242,7 +242,11 @@ export class DaxBus {
     if (a.as !== undefined && a.as !== dev.name) throw new KernelError('EEXIST', `create-device made ${dev.name}, not ${a.as}`);
     const size = a.size ?? availableSize(region);
     if (a.align !== undefined) this.setAlign(dev, a.align);
-    this.setSize(region, dev, size);
+    // --input (a device's mappings as daxctl list -M dumped them, in page-offset order): one
+    // mapping_store() each; daxctl sets the size only when they add up to it
+    for (const m of a.mappings ?? []) this.setMapping(region, dev, region.start + m.offset, m.size);
+    const mapped = (a.mappings ?? []).reduce((n, m) => n + m.size, 0);
+    if (!a.mappings?.length || a.size === undefined || mapped === a.size) this.setSize(region, dev, a.mappings?.length ? mapped : size);
     yield* this.enable(dev.name);
     return dev.name;
   }
@@ -257,6 +261,21 @@ export class DaxBus {
       dev.align = old;
       throw new KernelError('EINVAL', `${dev.name}: a range is not a multiple of align ${align} (dev_dax_validate_align)`);
     }
+  }
+
+  /**
+   * mapping_store() (v5.10): claim exactly [start, start + size) for the instance as its next
+   * range; ENXIO unless the size is a multiple of the allocation granule, ENOMEM when
+   * __request_region() fails (outside the region, or overlapping a child)
+   */
+  private setMapping(region: DaxRegion, dev: DynamicDax, start: number, size: number): void {
+    if (size === 0 || size % allocGranule(this.k, dev) !== 0) throw new KernelError('ENXIO', `${dev.name}: mapping of ${size} bytes is not a multiple of ${allocGranule(this.k, dev)} (mapping_store)`);
+    const end = start + size - 1;
+    const clash = children(region).find((c) => c.range.start <= end && start <= c.range.end);
+    if (start < region.start || end > region.end || clash) {
+      throw new KernelError('ENOMEM', `${dev.name}: ${size} bytes at offset ${start - region.start} of region ${region.name} ${clash ? `overlaps ${clash.owner.name}` : 'is outside it'} (__request_region)`);
+    }
+    allocRange(dev, start, size);
   }
 
   /** size_store(): EINVAL unless a multiple of the allocation granule, then dev_dax_resize(). */

@@ -794,6 +794,7 @@ export const OP_ARGS = {
     region: Name.describe('a dax-region'),
     size: Size.optional().describe('-s (default: all the region\'s available space)'),
     align: Size.optional().describe('-a: the instance\'s align'),
+    mappings: z.array(obj({ offset: Size.describe('from the region\'s start'), size: Size })).optional().describe('--input: the ranges to claim, in page-offset order (mapping_store() each: ENXIO off the allocation granule, ENOMEM outside the region or taken); the size is set only when they add up to it'),
     as: Name.describe('the name the kernel gives it, dax<region>.<n> with n the lowest free id (fails the step otherwise)'),
   }).describe('daxctl create-device: create_store() on the region (ENOSPC when nothing is available), then the seed instance\'s align and size (dev_dax_resize(): EINVAL misaligned, ENOSPC too large) and enable-device (v5.10+)'),
   'destroy-device': obj({ device: Name }).describe('daxctl destroy-device: EBUSY while enabled; size 0 (every range back to the region), then delete_store() (EBUSY for instance 0)'),
