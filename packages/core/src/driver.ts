@@ -35,6 +35,17 @@ export interface DeviceMmapRequest {
   readonly write: boolean;
 }
 
+/**
+ * A pmem namespace in raw mode (`ndctl create-namespace -m raw`): pmem_attach_disk() with no pfn
+ * device (drivers/nvdimm/pmem.c). On a region without ND_REGION_PAGEMAP (ACPI NFIT, nfit_test)
+ * pmem_should_map_pages() is false: devm_memremap(), no dev_pagemap and no struct pages, pfns
+ * PFN_DEV without PFN_MAP, so the block device offers no DAX. Only a block device.
+ */
+export interface RawNamespace {
+  readonly name: string;
+  readonly size: number;
+}
+
 /** A driver plugin: the PagemapProvider of DESIGN.md — probe, faults on its mappings, unbind. */
 export interface DriverPlugin {
   readonly kind: 'driver';
@@ -45,6 +56,8 @@ export interface DriverPlugin {
   unsupported?(kernel: KernelDescription): string | null;
   /** Bind a device: build its dev_pagemap with memremap_pages(). */
   probe(k: Kernel, req: ProbeRequest): Op<Device>;
+  /** Bind a pmem namespace in raw mode (`probe { mode: raw }`); drivers without it have no raw mode. */
+  probeRaw?(k: Kernel, req: ProbeRequest): RawNamespace;
   /** Unbind: revoke what the driver revokes, then memunmap_pages(). */
   unbind(k: Kernel, device: Device): Op;
   /** mmap of the device node itself (device-dax); throws the kernel's error when refused. */

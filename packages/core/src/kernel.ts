@@ -3,7 +3,7 @@ import type { Mmu, VmemmapPopulator } from './arch.js';
 import { EventBus } from './bus.js';
 import { Dax } from './dax/dax.js';
 import { createKernelContainer, token, type DependencyContainer } from './di.js';
-import { SNAPSHOT_FLAGS, type DriverPlugin, type ProbeRequest } from './driver.js';
+import { SNAPSHOT_FLAGS, type DriverPlugin, type ProbeRequest, type RawNamespace } from './driver.js';
 import { InputError, KernelError, UnsupportedError, type Errno } from './errors.js';
 import { FaultInjection, type FaultSite } from './fault-inject.js';
 import type { KernelEvents } from './events.js';
@@ -205,6 +205,8 @@ export class Kernel {
     return pfn === this.zeroPfn || (pfn >= this.hugeZeroPfn && pfn < this.hugeZeroPfn + this.vm.pmdPages);
   }
   readonly devices = new Map<string, Device>();
+  /** raw-mode pmem namespaces (`probe { mode: raw }`): block devices with no dev_pagemap */
+  readonly rawNamespaces = new Map<string, RawNamespace>();
   readonly files = new Map<string, { fs: DaxFilesystem; inode: Inode }>();
   readonly processes = new Map<string, Mm>();
   /** pidfd_open() handles: pidfd name -> the process (task) it refers to */
@@ -473,6 +475,7 @@ export class Kernel {
 
   device(name: string): Device {
     const d = this.devices.get(name);
+    if (!d && this.rawNamespaces.has(name)) throw new InputError(`'${name}' is a raw-mode pmem namespace: it has no dev_pagemap and no struct pages, so only mount takes it (probe it without mode: raw for an fsdax namespace)`, undefined, 'device');
     if (!d) throw new InputError(`unknown device '${name}'`, undefined, 'device');
     return d;
   }
@@ -553,7 +556,7 @@ export class Kernel {
   // ---- operations -------------------------------------------------------------------------
 
   *probe(a: { driver?: string; size: number; align?: number; altmap?: boolean; kind?: string; as: string; ranges?: ProbeRequest['ranges'] }): Op<Device> {
-    if (this.devices.has(a.as)) throw new InputError(`device '${a.as}' already exists`, undefined, 'as');
+    if (this.devices.has(a.as) || this.rawNamespaces.has(a.as)) throw new InputError(`device '${a.as}' already exists`, undefined, 'as');
     const fsDriver = a.driver === undefined ? this.defaultFs?.probeDriver : undefined;
     const name = a.driver ?? fsDriver?.driverName ?? this.defaultDriver?.driverName;
     const driver = fsDriver ?? (name ? this.driverPlugins.get(name) : undefined);
@@ -565,6 +568,25 @@ export class Kernel {
     // the driver's devm_request_mem_region() of its range revokes /dev/mem mappings of it (mm/devmem.ts)
     yield* revokeDevmem(this, device.pgmap.startPfn, device.pgmap.nrPages);
     return device;
+  }
+
+  /**
+   * ndctl create-namespace -m raw: a pmem namespace without a pfn device (RawNamespace); only a
+   * pmem driver (nvdimm) has the mode.
+   */
+  *probeRaw(a: { driver?: string; size: number; as: string; align?: number; altmap?: boolean; kind?: string }): Op<RawNamespace> {
+    if (this.devices.has(a.as) || this.rawNamespaces.has(a.as)) throw new InputError(`device '${a.as}' already exists`, undefined, 'as');
+    // align and the memmap's place are the pfn device's (nd_pfn): a raw namespace has none
+    const extra = (['align', 'altmap', 'kind'] as const).find((f) => a[f] !== undefined);
+    if (extra) throw new InputError(`probe.${extra}: a raw-mode namespace has no pfn device, so no ${extra}: leave it out (or leave mode: raw out)`, undefined, extra);
+    const name = a.driver ?? this.defaultDriver?.driverName;
+    const driver = name ? this.driverPlugins.get(name) : undefined;
+    if (!driver) throw new InputError(`no driver plugin '${name ?? '(none)'}' in this kernel`, undefined, 'driver');
+    if (!driver.probeRaw) throw new InputError(`probe.mode: driver ${driver.driverName} has no raw mode (a pmem namespace mode: use driver nvdimm, or leave mode out)`, undefined, 'mode');
+    const ns = driver.probeRaw(this, { name: a.as, size: a.size, align: null, altmap: false, kind: null });
+    this.rawNamespaces.set(a.as, ns);
+    yield* [];
+    return ns;
   }
 
   /** ndctl enable-namespace: bind the driver again to the range the device had (mm/hotplug.ts bindAgain()). */
@@ -610,10 +632,18 @@ export class Kernel {
    */
   *mount(a: { device: string; fs?: string; dax?: DaxMountOption } & FsMountOptions): Op {
     const options: FsMountOptions = { data: a.data, delalloc: a.delalloc, inlineData: a.inlineData, verity: a.verity };
-    const device = this.device(a.device);
     const name = a.fs ?? this.defaultFs?.fsName;
     const plugin = name ? this.fsPlugins.get(name) : undefined;
     if (!plugin) throw new InputError(`no filesystem plugin '${name ?? '(none)'}' in this kernel`, undefined, 'fs');
+    // a raw namespace's block device has no DAX: fs_dax_get_by_bdev() finds no dax_device
+    // (v5.17+: no QUEUE_FLAG_DAX without PFN_MAP; before, __generic_fsdax_supported() refused
+    // pfns that are not devmap); each filesystem answers its dax option on its own
+    const raw = this.rawNamespaces.get(a.device);
+    if (raw) {
+      if (plugin.mountWithoutDaxDevice) plugin.mountWithoutDaxDevice(this, raw, a.dax ?? true);
+      throw KernelError.unsupported('EOPNOTSUPP', `${plugin.fsName} on the raw-mode namespace ${raw.name} (a block device without DAX) is not modelled`);
+    }
+    const device = this.device(a.device);
     const old = device.fs as DaxFilesystem | null;
     if (old && !old.mounted) {
       if (old.name !== plugin.fsName) throw new KernelError('EINVAL', `${a.device} holds ${old.name}, not ${plugin.fsName}`);

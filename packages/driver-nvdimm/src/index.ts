@@ -84,6 +84,18 @@ export function nvdimm(options: NvdimmOptions = {}): DriverPlugin {
     },
 
     /**
+     * create-namespace -m raw: pmem_attach_disk() without a pfn device. nfit_test's regions (ACPI
+     * NFIT) lack ND_REGION_PAGEMAP, so pmem_should_map_pages() is false: devm_memremap() maps the
+     * range with no dev_pagemap and no struct pages, pfn_flags stay PFN_DEV (no PFN_MAP), and the
+     * block device offers no DAX: v5.17+ QUEUE_FLAG_DAX is set only with PFN_MAP, so
+     * fs_dax_get_by_bdev() returns NULL; before, __generic_fsdax_supported() refused a pfn that
+     * is not devmap ("dax support not enabled").
+     */
+    probeRaw(_k: Kernel, req: ProbeRequest) {
+      return { name: req.name, size: req.size };
+    },
+
+    /**
      * pmem_release_disk() -> kill_dax(): from v6.6 a registered dax holder is told
      * (MF_MEM_PRE_REMOVE) and invalidates every DAX mapping first — XFS does; ext4 registers
      * none, so its user mappings survive, as every filesystem's did before. Then the devm action

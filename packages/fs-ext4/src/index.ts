@@ -131,11 +131,7 @@ export class Ext4 extends DaxFilesystem {
    * was DAX.
    */
   override parseDaxOption(option: DaxMountOption): DaxMode {
-    if (option === true) return 'always';
-    const tri = daxTriState(this.k.version);
-    if (option === false) return tri ? 'inode' : 'never';
-    if (!tri) throw KernelError.unsupported('EINVAL', `ext4 before v5.8 knows only -o dax: mount ${describeDaxOption(option)} fails (Unrecognized mount option)`);
-    return option;
+    return ext4DaxMode(this.k.version, option);
   }
 
   /**
@@ -700,6 +696,15 @@ export class Ext4 extends DaxFilesystem {
 export interface Ext4Options {}
 
 /** The ext4 filesystem plugin. */
+/** ext4's parse of the dax option on `version` (Ext4.parseDaxOption). */
+function ext4DaxMode(version: string, option: DaxMountOption): DaxMode {
+  if (option === true) return 'always';
+  const tri = daxTriState(version);
+  if (option === false) return tri ? 'inode' : 'never';
+  if (!tri) throw KernelError.unsupported('EINVAL', `ext4 before v5.8 knows only -o dax: mount ${describeDaxOption(option)} fails (Unrecognized mount option)`);
+  return option;
+}
+
 export function ext4(_options: Ext4Options = {}): FilesystemPlugin {
   return {
     kind: 'fs',
@@ -709,6 +714,18 @@ export function ext4(_options: Ext4Options = {}): FilesystemPlugin {
     mount: (k, device) => {
       if (device.driver === 'virtiofs') throw new KernelError('EINVAL', `ext4: ${device.name} is a virtio-fs DAX window, not a block device`);
       return new Ext4(k, device);
+    },
+    /**
+     * -o dax / dax=always on a block device without a dax_device (EXT4_FLAGS_BDEV_IS_DAX unset;
+     * bdev_dax_supported() false before v5.17): "DAX unsupported by block device." and the mount
+     * fails with EINVAL — ext4_fill_super() (goto failed_mount, since 2018-12, before every
+     * preset), ext4_check_feature_compatibility() from v6.4. ndctl dax-errors.sh mounts a raw
+     * namespace this way. Without DAX asked ext4 mounts, and its files go through the page cache
+     * and bios: not modelled.
+     */
+    mountWithoutDaxDevice: (k, device, dax) => {
+      if (ext4DaxMode(k.version, dax) === 'always') throw new KernelError('EINVAL', `ext4 ${device.name}: DAX unsupported by block device (a raw-mode namespace has no dax_device): mount ${describeDaxOption(dax)} fails`);
+      throw KernelError.unsupported('EOPNOTSUPP', `ext4 ${describeDaxOption(dax)} on the raw-mode namespace ${device.name} mounts without DAX: files through the page cache and bios are not modelled`);
     },
   };
 }

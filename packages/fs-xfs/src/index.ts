@@ -44,10 +44,7 @@ export class Xfs extends DaxFilesystem {
    * set ("DAX mount option or DAX iflag must be set", v5.4 fs/xfs/xfs_iops.c): per inode too.
    */
   override parseDaxOption(option: DaxMountOption): DaxMode {
-    if (option === true) return 'always';
-    if (option === false) return 'inode';
-    if (!daxTriState(this.k.version)) throw KernelError.unsupported('EINVAL', `xfs before v5.8 knows only -o dax: mount ${describeDaxOption(option)} fails (unknown mount option)`);
-    return option;
+    return xfsDaxMode(this.k.version, option);
   }
 
   /**
@@ -494,6 +491,14 @@ export class Xfs extends DaxFilesystem {
 
 export interface XfsOptions {}
 
+/** XFS's parse of the dax option on `version` (Xfs.parseDaxOption). */
+function xfsDaxMode(version: string, option: DaxMountOption): DaxMode {
+  if (option === true) return 'always';
+  if (option === false) return 'inode';
+  if (!daxTriState(version)) throw KernelError.unsupported('EINVAL', `xfs before v5.8 knows only -o dax: mount ${describeDaxOption(option)} fails (unknown mount option)`);
+  return option;
+}
+
 /** The XFS filesystem plugin. */
 export function xfs(_options: XfsOptions = {}): FilesystemPlugin {
   return {
@@ -502,5 +507,15 @@ export function xfs(_options: XfsOptions = {}): FilesystemPlugin {
     fsName: 'xfs',
     coreRange: '>=0.1.0 <1.0.0',
     mount: (k, device) => new Xfs(k, device),
+    /**
+     * -o dax on a block device without DAX: "DAX unsupported by block device. Turning off DAX."
+     * and the mount goes on (xfs_fs_fill_super() in v5.4, later xfs_setup_dax_always(), which
+     * finds no bt_daxdev from v5.17). A mount that does not fail is a non-DAX XFS whose files go
+     * through the page cache and bios: not modelled.
+     */
+    mountWithoutDaxDevice: (k, device, dax) => {
+      const mode = xfsDaxMode(k.version, dax);
+      throw KernelError.unsupported('EOPNOTSUPP', `xfs ${describeDaxOption(dax)} on the raw-mode namespace ${device.name} mounts without DAX${mode === 'always' ? ' (DAX unsupported by block device. Turning off DAX.)' : ''}: files through the page cache and bios are not modelled`);
+    },
   };
 }

@@ -3,7 +3,7 @@ import type { Iomap, DaxIomapOps, WaitCallbacks } from '../dax/dax.js';
 import { KernelError } from '../errors.js';
 import type { Vmf } from '../mm/fault.js';
 import type { KernelDescription } from '../plugin.js';
-import type { DriverPlugin } from '../driver.js';
+import type { DriverPlugin, RawNamespace } from '../driver.js';
 import { RwSem, type Op } from '../sched.js';
 import type { Device, FsHandle, Inode, VmFlags } from '../types.js';
 import { BlockAllocator } from './blocks.js';
@@ -61,6 +61,13 @@ export interface FilesystemPlugin {
   readonly coreRange?: string;
   unsupported?(kernel: KernelDescription): string | null;
   mount(k: Kernel, device: Device): DaxFilesystem;
+  /**
+   * mount(2) on a block device that offers no DAX (a raw-mode pmem namespace): throws the
+   * filesystem's answer to the dax option — a refused mount, or KernelError.unsupported where
+   * it mounts without DAX (files through the page cache and bios: not modelled). Absent: every
+   * such mount is not modelled.
+   */
+  mountWithoutDaxDevice?(k: Kernel, device: RawNamespace, dax: DaxMountOption): never;
   /**
    * A driver that a `probe` without an explicit driver uses when this filesystem is the
    * kernel's (virtio-fs: the DAX cache window), so scenarios written for pmem run unchanged.

@@ -78,7 +78,7 @@ export function stepOp(k: Kernel, step: Step, failures: string[]): Op<unknown> {
     if (want !== undefined && got !== want) failures.push(`${step.path}: ${syscall} returned ${got}, expected ${want}`);
   };
   switch (step.op) {
-    case 'probe': return k.probe(a);
+    case 'probe': return a.mode === 'raw' ? k.probeRaw(a) : k.probe(a);
     case 'unbind': return k.unbind(a);
     case 'bind': return k.bind(a);
     case 'reconfigure': return k.reconfigure(a);

@@ -396,6 +396,7 @@ export const OP_ARGS = {
     align: Size.optional(),
     altmap: Flag.optional().describe('memmap on the device (vmem_altmap)'),
     kind: z.enum(['private', 'coherent']).optional().describe('hmm: device-private or device-coherent memory'),
+    mode: z.enum(['fsdax', 'raw'], { error: 'mode is fsdax (the default) or raw (ndctl create-namespace -m)' }).optional().describe('nvdimm: ndctl create-namespace -m; raw: no pfn device, no struct pages, a block device without DAX (mount -o dax: ext4 refuses, XFS mounts without DAX)'),
     as: Name,
   }).describe('bind a device: pmem namespace (nvdimm) or device-dax instance; memremap_pages'),
   unbind: obj({ device: Name, force: Flag.optional().describe('a device-dax instance in system-ram mode: unbind without ndctl\'s check (its memory stays System RAM until reboot when online)') }).describe('driver unbind: memunmap_pages (waits for references; may block); EBUSY for a system-ram instance with online memory (ndctl disable-namespace)'),
