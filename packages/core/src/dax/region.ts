@@ -253,7 +253,8 @@ export class DaxBus {
 
   /** align_store(): dax_align_valid(), EBUSY while bound, every range a multiple of the new align. */
   private setAlign(dev: DynamicDax, align: number): void {
-    if (!this.k.mmu.devdaxAlignments.includes(align)) throw new KernelError('EINVAL', `${dev.name}: align ${align} is not offered (dax_align_valid(): ${this.k.mmu.devdaxAlignments.join(', ')})`);
+    // as the probe of device-dax: an alignment the arch does not offer is a kernel that cannot have the instance
+    if (!this.k.mmu.devdaxAlignments.includes(align)) throw KernelError.unsupported('EINVAL', `${dev.name}: align ${align} is not offered on ${this.k.mmu.arch} (dax_align_valid(): ${this.k.mmu.devdaxAlignments.join(', ')})`);
     if (dev.enabled) throw new KernelError('EBUSY', `${dev.name} is enabled (align_store)`);
     const old = dev.align;
     dev.align = align;
