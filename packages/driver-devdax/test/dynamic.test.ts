@@ -1,4 +1,4 @@
-import { availableSize, createKernel, daxSize, type Kernel } from '@daxlab/core';
+import { availableSize, createKernel, daxSize, type Kernel, type Op } from '@daxlab/core';
 import { describe, expect, it } from 'vitest';
 import { x86 } from '@daxlab/arch-x86';
 import { devdax } from '../src/index.js';
@@ -14,6 +14,10 @@ function boot(version = 'v6.6'): Kernel {
 }
 const region = (k: Kernel) => k.daxBus.region('hmem0');
 const dev = (k: Kernel, name: string) => k.daxBus.instance(name).dev;
+/** daxctl create-device, and the name the kernel gave (the region ida's lowest free id) */
+function* createAs(k: Kernel, a: Parameters<Kernel['daxBus']['createDevice']>[0], as: string): Op {
+  expect(yield* k.daxBus.createDevice(a)).toBe(as);
+}
 /** the instance's ranges as [start, length] in GiB from the region start */
 const layout = (k: Kernel, name: string): number[][] => dev(k, name).ranges.map((r) => [(r.start - region(k).start) / GiB, (r.end - r.start + 1) / GiB]);
 
@@ -27,12 +31,12 @@ describe('dynamic device-dax regions (drivers/dax/bus.c, v5.10)', () => {
 
   it('create_store(): ENOSPC on a full region; a disabled instance resized to 0 gives the space back', () => {
     const k = boot();
-    expect(() => k.run(k.daxBus.createDevice({ region: 'hmem0', size: GiB, as: 'dax0.1' }))).toThrow(/ENOSPC/);
+    expect(() => k.run(createAs(k, { region: 'hmem0', size: GiB }, 'dax0.1'))).toThrow(/ENOSPC/);
     k.run(k.daxBus.disable('dax0.0'));
     k.run(k.daxBus.resizeDevice({ device: 'dax0.0', size: 0 }));
     expect(availableSize(region(k))).toBe(4 * GiB);
     // create-device without -s takes all of it; the ida gives id 1 (0 is taken)
-    k.run(k.daxBus.createDevice({ region: 'hmem0', as: 'dax0.1' }));
+    k.run(createAs(k, { region: 'hmem0' }, 'dax0.1'));
     expect(layout(k, 'dax0.1')).toEqual([[0, 4]]);
   });
 
@@ -43,7 +47,7 @@ describe('dynamic device-dax regions (drivers/dax/bus.c, v5.10)', () => {
     // 1 MiB is a multiple of neither dev_dax->align (2 MiB) nor memremap_compat_align() (2 MiB)
     expect(() => k.run(k.daxBus.resizeDevice({ device: 'dax0.0', size: GiB + MiB }))).toThrow(/EINVAL/);
     k.run(k.daxBus.resizeDevice({ device: 'dax0.0', size: GiB }));
-    k.run(k.daxBus.createDevice({ region: 'hmem0', size: 2 * GiB, as: 'dax0.1' }));
+    k.run(createAs(k, { region: 'hmem0', size: 2 * GiB }, 'dax0.1'));
     // 1 GiB is free: asking dax0.0 for 1 GiB + 2 MiB more is ENOSPC, and nothing changes
     expect(() => k.run(k.daxBus.resizeDevice({ device: 'dax0.0', size: 2 * GiB + 2 * MiB }))).toThrow(/ENOSPC/);
     expect(layout(k, 'dax0.0')).toEqual([[0, 1]]);
@@ -59,7 +63,7 @@ describe('dynamic device-dax regions (drivers/dax/bus.c, v5.10)', () => {
     const k = boot();
     k.run(k.daxBus.disable('dax0.0'));
     k.run(k.daxBus.resizeDevice({ device: 'dax0.0', size: 0 }));
-    for (const n of [1, 2, 3, 4]) k.run(k.daxBus.createDevice({ region: 'hmem0', size: GiB, as: `dax0.${n}` }));
+    for (const n of [1, 2, 3, 4]) k.run(createAs(k, { region: 'hmem0', size: GiB }, `dax0.${n}`));
     for (const n of [1, 4]) {
       k.run(k.daxBus.disable(`dax0.${n}`));
       k.run(k.daxBus.destroyDevice({ device: `dax0.${n}` }));
@@ -80,7 +84,7 @@ describe('dynamic device-dax regions (drivers/dax/bus.c, v5.10)', () => {
     const k = boot();
     k.run(k.daxBus.disable('dax0.0'));
     k.run(k.daxBus.resizeDevice({ device: 'dax0.0', size: GiB / 2 }));
-    k.run(k.daxBus.createDevice({ region: 'hmem0', size: GiB / 2, as: 'dax0.1' }));
+    k.run(createAs(k, { region: 'hmem0', size: GiB / 2 }, 'dax0.1'));
     k.run(k.daxBus.disable('dax0.1'));
     for (const size of [GiB, 1.5 * GiB, 2 * GiB]) {
       k.run(k.daxBus.resizeDevice({ device: 'dax0.0', size }));
@@ -100,7 +104,7 @@ describe('dynamic device-dax regions (drivers/dax/bus.c, v5.10)', () => {
     const k = boot();
     k.run(k.daxBus.disable('dax0.0'));
     k.run(k.daxBus.resizeDevice({ device: 'dax0.0', size: GiB }));
-    k.run(k.daxBus.createDevice({ region: 'hmem0', size: GiB, as: 'dax0.1' }));
+    k.run(createAs(k, { region: 'hmem0', size: GiB }, 'dax0.1'));
     k.run(k.daxBus.disable('dax0.0'));
     k.run(k.daxBus.resizeDevice({ device: 'dax0.0', size: 2 * GiB }));
     k.run(k.daxBus.enable('dax0.0'));
@@ -124,12 +128,12 @@ describe('dynamic device-dax regions (drivers/dax/bus.c, v5.10)', () => {
     k.run(k.daxBus.disable('dax0.0'));
     k.run(k.daxBus.resizeDevice({ device: 'dax0.0', size: GiB }));
     // [0, 1) GiB is dax0.0's: __request_region() fails
-    expect(() => k.run(k.daxBus.createDevice({ region: 'hmem0', mappings: [{ offset: GiB / 2, size: GiB }], as: 'dax0.1' }))).toThrow(/ENOMEM/);
+    expect(() => k.run(createAs(k, { region: 'hmem0', mappings: [{ offset: GiB / 2, size: GiB }] }, 'dax0.1'))).toThrow(/ENOMEM/);
     // 1 MiB is not a multiple of 2 MiB: mapping_store() leaves rc at -ENXIO. create_store() made
     // dax0.2 this time, but daxctl takes the seed, still the 0-size dax0.1
-    expect(() => k.run(k.daxBus.createDevice({ region: 'hmem0', mappings: [{ offset: 2 * GiB, size: MiB }], as: 'dax0.1' }))).toThrow(/ENXIO/);
+    expect(() => k.run(createAs(k, { region: 'hmem0', mappings: [{ offset: 2 * GiB, size: MiB }] }, 'dax0.1'))).toThrow(/ENXIO/);
     // the later range first: pgoff order is the order of the writes, not of the addresses
-    k.run(k.daxBus.createDevice({ region: 'hmem0', size: 2 * GiB, mappings: [{ offset: 3 * GiB, size: GiB }, { offset: GiB, size: GiB }], as: 'dax0.1' }));
+    k.run(createAs(k, { region: 'hmem0', size: 2 * GiB, mappings: [{ offset: 3 * GiB, size: GiB }, { offset: GiB, size: GiB }] }, 'dax0.1'));
     expect(layout(k, 'dax0.1')).toEqual([[3, 1], [1, 1]]);
     expect(dev(k, 'dax0.1').ranges.map((r) => r.offset)).toEqual([0, GiB]);
     // device page 0 is at 3 GiB into the region

@@ -232,14 +232,13 @@ export class DaxBus {
    * (create_store(): ENOSPC with nothing available; a new 0-size instance, the seed unless one is
    * waiting), take the seed, set its align, its size (default: all available), and enable it.
    */
-  *createDevice(a: { region: string; size?: number; align?: number; mappings?: readonly { offset: number; size: number }[]; as?: string }): Op<string> {
+  *createDevice(a: { region: string; size?: number; align?: number; mappings?: readonly { offset: number; size: number }[] }): Op<string> {
     this.requireDynamic('create-device');
     const region = this.region(a.region);
     if (availableSize(region) === 0) throw new KernelError('ENOSPC', `region ${region.name} has no available space (create_store)`);
     const created = this.newInstance(region);
     if (!region.seed) region.seed = created;
     const dev = region.seed;
-    if (a.as !== undefined && a.as !== dev.name) throw new KernelError('EEXIST', `create-device made ${dev.name}, not ${a.as}`);
     const size = a.size ?? availableSize(region);
     if (a.align !== undefined) this.setAlign(dev, a.align);
     // --input (a device's mappings as daxctl list -M dumped them, in page-offset order): one

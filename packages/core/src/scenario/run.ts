@@ -86,7 +86,10 @@ export function stepOp(k: Kernel, step: Step, failures: string[]): Op<unknown> {
     case 'offline-memory': return returning(k.memoryState({ device: a.device, online: false }), a.offlined, 'daxctl offline-memory');
     case 'auto-online-blocks': return k.autoOnlineBlocks(a);
     case 'dax-region': return k.daxBus.createRegion(a);
-    case 'create-device': return k.daxBus.createDevice(a);
+    case 'create-device': return (function* () {
+      const name = yield* k.daxBus.createDevice(a);
+      if (name !== a.as) failures.push(`${step.path}: daxctl create-device made ${name}, expected ${a.as}`);
+    })();
     case 'destroy-device': return k.daxBus.destroyDevice(a);
     case 'resize-device': return k.daxBus.resizeDevice(a);
     case 'enable-device': return k.daxBus.enable(a.device);
