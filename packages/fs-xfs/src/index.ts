@@ -275,11 +275,8 @@ export class Xfs extends DaxFilesystem {
     const newSize = inode.size - length;
     this.step(inode, 'xfs_collapse_file_space');
     yield* this.freeFileSpace(inode, offset, length);
-    this.step(inode, 'xfs_prepare_shift');
-    this.freeBlocks(inode, this.pages(inode.size), Infinity); // xfs_free_eofblocks
     const first = offset / ps;
-    if (inode.cache) this.writeback(inode); // filemap_write_and_wait_range before the cache goes
-    yield* this.truncatePagecacheRange(inode, Math.max(0, first - 1), Infinity);
+    yield* this.prepareShift(inode, first);
     this.step(inode, 'xfs_bmap_collapse_extents');
     this.shiftBlocks(inode, first + length / ps, -length / ps);
     yield* this.setattrSize(inode, newSize);
@@ -304,13 +301,22 @@ export class Xfs extends DaxFilesystem {
     this.step(inode, 'xfs_falloc_setsize');
     yield* this.setattrSize(inode, inode.size + length);
     this.step(inode, 'xfs_insert_file_space');
-    this.step(inode, 'xfs_prepare_shift');
-    this.freeBlocks(inode, this.pages(inode.size), Infinity); // xfs_free_eofblocks
     const first = offset / ps;
-    if (inode.cache) this.writeback(inode); // filemap_write_and_wait_range before the cache goes
-    yield* this.truncatePagecacheRange(inode, Math.max(0, first - 1), Infinity);
+    yield* this.prepareShift(inode, first);
     this.step(inode, 'xfs_bmap_insert_extents');
     this.shiftBlocks(inode, first, length / ps);
+  }
+
+  /**
+   * xfs_prepare_shift(), shared by collapse and insert range: the blocks past EOF go
+   * (xfs_free_eofblocks), then the page cache is written back and dropped, and the mappings
+   * unmapped, from the block before `first` to EOF.
+   */
+  private *prepareShift(inode: Inode, first: number): Op {
+    this.step(inode, 'xfs_prepare_shift');
+    this.freeBlocks(inode, this.pages(inode.size), Infinity); // xfs_free_eofblocks
+    if (inode.cache) this.writeback(inode); // filemap_write_and_wait_range before the cache goes
+    yield* this.truncatePagecacheRange(inode, Math.max(0, first - 1), Infinity);
   }
 
   /**
