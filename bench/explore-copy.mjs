@@ -8,7 +8,7 @@
 //
 // Run on a built tree (npm ci && npm run build). Results: BENCHMARKS.md, explore, eleventh session.
 import { join } from 'node:path';
-import { openReplay } from './explore-replay.mjs';
+import { openReplay, PREFIX } from './explore-replay.mjs';
 
 const rounds = Number(process.argv[2] ?? 7);
 const { session, replay, walker, hash } = await openReplay(join(import.meta.dirname, '..'), 'v6.15');
@@ -83,5 +83,5 @@ for (let r = 0; r < rounds; r++) {
 }
 const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 console.log(
-  `${objects} objects; medians: copy ${median(rows.map((x) => x.copyUs)).toFixed(1)} µs, replay (restore + ${19} steps) ${median(rows.map((x) => x.replayUs)).toFixed(1)} µs, hash ${median(rows.map((x) => x.hashUs)).toFixed(1)} µs (the same ${words} words from one flat array: ${median(rows.map((x) => x.flatUs)).toFixed(1)} µs), copy / replay ${median(rows.map((x) => x.copyUs / x.replayUs)).toFixed(2)}`,
+  `${objects} objects; medians: copy ${median(rows.map((x) => x.copyUs)).toFixed(1)} µs, replay (restore + ${PREFIX.length} steps) ${median(rows.map((x) => x.replayUs)).toFixed(1)} µs, hash ${median(rows.map((x) => x.hashUs)).toFixed(1)} µs (the same ${words} words from one flat array: ${median(rows.map((x) => x.flatUs)).toFixed(1)} µs), copy / replay ${median(rows.map((x) => x.copyUs / x.replayUs)).toFixed(2)}`,
 );
