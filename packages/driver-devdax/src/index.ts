@@ -54,19 +54,7 @@ export function devdax(options: DevdaxOptions = {}): DriverPlugin {
         ...(req.phys !== undefined ? { phys: req.phys } : {}),
       });
       yield* [];
-      return {
-        name: req.name,
-        driver: 'devdax',
-        size: req.size,
-        align,
-        pgmap,
-        dataPfn: pgmap.firstPfn,
-        dataPages: pgmap.nrPages - dataoff / ps,
-        bound: true,
-        fs: null,
-        mapping: { id: k.newAddressSpaceId(), owner: req.name, entries: new Map(), mmaps: new Set() },
-        state: {},
-      };
+      return boundDevice(k, req, align, pgmap, pgmap.firstPfn, pgmap.nrPages - dataoff / ps);
     },
 
     /** dax_mmap() -> check_vma(): shared only, start/end aligned to the device align; VM_HUGEPAGE. */
@@ -184,18 +172,23 @@ function* probeRanges(k: Kernel, req: ProbeRequest, align: number, shift: number
     pgoff += r.size / ps;
   }
   const first = ranges[0]!;
+  return boundDevice(k, req, align, first.pgmap, first.pfn, pgoff, ranges);
+}
+
+/** The Device dev_dax_probe() leaves bound: its data pages from `dataPfn`, an empty address space. */
+function boundDevice(k: Kernel, req: ProbeRequest, align: number, pgmap: Pgmap, dataPfn: number, dataPages: number, ranges?: DeviceRange[]): Device {
   return {
     name: req.name,
     driver: 'devdax',
     size: req.size,
     align,
-    pgmap: first.pgmap,
-    dataPfn: first.pfn,
-    dataPages: pgoff,
+    pgmap,
+    dataPfn,
+    dataPages,
     bound: true,
     fs: null,
     mapping: { id: k.newAddressSpaceId(), owner: req.name, entries: new Map(), mmaps: new Set() },
-    ranges,
+    ...(ranges ? { ranges } : {}),
     state: {},
   };
 }
