@@ -58,6 +58,13 @@ export interface DriverPlugin {
   probe(k: Kernel, req: ProbeRequest): Op<Device>;
   /** Bind a pmem namespace in raw mode (`probe { mode: raw }`); drivers without it have no raw mode. */
   probeRaw?(k: Kernel, req: ProbeRequest): RawNamespace;
+  /**
+   * ndctl enable-namespace of a pmem namespace with a pfn info block (`bind`), before the probe:
+   * nd_pfn_init()'s checks of the info block that is there. Returns false when the info block
+   * cannot be read (nd_pmem_probe() then finds no personality and attaches the namespace raw);
+   * otherwise does what the driver does to the metadata at enable (clears the memmap area).
+   */
+  enableNamespace?(k: Kernel, device: Device): boolean;
   /** Unbind: revoke what the driver revokes, then memunmap_pages(). */
   unbind(k: Kernel, device: Device): Op;
   /** mmap of the device node itself (device-dax); throws the kernel's error when refused. */

@@ -1,4 +1,5 @@
 export * from './arch.js';
+export * from './badblocks.js';
 export * from './bus.js';
 export * from './di.js';
 export * from './errors.js';

@@ -49,6 +49,7 @@ import type { ThpSizeMode } from './mm/mthp.js';
 import { Vm, type Leaf } from './mm/vm.js';
 import { runToCompletion, type Op } from './sched.js';
 import { DaxBus, devicePfn, deviceRanges } from './dax/region.js';
+import { Badblocks } from './badblocks.js';
 import type { Device, GupHandle, Inode, MappingRange, Mm, PageCacheFile, Pte, UffdCtx, Vma } from './types.js';
 
 /** Injection tokens: what plugins provide and core consumes, one child container per kernel. */
@@ -158,6 +159,12 @@ export class Kernel {
   readonly dax: Dax;
   /** should_fail() sites armed by `inject-fault` steps (fault-inject.ts) */
   readonly faultInject = new FaultInjection();
+  /**
+   * pmem media errors in physical 512-byte sectors: the nvdimm bus's list, which a namespace's
+   * badblocks are populated from at each enable (nvdimm_badblocks_populate()), so they outlive a
+   * disable; `memory-failure: { device, block }` adds to it (badblocks.ts)
+   */
+  readonly badblocks = new Badblocks();
   readonly migration: DeviceMigration;
   readonly mprotector: Mprotect;
   /** userfaultfd registration, userfaults, UFFDIO_COPY / ZEROPAGE / WRITEPROTECT (mm/userfaultfd.ts) */
@@ -591,7 +598,17 @@ export class Kernel {
 
   /** ndctl enable-namespace: bind the driver again to the range the device had (mm/hotplug.ts bindAgain()). */
   *bind(a: { device: string }): Op {
-    yield* bindAgain(this, this.device(a.device));
+    const device = this.device(a.device);
+    const driver = this.driverOf(device);
+    // nd_pmem_probe() (drivers/nvdimm/pmem.c): nd_pfn_probe() and nd_dax_probe() find no
+    // personality when the info block reads back -EIO (nd_pfn_validate() fails with -ENXIO), so
+    // the namespace attaches as a raw disk (pmem_attach_disk()): no pfn device, no dev_pagemap, no DAX
+    if (!device.bound && driver.enableNamespace?.(this, device) === false) {
+      this.devices.delete(device.name);
+      this.rawNamespaces.set(device.name, { name: device.name, size: device.size });
+      return yield* [];
+    }
+    yield* bindAgain(this, device);
   }
 
   *unbind(a: { device: string; force?: boolean }): Op {
@@ -1694,13 +1711,14 @@ export class Kernel {
    * — a read fault if nothing maps it — then memory_failure(MF_ACTION_REQUIRED)); kill_proc()
    * then sends the caller SIGBUS with BUS_MCEERR_AR (delivered when madvise returns).
    */
-  *memoryFailure(a: { device?: string; map?: string; page: number; process?: string }): Op {
+  *memoryFailure(a: { device?: string; map?: string; page?: number; block?: number; count?: number; process?: string }): Op {
     if (a.map === undefined) {
       const device = this.device(a.device!);
-      yield* this.deviceMemoryFailure(device, devicePfn(device, a.page));
+      if (a.block !== undefined) return yield* this.injectMetadataError(device, a.block, a.count ?? 1);
+      yield* this.deviceMemoryFailure(device, devicePfn(device, a.page!));
       return;
     }
-    const at = { map: a.map, page: a.page, ...(a.process !== undefined ? { process: a.process } : {}) };
+    const at = { map: a.map, page: a.page!, ...(a.process !== undefined ? { process: a.process } : {}) };
     yield* this.read(at);
     const pfn = this.pfnOf(at)!;
     const pgmap = this.memremap.pgmapOf(pfn);
@@ -1745,6 +1763,45 @@ export class Kernel {
       }
     }
     throw new KernelError('EIO', `soft offline of pfn ${pfn}: a ZONE_DEVICE page is not online memory (pfn_to_online_page() is NULL)`);
+  }
+
+  /**
+   * ndctl inject-error --block=B --count=N of a namespace, then the scrub that finds it
+   * (start-scrub / wait-scrub: address range scrub adds the range to the bus's list and the
+   * namespace's badblocks, acpi_nfit_ars_rescan() -> nvdimm_badblocks_populate()). A scrub is no
+   * machine check: nothing is consumed, memory_failure() is not called, no page is poisoned. The
+   * blocks count 512-byte sectors from the namespace's start and must lie before its data
+   * (the pfn info block and the memmap reserve, the area nd_pfn_clear_memmap_errors() clears):
+   * an error in the data is `memory-failure: { device, page }`.
+   */
+  private *injectMetadataError(device: Device, block: number, count: number): Op {
+    const metaSectors = this.metadataSectors(device);
+    if (block + count > metaSectors) {
+      const hint = metaSectors === 0 ? `${device.name} has no metadata area (its data starts at its first page)` : `its pfn metadata is blocks 0..${metaSectors - 1} (the data starts at byte ${metaSectors * 512})`;
+      throw new InputError(`blocks ${block}..${block + count - 1} of '${device.name}' reach past its metadata: ${hint}; a badblock in the data is memory-failure: { device, page }`, undefined, 'block');
+    }
+    this.badblocks.set(this.physSector(device) + block, count);
+    yield* [];
+  }
+
+  /** 512-byte sectors before a device's data: the pfn info block and the memmap reserve of a pmem namespace, none elsewhere. */
+  private metadataSectors(device: Device): number {
+    return ((device.dataPfn - device.pgmap.startPfn) * this.mmu.basePageSize) / 512;
+  }
+
+  /** The physical sector a device starts at. */
+  private physSector(device: Device): number {
+    return (device.pgmap.startPfn * this.mmu.basePageSize) / 512;
+  }
+
+  /**
+   * The bad sectors in a namespace's pfn metadata (before its data offset), as its raw view lists
+   * them (force_raw=1: /sys/block/pmemX/badblocks covers the whole namespace; ndctl
+   * pfn-meta-errors.sh reads it there). Errors in the data are PG_hwpoison pages, not counted here.
+   */
+  metadataBadblocksIn(t: { device: string }): number {
+    const device = this.device(t.device);
+    return this.badblocks.countIn(this.physSector(device), this.metadataSectors(device));
   }
 
   private *deviceMemoryFailure(device: Device, pfn: number): Op {

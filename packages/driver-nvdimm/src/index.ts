@@ -20,6 +20,52 @@ export function dataOffset(size: number, pageSize: number, align: number, altmap
   return Math.ceil((reserve + memmap) / align) * align;
 }
 
+/** struct nd_pfn_sb, the pfn info block: 4 KiB (nd_sb_checksum()'s BUILD_BUG_ON) at SZ_4K into the namespace. */
+const INFO_BLOCK_OFFSET = 4096;
+const INFO_BLOCK_SIZE = 4096;
+const SECTOR = 512;
+
+/**
+ * ndctl enable-namespace of an fsdax namespace (DriverPlugin.enableNamespace; dax_pmem does the
+ * same for a devdax one through nvdimm_setup_pfn(), which the model's devdax bind leaves out):
+ * nd_pfn_validate() (drivers/nvdimm/pfn_devs.c) reads the info block with nvdimm_read_bytes(),
+ * and nsio_rw_bytes() (drivers/nvdimm/claim.c) refuses a read that touches a badblock (-EIO):
+ * validation fails (-ENXIO), nd_pmem_probe() finds no pfn (nor dax) personality and attaches the
+ * namespace as a raw disk (false). An info block that validates is followed, in nd_pfn_init(),
+ * by nd_pfn_clear_memmap_errors() (v4.20; until c1f45d86a522, v5.5, the last step of
+ * nd_pfn_validate() itself: the same clear at enable).
+ */
+function enablePfnNamespace(k: Kernel, device: Device, altmap: boolean): boolean {
+  const start = device.pgmap.startPfn * k.mmu.basePageSize;
+  if (k.badblocks.check((start + INFO_BLOCK_OFFSET) / SECTOR, INFO_BLOCK_SIZE / SECTOR)) return false;
+  if (altmap) clearMemmapErrors(k, start, (device.dataPfn - device.pgmap.startPfn) * k.mmu.basePageSize);
+  return true;
+}
+
+/**
+ * nd_pfn_clear_memmap_errors() (drivers/nvdimm/pfn_devs.c, 48af2f7e52f4, v4.20): with the memmap
+ * on the device (PFN_MODE_PMEM) the area from the end of the info block to the data offset is
+ * written fresh at every enable, so its badblocks are zeroed first. Each bad range found
+ * (badblocks_check() reports it whole) is written with zeroes from its start rounded down to a
+ * page, for its length rounded up to pages, a page at a time: nvdimm_write_bytes() of a
+ * 512-byte-aligned range clears the poison and the badblocks it covers (nsio_rw_bytes() ->
+ * nvdimm_clear_poison(), badblocks_clear()); the loop runs until none is left. nfit_test's clear
+ * always succeeds; a failed clear would fail the enable ("error clearing %x badblocks"), which the
+ * model has no media to produce. (The kernel checks the region's badblocks at namespace
+ * offsets: the same sectors for a namespace at the start of its region, as the model's are.)
+ */
+function clearMemmapErrors(k: Kernel, start: number, dataoff: number): void {
+  const ps = k.mmu.basePageSize;
+  const base = start / SECTOR;
+  const metaStart = (INFO_BLOCK_OFFSET + INFO_BLOCK_SIZE) / SECTOR;
+  const metaNum = dataoff / SECTOR - metaStart;
+  for (let bad = k.badblocks.check(base + metaStart, metaNum); bad; bad = k.badblocks.check(base + metaStart, metaNum)) {
+    const nsoff = Math.floor(((bad.first - base) * SECTOR) / ps) * ps;
+    const zeroLen = Math.ceil((bad.count * SECTOR) / ps) * ps;
+    for (let off = nsoff; off < nsoff + zeroLen; off += ps) k.badblocks.clear(base + off / SECTOR, ps / SECTOR);
+  }
+}
+
 export interface NvdimmOptions {
   /** namespace alignment (nd_pfn->align); default PMD_SIZE as ndctl's default for fsdax */
   readonly align?: number;
@@ -67,6 +113,9 @@ export function nvdimm(options: NvdimmOptions = {}): DriverPlugin {
         // enabled again at its own range (ndctl enable-namespace: core's bind step)
         ...(req.phys !== undefined ? { phys: req.phys } : {}),
       });
+      // nd_pfn_init() of a new info block clears the memmap area too from c1f45d86a522 (v5.5; an
+      // existing one is enablePfnNamespace()'s). RAM mode (no altmap) leaves the area alone.
+      if (req.altmap && req.phys === undefined && kernelAtLeast(k.version, 5, 5)) clearMemmapErrors(k, pgmap.startPfn * ps, dataoff);
       yield* [];
       return {
         name: req.name,
@@ -93,6 +142,10 @@ export function nvdimm(options: NvdimmOptions = {}): DriverPlugin {
      */
     probeRaw(_k: Kernel, req: ProbeRequest) {
       return { name: req.name, size: req.size };
+    },
+
+    enableNamespace(k: Kernel, device: Device): boolean {
+      return enablePfnNamespace(k, device, device.pgmap.altmap);
     },
 
     /**

@@ -294,6 +294,8 @@ export function check(k: Kernel, c: CheckArgs): string | null {
       return cmp(`folioOrder(${where})`, k.folioOrderIn(t));
     case 'rssAnon':
       return cmp(`rssAnon(${where})`, k.rssAnonIn(t));
+    case 'metadataBadblocks':
+      return cmp(`metadataBadblocks(${where})`, k.metadataBadblocksIn(t));
     case 'blockFree':
       return cmp(`blockFree(${where})`, k.blockFree(t));
     // S_DAX through statx, FS_XFLAG_DAX through FS_IOC_FSGETXATTR (fs/daxmode.ts)
