@@ -67,5 +67,9 @@ describe('selftests/mm/migration.c under every interleaving', () => {
     it(`${version}: private_anon, shared_anon and private_anon_thp: the readers wait on the entries and every move returns 0 in every interleaving`, () => {
       for (const name of ['private-anon.yaml', 'shared-anon.yaml', 'private-anon-thp.yaml']) expect({ name, ...clean(selftest(name, version)) }).toEqual({ name, ...CLEAN });
     });
+
+    it(`${version}: shared_anon_thp, private_anon_htlb and shared_anon_htlb: hugetlb readers wait in migration_entry_wait_huge(), every move returns 0 in every interleaving`, () => {
+      for (const name of ['shared-anon-thp.yaml', 'private-anon-htlb.yaml', 'shared-anon-htlb.yaml']) expect({ name, ...clean(selftest(name, version)) }).toEqual({ name, ...CLEAN });
+    });
   }
 });

@@ -849,9 +849,9 @@ export class Kernel {
     yield* [];
   }
 
-  /** echo N > /sys/kernel/mm/hugepages/hugepages-<size>kB/nr_hugepages (mm/hugetlb.ts). */
-  *hugetlbPool(a: { size: number; pages: number }): Op {
-    this.hugetlb.setPool(a.size, a.pages);
+  /** echo N > /sys/kernel/mm/hugepages/hugepages-<size>kB/nr_hugepages, or node<n>'s own file with `node` (mm/hugetlb.ts). */
+  *hugetlbPool(a: { size: number; pages: number; node?: number }): Op {
+    this.hugetlb.setPool(a.size, a.pages, a.node);
     yield* [];
   }
 

@@ -338,14 +338,23 @@ describe('KSM pages and migration', () => {
 });
 
 describe('hugetlb mappings', () => {
-  it('x86-64 migrates hugetlb folios (hugepage_migration_supported()), which the model refuses as not modelled; without MOVE the policy is set', () => {
+  it('x86-64 migrates hugetlb folios (hugepage_migration_supported()) to a free page of the bound node; without MOVE only the policy is set', () => {
     const k = kernel();
+    // nr_hugepages 2 on two nodes: alloc_pool_huge_folio() alternates, one page on each
     k.run(k.hugetlbPool({ size: 2 * MiB, pages: 2 }));
     k.run(k.mmap({ anon: true, hugetlb: 2 * MiB, length: 2 * MiB, write: true, as: 'h' }));
+    // the default (local) policy dequeues node 0's page
     k.run(k.write({ map: 'h', page: 0, data: 'H' }));
     k.run(k.mbind({ map: 'h', policy: 'bind', nodes: [1] }));
     expect(k.map('h').policy).toEqual({ mode: 'bind', nodes: [1] });
-    expect(code(() => k.run(k.mbind({ map: 'h', policy: 'bind', nodes: [1], move: true })))).toBe('EOPNOTSUPP');
+    expect(node(k, 'h', 0)).toBe(0);
+    // MPOL_MF_MOVE: the folio (mapcount 1) is queued (queue_folios_hugetlb()) and its new folio is
+    // node 1's free pool page (available_huge_pages() 1: the fault consumed the reservation); the old
+    // one goes back to node 0's free list
+    k.run(k.mbind({ map: 'h', policy: 'bind', nodes: [1], move: true }));
+    expect([node(k, 'h', 0), node(k, 'h', 511)]).toEqual([1, 1]);
+    expect(k.run(k.read({ map: 'h', page: 0 }))).toBe('H');
+    expect([0, 1].map((n) => k.hugetlb.counters(2 * MiB, n))).toEqual([{ nr: 1, free: 1, resv: 0 }, { nr: 1, free: 0, resv: 0 }]);
     // split_vma() of a hugetlb VMA off a huge page boundary: hugetlb_vm_op_split() -> EINVAL
     expect(code(() => k.run(k.mbind({ map: 'h', length: PAGE, policy: 'preferred', nodes: [1] })))).toBe('EINVAL');
   });

@@ -7,6 +7,7 @@ import type { HugetlbFile, Hstate, Mm, PageCacheFile, Vma } from '../types.js';
 import type { Vmf } from './fault.js';
 import { anonMappingOf, mappingOf, PG, type PageInit } from './pages.js';
 import { isWpMarker, poisonedMarker } from './guard.js';
+import { Ram } from './ram.js';
 import { copyMigrationEntry, migrationEntryWait } from './migrate.js';
 import type { Leaf } from './vm.js';
 
@@ -17,6 +18,11 @@ interface Pool {
   resv: number;
   /** surplus_huge_pages: pages counted in nr beyond the persistent pool (nr_hugepages set below the pages in use or reserved, or a failed vmemmap restore) */
   surplus: number;
+  /** surplus_huge_pages_node[]: the surplus pages per memory node (their sum is `surplus`) */
+  readonly surplusNode: Map<number, number>;
+  /** h->next_nid_to_alloc / h->next_nid_to_free: where the round-robin over nodes_allowed resumes (first_memory_node at boot) */
+  nextAlloc: number;
+  nextFree: number;
   /** hugepage_freelists: the head pfns of the free huge pages */
   readonly freeList: number[];
   /** head pfns of the pool's pages (free or in use) whose vmemmap HVO optimised (folio_test_hugetlb_vmemmap_optimized) */
@@ -46,7 +52,9 @@ export interface HugetlbPoolVmemmap {
 /**
  * Where pool pages come from: physical memory below the device ranges (which start at 64 GiB,
  * mm/memremap.ts), taken top-down so that it never meets core's RAM allocator growing up from
- * 4 GiB (mm/ram.ts) in any run the model can hold.
+ * 4 GiB (mm/ram.ts) in any run the model can hold. Node n > 0 takes its pages the same way below
+ * n * Ram.NODE_STRIDE + 64 GiB, inside its own pfn range, so page_to_nid() of a pool page is its
+ * node's (the per-node pools of mm/hugetlb.c: hugepage_freelists[nid]).
  */
 const POOL_TOP = 64 * 2 ** 30;
 
@@ -75,8 +83,9 @@ const POOL_TOP = 64 * 2 ** 30;
  * hugetlbfs mount's size limits, MAP_NORESERVE, unmap_ref_private() (the owner's COW that steals
  * the page from its children when the pool is empty), the ENOMEM of the PTE table HVO allocates
  * to split a PMD-mapped vmemmap (the tables themselves are counted: pteTablePages), HVO of
- * boot-time (gigantic) pool pages, memory_failure() of hugetlb pages, per-node pools (so mbind() and
- * move_pages() do not migrate hugetlb folios; soft offline does: mm/softoffline.ts), PMD sharing.
+ * boot-time (gigantic) pool pages, memory_failure() of hugetlb pages, pool pages on kmem nodes,
+ * PMD sharing. The pools are per node (setPool(), counters(), alloc()): mbind(), move_pages() and
+ * soft offline migrate hugetlb folios between them (mm/mempolicy.ts, allocMigrationTarget()).
  */
 export class Hugetlb {
   private readonly pools = new Map<number, Pool>();
@@ -90,8 +99,8 @@ export class Hugetlb {
   private readonly temporary = new Set<number>();
   /** folios with HPageRestoreReserve set by a zap (see zap()): their freeing gives a reservation back */
   private readonly restoreReserve = new Set<number>();
-  /** the lowest pfn pool pages were taken from so far */
-  private bottom = 0;
+  /** per node, the lowest pfn pool pages were taken from so far */
+  private readonly bottoms = new Map<number, number>();
   /** vm.hugetlb_optimize_vmemmap as last written (null: never, the boot value stands) */
   private optimizeVmemmap: boolean | null = null;
   /** vmemmap PMDs HVO split into PTE tables (their index in vmemmap VA), for every pool: never merged back */
@@ -120,8 +129,79 @@ export class Hugetlb {
 
   private pool(h: Hstate): Pool {
     let p = this.pools.get(h.pages);
-    if (!p) this.pools.set(h.pages, (p = { nr: 0, free: 0, resv: 0, surplus: 0, freeList: [], optimized: new Set() }));
+    if (!p) this.pools.set(h.pages, (p = { nr: 0, free: 0, resv: 0, surplus: 0, surplusNode: new Map(), nextAlloc: 0, nextFree: 0, freeList: [], optimized: new Set() }));
     return p;
+  }
+
+  /** The pfn where node `node`'s pool pages start below (exclusive). */
+  private poolTop(node: number): number {
+    return (node * Ram.NODE_STRIDE + POOL_TOP) / this.k.mmu.basePageSize;
+  }
+
+  /** A naturally aligned physical range of `nr` pages on `node` for a new huge page (alloc_buddy_hugetlb_folio(.., __GFP_THISNODE)), no struct page touched. */
+  private takePages(node: number, nr: number): number {
+    const head = Math.floor(((this.bottoms.get(node) ?? this.poolTop(node)) - nr) / nr) * nr;
+    this.bottoms.set(node, head);
+    return head;
+  }
+
+  /** The nodes a pool can have pages on: the boot RAM nodes (node_states[N_MEMORY] but kmem's). */
+  private poolNodes(): number[] {
+    return Array.from({ length: this.k.numa.nodes }, (_, n) => n);
+  }
+
+  private nodeOf(pfn: number): number {
+    return this.k.ram.nodeOf(pfn);
+  }
+
+  /** surplus_huge_pages(_node[node]) += delta */
+  private addSurplus(p: Pool, node: number, delta: number): void {
+    p.surplus += delta;
+    p.surplusNode.set(node, (p.surplusNode.get(node) ?? 0) + delta);
+  }
+
+  /** nr_huge_pages_node[node]: the pool's pages on the node, free, in use and temporary. */
+  private nrNode(h: Hstate, node: number): number {
+    const p = this.pool(h);
+    let n = p.freeList.filter((pfn) => this.nodeOf(pfn) === node).length;
+    for (const [head, nr] of this.inUse) if (nr === h.pages && this.nodeOf(head) === node) n++;
+    return n;
+  }
+
+  /**
+   * hstate_next_node_to_alloc() / hstate_next_node_to_free() as for_each_node_mask_to_alloc/free
+   * use them: from the saved node on (get_valid_node_allowed(): the next allowed one), advancing
+   * the saved node every time whether or not the node serves (next_node_allowed(), wrapping);
+   * the first node `ok` accepts, or null after nodes_weight() tries.
+   */
+  private nextNode(p: Pool, which: 'nextAlloc' | 'nextFree', allowed: readonly number[], ok: (node: number) => boolean): number | null {
+    const after = (n: number): number => allowed.find((m) => m > n) ?? allowed[0]!;
+    for (let i = 0; i < allowed.length; i++) {
+      const nid = allowed.includes(p[which]) ? p[which] : after(p[which]);
+      p[which] = after(nid);
+      if (ok(nid)) return nid;
+    }
+    return null;
+  }
+
+  /**
+   * dequeue_hugetlb_folio_nodemask(): the first node of the zonelist order `nodes` whose free list
+   * has a page (dequeue_hugetlb_folio_node_exact(): the list's head, the page freed last); removed
+   * from the free list. Null when none has.
+   */
+  private dequeue(p: Pool, nodes: readonly number[]): number | null {
+    for (const node of nodes) {
+      for (let i = p.freeList.length - 1; i >= 0; i--) {
+        if (this.nodeOf(p.freeList[i]!) !== node) continue;
+        return p.freeList.splice(i, 1)[0]!;
+      }
+    }
+    return null;
+  }
+
+  /** The zonelist order of an allocation on `node` that may fall back: the node, then the others (all remote nodes equally far: the lowest first). */
+  private fallbackOrder(node: number): number[] {
+    return [node, ...this.poolNodes().filter((n) => n !== node)];
   }
 
   /**
@@ -197,49 +277,95 @@ export class Hugetlb {
     return true;
   }
 
-  /** /sys/kernel/mm/hugepages/hugepages-<size>kB/{nr,free,resv}_hugepages. */
-  counters(size: number): { nr: number; free: number; resv: number } {
-    const { nr, free, resv } = this.pool(this.hstate(size));
-    return { nr, free, resv };
+  /**
+   * /sys/kernel/mm/hugepages/hugepages-<size>kB/{nr,free,resv}_hugepages, or with `node`
+   * /sys/devices/system/node/node<node>/hugepages/hugepages-<size>kB/{nr,free}_hugepages
+   * (nr_huge_pages_node[], free_huge_pages_node[]; reservations are global only: resv is the
+   * pool's). A node without memory has no such directory: ENOENT.
+   */
+  counters(size: number, node?: number): { nr: number; free: number; resv: number } {
+    const h = this.hstate(size);
+    const p = this.pool(h);
+    if (node === undefined) return { nr: p.nr, free: p.free, resv: p.resv };
+    this.checkNode(node, 'hugepages');
+    return { nr: this.nrNode(h, node), free: p.freeList.filter((pfn) => this.nodeOf(pfn) === node).length, resv: p.resv };
+  }
+
+  /** surplus_hugepages of the pool, or of one node (surplus_huge_pages_node[]). */
+  surplus(size: number, node?: number): number {
+    const p = this.pool(this.hstate(size));
+    if (node === undefined) return p.surplus;
+    this.checkNode(node, 'hugepages');
+    return p.surplusNode.get(node) ?? 0;
+  }
+
+  /** /sys/devices/system/node/node<n>/hugepages exists for a node with memory (hugetlb_register_node()); kmem's nodes are not modelled. */
+  private checkNode(node: number, what: string): void {
+    if (node < this.k.numa.nodes) return;
+    if (this.k.ram.hasHotplugged(node)) throw KernelError.unsupported('EOPNOTSUPP', `/sys/devices/system/node/node${node}/${what}: huge pages on a node of kmem memory are not modelled`);
+    throw new KernelError('ENOENT', `/sys/devices/system/node/node${node}/${what} does not exist: node ${node} has no memory (${this.k.numa.nodes} node(s))`);
   }
 
   /**
-   * echo N > nr_hugepages (set_max_huge_pages()), counting persistent pages (nr - surplus): pages
-   * in use or reserved are never freed (min_count = resv + nr - free), so a smaller N stops there
-   * and counts them as surplus, to leave when freed; a larger N first takes surplus pages back into
-   * the persistent pool (adjust_pool_surplus(-1)).
+   * echo N > nr_hugepages (set_max_huge_pages(h, count, NUMA_NO_NODE, N_MEMORY)), or with `node`
+   * echo N > /sys/devices/system/node/node<node>/hugepages/hugepages-<size>kB/nr_hugepages
+   * (__nr_hugepages_store_common(): nodes_allowed is that node alone, and N becomes a global
+   * count: the other nodes' persistent pages added -- persistent_huge_pages(h) -
+   * (nr_huge_pages_node - surplus_huge_pages_node) from "mm/hugetlb: fix nodes huge page
+   * allocation when there are surplus pages" (August 2023, v6.6 [M]), nr_huge_pages -
+   * nr_huge_pages_node before).
+   * Counting persistent pages (nr - surplus): surplus pages are taken back first
+   * (adjust_pool_surplus(-1): a node with surplus, round-robin from next_nid_to_alloc); new pages
+   * come round-robin over the allowed nodes (alloc_pool_huge_folio(): hstate_next_node_to_alloc(),
+   * so a global N on two nodes alternates 0, 1, 0, ...); pages in use or reserved are never freed
+   * (min_count = resv + nr - free), free ones leave round-robin from next_nid_to_free
+   * (remove_pool_hugetlb_folio(): a node with a free page); what still exceeds N is counted as
+   * surplus (adjust_pool_surplus(1): a node with more pages than surplus ones), to leave when freed.
    * New pages are HVO-optimised before they reach the free list (hugetlb_vmemmap_optimize_folios()
    * in prep_and_add_allocated_folios(), v6.7; hugetlb_vmemmap_optimize() from
    * prep_new_huge_page() before [M]); freed ones restored (update_and_free_pages_bulk()).
    */
-  setPool(size: number, nr: number): void {
+  setPool(size: number, nr: number, node?: number): void {
     const h = this.hstate(size);
     const p = this.pool(h);
     const hvo = this.hvo(h);
-    const target = Math.max(nr, p.resv + p.nr - p.free);
-    for (; p.surplus > 0 && target > p.nr - p.surplus; ) p.surplus--;
-    // alloc_pool_huge_folio(): naturally aligned physical ranges, no struct page touched here
-    for (; p.nr - p.surplus < target; p.nr++, p.free++) {
-      if (this.bottom === 0) this.bottom = POOL_TOP / this.k.mmu.basePageSize;
-      this.bottom = Math.floor((this.bottom - h.pages) / h.pages) * h.pages;
-      p.freeList.push(this.bottom);
+    let count = nr;
+    let allowed = this.poolNodes();
+    if (node !== undefined) {
+      this.checkNode(node, `hugepages/hugepages-${size / 1024}kB/nr_hugepages`);
+      allowed = [node];
+      const surplusHere = p.surplusNode.get(node) ?? 0;
+      count += kernelAtLeast(this.k.version, 6, 6) ? p.nr - p.surplus - (this.nrNode(h, node) - surplusHere) : p.nr - this.nrNode(h, node);
+    }
+    for (let n: number | null; p.surplus > 0 && count > p.nr - p.surplus; ) {
+      if ((n = this.nextNode(p, 'nextAlloc', allowed, (m) => (p.surplusNode.get(m) ?? 0) > 0)) === null) break;
+      this.addSurplus(p, n, -1);
+    }
+    // alloc_pool_huge_folio(): naturally aligned physical ranges on the node, no struct page touched here
+    for (; p.nr - p.surplus < count; p.nr++, p.free++) {
+      const head = this.takePages(this.nextNode(p, 'nextAlloc', allowed, () => true)!, h.pages);
+      p.freeList.push(head);
       if (hvo.optimized) {
-        this.splitVmemmapPmds(this.bottom, h.pages);
-        p.optimized.add(this.bottom);
+        this.splitVmemmapPmds(head, h.pages);
+        p.optimized.add(head);
       }
     }
     // remove_pool_hugetlb_folio(h, nodes, false): free pages leave the pool (nr and free drop;
     // their addresses are not reused). One whose vmemmap cannot be restored comes back with
     // add_hugetlb_folio(h, folio, true): on the free list again, nr and free as before, one more
     // surplus page, so the persistent count still reaches the target.
+    const minCount = Math.max(count, p.resv + p.nr - p.free);
     const stay: number[] = [];
-    for (; p.nr - p.surplus > target && p.freeList.length > 0; ) {
-      const head = p.freeList.pop()!;
+    for (let n: number | null; p.nr - p.surplus > minCount; ) {
+      const candidates = p.freeList.filter((pfn) => !stay.includes(pfn));
+      if ((n = this.nextNode(p, 'nextFree', allowed, (m) => candidates.some((pfn) => this.nodeOf(pfn) === m))) === null) break;
+      const at = p.freeList.findLastIndex((pfn) => this.nodeOf(pfn) === n && !stay.includes(pfn));
+      const head = p.freeList.splice(at, 1)[0]!;
       if (this.restoreVmemmap(p, head)) {
         p.nr--;
         p.free--;
       } else {
-        p.surplus++;
+        this.addSurplus(p, n, 1);
         stay.push(head);
       }
     }
@@ -247,8 +373,11 @@ export class Hugetlb {
     // what could not be freed now (pages in use or reserved) is counted as surplus
     // (adjust_pool_surplus(h, nodes, 1) while count < persistent_huge_pages()), so each such page
     // leaves the pool when it is freed (free_huge_folio) instead of joining the free list
-    for (; nr < p.nr - p.surplus; ) p.surplus++;
-    this.poolEvent(size, `nr_hugepages ${nr}`);
+    for (let n: number | null; count < p.nr - p.surplus; ) {
+      if ((n = this.nextNode(p, 'nextFree', allowed, (m) => (p.surplusNode.get(m) ?? 0) < this.nrNode(h, m))) === null) break;
+      this.addSurplus(p, n, 1);
+    }
+    this.poolEvent(size, node === undefined ? `nr_hugepages ${nr}` : `node${node} nr_hugepages ${nr}`);
   }
 
   /**
@@ -268,14 +397,19 @@ export class Hugetlb {
 
   /**
    * alloc_hugetlb_folio(): a folio from the free list, with `reserved` consuming a reservation
-   * made earlier (resv_huge_pages--), else only if an unreserved page is free. Null: -ENOSPC.
+   * made earlier (resv_huge_pages--), else only if an unreserved page is free
+   * (dequeue_hugetlb_folio_vma(): "gbl_chg && !available_huge_pages(h)"). The free page comes
+   * from the first node of `nodes` that has one (dequeue_hugetlb_folio_nodemask() over the
+   * zonelist of huge_node()'s node, cut to the policy's nodemask): see Numa.hugetlbNodes(). Null:
+   * -ENOSPC (reservations are global, so a reserved fault can still find no page on its nodes).
    */
-  private alloc(h: Hstate, mapping: number, reserved: boolean): number | null {
+  private alloc(h: Hstate, mapping: number, reserved: boolean, nodes: readonly number[] = this.fallbackOrder(0)): number | null {
     const k = this.k;
     const p = this.pool(h);
     if (reserved ? p.free === 0 : p.free - p.resv <= 0) return null;
     if (k.faultInject.shouldFail('page-alloc')) return null;
-    const head = p.freeList.pop()!;
+    const head = this.dequeue(p, nodes);
+    if (head === null) return null;
     p.free--;
     if (reserved) p.resv--;
     this.inUse.set(head, h.pages);
@@ -303,15 +437,28 @@ export class Hugetlb {
     k.emit('page.free', { pfn: head, type: 'hugetlb' });
     for (const pfn of [...k.pages.touched(head, nr)]) k.pages.drop(pfn);
     for (const pfn of [...k.pages.data.keys()]) if (pfn >= head && pfn < head + nr) k.pages.data.delete(pfn);
-    // free_huge_folio(): "if (folio_test_hugetlb_temporary(folio))" -> update_and_free_hugetlb_folio()
-    if (this.temporary.delete(head)) return;
     const p = this.pools.get(nr)!;
+    const node = this.nodeOf(head);
+    // free_huge_folio(): "if (folio_test_hugetlb_temporary(folio))" -> remove_hugetlb_folio(h,
+    // folio, false) (nr_huge_pages(_node) - 1: alloc_fresh_hugetlb_folio() counted it) and
+    // update_and_free_hugetlb_folio(), whose failed vmemmap restore puts it on the free list as
+    // a surplus page (add_hugetlb_folio(h, folio, true))
+    if (this.temporary.delete(head)) {
+      if (this.restoreVmemmap(p, head)) p.nr--;
+      else {
+        this.addSurplus(p, node, 1);
+        p.free++;
+        p.freeList.push(head);
+      }
+      return;
+    }
     if (this.restoreReserve.delete(head)) p.resv++;
-    // remove_hugetlb_folio(h, folio, true) and, if the restore fails, add_hugetlb_folio(h, folio,
-    // true): the surplus count is back where it was and the folio on the free list
-    if (p.surplus > 0 && this.restoreVmemmap(p, head)) {
+    // "else if (h->surplus_huge_pages_node[nid])": remove_hugetlb_folio(h, folio, true) and, if the
+    // restore fails, add_hugetlb_folio(h, folio, true): the surplus count is back where it was and
+    // the folio on the free list
+    if ((p.surplusNode.get(node) ?? 0) > 0 && this.restoreVmemmap(p, head)) {
       p.nr--;
-      p.surplus--;
+      this.addSurplus(p, node, -1);
       this.poolEvent(nr * k.mmu.basePageSize, 'free_huge_folio: a surplus page leaves the pool');
       return;
     }
@@ -321,22 +468,36 @@ export class Hugetlb {
 
   /**
    * The hugetlb migration target (mm/hugetlb.c alloc_hugetlb_folio_nodemask() from
-   * alloc_migration_target(); alloc_huge_page_nodemask() before v6.x): a free page of the pool when
-   * one is not reserved (available_huge_pages(): free - resv > 0), else a fresh page from the buddy
-   * allocator marked temporary (alloc_migrate_hugetlb_folio(), "only temporary and will be released
-   * properly on the last reference"), which a gigantic (PUD-sized) page cannot be: null, -ENOMEM.
+   * alloc_migration_target() / alloc_migration_target_by_mpol(); alloc_huge_page_node() and
+   * alloc_huge_page_nodemask() in older releases, the same rules): while the pool has a free page
+   * not reserved (available_huge_pages(): free - resv > 0, a global count), a free page of the
+   * first of `nodes` that has one (dequeue_hugetlb_folio_nodemask(): move_pages() passes
+   * __GFP_THISNODE, so only its node; mbind() and soft offline may fall back to other nodes);
+   * else a fresh page from the buddy allocator of `nodes[0]`, marked temporary
+   * (alloc_migrate_hugetlb_folio(), "only temporary and will be released properly on the last
+   * reference") and counted in nr_hugepages and its node's count while it lives (prep_new_hugetlb_folio()
+   * -> __prep_account_new_huge_page()), which a gigantic (PUD-sized) page cannot be: null, -ENOMEM.
    * The folio comes with its allocation reference and no mapping.
    */
-  allocMigrationTarget(src: number): number | null {
+  allocMigrationTarget(src: number, nodes: readonly number[] = this.fallbackOrder(this.nodeOf(src))): number | null {
     const nr = this.inUse.get(src)!;
     const h: Hstate = { pages: nr, level: nr === this.k.vm.pmdPages ? 'pmd' : 'pud' };
     const p = this.pool(h);
-    if (p.free - p.resv > 0) return this.alloc(h, 0, false);
+    if (p.free - p.resv > 0) {
+      const got = this.alloc(h, 0, false, nodes);
+      if (got !== null) return got;
+    }
     if (h.level === 'pud' || this.k.faultInject.shouldFail('page-alloc')) return null;
-    this.bottom = Math.floor((this.bottom - nr) / nr) * nr;
-    const head = this.bottom;
+    const head = this.takePages(nodes[0]!, nr);
     this.inUse.set(head, nr);
     this.temporary.add(head);
+    p.nr++;
+    // __prep_new_hugetlb_folio() -> hugetlb_vmemmap_optimize_folio() (prep_new_huge_page() ->
+    // free_huge_page_vmemmap() from v5.14): a fresh page is optimised like a pool page
+    if (this.hvo(h).optimized) {
+      this.splitVmemmapPmds(head, nr);
+      p.optimized.add(head);
+    }
     const s = this.k.pages.slot(head);
     this.k.pages.rc[s] = 1;
     this.k.pages.flags[s] = PG.head | PG.hugetlb;
@@ -348,10 +509,19 @@ export class Hugetlb {
   /**
    * move_hugetlb_state(old, new) after a successful migration: a temporary new folio hands its
    * temporary state to the old one, which then leaves when freed, the new one taking its place in
-   * the pool ("the newpage is going to be final while the old one will be freed").
+   * the pool ("the newpage is going to be final while the old one will be freed"), and across
+   * nodes a surplus count of the old node moves to the new one ("we have to transfer the per-node
+   * surplus state here as well").
    */
   migrated(src: number, dst: number): void {
-    if (this.temporary.delete(dst)) this.temporary.add(src);
+    if (!this.temporary.delete(dst)) return;
+    this.temporary.add(src);
+    const from = this.nodeOf(src);
+    const to = this.nodeOf(dst);
+    const p = this.pools.get(this.inUse.get(src)!)!;
+    if (from === to || (p.surplusNode.get(from) ?? 0) === 0) return;
+    p.surplusNode.set(from, p.surplusNode.get(from)! - 1);
+    p.surplusNode.set(to, (p.surplusNode.get(to) ?? 0) + 1);
   }
 
   /**
@@ -376,9 +546,11 @@ export class Hugetlb {
     return 'gone';
   }
 
-  /** Whether a pfn lies where pool pages are taken from (below POOL_TOP, down to the lowest taken). */
+  /** Whether a pfn lies where pool pages are taken from (below its node's pool top, down to the lowest taken there). */
   isPoolPfn(pfn: number): boolean {
-    return this.bottom > 0 && pfn >= this.bottom && pfn < POOL_TOP / this.k.mmu.basePageSize;
+    const node = this.nodeOf(pfn);
+    const bottom = this.bottoms.get(node);
+    return bottom !== undefined && pfn >= bottom && pfn < this.poolTop(node);
   }
 
   isHugetlbFolio(head: number): boolean {
@@ -545,10 +717,10 @@ export class Hugetlb {
    * is consumed; an index with none is allocated from the unreserved free pages and recorded in
    * the inode's resv_map (region_add).
    */
-  private addToCache(file: PageCacheFile, index: number, why: string): number {
+  private addToCache(file: PageCacheFile, index: number, why: string, nodes?: readonly number[]): number {
     const k = this.k;
     const h = file.hugetlb!;
-    const pfn = this.alloc(h, mappingOf(file.mapping.id), h.resv.has(index));
+    const pfn = this.alloc(h, mappingOf(file.mapping.id), h.resv.has(index), nodes);
     if (pfn === null) throw new KernelError('ENOSPC', `${why}: no free ${h.pages * k.mmu.basePageSize / 2 ** 20} MiB huge page for page ${index} of '${file.name}'`);
     h.resv.add(index);
     file.cache.set(index, pfn);
@@ -652,6 +824,11 @@ export class Hugetlb {
     if (vma) throw KernelError.unsupported('EINVAL', `${what} of hugetlb mapping '${vma.name}' is not modelled`);
   }
 
+  /** The node order alloc_hugetlb_folio(vma, addr) dequeues in: huge_node()'s policy node first (mm/mempolicy.ts). */
+  private nodesFor(vma: Vma, base: number): number[] {
+    return this.k.numa.hugetlbNodes(vma, base, Math.log2(vma.hugetlb!.pages));
+  }
+
   /** The index, in huge pages, of the page cache slot a VMA's vpn falls in (vma_hugecache_offset). */
   private index(vma: Vma, base: number): number {
     return (vma.pgoff + (base - vma.start)) / vma.hugetlb!.pages;
@@ -718,11 +895,14 @@ export class Hugetlb {
       pfn = file.cache.get(index);
     }
     if (pfn !== undefined) k.folios.get(pfn, 1, 'hugetlb_no_page: filemap_lock_hugetlb_folio');
-    else if (vma.flags.shared) pfn = this.addToCache(file, index, 'hugetlb_no_page');
+    else if (vma.flags.shared) pfn = this.addToCache(file, index, 'hugetlb_no_page', this.nodesFor(vma, base));
     else {
-      const reserved = h.resv?.delete(index) ?? false;
-      const got = this.alloc(h, anonMappingOf(k.vm.anonVmaPrepare(vma)), reserved);
+      // the reservation is consumed only by a successful allocation (vma_commit_reservation();
+      // vma_end_reservation() on failure): per-node pools can fail a reserved fault
+      const reserved = h.resv?.has(index) ?? false;
+      const got = this.alloc(h, anonMappingOf(k.vm.anonVmaPrepare(vma)), reserved, this.nodesFor(vma, base));
       if (got === null) throw new KernelError('SIGBUS', `hugetlb_no_page: no free huge page (alloc_hugetlb_folio -ENOSPC)`);
+      h.resv?.delete(index);
       pfn = got;
     }
     // the folio stays locked until it is mapped (folio_unlock() at the end of hugetlb_no_page())
@@ -775,10 +955,11 @@ export class Hugetlb {
       if (vma.flags.shared) {
         if (index * h.pages >= file.pages) throw new KernelError('EFAULT', `${what}: ${where} is past the end of '${file.name}'`);
         if (file.cache.has(index)) throw new KernelError('EEXIST', `${what}: the page cache of '${file.name}' has huge page ${index} already (hugetlb_add_to_page_cache)`);
-        pfn = this.addToCache(file, index, what);
+        pfn = this.addToCache(file, index, what, this.nodesFor(vma, base));
       } else {
-        const got = this.alloc(h, anonMappingOf(k.vm.anonVmaPrepare(vma)), h.resv?.delete(index) ?? false);
+        const got = this.alloc(h, anonMappingOf(k.vm.anonVmaPrepare(vma)), h.resv?.has(index) ?? false, this.nodesFor(vma, base));
         if (got === null) throw new KernelError('ENOMEM', `${what}: no free huge page for ${where} (alloc_hugetlb_folio)`);
+        h.resv?.delete(index);
         pfn = got;
       }
       for (let i = 0; i < h.pages; i++) k.pages.data.set(pfn + i, data);
@@ -817,11 +998,12 @@ export class Hugetlb {
       if (!unshare) this.mkwrite(vma, leaf);
       return;
     }
-    const reserved = !anon && (h.resv?.delete(this.index(vma, leaf.base)) ?? false);
-    const copy = this.alloc(h, anonMappingOf(k.vm.anonVmaPrepare(vma)), reserved);
+    const reserved = !anon && (h.resv?.has(this.index(vma, leaf.base)) ?? false);
+    const copy = this.alloc(h, anonMappingOf(k.vm.anonVmaPrepare(vma)), reserved, this.nodesFor(vma, leaf.base));
     if (copy === null) {
       throw KernelError.unsupported('ENOMEM', `hugetlb_wp: no free huge page for the COW of '${vma.name}' (cow.c needs two); the owner's unmap_ref_private() and the child's VM_FAULT_OOM are not modelled`);
     }
+    if (reserved) h.resv?.delete(this.index(vma, leaf.base));
     this.copyData(old, copy);
     yield preempt('copy_user_large_folio');
     k.vm.clear(vma.mm, leaf.base, h.level); // huge_ptep_clear_flush
@@ -881,7 +1063,7 @@ export class Hugetlb {
       const head = k.folios.folio(leaf.pte.pfn);
       const anon = k.folios.testAnon(head, 'copy_hugetlb_page_range');
       if (cow && anon && kernelAtLeast(k.version, 5, 12) && k.forker.needsCowForDma(src.mm, head, head)) {
-        const copy = this.alloc(h, anonMappingOf(dst.anonVma || k.vm.anonVmaPrepare(dst)), false);
+        const copy = this.alloc(h, anonMappingOf(dst.anonVma || k.vm.anonVmaPrepare(dst)), false, this.nodesFor(dst, leaf.base));
         if (copy === null) throw new KernelError('ENOMEM', 'fork: no free huge page for the early-COW copy of a pinned hugetlb page (copy_hugetlb_page_range)');
         this.copyData(head, copy);
         k.folios.addMap(copy);

@@ -29,6 +29,14 @@ interface Queued {
   readonly vpn: number;
 }
 
+/** Where a hugetlb folio's new folio may come from (alloc_hugetlb_folio_nodemask()'s gfp and nodemask). */
+interface HugetlbAlloc {
+  /** __GFP_THISNODE (move_pages(): do_move_pages_to_node()): the target node's pool only */
+  readonly thisNode?: boolean;
+  /** the policy's nodemask (mbind of MPOL_BIND / MPOL_PREFERRED_MANY) */
+  readonly mask?: readonly number[];
+}
+
 /** How queue_pages_range() walks: which folios are misplaced, and whether they are queued. */
 interface QueueWalk {
   /** the nodemask the walk compares folio_nid() with (queue_folio_required()) */
@@ -56,9 +64,9 @@ interface QueueWalk {
  * what they do (migration_entry_wait(), fork's copy, munmap's zap).
  * mbind() also sets the VMA policy, which anonymous faults, swap-in and COW copies then follow
  * (allocNode()), falling back to the task policy set_mempolicy() gives, and tmpfs files keep it as
- * their shared policy (fileNode()). Not modelled: the task policy for shmem allocations, hugetlb
- * migration by mbind / move_pages (refused: the hugetlb pool has no nodes; soft offline migrates
- * hugetlb folios to their own pool through migrateForSoftOffline()), MPOL_MF_LAZY, cpusets.
+ * their shared policy (fileNode()). hugetlb folios migrate whole, to a page of their node's pool
+ * (mm/hugetlb.ts allocMigrationTarget()), and hugetlb faults dequeue in hugetlbNodes()' order.
+ * Not modelled: the task policy for shmem allocations, MPOL_MF_LAZY, cpusets.
  */
 export class Numa {
   /** nodes with memory (node_states[N_MEMORY]): 0 .. nodes - 1 */
@@ -129,7 +137,8 @@ export class Numa {
     // MPOL_DEFAULT migrates to where the task policy allocates ("Convert MPOL_DEFAULT's NULL to task or default policy")
     const target = policy ?? mm.taskPolicy ?? { mode: 'local', nodes: [] };
     // do_mbind(): "nr_failed |= migrate_pages()": -ENOMEM counts as a failure, which only STRICT reports (EIO)
-    const moved = list.length > 0 ? yield* this.migrate(list, (q) => this.policyNode(target.mode, target.nodes, interleaveIndex(q.vma, q.vpn, k.folios.order(q.head)))) : 0;
+    const mask = target.mode === 'bind' || target.mode === 'preferred-many' ? target.nodes : undefined;
+    const moved = list.length > 0 ? yield* this.migrate(list, (q) => this.policyNode(target.mode, target.nodes, interleaveIndex(q.vma, q.vpn, k.folios.order(q.head))), { mask }) : 0;
     nrFailed += moved === 'ENOMEM' ? 1 : moved;
     if (nrFailed > 0 && strict) throw new KernelError('EIO', `mbind(MPOL_MF_STRICT): ${nrFailed} misplaced folio(s) could not be moved`);
   }
@@ -227,6 +236,26 @@ export class Numa {
   }
 
   /**
+   * The nodes alloc_hugetlb_folio() dequeues a free huge page from, in order
+   * (dequeue_hugetlb_folio_vma(): huge_node() gives the policy's node and nodemask, then
+   * dequeue_hugetlb_folio_nodemask() walks that node's zonelist): the node, then the other boot
+   * nodes, the nearest first (all equally far here: the lowest); MPOL_BIND keeps its nodes only;
+   * MPOL_PREFERRED_MANY tries its nodes first, then every node ("Fallback to all nodes").
+   */
+  hugetlbNodes(vma: Vma, vpn: number, order: number): number[] {
+    const pol = vma.policy ?? vma.mm.taskPolicy;
+    return this.zonelist(this.allocNode(vma, vpn, order), pol?.mode === 'bind' || pol?.mode === 'preferred-many' ? pol.nodes : undefined, pol?.mode === 'preferred-many');
+  }
+
+  /** A zonelist walk over the boot nodes from `node` (nearest first), cut to `mask`, then (`widen`) the rest. */
+  private zonelist(node: number, mask?: readonly number[], widen = false): number[] {
+    const all = [node, ...Array.from({ length: this.nodes }, (_, n) => n).filter((n) => n !== node)];
+    if (!mask) return all;
+    const inMask = all.filter((n) => mask.includes(n));
+    return widen ? [...inMask, ...all.filter((n) => !mask.includes(n))] : inMask;
+  }
+
+  /**
    * queue_pages_range() (mm/mempolicy.c): walk the VMAs of [start, end); a misplaced folio
    * (queue_folio_required()) is isolated onto the list when moving is asked for, the VMA is
    * migratable and migrate_folio_add() takes it; otherwise it counts as failed. What the walk passes
@@ -255,11 +284,13 @@ export class Numa {
       const migratable = this.vmaMigratable(vma);
       if (!migratable && !w.strict) continue;
       if (w.move === 'no' && !w.strict) continue;
-      if (vma.hugetlb && migratable && w.move !== 'no') throw KernelError.unsupported('EOPNOTSUPP', `migrating hugetlb folios of '${vma.name}' (queue_folios_hugetlb, isolate_hugetlb) is not modelled`);
       const s = Math.max(start, vma.start);
       const e = Math.min(end, vma.start + vma.pages);
       for (const leaf of k.vm.leavesIn(mm, s, e)) {
         const pte = leaf.pte;
+        // queue_folios_hugetlb() from v6.7 (Hugh Dickins' mbind() rework): a hugetlb migration
+        // entry -- another migration has the folio -- is counted as failed ("qp->nr_failed++")
+        if (vma.hugetlb && pte.migration && kernelAtLeast(k.version, 6, 7)) failed++;
         // queue_folios_pte_range(): "if (!pte_present(ptent)) continue" (a migration entry too)
         if (pte.devicePrivate || pte.deviceExclusive || pte.swap || pte.marker || pte.migration) continue;
         let head: number;
@@ -317,7 +348,10 @@ export class Numa {
    */
   private mappedShared(head: number): boolean {
     const k = this.k;
-    if (k.folios.nr(head) === 1) return k.folios.mapcount(head) > 1;
+    // a hugetlb folio is mapped whole (one PMD/PUD per mapping): page_mapcount() of its head,
+    // folio_likely_mapped_shared() and folio_maybe_mapped_shared() ("folio_test_hugetlb(folio):
+    // return mapcount > 1") all count its mappings
+    if (k.folios.nr(head) === 1 || (k.folios.flags(head) & PG.hugetlb) !== 0) return k.folios.mapcount(head) > 1;
     if (!kernelAtLeast(k.version, 6, 15)) return k.vm.pageMapcount(head, head) > 1;
     return this.mappings(head).reduce((mms, m) => mms.add(m.mm), new Set<Mm>()).size > 1;
   }
@@ -364,7 +398,7 @@ export class Numa {
    * -ENOMEM. Otherwise returns how many folios did not move (each stays where it was,
    * putback_movable_pages()).
    */
-  private *migrate(list: Queued[], target: (q: Queued) => number): Op<number | 'ENOMEM'> {
+  private *migrate(list: Queued[], target: (q: Queued) => number, hugetlbAlloc: HugetlbAlloc = {}): Op<number | 'ENOMEM'> {
     const k = this.k;
     // the walk isolated every queued folio before migrate_pages() runs (folio_isolate_lru():
     // a reference each, off the LRU, so another migration's isolation of it fails)
@@ -378,15 +412,20 @@ export class Numa {
       const q = list[n]!;
       const rest = list.slice(n + 1).map((x) => x.head);
       const nr = k.folios.nr(q.head);
-      const cannotMoveWhole = nr > 1 && nr === k.vm.pmdPages && !this.thpMigration();
-      const r = cannotMoveWhole ? 'split' : yield* this.migrateFolio(q, target);
+      // a hugetlb folio is never split: migrate_hugetlbs() (unmap_and_move_huge_page() before v6.3)
+      const hugetlb = (k.folios.flags(q.head) & PG.hugetlb) !== 0;
+      const cannotMoveWhole = !hugetlb && nr > 1 && nr === k.vm.pmdPages && !this.thpMigration();
+      const r = cannotMoveWhole ? 'split' : yield* this.migrateFolio(q, target, 'policy', hugetlbAlloc);
       if (r !== 'enomem' && r !== 'split') this.isolated.delete(q.head);
       if (r === 'moved') continue;
       if (r === 'failed') {
         failed++;
         continue;
       }
-      if (r === 'enomem' && nr === 1) {
+      // -ENOMEM of a hugetlb folio (no free page on the nodes, and a gigantic page has no
+      // temporary one) ends the call as for a small folio: "When memory is low, don't bother to
+      // try to migrate other folios, just exit" (migrate_hugetlbs(); migrate_pages()'s loop before v6.3)
+      if (r === 'enomem' && (nr === 1 || hugetlb)) {
         putback([q.head, ...rest], '-ENOMEM');
         return 'ENOMEM';
       }
@@ -499,8 +538,9 @@ export class Numa {
    * its move loop of that many passes, and a failed move keeps the entries for the next pass
    * (migrate_folio_move(): "rc == -EAGAIN" returns without the undo).
    */
-  private migrationRounds(): readonly { readonly unmap: number; readonly move: number }[] {
-    if (kernelAtLeast(this.k.version, 6, 3)) return [{ unmap: 3, move: 3 }, { unmap: 7, move: 7 }];
+  private migrationRounds(hugetlb = false): readonly { readonly unmap: number; readonly move: number }[] {
+    // migrate_hugetlbs() (v6.3) keeps unmap_and_move_huge_page()'s ten passes of one unmap and one move
+    if (kernelAtLeast(this.k.version, 6, 3) && !hugetlb) return [{ unmap: 3, move: 3 }, { unmap: 7, move: 7 }];
     return Array.from({ length: 10 }, () => ({ unmap: 1, move: 1 }));
   }
 
@@ -526,7 +566,7 @@ export class Numa {
    * PageAnonExclusive (RMAP_EXCLUSIVE for a writable or readable-exclusive entry). The old folio
    * is freed with the isolation reference.
    */
-  private *migrateFolio(q: Queued, target: (q: Queued) => number, reason: 'policy' | 'memory-failure' = 'policy'): Op<'moved' | 'failed' | 'enomem'> {
+  private *migrateFolio(q: Queued, target: (q: Queued) => number, reason: 'policy' | 'memory-failure' = 'policy', hugetlbAlloc: HugetlbAlloc = {}): Op<'moved' | 'failed' | 'enomem'> {
     const k = this.k;
     const src = q.head;
     const nr = k.folios.nr(src);
@@ -547,8 +587,12 @@ export class Numa {
     const p = k.pages;
     const srcSlot = p.slot(src);
     const mapping = p.mapping[srcSlot]!;
-    // a hugetlb folio's new folio comes from its pool (mm/hugetlb.ts allocMigrationTarget)
-    const dst = hugetlb ? k.hugetlb.allocMigrationTarget(src) : nr > 1 ? k.ram.allocAnonLarge(0, Math.log2(nr), node) : file ? k.ram.allocFile(mapping, 0, node) : k.ram.allocAnon(0, '', node);
+    // a hugetlb folio's new folio comes from its pool (mm/hugetlb.ts allocMigrationTarget): the
+    // target node's free pages only for move_pages() (__GFP_THISNODE), else the zonelist from it
+    // (cut to an MPOL_BIND / PREFERRED_MANY nodemask: policy_nodemask()); soft offline's target is
+    // the folio's own node (alloc_migration_target() with NUMA_NO_NODE: folio_nid(src))
+    const hugetlbNodes = hugetlbAlloc.thisNode ? [node] : this.zonelist(node, hugetlbAlloc.mask);
+    const dst = hugetlb ? k.hugetlb.allocMigrationTarget(src, hugetlbNodes) : nr > 1 ? k.ram.allocAnonLarge(0, Math.log2(nr), node) : file ? k.ram.allocFile(mapping, 0, node) : k.ram.allocAnon(0, '', node);
     if (dst === null) return 'enomem';
     const dropDst = (why: string): void => k.folios.put(dst, 1, why);
     // migrate_folio_done(): "if (reason != MR_MEMORY_FAILURE) folio_put(src)" -- soft offline
@@ -568,7 +612,7 @@ export class Numa {
     const anonExclusiveEra = k.features['wp-reuse'] === 'anon-exclusive';
     let why = 'never unmapped';
     let pass = 0;
-    for (const round of this.migrationRounds()) {
+    for (const round of this.migrationRounds(hugetlb)) {
       let unmapped = false;
       for (let u = 0; u < round.unmap && !unmapped; u++, pass++) {
         const at = pass;
@@ -744,7 +788,7 @@ export class Numa {
     // the last flush stores nothing when nothing was queued -- and a failed batch returns its
     // failures alone
     const old = !kernelAtLeast(k.version, 5, 6);
-    const migrate = (node: number): Op<number | 'ENOMEM'> => this.migrate(list, () => node);
+    const migrate = (node: number): Op<number | 'ENOMEM'> => this.migrate(list, () => node, { thisNode: true });
     const flush = function* (node: number, i: number, last: boolean): Op<number> {
       if (list.length === 0 && (!old || last)) return 0;
       const failed = list.length > 0 ? yield* migrate(node) : 0;
@@ -790,7 +834,19 @@ export class Numa {
     // folio_maybe_mapped_shared()) from v6.10 [M]
     const shared = kernelAtLeast(k.version, 6, 10) ? this.mappedShared(head) : k.vm.pageMapcount(found, head) > 1;
     if (shared && !all) return 'EACCES';
-    if (vma.hugetlb) throw KernelError.unsupported('EOPNOTSUPP', `move_pages of a hugetlb folio of '${vma.name}' is not modelled`);
+    if ((k.folios.flags(head) & PG.hugetlb) !== 0) {
+      // "if (PageHuge(page)) { if (PageHead(page)) {...} }": a page inside the folio but its head
+      // keeps err = -EACCES, until 2023's "mm: migrate: remove PageHead() check for HugeTLB in
+      // add_page_for_migration()" (v6.7 [M]) queues the folio as for a THP's tail
+      if (found !== head && !kernelAtLeast(k.version, 6, 7)) return 'EACCES';
+      // isolate_hugetlb() fails for a folio another migration isolated: -EBUSY from 7ce82f4c3f3e
+      // "mm/migration: return errno when isolate_huge_page failed" (v6.0 [M]); before, the result
+      // was ignored ("isolate_huge_page(page, pagelist); err = 1"): counted as queued, never moved,
+      // and its status left unwritten
+      if (list.some((q) => q.head === head) || this.isolated.has(head)) return kernelAtLeast(k.version, 6, 0) ? 'EBUSY' : 'queued';
+      list.push({ head, vma, vpn });
+      return 'queued';
+    }
     if (list.some((q) => q.head === head) || this.isolated.has(head) || !this.onLru(head, vma)) return 'EBUSY';
     list.push({ head, vma, vpn });
     return 'queued';
@@ -862,7 +918,8 @@ export class Numa {
       const last = Math.max(...vmas.map((v) => v.start + v.pages));
       const { list, failed } = this.queue(mm, first, last, { nmask: new Set([source]), invert: false, move, strict: false, discontig: true });
       const target = dest;
-      const moved = yield* this.migrate(list, () => target);
+      // migrate_to_node(): GFP_HIGHUSER_MOVABLE | __GFP_THISNODE
+      const moved = yield* this.migrate(list, () => target, { thisNode: true });
       if (moved === 'ENOMEM') throw new KernelError('ENOMEM', `migrate_pages: no memory on node ${target} (migrate_to_node() -ENOMEM)`);
       notMoved += moved + (kernelAtLeast(this.k.version, 6, 7) ? failed : 0);
     }

@@ -315,11 +315,11 @@ export function check(k: Kernel, c: CheckArgs): string | null {
       return cmp(`ksmZeroPages(${where})`, k.ksm.zeroPages(k.process(t.process)));
     // HugePages_Free / _Rsvd / _Total of /proc/meminfo for that size (mm/hugetlb.ts)
     case 'hugetlbFree':
-      return cmp(`hugetlbFree(${where})`, k.hugetlb.counters(t.hugetlb).free);
+      return cmp(`hugetlbFree(${where})`, k.hugetlb.counters(t.hugetlb, t.node).free);
     case 'hugetlbResv':
       return cmp(`hugetlbResv(${where})`, k.hugetlb.counters(t.hugetlb).resv);
     case 'hugetlbTotal':
-      return cmp(`hugetlbTotal(${where})`, k.hugetlb.counters(t.hugetlb).nr);
+      return cmp(`hugetlbTotal(${where})`, k.hugetlb.counters(t.hugetlb, t.node).nr);
     case 'vmemmap': {
       const want = (c.equals ?? {}) as Record<string, number>;
       let actual: Record<string, number>;

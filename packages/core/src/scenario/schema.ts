@@ -167,6 +167,7 @@ const CheckTarget = obj({
   file: Name.optional(),
   device: Name.optional(),
   hugetlb: Size.optional().describe('vmemmap and hugetlbFree / hugetlbResv / hugetlbTotal only: the hugetlb pool of this huge page size'),
+  node: NodeId.optional().describe('hugetlbFree / hugetlbTotal only: that node\'s counter (/sys/devices/system/node/node<node>/hugepages/hugepages-<size>kB/free_hugepages, nr_hugepages)'),
   page: PageIndex.optional(),
   process: Name.optional(),
   dir: Name.optional().describe('daxFlag only: a directory'),
@@ -278,6 +279,7 @@ const checkArgs = obj(checkShape)
       if (targets.length !== 1) return bad(`name one target: ${form}`);
       const target = targets[0]!;
       if (POOL_CHECKS.includes(what) && (target !== 'hugetlb' || t.page !== undefined)) return bad(`${what} is a counter of a hugetlb pool: write { hugetlb: <huge page size> } (no page)`);
+      if (t.node !== undefined && what !== 'hugetlbFree' && what !== 'hugetlbTotal') return bad(`node names a node's hugetlb counter, which only hugetlbFree and hugetlbTotal have (reservations are global: hugetlbResv has none)`, [what, 'node']);
       if (what === 'vmemmap' && target !== 'device' && target !== 'hugetlb') return bad(`vmemmap is a property of a device or a hugetlb pool: write ${form}`);
       if (what === 'metadataBadblocks' && (target !== 'device' || t.page !== undefined)) return bad('metadataBadblocks is a property of a pmem namespace: write { device: <name> } (no page)');
       if (target === 'hugetlb' && what !== 'vmemmap' && !POOL_CHECKS.includes(what)) return bad(`hugetlb names a pool, which only vmemmap, ${POOL_CHECKS.join(', ')} look at: write ${form}`, [what, 'hugetlb']);
@@ -477,6 +479,7 @@ export const OP_ARGS = {
   'hugetlb-pool': obj({
     size: Size.describe('the huge page size (one the arch offers: x86 2MiB, 1GiB)'),
     pages: z.number().int().min(0).describe('nr_hugepages'),
+    node: NodeId.optional().describe('write the node\'s own file instead, /sys/devices/system/node/node<node>/hugepages/hugepages-<size>kB/nr_hugepages: pages on that node only (default: the global file, which spreads new pages round-robin over the nodes)'),
   }).describe('echo pages > /sys/kernel/mm/hugepages/hugepages-<size>kB/nr_hugepages: the hugetlb pool of that size'),
   'shmem-enabled': obj({
     mode: z.enum(SHMEM_HUGE_MODES, { error: `mode is one of ${SHMEM_HUGE_MODES.join(', ')}` }).describe('always | within_size | advise | never (the default) | deny | force'),
