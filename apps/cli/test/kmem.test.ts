@@ -166,7 +166,7 @@ describe('kmem: device-dax hot-added as System RAM', () => {
     expect(mem.vmemmap.detail).toMatchObject({ altmapPages: 0 });
   });
 
-  it('the memory block is the release\'s section: arm64 4K had 1 GiB sections before v5.12, so a 256 MiB device-dax holds no block on v5.10 (EINVAL) and two 128 MiB blocks on v6.6', () => {
+  it('the memory block is the release\'s section: arm64 4K had 1 GiB sections before v5.12, so a 256 MiB device-dax holds no block on v5.10 (kmem binds with nothing added: v5.10-v5.14 skip a range too small after alignment and return 0) and two 128 MiB blocks on v6.6', () => {
     const on = (version: string) => {
       const k = createKernel({ arch: arm64(), driver: devdax(), kernel: version });
       k.run(k.probe({ size: 256 * MiB, align: 2 * MiB, as: 'dax0' }));
@@ -174,7 +174,8 @@ describe('kmem: device-dax hot-added as System RAM', () => {
     };
     const old = on('v5.10');
     expect(old.hotplug.blockSize).toBe(GiB);
-    expect(errnoOf(() => old.run(old.reconfigure({ device: 'dax0', mode: 'system-ram', online: false })))).toBe('EINVAL');
+    old.run(old.reconfigure({ device: 'dax0', mode: 'system-ram', online: false }));
+    expect(old.hotplug.memoryOf('dax0')!.blocks).toHaveLength(0);
     const k = on('v6.6');
     k.run(k.reconfigure({ device: 'dax0', mode: 'system-ram', online: false }));
     expect(k.hotplug.memoryOf('dax0')!.blocks).toHaveLength(2);

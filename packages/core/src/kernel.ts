@@ -626,13 +626,11 @@ export class Kernel {
 
   /** daxctl reconfigure-device: device-dax to System RAM (kmem) and back (mm/hotplug.ts). */
   *reconfigure(a: { device: string; mode: 'system-ram' | 'devdax'; online?: boolean; movable?: boolean; force?: boolean; memmapOnMemory?: boolean; node?: number }): Op {
-    // dev_dax_kmem_probe() adds each range of a multi-range instance (v5.10); the model's kmem takes one
-    if ((this.devices.get(a.device)?.ranges?.length ?? 0) > 1) throw new InputError(`reconfigure of '${a.device}': kmem of a device-dax instance with several ranges is not modelled`, undefined, 'device');
     yield* reconfigureDevice(this, a);
   }
 
   /** daxctl online-memory / offline-memory: the number of memory blocks whose state changed. */
-  *memoryState(a: { device: string; online: boolean; movable?: boolean }): Op<number> {
+  *memoryState(a: { device: string; online: boolean; movable?: boolean; mapping?: number }): Op<number> {
     return yield* changeMemoryState(this, a);
   }
 

@@ -15,7 +15,7 @@ export type DevmemAnswer = 0 | 1 | 2;
 export function physicalKind(k: Kernel, pfn: number): 'ram' | 'reserved' | 'device' | 'none' {
   const ps = k.mmu.basePageSize;
   // device-dax memory kmem hot-added (mm/hotplug.ts) is System RAM, online or not
-  for (const m of k.hotplug.added.values()) if (pfn * ps >= m.start && pfn * ps < m.start + m.size) return 'ram';
+  if (k.hotplug.rangeAt(pfn * ps, (pfn + 1) * ps)) return 'ram';
   if (k.memremap.pgmaps.some((p) => pfn >= p.startPfn && pfn < p.startPfn + p.nrPages)) return 'device';
   // core's allocator hands out RAM from Ram.BASE up (the device ranges above it are checked first)
   if (pfn * ps >= Ram.BASE) return 'ram';
@@ -31,7 +31,8 @@ export function physicalKind(k: Kernel, pfn: number): 'ram' | 'reserved' | 'devi
  */
 export function claimedBy(k: Kernel, pfn: number): string | null {
   const ps = k.mmu.basePageSize;
-  for (const m of k.hotplug.added.values()) if (pfn * ps >= m.start && pfn * ps < m.start + m.size) return `kmem (${m.device}'s ${m.resourceName})`;
+  const kmem = k.hotplug.rangeAt(pfn * ps, (pfn + 1) * ps)?.mem;
+  if (kmem) return `kmem (${kmem.device}'s ${kmem.resourceName})`;
   return k.memremap.pgmapOf(pfn)?.device ?? null;
 }
 

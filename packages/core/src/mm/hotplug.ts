@@ -4,6 +4,7 @@ import { InputError, KernelError, KernelOops } from '../errors.js';
 import { kernelAtLeast } from '../features.js';
 import { waitUntil, type Op } from '../sched.js';
 import type { Device } from '../types.js';
+import { deviceRanges } from '../dax/region.js';
 import { revokeDevmem } from './devmem.js';
 
 /**
@@ -11,9 +12,10 @@ import { revokeDevmem } from './devmem.js';
  * memory blocks (mm/memory_hotplug.c, drivers/base/memory.c), and daxctl (ndctl's
  * daxctl/device.c) switches an instance between devdax and system-ram mode around it.
  *
- * Modelled: the block-aligned range, the blocks' online state and zone, the auto-online policy,
- * the memmap of the added memory (in RAM, or on the memory itself with memmap_on_memory), the
- * one-shot remove_memory() that leaks the range when a block is online, and the resource that
+ * Modelled: the block-aligned range (each range of a multi-range instance on its own, v5.10),
+ * the blocks' online state and zone, the auto-online policy, the memmap of the added memory (in
+ * RAM, or on the memory itself with memmap_on_memory), the one-shot remove_memory() per range
+ * that leaks a range when one of its blocks is online, and the resource that
  * then keeps device_dax from binding again. The pages of an online block join the RAM allocator
  * (mm/ram.ts) on the device's target node, in the block's zone, so a policy for that node
  * allocates there; offline_pages() migrates what is in use to another node and waits for pages
@@ -34,24 +36,53 @@ export interface MemoryBlock {
   zone: 'Normal' | 'Movable' | null;
 }
 
-/** What dev_dax_kmem_probe() added for one device-dax instance. */
-export interface KmemMemory {
-  readonly device: string;
-  /** physical start and size of the block-aligned range (dax_kmem_range()), bytes */
+/**
+ * One range kmem holds for a device-dax instance: dev_dax->ranges[i] aligned inward to memory
+ * blocks (dax_kmem_range()), its resource (dax_kmem_data->res[i]) and the blocks
+ * add_memory_driver_managed() made of it.
+ */
+export interface KmemRange {
+  /** i: the instance's mappingN (its range in page-offset order) */
+  readonly mapping: number;
+  /** physical start and size of the block-aligned range, bytes */
   readonly start: number;
   readonly size: number;
   readonly blocks: readonly MemoryBlock[];
+  /** the memmap add_memory_driver_managed() populated for this range */
+  readonly vmemmap: VmemmapFigures;
+}
+
+/**
+ * What dev_dax_kmem_probe() added for one device-dax instance: one range per dev_dax range that
+ * holds a whole block (v5.10; a single range before). Plain fields, not getters: the explorer's
+ * snapshots write an object's fields back (explore/memento.ts).
+ */
+export interface KmemMemory {
+  readonly device: string;
+  /** the ranges whose resource kmem holds, by mapping: added, or left after a failed remove_memory() */
+  ranges: KmemRange[];
+  /**
+   * ranges dax_kmem_range() found big enough but the probe went past after another range was
+   * added (the `mapped` counter): request_mem_region() failed or add_memory_driver_managed()
+   * returned an errno; data->res[i] stays NULL
+   */
+  readonly skipped: readonly { readonly mapping: number; readonly start: number; readonly size: number }[];
+  /** the first range's physical start (0 with none), and the bytes of all ranges */
+  start: number;
+  size: number;
+  /** every range's blocks, by address */
+  blocks: readonly MemoryBlock[];
   /** the NUMA node the memory joins: dev_dax->target_node (add_memory_driver_managed(numa_node, ...)) */
   readonly node: number;
-  /** the memmap of the added memory (sparse_add_section() -> vmemmap population) */
-  readonly vmemmap: VmemmapFigures;
+  /** the memmap of all ranges (sparse_add_section() -> vmemmap population) */
+  vmemmap: VmemmapFigures;
   /** the memmap sits in the first pages of each block (MHP_MEMMAP_ON_MEMORY) */
   readonly memmapOnMemory: boolean;
   /** the /proc/iomem name of the added memory (add_memory_driver_managed()'s resource_name) */
   readonly resourceName: string;
   /**
-   * remove_memory() failed (a block was online) or the release has no hot-remove for kmem: the
-   * range stays System RAM and its region stays requested until reboot.
+   * kmem unbound but remove_memory() failed for some range (a block was online), or the release
+   * has no hot-remove for kmem: those ranges stay System RAM and requested until reboot.
    */
   leaked: boolean;
 }
@@ -101,11 +132,15 @@ export class MemoryHotplug {
   }
 
   /**
-   * dev_dax_kmem_probe() (drivers/dax/kmem.c, v5.1): the range aligned inward to memory blocks
-   * (dax_kmem_range()), request_mem_region() of it (EBUSY while an earlier binding's range is
-   * still requested), then add_memory_driver_managed() ("System RAM (kmem)", v5.8; add_memory()
-   * and a plain "System RAM" before) -> add_memory_resource(): the memmap of every section, the
-   * memory blocks offline, then online_memory_block() on each unless the policy is offline.
+   * dev_dax_kmem_probe() (drivers/dax/kmem.c, v5.1; every range of the instance from v5.10,
+   * "device-dax: add dis-contiguous resource support"): each range aligned inward to memory
+   * blocks (dax_kmem_range()), then for each in turn request_mem_region() (EBUSY while another
+   * binding's range is still requested) and add_memory_driver_managed() ("System RAM (kmem)",
+   * v5.8; add_memory() and a plain "System RAM" before) -> add_memory_resource(): the memmap of
+   * every section, the memory blocks offline, then online_memory_block() on each unless the policy
+   * is offline. Once one range is added (`mapped`), a range that fails either call is skipped
+   * ("once some memory has been onlined we can't assume that it can be un-onlined safely");
+   * before that the probe fails with the errno.
    */
   kmemProbe(device: Device, a: { memmapOnMemory: boolean; node?: number }): KmemMemory {
     const k = this.k;
@@ -116,41 +151,103 @@ export class MemoryHotplug {
     if (node < k.numa.nodes) throw new InputError(`reconfigure '${device.name}': node ${node} has boot RAM (numa-nodes: ${k.numa.nodes}); the model puts kmem memory on a node of its own (node ${k.numa.nodes} or higher)`, undefined, 'node');
     const ps = k.mmu.basePageSize;
     const bs = this.blockSize;
-    const first = device.dataPfn * ps;
-    const start = Math.ceil(first / bs) * bs;
-    const end = Math.floor((first + device.dataPages * ps) / bs) * bs;
-    // nothing left once aligned: -EINVAL, "rejecting DAX region without any memory after
-    // alignment" (dev_dax_kmem_probe(), v5.10); before, add_memory() of the empty range failed
-    // check_hotplug_memory_range() with the same errno
-    if (end <= start) throw new KernelError('EINVAL', `${device.name}: its ${device.dataPages * ps}-byte range holds no whole ${bs}-byte memory block (dax_kmem_range())`);
-    for (const m of this.added.values()) {
-      if (m.start < end && start < m.start + m.size) throw new KernelError('EBUSY', `${device.name}: could not reserve region [${start.toString(16)}-${(end - 1).toString(16)}]: ${m.device}'s range is still requested (${m.leaked ? 'leaked until reboot' : 'in use'})`);
+    // dax_kmem_range(): start rounded up, end down to memory_block_size_bytes(); from v5.10 a
+    // range with nothing left is "too small after alignment" and skipped (-ENOSPC)
+    const aligned = deviceRanges(device).map((r, mapping) => {
+      const first = r.pfn * ps;
+      return { mapping, start: Math.ceil(first / bs) * bs, end: Math.floor((first + r.pages * ps) / bs) * bs };
+    });
+    const usable = aligned.filter((r) => r.end > r.start);
+    if (usable.length === 0) {
+      const what = `${device.name}: its ${device.dataPages * ps}-byte range${aligned.length > 1 ? 's hold' : ' holds'} no whole ${bs}-byte memory block (dax_kmem_range())`;
+      // v5.1-v5.9: request_mem_region() of the empty (or wrapped, negative) length finds a
+      // conflict (__request_resource(): end < start) -> "could not reserve region", -EBUSY
+      if (!kernelAtLeast(k.version, 5, 10)) throw new KernelError('EBUSY', `${what}: could not reserve region`);
+      // v5.15 ("dax/kmem: use a single static memory group for a single probed unit" sums the
+      // ranges first): "rejecting DAX region without any memory after alignment", -EINVAL
+      if (kernelAtLeast(k.version, 5, 15)) throw new KernelError('EINVAL', `${what}: rejecting DAX region without any memory after alignment`);
+      // v5.10-v5.14: every range is skipped and the probe returns 0: bound to kmem, nothing added
     }
     const mom = a.memmapOnMemory && this.memmapOnMemoryFits();
-    const present = [...k.memremap.pgmaps.filter((p) => !p.gone).map((p) => ({ start: p.startPfn * ps, size: p.nrPages * ps })), ...[...this.added.values()].map((m) => ({ start: m.start, size: m.size }))];
-    // memmap_on_memory (v5.13 for ACPI, kmem from v6.8): each block's memmap in its own first
-    // pages, a vmem_altmap of exactly the memmap per block (memory_block_memmap_on_memory_pages())
-    const figures = mom
-      ? this.sumFigures(Array.from({ length: (end - start) / bs }, (_, i) => this.populate(start + i * bs, bs, present, (bs / ps) * k.mmu.structPageSize / ps)))
-      : this.populate(start, end - start, present, 0);
-    const blocks: MemoryBlock[] = [];
-    for (let b = start / bs; b < end / bs; b++) blocks.push({ id: b, state: 'offline', zone: null });
+    const skipped: { mapping: number; start: number; size: number }[] = [];
     const mem: KmemMemory = {
       device: device.name,
-      start,
-      size: end - start,
-      blocks,
+      ranges: [],
+      skipped,
+      start: 0,
+      size: 0,
+      blocks: [],
       node,
-      vmemmap: figures,
+      vmemmap: this.sumFigures([]),
       memmapOnMemory: mom,
       resourceName: kernelAtLeast(k.version, 5, 8) ? 'System RAM (kmem)' : 'System RAM',
       leaked: false,
     };
+    // a range an earlier binding of this instance leaked stays where it is, under a key of its own
+    const old = this.added.get(device.name);
+    if (old?.leaked) {
+      this.added.delete(device.name);
+      this.added.set(`${device.name}@${old.start.toString(16)}`, old);
+    }
+    for (const { mapping, start, end } of usable) {
+      const owner = this.rangeAt(start, end);
+      if (owner) {
+        const busy = new KernelError('EBUSY', `${device.name}: mapping${mapping}: could not reserve region [${start.toString(16)}-${(end - 1).toString(16)}]: ${owner.mem.device}'s range is still requested (${owner.mem.leaked ? 'leaked until reboot' : 'in use'})`);
+        if (mem.ranges.length === 0) throw busy;
+        skipped.push({ mapping, start, size: end - start });
+        continue;
+      }
+      let figures: VmemmapFigures;
+      try {
+        figures = this.addMemory(start, end, mem, mom);
+      } catch (e) {
+        // "memory add failed": the resource is released; fatal only while nothing was added
+        if (mem.ranges.length === 0 || !(e instanceof KernelError)) throw e;
+        skipped.push({ mapping, start, size: end - start });
+        continue;
+      }
+      const blocks: MemoryBlock[] = [];
+      for (let b = start / bs; b < end / bs; b++) blocks.push({ id: b, state: 'offline', zone: null });
+      mem.ranges.push({ mapping, start, size: end - start, blocks, vmemmap: figures });
+      this.summarise(mem);
+      this.added.set(device.name, mem);
+      // add_memory_resource(): "online pages if requested" with the default online type
+      // (online_memory_block(); before v5.7 memhp_auto_online -> device_online(), MMOP_ONLINE_KEEP)
+      if (this.autoOnline !== 'offline') for (const b of blocks) this.onlineBlock(mem, b, this.autoOnline);
+    }
     this.added.set(device.name, mem);
-    // add_memory_resource(): "online pages if requested" with the default online type
-    // (online_memory_block(); before v5.7 memhp_auto_online -> device_online(), MMOP_ONLINE_KEEP)
-    if (this.autoOnline !== 'offline') for (const b of blocks) this.onlineBlock(mem, b, this.autoOnline);
     return mem;
+  }
+
+  /** The added range (any instance's, leaked or not) that overlaps [start, end), bytes. */
+  rangeAt(start: number, end: number): { mem: KmemMemory; range: KmemRange } | null {
+    for (const mem of this.added.values()) for (const range of mem.ranges) if (range.start < end && start < range.start + range.size) return { mem, range };
+    return null;
+  }
+
+  /**
+   * add_memory_driver_managed() of [start, end): arch_add_memory() populates the memmap of its
+   * sections, next to what is present (the pgmaps, the ranges added before it), in RAM or with
+   * memmap_on_memory (v5.13 for ACPI, kmem from v6.8) in each block's own first pages, a
+   * vmem_altmap of exactly the memmap per block (memory_block_memmap_on_memory_pages()).
+   */
+  private addMemory(start: number, end: number, mem: KmemMemory, mom: boolean): VmemmapFigures {
+    const k = this.k;
+    const ps = k.mmu.basePageSize;
+    const bs = this.blockSize;
+    const present = [...k.memremap.pgmaps.filter((p) => !p.gone).map((p) => ({ start: p.startPfn * ps, size: p.nrPages * ps })), ...[...new Set([...this.added.values(), mem])].flatMap((m) => m.ranges.map((r) => ({ start: r.start, size: r.size })))];
+    return mom
+      ? this.sumFigures(Array.from({ length: (end - start) / bs }, (_, i) => this.populate(start + i * bs, bs, present, (bs / ps) * k.mmu.structPageSize / ps)))
+      : this.populate(start, end - start, present, 0);
+  }
+
+  /** The device-wide fields of `mem` from its ranges: first start, total size, all blocks, the memmap's sum. */
+  private summarise(mem: KmemMemory): void {
+    mem.start = mem.ranges[0]?.start ?? 0;
+    mem.size = mem.ranges.reduce((n, r) => n + r.size, 0);
+    mem.blocks = mem.ranges.flatMap((r) => r.blocks);
+    // one range: its own figures, exactly as the single-range kmem reported them
+    mem.vmemmap = mem.ranges.length === 1 ? mem.ranges[0]!.vmemmap : this.sumFigures(mem.ranges.map((r) => r.vmemmap));
   }
 
   /**
@@ -221,20 +318,41 @@ export class MemoryHotplug {
 
   /**
    * dev_dax_kmem_remove() (v5.3, "device-dax: Hotremove persistent memory that is used like
-   * normal RAM"; dax_kmem_release() per range from v5.10): remove_memory() refuses while any
-   * block is online (try_remove_memory() -> check_memblock_offlined_cb(): -EBUSY), and that is
-   * the one shot: the driver unbinds anyway ("cannot be hotremoved until the next reboot") and
-   * the region stays requested. v5.1/v5.2 had no hot-remove: the region always leaked.
-   * Returns whether the memory went away.
+   * normal RAM"; per range from v5.10): remove_memory() of each range refuses while any of its
+   * blocks is online (try_remove_memory() -> check_memblock_offlined_cb(): -EBUSY), and that is
+   * the one shot: the driver unbinds anyway ("cannot be hotremoved until the next reboot") and the
+   * range's resource stays requested; a range whose blocks are all offline goes with its
+   * resource. v5.1/v5.2 had no hot-remove: everything leaked. Returns whether all memory went.
    */
   kmemRemove(mem: KmemMemory): boolean {
-    const online = mem.blocks.some((b) => b.state === 'online');
-    if (!kernelAtLeast(this.k.version, 5, 3) || online) {
+    if (!kernelAtLeast(this.k.version, 5, 3)) {
       mem.leaked = true;
       return false;
     }
-    this.added.delete(mem.device);
-    return true;
+    for (const s of mem.skipped) {
+      // the loop calls remove_memory() on a range the probe skipped too (dax_kmem_range() is all
+      // it asks): with a block of another binding online there it is -EBUSY and logged; else it
+      // goes through and remove_resource(data->res[i]) dereferences the NULL resource
+      const online = this.rangeAt(s.start, s.start + s.size)?.range.blocks.some((b) => b.state === 'online');
+      if (online) continue;
+      const msg = `dev_dax_kmem_remove(): ${mem.device} mapping${s.mapping} was skipped at probe (no resource), remove_memory() of it succeeded and remove_resource(NULL) dereferences a NULL pointer`;
+      this.k.emit('oops', { message: msg });
+      throw new KernelOops(msg);
+    }
+    mem.ranges = mem.ranges.filter((r) => r.blocks.some((b) => b.state === 'online'));
+    if (mem.ranges.length === 0) {
+      this.added.delete(mem.device);
+      return true;
+    }
+    this.summarise(mem);
+    mem.leaked = true;
+    return false;
+  }
+
+  /** The memory an earlier kmem binding of `device` left requested (remove_memory() failed), if any. */
+  leakedOf(device: string): KmemMemory | null {
+    for (const m of this.added.values()) if (m.device === device && m.leaked) return m;
+    return null;
   }
 
   /**
@@ -351,13 +469,17 @@ export function* reconfigureDevice(
  */
 export function* bindAgain(k: Kernel, old: Device): Op {
   if (old.bound) throw new KernelError('EBUSY', `${old.name} is already bound`);
-  if (old.state[NAMESPACE_DISABLED] && !k.hotplug.added.get(old.name)?.leaked) delete old.state[NAMESPACE_DISABLED];
+  if (old.state[NAMESPACE_DISABLED] && !k.hotplug.leakedOf(old.name)) delete old.state[NAMESPACE_DISABLED];
   if (k.hotplug.memoryOf(old.name)) throw new KernelError('EBUSY', `${old.name} is in system-ram mode: kmem holds it (reconfigure it to devdax)`);
   const ps = k.mmu.basePageSize;
-  const leaked = k.hotplug.added.get(old.name);
-  if (leaked?.leaked) throw new KernelError('EBUSY', `${old.name}: could not reserve range: kmem's ${leaked.resourceName} region [${leaked.start.toString(16)}-${(leaked.start + leaked.size - 1).toString(16)}] was never released (remove_memory() failed while memory was online)`);
+  // dev_dax_probe(): devm_request_mem_region() of each range meets the range kmem left requested
+  const leaked = k.hotplug.leakedOf(old.name);
+  const r = leaked?.ranges[0];
+  if (leaked && r) throw new KernelError('EBUSY', `${old.name}: could not reserve range: kmem's ${leaked.resourceName} region [${r.start.toString(16)}-${(r.start + r.size - 1).toString(16)}] (mapping${r.mapping}) was never released (remove_memory() failed while memory was online)`);
   const driver = k.driverOf(old);
-  const device = yield* driver.probe(k, { name: old.name, size: old.size, align: old.align, altmap: old.pgmap.altmap, kind: null, phys: old.pgmap.startPfn * ps });
+  // an instance of a dynamic region binds all its ranges again, in page-offset order
+  const ranges = old.ranges?.map((x) => ({ phys: x.pfn * ps, size: x.pages * ps }));
+  const device = yield* driver.probe(k, { name: old.name, size: old.size, align: old.align, altmap: old.pgmap.altmap, kind: null, phys: ranges?.[0]?.phys ?? old.pgmap.startPfn * ps, ...(ranges ? { ranges } : {}) });
   k.devices.set(old.name, device);
   yield* revokeDevmem(k, device.pgmap.startPfn, device.pgmap.nrPages);
 }
@@ -365,14 +487,17 @@ export function* bindAgain(k: Kernel, old: Device): Op {
 /**
  * daxctl online-memory / offline-memory (dev_online_memory() / dev_offline_memory()): write each
  * block's state; ENXIO for an instance in devdax mode ("memory operations are not applicable").
- * Returns how many blocks changed state.
+ * With `mapping`, only the blocks of that range of the instance, each memoryN/state written as a
+ * script looping over them would. Returns how many blocks changed state.
  */
-export function* changeMemoryState(k: Kernel, a: { device: string; online: boolean; movable?: boolean }): Op<number> {
+export function* changeMemoryState(k: Kernel, a: { device: string; online: boolean; movable?: boolean; mapping?: number }): Op<number> {
   const mem = k.hotplug.memoryOf(a.device);
   k.device(a.device);
   if (!mem) throw new KernelError('ENXIO', `${a.device}: memory operations are not applicable in devdax mode (reconfigure it to system-ram first)`);
+  const range = a.mapping === undefined ? null : mem.ranges.find((r) => r.mapping === a.mapping);
+  if (range === undefined) throw new InputError(`mapping ${a.mapping} of '${a.device}' has no memory blocks: kmem added ${mem.ranges.length ? `mapping ${mem.ranges.map((r) => r.mapping).join(', ')}` : 'none'}`, undefined, 'mapping');
   let n = 0;
-  for (const b of mem.blocks) if (a.online ? k.hotplug.onlineBlock(mem, b, a.movable ?? true ? 'online_movable' : 'online') : yield* k.hotplug.offlineBlock(mem, b)) n++;
+  for (const b of range?.blocks ?? mem.blocks) if (a.online ? k.hotplug.onlineBlock(mem, b, a.movable ?? true ? 'online_movable' : 'online') : yield* k.hotplug.offlineBlock(mem, b)) n++;
   return n;
 }
 

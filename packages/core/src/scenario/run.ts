@@ -82,8 +82,8 @@ export function stepOp(k: Kernel, step: Step, failures: string[]): Op<unknown> {
     case 'unbind': return k.unbind(a);
     case 'bind': return k.bind(a);
     case 'reconfigure': return k.reconfigure(a);
-    case 'online-memory': return returning(k.memoryState({ device: a.device, online: true, movable: a.movable }), a.onlined, 'daxctl online-memory');
-    case 'offline-memory': return returning(k.memoryState({ device: a.device, online: false }), a.offlined, 'daxctl offline-memory');
+    case 'online-memory': return returning(k.memoryState({ device: a.device, online: true, movable: a.movable, mapping: a.mapping }), a.onlined, 'daxctl online-memory');
+    case 'offline-memory': return returning(k.memoryState({ device: a.device, online: false, mapping: a.mapping }), a.offlined, 'daxctl offline-memory');
     case 'auto-online-blocks': return k.autoOnlineBlocks(a);
     case 'dax-region': return k.daxBus.createRegion(a);
     case 'create-device': return (function* () {

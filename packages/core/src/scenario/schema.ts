@@ -798,10 +798,12 @@ export const OP_ARGS = {
     device: Name,
     movable: Flag.optional().describe('false is --no-movable (online to ZONE_NORMAL); default true: online_movable'),
     onlined: z.number().int().nonnegative().optional().describe('how many memory blocks must change state (fails the step otherwise)'),
+    mapping: z.number().int().nonnegative().optional().describe('only the blocks of the instance\'s mappingN range (each memoryN/state written directly, not daxctl); default every block'),
   }).describe('daxctl online-memory: write online_movable (or online) to the state of each offline memory block of a system-ram instance; ENXIO in devdax mode'),
   'offline-memory': obj({
     device: Name,
     offlined: z.number().int().nonnegative().optional().describe('how many memory blocks must change state (fails the step otherwise)'),
+    mapping: z.number().int().nonnegative().optional().describe('only the blocks of the instance\'s mappingN range (each memoryN/state written directly, not daxctl); default every block'),
   }).describe('daxctl offline-memory: write offline to the state of each online memory block of a system-ram instance (offline_pages()); ENXIO in devdax mode'),
   'auto-online-blocks': obj({
     policy: z.enum(ONLINE_TYPES, { error: `policy is one of ${ONLINE_TYPES.join(', ')}` }).describe('online_kernel and online_movable from v5.7 (EINVAL before)'),
