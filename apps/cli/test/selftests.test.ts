@@ -65,8 +65,9 @@ describe('the selftests scenario library passes the default matrix', () => {
     // khugepaged.c: 11 anonymous cases in both the khugepaged and the madvise context (not collapse_compound_extreme), madvise_collapse_existing_thps (madvise only) and an fs-dax case it does not have; its file and shmem types: collapse_full and collapse_single_pte_entry in both contexts on both, collapse_max_ptes_none and collapse_single_pte_entry_compound in both contexts on file, madvise_collapse_existing_thps and madvise_retracted_page_tables on both, and its file type on fs-dax (khugepaged: 41)
     // merge.c: 18 of its 19 TEST_Fs (not handle_uprobe_upon_merged_vma: no uprobes) and the forked variants of the 4 merge_with_fork tests (merge: 22)
     // mremap_test.c: the 3 expected failures, 5 remap_region() cases, expand merge (+ offset), move within range, move 1mb from start, move multiple vmas (+ dontunmap), shrink multiple vmas (+ inplace), move multiple vmas split (+ dontunmap), move multi invalid vmas (mremap: 19)
+    // hugepage-mremap.c as run_vmtests.sh runs it (10 MB) on 2 MiB and 1 MiB huge pages (hugepage-mremap: 1)
     // split_huge_page_test.c: split_pmd_thp_to_order for orders 0 and 2..8, split_pmd_zero_pages, split_pte_mapped_thp, split_thp_in_pagecache_to_order's steps at orders 0 and 4 on a MADV_COLLAPSE-built shmem THP, and three cases it does not have: a pinned THP, fs-dax and device-dax PMDs (split-huge-page: 15)
-    expect(count).toEqual({ 'cow-anon': 14, 'cow-swap': 17, 'cow-thp': 73, 'cow-mthp': 14, 'cow-collapse': 4, 'cow-hugetlb': 17, 'cow-non-anon': 15, 'gup-longterm': 55, 'gup-test': 12, 'soft-dirty': 6, gaps: 1, pfnmap: 6, 'madv-populate': 5, ksm: 10, 'map-populate': 4, 'hugetlb-madvise': 1, 'hugetlb-madv-vs-map': 1, 'hugetlb-soft-offline': 1, mkdirty: 6, migration: 3, 'memfd-secret': 5, 'guard-regions': 60, memfd: 9, mseal: 49, uffd: 60, pagemap: 23, khugepaged: 41, 'split-huge-page': 15, merge: 22, mremap: 19 });
+    expect(count).toEqual({ 'cow-anon': 14, 'cow-swap': 17, 'cow-thp': 73, 'cow-mthp': 14, 'cow-collapse': 4, 'cow-hugetlb': 17, 'cow-non-anon': 15, 'gup-longterm': 55, 'gup-test': 12, 'soft-dirty': 6, gaps: 1, pfnmap: 6, 'madv-populate': 5, ksm: 10, 'map-populate': 4, 'hugetlb-madvise': 1, 'hugetlb-madv-vs-map': 1, 'hugetlb-soft-offline': 1, mkdirty: 6, migration: 3, 'memfd-secret': 5, 'guard-regions': 60, memfd: 9, mseal: 49, uffd: 60, pagemap: 23, khugepaged: 41, 'split-huge-page': 15, merge: 22, mremap: 19, 'hugepage-mremap': 1 });
     expect(scenarios.every((s) => s.name.startsWith('selftest-'))).toBe(true);
   });
 
@@ -1094,6 +1095,59 @@ describe('hugetlb_madv_vs_map.c: a MADV_DONTNEED-freed page stays reserved for i
 
   it('pass on v5.x (no MADV_DONTNEED on hugetlb), FAIL from v5.18 to v6.8, pass from v6.9 (df7a6d1f6405)', () => {
     expect(Object.fromEntries(RELEASES.map((v) => [v, verdict(v)]))).toEqual({ 'v5.4': 'pass', 'v5.10': 'pass', 'v6.1': 'FAIL', 'v6.3': 'FAIL', 'v6.6': 'FAIL', 'v6.15': 'pass', latest: 'pass' });
+  });
+});
+
+/**
+ * hugepage-mremap.c main() with its default 10 MB on one arch and release: haddr and daddr map a
+ * MFD_HUGETLB memfd MAP_SHARED | MAP_POPULATE, vaddr is shared anonymous memory, a userfaultfd
+ * registers its own anonymous area MISSING, then mremap(haddr, len, len, MREMAP_MAYMOVE |
+ * MREMAP_FIXED, vaddr); the data is written and read back through the new address; after
+ * munmap(addr, len) (its return ignored) mremap(addr, len, len, 0) must fail.
+ */
+function hugepageMremap(arch: string, version: string): string {
+  const MiB = 2 ** 20;
+  const k = createKernel({ arch: catalog.arch[arch]!({}), kernel: version });
+  // default_huge_page_size(): 2 MiB with 4 KiB pages on x86-64 and arm64, 1 MiB on s390
+  const huge = arch === 's390' ? MiB : 2 * MiB;
+  const len = 10 * MiB;
+  const perHuge = huge / k.mmu.basePageSize;
+  k.run(k.hugetlbPool({ size: huge, pages: len / huge }));
+  k.run(k.memfdCreate({ file: 'fd', size: 0, hugetlb: huge }));
+  k.run(k.mmap({ file: 'fd', length: len, shared: true, write: true, populate: true, as: 'haddr' }));
+  k.run(k.mmap({ file: 'fd', length: len, shared: true, write: true, populate: true, as: 'daddr' }));
+  k.run(k.mmap({ anon: true, length: len, shared: true, write: true, as: 'vaddr' }));
+  k.run(k.uffdApi({ features: [] }));
+  k.run(k.mmap({ anon: true, length: len, write: true, as: 'uffd' }));
+  k.run(k.uffdRegister({ map: 'uffd', mode: ['missing'] }));
+  try {
+    k.run(k.mremap({ map: 'haddr', length: len, to: 'vaddr', as: 'addr' }));
+  } catch (e) {
+    if (e instanceof KernelError) return `FAIL (mremap: ${e.code})`;
+    throw e;
+  }
+  for (let i = 0; i < len / huge; i++) k.run(k.write({ map: 'addr', page: i * perHuge, data: `b${i}` }));
+  for (let i = 0; i < len / huge; i++) if (k.run(k.read({ map: 'addr', page: i * perHuge })) !== `b${i}`) return `FAIL (mismatch at huge page ${i})`;
+  try {
+    k.run(k.munmap({ map: 'addr' }));
+  } catch (e) {
+    if (!(e instanceof KernelError)) throw e;
+  }
+  try {
+    k.run(k.mremap({ map: 'addr', length: len }));
+  } catch (e) {
+    if (e instanceof KernelError) return 'pass';
+    throw e;
+  }
+  return 'FAIL (mremap: Expected failure, but call succeeded)';
+}
+
+describe('hugepage-mremap.c: mremap of a hugetlb VMA is EINVAL before v5.16 (vma_to_resize()), moved from v5.16 (550a7d60bd5e)', () => {
+  it('FAIL on v5.4 and v5.10, pass from v6.1, on x86-64, arm64 (2 MiB) and s390 (1 MiB)', () => {
+    const old = 'FAIL (mremap: EINVAL)';
+    for (const arch of ['x86', 'arm64', 's390']) {
+      expect([arch, Object.fromEntries(RELEASES.map((v) => [v, hugepageMremap(arch, v)]))]).toEqual([arch, { 'v5.4': old, 'v5.10': old, 'v6.1': 'pass', 'v6.3': 'pass', 'v6.6': 'pass', 'v6.15': 'pass', latest: 'pass' }]);
+    }
   });
 });
 

@@ -1085,6 +1085,8 @@ export class Kernel {
    * growing happens in place when the pages after the VMA are free, else with `mayMove`
    * (MREMAP_MAYMOVE) by a move, and never for VM_DONTEXPAND | VM_PFNMAP. The range mremap returns
    * becomes mapping `as` when given (needed for a move); a resize in place keeps the old name too.
+   * An unchanged length without `to` or `dontUnmap` moves nothing and returns the old address
+   * (from v5.16 -EFAULT when nothing is mapped there). Hugetlb mappings follow their own rules.
    */
   *mremap(a: { map: string; offset?: number; length: number; newLength?: number; mayMove?: boolean; to?: string; toOffset?: number; dontUnmap?: boolean; as?: string; process?: string }): Op<Vma | null> {
     // the name's range, mapped or not: a range an earlier mremap resized in place (`as`) has no VMA
@@ -1092,7 +1094,6 @@ export class Kernel {
     const { mm, origin } = this.mapRange(a.map, a.process);
     if (a.as !== undefined && mm.vmas.some((v) => v.name === a.as)) throw new InputError(`mapping '${a.as}' already exists in ${mm.name}`, undefined, 'as');
     const { start, pages } = this.rangeIn(a.map, origin, a.offset, a.length);
-    this.hugetlb.refuse(mm, start, pages, 'mremap');
     // mremap(): new_len = PAGE_ALIGN(new_len), and 0 is -EINVAL
     const newPages = a.newLength === undefined ? pages : Math.ceil(a.newLength / this.mmu.basePageSize);
     if (newPages === 0) throw new KernelError('EINVAL', `mremap of '${a.map}' to a new length of 0`);
@@ -1102,8 +1103,8 @@ export class Kernel {
       const target = this.mapRange(a.to, a.process);
       if (target.mm !== mm) throw new InputError(`mremap moves within one process: '${a.to}' is mapped in ${target.mm.name}, '${a.map}' in ${mm.name}`, undefined, 'to');
       to = this.rangeIn(a.to, target.origin, a.toOffset, newPages * this.mmu.basePageSize).start;
-    } else if (!a.dontUnmap && newPages === pages) {
-      throw new InputError(`mremap of '${a.map}' without to: (MREMAP_FIXED), dontUnmap: true or a newLength moves nothing (an unchanged length returns the old address): name the destination mapping`, undefined, 'to');
+    } else if (!a.dontUnmap && newPages === pages && a.as !== undefined) {
+      throw new InputError(`mremap of '${a.map}' without to: (MREMAP_FIXED), dontUnmap: true or a newLength moves nothing (an unchanged length returns the old address): as names nothing new; name the destination mapping`, undefined, 'to');
     }
     if (moves && a.as === undefined) throw new InputError(`mremap of '${a.map}' moves the range: name the moved mapping with as`, undefined, 'as');
     const before = a.as !== undefined ? mm.ranges.get(a.as) : undefined;

@@ -3,7 +3,7 @@ import { KernelError } from '../errors.js';
 import { kernelAtLeast } from '../features.js';
 import { preempt, waitUntil, type Op } from '../sched.js';
 import { hugetlbVmemmapFigures, type HugetlbVmemmapFigures } from '../vmemmap/hugetlb.js';
-import type { HugetlbFile, Hstate, Mm, PageCacheFile, Vma } from '../types.js';
+import type { HugetlbFile, HugetlbVma, Hstate, Mm, PageCacheFile, Vma } from '../types.js';
 import type { Vmf } from './fault.js';
 import { anonMappingOf, mappingOf, PG, type PageInit } from './pages.js';
 import { isWpMarker, poisonedMarker } from './guard.js';
@@ -814,14 +814,13 @@ export class Hugetlb {
   }
 
   /**
-   * mremap() of hugetlb VMAs has rules of its own (hugetlb mremap from v5.16 [M]) that the model
-   * does not follow: refused as not modelled rather than run through the base-page paths. (madvise
-   * follows the hugetlb rules of MADV_DONTNEED and MADV_REMOVE, mm/madvise.ts, and refuses the
-   * other advices there.)
+   * clear_vma_resv_huge_pages() (550a7d60bd5e, v5.16 [M]), after mremap() moved a hugetlb VMA's
+   * page tables: the copy shares the private owner's reservation map (vm_area_dup()), the old VMA
+   * drops it -- HPAGE_RESV_OWNER and the map reset -- so its unmap gives no reservation back.
    */
-  refuse(mm: Mm, start: number, pages: number, what: string): void {
-    const vma = mm.vmas.find((v) => v.hugetlb && v.start < start + pages && v.start + v.pages > start);
-    if (vma) throw KernelError.unsupported('EINVAL', `${what} of hugetlb mapping '${vma.name}' is not modelled`);
+  clearVmaResv(vma: Vma): void {
+    const h = vma.hugetlb!;
+    if (h.resv) (vma as { hugetlb?: HugetlbVma }).hugetlb = { ...h, resv: null };
   }
 
   /** The node order alloc_hugetlb_folio(vma, addr) dequeues in: huge_node()'s policy node first (mm/mempolicy.ts). */

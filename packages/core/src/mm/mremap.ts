@@ -37,18 +37,30 @@ export interface MremapRequest {
  */
 export function* mremap(k: Kernel, req: MremapRequest): Op<Vma | null> {
   const { mm, start } = req;
-  const newPages = req.newPages ?? req.pages;
+  let newPages = req.newPages ?? req.pages;
   // mremap(): "if (flags & MREMAP_DONTUNMAP && old_len != new_len)" -EINVAL
   if (req.dontUnmap && newPages !== req.pages) throw new KernelError('EINVAL', 'mremap: MREMAP_DONTUNMAP needs new_len == old_len');
+  // 550a7d60bd5e (v5.16 [M]): mremap() looks the VMA at addr up before anything else, so no VMA
+  // there is -EFAULT before a MREMAP_FIXED destination is unmapped (vma_lookup() in do_mremap(),
+  // check_prep_vma() from v6.16); before, mremap_to() unmapped it first and vma_to_resize() said EFAULT
+  const vma = k.vm.vmaAt(mm, start);
+  if (!vma && kernelAtLeast(k.version, 5, 16)) throw new KernelError('EFAULT', `mremap: page ${start} of ${mm.name} is not mapped`);
   // mseal(2): the old range may not be sealed, checked before a MREMAP_FIXED destination is unmapped (mm/mseal.ts)
   refuseSealedMremap(k, mm, start, req.pages);
-  if (newPages !== req.pages) {
-    const resized = yield* mremapResize(k, req, newPages);
+  let oldPages = req.pages;
+  if (vma?.hugetlb && kernelAtLeast(k.version, 5, 16)) ({ oldPages, newPages } = alignHugetlb(vma, start, oldPages, newPages, req.to));
+  // an unchanged length that moves nothing returns addr (MREMAP_NO_RESIZE from v6.16; before, the
+  // "shrink" by nothing of mremap(): do_munmap() of 0 bytes fails, which is ignored when
+  // old_len == new_len, so an unmapped addr "succeeds" before v5.16)
+  if (newPages === oldPages && req.to === null && !req.dontUnmap) return vma;
+  const sized = { ...req, pages: oldPages };
+  if (newPages !== oldPages) {
+    const resized = yield* mremapResize(k, sized, newPages);
     if (resized !== undefined) return resized;
   }
   // the new VMA is new_len long; the old range (old_len, or new_len after a shrink) moves into it
   const pages = newPages;
-  const end = start + Math.min(req.pages, newPages);
+  const end = start + Math.min(oldPages, newPages);
   const as = req.as;
   if (as === undefined) throw new InputError(`mremap has to move pages ${start}..${end - 1} of ${mm.name} to give them ${newPages} pages (no room to grow in place): name the moved range with as`, undefined, 'as');
   // MREMAP_DONTUNMAP arrived in v5.7 (e346b3813067 [M]): before, the flag does not exist (-EINVAL),
@@ -61,7 +73,7 @@ export function* mremap(k: Kernel, req: MremapRequest): Op<Vma | null> {
     // (vrm_move_only()) goes VMA by VMA when the range is not inside one
     const one = k.vm.vmaAt(mm, start);
     const inOne = one !== null && end <= one.start + one.pages;
-    if (!inOne && newPages === req.pages && kernelAtLeast(k.version, 6, 17)) return yield* remapMove(k, { mm, start, end, to: req.to, dontUnmap: req.dontUnmap, as });
+    if (!inOne && newPages === oldPages && kernelAtLeast(k.version, 6, 17)) return yield* remapMove(k, { mm, start, end, to: req.to, dontUnmap: req.dontUnmap, as });
   }
   return yield* moveVma(k, { mm, start, end, pages, to: req.to, dontUnmap: req.dontUnmap, as });
 }
@@ -104,19 +116,22 @@ function* moveVmaLocked(k: Kernel, m: VmaMove, ufEarly: UnmapEvents, ufUnmap: Un
   // vma_to_resize() (check_prep_vma() since the 2025 rework of mm/mremap.c [M]): no remap across
   // the end of a VMA
   const vma = k.vm.vmaAt(mm, start);
-  if (!vma || end > vma.start + vma.pages) throw new KernelError('EFAULT', `mremap: pages ${start}..${end - 1} are not inside one VMA of ${mm.name}`);
+  if (!vma) throw new KernelError('EFAULT', `mremap: page ${start} of ${mm.name} is not mapped`);
   if (m.dontUnmap) {
     // v5.7: private anonymous only; a4609387859f (v5.13 [M]): anything but VM_DONTEXPAND | VM_PFNMAP
-    const refused = kernelAtLeast(k.version, 5, 13) ? vma.flags.pfnmap : vma.kind !== 'anon' || vma.flags.shared;
+    // (every hugetlb VMA is VM_DONTEXPAND: hugetlbfs_file_mmap())
+    const refused = kernelAtLeast(k.version, 5, 13) ? vma.flags.pfnmap || vma.flags.dontexpand || vma.hugetlb !== undefined : vma.kind !== 'anon' || vma.flags.shared;
     if (refused) throw new KernelError('EINVAL', `mremap: MREMAP_DONTUNMAP of '${vma.name}' is refused on ${k.version}`);
   }
+  refuseHugetlbBeforeV516(k, vma);
+  if (end > vma.start + vma.pages) throw new KernelError('EFAULT', `mremap: pages ${start}..${end - 1} are not inside one VMA of ${mm.name}`);
   if (vma.device && k.features['mremap-may-split-check']) {
     // move_vma() (prep_move_vma() since that rework [M]): ask before copying, so a refusal moves nothing
     const driver = k.driverOf(vma.device);
     if (vma.start !== start) driver.maySplit?.(k, vma.device, vma, start);
     if (vma.start + vma.pages !== end) driver.maySplit?.(k, vma.device, vma, end);
   }
-  const align = vma.device ? Math.max(1, vma.device.align / k.mmu.basePageSize) : 1;
+  const align = vma.hugetlb ? vma.hugetlb.pages : vma.device ? Math.max(1, vma.device.align / k.mmu.basePageSize) : 1;
   const to = m.to ?? k.vm.placeVma(mm, pages, align); // get_unmapped_area()
   // copy_vma(): a new VMA for the new range, of the same file at the same offset, same anon_vma;
   // "If anonymous vma has not yet been faulted, update new pgoff to match new location, to
@@ -128,6 +143,10 @@ function* moveVmaLocked(k: Kernel, m: VmaMove, ufEarly: UnmapEvents, ufUnmap: Un
   remap.ctx = k.uffd.remapPrep(copy);
   remap.to = to;
   movePageTables(k, vma, start, end, to);
+  // clear_vma_resv_huge_pages() (550a7d60bd5e, v5.16; fixup_hugetlb_reservations() from 2025): a
+  // private owner's reservation map now belongs to the copy; the old VMA -- all of it, also what
+  // stays mapped of it -- drops its reference, so unmapping it gives nothing back
+  if (vma.hugetlb) k.hugetlb.clearVmaResv(vma);
   // copy_vma() merges the new range with its neighbours before the entries move (the model after:
   // the same VMAs result); the copy may grow the VMA being moved itself when it lands right after it
   const moved = k.vm.mergeAround(copy, { copiedFrom: vma });
@@ -186,6 +205,9 @@ function* remapMove(k: Kernel, m: Omit<VmaMove, 'pages' | 'to'> & { readonly to:
       refuseSealedMremap(k, mm, from, to - from);
       const armed = vma.flags.uffdMissing === true || vma.flags.uffdWp === true || vma.flags.uffdMinor === true;
       if (armed) throw new KernelError('EFAULT', `mremap: '${vma.name}' is registered with userfaultfd: vma_multi_allowed() refuses it in a move of several VMAs${i === 0 ? '; nothing moved' : `; the ${i} VMA(s) before it moved`}`);
+      // check_prep_vma() per VMA: a hugetlb part goes through align_hugetlb() (EINVAL off its huge
+      // page size; vma_multi_allowed() counts hugetlbfs among the known-good get_unmapped_area()s)
+      if (vma.hugetlb) alignHugetlb(vma, from, to - from, to - from, target + offset);
       const piece = yield* moveVma(k, { mm, start: from, end: to, pages: to - from, to: target + offset, dontUnmap: m.dontUnmap, as: m.as });
       moved ??= piece;
       target = target + offset + (to - from);
@@ -221,7 +243,9 @@ function* mremapResize(k: Kernel, req: MremapRequest, newPages: number): Op<Vma 
     return req.to === null ? k.vm.vmaAt(mm, start) : undefined;
   }
   const vma = k.vm.vmaAt(mm, start);
-  if (!vma || start + pages > vma.start + vma.pages) throw new KernelError('EFAULT', `mremap: pages ${start}..${start + pages - 1} are not inside one VMA of ${mm.name}`);
+  if (!vma) throw new KernelError('EFAULT', `mremap: page ${start} of ${mm.name} is not mapped`);
+  refuseHugetlbBeforeV516(k, vma);
+  if (start + pages > vma.start + vma.pages) throw new KernelError('EFAULT', `mremap: pages ${start}..${start + pages - 1} are not inside one VMA of ${mm.name}`);
   if (vma.flags.dontexpand || vma.flags.pfnmap) throw new KernelError('EFAULT', `mremap: '${vma.name}' is VM_DONTEXPAND | VM_PFNMAP and cannot grow (vma_to_resize)`);
   if (req.to !== null) return undefined; // mremap_to(): move_vma() to the fixed range
   const vmaEnd = vma.start + vma.pages;
@@ -247,6 +271,7 @@ function* mremapResize(k: Kernel, req: MremapRequest, newPages: number): Op<Vma 
  * every moved entry soft-dirty. One TLB flush of the old range at the end.
  */
 function movePageTables(k: Kernel, vma: Vma, start: number, end: number, to: number): void {
+  if (vma.hugetlb) return moveHugetlbPageTables(k, vma, start, end, to);
   const mm = vma.mm;
   const delta = to - start;
   let moved = false;
@@ -277,6 +302,52 @@ function movePageTables(k: Kernel, vma: Vma, start: number, end: number, to: num
       continue;
     }
     move(leaf);
+  }
+  if (moved) k.emit('tlb.flush', { mm: mm.name });
+}
+
+/**
+ * The hugetlb rules of mremap() from 550a7d60bd5e ("mm, hugepages: add mremap() support for
+ * hugepage backed vma", v5.16 [M]; align_hugetlb() in check_prep_vma() since the 2025 rework):
+ * old_len and new_len are rounded up to the huge page size, addr and new_addr must be huge-page
+ * aligned, and the mapping may not grow ("the underlying hugetlb reservation is not yet capable to
+ * handle split reservation"): -EINVAL, before anything is unmapped. A shrink and a same-size move
+ * are allowed.
+ */
+function alignHugetlb(vma: Vma, start: number, pages: number, newPages: number, to: number | null): { oldPages: number; newPages: number } {
+  const hp = vma.hugetlb!.pages;
+  const size = `${hp} base pages`;
+  if (start % hp !== 0) throw new KernelError('EINVAL', `mremap of hugetlb mapping '${vma.name}': the old address (page ${start}) is not aligned to its huge page size (${size})`);
+  if (to !== null && to % hp !== 0) throw new KernelError('EINVAL', `mremap of hugetlb mapping '${vma.name}': the new address (page ${to}) is not aligned to its huge page size (${size})`);
+  const oldPages = Math.ceil(pages / hp) * hp;
+  const rounded = Math.ceil(newPages / hp) * hp;
+  if (rounded > oldPages) throw new KernelError('EINVAL', `mremap of hugetlb mapping '${vma.name}': a hugetlb mapping cannot grow (${oldPages} to ${rounded} base pages)`);
+  return { oldPages, newPages: rounded };
+}
+
+/** vma_to_resize() before 550a7d60bd5e (v5.16 [M]): "if (is_vm_hugetlb_page(vma)) return ERR_PTR(-EINVAL)" -- no hugetlb VMA grows or moves. */
+function refuseHugetlbBeforeV516(k: Kernel, vma: Vma): void {
+  if (vma.hugetlb && !kernelAtLeast(k.version, 5, 16)) throw new KernelError('EINVAL', `mremap: '${vma.name}' is a hugetlb mapping, which vma_to_resize() refuses before v5.16`);
+}
+
+/**
+ * move_hugetlb_page_tables() (mm/hugetlb.c, 550a7d60bd5e, v5.16 [M]): MMU_NOTIFY_CLEAR over the
+ * range, then each huge entry -- a huge page, a uffd-wp marker, a migration or poison entry --
+ * moves to the same offset from `to` (move_huge_pte(): huge_ptep_get_and_clear() +
+ * set_huge_pte_at(), no soft-dirty mark); the folio, its refcount and mapcount stay. Not
+ * modelled: huge_pmd_unshare() of a source PMD table shared with another mapping of the file,
+ * which skips that whole PUD range (the entries refault at the new address; the model has no
+ * shared PMD tables), and the uffd-wp bit cleared from the moved entries of a VMA registered
+ * without UFFD_FEATURE_EVENT_REMAP (2025, "mm: clear uffd-wp PTE/PMD state on mremap()"; not for
+ * base pages either).
+ */
+function moveHugetlbPageTables(k: Kernel, vma: Vma, start: number, end: number, to: number): void {
+  const mm = vma.mm;
+  k.mmuNotify({ mm, start, end, event: 'clear', owner: null });
+  let moved = false;
+  for (const leaf of k.vm.leavesIn(mm, start, end)) {
+    k.vm.install(mm, leaf.base + to - start, k.vm.clear(mm, leaf.base, leaf.pte.level)!);
+    moved = true;
   }
   if (moved) k.emit('tlb.flush', { mm: mm.name });
 }
