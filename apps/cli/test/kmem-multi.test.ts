@@ -155,6 +155,29 @@ describe('kmem over a multi-range device-dax instance (dev_dax_kmem_probe(), v5.
   });
 });
 
+describe('claims of every range revoke /dev/mem (revoke_devmem() from __request_region(), v5.8, CONFIG_IO_STRICT_DEVMEM)', () => {
+  it('enable-device of the two-range instance: dev_dax_probe() requests mapping1 [3 GiB, 4 GiB) too, so a /dev/mem mapping there is zapped (the next store SIGBUS)', () => {
+    const k = createKernel({ arch: x86(), driver: devdax(), kernel: 'v6.6', features: { 'io-strict-devmem': true } });
+    k.run(k.daxBus.createRegion({ size: 4 * GiB, as: 'hmem0' }));
+    k.run(k.daxBus.disable('dax0.0'));
+    k.run(k.daxBus.resizeDevice({ device: 'dax0.0', size: GiB }));
+    k.run(k.daxBus.createDevice({ region: 'hmem0', size: GiB }));
+    k.run(k.daxBus.createDevice({ region: 'hmem0', size: GiB }));
+    k.run(k.daxBus.disable('dax0.1'));
+    k.run(k.daxBus.destroyDevice({ device: 'dax0.1' }));
+    k.run(k.daxBus.createDevice({ region: 'hmem0', size: 2 * GiB }));
+    k.run(k.daxBus.disable('dax0.1'));
+    // mapping1 is idle now: /dev/mem maps it
+    const base = k.daxBus.region('hmem0').start;
+    k.run(k.mmap({ devmem: true, offset: base + 3 * GiB, length: 2 * MiB, shared: true, write: true, as: 'buf' }));
+    k.run(k.write({ map: 'buf', page: 0, data: 'x' }));
+    expect(k.isMappedIn({ map: 'buf', page: 0 })).toBe(true);
+    k.run(k.daxBus.enable('dax0.1'));
+    expect(k.isMappedIn({ map: 'buf', page: 0 })).toBe(false);
+    expect(errnoOf(() => k.run(k.write({ map: 'buf', page: 0, data: 'y' })))).toBe('SIGBUS');
+  });
+});
+
 describe('dax_kmem_range(): each range aligned inward to memory blocks, per release', () => {
   it('a 64 MiB range is skipped ("too small after alignment"); a 256 MiB range at 448 MiB holds one block, [512 MiB, 640 MiB)', () => {
     // dax0.0 [0, 64M), hole [64M, 128M) -> mapping0 (64 MiB), dax0.2 [128M, 448M), mapping1

@@ -572,8 +572,8 @@ export class Kernel {
     const req: ProbeRequest = { name: a.as, size: a.size, align: a.align ?? null, altmap: a.altmap ?? false, kind: a.kind ?? null, ...(a.ranges?.length ? { ranges: a.ranges, phys: a.ranges[0]!.phys } : {}) };
     const device = yield* driver.probe(this, req);
     this.devices.set(a.as, device);
-    // the driver's devm_request_mem_region() of its range revokes /dev/mem mappings of it (mm/devmem.ts)
-    yield* revokeDevmem(this, device.pgmap.startPfn, device.pgmap.nrPages);
+    // the driver's devm_request_mem_region() of each range revokes /dev/mem mappings of it (mm/devmem.ts)
+    for (const r of deviceRanges(device)) yield* revokeDevmem(this, r.pgmap.startPfn, r.pgmap.nrPages);
     return device;
   }
 

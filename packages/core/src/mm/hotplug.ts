@@ -439,7 +439,7 @@ export function* reconfigureDevice(
       // daxctl_dev_enable_ram(): bind to kmem -> dev_dax_kmem_probe(); its request_mem_region()
       // revokes /dev/mem mappings of the range as any claim does
       target = hp.kmemProbe(device, { memmapOnMemory: a.memmapOnMemory ?? false, ...(a.node !== undefined ? { node: a.node } : {}) });
-      yield* revokeDevmem(k, target.start / k.mmu.basePageSize, target.size / k.mmu.basePageSize);
+      for (const r of target.ranges) yield* revokeDevmem(k, r.start / k.mmu.basePageSize, r.size / k.mmu.basePageSize);
     }
     // dev_online_memory(): daxctl_memory_online() writes online_movable (online with --no-movable)
     if (online) for (const b of target.blocks) hp.onlineBlock(target, b, movable ? 'online_movable' : 'online');
@@ -481,7 +481,7 @@ export function* bindAgain(k: Kernel, old: Device): Op {
   const ranges = old.ranges?.map((x) => ({ phys: x.pfn * ps, size: x.pages * ps }));
   const device = yield* driver.probe(k, { name: old.name, size: old.size, align: old.align, altmap: old.pgmap.altmap, kind: null, phys: ranges?.[0]?.phys ?? old.pgmap.startPfn * ps, ...(ranges ? { ranges } : {}) });
   k.devices.set(old.name, device);
-  yield* revokeDevmem(k, device.pgmap.startPfn, device.pgmap.nrPages);
+  for (const r of deviceRanges(device)) yield* revokeDevmem(k, r.pgmap.startPfn, r.pgmap.nrPages);
 }
 
 /**
