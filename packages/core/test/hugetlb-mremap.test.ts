@@ -177,6 +177,36 @@ describe('mremap of a hugetlb VMA from v5.16 (move_hugetlb_page_tables)', () => 
   });
 });
 
+describe('a move of several VMAs (remap_move(), v6.17) with hugetlb parts', () => {
+  /** Three huge pages of private MAP_HUGETLB memory with the middle one unmapped (two VMAs and a gap), and a 4-huge-page anonymous destination. */
+  function split(version: string): { k: Kernel; pfn0: number; pfn2: number } {
+    const k = kernel(version);
+    k.run(k.mmap({ anon: true, hugetlb: HPAGE, length: 3 * HPAGE, write: true, as: 'a' }));
+    k.run(k.write({ map: 'a', page: 0, data: 'a0' }));
+    k.run(k.write({ map: 'a', page: 2 * NR, data: 'a2' }));
+    k.run(k.munmap({ map: 'a', offset: HPAGE, length: HPAGE }));
+    k.run(k.mmap({ anon: true, length: 4 * HPAGE, write: true, as: 'v' }));
+    k.run(k.write({ map: 'v', page: NR, data: 'v1' }));
+    return { k, pfn0: k.pfnOf({ map: 'a', page: 0 })!, pfn2: k.pfnOf({ map: 'a', page: 2 * NR })! };
+  }
+
+  it('latest: each hugetlb VMA moves as a part of its own (vma_multi_allowed() knows hugetlbfs), the gap and what is at its destination stay', () => {
+    const { k, pfn0, pfn2 } = split('latest');
+    k.run(k.mremap({ map: 'a', length: 3 * HPAGE, to: 'v', as: 'moved' }));
+    expect([k.pfnOf({ map: 'moved', page: 0 }), k.pfnOf({ map: 'moved', page: 2 * NR })]).toEqual([pfn0, pfn2]);
+    // the gap's destination is left alone: v's second huge page is still there
+    expect(k.run(k.read({ map: 'v', page: NR }))).toBe('v1');
+    // a part's destination must be aligned as its own huge page size wants (check_prep_vma() per part)
+    k.run(k.mmap({ anon: true, length: 4 * HPAGE, write: true, as: 'w' }));
+    expect(code(() => k.run(k.mremap({ map: 'moved', length: 3 * HPAGE, to: 'w', toOffset: 4 * KiB, as: 'again' })))).toBe('EINVAL');
+  });
+
+  it('v6.15: a range across VMAs is EFAULT, as for any mapping', () => {
+    const { k } = split('v6.15');
+    expect(code(() => k.run(k.mremap({ map: 'a', length: 3 * HPAGE, to: 'v', as: 'moved' })))).toBe('EFAULT');
+  });
+});
+
 describe('mremap looks the VMA at addr up first from v5.16 (550a7d60bd5e)', () => {
   it('MREMAP_FIXED from an unmapped address: v5.10 unmaps the destination, then -EFAULT; latest is -EFAULT with the destination intact', () => {
     for (const [version, destination] of [['v5.10', 'SIGSEGV'], ['latest', 'd0']] as const) {
