@@ -1,4 +1,4 @@
-import { createKernel, KernelOops, type Kernel } from '@daxlab/core';
+import { createKernel, daxSize, KernelOops, type Kernel } from '@daxlab/core';
 import { x86 } from '@daxlab/arch-x86';
 import { devdax } from '@daxlab/driver-devdax';
 import { describe, expect, it } from 'vitest';
@@ -213,5 +213,54 @@ describe('dax_kmem_range(): each range aligned inward to memory blocks, per rele
     const k = createKernel({ arch: x86(), driver: devdax(), kernel: 'v5.4' });
     k.run(k.probe({ size: 128 * MiB, align: 2 * MiB, altmap: true, as: 'dax0' }));
     expect(() => k.run(k.reconfigure({ device: 'dax0', mode: 'system-ram', online: false }))).toThrow(/EBUSY.*could not reserve region/);
+  });
+});
+
+describe('the dax bus around kmem: dev->driver is device_dax, kmem or none (drivers/dax/bus.c)', () => {
+  it('size_store() is EBUSY while kmem holds the instance (dev_dax_resize(): dev->driver), and enable-device leaves it in system-ram mode (daxctl_dev_enable(): already enabled)', () => {
+    const { k } = gigs();
+    k.run(k.reconfigure({ device: 'dax0.1', mode: 'system-ram', online: false }));
+    expect(k.daxBus.driverOf(k.daxBus.instance('dax0.1').dev)).toBe('kmem');
+    expect(() => k.run(k.daxBus.resizeDevice({ device: 'dax0.1', size: GiB }))).toThrow(/EBUSY.*bound to kmem/);
+    k.run(k.daxBus.enable('dax0.1'));
+    expect(mem(k).blocks).toHaveLength(16);
+  });
+
+  it('a failed kmem probe (v6.6 EINVAL: no whole block) leaves the instance without a driver: resizable, and enable-device binds device_dax again', () => {
+    const { k } = twoRanges('v6.6', 64 * MiB, 64 * MiB, 320 * MiB, 64 * MiB);
+    expect(() => k.run(k.reconfigure({ device: 'dax0.1', mode: 'system-ram' }))).toThrow(/EINVAL/);
+    const dev = k.daxBus.instance('dax0.1').dev;
+    expect(k.daxBus.driverOf(dev)).toBeNull();
+    k.run(k.daxBus.disable('dax0.1'));
+    // dev_dax_shrink() of the last range: [448M, 512M) goes, the 64 MiB hole stays
+    k.run(k.daxBus.resizeDevice({ device: 'dax0.1', size: 64 * MiB }));
+    k.run(k.daxBus.enable('dax0.1'));
+    expect(k.daxBus.driverOf(dev)).toBe('device_dax');
+    expect(k.device('dax0.1').dataPages).toBe((64 * MiB) / 4096);
+  });
+
+  it('after a leak: disable-device has nothing to unbind, destroy-device frees the dax ranges, and a new instance over the leaked range cannot bind device_dax (EBUSY) while one beside it can', () => {
+    const { k, base } = gigs();
+    k.run(k.reconfigure({ device: 'dax0.1', mode: 'system-ram' }));
+    k.run(k.memoryState({ device: 'dax0.1', online: false, mapping: 1 }));
+    // mapping0 [1 GiB, 2 GiB) leaks, mapping1 [3 GiB, 4 GiB) is removed
+    k.run(k.unbind({ device: 'dax0.1', force: true }));
+    k.run(k.daxBus.disable('dax0.1'));
+    k.run(k.daxBus.destroyDevice({ device: 'dax0.1' }));
+    // create_store() + size: the lowest free space first, the hole [1 GiB, 2 GiB): held by the leak
+    expect(() => k.run(k.daxBus.createDevice({ region: 'hmem0', size: GiB }))).toThrow(/EBUSY.*could not reserve range/);
+    const held = k.daxBus.instance('dax0.1').dev;
+    expect(held.ranges.map((r) => (r.start - base) / GiB)).toEqual([1]);
+    expect(k.daxBus.driverOf(held)).toBeNull();
+    // create-device again: create_store() makes dax0.3, but the region's seed stays the first
+    // instance not bound, dax0.1 ("only the first one that has not been successfully bound is
+    // tracked as the region seed"), which daxctl takes: EBUSY again
+    expect(() => k.run(k.daxBus.createDevice({ region: 'hmem0', size: GiB }))).toThrow(/EBUSY.*dax0.1/);
+    expect(daxSize(k.daxBus.instance('dax0.3').dev)).toBe(0);
+    // sized by hand dax0.3 gets the lowest free space, [3 GiB, 4 GiB), which kmem released: it binds
+    k.run(k.daxBus.resizeDevice({ device: 'dax0.3', size: GiB }));
+    k.run(k.daxBus.enable('dax0.3'));
+    expect(k.daxBus.instance('dax0.3').dev.ranges.map((r) => (r.start - base) / GiB)).toEqual([3]);
+    expect(k.daxBus.driverOf(k.daxBus.instance('dax0.3').dev)).toBe('device_dax');
   });
 });

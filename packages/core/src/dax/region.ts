@@ -62,9 +62,10 @@ export interface DynamicDax {
   readonly id: number;
   align: number;
   readonly ranges: DaxRange[];
-  /** dev->driver: bound to device_dax (daxctl enable-device) */
-  enabled: boolean;
 }
+
+/** dev->driver of an instance: device_dax, kmem (system-ram mode, mm/hotplug.ts), or none. */
+export type DaxDriver = 'device_dax' | 'kmem' | null;
 
 export interface DaxRegion {
   readonly id: number;
@@ -140,7 +141,6 @@ function shrink(d: DynamicDax, size: number): void {
  */
 function resize(k: Kernel, region: DaxRegion, d: DynamicDax, size: number): void {
   const devSize = daxSize(d);
-  if (d.enabled) throw new KernelError('EBUSY', `${d.name} is enabled: disable it before resizing (dev_dax_resize: dev->driver)`);
   if (size === devSize) return;
   if (size > devSize && size - devSize > availableSize(region)) {
     throw new KernelError('ENOSPC', `${d.name}: growing to ${size} bytes needs ${size - devSize}, region ${region.name} has ${availableSize(region)} available`);
@@ -222,7 +222,7 @@ export class DaxBus {
 
   private newInstance(region: DaxRegion): DynamicDax {
     const id = lowestFree(region.devices.keys());
-    const dev: DynamicDax = { name: `dax${region.id}.${id}`, id, align: region.align, ranges: [], enabled: false };
+    const dev: DynamicDax = { name: `dax${region.id}.${id}`, id, align: region.align, ranges: [] };
     region.devices.set(id, dev);
     return dev;
   }
@@ -254,7 +254,7 @@ export class DaxBus {
   private setAlign(dev: DynamicDax, align: number): void {
     // as the probe of device-dax: an alignment the arch does not offer is a kernel that cannot have the instance
     if (!this.k.mmu.devdaxAlignments.includes(align)) throw KernelError.unsupported('EINVAL', `${dev.name}: align ${align} is not offered on ${this.k.mmu.arch} (dax_align_valid(): ${this.k.mmu.devdaxAlignments.join(', ')})`);
-    if (dev.enabled) throw new KernelError('EBUSY', `${dev.name} is enabled (align_store)`);
+    if (this.driverOf(dev)) throw new KernelError('EBUSY', `${dev.name} is bound to ${this.driverOf(dev)} (align_store)`);
     const old = dev.align;
     dev.align = align;
     if (dev.ranges.some((r) => rangeLen(r) % allocGranule(this.k, dev) !== 0)) {
@@ -282,6 +282,9 @@ export class DaxBus {
   private setSize(region: DaxRegion, dev: DynamicDax, size: number): void {
     const granule = allocGranule(this.k, dev);
     if (size % granule !== 0) throw new KernelError('EINVAL', `${dev.name}: size ${size} is not a multiple of ${granule} (size_store: alloc_is_aligned)`);
+    // dev_dax_resize(): any driver, device_dax or kmem, holds the ranges
+    const driver = this.driverOf(dev);
+    if (driver) throw new KernelError('EBUSY', `${dev.name} is bound to ${driver}: disable it before resizing (dev_dax_resize: dev->driver)`);
     resize(this.k, region, dev, size);
   }
 
@@ -300,7 +303,8 @@ export class DaxBus {
   *destroyDevice(a: { device: string }): Op {
     this.requireDynamic('destroy-device');
     const { region, dev } = this.instance(a.device);
-    if (dev.enabled) throw new KernelError('EBUSY', `${dev.name} is enabled: disable it before destroying it`);
+    const driver = this.driverOf(dev);
+    if (driver) throw new KernelError('EBUSY', `${dev.name} is bound to ${driver}: disable it before destroying it`);
     this.setSize(region, dev, 0);
     yield* [];
     if (dev.id === 0) throw new KernelError('EBUSY', `${dev.name}: instance 0 of a region cannot be deleted (delete_store)`);
@@ -309,17 +313,33 @@ export class DaxBus {
   }
 
   /**
-   * daxctl enable-device: dax_bus_probe() (ENXIO for a 0-size instance) -> dev_dax_probe(), which
-   * memremaps every range of the instance; the seed is cleared once bound. An enabled instance
-   * is left as it is (libdaxctl daxctl_dev_enable()).
+   * dev->driver of an instance: device_dax while its Device is bound, kmem while it is in
+   * system-ram mode, else none (never enabled, disabled, or left driverless: a kmem probe that
+   * failed, a kmem unbind that leaked its memory, a namespace-style unbind).
+   */
+  driverOf(dev: DynamicDax): DaxDriver {
+    if (this.k.hotplug.memoryOf(dev.name)) return 'kmem';
+    return this.k.devices.get(dev.name)?.bound ? 'device_dax' : null;
+  }
+
+  /**
+   * daxctl enable-device: nothing for an instance with a driver (libdaxctl daxctl_dev_enable()),
+   * else dax_bus_probe() (ENXIO for a 0-size instance) -> dev_dax_probe(), which requests and
+   * memremaps every range of the instance (EBUSY while kmem's leaked region of an earlier binding
+   * holds one); the seed is cleared once bound.
    */
   *enable(name: string): Op {
     const { region, dev } = this.instance(name);
-    if (dev.enabled) return;
+    if (this.driverOf(dev)) return;
     if (dev.ranges.length === 0) throw new KernelError('ENXIO', `${dev.name} has size 0 (dax_bus_probe)`);
+    for (const r of dev.ranges) {
+      const held = this.k.hotplug.rangeAt(r.start, r.end + 1);
+      if (held) throw new KernelError('EBUSY', `${dev.name}: could not reserve range [${r.start.toString(16)}-${r.end.toString(16)}]: kmem's ${held.mem.resourceName} region of ${held.mem.device} holds part of it (devm_request_mem_region)`);
+    }
+    // the Device a driverless instance left behind is replaced by the new binding's
+    this.k.devices.delete(dev.name);
     const ranges = dev.ranges.map((r) => ({ phys: r.start, size: rangeLen(r) }));
     yield* this.k.probe({ driver: 'devdax', size: daxSize(dev), align: dev.align, as: dev.name, ranges });
-    dev.enabled = true;
     if (region.seed === dev) region.seed = null;
   }
 
@@ -338,12 +358,13 @@ export class DaxBus {
     return out;
   }
 
-  /** daxctl disable-device: unbind device_dax (kill_dev_dax(), memunmap_pages()); a disabled instance stays so (daxctl_dev_disable()). */
+  /**
+   * daxctl disable-device: unbind device_dax (kill_dev_dax(), memunmap_pages()); an instance
+   * without a driver stays so (daxctl_dev_disable()).
+   */
   *disable(name: string): Op {
     const { dev } = this.instance(name);
-    if (!dev.enabled) return;
-    yield* this.k.unbind({ device: dev.name });
+    if (this.driverOf(dev)) yield* this.k.unbind({ device: dev.name });
     this.k.devices.delete(dev.name);
-    dev.enabled = false;
   }
 }
