@@ -1,4 +1,5 @@
 import { createKernel, daxSize, KernelOops, type Kernel } from '@daxlab/core';
+import { arm64 } from '@daxlab/arch-arm64';
 import { x86 } from '@daxlab/arch-x86';
 import { devdax } from '@daxlab/driver-devdax';
 import { describe, expect, it } from 'vitest';
@@ -19,8 +20,8 @@ const BLOCK = 128 * MiB;
  * dax0.1 is destroyed and created again with b + d bytes: the hole [a, a + b) (mapping0) and
  * [a + b + c, a + b + c + d) after dax0.2 (mapping1). Offsets from the region start.
  */
-function twoRanges(version: string, a: number, b: number, c: number, d: number): { k: Kernel; base: number } {
-  const k = createKernel({ arch: x86(), driver: devdax(), kernel: version });
+function twoRanges(version: string, a: number, b: number, c: number, d: number, arch = x86()): { k: Kernel; base: number } {
+  const k = createKernel({ arch, driver: devdax(), kernel: version });
   k.run(k.daxBus.createRegion({ size: 4 * GiB, as: 'hmem0' }));
   k.run(k.daxBus.disable('dax0.0'));
   k.run(k.daxBus.resizeDevice({ device: 'dax0.0', size: a }));
@@ -61,6 +62,32 @@ describe('kmem over a multi-range device-dax instance (dev_dax_kmem_probe(), v5.
     expect(kmemAt(k, base + GiB)).toBe('dax0.1');
     expect(kmemAt(k, base + 3 * GiB)).toBe('dax0.1');
     expect(kmemAt(k, base + 2 * GiB)).toBeNull();
+  });
+
+  it('memmap_on_memory (kmem v6.8+) per range: each of the 16 blocks hosts its own 512-page memmap, none in RAM; onlining gives the allocator the rest of each block', () => {
+    const { k } = gigs('v6.15');
+    k.run(k.reconfigure({ device: 'dax0.1', mode: 'system-ram', online: false, memmapOnMemory: true }));
+    const m = mem(k);
+    expect(m.memmapOnMemory).toBe(true);
+    expect(m.vmemmap.detail).toMatchObject({ ramPages: 0, altmapPages: 16 * 512 });
+    expect(m.ranges.map((r) => r.vmemmap.detail!.altmapPages)).toEqual([8 * 512, 8 * 512]);
+    k.run(k.memoryState({ device: 'dax0.1', online: true, mapping: 1 }));
+    // the first page the node-1 allocator hands out is mapping1's first block's 513th page
+    k.run(k.mmap({ anon: true, length: 4096, write: true, as: 'buf' }));
+    k.run(k.mbind({ map: 'buf', policy: 'bind', nodes: [1] }));
+    k.run(k.write({ map: 'buf', page: 0, data: 'A' }));
+    expect(k.pfnOf({ map: 'buf', page: 0 })).toBe(m.ranges[1]!.start / 4096 + 512);
+  });
+
+  it('arm64 4K before v5.12: 1 GiB memory blocks (the section), so each 1 GiB range is one block with a 16 MiB memmap', () => {
+    const { k, base } = twoRanges('v5.10', GiB, GiB, GiB, GiB, arm64());
+    expect(k.hotplug.blockSize).toBe(GiB);
+    k.run(k.reconfigure({ device: 'dax0.1', mode: 'system-ram', online: false }));
+    expect(mem(k).ranges.map((r) => [r.mapping, r.blocks.map((b) => b.id)])).toEqual([
+      [0, [(base + GiB) / GiB]],
+      [1, [(base + 3 * GiB) / GiB]],
+    ]);
+    expect(mem(k).vmemmap.vmemmapBytes).toBe(32 * MiB);
   });
 
   it('online/offline per range; offline_pages() moves a page of mapping0 to node 0 although mapping1 keeps node 1 online (do_migrate_range() clears the source node)', () => {
