@@ -261,12 +261,34 @@ export class Fuse extends DaxFilesystem {
     return false;
   }
 
+  /** fuse_direct_io(): FUSE_READ / FUSE_WRITE requests carry the user's pages to the server. */
+  override get directIoToServer(): boolean {
+    return true;
+  }
+
   /**
-   * fuse_dax_write_iter(): a write that extends the file (file_extending_write) goes to
-   * fuse_dax_direct_write(), a FUSE_WRITE of the user pages to the server, not dax_iomap_rw().
+   * fuse_dax_write_iter(): a write that extends the file (file_extending_write: it starts at or
+   * ends past i_size) goes to fuse_dax_direct_write(), a FUSE_WRITE of the user pages to the
+   * server, not dax_iomap_rw() (v5.10, c2d0ad00d948).
    */
-  override checkDaxWrite(inode: Inode, end: number): void {
-    if (end > inode.size) throw KernelError.unsupported('EOPNOTSUPP', `write(2) of ${inode.name} past its end: fuse_dax_direct_write() (FUSE_WRITE to the server) is not modelled`);
+  override daxWriteToServer(inode: Inode, start: number, end: number): boolean {
+    return start >= inode.size || end > inode.size;
+  }
+
+  /** FUSE_READ of a file page: the host file's data (a file without DAX: its cache was written back first). */
+  override serverRead(inode: Inode, index: number): string {
+    return this.hostData(inode, index);
+  }
+
+  /**
+   * FUSE_WRITE of a file page: the server writes its host file, and a window range mapping that
+   * part of it (the window is a shared mapping of the host file) shows the new data at once.
+   */
+  override serverWrite(inode: Inode, index: number, data: string): void {
+    this.step(inode, 'FUSE_WRITE');
+    this.daxOf(inode).host.set(index, data);
+    const block = inode.blocks.get(index);
+    if (block !== undefined) this.k.pages.data.set(this.blocks.pfnOf(block), data);
   }
 
   /** fuse_iomap_end(): drop the reference fuse_fill_iomap() took (it never reaches 0). */

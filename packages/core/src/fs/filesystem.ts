@@ -489,8 +489,32 @@ export abstract class DaxFilesystem implements FsHandle, DaxIomapOps {
     return !inode.blocks.has(index) || this.isUnwritten(inode, index);
   }
 
-  /** A DAX write(2) ending at byte `end` that this filesystem does not send through dax_iomap_rw(): refused here. XFS and ext4 send all. */
-  checkDaxWrite(_inode: Inode, _end: number): void {}
+  /**
+   * Whether direct I/O goes to a file server as requests carrying the user's pages (FUSE:
+   * fuse_direct_io, FUSE_READ / FUSE_WRITE) instead of as bios to the filesystem's own blocks
+   * (XFS, ext4: iomap_dio_rw). Such a filesystem implements serverRead() / serverWrite().
+   */
+  get directIoToServer(): boolean {
+    return false;
+  }
+
+  /**
+   * Whether a DAX write(2) of bytes [start, end) goes to the server as a direct write instead of
+   * through dax_iomap_rw() (FUSE's file-extending writes). XFS and ext4 send every DAX write through it.
+   */
+  daxWriteToServer(_inode: Inode, _start: number, _end: number): boolean {
+    return false;
+  }
+
+  /** The server's data for file page `index` (a FUSE_READ of it); only for directIoToServer. */
+  serverRead(inode: Inode, _index: number): string {
+    throw new Error(`${this.name}: ${inode.name} has no file server to read from`);
+  }
+
+  /** The server stores `data` at file page `index` (a FUSE_WRITE of it); only for directIoToServer. */
+  serverWrite(inode: Inode, _index: number, _data: string): void {
+    throw new Error(`${this.name}: ${inode.name} has no file server to write to`);
+  }
 
   /**
    * Before (and after) direct I/O to pages [first, last] of a file without S_DAX: the page cache

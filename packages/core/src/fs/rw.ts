@@ -45,14 +45,17 @@ import type { DaxFilesystem } from './filesystem.js';
  *   FMODE_CAN_ODIRECT (v6.6, "tmpfs: trivial support for direct IO" [M]); from then the I/O is
  *   the buffered one. hugetlbfs and secretmem have no ->write_iter (vfs_write: -EINVAL);
  *   secretmem has no ->read_iter either; hugetlbfs_read_iter() copies the cached huge pages.
+ * - FUSE: a DAX write that extends the file (fuse_dax_write_iter: file_extending_write) and
+ *   O_DIRECT of a file without DAX (fuse_direct_IO) go to the server: fuse_direct_io() GUPs the
+ *   buffer pages (FOLL_GET up to v6.8, FOLL_PIN from v6.9) for FUSE_READ / FUSE_WRITE requests,
+ *   and a page it cannot get gives a short count (serverIo below).
  *
  * The model's data is one string per page, so the position and length must be whole pages
  * (anything else that the kernel accepts is refused as not modelled). Not modelled: the
  * file_remove_privs / timestamp updates of xfs_file_write_checks, RLIMIT_FSIZE, the
  * buffered fallback a direct write takes when the page cache cannot be invalidated (-ENOTBLK),
- * a FUSE DAX write that extends the file (fuse_dax_direct_write: FUSE_WRITE to the server),
- * O_DIRECT on FUSE without DAX and on disk tmpfiles (whose blocks are not modelled), and
- * poisoned DAX blocks (dax_recovery_write).
+ * O_DIRECT on disk tmpfiles (whose blocks are not modelled), FUSE's FOPEN_DIRECT_IO files and
+ * asynchronous direct I/O, and poisoned DAX blocks (dax_recovery_write).
  */
 
 /** A pread / pwrite step's arguments. */
@@ -102,8 +105,9 @@ function* fileIo(k: Kernel, a: FileIoArgs, dir: Dir): Op<number> {
   if (memfd) return yield* memfdIo(k, memfd, a, dir, buf, call);
   const { fs, inode } = k.file(a.file);
   const directNonDax = a.direct === true && !inode.sDax;
-  // the sector check of a direct I/O comes before anything is done (xfs_file_dio_write, iomap_dio_bio_iter)
-  if (directNonDax && (offset % LOGICAL_SECTOR !== 0 || a.length % LOGICAL_SECTOR !== 0)) {
+  // the sector check of a direct I/O comes before anything is done (xfs_file_dio_write, iomap_dio_bio_iter);
+  // fuse_direct_IO() has none (the server takes any range)
+  if (directNonDax && !fs.directIoToServer && (offset % LOGICAL_SECTOR !== 0 || a.length % LOGICAL_SECTOR !== 0)) {
     throw new KernelError('EINVAL', `${call}: O_DIRECT position and length must be multiples of the ${LOGICAL_SECTOR}-byte logical sector`);
   }
   // generic_write_check_limits() (xfs_file_write_checks / ext4_write_checks, under i_rwsem: the
@@ -117,10 +121,10 @@ function* fileIo(k: Kernel, a: FileIoArgs, dir: Dir): Op<number> {
   const first = offset / ps;
   const n = length / ps;
   if (n === 0) return 0;
-  if (inode.sDax) return dir === 'read' ? yield* daxRead(k, fs, inode, first, n, buf) : yield* daxWrite(k, fs, inode, first, n, buf);
+  if (inode.sDax) return dir === 'read' ? yield* daxRead(k, fs, inode, first, n, buf) : yield* daxWrite(k, fs, inode, first, n, buf, call);
   if (!inode.cache) throw new Error(`${inode.name}: neither S_DAX nor a page cache`);
   if (directNonDax) {
-    if (fs.name === 'fuse') throw KernelError.unsupported('EOPNOTSUPP', `${call}: O_DIRECT of a FUSE file without DAX (fuse_direct_io, FUSE_READ/FUSE_WRITE of the buffer's pages) is not modelled`);
+    if (fs.directIoToServer) return yield* serverDirectIo(k, fs, inode, first, n, buf, dir, call);
     return yield* directIo(k, fs, inode, first, n, buf, dir, call);
   }
   return yield* bufferedInodeIo(k, fs, inode, first, n, buf, dir);
@@ -215,13 +219,21 @@ function* daxRead(k: Kernel, fs: DaxFilesystem, inode: Inode, first: number, n: 
 /**
  * i_rwsem exclusive (xfs_file_dax_write: XFS_IOLOCK_EXCL; ext4_dax_write_iter, fuse_dax_write_iter:
  * inode_lock), dax_iomap_rw(IOMAP_WRITE), then i_size extended past the bytes written
- * (xfs_file_dax_write: i_size_write + xfs_setfilesize; ext4_handle_inode_extension).
+ * (xfs_file_dax_write: i_size_write + xfs_setfilesize; ext4_handle_inode_extension). A FUSE write
+ * that extends the file (file_extending_write: it starts at or ends past i_size, the whole write)
+ * goes to fuse_dax_direct_write() instead: FUSE_WRITE of the buffer's pages, the server writing
+ * its host file, then fuse_write_update_attr() extends i_size to the end of what was written
+ * ("write and on disk i_size increase are not atomic otherwise", fs/fuse/dax.c, v5.10).
  */
-function* daxWrite(k: Kernel, fs: DaxFilesystem, inode: Inode, first: number, n: number, buf: UserBuffer): Op<number> {
+function* daxWrite(k: Kernel, fs: DaxFilesystem, inode: Inode, first: number, n: number, buf: UserBuffer, call: string): Op<number> {
   const ps = k.mmu.basePageSize;
   yield* inode.iolock.downWrite();
   try {
-    fs.checkDaxWrite(inode, (first + n) * ps);
+    if (fs.daxWriteToServer(inode, first * ps, (first + n) * ps)) {
+      const done = yield* serverIo(k, fs, inode, first, n, buf, 'write', call);
+      extendSize(k, fs, inode, first, done);
+      return shortCount(done, ps, call, `GUP of the buffer page ${buf.first} of '${buf.map}' failed (fuse_get_user_pages)`);
+    }
     let done = 0;
     for (let index = first; index < first + n; ) {
       const allocates = fs.writeAllocates(inode, index);
@@ -457,39 +469,124 @@ function* directIo(k: Kernel, fs: DaxFilesystem, inode: Inode, first: number, n:
 }
 
 /**
- * One buffer page of a direct I/O's bio: GUP it (FOLL_WRITE when the device writes it: a read),
- * submit, the device moves the data while the pages are held (another thread may run:
- * submit_bio ... the completion), then bio_release_pages() drops the references. The handle is
- * a pin by a generated name while the bio is in flight, so the invariants see its DMA.
+ * One buffer page of a direct I/O's bio: the device moves the data between it and the block at
+ * `blockPfn` (bio_iov_iter_get_pages: FOLL_GET until v6.4, FOLL_PIN from v6.5), then
+ * bio_release_pages() drops the references.
  */
 function* bioPage(k: Kernel, buf: UserBuffer, i: number, dir: Dir, blockPfn: number, call: string): Op<boolean> {
-  const pin = kernelAtLeast(k.version, 6, 5);
-  let name = `bio(${call})@${buf.first + i}`;
+  return yield* gupPageIo(k, buf, i, dir, {
+    name: `bio(${call})`,
+    submit: `submit_bio(${call})`,
+    pin: kernelAtLeast(k.version, 6, 5),
+    load: () => k.pages.data.get(blockPfn) ?? '',
+    store: (data) => k.pages.data.set(blockPfn, data),
+  });
+}
+
+/** Where a GUPed buffer page's data goes or comes from, and how it is held. */
+interface PageIo {
+  /** the handle's name (made unique per page) */
+  readonly name: string;
+  /** the preemption point while the I/O is in flight */
+  readonly submit: string;
+  /** FOLL_PIN (else FOLL_GET) */
+  readonly pin: boolean;
+  /** the file side's data (for a read) */
+  load(): string;
+  /** the file side takes the data (for a write) */
+  store(data: string): void;
+}
+
+/**
+ * One buffer page of a direct I/O: GUP it (FOLL_WRITE when the I/O writes it: a read), submit,
+ * the far side moves the data while the page is held (another thread may run between submit and
+ * completion), then the reference is dropped. The handle is a pin by a generated name while the
+ * I/O is in flight, so the invariants see its DMA. false: GUP failed (the I/O stops there).
+ */
+function* gupPageIo(k: Kernel, buf: UserBuffer, i: number, dir: Dir, io: PageIo): Op<boolean> {
+  let name = `${io.name}@${buf.first + i}`;
   while (k.pins.has(name)) name += "'";
   let h: GupHandle;
   try {
     const { vma, vpn } = k.mapPage(buf.map, buf.first + i, buf.process);
-    h = yield* k.gupper.gup({ name, vma, vpn, nr: 1, pin, write: dir === 'read', longterm: false, fast: true });
+    h = yield* k.gupper.gup({ name, vma, vpn, nr: 1, pin: io.pin, write: dir === 'read', longterm: false, fast: true });
   } catch (e) {
     if (userFault(e)) return false;
     throw e;
   }
   k.pins.set(name, h);
   try {
-    yield preempt(`submit_bio(${call})`);
+    yield preempt(io.submit);
     const pfn = h.pfns[0]!;
     if (dir === 'read') {
-      const data = k.pages.data.get(blockPfn) ?? '';
+      const data = io.load();
       k.pages.data.set(pfn, data);
       k.emit('dma.write', { name, pfn, data });
     } else {
       const data = k.pages.data.get(pfn) ?? '';
       k.emit('dma.read', { name, pfn, data });
-      k.pages.data.set(blockPfn, data);
+      io.store(data);
     }
   } finally {
-    k.gupper.release(h, pin);
+    k.gupper.release(h, io.pin);
     k.pins.delete(name);
   }
   return true;
+}
+
+// ---- a file server's direct I/O: fuse_direct_io() --------------------------------------------
+
+/**
+ * fuse_direct_io() [fs/fuse/file.c]: the buffer's pages are GUPed (fuse_get_user_pages:
+ * iov_iter_get_pages(), FOLL_GET, up to v6.8; iov_iter_extract_pages(), FOLL_PIN for user memory,
+ * from v6.9: 738adade96b2 "fuse: Fix missing FOLL_PIN for direct-io"), carried by FUSE_READ /
+ * FUSE_WRITE requests that the server answers from or into its file, and released
+ * (fuse_release_user_pages). A page GUP cannot get ends the I/O, which returns what was done
+ * (`res > 0 ? res : err`: a short count, where iomap direct I/O fails the whole call). The model
+ * sends one page per request (the kernel up to fc->max_pages). Returns the pages done.
+ */
+function* serverIo(k: Kernel, fs: DaxFilesystem, inode: Inode, first: number, n: number, buf: UserBuffer, dir: Dir, call: string): Op<number> {
+  const pin = kernelAtLeast(k.version, 6, 9);
+  const request = dir === 'read' ? 'FUSE_READ' : 'FUSE_WRITE';
+  let done = 0;
+  while (done < n) {
+    const index = first + done;
+    const moved = yield* gupPageIo(k, buf, done, dir, {
+      name: `fuse(${call})`,
+      submit: `${request}(${call})`,
+      pin,
+      load: () => fs.serverRead(inode, index),
+      store: (data) => fs.serverWrite(inode, index, data),
+    });
+    if (!moved) break;
+    done++;
+  }
+  return done;
+}
+
+/**
+ * O_DIRECT of a FUSE file without DAX: fuse_cache_read_iter / fuse_cache_write_iter ->
+ * generic_file_read_iter / generic_file_direct_write -> ->direct_IO, fuse_direct_IO(). A write
+ * holds inode_lock; a read takes no i_rwsem. The range's page cache is written back first and,
+ * for a write, invalidated before and after (kiocb_invalidate_pages,
+ * kiocb_invalidate_post_direct_write), as for iomap direct I/O. A read past i_size returns 0 and
+ * one across it stops there (the server's short read); a write that wrote something extends
+ * i_size to its end (fuse_write_update_size).
+ */
+function* serverDirectIo(k: Kernel, fs: DaxFilesystem, inode: Inode, first: number, n: number, buf: UserBuffer, dir: Dir, call: string): Op<number> {
+  const ps = k.mmu.basePageSize;
+  if (dir === 'write') yield* inode.iolock.downWrite();
+  try {
+    const end = dir === 'read' ? Math.min(first + n, fs.pages(inode.size)) : first + n;
+    if (end <= first) return 0;
+    yield* fs.syncForDirectIo(inode, first, end - 1, dir === 'write');
+    const done = yield* serverIo(k, fs, inode, first, end - first, buf, dir, call);
+    if (dir === 'write' && done > 0) yield* fs.syncForDirectIo(inode, first, first + done - 1, true);
+    shortCount(done, ps, call, `GUP of the buffer page ${buf.first} of '${buf.map}' failed (fuse_get_user_pages)`);
+    if (dir === 'read') return Math.min(done * ps, inode.size - first * ps);
+    extendSize(k, fs, inode, first, done);
+    return done * ps;
+  } finally {
+    if (dir === 'write') inode.iolock.upWrite();
+  }
 }
