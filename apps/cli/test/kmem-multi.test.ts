@@ -244,12 +244,16 @@ describe('dax_kmem_range(): each range aligned inward to memory blocks, per rele
 });
 
 describe('the dax bus around kmem: dev->driver is device_dax, kmem or none (drivers/dax/bus.c)', () => {
-  it('size_store() is EBUSY while kmem holds the instance (dev_dax_resize(): dev->driver), and enable-device leaves it in system-ram mode (daxctl_dev_enable(): already enabled)', () => {
+  it('size_store() is EBUSY while kmem holds the instance (dev_dax_resize(): dev->driver); enable-device and disable-device leave it in system-ram mode (daxctl_dev_enable(): already enabled; disable_devdax_device(): "is in system-ram mode")', () => {
     const { k } = gigs();
     k.run(k.reconfigure({ device: 'dax0.1', mode: 'system-ram', online: false }));
     expect(k.daxBus.driverOf(k.daxBus.instance('dax0.1').dev)).toBe('kmem');
     expect(() => k.run(k.daxBus.resizeDevice({ device: 'dax0.1', size: GiB }))).toThrow(/EBUSY.*bound to kmem/);
     k.run(k.daxBus.enable('dax0.1'));
+    expect(mem(k).blocks).toHaveLength(16);
+    // daxctl disable-device: "is in system-ram mode", kmem keeps it (the blocks stay, nothing removed)
+    k.run(k.daxBus.disable('dax0.1'));
+    expect(k.daxBus.driverOf(k.daxBus.instance('dax0.1').dev)).toBe('kmem');
     expect(mem(k).blocks).toHaveLength(16);
   });
 

@@ -360,11 +360,14 @@ export class DaxBus {
 
   /**
    * daxctl disable-device: unbind device_dax (kill_dev_dax(), memunmap_pages()); an instance
-   * without a driver stays so (daxctl_dev_disable()).
+   * without a driver stays so (daxctl_dev_disable()), and one in system-ram mode is left to kmem
+   * (disable_devdax_device(): "is in system-ram mode", nothing unbound: reconfigure it instead).
    */
   *disable(name: string): Op {
     const { dev } = this.instance(name);
-    if (this.driverOf(dev)) yield* this.k.unbind({ device: dev.name });
+    const driver = this.driverOf(dev);
+    if (driver === 'kmem') return;
+    if (driver) yield* this.k.unbind({ device: dev.name });
     this.k.devices.delete(dev.name);
   }
 }
