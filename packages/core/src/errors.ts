@@ -1,7 +1,7 @@
 /** Kernel error codes a step can fail with (the errno the real kernel returns). */
 export type Errno =
   | 'EPERM' | 'ENOENT' | 'EIO' | 'ENXIO' | 'EAGAIN' | 'ENOMEM' | 'EFAULT' | 'EBUSY' | 'EEXIST'
-  | 'EINVAL' | 'ENOSPC' | 'ENODEV' | 'ESRCH' | 'EOPNOTSUPP' | 'ERESTARTSYS' | 'EHWPOISON' | 'SIGBUS' | 'SIGSEGV' | 'EBADE' | 'EXDEV' | 'EACCES' | 'ENOSYS' | 'ETXTBSY' | 'ENOTTY' | 'EFBIG';
+  | 'EINVAL' | 'ENOSPC' | 'ENODEV' | 'ESRCH' | 'EOPNOTSUPP' | 'ERESTARTSYS' | 'EHWPOISON' | 'SIGBUS' | 'SIGSEGV' | 'EBADE' | 'EXDEV' | 'EACCES' | 'ENOSYS' | 'ETXTBSY' | 'ENOTTY' | 'EFBIG' | 'EROFS';
 
 /** A failure the simulated kernel reports to its caller, like a negative errno. */
 export class KernelError extends Error {

@@ -321,6 +321,15 @@ export const FEATURES = [
       false: 'not built (the Kconfig default, n): a busy range stays mappable through /dev/mem and nothing is revoked',
     },
   },
+  {
+    name: 'ext4-dax-cow-journal',
+    values: [false, true],
+    summary: 'ext4\'s DAX fault handler takes a private (COW) write fault for a write to the file and starts a journal handle (xfstests generic/452)',
+    meaning: {
+      false: 'ext4_dax_huge_fault() counts a fault as a write only with FAULT_FLAG_WRITE on a VM_SHARED mapping: a COW fault takes just the fault lock, so it works on a read-only mount (fd96b8da68d3 "ext4: fix fault handling when mounted with -o dax,ro", v4.12 [M]: every preset)',
+      true: 'before fd96b8da68d3: every FAULT_FLAG_WRITE fault takes sb_start_pagefault(), file_update_time() and ext4_journal_start_sb(), which fails on a read-only filesystem (ext4_journal_check_start(): EROFS), so the fault is VM_FAULT_SIGBUS: a program on -o dax,ro dies (\'Segmentation fault\' in the fix\'s report) when execve() or the program first writes its private data segment',
+    },
+  },
 ] as const satisfies readonly FeatureSpec[];
 
 export type FeatureName = (typeof FEATURES)[number]['name'];
@@ -371,6 +380,7 @@ const V5_4: FeatureSet = {
   'migrate-device-thp': 'split',
   secretmem: 'absent',
   'read-only-thp-for-fs': false,
+  'ext4-dax-cow-journal': false,
 };
 const V5_10: FeatureSet = { ...V5_4, 'foll-pin': true, 'fork-cow-pinned': true, 'wp-reuse': 'refcount', 'thp-cow': 'split', 'mremap-devmap-pmd': true };
 const V6_1: FeatureSet = {

@@ -10,7 +10,7 @@ import type { KernelEvents } from './events.js';
 import { DEFAULT_PRESET, kernelAtLeast, presetNamed, resolveFeatures, type FeatureSet } from './features.js';
 import { FALLOC_FLAG, type DaxFilesystem, type FallocateMode, type FilesystemPlugin, type FsMountOptions } from './fs/filesystem.js';
 import { fileRead, fileWrite, type FileIoArgs } from './fs/rw.js';
-import { checkMapSync, chattr, closeFile, dropCaches, mkdir, mountedFilesystems, mountedOn, openFile, rename, umount, type DaxMountOption } from './fs/daxmode.js';
+import { checkMapSync, chattr, closeFile, dropCaches, mkdir, mountedFilesystems, mountedOn, openFile, remount, rename, umount, type DaxMountOption } from './fs/daxmode.js';
 import { conventionFor, type RefcountConvention } from './mm/convention.js';
 import { DeviceExclusive, nonPresent, type MmuNotifierRange } from './mm/exclusive.js';
 import { pagemapGuard } from './mm/guard.js';
@@ -666,6 +666,7 @@ export class Kernel {
       old.applyMountOptions(mode, options);
       old.daxMode = mode;
       old.mounted = true;
+      old.readOnly = false; // a new mount is read-write (no `ro` option here)
       return yield* [];
     }
     if (device.fs) throw new KernelError('EBUSY', `${a.device} is already mounted`);
@@ -683,6 +684,11 @@ export class Kernel {
   /** umount, mkdir, chattr, drop-caches, open and close (fs/daxmode.ts) */
   *umount(a: { device: string }): Op {
     yield* umount(this, a);
+  }
+
+  /** mount -o remount,ro / remount,rw (fs/daxmode.ts) */
+  *remount(a: { device: string; ro: boolean }): Op {
+    yield* remount(this, a);
   }
 
   *mkdir(a: { dir: string; in?: string; device?: string }): Op {
@@ -707,7 +713,7 @@ export class Kernel {
     yield* dropCaches(this);
   }
 
-  *open(a: { file: string; as: string }): Op {
+  *open(a: { file: string; as: string; write?: boolean }): Op {
     yield* openFile(this, a);
   }
 
@@ -724,6 +730,7 @@ export class Kernel {
   *create(a: { file: string; size: number; device?: string; dir?: string; inline?: boolean }): Op {
     if (this.files.has(a.file) || this.pageCache.named(a.file)) throw new KernelError('EEXIST', `file '${a.file}' exists`);
     const fs = a.device ? mountedOn(this, a.device) : this.mountedFs();
+    fs.checkWritable(`create '${a.file}'`); // lookup_open(): O_CREAT without write access to the mount
     const inode = yield* fs.create(a.file, a.size, a.dir, { inline: a.inline ?? false });
     this.files.set(a.file, { fs, inode });
   }
@@ -734,6 +741,7 @@ export class Kernel {
     if (memfd?.secretmem) return this.secretmem.setSize(memfd, a.size);
     if (memfd) return yield* this.pageCache.truncate(memfd, a.size);
     const { fs, inode } = this.file(a.file);
+    fs.checkWritable(`truncate '${a.file}'`); // vfs_truncate() -> mnt_want_write()
     yield* fs.truncate(inode, a.size);
   }
 
@@ -743,12 +751,14 @@ export class Kernel {
     if (memfd?.hugetlb) return yield* this.hugetlb.punchHole(memfd, a.offset, a.length);
     if (memfd) return yield* this.pageCache.punchHole(memfd, a.offset, a.length);
     const { fs, inode } = this.file(a.file);
+    fs.checkWritable(`open '${a.file}' for fallocate`); // the descriptor must be open for writing
     yield* fs.punchHole(inode, a.offset, a.length);
   }
 
   *reflink(a: { from: string; to: string }): Op {
     const { fs, inode } = this.file(a.from);
     if (this.files.has(a.to)) throw new KernelError('EEXIST', `file '${a.to}' exists`);
+    fs.checkWritable(`create '${a.to}' for FICLONE`); // the destination is created and opened for writing
     const dst = yield* fs.reflink(inode, a.to);
     this.files.set(a.to, { fs, inode: dst });
   }
@@ -806,7 +816,8 @@ export class Kernel {
   *fallocate(a: { file: string; offset?: number; length: number; keepSize?: boolean; mode?: FallocateMode }): Op {
     const mode = a.mode ?? 'allocate';
     const memfd = this.pageCache.named(a.file);
-    if (!memfd) this.file(a.file);
+    // open(O_WRONLY) of a file on a read-only mount fails before vfs_fallocate() is reached
+    if (!memfd) this.file(a.file).fs.checkWritable(`open '${a.file}' for fallocate`);
     if (a.length <= 0) throw new KernelError('EINVAL', `fallocate of '${a.file}': length ${a.length} (vfs_fallocate wants len > 0)`);
     this.checkFallocateMode(a.file, mode, a.keepSize ?? false);
     // vfs_fallocate() asks for ->fallocate after the range and mode checks
@@ -1002,16 +1013,16 @@ export class Kernel {
     } else if (a.file !== undefined && this.file(a.file).inode.cache) {
       // a file without S_DAX on a DAX-capable mount: its page cache (filemap_fault, ->page_mkwrite)
       const { fs, inode } = this.file(a.file);
-      fs.checkOpen(inode, shared && write);
+      const nomaywrite = this.openForMmap(fs, inode, shared, write);
       if (a.sync) checkMapSync(fs, inode);
       const start = this.vm.placeVma(mm, pages, 1);
-      vma = this.vm.addVma(mm, { name: a.as, start, pages, pgoff: offset / ps, flags: this.vm.flags({ write, shared }), kind: 'pagecache', inode: null, device: null, cacheFile: inode.cache!, anonVma: 0 });
+      vma = this.vm.addVma(mm, { name: a.as, start, pages, pgoff: offset / ps, flags: this.vm.flags({ write, shared, ...nomaywrite }), kind: 'pagecache', inode: null, device: null, cacheFile: inode.cache!, anonVma: 0 });
     } else if (a.file !== undefined) {
       const { fs, inode } = this.file(a.file);
-      fs.checkOpen(inode, shared && write);
+      const nomaywrite = this.openForMmap(fs, inode, shared, write);
       if (a.sync) checkMapSync(fs, inode);
       const start = this.vm.placeVma(mm, pages, 1);
-      vma = this.vm.addVma(mm, { name: a.as, start, pages, pgoff: offset / ps, flags: this.vm.flags({ write, shared, ...fs.mmapFlags }), kind: 'file', inode, device: null, anonVma: 0 });
+      vma = this.vm.addVma(mm, { name: a.as, start, pages, pgoff: offset / ps, flags: this.vm.flags({ write, shared, ...fs.mmapFlags, ...nomaywrite }), kind: 'file', inode, device: null, anonVma: 0 });
     } else if (a.devmem) {
       // /dev/mem: a VM_PFNMAP mapping of physical pages at `offset` (mm/devmem.ts)
       const base = typeof a.devmem === 'string' ? this.device(a.devmem).pgmap.startPfn * ps : 0;
@@ -1054,6 +1065,18 @@ export class Kernel {
     const merged = this.vm.mergeAround(vma, 'new');
     merged.flags.mergeable = true;
     return merged;
+  }
+
+  /**
+   * The open(2) an mmap step of a file implies: O_RDWR for a shared writable mapping, else
+   * O_RDONLY. On a read-only mount the O_RDWR open is EROFS (may_open), and a shared mapping of
+   * the O_RDONLY file gets no VM_MAYWRITE (do_mmap() clears it, and VM_SHARED, keeping
+   * VM_MAYSHARE, for a file not open for writing): mprotect(PROT_WRITE) of it is EACCES.
+   */
+  private openForMmap(fs: DaxFilesystem, inode: Inode, shared: boolean, write: boolean): { nomaywrite?: true } {
+    if (shared && write) fs.checkWritable(`open(O_RDWR) of '${inode.name}' for a shared writable mapping`);
+    fs.checkOpen(inode, shared && write);
+    return shared && fs.readOnly ? { nomaywrite: true } : {};
   }
 
   /**

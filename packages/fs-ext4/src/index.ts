@@ -262,8 +262,10 @@ export class Ext4 extends DaxFilesystem {
    */
   override *enableVerity(inode: Inode): Op {
     if (!this.features?.verity) throw new KernelError('EOPNOTSUPP', `FS_IOC_ENABLE_VERITY of '${inode.name}': ${this.device.name} has no verity feature (mkfs -O verity)`);
-    const writers = [...inode.mapping.mmaps, ...(inode.cache?.mapping.mmaps ?? [])].some((vma) => vma.flags.shared && vma.flags.write);
-    if (writers) throw new KernelError('ETXTBSY', `FS_IOC_ENABLE_VERITY of '${inode.name}', which a shared writable mapping holds open for writing (deny_write_access)`);
+    // fsverity_ioctl_enable(): file_permission(MAY_WRITE) fails on a read-only mount (sb_permission)
+    this.checkWritable(`FS_IOC_ENABLE_VERITY of '${inode.name}'`);
+    const writers = this.mappingsOf(inode).some((vma) => vma.flags.shared && vma.flags.write) || [...this.openForWrite].some((fd) => this.openFiles.get(fd) === inode);
+    if (writers) throw new KernelError('ETXTBSY', `FS_IOC_ENABLE_VERITY of '${inode.name}', which is open for writing (an O_RDWR descriptor, or a shared writable mapping's: deny_write_access)`);
     const flags = this.flagsOf(inode);
     if (flags.verity) throw new KernelError('EEXIST', `FS_IOC_ENABLE_VERITY of '${inode.name}': verity already`);
     if (daxTriState(this.k.version)) {
@@ -685,6 +687,23 @@ export class Ext4 extends DaxFilesystem {
    */
   *fault(vmf: Vmf, inode: Inode): Op {
     yield* this.daxFault(vmf, inode);
+  }
+
+  /**
+   * The copy a private write fault takes of a DAX file page (do_cow_fault -> ext4_dax_fault ->
+   * ext4_dax_huge_fault() with FAULT_FLAG_WRITE and vmf->cow_page). Since fd96b8da68d3 ("ext4: fix
+   * fault handling when mounted with -o dax,ro", v4.12 [M]) its `write` is FAULT_FLAG_WRITE on a
+   * VM_SHARED mapping, so a COW fault takes only the fault lock and works on a read-only mount
+   * (xfstests generic/452). Feature `ext4-dax-cow-journal` is the code before it: the COW fault
+   * starts a journal handle, which ext4_journal_check_start() refuses on a read-only filesystem
+   * (EROFS), and the fault returns VM_FAULT_SIGBUS.
+   */
+  override *cowData(vmf: Vmf, inode: Inode): Op<string> {
+    if (this.k.features['ext4-dax-cow-journal']) {
+      this.step(inode, 'ext4_journal_start_sb');
+      if (this.readOnly) throw new KernelError('SIGBUS', `COW fault on page ${vmf.pgoff} of '${inode.name}': ext4_dax_huge_fault() starts a journal handle on the read-only filesystem (EROFS): VM_FAULT_SIGBUS`);
+    }
+    return yield* super.cowData(vmf, inode);
   }
 
   /** ext4_dax_vm_ops.pfn_mkwrite = ext4_dax_fault: a full PTE write fault under the fault lock. */

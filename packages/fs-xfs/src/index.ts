@@ -444,6 +444,21 @@ export class Xfs extends DaxFilesystem {
     yield* this.daxFault(vmf, inode);
   }
 
+  /**
+   * The copy a private write fault takes of a DAX file page (do_cow_fault -> xfs_filemap_fault).
+   * Up to v5.8 XFS took every FAULT_FLAG_WRITE fault on a DAX file for a write to it:
+   * sb_start_pagefault() and file_update_time(), so a COW fault changed the file's times
+   * (b17164e258e3 "xfs: dont update mtime on COW faults", v5.9, tests xfs_is_write_fault():
+   * FAULT_FLAG_WRITE on a VM_SHARED mapping). The iomap is asked for a read either way
+   * (dax_iomap_pte_fault() leaves out IOMAP_WRITE with a cow_page), and on a read-only mount
+   * file_update_time() gives up quietly (__mnt_want_write_file() fails), so the COW fault works
+   * there in every release. The model keeps no timestamps: the fs.step marks the update.
+   */
+  override *cowData(vmf: Vmf, inode: Inode): Op<string> {
+    if (!kernelAtLeast(this.k.version, 5, 9) && !this.readOnly) this.step(inode, 'file_update_time');
+    return yield* super.cowData(vmf, inode);
+  }
+
   /** xfs_filemap_pfn_mkwrite(): a full DAX write fault that serialises against truncate. */
   *pfnMkwrite(vmf: Vmf, inode: Inode): Op {
     yield* this.daxFault({ ...vmf, write: true }, inode);

@@ -98,6 +98,8 @@ export function* mkdir(k: Kernel, a: { dir: string; in?: string; device?: string
   if (!fs) throw new KernelError('ENOENT', 'no filesystem is mounted');
   if (fs.dirs.has(a.dir) || k.files.has(a.dir)) throw new KernelError('EEXIST', `'${a.dir}' exists`);
   const parent = fs.dir(a.in ?? '/');
+  // filename_create(): an existing name is EEXIST before mnt_want_write()'s EROFS is looked at
+  fs.checkWritable(`mkdir ${a.dir}`);
   // xfs_inode_inherit_flags2() / ext4_inherit_flags(): directories inherit it as files do
   fs.dirs.set(a.dir, { name: a.dir, daxFlag: fs.newChildDaxFlag(parent) });
   fs.parents.set(a.dir, parent.name);
@@ -122,6 +124,8 @@ export function* rename(k: Kernel, a: { file?: string; dir?: string; into: strin
   const target = mountedFilesystems(k).find((f) => f.dirs.has(a.into));
   if (!target) throw new KernelError('ENOENT', `no directory '${a.into}' on a mounted filesystem`);
   if (target !== fs) throw new KernelError('EXDEV', `rename of '${name}' into '${a.into}', which is on another filesystem`);
+  // do_renameat2(): mnt_want_write() after the EXDEV and EBUSY tests, before lock_rename()'s EINVAL
+  fs.checkWritable(`rename of '${name}'`);
   if (a.dir !== undefined) {
     for (let d: string | undefined = a.into; d !== undefined; d = fs.parents.get(d)) {
       if (d === a.dir) throw new KernelError('EINVAL', `rename of directory '${a.dir}' into '${a.into}', inside itself`);
@@ -140,6 +144,7 @@ export function* rename(k: Kernel, a: { file?: string; dir?: string; into: strin
 export function* chattr(k: Kernel, a: { file?: string; dir?: string; dax?: boolean; journal?: boolean }): Op {
   if (a.dir !== undefined) {
     const { fs, dir } = findDir(k, a.dir);
+    fs.checkWritable(`chattr of directory '${a.dir}'`); // ioctl_fssetxattr() -> mnt_want_write_file()
     if (a.journal !== undefined) throw KernelError.unsupported('EOPNOTSUPP', `chattr ${a.journal ? '+' : '-'}j of directory '${a.dir}' (FS_JOURNAL_DATA_FL inherited by new files) is not modelled`);
     if (a.dax === undefined) return;
     fs.checkDaxFlagChange(dir, a.dax);
@@ -147,6 +152,8 @@ export function* chattr(k: Kernel, a: { file?: string; dir?: string; dax?: boole
     return yield* [];
   }
   const { fs, inode } = k.file(a.file!);
+  // FS_IOC_FSSETXATTR / FS_IOC_SETFLAGS: mnt_want_write_file() before the filesystem is asked
+  fs.checkWritable(`chattr of '${a.file}'`);
   try {
     if (a.dax !== undefined) {
       const { dontcache } = fs.checkDaxFlagChange(inode, a.dax);
@@ -189,10 +196,49 @@ export function* umount(k: Kernel, a: { device: string }): Op {
   fs.mounted = false;
 }
 
-/** open(2) of a file: the descriptor `as` holds its inode until `close`. */
-export function* openFile(k: Kernel, a: { file: string; as: string }): Op {
+/**
+ * mount -o remount,ro|rw (do_reconfigure_mnt() -> reconfigure_super(), fs/super.c). To read-only:
+ * sb_prepare_remount_readonly() (fs/namespace.c) refuses with EBUSY while the mount has writers
+ * (mnt_get_writers(): a file open for writing; a shared writable mapping, whose O_RDWR file the VMA
+ * holds) or unlinked inodes still open (s_remove_count; there is no unlink here); then the
+ * filesystem syncs and turns read-only (ext4's remount and XFS's xfs_remount_ro() both call
+ * sync_filesystem() first: the model writes every page cache back, as at eviction). Mappings stay:
+ * a private one keeps faulting and COWing (a COW fault changes nothing on the filesystem), and a
+ * shared read-only one, being of an O_RDONLY file (else the remount was EBUSY), has no VM_MAYWRITE,
+ * so mprotect(PROT_WRITE) of it is EACCES from now on. Back to read-write (remount_rw) nothing is
+ * refused here. Remounting to the mode it has changes nothing. Every release the presets cover
+ * does the same. Not modelled: other options given with the remount (dax= among them),
+ * `-o remount,ro,force`.
+ */
+export function* remount(k: Kernel, a: { device: string; ro: boolean }): Op {
+  const fs = k.device(a.device).fs as DaxFilesystem | null;
+  if (!fs || !fs.mounted) throw new KernelError('EINVAL', `remount of ${a.device}, which is not mounted`);
+  if (fs.readOnly === a.ro) return yield* [];
+  if (a.ro) {
+    const writer = fs.writer();
+    if (writer) throw new KernelError('EBUSY', `remount ${a.device} read-only: ${writer} (sb_prepare_remount_readonly: the mount has writers)`);
+    fs.sync();
+    for (const inode of fs.inodes.values()) {
+      for (const vma of fs.mappingsOf(inode)) if (vma.flags.shared) vma.flags.nomaywrite = true;
+    }
+  }
+  fs.readOnly = a.ro;
+  yield* [];
+}
+
+/**
+ * open(2) of a file: the descriptor `as` holds its inode until `close`. `write` is O_RDWR: on a
+ * read-only mount may_open() refuses it (EROFS), then the filesystem's ->open may (checkOpen);
+ * the descriptor holds write access to the mount (FMODE_WRITER) until it is closed.
+ */
+export function* openFile(k: Kernel, a: { file: string; as: string; write?: boolean }): Op {
   if (openFileNamed(k, a.as)) throw new InputError(`open file '${a.as}' already exists`, undefined, 'as');
   const f = k.file(a.file);
+  if (a.write) {
+    f.fs.checkWritable(`open(O_RDWR) of '${a.file}'`);
+    f.fs.checkOpen(f.inode, true);
+    f.fs.openForWrite.add(a.as);
+  }
   f.inode.opens++;
   f.fs.openFiles.set(a.as, f.inode);
   yield* [];
@@ -203,6 +249,7 @@ export function* closeFile(k: Kernel, a: { name: string }): Op {
   const f = openFileNamed(k, a.name);
   if (!f) throw new InputError(`unknown open file '${a.name}': open it first (open: { file, as: ${a.name} })`, undefined, 'name');
   f.fs.openFiles.delete(a.name);
+  f.fs.openForWrite.delete(a.name);
   f.inode.opens--;
   yield* dropIfDontcache(f.fs, f.inode);
 }

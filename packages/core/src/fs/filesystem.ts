@@ -5,7 +5,7 @@ import type { Vmf } from '../mm/fault.js';
 import type { KernelDescription } from '../plugin.js';
 import type { DriverPlugin, RawNamespace } from '../driver.js';
 import { RwSem, type Op } from '../sched.js';
-import type { Device, FsHandle, Inode, VmFlags } from '../types.js';
+import type { Device, FsHandle, Inode, Vma, VmFlags } from '../types.js';
 import { BlockAllocator } from './blocks.js';
 import { PG } from '../mm/pages.js';
 import { kernelAtLeast } from '../features.js';
@@ -110,6 +110,10 @@ export abstract class DaxFilesystem implements FsHandle, DaxIomapOps {
   readonly openFiles = new Map<string, Inode>();
   /** the directory each file and directory is in, by name (rename moves an entry: fs/daxmode.ts) */
   readonly parents = new Map<string, string>();
+  /** mounted read-only (SB_RDONLY): `remount: { ro: true }` (fs/daxmode.ts); every mount starts read-write */
+  readOnly = false;
+  /** the `open` steps' files opened for writing (O_RDWR: FMODE_WRITER holds write access to the mount) */
+  readonly openForWrite = new Set<string>();
 
   constructor(
     protected readonly k: Kernel,
@@ -318,6 +322,36 @@ export abstract class DaxFilesystem implements FsHandle, DaxIomapOps {
     return block === undefined || this.isUnwritten(inode, index) ? '' : (this.k.pages.data.get(this.blocks.pfnOf(block)) ?? '');
   }
 
+  /**
+   * A change to a read-only filesystem is EROFS before the filesystem sees it: the VFS asks for
+   * write access to the mount first (mnt_want_write() / mnt_want_write_file(): __mnt_is_readonly()
+   * tests MNT_READONLY and SB_RDONLY, fs/namespace.c), and open(2) for writing fails in may_open()
+   * -> inode_permission() ("Nobody gets write access to a read-only fs": sb_permission(), fs/namei.c).
+   */
+  checkWritable(what: string): void {
+    if (this.readOnly) throw new KernelError('EROFS', `${what}: ${this.name} on ${this.device.name} is mounted read-only`);
+  }
+
+  /**
+   * Who holds write access to the mount (mnt_get_writers() > 0), or null: a file open for writing,
+   * or a shared writable mapping, whose O_RDWR file the VMA keeps open (vma->vm_file) after close.
+   * A private or read-only mapping is taken to come from an O_RDONLY descriptor, as mmap's own
+   * checkOpen() takes it.
+   */
+  writer(): string | null {
+    for (const fd of this.openForWrite) return `'${this.openFiles.get(fd)?.name ?? fd}' is open for writing (${fd})`;
+    for (const inode of this.inodes.values()) {
+      const vma = this.mappingsOf(inode).find((v) => v.flags.shared && v.flags.write);
+      if (vma) return `'${inode.name}' is mapped shared and writable ('${vma.name}' in ${vma.mm.name})`;
+    }
+    return null;
+  }
+
+  /** The VMAs mapping the file, through DAX or through its page cache. */
+  mappingsOf(inode: Inode): Vma[] {
+    return [...inode.mapping.mmaps, ...(inode.cache?.mapping.mmaps ?? [])];
+  }
+
   /** An open file, or a VMA mapping it (through DAX or its page cache), holds the inode (i_count). */
   inUse(inode: Inode): boolean {
     return inode.opens > 0 || inode.mapping.mmaps.size > 0 || (inode.cache?.mapping.mmaps.size ?? 0) > 0;
@@ -397,6 +431,11 @@ export abstract class DaxFilesystem implements FsHandle, DaxIomapOps {
       this.unwrittenOf(inode).delete(index); // writeback converts an unwritten extent it writes
       this.k.pages.data.set(this.blocks.pfnOf(block), data);
     }
+  }
+
+  /** sync_filesystem(): every file's page cache written back to its blocks (writeback above). */
+  sync(): void {
+    for (const inode of this.inodes.values()) if (inode.cache) this.writeback(inode);
   }
 
   /**

@@ -104,6 +104,8 @@ function* fileIo(k: Kernel, a: FileIoArgs, dir: Dir): Op<number> {
   const memfd = k.pageCache.named(a.file);
   if (memfd) return yield* memfdIo(k, memfd, a, dir, buf, call);
   const { fs, inode } = k.file(a.file);
+  // the descriptor a write needs cannot be opened on a read-only mount (may_open: EROFS)
+  if (dir === 'write') fs.checkWritable(`open '${a.file}' for ${call}`);
   const directNonDax = a.direct === true && !inode.sDax;
   // the sector check of a direct I/O comes before anything is done (xfs_file_dio_write, iomap_dio_bio_iter);
   // fuse_direct_IO() has none (the server takes any range)

@@ -628,8 +628,8 @@ export class Vm {
       // mseal(2): v6.10-v6.11 ask of the whole range once the first VMA is found (mm/mseal.ts)
       if (at === start) refuseSealedMprotect(this.k, mm, start, end, null);
       // do_mprotect_pkey(): a VM_WRITE the VMA's VM_MAYWRITE does not allow is EACCES (a mapping of
-      // a write-sealed memfd: mm/memfd.ts)
-      if (write && vma.flags.nomaywrite) throw new KernelError('EACCES', `mprotect(PROT_WRITE) of '${vma.name}': VM_MAYWRITE is clear (a mapping of write-sealed memfd '${vma.cacheFile?.name}')`);
+      // a write-sealed memfd: mm/memfd.ts; a shared mapping of a file opened read-only: kernel.ts openForMmap)
+      if (write && vma.flags.nomaywrite) throw new KernelError('EACCES', `mprotect(PROT_WRITE) of '${vma.name}': VM_MAYWRITE is clear (${vma.cacheFile ? `'${vma.cacheFile.name}' is write-sealed or ` : ''}its file was opened read-only)`);
       // mprotect_fixup(): from v6.12 a sealed VMA is EPERM even when its flags would not change
       refuseSealedMprotect(this.k, mm, start, end, vma);
       if (vma.flags.write !== write || vma.flags.read !== read) {

@@ -215,7 +215,7 @@ function references(step: Step, at: Path, raw: Record<string, unknown>): NameRef
     case 'memory-failure':
     case 'soft-offline': ref('device', 'device'); ref('map', 'map'); ref('process', 'process'); break;
     case 'create': ref('device', 'device'); ref('dir', 'dir'); break;
-    case 'umount': ref('device', 'device'); break;
+    case 'umount': case 'remount': ref('device', 'device'); break;
     case 'mkdir': ref('in', 'dir'); ref('device', 'device'); break;
     case 'chattr': ref('file', 'file'); ref('dir', 'dir'); break;
     case 'rename': ref('file', 'file'); ref('dir', 'dir'); if (a.into !== '/') ref('into', 'dir'); break;

@@ -100,6 +100,7 @@ export function stepOp(k: Kernel, step: Step, failures: string[]): Op<unknown> {
     })();
     case 'mount': return k.mount(a);
     case 'umount': return k.umount(a);
+    case 'remount': return k.remount(a);
     case 'mkdir': return k.mkdir(a);
     case 'chattr': return k.chattr(a);
     case 'rename': return k.rename(a);

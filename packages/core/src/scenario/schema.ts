@@ -68,6 +68,7 @@ const ERRNO_MEANING: Readonly<Record<Errno, string>> = {
   ETXTBSY: 'text file busy (the file is open for writing)',
   ENOTTY: 'inappropriate ioctl for device (the file has no such ioctl in this release)',
   EFBIG: "file too large (past the filesystem's s_maxbytes)",
+  EROFS: 'read-only file system (a change to a filesystem mounted read-only)',
 };
 export const ERRNO_NAMES = Object.keys(ERRNO_MEANING) as Errno[];
 
@@ -431,6 +432,7 @@ export const OP_ARGS = {
   }).describe('mount the filesystem on the device (fs: default kernel.fs) with -o dax or another dax option; again after umount, what is on the device is found'),
   create: obj({ file: Name, size: Size, device: Name.optional().describe('the mounted device to create it on (default: the first mount)'), dir: Name.optional().describe('the directory it is created in (default: the root); it inherits the FS_XFLAG_DAX of that directory'), inline: Flag.optional().describe('made by a small first write(2) (echo data > file) instead of fallocate: on ext4 with inline_data its data may stay in the inode (then the file is never DAX)') }).describe('create a file and allocate its blocks'),
   umount: obj({ device: Name }).describe('umount(2): EBUSY while a file is open or mapped; sync, evict every inode (S_DAX is decided again after the next mount)'),
+  remount: obj({ device: Name, ro: z.boolean({ error: 'ro is true (mount -o remount,ro) or false (mount -o remount,rw)' }).describe('true: mount -o remount,ro; false: mount -o remount,rw') }).describe('mount -o remount,ro|rw: to read-only EBUSY while a file is open for writing or mapped shared and writable (sb_prepare_remount_readonly); then every change to the filesystem is EROFS, mappings stay (private ones keep COWing)'),
   mkdir: obj({ dir: Name, in: Name.optional().describe('the parent directory (default: the root)'), device: Name.optional().describe('the mounted device (default: the one holding in, else the first mount)') }).describe('mkdir(2): the new directory inherits FS_XFLAG_DAX from its parent'),
   chattr: obj({ file: Name.optional(), dir: Name.optional(), dax: Flag.optional().describe('true: chattr +x (set FS_XFLAG_DAX); false: chattr -x'), journal: Flag.optional().describe('ext4 only: true: chattr +j (set FS_JOURNAL_DATA_FL); false: chattr -j. EBUSY on a DAX file') })
     .refine((a) => (a.file === undefined) !== (a.dir === undefined), { error: 'chattr one file or one directory: give file: <name> or dir: <name>' })
@@ -439,9 +441,9 @@ export const OP_ARGS = {
   rename: obj({ file: Name.optional(), dir: Name.optional(), into: z.union([Name, z.literal('/')]).describe("the directory it moves into ('/' is the root); the name stays") })
     .refine((a) => (a.file === undefined) !== (a.dir === undefined), { error: 'rename one file or one directory: give file: <name> or dir: <name>' })
     .describe('rename(2), mv x into/: the same inode in another directory; FS_XFLAG_DAX and S_DAX stay (no inheritance), open files and mappings stay valid'),
-  'fsverity-enable': obj({ file: Name }).describe('fsverity enable (FS_IOC_ENABLE_VERITY, ext4): the file becomes read-only and is never DAX again; EINVAL on a DAX file or one with FS_XFLAG_DAX (v5.8+), ETXTBSY while a shared writable mapping holds it'),
+  'fsverity-enable': obj({ file: Name }).describe('fsverity enable (FS_IOC_ENABLE_VERITY, ext4): the file becomes read-only and is never DAX again; EINVAL on a DAX file or one with FS_XFLAG_DAX (v5.8+), ETXTBSY while it is open for writing (an open with write, a shared writable mapping)'),
   'drop-caches': obj({}).describe('sync; echo 2 > /proc/sys/vm/drop_caches: every in-core inode nothing holds is evicted (S_DAX is decided again at the next lookup)'),
-  open: obj({ file: Name, as: Name.describe('the open file (close: <name>)') }).describe('open(2): the file descriptor holds the inode (no eviction while open)'),
+  open: obj({ file: Name, as: Name.describe('the open file (close: <name>)'), write: Flag.optional().describe('O_RDWR (default O_RDONLY): EROFS on a read-only mount; holds write access to the mount until close') }).describe('open(2): the file descriptor holds the inode (no eviction while open)'),
   close: releaseArgs.describe('close(2) of an open file: the last user of an I_DONTCACHE inode evicts it'),
   truncate: obj({ file: Name, size: Size }).describe("truncate (the filesystem's full ordering)"),
   'punch-hole': obj({ file: Name, offset: Size, length: Size }).describe('fallocate punch hole'),

@@ -43,7 +43,7 @@ export type OpName =
   | 'uffd-api' | 'uffd-register' | 'uffd-unregister' | 'uffd-copy' | 'uffd-zeropage' | 'uffd-continue' | 'uffd-poison' | 'uffd-move' | 'uffd-wake' | 'uffd-writeprotect' | 'uffd-read' | 'uffd-close' | 'pagemap-scan'
   | 'bind' | 'reconfigure' | 'online-memory' | 'offline-memory' | 'auto-online-blocks'
   | 'dax-region' | 'create-device' | 'destroy-device' | 'resize-device' | 'enable-device' | 'disable-device' | 'dax-list'
-  | 'umount' | 'mkdir' | 'chattr' | 'rename' | 'fsverity-enable' | 'drop-caches' | 'open' | 'close' | 'add-seals';
+  | 'umount' | 'remount' | 'mkdir' | 'chattr' | 'rename' | 'fsverity-enable' | 'drop-caches' | 'open' | 'close' | 'add-seals';
 
 export interface Step {
   readonly op: OpName;
