@@ -240,3 +240,63 @@ describe('mremap looks the VMA at addr up first from v5.16 (550a7d60bd5e)', () =
     expect(old.run(old.mremap({ map: 'a', length: 16 * KiB }))).toBeNull();
   });
 });
+
+describe('mremap of a uffd-wp range registered without UFFD_FEATURE_EVENT_REMAP (mm: clear uffd-wp PTE/PMD state on mremap(), v6.13)', () => {
+  /** PM_UFFD_WP of a page of a mapping (pagemap bit 57). */
+  const wpBit = (k: Kernel, map: string, page: number): boolean => {
+    const mm = k.processes.get('init')!;
+    return k.uffd.pagemapWp(mm, mm.ranges.get(map)!.start + page);
+  };
+
+  it('a protected anonymous page and a uffd-wp marker: v6.6 moves them with their bit into the unregistered VMA, latest clears the bit and drops the marker', () => {
+    for (const [version, after] of [['v6.6', [true, true]], ['latest', [false, false]]] as const) {
+      const k = createKernel({ arch: testArch(), kernel: version });
+      k.run(k.memfdCreate({ file: 'fd', size: 16 * KiB }));
+      k.run(k.mmap({ file: 'fd', length: 8 * KiB, shared: true, write: true, as: 'm' }));
+      k.run(k.mmap({ anon: true, length: 8 * KiB, write: true, as: 'v' }));
+      k.run(k.write({ map: 'm', page: 0, data: 'm0' }));
+      k.run(k.uffdApi({ features: ['pagefault-flag-wp', 'wp-hugetlbfs-shmem'] }));
+      k.run(k.uffdRegister({ map: 'm', mode: ['wp'] }));
+      k.run(k.uffdWriteprotect({ map: 'm', enable: true }));
+      // page 0: a present shmem page with the bit; page 1: none, so a PTE_MARKER_UFFD_WP (file-backed uffd-wp always uses markers)
+      expect([wpBit(k, 'm', 0), wpBit(k, 'm', 1)]).toEqual([true, true]);
+      k.run(k.mremap({ map: 'm', length: 8 * KiB, to: 'v', as: 'moved' }));
+      // mremap_userfaultfd_prep() unregistered the new VMA in both releases
+      expect([wpBit(k, 'moved', 0), wpBit(k, 'moved', 1)]).toEqual(after);
+      expect(k.run(k.read({ map: 'moved', page: 0 }))).toBe('m0');
+    }
+  });
+
+  it('a hugetlb page: move_huge_pte() clears the bit as move_ptes() does (latest), keeps it on v6.6', () => {
+    for (const [version, after] of [['v6.6', true], ['latest', false]] as const) {
+      const k = kernel(version);
+      k.run(k.memfdCreate({ file: 'fd', size: HPAGE, hugetlb: HPAGE }));
+      k.run(k.mmap({ file: 'fd', length: HPAGE, shared: true, write: true, as: 'h' }));
+      k.run(k.mmap({ anon: true, length: HPAGE, write: true, as: 'v' }));
+      k.run(k.write({ map: 'h', page: 0, data: 'h0' }));
+      k.run(k.uffdApi({ features: ['pagefault-flag-wp', 'wp-hugetlbfs-shmem'] }));
+      k.run(k.uffdRegister({ map: 'h', mode: ['wp'] }));
+      k.run(k.uffdWriteprotect({ map: 'h', enable: true }));
+      k.run(k.mremap({ map: 'h', length: HPAGE, to: 'v', as: 'moved' }));
+      expect(wpBit(k, 'moved', 0)).toBe(after);
+    }
+  });
+
+  it('with EVENT_REMAP the registration moves and the bit stays (latest)', () => {
+    const k = createKernel({ arch: testArch(), kernel: 'latest' });
+    k.run(k.mmap({ anon: true, length: 4 * KiB, write: true, as: 'm' }));
+    k.run(k.mmap({ anon: true, length: 4 * KiB, write: true, as: 'v' }));
+    k.run(k.write({ map: 'm', page: 0, data: 'm0' }));
+    k.run(k.uffdApi({ features: ['pagefault-flag-wp', 'event-remap'] }));
+    k.run(k.uffdRegister({ map: 'm', mode: ['wp'] }));
+    k.run(k.uffdWriteprotect({ map: 'm', enable: true }));
+    const op = k.mremap({ map: 'm', length: 4 * KiB, to: 'v', as: 'moved' });
+    // mremap() waits for the monitor to read UFFD_EVENT_REMAP
+    for (;;) {
+      const r = op.next();
+      if (r.done) break;
+      if (r.value.kind === 'block' && !r.value.ready()) expect(k.run(k.uffdRead({ nonblock: true, map: 'm', to: 'v' }))).toMatchObject({ event: 'remap' });
+    }
+    expect(wpBit(k, 'moved', 0)).toBe(true);
+  });
+});

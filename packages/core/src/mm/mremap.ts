@@ -2,8 +2,9 @@ import type { Kernel } from '../kernel.js';
 import { InputError, KernelError, KernelOops } from '../errors.js';
 import { kernelAtLeast } from '../features.js';
 import type { Op } from '../sched.js';
-import type { Mm, UffdCtx, Vma } from '../types.js';
+import type { Mm, Pte, UffdCtx, Vma } from '../types.js';
 import { vmasIn, type Leaf } from './vm.js';
+import { isWpMarker } from './guard.js';
 import { refuseSealedMremap } from './mseal.js';
 import type { UnmapEvents } from './userfaultfd.js';
 
@@ -277,10 +278,11 @@ function movePageTables(k: Kernel, vma: Vma, start: number, end: number, to: num
   let moved = false;
   // move_page_tables(): MMU_NOTIFY_UNMAP over the old range before the entries move
   k.mmuNotify({ mm, start, end, event: 'unmap', owner: null });
+  const clearWp = clearsUffdWp(k, vma);
   const move = (leaf: Leaf): void => {
     const pte = k.vm.clear(mm, leaf.base, leaf.pte.level)!;
     if (k.softDirtyArch) pte.softDirty = true; // move_soft_dirty_pte(), also pte_swp_mksoft_dirty()
-    k.vm.install(mm, leaf.base + delta, pte);
+    if (!clearWp || !dropUffdWp(pte)) k.vm.install(mm, leaf.base + delta, pte);
     moved = true;
   };
   for (const leaf of k.vm.leavesIn(mm, start, end)) {
@@ -337,17 +339,35 @@ function refuseHugetlbBeforeV516(k: Kernel, vma: Vma): void {
  * set_huge_pte_at(), no soft-dirty mark); the folio, its refcount and mapcount stay. Not
  * modelled: huge_pmd_unshare() of a source PMD table shared with another mapping of the file,
  * which skips that whole PUD range (the entries refault at the new address; the model has no
- * shared PMD tables), and the uffd-wp bit cleared from the moved entries of a VMA registered
- * without UFFD_FEATURE_EVENT_REMAP (2025, "mm: clear uffd-wp PTE/PMD state on mremap()"; not for
- * base pages either).
+ * shared PMD tables). The uffd-wp state goes as in move_ptes() (clearsUffdWp()).
  */
 function moveHugetlbPageTables(k: Kernel, vma: Vma, start: number, end: number, to: number): void {
   const mm = vma.mm;
   k.mmuNotify({ mm, start, end, event: 'clear', owner: null });
+  const clearWp = clearsUffdWp(k, vma);
   let moved = false;
   for (const leaf of k.vm.leavesIn(mm, start, end)) {
-    k.vm.install(mm, leaf.base + to - start, k.vm.clear(mm, leaf.base, leaf.pte.level)!);
+    const pte = k.vm.clear(mm, leaf.base, leaf.pte.level)!;
+    if (!clearWp || !dropUffdWp(pte)) k.vm.install(mm, leaf.base + to - start, pte);
     moved = true;
   }
   if (moved) k.emit('tlb.flush', { mm: mm.name });
+}
+
+/**
+ * vma_has_uffd_without_event_remap() ("mm: clear uffd-wp PTE/PMD state on mremap()", a January
+ * 2025 mm hotfix: v6.13 [M]): a VMA registered with a userfaultfd that lacks
+ * UFFD_FEATURE_EVENT_REMAP loses its registration at the new address (mremap_userfaultfd_prep()),
+ * so move_ptes(), move_huge_pmd() and move_huge_pte() clear the uffd-wp state of what they move as
+ * well. Before, the moved entries kept their bit in an unregistered VMA.
+ */
+function clearsUffdWp(k: Kernel, vma: Vma): boolean {
+  return vma.uffd !== undefined && !vma.uffd.features.has('event-remap') && kernelAtLeast(k.version, 6, 13);
+}
+
+/** The moved entry without its uffd-wp state: true when nothing is left to install (a PTE_MARKER_UFFD_WP is cleared to none). */
+function dropUffdWp(pte: Pte): boolean {
+  if (isWpMarker(pte)) return true;
+  delete pte.uffdWp; // pte_clear_uffd_wp(), or pte_swp_clear_uffd_wp() on a swap entry
+  return false;
 }
