@@ -49,7 +49,7 @@ describe('the selftests scenario library passes the default matrix', () => {
     // cow.c's 4 anon THP collapse cases (cow-collapse); ksm_functional_tests.c: test_unmerge, test_unmerge_discarded,
     // test_unmerge_zero_pages, test_prot_none, test_prctl, test_prctl_fork, test_prctl_fork_exec, test_prctl_unmerge, test_fork_ksm_merging_page_count, test_unmerge_uffd_wp (ksm)
     // mkdirty.c: test_ptrace_write, test_ptrace_write_thp, test_pte_mapped_thp, test_page_migration, test_page_migration_thp, test_uffdio_copy (mkdirty: 6)
-    // migration.c: private_anon, shared_anon, private_anon_thp on two nodes (migration: 3)
+    // migration.c: private_anon, shared_anon, private_anon_thp, shared_anon_thp, private_anon_htlb, shared_anon_htlb on two nodes (migration: 6)
     // map_populate.c on a memfd, a non-DAX ext4 and xfs tmpfile and a DAX file (map-populate: 4)
     // gup_longterm.c's 2 io_uring cases on memfd, memfd-hugetlb, non-DAX ext4 and xfs, fs-dax, and MAP_SHARED on device-dax (11)
     // hugetlb-madvise.c as one scenario (its main() is one sequence); hugetlb_madv_vs_map.c as the interleaving that fails
@@ -67,7 +67,7 @@ describe('the selftests scenario library passes the default matrix', () => {
     // mremap_test.c: the 3 expected failures, 5 remap_region() cases, expand merge (+ offset), move within range, move 1mb from start, move multiple vmas (+ dontunmap), shrink multiple vmas (+ inplace), move multiple vmas split (+ dontunmap), move multi invalid vmas (mremap: 19)
     // hugepage-mremap.c as run_vmtests.sh runs it (10 MB) on 2 MiB and 1 MiB huge pages (hugepage-mremap: 1)
     // split_huge_page_test.c: split_pmd_thp_to_order for orders 0 and 2..8, split_pmd_zero_pages, split_pte_mapped_thp, split_thp_in_pagecache_to_order's steps at orders 0 and 4 on a MADV_COLLAPSE-built shmem THP, and three cases it does not have: a pinned THP, fs-dax and device-dax PMDs (split-huge-page: 15)
-    expect(count).toEqual({ 'cow-anon': 14, 'cow-swap': 17, 'cow-thp': 73, 'cow-mthp': 14, 'cow-collapse': 4, 'cow-hugetlb': 17, 'cow-non-anon': 15, 'gup-longterm': 55, 'gup-test': 12, 'soft-dirty': 6, gaps: 1, pfnmap: 6, 'madv-populate': 5, ksm: 10, 'map-populate': 4, 'hugetlb-madvise': 1, 'hugetlb-madv-vs-map': 1, 'hugetlb-soft-offline': 1, mkdirty: 6, migration: 3, 'memfd-secret': 5, 'guard-regions': 60, memfd: 9, mseal: 49, uffd: 64, pagemap: 23, khugepaged: 41, 'split-huge-page': 15, merge: 22, mremap: 19, 'hugepage-mremap': 1 });
+    expect(count).toEqual({ 'cow-anon': 14, 'cow-swap': 17, 'cow-thp': 73, 'cow-mthp': 14, 'cow-collapse': 4, 'cow-hugetlb': 17, 'cow-non-anon': 15, 'gup-longterm': 55, 'gup-test': 12, 'soft-dirty': 6, gaps: 1, pfnmap: 6, 'madv-populate': 5, ksm: 10, 'map-populate': 4, 'hugetlb-madvise': 1, 'hugetlb-madv-vs-map': 1, 'hugetlb-soft-offline': 1, mkdirty: 6, migration: 6, 'memfd-secret': 5, 'guard-regions': 60, memfd: 9, mseal: 49, uffd: 64, pagemap: 23, khugepaged: 41, 'split-huge-page': 15, merge: 22, mremap: 19, 'hugepage-mremap': 1 });
     expect(scenarios.every((s) => s.name.startsWith('selftest-'))).toBe(true);
   });
 
