@@ -2,6 +2,7 @@ import { exploreScenario, isExploreResult, parseScenario, type PluginCatalog } f
 import { testArch } from '@daxlab/core/testing';
 import { nvdimm } from '@daxlab/driver-nvdimm';
 import { ext4 } from '@daxlab/fs-ext4';
+import { fuse } from '@daxlab/fs-fuse';
 import { xfs } from '@daxlab/fs-xfs';
 import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
@@ -12,7 +13,7 @@ import { EXPLORE_DIR, exploreOn, expectReplays, inOrder } from './explore-family
 // the buffer, the bio in flight across a preemption point) into a DAX mapping, against punch
 // hole of the mapped DAX file (generic/503's first loop with the real syscall).
 
-const catalog: PluginCatalog = { arch: { x86: () => testArch() }, fs: { xfs: () => xfs(), ext4: () => ext4() }, driver: { nvdimm: () => nvdimm() } };
+const catalog: PluginCatalog = { arch: { x86: () => testArch() }, fs: { xfs: () => xfs(), ext4: () => ext4(), fuse: () => fuse() }, driver: { nvdimm: () => nvdimm() } };
 const FILE = 'dio-read-vs-punch.yaml';
 
 describe('O_DIRECT pread into a DAX mapping vs punch hole, every interleaving', () => {
@@ -32,6 +33,44 @@ describe('O_DIRECT pread into a DAX mapping vs punch hole, every interleaving', 
       const dma = r.violations.find((v) => v.invariant === 'dma-to-foreign-block')!;
       expect(inOrder(dma.trace, [/gup\.pin .*bio\(pread\(g, 0, 4096, O_DIRECT\)\)@0/, /block\.free/, /dma\.write name=bio\(pread/])).toBe(true);
       expectReplays(catalog, FILE, { arch: 'x86', fs, driver: 'nvdimm', version: 'v6.6', features }, r);
+    });
+  }
+});
+
+describe('O_DIRECT pread on FUSE (fuse_direct_IO: FUSE_READ of the GUPed buffer page) vs punch hole of the mapped DAX file', () => {
+  for (const version of ['v6.6', 'v6.15']) {
+    it(`fuse ${version}: fuse_dax_break_layouts() waits for the FUSE_READ's reference in every interleaving`, () => {
+      const r = exploreOn(catalog, FILE, 'fuse', 'nvdimm', version);
+      expect({ status: r.status, complete: r.complete, violations: r.violations.length, outcome: r.outcome }).toEqual({ status: 'pass', complete: true, violations: 0, outcome: 'completed' });
+    });
+  }
+});
+
+// explore/dio-read-vs-fork.yaml: the O_DIRECT read's GUP reference against fork and a store to the
+// buffer. FOLL_GET (bios up to v6.4, FUSE up to v6.8) is invisible to fork's early COW, so the
+// store copies the page away from the I/O; FOLL_PIN (bios from v6.5: a7e689dd1c06, FUSE from
+// v6.9: 738adade96b2) makes fork copy for the child instead.
+describe('O_DIRECT pread into an anonymous buffer vs fork and a store to the buffer, every interleaving', () => {
+  const FORK = 'dio-read-vs-fork.yaml';
+  const cases: [string, string, boolean][] = [
+    ['xfs', 'v6.3', true],
+    ['xfs', 'v6.6', false],
+    ['ext4', 'v5.10', true],
+    ['ext4', 'v6.15', false],
+    ['fuse', 'v6.6', true],
+    ['fuse', 'v6.15', false],
+  ];
+  for (const [fs, version, diverges] of cases) {
+    it(`${fs} ${version}: ${diverges ? 'FOLL_GET: GUP, fork, then the store copies the page away from the I/O (pinned-page-diverged)' : 'FOLL_PIN: fork copies the pinned page for the child, nothing diverges'}`, () => {
+      const r = exploreOn(catalog, FORK, fs, 'nvdimm', version);
+      expect(r.complete).toBe(true);
+      expect(r.violations.map((v) => v.invariant)).toEqual(diverges ? ['pinned-page-diverged'] : []);
+      if (!diverges) return expect(r.outcome).toBe('completed');
+      const v = r.violations[0]!;
+      // the breaking order: the read's GUP, the fork, then the parent's COW, all while the I/O is in flight
+      const who = fs === 'fuse' ? 'fuse' : 'bio';
+      expect(inOrder(v.trace, [new RegExp(`gup\\.pin .*${who}\\(pread\\(f, 0, 4096, O_DIRECT\\)\\)@0`), /fork parent=init child=child/, /pte\.set mm=init .*write=true/])).toBe(true);
+      expectReplays(catalog, FORK, { arch: 'x86', fs, driver: 'nvdimm', version, features: {} }, r);
     });
   }
 });
