@@ -201,6 +201,23 @@ describe('a move of several VMAs (remap_move(), v6.17) with hugetlb parts', () =
     expect(code(() => k.run(k.mremap({ map: 'moved', length: 3 * HPAGE, to: 'w', toOffset: 4 * KiB, as: 'again' })))).toBe('EINVAL');
   });
 
+  it('latest: a hugetlb part is rounded up on its own, not the whole range: the VMA after the range keeps what lies past its end', () => {
+    const k = kernel('latest');
+    // a 4-huge-page anonymous carve-out: hugetlb h over its first huge page, anonymous x right after (4 pages), c's rest after that
+    k.run(k.mmap({ anon: true, length: 4 * HPAGE, write: true, as: 'c' }));
+    k.run(k.mmap({ anon: true, hugetlb: HPAGE, length: HPAGE, write: true, fixed: { map: 'c' }, as: 'h' }));
+    k.run(k.mmap({ anon: true, length: 16 * KiB, write: true, fixed: { map: 'c', offset: HPAGE }, as: 'x' }));
+    k.run(k.write({ map: 'h', page: 0, data: 'h0' }));
+    k.run(k.write({ map: 'x', page: 3, data: 'x3' }));
+    k.run(k.write({ map: 'c', page: NR + 4, data: 'c' }));
+    k.run(k.mmap({ anon: true, length: 4 * HPAGE, write: true, as: 'v' }));
+    // old_len = 2 MiB + 16 KiB over h and x: two parts, h's 2 MiB and x's 4 pages (rounding the
+    // whole length to the huge page size would have taken c's next page along)
+    k.run(k.mremap({ map: 'c', length: HPAGE + 16 * KiB, to: 'v', as: 'moved' }));
+    expect([k.run(k.read({ map: 'moved', page: 0 })), k.run(k.read({ map: 'moved', page: NR + 3 }))]).toEqual(['h0', 'x3']);
+    expect(k.run(k.read({ map: 'c', page: NR + 4 }))).toBe('c');
+  });
+
   it('v6.15: a range across VMAs is EFAULT, as for any mapping', () => {
     const { k } = split('v6.15');
     expect(code(() => k.run(k.mremap({ map: 'a', length: 3 * HPAGE, to: 'v', as: 'moved' })))).toBe('EFAULT');

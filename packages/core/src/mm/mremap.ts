@@ -49,7 +49,10 @@ export function* mremap(k: Kernel, req: MremapRequest): Op<Vma | null> {
   // mseal(2): the old range may not be sealed, checked before a MREMAP_FIXED destination is unmapped (mm/mseal.ts)
   refuseSealedMremap(k, mm, start, req.pages);
   let oldPages = req.pages;
-  if (vma?.hugetlb && kernelAtLeast(k.version, 5, 16)) ({ oldPages, newPages } = alignHugetlb(vma, start, oldPages, newPages, req.to));
+  // from v6.17 a MREMAP_FIXED move of unchanged length (vrm_move_only()) aligns each VMA's part
+  // on its own (remap_move() -> check_prep_vma()), below
+  const moveOnly = req.to !== null && newPages === oldPages && kernelAtLeast(k.version, 6, 17);
+  if (vma?.hugetlb && kernelAtLeast(k.version, 5, 16) && !moveOnly) ({ oldPages, newPages } = alignHugetlb(vma, start, oldPages, newPages, req.to));
   // an unchanged length that moves nothing returns addr (MREMAP_NO_RESIZE from v6.16; before, the
   // "shrink" by nothing of mremap(): do_munmap() of 0 bytes fails, which is ignored when
   // old_len == new_len, so an unmapped addr "succeeds" before v5.16)
@@ -60,8 +63,8 @@ export function* mremap(k: Kernel, req: MremapRequest): Op<Vma | null> {
     if (resized !== undefined) return resized;
   }
   // the new VMA is new_len long; the old range (old_len, or new_len after a shrink) moves into it
-  const pages = newPages;
-  const end = start + Math.min(oldPages, newPages);
+  let pages = newPages;
+  let end = start + Math.min(oldPages, newPages);
   const as = req.as;
   if (as === undefined) throw new InputError(`mremap has to move pages ${start}..${end - 1} of ${mm.name} to give them ${newPages} pages (no room to grow in place): name the moved range with as`, undefined, 'as');
   // MREMAP_DONTUNMAP arrived in v5.7 (e346b3813067 [M]): before, the flag does not exist (-EINVAL),
@@ -74,7 +77,11 @@ export function* mremap(k: Kernel, req: MremapRequest): Op<Vma | null> {
     // (vrm_move_only()) goes VMA by VMA when the range is not inside one
     const one = k.vm.vmaAt(mm, start);
     const inOne = one !== null && end <= one.start + one.pages;
-    if (!inOne && newPages === oldPages && kernelAtLeast(k.version, 6, 17)) return yield* remapMove(k, { mm, start, end, to: req.to, dontUnmap: req.dontUnmap, as });
+    if (moveOnly && !inOne) return yield* remapMove(k, { mm, start, end, to: req.to, dontUnmap: req.dontUnmap, as });
+    if (moveOnly && one?.hugetlb) {
+      pages = alignHugetlb(one, start, end - start, end - start, req.to).oldPages;
+      end = start + pages;
+    }
   }
   return yield* moveVma(k, { mm, start, end, pages, to: req.to, dontUnmap: req.dontUnmap, as });
 }
@@ -199,7 +206,7 @@ function* remapMove(k: Kernel, m: Omit<VmaMove, 'pages' | 'to'> & { readonly to:
   try {
     for (const [i, vma] of vmas.entries()) {
       const from = Math.max(vma.start, start);
-      const to = Math.min(end, vma.start + vma.pages);
+      let to = Math.min(end, vma.start + vma.pages);
       const offset = i === 0 ? 0 : vma.start - lastEnd;
       lastEnd = vma.start + vma.pages;
       // check_prep_vma() per VMA: a sealed one is EPERM when the move reaches it (mm/mseal.ts)
@@ -207,8 +214,9 @@ function* remapMove(k: Kernel, m: Omit<VmaMove, 'pages' | 'to'> & { readonly to:
       const armed = vma.flags.uffdMissing === true || vma.flags.uffdWp === true || vma.flags.uffdMinor === true;
       if (armed) throw new KernelError('EFAULT', `mremap: '${vma.name}' is registered with userfaultfd: vma_multi_allowed() refuses it in a move of several VMAs${i === 0 ? '; nothing moved' : `; the ${i} VMA(s) before it moved`}`);
       // check_prep_vma() per VMA: a hugetlb part goes through align_hugetlb() (EINVAL off its huge
-      // page size; vma_multi_allowed() counts hugetlbfs among the known-good get_unmapped_area()s)
-      if (vma.hugetlb) alignHugetlb(vma, from, to - from, to - from, target + offset);
+      // page size, its length rounded up; vma_multi_allowed() counts hugetlbfs among the
+      // known-good get_unmapped_area()s)
+      if (vma.hugetlb) to = from + alignHugetlb(vma, from, to - from, to - from, target + offset).oldPages;
       const piece = yield* moveVma(k, { mm, start: from, end: to, pages: to - from, to: target + offset, dontUnmap: m.dontUnmap, as: m.as });
       moved ??= piece;
       target = target + offset + (to - from);
