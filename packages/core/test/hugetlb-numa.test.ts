@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { createKernel, type Kernel } from '../src/index.js';
+import type { Op } from '../src/sched.js';
 import { testArch } from '../src/testing.js';
 import { code } from './vm-helpers.js';
 
@@ -194,6 +195,48 @@ describe('move_pages() of hugetlb folios', () => {
     k.run(k.movePages({ map: 'h', page: 0, node: 1, all: true }));
     // node 1's page lies in another section: a second vmemmap PMD was split (never merged back)
     expect(k.hugetlb.vmemmap(HPAGE)).toMatchObject({ optimized: 1, vmemmapPages: 1, savedPages: 7, pteTablePages: 2 });
+  });
+});
+
+describe('a second move_pages() of a hugetlb folio under migration', () => {
+  /** run `op` until it yields the preemption point `point` */
+  const stepTo = (op: Op<unknown>, point: string): void => {
+    for (let r = op.next(); !r.done; r = op.next()) if (r.value.kind === 'preempt' && r.value.point === point) return;
+    throw new Error(`the operation ended before '${point}'`);
+  };
+  const finish = <T>(op: Op<T>): T => {
+    for (;;) {
+      const r = op.next();
+      if (r.done) return r.value;
+    }
+  };
+
+  it('isolate_hugetlb() fails for the isolated folio: -EBUSY from v6.0; before, the failure was ignored (err = 1): "queued", its status never written, return 0', () => {
+    const second = (version: string) => {
+      const k = kernel(version);
+      pool(k, 2);
+      hugeMap(k, 'h');
+      const first = k.movePages({ map: 'h', page: 0, node: 1, all: true });
+      // the first call holds the folio isolated and is about to unmap it
+      stepTo(first, 'migrate_pages: cond_resched');
+      const r = k.run(k.movePages({ map: 'h', page: 0, node: 1, all: true }));
+      // the first call moves it all the same
+      return { second: r, first: finish(first), node: nodeAt(k, 'h', 0) };
+    };
+    expect(second('v6.1')).toEqual({ second: { status: ['EBUSY'], notMigrated: 0 }, first: { status: [1], notMigrated: 0 }, node: 1 });
+    expect(second('v5.10')).toEqual({ second: { status: [null], notMigrated: 0 }, first: { status: [1], notMigrated: 0 }, node: 1 });
+  });
+});
+
+describe('migrate_pages(2) of hugetlb folios', () => {
+  it('migrate_to_node() queues the folios on the source node (MOVE_ALL with CAP_SYS_NICE) and moves them to the destination\'s own pool (__GFP_THISNODE)', () => {
+    const k = kernel();
+    pool(k, 2);
+    hugeMap(k, 'h');
+    // do_migrate_pages() returns the folios not moved: none
+    expect(k.run(k.migratePages({ from: [0], to: [1] }))).toBe(0);
+    expect(nodeAt(k, 'h', 0)).toBe(1);
+    expect(perNode(k, 'free')).toEqual([1, 0]);
   });
 });
 
