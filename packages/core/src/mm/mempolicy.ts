@@ -359,8 +359,9 @@ export class Numa {
   /**
    * vma_migratable() (mm/mempolicy.c; include/linux/mempolicy.h before v5.x): not VM_IO|VM_PFNMAP,
    * not a DAX VMA (vma_is_dax(): "DAX device mappings require predictable access latency"), hugetlb
-   * only where hugepage_migration_supported() (CONFIG_ARCH_ENABLE_HUGEPAGE_MIGRATION: x86-64, arm64,
-   * ppc64 book3s, for every size the model maps; not s390 [its Kconfig not read]), and not a file
+   * only where hugepage_migration_supported() (CONFIG_ARCH_ENABLE_HUGEPAGE_MIGRATION, which the
+   * Kconfig of x86-64, arm64 and ppc64 book3s selects, for every size the model maps; s390's does
+   * not [read in an old copy only]), and not a file
    * whose mapping gfp cannot reach policy_zone (none here).
    */
   vmaMigratable(vma: Vma): boolean {
