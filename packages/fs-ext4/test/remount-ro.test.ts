@@ -65,6 +65,17 @@ describe('remount read-only: who holds write access (sb_prepare_remount_readonly
     expect(errno(() => k.run(k.mprotect({ map: 'priv', write: true })))).toBe('ok');
   });
 
+  it('MADV_REMOVE through a shared mapping left on the read-only mount: EACCES from v6.7 (no VM_MAYWRITE), and before it (no VM_WRITE)', () => {
+    for (const v of ['v6.6', 'v6.15']) {
+      const k = boot(v);
+      k.run(k.mmap({ file: 'f', length: 4 * PAGE, shared: true, as: 'shro' }));
+      k.run(k.remount({ device: 'pmem0', ro: true }));
+      // v6.6: (VM_SHARED|VM_WRITE) is not all there; v6.15: vma_is_shared_maywrite() is false
+      expect([v, errno(() => k.run(k.madvise({ map: 'shro', advice: 'remove' })))]).toEqual([v, 'EACCES']);
+      expect(onDisk(k, 0)).toBe('A0');
+    }
+  });
+
   it('remounting to the mode the mount has changes nothing; a mount that is not there is EINVAL', () => {
     const k = boot();
     k.run(k.remount({ device: 'pmem0', ro: false }));

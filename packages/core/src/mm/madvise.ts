@@ -304,7 +304,9 @@ function* remove(k: Kernel, vma: Vma, s: number, e: number): Op {
   if (vma.flags.locked) throw refused(vma, 'remove', 'VM_LOCKED');
   if (vma.kind === 'anon') throw refused(vma, 'remove', 'no vm_file (anonymous memory)');
   const maywrite = kernelAtLeast(k.version, 6, 7);
-  if (!vma.flags.shared || !(maywrite || vma.flags.write)) throw new KernelError('EACCES', `madvise remove of '${vma.name}': the mapping is not ${maywrite ? 'shared' : 'shared and writable'} (madvise_remove)`);
+  // v6.7+: vma_is_shared_maywrite() -- no VM_MAYWRITE on a shared mapping of a file opened
+  // read-only (every shared mapping left on a read-only remount) or of a write-sealed memfd
+  if (!vma.flags.shared || !(maywrite ? !vma.flags.nomaywrite : vma.flags.write)) throw new KernelError('EACCES', `madvise remove of '${vma.name}': the mapping is not ${maywrite ? 'shared with VM_MAYWRITE' : 'shared and writable'} (madvise_remove)`);
   if (vma.kind === 'device') throw new KernelError('ENODEV', `madvise remove of '${vma.name}': vfs_fallocate of a character device`);
   const ps = k.mmu.basePageSize;
   const offset = (s - vma.start + vma.pgoff) * ps;
