@@ -643,9 +643,10 @@ export class Kernel {
   /**
    * mount(2) of the device's filesystem with a dax option (fs/daxmode.ts): `true` (the default) is
    * the legacy `-o dax`, `false` no dax option, or dax=always|never|inode where the release has it.
-   * Mounting again after `umount` finds what is on the device.
+   * Mounting again after `umount` finds what is on the device. `ro`: mount -o ro (SB_RDONLY from
+   * the start; `remount` changes it); without it every mount is read-write.
    */
-  *mount(a: { device: string; fs?: string; dax?: DaxMountOption } & FsMountOptions): Op {
+  *mount(a: { device: string; fs?: string; dax?: DaxMountOption; ro?: boolean } & FsMountOptions): Op {
     const options: FsMountOptions = { data: a.data, delalloc: a.delalloc, inlineData: a.inlineData, verity: a.verity };
     const name = a.fs ?? this.defaultFs?.fsName;
     const plugin = name ? this.fsPlugins.get(name) : undefined;
@@ -666,7 +667,7 @@ export class Kernel {
       old.applyMountOptions(mode, options);
       old.daxMode = mode;
       old.mounted = true;
-      old.readOnly = false; // a new mount is read-write (no `ro` option here)
+      old.readOnly = a.ro ?? false;
       return yield* [];
     }
     if (device.fs) throw new KernelError('EBUSY', `${a.device} is already mounted`);
@@ -677,6 +678,7 @@ export class Kernel {
     const mode = fs.parseDaxOption(a.dax ?? true);
     fs.applyMountOptions(mode, options);
     fs.daxMode = mode;
+    fs.readOnly = a.ro ?? false;
     device.fs = fs;
     yield* [];
   }

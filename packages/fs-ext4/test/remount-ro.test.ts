@@ -127,6 +127,17 @@ describe('a read-only ext4 refuses every change with EROFS, before the filesyste
     expect(k.file('g').inode.size).toBe(0);
   });
 
+  it('mount -o ro: read-only from the start, after umount too, until a remount,rw', () => {
+    const k = boot();
+    k.run(k.umount({ device: 'pmem0' }));
+    k.run(k.mount({ device: 'pmem0', ro: true }));
+    expect(errno(() => k.run(k.create({ file: 'g', size: PAGE })))).toBe('EROFS');
+    k.run(k.mmap({ file: 'f', length: PAGE, as: 'r' }));
+    expect(k.run(k.read({ map: 'r', page: 0 }))).toBe('A0');
+    k.run(k.remount({ device: 'pmem0', ro: false }));
+    expect(errno(() => k.run(k.create({ file: 'g', size: PAGE })))).toBe('ok');
+  });
+
   it('the remount syncs first: a page-cache file written through a shared mapping reaches its block (sync_filesystem)', () => {
     // no dax option on v6.6 ext4: dax=inode by default, and a file without the flag is a page-cache file
     const k = boot('v6.6', {}, false);
