@@ -201,8 +201,9 @@ export function* umount(k: Kernel, a: { device: string }): Op {
  * sb_prepare_remount_readonly() (fs/namespace.c) refuses with EBUSY while the mount has writers
  * (mnt_get_writers(): a file open for writing; a shared writable mapping, whose O_RDWR file the VMA
  * holds) or unlinked inodes still open (s_remove_count; there is no unlink here); then the
- * filesystem syncs and turns read-only (ext4's remount and XFS's xfs_remount_ro() both call
- * sync_filesystem() first: the model writes every page cache back, as at eviction). Mappings stay:
+ * filesystem syncs and turns read-only (ext4's and XFS's remount code call sync_filesystem() since
+ * 02b9984d6408 "fs: push sync_filesystem() down to the file system's remount_fs()"; XFS only in
+ * xfs_remount_ro() from 2022 [M]): the model writes every page cache back, as at eviction. Mappings stay:
  * a private one keeps faulting and COWing (a COW fault changes nothing on the filesystem), and a
  * shared read-only one, being of an O_RDONLY file (else the remount was EBUSY), has no VM_MAYWRITE,
  * so mprotect(PROT_WRITE) of it is EACCES from now on. Back to read-write (remount_rw) nothing is
