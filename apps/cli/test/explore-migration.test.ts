@@ -26,6 +26,14 @@ describe('move_pages() racing GUP, fork and CPU writes', () => {
       }
     });
 
+    it(`${version}: a private hugetlb folio: fork reads each entry when its turn comes (a migration entry is copied as one) and the child's COW holds the old folio and re-checks the entry, so its write never reaches the parent`, () => {
+      const r = explore('move-pages-htlb-vs-fork.yaml', version);
+      expect(clean(r)).toEqual(CLEAN);
+      // the child's COW copies the old folio before the migration unmaps it, or the new one after
+      // the remap: different folios end up mapped
+      expect(r.ends.completed).toBeGreaterThanOrEqual(2);
+    });
+
     it(`${version}: fork copies the migration entry, the child's write copies the new page, no write is lost`, () => {
       const fork = explore('move-pages-vs-fork.yaml', version);
       expect(clean(fork)).toEqual(CLEAN);

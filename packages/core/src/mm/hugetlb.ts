@@ -9,7 +9,7 @@ import { anonMappingOf, mappingOf, PG, type PageInit } from './pages.js';
 import { isWpMarker, poisonedMarker } from './guard.js';
 import { Ram } from './ram.js';
 import { copyMigrationEntry, migrationEntryWait } from './migrate.js';
-import type { Leaf } from './vm.js';
+import { origPte, pteSame, type Leaf } from './vm.js';
 
 /** One hstate's pool (struct hstate): nr_hugepages, free_huge_pages, resv_huge_pages, and its free list. */
 interface Pool {
@@ -1002,9 +1002,26 @@ export class Hugetlb {
     if (copy === null) {
       throw KernelError.unsupported('ENOMEM', `hugetlb_wp: no free huge page for the COW of '${vma.name}' (cow.c needs two); the owner's unmap_ref_private() and the child's VM_FAULT_OOM are not modelled`);
     }
-    if (reserved) h.resv?.delete(this.index(vma, leaf.base));
+    const index = this.index(vma, leaf.base);
+    if (reserved) h.resv?.delete(index);
+    // folio_get(old_folio): the extra reference held while the lock is dropped for the copy, so
+    // a migration meanwhile fails folio_migrate_mapping()'s count (-EAGAIN) and tries again
+    k.folios.get(old, 1, 'hugetlb_wp: folio_get(old_folio)');
     this.copyData(old, copy);
+    const orig = origPte(leaf.pte);
     yield preempt('copy_user_large_folio');
+    // "if (likely(vmf->pte && pte_same(huge_ptep_get(..), pte)))": an entry a migration or a zap
+    // replaced meanwhile drops the copy (restore_reserve_on_error() gives its reservation back)
+    // and the fault is retried
+    if (!pteSame(k.vm.lookup(vma.mm, leaf.base)?.pte, leaf.pte, orig)) {
+      if (reserved) {
+        this.restoreReserve.add(copy);
+        h.resv?.add(index);
+      }
+      k.folios.put(copy, 1, 'hugetlb_wp: the entry changed, folio_put(new_folio)');
+      k.folios.put(old, 1, 'hugetlb_wp: folio_put(old_folio)');
+      return;
+    }
     k.vm.clear(vma.mm, leaf.base, h.level); // huge_ptep_clear_flush
     k.folios.addMap(copy); // hugetlb_add_new_anon_rmap
     // make_huge_pte(vma, new, !unshare): an unshare copy is R/O and clean; it keeps the uffd-wp bit
@@ -1014,6 +1031,8 @@ export class Hugetlb {
     k.emit('cow', { mm: vma.mm.name, vaddr: leaf.base, from: old, to: copy, why: unshare ? 'hugetlb_wp: unshare' : 'hugetlb_wp: copy the huge page' });
     k.folios.removeMap(old); // hugetlb_remove_rmap
     k.emit('tlb.flush', { mm: vma.mm.name });
+    // "Make the old page be freed below": the mapping's reference, then the extra one
+    k.folios.put(old, 1, 'hugetlb_wp: folio_put(old_folio) (the mapping\'s reference)');
     k.folios.put(old, 1, 'hugetlb_wp: folio_put(old_folio)');
   }
 
@@ -1046,8 +1065,12 @@ export class Hugetlb {
   *copyRange(src: Vma, dst: Vma, cow: boolean): Op {
     const k = this.k;
     const h = src.hugetlb!;
-    for (const leaf of k.vm.leavesIn(src.mm, src.start, src.start + src.pages)) {
+    for (const seen of k.vm.leavesIn(src.mm, src.start, src.start + src.pages)) {
       yield preempt('copy_hugetlb_page_range');
+      // the entry is read under the source PTL when its turn comes (huge_ptep_get(src_pte)): a
+      // migration may have replaced it by a migration entry (or put the new folio there) meanwhile
+      const leaf = k.vm.lookup(src.mm, seen.base);
+      if (!leaf || leaf.base !== seen.base) continue;
       if (leaf.pte.marker) {
         // "We copy the pte marker only if the dst vma has uffd-wp enabled" (v5.19)
         if (dst.flags.uffdWp) k.vm.install(dst.mm, leaf.base, { ...leaf.pte });
