@@ -31,7 +31,7 @@ import { lockNewVma, mlockall, mlockFutureOk, mlockRange } from './mm/mlock.js';
 import { mseal } from './mm/mseal.js';
 import { PageStore, PG } from './mm/pages.js';
 import { Ram } from './mm/ram.js';
-import { PageCache, type ShmemHugeMode } from './mm/pagecache.js';
+import { PageCache, type ShmemHugeMode, type TmpfsHuge } from './mm/pagecache.js';
 import { IoUring } from './mm/iouring.js';
 import { Hugetlb } from './mm/hugetlb.js';
 import { Secretmem } from './mm/secretmem.js';
@@ -854,9 +854,19 @@ export class Kernel {
     throw new KernelError('EINVAL', `${what}: the mode takes no other flag (vfs_fallocate up to v6.11)`);
   }
 
-  /** A file in the page cache of a non-DAX ext4 / xfs (mm/pagecache.ts createOnDisk). */
-  *tmpfile(a: { file: string; fs: 'ext4' | 'xfs'; size: number }): Op {
-    this.pageCache.createOnDisk(a.file, a.size, a.fs);
+  /**
+   * A file in the page cache of a non-DAX ext4 / xfs (mm/pagecache.ts createOnDisk), or of a tmpfs
+   * mounted with -o huge=<huge> (createOnTmpfs; default huge=never, tmpfs_huge's default). A tmpfs
+   * mount needs CONFIG_TRANSPARENT_HUGEPAGE for any huge= other than never (shmem_parse_one():
+   * "huge=" is rejected without it -- here: an MMU without THP).
+   */
+  *tmpfile(a: { file: string; fs: 'ext4' | 'xfs' | 'tmpfs'; size: number; huge?: TmpfsHuge }): Op {
+    if (a.fs !== 'tmpfs') this.pageCache.createOnDisk(a.file, a.size, a.fs);
+    else {
+      const huge = a.huge ?? 'never';
+      if (huge !== 'never' && this.mmu.transparentHugepage === false) throw new KernelError('EINVAL', `mount -t tmpfs -o huge=${huge}: this MMU has no THP (shmem_parse_one() refuses huge=)`);
+      this.pageCache.createOnTmpfs(a.file, a.size, huge);
+    }
     yield* [];
   }
 
@@ -1968,12 +1978,25 @@ export class Kernel {
    * (KPF_THP with KPF_COMPOUND_HEAD / KPF_COMPOUND_TAIL over 2^order pages: the selftests'
    * is_backed_by_folio()); -1 when no page is present there. The zero pages read as order 0 (no KPF_THP).
    */
-  folioOrderIn(t: { map: string; page: number; process?: string }): number {
-    const leaf = this.presentLeaf(t);
+  folioOrderIn(t: { map?: string; file?: string; page: number; process?: string }): number {
+    if (t.file !== undefined) return this.cachedFolioOrder(t.file, t.page);
+    const leaf = this.presentLeaf({ map: t.map!, page: t.page, process: t.process });
     if (!leaf || leaf.pte.pfn < 0) return -1;
     // kpageflags marks the huge zero folio KPF_THP too (stable_page_flags())
     if (this.isZeroPfn(leaf.pte.pfn)) return leaf.pte.level === 'pmd' ? this.thp.order : 0;
     return this.folios.order(this.folios.folio(leaf.pte.pfn));
+  }
+
+  /**
+   * The order of the folio a page-cache file caches at page `index` (filemap_get_folio(): a large
+   * folio sits under every index of its range; a hugetlbfs file's cache is keyed by huge page),
+   * -1 for a hole.
+   */
+  private cachedFolioOrder(name: string, index: number): number {
+    const file = this.pageCache.named(name);
+    if (!file) throw new InputError(`folioOrder: '${name}' is not a page-cache file (a memfd or a tmpfile): a DAX file's page cache holds DAX entries, no folios`, undefined, 'file');
+    const pfn = file.hugetlb ? file.cache.get(Math.floor(index / file.hugetlb.pages)) : file.cache.get(index);
+    return pfn === undefined ? -1 : this.folios.order(this.folios.folio(pfn));
   }
 
   /**

@@ -197,6 +197,12 @@ export interface PageCacheFile {
    */
   readonly secretmem?: true;
   /**
+   * A file on a tmpfs mounted by the scenario (`tmpfile` with fs: tmpfs): its mount's huge= option,
+   * SHMEM_SB(inode->i_sb)->huge (mm/shmem.c). Unset: the internal mount (shm_mnt) of memfds and
+   * shared anonymous memory, whose huge policy is transparent_hugepage/shmem_enabled.
+   */
+  readonly mountHuge?: 'always' | 'within_size' | 'advise' | 'never';
+  /**
    * shmem's shared policy (shmem_inode_info->policy, mpol_set_shared_policy()): what mbind() of a
    * mapping set for file page ranges [start, end); tmpfs page-cache allocations follow it (mm/mempolicy.ts)
    */

@@ -342,7 +342,8 @@ function* cacheRead(k: Kernel, file: PageCacheFile, first: number, end: number, 
 /**
  * generic_perform_write() of n pages from `first`: fault the source page in
  * (fault_in_iov_iter_readable: nothing readable ends the loop), ->write_begin (the folio,
- * allocated over a hole: shmem_write_begin SGP_WRITE, or grabbed for a disk file), the copy,
+ * allocated over a hole: shmem_write_begin SGP_WRITE, large under a huge policy
+ * (PageCache.writeBegin), or grabbed for a disk file), the copy,
  * ->write_end (i_size extended page by page); returns the pages written.
  */
 function* cacheWrite(k: Kernel, file: PageCacheFile, first: number, n: number, buf: UserBuffer): Op<number> {
@@ -351,8 +352,10 @@ function* cacheWrite(k: Kernel, file: PageCacheFile, first: number, n: number, b
   for (let index = first; index < first + n; index++) {
     const data = yield* copyFromUser(k, buf, done);
     if (data === null) break;
+    // i_size before this page's ->write_end; a tmpfs huge policy may allocate a large folio here
+    const isize = file.size ?? file.pages * ps;
     if (file.pages <= index) file.pages = index + 1;
-    const pfn = k.pageCache.getFolio(file, index, 'write_begin');
+    const pfn = k.pageCache.writeBegin(file, index, isize, (first + n) * ps);
     k.pages.data.set(pfn, data);
     file.notUptodate.delete(index);
     k.folios.put(k.folios.folio(pfn), 1, 'write_end: folio_put');

@@ -10,6 +10,9 @@ import { kernelAtLeast } from '../features.js';
 /** transparent_hugepage/shmem_enabled: the shmem_huge values (SHMEM_HUGE_*) */
 export const SHMEM_HUGE_MODES = ['always', 'within_size', 'advise', 'never', 'deny', 'force'] as const;
 export type ShmemHugeMode = (typeof SHMEM_HUGE_MODES)[number];
+/** the huge= option of a tmpfs mount (shmem_parse_one(): deny and force are shmem_enabled test modes only) */
+export const TMPFS_HUGE_OPTIONS = ['always', 'within_size', 'advise', 'never'] as const;
+export type TmpfsHuge = (typeof TMPFS_HUGE_OPTIONS)[number];
 
 /** mm/memory.c fault_around_bytes: rounddown_pow_of_two(65536), the default since it came (v3.15) */
 const FAULT_AROUND_BYTES = 65536;
@@ -38,9 +41,10 @@ const FAULT_AROUND_BYTES = 65536;
  * File seals (F_ADD_SEALS) are mm/memfd.ts's; the checks shmem_setattr() and shmem_fallocate()
  * make of them are called from here.
  *
- * Huge folios: only the PMD-order ones khugepaged and MADV_COLLAPSE build (mm/collapse.ts
- * collapse_file(), `replaceWithLarge`), which the cache keeps under every index of their range
- * (one reference each) and a fault maps by a PMD over pmd_none (`setPmd`). Not modelled: shmem
+ * Large folios: the PMD-order ones khugepaged and MADV_COLLAPSE build (mm/collapse.ts
+ * collapse_file(), `replaceWithLarge`) and the ones write(2) allocates under a huge policy
+ * (`writeBegin`), which the cache keeps under every index of their range (one reference each)
+ * and a fault maps by a PMD over pmd_none (`setPmd`). Not modelled: shmem
  * faults allocating huge folios (shmem_enabled / huge= other than never: refused), splitting a
  * huge folio on truncation, swap, partial-page zeroing,
  * closing a memfd (its inode lives for the whole run), userfaultfd; for disk files, readahead
@@ -84,7 +88,27 @@ export class PageCache {
     if (end > file.pages && keepSize) throw KernelError.unsupported('EOPNOTSUPP', `fallocate(FALLOC_FL_KEEP_SIZE) past the end of '${file.name}' (pages beyond i_size) is not modelled`);
     if (end > file.pages) file.pages = end;
     if (!keepSize && file.size !== undefined && offset + length > file.size) file.size = offset + length;
+    // shmem_fallocate()'s shmem_get_folio(SGP_FALLOC) follows the huge policy as a write does: not modelled
+    for (let index = Math.floor(offset / ps); index < end; index++) {
+      if (!file.cache.has(index) && !file.hugetlb && !file.writeback && !file.secretmem && this.k.mmu.transparentHugepage !== false && this.shmemHuge(null, file, index, false)) {
+        throw KernelError.unsupported('EOPNOTSUPP', `fallocate of page ${index} of '${file.name}' under the huge policy ${file.mountHuge ?? this.shmemEnabled} would allocate a large shmem folio, which is not modelled`);
+      }
+    }
     for (let index = Math.floor(offset / ps); index < end; index++) this.k.folios.put(this.getFolio(file, index, 'shmem_fallocate', 'falloc'), 1, 'shmem_fallocate: folio_put');
+  }
+
+  /**
+   * open(O_CREAT) + ftruncate(size) of a regular file on a tmpfs the scenario mounted with
+   * -o huge=<huge> (split_huge_page_test.c split_file_backed_thp(): mount("tmpfs", ...,
+   * "huge=always,size=4m")). A shmem inode like a memfd's (shmem_get_inode(): seals F_SEAL_SEAL),
+   * whose huge policy is its own mount's sb->huge rather than shm_mnt's (shmem_enabled). The
+   * mount's size= limit (max_blocks) is not modelled.
+   */
+  createOnTmpfs(name: string, size: number, huge: TmpfsHuge): PageCacheFile {
+    if (this.files.has(name) || this.k.files.has(name)) throw new KernelError('EEXIST', `file '${name}' exists`);
+    const file: PageCacheFile = { ...this.newFile(name, Math.ceil(size / this.k.mmu.basePageSize), true), mountHuge: huge, size, seals: initialSeals(false) };
+    this.files.set(name, file);
+    return file;
   }
 
   /**
@@ -259,24 +283,105 @@ export class PageCache {
    * shmem_huge_enabled() / shmem_is_huge() (v6.2-v6.9; shmem_huge_global_enabled() from v6.11 [M])
    * for the PMD range at `index` of a shmem file mapped by vma: never with VM_NOHUGEPAGE; always
    * when forced (MADV_COLLAPSE: shmem_huge_force) or shmem_enabled is force; never under deny;
-   * else the mount's policy: always, within_size (the PMD range ends inside i_size), advise
-   * (VM_HUGEPAGE).
+   * else the mount's policy, SHMEM_SB(inode->i_sb)->huge -- a scenario's tmpfs mount's huge=, or
+   * for shm_mnt what shmem_enabled_store() copied there (only values above SHMEM_HUGE_DENY) --:
+   * always, within_size (the PMD range ends inside i_size: `isizePages`), advise (VM_HUGEPAGE).
    */
-  shmemHuge(vma: Vma | null, file: PageCacheFile, index: number, force: boolean): boolean {
+  shmemHuge(vma: Vma | null, file: PageCacheFile, index: number, force: boolean, isizePages = file.pages): boolean {
     if (vma?.flags.nohugepage) return false;
-    const mode = this.shmemEnabled;
-    if (force || mode === 'force') return true;
-    switch (mode) {
+    const global = this.shmemEnabled;
+    if (force || global === 'force') return true;
+    if (global === 'deny') return false;
+    switch (file.mountHuge ?? global) {
       case 'always':
         return true;
       case 'within_size':
-        if (file.pages >= Math.ceil((index + 1) / this.k.vm.pmdPages) * this.k.vm.pmdPages) return true;
+        if (isizePages >= Math.ceil((index + 1) / this.k.vm.pmdPages) * this.k.vm.pmdPages) return true;
         return vma?.flags.hugepage === true;
       case 'advise':
         return vma?.flags.hugepage === true;
       default:
         return false;
     }
+  }
+
+  /**
+   * shmem_write_begin() -> shmem_get_folio(SGP_WRITE) of page `index` for generic_perform_write():
+   * the cached folio, or over a hole a new one, as large as the huge policy allows
+   * (shmem_alloc_and_add_folio(): the order tried first whose naturally aligned range has nothing
+   * cached -- xa_find() in shmem_suitable_orders(), -E2BIG / a failed allocation falls back to the
+   * next order, then to a small folio). `isize`: i_size in bytes before this write's ->write_end;
+   * `writeEnd`: the byte where the write ends. The caller gets a reference.
+   */
+  writeBegin(file: PageCacheFile, index: number, isize: number, writeEnd: number): number {
+    if (!file.cache.has(index) && !file.writeback && !file.hugetlb && !file.secretmem) {
+      for (const order of this.writeOrders(file, index, isize, writeEnd)) if (this.addLarge(file, index - (index % (1 << order)), order)) break;
+    }
+    return this.getFolio(file, index, 'shmem_write_begin');
+  }
+
+  /**
+   * The large orders a write's shmem_get_folio() tries at `index`, highest first, whose aligned
+   * range holds no cached page. No VMA, so advise never allows one (vm_flags 0). Per release:
+   * - up to v6.13: the PMD order when shmem_is_huge() / shmem_huge_global_enabled() says so
+   *   (within_size against i_size before the write);
+   * - acd7ccb284b8 "mm: shmem: add large folio support for tmpfs" (v6.14 [M]): huge=always /
+   *   within_size allow any order the write's size hints at (shmem_mapping_size_orders(): the
+   *   order of write_end - index's offset, lowered to the index's alignment), within_size only
+   *   those ending inside max(write_end, i_size) (shmem_get_orders_within_size());
+   * - "mm: shmem: fix the strategy for the tmpfs 'huge=' options" (Baolin Wang, 2025: v6.18 [M]):
+   *   every order up to the PMD one, PMD first (THP_ORDERS_ALL_FILE_DEFAULT), whatever the size.
+   * shmem_enabled force: the PMD order (maybe_pmd_order); deny: none.
+   */
+  private writeOrders(file: PageCacheFile, index: number, isize: number, writeEnd: number): number[] {
+    const k = this.k;
+    if (k.mmu.transparentHugepage === false || this.shmemEnabled === 'deny') return [];
+    const ps = k.mmu.basePageSize;
+    const pmdOrder = Math.log2(k.vm.pmdPages);
+    let orders: number[];
+    if (this.shmemEnabled === 'force') orders = [pmdOrder];
+    else if (!kernelAtLeast(k.version, 6, 14)) orders = this.shmemHuge(null, file, index, false, Math.ceil(isize / ps)) ? [pmdOrder] : [];
+    else {
+      const mode = file.mountHuge ?? this.shmemEnabled;
+      let top = pmdOrder;
+      if (!kernelAtLeast(k.version, 6, 18)) {
+        // shmem_mapping_size_orders(): filemap_get_order(size) is ilog2(size) - PAGE_SHIFT (0 up to a page)
+        const size = writeEnd - index * ps;
+        top = size > ps ? Math.floor(Math.log2(size)) - Math.log2(ps) : 0;
+        // "If we're not aligned, allocate a smaller folio": __ffs(index)
+        if (top > 0 && index % (1 << top) !== 0) top = Math.log2(index & -index);
+        top = Math.min(top, pmdOrder);
+      }
+      orders = [];
+      for (let o = top; o >= 1; o--) orders.push(o);
+      if (mode === 'within_size') {
+        const isizePages = Math.ceil(Math.max(writeEnd, isize) / ps);
+        const fits = orders.findIndex((o) => isizePages >= Math.ceil((index + 1) / (1 << o)) * (1 << o));
+        orders = fits < 0 ? [] : orders.slice(fits);
+      } else if (mode !== 'always') orders = [];
+    }
+    return orders.filter((o) => {
+      const start = index - (index % (1 << o));
+      for (let i = start; i < start + (1 << o); i++) if (file.cache.has(i)) return false;
+      return true;
+    });
+  }
+
+  /**
+   * shmem_alloc_folio(order) + shmem_add_to_page_cache(): a new folio of 2^order pages at the
+   * aligned index `start`, one multi-index entry holding a reference per page (folio_ref_add(nr)),
+   * zero-filled and uptodate once written (shmem_write_end() zeroes what the copy did not fill).
+   * False when the allocation fails.
+   */
+  private addLarge(file: PageCacheFile, start: number, order: number): boolean {
+    const k = this.k;
+    const head = k.ram.allocFileLarge(mappingOf(file.mapping.id), start, order, k.numa.fileNode(file, start));
+    if (head === null) return false;
+    const n = 1 << order;
+    k.folios.get(head, n - 1, 'shmem_add_to_page_cache: folio_ref_add(folio, nr)');
+    for (let i = 0; i < n; i++) file.cache.set(start + i, head + i);
+    k.emit('page.mapping', { pfn: head, mapping: `shmem:${file.name}`, index: start, share: 0 });
+    return true;
   }
 
   /**

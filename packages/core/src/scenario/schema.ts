@@ -7,7 +7,7 @@ import { MADVISE_ADVICES } from '../mm/madvise.js';
 import { MAX_NUMNODES, MPOL_MODES } from '../mm/mempolicy.js';
 import { SEAL_NAMES } from '../mm/memfd.js';
 import { THP_SIZE_MODES } from '../mm/mthp.js';
-import { SHMEM_HUGE_MODES } from '../mm/pagecache.js';
+import { SHMEM_HUGE_MODES, TMPFS_HUGE_OPTIONS } from '../mm/pagecache.js';
 import { DAX_MODES } from '../fs/daxmode.js';
 import { ONLINE_TYPES } from '../mm/hotplug.js';
 import { UFFD_FEATURES, UFFD_MODES, UFFD_RANGE_IOCTLS } from '../mm/userfaultfd.js';
@@ -211,7 +211,7 @@ const checkShape = {
   anonHugePages: CheckTarget.optional().describe('{map, page, process?}: the anonymous THPs mapped by a PMD in the VMA holding that page: its smaps AnonHugePages divided by the PMD size (the huge zero page is not counted); the khugepaged selftest\'s check_huge_anon()'),
   filePmdMapped: CheckTarget.optional().describe('{map, page, process?}: the page-cache THPs of a disk file mapped by a PMD in the VMA holding that page: its smaps FilePmdMapped divided by the PMD size; the khugepaged selftest\'s check_huge_file()'),
   shmemPmdMapped: CheckTarget.optional().describe('{map, page, process?}: the shmem (tmpfs, memfd) THPs mapped by a PMD in the VMA holding that page: its smaps ShmemPmdMapped divided by the PMD size; the khugepaged selftest\'s check_huge_shmem()'),
-  folioOrder: CheckTarget.optional().describe('{map, page, process?}: the order of the folio mapped there (folio_order(): for a THP what split_huge_page_test.c is_backed_by_folio() reads from /proc/PID/pagemap and /proc/kpageflags); 0 for a small page or the small zero page, the PMD order for the huge zero page, -1 when nothing is present there; device pages report their compound or DAX folio order'),
+  folioOrder: CheckTarget.optional().describe('{map, page, process?}: the order of the folio mapped there (folio_order(): for a THP what split_huge_page_test.c is_backed_by_folio() reads from /proc/PID/pagemap and /proc/kpageflags); 0 for a small page or the small zero page, the PMD order for the huge zero page, -1 when nothing is present there; device pages report their compound or DAX folio order. {file, page}: the order of the folio a page-cache file (memfd, tmpfile) caches at that page index (filemap_get_folio()), -1 when none'),
   rssAnon: CheckTarget.optional().describe('{process?}: RssAnon of /proc/PID/status in kB (MM_ANONPAGES: present anonymous pages; zero pages, swap entries and hugetlb pages do not count); split_huge_page_test.c rss_anon()'),
   metadataBadblocks: CheckTarget.optional().describe('{device}: the bad 512-byte blocks in a pmem namespace\'s pfn metadata (before its data offset), as its raw view lists them (force_raw=1, /sys/block/pmemX/badblocks); errors in the data are poisoned pages, not counted'),
   equals: z.union([z.number().int(), z.boolean(), VmemmapFigures]).optional(),
@@ -228,7 +228,7 @@ const INODE_CHECKS: readonly CheckWhat[] = ['dax', 'daxFlag', 'seals'];
 /** properties of a process (its mm), not of a page: only a { process } target */
 const PROCESS_CHECKS: readonly CheckWhat[] = ['memoryMerge', 'ksmMergingPages', 'ksmZeroPages', 'rssAnon'];
 /** properties of a mapping's page-table entry, not of a page: only a { map, page } target */
-const ENTRY_CHECKS: readonly CheckWhat[] = ['writable', 'softDirty', 'swapped', 'locked', 'guard', 'uffdWp', 'sealed', 'filePmdMapped', 'shmemPmdMapped', 'vmaPages', 'vmaStart', 'anonHugePages', 'folioOrder'];
+const ENTRY_CHECKS: readonly CheckWhat[] = ['writable', 'softDirty', 'swapped', 'locked', 'guard', 'uffdWp', 'sealed', 'filePmdMapped', 'shmemPmdMapped', 'vmaPages', 'vmaStart', 'anonHugePages'];
 
 /** the pages of a mapping a uffd-copy, uffd-zeropage or uffd-continue step fills */
 const uffdPages = {
@@ -289,6 +289,7 @@ const checkArgs = obj(checkShape)
       }
       if (what === 'blockFree' && target !== 'file') return bad(`blockFree looks at a file's block: write ${form}`);
       if (ENTRY_CHECKS.includes(what) && target !== 'map') return bad(`${what} looks at the entry that maps a page of a mapping: write { map, page }`);
+      if (what === 'folioOrder' && target !== 'map' && target !== 'file') return bad('folioOrder looks at the folio mapped at a page of a mapping or cached at a page of a file: write { map, page } or { file, page }');
       if (what === 'vmemmap' && t.page !== undefined) return bad(`vmemmap is per ${target === 'hugetlb' ? 'pool' : 'device'}: remove page`, [what, 'page']);
       if (target !== 'device' && target !== 'hugetlb' && t.page === undefined) return bad(`add page: the base-page index to look at (${form})`);
       if (t.process !== undefined && target !== 'map') return bad('process only applies to a mapping target { map, page, process }', [what, 'process']);
@@ -476,9 +477,12 @@ export const OP_ARGS = {
   }).describe('fcntl(fd, F_ADD_SEALS, seals) of a memfd: F_SEAL_WRITE is EBUSY while a shared mapping counts as writable or a page is pinned; EPERM once F_SEAL_SEAL is set'),
   tmpfile: obj({
     file: Name.describe('the name the file goes by (mmap: { file }, truncate, punch-hole, checks)'),
-    fs: z.enum(['ext4', 'xfs'], { error: 'fs is ext4 or xfs (a disk filesystem mounted without -o dax)' }).describe('the non-DAX disk filesystem it lives on'),
+    fs: z.enum(['ext4', 'xfs', 'tmpfs'], { error: 'fs is ext4 or xfs (a disk filesystem mounted without -o dax) or tmpfs' }).describe('the filesystem it lives on: a non-DAX disk filesystem, or a tmpfs of its own'),
     size: Size.describe('ftruncate() to this size'),
-  }).describe('mkstemp() + unlink() + ftruncate() on a disk filesystem mounted without DAX: a page-cache file whose shared writable mappings need dirty tracking (fallocate() would add no page: only blocks)'),
+    huge: z.enum(TMPFS_HUGE_OPTIONS, { error: `huge is one of ${TMPFS_HUGE_OPTIONS.join(', ')} (deny and force are shmem-enabled modes, not mount options)` }).optional()
+      .describe('fs: tmpfs only: mount -t tmpfs -o huge=<huge> (default never): what write(2) allocates over a hole -- a PMD-order folio under always (up to v6.13 and from v6.18; the write size hints at the order in v6.14-v6.17), within_size when it fits in i_size'),
+  }).refine((a) => a.huge === undefined || a.fs === 'tmpfs', { error: 'huge is a tmpfs mount option: give fs: tmpfs, or leave huge out', path: ['huge'] })
+    .describe('mkstemp() + unlink() + ftruncate() on a disk filesystem mounted without DAX: a page-cache file whose shared writable mappings need dirty tracking (fallocate() would add no page: only blocks); or open(O_CREAT) + ftruncate() of a file on a tmpfs mounted with -o huge= (split_huge_page_test.c split_file_backed_thp)'),
   'hugetlb-pool': obj({
     size: Size.describe('the huge page size (one the arch offers: x86 2MiB, 1GiB)'),
     pages: z.number().int().min(0).describe('nr_hugepages'),
