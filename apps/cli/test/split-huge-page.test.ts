@@ -112,6 +112,49 @@ function splitShmemThpToOrder(version: string, order: number): Verdict {
   return k.pmdMappedCacheThpsIn({ map: 'mem', page: 0 }, 'shmem') === 0 ? 'pass' : 'fail'; // "Still FilePmdMapped not split"
 }
 
+/**
+ * split_file_backed_thp(order): a tmpfs mounted huge=always, write(fd, file_buf1, pmd_pagesize),
+ * write_debugfs(PATH_FMT, testfile, 0, 1024, order), read(2) back into file_buf2 and compared. The
+ * selftest checks nothing else ("Please check dmesg"); a failed mount, write, debugfs write or
+ * read, or changed data is 'fail'. `orders` gets the folio orders the split left, for the caller.
+ */
+function splitFileBackedThp(version: string, order: number, orders?: number[]): Verdict {
+  const k = kernel(version);
+  const value = (p: number) => `c${p}`;
+  k.run(k.mmap({ anon: true, length: 2 * NR * PAGE, write: true, as: 'buf' }));
+  for (let page = 0; page < NR; page++) k.run(k.write({ map: 'buf', page, data: value(page) }));
+  if (fails(() => k.run(k.tmpfile({ file: 'thp_file', fs: 'tmpfs', huge: 'always', size: 0 })))) return 'fail';
+  if (k.run(k.pwrite({ file: 'thp_file', length: NR * PAGE, map: 'buf' })) !== NR * PAGE) return 'fail';
+  const splitFailed = fails(() => k.run(k.splitHugePages({ file: 'thp_file', offset: 0, length: 1024 * PAGE, order })));
+  for (let index = 0; orders && index < NR; index += 1 << Math.max(0, k.folioOrderIn({ file: 'thp_file', page: index }))) orders.push(k.folioOrderIn({ file: 'thp_file', page: index }));
+  if (splitFailed) return 'fail'; // "Failed to write to debugfs file"
+  if (k.run(k.pread({ file: 'thp_file', length: NR * PAGE, map: 'buf', page: NR })) !== NR * PAGE) return 'fail';
+  for (let page = 0; page < NR; page++) if (k.run(k.read({ map: 'buf', page: NR + page })) !== value(page)) return 'fail';
+  return 'pass';
+}
+
+/**
+ * split_thp_in_pagecache_to_order_at() with its fs_loc on a tmpfs mounted huge=always (the
+ * selftest's /tmp when it is one): create_pagecache_thp_and_fd() writes 2 * pmd_pagesize in 1 KiB
+ * write(2)s -- here one page per write, the same size hint (filemap_get_order() of 1 KiB and of
+ * 4 KiB are both 0) --, drop_caches (shmem folios are not dropped), mmap(MAP_SHARED), MADV_HUGEPAGE,
+ * reads every page, then check_huge_file(addr, 2, pmd_pagesize) reads FilePmdMapped: a tmpfs
+ * mapping's PMDs are ShmemPmdMapped, so it SKIPs ("Pagecache folio split skipped") whatever the
+ * folios are. Returns the verdict and ShmemPmdMapped at that point.
+ */
+function splitThpInPagecacheOnTmpfs(version: string): { verdict: 'skip' | 'go on'; shmemPmdMapped: number } {
+  const k = kernel(version);
+  k.run(k.mmap({ anon: true, length: PAGE, write: true, as: 'buf' }));
+  k.run(k.write({ map: 'buf', page: 0, data: 'chunk' }));
+  k.run(k.tmpfile({ file: 'test', fs: 'tmpfs', huge: 'always', size: 0 }));
+  for (let page = 0; page < 2 * NR; page++) k.run(k.pwrite({ file: 'test', offset: page * PAGE, length: PAGE, map: 'buf' }));
+  k.run(k.mmap({ file: 'test', length: 2 * NR * PAGE, shared: true, write: true, as: 'mem' }));
+  k.run(k.madvise({ map: 'mem', advice: 'hugepage' }));
+  for (let page = 0; page < 2 * NR; page++) k.run(k.read({ map: 'mem', page }));
+  const verdict = k.pmdMappedCacheThpsIn({ map: 'mem', page: 0 }, 'file') === 2 ? 'go on' : 'skip';
+  return { verdict, shmemPmdMapped: k.pmdMappedCacheThpsIn({ map: 'mem', page: 0 }, 'shmem') };
+}
+
 const OLD = ['v5.4', 'v5.10'];
 const MID = ['v6.1', 'v6.3', 'v6.6'];
 const NEW = ['v6.15', 'latest'];
@@ -143,6 +186,18 @@ describe('split_huge_page_test.c verdicts per preset (x86), as docs/selftests.md
     });
     it(`${v}: split_pte_mapped_thp`, () => {
       expect(splitPteMappedThp(v)).toBe(old ? 'fail' : 'pass');
+    });
+    it(`${v}: split_file_backed_thp(0, 1, 5, 8): the path form (v5.13) splits the PMD folio write(2) made, to the order written from v6.15 (shmem: v6.14), to 0 before`, () => {
+      for (const order of [0, 1, 5, 8]) {
+        const orders: number[] = [];
+        expect(splitFileBackedThp(v, order, orders)).toBe(old ? 'fail' : 'pass');
+        // the write made one order-9 folio; old kernels leave it, v6.1-v6.6 parse no new_order
+        const made = old ? 9 : isNew ? order : 0;
+        expect(orders).toEqual(new Array(NR >> made).fill(made));
+      }
+    });
+    it(`${v}: split_thp_in_pagecache_to_order on a huge=always tmpfs SKIPs (FilePmdMapped 0); its folios are PMD-mapped except on v6.15 (1 KiB writes: order 0)`, () => {
+      expect(splitThpInPagecacheOnTmpfs(v)).toEqual({ verdict: 'skip', shmemPmdMapped: v === 'v6.15' ? 0 : 2 });
     });
   }
 });

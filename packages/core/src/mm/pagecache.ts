@@ -388,7 +388,7 @@ export class PageCache {
    * A shmem fault that would allocate a huge folio (shmem_get_folio_gfp() with a huge order
    * shmem_allowable_huge_orders() allows: shmem_enabled other than never / deny, the PMD range
    * inside the VMA and i_size) is refused as not modelled: the model's shmem faults allocate
-   * order-0 folios only; collapse builds the huge ones (mm/collapse.ts).
+   * order-0 folios only; collapse (mm/collapse.ts) and write(2) (`writeBegin`) build the large ones.
    */
   private refuseHugeAllocation(vma: Vma, file: PageCacheFile, index: number): void {
     const k = this.k;
