@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { createKernel, type Kernel } from '../src/index.js';
+import { InputError } from '../src/errors.js';
+import { parseScenario } from '../src/scenario/load.js';
 import { testArch } from '../src/testing.js';
 
 // write(2) to a file on a tmpfs mounted with huge= (mm/pagecache.ts writeBegin(): shmem_write_begin
@@ -155,6 +157,29 @@ describe('write(2) to a tmpfs mounted huge=always', () => {
   });
 });
 
+describe('64 KiB pages with 512 MiB PMDs (arm64 64K: HPAGE_PMD_ORDER 13 > MAX_PAGECACHE_ORDER 11)', () => {
+  // arm64's 64 KiB granule constants on the test arch: a PMD maps 8192 pages
+  const arch64k = () => {
+    const a = testArch();
+    return { ...a, mmu: { ...a.mmu, basePageSize: 64 * KiB, pmdSize: 512 * MiB } };
+  };
+  const orderOfWrite = (version: string): number => {
+    const k = createKernel({ arch: arch64k(), kernel: version });
+    k.run(k.mmap({ anon: true, length: 64 * KiB, write: true, as: 'buf' }));
+    k.run(k.tmpfile({ file: 'f', fs: 'tmpfs', huge: 'always', size: 0 }));
+    k.run(k.pwrite({ file: 'f', length: 64 * KiB, map: 'buf' }));
+    return k.folioOrderIn({ file: 'f', page: 0 });
+  };
+
+  it('before v6.10 the order-13 PMD folio is allocated (v5.10, v6.6); from v6.10 no order passes MAX_PAGECACHE_ORDER 11', () => {
+    expect(orderOfWrite('v5.10')).toBe(13);
+    expect(orderOfWrite('v6.6')).toBe(13);
+    // v6.15: a one-page write hints at order 0; latest: every order up to MAX_PAGECACHE_ORDER, highest first
+    expect(orderOfWrite('v6.15')).toBe(0);
+    expect(orderOfWrite('latest')).toBe(11);
+  });
+});
+
 describe('split_file_backed_thp(): the path form splits what the write made', () => {
   it('to order 0: 1 of 1 split, 512 order-0 folios of one cache reference each, the data read back unchanged', () => {
     const k = kernel('v6.6');
@@ -193,5 +218,29 @@ describe('split_file_backed_thp(): the path form splits what the write made', ()
     tmpfsWrite(k, 'thp_file', 'always', 2 * MiB);
     expect(() => k.run(k.splitHugePages({ file: 'thp_file', length: 4 * MiB }))).toThrow(/EINVAL|only "1"/);
     expect(k.folioOrderIn({ file: 'thp_file', page: 0 })).toBe(9);
+  });
+});
+
+describe('bad input names the field and the fix', () => {
+  const errorOf = (step: string): string => {
+    try {
+      parseScenario(`name: t\nsteps:\n  - ${step}\n`, 's.yaml');
+    } catch (e) {
+      expect(e).toBeInstanceOf(InputError);
+      return (e as Error).message;
+    }
+    throw new Error(`expected an InputError for ${step}`);
+  };
+
+  it('huge on a disk tmpfile, a shmem_enabled-only mode as a mount option, folioOrder of a device', () => {
+    expect(errorOf('tmpfile: { file: f, fs: xfs, size: 4KiB, huge: always }')).toMatch(/steps\[0\]\.tmpfile\.huge: huge is a tmpfs mount option: give fs: tmpfs, or leave huge out/);
+    expect(errorOf('tmpfile: { file: f, fs: tmpfs, size: 0, huge: deny }')).toMatch(/huge is one of always, within_size, advise, never \(deny and force are shmem-enabled modes, not mount options\)/);
+    expect(errorOf('check: { folioOrder: { device: d, page: 0 }, equals: 0 }')).toMatch(/folioOrder looks at the folio mapped at a page of a mapping or cached at a page of a file: write \{ map, page \} or \{ file, page \}/);
+  });
+
+  it('folioOrder of a name that is no page-cache file is an InputError naming the file, not a crash', () => {
+    const k = kernel();
+    expect(() => k.folioOrderIn({ file: 'nope', page: 0 })).toThrow(InputError);
+    expect(() => k.folioOrderIn({ file: 'nope', page: 0 })).toThrow(/'nope' is not a page-cache file/);
   });
 });

@@ -331,13 +331,17 @@ export class PageCache {
    *   those ending inside max(write_end, i_size) (shmem_get_orders_within_size());
    * - "mm: shmem: fix the strategy for the tmpfs 'huge=' options" (Baolin Wang, 2025: v6.18 [M]):
    *   every order up to the PMD one, PMD first (THP_ORDERS_ALL_FILE_DEFAULT), whatever the size.
-   * shmem_enabled force: the PMD order (maybe_pmd_order); deny: none.
+   * shmem_enabled force: the PMD order (maybe_pmd_order); deny: none. From "mm/shmem: disable
+   * PMD-sized page cache if needed" (Gavin Shan, v6.10 [M]) no order passes MAX_PAGECACHE_ORDER,
+   * min(HPAGE_PMD_ORDER, MAX_XAS_ORDER = 11): a PMD order above it (arm64 64 KiB pages: 13) is
+   * never allocated (maybe_pmd_order 0).
    */
   private writeOrders(file: PageCacheFile, index: number, isize: number, writeEnd: number): number[] {
     const k = this.k;
     if (k.mmu.transparentHugepage === false || this.shmemEnabled === 'deny') return [];
     const ps = k.mmu.basePageSize;
     const pmdOrder = Math.log2(k.vm.pmdPages);
+    const maxOrder = kernelAtLeast(k.version, 6, 10) ? Math.min(pmdOrder, 11) : pmdOrder;
     let orders: number[];
     if (this.shmemEnabled === 'force') orders = [pmdOrder];
     else if (!kernelAtLeast(k.version, 6, 14)) orders = this.shmemHuge(null, file, index, false, Math.ceil(isize / ps)) ? [pmdOrder] : [];
@@ -360,7 +364,7 @@ export class PageCache {
         orders = fits < 0 ? [] : orders.slice(fits);
       } else if (mode !== 'always') orders = [];
     }
-    return orders.filter((o) => {
+    return orders.filter((o) => o <= maxOrder).filter((o) => {
       const start = index - (index % (1 << o));
       for (let i = start; i < start + (1 << o); i++) if (file.cache.has(i)) return false;
       return true;
