@@ -22,6 +22,11 @@ export interface ProbeRequest {
    */
   readonly phys?: number;
   /**
+   * with `phys`: a new pfn/dax info block is written there (ndctl create-namespace -f -e, a mode
+   * change: nd_pfn_init() of a zeroed info block) instead of the old one being validated
+   */
+  readonly newInfoBlock?: boolean;
+  /**
    * device-dax of a dynamic region (dax/region.ts): the instance's physical ranges in page-offset
    * order (dev_dax->ranges, v5.10), each memremapped; size is their sum and phys the first's start
    */

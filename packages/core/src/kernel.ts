@@ -9,7 +9,7 @@ import { FaultInjection, type FaultSite } from './fault-inject.js';
 import type { KernelEvents } from './events.js';
 import { DEFAULT_PRESET, kernelAtLeast, presetNamed, resolveFeatures, type FeatureSet } from './features.js';
 import { FALLOC_FLAG, type DaxFilesystem, type FallocateMode, type FilesystemPlugin, type FsMountOptions } from './fs/filesystem.js';
-import { fileRead, fileWrite, type FileIoArgs } from './fs/rw.js';
+import { fileRead, fileWrite, type BdevIoArgs, type FileIoArgs } from './fs/rw.js';
 import { checkMapSync, chattr, closeFile, dropCaches, mkdir, mountedFilesystems, mountedOn, openFile, remount, rename, umount, type DaxMountOption } from './fs/daxmode.js';
 import { conventionFor, type RefcountConvention } from './mm/convention.js';
 import { DeviceExclusive, nonPresent, type MmuNotifierRange } from './mm/exclusive.js';
@@ -49,6 +49,7 @@ import type { ThpSizeMode } from './mm/mthp.js';
 import { Vm, type Leaf } from './mm/vm.js';
 import { runToCompletion, type Op } from './sched.js';
 import { DaxBus, devicePfn, deviceRanges } from './dax/region.js';
+import { reconfigureNamespace, type ReconfigureNamespaceArgs } from './dax/namespace.js';
 import { Badblocks } from './badblocks.js';
 import type { Device, GupHandle, Inode, MappingRange, Mm, PageCacheFile, Pte, UffdCtx, Vma } from './types.js';
 
@@ -328,6 +329,8 @@ export class Kernel {
   isGone(pfn: number): boolean {
     // kmem hot-added the range again as System RAM (mm/hotplug.ts): new struct pages, a RAM page
     if (this.ram.isHotplugged(pfn)) return false;
+    // a live pgmap over the range again (a driver bound again, a namespace in a new mode): new struct pages
+    if (this.memremap.pgmapOf(pfn)) return false;
     for (const p of this.memremap.pgmaps) if (p.gone && pfn >= p.startPfn && pfn < p.startPfn + p.nrPages) return true;
     return false;
   }
@@ -562,14 +565,14 @@ export class Kernel {
 
   // ---- operations -------------------------------------------------------------------------
 
-  *probe(a: { driver?: string; size: number; align?: number; altmap?: boolean; kind?: string; as: string; ranges?: ProbeRequest['ranges'] }): Op<Device> {
+  *probe(a: { driver?: string; size: number; align?: number; altmap?: boolean; kind?: string; as: string; ranges?: ProbeRequest['ranges']; phys?: number; newInfoBlock?: boolean }): Op<Device> {
     if (this.devices.has(a.as) || this.rawNamespaces.has(a.as)) throw new InputError(`device '${a.as}' already exists`, undefined, 'as');
     const fsDriver = a.driver === undefined ? this.defaultFs?.probeDriver : undefined;
     const name = a.driver ?? fsDriver?.driverName ?? this.defaultDriver?.driverName;
     const driver = fsDriver ?? (name ? this.driverPlugins.get(name) : undefined);
     if (fsDriver && !this.driverPlugins.has(fsDriver.driverName)) this.driverPlugins.set(fsDriver.driverName, fsDriver);
     if (!driver) throw new InputError(`no driver plugin '${name ?? '(none)'}' in this kernel`, undefined, 'driver');
-    const req: ProbeRequest = { name: a.as, size: a.size, align: a.align ?? null, altmap: a.altmap ?? false, kind: a.kind ?? null, ...(a.ranges?.length ? { ranges: a.ranges, phys: a.ranges[0]!.phys } : {}) };
+    const req: ProbeRequest = { name: a.as, size: a.size, align: a.align ?? null, altmap: a.altmap ?? false, kind: a.kind ?? null, ...(a.ranges?.length ? { ranges: a.ranges, phys: a.ranges[0]!.phys } : {}), ...(a.phys !== undefined ? { phys: a.phys, newInfoBlock: a.newInfoBlock ?? false } : {}) };
     const device = yield* driver.probe(this, req);
     this.devices.set(a.as, device);
     // the driver's devm_request_mem_region() of each range revokes /dev/mem mappings of it (mm/devmem.ts)
@@ -622,6 +625,11 @@ export class Kernel {
     yield* this.driverOf(device).unbind(this, device);
     device.bound = false;
     markNamespaceDisabled(device);
+  }
+
+  /** ndctl create-namespace -f -e: a pmem namespace to another mode on the same range, its data kept (dax/namespace.ts). */
+  *reconfigureNamespace(a: ReconfigureNamespaceArgs): Op {
+    yield* reconfigureNamespace(this, a);
   }
 
   /** daxctl reconfigure-device: device-dax to System RAM (kmem) and back (mm/hotplug.ts). */
@@ -1490,13 +1498,13 @@ export class Kernel {
     if (isDevmemVma(vma)) this.emit('devmem.write', { mm: vma.mm.name, vaddr: vpn, pfn: this.vm.pfnAt(leaf, vpn) });
   }
 
-  /** pread(2) of a file into a buffer in a mapping; returns the bytes read (fs/rw.ts). */
-  *pread(a: FileIoArgs): Op<number> {
+  /** pread(2) of a file, or of a pmem namespace's block device, into a buffer in a mapping; returns the bytes read (fs/rw.ts). */
+  *pread(a: FileIoArgs | BdevIoArgs): Op<number> {
     return yield* fileRead(this, a);
   }
 
-  /** pwrite(2) of a buffer in a mapping to a file; returns the bytes written (fs/rw.ts). */
-  *pwrite(a: FileIoArgs): Op<number> {
+  /** pwrite(2) of a buffer in a mapping to a file or a pmem namespace's block device; returns the bytes written (fs/rw.ts). */
+  *pwrite(a: FileIoArgs | BdevIoArgs): Op<number> {
     return yield* fileWrite(this, a);
   }
 

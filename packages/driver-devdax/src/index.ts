@@ -1,5 +1,5 @@
 import { deviceRanges, devicePgoff, formatSize, KernelError, mappingOf, orderBase2, PG, rangePfn, type Device, type DeviceRange, type Pgmap, type DeviceMmapRequest, type DriverPlugin, type Kernel, type Op, type ProbeRequest, type Vma, type Vmf } from '@daxlab/core';
-import { dataOffset, infoBlockReserve } from '@daxlab/driver-nvdimm';
+import { infoBlockReserve, pfnLayout } from '@daxlab/driver-nvdimm';
 
 export interface DevdaxOptions {
   /** dev_dax->align: 4KiB, 2MiB or 1GiB (the arch decides which it offers); default PMD_SIZE */
@@ -40,8 +40,7 @@ export function devdax(options: DevdaxOptions = {}): DriverPlugin {
       // nvdimm_setup_pfn(), PFN_MODE_PMEM): info block and memmap first, data from the
       // nd_pfn_init() offset, aligned to max(align, memremap_compat_align()); dev_dax_probe() maps
       // that pgmap, altmap included, and the device-dax range is the data after it
-      const nsAlign = Math.max(align, k.mmu.memremapCompatAlign ?? k.mmu.subsectionSize);
-      const dataoff = req.altmap ? dataOffset(req.size, ps, nsAlign, true) : 0;
+      const dataoff = req.altmap ? pfnLayout(k, req.size, align, true).dataoff : 0;
       if (dataoff >= req.size) throw new KernelError('ENXIO', `nd_pfn_init: a ${req.size}-byte namespace has no room for data after its ${dataoff} bytes of info block and memmap`);
       const pgmap = k.memremap.memremapPages({
         device: req.name,

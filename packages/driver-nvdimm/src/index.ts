@@ -20,6 +20,18 @@ export function dataOffset(size: number, pageSize: number, align: number, altmap
   return Math.ceil((reserve + memmap) / align) * align;
 }
 
+/**
+ * nd_pfn_init()'s layout of a pmem namespace (drivers/nvdimm/pfn_devs.c): the alignment it lays
+ * out to, max(align, memremap_compat_align()) from v5.7 (SUBSECTION_SIZE before), the end it
+ * truncates to that (end_trunc, v5.3) and the data offset. An fsdax (nd_pfn) and a devdax (nd_dax,
+ * which embeds an nd_pfn) personality run the same function, so a namespace switched between the
+ * modes at the same align and --map keeps its data at the same offset (ndctl device-dax.c).
+ */
+export function pfnLayout(k: Kernel, size: number, align: number, altmap: boolean): { nsAlign: number; endTrunc: number; dataoff: number } {
+  const nsAlign = Math.max(align, kernelAtLeast(k.version, 5, 7) ? (k.mmu.memremapCompatAlign ?? k.mmu.subsectionSize) : k.mmu.subsectionSize);
+  return { nsAlign, endTrunc: size % nsAlign, dataoff: dataOffset(size, k.mmu.basePageSize, nsAlign, altmap) };
+}
+
 /** struct nd_pfn_sb, the pfn info block: 4 KiB (nd_sb_checksum()'s BUILD_BUG_ON) at SZ_4K into the namespace. */
 const INFO_BLOCK_OFFSET = 4096;
 const INFO_BLOCK_SIZE = 4096;
@@ -95,9 +107,7 @@ export function nvdimm(options: NvdimmOptions = {}): DriverPlugin {
       // SUBSECTION_SIZE before: 2 MiB, or ppc64 hash's 16 MiB linear-map page from v5.7), and
       // truncates the namespace's end to it (end_trunc, v5.3) rather than refusing the size: ndctl
       // align.sh creates a 1 GiB + 8 KiB namespace with -a 4K and probes 1 GiB of it
-      const nsAlign = Math.max(align, kernelAtLeast(k.version, 5, 7) ? (k.mmu.memremapCompatAlign ?? k.mmu.subsectionSize) : k.mmu.subsectionSize);
-      const endTrunc = req.size % nsAlign;
-      const dataoff = dataOffset(req.size, ps, nsAlign, req.altmap);
+      const { nsAlign, endTrunc, dataoff } = pfnLayout(k, req.size, align, req.altmap);
       // "unable to satisfy requested alignment": -ENXIO
       if (dataoff >= req.size - endTrunc) throw new KernelError('ENXIO', `nd_pfn_init: a namespace of ${req.size} bytes has no room for data after its ${dataoff}-byte metadata at align ${nsAlign}`);
       // with an altmap, memmap_init_zone_device() starts after reserve + free (the memmap's own pfns)
@@ -115,7 +125,7 @@ export function nvdimm(options: NvdimmOptions = {}): DriverPlugin {
       });
       // nd_pfn_init() of a new info block clears the memmap area too from c1f45d86a522 (v5.5; an
       // existing one is enablePfnNamespace()'s). RAM mode (no altmap) leaves the area alone.
-      if (req.altmap && req.phys === undefined && kernelAtLeast(k.version, 5, 5)) clearMemmapErrors(k, pgmap.startPfn * ps, dataoff);
+      if (req.altmap && (req.phys === undefined || req.newInfoBlock) && kernelAtLeast(k.version, 5, 5)) clearMemmapErrors(k, pgmap.startPfn * ps, dataoff);
       yield* [];
       return {
         name: req.name,

@@ -74,17 +74,23 @@ export interface FileIoArgs {
   readonly process?: string;
 }
 
+/** pread / pwrite of a pmem namespace's block device (/dev/pmemX) instead of a file. */
+export interface BdevIoArgs extends Omit<FileIoArgs, 'file'> {
+  readonly device: string;
+  readonly file?: undefined;
+}
+
 /** bdev_logical_block_size() of a pmem namespace: the sector O_DIRECT must be aligned to */
 const LOGICAL_SECTOR = 512;
 
-/** pread(2) of a file into a buffer; returns the bytes read. */
-export function* fileRead(k: Kernel, a: FileIoArgs): Op<number> {
-  return yield* fileIo(k, a, 'read');
+/** pread(2) of a file or a block device into a buffer; returns the bytes read. */
+export function* fileRead(k: Kernel, a: FileIoArgs | BdevIoArgs): Op<number> {
+  return a.file === undefined ? yield* bdevIo(k, a, 'read') : yield* fileIo(k, a, 'read');
 }
 
-/** pwrite(2) of a buffer to a file; returns the bytes written. */
-export function* fileWrite(k: Kernel, a: FileIoArgs): Op<number> {
-  return yield* fileIo(k, a, 'write');
+/** pwrite(2) of a buffer to a file or a block device; returns the bytes written. */
+export function* fileWrite(k: Kernel, a: FileIoArgs | BdevIoArgs): Op<number> {
+  return a.file === undefined ? yield* bdevIo(k, a, 'write') : yield* fileIo(k, a, 'write');
 }
 
 type Dir = 'read' | 'write';
@@ -537,6 +543,72 @@ function* gupPageIo(k: Kernel, buf: UserBuffer, i: number, dir: Dir, io: PageIo)
     k.pins.delete(name);
   }
   return true;
+}
+
+// ---- a pmem namespace's block device: blkdev_read_iter() / blkdev_write_iter() ----------------
+
+/**
+ * read(2) / write(2) of /dev/pmemX, the block device of a namespace in fsdax mode (block/fops.c
+ * blkdev_read_iter / blkdev_write_iter). pmem_submit_bio() -> pmem_do_read() / pmem_do_write()
+ * [drivers/nvdimm/pmem.c] reach the media at to_offset() = sector * 512 + pmem->data_offset, the
+ * info block's dataoff (pmem_attach_disk()): byte 0 of the block device is the namespace's first
+ * data page, `dataPfn` (fs-dax block 0; a devdax instance's offset 0 after a mode change at the
+ * same layout). The capacity is the data, dataoff to end_trunc. A write at or past it is -ENOSPC,
+ * one across it is cut (blkdev_write_iter); a read there returns 0. pmem_do_read() fails a range
+ * with badblocks (BLK_STS_IOERR: the bytes before it, else -EIO); pmem_do_write() clears the
+ * poison before it writes (pmem_clear_poison()). O_DIRECT (blkdev_direct_IO) needs 512-byte
+ * alignment (-EINVAL) and GUPs the buffer for the bio as a file's direct I/O does; a page GUP
+ * cannot get fails the call with -EFAULT (__blkdev_direct_IO returns the error).
+ * The model keeps no block-device page cache: a buffered write is on the media at once, as it is
+ * after the fsync() or the last close (blkdev_release -> sync_blockdev()) the tests do before any
+ * other view looks. Not modelled: I/O while a filesystem is mounted on the namespace (the two
+ * caches), a raw-mode namespace (it has no physical range here).
+ */
+function* bdevIo(k: Kernel, a: BdevIoArgs, dir: Dir): Op<number> {
+  const ps = k.mmu.basePageSize;
+  const offset = a.offset ?? 0;
+  const call = `p${dir}(/dev/${a.device}, ${offset}, ${a.length}${a.direct ? ', O_DIRECT' : ''})`;
+  const buf: UserBuffer = { map: a.map, first: a.page ?? 0, ...(a.process !== undefined ? { process: a.process } : {}) };
+  if (k.rawNamespaces.has(a.device)) throw KernelError.unsupported('EOPNOTSUPP', `${call}: block I/O on the raw-mode namespace ${a.device} is not modelled (it has no physical range here)`);
+  const device = k.device(a.device);
+  // dax_fops (drivers/dax/device.c) has no ->read / ->write: vfs_read / vfs_write give -EINVAL
+  if (device.driver === 'devdax') throw new KernelError('EINVAL', `${call}: ${a.device} is a device-dax instance, a character device without read/write (dax_fops): mmap it`);
+  if (device.driver !== 'nvdimm') throw KernelError.unsupported('EOPNOTSUPP', `${call}: ${a.device} (driver ${device.driver}) is not a pmem namespace: block I/O is modelled on nvdimm namespaces only`);
+  if (!device.bound) throw new KernelError('ENOENT', `${call}: the namespace is disabled: no block device`);
+  if ((device.fs as DaxFilesystem | null)?.mounted) throw KernelError.unsupported('EOPNOTSUPP', `${call}: a filesystem is mounted on ${a.device}: block I/O beside it is not modelled`);
+  if (a.direct && (offset % LOGICAL_SECTOR !== 0 || a.length % LOGICAL_SECTOR !== 0)) throw new KernelError('EINVAL', `${call}: O_DIRECT position and length must be multiples of the ${LOGICAL_SECTOR}-byte logical sector (blkdev_dio_invalid)`);
+  const capacity = device.dataPages * ps;
+  if (a.length === 0) return 0;
+  if (offset >= capacity) {
+    if (dir === 'write') throw new KernelError('ENOSPC', `${call}: at or past the end of the ${capacity}-byte block device (blkdev_write_iter)`);
+    return 0;
+  }
+  const length = Math.min(a.length, capacity - offset);
+  wholePages(ps, offset, length, call);
+  const first = offset / ps;
+  const n = length / ps;
+  const sectors = ps / LOGICAL_SECTOR;
+  let done = 0;
+  for (; done < n; done++) {
+    const pfn = device.dataPfn + first + done;
+    const sector = (pfn * ps) / LOGICAL_SECTOR;
+    if (dir === 'read' && k.badblocks.check(sector, sectors)) {
+      if (a.direct || done === 0) throw new KernelError('EIO', `${call}: page ${first + done} of the block device has badblocks (pmem_do_read: is_bad_pmem)`);
+      break;
+    }
+    if (a.direct) {
+      if (!(yield* bioPage(k, buf, done, dir, pfn, call))) throw new KernelError('EFAULT', `${call}: GUP of the buffer page ${buf.first + done} of '${buf.map}' failed (bio_iov_iter_get_pages)`);
+    } else if (dir === 'read') {
+      if (!(yield* copyToUser(k, buf, done, k.pages.data.get(pfn) ?? ''))) break;
+    } else {
+      const data = yield* copyFromUser(k, buf, done);
+      if (data === null) break;
+      k.pages.data.set(pfn, data);
+    }
+    // pmem_do_write(): the written sectors' poison is cleared (pmem_clear_poison -> badblocks_clear)
+    if (dir === 'write') k.badblocks.clear(sector, sectors);
+  }
+  return shortCount(done, ps, call, `the buffer page ${buf.first + done} of '${buf.map}' faulted`);
 }
 
 // ---- a file server's direct I/O: fuse_direct_io() --------------------------------------------

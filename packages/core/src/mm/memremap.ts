@@ -160,6 +160,16 @@ export class Memremap {
     // pageunmap_range(): arch_remove_memory() frees the memmap — the struct pages are gone.
     k.emit('pgmap.teardown', { device: pgmap.device, type: pgmap.type });
     pgmap.gone = true;
-    for (const pfn of touched) k.pages.drop(pfn);
+    // the memory keeps its contents: pageunmap_range() frees the struct pages, not the media, so a
+    // pgmap over the same range later (a pmem namespace switched from fsdax to devdax, ndctl
+    // device-dax.c; a device-dax instance bound again) reads what was written. Device-private and
+    // coherent pfns stand for device memory the model's hmm driver hands out anew page by page
+    // (zone_device_folio_init): their data goes, as before.
+    const media = pgmap.type === 'fsdax' || pgmap.type === 'generic';
+    for (const pfn of touched) {
+      const data = k.pages.data.get(pfn);
+      k.pages.drop(pfn);
+      if (media && data !== undefined) k.pages.data.set(pfn, data);
+    }
   }
 }

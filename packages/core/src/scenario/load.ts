@@ -210,7 +210,7 @@ function references(step: Step, at: Path, raw: Record<string, unknown>): NameRef
     if (typeof value === 'string') out.push({ name: value, kind, at: where });
   };
   switch (step.op) {
-    case 'unbind': case 'mount': case 'bind': case 'reconfigure': case 'online-memory': case 'offline-memory': ref('device', 'device'); break;
+    case 'unbind': case 'mount': case 'bind': case 'reconfigure': case 'reconfigure-namespace': case 'online-memory': case 'offline-memory': ref('device', 'device'); break;
     case 'destroy-device': case 'resize-device': case 'enable-device': case 'disable-device': case 'dax-list': ref('device', 'device'); break;
     case 'memory-failure':
     case 'soft-offline': ref('device', 'device'); ref('map', 'map'); ref('process', 'process'); break;
@@ -224,7 +224,7 @@ function references(step: Step, at: Path, raw: Record<string, unknown>): NameRef
     case 'close': ref('name', 'fd', a.name, typeof raw[step.op] === 'string' ? [...at, step.op] : [...at, step.op, 'name']); break;
     case 'truncate': case 'punch-hole': case 'fallocate': case 'add-seals': ref('file', 'file'); break;
     case 'reflink': ref('from', 'file'); break;
-    case 'pread': case 'pwrite': ref('file', 'file'); ref('map', 'map'); ref('process', 'process'); break;
+    case 'pread': case 'pwrite': ref('file', 'file'); ref('device', 'device'); ref('map', 'map'); ref('process', 'process'); break;
     case 'mmap': ref('process', 'process'); ref('file', 'file'); ref('device', 'device'); ref('devmem', 'device'); ref('map', 'map', (a.fixed as { map?: string } | undefined)?.map, [...at, step.op, 'fixed', 'map']); break;
     case 'munmap': case 'read': case 'write': case 'pin': case 'get': case 'iouring-register': case 'mprotect': case 'madvise': case 'proc-mem-write': case 'remote-read': case 'mlock': case 'munlock': case 'mbind': case 'move-pages': case 'mseal': case 'pagemap-scan': ref('map', 'map'); ref('process', 'process'); break;
     case 'uffd-register': case 'uffd-unregister': case 'uffd-copy': case 'uffd-zeropage': case 'uffd-continue': case 'uffd-poison': case 'uffd-writeprotect': ref('map', 'map'); ref('process', 'process'); break;

@@ -82,6 +82,7 @@ export function stepOp(k: Kernel, step: Step, failures: string[]): Op<unknown> {
     case 'unbind': return k.unbind(a);
     case 'bind': return k.bind(a);
     case 'reconfigure': return k.reconfigure(a);
+    case 'reconfigure-namespace': return k.reconfigureNamespace(a);
     case 'online-memory': return returning(k.memoryState({ device: a.device, online: true, movable: a.movable, mapping: a.mapping }), a.onlined, 'daxctl online-memory');
     case 'offline-memory': return returning(k.memoryState({ device: a.device, online: false, mapping: a.mapping }), a.offlined, 'daxctl offline-memory');
     case 'auto-online-blocks': return k.autoOnlineBlocks(a);

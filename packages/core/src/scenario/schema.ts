@@ -152,7 +152,8 @@ const releaseArgs = z
 
 /** pread / pwrite: the file, the file range, and the user buffer in a mapping (fs/rw.ts). */
 const fileIoArgs = obj({
-  file: Name.describe('a file on a DAX-capable mount (DAX or not), a memfd or a tmpfile'),
+  file: Name.optional().describe('a file on a DAX-capable mount (DAX or not), a memfd or a tmpfile'),
+  device: Name.optional().describe('instead of a file: the block device of a pmem namespace in fsdax mode (/dev/pmemX): offset 0 is the first page after the info block and memmap reserve (pmem to_offset(): sector * 512 + dataoff); no page cache modelled, the data is on the media at once (what fsync or the last close give); a device-dax instance has no read/write: EINVAL'),
   offset: Size.optional().describe('the file position (default 0); whole pages (O_DIRECT without DAX: a multiple of 512 bytes, else EINVAL)'),
   length: Size.describe('the byte count; whole pages'),
   map: Name.describe('the mapping the user buffer is in'),
@@ -160,7 +161,7 @@ const fileIoArgs = obj({
   direct: Flag.optional().describe('O_DIRECT: on a file without S_DAX the buffer is GUPed for the I/O (get_user_pages_fast until v6.4, pinned from v6.5); on a DAX file the same copy as without'),
   process: Name.optional().describe('the calling process, whose address space the buffer is in (default: the one that created the mapping)'),
   bytes: z.number().int().nonnegative().optional().describe('the return value the call must give: the bytes read or written'),
-});
+}).refine((a) => (a.file === undefined) !== (a.device === undefined), { error: 'pread / pwrite one target: give file: <name> or device: <pmem namespace>', path: ['file'] });
 
 /** `{map, page, process?}` | `{file, page}` | `{device, page?}` | `{hugetlb}` (one of map/file/device/hugetlb). */
 const CheckTarget = obj({
@@ -792,6 +793,12 @@ export const OP_ARGS = {
     process: Name.optional().describe('whose /proc/PID/pagemap (default: the one that created the mapping)'),
   }).describe('ioctl(PAGEMAP_SCAN) on /proc/PID/pagemap (v6.7; ENOTTY before): the pages of a range whose PAGE_IS_* categories match the masks, as page_region runs; with wp-matching the matched written pages are uffd-wp protected again (mm/pagemapscan.ts)'),
   bind: obj({ device: Name }).describe('ndctl enable-namespace: bind the driver again to the physical range the device had (a disabled namespace, or a device-dax instance whose namespace was disabled); its claim revokes /dev/mem mappings of the range under io-strict-devmem from v5.8; EBUSY while kmem\'s leaked region holds it'),
+  'reconfigure-namespace': obj({
+    device: Name.describe('a pmem namespace: probed with driver nvdimm (fsdax), or devdax with altmap: true'),
+    mode: z.enum(['fsdax', 'devdax', 'raw'], { error: 'mode is fsdax, devdax or raw (ndctl create-namespace -m)' }),
+    align: Size.optional().describe('-a: the new pfn / dax device\'s align (default: the driver\'s, PMD_SIZE where the arch has THP)'),
+    altmap: Flag.optional().describe('-M dev (true, the default: the memmap on the device) or -M mem (false; devdax: not modelled)'),
+  }).describe('ndctl create-namespace -f -e <namespace> -m <mode>: disable the namespace (mappings zapped; EBUSY when mounted or System RAM), zero its info block, set up the new personality on the same physical range (nd_pfn_init(): a new info block at 4 KiB); the media past the metadata keeps its data, at the same offset for fsdax and devdax at the same align and map (dax/namespace.ts)'),
   reconfigure: obj({
     device: Name.describe('a device-dax instance (probe with driver devdax)'),
     mode: z.enum(['system-ram', 'devdax'], { error: 'mode is system-ram or devdax (daxctl reconfigure-device -m)' }),

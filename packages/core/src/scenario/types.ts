@@ -41,7 +41,7 @@ export type OpName =
   | 'mprotect' | 'clear-refs' | 'mremap' | 'madvise' | 'mseal' | 'pidfd-open' | 'process-madvise' | 'memfd-create' | 'memfd-secret' | 'tmpfile' | 'hugetlb-pool' | 'thp-size' | 'shmem-enabled' | 'sysctl' | 'khugepaged-limits' | 'khugepaged-scan' | 'split-huge-pages' | 'swapoff'
   | 'remote-read' | 'setrlimit' | 'numa-nodes' | 'mbind' | 'move-pages' | 'migrate-pages' | 'set-mempolicy'
   | 'uffd-api' | 'uffd-register' | 'uffd-unregister' | 'uffd-copy' | 'uffd-zeropage' | 'uffd-continue' | 'uffd-poison' | 'uffd-move' | 'uffd-wake' | 'uffd-writeprotect' | 'uffd-read' | 'uffd-close' | 'pagemap-scan'
-  | 'bind' | 'reconfigure' | 'online-memory' | 'offline-memory' | 'auto-online-blocks'
+  | 'bind' | 'reconfigure' | 'reconfigure-namespace' | 'online-memory' | 'offline-memory' | 'auto-online-blocks'
   | 'dax-region' | 'create-device' | 'destroy-device' | 'resize-device' | 'enable-device' | 'disable-device' | 'dax-list'
   | 'umount' | 'remount' | 'mkdir' | 'chattr' | 'rename' | 'fsverity-enable' | 'drop-caches' | 'open' | 'close' | 'add-seals';
 

@@ -1,0 +1,68 @@
+import type { Kernel } from '../kernel.js';
+import { InputError, KernelError } from '../errors.js';
+import type { Op } from '../sched.js';
+import type { Device } from '../types.js';
+
+/** The personalities `reconfigure-namespace` switches a pmem namespace between (ndctl create-namespace -m). */
+export type NamespaceMode = 'fsdax' | 'devdax' | 'raw';
+
+export interface ReconfigureNamespaceArgs {
+  readonly device: string;
+  readonly mode: NamespaceMode;
+  /** -a: the new pfn/dax device's align (default: the driver's, nd_pfn_default_alignment()) */
+  readonly align?: number;
+  /** -M dev (true, ndctl's default) or -M mem: the memmap on the device or in RAM */
+  readonly altmap?: boolean;
+}
+
+/** The size of the info block area ndctl's zero_info_block() writes zeroes over (8 KiB at offset 0). */
+const INFO_BLOCK_AREA = 8192;
+const SECTOR = 512;
+
+/**
+ * ndctl create-namespace -f -e <namespace> -m <mode> (ndctl/namespace.c namespace_reconfig() ->
+ * namespace_prep_reconfig()): ndctl_namespace_disable_safe() refuses a namespace whose block
+ * device is mounted (the O_EXCL open fails: EBUSY) or whose device-dax memory is System RAM
+ * (kmem); otherwise the namespace is disabled (ndctl_namespace_disable_invalidate(): the driver
+ * unbinds, mappings are zapped), zero_info_block() writes zeroes over its first 8 KiB through the
+ * raw block device (O_DIRECT: pmem_do_write() clears the poison there), and the new personality's
+ * seed is set up and enabled on the same namespace: nd_pfn_init() writes a new info block at
+ * SZ_4K (drivers/nvdimm/pfn_devs.c), and the pfn (fsdax) or dax (devdax, drivers/dax/pmem.c
+ * __dax_pmem_probe()) device maps the same physical range. Nothing else of the media is written:
+ * data past the info block and memmap reserve stays, and at the same align and --map both
+ * personalities put it at the same dataoff, so what the block device wrote at offset 0 is the
+ * device-dax instance's offset 0 (ndctl test/device-dax.c). The model's pmem namespaces are the
+ * nvdimm driver's devices and device-dax instances with their memmap on the device (dax_pmem,
+ * PFN_MODE_PMEM); a devdax instance without it has no pfn layout here (its data starts at 0).
+ */
+export function* reconfigureNamespace(k: Kernel, a: ReconfigureNamespaceArgs): Op<Device | null> {
+  if (k.rawNamespaces.has(a.device)) throw KernelError.unsupported('EOPNOTSUPP', `reconfigure-namespace of ${a.device}: a raw-mode namespace has no physical range in the model, so it cannot take a pfn personality again`);
+  const old = k.device(a.device);
+  const isPmem = old.driver === 'nvdimm' || (old.driver === 'devdax' && old.pgmap.altmap && !old.ranges);
+  if (!isPmem) throw new InputError(`reconfigure-namespace.device: '${a.device}' (driver ${old.driver}${old.driver === 'devdax' ? ' without altmap' : ''}) is not a pmem namespace; probe it with driver nvdimm, or devdax with altmap: true (a namespace in devdax mode, --map=dev)`, undefined, 'device');
+  const altmap = a.altmap ?? true;
+  if (a.mode === 'devdax' && !altmap) throw KernelError.unsupported('EOPNOTSUPP', `reconfigure-namespace of ${a.device} to devdax with --map=mem: the model's device-dax instance without altmap has no pfn layout (its data would start at offset 0); use altmap: true (-M dev)`);
+  if (a.mode === 'raw' && (a.align !== undefined || a.altmap !== undefined)) throw new InputError(`reconfigure-namespace.${a.align !== undefined ? 'align' : 'altmap'}: a raw-mode namespace has no pfn device: leave it out with mode: raw`, undefined, a.align !== undefined ? 'align' : 'altmap');
+  // ndctl_namespace_disable_safe(): "is active as system-ram" / the mounted block device
+  if (k.hotplug.memoryOf(a.device)) throw new KernelError('EBUSY', `${a.device}: active as system-ram, refusing to disable (reconfigure the device-dax instance to devdax first)`);
+  if ((old.fs as { mounted?: boolean } | null)?.mounted && old.bound) throw new KernelError('EBUSY', `${a.device}: the block device is mounted (ndctl_namespace_disable_safe: open(O_EXCL) fails): umount it first`);
+  if (k.hotplug.leakedOf(a.device)) throw new KernelError('EBUSY', `${a.device}: kmem's region of it was never released: the range cannot be claimed again`);
+  if (old.bound) yield* k.unbind({ device: a.device });
+  const ps = k.mmu.basePageSize;
+  const phys = old.pgmap.startPfn * ps;
+  // zero_info_block(): an O_DIRECT write of 8 KiB of zeroes at offset 0 of the raw block device
+  k.badblocks.clear(phys / SECTOR, INFO_BLOCK_AREA / SECTOR);
+  k.devices.delete(a.device);
+  if (a.mode === 'raw') {
+    k.rawNamespaces.set(a.device, { name: a.device, size: old.size });
+    return null;
+  }
+  const driver = a.mode === 'fsdax' ? 'nvdimm' : 'devdax';
+  try {
+    return yield* k.probe({ driver, size: old.size, ...(a.align !== undefined ? { align: a.align } : {}), altmap, as: a.device, phys, newInfoBlock: true });
+  } catch (e) {
+    // create-namespace failed after the disable: the namespace stays, disabled
+    k.devices.set(a.device, old);
+    throw e;
+  }
+}

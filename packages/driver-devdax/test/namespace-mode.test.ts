@@ -1,0 +1,206 @@
+import { createKernel, InputError, KernelError, type Kernel } from '@daxlab/core';
+import { testArch } from '@daxlab/core/testing';
+import { nvdimm } from '@daxlab/driver-nvdimm';
+import { describe, expect, it } from 'vitest';
+import { devdax } from '../src/index.js';
+
+// A pmem namespace switched between fsdax and devdax (ndctl create-namespace -f -e -m ...,
+// `reconfigure-namespace`) and the block device of an fsdax one (pread / pwrite { device }).
+// dax-tests row E10 (ndctl test/device-dax.c).
+//
+// Layout with 4 KiB pages and the memmap on the device (nd_pfn_init(), the same for the pfn and
+// the dax personality): npfns = (size - 8 KiB) / 4 KiB, data at ALIGN(8 KiB + 64 * npfns, align').
+//  - 128 MiB at 2 MiB: 8192 + 64 * 32766 = 2105216 -> 4 MiB, so block-device byte 0 is namespace
+//    page 1024 and the capacity is 124 MiB.
+//  - 4 GiB at 2 MiB: 8192 + 64 * 1048574 = 67116928, just past 64 MiB -> 66 MiB; at 1 GiB: -> 1 GiB.
+//  - 128 MiB at 4 KiB: the layout aligns to max(4 KiB, 2 MiB SUBSECTION_SIZE) -> 4 MiB, or to ppc64
+//    hash's 16 MiB memremap_compat_align() from v5.7.
+
+const KiB = 1024;
+const MiB = 1 << 20;
+const GiB = 1 << 30;
+const PS = 4096;
+
+function kernel(version = 'latest', arch = testArch()): Kernel {
+  return createKernel({ arch, driver: nvdimm(), drivers: [devdax()], kernel: version });
+}
+
+/** An fsdax namespace `ns` and a one-page anonymous buffer `buf`. */
+function fsdax(k: Kernel, size = 128 * MiB, align = 2 * MiB): void {
+  k.run(k.probe({ driver: 'nvdimm', size, align, altmap: true, as: 'ns' }));
+  k.run(k.mmap({ anon: true, length: PS, write: true, as: 'buf' }));
+}
+
+/** write(2) of one page holding `data` to /dev/pmemX at `offset`. */
+function bdevWrite(k: Kernel, offset: number, data: string, direct = false): number {
+  k.run(k.write({ map: 'buf', page: 0, data }));
+  return k.run(k.pwrite({ device: 'ns', offset, length: PS, map: 'buf', direct }));
+}
+
+/** pread(2) of one page of /dev/pmemX at `offset` into the buffer; the data read. */
+function bdevRead(k: Kernel, offset: number, direct = false): string {
+  k.run(k.write({ map: 'buf', page: 0, data: 'stale' }));
+  k.run(k.pread({ device: 'ns', offset, length: PS, map: 'buf', direct }));
+  return k.run(k.read({ map: 'buf', page: 0 }));
+}
+
+function errno(f: () => unknown): string | null {
+  try {
+    f();
+    return null;
+  } catch (e) {
+    if (e instanceof KernelError) return `${e.code}${e.unsupported ? ' (unsupported)' : ''}`;
+    throw e;
+  }
+}
+
+describe('pread / pwrite of a pmem namespace\'s block device (pmem_do_write: sector * 512 + dataoff)', () => {
+  it('block-device byte 0 is the first data page, after the info block and the 4 MiB memmap reserve', () => {
+    const k = kernel();
+    fsdax(k);
+    const ns = k.device('ns');
+    expect((ns.dataPfn - ns.pgmap.startPfn) * PS).toBe(4 * MiB);
+    expect(bdevWrite(k, 0, 'chunk0')).toBe(PS);
+    expect(bdevWrite(k, 8 * KiB, 'chunk2')).toBe(PS);
+    // the media pages: namespace page 1024 (+ 2)
+    expect(k.pages.data.get(ns.pgmap.startPfn + 1024)).toBe('chunk0');
+    expect(k.pages.data.get(ns.pgmap.startPfn + 1026)).toBe('chunk2');
+    expect(bdevRead(k, 0)).toBe('chunk0');
+    expect(bdevRead(k, 4 * KiB)).toBe(''); // never written: zeroes
+  });
+
+  it('the capacity is the data (124 MiB): a write at its end is ENOSPC, one across it is cut, a read there returns 0', () => {
+    const k = kernel();
+    fsdax(k);
+    expect(errno(() => bdevWrite(k, 124 * MiB, 'x'))).toBe('ENOSPC');
+    k.run(k.mmap({ anon: true, length: 2 * PS, write: true, as: 'two' }));
+    expect(k.run(k.pwrite({ device: 'ns', offset: 124 * MiB - PS, length: 2 * PS, map: 'two' }))).toBe(PS);
+    expect(k.run(k.pread({ device: 'ns', offset: 124 * MiB, length: PS, map: 'buf' }))).toBe(0);
+  });
+
+  it('O_DIRECT takes 512-byte multiples (EINVAL otherwise) and GUPs the buffer for the bio; the data lands alike', () => {
+    const k = kernel();
+    fsdax(k);
+    expect(errno(() => k.run(k.pwrite({ device: 'ns', offset: 100, length: PS, map: 'buf', direct: true })))).toBe('EINVAL');
+    const pins: string[] = [];
+    k.bus.on('gup.pin').subscribe((e) => pins.push(e.data.name));
+    expect(bdevWrite(k, PS, 'direct', true)).toBe(PS);
+    expect(pins).toHaveLength(1);
+    expect(bdevRead(k, PS, true)).toBe('direct');
+    expect(pins).toHaveLength(2);
+  });
+
+  it('a badblock fails a read (EIO, pmem_do_read) and is cleared by a write over it (pmem_clear_poison)', () => {
+    const k = kernel();
+    fsdax(k);
+    const ns = k.device('ns');
+    // the data page 3 is namespace page 1027: sectors (start + 1027 pages) / 512, one bad sector in it
+    k.badblocks.set(((ns.pgmap.startPfn + 1027) * PS) / 512 + 5, 1);
+    expect(errno(() => bdevRead(k, 3 * PS))).toBe('EIO');
+    expect(bdevWrite(k, 3 * PS, 'fresh')).toBe(PS);
+    expect(bdevRead(k, 3 * PS)).toBe('fresh');
+  });
+
+  it('a device-dax instance has no read/write (EINVAL); a disabled namespace has no block device (ENOENT)', () => {
+    const k = kernel();
+    fsdax(k);
+    k.run(k.reconfigureNamespace({ device: 'ns', mode: 'devdax', align: 2 * MiB }));
+    expect(errno(() => bdevWrite(k, 0, 'x'))).toBe('EINVAL');
+    k.run(k.reconfigureNamespace({ device: 'ns', mode: 'fsdax', align: 2 * MiB }));
+    k.run(k.unbind({ device: 'ns' }));
+    expect(errno(() => bdevWrite(k, 0, 'x'))).toBe('ENOENT');
+  });
+});
+
+describe('reconfigure-namespace: the same range in a new mode, the media kept', () => {
+  it('ndctl device-dax.c: data written through /dev/pmemX at offset i is /dev/dax offset i at the same align', () => {
+    const k = kernel();
+    fsdax(k);
+    const start = k.device('ns').pgmap.startPfn;
+    bdevWrite(k, 0, 'salt+0x0');
+    bdevWrite(k, 2 * MiB, 'salt+0x200000');
+    bdevWrite(k, 4 * MiB - PS, 'salt+0x3ff000');
+    k.run(k.reconfigureNamespace({ device: 'ns', mode: 'devdax', align: 2 * MiB }));
+    const dax = k.device('ns');
+    expect(dax.driver).toBe('devdax');
+    expect(dax.pgmap.startPfn).toBe(start); // the same physical range
+    expect(dax.dataPfn).toBe(start + 1024); // the same 4 MiB dataoff
+    k.run(k.mmap({ device: 'ns', length: 4 * MiB, shared: true, as: 'm' }));
+    expect(k.run(k.read({ map: 'm', page: 0 }))).toBe('salt+0x0');
+    expect(k.run(k.read({ map: 'm', page: 512 }))).toBe('salt+0x200000');
+    expect(k.run(k.read({ map: 'm', page: 1023 }))).toBe('salt+0x3ff000');
+  });
+
+  it('at another align the offsets differ: fsdax at 2 MiB has data at 66 MiB, devdax at 1 GiB at 1 GiB, so block-device byte 958 MiB is device-dax page 0', () => {
+    const k = kernel();
+    fsdax(k, 4 * GiB, 2 * MiB);
+    bdevWrite(k, 0, 'bdev 0');
+    bdevWrite(k, GiB - 66 * MiB, 'bdev 958M');
+    k.run(k.reconfigureNamespace({ device: 'ns', mode: 'devdax', align: GiB }));
+    k.run(k.mmap({ device: 'ns', length: GiB, shared: true, as: 'm' }));
+    expect(k.run(k.read({ map: 'm', page: 0 }))).toBe('bdev 958M');
+  });
+
+  it('back to fsdax: what a device-dax store wrote is read through the block device', () => {
+    const k = kernel();
+    fsdax(k);
+    k.run(k.reconfigureNamespace({ device: 'ns', mode: 'devdax' }));
+    k.run(k.mmap({ device: 'ns', length: 2 * MiB, shared: true, write: true, as: 'm' }));
+    k.run(k.write({ map: 'm', page: 7, data: 'from devdax' }));
+    // the mapping is zapped by the disable; a store after it is SIGBUS (check_vma: !dax_alive)
+    k.run(k.reconfigureNamespace({ device: 'ns', mode: 'fsdax' }));
+    expect(k.vm.isMapped(k.device('ns').dataPfn + 7)).toBe(false);
+    expect(errno(() => k.run(k.write({ map: 'm', page: 7, data: 'late' })))).toBe('SIGBUS');
+    expect(bdevRead(k, 7 * PS)).toBe('from devdax');
+  });
+
+  it('ppc64 hash 4K v5.4: both personalities lay out to SUBSECTION_SIZE (memremap_compat_align() is v5.7), so the offsets still match', () => {
+    const a = testArch();
+    const hash = { ...a, mmu: { ...a.mmu, devdaxAlignments: [PS], memremapCompatAlign: 16 * MiB } };
+    for (const [version, dataoff] of [['v5.4', 4 * MiB], ['v6.6', 16 * MiB]] as const) {
+      const k = kernel(version, hash);
+      fsdax(k, 128 * MiB, PS);
+      bdevWrite(k, 0, 'first');
+      expect((k.device('ns').dataPfn - k.device('ns').pgmap.startPfn) * PS).toBe(dataoff);
+      k.run(k.reconfigureNamespace({ device: 'ns', mode: 'devdax', align: PS }));
+      expect((k.device('ns').dataPfn - k.device('ns').pgmap.startPfn) * PS).toBe(dataoff);
+      k.run(k.mmap({ device: 'ns', length: PS, shared: true, as: 'm' }));
+      expect(k.run(k.read({ map: 'm', page: 0 }))).toBe('first');
+    }
+  });
+
+  it('zero_info_block() clears the info block\'s badblocks; a new fsdax info block clears the memmap area\'s (v5.5+)', () => {
+    const k = kernel('v6.6');
+    fsdax(k);
+    k.run(k.reconfigureNamespace({ device: 'ns', mode: 'devdax' }));
+    const startSector = (k.device('ns').pgmap.startPfn * PS) / 512;
+    k.badblocks.set(startSector + 9, 1); // in the info block (bytes 4096..8191: sectors 8..15)
+    k.badblocks.set(startSector + 2040, 4); // in the memmap reserve
+    k.run(k.reconfigureNamespace({ device: 'ns', mode: 'fsdax' }));
+    expect(k.badblocks.countIn(startSector, 8192)).toBe(0);
+  });
+
+  it('refusals: a devdax instance without altmap is no pmem namespace; raw mode takes no align', () => {
+    const k = kernel();
+    k.run(k.probe({ driver: 'devdax', size: 128 * MiB, as: 'hmem' }));
+    expect(() => k.run(k.reconfigureNamespace({ device: 'hmem', mode: 'fsdax' }))).toThrow(InputError);
+    fsdax(k);
+    expect(() => k.run(k.reconfigureNamespace({ device: 'ns', mode: 'raw', align: PS }))).toThrow(InputError);
+    expect(errno(() => k.run(k.reconfigureNamespace({ device: 'ns', mode: 'devdax', altmap: false })))).toBe('EOPNOTSUPP (unsupported)');
+    // -m raw: a block device without a pfn device; block I/O on it is not modelled
+    k.run(k.reconfigureNamespace({ device: 'ns', mode: 'raw' }));
+    expect(k.rawNamespaces.has('ns')).toBe(true);
+    expect(errno(() => bdevWrite(k, 0, 'x'))).toBe('EOPNOTSUPP (unsupported)');
+  });
+
+  it('a failed setup leaves the namespace disabled, not gone (1 GiB align on an arch without it)', () => {
+    const a = testArch();
+    const k = kernel('latest', { ...a, mmu: { ...a.mmu, devdaxAlignments: [PS, 2 * MiB] } });
+    fsdax(k);
+    bdevWrite(k, 0, 'kept');
+    expect(errno(() => k.run(k.reconfigureNamespace({ device: 'ns', mode: 'devdax', align: GiB })))).toBe('EINVAL (unsupported)');
+    expect(k.device('ns').bound).toBe(false);
+    k.run(k.reconfigureNamespace({ device: 'ns', mode: 'fsdax' }));
+    expect(bdevRead(k, 0)).toBe('kept');
+  });
+});
