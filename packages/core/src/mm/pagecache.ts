@@ -88,12 +88,8 @@ export class PageCache {
     if (end > file.pages && keepSize) throw KernelError.unsupported('EOPNOTSUPP', `fallocate(FALLOC_FL_KEEP_SIZE) past the end of '${file.name}' (pages beyond i_size) is not modelled`);
     if (end > file.pages) file.pages = end;
     if (!keepSize && file.size !== undefined && offset + length > file.size) file.size = offset + length;
-    // shmem_fallocate()'s shmem_get_folio(SGP_FALLOC) follows the huge policy as a write does: not modelled
-    for (let index = Math.floor(offset / ps); index < end; index++) {
-      if (!file.cache.has(index) && !file.hugetlb && !file.writeback && !file.secretmem && this.k.mmu.transparentHugepage !== false && this.shmemHuge(null, file, index, false)) {
-        throw KernelError.unsupported('EOPNOTSUPP', `fallocate of page ${index} of '${file.name}' under the huge policy ${file.mountHuge ?? this.shmemEnabled} would allocate a large shmem folio, which is not modelled`);
-      }
-    }
+    // approximation: shmem_fallocate()'s shmem_get_folio(SGP_FALLOC) follows the huge policy as a
+    // write does (writeBegin); here every page gets an order-0 folio whatever the policy
     for (let index = Math.floor(offset / ps); index < end; index++) this.k.folios.put(this.getFolio(file, index, 'shmem_fallocate', 'falloc'), 1, 'shmem_fallocate: folio_put');
   }
 
