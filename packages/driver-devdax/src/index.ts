@@ -1,5 +1,5 @@
-import { deviceRanges, devicePgoff, formatSize, KernelError, mappingOf, orderBase2, PG, rangePfn, type Device, type DeviceRange, type Pgmap, type DeviceMmapRequest, type DriverPlugin, type Kernel, type Op, type ProbeRequest, type Vma, type Vmf } from '@daxlab/core';
-import { infoBlockReserve, pfnLayout } from '@daxlab/driver-nvdimm';
+import { deviceRanges, devicePgoff, formatSize, KernelError, kernelAtLeast, mappingOf, orderBase2, PG, rangePfn, type Device, type DeviceRange, type Pgmap, type DeviceMmapRequest, type DriverPlugin, type Kernel, type Op, type ProbeRequest, type Vma, type Vmf } from '@daxlab/core';
+import { clearMemmapErrors, infoBlockReserve, pfnLayout } from '@daxlab/driver-nvdimm';
 
 export interface DevdaxOptions {
   /** dev_dax->align: 4KiB, 2MiB or 1GiB (the arch decides which it offers); default PMD_SIZE */
@@ -52,6 +52,9 @@ export function devdax(options: DevdaxOptions = {}): DriverPlugin {
         // bound again to its own range (back from kmem: mm/hotplug.ts)
         ...(req.phys !== undefined ? { phys: req.phys } : {}),
       });
+      // dax_pmem -> nvdimm_setup_pfn() -> nd_pfn_init() writing a new info block (DAX_SIG): from
+      // c1f45d86a522 (v5.5) it clears the memmap area's badblocks as for an fsdax one
+      if (req.altmap && (req.phys === undefined || req.newInfoBlock) && kernelAtLeast(k.version, 5, 5)) clearMemmapErrors(k, pgmap.startPfn * ps, dataoff);
       yield* [];
       return boundDevice(k, req, align, pgmap, pgmap.firstPfn, pgmap.nrPages - dataoff / ps);
     },

@@ -180,6 +180,27 @@ describe('reconfigure-namespace: the same range in a new mode, the media kept', 
     expect(k.badblocks.countIn(startSector, 8192)).toBe(0);
   });
 
+  it('a new devdax info block clears the memmap area\'s badblocks from v5.5 (nd_pfn_init() for DAX_SIG too), not on v5.4', () => {
+    for (const [version, left] of [['v5.4', 4], ['v6.6', 0]] as const) {
+      const k = kernel(version);
+      fsdax(k);
+      const startSector = (k.device('ns').pgmap.startPfn * PS) / 512;
+      // sectors 2040..2043: in the memmap reserve (sectors 16 .. 4 MiB / 512 = 8192)
+      k.badblocks.set(startSector + 2040, 4);
+      k.run(k.reconfigureNamespace({ device: 'ns', mode: 'devdax' }));
+      expect(k.badblocks.countIn(startSector, 8192)).toBe(left);
+    }
+  });
+
+  it('unbind and bind of an fsdax namespace keep its data (memunmap_pages() frees struct pages, not media)', () => {
+    const k = kernel();
+    fsdax(k);
+    bdevWrite(k, 5 * PS, 'persistent');
+    k.run(k.unbind({ device: 'ns' }));
+    k.run(k.bind({ device: 'ns' }));
+    expect(bdevRead(k, 5 * PS)).toBe('persistent');
+  });
+
   it('refusals: a devdax instance without altmap is no pmem namespace; raw mode takes no align', () => {
     const k = kernel();
     k.run(k.probe({ driver: 'devdax', size: 128 * MiB, as: 'hmem' }));

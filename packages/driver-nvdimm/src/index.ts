@@ -66,7 +66,7 @@ function enablePfnNamespace(k: Kernel, device: Device, altmap: boolean): boolean
  * model has no media to produce. (The kernel checks the region's badblocks at namespace
  * offsets: the same sectors for a namespace at the start of its region, as the model's are.)
  */
-function clearMemmapErrors(k: Kernel, start: number, dataoff: number): void {
+export function clearMemmapErrors(k: Kernel, start: number, dataoff: number): void {
   const ps = k.mmu.basePageSize;
   const base = start / SECTOR;
   const metaStart = (INFO_BLOCK_OFFSET + INFO_BLOCK_SIZE) / SECTOR;
