@@ -161,13 +161,35 @@ describe('shmem_enabled policies and what collapse_file() refuses', () => {
     expect(khugepagedPass(within, 'mem')).toEqual(['succeed']);
   });
 
-  it('a fault that would allocate a huge shmem folio is refused as not modelled', () => {
+  it('a shmem fault over a hole allocates a PMD-order folio where the policy allows one and maps it by a PMD (shmem_get_folio_gfp: maybe_pmd_order)', () => {
     const k = kernel();
     k.run(k.shmemEnabled({ mode: 'advise' }));
     k.run(k.memfdCreate({ file: 'm', size: 2 * MiB }));
     k.run(k.mmap({ file: 'm', length: 2 * MiB, shared: true, write: true, as: 'mem' }));
-    k.run(k.madvise({ map: 'mem', advice: 'hugepage' }));
-    expect(code(() => k.run(k.write({ map: 'mem', page: 0, data: 'x' })))).toBe('EOPNOTSUPP');
+    // advise without VM_HUGEPAGE: order 0
+    k.run(k.write({ map: 'mem', page: 5, data: 'y' }));
+    expect(k.folioOrderIn({ file: 'm', page: 5 })).toBe(0);
+    k.run(k.memfdCreate({ file: 'm2', size: 2 * MiB }));
+    k.run(k.mmap({ file: 'm2', length: 2 * MiB, shared: true, write: true, as: 'mem2' }));
+    k.run(k.madvise({ map: 'mem2', advice: 'hugepage' }));
+    k.run(k.write({ map: 'mem2', page: 0, data: 'x' }));
+    // one folio of 512 pages: a cache reference per page plus the PMD's; the rest reads zero
+    const head = pfnMappedAt(k, 'mem2', 0);
+    expect([k.folioOrderIn({ file: 'm2', page: 0 }), k.pmdMappedCacheThpsIn({ map: 'mem2', page: 0 }, 'shmem'), k.refcount(head), k.mapcount(head)]).toEqual([9, 1, NR + 1, 1]);
+    expect([k.run(k.read({ map: 'mem2', page: 0 })), k.run(k.read({ map: 'mem2', page: 300 }))]).toEqual(['x', '']);
+  });
+
+  it('a VMA that does not hold the whole PMD range: v6.6 still allocates the PMD folio (mapped by a PTE); latest checks the range (acd7ccb284b8, v6.14) and allocates order 0', () => {
+    const run = (version: string): [number, number] => {
+      const k = kernel(version);
+      k.run(k.shmemEnabled({ mode: 'always' }));
+      k.run(k.memfdCreate({ file: 'm', size: 2 * MiB }));
+      k.run(k.mmap({ file: 'm', length: MiB, shared: true, write: true, as: 'mem' }));
+      k.run(k.write({ map: 'mem', page: 3, data: 'x' }));
+      return [k.folioOrderIn({ file: 'm', page: 3 }), k.pmdMappedCacheThpsIn(at(0), 'shmem')];
+    };
+    expect(run('v6.6')).toEqual([9, 0]);
+    expect(run('latest')).toEqual([0, 0]);
   });
 
   it('holes in a range some VMA of the file registered for MISSING faults roll back (SCAN_EXCEED_NONE_PTE); filled ones collapse', () => {

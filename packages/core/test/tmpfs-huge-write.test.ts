@@ -157,6 +157,27 @@ describe('write(2) to a tmpfs mounted huge=always', () => {
   });
 });
 
+describe('faults on a huge tmpfs file (shmem_fault -> shmem_get_folio_gfp(SGP_CACHE) over a hole)', () => {
+  it('huge=always: a read fault allocates the PMD-order folio and maps it by a PMD; within_size only when the PMD range ends inside i_size', () => {
+    const k = kernel('latest');
+    k.run(k.tmpfile({ file: 'f', fs: 'tmpfs', huge: 'always', size: 2 * MiB }));
+    k.run(k.mmap({ file: 'f', length: 2 * MiB, shared: true, as: 'm' }));
+    expect(k.run(k.read({ map: 'm', page: 7 }))).toBe('');
+    expect([k.folioOrderIn({ file: 'f', page: 7 }), k.folioOrderIn({ map: 'm', page: 7 }), k.pmdMappedCacheThpsIn({ map: 'm', page: 0 }, 'shmem')]).toEqual([9, 9, 1]);
+    // i_size 1 MiB (256 pages): index 3's PMD range ends at 512, past it; MADV_HUGEPAGE does not
+    // matter to within_size's own test but lets it fall through to advise's (VM_HUGEPAGE)
+    k.run(k.tmpfile({ file: 'w', fs: 'tmpfs', huge: 'within_size', size: MiB }));
+    k.run(k.mmap({ file: 'w', length: 2 * MiB, shared: true, as: 'mw' }));
+    k.run(k.read({ map: 'mw', page: 3 }));
+    expect(k.folioOrderIn({ file: 'w', page: 3 })).toBe(0);
+    k.run(k.tmpfile({ file: 'w2', fs: 'tmpfs', huge: 'within_size', size: MiB }));
+    k.run(k.mmap({ file: 'w2', length: 2 * MiB, shared: true, as: 'mw2' }));
+    k.run(k.madvise({ map: 'mw2', advice: 'hugepage' }));
+    k.run(k.read({ map: 'mw2', page: 3 }));
+    expect(k.folioOrderIn({ file: 'w2', page: 3 })).toBe(9);
+  });
+});
+
 describe('64 KiB pages with 512 MiB PMDs (arm64 64K: HPAGE_PMD_ORDER 13 > MAX_PAGECACHE_ORDER 11)', () => {
   // arm64's 64 KiB granule constants on the test arch: a PMD maps 8192 pages
   const arch64k = () => {

@@ -43,10 +43,9 @@ const FAULT_AROUND_BYTES = 65536;
  *
  * Large folios: the PMD-order ones khugepaged and MADV_COLLAPSE build (mm/collapse.ts
  * collapse_file(), `replaceWithLarge`) and the ones write(2) allocates under a huge policy
- * (`writeBegin`), which the cache keeps under every index of their range (one reference each)
- * and a fault maps by a PMD over pmd_none (`setPmd`). Not modelled: shmem
- * faults allocating huge folios (shmem_enabled / huge= other than never: refused), splitting a
- * huge folio on truncation, swap, partial-page zeroing,
+ * (`writeBegin`) or a fault over a hole (`faultLarge`), which the cache keeps under every index
+ * of their range (one reference each) and a fault maps by a PMD over pmd_none (`setPmd`). Not
+ * modelled: anonymous shmem's per-size mTHP knobs, splitting a huge folio on truncation, swap, partial-page zeroing,
  * closing a memfd (its inode lives for the whole run), userfaultfd; for disk files, readahead
  * (a fault reads only its own page), writeback itself (folios stay dirty), and the blocks.
  */
@@ -232,7 +231,7 @@ export class PageCache {
     // do_read_fault(): ->map_pages() first, ->fault() only if that did not map the address; not in
     // a VMA registered for MINOR (v5.14) or WP (v5.19) faults (uffd_disable_fault_around())
     if (!vmf.write && !k.uffd.disablesFaultAround(vma) && this.faultAround(vmf, file)) return;
-    this.refuseHugeAllocation(vma, file, vmf.pgoff);
+    this.faultLarge(vma, file, vmf.pgoff);
     const pfn = this.getFolio(file, vmf.pgoff, vmf.write ? 'do_shared_fault' : 'do_read_fault');
     // do_shared_fault(): ->page_mkwrite / fault_dirty_shared_page() mark the folio dirty
     if (vmf.write && file.writeback) k.folios.setFlag(k.folios.folio(pfn), PG.dirty, true);
@@ -385,19 +384,31 @@ export class PageCache {
   }
 
   /**
-   * A shmem fault that would allocate a huge folio (shmem_get_folio_gfp() with a huge order
-   * shmem_allowable_huge_orders() allows: shmem_enabled other than never / deny, the PMD range
-   * inside the VMA and i_size) is refused as not modelled: the model's shmem faults allocate
-   * order-0 folios only; collapse (mm/collapse.ts) and write(2) (`writeBegin`) build the large ones.
+   * shmem_fault() -> shmem_get_folio_gfp(SGP_CACHE) over a hole: a PMD-order folio when the huge
+   * policy allows one for this VMA (shmemHuge(): VM_NOHUGEPAGE, deny / force, the mount's huge=,
+   * within_size, advise with VM_HUGEPAGE; a fault has no write size, so only the PMD order:
+   * maybe_pmd_order) and nothing is cached in its aligned range (xa_find(): -E2BIG, order 0).
+   * No order above MAX_PAGECACHE_ORDER (11) from v6.10 [M]. The VMA must hold the whole aligned
+   * PMD range (thp_vma_suitable_orders() in shmem_suitable_orders()) only from e7a2ab7b3bb5 "mm:
+   * shmem: add mTHP support for anonymous shmem" (v6.11 [M]) for anonymous shmem and from
+   * acd7ccb284b8 (v6.14 [M]) for tmpfs files and memfds; before, the folio is allocated and a
+   * fault outside a suitable range maps its page by a PTE. The caller's getFolio() then finds it
+   * and finish_fault() maps it (setPmd(): by a PMD where it can). Anonymous shmem's per-size
+   * hugepages-<size>kB/shmem_enabled knobs are not modelled: the PMD size's default, inherit,
+   * follows shmem_enabled as here.
    */
-  private refuseHugeAllocation(vma: Vma, file: PageCacheFile, index: number): void {
+  private faultLarge(vma: Vma, file: PageCacheFile, index: number): void {
     const k = this.k;
     const n = k.vm.pmdPages;
+    const order = Math.log2(n);
     if (file.writeback || file.hugetlb || file.secretmem || file.cache.has(index) || k.mmu.transparentHugepage === false) return;
+    if (!this.shmemHuge(vma, file, index, false) || (kernelAtLeast(k.version, 6, 10) && order > 11)) return;
     const base = index - (index % n);
+    const vmaChecked = file.held ? kernelAtLeast(k.version, 6, 14) : kernelAtLeast(k.version, 6, 11);
     const vbase = vma.start + (base - vma.pgoff);
-    if (vbase < vma.start || vbase + n > vma.start + vma.pages || base + n > file.pages) return;
-    if (this.shmemHuge(vma, file, index, false)) throw KernelError.unsupported('EOPNOTSUPP', `a fault of page ${index} of '${file.name}' with shmem_enabled=${this.shmemEnabled} would allocate a huge shmem folio (shmem_alloc_and_add_folio of a PMD order), which is not modelled`);
+    if (vmaChecked && (vbase < vma.start || vbase + n > vma.start + vma.pages || (vma.start - vma.pgoff) % n !== 0)) return;
+    for (let i = base; i < base + n; i++) if (file.cache.has(i)) return;
+    this.addLarge(file, base, order);
   }
 
   /**

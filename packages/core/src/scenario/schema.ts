@@ -491,7 +491,7 @@ export const OP_ARGS = {
   }).describe('echo pages > /sys/kernel/mm/hugepages/hugepages-<size>kB/nr_hugepages: the hugetlb pool of that size'),
   'shmem-enabled': obj({
     mode: z.enum(SHMEM_HUGE_MODES, { error: `mode is one of ${SHMEM_HUGE_MODES.join(', ')}` }).describe('always | within_size | advise | never (the default) | deny | force'),
-  }).describe('echo mode > /sys/kernel/mm/transparent_hugepage/shmem_enabled: the huge= policy of the internal tmpfs mount (memfds, shared anonymous memory) khugepaged and write(2) to a memfd (pwrite) follow; MADV_COLLAPSE ignores it; deny and force override the huge= of every tmpfs mount too. A shmem fault that would allocate a huge folio under it is not modelled'),
+  }).describe('echo mode > /sys/kernel/mm/transparent_hugepage/shmem_enabled: the huge= policy of the internal tmpfs mount (memfds, shared anonymous memory) khugepaged and write(2) to a memfd (pwrite) follow; MADV_COLLAPSE ignores it; deny and force override the huge= of every tmpfs mount too. A shmem fault over a hole allocates a PMD-order folio under it'),
   'thp-size': obj({
     size: Size.describe('the anonymous THP size (base page times 2^2 up to the PMD size: x86 16KiB .. 2MiB)'),
     enabled: z.enum(THP_SIZE_MODES).describe('always | inherit | madvise | never'),
