@@ -137,6 +137,15 @@ export interface MmapArgs {
 }
 
 /**
+ * A CPU access repeats its fault until the entry allows it. A fault that changed the entry (it
+ * mapped something, or it lost a race: the entry was replaced while it slept, as a migration's
+ * retries do to a COW that re-checks it) made progress and is no try; a fault that left the entry
+ * as it was counts, and a few of those in a row mean the access cannot succeed (EFAULT, where the
+ * kernel would loop). FAULTS_PER_ACCESS bounds the whole: a model bug cannot loop forever.
+ */
+const FAULTS_PER_ACCESS = 64;
+
+/**
  * The simulated kernel: one per run, with its own DI container, event bus and state.
  * Operations are generators (see sched.ts); the methods without a `*` run one to completion.
  */
@@ -1464,12 +1473,15 @@ export class Kernel {
     if (!vma.flags.read) throw new KernelError('SIGSEGV', `read of page ${a.page} of '${vma.name}', which is mapped PROT_NONE`);
     let leaf = this.vm.lookup(vma.mm, vpn);
     // the access is retried until a page is present (a fault that lost a race just returns)
-    for (let tries = 0; !leaf || nonPresent(leaf.pte); tries++) {
-      if (tries === 2) throw new KernelError('EFAULT', `read of page ${a.page} of '${vma.name}' could not be faulted in`);
+    for (let tries = 0, faults = 0; !leaf || nonPresent(leaf.pte); tries++) {
+      if (tries === 2 || faults === FAULTS_PER_ACCESS) throw new KernelError('EFAULT', `read of page ${a.page} of '${vma.name}' could not be faulted in`);
       // a wait on a migration entry is no try: the access repeats until the migration is over
       if (leaf?.pte.migration) tries--;
+      const before = leaf?.pte;
       yield* this.faults.handle(vma, vpn, false);
+      faults++;
       leaf = this.vm.lookup(vma.mm, vpn);
+      if (leaf?.pte !== before) tries--;
     }
     return this.pages.data.get(this.vm.pfnAt(leaf, vpn)) ?? '';
   }
@@ -1486,11 +1498,14 @@ export class Kernel {
     if (!vma.flags.write && !storable) throw new KernelError('SIGSEGV', `write to page ${a.page} of '${vma.name}', which is mapped without PROT_WRITE`);
     // the access is retried until the PTE allows it (a device-private entry first migrates back; a
     // uffd-wp marker is faulted in write-protected, then the userfault, then do_wp_page: three)
-    for (let tries = 0; !leaf || !leaf.pte.write || nonPresent(leaf.pte); tries++) {
-      if (tries === 3) throw new KernelError('EFAULT', `write to page ${a.page} of '${vma.name}' could not be faulted in`);
+    for (let tries = 0, faults = 0; !leaf || !leaf.pte.write || nonPresent(leaf.pte); tries++) {
+      if (tries === 3 || faults === FAULTS_PER_ACCESS) throw new KernelError('EFAULT', `write to page ${a.page} of '${vma.name}' could not be faulted in`);
       if (leaf?.pte.migration) tries--;
+      const before = leaf?.pte;
       yield* this.faults.handle(vma, vpn, true);
+      faults++;
       leaf = this.vm.lookup(vma.mm, vpn);
+      if (leaf?.pte !== before) tries--;
     }
     leaf.pte.dirty = true;
     this.pages.data.set(this.vm.pfnAt(leaf, vpn), a.data);

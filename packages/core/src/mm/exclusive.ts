@@ -3,7 +3,7 @@ import { KernelError } from '../errors.js';
 import { preempt, type Op } from '../sched.js';
 import type { Device, Mm, Pte, Vma } from '../types.js';
 import type { Vmf } from './fault.js';
-import { origPte, pteSame, type Leaf } from './vm.js';
+import { entryStillRead, origPte, pteSame, type Leaf } from './vm.js';
 
 /** enum mmu_notifier_event, the ones the model raises. */
 export type MmuNotifyEvent = 'unmap' | 'clear' | 'protection-vma' | 'protection-page' | 'soft-dirty' | 'exclusive';
@@ -134,7 +134,7 @@ export class DeviceExclusive {
     const k = this.k;
     const orig = origPte(leaf.pte);
     // folio_lock_or_retry(): the fault may sleep on the folio lock before it takes the PTE lock
-    yield preempt('remove_device_exclusive_entry');
+    yield preempt('remove_device_exclusive_entry', entryStillRead(k.vm, vmf.vma.mm, vmf.vpn, leaf.pte));
     k.mmuNotify({ mm: vmf.vma.mm, start: vmf.vpn, end: vmf.vpn + 1, event: k.features['device-exclusive'] === 'folio-walk' ? 'clear' : 'exclusive', owner: null });
     if (!pteSame(k.vm.lookup(vmf.vma.mm, vmf.vpn)?.pte, leaf.pte, orig)) return; // !pte_same(): the fault is retried
     this.restore(vmf.vma, vmf.vpn, leaf.pte);

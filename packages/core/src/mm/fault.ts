@@ -4,7 +4,7 @@ import { kernelAtLeast } from '../features.js';
 import { preempt, type Op } from '../sched.js';
 import type { Pte, Vma } from '../types.js';
 import { PG } from './pages.js';
-import { origPte, pteSame, type Leaf } from './vm.js';
+import { entryStillRead, origPte, pteSame, type Leaf } from './vm.js';
 import { nonPresent } from './exclusive.js';
 import { migrationEntryWait } from './migrate.js';
 import { isWpMarker } from './guard.js';
@@ -80,7 +80,7 @@ export class Faults {
       k.emit('fault', { mm: vma.mm.name, vaddr: vpn, write, kind: 'device-private' });
       const orig = origPte(leaf.pte);
       // the entry was read without the PTE lock (handle_pte_fault): others may run before do_swap_page
-      yield preempt('do_swap_page: device-private entry');
+      yield preempt('do_swap_page: device-private entry', entryStillRead(k.vm, vma.mm, vpn, leaf.pte));
       // a PMD-level entry (the 2025 device-private THP series) is do_huge_pmd_device_private():
       // pmd_same() under the PMD lock, folio_get + folio_trylock, migrate_to_ram, folio_put
       const pmd = leaf.pte.level === 'pmd';
@@ -273,7 +273,7 @@ export class Faults {
     // the entry's value as the fault read it (orig_pte): others change entries in place too
     // (UFFDIO_WRITEPROTECT, PAGEMAP_SCAN's WP_MATCHING, KSM's write_protect_page)
     const orig = origPte(leaf.pte);
-    yield preempt('wp_page_copy');
+    yield preempt('wp_page_copy', entryStillRead(k.vm, vma.mm, leaf.base, leaf.pte));
     // wp_page_copy(): "Re-check the pte" -- pte_same() under the PTE lock; an entry changed
     // meanwhile (a migration put an entry or the new page there, a zap removed it, a field of it
     // was rewritten) drops the copy (folio_put(new_folio)) and the fault returns to be retried

@@ -9,7 +9,7 @@ import { anonMappingOf, mappingOf, PG, type PageInit } from './pages.js';
 import { isWpMarker, poisonedMarker } from './guard.js';
 import { Ram } from './ram.js';
 import { copyMigrationEntry, migrationEntryWait } from './migrate.js';
-import { origPte, pteSame, type Leaf } from './vm.js';
+import { entryStillRead, origPte, pteSame, type Leaf } from './vm.js';
 
 /** One hstate's pool (struct hstate): nr_hugepages, free_huge_pages, resv_huge_pages, and its free list. */
 interface Pool {
@@ -1009,7 +1009,7 @@ export class Hugetlb {
     k.folios.get(old, 1, 'hugetlb_wp: folio_get(old_folio)');
     this.copyData(old, copy);
     const orig = origPte(leaf.pte);
-    yield preempt('copy_user_large_folio');
+    yield preempt('copy_user_large_folio', entryStillRead(k.vm, vma.mm, leaf.base, leaf.pte));
     // "if (likely(vmf->pte && pte_same(huge_ptep_get(..), pte)))": an entry a migration or a zap
     // replaced meanwhile drops the copy (restore_reserve_on_error() gives its reservation back)
     // and the fault is retried

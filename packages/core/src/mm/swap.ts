@@ -5,7 +5,7 @@ import { preempt, waitUntil, type Op } from '../sched.js';
 import type { Mm, Pte, SwapEntry, Vma } from '../types.js';
 import type { Vmf } from './fault.js';
 import { nonPresent } from './exclusive.js';
-import { origPte, pteSame, type Leaf } from './vm.js';
+import { entryStillRead, origPte, pteSame, type Leaf } from './vm.js';
 import { PG } from './pages.js';
 
 /**
@@ -265,7 +265,7 @@ export class Swap {
     k.emit('fault', { mm: vma.mm.name, vaddr: vpn, write: vmf.write, kind: 'swap' });
     const orig = origPte(leaf.pte);
     // the swap-in read happens without the PTE lock; pte_same() is checked afterwards
-    yield preempt('do_swap_page: swapin');
+    yield preempt('do_swap_page: swapin', entryStillRead(k.vm, vma.mm, vpn, leaf.pte));
     if (!pteSame(k.vm.lookup(vma.mm, vpn)?.pte, leaf.pte, orig)) return false;
     const slot = this.slots.get(entry.slot);
     if (!slot) throw new Error(`do_swap_page: swap slot ${entry.slot} is free but a PTE of ${vma.mm.name} names it`);

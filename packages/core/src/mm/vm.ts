@@ -36,6 +36,16 @@ export function origPte(pte: Pte): Pte {
 }
 
 /**
+ * The `holds` of a fault's yield between reading an entry and pteSame(): whether the entry object
+ * it read is still the one installed at `vpn`. The kernel graph shows entries' values, not which
+ * object a suspended fault keeps, so two states that differ only there would merge in `daxlab
+ * explore` and then behave differently (sched.ts preempt: hashed with the thread's position).
+ */
+export function entryStillRead(vm: Vm, mm: Mm, vpn: number, read: Pte): () => boolean {
+  return () => vm.lookup(mm, vpn)?.pte === read;
+}
+
+/**
  * pte_same() under the PTE lock (mm/memory.c: do_swap_page, wp_page_copy,
  * remove_device_exclusive_entry): the entry now at the address is the one the fault read
  * (`read`) and still holds the value it had then (`orig`, from origPte()). The kernel compares
