@@ -1,3 +1,4 @@
+import { KernelError } from './errors.js';
 import type { ArchPlugin, Kernel, Mmu, VmemmapPopulator } from './index.js';
 
 // Published as @daxlab/core/testing: fixtures for plugin authors' tests (and daxlab's own), not part
@@ -100,4 +101,27 @@ export function pfnMappedAt(k: Kernel, map: string, page: number): number {
   const vma = mm.vmas.find((v) => v.name === map)!;
   const leaf = k.vm.lookup(mm, vma.start + page);
   return leaf ? k.vm.pfnAt(leaf, vma.start + page) : -1;
+}
+
+/** The errno `f` fails with (`unsupported: CODE` when refused as not modelled), or 'no error'. */
+export function errnoOf(f: () => unknown): string {
+  try {
+    f();
+  } catch (e) {
+    if (e instanceof KernelError) return e.unsupported ? `unsupported: ${e.code}` : e.code;
+    throw e;
+  }
+  return 'no error';
+}
+
+/** The GUPs made while `f` runs (`gup.pin` events): [FOLL_PIN?, FOLL_WRITE?] each. */
+export function gupsDuring(k: Kernel, f: () => void): [boolean, boolean][] {
+  const seen: [boolean, boolean][] = [];
+  const sub = k.bus.on('gup.pin').subscribe((e) => seen.push([e.data.pin, e.data.write]));
+  try {
+    f();
+  } finally {
+    sub.unsubscribe();
+  }
+  return seen;
 }

@@ -1,5 +1,5 @@
-import { createKernel, KernelError, Monitor, type Kernel } from '@daxlab/core';
-import { mappedWrittenFile, testArch } from '@daxlab/core/testing';
+import { createKernel, Monitor, type Kernel } from '@daxlab/core';
+import { errnoOf, gupsDuring, mappedWrittenFile, testArch } from '@daxlab/core/testing';
 import { nvdimm } from '@daxlab/driver-nvdimm';
 import { describe, expect, it } from 'vitest';
 import { fuse, type Fuse } from '../src/index.js';
@@ -35,7 +35,7 @@ describe('FUSE DAX read(2) / write(2)', () => {
     k.run(k.write({ map: 'buf', page: 0, data: 'x0' }));
     k.run(k.write({ map: 'buf', page: 1, data: 'x1' }));
     // pages 1 and 2 of a 2-page file: the write crosses i_size, so the whole of it goes to the server
-    const seen = gups(k, () => expect(k.run(k.pwrite({ file: 'a', offset: PAGE, length: 2 * PAGE, map: 'buf' }))).toBe(2 * PAGE));
+    const seen = gupsDuring(k, () => expect(k.run(k.pwrite({ file: 'a', offset: PAGE, length: 2 * PAGE, map: 'buf' }))).toBe(2 * PAGE));
     // one GUP per buffer page, FOLL_GET on v6.6 (738adade96b2 came in v6.9), not for write (the device reads them)
     expect(seen).toEqual([
       [false, false],
@@ -59,7 +59,7 @@ describe('FUSE DAX read(2) / write(2)', () => {
   it('from v6.9 fuse_get_user_pages() pins the buffer (iov_iter_extract_pages: FOLL_PIN)', () => {
     const k = boot('v6.15');
     k.run(k.write({ map: 'buf', page: 0, data: 'y' }));
-    const seen = gups(k, () => expect(k.run(k.pwrite({ file: 'a', offset: 2 * PAGE, length: PAGE, map: 'buf' }))).toBe(PAGE));
+    const seen = gupsDuring(k, () => expect(k.run(k.pwrite({ file: 'a', offset: 2 * PAGE, length: PAGE, map: 'buf' }))).toBe(PAGE));
     expect(seen).toEqual([[true, false]]);
     expect(k.files.get('a')!.inode.size).toBe(3 * PAGE);
     expect(k.maybePinned(k.pfnOf({ map: 'buf', page: 0 })!)).toBe(false);
@@ -74,7 +74,7 @@ describe('FUSE DAX read(2) / write(2)', () => {
     expect(k.run(k.pwrite({ file: 'a', offset: 2 * PAGE, length: 2 * PAGE, map: 'buf' }))).toBe(PAGE);
     expect(k.files.get('a')!.inode.size).toBe(3 * PAGE);
     // nothing to write at all: -EFAULT, i_size unchanged
-    expect(errno(() => k.run(k.pwrite({ file: 'a', offset: 3 * PAGE, length: PAGE, map: 'buf', page: 1 })))).toBe('EFAULT');
+    expect(errnoOf(() => k.run(k.pwrite({ file: 'a', offset: 3 * PAGE, length: PAGE, map: 'buf', page: 1 })))).toBe('EFAULT');
     expect(k.files.get('a')!.inode.size).toBe(3 * PAGE);
   });
 });
@@ -96,7 +96,7 @@ describe('FUSE O_DIRECT of a file without DAX: fuse_direct_IO()', () => {
   it('a read writes the cache back, then FUSE_READ fills the GUPed buffer (FOLL_WRITE); it stops at i_size', () => {
     const k = pagecache();
     expect(k.files.get('a')!.inode.cache).not.toBeNull();
-    const seen = gups(k, () => expect(k.run(k.pread({ file: 'a', length: 2 * PAGE, map: 'buf', direct: true }))).toBe(2 * PAGE));
+    const seen = gupsDuring(k, () => expect(k.run(k.pread({ file: 'a', length: 2 * PAGE, map: 'buf', direct: true }))).toBe(2 * PAGE));
     expect(seen).toEqual([
       [false, true],
       [false, true],
@@ -105,7 +105,7 @@ describe('FUSE O_DIRECT of a file without DAX: fuse_direct_IO()', () => {
     expect(k.run(k.read({ map: 'buf', page: 0 }))).toBe('C0');
     expect(k.run(k.read({ map: 'buf', page: 1 }))).toBe('C1');
     // at i_size: 0 bytes, no GUP; across it: the pages below it
-    expect(gups(k, () => expect(k.run(k.pread({ file: 'a', offset: 2 * PAGE, length: PAGE, map: 'buf', direct: true }))).toBe(0))).toEqual([]);
+    expect(gupsDuring(k, () => expect(k.run(k.pread({ file: 'a', offset: 2 * PAGE, length: PAGE, map: 'buf', direct: true }))).toBe(0))).toEqual([]);
     expect(k.run(k.pread({ file: 'a', offset: PAGE, length: 2 * PAGE, map: 'buf', direct: true }))).toBe(PAGE);
   });
 
@@ -127,28 +127,8 @@ describe('FUSE O_DIRECT of a file without DAX: fuse_direct_IO()', () => {
 
   it('no sector alignment (fuse_direct_IO checks none): a sub-page range is refused only as not modelled', () => {
     const k = pagecache();
-    expect(errno(() => k.run(k.pread({ file: 'a', offset: 100, length: 100, map: 'buf', direct: true })))).toBe('unsupported: EOPNOTSUPP');
+    expect(errnoOf(() => k.run(k.pread({ file: 'a', offset: 100, length: 100, map: 'buf', direct: true })))).toBe('unsupported: EOPNOTSUPP');
   });
 });
 
-function errno(f: () => unknown): string {
-  try {
-    f();
-  } catch (e) {
-    if (e instanceof KernelError) return e.unsupported ? `unsupported: ${e.code}` : e.code;
-    throw e;
-  }
-  return 'no error';
-}
 
-/** GUP events seen while `f` runs: [pin?, write?] per GUP. */
-function gups(k: Kernel, f: () => void): [boolean, boolean][] {
-  const seen: [boolean, boolean][] = [];
-  const sub = k.bus.on('gup.pin').subscribe((e) => seen.push([e.data.pin, e.data.write]));
-  try {
-    f();
-  } finally {
-    sub.unsubscribe();
-  }
-  return seen;
-}

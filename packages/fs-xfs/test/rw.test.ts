@@ -1,5 +1,5 @@
-import { createKernel, KernelError, Monitor, type DaxFilesystem, type Kernel } from '@daxlab/core';
-import { testArch } from '@daxlab/core/testing';
+import { createKernel, Monitor, type DaxFilesystem, type Kernel } from '@daxlab/core';
+import { errnoOf, gupsDuring, testArch } from '@daxlab/core/testing';
 import { nvdimm } from '@daxlab/driver-nvdimm';
 import { describe, expect, it } from 'vitest';
 import { xfs } from '../src/index.js';
@@ -20,27 +20,7 @@ function boot(version = 'v6.6', dax: boolean = true): { k: Kernel; m: Monitor } 
   return { k, m };
 }
 
-function errno(f: () => unknown): string {
-  try {
-    f();
-  } catch (e) {
-    if (e instanceof KernelError) return e.unsupported ? `unsupported: ${e.code}` : e.code;
-    throw e;
-  }
-  return 'no error';
-}
 
-/** GUP events seen while `f` runs: [pin?, write?] per GUP. */
-function gups(k: Kernel, f: () => void): [boolean, boolean][] {
-  const seen: [boolean, boolean][] = [];
-  const sub = k.bus.on('gup.pin').subscribe((e) => seen.push([e.data.pin, e.data.write]));
-  try {
-    f();
-  } finally {
-    sub.unsubscribe();
-  }
-  return seen;
-}
 
 describe('XFS DAX: dax_iomap_rw()', () => {
   it('pwrite over a hole allocates the block, extends i_size, and invalidates the zero page a read fault mapped there (IOMAP_F_NEW)', () => {
@@ -54,7 +34,7 @@ describe('XFS DAX: dax_iomap_rw()', () => {
     k.run(k.mmap({ anon: true, length: 2 * PAGE, write: true, as: 'buf' }));
     k.run(k.write({ map: 'buf', page: 0, data: 'P0' }));
     k.run(k.write({ map: 'buf', page: 1, data: 'P1' }));
-    const seen = gups(k, () => expect(k.run(k.pwrite({ file: 'f', offset: 0, length: 2 * PAGE, map: 'buf' }))).toBe(2 * PAGE));
+    const seen = gupsDuring(k, () => expect(k.run(k.pwrite({ file: 'f', offset: 0, length: 2 * PAGE, map: 'buf' }))).toBe(2 * PAGE));
     // a copy, never a GUP: the buffer's pages are not referenced by the kernel
     expect(seen).toEqual([]);
     // both pages have blocks now, and the file grew from one page to two (xfs_file_dax_write: i_size_write)
@@ -92,7 +72,7 @@ describe('XFS DAX: dax_iomap_rw()', () => {
     expect(k.run(k.pwrite({ file: 'f', offset: PAGE, length: PAGE, map: 'src', direct: true }))).toBe(PAGE);
     k.run(k.mmap({ file: 'f', length: 2 * PAGE, write: true, as: 'addr' }));
     // pread(fd, addr, page, page): file page 1 into mapping page 0 (the hole)
-    const seen = gups(k, () => expect(k.run(k.pread({ file: 'f', offset: PAGE, length: PAGE, map: 'addr', page: 0 }))).toBe(PAGE));
+    const seen = gupsDuring(k, () => expect(k.run(k.pread({ file: 'f', offset: PAGE, length: PAGE, map: 'addr', page: 0 }))).toBe(PAGE));
     expect(seen).toEqual([]);
     expect(k.run(k.read({ map: 'addr', page: 0 }))).toBe('a');
     // do_cow_fault gave the private mapping an anonymous copy; the file's hole stays a hole
@@ -129,7 +109,7 @@ describe('XFS DAX: dax_iomap_rw()', () => {
     // blocks first (one extent), and they stay allocated past EOF
     expect(k.files.get('f')!.inode.size).toBe(PAGE);
     expect(k.blockFree({ file: 'f', page: 2 })).toBe(false);
-    expect(errno(() => k.run(k.pwrite({ file: 'f', length: PAGE, map: 'buf', page: 1 })))).toBe('EFAULT');
+    expect(errnoOf(() => k.run(k.pwrite({ file: 'f', length: PAGE, map: 'buf', page: 1 })))).toBe('EFAULT');
   });
 
   it('a write whose buffer is a mapping of the file past its new EOF copies nothing: EFAULT, and i_size stays (the block its iomap allocated stays past EOF)', () => {
@@ -139,7 +119,7 @@ describe('XFS DAX: dax_iomap_rw()', () => {
     k.run(k.write({ map: 'm', page: 0, data: 'src' }));
     k.run(k.truncate({ file: 'f', size: 0 }));
     // copy_from_user of m's page 0: the refault is beyond EOF (SIGBUS), the exception fixup ends the copy
-    expect(errno(() => k.run(k.pwrite({ file: 'f', offset: PAGE, length: PAGE, map: 'm', page: 0 })))).toBe('EFAULT');
+    expect(errnoOf(() => k.run(k.pwrite({ file: 'f', offset: PAGE, length: PAGE, map: 'm', page: 0 })))).toBe('EFAULT');
     expect(k.files.get('f')!.inode.size).toBe(0);
     expect(k.blockFree({ file: 'f', page: 1 })).toBe(false);
   });
@@ -185,7 +165,7 @@ describe('XFS DAX: ENOSPC from the iomap', () => {
     // page 0 is mapped (an overwrite), pages 1-2 are one hole: xfs_iomap_write_direct() cannot reserve 2 blocks
     expect(k.run(k.pwrite({ file: 'f', offset: 0, length: 3 * PAGE, map: 'buf' }))).toBe(PAGE);
     expect(k.files.get('f')!.inode.size).toBe(PAGE);
-    expect(errno(() => k.run(k.pwrite({ file: 'f', offset: PAGE, length: 2 * PAGE, map: 'buf' })))).toBe('ENOSPC');
+    expect(errnoOf(() => k.run(k.pwrite({ file: 'f', offset: PAGE, length: 2 * PAGE, map: 'buf' })))).toBe('ENOSPC');
     // the one free block is enough for one page
     expect(k.run(k.pwrite({ file: 'f', offset: PAGE, length: PAGE, map: 'buf' }))).toBe(PAGE);
   });
@@ -200,7 +180,7 @@ describe('XFS without DAX: the page cache and iomap_dio_rw()', () => {
     k.run(k.write({ map: 'buf', page: 0, data: 'cached' }));
     expect(k.run(k.pwrite({ file: 'f', length: PAGE, map: 'buf' }))).toBe(PAGE);
     // O_DIRECT read into buffer page 1: iov_iter_extract_pages() pins it with FOLL_WRITE on v6.6
-    const seen = gups(k, () => expect(k.run(k.pread({ file: 'f', length: PAGE, map: 'buf', page: 1, direct: true }))).toBe(PAGE));
+    const seen = gupsDuring(k, () => expect(k.run(k.pread({ file: 'f', length: PAGE, map: 'buf', page: 1, direct: true }))).toBe(PAGE));
     expect(seen).toEqual([[true, true]]);
     expect(k.run(k.read({ map: 'buf', page: 1 }))).toBe('cached');
     // the pin went at bio completion
@@ -214,7 +194,7 @@ describe('XFS without DAX: the page cache and iomap_dio_rw()', () => {
     k.run(k.mmap({ anon: true, length: PAGE, write: true, as: 'buf' }));
     k.run(k.write({ map: 'buf', page: 0, data: 'x' }));
     // a direct write: the buffer is the bio's source, GUPed without FOLL_WRITE
-    expect(gups(k, () => k.run(k.pwrite({ file: 'f', length: PAGE, map: 'buf', direct: true })))).toEqual([[false, false]]);
+    expect(gupsDuring(k, () => k.run(k.pwrite({ file: 'f', length: PAGE, map: 'buf', direct: true })))).toEqual([[false, false]]);
   });
 
   it('an O_DIRECT write whose buffer runs into an unmapped page fails with EFAULT although its first page reached the block (no IOMAP_DIO_PARTIAL on XFS)', () => {
@@ -223,14 +203,14 @@ describe('XFS without DAX: the page cache and iomap_dio_rw()', () => {
     k.run(k.mmap({ anon: true, length: 2 * PAGE, write: true, as: 'buf' }));
     k.run(k.write({ map: 'buf', page: 0, data: 'first' }));
     k.run(k.munmap({ map: 'buf', offset: PAGE, length: PAGE }));
-    expect(errno(() => k.run(k.pwrite({ file: 'f', length: 2 * PAGE, map: 'buf', direct: true })))).toBe('EFAULT');
+    expect(errnoOf(() => k.run(k.pwrite({ file: 'f', length: 2 * PAGE, map: 'buf', direct: true })))).toBe('EFAULT');
     k.run(k.mmap({ anon: true, length: PAGE, write: true, as: 'dst' }));
     expect(k.run(k.pread({ file: 'f', length: PAGE, map: 'dst' }))).toBe(PAGE);
     expect(k.run(k.read({ map: 'dst', page: 0 }))).toBe('first');
     // into an empty file: the first block is written, but xfs_dio_write_end_io() returns the
     // error before extending i_size
     k.run(k.create({ file: 'g', size: 0 }));
-    expect(errno(() => k.run(k.pwrite({ file: 'g', length: 2 * PAGE, map: 'buf', direct: true })))).toBe('EFAULT');
+    expect(errnoOf(() => k.run(k.pwrite({ file: 'g', length: 2 * PAGE, map: 'buf', direct: true })))).toBe('EFAULT');
     expect(k.files.get('g')!.inode.size).toBe(0);
     expect(k.blockFree({ file: 'g', page: 0 })).toBe(false);
   });
@@ -239,10 +219,10 @@ describe('XFS without DAX: the page cache and iomap_dio_rw()', () => {
     const { k } = boot('v6.6', false);
     k.run(k.create({ file: 'f', size: PAGE }));
     k.run(k.mmap({ anon: true, length: PAGE, write: true, as: 'buf' }));
-    expect(errno(() => k.run(k.pread({ file: 'f', offset: 100, length: PAGE, map: 'buf', direct: true })))).toBe('EINVAL');
-    expect(errno(() => k.run(k.pread({ file: 'f', offset: 512, length: 512, map: 'buf', direct: true })))).toBe('unsupported: EOPNOTSUPP');
+    expect(errnoOf(() => k.run(k.pread({ file: 'f', offset: 100, length: PAGE, map: 'buf', direct: true })))).toBe('EINVAL');
+    expect(errnoOf(() => k.run(k.pread({ file: 'f', offset: 512, length: 512, map: 'buf', direct: true })))).toBe('unsupported: EOPNOTSUPP');
     // without O_DIRECT any offset is valid for the kernel: the model refuses it as not modelled
-    expect(errno(() => k.run(k.pread({ file: 'f', offset: 100, length: PAGE, map: 'buf' })))).toBe('unsupported: EOPNOTSUPP');
+    expect(errnoOf(() => k.run(k.pread({ file: 'f', offset: 100, length: PAGE, map: 'buf' })))).toBe('unsupported: EOPNOTSUPP');
   });
 
   it('an O_DIRECT read of a hole is iomap_dio_hole_iter(): zeroes stored by the CPU, no GUP', () => {
@@ -251,7 +231,7 @@ describe('XFS without DAX: the page cache and iomap_dio_rw()', () => {
     k.run(k.punchHole({ file: 'f', offset: 0, length: PAGE }));
     k.run(k.mmap({ anon: true, length: PAGE, write: true, as: 'buf' }));
     k.run(k.write({ map: 'buf', page: 0, data: 'junk' }));
-    expect(gups(k, () => expect(k.run(k.pread({ file: 'f', length: PAGE, map: 'buf', direct: true }))).toBe(PAGE))).toEqual([]);
+    expect(gupsDuring(k, () => expect(k.run(k.pread({ file: 'f', length: PAGE, map: 'buf', direct: true }))).toBe(PAGE))).toEqual([]);
     expect(k.run(k.read({ map: 'buf', page: 0 }))).toBe('');
   });
 
