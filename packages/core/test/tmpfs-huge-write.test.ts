@@ -176,6 +176,18 @@ describe('faults on a huge tmpfs file (shmem_fault -> shmem_get_folio_gfp(SGP_CA
     k.run(k.read({ map: 'mw2', page: 3 }));
     expect(k.folioOrderIn({ file: 'w2', page: 3 })).toBe(9);
   });
+
+  it('a private write fault (do_cow_fault) allocates the huge page-cache folio too, and maps an anonymous copy of its page', () => {
+    const k = kernel('latest');
+    k.run(k.tmpfile({ file: 'f', fs: 'tmpfs', huge: 'always', size: 2 * MiB }));
+    k.run(k.mmap({ file: 'f', length: 2 * MiB, write: true, as: 'p' }));
+    k.run(k.write({ map: 'p', page: 9, data: 'mine' }));
+    const head = k.pageCache.named('f')!.cache.get(0)!;
+    // the cache's 512 references only: do_cow_fault() put the fault's after copying
+    expect([k.folioOrderIn({ file: 'f', page: 9 }), k.folioOrderIn({ map: 'p', page: 9 }), k.refcount(head), k.mapcount(head)]).toEqual([9, 0, NR, 0]);
+    k.run(k.pread({ file: 'f', offset: 9 * 4 * KiB, length: 4 * KiB, map: 'p', page: 10 }));
+    expect(k.run(k.read({ map: 'p', page: 10 }))).toBe('');
+  });
 });
 
 describe('64 KiB pages with 512 MiB PMDs (arm64 64K: HPAGE_PMD_ORDER 13 > MAX_PAGECACHE_ORDER 11)', () => {

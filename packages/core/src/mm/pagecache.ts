@@ -486,6 +486,8 @@ export class PageCache {
    * hole, so the cache keeps it), the contents are copied, and the fault's reference is put.
    */
   cowData(vmf: Vmf): string {
+    // shmem_fault()'s shmem_get_folio_gfp() follows the huge policy for a private VMA too
+    this.faultLarge(vmf.vma, this.fileOf(vmf.vma), vmf.pgoff);
     const pfn = this.getFolio(this.fileOf(vmf.vma), vmf.pgoff, 'do_cow_fault');
     const data = this.k.pages.data.get(pfn) ?? '';
     this.k.folios.put(this.k.folios.folio(pfn), 1, 'do_cow_fault: folio_put of the page-cache folio');
