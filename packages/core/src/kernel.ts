@@ -612,10 +612,20 @@ export class Kernel {
   *bind(a: { device: string }): Op {
     const device = this.device(a.device);
     const driver = this.driverOf(device);
+    // Nothing probes a namespace kmem still holds (its instance left device_dax only: bindAgain()'s
+    // EBUSY). One whose kmem region leaked is probed again: before v5.5 nd_pmem_probe() ->
+    // devm_nsio_enable() claims the whole namespace and fails EBUSY first (bindAgain()'s check);
+    // from 8f4b01fcded2 (v5.5) devm_namespace_enable() claims only nd_info_block_reserve() and
+    // nd_pfn_clear_memmap_errors() the metadata up to dataoff, so the info block is read and the
+    // memmap area cleared before dev_dax_probe() meets the leaked data range (bindAgain()'s EBUSY)
+    const leaked = this.hotplug.leakedOf(device.name) !== null;
+    const probed = !device.bound && !this.hotplug.memoryOf(device.name) && (!leaked || kernelAtLeast(this.version, 5, 5));
     // nd_pmem_probe() (drivers/nvdimm/pmem.c): nd_pfn_probe() and nd_dax_probe() find no
     // personality when the info block reads back -EIO (nd_pfn_validate() fails with -ENXIO), so
     // the namespace attaches as a raw disk (pmem_attach_disk()): no pfn device, no dev_pagemap, no DAX
-    if (!device.bound && driver.enableNamespace?.(this, device) === false) {
+    if (probed && driver.enableNamespace?.(this, device) === false) {
+      // pmem_attach_disk() claims the whole namespace: the range kmem left requested refuses it
+      if (leaked) throw new KernelError('EBUSY', `${device.name}: its info block is unreadable, so nd_pmem_probe() attaches it as a raw disk, and pmem_attach_disk() could not reserve the namespace: kmem's region of it was never released`);
       this.devices.delete(device.name);
       this.rawNamespaces.set(device.name, { name: device.name, size: device.size });
       return yield* [];

@@ -1,5 +1,5 @@
 import { deviceRanges, devicePgoff, formatSize, KernelError, kernelAtLeast, mappingOf, orderBase2, PG, rangePfn, type Device, type DeviceRange, type Pgmap, type DeviceMmapRequest, type DriverPlugin, type Kernel, type Op, type ProbeRequest, type Vma, type Vmf } from '@daxlab/core';
-import { clearMemmapErrors, infoBlockReserve, pfnLayout } from '@daxlab/driver-nvdimm';
+import { clearMemmapErrors, enablePfnNamespace, infoBlockReserve, pfnLayout } from '@daxlab/driver-nvdimm';
 
 export interface DevdaxOptions {
   /** dev_dax->align: 4KiB, 2MiB or 1GiB (the arch decides which it offers); default PMD_SIZE */
@@ -140,6 +140,24 @@ export function devdax(options: DevdaxOptions = {}): DriverPlugin {
       if (s < 0 || k.pages.mapping[s] === 0) throw new KernelError('EBUSY', `${device.name}: page ${pgoff} was never faulted (dax_lock_folio: no folio->mapping)`);
       k.folios.setFlag(head, PG.hwpoison, true);
       yield* k.vm.unmapMappingPages(device.mapping, pgoff - (pgoff % n), n);
+    },
+
+    /**
+     * ndctl enable-namespace of a devdax namespace (the `bind` step of a disabled one): the same
+     * info-block read and memmap-area clear as for fsdax (driver-nvdimm enablePfnNamespace()).
+     * nd_pmem_probe() (drivers/nvdimm/pmem.c) tries nd_pfn_probe() then nd_dax_probe()
+     * (drivers/nvdimm/dax_devs.c), whose nd_pfn_validate(DAX_SIG) fails -ENXIO when the info
+     * block reads back -EIO: nd_pmem_probe() has no dax_pmem-specific failure and falls through
+     * to pmem_attach_disk(), the namespace's raw disk (false). A valid info block registers the
+     * nd_dax device; dax_pmem's __dax_pmem_probe() -> nvdimm_setup_pfn() -> nd_pfn_init()
+     * validates it again and runs nd_pfn_clear_memmap_errors() (v5.5, c1f45d86a522; v4.20-v5.4
+     * the tail of nd_pfn_validate(): the same clear at the same enable). Without an altmap the
+     * model has no metadata area before the data (memmap in RAM, or an hmem / dynamic instance
+     * with no namespace), so nothing is read.
+     */
+    enableNamespace(k: Kernel, device: Device): boolean {
+      if (!device.pgmap.altmap || device.ranges) return true;
+      return enablePfnNamespace(k, device, true);
     },
 
     /** kill_dev_dax(): unmap every user mapping of the device, then memunmap_pages(). */

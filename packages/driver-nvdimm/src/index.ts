@@ -38,8 +38,9 @@ const INFO_BLOCK_SIZE = 4096;
 const SECTOR = 512;
 
 /**
- * ndctl enable-namespace of an fsdax namespace (DriverPlugin.enableNamespace; dax_pmem does the
- * same for a devdax one through nvdimm_setup_pfn(), which the model's devdax bind leaves out):
+ * ndctl enable-namespace of an fsdax namespace (DriverPlugin.enableNamespace; driver-devdax's
+ * for a devdax one too: nd_pmem_probe() -> nd_dax_probe() validates a DAX_SIG info block the same
+ * way, then dax_pmem's nvdimm_setup_pfn() -> nd_pfn_init() clears the memmap area):
  * nd_pfn_validate() (drivers/nvdimm/pfn_devs.c) reads the info block with nvdimm_read_bytes(),
  * and nsio_rw_bytes() (drivers/nvdimm/claim.c) refuses a read that touches a badblock (-EIO):
  * validation fails (-ENXIO), nd_pmem_probe() finds no pfn (nor dax) personality and attaches the
@@ -47,7 +48,7 @@ const SECTOR = 512;
  * by nd_pfn_clear_memmap_errors() (v4.20; until c1f45d86a522, v5.5, the last step of
  * nd_pfn_validate() itself: the same clear at enable).
  */
-function enablePfnNamespace(k: Kernel, device: Device, altmap: boolean): boolean {
+export function enablePfnNamespace(k: Kernel, device: Device, altmap: boolean): boolean {
   const start = device.pgmap.startPfn * k.mmu.basePageSize;
   if (k.badblocks.check((start + INFO_BLOCK_OFFSET) / SECTOR, INFO_BLOCK_SIZE / SECTOR)) return false;
   if (altmap) clearMemmapErrors(k, start, (device.dataPfn - device.pgmap.startPfn) * k.mmu.basePageSize);
