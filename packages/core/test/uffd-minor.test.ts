@@ -267,9 +267,11 @@ describe('UFFDIO_POISON ("mm: userfaultfd: add new UFFDIO_POISON ioctl", v6.6)',
 describe('khugepaged and a MINOR-registered shmem alias (no release refuses VM_UFFD_MINOR)', () => {
   it('collapses the file; retract_page_tables() takes the alias\'s PTE table too, so its next load is a MINOR userfault again', () => {
     const k = createKernel({ arch: testArch(), kernel: 'latest' });
-    // khugepaged follows shmem_enabled (TVA_ENFORCE_SYSFS); "always" lets it collapse a memfd
-    k.run(k.shmemEnabled({ mode: 'always' }));
+    // fallocate under shmem_enabled=never: order-0 folios (under always, shmem_fallocate() would
+    // already allocate the PMD-order one); khugepaged follows shmem_enabled (TVA_ENFORCE_SYSFS) when
+    // it scans, and "always" lets it collapse the memfd
     k.run(k.memfdCreate({ file: 'fd', size: HPAGE, fallocate: true }));
+    k.run(k.shmemEnabled({ mode: 'always' }));
     k.run(k.mmap({ file: 'fd', length: HPAGE, shared: true, write: true, as: 'dst' }));
     k.run(k.mmap({ file: 'fd', length: HPAGE, shared: true, write: true, as: 'alias' }));
     k.run(k.uffdApi({}));

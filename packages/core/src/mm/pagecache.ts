@@ -6,6 +6,7 @@ import type { Vmf } from './fault.js';
 import { mappingOf, PG } from './pages.js';
 import { initialSeals, sealCheckFallocate, sealCheckPunchHole, sealCheckResize } from './memfd.js';
 import { kernelAtLeast } from '../features.js';
+import { splitCacheFolio } from './split.js';
 
 /** transparent_hugepage/shmem_enabled: the shmem_huge values (SHMEM_HUGE_*) */
 export const SHMEM_HUGE_MODES = ['always', 'within_size', 'advise', 'never', 'deny', 'force'] as const;
@@ -45,7 +46,8 @@ const FAULT_AROUND_BYTES = 65536;
  * collapse_file(), `replaceWithLarge`) and the ones write(2) allocates under a huge policy
  * (`writeBegin`) or a fault over a hole (`faultLarge`), which the cache keeps under every index
  * of their range (one reference each) and a fault maps by a PMD over pmd_none (`setPmd`). Not
- * modelled: anonymous shmem's per-size mTHP knobs, splitting a huge folio on truncation, swap, partial-page zeroing,
+ * modelled: anonymous shmem's per-size mTHP knobs, swap, zeroing parts of pages (a truncation or hole punch
+ * inside a large folio zeroes, splits or keeps it: undoPartial()),
  * closing a memfd (its inode lives for the whole run), userfaultfd; for disk files, readahead
  * (a fault reads only its own page), writeback itself (folios stay dirty), and the blocks.
  */
@@ -81,15 +83,29 @@ export class PageCache {
    * modelled.)
    */
   fallocate(file: PageCacheFile, offset: number, length: number, keepSize: boolean): void {
-    const ps = this.k.mmu.basePageSize;
+    const k = this.k;
+    const ps = k.mmu.basePageSize;
     const end = Math.ceil((offset + length) / ps);
     sealCheckFallocate(file, offset + length, ps);
     if (end > file.pages && keepSize) throw KernelError.unsupported('EOPNOTSUPP', `fallocate(FALLOC_FL_KEEP_SIZE) past the end of '${file.name}' (pages beyond i_size) is not modelled`);
+    // shmem_fallocate() writes i_size only after the loop: the huge policy's within_size sees the old one
+    const isize = file.size ?? file.pages * ps;
     if (end > file.pages) file.pages = end;
     if (!keepSize && file.size !== undefined && offset + length > file.size) file.size = offset + length;
-    // approximation: shmem_fallocate()'s shmem_get_folio(SGP_FALLOC) follows the huge policy as a
-    // write does (writeBegin); here every page gets an order-0 folio whatever the policy
-    for (let index = Math.floor(offset / ps); index < end; index++) this.k.folios.put(this.getFolio(file, index, 'shmem_fallocate', 'falloc'), 1, 'shmem_fallocate: folio_put');
+    // shmem_get_folio(inode, index, offset + len, SGP_FALLOC) (write_end from acd7ccb284b8, v6.14)
+    // follows the huge policy as a write does (allocSized); the loop goes on at folio_next_index(),
+    // and a new large folio is not uptodate as a whole
+    for (let index = Math.floor(offset / ps); index < end; ) {
+      const fresh = !file.cache.has(index);
+      this.allocSized(file, index, isize, offset + length);
+      const pfn = this.getFolio(file, index, 'shmem_fallocate', 'falloc');
+      const head = k.folios.folio(pfn);
+      const first = index - (pfn - head);
+      const next = first + k.folios.nr(head);
+      if (fresh) for (let i = first; i < next; i++) file.notUptodate.add(i);
+      k.folios.put(head, 1, 'shmem_fallocate: folio_put');
+      index = next;
+    }
   }
 
   /**
@@ -204,7 +220,12 @@ export class PageCache {
       if (sgp === 'falloc') file.notUptodate.add(index);
       // the filesystem whose page cache it is: tmpfs (shmem), hugetlbfs, secretmem, or the disk filesystem
       this.k.emit('page.mapping', { pfn, mapping: `${file.writeback ?? (file.hugetlb ? 'hugetlbfs' : file.secretmem ? 'secretmem' : 'shmem')}:${file.name}`, index, share: 0 });
-    } else if (sgp === 'cache') file.notUptodate.delete(index);
+    } else if (sgp === 'cache' && file.notUptodate.has(index)) {
+      // SGP_CACHE zeroes and marks uptodate the whole folio fallocate left (folio_test_uptodate() is per folio)
+      const head = this.k.folios.folio(pfn);
+      const first = index - (pfn - head);
+      for (let i = first; i < first + this.k.folios.nr(head); i++) file.notUptodate.delete(i);
+    }
     // the reference is the folio's: a PMD-order folio collapse_file() put in the cache holds every index of its range
     this.k.folios.get(this.k.folios.folio(pfn), 1, `${why}: shmem_get_folio`);
     return pfn;
@@ -309,10 +330,18 @@ export class PageCache {
    * `writeEnd`: the byte where the write ends. The caller gets a reference.
    */
   writeBegin(file: PageCacheFile, index: number, isize: number, writeEnd: number): number {
-    if (!file.cache.has(index) && !file.writeback && !file.hugetlb && !file.secretmem) {
-      for (const order of this.writeOrders(file, index, isize, writeEnd)) if (this.addLarge(file, index - (index % (1 << order)), order)) break;
-    }
+    this.allocSized(file, index, isize, writeEnd);
     return this.getFolio(file, index, 'shmem_write_begin');
+  }
+
+  /**
+   * shmem_get_folio(SGP_WRITE / SGP_FALLOC) over a hole at `index`: the large folio the huge
+   * policy and the write size allow (writeOrders(), first order whose allocation succeeds); nothing
+   * when the index is cached or no large order applies (the caller's getFolio() adds a small one).
+   */
+  private allocSized(file: PageCacheFile, index: number, isize: number, writeEnd: number): void {
+    if (file.cache.has(index) || file.writeback || file.hugetlb || file.secretmem) return;
+    for (const order of this.writeOrders(file, index, isize, writeEnd)) if (this.addLarge(file, index - (index % (1 << order)), order)) return;
   }
 
   /**
@@ -497,14 +526,16 @@ export class PageCache {
   /**
    * ftruncate() of a memfd (shmem_setattr): shrinking unmaps the pages past the new end from
    * every mapping, private COW copies included (unmap_mapping_range(even_cows = 1)), then
-   * shmem_truncate_range() drops them from the cache; growing only sets i_size.
+   * shmem_truncate_range(newsize, -1) drops them from the cache -- a large folio the new end
+   * lands inside is split or zeroed (undoPartial()); growing only sets i_size.
    */
   *truncate(file: PageCacheFile, size: number): Op {
-    const pages = Math.ceil(size / this.k.mmu.basePageSize);
-    sealCheckResize(file, size, this.k.mmu.basePageSize);
-    if (pages < file.pages) {
-      yield* this.k.vm.unmapMappingPages(file.mapping, pages, Infinity);
-      this.dropCache(file, pages);
+    const ps = this.k.mmu.basePageSize;
+    const pages = Math.ceil(size / ps);
+    sealCheckResize(file, size, ps);
+    if (size < (file.size ?? file.pages * ps)) {
+      if (pages < file.pages) yield* this.k.vm.unmapMappingPages(file.mapping, pages, Infinity);
+      this.dropCache(file, this.undoPartial(file, size, Infinity)[0]);
     }
     file.pages = pages;
     if (file.size !== undefined) file.size = size;
@@ -514,16 +545,18 @@ export class PageCache {
    * fallocate(FALLOC_FL_PUNCH_HOLE) of a memfd (shmem_fallocate): the pages wholly inside the range
    * are unmapped from every mapping but not from private COW copies — unmap_mapping_range() with
    * even_cows = 0, so zap_present_ptes() skips anon folios (should_zap_folio(): "hole-punching
-   * leaves COWed pages") — then shmem_truncate_range() drops them from the cache. The kernel zeroes
-   * the partial pages at the ends; the model leaves them as they are (as for DAX punch hole).
+   * leaves COWed pages") — then shmem_truncate_range(offset, offset + len - 1) drops them from the
+   * cache, a large folio the range covers in part split or zeroed (undoPartial()), even for a hole
+   * inside one page. The kernel zeroes the parts of pages at the ends; the model leaves them as
+   * they are (as for DAX punch hole).
    */
   *punchHole(file: PageCacheFile, offset: number, length: number): Op {
     const k = this.k;
     const ps = k.mmu.basePageSize;
     sealCheckPunchHole(file);
+    if (length <= 0) return;
     const first = Math.ceil(offset / ps);
     const end = Math.min(Math.floor((offset + length) / ps), file.pages);
-    if (end <= first) return;
     for (const vma of [...file.mapping.mmaps]) {
       const from = Math.max(vma.pgoff, first);
       const to = Math.min(vma.pgoff + vma.pages, end);
@@ -538,7 +571,90 @@ export class PageCache {
         yield* k.vm.zap(vma, vpn, vpn + 1, 'unmap_mapping_range', false, false);
       }
     }
-    this.dropCache(file, first, end);
+    const [start, stop] = this.undoPartial(file, offset, offset + length);
+    this.dropCache(file, start, stop);
+  }
+
+  /**
+   * shmem_undo_range()'s partial folios for the bytes [lstart, lend) (lend Infinity: to the end):
+   * the large shmem folio holding lstart and the one holding the range's last byte, when the range
+   * covers it only in part, each through truncate_inode_partial_folio() (partialFolio()). Returns
+   * the pages [start, end) left for the whole-folio passes (dropCache()): start moves past a folio
+   * that stayed whole (folio_next_index()), and end back to its first index when the range ends
+   * inside it. Disk files keep dropCache()'s refusal (their split and clean-folio rules differ).
+   */
+  private undoPartial(file: PageCacheFile, lstart: number, lend: number): [number, number] {
+    const k = this.k;
+    const ps = k.mmu.basePageSize;
+    let start = Math.ceil(lstart / ps);
+    let end = lend === Infinity ? Infinity : Math.floor(lend / ps);
+    if (file.writeback || file.hugetlb || file.secretmem) return [start, end];
+    const large = (index: number): { head: number; first: number; nr: number } | null => {
+      const pfn = file.cache.get(index);
+      if (pfn === undefined) return null;
+      const head = k.folios.folio(pfn);
+      const nr = k.folios.nr(head);
+      return nr > 1 ? { head, first: index - (pfn - head), nr } : null;
+    };
+    // shmem_get_partial_folio(lstart >> PAGE_SHIFT); same_folio: the range also ends inside it
+    const a = large(Math.floor(lstart / ps));
+    const sameFolio = a !== null && lend <= (a.first + a.nr) * ps;
+    if (a && !this.partialFolio(file, a.head, a.first, lstart, lend)) {
+      start = Math.max(start, a.first + a.nr);
+      if (sameFolio) end = Math.min(end, a.first);
+    }
+    if (!sameFolio && lend !== Infinity) {
+      const b = large(Math.ceil(lend / ps) - 1);
+      if (b && !this.partialFolio(file, b.head, b.first, lstart, lend)) end = Math.min(end, b.first);
+    }
+    return [start, end];
+  }
+
+  /**
+   * truncate_inode_partial_folio() (mm/truncate.c, b9a8a4195c7d v5.17; shmem_punch_compound()
+   * before, from 71725ed10c40 v5.7 [M]) on the shmem folio `head` caching [first, first + nr), for
+   * the bytes [lstart, lend): a folio wholly inside is left to the whole-folio pass (true).
+   * Otherwise folio_zero_range() zeroes the part in the range (the model: the pages wholly inside;
+   * parts of pages are not modelled) and the folio is split for the lookup's reference holder
+   * (splitCacheFolio(): -EAGAIN while pinned or GUP-held):
+   * - v5.7-v6.14: split_huge_page() / split_folio(), uniform to order 0;
+   * - 7460b470a131 "mm/truncate: use folio_split() in truncate operation" (v6.15): try_folio_split()
+   *   at the range's first page (PAGE_ALIGN_DOWN(offset)), non-uniform (that page order 0, the rest
+   *   in buddy halves), then, when the range ends inside the folio (offset + length < size), the
+   *   piece holding the page after it the same way (its result ignored), so every piece lies
+   *   wholly in or out of the range;
+   * - before v5.7 shmem_undo_range() only zeroed the pages (clear_highpage()) and kept the THP.
+   * A failed split returns false (shmem_undo_range() marked the folio dirty first, so it is not
+   * dropped as a clean one would be): the folio stays whole in the cache, zeroed in the range.
+   * fa04f5b60fda (v6.18) unmaps a folio whose split failed, except shmem's ("intentionally mapped
+   * with PMDs across i_size"): nothing more here.
+   */
+  private partialFolio(file: PageCacheFile, head: number, first: number, lstart: number, lend: number): boolean {
+    const k = this.k;
+    const ps = k.mmu.basePageSize;
+    const size = k.folios.nr(head) * ps;
+    const pos = first * ps;
+    const offset = Math.max(lstart - pos, 0);
+    const length = Math.min(lend, pos + size) - pos - offset;
+    if (length === size) return true;
+    for (let i = Math.ceil(offset / ps); i < Math.floor((offset + length) / ps); i++) k.pages.data.delete(head + i);
+    if (!kernelAtLeast(k.version, 5, 7)) return false;
+    const nonUniform = kernelAtLeast(k.version, 6, 15);
+    k.folios.get(head, 1, 'shmem_undo_range: shmem_get_partial_folio');
+    const failed = splitCacheFolio(k, file, head, nonUniform ? { order: 0, at: Math.floor(offset / ps) } : { order: 0 });
+    if (failed === null && nonUniform && offset + length < size) {
+      // folio2: the piece holding split_at2 = the page at offset + length (folio_try_get())
+      const pfn2 = head + Math.floor((offset + length) / ps);
+      const head2 = k.folios.folio(pfn2);
+      if (k.folios.nr(head2) > 1) {
+        k.folios.get(head2, 1, 'truncate_inode_partial_folio: folio_try_get(folio2)');
+        splitCacheFolio(k, file, head2, { order: 0, at: pfn2 - head2 });
+        k.folios.put(k.folios.folio(head2), 1, 'truncate_inode_partial_folio: folio_put(folio2)');
+      }
+    }
+    // the piece holding the old head keeps the lookup's reference
+    k.folios.put(k.folios.folio(head), 1, 'shmem_undo_range: folio_put');
+    return failed === null;
   }
 
   /**
@@ -559,10 +675,11 @@ export class PageCache {
    */
   private dropCache(file: PageCacheFile, from: number, end = Infinity): void {
     const k = this.k;
-    // a large folio only partly inside the range would be split (truncate_inode_partial_folio() -> split_folio()): not modelled
+    // shmem's partial large folios were split or kept by undoPartial(); a disk file's read-only THP
+    // only partly inside the range (truncate_inode_partial_folio() -> split, or a clean folio dropped whole): not modelled
     for (const at of [from, end]) {
       const pfn = file.cache.get(at);
-      if (pfn !== undefined && at !== Infinity && k.folios.folio(pfn) !== pfn) throw KernelError.unsupported('EINVAL', `truncating '${file.name}' at page ${at}, inside a huge page-cache folio (its split) is not modelled`);
+      if (pfn !== undefined && at !== Infinity && k.folios.folio(pfn) !== pfn) throw KernelError.unsupported('EINVAL', `truncating '${file.name}' at page ${at}, inside a huge page-cache folio of a disk file (its split) is not modelled`);
     }
     for (const [index, pfn] of [...file.cache].sort((a, b) => a[0] - b[0])) {
       if (index < from || index >= end) continue;
