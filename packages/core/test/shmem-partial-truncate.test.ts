@@ -141,6 +141,27 @@ describe('FALLOC_FL_PUNCH_HOLE / MADV_REMOVE inside a large shmem folio', () => 
   });
 });
 
+describe('a PMD-mapped large shmem folio that cannot be split', () => {
+  it('loses its PMD to the punch, stays whole, and a later fault maps it by a PMD again with zeroes in the hole; a truncate keeps it past i_size', () => {
+    const k = kernel('latest');
+    hugeFile(k);
+    k.run(k.mmap({ file: 'f', length: 2 * MiB, shared: true, write: true, as: 'map' }));
+    k.run(k.gup({ map: 'map', page: 5, write: true, longterm: true, as: 'dma' }, true));
+    const head = k.pageCache.named('f')!.cache.get(0)!;
+    // 512 cache references + the PMD's + the pin's (a large folio's FOLL_PIN adds one reference)
+    expect([k.refcount(head), k.mapcount(head), k.folioOrderIn({ map: 'map', page: 5 })]).toEqual([NR + 2, 1, 9]);
+    k.run(k.punchHole({ file: 'f', offset: 100 * PS, length: 50 * PS }));
+    // unmap_mapping_range() over part of the PMD: __split_huge_pmd() of a file PMD clears it whole;
+    // the split then fails on the pin, so only the PMD's reference went
+    expect([k.refcount(head), k.mapcount(head), k.folioOrderIn({ map: 'map', page: 5 })]).toEqual([NR + 1, 0, -1]);
+    expect([k.run(k.read({ map: 'map', page: 120 })), k.run(k.read({ map: 'map', page: 10 }))]).toEqual(['', 'b10']);
+    expect([k.refcount(head), k.mapcount(head), k.folioOrderIn({ map: 'map', page: 120 })]).toEqual([NR + 2, 1, 9]);
+    k.run(k.truncate({ file: 'f', size: 300 * PS }));
+    // unmapped past the new end (the PMD goes whole again), not split: all 512 indices stay cached
+    expect([k.refcount(head), k.mapcount(head), k.pageCache.named('f')!.cache.size]).toEqual([NR + 1, 0, NR]);
+  });
+});
+
 describe('fallocate() of shmem under a huge policy', () => {
   it('allocates the folio a write of the same range would (huge=always), not uptodate as a whole', () => {
     // v6.6: shmem_is_huge() -> the PMD order even for 64 KiB; v6.15 (v6.14-v6.17): the size hints

@@ -43,8 +43,8 @@ const FAULT_AROUND_BYTES = 65536;
  * make of them are called from here.
  *
  * Large folios: the PMD-order ones khugepaged and MADV_COLLAPSE build (mm/collapse.ts
- * collapse_file(), `replaceWithLarge`) and the ones write(2) allocates under a huge policy
- * (`writeBegin`) or a fault over a hole (`faultLarge`), which the cache keeps under every index
+ * collapse_file(), `replaceWithLarge`) and the ones write(2) or fallocate() allocates under a huge
+ * policy (`allocSized`) or a fault over a hole (`faultLarge`), which the cache keeps under every index
  * of their range (one reference each) and a fault maps by a PMD over pmd_none (`setPmd`). Not
  * modelled: anonymous shmem's per-size mTHP knobs, swap, zeroing parts of pages (a truncation or hole punch
  * inside a large folio zeroes, splits or keeps it: undoPartial()),
