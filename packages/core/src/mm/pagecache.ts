@@ -612,7 +612,7 @@ export class PageCache {
 
   /**
    * truncate_inode_partial_folio() (mm/truncate.c, b9a8a4195c7d v5.17; shmem_punch_compound()
-   * before, from 71725ed10c40 v5.7 [M]) on the shmem folio `head` caching [first, first + nr), for
+   * before, from 71725ed10c40 v5.7) on the shmem folio `head` caching [first, first + nr), for
    * the bytes [lstart, lend): a folio wholly inside is left to the whole-folio pass (true).
    * Otherwise folio_zero_range() zeroes the part in the range (the model: the pages wholly inside;
    * parts of pages are not modelled) and the folio is split for the lookup's reference holder
