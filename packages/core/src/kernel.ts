@@ -136,13 +136,7 @@ export interface MmapArgs {
   as: string;
 }
 
-/**
- * A CPU access repeats its fault until the entry allows it. A fault that changed the entry (it
- * mapped something, or it lost a race: the entry was replaced while it slept, as a migration's
- * retries do to a COW that re-checks it) made progress and is no try; a fault that left the entry
- * as it was counts, and a few of those in a row mean the access cannot succeed (EFAULT, where the
- * kernel would loop). FAULTS_PER_ACCESS bounds the whole: a model bug cannot loop forever.
- */
+/** Faults one CPU access may take in all (Kernel.faultUntil): a model bug cannot loop forever. */
 const FAULTS_PER_ACCESS = 64;
 
 /**
@@ -1474,6 +1468,26 @@ export class Kernel {
     yield* this.mprotector.clearSoftDirty(this.process(a.process));
   }
 
+  /**
+   * A CPU access to `vpn` faults until `allows` the entry: handle_mm_fault() returns and the
+   * instruction runs again. A fault that changed the entry (it mapped something, or it lost a race:
+   * the entry was replaced while it slept, as a migration's retries do to a COW that re-checks it)
+   * made progress, and a wait on a migration entry lasts until the migration is over: neither is a
+   * try. `tries` faults that left the entry as it was mean the access cannot succeed (EFAULT, where
+   * the kernel would loop).
+   */
+  private *faultUntil(vma: Vma, vpn: number, write: boolean, tries: number, allows: (leaf: Leaf) => boolean, what: string): Op<Leaf> {
+    let leaf = this.vm.lookup(vma.mm, vpn);
+    for (let spent = 0, faults = 0; !leaf || !allows(leaf); faults++) {
+      if (spent === tries || faults === FAULTS_PER_ACCESS) throw new KernelError('EFAULT', `${what} could not be faulted in`);
+      const before = leaf?.pte;
+      yield* this.faults.handle(vma, vpn, write);
+      leaf = this.vm.lookup(vma.mm, vpn);
+      spent += 1 - (before?.migration ? 1 : 0) - (leaf?.pte !== before ? 1 : 0);
+    }
+    return leaf;
+  }
+
   /** A CPU load: fault in if needed, return the page's data. */
   *read(a: { map: string; page: number; process?: string }): Op<string> {
     // no VMA at the address: do_user_addr_fault() -> bad_area(): SIGSEGV (SEGV_MAPERR)
@@ -1481,42 +1495,24 @@ export class Kernel {
     // access_error() (arch/x86/mm/fault.c): a load from a VMA that is not vma_is_accessible()
     // (PROT_NONE) never reaches handle_mm_fault(): SIGSEGV (SEGV_ACCERR)
     if (!vma.flags.read) throw new KernelError('SIGSEGV', `read of page ${a.page} of '${vma.name}', which is mapped PROT_NONE`);
-    let leaf = this.vm.lookup(vma.mm, vpn);
-    // the access is retried until a page is present (a fault that lost a race just returns)
-    for (let tries = 0, faults = 0; !leaf || nonPresent(leaf.pte); tries++) {
-      if (tries === 2 || faults === FAULTS_PER_ACCESS) throw new KernelError('EFAULT', `read of page ${a.page} of '${vma.name}' could not be faulted in`);
-      // a wait on a migration entry is no try: the access repeats until the migration is over
-      if (leaf?.pte.migration) tries--;
-      const before = leaf?.pte;
-      yield* this.faults.handle(vma, vpn, false);
-      faults++;
-      leaf = this.vm.lookup(vma.mm, vpn);
-      if (leaf?.pte !== before) tries--;
-    }
+    // the access is retried until a page is present
+    const leaf = yield* this.faultUntil(vma, vpn, false, 2, (l) => !nonPresent(l.pte), `read of page ${a.page} of '${vma.name}'`);
     return this.pages.data.get(this.vm.pfnAt(leaf, vpn)) ?? '';
   }
 
   /** A CPU store: write-fault as needed, then the data lands in the mapped page. */
   *write(a: { map: string; page: number; data: string; process?: string }): Op {
     const { vma, vpn } = this.mapPage(a.map, a.page, a.process, 'SIGSEGV');
-    let leaf = this.vm.lookup(vma.mm, vpn);
+    const found = this.vm.lookup(vma.mm, vpn);
     // the MMU lets a store through a present, writable entry without a fault, whatever the VMA says
     // (so a PTE made writable in a VMA without VM_WRITE is visible: mkdirty.c); one that faults in
     // a VMA without VM_WRITE (PROT_READ, or after mprotect) meets the arch fault handler's
     // access_error() and never reaches handle_mm_fault(): SIGSEGV (SEGV_ACCERR)
-    const storable = leaf !== null && leaf.pte.write && !nonPresent(leaf.pte);
+    const storable = found !== null && found.pte.write && !nonPresent(found.pte);
     if (!vma.flags.write && !storable) throw new KernelError('SIGSEGV', `write to page ${a.page} of '${vma.name}', which is mapped without PROT_WRITE`);
     // the access is retried until the PTE allows it (a device-private entry first migrates back; a
     // uffd-wp marker is faulted in write-protected, then the userfault, then do_wp_page: three)
-    for (let tries = 0, faults = 0; !leaf || !leaf.pte.write || nonPresent(leaf.pte); tries++) {
-      if (tries === 3 || faults === FAULTS_PER_ACCESS) throw new KernelError('EFAULT', `write to page ${a.page} of '${vma.name}' could not be faulted in`);
-      if (leaf?.pte.migration) tries--;
-      const before = leaf?.pte;
-      yield* this.faults.handle(vma, vpn, true);
-      faults++;
-      leaf = this.vm.lookup(vma.mm, vpn);
-      if (leaf?.pte !== before) tries--;
-    }
+    const leaf = yield* this.faultUntil(vma, vpn, true, 3, (l) => l.pte.write && !nonPresent(l.pte), `write to page ${a.page} of '${vma.name}'`);
     leaf.pte.dirty = true;
     this.pages.data.set(this.vm.pfnAt(leaf, vpn), a.data);
     // a store through /dev/mem: which physical page it reached (mm/devmem.ts)

@@ -659,10 +659,10 @@ function* serverDirectIo(k: Kernel, fs: DaxFilesystem, inode: Inode, first: numb
     yield* fs.syncForDirectIo(inode, first, end - 1, dir === 'write');
     const done = yield* serverIo(k, fs, inode, first, end - first, buf, dir, call);
     if (dir === 'write' && done > 0) yield* fs.syncForDirectIo(inode, first, first + done - 1, true);
-    shortCount(done, ps, call, `GUP of the buffer page ${buf.first} of '${buf.map}' failed (fuse_get_user_pages)`);
-    if (dir === 'read') return Math.min(done * ps, inode.size - first * ps);
+    const bytes = shortCount(done, ps, call, `GUP of the buffer page ${buf.first} of '${buf.map}' failed (fuse_get_user_pages)`);
+    if (dir === 'read') return Math.min(bytes, inode.size - first * ps);
     extendSize(k, fs, inode, first, done);
-    return done * ps;
+    return bytes;
   } finally {
     if (dir === 'write') inode.iolock.upWrite();
   }
