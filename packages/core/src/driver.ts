@@ -14,6 +14,12 @@ export interface ProbeRequest {
   readonly align: number | null;
   /** memmap on the device (vmem_altmap) */
   readonly altmap: boolean;
+  /**
+   * device-dax: a pmem namespace in devdax mode (ndctl create-namespace -m devdax, dax_pmem),
+   * which has a dax info block and its data at nd_pfn_init()'s dataoff even with the memmap in RAM
+   * (-M mem, PFN_MODE_RAM); with altmap it is one anyway (PFN_MODE_PMEM)
+   */
+  readonly namespace?: boolean;
   /** driver-specific kind (hmm: 'private' | 'coherent') */
   readonly kind: string | null;
   /**

@@ -570,12 +570,15 @@ export class Kernel {
 
   *probe(a: { driver?: string; size: number; align?: number; altmap?: boolean; kind?: string; as: string; ranges?: ProbeRequest['ranges']; phys?: number; newInfoBlock?: boolean }): Op<Device> {
     if (this.devices.has(a.as) || this.rawNamespaces.has(a.as)) throw new InputError(`device '${a.as}' already exists`, undefined, 'as');
-    const fsDriver = a.driver === undefined ? this.defaultFs?.probeDriver : undefined;
-    const name = a.driver ?? fsDriver?.driverName ?? this.defaultDriver?.driverName;
+    // ndctl create-namespace -m devdax: a namespace dax_pmem binds as a device-dax instance
+    const modeDriver = a.mode === 'devdax' ? 'devdax' : undefined;
+    if (modeDriver && a.driver !== undefined && a.driver !== modeDriver) throw new InputError(`probe.mode: a devdax-mode pmem namespace is bound by driver devdax, not ${a.driver}: leave driver out or make it devdax`, undefined, 'mode');
+    const fsDriver = a.driver === undefined && !modeDriver ? this.defaultFs?.probeDriver : undefined;
+    const name = a.driver ?? modeDriver ?? fsDriver?.driverName ?? this.defaultDriver?.driverName;
     const driver = fsDriver ?? (name ? this.driverPlugins.get(name) : undefined);
     if (fsDriver && !this.driverPlugins.has(fsDriver.driverName)) this.driverPlugins.set(fsDriver.driverName, fsDriver);
     if (!driver) throw new InputError(`no driver plugin '${name ?? '(none)'}' in this kernel`, undefined, 'driver');
-    const req: ProbeRequest = { name: a.as, size: a.size, align: a.align ?? null, altmap: a.altmap ?? false, kind: a.kind ?? null, ...(a.ranges?.length ? { ranges: a.ranges, phys: a.ranges[0]!.phys } : {}), ...(a.phys !== undefined ? { phys: a.phys, newInfoBlock: a.newInfoBlock ?? false } : {}) };
+    const req: ProbeRequest = { name: a.as, size: a.size, align: a.align ?? null, altmap: a.altmap ?? false, kind: a.kind ?? null, ...(a.mode === 'devdax' ? { namespace: true } : {}), ...(a.ranges?.length ? { ranges: a.ranges, phys: a.ranges[0]!.phys } : {}), ...(a.phys !== undefined ? { phys: a.phys, newInfoBlock: a.newInfoBlock ?? false } : {}) };
     const device = yield* driver.probe(this, req);
     this.devices.set(a.as, device);
     // the driver's devm_request_mem_region() of each range revokes /dev/mem mappings of it (mm/devmem.ts)

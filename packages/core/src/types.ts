@@ -48,6 +48,13 @@ export interface Device {
    * page-offset order, each with its own pgmap; absent: one range of dataPages from dataPfn
    */
   readonly ranges?: readonly DeviceRange[];
+  /**
+   * a pmem namespace with a pfn or dax info block (nd_pfn / nd_dax, drivers/nvdimm/pfn_devs.c):
+   * its data starts at the info block's dataoff, enable-namespace validates the block, and
+   * reconfigure-namespace can switch its mode. Absent: a device without namespace metadata
+   * (device-dax of an hmem or dynamic region, a test_hmm device)
+   */
+  readonly pmemNamespace?: boolean;
   bound: boolean;
   /** the filesystem mounted on it, if any */
   fs: FsHandle | null;

@@ -36,18 +36,21 @@ export function devdax(options: DevdaxOptions = {}): DriverPlugin {
       if (req.size % align !== 0) throw new KernelError('EINVAL', `device-dax size ${req.size} is not a multiple of its align ${align}`);
       const shift = k.features['compound-devmap'] && align > ps ? orderBase2(align / ps) : 0;
       if (req.ranges && req.ranges.length > 0) return yield* probeRanges(k, req, align, shift);
-      // altmap: a pmem namespace in devdax mode with its memmap on the device (dax_pmem ->
-      // nvdimm_setup_pfn(), PFN_MODE_PMEM): info block and memmap first, data from the
-      // nd_pfn_init() offset, aligned to max(align, memremap_compat_align()); dev_dax_probe() maps
-      // that pgmap, altmap included, and the device-dax range is the data after it
-      const dataoff = req.altmap ? pfnLayout(k, req.size, align, true).dataoff : 0;
+      // a pmem namespace in devdax mode (dax_pmem -> nvdimm_setup_pfn(), drivers/dax/pmem.c
+      // __dax_pmem_probe()): the info block, then with the memmap on the device (altmap,
+      // PFN_MODE_PMEM) the memmap, data from the nd_pfn_init() offset aligned to max(align,
+      // memremap_compat_align()); with it in RAM (-M mem, PFN_MODE_RAM) the data starts at the
+      // info block's reserve aligned the same way. The pgmap covers the whole namespace and the
+      // dax region starts at dataoff (range.start += offset). Not a namespace: no metadata
+      const namespace = req.altmap || req.namespace === true;
+      const dataoff = namespace ? pfnLayout(k, req.size, align, req.altmap).dataoff : 0;
       if (dataoff >= req.size) throw new KernelError('ENXIO', `nd_pfn_init: a ${req.size}-byte namespace has no room for data after its ${dataoff} bytes of info block and memmap`);
       const pgmap = k.memremap.memremapPages({
         device: req.name,
         type: 'generic',
         size: req.size,
         vmemmapShift: shift,
-        altmapPfns: dataoff / ps,
+        altmapPfns: req.altmap ? dataoff / ps : 0,
         ...(req.altmap ? { altmapReservePfns: infoBlockReserve(ps) / ps } : {}),
         // bound again to its own range (back from kmem: mm/hotplug.ts)
         ...(req.phys !== undefined ? { phys: req.phys } : {}),
@@ -56,7 +59,7 @@ export function devdax(options: DevdaxOptions = {}): DriverPlugin {
       // c1f45d86a522 (v5.5) it clears the memmap area's badblocks as for an fsdax one
       if (req.altmap && (req.phys === undefined || req.newInfoBlock) && kernelAtLeast(k.version, 5, 5)) clearMemmapErrors(k, pgmap.startPfn * ps, dataoff);
       yield* [];
-      return boundDevice(k, req, align, pgmap, pgmap.firstPfn, pgmap.nrPages - dataoff / ps);
+      return { ...boundDevice(k, req, align, pgmap, pgmap.startPfn + dataoff / ps, pgmap.nrPages - dataoff / ps), ...(namespace ? { pmemNamespace: true } : {}) };
     },
 
     /** dax_mmap() -> check_vma(): shared only, start/end aligned to the device align; VM_HUGEPAGE. */
@@ -151,13 +154,14 @@ export function devdax(options: DevdaxOptions = {}): DriverPlugin {
      * to pmem_attach_disk(), the namespace's raw disk (false). A valid info block registers the
      * nd_dax device; dax_pmem's __dax_pmem_probe() -> nvdimm_setup_pfn() -> nd_pfn_init()
      * validates it again and runs nd_pfn_clear_memmap_errors() (v5.5, c1f45d86a522; v4.20-v5.4
-     * the tail of nd_pfn_validate(): the same clear at the same enable). Without an altmap the
-     * model has no metadata area before the data (memmap in RAM, or an hmem / dynamic instance
-     * with no namespace), so nothing is read.
+     * the tail of nd_pfn_validate(): the same clear at the same enable). An instance
+     * with no namespace (hmem, a dynamic region) has no info block, so nothing is read; a namespace
+     * with its memmap in RAM (-M mem) has one to read and no memmap area to clear
+     * (nd_pfn_clear_memmap_errors() returns early unless PFN_MODE_PMEM).
      */
     enableNamespace(k: Kernel, device: Device): boolean {
-      if (!device.pgmap.altmap || device.ranges) return true;
-      return enablePfnNamespace(k, device, true);
+      if (!device.pmemNamespace || device.ranges) return true;
+      return enablePfnNamespace(k, device, device.pgmap.altmap);
     },
 
     /** kill_dev_dax(): unmap every user mapping of the device, then memunmap_pages(). */

@@ -201,13 +201,12 @@ describe('reconfigure-namespace: the same range in a new mode, the media kept', 
     expect(bdevRead(k, 5 * PS)).toBe('persistent');
   });
 
-  it('refusals: a devdax instance without altmap is no pmem namespace; raw mode takes no align', () => {
+  it('refusals: a devdax instance without a namespace (no mode: devdax, no altmap) is no pmem namespace; raw mode takes no align', () => {
     const k = kernel();
     k.run(k.probe({ driver: 'devdax', size: 128 * MiB, as: 'hmem' }));
     expect(() => k.run(k.reconfigureNamespace({ device: 'hmem', mode: 'fsdax' }))).toThrow(InputError);
     fsdax(k);
     expect(() => k.run(k.reconfigureNamespace({ device: 'ns', mode: 'raw', align: PS }))).toThrow(InputError);
-    expect(errno(() => k.run(k.reconfigureNamespace({ device: 'ns', mode: 'devdax', altmap: false })))).toBe('EOPNOTSUPP (unsupported)');
     // -m raw: a block device without a pfn device; block I/O on it is not modelled
     k.run(k.reconfigureNamespace({ device: 'ns', mode: 'raw' }));
     expect(k.rawNamespaces.has('ns')).toBe(true);
@@ -223,5 +222,77 @@ describe('reconfigure-namespace: the same range in a new mode, the media kept', 
     expect(k.device('ns').bound).toBe(false);
     k.run(k.reconfigureNamespace({ device: 'ns', mode: 'fsdax' }));
     expect(bdevRead(k, 0)).toBe('kept');
+  });
+});
+
+// -M mem (PFN_MODE_RAM): the memmap in RAM, so nd_pfn_init() reserves only the 8 KiB info block,
+// aligned up: data at ALIGN(8 KiB, max(align, memremap_compat_align())) (drivers/nvdimm/pfn_devs.c;
+// max(align, SUBSECTION_SIZE) before v5.7). With 4 KiB pages that is 2 MiB at align 4 KiB or
+// 2 MiB, 1 GiB at align 1 GiB, and 16 MiB on ppc64 hash from v5.7. dax_pmem's range starts there
+// (__dax_pmem_probe(): range.start += offset); the pgmap and its struct pages cover the whole
+// namespace, none of them on the device.
+describe('devdax namespaces with the memmap in RAM (-M mem)', () => {
+  it('probe { mode: devdax, altmap: false }: data at 2 MiB (align 4 KiB and 2 MiB) or 1 GiB (align 1 GiB); struct pages for the whole namespace, all in RAM', () => {
+    for (const [align, dataoff] of [[PS, 2 * MiB], [2 * MiB, 2 * MiB], [GiB, GiB]] as const) {
+      const k = kernel();
+      k.run(k.probe({ mode: 'devdax', size: 4 * GiB, align, altmap: false, as: 'd' }));
+      const d = k.device('d');
+      expect(d.pmemNamespace).toBe(true);
+      expect((d.dataPfn - d.pgmap.startPfn) * PS).toBe(dataoff);
+      expect(d.dataPages).toBe((4 * GiB - dataoff) / PS);
+      expect(d.pgmap.altmap).toBe(false);
+      expect(d.pgmap.nrPages).toBe((4 * GiB) / PS);
+    }
+    // without mode: devdax an instance has no namespace metadata (hmem, a dynamic region): data at 0
+    const k = kernel();
+    k.run(k.probe({ driver: 'devdax', size: 128 * MiB, align: 2 * MiB, as: 'hmem' }));
+    expect(k.device('hmem').dataPfn).toBe(k.device('hmem').pgmap.startPfn);
+    expect(k.device('hmem').dataPages).toBe((128 * MiB) / PS);
+  });
+
+  it('fsdax -M mem to devdax -M mem keeps the data at the same offset (both at ALIGN(8 KiB, 2 MiB) = 2 MiB); devdax -M dev moves it to 4 MiB', () => {
+    for (const [altmap, page0] of [[false, 'bdev 0'], [true, 'bdev 2M']] as const) {
+      const k = kernel();
+      k.run(k.probe({ driver: 'nvdimm', size: 128 * MiB, align: 2 * MiB, altmap: false, as: 'ns' }));
+      k.run(k.mmap({ anon: true, length: PS, write: true, as: 'buf' }));
+      expect((k.device('ns').dataPfn - k.device('ns').pgmap.startPfn) * PS).toBe(2 * MiB);
+      bdevWrite(k, 0, 'bdev 0');
+      bdevWrite(k, 2 * MiB, 'bdev 2M');
+      k.run(k.reconfigureNamespace({ device: 'ns', mode: 'devdax', align: 2 * MiB, altmap }));
+      k.run(k.mmap({ device: 'ns', length: 2 * MiB, shared: true, as: 'm' }));
+      expect(k.run(k.read({ map: 'm', page: 0 }))).toBe(page0);
+    }
+  });
+
+  it('back from devdax -M mem to fsdax -M dev: the namespace takes the new layout (4 MiB), so device-dax page 512 (namespace 4 MiB) is block-device byte 0', () => {
+    const k = kernel();
+    k.run(k.probe({ mode: 'devdax', size: 128 * MiB, align: 2 * MiB, altmap: false, as: 'ns' }));
+    k.run(k.mmap({ device: 'ns', length: 4 * MiB, shared: true, write: true, as: 'm' }));
+    k.run(k.write({ map: 'm', page: 512, data: 'at 4M' }));
+    k.run(k.reconfigureNamespace({ device: 'ns', mode: 'fsdax' }));
+    k.run(k.mmap({ anon: true, length: PS, write: true, as: 'buf' }));
+    expect(bdevRead(k, 0)).toBe('at 4M');
+  });
+
+  it('enable-namespace reads the info block (a badblock there: the namespace comes back raw) but clears no memmap area (nd_pfn_clear_memmap_errors() is PFN_MODE_PMEM only)', () => {
+    const k = kernel('v6.6');
+    k.run(k.probe({ mode: 'devdax', size: 128 * MiB, align: 2 * MiB, altmap: false, as: 'ns' }));
+    const startSector = (k.device('ns').pgmap.startPfn * PS) / 512;
+    // sectors 16..4095 lie between the info block and the 2 MiB dataoff: no memmap there, left alone
+    k.badblocks.set(startSector + 2040, 4);
+    k.run(k.unbind({ device: 'ns' }));
+    k.run(k.bind({ device: 'ns' }));
+    expect(k.device('ns').bound).toBe(true);
+    expect(k.badblocks.countIn(startSector, 4096)).toBe(4);
+    // a bad sector in the info block (bytes 4096..8191): nd_pfn_validate() fails, the namespace is a raw disk
+    k.badblocks.set(startSector + 9, 1);
+    k.run(k.unbind({ device: 'ns' }));
+    k.run(k.bind({ device: 'ns' }));
+    expect(k.rawNamespaces.has('ns')).toBe(true);
+  });
+
+  it('mode: devdax names the devdax driver: with driver nvdimm it is an input error', () => {
+    const k = kernel();
+    expect(() => k.run(k.probe({ driver: 'nvdimm', mode: 'devdax', size: 128 * MiB, as: 'x' }))).toThrow(InputError);
   });
 });

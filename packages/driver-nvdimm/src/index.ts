@@ -136,6 +136,7 @@ export function nvdimm(options: NvdimmOptions = {}): DriverPlugin {
         pgmap,
         dataPfn: pgmap.startPfn + dataoff / ps,
         dataPages: (req.size - endTrunc - dataoff) / ps,
+        pmemNamespace: true,
         bound: true,
         fs: null,
         mapping: { id: k.newAddressSpaceId(), owner: req.name, entries: new Map(), mmaps: new Set() },

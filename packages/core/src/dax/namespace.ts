@@ -32,16 +32,15 @@ const SECTOR = 512;
  * data past the info block and memmap reserve stays, and at the same align and --map both
  * personalities put it at the same dataoff, so what the block device wrote at offset 0 is the
  * device-dax instance's offset 0 (ndctl test/device-dax.c). The model's pmem namespaces are the
- * nvdimm driver's devices and device-dax instances with their memmap on the device (dax_pmem,
- * PFN_MODE_PMEM); a devdax instance without it has no pfn layout here (its data starts at 0).
+ * nvdimm driver's devices and the devdax driver's namespaces (`Device.pmemNamespace`: probed with
+ * mode devdax or altmap, dax_pmem), with the memmap on the device (PFN_MODE_PMEM) or in RAM
+ * (PFN_MODE_RAM, -M mem: data at ALIGN(8 KiB, align)).
  */
 export function* reconfigureNamespace(k: Kernel, a: ReconfigureNamespaceArgs): Op<Device | null> {
   if (k.rawNamespaces.has(a.device)) throw KernelError.unsupported('EOPNOTSUPP', `reconfigure-namespace of ${a.device}: a raw-mode namespace has no physical range in the model, so it cannot take a pfn personality again`);
   const old = k.device(a.device);
-  const isPmem = old.driver === 'nvdimm' || (old.driver === 'devdax' && old.pgmap.altmap && !old.ranges);
-  if (!isPmem) throw new InputError(`reconfigure-namespace.device: '${a.device}' (driver ${old.driver}${old.driver === 'devdax' ? ' without altmap' : ''}) is not a pmem namespace; probe it with driver nvdimm, or devdax with altmap: true (a namespace in devdax mode, --map=dev)`, undefined, 'device');
+  if (!old.pmemNamespace || old.ranges) throw new InputError(`reconfigure-namespace.device: '${a.device}' (driver ${old.driver}) is not a pmem namespace; probe it with driver nvdimm (fsdax), or devdax with mode: devdax or altmap: true (a namespace in devdax mode)`, undefined, 'device');
   const altmap = a.altmap ?? true;
-  if (a.mode === 'devdax' && !altmap) throw KernelError.unsupported('EOPNOTSUPP', `reconfigure-namespace of ${a.device} to devdax with --map=mem: the model's device-dax instance without altmap has no pfn layout (its data would start at offset 0); use altmap: true (-M dev)`);
   if (a.mode === 'raw' && (a.align !== undefined || a.altmap !== undefined)) throw new InputError(`reconfigure-namespace.${a.align !== undefined ? 'align' : 'altmap'}: a raw-mode namespace has no pfn device: leave it out with mode: raw`, undefined, a.align !== undefined ? 'align' : 'altmap');
   // ndctl_namespace_disable_safe(): "is active as system-ram" / the mounted block device
   if (k.hotplug.memoryOf(a.device)) throw new KernelError('EBUSY', `${a.device}: active as system-ram, refusing to disable (reconfigure the device-dax instance to devdax first)`);
@@ -59,7 +58,7 @@ export function* reconfigureNamespace(k: Kernel, a: ReconfigureNamespaceArgs): O
   }
   const driver = a.mode === 'fsdax' ? 'nvdimm' : 'devdax';
   try {
-    return yield* k.probe({ driver, size: old.size, ...(a.align !== undefined ? { align: a.align } : {}), altmap, as: a.device, phys, newInfoBlock: true });
+    return yield* k.probe({ driver, ...(a.mode === 'devdax' ? { mode: 'devdax' as const } : {}), size: old.size, ...(a.align !== undefined ? { align: a.align } : {}), altmap, as: a.device, phys, newInfoBlock: true });
   } catch (e) {
     // create-namespace failed after the disable: the namespace stays, disabled
     k.devices.set(a.device, old);

@@ -479,7 +479,7 @@ export function* bindAgain(k: Kernel, old: Device): Op {
   const driver = k.driverOf(old);
   // an instance of a dynamic region binds all its ranges again, in page-offset order
   const ranges = old.ranges?.map((x) => ({ phys: x.pfn * ps, size: x.pages * ps }));
-  const device = yield* driver.probe(k, { name: old.name, size: old.size, align: old.align, altmap: old.pgmap.altmap, kind: null, phys: ranges?.[0]?.phys ?? old.pgmap.startPfn * ps, ...(ranges ? { ranges } : {}) });
+  const device = yield* driver.probe(k, { name: old.name, size: old.size, align: old.align, altmap: old.pgmap.altmap, kind: null, ...(old.pmemNamespace ? { namespace: true } : {}), phys: ranges?.[0]?.phys ?? old.pgmap.startPfn * ps, ...(ranges ? { ranges } : {}) });
   k.devices.set(old.name, device);
   for (const r of deviceRanges(device)) yield* revokeDevmem(k, r.pgmap.startPfn, r.pgmap.nrPages);
 }

@@ -419,7 +419,7 @@ export const OP_ARGS = {
     align: Size.optional(),
     altmap: Flag.optional().describe('memmap on the device (vmem_altmap)'),
     kind: z.enum(['private', 'coherent']).optional().describe('hmm: device-private or device-coherent memory'),
-    mode: z.enum(['fsdax', 'raw'], { error: 'mode is fsdax (the default) or raw (ndctl create-namespace -m)' }).optional().describe('nvdimm: ndctl create-namespace -m; raw: no pfn device, no struct pages, a block device without DAX (mount -o dax: ext4 refuses, XFS mounts without DAX)'),
+    mode: z.enum(['fsdax', 'devdax', 'raw'], { error: 'mode is fsdax (the default), devdax or raw (ndctl create-namespace -m)' }).optional().describe('a pmem namespace\'s ndctl create-namespace -m; devdax: driver devdax with a dax info block, its data at nd_pfn_init()\'s offset also with altmap: false (-M mem); raw: no pfn device, no struct pages, a block device without DAX (mount -o dax: ext4 refuses, XFS mounts without DAX)'),
     as: Name,
   }).describe('bind a device: pmem namespace (nvdimm) or device-dax instance; memremap_pages'),
   unbind: obj({ device: Name, force: Flag.optional().describe('a device-dax instance in system-ram mode: unbind without ndctl\'s check (its memory stays System RAM until reboot when online)') }).describe('driver unbind: memunmap_pages (waits for references; may block); EBUSY for a system-ram instance with online memory (ndctl disable-namespace)'),
@@ -794,10 +794,10 @@ export const OP_ARGS = {
   }).describe('ioctl(PAGEMAP_SCAN) on /proc/PID/pagemap (v6.7; ENOTTY before): the pages of a range whose PAGE_IS_* categories match the masks, as page_region runs; with wp-matching the matched written pages are uffd-wp protected again (mm/pagemapscan.ts)'),
   bind: obj({ device: Name }).describe('ndctl enable-namespace: bind the driver again to the physical range the device had (a disabled namespace, or a device-dax instance whose namespace was disabled); its claim revokes /dev/mem mappings of the range under io-strict-devmem from v5.8; EBUSY while kmem\'s leaked region holds it'),
   'reconfigure-namespace': obj({
-    device: Name.describe('a pmem namespace: probed with driver nvdimm (fsdax), or devdax with altmap: true'),
+    device: Name.describe('a pmem namespace: probed with driver nvdimm (fsdax), or devdax with mode: devdax or altmap: true'),
     mode: z.enum(['fsdax', 'devdax', 'raw'], { error: 'mode is fsdax, devdax or raw (ndctl create-namespace -m)' }),
     align: Size.optional().describe('-a: the new pfn / dax device\'s align (default: the driver\'s, PMD_SIZE where the arch has THP)'),
-    altmap: Flag.optional().describe('-M dev (true, the default: the memmap on the device) or -M mem (false; devdax: not modelled)'),
+    altmap: Flag.optional().describe('-M dev (true, the default: the memmap on the device) or -M mem (false: the memmap in RAM, data at ALIGN(8 KiB, align))'),
   }).describe('ndctl create-namespace -f -e <namespace> -m <mode>: disable the namespace (mappings zapped; EBUSY when mounted or System RAM), zero its info block, set up the new personality on the same physical range (nd_pfn_init(): a new info block at 4 KiB); the media past the metadata keeps its data, at the same offset for fsdax and devdax at the same align and map (dax/namespace.ts)'),
   reconfigure: obj({
     device: Name.describe('a device-dax instance (probe with driver devdax)'),
