@@ -54,6 +54,7 @@ describe('the selftests scenario library passes the default matrix', () => {
     // gup_longterm.c's 2 io_uring cases on memfd, memfd-hugetlb, non-DAX ext4 and xfs, fs-dax, and MAP_SHARED on device-dax (11)
     // hugetlb-madvise.c as one scenario (its main() is one sequence); hugetlb_madv_vs_map.c as the interleaving that fails
     // hugetlb-soft-offline.c as one scenario (main(): enable_soft_offline 1, then 0)
+    // hugetlb-read-hwpoison.c: its three cases (read, read HWPOISON, seek then read HWPOISON) with 4-page chunks (hugetlb-read-hwpoison: 3)
     // memfd_secret.c: test_mlock_limit, test_vmsplice fresh and existing page, test_process_vm_read, test_ptrace (memfd-secret: 5; not test_file_apis)
     // guard-regions.c: 15 TEST_Fs on each of anon, shmem and local file (basic, multi_vma, process_madvise, munmap, mprotect, split_merge, dontneed, mlock, mremap_move/expand/shrink, fork, populate, cold_pageout, pagemap),
     // map_private, truncation, hole_punch on shmem and file, anon_zeropage and uffd on anon and shmem, fork_cow, fork_wipeonfork, lazyfree, readonly_file (guard-regions: 59)
@@ -68,7 +69,7 @@ describe('the selftests scenario library passes the default matrix', () => {
     // hugepage-mremap.c as run_vmtests.sh runs it (10 MB) on 2 MiB and 1 MiB huge pages (hugepage-mremap: 1)
     // rmap.c: migrate.anon, migrate.shm, migrate.file, migrate.ksm and linux-next's migrate.ksm_and_mremap on two nodes (rmap: 5)
     // split_huge_page_test.c: split_pmd_thp_to_order for orders 0 and 2..8, split_pmd_zero_pages, split_pte_mapped_thp, split_thp_in_pagecache_to_order's steps at orders 0 and 4 on a MADV_COLLAPSE-built shmem THP, split_file_backed_thp at orders 0 and 1 on a huge=always tmpfs, and three cases it does not have: a pinned THP, fs-dax and device-dax PMDs (split-huge-page: 17)
-    expect(count).toEqual({ 'cow-anon': 14, 'cow-swap': 17, 'cow-thp': 73, 'cow-mthp': 14, 'cow-collapse': 4, 'cow-hugetlb': 17, 'cow-non-anon': 15, 'gup-longterm': 55, 'gup-test': 12, 'soft-dirty': 6, gaps: 1, pfnmap: 6, 'madv-populate': 5, ksm: 10, 'map-populate': 4, 'hugetlb-madvise': 1, 'hugetlb-madv-vs-map': 1, 'hugetlb-soft-offline': 1, mkdirty: 6, migration: 6, 'memfd-secret': 5, 'guard-regions': 60, memfd: 9, mseal: 49, uffd: 64, pagemap: 23, khugepaged: 41, 'split-huge-page': 17, merge: 22, mremap: 19, 'hugepage-mremap': 1, rmap: 5 });
+    expect(count).toEqual({ 'cow-anon': 14, 'cow-swap': 17, 'cow-thp': 73, 'cow-mthp': 14, 'cow-collapse': 4, 'cow-hugetlb': 17, 'cow-non-anon': 15, 'gup-longterm': 55, 'gup-test': 12, 'soft-dirty': 6, gaps: 1, pfnmap: 6, 'madv-populate': 5, ksm: 10, 'map-populate': 4, 'hugetlb-madvise': 1, 'hugetlb-madv-vs-map': 1, 'hugetlb-soft-offline': 1, 'hugetlb-read-hwpoison': 3, mkdirty: 6, migration: 6, 'memfd-secret': 5, 'guard-regions': 60, memfd: 9, mseal: 49, uffd: 64, pagemap: 23, khugepaged: 41, 'split-huge-page': 17, merge: 22, mremap: 19, 'hugepage-mremap': 1, rmap: 5 });
     expect(scenarios.every((s) => s.name.startsWith('selftest-'))).toBe(true);
   });
 
@@ -1068,6 +1069,95 @@ describe('hugetlb-soft-offline.c: a soft-offlined hugetlb page leaves the pool; 
     const verdicts = Object.fromEntries(RELEASES.map((v) => [v, hugetlbSoftOfflineRun(v).join(', ')]));
     const old = 'ok, not ok';
     expect(verdicts).toEqual({ 'v5.4': old, 'v5.10': old, 'v6.1': old, 'v6.3': old, 'v6.6': old, 'v6.15': 'ok, ok', latest: 'ok, ok' });
+  });
+});
+
+// ---- hugetlb-read-hwpoison.c: read(2) of a hugetlbfs file whose huge page has a poisoned page ---
+
+/**
+ * tools/testing/selftests/mm/hugetlb-read-hwpoison.c main() on x86 (2 MiB pages, 4 KiB base pages),
+ * each case as the test prints it, until the first TEST_FAILED ends the run (main() returns -1) or
+ * a signal kills it. The write/read chunk sizes are 1, 2 and 4 pages: the test's first one, half a
+ * page, is not modelled (the model's data is one value per base page). Each chunk holds its own
+ * value (setup_filemap()); the read loops are the test's: read(fd, buf, chunk) from the file
+ * position until the expected end, 0 or an error, each return checked against the next value.
+ */
+function hugetlbReadHwpoisonRun(version: string): string[] {
+  const H = 2 ** 21;
+  const ps = 4096;
+  const n = H / ps;
+  const { k } = anonKernel(version);
+  k.run(k.hugetlbPool({ size: H, pages: 8 }));
+  k.run(k.mmap({ anon: true, length: 4 * ps, write: true, as: 'buf' }));
+  const printed: string[] = [];
+  let file = 0;
+  // one pass of read_hugepage_filemap() / seek_read_hugepage_filemap(): the bytes read in total, or null when a chunk's value is wrong
+  const readLoop = (fd: string, chunk: number, from: number): number | null => {
+    let pos = from;
+    let val = from / chunk;
+    let total = 0;
+    while (from + total < n) {
+      let got: number;
+      try {
+        got = k.run(k.pread({ file: fd, offset: pos * ps, length: chunk * ps, map: 'buf' })) / ps;
+      } catch (e) {
+        if (e instanceof KernelError && e.unsupported === null) break; // perror("read failed")
+        throw e;
+      }
+      if (got === 0) break;
+      val++;
+      for (let i = 0; i < got; i++) if (k.run(k.read({ map: 'buf', page: i })) !== String(val)) return null;
+      pos += got;
+      total += got;
+    }
+    return total;
+  };
+  for (const chunk of [1, 2, 4]) {
+    for (const c of ['read', 'read HWPOISON', 'seek then read HWPOISON'] as const) {
+      const fd = `hugetlb_tmp${file++}`;
+      k.run(k.memfdCreate({ file: fd, size: 0, hugetlb: H }));
+      k.run(k.truncate({ file: fd, size: H }));
+      k.run(k.mmap({ file: fd, length: H, shared: true, write: true, populate: true, as: fd }));
+      for (let p = 0; p < n; p++) k.run(k.write({ map: fd, page: p, data: String(Math.floor(p / chunk) + 1) }));
+      let total: number | null;
+      if (c === 'read') total = readLoop(fd, chunk, 0) === n ? n : null;
+      else {
+        try {
+          k.run(k.memoryFailure({ map: fd, page: n / 2 + 1 }));
+        } catch (e) {
+          if (e instanceof KernelError && e.code === 'SIGBUS') return [...printed, `${chunk}: ${c} killed by SIGBUS`];
+          throw e;
+        }
+        const skip = Math.max(2, chunk);
+        total = c === 'read HWPOISON' ? (readLoop(fd, chunk, 0) === n / 2 + 1 ? 1 : null) : readLoop(fd, chunk, n / 2 + skip) === n / 2 - skip ? 1 : null;
+      }
+      k.run(k.munmap({ map: fd }));
+      k.run(k.truncate({ file: fd, size: 0 }));
+      printed.push(`${chunk}: ${c} ${total === null ? 'FAILED' : 'PASSED'}`);
+      if (total === null) return printed;
+    }
+  }
+  return printed;
+}
+
+describe('hugetlb-read-hwpoison.c: read(2) stops before a poisoned page of a hugetlbfs page from v6.5', () => {
+  it('v5.x reads zeroes (the folio left the cache), v6.1 and v6.3 EIO, v6.6 passes, from v6.11 the madvise SIGBUSes the caller', () => {
+    const verdicts = Object.fromEntries(RELEASES.map((v) => [v, hugetlbReadHwpoisonRun(v).join(', ')]));
+    const failed = '1: read PASSED, 1: read HWPOISON FAILED';
+    const killed = '1: read PASSED, 1: read HWPOISON killed by SIGBUS';
+    const all = [1, 2, 4].map((c) => `${c}: read PASSED, ${c}: read HWPOISON PASSED, ${c}: seek then read HWPOISON PASSED`).join(', ');
+    expect(verdicts).toEqual({ 'v5.4': failed, 'v5.10': failed, 'v6.1': failed, 'v6.3': failed, 'v6.6': all, 'v6.15': killed, latest: killed });
+  });
+
+  it('a poisoned huge page never returns to the pool: the GUP reference memory failure keeps outlives munmap and ftruncate(0)', () => {
+    const { k } = anonKernel('v6.6');
+    k.run(k.hugetlbPool({ size: 2 ** 21, pages: 3 }));
+    k.run(k.memfdCreate({ file: 'f', size: 2 ** 21, hugetlb: 2 ** 21 }));
+    k.run(k.mmap({ file: 'f', length: 2 ** 21, shared: true, write: true, populate: true, as: 'm' }));
+    k.run(k.memoryFailure({ map: 'm', page: 257 }));
+    k.run(k.munmap({ map: 'm' }));
+    k.run(k.truncate({ file: 'f', size: 0 }));
+    expect([k.hugetlb.counters(2 ** 21).free, k.hugetlb.counters(2 ** 21).nr, k.memoryFailures.hardwareCorruptedKb()]).toEqual([2, 3, 4]);
   });
 });
 

@@ -38,6 +38,7 @@ import { Secretmem } from './mm/secretmem.js';
 import { Swap } from './mm/swap.js';
 import { Ksm } from './mm/ksm.js';
 import { Numa, type MbindFlags, type MpolMode } from './mm/mempolicy.js';
+import { MemoryFailure } from './mm/memfailure.js';
 import { SoftOffline } from './mm/softoffline.js';
 import { bindAgain, changeMemoryState, markNamespaceDisabled, MemoryHotplug, reconfigureDevice, unbindSystemRam, type OnlineType } from './mm/hotplug.js';
 import { Thp } from './mm/thp.js';
@@ -193,6 +194,8 @@ export class Kernel {
   readonly numa: Numa;
   /** soft offline of RAM and hugetlb pages, vm.enable_soft_offline (mm/softoffline.ts) */
   readonly softOffliner: SoftOffline;
+  /** memory_failure() of RAM pages (madvise(MADV_HWPOISON)) and num_poisoned_pages (mm/memfailure.ts) */
+  readonly memoryFailures: MemoryFailure;
   /** memory blocks hot-added by kmem from device-dax, and the auto-online policy (mm/hotplug.ts) */
   readonly hotplug: MemoryHotplug;
   /** dynamic device-dax regions and their instances (daxctl create-device etc., dax/region.ts) */
@@ -282,6 +285,7 @@ export class Kernel {
     this.iouring = new IoUring(this);
     this.numa = new Numa(this);
     this.softOffliner = new SoftOffline(this);
+    this.memoryFailures = new MemoryFailure(this);
     this.hotplug = new MemoryHotplug(this);
     this.daxBus = new DaxBus(this);
     this.processes.set('init', this.vm.newMm('init'));
@@ -1774,8 +1778,9 @@ export class Kernel {
   /**
    * memory_failure() of a device page: `device` + `page`, or `map` + `page` for
    * madvise(MADV_HWPOISON) (mm/madvise.c madvise_inject_error(): get_user_pages_fast() of the page
-   * — a read fault if nothing maps it — then memory_failure(MF_ACTION_REQUIRED)); kill_proc()
-   * then sends the caller SIGBUS with BUS_MCEERR_AR (delivered when madvise returns).
+   * — a read fault if nothing maps it — then memory_failure()). A device page is
+   * memory_failure_dev_pagemap(), whose MF_ACTION_REQUIRED | MF_MUST_KILL has kill_proc() send the
+   * caller SIGBUS with BUS_MCEERR_AR (delivered when madvise returns); a RAM page is mm/memfailure.ts.
    */
   *memoryFailure(a: { device?: string; map?: string; page?: number; block?: number; count?: number; process?: string }): Op {
     if (a.map === undefined) {
@@ -1788,8 +1793,14 @@ export class Kernel {
     yield* this.read(at);
     const pfn = this.pfnOf(at)!;
     const pgmap = this.memremap.pgmapOf(pfn);
+    if (pgmap === null) {
+      if (yield* this.memoryFailures.madvise(pfn, this.mapAddress(a.map, a.page!, a.process).mm)) {
+        throw new KernelError('SIGBUS', `BUS_MCEERR_AR: MADV_HWPOISON of ${a.map}[${a.page}] (pfn ${pfn}) kills the caller (kill_proc: MF_ACTION_REQUIRED, t == current)`);
+      }
+      return;
+    }
     const device = [...this.devices.values()].find((d) => deviceRanges(d).some((r) => r.pgmap === pgmap));
-    if (!device) throw KernelError.unsupported('EOPNOTSUPP', `memory failure of ${a.map}[${a.page}] (pfn ${pfn}): only device pages are modelled`);
+    if (!device) throw KernelError.unsupported('EOPNOTSUPP', `memory failure of ${a.map}[${a.page}] (pfn ${pfn}): a device page of no device the model knows`);
     yield* this.deviceMemoryFailure(device, pfn);
     throw new KernelError('SIGBUS', `BUS_MCEERR_AR: MADV_HWPOISON of ${a.map}[${a.page}] (pfn ${pfn}) kills the caller (kill_proc: MF_ACTION_REQUIRED, t == current)`);
   }

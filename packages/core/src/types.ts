@@ -358,6 +358,12 @@ export interface Pte {
    */
   poisoned?: boolean;
   /**
+   * with `poisoned`: a hwpoison swap entry (make_hwpoison_entry(), mm/memory-failure.c's
+   * try_to_unmap(TTU_HWPOISON); mm/memfailure.ts) rather than a PTE_MARKER_POISONED: the zap, fork and
+   * fault rules are the same ("is_hwpoison_entry(entry) || is_poisoned_swp_entry(entry)")
+   */
+  hwpoison?: boolean;
+  /**
    * a PTE marker (make_pte_marker(), include/linux/swapops.h, v5.19): a non-present entry with no
    * page behind it (`pfn` is -1), whose bits are `guard` (PTE_MARKER_GUARD) and `uffdWp`
    * (PTE_MARKER_UFFD_WP: a write-protected page that is not mapped; mm/userfaultfd.ts)

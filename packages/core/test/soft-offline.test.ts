@@ -32,7 +32,7 @@ describe('soft offline of an anonymous page', () => {
     expect(k.run(k.read({ map: 'a', page: 1 }))).toBe('x');
     // the new page: one mapping, one reference (remove_migration_ptes()), the allocation's dropped
     expect([k.refcount(now), k.mapcount(now)]).toEqual([1, 1]);
-    expect([k.refcount(old), poisoned(k, old), k.softOffliner.poisoned]).toEqual([1, true, 1]);
+    expect([k.refcount(old), poisoned(k, old), k.memoryFailures.poisonedPages]).toEqual([1, true, 1]);
     // munmap frees the new page; the next allocations reuse it, never the old one
     k.run(k.munmap({ map: 'a' }));
     k.run(k.mmap({ anon: true, length: 16 * KiB, write: true, as: 'b' }));

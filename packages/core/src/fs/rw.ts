@@ -2,6 +2,7 @@ import type { Kernel } from '../kernel.js';
 import { KernelError } from '../errors.js';
 import { kernelAtLeast } from '../features.js';
 import { F_SEAL_FUTURE_WRITE, F_SEAL_GROW, F_SEAL_WRITE } from '../mm/memfd.js';
+import { PG } from '../mm/pages.js';
 import { preempt, type Op } from '../sched.js';
 import type { GupHandle, Inode, PageCacheFile } from '../types.js';
 import type { Iomap } from '../dax/dax.js';
@@ -375,12 +376,25 @@ function* cacheWrite(k: Kernel, file: PageCacheFile, first: number, n: number, b
  * hugetlbfs_read_iter() of base pages [first, end): the huge page holding each is looked up in
  * the cache (keyed by huge-page index) without allocating; a hole reads as zeroes (iov_iter_zero),
  * a cached one is copied from its subpage. Returns the pages copied before a fault.
+ *
+ * A folio memory failure poisoned (kept in the cache from v6.1, mm/memfailure.ts): from
+ * 8625147cafaa "hugetlbfs: don't delete error page from pagecache" (v6.1) the whole huge page is
+ * -EIO; from "hugetlbfs: improve read HWPOISON hugepage" (Jiaqi Yan, v6.5 [M])
+ * adjust_range_hwpoison() lets the copy run up to the first raw poisoned page at or after the
+ * position, and only a huge page whose first page to read is poisoned is -EIO. The -EIO replaces
+ * the count of bytes the call copied from earlier huge pages ("retval = -EIO; break;").
  */
 function* hugetlbRead(k: Kernel, file: PageCacheFile, first: number, end: number, buf: UserBuffer): Op<number> {
   const per = file.hugetlb!.pages;
   let done = 0;
   for (let index = first; index < end; index++) {
     const head = file.cache.get(Math.floor(index / per));
+    if (head !== undefined && (k.folios.flags(head) & PG.hwpoison) !== 0) {
+      const startsHere = index === first || index % per === 0;
+      const partial = kernelAtLeast(k.version, 6, 5);
+      if (startsHere && (!partial || k.memoryFailures.rawPoisoned(head, head + (index % per)))) throw new KernelError('EIO', `read of page ${index} of hugetlbfs file '${file.name}': its huge page is poisoned (hugetlbfs_read_iter${partial ? ': adjust_range_hwpoison() gives 0 bytes' : ''})`);
+      if (k.memoryFailures.rawPoisoned(head, head + (index % per))) break;
+    }
     const data = head === undefined ? '' : (k.pages.data.get(head + (index % per)) ?? '');
     if (!(yield* copyToUser(k, buf, done, data))) break;
     done++;

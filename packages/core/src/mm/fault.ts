@@ -60,9 +60,12 @@ export class Faults {
     // handle_mm_fault(): is_vm_hugetlb_page(vma) -> hugetlb_fault() (mm/hugetlb.ts)
     // handle_pte_marker(): "if (marker & PTE_MARKER_POISONED) return VM_FAULT_HWPOISON"; hugetlb_fault()
     // likewise VM_FAULT_HWPOISON_LARGE (UFFDIO_POISON, v6.6): SIGBUS (GUP: -EFAULT without FOLL_HWPOISON)
+    // do_swap_page() "else if (is_hwpoison_entry(entry))" and hugetlb_fault()'s
+    // is_hugetlb_entry_hwpoisoned() the same for the entries memory failure leaves (mm/memfailure.ts)
     if (leaf?.pte.poisoned) {
       k.emit('fault', { mm: vma.mm.name, vaddr: vpn, write, kind: 'poisoned' });
-      throw new KernelError('SIGBUS', `${write ? 'write to' : 'read of'} page ${vpn - vma.start} of '${vma.name}': a PTE_MARKER_POISONED (UFFDIO_POISON), VM_FAULT_HWPOISON`);
+      const entry = leaf.pte.hwpoison ? 'a hwpoison entry (memory failure)' : 'a PTE_MARKER_POISONED (UFFDIO_POISON)';
+      throw new KernelError('SIGBUS', `${write ? 'write to' : 'read of'} page ${vpn - vma.start} of '${vma.name}': ${entry}, VM_FAULT_HWPOISON: BUS_MCEERR_AR`);
     }
     if (vma.hugetlb) return yield* k.hugetlb.fault(vmf);
     // do_swap_page() -> handle_pte_marker(): "Hitting a guard page is always a fatal condition",

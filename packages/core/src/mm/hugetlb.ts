@@ -712,6 +712,15 @@ export class Hugetlb {
   }
 
   /**
+   * hugetlbfs_error_remove_page() before v6.1 (memory failure's truncate_error_folio(), mm/memfailure.ts):
+   * hugetlb_delete_from_page_cache() and hugetlb_unreserve_pages(index, index + 1, 1) -- the
+   * poisoned folio leaves the cache and the index's reservation as a hole punch of it would.
+   */
+  removeErrorPage(file: PageCacheFile, index: number): void {
+    this.removeInodePages(file, index, index + 1, 'hugetlbfs_error_remove_page');
+  }
+
+  /**
    * A new folio for index `index` of a hugetlbfs file, added to its page cache: one reference for
    * the cache (filemap_add_folio) and one for the caller. A reservation of the inode for the index
    * is consumed; an index with none is allocated from the unreserved free pages and recorded in
@@ -893,6 +902,9 @@ export class Hugetlb {
       yield* waitUntil('filemap_lock_hugetlb_folio', () => file.cache.get(index) !== held || (k.folios.flags(held) & PG.locked) === 0);
       pfn = file.cache.get(index);
     }
+    // "If memory error occurs between mmap() and fault, some process don't have hwpoisoned swap
+    // entry for errored virtual address": a poisoned cached folio (kept from v6.1) is VM_FAULT_HWPOISON_LARGE
+    if (pfn !== undefined && (k.folios.flags(pfn) & PG.hwpoison) !== 0) throw new KernelError('SIGBUS', `page ${index} of hugetlbfs file '${file.name}' is poisoned (hugetlb_no_page: VM_FAULT_HWPOISON_LARGE, BUS_MCEERR_AR)`);
     if (pfn !== undefined) k.folios.get(pfn, 1, 'hugetlb_no_page: filemap_lock_hugetlb_folio');
     else if (vma.flags.shared) pfn = this.addToCache(file, index, 'hugetlb_no_page', this.nodesFor(vma, base));
     else {

@@ -24,14 +24,11 @@ export interface SoftOfflineAt {
  * Not modelled: hwpoison_filter (off by default), the unmapped clean page-cache page's
  * invalidation reached by pfn only for disk files (mapping_evict_folio() is modelled, no step names
  * an unmapped page), movable_ops pages (zsmalloc, balloon), the split of a large page-cache folio,
- * num_poisoned_pages per node, unpoison.
+ * num_poisoned_pages per node (the global count is mm/memfailure.ts's), unpoison.
  */
 export class SoftOffline {
   /** /proc/sys/vm/enable_soft_offline (v6.11): 1 by default */
   private enabled = true;
-  /** num_poisoned_pages: pages soft offline marked PG_hwpoison */
-  poisoned = 0;
-
   constructor(private readonly k: Kernel) {}
 
   /**
@@ -189,7 +186,7 @@ export class SoftOffline {
     // before the 2020 rework (v5.9 [M]) the page was poisoned free, in the buddy lists
     // (set_hwpoison_free_buddy_page(): the flag only, refcount 0; allocations skip it)
     if (kernelAtLeast(k.version, 5, 9)) k.folios.get(pfn, 1, 'page_handle_poison: page_ref_inc');
-    this.poisoned++;
+    k.memoryFailures.poisonedPages++;
     return true;
   }
 }

@@ -298,6 +298,9 @@ export function check(k: Kernel, c: CheckArgs): string | null {
       return cmp(`rssAnon(${where})`, k.rssAnonIn(t));
     case 'metadataBadblocks':
       return cmp(`metadataBadblocks(${where})`, k.metadataBadblocksIn(t));
+    // /proc/meminfo HardwareCorrupted (mm/memfailure.ts)
+    case 'hardwareCorrupted':
+      return cmp('hardwareCorrupted', k.memoryFailures.hardwareCorruptedKb());
     case 'blockFree':
       return cmp(`blockFree(${where})`, k.blockFree(t));
     // S_DAX through statx, FS_XFLAG_DAX through FS_IOC_FSGETXATTR (fs/daxmode.ts)

@@ -79,7 +79,7 @@ export const DRIVER_NAMES = ['nvdimm', 'devdax', 'hmm'] as const;
 export const PRESET_NAMES = PRESETS.map((p) => p.name);
 /** the /proc/sys entries a `sysctl` step can write */
 export const SYSCTL_NAMES = ['vm.hugetlb_optimize_vmemmap', 'vm.enable_soft_offline'] as const;
-export const CHECK_WHATS = ['refcount', 'mapcount', 'pinned', 'mapped', 'anon', 'blockFree', 'vmemmap', 'writable', 'softDirty', 'swapped', 'memoryMerge', 'ksmMergingPages', 'ksmZeroPages', 'hugetlbFree', 'hugetlbResv', 'hugetlbTotal', 'locked', 'guard', 'uffdWp', 'dax', 'daxFlag', 'node', 'seals', 'sealed', 'filePmdMapped', 'shmemPmdMapped', 'vmaPages', 'vmaStart', 'anonHugePages', 'folioOrder', 'rssAnon', 'metadataBadblocks'] as const satisfies readonly CheckWhat[];
+export const CHECK_WHATS = ['refcount', 'mapcount', 'pinned', 'mapped', 'anon', 'blockFree', 'vmemmap', 'writable', 'softDirty', 'swapped', 'memoryMerge', 'ksmMergingPages', 'ksmZeroPages', 'hugetlbFree', 'hugetlbResv', 'hugetlbTotal', 'locked', 'guard', 'uffdWp', 'dax', 'daxFlag', 'node', 'seals', 'sealed', 'filePmdMapped', 'shmemPmdMapped', 'vmaPages', 'vmaStart', 'anonHugePages', 'folioOrder', 'rssAnon', 'metadataBadblocks', 'hardwareCorrupted'] as const satisfies readonly CheckWhat[];
 
 // ---------------------------------------------------------------------------------------------
 // scalars
@@ -215,12 +215,13 @@ const checkShape = {
   folioOrder: CheckTarget.optional().describe('{map, page, process?}: the order of the folio mapped there (folio_order(): for a THP what split_huge_page_test.c is_backed_by_folio() reads from /proc/PID/pagemap and /proc/kpageflags); 0 for a small page or the small zero page, the PMD order for the huge zero page, -1 when nothing is present there; device pages report their compound or DAX folio order. {file, page}: the order of the folio a page-cache file (memfd, tmpfile) caches at that page index (filemap_get_folio()), -1 when none'),
   rssAnon: CheckTarget.optional().describe('{process?}: RssAnon of /proc/PID/status in kB (MM_ANONPAGES: present anonymous pages; zero pages, swap entries and hugetlb pages do not count); split_huge_page_test.c rss_anon()'),
   metadataBadblocks: CheckTarget.optional().describe('{device}: the bad 512-byte blocks in a pmem namespace\'s pfn metadata (before its data offset), as its raw view lists them (force_raw=1, /sys/block/pmemX/badblocks); errors in the data are poisoned pages, not counted'),
+  hardwareCorrupted: CheckTarget.optional().describe('{}: HardwareCorrupted of /proc/meminfo in kB (num_poisoned_pages: the base pages memory failure and soft offline marked PG_hwpoison)'),
   equals: z.union([z.number().int(), z.boolean(), VmemmapFigures]).optional(),
   min: z.number().int().optional(),
   max: z.number().int().optional(),
 } satisfies Record<CheckWhat | 'equals' | 'min' | 'max', z.ZodType>;
 
-const NUMERIC_CHECKS: readonly CheckWhat[] = ['refcount', 'mapcount', 'node', 'seals', 'filePmdMapped', 'shmemPmdMapped', 'vmaPages', 'vmaStart', 'anonHugePages', 'folioOrder', 'rssAnon', 'metadataBadblocks', 'ksmMergingPages', 'ksmZeroPages', 'hugetlbFree', 'hugetlbResv', 'hugetlbTotal'];
+const NUMERIC_CHECKS: readonly CheckWhat[] = ['hardwareCorrupted', 'refcount', 'mapcount', 'node', 'seals', 'filePmdMapped', 'shmemPmdMapped', 'vmaPages', 'vmaStart', 'anonHugePages', 'folioOrder', 'rssAnon', 'metadataBadblocks', 'ksmMergingPages', 'ksmZeroPages', 'hugetlbFree', 'hugetlbResv', 'hugetlbTotal'];
 /** counters of a hugetlb pool: only a { hugetlb } target */
 const POOL_CHECKS: readonly CheckWhat[] = ['hugetlbFree', 'hugetlbResv', 'hugetlbTotal'];
 const BOOLEAN_CHECKS: readonly CheckWhat[] = ['pinned', 'mapped', 'anon', 'blockFree', 'writable', 'softDirty', 'swapped', 'memoryMerge', 'locked', 'sealed', 'guard', 'uffdWp', 'dax', 'daxFlag'];
@@ -228,6 +229,8 @@ const BOOLEAN_CHECKS: readonly CheckWhat[] = ['pinned', 'mapped', 'anon', 'block
 const INODE_CHECKS: readonly CheckWhat[] = ['dax', 'daxFlag', 'seals'];
 /** properties of a process (its mm), not of a page: only a { process } target */
 const PROCESS_CHECKS: readonly CheckWhat[] = ['memoryMerge', 'ksmMergingPages', 'ksmZeroPages', 'rssAnon'];
+/** system-wide counters of /proc/meminfo: an empty target */
+const SYSTEM_CHECKS: readonly CheckWhat[] = ['hardwareCorrupted'];
 /** properties of a mapping's page-table entry, not of a page: only a { map, page } target */
 const ENTRY_CHECKS: readonly CheckWhat[] = ['writable', 'softDirty', 'swapped', 'locked', 'guard', 'uffdWp', 'sealed', 'filePmdMapped', 'shmemPmdMapped', 'vmaPages', 'vmaStart', 'anonHugePages'];
 
@@ -275,6 +278,8 @@ const checkArgs = obj(checkShape)
       if (named.length !== 1 || (named[0] !== 'file' && (fileOnly || named[0] !== 'dir')) || t.page !== undefined || t.process !== undefined) return bad(`${what} is a property of an inode: write ${inodeForm}`);
     } else if (t.dir !== undefined) {
       return bad('dir names a directory, which only daxFlag looks at', [what, 'dir']);
+    } else if (SYSTEM_CHECKS.includes(what)) {
+      if (Object.values(t).some((v) => v !== undefined)) return bad(`${what} is a system-wide counter: write ${what}: {}`);
     } else if (PROCESS_CHECKS.includes(what)) {
       if (targets.length > 0 || t.page !== undefined) return bad(`${what} is a property of a process: write { process: <name> }, or {} for init`);
     } else {

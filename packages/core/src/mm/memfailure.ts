@@ -1,0 +1,155 @@
+import type { Kernel } from '../kernel.js';
+import { KernelError } from '../errors.js';
+import { kernelAtLeast } from '../features.js';
+import type { Op } from '../sched.js';
+import type { Mm, PageCacheFile, Pte, PteLevel } from '../types.js';
+import { poisonedMarker } from './guard.js';
+import { mappingOf, PG } from './pages.js';
+
+
+/**
+ * memory_failure() of a RAM page as madvise(MADV_HWPOISON) reaches it (mm/memory-failure.c, read in
+ * torvalds/linux at v5.14 and linux-next 2025; mm/madvise.c madvise_inject_error()): the caller's
+ * get_user_pages_fast() reference comes with the pfn (MF_COUNT_INCREASED) and is never given back --
+ * the poisoned page keeps it for good, off every list.
+ *
+ * - TestSetPageHWPoison and num_poisoned_pages + 1 (/proc/meminfo HardwareCorrupted).
+ * - hwpoison_user_mappings(): try_to_unmap(TTU_HWPOISON) turns every entry mapping the page into a
+ *   hwpoison swap entry (make_hwpoison_entry(), a hugetlb one at the PMD/PUD): a later access is
+ *   VM_FAULT_HWPOISON[_LARGE], SIGBUS BUS_MCEERR_AR, and pagemap reports it as swapped. Then
+ *   kill_procs(forcekill = the folio is dirty || the unmap failed): a written anonymous page is
+ *   dirty (try_to_unmap_one() moves the PTE's dirty bit to the folio), a hugetlb page-cache folio is
+ *   always dirty (hugetlb_add_to_page_cache() marks it so, 22146c3ce989, v4.18). Who is on the list:
+ *   collect_procs(force_early = MF_ACTION_REQUIRED) takes the caller (task_early_kill(): "force_early
+ *   && tsk->mm == current->mm") only when madvise passes MF_ACTION_REQUIRED, which it does from
+ *   "mm/madvise: add MF_ACTION_REQUIRED to madvise(MADV_HWPOISON)" (Jane Chu, v6.11 [M]); before,
+ *   only early-kill tasks (vm.memory_failure_early_kill, PR_MCE_KILL: not modelled, off by default),
+ *   so the caller meets its SIGBUS at its next access instead.
+ * - page_action(): an anonymous page is MF_RECOVERED as it is (me_pagecache_clean()); a hugetlb
+ *   page-cache folio goes to hugetlbfs's error_remove_page: until "hugetlbfs: don't delete error page
+ *   from pagecache" (8625147cafaa, v6.1) it left the page cache and its index's reservation
+ *   (hugetlb_delete_from_page_cache + hugetlb_unreserve_pages), so the file reads and faults a hole
+ *   there; from v6.1 it stays, and reads (fs/rw.ts) and faults find it poisoned. Extra references
+ *   (a pin) make it MF_FAILED: -EBUSY.
+ * - hugetlb: the flag is on the folio (its head); from v6.1 the raw pages are listed
+ *   (161df60e9e89 "mm, hwpoison, hugetlb: support saving mechanism of raw error pages" [M]), which
+ *   hugetlbfs_read_iter() asks from v6.5 (`rawPoisoned`).
+ *
+ * Not modelled (refused as such): page-cache pages of shmem and of disk files (shmem keeps its page
+ * from v5.19, a76054266661; a disk file's clean page is dropped and read back from the blocks, which
+ * the model does not keep), large folios (try_to_split_thp_page()), anonymous hugetlb folios
+ * (dissolved once unmapped), the swap cache, a page already poisoned, early kill, unpoison.
+ */
+export class MemoryFailure {
+  /** num_poisoned_pages: base pages memory failure and soft offline marked PG_hwpoison */
+  poisonedPages = 0;
+  /** the raw hwpoison pages of each poisoned hugetlb folio (folio->_hugetlb_hwpoison, v6.1) */
+  private readonly rawPages = new Map<number, Set<number>>();
+
+  constructor(private readonly k: Kernel) {}
+
+  /** /proc/meminfo HardwareCorrupted: num_poisoned_pages << (PAGE_SHIFT - 10), in kB. */
+  hardwareCorruptedKb(): number {
+    return (this.poisonedPages * this.k.mmu.basePageSize) / 1024;
+  }
+
+  /**
+   * is_raw_hwpoison_page_in_hugepage() for a base page of a poisoned hugetlb folio: in the folio's
+   * raw list. (A folio whose list could not be kept -- raw_hwp_unreliable -- is not modelled.)
+   */
+  rawPoisoned(head: number, pfn: number): boolean {
+    return this.rawPages.get(head)?.has(pfn) === true;
+  }
+
+  /**
+   * madvise(MADV_HWPOISON) of the RAM page at `pfn`, which `caller` maps (madvise_inject_error():
+   * get_user_pages_fast() already faulted it in). Returns whether kill_proc() sent the caller
+   * SIGBUS (BUS_MCEERR_AR), delivered as madvise returns.
+   */
+  *madvise(pfn: number, caller: Mm): Op<boolean> {
+    const k = this.k;
+    const head = k.folios.folio(pfn);
+    const what = `memory failure of pfn ${pfn}`;
+    if (k.isZeroPfn(pfn)) throw KernelError.unsupported('EOPNOTSUPP', `${what}: the zero page (get_hwpoison_page() finds no LRU page) is not modelled`);
+    if ((k.folios.flags(head) & PG.hwpoison) !== 0) throw KernelError.unsupported('EOPNOTSUPP', `${what}: the page is already poisoned (-EHWPOISON, kill_accessing_process()) is not modelled`);
+    const hugetlb = (k.folios.flags(head) & PG.hugetlb) !== 0;
+    const file = k.folios.isAnon(head) ? undefined : this.cacheFile(head);
+    if (hugetlb && !file) throw KernelError.unsupported('EOPNOTSUPP', `${what}: an anonymous hugetlb folio (me_huge_page() dissolves it once unmapped) is not modelled`);
+    if (!hugetlb && file) throw KernelError.unsupported('EOPNOTSUPP', `${what}: a page-cache page of ${file.writeback ?? 'shmem'} file '${file.name}' is not modelled (only anonymous pages and hugetlbfs)`);
+    if (!hugetlb && k.folios.nr(head) > 1) throw KernelError.unsupported('EOPNOTSUPP', `${what}: a page of a large folio (try_to_split_thp_page()) is not modelled`);
+    if (!hugetlb && k.swap.inSwapCache(head)) throw KernelError.unsupported('EOPNOTSUPP', `${what}: a page in the swap cache is not modelled`);
+    yield* [];
+    // madvise_inject_error(): the get_user_pages_fast() reference, MF_COUNT_INCREASED
+    k.folios.get(head, 1, 'madvise_inject_error: get_user_pages_fast (MF_COUNT_INCREASED)');
+    if (hugetlb) {
+      k.folios.setFlag(head, PG.hwpoison, true);
+      if (kernelAtLeast(k.version, 6, 1)) this.rawPages.set(head, new Set([pfn]));
+    } else k.folios.setFlag(pfn, PG.hwpoison, true);
+    this.poisonedPages++;
+    const index = file ? k.pages.index[k.pages.slot(head)]! : 0;
+    // collect_procs() runs before try_to_unmap(); the caller is on the list only with MF_ACTION_REQUIRED
+    const callerListed = kernelAtLeast(k.version, 6, 11) && (file ? this.mapsFileIndex(caller, file, index) : this.mapsPage(caller, pfn));
+    const unmapped = this.unmapAll(head, pfn, hugetlb);
+    // hugetlb page-cache folios are always dirty; an anonymous page is once a dirty PTE went
+    const forcekill = hugetlb || (k.folios.flags(head) & PG.dirty) !== 0 || !unmapped;
+    if (file) this.errorRemove(file, index);
+    // has_extra_refcount(): ours, and from v6.1 the page cache's (extra_pins)
+    const expected = 1 + (file && kernelAtLeast(k.version, 6, 1) ? 1 : 0);
+    if (k.folios.rc(head) > expected && !(forcekill && callerListed)) throw new KernelError('EBUSY', `${what}: MF_FAILED, the page has ${k.folios.rc(head) - expected} extra reference${k.folios.rc(head) - expected === 1 ? '' : 's'} (has_extra_refcount)`);
+    return forcekill && callerListed;
+  }
+
+  /** The page-cache file whose folio this is (page->mapping), if any. */
+  private cacheFile(head: number): PageCacheFile | undefined {
+    const mapping = this.k.pages.mapping[this.k.pages.slot(head)]!;
+    if (mapping === 0) return undefined;
+    return [...this.k.pageCache.files.values()].find((f) => mappingOf(f.mapping.id) === mapping);
+  }
+
+  /** collect_procs_anon(): page_mapped_in_vma() of a VMA of the caller's. */
+  private mapsPage(mm: Mm, pfn: number): boolean {
+    for (const pte of mm.ptes.values()) if (pte.pfn === pfn && !pte.marker && !pte.swap && !pte.migration) return true;
+    return false;
+  }
+
+  /** collect_procs_file(): a VMA of the caller's covers the page's file offset (mapped there or not). */
+  private mapsFileIndex(mm: Mm, file: PageCacheFile, index: number): boolean {
+    const per = file.hugetlb ? file.hugetlb.pages : 1;
+    return [...file.mapping.mmaps].some((v) => v.mm === mm && v.pgoff <= index * per && index * per < v.pgoff + v.pages);
+  }
+
+  /**
+   * try_to_unmap(folio, TTU_HWPOISON) over the rmap walk: each leaf mapping the page (a hugetlb
+   * folio's PMDs / PUDs, an order-0 page's PTEs) becomes a hwpoison entry of its level, its rmap and
+   * reference gone, a dirty bit moved to the folio. True when nothing maps the folio any more.
+   */
+  private unmapAll(head: number, pfn: number, hugetlb: boolean): boolean {
+    const k = this.k;
+    for (const mm of k.processes.values()) {
+      if (!mm.alive) continue;
+      const tables: [Map<number, Pte>, PteLevel][] = hugetlb ? [[mm.pmds, 'pmd'], [mm.puds, 'pud']] : [[mm.ptes, 'pte']];
+      for (const [table, level] of tables) {
+        for (const [vpn, e] of [...table]) {
+          if (e.pfn !== (hugetlb ? head : pfn) || e.marker || e.swap || e.migration || e.special || e.devicePrivate) continue;
+          if (k.vm.vmaAt(mm, vpn)) k.mmuNotify({ mm, start: vpn, end: vpn + 1, event: 'clear', owner: null });
+          const pte = k.vm.clear(mm, vpn, level)!;
+          k.emit('tlb.flush', { mm: mm.name });
+          if (pte.dirty) k.folios.setFlag(head, PG.dirty, true);
+          k.vm.install(mm, vpn, { ...poisonedMarker(level), hwpoison: true });
+          k.folios.removeMap(head);
+          k.folios.put(head, 1, 'try_to_unmap_one: TTU_HWPOISON');
+        }
+      }
+    }
+    return !k.vm.isMapped(head);
+  }
+
+  /**
+   * truncate_error_folio() -> hugetlbfs_error_remove_page(): before v6.1 the folio leaves the page
+   * cache and the index its reservation (as a hole punch of that page does); from v6.1 nothing.
+   */
+  private errorRemove(file: PageCacheFile, index: number): void {
+    if (kernelAtLeast(this.k.version, 6, 1)) return;
+    this.k.hugetlb.removeErrorPage(file, index);
+  }
+}
