@@ -1,4 +1,4 @@
-import { createKernel, KernelError, Monitor, PRESETS, runScenario, type CellKernelRequest, type Kernel, type Op } from '@daxlab/core';
+import { createKernel, KernelError, Monitor, PG, PRESETS, runScenario, type CellKernelRequest, type Kernel, type Op } from '@daxlab/core';
 import { x86 } from '@daxlab/arch-x86';
 import { devdax } from '@daxlab/driver-devdax';
 import { nvdimm } from '@daxlab/driver-nvdimm';
@@ -10,6 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { builtinCatalog } from '../src/catalog.js';
 import { kernelsFor } from '../src/kernel.js';
 import { collectScenarioFiles, LIBRARY_DIR, loadScenarios } from '../src/scenarios.js';
+import { errnoOf } from './selftest-api.js';
 
 // Conformance with the kernel's own mm selftests (docs/selftests.md): the scenario library in
 // apps/cli/scenarios/selftests must pass in every cell of the default matrix, and — checked
@@ -54,6 +55,7 @@ describe('the selftests scenario library passes the default matrix', () => {
     // gup_longterm.c's 2 io_uring cases on memfd, memfd-hugetlb, non-DAX ext4 and xfs, fs-dax, and MAP_SHARED on device-dax (11)
     // hugetlb-madvise.c as one scenario (its main() is one sequence); hugetlb_madv_vs_map.c as the interleaving that fails
     // hugetlb-soft-offline.c as one scenario (main(): enable_soft_offline 1, then 0)
+    // memory-failure.c: TEST_F(memory_failure, anon) in its madv_hard and madv_soft variants (memory-failure: 2; not clean_pagecache)
     // hugetlb-read-hwpoison.c: its three cases (read, read HWPOISON, seek then read HWPOISON) with 4-page chunks (hugetlb-read-hwpoison: 3)
     // memfd_secret.c: test_mlock_limit, test_vmsplice fresh and existing page, test_process_vm_read, test_ptrace (memfd-secret: 5; not test_file_apis)
     // guard-regions.c: 15 TEST_Fs on each of anon, shmem and local file (basic, multi_vma, process_madvise, munmap, mprotect, split_merge, dontneed, mlock, mremap_move/expand/shrink, fork, populate, cold_pageout, pagemap),
@@ -69,7 +71,7 @@ describe('the selftests scenario library passes the default matrix', () => {
     // hugepage-mremap.c as run_vmtests.sh runs it (10 MB) on 2 MiB and 1 MiB huge pages (hugepage-mremap: 1)
     // rmap.c: migrate.anon, migrate.shm, migrate.file, migrate.ksm and linux-next's migrate.ksm_and_mremap on two nodes (rmap: 5)
     // split_huge_page_test.c: split_pmd_thp_to_order for orders 0 and 2..8, split_pmd_zero_pages, split_pte_mapped_thp, split_thp_in_pagecache_to_order's steps at orders 0 and 4 on a MADV_COLLAPSE-built shmem THP, split_file_backed_thp at orders 0 and 1 on a huge=always tmpfs, and three cases it does not have: a pinned THP, fs-dax and device-dax PMDs (split-huge-page: 17)
-    expect(count).toEqual({ 'cow-anon': 14, 'cow-swap': 17, 'cow-thp': 73, 'cow-mthp': 14, 'cow-collapse': 4, 'cow-hugetlb': 17, 'cow-non-anon': 15, 'gup-longterm': 55, 'gup-test': 12, 'soft-dirty': 6, gaps: 1, pfnmap: 6, 'madv-populate': 5, ksm: 10, 'map-populate': 4, 'hugetlb-madvise': 1, 'hugetlb-madv-vs-map': 1, 'hugetlb-soft-offline': 1, 'hugetlb-read-hwpoison': 3, mkdirty: 6, migration: 6, 'memfd-secret': 5, 'guard-regions': 60, memfd: 9, mseal: 49, uffd: 64, pagemap: 23, khugepaged: 41, 'split-huge-page': 17, merge: 22, mremap: 19, 'hugepage-mremap': 1, rmap: 5 });
+    expect(count).toEqual({ 'cow-anon': 14, 'cow-swap': 17, 'cow-thp': 73, 'cow-mthp': 14, 'cow-collapse': 4, 'cow-hugetlb': 17, 'cow-non-anon': 15, 'gup-longterm': 55, 'gup-test': 12, 'soft-dirty': 6, gaps: 1, pfnmap: 6, 'madv-populate': 5, ksm: 10, 'map-populate': 4, 'hugetlb-madvise': 1, 'hugetlb-madv-vs-map': 1, 'hugetlb-soft-offline': 1, 'hugetlb-read-hwpoison': 3, 'memory-failure': 2, mkdirty: 6, migration: 6, 'memfd-secret': 5, 'guard-regions': 60, memfd: 9, mseal: 49, uffd: 64, pagemap: 23, khugepaged: 41, 'split-huge-page': 17, merge: 22, mremap: 19, 'hugepage-mremap': 1, rmap: 5 });
     expect(scenarios.every((s) => s.name.startsWith('selftest-'))).toBe(true);
   });
 
@@ -1158,6 +1160,89 @@ describe('hugetlb-read-hwpoison.c: read(2) stops before a poisoned page of a hug
     k.run(k.munmap({ map: 'm' }));
     k.run(k.truncate({ file: 'f', size: 0 }));
     expect([k.hugetlb.counters(2 ** 21).free, k.hugetlb.counters(2 ** 21).nr, k.memoryFailures.hardwareCorruptedKb()]).toEqual([2, 3, 4]);
+  });
+});
+
+// ---- memory-failure.c: MADV_HWPOISON / MADV_SOFT_OFFLINE of an anonymous page, then unpoison ---
+
+/**
+ * tools/testing/selftests/mm/memory-failure.c TEST_F(memory_failure, anon) on x86 for the variant
+ * (madv_hard, madv_soft): prepare() (pagemap pfn, HardwareCorrupted), the injection and FORCE_READ
+ * under sigsetjmp, check() and cleanup() (unpoison-pfn of the old pfn) as the test asserts them, in
+ * order; the first ASSERT that fails is the verdict ('ok' when none). KPF_HWPOISON of
+ * /proc/kpageflags is PG_hwpoison of the pfn; the siginfo the model gives is its SIGBUS error.
+ */
+function memoryFailureAnonRun(version: string, variant: 'madv_hard' | 'madv_soft'): string {
+  const { k } = anonKernel(version);
+  const kb = () => k.memoryFailures.hardwareCorruptedKb();
+  const hwpoison = (pfn: number) => k.pages.has(pfn) && (k.folios.flags(pfn) & PG.hwpoison) !== 0;
+  k.run(k.mmap({ anon: true, length: 4096, write: true, as: 'addr' }));
+  k.run(k.write({ map: 'addr', page: 0, data: 'ce' }));
+  const pfn = k.pfnOf({ map: 'addr', page: 0 })!;
+  const corrupted = kb();
+  let sigbus: KernelError | null = null;
+  try {
+    if (variant === 'madv_hard') k.run(k.memoryFailure({ map: 'addr', page: 0 }));
+    else k.run(k.softOffline({ map: 'addr', page: 0 }));
+    k.run(k.read({ map: 'addr', page: 0 })); // FORCE_READ(*addr)
+  } catch (e) {
+    if (!(e instanceof KernelError) || e.code !== 'SIGBUS') throw e;
+    sigbus = e;
+  }
+  if (variant === 'madv_hard') {
+    if (!sigbus) return 'no SIGBUS (setjmp == 0)';
+    if (!sigbus.message.includes('BUS_MCEERR_AR')) return `si_code not BUS_MCEERR_AR: ${sigbus.message}`;
+    if (!k.isSwappedIn({ map: 'addr', page: 0 })) return 'pagemap_is_swapped() false';
+  } else {
+    if (sigbus) return 'SIGBUS';
+    if (k.run(k.read({ map: 'addr', page: 0 })) !== 'ce') return 'content changed';
+    if (k.pfnOf({ map: 'addr', page: 0 }) === pfn) return 'pfn unchanged';
+  }
+  if (kb() !== corrupted + 4) return `HardwareCorrupted ${kb()} kB, expected ${corrupted + 4}`;
+  if (!hwpoison(pfn)) return 'KPF_HWPOISON not set';
+  try {
+    k.memoryFailures.unpoison(pfn);
+  } catch (e) {
+    if (e instanceof KernelError) return `unpoison_memory: ${e.code}`;
+    throw e;
+  }
+  if (hwpoison(pfn)) return 'KPF_HWPOISON still set after unpoison';
+  if (kb() !== corrupted) return `HardwareCorrupted ${kb()} kB after unpoison, expected ${corrupted}`;
+  k.run(k.munmap({ map: 'addr' }));
+  return 'ok';
+}
+
+describe('memory-failure.c: anon, madv_hard and madv_soft', () => {
+  it('both variants pass on every release: SIGBUS BUS_MCEERR_AR at madvise from v6.11, at the FORCE_READ before', () => {
+    for (const variant of ['madv_hard', 'madv_soft'] as const) {
+      expect([variant, Object.fromEntries(RELEASES.map((v) => [v, memoryFailureAnonRun(v, variant)]))]).toEqual([variant, Object.fromEntries(RELEASES.map((v) => [v, 'ok']))]);
+    }
+  });
+
+  it('unpoison frees the page to the allocator: the next allocation may take it again', () => {
+    const { k } = anonKernel('v6.6');
+    k.run(k.mmap({ anon: true, length: 4096, write: true, as: 'a' }));
+    k.run(k.write({ map: 'a', page: 0, data: 'ce' }));
+    const pfn = k.pfnOf({ map: 'a', page: 0 })!;
+    k.run(k.memoryFailure({ map: 'a', page: 0 }));
+    k.run(k.munmap({ map: 'a' }));
+    expect(k.pages.has(pfn) && k.refcount(pfn)).toBe(1);
+    k.memoryFailures.unpoison(pfn);
+    k.run(k.mmap({ anon: true, length: 4096, write: true, as: 'b' }));
+    k.run(k.write({ map: 'b', page: 0, data: 'x' }));
+    expect(k.pfnOf({ map: 'b', page: 0 })).toBe(pfn);
+  });
+
+  it('unpoison of a page someone still holds: EBUSY from v5.17, 0 and nothing done before', () => {
+    for (const [version, want] of [['v5.10', 'ok'], ['v6.1', 'EBUSY']] as const) {
+      const { k } = anonKernel(version);
+      k.run(k.mmap({ anon: true, length: 4096, write: true, as: 'a' }));
+      k.run(k.write({ map: 'a', page: 0, data: 'ce' }));
+      k.run(k.gup({ map: 'a', page: 0, as: 'held' }, false));
+      const pfn = k.pfnOf({ map: 'a', page: 0 })!;
+      expect(errnoOf(() => k.run(k.memoryFailure({ map: 'a', page: 0 })))).toBe('EBUSY');
+      expect([version, errnoOf(() => k.memoryFailures.unpoison(pfn)), (k.folios.flags(pfn) & PG.hwpoison) !== 0]).toEqual([version, want, true]);
+    }
   });
 });
 

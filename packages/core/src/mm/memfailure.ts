@@ -38,7 +38,8 @@ import { mappingOf, PG } from './pages.js';
  * Not modelled (refused as such): page-cache pages of shmem and of disk files (shmem keeps its page
  * from v5.19, a76054266661; a disk file's clean page is dropped and read back from the blocks, which
  * the model does not keep), large folios (try_to_split_thp_page()), anonymous hugetlb folios
- * (dissolved once unmapped), the swap cache, a page already poisoned, early kill, unpoison.
+ * (dissolved once unmapped), the swap cache, a page already poisoned, early kill, unpoisoning a
+ * hugetlb page.
  */
 export class MemoryFailure {
   /** num_poisoned_pages: base pages memory failure and soft offline marked PG_hwpoison */
@@ -97,6 +98,36 @@ export class MemoryFailure {
     const expected = 1 + (file && kernelAtLeast(k.version, 6, 1) ? 1 : 0);
     if (k.folios.rc(head) > expected && !(forcekill && callerListed)) throw new KernelError('EBUSY', `${what}: MF_FAILED, the page has ${k.folios.rc(head) - expected} extra reference${k.folios.rc(head) - expected === 1 ? '' : 's'} (has_extra_refcount)`);
     return forcekill && callerListed;
+  }
+
+  /**
+   * echo pfn > /sys/kernel/debug/hwpoison/unpoison-pfn (mm/hwpoison-inject.c -> unpoison_memory(),
+   * read in linux-next 2025 and v5.4): a PG_hwpoison base page nobody else holds, maps or caches
+   * loses the flag, num_poisoned_pages - 1, and the reference memory failure or soft offline kept
+   * goes: the page is freed to the allocator (put_page_back_buddy() for one taken off it). Refusals
+   * -- not poisoned, "someone grabs the hwpoison page" (a reference besides the kept one), mapped,
+   * a non-NULL folio_mapping() -- are -EBUSY from "mm/hwpoison: fix unpoison_memory()" (Naoya
+   * Horiguchi, v5.17 [M]); before, unpoison_memory() returned 0 for them and changed nothing. A
+   * hardware-reported failure disables unpoison (-EOPNOTSUPP): the model injects only by madvise.
+   */
+  unpoison(pfn: number): void {
+    const k = this.k;
+    const refuse = (why: string): void => {
+      if (kernelAtLeast(k.version, 5, 17)) throw new KernelError('EBUSY', `unpoison of pfn ${pfn}: ${why}`);
+    };
+    if (k.memremap.pgmapOf(pfn) !== null) throw new KernelError('EIO', `unpoison of pfn ${pfn}: a ZONE_DEVICE page is not online memory (pfn_to_online_page() is NULL)`);
+    if (!k.pages.has(pfn) || (k.folios.flags(pfn) & PG.hwpoison) === 0) return refuse('the page was already unpoisoned');
+    const head = k.folios.folio(pfn);
+    if ((k.folios.flags(head) & PG.hugetlb) !== 0) throw KernelError.unsupported('EOPNOTSUPP', `unpoison of pfn ${pfn}: a hugetlb page (folio_free_raw_hwp()) is not modelled`);
+    const mapping = k.pages.mapping[k.pages.slot(head)]!;
+    if (k.folios.rc(head) > 1) return refuse('someone grabs the hwpoison page');
+    if (k.vm.isMapped(head)) return refuse('someone maps the hwpoison page');
+    if (mapping !== 0 && !k.folios.isAnon(head)) return refuse('the hwpoison page has non-NULL mapping');
+    k.folios.setFlag(pfn, PG.hwpoison, false);
+    this.poisonedPages--;
+    // get_hwpoison_page(MF_UNPOISON) + folio_put(), then the kept reference: the page is freed
+    if (k.folios.rc(head) === 1) k.folios.put(head, 1, 'unpoison_memory: folio_put (the reference memory failure kept)');
+    k.ram.putBack(pfn);
   }
 
   /** The page-cache file whose folio this is (page->mapping), if any. */

@@ -170,6 +170,18 @@ export class Ram {
   }
 
   /**
+   * A page kept off the allocator for PG_hwpoison goes back once unpoisoned (unpoison_memory():
+   * the last folio_put() of a page no longer poisoned, or put_page_back_buddy() of one
+   * take_page_off_buddy() took). False when it was not kept off.
+   */
+  putBack(pfn: number): boolean {
+    if (!this.offline.delete(pfn)) return false;
+    this.k.pages.drop(pfn);
+    if (!this.hotplugRangeOf(pfn)?.isolated) this.area(this.nodeOf(pfn)).freed.push(pfn);
+    return true;
+  }
+
+  /**
    * take_page_off_buddy() (mm/page_alloc.c, v5.9): a free RAM page leaves the allocator for good
    * (soft offline then marks it PG_hwpoison). False when the page is allocated.
    */
