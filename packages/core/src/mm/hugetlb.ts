@@ -97,6 +97,11 @@ export class Hugetlb {
    * counted in the pool, and freed to the buddy allocator by their last put
    */
   private readonly temporary = new Set<number>();
+  /**
+   * VMAs whose hugetlb VMA lock a zap_page_range_single() holds for write, from hugetlb_zap_begin()
+   * to hugetlb_zap_end() after tlb_finish_mmu() (v6.6: see zapSingle())
+   */
+  private readonly zapLocked = new Set<Vma>();
   /** folios with HPageRestoreReserve set by a zap (see zap()): their freeing gives a reservation back */
   private readonly restoreReserve = new Set<number>();
   /** per node, the lowest pfn pool pages were taken from so far */
@@ -658,6 +663,33 @@ export class Hugetlb {
   }
 
   /**
+   * zap_page_range_single() of a hugetlb VMA (MADV_DONTNEED). From 2820b0f09be9 "hugetlbfs: close
+   * race between MADV_DONTNEED and page fault" with bf4916922c60 "hugetlbfs: extend
+   * hugetlb_vma_lock to private VMAs" (v6.6 [M]) hugetlb_zap_begin() takes the VMA lock for write
+   * and hugetlb_zap_end() drops it after tlb_finish_mmu(), so a fault (hugetlb_fault() takes it for
+   * read: vmaLockRead()) waits until the zapped pages are back in the pool. Before, the lock
+   * (shared VMAs only, from v6.1) covered __unmap_hugepage_range_final() but not the TLB flush that
+   * frees the pages: a fault in between finds neither the entry nor a free page, and with a pool
+   * sized exactly it is SIGBUS (hugetlb_fault_after_madv.c). A fault already past the lock is not
+   * waited for: it maps its page after the zap, an order the lock also allows.
+   */
+  *zapSingle(vma: Vma, start: number, end: number, why: string): Op {
+    if (!kernelAtLeast(this.k.version, 6, 6)) return yield* this.zap(vma, start, end, why);
+    yield* waitUntil('hugetlb_vma_lock_write', () => !this.zapLocked.has(vma));
+    this.zapLocked.add(vma);
+    try {
+      yield* this.zap(vma, start, end, why);
+    } finally {
+      this.zapLocked.delete(vma);
+    }
+  }
+
+  /** hugetlb_vma_lock_read() at the start of a hugetlb fault: sleeps while a zap holds the lock (zapSingle()). */
+  private *vmaLockRead(vma: Vma): Op {
+    yield* waitUntil('hugetlb_vma_lock_read', () => !this.zapLocked.has(vma));
+  }
+
+  /**
    * ftruncate() of a hugetlbfs file (hugetlbfs_setattr): the size must be a whole number of huge
    * pages (EINVAL). Any new size, larger too (7aa91e104028, 2012), goes through
    * hugetlb_vmtruncate(): i_size first, then hugetlb_vmdelete_list() from the new end over every
@@ -851,6 +883,7 @@ export class Hugetlb {
     const { vma, vpn } = vmf;
     const h = vma.hugetlb!;
     const base = vpn - (vpn % h.pages);
+    yield* this.vmaLockRead(vma);
     const leaf = k.vm.lookup(vma.mm, vpn);
     k.emit('fault', { mm: vma.mm.name, vaddr: vpn, write: vmf.write, kind: 'hugetlb' });
     // hugetlb_fault(): "if (is_hugetlb_entry_migration(entry))" -> migration_entry_wait_huge(), then retry
@@ -872,6 +905,7 @@ export class Hugetlb {
 
   /** handle_mm_fault(FAULT_FLAG_UNSHARE) on a hugetlb VMA (v5.19, c89357e27f20): hugetlb_wp() keeping the entry R/O. */
   *unshare(vma: Vma, vpn: number): Op {
+    yield* this.vmaLockRead(vma);
     const leaf = this.k.vm.lookup(vma.mm, vpn);
     if (!leaf || leaf.pte.write || leaf.pte.marker) return;
     this.k.emit('fault', { mm: vma.mm.name, vaddr: vpn, write: false, kind: 'unshare' });

@@ -274,7 +274,8 @@ function* afterRemoveEvent(k: Kernel, vma: Vma, s: number, e: number): Op<{ vma:
  * __unmap_hugepage_range() then clears every huge entry in the range: the folio loses the mapping
  * and, after the TLB flush, the reference -- a private (anon) page, a fault's or a COW copy, goes
  * back to the pool; a page-cache page keeps the cache's reference and stays in the file.
- * The zap gives a private owner's anonymous page its reservation back from v6.9 (Hugetlb.zap).
+ * The zap gives a private owner's anonymous page its reservation back from v6.9 (Hugetlb.zap),
+ * and from v6.6 keeps faults out until the pages are freed (Hugetlb.zapSingle).
  */
 function* hugetlbDontneed(k: Kernel, vma: Vma, s: number, e: number, advice: Advice): Op {
   const h = vma.hugetlb!;
@@ -284,7 +285,7 @@ function* hugetlbDontneed(k: Kernel, vma: Vma, s: number, e: number, advice: Adv
   const end = kernelAtLeast(k.version, 6, 1) ? e - (e % h.pages) : Math.ceil(e / h.pages) * h.pages;
   if (end <= s) return;
   const after = yield* afterRemoveEvent(k, vma, s, end);
-  yield* k.hugetlb.zap(after.vma, s, after.e, 'madvise_dontneed');
+  yield* k.hugetlb.zapSingle(after.vma, s, after.e, 'madvise_dontneed');
 }
 
 /**
