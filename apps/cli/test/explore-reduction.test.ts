@@ -2,12 +2,13 @@ import { exploreScenario, isExploreResult, type ExploreOptions, type ExploreResu
 import { devdax } from '@daxlab/driver-devdax';
 import { nvdimm } from '@daxlab/driver-nvdimm';
 import { describe, expect, it } from 'vitest';
+import { fuse } from '@daxlab/fs-fuse';
 import { xfs } from '@daxlab/fs-xfs';
 import { testArch } from '@daxlab/core/testing';
 import { readdirSync } from 'node:fs';
 import { EXPLORE_DIR, exploreScenarioFile } from './explore-family.js';
 
-const catalog: PluginCatalog = { arch: { x86: () => testArch() }, fs: { xfs: () => xfs() }, driver: { nvdimm: () => nvdimm(), devdax: () => devdax() } };
+const catalog: PluginCatalog = { arch: { x86: () => testArch() }, fs: { xfs: () => xfs(), fuse: () => fuse() }, driver: { nvdimm: () => nvdimm(), devdax: () => devdax() } };
 type Features = Record<string, string | boolean>;
 
 function explore(file: string, version: string, features: Features, options: ExploreOptions): ExploreResult {

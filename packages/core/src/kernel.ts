@@ -8,7 +8,7 @@ import { InputError, KernelError, UnsupportedError, type Errno } from './errors.
 import { FaultInjection, type FaultSite } from './fault-inject.js';
 import type { KernelEvents } from './events.js';
 import { DEFAULT_PRESET, kernelAtLeast, presetNamed, resolveFeatures, type FeatureSet } from './features.js';
-import { FALLOC_FLAG, type DaxFilesystem, type FallocateMode, type FilesystemPlugin, type FsMountOptions } from './fs/filesystem.js';
+import { FALLOC_FLAG, type DaxFilesystem, type FallocateMode, type FileServerOptions, type FilesystemPlugin, type FsMountOptions } from './fs/filesystem.js';
 import { fileRead, fileWrite, type BdevIoArgs, type FileIoArgs } from './fs/rw.js';
 import { checkMapSync, chattr, closeFile, dropCaches, mkdir, mountedFilesystems, mountedOn, openFile, remount, rename, umount, type DaxMountOption } from './fs/daxmode.js';
 import { conventionFor, type RefcountConvention } from './mm/convention.js';
@@ -672,10 +672,12 @@ export class Kernel {
    * mount(2) of the device's filesystem with a dax option (fs/daxmode.ts): `true` (the default) is
    * the legacy `-o dax`, `false` no dax option, or dax=always|never|inode where the release has it.
    * Mounting again after `umount` finds what is on the device. `ro`: mount -o ro (SB_RDONLY from
-   * the start; `remount` changes it); without it every mount is read-write.
+   * the start; `remount` changes it); without it every mount is read-write. `fopenDirectIo` and
+   * `directIoAllowMmap` are what a FUSE server answers on this connection (FileServerOptions).
    */
-  *mount(a: { device: string; fs?: string; dax?: DaxMountOption; ro?: boolean } & FsMountOptions): Op {
+  *mount(a: { device: string; fs?: string; dax?: DaxMountOption; ro?: boolean } & FsMountOptions & FileServerOptions): Op {
     const options: FsMountOptions = { data: a.data, delalloc: a.delalloc, inlineData: a.inlineData, verity: a.verity };
+    const server: FileServerOptions = { fopenDirectIo: a.fopenDirectIo, directIoAllowMmap: a.directIoAllowMmap };
     const name = a.fs ?? this.defaultFs?.fsName;
     const plugin = name ? this.fsPlugins.get(name) : undefined;
     if (!plugin) throw new InputError(`no filesystem plugin '${name ?? '(none)'}' in this kernel`, undefined, 'fs');
@@ -693,6 +695,7 @@ export class Kernel {
       if (old.name !== plugin.fsName) throw new KernelError('EINVAL', `${a.device} holds ${old.name}, not ${plugin.fsName}`);
       const mode = old.parseDaxOption(a.dax ?? true);
       old.applyMountOptions(mode, options);
+      old.applyServerOptions(server);
       old.daxMode = mode;
       old.mounted = true;
       old.readOnly = a.ro ?? false;
@@ -705,6 +708,7 @@ export class Kernel {
     const fs = plugin.mount(this, device);
     const mode = fs.parseDaxOption(a.dax ?? true);
     fs.applyMountOptions(mode, options);
+    fs.applyServerOptions(server);
     fs.daxMode = mode;
     fs.readOnly = a.ro ?? false;
     device.fs = fs;
@@ -1055,6 +1059,7 @@ export class Kernel {
       const { fs, inode } = this.file(a.file);
       const nomaywrite = this.openForMmap(fs, inode, shared, write);
       if (a.sync) checkMapSync(fs, inode);
+      yield* fs.mmapPageCache(inode, shared);
       const start = this.vm.placeVma(mm, pages, 1);
       vma = this.vm.addVma(mm, { name: a.as, start, pages, pgoff: offset / ps, flags: this.vm.flags({ write, shared, ...nomaywrite }), kind: 'pagecache', inode: null, device: null, cacheFile: inode.cache!, anonVma: 0 });
     } else if (a.file !== undefined) {

@@ -9,6 +9,8 @@ import {
   type DaxMode,
   type DaxMountOption,
   type Directory,
+  type DirectIoCoherence,
+  type FileServerOptions,
   type FallocateMode,
   FALLOC_FLAG,
   type Device,
@@ -79,6 +81,13 @@ interface FuseInodeDax {
   readonly tree: Map<number, Dmap>;
   /** the host file's data as virtiofsd sees it, by file page; pages not listed read as zeroes */
   readonly host: Map<number, string>;
+  /**
+   * What each page-cache folio held when it last agreed with the host (read in by FUSE_READ, or
+   * written back): a folio that still holds it is clean. The model keeps no PG_dirty for page-cache
+   * files, and a clean folio may be stale (an FOPEN_DIRECT_IO write changed the host under it), so
+   * writeback must not send it.
+   */
+  readonly synced: Map<number, string>;
 }
 
 const HOLE: Iomap = { type: 'hole', pfn: 0, contiguous: 1, shared: false };
@@ -164,16 +173,28 @@ export class Fuse extends DaxFilesystem {
 
   /** A page-cache read of a file without S_DAX: FUSE_READ, the host file's data. */
   protected override readCachedPage(inode: Inode, index: number): string {
-    return this.hostData(inode, index);
+    const data = this.hostData(inode, index);
+    this.daxOf(inode).synced.set(index, data);
+    return data;
   }
 
-  /** Writeback of a file without S_DAX (fuse_writepages: FUSE_WRITE): every cached page goes to the host file. */
+  /**
+   * Writeback of a file without S_DAX (fuse_writepages: FUSE_WRITE): every dirty cached page inside
+   * i_size goes to the host file; a folio holding what it held when it last agreed with the host
+   * is clean and stays out, even where the host has changed since.
+   */
   protected override writeback(inode: Inode): void {
     const cache = inode.cache;
     if (!cache || cache.cache.size === 0) return;
+    const { host, synced } = this.daxOf(inode);
+    const dirty = [...cache.cache].filter(([index, pfn]) => index < this.pages(inode.size) && synced.get(index) !== (this.k.pages.data.get(pfn) ?? ''));
+    if (dirty.length === 0) return;
     this.step(inode, 'FUSE_WRITE');
-    const host = this.daxOf(inode).host;
-    for (const [index, pfn] of cache.cache) if (index < this.pages(inode.size)) host.set(index, this.k.pages.data.get(pfn) ?? '');
+    for (const [index, pfn] of dirty) {
+      const data = this.k.pages.data.get(pfn) ?? '';
+      host.set(index, data);
+      synced.set(index, data);
+    }
   }
 
   /**
@@ -194,6 +215,67 @@ export class Fuse extends DaxFilesystem {
     }
   }
 
+  // ---- FOPEN_DIRECT_IO files (fs/fuse/file.c) --------------------------------------------
+
+  /** What the server answered on this connection (the mount's server fields). */
+  private server: Required<FileServerOptions> = { fopenDirectIo: false, directIoAllowMmap: false };
+
+  override applyServerOptions(o: FileServerOptions): void {
+    this.server = { fopenDirectIo: o.fopenDirectIo ?? false, directIoAllowMmap: o.directIoAllowMmap ?? false };
+  }
+
+  /**
+   * fuse_do_open() keeps the open_flags of the FUSE_OPEN reply: the model's server sets
+   * FOPEN_DIRECT_IO on every open of a regular file when asked to (virtiofsd --cache=never). It is
+   * the open file's flag, so it holds for a DAX file too; fuse_file_read_iter,
+   * fuse_file_write_iter and fuse_file_mmap test FUSE_IS_DAX() first (the callers' S_DAX test).
+   */
+  override fopenDirectIo(_inode: Inode): boolean {
+    return this.server.fopenDirectIo;
+  }
+
+  /**
+   * fc->direct_io_allow_mmap: process_init_reply() sets it from FUSE_DIRECT_IO_RELAX, e78662e818f9
+   * "fuse: add a new fuse init flag to relax restrictions in no cache mode" (v6.6), renamed
+   * FUSE_DIRECT_IO_ALLOW_MMAP (the same bit) by c55e0a55b165 (v6.7, in 6.6.y too). An older kernel
+   * does not know the bit: the server's answer has no effect.
+   */
+  private get directIoAllowMmap(): boolean {
+    return this.server.directIoAllowMmap && kernelAtLeast(this.k.version, 6, 6);
+  }
+
+  /**
+   * fuse_direct_io() of an FOPEN_DIRECT_IO file (fuse_direct_read_iter, fuse_direct_write_iter):
+   * before v6.6 it leaves the page cache alone (only fuse_sync_writes for writeback in flight,
+   * which the model has none of); v6.6 writes the range back first when the connection allows
+   * mmap (b5a2a3a0b776, for reads and writes) and invalidates it before a write (80e4f25262f9);
+   * v6.19 writes back whatever the connection (1ce120dcefc0) and invalidates the whole range again
+   * after a write that did something (b359af8275a9, generic/209).
+   */
+  override fopenDirectIoCoherence(): DirectIoCoherence {
+    if (kernelAtLeast(this.k.version, 6, 19)) return { writeback: true, invalidateBefore: true, invalidateAfter: 'range' };
+    if (kernelAtLeast(this.k.version, 6, 6)) return { writeback: this.directIoAllowMmap, invalidateBefore: true, invalidateAfter: false };
+    return { writeback: false, invalidateBefore: false, invalidateAfter: false };
+  }
+
+  /**
+   * fuse_file_mmap() of a file without DAX opened FOPEN_DIRECT_IO: MAP_SHARED (VM_MAYSHARE,
+   * read-only or not) is -ENODEV unless the connection allows mmap (v6.6); then
+   * invalidate_inode_pages2() of the whole file (dirty folios laundered to the server, every
+   * mapping's PTEs of them zapped, COW copies kept) and a page-cache mapping
+   * (generic_file_mmap; a shared one gets fuse_file_vm_ops from 9511176bbaee, v6.9, not
+   * modelled apart).
+   */
+  override *mmapPageCache(inode: Inode, shared: boolean): Op {
+    if (!this.server.fopenDirectIo) return;
+    if (shared && !this.directIoAllowMmap) {
+      const why = kernelAtLeast(this.k.version, 6, 6) ? 'the server did not answer FUSE_INIT with FUSE_DIRECT_IO_ALLOW_MMAP' : 'no FUSE_DIRECT_IO_ALLOW_MMAP before v6.6';
+      throw new KernelError('ENODEV', `mmap MAP_SHARED of '${inode.name}', opened FOPEN_DIRECT_IO (fuse_file_mmap): ${why}`);
+    }
+    this.step(inode, 'invalidate_inode_pages2');
+    yield* this.invalidateInodePages2(inode);
+  }
+
   /** FUSE_DAX_PAGES */
   get rangePages(): number {
     return this.blocks.rangePages;
@@ -203,7 +285,7 @@ export class Fuse extends DaxFilesystem {
   private daxOf(inode: Inode): FuseInodeDax {
     const s = inode.state['fuseDax'] as FuseInodeDax | undefined;
     if (s) return s;
-    const created: FuseInodeDax = { sem: new RwSem(`${inode.name}:dax->sem`, () => this.k.currentThread), tree: new Map(), host: new Map() };
+    const created: FuseInodeDax = { sem: new RwSem(`${inode.name}:dax->sem`, () => this.k.currentThread), tree: new Map(), host: new Map(), synced: new Map() };
     inode.state['fuseDax'] = created;
     return created;
   }

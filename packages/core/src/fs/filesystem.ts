@@ -1,6 +1,6 @@
 import type { Kernel } from '../kernel.js';
 import type { Iomap, DaxIomapOps, WaitCallbacks } from '../dax/dax.js';
-import { KernelError } from '../errors.js';
+import { InputError, KernelError } from '../errors.js';
 import type { Vmf } from '../mm/fault.js';
 import type { KernelDescription } from '../plugin.js';
 import type { DriverPlugin, RawNamespace } from '../driver.js';
@@ -29,6 +29,30 @@ export interface FsMountOptions {
   inlineData?: boolean;
   /** mkfs.ext4 -O verity: the filesystem's feature, made at the device's first mount */
   verity?: boolean;
+}
+
+/**
+ * What a filesystem's file server answers (FUSE: the model's virtiofsd), given by a `mount` step:
+ * each mount is a new connection (FUSE_INIT) whose server opens every file the same way.
+ */
+export interface FileServerOptions {
+  /** FOPEN_DIRECT_IO in every FUSE_OPEN / FUSE_CREATE reply (virtiofsd --cache=never) */
+  fopenDirectIo?: boolean;
+  /** FUSE_DIRECT_IO_ALLOW_MMAP in the FUSE_INIT reply (FUSE_DIRECT_IO_RELAX, the same bit, in v6.6) */
+  directIoAllowMmap?: boolean;
+}
+
+/**
+ * What a direct I/O to a file server does with the range's page cache: written back first
+ * (filemap_write_and_wait_range), and for a write invalidated before the requests
+ * (invalidate_inode_pages2_range: unmapped from every process, COW copies kept, dropped) and
+ * after them, over the pages written (`written`: kiocb_invalidate_post_direct_write) or the
+ * whole range asked for (`range`).
+ */
+export interface DirectIoCoherence {
+  readonly writeback: boolean;
+  readonly invalidateBefore: boolean;
+  readonly invalidateAfter: 'written' | 'range' | false;
 }
 
 /**
@@ -245,6 +269,36 @@ export abstract class DaxFilesystem implements FsHandle, DaxIomapOps {
   applyMountOptions(_mode: DaxMode, o: FsMountOptions): void {
     const given = (Object.keys(o) as (keyof FsMountOptions)[]).filter((key) => o[key] !== undefined);
     if (given.length) throw new KernelError('EINVAL', `${this.name}: unknown mount option ${given.join(', ')} (only ext4 has data=, delalloc, inline_data and verity)`);
+  }
+
+  /**
+   * The file server's answers (a `mount` step's server fields): only FUSE has a server, so any
+   * other filesystem refuses them as input errors.
+   */
+  applyServerOptions(o: FileServerOptions): void {
+    const given = (Object.keys(o) as (keyof FileServerOptions)[]).find((key) => o[key] !== undefined);
+    if (given) throw new InputError(`mount.${given}: ${this.name} has no file server (it is what a FUSE server answers): leave it out, or mount fs: fuse`, undefined, given);
+  }
+
+  /**
+   * Whether read(2) and write(2) of a file without S_DAX bypass its page cache, O_DIRECT or not
+   * (FUSE's FOPEN_DIRECT_IO open files). The base: never.
+   */
+  fopenDirectIo(_inode: Inode): boolean {
+    return false;
+  }
+
+  /** The page-cache handling of an FOPEN_DIRECT_IO read or write (only where fopenDirectIo()). */
+  fopenDirectIoCoherence(): DirectIoCoherence {
+    throw new Error(`${this.name}: no FOPEN_DIRECT_IO files`);
+  }
+
+  /**
+   * What the filesystem's ->mmap does before a file without S_DAX gets a page-cache mapping
+   * (MAP_SHARED when `shared`). The base: nothing (generic_file_mmap).
+   */
+  *mmapPageCache(_inode: Inode, _shared: boolean): Op {
+    yield* [];
   }
 
   /**

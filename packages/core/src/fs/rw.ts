@@ -6,7 +6,7 @@ import { PG } from '../mm/pages.js';
 import { preempt, type Op } from '../sched.js';
 import type { GupHandle, Inode, PageCacheFile } from '../types.js';
 import type { Iomap } from '../dax/dax.js';
-import type { DaxFilesystem } from './filesystem.js';
+import type { DaxFilesystem, DirectIoCoherence } from './filesystem.js';
 
 /**
  * pread(2) / pwrite(2) of a file, with O_DIRECT or without: the user buffer is `length` bytes of
@@ -46,17 +46,19 @@ import type { DaxFilesystem } from './filesystem.js';
  *   FMODE_CAN_ODIRECT (v6.6, "tmpfs: trivial support for direct IO" [M]); from then the I/O is
  *   the buffered one. hugetlbfs and secretmem have no ->write_iter (vfs_write: -EINVAL);
  *   secretmem has no ->read_iter either; hugetlbfs_read_iter() copies the cached huge pages.
- * - FUSE: a DAX write that extends the file (fuse_dax_write_iter: file_extending_write) and
- *   O_DIRECT of a file without DAX (fuse_direct_IO) go to the server: fuse_direct_io() GUPs the
- *   buffer pages (FOLL_GET up to v6.8, FOLL_PIN from v6.9) for FUSE_READ / FUSE_WRITE requests,
- *   and a page it cannot get gives a short count (serverIo below).
+ * - FUSE: a DAX write that extends the file (fuse_dax_write_iter: file_extending_write),
+ *   O_DIRECT of a file without DAX (fuse_direct_IO) and every read and write of a file without
+ *   DAX that the server opened FOPEN_DIRECT_IO (fuse_direct_read_iter / fuse_direct_write_iter)
+ *   go to the server: fuse_direct_io() GUPs the buffer pages (FOLL_GET up to v6.8, FOLL_PIN from
+ *   v6.9) for FUSE_READ / FUSE_WRITE requests, and a page it cannot get gives a short count
+ *   (serverIo below).
  *
  * The model's data is one string per page, so the position and length must be whole pages
  * (anything else that the kernel accepts is refused as not modelled). Not modelled: the
  * file_remove_privs / timestamp updates of xfs_file_write_checks, RLIMIT_FSIZE, the
  * buffered fallback a direct write takes when the page cache cannot be invalidated (-ENOTBLK),
- * O_DIRECT on disk tmpfiles (whose blocks are not modelled), FUSE's FOPEN_DIRECT_IO files and
- * asynchronous direct I/O, and poisoned DAX blocks (dax_recovery_write).
+ * O_DIRECT on disk tmpfiles (whose blocks are not modelled), asynchronous direct I/O, and
+ * poisoned DAX blocks (dax_recovery_write).
  */
 
 /** A pread / pwrite step's arguments. */
@@ -132,6 +134,9 @@ function* fileIo(k: Kernel, a: FileIoArgs, dir: Dir): Op<number> {
   if (n === 0) return 0;
   if (inode.sDax) return dir === 'read' ? yield* daxRead(k, fs, inode, first, n, buf) : yield* daxWrite(k, fs, inode, first, n, buf, call);
   if (!inode.cache) throw new Error(`${inode.name}: neither S_DAX nor a page cache`);
+  // fuse_file_read_iter / fuse_file_write_iter: FUSE_IS_DAX() first, then an FOPEN_DIRECT_IO open
+  // file is fuse_direct_read_iter / fuse_direct_write_iter, with O_DIRECT or without
+  if (fs.fopenDirectIo(inode)) return yield* serverDirectIo(k, fs, inode, first, n, buf, dir, call, fs.fopenDirectIoCoherence());
   if (directNonDax) {
     if (fs.directIoToServer) return yield* serverDirectIo(k, fs, inode, first, n, buf, dir, call);
     return yield* directIo(k, fs, inode, first, n, buf, dir, call);
@@ -656,23 +661,34 @@ function* serverIo(k: Kernel, fs: DaxFilesystem, inode: Inode, first: number, n:
 }
 
 /**
- * O_DIRECT of a FUSE file without DAX: fuse_cache_read_iter / fuse_cache_write_iter ->
- * generic_file_read_iter / generic_file_direct_write -> ->direct_IO, fuse_direct_IO(). A write
- * holds inode_lock; a read takes no i_rwsem. The range's page cache is written back first and,
- * for a write, invalidated before and after (kiocb_invalidate_pages,
- * kiocb_invalidate_post_direct_write), as for iomap direct I/O. A read past i_size returns 0 and
- * one across it stops there (the server's short read); a write that wrote something extends
- * i_size to its end (fuse_write_update_size).
+ * O_DIRECT of a FUSE file without DAX, through the VFS: fuse_cache_read_iter /
+ * fuse_cache_write_iter -> generic_file_read_iter / generic_file_direct_write -> ->direct_IO,
+ * fuse_direct_IO(). The range's page cache is written back first and, for a write, invalidated
+ * before and after (kiocb_invalidate_pages, kiocb_invalidate_post_direct_write), as for iomap
+ * direct I/O.
  */
-function* serverDirectIo(k: Kernel, fs: DaxFilesystem, inode: Inode, first: number, n: number, buf: UserBuffer, dir: Dir, call: string): Op<number> {
+const VFS_DIRECT_IO: DirectIoCoherence = { writeback: true, invalidateBefore: true, invalidateAfter: 'written' };
+
+/**
+ * A FUSE direct I/O of a file without DAX: O_DIRECT through the VFS (VFS_DIRECT_IO), or any
+ * read or write of an FOPEN_DIRECT_IO open file, fuse_direct_read_iter / fuse_direct_write_iter
+ * calling fuse_direct_io() itself, whose page-cache handling (`sync`) changed by release (the
+ * filesystem's fopenDirectIoCoherence()). A write holds inode_lock; a read takes no i_rwsem. A
+ * read past i_size returns 0 and one across it stops there (the server's short read); a write
+ * that wrote something extends i_size to its end (fuse_write_update_size /
+ * fuse_write_update_attr).
+ */
+function* serverDirectIo(k: Kernel, fs: DaxFilesystem, inode: Inode, first: number, n: number, buf: UserBuffer, dir: Dir, call: string, sync = VFS_DIRECT_IO): Op<number> {
   const ps = k.mmu.basePageSize;
   if (dir === 'write') yield* inode.iolock.downWrite();
   try {
     const end = dir === 'read' ? Math.min(first + n, fs.pages(inode.size)) : first + n;
     if (end <= first) return 0;
-    yield* fs.syncForDirectIo(inode, first, end - 1, dir === 'write');
+    // a dirty folio invalidate_inode_pages2_range() meets is written first (->launder_folio)
+    const invalidate = dir === 'write' && sync.invalidateBefore;
+    if (sync.writeback || invalidate) yield* fs.syncForDirectIo(inode, first, end - 1, invalidate);
     const done = yield* serverIo(k, fs, inode, first, end - first, buf, dir, call);
-    if (dir === 'write' && done > 0) yield* fs.syncForDirectIo(inode, first, first + done - 1, true);
+    if (dir === 'write' && done > 0 && sync.invalidateAfter) yield* fs.syncForDirectIo(inode, first, (sync.invalidateAfter === 'range' ? end : first + done) - 1, true);
     const bytes = shortCount(done, ps, call, `GUP of the buffer page ${buf.first} of '${buf.map}' failed (fuse_get_user_pages)`);
     if (dir === 'read') return Math.min(bytes, inode.size - first * ps);
     extendSize(k, fs, inode, first, done);
