@@ -110,6 +110,12 @@ describe('the page cache of an FOPEN_DIRECT_IO file across releases (fuse_direct
     expect([host(b, 0), b.k.run(b.k.read({ map: 'p', page: 0 }))]).toEqual(['N0', 'H0']);
   });
 
+  it('O_DIRECT changes nothing for such a file: fuse_direct_write_iter, not the VFS path that would invalidate before and after', () => {
+    const b = privatelyMapped('v6.1');
+    expect(b.k.run(b.k.pwrite({ file: 'a', length: PAGE, map: 'buf', direct: true }))).toBe(PAGE);
+    expect([host(b, 0), b.k.run(b.k.read({ map: 'p', page: 0 }))]).toEqual(['N0', 'H0']);
+  });
+
   it('from v6.6 the written range is invalidated first (80e4f25262f9): the mapping refaults and reads the new data', () => {
     const b = privatelyMapped('v6.6');
     expect(b.k.run(b.k.pwrite({ file: 'a', length: PAGE, map: 'buf' }))).toBe(PAGE);
