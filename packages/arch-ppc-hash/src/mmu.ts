@@ -51,6 +51,10 @@ export const PPC_HASH_64K_MMU: Mmu = {
   // physical 0: the kernel runs at real address 0, where its exception vectors must be
   // (arch/powerpc/kernel/head_64.S), so everything below core's RAM is RAM the kernel owns.
   devmem: { lowMemory: [{ start: 0, end: 4 * GiB, kind: 'ram' }], filter: 'ram-refused' },
+  // address-space slices of one page size each (arch/powerpc/include/asm/book3s/64/slice.h:
+  // SLICE_LOW_SHIFT 28, SLICE_LOW_TOP 4 GiB, SLICE_HIGH_SHIFT 40; both page sizes): a hugetlb
+  // mapping needs slices of its huge page size (book3s64/slice.c slice_get_unmapped_area())
+  slices: { lowSize: 256 * MiB, lowTop: 4 * GiB, highSize: 1024 * GiB },
   // no memfdSecretSince: powerpc selects no ARCH_HAS_SET_DIRECT_MAP (mm/Kconfig SECRETMEM depends
   // on it) and has no memfd_secret in its syscall table [M]: memfd_secret() is ENOSYS
 };

@@ -69,6 +69,21 @@ export interface Mmu {
   readonly uffdWpSince?: readonly [major: number, minor: number];
   /** The first release in which the arch selects HAVE_ARCH_USERFAULTFD_MINOR (UFFDIO_REGISTER_MODE_MINOR); absent: never. */
   readonly uffdMinorSince?: readonly [major: number, minor: number];
+  /**
+   * Address-space slices of one MMU page size each (powerpc64 hash: mm/slices.ts), which
+   * get_unmapped_area() must fit a mapping's page size into; absent: no such constraint.
+   */
+  readonly slices?: MmuSlices;
+}
+
+/** Slice geometry in bytes (arch/powerpc/include/asm/book3s/64/slice.h). */
+export interface MmuSlices {
+  /** 1 << SLICE_LOW_SHIFT: the size of each slice below lowTop */
+  readonly lowSize: number;
+  /** SLICE_LOW_TOP: where the low slices end and the high ones take over */
+  readonly lowTop: number;
+  /** 1 << SLICE_HIGH_SHIFT: the size of each slice above lowTop */
+  readonly highSize: number;
 }
 
 /**

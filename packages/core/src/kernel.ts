@@ -35,6 +35,7 @@ import { PageCache, type ShmemHugeMode, type TmpfsHuge } from './mm/pagecache.js
 import { IoUring } from './mm/iouring.js';
 import { Hugetlb } from './mm/hugetlb.js';
 import { Secretmem } from './mm/secretmem.js';
+import { sliceFixed } from './mm/slices.js';
 import { Swap } from './mm/swap.js';
 import { Ksm } from './mm/ksm.js';
 import { Numa, type MbindFlags, type MpolMode } from './mm/mempolicy.js';
@@ -1031,6 +1032,10 @@ export class Kernel {
       const fixedOffset = a.fixed.offset ?? 0;
       if (fixedOffset % ps !== 0) throw new KernelError('EINVAL', `mmap MAP_FIXED at offset ${fixedOffset} of '${a.fixed.map}': not page aligned`);
       const at = target.origin.start + fixedOffset / ps;
+      // do_mmap() -> get_unmapped_area(MAP_FIXED) before mmap_region() unmaps the old VMAs: on an
+      // MMU with slices, those still count against a slice of another page size (mm/slices.ts)
+      const huge = memfd?.hugetlb ?? (a.hugetlb !== undefined ? this.hugetlb.hstate(a.hugetlb) : null);
+      sliceFixed(this.mmu, mm, at, huge ? Math.ceil(pages / huge.pages) * huge.pages : pages, huge?.pages ?? 1);
       try {
         yield* this.vm.munmapRange(mm, at, at + pages);
       } catch (e) {

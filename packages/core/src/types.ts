@@ -414,6 +414,11 @@ export interface Mm {
    */
   fixedPlacement?: number;
   /**
+   * The page size (in base pages) of each address-space slice a hugetlb mapping converted, by slice
+   * (`L<n>` / `H<n>`, mm/slices.ts; the rest have the base page size). Only where the MMU has slices.
+   */
+  slicePsize?: Map<string, number>;
+  /**
    * RLIMIT_MEMLOCK in pages after `setrlimit` (which also drops CAP_IPC_LOCK, as
    * memfd_secret.c's set_cap_limits() does); absent: the process has CAP_IPC_LOCK and no limit
    * applies (mlock_future_ok(), can_do_mlock()). Inherited over fork.

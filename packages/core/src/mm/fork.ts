@@ -17,6 +17,8 @@ export class Fork {
     const k = this.k;
     const child = k.vm.newMm(childName);
     child.nextVpn = parent.nextVpn;
+    // hash__init_new_context(): a fork child copies the parent's hash_mm_context, slice page sizes included (mm/slices.ts)
+    if (parent.slicePsize) child.slicePsize = new Map(parent.slicePsize);
     // copy_process(): the child shares the parent's rlimits and credentials (RLIMIT_MEMLOCK, CAP_IPC_LOCK)
     if (parent.memlockLimit !== undefined) child.memlockLimit = parent.memlockLimit;
     // copy_process() -> mpol_dup(): the task policy (mm/mempolicy.ts)

@@ -810,7 +810,8 @@ export class Hugetlb {
       for (let i = first; i < first + count; i++) resv.add(i);
       p.resv += count;
     }
-    const start = k.vm.placeVma(mm, pages, h.pages);
+    // hugetlb_get_unmapped_area(): aligned to the huge page, in slices of its size where the MMU has them
+    const start = k.vm.placeVma(mm, pages, h.pages, h.pages);
     return k.vm.addVma(mm, { name: a.as, start, pages, pgoff, flags: k.vm.flags({ write: a.write, shared: a.shared }), kind: 'pagecache', inode: null, device: null, cacheFile: f, anonVma: 0, hugetlb: { ...h, resv } });
   }
 

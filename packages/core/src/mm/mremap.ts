@@ -6,6 +6,7 @@ import type { Mm, Pte, UffdCtx, Vma } from '../types.js';
 import { vmasIn, type Leaf } from './vm.js';
 import { isWpMarker } from './guard.js';
 import { refuseSealedMremap } from './mseal.js';
+import { sliceFixed } from './slices.js';
 import type { UnmapEvents } from './userfaultfd.js';
 
 export interface MremapRequest {
@@ -133,6 +134,10 @@ function* moveVmaLocked(k: Kernel, m: VmaMove, ufEarly: UnmapEvents, ufUnmap: Un
   }
   refuseHugetlbBeforeV516(k, vma);
   if (end > vma.start + vma.pages) throw new KernelError('EFAULT', `mremap: pages ${start}..${end - 1} are not inside one VMA of ${mm.name}`);
+  // get_unmapped_area() of the VMA's file (MAP_FIXED at new_addr, after the unmap above): on an MMU
+  // with slices, new_addr's slices must take the VMA's page size (mm/slices.ts: -EBUSY)
+  const psize = vma.hugetlb?.pages ?? 1;
+  if (m.to !== null) sliceFixed(k.mmu, mm, m.to, pages, psize);
   if (vma.device && k.features['mremap-may-split-check']) {
     // move_vma() (prep_move_vma() since that rework [M]): ask before copying, so a refusal moves nothing
     const driver = k.driverOf(vma.device);
@@ -140,7 +145,7 @@ function* moveVmaLocked(k: Kernel, m: VmaMove, ufEarly: UnmapEvents, ufUnmap: Un
     if (vma.start + vma.pages !== end) driver.maySplit?.(k, vma.device, vma, end);
   }
   const align = vma.hugetlb ? vma.hugetlb.pages : vma.device ? Math.max(1, vma.device.align / k.mmu.basePageSize) : 1;
-  const to = m.to ?? k.vm.placeVma(mm, pages, align); // get_unmapped_area()
+  const to = m.to ?? k.vm.placeVma(mm, pages, align, psize);
   // copy_vma(): a new VMA for the new range, of the same file at the same offset, same anon_vma;
   // "If anonymous vma has not yet been faulted, update new pgoff to match new location, to
   // increase its chance of merging" (every release): an unfaulted anonymous VMA's vm_pgoff is

@@ -6,6 +6,7 @@ import type { AddressSpace, MappingRange, Mm, Pte, PteLevel, Vma, VmFlags } from
 import { samePolicy } from './mempolicy.js';
 import { PG } from './pages.js';
 import { refuseSealedMprotect, refuseSealedUnmap } from './mseal.js';
+import { slicePlace } from './slices.js';
 import type { UnmapEvents } from './userfaultfd.js';
 
 export interface Leaf {
@@ -168,9 +169,14 @@ export class Vm {
     return 0;
   }
 
-  /** get_unmapped_area() with THP-style alignment: align to the largest leaf the length allows. */
-  placeVma(mm: Mm, pages: number, align: number): number {
-    // mmap(MAP_FIXED): the address is the caller's (kernel.ts mmap unmapped what was there)
+  /**
+   * get_unmapped_area() with THP-style alignment: align to the largest leaf the length allows.
+   * `psize` is the mapping's MMU page size in base pages (a hugetlb mapping's huge page, else 1),
+   * which an MMU with slices must fit (mm/slices.ts).
+   */
+  placeVma(mm: Mm, pages: number, align: number, psize = 1): number {
+    // mmap(MAP_FIXED): the address is the caller's (kernel.ts mmap checked its slices, then
+    // unmapped what was there)
     if (mm.fixedPlacement !== undefined) {
       const at = mm.fixedPlacement;
       delete mm.fixedPlacement;
@@ -179,7 +185,7 @@ export class Vm {
       return at;
     }
     const a = Math.max(align, pages >= this.pudPages && this.pudPages > 0 ? this.pudPages : pages >= this.pmdPages ? this.pmdPages : 1);
-    const start = Math.ceil(mm.nextVpn / a) * a;
+    const start = slicePlace(this.k.mmu, mm, mm.nextVpn, pages, a, psize);
     mm.nextVpn = start + pages + this.pmdPages; // leave a guard gap
     return start;
   }
