@@ -40,8 +40,14 @@ export const PPC_HASH_64K_MMU: Mmu = {
   pteBits: { special: true, devmap: true, softDirty: true },
   devdaxAlignments: [64 * KiB, 16 * MiB],
   // arch_hugetlb_valid_size() (arch/powerpc/mm/hugetlbpage.c): the sizes mmu_psize_defs has a
-  // shift for; hash offers 16M and 16G (htab_init_page_sizes()). With 64K pages a 16M page is one
-  // PMD leaf (PMD_SHIFT 24); 16G lives in a hugepd, which the model does not map.
+  // shift for; hash offers 16M and 16G (htab_init_page_sizes()), and 16M is the default
+  // (hugetlbpage_init(): HPAGE_SHIFT). With 64K pages huge_pte_alloc() (book3s64) returns the PMD
+  // for 16M (PMD_SHIFT 24) and the PUD for 16G (PUD_SHIFT 34): leaves in every release; the model
+  // maps 16M only (pudSize is null: hash has no PUD device mappings). With 4K pages (PMD_SHIFT 21,
+  // PUD_SHIFT 28) both were hugepd entries until "powerpc/64s: Use contiguous PMD/PUD instead of
+  // HUGEPD" (Christophe Leroy, v7 of July 2024: v6.12 [M]; its cover letter: only hash-4k had
+  // hugepd on book3s64, "hash-64k ... just leaf entries") made them contiguous PMDs / PUDs:
+  // not modelled either way.
   hugetlbSizes: [16 * MiB, 16 * GiB],
   // memremap_compat_align() (arch/powerpc/mm/book3s64/pgtable.c): on hash, max(SUBSECTION_SIZE,
   // the linear map's page size), 16 MiB where the MMU has 16M pages (htab_init_page_sizes())
