@@ -57,6 +57,7 @@ describe('the selftests scenario library passes the default matrix', () => {
     // hugetlb-soft-offline.c as one scenario (main(): enable_soft_offline 1, then 0)
     // memory-failure.c: TEST_F(memory_failure, anon) in its madv_hard and madv_soft variants (memory-failure: 2; not clean_pagecache)
     // hugetlb-read-hwpoison.c: its three cases (read, read HWPOISON, seek then read HWPOISON) with 4-page chunks (hugetlb-read-hwpoison: 3)
+    // hugetlb_dio.c's four cases in one scenario per non-DAX filesystem /tmp may be on (hugetlb-dio: xfs, ext4)
     // memfd_secret.c: test_mlock_limit, test_vmsplice fresh and existing page, test_process_vm_read, test_ptrace (memfd-secret: 5; not test_file_apis)
     // guard-regions.c: 15 TEST_Fs on each of anon, shmem and local file (basic, multi_vma, process_madvise, munmap, mprotect, split_merge, dontneed, mlock, mremap_move/expand/shrink, fork, populate, cold_pageout, pagemap),
     // map_private, truncation, hole_punch on shmem and file, anon_zeropage and uffd on anon and shmem, fork_cow, fork_wipeonfork, lazyfree, readonly_file (guard-regions: 59)
@@ -72,7 +73,7 @@ describe('the selftests scenario library passes the default matrix', () => {
     // rmap.c: migrate.anon, migrate.shm, migrate.file, migrate.ksm and linux-next's migrate.ksm_and_mremap on two nodes (rmap: 5)
     // uffd-wp-mremap.c: test_one_folio() on a base page (shared, private, private swapped out), THPs (64 KiB and 2 MiB private, 2 MiB private swapped out, 2 MiB shmem) and hugetlb (shared, private) (uffd-wp-mremap: 9)
     // split_huge_page_test.c: split_pmd_thp_to_order for orders 0 and 2..8, split_pmd_zero_pages, split_pte_mapped_thp, split_thp_in_pagecache_to_order's steps at orders 0 and 4 on a MADV_COLLAPSE-built shmem THP, split_file_backed_thp at orders 0 and 1 on a huge=always tmpfs, and three cases it does not have: a pinned THP, fs-dax and device-dax PMDs (split-huge-page: 17)
-    expect(count).toEqual({ 'cow-anon': 14, 'cow-swap': 17, 'cow-thp': 73, 'cow-mthp': 14, 'cow-collapse': 4, 'cow-hugetlb': 17, 'cow-non-anon': 15, 'gup-longterm': 55, 'gup-test': 12, 'soft-dirty': 6, gaps: 1, pfnmap: 6, 'madv-populate': 5, ksm: 10, 'map-populate': 4, 'hugetlb-madvise': 1, 'hugetlb-madv-vs-map': 1, 'hugetlb-soft-offline': 1, 'hugetlb-read-hwpoison': 3, 'memory-failure': 2, mkdirty: 6, migration: 6, 'memfd-secret': 5, 'guard-regions': 60, memfd: 9, mseal: 49, uffd: 64, pagemap: 23, khugepaged: 41, 'split-huge-page': 17, merge: 22, mremap: 19, 'hugepage-mremap': 1, rmap: 5, 'uffd-wp-mremap': 9 });
+    expect(count).toEqual({ 'cow-anon': 14, 'cow-swap': 17, 'cow-thp': 73, 'cow-mthp': 14, 'cow-collapse': 4, 'cow-hugetlb': 17, 'cow-non-anon': 15, 'gup-longterm': 55, 'gup-test': 12, 'soft-dirty': 6, gaps: 1, pfnmap: 6, 'madv-populate': 5, ksm: 10, 'map-populate': 4, 'hugetlb-madvise': 1, 'hugetlb-madv-vs-map': 1, 'hugetlb-soft-offline': 1, 'hugetlb-read-hwpoison': 3, 'memory-failure': 2, 'hugetlb-dio': 2, mkdirty: 6, migration: 6, 'memfd-secret': 5, 'guard-regions': 60, memfd: 9, mseal: 49, uffd: 64, pagemap: 23, khugepaged: 41, 'split-huge-page': 17, merge: 22, mremap: 19, 'hugepage-mremap': 1, rmap: 5, 'uffd-wp-mremap': 9 });
     expect(scenarios.every((s) => s.name.startsWith('selftest-'))).toBe(true);
   });
 

@@ -330,6 +330,15 @@ export const FEATURES = [
       true: 'before fd96b8da68d3: every FAULT_FLAG_WRITE fault takes sb_start_pagefault(), file_update_time() and ext4_journal_start_sb(), which fails on a read-only filesystem (ext4_journal_check_start(): EROFS), so the fault is VM_FAULT_SIGBUS: a program on -o dax,ro dies (\'Segmentation fault\' in the fix\'s report) when execve() or the program first writes its private data segment',
     },
   },
+  {
+    name: 'bio-release-pages',
+    values: ['spanned', 'length'],
+    summary: 'how many buffer-page references a direct I/O bio drops at completion per folio segment (__bio_release_pages(); selftests/mm/hugetlb_dio.c)',
+    meaning: {
+      spanned: 'one per page the segment touches, the pages the bio GUPed: bio_for_each_segment_all() releases each page up to v6.7; from 38b43539d64b "block: Fix page refcounts for unaligned buffers in __bio_release_pages()" (for-6.9/block, v6.9) the folio loop counts the pages from fi.offset to fi.offset + fi.length - 1 (every preset)',
+      length: 'v6.8 only, between 1b151e2435fc "block: Remove special-casing of compound pages" (applied December 2023 for v6.8; backported to the stable trees) and its fix: bio_for_each_folio_all() releases one page per PAGE_SIZE of fi.length from the segment\'s first page (at least one), one too few when a multi-page segment of a large folio starts inside a page and its last page holds no more bytes than that offset: the last page keeps its pin, and a hugetlb folio never returns to the pool (hugetlb_dio case 4)',
+    },
+  },
 ] as const satisfies readonly FeatureSpec[];
 
 export type FeatureName = (typeof FEATURES)[number]['name'];
@@ -378,6 +387,7 @@ const V5_4: FeatureSet = {
   'mremap-devmap-pmd': false,
   'mremap-may-split-check': false,
   'migrate-device-thp': 'split',
+  'bio-release-pages': 'spanned',
   secretmem: 'absent',
   'read-only-thp-for-fs': false,
   'ext4-dax-cow-journal': false,

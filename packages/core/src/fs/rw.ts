@@ -1,5 +1,5 @@
 import type { Kernel } from '../kernel.js';
-import { KernelError } from '../errors.js';
+import { InputError, KernelError } from '../errors.js';
 import { kernelAtLeast } from '../features.js';
 import { F_SEAL_FUTURE_WRITE, F_SEAL_GROW, F_SEAL_WRITE } from '../mm/memfd.js';
 import { PG } from '../mm/pages.js';
@@ -54,7 +54,9 @@ import type { DaxFilesystem, DirectIoCoherence } from './filesystem.js';
  *   (serverIo below).
  *
  * The model's data is one string per page, so the position and length must be whole pages
- * (anything else that the kernel accepts is refused as not modelled). Not modelled: the
+ * (anything else that the kernel accepts is refused as not modelled), except for O_DIRECT
+ * without DAX on XFS / ext4, which moves bytes from a buffer that may start inside a page
+ * (directIo). Not modelled: the
  * file_remove_privs / timestamp updates of xfs_file_write_checks, RLIMIT_FSIZE, the
  * buffered fallback a direct write takes when the page cache cannot be invalidated (-ENOTBLK),
  * O_DIRECT on disk tmpfiles (whose blocks are not modelled), asynchronous direct I/O, and
@@ -71,6 +73,8 @@ export interface FileIoArgs {
   /** the mapping the user buffer is in, and its first page */
   readonly map: string;
   readonly page?: number;
+  /** bytes into page `page` where the buffer starts (default 0; O_DIRECT without DAX only) */
+  readonly pageOffset?: number;
   /** O_DIRECT */
   readonly direct?: boolean;
   /** the process making the call (default: the one that created the mapping) */
@@ -108,18 +112,25 @@ interface UserBuffer {
 function* fileIo(k: Kernel, a: FileIoArgs, dir: Dir): Op<number> {
   const ps = k.mmu.basePageSize;
   const offset = a.offset ?? 0;
+  const pageOffset = a.pageOffset ?? 0;
   const call = `p${dir}(${a.file}, ${offset}, ${a.length}${a.direct ? ', O_DIRECT' : ''})`;
   const buf: UserBuffer = { map: a.map, first: a.page ?? 0, ...(a.process !== undefined ? { process: a.process } : {}) };
+  if (pageOffset >= ps) throw new InputError(`${call}: pageOffset ${pageOffset} is not inside a ${ps}-byte page: give page + pageOffset with 0 <= pageOffset < ${ps}`, undefined, 'pageOffset');
   const memfd = k.pageCache.named(a.file);
-  if (memfd) return yield* memfdIo(k, memfd, a, dir, buf, call);
+  if (memfd) {
+    wholeBuffer(pageOffset, call);
+    return yield* memfdIo(k, memfd, a, dir, buf, call);
+  }
   const { fs, inode } = k.file(a.file);
   // the descriptor a write needs cannot be opened on a read-only mount (may_open: EROFS)
   if (dir === 'write') fs.checkWritable(`open '${a.file}' for ${call}`);
   const directNonDax = a.direct === true && !inode.sDax;
-  // the sector check of a direct I/O comes before anything is done (xfs_file_dio_write, iomap_dio_bio_iter);
+  // the sector check of a direct I/O comes before anything is done (xfs_file_dio_write,
+  // iomap_dio_bio_iter: the position, the length and the buffer's address, iov_iter_alignment()
+  // before v6.0 and bdev_iter_is_aligned() from v6.0 with pmem's 511-byte dma_alignment [M]);
   // fuse_direct_IO() has none (the server takes any range)
-  if (directNonDax && !fs.directIoToServer && (offset % LOGICAL_SECTOR !== 0 || a.length % LOGICAL_SECTOR !== 0)) {
-    throw new KernelError('EINVAL', `${call}: O_DIRECT position and length must be multiples of the ${LOGICAL_SECTOR}-byte logical sector`);
+  if (directNonDax && !fs.directIoToServer && (offset % LOGICAL_SECTOR !== 0 || a.length % LOGICAL_SECTOR !== 0 || pageOffset % LOGICAL_SECTOR !== 0)) {
+    throw new KernelError('EINVAL', `${call}: O_DIRECT position, length and buffer address must be multiples of the ${LOGICAL_SECTOR}-byte logical sector`);
   }
   // generic_write_check_limits() (xfs_file_write_checks / ext4_write_checks, under i_rwsem: the
   // model checks first): a write starting at or past s_maxbytes is -EFBIG, one crossing it is cut there
@@ -128,7 +139,13 @@ function* fileIo(k: Kernel, a: FileIoArgs, dir: Dir): Op<number> {
     if (offset >= fs.maxBytes) throw new KernelError('EFBIG', `${call}: at or past ${fs.name}'s s_maxbytes ${fs.maxBytes}`);
     length = Math.min(length, fs.maxBytes - offset);
   }
+  // iomap direct I/O moves bytes (the bio's segments); every other path here is modelled by whole pages
+  if (directNonDax && !fs.directIoToServer) {
+    if (!inode.cache) throw new Error(`${inode.name}: neither S_DAX nor a page cache`);
+    return length === 0 ? 0 : yield* directIo(k, fs, inode, offset, length, buf, pageOffset, dir, call);
+  }
   wholePages(ps, offset, length, call);
+  wholeBuffer(pageOffset, call);
   const first = offset / ps;
   const n = length / ps;
   if (n === 0) return 0;
@@ -137,16 +154,18 @@ function* fileIo(k: Kernel, a: FileIoArgs, dir: Dir): Op<number> {
   // fuse_file_read_iter / fuse_file_write_iter: FUSE_IS_DAX() first, then an FOPEN_DIRECT_IO open
   // file is fuse_direct_read_iter / fuse_direct_write_iter, with O_DIRECT or without
   if (fs.fopenDirectIo(inode)) return yield* serverDirectIo(k, fs, inode, first, n, buf, dir, call, fs.fopenDirectIoCoherence());
-  if (directNonDax) {
-    if (fs.directIoToServer) return yield* serverDirectIo(k, fs, inode, first, n, buf, dir, call);
-    return yield* directIo(k, fs, inode, first, n, buf, dir, call);
-  }
+  if (directNonDax) return yield* serverDirectIo(k, fs, inode, first, n, buf, dir, call);
   return yield* bufferedInodeIo(k, fs, inode, first, n, buf, dir);
 }
 
 /** Sub-page I/O cannot be represented: the model keeps one datum per page. */
 function wholePages(ps: number, offset: number, length: number, call: string): void {
   if (offset % ps !== 0 || length % ps !== 0) throw KernelError.unsupported('EOPNOTSUPP', `${call}: I/O of part of a page is not modelled (data is per page): use whole ${ps}-byte pages`);
+}
+
+/** A buffer that starts inside a page: modelled for O_DIRECT without DAX (iomap_dio_rw) only. */
+function wholeBuffer(pageOffset: number, call: string): void {
+  if (pageOffset !== 0) throw KernelError.unsupported('EOPNOTSUPP', `${call}: a buffer starting inside a page (pageOffset ${pageOffset}) is modelled for O_DIRECT of a file without DAX on XFS / ext4 only`);
 }
 
 // ---- the user side: copy_to_user / copy_from_user -------------------------------------------
@@ -289,8 +308,12 @@ function* daxWrite(k: Kernel, fs: DaxFilesystem, inode: Inode, first: number, n:
  * `ret > 0`), even where its iomap allocated blocks past EOF.
  */
 function extendSize(k: Kernel, fs: DaxFilesystem, inode: Inode, first: number, done: number): void {
-  const end = (first + done) * k.mmu.basePageSize;
-  if (done === 0 || end <= inode.size) return;
+  if (done > 0) extendSizeTo(k, fs, inode, (first + done) * k.mmu.basePageSize);
+}
+
+/** i_size_write() up to byte `end` when the file is shorter. */
+function extendSizeTo(k: Kernel, fs: DaxFilesystem, inode: Inode, end: number): void {
+  if (end <= inode.size) return;
   inode.size = end;
   if (inode.cache && inode.cache.pages < fs.pages(end)) inode.cache.pages = fs.pages(end);
   k.emit('fs.step', { fs: fs.name, file: inode.name, step: 'i_size_write' });
@@ -442,60 +465,162 @@ function* memfdIo(k: Kernel, file: PageCacheFile, a: FileIoArgs, dir: Dir, buf: 
  * XFS's block-aligned write shared (xfs_file_dio_write_aligned) unless it starts past EOF
  * (xfs_file_write_checks takes it exclusive to zero the gap); ext4 from v5.5 (iomap dio) shared
  * only for an overwrite of written blocks inside i_size (ext4_dio_write_checks), exclusive before.
+ * A write not aligned to the filesystem block (a page here) takes it exclusive on both (XFS:
+ * unaligned_io, xfs_file_dio_write_unaligned from v5.13; ext4_unaligned_io); the shared
+ * overwrite-only first try newer XFS and ext4 make for an unaligned overwrite is not modelled.
  */
-function directLockShared(k: Kernel, fs: DaxFilesystem, inode: Inode, first: number, n: number, dir: Dir): boolean {
+function directLockShared(k: Kernel, fs: DaxFilesystem, inode: Inode, pos: number, len: number, dir: Dir): boolean {
   if (dir === 'read') return true;
   const ps = k.mmu.basePageSize;
-  if (fs.name === 'xfs') return first * ps <= inode.size;
+  if (pos % ps !== 0 || len % ps !== 0) return false;
+  if (fs.name === 'xfs') return pos <= inode.size;
   if (!kernelAtLeast(k.version, 5, 5)) return false;
-  if ((first + n) * ps > inode.size) return false;
-  for (let i = first; i < first + n; i++) if (!inode.blocks.has(i) || fs.isUnwritten(inode, i)) return false;
+  if (pos + len > inode.size) return false;
+  for (let i = pos / ps; i < (pos + len) / ps; i++) if (!inode.blocks.has(i) || fs.isUnwritten(inode, i)) return false;
   return true;
 }
 
-function* directIo(k: Kernel, fs: DaxFilesystem, inode: Inode, first: number, n: number, buf: UserBuffer, dir: Dir, call: string): Op<number> {
+/** A direct I/O in progress: buffer byte `bufOffset + x - pos` (from page `buf.first`) is file byte x. */
+interface DirectIo {
+  readonly pos: number;
+  readonly bufOffset: number;
+  readonly buf: UserBuffer;
+  readonly dir: Dir;
+  readonly call: string;
+}
+
+/** How far an extent's I/O got: the file byte reached, and why it stopped short (null: it did not). */
+interface ExtentIo {
+  readonly reached: number;
+  readonly failed: string | null;
+}
+
+/**
+ * iomap_dio_rw() of the file bytes [pos, pos + len), the buffer starting `bufOffset` bytes into
+ * page `buf.first` of its mapping. Each iomap extent is one bio (dioBio); a hole read is
+ * iomap_dio_hole_iter() (dioZero). The model's data is one datum per page: a page moved in part
+ * takes the datum of the page its first byte comes from (the rest of a block the kernel zeroes or
+ * keeps is not modelled). A read stops at the page holding the last byte of i_size and returns
+ * at most the bytes up to i_size; a write extends i_size to its end.
+ */
+function* directIo(k: Kernel, fs: DaxFilesystem, inode: Inode, pos: number, len: number, buf: UserBuffer, bufOffset: number, dir: Dir, call: string): Op<number> {
   const ps = k.mmu.basePageSize;
-  const shared = directLockShared(k, fs, inode, first, n, dir);
+  const shared = directLockShared(k, fs, inode, pos, len, dir);
   yield* shared ? inode.iolock.downRead() : inode.iolock.downWrite();
   try {
-    const end = dir === 'read' ? Math.min(first + n, fs.pages(inode.size)) : first + n;
-    if (end <= first) return 0;
+    const endByte = dir === 'read' ? Math.min(pos + len, fs.pages(inode.size) * ps) : pos + len;
+    if (endByte <= pos) return 0;
+    const first = Math.floor(pos / ps);
+    const end = Math.ceil(endByte / ps);
     // kiocb_write_and_wait() / kiocb_invalidate_pages(): written back, and for a write dropped
     yield* fs.syncForDirectIo(inode, first, end - 1, dir === 'write');
-    let done = 0;
+    const io: DirectIo = { pos, bufOffset, buf, dir, call };
+    let reached = pos;
     let failed: string | null = null;
     for (let index = first; index < end && failed === null; ) {
       const map = dir === 'write' ? yield* writeIomap(fs, inode, index, end - index) : yield* fs.iomapBegin(inode, index, false, end - index);
       const run = Math.min(map.contiguous, end - index);
-      for (let i = 0; i < run; i++) {
-        if (dir === 'read' && map.type === 'hole') {
-          // iomap_dio_hole_iter(): iov_iter_zero, a CPU store into the buffer
-          if (!(yield* copyToUser(k, buf, done, ''))) {
-            failed = `the buffer page ${buf.first + done} of '${buf.map}' cannot be written`;
-            break;
-          }
-        } else {
-          const moved = yield* bioPage(k, buf, done, dir, map.pfn + i, call);
-          if (!moved) {
-            failed = `GUP of the buffer page ${buf.first + done} of '${buf.map}' failed (bio_iov_iter_get_pages)`;
-            break;
-          }
-        }
-        done++;
-      }
+      const from = Math.max(pos, index * ps);
+      const to = Math.min(endByte, (index + run) * ps);
+      const blockPfn = (page: number): number => map.pfn + page - index;
+      ({ reached, failed } = dir === 'read' && map.type === 'hole' ? yield* dioZero(k, io, from, to) : yield* dioBio(k, io, from, to, blockPfn));
       index += run;
     }
     // iomap_dio_complete() -> kiocb_invalidate_post_direct_write(): what the I/O faulted in goes again
-    if (dir === 'write' && done > 0) yield* fs.syncForDirectIo(inode, first, first + done - 1, true);
+    if (dir === 'write' && reached > pos) yield* fs.syncForDirectIo(inode, first, Math.ceil(reached / ps) - 1, true);
     // no IOMAP_DIO_PARTIAL on xfs and ext4: the error wins over the bytes done, and the end_io
     // (xfs_dio_write_end_io, ext4_dio_write_end_io: `if (error) return error`) extends nothing
     if (failed !== null) throw new KernelError('EFAULT', `${call}: ${failed}`);
-    if (dir === 'write') extendSize(k, fs, inode, first, done);
-    return dir === 'read' ? Math.min(done * ps, inode.size - first * ps) : done * ps;
+    if (dir === 'write') extendSizeTo(k, fs, inode, endByte);
+    return dir === 'read' ? Math.min(endByte, inode.size) - pos : endByte - pos;
   } finally {
     if (shared) inode.iolock.upRead();
     else inode.iolock.upWrite();
   }
+}
+
+/** The buffer pages (indices from `buf.first`) that the file bytes [from, to) of a direct I/O touch. */
+function bufferPages(ps: number, io: DirectIo, from: number, to: number): [number, number] {
+  return [Math.floor((io.bufOffset + from - io.pos) / ps), Math.floor((io.bufOffset + to - 1 - io.pos) / ps)];
+}
+
+/** The file byte the first byte of buffer page `j` that the I/O moves goes to or comes from. */
+function fileByteOf(ps: number, io: DirectIo, j: number): number {
+  return io.pos + Math.max(j * ps, io.bufOffset) - io.bufOffset;
+}
+
+/** The file byte the I/O has reached once buffer page `j` is done. */
+function reachedAfter(ps: number, io: DirectIo, j: number, to: number): number {
+  return Math.min(to, io.pos + (j + 1) * ps - io.bufOffset);
+}
+
+/** iomap_dio_hole_iter(): iov_iter_zero, CPU stores into the buffer pages whose first byte reads the hole. */
+function* dioZero(k: Kernel, io: DirectIo, from: number, to: number): Op<ExtentIo> {
+  const ps = k.mmu.basePageSize;
+  const [j0, j1] = bufferPages(ps, io, from, to);
+  let reached = from;
+  for (let j = j0; j <= j1; j++) {
+    if (fileByteOf(ps, io, j) >= from && !(yield* copyToUser(k, io.buf, j, ''))) {
+      return { reached, failed: `the buffer page ${io.buf.first + j} of '${io.buf.map}' cannot be written` };
+    }
+    reached = reachedAfter(ps, io, j, to);
+  }
+  return { reached, failed: null };
+}
+
+/**
+ * The bio of one extent, file bytes [from, to) in the blocks blockPfn(page): bio_iov_iter_get_pages()
+ * GUPs every buffer page the bytes touch (FOLL_GET until v6.4, FOLL_PIN from v6.5: a7e689dd1c06);
+ * a page two extents share is GUPed by both bios. Physically contiguous pages merge into one
+ * segment (bvec_try_merge_page), which bio_for_each_folio_all() walks per folio at completion:
+ * `bio-release-pages` says how many references __bio_release_pages() drops for it. The model
+ * moves one page at a time and ignores BIO_MAX_VECS (a bio of more than 256 segments is several).
+ */
+function* dioBio(k: Kernel, io: DirectIo, from: number, to: number, blockPfn: (page: number) => number): Op<ExtentIo> {
+  const ps = k.mmu.basePageSize;
+  const [j0, j1] = bufferPages(ps, io, from, to);
+  const firstFile = Math.floor(from / ps);
+  const lastFile = Math.floor((to - 1) / ps);
+  // the buffer page each file page's first byte comes from (a write's datum for that block)
+  const sourceOf = (page: number): number => Math.floor((io.bufOffset + Math.max(from, page * ps) - io.pos) / ps);
+  // the segment's first folio run: its in-page start offset, and whether the pages so far are one
+  const segmentOffset = (io.bufOffset + from - io.pos) % ps;
+  let run: { pfn: number; head: number } | null = null;
+  let oneRun = true;
+  let reached = from;
+  for (let j = j0; j <= j1; j++) {
+    const moved = yield* gupPageIo(k, io.buf, j, io.dir, {
+      name: `bio(${io.call})`,
+      submit: `submit_bio(${io.call})`,
+      pin: kernelAtLeast(k.version, 6, 5),
+      load: (current) => {
+        const x = fileByteOf(ps, io, j);
+        return x >= from && x < to ? (k.pages.data.get(blockPfn(Math.floor(x / ps))) ?? '') : current;
+      },
+      store: (data) => {
+        for (let page = firstFile; page <= lastFile; page++) if (sourceOf(page) === j) k.pages.data.set(blockPfn(page), data);
+      },
+      kept: (pfn) => {
+        const head = k.pages.headOf(pfn);
+        oneRun = oneRun && (run === null || (pfn === run.pfn + 1 && head === run.head));
+        run = { pfn, head };
+        return j === j1 && j > j0 && oneRun && lostByLength(k, segmentOffset, io.bufOffset + to - io.pos - j * ps);
+      },
+    });
+    if (!moved) return { reached, failed: `GUP of the buffer page ${io.buf.first + j} of '${io.buf.map}' failed (bio_iov_iter_get_pages)` };
+    reached = reachedAfter(ps, io, j, to);
+  }
+  return { reached, failed: null };
+}
+
+/**
+ * Whether v6.8's __bio_release_pages() (1b151e2435fc) leaves the last page of a multi-page folio
+ * segment held: it releases ceil(fi.length / PAGE_SIZE) pages from the first, one fewer than the
+ * pages spanned exactly when the bytes used in the last page are no more than the offset the
+ * segment starts at in its first page. 38b43539d64b (v6.9) counts the pages spanned.
+ */
+function lostByLength(k: Kernel, startOffset: number, lastPageBytes: number): boolean {
+  return k.features['bio-release-pages'] === 'length' && startOffset > 0 && lastPageBytes <= startOffset;
 }
 
 /**
@@ -521,10 +646,12 @@ interface PageIo {
   readonly submit: string;
   /** FOLL_PIN (else FOLL_GET) */
   readonly pin: boolean;
-  /** the file side's data (for a read) */
-  load(): string;
+  /** the file side's data (for a read), given the buffer page's own */
+  load(current: string): string;
   /** the file side takes the data (for a write) */
   store(data: string): void;
+  /** the completion leaves the reference in place (a leak: the handle stays held under its name) */
+  kept?(pfn: number): boolean;
 }
 
 /**
@@ -545,11 +672,12 @@ function* gupPageIo(k: Kernel, buf: UserBuffer, i: number, dir: Dir, io: PageIo)
     throw e;
   }
   k.pins.set(name, h);
+  let kept = false;
   try {
     yield preempt(io.submit);
     const pfn = h.pfns[0]!;
     if (dir === 'read') {
-      const data = io.load();
+      const data = io.load(k.pages.data.get(pfn) ?? '');
       k.pages.data.set(pfn, data);
       k.emit('dma.write', { name, pfn, data });
     } else {
@@ -557,9 +685,12 @@ function* gupPageIo(k: Kernel, buf: UserBuffer, i: number, dir: Dir, io: PageIo)
       k.emit('dma.read', { name, pfn, data });
       io.store(data);
     }
+    kept = io.kept?.(pfn) ?? false;
   } finally {
-    k.gupper.release(h, io.pin);
-    k.pins.delete(name);
+    if (!kept) {
+      k.gupper.release(h, io.pin);
+      k.pins.delete(name);
+    }
   }
   return true;
 }
@@ -588,6 +719,7 @@ function* bdevIo(k: Kernel, a: BdevIoArgs, dir: Dir): Op<number> {
   const offset = a.offset ?? 0;
   const call = `p${dir}(/dev/${a.device}, ${offset}, ${a.length}${a.direct ? ', O_DIRECT' : ''})`;
   const buf: UserBuffer = { map: a.map, first: a.page ?? 0, ...(a.process !== undefined ? { process: a.process } : {}) };
+  wholeBuffer(a.pageOffset ?? 0, call);
   if (k.rawNamespaces.has(a.device)) throw KernelError.unsupported('EOPNOTSUPP', `${call}: block I/O on the raw-mode namespace ${a.device} is not modelled (it has no physical range here)`);
   const device = k.device(a.device);
   // dax_fops (drivers/dax/device.c) has no ->read / ->write: vfs_read / vfs_write give -EINVAL

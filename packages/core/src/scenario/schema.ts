@@ -154,10 +154,11 @@ const releaseArgs = z
 const fileIoArgs = obj({
   file: Name.optional().describe('a file on a DAX-capable mount (DAX or not), a memfd or a tmpfile'),
   device: Name.optional().describe('instead of a file: the block device of a pmem namespace in fsdax mode (/dev/pmemX): offset 0 is the first page after the info block and memmap reserve (pmem to_offset(): sector * 512 + dataoff); no page cache modelled, the data is on the media at once (what fsync or the last close give); a device-dax instance has no read/write: EINVAL'),
-  offset: Size.optional().describe('the file position (default 0); whole pages (O_DIRECT without DAX: a multiple of 512 bytes, else EINVAL)'),
-  length: Size.describe('the byte count; whole pages'),
+  offset: Size.optional().describe('the file position (default 0); whole pages, except O_DIRECT of a file without DAX on XFS / ext4: any multiple of 512 bytes (else EINVAL)'),
+  length: Size.describe('the byte count; whole pages, except as offset'),
   map: Name.describe('the mapping the user buffer is in'),
   page: PageIndex.optional().describe('the page of the mapping the buffer starts at (default 0)'),
+  pageOffset: Size.optional().describe('bytes into that page where the buffer starts (default 0; below the page size). O_DIRECT of a file without DAX on XFS / ext4 only (a multiple of 512, else EINVAL); elsewhere refused as not modelled'),
   direct: Flag.optional().describe('O_DIRECT: on a file without S_DAX the buffer is GUPed for the I/O (get_user_pages_fast until v6.4, pinned from v6.5); on a DAX file the same copy as without'),
   process: Name.optional().describe('the calling process, whose address space the buffer is in (default: the one that created the mapping)'),
   bytes: z.number().int().nonnegative().optional().describe('the return value the call must give: the bytes read or written'),
