@@ -573,7 +573,7 @@ export class Kernel {
 
   // ---- operations -------------------------------------------------------------------------
 
-  *probe(a: { driver?: string; size: number; align?: number; altmap?: boolean; kind?: string; as: string; ranges?: ProbeRequest['ranges']; phys?: number; newInfoBlock?: boolean }): Op<Device> {
+  *probe(a: { driver?: string; size: number; align?: number; altmap?: boolean; kind?: string; mode?: 'fsdax' | 'devdax'; as: string; ranges?: ProbeRequest['ranges']; phys?: number; newInfoBlock?: boolean }): Op<Device> {
     if (this.devices.has(a.as) || this.rawNamespaces.has(a.as)) throw new InputError(`device '${a.as}' already exists`, undefined, 'as');
     // ndctl create-namespace -m devdax: a namespace dax_pmem binds as a device-dax instance
     const modeDriver = a.mode === 'devdax' ? 'devdax' : undefined;
