@@ -466,7 +466,7 @@ function* memfdIo(k: Kernel, file: PageCacheFile, a: FileIoArgs, dir: Dir, buf: 
  * (xfs_file_write_checks takes it exclusive to zero the gap); ext4 from v5.5 (iomap dio) shared
  * only for an overwrite of written blocks inside i_size (ext4_dio_write_checks), exclusive before.
  * A write not aligned to the filesystem block (a page here) takes it exclusive on both (XFS:
- * unaligned_io, xfs_file_dio_write_unaligned from v5.13; ext4_unaligned_io); the shared
+ * unaligned_io, xfs_file_dio_write_unaligned from v5.13 [M]; ext4_unaligned_io); the shared
  * overwrite-only first try newer XFS and ext4 make for an unaligned overwrite is not modelled.
  */
 function directLockShared(k: Kernel, fs: DaxFilesystem, inode: Inode, pos: number, len: number, dir: Dir): boolean {
