@@ -55,7 +55,7 @@ describe('the selftests scenario library passes the default matrix', () => {
     // gup_longterm.c's 2 io_uring cases on memfd, memfd-hugetlb, non-DAX ext4 and xfs, fs-dax, and MAP_SHARED on device-dax (11)
     // hugetlb-madvise.c as one scenario (its main() is one sequence); hugetlb_madv_vs_map.c as the interleaving that fails
     // hugetlb-soft-offline.c as one scenario (main(): enable_soft_offline 1, then 0)
-    // memory-failure.c: TEST_F(memory_failure, anon) in its madv_hard and madv_soft variants (memory-failure: 2; not clean_pagecache)
+    // memory-failure.c: TEST_F(memory_failure, anon) in its madv_hard and madv_soft variants, and clean_pagecache in both on xfs and on ext4 (memory-failure: 6)
     // hugetlb-read-hwpoison.c: its three cases (read, read HWPOISON, seek then read HWPOISON) with 4-page chunks (hugetlb-read-hwpoison: 3)
     // hugetlb_dio.c's four cases in one scenario per non-DAX filesystem /tmp may be on (hugetlb-dio: xfs, ext4)
     // memfd_secret.c: test_mlock_limit, test_vmsplice fresh and existing page, test_process_vm_read, test_ptrace (memfd-secret: 5; not test_file_apis)
@@ -73,7 +73,7 @@ describe('the selftests scenario library passes the default matrix', () => {
     // rmap.c: migrate.anon, migrate.shm, migrate.file, migrate.ksm and linux-next's migrate.ksm_and_mremap on two nodes (rmap: 5)
     // uffd-wp-mremap.c: test_one_folio() on a base page (shared, private, private swapped out), THPs (64 KiB and 2 MiB private, 2 MiB private swapped out, 2 MiB shmem) and hugetlb (shared, private) (uffd-wp-mremap: 9)
     // split_huge_page_test.c: split_pmd_thp_to_order for orders 0 and 2..8, split_pmd_zero_pages, split_pte_mapped_thp, split_thp_in_pagecache_to_order's steps at orders 0 and 4 on a MADV_COLLAPSE-built shmem THP, split_file_backed_thp at orders 0 and 1 on a huge=always tmpfs, and three cases it does not have: a pinned THP, fs-dax and device-dax PMDs (split-huge-page: 17)
-    expect(count).toEqual({ 'cow-anon': 14, 'cow-swap': 17, 'cow-thp': 73, 'cow-mthp': 14, 'cow-collapse': 4, 'cow-hugetlb': 17, 'cow-non-anon': 15, 'gup-longterm': 55, 'gup-test': 12, 'soft-dirty': 6, gaps: 1, pfnmap: 6, 'madv-populate': 5, ksm: 10, 'map-populate': 4, 'hugetlb-madvise': 1, 'hugetlb-madv-vs-map': 1, 'hugetlb-soft-offline': 1, 'hugetlb-read-hwpoison': 3, 'memory-failure': 2, 'hugetlb-dio': 2, mkdirty: 6, migration: 6, 'memfd-secret': 5, 'guard-regions': 60, memfd: 9, mseal: 49, uffd: 64, pagemap: 23, khugepaged: 41, 'split-huge-page': 17, merge: 22, mremap: 19, 'hugepage-mremap': 1, rmap: 5, 'uffd-wp-mremap': 9 });
+    expect(count).toEqual({ 'cow-anon': 14, 'cow-swap': 17, 'cow-thp': 73, 'cow-mthp': 14, 'cow-collapse': 4, 'cow-hugetlb': 17, 'cow-non-anon': 15, 'gup-longterm': 55, 'gup-test': 12, 'soft-dirty': 6, gaps: 1, pfnmap: 6, 'madv-populate': 5, ksm: 10, 'map-populate': 4, 'hugetlb-madvise': 1, 'hugetlb-madv-vs-map': 1, 'hugetlb-soft-offline': 1, 'hugetlb-read-hwpoison': 3, 'memory-failure': 6, 'hugetlb-dio': 2, mkdirty: 6, migration: 6, 'memfd-secret': 5, 'guard-regions': 60, memfd: 9, mseal: 49, uffd: 64, pagemap: 23, khugepaged: 41, 'split-huge-page': 17, merge: 22, mremap: 19, 'hugepage-mremap': 1, rmap: 5, 'uffd-wp-mremap': 9 });
     expect(scenarios.every((s) => s.name.startsWith('selftest-'))).toBe(true);
   });
 
@@ -1168,18 +1168,27 @@ describe('hugetlb-read-hwpoison.c: read(2) stops before a poisoned page of a hug
 // ---- memory-failure.c: MADV_HWPOISON / MADV_SOFT_OFFLINE of an anonymous page, then unpoison ---
 
 /**
- * tools/testing/selftests/mm/memory-failure.c TEST_F(memory_failure, anon) on x86 for the variant
- * (madv_hard, madv_soft): prepare() (pagemap pfn, HardwareCorrupted), the injection and FORCE_READ
+ * tools/testing/selftests/mm/memory-failure.c TEST_F(memory_failure, anon | clean_pagecache) on x86
+ * for the variant (madv_hard, madv_soft): prepare() (pagemap pfn, HardwareCorrupted), the injection and FORCE_READ
  * under sigsetjmp, check() and cleanup() (unpoison-pfn of the old pfn) as the test asserts them, in
  * order; the first ASSERT that fails is the verdict ('ok' when none). KPF_HWPOISON of
  * /proc/kpageflags is PG_hwpoison of the pfn; the siginfo the model gives is its SIGBUS error.
  */
-function memoryFailureAnonRun(version: string, variant: 'madv_hard' | 'madv_soft'): string {
-  const { k } = anonKernel(version);
+function memoryFailureRun(version: string, test: 'anon' | 'clean_pagecache', variant: 'madv_hard' | 'madv_soft', fs: 'xfs' | 'ext4' = 'xfs'): string {
+  const k = test === 'anon' ? anonKernel(version).k : createKernel({ arch: x86(), fs: fs === 'xfs' ? xfs() : ext4(), driver: nvdimm(), kernel: version });
   const kb = () => k.memoryFailures.hardwareCorruptedKb();
   const hwpoison = (pfn: number) => k.pages.has(pfn) && (k.folios.flags(pfn) & PG.hwpoison) !== 0;
-  k.run(k.mmap({ anon: true, length: 4096, write: true, as: 'addr' }));
+  if (test === 'anon') k.run(k.mmap({ anon: true, length: 4096, write: true, as: 'addr' }));
+  else {
+    // the test's file in the current directory: a disk filesystem (not tmpfs), here mounted without DAX;
+    // open(O_RDWR | O_CREAT), unlink, ftruncate(fd, page_size), mmap(MAP_SHARED)
+    k.run(k.probe({ size: 2 ** 30, as: 'pmem0' }));
+    k.run(k.mount({ device: 'pmem0', dax: false }));
+    k.run(k.create({ file: 'clean-page-cache-test-file', size: 4096 }));
+    k.run(k.mmap({ file: 'clean-page-cache-test-file', length: 4096, shared: true, write: true, as: 'addr' }));
+  }
   k.run(k.write({ map: 'addr', page: 0, data: 'ce' }));
+  if (test === 'clean_pagecache') k.run(k.fsync({ file: 'clean-page-cache-test-file' }));
   const pfn = k.pfnOf({ map: 'addr', page: 0 })!;
   const corrupted = kb();
   let sigbus: KernelError | null = null;
@@ -1191,7 +1200,7 @@ function memoryFailureAnonRun(version: string, variant: 'madv_hard' | 'madv_soft
     if (!(e instanceof KernelError) || e.code !== 'SIGBUS') throw e;
     sigbus = e;
   }
-  if (variant === 'madv_hard') {
+  if (variant === 'madv_hard' && test === 'anon') {
     if (!sigbus) return 'no SIGBUS (setjmp == 0)';
     if (!sigbus.message.includes('BUS_MCEERR_AR')) return `si_code not BUS_MCEERR_AR: ${sigbus.message}`;
     if (!k.isSwappedIn({ map: 'addr', page: 0 })) return 'pagemap_is_swapped() false';
@@ -1214,11 +1223,29 @@ function memoryFailureAnonRun(version: string, variant: 'madv_hard' | 'madv_soft
   return 'ok';
 }
 
-describe('memory-failure.c: anon, madv_hard and madv_soft', () => {
-  it('both variants pass on every release: SIGBUS BUS_MCEERR_AR at madvise from v6.11, at the FORCE_READ before', () => {
+describe('memory-failure.c: anon and clean_pagecache, madv_hard and madv_soft', () => {
+  it('anon, both variants, pass on every release: SIGBUS BUS_MCEERR_AR at madvise from v6.11, at the FORCE_READ before', () => {
     for (const variant of ['madv_hard', 'madv_soft'] as const) {
-      expect([variant, Object.fromEntries(RELEASES.map((v) => [v, memoryFailureAnonRun(v, variant)]))]).toEqual([variant, Object.fromEntries(RELEASES.map((v) => [v, 'ok']))]);
+      expect([variant, Object.fromEntries(RELEASES.map((v) => [v, memoryFailureRun(v, 'anon', variant)]))]).toEqual([variant, Object.fromEntries(RELEASES.map((v) => [v, 'ok']))]);
     }
+  });
+
+  it('clean_pagecache, both variants, on xfs and ext4, pass on every release: the fsynced page is dropped (hard: no kill, read back from its block) or migrated (soft)', () => {
+    for (const fs of ['xfs', 'ext4'] as const) {
+      for (const variant of ['madv_hard', 'madv_soft'] as const) {
+        expect([fs, variant, Object.fromEntries(RELEASES.map((v) => [v, memoryFailureRun(v, 'clean_pagecache', variant, fs)]))]).toEqual([fs, variant, Object.fromEntries(RELEASES.map((v) => [v, 'ok']))]);
+      }
+    }
+  });
+
+  it('clean_pagecache without the fsync: the dirty page (me_pagecache_dirty) is refused as not modelled', () => {
+    const k = createKernel({ arch: x86(), fs: xfs(), driver: nvdimm(), kernel: 'v6.6' });
+    k.run(k.probe({ size: 2 ** 30, as: 'pmem0' }));
+    k.run(k.mount({ device: 'pmem0', dax: false }));
+    k.run(k.create({ file: 'f', size: 4096 }));
+    k.run(k.mmap({ file: 'f', length: 4096, shared: true, write: true, as: 'addr' }));
+    k.run(k.write({ map: 'addr', page: 0, data: 'ce' }));
+    expect(() => k.run(k.memoryFailure({ map: 'addr', page: 0 }))).toThrow(/dirty page/);
   });
 
   it('unpoison frees the page to the allocator: the next allocation may take it again', () => {

@@ -484,6 +484,7 @@ export abstract class DaxFilesystem implements FsHandle, DaxIomapOps {
       }
       this.unwrittenOf(inode).delete(index); // writeback converts an unwritten extent it writes
       this.k.pages.data.set(this.blocks.pfnOf(block), data);
+      this.k.pageCache.cleanForIo(pfn);
     }
   }
 

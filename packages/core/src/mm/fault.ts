@@ -226,6 +226,8 @@ export class Faults {
       leaf.pte.write = true; // wp_page_reuse(): maybe_mkwrite(pte_mkdirty())
       leaf.pte.dirty = true;
       leaf.pte.softDirty = k.softDirtyArch;
+      // wp_page_shared(): a disk file's ->page_mkwrite (and fault_dirty_shared_page()) dirties the folio writeback cleaned
+      if (page !== null && vma.cacheFile?.writeback) k.folios.setFlag(k.folios.folio(page), PG.dirty, true);
       k.emit('pte.set', { mm: vma.mm.name, vaddr: leaf.base, pfn: leaf.pte.pfn, level: leaf.pte.level, write: true, devmap: leaf.pte.devmap, special: leaf.pte.special });
       return;
     }

@@ -25,6 +25,9 @@ import { mappingOf, PG } from './pages.js';
  *   "mm/madvise: add MF_ACTION_REQUIRED to madvise(MADV_HWPOISON)" (Jane Chu, v6.11 [M]); before,
  *   only early-kill tasks (vm.memory_failure_early_kill, PR_MCE_KILL: not modelled, off by default),
  *   so the caller meets its SIGBUS at its next access instead.
+ * - A clean page of an ext4 / xfs file (written back: fsync) has a mapping that can write back and
+ *   no dirty PTE, so TTU_HWPOISON is cleared: its PTEs just go, nobody is killed, and
+ *   me_pagecache_clean() truncates it from the page cache; the next access reads the block again.
  * - page_action(): an anonymous page is MF_RECOVERED as it is (me_pagecache_clean()); a hugetlb
  *   page-cache folio goes to hugetlbfs's error_remove_page: until "hugetlbfs: don't delete error page
  *   from pagecache" (8625147cafaa, v6.1) it left the page cache and its index's reservation
@@ -35,9 +38,9 @@ import { mappingOf, PG } from './pages.js';
  *   (161df60e9e89 "mm, hwpoison, hugetlb: support saving mechanism of raw error pages" [M]), which
  *   hugetlbfs_read_iter() asks from v6.5 (`rawPoisoned`).
  *
- * Not modelled (refused as such): page-cache pages of shmem and of disk files (shmem keeps its page
- * from v5.19, a76054266661; a disk file's clean page is dropped and read back from the blocks, which
- * the model does not keep), large folios (try_to_split_thp_page()), anonymous hugetlb folios
+ * Not modelled (refused as such): page-cache pages of shmem (kept in the cache from v5.19,
+ * a76054266661), of tmpfiles (no blocks to read back) and of FUSE, a dirty disk-file page
+ * (me_pagecache_dirty(): AS_EIO on the mapping, reported by the next fsync), large folios (try_to_split_thp_page()), anonymous hugetlb folios
  * (dissolved once unmapped), the swap cache, a page already poisoned, early kill, unpoisoning a
  * hugetlb page.
  */
@@ -76,7 +79,10 @@ export class MemoryFailure {
     const hugetlb = (k.folios.flags(head) & PG.hugetlb) !== 0;
     const file = k.folios.isAnon(head) ? undefined : this.cacheFile(head);
     if (hugetlb && !file) throw KernelError.unsupported('EOPNOTSUPP', `${what}: an anonymous hugetlb folio (me_huge_page() dissolves it once unmapped) is not modelled`);
-    if (!hugetlb && file) throw KernelError.unsupported('EOPNOTSUPP', `${what}: a page-cache page of ${file.writeback ?? 'shmem'} file '${file.name}' is not modelled (only anonymous pages and hugetlbfs)`);
+    if (!hugetlb && file && (file.writeback === undefined || file.writeback === 'fuse' || file.readPage === undefined)) throw KernelError.unsupported('EOPNOTSUPP', `${what}: a page-cache page of ${file.writeback ?? 'shmem'} file '${file.name}' is not modelled (anonymous pages, the page cache of ext4 / xfs files with blocks and hugetlbfs are)`);
+    // folio_test_dirty(), or folio_mkclean() finding a dirty or writable PTE (it would set PG_dirty)
+    const dirty = (k.folios.flags(head) & PG.dirty) !== 0 || this.dirtyPte(pfn);
+    if (!hugetlb && file && dirty) throw KernelError.unsupported('EOPNOTSUPP', `${what}: a dirty page of '${file.name}' (me_pagecache_dirty(): AS_EIO on the mapping) is not modelled; fsync it first`);
     if (!hugetlb && k.folios.nr(head) > 1) throw KernelError.unsupported('EOPNOTSUPP', `${what}: a page of a large folio (try_to_split_thp_page()) is not modelled`);
     if (!hugetlb && k.swap.inSwapCache(head)) throw KernelError.unsupported('EOPNOTSUPP', `${what}: a page in the swap cache is not modelled`);
     yield* [];
@@ -87,15 +93,18 @@ export class MemoryFailure {
       if (kernelAtLeast(k.version, 6, 1)) this.rawPages.set(head, new Set([pfn]));
     } else k.folios.setFlag(pfn, PG.hwpoison, true);
     this.poisonedPages++;
-    const index = file ? k.pages.index[k.pages.slot(head)]! : 0;
+    const slot = k.pages.slot(head);
+    const index = file ? k.pages.index[slot]! : 0;
     // collect_procs() runs before try_to_unmap(); the caller is on the list only with MF_ACTION_REQUIRED
     const callerListed = kernelAtLeast(k.version, 6, 11) && (file ? this.mapsFileIndex(caller, file, index) : this.mapsPage(caller, pfn));
-    const unmapped = this.unmapAll(head, pfn, hugetlb);
+    // hwpoison_user_mappings(): a clean page of a mapping that can write back loses TTU_HWPOISON
+    // ("corrupted page was clean: dropped without side effects"): its PTEs are simply cleared
+    const unmapped = this.unmapAll(head, pfn, hugetlb, !(file && !hugetlb));
     // hugetlb page-cache folios are always dirty; an anonymous page is once a dirty PTE went
     const forcekill = hugetlb || (k.folios.flags(head) & PG.dirty) !== 0 || !unmapped;
-    if (file) this.errorRemove(file, index);
+    if (file) this.errorRemove(file, index, head);
     // has_extra_refcount(): ours, and from v6.1 the page cache's (extra_pins)
-    const expected = 1 + (file && kernelAtLeast(k.version, 6, 1) ? 1 : 0);
+    const expected = 1 + (hugetlb && kernelAtLeast(k.version, 6, 1) ? 1 : 0);
     if (k.folios.rc(head) > expected && !(forcekill && callerListed)) throw new KernelError('EBUSY', `${what}: MF_FAILED, the page has ${k.folios.rc(head) - expected} extra reference${k.folios.rc(head) - expected === 1 ? '' : 's'} (has_extra_refcount)`);
     return forcekill && callerListed;
   }
@@ -119,7 +128,8 @@ export class MemoryFailure {
     if (!k.pages.has(pfn) || (k.folios.flags(pfn) & PG.hwpoison) === 0) return refuse('the page was already unpoisoned');
     const head = k.folios.folio(pfn);
     if ((k.folios.flags(head) & PG.hugetlb) !== 0) throw KernelError.unsupported('EOPNOTSUPP', `unpoison of pfn ${pfn}: a hugetlb page (folio_free_raw_hwp()) is not modelled`);
-    const mapping = k.pages.mapping[k.pages.slot(head)]!;
+    const slot = k.pages.slot(head);
+    const mapping = k.pages.mapping[slot]!;
     if (k.folios.rc(head) > 1) return refuse('someone grabs the hwpoison page');
     if (k.vm.isMapped(head)) return refuse('someone maps the hwpoison page');
     if (mapping !== 0 && !k.folios.isAnon(head)) return refuse('the hwpoison page has non-NULL mapping');
@@ -132,7 +142,8 @@ export class MemoryFailure {
 
   /** The page-cache file whose folio this is (page->mapping), if any. */
   private cacheFile(head: number): PageCacheFile | undefined {
-    const mapping = this.k.pages.mapping[this.k.pages.slot(head)]!;
+    const slot = this.k.pages.slot(head);
+    const mapping = this.k.pages.mapping[slot]!;
     if (mapping === 0) return undefined;
     return [...this.k.pageCache.files.values()].find((f) => mappingOf(f.mapping.id) === mapping);
   }
@@ -154,7 +165,7 @@ export class MemoryFailure {
    * folio's PMDs / PUDs, an order-0 page's PTEs) becomes a hwpoison entry of its level, its rmap and
    * reference gone, a dirty bit moved to the folio. True when nothing maps the folio any more.
    */
-  private unmapAll(head: number, pfn: number, hugetlb: boolean): boolean {
+  private unmapAll(head: number, pfn: number, hugetlb: boolean, ttuHwpoison: boolean): boolean {
     const k = this.k;
     for (const mm of k.processes.values()) {
       if (!mm.alive) continue;
@@ -166,7 +177,7 @@ export class MemoryFailure {
           const pte = k.vm.clear(mm, vpn, level)!;
           k.emit('tlb.flush', { mm: mm.name });
           if (pte.dirty) k.folios.setFlag(head, PG.dirty, true);
-          k.vm.install(mm, vpn, { ...poisonedMarker(level), hwpoison: true });
+          if (ttuHwpoison) k.vm.install(mm, vpn, { ...poisonedMarker(level), hwpoison: true });
           k.folios.removeMap(head);
           k.folios.put(head, 1, 'try_to_unmap_one: TTU_HWPOISON');
         }
@@ -175,12 +186,33 @@ export class MemoryFailure {
     return !k.vm.isMapped(head);
   }
 
+  /** A PTE mapping the page that is dirty or writable (folio_mkclean() would clean it). */
+  private dirtyPte(pfn: number): boolean {
+    for (const mm of this.k.processes.values()) {
+      if (!mm.alive) continue;
+      for (const pte of mm.ptes.values()) if (pte.pfn === pfn && !pte.marker && !pte.swap && !pte.migration && (pte.dirty || pte.write)) return true;
+    }
+    return false;
+  }
+
   /**
-   * truncate_error_folio() -> hugetlbfs_error_remove_page(): before v6.1 the folio leaves the page
-   * cache and the index its reservation (as a hole punch of that page does); from v6.1 nothing.
+   * truncate_error_folio() -> ->error_remove_folio (->error_remove_page before v6.8). ext4 and xfs:
+   * generic_error_remove_folio() -> truncate_inode_folio(): the clean folio leaves the page cache
+   * (mapping NULL, the cache's reference put) and a later access reads the block again.
+   * hugetlbfs_error_remove_page(): before v6.1 the folio leaves the page cache and the index its
+   * reservation (as a hole punch of that page does); from v6.1 nothing.
    */
-  private errorRemove(file: PageCacheFile, index: number): void {
-    if (kernelAtLeast(this.k.version, 6, 1)) return;
-    this.k.hugetlb.removeErrorPage(file, index);
+  private errorRemove(file: PageCacheFile, index: number, head: number): void {
+    const k = this.k;
+    if (!file.hugetlb) {
+      file.cache.delete(index);
+      const slot = k.pages.slot(head);
+      k.pages.mapping[slot] = 0;
+      k.emit('page.mapping', { pfn: head, mapping: 'NULL', index: 0, share: 0 });
+      k.folios.put(head, 1, 'truncate_inode_folio: the page cache reference');
+      return;
+    }
+    if (kernelAtLeast(k.version, 6, 1)) return;
+    k.hugetlb.removeErrorPage(file, index);
   }
 }

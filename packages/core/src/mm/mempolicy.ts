@@ -709,6 +709,8 @@ export class Numa {
       // the page cache now holds the new folio; its reference moves with it
       file.cache.set(p.index[srcSlot]!, dst);
       k.folios.put(src, 1, 'folio_migrate_mapping: page cache reference moves to the new folio');
+      // move_to_new_folio(): "For pagecache folios, src->mapping must be cleared before src is freed"
+      p.mapping[srcSlot] = 0;
     }
   }
 

@@ -49,7 +49,8 @@ const FAULT_AROUND_BYTES = 65536;
  * modelled: anonymous shmem's per-size mTHP knobs, swap, zeroing parts of pages (a truncation or hole punch
  * inside a large folio zeroes, splits or keeps it: undoPartial()),
  * closing a memfd (its inode lives for the whole run), userfaultfd; for disk files, readahead
- * (a fault reads only its own page), writeback itself (folios stay dirty), and the blocks.
+ * (a fault reads only its own page) and, for tmpfiles, writeback (their folios stay dirty) and the
+ * blocks; a file on a mounted filesystem has blocks, and fsync cleans its folios (cleanForIo).
  */
 export class PageCache {
   /** page-cache files by name: memfds, disk tmpfiles, secretmem files and the anonymous files of shared anonymous (and hugetlb) mappings */
@@ -145,6 +146,26 @@ export class PageCache {
     const withRead: PageCacheFile = { ...file, readPage };
     this.files.set(name, withRead);
     return withRead;
+  }
+
+  /**
+   * Writeback of a disk file's folio (write_cache_pages() -> folio_clear_dirty_for_io()): PG_dirty
+   * is cleared and folio_mkclean() write-protects and cleans every PTE mapping it, so the next write
+   * through a shared mapping faults again (wp_page_shared() -> ->page_mkwrite dirties it).
+   */
+  cleanForIo(pfn: number): void {
+    const k = this.k;
+    const head = k.folios.folio(pfn);
+    k.folios.setFlag(head, PG.dirty, false);
+    for (const mm of k.processes.values()) {
+      if (!mm.alive) continue;
+      for (const [vpn, pte] of mm.ptes) {
+        if (pte.pfn !== pfn || pte.marker || pte.swap || pte.migration || (!pte.write && !pte.dirty)) continue;
+        pte.write = false;
+        pte.dirty = false;
+        k.emit('pte.set', { mm: mm.name, vaddr: vpn, pfn, level: 'pte', write: false, devmap: false, special: false });
+      }
+    }
   }
 
   /**
