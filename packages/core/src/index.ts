@@ -15,6 +15,7 @@ export * from './events.js';
 export * from './fs/blocks.js';
 export * from './fs/filesystem.js';
 export * from './fs/daxmode.js';
+export * from './fs/journal.js';
 export * from './invariants.js';
 export * from './kernel.js';
 export * from './mm/convention.js';

@@ -11,6 +11,7 @@ import { DEFAULT_PRESET, kernelAtLeast, presetNamed, resolveFeatures, type Featu
 import { FALLOC_FLAG, type DaxFilesystem, type FallocateMode, type FileServerOptions, type FilesystemPlugin, type FsMountOptions } from './fs/filesystem.js';
 import { fileRead, fileWrite, type BdevIoArgs, type FileIoArgs } from './fs/rw.js';
 import { checkMapSync, chattr, closeFile, dropCaches, mkdir, mountedFilesystems, mountedOn, openFile, remount, rename, umount, type DaxMountOption } from './fs/daxmode.js';
+import { markLog, replayLog } from './fs/journal.js';
 import { conventionFor, type RefcountConvention } from './mm/convention.js';
 import { DeviceExclusive, nonPresent, type MmuNotifierRange } from './mm/exclusive.js';
 import { pagemapGuard } from './mm/guard.js';
@@ -748,6 +749,52 @@ export class Kernel {
     yield* dropCaches(this);
   }
 
+  /** fsync(2) of a file (fs/journal.ts); a memfd's f_op is noop_fsync. */
+  *fsync(a: { file: string }): Op {
+    yield* [];
+    if (this.pageCache.named(a.file)) return;
+    const { fs, inode } = this.file(a.file);
+    fs.fsync(inode, 'vfs_fsync_range');
+  }
+
+  /**
+   * msync(MS_SYNC) of a whole mapping (mm/msync.c): vfs_fsync_range(datasync) of the file of every
+   * VM_SHARED file VMA in its range, DAX or page cache; private and anonymous VMAs need nothing.
+   * Pages of the range no VMA covers (unmapped since) make it fail with ENOMEM, after the rest.
+   */
+  *msync(a: { map: string; process?: string }): Op {
+    yield* [];
+    const { origin, mm } = this.mapRange(a.map, a.process, 'ENOMEM');
+    const end = origin.start + origin.pages;
+    let covered = 0;
+    for (const vma of mm.vmas) {
+      if (vma.start >= end || vma.start + vma.pages <= origin.start) continue;
+      covered += Math.min(end, vma.start + vma.pages) - Math.max(origin.start, vma.start);
+      if (!vma.flags.shared) continue;
+      const f = [...this.files.values()].find((x) => x.inode === vma.inode || (vma.cacheFile !== undefined && x.inode.cache === vma.cacheFile));
+      if (f) f.fs.fsync(f.inode, 'msync');
+    }
+    if (covered < origin.pages) throw new KernelError('ENOMEM', `msync of '${a.map}': ${origin.pages - covered} of its pages are not mapped`);
+  }
+
+  /** dm-log-writes: mark the log, replay it to a mark (fs/journal.ts). */
+  *logMark(a: { device: string; mark: string }): Op {
+    yield* [];
+    markLog(this.filesystemOn(a.device), a.mark);
+  }
+
+  *logReplay(a: { device: string; mark: string }): Op {
+    yield* [];
+    replayLog(this, this.filesystemOn(a.device), a.mark);
+  }
+
+  /** The filesystem made on a device, mounted or not (EINVAL when none ever was). */
+  private filesystemOn(device: string): DaxFilesystem {
+    const fs = this.device(device).fs as DaxFilesystem | null;
+    if (!fs) throw new KernelError('EINVAL', `no filesystem on ${device}: mount it first (mkfs and mount)`);
+    return fs;
+  }
+
   *open(a: { file: string; as: string; write?: boolean }): Op {
     yield* openFile(this, a);
   }
@@ -1072,7 +1119,7 @@ export class Kernel {
       const nomaywrite = this.openForMmap(fs, inode, shared, write);
       if (a.sync) checkMapSync(fs, inode);
       const start = this.vm.placeVma(mm, pages, 1);
-      vma = this.vm.addVma(mm, { name: a.as, start, pages, pgoff: offset / ps, flags: this.vm.flags({ write, shared, ...fs.mmapFlags, ...nomaywrite }), kind: 'file', inode, device: null, anonVma: 0 });
+      vma = this.vm.addVma(mm, { name: a.as, start, pages, pgoff: offset / ps, flags: this.vm.flags({ write, shared, ...fs.mmapFlags, ...nomaywrite, ...(a.sync ? { sync: true } : {}) }), kind: 'file', inode, device: null, anonVma: 0 });
     } else if (a.devmem) {
       // /dev/mem: a VM_PFNMAP mapping of physical pages at `offset` (mm/devmem.ts)
       const base = typeof a.devmem === 'string' ? this.device(a.devmem).pgmap.startPfn * ps : 0;

@@ -154,6 +154,8 @@ export interface VmFlags {
   uffdWp?: boolean;
   /** VM_UFFD_MINOR: UFFDIO_REGISTER_MODE_MINOR (hugetlbfs v5.13, shmem v5.14), a fault on a cached page goes to the userfaultfd */
   uffdMinor?: boolean;
+  /** VM_SYNC: mmap(MAP_SHARED_VALIDATE | MAP_SYNC) of a DAX file (v4.15): a write fault over uncommitted metadata commits it before the page is mapped (fs/journal.ts) */
+  sync?: boolean;
   /** VM_SEQ_READ / VM_RAND_READ: MADV_SEQUENTIAL / MADV_RANDOM readahead hints (MADV_NORMAL clears both) */
   seqRead?: boolean;
   randRead?: boolean;

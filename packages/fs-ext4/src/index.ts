@@ -40,6 +40,8 @@ export class Ext4 extends DaxFilesystem {
   readonly mmapFlags = { hugepage: true };
   /** ext4_file_operations.mmap_supported_flags = MAP_SYNC */
   override readonly mapSync = true;
+  /** ext4_sync_file -> jbd2_complete_transaction() of the inode's (datasync) tid: the running transaction commits */
+  override readonly journalCommit = 'jbd2_complete_transaction';
 
   /** data=journal|ordered|writeback (ordered by default) */
   dataMode: 'journal' | 'ordered' | 'writeback' = 'ordered';

@@ -13,6 +13,8 @@ export class Xfs extends DaxFilesystem {
   readonly mmapFlags = { hugepage: true };
   /** xfs_file_operations.mmap_supported_flags = MAP_SYNC */
   override readonly mapSync = true;
+  /** xfs_file_fsync -> xfs_fsync_flush_log: xfs_log_force_seq() of the inode's last commit (xfs_log_force_lsn() in older trees) */
+  override readonly journalCommit = 'xfs_log_force';
 
   /**
    * xfs_dax_holder_operations (fs/xfs/xfs_notify_failure.c), registered by xfs_open_devices()
@@ -436,7 +438,7 @@ export class Xfs extends DaxFilesystem {
     this.step(inode, 'xfs_reflink_end_cow');
     inode.blocks.set(index, cow!);
     this.blocks.release(old, inode.name);
-    return { type: 'mapped', pfn: this.blocks.pfnOf(cow!), contiguous: 1, shared: true, srcPfn: this.blocks.pfnOf(old) };
+    return { type: 'mapped', pfn: this.blocks.pfnOf(cow!), contiguous: 1, shared: true, srcPfn: this.blocks.pfnOf(old), dirty: this.metadataDirty(inode) };
   }
 
   /** xfs_filemap_fault / xfs_filemap_huge_fault: MMAPLOCK_SHARED around dax_iomap_fault(). */

@@ -20,6 +20,18 @@ export interface Iomap {
    * in this srcmap pfn, which dax_iomap_copy_around() copies before the page is mapped.
    */
   readonly srcPfn?: number;
+  /** IOMAP_F_DIRTY: the file has metadata the journal has not committed (fs/journal.ts) */
+  readonly dirty?: boolean;
+}
+
+/**
+ * VM_FAULT_NEEDDSYNC (dax_fault_synchronous_pfnp): a MAP_SYNC write fault whose iomap is
+ * IOMAP_F_DIRTY leaves the page unmapped and hands its pfn back, so the metadata is committed
+ * first and dax_finish_sync_fault() maps it (finishSyncFault).
+ */
+interface NeedDsync {
+  readonly pfn: number;
+  readonly level: 'pte' | 'pmd';
 }
 
 /** The filesystem side of a DAX fault: its iomap and the locks it holds around the fault. */
@@ -30,6 +42,8 @@ export interface DaxIomapOps {
    * pages, or to the next allocated block).
    */
   iomapBegin(inode: Inode, index: number, write: boolean, pages?: number): Op<Iomap>;
+  /** vfs_fsync_range() of the file (XFS and ext4: fs/journal.ts); only a MAP_SYNC fault needs it */
+  fsync?(inode: Inode, caller: string): void;
 }
 
 /**
@@ -274,6 +288,7 @@ export class Dax {
     const at = yield* this.grabEntry(inode, index, false);
     if (at === 'fallback') throw new Error('unreachable: PTE faults never fall back');
     let deleted = false;
+    let dsync: NeedDsync | null = null;
     try {
       if (k.vm.lookup(vma.mm, vpn)?.pte.level === 'pmd') return; // a PMD appeared meanwhile: VM_FAULT_NOPAGE
       const iomap = yield* ops.iomapBegin(inode, index, write, 1);
@@ -294,14 +309,52 @@ export class Dax {
       if (!at.entry.pmd) associated = yield* this.insertEntry(inode, at, iomap.pfn, { zero: false, dirty: write, shared: iomap.shared });
       else if (write) at.entry.dirty = true;
       if (write && iomap.srcPfn !== undefined) k.pages.data.set(pfn, k.pages.data.get(iomap.srcPfn) ?? '');
-      yield preempt('dax_fault_iter: insert');
-      // insert_page()/insert_pfn(): get_locked_pte() allocates the PTE table if there is none
-      const allocFails = !k.vm.lookup(vma.mm, vpn) && this.needsPteTable(vmf) && k.faultInject.shouldFail('insert-pgtable');
-      if (!this.installPage(vmf, pfn, 'pte', allocFails)) deleted = this.insertFailed(inode, at, associated);
+      if (this.synchronous(vmf, iomap)) {
+        dsync = { pfn, level: 'pte' };
+      } else {
+        yield preempt('dax_fault_iter: insert');
+        // insert_page()/insert_pfn(): get_locked_pte() allocates the PTE table if there is none
+        const allocFails = !k.vm.lookup(vma.mm, vpn) && this.needsPteTable(vmf) && k.faultInject.shouldFail('insert-pgtable');
+        if (!this.installPage(vmf, pfn, 'pte', allocFails)) deleted = this.insertFailed(inode, at, associated);
+      }
     } finally {
       if (!deleted) this.unlockEntry(inode, at.index, at.entry);
     }
+    if (dsync) return yield* this.finishSyncFault(vmf, inode, ops, dsync);
     if (deleted || !k.vm.lookup(vma.mm, vpn)) throw new KernelError('ENOMEM', `VM_FAULT_OOM: vmf_insert_page failed for ${inode.name}[${index}]`);
+  }
+
+  /**
+   * dax_fault_is_synchronous(): a write (IOMAP_WRITE; a private COW fault never gets here) to a
+   * VM_SYNC mapping whose iomap is IOMAP_F_DIRTY. Read faults are never synchronous.
+   */
+  private synchronous(vmf: Vmf, iomap: Iomap): boolean {
+    return vmf.write && vmf.vma.flags.sync === true && iomap.dirty === true;
+  }
+
+  /**
+   * dax_finish_sync_fault(), which the filesystem's fault handler calls on VM_FAULT_NEEDDSYNC
+   * still holding its fault lock (XFS, ext4): vfs_fsync_range(datasync) commits the metadata,
+   * then dax_insert_pfn_mkwrite() looks the entry up again (waiting while it is locked); none, or
+   * one of another size (a PMD entry under a PTE fault, PTE entries under a PMD one), is
+   * VM_FAULT_NOPAGE and the access retries. Otherwise the entry is dirtied and the page mapped
+   * writable.
+   */
+  private *finishSyncFault(vmf: Vmf, inode: Inode, ops: DaxIomapOps, d: NeedDsync): Op {
+    if (!ops.fsync) throw new Error(`MAP_SYNC fault on ${inode.name}: its filesystem has no fsync`);
+    ops.fsync(inode, 'dax_finish_sync_fault');
+    const pmd = d.level === 'pmd';
+    const vpn = pmd ? vmf.vpn - (vmf.vpn % this.pmdPages) : vmf.vpn;
+    const index = vmf.pgoff - (vmf.vpn - vpn);
+    const entries = inode.mapping.entries;
+    const entry = entries.get(index);
+    if (entry?.locked) yield* waitUntil(`DAX entry ${inode.name}[${index}] locked`, () => !entry.locked || entries.get(index) !== entry);
+    if (!entry || entries.get(index) !== entry || entry.empty || entry.zero || entry.pmd !== pmd) return;
+    entry.dirty = true;
+    entry.locked = true;
+    this.event(inode, index, 'lock', entry);
+    this.installPage({ ...vmf, vpn, write: true }, d.pfn, d.level);
+    this.unlockEntry(inode, index, entry);
   }
 
   /** Whether a page of [pfn, pfn + nr) is poisoned (memory_failure set PG_hwpoison, a pmem badblock). */
@@ -367,6 +420,7 @@ export class Dax {
     for (let v = base; v < base + n; v++) if (vma.mm.ptes.has(v)) return 'fallback';
     const at = yield* this.grabEntry(inode, index, true);
     if (at === 'fallback') return 'fallback';
+    let dsync: NeedDsync | null = null;
     try {
       // raced with a PTE fault while waiting for the entry: the fault is retried (at PTE level)
       for (let v = base; v < base + n; v++) if (vma.mm.ptes.has(v)) return 'fallback';
@@ -377,12 +431,17 @@ export class Dax {
       if (this.poisoned(iomap.pfn, n)) return 'fallback';
       if (at.entry.empty || at.entry.zero) yield* this.insertEntry(inode, at, iomap.pfn, { zero: false, dirty: write, shared: false });
       else if (write) at.entry.dirty = true;
-      yield preempt('dax_fault_iter: insert pmd');
-      // vmf_insert_folio_pmd() allocates only the deposit table arches like ppc64 need: not x86
-      this.installPage({ ...vmf, vpn: base }, at.entry.pfn, 'pmd');
+      if (this.synchronous(vmf, iomap)) {
+        dsync = { pfn: at.entry.pfn, level: 'pmd' };
+      } else {
+        yield preempt('dax_fault_iter: insert pmd');
+        // vmf_insert_folio_pmd() allocates only the deposit table arches like ppc64 need: not x86
+        this.installPage({ ...vmf, vpn: base }, at.entry.pfn, 'pmd');
+      }
     } finally {
       this.unlockEntry(inode, at.index, at.entry);
     }
+    if (dsync) yield* this.finishSyncFault(vmf, inode, ops, dsync);
     return 'done';
   }
 

@@ -118,6 +118,31 @@ export class BlockAllocator {
     this.owners.get(block)![owner] = { file, index: to };
   }
 
+  /**
+   * The allocation becomes exactly `owned` (a log replay: the free space btrees / bitmaps are
+   * metadata too, fs/journal.ts). A block no longer owned is freed (block.free), one owned anew
+   * is taken from the free pool; blocks past the fresh-space boundary stay fresh.
+   */
+  rebuild(owned: readonly (readonly [number, BlockOwner])[]): void {
+    const next = new Map<number, BlockOwner[]>();
+    for (const [block, owner] of owned) next.set(block, [...(next.get(block) ?? []), owner]);
+    for (const [block, owners] of [...this.owners]) {
+      if (next.has(block)) continue;
+      for (const o of owners) this.release(block, o.file);
+    }
+    for (const [block, owners] of next) {
+      const at = this.freed.indexOf(block);
+      if (at >= 0) this.freed.splice(at, 1);
+      for (let b = this.nextFresh; b <= block; b++) if (b !== block) this.freed.push(b);
+      if (block >= this.nextFresh) {
+        this.nextFresh = block + 1;
+        this.freed.sort((x, y) => x - y);
+      }
+      this.refs.set(block, owners.length);
+      this.owners.set(block, owners);
+    }
+  }
+
   /** One owner lets go of the block; the last one returns it to the free pool. */
   release(block: number, file: string): void {
     const n = this.refs.get(block);

@@ -4,6 +4,7 @@ import { kernelAtLeast } from '../features.js';
 import type { Op } from '../sched.js';
 import type { Inode } from '../types.js';
 import type { DaxFilesystem } from './filesystem.js';
+import { commitJournal } from './journal.js';
 
 /**
  * DAX mount modes and the per-inode DAX flag. The kernel decides DAX per inode: S_DAX is set
@@ -179,6 +180,7 @@ export function* dropCaches(k: Kernel): Op {
     for (const inode of [...fs.inodes.values()]) {
       if (inode.incore && !fs.inUse(inode) && fs.evictable(inode) === null) yield* fs.evict(inode);
     }
+    commitJournal(fs); // sync(2)'s ->sync_fs(wait): the journal commits (fs/journal.ts)
   }
 }
 
@@ -193,6 +195,8 @@ export function* umount(k: Kernel, a: { device: string }): Op {
   const busy = [...fs.inodes.values()].find((i) => fs.inUse(i));
   if (busy) throw new KernelError('EBUSY', `umount ${a.device}: '${busy.name}' is ${busy.opens > 0 ? 'open' : 'mapped'} (the mount is busy)`);
   for (const inode of [...fs.inodes.values()]) if (inode.incore) yield* fs.evict(inode);
+  // a clean unmount: sync_filesystem(), then the log is written out (xfs_log_unmount, jbd2_journal_destroy)
+  fs.sync();
   fs.mounted = false;
 }
 

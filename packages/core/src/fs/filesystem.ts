@@ -10,6 +10,7 @@ import { BlockAllocator } from './blocks.js';
 import { PG } from '../mm/pages.js';
 import { kernelAtLeast } from '../features.js';
 import { daxTriState, describeDaxOption, type DaxMode, type DaxMountOption, type Directory } from './daxmode.js';
+import { commitJournal, Journal, metadataDirty } from './journal.js';
 
 /** dax_break_layout_final() waits holding no lock the wait would drop. */
 const NO_LOCK_TO_DROP: WaitCallbacks = {
@@ -138,6 +139,13 @@ export abstract class DaxFilesystem implements FsHandle, DaxIomapOps {
   readOnly = false;
   /** the `open` steps' files opened for writing (O_RDWR: FMODE_WRITER holds write access to the mount) */
   readonly openForWrite = new Set<string>();
+  /**
+   * The function that commits its metadata journal (the fs.step a commit shows), or null for a
+   * filesystem whose metadata durability is not modelled (FUSE: the host's). fs/journal.ts.
+   */
+  readonly journalCommit: string | null = null;
+  /** what the journal has committed, and the dm-log-writes marks of the device (fs/journal.ts) */
+  readonly journal = new Journal();
 
   constructor(
     protected readonly k: Kernel,
@@ -488,9 +496,27 @@ export abstract class DaxFilesystem implements FsHandle, DaxIomapOps {
     }
   }
 
-  /** sync_filesystem(): every file's page cache written back to its blocks (writeback above). */
+  /**
+   * sync_filesystem(): every file's page cache written back to its blocks (writeback above), then
+   * ->sync_fs(wait) commits the journal (xfs_fs_sync_fs -> xfs_log_force(XFS_LOG_SYNC);
+   * ext4_sync_fs -> jbd2 commit and wait): fs/journal.ts.
+   */
   sync(): void {
     for (const inode of this.inodes.values()) if (inode.cache) this.writeback(inode);
+    commitJournal(this);
+  }
+
+  /**
+   * vfs_fsync_range() of the file (fsync, fdatasync, msync MS_SYNC, dax_finish_sync_fault):
+   * xfs_file_fsync / ext4_sync_file write the page cache back (a DAX file's
+   * dax_writeback_mapping_range() only flushes CPU caches, which the model has not), then force
+   * the journal if the file has uncommitted metadata (fs/journal.ts). `caller` names the path.
+   */
+  fsync(inode: Inode, caller: string): void {
+    if (inode.cache) this.writeback(inode);
+    if (!metadataDirty(this, inode)) return;
+    this.step(inode, `${caller}: ${this.journalCommit}`);
+    commitJournal(this);
   }
 
   /**
@@ -555,7 +581,17 @@ export abstract class DaxFilesystem implements FsHandle, DaxIomapOps {
     let contiguous = 1;
     while (inode.blocks.get(index + contiguous) === block + contiguous && !this.isUnwritten(inode, index + contiguous)) contiguous++;
     const shared = this.blocks.ownersOf(block).length > 1;
-    return { type: 'mapped', pfn: this.blocks.pfnOf(block), contiguous, shared };
+    return { type: 'mapped', pfn: this.blocks.pfnOf(block), contiguous, shared, dirty: write && this.metadataDirty(inode) };
+  }
+
+  /**
+   * IOMAP_F_DIRTY of the file's iomap: it has metadata the journal has not committed (after this
+   * very allocation, too). XFS: xfs_bmbt_to_iomap() (xfs_ipincount() and ili_fsync_fields beyond
+   * XFS_ILOG_TIMESTAMP); ext4: ext4_set_iomap() (ext4_inode_datasync_dirty()). fs/journal.ts.
+   * The kernel sets it on any iomap; only a write fault looks at it, so the model asks only then.
+   */
+  metadataDirty(inode: Inode): boolean {
+    return metadataDirty(this, inode);
   }
 
   /**
@@ -672,6 +708,11 @@ export abstract class DaxFilesystem implements FsHandle, DaxIomapOps {
   /** Page `index` of the file is an unwritten extent (a reflink shares one as unwritten). */
   protected markUnwritten(inode: Inode, index: number): void {
     this.unwrittenOf(inode).add(index);
+  }
+
+  /** The file's unwritten pages become exactly `pages` (a log replay restores them: fs/journal.ts). */
+  setUnwritten(inode: Inode, pages: ReadonlySet<number>): void {
+    inode.state['unwritten'] = new Set(pages);
   }
 
   isUnwritten(inode: Inode, index: number): boolean {
@@ -805,7 +846,12 @@ export abstract class DaxFilesystem implements FsHandle, DaxIomapOps {
     }
   }
 
-  /** The common DAX fault: fault lock shared, try a PMD, else a PTE (dax_iomap_fault). */
+  /**
+   * The common DAX fault: fault lock shared, try a PMD, else a PTE (dax_iomap_fault). A MAP_SYNC
+   * write fault over uncommitted metadata is finished under the same lock (dax/dax.ts
+   * finishSyncFault: XFS's __xfs_filemap_fault / xfs_dax_fault and ext4's ext4_dax_huge_fault,
+   * its journal handle stopped first, call dax_finish_sync_fault() on VM_FAULT_NEEDDSYNC).
+   */
   protected *daxFault(vmf: Vmf, inode: Inode): Op {
     yield* inode.mmaplock.downRead();
     try {

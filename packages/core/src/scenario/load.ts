@@ -220,6 +220,9 @@ function references(step: Step, at: Path, raw: Record<string, unknown>): NameRef
     case 'chattr': ref('file', 'file'); ref('dir', 'dir'); break;
     case 'rename': ref('file', 'file'); ref('dir', 'dir'); if (a.into !== '/') ref('into', 'dir'); break;
     case 'fsverity-enable': ref('file', 'file'); break;
+    case 'fsync': ref('file', 'file'); break;
+    case 'msync': ref('map', 'map'); ref('process', 'process'); break;
+    case 'log-mark': case 'log-replay': ref('device', 'device'); break;
     case 'open': ref('file', 'file'); break;
     case 'close': ref('name', 'fd', a.name, typeof raw[step.op] === 'string' ? [...at, step.op] : [...at, step.op, 'name']); break;
     case 'truncate': case 'punch-hole': case 'fallocate': case 'add-seals': ref('file', 'file'); break;

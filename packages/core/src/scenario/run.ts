@@ -107,6 +107,10 @@ export function stepOp(k: Kernel, step: Step, failures: string[]): Op<unknown> {
     case 'rename': return k.rename(a);
     case 'fsverity-enable': return k.fsverityEnable(a);
     case 'drop-caches': return k.dropCaches(a);
+    case 'fsync': return k.fsync(a);
+    case 'msync': return k.msync(a);
+    case 'log-mark': return k.logMark(a);
+    case 'log-replay': return k.logReplay(a);
     case 'open': return k.open(a);
     case 'close': return k.close(a);
     case 'create': return k.create(a);
@@ -191,7 +195,10 @@ export function stepOp(k: Kernel, step: Step, failures: string[]): Op<unknown> {
     case 'fork': return k.fork(a);
     case 'exit': return k.exit(a);
     case 'exec': return k.exec(a);
-    case 'write': return k.write(a);
+    // xfs_io mwrite and the like: a store to each page in turn
+    case 'write': return a.pages === undefined ? k.write(a) : (function* () {
+      for (let i = 0; i < a.pages; i++) yield* k.write({ ...a, page: a.page + i });
+    })();
     case 'pread': return returning(k.pread(a), a.bytes, 'pread');
     case 'pwrite': return returning(k.pwrite(a), a.bytes, 'pwrite');
     case 'pin': return k.gup(a, true);
@@ -301,6 +308,11 @@ export function check(k: Kernel, c: CheckArgs): string | null {
     // /proc/meminfo HardwareCorrupted (mm/memfailure.ts)
     case 'hardwareCorrupted':
       return cmp('hardwareCorrupted', k.memoryFailures.hardwareCorruptedKb());
+    // stat(2) of a file: st_blocks in filesystem blocks (du), st_size (fs/journal.ts)
+    case 'fileBlocks':
+      return cmp(`fileBlocks(${where})`, k.file(t.file).inode.blocks.size);
+    case 'fileSize':
+      return cmp(`fileSize(${where})`, k.file(t.file).inode.size);
     case 'blockFree':
       return cmp(`blockFree(${where})`, k.blockFree(t));
     // S_DAX through statx, FS_XFLAG_DAX through FS_IOC_FSGETXATTR (fs/daxmode.ts)

@@ -79,7 +79,7 @@ export const DRIVER_NAMES = ['nvdimm', 'devdax', 'hmm'] as const;
 export const PRESET_NAMES = PRESETS.map((p) => p.name);
 /** the /proc/sys entries a `sysctl` step can write */
 export const SYSCTL_NAMES = ['vm.hugetlb_optimize_vmemmap', 'vm.enable_soft_offline'] as const;
-export const CHECK_WHATS = ['refcount', 'mapcount', 'pinned', 'mapped', 'anon', 'blockFree', 'vmemmap', 'writable', 'softDirty', 'swapped', 'memoryMerge', 'ksmMergingPages', 'ksmZeroPages', 'hugetlbFree', 'hugetlbResv', 'hugetlbTotal', 'locked', 'guard', 'uffdWp', 'dax', 'daxFlag', 'node', 'seals', 'sealed', 'filePmdMapped', 'shmemPmdMapped', 'vmaPages', 'vmaStart', 'anonHugePages', 'folioOrder', 'rssAnon', 'metadataBadblocks', 'hardwareCorrupted'] as const satisfies readonly CheckWhat[];
+export const CHECK_WHATS = ['refcount', 'mapcount', 'pinned', 'mapped', 'anon', 'blockFree', 'vmemmap', 'writable', 'softDirty', 'swapped', 'memoryMerge', 'ksmMergingPages', 'ksmZeroPages', 'hugetlbFree', 'hugetlbResv', 'hugetlbTotal', 'locked', 'guard', 'uffdWp', 'dax', 'daxFlag', 'node', 'seals', 'sealed', 'filePmdMapped', 'shmemPmdMapped', 'vmaPages', 'vmaStart', 'anonHugePages', 'folioOrder', 'rssAnon', 'metadataBadblocks', 'fileBlocks', 'fileSize', 'hardwareCorrupted'] as const satisfies readonly CheckWhat[];
 
 // ---------------------------------------------------------------------------------------------
 // scalars
@@ -216,18 +216,20 @@ const checkShape = {
   folioOrder: CheckTarget.optional().describe('{map, page, process?}: the order of the folio mapped there (folio_order(): for a THP what split_huge_page_test.c is_backed_by_folio() reads from /proc/PID/pagemap and /proc/kpageflags); 0 for a small page or the small zero page, the PMD order for the huge zero page, -1 when nothing is present there; device pages report their compound or DAX folio order. {file, page}: the order of the folio a page-cache file (memfd, tmpfile) caches at that page index (filemap_get_folio()), -1 when none'),
   rssAnon: CheckTarget.optional().describe('{process?}: RssAnon of /proc/PID/status in kB (MM_ANONPAGES: present anonymous pages; zero pages, swap entries and hugetlb pages do not count); split_huge_page_test.c rss_anon()'),
   metadataBadblocks: CheckTarget.optional().describe('{device}: the bad 512-byte blocks in a pmem namespace\'s pfn metadata (before its data offset), as its raw view lists them (force_raw=1, /sys/block/pmemX/badblocks); errors in the data are poisoned pages, not counted'),
+  fileBlocks: CheckTarget.optional().describe('{file}: the blocks allocated to the file, unwritten ones included (stat st_blocks in filesystem blocks: du -B <block size>); after a log-replay, what the journal had committed'),
+  fileSize: CheckTarget.optional().describe('{file}: i_size in bytes (stat st_size)'),
   hardwareCorrupted: CheckTarget.optional().describe('{}: HardwareCorrupted of /proc/meminfo in kB (num_poisoned_pages: the base pages memory failure and soft offline marked PG_hwpoison)'),
   equals: z.union([z.number().int(), z.boolean(), VmemmapFigures]).optional(),
   min: z.number().int().optional(),
   max: z.number().int().optional(),
 } satisfies Record<CheckWhat | 'equals' | 'min' | 'max', z.ZodType>;
 
-const NUMERIC_CHECKS: readonly CheckWhat[] = ['hardwareCorrupted', 'refcount', 'mapcount', 'node', 'seals', 'filePmdMapped', 'shmemPmdMapped', 'vmaPages', 'vmaStart', 'anonHugePages', 'folioOrder', 'rssAnon', 'metadataBadblocks', 'ksmMergingPages', 'ksmZeroPages', 'hugetlbFree', 'hugetlbResv', 'hugetlbTotal'];
+const NUMERIC_CHECKS: readonly CheckWhat[] = ['hardwareCorrupted', 'fileBlocks', 'fileSize', 'refcount', 'mapcount', 'node', 'seals', 'filePmdMapped', 'shmemPmdMapped', 'vmaPages', 'vmaStart', 'anonHugePages', 'folioOrder', 'rssAnon', 'metadataBadblocks', 'ksmMergingPages', 'ksmZeroPages', 'hugetlbFree', 'hugetlbResv', 'hugetlbTotal'];
 /** counters of a hugetlb pool: only a { hugetlb } target */
 const POOL_CHECKS: readonly CheckWhat[] = ['hugetlbFree', 'hugetlbResv', 'hugetlbTotal'];
 const BOOLEAN_CHECKS: readonly CheckWhat[] = ['pinned', 'mapped', 'anon', 'blockFree', 'writable', 'softDirty', 'swapped', 'memoryMerge', 'locked', 'sealed', 'guard', 'uffdWp', 'dax', 'daxFlag'];
 /** properties of an inode (S_DAX, FS_XFLAG_DAX, seals): only a { file } (or, for daxFlag, { dir }) target, no page */
-const INODE_CHECKS: readonly CheckWhat[] = ['dax', 'daxFlag', 'seals'];
+const INODE_CHECKS: readonly CheckWhat[] = ['dax', 'daxFlag', 'seals', 'fileBlocks', 'fileSize'];
 /** properties of a process (its mm), not of a page: only a { process } target */
 const PROCESS_CHECKS: readonly CheckWhat[] = ['memoryMerge', 'ksmMergingPages', 'ksmZeroPages', 'rssAnon'];
 /** system-wide counters of /proc/meminfo: an empty target */
@@ -453,6 +455,10 @@ export const OP_ARGS = {
     .refine((a) => (a.file === undefined) !== (a.dir === undefined), { error: 'rename one file or one directory: give file: <name> or dir: <name>' })
     .describe('rename(2), mv x into/: the same inode in another directory; FS_XFLAG_DAX and S_DAX stay (no inheritance), open files and mappings stay valid'),
   'fsverity-enable': obj({ file: Name }).describe('fsverity enable (FS_IOC_ENABLE_VERITY, ext4): the file becomes read-only and is never DAX again; EINVAL on a DAX file or one with FS_XFLAG_DAX (v5.8+), ETXTBSY while it is open for writing (an open with write, a shared writable mapping)'),
+  fsync: obj({ file: Name }).describe('fsync(2) / fdatasync(2) (the same here: timestamps are not modelled): vfs_fsync_range() writes the page cache back and, when the file has uncommitted metadata, commits the journal (every earlier change of the filesystem with it); a memfd: nothing (noop_fsync)'),
+  msync: obj({ map: Name, process: Name.optional().describe('the process whose mapping it is (default: the one that created it)') }).describe('msync(MS_SYNC) of the whole mapping: vfs_fsync_range(datasync) of the file behind each shared file VMA in it (as fsync); private and anonymous ones: nothing; ENOMEM when pages of it are no longer mapped'),
+  'log-mark': obj({ device: Name, mark: Name.describe('the mark\'s name (log-replay: { mark })') }).describe('dmsetup message <dm-log-writes device> 0 mark <mark> (xfstests _log_writes_mark, xfs_io log_writes -m): the log remembers what the filesystem\'s journal has committed by now. XFS and ext4 on pmem (dm-log-writes passes DAX through from v4.15); FUSE has no block device: unsupported'),
+  'log-replay': obj({ device: Name, mark: Name }).describe('replay-log --replay <dev> --end-mark <mark> (xfstests _log_writes_replay_log) onto the unmounted device: the next mount finds the metadata committed at the mark (later files gone, sizes, blocks and unwritten extents as then, later blocks free); EBUSY while mounted, ENOENT for an unknown mark'),
   'drop-caches': obj({}).describe('sync; echo 2 > /proc/sys/vm/drop_caches: every in-core inode nothing holds is evicted (S_DAX is decided again at the next lookup)'),
   open: obj({ file: Name, as: Name.describe('the open file (close: <name>)'), write: Flag.optional().describe('O_RDWR (default O_RDONLY): EROFS on a read-only mount; holds write access to the mount until close') }).describe('open(2): the file descriptor holds the inode (no eviction while open)'),
   close: releaseArgs.describe('close(2) of an open file: the last user of an I_DONTCACHE inode evicts it'),
@@ -537,7 +543,7 @@ export const OP_ARGS = {
     process: Name.optional(),
   }).describe('unmap the mapping or a range of it (split_vma at its ends, zap, deferred reference drop after TLB flush)'),
   read: obj({ map: Name, page: PageIndex, process: Name.optional(), expect: Data.optional() }).describe('CPU read of a base page (faults as needed)'),
-  write: obj({ map: Name, page: PageIndex, data: Data, process: Name.optional() }).describe('CPU write of a base page (faults as needed)'),
+  write: obj({ map: Name, page: PageIndex, pages: PageCount.optional().describe('store to this many pages from page on, in order (xfs_io mwrite of a range); default 1'), data: Data, process: Name.optional() }).describe('CPU write of a base page (faults as needed)'),
   pread: fileIoArgs.describe('pread(2) of a file into a buffer in a mapping (fs/rw.ts): a DAX file is dax_iomap_rw()\'s copy, which faults the buffer in for write (no GUP; O_DIRECT the same); a page-cache file filemap_read(); O_DIRECT of a file without S_DAX GUPs the buffer for the bio (FOLL_WRITE). Returns the bytes read: short when the buffer faults after a first page, EFAULT when nothing was copied (O_DIRECT without DAX: EFAULT whenever GUP fails)'),
   pwrite: fileIoArgs.describe('pwrite(2) of a buffer in a mapping to a file (fs/rw.ts): a DAX file is dax_iomap_rw() (blocks allocated over holes, i_size extended; the buffer read-faulted, no GUP); a page-cache file generic_perform_write(); O_DIRECT of a file without S_DAX GUPs the buffer for the bio. Returns the bytes written (short, or EFAULT, as pread)'),
   fork: obj({ process: Name.optional().describe('the parent (default init)'), as: Name }).describe('fork: copy VMAs and page tables (copy_page_range)'),

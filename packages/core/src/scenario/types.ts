@@ -43,7 +43,8 @@ export type OpName =
   | 'uffd-api' | 'uffd-register' | 'uffd-unregister' | 'uffd-copy' | 'uffd-zeropage' | 'uffd-continue' | 'uffd-poison' | 'uffd-move' | 'uffd-wake' | 'uffd-writeprotect' | 'uffd-read' | 'uffd-close' | 'pagemap-scan'
   | 'bind' | 'reconfigure' | 'reconfigure-namespace' | 'online-memory' | 'offline-memory' | 'auto-online-blocks'
   | 'dax-region' | 'create-device' | 'destroy-device' | 'resize-device' | 'enable-device' | 'disable-device' | 'dax-list'
-  | 'umount' | 'remount' | 'mkdir' | 'chattr' | 'rename' | 'fsverity-enable' | 'drop-caches' | 'open' | 'close' | 'add-seals';
+  | 'umount' | 'remount' | 'mkdir' | 'chattr' | 'rename' | 'fsverity-enable' | 'drop-caches' | 'open' | 'close' | 'add-seals'
+  | 'fsync' | 'msync' | 'log-mark' | 'log-replay';
 
 export interface Step {
   readonly op: OpName;
@@ -67,7 +68,7 @@ export interface StepExpect {
 }
 
 /** check: { <what>: target, equals | min | max } */
-export type CheckWhat = 'refcount' | 'mapcount' | 'pinned' | 'mapped' | 'anon' | 'blockFree' | 'vmemmap' | 'writable' | 'softDirty' | 'swapped' | 'memoryMerge' | 'ksmMergingPages' | 'ksmZeroPages' | 'hugetlbFree' | 'hugetlbResv' | 'hugetlbTotal' | 'locked' | 'guard' | 'uffdWp' | 'dax' | 'daxFlag' | 'node' | 'seals' | 'sealed' | 'filePmdMapped' | 'shmemPmdMapped' | 'vmaPages' | 'vmaStart' | 'anonHugePages' | 'folioOrder' | 'rssAnon' | 'metadataBadblocks' | 'hardwareCorrupted';
+export type CheckWhat = 'refcount' | 'mapcount' | 'pinned' | 'mapped' | 'anon' | 'blockFree' | 'vmemmap' | 'writable' | 'softDirty' | 'swapped' | 'memoryMerge' | 'ksmMergingPages' | 'ksmZeroPages' | 'hugetlbFree' | 'hugetlbResv' | 'hugetlbTotal' | 'locked' | 'guard' | 'uffdWp' | 'dax' | 'daxFlag' | 'node' | 'seals' | 'sealed' | 'filePmdMapped' | 'shmemPmdMapped' | 'vmaPages' | 'vmaStart' | 'anonHugePages' | 'folioOrder' | 'rssAnon' | 'metadataBadblocks' | 'fileBlocks' | 'fileSize' | 'hardwareCorrupted';
 
 export interface CheckArgs {
   readonly what: CheckWhat;
