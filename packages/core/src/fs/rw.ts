@@ -125,6 +125,7 @@ function* fileIo(k: Kernel, a: FileIoArgs, dir: Dir): Op<number> {
   // the descriptor a write needs cannot be opened on a read-only mount (may_open: EROFS)
   if (dir === 'write') fs.checkWritable(`open '${a.file}' for ${call}`);
   const directNonDax = a.direct === true && !inode.sDax;
+  if (!inode.sDax && !inode.cache) throw new Error(`${inode.name}: neither S_DAX nor a page cache`);
   // the sector check of a direct I/O comes before anything is done (xfs_file_dio_write,
   // iomap_dio_bio_iter: the position, the length and the buffer's address, iov_iter_alignment()
   // before v6.0 and bdev_iter_is_aligned() from v6.0 with pmem's 511-byte dma_alignment [M]);
@@ -140,17 +141,13 @@ function* fileIo(k: Kernel, a: FileIoArgs, dir: Dir): Op<number> {
     length = Math.min(length, fs.maxBytes - offset);
   }
   // iomap direct I/O moves bytes (the bio's segments); every other path here is modelled by whole pages
-  if (directNonDax && !fs.directIoToServer) {
-    if (!inode.cache) throw new Error(`${inode.name}: neither S_DAX nor a page cache`);
-    return length === 0 ? 0 : yield* directIo(k, fs, inode, offset, length, buf, pageOffset, dir, call);
-  }
+  if (directNonDax && !fs.directIoToServer) return length === 0 ? 0 : yield* directIo(k, fs, inode, offset, length, buf, pageOffset, dir, call);
   wholePages(ps, offset, length, call);
   wholeBuffer(pageOffset, call);
   const first = offset / ps;
   const n = length / ps;
   if (n === 0) return 0;
   if (inode.sDax) return dir === 'read' ? yield* daxRead(k, fs, inode, first, n, buf) : yield* daxWrite(k, fs, inode, first, n, buf, call);
-  if (!inode.cache) throw new Error(`${inode.name}: neither S_DAX nor a page cache`);
   // fuse_file_read_iter / fuse_file_write_iter: FUSE_IS_DAX() first, then an FOPEN_DIRECT_IO open
   // file is fuse_direct_read_iter / fuse_direct_write_iter, with O_DIRECT or without
   if (fs.fopenDirectIo(inode)) return yield* serverDirectIo(k, fs, inode, first, n, buf, dir, call, fs.fopenDirectIoCoherence());
