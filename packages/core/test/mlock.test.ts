@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { createKernel, PRESETS, type Kernel } from '../src/index.js';
 import { testArch } from '../src/testing.js';
+import { lockedVm } from '../src/mm/mlock.js';
 import { code } from './vm-helpers.js';
 
 // mlock(2) and friends (mm/mlock.ts): the VMA side of mm/mlock.c. The expectations follow
@@ -135,5 +136,94 @@ describe('what VM_LOCKED changes elsewhere', () => {
     k.run(k.munmap({ map: 'map', offset: PAGE, length: PAGE }));
     expect(code(() => k.run(k.mlock({ map: 'map' })))).toBe('ENOMEM');
     expect([locked(k, 'map', 0), locked(k, 'map', 2)]).toEqual([true, false]);
+  });
+});
+
+// ---- tools/testing/selftests/mm/mlock-random-test.c -----------------------------------------------
+//
+// main(): RLIMIT_MEMLOCK soft = hard = 256 KiB and no CAP_IPC_LOCK (set_cap_limits()); then
+// test_mlock_within_limit() on malloc(128 KiB) and test_mlock_outof_limit() on malloc(384 KiB),
+// each 100 random mlock() / mlock2(MLOCK_ONFAULT) calls of [p + start, p + start + len) inside
+// the buffer. glibc serves both from mmap (at or above M_MMAP_THRESHOLD, 128 KiB): a fresh
+// anonymous mapping of the request plus its 16-byte chunk header, rounded up to pages (33 and 97
+// pages), with p 16 bytes into its first page. do_mlock() takes the byte range as the pages it
+// touches (start rounded down, start + len up) and refuses with ENOMEM when those pages plus
+// locked_vm, less the pages of the range already locked (count_mm_mlocked_page_nr()), pass the
+// limit. The checks are the test's: within the limit every call succeeds and VmLck stays at most
+// PAGE_ALIGN(128 KiB) + one page; past it every call fails (a length of at least 256 KiB from a
+// start 16 bytes into a page spans at least 65 pages) and VmLck does not move.
+
+/** The C library's rand() is not reproducible here; a fixed-seed generator stands in (mulberry32). */
+function seeded(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) & 0x7fffffff;
+  };
+}
+
+describe('mlock-random-test.c', () => {
+  const CHUNK = 128 * 1024;
+  const LIMIT = 2 * CHUNK;
+  const HEADER = 16;
+  const vmLck = (k: Kernel) => lockedVm(k.process(undefined)) * PAGE;
+  /** malloc(size) from mmap: the mapping, and p's byte offset in it */
+  const malloc = (k: Kernel, size: number, as: string) => k.run(k.mmap({ anon: true, length: Math.ceil((size + HEADER) / PAGE) * PAGE, write: true, as }));
+  /** mlock(p + start, len) or mlock2_(…, MLOCK_ONFAULT): the pages it touches */
+  const lockBytes = (k: Kernel, map: string, start: number, len: number, onfault: boolean) => {
+    const from = Math.floor((HEADER + start) / PAGE);
+    const to = Math.ceil((HEADER + start + len) / PAGE);
+    // a length of 0 from a page boundary is no range at all: do_mlock() returns 0
+    if (to === from) return null;
+    return code(() => k.run(k.mlock({ map, offset: from * PAGE, length: (to - from) * PAGE, ...(onfault ? { onfault: true } : {}) })));
+  };
+
+  for (const version of RELEASES) {
+    it(`${version}: 100 random mlocks within RLIMIT_MEMLOCK all succeed with VmLck <= 132 KiB; 100 past it all fail with ENOMEM and VmLck unchanged`, () => {
+      const k = kernel(version);
+      const rand = seeded(0x6d6c6f63 ^ version.length);
+      k.run(k.setrlimit({ memlock: LIMIT }));
+      malloc(k, CHUNK, 'within');
+      const within: (string | null)[] = [];
+      for (let i = 0; i < 100; i++) {
+        const isMlock = rand() % 2 === 1;
+        const len = rand() % CHUNK;
+        const start = rand() % (CHUNK - len);
+        within.push(lockBytes(k, 'within', start, len, !isMlock));
+      }
+      expect(within.filter((c) => c !== null)).toEqual([]);
+      expect(vmLck(k)).toBeLessThanOrEqual(CHUNK + PAGE);
+      expect(vmLck(k)).toBeGreaterThan(0);
+      // munlock(p, 128 KiB); free(p): the mapping goes
+      k.run(k.munmap({ map: 'within' }));
+      expect(vmLck(k)).toBe(0);
+
+      const OUT = 3 * CHUNK;
+      malloc(k, OUT, 'outof');
+      const before = vmLck(k);
+      const outof: (string | null)[] = [];
+      for (let i = 0; i < 100; i++) {
+        const isMlock = rand() % 2 === 1;
+        const len = (rand() % (OUT - LIMIT)) + LIMIT;
+        const start = rand() % (OUT - len);
+        outof.push(lockBytes(k, 'outof', start, len, !isMlock));
+      }
+      expect(new Set(outof)).toEqual(new Set(['ENOMEM']));
+      expect(vmLck(k)).toBe(before);
+    });
+  }
+
+  it('the 16-byte header decides it: 256 KiB from a page boundary (64 pages) is exactly the limit and is allowed', () => {
+    const k = kernel();
+    k.run(k.setrlimit({ memlock: LIMIT }));
+    k.run(k.mmap({ anon: true, length: 3 * CHUNK, write: true, as: 'm' }));
+    expect(code(() => k.run(k.mlock({ map: 'm', length: LIMIT })))).toBeNull();
+    expect(vmLck(k)).toBe(LIMIT);
+    // locking the same pages again counts nothing twice (count_mm_mlocked_page_nr())
+    expect(code(() => k.run(k.mlock({ map: 'm', length: LIMIT, onfault: true })))).toBeNull();
+    expect(code(() => k.run(k.mlock({ map: 'm', offset: LIMIT, length: PAGE })))).toBe('ENOMEM');
   });
 });
