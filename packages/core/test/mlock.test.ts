@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { createKernel, PRESETS, type Kernel } from '../src/index.js';
 import { testArch } from '../src/testing.js';
 import { lockedVm } from '../src/mm/mlock.js';
+import { prng } from '../src/prng.js';
 import { code } from './vm-helpers.js';
 
 // mlock(2) and friends (mm/mlock.ts): the VMA side of mm/mlock.c. The expectations follow
@@ -153,16 +154,10 @@ describe('what VM_LOCKED changes elsewhere', () => {
 // PAGE_ALIGN(128 KiB) + one page; past it every call fails (a length of at least 256 KiB from a
 // start 16 bytes into a page spans at least 65 pages) and VmLck does not move.
 
-/** The C library's rand() is not reproducible here; a fixed-seed generator stands in (mulberry32). */
+/** The C library's rand() (0 … 2^31 - 1) is not reproducible here: a fixed-seed generator stands in. */
 function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) & 0x7fffffff;
-  };
+  const next = prng(seed);
+  return () => Math.floor(next() * 2 ** 31);
 }
 
 describe('mlock-random-test.c', () => {

@@ -7,6 +7,7 @@ import { daxFlagOf, statxDax } from '../fs/daxmode.js';
 import { Monitor } from '../invariants.js';
 import { createKernel, type Kernel } from '../kernel.js';
 import type { Op, Yield } from '../sched.js';
+import { prng } from '../prng.js';
 import type { CellKernel, CellResult, CheckArgs, ExpectRule, Outcome, Scenario, ScheduleStep, Step } from './types.js';
 import { unknownPluginName } from './plugin-names.js';
 
@@ -53,17 +54,6 @@ export interface ThreadState {
   allowedFailures: string[];
 }
 
-/** mulberry32: a small, well-distributed, seedable PRNG. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 class StepFailure extends Error {}
 
