@@ -25,6 +25,7 @@ import { Mprotect } from './mm/mprotect.js';
 import { mremap } from './mm/mremap.js';
 import { madvise, type Advice } from './mm/madvise.js';
 import { processMadvise } from './mm/pmadvise.js';
+import { processMrelease } from './mm/mrelease.js';
 import { isDevmemVma, mapDevmem, revokeDevmem } from './mm/devmem.js';
 import { addSeals, getSeals, sealCheckMmap, type SealName } from './mm/memfd.js';
 import { mmPopulate } from './mm/populate.js';
@@ -1489,14 +1490,20 @@ export class Kernel {
     this.pidfds.set(a.as, target);
   }
 
+  /** The process a pidfd-open handle names. */
+  private pidfdTask(pidfd: string): string {
+    const task = this.pidfds.get(pidfd);
+    if (task === undefined) throw new InputError(`unknown pidfd '${pidfd}': open it with pidfd-open: { target: <process>, as: ${pidfd} }`, undefined, 'pidfd');
+    return task;
+  }
+
   /**
    * process_madvise() from `process` (default init) on the process a pidfd names, over ranges of
    * that process's mappings (mm/pmadvise.ts): the bytes advised.
    */
   *processMadvise(a: { process?: string; pidfd: string; ranges: readonly { map: string; page?: number; pages?: number }[]; advice: Advice; flags?: number; capSysNice?: boolean }): Op<number> {
     const caller = this.process(a.process);
-    const task = this.pidfds.get(a.pidfd);
-    if (task === undefined) throw new InputError(`unknown pidfd '${a.pidfd}': open it with pidfd-open: { target: <process>, as: ${a.pidfd} }`, undefined, 'pidfd');
+    const task = this.pidfdTask(a.pidfd);
     return yield* processMadvise(this, {
       caller,
       target: () => this.process(task),
@@ -1661,6 +1668,23 @@ export class Kernel {
     for (const vma of [...old.vmas]) yield* this.vm.unmapVma(vma);
     old.alive = false;
     this.processes.set(old.name, mm);
+  }
+
+  /**
+   * kill(pid, SIGKILL): the process has a fatal signal pending and runs no more user code
+   * (task_will_free_mem() is true); its address space stays until it exits (`exit`), which
+   * process_mrelease() may get ahead of.
+   */
+  *kill(a: { process: string }): Op {
+    this.process(a.process).dying = true;
+    yield* [];
+  }
+
+  /** process_mrelease() from `process` (default init) of the process a pidfd names (mm/mrelease.ts). */
+  *processMrelease(a: { process?: string; pidfd: string; flags?: number }): Op {
+    this.process(a.process);
+    const task = this.pidfdTask(a.pidfd);
+    yield* processMrelease(this, () => this.process(task), a.flags ?? 0);
   }
 
   *exit(a: { process: string }): Op {

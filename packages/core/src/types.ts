@@ -431,6 +431,10 @@ export interface Mm {
    * when their VMA has no policy; absent: the default (local). fork copies it, execve keeps it.
    */
   taskPolicy?: VmaPolicy;
+  /** a fatal signal is pending (`kill`): the process runs no more user code; its memory goes at `exit` */
+  dying?: boolean;
+  /** MMF_UNSTABLE: process_mrelease() reaped it (mm/mrelease.ts); new faults there are SIGBUS */
+  unstable?: boolean;
 }
 
 /** An address range in pages (Mm.ranges). */

@@ -8,6 +8,7 @@ import { entryStillRead, origPte, pteSame, type Leaf } from './vm.js';
 import { nonPresent } from './exclusive.js';
 import { migrationEntryWait } from './migrate.js';
 import { isWpMarker } from './guard.js';
+import { checkStableAddressSpace } from './mrelease.js';
 
 /** A page fault as the handlers see it (struct vm_fault). */
 export interface Vmf {
@@ -126,6 +127,7 @@ export class Faults {
       // a uffd-wp marker in a DAX mapping (a WP_ASYNC registration of any memory, v6.7): the DAX
       // fault paths insert over pte_none only (insert_pfn() / insert_page()); not modelled
       if (wpMarker && vma.kind !== 'anon' && vma.kind !== 'pagecache') throw KernelError.unsupported('EOPNOTSUPP', `a fault on a uffd-wp marker in DAX mapping '${vma.name}' is not modelled`);
+      checkStableAddressSpace(vma, write);
       k.emit('fault', { mm: vma.mm.name, vaddr: vpn, write, kind: vma.kind });
       if (vma.kind === 'anon') yield* this.anonymous(vmf);
       else if ((vma.kind === 'file' || vma.kind === 'pagecache') && write && !vma.flags.shared) yield* this.cowFault(vmf);

@@ -129,6 +129,8 @@ export function stepOp(k: Kernel, step: Step, failures: string[]): Op<unknown> {
     case 'mseal': return k.mseal(a);
     case 'pidfd-open': return k.pidfdOpen(a);
     case 'process-madvise': return returning(k.processMadvise(a), a.bytes, 'process_madvise');
+    case 'process-mrelease': return k.processMrelease(a);
+    case 'kill': return k.kill(a);
     case 'ksm-merge': return k.ksmMerge(a);
     case 'ksm-unmerge': return k.ksmUnmerge(a);
     case 'prctl': return k.prctl(a);

@@ -548,6 +548,12 @@ export const OP_ARGS = {
   pwrite: fileIoArgs.describe('pwrite(2) of a buffer in a mapping to a file (fs/rw.ts): a DAX file is dax_iomap_rw() (blocks allocated over holes, i_size extended; the buffer read-faulted, no GUP); a page-cache file generic_perform_write(); O_DIRECT of a file without S_DAX GUPs the buffer for the bio. Returns the bytes written (short, or EFAULT, as pread)'),
   fork: obj({ process: Name.optional().describe('the parent (default init)'), as: Name }).describe('fork: copy VMAs and page tables (copy_page_range)'),
   exit: obj({ process: Name }).describe('process exit: unmap everything'),
+  kill: obj({ process: Name }).describe('kill(pid, SIGKILL): a fatal signal is pending; the process runs no more user code and its memory stays until exit (process-mrelease may reap it first)'),
+  'process-mrelease': obj({
+    process: Name.optional().describe('the calling process (default init)'),
+    pidfd: Name.describe('a pidfd-open handle on the process to reap'),
+    flags: z.number().int().nonnegative().optional().describe('the flags argument (must be 0: EINVAL otherwise)'),
+  }).describe('process_mrelease(pidfd, flags) (mm/oom_kill.c, v5.15; ENOSYS before): reap a killed process\'s private and anonymous memory before it exits, as the OOM reaper does (EINVAL for a process not killed, ESRCH once it exited); later faults there that would map new memory are SIGBUS'),
   exec: obj({ process: Name.optional().describe('the process that calls execve() (default init)') }).describe('execve(): the process gets a new, empty mm (the old one is torn down as at exit); PR_SET_MEMORY_MERGE survives it from v6.7'),
   pin: pinArgs.describe('pin_user_pages (FOLL_PIN)'),
   get: pinArgs.describe('get_user_pages (FOLL_GET)'),
