@@ -339,6 +339,15 @@ export const FEATURES = [
       length: 'v6.8 only, between 1b151e2435fc "block: Remove special-casing of compound pages" (applied December 2023 for v6.8; backported to the stable trees) and its fix: bio_for_each_folio_all() releases one page per PAGE_SIZE of fi.length from the segment\'s first page (at least one), one too few when a multi-page segment of a large folio starts inside a page and its last page holds no more bytes than that offset: the last page keeps its pin, and a hugetlb folio never returns to the pool (hugetlb_dio case 4)',
     },
   },
+  {
+    name: 'folio-split-misplaced-entries',
+    values: [false, true],
+    summary: 'a non-uniform folio_split() of a page-cache folio leaves xarray entries naming an after-split folio that is unfrozen before the right one is stored (selftests/mm/folio_split_race_test.c)',
+    meaning: {
+      false: 'every xarray entry of the folio keeps naming the original folio, frozen until each after-split folio is stored at its own index: a lockless filemap_get_entry() waits in folio_try_get() (uniform split: xas_split() of the original folio, every release; non-uniform: 577a1f495fd7 "mm/huge_memory: fix a folio_split() race condition with folio_try_get()", mm-hotfixes for v7.0 [M], Cc stable)',
+      true: '__split_unmapped_folio() calls xas_try_split() with the after-split folio it is halving at each step, so the upper half\'s entries name that folio; __folio_split() unfreezes it before __xa_store() puts the right folio there, and a lookup in between takes it and maps folio_file_page() of the wrong folio: a wrong or all-zero page (00527733d0dc, used by truncate_inode_partial_folio() from 7460b470a131, both v6.15; effective only where the split is non-uniform: truncate and hole punch from v6.15, the split_huge_pages in_folio_offset form)',
+    },
+  },
 ] as const satisfies readonly FeatureSpec[];
 
 export type FeatureName = (typeof FEATURES)[number]['name'];
@@ -391,6 +400,7 @@ const V5_4: FeatureSet = {
   secretmem: 'absent',
   'read-only-thp-for-fs': false,
   'ext4-dax-cow-journal': false,
+  'folio-split-misplaced-entries': false,
 };
 const V5_10: FeatureSet = { ...V5_4, 'foll-pin': true, 'fork-cow-pinned': true, 'wp-reuse': 'refcount', 'thp-cow': 'split', 'mremap-devmap-pmd': true };
 const V6_1: FeatureSet = {
@@ -426,10 +436,13 @@ const V6_15: FeatureSet = {
   'longterm-fsdax-folio-check': true,
   'fuse-break-whole-file': true,
   'device-exclusive': 'folio-walk',
+  // 00527733d0dc + 7460b470a131: truncate's non-uniform folio_split() with misplaced xarray entries
+  'folio-split-misplaced-entries': true,
 };
 
 // the 2025 device-private THP series (MIGRATE_VMA_SELECT_COMPOUND) came after v6.15 [M]
-const LATEST: FeatureSet = { ...V6_15, 'migrate-device-thp': 'compound' };
+// 577a1f495fd7 (v7.0 [M]): xas_try_split() with the original folio
+const LATEST: FeatureSet = { ...V6_15, 'migrate-device-thp': 'compound', 'folio-split-misplaced-entries': false };
 
 export const PRESETS: readonly Preset[] = [
   { name: 'v5.4', release: 'Linux 5.4 (Nov 2019)', features: V5_4, notes: 'era (a): every ZONE_DEVICE page idle at 1, devmap PTEs, no pin accounting (a DMA pin is a plain reference), no early COW at fork, COW reuse by mapcount' },

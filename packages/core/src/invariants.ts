@@ -235,6 +235,32 @@ class DevmemWriteToClaimedRange extends Invariant {
   }
 }
 
+/**
+ * A page-cache mapping maps, at each address, the page the file caches at that address's offset
+ * (vma->vm_pgoff + the page's offset in the VMA): finish_fault() maps folio_file_page() of the
+ * folio the lookup returned, so a lookup that returns a folio of other indexes (the non-uniform
+ * folio_split() race, feature folio-split-misplaced-entries) maps another offset's data there. An
+ * anonymous page (a private COW copy) and hugetlbfs (indexed by huge page) are not page-cache pages
+ * of that offset and are left out.
+ */
+class WrongFilePageMapped extends Invariant {
+  readonly name = 'wrong-file-page-mapped';
+  readonly description = 'a fault mapped, at a file offset, a page the page cache holds for another offset';
+  attach(k: Kernel, report: (m: string) => void, bag: Subscription): void {
+    k.bus.listen('pte.set', (e) => {
+      const { mm: name, vaddr, pfn, special } = e.data;
+      const mm = k.processes.get(name);
+      if (special || !mm) return;
+      const vma = k.vm.vmaAt(mm, vaddr);
+      const file = vma?.cacheFile;
+      if (!vma || !file || file.hugetlb || !k.pages.has(pfn) || k.folios.isAnon(k.folios.folio(pfn))) return;
+      const index = vma.pgoff + (vaddr - vma.start);
+      const cached = file.cache.get(index);
+      if (cached !== undefined && cached !== pfn) report(`${name} maps pfn ${pfn} at page ${vaddr - vma.start} of '${vma.name}' (${file.name}[${index}]), but the page cache holds pfn ${cached} there`);
+    }, bag);
+  }
+}
+
 /** Every invariant, in DESIGN.md's order. */
 export function allInvariants(): Invariant[] {
   return [
@@ -250,6 +276,7 @@ export function allInvariants(): Invariant[] {
     new DaxEntryZeroRef(),
     new DeviceMapsFreedPage(),
     new DevmemWriteToClaimedRange(),
+    new WrongFilePageMapped(),
     new KernelOopsInvariant(),
   ];
 }

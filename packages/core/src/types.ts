@@ -221,6 +221,23 @@ export interface PageCacheFile {
    * S_DAX on a DAX-capable mount: its blocks; fs/daxmode.ts); absent: a new folio is zeroes.
    */
   readonly readPage?: (index: number) => string;
+  /** a __folio_split() of one of its folios between the refcount freeze and the last unfreeze (mm/split.ts) */
+  splitting?: FolioSplitInFlight;
+}
+
+/**
+ * What a lockless page-cache lookup (filemap_get_entry(): xas_load(), folio_try_get(),
+ * xas_reload()) can see of a page-cache folio while __folio_split() runs: the xarray entries of its
+ * indexes, which after-split folios are still frozen (refcount 0: folio_try_get() fails) and which
+ * are still locked (folio_lock() sleeps until the split unlocks them).
+ */
+export interface FolioSplitInFlight {
+  /** file index -> the first pfn of the folio its xarray entry names */
+  readonly entries: Map<number, number>;
+  /** first pfns of the folios whose refcount is frozen */
+  readonly frozen: Set<number>;
+  /** first pfns of the after-split folios still locked */
+  readonly locked: Set<number>;
 }
 
 /** struct vm_area_struct */

@@ -1,12 +1,12 @@
 import type { Kernel } from '../kernel.js';
 import { KernelError } from '../errors.js';
-import type { Op } from '../sched.js';
+import { preempt, waitUntil, type Op } from '../sched.js';
 import type { HugetlbFile, PageCacheFile, Vma } from '../types.js';
 import type { Vmf } from './fault.js';
 import { mappingOf, PG } from './pages.js';
 import { initialSeals, sealCheckFallocate, sealCheckPunchHole, sealCheckResize } from './memfd.js';
 import { kernelAtLeast } from '../features.js';
-import { splitCacheFolio } from './split.js';
+import { splitCacheFolioOp } from './split.js';
 
 /** transparent_hugepage/shmem_enabled: the shmem_huge values (SHMEM_HUGE_*) */
 export const SHMEM_HUGE_MODES = ['always', 'within_size', 'advise', 'never', 'deny', 'force'] as const;
@@ -253,6 +253,55 @@ export class PageCache {
   }
 
   /**
+   * shmem_get_folio_gfp()'s lookup (getFolio()) while a split of the folio caching `index` is in
+   * flight (file.splitting): filemap_get_entry() loads the entry (xas_load()), folio_try_get()s it
+   * -- a frozen folio fails and the lookup starts again --, and drops it if the entry changed
+   * meanwhile (xas_reload()); then folio_lock() sleeps until the split unlocks the folio, and a
+   * folio that left the mapping meanwhile ("Has the folio been truncated or swapped out?") starts
+   * it again. The page returned is folio_file_page(folio, index), the folio's page at index's
+   * offset within it: nothing checks the folio's own index, so a misplaced entry
+   * (`folio-split-misplaced-entries`) hands out another index's page. Each step reads RCU-protected
+   * state without the xarray lock, so another thread may run between them. With no split in flight
+   * the three reads see one entry, and a split that starts later freezes the folio first (the
+   * reader's reference makes its freeze fail): getFolio() as one step.
+   */
+  private *lookupFolio(file: PageCacheFile, index: number, why: string): Op<number> {
+    const k = this.k;
+    for (;;) {
+      const head = file.splitting?.entries.get(index);
+      if (head === undefined) return this.getFolio(file, index, why);
+      yield preempt('filemap_get_entry: xas_load', () => head);
+      const frozen = (): boolean => file.splitting?.frozen.has(head) === true;
+      if (frozen()) {
+        // folio_try_get() fails: "goto repeat" reloads the entry, the same one until the split moves on
+        yield* waitUntil('filemap_get_entry: folio_try_get of a frozen folio', () => !frozen() || this.entryAt(file, index) !== head);
+        continue;
+      }
+      k.folios.get(head, 1, `${why}: filemap_get_entry: folio_try_get`);
+      yield preempt('filemap_get_entry: folio_try_get', () => head);
+      if (this.entryAt(file, index) !== head) {
+        k.folios.put(head, 1, 'filemap_get_entry: xas_reload() names another folio');
+        continue;
+      }
+      yield* waitUntil('shmem_get_folio_gfp: folio_lock', () => file.splitting?.locked.has(head) !== true);
+      const slot = k.pages.slot(head);
+      if (k.pages.mapping[slot] !== mappingOf(file.mapping.id)) {
+        k.folios.put(head, 1, 'shmem_get_folio_gfp: the folio was truncated');
+        continue;
+      }
+      return head + (index & (k.folios.nr(head) - 1));
+    }
+  }
+
+  /** The folio (first pfn) the xarray names at `index`: an in-flight split's entry, else the cache's. */
+  private entryAt(file: PageCacheFile, index: number): number | undefined {
+    const inFlight = file.splitting?.entries.get(index);
+    if (inFlight !== undefined) return inFlight;
+    const pfn = file.cache.get(index);
+    return pfn === undefined ? undefined : this.k.folios.folio(pfn);
+  }
+
+  /**
    * A read fault (do_read_fault) or a shared write fault (do_shared_fault) on a shmem VMA:
    * __do_fault() -> shmem_fault() -> shmem_get_folio_gfp(SGP_CACHE), then finish_fault() maps the
    * folio with the VMA's vm_page_prot — writable in a shared writable mapping that wants no write
@@ -274,7 +323,7 @@ export class PageCache {
     // a VMA registered for MINOR (v5.14) or WP (v5.19) faults (uffd_disable_fault_around())
     if (!vmf.write && !k.uffd.disablesFaultAround(vma) && this.faultAround(vmf, file)) return;
     this.faultLarge(vma, file, vmf.pgoff);
-    const pfn = this.getFolio(file, vmf.pgoff, vmf.write ? 'do_shared_fault' : 'do_read_fault');
+    const pfn = yield* this.lookupFolio(file, vmf.pgoff, vmf.write ? 'do_shared_fault' : 'do_read_fault');
     // do_shared_fault(): ->page_mkwrite / fault_dirty_shared_page() mark the folio dirty
     if (vmf.write && file.writeback) k.folios.setFlag(k.folios.folio(pfn), PG.dirty, true);
     // finish_fault(): over pmd_none, a PMD-mappable folio is mapped whole (do_set_pmd); the fault's reference is the PMD's
@@ -509,8 +558,10 @@ export class PageCache {
     const fromPte = Math.max(pteOff - (pteOff % nr), pteOff - Math.min(pteOff, vmaOff));
     const toPte = Math.min(fromPte + nr, ptrs, pteOff + vma.pages - vmaOff) - 1;
     // filemap_map_pages() -> filemap_map_pmd(): the first folio of the window, if PMD-mappable over pmd_none, is mapped by do_set_pmd()
+    // next_uptodate_folio() passes over a folio a split has frozen (folio_try_get()) or locked (folio_trylock())
+    const splitting = (index: number): boolean => file.splitting?.entries.has(index) === true;
     const first = file.cache.get(vmf.pgoff - pteOff + fromPte);
-    if (first !== undefined && !file.notUptodate.has(vmf.pgoff - pteOff + fromPte)) {
+    if (first !== undefined && !file.notUptodate.has(vmf.pgoff - pteOff + fromPte) && !splitting(vmf.pgoff - pteOff + fromPte)) {
       const head = k.folios.folio(first);
       k.folios.get(head, 1, 'filemap_map_pages: next_uptodate_folio');
       if (this.setPmd(vma, vpn, first + (pteOff - fromPte), false)) return true;
@@ -522,7 +573,7 @@ export class PageCache {
       const index = vmf.pgoff - pteOff + pte;
       if (index >= file.pages) break;
       const pfn = file.cache.get(index);
-      if (pfn === undefined || file.notUptodate.has(index) || k.vm.lookup(vma.mm, at)) continue;
+      if (pfn === undefined || file.notUptodate.has(index) || splitting(index) || k.vm.lookup(vma.mm, at)) continue;
       k.folios.get(k.folios.folio(pfn), 1, 'filemap_map_pages');
       k.folios.addMap(k.folios.folio(pfn));
       k.vm.install(vma.mm, at, k.faults.pte(pfn, 'pte', { write: this.sharedWritable(vma) }));
@@ -556,7 +607,7 @@ export class PageCache {
     sealCheckResize(file, size, ps);
     if (size < (file.size ?? file.pages * ps)) {
       if (pages < file.pages) yield* this.k.vm.unmapMappingPages(file.mapping, pages, Infinity);
-      this.dropCache(file, this.undoPartial(file, size, Infinity)[0]);
+      this.dropCache(file, (yield* this.undoPartial(file, size, Infinity))[0]);
     }
     file.pages = pages;
     if (file.size !== undefined) file.size = size;
@@ -592,7 +643,7 @@ export class PageCache {
         yield* k.vm.zap(vma, vpn, vpn + 1, 'unmap_mapping_range', false, false);
       }
     }
-    const [start, stop] = this.undoPartial(file, offset, offset + length);
+    const [start, stop] = yield* this.undoPartial(file, offset, offset + length);
     this.dropCache(file, start, stop);
   }
 
@@ -604,7 +655,7 @@ export class PageCache {
    * that stayed whole (folio_next_index()), and end back to its first index when the range ends
    * inside it. Disk files keep dropCache()'s refusal (their split and clean-folio rules differ).
    */
-  private undoPartial(file: PageCacheFile, lstart: number, lend: number): [number, number] {
+  private *undoPartial(file: PageCacheFile, lstart: number, lend: number): Op<[number, number]> {
     const k = this.k;
     const ps = k.mmu.basePageSize;
     let start = Math.ceil(lstart / ps);
@@ -620,13 +671,13 @@ export class PageCache {
     // shmem_get_partial_folio(lstart >> PAGE_SHIFT); same_folio: the range also ends inside it
     const a = large(Math.floor(lstart / ps));
     const sameFolio = a !== null && lend <= (a.first + a.nr) * ps;
-    if (a && !this.partialFolio(file, a.head, a.first, lstart, lend)) {
+    if (a && !(yield* this.partialFolio(file, a.head, a.first, lstart, lend))) {
       start = Math.max(start, a.first + a.nr);
       if (sameFolio) end = Math.min(end, a.first);
     }
     if (!sameFolio && lend !== Infinity) {
       const b = large(Math.ceil(lend / ps) - 1);
-      if (b && !this.partialFolio(file, b.head, b.first, lstart, lend)) end = Math.min(end, b.first);
+      if (b && !(yield* this.partialFolio(file, b.head, b.first, lstart, lend))) end = Math.min(end, b.first);
     }
     return [start, end];
   }
@@ -650,7 +701,7 @@ export class PageCache {
    * fa04f5b60fda (v6.18) unmaps a folio whose split failed, except shmem's ("intentionally mapped
    * with PMDs across i_size"): nothing more here.
    */
-  private partialFolio(file: PageCacheFile, head: number, first: number, lstart: number, lend: number): boolean {
+  private *partialFolio(file: PageCacheFile, head: number, first: number, lstart: number, lend: number): Op<boolean> {
     const k = this.k;
     const ps = k.mmu.basePageSize;
     const size = k.folios.nr(head) * ps;
@@ -662,14 +713,14 @@ export class PageCache {
     if (!kernelAtLeast(k.version, 5, 7)) return false;
     const nonUniform = kernelAtLeast(k.version, 6, 15);
     k.folios.get(head, 1, 'shmem_undo_range: shmem_get_partial_folio');
-    const failed = splitCacheFolio(k, file, head, nonUniform ? { order: 0, at: Math.floor(offset / ps) } : { order: 0 });
+    const failed = yield* splitCacheFolioOp(k, file, head, nonUniform ? { order: 0, at: Math.floor(offset / ps) } : { order: 0 });
     if (failed === null && nonUniform && offset + length < size) {
       // folio2: the piece holding split_at2 = the page at offset + length (folio_try_get())
       const pfn2 = head + Math.floor((offset + length) / ps);
       const head2 = k.folios.folio(pfn2);
       if (k.folios.nr(head2) > 1) {
         k.folios.get(head2, 1, 'truncate_inode_partial_folio: folio_try_get(folio2)');
-        splitCacheFolio(k, file, head2, { order: 0, at: pfn2 - head2 });
+        yield* splitCacheFolioOp(k, file, head2, { order: 0, at: pfn2 - head2 });
         k.folios.put(k.folios.folio(head2), 1, 'truncate_inode_partial_folio: folio_put(folio2)');
       }
     }

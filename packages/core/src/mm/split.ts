@@ -1,8 +1,8 @@
 import type { Kernel } from '../kernel.js';
 import { KernelError } from '../errors.js';
 import { kernelAtLeast } from '../features.js';
-import type { Op } from '../sched.js';
-import type { Mm, PageCacheFile, Pte, Vma } from '../types.js';
+import { preempt, runToCompletion, type Op } from '../sched.js';
+import type { FolioSplitInFlight, Mm, PageCacheFile, Pte, Vma } from '../types.js';
 import { PG } from './pages.js';
 
 /** What split_huge_pages_pid() / split_huge_pages_in_file() count and pr_debug() ("%lu of %lu THP split"). */
@@ -139,8 +139,23 @@ function splitPieces(head: number, old: number, order: number, at: number | unde
  * can simply be left unmapped, then faulted back on demand"), so every PMD and PTE mapping it goes,
  * a dirty one marking the folio dirty. The new folios keep one cache reference per page (the one
  * holding the old head the caller's too), no mapping; a piece past i_size leaves the cache.
+ * Run to completion: the split as one step (the debugfs writes, split_huge_pages_all()).
  */
 export function splitCacheFolio(k: Kernel, file: PageCacheFile, head: number, how: { order: number; at?: number }): 'EINVAL' | 'EAGAIN' | null {
+  return runToCompletion(splitCacheFolioOp(k, file, head, how));
+}
+
+/**
+ * splitCacheFolio() with the preemption points a lockless reader can meet (a hole punch's split,
+ * PageCache.partialFolio()). After unmap_folio(), folio_ref_freeze() and __split_unmapped_folio()
+ * every after-split folio is frozen and locked, and the xarray (split under xas_lock(), which
+ * RCU readers do not take) names, per index, the folio splitXarrayEntries() gives. Then, in
+ * address order, each after-split folio but the original is unfrozen and __xa_store()d at its
+ * index (or dropped past EOF), the original is unfrozen last ("Unfreeze @folio only after all
+ * page cache entries, which used to point to it, have been updated"), and the split unlocks the
+ * folios (the caller keeps the original's lock: lock_at; the model ends its wait with the split).
+ */
+export function* splitCacheFolioOp(k: Kernel, file: PageCacheFile, head: number, how: { order: number; at?: number }): Op<'EINVAL' | 'EAGAIN' | null> {
   const old = k.folios.order(head);
   const nr = 1 << old;
   if (old === 0) return null;
@@ -177,17 +192,63 @@ export function splitCacheFolio(k: Kernel, file: PageCacheFile, head: number, ho
   // the tails copy PG_dirty from the head (__split_folio_to_order())
   if (dirty) for (const [start] of pieces) k.folios.setFlag(start, PG.dirty, true);
   k.emit('page.ref', { pfn: head, rc: k.folios.rc(head), delta: 0, why: `__folio_split: page-cache folio of '${file.name}', order ${old} -> orders ${pieces.map(([, o]) => o).join(',')}, unmapped` });
-  // __folio_freeze_and_split_unmapped(): a new folio past i_size leaves the cache (shmem: i_size or
-  // fallocend) and its cache references go
   const first = [...file.cache].find(([, pfn]) => pfn === head)?.[0];
   if (first === undefined) return null;
+  const misplaced = how.at !== undefined && k.features['folio-split-misplaced-entries'];
+  const entries = new Map<number, number>();
+  for (const [pfn, folio] of splitXarrayEntries(head, old, how.order, misplaced ? head + how.at! : undefined)) entries.set(first + (pfn - head), folio);
+  const inFlight: FolioSplitInFlight = { entries, frozen: new Set(pieces.map(([start]) => start)), locked: new Set(pieces.map(([start]) => start)) };
+  file.splitting = inFlight;
+  yield preempt('__split_unmapped_folio: after-split folios frozen, xarray split');
   for (const [start, order] of pieces) {
+    if (start === head) continue;
     const index = first + (start - head);
-    if (index < file.pages) continue;
-    for (let i = 0; i < 1 << order; i++) file.cache.delete(index + i);
+    inFlight.frozen.delete(start);
+    // a reader can tell this point from the store that follows only through an entry naming the
+    // folio outside its own range (elsewhere it meets the frozen original, then this folio)
+    if (misplacedAt(entries, start, index, 1 << order)) yield preempt('__folio_split: folio_ref_unfreeze(new_folio) before __xa_store()');
+    if (index < file.pages) {
+      for (let i = 0; i < 1 << order; i++) entries.set(index + i, start);
+      continue;
+    }
+    // a new folio past i_size leaves the cache (shmem: i_size or fallocend) and its cache references go
+    for (let i = 0; i < 1 << order; i++) {
+      file.cache.delete(index + i);
+      entries.delete(index + i);
+    }
     k.folios.put(start, 1 << order, '__filemap_remove_folio: a split folio past EOF');
   }
+  file.splitting = undefined;
   return null;
+}
+
+/** Whether an xarray entry outside [index, index + nr) names the folio `start`. */
+function misplacedAt(entries: ReadonlyMap<number, number>, start: number, index: number, nr: number): boolean {
+  for (const [i, folio] of entries) if (folio === start && (i < index || i >= index + nr)) return true;
+  return false;
+}
+
+/**
+ * The xarray entries of a page-cache folio once __split_unmapped_folio() has split it, as
+ * [pfn, first pfn of the folio the entry of that page names]. Uniform (xas_split() of the original
+ * folio) and the fixed non-uniform split (577a1f495fd7: xas_try_split() with the original folio):
+ * every entry names the original. `at` given (00527733d0dc): each halving step's xas_try_split()
+ * stores the folio being halved -- the original first, then the after-split folio holding `at` --
+ * into both halves, so an upper half keeps naming the folio it was cut from (an order-9 split at
+ * page 50 leaves 51 -> the folio of 50 and 52-63 -> that of 48, each unfrozen before the right one is stored).
+ */
+function splitXarrayEntries(head: number, old: number, order: number, at: number | undefined): [number, number][] {
+  const named = new Map<number, number>();
+  for (let pfn = head; pfn < head + (1 << old); pfn++) named.set(pfn, head);
+  if (at === undefined) return [...named];
+  let cur = head;
+  let curOrder = old;
+  for (let so = old - 1; so >= order; so--) {
+    for (let pfn = cur; pfn < cur + (1 << curOrder); pfn++) named.set(pfn, cur);
+    cur = head + Math.floor((at - head) / (1 << so)) * (1 << so);
+    curOrder = so;
+  }
+  return [...named];
 }
 
 /**

@@ -232,8 +232,12 @@ export class Vm {
     return leaf.pte.pfn + (vpn - leaf.base);
   }
 
-  /** the PMD-sized spans of each mm that have a PTE table (pteTableAt) */
-  private readonly pteTables = new WeakMap<Mm, Set<number>>();
+  /**
+   * the PMD-sized spans of each mm that have a PTE table (pteTableAt). A Map, not a WeakMap: it is
+   * kernel state, which the explorer hashes and puts back (Memento) by walking enumerable fields;
+   * a WeakMap's entries are invisible to both, so a table a run left made the next replay diverge.
+   */
+  private readonly pteTables = new Map<Mm, Set<number>>();
 
   /**
    * Whether a PTE table covers vpn: pte_alloc() gave one to the first PTE-level entry of the span;

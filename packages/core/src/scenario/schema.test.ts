@@ -95,10 +95,10 @@ describe('constants', () => {
     expect(Object.keys(OP_ARGS)).toEqual(OP_NAMES);
   });
 
-  it('invariant names are the ten of DESIGN.md, plus dax-entry-zero-ref (seed 004), device-maps-freed-page (make_device_exclusive) and devmem-write-to-claimed-range (ndctl revoke-devmem.c), documented in docs/scenarios.md', () => {
+  it('invariant names are the ten of DESIGN.md, plus dax-entry-zero-ref (seed 004), device-maps-freed-page (make_device_exclusive), devmem-write-to-claimed-range (ndctl revoke-devmem.c) and wrong-file-page-mapped (folio_split_race_test.c), documented in docs/scenarios.md', () => {
     expect(INVARIANT_NAMES).toEqual([
       'block-freed-while-pinned', 'dma-to-foreign-block', 'mapped-page-zero-ref', 'refcount-underflow', 'page-freed-while-mapped',
-      'pgmap-teardown-while-referenced', 'pinned-page-diverged', 'longterm-pin-of-fsdax', 'dax-page-seen-as-anon', 'dax-entry-zero-ref', 'device-maps-freed-page', 'devmem-write-to-claimed-range', 'kernel-oops',
+      'pgmap-teardown-while-referenced', 'pinned-page-diverged', 'longterm-pin-of-fsdax', 'dax-page-seen-as-anon', 'dax-entry-zero-ref', 'device-maps-freed-page', 'devmem-write-to-claimed-range', 'wrong-file-page-mapped', 'kernel-oops',
     ]);
   });
 

@@ -35,6 +35,7 @@ export const INVARIANTS = [
   { name: 'dax-entry-zero-ref', brokenWhen: 'a DAX fault that associated a page with a file fails to map it and leaves the entry associating the page at refcount 0 (seed 004: "not leaving a zero-referenced entry")' },
   { name: 'device-maps-freed-page', brokenWhen: "a page is freed while a device's own page table still maps it (a mirror device relies on the MMU notifier, it holds no reference: test_hmm's atomic entries after make_device_exclusive())" },
   { name: 'devmem-write-to-claimed-range', brokenWhen: 'a store through a /dev/mem mapping reaches memory a driver has claimed (a bound pmem namespace or device-dax instance, or kmem System RAM): what CONFIG_IO_STRICT_DEVMEM revokes from v5.8 (ndctl revoke-devmem.c)' },
+  { name: 'wrong-file-page-mapped', brokenWhen: 'a fault maps, at an offset of a shared file mapping, a page the page cache holds for another offset (a lockless lookup took a folio a split left at the wrong index: selftests/mm/folio_split_race_test.c\'s wrong or all-zero page)' },
   { name: 'kernel-oops', brokenWhen: 'the simulated kernel crashed (e.g. walking init_mm vmemmap tables that do not exist)' },
 ] as const;
 
