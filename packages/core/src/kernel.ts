@@ -54,6 +54,7 @@ import { Vm, type Leaf } from './mm/vm.js';
 import { runToCompletion, type Op } from './sched.js';
 import { DaxBus, devicePfn, deviceRanges } from './dax/region.js';
 import { reconfigureNamespace, type ReconfigureNamespaceArgs } from './dax/namespace.js';
+import { dmCreate, dmHolder, dmRemove, refuseWhileInDmTable, type DmDevice, type DmTarget } from './dax/dm.js';
 import { Badblocks } from './badblocks.js';
 import type { Device, GupHandle, Inode, MappingRange, Mm, PageCacheFile, Pte, UffdCtx, Vma } from './types.js';
 
@@ -224,6 +225,8 @@ export class Kernel {
   readonly devices = new Map<string, Device>();
   /** raw-mode pmem namespaces (`probe { mode: raw }`): block devices with no dev_pagemap */
   readonly rawNamespaces = new Map<string, RawNamespace>();
+  /** device-mapper devices (`dm-create`, dax/dm.ts): block devices over pmem namespaces */
+  readonly dmDevices = new Map<string, DmDevice>();
   readonly files = new Map<string, { fs: DaxFilesystem; inode: Inode }>();
   readonly processes = new Map<string, Mm>();
   /** pidfd_open() handles: pidfd name -> the process (task) it refers to */
@@ -496,8 +499,26 @@ export class Kernel {
   device(name: string): Device {
     const d = this.devices.get(name);
     if (!d && this.rawNamespaces.has(name)) throw new InputError(`'${name}' is a raw-mode pmem namespace: it has no dev_pagemap and no struct pages, so only mount takes it (probe it without mode: raw for an fsdax namespace)`, undefined, 'device');
+    if (!d && this.dmDevices.has(name)) throw new InputError(`'${name}' is a device-mapper device: only mount, umount, remount, create, mkdir and dm-remove take it (name the pmem namespace under it instead)`, undefined, 'device');
     if (!d) throw new InputError(`unknown device '${name}'`, undefined, 'device');
     return d;
+  }
+
+  /**
+   * The block device a filesystem is (or may be) on: a pmem namespace's, or a device-mapper
+   * device's that offers DAX. EINVAL for a dm device without DAX: nothing is ever mounted there.
+   */
+  blockDevice(name: string): Device {
+    const dm = this.dmDevices.get(name);
+    if (!dm) return this.device(name);
+    if (!dm.dax) throw new KernelError('EINVAL', `${name} is not mounted (${dm.noDax})`);
+    return dm.dax;
+  }
+
+  /** Every block device a filesystem may be on: the bound devices, then the dm devices with DAX. */
+  *blockDevices(): Iterable<Device> {
+    yield* this.devices.values();
+    for (const dm of this.dmDevices.values()) if (dm.dax) yield dm.dax;
   }
 
   file(name: string): { fs: DaxFilesystem; inode: Inode } {
@@ -576,7 +597,7 @@ export class Kernel {
   // ---- operations -------------------------------------------------------------------------
 
   *probe(a: { driver?: string; size: number; align?: number; altmap?: boolean; kind?: string; mode?: 'fsdax' | 'devdax'; as: string; ranges?: ProbeRequest['ranges']; phys?: number; newInfoBlock?: boolean }): Op<Device> {
-    if (this.devices.has(a.as) || this.rawNamespaces.has(a.as)) throw new InputError(`device '${a.as}' already exists`, undefined, 'as');
+    if (this.devices.has(a.as) || this.rawNamespaces.has(a.as) || this.dmDevices.has(a.as)) throw new InputError(`device '${a.as}' already exists`, undefined, 'as');
     // ndctl create-namespace -m devdax: a namespace dax_pmem binds as a device-dax instance
     const modeDriver = a.mode === 'devdax' ? 'devdax' : undefined;
     if (modeDriver && a.driver !== undefined && a.driver !== modeDriver) throw new InputError(`probe.mode: a devdax-mode pmem namespace is bound by driver devdax, not ${a.driver}: leave driver out or make it devdax`, undefined, 'mode');
@@ -598,7 +619,7 @@ export class Kernel {
    * pmem driver (nvdimm) has the mode.
    */
   *probeRaw(a: { driver?: string; size: number; as: string; align?: number; altmap?: boolean; kind?: string }): Op<RawNamespace> {
-    if (this.devices.has(a.as) || this.rawNamespaces.has(a.as)) throw new InputError(`device '${a.as}' already exists`, undefined, 'as');
+    if (this.devices.has(a.as) || this.rawNamespaces.has(a.as) || this.dmDevices.has(a.as)) throw new InputError(`device '${a.as}' already exists`, undefined, 'as');
     // align and the memmap's place are the pfn device's (nd_pfn): a raw namespace has none
     const extra = (['align', 'altmap', 'kind'] as const).find((f) => a[f] !== undefined);
     if (extra) throw new InputError(`probe.${extra}: a raw-mode namespace has no pfn device, so no ${extra}: leave it out (or leave mode: raw out)`, undefined, extra);
@@ -645,6 +666,7 @@ export class Kernel {
       return yield* [];
     }
     if (!device.bound) throw new KernelError('ENODEV', `${a.device} is not bound`);
+    refuseWhileInDmTable(this, a.device, 'disable-namespace');
     yield* this.driverOf(device).unbind(this, device);
     device.bound = false;
     markNamespaceDisabled(device);
@@ -687,12 +709,18 @@ export class Kernel {
     // a raw namespace's block device has no DAX: fs_dax_get_by_bdev() finds no dax_device
     // (v5.17+: no QUEUE_FLAG_DAX without PFN_MAP; before, __generic_fsdax_supported() refused
     // pfns that are not devmap); each filesystem answers its dax option on its own
+    // a namespace in a dm table: dm_get_device() holds its block device claimed, so the mount's
+    // exclusive open (get_tree_bdev()) fails
+    const holder = dmHolder(this, a.device);
+    if (holder) throw new KernelError('EBUSY', `${a.device} is in the table of device-mapper device ${holder.name}, which holds its block device: mount ${holder.name} instead`);
+    const dm = this.dmDevices.get(a.device);
     const raw = this.rawNamespaces.get(a.device);
-    if (raw) {
-      if (plugin.mountWithoutDaxDevice) plugin.mountWithoutDaxDevice(this, raw, a.dax ?? true);
-      throw KernelError.unsupported('EOPNOTSUPP', `${plugin.fsName} on the raw-mode namespace ${raw.name} (a block device without DAX) is not modelled`);
+    const noDax = raw ? { name: raw.name, why: 'a raw-mode namespace has no dax_device' } : dm?.noDax ? { name: dm.name, why: `a dm device whose table offers no DAX: ${dm.noDax}` } : null;
+    if (noDax) {
+      if (plugin.mountWithoutDaxDevice) plugin.mountWithoutDaxDevice(this, noDax, a.dax ?? true);
+      throw KernelError.unsupported('EOPNOTSUPP', `${plugin.fsName} on ${noDax.name} (${noDax.why}) is not modelled`);
     }
-    const device = this.device(a.device);
+    const device = this.blockDevice(a.device);
     const old = device.fs as DaxFilesystem | null;
     if (old && !old.mounted) {
       if (old.name !== plugin.fsName) throw new KernelError('EINVAL', `${a.device} holds ${old.name}, not ${plugin.fsName}`);
@@ -716,6 +744,15 @@ export class Kernel {
     fs.readOnly = a.ro ?? false;
     device.fs = fs;
     yield* [];
+  }
+
+  /** dmsetup create with a linear table / dmsetup remove (dax/dm.ts). */
+  *dmCreate(a: { name: string; table: readonly (Omit<DmTarget, 'offset'> & { offset?: number })[] }): Op {
+    yield* dmCreate(this, { name: a.name, table: a.table.map((t) => ({ ...t, offset: t.offset ?? 0 })) });
+  }
+
+  *dmRemove(a: { name: string }): Op {
+    yield* dmRemove(this, a);
   }
 
   /** umount, mkdir, chattr, drop-caches, open and close (fs/daxmode.ts) */
@@ -791,7 +828,7 @@ export class Kernel {
 
   /** The filesystem made on a device, mounted or not (EINVAL when none ever was). */
   private filesystemOn(device: string): DaxFilesystem {
-    const fs = this.device(device).fs as DaxFilesystem | null;
+    const fs = this.blockDevice(device).fs as DaxFilesystem | null;
     if (!fs) throw new KernelError('EINVAL', `no filesystem on ${device}: mount it first (mkfs and mount)`);
     return fs;
   }
@@ -1963,6 +2000,10 @@ export class Kernel {
   }
 
   private *deviceMemoryFailure(device: Device, pfn: number): Op {
+    // the way from a namespace's dax_device up through dm to the filesystem on top (which holder,
+    // if any, dax_holder_notify_failure() reaches) is not modelled
+    const dm = dmHolder(this, device.name);
+    if (dm?.dax?.fs) throw KernelError.unsupported('EOPNOTSUPP', `memory failure of pfn ${pfn} of ${device.name}, under the filesystem on device-mapper device ${dm.name}, is not modelled`);
     const driver = this.driverOf(device);
     if (!driver.memoryFailure) throw new KernelError('EOPNOTSUPP', `${driver.name} does not handle memory failure`);
     yield* driver.memoryFailure(this, device, pfn);

@@ -745,8 +745,8 @@ export function ext4(_options: Ext4Options = {}): FilesystemPlugin {
      * and bios: not modelled.
      */
     mountWithoutDaxDevice: (k, device, dax) => {
-      if (ext4DaxMode(k.version, dax) === 'always') throw new KernelError('EINVAL', `ext4 ${device.name}: DAX unsupported by block device (a raw-mode namespace has no dax_device): mount ${describeDaxOption(dax)} fails`);
-      throw KernelError.unsupported('EOPNOTSUPP', `ext4 ${describeDaxOption(dax)} on the raw-mode namespace ${device.name} mounts without DAX: files through the page cache and bios are not modelled`);
+      if (ext4DaxMode(k.version, dax) === 'always') throw new KernelError('EINVAL', `ext4 ${device.name}: DAX unsupported by block device (${device.why}): mount ${describeDaxOption(dax)} fails`);
+      throw KernelError.unsupported('EOPNOTSUPP', `ext4 ${describeDaxOption(dax)} on ${device.name} (${device.why}) mounts without DAX: files through the page cache and bios are not modelled`);
     },
   };
 }

@@ -538,7 +538,7 @@ export function xfs(_options: XfsOptions = {}): FilesystemPlugin {
      */
     mountWithoutDaxDevice: (k, device, dax) => {
       const mode = xfsDaxMode(k.version, dax);
-      throw KernelError.unsupported('EOPNOTSUPP', `xfs ${describeDaxOption(dax)} on the raw-mode namespace ${device.name} mounts without DAX${mode === 'always' ? ' (DAX unsupported by block device. Turning off DAX.)' : ''}: files through the page cache and bios are not modelled`);
+      throw KernelError.unsupported('EOPNOTSUPP', `xfs ${describeDaxOption(dax)} on ${device.name} (${device.why}) mounts without DAX${mode === 'always' ? ' (DAX unsupported by block device. Turning off DAX.)' : ''}: files through the page cache and bios are not modelled`);
     },
   };
 }

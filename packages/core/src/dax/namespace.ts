@@ -2,6 +2,7 @@ import type { Kernel } from '../kernel.js';
 import { InputError, KernelError } from '../errors.js';
 import type { Op } from '../sched.js';
 import type { Device } from '../types.js';
+import { refuseWhileInDmTable } from './dm.js';
 
 /** The personalities `reconfigure-namespace` switches a pmem namespace between (ndctl create-namespace -m). */
 export type NamespaceMode = 'fsdax' | 'devdax' | 'raw';
@@ -44,6 +45,7 @@ export function* reconfigureNamespace(k: Kernel, a: ReconfigureNamespaceArgs): O
   if (a.mode === 'raw' && (a.align !== undefined || a.altmap !== undefined)) throw new InputError(`reconfigure-namespace.${a.align !== undefined ? 'align' : 'altmap'}: a raw-mode namespace has no pfn device: leave it out with mode: raw`, undefined, a.align !== undefined ? 'align' : 'altmap');
   // ndctl_namespace_disable_safe(): "is active as system-ram" / the mounted block device
   if (k.hotplug.memoryOf(a.device)) throw new KernelError('EBUSY', `${a.device}: active as system-ram, refusing to disable (reconfigure the device-dax instance to devdax first)`);
+  refuseWhileInDmTable(k, a.device, 'reconfigure-namespace of');
   if ((old.fs as { mounted?: boolean } | null)?.mounted && old.bound) throw new KernelError('EBUSY', `${a.device}: the block device is mounted (ndctl_namespace_disable_safe: open(O_EXCL) fails): umount it first`);
   if (k.hotplug.leakedOf(a.device)) throw new KernelError('EBUSY', `${a.device}: kmem's region of it was never released: the range cannot be claimed again`);
   if (old.bound) yield* k.unbind({ device: a.device });

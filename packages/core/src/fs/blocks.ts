@@ -1,6 +1,7 @@
 import type { Kernel } from '../kernel.js';
 import { KernelError } from '../errors.js';
 import type { Device } from '../types.js';
+import { devicePgoff, rangePfn } from '../dax/region.js';
 
 export interface BlockOwner {
   readonly file: string;
@@ -34,13 +35,24 @@ export class BlockAllocator {
     return this.device.dataPages;
   }
 
+  /** The pfn behind a block: on a dm device, of the target's namespace (linear_dax_direct_access()). */
   pfnOf(block: number): number {
-    return this.device.dataPfn + block;
+    return this.device.ranges ? rangePfn(this.device, block, 1) : this.device.dataPfn + block;
   }
 
   blockOfPfn(pfn: number): number | null {
-    const b = pfn - this.device.dataPfn;
+    const b = this.device.ranges ? devicePgoff(this.device, pfn) : pfn - this.device.dataPfn;
     return b >= 0 && b < this.nrBlocks ? b : null;
+  }
+
+  /**
+   * How many blocks from `block` on are physically contiguous: to the end of the dm target that
+   * holds it (dm_dax_direct_access() clips to max_io_len(), so a PMD fault across two targets
+   * falls back), else all of them.
+   */
+  physicalRun(block: number): number {
+    const r = this.device.ranges?.find((x) => block >= x.pgoff && block < x.pgoff + x.pages);
+    return r ? r.pgoff + r.pages - block : this.nrBlocks - block;
   }
 
   isFree(block: number): boolean {

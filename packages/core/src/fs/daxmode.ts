@@ -59,7 +59,7 @@ export function daxTriState(version: string): boolean {
 
 /** The filesystem whose open files (`open` steps) hold `name`, and its inode. */
 function openFileNamed(k: Kernel, name: string): { fs: DaxFilesystem; inode: Inode } | null {
-  for (const d of k.devices.values()) {
+  for (const d of k.blockDevices()) {
     const fs = d.fs as DaxFilesystem | null;
     const inode = fs?.openFiles.get(name);
     if (fs && inode) return { fs, inode };
@@ -69,13 +69,14 @@ function openFileNamed(k: Kernel, name: string): { fs: DaxFilesystem; inode: Ino
 
 /** The mounted filesystems (a device whose filesystem is mounted and whose driver is bound). */
 export function mountedFilesystems(k: Kernel): DaxFilesystem[] {
-  return [...k.devices.values()].filter((d) => d.fs && d.bound && (d.fs as DaxFilesystem).mounted).map((d) => d.fs as DaxFilesystem);
+  return [...k.blockDevices()].filter((d) => d.fs && d.bound && (d.fs as DaxFilesystem).mounted).map((d) => d.fs as DaxFilesystem);
 }
 
 /** The filesystem mounted on a device (ENOENT when none is: a file cannot be made there). */
 export function mountedOn(k: Kernel, device: string): DaxFilesystem {
-  const fs = k.device(device).fs as DaxFilesystem | null;
-  if (!fs || !fs.mounted || !k.device(device).bound) throw new KernelError('ENOENT', `no filesystem is mounted on ${device}`);
+  const bdev = k.blockDevice(device);
+  const fs = bdev.fs as DaxFilesystem | null;
+  if (!fs || !fs.mounted || !bdev.bound) throw new KernelError('ENOENT', `no filesystem is mounted on ${device}`);
   return fs;
 }
 
@@ -190,7 +191,7 @@ export function* dropCaches(k: Kernel): Op {
  * may differ (xfstests _scratch_cycle_mount).
  */
 export function* umount(k: Kernel, a: { device: string }): Op {
-  const fs = k.device(a.device).fs as DaxFilesystem | null;
+  const fs = k.blockDevice(a.device).fs as DaxFilesystem | null;
   if (!fs || !fs.mounted) throw new KernelError('EINVAL', `${a.device} is not mounted`);
   const busy = [...fs.inodes.values()].find((i) => fs.inUse(i));
   if (busy) throw new KernelError('EBUSY', `umount ${a.device}: '${busy.name}' is ${busy.opens > 0 ? 'open' : 'mapped'} (the mount is busy)`);
@@ -216,7 +217,7 @@ export function* umount(k: Kernel, a: { device: string }): Op {
  * `-o remount,ro,force`.
  */
 export function* remount(k: Kernel, a: { device: string; ro: boolean }): Op {
-  const fs = k.device(a.device).fs as DaxFilesystem | null;
+  const fs = k.blockDevice(a.device).fs as DaxFilesystem | null;
   if (!fs || !fs.mounted) throw new KernelError('EINVAL', `remount of ${a.device}, which is not mounted`);
   if (fs.readOnly === a.ro) return yield* [];
   if (a.ro) {

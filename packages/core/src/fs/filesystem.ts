@@ -3,7 +3,7 @@ import type { Iomap, DaxIomapOps, WaitCallbacks } from '../dax/dax.js';
 import { InputError, KernelError } from '../errors.js';
 import type { Vmf } from '../mm/fault.js';
 import type { KernelDescription } from '../plugin.js';
-import type { DriverPlugin, RawNamespace } from '../driver.js';
+import type { DriverPlugin } from '../driver.js';
 import { RwSem, type Op } from '../sched.js';
 import type { Device, FsHandle, Inode, Vma, VmFlags } from '../types.js';
 import { BlockAllocator } from './blocks.js';
@@ -87,12 +87,12 @@ export interface FilesystemPlugin {
   unsupported?(kernel: KernelDescription): string | null;
   mount(k: Kernel, device: Device): DaxFilesystem;
   /**
-   * mount(2) on a block device that offers no DAX (a raw-mode pmem namespace): throws the
-   * filesystem's answer to the dax option — a refused mount, or KernelError.unsupported where
-   * it mounts without DAX (files through the page cache and bios: not modelled). Absent: every
-   * such mount is not modelled.
+   * mount(2) on a block device that offers no DAX (a raw-mode pmem namespace, a dm device over
+   * one; `why` says which): throws the filesystem's answer to the dax option — a refused mount,
+   * or KernelError.unsupported where it mounts without DAX (files through the page cache and
+   * bios: not modelled). Absent: every such mount is not modelled.
    */
-  mountWithoutDaxDevice?(k: Kernel, device: RawNamespace, dax: DaxMountOption): never;
+  mountWithoutDaxDevice?(k: Kernel, device: { readonly name: string; readonly why: string }, dax: DaxMountOption): never;
   /**
    * A driver that a `probe` without an explicit driver uses when this filesystem is the
    * kernel's (virtio-fs: the DAX cache window), so scenarios written for pmem run unchanged.
@@ -579,7 +579,8 @@ export abstract class DaxFilesystem implements FsHandle, DaxIomapOps {
       block = inode.blocks.get(index)!;
     }
     let contiguous = 1;
-    while (inode.blocks.get(index + contiguous) === block + contiguous && !this.isUnwritten(inode, index + contiguous)) contiguous++;
+    const run = this.blocks.physicalRun(block);
+    while (contiguous < run && inode.blocks.get(index + contiguous) === block + contiguous && !this.isUnwritten(inode, index + contiguous)) contiguous++;
     const shared = this.blocks.ownersOf(block).length > 1;
     return { type: 'mapped', pfn: this.blocks.pfnOf(block), contiguous, shared, dirty: write && this.metadataDirty(inode) };
   }

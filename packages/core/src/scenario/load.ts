@@ -182,6 +182,7 @@ function definitions(step: Step, at: Path): NameRef[] {
   switch (step.op) {
     case 'probe':
     case 'create-device': return ref('as', 'device');
+    case 'dm-create': return ref('name', 'device');
     case 'dax-region': return [{ name: `dax${typeof a.id === 'number' ? a.id : 0}.0`, kind: 'device', at: [...at, step.op, 'as'] }];
     case 'create':
     case 'memfd-create':
@@ -223,6 +224,8 @@ function references(step: Step, at: Path, raw: Record<string, unknown>): NameRef
     case 'fsync': ref('file', 'file'); break;
     case 'msync': ref('map', 'map'); ref('process', 'process'); break;
     case 'log-mark': case 'log-replay': ref('device', 'device'); break;
+    case 'dm-create': (a.table as { device: string }[]).forEach((t, i) => ref('device', 'device', t.device, [...at, step.op, 'table', i, 'device'])); break;
+    case 'dm-remove': ref('name', 'device'); break;
     case 'open': ref('file', 'file'); break;
     case 'close': ref('name', 'fd', a.name, typeof raw[step.op] === 'string' ? [...at, step.op] : [...at, step.op, 'name']); break;
     case 'truncate': case 'punch-hole': case 'fallocate': case 'add-seals': ref('file', 'file'); break;

@@ -101,6 +101,8 @@ export function stepOp(k: Kernel, step: Step, failures: string[]): Op<unknown> {
     case 'msync': return k.msync(a);
     case 'log-mark': return k.logMark(a);
     case 'log-replay': return k.logReplay(a);
+    case 'dm-create': return k.dmCreate(a);
+    case 'dm-remove': return k.dmRemove(a);
     case 'open': return k.open(a);
     case 'close': return k.close(a);
     case 'create': return k.create(a);

@@ -479,7 +479,7 @@ export const OP_ARGS = {
     file: Name.describe('the name the memfd goes by (mmap: { file }, truncate, checks)'),
     size: Size.describe('ftruncate() to this size'),
     fallocate: Flag.optional().describe('fallocate(0, size): allocate every page into the page cache now (default: pages come with the first fault)'),
-    hugetlb: Size.optional().describe('MFD_HUGETLB with this huge page size: a hugetlbfs file (size a multiple of it) whose pages come from the hugetlb pool'),
+    hugetlb: HugetlbSize.optional().describe('MFD_HUGETLB with this huge page size (MFD_HUGE_SHIFT) or default: a hugetlbfs file (size a multiple of it) whose pages come from the hugetlb pool'),
     sealing: Flag.optional().describe('MFD_ALLOW_SEALING: add-seals may seal it (default: it starts with F_SEAL_SEAL, so add-seals is EPERM)'),
   }).describe('memfd_create() + ftruncate() [+ fallocate()]: a tmpfs (shmem) file whose page cache is ordinary RAM, or with hugetlb a hugetlbfs file'),
   'memfd-secret': obj({
