@@ -460,6 +460,16 @@ export const OP_ARGS = {
   msync: obj({ map: Name, process: Name.optional().describe('the process whose mapping it is (default: the one that created it)') }).describe('msync(MS_SYNC) of the whole mapping: vfs_fsync_range(datasync) of the file behind each shared file VMA in it (as fsync); private and anonymous ones: nothing; ENOMEM when pages of it are no longer mapped'),
   'log-mark': obj({ device: Name, mark: Name.describe('the mark\'s name (log-replay: { mark })') }).describe('dmsetup message <dm-log-writes device> 0 mark <mark> (xfstests _log_writes_mark, xfs_io log_writes -m): the log remembers what the filesystem\'s journal has committed by now. XFS and ext4 on pmem (dm-log-writes passes DAX through from v4.15); FUSE has no block device: unsupported'),
   'log-replay': obj({ device: Name, mark: Name }).describe('replay-log --replay <dev> --end-mark <mark> (xfstests _log_writes_replay_log) onto the unmounted device: the next mount finds the metadata committed at the mark (later files gone, sizes, blocks and unwritten extents as then, later blocks free); EBUSY while mounted, ENOENT for an unknown mark'),
+  'dm-create': obj({
+    name: Name.describe('the dm device (/dev/mapper/<name>): mount, umount and remount take it'),
+    table: z.array(obj({
+      start: Size.describe('where the target starts in the dm device (dmsetup: sectors; here bytes, whole pages)'),
+      length: Size.describe('its length'),
+      device: Name.describe('a pmem namespace: fsdax (DAX) or raw (no DAX: the whole table then has none)'),
+      offset: Size.optional().describe('where in that namespace\'s block device it starts (default 0: the first data page)'),
+    }), { error: 'table is a list of targets: [{ start, length, device, offset? }]' }).min(1, { error: 'table needs at least one target' }),
+  }).describe('dmsetup create <name> with a linear table (ndctl test/dm.sh): the targets adjoin from 0; the dm device offers DAX when every target\'s device does (dm_table_supports_dax()), a DAX page of it is the page of the target\'s namespace (linear_dax_direct_access()); each namespace is claimed (its own mount, disable and reconfigure: EBUSY) until dm-remove'),
+  'dm-remove': obj({ name: Name }).describe('dmsetup remove: EBUSY while the dm device is mounted; the namespaces under it are free again'),
   'drop-caches': obj({}).describe('sync; echo 2 > /proc/sys/vm/drop_caches: every in-core inode nothing holds is evicted (S_DAX is decided again at the next lookup)'),
   open: obj({ file: Name, as: Name.describe('the open file (close: <name>)'), write: Flag.optional().describe('O_RDWR (default O_RDONLY): EROFS on a read-only mount; holds write access to the mount until close') }).describe('open(2): the file descriptor holds the inode (no eviction while open)'),
   close: releaseArgs.describe('close(2) of an open file: the last user of an I_DONTCACHE inode evicts it'),
@@ -479,7 +489,7 @@ export const OP_ARGS = {
     file: Name.describe('the name the memfd goes by (mmap: { file }, truncate, checks)'),
     size: Size.describe('ftruncate() to this size'),
     fallocate: Flag.optional().describe('fallocate(0, size): allocate every page into the page cache now (default: pages come with the first fault)'),
-    hugetlb: HugetlbSize.optional().describe('MFD_HUGETLB with this huge page size (MFD_HUGE_SHIFT) or default: a hugetlbfs file (size a multiple of it) whose pages come from the hugetlb pool'),
+    hugetlb: Size.optional().describe('MFD_HUGETLB with this huge page size: a hugetlbfs file (size a multiple of it) whose pages come from the hugetlb pool'),
     sealing: Flag.optional().describe('MFD_ALLOW_SEALING: add-seals may seal it (default: it starts with F_SEAL_SEAL, so add-seals is EPERM)'),
   }).describe('memfd_create() + ftruncate() [+ fallocate()]: a tmpfs (shmem) file whose page cache is ordinary RAM, or with hugetlb a hugetlbfs file'),
   'memfd-secret': obj({
