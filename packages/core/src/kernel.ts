@@ -36,6 +36,7 @@ import { Ram } from './mm/ram.js';
 import { PageCache, type ShmemHugeMode, type TmpfsHuge } from './mm/pagecache.js';
 import { IoUring } from './mm/iouring.js';
 import { Hugetlb } from './mm/hugetlb.js';
+import { SysvShm } from './ipc/shm.js';
 import { Secretmem } from './mm/secretmem.js';
 import { sliceFixed } from './mm/slices.js';
 import { Swap } from './mm/swap.js';
@@ -124,7 +125,8 @@ export interface MmapArgs {
   anon?: boolean;
   /** /dev/mem at `offset`; a device name: at that device's physical base plus `offset` (ndctl_namespace_get_resource()) */
   devmem?: boolean | string;
-  hugetlb?: number;
+  /** MAP_HUGETLB with this huge page size (MAP_HUGE_SHIFT), or 'default' (no size bits: default_hstate) */
+  hugetlb?: number | 'default';
   length: number;
   offset?: number;
   shared?: boolean;
@@ -187,6 +189,10 @@ export class Kernel {
   readonly pageCache: PageCache;
   /** hugetlb pools, MAP_HUGETLB and MFD_HUGETLB (mm/hugetlb.ts) */
   readonly hugetlb: Hugetlb;
+  /** System V shared memory segments (ipc/shm.ts) */
+  readonly shm: SysvShm;
+  /** shmget's `as` names -> shmid */
+  private readonly shmIds = new Map<string, number>();
   readonly secretmem: Secretmem;
   /** the swap device and swap cache (mm/swap.ts) */
   readonly swap: Swap;
@@ -285,6 +291,7 @@ export class Kernel {
     this.thp = new Thp(this);
     this.pageCache = new PageCache(this);
     this.hugetlb = new Hugetlb(this);
+    this.shm = new SysvShm(this);
     this.secretmem = new Secretmem(this);
     this.swap = new Swap(this);
     this.ksm = new Ksm(this);
@@ -900,7 +907,7 @@ export class Kernel {
   }
 
   /** memfd_create() + ftruncate() [+ fallocate()]: a tmpfs file (mm/pagecache.ts); `sealing` is MFD_ALLOW_SEALING (mm/memfd.ts). */
-  *memfdCreate(a: { file: string; size: number; fallocate?: boolean; hugetlb?: number; sealing?: boolean }): Op {
+  *memfdCreate(a: { file: string; size: number; fallocate?: boolean; hugetlb?: number | 'default'; sealing?: boolean }): Op {
     // MFD_HUGETLB (with the size in MFD_HUGE_SHIFT): a hugetlbfs file (mm/hugetlb.ts)
     this.pageCache.create(a.file, a.size, a.fallocate ?? false, a.hugetlb === undefined ? undefined : this.hugetlb.memfdHstate(a.hugetlb, a.size), a.sealing ?? false);
     yield* [];
@@ -1075,15 +1082,22 @@ export class Kernel {
    * as it is; the unmap's other failures are ENOMEM -- and the new VMA takes exactly that place.
    */
   *mmap(a: MmapArgs): Op<Vma> {
+    return yield* this.mmapWith(a, a.file !== undefined ? this.pageCache.named(a.file) : null);
+  }
+
+  /** mmap() of `a` with the page-cache file it maps (a memfd, a SysV shm segment's file), if any. */
+  private *mmapWith(a: MmapArgs, memfd: PageCacheFile | null): Op<Vma> {
     const mm = this.process(a.process);
     try {
-      return yield* this.mmapPlaced(a);
+      // ksys_mmap_pgoff(): MAP_HUGETLB's size bits through hstate_sizelog(), 0 the default hstate
+      const { hugetlb, ...rest } = a;
+      return yield* this.mmapPlaced({ ...rest, ...(hugetlb !== undefined ? { hugetlb: this.hugetlb.pageSize(hugetlb) } : {}) }, memfd);
     } finally {
       delete mm.fixedPlacement; // one-shot: never left for a later placement
     }
   }
 
-  private *mmapPlaced(a: MmapArgs): Op<Vma> {
+  private *mmapPlaced(a: Omit<MmapArgs, 'hugetlb'> & { hugetlb?: number }, memfd: PageCacheFile | null): Op<Vma> {
     const mm = this.process(a.process);
     if (mm.vmas.some((v) => v.name === a.as)) throw new InputError(`mapping '${a.as}' already exists in ${mm.name}`, undefined, 'as');
     const ps = this.mmu.basePageSize;
@@ -1094,7 +1108,6 @@ export class Kernel {
     const shared = a.shared ?? false;
     const write = a.write ?? false;
     let vma: Vma;
-    const memfd = a.file !== undefined ? this.pageCache.named(a.file) : null;
     // do_mmap(MAP_SHARED_VALIDATE): shmem_file_operations have no mmap_supported_flags
     if (a.sync && memfd) throw new KernelError('EOPNOTSUPP', `mmap MAP_SYNC of '${a.file}': a memfd's f_op has no MAP_SYNC in mmap_supported_flags`);
     // do_mmap(): MAP_LOCKED (or mlockall(MCL_FUTURE)'s def_flags) must fit RLIMIT_MEMLOCK: can_do_mlock() EPERM, mlock_future_ok() EAGAIN
@@ -1223,6 +1236,42 @@ export class Kernel {
     const { start, pages } = this.rangeIn(a.map, origin, a.offset, a.length);
     this.secretmem.drainLru(); // unmap_region() -> lru_add_drain()
     yield* this.vm.munmapRange(mm, start, start + pages);
+  }
+
+  /**
+   * shmget(key, size, IPC_CREAT | 0600 [| SHM_HUGETLB | log2(hugetlb) << SHM_HUGE_SHIFT]): a System
+   * V shared memory segment (ipc/shm.ts), named `as` for shmat and shmctl; `hugetlb` 'default'
+   * is SHM_HUGETLB without size bits. An unsupported size is EINVAL (newseg(): hstate_sizelog()).
+   */
+  *shmget(a: { as: string; size: number; key?: number; hugetlb?: number | 'default' }): Op {
+    this.shmIds.set(a.as, this.shm.get(a.key ?? 0, a.size, a.hugetlb));
+    yield* [];
+  }
+
+  /** shmat(shmid, NULL, readonly ? SHM_RDONLY : 0): the segment's file mapped MAP_SHARED, its whole i_size (do_shmat()), as mapping `as`. */
+  *shmat(a: { shm: string; as: string; readonly?: boolean; process?: string }): Op<Vma> {
+    const file = this.shm.fileOf(this.shmId(a.shm));
+    return yield* this.mmapWith({ length: file.pages * this.mmu.basePageSize, shared: true, write: !a.readonly, as: a.as, ...(a.process !== undefined ? { process: a.process } : {}) }, file);
+  }
+
+  /** shmdt(addr) (do_shmdt()): the segment attached at that mapping's start is unmapped; EINVAL when no attach starts there. */
+  *shmdt(a: { map: string; process?: string }): Op {
+    const { origin, mm } = this.mapRange(a.map, a.process, 'EINVAL');
+    const vma = mm.vmas.find((v) => v.start === origin.start && v.pgoff === 0);
+    if (!vma || !this.shm.isSegmentFile(vma.cacheFile)) throw new KernelError('EINVAL', `shmdt of '${a.map}': no shared memory segment is attached at its address`);
+    yield* this.vm.munmapRange(mm, origin.start, origin.start + vma.cacheFile!.pages);
+  }
+
+  /** shmctl(shmid, IPC_RMID) (ipc/shm.ts): destroyed now, or with its last detach. */
+  *shmctl(a: { shm: string; cmd: 'IPC_RMID' }): Op {
+    this.shm.rmid(this.shmId(a.shm));
+    yield* [];
+  }
+
+  private shmId(name: string): number {
+    const id = this.shmIds.get(name);
+    if (id === undefined) throw new InputError(`no shared memory segment named '${name}': make it with shmget: { as: ${name}, size: … }`, undefined, 'shm');
+    return id;
   }
 
   /** [offset, offset + length) of a mapping in pages: offset page aligned (EINVAL), length rounded up (PAGE_ALIGN). */

@@ -154,9 +154,9 @@ function parseStep(raw: Record<string, unknown>, path: Path): Step {
 // ---------------------------------------------------------------------------------------------
 // names
 
-type Kind = 'process' | 'device' | 'file' | 'map' | 'pin' | 'dir' | 'fd' | 'pidfd';
+type Kind = 'process' | 'device' | 'file' | 'map' | 'pin' | 'dir' | 'fd' | 'pidfd' | 'shm';
 
-const KIND_WORD: Record<Kind, string> = { process: 'a process', device: 'a device', file: 'a file', map: 'a mapping', pin: 'a pin', dir: 'a directory', fd: 'an open file', pidfd: 'a pidfd' };
+const KIND_WORD: Record<Kind, string> = { process: 'a process', device: 'a device', file: 'a file', map: 'a mapping', pin: 'a pin', dir: 'a directory', fd: 'an open file', pidfd: 'a pidfd', shm: 'a shared memory segment' };
 const HOW_TO_DEFINE: Record<Kind, string> = {
   process: 'spawn: { as: NAME } or fork: { as: NAME }',
   device: 'probe: { size: …, as: NAME }',
@@ -166,6 +166,7 @@ const HOW_TO_DEFINE: Record<Kind, string> = {
   dir: 'mkdir: { dir: NAME }',
   fd: 'open: { file: …, as: NAME }',
   pidfd: 'pidfd-open: { target: …, as: NAME }',
+  shm: 'shmget: { size: …, as: NAME }',
 };
 
 interface NameRef {
@@ -195,7 +196,9 @@ function definitions(step: Step, at: Path): NameRef[] {
     case 'spawn':
     case 'fork': return ref('as', 'process');
     case 'mmap':
+    case 'shmat':
     case 'mremap': return ref('as', 'map');
+    case 'shmget': return ref('as', 'shm');
     case 'pin':
     case 'get':
     case 'iouring-register': return ref('as', 'pin');
@@ -252,6 +255,9 @@ function references(step: Step, at: Path, raw: Record<string, unknown>): NameRef
     case 'unpin': case 'put': case 'iouring-unregister': ref('name', 'pin', a.name, typeof raw[step.op] === 'string' ? [...at, step.op] : [...at, step.op, 'name']); break;
     case 'dma-write': case 'dma-read': ref('pin', 'pin'); break;
     case 'mremap': ref('map', 'map'); ref('to', 'map'); ref('process', 'process'); break;
+    case 'shmat': ref('shm', 'shm'); ref('process', 'process'); break;
+    case 'shmdt': ref('map', 'map'); ref('process', 'process'); break;
+    case 'shmctl': ref('shm', 'shm'); break;
     case 'migrate': ref('map', 'map'); ref('process', 'process'); if (a.to !== 'ram' && a.to !== 'device') ref('to', 'device'); break;
     case 'device-read': case 'device-write': case 'device-snapshot': case 'device-exclusive': case 'device-check-exclusive': ref('device', 'device'); ref('map', 'map'); ref('process', 'process'); break;
     case 'check': {

@@ -126,6 +126,10 @@ export function stepOp(k: Kernel, step: Step, failures: string[]): Op<unknown> {
     case 'mmap': return k.mmap(a);
     case 'swapoff': return k.swapoff();
     case 'munmap': return k.munmap(a);
+    case 'shmget': return k.shmget(a);
+    case 'shmat': return k.shmat(a);
+    case 'shmdt': return k.shmdt(a);
+    case 'shmctl': return k.shmctl(a);
     case 'mremap': return k.mremap(a);
     case 'madvise': return k.madvise(a);
     case 'mseal': return k.mseal(a);

@@ -112,6 +112,10 @@ const Size = sizeInput
   })
   .meta({ id: 'Size', description: 'bytes, or a number with a binary unit: 4KiB, 2MiB, 1GiB, 4TiB (K, M, G, T mean the same)' });
 
+/** MAP_HUGETLB / SHM_HUGETLB / MFD_HUGETLB page size: bytes, or `default` (no size bits: the default hstate). */
+const HugetlbSize = z.union([z.literal('default'), Size], { error: 'expected a huge page size (2MiB, 1GiB…) or default' })
+  .meta({ id: 'HugetlbSize', description: 'a huge page size the arch offers (the size bits log2(size) << MAP_HUGE_SHIFT), or default: none, the default huge page size (HPAGE_SIZE: x86-64 and arm64 with 4 KiB pages 2 MiB, s390 1 MiB, ppc64 hash 16 MiB); a size without an hstate is EINVAL (mmap, shmget) or ENODEV (memfd_create)' });
+
 const PageIndex = z.number().int().nonnegative().describe('a base-page index within the mapping (0-based)');
 const PageCount = z.number().int().positive().describe('a number of base pages');
 const NodeId = z.number().int().nonnegative().max(MAX_NUMNODES - 1).describe('a NUMA node number');
@@ -373,7 +377,7 @@ const mmapArgs = obj({
   device: Name.optional().describe('a device-dax device'),
   anon: z.literal(true).optional().describe('anonymous memory'),
   devmem: z.union([z.literal(true), Name], { error: 'devmem is true (/dev/mem at offset) or a device name (/dev/mem at that device\'s physical base plus offset)' }).optional().describe('/dev/mem: physical memory at offset (a VM_PFNMAP mapping; needs shared: true); a device name: at that device\'s physical base plus offset (ndctl_namespace_get_resource())'),
-  hugetlb: Size.optional().describe('with anon: true, MAP_HUGETLB with this huge page size (MAP_HUGE_SHIFT): hugetlb pages from the pool'),
+  hugetlb: HugetlbSize.optional().describe('with anon: true, MAP_HUGETLB with this huge page size (MAP_HUGE_SHIFT) or default: hugetlb pages from the pool'),
   length: Size,
   offset: Size.optional(),
   shared: Flag.optional(),
@@ -489,7 +493,7 @@ export const OP_ARGS = {
     file: Name.describe('the name the memfd goes by (mmap: { file }, truncate, checks)'),
     size: Size.describe('ftruncate() to this size'),
     fallocate: Flag.optional().describe('fallocate(0, size): allocate every page into the page cache now (default: pages come with the first fault)'),
-    hugetlb: Size.optional().describe('MFD_HUGETLB with this huge page size: a hugetlbfs file (size a multiple of it) whose pages come from the hugetlb pool'),
+    hugetlb: HugetlbSize.optional().describe('MFD_HUGETLB with this huge page size (MFD_HUGE_SHIFT) or default: a hugetlbfs file (size a multiple of it) whose pages come from the hugetlb pool'),
     sealing: Flag.optional().describe('MFD_ALLOW_SEALING: add-seals may seal it (default: it starts with F_SEAL_SEAL, so add-seals is EPERM)'),
   }).describe('memfd_create() + ftruncate() [+ fallocate()]: a tmpfs (shmem) file whose page cache is ordinary RAM, or with hugetlb a hugetlbfs file'),
   'memfd-secret': obj({
@@ -553,6 +557,23 @@ export const OP_ARGS = {
     length: Size.optional().describe('how much to unmap (rounded up to pages; default: to the end of the mapping)'),
     process: Name.optional(),
   }).describe('unmap the mapping or a range of it (split_vma at its ends, zap, deferred reference drop after TLB flush)'),
+  shmget: obj({
+    as: Name.describe('the name the segment goes by (shmat, shmctl)'),
+    size: Size.describe('the segment size in bytes (SHM_HUGETLB rounds the file up to the huge page)'),
+    key: z.number().int().nonnegative().optional().describe('the IPC key (default 0, IPC_PRIVATE: always a new segment); a key whose segment exists gives that one (EINVAL if size exceeds it)'),
+    hugetlb: HugetlbSize.optional().describe('SHM_HUGETLB with this huge page size (SHM_HUGE_SHIFT) or default: every huge page of the segment is reserved now (HugePages_Rsvd), ENOMEM without enough free ones'),
+  }).describe('shmget(key, size, IPC_CREAT | 0600 [| SHM_HUGETLB]): a System V shared memory segment, a tmpfs file or with hugetlb a hugetlbfs one (ipc/shm.c newseg()); it lives until shmctl IPC_RMID and its last detach'),
+  shmat: obj({
+    shm: Name.describe('a segment (shmget as)'),
+    as: Name.describe('the name the attached mapping goes by'),
+    readonly: Flag.optional().describe('SHM_RDONLY: mapped read-only'),
+    process: Name.optional().describe('the process that attaches (default init)'),
+  }).describe('shmat(shmid, NULL, 0): the whole segment mapped MAP_SHARED (do_shmat()); a fork inherits the attach'),
+  shmdt: obj({ map: Name.describe('a mapping made by shmat'), process: Name.optional() }).describe('shmdt(addr): the segment attached there is unmapped (EINVAL when the mapping is no attach); after IPC_RMID the last detach destroys it'),
+  shmctl: obj({
+    shm: Name.describe('a segment (shmget as)'),
+    cmd: z.literal('IPC_RMID', { error: 'cmd is IPC_RMID (the only shmctl command modelled)' }).describe('IPC_RMID'),
+  }).describe('shmctl(shmid, IPC_RMID): the segment is destroyed now, or when its last attach goes (SHM_DEST; the key becomes private): its pages are freed and, with SHM_HUGETLB, its unused reservations return'),
   read: obj({ map: Name, page: PageIndex, process: Name.optional(), expect: Data.optional() }).describe('CPU read of a base page (faults as needed)'),
   write: obj({ map: Name, page: PageIndex, pages: PageCount.optional().describe('store to this many pages from page on, in order (xfs_io mwrite of a range); default 1'), data: Data, process: Name.optional() }).describe('CPU write of a base page (faults as needed)'),
   pread: fileIoArgs.describe('pread(2) of a file into a buffer in a mapping (fs/rw.ts): a DAX file is dax_iomap_rw()\'s copy, which faults the buffer in for write (no GUP; O_DIRECT the same); a page-cache file filemap_read(); O_DIRECT of a file without S_DAX GUPs the buffer for the bio (FOLL_WRITE). Returns the bytes read: short when the buffer faults after a first page, EFAULT when nothing was copied (O_DIRECT without DAX: EFAULT whenever GUP fails)'),

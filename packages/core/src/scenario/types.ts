@@ -44,7 +44,7 @@ export type OpName =
   | 'bind' | 'reconfigure' | 'reconfigure-namespace' | 'online-memory' | 'offline-memory' | 'auto-online-blocks'
   | 'dax-region' | 'create-device' | 'destroy-device' | 'resize-device' | 'enable-device' | 'disable-device' | 'dax-list'
   | 'umount' | 'remount' | 'mkdir' | 'chattr' | 'rename' | 'fsverity-enable' | 'drop-caches' | 'open' | 'close' | 'add-seals'
-  | 'fsync' | 'msync' | 'log-mark' | 'log-replay' | 'dm-create' | 'dm-remove';
+  | 'fsync' | 'msync' | 'log-mark' | 'log-replay' | 'shmget' | 'shmat' | 'shmdt' | 'shmctl' | 'dm-create' | 'dm-remove';
 
 export interface Step {
   readonly op: OpName;
