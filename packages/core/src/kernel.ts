@@ -1952,7 +1952,7 @@ export class Kernel {
   *memoryFailure(a: { device?: string; map?: string; page?: number; block?: number; count?: number; process?: string }): Op {
     if (a.map === undefined) {
       const device = this.device(a.device!);
-      if (a.block !== undefined) return yield* this.injectMetadataError(device, a.block, a.count ?? 1);
+      if (a.block !== undefined) return yield* this.injectBadblocks(device, a.block, a.count ?? 1);
       yield* this.deviceMemoryFailure(device, devicePfn(device, a.page!));
       return;
     }
@@ -2011,21 +2011,56 @@ export class Kernel {
 
   /**
    * ndctl inject-error --block=B --count=N of a namespace, then the scrub that finds it
-   * (start-scrub / wait-scrub: address range scrub adds the range to the bus's list and the
-   * namespace's badblocks, acpi_nfit_ars_rescan() -> nvdimm_badblocks_populate()). A scrub is no
-   * machine check: nothing is consumed, memory_failure() is not called, no page is poisoned. The
-   * blocks count 512-byte sectors from the namespace's start and must lie before its data
-   * (the pfn info block and the memmap reserve, the area nd_pfn_clear_memmap_errors() clears):
-   * an error in the data is `memory-failure: { device, page }`.
+   * (start-scrub / wait-scrub: address range scrub adds the range to the bus's list, and the
+   * region's and the namespace's badblocks are populated from it: acpi_nfit_ars_rescan() ->
+   * nvdimm_badblocks_populate()). A scrub is no machine check: nothing is consumed,
+   * memory_failure() is not called, no page is poisoned. The blocks count 512-byte sectors from
+   * the namespace's start (its raw view); ndctl counts --block of an fsdax or devdax namespace
+   * from its pfn / dax resource, the data offset (ndctl/lib/inject.c
+   * ndctl_namespace_get_injection_bounds()), so a scenario adds dataoff / 512 for those. nfit_test
+   * records each block as a clear-unit-long (256-byte) range at its start (the injection is
+   * clamped to ars_cap's clear_err_unit), which nvdimm_badblocks_populate() rounds out to the
+   * sector: one bad sector per block, as here.
    */
-  private *injectMetadataError(device: Device, block: number, count: number): Op {
-    const metaSectors = this.metadataSectors(device);
-    if (block + count > metaSectors) {
-      const hint = metaSectors === 0 ? `${device.name} has no metadata area (its data starts at its first page)` : `its pfn metadata is blocks 0..${metaSectors - 1} (the data starts at byte ${metaSectors * 512})`;
-      throw new InputError(`blocks ${block}..${block + count - 1} of '${device.name}' reach past its metadata: ${hint}; a badblock in the data is memory-failure: { device, page }`, undefined, 'block');
-    }
+  private *injectBadblocks(device: Device, block: number, count: number): Op {
+    const sectors = this.namespaceSectors(device, 'memory-failure');
+    if (block + count > sectors) throw new InputError(`blocks ${block}..${block + count - 1} of '${device.name}' reach past the namespace: it has blocks 0..${sectors - 1} (its pfn metadata is blocks 0..${this.metadataSectors(device) - 1}, the data from there)`, undefined, 'block');
     this.badblocks.set(this.physSector(device) + block, count);
     yield* [];
+  }
+
+  /**
+   * ND_CMD_CLEAR_ERROR sent to the nvdimm bus (ndctl_bus_cmd_new_clear_error(), as ndctl
+   * test/daxdev-errors.c sends it for the range ARS reported) over 512-byte blocks from the
+   * namespace's start. __nd_ioctl() (drivers/nvdimm/bus.c) asks nd_cmd_clear_to_send() first:
+   * nd_pmem_forget_poison_check() skips nd_dax devices, and for the others compares against
+   * [address, address + cleared - 1], whose `cleared` is the command's output field, zero as
+   * libndctl sends it: the range is empty and nothing is refused. The bus provider clears
+   * (nfit_test_cmd_clear_error(): address and length in units of its clear_err_unit, 256 bytes,
+   * cleared = length), then nvdimm_account_cleared_poison() forgets the range in the bus's list
+   * (badrange_forget()) and clears whole sectors of the region's badblocks
+   * (nvdimm_clear_badblocks_region(), the range lying inside the region). Both came in v4.12
+   * ("libnvdimm: add support for clear poison list and badblocks for device dax", Dave Jiang).
+   * No page is touched: PG_hwpoison stays where memory_failure() set it (the ioctl has no
+   * clear_mce_nospec(), unlike pmem_clear_poison()), and device-dax faults look at neither.
+   * Only a devdax namespace is modelled: one bound to the pmem driver (fsdax, raw) keeps its
+   * disk's own list (pmem->bb, which this path does not clear) apart from the region's, and the
+   * model holds one list.
+   */
+  *clearError(a: { device: string; block: number; count?: number }): Op {
+    const device = this.device(a.device);
+    const count = a.count ?? 1;
+    const sectors = this.namespaceSectors(device, 'clear-error');
+    if (device.driver !== 'devdax') throw KernelError.unsupported('EOPNOTSUPP', `clear-error on ${device.name} (driver ${device.driver}): a namespace bound to the pmem driver keeps its disk's badblocks (pmem->bb) apart from the region's, which ND_CMD_CLEAR_ERROR clears alone; the model holds one list, so only a devdax namespace is modelled`);
+    if (a.block + count > sectors) throw new InputError(`blocks ${a.block}..${a.block + count - 1} of '${device.name}' reach past the namespace: it has blocks 0..${sectors - 1}`, undefined, 'block');
+    yield* [];
+    this.badblocks.clear(this.physSector(device) + a.block, count);
+  }
+
+  /** 512-byte sectors of a pmem namespace (metadata and data); any other device has no badblocks to name. */
+  private namespaceSectors(device: Device, step: string): number {
+    if (!device.pmemNamespace || device.ranges) throw new InputError(`${step}: '${device.name}' (driver ${device.driver}) is not a pmem namespace, so it has no badblocks: probe it with driver nvdimm (fsdax), or devdax with mode: devdax or altmap: true`, undefined, 'device');
+    return ((device.dataPfn - device.pgmap.startPfn + device.dataPages) * this.mmu.basePageSize) / 512;
   }
 
   /** 512-byte sectors before a device's data: the pfn info block and the memmap reserve of a pmem namespace, none elsewhere. */
@@ -2041,11 +2076,20 @@ export class Kernel {
   /**
    * The bad sectors in a namespace's pfn metadata (before its data offset), as its raw view lists
    * them (force_raw=1: /sys/block/pmemX/badblocks covers the whole namespace; ndctl
-   * pfn-meta-errors.sh reads it there). Errors in the data are PG_hwpoison pages, not counted here.
+   * pfn-meta-errors.sh reads it there).
    */
   metadataBadblocksIn(t: { device: string }): number {
     const device = this.device(t.device);
     return this.badblocks.countIn(this.physSector(device), this.metadataSectors(device));
+  }
+
+  /**
+   * The bad sectors the region's badblocks (/sys/bus/nd/devices/regionX/badblocks, v4.12) list
+   * over the whole namespace, metadata and data: what ndctl daxdev-errors.sh reads.
+   */
+  badblocksIn(t: { device: string }): number {
+    const device = this.device(t.device);
+    return this.badblocks.countIn(this.physSector(device), this.namespaceSectors(device, 'check badblocks'));
   }
 
   private *deviceMemoryFailure(device: Device, pfn: number): Op {

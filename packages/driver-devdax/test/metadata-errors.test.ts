@@ -3,18 +3,18 @@ import { testArch } from '@daxlab/core/testing';
 import { describe, expect, it } from 'vitest';
 import { devdax } from '../src/index.js';
 
-// memory-failure { device, block } injects badblocks into a pmem namespace's pfn metadata (the
-// info block and the memmap reserve before the data offset). A device-dax device without the
-// memmap on a namespace (no altmap: hmem, or devdax with its memmap in RAM in this model) starts
-// its data at its first page, so it has no such area and every block is refused.
+// memory-failure { device, block } injects badblocks into a pmem namespace: its pfn metadata (the
+// info block and the memmap reserve before the data offset), then its data. A device-dax device
+// that is no namespace (no altmap and no mode: devdax: hmem) has no badblocks at all, and every
+// block is refused.
 
 describe('memory-failure with block on device-dax', () => {
-  it('without an altmap there is no metadata area: the block is refused, naming the fix', () => {
+  it('a device-dax device that is no pmem namespace has no badblocks: the block is refused, naming the fix', () => {
     const k = createKernel({ arch: testArch(), driver: devdax(), kernel: 'latest' });
     k.run(k.probe({ size: 32 << 20, as: 'dax0' }));
     const run = () => k.run(k.memoryFailure({ device: 'dax0', block: 0 }));
     expect(run).toThrow(InputError);
-    expect(run).toThrow(/dax0 has no metadata area \(its data starts at its first page\); a badblock in the data is memory-failure: \{ device, page \}/);
+    expect(run).toThrow(/memory-failure: 'dax0' \(driver devdax\) is not a pmem namespace, so it has no badblocks: probe it with driver nvdimm \(fsdax\), or devdax with mode: devdax or altmap: true/);
   });
 
   it('with the memmap on the namespace (devdax -M dev) the blocks before the data take badblocks', () => {
@@ -23,6 +23,10 @@ describe('memory-failure with block on device-dax', () => {
     k.run(k.probe({ size: 32 << 20, altmap: true, as: 'dax0' }));
     k.run(k.memoryFailure({ device: 'dax0', block: 4095 }));
     expect(k.metadataBadblocksIn({ device: 'dax0' })).toBe(1);
-    expect(() => k.run(k.memoryFailure({ device: 'dax0', block: 4096 }))).toThrow(/blocks 4096\.\.4096 of 'dax0' reach past its metadata/);
+    // block 4096 is the first of the data: the region lists it, the metadata area does not
+    k.run(k.memoryFailure({ device: 'dax0', block: 4096 }));
+    expect(k.metadataBadblocksIn({ device: 'dax0' })).toBe(1);
+    expect(k.badblocksIn({ device: 'dax0' })).toBe(2);
+    expect(() => k.run(k.memoryFailure({ device: 'dax0', block: 65536 }))).toThrow(/blocks 65536\.\.65536 of 'dax0' reach past the namespace/);
   });
 });

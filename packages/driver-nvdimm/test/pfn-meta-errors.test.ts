@@ -133,12 +133,16 @@ describe('a badblock in the info block', () => {
 });
 
 describe('memory-failure with block: input errors', () => {
-  it('a block in the data area is refused, naming the field and the fix', () => {
+  it('a range across the data offset is metadata as far as it lies before it; a block past the namespace is refused, naming the field', () => {
     const k = namespace('latest');
-    // the data starts at block 4096: 4090..4105 reaches 10 blocks into it
-    const e = (() => { try { inject(k, 4090, 16); } catch (err) { return err; } return null; })();
+    // the data starts at block 4096: 4090..4105 is 6 blocks of metadata and 10 of data
+    inject(k, 4090, 16);
+    expect(k.metadataBadblocksIn({ device: 'ns' })).toBe(6);
+    expect(k.badblocksIn({ device: 'ns' })).toBe(16);
+    // 32 MiB is blocks 0..65535
+    const e = (() => { try { inject(k, 65530, 8); } catch (err) { return err; } return null; })();
     expect(e).toBeInstanceOf(InputError);
-    expect((e as InputError).message).toMatch(/blocks 4090\.\.4105 of 'ns' reach past its metadata: its pfn metadata is blocks 0\.\.4095 .*memory-failure: \{ device, page \}/);
+    expect((e as InputError).message).toMatch(/blocks 65530\.\.65537 of 'ns' reach past the namespace: it has blocks 0\.\.65535 \(its pfn metadata is blocks 0\.\.4095/);
   });
 
   const scenario = (args: string) => `name: t\nsetup:\n  - probe: { size: 32MiB, altmap: true, as: ns }\n  - mmap: { anon: true, length: 4KiB, as: m }\nsteps:\n  - memory-failure: ${args}\n`;

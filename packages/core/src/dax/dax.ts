@@ -357,8 +357,14 @@ export class Dax {
     this.unlockEntry(inode, index, entry);
   }
 
-  /** Whether a page of [pfn, pfn + nr) is poisoned (memory_failure set PG_hwpoison, a pmem badblock). */
+  /**
+   * Whether a page of [pfn, pfn + nr) is poisoned: memory_failure() set PG_hwpoison (a machine
+   * check), or a sector of it is in the badblocks (a scrub found it: __pmem_direct_access()'s
+   * is_bad_pmem() of pmem->bb fails the access: -EIO, -EHWPOISON in later releases; SIGBUS either way).
+   */
   private poisoned(pfn: number, nr: number): boolean {
+    const ps = this.k.mmu.basePageSize;
+    if (this.k.badblocks.check((pfn * ps) / 512, (nr * ps) / 512)) return true;
     const p = this.k.pages;
     for (let i = 0; i < nr; i++) if (p.has(pfn + i) && (p.flags[p.slot(pfn + i)]! & PG.hwpoison) !== 0) return true;
     return false;

@@ -207,6 +207,7 @@ export function stepOp(k: Kernel, step: Step, failures: string[]): Op<unknown> {
     case 'iouring-unregister': return k.iouringUnregister(a);
     case 'dma-write': return k.dmaWrite(a);
     case 'memory-failure': return k.memoryFailure(a);
+    case 'clear-error': return k.clearError(a);
     case 'soft-offline': return k.softOffline(a);
     case 'inject-fault': return k.injectFault(a);
     case 'mprotect': return k.mprotect(a);
@@ -303,6 +304,8 @@ export function check(k: Kernel, c: CheckArgs): string | null {
       return cmp(`rssAnon(${where})`, k.rssAnonIn(t));
     case 'metadataBadblocks':
       return cmp(`metadataBadblocks(${where})`, k.metadataBadblocksIn(t));
+    case 'badblocks':
+      return cmp(`badblocks(${where})`, k.badblocksIn(t));
     // /proc/meminfo HardwareCorrupted (mm/memfailure.ts)
     case 'hardwareCorrupted':
       return cmp('hardwareCorrupted', k.memoryFailures.hardwareCorruptedKb());

@@ -80,7 +80,7 @@ export const DRIVER_NAMES = ['nvdimm', 'devdax', 'hmm'] as const;
 export const PRESET_NAMES = PRESETS.map((p) => p.name);
 /** the /proc/sys entries a `sysctl` step can write */
 export const SYSCTL_NAMES = ['vm.hugetlb_optimize_vmemmap', 'vm.enable_soft_offline'] as const;
-export const CHECK_WHATS = ['refcount', 'mapcount', 'pinned', 'mapped', 'anon', 'blockFree', 'vmemmap', 'writable', 'softDirty', 'swapped', 'memoryMerge', 'ksmMergingPages', 'ksmZeroPages', 'hugetlbFree', 'hugetlbResv', 'hugetlbTotal', 'locked', 'guard', 'uffdWp', 'dax', 'daxFlag', 'node', 'seals', 'sealed', 'filePmdMapped', 'shmemPmdMapped', 'vmaPages', 'vmaStart', 'anonHugePages', 'folioOrder', 'rssAnon', 'metadataBadblocks', 'fileBlocks', 'fileSize', 'hardwareCorrupted'] as const satisfies readonly CheckWhat[];
+export const CHECK_WHATS = ['refcount', 'mapcount', 'pinned', 'mapped', 'anon', 'blockFree', 'vmemmap', 'writable', 'softDirty', 'swapped', 'memoryMerge', 'ksmMergingPages', 'ksmZeroPages', 'hugetlbFree', 'hugetlbResv', 'hugetlbTotal', 'locked', 'guard', 'uffdWp', 'dax', 'daxFlag', 'node', 'seals', 'sealed', 'filePmdMapped', 'shmemPmdMapped', 'vmaPages', 'vmaStart', 'anonHugePages', 'folioOrder', 'rssAnon', 'metadataBadblocks', 'badblocks', 'fileBlocks', 'fileSize', 'hardwareCorrupted'] as const satisfies readonly CheckWhat[];
 
 // ---------------------------------------------------------------------------------------------
 // scalars
@@ -220,7 +220,8 @@ const checkShape = {
   shmemPmdMapped: CheckTarget.optional().describe('{map, page, process?}: the shmem (tmpfs, memfd) THPs mapped by a PMD in the VMA holding that page: its smaps ShmemPmdMapped divided by the PMD size; the khugepaged selftest\'s check_huge_shmem()'),
   folioOrder: CheckTarget.optional().describe('{map, page, process?}: the order of the folio mapped there (folio_order(): for a THP what split_huge_page_test.c is_backed_by_folio() reads from /proc/PID/pagemap and /proc/kpageflags); 0 for a small page or the small zero page, the PMD order for the huge zero page, -1 when nothing is present there; device pages report their compound or DAX folio order. {file, page}: the order of the folio a page-cache file (memfd, tmpfile) caches at that page index (filemap_get_folio()), -1 when none'),
   rssAnon: CheckTarget.optional().describe('{process?}: RssAnon of /proc/PID/status in kB (MM_ANONPAGES: present anonymous pages; zero pages, swap entries and hugetlb pages do not count); split_huge_page_test.c rss_anon()'),
-  metadataBadblocks: CheckTarget.optional().describe('{device}: the bad 512-byte blocks in a pmem namespace\'s pfn metadata (before its data offset), as its raw view lists them (force_raw=1, /sys/block/pmemX/badblocks); errors in the data are poisoned pages, not counted'),
+  metadataBadblocks: CheckTarget.optional().describe('{device}: the bad 512-byte blocks in a pmem namespace\'s pfn metadata (before its data offset), as its raw view lists them (force_raw=1, /sys/block/pmemX/badblocks); the data\'s are not counted'),
+  badblocks: CheckTarget.optional().describe('{device}: the bad 512-byte blocks of a pmem namespace, metadata and data, as its region lists them (/sys/bus/nd/devices/regionX/badblocks)'),
   fileBlocks: CheckTarget.optional().describe('{file}: the blocks allocated to the file, unwritten ones included (stat st_blocks in filesystem blocks: du -B <block size>); after a log-replay, what the journal had committed'),
   fileSize: CheckTarget.optional().describe('{file}: i_size in bytes (stat st_size)'),
   hardwareCorrupted: CheckTarget.optional().describe('{}: HardwareCorrupted of /proc/meminfo in kB (num_poisoned_pages: the base pages memory failure and soft offline marked PG_hwpoison)'),
@@ -229,7 +230,7 @@ const checkShape = {
   max: z.number().int().optional(),
 } satisfies Record<CheckWhat | 'equals' | 'min' | 'max', z.ZodType>;
 
-const NUMERIC_CHECKS: readonly CheckWhat[] = ['hardwareCorrupted', 'fileBlocks', 'fileSize', 'refcount', 'mapcount', 'node', 'seals', 'filePmdMapped', 'shmemPmdMapped', 'vmaPages', 'vmaStart', 'anonHugePages', 'folioOrder', 'rssAnon', 'metadataBadblocks', 'ksmMergingPages', 'ksmZeroPages', 'hugetlbFree', 'hugetlbResv', 'hugetlbTotal'];
+const NUMERIC_CHECKS: readonly CheckWhat[] = ['hardwareCorrupted', 'fileBlocks', 'fileSize', 'refcount', 'mapcount', 'node', 'seals', 'filePmdMapped', 'shmemPmdMapped', 'vmaPages', 'vmaStart', 'anonHugePages', 'folioOrder', 'rssAnon', 'metadataBadblocks', 'badblocks', 'ksmMergingPages', 'ksmZeroPages', 'hugetlbFree', 'hugetlbResv', 'hugetlbTotal'];
 /** counters of a hugetlb pool: only a { hugetlb } target */
 const POOL_CHECKS: readonly CheckWhat[] = ['hugetlbFree', 'hugetlbResv', 'hugetlbTotal'];
 const BOOLEAN_CHECKS: readonly CheckWhat[] = ['pinned', 'mapped', 'anon', 'blockFree', 'writable', 'softDirty', 'swapped', 'memoryMerge', 'locked', 'sealed', 'guard', 'uffdWp', 'dax', 'daxFlag'];
@@ -296,7 +297,7 @@ const checkArgs = obj(checkShape)
       if (POOL_CHECKS.includes(what) && (target !== 'hugetlb' || t.page !== undefined)) return bad(`${what} is a counter of a hugetlb pool: write { hugetlb: <huge page size> } (no page)`);
       if (t.node !== undefined && what !== 'hugetlbFree' && what !== 'hugetlbTotal') return bad(`node names a node's hugetlb counter, which only hugetlbFree and hugetlbTotal have (reservations are global: hugetlbResv has none)`, [what, 'node']);
       if (what === 'vmemmap' && target !== 'device' && target !== 'hugetlb') return bad(`vmemmap is a property of a device or a hugetlb pool: write ${form}`);
-      if (what === 'metadataBadblocks' && (target !== 'device' || t.page !== undefined)) return bad('metadataBadblocks is a property of a pmem namespace: write { device: <name> } (no page)');
+      if ((what === 'metadataBadblocks' || what === 'badblocks') && (target !== 'device' || t.page !== undefined)) return bad(`${what} is a property of a pmem namespace: write { device: <name> } (no page)`);
       if (target === 'hugetlb' && what !== 'vmemmap' && !POOL_CHECKS.includes(what)) return bad(`hugetlb names a pool, which only vmemmap, ${POOL_CHECKS.join(', ')} look at: write ${form}`, [what, 'hugetlb']);
       if (target === 'hugetlb' && typeof c.equals === 'object' && c.equals.structPagesInitialized !== undefined) {
         return ctx.addIssue({ code: 'custom', input: c.equals, path: ['equals', 'structPagesInitialized'], message: 'structPagesInitialized is a device figure (memmap_init_zone_device): a hugetlb pool has bytes, pages and savedPages' });
@@ -335,7 +336,7 @@ const checkArgs = obj(checkShape)
 /**
  * A device page by index, or the page a mapping maps at `page` (madvise() from `process`):
  * memory-failure (MADV_HWPOISON) and soft-offline (MADV_SOFT_OFFLINE) name their page alike.
- * memory-failure also takes `block` (+ `count`): 512-byte blocks of a namespace's metadata.
+ * memory-failure also takes `block` (+ `count`): 512-byte blocks of a pmem namespace.
  */
 const injectShape = (verb: string, advice: string, mapEffect: string) => ({
   device: Name.optional().describe(`the device whose page ${verb} (page counts its data pages)`),
@@ -366,7 +367,7 @@ function injectArgs<S extends ReturnType<typeof injectShape>>(verb: string, advi
 
 const memoryFailureArgs = injectArgs('fails', 'MADV_HWPOISON', {
   ...injectShape('fails', 'MADV_HWPOISON', 'the page it maps fails and the caller gets SIGBUS'),
-  block: z.number().int().nonnegative().optional().describe('with device: ndctl inject-error --block (and the scrub that finds it): this 512-byte block from the start of a pmem namespace is bad, in its pfn metadata (the info block, the memmap reserve: before the data offset); no machine check, no memory_failure()'),
+  block: z.number().int().nonnegative().optional().describe('with device: ndctl inject-error --block (and the scrub that finds it): this 512-byte block from the start of a pmem namespace (its pfn metadata, then its data from the data offset) is bad; no machine check, no memory_failure()'),
   count: z.number().int().positive().optional().describe('with block: how many 512-byte blocks (--count, default 1)'),
 });
 const softOfflineArgs = injectArgs('is soft-offlined', 'MADV_SOFT_OFFLINE', injectShape('is soft-offlined', 'MADV_SOFT_OFFLINE', 'the page it maps (faulted in for read if need be) is soft-offlined'));
@@ -601,7 +602,12 @@ export const OP_ARGS = {
     process: Name.optional().describe('act in this process (default: the one that created the mapping)'),
   }).describe('io_uring_register_buffers() of one iovec: pin it FOLL_WRITE|FOLL_LONGTERM and apply the release\'s checks (io_sqe_buffer_register)'),
   'iouring-unregister': releaseArgs.describe('io_uring_unregister_buffers(): unpin what the buffer kept'),
-  'memory-failure': memoryFailureArgs.describe('poison a device page (memory_failure_dev_pagemap), or a mapped page with madvise(MADV_HWPOISON); or, with block, badblocks in a pmem namespace\'s pfn metadata (ndctl inject-error + scrub)'),
+  'memory-failure': memoryFailureArgs.describe('poison a device page (memory_failure_dev_pagemap), or a mapped page with madvise(MADV_HWPOISON); or, with block, badblocks in a pmem namespace (ndctl inject-error + scrub)'),
+  'clear-error': obj({
+    device: Name.describe('a pmem namespace in devdax mode'),
+    block: z.number().int().nonnegative().describe('the first 512-byte block from the start of the namespace'),
+    count: z.number().int().positive().optional().describe('how many blocks (default 1)'),
+  }).describe('ND_CMD_CLEAR_ERROR to the nvdimm bus over those blocks (ndctl test/daxdev-errors.c): the bus\'s and the region\'s badblocks forget them; no page changes'),
   'soft-offline': softOfflineArgs.describe('soft-offline a device page (sysfs soft_offline_page) or a mapped page (madvise(MADV_SOFT_OFFLINE)): EIO for ZONE_DEVICE memory; a RAM or hugetlb page moves to a new page and the old one is poisoned'),
   migrate: obj({ map: Name, page: PageIndex, pages: PageCount.optional(), to: Name.describe("'ram', the name of a device to migrate to, or 'device' (the only bound device that can)"), process: Name.optional().describe('act in this process (default: the one that created the mapping)') }).describe('migrate anonymous pages to device memory or back (migrate_vma_*)'),
   'device-read': obj({ device: Name, map: Name, page: PageIndex, process: Name.optional().describe('the process whose memory the device mirrors'), expect: Data.optional() }).describe("a mirror device reads a process's page (hmm)"),
