@@ -49,6 +49,9 @@ export const PPC_HASH_64K_MMU: Mmu = {
   // hugepd on book3s64, "hash-64k ... just leaf entries") made them contiguous PMDs / PUDs:
   // not modelled either way.
   hugetlbSizes: [16 * MiB, 16 * GiB],
+  // hugetlbpage_init_defaultsize() (book3s64): HPAGE_SHIFT is the 16M page's shift where the MMU
+  // has it ("Preference is 16M"), with 4K pages too, where it is not the PMD size
+  defaultHugetlbSize: 16 * MiB,
   // memremap_compat_align() (arch/powerpc/mm/book3s64/pgtable.c): on hash, max(SUBSECTION_SIZE,
   // the linear map's page size), 16 MiB where the MMU has 16M pages (htab_init_page_sizes())
   memremapCompatAlign: 16 * MiB,

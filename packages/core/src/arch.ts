@@ -51,6 +51,12 @@ export interface Mmu {
    */
   readonly hugetlbSizes?: readonly number[];
   /**
+   * HPAGE_SIZE: the default_hstate (without default_hugepagesz=) that MAP_HUGETLB, SHM_HUGETLB and
+   * MFD_HUGETLB without a size use (hugetlb_init(): size_to_hstate(HPAGE_SIZE)). Absent: pmdSize
+   * (x86-64 and arm64 define HPAGE_SHIFT as PMD_SHIFT, s390 as 20, its segment).
+   */
+  readonly defaultHugetlbSize?: number;
+  /**
    * What `mmap` of /dev/mem finds at a physical address below core's RAM, and the arch's
    * STRICT_DEVMEM filter (mm/devmem.ts). Absent: the arch does not say, and /dev/mem mappings
    * are refused as not modelled.

@@ -184,9 +184,10 @@ export interface PageCacheFile {
   readonly notUptodate: Set<number>;
   /**
    * An open file keeps the inode (memfd: the model never closes it); a shared anonymous
-   * mapping's file is held only by its VMAs, so the last unmap evicts it.
+   * mapping's file is held only by its VMAs, so the last unmap evicts it; a SysV shm segment's
+   * file is held until IPC_RMID (ipc/shm.ts), then only by its VMAs.
    */
-  readonly held: boolean;
+  held: boolean;
   /** i_size in bytes, where the seal checks need it (tmpfs memfds: mm/memfd.ts); `pages` is i_size rounded up to pages */
   size?: number;
   /** a memfd's F_SEAL_* bits (shmem_inode_info->seals: mm/memfd.ts); undefined for a file that has none (secretmem, disk files) */

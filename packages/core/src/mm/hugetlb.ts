@@ -132,6 +132,15 @@ export class Hugetlb {
     throw KernelError.unsupported('EINVAL', `hugetlb pages of ${mib(size)} on ${k.mmu.arch} are mapped by contiguous entries or a hugepd, not by one PMD/PUD leaf: not modelled`);
   }
 
+  /**
+   * hstate_sizelog() for MAP_HUGETLB, SHM_HUGETLB and MFD_HUGETLB: 'default' (page_size_log 0)
+   * is default_hstate, HPAGE_SIZE without default_hugepagesz= (the arch's defaultHugetlbSize,
+   * else its PMD size); a size is size_to_hstate()'s, checked by hstate().
+   */
+  pageSize(size: number | 'default'): number {
+    return size === 'default' ? (this.k.mmu.defaultHugetlbSize ?? this.k.mmu.pmdSize) : size;
+  }
+
   private pool(h: Hstate): Pool {
     let p = this.pools.get(h.pages);
     if (!p) this.pools.set(h.pages, (p = { nr: 0, free: 0, resv: 0, surplus: 0, surplusNode: new Map(), nextAlloc: 0, nextFree: 0, freeList: [], optimized: new Set() }));
@@ -562,11 +571,55 @@ export class Hugetlb {
     return (this.k.folios.flags(head) & PG.hugetlb) !== 0;
   }
 
-  /** memfd_create(MFD_HUGETLB | size << MFD_HUGE_SHIFT) then ftruncate(size): the hugetlbfs inode's hstate; i_size must be a whole number of huge pages (hugetlbfs_setattr). */
-  memfdHstate(hugetlbSize: number, size: number): HugetlbFile {
-    const h = this.hstate(hugetlbSize);
-    if (size % hugetlbSize !== 0) throw new KernelError('EINVAL', `ftruncate of a hugetlbfs memfd to ${size} bytes: not a multiple of the ${hugetlbSize / 2 ** 20} MiB page size (hugetlbfs_setattr)`);
+  /**
+   * memfd_create(MFD_HUGETLB | size << MFD_HUGE_SHIFT) then ftruncate(size): the hugetlbfs inode's
+   * hstate; i_size must be a whole number of huge pages (hugetlbfs_setattr). A size the arch does
+   * not offer is ENODEV: memfd_create() leaves the check to hugetlb_file_setup(), whose
+   * get_hstate_idx() fails so (mmap and shmget look first: EINVAL).
+   */
+  memfdHstate(hugetlbSize: number | 'default', size: number): HugetlbFile {
+    const bytes = this.pageSize(hugetlbSize);
+    const h = this.setupHstate(bytes);
+    if (size % bytes !== 0) throw new KernelError('EINVAL', `ftruncate of a hugetlbfs memfd to ${size} bytes: not a multiple of the ${bytes / 2 ** 20} MiB page size (hugetlbfs_setattr)`);
     return { ...h, resv: new Set() };
+  }
+
+  /** hugetlb_file_setup()'s get_hstate_idx(): -ENODEV for a size without an hstate. */
+  private setupHstate(size: number): Hstate {
+    try {
+      return this.hstate(size);
+    } catch (e) {
+      if (e instanceof KernelError && e.code === 'EINVAL' && e.unsupported === null) throw new KernelError('ENODEV', `hugetlb_file_setup: ${e.message}`);
+      throw e;
+    }
+  }
+
+  /**
+   * hugetlb_file_setup(name, size, 0, HUGETLB_SHMFS_INODE, page_size_log) for shmget(SHM_HUGETLB)
+   * (ipc/shm.c newseg(): hstate_sizelog() first, EINVAL without one; size rounded up to the huge
+   * page): an unlinked hugetlbfs inode of that size whose every huge page is reserved now
+   * (hugetlb_reserve_pages(inode, 0, size >> huge_page_shift) with the inode's resv_map, as a
+   * shared mapping reserves). Not enough free unreserved pages: -ENOMEM, no file. The file is
+   * held by the segment (mm/pagecache.ts released() evicts it after IPC_RMID and the last detach).
+   */
+  shmFileSetup(name: string, size: number, hugetlbSize: number | 'default'): PageCacheFile {
+    const h = this.hstate(this.pageSize(hugetlbSize));
+    const count = Math.ceil(size / (h.pages * this.k.mmu.basePageSize));
+    const p = this.pool(h);
+    if (p.free - p.resv < count) throw new KernelError('ENOMEM', `shmget(SHM_HUGETLB): hugetlb_reserve_pages: ${count} huge page(s) needed, ${p.free - p.resv} free and unreserved (nr_hugepages ${p.nr}): set the pool with hugetlb-pool`);
+    const file = this.k.pageCache.newFile(name, count * h.pages, true, { ...h, resv: new Set() });
+    this.reserveShared(file, 0, count);
+    return file;
+  }
+
+  /** hugetlb_reserve_pages() of a shared mapping (the inode's resv_map): huge pages [first, first + count) not reserved yet; the caller checked there are enough. */
+  private reserveShared(file: PageCacheFile, first: number, count: number): void {
+    const fileResv = file.hugetlb!.resv;
+    for (let i = first; i < first + count; i++) {
+      if (fileResv.has(i)) continue;
+      fileResv.add(i);
+      this.pool(file.hugetlb!).resv++;
+    }
   }
 
   /**
@@ -799,11 +852,10 @@ export class Hugetlb {
     let resv: Set<number> | null = null;
     if (a.shared) {
       const fileResv = f.hugetlb!.resv;
-      const missing: number[] = [];
-      for (let i = first; i < first + count; i++) if (!fileResv.has(i)) missing.push(i);
-      if (p.free - p.resv < missing.length) this.noReservation(f, missing.length, p);
-      for (const i of missing) fileResv.add(i);
-      p.resv += missing.length;
+      let missing = 0;
+      for (let i = first; i < first + count; i++) if (!fileResv.has(i)) missing++;
+      if (p.free - p.resv < missing) this.noReservation(f, missing, p);
+      this.reserveShared(f, first, count);
     } else {
       if (p.free - p.resv < count) this.noReservation(f, count, p);
       resv = new Set();
