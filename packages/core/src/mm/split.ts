@@ -1,7 +1,7 @@
 import type { Kernel } from '../kernel.js';
 import { KernelError } from '../errors.js';
 import { kernelAtLeast } from '../features.js';
-import { preempt, runToCompletion, type Op } from '../sched.js';
+import { preempt, runToCompletion, waitUntil, type Op } from '../sched.js';
 import type { FolioSplitInFlight, Mm, PageCacheFile, Pte, Vma } from '../types.js';
 import { PG } from './pages.js';
 
@@ -156,6 +156,9 @@ export function splitCacheFolio(k: Kernel, file: PageCacheFile, head: number, ho
  * folios (the caller keeps the original's lock: lock_at; the model ends its wait with the split).
  */
 export function* splitCacheFolioOp(k: Kernel, file: PageCacheFile, head: number, how: { order: number; at?: number }): Op<'EINVAL' | 'EAGAIN' | null> {
+  // __folio_split() holds the mapping's xas_lock() from the freeze to the last store: a split of
+  // another folio of the file waits for it (the model takes the wait before its checks)
+  yield* waitUntil('__folio_split: xas_lock of the mapping', () => file.splitting === undefined);
   const old = k.folios.order(head);
   const nr = 1 << old;
   if (old === 0) return null;
