@@ -348,6 +348,15 @@ export const FEATURES = [
       true: '__split_unmapped_folio() calls xas_try_split() with the after-split folio it is halving at each step, so the upper half\'s entries name that folio; __folio_split() unfreezes it before __xa_store() puts the right folio there, and a lookup in between takes it and maps folio_file_page() of the wrong folio: a wrong or all-zero page (00527733d0dc, used by truncate_inode_partial_folio() from 7460b470a131, both v6.15; effective only where the split is non-uniform: truncate and hole punch from v6.15, the split_huge_pages in_folio_offset form)',
     },
   },
+  {
+    name: 'fsdev-dax',
+    values: [false, true],
+    summary: 'the fsdev_dax driver (drivers/dax/fsdev.c, CONFIG_DEV_DAX_FSDEV): a device-dax instance bound for fs-dax use by famfs (daxctl reconfigure-device -m famfs)',
+    meaning: {
+      false: 'no third driver on the DAX bus: only device_dax and kmem bind a device-dax instance; ndctl test/daxctl-famfs.sh skips ("fsdev_dax module not available")',
+      true: 'fsdev_dax_probe() (d5406bd458b0 "dax: add fsdev.c driver for fs-dax on character dax", with 099c81a1f0ab dax_operations and 700ecbc1f5aa dax_set_ops(); merged for v7.1 [M]): a MEMORY_DEVICE_FS_DAX pgmap with vmemmap_shift 0 (order-0 folios, stale compound state cleared by dax_folio_reset_order() at probe and unbind), no ->mmap in its file_operations (mmap of the chardev: ENODEV), pgmap->ops->memory_failure forwarding to dax_holder_notify_failure(); never bound automatically (dax_match_type())',
+    },
+  },
 ] as const satisfies readonly FeatureSpec[];
 
 export type FeatureName = (typeof FEATURES)[number]['name'];
@@ -400,6 +409,7 @@ const V5_4: FeatureSet = {
   secretmem: 'absent',
   'read-only-thp-for-fs': false,
   'ext4-dax-cow-journal': false,
+  'fsdev-dax': false,
   'folio-split-misplaced-entries': false,
 };
 const V5_10: FeatureSet = { ...V5_4, 'foll-pin': true, 'fork-cow-pinned': true, 'wp-reuse': 'refcount', 'thp-cow': 'split', 'mremap-devmap-pmd': true };
@@ -442,7 +452,8 @@ const V6_15: FeatureSet = {
 
 // the 2025 device-private THP series (MIGRATE_VMA_SELECT_COMPOUND) came after v6.15 [M]
 // 577a1f495fd7 (v7.0 [M]): xas_try_split() with the original folio
-const LATEST: FeatureSet = { ...V6_15, 'migrate-device-thp': 'compound', 'folio-split-misplaced-entries': false };
+// fsdev_dax (d5406bd458b0 and the rest of the famfs dax series) came with the v7.1 merge window [M]
+const LATEST: FeatureSet = { ...V6_15, 'migrate-device-thp': 'compound', 'folio-split-misplaced-entries': false, 'fsdev-dax': true };
 
 export const PRESETS: readonly Preset[] = [
   { name: 'v5.4', release: 'Linux 5.4 (Nov 2019)', features: V5_4, notes: 'era (a): every ZONE_DEVICE page idle at 1, devmap PTEs, no pin accounting (a DMA pin is a plain reference), no early COW at fork, COW reuse by mapcount' },
@@ -451,7 +462,7 @@ export const PRESETS: readonly Preset[] = [
   { name: 'v6.3', release: 'Linux 6.3 (Apr 2023)', features: V6_3, notes: 'as v6.1 plus two v6.2 changes (mprotect() also upgrades clean exclusive anon PTEs; R/O long-term pins in COW mappings unshare non-anon pages too): the last release before the vmemmap_can_optimize() arch opt-in (seed 003 crashes here on ppc64 hash)' },
   { name: 'v6.6', release: 'Linux 6.6 (Oct 2023)', features: V6_6, notes: 'era (b) with the seed-003 fix (arch opt-in) and MF_MEM_PRE_REMOVE notification on pmem unbind' },
   { name: 'v6.15', release: 'Linux 6.15 (May 2025)', features: V6_15, notes: 'era (c): fs-dax and device-dax pages refcounted normally, no mapping_mapped() shortcut, no DAX_SHARED alias, FUSE breaks the whole file' },
-  { name: 'latest', release: 'mainline as read (7.2)', features: LATEST, notes: 'as v6.15; pte_devmap and pfn_t removed altogether; device-private THP migration (migrate-device-thp compound)' },
+  { name: 'latest', release: 'mainline as read (7.2)', features: LATEST, notes: 'as v6.15; pte_devmap and pfn_t removed altogether; device-private THP migration (migrate-device-thp compound); the fsdev_dax driver (famfs mode)' },
 ];
 
 export const DEFAULT_PRESET = 'latest';

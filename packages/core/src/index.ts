@@ -9,6 +9,7 @@ export * from './plugin.js';
 export * from './units.js';
 export * from './vmemmap/index.js';
 export * from './dax/dax.js';
+export * from './dax/fsdev.js';
 export { availableSize, DaxBus, daxSize, devicePfn, devicePgoff, deviceRanges, rangePfn, type DaxRange, type DaxRegion, type DynamicDax } from './dax/region.js';
 export * from './driver.js';
 export * from './events.js';

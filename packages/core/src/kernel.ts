@@ -685,7 +685,7 @@ export class Kernel {
   }
 
   /** daxctl reconfigure-device: device-dax to System RAM (kmem) and back (mm/hotplug.ts). */
-  *reconfigure(a: { device: string; mode: 'system-ram' | 'devdax'; online?: boolean; movable?: boolean; force?: boolean; memmapOnMemory?: boolean; node?: number }): Op {
+  *reconfigure(a: { device: string; mode: 'system-ram' | 'devdax' | 'famfs'; online?: boolean; movable?: boolean; force?: boolean; memmapOnMemory?: boolean; node?: number }): Op {
     yield* reconfigureDevice(this, a);
   }
 
@@ -2236,13 +2236,27 @@ export class Kernel {
    * (KPF_THP with KPF_COMPOUND_HEAD / KPF_COMPOUND_TAIL over 2^order pages: the selftests'
    * is_backed_by_folio()); -1 when no page is present there. The zero pages read as order 0 (no KPF_THP).
    */
-  folioOrderIn(t: { map?: string; file?: string; page: number; process?: string }): number {
+  folioOrderIn(t: { map?: string; file?: string; device?: string; page: number; process?: string }): number {
     if (t.file !== undefined) return this.cachedFolioOrder(t.file, t.page);
+    if (t.device !== undefined) return this.deviceFolioOrder(t.device, t.page);
     const leaf = this.presentLeaf({ map: t.map!, page: t.page, process: t.process });
     if (!leaf || leaf.pte.pfn < 0) return -1;
     // kpageflags marks the huge zero folio KPF_THP too (stable_page_flags())
     if (this.isZeroPfn(leaf.pte.pfn)) return leaf.pte.level === 'pmd' ? this.thp.order : 0;
     return this.folios.order(this.folios.folio(leaf.pte.pfn));
+  }
+
+  /**
+   * The order of the folio holding data page `page` of a device: its ZONE_DEVICE struct page as
+   * the bound driver's memremap_pages() laid it out (compound per vmemmap_shift for device_dax,
+   * order 0 for fsdev_dax and pmem until fs-dax builds a folio), -1 when no driver binds it (no
+   * pgmap: unbound, or kmem's System RAM).
+   */
+  private deviceFolioOrder(name: string, page: number): number {
+    const device = this.device(name);
+    if (page >= device.dataPages) throw new InputError(`folioOrder: page ${page} of '${name}': it has ${device.dataPages} data pages`, undefined, 'page');
+    if (!device.bound) return -1;
+    return this.folios.order(this.folios.folio(devicePfn(device, page)));
   }
 
   /**

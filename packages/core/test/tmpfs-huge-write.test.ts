@@ -268,7 +268,7 @@ describe('bad input names the field and the fix', () => {
   it('huge on a disk tmpfile, a shmem_enabled-only mode as a mount option, folioOrder of a device', () => {
     expect(errorOf('tmpfile: { file: f, fs: xfs, size: 4KiB, huge: always }')).toMatch(/steps\[0\]\.tmpfile\.huge: huge is a tmpfs mount option: give fs: tmpfs, or leave huge out/);
     expect(errorOf('tmpfile: { file: f, fs: tmpfs, size: 0, huge: deny }')).toMatch(/huge is one of always, within_size, advise, never \(deny and force are shmem-enabled modes, not mount options\)/);
-    expect(errorOf('check: { folioOrder: { device: d, page: 0 }, equals: 0 }')).toMatch(/folioOrder looks at the folio mapped at a page of a mapping or cached at a page of a file: write \{ map, page \} or \{ file, page \}/);
+    expect(errorOf('check: { folioOrder: { device: d }, equals: 0 }')).toMatch(/folioOrder looks at the folio mapped at a page of a mapping, cached at a page of a file, or holding a data page of a device: write \{ map, page \}, \{ file, page \} or \{ device, page \}/);
   });
 
   it('folioOrder of a name that is no page-cache file is an InputError naming the file, not a crash', () => {

@@ -1,5 +1,6 @@
-import { deviceRanges, devicePgoff, formatSize, KernelError, kernelAtLeast, mappingOf, orderBase2, PG, rangePfn, type Device, type DeviceRange, type Pgmap, type DeviceMmapRequest, type DriverPlugin, type Kernel, type Op, type ProbeRequest, type Vma, type Vmf } from '@daxlab/core';
+import { boundToFsdev, deviceRanges, devicePgoff, formatSize, fsdevState, KernelError, kernelAtLeast, mappingOf, orderBase2, PG, rangePfn, type Device, type DeviceRange, type Pgmap, type DeviceMmapRequest, type DriverPlugin, type Kernel, type MemremapRequest, type Op, type ProbeRequest, type Vma, type Vmf } from '@daxlab/core';
 import { clearMemmapErrors, enablePfnNamespace, infoBlockReserve, pfnLayout } from '@daxlab/driver-nvdimm';
+import { fsdevMemoryFailure, fsdevPgmap, refuseFsdevMmap } from './fsdev.js';
 
 export interface DevdaxOptions {
   /** dev_dax->align: 4KiB, 2MiB or 1GiB (the arch decides which it offers); default PMD_SIZE */
@@ -24,7 +25,10 @@ export function devdax(options: DevdaxOptions = {}): DriverPlugin {
     driverName: 'devdax',
     coreRange: '>=0.1.0 <1.0.0',
 
-    /** dev_dax_probe(): GENERIC pgmap, vmemmap_shift = order_base_2(align >> PAGE_SHIFT) when align > PAGE_SIZE. */
+    /**
+     * dev_dax_probe(): GENERIC pgmap, vmemmap_shift = order_base_2(align >> PAGE_SHIFT) when align >
+     * PAGE_SIZE; or fsdev_dax_probe() of the same instance (kind fsdev_dax: fsdev.ts).
+     */
     *probe(k: Kernel, req: ProbeRequest): Op<Device> {
       const ps = k.mmu.basePageSize;
       // nd_pfn_default_alignment() (drivers/nvdimm/pfn_devs.c): PMD_SIZE when the arch has THP, else PAGE_SIZE
@@ -34,8 +38,8 @@ export function devdax(options: DevdaxOptions = {}): DriverPlugin {
         throw KernelError.unsupported('EINVAL', `device-dax align ${align} is not offered on ${k.mmu.arch} with ${formatSize(ps)} pages (dax_align_valid(): ${k.mmu.devdaxAlignments.join(', ')})`);
       }
       if (req.size % align !== 0) throw new KernelError('EINVAL', `device-dax size ${req.size} is not a multiple of its align ${align}`);
-      const shift = k.features['compound-devmap'] && align > ps ? orderBase2(align / ps) : 0;
-      if (req.ranges && req.ranges.length > 0) return yield* probeRanges(k, req, align, shift);
+      const pgmapKind = fsdevPgmap(k, req) ?? { type: 'generic' as const, vmemmapShift: k.features['compound-devmap'] && align > ps ? orderBase2(align / ps) : 0 };
+      if (req.ranges && req.ranges.length > 0) return yield* probeRanges(k, req, align, pgmapKind);
       // a pmem namespace in devdax mode (dax_pmem -> nvdimm_setup_pfn(), drivers/dax/pmem.c
       // __dax_pmem_probe()): the info block, then with the memmap on the device (altmap,
       // PFN_MODE_PMEM) the memmap, data from the nd_pfn_init() offset aligned to max(align,
@@ -47,9 +51,8 @@ export function devdax(options: DevdaxOptions = {}): DriverPlugin {
       if (dataoff >= req.size) throw new KernelError('ENXIO', `nd_pfn_init: a ${req.size}-byte namespace has no room for data after its ${dataoff} bytes of info block and memmap`);
       const pgmap = k.memremap.memremapPages({
         device: req.name,
-        type: 'generic',
+        ...pgmapKind,
         size: req.size,
-        vmemmapShift: shift,
         altmapPfns: req.altmap ? dataoff / ps : 0,
         ...(req.altmap ? { altmapReservePfns: infoBlockReserve(ps) / ps } : {}),
         // bound again to its own range (back from kmem: mm/hotplug.ts)
@@ -64,6 +67,7 @@ export function devdax(options: DevdaxOptions = {}): DriverPlugin {
 
     /** dax_mmap() -> check_vma(): shared only, start/end aligned to the device align; VM_HUGEPAGE. */
     mmapDevice(k: Kernel, device: Device, req: DeviceMmapRequest) {
+      if (boundToFsdev(device)) refuseFsdevMmap(device);
       if (!device.bound) throw new KernelError('ENXIO', `${device.name} is not alive`);
       if (!req.shared) throw new KernelError('EINVAL', `${device.name}: attempted private mapping (device-dax needs MAP_SHARED)`);
       if (req.length % device.align !== 0 || req.offset % device.align !== 0) {
@@ -134,6 +138,7 @@ export function devdax(options: DevdaxOptions = {}): DriverPlugin {
      * not look at PG_hwpoison, so a later fault maps the page again.
      */
     *memoryFailure(k: Kernel, device: Device, pfn: number): Op {
+      if (boundToFsdev(device)) fsdevMemoryFailure(device, pfn);
       const pgoff = devicePgoff(device, pfn);
       if (pgoff < 0) throw new KernelError('ENXIO', `pfn ${pfn} is outside ${device.name}'s data`);
       const head = k.folios.folio(pfn);
@@ -179,7 +184,7 @@ export function devdax(options: DevdaxOptions = {}): DriverPlugin {
  * for each: its own memmap, no altmap), undoing those done when one fails. The model keeps one
  * Pgmap per range; faults find the range with dev_dax_pgoff_to_phys().
  */
-function* probeRanges(k: Kernel, req: ProbeRequest, align: number, shift: number): Op<Device> {
+function* probeRanges(k: Kernel, req: ProbeRequest, align: number, pgmapKind: Pick<MemremapRequest, 'type' | 'vmemmapShift' | 'ops'>): Op<Device> {
   const ps = k.mmu.basePageSize;
   const ranges: DeviceRange[] = [];
   let pgoff = 0;
@@ -187,7 +192,7 @@ function* probeRanges(k: Kernel, req: ProbeRequest, align: number, shift: number
     if (r.size % align !== 0) throw new KernelError('EINVAL', `${req.name}: a ${r.size}-byte range is not a multiple of its align ${align}`);
     let pgmap: Pgmap;
     try {
-      pgmap = k.memremap.memremapPages({ device: req.name, type: 'generic', size: r.size, vmemmapShift: shift, altmapPfns: 0, phys: r.phys });
+      pgmap = k.memremap.memremapPages({ device: req.name, ...pgmapKind, size: r.size, altmapPfns: 0, phys: r.phys });
     } catch (e) {
       for (const done of ranges) yield* k.memremap.memunmapPages(done.pgmap);
       throw e;
@@ -213,6 +218,6 @@ function boundDevice(k: Kernel, req: ProbeRequest, align: number, pgmap: Pgmap, 
     fs: null,
     mapping: { id: k.newAddressSpaceId(), owner: req.name, entries: new Map(), mmaps: new Set() },
     ...(ranges ? { ranges } : {}),
-    state: {},
+    state: pgmap.type === 'fsdax' ? fsdevState() : {},
   };
 }

@@ -3,6 +3,7 @@ import { InputError, KernelError } from '../errors.js';
 import { kernelAtLeast } from '../features.js';
 import type { Op } from '../sched.js';
 import type { Device, DeviceRange } from '../types.js';
+import { daxctlMode, type DaxctlMode } from './fsdev.js';
 
 /** The data ranges of a device: several for an instance of a dynamic region (v5.10), else the one it probed. */
 export function deviceRanges(device: Device): readonly DeviceRange[] {
@@ -344,13 +345,17 @@ export class DaxBus {
   }
 
   /** daxctl list: what differs from the values given (region available_size, instance size and mappings). */
-  list(a: { region?: string; device?: string; available?: number; size?: number; mappings?: number }): string[] {
+  list(a: { region?: string; device?: string; available?: number; size?: number; mappings?: number; mode?: DaxctlMode }): string[] {
     const out: string[] = [];
     if (a.region !== undefined && a.available !== undefined) {
       const got = availableSize(this.region(a.region));
       if (got !== a.available) out.push(`region ${a.region} available_size ${got}, expected ${a.available}`);
     }
-    if (a.device !== undefined) {
+    if (a.device !== undefined && a.mode !== undefined) {
+      const got = daxctlMode(this.k, this.k.device(a.device));
+      if (got !== a.mode) out.push(`${a.device} mode ${got}, expected ${a.mode}`);
+    }
+    if (a.device !== undefined && (a.size !== undefined || a.mappings !== undefined)) {
       const { dev } = this.instance(a.device);
       if (a.size !== undefined && daxSize(dev) !== a.size) out.push(`${dev.name} size ${daxSize(dev)}, expected ${a.size}`);
       if (a.mappings !== undefined && dev.ranges.length !== a.mappings) out.push(`${dev.name} has ${dev.ranges.length} mappings, expected ${a.mappings}`);

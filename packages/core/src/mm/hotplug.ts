@@ -5,6 +5,7 @@ import { kernelAtLeast } from '../features.js';
 import { waitUntil, type Op } from '../sched.js';
 import type { Device } from '../types.js';
 import { deviceRanges } from '../dax/region.js';
+import { boundToFsdev, FSDEV_DAX } from '../dax/fsdev.js';
 import { revokeDevmem } from './devmem.js';
 
 /**
@@ -403,22 +404,23 @@ export class MemoryHotplug {
 }
 
 /**
- * daxctl reconfigure-device -m system-ram|devdax [-N] [--no-movable] [-f] (ndctl daxctl/device.c
- * reconfig_mode_system_ram() / reconfig_mode_devdax()): daxctl's own refusals, then the driver
- * switch it makes through sysfs (unbind from device_dax, bind to kmem, or back) and the onlining
- * it does itself.
+ * daxctl reconfigure-device -m system-ram|devdax|famfs [-N] [--no-movable] [-f] (ndctl
+ * daxctl/device.c reconfig_mode_system_ram() / reconfig_mode_devdax() / reconfig_mode_famfs()):
+ * daxctl's own refusals, then the driver switch it makes through sysfs (unbind from device_dax
+ * or fsdev_dax, bind to kmem, or back) and the onlining it does itself.
  */
 export function* reconfigureDevice(
   k: Kernel,
-  a: { device: string; mode: 'system-ram' | 'devdax'; online?: boolean; movable?: boolean; force?: boolean; memmapOnMemory?: boolean; node?: number },
+  a: { device: string; mode: 'system-ram' | 'devdax' | 'famfs'; online?: boolean; movable?: boolean; force?: boolean; memmapOnMemory?: boolean; node?: number },
 ): Op {
   const hp = k.hotplug;
   const device = k.device(a.device);
   if (device.state[NAMESPACE_DISABLED]) throw new KernelError('ENXIO', `${a.device}: its namespace was disabled, so the device-dax instance is gone`);
-  if (device.driver !== 'devdax') throw new InputError(`reconfigure '${a.device}': only a device-dax instance (driver devdax) switches between devdax and system-ram; it is ${device.driver}`, undefined, 'device');
+  if (device.driver !== 'devdax') throw new InputError(`reconfigure '${a.device}': only a device-dax instance (driver devdax) switches between devdax, system-ram and famfs; it is ${device.driver}`, undefined, 'device');
   const online = a.online ?? true;
   const movable = a.movable ?? true;
   const mem = hp.memoryOf(a.device);
+  if (a.mode === 'famfs') return yield* reconfigureFamfs(k, device, a);
   if (a.mode === 'system-ram') {
     if (a.memmapOnMemory && !kernelAtLeast(k.version, 6, 8)) {
       throw new KernelError('ENOENT', `${a.device}: no memmap_on_memory attribute before v6.8 ("dax/bus: Introduce a memmap_on_memory sysfs attribute"): kmem always puts the memmap in RAM`);
@@ -447,6 +449,11 @@ export function* reconfigureDevice(
   }
   if (a.online === false) throw new InputError(`reconfigure '${a.device}': --no-online is incompatible with --mode=devdax (daxctl parse_device_options())`, undefined, 'online');
   if (!mem) {
+    // disable_famfs_device(): unbind fsdev_dax, then device_dax binds below
+    if (boundToFsdev(device)) {
+      yield* k.driverOf(device).unbind(k, device);
+      device.bound = false;
+    }
     // "was already in devdax mode": nothing to do
     if (device.bound) return yield* [];
   } else {
@@ -461,13 +468,32 @@ export function* reconfigureDevice(
 }
 
 /**
+ * daxctl reconfigure-device -m famfs (ndctl daxctl/device.c reconfig_mode_famfs(), the famfs
+ * patch): userspace refuses an instance kmem holds (EINVAL "must be in devdax mode to convert to
+ * famfs", even with its memory offline: the kernel would let fsdev_dax bind once kmem let go);
+ * otherwise the driver bound now (device_dax, or fsdev_dax itself: "just re-enable") is unbound
+ * and fsdev_dax bound at the same range (daxctl_dev_enable_famfs()). Without the driver
+ * (feature fsdev-dax) the test skips: unsupported.
+ */
+function* reconfigureFamfs(k: Kernel, device: Device, a: { device: string; online?: boolean }): Op {
+  if (!k.features['fsdev-dax']) throw KernelError.unsupported('ENOENT', `${a.device}: no fsdev_dax module (drivers/dax/fsdev.c arrived in v7.1), so there is no famfs mode (ndctl daxctl-famfs.sh skips)`);
+  if (a.online === false) throw new InputError(`reconfigure '${a.device}': --no-online is incompatible with --mode=famfs (daxctl parse_device_options())`, undefined, 'online');
+  if (k.hotplug.memoryOf(a.device)) throw new KernelError('EINVAL', `${a.device} is in system-ram mode, must be in devdax mode to convert to famfs (daxctl reconfig_mode_famfs())`);
+  if (device.bound) {
+    yield* k.driverOf(device).unbind(k, device);
+    device.bound = false;
+  }
+  yield* bindAgain(k, device, FSDEV_DAX);
+}
+
+/**
  * Bind a device's driver again to the physical range it had: ndctl enable-namespace, or daxctl
  * bringing a device-dax instance back from kmem (daxctl_dev_enable_devdax() -> dev_dax_probe()).
  * The driver's devm_request_mem_region() fails with EBUSY while kmem's leaked region still holds
  * the range; otherwise memremap_pages() builds a new pgmap there (a new Device: a filesystem that
  * was on the namespace is not found again by `mount`), and the claim revokes /dev/mem mappings.
  */
-export function* bindAgain(k: Kernel, old: Device): Op {
+export function* bindAgain(k: Kernel, old: Device, kind: string | null = null): Op {
   if (old.bound) throw new KernelError('EBUSY', `${old.name} is already bound`);
   if (old.state[NAMESPACE_DISABLED] && !k.hotplug.leakedOf(old.name)) delete old.state[NAMESPACE_DISABLED];
   if (k.hotplug.memoryOf(old.name)) throw new KernelError('EBUSY', `${old.name} is in system-ram mode: kmem holds it (reconfigure it to devdax)`);
@@ -479,7 +505,7 @@ export function* bindAgain(k: Kernel, old: Device): Op {
   const driver = k.driverOf(old);
   // an instance of a dynamic region binds all its ranges again, in page-offset order
   const ranges = old.ranges?.map((x) => ({ phys: x.pfn * ps, size: x.pages * ps }));
-  const device = yield* driver.probe(k, { name: old.name, size: old.size, align: old.align, altmap: old.pgmap.altmap, kind: null, ...(old.pmemNamespace ? { namespace: true } : {}), phys: ranges?.[0]?.phys ?? old.pgmap.startPfn * ps, ...(ranges ? { ranges } : {}) });
+  const device = yield* driver.probe(k, { name: old.name, size: old.size, align: old.align, altmap: old.pgmap.altmap, kind, ...(old.pmemNamespace ? { namespace: true } : {}), phys: ranges?.[0]?.phys ?? old.pgmap.startPfn * ps, ...(ranges ? { ranges } : {}) });
   k.devices.set(old.name, device);
   for (const r of deviceRanges(device)) yield* revokeDevmem(k, r.pgmap.startPfn, r.pgmap.nrPages);
 }

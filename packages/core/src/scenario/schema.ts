@@ -218,7 +218,7 @@ const checkShape = {
   anonHugePages: CheckTarget.optional().describe('{map, page, process?}: the anonymous THPs mapped by a PMD in the VMA holding that page: its smaps AnonHugePages divided by the PMD size (the huge zero page is not counted); the khugepaged selftest\'s check_huge_anon()'),
   filePmdMapped: CheckTarget.optional().describe('{map, page, process?}: the page-cache THPs of a disk file mapped by a PMD in the VMA holding that page: its smaps FilePmdMapped divided by the PMD size; the khugepaged selftest\'s check_huge_file()'),
   shmemPmdMapped: CheckTarget.optional().describe('{map, page, process?}: the shmem (tmpfs, memfd) THPs mapped by a PMD in the VMA holding that page: its smaps ShmemPmdMapped divided by the PMD size; the khugepaged selftest\'s check_huge_shmem()'),
-  folioOrder: CheckTarget.optional().describe('{map, page, process?}: the order of the folio mapped there (folio_order(): for a THP what split_huge_page_test.c is_backed_by_folio() reads from /proc/PID/pagemap and /proc/kpageflags); 0 for a small page or the small zero page, the PMD order for the huge zero page, -1 when nothing is present there; device pages report their compound or DAX folio order. {file, page}: the order of the folio a page-cache file (memfd, tmpfile) caches at that page index (filemap_get_folio()), -1 when none'),
+  folioOrder: CheckTarget.optional().describe('{map, page, process?}: the order of the folio mapped there (folio_order(): for a THP what split_huge_page_test.c is_backed_by_folio() reads from /proc/PID/pagemap and /proc/kpageflags); 0 for a small page or the small zero page, the PMD order for the huge zero page, -1 when nothing is present there; device pages report their compound or DAX folio order. {file, page}: the order of the folio a page-cache file (memfd, tmpfile) caches at that page index (filemap_get_folio()), -1 when none. {device, page}: the order of the folio holding data page `page` of a device (/proc/kpageflags of its pfn: device_dax\'s vmemmap_shift, 0 under fsdev_dax), -1 while no driver binds it'),
   rssAnon: CheckTarget.optional().describe('{process?}: RssAnon of /proc/PID/status in kB (MM_ANONPAGES: present anonymous pages; zero pages, swap entries and hugetlb pages do not count); split_huge_page_test.c rss_anon()'),
   metadataBadblocks: CheckTarget.optional().describe('{device}: the bad 512-byte blocks in a pmem namespace\'s pfn metadata (before its data offset), as its raw view lists them (force_raw=1, /sys/block/pmemX/badblocks); the data\'s are not counted'),
   badblocks: CheckTarget.optional().describe('{device}: the bad 512-byte blocks of a pmem namespace, metadata and data, as its region lists them (/sys/bus/nd/devices/regionX/badblocks)'),
@@ -304,7 +304,7 @@ const checkArgs = obj(checkShape)
       }
       if (what === 'blockFree' && target !== 'file') return bad(`blockFree looks at a file's block: write ${form}`);
       if (ENTRY_CHECKS.includes(what) && target !== 'map') return bad(`${what} looks at the entry that maps a page of a mapping: write { map, page }`);
-      if (what === 'folioOrder' && target !== 'map' && target !== 'file') return bad('folioOrder looks at the folio mapped at a page of a mapping or cached at a page of a file: write { map, page } or { file, page }');
+      if (what === 'folioOrder' && (target === 'hugetlb' || (target === 'device' && t.page === undefined))) return bad('folioOrder looks at the folio mapped at a page of a mapping, cached at a page of a file, or holding a data page of a device: write { map, page }, { file, page } or { device, page }');
       if (what === 'vmemmap' && t.page !== undefined) return bad(`vmemmap is per ${target === 'hugetlb' ? 'pool' : 'device'}: remove page`, [what, 'page']);
       if (target !== 'device' && target !== 'hugetlb' && t.page === undefined) return bad(`add page: the base-page index to look at (${form})`);
       if (t.process !== undefined && target !== 'map') return bad('process only applies to a mapping target { map, page, process }', [what, 'process']);
@@ -859,13 +859,13 @@ export const OP_ARGS = {
   }).describe('ndctl create-namespace -f -e <namespace> -m <mode>: disable the namespace (mappings zapped; EBUSY when mounted or System RAM), zero its info block, set up the new personality on the same physical range (nd_pfn_init(): a new info block at 4 KiB); the media past the metadata keeps its data, at the same offset for fsdax and devdax at the same align and map (dax/namespace.ts)'),
   reconfigure: obj({
     device: Name.describe('a device-dax instance (probe with driver devdax)'),
-    mode: z.enum(['system-ram', 'devdax'], { error: 'mode is system-ram or devdax (daxctl reconfigure-device -m)' }),
+    mode: z.enum(['system-ram', 'devdax', 'famfs'], { error: 'mode is system-ram, devdax or famfs (daxctl reconfigure-device -m; any other is "unknown mode requested", EINVAL)' }),
     online: Flag.optional().describe('system-ram: false is -N (--no-online: leave the blocks as the kernel added them); default true: daxctl onlines every block'),
     movable: Flag.optional().describe('system-ram: false is --no-movable (online to ZONE_NORMAL); default true: online_movable'),
     force: Flag.optional().describe('-f: devdax offlines the memory first; system-ram ignores the auto-online policy check'),
     memmapOnMemory: Flag.optional().describe('system-ram: the memmap of each added block on the block itself (the device\'s memmap_on_memory attribute with memory_hotplug.memmap_on_memory=Y; v6.8+, ENOENT before); falls back to RAM where the block\'s memmap is not PMD-aligned'),
     node: NodeId.optional().describe('system-ram: the instance\'s target_node, the NUMA node its memory joins (default: the first node without boot RAM, i.e. the numa-nodes count); a node with boot RAM is refused'),
-  }).describe('daxctl reconfigure-device: device-dax to System RAM (unbind device_dax, bind kmem: add_memory_driver_managed()) or back (remove_memory(), dev_dax_probe() at the same range); EBUSY when daxctl refuses (memory online, auto-online policy)'),
+  }).describe('daxctl reconfigure-device: device-dax to System RAM (unbind device_dax, bind kmem: add_memory_driver_managed()) or back (remove_memory(), dev_dax_probe() at the same range); EBUSY when daxctl refuses (memory online, auto-online policy). famfs (feature fsdev-dax): unbind device_dax, bind fsdev_dax (fsdev_dax_probe(): MEMORY_DEVICE_FS_DAX, order-0 folios, no mmap); from system-ram daxctl refuses it (EINVAL); devdax from famfs binds device_dax again'),
   'online-memory': obj({
     device: Name,
     movable: Flag.optional().describe('false is --no-movable (online to ZONE_NORMAL); default true: online_movable'),
@@ -903,6 +903,7 @@ export const OP_ARGS = {
     available: Size.optional().describe('the region\'s available_size'),
     size: Size.optional().describe('the instance\'s size'),
     mappings: z.number().int().nonnegative().optional().describe('the instance\'s number of mappingN devices (ranges)'),
+    mode: z.enum(['devdax', 'system-ram', 'famfs']).optional().describe('the device\'s "mode" (daxctl/json.c): system-ram while kmem holds it, famfs while fsdev_dax is bound, else devdax; any device-dax instance, a namespace\'s too'),
   }).describe('daxctl list: fails the step when a given value differs'),
   check: checkArgs.describe('assert state now: refcount, mapcount, pinned, mapped, anon, blockFree, vmemmap, writable, softDirty or swapped'),
 } satisfies Record<OpName, z.ZodType>;
