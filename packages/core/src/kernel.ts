@@ -1327,10 +1327,13 @@ export class Kernel {
 
   /**
    * echo 1 > /sys/kernel/mm/ksm/run, then wait for `scans` full scans of ksmd (mm/ksm.ts; default
-   * 2); with `useZeroPages`, echo 0|1 > /sys/kernel/mm/ksm/use_zero_pages first (it stays set).
+   * 2); with `useZeroPages`, echo 0|1 > /sys/kernel/mm/ksm/use_zero_pages first (it stays set);
+   * with `mergeAcrossNodes`, echo 0|1 > /sys/kernel/mm/ksm/merge_across_nodes (EBUSY while pages
+   * are shared).
    */
-  *ksmMerge(a: { scans?: number; useZeroPages?: boolean }): Op {
+  *ksmMerge(a: { scans?: number; useZeroPages?: boolean; mergeAcrossNodes?: boolean }): Op {
     if (a.useZeroPages !== undefined) this.ksm.useZeroPages = a.useZeroPages;
+    if (a.mergeAcrossNodes !== undefined) this.ksm.setMergeAcrossNodes(a.mergeAcrossNodes);
     yield* this.ksm.scan(a.scans ?? 2);
   }
 

@@ -17,6 +17,8 @@ const PAGE_MAPPING_KSM = 0x3;
 interface StableNode {
   readonly id: number;
   readonly data: string;
+  /** stable_node->nid: the node's stable tree (0 while merge_across_nodes) */
+  readonly nid: number;
   kpfn: number;
   /** rmap_hlist_len: the rmap_items hanging off it */
   len: number;
@@ -49,15 +51,18 @@ interface Candidate {
  * Kernel Samepage Merging (mm/ksm.c), for the anonymous pages of VM_MERGEABLE VMAs:
  * MADV_MERGEABLE / MADV_UNMERGEABLE (ksm_madvise), prctl(PR_SET_MEMORY_MERGE) (MMF_VM_MERGE_ANY),
  * ksmd's scans (ksm_do_scan -> cmp_and_merge_page) with the use_zero_pages knob, unmerging
- * (break_ksm), the per-mm counters ksm_merging_pages and ksm_zero_pages, and exec. max_page_sharing
- * chains, NUMA trees, smart scan and KSM swap-in copies are not modelled.
+ * (break_ksm), the per-mm counters ksm_merging_pages and ksm_zero_pages, the sysfs counters
+ * pages_shared / pages_sharing, one stable and unstable tree per NUMA node when merge_across_nodes
+ * is 0, and exec. KSM swap-in copies and the re-filing of a KSM page migrated to another node
+ * (migrate_nodes) are not modelled.
  */
 export class Ksm {
   /** ksm_mm_head's list: mms in the order __ksm_enter() added them (MMF_VM_MERGEABLE) */
   private readonly slots: Mm[] = [];
   /**
-   * the stable tree, keyed by content (the model's page data stands for memcmp_pages()): each
-   * content's KSM pages, head first -- a stable_node chain's dups, or the one plain node
+   * the stable trees, keyed by tree and content (treeKey(); the model's page data stands for
+   * memcmp_pages()): each content's KSM pages, head first -- a stable_node chain's dups, or the
+   * one plain node
    */
   private readonly stable = new Map<string, StableNode[]>();
   /** stable nodes by id, as a KSM page's mapping names them */
@@ -80,8 +85,60 @@ export class Ksm {
   useZeroPages = false;
   /** the global ksm_zero_pages (/sys/kernel/mm/ksm/ksm_zero_pages, v6.6) */
   zeroPagesTotal = 0;
+  /**
+   * /sys/kernel/mm/ksm/merge_across_nodes (90bd6fd31c80 "ksm: allow trees per NUMA node", v3.9;
+   * default 1): 0 keeps one stable and one unstable tree per node (get_kpfn_nid()), so pages of
+   * different nodes never merge. Set through setMergeAcrossNodes().
+   */
+  private acrossNodes = true;
 
   constructor(private readonly k: Kernel) {}
+
+  get mergeAcrossNodes(): boolean {
+    return this.acrossNodes;
+  }
+
+  /**
+   * merge_across_nodes_store(): a change is refused (-EBUSY) while pages_shared is not 0 or a KSM
+   * page is still mapped (remove_all_stable_nodes()); ksm_tests.c writes it after `echo 2 > run`.
+   */
+  setMergeAcrossNodes(on: boolean): void {
+    if (on === this.acrossNodes) return;
+    if (this.pagesShared() > 0 || !this.removeAllStableNodes()) throw new KernelError('EBUSY', 'merge_across_nodes: KSM pages are still shared (pages_shared > 0 or a KSM page is mapped): echo 2 > /sys/kernel/mm/ksm/run first');
+    this.acrossNodes = on;
+  }
+
+  /**
+   * /sys/kernel/mm/ksm/pages_shared and pages_sharing (ksm_pages_shared / ksm_pages_sharing):
+   * stable_tree_append() counts the first rmap_item of a node as shared and every further one as
+   * sharing, the removals undo it (remove_rmap_item_from_tree(), remove_node_from_stable_tree()),
+   * so pages_shared is the stable nodes with rmap_items and pages_sharing their items beyond the
+   * first. A KSM page that lost its mappings stays counted until ksmd (or a search) finds it stale.
+   * Zero-page merges are not counted (no rmap_item joins the stable tree).
+   */
+  pagesShared(): number {
+    let n = 0;
+    for (const dups of this.stable.values()) for (const node of dups) if (node.len > 0) n++;
+    return n;
+  }
+
+  pagesSharing(): number {
+    let n = 0;
+    for (const dups of this.stable.values()) for (const node of dups) n += Math.max(node.len - 1, 0);
+    return n;
+  }
+
+  /**
+   * get_kpfn_nid(): the tree a page's pfn belongs to -- 0 while merge_across_nodes, else its
+   * node (pfn_to_nid).
+   */
+  private nidOf(pfn: number): number {
+    return this.acrossNodes ? 0 : this.k.numa.nodeOf(pfn);
+  }
+
+  private treeKey(nid: number, data: string): string {
+    return `${nid}:${data}`;
+  }
 
   /** folio_test_ksm() / PageKsm(): the mapping's low bits are PAGE_MAPPING_KSM. */
   isKsm(head: number): boolean {
@@ -310,7 +367,29 @@ export class Ksm {
       }
       if (!mm.alive) this.drop(mm);
     }
-    for (const dups of [...this.stable.values()]) for (const node of dups) if (!this.alive(node)) this.removeNode(node);
+    // "Clean up stable nodes, but don't worry if some are still busy"
+    this.removeAllStableNodes();
+  }
+
+  /**
+   * remove_all_stable_nodes() -> remove_stable_node() on every node: a stale one goes
+   * (ksm_get_folio()), one whose page is no longer mapped too (its mapping keeps PAGE_MAPPING_KSM
+   * with no node: set_page_stable_node(page, NULL)); a still-mapped KSM page stays: false (-EBUSY).
+   */
+  private removeAllStableNodes(): boolean {
+    let ok = true;
+    for (const dups of [...this.stable.values()]) {
+      for (const node of dups) {
+        if (this.alive(node) && this.k.folios.mapcount(node.kpfn) > 0) {
+          ok = false;
+          continue;
+        }
+        const s = this.k.pages.slot(node.kpfn);
+        if (this.alive(node)) this.k.pages.mapping[s] = PAGE_MAPPING_KSM;
+        this.removeNode(node);
+      }
+    }
+    return ok;
   }
 
   private *fullScan(): Op {
@@ -412,24 +491,28 @@ export class Ksm {
     }
     this.removeItem(key);
     const data = this.k.pages.data.get(item.page) ?? '';
+    const nid = this.nidOf(item.page);
     // the checksum test, and the zero page, come before the stable tree from v6.11 ("mm/ksm: don't
     // waste time searching stable tree for fast changing page", Chengming Zhou [M]); after it before
     const checksumFirst = kernelAtLeast(this.k.version, 6, 11);
     if (checksumFirst && !this.unchanged(key, data, item)) return;
     // stable_tree_search(): a KSM page whose content matches
-    const node = this.stableNode(data);
+    const node = this.stableNode(nid, data);
     if (node && this.mergeOne(item, node.kpfn)) {
       this.append(key, item.vma.mm, node);
       return;
     }
     if (!checksumFirst && !this.unchanged(key, data, item)) return;
-    // unstable_tree_search_insert(): the same page found again is no match
-    const tree = unstable.get(data);
+    // unstable_tree_search_insert() in the page's node's tree: the same page found again is no
+    // match, nor (merge_across_nodes 0) a tree page that has since moved to another node
+    const treeKey = this.treeKey(nid, data);
+    const tree = unstable.get(treeKey);
     if (!tree) {
-      unstable.set(data, item);
+      unstable.set(treeKey, item);
       return;
     }
     if (tree.page === item.page || this.anonPageAt(tree.vma, tree.vpn) !== tree.page) return;
+    if (!this.acrossNodes && this.k.numa.nodeOf(tree.page) !== nid) return;
     const folio = this.k.folios.folio(item.page);
     if (this.k.folios.nr(folio) > 1 && this.k.folios.folio(tree.page) === folio) {
       // both pages in one large folio: get_mergeable_page()'s reference on the tree page is a
@@ -442,15 +525,15 @@ export class Ksm {
     }
     // try_to_merge_two_pages(): item's page becomes the KSM page, then tree's PTE maps it
     if (!this.writeProtect(item.vma, item.vpn, item.page)) return;
-    const fresh: StableNode = { id: this.nextNode++, data, kpfn: item.page, len: 0 };
+    const fresh: StableNode = { id: this.nextNode++, data, nid, kpfn: item.page, len: 0 };
     this.setStable(item.page, fresh);
     this.nodes.set(fresh.id, fresh);
     if (this.mergeOne(tree, item.page)) {
       // stable_tree_insert(): the content is now in the stable tree -- a new dup at the head of
       // its chain when KSM pages of this content exist (need_chain: alloc_stable_node_chain() /
       // stable_node_chain_add_dup()) -- and out of the unstable one; both rmap_items are appended
-      this.stable.set(data, [fresh, ...(this.stable.get(data) ?? [])]);
-      unstable.delete(data);
+      this.stable.set(treeKey, [fresh, ...(this.stable.get(treeKey) ?? [])]);
+      unstable.delete(treeKey);
       this.append(this.key(tree.vma.mm, tree.vpn), tree.vma.mm, fresh);
       this.append(key, item.vma.mm, fresh);
       return;
@@ -505,9 +588,10 @@ export class Ksm {
       this.items.delete(key);
       this.state(it.mm).mergingPages--;
     }
-    const dups = (this.stable.get(node.data) ?? []).filter((d) => d !== node);
-    if (dups.length > 0) this.stable.set(node.data, dups);
-    else this.stable.delete(node.data);
+    const key = this.treeKey(node.nid, node.data);
+    const dups = (this.stable.get(key) ?? []).filter((d) => d !== node);
+    if (dups.length > 0) this.stable.set(key, dups);
+    else this.stable.delete(key);
     this.nodes.delete(node.id);
   }
 
@@ -526,15 +610,16 @@ export class Ksm {
    * in the unstable tree to start a new KSM page of that content. (The time-gated pruning walk,
    * which prefers the fullest candidate, is not modelled: ksmd's timing is not.)
    */
-  private stableNode(data: string): StableNode | null {
-    for (const node of [...(this.stable.get(data) ?? [])]) {
+  private stableNode(nid: number, data: string): StableNode | null {
+    const key = this.treeKey(nid, data);
+    for (const node of [...(this.stable.get(key) ?? [])]) {
       if (!this.alive(node)) {
         this.removeNode(node);
         continue;
       }
       if (!this.sharingCandidate(node, 0)) continue;
-      const dups = this.stable.get(data)!;
-      if (dups[0] !== node && this.sharingCandidate(node, 1)) this.stable.set(data, [node, ...dups.filter((d) => d !== node)]);
+      const dups = this.stable.get(key)!;
+      if (dups[0] !== node && this.sharingCandidate(node, 1)) this.stable.set(key, [node, ...dups.filter((d) => d !== node)]);
       return node;
     }
     return null;

@@ -331,6 +331,11 @@ export function check(k: Kernel, c: CheckArgs): string | null {
       return cmp(`ksmMergingPages(${where})`, k.ksm.mergingPages(k.process(t.process)));
     case 'ksmZeroPages':
       return cmp(`ksmZeroPages(${where})`, k.ksm.zeroPages(k.process(t.process)));
+    // /sys/kernel/mm/ksm counters (mm/ksm.ts)
+    case 'ksmPagesShared':
+      return cmp('ksmPagesShared', k.ksm.pagesShared());
+    case 'ksmPagesSharing':
+      return cmp('ksmPagesSharing', k.ksm.pagesSharing());
     // HugePages_Free / _Rsvd / _Total of /proc/meminfo for that size (mm/hugetlb.ts)
     case 'hugetlbFree':
       return cmp(`hugetlbFree(${where})`, k.hugetlb.counters(t.hugetlb, t.node).free);
