@@ -122,6 +122,25 @@ describe('data badblocks of an fsdax namespace', () => {
     expect(k.folios.flags(k.pfnOf({ file: 'f', page: 0 })!) & PG.hwpoison).toBe(0);
   });
 
+  it('read(2) of a DAX file fails on the extent holding a badblock (dax_direct_access over the extent: -EIO), and reads what precedes it', () => {
+    const k = createKernel({ arch: x86(), fs: xfs(), driver: nvdimm(), kernel: 'latest' });
+    k.run(k.probe({ size: 64 * MiB, altmap: true, as: 'pmem0' }));
+    k.run(k.mount({ device: 'pmem0' }));
+    k.run(k.create({ file: 'f', size: 4 * 4096 }));
+    k.run(k.mmap({ file: 'f', length: 4 * 4096, shared: true, write: true, as: 'w' }));
+    for (let p = 0; p < 4; p++) k.run(k.write({ map: 'w', page: p, data: `p${p}` }));
+    k.run(k.munmap({ map: 'w' }));
+    const pfns = [0, 1, 2, 3].map((p) => k.pfnOf({ file: 'f', page: p })!);
+    // one extent: the four blocks are contiguous, so one dax_direct_access() covers them
+    expect(pfns.map((p) => p - pfns[0]!)).toEqual([0, 1, 2, 3]);
+    k.run(k.memoryFailure({ device: 'pmem0', block: (pfns[2]! - k.device('pmem0').pgmap.startPfn) * 8 + 5 }));
+    k.run(k.mmap({ anon: true, length: 4 * 4096, write: true, as: 'buf' }));
+    expect(errnoOf(() => k.run(k.pread({ file: 'f', offset: 0, length: 4 * 4096, map: 'buf' })))).toBe('EIO');
+    expect(k.run(k.pread({ file: 'f', offset: 0, length: 2 * 4096, map: 'buf' }))).toBe(2 * 4096);
+    k.run(k.read({ map: 'buf', page: 1, expect: 'p1' }));
+    expect(k.run(k.pread({ file: 'f', offset: 3 * 4096, length: 4096, map: 'buf' }))).toBe(4096);
+  });
+
   it('clear-error of a namespace bound to the pmem driver is refused as not modelled (pmem->bb is a list of its own)', () => {
     const { k, block } = fsdax();
     k.run(k.memoryFailure({ device: 'pmem0', block }));

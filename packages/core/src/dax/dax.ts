@@ -361,8 +361,9 @@ export class Dax {
    * Whether a page of [pfn, pfn + nr) is poisoned: memory_failure() set PG_hwpoison (a machine
    * check), or a sector of it is in the badblocks (a scrub found it: __pmem_direct_access()'s
    * is_bad_pmem() of pmem->bb fails the access: -EIO, -EHWPOISON in later releases; SIGBUS either way).
+   * A DAX read(2) asks the same of each extent it copies (fs/rw.ts).
    */
-  private poisoned(pfn: number, nr: number): boolean {
+  poisoned(pfn: number, nr: number): boolean {
     const ps = this.k.mmu.basePageSize;
     if (this.k.badblocks.check((pfn * ps) / 512, (nr * ps) / 512)) return true;
     const p = this.k.pages;

@@ -59,8 +59,8 @@ import type { DaxFilesystem, DirectIoCoherence } from './filesystem.js';
  * (directIo). Not modelled: the
  * file_remove_privs / timestamp updates of xfs_file_write_checks, RLIMIT_FSIZE, the
  * buffered fallback a direct write takes when the page cache cannot be invalidated (-ENOTBLK),
- * O_DIRECT on disk tmpfiles (whose blocks are not modelled), asynchronous direct I/O, and
- * poisoned DAX blocks (dax_recovery_write).
+ * O_DIRECT on disk tmpfiles (whose blocks are not modelled), asynchronous direct I/O, and a
+ * DAX write over poisoned blocks (dax_recovery_write); a DAX read of them fails (daxRead).
  */
 
 /** A pread / pwrite step's arguments. */
@@ -232,6 +232,14 @@ function* daxRead(k: Kernel, fs: DaxFilesystem, inode: Inode, first: number, n: 
     for (let index = first; index < end; ) {
       const map = yield* fs.iomapBegin(inode, index, false, end - index);
       const run = Math.min(map.contiguous, end - index);
+      // dax_iomap_iter() (dax_iomap_actor() in older releases) maps the extent's pages with one
+      // dax_direct_access(), which fails when any of them is poisoned (__pmem_direct_access():
+      // badblocks_check() over the whole request, no recovery for a read): the read ends there,
+      // returning what was copied, else -EIO (dax_iomap_rw: `done ? done : ret`)
+      if (map.type === 'mapped' && k.dax.poisoned(map.pfn, run)) {
+        if (done === 0) throw new KernelError('EIO', `read of ${inode.name} pages ${index}..${index + run - 1}: the DAX extent holds a poisoned page or badblock (dax_direct_access: -EIO)`);
+        break;
+      }
       for (let i = 0; i < run; i++) {
         // a hole or unwritten extent: iov_iter_zero(); mapped: copy_to_iter() from the DAX kernel address
         const data = map.type === 'hole' ? '' : (k.pages.data.get(map.pfn + i) ?? '');
