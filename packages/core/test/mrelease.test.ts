@@ -75,7 +75,7 @@ describe('process_mrelease', () => {
   it('shared mappings are left to exit_mmap(): a shared memfd page stays mapped; a private mapping of the same file is reaped', () => {
     const k = kernel();
     victim(k);
-    k.run(k.memfdCreate({ file: 'f', size: 2 * PAGE, process: 'c' }));
+    k.run(k.memfdCreate({ file: 'f', size: 2 * PAGE }));
     k.run(k.mmap({ file: 'f', length: 2 * PAGE, shared: true, write: true, process: 'c', as: 'sh' }));
     k.run(k.mmap({ file: 'f', length: 2 * PAGE, write: true, process: 'c', as: 'pr' }));
     k.run(k.write({ map: 'sh', page: 0, data: 'S', process: 'c' }));
@@ -113,7 +113,7 @@ describe('process_mrelease', () => {
     const k = kernel();
     victim(k);
     written(k, 'm', 1, 'c');
-    k.run(k.memfdCreate({ file: 'f', size: PAGE, process: 'c' }));
+    k.run(k.memfdCreate({ file: 'f', size: PAGE }));
     k.run(k.mmap({ file: 'f', length: PAGE, shared: true, write: true, process: 'c', as: 'sh' }));
     k.run(k.write({ map: 'sh', page: 0, data: 'S', process: 'c' }));
     k.run(k.kill({ process: 'c' }));

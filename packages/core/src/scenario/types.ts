@@ -34,7 +34,7 @@ export interface Thread {
 /** Operation names exactly as written in scenario files. */
 export type OpName =
   | 'probe' | 'unbind' | 'mount' | 'create' | 'truncate' | 'punch-hole' | 'fallocate' | 'reflink'
-  | 'spawn' | 'mmap' | 'munmap' | 'read' | 'write' | 'pread' | 'pwrite' | 'fork' | 'exit' | 'exec'
+  | 'spawn' | 'mmap' | 'munmap' | 'read' | 'write' | 'pread' | 'pwrite' | 'fork' | 'exit' | 'kill' | 'process-mrelease' | 'exec'
   | 'pin' | 'get' | 'unpin' | 'put' | 'dma-write' | 'dma-read' | 'iouring-register' | 'iouring-unregister'
   | 'ksm-merge' | 'ksm-unmerge' | 'prctl' | 'proc-mem-write' | 'mlock' | 'munlock' | 'mlockall' | 'munlockall'
   | 'memory-failure' | 'clear-error' | 'soft-offline' | 'migrate' | 'device-read' | 'device-write' | 'device-snapshot' | 'device-exclusive' | 'device-check-exclusive' | 'inject-fault' | 'check'
