@@ -45,7 +45,7 @@ import { Numa, type MbindFlags, type MpolMode } from './mm/mempolicy.js';
 import { MemoryFailure } from './mm/memfailure.js';
 import { SoftOffline } from './mm/softoffline.js';
 import { bindAgain, changeMemoryState, markNamespaceDisabled, MemoryHotplug, reconfigureDevice, unbindSystemRam, type OnlineType } from './mm/hotplug.js';
-import { Thp } from './mm/thp.js';
+import { Thp, type ThpEnabledMode } from './mm/thp.js';
 import { uffdMove } from './mm/uffdmove.js';
 import { splitHugePagesAll, splitHugePagesInFile, splitHugePagesPid, type SplitCount } from './mm/split.js';
 import { Userfaultfd, type UffdFeature, type UffdMode, type UffdRangeIoctl } from './mm/userfaultfd.js';
@@ -1342,9 +1342,22 @@ export class Kernel {
     yield* this.ksm.unmergeAll();
   }
 
-  /** prctl(PR_SET_MEMORY_MERGE, memoryMerge) in a process (mm/ksm.ts setMemoryMerge; v6.4, -EINVAL before). */
-  *prctl(a: { process?: string; memoryMerge: boolean }): Op {
-    yield* this.ksm.setMemoryMerge(this.process(a.process), a.memoryMerge);
+  /**
+   * prctl() in a process: PR_SET_MEMORY_MERGE (mm/ksm.ts setMemoryMerge; v6.4, -EINVAL before) or
+   * PR_SET_THP_DISABLE with PR_THP_DISABLE_EXCEPT_ADVISED when `exceptAdvised` (mm/thp.ts setDisable).
+   */
+  *prctl(a: { process?: string; memoryMerge?: boolean; thpDisable?: boolean; exceptAdvised?: boolean }): Op {
+    const mm = this.process(a.process);
+    if ((a.memoryMerge === undefined) === (a.thpDisable === undefined)) throw new InputError('prctl: give one option, memoryMerge (PR_SET_MEMORY_MERGE) or thpDisable (PR_SET_THP_DISABLE)', undefined, 'memoryMerge');
+    if (a.exceptAdvised !== undefined && a.thpDisable === undefined) throw new InputError('prctl: exceptAdvised is a flag of PR_SET_THP_DISABLE: give thpDisable with it', undefined, 'exceptAdvised');
+    if (a.thpDisable !== undefined) this.thp.setDisable(mm, a.thpDisable, a.exceptAdvised ?? false);
+    else yield* this.ksm.setMemoryMerge(mm, a.memoryMerge!);
+  }
+
+  /** echo mode > /sys/kernel/mm/transparent_hugepage/enabled (mm/thp.ts setEnabled). */
+  *thpEnabled(a: { mode: ThpEnabledMode }): Op {
+    this.thp.setEnabled(a.mode);
+    yield* [];
   }
 
   /** userfaultfd() + ioctl(UFFDIO_API) in a process: the userfaultfd its later uffd-* steps use (mm/userfaultfd.ts). */
@@ -1752,6 +1765,8 @@ export class Kernel {
     const mm = this.vm.newMm(old.name);
     // the task (and its mempolicy) outlives the old mm
     if (old.taskPolicy) mm.taskPolicy = old.taskPolicy;
+    // mm_init() copies current->mm->flags & MMF_INIT_MASK: PR_SET_THP_DISABLE survives execve
+    if (old.thpDisable) mm.thpDisable = old.thpDisable;
     this.ksm.execve(old, mm);
     this.secretmem.drainLru(); // mmput() -> exit_mmap() -> lru_add_drain()
     for (const vma of [...old.vmas]) yield* this.vm.unmapVma(vma);

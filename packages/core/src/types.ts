@@ -449,11 +449,20 @@ export interface Mm {
    * when their VMA has no policy; absent: the default (local). fork copies it, execve keeps it.
    */
   taskPolicy?: VmaPolicy;
+  /**
+   * prctl(PR_SET_THP_DISABLE) (mm/thp.ts setDisable): MMF_DISABLE_THP (`completely`) or, from
+   * v6.18, MMF_DISABLE_THP_EXCEPT_ADVISED; absent: THP as the sysfs modes and madvise say. fork
+   * and execve keep it (MMF_INIT_MASK).
+   */
+  thpDisable?: ThpDisable;
   /** a fatal signal is pending (`kill`): the process runs no more user code; its memory goes at `exit` */
   dying?: boolean;
   /** MMF_UNSTABLE: process_mrelease() reaped it (mm/mrelease.ts); new faults there are SIGBUS */
   unstable?: boolean;
 }
+
+/** The two prctl(PR_SET_THP_DISABLE) settings: every VMA, or every VMA not advised (VM_HUGEPAGE, MADV_COLLAPSE). */
+export type ThpDisable = 'completely' | 'except-advised';
 
 /** An address range in pages (Mm.ranges). */
 export interface MappingRange {

@@ -99,6 +99,9 @@ export function devdax(options: DevdaxOptions = {}): DriverPlugin {
       const base = vmf.vpn - (vmf.vpn % n);
       const pgoff = vmf.pgoff - (vmf.vpn - base);
       if (base < vmf.vma.start || base + n > vmf.vma.start + vmf.vma.pages) throw new KernelError('SIGBUS', `${device.name}: ${level} fault outside the VMA`);
+      // thp_vma_allowable_order() refuses a huge fault where vma_thp_disabled() (MADV_NOHUGEPAGE,
+      // PR_SET_THP_DISABLE): the PTE fault that comes instead is smaller than the align (VM_FAULT_SIGBUS)
+      if (level !== 'pte' && k.thp.disabled(vmf.vma, false)) throw new KernelError('SIGBUS', `${device.name}: THP is disabled for '${vmf.vma.name}' (VM_NOHUGEPAGE or PR_SET_THP_DISABLE), so the fault comes at PTE size, smaller than the device's ${device.align}-byte alignment (__dev_dax_pte_fault)`);
       // __handle_mm_fault(): a huge fault only where the PUD/PMD is none; a lower table there (a
       // guard marker's PTE table, mm/guard.ts) makes it a smaller fault, which __dev_dax_pte_fault /
       // __dev_dax_pmd_fault refuse when dev_dax->align is larger: VM_FAULT_SIGBUS

@@ -419,7 +419,9 @@ export class Dax {
     // hardware without THP (ppc64 hash with 4K pages): __transparent_hugepage_enabled() is false
     // for DAX VMAs too (TRANSPARENT_HUGEPAGE_NEVER_DAX), so ->huge_fault is never tried
     if (k.mmu.transparentHugepage === false) return 'fallback';
-    if (!vma.flags.hugepage || base < vma.start || base + n > vma.start + vma.pages) return 'fallback';
+    // __handle_mm_fault() asks thp_vma_allowable_order() (v5.4: __transparent_hugepage_enabled())
+    // first: vma_thp_disabled() -- MADV_NOHUGEPAGE or PR_SET_THP_DISABLE -- means PTE faults only
+    if (!vma.flags.hugepage || k.thp.disabled(vma, false) || base < vma.start || base + n > vma.start + vma.pages) return 'fallback';
     if (index % n !== 0) return 'fallback'; // file offset colour differs from the address colour
     if (write && !vma.flags.shared) return 'fallback'; // private writes COW through PTEs
     if ((index + n) * k.mmu.basePageSize > inode.size) return 'fallback';

@@ -48,10 +48,12 @@ function collapseErrno(k: Kernel, r: ScanResult): 'ENOMEM' | 'EAGAIN' | 'EINVAL'
 
 /**
  * hugepage_vma_check() / thp_vma_allowable_order() (v6.8+) for an anonymous VMA: private
- * anonymous memory (for MADV_COLLAPSE with an anon_vma already, as the model always had it), no
- * VM_NOHUGEPAGE, THP on this MMU, and transhuge_vma_suitable(): one PMD-aligned range fits.
- * `enforceSysfs` (TVA_ENFORCE_SYSFS, khugepaged) also asks the sysfs `enabled` mode (the model's
- * `madvise`, or the PMD order's own knob from v6.8: mm/mthp.ts) for VM_HUGEPAGE. DAX VMAs
+ * anonymous memory (for MADV_COLLAPSE with an anon_vma already, as the model always had it), not
+ * vma_thp_disabled() (VM_NOHUGEPAGE, PR_SET_THP_DISABLE; MADV_COLLAPSE, `!enforceSysfs`, is the
+ * forced collapse EXCEPT_ADVISED spares: mm/thp.ts disabled), THP on this MMU, and
+ * transhuge_vma_suitable(): one PMD-aligned range fits. `enforceSysfs` (TVA_ENFORCE_SYSFS,
+ * khugepaged) also asks the sysfs `enabled` mode (or the PMD order's own knob from v6.8:
+ * mm/mthp.ts). DAX VMAs
  * (vma_is_dax(): fs-dax and device-dax) are refused outside a page fault in every release
  * (`if (vma_is_dax(vma)) return in_pf;`, v5.4 __transparent_hugepage_enabled() has no DAX
  * collapse either): they are not 'anon' here.
@@ -61,7 +63,7 @@ function vmaAllowsCollapse(k: Kernel, vma: Vma, enforceSysfs: boolean): boolean 
   const end = vma.start + vma.pages;
   const base = end - n - ((end - n) % n);
   const suitable = base >= vma.start && base + n <= end;
-  if (vma.kind !== 'anon' || vma.flags.shared || vma.hugetlb || vma.flags.nohugepage || k.mmu.transparentHugepage === false || !suitable) return false;
+  if (vma.kind !== 'anon' || vma.flags.shared || vma.hugetlb || k.thp.disabled(vma, !enforceSysfs) || k.mmu.transparentHugepage === false || !suitable) return false;
   // khugepaged scans a VMA with no anon_vma yet (zero-page PTEs only: SCAN_PAGE_RO; nothing:
   // SCAN_PMD_NULL); only a collapse would need one (hugepage_vma_revalidate(expect_anon))
   if (!enforceSysfs && vma.anonVma === 0) return false;
@@ -83,10 +85,10 @@ export function* madviseCollapse(k: Kernel, vma: Vma, s: number, e: number): Op 
   const file = collapsibleCache(vma);
   if (file) {
     if (!fileVmaAllowsCollapse(k, vma, file, false)) {
-      throw new KernelError('EINVAL', `madvise collapse of '${vma.name}': thp_vma_allowable_order() refuses the VMA (no VM_NOHUGEPAGE, an aligned PMD range inside it; a disk file needs CONFIG_READ_ONLY_THP_FOR_FS, no writer${kernelAtLeast(k.version, 6, 8) ? '' : ' and PROT_EXEC'})`);
+      throw new KernelError('EINVAL', `madvise collapse of '${vma.name}': thp_vma_allowable_order() refuses the VMA (no VM_NOHUGEPAGE nor PR_SET_THP_DISABLE, an aligned PMD range inside it; a disk file needs CONFIG_READ_ONLY_THP_FOR_FS, no writer${kernelAtLeast(k.version, 6, 8) ? '' : ' and PROT_EXEC'})`);
     }
   } else if (!vmaAllowsCollapse(k, vma, false)) {
-    throw new KernelError('EINVAL', `madvise collapse of '${vma.name}': hugepage_vma_check() refuses the VMA (needs private anonymous memory with pages, no VM_NOHUGEPAGE, an aligned ${n}-page range inside it; never DAX)`);
+    throw new KernelError('EINVAL', `madvise collapse of '${vma.name}': hugepage_vma_check() refuses the VMA (needs private anonymous memory with pages, no VM_NOHUGEPAGE nor PR_SET_THP_DISABLE, an aligned ${n}-page range inside it; never DAX)`);
   }
   const hstart = Math.ceil(s / n) * n;
   const hend = e - (e % n);
@@ -375,13 +377,13 @@ function openForWrite(file: PageCacheFile): boolean {
 }
 
 /**
- * hugepage_vma_check() / thp_vma_allowable_order() for a VMA of a shmem or disk file: no
- * VM_NOHUGEPAGE, THP on this MMU, and thp_vma_suitable_order() for the last PMD of the VMA (a
+ * hugepage_vma_check() / thp_vma_allowable_order() for a VMA of a shmem or disk file: not
+ * vma_thp_disabled() (as for anonymous memory), THP on this MMU, and thp_vma_suitable_order() for the last PMD of the VMA (a
  * PMD-aligned range inside it, vm_start - vm_pgoff PMD-aligned so the file's huge folios line
  * up). Then:
  * - shmem: shmem_huge_enabled(vma, shmem_huge_force = !enforce_sysfs) (mm/pagecache.ts shmemHuge:
  *   MADV_COLLAPSE ignores shmem_enabled and huge=, khugepaged follows them);
- * - a regular file: with sysfs enforced the global `enabled` (the model's `madvise`: VM_HUGEPAGE),
+ * - a regular file: with sysfs enforced the global `enabled` (Thp.globalAllows: always, or madvise and VM_HUGEPAGE),
  *   then file_thp_enabled(): CONFIG_READ_ONLY_THP_FOR_FS, S_ISREG and !inode_is_open_for_write();
  *   before eb6ecbed0aa2 "mm, thp: relax the VM_DENYWRITE constraint on file-backed THPs" (v5.14 [M]) the VMA
  *   had to be VM_DENYWRITE, which only execve()'s own mappings of the binary were (never here),
@@ -392,9 +394,9 @@ function fileVmaAllowsCollapse(k: Kernel, vma: Vma, file: PageCacheFile, enforce
   const end = vma.start + vma.pages;
   const base = end - n - ((end - n) % n);
   const suitable = base >= vma.start && base + n <= end && (vma.start - vma.pgoff) % n === 0;
-  if (vma.flags.nohugepage || vma.flags.pfnmap || vma.flags.mixedmap || vma.flags.io || k.mmu.transparentHugepage === false || !suitable) return false;
+  if (k.thp.disabled(vma, !enforceSysfs) || vma.flags.pfnmap || vma.flags.mixedmap || vma.flags.io || k.mmu.transparentHugepage === false || !suitable) return false;
   if (!file.writeback) return k.pageCache.shmemHuge(vma, file, vma.pgoff, !enforceSysfs);
-  if (enforceSysfs && !vma.flags.hugepage) return false;
+  if (enforceSysfs && !k.thp.globalAllows(vma)) return false;
   if (!k.features['read-only-thp-for-fs'] || openForWrite(file)) return false;
   if (!kernelAtLeast(k.version, 5, 14)) return false;
   return kernelAtLeast(k.version, 6, 8) || vma.flags.exec === true;

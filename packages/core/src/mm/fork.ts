@@ -23,6 +23,8 @@ export class Fork {
     if (parent.memlockLimit !== undefined) child.memlockLimit = parent.memlockLimit;
     // copy_process() -> mpol_dup(): the task policy (mm/mempolicy.ts)
     if (parent.taskPolicy) child.taskPolicy = parent.taskPolicy;
+    // mm_init(): the child's mm flags are the parent's & MMF_INIT_MASK, which holds MMF_DISABLE_THP_MASK
+    if (parent.thpDisable) child.thpDisable = parent.thpDisable;
     k.emit('fork', { parent: parent.name, child: childName });
     k.ksm.fork(parent, child); // dup_mmap() -> ksm_fork()
     const uffds = new Map<UffdCtx, UffdCtx>();

@@ -15,7 +15,7 @@ export type ThpSizeMode = (typeof THP_SIZE_MODES)[number];
  * Each anonymous order from 2 up to PMD_ORDER (THP_ORDERS_ALL_ANON: order 1 is left out) has its
  * own `enabled` knob. At boot (hugepage_init_sysfs()) the PMD order is `inherit` and every smaller
  * order `never`, so nothing changes until a size is switched on. The top-level
- * transparent_hugepage/enabled stays `madvise` in the model (docs/kernel-model.md, "Anonymous THP").
+ * transparent_hugepage/enabled (`madvise` at boot in the model, mm/thp.ts) is what `inherit` follows.
  * Before v6.8 the directories do not exist and the only THP size is the PMD's.
  */
 export class AnonThpSizes {
@@ -69,21 +69,23 @@ export class AnonThpSizes {
   }
 
   /**
-   * thp_vma_allowable_orders() for an anonymous VMA (include/linux/huge_mm.h, v6.8+): the always
-   * orders, plus the madvise orders in a VM_HUGEPAGE VMA, plus the inherit orders when the global
-   * mode allows THP here (`madvise` in the model: only in a VM_HUGEPAGE VMA); none at all under
-   * VM_NOHUGEPAGE (vma_thp_disabled()). Before v6.8 the PMD order alone, with VM_HUGEPAGE.
+   * thp_vma_allowable_orders() for an anonymous VMA at a fault or a khugepaged scan
+   * (include/linux/huge_mm.h, v6.8+): the always orders, plus the madvise orders in a VM_HUGEPAGE
+   * VMA, plus the inherit orders when the global mode allows THP here (Thp.globalAllows); none at
+   * all when vma_thp_disabled() (VM_NOHUGEPAGE, PR_SET_THP_DISABLE: Thp.disabled). Before v6.8
+   * the PMD order alone, as the global mode allows it.
    */
   allowed(vma: Vma, order: number): boolean {
-    if (vma.kind !== 'anon' || vma.flags.shared) return false;
-    if (!this.exist) return order === this.pmdOrder && vma.flags.hugepage;
-    if (vma.flags.nohugepage) return false;
+    const thp = this.k.thp;
+    if (vma.kind !== 'anon' || vma.flags.shared || thp.disabled(vma, false)) return false;
+    if (!this.exist) return order === this.pmdOrder && thp.globalAllows(vma);
     switch (this.mode(order)) {
       case 'always':
         return true;
       case 'madvise':
-      case 'inherit':
         return vma.flags.hugepage;
+      case 'inherit':
+        return thp.globalAllows(vma);
       case 'never':
         return false;
     }

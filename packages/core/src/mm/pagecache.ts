@@ -341,14 +341,14 @@ export class PageCache {
    * dirty and writable by a write fault (maybe_pmd_mkwrite(pmd_mkdirty())), folio_add_file_rmap_pmd().
    * The caller's folio reference becomes the PMD's. From 2b0f922323cc "mm: don't install PMD mappings
    * when THPs are disabled by the hw/process/vma" (v6.12 [M]) a VMA with VM_NOHUGEPAGE, or an MMU without
-   * PMD leaves, gets VM_FAULT_FALLBACK: PTEs. False: fall back to a PTE.
+   * PMD leaves, gets VM_FAULT_FALLBACK: PTEs (vma_thp_disabled(): PR_SET_THP_DISABLE too). False: fall back to a PTE.
    */
   setPmd(vma: Vma, vpn: number, pfn: number, write: boolean): boolean {
     const k = this.k;
     const n = k.vm.pmdPages;
     const head = k.folios.folio(pfn);
     if (k.folios.nr(head) !== n) return false;
-    if (kernelAtLeast(k.version, 6, 12) && (vma.flags.nohugepage || k.mmu.transparentHugepage === false)) return false;
+    if (kernelAtLeast(k.version, 6, 12) && (k.thp.disabled(vma, false) || k.mmu.transparentHugepage === false)) return false;
     const base = vpn - (vpn % n);
     if (base < vma.start || base + n > vma.start + vma.pages || (vma.start - vma.pgoff) % n !== 0) return false;
     if (k.vm.lookup(vma.mm, base)?.pte.level === 'pmd' || k.vm.pteTableAt(vma.mm, base)) return false;
@@ -367,14 +367,15 @@ export class PageCache {
 
   /**
    * shmem_huge_enabled() / shmem_is_huge() (v6.2-v6.9; shmem_huge_global_enabled() from v6.11 [M])
-   * for the PMD range at `index` of a shmem file mapped by vma: never with VM_NOHUGEPAGE; always
+   * for the PMD range at `index` of a shmem file mapped by vma: never with VM_NOHUGEPAGE or
+   * PR_SET_THP_DISABLE (v5.4 shmem_fault()'s SGP_NOHUGE, vma_thp_disabled() from v6.12 [M]); always
    * when forced (MADV_COLLAPSE: shmem_huge_force) or shmem_enabled is force; never under deny;
    * else the mount's policy, SHMEM_SB(inode->i_sb)->huge -- a scenario's tmpfs mount's huge=, or
    * for shm_mnt what shmem_enabled_store() copied there (only values above SHMEM_HUGE_DENY) --:
    * always, within_size (the PMD range ends inside i_size: `isizePages`), advise (VM_HUGEPAGE).
    */
   shmemHuge(vma: Vma | null, file: PageCacheFile, index: number, force: boolean, isizePages = file.pages): boolean {
-    if (vma?.flags.nohugepage) return false;
+    if (vma && this.k.thp.disabled(vma, force)) return false;
     const global = this.shmemEnabled;
     if (force || global === 'force') return true;
     if (global === 'deny') return false;

@@ -2,7 +2,7 @@ import type { Kernel } from '../kernel.js';
 import { KernelError } from '../errors.js';
 import { preempt, type Op } from '../sched.js';
 import { kernelAtLeast } from '../features.js';
-import type { Mm, Vma } from '../types.js';
+import type { Mm, ThpDisable, Vma } from '../types.js';
 import type { Vmf } from './fault.js';
 import { PG } from './pages.js';
 import type { Leaf } from './vm.js';
@@ -10,10 +10,14 @@ import { AnonThpSizes } from './mthp.js';
 import { Khugepaged } from './collapse.js';
 import { splitAnonFolio, type AnonSplit } from './split.js';
 
+/** /sys/kernel/mm/transparent_hugepage/enabled (mm/huge_memory.c enabled_store()). */
+export const THP_ENABLED_MODES = ['always', 'madvise', 'never'] as const;
+export type ThpEnabledMode = (typeof THP_ENABLED_MODES)[number];
+
 /**
- * Anonymous transparent huge pages mapped by a PMD (mm/huge_memory.c). The model assumes
+ * Anonymous transparent huge pages mapped by a PMD (mm/huge_memory.c). The model boots with
  * /sys/kernel/mm/transparent_hugepage/enabled = `madvise` (what cow.c relies on: it calls
- * MADV_HUGEPAGE), so only VM_HUGEPAGE VMAs (`VmFlags.hugepage`) get THPs, and use_zero_page = 1
+ * MADV_HUGEPAGE; the `thp-enabled` step changes it), so only VM_HUGEPAGE VMAs (`VmFlags.hugepage`) get THPs, and use_zero_page = 1
  * (the default), so a read fault maps the huge zero page; defrag lets the allocation succeed
  * whenever the model's RAM can hold the folio. MADV_COLLAPSE and khugepaged are in mm/collapse.ts. Not modelled: swap,
  * the deferred split queue. Sizes below the PMD (mTHP, v6.8+) are in mm/mthp.ts.
@@ -24,9 +28,65 @@ export class Thp {
   /** khugepaged's max_ptes_* limits and its scan pass (mm/collapse.ts) */
   readonly khugepaged: Khugepaged;
 
+  /** transparent_hugepage/enabled: TRANSPARENT_HUGEPAGE_FLAG (always) / _REQ_MADV_FLAG (madvise) / neither */
+  enabled: ThpEnabledMode = 'madvise';
+
   constructor(private readonly k: Kernel) {
     this.sizes = new AnonThpSizes(k);
     this.khugepaged = new Khugepaged(k);
+  }
+
+  /** echo mode > transparent_hugepage/enabled: ENOENT where hugepage_init() failed (no THP on this MMU, no sysfs directory). */
+  setEnabled(mode: ThpEnabledMode): void {
+    if (this.k.mmu.transparentHugepage === false) throw new KernelError('ENOENT', 'transparent_hugepage/enabled does not exist: this MMU has no THP (hugepage_init() failed)');
+    this.enabled = mode;
+  }
+
+  /**
+   * What the global mode allows in a VMA where sysfs is obeyed (TVA_ENFORCE_SYSFS: faults and
+   * khugepaged, not MADV_COLLAPSE): hugepage_global_always(), or VM_HUGEPAGE with
+   * hugepage_global_enabled() (v5.4 __transparent_hugepage_enabled(); hugepage_vma_check() from
+   * v6.0; the `inherit` sizes of thp_vma_allowable_orders() from v6.8).
+   */
+  globalAllows(vma: Vma): boolean {
+    return this.enabled === 'always' || (this.enabled === 'madvise' && vma.flags.hugepage);
+  }
+
+  /**
+   * vma_thp_disabled() (include/linux/huge_mm.h; the same test inline in
+   * __transparent_hugepage_enabled() / hugepage_vma_check() before 963756aac1f0, v6.12 [M]): VM_NOHUGEPAGE,
+   * or the process's prctl(PR_SET_THP_DISABLE) (MMF_DISABLE_THP, an mm flag since 1860033237d4,
+   * v4.13). MMF_DISABLE_THP_EXCEPT_ADVISED ("prctl: extend PR_SET_THP_DISABLE to optionally
+   * exclude VM_HUGEPAGE", v6.18 [M]) spares a VM_HUGEPAGE VMA and a forced collapse (MADV_COLLAPSE:
+   * "mm/huge_memory: respect MADV_COLLAPSE with PR_THP_DISABLE_EXCEPT_ADVISED", same series).
+   * Every THP path asks it: anonymous and DAX faults, shmem, khugepaged and MADV_COLLAPSE.
+   */
+  disabled(vma: Vma, forcedCollapse: boolean): boolean {
+    if (vma.flags.nohugepage) return true;
+    const mode = vma.mm.thpDisable;
+    if (mode === 'completely') return true;
+    return mode === 'except-advised' && !vma.flags.hugepage && !forcedCollapse;
+  }
+
+  /**
+   * prctl(PR_SET_THP_DISABLE, disable, flags) (kernel/sys.c; prctl_set_thp_disable() from v6.18):
+   * sets or clears the process's flag under mmap_write_lock; existing VMAs keep their flags, the
+   * flag is asked at each fault or collapse. Before v6.18 any arg3 is EINVAL; from it
+   * PR_THP_DISABLE_EXCEPT_ADVISED (arg3 bit 1) picks MMF_DISABLE_THP_EXCEPT_ADVISED, and flags
+   * with disable = 0 are EINVAL. fork and execve keep the setting (MMF_DISABLE_THP_MASK is in
+   * MMF_INIT_MASK).
+   */
+  setDisable(mm: Mm, disable: boolean, exceptAdvised: boolean): void {
+    if (exceptAdvised && !kernelAtLeast(this.k.version, 6, 18)) throw new KernelError('EINVAL', 'prctl(PR_SET_THP_DISABLE) with arg3 set: PR_THP_DISABLE_EXCEPT_ADVISED came with v6.18 [M]; before, any arg3 is -EINVAL');
+    if (exceptAdvised && !disable) throw new KernelError('EINVAL', 'prctl(PR_SET_THP_DISABLE, 0, PR_THP_DISABLE_EXCEPT_ADVISED): flags are only allowed when disabling');
+    const mode: ThpDisable | undefined = !disable ? undefined : exceptAdvised ? 'except-advised' : 'completely';
+    if (mode === undefined) delete mm.thpDisable;
+    else mm.thpDisable = mode;
+  }
+
+  /** prctl(PR_GET_THP_DISABLE): 1 when disabled completely, 1 | PR_THP_DISABLE_EXCEPT_ADVISED (3) except advised (v6.18), else 0. */
+  getDisable(mm: Mm): number {
+    return mm.thpDisable === 'completely' ? 1 : mm.thpDisable === 'except-advised' ? 3 : 0;
   }
 
   /** HPAGE_PMD_ORDER: the arch's PMD order (9 with 4 KiB pages, 13 with 64 KiB on arm64). */

@@ -118,6 +118,7 @@ export function stepOp(k: Kernel, step: Step, failures: string[]): Op<unknown> {
     case 'tmpfile': return k.tmpfile(a);
     case 'hugetlb-pool': return k.hugetlbPool(a);
     case 'thp-size': return k.thpSize(a);
+    case 'thp-enabled': return k.thpEnabled(a);
     case 'shmem-enabled': return k.shmemEnabled(a);
     case 'sysctl': return k.sysctl(a);
     case 'khugepaged-limits': return k.khugepagedLimits(a);
@@ -327,6 +328,8 @@ export function check(k: Kernel, c: CheckArgs): string | null {
     // a process's KSM state (mm/ksm.ts): throws the kernel's error where the release has no such interface
     case 'memoryMerge':
       return cmp(`memoryMerge(${where})`, k.ksm.memoryMerge(k.process(t.process)));
+    case 'thpDisable':
+      return cmp(`thpDisable(${where})`, k.thp.getDisable(k.process(t.process)));
     case 'ksmMergingPages':
       return cmp(`ksmMergingPages(${where})`, k.ksm.mergingPages(k.process(t.process)));
     case 'ksmZeroPages':

@@ -7,6 +7,7 @@ import { MADVISE_ADVICES } from '../mm/madvise.js';
 import { MAX_NUMNODES, MPOL_MODES } from '../mm/mempolicy.js';
 import { SEAL_NAMES } from '../mm/memfd.js';
 import { THP_SIZE_MODES } from '../mm/mthp.js';
+import { THP_ENABLED_MODES } from '../mm/thp.js';
 import { SHMEM_HUGE_MODES, TMPFS_HUGE_OPTIONS } from '../mm/pagecache.js';
 import { DAX_MODES } from '../fs/daxmode.js';
 import { ONLINE_TYPES } from '../mm/hotplug.js';
@@ -80,7 +81,7 @@ export const DRIVER_NAMES = ['nvdimm', 'devdax', 'hmm'] as const;
 export const PRESET_NAMES = PRESETS.map((p) => p.name);
 /** the /proc/sys entries a `sysctl` step can write */
 export const SYSCTL_NAMES = ['vm.hugetlb_optimize_vmemmap', 'vm.enable_soft_offline'] as const;
-export const CHECK_WHATS = ['refcount', 'mapcount', 'pinned', 'mapped', 'anon', 'blockFree', 'vmemmap', 'writable', 'softDirty', 'swapped', 'memoryMerge', 'ksmMergingPages', 'ksmZeroPages', 'ksmPagesShared', 'ksmPagesSharing', 'hugetlbFree', 'hugetlbResv', 'hugetlbTotal', 'locked', 'guard', 'uffdWp', 'dax', 'daxFlag', 'node', 'seals', 'sealed', 'filePmdMapped', 'shmemPmdMapped', 'vmaPages', 'vmaStart', 'anonHugePages', 'folioOrder', 'rssAnon', 'metadataBadblocks', 'badblocks', 'fileBlocks', 'fileSize', 'hardwareCorrupted'] as const satisfies readonly CheckWhat[];
+export const CHECK_WHATS = ['refcount', 'mapcount', 'pinned', 'mapped', 'anon', 'blockFree', 'vmemmap', 'writable', 'softDirty', 'swapped', 'memoryMerge', 'thpDisable', 'ksmMergingPages', 'ksmZeroPages', 'ksmPagesShared', 'ksmPagesSharing', 'hugetlbFree', 'hugetlbResv', 'hugetlbTotal', 'locked', 'guard', 'uffdWp', 'dax', 'daxFlag', 'node', 'seals', 'sealed', 'filePmdMapped', 'shmemPmdMapped', 'vmaPages', 'vmaStart', 'anonHugePages', 'folioOrder', 'rssAnon', 'metadataBadblocks', 'badblocks', 'fileBlocks', 'fileSize', 'hardwareCorrupted'] as const satisfies readonly CheckWhat[];
 
 // ---------------------------------------------------------------------------------------------
 // scalars
@@ -200,6 +201,7 @@ const checkShape = {
   softDirty: CheckTarget.optional().describe('{map, page, process?}: the page reads soft-dirty in /proc/PID/pagemap (pte_soft_dirty or VM_SOFTDIRTY)'),
   swapped: CheckTarget.optional().describe('{map, page, process?}: /proc/PID/pagemap reports PM_SWAP (a swap entry, a device-private / device-exclusive one, or a guard marker)'),
   memoryMerge: CheckTarget.optional().describe('{process?}: prctl(PR_GET_MEMORY_MERGE) in that process (default init; v6.4, EINVAL before)'),
+  thpDisable: CheckTarget.optional().describe('{process?}: prctl(PR_GET_THP_DISABLE) in that process (default init): 0, 1 (disabled completely) or 3 (PR_THP_DISABLE_EXCEPT_ADVISED, v6.18)'),
   ksmMergingPages: CheckTarget.optional().describe('{process?}: /proc/PID/ksm_merging_pages (v5.19, ENOENT before)'),
   ksmZeroPages: CheckTarget.optional().describe('{process?}: the ksm_zero_pages line of /proc/PID/ksm_stat (v6.6, ENOENT before)'),
   ksmPagesShared: CheckTarget.optional().describe('{}: /sys/kernel/mm/ksm/pages_shared (the KSM pages in use: stable nodes with rmap_items)'),
@@ -232,14 +234,14 @@ const checkShape = {
   max: z.number().int().optional(),
 } satisfies Record<CheckWhat | 'equals' | 'min' | 'max', z.ZodType>;
 
-const NUMERIC_CHECKS: readonly CheckWhat[] = ['hardwareCorrupted', 'fileBlocks', 'fileSize', 'refcount', 'mapcount', 'node', 'seals', 'filePmdMapped', 'shmemPmdMapped', 'vmaPages', 'vmaStart', 'anonHugePages', 'folioOrder', 'rssAnon', 'metadataBadblocks', 'badblocks', 'ksmMergingPages', 'ksmZeroPages', 'ksmPagesShared', 'ksmPagesSharing', 'hugetlbFree', 'hugetlbResv', 'hugetlbTotal'];
+const NUMERIC_CHECKS: readonly CheckWhat[] = ['hardwareCorrupted', 'fileBlocks', 'fileSize', 'refcount', 'mapcount', 'node', 'seals', 'filePmdMapped', 'shmemPmdMapped', 'vmaPages', 'vmaStart', 'anonHugePages', 'folioOrder', 'rssAnon', 'metadataBadblocks', 'badblocks', 'ksmMergingPages', 'ksmZeroPages', 'ksmPagesShared', 'ksmPagesSharing', 'hugetlbFree', 'hugetlbResv', 'hugetlbTotal', 'thpDisable'];
 /** counters of a hugetlb pool: only a { hugetlb } target */
 const POOL_CHECKS: readonly CheckWhat[] = ['hugetlbFree', 'hugetlbResv', 'hugetlbTotal'];
 const BOOLEAN_CHECKS: readonly CheckWhat[] = ['pinned', 'mapped', 'anon', 'blockFree', 'writable', 'softDirty', 'swapped', 'memoryMerge', 'locked', 'sealed', 'guard', 'uffdWp', 'dax', 'daxFlag'];
 /** properties of an inode (S_DAX, FS_XFLAG_DAX, seals): only a { file } (or, for daxFlag, { dir }) target, no page */
 const INODE_CHECKS: readonly CheckWhat[] = ['dax', 'daxFlag', 'seals', 'fileBlocks', 'fileSize'];
 /** properties of a process (its mm), not of a page: only a { process } target */
-const PROCESS_CHECKS: readonly CheckWhat[] = ['memoryMerge', 'ksmMergingPages', 'ksmZeroPages', 'rssAnon'];
+const PROCESS_CHECKS: readonly CheckWhat[] = ['memoryMerge', 'thpDisable', 'ksmMergingPages', 'ksmZeroPages', 'rssAnon'];
 /** system-wide counters of /proc/meminfo: an empty target */
 const SYSTEM_CHECKS: readonly CheckWhat[] = ['hardwareCorrupted', 'ksmPagesShared', 'ksmPagesSharing'];
 /** properties of a mapping's page-table entry, not of a page: only a { map, page } target */
@@ -528,6 +530,9 @@ export const OP_ARGS = {
     size: Size.describe('the anonymous THP size (base page times 2^2 up to the PMD size: x86 16KiB .. 2MiB)'),
     enabled: z.enum(THP_SIZE_MODES).describe('always | inherit | madvise | never'),
   }).describe('echo enabled > /sys/kernel/mm/transparent_hugepage/hugepages-<size>kB/enabled (v6.8+): multi-size THP for anonymous memory'),
+  'thp-enabled': obj({
+    mode: z.enum(THP_ENABLED_MODES, { error: `mode is one of ${THP_ENABLED_MODES.join(', ')}` }).describe('always | madvise (the default) | never'),
+  }).describe('echo mode > /sys/kernel/mm/transparent_hugepage/enabled: where anonymous faults and khugepaged make PMD-sized THPs (always: every VMA without MADV_NOHUGEPAGE; madvise: MADV_HUGEPAGE VMAs; never: none), and what the `inherit` sizes follow; MADV_COLLAPSE and DAX faults ignore it. ENOENT where the MMU has no THP'),
   sysctl: obj({
     name: z.enum(SYSCTL_NAMES, { error: `name is one of: ${SYSCTL_NAMES.join(', ')}` }).describe('the /proc/sys entry, with dots for slashes'),
     value: z.union([z.literal(0), z.literal(1)], { error: 'value is 0 or 1' }).describe('the number written'),
@@ -721,9 +726,14 @@ export const OP_ARGS = {
   }).describe('echo 1 > /sys/kernel/mm/ksm/run and wait for full scans of ksmd: identical anonymous pages of MADV_MERGEABLE ranges become one read-only KSM page (mm/ksm.c)'),
   'ksm-unmerge': obj({}).describe('echo 2 > /sys/kernel/mm/ksm/run (unmerge_and_remove_all_rmap_items): every KSM page of every process KSM knows is unmerged (VM_MERGEABLE stays), every rmap_item freed; nothing merges until the next ksm-merge'),
   prctl: obj({
-    memoryMerge: Flag.describe('PR_SET_MEMORY_MERGE: true merges every compatible VMA of the process, present and future (MMF_VM_MERGE_ANY); false unmerges them'),
+    memoryMerge: Flag.optional().describe('PR_SET_MEMORY_MERGE: true merges every compatible VMA of the process, present and future (MMF_VM_MERGE_ANY); false unmerges them'),
+    thpDisable: Flag.optional().describe('PR_SET_THP_DISABLE: true disables THP for every VMA of the process (MMF_DISABLE_THP), false gives the sysfs modes and madvise back; fork and exec keep it'),
+    exceptAdvised: Flag.optional().describe('with thpDisable: true, PR_THP_DISABLE_EXCEPT_ADVISED (v6.18; EINVAL before, and with thpDisable: false): MADV_HUGEPAGE VMAs and MADV_COLLAPSE still get THPs'),
     process: Name.optional().describe('the calling process (default init)'),
-  }).describe('prctl(PR_SET_MEMORY_MERGE, 0|1) (kernel/sys.c, v6.4; EINVAL before): ksm_enable_merge_any / ksm_disable_merge_any'),
+  })
+    .refine((a) => (a.memoryMerge === undefined) !== (a.thpDisable === undefined), { error: 'prctl takes one option: memoryMerge (PR_SET_MEMORY_MERGE) or thpDisable (PR_SET_THP_DISABLE)', path: ['memoryMerge'] })
+    .refine((a) => a.exceptAdvised === undefined || a.thpDisable !== undefined, { error: 'exceptAdvised is a flag of PR_SET_THP_DISABLE: give thpDisable with it', path: ['exceptAdvised'] })
+    .describe('prctl(PR_SET_MEMORY_MERGE, 0|1) (kernel/sys.c, v6.4; EINVAL before): ksm_enable_merge_any / ksm_disable_merge_any; or prctl(PR_SET_THP_DISABLE, 0|1, flags) (v3.15; an mm flag, MMF_DISABLE_THP, from v4.13): no THP in the process (faults, khugepaged, MADV_COLLAPSE, DAX PMDs)'),
   'proc-mem-write': obj({
     map: Name,
     page: PageIndex,

@@ -38,7 +38,7 @@ export type OpName =
   | 'pin' | 'get' | 'unpin' | 'put' | 'dma-write' | 'dma-read' | 'iouring-register' | 'iouring-unregister'
   | 'ksm-merge' | 'ksm-unmerge' | 'prctl' | 'proc-mem-write' | 'mlock' | 'munlock' | 'mlockall' | 'munlockall'
   | 'memory-failure' | 'clear-error' | 'soft-offline' | 'migrate' | 'device-read' | 'device-write' | 'device-snapshot' | 'device-exclusive' | 'device-check-exclusive' | 'inject-fault' | 'check'
-  | 'mprotect' | 'clear-refs' | 'mremap' | 'madvise' | 'mseal' | 'pidfd-open' | 'process-madvise' | 'memfd-create' | 'memfd-secret' | 'tmpfile' | 'hugetlb-pool' | 'thp-size' | 'shmem-enabled' | 'sysctl' | 'khugepaged-limits' | 'khugepaged-scan' | 'split-huge-pages' | 'swapoff'
+  | 'mprotect' | 'clear-refs' | 'mremap' | 'madvise' | 'mseal' | 'pidfd-open' | 'process-madvise' | 'memfd-create' | 'memfd-secret' | 'tmpfile' | 'hugetlb-pool' | 'thp-size' | 'thp-enabled' | 'shmem-enabled' | 'sysctl' | 'khugepaged-limits' | 'khugepaged-scan' | 'split-huge-pages' | 'swapoff'
   | 'remote-read' | 'setrlimit' | 'numa-nodes' | 'mbind' | 'move-pages' | 'migrate-pages' | 'set-mempolicy'
   | 'uffd-api' | 'uffd-register' | 'uffd-unregister' | 'uffd-copy' | 'uffd-zeropage' | 'uffd-continue' | 'uffd-poison' | 'uffd-move' | 'uffd-wake' | 'uffd-writeprotect' | 'uffd-read' | 'uffd-close' | 'pagemap-scan'
   | 'bind' | 'reconfigure' | 'reconfigure-namespace' | 'online-memory' | 'offline-memory' | 'auto-online-blocks'
@@ -68,7 +68,7 @@ export interface StepExpect {
 }
 
 /** check: { <what>: target, equals | min | max } */
-export type CheckWhat = 'refcount' | 'mapcount' | 'pinned' | 'mapped' | 'anon' | 'blockFree' | 'vmemmap' | 'writable' | 'softDirty' | 'swapped' | 'memoryMerge' | 'ksmMergingPages' | 'ksmZeroPages' | 'ksmPagesShared' | 'ksmPagesSharing' | 'hugetlbFree' | 'hugetlbResv' | 'hugetlbTotal' | 'locked' | 'guard' | 'uffdWp' | 'dax' | 'daxFlag' | 'node' | 'seals' | 'sealed' | 'filePmdMapped' | 'shmemPmdMapped' | 'vmaPages' | 'vmaStart' | 'anonHugePages' | 'folioOrder' | 'rssAnon' | 'metadataBadblocks' | 'badblocks' | 'fileBlocks' | 'fileSize' | 'hardwareCorrupted';
+export type CheckWhat = 'refcount' | 'mapcount' | 'pinned' | 'mapped' | 'anon' | 'blockFree' | 'vmemmap' | 'writable' | 'softDirty' | 'swapped' | 'memoryMerge' | 'thpDisable' | 'ksmMergingPages' | 'ksmZeroPages' | 'ksmPagesShared' | 'ksmPagesSharing' | 'hugetlbFree' | 'hugetlbResv' | 'hugetlbTotal' | 'locked' | 'guard' | 'uffdWp' | 'dax' | 'daxFlag' | 'node' | 'seals' | 'sealed' | 'filePmdMapped' | 'shmemPmdMapped' | 'vmaPages' | 'vmaStart' | 'anonHugePages' | 'folioOrder' | 'rssAnon' | 'metadataBadblocks' | 'badblocks' | 'fileBlocks' | 'fileSize' | 'hardwareCorrupted';
 
 export interface CheckArgs {
   readonly what: CheckWhat;
