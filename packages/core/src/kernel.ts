@@ -2041,9 +2041,7 @@ export class Kernel {
    * sector: one bad sector per block, as here.
    */
   private *injectBadblocks(device: Device, block: number, count: number): Op {
-    const sectors = this.namespaceSectors(device, 'memory-failure');
-    if (block + count > sectors) throw new InputError(`blocks ${block}..${block + count - 1} of '${device.name}' reach past the namespace: it has blocks 0..${sectors - 1} (its pfn metadata is blocks 0..${this.metadataSectors(device) - 1}, the data from there)`, undefined, 'block');
-    this.badblocks.set(this.physSector(device) + block, count);
+    this.badblocks.set(this.namespaceBlocks(device, block, count, 'memory-failure'), count);
     yield* [];
   }
 
@@ -2068,11 +2066,21 @@ export class Kernel {
   *clearError(a: { device: string; block: number; count?: number }): Op {
     const device = this.device(a.device);
     const count = a.count ?? 1;
-    const sectors = this.namespaceSectors(device, 'clear-error');
+    this.namespaceSectors(device, 'clear-error'); // no pmem namespace: an input error before the driver's refusal
     if (device.driver !== 'devdax') throw KernelError.unsupported('EOPNOTSUPP', `clear-error on ${device.name} (driver ${device.driver}): a namespace bound to the pmem driver keeps its disk's badblocks (pmem->bb) apart from the region's, which ND_CMD_CLEAR_ERROR clears alone; the model holds one list, so only a devdax namespace is modelled`);
-    if (a.block + count > sectors) throw new InputError(`blocks ${a.block}..${a.block + count - 1} of '${device.name}' reach past the namespace: it has blocks 0..${sectors - 1}`, undefined, 'block');
+    const first = this.namespaceBlocks(device, a.block, count, 'clear-error');
     yield* [];
-    this.badblocks.clear(this.physSector(device) + a.block, count);
+    this.badblocks.clear(first, count);
+  }
+
+  /**
+   * The physical sector of block `block` of a pmem namespace, once blocks [block, block + count)
+   * are checked to lie inside it (metadata and data), for a step that names badblocks.
+   */
+  private namespaceBlocks(device: Device, block: number, count: number, step: string): number {
+    const sectors = this.namespaceSectors(device, step);
+    if (block + count > sectors) throw new InputError(`blocks ${block}..${block + count - 1} of '${device.name}' reach past the namespace: it has blocks 0..${sectors - 1} (its pfn metadata is blocks 0..${this.metadataSectors(device) - 1}, the data from there)`, undefined, 'block');
+    return this.physSector(device) + block;
   }
 
   /** 512-byte sectors of a pmem namespace (metadata and data); any other device has no badblocks to name. */
