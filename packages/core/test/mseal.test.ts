@@ -149,6 +149,23 @@ describe('what a seal refuses (latest: the per-VMA checks of v6.12)', () => {
     expect([vma(0).flags.write, vma(1).flags.write, vma(1).flags.sealed]).toEqual([true, false, true]);
   });
 
+  it('seal_elf.c: a read-only MAP_PRIVATE file mapping may become writable (VM_MAYWRITE) and COW its page; sealed, mprotect is EPERM and the copy stays', () => {
+    const k = kernel();
+    k.run(k.tmpfile({ file: 'bin', fs: 'ext4', size: 3 * PAGE }));
+    k.run(k.mmap({ file: 'bin', length: 3 * PAGE, shared: true, write: true, as: 'cp' }));
+    k.run(k.write({ map: 'cp', page: 1, data: 'READONLY' }));
+    k.run(k.mmap({ file: 'bin', length: 3 * PAGE, as: 'rodata' }));
+    // do_mmap() removes VM_MAYWRITE only from a shared mapping of a file not open for writing
+    mprotect(k, 'rodata', 1, 1, true);
+    k.run(k.write({ map: 'rodata', page: 1, data: 'AEADONLY' }));
+    mprotect(k, 'rodata', 1, 1, false);
+    seal(k, 'rodata');
+    expect([sealed(k, 'rodata', 0), sealed(k, 'rodata', 1), sealed(k, 'rodata', 2)]).toEqual([true, true, true]);
+    expect(code(() => mprotect(k, 'rodata', 1, 1, true))).toBe('EPERM');
+    // the store was a COW fault: the process keeps its copy, the file its bytes
+    expect([k.run(k.read({ map: 'rodata', page: 1 })), k.run(k.read({ map: 'cp', page: 1 }))]).toEqual(['AEADONLY', 'READONLY']);
+  });
+
   it('madvise: a discarding advice on sealed read-only anonymous memory is EPERM; writable, shared and file-backed (MAP_PRIVATE too) memory, and MADV_RANDOM, are fine', () => {
     const k = kernel();
     ro(k, 'ro', 4);
