@@ -20,8 +20,9 @@ import { revokeDevmem } from './devmem.js';
  * then keeps device_dax from binding again. The pages of an online block join the RAM allocator
  * (mm/ram.ts) on the device's target node, in the block's zone, so a policy for that node
  * allocates there; offline_pages() migrates what is in use to another node and waits for pages
- * that cannot move yet (a pin). Not modelled: memory tiers and demotion, a target node that also
- * has boot RAM, the auto-movable online policy, signals that end offline_pages() with EINTR.
+ * that cannot move yet (a pin); the node's memory tier follows (mm/memtier.ts). Not modelled:
+ * demotion, a target node that also has boot RAM, the auto-movable online policy, signals that
+ * end offline_pages() with EINTR.
  */
 
 /** The values auto_online_blocks and a memory block's state file take (online_type_to_str[]). */

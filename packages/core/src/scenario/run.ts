@@ -10,6 +10,7 @@ import type { Op, Yield } from '../sched.js';
 import { prng } from '../prng.js';
 import type { CellKernel, CellResult, CheckArgs, ExpectRule, Outcome, Scenario, ScheduleStep, Step } from './types.js';
 import { unknownPluginName } from './plugin-names.js';
+import { memoryTiersMismatches } from '../mm/memtier.js';
 
 /** The plugins a runner may compose kernels from, by the names scenarios and flags use. */
 export interface PluginCatalog {
@@ -88,6 +89,10 @@ export function stepOp(k: Kernel, step: Step, failures: string[]): Op<unknown> {
     case 'dax-list': return (function* () {
       yield* [];
       for (const m of k.daxBus.list(a)) failures.push(`${step.path}: daxctl list: ${m}`);
+    })();
+    case 'memory-tiers': return (function* () {
+      yield* [];
+      for (const m of memoryTiersMismatches(k, a)) failures.push(`${step.path}: ${m}`);
     })();
     case 'mount': return k.mount(a);
     case 'umount': return k.umount(a);

@@ -90,7 +90,7 @@ describe('constants', () => {
       'fork', 'exit', 'kill', 'process-mrelease', 'exec', 'pin', 'get', 'unpin', 'put', 'dma-write', 'dma-read', 'iouring-register', 'iouring-unregister', 'memory-failure', 'clear-error', 'soft-offline', 'migrate', 'device-read', 'device-write', 'device-snapshot', 'device-exclusive', 'device-check-exclusive', 'inject-fault',
       'mprotect', 'clear-refs', 'mremap', 'madvise', 'mseal', 'pidfd-open', 'process-madvise', 'mlock', 'munlock', 'mlockall', 'munlockall', 'ksm-merge', 'ksm-unmerge', 'prctl', 'proc-mem-write', 'remote-read', 'setrlimit', 'numa-nodes', 'mbind', 'move-pages', 'migrate-pages', 'set-mempolicy',
       'uffd-api', 'uffd-register', 'uffd-unregister', 'uffd-copy', 'uffd-zeropage', 'uffd-continue', 'uffd-poison', 'uffd-move', 'uffd-wake', 'uffd-read', 'uffd-close', 'uffd-writeprotect', 'pagemap-scan', 'bind', 'reconfigure-namespace', 'reconfigure', 'online-memory', 'offline-memory', 'auto-online-blocks',
-      'dax-region', 'create-device', 'destroy-device', 'resize-device', 'enable-device', 'disable-device', 'dax-list', 'check',
+      'dax-region', 'create-device', 'destroy-device', 'resize-device', 'enable-device', 'disable-device', 'dax-list', 'memory-tiers', 'check',
     ]);
     expect(Object.keys(OP_ARGS)).toEqual(OP_NAMES);
   });

@@ -11,6 +11,7 @@ import { THP_ENABLED_MODES } from '../mm/thp.js';
 import { SHMEM_HUGE_MODES, TMPFS_HUGE_OPTIONS } from '../mm/pagecache.js';
 import { DAX_MODES } from '../fs/daxmode.js';
 import { ONLINE_TYPES } from '../mm/hotplug.js';
+import { formatNodelist, parseNodelist } from '../mm/memtier.js';
 import { UFFD_FEATURES, UFFD_MODES, UFFD_RANGE_IOCTLS } from '../mm/userfaultfd.js';
 import { PAGE_CATEGORIES, PM_SCAN_FLAGS } from '../mm/pagemapscan.js';
 import { isPowerOfTwo, parseSize } from '../units.js';
@@ -120,6 +121,20 @@ const HugetlbSize = z.union([z.literal('default'), Size], { error: 'expected a h
 const PageIndex = z.number().int().nonnegative().describe('a base-page index within the mapping (0-based)');
 const PageCount = z.number().int().positive().describe('a number of base pages');
 const NodeId = z.number().int().nonnegative().max(MAX_NUMNODES - 1).describe('a NUMA node number');
+/** A nodelist as sysfs prints it ("0-1,3"), a node number, or a list of them: normalised to the %*pbl form. */
+const Nodelist = z.union([z.string(), NodeId, z.array(NodeId)], { error: 'expected a nodelist: "0-1,3", a node number or a list of them' })
+  .transform((v, ctx) => {
+    const nodes = parseNodelist(v);
+    if (nodes === null) {
+      ctx.issues.push({ code: 'custom', input: v, message: `'${String(v)}' is not a nodelist: write ranges and nodes separated by commas, e.g. 0-1,3` });
+      return z.NEVER;
+    }
+    return formatNodelist(nodes);
+  });
+/** A map keyed by numbers (tier ids, node numbers), which YAML gives as string keys: `what` says what a key is. */
+const numberKeyed = <T extends z.ZodType>(value: T, what: string) => z.record(z.string(), value).superRefine((r, ctx) => {
+  for (const key of Object.keys(r)) if (!/^\d+$/.test(key)) ctx.addIssue({ code: 'custom', input: key, path: [key], message: `'${key}': ${what}` });
+});
 const Data = z.string({ error: (iss) => (iss.input === undefined ? undefined : `expected a string of data; quote it (data: '${String(iss.input)}')`) }).describe('the data written or expected (a string)');
 const Flag = z.boolean();
 
@@ -918,6 +933,10 @@ export const OP_ARGS = {
     mappings: z.number().int().nonnegative().optional().describe('the instance\'s number of mappingN devices (ranges)'),
     mode: z.enum(['devdax', 'system-ram', 'famfs']).optional().describe('the device\'s "mode" (daxctl/json.c): system-ram while kmem holds it, famfs while fsdev_dax is bound, else devdax; any device-dax instance, a namespace\'s too'),
   }).describe('daxctl list: fails the step when a given value differs'),
+  'memory-tiers': obj({
+    tiers: numberKeyed(Nodelist, 'a tier is named by its id N (memory_tierN), e.g. 4 or 22').optional().describe('every memory_tierN directory under /sys/devices/virtual/memory_tiering/ (N = abstract distance >> MEMTIER_CHUNK_BITS) and its nodelist; the tiers must be exactly these'),
+    demotion: numberKeyed(z.union([z.null(), obj({ preferred: Nodelist, fallback: Nodelist })], { error: 'a node\'s demotion targets are null (none) or { preferred: <nodelist>, fallback: <nodelist> }' }), 'a demotion entry is keyed by a node number').optional().describe('per memory node, its demotion targets as dump_demotion_targets() prints them: node_demotion[].preferred and its tier\'s lower_tier_mask, or null for none'),
+  }).describe('read the memory tiers (mm/memory-tiers.c, v6.1; ENOENT before): fails the step when a given value differs'),
   check: checkArgs.describe('assert state now: refcount, mapcount, pinned, mapped, anon, blockFree, vmemmap, writable, softDirty or swapped'),
 } satisfies Record<OpName, z.ZodType>;
 
