@@ -95,6 +95,10 @@ export function arm64Mmu(pageSize: Arm64PageSize): Mmu {
     // HAVE_ARCH_USERFAULTFD_WP from 5b32510af77b "arm64/mm: Add uffd write-protect support" (v6.10)
     uffdWpSince: [6, 10],
     uffdMinorSince: [5, 13],
+    // protection keys: Permission Overlay Extension (ARM64_POE, ARCH_HAS_PKEYS from v6.12; a CPU
+    // with FEAT_S1POE assumed): arch_max_pkey() 8 (arch/arm64/include/asm/pkeys.h), key 0 the
+    // default, none reserved; execute_only_pkey() is -1 (execute-only mappings use EPAN)
+    pkeys: { since: [6, 12], total: 8, reserved: [], executeOnly: 'none' },
   };
 }
 

@@ -1,4 +1,4 @@
-import { GiB, InputError, KiB, MiB, parseSize, type Mmu } from '@daxlab/core';
+import { GiB, InputError, KiB, MiB, parseSize, type Mmu, type PkeyFacts } from '@daxlab/core';
 
 /**
  * powerpc64 book3s with the hash MMU (HPT). Geometry of the Linux page tables
@@ -15,6 +15,17 @@ export const PPC_SECTION_SIZE = 16 * MiB;
 /** PUD_SIZE of the Linux tables; never a device mapping size on hash (has_transparent_pud_hugepage() is 0). */
 export const H_PUD_SIZE_64K = 16 * GiB;
 export const H_PUD_SIZE_4K = 256 * MiB;
+
+/**
+ * Protection keys on the hash MMU (PPC_MEM_KEYS, the pkey syscalls from v4.16; radix has none:
+ * scan_pkey_feature() returns 0 under early_radix_enabled()). `total` keys (arch_max_pkey(): the
+ * "ibm,processor-storage-keys" count, 32 on POWER8/9 PowerNV and KVM, capped by what a PTE holds);
+ * arch/powerpc/mm/book3s64/pkeys.c reserves key 1 (the ISA's programming note), key 2 (execute_only_key,
+ * for PROT_EXEC mappings) and, from v5.11 [M] (hash KUAP uses key 3), key 3.
+ */
+function ppcHashPkeys(total: number): PkeyFacts {
+  return { since: [4, 16], total, reserved: [{ key: 1 }, { key: 2 }, { key: 3, since: [5, 11] }], executeOnly: 'reserved' };
+}
 
 /**
  * 64K base pages (PPC_64K_PAGES, the distribution default and the configuration of seed 003:
@@ -66,6 +77,7 @@ export const PPC_HASH_64K_MMU: Mmu = {
   slices: { lowSize: 256 * MiB, lowTop: 4 * GiB, highSize: 1024 * GiB },
   // no memfdSecretSince: powerpc selects no ARCH_HAS_SET_DIRECT_MAP (mm/Kconfig SECRETMEM depends
   // on it) and has no memfd_secret in its syscall table [M]: memfd_secret() is ENOSYS
+  pkeys: ppcHashPkeys(32),
 };
 
 /**
@@ -81,6 +93,9 @@ export const PPC_HASH_4K_MMU: Mmu = {
   devdaxAlignments: [4 * KiB],
   // hugepage_init() then sets TRANSPARENT_HUGEPAGE_NEVER_DAX: fs-dax maps PTEs only
   transparentHugepage: false,
+  // a 4K Linux PTE holds 3 key bits: num_pkey = min(8, pkeys_total) (v5.11; before, keys 8-31 were
+  // reserved as os_reserved: the same keys are left)
+  pkeys: ppcHashPkeys(8),
 };
 
 /** The MMU for a page-size option (default 64 KiB); other sizes are refused with the fix. */

@@ -53,6 +53,8 @@ export const S390_MMU: Mmu = {
   // memfd_secret: 0490d6d7ba0a "s390/mm: enable ARCH_HAS_SET_DIRECT_MAP" and 7608f70adcb1 "s390:
   // wire up memfd_secret system call" (s390 pull for v6.4)
   memfdSecretSince: [6, 4],
+  // no pkeys: s390 never selects ARCH_HAS_PKEYS, so pkey_alloc / pkey_free / pkey_mprotect are
+  // COND_SYSCALLs left to sys_ni_syscall (ENOSYS) and every VMA has key 0 (include/linux/pkeys.h)
 };
 
 /** PUD_SIZE (region-third entry): 2 GiB. */

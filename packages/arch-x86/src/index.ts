@@ -44,6 +44,11 @@ export const X86_MMU: Mmu = {
   // minor-fault series)
   uffdWpSince: [5, 7],
   uffdMinorSince: [5, 13],
+  // protection keys (ARCH_HAS_PKEYS with X86_INTEL_MEMORY_PROTECTION_KEYS, the pkey syscalls v4.9;
+  // a CPU with PKU/OSPKE assumed): arch_max_pkey() 16 (arch/x86/include/asm/pkeys.h), key 0 the
+  // default, no key reserved; the execute-only key is taken from the map at the first
+  // mprotect(PROT_EXEC) (__execute_only_pkey(), arch/x86/mm/pkeys.c)
+  pkeys: { since: [4, 9], total: 16, reserved: [], executeOnly: 'on-demand' },
 };
 
 /**

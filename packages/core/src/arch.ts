@@ -80,6 +80,30 @@ export interface Mmu {
    * get_unmapped_area() must fit a mapping's page size into; absent: no such constraint.
    */
   readonly slices?: MmuSlices;
+  /**
+   * Memory protection keys (CONFIG_ARCH_HAS_PKEYS: pkey_alloc / pkey_free / pkey_mprotect, mm/pkeys.ts)
+   * on a CPU that has them; absent: never (include/linux/pkeys.h fallbacks, the syscalls ENOSYS).
+   */
+  readonly pkeys?: PkeyFacts;
+}
+
+/** An arch's protection keys (arch/<arch>/include/asm/pkeys.h, arch/<arch>/mm/pkeys.c). */
+export interface PkeyFacts {
+  /** the first release in which the arch selects ARCH_HAS_PKEYS */
+  readonly since: readonly [major: number, minor: number];
+  /** arch_max_pkey(): the keys a VMA (VM_PKEY_BIT*) and the rights register can name */
+  readonly total: number;
+  /**
+   * keys besides key 0 set in every new mm's allocation map that no user interface accepts
+   * (powerpc reserved_allocation_mask), each from the release given (absent: all modelled ones)
+   */
+  readonly reserved: readonly { readonly key: number; readonly since?: readonly [major: number, minor: number] }[];
+  /**
+   * how mprotect(PROT_EXEC) gets an execute-only key (not modelled: PROT_EXEC is not): `on-demand`
+   * (x86 __execute_only_pkey(): mm_pkey_alloc() at the first use, then hidden from
+   * mm_pkey_is_allocated()), `reserved` (powerpc: a key reserved at boot), `none` (arm64: EPAN)
+   */
+  readonly executeOnly: 'on-demand' | 'reserved' | 'none';
 }
 
 /** Slice geometry in bytes (arch/powerpc/include/asm/book3s/64/slice.h). */

@@ -38,6 +38,7 @@ import { IoUring } from './mm/iouring.js';
 import { Hugetlb } from './mm/hugetlb.js';
 import { SysvShm } from './ipc/shm.js';
 import { Secretmem } from './mm/secretmem.js';
+import { Pkeys, type PkeyRights } from './mm/pkeys.js';
 import { sliceFixed } from './mm/slices.js';
 import { Swap } from './mm/swap.js';
 import { Ksm } from './mm/ksm.js';
@@ -194,6 +195,10 @@ export class Kernel {
   /** shmget's `as` names -> shmid */
   private readonly shmIds = new Map<string, number>();
   readonly secretmem: Secretmem;
+  /** protection keys (mm/pkeys.ts) */
+  readonly pkeys: Pkeys;
+  /** the keys pkey-alloc steps named (`as`) */
+  private readonly pkeyNames = new Map<string, number>();
   /** the swap device and swap cache (mm/swap.ts) */
   readonly swap: Swap;
   /** KSM: MADV_MERGEABLE, ksmd's merging, unmerging (mm/ksm.ts) */
@@ -293,6 +298,7 @@ export class Kernel {
     this.hugetlb = new Hugetlb(this);
     this.shm = new SysvShm(this);
     this.secretmem = new Secretmem(this);
+    this.pkeys = new Pkeys(this);
     this.swap = new Swap(this);
     this.ksm = new Ksm(this);
     this.iouring = new IoUring(this);
@@ -904,6 +910,34 @@ export class Kernel {
   *setrlimit(a: { memlock: number; process?: string }): Op {
     this.process(a.process).memlockLimit = Math.floor(a.memlock / this.mmu.basePageSize);
     yield* [];
+  }
+
+  /** pkey_alloc(0, init_val) (mm/pkeys.ts): returns the key, remembered under `as`. */
+  *pkeyAlloc(a: { rights?: PkeyRights; as?: string; process?: string }): Op<number> {
+    const key = this.pkeys.alloc(this.process(a.process), a.rights ?? 'none');
+    if (a.as !== undefined) this.pkeyNames.set(a.as, key);
+    yield* [];
+    return key;
+  }
+
+  /** pkey_free(key) (mm/pkeys.ts). */
+  *pkeyFree(a: { pkey: number | string; process?: string }): Op {
+    this.pkeys.free(this.process(a.process), this.pkeyNumber(a.pkey));
+    yield* [];
+  }
+
+  /** pkey_set(key, rights): the process's rights register (x86 WRPKRU, powerpc AMR, arm64 POR_EL0; mm/pkeys.ts). */
+  *pkeySet(a: { pkey: number | string; rights: PkeyRights; process?: string }): Op {
+    this.pkeys.set(this.process(a.process), this.pkeyNumber(a.pkey), a.rights);
+    yield* [];
+  }
+
+  /** A key as a step names it: a number, or the `as` of a pkey-alloc. */
+  pkeyNumber(ref: number | string): number {
+    if (typeof ref === 'number') return ref;
+    const key = this.pkeyNames.get(ref);
+    if (key === undefined) throw new InputError(`no pkey-alloc named '${ref}' ran before: give its \`as\` name or a key number`, undefined, 'pkey');
+    return key;
   }
 
   /** memfd_create() + ftruncate() [+ fallocate()]: a tmpfs file (mm/pagecache.ts); `sealing` is MFD_ALLOW_SEALING (mm/memfd.ts). */
@@ -1630,10 +1664,13 @@ export class Kernel {
    * mprotect(addr, len, PROT_NONE | PROT_READ [| PROT_WRITE]) of a mapping's range, or of `length`
    * bytes at `offset` in it (mm/vm.ts mprotectRange, mm/mprotect.ts); `read: false` is PROT_NONE.
    */
-  *mprotect(a: { map: string; write: boolean; read?: boolean; offset?: number; length?: number; process?: string }): Op {
+  *mprotect(a: { map: string; write: boolean; read?: boolean; offset?: number; length?: number; process?: string; pkey?: number | string }): Op {
     const { origin, mm } = this.mapRange(a.map, a.process);
     const { start, pages } = this.rangeIn(a.map, origin, a.offset, a.length);
-    yield* this.vm.mprotectRange(mm, start, start + pages, a.write, a.read ?? true);
+    // pkey_mprotect(): ENOSYS without ARCH_HAS_PKEYS, EINVAL for a key not allocated, before any VMA
+    const key = a.pkey === undefined ? null : this.pkeyNumber(a.pkey);
+    if (key !== null) this.pkeys.checkMprotectKey(mm, key);
+    yield* this.vm.mprotectRange(mm, start, start + pages, a.write, a.read ?? true, key);
   }
 
   /** echo 4 > /proc/PID/clear_refs: clear soft-dirty in the whole process (mm/mprotect.ts). */
@@ -1661,10 +1698,22 @@ export class Kernel {
     return leaf;
   }
 
+  /**
+   * A CPU access the process's protection-key register denies: the MMU faults on a present entry
+   * too (x86 X86_PF_PK, powerpc AMR, arm64 POE), and access_error() / arch_vma_access_permitted()
+   * (bad_area_access_error(): SEGV_PKUERR with si_pkey) decides before handle_mm_fault(), ahead
+   * of the VM_READ / VM_WRITE checks (SEGV_ACCERR). copy_to_user / copy_from_user meet the same
+   * check and end short (fs/rw.ts).
+   */
+  private refusePkeyAccess(vma: Vma, page: number, write: boolean): void {
+    if (!this.pkeys.permits(vma, write, false)) throw new KernelError('SIGSEGV', `${write ? 'write to' : 'read of'} page ${page} of '${vma.name}': ${this.pkeys.denial(vma, write)}`);
+  }
+
   /** A CPU load: fault in if needed, return the page's data. */
   *read(a: { map: string; page: number; process?: string }): Op<string> {
     // no VMA at the address: do_user_addr_fault() -> bad_area(): SIGSEGV (SEGV_MAPERR)
     const { vma, vpn } = this.mapPage(a.map, a.page, a.process, 'SIGSEGV');
+    this.refusePkeyAccess(vma, a.page, false);
     // access_error() (arch/x86/mm/fault.c): a load from a VMA that is not vma_is_accessible()
     // (PROT_NONE) never reaches handle_mm_fault(): SIGSEGV (SEGV_ACCERR)
     if (!vma.flags.read) throw new KernelError('SIGSEGV', `read of page ${a.page} of '${vma.name}', which is mapped PROT_NONE`);
@@ -1676,6 +1725,7 @@ export class Kernel {
   /** A CPU store: write-fault as needed, then the data lands in the mapped page. */
   *write(a: { map: string; page: number; data: string; process?: string }): Op {
     const { vma, vpn } = this.mapPage(a.map, a.page, a.process, 'SIGSEGV');
+    this.refusePkeyAccess(vma, a.page, true);
     const found = this.vm.lookup(vma.mm, vpn);
     // the MMU lets a store through a present, writable entry without a fault, whatever the VMA says
     // (so a PTE made writable in a VMA without VM_WRITE is visible: mkdirty.c); one that faults in
@@ -1714,7 +1764,7 @@ export class Kernel {
     let h: GupHandle;
     try {
       // access_remote_vm(): get_user_pages_remote() with a NULL `locked`: no retry (a userfault is EFAULT here, EIO to the writer)
-      h = yield* this.gupper.gup({ name: '/proc/PID/mem', vma, vpn, nr: 1, pin: false, write: true, longterm: false, fast: false, force: true, retry: false });
+      h = yield* this.gupper.gup({ name: '/proc/PID/mem', vma, vpn, nr: 1, pin: false, write: true, longterm: false, fast: false, force: true, retry: false, remote: true });
     } catch (e) {
       if (e instanceof KernelError && e.unsupported === null) throw new KernelError('EIO', `write to page ${a.page} of '${a.map}' through /proc/PID/mem: ${e.message}`);
       throw e;
@@ -1736,7 +1786,7 @@ export class Kernel {
     let h: GupHandle;
     try {
       // ptrace: access_remote_vm() (NULL `locked`, no retry); process_vm_readv: pin_user_pages_remote(&locked)
-      h = yield* this.gupper.gup({ name: a.via, vma, vpn, nr: 1, pin: !ptrace && kernelAtLeast(this.version, 5, 8), write: false, longterm: false, fast: false, retry: !ptrace, ...(ptrace ? { force: true } : {}) });
+      h = yield* this.gupper.gup({ name: a.via, vma, vpn, nr: 1, pin: !ptrace && kernelAtLeast(this.version, 5, 8), write: false, longterm: false, fast: false, retry: !ptrace, remote: true, ...(ptrace ? { force: true } : {}) });
     } catch (e) {
       if (e instanceof KernelError && e.unsupported === null) throw new KernelError(errno, `${a.via} read of page ${a.page} of '${a.map}': ${e.message}`);
       throw e;

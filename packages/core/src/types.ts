@@ -1,5 +1,6 @@
 import type { VmemmapFigures } from './arch.js';
 import type { RwSem } from './sched.js';
+import type { PkeyState } from './mm/pkeys.js';
 
 /** enum memory_type (include/linux/memremap.h), by name: numeric values shifted in v6.0. */
 export type PgmapType = 'private' | 'coherent' | 'fsdax' | 'generic' | 'p2pdma';
@@ -140,6 +141,8 @@ export interface VmFlags {
   wipeonfork: boolean;
   /** VM_DONTEXPAND: mremap() may not grow the VMA (remap_pfn_range() sets it) */
   dontexpand: boolean;
+  /** VM_PKEY_BIT*: the VMA's protection key (pkey_mprotect(), mm/pkeys.ts); absent: key 0 */
+  pkey?: number;
   /** VM_EXEC: mapped with PROT_EXEC (file_thp_enabled() wanted it until v6.8, 7fbb5e188248: mm/collapse.ts) */
   exec?: boolean;
   /** VM_MERGEABLE: MADV_MERGEABLE, ksmd may merge its anonymous pages (mm/ksm.ts); inherited by fork */
@@ -455,6 +458,8 @@ export interface Mm {
    * and execve keep it (MMF_INIT_MASK).
    */
   thpDisable?: ThpDisable;
+  /** mm->context.pkey_allocation_map and the thread's pkey rights register (mm/pkeys.ts); absent: untouched since mm creation */
+  pkeys?: PkeyState;
   /** a fatal signal is pending (`kill`): the process runs no more user code; its memory goes at `exit` */
   dying?: boolean;
   /** MMF_UNSTABLE: process_mrelease() reaped it (mm/mrelease.ts); new faults there are SIGBUS */

@@ -25,6 +25,7 @@ export class Fork {
     if (parent.taskPolicy) child.taskPolicy = parent.taskPolicy;
     // mm_init(): the child's mm flags are the parent's & MMF_INIT_MASK, which holds MMF_DISABLE_THP_MASK
     if (parent.thpDisable) child.thpDisable = parent.thpDisable;
+    k.pkeys.fork(parent, child); // dup_mmap() -> arch_dup_mmap() -> arch_dup_pkeys(); the thread's register with it
     k.emit('fork', { parent: parent.name, child: childName });
     k.ksm.fork(parent, child); // dup_mmap() -> ksm_fork()
     const uffds = new Map<UffdCtx, UffdCtx>();

@@ -21,6 +21,8 @@ export interface GupRequest {
   readonly fast: boolean;
   /** FOLL_FORCE: ptrace's access to another mm (/proc/PID/mem, access_remote_vm) */
   readonly force?: boolean;
+  /** FOLL_REMOTE: get_user_pages_remote() / pin_user_pages_remote() of another mm, whose pkeys the caller's register does not govern */
+  readonly remote?: boolean;
   /**
    * Whether the caller lets GUP drop mmap_lock (a `locked` argument): its faults may then retry
    * (FAULT_FLAG_ALLOW_RETRY), so a userfault sleeps instead of failing (mm/userfaultfd.ts). Absent:
@@ -116,6 +118,9 @@ export class Gup {
       // gup_fast_pte_range(): a pte_protnone() entry (a PROT_NONE VMA's) is left to the slow path
       if (!req.vma.flags.read) return undo();
       if (req.write && !leaf.pte.write) return undo();
+      // pte_access_permitted() asks the pkey register of the entry's key (x86 __pkru_allows_pkey(),
+      // arm64 POE, powerpc arch_pte_access_permitted()): a denied key goes to the slow path
+      if (!k.pkeys.permits(req.vma, req.write, false)) return undo();
       const pfn = k.vm.pfnAt(leaf, vpn);
       if (leaf.pte.devmap) {
         // eras (a)/(b): devmap leaves need a live pgmap; FOLL_LONGTERM always goes slow
@@ -243,6 +248,9 @@ export class Gup {
     // check_vma_flags(): a read of a VMA without VM_READ (PROT_NONE) is -EFAULT without FOLL_FORCE
     // (with it, VM_MAYREAD suffices: every mapping here has it)
     if (!req.write && !vma.flags.read && !req.force) throw new KernelError('EFAULT', `GUP of PROT_NONE mapping '${vma.name}'`);
+    // check_vma_flags(): GUP is a data access, so arch_vma_access_permitted(vma, write, false,
+    // foreign = FOLL_REMOTE): the caller's pkey register binds a local GUP, never a remote one
+    if (!k.pkeys.permits(vma, req.write, req.remote === true)) throw new KernelError('EFAULT', `GUP of '${vma.name}': ${k.pkeys.denial(vma, req.write)} (check_vma_flags)`);
   }
 
   /** One page of __get_user_pages(): fault it in (or unshare it) as needed, then grab it. */

@@ -175,12 +175,12 @@ export function isDiscard(version: string, advice: Advice): boolean {
 /**
  * can_modify_vma_madv() (v6.12; can_madvise_modify() from v6.17): a sealed VMA refuses a
  * discarding advice when it is anonymous memory (is_ro_anon(): no vm_file, not VM_SHARED;
- * vma_is_anonymous() later) the process cannot write (no VM_WRITE; the pkey half,
- * arch_vma_access_permitted(), is not modelled: every pkey allows writes). Shared and file-backed
+ * vma_is_anonymous() later) the process cannot write: no VM_WRITE, or its protection key denies
+ * writes (!arch_vma_access_permitted(vma, true, false, false): mm/pkeys.ts). Shared and file-backed
  * mappings, MAP_PRIVATE ones included, are always allowed: their data is not lost.
  */
 export function sealRefusesAdvice(k: Kernel, vma: Vma, advice: Advice): boolean {
-  return isSealed(vma) && isDiscard(k.version, advice) && vma.kind === 'anon' && !vma.flags.shared && !vma.flags.write;
+  return isSealed(vma) && isDiscard(k.version, advice) && vma.kind === 'anon' && !vma.flags.shared && (!vma.flags.write || !k.pkeys.permits(vma, true, false));
 }
 
 /**

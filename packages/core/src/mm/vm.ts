@@ -8,6 +8,7 @@ import { PG } from './pages.js';
 import { refuseSealedMprotect, refuseSealedUnmap } from './mseal.js';
 import { slicePlace } from './slices.js';
 import type { UnmapEvents } from './userfaultfd.js';
+import { setVmaPkey } from './pkeys.js';
 
 export interface Leaf {
   readonly pte: Pte;
@@ -641,7 +642,7 @@ export class Vm {
    * flags stay is left alone, unsplit), then change_protection() (mm/mprotect.ts). A hole is
    * -ENOMEM: at the start before anything changes, later after the VMAs before it changed.
    */
-  *mprotectRange(mm: Mm, start: number, end: number, write: boolean, read: boolean): Op {
+  *mprotectRange(mm: Mm, start: number, end: number, write: boolean, read: boolean, pkey: number | null = null): Op {
     for (let at = start; at < end; ) {
       let vma = this.vmaAt(mm, at);
       if (!vma) throw new KernelError('ENOMEM', `mprotect: page ${at} of ${mm.name} is not mapped`);
@@ -652,8 +653,12 @@ export class Vm {
       if (write && vma.flags.nomaywrite) throw new KernelError('EACCES', `mprotect(PROT_WRITE) of '${vma.name}': VM_MAYWRITE is clear (${vma.cacheFile ? `'${vma.cacheFile.name}' is write-sealed or ` : ''}its file was opened read-only)`);
       // mprotect_fixup(): from v6.12 a sealed VMA is EPERM even when its flags would not change
       refuseSealedMprotect(this.k, mm, start, end, vma);
-      if (vma.flags.write !== write || vma.flags.read !== read) {
+      // calc_vm_prot_bits(prot, pkey): pkey_mprotect() sets the key; a plain mprotect() keeps the
+      // VMA's (arch_override_mprotect_pkey() -> vma_pkey(); its execute-only cases need PROT_EXEC)
+      const key = pkey ?? vma.flags.pkey ?? 0;
+      if (vma.flags.write !== write || vma.flags.read !== read || (vma.flags.pkey ?? 0) !== key) {
         vma = this.isolate(vma, at, end);
+        setVmaPkey(vma, key);
         yield* this.k.mprotector.mprotect(vma, write, read);
         vma = this.mergeAround(vma);
       }

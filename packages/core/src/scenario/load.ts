@@ -252,6 +252,7 @@ function references(step: Step, at: Path, raw: Record<string, unknown>): NameRef
       break;
     }
     case 'fork': case 'exit': case 'exec': case 'clear-refs': case 'prctl': case 'mlockall': case 'munlockall': case 'setrlimit': case 'migrate-pages': case 'set-mempolicy': ref('process', 'process'); break;
+    case 'pkey-alloc': case 'pkey-free': case 'pkey-set': ref('process', 'process'); break;
     case 'unpin': case 'put': case 'iouring-unregister': ref('name', 'pin', a.name, typeof raw[step.op] === 'string' ? [...at, step.op] : [...at, step.op, 'name']); break;
     case 'dma-write': case 'dma-read': ref('pin', 'pin'); break;
     case 'mremap': ref('map', 'map'); ref('to', 'map'); ref('process', 'process'); break;

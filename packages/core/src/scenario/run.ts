@@ -120,6 +120,9 @@ export function stepOp(k: Kernel, step: Step, failures: string[]): Op<unknown> {
     case 'memfd-secret': return k.memfdSecret(a);
     case 'add-seals': return k.addSeals(a);
     case 'setrlimit': return k.setrlimit(a);
+    case 'pkey-alloc': return returning(k.pkeyAlloc(a), a.returns, 'pkey_alloc');
+    case 'pkey-free': return k.pkeyFree(a);
+    case 'pkey-set': return k.pkeySet(a);
     case 'tmpfile': return k.tmpfile(a);
     case 'hugetlb-pool': return k.hugetlbPool(a);
     case 'thp-size': return k.thpSize(a);

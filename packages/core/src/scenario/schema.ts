@@ -137,6 +137,10 @@ const numberKeyed = <T extends z.ZodType>(value: T, what: string) => z.record(z.
 });
 const Data = z.string({ error: (iss) => (iss.input === undefined ? undefined : `expected a string of data; quote it (data: '${String(iss.input)}')`) }).describe('the data written or expected (a string)');
 const Flag = z.boolean();
+/** A protection key: its number, or the `as` name of the pkey-alloc that returned it. */
+const PkeyRef = z.union([z.number().int().min(0), Name], { error: 'pkey: a key number or the `as` name of a pkey-alloc' });
+/** PKEY_DISABLE_WRITE / PKEY_DISABLE_ACCESS / neither. */
+const PkeyRights = z.enum(['none', 'disable-write', 'disable-access'], { error: 'rights: none, disable-write (PKEY_DISABLE_WRITE) or disable-access (PKEY_DISABLE_ACCESS)' });
 
 /** One page of a device snapshot: `'ZERO|READ'` (HMM_DMIRROR_PROT_* names) or the byte itself → the byte. */
 const SnapshotByte = z
@@ -658,6 +662,7 @@ export const OP_ARGS = {
     offset: Size.optional().describe('where in the mapping the range starts (page aligned; default 0)'),
     length: Size.optional().describe('how much (rounded up to pages; default: to the end of the mapping)'),
     process: Name.optional().describe('act in this process (default: the one that created the mapping)'),
+    pkey: PkeyRef.optional().describe('pkey_mprotect() with this key (a number or a pkey-alloc name): EINVAL unless allocated, ENOSYS without protection keys'),
   })
     .refine((a) => a.read !== false || !a.write, { error: 'PROT_WRITE without PROT_READ is not modelled: write read: false with write: false (PROT_NONE)', path: ['read'] })
     .describe('mprotect() of the mapping or a range of it (split_vma at its ends, mprotect_fixup, change_protection)'),
@@ -769,6 +774,21 @@ export const OP_ARGS = {
   'numa-nodes': obj({
     nodes: z.number().int().min(1).max(MAX_NUMNODES).describe('how many memory nodes the machine has (default 1); node n holds its own range of RAM'),
   }).describe("the machine's NUMA memory nodes (the firmware's SRAT, or numa=fake=N): RAM pages come from node 0 (the CPU's) unless migrated"),
+  'pkey-alloc': obj({
+    rights: PkeyRights.optional().describe("init_val: the key's rights in the caller's register (default none: PKEY_UNRESTRICTED)"),
+    as: Name.optional().describe('a name later steps give as `pkey`'),
+    returns: z.number().int().nonnegative().optional().describe('the key pkey_alloc() must return (fails the step otherwise)'),
+    process: Name.optional().describe('the calling process (default init)'),
+  }).describe('pkey_alloc(0, init_val) (mm/mprotect.c, ARCH_HAS_PKEYS; ENOSYS without): the lowest free key of the allocation map, ENOSPC when none is left'),
+  'pkey-free': obj({
+    pkey: PkeyRef,
+    process: Name.optional().describe('the calling process (default init)'),
+  }).describe('pkey_free(pkey): EINVAL unless the key is allocated (mm_pkey_free); VMAs keep it'),
+  'pkey-set': obj({
+    pkey: PkeyRef,
+    rights: PkeyRights.describe('the rights to write'),
+    process: Name.optional().describe('the process whose register it is (default init)'),
+  }).describe("pkey_set() (glibc): the process's rights register (x86 WRPKRU, powerpc AMR, arm64 POR_EL0), no syscall; EINVAL for a key the register lacks, ENOSYS without protection keys"),
   mbind: obj({
     map: Name,
     offset: Size.optional().describe('where in the mapping the range starts (page aligned; default 0)'),
