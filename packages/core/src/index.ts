@@ -26,7 +26,7 @@ export { nonPresent, type MmuNotifierRange, type MmuNotifyEvent } from './mm/exc
 export { MADVISE_ADVICES, type Advice } from './mm/madvise.js';
 export { devmemIsAllowed, physicalKind, type DevmemAnswer } from './mm/devmem.js';
 export { UFFD_FEATURES, UFFD_MODES, UFFD_RANGE_IOCTLS, type UffdFeature, type UffdMode, type UffdRangeIoctl } from './mm/userfaultfd.js';
-export { demotionTargets, formatNodelist, memoryTiers, MEMTIER_ADISTANCE_DRAM, MEMTIER_CHUNK_BITS, MEMTIER_CHUNK_SIZE, MEMTIER_DEFAULT_DAX_ADISTANCE, nodeAdistance, parseNodelist, type DemotionTargets } from './mm/memtier.js';
+export { demotionTargets, formatNodelist, memoryTiers, MEMTIER_ADISTANCE_DRAM, MEMTIER_CHUNK_BITS, MEMTIER_CHUNK_SIZE, MEMTIER_DEFAULT_DAX_ADISTANCE, parseNodelist, type DemotionTargets } from './mm/memtier.js';
 export * from './mm/memremap.js';
 export * from './mm/migrate.js';
 export * from './mm/pages.js';

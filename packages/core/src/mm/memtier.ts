@@ -44,7 +44,7 @@ function requireTiers(k: Kernel, what: string): void {
 }
 
 /** The abstract distance of a memory node's type: kmem's while it holds (or leaked) memory there. */
-export function nodeAdistance(k: Kernel, node: number): number {
+function nodeAdistance(k: Kernel, node: number): number {
   for (const m of k.hotplug.added.values()) if (m.node === node) return MEMTIER_DEFAULT_DAX_ADISTANCE;
   return MEMTIER_ADISTANCE_DRAM;
 }
