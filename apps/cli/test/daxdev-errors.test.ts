@@ -85,7 +85,7 @@ describe('ndctl daxdev-errors.sh (E29)', () => {
     expect(k.isMappedIn({ map: 'm', page: 0 })).toBe(false);
     k.run(k.clearError({ device: 'dax0', block: MID, count: 8 }));
     expect(k.folios.flags(pfn) & PG.hwpoison).not.toBe(0);
-    k.run(k.read({ map: 'm', page: 0, expect: 'x' }));
+    expect(k.run(k.read({ map: 'm', page: 0 }))).toBe('x');
     expect(k.isMappedIn({ map: 'm', page: 0 })).toBe(true);
   });
 
@@ -137,7 +137,7 @@ describe('data badblocks of an fsdax namespace', () => {
     k.run(k.mmap({ anon: true, length: 4 * 4096, write: true, as: 'buf' }));
     expect(errnoOf(() => k.run(k.pread({ file: 'f', offset: 0, length: 4 * 4096, map: 'buf' })))).toBe('EIO');
     expect(k.run(k.pread({ file: 'f', offset: 0, length: 2 * 4096, map: 'buf' }))).toBe(2 * 4096);
-    k.run(k.read({ map: 'buf', page: 1, expect: 'p1' }));
+    expect(k.run(k.read({ map: 'buf', page: 1 }))).toBe('p1');
     expect(k.run(k.pread({ file: 'f', offset: 3 * 4096, length: 4096, map: 'buf' }))).toBe(4096);
   });
 

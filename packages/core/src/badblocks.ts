@@ -47,6 +47,11 @@ export class Badblocks {
     this.ranges.splice(0, this.ranges.length, ...kept);
   }
 
+  /** The ranges, first to last, as { first, count }. */
+  *[Symbol.iterator](): IterableIterator<{ first: number; count: number }> {
+    for (const [a, b] of this.ranges) yield { first: a, count: b - a };
+  }
+
   /** How many bad sectors [start, start + count) holds. */
   countIn(start: number, count: number): number {
     const end = start + count;

@@ -55,6 +55,8 @@ export interface DeviceMmapRequest {
 export interface RawNamespace {
   readonly name: string;
   readonly size: number;
+  /** physical start, bytes: the namespace's range, which its block device reads and writes from byte 0 */
+  readonly phys: number;
 }
 
 /** A driver plugin: the PagemapProvider of DESIGN.md — probe, faults on its mappings, unbind. */

@@ -58,6 +58,7 @@ import { DaxBus, devicePfn, deviceRanges } from './dax/region.js';
 import { reconfigureNamespace, type ReconfigureNamespaceArgs } from './dax/namespace.js';
 import { dmCreate, dmHolder, dmRemove, refuseWhileInDmTable, type DmDevice, type DmTarget } from './dax/dm.js';
 import { Badblocks } from './badblocks.js';
+import { bdevBadblocks, injectError, injectedIn, namespaceBlocks, pmemExtent, scrub, type InjectErrorArgs } from './dax/media-errors.js';
 import type { Device, GupHandle, Inode, MappingRange, Mm, PageCacheFile, Pte, UffdCtx, Vma } from './types.js';
 
 /** Injection tokens: what plugins provide and core consumes, one child container per kernel. */
@@ -177,6 +178,8 @@ export class Kernel {
    * disable; `memory-failure: { device, block }` adds to it (badblocks.ts)
    */
   readonly badblocks = new Badblocks();
+  /** the platform's media errors, what ARS reports: nfit_test's injected list (dax/media-errors.ts) */
+  readonly injectedErrors = new Badblocks();
   readonly migration: DeviceMigration;
   readonly mprotector: Mprotect;
   /** userfaultfd registration, userfaults, UFFDIO_COPY / ZEROPAGE / WRITEPROTECT (mm/userfaultfd.ts) */
@@ -511,7 +514,7 @@ export class Kernel {
 
   device(name: string): Device {
     const d = this.devices.get(name);
-    if (!d && this.rawNamespaces.has(name)) throw new InputError(`'${name}' is a raw-mode pmem namespace: it has no dev_pagemap and no struct pages, so only mount takes it (probe it without mode: raw for an fsdax namespace)`, undefined, 'device');
+    if (!d && this.rawNamespaces.has(name)) throw new InputError(`'${name}' is a raw-mode pmem namespace: it has no dev_pagemap and no struct pages, so only mount, block I/O (pread / pwrite with device), the badblocks steps and checks and reconfigure-namespace take it (probe it without mode: raw for an fsdax namespace)`, undefined, 'device');
     if (!d && this.dmDevices.has(name)) throw new InputError(`'${name}' is a device-mapper device: only mount, umount, remount, create, mkdir and dm-remove take it (name the pmem namespace under it instead)`, undefined, 'device');
     if (!d) throw new InputError(`unknown device '${name}'`, undefined, 'device');
     return d;
@@ -665,7 +668,7 @@ export class Kernel {
       // pmem_attach_disk() claims the whole namespace: the range kmem left requested refuses it
       if (leaked) throw new KernelError('EBUSY', `${device.name}: its info block is unreadable, so nd_pmem_probe() attaches it as a raw disk, and pmem_attach_disk() could not reserve the namespace: kmem's region of it was never released`);
       this.devices.delete(device.name);
-      this.rawNamespaces.set(device.name, { name: device.name, size: device.size });
+      this.rawNamespaces.set(device.name, { name: device.name, size: device.size, phys: device.pgmap.startPfn * this.mmu.basePageSize });
       return yield* [];
     }
     yield* bindAgain(this, device);
@@ -2019,8 +2022,8 @@ export class Kernel {
    */
   *memoryFailure(a: { device?: string; map?: string; page?: number; block?: number; count?: number; process?: string }): Op {
     if (a.map === undefined) {
+      if (a.block !== undefined) return yield* injectError(this, { device: a.device!, block: a.block, count: a.count ?? 1 }, 'namespace');
       const device = this.device(a.device!);
-      if (a.block !== undefined) return yield* this.injectBadblocks(device, a.block, a.count ?? 1);
       yield* this.deviceMemoryFailure(device, devicePfn(device, a.page!));
       return;
     }
@@ -2078,21 +2081,29 @@ export class Kernel {
   }
 
   /**
-   * ndctl inject-error --block=B --count=N of a namespace, then the scrub that finds it
-   * (start-scrub / wait-scrub: address range scrub adds the range to the bus's list, and the
-   * region's and the namespace's badblocks are populated from it: acpi_nfit_ars_rescan() ->
-   * nvdimm_badblocks_populate()). A scrub is no machine check: nothing is consumed,
-   * memory_failure() is not called, no page is poisoned. The blocks count 512-byte sectors from
-   * the namespace's start (its raw view); ndctl counts --block of an fsdax or devdax namespace
-   * from its pfn / dax resource, the data offset (ndctl/lib/inject.c
-   * ndctl_namespace_get_injection_bounds()), so a scenario adds dataoff / 512 for those. nfit_test
-   * records each block as a clear-unit-long (256-byte) range at its start (the injection is
-   * clamped to ars_cap's clear_err_unit), which nvdimm_badblocks_populate() rounds out to the
-   * sector: one bad sector per block, as here.
+   * ndctl inject-error [--no-notify | --uninject] (dax/media-errors.ts): `block` counted as ndctl
+   * counts --block, from the data offset of an fsdax or devdax namespace (memory-failure's
+   * `block` is the same injection and scrub, counted from the namespace's start).
    */
-  private *injectBadblocks(device: Device, block: number, count: number): Op {
-    this.badblocks.set(this.namespaceBlocks(device, block, count, 'memory-failure'), count);
+  *injectError(a: InjectErrorArgs): Op {
+    yield* injectError(this, a, 'ndctl');
+  }
+
+  /** ndctl start-scrub + wait-scrub: the platform's errors join the bus's list and the badblocks (dax/media-errors.ts). */
+  *scrub(): Op {
     yield* [];
+    scrub(this);
+  }
+
+  /**
+   * A clear of physical sectors [first, first + count) that the platform accepted
+   * (nvdimm_clear_poison() -> the bus provider, then nvdimm_account_cleared_poison()): the
+   * platform's list (nfit_test_cmd_clear_error(): badrange_forget()), the bus's list and the
+   * region's and namespaces' badblocks all forget them.
+   */
+  clearMediaErrors(first: number, count: number): void {
+    this.injectedErrors.clear(first, count);
+    this.badblocks.clear(first, count);
   }
 
   /**
@@ -2116,37 +2127,11 @@ export class Kernel {
   *clearError(a: { device: string; block: number; count?: number }): Op {
     const device = this.device(a.device);
     const count = a.count ?? 1;
-    this.namespaceSectors(device, 'clear-error'); // no pmem namespace: an input error before the driver's refusal
+    const ext = pmemExtent(this, a.device, 'clear-error'); // no pmem namespace: an input error before the driver's refusal
     if (device.driver !== 'devdax') throw KernelError.unsupported('EOPNOTSUPP', `clear-error on ${device.name} (driver ${device.driver}): a namespace bound to the pmem driver keeps its disk's badblocks (pmem->bb) apart from the region's, which ND_CMD_CLEAR_ERROR clears alone; the model holds one list, so only a devdax namespace is modelled`);
-    const first = this.namespaceBlocks(device, a.block, count, 'clear-error');
+    const first = namespaceBlocks(ext, a.block, count, 'namespace');
     yield* [];
-    this.badblocks.clear(first, count);
-  }
-
-  /**
-   * The physical sector of block `block` of a pmem namespace, once blocks [block, block + count)
-   * are checked to lie inside it (metadata and data), for a step that names badblocks.
-   */
-  private namespaceBlocks(device: Device, block: number, count: number, step: string): number {
-    const sectors = this.namespaceSectors(device, step);
-    if (block + count > sectors) throw new InputError(`blocks ${block}..${block + count - 1} of '${device.name}' reach past the namespace: it has blocks 0..${sectors - 1} (its pfn metadata is blocks 0..${this.metadataSectors(device) - 1}, the data from there)`, undefined, 'block');
-    return this.physSector(device) + block;
-  }
-
-  /** 512-byte sectors of a pmem namespace (metadata and data); any other device has no badblocks to name. */
-  private namespaceSectors(device: Device, step: string): number {
-    if (!device.pmemNamespace || device.ranges) throw new InputError(`${step}: '${device.name}' (driver ${device.driver}) is not a pmem namespace, so it has no badblocks: probe it with driver nvdimm (fsdax), or devdax with mode: devdax or altmap: true`, undefined, 'device');
-    return ((device.dataPfn - device.pgmap.startPfn + device.dataPages) * this.mmu.basePageSize) / 512;
-  }
-
-  /** 512-byte sectors before a device's data: the pfn info block and the memmap reserve of a pmem namespace, none elsewhere. */
-  private metadataSectors(device: Device): number {
-    return ((device.dataPfn - device.pgmap.startPfn) * this.mmu.basePageSize) / 512;
-  }
-
-  /** The physical sector a device starts at. */
-  private physSector(device: Device): number {
-    return (device.pgmap.startPfn * this.mmu.basePageSize) / 512;
+    this.clearMediaErrors(first, count);
   }
 
   /**
@@ -2155,8 +2140,8 @@ export class Kernel {
    * pfn-meta-errors.sh reads it there).
    */
   metadataBadblocksIn(t: { device: string }): number {
-    const device = this.device(t.device);
-    return this.badblocks.countIn(this.physSector(device), this.metadataSectors(device));
+    const ext = pmemExtent(this, t.device, 'check metadataBadblocks');
+    return this.badblocks.countIn(ext.start, ext.metadata);
   }
 
   /**
@@ -2164,8 +2149,23 @@ export class Kernel {
    * over the whole namespace, metadata and data: what ndctl daxdev-errors.sh reads.
    */
   badblocksIn(t: { device: string }): number {
-    const device = this.device(t.device);
-    return this.badblocks.countIn(this.physSector(device), this.namespaceSectors(device, 'check badblocks'));
+    const ext = pmemExtent(this, t.device, 'check badblocks');
+    return this.badblocks.countIn(ext.start, ext.sectors);
+  }
+
+  /** The bad sectors /sys/block/pmemX/badblocks lists: the block device's (pmem->bb, from the data offset). */
+  bdevBadblocksIn(t: { device: string }): number {
+    return bdevBadblocks(this, t.device, 'check bdevBadblocks').count;
+  }
+
+  /** The first sector /sys/block/pmemX/badblocks lists (the block device's sector number), null when it lists none. */
+  bdevFirstBadblockIn(t: { device: string }): number | null {
+    return bdevBadblocks(this, t.device, 'check bdevFirstBadblock').first;
+  }
+
+  /** ndctl inject-error --status: the injected sectors in the namespace's injection bounds (dax/media-errors.ts). */
+  injectedErrorsIn(t: { device: string }): number {
+    return injectedIn(this, t.device);
   }
 
   private *deviceMemoryFailure(device: Device, pfn: number): Op {

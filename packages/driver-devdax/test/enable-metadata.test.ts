@@ -61,11 +61,12 @@ describe('a badblock in a devdax namespace\'s info block', () => {
   it('nd_dax_probe() fails validation (-ENXIO) and nd_pmem_probe() attaches the namespace as a raw disk, as for fsdax', () => {
     // block 12 is byte 6144, inside the 4 KiB info block at 4096: nvdimm_read_bytes() -> -EIO
     const k = small('latest');
+    const phys = k.device('dax0').pgmap.startPfn * k.mmu.basePageSize;
     inject(k, 12, 1);
     k.run(k.unbind({ device: 'dax0' }));
     k.run(k.bind({ device: 'dax0' }));
     expect(k.devices.has('dax0')).toBe(false);
-    expect(k.rawNamespaces.get('dax0')).toEqual({ name: 'dax0', size: 32 * MiB });
+    expect(k.rawNamespaces.get('dax0')).toEqual({ name: 'dax0', size: 32 * MiB, phys });
   });
 
   it('the first block after it (16) does not stop validation: cleared, the instance comes back', () => {

@@ -75,7 +75,7 @@ export function clearMemmapErrors(k: Kernel, start: number, dataoff: number): vo
   for (let bad = k.badblocks.check(base + metaStart, metaNum); bad; bad = k.badblocks.check(base + metaStart, metaNum)) {
     const nsoff = Math.floor(((bad.first - base) * SECTOR) / ps) * ps;
     const zeroLen = Math.ceil((bad.count * SECTOR) / ps) * ps;
-    for (let off = nsoff; off < nsoff + zeroLen; off += ps) k.badblocks.clear(base + off / SECTOR, ps / SECTOR);
+    for (let off = nsoff; off < nsoff + zeroLen; off += ps) k.clearMediaErrors(base + off / SECTOR, ps / SECTOR);
   }
 }
 
@@ -152,8 +152,8 @@ export function nvdimm(options: NvdimmOptions = {}): DriverPlugin {
      * fs_dax_get_by_bdev() returns NULL; before, __generic_fsdax_supported() refused a pfn that
      * is not devmap ("dax support not enabled").
      */
-    probeRaw(_k: Kernel, req: ProbeRequest) {
-      return { name: req.name, size: req.size };
+    probeRaw(k: Kernel, req: ProbeRequest) {
+      return { name: req.name, size: req.size, phys: req.phys ?? k.memremap.placeRange(req.size) };
     },
 
     enableNamespace(k: Kernel, device: Device): boolean {

@@ -117,10 +117,11 @@ describe('a badblock in the info block', () => {
     // nd_pfn_validate(): nvdimm_read_bytes() of 4 KiB at 4096 touches block 12 -> -EIO -> -ENXIO;
     // nd_pfn_probe() and nd_dax_probe() fail, nd_pmem_probe() falls through to a raw disk
     const k = namespace('latest');
+    const phys = k.device('ns').pgmap.startPfn * k.mmu.basePageSize;
     inject(k, 12, 1);
     reenable(k);
     expect(k.devices.has('ns')).toBe(false);
-    expect(k.rawNamespaces.get('ns')).toEqual({ name: 'ns', size: 32 * MiB });
+    expect(k.rawNamespaces.get('ns')).toEqual({ name: 'ns', size: 32 * MiB, phys });
   });
 
   it('a badblock right after the info block does not stop validation (it is cleared instead)', () => {

@@ -35,35 +35,43 @@ const SECTOR = 512;
  * device-dax instance's offset 0 (ndctl test/device-dax.c). The model's pmem namespaces are the
  * nvdimm driver's devices and the devdax driver's namespaces (`Device.pmemNamespace`: probed with
  * mode devdax or altmap, dax_pmem), with the memmap on the device (PFN_MODE_PMEM) or in RAM
- * (PFN_MODE_RAM, -M mem: data at ALIGN(8 KiB, align)).
+ * (PFN_MODE_RAM, -M mem: data at ALIGN(8 KiB, align)). A raw namespace (ndctl clear.sh: -m raw,
+ * then -m fsdax) has only its block device to drop and takes the personality at its own range.
  */
 export function* reconfigureNamespace(k: Kernel, a: ReconfigureNamespaceArgs): Op<Device | null> {
-  if (k.rawNamespaces.has(a.device)) throw KernelError.unsupported('EOPNOTSUPP', `reconfigure-namespace of ${a.device}: a raw-mode namespace has no physical range in the model, so it cannot take a pfn personality again`);
-  const old = k.device(a.device);
-  if (!old.pmemNamespace || old.ranges) throw new InputError(`reconfigure-namespace.device: '${a.device}' (driver ${old.driver}) is not a pmem namespace; probe it with driver nvdimm (fsdax), or devdax with mode: devdax or altmap: true (a namespace in devdax mode)`, undefined, 'device');
+  // a raw namespace (no pfn device, only its block device) takes a personality at its own range
+  const raw = k.rawNamespaces.get(a.device);
+  const old = raw ? null : k.device(a.device);
+  if (old && (!old.pmemNamespace || old.ranges)) throw new InputError(`reconfigure-namespace.device: '${a.device}' (driver ${old.driver}) is not a pmem namespace; probe it with driver nvdimm (fsdax), or devdax with mode: devdax or altmap: true (a namespace in devdax mode)`, undefined, 'device');
   const altmap = a.altmap ?? true;
   if (a.mode === 'raw' && (a.align !== undefined || a.altmap !== undefined)) throw new InputError(`reconfigure-namespace.${a.align !== undefined ? 'align' : 'altmap'}: a raw-mode namespace has no pfn device: leave it out with mode: raw`, undefined, a.align !== undefined ? 'align' : 'altmap');
   // ndctl_namespace_disable_safe(): "is active as system-ram" / the mounted block device
   if (k.hotplug.memoryOf(a.device)) throw new KernelError('EBUSY', `${a.device}: active as system-ram, refusing to disable (reconfigure the device-dax instance to devdax first)`);
   refuseWhileInDmTable(k, a.device, 'reconfigure-namespace of');
-  if ((old.fs as { mounted?: boolean } | null)?.mounted && old.bound) throw new KernelError('EBUSY', `${a.device}: the block device is mounted (ndctl_namespace_disable_safe: open(O_EXCL) fails): umount it first`);
+  if (old && (old.fs as { mounted?: boolean } | null)?.mounted && old.bound) throw new KernelError('EBUSY', `${a.device}: the block device is mounted (ndctl_namespace_disable_safe: open(O_EXCL) fails): umount it first`);
   if (k.hotplug.leakedOf(a.device)) throw new KernelError('EBUSY', `${a.device}: kmem's region of it was never released: the range cannot be claimed again`);
-  if (old.bound) yield* k.unbind({ device: a.device });
+  if (old?.bound) yield* k.unbind({ device: a.device });
   const ps = k.mmu.basePageSize;
-  const phys = old.pgmap.startPfn * ps;
+  const phys = raw ? raw.phys : old!.pgmap.startPfn * ps;
+  const size = raw ? raw.size : old!.size;
   // zero_info_block(): an O_DIRECT write of 8 KiB of zeroes at offset 0 of the raw block device
-  k.badblocks.clear(phys / SECTOR, INFO_BLOCK_AREA / SECTOR);
+  k.clearMediaErrors(phys / SECTOR, INFO_BLOCK_AREA / SECTOR);
+  const restore = (): void => {
+    if (raw) k.rawNamespaces.set(a.device, raw);
+    else k.devices.set(a.device, old!);
+  };
+  k.rawNamespaces.delete(a.device);
   k.devices.delete(a.device);
   if (a.mode === 'raw') {
-    k.rawNamespaces.set(a.device, { name: a.device, size: old.size });
+    k.rawNamespaces.set(a.device, { name: a.device, size, phys });
     return null;
   }
   const driver = a.mode === 'fsdax' ? 'nvdimm' : 'devdax';
   try {
-    return yield* k.probe({ driver, ...(a.mode === 'devdax' ? { mode: 'devdax' as const } : {}), size: old.size, ...(a.align !== undefined ? { align: a.align } : {}), altmap, as: a.device, phys, newInfoBlock: true });
+    return yield* k.probe({ driver, ...(a.mode === 'devdax' ? { mode: 'devdax' as const } : {}), size, ...(a.align !== undefined ? { align: a.align } : {}), altmap, as: a.device, phys, newInfoBlock: true });
   } catch (e) {
-    // create-namespace failed after the disable: the namespace stays, disabled
-    k.devices.set(a.device, old);
+    // create-namespace failed after the disable: the namespace stays, disabled (a raw one as it was)
+    restore();
     throw e;
   }
 }

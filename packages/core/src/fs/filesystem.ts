@@ -607,7 +607,7 @@ export abstract class DaxFilesystem implements FsHandle, DaxIomapOps {
       const pfn = this.blocks.pfnOf(inode.blocks.get(i)!);
       if (p.has(pfn)) p.flags[p.slot(pfn)] = p.flags[p.slot(pfn)]! & ~PG.hwpoison;
       const sectors = this.k.mmu.basePageSize / 512;
-      this.k.badblocks.clear(pfn * sectors, sectors);
+      this.k.clearMediaErrors(pfn * sectors, sectors);
     }
   }
 

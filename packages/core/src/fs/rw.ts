@@ -703,21 +703,27 @@ function* gupPageIo(k: Kernel, buf: UserBuffer, i: number, dir: Dir, io: PageIo)
 // ---- a pmem namespace's block device: blkdev_read_iter() / blkdev_write_iter() ----------------
 
 /**
- * read(2) / write(2) of /dev/pmemX, the block device of a namespace in fsdax mode (block/fops.c
- * blkdev_read_iter / blkdev_write_iter). pmem_submit_bio() -> pmem_do_read() / pmem_do_write()
- * [drivers/nvdimm/pmem.c] reach the media at to_offset() = sector * 512 + pmem->data_offset, the
- * info block's dataoff (pmem_attach_disk()): byte 0 of the block device is the namespace's first
- * data page, `dataPfn` (fs-dax block 0; a devdax instance's offset 0 after a mode change at the
- * same layout). The capacity is the data, dataoff to end_trunc. A write at or past it is -ENOSPC,
- * one across it is cut (blkdev_write_iter); a read there returns 0. pmem_do_read() fails a range
- * with badblocks (BLK_STS_IOERR: the bytes before it, else -EIO); pmem_do_write() clears the
- * poison before it writes (pmem_clear_poison()). O_DIRECT (blkdev_direct_IO) needs 512-byte
- * alignment (-EINVAL) and GUPs the buffer for the bio as a file's direct I/O does; a page GUP
- * cannot get fails the call with -EFAULT (__blkdev_direct_IO returns the error).
- * The model keeps no block-device page cache: a buffered write is on the media at once, as it is
- * after the fsync() or the last close (blkdev_release -> sync_blockdev()) the tests do before any
- * other view looks. Not modelled: I/O while a filesystem is mounted on the namespace (the two
- * caches), a raw-mode namespace (it has no physical range here).
+ * read(2) / write(2) of /dev/pmemX, the block device of a pmem namespace in fsdax or raw mode
+ * (block/fops.c blkdev_read_iter / blkdev_write_iter). pmem_submit_bio() -> pmem_do_read() /
+ * pmem_do_write() [drivers/nvdimm/pmem.c; one pmem_do_bvec() before v5.7] reach the media at
+ * to_offset() = sector * 512 + pmem->data_offset: the info block's dataoff of an fsdax namespace
+ * (pmem_attach_disk()), so byte 0 is its first data page, `dataPfn` (fs-dax block 0; a devdax
+ * instance's offset 0 after a mode change at the same layout), and 0 for a raw namespace, whose
+ * whole range is the disk. The capacity is the data, dataoff to end_trunc (a raw namespace's
+ * size). A write at or past it is -ENOSPC, one across it is cut (blkdev_write_iter); a read
+ * there returns 0. pmem_do_read() fails a bvec that touches a badblock (is_bad_pmem():
+ * BLK_STS_IOERR): a direct read is -EIO whole, a buffered one returns the pages before it, else
+ * -EIO. pmem_do_write() of a bvec over badblocks clears them through pmem_clear_poison() ->
+ * nvdimm_clear_poison() (whole sectors, the written ones only) and writes the data (before
+ * v5.19 [M] it wrote, cleared, wrote again; the order is not modelled): Kernel.clearMediaErrors.
+ * O_DIRECT (blkdev_direct_IO) needs 512-byte alignment (-EINVAL) and moves sectors: each part of
+ * a media page it touches is one bvec, whose buffer page is the one its first byte is in (one
+ * datum per page: the page moved in part takes it), GUPed for the bio as a file's direct I/O is;
+ * a page GUP cannot get fails the call with -EFAULT (__blkdev_direct_IO returns the error).
+ * Buffered I/O goes by whole pages (the page cache's). The model keeps no block-device page
+ * cache: a buffered write is on the media at once, as it is after the fsync() or the last close
+ * (blkdev_release -> sync_blockdev()) the tests do before any other view looks. Not modelled:
+ * I/O while a filesystem is mounted on the namespace (the two caches).
  */
 function* bdevIo(k: Kernel, a: BdevIoArgs, dir: Dir): Op<number> {
   const ps = k.mmu.basePageSize;
@@ -725,46 +731,59 @@ function* bdevIo(k: Kernel, a: BdevIoArgs, dir: Dir): Op<number> {
   const call = `p${dir}(/dev/${a.device}, ${offset}, ${a.length}${a.direct ? ', O_DIRECT' : ''})`;
   const buf: UserBuffer = { map: a.map, first: a.page ?? 0, ...(a.process !== undefined ? { process: a.process } : {}) };
   wholeBuffer(a.pageOffset ?? 0, call);
-  if (k.rawNamespaces.has(a.device)) throw KernelError.unsupported('EOPNOTSUPP', `${call}: block I/O on the raw-mode namespace ${a.device} is not modelled (it has no physical range here)`);
-  const device = k.device(a.device);
-  // dax_fops (drivers/dax/device.c) has no ->read / ->write: vfs_read / vfs_write give -EINVAL
-  if (device.driver === 'devdax') throw new KernelError('EINVAL', `${call}: ${a.device} is a device-dax instance, a character device without read/write (dax_fops): mmap it`);
-  if (device.driver !== 'nvdimm') throw KernelError.unsupported('EOPNOTSUPP', `${call}: ${a.device} (driver ${device.driver}) is not a pmem namespace: block I/O is modelled on nvdimm namespaces only`);
-  if (!device.bound) throw new KernelError('ENOENT', `${call}: the namespace is disabled: no block device`);
-  if ((device.fs as DaxFilesystem | null)?.mounted) throw KernelError.unsupported('EOPNOTSUPP', `${call}: a filesystem is mounted on ${a.device}: block I/O beside it is not modelled`);
+  const disk = pmemDisk(k, a.device, call);
   if (a.direct && (offset % LOGICAL_SECTOR !== 0 || a.length % LOGICAL_SECTOR !== 0)) throw new KernelError('EINVAL', `${call}: O_DIRECT position and length must be multiples of the ${LOGICAL_SECTOR}-byte logical sector (blkdev_dio_invalid)`);
-  const capacity = device.dataPages * ps;
   if (a.length === 0) return 0;
-  if (offset >= capacity) {
-    if (dir === 'write') throw new KernelError('ENOSPC', `${call}: at or past the end of the ${capacity}-byte block device (blkdev_write_iter)`);
+  if (offset >= disk.capacity) {
+    if (dir === 'write') throw new KernelError('ENOSPC', `${call}: at or past the end of the ${disk.capacity}-byte block device (blkdev_write_iter)`);
     return 0;
   }
-  const length = Math.min(a.length, capacity - offset);
-  wholePages(ps, offset, length, call);
-  const first = offset / ps;
-  const n = length / ps;
-  const sectors = ps / LOGICAL_SECTOR;
-  let done = 0;
-  for (; done < n; done++) {
-    const pfn = device.dataPfn + first + done;
-    const sector = (pfn * ps) / LOGICAL_SECTOR;
+  const end = Math.min(offset + a.length, disk.capacity);
+  if (!a.direct) wholePages(ps, offset, end - offset, call);
+  let pos = offset;
+  while (pos < end) {
+    // one bvec: the part of a media page the I/O touches, and the buffer page its first byte is in
+    const page = Math.floor(pos / ps);
+    const to = Math.min(end, (page + 1) * ps);
+    const pfn = disk.firstPfn + page;
+    const sector = (pfn * ps + (pos - page * ps)) / LOGICAL_SECTOR;
+    const sectors = (to - pos) / LOGICAL_SECTOR;
+    const i = Math.floor((pos - offset) / ps);
     if (dir === 'read' && k.badblocks.check(sector, sectors)) {
-      if (a.direct || done === 0) throw new KernelError('EIO', `${call}: page ${first + done} of the block device has badblocks (pmem_do_read: is_bad_pmem)`);
+      if (a.direct || pos === offset) throw new KernelError('EIO', `${call}: sectors ${pos / LOGICAL_SECTOR}..${to / LOGICAL_SECTOR - 1} of the block device touch badblocks (pmem_do_read: is_bad_pmem)`);
       break;
     }
     if (a.direct) {
-      if (!(yield* bioPage(k, buf, done, dir, pfn, call))) throw new KernelError('EFAULT', `${call}: GUP of the buffer page ${buf.first + done} of '${buf.map}' failed (bio_iov_iter_get_pages)`);
+      if (!(yield* bioPage(k, buf, i, dir, pfn, call))) throw new KernelError('EFAULT', `${call}: GUP of the buffer page ${buf.first + i} of '${buf.map}' failed (bio_iov_iter_get_pages)`);
     } else if (dir === 'read') {
-      if (!(yield* copyToUser(k, buf, done, k.pages.data.get(pfn) ?? ''))) break;
+      if (!(yield* copyToUser(k, buf, i, k.pages.data.get(pfn) ?? ''))) break;
     } else {
-      const data = yield* copyFromUser(k, buf, done);
+      const data = yield* copyFromUser(k, buf, i);
       if (data === null) break;
       k.pages.data.set(pfn, data);
     }
     // pmem_do_write(): the written sectors' poison is cleared (pmem_clear_poison -> badblocks_clear)
-    if (dir === 'write') k.badblocks.clear(sector, sectors);
+    if (dir === 'write') k.clearMediaErrors(sector, sectors);
+    pos = to;
   }
-  return shortCount(done, ps, call, `the buffer page ${buf.first + done} of '${buf.map}' faulted`);
+  if (pos === offset) throw new KernelError('EFAULT', `${call}: the buffer page ${buf.first} of '${buf.map}' faulted`);
+  return pos - offset;
+}
+
+/**
+ * The block device of a pmem namespace: the pfn its byte 0 is in and its capacity. An fsdax
+ * namespace's starts at its data (pmem->data_offset), a raw one's at the namespace's start.
+ */
+function pmemDisk(k: Kernel, name: string, call: string): { firstPfn: number; capacity: number } {
+  const raw = k.rawNamespaces.get(name);
+  if (raw) return { firstPfn: raw.phys / k.mmu.basePageSize, capacity: raw.size };
+  const device = k.device(name);
+  // dax_fops (drivers/dax/device.c) has no ->read / ->write: vfs_read / vfs_write give -EINVAL
+  if (device.driver === 'devdax') throw new KernelError('EINVAL', `${call}: ${name} is a device-dax instance, a character device without read/write (dax_fops): mmap it`);
+  if (device.driver !== 'nvdimm') throw KernelError.unsupported('EOPNOTSUPP', `${call}: ${name} (driver ${device.driver}) is not a pmem namespace: block I/O is modelled on nvdimm namespaces only`);
+  if (!device.bound) throw new KernelError('ENOENT', `${call}: the namespace is disabled: no block device`);
+  if ((device.fs as DaxFilesystem | null)?.mounted) throw KernelError.unsupported('EOPNOTSUPP', `${call}: a filesystem is mounted on ${name}: block I/O beside it is not modelled`);
+  return { firstPfn: device.dataPfn, capacity: device.dataPages * k.mmu.basePageSize };
 }
 
 // ---- a file server's direct I/O: fuse_direct_io() --------------------------------------------

@@ -214,7 +214,7 @@ function references(step: Step, at: Path, raw: Record<string, unknown>): NameRef
     if (typeof value === 'string') out.push({ name: value, kind, at: where });
   };
   switch (step.op) {
-    case 'unbind': case 'mount': case 'bind': case 'clear-error': case 'reconfigure': case 'reconfigure-namespace': case 'online-memory': case 'offline-memory': ref('device', 'device'); break;
+    case 'unbind': case 'mount': case 'bind': case 'inject-error': case 'clear-error': case 'reconfigure': case 'reconfigure-namespace': case 'online-memory': case 'offline-memory': ref('device', 'device'); break;
     case 'destroy-device': case 'resize-device': case 'enable-device': case 'disable-device': case 'dax-list': ref('device', 'device'); break;
     case 'memory-failure':
     case 'soft-offline': ref('device', 'device'); ref('map', 'map'); ref('process', 'process'); break;

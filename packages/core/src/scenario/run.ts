@@ -216,6 +216,8 @@ export function stepOp(k: Kernel, step: Step, failures: string[]): Op<unknown> {
     case 'iouring-unregister': return k.iouringUnregister(a);
     case 'dma-write': return k.dmaWrite(a);
     case 'memory-failure': return k.memoryFailure(a);
+    case 'inject-error': return k.injectError(a);
+    case 'scrub': return k.scrub();
     case 'clear-error': return k.clearError(a);
     case 'soft-offline': return k.softOffline(a);
     case 'inject-fault': return k.injectFault(a);
@@ -315,6 +317,14 @@ export function check(k: Kernel, c: CheckArgs): string | null {
       return cmp(`metadataBadblocks(${where})`, k.metadataBadblocksIn(t));
     case 'badblocks':
       return cmp(`badblocks(${where})`, k.badblocksIn(t));
+    case 'bdevBadblocks':
+      return cmp(`bdevBadblocks(${where})`, k.bdevBadblocksIn(t));
+    case 'bdevFirstBadblock': {
+      const first = k.bdevFirstBadblockIn(t);
+      return first === null ? `bdevFirstBadblock(${where}): the block device's badblocks list none` : cmp(`bdevFirstBadblock(${where})`, first);
+    }
+    case 'injectedErrors':
+      return cmp(`injectedErrors(${where})`, k.injectedErrorsIn(t));
     // /proc/meminfo HardwareCorrupted (mm/memfailure.ts)
     case 'hardwareCorrupted':
       return cmp('hardwareCorrupted', k.memoryFailures.hardwareCorruptedKb());

@@ -82,7 +82,7 @@ export const DRIVER_NAMES = ['nvdimm', 'devdax', 'hmm'] as const;
 export const PRESET_NAMES = PRESETS.map((p) => p.name);
 /** the /proc/sys entries a `sysctl` step can write */
 export const SYSCTL_NAMES = ['vm.hugetlb_optimize_vmemmap', 'vm.enable_soft_offline'] as const;
-export const CHECK_WHATS = ['refcount', 'mapcount', 'pinned', 'mapped', 'anon', 'blockFree', 'vmemmap', 'writable', 'softDirty', 'swapped', 'memoryMerge', 'thpDisable', 'ksmMergingPages', 'ksmZeroPages', 'ksmPagesShared', 'ksmPagesSharing', 'hugetlbFree', 'hugetlbResv', 'hugetlbTotal', 'locked', 'guard', 'uffdWp', 'dax', 'daxFlag', 'node', 'seals', 'sealed', 'filePmdMapped', 'shmemPmdMapped', 'vmaPages', 'vmaStart', 'anonHugePages', 'folioOrder', 'rssAnon', 'metadataBadblocks', 'badblocks', 'fileBlocks', 'fileSize', 'hardwareCorrupted'] as const satisfies readonly CheckWhat[];
+export const CHECK_WHATS = ['refcount', 'mapcount', 'pinned', 'mapped', 'anon', 'blockFree', 'vmemmap', 'writable', 'softDirty', 'swapped', 'memoryMerge', 'thpDisable', 'ksmMergingPages', 'ksmZeroPages', 'ksmPagesShared', 'ksmPagesSharing', 'hugetlbFree', 'hugetlbResv', 'hugetlbTotal', 'locked', 'guard', 'uffdWp', 'dax', 'daxFlag', 'node', 'seals', 'sealed', 'filePmdMapped', 'shmemPmdMapped', 'vmaPages', 'vmaStart', 'anonHugePages', 'folioOrder', 'rssAnon', 'metadataBadblocks', 'badblocks', 'bdevBadblocks', 'bdevFirstBadblock', 'injectedErrors', 'fileBlocks', 'fileSize', 'hardwareCorrupted'] as const satisfies readonly CheckWhat[];
 
 // ---------------------------------------------------------------------------------------------
 // scalars
@@ -245,6 +245,9 @@ const checkShape = {
   rssAnon: CheckTarget.optional().describe('{process?}: RssAnon of /proc/PID/status in kB (MM_ANONPAGES: present anonymous pages; zero pages, swap entries and hugetlb pages do not count); split_huge_page_test.c rss_anon()'),
   metadataBadblocks: CheckTarget.optional().describe('{device}: the bad 512-byte blocks in a pmem namespace\'s pfn metadata (before its data offset), as its raw view lists them (force_raw=1, /sys/block/pmemX/badblocks); the data\'s are not counted'),
   badblocks: CheckTarget.optional().describe('{device}: the bad 512-byte blocks of a pmem namespace, metadata and data, as its region lists them (/sys/bus/nd/devices/regionX/badblocks)'),
+  bdevBadblocks: CheckTarget.optional().describe('{device}: the bad sectors /sys/block/pmemX/badblocks lists for a pmem namespace in fsdax or raw mode (pmem->bb: the block device\'s, from the data offset)'),
+  bdevFirstBadblock: CheckTarget.optional().describe('{device}: the first sector /sys/block/pmemX/badblocks lists, numbered as the block device\'s sectors (fails when it lists none)'),
+  injectedErrors: CheckTarget.optional().describe('{device}: the injected 512-byte blocks ndctl inject-error --status lists for a pmem namespace (nfit_test\'s error list, whether or not a scrub has found them)'),
   fileBlocks: CheckTarget.optional().describe('{file}: the blocks allocated to the file, unwritten ones included (stat st_blocks in filesystem blocks: du -B <block size>); after a log-replay, what the journal had committed'),
   fileSize: CheckTarget.optional().describe('{file}: i_size in bytes (stat st_size)'),
   hardwareCorrupted: CheckTarget.optional().describe('{}: HardwareCorrupted of /proc/meminfo in kB (num_poisoned_pages: the base pages memory failure and soft offline marked PG_hwpoison)'),
@@ -253,7 +256,9 @@ const checkShape = {
   max: z.number().int().optional(),
 } satisfies Record<CheckWhat | 'equals' | 'min' | 'max', z.ZodType>;
 
-const NUMERIC_CHECKS: readonly CheckWhat[] = ['hardwareCorrupted', 'fileBlocks', 'fileSize', 'refcount', 'mapcount', 'node', 'seals', 'filePmdMapped', 'shmemPmdMapped', 'vmaPages', 'vmaStart', 'anonHugePages', 'folioOrder', 'rssAnon', 'metadataBadblocks', 'badblocks', 'ksmMergingPages', 'ksmZeroPages', 'ksmPagesShared', 'ksmPagesSharing', 'hugetlbFree', 'hugetlbResv', 'hugetlbTotal', 'thpDisable'];
+/** properties of a pmem namespace: `{ device }` */
+const NAMESPACE_CHECKS: readonly CheckWhat[] = ['metadataBadblocks', 'badblocks', 'bdevBadblocks', 'bdevFirstBadblock', 'injectedErrors'];
+const NUMERIC_CHECKS: readonly CheckWhat[] = ['hardwareCorrupted', 'fileBlocks', 'fileSize', 'refcount', 'mapcount', 'node', 'seals', 'filePmdMapped', 'shmemPmdMapped', 'vmaPages', 'vmaStart', 'anonHugePages', 'folioOrder', 'rssAnon', 'metadataBadblocks', 'badblocks', 'bdevBadblocks', 'bdevFirstBadblock', 'injectedErrors', 'ksmMergingPages', 'ksmZeroPages', 'ksmPagesShared', 'ksmPagesSharing', 'hugetlbFree', 'hugetlbResv', 'hugetlbTotal', 'thpDisable'];
 /** counters of a hugetlb pool: only a { hugetlb } target */
 const POOL_CHECKS: readonly CheckWhat[] = ['hugetlbFree', 'hugetlbResv', 'hugetlbTotal'];
 const BOOLEAN_CHECKS: readonly CheckWhat[] = ['pinned', 'mapped', 'anon', 'blockFree', 'writable', 'softDirty', 'swapped', 'memoryMerge', 'locked', 'sealed', 'guard', 'uffdWp', 'dax', 'daxFlag'];
@@ -320,7 +325,7 @@ const checkArgs = obj(checkShape)
       if (POOL_CHECKS.includes(what) && (target !== 'hugetlb' || t.page !== undefined)) return bad(`${what} is a counter of a hugetlb pool: write { hugetlb: <huge page size> } (no page)`);
       if (t.node !== undefined && what !== 'hugetlbFree' && what !== 'hugetlbTotal') return bad(`node names a node's hugetlb counter, which only hugetlbFree and hugetlbTotal have (reservations are global: hugetlbResv has none)`, [what, 'node']);
       if (what === 'vmemmap' && target !== 'device' && target !== 'hugetlb') return bad(`vmemmap is a property of a device or a hugetlb pool: write ${form}`);
-      if ((what === 'metadataBadblocks' || what === 'badblocks') && (target !== 'device' || t.page !== undefined)) return bad(`${what} is a property of a pmem namespace: write { device: <name> } (no page)`);
+      if (NAMESPACE_CHECKS.includes(what) && (target !== 'device' || t.page !== undefined)) return bad(`${what} is a property of a pmem namespace: write { device: <name> } (no page)`);
       if (target === 'hugetlb' && what !== 'vmemmap' && !POOL_CHECKS.includes(what)) return bad(`hugetlb names a pool, which only vmemmap, ${POOL_CHECKS.join(', ')} look at: write ${form}`, [what, 'hugetlb']);
       if (target === 'hugetlb' && typeof c.equals === 'object' && c.equals.structPagesInitialized !== undefined) {
         return ctx.addIssue({ code: 'custom', input: c.equals, path: ['equals', 'structPagesInitialized'], message: 'structPagesInitialized is a device figure (memmap_init_zone_device): a hugetlb pool has bytes, pages and savedPages' });
@@ -629,6 +634,14 @@ export const OP_ARGS = {
   }).describe('io_uring_register_buffers() of one iovec: pin it FOLL_WRITE|FOLL_LONGTERM and apply the release\'s checks (io_sqe_buffer_register)'),
   'iouring-unregister': releaseArgs.describe('io_uring_unregister_buffers(): unpin what the buffer kept'),
   'memory-failure': memoryFailureArgs.describe('poison a device page (memory_failure_dev_pagemap), or a mapped page with madvise(MADV_HWPOISON); or, with block, badblocks in a pmem namespace (ndctl inject-error + scrub)'),
+  'inject-error': obj({
+    device: Name.describe('a pmem namespace (fsdax, devdax or raw)'),
+    block: z.number().int().nonnegative().describe('--block: the first 512-byte block, counted as ndctl counts it: from the data offset of an fsdax or devdax namespace (its pfn / dax resource), from the start of a raw one'),
+    count: z.number().int().positive().optional().describe('--count: how many blocks (default 1)'),
+    notify: Flag.optional().describe('false: --no-notify, nfit_test queues no notification, so no scrub runs and no badblocks list them yet (default true: the scrub runs)'),
+    uninject: Flag.optional().describe('--uninject: nfit_test forgets the blocks (NFIT_CMD_ARS_INJECT_CLEAR); badblocks a scrub found stay'),
+  }).describe('ndctl inject-error: nfit_test records the blocks as media errors (NFIT_CMD_ARS_INJECT_SET) and, unless notify: false, the notification scrubs them into the bus\'s list and the badblocks; no machine check, no page poisoned'),
+  scrub: obj({}).describe('ndctl start-scrub + wait-scrub: address range scrub reports the platform\'s errors, which join the bus\'s list and the region\'s and namespaces\' badblocks'),
   'clear-error': obj({
     device: Name.describe('a pmem namespace in devdax mode'),
     block: z.number().int().nonnegative().describe('the first 512-byte block from the start of the namespace'),
