@@ -112,7 +112,8 @@ describe('a read-only regular file (CONFIG_READ_ONLY_THP_FOR_FS)', () => {
   it('retract_page_tables() keeps the table of a private mapping with an anon_vma: its COW page stays, the rest refault by PTEs', () => {
     const k = kernel('v6.6', true);
     roFile(k, upTo(NR));
-    k.run(k.mprotect({ map: 'mem', write: true }));
+    // PROT_READ|PROT_WRITE|PROT_EXEC: without PROT_EXEC mprotect would clear the VM_EXEC v6.6's collapse needs
+    k.run(k.mprotect({ map: 'mem', write: true, exec: true }));
     k.run(k.write({ map: 'mem', page: 9, data: 'cow' }));
     k.run(k.madvise({ map: 'mem', advice: 'hugepage' }));
     expect(khugepagedPass(k, 'mem')).toEqual(['succeed']);

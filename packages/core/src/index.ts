@@ -24,6 +24,7 @@ export * from './mm/fault.js';
 export * from './mm/folio.js';
 export { nonPresent, type MmuNotifierRange, type MmuNotifyEvent } from './mm/exclusive.js';
 export { MADVISE_ADVICES, type Advice } from './mm/madvise.js';
+export { getMdwe, setMdwe } from './mm/mdwe.js';
 export { devmemIsAllowed, physicalKind, type DevmemAnswer } from './mm/devmem.js';
 export { UFFD_FEATURES, UFFD_MODES, UFFD_RANGE_IOCTLS, type UffdFeature, type UffdMode, type UffdRangeIoctl } from './mm/userfaultfd.js';
 export { demotionTargets, formatNodelist, memoryTiers, MEMTIER_ADISTANCE_DRAM, MEMTIER_CHUNK_BITS, MEMTIER_CHUNK_SIZE, MEMTIER_DEFAULT_DAX_ADISTANCE, parseNodelist, type DemotionTargets } from './mm/memtier.js';

@@ -30,6 +30,7 @@ import { isDevmemVma, mapDevmem, revokeDevmem } from './mm/devmem.js';
 import { addSeals, getSeals, sealCheckMmap, type SealName } from './mm/memfd.js';
 import { mmPopulate } from './mm/populate.js';
 import { lockNewVma, mlockall, mlockFutureOk, mlockRange } from './mm/mlock.js';
+import { inheritMdwe, refuseWriteExec, setMdwe } from './mm/mdwe.js';
 import { mseal } from './mm/mseal.js';
 import { PageStore, PG } from './mm/pages.js';
 import { Ram } from './mm/ram.js';
@@ -140,8 +141,8 @@ export interface MmapArgs {
   sync?: boolean;
   /** MAP_DROPPABLE (v6.11) instead of MAP_PRIVATE: anonymous memory reclaim may drop */
   droppable?: boolean;
-  /** MAP_FIXED at page `offset` (bytes, page aligned) of this mapping's range */
-  fixed?: { map: string; offset?: number };
+  /** MAP_FIXED at page `offset` (bytes, page aligned) of this mapping's range; MAP_FIXED_NOREPLACE with `noreplace` */
+  fixed?: { map: string; offset?: number; noreplace?: boolean };
   as: string;
 }
 
@@ -1117,6 +1118,8 @@ export class Kernel {
    * mmap(2). With `fixed`, MAP_FIXED at page `offset` of another mapping's range (mapped or not):
    * mmap_region() unmaps what is there first -- a sealed VMA makes it EPERM (mm/mseal.ts), returned
    * as it is; the unmap's other failures are ENOMEM -- and the new VMA takes exactly that place.
+   * With `fixed.noreplace`, MAP_FIXED_NOREPLACE (a4ff8e8620d3, v4.17): do_mmap() returns EEXIST
+   * when any VMA intersects the range (find_vma_intersection()) and unmaps nothing.
    */
   *mmap(a: MmapArgs): Op<Vma> {
     return yield* this.mmapWith(a, a.file !== undefined ? this.pageCache.named(a.file) : null);
@@ -1161,6 +1164,8 @@ export class Kernel {
       // "A locked or stack area makes no sense to be droppable ... And don't attempt to combine with hugetlb for now"
       if (a.locked || a.hugetlb !== undefined) throw new KernelError('EINVAL', `mmap '${a.as}' MAP_DROPPABLE with ${a.locked ? 'MAP_LOCKED' : 'MAP_HUGETLB'}`);
     }
+    const prot = { write, exec: a.exec ?? false };
+    const mdweFirst = kernelAtLeast(this.version, 6, 12);
     if (a.fixed) {
       const target = this.mapRange(a.fixed.map, a.process);
       if (target.mm !== mm) throw new InputError(`mmap MAP_FIXED places a mapping in its own process: '${a.fixed.map}' is mapped in ${target.mm.name}, not ${mm.name}`, undefined, 'fixed');
@@ -1171,8 +1176,15 @@ export class Kernel {
       // MMU with slices, those still count against a slice of another page size (mm/slices.ts)
       const huge = memfd?.hugetlb ?? (a.hugetlb !== undefined ? this.hugetlb.hstate(a.hugetlb) : null);
       sliceFixed(this.mmu, mm, at, huge ? Math.ceil(pages / huge.pages) * huge.pages : pages, huge?.pages ?? 1);
+      // do_mmap(): MAP_FIXED_NOREPLACE is MAP_FIXED for get_unmapped_area(), then EEXIST on any
+      // overlap -- before mmap_region(), so neither a seal nor MDWE is asked
+      if (a.fixed.noreplace) {
+        const hit = mm.vmas.find((v) => v.start < at + pages && at < v.start + v.pages);
+        if (hit) throw new KernelError('EEXIST', `mmap MAP_FIXED_NOREPLACE at pages ${at}..${at + pages - 1} of ${mm.name}: '${hit.name}' maps pages ${hit.start}..${hit.start + hit.pages - 1} (find_vma_intersection)`);
+      }
+      if (mdweFirst) refuseWriteExec(mm, prot, prot, `mmap '${a.as}'`);
       try {
-        yield* this.vm.munmapRange(mm, at, at + pages);
+        if (!a.fixed.noreplace) yield* this.vm.munmapRange(mm, at, at + pages);
       } catch (e) {
         // mmap_region(): "if (error == -EPERM) return error; else if (error) return -ENOMEM" (v6.10; the error itself from v6.12)
         if (e instanceof KernelError && e.code !== 'EPERM' && e.unsupported === null) throw new KernelError('ENOMEM', `mmap MAP_FIXED over pages ${at}..${at + pages - 1}: ${e.message}`);
@@ -1180,6 +1192,9 @@ export class Kernel {
       }
       mm.fixedPlacement = at;
     }
+    // mmap_region(): map_deny_write_exec() of the new VMA's flags; until v6.12 [M] ("mm: resolve
+    // faulty mmap_region() error path behaviour") after MAP_FIXED had unmapped the old range
+    if (!mdweFirst || !a.fixed) refuseWriteExec(mm, prot, prot, `mmap '${a.as}'`);
     if (memfd?.secretmem) {
       vma = this.secretmem.mmap(mm, { pages, pgoff: offset / ps, shared, write, as: a.as }, memfd);
     } else if (memfd?.hugetlb || a.hugetlb !== undefined) {
@@ -1381,13 +1396,15 @@ export class Kernel {
 
   /**
    * prctl() in a process: PR_SET_MEMORY_MERGE (mm/ksm.ts setMemoryMerge; v6.4, -EINVAL before) or
-   * PR_SET_THP_DISABLE with PR_THP_DISABLE_EXCEPT_ADVISED when `exceptAdvised` (mm/thp.ts setDisable).
+   * PR_SET_THP_DISABLE with PR_THP_DISABLE_EXCEPT_ADVISED when `exceptAdvised` (mm/thp.ts setDisable),
+   * or PR_SET_MDWE with the bits `mdwe` (mm/mdwe.ts).
    */
-  *prctl(a: { process?: string; memoryMerge?: boolean; thpDisable?: boolean; exceptAdvised?: boolean }): Op {
+  *prctl(a: { process?: string; memoryMerge?: boolean; thpDisable?: boolean; exceptAdvised?: boolean; mdwe?: number }): Op {
     const mm = this.process(a.process);
-    if ((a.memoryMerge === undefined) === (a.thpDisable === undefined)) throw new InputError('prctl: give one option, memoryMerge (PR_SET_MEMORY_MERGE) or thpDisable (PR_SET_THP_DISABLE)', undefined, 'memoryMerge');
+    if ([a.memoryMerge, a.thpDisable, a.mdwe].filter((o) => o !== undefined).length !== 1) throw new InputError('prctl: give one option, memoryMerge (PR_SET_MEMORY_MERGE), thpDisable (PR_SET_THP_DISABLE) or mdwe (PR_SET_MDWE)', undefined, 'memoryMerge');
     if (a.exceptAdvised !== undefined && a.thpDisable === undefined) throw new InputError('prctl: exceptAdvised is a flag of PR_SET_THP_DISABLE: give thpDisable with it', undefined, 'exceptAdvised');
     if (a.thpDisable !== undefined) this.thp.setDisable(mm, a.thpDisable, a.exceptAdvised ?? false);
+    else if (a.mdwe !== undefined) setMdwe(this.version, mm, a.mdwe);
     else yield* this.ksm.setMemoryMerge(mm, a.memoryMerge!);
   }
 
@@ -1667,13 +1684,13 @@ export class Kernel {
    * mprotect(addr, len, PROT_NONE | PROT_READ [| PROT_WRITE]) of a mapping's range, or of `length`
    * bytes at `offset` in it (mm/vm.ts mprotectRange, mm/mprotect.ts); `read: false` is PROT_NONE.
    */
-  *mprotect(a: { map: string; write: boolean; read?: boolean; offset?: number; length?: number; process?: string; pkey?: number | string }): Op {
+  *mprotect(a: { map: string; write: boolean; read?: boolean; exec?: boolean; offset?: number; length?: number; process?: string; pkey?: number | string }): Op {
     const { origin, mm } = this.mapRange(a.map, a.process);
     const { start, pages } = this.rangeIn(a.map, origin, a.offset, a.length);
     // pkey_mprotect(): ENOSYS without ARCH_HAS_PKEYS, EINVAL for a key not allocated, before any VMA
     const key = a.pkey === undefined ? null : this.pkeyNumber(a.pkey);
     if (key !== null) this.pkeys.checkMprotectKey(mm, key);
-    yield* this.vm.mprotectRange(mm, start, start + pages, a.write, a.read ?? true, key);
+    yield* this.vm.mprotectRange(mm, start, start + pages, { write: a.write, read: a.read ?? true, exec: a.exec ?? false }, key);
   }
 
   /** echo 4 > /proc/PID/clear_refs: clear soft-dirty in the whole process (mm/mprotect.ts). */
@@ -1820,6 +1837,7 @@ export class Kernel {
     if (old.taskPolicy) mm.taskPolicy = old.taskPolicy;
     // mm_init() copies current->mm->flags & MMF_INIT_MASK: PR_SET_THP_DISABLE survives execve
     if (old.thpDisable) mm.thpDisable = old.thpDisable;
+    inheritMdwe(old, mm); // mmf_init_flags(): MMF_HAS_MDWE unless MMF_HAS_MDWE_NO_INHERIT
     this.ksm.execve(old, mm);
     this.secretmem.drainLru(); // mmput() -> exit_mmap() -> lru_add_drain()
     for (const vma of [...old.vmas]) yield* this.vm.unmapVma(vma);

@@ -458,6 +458,11 @@ export interface Mm {
    * and execve keep it (MMF_INIT_MASK).
    */
   thpDisable?: ThpDisable;
+  /**
+   * prctl(PR_SET_MDWE) (mm/mdwe.ts): MMF_HAS_MDWE, with MMF_HAS_MDWE_NO_INHERIT (v6.7) when
+   * `noInherit`; absent: no MDWE. fork and execve keep it unless noInherit.
+   */
+  mdwe?: { readonly noInherit: boolean };
   /** mm->context.pkey_allocation_map and the thread's pkey rights register (mm/pkeys.ts); absent: untouched since mm creation */
   pkeys?: PkeyState;
   /** a fatal signal is pending (`kill`): the process runs no more user code; its memory goes at `exit` */

@@ -4,6 +4,7 @@ import { kernelAtLeast } from '../features.js';
 import { preempt, type Op } from '../sched.js';
 import type { Mm, Pte, UffdCtx, Vma, VmFlags } from '../types.js';
 import { PG } from './pages.js';
+import { inheritMdwe } from './mdwe.js';
 import { copyMigrationEntry } from './migrate.js';
 
 /**
@@ -25,6 +26,7 @@ export class Fork {
     if (parent.taskPolicy) child.taskPolicy = parent.taskPolicy;
     // mm_init(): the child's mm flags are the parent's & MMF_INIT_MASK, which holds MMF_DISABLE_THP_MASK
     if (parent.thpDisable) child.thpDisable = parent.thpDisable;
+    inheritMdwe(parent, child); // mmf_init_flags(): MMF_HAS_MDWE unless MMF_HAS_MDWE_NO_INHERIT (v6.7)
     k.pkeys.fork(parent, child); // dup_mmap() -> arch_dup_mmap() -> arch_dup_pkeys(); the thread's register with it
     k.emit('fork', { parent: parent.name, child: childName });
     k.ksm.fork(parent, child); // dup_mmap() -> ksm_fork()

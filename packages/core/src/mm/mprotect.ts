@@ -6,6 +6,7 @@ import type { Mm, Pte, Vma } from '../types.js';
 import { PG } from './pages.js';
 import type { Leaf } from './vm.js';
 import { nonPresent } from './exclusive.js';
+import type { WriteExec } from './mdwe.js';
 
 /**
  * mprotect(2) among PROT_NONE, PROT_READ and PROT_READ|PROT_WRITE (mm/mprotect.c mprotect_fixup ->
@@ -20,18 +21,29 @@ import { nonPresent } from './exclusive.js';
  * except where a write seal took it away (VmFlags.nomaywrite: mm/memfd.ts; EACCES in mm/vm.ts
  * mprotectRange, as do_mprotect_pkey() refuses it before mprotect_fixup()).
  */
+/** mprotect()'s new protection: PROT_READ, PROT_WRITE, PROT_EXEC (VM_READ, VM_WRITE, VM_EXEC). */
+export interface Protection extends WriteExec {
+  readonly read: boolean;
+}
+
 export class Mprotect {
   constructor(private readonly k: Kernel) {}
 
-  /** mprotect(vma, PROT_NONE | PROT_READ [| PROT_WRITE]) over the whole VMA (`read: false` is PROT_NONE). */
-  *mprotect(vma: Vma, write: boolean, read = true): Op {
+  /**
+   * mprotect(vma, PROT_NONE | PROT_READ [| PROT_WRITE] [| PROT_EXEC]) over the whole VMA (`read:
+   * false` is PROT_NONE, or PROT_EXEC alone). VM_EXEC changes no entry the model has (no NX bit).
+   */
+  *mprotect(vma: Vma, prot: Protection): Op {
     const k = this.k;
+    const { write, read, exec } = prot;
     if (write && !read) throw new KernelError('EINVAL', `mprotect of '${vma.name}': PROT_WRITE without PROT_READ is not modelled`);
     // mprotect_fixup(): nothing to do when the flags do not change (no page-table walk at all)
-    if (vma.flags.write === write && vma.flags.read === read) {
+    if (vma.flags.write === write && vma.flags.read === read && (vma.flags.exec === true) === exec) {
       yield* [];
       return;
     }
+    if (exec) vma.flags.exec = true;
+    else delete vma.flags.exec;
     const leaves = k.vm.leavesIn(vma.mm, vma.start, vma.start + vma.pages);
     // change_pud_range() had no PUD-leaf case until cb0f01beb166 ("mm/mprotect: fix dax pud
     // handlings", v6.12 [M]): pud_none_or_clear_bad() took a device-dax PUD for a bad table and

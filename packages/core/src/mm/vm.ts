@@ -5,6 +5,8 @@ import { preempt, type Op } from '../sched.js';
 import type { AddressSpace, MappingRange, Mm, Pte, PteLevel, Vma, VmFlags } from '../types.js';
 import { samePolicy } from './mempolicy.js';
 import { PG } from './pages.js';
+import { refuseWriteExec } from './mdwe.js';
+import type { Protection } from './mprotect.js';
 import { refuseSealedMprotect, refuseSealedUnmap } from './mseal.js';
 import { slicePlace } from './slices.js';
 import type { UnmapEvents } from './userfaultfd.js';
@@ -642,7 +644,8 @@ export class Vm {
    * flags stay is left alone, unsplit), then change_protection() (mm/mprotect.ts). A hole is
    * -ENOMEM: at the start before anything changes, later after the VMAs before it changed.
    */
-  *mprotectRange(mm: Mm, start: number, end: number, write: boolean, read: boolean, pkey: number | null = null): Op {
+  *mprotectRange(mm: Mm, start: number, end: number, prot: Protection, pkey: number | null = null): Op {
+    const { write, read, exec } = prot;
     for (let at = start; at < end; ) {
       let vma = this.vmaAt(mm, at);
       if (!vma) throw new KernelError('ENOMEM', `mprotect: page ${at} of ${mm.name} is not mapped`);
@@ -651,15 +654,18 @@ export class Vm {
       // do_mprotect_pkey(): a VM_WRITE the VMA's VM_MAYWRITE does not allow is EACCES (a mapping of
       // a write-sealed memfd: mm/memfd.ts; a shared mapping of a file opened read-only: kernel.ts openForMmap)
       if (write && vma.flags.nomaywrite) throw new KernelError('EACCES', `mprotect(PROT_WRITE) of '${vma.name}': VM_MAYWRITE is clear (${vma.cacheFile ? `'${vma.cacheFile.name}' is write-sealed or ` : ''}its file was opened read-only)`);
+      // do_mprotect_pkey(): then map_deny_write_exec(vma->vm_flags, newflags) (mm/mdwe.ts); the
+      // VMAs before this one keep their new protection
+      refuseWriteExec(mm, { write: vma.flags.write, exec: vma.flags.exec === true }, prot, `mprotect of '${vma.name}'`);
       // mprotect_fixup(): from v6.12 a sealed VMA is EPERM even when its flags would not change
       refuseSealedMprotect(this.k, mm, start, end, vma);
       // calc_vm_prot_bits(prot, pkey): pkey_mprotect() sets the key; a plain mprotect() keeps the
       // VMA's (arch_override_mprotect_pkey() -> vma_pkey(); its execute-only cases need PROT_EXEC)
       const key = pkey ?? vma.flags.pkey ?? 0;
-      if (vma.flags.write !== write || vma.flags.read !== read || (vma.flags.pkey ?? 0) !== key) {
+      if (vma.flags.write !== write || vma.flags.read !== read || (vma.flags.exec === true) !== exec || (vma.flags.pkey ?? 0) !== key) {
         vma = this.isolate(vma, at, end);
         setVmaPkey(vma, key);
-        yield* this.k.mprotector.mprotect(vma, write, read);
+        yield* this.k.mprotector.mprotect(vma, prot);
         vma = this.mergeAround(vma);
       }
       at = vma.start + vma.pages;

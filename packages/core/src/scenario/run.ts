@@ -6,6 +6,7 @@ import type { FilesystemPlugin } from '../fs/filesystem.js';
 import { daxFlagOf, statxDax } from '../fs/daxmode.js';
 import { Monitor } from '../invariants.js';
 import { createKernel, type Kernel } from '../kernel.js';
+import { getMdwe } from '../mm/mdwe.js';
 import type { Op, Yield } from '../sched.js';
 import { prng } from '../prng.js';
 import type { CellKernel, CellResult, CheckArgs, ExpectRule, Outcome, Scenario, ScheduleStep, Step } from './types.js';
@@ -348,6 +349,8 @@ export function check(k: Kernel, c: CheckArgs): string | null {
       return cmp(`memoryMerge(${where})`, k.ksm.memoryMerge(k.process(t.process)));
     case 'thpDisable':
       return cmp(`thpDisable(${where})`, k.thp.getDisable(k.process(t.process)));
+    case 'mdwe':
+      return cmp(`mdwe(${where})`, getMdwe(k.version, k.process(t.process)));
     case 'ksmMergingPages':
       return cmp(`ksmMergingPages(${where})`, k.ksm.mergingPages(k.process(t.process)));
     case 'ksmZeroPages':

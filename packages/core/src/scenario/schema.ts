@@ -82,7 +82,7 @@ export const DRIVER_NAMES = ['nvdimm', 'devdax', 'hmm'] as const;
 export const PRESET_NAMES = PRESETS.map((p) => p.name);
 /** the /proc/sys entries a `sysctl` step can write */
 export const SYSCTL_NAMES = ['vm.hugetlb_optimize_vmemmap', 'vm.enable_soft_offline'] as const;
-export const CHECK_WHATS = ['refcount', 'mapcount', 'pinned', 'mapped', 'anon', 'blockFree', 'vmemmap', 'writable', 'softDirty', 'swapped', 'memoryMerge', 'thpDisable', 'ksmMergingPages', 'ksmZeroPages', 'ksmPagesShared', 'ksmPagesSharing', 'hugetlbFree', 'hugetlbResv', 'hugetlbTotal', 'locked', 'guard', 'uffdWp', 'dax', 'daxFlag', 'node', 'seals', 'sealed', 'filePmdMapped', 'shmemPmdMapped', 'vmaPages', 'vmaStart', 'anonHugePages', 'folioOrder', 'rssAnon', 'metadataBadblocks', 'badblocks', 'bdevBadblocks', 'bdevFirstBadblock', 'injectedErrors', 'fileBlocks', 'fileSize', 'hardwareCorrupted'] as const satisfies readonly CheckWhat[];
+export const CHECK_WHATS = ['refcount', 'mapcount', 'pinned', 'mapped', 'anon', 'blockFree', 'vmemmap', 'writable', 'softDirty', 'swapped', 'memoryMerge', 'thpDisable', 'mdwe', 'ksmMergingPages', 'ksmZeroPages', 'ksmPagesShared', 'ksmPagesSharing', 'hugetlbFree', 'hugetlbResv', 'hugetlbTotal', 'locked', 'guard', 'uffdWp', 'dax', 'daxFlag', 'node', 'seals', 'sealed', 'filePmdMapped', 'shmemPmdMapped', 'vmaPages', 'vmaStart', 'anonHugePages', 'folioOrder', 'rssAnon', 'metadataBadblocks', 'badblocks', 'bdevBadblocks', 'bdevFirstBadblock', 'injectedErrors', 'fileBlocks', 'fileSize', 'hardwareCorrupted'] as const satisfies readonly CheckWhat[];
 
 // ---------------------------------------------------------------------------------------------
 // scalars
@@ -220,6 +220,7 @@ const checkShape = {
   softDirty: CheckTarget.optional().describe('{map, page, process?}: the page reads soft-dirty in /proc/PID/pagemap (pte_soft_dirty or VM_SOFTDIRTY)'),
   swapped: CheckTarget.optional().describe('{map, page, process?}: /proc/PID/pagemap reports PM_SWAP (a swap entry, a device-private / device-exclusive one, or a guard marker)'),
   memoryMerge: CheckTarget.optional().describe('{process?}: prctl(PR_GET_MEMORY_MERGE) in that process (default init; v6.4, EINVAL before)'),
+  mdwe: CheckTarget.optional().describe('{process?}: prctl(PR_GET_MDWE) in that process (default init): 0, 1 (PR_MDWE_REFUSE_EXEC_GAIN) or 3 (with PR_MDWE_NO_INHERIT, v6.7); EINVAL before v6.3'),
   thpDisable: CheckTarget.optional().describe('{process?}: prctl(PR_GET_THP_DISABLE) in that process (default init): 0, 1 (disabled completely) or 3 (PR_THP_DISABLE_EXCEPT_ADVISED, v6.18)'),
   ksmMergingPages: CheckTarget.optional().describe('{process?}: /proc/PID/ksm_merging_pages (v5.19, ENOENT before)'),
   ksmZeroPages: CheckTarget.optional().describe('{process?}: the ksm_zero_pages line of /proc/PID/ksm_stat (v6.6, ENOENT before)'),
@@ -258,14 +259,14 @@ const checkShape = {
 
 /** properties of a pmem namespace: `{ device }` */
 const NAMESPACE_CHECKS: readonly CheckWhat[] = ['metadataBadblocks', 'badblocks', 'bdevBadblocks', 'bdevFirstBadblock', 'injectedErrors'];
-const NUMERIC_CHECKS: readonly CheckWhat[] = ['hardwareCorrupted', 'fileBlocks', 'fileSize', 'refcount', 'mapcount', 'node', 'seals', 'filePmdMapped', 'shmemPmdMapped', 'vmaPages', 'vmaStart', 'anonHugePages', 'folioOrder', 'rssAnon', 'metadataBadblocks', 'badblocks', 'bdevBadblocks', 'bdevFirstBadblock', 'injectedErrors', 'ksmMergingPages', 'ksmZeroPages', 'ksmPagesShared', 'ksmPagesSharing', 'hugetlbFree', 'hugetlbResv', 'hugetlbTotal', 'thpDisable'];
+const NUMERIC_CHECKS: readonly CheckWhat[] = ['hardwareCorrupted', 'fileBlocks', 'fileSize', 'refcount', 'mapcount', 'node', 'seals', 'filePmdMapped', 'shmemPmdMapped', 'vmaPages', 'vmaStart', 'anonHugePages', 'folioOrder', 'rssAnon', 'metadataBadblocks', 'badblocks', 'bdevBadblocks', 'bdevFirstBadblock', 'injectedErrors', 'ksmMergingPages', 'ksmZeroPages', 'ksmPagesShared', 'ksmPagesSharing', 'hugetlbFree', 'hugetlbResv', 'hugetlbTotal', 'thpDisable', 'mdwe'];
 /** counters of a hugetlb pool: only a { hugetlb } target */
 const POOL_CHECKS: readonly CheckWhat[] = ['hugetlbFree', 'hugetlbResv', 'hugetlbTotal'];
 const BOOLEAN_CHECKS: readonly CheckWhat[] = ['pinned', 'mapped', 'anon', 'blockFree', 'writable', 'softDirty', 'swapped', 'memoryMerge', 'locked', 'sealed', 'guard', 'uffdWp', 'dax', 'daxFlag'];
 /** properties of an inode (S_DAX, FS_XFLAG_DAX, seals): only a { file } (or, for daxFlag, { dir }) target, no page */
 const INODE_CHECKS: readonly CheckWhat[] = ['dax', 'daxFlag', 'seals', 'fileBlocks', 'fileSize'];
 /** properties of a process (its mm), not of a page: only a { process } target */
-const PROCESS_CHECKS: readonly CheckWhat[] = ['memoryMerge', 'thpDisable', 'ksmMergingPages', 'ksmZeroPages', 'rssAnon'];
+const PROCESS_CHECKS: readonly CheckWhat[] = ['memoryMerge', 'thpDisable', 'mdwe', 'ksmMergingPages', 'ksmZeroPages', 'rssAnon'];
 /** system-wide counters of /proc/meminfo: an empty target */
 const SYSTEM_CHECKS: readonly CheckWhat[] = ['hardwareCorrupted', 'ksmPagesShared', 'ksmPagesSharing'];
 /** properties of a mapping's page-table entry, not of a page: only a { map, page } target */
@@ -419,6 +420,7 @@ const mmapArgs = obj({
   fixed: obj({
     map: Name.describe("a mapping of the same process: its range (mapped or not) gives the address"),
     offset: Size.optional().describe('where in that range the new mapping starts (page aligned; default 0)'),
+    noreplace: z.literal(true).optional().describe('MAP_FIXED_NOREPLACE (v4.17) instead of MAP_FIXED: EEXIST when any mapping overlaps the range, which stays as it is'),
   }).optional().describe('MAP_FIXED at that address: what is mapped there is unmapped first (EPERM when it is sealed: mseal)'),
   as: Name,
 }).superRefine((m, ctx) => {
@@ -672,6 +674,7 @@ export const OP_ARGS = {
     map: Name,
     write: z.boolean({ error: 'write: true (PROT_READ|PROT_WRITE) or write: false (PROT_READ)' }).describe('true: PROT_READ|PROT_WRITE; false: PROT_READ (PROT_NONE with read: false)'),
     read: z.boolean().optional().describe('false (with write: false): PROT_NONE; default true'),
+    exec: Flag.optional().describe('PROT_EXEC: VM_EXEC (without it VM_EXEC is cleared); EACCES under prctl(PR_SET_MDWE) when the mapping was not executable or is made writable too'),
     offset: Size.optional().describe('where in the mapping the range starts (page aligned; default 0)'),
     length: Size.optional().describe('how much (rounded up to pages; default: to the end of the mapping)'),
     process: Name.optional().describe('act in this process (default: the one that created the mapping)'),
@@ -762,9 +765,10 @@ export const OP_ARGS = {
     memoryMerge: Flag.optional().describe('PR_SET_MEMORY_MERGE: true merges every compatible VMA of the process, present and future (MMF_VM_MERGE_ANY); false unmerges them'),
     thpDisable: Flag.optional().describe('PR_SET_THP_DISABLE: true disables THP for every VMA of the process (MMF_DISABLE_THP), false gives the sysfs modes and madvise back; fork and exec keep it'),
     exceptAdvised: Flag.optional().describe('with thpDisable: true, PR_THP_DISABLE_EXCEPT_ADVISED (v6.18; EINVAL before, and with thpDisable: false): MADV_HUGEPAGE VMAs and MADV_COLLAPSE still get THPs'),
+    mdwe: z.number().int().nonnegative().optional().describe('PR_SET_MDWE (v6.3; EINVAL before) with these bits: 1 PR_MDWE_REFUSE_EXEC_GAIN (no mapping becomes writable and executable, or executable when it was not: EACCES), 3 with PR_MDWE_NO_INHERIT (v6.7: fork and exec drop it); EPERM once set to change it'),
     process: Name.optional().describe('the calling process (default init)'),
   })
-    .refine((a) => (a.memoryMerge === undefined) !== (a.thpDisable === undefined), { error: 'prctl takes one option: memoryMerge (PR_SET_MEMORY_MERGE) or thpDisable (PR_SET_THP_DISABLE)', path: ['memoryMerge'] })
+    .refine((a) => [a.memoryMerge, a.thpDisable, a.mdwe].filter((o) => o !== undefined).length === 1, { error: 'prctl takes one option: memoryMerge (PR_SET_MEMORY_MERGE), thpDisable (PR_SET_THP_DISABLE) or mdwe (PR_SET_MDWE)', path: ['memoryMerge'] })
     .refine((a) => a.exceptAdvised === undefined || a.thpDisable !== undefined, { error: 'exceptAdvised is a flag of PR_SET_THP_DISABLE: give thpDisable with it', path: ['exceptAdvised'] })
     .describe('prctl(PR_SET_MEMORY_MERGE, 0|1) (kernel/sys.c, v6.4; EINVAL before): ksm_enable_merge_any / ksm_disable_merge_any; or prctl(PR_SET_THP_DISABLE, 0|1, flags) (v3.15; an mm flag, MMF_DISABLE_THP, from v4.13): no THP in the process (faults, khugepaged, MADV_COLLAPSE, DAX PMDs)'),
   'proc-mem-write': obj({
