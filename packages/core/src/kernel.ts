@@ -56,6 +56,7 @@ import type { ThpSizeMode } from './mm/mthp.js';
 import { Vm, type Leaf } from './mm/vm.js';
 import { runToCompletion, type Op } from './sched.js';
 import { DaxBus, devicePfn, deviceRanges } from './dax/region.js';
+import { NdBus } from './dax/nd-region.js';
 import { reconfigureNamespace, type ReconfigureNamespaceArgs } from './dax/namespace.js';
 import { dmCreate, dmHolder, dmRemove, refuseWhileInDmTable, type DmDevice, type DmTarget } from './dax/dm.js';
 import { Badblocks } from './badblocks.js';
@@ -219,6 +220,8 @@ export class Kernel {
   readonly hotplug: MemoryHotplug;
   /** dynamic device-dax regions and their instances (daxctl create-device etc., dax/region.ts) */
   readonly daxBus: DaxBus;
+  /** libnvdimm pmem regions and the namespaces allocated in them (ndctl create-namespace, dax/nd-region.ts) */
+  readonly ndBus: NdBus;
   /** pfn of the shared zero page */
   get zeroPfn(): number {
     return this.ram.basePfn;
@@ -311,6 +314,7 @@ export class Kernel {
     this.memoryFailures = new MemoryFailure(this);
     this.hotplug = new MemoryHotplug(this);
     this.daxBus = new DaxBus(this);
+    this.ndBus = new NdBus(this);
     this.processes.set('init', this.vm.newMm('init'));
   }
 

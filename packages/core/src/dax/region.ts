@@ -87,7 +87,7 @@ const rangeLen = (r: DaxRange): number => r.end - r.start + 1;
 export const daxSize = (d: DynamicDax): number => d.ranges.reduce((n, r) => n + rangeLen(r), 0);
 
 /** The lowest id an ida hands out next (ida_alloc()). */
-function lowestFree(used: Iterable<number>): number {
+export function lowestFree(used: Iterable<number>): number {
   const taken = new Set(used);
   let id = 0;
   while (taken.has(id)) id++;

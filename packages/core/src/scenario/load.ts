@@ -182,9 +182,12 @@ function definitions(step: Step, at: Path): NameRef[] {
   const ref = (field: string, kind: Kind): NameRef[] => (typeof a[field] === 'string' ? [{ name: a[field], kind, at: [...at, step.op, field] }] : []);
   switch (step.op) {
     case 'probe':
-    case 'create-device': return ref('as', 'device');
+    case 'create-device':
+    case 'create-namespace': return ref('as', 'device');
     case 'dm-create': return ref('name', 'device');
     case 'dax-region': return [{ name: `dax${typeof a.id === 'number' ? a.id : 0}.0`, kind: 'device', at: [...at, step.op, 'as'] }];
+    // a label-less region's one namespace, enabled raw with the region
+    case 'nd-region': return a.mappings === 0 ? [{ name: `namespace${typeof a.id === 'number' ? a.id : 0}.0`, kind: 'device', at: [...at, step.op, 'as'] }] : [];
     case 'create':
     case 'memfd-create':
     case 'memfd-secret':
@@ -215,7 +218,7 @@ function references(step: Step, at: Path, raw: Record<string, unknown>): NameRef
   };
   switch (step.op) {
     case 'unbind': case 'mount': case 'bind': case 'inject-error': case 'clear-error': case 'reconfigure': case 'reconfigure-namespace': case 'online-memory': case 'offline-memory': ref('device', 'device'); break;
-    case 'destroy-device': case 'resize-device': case 'enable-device': case 'disable-device': case 'dax-list': ref('device', 'device'); break;
+    case 'destroy-device': case 'resize-device': case 'enable-device': case 'disable-device': case 'dax-list': case 'destroy-namespace': ref('device', 'device'); break;
     case 'memory-failure':
     case 'soft-offline': ref('device', 'device'); ref('map', 'map'); ref('process', 'process'); break;
     case 'create': ref('device', 'device'); ref('dir', 'dir'); break;

@@ -75,6 +75,19 @@ export function stepOp(k: Kernel, step: Step, failures: string[]): Op<unknown> {
     case 'bind': return k.bind(a);
     case 'reconfigure': return k.reconfigure(a);
     case 'reconfigure-namespace': return k.reconfigureNamespace(a);
+    case 'nd-region': return (function* () {
+      yield* [];
+      k.ndBus.create(a);
+    })();
+    case 'create-namespace': return (function* () {
+      const name = yield* k.ndBus.createNamespace(a);
+      if (name !== a.as) failures.push(`${step.path}: ndctl create-namespace made ${name}, expected ${a.as}`);
+    })();
+    case 'destroy-namespace': return k.ndBus.destroyNamespace(a);
+    case 'nd-list': return (function* () {
+      yield* [];
+      for (const m of k.ndBus.list(a)) failures.push(`${step.path}: ndctl list -R: ${m}`);
+    })();
     case 'online-memory': return returning(k.memoryState({ device: a.device, online: true, movable: a.movable, mapping: a.mapping }), a.onlined, 'daxctl online-memory');
     case 'offline-memory': return returning(k.memoryState({ device: a.device, online: false, mapping: a.mapping }), a.offlined, 'daxctl offline-memory');
     case 'auto-online-blocks': return k.autoOnlineBlocks(a);

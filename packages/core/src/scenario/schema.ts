@@ -922,6 +922,32 @@ export const OP_ARGS = {
     align: Size.optional().describe('-a: the new pfn / dax device\'s align (default: the driver\'s, PMD_SIZE where the arch has THP)'),
     altmap: Flag.optional().describe('-M dev (true, the default: the memmap on the device) or -M mem (false: the memmap in RAM, data at ALIGN(8 KiB, align))'),
   }).describe('ndctl create-namespace -f -e <namespace> -m <mode>: disable the namespace (mappings zapped; EBUSY when mounted or System RAM), zero its info block, set up the new personality on the same physical range (nd_pfn_init(): a new info block at 4 KiB); the media past the metadata keeps its data, at the same offset for fsdax and devdax at the same align and map (dax/namespace.ts)'),
+  'nd-region': obj({
+    size: Size.describe('nd_region->ndr_size: a multiple of PAGE_SIZE times the mappings'),
+    id: z.number().int().nonnegative().optional().describe('the region id (default 0): its namespaces are namespace<id>.<n>'),
+    mappings: z.number().int().nonnegative().optional().describe('the DIMMs interleaved in it (default 1; nfit_test.0\'s 64 MiB region has 4). 0: a label-less region (e820 memmap=, nfit_test.1): its one namespace, namespace<id>.0, spans it and is enabled raw at once'),
+    align: Size.optional().describe('echo A > regionX/align (v5.7; the attribute does not exist before): align / mappings a power of two of at least PAGE_SIZE (EINVAL otherwise); default 16 MiB (MEMREMAP_COMPAT_ALIGN_MAX, times the mappings when they do not divide it)'),
+    as: Name,
+  }).describe('a pmem region on the nvdimm bus, enabled with zeroed labels (ndctl zero-labels; enable-region): size, available_size and max_available_extent as region_devs.c reports them (dax/nd-region.ts)'),
+  'create-namespace': obj({
+    region: Name.describe('an nd-region'),
+    size: Size.optional().describe('-s (default: max_available_extent; a label-less region: its size, and no other)'),
+    mode: z.enum(['fsdax', 'devdax', 'raw'], { error: 'mode is fsdax, devdax or raw (-m; sector mode, BTT, is not modelled)' }).optional().describe('-m (default fsdax)'),
+    align: Size.optional().describe('-a: the pfn / dax device\'s align (default PMD_SIZE); the size must be a multiple of it times the mappings'),
+    altmap: Flag.optional().describe('-M dev (true, the default) or -M mem'),
+    as: Name.describe('the namespace the kernel configures: namespace<region id>.<n>, namespace<id>.0 when idle, else the region\'s seed (fails the step otherwise)'),
+  }).describe('ndctl create-namespace -r: EAGAIN when the size exceeds max_available_extent or no namespace is idle, EINVAL off the region align or the interleave width times -a, or under 16 MiB for fsdax / devdax; the DPA comes from the first free range of each DIMM that holds it whole, and the namespace is enabled in its mode at the region\'s start plus that offset times the mappings'),
+  'destroy-namespace': obj({
+    device: Name.describe('a namespace of an nd-region'),
+    force: Flag.optional().describe('-f: also an active (enabled) namespace'),
+  }).describe('ndctl destroy-namespace: EBUSY when active without force (or mounted, or System RAM); disable, zero the info block, size 0: its DPA goes back to the region (namespace<id>.0 and the seed stay, with no capacity); a label-less namespace is only disabled'),
+  'nd-list': obj({
+    region: Name.describe('an nd-region'),
+    size: Size.optional().describe('regionX/size'),
+    available: Size.optional().describe('regionX/available_size: the free DPA of every DIMM, allocations widened to the region align (v5.7)'),
+    maxExtent: Size.optional().describe('regionX/max_available_extent (v4.19): the largest free DPA range of a DIMM, trimmed to the region align (v5.7), times the mappings'),
+    align: Size.optional().describe('regionX/align (v5.7)'),
+  }).describe('ndctl list -R: fails the step when a given value differs'),
   reconfigure: obj({
     device: Name.describe('a device-dax instance (probe with driver devdax)'),
     mode: z.enum(['system-ram', 'devdax', 'famfs'], { error: 'mode is system-ram, devdax or famfs (daxctl reconfigure-device -m; any other is "unknown mode requested", EINVAL)' }),

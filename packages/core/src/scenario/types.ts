@@ -42,6 +42,7 @@ export type OpName =
   | 'remote-read' | 'setrlimit' | 'pkey-alloc' | 'pkey-free' | 'pkey-set' | 'numa-nodes' | 'mbind' | 'move-pages' | 'migrate-pages' | 'set-mempolicy'
   | 'uffd-api' | 'uffd-register' | 'uffd-unregister' | 'uffd-copy' | 'uffd-zeropage' | 'uffd-continue' | 'uffd-poison' | 'uffd-move' | 'uffd-wake' | 'uffd-writeprotect' | 'uffd-read' | 'uffd-close' | 'pagemap-scan'
   | 'bind' | 'reconfigure' | 'reconfigure-namespace' | 'online-memory' | 'offline-memory' | 'auto-online-blocks'
+  | 'nd-region' | 'create-namespace' | 'destroy-namespace' | 'nd-list'
   | 'dax-region' | 'create-device' | 'destroy-device' | 'resize-device' | 'enable-device' | 'disable-device' | 'dax-list' | 'memory-tiers'
   | 'umount' | 'remount' | 'mkdir' | 'chattr' | 'rename' | 'fsverity-enable' | 'drop-caches' | 'open' | 'close' | 'add-seals'
   | 'fsync' | 'msync' | 'log-mark' | 'log-replay' | 'shmget' | 'shmat' | 'shmdt' | 'shmctl' | 'dm-create' | 'dm-remove';
