@@ -251,3 +251,47 @@ describe('scenario steps', () => {
     parseScenario(steps('  - mremap: { map: buf, length: 4KiB, to: dst, as: moved }\n  - read: { map: moved, page: 0 }\n'), 's.yaml');
   });
 });
+
+describe('file, shmem and device VMAs merge back like anonymous ones (the same vm_file, contiguous vm_pgoff)', () => {
+  const shape = (k: Kernel, map: string) => {
+    const mm = k.process('init');
+    const start = mm.ranges.get(map)!.start;
+    return mm.vmas.filter((v) => v.name === map).map((v) => [v.start - start, v.pages, v.pgoff]);
+  };
+
+  it('a shared page-cache file: mprotect of its middle splits it in three, mprotect back merges it whole again and leaves one VMA in i_mmap', () => {
+    const { k } = kernel();
+    k.run(k.tmpfile({ file: 'f', fs: 'ext4', size: 16 * KiB }));
+    k.run(k.mmap({ file: 'f', length: 16 * KiB, shared: true, write: true, as: 'm' }));
+    k.run(k.mprotect({ map: 'm', offset: 4 * KiB, length: 8 * KiB, write: false }));
+    expect(shape(k, 'm')).toEqual([[0, 1, 0], [1, 2, 1], [3, 1, 3]]);
+    k.run(k.mprotect({ map: 'm', offset: 4 * KiB, length: 8 * KiB, write: true }));
+    // vma_merge_existing_range(): prev and next both join the middle (is_mergeable_vma(): same file,
+    // same flags; can_vma_merge_after() / _before(): contiguous vm_pgoff); the removed VMAs leave i_mmap
+    expect(shape(k, 'm')).toEqual([[0, 4, 0]]);
+    const mm = k.process('init');
+    expect([...mm.vmas[0]!.cacheFile!.mapping.mmaps].map((v) => v.pages)).toEqual([4]);
+  });
+
+  it('a private file mapping whose middle page was COWed: merged back only from v6.16 (879bca0a2c4f), before that the faulted piece stays apart', () => {
+    const pieces = (version: string) => {
+      const { k } = kernel(version);
+      k.run(k.tmpfile({ file: 'f', fs: 'ext4', size: 12 * KiB }));
+      k.run(k.mmap({ file: 'f', length: 12 * KiB, as: 'ro' }));
+      k.run(k.mprotect({ map: 'ro', offset: 4 * KiB, length: 4 * KiB, write: true }));
+      k.run(k.write({ map: 'ro', page: 1, data: 'x' })); // do_cow_fault(): the piece gets an anon_vma
+      k.run(k.mprotect({ map: 'ro', offset: 4 * KiB, length: 4 * KiB, write: false }));
+      return shape(k, 'ro').map(([, pages]) => pages);
+    };
+    expect([pieces('v6.15'), pieces('latest')]).toEqual([[1, 1, 1], [3]]);
+  });
+
+  it('pieces of different files, or of one file at non-contiguous offsets, do not merge', () => {
+    const { k } = kernel();
+    k.run(k.tmpfile({ file: 'f', fs: 'ext4', size: 16 * KiB }));
+    k.run(k.mmap({ file: 'f', length: 8 * KiB, shared: true, write: true, as: 'a' }));
+    // MAP_FIXED over a's second page with f's page 3: adjacent, but vm_pgoff 3 does not follow 0
+    k.run(k.mmap({ file: 'f', offset: 12 * KiB, length: 4 * KiB, shared: true, write: true, fixed: { map: 'a', offset: 4 * KiB }, as: 'b' }));
+    expect(k.process('init').vmas.map((v) => [v.name, v.pages, v.pgoff])).toEqual([['a', 1, 0], ['b', 1, 3]]);
+  });
+});

@@ -88,16 +88,26 @@ const MERGE_IGNORES: ReadonlySet<keyof VmFlags> = new Set(['softdirty']);
 const ANON_VMA_COMPATIBLE_IGNORES: ReadonlySet<keyof VmFlags> = new Set(['read', 'write', 'exec', 'softdirty']);
 
 /**
- * Two private anonymous, non-hugetlb VMAs, `lo` ending where `hi` starts with contiguous pgoffs,
- * with the same mempolicy and the same flags except `ignored`: what a VMA merge and
- * anon_vma_compatible() both ask of the two.
+ * Two non-hugetlb VMAs of the same vm_file (the same DAX inode, device or page-cache file; none
+ * for private anonymous memory), `lo` ending where `hi` starts with contiguous pgoffs, with the
+ * same mempolicy and the same flags except `ignored`: what a VMA merge (is_mergeable_vma(),
+ * can_vma_merge_after() / _before()) and anon_vma_compatible() both ask of the two. hugetlb VMAs
+ * never line up: hugetlb_vm_ops has ->close, and a VMA with ->close did not merge
+ * (is_mergeable_vma()) until can_merge_remove_vma() let one that is not removed do so (the VMA
+ * code's move to mm/vma.c, v6.12 [M]); the model keeps them apart in every release.
  */
-function anonLineUp(lo: Vma, hi: Vma, ignored: ReadonlySet<keyof VmFlags>): boolean {
+function lineUp(lo: Vma, hi: Vma, ignored: ReadonlySet<keyof VmFlags>): boolean {
   return (
-    lo.kind === 'anon' && hi.kind === 'anon' && !lo.hugetlb && !hi.hugetlb && !lo.flags.shared && !hi.flags.shared && samePolicy(lo.policy, hi.policy) &&
+    lo.kind === hi.kind && lo.inode === hi.inode && lo.device === hi.device && (lo.cacheFile ?? null) === (hi.cacheFile ?? null) &&
+    !lo.hugetlb && !hi.hugetlb && samePolicy(lo.policy, hi.policy) &&
     lo.start + lo.pages === hi.start && lo.pgoff + lo.pages === hi.pgoff &&
     (Object.keys({ ...lo.flags, ...hi.flags }) as (keyof VmFlags)[]).every((f) => ignored.has(f) || (lo.flags[f] ?? false) === (hi.flags[f] ?? false))
   );
+}
+
+/** VM_SPECIAL (VM_IO | VM_DONTEXPAND | VM_PFNMAP | VM_MIXEDMAP): vma_merge() and its successors never merge such a VMA. */
+function special(v: Vma): boolean {
+  return v.flags.io || v.flags.dontexpand || v.flags.pfnmap || v.flags.mixedmap;
 }
 
 /**
@@ -167,8 +177,8 @@ export class Vm {
   private findMergeableAnonVma(vma: Vma): number {
     const reusable = (old: Vma): number => (old.anonVma && !old.anonForked ? old.anonVma : 0);
     const { prev, next } = neighbours(vma);
-    if (next && anonLineUp(vma, next, ANON_VMA_COMPATIBLE_IGNORES) && reusable(next)) return next.anonVma;
-    if (prev && anonLineUp(prev, vma, ANON_VMA_COMPATIBLE_IGNORES) && reusable(prev)) return prev.anonVma;
+    if (next && lineUp(vma, next, ANON_VMA_COMPATIBLE_IGNORES) && reusable(next)) return next.anonVma;
+    if (prev && lineUp(prev, vma, ANON_VMA_COMPATIBLE_IGNORES) && reusable(prev)) return prev.anonVma;
     return 0;
   }
 
@@ -520,9 +530,9 @@ export class Vm {
    * userfaultfd context, an equal mempolicy), the pgoffs are contiguous (can_vma_merge_after() /
    * _before()), the anon_vmas may share a VMA (anonVmasMergeable()) and, when both sides would
    * join, prev's and next's anon_vmas are compatible with each other (can_vma_merge_right()).
-   * The model merges private anonymous, non-hugetlb VMAs only (file, shmem and device VMAs never
-   * merge here); the lower VMA grows and keeps its name and flags. Returns the VMA that covers
-   * `vma`'s range now.
+   * Anonymous, file, shmem and device VMAs merge alike (the same vm_file; lineUp()); hugetlb and
+   * VM_SPECIAL VMAs never do. The lower VMA grows and keeps its name and flags. Returns the VMA
+   * that covers `vma`'s range now.
    */
   mergeAround(vma: Vma, how: 'existing' | 'new' | 'extend' | { readonly copiedFrom: Vma } = 'existing'): Vma {
     const mm = vma.mm;
@@ -531,7 +541,7 @@ export class Vm {
     // copied-from VMA of an mremap() from v6.19, none for a new range
     const src = how === 'existing' ? vma : how === 'new' || how === 'extend' || !kernelAtLeast(this.k.version, 6, 19) ? null : how.copiedFrom;
     // is_mergeable_vma(): the same userfaultfd context too
-    const alike = (lo: Vma, hi: Vma): boolean => lo.uffd === hi.uffd && anonLineUp(lo, hi, MERGE_IGNORES);
+    const alike = (lo: Vma, hi: Vma): boolean => lo.uffd === hi.uffd && !special(lo) && lineUp(lo, hi, MERGE_IGNORES);
     const around = neighbours(vma);
     const prev = how === 'extend' ? null : around.prev;
     const next = around.next;
@@ -546,6 +556,8 @@ export class Vm {
         if (hi.anonForked) lo.anonForked = true;
       }
       mm.vmas.splice(mm.vmas.indexOf(hi), 1);
+      // vma_complete(): the removed VMA leaves its file's i_mmap
+      this.mappingOf(hi)?.mmaps.delete(hi);
       this.k.emit('vma.merge', { mm: mm.name, map: lo.name, vaddr: hi.start });
       return lo;
     };
