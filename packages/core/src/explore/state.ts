@@ -213,12 +213,7 @@ export class StateWalker {
         h.tag(T_SKIP);
         return;
       }
-      h.tag(T_OBJ);
-      // own enumerable keys, by index: a for…in with rec[key] was as fast on Node 20 without the
-      // key array, but Node 24's V8 deoptimised this function on it ~3,000 times a search
-      // ("unexpected name in keyed access"), doubling the search's time
-      const keys = Object.keys(rec);
-      for (let i = 0; i < keys.length; i++) this.field(h, keys[i]!, rec[keys[i]!]);
+      this.fields(h, rec);
       return;
     }
     if (kind === PAGES) return this.pages(h, o as PageStore);
@@ -261,9 +256,18 @@ export class StateWalker {
       return;
     }
     // an ARRAY-prototype object that is no array
-    const rec = o as Record<string, unknown>;
+    this.fields(h, o as Record<string, unknown>);
+  }
+
+  /**
+   * An object's own enumerable fields, by index over Object.keys(): a for…in with rec[key] was as
+   * fast on Node 20 without the key array, but Node 24's V8 deoptimised the walk on it ~3,000
+   * times a search ("unexpected name in keyed access"), doubling the search's time.
+   */
+  private fields(h: Hash64, rec: Record<string, unknown>): void {
     h.tag(T_OBJ);
-    for (const key of Object.keys(rec)) this.field(h, key, rec[key]);
+    const keys = Object.keys(rec);
+    for (let i = 0; i < keys.length; i++) this.field(h, keys[i]!, rec[keys[i]!]);
   }
 
   /** struct pages in pfn order, skipping pages still as their pgmap initialised them. */
