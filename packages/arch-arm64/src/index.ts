@@ -99,6 +99,9 @@ export function arm64Mmu(pageSize: Arm64PageSize): Mmu {
     // with FEAT_S1POE assumed): arch_max_pkey() 8 (arch/arm64/include/asm/pkeys.h), key 0 the
     // default, none reserved; execute_only_pkey() is -1 (execute-only mappings use EPAN)
     pkeys: { since: [6, 12], total: 8, reserved: [], executeOnly: 'none' },
+    // no collapseFlushWaitsForGupFast: the generic pmdp_collapse_flush() invalidates by broadcast
+    // TLBI, no IPI, and GUP-fast relies on RCU table freeing (MMU_GATHER_RCU_TABLE_FREE): the
+    // architecture of 70cbc3cc78a9's race
   };
 }
 

@@ -78,6 +78,10 @@ export const PPC_HASH_64K_MMU: Mmu = {
   // no memfdSecretSince: powerpc selects no ARCH_HAS_SET_DIRECT_MAP (mm/Kconfig SECRETMEM depends
   // on it) and has no memfd_secret in its syscall table [M]: memfd_secret() is ENOSYS
   pkeys: ppcHashPkeys(32),
+  // hash__pmdp_collapse_flush() (arch/powerpc/mm/book3s64/hash_pgtable.c) ends with
+  // serialize_against_pte_lookup(): an IPI to the mm's CPUs that waits out lockless page-table
+  // walks such as GUP-fast (bedf03416913 dropped it for radix only)
+  collapseFlushWaitsForGupFast: true,
 };
 
 /**

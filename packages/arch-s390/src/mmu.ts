@@ -55,6 +55,9 @@ export const S390_MMU: Mmu = {
   memfdSecretSince: [6, 4],
   // no pkeys: s390 never selects ARCH_HAS_PKEYS, so pkey_alloc / pkey_free / pkey_mprotect are
   // COND_SYSCALLs left to sys_ni_syscall (ENOSYS) and every VMA has key 0 (include/linux/pkeys.h)
+  // no collapseFlushWaitsForGupFast: the generic pmdp_collapse_flush() clears the segment entry
+  // with IDTE/CSP, broadcast by the hardware with no IPI, and page tables are freed by RCU
+  // (MMU_GATHER_RCU_TABLE_FREE): GUP-fast is not waited for (70cbc3cc78a9)
 };
 
 /** PUD_SIZE (region-third entry): 2 GiB. */

@@ -49,6 +49,11 @@ export const X86_MMU: Mmu = {
   // default, no key reserved; the execute-only key is taken from the map at the first
   // mprotect(PROT_EXEC) (__execute_only_pkey(), arch/x86/mm/pkeys.c)
   pkeys: { since: [4, 9], total: 16, reserved: [], executeOnly: 'on-demand' },
+  // pmdp_collapse_flush() -> flush_tlb_range() -> native_flush_tlb_multi(): an IPI to every CPU
+  // running the mm, which a CPU inside GUP-fast (local_irq_save() in gup_fast()) takes only after
+  // the walk; collapse_huge_page() relied on it ("After this gup_fast can't run anymore", up to
+  // 70cbc3cc78a9). Native x86: paravirt TLB flushes that skip the IPI are not modelled.
+  collapseFlushWaitsForGupFast: true,
 };
 
 /**

@@ -85,6 +85,15 @@ export interface Mmu {
    * on a CPU that has them; absent: never (include/linux/pkeys.h fallbacks, the syscalls ENOSYS).
    */
   readonly pkeys?: PkeyFacts;
+  /**
+   * Whether pmdp_collapse_flush() waits for every GUP-fast walk of the mm in progress: x86's TLB
+   * flush IPIs the CPUs that run the mm and GUP-fast keeps interrupts off (the "after this gup_fast
+   * can't run anymore" of collapse_huge_page()), ppc64 hash calls serialize_against_pte_lookup().
+   * Absent: it does not (arm64, s390: broadcast TLB invalidation, page tables freed by RCU), so a
+   * GUP-fast walk may read a PTE before the collapse clears the PMD and take its reference after
+   * the collapse counted the references (70cbc3cc78a9; mm/gup.ts).
+   */
+  readonly collapseFlushWaitsForGupFast?: boolean;
 }
 
 /** An arch's protection keys (arch/<arch>/include/asm/pkeys.h, arch/<arch>/mm/pkeys.c). */

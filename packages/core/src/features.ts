@@ -64,6 +64,15 @@ export const FEATURES = [
     },
   },
   {
+    name: 'gup-fast-pmd-recheck',
+    values: [true, false],
+    summary: 'GUP-fast re-checks the PMD it walked, not only the PTE, after taking its reference',
+    meaning: {
+      true: 'gup_fast_pte_range() backs off when the PMD changed since it was read, as when collapse_huge_page() took the page table away (70cbc3cc78a9 "mm: gup: fix the fast GUP race against THP collapse", Sep 2022: v6.1 [M], also in 5.10/5.15 stable)',
+      false: 'only the PTE is re-checked: where the collapse flush does not wait for GUP-fast (arm64, s390), a reference taken after the collapse counted them pins the old small page while the process maps the new huge one (v5.10 and earlier)',
+    },
+  },
+  {
     name: 'wp-reuse',
     values: ['mapcount', 'refcount', 'anon-exclusive'],
     summary: 'when do_wp_page() reuses an anonymous page instead of copying it',
@@ -380,6 +389,7 @@ const V5_4: FeatureSet = {
   'devmem-extra-ref': true,
   'fork-cow-pinned': false,
   'gup-fast-fork-seq': false,
+  'gup-fast-pmd-recheck': false,
   'wp-reuse': 'mapcount',
   'thp-cow': 'copy-huge',
   'gup-unshare': 'off',
@@ -417,6 +427,7 @@ const V6_1: FeatureSet = {
   ...V5_10,
   'devmem-extra-ref': false,
   'gup-fast-fork-seq': true,
+  'gup-fast-pmd-recheck': true,
   'wp-reuse': 'anon-exclusive',
   'gup-unshare': 'anon',
   'mprotect-anon-writable': 'dirty',

@@ -27,6 +27,7 @@ export function testArch(): ArchPlugin {
     memfdSecretSince: [5, 14], // x86-64: memfd_secret from v5.14
     uffdWpSince: [5, 7], // x86-64: HAVE_ARCH_USERFAULTFD_WP from v5.7
     uffdMinorSince: [5, 13], // x86-64: HAVE_ARCH_USERFAULTFD_MINOR from v5.13
+    collapseFlushWaitsForGupFast: true, // x86-64: the collapse's TLB flush IPI waits for GUP-fast
   };
   const populator: VmemmapPopulator = {
     vmemmapInInitMm: true,

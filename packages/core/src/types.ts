@@ -437,6 +437,13 @@ export interface Mm {
    */
   fixedPlacement?: number;
   /**
+   * The first vpn of the PMD range collapse_huge_page() has taken the page table of
+   * (pmdp_collapse_flush()) and not yet mapped by its huge PMD: lockless walkers (GUP-fast) find
+   * no page table there, while the detached table keeps its entries (`ptes`) until the copy clears
+   * them. mmap_lock is held for write meanwhile (mm/collapse.ts).
+   */
+  collapsing?: number;
+  /**
    * The page size (in base pages) of each address-space slice a hugetlb mapping converted, by slice
    * (`L<n>` / `H<n>`, mm/slices.ts; the rest have the base page size). Only where the MMU has slices.
    */

@@ -331,7 +331,14 @@ function* collapseRange(k: Kernel, vma: Vma, base: number, cc: CollapseControl):
     if (pte) ptes.push([v, pte]);
   }
   k.mmuNotify({ mm, start: base, end: base + n, event: 'clear', owner: null });
+  // pmdp_collapse_flush() takes the page table away before __collapse_huge_page_isolate() counts
+  // the references (the model's scan above, in the same step: every release orders them so). A
+  // GUP-fast walk that read a PTE before and grabs after finds its entry still in the detached
+  // table (Mm.collapsing) until the copy clears it: only the PMD re-check (70cbc3cc78a9) or a
+  // flush that waits for GUP-fast (Mmu.collapseFlushWaitsForGupFast) keeps it off the old page
+  mm.collapsing = base;
   yield preempt('collapse_huge_page: copy');
+  delete mm.collapsing;
   for (let i = 0; i < n; i++) k.pages.data.set(hpage + i, '');
   for (const [v, pte] of ptes) if (!pte.special) k.pages.data.set(hpage + (v - base), k.pages.data.get(pte.pfn) ?? '');
   for (const [v, pte] of ptes) {

@@ -99,7 +99,12 @@ export class Gup {
 
   /**
    * GUP-fast (lockless_pages_from_mm / gup_fast_pte_range): bails to the slow path on anything
-   * unusual; after grabbing, re-reads the PTE and drops the reference if it changed.
+   * unusual; after grabbing, re-reads the PTE (and from 70cbc3cc78a9 the PMD: `gup-fast-pmd-recheck`)
+   * and drops the reference if it changed. Reading the entry and taking the reference are one
+   * step where the MMU's collapse flush waits for GUP-fast (Mmu.collapseFlushWaitsForGupFast): a
+   * zap in between is then seen by the re-check exactly as one after the grab (its pages are only
+   * freed after its flush). Elsewhere they are two, so a collapse can clear the PMD and count the
+   * references in between.
    */
   private *fast(req: GupRequest, mm: Mm): Op<number[] | null> {
     const k = this.k;
@@ -111,10 +116,13 @@ export class Gup {
       for (const pfn of got) if (!k.isZeroPfn(pfn)) this.ungrab(k.folios.folio(pfn), req.pin, 'gup-fast: undo');
       return null;
     };
+    const splitGrab = !k.mmu.collapseFlushWaitsForGupFast;
+    const pmdRecheck = k.features['gup-fast-pmd-recheck'];
     for (let i = 0; i < req.nr; i++) {
       const vpn = req.vpn + i;
       const leaf = k.vm.lookup(mm, vpn);
-      if (!leaf || nonPresent(leaf.pte)) return undo();
+      // a PMD a collapse has cleared: no page table to walk (pmd_none)
+      if (!leaf || nonPresent(leaf.pte) || k.vm.collapsingAt(mm, vpn)) return undo();
       // gup_fast_pte_range(): a pte_protnone() entry (a PROT_NONE VMA's) is left to the slow path
       if (!req.vma.flags.read) return undo();
       if (req.write && !leaf.pte.write) return undo();
@@ -128,6 +136,7 @@ export class Gup {
         const pgmap = k.memremap.pgmapOf(pfn);
         if (!pgmap || pgmap.killed) return undo();
       } else if (leaf.pte.special) return undo();
+      if (splitGrab) yield preempt('gup-fast: grab', () => k.vm.lookup(mm, vpn)?.pte === leaf.pte);
       const head = k.folios.folio(pfn);
       if (k.folios.rc(head) <= 0) return undo(); // folio_ref_try_add: add-unless-zero fails
       this.grab(head, req.pin, 'gup-fast');
@@ -152,9 +161,10 @@ export class Gup {
         this.ungrab(head, req.pin, 'gup-fast: must unshare');
         return undo();
       }
-      // the re-check compares PTE identity: a zapped and re-faulted PTE with the same contents fails it
+      // the re-check compares PTE identity: a zapped and re-faulted PTE with the same contents fails
+      // it. Without the PMD re-check, a PTE table a collapse took away still holds the entry read
       yield preempt('gup-fast: re-check pte', () => k.vm.lookup(mm, vpn)?.pte === leaf.pte);
-      if (k.vm.lookup(mm, vpn)?.pte !== leaf.pte) {
+      if (k.vm.lookup(mm, vpn)?.pte !== leaf.pte || (pmdRecheck && k.vm.collapsingAt(mm, vpn))) {
         this.ungrab(head, req.pin, 'gup-fast: pte changed');
         return undo();
       }
@@ -192,6 +202,8 @@ export class Gup {
   private *slow(req: GupRequest): Op<number[]> {
     const k = this.k;
     let vma = req.vma;
+    // mmap_read_lock(): a collapse holds mmap_lock for write until its huge PMD is in place
+    yield* waitUntil('mmap_lock (collapse_huge_page)', () => vma.mm.collapsing === undefined);
     this.checkVma(req, vma);
     const got: number[] = [];
     try {

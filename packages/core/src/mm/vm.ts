@@ -226,6 +226,11 @@ export class Vm {
     return null;
   }
 
+  /** Whether vpn lies in the PMD range whose page table a collapse has taken away (Mm.collapsing). */
+  collapsingAt(mm: Mm, vpn: number): boolean {
+    return mm.collapsing !== undefined && vpn - (vpn % this.pmdPages) === mm.collapsing;
+  }
+
   /** The leaf entry translating vpn, at whatever level. */
   lookup(mm: Mm, vpn: number): Leaf | null {
     if (this.pudPages > 0) {
