@@ -349,6 +349,16 @@ export const FEATURES = [
     },
   },
   {
+    name: 'hugetlb-cgroup',
+    values: ['v1', 'v2', 'rsvd'],
+    summary: 'the hugetlb cgroup controller (mm/hugetlb_cgroup.c): the hierarchies it offers and whether it counts reservations (selftests/mm/charge_reserved_hugetlb.sh, hugetlb_reparenting_test.sh)',
+    meaning: {
+      v1: 'cgroup v1 only ("mm/hugetlb: add new HugeTLB cgroup", v3.6 [M]): one counter per huge page size, charged when alloc_huge_page() takes a page (hugetlb.<size>.limit_in_bytes, usage_in_bytes, max_usage_in_bytes, failcnt), moved to the parent when a cgroup is removed (hugetlb_cgroup_css_offline()). No rsvd.* files: what mmap reserves is not charged (v5.4)',
+      v2: 'also on cgroup v2 (faced7e0806c "mm: hugetlb controller for cgroups v2", v5.6 [M]): hugetlb.<size>.max, current, events, events.local below the root; still no reservation counters. No preset is v5.6',
+      rsvd: 'plus a reservation counter per size (cdc2fcfea79b, 1adc4d419aa2, e9fe92ae0cd2 private mappings, 075a61d07a8e shared mappings, 08cf9faf7558 MAP_NORESERVE; v5.7): hugetlb_reserve_pages() charges what an mmap or shmget reserves to rsvd.* (over its limit the mmap is ENOMEM), an allocation that consumes no reservation charges it with the page; a private mapping\'s charge stays until its VMA closes, a shared file\'s until hole punch, truncate or eviction drops the region',
+    },
+  },
+  {
     name: 'folio-split-misplaced-entries',
     values: [false, true],
     summary: 'a non-uniform folio_split() of a page-cache folio leaves xarray entries naming an after-split folio that is unfrozen before the right one is stored (selftests/mm/folio_split_race_test.c)',
@@ -421,8 +431,10 @@ const V5_4: FeatureSet = {
   'ext4-dax-cow-journal': false,
   'fsdev-dax': false,
   'folio-split-misplaced-entries': false,
+  'hugetlb-cgroup': 'v1',
 };
-const V5_10: FeatureSet = { ...V5_4, 'foll-pin': true, 'fork-cow-pinned': true, 'wp-reuse': 'refcount', 'thp-cow': 'split', 'mremap-devmap-pmd': true };
+// v5.6 hugetlb on cgroup v2 (faced7e0806c), v5.7 its reservation counters (cdc2fcfea79b ...)
+const V5_10: FeatureSet = { ...V5_4, 'hugetlb-cgroup': 'rsvd', 'foll-pin': true, 'fork-cow-pinned': true, 'wp-reuse': 'refcount', 'thp-cow': 'split', 'mremap-devmap-pmd': true };
 const V6_1: FeatureSet = {
   ...V5_10,
   'devmem-extra-ref': false,

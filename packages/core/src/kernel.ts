@@ -37,6 +37,7 @@ import { Ram } from './mm/ram.js';
 import { PageCache, type ShmemHugeMode, type TmpfsHuge } from './mm/pagecache.js';
 import { IoUring } from './mm/iouring.js';
 import { Hugetlb } from './mm/hugetlb.js';
+import { HugetlbCgroups } from './mm/hugetlbcg.js';
 import { SysvShm } from './ipc/shm.js';
 import { Secretmem } from './mm/secretmem.js';
 import { Pkeys, type PkeyRights } from './mm/pkeys.js';
@@ -142,6 +143,8 @@ export interface MmapArgs {
   sync?: boolean;
   /** MAP_DROPPABLE (v6.11) instead of MAP_PRIVATE: anonymous memory reclaim may drop */
   droppable?: boolean;
+  /** MAP_NORESERVE: VM_NORESERVE (hugetlb reserves nothing at mmap; elsewhere only overcommit accounting, not modelled) */
+  noreserve?: boolean;
   /** MAP_FIXED at page `offset` (bytes, page aligned) of this mapping's range; MAP_FIXED_NOREPLACE with `noreplace` */
   fixed?: { map: string; offset?: number; noreplace?: boolean };
   as: string;
@@ -195,6 +198,8 @@ export class Kernel {
   readonly pageCache: PageCache;
   /** hugetlb pools, MAP_HUGETLB and MFD_HUGETLB (mm/hugetlb.ts) */
   readonly hugetlb: Hugetlb;
+  /** the hugetlb cgroup controller: cgroups, their counters and who is charged (mm/hugetlbcg.ts) */
+  readonly hugetlbCgroups: HugetlbCgroups;
   /** System V shared memory segments (ipc/shm.ts) */
   readonly shm: SysvShm;
   /** shmget's `as` names -> shmid */
@@ -303,6 +308,7 @@ export class Kernel {
     this.thp = new Thp(this);
     this.pageCache = new PageCache(this);
     this.hugetlb = new Hugetlb(this);
+    this.hugetlbCgroups = new HugetlbCgroups(this);
     this.shm = new SysvShm(this);
     this.secretmem = new Secretmem(this);
     this.pkeys = new Pkeys(this);
@@ -1115,6 +1121,7 @@ export class Kernel {
   *spawn(a: { as: string }): Op {
     if (this.processes.has(a.as)) throw new InputError(`process '${a.as}' already exists`, undefined, 'as');
     this.processes.set(a.as, this.vm.newMm(a.as));
+    this.hugetlbCgroups.forked('init', a.as); // a new process is init's descendant: its cgroup
     yield* [];
   }
 
@@ -1204,7 +1211,7 @@ export class Kernel {
     } else if (memfd?.hugetlb || a.hugetlb !== undefined) {
       // MAP_HUGETLB, or a memfd made with MFD_HUGETLB: a hugetlbfs mapping (mm/hugetlb.ts)
       if (a.hugetlb !== undefined && !a.anon) throw new InputError(`mmap '${a.as}': hugetlb (MAP_HUGETLB) goes with anon: true; a hugetlbfs memfd brings its own page size`, undefined, 'hugetlb');
-      vma = this.hugetlb.mmap(mm, { length: a.length, offset, shared, write, as: a.as, ...(a.hugetlb !== undefined ? { hugetlb: a.hugetlb } : {}) }, memfd);
+      vma = this.hugetlb.mmap(mm, { length: a.length, offset, shared, write, as: a.as, noreserve: a.noreserve ?? false, ...(a.hugetlb !== undefined ? { hugetlb: a.hugetlb } : {}) }, memfd);
     } else if (memfd || (a.anon && shared)) {
       // a memfd (shmem_mmap), or MAP_SHARED|MAP_ANONYMOUS: do_mmap() -> shmem_zero_setup() gives the
       // VMA a tmpfs file of its length (and pgoff 0), so it is a file VMA whose pages live in the page cache
@@ -1299,8 +1306,8 @@ export class Kernel {
    * V shared memory segment (ipc/shm.ts), named `as` for shmat and shmctl; `hugetlb` 'default'
    * is SHM_HUGETLB without size bits. An unsupported size is EINVAL (newseg(): hstate_sizelog()).
    */
-  *shmget(a: { as: string; size: number; key?: number; hugetlb?: number | 'default' }): Op {
-    this.shmIds.set(a.as, this.shm.get(a.key ?? 0, a.size, a.hugetlb));
+  *shmget(a: { as: string; size: number; key?: number; hugetlb?: number | 'default'; process?: string }): Op {
+    this.shmIds.set(a.as, this.shm.get(a.key ?? 0, a.size, a.hugetlb, this.process(a.process)));
     yield* [];
   }
 
@@ -1822,8 +1829,10 @@ export class Kernel {
 
   *fork(a: { process?: string; as: string }): Op {
     if (this.processes.has(a.as)) throw new InputError(`process '${a.as}' already exists`, undefined, 'as');
-    const child = yield* this.forker.fork(this.process(a.process), a.as);
+    const parent = this.process(a.process);
+    const child = yield* this.forker.fork(parent, a.as);
     this.processes.set(a.as, child);
+    this.hugetlbCgroups.forked(parent.name, a.as);
     // the child exists (its userfaultfd too) while fork() waits for the monitor to read UFFD_EVENT_FORK
     yield* this.uffd.awaitForkEvents(a.as);
   }

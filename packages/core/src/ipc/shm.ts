@@ -1,6 +1,6 @@
 import type { Kernel } from '../kernel.js';
 import { KernelError } from '../errors.js';
-import type { PageCacheFile } from '../types.js';
+import type { Mm, PageCacheFile } from '../types.js';
 
 /** One segment (struct shmid_kernel): its key, the size asked for (shm_segsz) and its file. */
 interface Segment {
@@ -41,7 +41,7 @@ export class SysvShm {
    * segment of `key` that exists is returned (ipcget_public(); shm_more_checks(): EINVAL when
    * `size` exceeds its shm_segsz), else, and always for IPC_PRIVATE (0), a new one. Returns shmid.
    */
-  get(key: number, size: number, hugetlb?: number | 'default'): number {
+  get(key: number, size: number, hugetlb: number | 'default' | undefined, caller: Mm): number {
     if (size < 1) throw new KernelError('EINVAL', `shmget of ${size} bytes: below SHMMIN (1)`);
     if (key !== 0) {
       const found = [...this.segments.values()].find((s) => s.key === key && this.alive(s));
@@ -56,7 +56,7 @@ export class SysvShm {
     for (let n = 2; this.k.pageCache.files.has(name); n++) name = `SYSV${key.toString(16).padStart(8, '0')}#${n}`;
     let file: PageCacheFile;
     if (hugetlb !== undefined) {
-      file = this.k.hugetlb.shmFileSetup(name, size, hugetlb);
+      file = this.k.hugetlb.shmFileSetup(name, size, hugetlb, caller);
     } else {
       file = this.k.pageCache.newFile(name, Math.ceil(size / this.k.mmu.basePageSize), true);
       file.size = size;

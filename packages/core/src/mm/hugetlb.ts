@@ -1,5 +1,5 @@
 import type { Kernel } from '../kernel.js';
-import { KernelError } from '../errors.js';
+import { KernelError, type Errno } from '../errors.js';
 import { kernelAtLeast } from '../features.js';
 import { preempt, waitUntil, type Op } from '../sched.js';
 import { hugetlbVmemmapFigures, type HugetlbVmemmapFigures } from '../vmemmap/hugetlb.js';
@@ -80,7 +80,7 @@ const POOL_TOP = 64 * 2 ** 30;
  * next folio freed while the pool has surplus pages leaves the pool (free_huge_folio()).
  *
  * Not modelled: surplus pages from overcommit (nr_overcommit_hugepages), subpools and the
- * hugetlbfs mount's size limits, MAP_NORESERVE, unmap_ref_private() (the owner's COW that steals
+ * hugetlbfs mount's size limits, unmap_ref_private() (the owner's COW that steals
  * the page from its children when the pool is empty), the ENOMEM of the PTE table HVO allocates
  * to split a PMD-mapped vmemmap (the tables themselves are counted: pteTablePages), HVO of
  * boot-time (gigantic) pool pages, memory_failure() of hugetlb pages, pool pages on kmem nodes,
@@ -438,6 +438,15 @@ export class Hugetlb {
   }
 
   /**
+   * alloc_hugetlb_folio() for the task of `mm`: its hugetlb cgroup charges first
+   * (mm/hugetlbcg.ts: the rsvd counter too when `reserved` is false), then alloc(). A string says
+   * why it failed (a refused charge, or no free page), where the kernel returns -ENOSPC.
+   */
+  private allocFor(mm: Mm, h: Hstate, mapping: number, reserved: boolean, nodes?: readonly number[]): number | string {
+    return this.k.hugetlbCgroups.allocCharged(mm, h, reserved, () => this.alloc(h, mapping, reserved, nodes)) ?? 'no free huge page';
+  }
+
+  /**
    * free_huge_folio(): the last reference gives the folio back to its pool's free list, or, while
    * the pool has surplus pages, to the buddy allocator (remove_hugetlb_folio(h, folio, true) then
    * update_and_free_hugetlb_folio(), restoring its vmemmap). Its struct pages and contents are
@@ -466,6 +475,8 @@ export class Hugetlb {
       }
       return;
     }
+    // hugetlb_cgroup_uncharge_folio() and _rsvd() (a temporary folio was never charged)
+    this.k.hugetlbCgroups.folioFreed(head);
     if (this.restoreReserve.delete(head)) p.resv++;
     // "else if (h->surplus_huge_pages_node[nid])": remove_hugetlb_folio(h, folio, true) and, if the
     // restore fails, add_hugetlb_folio(h, folio, true): the surplus count is back where it was and
@@ -528,6 +539,7 @@ export class Hugetlb {
    * surplus state here as well").
    */
   migrated(src: number, dst: number): void {
+    this.k.hugetlbCgroups.migrated(src, dst); // hugetlb_cgroup_migrate()
     if (!this.temporary.delete(dst)) return;
     this.temporary.add(src);
     const from = this.nodeOf(src);
@@ -602,24 +614,40 @@ export class Hugetlb {
    * shared mapping reserves). Not enough free unreserved pages: -ENOMEM, no file. The file is
    * held by the segment (mm/pagecache.ts released() evicts it after IPC_RMID and the last detach).
    */
-  shmFileSetup(name: string, size: number, hugetlbSize: number | 'default'): PageCacheFile {
+  shmFileSetup(name: string, size: number, hugetlbSize: number | 'default', caller: Mm): PageCacheFile {
     const h = this.hstate(this.pageSize(hugetlbSize));
     const count = Math.ceil(size / (h.pages * this.k.mmu.basePageSize));
-    const p = this.pool(h);
-    if (p.free - p.resv < count) throw new KernelError('ENOMEM', `shmget(SHM_HUGETLB): hugetlb_reserve_pages: ${count} huge page(s) needed, ${p.free - p.resv} free and unreserved (nr_hugepages ${p.nr}): set the pool with hugetlb-pool`);
     const file = this.k.pageCache.newFile(name, count * h.pages, true, { ...h, resv: new Set() });
-    this.reserveShared(file, 0, count);
+    try {
+      this.reserveShared(caller, file, 0, count);
+    } catch (e) {
+      this.k.pageCache.files.delete(name);
+      if (e instanceof KernelError) throw new KernelError(e.code, `shmget(SHM_HUGETLB): ${e.message.replace(/^\w+: /, '')}`);
+      throw e;
+    }
     return file;
   }
 
-  /** hugetlb_reserve_pages() of a shared mapping (the inode's resv_map): huge pages [first, first + count) not reserved yet; the caller checked there are enough. */
-  private reserveShared(file: PageCacheFile, first: number, count: number): void {
-    const fileResv = file.hugetlb!.resv;
-    for (let i = first; i < first + count; i++) {
-      if (fileResv.has(i)) continue;
-      fileResv.add(i);
-      this.pool(file.hugetlb!).resv++;
+  /**
+   * hugetlb_reserve_pages() of a shared mapping (the inode's resv_map) by the task of `mm`: the
+   * huge pages of [first, first + count) not reserved yet (region_chg()), charged to its hugetlb
+   * cgroup first, then taken from the pool's unreserved free pages (hugetlb_acct_memory());
+   * either short: -ENOMEM and nothing reserved.
+   */
+  private reserveShared(mm: Mm, file: PageCacheFile, first: number, count: number): void {
+    const h = file.hugetlb!;
+    const fileResv = h.resv;
+    const p = this.pool(h);
+    const missing: number[] = [];
+    for (let i = first; i < first + count; i++) if (!fileResv.has(i)) missing.push(i);
+    const refused = this.k.hugetlbCgroups.reserve(mm, h, fileResv, missing);
+    if (refused !== null) this.noReservation(file, `hugetlb_cgroup_charge_cgroup_rsvd: ${refused}`);
+    if (p.free - p.resv < missing.length) {
+      this.k.hugetlbCgroups.unreserve(h, fileResv, missing);
+      this.noReservation(file, this.poolShort(missing.length, p));
     }
+    for (const i of missing) fileResv.add(i);
+    p.resv += missing.length;
   }
 
   /**
@@ -635,7 +663,8 @@ export class Hugetlb {
     const hbytes = h.pages * ps;
     for (let index = Math.floor(offset / hbytes); index * hbytes < offset + length; index++) {
       if (file.cache.has(index)) continue;
-      const pfn = this.addToCache(file, index, 'hugetlbfs_fallocate');
+      // the model's fallocate has no caller: init's cgroup is charged
+      const pfn = this.addToCache(file, index, 'hugetlbfs_fallocate', this.k.process('init'), 'ENOSPC');
       this.k.folios.put(pfn, 1, 'hugetlbfs_fallocate: folio_put');
     }
     if (!keepSize && offset + length > file.pages * ps) file.pages = Math.ceil((offset + length) / ps);
@@ -767,6 +796,7 @@ export class Hugetlb {
     for (const i of [...h.resv]) {
       if (i < first) continue;
       h.resv.delete(i);
+      this.k.hugetlbCgroups.regionDeleted(h, h.resv, i);
       chg++;
     }
     this.pool(h).resv -= chg - freed;
@@ -786,7 +816,10 @@ export class Hugetlb {
     for (const [index, pfn] of [...file.cache].sort((a, b) => a[0] - b[0])) {
       if (index < first || index >= end) continue;
       file.cache.delete(index);
-      if (!truncate) file.hugetlb!.resv.delete(index);
+      if (!truncate) {
+        file.hugetlb!.resv.delete(index);
+        this.k.hugetlbCgroups.regionDeleted(file.hugetlb!, file.hugetlb!.resv, index);
+      }
       const s = k.pages.slot(pfn);
       k.pages.mapping[s] = 0;
       k.emit('page.mapping', { pfn, mapping: 'NULL', index: 0, share: 0 });
@@ -811,11 +844,11 @@ export class Hugetlb {
    * is consumed; an index with none is allocated from the unreserved free pages and recorded in
    * the inode's resv_map (region_add).
    */
-  private addToCache(file: PageCacheFile, index: number, why: string, nodes?: readonly number[]): number {
+  private addToCache(file: PageCacheFile, index: number, why: string, mm: Mm, errno: Errno, nodes?: readonly number[]): number {
     const k = this.k;
     const h = file.hugetlb!;
-    const pfn = this.alloc(h, mappingOf(file.mapping.id), h.resv.has(index), nodes);
-    if (pfn === null) throw new KernelError('ENOSPC', `${why}: no free ${h.pages * k.mmu.basePageSize / 2 ** 20} MiB huge page for page ${index} of '${file.name}'`);
+    const pfn = this.allocFor(mm, h, mappingOf(file.mapping.id), h.resv.has(index), nodes);
+    if (typeof pfn === 'string') throw new KernelError(errno, `${why}: alloc_hugetlb_folio() -ENOSPC for page ${index} of '${file.name}' (${h.pages * k.mmu.basePageSize / 2 ** 20} MiB pages): ${pfn}`);
     h.resv.add(index);
     file.cache.set(index, pfn);
     const s = k.pages.slot(pfn);
@@ -835,7 +868,7 @@ export class Hugetlb {
    * owned by this VMA (HPAGE_RESV_OWNER); for a shared one the pages of the file not reserved yet.
    * Not enough unreserved free pages: -ENOMEM, as cow.c's "need more free huge pages".
    */
-  mmap(mm: Mm, a: { length: number; offset: number; shared: boolean; write: boolean; as: string; hugetlb?: number }, file: PageCacheFile | null): Vma {
+  mmap(mm: Mm, a: { length: number; offset: number; shared: boolean; write: boolean; as: string; noreserve: boolean; hugetlb?: number }, file: PageCacheFile | null): Vma {
     const k = this.k;
     const ps = k.mmu.basePageSize;
     if (file && a.hugetlb !== undefined) throw new KernelError('EINVAL', `mmap of '${file.name}' with MAP_HUGETLB: the file's page size decides (give hugetlb only with anon: true)`);
@@ -850,15 +883,21 @@ export class Hugetlb {
     const first = pgoff / h.pages;
     const count = pages / h.pages;
     let resv: Set<number> | null = null;
-    if (a.shared) {
-      const fileResv = f.hugetlb!.resv;
-      let missing = 0;
-      for (let i = first; i < first + count; i++) if (!fileResv.has(i)) missing++;
-      if (p.free - p.resv < missing) this.noReservation(f, missing, p);
-      this.reserveShared(f, first, count);
+    // MAP_NORESERVE (VM_NORESERVE): "Only apply hugepage reservation if asked" -- nothing reserved
+    // or charged now; each fault allocates outside any reservation (a private VMA has no resv_map)
+    if (a.noreserve) {
+      // nothing
+    } else if (a.shared) {
+      this.reserveShared(mm, f, first, count);
     } else {
-      if (p.free - p.resv < count) this.noReservation(f, count, p);
       resv = new Set();
+      // hugetlb_cgroup_charge_cgroup_rsvd() before hugetlb_acct_memory()
+      const refused = this.k.hugetlbCgroups.reserve(mm, h, resv, count);
+      if (refused !== null) this.noReservation(f, `hugetlb_cgroup_charge_cgroup_rsvd: ${refused}`);
+      if (p.free - p.resv < count) {
+        this.k.hugetlbCgroups.unreserve(h, resv, count);
+        this.noReservation(f, this.poolShort(count, p));
+      }
       for (let i = first; i < first + count; i++) resv.add(i);
       p.resv += count;
     }
@@ -867,9 +906,14 @@ export class Hugetlb {
     return k.vm.addVma(mm, { name: a.as, start, pages, pgoff, flags: k.vm.flags({ write: a.write, shared: a.shared }), kind: 'pagecache', inode: null, device: null, cacheFile: f, anonVma: 0, hugetlb: { ...h, resv } });
   }
 
-  private noReservation(f: PageCacheFile, need: number, p: Pool): never {
+  /** hugetlb_reserve_pages() failed: -ENOMEM, and an anonymous file made for the mapping goes again. */
+  private noReservation(f: PageCacheFile, why: string): never {
     if (!f.held) this.k.pageCache.released(f);
-    throw new KernelError('ENOMEM', `hugetlb_reserve_pages: ${need} huge page(s) needed, ${p.free - p.resv} free and unreserved (nr_hugepages ${p.nr}): set the pool with hugetlb-pool`);
+    throw new KernelError('ENOMEM', `hugetlb_reserve_pages: ${why}`);
+  }
+
+  private poolShort(need: number, p: Pool): string {
+    return `${need} huge page(s) needed, ${p.free - p.resv} free and unreserved (nr_hugepages ${p.nr}): set the pool with hugetlb-pool`;
   }
 
   private anonName(as: string): string {
@@ -887,6 +931,8 @@ export class Hugetlb {
     if (!h.resv) return;
     const first = vma.pgoff / h.pages;
     const end = first + vma.pages / h.pages;
+    // hugetlb_cgroup_uncharge_counter(resv, start, end): the VMA's whole range, faulted or not
+    this.k.hugetlbCgroups.privateClosed(h, h.resv, end - first);
     for (const i of [...h.resv]) {
       if (i < first || i >= end) continue;
       h.resv.delete(i);
@@ -904,6 +950,7 @@ export class Hugetlb {
     let unconsumed = 0;
     for (const i of h.resv) if (!file.cache.has(i)) unconsumed++;
     this.pool(h).resv -= unconsumed;
+    for (const i of h.resv) this.k.hugetlbCgroups.regionDeleted(h, h.resv, i);
     h.resv.clear();
   }
 
@@ -993,13 +1040,14 @@ export class Hugetlb {
     // entry for errored virtual address": a poisoned cached folio (kept from v6.1) is VM_FAULT_HWPOISON_LARGE
     if (pfn !== undefined && (k.folios.flags(pfn) & PG.hwpoison) !== 0) throw new KernelError('SIGBUS', `page ${index} of hugetlbfs file '${file.name}' is poisoned (hugetlb_no_page: VM_FAULT_HWPOISON_LARGE, BUS_MCEERR_AR)`);
     if (pfn !== undefined) k.folios.get(pfn, 1, 'hugetlb_no_page: filemap_lock_hugetlb_folio');
-    else if (vma.flags.shared) pfn = this.addToCache(file, index, 'hugetlb_no_page', this.nodesFor(vma, base));
+    // a failed allocation is VM_FAULT_SIGBUS (vmf_error(-ENOSPC))
+    else if (vma.flags.shared) pfn = this.addToCache(file, index, 'hugetlb_no_page', vma.mm, 'SIGBUS', this.nodesFor(vma, base));
     else {
       // the reservation is consumed only by a successful allocation (vma_commit_reservation();
       // vma_end_reservation() on failure): per-node pools can fail a reserved fault
       const reserved = h.resv?.has(index) ?? false;
-      const got = this.alloc(h, anonMappingOf(k.vm.anonVmaPrepare(vma)), reserved, this.nodesFor(vma, base));
-      if (got === null) throw new KernelError('SIGBUS', `hugetlb_no_page: no free huge page (alloc_hugetlb_folio -ENOSPC)`);
+      const got = this.allocFor(vma.mm, h, anonMappingOf(k.vm.anonVmaPrepare(vma)), reserved, this.nodesFor(vma, base));
+      if (typeof got === 'string') throw new KernelError('SIGBUS', `hugetlb_no_page: ${got} (alloc_hugetlb_folio -ENOSPC)`);
       h.resv?.delete(index);
       pfn = got;
     }
@@ -1053,10 +1101,10 @@ export class Hugetlb {
       if (vma.flags.shared) {
         if (index * h.pages >= file.pages) throw new KernelError('EFAULT', `${what}: ${where} is past the end of '${file.name}'`);
         if (file.cache.has(index)) throw new KernelError('EEXIST', `${what}: the page cache of '${file.name}' has huge page ${index} already (hugetlb_add_to_page_cache)`);
-        pfn = this.addToCache(file, index, what, this.nodesFor(vma, base));
+        pfn = this.addToCache(file, index, what, vma.mm, 'ENOMEM', this.nodesFor(vma, base));
       } else {
-        const got = this.alloc(h, anonMappingOf(k.vm.anonVmaPrepare(vma)), h.resv?.has(index) ?? false, this.nodesFor(vma, base));
-        if (got === null) throw new KernelError('ENOMEM', `${what}: no free huge page for ${where} (alloc_hugetlb_folio)`);
+        const got = this.allocFor(vma.mm, h, anonMappingOf(k.vm.anonVmaPrepare(vma)), h.resv?.has(index) ?? false, this.nodesFor(vma, base));
+        if (typeof got === 'string') throw new KernelError('ENOMEM', `${what}: alloc_hugetlb_folio() for ${where}: ${got}`);
         h.resv?.delete(index);
         pfn = got;
       }
@@ -1097,9 +1145,9 @@ export class Hugetlb {
       return;
     }
     const reserved = !anon && (h.resv?.has(this.index(vma, leaf.base)) ?? false);
-    const copy = this.alloc(h, anonMappingOf(k.vm.anonVmaPrepare(vma)), reserved, this.nodesFor(vma, leaf.base));
-    if (copy === null) {
-      throw KernelError.unsupported('ENOMEM', `hugetlb_wp: no free huge page for the COW of '${vma.name}' (cow.c needs two); the owner's unmap_ref_private() and the child's VM_FAULT_OOM are not modelled`);
+    const copy = this.allocFor(vma.mm, h, anonMappingOf(k.vm.anonVmaPrepare(vma)), reserved, this.nodesFor(vma, leaf.base));
+    if (typeof copy === 'string') {
+      throw KernelError.unsupported('ENOMEM', `hugetlb_wp: alloc_hugetlb_folio() for the COW of '${vma.name}': ${copy} (cow.c needs two free pages); the owner's unmap_ref_private() and the child's VM_FAULT_OOM are not modelled`);
     }
     const index = this.index(vma, leaf.base);
     if (reserved) h.resv?.delete(index);
@@ -1184,8 +1232,9 @@ export class Hugetlb {
       const head = k.folios.folio(leaf.pte.pfn);
       const anon = k.folios.testAnon(head, 'copy_hugetlb_page_range');
       if (cow && anon && kernelAtLeast(k.version, 5, 12) && k.forker.needsCowForDma(src.mm, head, head)) {
-        const copy = this.alloc(h, anonMappingOf(dst.anonVma || k.vm.anonVmaPrepare(dst)), false, this.nodesFor(dst, leaf.base));
-        if (copy === null) throw new KernelError('ENOMEM', 'fork: no free huge page for the early-COW copy of a pinned hugetlb page (copy_hugetlb_page_range)');
+        // alloc_hugetlb_folio(dst_vma, addr, 0) by the parent (current): its cgroup is charged
+        const copy = this.allocFor(src.mm, h, anonMappingOf(dst.anonVma || k.vm.anonVmaPrepare(dst)), false, this.nodesFor(dst, leaf.base));
+        if (typeof copy === 'string') throw new KernelError('ENOMEM', `fork: alloc_hugetlb_folio() for the early-COW copy of a pinned hugetlb page (copy_hugetlb_page_range): ${copy}`);
         this.copyData(head, copy);
         k.folios.addMap(copy);
         // hugetlb_install_folio(): make_huge_pte(dst_vma, new, 1), writable and dirty whatever VM_WRITE

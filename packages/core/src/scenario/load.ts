@@ -262,10 +262,13 @@ function references(step: Step, at: Path, raw: Record<string, unknown>): NameRef
     case 'shmat': ref('shm', 'shm'); ref('process', 'process'); break;
     case 'shmdt': ref('map', 'map'); ref('process', 'process'); break;
     case 'shmctl': ref('shm', 'shm'); break;
+    case 'cgroup-attach': case 'shmget': ref('process', 'process'); break;
     case 'migrate': ref('map', 'map'); ref('process', 'process'); if (a.to !== 'ram' && a.to !== 'device') ref('to', 'device'); break;
     case 'device-read': case 'device-write': case 'device-snapshot': case 'device-exclusive': case 'device-check-exclusive': ref('device', 'device'); ref('map', 'map'); ref('process', 'process'); break;
     case 'check': {
       const c = a as unknown as CheckArgs;
+      // cgroupFile's file is a cgroup control file, no file of the scenario
+      if (c.what === 'cgroupFile') break;
       for (const k of ['map', 'file', 'device', 'process', 'dir'] as const) ref(k, k === 'map' ? 'map' : k, c.target[k], [...at, 'check', c.what, k]);
       break;
     }

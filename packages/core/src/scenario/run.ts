@@ -139,6 +139,11 @@ export function stepOp(k: Kernel, step: Step, failures: string[]): Op<unknown> {
     case 'pkey-set': return k.pkeySet(a);
     case 'tmpfile': return k.tmpfile(a);
     case 'hugetlb-pool': return k.hugetlbPool(a);
+    case 'cgroup-mount': return k.hugetlbCgroups.mount(a);
+    case 'cgroup-mkdir': return k.hugetlbCgroups.mkdir(a);
+    case 'cgroup-rmdir': return k.hugetlbCgroups.rmdir(a);
+    case 'cgroup-attach': return k.hugetlbCgroups.attach(a);
+    case 'cgroup-write': return k.hugetlbCgroups.write(a);
     case 'thp-size': return k.thpSize(a);
     case 'thp-enabled': return k.thpEnabled(a);
     case 'shmem-enabled': return k.shmemEnabled(a);
@@ -380,6 +385,11 @@ export function check(k: Kernel, c: CheckArgs): string | null {
       return cmp(`hugetlbResv(${where})`, k.hugetlb.counters(t.hugetlb).resv);
     case 'hugetlbTotal':
       return cmp(`hugetlbTotal(${where})`, k.hugetlb.counters(t.hugetlb, t.node).nr);
+    // a hugetlb cgroup control file (mm/hugetlbcg.ts): a number compares with the number it holds
+    case 'cgroupFile': {
+      const text = k.hugetlbCgroups.read(t.cgroup, t.file);
+      return text === String(c.equals) ? null : `${t.file} of cgroup ${t.cgroup} reads '${text}', expected '${String(c.equals)}'`;
+    }
     case 'vmemmap': {
       const want = (c.equals ?? {}) as Record<string, number>;
       let actual: Record<string, number>;

@@ -82,7 +82,7 @@ export const DRIVER_NAMES = ['nvdimm', 'devdax', 'hmm'] as const;
 export const PRESET_NAMES = PRESETS.map((p) => p.name);
 /** the /proc/sys entries a `sysctl` step can write */
 export const SYSCTL_NAMES = ['vm.hugetlb_optimize_vmemmap', 'vm.enable_soft_offline'] as const;
-export const CHECK_WHATS = ['refcount', 'mapcount', 'pinned', 'mapped', 'anon', 'blockFree', 'vmemmap', 'writable', 'softDirty', 'swapped', 'memoryMerge', 'thpDisable', 'mdwe', 'ksmMergingPages', 'ksmZeroPages', 'ksmPagesShared', 'ksmPagesSharing', 'hugetlbFree', 'hugetlbResv', 'hugetlbTotal', 'locked', 'guard', 'uffdWp', 'dax', 'daxFlag', 'node', 'seals', 'sealed', 'filePmdMapped', 'shmemPmdMapped', 'vmaPages', 'vmaStart', 'anonHugePages', 'folioOrder', 'rssAnon', 'metadataBadblocks', 'badblocks', 'bdevBadblocks', 'bdevFirstBadblock', 'injectedErrors', 'fileBlocks', 'fileSize', 'hardwareCorrupted'] as const satisfies readonly CheckWhat[];
+export const CHECK_WHATS = ['refcount', 'mapcount', 'pinned', 'mapped', 'anon', 'blockFree', 'vmemmap', 'writable', 'softDirty', 'swapped', 'memoryMerge', 'thpDisable', 'mdwe', 'ksmMergingPages', 'ksmZeroPages', 'ksmPagesShared', 'ksmPagesSharing', 'hugetlbFree', 'hugetlbResv', 'hugetlbTotal', 'locked', 'guard', 'uffdWp', 'dax', 'daxFlag', 'node', 'seals', 'sealed', 'filePmdMapped', 'shmemPmdMapped', 'vmaPages', 'vmaStart', 'anonHugePages', 'folioOrder', 'rssAnon', 'metadataBadblocks', 'badblocks', 'bdevBadblocks', 'bdevFirstBadblock', 'injectedErrors', 'fileBlocks', 'fileSize', 'hardwareCorrupted', 'cgroupFile'] as const satisfies readonly CheckWhat[];
 
 // ---------------------------------------------------------------------------------------------
 // scalars
@@ -101,6 +101,12 @@ const sizeInput = z.union([
   z.number().int().nonnegative(),
   z.string().regex(SIZE_PATTERN, { error: (iss) => `'${String(iss.input)}' is not a size: write bytes or a number with K, M, G or T (e.g. 4KiB, 2MiB, 1GiB)` }),
 ], { error: 'expected a size: a whole number of bytes or a string like 4KiB, 2MiB, 1GiB' });
+
+/** A cgroup below the hierarchy's root ('a', 'a/b'), or '/' for the root itself. */
+const CgroupPath = z
+  .string()
+  .refine((p) => p === '/' || p.split('/').every((part) => NAME_PATTERN.test(part)), { error: (iss) => `'${String(iss.input)}' is not a cgroup path: write '/' for the root or names joined by '/' (a, a/b), relative to the hierarchy's root` })
+  .meta({ id: 'CgroupPath', description: "a cgroup: '/' (the root) or a path below it, e.g. a/b" });
 
 /** Bytes or `4KiB`/`2M`/`1GiB`… → bytes. */
 const Size = sizeInput
@@ -199,7 +205,8 @@ const CheckTarget = obj({
   page: PageIndex.optional(),
   process: Name.optional(),
   dir: Name.optional().describe('daxFlag only: a directory'),
-}).describe('what to look at: {map, page, process?} | {file, page} | {device, page?} | {hugetlb} (vmemmap) | {file} or {dir} (dax, daxFlag)');
+  cgroup: CgroupPath.optional().describe('cgroupFile only: the cgroup whose control file `file` is read'),
+}).describe('what to look at: {map, page, process?} | {file, page} | {device, page?} | {hugetlb} (vmemmap) | {file} or {dir} (dax, daxFlag) | {cgroup, file} (cgroupFile)');
 
 const VmemmapFigures = obj({
   bytes: Size.optional().describe('memory backing struct pages, bytes'),
@@ -252,7 +259,8 @@ const checkShape = {
   fileBlocks: CheckTarget.optional().describe('{file}: the blocks allocated to the file, unwritten ones included (stat st_blocks in filesystem blocks: du -B <block size>); after a log-replay, what the journal had committed'),
   fileSize: CheckTarget.optional().describe('{file}: i_size in bytes (stat st_size)'),
   hardwareCorrupted: CheckTarget.optional().describe('{}: HardwareCorrupted of /proc/meminfo in kB (num_poisoned_pages: the base pages memory failure and soft offline marked PG_hwpoison)'),
-  equals: z.union([z.number().int(), z.boolean(), VmemmapFigures]).optional(),
+  cgroupFile: CheckTarget.optional().describe('{cgroup, file}: the text of a hugetlb controller file, hugetlb.<size>.<name> (v1: limit_in_bytes, usage_in_bytes, max_usage_in_bytes, failcnt and their rsvd.* twins; v2: max, current, events, events.local, rsvd.max, rsvd.current), as cat prints it; equals a number (the file holds that number) or a string (the whole text: max, max 1)'),
+  equals: z.union([z.number().int(), z.boolean(), z.string(), VmemmapFigures]).optional(),
   min: z.number().int().optional(),
   max: z.number().int().optional(),
 } satisfies Record<CheckWhat | 'equals' | 'min' | 'max', z.ZodType>;
@@ -262,6 +270,8 @@ const NAMESPACE_CHECKS: readonly CheckWhat[] = ['metadataBadblocks', 'badblocks'
 const NUMERIC_CHECKS: readonly CheckWhat[] = ['hardwareCorrupted', 'fileBlocks', 'fileSize', 'refcount', 'mapcount', 'node', 'seals', 'filePmdMapped', 'shmemPmdMapped', 'vmaPages', 'vmaStart', 'anonHugePages', 'folioOrder', 'rssAnon', 'metadataBadblocks', 'badblocks', 'bdevBadblocks', 'bdevFirstBadblock', 'injectedErrors', 'ksmMergingPages', 'ksmZeroPages', 'ksmPagesShared', 'ksmPagesSharing', 'hugetlbFree', 'hugetlbResv', 'hugetlbTotal', 'thpDisable', 'mdwe'];
 /** counters of a hugetlb pool: only a { hugetlb } target */
 const POOL_CHECKS: readonly CheckWhat[] = ['hugetlbFree', 'hugetlbResv', 'hugetlbTotal'];
+/** a cgroup control file's text: { cgroup, file } */
+const CGROUP_CHECKS: readonly CheckWhat[] = ['cgroupFile'];
 const BOOLEAN_CHECKS: readonly CheckWhat[] = ['pinned', 'mapped', 'anon', 'blockFree', 'writable', 'softDirty', 'swapped', 'memoryMerge', 'locked', 'sealed', 'guard', 'uffdWp', 'dax', 'daxFlag'];
 /** properties of an inode (S_DAX, FS_XFLAG_DAX, seals): only a { file } (or, for daxFlag, { dir }) target, no page */
 const INODE_CHECKS: readonly CheckWhat[] = ['dax', 'daxFlag', 'seals', 'fileBlocks', 'fileSize'];
@@ -309,6 +319,17 @@ const checkArgs = obj(checkShape)
     const targets = (['map', 'file', 'device', 'hugetlb'] as const).filter((k) => t[k] !== undefined);
     const form = what === 'vmemmap' ? '{ device } or { hugetlb: <huge page size> }' : what === 'blockFree' ? '{ file, page }' : '{ map, page } or { file, page } or { device, page }';
     const bad = (message: string, path: PropertyKey[] = [what]) => ctx.addIssue({ code: 'custom', input: t, path, message });
+    if (CGROUP_CHECKS.includes(what) !== (t.cgroup !== undefined)) {
+      return bad(t.cgroup !== undefined ? `cgroup names a cgroup, which only cgroupFile reads` : `cgroupFile reads a control file of a cgroup: write { cgroup: <path>, file: hugetlb.<size>.<name> }`, t.cgroup !== undefined ? [what, 'cgroup'] : [what]);
+    }
+    if (CGROUP_CHECKS.includes(what)) {
+      const others = Object.entries(t).filter(([key, v]) => v !== undefined && key !== 'cgroup' && key !== 'file').map(([key]) => key);
+      if (t.file === undefined || others.length > 0) return bad(`cgroupFile reads a control file of a cgroup: write { cgroup: <path>, file: hugetlb.<size>.<name> }${others.length ? ` (remove ${others.join(', ')})` : ''}`);
+      if (c.equals === undefined || c.min !== undefined || c.max !== undefined || (typeof c.equals !== 'number' && typeof c.equals !== 'string')) {
+        return ctx.addIssue({ code: 'custom', input: c, path: ['equals'], message: 'cgroupFile compares the file with equals: a number (e.g. equals: 10485760) or its whole text (equals: max)' });
+      }
+      return;
+    }
     if (INODE_CHECKS.includes(what)) {
       const named = (['map', 'file', 'device', 'hugetlb', 'dir'] as const).filter((k) => t[k] !== undefined);
       const fileOnly = what !== 'daxFlag';
@@ -417,6 +438,7 @@ const mmapArgs = obj({
   locked: Flag.optional().describe('MAP_LOCKED: VM_LOCKED (unless mlock would not lock this kind of mapping: DAX, hugetlb, VM_SPECIAL) and populated as by MAP_POPULATE'),
   sync: Flag.optional().describe('MAP_SHARED_VALIDATE|MAP_SYNC (with file and shared: true): EOPNOTSUPP unless the file is DAX on ext4 or XFS'),
   droppable: z.literal(true).optional().describe('MAP_DROPPABLE (v6.11; EINVAL before) with anon: true instead of MAP_PRIVATE: VM_DROPPABLE and VM_WIPEONFORK, never mlocked; EINVAL with shared, a file, locked or hugetlb'),
+  noreserve: Flag.optional().describe('MAP_NORESERVE: a hugetlb mapping reserves (and charges to the rsvd counter of its hugetlb cgroup) nothing at mmap; each fault takes an unreserved free page, or SIGBUS. Elsewhere it only skips overcommit accounting, which is not modelled'),
   fixed: obj({
     map: Name.describe("a mapping of the same process: its range (mapped or not) gives the address"),
     offset: Size.optional().describe('where in that range the new mapping starts (page aligned; default 0)'),
@@ -549,6 +571,20 @@ export const OP_ARGS = {
     pages: z.number().int().min(0).describe('nr_hugepages'),
     node: NodeId.optional().describe('write the node\'s own file instead, /sys/devices/system/node/node<node>/hugepages/hugepages-<size>kB/nr_hugepages: pages on that node only (default: the global file, which spreads new pages round-robin over the nodes)'),
   }).describe('echo pages > /sys/kernel/mm/hugepages/hugepages-<size>kB/nr_hugepages: the hugetlb pool of that size'),
+  'cgroup-mount': obj({
+    version: z.union([z.literal(1), z.literal(2)], { error: 'version is 1 (mount -t cgroup -o hugetlb) or 2 (mount -t cgroup2, +hugetlb in cgroup.subtree_control)' }),
+  }).describe('mount a cgroup hierarchy with the hugetlb controller: v1 (mount -t cgroup -o hugetlb), or v2 (mount -t cgroup2 and echo +hugetlb > cgroup.subtree_control: EINVAL before v5.6); the other version afterwards is EBUSY'),
+  'cgroup-mkdir': obj({ cgroup: CgroupPath }).describe('mkdir of a cgroup in the hugetlb hierarchy (EEXIST, ENOENT without its parent)'),
+  'cgroup-rmdir': obj({ cgroup: CgroupPath }).describe('rmdir of a cgroup: EBUSY with a live process in it or a child cgroup; the fault charges of its huge pages in use move to the parent (hugetlb_cgroup_css_offline()), its reservation charges stay until uncharged'),
+  'cgroup-attach': obj({
+    cgroup: CgroupPath,
+    process: Name.optional().describe('the process that moves (default init)'),
+  }).describe('echo PID > <cgroup>/cgroup.procs (v1: or tasks): the process is charged there from now on; what it charged before stays where it is. v2: EBUSY for a cgroup with children (no internal processes)'),
+  'cgroup-write': obj({
+    cgroup: CgroupPath,
+    file: Name.describe('the control file, hugetlb.<size>.<name>: a limit (v1 limit_in_bytes, rsvd.limit_in_bytes; v2 max, rsvd.max), or on v1 max_usage_in_bytes, failcnt and their rsvd.* twins (reset)'),
+    value: z.union([z.literal(-1), z.literal('max'), Size], { error: 'value is bytes (a number or a size such as 10MiB), -1 (v1: no limit) or max (v2: no limit)' }).describe('bytes (rounded down to whole huge pages), -1 (v1) or max (v2): no limit'),
+  }).describe('echo value > <cgroup>/<file>: set a hugetlb limit (EBUSY below what is charged; EINVAL on the root) or reset a v1 watermark or failcnt'),
   'shmem-enabled': obj({
     mode: z.enum(SHMEM_HUGE_MODES, { error: `mode is one of ${SHMEM_HUGE_MODES.join(', ')}` }).describe('always | within_size | advise | never (the default) | deny | force'),
   }).describe('echo mode > /sys/kernel/mm/transparent_hugepage/shmem_enabled: the huge= policy of the internal tmpfs mount (memfds, shared anonymous memory) khugepaged and write(2) to a memfd (pwrite) follow; MADV_COLLAPSE ignores it; deny and force override the huge= of every tmpfs mount too. A shmem fault over a hole allocates a PMD-order folio under it'),
@@ -596,6 +632,7 @@ export const OP_ARGS = {
     size: Size.describe('the segment size in bytes (SHM_HUGETLB rounds the file up to the huge page)'),
     key: z.number().int().nonnegative().optional().describe('the IPC key (default 0, IPC_PRIVATE: always a new segment); a key whose segment exists gives that one (EINVAL if size exceeds it)'),
     hugetlb: HugetlbSize.optional().describe('SHM_HUGETLB with this huge page size (SHM_HUGE_SHIFT) or default: every huge page of the segment is reserved now (HugePages_Rsvd), ENOMEM without enough free ones'),
+    process: Name.optional().describe('the calling process (default init): with hugetlb, its hugetlb cgroup is charged the reservation'),
   }).describe('shmget(key, size, IPC_CREAT | 0600 [| SHM_HUGETLB]): a System V shared memory segment, a tmpfs file or with hugetlb a hugetlbfs one (ipc/shm.c newseg()); it lives until shmctl IPC_RMID and its last detach'),
   shmat: obj({
     shm: Name.describe('a segment (shmget as)'),

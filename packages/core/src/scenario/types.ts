@@ -45,7 +45,8 @@ export type OpName =
   | 'nd-region' | 'create-namespace' | 'destroy-namespace' | 'nd-list'
   | 'dax-region' | 'create-device' | 'destroy-device' | 'resize-device' | 'enable-device' | 'disable-device' | 'dax-list' | 'memory-tiers'
   | 'umount' | 'remount' | 'mkdir' | 'chattr' | 'rename' | 'fsverity-enable' | 'drop-caches' | 'open' | 'close' | 'add-seals'
-  | 'fsync' | 'msync' | 'log-mark' | 'log-replay' | 'shmget' | 'shmat' | 'shmdt' | 'shmctl' | 'dm-create' | 'dm-remove';
+  | 'fsync' | 'msync' | 'log-mark' | 'log-replay' | 'shmget' | 'shmat' | 'shmdt' | 'shmctl' | 'dm-create' | 'dm-remove'
+  | 'cgroup-mount' | 'cgroup-mkdir' | 'cgroup-rmdir' | 'cgroup-attach' | 'cgroup-write';
 
 export interface Step {
   readonly op: OpName;
@@ -69,13 +70,13 @@ export interface StepExpect {
 }
 
 /** check: { <what>: target, equals | min | max } */
-export type CheckWhat = 'refcount' | 'mapcount' | 'pinned' | 'mapped' | 'anon' | 'blockFree' | 'vmemmap' | 'writable' | 'softDirty' | 'swapped' | 'memoryMerge' | 'thpDisable' | 'mdwe' | 'ksmMergingPages' | 'ksmZeroPages' | 'ksmPagesShared' | 'ksmPagesSharing' | 'hugetlbFree' | 'hugetlbResv' | 'hugetlbTotal' | 'locked' | 'guard' | 'uffdWp' | 'dax' | 'daxFlag' | 'node' | 'seals' | 'sealed' | 'filePmdMapped' | 'shmemPmdMapped' | 'vmaPages' | 'vmaStart' | 'anonHugePages' | 'folioOrder' | 'rssAnon' | 'metadataBadblocks' | 'badblocks' | 'bdevBadblocks' | 'bdevFirstBadblock' | 'injectedErrors' | 'fileBlocks' | 'fileSize' | 'hardwareCorrupted';
+export type CheckWhat = 'refcount' | 'mapcount' | 'pinned' | 'mapped' | 'anon' | 'blockFree' | 'vmemmap' | 'writable' | 'softDirty' | 'swapped' | 'memoryMerge' | 'thpDisable' | 'mdwe' | 'ksmMergingPages' | 'ksmZeroPages' | 'ksmPagesShared' | 'ksmPagesSharing' | 'hugetlbFree' | 'hugetlbResv' | 'hugetlbTotal' | 'locked' | 'guard' | 'uffdWp' | 'dax' | 'daxFlag' | 'node' | 'seals' | 'sealed' | 'filePmdMapped' | 'shmemPmdMapped' | 'vmaPages' | 'vmaStart' | 'anonHugePages' | 'folioOrder' | 'rssAnon' | 'metadataBadblocks' | 'badblocks' | 'bdevBadblocks' | 'bdevFirstBadblock' | 'injectedErrors' | 'fileBlocks' | 'fileSize' | 'hardwareCorrupted' | 'cgroupFile';
 
 export interface CheckArgs {
   readonly what: CheckWhat;
   /** { map, page, process? } | { file, page } | { device, page? } */
   readonly target: Readonly<Record<string, string | number>>;
-  readonly equals?: number | boolean | Readonly<Record<string, number>>;
+  readonly equals?: number | boolean | string | Readonly<Record<string, number>>;
   readonly min?: number;
   readonly max?: number;
 }
