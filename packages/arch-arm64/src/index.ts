@@ -97,8 +97,10 @@ export function arm64Mmu(pageSize: Arm64PageSize): Mmu {
     uffdMinorSince: [5, 13],
     // protection keys: Permission Overlay Extension (ARM64_POE, ARCH_HAS_PKEYS from v6.12; a CPU
     // with FEAT_S1POE assumed): arch_max_pkey() 8 (arch/arm64/include/asm/pkeys.h), key 0 the
-    // default, none reserved; execute_only_pkey() is -1 (execute-only mappings use EPAN)
-    pkeys: { since: [6, 12], total: 8, reserved: [], executeOnly: 'none' },
+    // default, none reserved; execute_only_pkey() is -1 (execute-only mappings use EPAN); POE's X
+    // bit checks instruction fetches (POR_EL0_INIT: only key 0 RWX); signal delivery resets POR_EL0
+    // to POR_EL0_INIT for the handler (arch/arm64/kernel/signal.c, `pkey-sigframe`)
+    pkeys: { since: [6, 12], total: 8, reserved: [], executeOnly: 'none', fetch: 'combined', signals: true },
     // no collapseFlushWaitsForGupFast: the generic pmdp_collapse_flush() invalidates by broadcast
     // TLBI, no IPI, and GUP-fast relies on RCU table freeing (MMU_GATHER_RCU_TABLE_FREE): the
     // architecture of 70cbc3cc78a9's race

@@ -21,10 +21,14 @@ export const H_PUD_SIZE_4K = 256 * MiB;
  * scan_pkey_feature() returns 0 under early_radix_enabled()). `total` keys (arch_max_pkey(): the
  * "ibm,processor-storage-keys" count, 32 on POWER8/9 PowerNV and KVM, capped by what a PTE holds);
  * arch/powerpc/mm/book3s64/pkeys.c reserves key 1 (the ISA's programming note), key 2 (execute_only_key,
- * for PROT_EXEC mappings) and, from v5.11 [M] (hash KUAP uses key 3), key 3.
+ * for PROT_EXEC mappings: its AMR bits deny data access and its IAMR bit allows execution in the
+ * init register, and UAMOR keeps user space from changing them) and, from v5.11 [M] (hash KUAP uses
+ * key 3), key 3. IAMR checks instruction fetches: the init register lets only keys 0 and 2 execute,
+ * pkey_alloc() opens the key it returns (init_val without PKEY_DISABLE_EXECUTE). Signal delivery's
+ * handling of AMR is not modelled (pkey_sighandler_tests.c does not build for powerpc).
  */
 function ppcHashPkeys(total: number): PkeyFacts {
-  return { since: [4, 16], total, reserved: [{ key: 1 }, { key: 2 }, { key: 3, since: [5, 11] }], executeOnly: 'reserved' };
+  return { since: [4, 16], total, reserved: [{ key: 1 }, { key: 2 }, { key: 3, since: [5, 11] }], executeOnly: { reserved: 2 }, fetch: 'separate', signals: false };
 }
 
 /**

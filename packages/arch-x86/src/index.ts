@@ -47,8 +47,13 @@ export const X86_MMU: Mmu = {
   // protection keys (ARCH_HAS_PKEYS with X86_INTEL_MEMORY_PROTECTION_KEYS, the pkey syscalls v4.9;
   // a CPU with PKU/OSPKE assumed): arch_max_pkey() 16 (arch/x86/include/asm/pkeys.h), key 0 the
   // default, no key reserved; the execute-only key is taken from the map at the first
-  // mprotect(PROT_EXEC) (__execute_only_pkey(), arch/x86/mm/pkeys.c)
-  pkeys: { since: [4, 9], total: 16, reserved: [], executeOnly: 'on-demand' },
+  // mprotect(PROT_EXEC) (__execute_only_pkey(), arch/x86/mm/pkeys.c); PKRU does not restrict
+  // instruction fetches (arch_vma_access_permitted() in asm/mmu_context.h); signal delivery gives
+  // the handler init_pkru_value (fpu__clear_user_states(), `pkey-sigframe`)
+  pkeys: { since: [4, 9], total: 16, reserved: [], executeOnly: 'on-demand', fetch: 'unchecked', signals: true },
+  // x86 has no execute-only entries: protection_map[VM_EXEC] is PAGE_READONLY_EXEC
+  // (arch/x86/mm/pgprot.c), and access_error() allows a read fault in any vma_is_accessible() VMA
+  execOnlyLoads: 'readable',
   // pmdp_collapse_flush() -> flush_tlb_range() -> native_flush_tlb_multi(): an IPI to every CPU
   // running the mm, which a CPU inside GUP-fast (local_irq_save() in gup_fast()) takes only after
   // the walk; collapse_huge_page() relied on it ("After this gup_fast can't run anymore", up to

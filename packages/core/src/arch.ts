@@ -94,6 +94,13 @@ export interface Mmu {
    * the collapse counted the references (70cbc3cc78a9; mm/gup.ts).
    */
   readonly collapseFlushWaitsForGupFast?: boolean;
+  /**
+   * A load from a VMA mapped PROT_EXEC alone (VM_EXEC without VM_READ) whose key allows it:
+   * `readable` where protection_map[VM_EXEC] gives a readable entry and the fault handler lets a
+   * read of any vma_is_accessible() VMA through (x86: PAGE_READONLY_EXEC, access_error());
+   * absent: not modelled (arm64 maps it PAGE_EXECONLY with EPAN).
+   */
+  readonly execOnlyLoads?: 'readable';
 }
 
 /** An arch's protection keys (arch/<arch>/include/asm/pkeys.h, arch/<arch>/mm/pkeys.c). */
@@ -108,11 +115,27 @@ export interface PkeyFacts {
    */
   readonly reserved: readonly { readonly key: number; readonly since?: readonly [major: number, minor: number] }[];
   /**
-   * how mprotect(PROT_EXEC) gets an execute-only key (not modelled: PROT_EXEC is not): `on-demand`
-   * (x86 __execute_only_pkey(): mm_pkey_alloc() at the first use, then hidden from
-   * mm_pkey_is_allocated()), `reserved` (powerpc: a key reserved at boot), `none` (arm64: EPAN)
+   * how a plain mprotect(PROT_EXEC) gets an execute-only key (arch_override_mprotect_pkey()):
+   * `on-demand` (x86 __execute_only_pkey(): mm_pkey_alloc() at the first use, access-disabled in
+   * the caller's register, then hidden from mm_pkey_is_allocated()), `{ reserved }` (powerpc
+   * execute_only_key: one of `reserved`, which the init register denies data access and allows
+   * execution), `none` (arm64: execute_only_pkey() is -1, EPAN does it)
    */
-  readonly executeOnly: 'on-demand' | 'reserved' | 'none';
+  readonly executeOnly: 'on-demand' | { readonly reserved: number } | 'none';
+  /**
+   * how the register treats instruction fetches: `unchecked` (x86: PKRU never restricts them,
+   * arch_vma_access_permitted() returns true for `execute`), `separate` (powerpc IAMR: a register
+   * of its own that pkey_alloc()'s init_val sets and pkey_set(), an AMR write, leaves alone),
+   * `combined` (arm64 POE: the X bit in the key's field, which PKEY_DISABLE_ACCESS leaves set).
+   * Checked or not, the init register lets only key 0 (and powerpc's execute-only key) execute.
+   */
+  readonly fetch: 'unchecked' | 'separate' | 'combined';
+  /**
+   * whether signal delivery's handling of the register is modelled (`pkey-sigframe`; the handler
+   * starts with the init register: x86 fpu__clear_user_states(), arm64
+   * set_handler_user_access_state()); false on powerpc, which pkey_sighandler_tests.c does not build for
+   */
+  readonly signals: boolean;
 }
 
 /** Slice geometry in bytes (arch/powerpc/include/asm/book3s/64/slice.h). */

@@ -322,6 +322,15 @@ export const FEATURES = [
     },
   },
   {
+    name: 'pkey-sigframe',
+    values: ['thread-register', 'all-keys'],
+    summary: 'the protection-key rights the kernel writes a signal frame under (the signal handler itself always starts with the init register)',
+    meaning: {
+      'thread-register': "the frame goes on the stack (or sigaltstack) under the interrupted thread's own register: a stack whose key it denies makes setup_rt_frame() fail and force_sigsegv() kill the process (x86 before v6.12, arm64 POE in v6.12 [M])",
+      'all-keys': 'every key is opened first (x86 sig_prepare_pkru() writes PKRU 0, 70044df250d0 "x86/pkeys: Update PKRU to enable all pkeys before XSAVE", v6.12 [M]; arm64 save_reset_user_access_state(), 2e8a1acea859 "arm64: signal: Improve POR_EL0 handling to avoid uaccess failures", v6.13 [M]) and the interrupted value is written into the frame for sigreturn; arm64 rt_sigreturn opens every key to read the frame too, x86 reads it under the handler\'s register. The v6.12 x86 frame held the opened value instead until 6a1853bdf178 and ae6012d72fa6 (v6.13, 6.12.5 stable) [M]; no preset is a v6.12',
+    },
+  },
+  {
     name: 'io-strict-devmem',
     values: [true, false],
     summary: 'CONFIG_IO_STRICT_DEVMEM: /dev/mem may not touch iomem a driver has claimed, and (v5.8+) a claim revokes existing /dev/mem mappings',
@@ -431,7 +440,11 @@ const V5_4: FeatureSet = {
   'ext4-dax-cow-journal': false,
   'fsdev-dax': false,
   'folio-split-misplaced-entries': false,
+<<<<<<< HEAD
   'hugetlb-cgroup': 'v1',
+=======
+  'pkey-sigframe': 'thread-register',
+>>>>>>> h-pkeys
 };
 // v5.6 hugetlb on cgroup v2 (faced7e0806c), v5.7 its reservation counters (cdc2fcfea79b ...)
 const V5_10: FeatureSet = { ...V5_4, 'hugetlb-cgroup': 'rsvd', 'foll-pin': true, 'fork-cow-pinned': true, 'wp-reuse': 'refcount', 'thp-cow': 'split', 'mremap-devmap-pmd': true };
@@ -471,6 +484,8 @@ const V6_15: FeatureSet = {
   'device-exclusive': 'folio-walk',
   // 00527733d0dc + 7460b470a131: truncate's non-uniform folio_split() with misplaced xarray entries
   'folio-split-misplaced-entries': true,
+  // x86 70044df250d0 (v6.12 [M]) and arm64 2e8a1acea859 (v6.13 [M]): signal frames under all keys
+  'pkey-sigframe': 'all-keys',
 };
 
 // the 2025 device-private THP series (MIGRATE_VMA_SELECT_COMPOUND) came after v6.15 [M]

@@ -40,7 +40,7 @@ import { Hugetlb } from './mm/hugetlb.js';
 import { HugetlbCgroups } from './mm/hugetlbcg.js';
 import { SysvShm } from './ipc/shm.js';
 import { Secretmem } from './mm/secretmem.js';
-import { Pkeys, type PkeyRights } from './mm/pkeys.js';
+import { Pkeys, type PkeyRegister, type PkeyRights } from './mm/pkeys.js';
 import { sliceFixed } from './mm/slices.js';
 import { Swap } from './mm/swap.js';
 import { Ksm } from './mm/ksm.js';
@@ -927,8 +927,8 @@ export class Kernel {
   }
 
   /** pkey_alloc(0, init_val) (mm/pkeys.ts): returns the key, remembered under `as`. */
-  *pkeyAlloc(a: { rights?: PkeyRights; as?: string; process?: string }): Op<number> {
-    const key = this.pkeys.alloc(this.process(a.process), a.rights ?? 'none');
+  *pkeyAlloc(a: { rights?: PkeyRights; as?: string; process?: string; thread?: string }): Op<number> {
+    const key = this.pkeys.alloc(this.process(a.process), a.rights ?? 'none', a.thread);
     if (a.as !== undefined) this.pkeyNames.set(a.as, key);
     yield* [];
     return key;
@@ -940,9 +940,9 @@ export class Kernel {
     yield* [];
   }
 
-  /** pkey_set(key, rights): the process's rights register (x86 WRPKRU, powerpc AMR, arm64 POR_EL0; mm/pkeys.ts). */
-  *pkeySet(a: { pkey: number | string; rights: PkeyRights; process?: string }): Op {
-    this.pkeys.set(this.process(a.process), this.pkeyNumber(a.pkey), a.rights);
+  /** pkey_set(key, rights): the calling thread's rights register (x86 WRPKRU, powerpc AMR, arm64 POR_EL0; mm/pkeys.ts). */
+  *pkeySet(a: { pkey: number | string; rights: PkeyRights; process?: string; thread?: string }): Op {
+    this.pkeys.set(this.process(a.process), this.pkeyNumber(a.pkey), a.rights, a.thread);
     yield* [];
   }
 
@@ -1736,27 +1736,99 @@ export class Kernel {
    * of the VM_READ / VM_WRITE checks (SEGV_ACCERR). copy_to_user / copy_from_user meet the same
    * check and end short (fs/rw.ts).
    */
-  private refusePkeyAccess(vma: Vma, page: number, write: boolean): void {
-    if (!this.pkeys.permits(vma, write, false)) throw new KernelError('SIGSEGV', `${write ? 'write to' : 'read of'} page ${page} of '${vma.name}': ${this.pkeys.denial(vma, write)}`);
+  private refusePkeyAccess(vma: Vma, page: number, write: boolean, thread?: string, register?: PkeyRegister): void {
+    if (!this.pkeys.permits(vma, write, false, thread, register)) throw new KernelError('SIGSEGV', `${write ? 'write to' : 'read of'} page ${page} of '${vma.name}': ${this.pkeys.denial(vma, write ? 'write' : 'read', thread, register)}`);
   }
 
-  /** A CPU load: fault in if needed, return the page's data. */
-  *read(a: { map: string; page: number; process?: string }): Op<string> {
+  /** A CPU load by the process's main thread or `thread`: fault in if needed, return the page's data. */
+  *read(a: { map: string; page: number; process?: string; thread?: string }): Op<string> {
     // no VMA at the address: do_user_addr_fault() -> bad_area(): SIGSEGV (SEGV_MAPERR)
     const { vma, vpn } = this.mapPage(a.map, a.page, a.process, 'SIGSEGV');
-    this.refusePkeyAccess(vma, a.page, false);
+    this.refusePkeyAccess(vma, a.page, false, a.thread);
     // access_error() (arch/x86/mm/fault.c): a load from a VMA that is not vma_is_accessible()
     // (PROT_NONE) never reaches handle_mm_fault(): SIGSEGV (SEGV_ACCERR)
-    if (!vma.flags.read) throw new KernelError('SIGSEGV', `read of page ${a.page} of '${vma.name}', which is mapped PROT_NONE`);
+    if (!vma.flags.read && !vma.flags.exec) throw new KernelError('SIGSEGV', `read of page ${a.page} of '${vma.name}', which is mapped PROT_NONE`);
+    // PROT_EXEC alone (Mmu.execOnlyLoads)
+    if (!vma.flags.read && this.mmu.execOnlyLoads !== 'readable') throw KernelError.unsupported('EINVAL', `read of page ${a.page} of '${vma.name}', mapped PROT_EXEC alone: execute-only entries on ${this.mmu.arch} are not modelled`);
     // the access is retried until a page is present
     const leaf = yield* this.faultUntil(vma, vpn, false, 2, (l) => !nonPresent(l.pte), `read of page ${a.page} of '${vma.name}'`);
     return this.pages.data.get(this.vm.pfnAt(leaf, vpn)) ?? '';
   }
 
-  /** A CPU store: write-fault as needed, then the data lands in the mapped page. */
-  *write(a: { map: string; page: number; data: string; process?: string }): Op {
+  /**
+   * An instruction fetch by the process's main thread or `thread` (the selftest calls code in the
+   * page): arch_vma_access_permitted(execute) -- never refused on x86, powerpc IAMR and arm64 POE
+   * X otherwise (SEGV_PKUERR) -- then a VMA without VM_EXEC is SEGV_ACCERR (the entry is NX); the
+   * page is faulted in like a load. Returns the page's data.
+   */
+  *execute(a: { map: string; page: number; process?: string; thread?: string }): Op<string> {
     const { vma, vpn } = this.mapPage(a.map, a.page, a.process, 'SIGSEGV');
-    this.refusePkeyAccess(vma, a.page, true);
+    if (!this.pkeys.permitsFetch(vma, a.thread)) throw new KernelError('SIGSEGV', `instruction fetch from page ${a.page} of '${vma.name}': ${this.pkeys.denial(vma, 'fetch', a.thread)}`);
+    if (!vma.flags.exec) throw new KernelError('SIGSEGV', `instruction fetch from page ${a.page} of '${vma.name}', which is mapped without PROT_EXEC (SEGV_ACCERR)`);
+    const leaf = yield* this.faultUntil(vma, vpn, false, 2, (l) => !nonPresent(l.pte), `instruction fetch from page ${a.page} of '${vma.name}'`);
+    return this.pages.data.get(this.vm.pfnAt(leaf, vpn)) ?? '';
+  }
+
+  /** clone(CLONE_VM | CLONE_THREAD ...) by the main thread or `thread`: a thread `as` with a copy of the caller's rights register (mm/pkeys.ts). */
+  *cloneThread(a: { as: string; process?: string; thread?: string }): Op {
+    this.pkeys.cloneThread(this.process(a.process), a.thread, a.as);
+    yield* [];
+  }
+
+  /**
+   * A signal with a handler delivered to the main thread or `thread` (handle_signal() ->
+   * setup_rt_frame()): the frame is stored on page `page` of `stack` -- the thread's stack, or its
+   * sigaltstack for an SA_ONSTACK handler -- under the register `pkey-sigframe` says (mm/pkeys.ts).
+   * A frame that cannot be written is force_sigsegv(): SIGSEGV kills the process. Written, the
+   * handler starts with the init register; the interrupted one waits in the frame for sigreturn.
+   */
+  *signal(a: { stack: string; page?: number; process?: string; thread?: string }): Op {
+    const mm = this.process(a.process);
+    const register = this.pkeys.frameRegister(mm, a.thread);
+    if (!register) throw KernelError.unsupported('EINVAL', `signal delivery's handling of the ${this.mmu.arch} protection-key register is not modelled`);
+    const page = a.page ?? 0;
+    try {
+      yield* this.store({ map: a.stack, page, data: 'sigframe', process: a.process }, register);
+    } catch (e) {
+      if (e instanceof KernelError && e.code === 'SIGSEGV') {
+        mm.dying = true; // force_sigsegv(): SIGSEGV with the default action, fatal
+        throw new KernelError('SIGSEGV', `the signal frame could not be written (setup_rt_frame() failed, force_sigsegv() kills ${mm.name}): ${e.message}`);
+      }
+      throw e;
+    }
+    this.pkeys.enterHandler(mm, a.thread);
+  }
+
+  /**
+   * rt_sigreturn() from the handler of the main thread or `thread`: the frame on page `page` of
+   * `stack` is read back (x86: under the handler's register, arm64 from the `all-keys` fix: every
+   * key open), then the register saved in it is restored. A frame that cannot be read is SIGSEGV.
+   */
+  *sigreturn(a: { stack: string; page?: number; process?: string; thread?: string }): Op {
+    const mm = this.process(a.process);
+    const register = this.pkeys.sigreturnRegister(mm, a.thread);
+    if (!register) throw new InputError(`sigreturn: ${a.thread ? `thread '${a.thread}'` : `the main thread of ${mm.name}`} is in no signal handler (give a signal step first)`, undefined, 'thread');
+    const { vma } = this.mapPage(a.stack, a.page ?? 0, a.process, 'SIGSEGV');
+    try {
+      this.refusePkeyAccess(vma, a.page ?? 0, false, a.thread, register);
+    } catch (e) {
+      throw new KernelError('SIGSEGV', `rt_sigreturn could not read the signal frame (badframe: SIGSEGV): ${(e as Error).message}`);
+    }
+    this.pkeys.leaveHandler(mm, a.thread);
+    yield* [];
+  }
+
+  /** A CPU store by the process's main thread or `thread`: write-fault as needed, then the data lands in the mapped page. */
+  *write(a: { map: string; page: number; data: string; process?: string; thread?: string }): Op {
+    const { vma } = this.mapPage(a.map, a.page, a.process, 'SIGSEGV');
+    this.refusePkeyAccess(vma, a.page, true, a.thread);
+    yield* this.store(a);
+  }
+
+  /** The store itself, after the register allowed it (`register`: the one a kernel store of a signal frame runs under). */
+  private *store(a: { map: string; page: number; data: string; process?: string }, register?: PkeyRegister): Op {
+    const { vma, vpn } = this.mapPage(a.map, a.page, a.process, 'SIGSEGV');
+    if (register) this.refusePkeyAccess(vma, a.page, true, undefined, register);
     const found = this.vm.lookup(vma.mm, vpn);
     // the MMU lets a store through a present, writable entry without a fault, whatever the VMA says
     // (so a PTE made writable in a VMA without VM_WRITE is visible: mkdirty.c); one that faults in

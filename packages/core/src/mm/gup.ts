@@ -262,7 +262,7 @@ export class Gup {
     if (!req.write && !vma.flags.read && !req.force) throw new KernelError('EFAULT', `GUP of PROT_NONE mapping '${vma.name}'`);
     // check_vma_flags(): GUP is a data access, so arch_vma_access_permitted(vma, write, false,
     // foreign = FOLL_REMOTE): the caller's pkey register binds a local GUP, never a remote one
-    if (!k.pkeys.permits(vma, req.write, req.remote === true)) throw new KernelError('EFAULT', `GUP of '${vma.name}': ${k.pkeys.denial(vma, req.write)} (check_vma_flags)`);
+    if (!k.pkeys.permits(vma, req.write, req.remote === true)) throw new KernelError('EFAULT', `GUP of '${vma.name}': ${k.pkeys.denial(vma, req.write ? 'write' : 'read')} (check_vma_flags)`);
   }
 
   /** One page of __get_user_pages(): fault it in (or unshare it) as needed, then grab it. */

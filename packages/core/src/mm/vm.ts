@@ -668,6 +668,9 @@ export class Vm {
       if (!vma) throw new KernelError('ENOMEM', `mprotect: page ${at} of ${mm.name} is not mapped`);
       // mseal(2): v6.10-v6.11 ask of the whole range once the first VMA is found (mm/mseal.ts)
       if (at === start) refuseSealedMprotect(this.k, mm, start, end, null);
+      // calc_vm_prot_bits(prot, pkey): pkey_mprotect() sets the key; a plain mprotect() asks
+      // arch_override_mprotect_pkey() (execute-only keys: mm/pkeys.ts) before the checks below
+      const key = pkey ?? this.k.pkeys.mprotectKey(vma, prot);
       // do_mprotect_pkey(): a VM_WRITE the VMA's VM_MAYWRITE does not allow is EACCES (a mapping of
       // a write-sealed memfd: mm/memfd.ts; a shared mapping of a file opened read-only: kernel.ts openForMmap)
       if (write && vma.flags.nomaywrite) throw new KernelError('EACCES', `mprotect(PROT_WRITE) of '${vma.name}': VM_MAYWRITE is clear (${vma.cacheFile ? `'${vma.cacheFile.name}' is write-sealed or ` : ''}its file was opened read-only)`);
@@ -676,9 +679,6 @@ export class Vm {
       refuseWriteExec(mm, { write: vma.flags.write, exec: vma.flags.exec === true }, prot, `mprotect of '${vma.name}'`);
       // mprotect_fixup(): from v6.12 a sealed VMA is EPERM even when its flags would not change
       refuseSealedMprotect(this.k, mm, start, end, vma);
-      // calc_vm_prot_bits(prot, pkey): pkey_mprotect() sets the key; a plain mprotect() keeps the
-      // VMA's (arch_override_mprotect_pkey() -> vma_pkey(); its execute-only cases need PROT_EXEC)
-      const key = pkey ?? vma.flags.pkey ?? 0;
       if (vma.flags.write !== write || vma.flags.read !== read || (vma.flags.exec === true) !== exec || (vma.flags.pkey ?? 0) !== key) {
         vma = this.isolate(vma, at, end);
         setVmaPkey(vma, key);

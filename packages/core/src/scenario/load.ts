@@ -154,9 +154,9 @@ function parseStep(raw: Record<string, unknown>, path: Path): Step {
 // ---------------------------------------------------------------------------------------------
 // names
 
-type Kind = 'process' | 'device' | 'file' | 'map' | 'pin' | 'dir' | 'fd' | 'pidfd' | 'shm';
+type Kind = 'process' | 'device' | 'file' | 'map' | 'pin' | 'dir' | 'fd' | 'pidfd' | 'shm' | 'thread';
 
-const KIND_WORD: Record<Kind, string> = { process: 'a process', device: 'a device', file: 'a file', map: 'a mapping', pin: 'a pin', dir: 'a directory', fd: 'an open file', pidfd: 'a pidfd', shm: 'a shared memory segment' };
+const KIND_WORD: Record<Kind, string> = { process: 'a process', device: 'a device', file: 'a file', map: 'a mapping', pin: 'a pin', dir: 'a directory', fd: 'an open file', pidfd: 'a pidfd', shm: 'a shared memory segment', thread: 'a thread' };
 const HOW_TO_DEFINE: Record<Kind, string> = {
   process: 'spawn: { as: NAME } or fork: { as: NAME }',
   device: 'probe: { size: …, as: NAME }',
@@ -167,6 +167,7 @@ const HOW_TO_DEFINE: Record<Kind, string> = {
   fd: 'open: { file: …, as: NAME }',
   pidfd: 'pidfd-open: { target: …, as: NAME }',
   shm: 'shmget: { size: …, as: NAME }',
+  thread: 'clone-thread: { as: NAME }',
 };
 
 interface NameRef {
@@ -202,6 +203,7 @@ function definitions(step: Step, at: Path): NameRef[] {
     case 'shmat':
     case 'mremap': return ref('as', 'map');
     case 'shmget': return ref('as', 'shm');
+    case 'clone-thread': return ref('as', 'thread');
     case 'pin':
     case 'get':
     case 'iouring-register': return ref('as', 'pin');
@@ -238,7 +240,10 @@ function references(step: Step, at: Path, raw: Record<string, unknown>): NameRef
     case 'reflink': ref('from', 'file'); break;
     case 'pread': case 'pwrite': ref('file', 'file'); ref('device', 'device'); ref('map', 'map'); ref('process', 'process'); break;
     case 'mmap': ref('process', 'process'); ref('file', 'file'); ref('device', 'device'); ref('devmem', 'device'); ref('map', 'map', (a.fixed as { map?: string } | undefined)?.map, [...at, step.op, 'fixed', 'map']); break;
-    case 'munmap': case 'read': case 'write': case 'pin': case 'get': case 'iouring-register': case 'mprotect': case 'madvise': case 'proc-mem-write': case 'remote-read': case 'mlock': case 'munlock': case 'mbind': case 'move-pages': case 'mseal': case 'pagemap-scan': ref('map', 'map'); ref('process', 'process'); break;
+    case 'read': case 'write': case 'execute': ref('map', 'map'); ref('process', 'process'); ref('thread', 'thread'); break;
+    case 'signal': case 'sigreturn': ref('stack', 'map'); ref('process', 'process'); ref('thread', 'thread'); break;
+    case 'clone-thread': ref('process', 'process'); ref('thread', 'thread'); break;
+    case 'munmap': case 'pin': case 'get': case 'iouring-register': case 'mprotect': case 'madvise': case 'proc-mem-write': case 'remote-read': case 'mlock': case 'munlock': case 'mbind': case 'move-pages': case 'mseal': case 'pagemap-scan': ref('map', 'map'); ref('process', 'process'); break;
     case 'uffd-register': case 'uffd-unregister': case 'uffd-copy': case 'uffd-zeropage': case 'uffd-continue': case 'uffd-poison': case 'uffd-writeprotect': ref('map', 'map'); ref('process', 'process'); break;
     case 'uffd-api': case 'uffd-close': ref('process', 'process'); break;
     case 'pidfd-open': ref('process', 'process'); ref('target', 'process'); break;
@@ -255,7 +260,8 @@ function references(step: Step, at: Path, raw: Record<string, unknown>): NameRef
       break;
     }
     case 'fork': case 'exit': case 'exec': case 'clear-refs': case 'prctl': case 'mlockall': case 'munlockall': case 'setrlimit': case 'migrate-pages': case 'set-mempolicy': ref('process', 'process'); break;
-    case 'pkey-alloc': case 'pkey-free': case 'pkey-set': ref('process', 'process'); break;
+    case 'pkey-free': ref('process', 'process'); break;
+    case 'pkey-alloc': case 'pkey-set': ref('process', 'process'); ref('thread', 'thread'); break;
     case 'unpin': case 'put': case 'iouring-unregister': ref('name', 'pin', a.name, typeof raw[step.op] === 'string' ? [...at, step.op] : [...at, step.op, 'name']); break;
     case 'dma-write': case 'dma-read': ref('pin', 'pin'); break;
     case 'mremap': ref('map', 'map'); ref('to', 'map'); ref('process', 'process'); break;

@@ -69,6 +69,12 @@ export function stepOp(k: Kernel, step: Step, failures: string[]): Op<unknown> {
     const got = yield* op;
     if (want !== undefined && got !== want) failures.push(`${step.path}: ${syscall} returned ${got}, expected ${want}`);
   };
+  // a step that reads data: its `expect` (if any) must be what was read
+  const reading = function* (op: Op<string>, what: string): Op {
+    const data = yield* op;
+    const want = (step.args as { expect?: string }).expect;
+    if (want !== undefined && data !== want) failures.push(`${step.path}: ${what} '${data}', expected '${want}'`);
+  };
   switch (step.op) {
     case 'probe': return a.mode === 'raw' ? k.probeRaw(a) : k.probe(a);
     case 'unbind': return k.unbind(a);
@@ -137,6 +143,10 @@ export function stepOp(k: Kernel, step: Step, failures: string[]): Op<unknown> {
     case 'pkey-alloc': return returning(k.pkeyAlloc(a), a.returns, 'pkey_alloc');
     case 'pkey-free': return k.pkeyFree(a);
     case 'pkey-set': return k.pkeySet(a);
+    case 'clone-thread': return k.cloneThread(a);
+    case 'signal': return k.signal(a);
+    case 'sigreturn': return k.sigreturn(a);
+    case 'execute': return reading(k.execute(a), 'instruction fetch found');
     case 'tmpfile': return k.tmpfile(a);
     case 'hugetlb-pool': return k.hugetlbPool(a);
     case 'cgroup-mount': return k.hugetlbCgroups.mount(a);
@@ -242,24 +252,9 @@ export function stepOp(k: Kernel, step: Step, failures: string[]): Op<unknown> {
     case 'inject-fault': return k.injectFault(a);
     case 'mprotect': return k.mprotect(a);
     case 'clear-refs': return k.clearRefs(a);
-    case 'read':
-      return (function* () {
-        const data = yield* k.read(a);
-        const want = (step.args as { expect?: string }).expect;
-        if (want !== undefined && data !== want) failures.push(`${step.path}: read '${data}', expected '${want}'`);
-      })();
-    case 'remote-read':
-      return (function* () {
-        const data = yield* k.remoteRead(a);
-        const want = (step.args as { expect?: string }).expect;
-        if (want !== undefined && data !== want) failures.push(`${step.path}: ${a.via} read '${data}', expected '${want}'`);
-      })();
-    case 'dma-read':
-      return (function* () {
-        const data = yield* k.dmaRead(a);
-        const want = (step.args as { expect?: string }).expect;
-        if (want !== undefined && data !== want) failures.push(`${step.path}: DMA read '${data}', expected '${want}'`);
-      })();
+    case 'read': return reading(k.read(a), 'read');
+    case 'remote-read': return reading(k.remoteRead(a), `${a.via} read`);
+    case 'dma-read': return reading(k.dmaRead(a), 'DMA read');
     case 'check':
       return (function* () {
         const msg = check(k, step.args as unknown as CheckArgs);

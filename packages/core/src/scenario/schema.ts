@@ -146,6 +146,8 @@ const Flag = z.boolean();
 /** A protection key: its number, or the `as` name of the pkey-alloc that returned it. */
 const PkeyRef = z.union([z.number().int().min(0), Name], { error: 'pkey: a key number or the `as` name of a pkey-alloc' });
 /** PKEY_DISABLE_WRITE / PKEY_DISABLE_ACCESS / neither. */
+/** A thread of the step's process: a clone-thread `as`; absent: the process's main thread. */
+const ThreadRef = Name.optional().describe('the thread (a clone-thread name; default the main thread)');
 const PkeyRights = z.enum(['none', 'disable-write', 'disable-access'], { error: 'rights: none, disable-write (PKEY_DISABLE_WRITE) or disable-access (PKEY_DISABLE_ACCESS)' });
 
 /** One page of a device snapshot: `'ZERO|READ'` (HMM_DMIRROR_PROT_* names) or the byte itself → the byte. */
@@ -645,8 +647,8 @@ export const OP_ARGS = {
     shm: Name.describe('a segment (shmget as)'),
     cmd: z.literal('IPC_RMID', { error: 'cmd is IPC_RMID (the only shmctl command modelled)' }).describe('IPC_RMID'),
   }).describe('shmctl(shmid, IPC_RMID): the segment is destroyed now, or when its last attach goes (SHM_DEST; the key becomes private): its pages are freed and, with SHM_HUGETLB, its unused reservations return'),
-  read: obj({ map: Name, page: PageIndex, process: Name.optional(), expect: Data.optional() }).describe('CPU read of a base page (faults as needed)'),
-  write: obj({ map: Name, page: PageIndex, pages: PageCount.optional().describe('store to this many pages from page on, in order (xfs_io mwrite of a range); default 1'), data: Data, process: Name.optional() }).describe('CPU write of a base page (faults as needed)'),
+  read: obj({ map: Name, page: PageIndex, process: Name.optional(), thread: ThreadRef, expect: Data.optional() }).describe('CPU read of a base page (faults as needed)'),
+  write: obj({ map: Name, page: PageIndex, pages: PageCount.optional().describe('store to this many pages from page on, in order (xfs_io mwrite of a range); default 1'), data: Data, process: Name.optional(), thread: ThreadRef }).describe('CPU write of a base page (faults as needed)'),
   pread: fileIoArgs.describe('pread(2) of a file into a buffer in a mapping (fs/rw.ts): a DAX file is dax_iomap_rw()\'s copy, which faults the buffer in for write (no GUP; O_DIRECT the same); a page-cache file filemap_read(); O_DIRECT of a file without S_DAX GUPs the buffer for the bio (FOLL_WRITE). Returns the bytes read: short when the buffer faults after a first page, EFAULT when nothing was copied (O_DIRECT without DAX: EFAULT whenever GUP fails)'),
   pwrite: fileIoArgs.describe('pwrite(2) of a buffer in a mapping to a file (fs/rw.ts): a DAX file is dax_iomap_rw() (blocks allocated over holes, i_size extended; the buffer read-faulted, no GUP); a page-cache file generic_perform_write(); O_DIRECT of a file without S_DAX GUPs the buffer for the bio. Returns the bytes written (short, or EFAULT, as pread)'),
   fork: obj({ process: Name.optional().describe('the parent (default init)'), as: Name }).describe('fork: copy VMAs and page tables (copy_page_range)'),
@@ -833,6 +835,7 @@ export const OP_ARGS = {
     as: Name.optional().describe('a name later steps give as `pkey`'),
     returns: z.number().int().nonnegative().optional().describe('the key pkey_alloc() must return (fails the step otherwise)'),
     process: Name.optional().describe('the calling process (default init)'),
+    thread: ThreadRef,
   }).describe('pkey_alloc(0, init_val) (mm/mprotect.c, ARCH_HAS_PKEYS; ENOSYS without): the lowest free key of the allocation map, ENOSPC when none is left'),
   'pkey-free': obj({
     pkey: PkeyRef,
@@ -842,7 +845,26 @@ export const OP_ARGS = {
     pkey: PkeyRef,
     rights: PkeyRights.describe('the rights to write'),
     process: Name.optional().describe('the process whose register it is (default init)'),
-  }).describe("pkey_set() (glibc): the process's rights register (x86 WRPKRU, powerpc AMR, arm64 POR_EL0), no syscall; EINVAL for a key the register lacks, ENOSYS without protection keys"),
+    thread: ThreadRef,
+  }).describe("pkey_set() (glibc): the calling thread's rights register (x86 WRPKRU, powerpc AMR, arm64 POR_EL0), no syscall; EINVAL for a key the register lacks, ENOSYS without protection keys; powerpc ignores writes to key 0 and the execute-only key (UAMOR)"),
+  'clone-thread': obj({
+    as: Name.describe('the new thread, which later steps give as `thread`'),
+    process: Name.optional().describe('the process (default init)'),
+    thread: ThreadRef,
+  }).describe("clone(CLONE_VM | CLONE_THREAD ...): a new thread of the process with a copy of the caller's protection-key register (its only per-thread state in the model)"),
+  execute: obj({ map: Name, page: PageIndex, process: Name.optional(), thread: ThreadRef, expect: Data.optional() }).describe('an instruction fetch from a base page (code run there): SIGSEGV without PROT_EXEC, or where the key forbids execution (powerpc IAMR, arm64 POE; never x86 PKRU)'),
+  signal: obj({
+    stack: Name.describe("the mapping the frame goes on: the thread's stack, or its sigaltstack for an SA_ONSTACK handler"),
+    page: PageIndex.optional().describe('the page of it (default 0)'),
+    process: Name.optional().describe('the process (default init)'),
+    thread: ThreadRef,
+  }).describe('a signal with a handler delivered to the thread (setup_rt_frame()): the frame is written under the register `pkey-sigframe` says, SIGSEGV (force_sigsegv(), the process dies) when that is refused; the handler starts with the init register'),
+  sigreturn: obj({
+    stack: Name.describe('the mapping the frame is on (as given to signal)'),
+    page: PageIndex.optional().describe('the page of it (default 0)'),
+    process: Name.optional().describe('the process (default init)'),
+    thread: ThreadRef,
+  }).describe("rt_sigreturn() from the thread's handler: the frame is read back (SIGSEGV when the register refuses it), then the register saved in it is restored"),
   mbind: obj({
     map: Name,
     offset: Size.optional().describe('where in the mapping the range starts (page aligned; default 0)'),

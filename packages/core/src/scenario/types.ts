@@ -39,7 +39,7 @@ export type OpName =
   | 'ksm-merge' | 'ksm-unmerge' | 'prctl' | 'proc-mem-write' | 'mlock' | 'munlock' | 'mlockall' | 'munlockall'
   | 'memory-failure' | 'inject-error' | 'scrub' | 'clear-error' | 'soft-offline' | 'migrate' | 'device-read' | 'device-write' | 'device-snapshot' | 'device-exclusive' | 'device-check-exclusive' | 'inject-fault' | 'check'
   | 'mprotect' | 'clear-refs' | 'mremap' | 'madvise' | 'mseal' | 'pidfd-open' | 'process-madvise' | 'memfd-create' | 'memfd-secret' | 'tmpfile' | 'hugetlb-pool' | 'thp-size' | 'thp-enabled' | 'shmem-enabled' | 'sysctl' | 'khugepaged-limits' | 'khugepaged-scan' | 'split-huge-pages' | 'swapoff'
-  | 'remote-read' | 'setrlimit' | 'pkey-alloc' | 'pkey-free' | 'pkey-set' | 'numa-nodes' | 'mbind' | 'move-pages' | 'migrate-pages' | 'set-mempolicy'
+  | 'remote-read' | 'setrlimit' | 'pkey-alloc' | 'pkey-free' | 'pkey-set' | 'clone-thread' | 'execute' | 'signal' | 'sigreturn' | 'numa-nodes' | 'mbind' | 'move-pages' | 'migrate-pages' | 'set-mempolicy'
   | 'uffd-api' | 'uffd-register' | 'uffd-unregister' | 'uffd-copy' | 'uffd-zeropage' | 'uffd-continue' | 'uffd-poison' | 'uffd-move' | 'uffd-wake' | 'uffd-writeprotect' | 'uffd-read' | 'uffd-close' | 'pagemap-scan'
   | 'bind' | 'reconfigure' | 'reconfigure-namespace' | 'online-memory' | 'offline-memory' | 'auto-online-blocks'
   | 'nd-region' | 'create-namespace' | 'destroy-namespace' | 'nd-list'
