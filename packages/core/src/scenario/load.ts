@@ -236,7 +236,8 @@ function references(step: Step, at: Path, raw: Record<string, unknown>): NameRef
     case 'close': ref('name', 'fd', a.name, typeof raw[step.op] === 'string' ? [...at, step.op] : [...at, step.op, 'name']); break;
     case 'truncate': case 'punch-hole': case 'fallocate': case 'add-seals': ref('file', 'file'); break;
     case 'reflink': ref('from', 'file'); break;
-    case 'pread': case 'pwrite': ref('file', 'file'); ref('device', 'device'); ref('map', 'map'); ref('process', 'process'); break;
+    case 'pread': case 'pwrite': ref('file', 'file'); ref('device', 'device'); ref('extentOf', 'file'); ref('map', 'map'); ref('process', 'process'); break;
+    case 'set-badblocks': ref('device', 'device'); ref('extentOf', 'file'); break;
     case 'mmap': ref('process', 'process'); ref('file', 'file'); ref('device', 'device'); ref('devmem', 'device'); ref('map', 'map', (a.fixed as { map?: string } | undefined)?.map, [...at, step.op, 'fixed', 'map']); break;
     case 'munmap': case 'read': case 'write': case 'pin': case 'get': case 'iouring-register': case 'mprotect': case 'madvise': case 'proc-mem-write': case 'remote-read': case 'mlock': case 'munlock': case 'mbind': case 'move-pages': case 'mseal': case 'pagemap-scan': ref('map', 'map'); ref('process', 'process'); break;
     case 'uffd-register': case 'uffd-unregister': case 'uffd-copy': case 'uffd-zeropage': case 'uffd-continue': case 'uffd-poison': case 'uffd-writeprotect': ref('map', 'map'); ref('process', 'process'); break;
