@@ -41,10 +41,12 @@ describe('ndctl clear.sh, inject-error.sh, pmem-errors.sh (E32-E34)', () => {
   for (const file of ['ndctl/clear.yaml', 'ndctl/inject-error.yaml', 'ndctl/pmem-errors.yaml']) {
     it(`${file} passes, and fails when a write does not clear: the block device still lists the 8 sectors`, () => {
       const s = scenario(file);
-      expect(runScenario(s, cell, builtinCatalog()).status).toBe('pass');
+      // pmem-errors.sh is an ext4 test (its second half mounts ext4 on the namespace)
+      const on = { ...cell, fs: s.kernel.fs ?? null };
+      expect(runScenario(s, on, builtinCatalog()).status).toBe('pass');
       // the mutation: the clearing write is gone (and the re-read after it, which would fail first)
       const noClear = without(s, (op, a) => op === 'pwrite' || (op === 'pread' && a.bytes !== undefined));
-      const r = runScenario(noClear, cell, builtinCatalog());
+      const r = runScenario(noClear, on, builtinCatalog());
       expect(r.status).toBe('fail');
       expect(r.failures.join('\n')).toMatch(/bdevBadblocks\(device=pmem0\) is 8, expected 0/);
     });
@@ -136,5 +138,32 @@ describe('ndctl clear.sh, inject-error.sh, pmem-errors.sh (E32-E34)', () => {
     expect(() => d.bdevBadblocksIn({ device: 'dax0' })).toThrow(/'dax0' is a devdax namespace: it has no block device/);
     d.run(d.mmap({ anon: true, length: 4096, write: true, as: 'buf' }));
     expect(errnoOf(() => d.run(d.pread({ device: 'dax0', offset: 0, length: 4096, map: 'buf' })))).toBe('EINVAL');
+    expect(() => d.run(d.setBadblocks({ device: 'dax0', sector: 0, count: 1 }))).toThrow(/'dax0' is a devdax namespace: it has no block device/);
+  });
+
+  it('pmem-errors.sh after its mkfs (pmem-errors-ext4.yaml) passes on ext4, and fails when the block-device write does not clear the hand-set sectors', () => {
+    const s = scenario('ndctl/pmem-errors-ext4.yaml');
+    const ext4Cell = { ...cell, fs: 'ext4' } as const;
+    expect(runScenario(s, ext4Cell, builtinCatalog()).status).toBe('pass');
+    const noClear = without(s, (op, a) => op === 'pwrite' && a.device !== undefined);
+    const r = runScenario(noClear, ext4Cell, builtinCatalog());
+    expect(r.status).toBe('fail');
+    expect(r.failures.join('\n')).toMatch(/bdevBadblocks\(device=pmem0\) is 8, expected 0/);
+  });
+
+  it('set-badblocks on an fsdax namespace: pmem->bb alone, read by the disk and by DAX; a disable / enable forgets them (pmem_attach_disk())', () => {
+    const k = kernel('fsdax');
+    k.run(k.setBadblocks({ device: 'pmem0', sector: 16, count: 8 }));
+    expect(k.bdevBadblocksIn({ device: 'pmem0' })).toBe(8);
+    expect(k.bdevFirstBadblockIn({ device: 'pmem0' })).toBe(16);
+    expect(k.badblocksIn({ device: 'pmem0' })).toBe(0);
+    expect(errnoOf(() => k.run(k.pread({ device: 'pmem0', offset: 8192, length: 4096, direct: true, map: 'buf' })))).toBe('EIO');
+    // __pmem_direct_access() reads the same pmem->bb: the data page is poisoned for DAX
+    const pfn = k.device('pmem0').dataPfn + 2;
+    expect(k.dax.poisoned(pfn, 1)).toBe(true);
+    k.run(k.unbind({ device: 'pmem0' }));
+    k.run(k.bind({ device: 'pmem0' }));
+    expect(k.bdevBadblocksIn({ device: 'pmem0' })).toBe(0);
+    expect(k.dax.poisoned(k.device('pmem0').dataPfn + 2, 1)).toBe(false);
   });
 });

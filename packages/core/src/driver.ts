@@ -57,6 +57,8 @@ export interface RawNamespace {
   readonly size: number;
   /** physical start, bytes: the namespace's range, which its block device reads and writes from byte 0 */
   readonly phys: number;
+  /** its block device as a filesystem's device, once one was mounted there without DAX (dax/namespace.ts rawDisk()) */
+  disk?: Device;
 }
 
 /** A driver plugin: the PagemapProvider of DESIGN.md — probe, faults on its mappings, unbind. */

@@ -58,10 +58,10 @@ import { Vm, type Leaf } from './mm/vm.js';
 import { runToCompletion, type Op } from './sched.js';
 import { DaxBus, devicePfn, deviceRanges } from './dax/region.js';
 import { NdBus } from './dax/nd-region.js';
-import { reconfigureNamespace, type ReconfigureNamespaceArgs } from './dax/namespace.js';
+import { rawDisk, reconfigureNamespace, type ReconfigureNamespaceArgs } from './dax/namespace.js';
 import { dmCreate, dmHolder, dmRemove, refuseWhileInDmTable, type DmDevice, type DmTarget } from './dax/dm.js';
 import { Badblocks } from './badblocks.js';
-import { bdevBadblocks, injectError, injectedIn, namespaceBlocks, pmemExtent, scrub, type InjectErrorArgs } from './dax/media-errors.js';
+import { bdevBadblocks, injectError, injectedIn, namespaceBlocks, pmemExtent, scrub, setBadblocks, type InjectErrorArgs, type SetBadblocksArgs } from './dax/media-errors.js';
 import type { Device, GupHandle, Inode, MappingRange, Mm, PageCacheFile, Pte, UffdCtx, Vma } from './types.js';
 
 /** Injection tokens: what plugins provide and core consumes, one child container per kernel. */
@@ -185,6 +185,13 @@ export class Kernel {
   readonly badblocks = new Badblocks();
   /** the platform's media errors, what ARS reports: nfit_test's injected list (dax/media-errors.ts) */
   readonly injectedErrors = new Badblocks();
+  /**
+   * Sectors written by hand into a namespace's /sys/block/pmemX/badblocks (`set-badblocks`:
+   * badblocks_store() into pmem->bb alone), by namespace, in physical sectors. Neither the bus's
+   * list nor the region's has them; the disk's list is rebuilt from the bus's when the namespace
+   * is enabled again (pmem_attach_disk()), so they go with the disk (dax/media-errors.ts).
+   */
+  readonly diskBadblocks = new Map<string, Badblocks>();
   readonly migration: DeviceMigration;
   readonly mprotector: Mprotect;
   /** userfaultfd registration, userfaults, UFFDIO_COPY / ZEROPAGE / WRITEPROTECT (mm/userfaultfd.ts) */
@@ -525,7 +532,7 @@ export class Kernel {
 
   device(name: string): Device {
     const d = this.devices.get(name);
-    if (!d && this.rawNamespaces.has(name)) throw new InputError(`'${name}' is a raw-mode pmem namespace: it has no dev_pagemap and no struct pages, so only mount, block I/O (pread / pwrite with device), the badblocks steps and checks and reconfigure-namespace take it (probe it without mode: raw for an fsdax namespace)`, undefined, 'device');
+    if (!d && this.rawNamespaces.has(name)) throw new InputError(`'${name}' is a raw-mode pmem namespace: it has no dev_pagemap and no struct pages, so only mount (and the files of a filesystem mounted there), block I/O (pread / pwrite with device), the badblocks steps and checks and reconfigure-namespace take it (probe it without mode: raw for an fsdax namespace)`, undefined, 'device');
     if (!d && this.dmDevices.has(name)) throw new InputError(`'${name}' is a device-mapper device: only mount, umount, remount, create, mkdir and dm-remove take it (name the pmem namespace under it instead)`, undefined, 'device');
     if (!d) throw new InputError(`unknown device '${name}'`, undefined, 'device');
     return d;
@@ -536,16 +543,19 @@ export class Kernel {
    * device's that offers DAX. EINVAL for a dm device without DAX: nothing is ever mounted there.
    */
   blockDevice(name: string): Device {
+    const disk = this.rawNamespaces.get(name)?.disk;
+    if (disk) return disk;
     const dm = this.dmDevices.get(name);
     if (!dm) return this.device(name);
     if (!dm.dax) throw new KernelError('EINVAL', `${name} is not mounted (${dm.noDax})`);
     return dm.dax;
   }
 
-  /** Every block device a filesystem may be on: the bound devices, then the dm devices with DAX. */
+  /** Every block device a filesystem may be on: the bound devices, the dm devices with DAX, then the raw namespaces' disks a filesystem was made on. */
   *blockDevices(): Iterable<Device> {
     yield* this.devices.values();
     for (const dm of this.dmDevices.values()) if (dm.dax) yield dm.dax;
+    for (const raw of this.rawNamespaces.values()) if (raw.disk) yield raw.disk;
   }
 
   file(name: string): { fs: DaxFilesystem; inode: Inode } {
@@ -695,6 +705,8 @@ export class Kernel {
     if (!device.bound) throw new KernelError('ENODEV', `${a.device} is not bound`);
     refuseWhileInDmTable(this, a.device, 'disable-namespace');
     yield* this.driverOf(device).unbind(this, device);
+    // the disk goes (pmem_release_disk()), and what was set by hand in its badblocks with it
+    this.diskBadblocks.delete(a.device);
     device.bound = false;
     markNamespaceDisabled(device);
   }
@@ -735,8 +747,10 @@ export class Kernel {
     if (!plugin) throw new InputError(`no filesystem plugin '${name ?? '(none)'}' in this kernel`, undefined, 'fs');
     // a raw namespace's block device has no DAX: fs_dax_get_by_bdev() finds no dax_device
     // (v5.17+: no QUEUE_FLAG_DAX without PFN_MAP; before, __generic_fsdax_supported() refused
-    // pfns that are not devmap); each filesystem answers its dax option on its own
-    // a namespace in a dm table: dm_get_device() holds its block device claimed, so the mount's
+    // pfns that are not devmap); each filesystem answers its dax option on its own, and one that
+    // mounts without DAX on a raw namespace is a page-cache filesystem on its disk (rawDisk():
+    // every file through the page cache and bios); over a dm device that is not modelled.
+    // A namespace in a dm table: dm_get_device() holds its block device claimed, so the mount's
     // exclusive open (get_tree_bdev()) fails
     const holder = dmHolder(this, a.device);
     if (holder) throw new KernelError('EBUSY', `${a.device} is in the table of device-mapper device ${holder.name}, which holds its block device: mount ${holder.name} instead`);
@@ -745,9 +759,9 @@ export class Kernel {
     const noDax = raw ? { name: raw.name, why: 'a raw-mode namespace has no dax_device' } : dm?.noDax ? { name: dm.name, why: `a dm device whose table offers no DAX: ${dm.noDax}` } : null;
     if (noDax) {
       if (plugin.mountWithoutDaxDevice) plugin.mountWithoutDaxDevice(this, noDax, a.dax ?? true);
-      throw KernelError.unsupported('EOPNOTSUPP', `${plugin.fsName} on ${noDax.name} (${noDax.why}) is not modelled`);
+      if (!raw || !plugin.mountWithoutDaxDevice) throw KernelError.unsupported('EOPNOTSUPP', `${plugin.fsName} on ${noDax.name} (${noDax.why}) without DAX is not modelled`);
     }
-    const device = this.blockDevice(a.device);
+    const device = raw ? rawDisk(this, raw) : this.blockDevice(a.device);
     const old = device.fs as DaxFilesystem | null;
     if (old && !old.mounted) {
       if (old.name !== plugin.fsName) throw new KernelError('EINVAL', `${a.device} holds ${old.name}, not ${plugin.fsName}`);
@@ -762,8 +776,9 @@ export class Kernel {
     if (device.fs) throw new KernelError('EBUSY', `${a.device} is already mounted`);
     // fs_dax_get_by_bdev() finds no dax_device behind anything but an fsdax-mode pmem namespace (or
     // virtio-fs's window): -o dax cannot mount, so a kernel composed that way cannot run the scenario
-    if (device.pgmap.type !== 'fsdax') throw KernelError.unsupported('EINVAL', `${a.device} has a ${device.pgmap.type} dev_pagemap, not fsdax: mount -o dax needs a pmem namespace in fsdax mode (or virtio-fs's DAX window)`);
+    if (!raw && device.pgmap.type !== 'fsdax') throw KernelError.unsupported('EINVAL', `${a.device} has a ${device.pgmap.type} dev_pagemap, not fsdax: mount -o dax needs a pmem namespace in fsdax mode (or virtio-fs's DAX window)`);
     const fs = plugin.mount(this, device);
+    fs.bdevDax = !raw;
     const mode = fs.parseDaxOption(a.dax ?? true);
     fs.applyMountOptions(mode, options);
     fs.applyServerOptions(server);
@@ -2207,6 +2222,29 @@ export class Kernel {
   clearMediaErrors(first: number, count: number): void {
     this.injectedErrors.clear(first, count);
     this.badblocks.clear(first, count);
+    // pmem_clear_poison() -> badblocks_clear(&pmem->bb): the disk forgets what was set by hand too
+    for (const bb of this.diskBadblocks.values()) bb.clear(first, count);
+  }
+
+  /**
+   * is_bad_pmem() of a pmem block device's pmem->bb over physical sectors [first, first + count):
+   * the first bad range there, from the bus's list (populated into every enabled namespace's
+   * disk) or set by hand into a disk (`set-badblocks`), or null.
+   */
+  pmemBadblock(first: number, count: number): { first: number; count: number } | null {
+    const bus = this.badblocks.check(first, count);
+    if (bus) return bus;
+    for (const bb of this.diskBadblocks.values()) {
+      const r = bb.check(first, count);
+      if (r) return r;
+    }
+    return null;
+  }
+
+  /** echo "<sector> <count>" > /sys/block/pmemX/badblocks (dax/media-errors.ts setBadblocks()). */
+  *setBadblocks(a: SetBadblocksArgs): Op {
+    yield* [];
+    setBadblocks(this, a);
   }
 
   /**

@@ -222,9 +222,10 @@ export interface PageCacheFile {
   sharedPolicy?: { readonly start: number; readonly end: number; readonly policy: VmaPolicy }[];
   /**
    * The data of file page `index` as the filesystem reads it into a new folio (a file without
-   * S_DAX on a DAX-capable mount: its blocks; fs/daxmode.ts); absent: a new folio is zeroes.
+   * S_DAX on a DAX-capable mount: its blocks; fs/daxmode.ts), null when the bio fails (a bad
+   * sector: mm/pagecache.ts readFolio()); absent: a new folio is zeroes.
    */
-  readonly readPage?: (index: number) => string;
+  readonly readPage?: (index: number) => string | null;
   /** a __folio_split() of one of its folios between the refcount freeze and the last unfreeze (mm/split.ts) */
   splitting?: FolioSplitInFlight;
 }

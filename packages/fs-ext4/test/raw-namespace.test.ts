@@ -9,7 +9,7 @@ import { testArch } from '@daxlab/core/testing';
 // pages (pmem_should_map_pages() is false without ND_REGION_PAGEMAP), so its block device has no
 // dax_device. ext4 fails a mount that asks for DAX ("DAX unsupported by block device.", EINVAL:
 // ext4_fill_super() goto failed_mount since 2018-12, ext4_check_feature_compatibility() v6.4+);
-// a mount without DAX succeeds in the kernel but is a page-cache ext4: not modelled (unsupported).
+// a mount without DAX succeeds: a page-cache ext4 (test/pmem-errors.test.ts).
 
 function raw(version: string): Kernel {
   const k = createKernel({ arch: testArch(), fs: ext4(), driver: nvdimm(), kernel: version });
@@ -34,15 +34,27 @@ describe('ext4 on a raw-mode pmem namespace', () => {
       expect(refusal(raw(v), true)).toEqual({ code: 'EINVAL', unsupported: false });
     });
 
-    it(`${v}: without a dax option ext4 mounts without DAX in the kernel: a page-cache ext4, reported as not modelled`, () => {
-      expect(refusal(raw(v), false)).toEqual({ code: 'EOPNOTSUPP', unsupported: true });
+    it(`${v}: without a dax option ext4 mounts, a page-cache ext4: no file is DAX`, () => {
+      const k = raw(v);
+      k.run(k.mount({ device: 'pmem0', dax: false }));
+      k.run(k.create({ file: 'f', size: 4096, device: 'pmem0' }));
+      expect(k.file('f').inode.sDax).toBe(false);
+      // a second mount of the mounted device: EBUSY, as on an fsdax namespace
+      expect(refusal(k, false)).toEqual({ code: 'EBUSY', unsupported: false });
     });
   }
 
-  it('dax=always is -o dax from v5.8 (EINVAL); v5.4 has no dax= at all ("Unrecognized mount option")', () => {
+  it('dax=always is -o dax from v5.8 (EINVAL); v5.4 has no dax= at all ("Unrecognized mount option"); dax=never and dax=inode mount without DAX', () => {
     expect(refusal(raw('v6.6'), 'always')).toEqual({ code: 'EINVAL', unsupported: false });
-    expect(refusal(raw('v6.6'), 'never')).toEqual({ code: 'EOPNOTSUPP', unsupported: true });
     expect(refusal(raw('v5.4'), 'always')).toEqual({ code: 'EINVAL', unsupported: true });
+    for (const dax of ['never', 'inode'] as const) {
+      const k = raw('v6.6');
+      k.run(k.mount({ device: 'pmem0', dax }));
+      // EXT4_FLAGS_BDEV_IS_DAX is unset: FS_XFLAG_DAX inherited from the root changes nothing
+      k.run(k.chattr({ dir: '/', dax: true }));
+      k.run(k.create({ file: 'f', size: 4096, device: 'pmem0' }));
+      expect(k.file('f').inode.sDax).toBe(false);
+    }
   });
 
   it('the refused mount leaves the namespace unmounted: a second -o dax fails the same way', () => {

@@ -365,7 +365,7 @@ export class Dax {
    */
   poisoned(pfn: number, nr: number): boolean {
     const ps = this.k.mmu.basePageSize;
-    if (this.k.badblocks.check((pfn * ps) / 512, (nr * ps) / 512)) return true;
+    if (this.k.pmemBadblock((pfn * ps) / 512, (nr * ps) / 512)) return true;
     const p = this.k.pages;
     for (let i = 0; i < nr; i++) if (p.has(pfn + i) && (p.flags[p.slot(pfn + i)]! & PG.hwpoison) !== 0) return true;
     return false;

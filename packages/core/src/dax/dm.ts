@@ -77,7 +77,7 @@ export function* dmCreate(k: Kernel, a: { name: string; table: readonly DmTarget
     const capacity = raw ? raw.size : device!.dataPages * ps;
     if (t.offset + t.length > capacity) throw new InputError(`${t.offset} + ${t.length} bytes reaches past the end of '${t.device}' (${capacity} bytes of data); device_area_is_invalid() refuses it: shorten the target`, undefined, `${at}.length`);
     if (device && !device.bound) throw new KernelError('ENXIO', `dmsetup create ${a.name}: '${t.device}' is disabled: its block device is gone (enable it first)`);
-    if ((device?.fs as { mounted?: boolean } | null | undefined)?.mounted) throw new KernelError('EBUSY', `dmsetup create ${a.name}: '${t.device}' is mounted: dm_get_device() cannot claim its block device (umount it first)`);
+    if (((device ?? raw?.disk)?.fs as { mounted?: boolean } | null | undefined)?.mounted) throw new KernelError('EBUSY', `dmsetup create ${a.name}: '${t.device}' is mounted: dm_get_device() cannot claim its block device (umount it first)`);
     if (raw) noDax ??= `target ${i} is the raw-mode namespace ${t.device}, whose block device has no DAX (device_not_dax_capable())`;
     else ranges.push({ pfn: device!.dataPfn + t.offset / ps, pages: t.length / ps, pgoff: t.start / ps, pgmap: device!.pgmap });
   });

@@ -1,5 +1,6 @@
 import type { Kernel } from '../kernel.js';
-import { InputError } from '../errors.js';
+import { InputError, KernelError } from '../errors.js';
+import { Badblocks } from '../badblocks.js';
 import type { Op } from '../sched.js';
 
 /**
@@ -120,16 +121,72 @@ function disk(k: Kernel, ext: PmemExtent): { first: number; count: number } | nu
   return { first: ext.start + ext.metadata, count: ext.sectors - ext.metadata };
 }
 
+/** The namespace's disk, or an InputError for a devdax namespace (no block device, no /sys/block/pmemX). */
+function diskOf(k: Kernel, ext: PmemExtent, step: string): { first: number; count: number } {
+  const d = disk(k, ext);
+  if (!d) throw new InputError(`${step}: '${ext.name}' is a devdax namespace: it has no block device, so no /sys/block/pmemX/badblocks (check badblocks reads the region's list)`, undefined, 'device');
+  return d;
+}
+
 /**
  * /sys/block/pmemX/badblocks of a namespace (pmem->bb): its ranges over the block device's
- * sectors, from the data offset. A devdax namespace has no block device: InputError.
+ * sectors, from the data offset: what the bus's list populated, and what was set there by hand.
+ * A devdax namespace has no block device: InputError.
  */
 export function bdevBadblocks(k: Kernel, name: string, step: string): { count: number; first: number | null } {
-  const ext = pmemExtent(k, name, step);
-  const d = disk(k, ext);
-  if (!d) throw new InputError(`${step}: '${name}' is a devdax namespace: it has no block device, so no /sys/block/pmemX/badblocks (check badblocks reads the region's list)`, undefined, 'device');
-  const r = k.badblocks.check(d.first, d.count);
-  return { count: k.badblocks.countIn(d.first, d.count), first: r ? Math.max(r.first, d.first) - d.first : null };
+  const d = diskOf(k, pmemExtent(k, name, step), step);
+  const bb = new Badblocks();
+  for (const list of [k.badblocks, k.diskBadblocks.get(name)]) for (const r of list ?? []) bb.set(r.first, r.count);
+  const r = bb.check(d.first, d.count);
+  return { count: bb.countIn(d.first, d.count), first: r ? Math.max(r.first, d.first) - d.first : null };
+}
+
+/**
+ * The block device sector of the first extent of a file on a filesystem mounted on the namespace
+ * `device`: what `filefrag -v -b512 <file>` prints as the first physical_offset (FS_IOC_FIEMAP's
+ * fe_physical of the lowest logical extent, in 512-byte units), as ndctl pmem-errors.sh reads it.
+ * A file elsewhere, or one without a block (filefrag lists no extent), is an input error.
+ */
+export function fileExtentSector(k: Kernel, device: string, file: string, step: string): number {
+  const { fs, inode } = k.file(file);
+  if (fs.device.name !== device) throw new InputError(`${step}.extentOf: '${file}' is on ${fs.device.name}, not on ${device}: name the namespace its filesystem is mounted on`, undefined, 'extentOf');
+  const first = Math.min(...inode.blocks.keys());
+  if (!Number.isFinite(first)) throw new InputError(`${step}.extentOf: '${file}' has no block (filefrag lists no extent): write it first`, undefined, 'extentOf');
+  const d = diskOf(k, pmemExtent(k, device, step), step);
+  return (fs.blocks.pfnOf(inode.blocks.get(first)!) * k.mmu.basePageSize) / SECTOR - d.first;
+}
+
+/** echo "<sector> <count>" > /sys/block/pmemX/badblocks: the sector counted from the start of the disk, or from a file's first extent. */
+export interface SetBadblocksArgs {
+  readonly device: string;
+  readonly sector?: number;
+  readonly count: number;
+  /** the sector counts from this file's first extent (filefrag), as the script's $start_sect */
+  readonly extentOf?: string;
+}
+
+/**
+ * A write to /sys/block/pmemX/badblocks (disk_badblocks_store() -> badblocks_store() ->
+ * badblocks_set(), block/genhd.c and block/badblocks.c, older than every preset): the sectors
+ * join the disk's own list (disk->bb is pmem->bb) and nothing else: not the bus's list, not the
+ * region's badblocks, not nfit_test's. From then on the disk fails reads there (pmem_do_read(),
+ * DAX's __pmem_direct_access()), lists them, and a write over them clears them like any other
+ * (pmem_clear_poison(): nvdimm_clear_poison() is asked to clear a range the platform never
+ * reported; nfit_test answers cleared = length). A disable / enable rebuilds the disk's list
+ * from the bus's (pmem_attach_disk()), so they go with the disk. The kernel accepts sectors past
+ * the disk's end (badblocks_set() does not check): not modelled, an input error.
+ */
+export function setBadblocks(k: Kernel, a: SetBadblocksArgs): void {
+  const step = 'set-badblocks';
+  const ext = pmemExtent(k, a.device, step);
+  const d = diskOf(k, ext, step);
+  const device = k.devices.get(a.device);
+  if (device && !device.bound) throw new KernelError('ENOENT', `${step}: ${a.device} is disabled: it has no block device, so no /sys/block/pmemX/badblocks`);
+  const sector = (a.extentOf !== undefined ? fileExtentSector(k, a.device, a.extentOf, step) : 0) + (a.sector ?? 0);
+  if (sector + a.count > d.count) throw new InputError(`${step}: sectors ${sector}..${sector + a.count - 1} reach past the ${d.count} sectors of ${a.device}'s block device (badblocks_set() would record them, but no I/O reaches them: not modelled)`, undefined, 'sector');
+  let list = k.diskBadblocks.get(a.device);
+  if (!list) k.diskBadblocks.set(a.device, (list = new Badblocks()));
+  list.set(d.first + sector, a.count);
 }
 
 /** ndctl inject-error --status: the platform's ranges inside the namespace's injection bounds, in sectors. */

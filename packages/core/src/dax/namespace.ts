@@ -2,6 +2,7 @@ import type { Kernel } from '../kernel.js';
 import { InputError, KernelError } from '../errors.js';
 import type { Op } from '../sched.js';
 import type { Device } from '../types.js';
+import type { RawNamespace } from '../driver.js';
 import { refuseWhileInDmTable } from './dm.js';
 
 /** The personalities `reconfigure-namespace` switches a pmem namespace between (ndctl create-namespace -m). */
@@ -14,6 +15,39 @@ export interface ReconfigureNamespaceArgs {
   readonly align?: number;
   /** -M dev (true, ndctl's default) or -M mem: the memmap on the device or in RAM */
   readonly altmap?: boolean;
+}
+
+/**
+ * The block device of a raw namespace as the device of a filesystem mounted there without DAX
+ * (ext4: mkfs.ext4 + mount without -o dax, ndctl pmem-errors.sh): the whole namespace, block b
+ * at byte b * PAGE_SIZE (pmem->data_offset 0), made at the first mount and kept while the
+ * namespace is (a later mount finds the filesystem again). No dev_pagemap backs it: its `pgmap`
+ * throws, so a path that would treat the disk as DAX memory fails loudly instead of reading one.
+ */
+export function rawDisk(k: Kernel, raw: RawNamespace): Device {
+  if (raw.disk) return raw.disk;
+  const ps = k.mmu.basePageSize;
+  raw.disk = {
+    name: raw.name,
+    driver: 'nvdimm',
+    size: raw.size,
+    align: ps,
+    get pgmap(): never {
+      throw new Error(`${raw.name} is a raw-mode namespace: its block device has no dev_pagemap`);
+    },
+    dataPfn: raw.phys / ps,
+    dataPages: raw.size / ps,
+    bound: true,
+    fs: null,
+    mapping: { id: k.newAddressSpaceId(), owner: raw.name, entries: new Map(), mmaps: new Set() },
+    state: {},
+  };
+  return raw.disk;
+}
+
+/** A filesystem is mounted on the raw namespace's block device. */
+export function rawMounted(raw: RawNamespace | undefined): boolean {
+  return (raw?.disk?.fs as { mounted?: boolean } | null | undefined)?.mounted === true;
 }
 
 /** The size of the info block area ndctl's zero_info_block() writes zeroes over (8 KiB at offset 0). */
@@ -48,9 +82,10 @@ export function* reconfigureNamespace(k: Kernel, a: ReconfigureNamespaceArgs): O
   // ndctl_namespace_disable_safe(): "is active as system-ram" / the mounted block device
   if (k.hotplug.memoryOf(a.device)) throw new KernelError('EBUSY', `${a.device}: active as system-ram, refusing to disable (reconfigure the device-dax instance to devdax first)`);
   refuseWhileInDmTable(k, a.device, 'reconfigure-namespace of');
-  if (old && (old.fs as { mounted?: boolean } | null)?.mounted && old.bound) throw new KernelError('EBUSY', `${a.device}: the block device is mounted (ndctl_namespace_disable_safe: open(O_EXCL) fails): umount it first`);
+  if (((old?.fs as { mounted?: boolean } | null | undefined)?.mounted && old?.bound) || rawMounted(raw)) throw new KernelError('EBUSY', `${a.device}: the block device is mounted (ndctl_namespace_disable_safe: open(O_EXCL) fails): umount it first`);
   if (k.hotplug.leakedOf(a.device)) throw new KernelError('EBUSY', `${a.device}: kmem's region of it was never released: the range cannot be claimed again`);
   if (old?.bound) yield* k.unbind({ device: a.device });
+  k.diskBadblocks.delete(a.device); // a raw namespace's disk goes too (pmem_release_disk())
   const ps = k.mmu.basePageSize;
   const phys = raw ? raw.phys : old!.pgmap.startPfn * ps;
   const size = raw ? raw.size : old!.size;

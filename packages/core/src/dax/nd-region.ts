@@ -2,7 +2,7 @@ import type { Kernel } from '../kernel.js';
 import { InputError, KernelError } from '../errors.js';
 import { kernelAtLeast } from '../features.js';
 import type { Op } from '../sched.js';
-import { reconfigureNamespace, type NamespaceMode } from './namespace.js';
+import { rawMounted, reconfigureNamespace, type NamespaceMode } from './namespace.js';
 import { lowestFree } from './region.js';
 
 /**
@@ -263,7 +263,9 @@ export class NdBus {
     // namespace_prep_reconfig() is reconfigure's too: disable_safe, zero the info block; the raw
     // personality it leaves is then deleted (a raw one has nothing of its own to undo)
     if (this.k.devices.has(ns.name)) yield* reconfigureNamespace(this.k, { device: ns.name, mode: 'raw' });
+    if (rawMounted(this.k.rawNamespaces.get(ns.name))) throw new KernelError('EBUSY', `${ns.name}: the block device is mounted (ndctl_namespace_disable_safe: open(O_EXCL) fails): umount it first`);
     this.k.rawNamespaces.delete(ns.name);
+    this.k.diskBadblocks.delete(ns.name);
     if (region.mappings === 0) return;
     ns.extent = null;
     if (ns.id !== 0 && ns.id !== region.seed) region.namespaces.delete(ns.id);

@@ -89,10 +89,11 @@ export interface FilesystemPlugin {
   /**
    * mount(2) on a block device that offers no DAX (a raw-mode pmem namespace, a dm device over
    * one; `why` says which): throws the filesystem's answer to the dax option — a refused mount,
-   * or KernelError.unsupported where it mounts without DAX (files through the page cache and
-   * bios: not modelled). Absent: every such mount is not modelled.
+   * or KernelError.unsupported where its mount without DAX is not modelled — and returns where
+   * it mounts without DAX (on a raw namespace Kernel.mount then makes a page-cache filesystem:
+   * `bdevDax` false; over a dm device that is not modelled). Absent: every such mount is not modelled.
    */
-  mountWithoutDaxDevice?(k: Kernel, device: { readonly name: string; readonly why: string }, dax: DaxMountOption): never;
+  mountWithoutDaxDevice?(k: Kernel, device: { readonly name: string; readonly why: string }, dax: DaxMountOption): void;
   /**
    * A driver that a `probe` without an explicit driver uses when this filesystem is the
    * kernel's (virtio-fs: the DAX cache window), so scenarios written for pmem run unchanged.
@@ -127,6 +128,12 @@ export abstract class DaxFilesystem implements FsHandle, DaxIomapOps {
   private nextIno = 1;
   /** the mount's DAX policy, from its dax option (parseDaxOption; fs/daxmode.ts) */
   daxMode: DaxMode = 'always';
+  /**
+   * The block device has a dax_device (fs_dax_get_by_bdev(): ext4's EXT4_FLAGS_BDEV_IS_DAX, v5.8;
+   * XFS's bt_daxdev). False on a raw pmem namespace (Kernel.mount): no file is ever S_DAX there,
+   * whatever the dax policy and FS_XFLAG_DAX say (ext4_should_enable_dax()).
+   */
+  bdevDax = true;
   /** mounted now; umount keeps what is on the device (inodes, blocks, directories) for the next mount */
   mounted = true;
   /** directories by name ('/' is the root): only their FS_XFLAG_DAX is modelled, which new children inherit */
@@ -372,16 +379,25 @@ export abstract class DaxFilesystem implements FsHandle, DaxIomapOps {
   setupInode(inode: Inode): void {
     inode.incore = true;
     inode.dontcache = false;
-    inode.sDax = this.shouldEnableDax(inode);
+    inode.sDax = this.bdevDax && this.shouldEnableDax(inode);
     if (inode.sDax || inode.cache) return;
     const fsName = this.name === 'ext4' || this.name === 'fuse' ? this.name : 'xfs';
     inode.cache = this.k.pageCache.createForInode(`${inode.name}@${this.device.name}`, this.pages(inode.size), fsName, (index) => this.readCachedPage(inode, index));
   }
 
-  /** The data a page-cache read of page `index` of a file without S_DAX finds: its block (->read_folio). */
-  protected readCachedPage(inode: Inode, index: number): string {
+  /**
+   * The data a page-cache read of page `index` of a file without S_DAX finds (->read_folio):
+   * zeroes for a hole or an unwritten extent (no bio), else its block, read by a bio that the
+   * pmem block device fails over a bad sector (pmem_do_read(): is_bad_pmem() of pmem->bb,
+   * BLK_STS_IOERR; pmem_do_bvec() before v5.7): null.
+   */
+  protected readCachedPage(inode: Inode, index: number): string | null {
     const block = inode.blocks.get(index);
-    return block === undefined || this.isUnwritten(inode, index) ? '' : (this.k.pages.data.get(this.blocks.pfnOf(block)) ?? '');
+    if (block === undefined || this.isUnwritten(inode, index)) return '';
+    const pfn = this.blocks.pfnOf(block);
+    const sectors = this.pageSize / 512;
+    if (this.k.pmemBadblock(pfn * sectors, sectors)) return null;
+    return this.k.pages.data.get(pfn) ?? '';
   }
 
   /**
@@ -478,11 +494,13 @@ export abstract class DaxFilesystem implements FsHandle, DaxIomapOps {
   /**
    * Write every cached page of a file without S_DAX to its block (filemap_write_and_wait, as the
    * model's writeback: pages are not tracked clean or dirty); a page written over a hole gets a
-   * block, as delalloc conversion gives it one.
+   * block, as delalloc conversion gives it one. A folio a failed read left not uptodate is not
+   * dirty and is not written. The bio's pmem_do_write() clears the poison of the sectors it
+   * writes (pmem_clear_poison(): Kernel.clearMediaErrors).
    */
   protected writeback(inode: Inode): void {
     for (const [index, pfn] of [...(inode.cache?.cache ?? [])].sort((a, b) => a[0] - b[0])) {
-      if (index >= this.pages(inode.size)) continue;
+      if (index >= this.pages(inode.size) || inode.cache?.notUptodate.has(index)) continue;
       const data = this.k.pages.data.get(pfn) ?? '';
       let block = inode.blocks.get(index);
       if (block === undefined && data === '') continue;
@@ -491,7 +509,9 @@ export abstract class DaxFilesystem implements FsHandle, DaxIomapOps {
         inode.blocks.set(index, block);
       }
       this.unwrittenOf(inode).delete(index); // writeback converts an unwritten extent it writes
-      this.k.pages.data.set(this.blocks.pfnOf(block), data);
+      const blockPfn = this.blocks.pfnOf(block);
+      this.k.pages.data.set(blockPfn, data);
+      this.k.clearMediaErrors((blockPfn * this.pageSize) / 512, this.pageSize / 512);
       this.k.pageCache.cleanForIo(pfn);
     }
   }

@@ -7,6 +7,7 @@ import { preempt, type Op } from '../sched.js';
 import type { GupHandle, Inode, PageCacheFile } from '../types.js';
 import type { Iomap } from '../dax/dax.js';
 import type { DaxFilesystem, DirectIoCoherence } from './filesystem.js';
+import { fileExtentSector } from '../dax/media-errors.js';
 
 /**
  * pread(2) / pwrite(2) of a file, with O_DIRECT or without: the user buffer is `length` bytes of
@@ -85,6 +86,8 @@ export interface FileIoArgs {
 export interface BdevIoArgs extends Omit<FileIoArgs, 'file'> {
   readonly device: string;
   readonly file?: undefined;
+  /** `offset` counts from this file's first extent on the device (filefrag: dax/media-errors.ts fileExtentSector()) */
+  readonly extentOf?: string;
 }
 
 /** bdev_logical_block_size() of a pmem namespace: the sector O_DIRECT must be aligned to */
@@ -366,7 +369,14 @@ function* cacheRead(k: Kernel, file: PageCacheFile, first: number, end: number, 
     let data = '';
     if (reads) {
       if (file.pages <= index) file.pages = index + 1;
-      const pfn = k.pageCache.getFolio(file, index, 'filemap_read');
+      let pfn: number;
+      try {
+        pfn = k.pageCache.getFolio(file, index, 'filemap_read');
+      } catch (e) {
+        // a folio whose read failed ends filemap_read(): `already_read ? already_read : error`
+        if (done > 0 && e instanceof KernelError && e.code === 'EIO' && e.unsupported === null) break;
+        throw e;
+      }
       data = k.pages.data.get(pfn) ?? '';
       k.folios.put(k.folios.folio(pfn), 1, 'filemap_read: folio_put');
     } else {
@@ -528,6 +538,7 @@ function* directIo(k: Kernel, fs: DaxFilesystem, inode: Inode, pos: number, len:
       const from = Math.max(pos, index * ps);
       const to = Math.min(endByte, (index + run) * ps);
       const blockPfn = (page: number): number => map.pfn + page - index;
+      if (dir === 'read' && map.type !== 'hole') badSectorRead(k, inode, from, to, blockPfn, call);
       ({ reached, failed } = dir === 'read' && map.type === 'hole' ? yield* dioZero(k, io, from, to) : yield* dioBio(k, io, from, to, blockPfn));
       index += run;
     }
@@ -541,6 +552,24 @@ function* directIo(k: Kernel, fs: DaxFilesystem, inode: Inode, pos: number, len:
   } finally {
     if (shared) inode.iolock.upRead();
     else inode.iolock.upWrite();
+  }
+}
+
+/**
+ * The read bio of file bytes [from, to) in the blocks blockPfn(page) meets a bad sector: the pmem
+ * block device fails it (pmem_do_read(): is_bad_pmem() of pmem->bb, BLK_STS_IOERR; pmem_do_bvec()
+ * before v5.7), and the error is the call's, whatever else was read: iomap_dio_bio_end_io() sets
+ * dio->error, which iomap_dio_complete() returns (v5.5+ ext4, XFS); v5.4's ext4 (fs/direct-io.c
+ * dio_complete()) returns dio->io_error once no page error came first. -EIO either way.
+ */
+function badSectorRead(k: Kernel, inode: Inode, from: number, to: number, blockPfn: (page: number) => number, call: string): void {
+  const ps = k.mmu.basePageSize;
+  for (let x = from; x < to; ) {
+    const page = Math.floor(x / ps);
+    const end = Math.min(to, (page + 1) * ps);
+    const sector = (blockPfn(page) * ps + (x - page * ps)) / LOGICAL_SECTOR;
+    if (k.pmemBadblock(sector, (end - x) / LOGICAL_SECTOR)) throw new KernelError('EIO', `${call}: the bio for ${inode.name} bytes ${from}..${to - 1} meets a bad sector at file byte ${x} (pmem_do_read: is_bad_pmem, BLK_STS_IOERR)`);
+    x = end;
   }
 }
 
@@ -604,6 +633,10 @@ function* dioBio(k: Kernel, io: DirectIo, from: number, to: number, blockPfn: (p
       },
       store: (data) => {
         for (let page = firstFile; page <= lastFile; page++) if (sourceOf(page) === j) k.pages.data.set(blockPfn(page), data);
+        // pmem_do_write(): the sectors this buffer page fills are written, their poison cleared (pmem_clear_poison)
+        const x = Math.max(from, fileByteOf(ps, io, j));
+        const end = reachedAfter(ps, io, j, to);
+        if (x < end) k.clearMediaErrors((blockPfn(Math.floor(x / ps)) * ps + (x % ps)) / LOGICAL_SECTOR, Math.ceil((end - x) / LOGICAL_SECTOR));
       },
       kept: (pfn) => {
         const head = k.pages.headOf(pfn);
@@ -727,11 +760,12 @@ function* gupPageIo(k: Kernel, buf: UserBuffer, i: number, dir: Dir, io: PageIo)
  */
 function* bdevIo(k: Kernel, a: BdevIoArgs, dir: Dir): Op<number> {
   const ps = k.mmu.basePageSize;
-  const offset = a.offset ?? 0;
-  const call = `p${dir}(/dev/${a.device}, ${offset}, ${a.length}${a.direct ? ', O_DIRECT' : ''})`;
+  const step = `p${dir}`;
+  const offset = (a.offset ?? 0) + (a.extentOf !== undefined ? fileExtentSector(k, a.device, a.extentOf, step) * LOGICAL_SECTOR : 0);
+  const call = `${step}(/dev/${a.device}, ${offset}, ${a.length}${a.direct ? ', O_DIRECT' : ''})`;
   const buf: UserBuffer = { map: a.map, first: a.page ?? 0, ...(a.process !== undefined ? { process: a.process } : {}) };
   wholeBuffer(a.pageOffset ?? 0, call);
-  const disk = pmemDisk(k, a.device, call);
+  const disk = pmemDisk(k, a.device, call, a.direct === true);
   if (a.direct && (offset % LOGICAL_SECTOR !== 0 || a.length % LOGICAL_SECTOR !== 0)) throw new KernelError('EINVAL', `${call}: O_DIRECT position and length must be multiples of the ${LOGICAL_SECTOR}-byte logical sector (blkdev_dio_invalid)`);
   if (a.length === 0) return 0;
   if (offset >= disk.capacity) {
@@ -749,7 +783,7 @@ function* bdevIo(k: Kernel, a: BdevIoArgs, dir: Dir): Op<number> {
     const sector = (pfn * ps + (pos - page * ps)) / LOGICAL_SECTOR;
     const sectors = (to - pos) / LOGICAL_SECTOR;
     const i = Math.floor((pos - offset) / ps);
-    if (dir === 'read' && k.badblocks.check(sector, sectors)) {
+    if (dir === 'read' && k.pmemBadblock(sector, sectors)) {
       if (a.direct || pos === offset) throw new KernelError('EIO', `${call}: sectors ${pos / LOGICAL_SECTOR}..${to / LOGICAL_SECTOR - 1} of the block device touch badblocks (pmem_do_read: is_bad_pmem)`);
       break;
     }
@@ -773,16 +807,27 @@ function* bdevIo(k: Kernel, a: BdevIoArgs, dir: Dir): Op<number> {
 /**
  * The block device of a pmem namespace: the pfn its byte 0 is in and its capacity. An fsdax
  * namespace's starts at its data (pmem->data_offset), a raw one's at the namespace's start.
+ * Beside a mounted filesystem only O_DIRECT is modelled: it moves sectors between the buffer and
+ * the media as the filesystem's own bios do (a direct write does not touch the file's page
+ * cache, as in the kernel); buffered I/O would go through the block device's page cache, which
+ * the model does not keep apart from the media.
  */
-function pmemDisk(k: Kernel, name: string, call: string): { firstPfn: number; capacity: number } {
+function pmemDisk(k: Kernel, name: string, call: string, direct: boolean): { firstPfn: number; capacity: number } {
   const raw = k.rawNamespaces.get(name);
-  if (raw) return { firstPfn: raw.phys / k.mmu.basePageSize, capacity: raw.size };
+  const mounted = (fs: unknown): boolean => (fs as DaxFilesystem | null | undefined)?.mounted === true;
+  const besideMount = (): never => {
+    throw KernelError.unsupported('EOPNOTSUPP', `${call}: a filesystem is mounted on ${name}: buffered block I/O beside it (the block device's page cache) is not modelled; O_DIRECT is`);
+  };
+  if (raw) {
+    if (mounted(raw.disk?.fs) && !direct) besideMount();
+    return { firstPfn: raw.phys / k.mmu.basePageSize, capacity: raw.size };
+  }
   const device = k.device(name);
   // dax_fops (drivers/dax/device.c) has no ->read / ->write: vfs_read / vfs_write give -EINVAL
   if (device.driver === 'devdax') throw new KernelError('EINVAL', `${call}: ${name} is a device-dax instance, a character device without read/write (dax_fops): mmap it`);
   if (device.driver !== 'nvdimm') throw KernelError.unsupported('EOPNOTSUPP', `${call}: ${name} (driver ${device.driver}) is not a pmem namespace: block I/O is modelled on nvdimm namespaces only`);
   if (!device.bound) throw new KernelError('ENOENT', `${call}: the namespace is disabled: no block device`);
-  if ((device.fs as DaxFilesystem | null)?.mounted) throw KernelError.unsupported('EOPNOTSUPP', `${call}: a filesystem is mounted on ${name}: block I/O beside it is not modelled`);
+  if (mounted(device.fs) && !direct) besideMount();
   return { firstPfn: device.dataPfn, capacity: device.dataPages * k.mmu.basePageSize };
 }
 

@@ -500,7 +500,13 @@ function* collapseFile(k: Kernel, vma: Vma, file: PageCacheFile, start: number, 
       }
       // page_cache_sync_readahead() + filemap_lock_folio(): the page is read into the cache
       if (index >= file.pages) return fail('fail');
-      pfn = k.pageCache.getFolio(file, index, 'collapse_file: page_cache_sync_readahead');
+      try {
+        pfn = k.pageCache.getFolio(file, index, 'collapse_file: page_cache_sync_readahead');
+      } catch (e) {
+        // the read failed (a bad sector): "!folio_test_uptodate(folio)" is SCAN_FAIL
+        if (e instanceof KernelError && e.code === 'EIO') return fail('fail');
+        throw e;
+      }
       k.folios.put(k.folios.folio(pfn), 1, 'collapse_file: readahead reference');
     }
     const head = k.folios.folio(pfn);

@@ -15,6 +15,13 @@ export type ShmemHugeMode = (typeof SHMEM_HUGE_MODES)[number];
 export const TMPFS_HUGE_OPTIONS = ['always', 'within_size', 'advise', 'never'] as const;
 export type TmpfsHuge = (typeof TMPFS_HUGE_OPTIONS)[number];
 
+/**
+ * What getFolio() does when a disk file's folio must be read and the read fails: the caller's
+ * error (read(2): EIO, a fault: SIGBUS), or 'overwrite': the caller writes the whole page, so
+ * nothing is read.
+ */
+export type ReadError = 'EIO' | 'SIGBUS' | 'overwrite';
+
 /** mm/memory.c fault_around_bytes: rounddown_pow_of_two(65536), the default since it came (v3.15) */
 const FAULT_AROUND_BYTES = 65536;
 
@@ -137,11 +144,11 @@ export class PageCache {
   /**
    * The page cache of a regular file without S_DAX on a DAX-capable ext4 / xfs / FUSE mount
    * (fs/daxmode.ts): like createOnDisk, but its folios are read by `readPage` (the file's
-   * blocks; FUSE_READ from the server). The
+   * blocks, null when the block device fails the read; FUSE_READ from the server). The
    * name (`file@device`) is not one a scenario can give: the file keeps its filesystem's
    * orderings for truncate and punch hole.
    */
-  createForInode(name: string, pages: number, fs: 'ext4' | 'xfs' | 'fuse', readPage: (index: number) => string): PageCacheFile {
+  createForInode(name: string, pages: number, fs: 'ext4' | 'xfs' | 'fuse', readPage: (index: number) => string | null): PageCacheFile {
     const file = this.newFile(name, pages, true, undefined, fs);
     const withRead: PageCacheFile = { ...file, readPage };
     this.files.set(name, withRead);
@@ -226,8 +233,14 @@ export class PageCache {
    * -EINVAL ("sgp <= SGP_CACHE && index >= i_size"), which a fault turns into SIGBUS (vmf_error).
    * SGP_CACHE zeroes a folio that fallocate left not uptodate and marks it uptodate; SGP_FALLOC
    * leaves a new one not uptodate.
+   *
+   * A disk file's folio that is not uptodate (new, or left so by a failed read) is read in
+   * (readFolio()) unless the caller overwrites the whole page (`readError` 'overwrite': a
+   * page-sized write's ->write_begin reads no block it covers whole, block_write_begin()). A read
+   * that fails leaves the folio in the cache not uptodate and is the caller's error: -EIO from
+   * read(2) (filemap_read()), VM_FAULT_SIGBUS from a fault (filemap_fault()).
    */
-  getFolio(file: PageCacheFile, index: number, why: string, sgp: 'cache' | 'falloc' = 'cache'): number {
+  getFolio(file: PageCacheFile, index: number, why: string, sgp: 'cache' | 'falloc' = 'cache', readError: ReadError = 'EIO'): number {
     if (index >= file.pages) throw new KernelError('SIGBUS', `page ${index} of file '${file.name}' is past its end (${file.pages} pages): shmem_get_folio_gfp -EINVAL`);
     let pfn = file.cache.get(index);
     if (pfn === undefined) {
@@ -235,21 +248,37 @@ export class PageCache {
       if (got === null) throw new KernelError('ENOMEM', `out of memory allocating page ${index} of file '${file.name}'`);
       pfn = got;
       file.cache.set(index, pfn);
-      // a disk file's new folio is read from its block (filemap_read_folio -> ->read_folio)
-      const data = file.readPage?.(index);
-      if (data) this.k.pages.data.set(pfn, data);
-      if (sgp === 'falloc') file.notUptodate.add(index);
+      if (sgp === 'falloc' || file.readPage) file.notUptodate.add(index);
       // the filesystem whose page cache it is: tmpfs (shmem), hugetlbfs, secretmem, or the disk filesystem
       this.k.emit('page.mapping', { pfn, mapping: `${file.writeback ?? (file.hugetlb ? 'hugetlbfs' : file.secretmem ? 'secretmem' : 'shmem')}:${file.name}`, index, share: 0 });
-    } else if (sgp === 'cache' && file.notUptodate.has(index)) {
+    } else if (sgp === 'cache' && !file.readPage && file.notUptodate.has(index)) {
       // SGP_CACHE zeroes and marks uptodate the whole folio fallocate left (folio_test_uptodate() is per folio)
       const head = this.k.folios.folio(pfn);
       const first = index - (pfn - head);
       for (let i = first; i < first + this.k.folios.nr(head); i++) file.notUptodate.delete(i);
     }
+    if (file.readPage && file.notUptodate.has(index) && readError !== 'overwrite') this.readFolio(file, index, pfn, readError);
     // the reference is the folio's: a PMD-order folio collapse_file() put in the cache holds every index of its range
     this.k.folios.get(this.k.folios.folio(pfn), 1, `${why}: shmem_get_folio`);
     return pfn;
+  }
+
+  /**
+   * filemap_read_folio() -> ->read_folio of a disk file's folio (ext4_read_folio /
+   * iomap_read_folio: a bio to the file's block, none for a hole or an unwritten extent). The
+   * block device fails a bio over a bad sector (pmem_do_read(): is_bad_pmem(), BLK_STS_IOERR) and
+   * the completion leaves the folio not uptodate (folio_end_read(folio, false)): the folio stays
+   * in the cache, and the next lookup reads it again.
+   */
+  private readFolio(file: PageCacheFile, index: number, pfn: number, readError: 'EIO' | 'SIGBUS'): void {
+    const data = file.readPage!(index);
+    if (data === null) {
+      const where = readError === 'SIGBUS' ? 'filemap_fault: VM_FAULT_SIGBUS' : 'filemap_read: -EIO';
+      throw new KernelError(readError, `page ${index} of '${file.name}': the read of its block failed (pmem_do_read: is_bad_pmem, BLK_STS_IOERR), the folio is not uptodate (${where})`);
+    }
+    if (data) this.k.pages.data.set(pfn, data);
+    else this.k.pages.data.delete(pfn);
+    file.notUptodate.delete(index);
   }
 
   /**
@@ -269,7 +298,7 @@ export class PageCache {
     const k = this.k;
     for (;;) {
       const head = file.splitting?.entries.get(index);
-      if (head === undefined) return this.getFolio(file, index, why);
+      if (head === undefined) return this.getFolio(file, index, why, 'cache', 'SIGBUS');
       yield preempt('filemap_get_entry: xas_load', () => head);
       const frozen = (): boolean => file.splitting?.frozen.has(head) === true;
       if (frozen()) {
@@ -402,7 +431,7 @@ export class PageCache {
    */
   writeBegin(file: PageCacheFile, index: number, isize: number, writeEnd: number): number {
     this.allocSized(file, index, isize, writeEnd);
-    return this.getFolio(file, index, 'shmem_write_begin');
+    return this.getFolio(file, index, 'shmem_write_begin', 'cache', 'overwrite');
   }
 
   /**
@@ -590,7 +619,7 @@ export class PageCache {
   cowData(vmf: Vmf): string {
     // shmem_fault()'s shmem_get_folio_gfp() follows the huge policy for a private VMA too
     this.faultLarge(vmf.vma, this.fileOf(vmf.vma), vmf.pgoff);
-    const pfn = this.getFolio(this.fileOf(vmf.vma), vmf.pgoff, 'do_cow_fault');
+    const pfn = this.getFolio(this.fileOf(vmf.vma), vmf.pgoff, 'do_cow_fault', 'cache', 'SIGBUS');
     const data = this.k.pages.data.get(pfn) ?? '';
     this.k.folios.put(this.k.folios.folio(pfn), 1, 'do_cow_fault: folio_put of the page-cache folio');
     return data;

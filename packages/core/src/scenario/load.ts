@@ -238,7 +238,8 @@ function references(step: Step, at: Path, raw: Record<string, unknown>): NameRef
     case 'close': ref('name', 'fd', a.name, typeof raw[step.op] === 'string' ? [...at, step.op] : [...at, step.op, 'name']); break;
     case 'truncate': case 'punch-hole': case 'fallocate': case 'add-seals': ref('file', 'file'); break;
     case 'reflink': ref('from', 'file'); break;
-    case 'pread': case 'pwrite': ref('file', 'file'); ref('device', 'device'); ref('map', 'map'); ref('process', 'process'); break;
+    case 'pread': case 'pwrite': ref('file', 'file'); ref('device', 'device'); ref('extentOf', 'file'); ref('map', 'map'); ref('process', 'process'); break;
+    case 'set-badblocks': ref('device', 'device'); ref('extentOf', 'file'); break;
     case 'mmap': ref('process', 'process'); ref('file', 'file'); ref('device', 'device'); ref('devmem', 'device'); ref('map', 'map', (a.fixed as { map?: string } | undefined)?.map, [...at, step.op, 'fixed', 'map']); break;
     case 'read': case 'write': case 'execute': ref('map', 'map'); ref('process', 'process'); ref('thread', 'thread'); break;
     case 'signal': case 'sigreturn': ref('stack', 'map'); ref('process', 'process'); ref('thread', 'thread'); break;

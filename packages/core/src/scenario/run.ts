@@ -247,6 +247,7 @@ export function stepOp(k: Kernel, step: Step, failures: string[]): Op<unknown> {
     case 'memory-failure': return k.memoryFailure(a);
     case 'inject-error': return k.injectError(a);
     case 'scrub': return k.scrub();
+    case 'set-badblocks': return k.setBadblocks(a);
     case 'clear-error': return k.clearError(a);
     case 'soft-offline': return k.softOffline(a);
     case 'inject-fault': return k.injectFault(a);

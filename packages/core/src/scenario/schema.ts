@@ -195,7 +195,10 @@ const fileIoArgs = obj({
   direct: Flag.optional().describe('O_DIRECT: on a file without S_DAX the buffer is GUPed for the I/O (get_user_pages_fast until v6.4, pinned from v6.5); on a DAX file the same copy as without'),
   process: Name.optional().describe('the calling process, whose address space the buffer is in (default: the one that created the mapping)'),
   bytes: z.number().int().nonnegative().optional().describe('the return value the call must give: the bytes read or written'),
-}).refine((a) => (a.file === undefined) !== (a.device === undefined), { error: 'pread / pwrite one target: give file: <name> or device: <pmem namespace>', path: ['file'] });
+  extentOf: Name.optional().describe('with device: offset counts from the first extent of this file on the namespace\'s filesystem (filefrag -v\'s first physical_offset), as ndctl pmem-errors.sh seeks to the sector it read there'),
+})
+  .refine((a) => (a.file === undefined) !== (a.device === undefined), { error: 'pread / pwrite one target: give file: <name> or device: <pmem namespace>', path: ['file'] })
+  .refine((a) => a.extentOf === undefined || a.device !== undefined, { error: 'extentOf places a block-device I/O at a file\'s extent: give device: <pmem namespace> with it (a file\'s own I/O counts offset from its start)', path: ['extentOf'] });
 
 /** `{map, page, process?}` | `{file, page}` | `{device, page?}` | `{hugetlb}` (one of map/file/device/hugetlb). */
 const CheckTarget = obj({
@@ -683,6 +686,14 @@ export const OP_ARGS = {
     uninject: Flag.optional().describe('--uninject: nfit_test forgets the blocks (NFIT_CMD_ARS_INJECT_CLEAR); badblocks a scrub found stay'),
   }).describe('ndctl inject-error: nfit_test records the blocks as media errors (NFIT_CMD_ARS_INJECT_SET) and, unless notify: false, the notification scrubs them into the bus\'s list and the badblocks; no machine check, no page poisoned'),
   scrub: obj({}).describe('ndctl start-scrub + wait-scrub: address range scrub reports the platform\'s errors, which join the bus\'s list and the region\'s and namespaces\' badblocks'),
+  'set-badblocks': obj({
+    device: Name.describe('a pmem namespace with a block device (fsdax or raw)'),
+    sector: z.number().int().nonnegative().optional().describe('the first 512-byte sector of the block device (from its data offset); with extentOf, counted from that file\'s first extent (default 0)'),
+    count: z.number().int().positive().describe('how many sectors'),
+    extentOf: Name.optional().describe('a file on the filesystem mounted on the namespace: sector counts from its first extent (filefrag -v -b512\'s first physical_offset)'),
+  })
+    .refine((a) => a.sector !== undefined || a.extentOf !== undefined, { error: 'give sector: <n> (the block device\'s sector), or extentOf: <file> (from the file\'s first extent)', path: ['sector'] })
+    .describe('echo "<sector> <count>" > /sys/block/pmemX/badblocks (badblocks_store()): the sectors join the disk\'s own list (pmem->bb) only, not the bus\'s or the region\'s; the disk fails reads there until a write clears them, and an enable rebuilds its list without them'),
   'clear-error': obj({
     device: Name.describe('a pmem namespace in devdax mode'),
     block: z.number().int().nonnegative().describe('the first 512-byte block from the start of the namespace'),

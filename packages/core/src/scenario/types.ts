@@ -37,7 +37,7 @@ export type OpName =
   | 'spawn' | 'mmap' | 'munmap' | 'read' | 'write' | 'pread' | 'pwrite' | 'fork' | 'exit' | 'kill' | 'process-mrelease' | 'exec'
   | 'pin' | 'get' | 'unpin' | 'put' | 'dma-write' | 'dma-read' | 'iouring-register' | 'iouring-unregister'
   | 'ksm-merge' | 'ksm-unmerge' | 'prctl' | 'proc-mem-write' | 'mlock' | 'munlock' | 'mlockall' | 'munlockall'
-  | 'memory-failure' | 'inject-error' | 'scrub' | 'clear-error' | 'soft-offline' | 'migrate' | 'device-read' | 'device-write' | 'device-snapshot' | 'device-exclusive' | 'device-check-exclusive' | 'inject-fault' | 'check'
+  | 'memory-failure' | 'inject-error' | 'scrub' | 'set-badblocks' | 'clear-error' | 'soft-offline' | 'migrate' | 'device-read' | 'device-write' | 'device-snapshot' | 'device-exclusive' | 'device-check-exclusive' | 'inject-fault' | 'check'
   | 'mprotect' | 'clear-refs' | 'mremap' | 'madvise' | 'mseal' | 'pidfd-open' | 'process-madvise' | 'memfd-create' | 'memfd-secret' | 'tmpfile' | 'hugetlb-pool' | 'thp-size' | 'thp-enabled' | 'shmem-enabled' | 'sysctl' | 'khugepaged-limits' | 'khugepaged-scan' | 'split-huge-pages' | 'swapoff'
   | 'remote-read' | 'setrlimit' | 'pkey-alloc' | 'pkey-free' | 'pkey-set' | 'clone-thread' | 'execute' | 'signal' | 'sigreturn' | 'numa-nodes' | 'mbind' | 'move-pages' | 'migrate-pages' | 'set-mempolicy'
   | 'uffd-api' | 'uffd-register' | 'uffd-unregister' | 'uffd-copy' | 'uffd-zeropage' | 'uffd-continue' | 'uffd-poison' | 'uffd-move' | 'uffd-wake' | 'uffd-writeprotect' | 'uffd-read' | 'uffd-close' | 'pagemap-scan'
