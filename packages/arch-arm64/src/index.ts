@@ -104,6 +104,17 @@ export function arm64Mmu(pageSize: Arm64PageSize): Mmu {
     // no collapseFlushWaitsForGupFast: the generic pmdp_collapse_flush() invalidates by broadcast
     // TLBI, no IPI, and GUP-fast relies on RCU table freeing (MMU_GATHER_RCU_TABLE_FREE): the
     // architecture of 70cbc3cc78a9's race
+    // the user address space (arch/arm64/include/asm/processor.h): DEFAULT_MAP_WINDOW_64 is
+    // 1 << VA_BITS_MIN, TASK_SIZE_64 1 << vabits_actual; with VA_BITS 48 both are 1 << 48. With
+    // CONFIG_ARM64_VA_BITS_52 (the feature large-user-va; arm64Unsupported() refuses it where the
+    // release lacks it) TASK_SIZE is 1 << 52 and the window stays at VA_BITS_MIN: 48, or 47 with
+    // 16K pages (LPA2, v6.9 [M]). arch_get_mmap_end() / arch_get_mmap_base() open the rest to a
+    // hint above the window (generic_get_unmapped_area_topdown())
+    userVa: {
+      standard: { defaultWindow: 2 ** 48, taskSize: 2 ** 48 },
+      large: { defaultWindow: 2 ** (pageSize === 16 * KiB ? 47 : 48), taskSize: 2 ** 52 },
+      hint: 'generic',
+    },
   };
 }
 
@@ -179,6 +190,10 @@ export function arm64Populator(pageSize: Arm64PageSize): VmemmapPopulator {
 export function arm64Unsupported(k: KernelDescription): string | null {
   if (k.driver !== null && !kernelAtLeast(k.version, 5, 7)) {
     return `arm64 has no ZONE_DEVICE in ${k.version}: it needs ARCH_HAS_PTE_DEVMAP and MEMORY_HOTREMOVE, which arm64 selects from v5.7`;
+  }
+  // CONFIG_ARM64_VA_BITS_52 depends on ARM64_64K_PAGES until LPA2 support for 4K and 16K pages (v6.9 [M])
+  if (k.features['large-user-va'] && k.pageSize !== 64 * KiB && !kernelAtLeast(k.version, 6, 9)) {
+    return `arm64 has no 52-bit user VA with ${k.pageSize / KiB}K pages in ${k.version} (large-user-va): CONFIG_ARM64_VA_BITS_52 needs 64K pages before LPA2 (v6.9)`;
   }
   return null;
 }

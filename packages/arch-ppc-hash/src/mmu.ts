@@ -79,6 +79,11 @@ export const PPC_HASH_64K_MMU: Mmu = {
   // SLICE_LOW_SHIFT 28, SLICE_LOW_TOP 4 GiB, SLICE_HIGH_SHIFT 40; both page sizes): a hugetlb
   // mapping needs slices of its huge page size (book3s64/slice.c slice_get_unmapped_area())
   slices: { lowSize: 256 * MiB, lowTop: 4 * GiB, highSize: 1024 * GiB },
+  // the user address space (arch/powerpc/include/asm/task_size_64.h, PPC_64K_PAGES):
+  // DEFAULT_MAP_WINDOW_USER64 128 TiB, TASK_SIZE_USER64 4 PiB (a 52-bit address; in
+  // place before v5.4 [M], so every preset);
+  // slice_get_unmapped_area() raises slb_addr_limit to TASK_SIZE for a hint at or above the window
+  userVa: { standard: { defaultWindow: 2 ** 47, taskSize: 2 ** 52 }, hint: 'slices' },
   // no memfdSecretSince: powerpc selects no ARCH_HAS_SET_DIRECT_MAP (mm/Kconfig SECRETMEM depends
   // on it) and has no memfd_secret in its syscall table [M]: memfd_secret() is ENOSYS
   pkeys: ppcHashPkeys(32),
@@ -104,6 +109,8 @@ export const PPC_HASH_4K_MMU: Mmu = {
   // a 4K Linux PTE holds 3 key bits: num_pkey = min(8, pkeys_total) (v5.11; before, keys 8-31 were
   // reserved as os_reserved: the same keys are left)
   pkeys: ppcHashPkeys(8),
+  // PPC_4K_PAGES: TASK_SIZE_USER64 and DEFAULT_MAP_WINDOW_USER64 are both 64 TiB (task_size_64.h)
+  userVa: { standard: { defaultWindow: 2 ** 46, taskSize: 2 ** 46 }, hint: 'slices' },
 };
 
 /** The MMU for a page-size option (default 64 KiB); other sizes are refused with the fix. */

@@ -58,6 +58,12 @@ export const S390_MMU: Mmu = {
   // no collapseFlushWaitsForGupFast: the generic pmdp_collapse_flush() clears the segment entry
   // with IDTE/CSP, broadcast by the hardware with no IPI, and page tables are freed by RCU
   // (MMU_GATHER_RCU_TABLE_FREE): GUP-fast is not waited for (70cbc3cc78a9)
+  // the user address space (arch/s390/include/asm/processor.h): TASK_SIZE_MAX is -PAGE_SIZE and the
+  // stack sits below _REGION2_SIZE (4 TiB, the 3-level ASCE limit; STACK_TOP, less the vdso in newer
+  // releases); arch_get_unmapped_area_topdown() takes any free hint below TASK_SIZE and
+  // check_asce_limit() -> crst_table_upgrade() adds page-table levels for it; a search stays below
+  // mmap_base
+  userVa: { standard: { defaultWindow: 4 * 1024 * GiB, taskSize: 2 ** 64 - 4 * KiB }, hint: 's390' },
 };
 
 /** PUD_SIZE (region-third entry): 2 GiB. */

@@ -59,6 +59,16 @@ export const X86_MMU: Mmu = {
   // the walk; collapse_huge_page() relied on it ("After this gup_fast can't run anymore", up to
   // 70cbc3cc78a9). Native x86: paravirt TLB flushes that skip the IPI are not modelled.
   collapseFlushWaitsForGupFast: true,
+  // the user address space (arch/x86/include/asm/page_64_types.h): DEFAULT_MAP_WINDOW is
+  // (1 << 47) - PAGE_SIZE; TASK_SIZE_MAX is the same with 4-level paging and (1 << 56) - PAGE_SIZE
+  // with 5-level paging (__VIRTUAL_MASK_SHIFT 56 when pgtable_l5_enabled(): CONFIG_X86_5LEVEL and
+  // an LA57 CPU, the feature large-user-va); a hint above the window opens the rest
+  // (arch_get_unmapped_area_topdown(), mmap_address_hint_valid(): b569bab78d8d, v4.14 [M])
+  userVa: {
+    standard: { defaultWindow: 2 ** 47 - 4 * KiB, taskSize: 2 ** 47 - 4 * KiB },
+    large: { defaultWindow: 2 ** 47 - 4 * KiB, taskSize: 2 ** 56 - 4 * KiB },
+    hint: 'x86',
+  },
 };
 
 /**

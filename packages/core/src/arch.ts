@@ -101,6 +101,37 @@ export interface Mmu {
    * absent: not modelled (arm64 maps it PAGE_EXECONLY with EPAN).
    */
   readonly execOnlyLoads?: 'readable';
+  /**
+   * The user address-space limits get_unmapped_area() works with (mm/vaspace.ts); absent: an
+   * address hint is refused as not modelled.
+   */
+  readonly userVa?: UserVaFacts;
+}
+
+/** One user address-space layout, in bytes (arch/<arch>/include/asm/processor.h, task_size_64.h). */
+export interface UserVa {
+  /**
+   * DEFAULT_MAP_WINDOW: the top of what mmap() hands out without a hint above it (STACK_TOP, below
+   * which mmap_base() leaves the stack its gap); s390: STACK_TOP, its 3-level asce limit
+   */
+  readonly defaultWindow: number;
+  /** TASK_SIZE: the top of user addresses, which a hint above the window or MAP_FIXED may reach */
+  readonly taskSize: number;
+}
+
+/** An arch's user address-space layouts and how its get_unmapped_area() takes a hint. */
+export interface UserVaFacts {
+  readonly standard: UserVa;
+  /** the wider layout of the feature `large-user-va` (x86 LA57, arm64 52-bit VA); absent: the arch has one layout */
+  readonly large?: UserVa;
+  /**
+   * whose hint check: `x86` (arch_get_unmapped_area_topdown(): mmap_address_hint_valid() refuses
+   * a range that crosses DEFAULT_MAP_WINDOW), `generic` (generic_get_unmapped_area_topdown():
+   * arch_get_mmap_end() / arch_get_mmap_base()), `slices` (powerpc slice_get_unmapped_area()) or
+   * `s390` (its arch_get_unmapped_area_topdown(): any free hint below TASK_SIZE, the page table
+   * grown by crst_table_upgrade(); no window above mmap_base for a search)
+   */
+  readonly hint: 'x86' | 'generic' | 'slices' | 's390';
 }
 
 /** An arch's protection keys (arch/<arch>/include/asm/pkeys.h, arch/<arch>/mm/pkeys.c). */

@@ -340,6 +340,15 @@ export const FEATURES = [
     },
   },
   {
+    name: 'large-user-va',
+    values: [false, true],
+    summary: 'the wider user address space: x86-64 5-level paging (LA57), arm64 52-bit VA; mmap goes above the default window only for a hint above it or MAP_FIXED',
+    meaning: {
+      false: 'x86-64 with 4-level paging: TASK_SIZE and DEFAULT_MAP_WINDOW both (1 << 47) - PAGE_SIZE; arm64 with CONFIG_ARM64_VA_BITS_48: both 1 << 48 (ppc64 hash and s390 have one layout each: Mmu.userVa)',
+      true: 'x86-64 with CONFIG_X86_5LEVEL on an LA57 CPU (77ef56e4f0fb and b569bab78d8d "x86/mm: Prepare to expose larger address space to userspace", v4.14 [M]): TASK_SIZE_MAX (1 << 56) - PAGE_SIZE, DEFAULT_MAP_WINDOW still (1 << 47) - PAGE_SIZE; arm64 with CONFIG_ARM64_VA_BITS_52 on a CPU with 52-bit VA: TASK_SIZE 1 << 52, DEFAULT_MAP_WINDOW 1 << VA_BITS_MIN (48; 47 with 16K pages), with 64K pages from 67e7fdfcc682 "arm64: mm: introduce 52-bit userspace support" (v5.0 [M]), with 4K and 16K pages (LPA2) from v6.9 [M] (the arm64 plugin refuses the cell before)',
+    },
+  },
+  {
     name: 'ext4-dax-cow-journal',
     values: [false, true],
     summary: 'ext4\'s DAX fault handler takes a private (COW) write fault for a write to the file and starts a journal handle (xfstests generic/452)',
@@ -403,6 +412,7 @@ export interface Preset {
 
 const V5_4: FeatureSet = {
   'io-strict-devmem': false,
+  'large-user-va': false,
   'fsdax-refcount': 'legacy',
   'foll-pin': false,
   'devmem-extra-ref': true,

@@ -42,6 +42,7 @@ import { SysvShm } from './ipc/shm.js';
 import { Secretmem } from './mm/secretmem.js';
 import { Pkeys, type PkeyRegister, type PkeyRights } from './mm/pkeys.js';
 import { sliceFixed } from './mm/slices.js';
+import { fixedPage, hintPage } from './mm/vaspace.js';
 import { Swap } from './mm/swap.js';
 import { Ksm } from './mm/ksm.js';
 import { Numa, type MbindFlags, type MpolMode } from './mm/mempolicy.js';
@@ -145,8 +146,13 @@ export interface MmapArgs {
   droppable?: boolean;
   /** MAP_NORESERVE: VM_NORESERVE (hugetlb reserves nothing at mmap; elsewhere only overcommit accounting, not modelled) */
   noreserve?: boolean;
-  /** MAP_FIXED at page `offset` (bytes, page aligned) of this mapping's range; MAP_FIXED_NOREPLACE with `noreplace` */
-  fixed?: { map: string; offset?: number; noreplace?: boolean };
+  /**
+   * MAP_FIXED at page `offset` (bytes, page aligned) of mapping `map`'s range, or at byte address
+   * `addr`; MAP_FIXED_NOREPLACE with `noreplace`
+   */
+  fixed?: { map?: string; addr?: number; offset?: number; noreplace?: boolean };
+  /** the address hint (bytes; -1 for (void *)-1) of an anonymous mapping without MAP_FIXED (mm/vaspace.ts) */
+  addr?: number;
   as: string;
 }
 
@@ -1159,7 +1165,10 @@ export class Kernel {
       const { hugetlb, ...rest } = a;
       return yield* this.mmapPlaced({ ...rest, ...(hugetlb !== undefined ? { hugetlb: this.hugetlb.pageSize(hugetlb) } : {}) }, memfd);
     } finally {
-      delete mm.fixedPlacement; // one-shot: never left for a later placement
+      // one-shot: never left for a later placement
+      delete mm.fixedPlacement;
+      delete mm.fixedAbsolute;
+      delete mm.addressHint;
     }
   }
 
@@ -1192,16 +1201,29 @@ export class Kernel {
     }
     const prot = { write, exec: a.exec ?? false };
     const mdweFirst = kernelAtLeast(this.version, 6, 12);
+    if (a.addr !== undefined) {
+      if (a.fixed) throw new InputError(`mmap '${a.as}': addr is a hint; MAP_FIXED at an address is fixed: { addr }`, undefined, 'addr');
+      if (!a.anon) throw new InputError(`mmap '${a.as}': an address hint is modelled for anonymous mappings (anon: true) only`, undefined, 'addr');
+      const hint = hintPage(this, a.addr);
+      if (hint !== 0) mm.addressHint = hint;
+    }
     if (a.fixed) {
-      const target = this.mapRange(a.fixed.map, a.process);
-      if (target.mm !== mm) throw new InputError(`mmap MAP_FIXED places a mapping in its own process: '${a.fixed.map}' is mapped in ${target.mm.name}, not ${mm.name}`, undefined, 'fixed');
-      const fixedOffset = a.fixed.offset ?? 0;
-      if (fixedOffset % ps !== 0) throw new KernelError('EINVAL', `mmap MAP_FIXED at offset ${fixedOffset} of '${a.fixed.map}': not page aligned`);
-      const at = target.origin.start + fixedOffset / ps;
+      const huge = memfd?.hugetlb ?? (a.hugetlb !== undefined ? this.hugetlb.hstate(a.hugetlb) : null);
+      const span = huge ? Math.ceil(pages / huge.pages) * huge.pages : pages;
+      let at: number;
+      if (a.fixed.addr !== undefined) {
+        at = fixedPage(this, a.fixed.addr, span);
+      } else {
+        const map = a.fixed.map ?? '';
+        const target = this.mapRange(map, a.process);
+        if (target.mm !== mm) throw new InputError(`mmap MAP_FIXED places a mapping in its own process: '${map}' is mapped in ${target.mm.name}, not ${mm.name}`, undefined, 'fixed');
+        const fixedOffset = a.fixed.offset ?? 0;
+        if (fixedOffset % ps !== 0) throw new KernelError('EINVAL', `mmap MAP_FIXED at offset ${fixedOffset} of '${map}': not page aligned`);
+        at = target.origin.start + fixedOffset / ps;
+      }
       // do_mmap() -> get_unmapped_area(MAP_FIXED) before mmap_region() unmaps the old VMAs: on an
       // MMU with slices, those still count against a slice of another page size (mm/slices.ts)
-      const huge = memfd?.hugetlb ?? (a.hugetlb !== undefined ? this.hugetlb.hstate(a.hugetlb) : null);
-      sliceFixed(this.mmu, mm, at, huge ? Math.ceil(pages / huge.pages) * huge.pages : pages, huge?.pages ?? 1);
+      sliceFixed(this.mmu, mm, at, span, huge?.pages ?? 1);
       // do_mmap(): MAP_FIXED_NOREPLACE is MAP_FIXED for get_unmapped_area(), then EEXIST on any
       // overlap -- before mmap_region(), so neither a seal nor MDWE is asked
       if (a.fixed.noreplace) {
@@ -1217,6 +1239,7 @@ export class Kernel {
         throw e;
       }
       mm.fixedPlacement = at;
+      if (a.fixed.addr !== undefined) mm.fixedAbsolute = true;
     }
     // mmap_region(): map_deny_write_exec() of the new VMA's flags; until v6.12 [M] ("mm: resolve
     // faulty mmap_region() error path behaviour") after MAP_FIXED had unmapped the old range
@@ -2404,6 +2427,11 @@ export class Kernel {
    * Where the VMA holding the page starts, in pages from the mapping's start (negative: below it),
    * as PROCMAP_QUERY's vma_start or the page's /proc/PID/maps line shows it; null when no VMA is there.
    */
+  /** The address (bytes) of the range mmap or mremap returned for the mapping: its /proc/PID/maps start. */
+  addressIn(t: { map: string; process?: string }): number {
+    return this.mapRange(t.map, t.process).origin.start * this.mmu.basePageSize;
+  }
+
   vmaStartIn(t: { map: string; page: number; process?: string }): number | null {
     const { mm, vpn } = this.mapAddress(t.map, t.page, t.process);
     const vma = this.vm.vmaAt(mm, vpn);

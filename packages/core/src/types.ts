@@ -437,6 +437,13 @@ export interface Mm {
    * caller unmapped what was there first); cleared as soon as it is used (kernel.ts mmap)
    */
   fixedPlacement?: number;
+  /** with fixedPlacement: MAP_FIXED at an address of its own (mmap `fixed.addr`), which leaves the default placement where it was */
+  fixedAbsolute?: true;
+  /**
+   * mmap() with an address hint in progress: the hint's page (after do_mmap()'s
+   * round_hint_to_min()), which the next placeVma() tries first (mm/vaspace.ts); cleared with fixedPlacement
+   */
+  addressHint?: number;
   /**
    * The first vpn of the PMD range collapse_huge_page() has taken the page table of
    * (pmdp_collapse_flush()) and not yet mapped by its huge PMD: lockless walkers (GUP-fast) find

@@ -20,8 +20,10 @@ import type { Mm } from '../types.js';
  * model places bottom-up (Vm.placeVma), so it takes the first position at or above its next free
  * page whose slices all fit. Slices keep their size when their VMAs go; a free slice converts
  * back. A fork child inherits the parent's slice sizes (hash__init_new_context() copies the
- * hash_mm_context). Not modelled: 4K slices in a 64K kernel (subpage protection, cache-inhibited
- * mappings: the "compat" mask), slb_addr_limit above 128 TiB, radix (no slices).
+ * hash_mm_context). A hint at or above DEFAULT_MAP_WINDOW (128 TiB) raises slb_addr_limit to
+ * TASK_SIZE and searches top-down from mmap_base moved up by the difference (mm/vaspace.ts). Not
+ * modelled: 4K slices in a 64K kernel (subpage protection, cache-inhibited mappings: the "compat"
+ * mask), radix (no slices).
  */
 
 /** The slices a range of pages [start, start + pages) touches: `L<n>` below SLICE_LOW_TOP, `H<n>` above. */
@@ -93,6 +95,18 @@ export function sliceFixed(mmu: Mmu, mm: Mm, start: number, pages: number, psize
     const size = (n: number) => { const b = n * mmu.basePageSize; return b >= 2 ** 20 ? `${b / 2 ** 20} MiB` : `${b / 1024} KiB`; };
     throw new KernelError('EBUSY', `get_unmapped_area(MAP_FIXED) of ${size(psize)} pages at page ${start} of ${mm.name}: slice ${bad} has ${size(slicePsize(mm, bad))} pages and still holds a VMA (slice_get_unmapped_area)`);
   }
+}
+
+/**
+ * slice_check_range_fits() of a hint or a search candidate: whether pages [start, start + pages)
+ * fit `psize` (each slice good or free; the free ones are then converted). Null when they fit (or
+ * the MMU has no slices), else the first page of the slice that does not.
+ */
+export function sliceTake(mmu: Mmu, mm: Mm, start: number, pages: number, psize: number): number | null {
+  const s = mmu.slices;
+  if (!s) return null;
+  const bad = fits(mmu, s, mm, start, pages, psize, true);
+  return bad === null ? null : sliceRange(mmu, s, bad)[0];
 }
 
 /**

@@ -9,6 +9,7 @@ import { refuseWriteExec } from './mdwe.js';
 import type { Protection } from './mprotect.js';
 import { refuseSealedMprotect, refuseSealedUnmap } from './mseal.js';
 import { slicePlace } from './slices.js';
+import { placeHinted } from './vaspace.js';
 import type { UnmapEvents } from './userfaultfd.js';
 import { setVmaPkey } from './pkeys.js';
 
@@ -183,7 +184,9 @@ export class Vm {
   }
 
   /**
-   * get_unmapped_area() with THP-style alignment: align to the largest leaf the length allows.
+   * get_unmapped_area() with THP-style alignment: align to the largest leaf the length allows,
+   * bottom-up from 1 TiB (the kernel goes top-down from mmap_base: mm/vaspace.ts); an address
+   * hint (Mm.addressHint) goes first.
    * `psize` is the mapping's MMU page size in base pages (a hugetlb mapping's huge page, else 1),
    * which an MMU with slices must fit (mm/slices.ts).
    */
@@ -192,15 +195,30 @@ export class Vm {
     // unmapped what was there)
     if (mm.fixedPlacement !== undefined) {
       const at = mm.fixedPlacement;
+      const absolute = mm.fixedAbsolute;
       delete mm.fixedPlacement;
+      delete mm.fixedAbsolute;
       if (at % align !== 0) throw new KernelError('EINVAL', `mmap MAP_FIXED at page ${at} of ${mm.name}: not aligned to the mapping's ${align} pages`);
-      if (mm.nextVpn < at + pages + this.pmdPages) mm.nextVpn = at + pages + this.pmdPages;
+      if (!absolute && mm.nextVpn < at + pages + this.pmdPages) mm.nextVpn = at + pages + this.pmdPages;
       return at;
     }
+    // mmap() with an address hint: where the kernel takes it, or searches above DEFAULT_MAP_WINDOW (mm/vaspace.ts)
+    if (mm.addressHint !== undefined) {
+      const hint = mm.addressHint;
+      delete mm.addressHint;
+      const at = placeHinted(this.k, mm, hint, pages, align, psize);
+      if (at !== null) return at;
+    }
     const a = Math.max(align, pages >= this.pudPages && this.pudPages > 0 ? this.pudPages : pages >= this.pmdPages ? this.pmdPages : 1);
-    const start = slicePlace(this.k.mmu, mm, mm.nextVpn, pages, a, psize);
+    let start = slicePlace(this.k.mmu, mm, mm.nextVpn, pages, a, psize);
+    // past a mapping a hint or MAP_FIXED at an address put above the model's own placement
+    for (let hit = this.overlapping(mm, start, pages); hit; hit = this.overlapping(mm, start, pages)) start = slicePlace(this.k.mmu, mm, hit.start + hit.pages, pages, a, psize);
     mm.nextVpn = start + pages + this.pmdPages; // leave a guard gap
     return start;
+  }
+
+  private overlapping(mm: Mm, start: number, pages: number): Vma | undefined {
+    return mm.vmas.find((v) => v.start < start + pages && start < v.start + v.pages);
   }
 
   /**

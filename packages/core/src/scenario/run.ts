@@ -314,6 +314,8 @@ export function check(k: Kernel, c: CheckArgs): string | null {
       return cmp(`sealed(${where})`, k.isSealedIn(t));
     case 'vmaPages':
       return cmp(`vmaPages(${where})`, k.vmaPagesIn(t));
+    case 'address':
+      return cmp(`address(${where})`, k.addressIn(t));
     case 'vmaStart': {
       const at = k.vmaStartIn(t);
       return at === null ? `vmaStart(${where}): no VMA holds that page` : cmp(`vmaStart(${where})`, at);

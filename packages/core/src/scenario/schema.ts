@@ -82,7 +82,7 @@ export const DRIVER_NAMES = ['nvdimm', 'devdax', 'hmm'] as const;
 export const PRESET_NAMES = PRESETS.map((p) => p.name);
 /** the /proc/sys entries a `sysctl` step can write */
 export const SYSCTL_NAMES = ['vm.hugetlb_optimize_vmemmap', 'vm.enable_soft_offline'] as const;
-export const CHECK_WHATS = ['refcount', 'mapcount', 'pinned', 'mapped', 'anon', 'blockFree', 'vmemmap', 'writable', 'softDirty', 'swapped', 'memoryMerge', 'thpDisable', 'mdwe', 'ksmMergingPages', 'ksmZeroPages', 'ksmPagesShared', 'ksmPagesSharing', 'hugetlbFree', 'hugetlbResv', 'hugetlbTotal', 'locked', 'guard', 'uffdWp', 'dax', 'daxFlag', 'node', 'seals', 'sealed', 'filePmdMapped', 'shmemPmdMapped', 'vmaPages', 'vmaStart', 'anonHugePages', 'folioOrder', 'rssAnon', 'metadataBadblocks', 'badblocks', 'bdevBadblocks', 'bdevFirstBadblock', 'injectedErrors', 'fileBlocks', 'fileSize', 'hardwareCorrupted', 'cgroupFile'] as const satisfies readonly CheckWhat[];
+export const CHECK_WHATS = ['refcount', 'mapcount', 'pinned', 'mapped', 'anon', 'blockFree', 'vmemmap', 'writable', 'softDirty', 'swapped', 'memoryMerge', 'thpDisable', 'mdwe', 'ksmMergingPages', 'ksmZeroPages', 'ksmPagesShared', 'ksmPagesSharing', 'hugetlbFree', 'hugetlbResv', 'hugetlbTotal', 'locked', 'guard', 'uffdWp', 'dax', 'daxFlag', 'node', 'seals', 'sealed', 'filePmdMapped', 'shmemPmdMapped', 'vmaPages', 'vmaStart', 'address', 'anonHugePages', 'folioOrder', 'rssAnon', 'metadataBadblocks', 'badblocks', 'bdevBadblocks', 'bdevFirstBadblock', 'injectedErrors', 'fileBlocks', 'fileSize', 'hardwareCorrupted', 'cgroupFile'] as const satisfies readonly CheckWhat[];
 
 // ---------------------------------------------------------------------------------------------
 // scalars
@@ -123,6 +123,10 @@ const Size = sizeInput
 /** MAP_HUGETLB / SHM_HUGETLB / MFD_HUGETLB page size: bytes, or `default` (no size bits: the default hstate). */
 const HugetlbSize = z.union([z.literal('default'), Size], { error: 'expected a huge page size (2MiB, 1GiB…) or default' })
   .meta({ id: 'HugetlbSize', description: 'a huge page size the arch offers (the size bits log2(size) << MAP_HUGE_SHIFT), or default: none, the default huge page size (HPAGE_SIZE: x86-64 and arm64 with 4 KiB pages 2 MiB, s390 1 MiB, ppc64 hash 16 MiB); a size without an hstate is EINVAL (mmap, shmget) or ENODEV (memfd_create)' });
+
+/** A user virtual address in bytes (YAML reads 0x… as a number), or -1 for (void *)-1. */
+const Address = z.number().int().min(-1).max(Number.MAX_SAFE_INTEGER, { error: 'an address above 2^53 cannot be written exactly: use -1 for (void *)-1' })
+  .meta({ id: 'Address', description: 'a virtual address in bytes (0x7ffffffff000 in YAML is a number), or -1 for (void *)-1' });
 
 const PageIndex = z.number().int().nonnegative().describe('a base-page index within the mapping (0-based)');
 const PageCount = z.number().int().positive().describe('a number of base pages');
@@ -250,6 +254,7 @@ const checkShape = {
   seals: CheckTarget.optional().describe('{file}: fcntl(F_GET_SEALS) of a memfd, the OR of its F_SEAL_* bits (seal 1, shrink 2, grow 4, write 8, future-write 16, exec 32)'),
   sealed: CheckTarget.optional().describe('{map, page, process?}: the VMA holding that page is VM_SEALED (mseal; smaps VmFlags "sl")'),
   vmaPages: CheckTarget.optional().describe('{map, page, process?}: the length in base pages of the VMA holding that page, as /proc/PID/maps shows it (0: nothing mapped there)'),
+  address: CheckTarget.optional().describe('{map, process?}: the address (bytes) mmap or mremap returned for the mapping, as /proc/PID/maps shows its start; compare with equals/min/max (0x… in YAML)'),
   vmaStart: CheckTarget.optional().describe('{map, page, process?}: where the VMA holding that page starts, in pages from the start of the mapping (negative: below it), as PROCMAP_QUERY vma_start or /proc/PID/maps shows it; fails when no VMA holds the page'),
   anonHugePages: CheckTarget.optional().describe('{map, page, process?}: the anonymous THPs mapped by a PMD in the VMA holding that page: its smaps AnonHugePages divided by the PMD size (the huge zero page is not counted); the khugepaged selftest\'s check_huge_anon()'),
   filePmdMapped: CheckTarget.optional().describe('{map, page, process?}: the page-cache THPs of a disk file mapped by a PMD in the VMA holding that page: its smaps FilePmdMapped divided by the PMD size; the khugepaged selftest\'s check_huge_file()'),
@@ -272,7 +277,7 @@ const checkShape = {
 
 /** properties of a pmem namespace: `{ device }` */
 const NAMESPACE_CHECKS: readonly CheckWhat[] = ['metadataBadblocks', 'badblocks', 'bdevBadblocks', 'bdevFirstBadblock', 'injectedErrors'];
-const NUMERIC_CHECKS: readonly CheckWhat[] = ['hardwareCorrupted', 'fileBlocks', 'fileSize', 'refcount', 'mapcount', 'node', 'seals', 'filePmdMapped', 'shmemPmdMapped', 'vmaPages', 'vmaStart', 'anonHugePages', 'folioOrder', 'rssAnon', 'metadataBadblocks', 'badblocks', 'bdevBadblocks', 'bdevFirstBadblock', 'injectedErrors', 'ksmMergingPages', 'ksmZeroPages', 'ksmPagesShared', 'ksmPagesSharing', 'hugetlbFree', 'hugetlbResv', 'hugetlbTotal', 'thpDisable', 'mdwe'];
+const NUMERIC_CHECKS: readonly CheckWhat[] = ['hardwareCorrupted', 'fileBlocks', 'fileSize', 'refcount', 'mapcount', 'node', 'seals', 'filePmdMapped', 'shmemPmdMapped', 'vmaPages', 'vmaStart', 'address', 'anonHugePages', 'folioOrder', 'rssAnon', 'metadataBadblocks', 'badblocks', 'bdevBadblocks', 'bdevFirstBadblock', 'injectedErrors', 'ksmMergingPages', 'ksmZeroPages', 'ksmPagesShared', 'ksmPagesSharing', 'hugetlbFree', 'hugetlbResv', 'hugetlbTotal', 'thpDisable', 'mdwe'];
 /** counters of a hugetlb pool: only a { hugetlb } target */
 const POOL_CHECKS: readonly CheckWhat[] = ['hugetlbFree', 'hugetlbResv', 'hugetlbTotal'];
 /** a cgroup control file's text: { cgroup, file } */
@@ -361,7 +366,9 @@ const checkArgs = obj(checkShape)
       if (ENTRY_CHECKS.includes(what) && target !== 'map') return bad(`${what} looks at the entry that maps a page of a mapping: write { map, page }`);
       if (what === 'folioOrder' && (target === 'hugetlb' || (target === 'device' && t.page === undefined))) return bad('folioOrder looks at the folio mapped at a page of a mapping, cached at a page of a file, or holding a data page of a device: write { map, page }, { file, page } or { device, page }');
       if (what === 'vmemmap' && t.page !== undefined) return bad(`vmemmap is per ${target === 'hugetlb' ? 'pool' : 'device'}: remove page`, [what, 'page']);
-      if (target !== 'device' && target !== 'hugetlb' && t.page === undefined) return bad(`add page: the base-page index to look at (${form})`);
+      if (what === 'address') {
+        if (target !== 'map' || t.page !== undefined) return bad('address is where a mapping starts: write { map, process? } (no page)');
+      } else if (target !== 'device' && target !== 'hugetlb' && t.page === undefined) return bad(`add page: the base-page index to look at (${form})`);
       if (t.process !== undefined && target !== 'map') return bad('process only applies to a mapping target { map, page, process }', [what, 'process']);
     }
     const hasRange = c.min !== undefined || c.max !== undefined;
@@ -445,12 +452,23 @@ const mmapArgs = obj({
   droppable: z.literal(true).optional().describe('MAP_DROPPABLE (v6.11; EINVAL before) with anon: true instead of MAP_PRIVATE: VM_DROPPABLE and VM_WIPEONFORK, never mlocked; EINVAL with shared, a file, locked or hugetlb'),
   noreserve: Flag.optional().describe('MAP_NORESERVE: a hugetlb mapping reserves (and charges to the rsvd counter of its hugetlb cgroup) nothing at mmap; each fault takes an unreserved free page, or SIGBUS. Elsewhere it only skips overcommit accounting, which is not modelled'),
   fixed: obj({
-    map: Name.describe("a mapping of the same process: its range (mapped or not) gives the address"),
-    offset: Size.optional().describe('where in that range the new mapping starts (page aligned; default 0)'),
+    map: Name.optional().describe("a mapping of the same process: its range (mapped or not) gives the address"),
+    addr: Address.optional().describe('instead of map: the address itself (bytes; 0x… in YAML)'),
+    offset: Size.optional().describe('with map: where in that range the new mapping starts (page aligned; default 0)'),
     noreplace: z.literal(true).optional().describe('MAP_FIXED_NOREPLACE (v4.17) instead of MAP_FIXED: EEXIST when any mapping overlaps the range, which stays as it is'),
+  }).superRefine((f, ctx) => {
+    if ((f.map === undefined) === (f.addr === undefined)) ctx.addIssue({ code: 'custom', input: f, message: 'say where: fixed: { map: <name>, offset? } (an address in a mapping\'s range) or fixed: { addr: <bytes> }, one of them' });
+    if (f.offset !== undefined && f.map === undefined) ctx.addIssue({ code: 'custom', input: f, path: ['offset'], message: 'offset goes with map; with addr, write the address itself' });
   }).optional().describe('MAP_FIXED at that address: what is mapped there is unmapped first (EPERM when it is sealed: mseal)'),
+  addr: Address.optional().describe('with anon: true, the address hint (mmap\'s first argument, without MAP_FIXED): taken where the kernel takes it, else the mapping goes where the kernel would search (docs/kernel-model.md, "The user address space")'),
   as: Name,
 }).superRefine((m, ctx) => {
+  if (m.addr !== undefined && m.anon === undefined) {
+    ctx.addIssue({ code: 'custom', input: m, path: ['addr'], message: 'an address hint is modelled for anonymous mappings (anon: true) only' });
+  }
+  if (m.addr !== undefined && m.fixed !== undefined) {
+    ctx.addIssue({ code: 'custom', input: m, path: ['addr'], message: 'addr is a hint; for MAP_FIXED at an address write fixed: { addr: <bytes> }' });
+  }
   if (m.sync && (m.file === undefined || m.shared !== true)) {
     ctx.addIssue({ code: 'custom', input: m, path: ['sync'], message: 'MAP_SYNC comes with MAP_SHARED_VALIDATE: write it with file: <name> and shared: true' });
   }

@@ -70,7 +70,7 @@ export interface StepExpect {
 }
 
 /** check: { <what>: target, equals | min | max } */
-export type CheckWhat = 'refcount' | 'mapcount' | 'pinned' | 'mapped' | 'anon' | 'blockFree' | 'vmemmap' | 'writable' | 'softDirty' | 'swapped' | 'memoryMerge' | 'thpDisable' | 'mdwe' | 'ksmMergingPages' | 'ksmZeroPages' | 'ksmPagesShared' | 'ksmPagesSharing' | 'hugetlbFree' | 'hugetlbResv' | 'hugetlbTotal' | 'locked' | 'guard' | 'uffdWp' | 'dax' | 'daxFlag' | 'node' | 'seals' | 'sealed' | 'filePmdMapped' | 'shmemPmdMapped' | 'vmaPages' | 'vmaStart' | 'anonHugePages' | 'folioOrder' | 'rssAnon' | 'metadataBadblocks' | 'badblocks' | 'bdevBadblocks' | 'bdevFirstBadblock' | 'injectedErrors' | 'fileBlocks' | 'fileSize' | 'hardwareCorrupted' | 'cgroupFile';
+export type CheckWhat = 'refcount' | 'mapcount' | 'pinned' | 'mapped' | 'anon' | 'blockFree' | 'vmemmap' | 'writable' | 'softDirty' | 'swapped' | 'memoryMerge' | 'thpDisable' | 'mdwe' | 'ksmMergingPages' | 'ksmZeroPages' | 'ksmPagesShared' | 'ksmPagesSharing' | 'hugetlbFree' | 'hugetlbResv' | 'hugetlbTotal' | 'locked' | 'guard' | 'uffdWp' | 'dax' | 'daxFlag' | 'node' | 'seals' | 'sealed' | 'filePmdMapped' | 'shmemPmdMapped' | 'vmaPages' | 'vmaStart' | 'address' | 'anonHugePages' | 'folioOrder' | 'rssAnon' | 'metadataBadblocks' | 'badblocks' | 'bdevBadblocks' | 'bdevFirstBadblock' | 'injectedErrors' | 'fileBlocks' | 'fileSize' | 'hardwareCorrupted' | 'cgroupFile';
 
 export interface CheckArgs {
   readonly what: CheckWhat;
