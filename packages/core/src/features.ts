@@ -450,11 +450,8 @@ const V5_4: FeatureSet = {
   'ext4-dax-cow-journal': false,
   'fsdev-dax': false,
   'folio-split-misplaced-entries': false,
-<<<<<<< HEAD
   'hugetlb-cgroup': 'v1',
-=======
   'pkey-sigframe': 'thread-register',
->>>>>>> h-pkeys
 };
 // v5.6 hugetlb on cgroup v2 (faced7e0806c), v5.7 its reservation counters (cdc2fcfea79b ...)
 const V5_10: FeatureSet = { ...V5_4, 'hugetlb-cgroup': 'rsvd', 'foll-pin': true, 'fork-cow-pinned': true, 'wp-reuse': 'refcount', 'thp-cow': 'split', 'mremap-devmap-pmd': true };
