@@ -4,7 +4,7 @@ import { preempt, waitUntil, type Op } from '../sched.js';
 import type { GupHandle, Mm, Vma } from '../types.js';
 import { GUP_PIN_COUNTING_BIAS } from './folio.js';
 import { PG } from './pages.js';
-import type { Leaf } from './vm.js';
+import { entryStillRead, type Leaf } from './vm.js';
 import { nonPresent } from './exclusive.js';
 import { kernelAtLeast } from '../features.js';
 
@@ -136,7 +136,8 @@ export class Gup {
         const pgmap = k.memremap.pgmapOf(pfn);
         if (!pgmap || pgmap.killed) return undo();
       } else if (leaf.pte.special) return undo();
-      if (splitGrab) yield preempt('gup-fast: grab', () => k.vm.lookup(mm, vpn)?.pte === leaf.pte);
+      const stillRead = entryStillRead(k.vm, mm, vpn, leaf.pte);
+      if (splitGrab) yield preempt('gup-fast: grab', stillRead);
       const head = k.folios.folio(pfn);
       if (k.folios.rc(head) <= 0) return undo(); // folio_ref_try_add: add-unless-zero fails
       this.grab(head, req.pin, 'gup-fast');
@@ -163,8 +164,8 @@ export class Gup {
       }
       // the re-check compares PTE identity: a zapped and re-faulted PTE with the same contents fails
       // it. Without the PMD re-check, a PTE table a collapse took away still holds the entry read
-      yield preempt('gup-fast: re-check pte', () => k.vm.lookup(mm, vpn)?.pte === leaf.pte);
-      if (k.vm.lookup(mm, vpn)?.pte !== leaf.pte || (pmdRecheck && k.vm.collapsingAt(mm, vpn))) {
+      yield preempt('gup-fast: re-check pte', stillRead);
+      if (!stillRead() || (pmdRecheck && k.vm.collapsingAt(mm, vpn))) {
         this.ungrab(head, req.pin, 'gup-fast: pte changed');
         return undo();
       }
