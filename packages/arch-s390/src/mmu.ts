@@ -55,9 +55,11 @@ export const S390_MMU: Mmu = {
   memfdSecretSince: [6, 4],
   // no pkeys: s390 never selects ARCH_HAS_PKEYS, so pkey_alloc / pkey_free / pkey_mprotect are
   // COND_SYSCALLs left to sys_ni_syscall (ENOSYS) and every VMA has key 0 (include/linux/pkeys.h)
-  // no collapseFlushWaitsForGupFast: the generic pmdp_collapse_flush() clears the segment entry
-  // with IDTE/CSP, broadcast by the hardware with no IPI, and page tables are freed by RCU
-  // (MMU_GATHER_RCU_TABLE_FREE): GUP-fast is not waited for (70cbc3cc78a9)
+  // no collapseFlushWaitsForGupFast: s390's own pmdp_collapse_flush() (arch/s390/include/asm/
+  // pgtable.h, in every preset's tree: already in v4.9) is pmdp_huge_get_and_clear() ->
+  // pmdp_xchg_direct(), which invalidates the segment entry with IDTE (or CSP), broadcast by the
+  // hardware with no IPI, and page tables are freed by RCU (MMU_GATHER_RCU_TABLE_FREE): GUP-fast's
+  // interrupts-off walk is not waited for (70cbc3cc78a9)
   // the user address space (arch/s390/include/asm/processor.h): TASK_SIZE_MAX is -PAGE_SIZE and the
   // stack sits below _REGION2_SIZE (4 TiB, the 3-level ASCE limit; STACK_TOP, less the vdso in newer
   // releases); arch_get_unmapped_area_topdown() takes any free hint below TASK_SIZE and
